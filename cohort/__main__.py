@@ -1,0 +1,5 @@
+"""Allow `python -m cohort`."""
+
+from cohort.cli import main
+
+main()

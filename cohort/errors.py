@@ -1,0 +1,72 @@
+"""One small exception tree; each error carries the CLI exit code it maps to."""
+
+from __future__ import annotations
+
+
+class CohortError(Exception):
+    """Base of every error the CLI turns into a one-line message."""
+
+    exit_code = 1
+
+
+class ConfigError(CohortError):
+    """The run configuration (TOML) is missing, malformed or inconsistent."""
+
+    exit_code = 3
+
+
+class MappingError(CohortError):
+    """A mapping or criteria file is invalid; the message names file, line and key."""
+
+    exit_code = 4
+
+
+class SourceError(CohortError):
+    """A data source (directory, file) cannot be read at all."""
+
+    exit_code = 5
+
+
+class ServerError(CohortError):
+    """A FHIR server failed or answered with an error we cannot recover from."""
+
+    exit_code = 6
+
+
+class AuthError(ServerError):
+    """Authentication with a FHIR server failed (bad credentials, token endpoint)."""
+
+    exit_code = 7
+
+
+class StoreError(CohortError):
+    """The local store cannot be opened or written."""
+
+    exit_code = 8
+
+
+class OutputError(CohortError):
+    """Outputs cannot be written; previous good outputs are left in place."""
+
+    exit_code = 9
+
+
+class LockedError(CohortError):
+    """Another run with the same configuration is in progress."""
+
+    exit_code = 10
+
+
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "unexpected internal error (a bug: please report it)",
+    2: "command-line usage error",
+    3: "configuration error",
+    4: "mapping or criteria file error",
+    5: "data source cannot be read",
+    6: "FHIR server error",
+    7: "FHIR server authentication error",
+    8: "local store error",
+    9: "output cannot be written (previous outputs kept)",
+    10: "another run of this configuration is in progress",
+}

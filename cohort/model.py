@@ -1,0 +1,201 @@
+"""Shared vocabulary of the pipeline: tidy facts about a patient and criterion results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from enum import Enum
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """One coding; `system` is already canonicalised by the terminology layer when compared."""
+
+    system: str
+    code: str
+    display: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """A numeric value as it arrived (unit text and UCUM code kept apart)."""
+
+    value: float
+    unit: str = ""  # Quantity.unit (free text, may be non-UCUM)
+    code: str = ""  # Quantity.code (UCUM when system is unitsofmeasure.org)
+    comparator: str = ""  # "<", "<=", ">=", ">" or ""
+
+
+@dataclass(frozen=True, slots=True)
+class ObsValue:
+    """An Observation's value in every shape FHIR allows that the criteria read."""
+
+    quantity: Quantity | None = None
+    string: str = ""
+    codes: tuple[Code, ...] = ()  # valueCodeableConcept codings
+    text: str = ""  # valueCodeableConcept.text
+    ratio: tuple[Quantity, Quantity] | None = None  # numerator, denominator
+    boolean: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Patient:
+    id: str
+    birth_date: str = ""  # as recorded: YYYY, YYYY-MM or YYYY-MM-DD
+    sex: str = ""
+    deceased: bool = False
+    # identifying columns: written only to PHI-bearing outputs, never logged
+    name: str = ""
+    mrn: str = ""
+    phone: str = ""
+    postal_code: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionFact:
+    ref: str  # "Condition/123"
+    codes: tuple[Code, ...]
+    text: str = ""
+    clinical_status: str = ""  # "" when absent
+    verification_status: str = ""
+    onset: date | None = None
+    recorded: date | None = None
+    abatement: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationFact:
+    ref: str
+    codes: tuple[Code, ...]
+    status: str
+    when: date | None  # effectiveDateTime / effectivePeriod.start / effectiveInstant / issued
+    value: ObsValue
+    interpretation: tuple[Code, ...] = ()
+    ref_low: Quantity | None = None  # referenceRange[0].low
+    text: str = ""
+    components: tuple[tuple[tuple[Code, ...], ObsValue], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Dose:
+    """One dosage line: amount per administration and administrations per day."""
+
+    quantity: Quantity | None = None
+    per_day: float | None = None  # from timing.repeat frequency/period; None when absent
+
+
+@dataclass(frozen=True, slots=True)
+class ExposureFact:
+    """A medication record as an interval; `end is None` means ongoing."""
+
+    ref: str  # "MedicationRequest/7"
+    codes: tuple[Code, ...]  # from medicationCodeableConcept or Medication.code + ingredients
+    text: str  # all names seen (CodeableConcept.text, displays, Medication.code.text)
+    status: str
+    start: date | None
+    end: date | None
+    ongoing: bool = False
+    route: str = ""  # route text/display, lower-case
+    doses: tuple[Dose, ...] = ()
+    strength_mg: float | None = None  # per unit of product when known (Medication.ingredient)
+
+
+@dataclass(frozen=True, slots=True)
+class ImmunizationFact:
+    ref: str
+    codes: tuple[Code, ...]
+    status: str
+    when: date | None
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcedureFact:
+    ref: str
+    codes: tuple[Code, ...]
+    status: str
+    start: date | None
+    end: date | None
+    text: str = ""
+
+
+@dataclass(slots=True)
+class PatientFacts:
+    """Everything the criteria may read about one patient (valid records only)."""
+
+    patient: Patient
+    conditions: list[ConditionFact] = field(default_factory=list)
+    observations: list[ObservationFact] = field(default_factory=list)
+    exposures: list[ExposureFact] = field(default_factory=list)
+    immunizations: list[ImmunizationFact] = field(default_factory=list)
+    procedures: list[ProcedureFact] = field(default_factory=list)
+    # records dropped by the reading rules (entered-in-error, refuted, ...): (ref, why)
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    medication_records: int = 0  # valid medication records of any code (background_therapy)
+
+
+class Status(str, Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    ref: str  # resource reference, e.g. "Observation/abc"
+    concept: str = ""
+    value: str = ""  # as used, e.g. "1:160", "7.2", "positive"
+    unit: str = ""  # canonical unit of the concept when converted
+    date: str = ""  # ISO date
+    note: str = ""  # why it was used or ignored
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    criterion: str
+    status: Status
+    reason: str
+    evidence: tuple[Evidence, ...] = ()
+    ignored: tuple[Evidence, ...] = ()
+    eligible_from: date | None = None  # set on a time-limited FAIL: first date it passes
+    manual: bool = False  # an UNKNOWN that is for the coordinator to confirm, not a data gap
+
+
+@dataclass(slots=True)
+class Candidate:
+    """One screened patient with results, tier and rank."""
+
+    patient: Patient
+    results: list[Result]
+    tier: str = ""  # likely / possible / excluded
+    score: float = 0.0
+    eligible_from: date | None = None
+    rank: int = 0
+    last_seen: date | None = None
+    change: str = ""  # new / tier changed (a -> b) / criteria changed / ""
+
+
+@dataclass(frozen=True, slots=True)
+class CriterionInfo:
+    """What the report needs to know about a criterion (from the trial file)."""
+
+    id: str
+    type: str  # "inclusion" | "exclusion"
+    title: str  # short human label, e.g. "ANA titer >= 1:80"
+    manual_when_unknown: bool = False  # sledai/bilag: an unknown goes to `to_confirm`, not `missing`
+    missing_hint: str = ""  # what would resolve an unknown, e.g. "CBC within 90 days"
+
+
+@dataclass(slots=True)
+class SiteResult:
+    """Everything the report writes for one site."""
+
+    site_id: str
+    site_name: str
+    as_of: date
+    criteria: list[CriterionInfo]
+    manual_items: list[str]  # manual-only checks, e.g. "contraception (WOCBP)"
+    candidates: list[Candidate]  # ranked
+    mapping_version: str = ""
+    data_freshness: str = ""  # ISO timestamp of the newest record/sync for the site
+    previous_tiers: dict[str, str] = field(default_factory=dict)  # patient_id -> tier last run
