@@ -1,0 +1,1 @@
+"""Report writers: candidates/evidence CSV, HTML summary, run.json, safe file output."""

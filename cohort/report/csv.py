@@ -1,0 +1,111 @@
+"""candidates.csv and evidence.csv for one site: UTF-8 with BOM, CRLF, Excel-safe cells."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+
+from cohort.model import Candidate, Evidence, SiteResult, Status
+from cohort.report import rows
+from cohort.report.files import excel_safe
+
+BOM = "\ufeff"
+HEAD_COLUMNS = ("rank", "patient_id", "tier", "score", "eligible_from", "reasons")
+TAIL_COLUMNS = ("change", "to_confirm", "missing", "last_seen")
+PHI_COLUMNS = ("name", "mrn", "birth_date", "age", "sex", "phone", "postal_code")
+EVIDENCE_COLUMNS = (
+    "patient_id",
+    "criterion",
+    "status",
+    "used",
+    "ref",
+    "concept",
+    "value",
+    "unit",
+    "date",
+    "note",
+)
+
+
+def candidate_columns(site: SiteResult, *, phi: bool = True) -> list[str]:
+    """Header of candidates.csv: contract columns, one per criterion, then the rest."""
+    cols = [*HEAD_COLUMNS, *(ci.id for ci in site.criteria), *TAIL_COLUMNS]
+    return cols + list(PHI_COLUMNS) if phi else cols
+
+
+def _render(header: Iterable[str], body: Iterable[Iterable[str]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    w.writerow([excel_safe(h) for h in header])
+    for row in body:
+        w.writerow([excel_safe(cell) for cell in row])
+    return BOM + buf.getvalue()
+
+
+def candidate_row(site: SiteResult, c: Candidate, *, phi: bool = True) -> list[str]:
+    """One candidates.csv row as text cells (before Excel neutralisation)."""
+    row = [
+        str(c.rank),
+        c.patient.id,
+        c.tier,
+        rows.fmt_score(c.score),
+        rows.fmt_date(c.eligible_from),
+        rows.reasons(site, c),
+    ]
+    row += [rows.status_of(c, ci.id) for ci in site.criteria]
+    row += [
+        rows.change_of(site, c),
+        "; ".join(rows.to_confirm_items(site, c)),
+        "; ".join(rows.missing_items(site, c)),
+        rows.fmt_date(c.last_seen),
+    ]
+    if phi:
+        p = c.patient
+        age = rows.age_at(p.birth_date, site.as_of) if p.birth_date else None
+        row += [
+            p.name,
+            p.mrn,
+            p.birth_date,
+            "" if age is None else str(age),
+            p.sex,
+            p.phone,
+            p.postal_code,
+        ]
+    return row
+
+
+def candidates_csv(site: SiteResult, *, phi: bool = True) -> str:
+    """candidates.csv text: one row per screened patient, in rank order.
+
+    Identifying columns (name, MRN, birth date, age, sex, phone, postal code) are written
+    last, and only when `phi` is true.
+    """
+    ordered = sorted(site.candidates, key=lambda c: (c.rank <= 0, c.rank))
+    return _render(
+        candidate_columns(site, phi=phi),
+        (candidate_row(site, c, phi=phi) for c in ordered),
+    )
+
+
+def _evidence_cells(e: Evidence) -> list[str]:
+    return [e.ref, e.concept, e.value, e.unit, e.date, e.note]
+
+
+def evidence_rows(site: SiteResult) -> Iterable[list[str]]:
+    """One row per (patient, criterion, evidence item); used = yes / ignored."""
+    order = {ci.id: i for i, ci in enumerate(site.criteria)}
+    ranked = sorted(site.candidates, key=lambda c: (c.rank <= 0, c.rank))
+    for c in ranked:
+        results = sorted(c.results, key=lambda r: order.get(r.criterion, len(order)))
+        for r in results:
+            status = Status(r.status).value
+            for e in r.evidence:
+                yield [c.patient.id, r.criterion, status, "yes", *_evidence_cells(e)]
+            for e in r.ignored:
+                yield [c.patient.id, r.criterion, status, "ignored", *_evidence_cells(e)]
+
+
+def evidence_csv(site: SiteResult) -> str:
+    """evidence.csv text (no identifying columns: patient_id is the FHIR logical id)."""
+    return _render(EVIDENCE_COLUMNS, evidence_rows(site))

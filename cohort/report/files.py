@@ -1,0 +1,98 @@
+"""Safe output files: atomic 0600 writes in 0700 folders, and Excel-safe CSV cells."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+from pathlib import Path
+
+from cohort.errors import OutputError
+
+__all__ = ["excel_safe", "write_atomic", "ensure_dir"]
+
+# A cell Excel/LibreOffice would read as a formula (or DDE) starts with one of these.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Plain numbers (e.g. "-3", "+4.5", "-1.2e3") are data, not formulas: left as they are.
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def excel_safe(cell: str) -> str:
+    """Neutralise a text cell that a spreadsheet would evaluate, by prefixing `'`.
+
+    Cells starting with `=`, `+`, `-`, `@`, tab or CR are prefixed, except plain numbers
+    such as "-3.5"; ISO dates and other text are returned unchanged.
+    """
+    if not cell or not cell.startswith(_FORMULA_START):
+        return cell
+    if _PLAIN_NUMBER.fullmatch(cell):
+        return cell
+    return "'" + cell
+
+
+def ensure_dir(path: Path, mode: int = 0o700) -> None:
+    """Create `path` and missing parents with `mode` (exactly, whatever the umask)."""
+    missing: list[Path] = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=mode)
+        except FileExistsError:
+            continue  # created concurrently: keep whatever mode it got
+        os.chmod(d, mode)
+    if not path.is_dir():
+        raise NotADirectoryError(path)
+
+
+def write_atomic(path: Path, data: bytes | str, mode: int = 0o600) -> None:
+    """Write `data` to `path` atomically: temp file in the same folder, fsync, rename.
+
+    The file gets `mode` (default 0600) whatever the umask; missing parent folders are
+    created 0700. On any failure the previous file (if any) is left untouched and
+    `OutputError` is raised.
+    """
+    path = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = -1
+    try:
+        ensure_dir(path.parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
+        os.fchmod(fd, mode)
+        view = memoryview(payload)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        reason = exc.strerror or exc.__class__.__name__
+        raise OutputError(f"cannot write {path}: {reason}") from exc
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable (best effort: not every platform can fsync a folder)."""
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)

@@ -1,0 +1,136 @@
+"""Per-candidate values shared by the CSV and HTML writers, so both always agree."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from cohort.model import Candidate, CriterionInfo, Result, SiteResult, Status
+
+TIERS = ("likely", "possible", "excluded")
+
+
+def fmt_score(score: float) -> str:
+    """The score as written everywhere: two decimals."""
+    return f"{score:.2f}"
+
+
+def fmt_date(d: date | None) -> str:
+    """ISO date, or "" when absent."""
+    return d.isoformat() if d else ""
+
+
+def results_by_id(c: Candidate) -> dict[str, Result]:
+    """The candidate's results keyed by criterion id (first result wins)."""
+    out: dict[str, Result] = {}
+    for r in c.results:
+        out.setdefault(r.criterion, r)
+    return out
+
+
+def status_of(c: Candidate, criterion: str) -> str:
+    """pass / fail / unknown for one criterion, "" when the candidate has no result for it."""
+    r = results_by_id(c).get(criterion)
+    return Status(r.status).value if r is not None else ""
+
+
+def _ordered(site: SiteResult, c: Candidate) -> list[tuple[Result, CriterionInfo | None]]:
+    """Results in `site.criteria` order, then any result for a criterion not listed there."""
+    by_id = results_by_id(c)
+    infos = {ci.id: ci for ci in site.criteria}
+    ordered: list[tuple[Result, CriterionInfo | None]] = [
+        (by_id[ci.id], ci) for ci in site.criteria if ci.id in by_id
+    ]
+    ordered += [(r, infos.get(r.criterion)) for cid, r in by_id.items() if cid not in infos]
+    return ordered
+
+
+def _is_manual(r: Result, info: CriterionInfo | None) -> bool:
+    """An unknown that is for the coordinator to confirm rather than a data gap."""
+    return r.manual or bool(info and info.manual_when_unknown)
+
+
+def _title(r: Result, info: CriterionInfo | None) -> str:
+    return (info.title if info else "") or r.criterion
+
+
+def reasons(site: SiteResult, c: Candidate) -> str:
+    """Fails' reasons (plus unknown non-manual reasons when not excluded), "id: reason; ..."."""
+    excluded = c.tier == "excluded" or any(r.status == Status.FAIL for r in c.results)
+    parts: list[str] = []
+    for r, info in _ordered(site, c):
+        if r.status == Status.FAIL or (
+            r.status == Status.UNKNOWN and not excluded and not _is_manual(r, info)
+        ):
+            parts.append(f"{r.criterion}: {r.reason}" if r.reason else r.criterion)
+    return "; ".join(parts)
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    out: list[str] = []
+    for x in items:
+        if x and x not in out:
+            out.append(x)
+    return out
+
+
+def to_confirm_items(site: SiteResult, c: Candidate) -> list[str]:
+    """Manual unknown criteria (their titles), then the site's manual-only checks."""
+    items = [
+        _title(r, info)
+        for r, info in _ordered(site, c)
+        if r.status == Status.UNKNOWN and _is_manual(r, info)
+    ]
+    return _dedupe(items + list(site.manual_items))
+
+
+def missing_items(site: SiteResult, c: Candidate) -> list[str]:
+    """For unknown non-manual criteria: what would resolve them (hint, else title)."""
+    items = [
+        (info.missing_hint if info and info.missing_hint else _title(r, info))
+        for r, info in _ordered(site, c)
+        if r.status == Status.UNKNOWN and not _is_manual(r, info)
+    ]
+    return _dedupe(items)
+
+
+def change_of(site: SiteResult, c: Candidate) -> str:
+    """`Candidate.change`, or derived from `site.previous_tiers` when the ranker left it empty."""
+    if c.change or not site.previous_tiers:
+        return c.change
+    prev = site.previous_tiers.get(c.patient.id)
+    if prev is None:
+        return "new"
+    if prev != c.tier:
+        return f"tier {prev} -> {c.tier}"
+    return ""
+
+
+def is_newly_eligible(change: str) -> bool:
+    """True for a change that moved the patient into likely/possible from excluded or nothing."""
+    if change == "new":
+        return False
+    if "->" not in change:
+        return False
+    before, after = (s.strip() for s in change.rsplit("->", 1))
+    return after in ("likely", "possible") and before.endswith("excluded")
+
+
+def age_at(birth_date: str, as_of: date) -> int | None:
+    """Whole years at `as_of`; for a partial birth date only when every possible day agrees."""
+    parts = birth_date.strip().split("-")
+    try:
+        year = int(parts[0])
+        months = [int(parts[1])] if len(parts) > 1 else list(range(1, 13))
+        day = int(parts[2][:2]) if len(parts) > 2 else None
+    except (ValueError, IndexError):
+        return None
+    ages: set[int] = set()
+    for m in months:
+        first, last = (day, day) if day else (1, 31)
+        for dd in (first, last):
+            before = (as_of.month, as_of.day) < (m, dd)
+            ages.add(as_of.year - year - int(before))
+    if len(ages) != 1:
+        return None
+    age = ages.pop()
+    return age if 0 <= age < 150 else None

@@ -1,0 +1,66 @@
+"""run.json rendering and the per-site counts shared by run.json and the HTML summary."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from cohort.model import SiteResult
+from cohort.report import rows
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, datetime | date):
+        return obj.isoformat()
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, set | frozenset):
+        return sorted(obj, key=str)
+    raise TypeError(f"run.json cannot hold {type(obj).__name__}")
+
+
+def run_json(report: dict[str, Any]) -> str:
+    """The run report as JSON text: keys sorted (stable), indent 2, trailing newline."""
+    return json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False, default=_default) + "\n"
+
+
+def tier_counts(site: SiteResult) -> dict[str, int]:
+    """{"screened": n, "likely": n, "possible": n, "excluded": n} (any other tier added)."""
+    counts = {"screened": len(site.candidates), **{t: 0 for t in rows.TIERS}}
+    for c in site.candidates:
+        counts[c.tier or "unranked"] = counts.get(c.tier or "unranked", 0) + 1
+    return counts
+
+
+def criterion_funnel(site: SiteResult) -> list[dict[str, Any]]:
+    """Per criterion (in `site.criteria` order): pass/fail/unknown counts.
+
+    Each entry: id, title, type, manual (unknowns go to `to_confirm`), pass, fail, unknown,
+    and `remaining` = patients failing none of this and the earlier criteria (attrition).
+    """
+    out: list[dict[str, Any]] = []
+    alive = {id(c) for c in site.candidates}
+    for ci in site.criteria:
+        counts = {"pass": 0, "fail": 0, "unknown": 0}
+        for c in site.candidates:
+            status = rows.status_of(c, ci.id)
+            if status in counts:
+                counts[status] += 1
+            if status == "fail":
+                alive.discard(id(c))
+        out.append(
+            {
+                "id": ci.id,
+                "title": ci.title,
+                "type": ci.type,
+                "manual": ci.manual_when_unknown,
+                **counts,
+                "remaining": len(alive),
+            }
+        )
+    return out

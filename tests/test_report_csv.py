@@ -1,0 +1,274 @@
+"""Tests of candidates.csv / evidence.csv and of the safe file writer."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import stat
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from cohort.errors import OutputError
+from cohort.model import Candidate, CriterionInfo, Evidence, Patient, Result, SiteResult, Status
+from cohort.report import files as files_mod
+from cohort.report.csv import PHI_COLUMNS, candidates_csv, evidence_csv
+from cohort.report.files import excel_safe, write_atomic
+
+CRITERIA = [
+    CriterionInfo("age", "inclusion", "Age >= 12"),
+    CriterionInfo("ana_titer", "inclusion", "ANA titer >= 1:80", missing_hint="ANA titer"),
+    CriterionInfo("sledai", "inclusion", "SLEDAI-2K >= 6", manual_when_unknown=True),
+    CriterionInfo("platelets", "exclusion", "Platelets", missing_hint="CBC within 90 days"),
+    CriterionInfo("washout_12wk", "exclusion", "12-week washout"),
+]
+
+
+def _res(cid: str, status: str, reason: str = "", **kw: object) -> Result:
+    return Result(cid, Status(status), reason or f"{cid} {status}", **kw)  # type: ignore[arg-type]
+
+
+def make_site() -> SiteResult:
+    ev = Evidence("Observation/ana1", "ana_titer", "1:160", "{titer}", "2026-01-10", "most recent")
+    old = Evidence("Observation/ana0", "ana_titer", "1:40", "{titer}", "2025-01-10", "older")
+    c1 = Candidate(
+        Patient(
+            "p1",
+            "1980-03-15",
+            "female",
+            name='Ann =HYPERLINK("http://x")',
+            mrn="M1",
+            phone="+1 555 0100",
+            postal_code="92660",
+        ),
+        [
+            _res("age", "pass"),
+            _res("ana_titer", "pass", evidence=(ev,), ignored=(old,)),
+            _res("sledai", "unknown", manual=True),
+            _res("platelets", "pass"),
+            _res("washout_12wk", "pass"),
+        ],
+        tier="likely",
+        score=4.5,
+        rank=1,
+        last_seen=date(2026, 2, 1),
+        change="new",
+    )
+    c2 = Candidate(
+        Patient(
+            "p2",
+            "1990",
+            "male",
+            name="@SUM(A1)",
+            mrn='=HYPERLINK("http://evil","call")',
+            phone="-12",
+        ),
+        [
+            _res("age", "pass"),
+            _res("ana_titer", "unknown", "no ANA titer"),
+            _res("sledai", "unknown", manual=True),
+            _res("platelets", "unknown", "no platelets"),
+            _res("washout_12wk", "pass"),
+        ],
+        tier="possible",
+        score=2.25,
+        rank=2,
+        change="tier excluded -> possible",
+    )
+    c3 = Candidate(
+        Patient("p3", "2001-12-31", "female", name="Zoë <b>", mrn="-M3"),
+        [
+            _res("age", "pass"),
+            _res("ana_titer", "unknown", "no ANA titer"),
+            _res("sledai", "unknown", manual=True),
+            _res("platelets", "pass"),
+            _res("washout_12wk", "fail", "=tacrolimus 2026-01-20", eligible_from=date(2026, 4, 14)),
+        ],
+        tier="excluded",
+        score=2.0,
+        rank=3,
+        eligible_from=date(2026, 4, 14),
+    )
+    return SiteResult(
+        "uci",
+        "UC Irvine",
+        date(2026, 3, 1),
+        CRITERIA,
+        ["contraception (WOCBP)"],
+        [c1, c2, c3],
+        mapping_version="sha256:abc",
+    )
+
+
+def _read(text: str) -> list[list[str]]:
+    assert text.startswith("\ufeff")
+    return list(csv.reader(io.StringIO(text[1:], newline="")))
+
+
+def test_bom_crlf_and_encoding() -> None:
+    text = candidates_csv(make_site())
+    raw = text.encode("utf-8")
+    assert raw.startswith(b"\xef\xbb\xbf")
+    assert "\r\n" in text and "\n" not in text.replace("\r\n", "")
+    assert "Zoë" in raw.decode("utf-8-sig")
+
+
+def test_column_order_with_and_without_phi() -> None:
+    site = make_site()
+    head = _read(candidates_csv(site))[0]
+    assert head == [
+        "rank",
+        "patient_id",
+        "tier",
+        "score",
+        "eligible_from",
+        "reasons",
+        "age",
+        "ana_titer",
+        "sledai",
+        "platelets",
+        "washout_12wk",
+        "change",
+        "to_confirm",
+        "missing",
+        "last_seen",
+        "name",
+        "mrn",
+        "birth_date",
+        "age",
+        "sex",
+        "phone",
+        "postal_code",
+    ]
+    rows = _read(candidates_csv(site, phi=False))
+    assert rows[0][-4:] == ["change", "to_confirm", "missing", "last_seen"]
+    flat = "\n".join(",".join(r) for r in rows)
+    for secret in ("Ann", "M1", "555", "1980-03-15", "92660", "female"):
+        assert secret not in flat
+    assert not set(PHI_COLUMNS) - {"age"} & set(rows[0])
+
+
+def test_row_values() -> None:
+    rows = _read(candidates_csv(make_site()))
+    head = rows[0]
+    r1 = dict(zip(head, rows[1], strict=False))
+    assert r1["rank"] == "1" and r1["patient_id"] == "p1" and r1["tier"] == "likely"
+    assert r1["score"] == "4.50" and r1["last_seen"] == "2026-02-01" and r1["change"] == "new"
+    assert r1["to_confirm"] == "SLEDAI-2K >= 6; contraception (WOCBP)"
+    assert r1["missing"] == "" and r1["reasons"] == ""
+    assert rows[1][head.index("age", 10)] == "45"  # age column (PHI), not criterion `age`
+    r2 = dict(zip(head[:15], rows[2][:15], strict=True))
+    assert r2["reasons"] == "ana_titer: no ANA titer; platelets: no platelets"
+    assert r2["missing"] == "ANA titer; CBC within 90 days"
+    assert rows[2][head.index("age", 10)] == ""  # born "1990": 35 or 36 at 2026-03-01
+    r3 = dict(zip(head[:15], rows[3][:15], strict=True))
+    assert r3["eligible_from"] == "2026-04-14" and r3["washout_12wk"] == "fail"
+    assert r3["reasons"] == "washout_12wk: =tacrolimus 2026-01-20"  # only fails when excluded
+    assert r3["score"] == "2.00"
+
+
+def test_injection_neutralised() -> None:
+    rows = _read(candidates_csv(make_site()))
+    head = rows[0]
+    name, mrn, phone = head.index("name"), head.index("mrn"), head.index("phone")
+    assert rows[1][name] == 'Ann =HYPERLINK("http://x")'  # not at the start: inert text
+    assert rows[1][phone] == "'+1 555 0100"
+    assert rows[2][name] == "'@SUM(A1)"
+    assert rows[2][mrn] == '\'=HYPERLINK("http://evil","call")'
+    assert rows[3][mrn] == "'-M3"
+    assert rows[2][phone] == "-12"  # a plain negative number is kept
+    for row in rows:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "@", "\t", "\r")) or cell == "+"
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ('=HYPERLINK("http://evil","x")', '\'=HYPERLINK("http://evil","x")'),
+        ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(1)", "'@SUM(1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("-12", "-12"),
+        ("-3.75", "-3.75"),
+        ("+4", "+4"),
+        ("2026-03-01", "2026-03-01"),
+        ("plain text", "plain text"),
+        ("", ""),
+    ],
+)
+def test_excel_safe(cell: str, expected: str) -> None:
+    assert excel_safe(cell) == expected
+
+
+def test_evidence_csv() -> None:
+    rows = _read(evidence_csv(make_site()))
+    assert rows[0] == [
+        "patient_id",
+        "criterion",
+        "status",
+        "used",
+        "ref",
+        "concept",
+        "value",
+        "unit",
+        "date",
+        "note",
+    ]
+    assert rows[1] == [
+        "p1",
+        "ana_titer",
+        "pass",
+        "yes",
+        "Observation/ana1",
+        "ana_titer",
+        "1:160",
+        "{titer}",
+        "2026-01-10",
+        "most recent",
+    ]
+    assert rows[2][3] == "ignored" and rows[2][4] == "Observation/ana0"
+    assert len(rows) == 3
+
+
+def test_write_atomic_modes(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        target = tmp_path / "out" / "uci" / "candidates.csv"
+        write_atomic(target, candidates_csv(make_site()))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert stat.S_IMODE(target.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o700
+    assert target.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert [p.name for p in target.parent.iterdir()] == ["candidates.csv"]
+
+
+def test_write_atomic_failure_keeps_previous(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "candidates.csv"
+    write_atomic(target, "good\r\n")
+
+    def boom(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files_mod.os, "fsync", boom)
+    with pytest.raises(OutputError, match="No space left"):
+        write_atomic(target, "half-written")
+    assert target.read_bytes() == b"good\r\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["candidates.csv"]  # temp file removed
+
+
+def test_write_atomic_unwritable_folder(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root ignores folder permissions")
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    with pytest.raises(OutputError):
+        write_atomic(ro / "x.csv", "x")
