@@ -1,0 +1,302 @@
+"""Stream FHIR R4 resources from files: Bundles, single resources, NDJSON, compressed and tar."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+import tarfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from cohort.errors import SourceError
+from cohort.source.validate import MODES, check
+
+__all__ = ["MAX_ISSUES", "ReadIssue", "ReadStats", "read_path"]
+
+# Issues are kept in memory; a corrupt multi-GB NDJSON must not turn into a multi-GB issue list.
+MAX_ISSUES = 10_000
+
+# Files that are obviously not FHIR data (documentation, checksums, listings): skipped silently.
+_NON_DATA_SUFFIXES = (".md", ".txt", ".tsv", ".csv", ".rst", ".html", ".pdf", ".sha256", ".sig")
+_NON_DATA_STEMS = {"sha256sums", "md5sums", "readme", "license", "notice", "manifest", "changelog"}
+_TAR_SUFFIXES = (".tar", ".tar.xz", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".txz")
+_OPENERS: dict[str, Any] = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
+
+
+@dataclass
+class ReadIssue:
+    """A located, PHI-free problem: `origin` is a path plus `#entry[i]` or `:line`."""
+
+    origin: str
+    reason: str
+
+
+@dataclass
+class ReadStats:
+    """Counters of one read; `files` counts data files read (tar members count one each)."""
+
+    files: int = 0
+    read: Counter[str] = field(default_factory=Counter)  # yielded, by resourceType
+    rejected: Counter[str] = field(default_factory=Counter)  # by resourceType ("?" unknown)
+    skipped_types: Counter[str] = field(default_factory=Counter)  # filtered out by `types`
+    issues: list[ReadIssue] = field(default_factory=list)
+    skipped_files: int = 0  # not FHIR data (README, checksums, unknown formats)
+    issues_dropped: int = 0  # issues beyond MAX_ISSUES (counted, not kept)
+
+    def issue(self, origin: str, reason: str) -> None:
+        if len(self.issues) < MAX_ISSUES:
+            self.issues.append(ReadIssue(origin, reason))
+        else:
+            self.issues_dropped += 1
+
+
+class _Reader:
+    """One read_path call: shared stats, type filter and validation mode."""
+
+    def __init__(self, stats: ReadStats, types: set[str] | None, validate: str) -> None:
+        self.stats = stats
+        self.types = types
+        self.validate = validate
+
+    # ---- resources -------------------------------------------------------------------------
+
+    def reject(self, origin: str, rtype: str, reason: str) -> None:
+        self.stats.rejected[rtype] += 1
+        self.stats.issue(origin, reason)
+
+    def resource(self, res: Any, origin: str) -> Iterator[tuple[dict[str, Any], str]]:
+        """Yield `res` (or, for a Bundle, its entries) after type filter and validation."""
+        if not isinstance(res, dict):
+            self.reject(origin, "?", "not a JSON object")
+            return
+        rtype = res.get("resourceType")
+        if not isinstance(rtype, str) or not rtype:
+            self.reject(origin, "?", "resourceType: missing or not a string")
+            return
+        if rtype == "Bundle":
+            yield from self.bundle(res, origin, {})
+            return
+        if self.types is not None and rtype not in self.types:
+            self.stats.skipped_types[rtype] += 1
+            return
+        if "id" not in res:
+            # The store is keyed by (type, id): a resource without an id cannot be kept.
+            self.reject(origin, rtype, f"{rtype}.id: missing")
+            return
+        reason = check(res, self.validate)
+        if reason is not None:
+            self.reject(origin, rtype, reason)
+            return
+        self.stats.read[rtype] += 1
+        yield res, origin
+
+    def bundle(
+        self, bundle: dict[str, Any], origin: str, outer: dict[str, str]
+    ) -> Iterator[tuple[dict[str, Any], str]]:
+        entries = bundle.get("entry", [])
+        if not isinstance(entries, list):
+            self.reject(origin, "Bundle", "Bundle.entry: not an array")
+            return
+        base = origin if "#" in origin else origin + "#"
+        sep = "." if "#" in origin else ""
+        # First pass: give id-less resources an id and map every fullUrl to "Type/id".
+        refs = dict(outer)
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            res = entry.get("resource")
+            if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
+                continue
+            rtype = res["resourceType"]
+            full_url = entry.get("fullUrl")
+            if "id" not in res:
+                rid = _id_from_entry(rtype, full_url, entry.get("request"))
+                if rid is not None:
+                    res["id"] = rid
+            if isinstance(full_url, str) and isinstance(res.get("id"), str):
+                refs[full_url] = f"{rtype}/{res['id']}"
+        # Second pass: rewrite references, then yield (nested Bundles recurse with this map).
+        for i, entry in enumerate(entries):
+            where = f"{base}{sep}entry[{i}]"
+            if not isinstance(entry, dict):
+                self.reject(where, "?", "Bundle.entry: not an object")
+                continue
+            if "resource" not in entry:
+                continue  # e.g. DELETE requests or transaction-response entries: nothing to read
+            res = entry["resource"]
+            if isinstance(res, dict) and res.get("resourceType") == "Bundle":
+                yield from self.bundle(res, where, refs)
+                continue
+            if refs and isinstance(res, dict):
+                _rewrite_refs(res, refs)
+            yield from self.resource(res, where)
+
+    # ---- documents -------------------------------------------------------------------------
+
+    def json_doc(self, data: bytes, origin: str) -> Iterator[tuple[dict[str, Any], str]]:
+        self.stats.files += 1
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError as e:
+            self.reject(origin, "?", f"invalid JSON (line {e.lineno}, column {e.colno})")
+            return
+        yield from self.resource(doc, origin)
+
+    def ndjson(self, lines: Iterable[bytes], origin: str) -> Iterator[tuple[dict[str, Any], str]]:
+        self.stats.files += 1
+        for n, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            where = f"{origin}:{n}"
+            try:
+                doc = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                self.reject(where, "?", "invalid JSON")
+                continue
+            yield from self.resource(doc, where)
+
+    def stream(self, name: str, fh: IO[bytes], origin: str) -> Iterator[tuple[dict[str, Any], str]]:
+        """Dispatch one byte stream by its (lower-cased) name; compressed names recurse."""
+        low = name.lower()
+        for suffix, opener in _OPENERS.items():
+            if low.endswith(suffix):
+                with opener(fh, "rb") as inner:
+                    yield from self.stream(name[: -len(suffix)], inner, origin)
+                return
+        if low.endswith((".ndjson", ".jsonl")):
+            yield from self.ndjson(fh, origin)
+        elif low.endswith(".json"):
+            # Memory is bounded by one file: a Bundle must be parsed whole to resolve fullUrls.
+            yield from self.json_doc(fh.read(), origin)
+        elif _is_non_data(name):
+            self.stats.skipped_files += 1
+        else:
+            self.stats.skipped_files += 1
+            self.stats.issue(origin, "skipped: not a FHIR JSON or NDJSON file")
+
+    def tar(self, path: Path, origin: str) -> Iterator[tuple[dict[str, Any], str]]:
+        # Stream mode ("r|*"): members are read in archive order without seeking or listing.
+        with tarfile.open(path, mode="r|*") as tf:
+            for member in tf:
+                if not member.isfile():
+                    continue
+                fh = tf.extractfile(member)
+                if fh is None:
+                    continue
+                mname = member.name.removeprefix("./")
+                if Path(mname).name.startswith("."):
+                    continue  # e.g. macOS "._x.json" resource forks
+                with fh:
+                    yield from self.guarded(self.stream(mname, fh, f"{origin}/{mname}"), origin)
+
+    def guarded(
+        self, it: Iterator[tuple[dict[str, Any], str]], origin: str
+    ) -> Iterator[tuple[dict[str, Any], str]]:
+        """Turn a corrupt or truncated file into one located issue; the read goes on."""
+        try:
+            yield from it
+        except (OSError, EOFError, lzma.LZMAError, tarfile.TarError, UnicodeError) as e:
+            self.stats.issue(origin, f"file cannot be read ({type(e).__name__})")
+
+    def file(self, path: Path, root: Path) -> Iterator[tuple[dict[str, Any], str]]:
+        origin = path.relative_to(root).as_posix() if path != root else path.name
+        low = path.name.lower()
+        if low.endswith(_TAR_SUFFIXES):
+            yield from self.guarded(self.tar(path, origin), origin)
+            return
+        if _is_non_data(path.name):
+            self.stats.skipped_files += 1
+            return
+        try:
+            fh = path.open("rb")
+        except OSError as e:
+            self.stats.issue(origin, f"file cannot be opened ({type(e).__name__})")
+            return
+        with fh:
+            yield from self.guarded(self.stream(path.name, fh, origin), origin)
+
+
+def _is_non_data(name: str) -> bool:
+    low = name.lower()
+    stem = low.split(".", 1)[0]
+    return low.endswith(_NON_DATA_SUFFIXES) or stem in _NON_DATA_STEMS
+
+
+def _id_from_entry(rtype: str, full_url: Any, request: Any) -> str | None:
+    """The id of an id-less entry: request.url "Type/id", a urn:uuid fullUrl, or ".../Type/id"."""
+    if isinstance(request, dict):
+        url = request.get("url")
+        if isinstance(url, str):
+            parts = url.split("?", 1)[0].strip("/").split("/")
+            if len(parts) == 2 and parts[0] == rtype and parts[1]:
+                return parts[1]
+    if isinstance(full_url, str):
+        if full_url.startswith("urn:uuid:"):
+            return full_url[len("urn:uuid:") :]
+        parts = full_url.rstrip("/").split("/")
+        if "_history" in parts:
+            parts = parts[: parts.index("_history")]
+        if len(parts) >= 2 and parts[-2] == rtype and parts[-1]:
+            return parts[-1]
+    return None
+
+
+def _rewrite_refs(node: Any, refs: dict[str, str]) -> None:
+    """Rewrite in place every `reference` equal to a fullUrl of the bundle to "Type/id"."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str):
+                target = refs.get(value)
+                if target is not None:
+                    node[key] = target
+            elif isinstance(value, dict | list):
+                _rewrite_refs(value, refs)
+    elif isinstance(node, list):
+        for item in node:
+            if isinstance(item, dict | list):
+                _rewrite_refs(item, refs)
+
+
+def _walk(directory: Path) -> Iterator[Path]:
+    """Files under `directory`, sorted by name at each level; hidden entries skipped."""
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError as e:
+        raise SourceError(f"cannot list directory {directory}: {e.strerror}") from None
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            yield from _walk(Path(entry.path))
+        elif entry.is_file():
+            yield Path(entry.path)
+
+
+def read_path(
+    path: Path, stats: ReadStats, *, types: set[str] | None = None, validate: str = "fast"
+) -> Iterator[tuple[dict[str, Any], str]]:
+    """Yield (resource, origin) from a directory (recursively, sorted) or a single file.
+
+    Checks run eagerly (not at the first `next`) so a missing path fails where it is named.
+    """
+    if validate not in MODES:
+        raise ValueError(f"unknown validation mode {validate!r}; expected one of {MODES}")
+    path = Path(path)
+    if not path.exists():
+        raise SourceError(f"data path not found: {path}")
+    return _read(path, _Reader(stats, types, validate))
+
+
+def _read(path: Path, reader: _Reader) -> Iterator[tuple[dict[str, Any], str]]:
+    if path.is_dir():
+        for f in _walk(path):
+            yield from reader.file(f, path)
+    else:
+        yield from reader.file(path, path.parent)

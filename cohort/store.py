@@ -1,0 +1,367 @@
+"""Local SQLite store of FHIR resources per site: versioned idempotent upserts, marks, runs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+from cohort.errors import StoreError
+
+__all__ = ["PutStats", "Store", "reference_id"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS resources (
+    site TEXT NOT NULL,
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version TEXT,
+    last_updated TEXT,
+    patient TEXT,
+    source TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    json BLOB NOT NULL,
+    PRIMARY KEY (site, type, id)
+);
+CREATE INDEX IF NOT EXISTS resources_patient ON resources (site, patient, type);
+CREATE TABLE IF NOT EXISTS marks (
+    site TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (site, key)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+"""
+
+
+@dataclass
+class PutStats:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    older: int = 0  # an older version than the stored one: never replaces it
+
+
+def reference_id(ref: str, rtype: str = "Patient") -> str | None:
+    """Id in a reference to `rtype`: "Patient/1", "https://x/fhir/Patient/1", ".../_history/2"."""
+    if not isinstance(ref, str):
+        return None
+    parts = ref.strip().split("?", 1)[0].split("#", 1)[0].rstrip("/").split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    if len(parts) >= 2 and parts[-2] == rtype and parts[-1]:
+        return parts[-1]
+    return None
+
+
+def _patient_of(res: dict[str, Any]) -> str | None:
+    if res.get("resourceType") == "Patient":
+        rid = res.get("id")
+        return rid if isinstance(rid, str) else None
+    for key in ("subject", "patient"):
+        ref = res.get(key)
+        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
+            pid = reference_id(ref["reference"])
+            if pid is not None:
+                return pid
+    return None
+
+
+def _parse_instant(s: str) -> datetime | None:
+    try:
+        dt = datetime.fromisoformat(s)
+    except ValueError:
+        return None
+    # A missing offset (not valid FHIR, but seen) is read as UTC so comparisons never raise.
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+def _newer(new: tuple[str | None, str | None], old: tuple[str | None, str | None]) -> int | None:
+    """+1 when `new` (versionId, lastUpdated) is newer, -1 older, None when undecided."""
+    nv, nl = new
+    ov, ol = old
+    if nv is not None and ov is not None and nv.isdigit() and ov.isdigit() and int(nv) != int(ov):
+        return 1 if int(nv) > int(ov) else -1
+    if nl is not None and ol is not None and nl != ol:
+        a, b = _parse_instant(nl), _parse_instant(ol)
+        if a is not None and b is not None:
+            if a != b:
+                return 1 if a > b else -1
+        else:
+            return 1 if nl > ol else -1
+    return None
+
+
+class Store:
+    """SQLite store in WAL mode; the file is created 0600 and a new folder 0700."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            if not self.path.parent.exists():
+                # Only folders we create are tightened: an existing folder is the user's choice.
+                self.path.parent.mkdir(mode=0o700, parents=True)
+                os.chmod(self.path.parent, 0o700)
+            # Create the file ourselves so it is never world-readable, not even for a moment.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+            os.chmod(self.path, 0o600)
+            # Autocommit mode: transactions are explicit BEGIN/COMMIT around each batch.
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot open store {self.path}: {_why(e)}") from None
+        try:
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"cannot open store {self.path}: WAL mode unavailable")
+            # NORMAL in WAL: a process crash loses nothing committed; power loss may lose the
+            # last transactions but never corrupts the file.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as e:
+            self._db.close()
+            raise StoreError(f"cannot open store {self.path}: {_why(e)}") from None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        try:
+            self._db.close()
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot close store {self.path}: {_why(e)}") from None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _err(self, action: str, e: sqlite3.Error) -> StoreError:
+        return StoreError(f"cannot {action} store {self.path}: {_why(e)}")
+
+    # ---- resources -------------------------------------------------------------------------
+
+    def put_resources(
+        self,
+        site: str,
+        items: Iterable[tuple[dict[str, Any], str]],
+        *,
+        source: str,
+        batch_size: int = 2000,
+    ) -> PutStats:
+        """Upsert (resource, origin) pairs in transactions of `batch_size`; idempotent."""
+        stats = PutStats()
+        batch: list[tuple[dict[str, Any], str]] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) >= batch_size:
+                self._write_batch(site, batch, source, stats)
+                batch = []
+        if batch:
+            self._write_batch(site, batch, source, stats)
+        return stats
+
+    def _write_batch(
+        self, site: str, batch: list[tuple[dict[str, Any], str]], source: str, stats: PutStats
+    ) -> None:
+        counts = PutStats()
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for res, origin in batch:
+                    self._put_one(site, res, origin, source, counts)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            raise self._err("write", e) from None
+        # Counted only once the batch is durable, so the stats match what the store holds.
+        stats.inserted += counts.inserted
+        stats.updated += counts.updated
+        stats.unchanged += counts.unchanged
+        stats.older += counts.older
+
+    def _put_one(
+        self, site: str, res: dict[str, Any], origin: str, source: str, counts: PutStats
+    ) -> None:
+        rtype, rid = res.get("resourceType"), res.get("id")
+        if not isinstance(rtype, str) or not isinstance(rid, str):
+            raise StoreError(f"cannot store a resource without resourceType and id ({origin})")
+        meta = res.get("meta") if isinstance(res.get("meta"), dict) else {}
+        assert isinstance(meta, dict)
+        version = meta.get("versionId") if isinstance(meta.get("versionId"), str) else None
+        updated = meta.get("lastUpdated") if isinstance(meta.get("lastUpdated"), str) else None
+        blob = orjson.dumps(res)
+        # Hash of key-sorted JSON: the same content read from a Bundle or NDJSON hashes equal.
+        digest = hashlib.sha256(orjson.dumps(res, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        row = self._db.execute(
+            "SELECT version, last_updated, hash FROM resources WHERE site=? AND type=? AND id=?",
+            (site, rtype, rid),
+        ).fetchone()
+        if row is not None:
+            newer = _newer((version, updated), (row[0], row[1]))
+            if newer == -1:
+                counts.older += 1
+                return
+            if newer is None and row[2] == digest:
+                counts.unchanged += 1
+                return
+            # Same version but different content (e.g. re-exported) or a newer version: replace.
+            counts.updated += 1
+        else:
+            counts.inserted += 1
+        self._db.execute(
+            "INSERT OR REPLACE INTO resources"
+            " (site, type, id, version, last_updated, patient, source, origin, hash, json)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (site, rtype, rid, version, updated, _patient_of(res), source, origin, digest, blob),
+        )
+
+    def delete_resource(self, site: str, rtype: str, rid: str) -> None:
+        try:
+            self._db.execute(
+                "DELETE FROM resources WHERE site=? AND type=? AND id=?", (site, rtype, rid)
+            )
+        except sqlite3.Error as e:
+            raise self._err("write", e) from None
+
+    def patient_ids(self, site: str) -> list[str]:
+        """Every patient id with at least one stored resource (a Patient or data about one)."""
+        rows = self._query(
+            "SELECT DISTINCT patient FROM resources WHERE site=? AND patient IS NOT NULL"
+            " ORDER BY patient",
+            (site,),
+        )
+        return [r[0] for r in rows]
+
+    def iter_type(self, site: str, rtype: str) -> Iterator[dict[str, Any]]:
+        for (blob,) in self._query(
+            "SELECT json FROM resources WHERE site=? AND type=? ORDER BY id", (site, rtype)
+        ):
+            yield orjson.loads(blob)
+
+    def iter_by_patient(
+        self,
+        site: str,
+        patient_ids: Iterable[str] | None = None,
+        types: Sequence[str] | None = None,
+    ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """(patient id, resources) grouped and ordered by patient id; one patient in memory."""
+        sql = "SELECT patient, json FROM resources WHERE site=? AND patient IS NOT NULL"
+        params: list[Any] = [site]
+        if patient_ids is not None:
+            # One JSON array parameter: no SQL variable limit, no temp table to clean up.
+            sql += " AND patient IN (SELECT value FROM json_each(?))"
+            params.append(orjson.dumps(list(patient_ids)).decode())
+        if types is not None:
+            sql += " AND type IN (SELECT value FROM json_each(?))"
+            params.append(orjson.dumps(list(types)).decode())
+        sql += " ORDER BY patient, type, id"
+        current: str | None = None
+        group: list[dict[str, Any]] = []
+        for pid, blob in self._query(sql, tuple(params)):
+            if pid != current:
+                if current is not None:
+                    yield current, group
+                current, group = pid, []
+            group.append(orjson.loads(blob))
+        if current is not None:
+            yield current, group
+
+    def get(self, site: str, rtype: str, rid: str) -> dict[str, Any] | None:
+        row = self._one(
+            "SELECT json FROM resources WHERE site=? AND type=? AND id=?", (site, rtype, rid)
+        )
+        if row is None:
+            return None
+        res: dict[str, Any] = orjson.loads(row[0])
+        return res
+
+    def count_by_type(self, site: str) -> dict[str, int]:
+        rows = self._query(
+            "SELECT type, COUNT(*) FROM resources WHERE site=? GROUP BY type ORDER BY type",
+            (site,),
+        )
+        return {t: n for t, n in rows}
+
+    # ---- marks and runs --------------------------------------------------------------------
+
+    def get_mark(self, site: str, key: str) -> str | None:
+        row = self._one("SELECT value FROM marks WHERE site=? AND key=?", (site, key))
+        return None if row is None else str(row[0])
+
+    def set_mark(self, site: str, key: str, value: str) -> None:
+        try:
+            self._db.execute(
+                "INSERT INTO marks (site, key, value) VALUES (?, ?, ?)"
+                " ON CONFLICT (site, key) DO UPDATE SET value=excluded.value",
+                (site, key, value),
+            )
+        except sqlite3.Error as e:
+            raise self._err("write", e) from None
+
+    def add_run(self, record: dict[str, Any]) -> None:
+        started = record.get("started")
+        if not isinstance(started, str):
+            started = datetime.now(UTC).isoformat(timespec="seconds")
+        try:
+            self._db.execute(
+                "INSERT INTO runs (started, record) VALUES (?, ?)",
+                (started, orjson.dumps(record, default=str).decode()),
+            )
+        except sqlite3.Error as e:
+            raise self._err("write", e) from None
+
+    def runs(self, limit: int = 90) -> list[dict[str, Any]]:
+        """The most recent run records, newest first."""
+        rows = self._query("SELECT record FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+        return [orjson.loads(r[0]) for r in rows]
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        try:
+            row: tuple[Any, ...] | None = self._db.execute(sql, params).fetchone()
+        except sqlite3.Error as e:
+            raise self._err("read", e) from None
+        return row
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+        """Rows of a read query, streamed; sqlite errors become StoreError."""
+        try:
+            cur = self._db.execute(sql, params)
+            while True:
+                rows = cur.fetchmany(500)
+                if not rows:
+                    return
+                yield from rows
+        except sqlite3.Error as e:
+            raise self._err("read", e) from None
+
+
+def _why(e: BaseException) -> str:
+    # sqlite and OS messages name the problem ("database is locked", "Permission denied"),
+    # never row values; the class name is kept for context.
+    msg = getattr(e, "strerror", None) or str(e)
+    return f"{type(e).__name__}: {msg}"
