@@ -1,0 +1,241 @@
+"""Evaluation context and helpers shared by every criterion kind (pure: no I/O, no clock)."""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Protocol
+
+from cohort.model import (
+    Code,
+    ConditionFact,
+    Evidence,
+    ExposureFact,
+    ImmunizationFact,
+    ObservationFact,
+    ObsValue,
+    PatientFacts,
+    ProcedureFact,
+    Quantity,
+    Result,
+    Status,
+)
+
+SEVERITY = {Status.PASS: 0, Status.UNKNOWN: 1, Status.FAIL: 2}
+
+
+class TerminologyLike(Protocol):
+    """The part of cohort.terminology.Terminology the criteria use."""
+
+    def concepts_for(self, codes: Iterable[Code], text: str = "") -> frozenset[str]: ...
+    def medication_ingredients(self, codes: Iterable[Code], text: str = "") -> frozenset[str]: ...
+    def prednisone_factor(self, ingredient: str) -> float | None: ...
+    def canonical_unit(self, concept: str) -> str | None: ...
+    def convert(self, q: Quantity, concept: str) -> float | None: ...
+    def titer(self, v: ObsValue) -> Any: ...
+    def qualitative(self, v: ObsValue, interpretation: Any) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One criterion of a trial file: id, kind and its validated parameters."""
+
+    id: str
+    kind: str
+    type: str  # inclusion | exclusion
+    title: str
+    params: dict[str, Any]
+    manual_when_unknown: bool = False
+    missing_hint: str = ""
+    time_limited: bool = False
+
+
+def months_before(d: date, months: int) -> date:
+    """Calendar months back, clamping the day (2026-08-31 minus 6 months = 2026-02-28)."""
+    y, m = divmod(d.year * 12 + d.month - 1 - months, 12)
+    m += 1
+    return date(y, m, min(d.day, calendar.monthrange(y, m)[1]))
+
+
+def window_start(as_of: date, params: dict[str, Any], prefix: str = "window") -> date | None:
+    """Start of a look-back window given `<prefix>_days|_weeks|_months`; None = unlimited."""
+    if f"{prefix}_days" in params:
+        return as_of - timedelta(days=int(params[f"{prefix}_days"]))
+    if f"{prefix}_weeks" in params:
+        return as_of - timedelta(weeks=int(params[f"{prefix}_weeks"]))
+    if f"{prefix}_months" in params:
+        return months_before(as_of, int(params[f"{prefix}_months"]))
+    return None
+
+
+def window_length(params: dict[str, Any]) -> timedelta:
+    if "window_days" in params:
+        return timedelta(days=int(params["window_days"]))
+    if "window_weeks" in params:
+        return timedelta(weeks=int(params["window_weeks"]))
+    raise KeyError("window_days or window_weeks")
+
+
+def iso(d: date | None) -> str:
+    return d.isoformat() if d else ""
+
+
+def value_text(v: ObsValue) -> tuple[str, str]:
+    """Human value and unit of an observation value, for evidence."""
+    if v.quantity:
+        q = v.quantity
+        return f"{q.comparator}{q.value:g}", q.unit or q.code
+    if v.ratio:
+        return f"{v.ratio[0].value:g}:{v.ratio[1].value:g}", ""
+    if v.string:
+        return v.string[:80], ""
+    if v.codes or v.text:
+        return (v.text or v.codes[0].display or v.codes[0].code)[:80], ""
+    if v.boolean is not None:
+        return str(v.boolean).lower(), ""
+    return "", ""
+
+
+@dataclass
+class Context:
+    """One patient's facts with the terminology and the as-of date; caches concept lookups."""
+
+    facts: PatientFacts
+    term: TerminologyLike
+    as_of: date
+    site: dict[str, Any] = field(default_factory=dict)
+    non_systemic: re.Pattern[str] | None = None
+    active_statuses: frozenset[str] = frozenset({"active", "recurrence", "relapse"})
+    missing_status_is_active: bool = True
+    _concepts: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def concepts(self, ref: str, codes: Iterable[Code], text: str = "") -> frozenset[str]:
+        hit = self._concepts.get(ref)
+        if hit is None:
+            hit = self._concepts[ref] = self.term.concepts_for(codes, text)
+        return hit
+
+    # --- conditions -------------------------------------------------------------------------
+    def conditions(self, concepts: Iterable[str]) -> list[ConditionFact]:
+        want = set(concepts)
+        return [
+            c
+            for c in self.facts.conditions
+            if want & self.concepts(c.ref, c.codes, c.text)
+            and not ((c.onset or c.recorded) and (c.onset or c.recorded) > self.as_of)  # type: ignore[operator]
+        ]
+
+    def active(self, c: ConditionFact) -> bool:
+        if c.abatement and c.abatement <= self.as_of:
+            return False
+        if not c.clinical_status:
+            return self.missing_status_is_active
+        return c.clinical_status in self.active_statuses
+
+    # --- observations -----------------------------------------------------------------------
+    def observations(
+        self, concepts: Iterable[str], since: date | None = None
+    ) -> tuple[list[ObservationFact], list[Evidence]]:
+        """Matching results dated in [since, as_of], newest first; and the ignored ones with why."""
+        want = set(concepts)
+        used: list[ObservationFact] = []
+        ignored: list[Evidence] = []
+        for o in self.facts.observations:
+            hit = want & self.concepts(o.ref, o.codes, o.text)
+            if not hit:
+                continue
+            concept = sorted(hit)[0]
+            if o.when is None:
+                ignored.append(self.obs_evidence(o, concept, "no date"))
+            elif o.when > self.as_of:
+                ignored.append(self.obs_evidence(o, concept, "after the as-of date"))
+            elif since and o.when < since:
+                ignored.append(self.obs_evidence(o, concept, f"outside window (before {since})"))
+            else:
+                used.append(o)
+        used.sort(key=lambda o: (o.when, o.ref), reverse=True)
+        return used, ignored
+
+    def obs_concept(self, o: ObservationFact, concepts: Iterable[str]) -> str:
+        hit = set(concepts) & self.concepts(o.ref, o.codes, o.text)
+        return sorted(hit)[0] if hit else ""
+
+    def obs_evidence(
+        self, o: ObservationFact, concept: str, note: str = "", value: str = "", unit: str = ""
+    ) -> Evidence:
+        raw_value, raw_unit = value_text(o.value)
+        return Evidence(
+            ref=o.ref,
+            concept=concept,
+            value=value or raw_value,
+            unit=unit or raw_unit,
+            date=iso(o.when),
+            note=note,
+        )
+
+    def numeric(self, o: ObservationFact, concept: str) -> float | None:
+        q = o.value.quantity
+        if q is None:
+            return None
+        if not q.unit and not q.code:
+            # a bare number (valueInteger, unitless score) only counts for unitless concepts
+            canonical = self.term.canonical_unit(concept) or ""
+            return q.value if canonical in ("", "1") or canonical.startswith("{") else None
+        return self.term.convert(q, concept)
+
+    def systemic(self, e: ExposureFact) -> bool:
+        if self.non_systemic is None:
+            return True
+        return not self.non_systemic.search(f"{e.route} | {e.text}")
+
+    def current(self, e: ExposureFact) -> bool:
+        if e.start is None or e.start > self.as_of:
+            return False
+        return e.ongoing or (e.end is not None and e.end >= self.as_of)
+
+    # --- medications, immunizations, procedures ----------------------------------------------
+    def exposures(self, concepts: Iterable[str]) -> list[ExposureFact]:
+        want = set(concepts)
+        return [
+            e
+            for e in self.facts.exposures
+            if want & self.concepts(e.ref, e.codes, e.text)
+            and (e.start is None or e.start <= self.as_of)
+        ]
+
+    def immunizations(self, concepts: Iterable[str]) -> list[ImmunizationFact]:
+        want = set(concepts)
+        return [i for i in self.facts.immunizations if want & self.concepts(i.ref, i.codes, i.text)]
+
+    def procedures(self, concepts: Iterable[str]) -> list[ProcedureFact]:
+        want = set(concepts)
+        return [p for p in self.facts.procedures if want & self.concepts(p.ref, p.codes, p.text)]
+
+
+Kind = Callable[[Criterion, Context], Result]
+
+
+def worst(results: Iterable[Status]) -> Status:
+    return max(results, key=lambda s: SEVERITY[s], default=Status.PASS)
+
+
+def result(
+    crit: Criterion,
+    status: Status,
+    reason: str,
+    evidence: Iterable[Evidence] = (),
+    ignored: Iterable[Evidence] = (),
+    eligible_from: date | None = None,
+) -> Result:
+    return Result(
+        criterion=crit.id,
+        status=status,
+        reason=reason,
+        evidence=tuple(evidence),
+        ignored=tuple(ignored),
+        eligible_from=eligible_from if status is Status.FAIL else None,
+        manual=crit.manual_when_unknown and status is Status.UNKNOWN,
+    )

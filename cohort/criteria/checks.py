@@ -1,0 +1,106 @@
+"""The `checks` kind: a list of condition/lab findings, each with the outcome it causes; worst wins."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from cohort.criteria.base import Context, Criterion, iso, result, window_start, worst
+from cohort.model import Evidence, ObservationFact, Result, Status
+
+_LESS = re.compile(r"^\s*(<|<=|less than|below)\s*\d", re.I)
+
+
+def classify(ctx: Context, o: ObservationFact, concept: str, check: dict[str, Any]) -> str | None:
+    """positive / negative / indeterminate for a presence-type finding, None when unreadable."""
+    q = ctx.term.qualitative(o.value, o.interpretation)
+    if q:
+        return q
+    qty = o.value.quantity
+    if "positive_at" in check and qty is not None:
+        v = ctx.numeric(o, concept)
+        if v is None:
+            return None
+        if qty.comparator in ("<", "<=") and v <= float(check["positive_at"]):
+            return "negative"
+        if v >= float(check["positive_at"]):
+            return "positive"
+        return "indeterminate" if v >= float(check.get("equivocal_at", check["positive_at"])) else "negative"
+    if check.get("numeric") == "detected":
+        if qty is not None:
+            return "negative" if qty.comparator in ("<", "<=") or qty.value <= 0 else "positive"
+        if o.value.string and _LESS.match(o.value.string):
+            return "negative"
+    return None
+
+
+def _condition_check(ctx: Context, chk: dict[str, Any], then: Status) -> tuple[Status, list[Evidence], list[Evidence], str]:
+    hits, ignored = [], []
+    label = chk.get("label", ", ".join(chk["condition"]))
+    for c in ctx.conditions(chk["condition"]):
+        concepts = ctx.concepts(c.ref, c.codes, c.text)
+        ev = Evidence(ref=c.ref, concept=label, value=c.text[:80], date=iso(c.onset or c.recorded))
+        if set(chk.get("unless", [])) & concepts:
+            ignored.append(_note(ev, "listed exception"))
+        elif chk.get("active") and not ctx.active(c):
+            ignored.append(_note(ev, f"not active ({c.clinical_status or 'abated'})"))
+        else:
+            hits.append(_note(ev, "condition"))
+    if hits:
+        return then, hits, ignored, f"{label} condition"
+    return Status.PASS, [], ignored, ""
+
+
+def _note(ev: Evidence, note: str) -> Evidence:
+    return Evidence(ref=ev.ref, concept=ev.concept, value=ev.value, unit=ev.unit, date=ev.date, note=note)
+
+
+def _lab_check(ctx: Context, chk: dict[str, Any], then: Status) -> tuple[Status, list[Evidence], list[Evidence], str]:
+    concepts = chk["lab"]
+    label = chk.get("label", concepts[0])
+    want = chk.get("result", "positive")
+    obs, ignored = ctx.observations(concepts, window_start(ctx.as_of, chk))
+    if chk.get("latest", True):
+        ignored += [ctx.obs_evidence(o, ctx.obs_concept(o, concepts), "superseded by a newer result") for o in obs[1:]]
+        obs = obs[:1]
+    hits: list[Evidence] = []
+    unsure: list[Evidence] = []
+    for o in obs:
+        concept = ctx.obs_concept(o, concepts)
+        cls = classify(ctx, o, concept, chk)
+        ev = ctx.obs_evidence(o, concept, f"result {cls or 'unreadable'}")
+        later = chk.get("unless_later")
+        if later and o.when and any(x.when and x.when >= o.when for x in ctx.observations(later)[0]):
+            ignored.append(_note(ev, f"followed by {later[0]}"))
+            continue
+        if cls == want:
+            hits.append(ev)
+        elif cls in ("indeterminate", None):
+            unsure.append(ev)
+        else:
+            ignored.append(ev)
+    if hits:
+        return then, hits, ignored, f"{label} {want} on {hits[0].date}"
+    if unsure and then is Status.FAIL:
+        return Status.UNKNOWN, unsure, ignored, f"{label} result indeterminate or unreadable"
+    return Status.PASS, [], ignored + unsure, ""
+
+
+def checks(crit: Criterion, ctx: Context) -> Result:
+    outcomes: list[tuple[Status, list[Evidence], str]] = []
+    ignored: list[Evidence] = []
+    for chk in crit.params["checks"]:
+        then = Status(chk.get("then", "fail"))
+        if "condition" in chk:
+            status, ev, ign, why = _condition_check(ctx, chk, then)
+        else:
+            status, ev, ign, why = _lab_check(ctx, chk, then)
+        ignored += ign
+        if status is not Status.PASS:
+            outcomes.append((status, ev, why))
+    status = worst(s for s, _, _ in outcomes)
+    if status is Status.PASS:
+        return result(crit, Status.PASS, "no exclusionary finding", ignored=ignored)
+    chosen = [o for o in outcomes if o[0] is status]
+    evidence = [e for _, ev, _ in chosen for e in ev]
+    return result(crit, status, "; ".join(why for _, _, why in chosen), evidence, ignored)

@@ -1,0 +1,72 @@
+"""Criterion kinds on the patient and the qualifying diagnosis: `age`, `diagnosis`."""
+
+from __future__ import annotations
+
+import calendar
+import re
+from datetime import date
+
+from cohort.criteria.base import Context, Criterion, iso, months_before, result
+from cohort.model import Evidence, Result, Status
+
+_BIRTH = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+
+
+def _years(born: date, on: date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def birth_bounds(text: str) -> tuple[date, date] | None:
+    """Earliest and latest possible birth date of a full or partial FHIR date."""
+    m = _BIRTH.match(text.strip()[:10])
+    if not m:
+        return None
+    y = int(m[1])
+    try:
+        if m[3]:
+            d = date(y, int(m[2]), int(m[3]))
+            return d, d
+        if m[2]:
+            mo = int(m[2])
+            return date(y, mo, 1), date(y, mo, calendar.monthrange(y, mo)[1])
+        return date(y, 1, 1), date(y, 12, 31)
+    except ValueError:
+        return None
+
+
+def age(crit: Criterion, ctx: Context) -> Result:
+    minimum = int(ctx.site.get("min_age") or crit.params["min_years"])
+    pid = ctx.facts.patient.id
+    bounds = birth_bounds(ctx.facts.patient.birth_date)
+    if bounds is None:
+        return result(crit, Status.UNKNOWN, "no usable birth date")
+    oldest, youngest = _years(bounds[0], ctx.as_of), _years(bounds[1], ctx.as_of)
+    ev = [Evidence(ref=f"Patient/{pid}", value=str(youngest), unit="a", note="age at as-of")]
+    if youngest >= minimum:
+        return result(crit, Status.PASS, f"age {youngest} >= {minimum}", ev)
+    if oldest < minimum:
+        return result(crit, Status.FAIL, f"age {oldest} < {minimum}", ev)
+    return result(crit, Status.UNKNOWN, f"partial birth date: age {youngest}-{oldest}", ev)
+
+
+def diagnosis(crit: Criterion, ctx: Context) -> Result:
+    """A qualifying condition recorded long enough before as_of (onset, else recordedDate)."""
+    p = crit.params
+    found = ctx.conditions(p["concepts"])
+    if not found:
+        uncertain = ctx.conditions(p.get("uncertain_concepts", []))
+        if uncertain:
+            ev = [Evidence(ref=c.ref, value=c.text[:80], date=iso(c.onset or c.recorded)) for c in uncertain]
+            return result(crit, Status.UNKNOWN, p.get("uncertain_reason", "diagnosis not specific"), ev)
+        return result(crit, Status.FAIL, "no qualifying diagnosis")
+    cutoff = months_before(ctx.as_of, int(p["min_months"]))
+    ev = [
+        Evidence(ref=c.ref, concept=",".join(p["concepts"]), value=c.text[:80], date=iso(c.onset or c.recorded))
+        for c in found
+    ]
+    dated = sorted(d for c in found if (d := c.onset or c.recorded))
+    if dated and dated[0] <= cutoff:
+        return result(crit, Status.PASS, f"diagnosed {dated[0]} (on or before {cutoff})", ev)
+    if len(dated) < len(found):
+        return result(crit, Status.UNKNOWN, "diagnosis has no onset or recorded date", ev)
+    return result(crit, Status.FAIL, f"diagnosed {dated[0]}, after {cutoff}", ev)

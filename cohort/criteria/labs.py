@@ -1,0 +1,141 @@
+"""Criterion kinds on results: `lab_latest`, `titer`, `grades`, `labs_exceed`."""
+
+from __future__ import annotations
+
+from cohort.criteria.base import Context, Criterion, result, window_start
+from cohort.model import Evidence, ObsValue, Result, Status
+
+
+def _superseded(ctx: Context, obs: list, concepts: list[str]) -> list[Evidence]:
+    return [ctx.obs_evidence(o, ctx.obs_concept(o, concepts), "superseded by a newer result") for o in obs]
+
+
+def lab_latest(crit: Criterion, ctx: Context) -> Result:
+    """Most recent numeric result in a window against a threshold (fail_below or pass_at_least)."""
+    p = crit.params
+    concepts = p["concepts"]
+    obs, ignored = ctx.observations(concepts, window_start(ctx.as_of, p))
+    if not obs:
+        return result(crit, Status.UNKNOWN, f"no {crit.title} result in window", ignored=ignored)
+    o, older = obs[0], obs[1:]
+    ignored += _superseded(ctx, older, concepts)
+    concept = ctx.obs_concept(o, concepts)
+    unit = ctx.term.canonical_unit(concept) or ""
+    v = ctx.numeric(o, concept)
+    if v is None:
+        ev = ctx.obs_evidence(o, concept, "unit or value cannot be converted")
+        return result(crit, Status.UNKNOWN, f"{concept}: value/unit '{ev.value} {ev.unit}' not convertible to {unit}", [ev], ignored)
+    ev = ctx.obs_evidence(o, concept, "most recent", f"{v:g}", unit)
+    if "fail_below" in p:
+        threshold = float(p["fail_below"])
+        alt = p.get("alt")
+        if alt and any(ctx.active(c) for c in ctx.conditions(alt["concepts"])):
+            threshold = float(alt["fail_below"])
+        if v < threshold:
+            return result(crit, Status.FAIL, f"{concept} {v:g} {unit} < {threshold:g} on {o.when}", [ev], ignored)
+        return result(crit, Status.PASS, f"{concept} {v:g} {unit} >= {threshold:g}", [ev], ignored)
+    threshold = float(p["pass_at_least"])
+    if v >= threshold:
+        return result(crit, Status.PASS, f"{concept} {v:g} {unit} >= {threshold:g}", [ev], ignored)
+    return result(crit, Status.FAIL, f"{concept} {v:g} {unit} < {threshold:g} on {o.when}", [ev], ignored)
+
+
+def _titer_status(value: float, comparator: str, minimum: float) -> Status:
+    if comparator in ("", "="):
+        return Status.PASS if value >= minimum else Status.FAIL
+    if comparator in (">", ">="):
+        return Status.PASS if value >= minimum else Status.UNKNOWN
+    # "<" and "<=": below `value`
+    return Status.FAIL if value <= minimum and (comparator == "<" or value < minimum) else Status.UNKNOWN
+
+
+def titer(crit: Criterion, ctx: Context) -> Result:
+    """Most recent titer decides; without one, a qualitative negative fails, a positive is unknown."""
+    p = crit.params
+    minimum = float(p["min_titer"])
+    titer_concepts, screen_concepts = p["titer_concepts"], p.get("screen_concepts", [])
+    obs, ignored = ctx.observations(titer_concepts + screen_concepts)
+    qualitative: list[tuple[str, Evidence]] = []
+    for i, o in enumerate(obs):
+        concept = ctx.obs_concept(o, titer_concepts + screen_concepts)
+        t = ctx.term.titer(o.value) if concept in titer_concepts else None
+        if t is not None:
+            status = _titer_status(float(t.value), t.comparator, minimum)
+            shown = f"{t.comparator}1:{t.value:g}"
+            ev = ctx.obs_evidence(o, concept, "most recent titer", shown, "{titer}")
+            ignored += _superseded(ctx, obs[i + 1 :], titer_concepts + screen_concepts)
+            why = {Status.PASS: ">=", Status.FAIL: "<", Status.UNKNOWN: "cannot tell vs"}[status]
+            return result(crit, status, f"ANA titer {shown} {why} 1:{minimum:g} on {o.when}", [ev], ignored)
+        q = ctx.term.qualitative(o.value, o.interpretation)
+        if q in ("positive", "negative"):
+            qualitative.append((q, ctx.obs_evidence(o, concept, f"qualitative {q}")))
+        else:
+            ignored.append(ctx.obs_evidence(o, concept, "no readable titer or result"))
+    if not qualitative:
+        return result(crit, Status.UNKNOWN, "no ANA result", ignored=ignored)
+    q, ev = qualitative[0]
+    ignored += [e for _, e in qualitative[1:]]
+    if q == "negative":
+        return result(crit, Status.FAIL, f"ANA negative on {ev.date}", [ev], ignored)
+    return result(crit, Status.UNKNOWN, "ANA positive without a titer", [ev], ignored)
+
+
+def _grade(v: ObsValue) -> str:
+    text = (v.string or v.text or (v.codes[0].code if v.codes else "")).strip().upper()
+    return text[:1] if text[:1] in "ABCDE" and (len(text) == 1 or not text[1].isalpha()) else ""
+
+
+def grades(crit: Criterion, ctx: Context) -> Result:
+    """Organ-system grades (BILAG): pass with >= min_a grade A or >= min_b grade B at the latest assessment."""
+    p = crit.params
+    obs, ignored = ctx.observations(p["concepts"], window_start(ctx.as_of, p))
+    if not obs:
+        return result(crit, Status.UNKNOWN, f"no {crit.title} assessment in window", ignored=ignored)
+    latest = obs[0].when
+    found: list[str] = []
+    ev = []
+    for o in obs:
+        if o.when != latest:
+            ignored.append(ctx.obs_evidence(o, "", "superseded by a newer assessment"))
+            continue
+        gs = [g for g in [_grade(o.value)] + [_grade(v) for _, v in o.components] if g]
+        found += gs
+        ev.append(ctx.obs_evidence(o, ctx.obs_concept(o, p["concepts"]), "grades " + "".join(gs), "".join(gs)))
+    if not found:
+        return result(crit, Status.UNKNOWN, "no readable grades", ev, ignored)
+    a, b = found.count("A"), found.count("B")
+    if a >= int(p.get("min_a", 1)) or b >= int(p.get("min_b", 2)):
+        return result(crit, Status.PASS, f"{a} A and {b} B on {latest}", ev, ignored)
+    return result(crit, Status.FAIL, f"{a} A and {b} B on {latest}", ev, ignored)
+
+
+def labs_exceed(crit: Criterion, ctx: Context) -> Result:
+    """Fail if any measure's most recent result exceeds its limit; pass only when required ones are known."""
+    p = crit.params
+    since = window_start(ctx.as_of, p)
+    evidence, ignored, fails, missing = [], [], [], []
+    for m in p["measures"]:
+        concepts = m["concepts"]
+        obs, ign = ctx.observations(concepts, since)
+        ignored += ign
+        if not obs:
+            if m.get("required"):
+                missing.append(f"no {concepts[0]} in window")
+            continue
+        o = obs[0]
+        ignored += _superseded(ctx, obs[1:], concepts)
+        concept = ctx.obs_concept(o, concepts)
+        unit = ctx.term.canonical_unit(concept) or ""
+        v = ctx.numeric(o, concept)
+        if v is None:
+            evidence.append(ctx.obs_evidence(o, concept, "unit or value cannot be converted"))
+            missing.append(f"{concept} not convertible")
+            continue
+        evidence.append(ctx.obs_evidence(o, concept, "most recent", f"{v:g}", unit))
+        if v > float(m["fail_above"]):
+            fails.append(f"{concept} {v:g} {unit} > {m['fail_above']:g}")
+    if fails:
+        return result(crit, Status.FAIL, "; ".join(fails), evidence, ignored)
+    if missing:
+        return result(crit, Status.UNKNOWN, "; ".join(missing), evidence, ignored)
+    return result(crit, Status.PASS, "no value above its limit", evidence, ignored)

@@ -1,0 +1,187 @@
+"""Criterion kinds on exposures: `current_medication`, `any_record`, `washout`, `high_dose`."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+from cohort.criteria.base import Context, Criterion, iso, result, window_length
+from cohort.model import Evidence, ExposureFact, Result, Status
+
+_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*MG\b(?!\s*/)", re.I)
+_UNIT_FORMS = ("tbl", "tab", "tablet", "cap", "capsule", "{tbl}", "{tablet}", "{capsule}", "1")
+
+
+def _exposure_evidence(e: ExposureFact, concept: str, note: str, value: str = "") -> Evidence:
+    end = "ongoing" if e.ongoing else iso(e.end)
+    return Evidence(
+        ref=e.ref,
+        concept=concept,
+        value=value or e.text[:80],
+        date=f"{iso(e.start)}..{end}",
+        note=note,
+    )
+
+
+def current_medication(crit: Criterion, ctx: Context) -> Result:
+    p = crit.params
+    if ctx.facts.medication_records == 0:
+        return result(crit, Status.UNKNOWN, "no medication records at all")
+    evidence, ignored = [], []
+    for e in ctx.exposures(p["concepts"]):
+        concept = ",".join(sorted(set(p["concepts"]) & ctx.concepts(e.ref, e.codes, e.text)))
+        if p.get("systemic_only", True) and not ctx.systemic(e):
+            ignored.append(_exposure_evidence(e, concept, "not systemic (route or form)"))
+        elif ctx.current(e):
+            evidence.append(_exposure_evidence(e, concept, "current"))
+        else:
+            ignored.append(_exposure_evidence(e, concept, "not current on the as-of date"))
+    if evidence:
+        return result(crit, Status.PASS, f"current {evidence[0].concept}: {evidence[0].value}", evidence, ignored)
+    return result(crit, Status.FAIL, "no current qualifying therapy", ignored=ignored)
+
+
+def any_record(crit: Criterion, ctx: Context) -> Result:
+    hits = ctx.exposures(crit.params["concepts"])
+    if hits:
+        ev = [_exposure_evidence(e, ",".join(crit.params["concepts"]), "record found") for e in hits]
+        return result(crit, Status.FAIL, f"prior {crit.params['concepts'][0]}: {hits[0].text[:60]}", ev)
+    return result(crit, Status.PASS, "no record")
+
+
+def _in_window(ctx: Context, start: date | None, end: date | None, ongoing: bool, lo: date) -> bool:
+    """Exposure interval overlaps (as_of - window, as_of]; see docs/rules.md for the boundary."""
+    if start is None and end is None:
+        return False
+    if start is not None and start > ctx.as_of:
+        return False
+    return ongoing or (end is not None and end > lo)
+
+
+def washout(crit: Criterion, ctx: Context) -> Result:
+    """Exposure (medication, procedure or immunization) inside the window fails, time-limited."""
+    p = crit.params
+    span = window_length(p)
+    lo = ctx.as_of - span
+    evidence, ignored = [], []
+    ends: list[date | None] = []
+    uncertain: list[Evidence] = []
+    items: list[tuple[str, date | None, date | None, bool, Evidence]] = []
+    for e in ctx.exposures(p.get("concepts", [])):
+        if p.get("systemic_only") and not ctx.systemic(e):
+            ignored.append(_exposure_evidence(e, "", "not systemic (route or form)"))
+            continue
+        concept = ",".join(sorted(set(p["concepts"]) & ctx.concepts(e.ref, e.codes, e.text)))
+        items.append((e.ref, e.start, e.end, e.ongoing, _exposure_evidence(e, concept, "")))
+    for pr in ctx.procedures(p.get("procedures", [])):
+        ev = Evidence(ref=pr.ref, concept=",".join(p["procedures"]), value=pr.text[:80], date=iso(pr.start))
+        items.append((pr.ref, pr.start, pr.end, False, ev))
+    for im in ctx.immunizations(p.get("immunizations", []) + p.get("uncertain_immunizations", [])):
+        ev = Evidence(ref=im.ref, value=im.text[:80], date=iso(im.when))
+        if set(p.get("uncertain_immunizations", [])) & ctx.concepts(im.ref, im.codes, im.text):
+            if im.when and lo < im.when <= ctx.as_of:
+                uncertain.append(Evidence(ref=im.ref, value=im.text[:80], date=iso(im.when), note="may be live"))
+            continue
+        items.append((im.ref, im.when, im.when, False, ev))
+    last_end: date | None = None
+    for _ref, start, end, ongoing, ev in items:
+        if end and (last_end is None or end > last_end):
+            last_end = end
+        if _in_window(ctx, start, end, ongoing, lo):
+            evidence.append(Evidence(**{**_as_dict(ev), "note": "within window"}))
+            ends.append(None if ongoing else end)
+        else:
+            ignored.append(Evidence(**{**_as_dict(ev), "note": "outside window or undated"}))
+    if evidence:
+        known = all(ends)
+        eligible = max(ends) + span if known and ends else None  # type: ignore[operator,type-var]
+        when = f"until {eligible}" if eligible else "ongoing or no known end"
+        return result(crit, Status.FAIL, f"{evidence[0].concept or evidence[0].value} within {span.days} days ({when})", evidence, ignored, eligible)
+    if uncertain:
+        return result(crit, Status.UNKNOWN, "vaccine of uncertain live status in window", uncertain, ignored)
+    if "lab_concepts" in p and last_end is not None:
+        return _lab_after(crit, ctx, last_end, ignored)
+    return result(crit, Status.PASS, "no exposure in window", ignored=ignored)
+
+
+def _as_dict(ev: Evidence) -> dict[str, str]:
+    return {k: getattr(ev, k) for k in ("ref", "concept", "value", "unit", "date", "note")}
+
+
+def _lab_after(crit: Criterion, ctx: Context, last_dose: date, ignored: list[Evidence]) -> Result:
+    """After the window: the most recent lab since the last dose below its lower limit fails."""
+    p = crit.params
+    obs, ign = ctx.observations(p["lab_concepts"], last_dose + timedelta(days=1))
+    ignored += ign
+    if not obs:
+        return result(crit, Status.PASS, f"last dose {last_dose}, outside window; no count since", ignored=ignored)
+    o = obs[0]
+    concept = ctx.obs_concept(o, p["lab_concepts"])
+    v = ctx.numeric(o, concept)
+    unit = ctx.term.canonical_unit(concept) or ""
+    lln = ctx.term.convert(o.ref_low, concept) if o.ref_low else None
+    lln = lln if lln is not None else float(p["lab_default_lln"])
+    if v is None:
+        ev = ctx.obs_evidence(o, concept, "unit cannot be converted")
+        return result(crit, Status.UNKNOWN, f"{concept} after last dose not convertible", [ev], ignored)
+    ev = ctx.obs_evidence(o, concept, f"lower limit {lln:g}", f"{v:g}", unit)
+    if v < lln:
+        return result(crit, Status.FAIL, f"{concept} {v:g} {unit} below lower limit {lln:g} since last dose", [ev], ignored)
+    return result(crit, Status.PASS, f"{concept} {v:g} {unit} >= lower limit {lln:g}", [ev], ignored)
+
+
+def daily_mg(ctx: Context, e: ExposureFact) -> float | None:
+    """Largest prednisone-equivalent daily dose of an exposure, None when not derivable."""
+    factors = [ctx.term.prednisone_factor(i) for i in ctx.term.medication_ingredients(e.codes, e.text)]
+    factor = max((f for f in factors if f is not None), default=None)
+    if factor is None:
+        return None
+    strength = e.strength_mg
+    if strength is None and (m := _STRENGTH.search(e.text)):
+        strength = float(m[1])
+    best: float | None = None
+    for d in e.doses:
+        if d.quantity is None:
+            continue
+        unit = (d.quantity.code or d.quantity.unit).strip().lower()
+        if unit == "mg":
+            mg = d.quantity.value
+        elif unit == "g":
+            mg = d.quantity.value * 1000
+        elif unit in _UNIT_FORMS and strength is not None:
+            mg = d.quantity.value * strength
+        else:
+            continue
+        daily = mg * (d.per_day if d.per_day is not None else 1.0) * factor
+        best = daily if best is None else max(best, daily)
+    return best
+
+
+def high_dose(crit: Criterion, ctx: Context) -> Result:
+    p = crit.params
+    span = window_length(p)
+    lo = ctx.as_of - span
+    limit = float(p["max_daily_mg"])
+    fails, unknown, ok, ignored = [], [], [], []
+    ends: list[date | None] = []
+    for e in ctx.exposures(p["concepts"]):
+        if not ctx.systemic(e):
+            ignored.append(_exposure_evidence(e, "", "not systemic (route or form)"))
+            continue
+        if not _in_window(ctx, e.start, e.end, e.ongoing, lo):
+            ignored.append(_exposure_evidence(e, "", "outside window"))
+            continue
+        mg = daily_mg(ctx, e)
+        if mg is None:
+            unknown.append(_exposure_evidence(e, "", "no usable dose"))
+        elif mg > limit:
+            fails.append(_exposure_evidence(e, "", f"{mg:g} mg/day prednisone-equivalent", f"{mg:g}"))
+            ends.append(None if e.ongoing else e.end)
+        else:
+            ok.append(_exposure_evidence(e, "", f"{mg:g} mg/day prednisone-equivalent", f"{mg:g}"))
+    if fails:
+        eligible = max(ends) + span if all(ends) else None  # type: ignore[type-var,operator]
+        return result(crit, Status.FAIL, f"corticosteroid {fails[0].value} mg/day > {limit:g} within {span.days} days", fails + unknown + ok, ignored, eligible)
+    if unknown:
+        return result(crit, Status.UNKNOWN, "corticosteroid in window without a usable dose", unknown + ok, ignored)
+    return result(crit, Status.PASS, "no corticosteroid above the limit in window", ok, ignored)

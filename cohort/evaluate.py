@@ -1,0 +1,40 @@
+"""Evaluate a trial's criteria for one patient's facts at an explicit as-of date (pure)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from cohort.criteria.base import Context, TerminologyLike
+from cohort.criteria.registry import KINDS
+from cohort.criteria.trial import Trial
+from cohort.extract import ReadingRules
+from cohort.model import PatientFacts, Result
+
+
+def make_context(
+    facts: PatientFacts,
+    term: TerminologyLike,
+    as_of: date,
+    rules: ReadingRules,
+    site: dict[str, Any] | None = None,
+) -> Context:
+    return Context(
+        facts=facts,
+        term=term,
+        as_of=as_of,
+        site=site or {},
+        non_systemic=rules.non_systemic,
+        active_statuses=rules.active_clinical,
+        missing_status_is_active=rules.missing_status_is_active,
+    )
+
+
+def is_screened(trial: Trial, ctx: Context) -> bool:
+    """Screened = has a (non-dropped) condition of a screening concept, whatever its dates."""
+    want = set(trial.screen_concepts)
+    return any(want & ctx.concepts(c.ref, c.codes, c.text) for c in ctx.facts.conditions)
+
+
+def evaluate(trial: Trial, ctx: Context) -> list[Result]:
+    return [KINDS[c.kind].fn(c, ctx) for c in trial.criteria]
