@@ -1,0 +1,220 @@
+"""FHIR source auth: none, static bearer, HTTP Basic, SMART Backend Services (private_key_jwt)."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import jwt
+import requests
+
+from cohort.errors import AuthError, ConfigError
+
+from .settings import ServerSettings, read_secret
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASSERTION_LIFETIME = 300  # seconds; SMART requires exp <= 5 minutes
+REFRESH_MARGIN = 60.0  # refresh a token this long before it expires
+
+
+class Auth(Protocol):
+    """Adds credentials to request headers; `invalidate` forces a refresh on the next request."""
+
+    def headers(self) -> dict[str, str]: ...
+
+    def invalidate(self) -> bool: ...  # True when a retry with fresh credentials makes sense
+
+
+class NoAuth:
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def invalidate(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "NoAuth()"
+
+
+class BearerAuth:
+    """A static token from an env var or file; re-read on a 401 (the file may be rotated)."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self._settings = settings
+        self._token = self._read()
+
+    def _read(self) -> str:
+        s = self._settings
+        return read_secret(s.token_env, s.token_file, "bearer token")
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def invalidate(self) -> bool:
+        old, self._token = self._token, self._read()
+        return bool(self._settings.token_file) or self._token != old
+
+    def __repr__(self) -> str:
+        return "BearerAuth(<redacted>)"
+
+
+class BasicAuth:
+    def __init__(self, settings: ServerSettings) -> None:
+        user = settings.username or read_secret(settings.username_env, "", "basic auth username")
+        password = read_secret(settings.password_env, settings.password_file, "basic auth password")
+        raw = f"{user}:{password}".encode()
+        self._value = "Basic " + base64.b64encode(raw).decode("ascii")
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": self._value}
+
+    def invalidate(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "BasicAuth(<redacted>)"
+
+
+class SmartBackendAuth:
+    """SMART Backend Services: client_credentials grant with a signed JWT client assertion."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        session: requests.Session,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_request: Callable[[requests.Response | None, float], None] | None = None,
+    ) -> None:
+        self._s = settings
+        self._session = session
+        self._clock = clock
+        self._on_request = on_request
+        self._token = ""
+        self._expires = 0.0
+        self._margin = REFRESH_MARGIN
+        self._lock = threading.Lock()
+        self.token_url = settings.token_url
+        path = Path(settings.private_key_file).expanduser()
+        try:
+            self._key = path.read_bytes()
+        except OSError as e:
+            raise ConfigError(
+                f"smart-backend: cannot read private_key_file {path}: {e.strerror}"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"SmartBackendAuth(client_id={self._s.client_id!r}, token_url={self.token_url!r})"
+
+    def _discover(self) -> str:
+        url = self._s.base_url + "/.well-known/smart-configuration"
+        try:
+            r = self._session.get(
+                url,
+                headers={"Accept": "application/json"},
+                timeout=self._s.timeout,
+                verify=self._s.verify,
+            )
+        except requests.RequestException as e:
+            raise AuthError(f"SMART discovery failed ({type(e).__name__})") from None
+        self._account(r)
+        if r.status_code != 200:
+            raise AuthError(
+                f"SMART discovery: HTTP {r.status_code} from .well-known/smart-configuration"
+            )
+        try:
+            endpoint = r.json().get("token_endpoint", "")
+        except ValueError:
+            endpoint = ""
+        if not endpoint:
+            raise AuthError("SMART discovery: no token_endpoint in .well-known/smart-configuration")
+        return str(endpoint)
+
+    def _account(self, r: requests.Response | None, t0: float | None = None) -> None:
+        if self._on_request:
+            self._on_request(r, 0.0 if t0 is None else time.monotonic() - t0)
+
+    def assertion(self) -> str:
+        """A fresh signed client assertion (unique jti, exp <= 5 min, aud = token URL)."""
+        now = int(self._clock())
+        claims: dict[str, Any] = {
+            "iss": self._s.client_id,
+            "sub": self._s.client_id,
+            "aud": self.token_url,
+            "jti": secrets.token_urlsafe(24),
+            "iat": now,
+            "exp": now + ASSERTION_LIFETIME,
+        }
+        headers = {"typ": "JWT", **({"kid": self._s.key_id} if self._s.key_id else {})}
+        try:
+            return jwt.encode(claims, self._key, algorithm=self._s.alg, headers=headers)
+        except (ValueError, TypeError, jwt.PyJWTError) as e:
+            raise AuthError(
+                f"cannot sign client assertion with {self._s.alg}: {type(e).__name__}"
+            ) from None
+
+    def _fetch(self) -> None:
+        if not self.token_url:
+            self.token_url = self._discover()
+        form = {
+            "grant_type": "client_credentials",
+            "scope": self._s.scope,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": self.assertion(),
+        }
+        t0 = time.monotonic()
+        try:
+            r = self._session.post(
+                self.token_url,
+                data=form,
+                headers={"Accept": "application/json"},
+                timeout=self._s.timeout,
+                verify=self._s.verify,
+            )
+        except requests.RequestException as e:
+            raise AuthError(f"token endpoint unreachable ({type(e).__name__})") from None
+        self._account(r, t0)
+        try:
+            body = r.json()
+        except ValueError:
+            body = {}
+        if r.status_code != 200 or not body.get("access_token"):
+            err = body.get("error_description") or body.get("error") or "no access_token"
+            raise AuthError(f"token request refused: HTTP {r.status_code}: {err}")
+        self._token = str(body["access_token"])
+        lifetime = float(body.get("expires_in") or 300)
+        self._expires = self._clock() + lifetime
+        self._margin = min(REFRESH_MARGIN, lifetime / 5)
+
+    def headers(self) -> dict[str, str]:
+        with self._lock:
+            if not self._token or self._clock() >= self._expires - self._margin:
+                self._fetch()
+            return {"Authorization": f"Bearer {self._token}"}
+
+    def invalidate(self) -> bool:
+        with self._lock:
+            self._token = ""
+        return True
+
+
+def make_auth(
+    settings: ServerSettings,
+    session: requests.Session,
+    *,
+    clock: Callable[[], float] = time.time,
+    on_request: Callable[[requests.Response | None, float], None] | None = None,
+) -> Auth:
+    """The Auth object for `settings.auth`; reads secrets now so a misconfiguration fails early."""
+    if settings.auth == "bearer":
+        return BearerAuth(settings)
+    if settings.auth == "basic":
+        return BasicAuth(settings)
+    if settings.auth == "smart-backend":
+        return SmartBackendAuth(settings, session, clock=clock, on_request=on_request)
+    return NoAuth()

@@ -1,0 +1,300 @@
+"""HTTP client for one FHIR server: retries with backoff, next-link paging, accounting."""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import requests
+
+from cohort.errors import ServerError
+
+from .auth import Auth, make_auth
+from .settings import ServerSettings
+
+log = logging.getLogger("cohort.fhir")
+RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+MAX_PAGES = 100_000
+FHIR_JSON = "application/fhir+json"
+
+
+@dataclass
+class TypeStats:
+    requests: int = 0
+    bytes: int = 0
+    retries: int = 0
+    waits: float = 0.0
+    elapsed: float = 0.0
+
+
+@dataclass
+class Accounting:
+    """Requests, bytes, retries, waits and elapsed seconds per resource type (or 'auth')."""
+
+    by_type: dict[str, TypeStats] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(
+        self,
+        key: str,
+        *,
+        requests: int = 0,
+        nbytes: int = 0,
+        retries: int = 0,
+        waits: float = 0.0,
+        elapsed: float = 0.0,
+    ) -> None:
+        with self._lock:
+            t = self.by_type.setdefault(key, TypeStats())
+            t.requests += requests
+            t.bytes += nbytes
+            t.retries += retries
+            t.waits += waits
+            t.elapsed += elapsed
+
+    def total(self, attr: str) -> float:
+        return sum(getattr(t, attr) for t in self.by_type.values())
+
+
+def operation_outcome_text(body: Any) -> str:
+    """One line from an OperationOutcome: 'error invalid: diagnostics; ...' (or '')."""
+    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
+        return ""
+    parts = []
+    for issue in body.get("issue") or []:
+        if not isinstance(issue, dict):
+            continue
+        text = issue.get("diagnostics") or (issue.get("details") or {}).get("text") or ""
+        parts.append(f"{issue.get('severity', '?')} {issue.get('code', '?')}: {text}".strip())
+    return "; ".join(parts)
+
+
+def retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def safe_path(url: str) -> str:
+    """The URL path without query (queries carry patient ids: never put them in messages)."""
+    return urlsplit(url).path or "/"
+
+
+class FhirClient:
+    """One requests.Session per source; at most `settings.concurrency` requests in flight."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        *,
+        session: requests.Session | None = None,
+        auth: Auth | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.base = settings.base_url.rstrip("/")
+        self.session = session or requests.Session()
+        self.session.headers.update({"Accept": FHIR_JSON, "User-Agent": "cohort/0.1"})
+        self.sleep = sleep
+        self.clock = clock
+        self.stats = Accounting()
+        self.warnings: list[str] = []
+        self._sem = threading.BoundedSemaphore(settings.concurrency)
+        self.auth = auth or make_auth(
+            settings, self.session, clock=clock, on_request=self._auth_hit
+        )
+
+    def _auth_hit(self, r: requests.Response | None, elapsed: float) -> None:
+        self.stats.add(
+            "auth", requests=1, nbytes=len(r.content) if r is not None else 0, elapsed=elapsed
+        )
+
+    def url(self, path_or_url: str) -> str:
+        """Absolute URL for a path relative to the base (or an absolute URL, checked to be ours)."""
+        url = urljoin(self.base + "/", path_or_url)
+        if urlsplit(url).netloc != urlsplit(self.base).netloc:
+            raise ServerError(f"refusing to follow a link to another host ({urlsplit(url).netloc})")
+        return url
+
+    def backoff(self, attempt: int) -> float:
+        return min(self.settings.max_wait, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
+
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        key: str,
+        params: Any = None,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+        auth: bool = True,
+        ok: tuple[int, ...] = (200,),
+        foreign: bool = False,
+    ) -> requests.Response:
+        """Send with retries; return a response whose status is in `ok`, else raise ServerError."""
+        url = path_or_url if foreign else self.url(path_or_url)
+        s, refreshed, attempt = self.settings, False, 0
+        while True:
+            hdrs = dict(headers or {})
+            if auth:
+                hdrs.update(self.auth.headers())
+            t0 = time.monotonic()
+            wait: float | None = None
+            try:
+                with self._sem:
+                    r = self.session.request(
+                        method,
+                        url,
+                        params=params,
+                        headers=hdrs,
+                        stream=stream,
+                        timeout=s.timeout,
+                        verify=s.verify,
+                    )
+                    size = (
+                        len(r.content) if not stream else int(r.headers.get("Content-Length") or 0)
+                    )
+            except (requests.ConnectionError, requests.Timeout) as e:
+                self.stats.add(key, requests=1, elapsed=time.monotonic() - t0)
+                if attempt >= s.max_retries:
+                    raise ServerError(
+                        f"{method} {safe_path(url)}: {type(e).__name__} after "
+                        f"{attempt + 1} attempts"
+                    ) from None
+                wait = self.backoff(attempt)
+            else:
+                self.stats.add(key, requests=1, nbytes=size, elapsed=time.monotonic() - t0)
+                if r.status_code in ok:
+                    return r
+                if r.status_code == 401 and auth and not refreshed and self.auth.invalidate():
+                    refreshed = True
+                    self.stats.add(key, retries=1)
+                    continue
+                if r.status_code not in RETRY_STATUS or attempt >= s.max_retries:
+                    raise self.error(method, url, r)
+                hinted = retry_after(r.headers.get("Retry-After"), self.clock())
+                wait = min(s.max_wait, hinted) if hinted is not None else self.backoff(attempt)
+                r.close()
+            attempt += 1
+            self.stats.add(key, retries=1, waits=wait)
+            self.sleep(wait)
+
+    def error(self, method: str, url: str, r: requests.Response) -> ServerError:
+        try:
+            body = r.json()
+        except ValueError:
+            body = None
+        text = operation_outcome_text(body) or (r.reason or "")
+        err = ServerError(f"{method} {safe_path(url)}: HTTP {r.status_code}: {text}".rstrip(": "))
+        err.status = r.status_code  # type: ignore[attr-defined]
+        err.outcome = text  # type: ignore[attr-defined]
+        return err
+
+    def get_json(
+        self, path_or_url: str, *, key: str, params: Any = None
+    ) -> tuple[dict, requests.Response]:
+        r = self.request("GET", path_or_url, key=key, params=params)
+        try:
+            body = r.json()
+        except ValueError:
+            raise ServerError(f"GET {safe_path(r.url)}: response is not JSON") from None
+        if not isinstance(body, dict):
+            raise ServerError(f"GET {safe_path(r.url)}: response is not a JSON object")
+        return body, r
+
+    def search(
+        self, rtype: str, params: list[tuple[str, str]], *, key: str | None = None
+    ) -> Iterator[tuple[int, dict, requests.Response]]:
+        """Yield (page number, Bundle, response) following Bundle.link[next] only, loop-guarded."""
+        key = key or rtype
+        query = [*params, ("_count", str(self.settings.page_size))]
+        url = self.url(f"{rtype}?{urlencode(query, safe=',|:/')}")
+        seen: set[str] = set()
+        page = 0
+        while url:
+            page += 1
+            bundle, r = self._page(url, key)
+            yield page, bundle, r
+            nxt = next(
+                (
+                    ln.get("url")
+                    for ln in bundle.get("link") or []
+                    if isinstance(ln, dict) and ln.get("relation") == "next"
+                ),
+                None,
+            )
+            if not nxt:
+                return
+            url = self.url(nxt)
+            if url in seen or page >= MAX_PAGES:
+                msg = f"{rtype}: server repeated a next link (page {page}); paging stopped"
+                log.warning(msg)
+                self.warnings.append(msg)
+                return
+            seen.add(url)
+
+    def _page(self, url: str, key: str) -> tuple[dict, requests.Response]:
+        """One search page; on a 5xx that hides a timeout, retry once with half the page size."""
+        try:
+            body, r = self.get_json(url, key=key)
+        except ServerError as e:
+            status = getattr(e, "status", 0)
+            text = str(getattr(e, "outcome", "")).lower()
+            count = _count_of(url)
+            if not (status >= 500 and ("timeout" in text or "timed out" in text) and count > 10):
+                raise
+            smaller = _with_count(url, max(10, count // 2))
+            self.warnings.append(f"{key}: server timed out; page size reduced to {count // 2}")
+            body, r = self.get_json(smaller, key=key)
+        if body.get("resourceType") != "Bundle":
+            raise ServerError(
+                f"GET {safe_path(url)}: expected a Bundle, got {body.get('resourceType')}"
+            )
+        return body, r
+
+
+def _count_of(url: str) -> int:
+    for k, v in parse_qsl(urlsplit(url).query):
+        if k == "_count" and v.isdigit():
+            return int(v)
+    return 0
+
+
+def _with_count(url: str, count: int) -> str:
+    p = urlsplit(url)
+    q = [
+        (k, str(count) if k == "_count" else v)
+        for k, v in parse_qsl(p.query, keep_blank_values=True)
+    ]
+    return urlunsplit(p._replace(query=urlencode(q, safe=",|:/")))
+
+
+def server_time(bundle: dict | None, r: requests.Response) -> str | None:
+    """The server's clock for this answer: Bundle.meta.lastUpdated, else the Date header (ISO)."""
+    meta = (bundle or {}).get("meta") or {}
+    if isinstance(meta, dict) and isinstance(meta.get("lastUpdated"), str):
+        return str(meta["lastUpdated"])
+    date = r.headers.get("Date")
+    if date:
+        try:
+            return email.utils.parsedate_to_datetime(date).isoformat()
+        except (TypeError, ValueError):
+            return None
+    return None

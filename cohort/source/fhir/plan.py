@@ -1,0 +1,127 @@
+"""Query plan helpers: CapabilityStatement reading, URL-length splitting, and the PullReport."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+PULL_TYPES = (
+    "Patient",
+    "Condition",
+    "Observation",
+    "MedicationRequest",
+    "MedicationStatement",
+    "MedicationAdministration",
+    "Immunization",
+    "Procedure",
+)
+MED_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
+BY_CODE = frozenset({"Observation", "Procedure"})  # other types: everything of the patient
+DEFAULT_CATEGORIES = (
+    "laboratory",
+    "vital-signs",
+    "survey",
+    "exam",
+    "social-history",
+    "procedure",
+    "imaging",
+    "therapy",
+    "activity",
+)
+
+
+@dataclass
+class Capability:
+    """What a server says it supports (empty search-param sets mean 'not stated': assume yes)."""
+
+    types: dict[str, set[str]] = field(default_factory=dict)
+    includes: dict[str, set[str]] = field(default_factory=dict)
+    common: set[str] = field(default_factory=set)
+    operations: set[str] = field(default_factory=set)
+    software: str = ""
+
+    @classmethod
+    def parse(cls, cs: dict[str, Any]) -> Capability:
+        cap = cls(software=str((cs.get("software") or {}).get("name", "")))
+        for rest in cs.get("rest") or []:
+            if not isinstance(rest, dict) or rest.get("mode", "server") != "server":
+                continue
+            cap.common |= {p.get("name", "") for p in rest.get("searchParam") or []}
+            cap.operations |= {o.get("name", "").lstrip("$") for o in rest.get("operation") or []}
+            for res in rest.get("resource") or []:
+                rtype = res.get("type", "")
+                cap.types[rtype] = {p.get("name", "") for p in res.get("searchParam") or []}
+                cap.includes[rtype] = set(res.get("searchInclude") or [])
+                cap.operations |= {
+                    o.get("name", "").lstrip("$") for o in res.get("operation") or []
+                }
+        return cap
+
+    def has_type(self, rtype: str) -> bool:
+        return rtype in self.types
+
+    def has_param(self, rtype: str, name: str) -> bool:
+        params = self.types.get(rtype)
+        if params is None:
+            return False
+        return not params or name in params or name in self.common
+
+    def has_include(self, rtype: str, spec: str) -> bool:
+        inc = self.includes.get(rtype)
+        return inc is None or not inc or spec in inc or "*" in inc
+
+
+def chunk_values(prefix_len: int, values: list[str], limit: int) -> list[list[str]]:
+    """Split `values` (comma-joined) into groups whose URL stays within `limit` chars."""
+    groups: list[list[str]] = []
+    cur: list[str] = []
+    size = prefix_len
+    for v in values:
+        add = len(quote(v, safe=",|:/")) + 3  # ",": encoded as %2C at worst
+        if cur and size + add > limit:
+            groups.append(cur)
+            cur, size = [], prefix_len
+        cur.append(v)
+        size += add
+    if cur:
+        groups.append(cur)
+    return groups
+
+
+@dataclass
+class PullReport:
+    """What one pull did: request accounting, store effects, warnings, marks (JSON-serialisable)."""
+
+    site: str
+    base_url: str
+    mode: str = "search"  # search | bulk
+    incremental: bool = False
+    full_refresh: bool = False
+    requests: dict[str, int] = field(default_factory=dict)
+    bytes: dict[str, int] = field(default_factory=dict)
+    retries: dict[str, int] = field(default_factory=dict)
+    waits: dict[str, float] = field(default_factory=dict)
+    elapsed: dict[str, float] = field(default_factory=dict)  # per phase, seconds
+    stored: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    patients_screened: int = 0
+    patients_new: int = 0
+    warnings: list[str] = field(default_factory=list)
+    marks: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+    def warn(self, msg: str) -> None:
+        if msg not in self.warnings:
+            self.warnings.append(msg)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["total_requests"] = self.total_requests
+        d["waits"] = {k: round(v, 3) for k, v in self.waits.items()}
+        d["elapsed"] = {k: round(v, 3) for k, v in self.elapsed.items()}
+        return d

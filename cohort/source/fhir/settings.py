@@ -1,0 +1,147 @@
+"""Per-site FHIR server settings parsed from a `[sites.server]` TOML table (no secrets held)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cohort.errors import ConfigError
+
+AUTH_KINDS = ("none", "bearer", "basic", "smart-backend")
+ALGS = ("RS384", "ES384")
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback IP literals."""
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class ServerSettings:
+    """How to talk to one FHIR base URL; secrets are named (env var / file), never held."""
+
+    base_url: str
+    auth: str = "none"
+    token_env: str = ""
+    token_file: str = ""
+    username: str = ""
+    username_env: str = ""
+    password_env: str = ""
+    password_file: str = ""
+    client_id: str = ""
+    private_key_file: str = ""
+    key_id: str = ""
+    alg: str = "RS384"
+    scope: str = "system/*.read"
+    token_url: str = ""
+    ca_bundle: str = ""
+    allow_http: bool = False
+    concurrency: int = 2
+    timeout: float = 60.0
+    page_size: int = 200
+    patient_batch: int = 50
+    bulk: bool = False
+    bulk_group: str = ""
+    bulk_timeout: float = 3600.0
+    spool_dir: str = ""
+    observation_category: list[str] = field(default_factory=list)
+    max_retries: int = 5
+    max_wait: float = 120.0
+    max_url_length: int = 1800
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str) -> ServerSettings:
+        """Parse and validate a `[sites.server]` table; ConfigError names `where` and the key."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where}: expected a table")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})"
+            )
+        if not isinstance(d.get("base_url"), str) or not d["base_url"].strip():
+            raise ConfigError(f"{where}: key 'base_url' is required (a FHIR base URL)")
+        defaults = cls(base_url="x")
+        values: dict[str, Any] = {}
+        for name, value in d.items():
+            want = type(getattr(defaults, name))
+            if want is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if want is list:
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ConfigError(f"{where}: key {name!r} must be a list of strings")
+            elif not isinstance(value, want) or (want is int and isinstance(value, bool)):
+                raise ConfigError(f"{where}: key {name!r} must be {want.__name__}, got {value!r}")
+            values[name] = value
+        s = cls(**values)
+        s.base_url = s.base_url.strip().rstrip("/")
+        s._validate(where)
+        return s
+
+    def _validate(self, where: str) -> None:
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"{where}: key 'base_url' must be an http(s) URL, got {self.base_url!r}"
+            )
+        if parts.scheme == "http" and not self.allow_http and not is_loopback(parts.hostname):
+            raise ConfigError(
+                f"{where}: key 'base_url': plain http:// is refused for non-loopback hosts "
+                "(use https, or set allow_http = true on a trusted network)"
+            )
+        if self.auth not in AUTH_KINDS:
+            raise ConfigError(f"{where}: key 'auth' must be one of {', '.join(AUTH_KINDS)}")
+        if self.alg not in ALGS:
+            raise ConfigError(f"{where}: key 'alg' must be one of {', '.join(ALGS)}")
+        need: dict[str, list[tuple[str, ...]]] = {
+            "bearer": [("token_env", "token_file")],
+            "basic": [("username", "username_env"), ("password_env", "password_file")],
+            "smart-backend": [("client_id",), ("private_key_file",)],
+        }
+        for group in need.get(self.auth, []):
+            if not any(getattr(self, k) for k in group):
+                raise ConfigError(f"{where}: auth = {self.auth!r} needs key {' or '.join(group)!r}")
+        for key in ("concurrency", "page_size", "patient_batch"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}: key {key!r} must be >= 1")
+        if self.max_retries < 0 or self.timeout <= 0 or self.max_url_length < 200:
+            raise ConfigError(f"{where}: key 'max_retries'/'timeout'/'max_url_length' out of range")
+        if self.token_url and urlsplit(self.token_url).scheme not in ("http", "https"):
+            raise ConfigError(f"{where}: key 'token_url' must be an http(s) URL")
+        if self.ca_bundle and not Path(self.ca_bundle).exists():
+            raise ConfigError(f"{where}: key 'ca_bundle': file not found: {self.ca_bundle}")
+
+    @property
+    def verify(self) -> bool | str:
+        """TLS verification for requests: on by default, or a CA bundle path."""
+        return self.ca_bundle or True
+
+
+def read_secret(env: str, path: str, what: str) -> str:
+    """A secret from an environment variable or a file (first line); AuthError-free ConfigError."""
+    if env:
+        value = os.environ.get(env, "")
+        if value:
+            return value.strip()
+        if not path:
+            raise ConfigError(f"{what}: environment variable {env} is not set")
+    if path:
+        try:
+            text = Path(path).expanduser().read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"{what}: cannot read secret file {path}: {e.strerror}") from None
+        value = text.strip().splitlines()[0].strip() if text.strip() else ""
+        if not value:
+            raise ConfigError(f"{what}: secret file {path} is empty")
+        return value
+    raise ConfigError(f"{what}: no environment variable or file configured")

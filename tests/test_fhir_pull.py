@@ -1,0 +1,179 @@
+"""Query plan and incremental pull against an in-memory fake FHIR server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import responses
+
+from cohort.source.fhir import ServerSettings, pull
+from cohort.store import Store
+from fhir_fakes import BASE, SLE, TOKENS, FakeFhir, capability, population
+
+
+def settings(**kw) -> ServerSettings:
+    return ServerSettings.from_dict({"base_url": BASE, "max_retries": 1, **kw}, "sites[0].server")
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "s.db") as s:
+        yield s
+
+
+def run(store, fake=None, **kw):
+    return pull("uci", settings(**kw.pop("cfg", {})), store, TOKENS, screen_tokens=[SLE], **kw)
+
+
+def test_first_pull_gets_screened_patients_only(store):
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        rep = run(store)
+    counts = store.count_by_type("uci")
+    assert counts["Patient"] == 3 and store.get("uci", "Patient", "px") is None
+    assert counts["Condition"] == 6 and counts["Observation"] == 3  # only mapped codes
+    assert counts["Medication"] == 3 and counts["Immunization"] == 3
+    assert rep.patients_screened == 3 and rep.patients_new == 3 and not rep.incremental
+    assert rep.requests["metadata"] == 1
+    assert all("_lastUpdated" not in q for q in fake.log)
+    assert any("_include" in q for q in fake.log if q.startswith("MedicationRequest"))
+    d = rep.to_dict()
+    json.dumps(d)
+    assert "screened" not in d["marks"] and "Observation" in d["marks"]
+    row = store.get("uci", "Observation", "o0")
+    assert row is not None
+
+
+def test_second_run_only_incremental_queries(store):
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        run(store)
+        fake.log.clear()
+        rep = run(store)
+    searches = [q for q in fake.log if not q.startswith("metadata")]
+    assert searches and all("_lastUpdated" in q for q in searches)
+    assert rep.incremental and rep.stored == 0 and rep.updated == 0
+
+
+def test_changes_and_new_patient_picked_up(store):
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        run(store)
+        fake.clock = "2026-11-26T10:00:00Z"
+        fake.add({**fake.db[("Observation", "o1")], "status": "amended"}, "2026-11-26T09:00:00Z")
+        # px newly gets an SLE condition: full history once, incl. an old Observation
+        fake.add({"resourceType": "Condition", "id": "cx", "subject": {"reference": "Patient/px"},
+                  "code": {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]}},
+                 "2026-11-26T09:00:00Z")
+        fake.log.clear()
+        rep = run(store)
+    assert rep.updated == 1 and rep.patients_new == 1
+    assert store.get("uci", "Observation", "o1")["status"] == "amended"
+    assert store.get("uci", "Observation", "ox") is not None  # old record of a new patient
+    assert store.get("uci", "Patient", "px") is not None
+
+
+def test_full_refresh_ignores_marks(store):
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        run(store)
+        fake.log.clear()
+        rep = run(store, full_refresh=True)
+    assert all("_lastUpdated" not in q for q in fake.log) and rep.unchanged > 0
+
+
+def test_no_medication_statement_and_no_include(store):
+    types = [t for t in capability()["rest"][0]["resource"] if t["type"] != "MedicationStatement"]
+    cap = capability(includes=False)
+    cap["rest"][0]["resource"] = [r for r in cap["rest"][0]["resource"] if r["type"] != "MedicationStatement"]
+    assert types
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps, cap=cap)
+        population(fake)
+        rep = run(store)
+    assert any("MedicationStatement" in w for w in rep.warnings)
+    assert not any(q.startswith("MedicationStatement") for q in fake.log)
+    assert store.count_by_type("uci")["Medication"] == 3
+    assert any(q.startswith("Medication?_count&_id") for q in fake.log)
+
+
+def test_observation_demands_category(store):
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps, demand_category=True)
+        population(fake)
+        rep = run(store)
+    assert store.count_by_type("uci")["Observation"] == 3
+    assert any("category" in w for w in rep.warnings)
+
+
+def test_configured_category_sent_up_front(store):
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps, demand_category=True)
+        population(fake)
+        run(store, cfg={"observation_category": ["laboratory", "vital-signs"]})
+    obs = [q for q in fake.log if q.startswith("Observation")]
+    assert obs and all("category" in q for q in obs)
+
+
+def test_no_lastupdated_in_capability(store):
+    cap = capability(no_params={t: {"_lastUpdated"} for t in ("Observation", "Condition")})
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps, cap=cap)
+        population(fake)
+        run(store)
+        fake.log.clear()
+        rep = run(store)
+    assert any("_lastUpdated" in w for w in rep.warnings)
+    assert all("_lastUpdated" not in q for q in fake.log if q.startswith("Observation"))
+
+
+def test_lastupdated_rejected_at_runtime(store):
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        run(store)
+        fake.reject_lastupdated = True
+        rep = run(store)
+    assert any("rejected _lastUpdated" in w for w in rep.warnings)
+    assert store.count_by_type("uci")["Observation"] == 3
+
+
+def test_long_code_lists_split_under_url_limit(store):
+    many = [f"http://loinc.org|{i}-{i % 10}" for i in range(300)] + TOKENS["Observation"]
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        pull("uci", settings(), store, {**TOKENS, "Observation": many}, screen_tokens=[SLE] * 1)
+        urls = [c.request.url for c in rsps.calls]
+    assert max(len(u) for u in urls) <= 1800 + 100
+    assert store.count_by_type("uci")["Observation"] == 3
+
+
+def test_killed_run_resumes_to_same_result(store, tmp_path):
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        orig = Store.put_resources
+        calls = {"n": 0}
+
+        def boom(self, *a, **k):
+            calls["n"] += 1
+            if calls["n"] == 4:
+                raise KeyboardInterrupt
+            return orig(self, *a, **k)
+
+        Store.put_resources = boom  # type: ignore[method-assign]
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                run(store)
+        finally:
+            Store.put_resources = orig  # type: ignore[method-assign]
+        run(store)
+        with Store(tmp_path / "ref.db") as ref:
+            run(ref)
+            assert store.count_by_type("uci") == ref.count_by_type("uci")
