@@ -1,0 +1,291 @@
+"""Tests of the file reader (Bundles, NDJSON, compression, archives) and structural validation."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import shutil
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from cohort.errors import SourceError
+from cohort.source.files import ReadStats, read_path
+from cohort.source.validate import check
+
+DATA = Path(__file__).parent / "data" / "files"
+
+
+def read(
+    path: Path, **kw: Any
+) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[tuple[str, str], str], ReadStats]:
+    stats = ReadStats()
+    res: dict[tuple[str, str], dict[str, Any]] = {}
+    origins: dict[tuple[str, str], str] = {}
+    for r, origin in read_path(path, stats, **kw):
+        res[(r["resourceType"], r["id"])] = r
+        origins[(r["resourceType"], r["id"])] = origin
+    return res, origins, stats
+
+
+def test_transaction_bundle_resolves_urn_uuid_and_assigns_ids() -> None:
+    res, origins, stats = read(DATA / "bundles" / "transaction.json")
+    # id-less Patient takes its id from request.url, id-less Medication from its urn:uuid
+    assert ("Patient", "p1") in res
+    med_id = "22222222-2222-4222-8222-222222222222"
+    assert ("Medication", med_id) in res
+    mr = res[("MedicationRequest", "mr1")]
+    assert mr["subject"]["reference"] == "Patient/p1"
+    assert mr["medicationReference"]["reference"] == f"Medication/{med_id}"
+    assert mr["encounter"]["reference"] == "Encounter/e1"
+    # references anywhere in the resource are rewritten, not only top-level ones
+    cond = res[("Condition", "c1")]
+    assert cond["evidence"][0]["detail"][0]["reference"] == "Encounter/e1"
+    assert origins[("MedicationRequest", "mr1")] == "transaction.json#entry[3]"
+    assert stats.files == 1 and not stats.issues and not stats.rejected
+    assert stats.read["Patient"] == 1 and "Bundle" not in stats.read
+
+
+def test_batch_collection_and_nested_searchset() -> None:
+    res, origins, stats = read(DATA / "bundles")
+    obs = [r for k, r in res.items() if k[0] == "Observation"]
+    assert len(obs) == 1 and obs[0]["id"] == "77777777-7777-4777-8777-777777777777"
+    assert obs[0]["subject"]["reference"] == "Patient/p2"
+    # absolute fullUrl gives the id; references equal to it become Type/id
+    assert ("Patient", "p3") in res
+    assert res[("Immunization", "i1")]["patient"]["reference"] == "Patient/p3"
+    # a Bundle inside a searchset is read; its refs resolve against the outer bundle too
+    ms_key = ("MedicationStatement", "99999999-9999-4999-8999-999999999999")
+    assert res[ms_key]["partOf"][0]["reference"] == "Procedure/pr1"
+    # a reference to a resource outside the bundle is left as it is (the store parses it)
+    assert res[ms_key]["subject"]["reference"] == "https://ehr.example.org/fhir/Patient/p3"
+    assert origins[ms_key] == "searchset-nested.json#entry[1].entry[0]"
+    assert stats.files == 4 and not stats.rejected
+    assert "Bundle" not in stats.read and "Bundle" not in stats.skipped_types
+
+
+def test_types_filter_counts_skipped_types() -> None:
+    res, _, stats = read(DATA / "bundles" / "transaction.json", types={"Patient", "Condition"})
+    assert {k[0] for k in res} == {"Patient", "Condition"}
+    assert stats.skipped_types == {"Medication": 1, "Encounter": 1, "MedicationRequest": 1}
+
+
+def test_ndjson_malformed_and_invalid_lines_located_and_reading_goes_on() -> None:
+    res, origins, stats = read(DATA / "ndjson" / "Observation.ndjson")
+    assert sorted(k[1] for k in res) == ["o1", "o6"]
+    assert origins[("Observation", "o6")] == "Observation.ndjson:8"
+    by_origin = {i.origin: i.reason for i in stats.issues}
+    assert set(by_origin) == {
+        "Observation.ndjson:2",  # month 13
+        "Observation.ndjson:3",  # truncated JSON
+        "Observation.ndjson:4",  # valueQuantity.value is a string
+        "Observation.ndjson:6",  # no resourceType
+        "Observation.ndjson:7",  # not an object
+    }
+    assert "effectiveDateTime" in by_origin["Observation.ndjson:2"]
+    assert "valueQuantity.value" in by_origin["Observation.ndjson:4"]
+    assert stats.rejected == {"Observation": 2, "?": 3}
+    assert stats.read == {"Observation": 2}
+    # reasons name the element, never the value (values may be PHI)
+    assert all("2024" not in r and "12.9" not in r for r in by_origin.values())
+
+
+def test_bad_id_rejected() -> None:
+    res, _, stats = read(DATA / "ndjson" / "Patient.ndjson")
+    assert set(res) == {("Patient", "p1"), ("Patient", "p2")}
+    assert stats.issues[0].origin == "Patient.ndjson:2"
+    assert stats.issues[0].reason == "Patient.id: not a valid FHIR id"
+
+
+def test_directory_is_sorted_recursive_and_skips_non_data() -> None:
+    stats = ReadStats()
+    origins = [o for _, o in read_path(DATA, stats)]
+    files = [o.split("#")[0].split(":")[0] for o in origins]
+    assert files == sorted(files)  # deterministic: sorted paths, bundles/ before ndjson/
+    assert origins[0].startswith("bundles/batch.json#entry[")
+    # README.md silently skipped; notes.bin skipped with an issue
+    assert stats.skipped_files == 2
+    assert [i for i in stats.issues if i.origin == "notes.bin"]
+    assert not [i for i in stats.issues if "README" in i.origin]
+
+
+def test_compressed_and_archived(tmp_path: Path) -> None:
+    raw = (DATA / "ndjson" / "Observation.ndjson").read_bytes()
+    bundle = (DATA / "bundles" / "transaction.json").read_bytes()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "Observation.ndjson.gz").write_bytes(gzip.compress(raw))
+    (tmp_path / "a" / "Observation.ndjson.xz").write_bytes(lzma.compress(raw))
+    (tmp_path / "a" / "tx.json.gz").write_bytes(gzip.compress(bundle))
+    (tmp_path / "a" / "tx.json.bz2").write_bytes(bz2.compress(bundle))
+    for name, mode in (("b.tar.xz", "w:xz"), ("c.tgz", "w:gz"), ("d.tar.gz", "w:gz")):
+        with tarfile.open(tmp_path / "a" / name, mode) as tf:
+            for member, data in (("x/tx.json", bundle), ("x/Obs.ndjson.gz", gzip.compress(raw))):
+                info = tarfile.TarInfo(member)
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    stats = ReadStats()
+    items = list(read_path(tmp_path / "a", stats))
+    origins = [o for _, o in items]
+    assert "Observation.ndjson.gz:8" in origins
+    assert "Observation.ndjson.xz:8" in origins
+    assert "b.tar.xz/x/Obs.ndjson.gz:8" in origins
+    assert "c.tgz/x/tx.json#entry[3]" in origins
+    assert "b.tar.xz/x/Obs.ndjson.gz:4" in {i.origin for i in stats.issues}
+    # 2 Observations and 5 bundle resources per copy; 5 NDJSON + 5 bundle copies
+    assert stats.read["Observation"] == 2 * 5
+    assert stats.read["MedicationRequest"] == 5
+    assert stats.files == 10
+
+
+def test_corrupt_archive_is_an_issue_not_a_crash(tmp_path: Path) -> None:
+    shutil.copy(DATA / "ndjson" / "Patient.ndjson", tmp_path / "Patient.ndjson")
+    (tmp_path / "broken.tar.xz").write_bytes(lzma.compress(b"x" * 1000)[:40])
+    (tmp_path / "broken.ndjson.gz").write_bytes(b"\x1f\x8b not gzip")
+    stats = ReadStats()
+    got = list(read_path(tmp_path, stats))
+    assert len(got) == 2
+    reasons = {i.origin: i.reason for i in stats.issues}
+    assert reasons["broken.tar.xz"].startswith("file cannot be read")
+    assert reasons["broken.ndjson.gz"].startswith("file cannot be read")
+
+
+def test_missing_path_raises_source_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="nope"):
+        read_path(tmp_path / "nope", ReadStats())
+
+
+def test_invalid_json_file_located(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text('{"resourceType": "Patient",\n  "id": }')
+    stats = ReadStats()
+    assert list(read_path(tmp_path, stats)) == []
+    assert stats.issues[0].origin == "bad.json"
+    assert stats.issues[0].reason.startswith("invalid JSON (line 2")
+
+
+def _obs(**kw: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": "o1",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+        "subject": {"reference": "Patient/1"},
+    }
+    base.update(kw)
+    return base
+
+
+@pytest.mark.parametrize(
+    ("resource", "reason"),
+    [
+        (_obs(), None),
+        (_obs(effectiveDateTime="2024"), None),
+        (_obs(effectiveDateTime="2024-02-30T10:00:00+14:00"), None),  # regex-level check only
+        (
+            _obs(effectiveDateTime="2024-02-01T10:00"),
+            "Observation.effectiveDateTime: not a valid FHIR dateTime",
+        ),
+        (
+            _obs(effectiveDateTime="01/02/2024"),
+            "Observation.effectiveDateTime: not a valid FHIR dateTime",
+        ),
+        (_obs(issued="2024-02-01"), "Observation.issued: not a valid FHIR instant"),
+        (_obs(valueQuantity={"value": True}), "Observation.valueQuantity.value: not a number"),
+        (_obs(subject="Patient/1"), "Observation.subject: not an object"),
+        (_obs(code={"coding": {"code": "x"}}), "Observation.code.coding: not an array"),
+        (_obs(code={"coding": [{"code": 5}]}), "Observation.code.coding[0].code: not a valid code"),
+        (
+            _obs(component=[{"valueQuantity": {"value": 1}}]),
+            "Observation.component[0].code: missing",
+        ),
+        (_obs(id="x" * 65), "Observation.id: not a valid FHIR id"),
+        ({"resourceType": "Observation", "id": "o"}, "Observation.status: missing"),
+        ({"resourceType": "Spaceship", "id": "s"}, "resourceType: not a FHIR R4 resource type"),
+        (
+            {"resourceType": "Patient", "id": "p", "birthDate": "1980-1-1"},
+            "Patient.birthDate: not a valid FHIR date",
+        ),
+        (
+            {"resourceType": "Patient", "id": "p", "deceasedBoolean": "no"},
+            "Patient.deceasedBoolean: not a boolean",
+        ),
+        (
+            {
+                "resourceType": "MedicationRequest",
+                "id": "m",
+                "status": "active",
+                "intent": "order",
+                "subject": {"reference": "Patient/1"},
+            },
+            "MedicationRequest.medication[x]: missing",
+        ),
+        (
+            {
+                "resourceType": "Immunization",
+                "id": "i",
+                "status": "completed",
+                "vaccineCode": {},
+                "patient": {},
+            },
+            "Immunization.occurrence[x]: missing",
+        ),
+        (
+            {
+                "resourceType": "MedicationStatement",
+                "id": "m",
+                "status": "active",
+                "subject": {},
+                "medicationReference": {"reference": "#m"},
+                "contained": [{"resourceType": "Medication", "id": "m", "code": {"text": 1}}],
+            },
+            "MedicationStatement.contained[0]/Medication.code.text: not a string",
+        ),
+        (
+            {
+                "resourceType": "MedicationRequest",
+                "id": "m",
+                "status": "active",
+                "intent": "order",
+                "subject": {},
+                "medicationCodeableConcept": {},
+                "dosageInstruction": [{"timing": {"repeat": {"frequency": 1.5}}}],
+            },
+            "MedicationRequest.dosageInstruction[0].timing.repeat.frequency: not an integer",
+        ),
+    ],
+)
+def test_fast_check(resource: dict[str, Any], reason: str | None) -> None:
+    assert check(resource) == reason
+
+
+def test_full_check_uses_r4b_models_and_names_paths_only() -> None:
+    assert check(_obs(valueQuantity={"value": 1.5, "unit": "g"}), "full") is None
+    reason = check(_obs(status=12345, effectiveDateTime="Secret-Value"), "full")
+    assert reason is not None and "Observation.status" in reason
+    assert "Secret-Value" not in reason and "12345" not in reason
+
+
+def test_unknown_mode_rejected() -> None:
+    with pytest.raises(ValueError):
+        check(_obs(), "strict")
+    with pytest.raises(ValueError):
+        read_path(DATA, ReadStats(), validate="strict")
+
+
+def test_validate_none_and_full_modes_through_reader() -> None:
+    _, _, stats = read(DATA / "ndjson" / "Observation.ndjson", validate="none")
+    assert stats.read == {"Observation": 4}  # only structure-less lines rejected
+    _, _, stats = read(DATA / "ndjson" / "Observation.ndjson", validate="full")
+    # pydantic (lax mode) coerces the string "12.9" to a decimal, so `full` accepts line 4
+    assert stats.read["Observation"] == 3
+
+
+def test_origin_is_phi_free_location() -> None:
+    stats = ReadStats()
+    for r, origin in read_path(DATA, stats):
+        assert orjson.dumps(r)  # serialisable
+        assert "#entry[" in origin or ":" in origin

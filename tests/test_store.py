@@ -1,0 +1,239 @@
+"""Tests of the SQLite store: idempotent versioned upserts, grouping, marks, runs, modes, crashes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cohort.errors import StoreError
+from cohort.source.files import ReadStats, read_path
+from cohort.store import PutStats, Store, reference_id
+
+DATA = Path(__file__).parent / "data" / "files"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def obs(rid: str, patient: str, value: float = 1.0, **meta: str) -> dict[str, Any]:
+    r: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
+        "code": {"text": "x"},
+        "subject": {"reference": f"Patient/{patient}"},
+        "valueQuantity": {"value": value},
+    }
+    if meta:
+        r["meta"] = dict(meta)
+    return r
+
+
+def items(*rs: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    return [(r, f"test:{i + 1}") for i, r in enumerate(rs)]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    with Store(tmp_path / "db" / "cohort.sqlite") as s:
+        yield s
+
+
+def test_file_and_folder_modes(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "deeper" / "store.sqlite"
+    with Store(path) as s:
+        s.put_resources("a", items(obs("1", "p")), source="t")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+
+
+def test_same_data_twice_is_unchanged(store: Store) -> None:
+    stats = ReadStats()
+    first = store.put_resources("s", read_path(DATA, stats), source=str(DATA))
+    assert first.inserted > 0 and first.updated == 0
+    second = store.put_resources("s", read_path(DATA, ReadStats()), source=str(DATA))
+    total = sum(stats.read.values())
+    assert second == PutStats(inserted=0, updated=0, unchanged=total)
+    # p1 and p2 appear both in a Bundle and in Patient.ndjson: equal content is 'unchanged'
+    assert first == PutStats(inserted=total - 2, updated=0, unchanged=2)
+
+
+def test_newer_version_replaces_older_does_not(store: Store) -> None:
+    assert (
+        store.put_resources("s", items(obs("1", "p", 1, versionId="2")), source="t").inserted == 1
+    )
+    st = store.put_resources("s", items(obs("1", "p", 9, versionId="1")), source="t")
+    assert st == PutStats(0, 0, 0, older=1)
+    assert store.get("s", "Observation", "1")["valueQuantity"]["value"] == 1  # type: ignore[index]
+    st = store.put_resources("s", items(obs("1", "p", 3, versionId="10")), source="t")
+    assert st.updated == 1  # numeric compare: "10" > "2"
+    assert store.get("s", "Observation", "1")["valueQuantity"]["value"] == 3  # type: ignore[index]
+    st = store.put_resources("s", items(obs("1", "p", 3, versionId="10")), source="t")
+    assert st.unchanged == 1
+
+
+def test_last_updated_compare_when_versions_not_numeric(store: Store) -> None:
+    v1 = obs("1", "p", 1, versionId="a", lastUpdated="2024-01-01T12:00:00+02:00")
+    v0 = obs("1", "p", 0, versionId="b", lastUpdated="2024-01-01T11:00:00Z")  # later instant!
+    old = obs("1", "p", 5, versionId="c", lastUpdated="2023-12-31T23:00:00Z")
+    store.put_resources("s", items(v1), source="t")
+    assert store.put_resources("s", items(v0), source="t").updated == 1
+    assert store.put_resources("s", items(old), source="t").older == 1
+    assert store.get("s", "Observation", "1")["valueQuantity"]["value"] == 0  # type: ignore[index]
+
+
+def test_no_meta_uses_hash(store: Store) -> None:
+    store.put_resources("s", items(obs("1", "p", 1)), source="t")
+    assert store.put_resources("s", items(obs("1", "p", 1)), source="t").unchanged == 1
+    # key order does not matter for the content hash
+    r = obs("1", "p", 1)
+    reordered = dict(reversed(list(r.items())))
+    assert store.put_resources("s", items(reordered), source="t").unchanged == 1
+    assert store.put_resources("s", items(obs("1", "p", 2)), source="t").updated == 1
+
+
+def test_sites_are_separate(store: Store) -> None:
+    store.put_resources("a", items(obs("1", "p")), source="t")
+    assert store.put_resources("b", items(obs("1", "p")), source="t").inserted == 1
+    assert store.count_by_type("a") == {"Observation": 1}
+
+
+def test_iter_by_patient_grouping_and_filters(store: Store) -> None:
+    pats = [{"resourceType": "Patient", "id": p} for p in ("b", "a", "c")]
+    rs = [*pats, obs("o1", "b"), obs("o2", "a"), obs("o3", "https://x/fhir/Patient/c/_history/3")]
+    rs.append({"resourceType": "Immunization", "id": "i1", "patient": {"reference": "Patient/a"}})
+    rs.append({"resourceType": "Medication", "id": "m1"})  # no patient
+    store.put_resources("s", items(*rs), source="t", batch_size=2)
+    groups = list(store.iter_by_patient("s"))
+    assert [g[0] for g in groups] == ["a", "b", "c"]
+    assert sorted(r["resourceType"] for r in groups[0][1]) == [
+        "Immunization",
+        "Observation",
+        "Patient",
+    ]
+    only = list(store.iter_by_patient("s", patient_ids=["c", "a", "zz"], types=["Observation"]))
+    assert [(p, [r["id"] for r in rs]) for p, rs in only] == [("a", ["o2"]), ("c", ["o3"])]
+    many = [f"x{i}" for i in range(50_000)] + ["b"]  # beyond SQLite's variable limit
+    assert [p for p, _ in store.iter_by_patient("s", patient_ids=many)] == ["b"]
+    assert store.patient_ids("s") == ["a", "b", "c"]
+    assert [r["id"] for r in store.iter_type("s", "Patient")] == ["a", "b", "c"]
+    assert store.count_by_type("s") == {
+        "Immunization": 1,
+        "Medication": 1,
+        "Observation": 3,
+        "Patient": 3,
+    }
+    store.delete_resource("s", "Observation", "o3")
+    assert store.get("s", "Observation", "o3") is None
+    assert store.get("s", "Medication", "m1") == {"resourceType": "Medication", "id": "m1"}
+
+
+def test_row_records_source_origin_patient(store: Store, tmp_path: Path) -> None:
+    store.put_resources("s", read_path(DATA / "bundles", ReadStats()), source="/data/x")
+    db = sqlite3.connect(tmp_path / "db" / "cohort.sqlite")
+    row = db.execute(
+        "SELECT patient, source, origin FROM resources WHERE type='Immunization' AND id='i1'"
+    ).fetchone()
+    assert row == ("p3", "/data/x", "collection.json#entry[1]")
+    db.close()
+
+
+def test_marks(store: Store) -> None:
+    assert store.get_mark("s", "since") is None
+    store.set_mark("s", "since", "2024-01-01T00:00:00Z")
+    store.set_mark("s", "since", "2024-02-01T00:00:00Z")
+    store.set_mark("t", "since", "x")
+    assert store.get_mark("s", "since") == "2024-02-01T00:00:00Z"
+    assert store.get_mark("t", "since") == "x"
+
+
+def test_runs_history(store: Store) -> None:
+    for i in range(5):
+        store.add_run({"started": f"2024-01-0{i + 1}T00:00:00Z", "n": i})
+    assert [r["n"] for r in store.runs()] == [4, 3, 2, 1, 0]
+    assert [r["n"] for r in store.runs(limit=2)] == [4, 3]
+
+
+def test_reference_id() -> None:
+    assert reference_id("Patient/1") == "1"
+    assert reference_id("https://x.org/fhir/Patient/abc") == "abc"
+    assert reference_id("Patient/1/_history/2") == "1"
+    assert reference_id("http://x/fhir/Patient/1/_history/2") == "1"
+    assert reference_id("Group/1") is None
+    assert reference_id("urn:uuid:1234") is None
+    assert reference_id("#contained") is None
+    assert reference_id("Medication/m1", "Medication") == "m1"
+
+
+def test_open_errors_are_store_errors(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match="file"):
+        Store(tmp_path / "file" / "db.sqlite")
+    bad = tmp_path / "garbage.sqlite"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="garbage.sqlite"):
+        Store(bad)
+
+
+def test_resource_without_id_is_refused_and_batch_rolled_back(store: Store) -> None:
+    with pytest.raises(StoreError):
+        store.put_resources("s", items(obs("1", "p"), {"resourceType": "Patient"}), source="t")
+    assert store.count_by_type("s") == {}
+
+
+_WRITER = """
+import sys
+from pathlib import Path
+from cohort.store import Store
+
+def gen():
+    i = 0
+    while True:
+        i += 1
+        yield ({"resourceType": "Observation", "id": str(i), "status": "final",
+                "code": {"text": "x" * 200}, "subject": {"reference": "Patient/p%d" % (i % 97)}}, "w")
+
+with Store(Path(sys.argv[1])) as s:
+    s.put_resources("s", gen(), source="w", batch_size=int(sys.argv[2]))
+"""
+
+
+def test_sigkill_mid_write_leaves_whole_batches(tmp_path: Path) -> None:
+    path = tmp_path / "crash.sqlite"
+    batch = 500
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path), str(batch)], env=env)
+    try:
+        deadline = time.monotonic() + 30
+        n = 0
+        while time.monotonic() < deadline and n < 3 * batch:
+            time.sleep(0.05)
+            if path.exists():
+                try:
+                    db = sqlite3.connect(path, timeout=1)
+                    n = db.execute("SELECT COUNT(*) FROM resources").fetchone()[0]
+                    db.close()
+                except sqlite3.OperationalError:
+                    n = 0
+        assert n >= 3 * batch, "writer did not commit in time"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    with Store(path) as s:
+        count = s.count_by_type("s")["Observation"]
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
+    assert count >= n and count % batch == 0
