@@ -1,0 +1,234 @@
+"""The `Terminology` facade: concepts, medications, units and values from `mappings/`."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from cohort.errors import MappingError
+from cohort.model import Code, ObsValue, Quantity
+from cohort.terminology.codes import (
+    ICD10CM,
+    TEXT,
+    ConceptIndex,
+    Systems,
+    dotted,
+    norm_code,
+    resolve,
+)
+from cohort.terminology.mappings import (
+    MappingRow,
+    load_concept_rows,
+    parse_number,
+    read_csv,
+    version_of,
+)
+from cohort.terminology.units import Units, UnitSpec
+from cohort.terminology.values import RESULTS, Qualitative, Titer, parse_titer
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
+FILE_TYPES: dict[str, tuple[str, ...]] = {
+    "conditions": ("Condition",),
+    "labs": ("Observation",),
+    "medications": (*MEDICATION_TYPES, "Medication"),
+    "vaccines": ("Immunization",),
+    "procedures": ("Procedure",),
+}
+
+
+class Terminology:
+    """Everything the pipeline asks about codes, names, units and result values."""
+
+    version: str
+    human_version: str
+
+    def __init__(self, root: Path, use_unverified: bool = False) -> None:
+        self.root = root
+        self.use_unverified = use_unverified
+        self.version, self.human_version = version_of(root)
+        self.systems = Systems(
+            (r.get("canonical"), r.get("alias"))
+            for r in read_csv(root, root / "systems.csv", ("canonical", "alias"))
+        )
+        self._all_rows = load_concept_rows(root)
+        self._rows = [r for r in self._all_rows if use_unverified or r.verified != "N"]
+        for row in self._rows:
+            if row.system != TEXT:
+                self.systems.add(row.system, row.system)
+        self.index = ConceptIndex(self._rows, self.systems)
+        self._load_medications(root)
+        self._load_units(root)
+        self._load_values(root)
+
+    @classmethod
+    def load(cls, mappings_dir: Path, use_unverified: bool = False) -> Terminology:
+        if not Path(mappings_dir).is_dir():
+            raise MappingError(f"{mappings_dir}: mappings folder not found")
+        return cls(Path(mappings_dir), use_unverified)
+
+    # -- loading ---------------------------------------------------------------------------
+    def _load_medications(self, root: Path) -> None:
+        self._groups: dict[str, set[str]] = defaultdict(set)
+        for row in self._rows:
+            if row.ingredient and not row.exclude:
+                self._groups[row.ingredient].add(row.concept)
+        self._factors: dict[str, float | None] = {}
+        path = root / "medications" / "ingredients.csv"
+        for rec in read_csv(root, path, ("ingredient", "prednisone_factor")):
+            self._factors[rec.get("ingredient").lower()] = parse_number(rec, "prednisone_factor")
+        self._products: dict[str, tuple[str, bool]] = {}
+        path = root / "medications" / "products.csv"
+        for rec in read_csv(root, path, ("rxcui", "ingredient", "display", "systemic")):
+            systemic = rec.get("systemic").upper()
+            if systemic not in ("Y", "N"):
+                raise rec.fail("systemic", f"'{rec.get('systemic')}' is not Y or N")
+            if not rec.get("rxcui") or not rec.get("ingredient"):
+                raise rec.fail("rxcui" if not rec.get("rxcui") else "ingredient", "empty")
+            self._products[rec.get("rxcui")] = (rec.get("ingredient").lower(), systemic == "Y")
+
+    def _load_units(self, root: Path) -> None:
+        specs: dict[str, UnitSpec] = {}
+        for rec in read_csv(root, root / "units.csv", ("concept", "unit", "molar_mass_g_per_mol")):
+            if not rec.get("unit"):
+                raise rec.fail("unit", "empty")
+            specs[rec.get("concept")] = UnitSpec(
+                rec.get("unit"), parse_number(rec, "molar_mass_g_per_mol")
+            )
+        aliases: dict[str, str] = {}
+        for rec in read_csv(root, root / "unit_aliases.csv", ("alias", "ucum")):
+            if not rec.get("alias") or not rec.get("ucum"):
+                raise rec.fail("ucum" if rec.get("alias") else "alias", "empty")
+            aliases[rec.get("alias")] = rec.get("ucum")
+        self.units = Units(specs, aliases)
+
+    def _load_values(self, root: Path) -> None:
+        codes: dict[tuple[str, str], str] = {}
+        strings: dict[str, str] = {}
+        interp: dict[tuple[str, str], str] = {}
+        for rec in read_csv(root, root / "values.csv", ("kind", "system", "code", "result")):
+            kind, result = rec.get("kind"), rec.get("result")
+            if result not in RESULTS:
+                raise rec.fail("result", f"'{result}' is not one of {', '.join(RESULTS)}")
+            if not rec.get("code"):
+                raise rec.fail("code", "empty")
+            if kind == "string":
+                strings[rec.get("code")] = result
+            elif kind in ("code", "interpretation"):
+                if not rec.get("system"):
+                    raise rec.fail("system", "empty")
+                key = (self.systems.canonical(rec.get("system")), rec.get("code"))
+                (codes if kind == "code" else interp)[key] = result
+            else:
+                raise rec.fail("kind", f"unknown kind '{kind}' (code, string, interpretation)")
+        self._qualitative = Qualitative(codes, strings, interp, self.systems.canonical)
+
+    # -- codes and concepts ------------------------------------------------------------------
+    def canonical_system(self, system: str) -> str:
+        return self.systems.canonical(system)
+
+    def _product_hits(self, codes: Iterable[Code]) -> tuple[set[str], set[str]]:
+        """(systemic ingredients, non-systemic ingredients) named by RxNorm product codes."""
+        systemic: set[str] = set()
+        other: set[str] = set()
+        for c in codes:
+            if self.systems.canonical(c.system) != RXNORM:
+                continue
+            found = self._products.get(c.code.strip())
+            if found is not None:
+                (systemic if found[1] else other).add(found[0])
+        return systemic, other
+
+    def _match(self, codes: Iterable[Code], text: str) -> tuple[set[str], set[str]]:
+        codes = list(codes)
+        code_hits, text_hits = self.index.hits(codes, text, self.systems)
+        systemic, other = self._product_hits(codes)
+        if other:
+            # a topical/ophthalmic combination product: its ingredient names in the text or
+            # display (e.g. "Ciprofloxacin / Dexamethasone") do not make a systemic exposure
+            coded = {h.ingredient for h in code_hits if h.ingredient and not h.exclude}
+            drop = other - systemic - coded
+            text_hits = [h for h in text_hits if h.exclude or h.ingredient not in drop]
+        concepts, ingredients = resolve([*code_hits, *text_hits])
+        for ing in systemic:
+            ingredients.add(ing)
+            concepts |= self._groups.get(ing, set())
+        return concepts, ingredients
+
+    def concepts_for(self, codes: Iterable[Code], text: str = "") -> frozenset[str]:
+        """Every concept the codings (any system variant) or the names in `text` belong to."""
+        return frozenset(self._match(codes, text)[0])
+
+    def medication_ingredients(self, codes: Iterable[Code], text: str = "") -> frozenset[str]:
+        """Ingredients named by ingredient/product codes, ATC codes or generic/brand names."""
+        return frozenset(self._match(codes, text)[1])
+
+    def ingredient_groups(self, ingredient: str) -> frozenset[str]:
+        return frozenset(self._groups.get(ingredient.strip().lower(), ()))
+
+    def prednisone_factor(self, ingredient: str) -> float | None:
+        return self._factors.get(ingredient.strip().lower())
+
+    # -- units and values --------------------------------------------------------------------
+    def canonical_unit(self, concept: str) -> str | None:
+        return self.units.canonical_unit(concept)
+
+    def convert(self, q: Quantity, concept: str) -> float | None:
+        return self.units.convert(q, concept)
+
+    def titer(self, v: ObsValue) -> Titer | None:
+        return parse_titer(v)
+
+    def qualitative(self, v: ObsValue, interpretation: Sequence[Code]) -> str | None:
+        return self._qualitative.read(v, interpretation)
+
+    # -- search and inspection ---------------------------------------------------------------
+    def search_tokens(self, concepts: Iterable[str]) -> dict[str, list[str]]:
+        """Resource type -> `system|code` tokens (exact rows, prefix expansions, products)."""
+        wanted = set(concepts)
+        kinds: dict[str, set[str]] = defaultdict(set)
+        for row in self._rows:
+            kinds[row.concept].add(Path(row.file).stem)
+        out: dict[str, list[str]] = defaultdict(list)
+        seen: set[tuple[str, str]] = set()
+
+        def emit(stem: str, system: str, code: str) -> None:
+            for rtype in FILE_TYPES.get(stem, ("Observation",)):
+                if (rtype, f"{system}|{code}") not in seen:
+                    seen.add((rtype, f"{system}|{code}"))
+                    out[rtype].append(f"{system}|{code}")
+
+        for row in self._rows:
+            if row.concept not in wanted or row.exclude or row.system == TEXT:
+                continue
+            stem = Path(row.file).stem
+            if stem not in FILE_TYPES:  # local.csv: the file of the concept's other rows
+                stem = next((k for k in sorted(kinds[row.concept]) if k in FILE_TYPES), stem)
+            system = self.systems.canonical(row.system)
+            codes: list[str] = list(row.expand)
+            if row.match in ("exact", "prefix"):
+                codes.insert(0, row.code)
+            for code in codes:
+                for variant in self._variants(system, code):
+                    emit(stem, system, variant)
+        for rxcui, (ing, systemic) in sorted(self._products.items()):
+            if systemic and self._groups.get(ing, set()) & wanted:
+                emit("medications", RXNORM, rxcui)
+        return dict(out)
+
+    @staticmethod
+    def _variants(system: str, code: str) -> list[str]:
+        """Spellings a server may hold: ICD with and without dot, CVX with and without zero."""
+        normed = norm_code(system, code)
+        forms = [code.strip(), normed]
+        if system == ICD10CM:
+            forms.append(dotted(system, normed))
+        return list(dict.fromkeys(f for f in forms if f))
+
+    def concept_names(self) -> set[str]:
+        return {r.concept for r in self._rows}
+
+    def rows(self) -> list[MappingRow]:
+        """Every concept row as loaded, unverified ones included (for `mappings check`)."""
+        return list(self._all_rows)

@@ -1,0 +1,207 @@
+"""Load and validate the researcher-editable mapping files under `mappings/`."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cohort.errors import MappingError
+
+MATCH_KINDS = ("exact", "prefix", "range", "glob")
+VERIFIED_FLAGS = ("Y", "N", "local")
+CONCEPT_COLUMNS = ("concept", "system", "code", "match", "exclude", "display", "source", "verified")
+_CONCEPT_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_RANGE_RE = re.compile(r"^([A-Za-z0-9.]+)-([A-Za-z0-9.]+)$")
+
+# files every mappings directory must hold (relative paths) and their required columns
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "systems.csv": ("canonical", "alias"),
+    "units.csv": ("concept", "unit", "molar_mass_g_per_mol"),
+    "unit_aliases.csv": ("alias", "ucum"),
+    "values.csv": ("kind", "system", "code", "result"),
+    "medications/ingredients.csv": ("ingredient", "prednisone_factor"),
+    "medications/products.csv": ("rxcui", "ingredient", "display", "systemic"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MappingRow:
+    """One concept row of `mappings/concepts/*.csv` as loaded (system not yet canonicalised)."""
+
+    concept: str
+    system: str
+    code: str
+    match: str = "exact"
+    exclude: bool = False
+    display: str = ""
+    source: str = ""
+    verified: str = "Y"  # "Y" | "N" | "local"
+    ingredient: str = ""  # medications.csv only
+    expand: tuple[str, ...] = ()  # codes to use for server-side search (prefix rows)
+    file: str = ""  # "mappings/concepts/labs.csv"
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One data line of a mapping CSV with its location for error messages."""
+
+    where: str  # "mappings/units.csv:4"
+    values: dict[str, str]
+
+    def get(self, key: str) -> str:
+        return (self.values.get(key) or "").strip()
+
+    def fail(self, key: str, message: str) -> MappingError:
+        return MappingError(f"{self.where}: column '{key}': {message}")
+
+
+def display_path(root: Path, path: Path) -> str:
+    """The path as shown in messages: `mappings/concepts/labs.csv`."""
+    return f"{root.name}/{path.relative_to(root).as_posix()}"
+
+
+def read_csv(root: Path, path: Path, required: tuple[str, ...]) -> Iterator[Record]:
+    """Yield the data lines of a CSV (blank and `#` comment lines skipped), checking columns."""
+    shown = display_path(root, path)
+    if not path.is_file():
+        raise MappingError(f"{shown}: file not found")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MappingError(f"{shown}: cannot be read ({exc.__class__.__name__})") from exc
+    reader = csv.reader(text.splitlines())
+    header: list[str] | None = None
+    for cells in reader:
+        line = reader.line_num
+        if not cells or all(not c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
+            continue
+        if header is None:
+            header = [c.strip() for c in cells]
+            for col in required:
+                if col not in header:
+                    raise MappingError(f"{shown}:{line}: missing column '{col}'")
+            continue
+        if len(cells) > len(header):
+            raise MappingError(f"{shown}:{line}: {len(cells)} cells but {len(header)} columns")
+        yield Record(f"{shown}:{line}", dict(zip(header, cells, strict=False)))
+    if header is None:
+        raise MappingError(f"{shown}:1: missing header line")
+
+
+def expand_spec(spec: str) -> tuple[str, ...]:
+    """`M32.10..M32.19 M32.8` -> every code named (a `..` pair enumerates its last digits)."""
+    out: list[str] = []
+    for part in spec.replace(";", " ").split():
+        if ".." in part:
+            lo, hi = part.split("..", 1)
+            width = len(lo) - len(lo.rstrip("0123456789"))
+            stem = lo[: len(lo) - width]
+            if width == 0 or not hi.startswith(stem) or not hi[len(stem) :].isdigit():
+                raise ValueError(part)
+            for n in range(int(lo[len(stem) :]), int(hi[len(stem) :]) + 1):
+                out.append(f"{stem}{n:0{width}d}")
+        else:
+            out.append(part)
+    return tuple(out)
+
+
+def concept_row(rec: Record, shown: str, *, medication: bool) -> MappingRow:
+    """Validate one line of a concept file."""
+    concept = rec.get("concept")
+    if not _CONCEPT_RE.match(concept):
+        raise rec.fail("concept", f"invalid concept name '{concept}' (use a-z, 0-9, _)")
+    system, code = rec.get("system"), rec.get("code")
+    if not system:
+        raise rec.fail("system", "empty")
+    if not code:
+        raise rec.fail("code", "empty (never guess a code: leave the row out)")
+    match = rec.get("match") or "exact"
+    if match not in MATCH_KINDS:
+        raise rec.fail("match", f"unknown match kind '{match}' (one of {', '.join(MATCH_KINDS)})")
+    if match == "range" and not _RANGE_RE.match(code):
+        raise rec.fail("code", f"range '{code}' is not of the form LOW-HIGH")
+    if match == "range":
+        lo, hi = code.split("-", 1)
+        if len(lo.replace(".", "")) != len(hi.replace(".", "")):
+            raise rec.fail("code", f"range '{code}' bounds differ in length")
+    exclude = rec.get("exclude").upper()
+    if exclude not in ("", "Y", "N"):
+        raise rec.fail("exclude", f"'{rec.get('exclude')}' is not Y, N or empty")
+    verified = rec.get("verified")
+    if verified not in VERIFIED_FLAGS:
+        raise rec.fail("verified", f"'{verified}' is not one of {', '.join(VERIFIED_FLAGS)}")
+    ingredient = rec.get("ingredient").lower()
+    if medication and not ingredient:
+        raise rec.fail("ingredient", "empty")
+    try:
+        expand = expand_spec(rec.get("expand"))
+    except ValueError as exc:
+        raise rec.fail("expand", f"cannot read '{exc}' (write codes, or LOW..HIGH)") from None
+    return MappingRow(
+        concept=concept,
+        system=system,
+        code=code,
+        match=match,
+        exclude=exclude == "Y",
+        display=rec.get("display"),
+        source=rec.get("source"),
+        verified=verified,
+        ingredient=ingredient,
+        expand=expand,
+        file=shown,
+        line=int(rec.where.rsplit(":", 1)[1]),
+    )
+
+
+def load_concept_rows(root: Path) -> list[MappingRow]:
+    """Every row of `concepts/*.csv` (unverified ones included; the caller filters)."""
+    folder = root / "concepts"
+    if not folder.is_dir():
+        raise MappingError(f"{root.name}/concepts: folder not found")
+    rows: list[MappingRow] = []
+    for path in sorted(folder.glob("*.csv")):
+        medication = path.stem == "medications"
+        required = CONCEPT_COLUMNS + (("ingredient",) if medication else ())
+        shown = display_path(root, path)
+        for rec in read_csv(root, path, required):
+            rows.append(concept_row(rec, shown, medication=medication))
+    return rows
+
+
+def parse_number(rec: Record, key: str) -> float | None:
+    """A positive number, `a/b`, or blank (None)."""
+    raw = rec.get(key)
+    if not raw:
+        return None
+    try:
+        parts = [float(p) for p in raw.split("/")]
+    except ValueError:
+        raise rec.fail(key, f"'{raw}' is not a number") from None
+    if len(parts) > 2 or any(p <= 0 for p in parts):
+        raise rec.fail(key, f"'{raw}' is not a positive number or a/b")
+    return parts[0] / parts[1] if len(parts) == 2 else parts[0]
+
+
+def mapping_files(root: Path) -> list[Path]:
+    """Files that make up the terminology (hashed into `Terminology.version`)."""
+    files = [root / rel for rel in REQUIRED] + sorted((root / "concepts").glob("*.csv"))
+    return sorted({p for p in files if p.is_file()}, key=lambda p: p.relative_to(root).as_posix())
+
+
+def version_of(root: Path) -> tuple[str, str]:
+    """("sha256:<12 hex>", human version) over the mapping files' bytes and `VERSION`."""
+    digest = hashlib.sha256()
+    for path in mapping_files(root):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    human = ""
+    version_file = root / "VERSION"
+    if version_file.is_file():
+        human = version_file.read_text(encoding="utf-8").strip()
+    digest.update(b"VERSION\0" + human.encode())
+    return "sha256:" + digest.hexdigest()[:12], human

@@ -1,0 +1,122 @@
+"""Unit conversion with UCUM semantics (ucumvert -> pint), unit aliases and molar masses."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from cohort.model import Quantity
+
+_ANNOTATION = re.compile(r"\{[^{}]*\}")
+# UCUM arbitrary units: convertible only to themselves (with prefixes), never to other units
+_ARBITRARY = re.compile(r"\[(?:IU|iU|arb'U|USP'U|GPL'U|MPL'U|APL'U|beth'U|todd'U|dye'U)\]")
+
+
+@lru_cache(maxsize=1)
+def registry() -> Any:
+    """The UCUM-aware pint registry (built once, ~0.5 s)."""
+    from ucumvert import PintUcumRegistry
+
+    return PintUcumRegistry()
+
+
+@lru_cache(maxsize=2048)
+def parse_ucum(unit: str) -> Any | None:
+    """A pint Quantity for a UCUM string (annotations count as 1), or None if not UCUM."""
+    bare = _ANNOTATION.sub("", unit).strip()
+    if bare.startswith("/"):
+        bare = "1" + bare
+    try:
+        parsed = registry().from_ucum(bare or "1")
+    except Exception:  # ucumvert raises lark and pint errors of many kinds
+        return None
+    return parsed if hasattr(parsed, "to") else None
+
+
+def _annotations(unit: str) -> list[str]:
+    return [a.lower() for a in _ANNOTATION.findall(unit)]
+
+
+def arbitrary(unit: str) -> list[str]:
+    return sorted(_ARBITRARY.findall(unit))
+
+
+@dataclass(frozen=True, slots=True)
+class UnitSpec:
+    """A concept's canonical unit and, when mass<->molar conversion applies, its molar mass."""
+
+    unit: str
+    molar_mass: float | None = None  # g/mol
+
+
+class Units:
+    """Converts quantities to each concept's canonical unit, or says it cannot (None)."""
+
+    def __init__(self, specs: dict[str, UnitSpec], aliases: dict[str, str]) -> None:
+        self.specs = specs
+        self.aliases = dict(aliases)
+        self._folded = {k.strip().lower(): v for k, v in aliases.items()}
+
+    def to_ucum(self, unit: str) -> str:
+        """The UCUM string for a unit as written (alias table first, then as-is)."""
+        u = unit.strip()
+        if u in self.aliases:
+            return self.aliases[u]
+        if parse_ucum(u) is not None:
+            return u
+        return self._folded.get(u.lower(), u)
+
+    def canonical_unit(self, concept: str) -> str | None:
+        spec = self.specs.get(concept)
+        return spec.unit if spec else None
+
+    def convert(self, q: Quantity, concept: str) -> float | None:
+        """The value in the concept's canonical unit; None when no sound conversion exists."""
+        spec = self.specs.get(concept)
+        if spec is None or not math.isfinite(q.value):
+            return None
+        for written in (q.code, q.unit):
+            if not written.strip():
+                continue
+            source = self.to_ucum(written)
+            if parse_ucum(source) is None:
+                continue
+            return self._convert(q.value, source, spec)
+        if not _ANNOTATION.sub("", spec.unit).strip():
+            return float(q.value)  # a count or score with no unit: {score}, {titer}
+        return None
+
+    def _convert(self, value: float, source: str, spec: UnitSpec) -> float | None:
+        target = spec.unit
+        src, tgt = parse_ucum(source), parse_ucum(target)
+        if src is None or tgt is None:
+            return None
+        if arbitrary(source) != arbitrary(target):
+            return None
+        if not _ANNOTATION.sub("", target).strip():  # pure annotation target, e.g. {score}
+            bare_src = _ANNOTATION.sub("", source).strip()
+            if bare_src in ("", "1") and _annotations(source) in ([], _annotations(target)):
+                return float(value)
+            return None
+        result = _to(value * src, tgt)
+        if result is None and spec.molar_mass:
+            per_mol = parse_ucum("g/mol")
+            if per_mol is None:
+                return None
+            molar = per_mol * spec.molar_mass
+            result = _to(value * src * molar, tgt)
+            if result is None:
+                result = _to(value * src / molar, tgt)
+        return result
+
+
+def _to(quantity: Any, target: Any) -> float | None:
+    try:
+        converted = quantity.to(target.units)
+    except Exception:  # pint.DimensionalityError and friends
+        return None
+    value = float(converted.magnitude) / float(target.magnitude)
+    return value if math.isfinite(value) else None
