@@ -1,0 +1,273 @@
+"""summary.html for one site: one self-contained page (inline CSS and SVG, no scripts)."""
+
+from __future__ import annotations
+
+from datetime import date
+from html import escape
+from typing import Any
+
+from cohort.model import Candidate, SiteResult
+from cohort.report import rows
+from cohort.report.run import criterion_funnel, tier_counts
+from cohort.report.trend import KEYS, SERIES, site_history, trend_svg
+
+TOP_N = 25
+STATUS_ORDER = ("pass", "unknown", "fail")
+CSS = """
+*{box-sizing:border-box}body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
+color:#1c2529;background:#f4f6f8;margin:0;padding:24px}
+main{max-width:1180px;margin:0 auto}
+header,section{background:#fff;border:1px solid #dde3e8;border-radius:8px;padding:16px 20px;
+margin-bottom:16px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:0 0 10px}
+.meta{color:#52616b;margin:0}.meta b{color:#1c2529;font-weight:600}
+.banner{margin:10px 0 0;padding:6px 10px;border-radius:6px;font-weight:600}
+.banner.phi{background:#fdecea;color:#8e1c12}.banner.nophi{background:#e8f1fb;color:#0d3c6e}
+.cards{display:flex;gap:12px;flex-wrap:wrap}
+.card{flex:1 1 150px;border-radius:8px;padding:10px 14px;border-left:6px solid #455a64;
+background:#f7f9fa}.card .n{display:block;font-size:28px;font-weight:700}
+.card.likely{border-color:#2e7d32}.card.possible{border-color:#ef8f00}
+.card.excluded{border-color:#c62828}.card .l{color:#52616b;text-transform:capitalize}
+.legend{color:#52616b;margin:0 0 8px}.sw{display:inline-block;width:11px;height:11px;
+border-radius:2px;vertical-align:-1px;margin:0 4px 0 10px}
+.funnel-group{display:grid;grid-template-columns:270px 1fr 290px;gap:10px;align-items:center;
+padding:3px 0;border-bottom:1px solid #eef1f3}
+.crit{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.cid{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px}
+.kind{font-size:11px;color:#6b7a84;margin-left:4px}
+.track{display:flex;height:16px;background:#eef1f3;border-radius:3px;overflow:hidden}
+.bar{height:100%}.bar.pass,.sw.pass{background:#2e7d32}.bar.unknown,.sw.unknown{background:#f2a900}
+.bar.fail,.sw.fail{background:#c62828}
+.bar.masked{background-image:repeating-linear-gradient(45deg,rgba(255,255,255,.45) 0 3px,
+transparent 3px 6px)}
+.nums{font-variant-numeric:tabular-nums;color:#38464f;font-size:13px;white-space:nowrap}
+.nums .f{color:#c62828}.nums .u{color:#a86b00}.nums .p{color:#2e7d32}
+table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e3e8ec;vertical-align:top}
+th{background:#f0f3f5;font-weight:600}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+td.tier-likely{color:#2e7d32;font-weight:600}td.tier-possible{color:#a86b00;font-weight:600}
+td.tier-excluded{color:#c62828}.muted{color:#6b7a84}
+ol.upcoming{margin:0;padding-left:20px}svg.trend{width:100%;height:auto;display:block}
+table.narrow{width:auto;min-width:50%}
+svg .grid{stroke:#e3e8ec}svg .axis{font-size:11px;fill:#6b7a84}
+"""
+
+
+def _section(sid: str, title: str, body: str) -> str:
+    return f'<section id="{sid}"><h2>{_e(title)}</h2>{body}</section>'
+
+
+def _e(value: Any) -> str:
+    return escape(str(value), quote=True)
+
+
+def _count(n: int, mask: bool) -> str:
+    """A count as printed: 1-10 become "<11" when masking (no PHI output)."""
+    return "<11" if mask and 0 < n < 11 else str(n)
+
+
+def _header(site: SiteResult, phi: bool) -> str:
+    fresh = _e(site.data_freshness or "unknown")
+    try:
+        lag = (site.as_of - date.fromisoformat(site.data_freshness[:10])).days
+        fresh += f' <span class="muted">({lag} day{"" if lag == 1 else "s"} before as-of)</span>'
+    except ValueError:
+        pass
+    banner = (
+        '<p class="banner phi">Contains patient-identifying information: care team only.</p>'
+        if phi
+        else '<p class="banner nophi">No patient-level data: counts from 1 to 10 are shown as '
+        "&lt;11.</p>"
+    )
+    return (
+        f"<header><h1>{_e(site.site_name)} — trial candidates</h1>"
+        f'<p class="meta">Site <b>{_e(site.site_id)}</b> · as of <b id="as-of">'
+        f"{_e(site.as_of.isoformat())}</b> · mapping version <b>{_e(site.mapping_version or '-')}"
+        f"</b> · data freshness <b>{fresh}</b></p>{banner}</header>"
+    )
+
+
+def _tiers(site: SiteResult, mask: bool) -> str:
+    counts = tier_counts(site)
+    cards = "".join(
+        f'<div class="card {_e(k)}" data-tier="{_e(k)}"><span class="n">'
+        f'{_e(_count(n, mask))}</span><span class="l">{_e(k)}</span></div>'
+        for k, n in counts.items()
+    )
+    return _section("tiers", "Patients screened, by tier", f'<div class="cards">{cards}</div>')
+
+
+def _funnel(site: SiteResult, mask: bool) -> str:
+    total = max(len(site.candidates), 1)
+    groups = []
+    for f in criterion_funnel(site):
+        bars = []
+        for st in STATUS_ORDER:
+            n = f[st]
+            masked = mask and 0 < n < 11
+            width = 100 * (10 if masked else n) / total
+            cls = f"bar {st}" + (" masked" if masked else "")
+            bars.append(
+                f'<div class="{cls}" data-status="{st}" data-count="{_e(_count(n, mask))}" '
+                f'style="width:{width:.2f}%" title="{st}: {_e(_count(n, mask))}"></div>'
+            )
+        nums = (
+            f'<span class="p">{_e(_count(f["pass"], mask))} pass</span> · '
+            f'<span class="u">{_e(_count(f["unknown"], mask))} unknown</span> · '
+            f'<span class="f">{_e(_count(f["fail"], mask))} fail</span> · '
+            f"{_e(_count(f['remaining'], mask))} left"
+        )
+        kind = f["type"] + (", manual" if f["manual"] else "")
+        groups.append(
+            f'<div class="funnel-group" data-criterion="{_e(f["id"])}">'
+            f'<div class="crit" title="{_e(f["title"])}"><span class="cid">{_e(f["id"])}</span>'
+            f'<span class="kind">{_e(kind)}</span><br><span class="muted">{_e(f["title"])}'
+            f'</span></div><div class="track">{"".join(bars)}</div><div class="nums">{nums}</div>'
+            "</div>"
+        )
+    legend = (
+        '<p class="legend">Per criterion, all screened patients:<span class="sw pass"></span>pass'
+        '<span class="sw unknown"></span>unknown<span class="sw fail"></span>fail; '
+        "&ldquo;left&rdquo; = patients failing none of the criteria down to this one.</p>"
+    )
+    return f'<section id="funnel"><h2>Criteria funnel</h2>{legend}{"".join(groups)}</section>'
+
+
+def _candidates(site: SiteResult, phi: bool) -> str:
+    top = [c for c in _ranked(site) if c.tier in ("likely", "possible")][:TOP_N]
+    manual = set(site.manual_items)
+    head = ["Rank", "Patient", "Tier", "Score", "Missing", "To confirm"] + (["Name"] if phi else [])
+    body = []
+    for c in top:
+        confirm = [x for x in rows.to_confirm_items(site, c) if x not in manual]
+        cells = [
+            f'<td class="num">{c.rank}</td>',
+            f"<td>{_e(c.patient.id)}</td>",
+            f'<td class="tier-{_e(c.tier)}">{_e(c.tier)}</td>',
+            f'<td class="num">{rows.fmt_score(c.score)}</td>',
+            f"<td>{_e('; '.join(rows.missing_items(site, c)))}</td>",
+            f"<td>{_e('; '.join(confirm))}</td>",
+        ] + ([f"<td>{_e(c.patient.name)}</td>"] if phi else [])
+        body.append(
+            f'<tr class="candidate" data-patient-id="{_e(c.patient.id)}">{"".join(cells)}</tr>'
+        )
+    if not body:
+        body.append(
+            f'<tr class="empty"><td colspan="{len(head)}">No likely or possible candidates.'
+            "</td></tr>"
+        )
+    note = (
+        '<p class="legend">Also to confirm for everyone at screening: '
+        f"{_e('; '.join(site.manual_items))}.</p>"
+        if site.manual_items
+        else ""
+    )
+    more = sum(c.tier in ("likely", "possible") for c in site.candidates) - len(top)
+    tail = f'<p class="muted">{more} more in candidates.csv.</p>' if more > 0 else ""
+    ths = "".join(f"<th{' class=num' if h in ('Rank', 'Score') else ''}>{h}</th>" for h in head)
+    return (
+        f'<section id="top"><h2>Top candidates</h2>{note}<table id="candidates"><thead><tr>{ths}'
+        f"</tr></thead><tbody>{''.join(body)}</tbody></table>{tail}</section>"
+    )
+
+
+def _ranked(site: SiteResult) -> list[Candidate]:
+    return sorted(site.candidates, key=lambda c: (c.rank <= 0, c.rank))
+
+
+def _changes(site: SiteResult, phi: bool) -> str:
+    changed = [(c, rows.change_of(site, c)) for c in _ranked(site)]
+    changed = [(c, ch) for c, ch in changed if ch]
+    new = sum(ch == "new" for _, ch in changed)
+    eligible = sum(rows.is_newly_eligible(ch) for _, ch in changed)
+    mask = not phi
+    summary = (
+        f'<p id="change-counts"><b>{_e(_count(new, mask))}</b> new · <b>'
+        f"{_e(_count(eligible, mask))}</b> newly eligible · <b>"
+        f"{_e(_count(len(changed) - new - eligible, mask))}</b> other changes</p>"
+    )
+    table = ""
+    shown = [(c, ch) for c, ch in changed if ch == "new" or rows.is_newly_eligible(ch)]
+    if phi and shown:
+        trs = "".join(
+            f'<tr class="change"><td class="num">{c.rank}</td><td>{_e(c.patient.id)}</td>'
+            f'<td class="tier-{_e(c.tier)}">{_e(c.tier)}</td><td>{_e(ch)}</td>'
+            f"<td>{_e(c.patient.name)}</td></tr>"
+            for c, ch in shown
+        )
+        table = (
+            '<table id="changes-table"><thead><tr><th class="num">Rank</th><th>Patient</th>'
+            "<th>Tier</th>"
+            f"<th>Change</th><th>Name</th></tr></thead><tbody>{trs}</tbody></table>"
+        )
+    return _section("changes", "New or newly eligible since the last run", summary + table)
+
+
+def _upcoming(site: SiteResult, phi: bool) -> str:
+    dated = sorted(
+        (c for c in site.candidates if c.eligible_from),
+        key=lambda c: (c.eligible_from, c.rank),
+    )
+    if not dated:
+        return _section("upcoming", "Upcoming eligibility dates", '<p class="muted">None.</p>')
+    if phi:
+        items = "".join(
+            f'<li data-date="{_e(rows.fmt_date(c.eligible_from))}"><b>'
+            f"{_e(rows.fmt_date(c.eligible_from))}</b> — {_e(c.patient.id)} (rank {c.rank}"
+            f"{', ' + _e(c.patient.name) if c.patient.name else ''}): "
+            f"{_e(rows.reasons(site, c))}</li>"
+            for c in dated
+        )
+    else:
+        per_day: dict[str, int] = {}
+        for c in dated:
+            per_day[rows.fmt_date(c.eligible_from)] = (
+                per_day.get(rows.fmt_date(c.eligible_from), 0) + 1
+            )
+        items = "".join(
+            f'<li data-date="{_e(d)}"><b>{_e(d)}</b> — {_e(_count(n, True))} patient(s)</li>'
+            for d, n in per_day.items()
+        )
+    return (
+        '<section id="upcoming"><h2>Upcoming eligibility dates</h2><p class="legend">Excluded only '
+        "by washouts or recent vaccines: eligible from these dates if nothing new is given.</p>"
+        f'<ol class="upcoming">{items}</ol></section>'
+    )
+
+
+def _trend(site: SiteResult, history: list[dict[str, Any]], mask: bool) -> str:
+    runs = site_history(site, history)
+    legend = "".join(
+        f'<span class="sw" style="background:{color}"></span>{key}' for key, color in SERIES
+    )
+    head = "<th>date</th>" + "".join(f'<th class="num">{k}</th>' for k in KEYS)
+    trs = "".join(
+        f"<tr><td>{_e(r['date'])}</td>"
+        + "".join(f'<td class="num">{_e(_count(r[k], mask))}</td>' for k in KEYS)
+        + "</tr>"
+        for r in reversed(runs[-10:])
+    )
+    note = "" if len(runs) > 1 else '<p class="muted">The trend builds up from the next run.</p>'
+    return (
+        f'<section id="trend"><h2>Trend over runs</h2><p class="legend">{legend}</p>'
+        f"{trend_svg(runs, mask=mask)}{note}"
+        f'<table id="trend-table" class="narrow"><thead><tr>{head}</tr>'
+        f"</thead><tbody>{trs}</tbody></table></section>"
+    )
+
+
+def summary_html(site: SiteResult, *, history: list[dict[str, Any]], phi: bool = True) -> str:
+    """The site's summary page; with `phi=False` it holds counts only, 1-10 shown as "<11"."""
+    mask = not phi
+    parts = [_header(site, phi), _tiers(site, mask), _funnel(site, mask)]
+    if phi:
+        parts.append(_candidates(site, phi))
+    parts += [_changes(site, phi), _upcoming(site, phi), _trend(site, history, mask)]
+    csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(site.site_name)} — candidates as of {_e(site.as_of.isoformat())}</title>"
+        f"<style>{CSS}</style></head><body><main>{''.join(parts)}</main></body></html>\n"
+    )

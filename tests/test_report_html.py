@@ -1,0 +1,162 @@
+"""Tests of the summary.html builder and the shared run.json counts."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from datetime import date
+
+from cohort.model import Candidate, CriterionInfo, Patient, Result, SiteResult, Status
+from cohort.report.csv import candidates_csv
+from cohort.report.html import summary_html
+from cohort.report.run import criterion_funnel, run_json, tier_counts
+
+CRITERIA = [
+    CriterionInfo("age", "inclusion", "Age <b>>= 12</b>"),
+    CriterionInfo("ana_titer", "inclusion", "ANA titer", missing_hint="ANA titer"),
+    CriterionInfo("sledai", "inclusion", "SLEDAI-2K >= 6", manual_when_unknown=True),
+    CriterionInfo("washout_12wk", "exclusion", "12-week washout"),
+]
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+def _cand(i: int, tier: str, ana: str = "pass", wash: str = "pass", **kw: object) -> Candidate:
+    res = [
+        Result("age", Status.PASS, "ok"),
+        Result("ana_titer", Status(ana), "ana " + ana),
+        Result("sledai", Status.UNKNOWN, "manual", manual=True),
+        Result("washout_12wk", Status(wash), "wash " + wash),
+    ]
+    name = HOSTILE if i == 1 else f"Name {i}"
+    return Candidate(
+        Patient(f"p{i}", "1980-01-01", name=name), res, tier=tier, rank=i, score=3.0 - i / 10, **kw
+    )  # type: ignore[arg-type]
+
+
+def make_site(n_likely: int = 3, n_excluded: int = 15) -> SiteResult:
+    cands = [_cand(i, "likely", change="new" if i == 2 else "") for i in range(1, n_likely + 1)]
+    cands.append(_cand(n_likely + 1, "possible", ana="unknown", change="tier excluded -> possible"))
+    for j in range(n_excluded):
+        cands.append(
+            _cand(n_likely + 2 + j, "excluded", wash="fail", eligible_from=date(2026, 4, 1 + j % 3))
+        )
+    return SiteResult(
+        "uci",
+        'UCI <script>x</script> & "co"',
+        date(2026, 3, 1),
+        CRITERIA,
+        ["contraception"],
+        cands,
+        mapping_version="sha256:abc",
+        data_freshness="2026-02-27T10:00:00Z",
+    )
+
+
+HISTORY = [
+    {
+        "date": "2026-02-28",
+        "site": "uci",
+        "screened": 18,
+        "likely": 2,
+        "possible": 1,
+        "excluded": 15,
+    }
+]
+
+
+def test_hostile_strings_escaped() -> None:
+    page = summary_html(make_site(), history=HISTORY)
+    assert "<script" not in page.lower()
+    assert "<img" not in page.lower()
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "UCI &lt;script&gt;x&lt;/script&gt; &amp; &quot;co&quot;" in page
+    assert "Age &lt;b&gt;&gt;= 12&lt;/b&gt;" in page
+
+
+def test_funnel_one_group_per_criterion() -> None:
+    site = make_site()
+    page = summary_html(site, history=[])
+    groups = re.findall(r'class="funnel-group" data-criterion="([^"]+)"', page)
+    assert groups == [c.id for c in CRITERIA]
+    wash = re.search(r'data-criterion="washout_12wk".*?</div></div>', page, re.S)
+    assert wash
+    counts = dict(re.findall(r'data-status="(\w+)" data-count="([^"]+)"', wash.group(0)))
+    assert counts == {"pass": "4", "unknown": "0", "fail": "15"}
+
+
+def test_numbers_agree_with_csv() -> None:
+    site = make_site()
+    page = summary_html(site, history=HISTORY)
+    rows = list(csv.DictReader(io.StringIO(candidates_csv(site)[1:], newline="")))
+    tiers = {t: sum(r["tier"] == t for r in rows) for t in ("likely", "possible", "excluded")}
+    for tier, n in tiers.items():
+        assert f'data-tier="{tier}"><span class="n">{n}</span>' in page
+    for crit in CRITERIA:
+        for st in ("pass", "fail", "unknown"):
+            n = sum(r[crit.id] == st for r in rows)
+            assert re.search(
+                rf'data-criterion="{crit.id}".*?data-status="{st}" data-count="{n}"', page, re.S
+            )
+    trs = re.findall(
+        r'<tr class="candidate" data-patient-id="([^"]+)"><td class="num">(\d+)</td>'
+        r".*?<td class=\"num\">([\d.]+)</td>",
+        page,
+    )
+    by_id = {r["patient_id"]: r for r in rows}
+    assert len(trs) == 4
+    for pid, rank, score in trs:
+        assert by_id[pid]["rank"] == rank and by_id[pid]["score"] == score
+
+
+def test_no_phi_masks_small_counts() -> None:
+    site = make_site()
+    page = summary_html(site, history=HISTORY, phi=False)
+    assert 'id="candidates"' not in page and 'tr class="candidate"' not in page
+    for c in site.candidates:
+        assert f">{c.patient.id}<" not in page and c.patient.id + " " not in page
+        assert "Name " not in page and "alert" not in page
+    assert 'data-tier="likely"><span class="n">&lt;11</span>' in page
+    assert 'data-tier="excluded"><span class="n">15</span>' in page
+    assert 'data-tier="screened"><span class="n">19</span>' in page
+    counts = re.findall(r'data-count="([^"]+)"', page)
+    for value in counts:
+        assert value == "&lt;11" or value == "0" or int(value) >= 11
+    assert 'data-count="&lt;11"' in page
+    # nothing between 1 and 10 printed as a count anywhere in cards, funnel or trend table
+    cells = re.findall(r'<td class="num">([^<]*)</td>', page)
+    assert cells and all(v in ("&lt;11", "0") or int(v) >= 11 for v in cells)
+
+
+def test_self_contained_no_remote_urls() -> None:
+    for phi in (True, False):
+        page = summary_html(make_site(), history=HISTORY, phi=phi)
+        assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
+        assert "<script" not in page.lower() and "<link" not in page.lower()
+        assert "url(" not in page and "@import" not in page
+        assert "default-src 'none'" in page
+
+
+def test_trend_and_changes() -> None:
+    page = summary_html(make_site(), history=HISTORY)
+    assert len(re.findall(r'<polyline class="series"', page)) == 3
+    assert page.count("<circle ") == 3 * 2  # history run + this run
+    assert '<p id="change-counts"><b>1</b> new · <b>1</b> newly eligible' in page
+    upcoming = re.findall(r'<li data-date="([^"]+)"', page)
+    assert upcoming == sorted(upcoming) and len(upcoming) == 15
+
+
+def test_run_json_and_counts() -> None:
+    site = make_site()
+    assert tier_counts(site) == {"screened": 19, "likely": 3, "possible": 1, "excluded": 15}
+    funnel = criterion_funnel(site)
+    assert [f["id"] for f in funnel] == [c.id for c in CRITERIA]
+    assert funnel[1]["unknown"] == 1 and funnel[1]["pass"] == 18
+    assert funnel[-1]["fail"] == 15 and funnel[-1]["remaining"] == 4
+    text = run_json(
+        {"b": 1, "a": {"as_of": date(2026, 3, 1), "z": [1]}, "tiers": tier_counts(site)}
+    )
+    assert text.endswith("\n") and text.index('"a"') < text.index('"b"')
+    assert json.loads(text)["a"]["as_of"] == "2026-03-01"
+    assert text == run_json(json.loads(text))
