@@ -137,7 +137,7 @@ def test_column_order_with_and_without_phi() -> None:
         "name",
         "mrn",
         "birth_date",
-        "age",
+        "age_years",
         "sex",
         "phone",
         "postal_code",
@@ -147,7 +147,8 @@ def test_column_order_with_and_without_phi() -> None:
     flat = "\n".join(",".join(r) for r in rows)
     for secret in ("Ann", "M1", "555", "1980-03-15", "92660", "female"):
         assert secret not in flat
-    assert not set(PHI_COLUMNS) - {"age"} & set(rows[0])
+    assert not set(PHI_COLUMNS) & set(rows[0])
+    assert len(set(rows[0])) == len(rows[0])  # no duplicate header (DictReader-safe)
 
 
 def test_row_values() -> None:
@@ -158,11 +159,11 @@ def test_row_values() -> None:
     assert r1["score"] == "4.50" and r1["last_seen"] == "2026-02-01" and r1["change"] == "new"
     assert r1["to_confirm"] == "SLEDAI-2K >= 6; contraception (WOCBP)"
     assert r1["missing"] == "" and r1["reasons"] == ""
-    assert rows[1][head.index("age", 10)] == "45"  # age column (PHI), not criterion `age`
+    assert rows[1][head.index("age_years")] == "45"
     r2 = dict(zip(head[:15], rows[2][:15], strict=True))
     assert r2["reasons"] == "ana_titer: no ANA titer; platelets: no platelets"
     assert r2["missing"] == "ANA titer; CBC within 90 days"
-    assert rows[2][head.index("age", 10)] == ""  # born "1990": 35 or 36 at 2026-03-01
+    assert rows[2][head.index("age_years")] == ""  # born "1990": 35 or 36 at 2026-03-01
     r3 = dict(zip(head[:15], rows[3][:15], strict=True))
     assert r3["eligible_from"] == "2026-04-14" and r3["washout_12wk"] == "fail"
     assert r3["reasons"] == "washout_12wk: =tacrolimus 2026-01-20"  # only fails when excluded

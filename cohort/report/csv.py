@@ -13,7 +13,8 @@ from cohort.report.files import excel_safe
 BOM = "\ufeff"
 HEAD_COLUMNS = ("rank", "patient_id", "tier", "score", "eligible_from", "reasons")
 TAIL_COLUMNS = ("change", "to_confirm", "missing", "last_seen")
-PHI_COLUMNS = ("name", "mrn", "birth_date", "age", "sex", "phone", "postal_code")
+# `age_years`, not `age`: the SIRIUS-SLE 2 criterion `age` already owns that column name.
+PHI_COLUMNS = ("name", "mrn", "birth_date", "age_years", "sex", "phone", "postal_code")
 EVIDENCE_COLUMNS = (
     "patient_id",
     "criterion",
