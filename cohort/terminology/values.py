@@ -26,7 +26,8 @@ class Titer:
     comparator: str = ""
 
     def __str__(self) -> str:
-        v = int(self.value) if self.value.is_integer() else self.value
+        value = float(self.value)
+        v = int(value) if value.is_integer() else value
         return f"{self.comparator}1:{v}"
 
 
@@ -59,7 +60,7 @@ def parse_titer(v: ObsValue) -> Titer | None:
     if v.quantity is not None:
         q = v.quantity
         if _titer_unit_ok(q) and q.value > 0 and math.isfinite(q.value):
-            return Titer(q.value, _CMP.get(q.comparator, ""))
+            return Titer(float(q.value), _CMP.get(q.comparator, ""))
         return None
     for s in (v.string, v.text):
         if s.strip():

@@ -1,0 +1,106 @@
+"""Broken mapping files raise MappingError naming file:line and column."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cohort.errors import MappingError
+from cohort.terminology import Terminology
+
+MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
+
+
+@pytest.fixture()
+def copy(tmp_path: Path) -> Path:
+    root = tmp_path / "mappings"
+    shutil.copytree(MAPPINGS, root)
+    return root
+
+
+def edit_line(path: Path, line: int, old: str, new: str) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    assert old in lines[line - 1]
+    lines[line - 1] = lines[line - 1].replace(old, new, 1)
+    path.write_text("".join(lines))
+
+
+def test_bad_match_kind(copy: Path) -> None:
+    labs = copy / "concepts" / "labs.csv"
+    edit_line(labs, 12, ",exact,", ",prefx,")
+    with pytest.raises(MappingError) as err:
+        Terminology.load(copy)
+    assert str(err.value).startswith(
+        "mappings/concepts/labs.csv:12: column 'match': unknown match kind 'prefx'"
+    )
+
+
+def test_missing_column(copy: Path) -> None:
+    labs = copy / "concepts" / "labs.csv"
+    edit_line(labs, 1, ",verified", "")
+    with pytest.raises(
+        MappingError, match=r"mappings/concepts/labs.csv:1: missing column 'verified'"
+    ):
+        Terminology.load(copy)
+
+
+def test_bad_verified_flag(copy: Path) -> None:
+    cond = copy / "concepts" / "conditions.csv"
+    edit_line(cond, 3, ",Y,", ",maybe,")
+    with pytest.raises(MappingError, match=r"conditions.csv:3: column 'verified': 'maybe'"):
+        Terminology.load(copy)
+
+
+def test_bad_range(copy: Path) -> None:
+    cond = copy / "concepts" / "conditions.csv"
+    text = cond.read_text().replace("C00-C96,range", "C00-C9,range")
+    cond.write_text(text)
+    line = next(i for i, s in enumerate(text.splitlines(), 1) if "C00-C9,range" in s)
+    with pytest.raises(MappingError, match=rf"conditions.csv:{line}: column 'code'"):
+        Terminology.load(copy)
+
+
+def test_bad_numbers_and_flags(copy: Path) -> None:
+    ing = copy / "medications" / "ingredients.csv"
+    text = ing.read_text()
+    ing.write_text(text.replace("prednisone,1,", "prednisone,one,"))
+    with pytest.raises(MappingError, match=r"ingredients.csv:\d+: column 'prednisone_factor'"):
+        Terminology.load(copy)
+
+
+def test_bad_systemic_flag(copy: Path) -> None:
+    prod = copy / "medications" / "products.csv"
+    edit_line(prod, 2, ",Y,", ",yes please,")
+    with pytest.raises(MappingError, match=r"products.csv:2: column 'systemic'"):
+        Terminology.load(copy)
+
+
+def test_bad_value_result(copy: Path) -> None:
+    values = copy / "values.csv"
+    edit_line(values, 2, ",positive,", ",posit,")
+    with pytest.raises(MappingError, match=r"values.csv:2: column 'result': 'posit'"):
+        Terminology.load(copy)
+
+
+def test_missing_file(copy: Path) -> None:
+    (copy / "units.csv").unlink()
+    with pytest.raises(MappingError, match=r"mappings/units.csv: file not found"):
+        Terminology.load(copy)
+
+
+def test_comments_blank_lines_and_local_additions(copy: Path) -> None:
+    local = copy / "concepts" / "local.csv"
+    local.write_text(
+        local.read_text()
+        + "\n# a site's own brand name\n"
+        + "ianalumab,text,StudyDrugX,exact,,local name,site pharmacy,local,\n"
+    )
+    term = Terminology.load(copy)
+    assert term.concepts_for([], "StudyDrugX 300 mg") == {"ianalumab"}
+
+
+def test_version_changes_with_content(copy: Path) -> None:
+    before = Terminology.load(copy).version
+    (copy / "VERSION").write_text("2099.1-1\n")
+    after = Terminology.load(copy)
+    assert after.version != before and after.human_version == "2099.1-1"

@@ -1,0 +1,94 @@
+"""Unit conversion to each concept's canonical unit; expected numbers worked out by hand."""
+
+from pathlib import Path
+
+import pytest
+
+from cohort.model import Quantity
+from cohort.terminology import Terminology
+
+MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
+
+
+@pytest.fixture(scope="module")
+def term() -> Terminology:
+    return Terminology.load(MAPPINGS)
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "concept", "expected"),
+    [
+        (5, "K/uL", "platelets", 5),  # thousand per uL
+        (5, "x10E3/uL", "platelets", 5),
+        (5, "10^3/uL", "platelets", 5),
+        (5, "10*3/uL", "platelets", 5),
+        (20, "10*9/L", "platelets", 20),  # 10*9/L = 10*3/uL
+        (150000, "/mm3", "platelets", 150),  # /mm3 = /uL; 150000/uL = 150 x10*3/uL
+        (1500, "cells/uL", "anc", 1.5),
+        (0.8, "10*9/L", "anc", 0.8),
+        (75, "g/L", "hemoglobin", 7.5),  # g/L = g/dL x 10
+        (5, "mmol/L", "hemoglobin", 5 / 0.6206),  # g/dL x 0.6206 = mmol/L
+        (2.5, "mg/dL", "creatinine", 2.5),
+        (176.84, "umol/L", "creatinine", 176.84e-6 * 113.12 * 100),  # mol/L x g/mol -> g/L -> mg/dL
+        (2500, "mg/24hr", "urine_protein_24h", 2.5),
+        (3, "g/24h", "urine_protein_24h", 3),
+        (3, "g/(24.h)", "urine_protein_24h", 3),
+        (3, "g/d", "urine_protein_24h", 3),
+        (2500, "mg/g", "upcr", 2.5),  # mg/g = mg/mg x 1000
+        (2, "g/g", "upcr", 2),
+        (226, "mg/mmol", "upcr", 226 / 113.12),  # mg per mmol creatinine / (mg per mmol)
+        (100, "lb", "body_weight", 45.359237),
+        (100, "[lb_av]", "body_weight", 45.359237),
+        (70, "kgs", "body_weight", 70),
+        (70000, "g", "body_weight", 70),
+        (30, "mIU/mL", "hcg", 30),
+        (30, "[IU]/L", "hcg", 30),  # m[IU]/mL = [IU]/L
+        (250, "IU/mL", "hbv_dna", 250),
+        (45, "10*6/L", "cd19_count", 45),  # 10*6/L = /uL
+        (8, "{score}", "sledai", 8),
+    ],
+)
+def test_convert(term: Terminology, value: float, unit: str, concept: str, expected: float) -> None:
+    got = term.convert(Quantity(value, unit=unit), concept)
+    assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_creatinine_threshold_and_upcr_facts(term: Terminology) -> None:
+    # README facts: mg/dL x 88.42 = umol/L; mg/g = mg/mmol x 8.84 (2 mg/mg ~ 226 mg/mmol)
+    assert term.convert(Quantity(176.84, unit="umol/L"), "creatinine") == pytest.approx(
+        2.0, rel=1e-3
+    )
+    assert term.convert(Quantity(226, unit="mg/mmol"), "upcr") == pytest.approx(2.0, rel=2e-3)
+
+
+def test_ucum_code_preferred_over_unit_text(term: Terminology) -> None:
+    q = Quantity(5, unit="thousand/cumm", code="10*3/uL")
+    assert term.convert(q, "platelets") == pytest.approx(5)
+    assert term.convert(Quantity(5, unit="K/uL", code="not-ucum"), "platelets") == pytest.approx(5)
+
+
+@pytest.mark.parametrize(
+    ("unit", "concept"),
+    [
+        ("mg/mL", "platelets"),
+        ("bananas", "platelets"),
+        ("", "platelets"),  # no unit: never assumed
+        ("K/uL", "body_weight"),
+        ("copies/mL", "hbv_dna"),  # assay-specific: no conversion to IU
+        ("{copies}/mL", "hbv_dna"),
+        ("%", "anc"),
+        ("mg/dL", "urine_protein_24h"),  # a concentration is not a rate
+        ("mmol/L", "platelets"),
+        ("{index}", "sledai"),
+    ],
+)
+def test_unconvertible_is_none(term: Terminology, unit: str, concept: str) -> None:
+    assert term.convert(Quantity(5, unit=unit), concept) is None
+
+
+def test_unknown_concept_and_canonical_units(term: Terminology) -> None:
+    assert term.convert(Quantity(5, unit="K/uL"), "no_such_concept") is None
+    assert term.canonical_unit("platelets") == "10*3/uL"
+    assert term.canonical_unit("hemoglobin") == "g/dL"
+    assert term.canonical_unit("upcr") == "mg/mg"
+    assert term.canonical_unit("no_such_concept") is None
