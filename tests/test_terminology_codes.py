@@ -195,17 +195,69 @@ def test_labs_that_are_not_the_concept(term: Terminology) -> None:
 
 def test_required_concepts_exist(term: Terminology) -> None:
     names = term.concept_names()
-    for c in (
-        "sle lupus_unspecified drug_induced_lupus chronic_hbv chronic_hcv active_tb latent_tb "
-        "hiv immunodeficiency malignancy malignancy_exception in_situ_neoplasm pregnancy "
-        "lactation asthma gout urticaria aiha esrd heart_failure cirrhosis hepatic_failure "
-        "plasmapheresis ana_titer ana_screen platelets hemoglobin anc creatinine "
-        "urine_protein_24h upcr hbsag anti_hbc hbv_dna hcv_ab hcv_rna hiv_test igra hcg "
-        "body_weight cd19_count sledai bilag corticosteroid_systemic antimalarial "
-        "dmard_background calcineurin_inhibitor jak_inhibitor dmard_other belimumab "
-        "cyclophosphamide immunoglobulin anifrolumab anti_cd40 ctla4_fc baff_other "
-        "b_cell_depleting ianalumab live_vaccine live_vaccine_uncertain tst"
-    ).split():
+    for c in [
+        "sle",
+        "lupus_unspecified",
+        "drug_induced_lupus",
+        "chronic_hbv",
+        "chronic_hcv",
+        "active_tb",
+        "latent_tb",
+        "hiv",
+        "immunodeficiency",
+        "malignancy",
+        "malignancy_exception",
+        "in_situ_neoplasm",
+        "pregnancy",
+        "lactation",
+        "asthma",
+        "gout",
+        "urticaria",
+        "aiha",
+        "esrd",
+        "heart_failure",
+        "cirrhosis",
+        "hepatic_failure",
+        "plasmapheresis",
+        "ana_titer",
+        "ana_screen",
+        "platelets",
+        "hemoglobin",
+        "anc",
+        "creatinine",
+        "urine_protein_24h",
+        "upcr",
+        "hbsag",
+        "anti_hbc",
+        "hbv_dna",
+        "hcv_ab",
+        "hcv_rna",
+        "hiv_test",
+        "igra",
+        "hcg",
+        "body_weight",
+        "cd19_count",
+        "sledai",
+        "bilag",
+        "corticosteroid_systemic",
+        "antimalarial",
+        "dmard_background",
+        "calcineurin_inhibitor",
+        "jak_inhibitor",
+        "dmard_other",
+        "belimumab",
+        "cyclophosphamide",
+        "immunoglobulin",
+        "anifrolumab",
+        "anti_cd40",
+        "ctla4_fc",
+        "baff_other",
+        "b_cell_depleting",
+        "ianalumab",
+        "live_vaccine",
+        "live_vaccine_uncertain",
+        "tst",
+    ]:
         assert c in names, c
 
 
