@@ -192,7 +192,11 @@ def _per_day(timing: Any) -> float | None:
 
 def _strength_mg(med: dict[str, Any]) -> float | None:
     for ing in med.get("ingredient") or ():
-        num = _quantity((ing.get("strength") or {}).get("numerator")) if isinstance(ing, dict) else None
+        num = (
+            _quantity((ing.get("strength") or {}).get("numerator"))
+            if isinstance(ing, dict)
+            else None
+        )
         if num and (num.code or num.unit).lower() == "mg":
             return num.value
     return None
@@ -250,7 +254,8 @@ class Extractor:
                     ref=ref,
                     codes=codes_of(res.get("vaccineCode")),
                     status=str(res.get("status", "")),
-                    when=parse_date(res.get("occurrenceDateTime")) or parse_date(res.get("recorded")),
+                    when=parse_date(res.get("occurrenceDateTime"))
+                    or parse_date(res.get("recorded")),
                     text=text_of(res.get("vaccineCode")),
                 )
             )
@@ -353,9 +358,10 @@ def _patient(res: dict[str, Any]) -> Patient:
     name = ""
     for n in names:
         if isinstance(n, dict):
-            name = n.get("text") or " ".join(
-                [*(n.get("given") or []), str(n.get("family", ""))]
-            ).strip()
+            name = (
+                n.get("text")
+                or " ".join([*(n.get("given") or []), str(n.get("family", ""))]).strip()
+            )
             if name:
                 break
     mrn = ""

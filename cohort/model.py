@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from enum import Enum
+from enum import StrEnum
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +134,8 @@ class PatientFacts:
     medication_records: int = 0  # valid medication records of any code (background_therapy)
 
 
-class Status(str, Enum):
-    PASS = "pass"
+class Status(StrEnum):
+    PASS = "pass"  # noqa: S105 - a criterion outcome, not a password
     FAIL = "fail"
     UNKNOWN = "unknown"
 
@@ -182,7 +182,9 @@ class CriterionInfo:
     id: str
     type: str  # "inclusion" | "exclusion"
     title: str  # short human label, e.g. "ANA titer >= 1:80"
-    manual_when_unknown: bool = False  # sledai/bilag: an unknown goes to `to_confirm`, not `missing`
+    manual_when_unknown: bool = (
+        False  # sledai/bilag: an unknown goes to `to_confirm`, not `missing`
+    )
     missing_hint: str = ""  # what would resolve an unknown, e.g. "CBC within 90 days"
 
 

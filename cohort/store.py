@@ -246,6 +246,28 @@ class Store:
         except sqlite3.Error as e:
             raise self._err("write", e) from None
 
+    def sweep(self, site: str, source: str, keep: set[tuple[str, str]]) -> int:
+        """Drop the site's records from `source` that a complete snapshot read did not contain."""
+        try:
+            stale = [
+                (t, i)
+                for t, i in self._query(
+                    "SELECT type, id FROM resources WHERE site=? AND source=?", (site, source)
+                )
+                if (t, i) not in keep
+            ]
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                "DELETE FROM resources WHERE site=? AND type=? AND id=?",
+                [(site, t, i) for t, i in stale],
+            )
+            self._db.execute("COMMIT")
+        except sqlite3.Error as e:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise self._err("write", e) from None
+        return len(stale)
+
     def patient_ids(self, site: str) -> list[str]:
         """Every patient id with at least one stored resource (a Patient or data about one)."""
         rows = self._query(

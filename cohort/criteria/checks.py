@@ -1,8 +1,9 @@
-"""The `checks` kind: a list of condition/lab findings, each with the outcome it causes; worst wins."""
+"""The `checks` kind: condition/lab findings, each with the outcome it causes; worst wins."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from cohort.criteria.base import Context, Criterion, iso, result, window_start, worst
@@ -25,7 +26,11 @@ def classify(ctx: Context, o: ObservationFact, concept: str, check: dict[str, An
             return "negative"
         if v >= float(check["positive_at"]):
             return "positive"
-        return "indeterminate" if v >= float(check.get("equivocal_at", check["positive_at"])) else "negative"
+        return (
+            "indeterminate"
+            if v >= float(check.get("equivocal_at", check["positive_at"]))
+            else "negative"
+        )
     if check.get("numeric") == "detected":
         if qty is not None:
             return "negative" if qty.comparator in ("<", "<=") or qty.value <= 0 else "positive"
@@ -34,7 +39,9 @@ def classify(ctx: Context, o: ObservationFact, concept: str, check: dict[str, An
     return None
 
 
-def _condition_check(ctx: Context, chk: dict[str, Any], then: Status) -> tuple[Status, list[Evidence], list[Evidence], str]:
+def _condition_check(
+    ctx: Context, chk: dict[str, Any], then: Status
+) -> tuple[Status, list[Evidence], list[Evidence], str]:
     hits, ignored = [], []
     label = chk.get("label", ", ".join(chk["condition"]))
     for c in ctx.conditions(chk["condition"]):
@@ -52,16 +59,21 @@ def _condition_check(ctx: Context, chk: dict[str, Any], then: Status) -> tuple[S
 
 
 def _note(ev: Evidence, note: str) -> Evidence:
-    return Evidence(ref=ev.ref, concept=ev.concept, value=ev.value, unit=ev.unit, date=ev.date, note=note)
+    return replace(ev, note=note)
 
 
-def _lab_check(ctx: Context, chk: dict[str, Any], then: Status) -> tuple[Status, list[Evidence], list[Evidence], str]:
+def _lab_check(
+    ctx: Context, chk: dict[str, Any], then: Status
+) -> tuple[Status, list[Evidence], list[Evidence], str]:
     concepts = chk["lab"]
     label = chk.get("label", concepts[0])
     want = chk.get("result", "positive")
     obs, ignored = ctx.observations(concepts, window_start(ctx.as_of, chk))
     if chk.get("latest", True):
-        ignored += [ctx.obs_evidence(o, ctx.obs_concept(o, concepts), "superseded by a newer result") for o in obs[1:]]
+        ignored += [
+            ctx.obs_evidence(o, ctx.obs_concept(o, concepts), "superseded by a newer result")
+            for o in obs[1:]
+        ]
         obs = obs[:1]
     hits: list[Evidence] = []
     unsure: list[Evidence] = []
@@ -70,7 +82,11 @@ def _lab_check(ctx: Context, chk: dict[str, Any], then: Status) -> tuple[Status,
         cls = classify(ctx, o, concept, chk)
         ev = ctx.obs_evidence(o, concept, f"result {cls or 'unreadable'}")
         later = chk.get("unless_later")
-        if later and o.when and any(x.when and x.when >= o.when for x in ctx.observations(later)[0]):
+        if (
+            later
+            and o.when
+            and any(x.when and x.when >= o.when for x in ctx.observations(later)[0])
+        ):
             ignored.append(_note(ev, f"followed by {later[0]}"))
             continue
         if cls == want:

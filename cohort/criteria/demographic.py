@@ -56,12 +56,22 @@ def diagnosis(crit: Criterion, ctx: Context) -> Result:
     if not found:
         uncertain = ctx.conditions(p.get("uncertain_concepts", []))
         if uncertain:
-            ev = [Evidence(ref=c.ref, value=c.text[:80], date=iso(c.onset or c.recorded)) for c in uncertain]
-            return result(crit, Status.UNKNOWN, p.get("uncertain_reason", "diagnosis not specific"), ev)
+            ev = [
+                Evidence(ref=c.ref, value=c.text[:80], date=iso(c.onset or c.recorded))
+                for c in uncertain
+            ]
+            return result(
+                crit, Status.UNKNOWN, p.get("uncertain_reason", "diagnosis not specific"), ev
+            )
         return result(crit, Status.FAIL, "no qualifying diagnosis")
     cutoff = months_before(ctx.as_of, int(p["min_months"]))
     ev = [
-        Evidence(ref=c.ref, concept=",".join(p["concepts"]), value=c.text[:80], date=iso(c.onset or c.recorded))
+        Evidence(
+            ref=c.ref,
+            concept=",".join(p["concepts"]),
+            value=c.text[:80],
+            date=iso(c.onset or c.recorded),
+        )
         for c in found
     ]
     dated = sorted(d for c in found if (d := c.onset or c.recorded))

@@ -7,7 +7,10 @@ from cohort.model import Evidence, ObsValue, Result, Status
 
 
 def _superseded(ctx: Context, obs: list, concepts: list[str]) -> list[Evidence]:
-    return [ctx.obs_evidence(o, ctx.obs_concept(o, concepts), "superseded by a newer result") for o in obs]
+    return [
+        ctx.obs_evidence(o, ctx.obs_concept(o, concepts), "superseded by a newer result")
+        for o in obs
+    ]
 
 
 def lab_latest(crit: Criterion, ctx: Context) -> Result:
@@ -24,7 +27,13 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
     v = ctx.numeric(o, concept)
     if v is None:
         ev = ctx.obs_evidence(o, concept, "unit or value cannot be converted")
-        return result(crit, Status.UNKNOWN, f"{concept}: value/unit '{ev.value} {ev.unit}' not convertible to {unit}", [ev], ignored)
+        return result(
+            crit,
+            Status.UNKNOWN,
+            f"{concept}: value/unit '{ev.value} {ev.unit}' not convertible to {unit}",
+            [ev],
+            ignored,
+        )
     ev = ctx.obs_evidence(o, concept, "most recent", f"{v:g}", unit)
     if "fail_below" in p:
         threshold = float(p["fail_below"])
@@ -32,12 +41,20 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
         if alt and any(ctx.active(c) for c in ctx.conditions(alt["concepts"])):
             threshold = float(alt["fail_below"])
         if v < threshold:
-            return result(crit, Status.FAIL, f"{concept} {v:g} {unit} < {threshold:g} on {o.when}", [ev], ignored)
+            return result(
+                crit,
+                Status.FAIL,
+                f"{concept} {v:g} {unit} < {threshold:g} on {o.when}",
+                [ev],
+                ignored,
+            )
         return result(crit, Status.PASS, f"{concept} {v:g} {unit} >= {threshold:g}", [ev], ignored)
     threshold = float(p["pass_at_least"])
     if v >= threshold:
         return result(crit, Status.PASS, f"{concept} {v:g} {unit} >= {threshold:g}", [ev], ignored)
-    return result(crit, Status.FAIL, f"{concept} {v:g} {unit} < {threshold:g} on {o.when}", [ev], ignored)
+    return result(
+        crit, Status.FAIL, f"{concept} {v:g} {unit} < {threshold:g} on {o.when}", [ev], ignored
+    )
 
 
 def _titer_status(value: float, comparator: str, minimum: float) -> Status:
@@ -46,11 +63,15 @@ def _titer_status(value: float, comparator: str, minimum: float) -> Status:
     if comparator in (">", ">="):
         return Status.PASS if value >= minimum else Status.UNKNOWN
     # "<" and "<=": below `value`
-    return Status.FAIL if value <= minimum and (comparator == "<" or value < minimum) else Status.UNKNOWN
+    return (
+        Status.FAIL
+        if value <= minimum and (comparator == "<" or value < minimum)
+        else Status.UNKNOWN
+    )
 
 
 def titer(crit: Criterion, ctx: Context) -> Result:
-    """Most recent titer decides; without one, a qualitative negative fails, a positive is unknown."""
+    """Most recent titer decides; else a qualitative negative fails and a positive is unknown."""
     p = crit.params
     minimum = float(p["min_titer"])
     titer_concepts, screen_concepts = p["titer_concepts"], p.get("screen_concepts", [])
@@ -65,7 +86,9 @@ def titer(crit: Criterion, ctx: Context) -> Result:
             ev = ctx.obs_evidence(o, concept, "most recent titer", shown, "{titer}")
             ignored += _superseded(ctx, obs[i + 1 :], titer_concepts + screen_concepts)
             why = {Status.PASS: ">=", Status.FAIL: "<", Status.UNKNOWN: "cannot tell vs"}[status]
-            return result(crit, status, f"ANA titer {shown} {why} 1:{minimum:g} on {o.when}", [ev], ignored)
+            return result(
+                crit, status, f"ANA titer {shown} {why} 1:{minimum:g} on {o.when}", [ev], ignored
+            )
         q = ctx.term.qualitative(o.value, o.interpretation)
         if q in ("positive", "negative"):
             qualitative.append((q, ctx.obs_evidence(o, concept, f"qualitative {q}")))
@@ -86,11 +109,13 @@ def _grade(v: ObsValue) -> str:
 
 
 def grades(crit: Criterion, ctx: Context) -> Result:
-    """Organ-system grades (BILAG): pass with >= min_a grade A or >= min_b grade B at the latest assessment."""
+    """Organ grades (BILAG) at the latest assessment: pass with >= min_a A or >= min_b B."""
     p = crit.params
     obs, ignored = ctx.observations(p["concepts"], window_start(ctx.as_of, p))
     if not obs:
-        return result(crit, Status.UNKNOWN, f"no {crit.title} assessment in window", ignored=ignored)
+        return result(
+            crit, Status.UNKNOWN, f"no {crit.title} assessment in window", ignored=ignored
+        )
     latest = obs[0].when
     found: list[str] = []
     ev = []
@@ -100,7 +125,11 @@ def grades(crit: Criterion, ctx: Context) -> Result:
             continue
         gs = [g for g in [_grade(o.value)] + [_grade(v) for _, v in o.components] if g]
         found += gs
-        ev.append(ctx.obs_evidence(o, ctx.obs_concept(o, p["concepts"]), "grades " + "".join(gs), "".join(gs)))
+        ev.append(
+            ctx.obs_evidence(
+                o, ctx.obs_concept(o, p["concepts"]), "grades " + "".join(gs), "".join(gs)
+            )
+        )
     if not found:
         return result(crit, Status.UNKNOWN, "no readable grades", ev, ignored)
     a, b = found.count("A"), found.count("B")
@@ -110,7 +139,7 @@ def grades(crit: Criterion, ctx: Context) -> Result:
 
 
 def labs_exceed(crit: Criterion, ctx: Context) -> Result:
-    """Fail if any measure's most recent result exceeds its limit; pass only when required ones are known."""
+    """Fail if a measure's latest result exceeds its limit; pass only if required ones are known."""
     p = crit.params
     since = window_start(ctx.as_of, p)
     evidence, ignored, fails, missing = [], [], [], []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date, timedelta
 
 from cohort.criteria.base import Context, Criterion, iso, result, window_length
@@ -37,15 +38,25 @@ def current_medication(crit: Criterion, ctx: Context) -> Result:
         else:
             ignored.append(_exposure_evidence(e, concept, "not current on the as-of date"))
     if evidence:
-        return result(crit, Status.PASS, f"current {evidence[0].concept}: {evidence[0].value}", evidence, ignored)
+        return result(
+            crit,
+            Status.PASS,
+            f"current {evidence[0].concept}: {evidence[0].value}",
+            evidence,
+            ignored,
+        )
     return result(crit, Status.FAIL, "no current qualifying therapy", ignored=ignored)
 
 
 def any_record(crit: Criterion, ctx: Context) -> Result:
     hits = ctx.exposures(crit.params["concepts"])
     if hits:
-        ev = [_exposure_evidence(e, ",".join(crit.params["concepts"]), "record found") for e in hits]
-        return result(crit, Status.FAIL, f"prior {crit.params['concepts'][0]}: {hits[0].text[:60]}", ev)
+        ev = [
+            _exposure_evidence(e, ",".join(crit.params["concepts"]), "record found") for e in hits
+        ]
+        return result(
+            crit, Status.FAIL, f"prior {crit.params['concepts'][0]}: {hits[0].text[:60]}", ev
+        )
     return result(crit, Status.PASS, "no record")
 
 
@@ -74,13 +85,17 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         concept = ",".join(sorted(set(p["concepts"]) & ctx.concepts(e.ref, e.codes, e.text)))
         items.append((e.ref, e.start, e.end, e.ongoing, _exposure_evidence(e, concept, "")))
     for pr in ctx.procedures(p.get("procedures", [])):
-        ev = Evidence(ref=pr.ref, concept=",".join(p["procedures"]), value=pr.text[:80], date=iso(pr.start))
+        ev = Evidence(
+            ref=pr.ref, concept=",".join(p["procedures"]), value=pr.text[:80], date=iso(pr.start)
+        )
         items.append((pr.ref, pr.start, pr.end, False, ev))
     for im in ctx.immunizations(p.get("immunizations", []) + p.get("uncertain_immunizations", [])):
         ev = Evidence(ref=im.ref, value=im.text[:80], date=iso(im.when))
         if set(p.get("uncertain_immunizations", [])) & ctx.concepts(im.ref, im.codes, im.text):
             if im.when and lo < im.when <= ctx.as_of:
-                uncertain.append(Evidence(ref=im.ref, value=im.text[:80], date=iso(im.when), note="may be live"))
+                uncertain.append(
+                    Evidence(ref=im.ref, value=im.text[:80], date=iso(im.when), note="may be live")
+                )
             continue
         items.append((im.ref, im.when, im.when, False, ev))
     last_end: date | None = None
@@ -88,24 +103,34 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         if end and (last_end is None or end > last_end):
             last_end = end
         if _in_window(ctx, start, end, ongoing, lo):
-            evidence.append(Evidence(**{**_as_dict(ev), "note": "within window"}))
+            evidence.append(replace(ev, note="within window"))
             ends.append(None if ongoing else end)
         else:
-            ignored.append(Evidence(**{**_as_dict(ev), "note": "outside window or undated"}))
+            ignored.append(replace(ev, note="outside window or undated"))
     if evidence:
-        known = all(ends)
-        eligible = max(ends) + span if known and ends else None  # type: ignore[operator,type-var]
+        eligible = _eligible(ends, span)
         when = f"until {eligible}" if eligible else "ongoing or no known end"
-        return result(crit, Status.FAIL, f"{evidence[0].concept or evidence[0].value} within {span.days} days ({when})", evidence, ignored, eligible)
+        return result(
+            crit,
+            Status.FAIL,
+            f"{evidence[0].concept or evidence[0].value} within {span.days} days ({when})",
+            evidence,
+            ignored,
+            eligible,
+        )
     if uncertain:
-        return result(crit, Status.UNKNOWN, "vaccine of uncertain live status in window", uncertain, ignored)
+        return result(
+            crit, Status.UNKNOWN, "vaccine of uncertain live status in window", uncertain, ignored
+        )
     if "lab_concepts" in p and last_end is not None:
         return _lab_after(crit, ctx, last_end, ignored)
     return result(crit, Status.PASS, "no exposure in window", ignored=ignored)
 
 
-def _as_dict(ev: Evidence) -> dict[str, str]:
-    return {k: getattr(ev, k) for k in ("ref", "concept", "value", "unit", "date", "note")}
+def _eligible(ends: list[date | None], span: timedelta) -> date | None:
+    """Known ends of every exposure in window: the last one plus the window; else None."""
+    known = [e for e in ends if e is not None]
+    return max(known) + span if known and len(known) == len(ends) else None
 
 
 def _lab_after(crit: Criterion, ctx: Context, last_dose: date, ignored: list[Evidence]) -> Result:
@@ -114,7 +139,12 @@ def _lab_after(crit: Criterion, ctx: Context, last_dose: date, ignored: list[Evi
     obs, ign = ctx.observations(p["lab_concepts"], last_dose + timedelta(days=1))
     ignored += ign
     if not obs:
-        return result(crit, Status.PASS, f"last dose {last_dose}, outside window; no count since", ignored=ignored)
+        return result(
+            crit,
+            Status.PASS,
+            f"last dose {last_dose}, outside window; no count since",
+            ignored=ignored,
+        )
     o = obs[0]
     concept = ctx.obs_concept(o, p["lab_concepts"])
     v = ctx.numeric(o, concept)
@@ -123,16 +153,28 @@ def _lab_after(crit: Criterion, ctx: Context, last_dose: date, ignored: list[Evi
     lln = lln if lln is not None else float(p["lab_default_lln"])
     if v is None:
         ev = ctx.obs_evidence(o, concept, "unit cannot be converted")
-        return result(crit, Status.UNKNOWN, f"{concept} after last dose not convertible", [ev], ignored)
+        return result(
+            crit, Status.UNKNOWN, f"{concept} after last dose not convertible", [ev], ignored
+        )
     ev = ctx.obs_evidence(o, concept, f"lower limit {lln:g}", f"{v:g}", unit)
     if v < lln:
-        return result(crit, Status.FAIL, f"{concept} {v:g} {unit} below lower limit {lln:g} since last dose", [ev], ignored)
-    return result(crit, Status.PASS, f"{concept} {v:g} {unit} >= lower limit {lln:g}", [ev], ignored)
+        return result(
+            crit,
+            Status.FAIL,
+            f"{concept} {v:g} {unit} below lower limit {lln:g} since last dose",
+            [ev],
+            ignored,
+        )
+    return result(
+        crit, Status.PASS, f"{concept} {v:g} {unit} >= lower limit {lln:g}", [ev], ignored
+    )
 
 
 def daily_mg(ctx: Context, e: ExposureFact) -> float | None:
     """Largest prednisone-equivalent daily dose of an exposure, None when not derivable."""
-    factors = [ctx.term.prednisone_factor(i) for i in ctx.term.medication_ingredients(e.codes, e.text)]
+    factors = [
+        ctx.term.prednisone_factor(i) for i in ctx.term.medication_ingredients(e.codes, e.text)
+    ]
     factor = max((f for f in factors if f is not None), default=None)
     if factor is None:
         return None
@@ -175,13 +217,28 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
         if mg is None:
             unknown.append(_exposure_evidence(e, "", "no usable dose"))
         elif mg > limit:
-            fails.append(_exposure_evidence(e, "", f"{mg:g} mg/day prednisone-equivalent", f"{mg:g}"))
+            fails.append(
+                _exposure_evidence(e, "", f"{mg:g} mg/day prednisone-equivalent", f"{mg:g}")
+            )
             ends.append(None if e.ongoing else e.end)
         else:
             ok.append(_exposure_evidence(e, "", f"{mg:g} mg/day prednisone-equivalent", f"{mg:g}"))
     if fails:
-        eligible = max(ends) + span if all(ends) else None  # type: ignore[type-var,operator]
-        return result(crit, Status.FAIL, f"corticosteroid {fails[0].value} mg/day > {limit:g} within {span.days} days", fails + unknown + ok, ignored, eligible)
+        eligible = _eligible(ends, span)
+        return result(
+            crit,
+            Status.FAIL,
+            f"corticosteroid {fails[0].value} mg/day > {limit:g} within {span.days} days",
+            fails + unknown + ok,
+            ignored,
+            eligible,
+        )
     if unknown:
-        return result(crit, Status.UNKNOWN, "corticosteroid in window without a usable dose", unknown + ok, ignored)
+        return result(
+            crit,
+            Status.UNKNOWN,
+            "corticosteroid in window without a usable dose",
+            unknown + ok,
+            ignored,
+        )
     return result(crit, Status.PASS, "no corticosteroid above the limit in window", ok, ignored)

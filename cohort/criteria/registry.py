@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cohort.criteria import checks, demographic, labs, medication
@@ -14,8 +15,8 @@ CONCEPTS = list  # a list of concept names
 @dataclass(frozen=True)
 class KindSpec:
     fn: Kind
-    required: dict[str, type | tuple[type, ...]]
-    optional: dict[str, type | tuple[type, ...]] = field(default_factory=dict)
+    required: Mapping[str, type | tuple[type, ...]]
+    optional: Mapping[str, type | tuple[type, ...]] = field(default_factory=dict)
     time_limited: bool = False  # its fails have a known end (eligible_from)
 
 
@@ -36,9 +37,7 @@ KINDS: dict[str, KindSpec] = {
         {"concepts": CONCEPTS},
         {**WINDOW, "fail_below": NUMBER, "pass_at_least": NUMBER, "alt": dict},
     ),
-    "grades": KindSpec(
-        labs.grades, {"concepts": CONCEPTS}, {**WINDOW, "min_a": int, "min_b": int}
-    ),
+    "grades": KindSpec(labs.grades, {"concepts": CONCEPTS}, {**WINDOW, "min_a": int, "min_b": int}),
     "labs_exceed": KindSpec(labs.labs_exceed, {"measures": list}, WINDOW),
     "current_medication": KindSpec(
         medication.current_medication, {"concepts": CONCEPTS}, {"systemic_only": bool}

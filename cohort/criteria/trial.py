@@ -72,7 +72,11 @@ class _Where:
 
 
 def _check_type(where: _Where, cid: str, key: str, value: Any, want: Any) -> None:
-    if isinstance(value, bool) and want is not bool and bool not in (want if isinstance(want, tuple) else (want,)):
+    if (
+        isinstance(value, bool)
+        and want is not bool
+        and bool not in (want if isinstance(want, tuple) else (want,))
+    ):
         raise where.error(cid, key, f"expected {_tname(want)}, got a boolean")
     if not isinstance(value, want):
         raise where.error(cid, key, f"expected {_tname(want)}, got {type(value).__name__}")
@@ -82,7 +86,9 @@ def _check_type(where: _Where, cid: str, key: str, value: Any, want: Any) -> Non
 
 def _tname(want: Any) -> str:
     names = [t.__name__ for t in (want if isinstance(want, tuple) else (want,))]
-    return {"list": "a list", "dict": "a table", "int": "a whole number"}.get(names[0], " or ".join(names))
+    return {"list": "a list", "dict": "a table", "int": "a whole number"}.get(
+        names[0], " or ".join(names)
+    )
 
 
 def _check_table(where: _Where, cid: str, key: str, table: Any, allowed: dict[str, Any]) -> None:
@@ -91,7 +97,9 @@ def _check_table(where: _Where, cid: str, key: str, table: Any, allowed: dict[st
     for k, v in table.items():
         if k not in allowed:
             hint = difflib.get_close_matches(k, list(allowed), n=1)
-            raise where.error(cid, f"{key}.{k}", "unknown key" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
+            raise where.error(
+                cid, f"{key}.{k}", "unknown key" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+            )
         _check_type(where, cid, f"{key}.{k}", v, allowed[k])
 
 
@@ -112,7 +120,9 @@ def load_trial(path: Path, known_concepts: set[str] | None = None) -> Trial:
     for raw in data.get("criteria", []):
         cid = str(raw.get("id", ""))
         if not cid or cid in seen:
-            raise MappingError(f"{path}:{where.line(cid)}: criterion id missing or duplicated: '{cid}'")
+            raise MappingError(
+                f"{path}:{where.line(cid)}: criterion id missing or duplicated: '{cid}'"
+            )
         seen.add(cid)
         criteria.append(_criterion(where, cid, raw))
     if not criteria:
@@ -126,7 +136,9 @@ def load_trial(path: Path, known_concepts: set[str] | None = None) -> Trial:
         manual_items=[str(m) for m in head.get("manual", [])],
     )
     if not trial.screen_concepts:
-        raise MappingError(f"{path}: [trial] key 'screen_concepts': list the concepts that define who is screened")
+        raise MappingError(
+            f"{path}: [trial] key 'screen_concepts': list the concepts that define who is screened"
+        )
     if known_concepts is not None:
         _check_concepts(where, trial, known_concepts)
     return trial
@@ -136,7 +148,12 @@ def _criterion(where: _Where, cid: str, raw: dict[str, Any]) -> Criterion:
     kind = raw.get("kind")
     if kind not in KINDS:
         hint = difflib.get_close_matches(str(kind), list(KINDS), n=1)
-        raise where.error(cid, "kind", f"unknown kind '{kind}'" + (f" (did you mean '{hint[0]}'?)" if hint else f"; one of {', '.join(KINDS)}"))
+        raise where.error(
+            cid,
+            "kind",
+            f"unknown kind '{kind}'"
+            + (f" (did you mean '{hint[0]}'?)" if hint else f"; one of {', '.join(KINDS)}"),
+        )
     ctype = raw.get("type", "")
     if ctype not in ("inclusion", "exclusion"):
         raise where.error(cid, "type", "must be 'inclusion' or 'exclusion'")
@@ -149,7 +166,12 @@ def _criterion(where: _Where, cid: str, raw: dict[str, Any]) -> Criterion:
     for key, value in params.items():
         if key not in allowed:
             hint = difflib.get_close_matches(key, list(allowed), n=1)
-            raise where.error(cid, key, f"not a parameter of kind '{kind}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
+            raise where.error(
+                cid,
+                key,
+                f"not a parameter of kind '{kind}'"
+                + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+            )
         _check_type(where, cid, key, value, allowed[key])
     for i, chk in enumerate(params.get("checks", [])):
         _check_table(where, cid, f"checks[{i}]", chk, CHECK_KEYS)
@@ -180,7 +202,11 @@ def _check_concepts(where: _Where, trial: Trial, known: set[str]) -> None:
         for name in _concepts_in(c.params):
             if name not in known:
                 hint = difflib.get_close_matches(name, sorted(known), n=1)
-                raise where.error(c.id, "concepts", f"unknown concept '{name}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
+                raise where.error(
+                    c.id,
+                    "concepts",
+                    f"unknown concept '{name}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+                )
     for name in trial.screen_concepts:
         if name not in known:
             raise MappingError(f"{where.path}: [trial] screen_concepts: unknown concept '{name}'")

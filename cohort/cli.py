@@ -1,0 +1,163 @@
+"""Command line: parse arguments, call the library, print one line per outcome."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cohort import __version__
+from cohort.errors import EXIT_CODES, CohortError
+
+EPILOG = "Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items())
+
+
+class CohortGroup(click.Group):
+    """Turns a CohortError into one line on stderr and its documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CohortError as exc:
+            click.echo(f"cohort: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def parse_as_of(value: str | None) -> date:
+    if not value:
+        return date.today()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a date (YYYY-MM-DD)") from None
+
+
+@click.group(cls=CohortGroup, epilog=EPILOG)
+@click.version_option(__version__, prog_name="cohort")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="info",
+    show_default=True,
+    help="How much to log (to stderr). Logs never contain PHI or secrets.",
+)
+def cli(log_level: str) -> None:
+    """Find clinical-trial candidates in FHIR R4 data, with evidence, one CSV per site."""
+    _setup_logging(log_level)
+
+
+def load_cfg(config: Path | None) -> Any:
+    from cohort.config import default_config, load_config
+
+    return load_config(config) if config else default_config()
+
+
+@cli.command(epilog=EPILOG)
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path),
+    help="Run configuration (TOML). Default: the shipped sample data for the seed sites.",
+)
+@click.option("--as-of", "as_of", help="Screening reference date YYYY-MM-DD. Default: today.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="Output folder (OUT/<site>/candidates.csv, OUT/run.json).",
+)
+@click.option(
+    "--full-refresh",
+    is_flag=True,
+    help="Server sources: ignore sync marks and pull everything again.",
+)
+@click.option(
+    "--no-phi",
+    is_flag=True,
+    help="Leave identifying columns out of the CSV and patient lists out of the HTML.",
+)
+def run(
+    config: Path | None, as_of: str | None, out: Path, full_refresh: bool, no_phi: bool
+) -> None:
+    """Run the whole job: read sources, screen, rank, write the candidate lists."""
+    from cohort.runner import run as run_job
+
+    cfg = load_cfg(config)
+    report = run_job(cfg, parse_as_of(as_of), out, full_refresh=full_refresh, phi=not no_phi)
+    for sid, site in report["sites"].items():
+        tiers = site.get("tiers", {})
+        click.echo(
+            f"{sid}: {site.get('screened', 0)} screened, {tiers.get('likely', 0)} likely, "
+            f"{tiers.get('possible', 0)} possible, {tiers.get('excluded', 0)} excluded"
+            f" -> {out / sid / 'candidates.csv'}"
+        )
+
+
+@cli.command(epilog=EPILOG)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder to write the synthetic data into.",
+)
+@click.option(
+    "--patients",
+    type=click.IntRange(1, 1_000_000),
+    default=60,
+    show_default=True,
+    help="Screened (SLE) patients to generate.",
+)
+@click.option(
+    "--seed", type=int, default=7, show_default=True, help="Random seed (same seed, same files)."
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    default="2026-11-25",
+    show_default=True,
+    help="Reference date the scenarios are built around.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["bundles", "ndjson"]),
+    default="bundles",
+    show_default=True,
+    help="Transaction bundles or Bulk NDJSON.",
+)
+@click.option("--site", default="uci", show_default=True, help="Site id used in patient ids.")
+def sample(out: Path, patients: int, seed: int, as_of: str, fmt: str, site: str) -> None:
+    """Generate a deterministic synthetic population (FHIR R4) for demos, tests and benchmarks."""
+    from cohort.samples import generate
+
+    made = generate(out, patients=patients, seed=seed, as_of=parse_as_of(as_of), site=site, fmt=fmt)  # type: ignore[arg-type]
+    click.echo(f"wrote {len(made)} patients to {out}")
+
+
+def _register_optional() -> None:
+    """Commands that live in their own modules (mappings tools, explain, diff)."""
+    try:
+        from cohort import cli_tools  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return
+    cli_tools.register(cli)  # type: ignore[attr-defined,unused-ignore]
+
+
+_register_optional()
+
+
+def main() -> None:
+    cli(prog_name="cohort")

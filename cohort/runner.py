@@ -1,0 +1,384 @@
+"""Orchestrates one run: ingest each site's source into the store, screen, rank, write outputs."""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from cohort import __version__
+from cohort.config import Config, SiteConfig
+from cohort.criteria import Trial, load_trial
+from cohort.errors import CohortError, LockedError, OutputError
+from cohort.evaluate import evaluate, is_screened, make_context
+from cohort.extract import ReadingRules
+from cohort.model import Candidate, PatientFacts, SiteResult
+from cohort.rank import rank
+from cohort.source.files import ReadStats, read_path
+from cohort.store import Store
+from cohort.terminology import Terminology
+
+log = logging.getLogger("cohort")
+TYPES = {
+    "Patient",
+    "Condition",
+    "Observation",
+    "MedicationStatement",
+    "MedicationRequest",
+    "MedicationAdministration",
+    "Medication",
+    "Immunization",
+    "Procedure",
+}
+
+
+@dataclass
+class Loaded:
+    """Mappings, reading rules and trial, validated together."""
+
+    term: Terminology
+    rules: ReadingRules
+    trial: Trial
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Loaded:
+        term = Terminology.load(cfg.mappings_dir, use_unverified=cfg.use_unverified)
+        rules = ReadingRules.load(cfg.mappings_dir / "rules.toml")
+        trial = load_trial(cfg.trial_path, term.concept_names())
+        return cls(term, rules, trial)
+
+
+@dataclass
+class Timer:
+    stages: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages[name] = round(self.stages.get(name, 0.0) + time.perf_counter() - t0, 3)
+
+
+def state_dir(cfg: Config, out: Path) -> Path:
+    return cfg.store_path.parent if cfg.store_path else out / ".cohort"
+
+
+@contextmanager
+def run_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock so two runs of the same configuration never overlap."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / "run.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(f"another run holds {path}; not starting a second one") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)
+
+
+def ingest(
+    site: SiteConfig, cfg: Config, store: Store, loaded: Loaded, *, full_refresh: bool
+) -> dict[str, Any]:
+    """Bring a site's data into the store; returns the site's source report for run.json."""
+    if site.is_url:
+        from cohort.source.fhir import ServerSettings, pull  # only server runs need requests
+
+        settings = ServerSettings.from_dict(
+            {"base_url": site.source, **site.server}, f"site '{site.id}'"
+        )
+        concepts = loaded.trial.concepts()
+        report = pull(
+            site.id,
+            settings,
+            store,
+            loaded.term.search_tokens(concepts),
+            screen_tokens=[
+                t
+                for ts in loaded.term.search_tokens(loaded.trial.screen_concepts).values()
+                for t in ts
+            ],
+            full_refresh=full_refresh,
+            log=log,
+        )
+        return {"source": site.source, "kind": "fhir", **report.to_dict()}
+    stats = ReadStats()
+    seen: set[tuple[str, str]] = set()
+
+    def tracked() -> Iterator[tuple[dict[str, Any], str]]:
+        for res, origin in read_path(Path(site.source), stats, types=TYPES, validate=cfg.validate):
+            seen.add((res["resourceType"], str(res.get("id", ""))))
+            yield res, origin
+
+    put = store.put_resources(site.id, tracked(), source=site.source, batch_size=cfg.batch_size)
+    removed = store.sweep(site.id, site.source, seen) if cfg.snapshot else 0
+    log.info(
+        "site %s: read %d resources from files, %d rejected",
+        site.id,
+        sum(stats.read.values()),
+        sum(stats.rejected.values()),
+    )
+    return {
+        "source": site.source,
+        "kind": "files",
+        "files": stats.files,
+        "read": dict(stats.read),
+        "rejected": dict(stats.rejected),
+        "skipped_types": dict(stats.skipped_types),
+        "stored": {
+            "inserted": put.inserted,
+            "updated": put.updated,
+            "unchanged": put.unchanged,
+            "removed": removed,
+        },
+        "issues_total": len(stats.issues) + stats.issues_dropped,
+        "issues": [{"origin": i.origin, "reason": i.reason} for i in stats.issues[:200]],
+    }
+
+
+def last_seen(facts: PatientFacts, as_of: date) -> date | None:
+    dates = [o.when for o in facts.observations if o.when] + [
+        e.start for e in facts.exposures if e.start
+    ]
+    dates += [c.recorded or c.onset for c in facts.conditions if c.recorded or c.onset]  # type: ignore[misc]
+    dates = [d for d in dates if d and d <= as_of]
+    return max(dates) if dates else None
+
+
+def screened_ids(site: str, store: Store, loaded: Loaded) -> list[str]:
+    """Patients with a screening-concept Condition (cheap pre-filter; evaluation re-checks)."""
+    want = set(loaded.trial.screen_concepts)
+    from cohort.extract import codes_of, ref_id, text_of
+
+    ids = set()
+    for res in store.iter_type(site, "Condition"):
+        cc = res.get("code")
+        if want & loaded.term.concepts_for(
+            codes_of(cc), text_of(cc)
+        ) and not loaded.rules.drop_reason(res):
+            pid = ref_id(res.get("subject"))
+            if pid:
+                ids.add(pid)
+    return sorted(ids)
+
+
+def screen(site: SiteConfig, store: Store, loaded: Loaded, as_of: date) -> list[Candidate]:
+    from cohort.extract import Extractor
+
+    extractor = Extractor(loaded.rules, lambda mid: store.get(site.id, "Medication", mid))
+    params = {"min_age": site.min_age} if site.min_age else {}
+    out: list[Candidate] = []
+    for pid, resources in store.iter_by_patient(site.id, screened_ids(site.id, store, loaded)):
+        facts = extractor.facts(pid, resources)
+        ctx = make_context(facts, loaded.term, as_of, loaded.rules, params)
+        if not is_screened(loaded.trial, ctx):
+            continue
+        out.append(
+            Candidate(
+                patient=facts.patient,
+                results=evaluate(loaded.trial, ctx),
+                last_seen=last_seen(facts, as_of),
+            )
+        )
+    time_limited = {c.id for c in loaded.trial.criteria if c.time_limited}
+    return rank(out, as_of, time_limited)
+
+
+def previous_tiers(path: Path) -> dict[str, str]:
+    """patient_id -> tier from the previous run's candidates.csv (empty when there is none)."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            return {r["patient_id"]: r["tier"] for r in csv.DictReader(fh) if r.get("patient_id")}
+    except (OSError, KeyError, csv.Error):
+        return {}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def write_outputs(
+    out: Path, results: list[SiteResult], history: list[dict[str, Any]], phi: bool
+) -> None:
+    """Render everything first, then replace files one by one (each atomically, 0600)."""
+    from cohort.report.csv import candidates_csv, evidence_csv
+    from cohort.report.files import write_atomic
+    from cohort.report.html import summary_html
+
+    rendered: dict[Path, str] = {}
+    for sr in results:
+        folder = out / sr.site_id
+        rendered[folder / "candidates.csv"] = candidates_csv(sr, phi=phi)
+        rendered[folder / "evidence.csv"] = evidence_csv(sr)
+        rendered[folder / "summary.html"] = summary_html(sr, history=history, phi=phi)
+    try:
+        for path, text in rendered.items():
+            write_atomic(path, text)
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc.strerror}") from exc
+
+
+def site_result(
+    site: SiteConfig,
+    cands: list[Candidate],
+    loaded: Loaded,
+    as_of: date,
+    prev: dict[str, str],
+    freshness: str,
+) -> SiteResult:
+    sr = SiteResult(
+        site_id=site.id,
+        site_name=site.name,
+        as_of=as_of,
+        criteria=loaded.trial.infos,
+        manual_items=loaded.trial.manual_items,
+        candidates=cands,
+        mapping_version=loaded.term.version,
+        data_freshness=freshness,
+        previous_tiers=prev,
+    )
+    from cohort.report.rows import change_of
+
+    for c in cands:
+        c.change = change_of(sr, c)
+    return sr
+
+
+def run(
+    cfg: Config, as_of: date, out: Path, *, full_refresh: bool = False, phi: bool = True
+) -> dict[str, Any]:
+    """The whole job. Returns the run report (also written to OUT/run.json)."""
+    timer = Timer()
+    report: dict[str, Any] = {
+        "tool": f"cohort {__version__}",
+        "status": "running",
+        "started": now_iso(),
+        "as_of": as_of.isoformat(),
+        "config": str(cfg.path) if cfg.path else "(built-in sample configuration)",
+        "trial": cfg.trial_id,
+        "sites": {},
+        "warnings": [],
+    }
+    state = state_dir(cfg, out)
+    try:
+        with run_lock(state):
+            with timer.stage("load_mappings"):
+                loaded = Loaded.from_config(cfg)
+            report["mapping_version"] = loaded.term.version
+            report["mapping_human_version"] = _human_version(cfg.mappings_dir)
+            store_path = cfg.store_path or state / "store.sqlite"
+            results: list[SiteResult] = []
+            with Store(store_path) as store:
+                for site in cfg.sites:
+                    with timer.stage("ingest"):
+                        report["sites"][site.id] = ingest(
+                            site, cfg, store, loaded, full_refresh=full_refresh
+                        )
+                    report["warnings"] += [
+                        f"{site.id}: {w}" for w in report["sites"][site.id].get("warnings", [])
+                    ]
+                for site in cfg.sites:
+                    with timer.stage("evaluate"):
+                        cands = screen(site, store, loaded, as_of)
+                    prev = previous_tiers(out / site.id / "candidates.csv")
+                    sr = site_result(site, cands, loaded, as_of, prev, now_iso())
+                    results.append(sr)
+                    report["sites"][site.id].update(_site_summary(sr, prev))
+                history = _history(store.runs(), results, as_of)
+                with timer.stage("report"):
+                    write_outputs(out, results, history, phi)
+                store.add_run(
+                    {
+                        "date": as_of.isoformat(),
+                        "finished": now_iso(),
+                        "sites": {
+                            sr.site_id: report["sites"][sr.site_id]["tiers"]
+                            | {"screened": len(sr.candidates)}
+                            for sr in results
+                        },
+                    }
+                )
+        report["status"] = "success"
+    except CohortError as exc:
+        report["status"] = "failed"
+        report["error"] = str(exc)
+        report["previous_outputs_kept"] = True
+        raise
+    finally:
+        report["finished"] = now_iso()
+        report["timings"] = timer.stages
+        if not isinstance(
+            sys.exc_info()[1], LockedError
+        ):  # never touch outputs of the run holding the lock
+            _write_report(out, report)
+    return report
+
+
+def _write_report(out: Path, report: dict[str, Any]) -> None:
+    from cohort.report.files import write_atomic
+    from cohort.report.run import run_json
+
+    try:
+        write_atomic(out / "run.json", run_json(report))
+    except OSError as exc:
+        log.error("cannot write run.json: %s", exc.strerror)
+
+
+def _human_version(mappings: Path) -> str:
+    try:
+        return (mappings / "VERSION").read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
+def _site_summary(sr: SiteResult, prev: dict[str, str]) -> dict[str, Any]:
+    from cohort.report.run import criterion_funnel, tier_counts
+
+    current = {c.patient.id for c in sr.candidates}
+    return {
+        "screened": len(sr.candidates),
+        "tiers": tier_counts(sr),
+        "funnel": criterion_funnel(sr),
+        "changes": {
+            "new": sum(1 for c in sr.candidates if c.change == "new"),
+            "removed": len(set(prev) - current),
+            "tier_changed": sum(1 for c in sr.candidates if c.change.startswith("tier ")),
+        },
+    }
+
+
+def _history(
+    runs: list[dict[str, Any]], results: list[SiteResult], as_of: date
+) -> list[dict[str, Any]]:
+    """Per-site tier counts over past runs plus this one, oldest first, for the trend chart."""
+    from cohort.report.run import tier_counts
+
+    rows = []
+    for r in reversed(runs):
+        for sid, counts in (r.get("sites") or {}).items():
+            rows.append({"date": r.get("date", ""), "site": sid, **counts})
+    for sr in results:
+        rows.append(
+            {
+                "date": as_of.isoformat(),
+                "site": sr.site_id,
+                "screened": len(sr.candidates),
+                **tier_counts(sr),
+            }
+        )
+    return rows
