@@ -276,6 +276,7 @@ def run(
     }
     state = state_dir(cfg, out)
     try:
+        out.mkdir(parents=True, exist_ok=True, mode=0o700)  # PHI lives here: owner only
         with run_lock(state):
             with timer.stage("load_mappings"):
                 loaded = Loaded.from_config(cfg)
