@@ -1,0 +1,230 @@
+"""Read every public FHIR R4 test file (../shared/data/public-fhir) and check plausible counts."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from cohort.source.files import ReadStats, read_path
+from cohort.store import Store
+
+pytestmark = pytest.mark.public_data
+
+REPO = Path(__file__).resolve().parents[1]
+PIPELINE_TYPES = {
+    "Patient",
+    "Condition",
+    "Observation",
+    "MedicationStatement",
+    "MedicationRequest",
+    "MedicationAdministration",
+    "Medication",
+    "Immunization",
+    "Procedure",
+}
+
+
+def _root() -> Path:
+    env = os.environ.get("COHORT_PUBLIC_DATA")
+    for cand in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data" / "public-fhir"]:
+        if cand.is_dir():
+            return cand
+    pytest.skip("public FHIR test data not found (set COHORT_PUBLIC_DATA)")
+
+
+@pytest.fixture(scope="module")
+def root() -> Path:
+    return _root()
+
+
+def read(path: Path, **kw: Any) -> tuple[list[tuple[dict[str, Any], str]], ReadStats]:
+    stats = ReadStats()
+    return list(read_path(path, stats, **kw)), stats
+
+
+_LOCATED = re.compile(r"^[^#:]+(#entry\[\d+\](\.entry\[\d+\])*|:\d+)?$")
+
+
+def assert_issues_located(stats: ReadStats) -> None:
+    # every rejected resource has an issue; every issue names a file plus entry/line when known
+    assert sum(stats.rejected.values()) <= len(stats.issues)
+    assert stats.issues_dropped == 0
+    for issue in stats.issues:
+        assert _LOCATED.match(issue.origin), issue.origin
+
+
+@pytest.fixture(scope="module")
+def every_file(root: Path) -> dict[str, ReadStats]:
+    """Read every top-level entry of the public data once (nothing kept but the counts)."""
+    out: dict[str, ReadStats] = {}
+    for entry in sorted(root.iterdir()):
+        stats = out[entry.name] = ReadStats()
+        for _ in read_path(entry, stats):
+            pass
+    return out
+
+
+def test_every_file_reads_and_issues_are_located(every_file: dict[str, ReadStats]) -> None:
+    for stats in every_file.values():
+        assert_issues_located(stats)
+    # FILES.tsv, MANIFEST.md, SHA256SUMS and a README.md inside the HIV archive: not data
+    assert sum(s.skipped_files for s in every_file.values()) == 4
+    assert sum(sum(s.read.values()) for s in every_file.values()) > 250_000
+    rejected = {n: dict(s.rejected) for n, s in every_file.items() if s.rejected}
+    # the only rejects: the npm package manifest and the Bulk export event log (see below)
+    assert rejected == {"hl7-fhir-r4-examples": {"?": 1}, "sample-bulk-fhir-datasets": {"?": 4}}
+
+
+def test_synthea_617_archive(every_file: dict[str, ReadStats]) -> None:
+    stats = every_file["generated-sample-data-r4"]
+    # 615 patients in the archive (+ 2 organisation/practitioner bundles) + 5 in fixture-subset
+    assert stats.files == 617 + 6
+    assert stats.read["Patient"] == 615 + 5
+    assert stats.read["Observation"] > 50_000 and stats.read["Condition"] > 4_000
+    assert not stats.rejected and not stats.issues
+
+
+def test_fixture_subset_store_idempotent(root: Path, tmp_path: Path) -> None:
+    src = root / "generated-sample-data-r4" / "fixture-subset"
+    with Store(tmp_path / "s.sqlite") as store:
+        first = store.put_resources("s", read_path(src, ReadStats()), source=str(src))
+        snapshot = {t: list(store.iter_type("s", t)) for t in store.count_by_type("s")}
+        second = store.put_resources("s", read_path(src, ReadStats()), source=str(src))
+        assert first.inserted == 616 and second.inserted == 0
+        # 7 Organizations/Practitioners appear both in a patient bundle and in the
+        # hospitalInformation bundle with different extensions and no meta: the later read wins,
+        # so re-reading rewrites them (twice each) but ends in the same state.
+        assert first.updated == 7 and second.updated == 14
+        assert second.unchanged == 623 - 14
+        assert {t: list(store.iter_type("s", t)) for t in snapshot} == snapshot
+        assert len([p for p in store.patient_ids("s") if store.get("s", "Patient", p)]) == 5
+        groups = list(store.iter_by_patient("s", types=["Patient", "Condition"]))
+        assert len(groups) == 5
+        assert all(any(r["resourceType"] == "Patient" for r in g) for _, g in groups)
+        # every urn:uuid reference inside a bundle was resolved to Type/id
+        for rtype in snapshot:
+            for r in store.iter_type("s", rtype):
+                assert b"urn:uuid:" not in orjson.dumps(r)
+
+
+def test_bulk_ndjson_datasets(root: Path) -> None:
+    base = root / "sample-bulk-fhir-datasets"
+    _, stats = read(base / "1000-patients" / "Patient.000.ndjson.xz")
+    assert stats.read == {"Patient": 1144}
+    assert not stats.issues
+    _, stats = read(base / "10-patients")
+    assert stats.read["Patient"] == 13 and stats.read["MedicationRequest"] > 0
+    # log.ndjson is the Bulk export's event log (no resourceType): each line a located reject
+    assert {i.origin.split(":")[0] for i in stats.issues} == {"log.ndjson"}
+    assert stats.rejected == {"?": len(stats.issues)}
+    assert_issues_located(stats)
+
+
+def test_pathling(root: Path) -> None:
+    _, stats = read(root / "pathling" / "ndjson")
+    assert stats.read["Patient"] == 9 and stats.read["Questionnaire"] >= 1
+    assert not stats.issues
+    _, stats = read(root / "pathling" / "synthea_v3_10_collection_bundles.tar.xz")
+    assert stats.read["Patient"] == 10 and not stats.issues
+
+
+def test_other_folders(every_file: dict[str, ReadStats]) -> None:
+    expected_patients = {
+        "fhir-data-pipes-synthea-hiv": 79,
+        "us-core-examples": 4,
+        "hl7-fhir-r4-examples": 52,  # 22 standalone + those inside example Bundles
+        "inferno-reference-server": 4,  # 2 in bundles + the same 2 in the NDJSON export
+    }
+    for name, n in expected_patients.items():
+        stats = every_file[name]
+        assert stats.read["Patient"] == n, name
+        if name == "hl7-fhir-r4-examples":
+            # the npm package manifest is not a resource: its one located reject
+            assert [i.origin for i in stats.issues] == ["_package.json"]
+        else:
+            assert not stats.issues, (name, stats.issues[:3])
+
+
+def test_type_filter(root: Path) -> None:
+    _, stats = read(root / "us-core-examples", types=PIPELINE_TYPES)
+    assert set(stats.read) <= PIPELINE_TYPES and stats.read["Observation"] > 0
+    assert stats.skipped_types["Encounter"] > 0 and "Bundle" not in stats.skipped_types
+
+
+def _normalise(res: dict[str, Any]) -> dict[str, Any]:
+    """Content without server bookkeeping: meta and ids the server assigned on POST."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for k, v in node.items():
+                if k == "meta":
+                    continue
+                if k == "reference" and isinstance(v, str) and not v.startswith("Patient/"):
+                    v = v.split("/")[0] + "/*"
+                out[k] = walk(v)
+            return out
+        if isinstance(node, list):
+            return [walk(x) for x in node]
+        return node
+
+    out = walk(res)
+    if out["resourceType"] != "Patient":
+        out.pop("id")
+    return out
+
+
+def test_inferno_bundles_and_bulk_export_store_the_same(root: Path, tmp_path: Path) -> None:
+    inferno = root / "inferno-reference-server"
+    with Store(tmp_path / "inferno.sqlite") as store:
+        for name in ("uscore_bundle_patient_85.json", "uscore_bundle_patient_355.json"):
+            path = inferno / "bundles" / name
+            store.put_resources(
+                "b", read_path(path, ReadStats(), types=PIPELINE_TYPES), source=name
+            )
+        src = inferno / "bulk-ndjson"
+        stats = ReadStats()
+        store.put_resources("n", read_path(src, stats, types=PIPELINE_TYPES), source=str(src))
+        assert not stats.issues
+        by_site: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for site in ("b", "n"):
+            by_site[site] = {t: list(store.iter_type(site, t)) for t in sorted(PIPELINE_TYPES)}
+        groups_b = [(p, len(g)) for p, g in store.iter_by_patient("b")]
+        groups_n = [(p, len(g)) for p, g in store.iter_by_patient("n")]
+    b, n = by_site["b"], by_site["n"]
+    # The export is a Group $export: Medication is not in the Patient compartment, so the one
+    # Medication of bundle 85 (referenced by a MedicationRequest) is absent from the NDJSON.
+    assert len(b["Medication"]) == 1 and n["Medication"] == []
+    # Patients were PUT (Patient/85, Patient/355): the same ids, the same content.
+    assert {r["id"] for r in b["Patient"]} == {r["id"] for r in n["Patient"]} == {"85", "355"}
+    for t in ("Patient",):
+        assert sorted(map(_key, map(_normalise, b[t]))) == sorted(map(_key, map(_normalise, n[t])))
+    # Every other resource was POSTed, so the reference server assigned new ids: (type, id) sets
+    # are disjoint and we compare contents as multisets with non-Patient reference ids masked.
+    for t in sorted(PIPELINE_TYPES - {"Patient", "Medication"}):
+        cb = Counter(_key(_normalise(r)) for r in b[t])
+        cn = Counter(_key(_normalise(r)) for r in n[t])
+        if t == "Observation":
+            # One source Observation carries `effectivePeriod.stop`, not a FHIR element: the
+            # server dropped it on import. That is the only content difference in the data.
+            only_b, only_n = cb - cn, cn - cb
+            assert sum(only_b.values()) == sum(only_n.values()) == 1
+            fixed = orjson.loads(next(iter(only_b)))
+            del fixed["effectivePeriod"]["stop"]
+            assert _key(fixed) == next(iter(only_n))
+        else:
+            assert cb == cn, t
+        assert sum(cb.values()) > 0 or t.startswith("Medication")
+    # Per patient, the same resources (the Medication has no patient, so no group).
+    assert groups_b == groups_n
+    assert [p for p, _ in groups_b] == ["355", "85"]
+
+
+def _key(r: dict[str, Any]) -> bytes:
+    return orjson.dumps(r, option=orjson.OPT_SORT_KEYS)
