@@ -226,7 +226,7 @@ class FhirClient:
         key = key or rtype
         query = [*params, ("_count", str(self.settings.page_size))]
         url = self.url(f"{rtype}?{urlencode(query, safe=',|:/')}")
-        seen: set[str] = set()
+        seen: set[str] = {url}
         page = 0
         while url:
             page += 1

@@ -1,0 +1,141 @@
+"""Auth: static bearer, Basic, SMART Backend Services (signed assertion, discovery, refresh)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from urllib.parse import parse_qs
+
+import jwt
+import pytest
+import responses
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from cohort.errors import AuthError, ConfigError
+from cohort.source.fhir.client import FhirClient
+from cohort.source.fhir.settings import ServerSettings
+from fhir_fakes import BASE, oo
+
+TOKEN_URL = "https://auth.example.invalid/token"
+
+
+def keypair(tmp_path, alg):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048) if alg == "RS384" \
+        else ec.generate_private_key(ec.SECP384R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    path = tmp_path / "key.pem"
+    path.write_bytes(pem)
+    return path, key.public_key()
+
+
+def smart(tmp_path, alg="RS384", clock=None, **kw):
+    path, pub = keypair(tmp_path, alg)
+    s = ServerSettings.from_dict({"base_url": BASE, "auth": "smart-backend", "client_id": "cohort-app",
+                                  "private_key_file": str(path), "key_id": "k1", "alg": alg, **kw}, "w")
+    t = {"now": 1_700_000_000.0}
+    c = FhirClient(s, sleep=lambda _: None, clock=clock or (lambda: t["now"]))
+    return c, pub, t
+
+
+def token_cb(store: list, lifetime=300):
+    def cb(req):
+        form = {k: v[0] for k, v in parse_qs(req.body).items()}
+        store.append(form)
+        return 200, {}, json.dumps({"access_token": f"at{len(store)}", "token_type": "bearer",
+                                    "expires_in": lifetime})
+    return cb
+
+
+@pytest.mark.parametrize("alg", ["RS384", "ES384"])
+@responses.activate
+def test_smart_backend_assertion_verifies(tmp_path, alg):
+    forms: list[dict] = []
+    responses.add_callback(responses.POST, TOKEN_URL, callback=token_cb(forms))
+    responses.get(f"{BASE}/metadata", json={"resourceType": "CapabilityStatement"})
+    c, pub, _ = smart(tmp_path, alg, token_url=TOKEN_URL, scope="system/Patient.rs")
+    c.get_json("metadata", key="metadata")
+    form = forms[0]
+    assert form["grant_type"] == "client_credentials" and form["scope"] == "system/Patient.rs"
+    assert form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    tok = form["client_assertion"]
+    hdr = jwt.get_unverified_header(tok)
+    assert hdr["alg"] == alg and hdr["kid"] == "k1"
+    claims = jwt.decode(tok, pub, algorithms=[alg], audience=TOKEN_URL,
+                        options={"verify_exp": False, "verify_iat": False})
+    assert claims["iss"] == claims["sub"] == "cohort-app"
+    assert 0 < claims["exp"] - claims["iat"] <= 300 and claims["jti"]
+    assert responses.calls[1].request.headers["Authorization"] == "Bearer at1"
+
+
+@responses.activate
+def test_token_endpoint_discovered_and_jti_unique(tmp_path):
+    forms: list[dict] = []
+    responses.get(f"{BASE}/.well-known/smart-configuration", json={"token_endpoint": TOKEN_URL})
+    responses.add_callback(responses.POST, TOKEN_URL, callback=token_cb(forms, lifetime=120))
+    responses.get(f"{BASE}/Patient", json={"resourceType": "Bundle"})
+    c, _, t = smart(tmp_path)
+    c.get_json("Patient", key="Patient")
+    t["now"] += 100  # within the refresh margin of a 120 s token: refreshed before expiry
+    c.get_json("Patient", key="Patient")
+    assert len(forms) == 2
+    jtis = {jwt.decode(f["client_assertion"], options={"verify_signature": False})["jti"] for f in forms}
+    assert len(jtis) == 2
+    assert c.stats.by_type["auth"].requests == 3  # discovery + 2 token requests
+
+
+@responses.activate
+def test_expired_token_mid_run_refreshes_once(tmp_path):
+    forms: list[dict] = []
+    responses.add_callback(responses.POST, TOKEN_URL, callback=token_cb(forms, lifetime=3600))
+    seen = []
+
+    def cb(req):
+        seen.append(req.headers["Authorization"])
+        if req.headers["Authorization"] == "Bearer at1" and len(seen) > 1:
+            return 401, {}, json.dumps(oo("token expired", "expired"))
+        return 200, {}, json.dumps({"resourceType": "Bundle"})
+
+    responses.add_callback(responses.GET, f"{BASE}/Patient", callback=cb)
+    c, _, _ = smart(tmp_path, token_url=TOKEN_URL)
+    c.get_json("Patient", key="Patient")
+    c.get_json("Patient", key="Patient")  # server revoked at1: one refresh, then success
+    assert seen == ["Bearer at1", "Bearer at1", "Bearer at2"] and len(forms) == 2
+
+
+@responses.activate
+def test_token_refused_is_auth_error(tmp_path):
+    responses.post(TOKEN_URL, status=401, json={"error": "invalid_client", "error_description": "bad key"})
+    responses.get(f"{BASE}/Patient", json={})
+    c, _, _ = smart(tmp_path, token_url=TOKEN_URL)
+    with pytest.raises(AuthError, match="invalid_client|bad key"):
+        c.get_json("Patient", key="Patient")
+
+
+@responses.activate
+def test_discovery_failure_is_auth_error(tmp_path):
+    responses.get(f"{BASE}/.well-known/smart-configuration", status=404)
+    c, _, _ = smart(tmp_path)
+    with pytest.raises(AuthError, match="discovery"):
+        c.get_json("Patient", key="Patient")
+
+
+@responses.activate
+def test_basic_auth_from_env(monkeypatch):
+    monkeypatch.setenv("FHIR_USER", "svc")
+    monkeypatch.setenv("FHIR_PASS", "pw")
+    responses.get(f"{BASE}/metadata", json={"resourceType": "CapabilityStatement"})
+    s = ServerSettings.from_dict({"base_url": BASE, "auth": "basic", "username_env": "FHIR_USER",
+                                  "password_env": "FHIR_PASS"}, "w")
+    c = FhirClient(s)
+    c.get_json("metadata", key="metadata")
+    assert responses.calls[0].request.headers["Authorization"] == "Basic " + base64.b64encode(b"svc:pw").decode()
+    assert "pw" not in repr(c.auth)
+
+
+def test_missing_secret_is_config_error(monkeypatch):
+    monkeypatch.delenv("NOPE", raising=False)
+    s = ServerSettings.from_dict({"base_url": BASE, "auth": "bearer", "token_env": "NOPE"}, "w")
+    with pytest.raises(ConfigError, match="NOPE"):
+        FhirClient(s)

@@ -1,0 +1,199 @@
+"""HTTP client: retries, Retry-After, paging, loop guard, OperationOutcome, 401 refresh, settings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+import responses
+
+from cohort.errors import ConfigError, ServerError
+from cohort.source.fhir.client import FhirClient, retry_after
+from cohort.source.fhir.settings import ServerSettings
+from fhir_fakes import BASE, oo
+
+
+def client(**kw) -> tuple[FhirClient, list[float]]:
+    waits: list[float] = []
+    s = ServerSettings.from_dict({"base_url": BASE, "max_retries": 4, **kw}, "t")
+    return FhirClient(s, sleep=waits.append, clock=lambda: 1_700_000_000.0), waits
+
+
+def bundle(ids, next_url=None) -> dict:
+    b = {"resourceType": "Bundle", "type": "searchset",
+         "entry": [{"resource": {"resourceType": "Patient", "id": i}} for i in ids]}
+    if next_url:
+        b["link"] = [{"relation": "next", "url": next_url}]
+    return b
+
+
+@responses.activate
+def test_paging_absolute_and_relative_next():
+    responses.get(f"{BASE}/Patient", json=bundle(["a"], f"{BASE}/Patient?page=2"),
+                  match=[responses.matchers.query_param_matcher({"_count": "200", "x": "1"})])
+    responses.get(f"{BASE}/Patient", json=bundle(["b"], "Patient?page=3"),
+                  match=[responses.matchers.query_param_matcher({"page": "2"})])
+    responses.get(f"{BASE}/Patient", json=bundle(["c"]),
+                  match=[responses.matchers.query_param_matcher({"page": "3"})])
+    c, _ = client()
+    pages = list(c.search("Patient", [("x", "1")]))
+    assert [p for p, _, _ in pages] == [1, 2, 3]
+    assert [b["entry"][0]["resource"]["id"] for _, b, _ in pages] == ["a", "b", "c"]
+    assert c.stats.by_type["Patient"].requests == 3
+
+
+@responses.activate
+def test_next_link_loop_guard():
+    responses.get(f"{BASE}/Patient", json=bundle(["a"], "Patient?page=2"))
+    c, _ = client()
+    pages = list(c.search("Patient", []))
+    assert len(pages) == 2  # first, page=2, then the repeated link is refused
+    assert any("repeated a next link" in w for w in c.warnings)
+
+
+@responses.activate
+def test_next_link_to_other_host_refused():
+    responses.get(f"{BASE}/Patient", json=bundle(["a"], "https://evil.invalid/Patient?p=2"))
+    c, _ = client()
+    with pytest.raises(ServerError, match="another host"):
+        list(c.search("Patient", []))
+
+
+@responses.activate
+def test_429_retry_after_seconds_and_http_date():
+    responses.get(f"{BASE}/metadata", status=429, headers={"Retry-After": "7"})
+    responses.get(f"{BASE}/metadata", status=429,
+                  headers={"Retry-After": "Tue, 14 Nov 2023 22:13:30 GMT"})  # clock + 10 s
+    responses.get(f"{BASE}/metadata", json={"resourceType": "CapabilityStatement"})
+    c, waits = client()
+    body, _ = c.get_json("metadata", key="metadata")
+    assert body["resourceType"] == "CapabilityStatement"
+    assert waits == [7.0, 10.0]
+    st = c.stats.by_type["metadata"]
+    assert st.requests == 3 and st.retries == 2 and st.waits == 17.0
+
+
+@responses.activate
+def test_429_storm_gives_up_with_clear_error():
+    responses.get(f"{BASE}/Patient", status=429, headers={"Retry-After": "1"})
+    c, waits = client()
+    with pytest.raises(ServerError, match="HTTP 429"):
+        c.get_json("Patient", key="Patient")
+    assert len(waits) == 4
+
+
+@responses.activate
+def test_5xx_burst_then_success_with_capped_backoff():
+    for code in (500, 502, 503):
+        responses.get(f"{BASE}/Patient", status=code)
+    responses.get(f"{BASE}/Patient", json=bundle([]))
+    c, waits = client(max_wait=1.5)
+    c.get_json("Patient", key="Patient")
+    assert len(waits) == 3 and all(0 < w <= 1.5 for w in waits)
+    assert c.stats.by_type["Patient"].retries == 3
+
+
+@responses.activate
+def test_500_hiding_a_timeout_halves_page_size():
+    timeout = oo("Query timed out after 30s", code="timeout")
+    responses.get(f"{BASE}/Observation", status=500, json=timeout,
+                  match=[responses.matchers.query_param_matcher({"_count": "200"})])
+    responses.get(f"{BASE}/Observation", json=bundle(["o"]),
+                  match=[responses.matchers.query_param_matcher({"_count": "100"})])
+    c, _ = client(max_retries=1)
+    pages = list(c.search("Observation", []))
+    assert len(pages) == 1 and any("page size reduced" in w for w in c.warnings)
+
+
+@responses.activate
+def test_connection_error_retried():
+    responses.get(f"{BASE}/Patient", body=requests.ConnectionError("reset"))
+    responses.get(f"{BASE}/Patient", json=bundle([]))
+    c, waits = client()
+    c.get_json("Patient", key="Patient")
+    assert len(waits) == 1
+
+
+@responses.activate
+def test_operation_outcome_one_line_without_query():
+    responses.get(f"{BASE}/Observation", status=400,
+                  json=oo("Unknown code system"))
+    c, _ = client()
+    with pytest.raises(ServerError) as e:
+        c.get_json("Observation?patient=secret-id", key="Observation")
+    msg = str(e.value)
+    assert msg == "GET /r4/Observation: HTTP 400: error invalid: Unknown code system"
+    assert "secret-id" not in msg and "\n" not in msg
+
+
+@responses.activate
+def test_401_refreshes_token_once(tmp_path):
+    tok = tmp_path / "tok"
+    tok.write_text("old\n")
+    seen: list[str] = []
+
+    def cb(req):
+        seen.append(req.headers["Authorization"])
+        if req.headers["Authorization"] == "Bearer old":
+            tok.write_text("new\n")
+            return 401, {}, json.dumps(oo("expired", "login"))
+        return 200, {}, json.dumps(bundle([]))
+
+    responses.add_callback(responses.GET, f"{BASE}/Patient", callback=cb)
+    c, _ = client(auth="bearer", token_file=str(tok))
+    c.get_json("Patient", key="Patient")
+    assert seen == ["Bearer old", "Bearer new"]
+
+
+@responses.activate
+def test_401_twice_is_an_error(monkeypatch):
+    monkeypatch.setenv("TOK", "abc")
+    responses.get(f"{BASE}/Patient", status=401, json=oo("no", "login"))
+    c, _ = client(auth="bearer", token_env="TOK", token_file="")
+    with pytest.raises(ServerError, match="HTTP 401"):
+        c.get_json("Patient", key="Patient")
+    assert len(responses.calls) == 1  # env token unchanged: no pointless retry
+    assert "abc" not in repr(c.auth)
+
+
+def test_retry_after_parsing():
+    assert retry_after("5", 0) == 5.0
+    assert retry_after("garbage", 0) is None
+    assert retry_after(None, 0) is None
+
+
+@pytest.mark.parametrize("url,ok", [
+    ("http://fhir.example.invalid/r4", False), ("http://127.0.0.1:8080/fhir", True),
+    ("http://localhost/fhir", True), ("http://[::1]:9/fhir", True), ("https://x.invalid/fhir", True),
+])
+def test_http_refused_for_non_loopback(url, ok):
+    if ok:
+        ServerSettings.from_dict({"base_url": url}, "sites[0].server")
+    else:
+        with pytest.raises(ConfigError, match="sites\\[0\\].server: key 'base_url'.*http"):
+            ServerSettings.from_dict({"base_url": url}, "sites[0].server")
+    assert ServerSettings.from_dict({"base_url": url, "allow_http": True}, "w").allow_http
+
+
+@pytest.mark.parametrize("d,key", [
+    ({"base_url": BASE, "auth": "kerberos"}, "auth"),
+    ({"base_url": BASE, "concurrency": "2"}, "concurrency"),
+    ({"base_url": BASE, "bogus": 1}, "bogus"),
+    ({"base_url": BASE, "auth": "bearer"}, "token_env"),
+    ({"base_url": BASE, "auth": "smart-backend", "client_id": "x"}, "private_key_file"),
+    ({"base_url": BASE, "alg": "HS256"}, "alg"),
+    ({}, "base_url"),
+])
+def test_settings_errors_name_where_and_key(d, key):
+    with pytest.raises(ConfigError, match=f"sites\\[1\\].server.*{key}"):
+        ServerSettings.from_dict(d, "sites[1].server")
+
+
+def test_settings_defaults_and_repr_has_no_secret(monkeypatch):
+    monkeypatch.setenv("FHIR_TOKEN", "s3cr3t")
+    s = ServerSettings.from_dict({"base_url": BASE + "/", "auth": "bearer", "token_env": "FHIR_TOKEN",
+                                  "timeout": 30}, "w")
+    assert s.base_url == BASE and s.concurrency == 2 and s.patient_batch == 50 and s.timeout == 30.0
+    c = FhirClient(s)
+    assert "s3cr3t" not in repr(s) + repr(c.auth)
