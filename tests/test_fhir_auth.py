@@ -11,11 +11,11 @@ import pytest
 import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from fhir_fakes import BASE, oo
 
 from cohort.errors import AuthError, ConfigError
 from cohort.source.fhir.client import FhirClient
 from cohort.source.fhir.settings import ServerSettings
-from fhir_fakes import BASE, oo
 
 TOKEN_URL = "https://auth.example.invalid/token"
 

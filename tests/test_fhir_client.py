@@ -7,11 +7,11 @@ import json
 import pytest
 import requests
 import responses
+from fhir_fakes import BASE, oo
 
 from cohort.errors import ConfigError, ServerError
 from cohort.source.fhir.client import FhirClient, retry_after
 from cohort.source.fhir.settings import ServerSettings
-from fhir_fakes import BASE, oo
 
 
 def client(**kw) -> tuple[FhirClient, list[float]]:

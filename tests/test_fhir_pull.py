@@ -6,10 +6,10 @@ import json
 
 import pytest
 import responses
+from fhir_fakes import BASE, SLE, TOKENS, FakeFhir, capability, population
 
 from cohort.source.fhir import ServerSettings, pull
 from cohort.store import Store
-from fhir_fakes import BASE, SLE, TOKENS, FakeFhir, capability, population
 
 
 def settings(**kw) -> ServerSettings:
