@@ -316,9 +316,24 @@ def to_bundle(resources: list[Res], rng: random.Random, kind: str = "transaction
 
 
 def _clean(out_dir: Path) -> None:
+    """Remove files a previous generation wrote (and only those) so reruns stay identical."""
     for p in out_dir.iterdir():
-        if p.is_file() and (p.suffix == ".json" or ".ndjson" in p.name):
+        ours = p.name.startswith("bundle-") and p.suffix == ".json"
+        if p.is_file() and (ours or p.name.split(".")[0] in _TYPES and ".ndjson" in p.name):
             p.unlink()
+
+
+_TYPES = {
+    "Patient",
+    "Condition",
+    "Observation",
+    "MedicationStatement",
+    "MedicationRequest",
+    "MedicationAdministration",
+    "Medication",
+    "Immunization",
+    "Procedure",
+}
 
 
 def generate(

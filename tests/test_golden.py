@@ -1,0 +1,85 @@
+"""Golden test: `cohort run` on the shipped sample_bundles matches the hand-declared expectations."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPECTED = ROOT / "tests" / "data" / "sample_expected.csv"
+AS_OF = "2026-11-25"
+SITES = {"uci": "University of Calif Irvine Med Cntr", "amr": "Advanced Medical Research"}
+
+
+def _config(tmp: Path) -> Path:
+    lines = [
+        "[trial]",
+        'id = "sirius-sle-2"',
+        "[store]",
+        f'path = "{(tmp / "store.sqlite").as_posix()}"',
+    ]
+    for sid, name in SITES.items():
+        src = (ROOT / "sample_bundles" / sid).as_posix()
+        lines += ["[[sites]]", f'id = "{sid}"', f'name = "{name}"', f'source = "{src}"']
+    path = tmp / "cohort.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    head = ("site", "patient_id", "scenario", "column", "expected", "got")
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join(fmt.format(*r) for r in [head, *rows])
+
+
+@pytest.fixture(scope="module")
+def golden_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from cohort.cli import cli
+
+    tmp = tmp_path_factory.mktemp("golden")
+    out = tmp / "out"
+    result = CliRunner().invoke(
+        cli, ["run", "--config", str(_config(tmp)), "--as-of", AS_OF, "--out", str(out)]
+    )
+    assert result.exit_code == 0, (
+        f"cohort run failed ({result.exit_code}):\n{result.output}\n{result.exception!r}"
+    )
+    return out
+
+
+def test_candidates_match_expected(golden_run: Path) -> None:
+    with EXPECTED.open(encoding="utf-8") as f:
+        expected = list(csv.DictReader(f))
+    criteria = [
+        c
+        for c in expected[0]
+        if c not in ("site", "patient_id", "scenario", "tier", "eligible_from")
+    ]
+    problems: list[tuple[str, ...]] = []
+    for site in SITES:
+        want = {r["patient_id"]: r for r in expected if r["site"] == site}
+        path = golden_run / site / "candidates.csv"
+        assert path.exists(), f"missing {path}"
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            got = {r["patient_id"]: r for r in csv.DictReader(f)}
+        for pid in sorted(set(got) - set(want)):
+            problems.append(
+                (site, pid, "-", "(screened)", "not screened", got[pid].get("tier", ""))
+            )
+        for pid in sorted(set(want) - set(got)):
+            problems.append((site, pid, want[pid]["scenario"], "(screened)", "screened", "missing"))
+        for pid in sorted(set(want) & set(got)):
+            w, g = want[pid], got[pid]
+            for col in ["tier", "eligible_from", *criteria]:
+                gv = (g.get(col) or "").strip()
+                if col == "eligible_from":
+                    gv = gv[:10]
+                if gv != w[col]:
+                    problems.append((site, pid, w["scenario"], col, w[col], gv or "(empty)"))
+    assert not problems, (
+        f"{len(problems)} mismatch(es) against tests/data/sample_expected.csv:\n" + _table(problems)
+    )
