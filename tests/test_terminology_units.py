@@ -29,14 +29,14 @@ def term() -> Terminology:
         (75, "g/L", "hemoglobin", 7.5),  # g/L = g/dL x 10
         (5, "mmol/L", "hemoglobin", 5 / 0.6206),  # g/dL x 0.6206 = mmol/L
         (2.5, "mg/dL", "creatinine", 2.5),
-        (176.84, "umol/L", "creatinine", 176.84e-6 * 113.12 * 100),  # mol/L x g/mol -> g/L -> mg/dL
+        (176.84, "umol/L", "creatinine", 176.84 / 88.42),  # README fact: mg/dL x 88.42 = umol/L
         (2500, "mg/24hr", "urine_protein_24h", 2.5),
         (3, "g/24h", "urine_protein_24h", 3),
         (3, "g/(24.h)", "urine_protein_24h", 3),
         (3, "g/d", "urine_protein_24h", 3),
         (2500, "mg/g", "upcr", 2.5),  # mg/g = mg/mg x 1000
         (2, "g/g", "upcr", 2),
-        (226, "mg/mmol", "upcr", 226 / 113.12),  # mg per mmol creatinine / (mg per mmol)
+        (226, "mg/mmol", "upcr", 226 * 88.42 / 10000),  # mg/mmol / (mg per mmol creatinine)
         (100, "lb", "body_weight", 45.359237),
         (100, "[lb_av]", "body_weight", 45.359237),
         (70, "kgs", "body_weight", 70),
