@@ -105,7 +105,7 @@ def titer(crit: Criterion, ctx: Context) -> Result:
 
 def _grade(v: ObsValue) -> str:
     text = (v.string or v.text or (v.codes[0].code if v.codes else "")).strip().upper()
-    return text[:1] if text[:1] in "ABCDE" and (len(text) == 1 or not text[1].isalpha()) else ""
+    return text[0] if text and text[0] in "ABCDE" and (len(text) == 1 or not text[1].isalpha()) else ""
 
 
 def grades(crit: Criterion, ctx: Context) -> Result:
