@@ -19,7 +19,11 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
     concepts = p["concepts"]
     obs, ignored = ctx.observations(concepts, window_start(ctx.as_of, p))
     if not obs:
-        return result(crit, Status.UNKNOWN, f"no {crit.title} result in window", ignored=ignored)
+        since = window_start(ctx.as_of, p)
+        when = f" since {since}" if since else ""
+        return result(
+            crit, Status.UNKNOWN, f"no {'/'.join(concepts)} result{when}", ignored=ignored
+        )
     o, older = obs[0], obs[1:]
     ignored += _superseded(ctx, older, concepts)
     concept = ctx.obs_concept(o, concepts)
@@ -105,7 +109,9 @@ def titer(crit: Criterion, ctx: Context) -> Result:
 
 def _grade(v: ObsValue) -> str:
     text = (v.string or v.text or (v.codes[0].code if v.codes else "")).strip().upper()
-    return text[0] if text and text[0] in "ABCDE" and (len(text) == 1 or not text[1].isalpha()) else ""
+    return (
+        text[0] if text and text[0] in "ABCDE" and (len(text) == 1 or not text[1].isalpha()) else ""
+    )
 
 
 def grades(crit: Criterion, ctx: Context) -> Result:

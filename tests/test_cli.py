@@ -1,0 +1,130 @@
+"""CLI contract: help on every command, the default sample run, one-line errors with exit codes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from cohort.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for name, cmd in group.commands.items():
+        out.append((*prefix, name))
+        if isinstance(cmd, click.Group):
+            out += _commands(cmd, (*prefix, name))
+    return out
+
+
+@pytest.mark.parametrize("path", [(), *_commands(cli)], ids=lambda p: " ".join(p) or "cohort")
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+    cmd: click.Command = cli
+    for name in path:
+        assert isinstance(cmd, click.Group)
+        cmd = cmd.commands[name]
+    assert (cmd.help or "").strip(), f"{' '.join(path)} has no help text"
+
+
+def test_default_run_uses_shipped_samples(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", "--as-of", "2026-11-25", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for site in ("uci", "amr"):
+        path = out / site / "candidates.csv"
+        assert path.stat().st_mode & 0o777 == 0o600
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        assert rows and list(rows[0])[:6] == [
+            "rank",
+            "patient_id",
+            "tier",
+            "score",
+            "eligible_from",
+            "reasons",
+        ]
+        assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
+    report = json.loads((out / "run.json").read_text())
+    assert report["status"] == "success"
+    assert report["mapping_version"].startswith("sha256:")
+    assert set(report["sites"]) == {"uci", "amr"}
+    assert report["sites"]["uci"]["screened"] == len(
+        list(csv.DictReader((out / "uci" / "candidates.csv").open(encoding="utf-8-sig")))
+    )
+
+
+def _config(tmp_path: Path, source: str, mappings: Path | None = None) -> Path:
+    cfg = tmp_path / "site.toml"
+    extra = f'mappings = "{mappings}"\n' if mappings else ""
+    cfg.write_text(
+        f'[trial]\nid = "sirius-sle-2"\n{extra}[[sites]]\nid = "uci"\nname = "UCI"\n'
+        f'source = "{source}"\n'
+    )
+    return cfg
+
+
+def test_missing_config_is_exit_3(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["run", "--config", str(tmp_path / "nope.toml")])
+    assert result.exit_code == 3
+    assert "config file not found" in result.output
+
+
+def test_missing_source_is_exit_5_and_keeps_previous_outputs(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    good = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
+    assert CliRunner().invoke(cli, ["run", "--config", str(good), "--out", str(out)]).exit_code == 0
+    before = (out / "uci" / "candidates.csv").read_bytes()
+    bad = _config(tmp_path, str(tmp_path / "missing-dir"))
+    result = CliRunner().invoke(cli, ["run", "--config", str(bad), "--out", str(out)])
+    assert result.exit_code == 5
+    assert "missing-dir" in result.output
+    assert (out / "uci" / "candidates.csv").read_bytes() == before
+    report = json.loads((out / "run.json").read_text())
+    assert report["status"] == "failed" and "missing-dir" in report["error"]
+
+
+def test_broken_criteria_file_is_exit_4_naming_file_line_key(tmp_path: Path) -> None:
+    mappings = tmp_path / "mappings"
+    shutil.copytree(ROOT / "mappings", mappings)
+    trial = mappings / "trials" / "sirius-sle-2.toml"
+    trial.write_text(trial.read_text().replace("fail_below = 25", 'fail_below = "25"'))
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"), mappings)
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 4
+    line = next(
+        i for i, t in enumerate(trial.read_text().splitlines(), 1) if 'id = "platelets"' in t
+    )
+    assert f"sirius-sle-2.toml:{line}: criterion 'platelets': key 'fail_below'" in result.output
+
+
+def test_misspelt_concept_suggests_the_right_one(tmp_path: Path) -> None:
+    mappings = tmp_path / "mappings"
+    shutil.copytree(ROOT / "mappings", mappings)
+    trial = mappings / "trials" / "sirius-sle-2.toml"
+    trial.write_text(
+        trial.read_text().replace('concepts = ["platelets"]', 'concepts = ["platelet"]')
+    )
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"), mappings)
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 4
+    assert (
+        "unknown concept 'platelet'" in result.output
+        and "did you mean 'platelets'" in result.output
+    )
+
+
+def test_bad_as_of_is_a_usage_error() -> None:
+    result = CliRunner().invoke(cli, ["run", "--as-of", "25/11/2026"])
+    assert result.exit_code == 2
+    assert "not a date" in result.output
