@@ -1,0 +1,171 @@
+"""`age` and `sle_diagnosis` (kinds `age`, `diagnosis`) and who is screened; docs/rules.md."""
+
+from __future__ import annotations
+
+import pytest
+from criteria_helpers import ICD, SNOMED, condition, patient, screened, status
+
+# as_of = 2026-11-25; 6 calendar months before = 2026-05-25
+
+
+# --- age ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("birth", "expected"),
+    [
+        ("1990-04-02", "pass"),
+        ("2014-11-25", "pass"),  # 12th birthday on as_of
+        ("2014-11-26", "fail"),  # 12 tomorrow
+        ("2014-11-24", "pass"),
+        ("2020-01-01", "fail"),
+        # partial dates: pass/fail only when every possible birthday agrees
+        ("2010", "pass"),  # 15 or 16
+        ("2014", "unknown"),  # 11 or 12
+        ("2015", "fail"),  # 10 or 11
+        ("2014-06", "pass"),  # 12 whatever the day
+        ("2014-11", "unknown"),  # 1..25 Nov -> 12, 26..30 Nov -> 11
+        ("2014-12", "fail"),  # 11
+        ("2013-11", "pass"),  # 12 or 13
+    ],
+)
+def test_age_birth_dates(birth: str, expected: str) -> None:
+    assert status("age", patient(birth)) == expected
+
+
+@pytest.mark.parametrize("birth", [None, "", "unknown"])
+def test_age_missing_birth_date_is_unknown(birth: str | None) -> None:
+    assert status("age", patient(birth)) == "unknown"
+
+
+def test_age_without_patient_resource_is_unknown() -> None:
+    assert status("age") == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("birth", "default", "site18"),
+    [
+        ("2010-01-01", "pass", "fail"),  # 16
+        ("2008-11-25", "pass", "pass"),  # 18 today
+        ("2008-11-26", "pass", "fail"),  # 17
+        ("2008", "pass", "unknown"),  # 17 or 18
+        ("2007", "pass", "pass"),  # 18 or 19
+    ],
+)
+def test_age_site_min_age_override(birth: str, default: str, site18: str) -> None:
+    assert status("age", patient(birth)) == default
+    assert status("age", patient(birth), site={"min_age": 18}) == site18
+
+
+# --- sle_diagnosis -----------------------------------------------------------------------------
+OLD = "2019-03-04"
+RECENT = "2026-09-01"
+
+
+@pytest.mark.parametrize(
+    ("code", "system"),
+    [
+        ("M32.14", ICD),
+        ("M3214", ICD),
+        ("M32.9", ICD),
+        ("M32.10", ICD),
+        ("m32.14", ICD),
+        ("M32.14", "urn:oid:2.16.840.1.113883.6.90"),  # ICD-10-CM OID
+        ("55464009", SNOMED),
+        ("68815009", SNOMED),  # lupus nephritis (organ form of SLE)
+        ("55464009", "urn:oid:2.16.840.1.113883.6.96"),  # SNOMED OID
+        ("55464009", "https://snomed.info/sct/"),  # https + trailing slash
+    ],
+)
+def test_sle_code_variants_pass_and_screen(code: str, system: str) -> None:
+    c = condition(code, system, onset=OLD)
+    assert status("sle_diagnosis", c) == "pass"
+    assert screened(c)
+
+
+@pytest.mark.parametrize(
+    ("kw", "expected"),
+    [
+        ({"onset": OLD}, "pass"),
+        ({"onset_period": OLD}, "pass"),
+        ({"recorded": OLD}, "pass"),  # no onset: recordedDate
+        ({"onset": RECENT}, "fail"),
+        ({"recorded": RECENT}, "fail"),
+        ({"onset": RECENT, "recorded": OLD}, "fail"),  # onset wins over recordedDate
+        ({"onset": OLD, "recorded": RECENT}, "pass"),
+        ({"onset": "2026-05-25"}, "pass"),  # exactly 6 months
+        ({"onset": "2026-05-26"}, "fail"),  # one day short
+        ({"onset": "2019"}, "pass"),  # partial date
+        ({}, "unknown"),  # undated
+    ],
+)
+def test_sle_dates(kw: dict, expected: str) -> None:
+    assert status("sle_diagnosis", condition("M32.14", **kw)) == expected
+
+
+def test_sle_earliest_date_decides() -> None:
+    assert (
+        status(
+            "sle_diagnosis",
+            condition("M32.14", onset=RECENT),
+            condition("55464009", SNOMED, onset=OLD),
+        )
+        == "pass"
+    )
+
+
+def test_sle_recent_plus_undated_is_unknown() -> None:
+    assert (
+        status("sle_diagnosis", condition("M32.14", onset=RECENT), condition("M32.9")) == "unknown"
+    )
+
+
+def test_sle_old_plus_undated_is_pass() -> None:
+    assert status("sle_diagnosis", condition("M32.14", onset=OLD), condition("M32.9")) == "pass"
+
+
+def test_lupus_unspecified_only_is_unknown_but_screened() -> None:
+    c = condition("200936003", SNOMED, onset=OLD)
+    assert status("sle_diagnosis", c) == "unknown"
+    assert screened(c)
+
+
+def test_lupus_unspecified_with_sle_uses_sle() -> None:
+    assert (
+        status(
+            "sle_diagnosis",
+            condition("200936003", SNOMED, onset=OLD),
+            condition("M32.14", onset=RECENT),
+        )
+        == "fail"
+    )
+
+
+@pytest.mark.parametrize(("code", "system"), [("M32.0", ICD), ("M320", ICD), ("201436003", SNOMED)])
+def test_drug_induced_lupus_only_is_not_screened(code: str, system: str) -> None:
+    c = condition(code, system, onset=OLD)
+    assert not screened(c)
+    assert status("sle_diagnosis", c) == "fail"
+
+
+def test_no_condition_at_all() -> None:
+    assert not screened()
+    assert status("sle_diagnosis") == "fail"
+
+
+@pytest.mark.parametrize("verification", ["refuted", "entered-in-error"])
+def test_refuted_or_error_sle_is_ignored(verification: str) -> None:
+    bad = condition("M32.14", onset=OLD, verification=verification)
+    assert not screened(bad)
+    assert status("sle_diagnosis", bad) == "fail"
+    # a refuted old diagnosis does not rescue a recent one
+    assert status("sle_diagnosis", bad, condition("M32.14", onset=RECENT)) == "fail"
+
+
+def test_refuted_lupus_unspecified_not_screened() -> None:
+    assert not screened(condition("200936003", SNOMED, onset=OLD, verification="refuted"))
+
+
+def test_sle_with_other_conditions_only_counts_sle() -> None:
+    assert (
+        status("sle_diagnosis", condition("J45.909", onset=OLD), condition("M32.14", onset=RECENT))
+        == "fail"
+    )
