@@ -320,6 +320,13 @@ def run(
         report["error"] = str(exc)
         report["previous_outputs_kept"] = True
         raise
+    except Exception as exc:
+        # A bug or an unwrapped library error: still record the failure (type only: an
+        # exception's message may quote input values, i.e. PHI), then let it propagate.
+        report["status"] = "failed"
+        report["error"] = f"internal error ({type(exc).__name__}); this is a bug, see the log"
+        report["previous_outputs_kept"] = True
+        raise
     finally:
         report["finished"] = now_iso()
         report["timings"] = timer.stages
