@@ -1,0 +1,688 @@
+"""Medication criteria: background_therapy (`current_medication`), prior_ianalumab (`any_record`),
+washout_high_dose_cs (`high_dose`), washouts and live_vaccine (`washout`); docs/rules.md."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from criteria_helpers import (
+    AS_OF,
+    CPT,
+    RXNORM,
+    ago,
+    criterion,
+    days_before,
+    dosage,
+    immunization,
+    medication,
+    medication_resource,
+    observation,
+    procedure,
+    qty,
+    run,
+    status,
+    trial,
+)
+
+W12, W24, W36, W4 = (timedelta(weeks=n) for n in (12, 24, 36, 4))
+PREDNISONE, HCQ, METHYLPRED = "8640", "5521", "6902"
+
+
+def stmt(code: str | None = PREDNISONE, **kw: Any) -> dict:
+    return medication("MedicationStatement", code, **kw)
+
+
+def req(code: str | None = PREDNISONE, **kw: Any) -> dict:
+    return medication("MedicationRequest", code, **kw)
+
+
+def admin(code: str | None = None, days: int = 10, **kw: Any) -> dict:
+    kw.setdefault("status", "completed")
+    return medication("MedicationAdministration", code, when=ago(days), **kw)
+
+
+def mg(value: float) -> dict:
+    return qty(value, "mg", "mg")
+
+
+# --- background_therapy ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [
+        (stmt(status="active", start=ago(200)), "pass"),  # ongoing
+        (stmt(status="active", when=ago(200)), "pass"),
+        (stmt(status="on-hold", start=ago(200)), "pass"),
+        (stmt(status="intended", start=ago(5)), "pass"),
+        (stmt(status="completed", start=ago(200), end=ago(100)), "fail"),  # past
+        (stmt(status="completed", start=ago(200), end=ago(-30)), "pass"),  # end after as_of
+        (stmt(status="completed", start=ago(200), end=ago(0)), "pass"),  # end == as_of
+        (stmt(status="completed", start=ago(200), end=ago(1)), "fail"),
+        (stmt(status="completed", when=ago(10)), "fail"),  # end = start
+        (stmt(status="stopped", start=ago(200)), "fail"),  # not ongoing: end = start
+        (stmt(status="active", start=ago(-5)), "fail"),  # starts after as_of
+        (req(status="active", authored=ago(30)), "pass"),
+        (req(status="completed", authored=ago(30)), "fail"),
+        (req(status="on-hold", authored=ago(30)), "pass"),
+    ],
+)
+def test_background_exposure_intervals(resource: dict, expected: str) -> None:
+    assert status("background_therapy", resource) == expected
+
+
+@pytest.mark.parametrize(
+    ("kw", "expected"),
+    [
+        ({"code": HCQ}, "pass"),
+        ({"code": "198145"}, "pass"),  # product RxCUI: prednisone 10 MG Oral Tablet
+        ({"code": None, "text": "Plaquenil 200 mg tablet"}, "pass"),
+        ({"code": None, "text": "PLAQUENIL"}, "pass"),
+        ({"code": None, "text": "hydroxychloroquine sulfate"}, "pass"),
+        ({"code": "6851"}, "pass"),  # methotrexate
+        ({"code": "1256"}, "pass"),  # azathioprine
+        ({"code": "68149"}, "pass"),  # mycophenolate mofetil
+        ({"code": "27169"}, "pass"),  # leflunomide
+        ({"code": None, "text": "mizoribine"}, "pass"),
+        ({"code": None, "text": "CellCept 500 mg"}, "pass"),
+        ({"code": "H02AB07", "system": "http://www.whocc.no/atc"}, "pass"),  # ATC prednisone
+        ({"code": PREDNISONE, "system": "urn:oid:2.16.840.1.113883.6.88"}, "pass"),
+        ({"code": "42316"}, "fail"),  # tacrolimus: not a background therapy
+        ({"code": "19831"}, "fail"),  # budesonide: corticosteroid_other
+        ({"code": None, "text": "lisinopril 10 mg"}, "fail"),
+    ],
+)
+def test_background_codes_and_names(kw: dict, expected: str) -> None:
+    kw.setdefault("system", RXNORM)
+    r = medication("MedicationStatement", status="active", start=ago(60), **kw)
+    assert status("background_therapy", r) == expected
+
+
+def test_background_contained_medication() -> None:
+    med = medication_resource(HCQ, mid="hcq")
+    r = req(None, status="active", authored=ago(30), med_ref="#hcq", contained=[med])
+    assert status("background_therapy", r) == "pass"
+
+
+def test_background_referenced_medication() -> None:
+    med = medication_resource("198145", mid="m42")
+    r = req(None, status="active", authored=ago(30), med_ref="Medication/m42")
+    assert status("background_therapy", r, medications={"m42": med}) == "pass"
+
+
+def test_background_referenced_medication_ingredient_code() -> None:
+    med = medication_resource(None, text="house tablet", ingredient=HCQ, mid="m43")
+    r = req(None, status="active", authored=ago(30), med_ref="Medication/m43")
+    assert status("background_therapy", r, medications={"m43": med}) == "pass"
+
+
+def test_background_unresolved_reference_is_a_record_but_not_a_therapy() -> None:
+    r = req(None, status="active", authored=ago(30), med_ref="Medication/missing")
+    assert status("background_therapy", r) == "fail"
+
+
+@pytest.mark.parametrize(
+    ("kw", "expected"),
+    [
+        ({"code": "5492", "dosages": [dosage(mg(10), route="Topical route")]}, "fail"),
+        ({"code": "8638", "dosages": [dosage(route="Ophthalmic route")]}, "fail"),
+        ({"code": None, "text": "hydrocortisone 1% cream"}, "fail"),
+        ({"code": None, "text": "prednisolone acetate 1% eye drops"}, "fail"),
+        ({"code": "5492", "dosages": [dosage(route="Rectal")]}, "fail"),
+        ({"code": PREDNISONE, "dosages": [dosage(mg(5), route="Oral route")]}, "pass"),
+        ({"code": "8638", "dosages": [dosage(mg(5), route="oral")]}, "pass"),
+    ],
+)
+def test_background_route_excludes_non_systemic(kw: dict, expected: str) -> None:
+    r = medication("MedicationStatement", status="active", start=ago(60), **kw)
+    assert status("background_therapy", r) == expected
+
+
+def test_background_medication_form_ophthalmic_excluded() -> None:
+    med = medication_resource(None, text="prednisolone", form="Ophthalmic suspension", mid="eye")
+    r = req(None, status="active", authored=ago(30), med_ref="#eye", contained=[med])
+    assert status("background_therapy", r) == "fail"
+
+
+def test_background_no_medication_records_is_unknown() -> None:
+    assert status("background_therapy") == "unknown"
+
+
+@pytest.mark.parametrize(
+    "dropped",
+    [
+        stmt(status="entered-in-error", start=ago(30)),
+        stmt(status="not-taken", start=ago(30)),
+        req(status="cancelled", authored=ago(30)),
+        req(status="draft", authored=ago(30)),
+        medication("MedicationAdministration", PREDNISONE, status="not-done", when=ago(0)),
+    ],
+)
+def test_background_dropped_records_do_not_count(dropped: dict) -> None:
+    assert status("background_therapy", dropped) == "unknown"
+    past = stmt(status="completed", start=ago(300), end=ago(200))
+    assert status("background_therapy", dropped, past) == "fail"
+
+
+def test_background_one_current_among_past_passes() -> None:
+    assert (
+        status(
+            "background_therapy",
+            stmt(status="completed", start=ago(300), end=ago(200)),
+            stmt(HCQ, status="active", start=ago(100)),
+        )
+        == "pass"
+    )
+
+
+# --- prior_ianalumab ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "name",
+    ["VAY736", "VAY-736", "ianalumab", "Ianalumab 300 mg s.c.", "study drug VAY736 (blinded)"],
+)
+def test_prior_ianalumab_by_name_fails_any_time(name: str) -> None:
+    r = run(
+        "prior_ianalumab",
+        stmt(None, text=name, status="completed", start="2019-01-01", end="2019-06-01"),
+    )
+    assert r.status == "fail"
+    assert r.eligible_from is None
+    assert criterion("prior_ianalumab").time_limited is False
+
+
+def test_prior_ianalumab_in_contained_medication() -> None:
+    med = medication_resource(None, text="VAY736 150 mg/mL", mid="v")
+    r = req(None, status="completed", authored=ago(400), med_ref="#v", contained=[med])
+    assert status("prior_ianalumab", r) == "fail"
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        [],
+        [stmt(status="active", start=ago(30))],
+        [stmt(None, text="VAY736", status="entered-in-error", start=ago(30))],
+        [stmt(None, text="VAY7360X", status="completed", start=ago(30))],  # not a whole word
+    ],
+)
+def test_prior_ianalumab_pass(resources: list[dict]) -> None:
+    assert status("prior_ianalumab", *resources) == "pass"
+
+
+# --- washout_high_dose_cs ----------------------------------------------------------------------
+def pred(
+    dose: dict | None,
+    *,
+    end_days: int | None = 30,
+    start_days: int = 100,
+    code: str = PREDNISONE,
+    **dkw: Any,
+) -> dict:
+    """A prednisone MedicationStatement, completed (end known) or active (ongoing)."""
+    d = [dosage(dose, **dkw)]
+    if end_days is None:
+        return stmt(code, status="active", start=ago(start_days), dosages=d)
+    return stmt(code, status="completed", start=ago(start_days), end=ago(end_days), dosages=d)
+
+
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [
+        (pred(mg(60)), "fail"),
+        (pred(mg(41)), "fail"),
+        (pred(mg(40)), "pass"),  # > 40 fails
+        (pred(mg(10)), "pass"),
+        (pred(mg(25), timing_code="BID"), "fail"),  # 50 mg/day
+        (pred(mg(25), frequency=2, period=1, period_unit="d"), "fail"),
+        (pred(mg(25), frequency=1, period=12, period_unit="h"), "fail"),
+        (pred(mg(15), timing_code="TID"), "fail"),  # 45 mg/day
+        (pred(mg(20), timing_code="BID"), "pass"),  # 40 mg/day
+        (pred(mg(60), frequency=1, period=1, period_unit="wk"), "pass"),  # ~8.6 mg/day
+        (pred(mg(25), timing_code="QD"), "pass"),
+        (pred(qty(0.06, "g", "g")), "fail"),
+        (pred(mg(8), code="3264"), "fail"),  # dexamethasone x 6.67 = 53.4
+        (pred(mg(5), code="3264"), "pass"),  # 33.4
+        (pred(mg(100), code="5492"), "pass"),  # hydrocortisone x 0.25 = 25
+        (pred(mg(200), code="5492"), "fail"),  # 50
+        (pred(mg(40), code="6902"), "fail"),  # methylprednisolone x 1.25 = 50
+        (pred(mg(32), code="6902"), "pass"),  # 40
+        (pred(None), "unknown"),  # no usable dose
+        (pred(qty(5, "mL", "mL")), "unknown"),  # volume without strength
+        (pred(mg(30), code="22396"), "unknown"),  # deflazacort: factor unknown
+    ],
+)
+def test_high_dose_daily_dose(resource: dict, expected: str) -> None:
+    assert status("washout_high_dose_cs", resource) == expected
+
+
+def test_high_dose_no_dosage_element_is_unknown() -> None:
+    r = stmt(status="completed", start=ago(60), end=ago(20))
+    assert status("washout_high_dose_cs", r) == "unknown"
+
+
+def test_high_dose_eligible_from_is_end_plus_84_days() -> None:
+    r = run("washout_high_dose_cs", pred(mg(60), end_days=30))
+    assert r.status == "fail"
+    assert r.eligible_from == days_before(30) + timedelta(days=84)
+
+
+def test_high_dose_ongoing_has_no_eligible_from() -> None:
+    r = run("washout_high_dose_cs", pred(mg(60), end_days=None))
+    assert (r.status, r.eligible_from) == ("fail", None)
+
+
+def test_high_dose_methylprednisolone_pulse_administration() -> None:
+    r = run(
+        "washout_high_dose_cs",
+        admin(METHYLPRED, days=20, admin_dose=mg(1000), admin_route="Intravenous"),
+    )
+    assert r.status == "fail"
+    assert r.eligible_from == days_before(20) + W12
+
+
+def test_high_dose_methylprednisolone_pulse_by_name_in_grams() -> None:
+    r = admin(None, days=20, text="Solu-Medrol", admin_dose=qty(1, "g", "g"))
+    assert status("washout_high_dose_cs", r) == "fail"
+
+
+@pytest.mark.parametrize(
+    ("tablets", "strength", "expected"),
+    [(1, 50, "fail"), (2, 10, "pass"), (5, 10, "fail"), (4, 10, "pass")],
+)
+def test_high_dose_tablets_times_contained_product_strength(
+    tablets: int, strength: int, expected: str
+) -> None:
+    med = medication_resource(
+        "198148" if strength == 50 else "198145",
+        strength_mg=strength,
+        ingredient=PREDNISONE,
+        mid="tab",
+    )
+    r = req(
+        None,
+        status="completed",
+        authored=ago(10),
+        med_ref="#tab",
+        contained=[med],
+        dosages=[dosage(qty(tablets, "TAB", "{tbl}"))],
+    )
+    assert status("washout_high_dose_cs", r) == expected
+
+
+def test_high_dose_tablets_times_referenced_product_strength() -> None:
+    med = medication_resource("312615", strength_mg=20, mid="p20")  # prednisone 20 MG tablet
+    r = req(
+        None,
+        status="active",
+        authored=ago(10),
+        med_ref="Medication/p20",
+        dosages=[dosage(qty(3, "tablet"))],
+    )
+    assert status("washout_high_dose_cs", r, medications={"p20": med}) == "fail"
+
+
+def test_high_dose_tablets_without_strength_is_unknown() -> None:
+    r = stmt(PREDNISONE, status="active", start=ago(10), dosages=[dosage(qty(3, "tablet"))])
+    assert status("washout_high_dose_cs", r) == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("end_days", "expected"),
+    [(84, "pass"), (83, "fail"), (85, "pass"), (0, "fail")],
+)
+def test_high_dose_window_boundary(end_days: int, expected: str) -> None:
+    r = run("washout_high_dose_cs", pred(mg(60), end_days=end_days, start_days=200))
+    assert r.status == expected
+    if expected == "fail":
+        assert r.eligible_from == days_before(end_days) + W12
+
+
+def test_high_dose_boundary_eligible_from_is_tomorrow() -> None:
+    r = run("washout_high_dose_cs", pred(mg(60), end_days=83, start_days=200))
+    assert r.eligible_from == AS_OF + timedelta(days=1)
+
+
+def test_high_dose_eligible_from_is_latest_end() -> None:
+    r = run(
+        "washout_high_dose_cs",
+        pred(mg(60), end_days=50, start_days=70),
+        pred(mg(80), end_days=20, start_days=40),
+    )
+    assert r.eligible_from == days_before(20) + W12
+
+
+def test_high_dose_ongoing_and_ended_has_no_eligible_from() -> None:
+    r = run(
+        "washout_high_dose_cs",
+        pred(mg(60), end_days=50),
+        pred(mg(60), end_days=None, start_days=10),
+    )
+    assert (r.status, r.eligible_from) == ("fail", None)
+
+
+def test_high_dose_fail_beats_unknown() -> None:
+    assert status("washout_high_dose_cs", pred(None), pred(mg(60))) == "fail"
+
+
+def test_high_dose_low_and_undosed_is_unknown() -> None:
+    assert status("washout_high_dose_cs", pred(mg(5)), pred(None)) == "unknown"
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        stmt(status="entered-in-error", start=ago(20), dosages=[dosage(mg(60))]),
+        stmt(status="not-taken", start=ago(20), dosages=[dosage(mg(60))]),
+        stmt("5492", status="active", start=ago(20), dosages=[dosage(mg(500), route="Topical")]),
+        stmt(
+            None,
+            text="triamcinolone 0.1% ointment",
+            status="active",
+            start=ago(20),
+            dosages=[dosage(mg(100))],
+        ),
+        pred(mg(60), end_days=100, start_days=200),  # outside window
+        stmt(status="active", start=ago(-10), dosages=[dosage(mg(60))]),  # after as_of
+    ],
+)
+def test_high_dose_ignored_records_pass(resource: dict) -> None:
+    assert status("washout_high_dose_cs", resource) == "pass"
+
+
+def test_high_dose_no_corticosteroid_passes() -> None:
+    assert status("washout_high_dose_cs") == "pass"
+
+
+# --- washout_12wk / washout_belimumab ----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kw", "expected"),
+    [
+        ({"code": "42316"}, "fail"),  # tacrolimus
+        ({"code": "3008"}, "fail"),  # cyclosporine
+        ({"code": None, "text": "Neoral 100 mg"}, "fail"),
+        ({"code": None, "text": "voclosporin"}, "fail"),
+        ({"code": "1357536"}, "fail"),  # tofacitinib
+        ({"code": "2047232"}, "fail"),  # baricitinib
+        ({"code": None, "text": "Rinvoq 15 mg"}, "fail"),  # upadacitinib
+        ({"code": "9524"}, "fail"),  # sulfasalazine
+        ({"code": "6851"}, "pass"),  # methotrexate: background DMARD, allowed
+        ({"code": HCQ}, "pass"),
+    ],
+)
+def test_washout_12wk_groups(kw: dict, expected: str) -> None:
+    kw.setdefault("system", RXNORM)
+    r = run(
+        "washout_12wk",
+        medication("MedicationStatement", status="completed", start=ago(200), end=ago(30), **kw),
+    )
+    assert r.status == expected
+    if expected == "fail":
+        assert r.eligible_from == days_before(30) + W12
+
+
+@pytest.mark.parametrize(
+    ("end_days", "expected"),
+    [(84, "pass"), (83, "fail"), (200, "pass"), (1, "fail")],
+)
+def test_washout_12wk_boundary(end_days: int, expected: str) -> None:
+    r = run("washout_12wk", stmt("42316", status="completed", start=ago(300), end=ago(end_days)))
+    assert r.status == expected
+    assert r.eligible_from == (days_before(end_days) + W12 if expected == "fail" else None)
+
+
+def test_washout_12wk_ongoing_has_no_eligible_from() -> None:
+    r = run("washout_12wk", stmt("42316", status="active", start=ago(300)))
+    assert (r.status, r.eligible_from) == ("fail", None)
+
+
+def test_washout_12wk_request_authored_only() -> None:
+    r = run("washout_12wk", req("42316", status="completed", authored=ago(10)))
+    assert r.status == "fail"
+    assert r.eligible_from == days_before(10) + W12
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        stmt("42316", status="entered-in-error", start=ago(10)),
+        req("42316", status="cancelled", authored=ago(10)),
+        stmt("42316", status="active", start=ago(-10)),  # starts after as_of
+    ],
+)
+def test_washout_12wk_ignored(resource: dict) -> None:
+    assert status("washout_12wk", resource) == "pass"
+
+
+@pytest.mark.parametrize(
+    ("resource", "days", "expected"),
+    [
+        (admin("1092437", days=40), 40, "fail"),
+        (admin(None, days=40, text="Benlysta 200 mg/mL autoinjector"), 40, "fail"),
+        (admin(None, days=83, text="belimumab"), 83, "fail"),
+        (admin(None, days=84, text="belimumab"), 84, "pass"),
+        (admin(None, days=300, text="belimumab"), 300, "pass"),
+        (admin(None, days=5, text="rituximab"), 5, "pass"),  # other washout
+    ],
+)
+def test_washout_belimumab(resource: dict, days: int, expected: str) -> None:
+    r = run("washout_belimumab", resource)
+    assert r.status == expected
+    assert r.eligible_from == (days_before(days) + W12 if expected == "fail" else None)
+
+
+# --- washout_24wk ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kw", "days", "expected"),
+    [
+        ({"code": "3002", "system": RXNORM}, 100, "fail"),  # cyclophosphamide
+        ({"text": "Cytoxan 500 mg IV"}, 167, "fail"),
+        ({"text": "cyclophosphamide"}, 168, "pass"),  # boundary
+        ({"text": "Privigen 10% IVIG"}, 60, "fail"),
+        ({"text": "Hizentra (SCIG)"}, 60, "fail"),
+        ({"code": "J06BA02", "system": "http://www.whocc.no/atc"}, 60, "fail"),
+        ({"text": "tetanus immune globulin"}, 10, "pass"),  # hyperimmune, not IVIG
+        ({"text": "Saphnelo (anifrolumab)"}, 60, "fail"),
+        ({"text": "dapirolizumab pegol"}, 60, "fail"),
+        ({"text": "Orencia"}, 60, "fail"),  # abatacept
+        ({"text": "atacicept"}, 60, "fail"),
+        ({"text": "telitacicept"}, 60, "fail"),
+        ({"text": "belimumab"}, 60, "pass"),  # its own washout
+    ],
+)
+def test_washout_24wk_medications(kw: dict, days: int, expected: str) -> None:
+    r = run("washout_24wk", admin(days=days, **kw))
+    assert r.status == expected
+    assert r.eligible_from == (days_before(days) + W24 if expected == "fail" else None)
+
+
+@pytest.mark.parametrize(
+    ("resource", "end_days", "expected"),
+    [
+        (procedure("20720000", when=ago(30)), 30, "fail"),
+        (procedure("36514", CPT, when=ago(30)), 30, "fail"),
+        (
+            procedure("6A550Z3", "http://www.cms.gov/Medicare/Coding/ICD10", when=ago(30)),
+            30,
+            "fail",
+        ),
+        (procedure("20720000", start=ago(40), end=ago(35)), 35, "fail"),
+        (procedure("20720000", when=ago(167)), 167, "fail"),
+        (procedure("20720000", when=ago(168)), 168, "pass"),
+        (procedure("20720000", when=ago(300)), 300, "pass"),
+        (procedure("20720000", when=ago(30), status="not-done"), 30, "pass"),
+        (procedure("20720000", when=ago(30), status="entered-in-error"), 30, "pass"),
+        (procedure("127788007", when=ago(30)), 30, "pass"),  # apheresis, not plasmapheresis
+    ],
+)
+def test_washout_24wk_plasmapheresis(resource: dict, end_days: int, expected: str) -> None:
+    r = run("washout_24wk", resource)
+    assert r.status == expected
+    assert r.eligible_from == (days_before(end_days) + W24 if expected == "fail" else None)
+
+
+def test_washout_24wk_eligible_from_max_over_exposures() -> None:
+    r = run(
+        "washout_24wk",
+        procedure("20720000", when=ago(30)),
+        admin(days=100, text="cyclophosphamide"),
+    )
+    assert r.eligible_from == days_before(30) + W24
+
+
+# --- washout_b_cell_depletion ------------------------------------------------------------------
+def cd19(value: float, days: int, low: float | None = None, unit: str = "/uL") -> dict:
+    return observation(
+        "8116-6",
+        ago(days),
+        valueQuantity=qty(value, unit, unit),
+        ref_low=qty(low, unit, unit) if low is not None else None,
+    )
+
+
+RTX = "121191"
+
+
+@pytest.mark.parametrize(
+    ("kw", "days", "expected"),
+    [
+        ({"code": RTX, "system": RXNORM}, 100, "fail"),
+        ({"code": "1657862", "system": RXNORM}, 100, "fail"),  # rituximab product
+        ({"text": "Truxima"}, 251, "fail"),
+        ({"text": "rituximab-abbs"}, 251, "fail"),
+        ({"text": "Ocrevus"}, 100, "fail"),
+        ({"text": "obinutuzumab"}, 100, "fail"),
+        ({"text": "Uplizna (inebilizumab)"}, 100, "fail"),
+        ({"text": "rituximab"}, 252, "pass"),  # boundary, no CD19 since
+    ],
+)
+def test_b_cell_depletion_in_window(kw: dict, days: int, expected: str) -> None:
+    r = run("washout_b_cell_depletion", admin(days=days, **kw))
+    assert r.status == expected
+    assert r.eligible_from == (days_before(days) + W36 if expected == "fail" else None)
+
+
+def test_b_cell_depletion_boundary_eligible_tomorrow() -> None:
+    r = run("washout_b_cell_depletion", admin(RTX, days=251))
+    assert r.eligible_from == AS_OF + timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("labs", "expected"),
+    [
+        ([], "pass"),
+        ([cd19(20, 10, low=100)], "fail"),  # below own LLN
+        ([cd19(150, 10, low=100)], "pass"),
+        ([cd19(100, 10, low=100)], "pass"),  # not below
+        ([cd19(50, 10)], "fail"),  # default LLN 80
+        ([cd19(90, 10)], "pass"),
+        ([cd19(80, 10)], "pass"),
+        ([cd19(90, 10, low=110)], "fail"),  # own range beats the default
+        ([cd19(70, 10, low=60)], "pass"),
+        ([cd19(20, 310)], "pass"),  # before the last dose: not counted
+        ([cd19(20, 300)], "pass"),  # on the dose date: not after it
+        ([cd19(20, 200), cd19(150, 10)], "pass"),  # most recent decides
+        ([cd19(150, 200), cd19(20, 10)], "fail"),
+        ([cd19(0.02, 10, unit="10*9/L")], "fail"),  # 20 /uL
+        ([cd19(0.15, 10, unit="10*9/L")], "pass"),  # 150 /uL
+        ([cd19(50, 10, unit="%")], "unknown"),  # unconvertible
+    ],
+)
+def test_b_cell_depletion_after_window_cd19(labs: list[dict], expected: str) -> None:
+    r = run("washout_b_cell_depletion", admin(RTX, days=300), *labs)
+    assert r.status == expected
+    assert r.eligible_from is None  # a low CD19 count is not time-limited
+
+
+def test_b_cell_low_cd19_without_b_cell_therapy_passes() -> None:
+    assert status("washout_b_cell_depletion", cd19(5, 10, low=100)) == "pass"
+
+
+def test_b_cell_cd19_after_last_of_several_doses() -> None:
+    r = run(
+        "washout_b_cell_depletion",
+        admin(RTX, days=500),
+        admin(RTX, days=300),
+        cd19(20, 400, low=100),
+        cd19(150, 10, low=100),
+    )
+    assert r.status == "pass"
+    r = run(
+        "washout_b_cell_depletion",
+        admin(RTX, days=500),
+        admin(RTX, days=300),
+        cd19(150, 400, low=100),
+    )
+    assert r.status == "pass"  # the only count predates the last dose
+
+
+def test_b_cell_entered_in_error_dose_ignored() -> None:
+    bad = admin(RTX, days=30, status="entered-in-error")
+    assert status("washout_b_cell_depletion", bad) == "pass"
+
+
+# --- live_vaccine ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("cvx", "days", "expected"),
+    [
+        ("03", 10, "fail"),
+        ("3", 10, "fail"),
+        ("003", 10, "fail"),
+        ("21", 10, "fail"),  # varicella
+        ("121", 10, "fail"),  # zoster live
+        ("37", 10, "fail"),  # yellow fever
+        ("03", 27, "fail"),
+        ("03", 28, "pass"),  # boundary
+        ("03", 60, "pass"),
+        ("03", -2, "pass"),  # after as_of
+        ("187", 10, "pass"),  # recombinant zoster
+        ("188", 10, "unknown"),  # zoster, unspecified
+        ("188", 28, "pass"),
+        ("188", 60, "pass"),
+        ("140", 10, "pass"),  # influenza, injectable
+    ],
+)
+def test_live_vaccine(cvx: str, days: int, expected: str) -> None:
+    r = run("live_vaccine", immunization(cvx, ago(days)))
+    assert r.status == expected
+    assert r.eligible_from == (days_before(days) + W4 if expected == "fail" else None)
+
+
+def test_live_vaccine_oid_system() -> None:
+    im = immunization("03", ago(5))
+    im["vaccineCode"]["coding"][0]["system"] = "urn:oid:2.16.840.1.113883.12.292"
+    assert status("live_vaccine", im) == "fail"
+
+
+def test_live_vaccine_boundary_eligible_tomorrow() -> None:
+    assert run("live_vaccine", immunization("03", ago(27))).eligible_from == AS_OF + timedelta(1)
+
+
+def test_live_vaccine_fail_beats_uncertain() -> None:
+    r = run("live_vaccine", immunization("188", ago(5)), immunization("03", ago(20)))
+    assert r.status == "fail"
+    assert r.eligible_from == days_before(20) + W4
+
+
+def test_live_vaccine_eligible_from_latest() -> None:
+    r = run("live_vaccine", immunization("03", ago(20)), immunization("21", ago(3)))
+    assert r.eligible_from == days_before(3) + W4
+
+
+@pytest.mark.parametrize("im_status", ["not-done", "entered-in-error"])
+def test_live_vaccine_dropped(im_status: str) -> None:
+    assert status("live_vaccine", immunization("03", ago(5), status=im_status)) == "pass"
+
+
+def test_no_vaccine_passes() -> None:
+    assert status("live_vaccine") == "pass"
+
+
+def test_time_limited_kinds_of_the_trial() -> None:
+    assert {c.id for c in trial().criteria if c.time_limited} == {
+        "washout_high_dose_cs",
+        "washout_12wk",
+        "washout_belimumab",
+        "washout_24wk",
+        "washout_b_cell_depletion",
+        "live_vaccine",
+    }
