@@ -1,0 +1,207 @@
+"""Researcher commands: `cohort mappings ...`, `cohort explain` and `cohort diff`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cohort.errors import EXIT_CODES, MappingError
+
+EPILOG = "Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items())
+CONFIG_HELP = "Run configuration (TOML). Default: the shipped sample configuration."
+OUT_HELP = "Output folder of the run (its store is OUT/.cohort/store.sqlite unless configured)."
+
+
+def _cfg(config: Path | None) -> Any:
+    from cohort.cli import load_cfg
+
+    return load_cfg(config)
+
+
+def _mappings_dir(mappings: Path | None) -> Path:
+    from cohort.config import shipped
+
+    return mappings or shipped("mappings")
+
+
+@click.group(epilog=EPILOG)
+def mappings() -> None:
+    """Check, measure and extend the mapping files (codes, names, units) researchers edit."""
+
+
+@mappings.command(epilog=EPILOG)
+@click.option(
+    "--mappings",
+    "mappings_dir",
+    type=click.Path(path_type=Path),
+    help="Mappings folder. Default: the shipped one.",
+)
+@click.option("--trial", help="Check only mappings/trials/<ID>.toml (default: every trial file).")
+def check(mappings_dir: Path | None, trial: str | None) -> None:
+    """Validate every mapping and criteria file; errors and warnings name file, line and key.
+
+    Exits 4 when there are errors, 0 when there are only warnings.
+    """
+    from cohort.tools.check import check_mappings
+
+    report = check_mappings(_mappings_dir(mappings_dir), trial)
+    f = report.findings
+    for msg in f.errors:
+        click.echo(f"error: {msg}")
+    for msg in f.warnings:
+        click.echo(f"warning: {msg}")
+    human = f" ({report.human_version})" if report.human_version else ""
+    click.echo(
+        f"mapping version {report.version}{human}: {report.rows} concept rows "
+        f"({report.unverified} unverified), trials {', '.join(report.trials) or '-'}; "
+        f"{len(f.errors)} error(s), {len(f.warnings)} warning(s)"
+    )
+    if f.errors:
+        raise MappingError(f"{len(f.errors)} error(s) in the mapping files (listed above)")
+
+
+@mappings.command(epilog=EPILOG)
+@click.option("--config", type=click.Path(path_type=Path), help=CONFIG_HELP)
+@click.option("--site", help="Only this site (default: every site of the configuration).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help=OUT_HELP + " coverage.csv is written there.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 10_000),
+    default=20,
+    show_default=True,
+    help="Rows per table shown on the terminal (the CSV has all).",
+)
+def coverage(config: Path | None, site: str | None, out: Path, limit: int) -> None:
+    """Codes in the stored data that no concept maps, ranked by screened patients.
+
+    Also mapped codes never seen in the data and values whose units did not convert.
+    Reads the local store of a previous `cohort run`; writes OUT/coverage.csv.
+    """
+    from cohort.tools.coverage import coverage_report, render_terminal, write_csv
+
+    cfg = _cfg(config)
+    report = coverage_report(cfg, out, site)
+    click.echo(render_terminal(report, limit))
+    path = write_csv(report, out / "coverage.csv")
+    click.echo(f"mapping version {report.version} -> {path}")
+
+
+@mappings.command("import-valueset", epilog=EPILOG)
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--concept", required=True, help="Concept name the codes belong to.")
+@click.option(
+    "--mappings",
+    "mappings_dir",
+    type=click.Path(path_type=Path),
+    help="Mappings folder. Default: the shipped one.",
+)
+@click.option(
+    "--file",
+    "target",
+    type=click.Path(path_type=Path),
+    help="Concept CSV to append to (relative to the mappings folder allowed). "
+    "Default: the file already holding the concept, else concepts/local.csv.",
+)
+@click.option("--ingredient", default="", help="Ingredient column value (medications.csv only).")
+@click.option("--verified", is_flag=True, help="Mark the rows verified=Y (default N).")
+def import_valueset(
+    file: Path,
+    concept: str,
+    mappings_dir: Path | None,
+    target: Path | None,
+    ingredient: str,
+    verified: bool,
+) -> None:
+    """Add the codes of a FHIR ValueSet (expansion or compose) to a concept file.
+
+    Duplicates are skipped; `source` keeps the ValueSet url, version and title.
+    """
+    from cohort.tools.valueset import import_valueset as run_import
+
+    res = run_import(
+        file, concept, _mappings_dir(mappings_dir), target, ingredient=ingredient, verified=verified
+    )
+    for msg in res.skipped:
+        click.echo(f"skipped: {msg}")
+    click.echo(
+        f"added {res.added} row(s) for '{concept}' to {res.path} "
+        f"({len(res.skipped)} skipped); run `cohort mappings check`"
+    )
+
+
+@mappings.command("expand-rxnorm", epilog=EPILOG)
+@click.option("--concept", required=True, help="Medication concept whose ingredients to expand.")
+@click.option(
+    "--mappings",
+    "mappings_dir",
+    type=click.Path(path_type=Path),
+    help="Mappings folder. Default: the shipped one.",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="Seconds to wait for RxNav per request.",
+)
+def expand_rxnorm(concept: str, mappings_dir: Path | None, timeout: float) -> None:
+    """Append RxNorm products (SCD, SBD, packs) of the concept's ingredients from NLM RxNav.
+
+    Needs the internet; offline it stops with one line (exit 6).
+    """
+    from cohort.tools.rxnav import expand_rxnorm as run_expand
+
+    res = run_expand(concept, _mappings_dir(mappings_dir), timeout=timeout)
+    click.echo(
+        f"added {res.added} product(s) to {res.path} from {res.asked} ingredient "
+        f"RxCUI(s); {res.known} already present"
+    )
+
+
+@click.command(epilog=EPILOG)
+@click.argument("patient_id")
+@click.option("--config", type=click.Path(path_type=Path), help=CONFIG_HELP)
+@click.option("--site", help="Site of the patient (default: the first site holding the id).")
+@click.option("--as-of", "as_of", help="Screening reference date YYYY-MM-DD. Default: today.")
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("out"), show_default=True, help=OUT_HELP
+)
+def explain(
+    patient_id: str, config: Path | None, site: str | None, as_of: str | None, out: Path
+) -> None:
+    """Every criterion for one patient: status, rule, evidence used and ignored (and why).
+
+    Prints patient data to this terminal only (for an authorised user); nothing is logged.
+    """
+    from cohort.cli import parse_as_of
+    from cohort.tools.explain import explain_patient
+
+    click.echo(explain_patient(_cfg(config), out, patient_id, parse_as_of(as_of), site))
+
+
+@click.command(epilog=EPILOG)
+@click.argument("out_a", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.argument("out_b", type=click.Path(path_type=Path, exists=True, file_okay=False))
+def diff(out_a: Path, out_b: Path) -> None:
+    """Compare two output folders (e.g. before and after a mapping edit), per site.
+
+    Patients added or removed, tier changes and criterion cell changes.
+    """
+    from cohort.tools.diff import diff_outputs, render
+
+    click.echo(render(diff_outputs(out_a, out_b)))
+
+
+def register(cli: click.Group) -> None:
+    """Add the researcher commands to the `cohort` group."""
+    cli.add_command(mappings)
+    cli.add_command(explain)
+    cli.add_command(diff)

@@ -1,0 +1,1 @@
+"""Researcher tools: mappings check and coverage, explain, run changes, diff, imports."""
