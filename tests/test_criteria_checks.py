@@ -1,0 +1,363 @@
+"""`checks` criteria: hbv, hcv, tuberculosis, immunodeficiency, cs_dependent_comorbidity,
+malignancy, pregnancy_lactation; docs/rules.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from criteria_helpers import SNOMED, ago, condition, observation, qty, status
+
+POSITIVE = {"valueString": "Positive"}
+NEGATIVE = {"valueString": "Negative"}
+CODED_POS = {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "10828004"}]}}
+CODED_NEG = {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "260385009"}]}}
+
+HBSAG, ANTI_HBC, HBV_DNA = "5196-1", "16933-4", "29615-2"
+HCV_AB, HCV_RNA, HCV_RNA_QUAL = "16128-1", "11011-4", "11259-9"
+IGRA, HIV_TEST = "71773-6", "56888-1"
+HCG_QUAL, HCG_QUANT = "2106-3", "19080-1"
+
+
+def lab(code: str, days: int, value: dict[str, Any], **kw: Any) -> dict:
+    return observation(code, ago(days), **value, **kw)
+
+
+NO_STATUS_BUG = pytest.mark.xfail(
+    strict=True,
+    reason="BUG: rules.md says a Condition with no clinicalStatus counts as active; "
+    "mappings/rules.toml sets missing_status_is_active = false",
+)
+
+
+# --- hbv ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("cond", "expected"),
+    [
+        (condition("B18.1"), "fail"),
+        (condition("B181"), "fail"),
+        (condition("B18.0", clinical="recurrence"), "fail"),
+        (condition("61977001", SNOMED), "fail"),
+        (condition("B18.1", clinical="resolved"), "pass"),
+        (condition("B18.1", clinical="inactive"), "pass"),
+        (condition("B18.1", abatement=ago(10)), "pass"),
+        (condition("B18.1", abatement=ago(-10)), "fail"),  # abates after as_of
+        (condition("B18.1", verification="refuted"), "pass"),
+        (condition("B18.1", verification="entered-in-error"), "pass"),
+        (condition("B18.2"), "pass"),  # hepatitis C is not B
+        (condition("B18.1", onset=ago(-5)), "pass"),  # after as_of
+        pytest.param(condition("B18.1", clinical=None), "fail", marks=NO_STATUS_BUG),
+    ],
+)
+def test_hbv_condition(cond: dict, expected: str) -> None:
+    assert status("hbv", cond) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "kw", "expected"),
+    [
+        (POSITIVE, {}, "fail"),
+        ({"valueString": "Reactive"}, {}, "fail"),
+        ({"valueString": "REACTIVE"}, {}, "fail"),
+        (CODED_POS, {}, "fail"),
+        ({}, {"interpretation": "POS"}, "fail"),
+        (NEGATIVE, {}, "pass"),
+        ({"valueString": "Non-reactive"}, {}, "pass"),
+        (CODED_NEG, {}, "pass"),
+    ],
+)
+def test_hbv_hbsag(value: dict, kw: dict, expected: str) -> None:
+    assert status("hbv", lab(HBSAG, 30, value, **kw)) == expected
+
+
+@pytest.mark.parametrize(
+    ("older", "newer", "expected"),
+    [(POSITIVE, NEGATIVE, "pass"), (NEGATIVE, POSITIVE, "fail")],
+)
+def test_hbv_hbsag_most_recent(older: dict, newer: dict, expected: str) -> None:
+    assert status("hbv", lab(HBSAG, 300, older), lab(HBSAG, 10, newer)) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"valueQuantity": qty(250, "IU/mL")}, "fail"),
+        ({"valueQuantity": qty(250, "[IU]/mL", "[IU]/mL")}, "fail"),
+        ({"valueQuantity": qty(250, "copies/mL")}, "fail"),  # a number without "<"
+        ({"valueQuantity": qty(10, "IU/mL", comparator="<")}, "pass"),
+        ({"valueString": "<20 IU/mL"}, "pass"),
+        ({"valueString": "Detected"}, "fail"),
+        ({"valueString": "Not detected"}, "pass"),
+        ({"valueString": "Undetected"}, "pass"),
+    ],
+)
+def test_hbv_dna(value: dict, expected: str) -> None:
+    assert status("hbv", lab(HBV_DNA, 30, value)) == expected
+
+
+def test_hbv_dna_most_recent() -> None:
+    old = lab(HBV_DNA, 300, {"valueQuantity": qty(5000, "IU/mL")})
+    new = lab(HBV_DNA, 10, {"valueString": "Not detected"})
+    assert status("hbv", old, new) == "pass"
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ([lab(ANTI_HBC, 30, POSITIVE)], "unknown"),
+        ([lab(ANTI_HBC, 30, NEGATIVE)], "pass"),
+        (
+            [
+                lab(ANTI_HBC, 30, POSITIVE),
+                lab(HBSAG, 30, NEGATIVE),
+                lab(HBV_DNA, 30, {"valueString": "Not detected"}),
+            ],
+            "unknown",
+        ),
+        ([lab(ANTI_HBC, 30, POSITIVE), lab(HBSAG, 30, POSITIVE)], "fail"),
+        ([lab(ANTI_HBC, 30, POSITIVE), condition("B18.1")], "fail"),
+        ([lab(ANTI_HBC, 300, POSITIVE), lab(ANTI_HBC, 10, NEGATIVE)], "pass"),
+        ([], "pass"),
+    ],
+)
+def test_hbv_anti_hbc(resources: list[dict], expected: str) -> None:
+    assert status("hbv", *resources) == expected
+
+
+def test_hbv_entered_in_error_positive_ignored() -> None:
+    bad = lab(HBSAG, 5, POSITIVE, status="entered-in-error")
+    assert status("hbv", bad, lab(HBSAG, 100, NEGATIVE)) == "pass"
+
+
+# --- hcv ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ([], "pass"),
+        ([condition("B18.2")], "fail"),
+        ([condition("128302006", SNOMED)], "fail"),
+        ([condition("B18.2", clinical="resolved")], "pass"),
+        ([lab(HCV_RNA, 30, {"valueQuantity": qty(5000, "IU/mL")})], "fail"),
+        ([lab(HCV_RNA, 30, {"valueQuantity": qty(15, "IU/mL", comparator="<")})], "pass"),
+        ([lab(HCV_RNA_QUAL, 30, {"valueString": "Detected"})], "fail"),
+        ([lab(HCV_RNA_QUAL, 30, {"valueString": "Not detected"})], "pass"),
+        (
+            [
+                lab(HCV_RNA, 300, {"valueQuantity": qty(5000, "IU/mL")}),
+                lab(HCV_RNA_QUAL, 10, {"valueString": "Not detected"}),
+            ],
+            "pass",
+        ),
+        # antibody
+        ([lab(HCV_AB, 30, POSITIVE)], "unknown"),
+        ([lab(HCV_AB, 30, NEGATIVE)], "pass"),
+        (
+            [lab(HCV_AB, 60, POSITIVE), lab(HCV_RNA_QUAL, 30, {"valueString": "Not detected"})],
+            "pass",
+        ),
+        (
+            [lab(HCV_AB, 30, POSITIVE), lab(HCV_RNA_QUAL, 30, {"valueString": "Not detected"})],
+            "pass",
+        ),  # RNA on the same date
+        (
+            [lab(HCV_AB, 30, POSITIVE), lab(HCV_RNA_QUAL, 60, {"valueString": "Not detected"})],
+            "unknown",
+        ),  # RNA only before the antibody
+        ([lab(HCV_AB, 60, POSITIVE), lab(HCV_RNA_QUAL, 30, {"valueString": "Detected"})], "fail"),
+        ([lab(HCV_AB, 300, POSITIVE), lab(HCV_AB, 10, NEGATIVE)], "pass"),
+        ([lab(HCV_AB, 30, POSITIVE, status="entered-in-error")], "pass"),
+    ],
+)
+def test_hcv(resources: list[dict], expected: str) -> None:
+    assert status("hcv", *resources) == expected
+
+
+# --- tuberculosis ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ([], "pass"),
+        ([condition("A15.0")], "fail"),
+        ([condition("A18.01")], "fail"),
+        ([condition("56717001", SNOMED)], "fail"),
+        ([condition("A15.0", clinical="resolved")], "pass"),
+        ([condition("A15.0", verification="entered-in-error")], "pass"),
+        ([condition("Z22.7")], "pass"),  # latent TB is not active TB
+        ([lab(IGRA, 30, POSITIVE)], "unknown"),
+        ([lab(IGRA, 30, {}, interpretation="POS")], "unknown"),
+        ([lab(IGRA, 30, NEGATIVE)], "pass"),
+        ([observation(IGRA, "2025-11-25", **POSITIVE)], "unknown"),  # 12 months: inclusive
+        ([observation(IGRA, "2025-11-24", **POSITIVE)], "pass"),
+        ([lab(IGRA, 200, POSITIVE), lab(IGRA, 10, NEGATIVE)], "unknown"),  # any positive
+        ([lab(IGRA, 30, POSITIVE), condition("A15.0")], "fail"),
+    ],
+)
+def test_tuberculosis(resources: list[dict], expected: str) -> None:
+    assert status("tuberculosis", *resources) == expected
+
+
+# --- immunodeficiency --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ([], "pass"),
+        ([condition("B20")], "fail"),
+        ([condition("B20", clinical="resolved")], "fail"),  # any clinical status
+        ([condition("B20", clinical="inactive", abatement=ago(100))], "fail"),
+        ([condition("B20", clinical=None)], "fail"),
+        ([condition("Z21")], "fail"),
+        ([condition("86406008", SNOMED)], "fail"),
+        ([condition("D83.9")], "fail"),  # CVID
+        ([condition("D84.821")], "fail"),
+        ([condition("31323000", SNOMED)], "fail"),  # SCID
+        ([condition("B20", verification="refuted")], "pass"),
+        ([condition("B20", verification="entered-in-error")], "pass"),
+        ([lab(HIV_TEST, 2000, POSITIVE)], "fail"),  # any time
+        ([lab(HIV_TEST, 30, {"valueString": "Reactive"})], "fail"),
+        ([lab(HIV_TEST, 30, NEGATIVE)], "pass"),
+        ([lab(HIV_TEST, 300, POSITIVE), lab(HIV_TEST, 10, NEGATIVE)], "fail"),  # any positive
+        ([lab(HIV_TEST, 10, POSITIVE, status="entered-in-error")], "pass"),
+    ],
+)
+def test_immunodeficiency(resources: list[dict], expected: str) -> None:
+    assert status("immunodeficiency", *resources) == expected
+
+
+# --- cs_dependent_comorbidity ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ([], "pass"),
+        ([condition("J45.909")], "unknown"),
+        ([condition("195967001", SNOMED)], "unknown"),
+        ([condition("M10.9")], "unknown"),
+        ([condition("M1A.00X0")], "unknown"),
+        ([condition("L50.1")], "unknown"),
+        ([condition("J45.909", clinical="recurrence")], "unknown"),
+        ([condition("J45.909", clinical="relapse")], "unknown"),
+        ([condition("J45.909", clinical="resolved")], "pass"),
+        ([condition("M10.9", clinical="inactive")], "pass"),
+        ([condition("L50.1", clinical="remission")], "pass"),
+        ([condition("J45.909", abatement=ago(0))], "pass"),  # abated on as_of
+        ([condition("J45.909", verification="refuted")], "pass"),
+        ([condition("J45.909", verification="entered-in-error")], "pass"),
+        pytest.param([condition("J45.909", clinical=None)], "unknown", marks=NO_STATUS_BUG),
+    ],
+)
+def test_cs_dependent_comorbidity(resources: list[dict], expected: str) -> None:
+    assert status("cs_dependent_comorbidity", *resources) == expected
+
+
+# --- malignancy --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ([], "pass"),
+        ([condition("C50.911")], "fail"),
+        ([condition("C50911")], "fail"),
+        ([condition("C50.911", clinical="resolved")], "fail"),  # any malignancy condition
+        ([condition("C7A.010")], "fail"),
+        ([condition("C4A.9")], "fail"),
+        ([condition("363346000", SNOMED)], "fail"),
+        ([condition("C44.311")], "pass"),  # BCC of skin
+        ([condition("C44.01")], "pass"),
+        ([condition("C44.91")], "pass"),
+        ([condition("254701007", SNOMED)], "pass"),  # BCC of skin (SNOMED)
+        ([condition("C44.321")], "fail"),  # squamous cell carcinoma of skin
+        ([condition("C44.02")], "fail"),
+        ([condition("D06.9")], "pass"),  # cervical CIS
+        ([condition("D06.0")], "pass"),
+        ([condition("D05.10")], "unknown"),  # other carcinoma in situ
+        ([condition("D03.9")], "unknown"),
+        ([condition("D09.0")], "unknown"),
+        ([condition("C50.911", verification="refuted")], "pass"),
+        ([condition("C50.911", verification="entered-in-error")], "pass"),
+        ([condition("D06.9"), condition("C50.911")], "fail"),
+        ([condition("D05.10"), condition("C44.311")], "unknown"),
+        ([condition("D05.10"), condition("C50.911")], "fail"),
+        ([condition("D48.5")], "pass"),  # uncertain behaviour: not malignant, not in situ
+    ],
+)
+def test_malignancy(resources: list[dict], expected: str) -> None:
+    assert status("malignancy", *resources) == expected
+
+
+# --- pregnancy_lactation -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ([], "pass"),
+        ([condition("Z33.1")], "fail"),
+        ([condition("77386006", SNOMED)], "fail"),
+        ([condition("O09.90")], "fail"),
+        ([condition("Z3A.20")], "fail"),
+        ([condition("169750002", SNOMED)], "fail"),  # breast-feeding
+        ([condition("Z39.1")], "fail"),
+        ([condition("Z33.1", clinical="resolved")], "pass"),
+        ([condition("Z33.1", clinical="inactive")], "pass"),
+        ([condition("Z33.1", abatement=ago(20))], "pass"),
+        ([condition("Z33.1", verification="refuted")], "pass"),
+        ([condition("Z33.1", verification="entered-in-error")], "pass"),
+        ([condition("60001007", SNOMED)], "pass"),  # not pregnant
+        pytest.param([condition("Z33.1", clinical=None)], "fail", marks=NO_STATUS_BUG),
+    ],
+)
+def test_pregnancy_conditions(resources: list[dict], expected: str) -> None:
+    assert status("pregnancy_lactation", *resources) == expected
+
+
+@pytest.mark.parametrize(
+    ("days", "value", "kw", "expected"),
+    [
+        (10, POSITIVE, {}, "fail"),
+        (30, POSITIVE, {}, "fail"),  # 30 days: inclusive
+        (31, POSITIVE, {}, "pass"),
+        (10, NEGATIVE, {}, "pass"),
+        (10, CODED_POS, {}, "fail"),
+        (10, {}, {"interpretation": "POS"}, "fail"),
+        (10, {}, {"interpretation": "NEG"}, "pass"),
+        (-3, POSITIVE, {}, "pass"),  # after as_of
+        (10, POSITIVE, {"status": "entered-in-error"}, "pass"),
+    ],
+)
+def test_pregnancy_qualitative_hcg(days: int, value: dict, kw: dict, expected: str) -> None:
+    assert status("pregnancy_lactation", lab(HCG_QUAL, days, value, **kw)) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (qty(30, "m[IU]/mL", "m[IU]/mL"), "fail"),
+        (qty(25, "m[IU]/mL", "m[IU]/mL"), "fail"),  # >= 25
+        (qty(24.9, "m[IU]/mL", "m[IU]/mL"), "unknown"),
+        (qty(10, "m[IU]/mL", "m[IU]/mL"), "unknown"),
+        (qty(5, "m[IU]/mL", "m[IU]/mL"), "unknown"),  # 5-25
+        (qty(4.9, "m[IU]/mL", "m[IU]/mL"), "pass"),
+        (qty(2, "m[IU]/mL", "m[IU]/mL"), "pass"),
+        (qty(30, "mIU/mL"), "fail"),
+        (qty(10, "mIU/mL"), "unknown"),
+        (qty(2, "mIU/mL"), "pass"),
+        (qty(30, "IU/L"), "fail"),  # = 30 m[IU]/mL
+        (qty(0.03, "[IU]/mL", "[IU]/mL"), "fail"),
+        (qty(5, "mIU/mL", comparator="<"), "pass"),
+        (qty(2, "<5"), "unknown"),  # unconvertible unit
+    ],
+)
+def test_pregnancy_quantitative_hcg(value: dict, expected: str) -> None:
+    assert status("pregnancy_lactation", lab(HCG_QUANT, 10, {"valueQuantity": value})) == expected
+
+
+def test_pregnancy_quantitative_outside_30_days_ignored() -> None:
+    o = lab(HCG_QUANT, 31, {"valueQuantity": qty(300, "mIU/mL")})
+    assert status("pregnancy_lactation", o) == "pass"
+
+
+def test_pregnancy_any_positive_within_30_days() -> None:
+    assert (
+        status("pregnancy_lactation", lab(HCG_QUAL, 20, POSITIVE), lab(HCG_QUAL, 2, NEGATIVE))
+        == "fail"
+    )
+
+
+def test_pregnancy_condition_beats_negative_hcg() -> None:
+    assert status("pregnancy_lactation", condition("Z33.1"), lab(HCG_QUAL, 2, NEGATIVE)) == "fail"
