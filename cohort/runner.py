@@ -200,11 +200,16 @@ def screen(site: SiteConfig, store: Store, loaded: Loaded, as_of: date) -> list[
 
 
 def previous_tiers(path: Path) -> dict[str, str]:
-    """patient_id -> tier from the previous run's candidates.csv (empty when there is none)."""
+    """patient_id -> tier from the previous run's candidates.csv (empty when there is none).
+
+    The mapping also carries the previous criterion cells and trial id
+    (`cohort.tools.changes.PreviousRun`) so that `site_result` can name changed criteria.
+    """
+    from cohort.tools.changes import read_previous
+
     try:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            return {r["patient_id"]: r["tier"] for r in csv.DictReader(fh) if r.get("patient_id")}
-    except (OSError, KeyError, csv.Error):
+        return read_previous(path)
+    except csv.Error:  # read_previous already returns {} for an unreadable file
         return {}
 
 
@@ -226,11 +231,22 @@ def write_outputs(
         rendered[folder / "candidates.csv"] = candidates_csv(sr, phi=phi)
         rendered[folder / "evidence.csv"] = evidence_csv(sr)
         rendered[folder / "summary.html"] = summary_html(sr, history=history, phi=phi)
+    # Two phases so a failure (disk full, folder unwritable) replaces nothing: every file is
+    # first written whole next to its target, and only then are they all renamed into place.
+    staged: list[tuple[Path, Path]] = []
     try:
         for path, text in rendered.items():
-            write_atomic(path, text)
+            tmp = path.with_name(f".{path.name}.staged")
+            write_atomic(tmp, text)
+            staged.append((tmp, path))
+        for tmp, path in staged:
+            os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(f"cannot write {out}: {exc.strerror}") from exc
+    finally:
+        for tmp, _ in staged:
+            if tmp.exists():
+                tmp.unlink()
 
 
 def site_result(
@@ -252,10 +268,9 @@ def site_result(
         data_freshness=freshness,
         previous_tiers=prev,
     )
-    from cohort.report.rows import change_of
+    from cohort.tools.changes import apply
 
-    for c in cands:
-        c.change = change_of(sr, c)
+    apply(prev, sr, loaded.trial.id)  # new / tier a -> b / criteria changed: x, y
     return sr
 
 

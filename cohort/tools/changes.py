@@ -1,0 +1,90 @@
+"""What changed since the previous run: tiers and criterion cells from the last candidates.csv."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from cohort.model import Candidate, SiteResult
+from cohort.report import rows
+
+HEAD = ("rank", "patient_id", "tier", "score", "eligible_from", "reasons")
+TAIL_START = "change"
+
+
+class PreviousRun(dict[str, str]):
+    """patient_id -> tier of the previous run, plus its criterion cells and trial id.
+
+    A plain dict for every caller that only needs tiers; `cells` and `changed` are extra.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trial = ""
+        self.criteria: list[str] = []
+        self.cells: dict[str, dict[str, str]] = {}
+        self.changed: dict[str, list[str]] = {}  # filled by `apply`: criteria that changed
+
+
+def criterion_columns(header: list[str]) -> list[str]:
+    """The per-criterion columns of a candidates.csv header (between `reasons` and `change`)."""
+    try:
+        start, end = header.index("reasons") + 1, header.index(TAIL_START)
+    except ValueError:
+        return []
+    return header[start:end]
+
+
+def read_candidates(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """(criterion columns, rows) of a candidates.csv; ([], []) when absent or unreadable."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            body = [r for r in reader if r.get("patient_id")]
+            return criterion_columns(list(reader.fieldnames or [])), body
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return [], []
+
+
+def read_previous(path: Path) -> PreviousRun:
+    """The previous run's outputs for one site (`OUT/<site>/candidates.csv` and `OUT/run.json`)."""
+    prev = PreviousRun()
+    criteria, body = read_candidates(path)
+    prev.criteria = criteria
+    for r in body:
+        prev[r["patient_id"]] = r.get("tier", "")
+        prev.cells[r["patient_id"]] = {c: r.get(c, "") for c in criteria}
+    try:
+        report = json.loads((path.parent.parent / "run.json").read_text(encoding="utf-8"))
+        prev.trial = str(report.get("trial", "")) if isinstance(report, dict) else ""
+    except (OSError, ValueError):
+        prev.trial = ""
+    return prev
+
+
+def changed_criteria(prev: PreviousRun, c: Candidate) -> list[str]:
+    """Criteria whose cell differs from the previous run (criteria present in both runs)."""
+    before = prev.cells.get(c.patient.id)
+    if before is None:
+        return []
+    return [cid for cid, old in before.items() if rows.status_of(c, cid) not in ("", old)]
+
+
+def apply(prev: dict[str, str], sr: SiteResult, trial_id: str) -> None:
+    """Set `Candidate.change` for every candidate: new / tier a -> b / criteria changed: x, y.
+
+    A previous run of another trial is not comparable: it is forgotten (no changes shown).
+    """
+    if isinstance(prev, PreviousRun) and prev.trial and prev.trial != trial_id:
+        prev.clear()
+        prev.cells.clear()
+    for c in sr.candidates:
+        c.change = rows.change_of(sr, c)
+        if not isinstance(prev, PreviousRun):
+            continue
+        changed = changed_criteria(prev, c)
+        if changed:
+            prev.changed[c.patient.id] = changed
+            if not c.change:
+                c.change = "criteria changed: " + ", ".join(changed)
