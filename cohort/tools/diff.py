@@ -1,0 +1,100 @@
+"""`cohort diff OUT_A OUT_B`: patients added/removed, tier and criterion changes per site."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cohort.tools.changes import read_candidates
+
+
+@dataclass
+class SiteDiff:
+    site: str
+    added: list[tuple[str, str]] = field(default_factory=list)  # (patient, tier in B)
+    removed: list[tuple[str, str]] = field(default_factory=list)  # (patient, tier in A)
+    tiers: list[tuple[str, str, str]] = field(default_factory=list)  # (patient, a, b)
+    cells: list[tuple[str, str, str, str]] = field(default_factory=list)  # (pid, crit, a, b)
+    only_in: str = ""  # "A" or "B" when the site exists in one folder only
+
+
+@dataclass
+class OutputDiff:
+    a: Path
+    b: Path
+    versions: tuple[str, str]
+    sites: list[SiteDiff]
+
+
+def _version(out: Path) -> str:
+    try:
+        report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "-"
+    human = report.get("mapping_human_version") or ""
+    return f"{report.get('mapping_version', '-')}" + (f" ({human})" if human else "")
+
+
+def _sites(out: Path) -> set[str]:
+    return {p.parent.name for p in out.glob("*/candidates.csv")}
+
+
+def diff_site(site: str, a: Path, b: Path) -> SiteDiff:
+    """Compare one site's candidates.csv in two output folders."""
+    d = SiteDiff(site)
+    crit_a, rows_a = read_candidates(a / site / "candidates.csv")
+    crit_b, rows_b = read_candidates(b / site / "candidates.csv")
+    by_a = {r["patient_id"]: r for r in rows_a}
+    by_b = {r["patient_id"]: r for r in rows_b}
+    d.added = [(p, by_b[p].get("tier", "")) for p in sorted(set(by_b) - set(by_a))]
+    d.removed = [(p, by_a[p].get("tier", "")) for p in sorted(set(by_a) - set(by_b))]
+    shared = [c for c in crit_b if c in crit_a]
+    for pid in sorted(set(by_a) & set(by_b)):
+        ra, rb = by_a[pid], by_b[pid]
+        if ra.get("tier") != rb.get("tier"):
+            d.tiers.append((pid, ra.get("tier", ""), rb.get("tier", "")))
+        for c in shared:
+            if ra.get(c, "") != rb.get(c, ""):
+                d.cells.append((pid, c, ra.get(c, ""), rb.get(c, "")))
+    return d
+
+
+def diff_outputs(a: Path, b: Path) -> OutputDiff:
+    """Every site found in either folder (OUT/<site>/candidates.csv)."""
+    sa, sb = _sites(a), _sites(b)
+    sites = []
+    for site in sorted(sa | sb):
+        d = diff_site(site, a, b)
+        d.only_in = "A" if site not in sb else "B" if site not in sa else ""
+        sites.append(d)
+    return OutputDiff(a, b, (_version(a), _version(b)), sites)
+
+
+def _table(head: tuple[str, ...], body: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=False)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return ["  " + fmt.format(*head).rstrip()] + ["  " + fmt.format(*r).rstrip() for r in body]
+
+
+def render(d: OutputDiff) -> str:
+    """The diff as text tables for the terminal."""
+    lines = [f"A: {d.a}  mapping {d.versions[0]}", f"B: {d.b}  mapping {d.versions[1]}"]
+    if not d.sites:
+        lines.append("no candidates.csv in either folder")
+    for s in d.sites:
+        lines.append("")
+        if s.only_in:
+            lines.append(f"site {s.site}: only in {s.only_in}")
+            continue
+        lines.append(
+            f"site {s.site}: {len(s.added)} added, {len(s.removed)} removed, "
+            f"{len(s.tiers)} tier change(s), {len(s.cells)} criterion cell change(s)"
+        )
+        body: list[tuple[str, ...]] = [(p, "added", "", t) for p, t in s.added]
+        body += [(p, "removed", t, "") for p, t in s.removed]
+        body += [(p, "tier", a, b) for p, a, b in s.tiers]
+        body += [(p, c, a, b) for p, c, a, b in s.cells]
+        if body:
+            lines += _table(("patient", "what", "A", "B"), body)
+    return "\n".join(lines)
