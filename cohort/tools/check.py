@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cohort.criteria.registry import CONCEPT_KEYS
 from cohort.criteria.trial import load_trial
 from cohort.errors import MappingError
 from cohort.extract import ReadingRules
@@ -27,7 +26,7 @@ from cohort.terminology.mappings import (
     version_of,
 )
 from cohort.terminology.units import parse_ucum
-from cohort.tools.common import ICD10CM, Findings, code_problem
+from cohort.tools.common import ICD10CM, Findings, code_problem, concept_refs
 
 
 @dataclass
@@ -163,18 +162,6 @@ def _intentional(concepts: set[str]) -> bool:
     return len(names) == 2 and names[1].startswith(names[0] + "_")
 
 
-def _concept_refs(params: Any, key: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(params, dict):
-        for k, v in params.items():
-            yield from _concept_refs(v, k)
-    elif isinstance(params, list):
-        for v in params:
-            if isinstance(v, str) and key in CONCEPT_KEYS:
-                yield key, v
-            elif isinstance(v, dict):
-                yield from _concept_refs(v, key)
-
-
 def _check_trial(path: Path, rows: list[MappingRow], f: Findings) -> None:
     shown = str(path)
     try:
@@ -216,7 +203,7 @@ def _check_trial(path: Path, rows: list[MappingRow], f: Findings) -> None:
         cid = str(crit.get("id", ""))
         id_re = re.compile(r"""^\s*id\s*=\s*["']""" + re.escape(cid) + r"""["']""")
         start = next((i for i, ln in enumerate(lines) if id_re.match(ln)), 0)
-        for key, name in _concept_refs(crit):
+        for key, name in concept_refs(crit):
             report(line_of(name, start), f"criterion '{cid}': ", key, name)
 
 

@@ -1,0 +1,124 @@
+"""`cohort explain PATIENT_ID`: every criterion for one patient, with the evidence used and ignored.
+
+Prints to the terminal of an authorised user; nothing here logs (patient data is PHI).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from cohort.config import Config, SiteConfig
+from cohort.criteria.base import Criterion
+from cohort.errors import ConfigError, SourceError
+from cohort.evaluate import evaluate, is_screened, make_context
+from cohort.extract import Extractor, codes_of, text_of
+from cohort.model import Candidate, Evidence, Result
+from cohort.rank import rank
+from cohort.runner import Loaded, last_seen
+from cohort.store import Store
+from cohort.tools.common import concept_refs, open_store
+
+CODE_FIELDS = ("code", "medicationCodeableConcept", "vaccineCode")
+
+
+def rule_summary(c: Criterion, site: SiteConfig) -> str:
+    """`kind: key=value, ...` from the trial file (plus a site override of the minimum age)."""
+    parts = []
+    for key, value in c.params.items():
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            shown = "[" + ", ".join(value) + "]"
+        elif isinstance(value, list | dict):
+            shown = json.dumps(value, separators=(",", ":"))
+        else:
+            shown = str(value)
+        parts.append(f"{key}={shown}")
+    if c.kind == "age" and site.min_age:
+        parts.append(f"site min_age={site.min_age}")
+    return f"{c.kind}: " + ", ".join(parts)
+
+
+def _evidence_line(e: Evidence) -> str:
+    value = " ".join(x for x in (e.value, e.unit) if x)
+    cells = [e.ref, e.concept, value, e.date]
+    text = "  ".join(x for x in cells if x)
+    return f"{text}  -- {e.note}" if e.note else text
+
+
+def _find(store: Store, cfg: Config, pid: str, site_id: str | None) -> tuple[SiteConfig, list]:
+    sites = [s for s in cfg.sites if site_id in (None, s.id)]
+    if site_id and not sites:
+        raise ConfigError(f"site '{site_id}' is not in the configuration")
+    for site in sites:
+        for _, resources in store.iter_by_patient(site.id, [pid]):
+            return site, resources
+    where = f"site {site_id}" if site_id else "any site"
+    raise SourceError(f"patient '{pid}' is not in the local store for {where}")
+
+
+def _dropped_by_concept(
+    loaded: Loaded, resources: list[dict[str, Any]], dropped: list[tuple[str, str]]
+) -> list[tuple[str, str, frozenset[str]]]:
+    """(ref, why, concepts) of each record the reading rules dropped."""
+    by_ref = {f"{r.get('resourceType')}/{r.get('id', '')}": r for r in resources}
+    out = []
+    for ref, why in dropped:
+        res = by_ref.get(ref, {})
+        concepts: frozenset[str] = frozenset()
+        for fld in CODE_FIELDS:
+            if fld in res:
+                cc = res[fld]
+                concepts |= loaded.term.concepts_for(codes_of(cc), text_of(cc))
+        out.append((ref, why, concepts))
+    return out
+
+
+def explain_patient(
+    cfg: Config, out: Any, pid: str, as_of: date, site_id: str | None = None
+) -> str:
+    """The explanation as text: reuses the runner's extraction and the criteria evaluation."""
+    loaded = Loaded.from_config(cfg)
+    with open_store(cfg, out) as store:
+        site, resources = _find(store, cfg, pid, site_id)
+        extractor = Extractor(loaded.rules, lambda mid: store.get(site.id, "Medication", mid))
+        facts = extractor.facts(pid, resources)
+    params = {"min_age": site.min_age} if site.min_age else {}
+    ctx = make_context(facts, loaded.term, as_of, loaded.rules, params)
+    results = evaluate(loaded.trial, ctx)
+    time_limited = {c.id for c in loaded.trial.criteria if c.time_limited}
+    cand = rank(
+        [Candidate(patient=facts.patient, results=results, last_seen=last_seen(facts, as_of))],
+        as_of,
+        time_limited,
+    )[0]
+    screened = is_screened(loaded.trial, ctx)
+    lines = [
+        f"patient {pid} at site {site.id}, as of {as_of.isoformat()}: tier {cand.tier}"
+        + (f", eligible from {cand.eligible_from}" if cand.eligible_from else "")
+        + ("" if screened else " (NOT screened: no condition of the screening concepts)"),
+        f"trial {loaded.trial.id}; mapping version {loaded.term.version}"
+        + (f" ({loaded.term.human_version})" if loaded.term.human_version else ""),
+    ]
+    dropped = _dropped_by_concept(loaded, resources, facts.dropped)
+    shown: set[str] = set()
+    by_id: dict[str, Result] = {r.criterion: r for r in results}
+    for crit in loaded.trial.criteria:
+        r = by_id[crit.id]
+        concepts = {name for _, name in concept_refs(crit.params)}
+        lines += ["", f"[{r.status.value}] {crit.id} - {crit.title} ({crit.type})"]
+        lines.append(f"  rule: {rule_summary(crit, site)}")
+        lines.append(f"  reason: {r.reason}" + (" (to confirm manually)" if r.manual else ""))
+        if r.eligible_from:
+            lines.append(f"  passes from: {r.eligible_from}")
+        lines += [f"  used: {_evidence_line(e)}" for e in r.evidence]
+        lines += [f"  ignored: {_evidence_line(e)}" for e in r.ignored]
+        for ref, why, hit in dropped:
+            if hit & concepts:
+                shown.add(ref)
+                lines.append(f"  ignored: {ref}  -- dropped by the reading rules: {why}")
+    rest = [(ref, why) for ref, why, _ in dropped if ref not in shown]
+    if rest:
+        lines += ["", "records dropped by the reading rules (no criterion concept):"]
+        lines += [f"  {ref}  -- {why}" for ref, why in rest]
+    return "\n".join(lines)
