@@ -1,0 +1,273 @@
+"""Process-level reliability: SIGKILL at random points, the run lock, failed runs keep outputs.
+
+The kill test runs `python -m cohort run` on a generated population in a subprocess, kills it at
+six seeded random moments spread over an undisturbed run's duration, and after each kill runs
+again: the outputs must equal an undisturbed run's and the store must be consistent.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+from test_reliability_support import (
+    AS_OF,
+    OUTPUTS,
+    REPO,
+    SAMPLES,
+    Scenarios,
+    differing,
+    outputs,
+    report_at_end,
+    store_problems,
+    write_config,
+)
+
+from cohort.config import load_config
+from cohort.errors import CohortError, OutputError
+from cohort.runner import run
+
+RUNS = Scenarios("process kills and run safety")
+KILLS = 6
+SEED = 20261125
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _summary(request: pytest.FixtureRequest) -> None:
+    report_at_end(request, RUNS)
+
+
+def cohort_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cohort", *args]
+
+
+def start(cfg: Path, out: Path, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        cohort_cmd("run", "--config", str(cfg), "--as-of", AS_OF, "--out", str(out), *extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    )
+
+
+def run_cli(cfg: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cohort_cmd("run", "--config", str(cfg), "--as-of", AS_OF, "--out", str(out), *extra),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated 300-patient NDJSON site plus a Bundle site (enough work for kills to land)."""
+    root = tmp_path_factory.mktemp("population")
+    subprocess.run(
+        cohort_cmd("sample", "--out", str(root / "gen"), "--patients", "300", "--format",
+                   "ndjson", "--site", "gen"),
+        check=True, capture_output=True, cwd=REPO,
+    )  # fmt: skip
+    return write_config(root, {"gen": str(root / "gen"), "uci": str(SAMPLES / "uci")},
+                        run={"batch_size": 50})  # fmt: skip
+
+
+SITES = ("gen", "uci")
+
+
+def test_sigkill_at_random_points_then_clean_run(tmp_path: Path, population: Path) -> None:
+    # Undisturbed: a first and a second run (the second sees the first's tiers: change column).
+    base_out = tmp_path / "baseline"
+    t0 = time.monotonic()
+    assert run_cli(population, base_out).returncode == 0
+    duration = time.monotonic() - t0
+    first = outputs(base_out, SITES)
+    assert run_cli(population, base_out).returncode == 0
+    second = outputs(base_out, SITES)
+
+    rng = random.Random(SEED)
+    # spread over the run: one point in each sixth of its duration, jittered (seeded)
+    points = [duration * (i + rng.random()) / KILLS for i in range(KILLS)]
+    killed_while_running = 0
+    for i, at in enumerate(points):
+        with RUNS.scenario(f"SIGKILL at {at:.2f}s"):
+            out = tmp_path / f"kill{i}"
+            proc = start(population, out)
+            time.sleep(at)
+            if proc.poll() is None:
+                killed_while_running += 1
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate()
+            assert not store_problems_if_any(out)
+            # Whatever the kill left visible is a whole file of the undisturbed first run.
+            for key, data in outputs(out, SITES).items():
+                assert data in (b"<missing>", first[key]), f"partial {key} after kill at {at:.2f}s"
+            had = {s: (out / s / "candidates.csv").exists() for s in SITES}
+            done = run_cli(population, out)
+            assert done.returncode == 0, done.stderr[-2000:]
+            after = outputs(out, SITES)
+            for site in SITES:
+                want = second if had[site] else first
+                for f in OUTPUTS:
+                    key = f"{site}/{f}"
+                    assert after[key] == want[key], f"{key} differs after kill at {at:.2f}s"
+            assert not store_problems(out / ".cohort" / "store.sqlite")
+            report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+            assert report["status"] == "success"
+    assert killed_while_running >= KILLS // 2, "kills should land while the run is working"
+
+
+def store_problems_if_any(out: Path) -> list[str]:
+    store = out / ".cohort" / "store.sqlite"
+    return store_problems(store) if store.exists() else []
+
+
+# ---- the lock ----------------------------------------------------------------------------------
+
+HOLDER = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_second_concurrent_run_exits_10(tmp_path: Path) -> None:
+    with RUNS.scenario("lock held by another process"):
+        cfg = write_config(tmp_path, {"uci": str(SAMPLES / "uci")})
+        out = tmp_path / "out"
+        assert run_cli(cfg, out).returncode == 0
+        before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.suffix != ".lock"}
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(out / ".cohort" / "run.lock")],
+            stdout=subprocess.PIPE,
+        )
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == b"locked"
+            second = run_cli(cfg, out)
+        finally:
+            holder.kill()
+            holder.wait()
+        assert second.returncode == 10
+        assert "another run" in second.stderr and "run.lock" in second.stderr
+        assert len([ln for ln in second.stderr.splitlines() if "error" in ln]) == 1
+        # the run holding the lock owns OUT: nothing (run.json included) was touched
+        after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.suffix != ".lock"}
+        assert after == before
+        # once the holder is gone the lock is free again (flock dies with its process)
+        assert run_cli(cfg, out).returncode == 0
+
+
+def test_stale_lock_file_of_a_killed_run_does_not_block(tmp_path: Path) -> None:
+    with RUNS.scenario("stale lock file after a kill"):
+        cfg = write_config(tmp_path, {"uci": str(SAMPLES / "uci")})
+        out = tmp_path / "out"
+        (out / ".cohort").mkdir(parents=True)
+        (out / ".cohort" / "run.lock").write_text("999999")  # pid of a long-dead run
+        assert run_cli(cfg, out).returncode == 0
+
+
+# ---- failed runs keep the previous good outputs ------------------------------------------------
+
+
+def _good_run(tmp_path: Path, mappings: Path | None = None) -> tuple[Path, Path, dict[Path, bytes]]:
+    cfg = write_config(
+        tmp_path, {"uci": str(SAMPLES / "uci"), "amr": str(SAMPLES / "amr")}, mappings=mappings
+    )
+    out = tmp_path / "out"
+    assert run_cli(cfg, out).returncode == 0
+    kept = {p: p.read_bytes() for s in ("uci", "amr") for p in (out / s).iterdir()}
+    return cfg, out, kept
+
+
+def _failed(out: Path, kept: dict[Path, bytes], code: int, res: subprocess.CompletedProcess[str],
+            reason: str) -> None:  # fmt: skip
+    assert res.returncode == code, (res.returncode, res.stderr[-1500:])
+    assert res.stderr.count("cohort: error:") == 1
+    for p, data in kept.items():
+        assert p.read_bytes() == data, f"{p.name} of {p.parent.name} changed by a failed run"
+    report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert report["status"] == "failed"
+    assert reason in report["error"]
+    assert report["previous_outputs_kept"] is True
+
+
+def test_broken_mapping_file_keeps_outputs(tmp_path: Path) -> None:
+    with RUNS.scenario("mapping file broken"):
+        mappings = tmp_path / "mappings"
+        shutil.copytree(REPO / "mappings", mappings)
+        cfg, out, kept = _good_run(tmp_path, mappings)
+        (mappings / "rules.toml").write_text("[drop_status\nbroken = ", encoding="utf-8")
+        _failed(out, kept, 4, run_cli(cfg, out), "rules.toml")
+
+
+def test_missing_source_keeps_outputs(tmp_path: Path) -> None:
+    with RUNS.scenario("source missing"):
+        src = tmp_path / "amr-copy"
+        shutil.copytree(SAMPLES / "amr", src)
+        cfg = write_config(tmp_path, {"uci": str(SAMPLES / "uci"), "amr": str(src)})
+        out = tmp_path / "out"
+        assert run_cli(cfg, out).returncode == 0
+        kept = {p: p.read_bytes() for s in ("uci", "amr") for p in (out / s).iterdir()}
+        shutil.rmtree(src)
+        _failed(out, kept, 5, run_cli(cfg, out), "not found")
+
+
+def test_output_folder_not_writable_keeps_outputs(tmp_path: Path) -> None:
+    """OUT/amr cannot be written (here: a file is in its way; root ignores chmod)."""
+    with RUNS.scenario("output folder unwritable"):
+        cfg, out, kept = _good_run(tmp_path)
+        kept = {p: d for p, d in kept.items() if p.parent.name == "uci"}
+        shutil.rmtree(out / "amr")
+        (out / "amr").write_text("in the way")
+        _failed(out, kept, 9, run_cli(cfg, out), "cannot write")
+
+
+def test_disk_full_while_writing_keeps_every_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills up at the 4th output file: none of the previous outputs is replaced."""
+    with RUNS.scenario("disk full mid-output"):
+        cfg_path, out, kept = _good_run(tmp_path)
+        import cohort.report.files as files
+
+        real_write = os.write
+        calls = {"n": 0}
+
+        def full(fd: int, data: bytes) -> int:
+            calls["n"] += 1
+            if calls["n"] == 4:  # then space is freed again: run.json can say what happened
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_write(fd, data)
+
+        monkeypatch.setattr(files.os, "write", full)
+        with pytest.raises(OutputError):
+            run(load_config(cfg_path), date.fromisoformat("2026-12-01"), out)
+        monkeypatch.undo()
+        for p, data in kept.items():
+            assert p.read_bytes() == data, f"{p.parent.name}/{p.name} replaced by a failed run"
+        assert not [p for p in out.rglob(".*.tmp")], "temporary files left behind"
+        report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+        assert report["status"] == "failed" and "No space left" in report["error"]
+
+
+def test_failed_run_reason_has_documented_exit_codes() -> None:
+    """README documents every exit code the CLI uses, with the same meaning."""
+    from cohort.errors import EXIT_CODES
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for code in EXIT_CODES:
+        assert f"| {code} |" in readme
+    assert issubclass(OutputError, CohortError) and OutputError.exit_code == 9
