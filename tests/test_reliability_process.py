@@ -26,7 +26,6 @@ from test_reliability_support import (
     REPO,
     SAMPLES,
     Scenarios,
-    differing,
     outputs,
     report_at_end,
     store_problems,
