@@ -1,0 +1,451 @@
+"""Extractor: FHIR dicts -> PatientFacts (dates, references, reading rules, exposures, dosage)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+from criteria_helpers import (
+    ICD,
+    LOINC,
+    RXNORM,
+    SNOMED,
+    cc,
+    condition,
+    dosage,
+    facts,
+    immunization,
+    medication,
+    medication_resource,
+    observation,
+    patient,
+    procedure,
+    qty,
+    rules,
+)
+
+from cohort.extract import Extractor, parse_date, ref_id
+from cohort.model import Code, Quantity
+
+
+# --- dates and references ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-03-04", date(2026, 3, 4)),
+        ("2026-03-04T10:15:00Z", date(2026, 3, 4)),
+        ("2026-03-04T23:59:59+09:00", date(2026, 3, 4)),
+        ("2026-03", date(2026, 3, 1)),
+        ("2026", date(2026, 1, 1)),
+        ("2026-02-30", None),
+        ("garbage", None),
+        ("", None),
+        (None, None),
+        (20260304, None),
+    ],
+)
+def test_parse_date(value: Any, expected: date | None) -> None:
+    assert parse_date(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [
+        ({"reference": "Patient/123"}, "123"),
+        ({"reference": "Medication/med-1"}, "med-1"),
+        ({"reference": "https://fhir.example.org/r4/Medication/m9"}, "m9"),
+        ({"reference": "https://fhir.example.org/r4/Medication/m9/_history/3"}, "m9"),
+        ({"reference": "Medication/m9/_history/3"}, "m9"),
+        ({"reference": "m9"}, ""),
+        ({}, ""),
+        ("Patient/1", ""),
+        (None, ""),
+    ],
+)
+def test_ref_id(ref: Any, expected: str) -> None:
+    assert ref_id(ref) == expected
+
+
+# --- reading rules: dropped records ------------------------------------------------------------
+@pytest.mark.parametrize(
+    "resource",
+    [
+        condition("M32.14", verification="refuted"),
+        condition("M32.14", verification="entered-in-error"),
+        observation("777-3", "2026-11-01", status="entered-in-error"),
+        observation("777-3", "2026-11-01", status="cancelled"),
+        observation("777-3", "2026-11-01", status="registered"),
+        medication("MedicationStatement", "8640", status="entered-in-error"),
+        medication("MedicationStatement", "8640", status="not-taken"),
+        medication("MedicationRequest", "8640", status="cancelled"),
+        medication("MedicationRequest", "8640", status="draft"),
+        medication("MedicationRequest", "8640", status="entered-in-error"),
+        medication("MedicationAdministration", "8640", status="not-done"),
+        medication("MedicationAdministration", "8640", status="entered-in-error"),
+        immunization("03", "2026-11-01", status="not-done"),
+        immunization("03", "2026-11-01", status="entered-in-error"),
+        procedure("20720000", when="2026-11-01", status="not-done"),
+        procedure("20720000", when="2026-11-01", status="entered-in-error"),
+    ],
+)
+def test_dropped_records(resource: dict) -> None:
+    pf = facts(resource)
+    ref = f"{resource['resourceType']}/{resource['id']}"
+    assert [r for r, _ in pf.dropped] == [ref]
+    assert not (
+        pf.conditions or pf.observations or pf.exposures or pf.immunizations or pf.procedures
+    )
+    assert pf.medication_records == 0
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        observation("777-3", "2026-11-01", status="preliminary"),
+        observation("777-3", "2026-11-01", status="amended"),
+        medication("MedicationStatement", "8640", status="completed"),
+        medication("MedicationStatement", "8640", status="stopped"),
+        medication("MedicationRequest", "8640", status="stopped"),
+        condition("M32.14", verification="unconfirmed"),
+        condition("M32.14", verification=None),
+    ],
+)
+def test_kept_records(resource: dict) -> None:
+    assert facts(resource).dropped == []
+
+
+def test_medication_records_counts_the_three_types_only() -> None:
+    pf = facts(
+        medication("MedicationStatement", "8640"),
+        medication("MedicationRequest", "8640"),
+        medication("MedicationAdministration", "8640", status="completed"),
+        medication_resource("8640", mid="x"),
+        condition("M32.14"),
+    )
+    assert pf.medication_records == 3
+    assert len(pf.exposures) == 3
+
+
+# --- Patient -----------------------------------------------------------------------------------
+def test_patient_fields() -> None:
+    p = patient(
+        "1990-04-02",
+        pid="abc",
+        gender="female",
+        name=[{"given": ["Ana", "M"], "family": "Lopez"}],
+        identifier=[
+            {"type": cc("MR", "http://terminology.hl7.org/CodeSystem/v2-0203"), "value": "MRN-7"}
+        ],
+        telecom=[{"system": "email", "value": "a@x"}, {"system": "phone", "value": "555-1"}],
+        address=[{"postalCode": "92660"}],
+    )
+    pf = facts(p, pid="abc")
+    assert pf.patient.id == "abc"
+    assert pf.patient.birth_date == "1990-04-02"
+    assert pf.patient.sex == "female"
+    assert pf.patient.name == "Ana M Lopez"
+    assert pf.patient.mrn == "MRN-7"
+    assert pf.patient.phone == "555-1"
+    assert pf.patient.postal_code == "92660"
+
+
+def test_patient_partial_birth_date_kept_as_recorded() -> None:
+    assert facts(patient("2014-11")).patient.birth_date == "2014-11"
+
+
+# --- Condition ---------------------------------------------------------------------------------
+def test_condition_dates_and_statuses() -> None:
+    c = condition(
+        "M32.14",
+        onset="2019-05-01T08:00:00Z",
+        recorded="2019-06-01",
+        abatement="2025-01-02",
+        clinical="resolved",
+        text="SLE nephritis",
+    )
+    [f] = facts(c).conditions
+    assert f.ref == f"Condition/{c['id']}"
+    assert f.codes == (Code(ICD, "M32.14"),)
+    assert "SLE nephritis" in f.text
+    assert (f.onset, f.recorded, f.abatement) == (
+        date(2019, 5, 1),
+        date(2019, 6, 1),
+        date(2025, 1, 2),
+    )
+    assert f.clinical_status == "resolved"
+    assert f.verification_status == "confirmed"
+
+
+def test_condition_onset_period_and_abatement_period() -> None:
+    c = condition("M32.14", onset_period="2018-02-03")
+    c["abatementPeriod"] = {"start": "2024-01-01", "end": "2024-03-01"}
+    [f] = facts(c).conditions
+    assert f.onset == date(2018, 2, 3)
+    assert f.abatement == date(2024, 3, 1)
+
+
+def test_condition_without_status_has_empty_status() -> None:
+    [f] = facts(condition("M32.14", clinical=None)).conditions
+    assert f.clinical_status == ""
+
+
+# --- Observation -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"effectiveDateTime": "2026-10-01T09:00:00Z"}, date(2026, 10, 1)),
+        ({"effectivePeriod": {"start": "2026-10-02", "end": "2026-10-03"}}, date(2026, 10, 2)),
+        ({"effectiveInstant": "2026-10-04T00:00:00Z"}, date(2026, 10, 4)),
+        ({"issued": "2026-10-05T12:00:00Z"}, date(2026, 10, 5)),
+        ({"effectiveDateTime": "2026-10-01", "issued": "2026-10-09"}, date(2026, 10, 1)),
+        ({}, None),
+    ],
+)
+def test_observation_date(fields: dict, expected: date | None) -> None:
+    o = observation("777-3", None, valueQuantity=qty(1, "K/uL"))
+    o.update(fields)
+    [f] = facts(o).observations
+    assert f.when == expected
+
+
+def test_observation_values() -> None:
+    q = observation(
+        "777-3",
+        "2026-10-01",
+        valueQuantity=qty(150, "K/uL", "10*3/uL", "<"),
+        ref_low=qty(140, "K/uL"),
+        interpretation="N",
+    )
+    i = observation("X", "2026-10-01", valueInteger=7)
+    s = observation("X", "2026-10-01", valueString="  1:160 ")
+    c = observation("X", "2026-10-01", valueCodeableConcept=cc("10828004", SNOMED, "Positive"))
+    r = observation("X", "2026-10-01", valueRatio={"numerator": qty(1), "denominator": qty(160)})
+    b = observation("X", "2026-10-01", valueBoolean=True)
+    pf = facts(q, i, s, c, r, b)
+    fq, fi, fs, fc, fr, fb = pf.observations
+    assert fq.codes == (Code(LOINC, "777-3"),)
+    assert fq.value.quantity == Quantity(150.0, "K/uL", "10*3/uL", "<")
+    assert fq.ref_low is not None and fq.ref_low.value == 140
+    assert [x.code for x in fq.interpretation] == ["N"]
+    assert fq.status == "final"
+    assert fi.value.quantity is not None and fi.value.quantity.value == 7
+    assert fs.value.string == "1:160"
+    assert fc.value.codes[0].code == "10828004" and fc.value.text == "Positive"
+    assert fr.value.ratio is not None and fr.value.ratio[1].value == 160
+    assert fb.value.boolean is True
+
+
+def test_observation_components() -> None:
+    o = observation(
+        "BILAG-2004", "2026-10-01", components=[{"code": cc("renal", "urn:x"), "valueString": "A"}]
+    )
+    [f] = facts(o).observations
+    [(codes, value)] = f.components
+    assert codes == (Code("urn:x", "renal"),)
+    assert value.string == "A"
+
+
+# --- exposures: intervals ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kw", "start", "end", "ongoing"),
+    [
+        (
+            {"start": "2026-01-01", "end": "2026-03-01", "status": "completed"},
+            date(2026, 1, 1),
+            date(2026, 3, 1),
+            False,
+        ),
+        (
+            {"start": "2026-01-01", "end": "2026-03-01", "status": "active"},
+            date(2026, 1, 1),
+            date(2026, 3, 1),
+            False,
+        ),
+        ({"start": "2026-01-01", "status": "active"}, date(2026, 1, 1), None, True),
+        ({"start": "2026-01-01", "status": "on-hold"}, date(2026, 1, 1), None, True),
+        ({"start": "2026-01-01", "status": "intended"}, date(2026, 1, 1), None, True),
+        ({"start": "2026-01-01", "status": "completed"}, date(2026, 1, 1), date(2026, 1, 1), False),
+        ({"start": "2026-01-01", "status": "stopped"}, date(2026, 1, 1), date(2026, 1, 1), False),
+        (
+            {"when": "2026-02-02T10:00:00Z", "status": "completed"},
+            date(2026, 2, 2),
+            date(2026, 2, 2),
+            False,
+        ),
+        ({"authored": "2026-02-03", "status": "active"}, date(2026, 2, 3), None, True),
+        (
+            {"authored": "2026-02-03", "status": "completed"},
+            date(2026, 2, 3),
+            date(2026, 2, 3),
+            False,
+        ),
+        (
+            {"start": "2026-01-01", "authored": "2025-12-01", "status": "active"},
+            date(2026, 1, 1),
+            None,
+            True,
+        ),
+    ],
+)
+def test_exposure_interval(kw: dict, start: date, end: date | None, ongoing: bool) -> None:
+    rtype = "MedicationRequest" if "authored" in kw else "MedicationStatement"
+    [e] = facts(medication(rtype, "8640", **kw)).exposures
+    assert (e.start, e.end, e.ongoing) == (start, end, ongoing)
+
+
+def test_exposure_codes_text_and_route() -> None:
+    m = medication(
+        "MedicationStatement",
+        "8640",
+        text="Prednisone 5 mg",
+        display="Prednisone",
+        dosages=[dosage(qty(5, "mg", "mg"), route="Oral Route")],
+    )
+    [e] = facts(m).exposures
+    assert e.ref == f"MedicationStatement/{m['id']}"
+    assert e.codes == (Code(RXNORM, "8640", "Prednisone"),)
+    assert "Prednisone 5 mg" in e.text
+    assert e.route == "oral route"
+    assert e.status == "active"
+
+
+def test_contained_medication() -> None:
+    med = medication_resource(
+        "198145",
+        display="prednisone 10 MG Oral Tablet",
+        strength_mg=10,
+        ingredient="8640",
+        form="Oral Tablet",
+        mid="c1",
+    )
+    m = medication("MedicationRequest", None, med_ref="#c1", contained=[med], authored="2026-01-01")
+    [e] = facts(m).exposures
+    assert {c.code for c in e.codes} == {"198145", "8640"}
+    assert "prednisone 10 MG Oral Tablet" in e.text
+    assert e.strength_mg == 10
+    assert "oral tablet" in e.route
+
+
+def test_referenced_medication_is_resolved_by_id() -> None:
+    med = medication_resource("5521", mid="m7")
+    seen: list[str] = []
+
+    def lookup(mid: str) -> dict | None:
+        seen.append(mid)
+        return med if mid == "m7" else None
+
+    m = medication("MedicationStatement", None, med_ref="https://x.org/fhir/Medication/m7")
+    pf = Extractor(rules(), lookup).facts("p1", [m])
+    assert seen == ["m7"]
+    assert [c.code for c in pf.exposures[0].codes] == ["5521"]
+
+
+def test_unresolved_medication_reference_keeps_the_record() -> None:
+    m = medication("MedicationStatement", None, med_ref="Medication/gone")
+    pf = facts(m)
+    assert pf.medication_records == 1
+    assert pf.exposures[0].codes == ()
+
+
+def test_missing_contained_medication_keeps_the_record() -> None:
+    m = medication("MedicationStatement", None, med_ref="#nope", contained=[])
+    assert facts(m).exposures[0].codes == ()
+
+
+# --- dosage: per_day from timing ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("dkw", "per_day"),
+    [
+        ({}, None),
+        ({"frequency": 1, "period": 1, "period_unit": "d"}, 1.0),
+        ({"frequency": 2, "period": 1, "period_unit": "d"}, 2.0),
+        ({"frequency": 3, "period": 1, "period_unit": "d"}, 3.0),
+        ({"frequency": 1, "period": 12, "period_unit": "h"}, 2.0),
+        ({"frequency": 1, "period": 8, "period_unit": "h"}, 3.0),
+        ({"frequency": 1, "period": 2, "period_unit": "d"}, 0.5),
+        ({"frequency": 1, "period": 1, "period_unit": "wk"}, 1 / 7),
+        ({"frequency": 2, "period": 1, "period_unit": "wk"}, 2 / 7),
+        ({"timing_code": "QD"}, 1.0),
+        ({"timing_code": "BID"}, 2.0),
+        ({"timing_code": "bid"}, 2.0),
+        ({"timing_code": "TID"}, 3.0),
+        ({"timing_code": "QID"}, 4.0),
+        ({"timing_code": "QOD"}, 0.5),
+        ({"timing_code": "AM"}, 1.0),
+    ],
+)
+def test_dosage_per_day(dkw: dict, per_day: float | None) -> None:
+    m = medication("MedicationRequest", "8640", dosages=[dosage(qty(5, "mg", "mg"), **dkw)])
+    [d] = facts(m).exposures[0].doses
+    assert d.quantity == Quantity(5.0, "mg", "mg")
+    if per_day is None:
+        assert d.per_day is None
+    else:
+        assert d.per_day == pytest.approx(per_day)
+
+
+def test_dosage_on_statement_request_and_administration() -> None:
+    s = medication("MedicationStatement", "8640", dosages=[dosage(qty(10, "mg", "mg"))])
+    r = medication(
+        "MedicationRequest",
+        "8640",
+        dosages=[dosage(qty(20, "mg", "mg")), dosage(qty(30, "mg", "mg"))],
+    )
+    a = medication(
+        "MedicationAdministration",
+        "6902",
+        status="completed",
+        when="2026-11-01",
+        admin_dose=qty(1000, "mg", "mg"),
+        admin_route="Intravenous",
+    )
+    fs, fr, fa = facts(s, r, a).exposures
+    assert [d.quantity.value for d in fs.doses if d.quantity] == [10]
+    assert [d.quantity.value for d in fr.doses if d.quantity] == [20, 30]
+    assert [d.quantity.value for d in fa.doses if d.quantity] == [1000]
+    assert fa.route == "intravenous"
+
+
+def test_dosage_without_dose_quantity() -> None:
+    m = medication("MedicationStatement", "8640", dosages=[dosage(None, timing_code="BID")])
+    [d] = facts(m).exposures[0].doses
+    assert d.quantity is None and d.per_day == 2.0
+
+
+# --- Immunization, Procedure -------------------------------------------------------------------
+def test_immunization() -> None:
+    im = immunization("03", "2026-11-01T09:00:00Z")
+    [f] = facts(im).immunizations
+    assert f.when == date(2026, 11, 1)
+    assert f.codes[0].code == "03"
+    assert f.status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("kw", "start", "end"),
+    [
+        ({"when": "2026-10-01"}, date(2026, 10, 1), date(2026, 10, 1)),
+        ({"start": "2026-10-01", "end": "2026-10-05"}, date(2026, 10, 1), date(2026, 10, 5)),
+        ({"start": "2026-10-01"}, date(2026, 10, 1), date(2026, 10, 1)),
+        ({}, None, None),
+    ],
+)
+def test_procedure_dates(kw: dict, start: date | None, end: date | None) -> None:
+    [f] = facts(procedure("20720000", **kw)).procedures
+    assert (f.start, f.end) == (start, end)
+
+
+# --- robustness --------------------------------------------------------------------------------
+def test_malformed_record_is_dropped_not_fatal() -> None:
+    bad = condition("M32.14")
+    bad["onsetPeriod"] = "not-a-period"
+    good = condition("M32.14", onset="2019-01-01")
+    pf = facts(bad, good)
+    assert [c.ref for c in pf.conditions] == [f"Condition/{good['id']}"]
+    assert [r for r, _ in pf.dropped] == [f"Condition/{bad['id']}"]
+
+
+def test_unknown_resource_types_are_ignored() -> None:
+    pf = facts({"resourceType": "Encounter", "id": "e1", "status": "finished"})
+    assert pf.dropped == [] and pf.conditions == [] and pf.observations == []
