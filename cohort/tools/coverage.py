@@ -1,0 +1,309 @@
+"""`cohort mappings coverage`: unmapped codes in the stored data, unseen mapped codes, bad units."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cohort.config import Config
+from cohort.errors import ConfigError
+from cohort.extract import Extractor
+from cohort.model import Code, ObservationFact, ObsValue, Quantity
+from cohort.report.files import write_atomic
+from cohort.runner import Loaded, screened_ids
+from cohort.store import Store
+from cohort.terminology import Terminology
+from cohort.terminology.codes import TEXT, ConceptIndex
+from cohort.tools.common import open_store
+from cohort.tools.suggest import Suggester
+
+COLUMNS = (
+    "section",
+    "site",
+    "resource_type",
+    "system",
+    "code",
+    "display",
+    "screened_patients",
+    "patients",
+    "records",
+    "example_values",
+    "units",
+    "suggestion",
+    "why",
+    "mapping_version",
+)
+
+
+@dataclass
+class Unmapped:
+    """One code (or free text) present in the data that no concept maps."""
+
+    site: str
+    rtype: str
+    system: str
+    code: str
+    display: str = ""
+    screened: set[str] = field(default_factory=set)
+    patients: set[str] = field(default_factory=set)
+    records: int = 0
+    values: list[str] = field(default_factory=list)
+    units: set[str] = field(default_factory=set)
+    quantities: list[Quantity] = field(default_factory=list)
+    suggestion: str = ""
+    why: str = ""
+
+
+@dataclass
+class CoverageReport:
+    version: str
+    unmapped: list[Unmapped] = field(default_factory=list)
+    never_seen: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    # (site, concept, unit as written, example value, screened patients)
+    unit_failures: list[tuple[str, str, str, str, int]] = field(default_factory=list)
+
+
+def _value(v: ObsValue) -> tuple[str, str, Quantity | None]:
+    if v.quantity is not None:
+        q = v.quantity
+        return f"{q.comparator}{q.value:g}", q.code or q.unit, q
+    if v.ratio is not None:
+        return f"{v.ratio[0].value:g}:{v.ratio[1].value:g}", "", None
+    text = v.string or v.text or (v.codes[0].display if v.codes else "")
+    return text[:40], "", None
+
+
+def _add(
+    found: dict,
+    site: str,
+    rtype: str,
+    codes: tuple[Code, ...],
+    text: str,
+    pid: str,
+    screened: bool,
+    o: ObservationFact | None,
+    term: Terminology,
+) -> None:
+    keys = [(term.canonical_system(c.system), c.code, c.display) for c in codes]
+    if not keys:
+        keys = [(TEXT, text.split(" | ")[0], text)]
+    for system, code, display in keys:
+        u = found.setdefault((site, rtype, system, code), Unmapped(site, rtype, system, code))
+        u.display = u.display or display or text
+        u.records += 1
+        u.patients.add(pid)
+        if screened:
+            u.screened.add(pid)
+        if o is not None:
+            value, unit, q = _value(o.value)
+            if value and value not in u.values and len(u.values) < 3:
+                u.values.append(value)
+            if unit:
+                u.units.add(unit)
+            if q is not None and len(u.quantities) < 3:
+                u.quantities.append(q)
+
+
+def _medications(store: Store, site: str) -> Callable[[str], dict[str, Any] | None]:
+    return lambda mid: store.get(site, "Medication", mid)
+
+
+def coverage_report(cfg: Config, out: Path, site_id: str | None = None) -> CoverageReport:
+    """Scan every stored patient of the site(s); rank unmapped codes by screened patients."""
+    loaded = Loaded.from_config(cfg)
+    term = loaded.term
+    sites = [s for s in cfg.sites if site_id in (None, s.id)]
+    if not sites:
+        raise ConfigError(f"site '{site_id}' is not in the configuration")
+    report = CoverageReport(term.version)
+    found: dict[tuple[str, str, str, str], Unmapped] = {}
+    seen_codes: dict[str, set[str]] = defaultdict(set)
+    seen_text: set[str] = set()
+    failures: dict[tuple[str, str, str], list] = {}
+    with open_store(cfg, out) as store:
+        for site in sites:
+            screened = set(screened_ids(site.id, store, loaded))
+            ex = Extractor(loaded.rules, _medications(store, site.id))
+            for pid, resources in store.iter_by_patient(site.id):
+                facts = ex.facts(pid, resources)
+                records: list[tuple[str, tuple[Code, ...], str, ObservationFact | None]] = []
+                records += [("Condition", c.codes, c.text, None) for c in facts.conditions]
+                records += [("Observation", o.codes, o.text, o) for o in facts.observations]
+                records += [(e.ref.split("/")[0], e.codes, e.text, None) for e in facts.exposures]
+                records += [("Immunization", i.codes, i.text, None) for i in facts.immunizations]
+                records += [("Procedure", p.codes, p.text, None) for p in facts.procedures]
+                for rtype, codes, text, o in records:
+                    for c in codes:
+                        seen_codes[term.canonical_system(c.system)].add(c.code)
+                    if text:
+                        seen_text.add(text)
+                    concepts = term.concepts_for(codes, text)
+                    if not concepts:
+                        _add(found, site.id, rtype, codes, text, pid, pid in screened, o, term)
+                    elif o is not None and o.value.quantity is not None:
+                        _unit_check(failures, site.id, pid in screened, o, concepts, term)
+    sug = Suggester(term)
+    for u in found.values():
+        u.suggestion, u.why = sug.suggest(u)
+    report.unmapped = sorted(
+        found.values(), key=lambda u: (-len(u.screened), -len(u.patients), u.rtype, u.code)
+    )
+    report.never_seen = _never_seen(term, seen_codes, seen_text)
+    report.unit_failures = sorted(
+        ((s, c, unit, v[0], len(v[1])) for (s, c, unit), v in failures.items()),
+        key=lambda t: -t[4],
+    )
+    return report
+
+
+def _unit_check(
+    failures: dict,
+    site: str,
+    screened: bool,
+    o: ObservationFact,
+    concepts: frozenset[str],
+    term: Terminology,
+) -> None:
+    q = o.value.quantity
+    assert q is not None
+    for concept in sorted(concepts):
+        unit = term.canonical_unit(concept)
+        if not unit or unit.startswith("{"):
+            continue
+        if term.convert(q, concept) is None:
+            written = q.code or q.unit or "(no unit)"
+            entry = failures.setdefault((site, concept, written), [f"{q.value:g}", set()])
+            if screened:
+                entry[1].add(o.ref)
+
+
+def _never_seen(
+    term: Terminology, seen_codes: dict[str, set[str]], seen_text: set[str]
+) -> list[tuple[str, str, str, str, str]]:
+    out = []
+    for row in term.rows():
+        if row.verified == "N":
+            continue
+        index = ConceptIndex([row], term.systems)
+        if row.system == TEXT:
+            hit = any(index.text_hits(t) for t in seen_text)
+        else:
+            system = term.canonical_system(row.system)
+            hit = any(index.code_hits(system, c) for c in seen_codes.get(system, ()))
+        if not hit:
+            out.append((row.concept, row.system, row.code, row.display, f"{row.file}:{row.line}"))
+    return out
+
+
+def render_terminal(r: CoverageReport, limit: int) -> str:
+    """Tables for the terminal (the first `limit` rows of each)."""
+    lines = [f"unmapped codes in the data ({len(r.unmapped)}), by screened patients:"]
+    body = [
+        (
+            u.site,
+            u.rtype,
+            f"{u.system}|{u.code}"[-48:],
+            u.display[:28],
+            str(len(u.screened)),
+            " ".join(u.values)[:20],
+            " ".join(sorted(u.units))[:12],
+            u.suggestion,
+        )
+        for u in r.unmapped[:limit]
+    ]
+    lines += _table(
+        ("site", "type", "system|code", "display", "screened", "values", "units", "suggest"), body
+    )
+    lines += ["", f"unit failures ({len(r.unit_failures)}):"]
+    lines += _table(
+        ("site", "concept", "unit", "example", "records"),
+        [(s, c, u, v, str(n)) for s, c, u, v, n in r.unit_failures[:limit]],
+    )
+    per: dict[str, int] = defaultdict(int)
+    for concept, *_ in r.never_seen:
+        per[concept] += 1
+    lines += [
+        "",
+        f"mapped rows never seen in the data: {len(r.never_seen)} "
+        f"(in {len(per)} concepts; listed in coverage.csv)",
+    ]
+    return "\n".join(lines)
+
+
+def _table(head: tuple[str, ...], body: Sequence[tuple[str, ...]]) -> list[str]:
+    if not body:
+        return ["  (none)"]
+    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=False)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return ["  " + fmt.format(*head).rstrip()] + ["  " + fmt.format(*b).rstrip() for b in body]
+
+
+def write_csv(r: CoverageReport, path: Path) -> Path:
+    """coverage.csv (0600, atomic): one row per unmapped code, unseen row and unit failure."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(COLUMNS)
+    for u in r.unmapped:
+        w.writerow(
+            [
+                "unmapped",
+                u.site,
+                u.rtype,
+                u.system,
+                u.code,
+                u.display,
+                len(u.screened),
+                len(u.patients),
+                u.records,
+                "; ".join(u.values),
+                "; ".join(sorted(u.units)),
+                u.suggestion,
+                u.why,
+                r.version,
+            ]
+        )
+    for s, concept, unit, value, n in r.unit_failures:
+        w.writerow(
+            [
+                "unit_not_converted",
+                s,
+                "Observation",
+                "",
+                "",
+                "",
+                n,
+                "",
+                "",
+                value,
+                unit,
+                concept,
+                "",
+                r.version,
+            ]
+        )
+    for concept, system, code, display, where in r.never_seen:
+        w.writerow(
+            [
+                "mapped_never_seen",
+                "",
+                "",
+                system,
+                code,
+                display,
+                0,
+                0,
+                0,
+                "",
+                "",
+                concept,
+                where,
+                r.version,
+            ]
+        )
+    write_atomic(path, "\ufeff" + buf.getvalue())
+    return path
