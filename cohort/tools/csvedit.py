@@ -1,0 +1,43 @@
+"""Append rows to a researcher-edited mapping CSV, keeping its header, comments and file mode."""
+
+from __future__ import annotations
+
+import csv
+import io
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+
+from cohort.errors import MappingError
+from cohort.report.files import write_atomic
+
+
+def header_of(path: Path) -> list[str]:
+    """The header line of a mapping CSV (the first non-blank, non-comment line)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise MappingError(f"{path}: cannot be read ({exc.strerror})") from exc
+    for cells in csv.reader(text.splitlines()):
+        if cells and any(c.strip() for c in cells) and not cells[0].lstrip().startswith("#"):
+            return [c.strip() for c in cells]
+    raise MappingError(f"{path}:1: missing header line")
+
+
+def append_rows(path: Path, rows: Iterable[dict[str, str]]) -> int:
+    """Append rows (dicts by column name) atomically; returns how many were written."""
+    header = header_of(path)
+    text = path.read_text(encoding="utf-8-sig")
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    n = 0
+    for row in rows:
+        w.writerow([row.get(col, "") for col in header])
+        n += 1
+    if not n:
+        return 0
+    if text and not text.endswith("\n"):
+        text += "\n"
+    mode = stat.S_IMODE(path.stat().st_mode)
+    write_atomic(path, text + buf.getvalue(), mode=mode)
+    return n

@@ -1,0 +1,125 @@
+"""`cohort mappings expand-rxnorm`: products of a concept's ingredients from the NLM RxNav API.
+
+The only module of the tools that talks HTTP; evaluation never imports it.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from cohort.errors import MappingError, ServerError
+from cohort.terminology.codes import Systems
+from cohort.terminology.mappings import load_concept_rows, read_csv
+from cohort.tools.common import RXNORM
+from cohort.tools.csvedit import append_rows
+
+BASE = "https://rxnav.nlm.nih.gov/REST"
+TTYS = "SCD+SBD+GPCK+BPCK"
+
+
+@dataclass
+class ExpandResult:
+    path: Path
+    asked: int = 0
+    added: int = 0
+    known: int = 0
+
+
+def related_products(
+    rxcui: str, *, timeout: float = 20.0, base: str = BASE
+) -> list[dict[str, str]]:
+    """[{rxcui, name, tty}] of the products (SCD, SBD, GPCK, BPCK) related to an ingredient."""
+    url = f"{base}/rxcui/{rxcui}/related.json?tty={TTYS}"
+    try:
+        resp = requests.get(url, timeout=(min(timeout, 10.0), timeout))
+    except requests.RequestException as exc:
+        raise ServerError(
+            f"cannot reach RxNav ({BASE}): {type(exc).__name__}; run this command where the "
+            "internet is available (nothing was changed)"
+        ) from None
+    if resp.status_code != 200:
+        raise ServerError(f"RxNav answered HTTP {resp.status_code} for RxCUI {rxcui}")
+    try:
+        data: Any = resp.json()
+    except ValueError:
+        raise ServerError(f"RxNav sent a non-JSON answer for RxCUI {rxcui}") from None
+    out: list[dict[str, str]] = []
+    groups = ((data or {}).get("relatedGroup") or {}).get("conceptGroup") or []
+    for group in groups:
+        for prop in (group or {}).get("conceptProperties") or ():
+            if isinstance(prop, dict) and str(prop.get("rxcui", "")).isdigit():
+                out.append(
+                    {
+                        "rxcui": str(prop["rxcui"]),
+                        "name": str(prop.get("name", "")),
+                        "tty": str(prop.get("tty", group.get("tty", ""))),
+                    }
+                )
+    return out
+
+
+def _non_systemic(root: Path) -> re.Pattern[str] | None:
+    try:
+        rules = tomllib.loads((root / "rules.toml").read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    words = (rules.get("exposure") or {}).get("non_systemic_words") or []
+    if not words:
+        return None
+    return re.compile(r"\b(?:" + "|".join(re.escape(str(w)) for w in words) + ")", re.I)
+
+
+def expand_rxnorm(
+    concept: str, root: Path, *, timeout: float = 20.0, today: date | None = None
+) -> ExpandResult:
+    """Append the products of the concept's ingredient RxCUIs to medications/products.csv."""
+    systems = Systems(
+        (r.get("canonical"), r.get("alias"))
+        for r in read_csv(root, root / "systems.csv", ("canonical", "alias"))
+    )
+    ingredients = [
+        (r.code.strip(), r.ingredient)
+        for r in load_concept_rows(root)
+        if r.concept == concept
+        and not r.exclude
+        and r.match == "exact"
+        and systems.canonical(r.system) == RXNORM
+    ]
+    if not ingredients:
+        raise MappingError(
+            f"concept '{concept}' has no RxNorm ingredient rows in {root.name}/concepts/"
+        )
+    path = root / "medications" / "products.csv"
+    have = {
+        r.get("rxcui") for r in read_csv(root, path, ("rxcui", "ingredient", "display", "systemic"))
+    }
+    res = ExpandResult(path)
+    non_systemic = _non_systemic(root)
+    source = f"RxNav related.json {(today or date.today()).isoformat()}"
+    new: list[dict[str, str]] = []
+    for rxcui, ingredient in ingredients:
+        res.asked += 1
+        for p in related_products(rxcui, timeout=timeout):
+            if p["rxcui"] in have:
+                res.known += 1
+                continue
+            have.add(p["rxcui"])
+            systemic = "N" if non_systemic and non_systemic.search(p["name"]) else "Y"
+            new.append(
+                {
+                    "rxcui": p["rxcui"],
+                    "ingredient": ingredient,
+                    "display": p["name"],
+                    "systemic": systemic,
+                    "source": f"{source} ({p['tty']} of {rxcui})",
+                }
+            )
+    res.added = append_rows(path, new)
+    return res
