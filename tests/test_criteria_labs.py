@@ -530,3 +530,52 @@ def test_nephritis_entered_in_error_distractor() -> None:
         "2160-0", ago(2), valueQuantity=qty(4.0, "mg/dL", "mg/dL"), status="entered-in-error"
     )
     assert status("severe_lupus_nephritis", bad, creat(qty(1.0, "mg/dL", "mg/dL"))) == "pass"
+
+
+@pytest.mark.parametrize(
+    ("measure", "expected"),
+    [
+        (creat(qty(0.2, "mmol/L", "mmol/L"), code="14682-9"), "fail"),  # 200 umol/L
+        (creat(qty(0.1, "mmol/L", "mmol/L"), code="14682-9"), "pass"),
+    ],
+)
+def test_nephritis_creatinine_mmol(measure: dict, expected: str) -> None:
+    assert status("severe_lupus_nephritis", measure) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [(2.5, "fail"), (1.0, "pass")])
+def test_nephritis_upcr_g_per_g(value: float, expected: str) -> None:
+    assert (
+        status(
+            "severe_lupus_nephritis",
+            upcr(qty(value, "g/g", "g/g")),
+            creat(qty(1.0, "mg/dL", "mg/dL")),
+        )
+        == expected
+    )
+
+
+def test_sledai_bare_number_quantity() -> None:
+    assert (
+        status("sledai", observation("SLEDAI-2K", ago(5), FLOWSHEET, valueQuantity={"value": 9}))
+        == "pass"
+    )
+
+
+def test_sledai_entered_in_error_distractor() -> None:
+    ok = observation("SLEDAI-2K", ago(30), FLOWSHEET, valueInteger=10)
+    bad = observation("SLEDAI-2K", ago(5), FLOWSHEET, valueInteger=2, status="entered-in-error")
+    assert status("sledai", ok, bad) == "pass"
+
+
+@pytest.mark.parametrize(
+    ("cid", "code", "ok", "low"),
+    [
+        ("hemoglobin", "718-7", qty(12, "g/dL", "g/dL"), qty(5, "g/dL", "g/dL")),
+        ("neutrophils", "751-8", qty(3, "K/uL"), qty(0.1, "K/uL")),
+    ],
+)
+def test_cbc_entered_in_error_distractor(cid: str, code: str, ok: dict, low: dict) -> None:
+    good = observation(code, ago(30), valueQuantity=ok)
+    bad = observation(code, ago(2), valueQuantity=low, status="entered-in-error")
+    assert status(cid, good, bad) == "pass"

@@ -686,3 +686,93 @@ def test_time_limited_kinds_of_the_trial() -> None:
         "washout_b_cell_depletion",
         "live_vaccine",
     }
+
+
+# --- systemic vs non-systemic: more route wordings and products ---------------------------------
+@pytest.mark.parametrize(
+    ("route", "expected"),
+    [
+        ("Nasal route", "fail"),
+        ("Inhalation", "fail"),
+        ("Respiratory tract route (inhaled)", "fail"),
+        ("Otic route", "fail"),
+        ("Transdermal patch", "fail"),
+        ("Cutaneous", "fail"),
+        ("Vaginal", "fail"),
+        ("Per rectum (rectal)", "fail"),
+        ("Subcutaneous", "pass"),  # systemic: not 'cutaneous'
+        ("Intravenous", "pass"),
+        ("Intramuscular", "pass"),
+        ("By mouth (oral)", "pass"),
+        pytest.param(
+            "Intranasal",
+            "fail",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="BUG: route text 'Intranasal' says nasal but is read as systemic "
+                "(non_systemic words matched only at a word start)",
+            ),
+        ),
+        pytest.param(
+            "Intravaginal",
+            "fail",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="BUG: route text 'Intravaginal' says vaginal but is read as systemic",
+            ),
+        ),
+    ],
+)
+def test_background_route_wordings(route: str, expected: str) -> None:
+    r = stmt("10759", status="active", start=ago(60), dosages=[dosage(mg(4), route=route)])
+    assert status("background_therapy", r) == expected
+
+
+def test_non_systemic_product_rxcui_is_not_background_nor_high_dose() -> None:
+    # 465397 Ciprofloxacin / Dexamethasone (otic): products.csv systemic = N
+    r = stmt(
+        "465397",
+        display="Ciprofloxacin / Dexamethasone",
+        status="active",
+        start=ago(30),
+        dosages=[dosage(mg(100))],
+    )
+    assert status("background_therapy", r) == "fail"
+    assert status("washout_high_dose_cs", r) == "pass"
+
+
+def test_high_dose_tablets_with_strength_in_product_display() -> None:
+    r = req(
+        "198148",
+        display="prednisone 50 MG Oral Tablet",
+        status="active",
+        authored=ago(10),
+        dosages=[dosage(qty(1, "TAB", "{tbl}"))],
+    )
+    assert status("washout_high_dose_cs", r) == "fail"
+
+
+def test_b_cell_cd19_reference_range_in_other_unit() -> None:
+    lab = observation(
+        "8116-6",
+        ago(10),
+        valueQuantity=qty(0.05, "10*9/L", "10*9/L"),
+        ref_low=qty(0.1, "10*9/L", "10*9/L"),
+    )
+    assert status("washout_b_cell_depletion", admin(RTX, days=300), lab) == "fail"
+
+
+def test_b_cell_entered_in_error_cd19_ignored() -> None:
+    bad = observation(
+        "8116-6", ago(5), valueQuantity=qty(5, "/uL", "/uL"), status="entered-in-error"
+    )
+    assert (
+        status("washout_b_cell_depletion", admin(RTX, days=300), bad, cd19(150, 20, low=100))
+        == "pass"
+    )
+
+
+def test_belimumab_entered_in_error_ignored() -> None:
+    assert (
+        status("washout_belimumab", admin("1092437", days=10, status="entered-in-error")) == "pass"
+    )
