@@ -16,12 +16,14 @@ from typing import IO, Any
 import orjson
 
 from cohort.errors import SourceError
-from cohort.source.validate import MODES, check
+from cohort.source.validate import MODES, RESOURCE_TYPES, check
 
 __all__ = ["MAX_ISSUES", "ReadIssue", "ReadStats", "read_path"]
 
 # Issues are kept in memory; a corrupt multi-GB NDJSON must not turn into a multi-GB issue list.
 MAX_ISSUES = 10_000
+# Deepest nesting of one resource accepted (real FHIR resources stay well under 30 levels).
+MAX_DEPTH = 100
 
 # Files that are obviously not FHIR data (documentation, checksums, listings): skipped silently.
 _NON_DATA_SUFFIXES = (".md", ".txt", ".tsv", ".csv", ".rst", ".html", ".pdf", ".sha256", ".sig")
@@ -83,8 +85,17 @@ class _Reader:
         if rtype == "Bundle":
             yield from self.bundle(res, origin, {})
             return
+        if rtype not in RESOURCE_TYPES:
+            # A misspelt type ("Patientt") is broken data, not a type we merely do not read.
+            self.reject(origin, "?", "resourceType: not a FHIR R4 resource type")
+            return
         if self.types is not None and rtype not in self.types:
             self.stats.skipped_types[rtype] += 1
+            return
+        if _too_deep(res):
+            # orjson parses 1024 levels but serialises only 255 (the store would crash) and
+            # recursive walkers would hit Python's recursion limit: refuse it here, located.
+            self.reject(origin, rtype, f"{rtype}: nested deeper than {MAX_DEPTH} levels")
             return
         if "id" not in res:
             # The store is keyed by (type, id): a resource without an id cannot be kept.
@@ -134,7 +145,7 @@ class _Reader:
             if isinstance(res, dict) and res.get("resourceType") == "Bundle":
                 yield from self.bundle(res, where, refs)
                 continue
-            if refs and isinstance(res, dict):
+            if refs and isinstance(res, dict) and not _too_deep(res):
                 _rewrite_refs(res, refs)
             yield from self.resource(res, where)
 
@@ -221,6 +232,21 @@ class _Reader:
             return
         with fh:
             yield from self.guarded(self.stream(path.name, fh, origin), origin)
+
+
+def _too_deep(node: Any, limit: int | None = None) -> bool:
+    """True when `node` nests more than `limit` (default MAX_DEPTH) levels (iterative walk)."""
+    limit = MAX_DEPTH if limit is None else limit
+    stack: list[tuple[Any, int]] = [(node, 1)]
+    while stack:
+        cur, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(cur, dict):
+            stack.extend((v, depth + 1) for v in cur.values() if isinstance(v, dict | list))
+        elif isinstance(cur, list):
+            stack.extend((v, depth + 1) for v in cur if isinstance(v, dict | list))
+    return False
 
 
 def _is_non_data(name: str) -> bool:
