@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
-from criteria_helpers import ICD, SNOMED, condition, patient, screened, status
+from criteria_helpers import ICD, SNOMED, condition, patient, run, screened, status
 
 # as_of = 2026-11-25; 6 calendar months before = 2026-05-25
 
@@ -169,3 +171,28 @@ def test_sle_with_other_conditions_only_counts_sle() -> None:
         status("sle_diagnosis", condition("J45.909", onset=OLD), condition("M32.14", onset=RECENT))
         == "fail"
     )
+
+
+@pytest.mark.parametrize(
+    ("onset", "expected"),
+    [("2026-02-28", "pass"), ("2026-03-01", "fail")],
+)
+def test_sle_calendar_months_clamp(onset: str, expected: str) -> None:
+    # 6 months before 2026-08-31 is 2026-02-28
+    r = run("sle_diagnosis", condition("M32.14", onset=onset), as_of=date(2026, 8, 31))
+    assert r.status == expected
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["36402006", "52042003"],  # lupus nephritis classes: organ forms of SLE
+)
+def test_lupus_nephritis_snomed_is_sle(code: str) -> None:
+    c = condition(code, SNOMED, onset=OLD)
+    assert screened(c)
+    assert status("sle_diagnosis", c) == "pass"
+
+
+def test_snomed_edition_uri_in_system() -> None:
+    c = condition("55464009", "http://snomed.info/sct/731000124108", onset=OLD)
+    assert status("sle_diagnosis", c) == "pass"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
@@ -579,3 +580,23 @@ def test_cbc_entered_in_error_distractor(cid: str, code: str, ok: dict, low: dic
     good = observation(code, ago(30), valueQuantity=ok)
     bad = observation(code, ago(2), valueQuantity=low, status="entered-in-error")
     assert status(cid, good, bad) == "pass"
+
+
+def test_nephritis_24h_protein_mg_per_day_text() -> None:
+    assert (
+        status(
+            "severe_lupus_nephritis",
+            prot24(qty(2500, "mg/day")),
+            creat(qty(1.0, "mg/dL", "mg/dL")),
+        )
+        == "fail"
+    )
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [("2027-02-28", "pass"), ("2027-02-27", "unknown")],
+)
+def test_weight_12_months_from_leap_day(when: str, expected: str) -> None:
+    o = observation("29463-7", when, valueQuantity=qty(60, "kg", "kg"))
+    assert run("weight", o, as_of=date(2028, 2, 29)).status == expected

@@ -776,3 +776,27 @@ def test_belimumab_entered_in_error_ignored() -> None:
     assert (
         status("washout_belimumab", admin("1092437", days=10, status="entered-in-error")) == "pass"
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a medication record dated after as_of is ignored by the rules, yet it still "
+    "counts as 'a medication record' so background_therapy is fail instead of unknown",
+)
+def test_background_only_future_record_counts_as_no_record() -> None:
+    assert status("background_therapy", req(status="active", authored=ago(-10))) == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("tablets", "expected"),
+    [(10, "fail"), (8, "pass")],  # 4 mg x n x 1.25: 50 / 40 mg prednisone-equivalent
+)
+def test_high_dose_brand_text_with_strength(tablets: int, expected: str) -> None:
+    r = stmt(
+        None,
+        text="Medrol 4 MG Oral Tablet",
+        status="active",
+        start=ago(10),
+        dosages=[dosage(qty(tablets, "tablet"))],
+    )
+    assert status("washout_high_dose_cs", r) == expected
