@@ -6,10 +6,12 @@ import bz2
 import gzip
 import lzma
 import os
+import re
 import tarfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
@@ -105,6 +107,10 @@ class _Reader:
         if reason is not None:
             self.reject(origin, rtype, reason)
             return
+        where = _impossible_date(res)
+        if where is not None:
+            # Kept (the rest of the record is good) but the date reads as missing: say so.
+            self.stats.issue(origin, f"{rtype}.{where}: impossible calendar date, ignored")
         self.stats.read[rtype] += 1
         yield res, origin
 
@@ -247,6 +253,27 @@ def _too_deep(node: Any, limit: int | None = None) -> bool:
         elif isinstance(cur, list):
             stack.extend((v, depth + 1) for v in cur if isinstance(v, dict | list))
     return False
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}(?:T.*)?")
+
+
+def _impossible_date(res: dict[str, Any]) -> str | None:
+    """Element path of the first date such as 2026-02-30 (regex-valid, not on the calendar)."""
+    stack: list[tuple[Any, str]] = [(res, "")]
+    while stack:
+        cur, path = stack.pop()
+        items = cur.items() if isinstance(cur, dict) else enumerate(cur)
+        for k, v in items:
+            sub = f"{path}.{k}" if isinstance(k, str) else f"{path}[{k}]"
+            if isinstance(v, dict | list):
+                stack.append((v, sub))
+            elif isinstance(v, str) and len(v) >= 10 and _DAY.fullmatch(v):
+                try:
+                    date.fromisoformat(v[:10])
+                except ValueError:
+                    return sub.lstrip(".")
+    return None
 
 
 def _is_non_data(name: str) -> bool:
