@@ -191,7 +191,11 @@ def _check_trial(path: Path, rows: list[MappingRow], f: Findings) -> None:
                 + (f" (did you mean '{hint[0]}'?)" if hint else ""),
             )
         elif name not in active:
-            f.warn(where, f"{label}key '{key}': concept '{name}' is empty (only unverified rows)")
+            f.warn(
+                where,
+                f"{label}key '{key}': concept '{name}' is empty "
+                "(only unverified rows; a run needs use_unverified)",
+            )
 
     head = data.get("trial") if isinstance(data.get("trial"), dict) else {}
     trial_line = next((i for i, ln in enumerate(lines) if ln.strip() == "[trial]"), 0)

@@ -1,0 +1,110 @@
+"""`cohort mappings check`: shipped mappings pass; broken files give located errors and exit 4."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cohort.cli import cli
+from cohort.tools.common import code_problem, loinc_check_digit
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data" / "tools"
+
+
+def _copy(tmp_path: Path) -> Path:
+    dest = tmp_path / "mappings"
+    shutil.copytree(ROOT / "mappings", dest)
+    return dest
+
+
+def _broken(tmp_path: Path) -> Path:
+    m = _copy(tmp_path)
+    shutil.copy(DATA / "broken" / "concepts" / "broken.csv", m / "concepts" / "broken.csv")
+    shutil.copy(DATA / "broken" / "trials" / "broken-trial.toml", m / "trials")
+    return m
+
+
+@pytest.mark.parametrize(
+    ("number", "digit"), [("5048", 4), ("29953", 7), ("777", 3), ("718", 7), ("2160", 0)]
+)
+def test_loinc_check_digit(number: str, digit: int) -> None:
+    assert loinc_check_digit(number) == digit
+
+
+def test_code_shapes() -> None:
+    assert code_problem("http://loinc.org", "777-4") is not None
+    assert code_problem("http://loinc.org", "LA6576-8") is None  # answer code: shape only
+    assert code_problem("http://hl7.org/fhir/sid/icd-10-cm", "M32.14") is None
+    assert code_problem("http://hl7.org/fhir/sid/icd-10-cm", "M3214") is None
+    assert code_problem("http://hl7.org/fhir/sid/icd-10-cm", "32.1") is not None
+    assert code_problem("http://www.nlm.nih.gov/research/umls/rxnorm", "12a") is not None
+    assert code_problem("http://hl7.org/fhir/sid/cvx", "03") is None
+    assert code_problem("http://hl7.org/fhir/sid/cvx", "1234") is not None
+
+
+def test_shipped_mappings_pass_with_version() -> None:
+    result = CliRunner().invoke(cli, ["mappings", "check"])
+    assert result.exit_code == 0, result.output
+    human = (ROOT / "mappings" / "VERSION").read_text().strip()
+    assert "mapping version sha256:" in result.output and f"({human})" in result.output
+    assert "0 error(s)" in result.output
+    # unverified rows are a counted warning naming the file, column and lines
+    assert "column 'verified'" in result.output and "unverified row(s)" in result.output
+
+
+def test_broken_files_are_located_errors(tmp_path: Path) -> None:
+    m = _broken(tmp_path)
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    out = result.output
+    assert result.exit_code == 4, out
+    f = "mappings/concepts/broken.csv"
+    assert (
+        f"{f}:2: column 'system': unknown code system 'http://lonic.org' "
+        "(did you mean 'http://loinc.org'?)" in out
+    )
+    assert f"{f}:3: column 'code': LOINC '777-4' has a wrong check digit (expected 777-3)" in out
+    assert f"{f}:4: column 'match': unknown match kind 'prefx'" in out
+    assert "did you mean 'prefix'?" in out
+    assert f"{f}:5: column 'code': 'M3X2..1' is not shaped like an ICD-10-CM code" in out
+    # the same code for two concepts: a warning naming both lines
+    assert "warning:" in out and f"{f}:6 (hemoglobin)" in out and f"{f}:7 (platelets)" in out
+    trial = str(m / "trials" / "broken-trial.toml")
+    assert (
+        f"{trial}:12: criterion 'platelets': key 'concepts': unknown concept 'platelet' "
+        "(did you mean 'platelets'?)" in out
+    )
+    assert "cohort: error:" in out and "error(s) in the mapping files" in out
+
+
+def test_trial_option_and_units(tmp_path: Path) -> None:
+    m = _broken(tmp_path)
+    (m / "concepts" / "broken.csv").unlink()
+    with (m / "units.csv").open("a") as fh:
+        fh.write("complement_c3,mg/dLL%%,,broken unit\n")
+    lines = (m / "units.csv").read_text().splitlines()
+    result = CliRunner().invoke(
+        cli, ["mappings", "check", "--mappings", str(m), "--trial", "sirius-sle-2"]
+    )
+    assert result.exit_code == 4, result.output
+    assert f"mappings/units.csv:{len(lines)}: column 'unit': UCUM cannot parse 'mg/dLL%%'" in (
+        result.output
+    )
+    assert "broken-trial" not in result.output  # only the trial asked for
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m), "--trial", "nope"])
+    assert result.exit_code == 4 and "criteria file not found" in result.output
+
+
+def test_empty_concept_is_a_warning(tmp_path: Path) -> None:
+    m = _copy(tmp_path)
+    labs = m / "concepts" / "labs.csv"
+    text = labs.read_text().splitlines()
+    # make every body_weight row unverified: the weight criterion's concept becomes empty
+    text = [ln.replace(",Y,", ",N,") if ln.startswith("body_weight,") else ln for ln in text]
+    labs.write_text("\n".join(text) + "\n")
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+    assert "concept 'body_weight' is empty (only unverified rows)" in result.output
