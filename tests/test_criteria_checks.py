@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from criteria_helpers import SNOMED, ago, condition, observation, qty, status
 
-POSITIVE = {"valueString": "Positive"}
-NEGATIVE = {"valueString": "Negative"}
+POSITIVE: dict[str, Any] = {"valueString": "Positive"}
+NEGATIVE: dict[str, Any] = {"valueString": "Negative"}
 CODED_POS = {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "10828004"}]}}
 CODED_NEG = {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "260385009"}]}}
 
