@@ -1,0 +1,112 @@
+"""What changed between runs (change column, run.json) and `cohort diff`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cohort.cli import cli
+from cohort.tools.changes import PreviousRun, read_previous
+from cohort.tools.diff import diff_outputs
+
+ROOT = Path(__file__).resolve().parent.parent
+SITE = ROOT / "tests" / "data" / "tools" / "site-x"
+
+
+def _cfg(tmp_path: Path) -> Path:
+    shutil.copytree(ROOT / "mappings", tmp_path / "mappings")
+    cfg = tmp_path / "site.toml"
+    cfg.write_text(
+        '[trial]\nid = "sirius-sle-2"\nmappings = "mappings"\n'
+        f'[[sites]]\nid = "site-x"\nname = "Site X"\nsource = "{SITE}"\n'
+    )
+    return cfg
+
+
+def _run(cfg: Path, out: Path, as_of: str) -> None:
+    result = CliRunner().invoke(
+        cli, ["run", "--config", str(cfg), "--as-of", as_of, "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+
+
+def _rows(out: Path) -> dict[str, dict[str, str]]:
+    with (out / "site-x" / "candidates.csv").open(encoding="utf-8-sig", newline="") as fh:
+        return {r["patient_id"]: r for r in csv.DictReader(fh)}
+
+
+def test_first_run_has_no_change_and_previous_is_read(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    out = tmp_path / "out"
+    _run(cfg, out, "2026-11-25")
+    assert all(r["change"] == "" for r in _rows(out).values())
+    prev = read_previous(out / "site-x" / "candidates.csv")
+    assert isinstance(prev, PreviousRun) and isinstance(prev, dict)
+    assert prev["x-p003"] == "likely" and prev.trial == "sirius-sle-2"
+    assert prev.cells["x-p001"]["ana_titer"] == "unknown"
+    assert read_previous(tmp_path / "missing.csv") == {}
+
+
+def test_criteria_changed_without_tier_change(tmp_path: Path) -> None:
+    """A cell that differs without a tier change is named; a tier change and new/removed win."""
+    cfg = _cfg(tmp_path)
+    out = tmp_path / "out"
+    _run(cfg, out, "2026-11-25")
+    # make the previous output say the patient was excluded with the same cells otherwise
+    path = out / "site-x" / "candidates.csv"
+    text = path.read_text(encoding="utf-8-sig")
+    rows = list(csv.DictReader(text.splitlines()))
+    for r in rows:
+        if r["patient_id"] == "x-p003":
+            r["weight"] = "unknown"  # only a criterion cell differs
+        if r["patient_id"] == "x-p002":
+            r["patient_id"] = "x-gone"
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    _run(cfg, out, "2026-12-20")
+    now = _rows(out)
+    assert now["x-p001"]["change"] == "tier possible -> excluded"
+    assert now["x-p002"]["change"] == "new"
+    assert now["x-p003"]["change"] == "criteria changed: weight"
+    report = json.loads((out / "run.json").read_text())
+    assert report["sites"]["site-x"]["changes"] == {"new": 1, "removed": 1, "tier_changed": 1}
+
+
+def test_previous_run_of_another_trial_is_not_compared(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    out = tmp_path / "out"
+    _run(cfg, out, "2026-11-25")
+    report = json.loads((out / "run.json").read_text())
+    report["trial"] = "another-trial"
+    (out / "run.json").write_text(json.dumps(report))
+    _run(cfg, out, "2026-12-20")
+    assert all(r["change"] == "" for r in _rows(out).values())
+    assert json.loads((out / "run.json").read_text())["sites"]["site-x"]["changes"]["removed"] == 0
+
+
+def test_diff_folders(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    a, b = tmp_path / "a", tmp_path / "b"
+    _run(cfg, a, "2026-11-25")
+    _run(cfg, b, "2026-12-20")
+    d = diff_outputs(a, b)
+    [site] = d.sites
+    assert site.site == "site-x" and not site.added and not site.removed
+    assert ("x-p001", "possible", "excluded") in site.tiers
+    assert ("x-p001", "platelets", "pass", "fail") in site.cells
+    result = CliRunner().invoke(cli, ["diff", str(a), str(b)])
+    assert result.exit_code == 0, result.output
+    assert "mapping sha256:" in result.output
+    assert "site site-x: 0 added, 0 removed, 1 tier change(s)" in result.output
+    # a site present in one folder only, and identical folders
+    shutil.rmtree(b / "site-x")
+    result = CliRunner().invoke(cli, ["diff", str(a), str(b)])
+    assert result.exit_code == 0 and "site site-x: only in A" in result.output
+    result = CliRunner().invoke(cli, ["diff", str(a), str(a)])
+    assert "0 added, 0 removed, 0 tier change(s), 0 criterion cell change(s)" in result.output

@@ -1,0 +1,158 @@
+"""`cohort mappings import-valueset` and `expand-rxnorm` (HTTP mocked with `responses`)."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+from pathlib import Path
+
+import requests
+import responses
+from click.testing import CliRunner
+
+from cohort.cli import cli
+from cohort.tools.rxnav import BASE
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data" / "tools"
+
+
+def _mappings(tmp_path: Path) -> Path:
+    m = tmp_path / "mappings"
+    shutil.copytree(ROOT / "mappings", m)
+    return m
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return list(csv.DictReader(line for line in fh if not line.startswith("#")))
+
+
+def test_import_expansion_skips_duplicates_and_bad_codes(tmp_path: Path) -> None:
+    m = _mappings(tmp_path)
+    args = [
+        "mappings",
+        "import-valueset",
+        str(DATA / "valueset-ana.json"),
+        "--concept",
+        "ana_titer",
+    ]
+    result = CliRunner().invoke(cli, [*args, "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+    assert "added 1 row(s) for 'ana_titer'" in result.output
+    assert "5048-4: already mapped" in result.output  # duplicate of a shipped row
+    assert "33800-5: LOINC '33800-5' has a wrong check digit" in result.output
+    new = [r for r in _rows(m / "concepts" / "labs.csv") if r["code"] == "33800-4"]
+    assert len(new) == 1 and new[0]["concept"] == "ana_titer" and new[0]["verified"] == "N"
+    assert new[0]["source"] == (
+        "ValueSet http://example.org/fhir/ValueSet/ana-titer|2026.1 expansion "
+        "(ANA titer tests (test fixture))"
+    )
+    # importing again adds nothing; the files still pass the check
+    result = CliRunner().invoke(cli, [*args, "--mappings", str(m)])
+    assert "added 0 row(s)" in result.output
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+
+
+def test_import_compose_into_chosen_file_verified(tmp_path: Path) -> None:
+    m = _mappings(tmp_path)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "mappings",
+            "import-valueset",
+            str(DATA / "valueset-compose.json"),
+            "--concept",
+            "ana_titer",
+            "--mappings",
+            str(m),
+            "--file",
+            "concepts/local.csv",
+            "--verified",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = [r for r in _rows(m / "concepts" / "local.csv") if r["concept"] == "ana_titer"]
+    assert [r["code"] for r in rows] == ["ANA-T", "ANA-T2"]
+    assert all(
+        r["verified"] == "Y" and r["system"] == "http://example.org/fhir/site-x/lab" for r in rows
+    )
+    assert rows[0]["source"] == "ValueSet http://example.org/fhir/ValueSet/site-x-ana (SiteXAna)"
+
+
+def test_import_errors(tmp_path: Path) -> None:
+    m = _mappings(tmp_path)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"resourceType": "Patient"}')
+    result = CliRunner().invoke(
+        cli, ["mappings", "import-valueset", str(bad), "--concept", "x", "--mappings", str(m)]
+    )
+    assert result.exit_code == 4 and "not a FHIR ValueSet" in result.output
+    vs = str(DATA / "valueset-ana.json")
+    result = CliRunner().invoke(
+        cli, ["mappings", "import-valueset", vs, "--concept", "belimumab", "--mappings", str(m)]
+    )
+    assert result.exit_code == 4 and "give --ingredient" in result.output
+
+
+def _register_rxnav() -> None:
+    """5521 (hydroxychloroquine) answers the fixture; every other ingredient has no products."""
+    body = (DATA / "rxnav-related-5521.json").read_text()
+    empty = '{"relatedGroup": {"conceptGroup": [{"tty": "SCD"}]}}'
+
+    def answer(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        wanted = "/rxcui/5521/related.json?tty=SCD+SBD+GPCK+BPCK"
+        return 200, {}, body if str(request.url).endswith(wanted) else empty
+
+    responses.add_callback(
+        responses.GET,
+        re.compile(re.escape(BASE) + r"/rxcui/\d+/related\.json.*"),
+        callback=answer,
+        content_type="application/json",
+    )
+
+
+@responses.activate
+def test_expand_rxnorm_appends_products(tmp_path: Path) -> None:
+    m = _mappings(tmp_path)
+    _register_rxnav()
+    args = ["mappings", "expand-rxnorm", "--concept", "antimalarial", "--mappings", str(m)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "added 3 product(s)" in result.output
+    products = {r["rxcui"]: r for r in _rows(m / "medications" / "products.csv")}
+    tab = products["979092"]
+    assert tab["ingredient"] == "hydroxychloroquine" and tab["systemic"] == "Y"
+    assert tab["source"].startswith("RxNav related.json 20")
+    assert products["999000"]["systemic"] == "N"  # a cream is not systemic (rules.toml words)
+    urls = [c.request.url for c in responses.calls]
+    assert any("/rxcui/5521/related.json?tty=SCD+SBD+GPCK+BPCK" in u for u in urls)
+    # again: nothing new
+    result = CliRunner().invoke(cli, args)
+    assert "added 0 product(s)" in result.output and "3 already present" in result.output
+    assert CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)]).exit_code == 0
+
+
+@responses.activate
+def test_expand_rxnorm_offline_is_one_line_exit_6(tmp_path: Path) -> None:
+    m = _mappings(tmp_path)
+    responses.add(
+        responses.GET, re.compile(".*"), body=requests.ConnectionError("network unreachable")
+    )
+    before = (m / "medications" / "products.csv").read_text()
+    result = CliRunner().invoke(
+        cli, ["mappings", "expand-rxnorm", "--concept", "belimumab", "--mappings", str(m)]
+    )
+    assert result.exit_code == 6
+    assert result.output.strip().count("\n") == 0 and "cannot reach RxNav" in result.output
+    assert (m / "medications" / "products.csv").read_text() == before
+
+
+def test_expand_rxnorm_concept_without_rxcui(tmp_path: Path) -> None:
+    m = _mappings(tmp_path)
+    result = CliRunner().invoke(
+        cli, ["mappings", "expand-rxnorm", "--concept", "ianalumab", "--mappings", str(m)]
+    )
+    assert result.exit_code == 4 and "no RxNorm ingredient rows" in result.output
