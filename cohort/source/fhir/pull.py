@@ -296,6 +296,20 @@ class Puller:
                 self.set_mark(rtype, f"{clock}|{h}")
 
 
+def search_path(p: Puller) -> None:
+    """Screen, then pull every type for new patients in full and known ones incrementally."""
+    with p.phase("screen"):
+        screened = p.screen()
+    complete = p.id_set("complete")
+    known = sorted(screened & complete)
+    new = sorted(screened - complete)
+    p.report.incremental = bool(known)
+    p.report.patients_screened, p.report.patients_new = len(screened), len(new)
+    p.log.info("fhir %s: screened %d patients (%d new)", p.site, len(screened), len(new))
+    p.pull_types(new, known)
+    p.set_mark("complete", json.dumps(sorted(screened)))
+
+
 def pull(
     site_id: str,
     settings: ServerSettings,
@@ -325,16 +339,7 @@ def pull(
 
             bulk_pull(p)
         else:
-            with p.phase("screen"):
-                screened = p.screen()
-            complete = p.id_set("complete")
-            known = sorted(screened & complete)
-            new = sorted(screened - complete)
-            p.report.incremental = bool(known)
-            p.report.patients_screened, p.report.patients_new = len(screened), len(new)
-            log.info("fhir %s: screened %d patients (%d new)", site_id, len(screened), len(new))
-            p.pull_types(new, known)
-            p.set_mark("complete", json.dumps(sorted(screened)))
+            search_path(p)
         p.set_mark("base_url", settings.base_url)
     finally:
         p.report.elapsed["total"] = time.monotonic() - t0

@@ -1,0 +1,211 @@
+"""Bulk Data $export: kick-off, polling, resumable NDJSON download to a spool dir, load, delete."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, cast
+
+from cohort.errors import ServerError
+
+from .client import retry_after
+from .plan import BY_CODE, PULL_TYPES
+from .pull import Puller, minus_overlap, patient_of, search_path
+
+BATCH = 2000
+
+
+def spool_dir(p: Puller) -> Path:
+    root = Path(p.s.spool_dir) if p.s.spool_dir else None
+    if root is None:
+        store_path = getattr(p.store, "path", None)
+        base = Path(store_path).parent if store_path else Path(tempfile.gettempdir())
+        root = base / "bulk-spool"
+    d = root / p.site
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return d
+
+
+def kickoff(p: Puller, since: str | None) -> str:
+    """Start an export job; returns the status (Content-Location) URL."""
+    types = [t for t in PULL_TYPES if p.cap.has_type(t) and (t not in BY_CODE or p.tokens.get(t))]
+    missing = [t for t in PULL_TYPES if not p.cap.has_type(t)]
+    for t in missing:
+        p.report.warn(f"{t}: not in the server's CapabilityStatement; not exported")
+    params: list[tuple[str, str]] = [("_type", ",".join([*types, "Medication"]))]
+    for t in types:
+        if t in BY_CODE:
+            params.append(("_typeFilter", f"{t}?code={','.join(p.tokens[t])}"))
+    if since:
+        params.append(("_since", since))
+    path = f"Group/{p.s.bulk_group}/$export" if p.s.bulk_group else "Patient/$export"
+    headers = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
+    r = p.client.request("GET", path, key="bulk", params=params, headers=headers, ok=(202,))
+    loc = r.headers.get("Content-Location")
+    if not loc:
+        raise ServerError(f"GET {path}: 202 without Content-Location")
+    return loc
+
+
+def poll(p: Puller, status_url: str) -> dict[str, Any]:
+    """Poll the status URL until the manifest is ready (honours Retry-After, logs X-Progress)."""
+    deadline = time.monotonic() + p.s.bulk_timeout
+    attempt = 0
+    while True:
+        r = p.client.request(
+            "GET", status_url, key="bulk", ok=(200, 202), headers={"Accept": "application/json"}
+        )
+        if r.status_code == 200:
+            manifest = r.json()
+            if not isinstance(manifest, dict):
+                raise ServerError("bulk status: manifest is not a JSON object")
+            return manifest
+        if time.monotonic() > deadline:
+            raise ServerError(f"bulk export not complete after {p.s.bulk_timeout:.0f}s")
+        hinted = retry_after(r.headers.get("Retry-After"), p.client.clock())
+        wait = min(p.s.max_wait, hinted if hinted is not None else p.client.backoff(attempt))
+        attempt += 1
+        p.log.info(
+            "fhir %s: bulk export in progress (%s)",
+            p.site,
+            (r.headers.get("X-Progress") or "?")[:40],
+        )
+        p.client.stats.add("bulk", waits=wait)
+        p.client.sleep(wait)
+
+
+def download(p: Puller, manifest: dict[str, Any], spool: Path) -> list[tuple[str, Path]]:
+    """Download every output file; completed files are skipped and partial ones resumed (Range)."""
+    use_token = bool(manifest.get("requiresAccessToken", True))
+    files: list[tuple[str, Path]] = []
+    for i, out in enumerate(manifest.get("output") or []):
+        rtype, url = str(out.get("type", "")), str(out.get("url", ""))
+        if not rtype.isalpha() or not url:
+            continue
+        final = spool / f"{i:04d}.{rtype}.ndjson"
+        files.append((rtype, final))
+        if final.exists():
+            continue
+        part = final.with_name(final.name + ".part")
+        have = part.stat().st_size if part.exists() else 0
+        headers = {"Accept": "application/fhir+ndjson", "Accept-Encoding": "gzip"}
+        if have:
+            headers.update({"Range": f"bytes={have}-", "Accept-Encoding": "identity"})
+        same_host = p.client.url(p.s.base_url).split("/")[2] == url.split("/")[2]
+        r = p.client.request(
+            "GET",
+            url,
+            key=rtype,
+            headers=headers,
+            stream=True,
+            ok=(200, 206),
+            auth=use_token or same_host,
+            foreign=True,
+        )
+        mode = "ab" if r.status_code == 206 and have else "wb"
+        n = 0
+        with part.open(mode) as f:
+            for chunk in r.iter_content(1 << 16):
+                f.write(chunk)
+                n += len(chunk)
+        r.close()
+        p.client.stats.add(rtype, nbytes=n if not r.headers.get("Content-Length") else 0)
+        part.rename(final)
+    return files
+
+
+def _open(path: Path) -> IO[bytes]:
+    with path.open("rb") as f:
+        magic = f.read(2)
+    return cast(IO[bytes], gzip.open(path, "rb")) if magic == b"\x1f\x8b" else path.open("rb")
+
+
+def read_ndjson(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with _open(path) as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    res = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(res, dict):
+                    yield n, res
+
+
+def screened_in(files: list[tuple[str, Path]], tokens: set[str]) -> set[str]:
+    found: set[str] = set()
+    for rtype, path in files:
+        if rtype != "Condition":
+            continue
+        for _, res in read_ndjson(path):
+            codes = {
+                f"{c.get('system')}|{c.get('code')}"
+                for c in (res.get("code") or {}).get("coding") or []
+                if isinstance(c, dict)
+            }
+            if codes & tokens and (pid := patient_of(res)):
+                found.add(pid)
+    return found
+
+
+def load(p: Puller, files: list[tuple[str, Path]], screened: set[str]) -> None:
+    for rtype, path in files:
+        batch: list[tuple[dict, str]] = []
+        for n, res in read_ndjson(path):
+            if res.get("resourceType") == "Medication" or patient_of(res) in screened:
+                batch.append((res, f"bulk {rtype}.ndjson:{n}"))
+            if len(batch) >= BATCH:
+                p.put(batch)
+                batch = []
+        p.put(batch)
+
+
+def bulk_pull(p: Puller) -> None:
+    """Export (incrementally with _since), keep screened patients' records, then delete the job."""
+    p.report.mode = "bulk"
+    if "export" not in p.cap.operations:
+        p.report.warn("server does not advertise $export; used search instead")
+        p.report.mode = "search"
+        search_path(p)
+        return
+    spool = spool_dir(p)
+    state_file = spool / "job.json"
+    state: dict[str, Any] = json.loads(state_file.read_text()) if state_file.exists() else {}
+    mark = p.mark("bulk")
+    since = minus_overlap(mark) if mark else None
+    with p.phase("bulk-export"):
+        if not state.get("status_url") or p.full_refresh:
+            for old in spool.glob("*.ndjson*"):
+                old.unlink()
+            state = {"status_url": kickoff(p, since), "since": since}
+            state_file.write_text(json.dumps(state))
+        else:
+            p.report.warn("resumed an unfinished bulk export job")
+        manifest = state.get("manifest") or poll(p, state["status_url"])
+        state["manifest"] = manifest
+        state_file.write_text(json.dumps(state))
+    with p.phase("bulk-download"):
+        files = download(p, manifest, spool)
+    with p.phase("bulk-load"):
+        complete = p.id_set("complete")
+        screened = p.id_set("screened") | screened_in(files, set(p.screen_tokens))
+        p.set_mark("screened", json.dumps(sorted(screened)))
+        load(p, files, screened)
+    new = sorted(screened - complete) if state.get("since") else []
+    p.report.incremental = bool(state.get("since"))
+    p.report.patients_screened, p.report.patients_new = len(screened), len(new)
+    if new:  # the export only held changes: fetch newly screened patients' history by search
+        p.pull_types(new, [])
+    if manifest.get("transactionTime"):
+        p.set_mark("bulk", str(manifest["transactionTime"]))
+    p.set_mark("complete", json.dumps(sorted(screened)))
+    try:
+        p.client.request("DELETE", state["status_url"], key="bulk", ok=(200, 202, 204, 404))
+    except ServerError as e:
+        p.report.warn(f"could not delete the bulk export job: {e}")
+    shutil.rmtree(spool, ignore_errors=True)
