@@ -60,6 +60,7 @@ class FakeFhir:
         if key == "code":
             cc = res.get("code") or res.get("medicationCodeableConcept") or {}
             toks = {f"{c.get('system')}|{c.get('code')}" for c in cc.get("coding", [])}
+            toks |= {str(c.get("code")) for c in cc.get("coding", [])}  # bare code: any system
             return bool(toks & set(vals))
         if key == "category":
             return True

@@ -87,7 +87,7 @@ def test_bulk_export_gzip_and_delete(tmp_path, store):
     assert rep.mode == "bulk" and waits == [3.0]
     q = dict(kick[0])
     assert "Observation" in q["_type"] and "Medication" in q["_type"]
-    assert ("_typeFilter", "Observation?code=http://loinc.org|718-7") in kick[0]
+    assert ("_typeFilter", "Observation?code=718-7") in kick[0]
     assert since == [None]
     assert store.get("uci", "Observation", "o1") is not None
     assert store.get("uci", "Observation", "o2") is None  # p2 not screened

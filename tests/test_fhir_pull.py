@@ -177,3 +177,11 @@ def test_killed_run_resumes_to_same_result(store, tmp_path):
         with Store(tmp_path / "ref.db") as ref:
             run(ref)
             assert store.count_by_type("uci") == ref.count_by_type("uci")
+
+
+def test_codes_searched_without_system_by_default_and_escaped():
+    from cohort.source.fhir.pull import search_values
+
+    toks = ["http://loinc.org|718-7", "urn:oid:1.2|718-7", "http://x|a,b", "local"]
+    assert search_values(toks, False) == ["718-7", "a\\,b", "local"]
+    assert search_values(toks, True)[0] == "http://loinc.org|718-7"

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -137,18 +138,19 @@ def read_ndjson(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                     yield n, res
 
 
-def screened_in(files: list[tuple[str, Path]], tokens: set[str]) -> set[str]:
+def screened_in(files: list[tuple[str, Path]], codes_wanted: set[str]) -> set[str]:
+    """Patients with a Condition whose code (any system variant) is a screening code."""
     found: set[str] = set()
     for rtype, path in files:
         if rtype != "Condition":
             continue
         for _, res in read_ndjson(path):
             codes = {
-                f"{c.get('system')}|{c.get('code')}"
+                str(c.get("code"))
                 for c in (res.get("code") or {}).get("coding") or []
                 if isinstance(c, dict)
             }
-            if codes & tokens and (pid := patient_of(res)):
+            if codes & codes_wanted and (pid := patient_of(res)):
                 found.add(pid)
     return found
 
@@ -177,7 +179,7 @@ def bulk_pull(p: Puller) -> None:
     state_file = spool / "job.json"
     state: dict[str, Any] = json.loads(state_file.read_text()) if state_file.exists() else {}
     mark = p.mark("bulk")
-    since = minus_overlap(mark) if mark else None
+    since = minus_overlap(mark, timedelta(seconds=p.s.sync_overlap)) if mark else None
     with p.phase("bulk-export"):
         if not state.get("status_url") or p.full_refresh:
             for old in spool.glob("*.ndjson*"):
@@ -193,7 +195,7 @@ def bulk_pull(p: Puller) -> None:
         files = download(p, manifest, spool)
     with p.phase("bulk-load"):
         complete = p.id_set("complete")
-        screened = p.id_set("screened") | screened_in(files, set(p.screen_tokens))
+        screened = p.id_set("screened") | screened_in(files, p.screen_codes)
         p.set_mark("screened", json.dumps(sorted(screened)))
         load(p, files, screened)
     new = sorted(screened - complete) if state.get("since") else []

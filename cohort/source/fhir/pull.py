@@ -52,12 +52,29 @@ def patient_of(res: dict) -> str | None:
     return None
 
 
-def minus_overlap(mark: str) -> str:
+def minus_overlap(mark: str, overlap: timedelta = OVERLAP) -> str:
     try:
         t = datetime.fromisoformat(mark.replace("Z", "+00:00"))
     except ValueError:
         return mark
-    return (t - OVERLAP).isoformat().replace("+00:00", "Z")
+    return (t - overlap).isoformat().replace("+00:00", "Z")
+
+
+def _escape(v: str) -> str:
+    return v.replace("\\", "\\\\").replace(",", "\\,").replace("|", "\\|").replace("$", "\\$")
+
+
+def search_values(tokens: list[str], match_system: bool) -> list[str]:
+    """Search values for "system|code" tokens: bare codes (any system variant) unless asked."""
+    out: dict[str, None] = {}
+    for tok in tokens:
+        system, sep, code = tok.rpartition("|")
+        if not sep:
+            system, code = "", tok
+        value = f"{_escape(system)}|{_escape(code)}" if match_system and system else _escape(code)
+        if code:
+            out[value] = None
+    return list(out)
 
 
 def token_hash(tokens: list[str]) -> str:
@@ -79,7 +96,10 @@ class Puller:
         log: logging.Logger,
     ) -> None:
         self.site, self.s, self.store, self.client, self.log = site, settings, store, client, log
-        self.tokens, self.screen_tokens, self.full_refresh = tokens, screen_tokens, full_refresh
+        self.tokens = {t: search_values(v, settings.match_system) for t, v in tokens.items()}
+        self.screen_tokens = search_values(screen_tokens, settings.match_system)
+        self.screen_codes = {t.rpartition("|")[2] for t in screen_tokens}
+        self.full_refresh = full_refresh
         self.report = PullReport(site=site, base_url=settings.base_url, full_refresh=full_refresh)
         self.cap = Capability()
         self.obs_category: list[str] = list(settings.observation_category)
@@ -244,7 +264,7 @@ class Puller:
                 f"{rtype}: server lacks _lastUpdated; known patients re-pulled in full"
             )
             return None
-        return minus_overlap(mark)
+        return minus_overlap(mark, timedelta(seconds=self.s.sync_overlap))
 
     def screen(self) -> set[str]:
         """Patients with a screening Condition (incrementally: only changed ones since the mark)."""
