@@ -57,9 +57,8 @@ class ServerSettings:
     max_retries: int = 5
     max_wait: float = 120.0
     max_url_length: int = 1800
-    match_system: bool = (
-        False  # search `system|code`; default bare codes (EHRs vary the system URI)
-    )
+    sync_overlap: float = 300.0  # seconds subtracted from a high-water mark (clock skew)
+    match_system: bool = False  # search system|code; default bare codes (EHR system URIs vary)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str) -> ServerSettings:
