@@ -246,7 +246,6 @@ class Extractor:
         elif rtype == "Observation":
             pf.observations.append(self._observation(ref, res))
         elif rtype in MEDICATION_TYPES:
-            pf.medication_records += 1
             pf.exposures.append(self._exposure(ref, res))
         elif rtype == "Immunization":
             pf.immunizations.append(

@@ -131,7 +131,6 @@ class PatientFacts:
     procedures: list[ProcedureFact] = field(default_factory=list)
     # records dropped by the reading rules (entered-in-error, refuted, ...): (ref, why)
     dropped: list[tuple[str, str]] = field(default_factory=list)
-    medication_records: int = 0  # valid medication records of any code (background_therapy)
 
 
 class Status(StrEnum):

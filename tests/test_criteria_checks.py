@@ -23,13 +23,6 @@ def lab(code: str, days: int, value: dict[str, Any], **kw: Any) -> dict:
     return observation(code, ago(days), **value, **kw)
 
 
-NO_STATUS_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: rules.md says a Condition with no clinicalStatus counts as active; "
-    "mappings/rules.toml sets missing_status_is_active = false",
-)
-
-
 # --- hbv ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("cond", "expected"),
@@ -46,7 +39,7 @@ NO_STATUS_BUG = pytest.mark.xfail(
         (condition("B18.1", verification="entered-in-error"), "pass"),
         (condition("B18.2"), "pass"),  # hepatitis C is not B
         (condition("B18.1", onset=ago(-5)), "pass"),  # after as_of
-        pytest.param(condition("B18.1", clinical=None), "fail", marks=NO_STATUS_BUG),
+        (condition("B18.1", clinical=None), "pass"),  # no clinicalStatus: not active (SPEC)
     ],
 )
 def test_hbv_condition(cond: dict, expected: str) -> None:
@@ -241,7 +234,7 @@ def test_immunodeficiency(resources: list[dict], expected: str) -> None:
         ([condition("J45.909", abatement=ago(0))], "pass"),  # abated on as_of
         ([condition("J45.909", verification="refuted")], "pass"),
         ([condition("J45.909", verification="entered-in-error")], "pass"),
-        pytest.param([condition("J45.909", clinical=None)], "unknown", marks=NO_STATUS_BUG),
+        ([condition("J45.909", clinical=None)], "pass"),  # not active
     ],
 )
 def test_cs_dependent_comorbidity(resources: list[dict], expected: str) -> None:
@@ -299,7 +292,7 @@ def test_malignancy(resources: list[dict], expected: str) -> None:
         ([condition("Z33.1", verification="refuted")], "pass"),
         ([condition("Z33.1", verification="entered-in-error")], "pass"),
         ([condition("60001007", SNOMED)], "pass"),  # not pregnant
-        pytest.param([condition("Z33.1", clinical=None)], "fail", marks=NO_STATUS_BUG),
+        ([condition("Z33.1", clinical=None)], "pass"),  # not active
     ],
 )
 def test_pregnancy_conditions(resources: list[dict], expected: str) -> None:
@@ -363,14 +356,6 @@ def test_pregnancy_condition_beats_negative_hcg() -> None:
     assert status("pregnancy_lactation", condition("Z33.1"), lab(HCG_QUAL, 2, NEGATIVE)) == "fail"
 
 
-VALUE_FIRST_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: checks.classify reads Observation.interpretation before the numeric value, "
-    "so an interpretation flag (A/N) overrides the quantitative rule",
-)
-
-
-@VALUE_FIRST_BUG
 @pytest.mark.parametrize(
     ("value", "interp", "expected"),
     [
@@ -386,7 +371,6 @@ def test_pregnancy_quantitative_value_beats_interpretation(
     assert status("pregnancy_lactation", o) == expected
 
 
-@VALUE_FIRST_BUG
 @pytest.mark.parametrize(
     ("value", "interp", "expected"),
     [

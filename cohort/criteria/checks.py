@@ -13,29 +13,28 @@ _LESS = re.compile(r"^\s*(<|<=|less than|below)\s*\d", re.I)
 
 
 def classify(ctx: Context, o: ObservationFact, concept: str, check: dict[str, Any]) -> str | None:
-    """positive / negative / indeterminate for a presence-type finding, None when unreadable."""
-    q = ctx.term.qualitative(o.value, o.interpretation)
-    if q:
-        return q
+    """positive / negative / indeterminate for a presence-type finding, None when unreadable.
+
+    A number read with the check's numeric rule wins over an interpretation flag: the flag is
+    the lab's judgement against its own cut-off, the trial's cut-off is the one that counts.
+    """
     qty = o.value.quantity
     if "positive_at" in check and qty is not None:
         v = ctx.numeric(o, concept)
-        if v is None:
-            return None
-        if qty.comparator in ("<", "<=") and v <= float(check["positive_at"]):
-            return "negative"
-        if v >= float(check["positive_at"]):
-            return "positive"
-        return (
-            "indeterminate"
-            if v >= float(check.get("equivocal_at", check["positive_at"]))
-            else "negative"
-        )
-    if check.get("numeric") == "detected":
-        if qty is not None:
-            return "negative" if qty.comparator in ("<", "<=") or qty.value <= 0 else "positive"
-        if o.value.string and _LESS.match(o.value.string):
-            return "negative"
+        if v is not None:
+            if qty.comparator in ("<", "<=") and v <= float(check["positive_at"]):
+                return "negative"
+            if v >= float(check["positive_at"]):
+                return "positive"
+            equivocal = float(check.get("equivocal_at", check["positive_at"]))
+            return "indeterminate" if v >= equivocal else "negative"
+    if check.get("numeric") == "detected" and qty is not None:
+        return "negative" if qty.comparator in ("<", "<=") or qty.value <= 0 else "positive"
+    q = ctx.term.qualitative(o.value, o.interpretation)
+    if q:
+        return q
+    if check.get("numeric") == "detected" and o.value.string and _LESS.match(o.value.string):
+        return "negative"
     return None
 
 

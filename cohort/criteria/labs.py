@@ -94,6 +94,11 @@ def titer(crit: Criterion, ctx: Context) -> Result:
                 crit, status, f"ANA titer {shown} {why} 1:{minimum:g} on {o.when}", [ev], ignored
             )
         q = ctx.term.qualitative(o.value, o.interpretation)
+        if q == "negative" and concept in titer_concepts:
+            # a titer reported as "Negative" is the most recent titer, and a fail
+            ev = ctx.obs_evidence(o, concept, "most recent titer: negative")
+            ignored += _superseded(ctx, obs[i + 1 :], titer_concepts + screen_concepts)
+            return result(crit, Status.FAIL, f"ANA titer negative on {o.when}", [ev], ignored)
         if q in ("positive", "negative"):
             qualitative.append((q, ctx.obs_evidence(o, concept, f"qualitative {q}")))
         else:

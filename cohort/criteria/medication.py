@@ -26,7 +26,7 @@ def _exposure_evidence(e: ExposureFact, concept: str, note: str, value: str = ""
 
 def current_medication(crit: Criterion, ctx: Context) -> Result:
     p = crit.params
-    if ctx.facts.medication_records == 0:
+    if not any(e.start is None or e.start <= ctx.as_of for e in ctx.facts.exposures):
         return result(crit, Status.UNKNOWN, "no medication records at all")
     evidence, ignored = [], []
     for e in ctx.exposures(p["concepts"]):
