@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from cohort.errors import MappingError
 from cohort.model import Code, ObsValue, Quantity
@@ -140,7 +141,22 @@ class Terminology:
                 (systemic if found[1] else other).add(found[0])
         return systemic, other
 
-    def _match(self, codes: Iterable[Code], text: str) -> tuple[set[str], set[str]]:
+    def _match(self, codes: Iterable[Code], text: str) -> tuple[frozenset[str], frozenset[str]]:
+        """Memoised per (codes, text): a population repeats a few thousand codings millions of
+        times, and the name regexes cost ~200 us per call (bench/RESULTS.md)."""
+        key = (tuple(codes), text)
+        memo: dict[Any, tuple[frozenset[str], frozenset[str]]] = self.__dict__.setdefault(
+            "_match_memo", {}
+        )
+        found = memo.get(key)
+        if found is None:
+            if len(memo) >= 200_000:  # bounded: free text can make every key unique
+                memo.clear()
+            concepts, ingredients = self._match_uncached(key[0], text)
+            found = memo[key] = (frozenset(concepts), frozenset(ingredients))
+        return found
+
+    def _match_uncached(self, codes: Iterable[Code], text: str) -> tuple[set[str], set[str]]:
         codes = list(codes)
         code_hits, text_hits = self.index.hits(codes, text, self.systems)
         systemic, other = self._product_hits(codes)
@@ -158,11 +174,11 @@ class Terminology:
 
     def concepts_for(self, codes: Iterable[Code], text: str = "") -> frozenset[str]:
         """Every concept the codings (any system variant) or the names in `text` belong to."""
-        return frozenset(self._match(codes, text)[0])
+        return self._match(codes, text)[0]
 
     def medication_ingredients(self, codes: Iterable[Code], text: str = "") -> frozenset[str]:
         """Ingredients named by ingredient/product codes, ATC codes or generic/brand names."""
-        return frozenset(self._match(codes, text)[1])
+        return self._match(codes, text)[1]
 
     def ingredient_groups(self, ingredient: str) -> frozenset[str]:
         return frozenset(self._groups.get(ingredient.strip().lower(), ()))
@@ -175,7 +191,15 @@ class Terminology:
         return self.units.canonical_unit(concept)
 
     def convert(self, q: Quantity, concept: str) -> float | None:
-        return self.units.convert(q, concept)
+        # Memoised: pint costs ~180 us per conversion and lab values repeat (bench/RESULTS.md).
+        memo: dict[Any, float | None] = self.__dict__.setdefault("_convert_memo", {})
+        key = (q, concept)
+        if key in memo:
+            return memo[key]
+        if len(memo) >= 200_000:
+            memo.clear()
+        found = memo[key] = self.units.convert(q, concept)
+        return found
 
     def titer(self, v: ObsValue) -> Titer | None:
         return parse_titer(v)
