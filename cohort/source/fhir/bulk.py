@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any, cast
+from urllib.parse import urlencode
 
 from cohort.errors import ServerError
 
@@ -41,7 +42,8 @@ def kickoff(p: Puller, since: str | None) -> str:
     params: list[tuple[str, str]] = [("_type", ",".join([*types, "Medication"]))]
     for t in types:
         if t in BY_CODE:
-            params.append(("_typeFilter", f"{t}?code={','.join(p.tokens[t])}"))
+            # the value is itself a URL-encoded query: commas inside it are %2C
+            params.append(("_typeFilter", f"{t}?{urlencode([('code', ','.join(p.tokens[t]))])}"))
     if since:
         params.append(("_since", since))
     path = f"Group/{p.s.bulk_group}/$export" if p.s.bulk_group else "Patient/$export"
@@ -156,15 +158,21 @@ def screened_in(files: list[tuple[str, Path]], codes_wanted: set[str]) -> set[st
 
 
 def load(p: Puller, files: list[tuple[str, Path]], screened: set[str]) -> None:
-    for rtype, path in files:
+    """Store screened patients' records and Medications; then read referenced Medications the
+    export left out (Patient-level exports hold only the patient compartment)."""
+    meds: list[dict[str, Any]] = []
+    for rtype, path in sorted(files, key=lambda f: f[0] != "Medication"):
         batch: list[tuple[dict, str]] = []
         for n, res in read_ndjson(path):
             if res.get("resourceType") == "Medication" or patient_of(res) in screened:
                 batch.append((res, f"bulk {rtype}.ndjson:{n}"))
+                if "medicationReference" in res:
+                    meds.append({"medicationReference": res["medicationReference"]})
             if len(batch) >= BATCH:
                 p.put(batch)
                 batch = []
         p.put(batch)
+    p.fetch_medications(meds)
 
 
 def bulk_pull(p: Puller) -> None:

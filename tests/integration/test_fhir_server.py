@@ -1,0 +1,213 @@
+"""Integration: sample_bundles loaded into a real sekmet-fhir server, pulled back via `pull`."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from loader import load_dir, post_transaction, put_entries
+from server import start_sekmet
+
+from cohort.config import default_config
+from cohort.runner import Loaded, screened_ids
+from cohort.source.fhir import PullReport, ServerSettings, pull
+from cohort.source.files import ReadStats, read_path
+from cohort.store import Store
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "sample_bundles"
+AS_OF = "2026-11-25"
+MEDS = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
+
+
+@pytest.fixture(scope="module")
+def loaded() -> Loaded:
+    return Loaded.from_config(default_config())
+
+
+def tokens_of(loaded: Loaded) -> tuple[dict[str, list[str]], list[str]]:
+    term, trial = loaded.term, loaded.trial
+    screen = [t for ts in term.search_tokens(trial.screen_concepts).values() for t in ts]
+    return term.search_tokens(trial.concepts()), screen
+
+
+def do_pull(site: str, base: str, store: Store, loaded: Loaded, **kw) -> PullReport:
+    tokens, screen = tokens_of(loaded)
+    cfg = {"base_url": base, "sync_overlap": 0, **kw.pop("cfg", {})}
+    return pull(site, ServerSettings.from_dict(cfg, "test"), store, tokens, screen_tokens=screen, **kw)
+
+
+def file_store(site: str, path: Path) -> Store:
+    store = Store(path)
+    store.put_resources(site, read_path(SAMPLES / site, ReadStats()), source=str(SAMPLES / site))
+    return store
+
+
+def _canon(r: dict, store: Store, site: str) -> str:
+    """Content without server-assigned id/meta; a Medication reference is replaced by its content."""
+    d = {k: v for k, v in r.items() if k not in ("id", "meta")}
+    ref = (d.pop("medicationReference", None) or {}).get("reference", "")
+    if ref.startswith("Medication/"):
+        med = store.get(site, "Medication", ref.split("/", 1)[1])
+        d["medication"] = {k: v for k, v in (med or {"missing": ref}).items() if k not in ("id", "meta")}
+    return json.dumps(d, sort_keys=True)
+
+
+def needed(loaded: Loaded, store: Store, site: str, ids: list[str] | None = None) -> Counter[str]:
+    """Content of what the criteria can use for the screened patients (ids are server-assigned
+    for POSTed entries, so resources are compared by content)."""
+    tokens, _ = tokens_of(loaded)
+    codes = {t: {x.rpartition("|")[2] for x in v} for t, v in tokens.items()}
+    out: Counter[str] = Counter()
+    for _pid, resources in store.iter_by_patient(site, ids or screened_ids(site, store, loaded)):
+        for r in resources:
+            rt = r["resourceType"]
+            if rt in ("Observation", "Procedure"):
+                have = {str(c.get("code")) for c in (r.get("code") or {}).get("coding") or []}
+                if not have & codes.get(rt, set()):
+                    continue
+            out[_canon(r, store, site)] += 1
+    return out
+
+
+def stored(store: Store, site: str) -> Counter[str]:
+    return Counter(_canon(r, store, site) for t in store.count_by_type(site) if t != "Medication"
+                   for r in store.iter_type(site, t))
+
+
+def covers(have: Counter[str], want: Counter[str]) -> list[str]:
+    return [k[:200] for k, n in want.items() if have[k] < n]
+
+
+@pytest.mark.parametrize("site", ["uci", "amr"])
+def test_pull_matches_file_source(site, site_server, loaded, tmp_path):
+    srv = site_server(site)
+    with file_store(site, tmp_path / "files.db") as fs, Store(tmp_path / "server.db") as ss:
+        rep = do_pull(site, srv.base_url, ss, loaded)
+        assert screened_ids(site, ss, loaded) == screened_ids(site, fs, loaded)
+        missing = covers(stored(ss, site), needed(loaded, fs, site))
+        assert not missing, missing[:5]
+        print(f"\n{site}: first pull {rep.total_requests} requests {rep.requests} "
+              f"{sum(rep.bytes.values())} bytes {rep.elapsed.get('total', 0):.2f}s")
+        again = do_pull(site, srv.base_url, ss, loaded)
+        print(f"{site}: no-change rerun {again.total_requests} requests "
+              f"{again.elapsed.get('total', 0):.2f}s")
+        assert again.incremental and again.stored == again.updated == 0
+        assert again.total_requests <= rep.total_requests
+        json.dumps(again.to_dict())
+
+
+def test_incremental_pull_fetches_exactly_the_changes(loaded, tmp_path):
+    srv = start_sekmet(tmp_path / "srv")
+    try:
+        s = requests.Session()
+        load_dir(s, srv.base_url, SAMPLES / "uci")
+        with Store(tmp_path / "server.db") as ss:
+            do_pull("uci", srv.base_url, ss, loaded)
+            screened = screened_ids("uci", ss, loaded)
+            pid = screened[0]
+            obs = next(r for r in ss.iter_type("uci", "Observation")
+                       if r["subject"]["reference"].endswith(pid))
+            cond = next(r for r in ss.iter_type("uci", "Condition"))
+            obs2 = {k: v for k, v in obs.items() if k != "meta"} | {"status": "amended"}
+            cond2 = {k: v for k, v in cond.items() if k != "meta"} | {"recordedDate": "2020-01-01"}
+            new_mr = {"resourceType": "MedicationRequest", "id": "it-new-mr", "status": "active",
+                      "intent": "order", "subject": {"reference": f"Patient/{pid}"},
+                      "medicationCodeableConcept": {"text": "hydroxychloroquine 200 mg"},
+                      "authoredOn": "2026-11-01"}
+            post_transaction(s, srv.base_url, put_entries([obs2, cond2, new_mr]))
+            rep = do_pull("uci", srv.base_url, ss, loaded)
+            assert rep.incremental and rep.patients_new == 0
+            # the changed SLE Condition may come twice (screen query + the patient's conditions)
+            assert (rep.stored, rep.updated) == (1, 2) and rep.unchanged <= 1, rep.to_dict()
+            assert ss.get("uci", "Observation", obs["id"])["status"] == "amended"
+            assert ss.get("uci", "MedicationRequest", "it-new-mr") is not None
+    finally:
+        srv.stop()
+
+
+def test_bulk_export_matches_search(site_server, loaded, tmp_path):
+    srv = site_server("uci")
+    with Store(tmp_path / "a.db") as a, Store(tmp_path / "b.db") as b:
+        do_pull("uci", srv.base_url, a, loaded)
+        rep = do_pull("uci", srv.base_url, b, loaded, cfg={"bulk": True, "spool_dir": str(tmp_path / "sp")})
+        assert rep.mode == "bulk", rep.warnings
+        assert screened_ids("uci", a, loaded) == screened_ids("uci", b, loaded)
+        assert not covers(stored(b, "uci"), needed(loaded, a, "uci"))
+        again = do_pull("uci", srv.base_url, b, loaded, cfg={"bulk": True, "spool_dir": str(tmp_path / "sp")})
+        assert again.incremental and again.stored == 0
+
+
+def _keypair(tmp_path: Path) -> tuple[Path, Path]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    priv, pub = tmp_path / "client.pem", tmp_path / "client.pub.pem"
+    priv.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+    return priv, pub
+
+
+def test_bearer_and_smart_backend_auth(loaded, tmp_path, monkeypatch):
+    priv, pub = _keypair(tmp_path)
+    auth = {"types": ["bearer", "smart"], "tokens": ["static-it-token"],
+            "smart_clients": [{"client_id": "cohort-it", "public_key_path": str(pub),
+                               "scopes": "system/*.read system/*.write"}]}
+    srv = start_sekmet(tmp_path / "srv", server_auth=auth)
+    try:
+        s = requests.Session()
+        s.headers["Authorization"] = "Bearer static-it-token"
+        load_dir(s, srv.base_url, SAMPLES / "uci")
+        monkeypatch.setenv("IT_TOKEN", "static-it-token")
+        with Store(tmp_path / "a.db") as a, Store(tmp_path / "b.db") as b, Store(tmp_path / "c.db") as c:
+            do_pull("uci", srv.base_url, a, loaded, cfg={"auth": "bearer", "token_env": "IT_TOKEN"})
+            rep = do_pull("uci", srv.base_url, b, loaded,
+                          cfg={"auth": "smart-backend", "client_id": "cohort-it", "private_key_file": str(priv)})
+            assert rep.requests.get("auth", 0) == 2  # discovery + one token
+            assert stored(a, "uci") == stored(b, "uci") and stored(a, "uci")
+            bulk = do_pull("uci", srv.base_url, c, loaded,
+                           cfg={"auth": "smart-backend", "client_id": "cohort-it", "private_key_file": str(priv),
+                                "bulk": True, "spool_dir": str(tmp_path / "sp")})
+            assert bulk.mode == "bulk" and not covers(stored(c, "uci"), needed(loaded, a, "uci"))
+            with pytest.raises(Exception, match="401"):
+                do_pull("uci", srv.base_url, Store(tmp_path / "d.db"), loaded)
+    finally:
+        srv.stop()
+
+
+def _csv(path: Path) -> str:
+    return path.read_text(encoding="utf-8-sig")
+
+
+def test_cli_csv_equals_file_source(site_server, tmp_path):
+    """`cohort run` against the server URL writes the same candidates.csv as from the files."""
+    from click.testing import CliRunner
+
+    from cohort.cli import cli
+
+    for site in ("uci", "amr"):
+        srv = site_server(site)
+        outs = {}
+        for kind, source in (("files", str(SAMPLES / site)), ("server", srv.base_url)):
+            cfg = tmp_path / f"{site}-{kind}.toml"
+            cfg.write_text(f'[trial]\nid = "sirius-sle-2"\n[store]\npath = "{tmp_path / (site + kind)}.db"\n'
+                           f'[[sites]]\nid = "{site}"\nname = "{site}"\nsource = "{source}"\n')
+            out = tmp_path / f"out-{site}-{kind}"
+            res = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--as-of", AS_OF, "--out", str(out)])
+            assert res.exit_code == 0, res.output
+            outs[kind] = _csv(out / site / "candidates.csv")
+        assert outs["server"] == outs["files"]
+
+
+def test_loader_reads_gzip(tmp_path):
+    p = tmp_path / "x.ndjson.gz"
+    p.write_bytes(gzip.compress(b'{"resourceType":"Patient","id":"a"}\n'))
+    from loader import _ndjson
+    assert _ndjson(p) == [{"resourceType": "Patient", "id": "a"}]
