@@ -16,8 +16,8 @@ from urllib.parse import urlencode
 from cohort.errors import ServerError
 
 from .client import retry_after
-from .plan import BY_CODE, PULL_TYPES
-from .pull import Puller, minus_overlap, patient_of, search_path
+from .plan import BY_CODE, PULL_TYPES, minus_overlap, patient_of
+from .pull import Puller, search_path
 
 BATCH = 2000
 

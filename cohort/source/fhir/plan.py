@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -29,6 +31,59 @@ DEFAULT_CATEGORIES = (
     "therapy",
     "activity",
 )
+
+
+OVERLAP = timedelta(minutes=5)
+
+
+def ref_id(ref: Any, rtype: str) -> str | None:
+    """The id in a reference to `rtype` (relative, absolute or versioned), else None."""
+    if not isinstance(ref, str):
+        return None
+    parts = ref.split("/")
+    for i in range(len(parts) - 1):
+        if parts[i] == rtype and parts[i + 1]:
+            return parts[i + 1]
+    return None
+
+
+def patient_of(res: dict) -> str | None:
+    if res.get("resourceType") == "Patient":
+        return str(res.get("id") or "") or None
+    for key in ("subject", "patient"):
+        pid = ref_id((res.get(key) or {}).get("reference"), "Patient")
+        if pid:
+            return pid
+    return None
+
+
+def minus_overlap(mark: str, overlap: timedelta = OVERLAP) -> str:
+    try:
+        t = datetime.fromisoformat(mark.replace("Z", "+00:00"))
+    except ValueError:
+        return mark
+    return (t - overlap).isoformat().replace("+00:00", "Z")
+
+
+def _escape(v: str) -> str:
+    return v.replace("\\", "\\\\").replace(",", "\\,").replace("|", "\\|").replace("$", "\\$")
+
+
+def search_values(tokens: list[str], match_system: bool) -> list[str]:
+    """Search values for "system|code" tokens: bare codes (any system variant) unless asked."""
+    out: dict[str, None] = {}
+    for tok in tokens:
+        system, sep, code = tok.rpartition("|")
+        if not sep:
+            system, code = "", tok
+        value = f"{_escape(system)}|{_escape(code)}" if match_system and system else _escape(code)
+        if code:
+            out[value] = None
+    return list(out)
+
+
+def token_hash(tokens: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(tokens)).encode()).hexdigest()[:12]
 
 
 @dataclass
