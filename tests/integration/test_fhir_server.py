@@ -97,8 +97,8 @@ def test_pull_matches_file_source(site, site_server, loaded, tmp_path):
         print(f"\n{site}: first pull {rep.total_requests} requests {rep.requests} "
               f"{sum(rep.bytes.values())} bytes {rep.elapsed.get('total', 0):.2f}s")
         again = do_pull(site, srv.base_url, ss, loaded)
-        print(f"{site}: no-change rerun {again.total_requests} requests "
-              f"{again.elapsed.get('total', 0):.2f}s")
+        print(f"{site}: no-change rerun {again.total_requests} requests {again.requests} "
+              f"{sum(again.bytes.values())} bytes {again.elapsed.get('total', 0):.2f}s")
         assert again.incremental and again.stored == again.updated == 0
         assert again.total_requests <= rep.total_requests
         json.dumps(again.to_dict())
@@ -186,7 +186,8 @@ def _csv(path: Path) -> str:
     return path.read_text(encoding="utf-8-sig")
 
 
-def test_cli_csv_equals_file_source(site_server, tmp_path):
+@pytest.mark.parametrize("server_table", ["", "[sites.server]\nbulk = true\n"], ids=["search", "bulk"])
+def test_cli_csv_equals_file_source(site_server, tmp_path, server_table):
     """`cohort run` against the server URL writes the same candidates.csv as from the files."""
     from click.testing import CliRunner
 
@@ -198,7 +199,8 @@ def test_cli_csv_equals_file_source(site_server, tmp_path):
         for kind, source in (("files", str(SAMPLES / site)), ("server", srv.base_url)):
             cfg = tmp_path / f"{site}-{kind}.toml"
             cfg.write_text(f'[trial]\nid = "sirius-sle-2"\n[store]\npath = "{tmp_path / (site + kind)}.db"\n'
-                           f'[[sites]]\nid = "{site}"\nname = "{site}"\nsource = "{source}"\n')
+                           f'[[sites]]\nid = "{site}"\nname = "{site}"\nsource = "{source}"\n'
+                           + (server_table if kind == "server" else ""))
             out = tmp_path / f"out-{site}-{kind}"
             res = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--as-of", AS_OF, "--out", str(out)])
             assert res.exit_code == 0, res.output
