@@ -312,7 +312,10 @@ def run(
                     with timer.stage("evaluate"):
                         cands = screen(site, store, loaded, as_of)
                     prev = previous_tiers(out / site.id / "candidates.csv")
-                    sr = site_result(site, cands, loaded, as_of, prev, now_iso())
+                    newest = max((c.last_seen for c in cands if c.last_seen), default=None)
+                    sr = site_result(
+                        site, cands, loaded, as_of, prev, newest.isoformat() if newest else ""
+                    )
                     results.append(sr)
                     report["sites"][site.id].update(_site_summary(sr, prev))
                 history = _history(store.runs(), results, as_of)
