@@ -1,0 +1,224 @@
+"""`python -m bench run --scale 1000 --scale 10000 --format ndjson` (see bench/README.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.gen import generate, info
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def child(cmd: list[str], log: Path) -> tuple[float, float, int]:
+    """Run `cmd`; (wall seconds, peak RSS MB of that child alone via wait4, exit code)."""
+    t0 = time.perf_counter()
+    with log.open("wb") as fh:
+        p = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
+        _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - t0, ru.ru_maxrss / 1024, p.returncode
+
+
+def job(kind: str, folder: Path, work: Path, extra: int = 0) -> dict[str, Any]:
+    work.mkdir(parents=True, exist_ok=True)
+    out = work / f"{kind}.json"
+    wall, rss, rc = child(
+        [
+            sys.executable,
+            "-m",
+            "bench.jobs",
+            kind,
+            str(folder),
+            str(work / kind),
+            str(out),
+            str(extra),
+        ],
+        work / f"{kind}.log",
+    )
+    if rc != 0:
+        raise SystemExit(f"job {kind} failed (exit {rc}); see {work / (kind + '.log')}")
+    result = json.loads(out.read_text())
+    result["wall_s"] = round(wall, 2)
+    result["maxrss_mb"] = round(rss, 1)
+    return result
+
+
+def e2e(folder: Path, work: Path) -> dict[str, Any]:
+    """`cohort run` as a child process on a fresh store, then the no-change rerun."""
+    import shutil
+
+    w = work / "e2e"
+    shutil.rmtree(w, ignore_errors=True)
+    w.mkdir(parents=True)
+    (w / "site.toml").write_text(
+        f'[trial]\nid = "sirius-sle-2"\n[store]\npath = "{w}/state/store.sqlite"\n'
+        f'[[sites]]\nid = "b"\nname = "Bench"\nsource = "{folder}"\n'
+    )
+    res: dict[str, Any] = {}
+    for label in ("first", "rerun"):
+        cmd = [
+            sys.executable,
+            "-m",
+            "cohort",
+            "run",
+            "--config",
+            str(w / "site.toml"),
+            "--as-of",
+            "2026-11-25",
+            "--out",
+            str(w / "out"),
+        ]
+        wall, rss, rc = child(cmd, w / f"{label}.log")
+        report = json.loads((w / "out" / "run.json").read_text())
+        res[label] = {
+            "wall_s": round(wall, 2),
+            "maxrss_mb": round(rss, 1),
+            "exit": rc,
+            "timings": report.get("timings"),
+            "screened": report["sites"]["b"].get("screened"),
+        }
+    return res
+
+
+def machine() -> str:
+    mem = ""
+    try:
+        kb = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1])
+        mem = f"{kb / 1024 / 1024:.1f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        pass
+    cpu = ""
+    try:
+        cpu = next(l for l in open("/proc/cpuinfo") if l.startswith("model name")).split(":")[1]
+    except (OSError, StopIteration):
+        pass
+    return (
+        f"{os.cpu_count()} cores ({cpu.strip()}), {mem}, Python {platform.python_version()},"
+        f" {platform.system()} {platform.release()}"
+    )
+
+
+def markdown(cmd: str, rows: list[dict[str, Any]]) -> str:
+    out = [
+        f"### Run {time.strftime('%Y-%m-%d %H:%M')}",
+        "",
+        f"Machine: {machine()}",
+        "",
+        f"Command: `{cmd}`",
+        "",
+    ]
+    out += [
+        "| scale | format | resources | MB | orjson floor s | floor res/s | e2e first s | "
+        "e2e res/s | ratio e2e/floor | peak RSS MB | rerun s | eval s (run.json) | "
+        "full validation s (extrapolated) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        fl, e = r["floor"], r["e2e"]
+        n = fl["resources"]
+        floor_rate = n / fl["orjson_s"]
+        e2e_rate = n / e["first"]["wall_s"]
+        full = (
+            f"{fl['full_extrapolated_s']} (sample {fl['full_sample']} in {fl['full_sample_s']} s)"
+            if "full_sample" in fl
+            else "-"
+        )
+        out.append(
+            f"| {r['scale']} | {r['format']} | {n} | {fl['bytes'] / 1e6:.0f} | {fl['orjson_s']} | "
+            f"{floor_rate:,.0f} | {e['first']['wall_s']} | {e2e_rate:,.0f} | "
+            f"{e2e_rate / floor_rate:.3f} | {e['first']['maxrss_mb']} | {e['rerun']['wall_s']} | "
+            f"{e['first']['timings'].get('evaluate')} | {full} |"
+        )
+    staged = [r for r in rows if "stages" in r]
+    if staged:
+        keys = list(staged[0]["stages"]["stages"])
+        out += [
+            "",
+            "Stages (library pieces called directly in one child, seconds; peak RSS of "
+            "that child):",
+            "",
+            "| scale | format | " + " | ".join(keys) + " | RSS MB |",
+            "|---|---|" + "---|" * (len(keys) + 1),
+        ]
+        for r in staged:
+            st = r["stages"]
+            out.append(
+                f"| {r['scale']} | {r['format']} | "
+                + " | ".join(str(st["stages"].get(k, "")) for k in keys)
+                + f" | {st['maxrss_mb']} |"
+            )
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("gen", help="write the populations to the cache (once)")
+    r = sub.add_parser("run", help="generate if needed, then floor, e2e and stage timings")
+    for p in (g, r):
+        p.add_argument(
+            "--scale",
+            type=int,
+            action="append",
+            required=True,
+            help="screened patients (repeatable)",
+        )
+        p.add_argument("--format", choices=["ndjson", "bundles", "both"], default="ndjson")
+        p.add_argument(
+            "--pad",
+            type=int,
+            default=40,
+            help="extra Observations per patient (+pad//10 Conditions)",
+        )
+        p.add_argument("--cache", type=Path, default=Path("/tmp/cohort-bench"))
+    r.add_argument(
+        "--full-sample",
+        type=int,
+        default=3000,
+        help="resources validated with fhir.resources (0: skip)",
+    )
+    r.add_argument("--no-stages", action="store_true", help="skip the per-stage child")
+    r.add_argument("--results", type=Path, help="append a markdown section to this file")
+    a = ap.parse_args()
+    fmts = ["ndjson", "bundles"] if a.format == "both" else [a.format]
+    rows = []
+    for scale in a.scale:
+        for fmt in fmts:
+            folder = generate(a.cache, scale, fmt, pad=a.pad)
+            meta = info(folder)
+            print(
+                f"data {folder}: {meta['patients']} patients, {meta['resources']} resources",
+                flush=True,
+            )
+            if a.cmd == "gen":
+                continue
+            work = a.cache / "work" / folder.name
+            row: dict[str, Any] = {"scale": scale, "format": fmt, "data": meta}
+            row["floor"] = job("floor", folder, work, a.full_sample)
+            print("floor", row["floor"], flush=True)
+            row["e2e"] = e2e(folder, work)
+            print("e2e", row["e2e"], flush=True)
+            if not a.no_stages:
+                row["stages"] = job("stages", folder, work)
+                print("stages", row["stages"], flush=True)
+            rows.append(row)
+            (work / "row.json").write_text(json.dumps(row, indent=1))
+    if rows:
+        text = markdown("python -m bench " + shlex.join(sys.argv[1:]), rows)
+        print(text)
+        if a.results:
+            with a.results.open("a", encoding="utf-8") as fh:
+                fh.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()

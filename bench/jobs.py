@@ -1,0 +1,163 @@
+"""Jobs run in a child process (so peak RSS is the job's own): `python -m bench _job KIND ...`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix in (".ndjson", ".json"))
+
+
+def floor(folder: Path, full_sample: int) -> dict[str, Any]:
+    """Plain orjson parse of every line (NDJSON) or file (bundles); then fhir.resources on a sample."""
+    t0 = time.perf_counter()
+    n = 0
+    size = 0
+    for f in _files(folder):
+        with f.open("rb") as fh:
+            if f.suffix == ".ndjson":
+                for line in fh:
+                    orjson.loads(line)
+                    n += 1
+                    size += len(line)
+            else:
+                data = fh.read()
+                size += len(data)
+                n += len(orjson.loads(data).get("entry", ()))
+    parse_s = time.perf_counter() - t0
+    out: dict[str, Any] = {"resources": n, "bytes": size, "orjson_s": round(parse_s, 3)}
+    if full_sample:
+        from cohort.runner import TYPES
+        from cohort.source.files import ReadStats, read_path
+        from cohort.source.validate import check
+
+        sample = []
+        for res, _ in read_path(folder, ReadStats(), types=TYPES, validate="none"):
+            sample.append(res)
+            if len(sample) >= full_sample:
+                break
+        check(sample[0], "full")  # import/warm-up of the models outside the timing
+        t0 = time.perf_counter()
+        rejected = sum(check(r, "full") is not None for r in sample)
+        full_s = time.perf_counter() - t0
+        out["full_sample"] = len(sample)
+        out["full_sample_s"] = round(full_s, 3)
+        out["full_rejected"] = rejected
+        out["full_extrapolated_s"] = round(full_s / len(sample) * n, 1)
+    return out
+
+
+def stages(folder: Path, work: Path) -> dict[str, Any]:
+    """Each pipeline stage timed by calling the library pieces directly, one after the other."""
+    from cohort.config import Config, SiteConfig
+    from cohort.evaluate import evaluate, is_screened, make_context
+    from cohort.extract import Extractor
+    from cohort.rank import rank
+    from cohort.runner import TYPES, Loaded, last_seen, screened_ids, site_result, write_outputs
+    from cohort.source.files import ReadStats, read_path
+    from cohort.source.validate import check
+    from cohort.store import Store
+    from cohort.model import Candidate
+
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    as_of = date(2026, 11, 25)
+    t: dict[str, float] = {}
+
+    def lap(name: str, t0: float) -> float:
+        now = time.perf_counter()
+        t[name] = round(t.get(name, 0.0) + now - t0, 3)
+        return now
+
+    t0 = time.perf_counter()
+    from cohort.config import default_config
+
+    cfg = default_config()
+    loaded = Loaded.from_config(cfg)
+    from cohort.terminology.units import registry
+
+    registry()  # the one-time pint/UCUM registry (~2 s), counted apart from evaluation
+    t0 = lap("load_mappings", t0)
+    n = sum(1 for _ in read_path(folder, ReadStats(), types=TYPES, validate="none"))
+    t0 = lap("read_parse", t0)
+    items = []
+    for res, origin in read_path(folder, ReadStats(), types=TYPES, validate="none"):
+        items.append((res, origin))
+        if len(items) >= 20000:
+            break
+    t1 = time.perf_counter()
+    for res, _ in items:
+        check(res, "fast")
+    fast_per = (time.perf_counter() - t1) / len(items)
+    t["validate_fast_extrapolated"] = round(fast_per * n, 3)
+    del items
+    store = Store(work / "store.sqlite")
+    t0 = time.perf_counter()
+    put = store.put_resources(
+        "b",
+        read_path(folder, ReadStats(), types=TYPES, validate="fast"),
+        source=str(folder),
+        batch_size=cfg.batch_size,
+    )
+    t0 = lap("read_validate_store", t0)
+    site = SiteConfig(id="b", name="Bench", source=str(folder))
+    ids = screened_ids("b", store, loaded)
+    t0 = lap("screened_ids", t0)
+    extractor = Extractor(loaded.rules, lambda mid: store.get("b", "Medication", mid))
+    out: list[Candidate] = []
+    t_load = t_extract = t_eval = 0.0
+    a = time.perf_counter()
+    for pid, resources in store.iter_by_patient("b", ids):
+        b = time.perf_counter()
+        facts = extractor.facts(pid, resources)
+        c = time.perf_counter()
+        ctx = make_context(facts, loaded.term, as_of, loaded.rules, {})
+        if is_screened(loaded.trial, ctx):
+            out.append(
+                Candidate(
+                    patient=facts.patient,
+                    results=evaluate(loaded.trial, ctx),
+                    last_seen=last_seen(facts, as_of),
+                )
+            )
+        d = time.perf_counter()
+        t_load += b - a
+        t_extract += c - b
+        t_eval += d - c
+        a = time.perf_counter()
+    t["store_read"] = round(t_load, 3)
+    t["extract"] = round(t_extract, 3)
+    t["evaluate"] = round(t_eval, 3)
+    t0 = time.perf_counter()
+    time_limited = {c.id for c in loaded.trial.criteria if c.time_limited}
+    ranked = rank(out, as_of, time_limited)
+    sr = site_result(site, ranked, loaded, as_of, {}, "now")
+    write_outputs(work / "out", [sr], [], True)
+    lap("rank_report", t0)
+    store.close()
+    return {"resources": n, "stored": put.inserted, "screened": len(ranked), "stages": t}
+
+
+def main(argv: list[str]) -> None:
+    kind, folder, work, out = argv[0], Path(argv[1]), Path(argv[2]), Path(argv[3])
+    extra = int(argv[4]) if len(argv) > 4 else 0
+    if kind == "floor":
+        result = floor(folder, extra)
+    elif kind == "stages":
+        result = stages(folder, work)
+    else:
+        raise SystemExit(f"unknown job {kind}")
+    out.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
