@@ -90,19 +90,13 @@ def e2e(folder: Path, work: Path) -> dict[str, Any]:
 
 
 def machine() -> str:
-    mem = ""
-    try:
-        kb = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1])
-        mem = f"{kb / 1024 / 1024:.1f} GiB RAM"
-    except (OSError, StopIteration, ValueError):
-        pass
-    cpu = ""
-    try:
-        cpu = next(l for l in open("/proc/cpuinfo") if l.startswith("model name")).split(":")[1]
-    except (OSError, StopIteration):
-        pass
+    info_ = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
+    cpus = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    mem = next((ln.split()[1] for ln in info_.splitlines() if ln.startswith("MemTotal")), "")
+    cpu = next((ln.split(":")[1] for ln in cpus.splitlines() if ln.startswith("model name")), "")
+    ram = f"{int(mem) / 1024 / 1024:.1f} GiB RAM" if mem.isdigit() else "RAM unknown"
     return (
-        f"{os.cpu_count()} cores ({cpu.strip()}), {mem}, Python {platform.python_version()},"
+        f"{os.cpu_count()} cores ({cpu.strip()}), {ram}, Python {platform.python_version()},"
         f" {platform.system()} {platform.release()}"
     )
 

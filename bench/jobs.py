@@ -18,7 +18,7 @@ def _files(folder: Path) -> list[Path]:
 
 
 def floor(folder: Path, full_sample: int) -> dict[str, Any]:
-    """Plain orjson parse of every line (NDJSON) or file (bundles); then fhir.resources on a sample."""
+    """orjson parse of every NDJSON line or bundle file; then fhir.resources on a sample."""
     t0 = time.perf_counter()
     n = 0
     size = 0
@@ -58,15 +58,15 @@ def floor(folder: Path, full_sample: int) -> dict[str, Any]:
 
 def stages(folder: Path, work: Path) -> dict[str, Any]:
     """Each pipeline stage timed by calling the library pieces directly, one after the other."""
-    from cohort.config import Config, SiteConfig
+    from cohort.config import SiteConfig
     from cohort.evaluate import evaluate, is_screened, make_context
     from cohort.extract import Extractor
+    from cohort.model import Candidate
     from cohort.rank import rank
     from cohort.runner import TYPES, Loaded, last_seen, screened_ids, site_result, write_outputs
     from cohort.source.files import ReadStats, read_path
     from cohort.source.validate import check
     from cohort.store import Store
-    from cohort.model import Candidate
 
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
