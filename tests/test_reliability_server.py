@@ -68,7 +68,11 @@ POPULATION = _load_population()
 
 def _tokens(res: dict[str, Any]) -> set[str]:
     cc = res.get("code") or {}
-    return {f"{c.get('system')}|{c.get('code')}" for c in cc.get("coding") or []}
+    codings = cc.get("coding") or []
+    # FHIR token search: "system|code" or a bare "code" (any system)
+    return {f"{c.get('system')}|{c.get('code')}" for c in codings} | {
+        str(c.get("code")) for c in codings
+    }
 
 
 def _patient_ref(res: dict[str, Any]) -> str:
