@@ -264,7 +264,8 @@ def site_result(
         criteria=loaded.trial.infos,
         manual_items=loaded.trial.manual_items,
         candidates=cands,
-        mapping_version=loaded.term.version,
+        mapping_version=loaded.term.version
+        + (f" ({loaded.term.human_version})" if loaded.term.human_version else ""),
         data_freshness=freshness,
         previous_tiers=prev,
     )

@@ -107,4 +107,4 @@ def test_empty_concept_is_a_warning(tmp_path: Path) -> None:
     labs.write_text("\n".join(text) + "\n")
     result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
     assert result.exit_code == 0, result.output
-    assert "concept 'body_weight' is empty (only unverified rows)" in result.output
+    assert "concept 'body_weight' is empty (only unverified rows" in result.output

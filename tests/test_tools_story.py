@@ -101,6 +101,12 @@ def test_acceptance_story(tmp_path: Path) -> None:
     assert after["x-p002"]["change"] == "tier possible -> excluded"
     assert after["x-p003"]["change"] == ""
     report = json.loads((out / "run.json").read_text())
+    # every output is stamped with the mapping version (hash + human VERSION), not the CSV
+    human = (tmp_path / "mappings" / "VERSION").read_text().strip()
+    assert report["mapping_version"].startswith("sha256:")
+    assert report["mapping_human_version"] == human
+    html = (out / "site-x" / "summary.html").read_text()
+    assert f"{report['mapping_version']} ({human})" in html
     assert report["sites"]["site-x"]["changes"]["tier_changed"] == 2
     assert (
         report["mapping_version"]
