@@ -130,10 +130,12 @@ def report_at_end(request: pytest.FixtureRequest, scenarios: Scenarios) -> None:
 
     def emit() -> None:
         tr = request.config.pluginmanager.get_plugin("terminalreporter")
+        capman = request.config.pluginmanager.get_plugin("capturemanager")
         line = scenarios.summary()
-        if tr is not None:
-            tr.write_line("")
-            tr.write_line(line)
+        if tr is not None and capman is not None:
+            with capman.global_and_fixture_disabled():
+                tr.write_line("")
+                tr.write_line(line)
         else:  # pragma: no cover - without the terminal plugin
             print(line)
 
