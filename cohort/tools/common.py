@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,3 +100,12 @@ def concept_refs(params: Any, key: str = "") -> Iterator[tuple[str, str]]:
                 yield key, v
             elif isinstance(v, dict):
                 yield from concept_refs(v, key)
+
+
+def table(head: tuple[str, ...], body: Sequence[tuple[str, ...]]) -> list[str]:
+    """Left-aligned text table lines (indented two spaces); "(none)" when there is no row."""
+    if not body:
+        return ["  (none)"]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=False)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return ["  " + fmt.format(*head).rstrip()] + ["  " + fmt.format(*r).rstrip() for r in body]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from cohort.runner import Loaded, screened_ids
 from cohort.store import Store
 from cohort.terminology import Terminology
 from cohort.terminology.codes import TEXT, ConceptIndex
-from cohort.tools.common import open_store
+from cohort.tools.common import open_store, table
 from cohort.tools.suggest import Suggester
 
 COLUMNS = (
@@ -216,11 +216,11 @@ def render_terminal(r: CoverageReport, limit: int) -> str:
         )
         for u in r.unmapped[:limit]
     ]
-    lines += _table(
+    lines += table(
         ("site", "type", "system|code", "display", "screened", "values", "units", "suggest"), body
     )
     lines += ["", f"unit failures ({len(r.unit_failures)}):"]
-    lines += _table(
+    lines += table(
         ("site", "concept", "unit", "example", "records"),
         [(s, c, u, v, str(n)) for s, c, u, v, n in r.unit_failures[:limit]],
     )
@@ -233,14 +233,6 @@ def render_terminal(r: CoverageReport, limit: int) -> str:
         f"(in {len(per)} concepts; listed in coverage.csv)",
     ]
     return "\n".join(lines)
-
-
-def _table(head: tuple[str, ...], body: Sequence[tuple[str, ...]]) -> list[str]:
-    if not body:
-        return ["  (none)"]
-    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=False)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return ["  " + fmt.format(*head).rstrip()] + ["  " + fmt.format(*b).rstrip() for b in body]
 
 
 def write_csv(r: CoverageReport, path: Path) -> Path:

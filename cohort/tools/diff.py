@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cohort.tools.changes import read_candidates
+from cohort.tools.common import table
 
 
 @dataclass
@@ -71,12 +72,6 @@ def diff_outputs(a: Path, b: Path) -> OutputDiff:
     return OutputDiff(a, b, (_version(a), _version(b)), sites)
 
 
-def _table(head: tuple[str, ...], body: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=False)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return ["  " + fmt.format(*head).rstrip()] + ["  " + fmt.format(*r).rstrip() for r in body]
-
-
 def render(d: OutputDiff) -> str:
     """The diff as text tables for the terminal."""
     lines = [f"A: {d.a}  mapping {d.versions[0]}", f"B: {d.b}  mapping {d.versions[1]}"]
@@ -96,5 +91,5 @@ def render(d: OutputDiff) -> str:
         body += [(p, "tier", a, b) for p, a, b in s.tiers]
         body += [(p, c, a, b) for p, c, a, b in s.cells]
         if body:
-            lines += _table(("patient", "what", "A", "B"), body)
+            lines += table(("patient", "what", "A", "B"), body)
     return "\n".join(lines)
