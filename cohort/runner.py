@@ -180,21 +180,60 @@ def screened_ids(site: str, store: Store, loaded: Loaded) -> list[str]:
 def screen(site: SiteConfig, store: Store, loaded: Loaded, as_of: date) -> list[Candidate]:
     from cohort.extract import Extractor
 
-    extractor = Extractor(loaded.rules, lambda mid: store.get(site.id, "Medication", mid))
     params = {"min_age": site.min_age} if site.min_age else {}
-    out: list[Candidate] = []
-    for pid, resources in store.iter_by_patient(site.id, screened_ids(site.id, store, loaded)):
-        facts = extractor.facts(pid, resources)
-        ctx = make_context(facts, loaded.term, as_of, loaded.rules, params)
-        if not is_screened(loaded.trial, ctx):
-            continue
-        out.append(
-            Candidate(
-                patient=facts.patient,
-                results=evaluate(loaded.trial, ctx),
-                last_seen=last_seen(facts, as_of),
+    ids = screened_ids(site.id, store, loaded)
+
+    def run_ids(st: Store, part: list[str]) -> list[Candidate]:
+        extractor = Extractor(loaded.rules, lambda mid: st.get(site.id, "Medication", mid))
+        found: list[Candidate] = []
+        for pid, resources in st.iter_by_patient(site.id, part):
+            facts = extractor.facts(pid, resources)
+            ctx = make_context(facts, loaded.term, as_of, loaded.rules, params)
+            if not is_screened(loaded.trial, ctx):
+                continue
+            found.append(
+                Candidate(
+                    patient=facts.patient,
+                    results=evaluate(loaded.trial, ctx),
+                    last_seen=last_seen(facts, as_of),
+                )
             )
-        )
+        return found
+
+    # Evaluation is CPU-bound and per patient: above a few thousand screened patients, forked
+    # workers (own read connection each; WAL allows concurrent readers) take interleaved slices.
+    # rank() orders by (tier, score, patient id), so the result is identical to the serial loop.
+    # bench/RESULTS.md has the numbers. Any worker failure -> the serial loop (same errors).
+    nproc = min(os.cpu_count() or 1, 4) if len(ids) >= 4000 and hasattr(os, "fork") else 1
+    out: list[Candidate] | None = None
+    if nproc > 1:
+        import pickle
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="cohort-screen-") as tmp:
+            kids = []
+            for k in range(nproc):
+                path = Path(tmp) / f"{k}.pickle"
+                pid = os.fork()
+                if pid == 0:  # child: never returns into the caller
+                    code = 1
+                    try:
+                        with Store(store.path) as mine:
+                            found = run_ids(mine, ids[k::nproc])
+                        path.write_bytes(pickle.dumps(found, protocol=pickle.HIGHEST_PROTOCOL))
+                        code = 0
+                    finally:
+                        os._exit(code)
+                kids.append((pid, path))
+            parts = []
+            for pid, path in kids:
+                _, status = os.waitpid(pid, 0)
+                ok = os.waitstatus_to_exitcode(status) == 0 and path.exists()
+                parts.append(pickle.loads(path.read_bytes()) if ok else None)  # noqa: S301
+            if all(p is not None for p in parts):
+                out = [c for p in parts for c in p]
+    if out is None:
+        out = run_ids(store, ids)
     time_limited = {c.id for c in loaded.trial.criteria if c.time_limited}
     return rank(out, as_of, time_limited)
 
