@@ -52,7 +52,7 @@ def job(kind: str, folder: Path, work: Path, extra: int = 0) -> dict[str, Any]:
     return result
 
 
-def e2e(folder: Path, work: Path) -> dict[str, Any]:
+def e2e(folder: Path, work: Path, rerun: bool = True) -> dict[str, Any]:
     """`cohort run` as a child process on a fresh store, then the no-change rerun."""
     import shutil
 
@@ -64,7 +64,7 @@ def e2e(folder: Path, work: Path) -> dict[str, Any]:
         f'[[sites]]\nid = "b"\nname = "Bench"\nsource = "{folder}"\n'
     )
     res: dict[str, Any] = {}
-    for label in ("first", "rerun"):
+    for label in ("first", "rerun") if rerun else ("first",):
         cmd = [
             sys.executable,
             "-m",
@@ -129,7 +129,8 @@ def markdown(cmd: str, rows: list[dict[str, Any]]) -> str:
         out.append(
             f"| {r['scale']} | {r['format']} | {n} | {fl['bytes'] / 1e6:.0f} | {fl['orjson_s']} | "
             f"{floor_rate:,.0f} | {e['first']['wall_s']} | {e2e_rate:,.0f} | "
-            f"{e2e_rate / floor_rate:.3f} | {e['first']['maxrss_mb']} | {e['rerun']['wall_s']} | "
+            f"{e2e_rate / floor_rate:.3f} | {e['first']['maxrss_mb']} | "
+            f"{e.get('rerun', {}).get('wall_s', '-')} | "
             f"{e['first']['timings'].get('evaluate')} | {full} |"
         )
     staged = [r for r in rows if "stages" in r]
@@ -180,6 +181,7 @@ def main() -> None:
         default=3000,
         help="resources validated with fhir.resources (0: skip)",
     )
+    r.add_argument("--no-rerun", action="store_true", help="skip the no-change rerun")
     r.add_argument("--no-stages", action="store_true", help="skip the per-stage child")
     r.add_argument("--results", type=Path, help="append a markdown section to this file")
     a = ap.parse_args()
@@ -199,7 +201,7 @@ def main() -> None:
             row: dict[str, Any] = {"scale": scale, "format": fmt, "data": meta}
             row["floor"] = job("floor", folder, work, a.full_sample)
             print("floor", row["floor"], flush=True)
-            row["e2e"] = e2e(folder, work)
+            row["e2e"] = e2e(folder, work, rerun=not a.no_rerun)
             print("e2e", row["e2e"], flush=True)
             if not a.no_stages:
                 row["stages"] = job("stages", folder, work)
