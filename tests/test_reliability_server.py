@@ -435,11 +435,6 @@ def _loop(rtype: str, url: str) -> str:
     return url
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cohort/source/fhir/client.py: a repeated next link stops paging with a warning and "
-    "the run reports success on the pages read so far (records after the loop are missing)",
-)
 def test_next_link_loop_never_passes_as_complete(tmp_path: Path) -> None:
     rep, err = _run(tmp_path / "loop", setup=lambda f: setattr(f, "next_link", _loop))
     base = baseline(tmp_path.parent / "_baselines", False)
@@ -449,15 +444,15 @@ def test_next_link_loop_never_passes_as_complete(tmp_path: Path) -> None:
 def _looped(tmp_path: Path) -> Path:
     folder = tmp_path / "loop"
     rep, err = _run(folder, setup=lambda f: setattr(f, "next_link", _loop))
-    if err is None:
-        warnings = rep["warnings"] + rep["sites"]["amr"]["warnings"]
-        assert any("next link" in w for w in warnings), warnings
+    # an incomplete search fails the run (never passes as complete) and names the loop
+    assert err is not None and "next link" in str(err)
+    assert rep["status"] == "failed"
     assert not store_problems(folder / "out" / ".cohort" / "store.sqlite")
     return folder
 
 
 def test_next_link_loop_terminates_and_full_refresh_recovers(tmp_path: Path) -> None:
-    """The loop is detected (no hang, a warning in run.json); `--full-refresh` recovers."""
+    """The loop is detected (no hang; the run fails and says why); `--full-refresh` recovers."""
     with RUNS.scenario("next-link loop (+ full refresh)"):
         folder = _looped(tmp_path)
         rep, err = _run(folder, full_refresh=True)
@@ -468,11 +463,6 @@ def test_next_link_loop_terminates_and_full_refresh_recovers(tmp_path: Path) -> 
         assert not store_problems(folder / "out" / ".cohort" / "store.sqlite")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cohort/source/fhir: after a next-link loop the type's sync mark still advances, so "
-    "the next (incremental) run never fetches the records the loop skipped",
-)
 def test_next_link_loop_then_plain_run_recovers(tmp_path: Path) -> None:
     folder = _looped(tmp_path)
     _run(folder)
@@ -523,12 +513,6 @@ def test_bulk_export_fails_mid_download(tmp_path: Path) -> None:
     check_recovery("bulk download broken mid-file", tmp_path, drop, bulk=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cohort/source/fhir/bulk.py download(): a connection dropped while streaming an output "
-    "file escapes as requests.ChunkedEncodingError (CLI exit 1, 'internal error') instead of a "
-    "ServerError (exit 6)",
-)
 def test_bulk_broken_download_is_a_server_error(tmp_path: Path) -> None:
     body = b"\n".join(
         orjson.dumps(r) for (t, _), r in sorted(POPULATION.items()) if t == "Observation"

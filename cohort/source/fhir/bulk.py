@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import IO, Any, cast
 from urllib.parse import urlencode
 
+import orjson
+import requests
+
 from cohort.errors import ServerError
 
 from .client import retry_after
@@ -112,11 +115,16 @@ def download(p: Puller, manifest: dict[str, Any], spool: Path) -> list[tuple[str
         )
         mode = "ab" if r.status_code == 206 and have else "wb"
         n = 0
-        with part.open(mode) as f:
-            for chunk in r.iter_content(1 << 16):
-                f.write(chunk)
-                n += len(chunk)
-        r.close()
+        try:
+            with part.open(mode) as f:
+                for chunk in r.iter_content(1 << 16):
+                    f.write(chunk)
+                    n += len(chunk)
+        except (requests.RequestException, OSError) as e:
+            # the .part file stays: the next run resumes it with a Range request
+            raise ServerError(f"bulk download of {rtype} interrupted: {type(e).__name__}") from None
+        finally:
+            r.close()
         p.client.stats.add(rtype, nbytes=n if not r.headers.get("Content-Length") else 0)
         part.rename(final)
     return files
@@ -128,16 +136,19 @@ def _open(path: Path) -> IO[bytes]:
     return cast(IO[bytes], gzip.open(path, "rb")) if magic == b"\x1f\x8b" else path.open("rb")
 
 
-def read_ndjson(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_ndjson(path: Path, bad: list[int] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Resources of one export file; numbers of unreadable lines go to `bad` (PHI-free)."""
     with _open(path) as f:
         for n, line in enumerate(f, 1):
             if line.strip():
                 try:
-                    res = json.loads(line)
-                except ValueError:
-                    continue
+                    res = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    res = None
                 if isinstance(res, dict):
                     yield n, res
+                elif bad is not None:
+                    bad.append(n)
 
 
 def screened_in(files: list[tuple[str, Path]], codes_wanted: set[str]) -> set[str]:
@@ -163,7 +174,8 @@ def load(p: Puller, files: list[tuple[str, Path]], screened: set[str]) -> None:
     meds: list[dict[str, Any]] = []
     for rtype, path in sorted(files, key=lambda f: f[0] != "Medication"):
         batch: list[tuple[dict, str]] = []
-        for n, res in read_ndjson(path):
+        bad: list[int] = []
+        for n, res in read_ndjson(path, bad):
             if res.get("resourceType") == "Medication" or patient_of(res) in screened:
                 batch.append((res, f"bulk {rtype}.ndjson:{n}"))
                 if "medicationReference" in res:
@@ -172,6 +184,10 @@ def load(p: Puller, files: list[tuple[str, Path]], screened: set[str]) -> None:
                 p.put(batch)
                 batch = []
         p.put(batch)
+        if bad:
+            p.report.warn(
+                f"bulk {rtype}.ndjson: {len(bad)} unreadable line(s), first at line {bad[0]}"
+            )
     p.fetch_medications(meds)
 
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
+import orjson
 import requests
 
-from cohort.errors import ServerError
+from cohort.errors import AuthError, ServerError
 
 from .auth import Auth, make_auth
 from .settings import ServerSettings
@@ -202,7 +203,9 @@ class FhirClient:
         except ValueError:
             body = None
         text = operation_outcome_text(body) or (r.reason or "")
-        err = ServerError(f"{method} {safe_path(url)}: HTTP {r.status_code}: {text}".rstrip(": "))
+        # 401/403 that survived a token refresh: credentials or scopes, not the server (exit 7)
+        kind = AuthError if r.status_code in (401, 403) else ServerError
+        err = kind(f"{method} {safe_path(url)}: HTTP {r.status_code}: {text}".rstrip(": "))
         err.status = r.status_code  # type: ignore[attr-defined]
         err.outcome = text  # type: ignore[attr-defined]
         return err
@@ -212,8 +215,9 @@ class FhirClient:
     ) -> tuple[dict, requests.Response]:
         r = self.request("GET", path_or_url, key=key, params=params)
         try:
-            body = r.json()
-        except ValueError:
+            # orjson: strict JSON (no NaN/Infinity) and fast on large pages
+            body = orjson.loads(r.content)
+        except orjson.JSONDecodeError:
             raise ServerError(f"GET {safe_path(r.url)}: response is not JSON") from None
         if not isinstance(body, dict):
             raise ServerError(f"GET {safe_path(r.url)}: response is not a JSON object")
@@ -244,10 +248,10 @@ class FhirClient:
                 return
             url = self.url(nxt)
             if url in seen or page >= MAX_PAGES:
-                msg = f"{rtype}: server repeated a next link (page {page}); paging stopped"
-                log.warning(msg)
-                self.warnings.append(msg)
-                return
+                # an incomplete result must not pass as complete: the run fails, marks stay put
+                raise ServerError(
+                    f"{rtype}: server repeated a next link (page {page}); search incomplete"
+                )
             seen.add(url)
 
     def _page(self, url: str, key: str) -> tuple[dict, requests.Response]:
