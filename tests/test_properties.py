@@ -85,12 +85,6 @@ units = st.one_of(st.text(max_size=12), st.sampled_from(
      "mg", "1/min", "{titer}", "g", "U/L", "IU/mL", "m", "cel", "[degF]", "", " ", "µmol/L"]))  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="cohort/terminology: convert() lets pint's "
-    "OffsetUnitCalculusError escape for offset units ([degF], Cel): one such "
-    "Observation of a mapped lab concept crashes the whole run (exit 1)",
-)
 @FAST
 @given(finite_or_not, units, units, st.sampled_from(["", "<", ">=", "<=", ">", "~"]),
        st.sampled_from(["platelets", "hemoglobin", "creatinine", "body_weight", "anc", "nope"]))  # fmt: skip
@@ -153,10 +147,5 @@ def test_validation_never_raises(resource: dict[str, object]) -> None:
     assert reason is None or isinstance(reason, str)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cohort/terminology: pint OffsetUnitCalculusError escapes "
-    "convert() for [degF]; one such platelet Observation crashes `cohort run`",
-)
 def test_convert_offset_unit_does_not_raise() -> None:
     assert term().convert(Quantity(150.0, "degF", "[degF]"), "platelets") is None

@@ -21,6 +21,7 @@ from cohort.terminology.codes import (
 from cohort.terminology.mappings import (
     MappingRow,
     load_concept_rows,
+    parse_bound,
     parse_number,
     read_csv,
     version_of,
@@ -95,7 +96,10 @@ class Terminology:
             if not rec.get("unit"):
                 raise rec.fail("unit", "empty")
             specs[rec.get("concept")] = UnitSpec(
-                rec.get("unit"), parse_number(rec, "molar_mass_g_per_mol")
+                rec.get("unit"),
+                parse_number(rec, "molar_mass_g_per_mol"),
+                parse_bound(rec, "plausible_min"),
+                parse_bound(rec, "plausible_max"),
             )
         aliases: dict[str, str] = {}
         for rec in read_csv(root, root / "unit_aliases.csv", ("alias", "ucum")):

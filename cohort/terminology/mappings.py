@@ -187,6 +187,20 @@ def parse_number(rec: Record, key: str) -> float | None:
     return parts[0] / parts[1] if len(parts) == 2 else parts[0]
 
 
+def parse_bound(rec: Record, key: str) -> float | None:
+    """Any finite number (a plausibility bound may be 0), or blank (None)."""
+    raw = rec.get(key)
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise rec.fail(key, f"'{raw}' is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise rec.fail(key, f"'{raw}' is not a finite number")
+    return value
+
+
 def mapping_files(root: Path) -> list[Path]:
     """Files that make up the terminology (hashed into `Terminology.version`)."""
     files = [root / rel for rel in REQUIRED] + sorted((root / "concepts").glob("*.csv"))

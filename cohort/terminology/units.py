@@ -50,6 +50,8 @@ class UnitSpec:
 
     unit: str
     molar_mass: float | None = None  # g/mol
+    low: float | None = None  # plausible range in the canonical unit: outside it is no value
+    high: float | None = None
 
 
 class Units:
@@ -74,10 +76,20 @@ class Units:
         return spec.unit if spec else None
 
     def convert(self, q: Quantity, concept: str) -> float | None:
-        """The value in the concept's canonical unit; None when no sound conversion exists."""
+        """The value in the concept's canonical unit; None when no sound conversion exists
+        or the result is outside the concept's plausible range (a typo is no value, not a fail)."""
         spec = self.specs.get(concept)
         if spec is None or not math.isfinite(q.value):
             return None
+        try:
+            value = self._convert_any(q, spec)
+        except Exception:  # pint raises for offset units (Cel, [degF]) and odd expressions
+            return None
+        if value is None or (spec.low is not None and value < spec.low):
+            return None
+        return None if spec.high is not None and value > spec.high else value
+
+    def _convert_any(self, q: Quantity, spec: UnitSpec) -> float | None:
         for written in (q.code, q.unit):
             if not written.strip():
                 continue
