@@ -7,7 +7,6 @@ import math
 from datetime import date
 from functools import cache
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
