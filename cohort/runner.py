@@ -424,6 +424,7 @@ def _site_summary(sr: SiteResult, prev: dict[str, str]) -> dict[str, Any]:
             "new": sum(1 for c in sr.candidates if c.change == "new"),
             "removed": len(set(prev) - current),
             "tier_changed": sum(1 for c in sr.candidates if c.change.startswith("tier ")),
+            "criteria_changed": len(getattr(prev, "changed", {})),
         },
     }
 

@@ -38,6 +38,9 @@ def criterion_columns(header: list[str]) -> list[str]:
 
 def read_candidates(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     """(criterion columns, rows) of a candidates.csv; ([], []) when absent or unreadable."""
+    # our own CSV may hold long cells (hostile 1 MB names): csv's 128 KiB default would fail
+    # the read and silently mark every patient "new"
+    csv.field_size_limit(64 * 1024 * 1024)
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             reader = csv.DictReader(fh)
