@@ -75,7 +75,13 @@ def test_criteria_changed_without_tier_change(tmp_path: Path) -> None:
     assert now["x-p002"]["change"] == "new"
     assert now["x-p003"]["change"] == "criteria changed: weight"
     report = json.loads((out / "run.json").read_text())
-    assert report["sites"]["site-x"]["changes"] == {"new": 1, "removed": 1, "tier_changed": 1}
+    # p001 (tier changed because a criterion did) and p003 (weight) have changed cells
+    assert report["sites"]["site-x"]["changes"] == {
+        "new": 1,
+        "removed": 1,
+        "tier_changed": 1,
+        "criteria_changed": 2,
+    }
 
 
 def test_previous_run_of_another_trial_is_not_compared(tmp_path: Path) -> None:
