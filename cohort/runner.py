@@ -21,6 +21,7 @@ from cohort.criteria import Trial, load_trial
 from cohort.errors import CohortError, LockedError, OutputError
 from cohort.evaluate import evaluate, is_screened, make_context
 from cohort.extract import ReadingRules
+from cohort.forks import map_slices, workers_for
 from cohort.model import Candidate, PatientFacts, SiteResult
 from cohort.rank import rank
 from cohort.source.files import ReadStats, read_path
@@ -204,34 +205,15 @@ def screen(site: SiteConfig, store: Store, loaded: Loaded, as_of: date) -> list[
     # workers (own read connection each; WAL allows concurrent readers) take interleaved slices.
     # rank() orders by (tier, score, patient id), so the result is identical to the serial loop.
     # bench/RESULTS.md has the numbers. Any worker failure -> the serial loop (same errors).
-    nproc = min(os.cpu_count() or 1, 4) if len(ids) >= 4000 and hasattr(os, "fork") else 1
+    nproc = workers_for(len(ids))
     out: list[Candidate] | None = None
     if nproc > 1:
-        import pickle
-        import tempfile
 
-        with tempfile.TemporaryDirectory(prefix="cohort-screen-") as tmp:
-            kids = []
-            for k in range(nproc):
-                path = Path(tmp) / f"{k}.pickle"
-                pid = os.fork()
-                if pid == 0:  # child: never returns into the caller
-                    code = 1
-                    try:
-                        with Store(store.path) as mine:
-                            found = run_ids(mine, ids[k::nproc])
-                        path.write_bytes(pickle.dumps(found, protocol=pickle.HIGHEST_PROTOCOL))
-                        code = 0
-                    finally:
-                        os._exit(code)
-                kids.append((pid, path))
-            parts = []
-            for pid, path in kids:
-                _, status = os.waitpid(pid, 0)
-                ok = os.waitstatus_to_exitcode(status) == 0 and path.exists()
-                parts.append(pickle.loads(path.read_bytes()) if ok else None)  # noqa: S301
-            if all(p is not None for p in parts):
-                out = [c for p in parts for c in p]
+        def in_worker(part: list[str]) -> list[Candidate]:
+            with Store(store.path) as mine:
+                return run_ids(mine, part)
+
+        out = map_slices(in_worker, ids, nproc)
     if out is None:
         out = run_ids(store, ids)
     time_limited = {c.id for c in loaded.trial.criteria if c.time_limited}
