@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from cohort.model import (
     Code,
@@ -24,6 +24,7 @@ from cohort.model import (
     Status,
 )
 
+F = TypeVar("F", ConditionFact, ObservationFact, ExposureFact, ImmunizationFact, ProcedureFact)
 SEVERITY = {Status.PASS: 0, Status.UNKNOWN: 1, Status.FAIL: 2}
 
 
@@ -111,6 +112,7 @@ class Context:
     active_statuses: frozenset[str] = frozenset({"active", "recurrence", "relapse"})
     missing_status_is_active: bool = True
     _concepts: dict[str, frozenset[str]] = field(default_factory=dict)
+    _index: dict[int, dict[str, set[int]]] = field(default_factory=dict)
 
     def concepts(self, ref: str, codes: Iterable[Code], text: str = "") -> frozenset[str]:
         hit = self._concepts.get(ref)
@@ -118,14 +120,26 @@ class Context:
             hit = self._concepts[ref] = self.term.concepts_for(codes, text)
         return hit
 
+    def matching(self, facts: Sequence[F], concepts: Iterable[str]) -> list[F]:
+        """The facts (in their order) with any of `concepts`; one concept lookup per fact per
+        patient, then set lookups, so 25 criteria do not rescan every record each time."""
+        index = self._index.get(id(facts))
+        if index is None:
+            index = self._index[id(facts)] = {}
+            for i, f in enumerate(facts):
+                for c in self.concepts(f.ref, f.codes, f.text):
+                    index.setdefault(c, set()).add(i)
+        hits: set[int] = set()
+        for c in concepts:
+            hits |= index.get(c, set())
+        return [facts[i] for i in sorted(hits)]
+
     # --- conditions -------------------------------------------------------------------------
     def conditions(self, concepts: Iterable[str]) -> list[ConditionFact]:
-        want = set(concepts)
         return [
             c
-            for c in self.facts.conditions
-            if want & self.concepts(c.ref, c.codes, c.text)
-            and not ((c.onset or c.recorded) and (c.onset or c.recorded) > self.as_of)  # type: ignore[operator]
+            for c in self.matching(self.facts.conditions, concepts)
+            if not ((c.onset or c.recorded) and (c.onset or c.recorded) > self.as_of)  # type: ignore[operator]
         ]
 
     def active(self, c: ConditionFact) -> bool:
@@ -143,11 +157,8 @@ class Context:
         want = set(concepts)
         used: list[ObservationFact] = []
         ignored: list[Evidence] = []
-        for o in self.facts.observations:
-            hit = want & self.concepts(o.ref, o.codes, o.text)
-            if not hit:
-                continue
-            concept = sorted(hit)[0]
+        for o in self.matching(self.facts.observations, want):
+            concept = sorted(want & self.concepts(o.ref, o.codes, o.text))[0]
             if o.when is None:
                 ignored.append(self.obs_evidence(o, concept, "no date"))
             elif o.when > self.as_of:
@@ -198,21 +209,17 @@ class Context:
 
     # --- medications, immunizations, procedures ----------------------------------------------
     def exposures(self, concepts: Iterable[str]) -> list[ExposureFact]:
-        want = set(concepts)
         return [
             e
-            for e in self.facts.exposures
-            if want & self.concepts(e.ref, e.codes, e.text)
-            and (e.start is None or e.start <= self.as_of)
+            for e in self.matching(self.facts.exposures, concepts)
+            if e.start is None or e.start <= self.as_of
         ]
 
     def immunizations(self, concepts: Iterable[str]) -> list[ImmunizationFact]:
-        want = set(concepts)
-        return [i for i in self.facts.immunizations if want & self.concepts(i.ref, i.codes, i.text)]
+        return self.matching(self.facts.immunizations, concepts)
 
     def procedures(self, concepts: Iterable[str]) -> list[ProcedureFact]:
-        want = set(concepts)
-        return [p for p in self.facts.procedures if want & self.concepts(p.ref, p.codes, p.text)]
+        return self.matching(self.facts.procedures, concepts)
 
 
 Kind = Callable[[Criterion, Context], Result]
