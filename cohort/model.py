@@ -6,6 +6,21 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
+# The FHIR resource types the pipeline reads; everything else is counted and skipped.
+PIPELINE_TYPES = frozenset(
+    (
+        "Patient",
+        "Condition",
+        "Observation",
+        "MedicationStatement",
+        "MedicationRequest",
+        "MedicationAdministration",
+        "Medication",
+        "Immunization",
+        "Procedure",
+    )
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Code:

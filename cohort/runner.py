@@ -22,24 +22,13 @@ from cohort.errors import CohortError, LockedError, OutputError
 from cohort.evaluate import evaluate, is_screened, make_context
 from cohort.extract import ReadingRules
 from cohort.forks import map_slices, workers_for
-from cohort.model import Candidate, PatientFacts, SiteResult
+from cohort.model import PIPELINE_TYPES, Candidate, PatientFacts, SiteResult
 from cohort.rank import rank
 from cohort.source.files import ReadStats, read_path
 from cohort.store import Store
 from cohort.terminology import Terminology
 
 log = logging.getLogger("cohort")
-TYPES = {
-    "Patient",
-    "Condition",
-    "Observation",
-    "MedicationStatement",
-    "MedicationRequest",
-    "MedicationAdministration",
-    "Medication",
-    "Immunization",
-    "Procedure",
-}
 
 
 @dataclass
@@ -122,7 +111,9 @@ def ingest(
     seen: set[tuple[str, str]] = set()
 
     def tracked() -> Iterator[tuple[dict[str, Any], str]]:
-        for res, origin in read_path(Path(site.source), stats, types=TYPES, validate=cfg.validate):
+        for res, origin in read_path(
+            Path(site.source), stats, types=set(PIPELINE_TYPES), validate=cfg.validate
+        ):
             seen.add((res["resourceType"], str(res.get("id", ""))))
             yield res, origin
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import orjson
 
 from cohort import samples_scenarios as sc
+from cohort.model import PIPELINE_TYPES
 from cohort.samples_fhir import LOINC, RXNORM, SNOMED, Builder, Res, birth_date, cc, qty, rxmed
 
 DEFAULT_SEED = 20261125
@@ -319,21 +320,8 @@ def _clean(out_dir: Path) -> None:
     """Remove files a previous generation wrote (and only those) so reruns stay identical."""
     for p in out_dir.iterdir():
         ours = p.name.startswith("bundle-") and p.suffix == ".json"
-        if p.is_file() and (ours or p.name.split(".")[0] in _TYPES and ".ndjson" in p.name):
+        if p.is_file() and (ours or p.name.split(".")[0] in PIPELINE_TYPES and ".ndjson" in p.name):
             p.unlink()
-
-
-_TYPES = {
-    "Patient",
-    "Condition",
-    "Observation",
-    "MedicationStatement",
-    "MedicationRequest",
-    "MedicationAdministration",
-    "Medication",
-    "Immunization",
-    "Procedure",
-}
 
 
 def generate(

@@ -11,23 +11,13 @@ from typing import Any
 import orjson
 import pytest
 
+from cohort.model import PIPELINE_TYPES
 from cohort.source.files import ReadStats, read_path
 from cohort.store import Store
 
 pytestmark = pytest.mark.public_data
 
 REPO = Path(__file__).resolve().parents[1]
-PIPELINE_TYPES = {
-    "Patient",
-    "Condition",
-    "Observation",
-    "MedicationStatement",
-    "MedicationRequest",
-    "MedicationAdministration",
-    "Medication",
-    "Immunization",
-    "Procedure",
-}
 
 
 def _root() -> Path:
