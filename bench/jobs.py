@@ -36,7 +36,7 @@ def floor(folder: Path, full_sample: int) -> dict[str, Any]:
     parse_s = time.perf_counter() - t0
     out: dict[str, Any] = {"resources": n, "bytes": size, "orjson_s": round(parse_s, 3)}
     if full_sample:
-        from cohort.runner import TYPES
+        from cohort.model import PIPELINE_TYPES as TYPES
         from cohort.source.files import ReadStats, read_path
         from cohort.source.validate import check
 
@@ -63,7 +63,8 @@ def stages(folder: Path, work: Path) -> dict[str, Any]:
     from cohort.extract import Extractor
     from cohort.model import Candidate
     from cohort.rank import rank
-    from cohort.runner import TYPES, Loaded, last_seen, screened_ids, site_result, write_outputs
+    from cohort.model import PIPELINE_TYPES as TYPES
+    from cohort.runner import Loaded, last_seen, screened_ids, site_result, write_outputs
     from cohort.source.files import ReadStats, read_path
     from cohort.source.validate import check
     from cohort.store import Store
