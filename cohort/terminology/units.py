@@ -93,6 +93,9 @@ class Units:
         for written in (q.code, q.unit):
             if not written.strip():
                 continue
+            if written.strip() == spec.unit and "{" not in spec.unit:
+                # already canonical: no need to build the UCUM registry (~2 s on first use)
+                return float(q.value)
             source = self.to_ucum(written)
             if parse_ucum(source) is None:
                 continue
