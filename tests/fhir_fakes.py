@@ -84,9 +84,12 @@ class FakeFhir:
             return 400, hdr, json.dumps(oo("Observation search requires a category parameter"))
         if self.reject_lastupdated and "_lastUpdated" in dict(q):
             return 400, hdr, json.dumps(oo("Unknown search parameter _lastUpdated"))
-        crit = [(k, v) for k, v in q if k not in ("_count", "_offset", "_include")]
+        crit = [(k, v) for k, v in q if k not in ("_count", "_offset", "_include", "_summary")]
         hits = [r for (t, _), r in sorted(self.db.items()) if t == path
                 and all(self._match(r, k, v) for k, v in crit)]
+        if dict(q).get("_summary") == "count":
+            return 200, hdr, json.dumps({"resourceType": "Bundle", "type": "searchset",
+                                         "meta": {"lastUpdated": self.clock}, "total": len(hits)})
         off = int(dict(q).get("_offset", 0))
         chunk = hits[off:off + self.page]
         entries = [{"resource": r, "search": {"mode": "match"}} for r in chunk]

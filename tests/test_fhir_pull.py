@@ -58,6 +58,45 @@ def test_second_run_only_incremental_queries(store):
     assert rep.incremental and rep.stored == 0 and rep.updated == 0
 
 
+def test_no_change_rerun_is_one_count_probe_per_type(store):
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        run(store)
+        first = [q for q in fake.log if "patient" in q.split("?")[1]]
+        fake.log.clear()
+        run(store)
+    # the first pull searched per patient batch; the rerun is the incremental screening search
+    # plus one `_summary=count` probe per type (with the mapped codes where the plan uses them)
+    assert first
+    assert fake.log == [
+        "metadata?",
+        "Condition?_count&_lastUpdated&code",
+        "Patient?_lastUpdated&_summary",
+        "Condition?_lastUpdated&_summary",
+        "Observation?_lastUpdated&_summary&code",
+        "MedicationRequest?_lastUpdated&_summary",
+        "MedicationStatement?_lastUpdated&_summary",
+        "MedicationAdministration?_lastUpdated&_summary",
+        "Immunization?_lastUpdated&_summary",
+        "Procedure?_lastUpdated&_summary&code",
+    ]
+
+
+def test_a_change_reruns_only_that_types_batched_search(store):
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        run(store)
+        fake.clock = "2026-11-26T10:00:00Z"
+        fake.add({**fake.db[("Observation", "o1")], "status": "amended"}, "2026-11-26T09:00:00Z")
+        fake.log.clear()
+        rep = run(store)
+    batched = {q.split("?")[0] for q in fake.log if "patient" in q.split("?")[1]}
+    assert batched == {"Observation"}
+    assert rep.updated == 1 and store.get("uci", "Observation", "o1")["status"] == "amended"
+
+
 def test_changes_and_new_patient_picked_up(store):
     with responses.RequestsMock() as rsps:
         fake = FakeFhir(rsps)
@@ -66,9 +105,15 @@ def test_changes_and_new_patient_picked_up(store):
         fake.clock = "2026-11-26T10:00:00Z"
         fake.add({**fake.db[("Observation", "o1")], "status": "amended"}, "2026-11-26T09:00:00Z")
         # px newly gets an SLE condition: full history once, incl. an old Observation
-        fake.add({"resourceType": "Condition", "id": "cx", "subject": {"reference": "Patient/px"},
-                  "code": {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]}},
-                 "2026-11-26T09:00:00Z")
+        fake.add(
+            {
+                "resourceType": "Condition",
+                "id": "cx",
+                "subject": {"reference": "Patient/px"},
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]},
+            },
+            "2026-11-26T09:00:00Z",
+        )
         fake.log.clear()
         rep = run(store)
     assert rep.updated == 1 and rep.patients_new == 1
@@ -90,7 +135,9 @@ def test_full_refresh_ignores_marks(store):
 def test_no_medication_statement_and_no_include(store):
     types = [t for t in capability()["rest"][0]["resource"] if t["type"] != "MedicationStatement"]
     cap = capability(includes=False)
-    cap["rest"][0]["resource"] = [r for r in cap["rest"][0]["resource"] if r["type"] != "MedicationStatement"]
+    cap["rest"][0]["resource"] = [
+        r for r in cap["rest"][0]["resource"] if r["type"] != "MedicationStatement"
+    ]
     assert types
     with responses.RequestsMock() as rsps:
         fake = FakeFhir(rsps, cap=cap)

@@ -136,7 +136,9 @@ class FakeServer:
         return 200, hdr, json.dumps(self._search(path, q))
 
     def _search(self, rtype: str, q: list[tuple[str, str]]) -> dict[str, Any]:
-        crit = [(k, v) for k, v in q if k not in ("_count", "_page", "_include", "category")]
+        # "_summary" is ignored, as by servers without it: no `total`, so the client falls back
+        skip = ("_count", "_page", "_include", "category", "_summary")
+        crit = [(k, v) for k, v in q if k not in skip]
         hits = [r for (t, _), r in sorted(POPULATION.items()) if t == rtype]
         for k, v in crit:
             vals = set(v.split(","))

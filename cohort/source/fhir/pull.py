@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from cohort.errors import ServerError
 
@@ -219,6 +220,33 @@ class Puller:
             return None
         return minus_overlap(mark, timedelta(seconds=self.s.sync_overlap))
 
+    def unchanged_since(self, rtype: str, since: str) -> tuple[bool, str | None]:
+        """One cheap server-wide count of `rtype` changed since the mark (mapped codes only);
+        (True, server clock) when nothing changed, so the batched patient searches are skipped.
+        Any doubt (no `total`, an error, a change anywhere) -> (False, None): search as usual."""
+        codes = self.tokens.get(rtype, []) if rtype in BY_CODE else []
+        base: Params = [("_lastUpdated", f"gt{since}"), ("_summary", "count")]
+        if rtype == "Observation" and self.obs_category:
+            base.append(("category", ",".join(self.obs_category)))
+        prefix = len(self.s.base_url) + len(rtype) + 80
+        groups: list[list[str]] = (
+            chunk_values(prefix, codes, self.s.max_url_length) if codes else [[]]
+        )
+        clock: str | None = None
+        for group in groups:
+            params = base + ([("code", ",".join(group))] if group else [])
+            try:
+                body, r = self.client.get_json(
+                    f"{rtype}?{urlencode(params, safe=',|:/')}", key=rtype
+                )
+            except ServerError:
+                return False, None
+            total = body.get("total")
+            if not isinstance(total, int) or isinstance(total, bool) or total != 0:
+                return False, None
+            clock = clock or server_time(body, r)
+        return clock is not None, clock
+
     def screen(self) -> set[str]:
         """Patients with a screening Condition (incrementally: only changed ones since the mark)."""
         mark = self.mark("screen")
@@ -257,13 +285,16 @@ class Puller:
                 self.no_include.add(rtype)
                 self.report.warn(f"{rtype}: no _include of Medication; read separately")
             with self.phase(rtype):
-                qs = self.queries(rtype, new, None)
-                qs += (
-                    self.queries(rtype, known, self.since_for(rtype, mark))
-                    if mark
-                    else self.queries(rtype, known, None)
+                since = self.since_for(rtype, mark) if mark else None
+                quiet, quiet_clock = (
+                    self.unchanged_since(rtype, since) if since and known else (False, None)
                 )
-                n, clock = self.run_searches(rtype, qs)
+                qs = self.queries(rtype, new, None)
+                if not quiet:
+                    qs += self.queries(rtype, known, since)
+                n, clock = self.run_searches(rtype, qs) if qs else (0, None)
+                # the mark may only move to a clock read before any search of this pull
+                clock = min(c for c in (clock, quiet_clock) if c) if clock or quiet_clock else None
             self.log.info("fhir %s: %s: %d resources", self.site, rtype, n)
             if clock:
                 self.set_mark(rtype, f"{clock}|{h}")
