@@ -48,7 +48,7 @@ class ServerSettings:
     concurrency: int = 2
     timeout: float = 60.0
     page_size: int = 200
-    patient_batch: int = 50
+    patient_batch: int = 100  # ids per search; the URL-length limit still splits long id lists
     bulk: bool = False
     bulk_group: str = ""
     bulk_timeout: float = 3600.0
