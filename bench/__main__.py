@@ -155,6 +155,11 @@ def markdown(cmd: str, rows: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["server"]:  # the server-side harness has its own options
+        from bench.server import main as server_main
+
+        server_main(sys.argv[2:])
+        return
     ap = argparse.ArgumentParser(prog="python -m bench")
     sub = ap.add_subparsers(dest="cmd", required=True)
     g = sub.add_parser("gen", help="write the populations to the cache (once)")
