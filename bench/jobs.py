@@ -61,9 +61,9 @@ def stages(folder: Path, work: Path) -> dict[str, Any]:
     from cohort.config import SiteConfig
     from cohort.evaluate import evaluate, is_screened, make_context
     from cohort.extract import Extractor
+    from cohort.model import PIPELINE_TYPES as TYPES
     from cohort.model import Candidate
     from cohort.rank import rank
-    from cohort.model import PIPELINE_TYPES as TYPES
     from cohort.runner import Loaded, last_seen, screened_ids, site_result, write_outputs
     from cohort.source.files import ReadStats, read_path
     from cohort.source.validate import check
