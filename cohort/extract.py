@@ -203,11 +203,21 @@ def _strength_mg(med: dict[str, Any]) -> float | None:
 
 
 class Extractor:
-    """Builds PatientFacts; `medication` resolves a Medication reference id to its resource."""
+    """Builds PatientFacts; `medication` resolves a Medication reference id to its resource.
 
-    def __init__(self, rules: ReadingRules, medication: Callable[[str], dict[str, Any] | None]):
+    `relevant(codes, text)`, when given, says whether an Observation can matter to any criterion;
+    the others (most of a chart: vitals, routine panels) keep only their date, for `last_seen`.
+    """
+
+    def __init__(
+        self,
+        rules: ReadingRules,
+        medication: Callable[[str], dict[str, Any] | None],
+        relevant: Callable[[tuple[Code, ...], str], bool] | None = None,
+    ):
         self.rules = rules
         self._medication = medication
+        self._relevant = relevant
 
     def facts(self, patient_id: str, resources: Iterable[dict[str, Any]]) -> PatientFacts:
         pf = PatientFacts(patient=Patient(id=patient_id))
@@ -244,6 +254,12 @@ class Extractor:
                 )
             )
         elif rtype == "Observation":
+            if self._relevant and not self._relevant(
+                codes_of(res.get("code")), text_of(res.get("code"))
+            ):
+                if when := _obs_date(res):
+                    pf.other_dates.append(when)
+                return
             pf.observations.append(self._observation(ref, res))
         elif rtype in MEDICATION_TYPES:
             pf.exposures.append(self._exposure(ref, res))

@@ -146,6 +146,8 @@ class PatientFacts:
     procedures: list[ProcedureFact] = field(default_factory=list)
     # records dropped by the reading rules (entered-in-error, refuted, ...): (ref, why)
     dropped: list[tuple[str, str]] = field(default_factory=list)
+    # dates of valid records no criterion reads (kept for `last_seen` only)
+    other_dates: list[date] = field(default_factory=list)
 
 
 class Status(StrEnum):

@@ -27,6 +27,7 @@ from cohort.rank import rank
 from cohort.source.files import ReadStats, read_path
 from cohort.store import Store
 from cohort.terminology import Terminology
+from cohort.terminology.units import warm as warm_units
 
 log = logging.getLogger("cohort")
 
@@ -148,6 +149,7 @@ def last_seen(facts: PatientFacts, as_of: date) -> date | None:
         e.start for e in facts.exposures if e.start
     ]
     dates += [c.recorded or c.onset for c in facts.conditions if c.recorded or c.onset]  # type: ignore[misc]
+    dates += facts.other_dates
     dates = [d for d in dates if d and d <= as_of]
     return max(dates) if dates else None
 
@@ -176,7 +178,11 @@ def screen(site: SiteConfig, store: Store, loaded: Loaded, as_of: date) -> list[
     ids = screened_ids(site.id, store, loaded)
 
     def run_ids(st: Store, part: list[str]) -> list[Candidate]:
-        extractor = Extractor(loaded.rules, lambda mid: st.get(site.id, "Medication", mid))
+        extractor = Extractor(
+            loaded.rules,
+            lambda mid: st.get(site.id, "Medication", mid),
+            lambda codes, text: bool(loaded.term.concepts_for(codes, text)),
+        )
         found: list[Candidate] = []
         for pid, resources in st.iter_by_patient(site.id, part):
             facts = extractor.facts(pid, resources)
@@ -199,6 +205,7 @@ def screen(site: SiteConfig, store: Store, loaded: Loaded, as_of: date) -> list[
     nproc = workers_for(len(ids))
     out: list[Candidate] | None = None
     if nproc > 1:
+        warm_units()  # build the UCUM registry once, before the forks copy this process
 
         def in_worker(part: list[str]) -> list[Candidate]:
             with Store(store.path) as mine:

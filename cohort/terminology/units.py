@@ -23,6 +23,11 @@ def registry() -> Any:
     return PintUcumRegistry()
 
 
+def warm() -> None:
+    """Build the registry and the UCUM parser now (e.g. before forking workers)."""
+    parse_ucum("g/dL")
+
+
 @lru_cache(maxsize=2048)
 def parse_ucum(unit: str) -> Any | None:
     """A pint Quantity for a UCUM string (annotations count as 1), or None if not UCUM."""
