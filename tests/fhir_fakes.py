@@ -11,8 +11,18 @@ import responses
 
 BASE = "https://fhir.example.invalid/r4"
 NOW = "2026-11-25T10:00:00Z"
-ALL = ("Patient", "Condition", "Observation", "MedicationRequest", "MedicationStatement",
-       "MedicationAdministration", "Immunization", "Procedure", "Medication", "Group")
+ALL = (
+    "Patient",
+    "Condition",
+    "Observation",
+    "MedicationRequest",
+    "MedicationStatement",
+    "MedicationAdministration",
+    "Immunization",
+    "Procedure",
+    "Medication",
+    "Group",
+)
 
 
 def capability(types=ALL, no_params: dict[str, set[str]] | None = None, includes=True) -> dict:
@@ -26,17 +36,27 @@ def capability(types=ALL, no_params: dict[str, set[str]] | None = None, includes
         elif not includes and t.startswith("Medication") and t != "Medication":
             entry["searchInclude"] = ["Other:thing"]
         res.append(entry)
-    return {"resourceType": "CapabilityStatement", "rest": [{"mode": "server", "resource": res,
-            "operation": [{"name": "export"}]}]}
+    return {
+        "resourceType": "CapabilityStatement",
+        "rest": [{"mode": "server", "resource": res, "operation": [{"name": "export"}]}],
+    }
 
 
 class FakeFhir:
     """Resources keyed (type, id) with meta.lastUpdated; answers GET searches via `responses`."""
 
-    def __init__(self, rsps: responses.RequestsMock, *, page: int = 2, cap: dict | None = None,
-                 demand_category: bool = False, reject_lastupdated: bool = False) -> None:
+    def __init__(
+        self,
+        rsps: responses.RequestsMock,
+        *,
+        page: int = 2,
+        cap: dict | None = None,
+        demand_category: bool = False,
+        reject_lastupdated: bool = False,
+    ) -> None:
         self.rsps, self.page, self.cap = rsps, page, cap or capability()
         self.demand_category, self.reject_lastupdated = demand_category, reject_lastupdated
+        self.max_url: int | None = None  # longer request URLs are answered 414
         self.db: dict[tuple[str, str], dict] = {}
         self.clock = NOW
         self.log: list[str] = []
@@ -70,10 +90,12 @@ class FakeFhir:
 
     def _get(self, req) -> tuple[int, dict, str]:
         p = urlsplit(req.url)
-        path = p.path[len(urlsplit(BASE).path):].strip("/")
+        path = p.path[len(urlsplit(BASE).path) :].strip("/")
         q = parse_qsl(p.query)
         self.log.append(f"{path}?{'&'.join(sorted(k for k, _ in q))}")
         hdr = {"Content-Type": "application/fhir+json"}
+        if self.max_url and len(req.url) > self.max_url:
+            return 414, hdr, json.dumps(oo("URI Too Long"))
         if path == "metadata":
             return 200, hdr, json.dumps(self.cap)
         if "/" in path:
@@ -85,29 +107,60 @@ class FakeFhir:
         if self.reject_lastupdated and "_lastUpdated" in dict(q):
             return 400, hdr, json.dumps(oo("Unknown search parameter _lastUpdated"))
         crit = [(k, v) for k, v in q if k not in ("_count", "_offset", "_include", "_summary")]
-        hits = [r for (t, _), r in sorted(self.db.items()) if t == path
-                and all(self._match(r, k, v) for k, v in crit)]
+        hits = [
+            r
+            for (t, _), r in sorted(self.db.items())
+            if t == path and all(self._match(r, k, v) for k, v in crit)
+        ]
         if dict(q).get("_summary") == "count":
-            return 200, hdr, json.dumps({"resourceType": "Bundle", "type": "searchset",
-                                         "meta": {"lastUpdated": self.clock}, "total": len(hits)})
+            return (
+                200,
+                hdr,
+                json.dumps(
+                    {
+                        "resourceType": "Bundle",
+                        "type": "searchset",
+                        "meta": {"lastUpdated": self.clock},
+                        "total": len(hits),
+                    }
+                ),
+            )
         off = int(dict(q).get("_offset", 0))
-        chunk = hits[off:off + self.page]
+        chunk = hits[off : off + self.page]
         entries = [{"resource": r, "search": {"mode": "match"}} for r in chunk]
         if "_include" in dict(q):
             for r in chunk:
                 mid = (r.get("medicationReference") or {}).get("reference", "").split("/")[-1]
                 if ("Medication", mid) in self.db:
-                    entries.append({"resource": self.db[("Medication", mid)], "search": {"mode": "include"}})
+                    entries.append(
+                        {"resource": self.db[("Medication", mid)], "search": {"mode": "include"}}
+                    )
         links = []
         if off + self.page < len(hits):
             rest = [(k, v) for k, v in q if k != "_offset"] + [("_offset", str(off + self.page))]
-            links.append({"relation": "next", "url": f"{path}?" + "&".join(f"{k}={v}" for k, v in rest)})
-        return 200, hdr, json.dumps({"resourceType": "Bundle", "type": "searchset", "meta": {"lastUpdated": self.clock},
-                                     "entry": entries, "link": links})
+            links.append(
+                {"relation": "next", "url": f"{path}?" + "&".join(f"{k}={v}" for k, v in rest)}
+            )
+        return (
+            200,
+            hdr,
+            json.dumps(
+                {
+                    "resourceType": "Bundle",
+                    "type": "searchset",
+                    "meta": {"lastUpdated": self.clock},
+                    "entry": entries,
+                    "link": links,
+                }
+            ),
+        )
 
 
 def oo(text: str, code: str = "invalid") -> dict:
-    return {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": text}]}
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": code, "diagnostics": text}],
+    }
 
 
 SLE = "http://snomed.info/sct|55464009"
@@ -117,26 +170,78 @@ PLASMA = "http://snomed.info/sct|127788007"
 
 def population(fake: FakeFhir, n: int = 3, when: str = "2026-11-01T00:00:00Z") -> None:
     """n screened patients (p0..), one unscreened (px), each with a few records."""
+
     def cc(tok: str) -> dict:
         s, c = tok.split("|")
         return {"coding": [{"system": s, "code": c}]}
+
     for i in range(n):
         pid = f"p{i}"
         fake.add({"resourceType": "Patient", "id": pid}, when)
-        fake.add({"resourceType": "Condition", "id": f"c{i}", "subject": {"reference": f"Patient/{pid}"},
-                  "code": cc(SLE)}, when)
-        fake.add({"resourceType": "Condition", "id": f"c{i}b", "subject": {"reference": f"Patient/{pid}"},
-                  "code": cc("http://snomed.info/sct|38341003")}, when)
-        fake.add({"resourceType": "Observation", "id": f"o{i}", "subject": {"reference": f"Patient/{pid}"},
-                  "code": cc(HGB)}, when)
-        fake.add({"resourceType": "Observation", "id": f"o{i}x", "subject": {"reference": f"Patient/{pid}"},
-                  "code": cc("http://loinc.org|0000-0")}, when)
+        fake.add(
+            {
+                "resourceType": "Condition",
+                "id": f"c{i}",
+                "subject": {"reference": f"Patient/{pid}"},
+                "code": cc(SLE),
+            },
+            when,
+        )
+        fake.add(
+            {
+                "resourceType": "Condition",
+                "id": f"c{i}b",
+                "subject": {"reference": f"Patient/{pid}"},
+                "code": cc("http://snomed.info/sct|38341003"),
+            },
+            when,
+        )
+        fake.add(
+            {
+                "resourceType": "Observation",
+                "id": f"o{i}",
+                "subject": {"reference": f"Patient/{pid}"},
+                "code": cc(HGB),
+            },
+            when,
+        )
+        fake.add(
+            {
+                "resourceType": "Observation",
+                "id": f"o{i}x",
+                "subject": {"reference": f"Patient/{pid}"},
+                "code": cc("http://loinc.org|0000-0"),
+            },
+            when,
+        )
         fake.add({"resourceType": "Medication", "id": f"m{i}", "code": {"text": "VAY736"}}, when)
-        fake.add({"resourceType": "MedicationRequest", "id": f"mr{i}", "subject": {"reference": f"Patient/{pid}"},
-                  "medicationReference": {"reference": f"Medication/m{i}"}}, when)
-        fake.add({"resourceType": "Immunization", "id": f"im{i}", "patient": {"reference": f"Patient/{pid}"}}, when)
+        fake.add(
+            {
+                "resourceType": "MedicationRequest",
+                "id": f"mr{i}",
+                "subject": {"reference": f"Patient/{pid}"},
+                "medicationReference": {"reference": f"Medication/m{i}"},
+            },
+            when,
+        )
+        fake.add(
+            {
+                "resourceType": "Immunization",
+                "id": f"im{i}",
+                "patient": {"reference": f"Patient/{pid}"},
+            },
+            when,
+        )
     fake.add({"resourceType": "Patient", "id": "px"}, when)
-    fake.add({"resourceType": "Observation", "id": "ox", "subject": {"reference": "Patient/px"}, "code": cc(HGB)}, when)
+    fake.add(
+        {
+            "resourceType": "Observation",
+            "id": "ox",
+            "subject": {"reference": "Patient/px"},
+            "code": cc(HGB),
+        },
+        when,
+    )
 
 
 TOKENS = {"Observation": [HGB], "Procedure": [PLASMA], "Condition": [SLE]}

@@ -195,10 +195,32 @@ def test_long_code_lists_split_under_url_limit(store):
     with responses.RequestsMock() as rsps:
         fake = FakeFhir(rsps)
         population(fake)
-        pull("uci", settings(), store, {**TOKENS, "Observation": many}, screen_tokens=[SLE] * 1)
+        pull(
+            "uci",
+            settings(max_url_length=1800),
+            store,
+            {**TOKENS, "Observation": many},
+            screen_tokens=[SLE] * 1,
+        )
         urls = [c.request.url for c in rsps.calls]
     assert max(len(u) for u in urls) <= 1800 + 100
     assert store.count_by_type("uci")["Observation"] == 3
+
+
+def test_server_refusing_long_urls_gets_shorter_ones(store, tmp_path):
+    many = [f"http://loinc.org|{i}-{i % 10}" for i in range(400)] + TOKENS["Observation"]
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        fake.max_url = 1500  # e.g. IIS maxQueryString: longer requests get 414
+        population(fake)
+        rep = pull("uci", settings(), store, {**TOKENS, "Observation": many}, screen_tokens=[SLE])
+        ok = [c.request.url for c in rsps.calls if c.response.status_code == 200]
+    assert any("URL limit lowered" in w for w in rep.warnings)
+    assert max(len(u) for u in ok) <= 1500
+    with Store(tmp_path / "ref.db") as ref, responses.RequestsMock() as rsps:
+        population(FakeFhir(rsps))
+        pull("uci", settings(), ref, {**TOKENS, "Observation": many}, screen_tokens=[SLE])
+        assert store.count_by_type("uci") == ref.count_by_type("uci")
 
 
 def test_killed_run_resumes_to_same_result(store, tmp_path):

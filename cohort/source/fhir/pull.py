@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
@@ -59,6 +59,8 @@ class Puller:
         self.obs_category: list[str] = list(settings.observation_category)
         self.no_include: set[str] = set()
         self.no_since: set[str] = set()
+        # lowered (halved) when a server answers 414/431 to a long query
+        self.url_limit = settings.max_url_length
 
     # -- marks -------------------------------------------------------------------------------
     def mark(self, key: str) -> str | None:
@@ -157,6 +159,29 @@ class Puller:
                     self.fetch_medications([res for res, _ in items])
         return count, min(clocks) if clocks else None
 
+    def run_split(self, rtype: str, build: Callable[[], list[Params]]) -> tuple[int, str | None]:
+        """run_searches, re-splitting with a halved URL limit when the server refuses a long URL
+        (414 URI Too Long / 431): long id and code lists are the norm, limits differ per server."""
+        while True:
+            qs = build()
+            if not qs:
+                return 0, None
+            try:
+                return self.run_searches(rtype, qs)
+            except ServerError as e:
+                if not self.shorter_urls(e, rtype):
+                    raise
+
+    def shorter_urls(self, e: ServerError, rtype: str) -> bool:
+        """On 414/431 halve the URL limit (down to ~400 characters); False: not that error."""
+        if getattr(e, "status", 0) not in (414, 431) or self.url_limit < 800:
+            return False
+        self.url_limit //= 2
+        self.report.warn(
+            f"{rtype}: server refused a long URL; URL limit lowered to {self.url_limit}"
+        )
+        return True
+
     def fetch_medications(self, records: list[dict]) -> None:
         """Read referenced Medications not yet stored (when _include is unsupported)."""
         ids = sorted(
@@ -175,7 +200,7 @@ class Puller:
             return
         if self.cap.has_param("Medication", "_id"):
             prefix = len(self.s.base_url) + 40
-            for group in chunk_values(prefix, ids, self.s.max_url_length):
+            for group in chunk_values(prefix, ids, self.url_limit):
                 items, _ = self.search_all("Medication", [("_id", ",".join(group))])
                 self.put(items)
             return
@@ -186,7 +211,7 @@ class Puller:
     # -- the plan ----------------------------------------------------------------------------
     def queries(self, rtype: str, ids: list[str], since: str | None) -> list[Params]:
         """Requests for `rtype` over patients `ids` (batched and URL-length split)."""
-        limit = self.s.max_url_length
+        limit = self.url_limit
         base_len = len(self.s.base_url) + len(rtype) + 60
         codes = self.tokens.get(rtype, []) if rtype in BY_CODE else []
         id_room = limit - base_len if not codes else (limit - base_len) // 2
@@ -229,9 +254,7 @@ class Puller:
         if rtype == "Observation" and self.obs_category:
             base.append(("category", ",".join(self.obs_category)))
         prefix = len(self.s.base_url) + len(rtype) + 80
-        groups: list[list[str]] = (
-            chunk_values(prefix, codes, self.s.max_url_length) if codes else [[]]
-        )
+        groups: list[list[str]] = chunk_values(prefix, codes, self.url_limit) if codes else [[]]
         clock: str | None = None
         for group in groups:
             params = base + ([("code", ",".join(group))] if group else [])
@@ -256,11 +279,20 @@ class Puller:
         prefix = len(self.s.base_url) + 100
         found: set[str] = set()
         clocks: list[str] = []
-        for group in chunk_values(prefix, sorted(self.screen_tokens), self.s.max_url_length):
-            params: Params = [("code", ",".join(group))]
+        groups = chunk_values(prefix, sorted(self.screen_tokens), self.url_limit)
+        while groups:
+            params: Params = [("code", ",".join(groups[0]))]
             if since:
                 params.append(("_lastUpdated", f"gt{since}"))
-            items, clock = self.search_all("Condition", params)
+            try:
+                items, clock = self.search_all("Condition", params)
+            except ServerError as e:
+                if not self.shorter_urls(e, "Condition"):
+                    raise
+                rest = [t for g in groups for t in g]
+                groups = chunk_values(prefix, rest, self.url_limit)
+                continue
+            groups = groups[1:]
             self.put(items)
             found |= {pid for res, _ in items if (pid := patient_of(res))}
             if clock:
@@ -289,10 +321,14 @@ class Puller:
                 quiet, quiet_clock = (
                     self.unchanged_since(rtype, since) if since and known else (False, None)
                 )
-                qs = self.queries(rtype, new, None)
-                if not quiet:
-                    qs += self.queries(rtype, known, since)
-                n, clock = self.run_searches(rtype, qs) if qs else (0, None)
+
+                def build(
+                    rtype: str = rtype, since: str | None = since, quiet: bool = quiet
+                ) -> list[Params]:
+                    qs = self.queries(rtype, new, None)
+                    return qs if quiet else qs + self.queries(rtype, known, since)
+
+                n, clock = self.run_split(rtype, build)
                 # the mark may only move to a clock read before any search of this pull
                 clock = min(c for c in (clock, quiet_clock) if c) if clock or quiet_clock else None
             self.log.info("fhir %s: %s: %d resources", self.site, rtype, n)

@@ -56,7 +56,7 @@ class ServerSettings:
     observation_category: list[str] = field(default_factory=list)
     max_retries: int = 5
     max_wait: float = 120.0
-    max_url_length: int = 1800
+    max_url_length: int = 6000  # halved automatically when a server answers 414/431
     sync_overlap: float = 300.0  # seconds subtracted from a high-water mark (clock skew)
     match_system: bool = False  # search system|code; default bare codes (EHR system URIs vary)
 
