@@ -455,7 +455,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--patient-batch", type=int, default=100)
     ap.add_argument("--page-size", type=int, default=200)
     ap.add_argument("--concurrency", type=int, default=2)
-    ap.add_argument("--max-url-length", type=int, default=1800)
+    ap.add_argument("--max-url-length", type=int, default=6000)
     ap.add_argument("--peers", nargs="*", default=["fhirpy", "pyrate"])
     ap.add_argument("--results", type=Path, help="append a markdown section to this file")
     a = ap.parse_args(argv)
