@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--scale", type=int, action="append", required=True)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/cohort-bench-server"))
     ap.add_argument("--patient-batch", type=int, default=100)
-    ap.add_argument("--page-size", type=int, default=200)
+    ap.add_argument("--page-size", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=2)
     ap.add_argument("--max-url-length", type=int, default=6000)
     ap.add_argument("--peers", nargs="*", default=["fhirpy", "pyrate"])

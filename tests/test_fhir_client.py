@@ -36,7 +36,7 @@ def test_paging_absolute_and_relative_next():
     responses.get(
         f"{BASE}/Patient",
         json=bundle(["a"], f"{BASE}/Patient?page=2"),
-        match=[responses.matchers.query_param_matcher({"_count": "200", "x": "1"})],
+        match=[responses.matchers.query_param_matcher({"_count": "1000", "x": "1"})],
     )
     responses.get(
         f"{BASE}/Patient",
@@ -123,7 +123,7 @@ def test_500_hiding_a_timeout_halves_page_size():
         json=bundle(["o"]),
         match=[responses.matchers.query_param_matcher({"_count": "100"})],
     )
-    c, _ = client(max_retries=1)
+    c, _ = client(max_retries=1, page_size=200)
     pages = list(c.search("Observation", []))
     assert len(pages) == 1 and any("page size reduced" in w for w in c.warnings)
 

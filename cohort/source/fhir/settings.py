@@ -47,7 +47,7 @@ class ServerSettings:
     allow_http: bool = False
     concurrency: int = 2
     timeout: float = 60.0
-    page_size: int = 200
+    page_size: int = 1000  # _count; servers may cap it (fewer per page is fine)
     patient_batch: int = 100  # ids per search; the URL-length limit still splits long id lists
     bulk: bool = False
     bulk_group: str = ""
