@@ -11,9 +11,8 @@ from typing import Any
 import click
 
 from cohort import __version__
-from cohort.errors import EXIT_CODES, CohortError
-
-EPILOG = "Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items())
+from cohort.cli_options import EPILOG, as_of_option, config_option, out_option
+from cohort.errors import CohortError
 
 
 class CohortGroup(click.Group):
@@ -66,19 +65,9 @@ def load_cfg(config: Path | None) -> Any:
 
 
 @cli.command(epilog=EPILOG)
-@click.option(
-    "--config",
-    type=click.Path(path_type=Path),
-    help="Run configuration (TOML). Default: the shipped sample data for the seed sites.",
-)
-@click.option("--as-of", "as_of", help="Screening reference date YYYY-MM-DD. Default: today.")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("out"),
-    show_default=True,
-    help="Output folder (OUT/<site>/candidates.csv, OUT/run.json).",
-)
+@config_option
+@as_of_option
+@out_option("Output folder (OUT/<site>/candidates.csv, OUT/run.json).")
 @click.option(
     "--full-refresh",
     is_flag=True,

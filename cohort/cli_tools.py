@@ -7,10 +7,9 @@ from typing import Any
 
 import click
 
-from cohort.errors import EXIT_CODES, MappingError
+from cohort.cli_options import EPILOG, as_of_option, config_option, mappings_option, out_option
+from cohort.errors import MappingError
 
-EPILOG = "Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items())
-CONFIG_HELP = "Run configuration (TOML). Default: the shipped sample configuration."
 OUT_HELP = "Output folder of the run (its store is OUT/.cohort/store.sqlite unless configured)."
 
 
@@ -32,12 +31,7 @@ def mappings() -> None:
 
 
 @mappings.command(epilog=EPILOG)
-@click.option(
-    "--mappings",
-    "mappings_dir",
-    type=click.Path(path_type=Path),
-    help="Mappings folder. Default: the shipped one.",
-)
+@mappings_option
 @click.option("--trial", help="Check only mappings/trials/<ID>.toml (default: every trial file).")
 def check(mappings_dir: Path | None, trial: str | None) -> None:
     """Validate every mapping and criteria file; errors and warnings name file, line and key.
@@ -63,15 +57,9 @@ def check(mappings_dir: Path | None, trial: str | None) -> None:
 
 
 @mappings.command(epilog=EPILOG)
-@click.option("--config", type=click.Path(path_type=Path), help=CONFIG_HELP)
+@config_option
 @click.option("--site", help="Only this site (default: every site of the configuration).")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("out"),
-    show_default=True,
-    help=OUT_HELP + " coverage.csv is written there.",
-)
+@out_option(OUT_HELP + " coverage.csv is written there.")
 @click.option(
     "--limit",
     type=click.IntRange(1, 10_000),
@@ -97,12 +85,7 @@ def coverage(config: Path | None, site: str | None, out: Path, limit: int) -> No
 @mappings.command("import-valueset", epilog=EPILOG)
 @click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--concept", required=True, help="Concept name the codes belong to.")
-@click.option(
-    "--mappings",
-    "mappings_dir",
-    type=click.Path(path_type=Path),
-    help="Mappings folder. Default: the shipped one.",
-)
+@mappings_option
 @click.option(
     "--file",
     "target",
@@ -139,12 +122,7 @@ def import_valueset(
 
 @mappings.command("expand-rxnorm", epilog=EPILOG)
 @click.option("--concept", required=True, help="Medication concept whose ingredients to expand.")
-@click.option(
-    "--mappings",
-    "mappings_dir",
-    type=click.Path(path_type=Path),
-    help="Mappings folder. Default: the shipped one.",
-)
+@mappings_option
 @click.option(
     "--timeout",
     type=float,
@@ -168,12 +146,10 @@ def expand_rxnorm(concept: str, mappings_dir: Path | None, timeout: float) -> No
 
 @click.command(epilog=EPILOG)
 @click.argument("patient_id")
-@click.option("--config", type=click.Path(path_type=Path), help=CONFIG_HELP)
+@config_option
 @click.option("--site", help="Site of the patient (default: the first site holding the id).")
-@click.option("--as-of", "as_of", help="Screening reference date YYYY-MM-DD. Default: today.")
-@click.option(
-    "--out", type=click.Path(path_type=Path), default=Path("out"), show_default=True, help=OUT_HELP
-)
+@as_of_option
+@out_option(OUT_HELP)
 def explain(
     patient_id: str, config: Path | None, site: str | None, as_of: str | None, out: Path
 ) -> None:

@@ -1,0 +1,37 @@
+"""Options shared by several commands (one definition each), and the exit-code epilog."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from cohort.errors import EXIT_CODES
+
+FC = TypeVar("FC", bound=Callable[..., Any])
+
+EPILOG = "Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items())
+
+config_option = click.option(
+    "--config",
+    type=click.Path(path_type=Path),
+    help="Run configuration (TOML). Default: the shipped sample data for the seed sites.",
+)
+as_of_option = click.option(
+    "--as-of", "as_of", help="Screening reference date YYYY-MM-DD. Default: today."
+)
+mappings_option = click.option(
+    "--mappings",
+    "mappings_dir",
+    type=click.Path(path_type=Path),
+    help="Mappings folder. Default: the shipped one.",
+)
+
+
+def out_option(text: str) -> Callable[[FC], FC]:
+    """--out with the given help text (each command says what it writes there)."""
+    return click.option(
+        "--out", type=click.Path(path_type=Path), default=Path("out"), show_default=True, help=text
+    )
