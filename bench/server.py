@@ -28,6 +28,8 @@ from typing import Any
 import orjson
 import requests
 
+from cohort.source.fhir.plan import PULL_TYPES
+
 ROOT = Path(__file__).resolve().parent.parent
 SEKMET = ROOT / ".venv-sekmet" / "bin" / "sekmet"
 BENCH_PY = ROOT / ".venv-bench" / "bin" / "python"
@@ -35,15 +37,8 @@ CHUNK = 1000
 SEED = 20261125
 SITE = "b"
 AS_OF = "2026-11-25"
-PEER_TYPES = (
-    "Condition",
-    "Observation",
-    "MedicationRequest",
-    "MedicationStatement",
-    "MedicationAdministration",
-    "Immunization",
-    "Procedure",
-)
+# the clinical types cohort pulls, without Patient (peers are handed the patient ids)
+PEER_TYPES = tuple(t for t in PULL_TYPES if t != "Patient")
 
 
 # -- population ------------------------------------------------------------------------------

@@ -9,17 +9,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import responses
 
+from cohort.source.fhir.plan import PULL_TYPES
+
 BASE = "https://fhir.example.invalid/r4"
 NOW = "2026-11-25T10:00:00Z"
 ALL = (
-    "Patient",
-    "Condition",
-    "Observation",
-    "MedicationRequest",
-    "MedicationStatement",
-    "MedicationAdministration",
-    "Immunization",
-    "Procedure",
+    *PULL_TYPES,
     "Medication",
     "Group",
 )
