@@ -50,6 +50,8 @@ class Config:
     validate: str = "fast"
     batch_size: int = 2000
     snapshot: bool = True  # a file source is a full snapshot: records gone from it are dropped
+    workers: int = 0  # processes reading files: 0 = one per core (max 4) for large inputs
+    chunk_mb: int = 16  # a plain NDJSON file is read in pieces of this size (bounds memory)
 
     @property
     def trial_path(self) -> Path:
@@ -126,6 +128,11 @@ def load_config(path: Path) -> Config:
     validate = _get(run, "validate", str, f"{path} [run]", "fast")
     if validate not in ("fast", "full"):
         raise ConfigError(f"{path} [run]: key 'validate' must be 'fast' or 'full'")
+    where = f"{path} [run]"
+    workers = _get(run, "workers", int, where, 0)
+    chunk_mb = _get(run, "chunk_mb", int, where, 16)
+    if workers < 0 or not 1 <= chunk_mb <= 4096:
+        raise ConfigError(f"{where}: 'workers' must be >= 0 and 'chunk_mb' between 1 and 4096")
     return Config(
         path=path,
         trial_id=trial_id,
@@ -136,4 +143,6 @@ def load_config(path: Path) -> Config:
         validate=validate,
         batch_size=_get(run, "batch_size", int, f"{path} [run]", 2000),
         snapshot=bool(run.get("snapshot", True)),
+        workers=workers,
+        chunk_mb=chunk_mb,
     )

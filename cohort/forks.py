@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import tempfile
@@ -11,6 +12,18 @@ from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+# Descriptors a forked child must close at once, e.g. the run lock: a child that outlived a
+# killed parent would otherwise keep the lock and block the next run.
+INHERITED_FDS: set[int] = set()
+
+
+def close_inherited() -> None:
+    """In a freshly forked child: close INHERITED_FDS (the parent keeps its own copies)."""
+    for fd in INHERITED_FDS:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def workers_for(n_items: int, threshold: int = 4000, cap: int = 4) -> int:
@@ -31,6 +44,7 @@ def map_slices(fn: Callable[[list[T]], list[R]], items: list[T], nproc: int) -> 
             if pid == 0:  # child: never returns into the caller
                 code = 1
                 try:
+                    close_inherited()
                     path.write_bytes(pickle.dumps(fn(items[k::nproc]), pickle.HIGHEST_PROTOCOL))
                     code = 0
                 finally:

@@ -189,6 +189,10 @@ class Candidate:
     rank: int = 0
     last_seen: date | None = None
     change: str = ""  # new / tier changed (a -> b) / criteria changed / ""
+    # results keyed by criterion, built on first use by report.rows.results_by_id
+    by_id: tuple[int, int, dict[str, Result]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,35 +17,18 @@ from typing import Any
 
 from cohort import __version__
 from cohort.config import Config, SiteConfig
-from cohort.criteria import Trial, load_trial
 from cohort.errors import CohortError, LockedError, OutputError
 from cohort.evaluate import evaluate, is_screened, make_context
-from cohort.extract import ReadingRules
-from cohort.forks import map_slices, workers_for
-from cohort.model import PIPELINE_TYPES, Candidate, PatientFacts, SiteResult
+from cohort.forks import INHERITED_FDS, map_slices, workers_for
+from cohort.ingest import Loaded, ingest
+from cohort.model import Candidate, PatientFacts, SiteResult
 from cohort.rank import rank
-from cohort.source.files import ReadStats, read_path
 from cohort.store import Store
-from cohort.terminology import Terminology
 from cohort.terminology.units import warm as warm_units
 
 log = logging.getLogger("cohort")
 
-
-@dataclass
-class Loaded:
-    """Mappings, reading rules and trial, validated together."""
-
-    term: Terminology
-    rules: ReadingRules
-    trial: Trial
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> Loaded:
-        term = Terminology.load(cfg.mappings_dir, use_unverified=cfg.use_unverified)
-        rules = ReadingRules.load(cfg.mappings_dir / "rules.toml")
-        trial = load_trial(cfg.trial_path, term.concept_names())
-        return cls(term, rules, trial)
+CHUNK_PATIENTS = 1000  # patients evaluated per store query
 
 
 @dataclass
@@ -78,70 +61,11 @@ def run_lock(folder: Path) -> Iterator[None]:
             raise LockedError(f"another run holds {path}; not starting a second one") from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
+        INHERITED_FDS.add(fd)
         yield
     finally:
+        INHERITED_FDS.discard(fd)
         os.close(fd)
-
-
-def ingest(
-    site: SiteConfig, cfg: Config, store: Store, loaded: Loaded, *, full_refresh: bool
-) -> dict[str, Any]:
-    """Bring a site's data into the store; returns the site's source report for run.json."""
-    if site.is_url:
-        from cohort.source.fhir import ServerSettings, pull  # only server runs need requests
-
-        settings = ServerSettings.from_dict(
-            {"base_url": site.source, **site.server}, f"site '{site.id}'"
-        )
-        concepts = loaded.trial.concepts()
-        report = pull(
-            site.id,
-            settings,
-            store,
-            loaded.term.search_tokens(concepts),
-            screen_tokens=[
-                t
-                for ts in loaded.term.search_tokens(loaded.trial.screen_concepts).values()
-                for t in ts
-            ],
-            full_refresh=full_refresh,
-            log=log,
-        )
-        return {"source": site.source, "kind": "fhir", **report.to_dict()}
-    stats = ReadStats()
-    seen: set[tuple[str, str]] = set()
-
-    def tracked() -> Iterator[tuple[dict[str, Any], str]]:
-        for res, origin in read_path(
-            Path(site.source), stats, types=set(PIPELINE_TYPES), validate=cfg.validate
-        ):
-            seen.add((res["resourceType"], str(res.get("id", ""))))
-            yield res, origin
-
-    put = store.put_resources(site.id, tracked(), source=site.source, batch_size=cfg.batch_size)
-    removed = store.sweep(site.id, site.source, seen) if cfg.snapshot else 0
-    log.info(
-        "site %s: read %d resources from files, %d rejected",
-        site.id,
-        sum(stats.read.values()),
-        sum(stats.rejected.values()),
-    )
-    return {
-        "source": site.source,
-        "kind": "files",
-        "files": stats.files,
-        "read": dict(stats.read),
-        "rejected": dict(stats.rejected),
-        "skipped_types": dict(stats.skipped_types),
-        "stored": {
-            "inserted": put.inserted,
-            "updated": put.updated,
-            "unchanged": put.unchanged,
-            "removed": removed,
-        },
-        "issues_total": len(stats.issues) + stats.issues_dropped,
-        "issues": [{"origin": i.origin, "reason": i.reason} for i in stats.issues[:200]],
-    }
 
 
 def last_seen(facts: PatientFacts, as_of: date) -> date | None:
@@ -179,23 +103,25 @@ def screen(site: SiteConfig, store: Store, loaded: Loaded, as_of: date) -> list[
 
     def run_ids(st: Store, part: list[str]) -> list[Candidate]:
         extractor = Extractor(
-            loaded.rules,
-            lambda mid: st.get(site.id, "Medication", mid),
-            lambda codes, text: bool(loaded.term.concepts_for(codes, text)),
+            loaded.rules, lambda mid: st.get(site.id, "Medication", mid), loaded.relevant
         )
         found: list[Candidate] = []
-        for pid, resources in st.iter_by_patient(site.id, part):
-            facts = extractor.facts(pid, resources)
-            ctx = make_context(facts, loaded.term, as_of, loaded.rules, params)
-            if not is_screened(loaded.trial, ctx):
-                continue
-            found.append(
-                Candidate(
-                    patient=facts.patient,
-                    results=evaluate(loaded.trial, ctx),
-                    last_seen=last_seen(facts, as_of),
+        for start in range(0, len(part), CHUNK_PATIENTS):
+            chunk = part[start : start + CHUNK_PATIENTS]
+            side = st.side_dates(site.id, chunk)
+            for pid, resources in st.iter_by_patient(site.id, chunk):
+                facts = extractor.facts(pid, resources)
+                facts.other_dates += side.get(pid, ())
+                ctx = make_context(facts, loaded.term, as_of, loaded.rules, params)
+                if not is_screened(loaded.trial, ctx):
+                    continue
+                found.append(
+                    Candidate(
+                        patient=facts.patient,
+                        results=evaluate(loaded.trial, ctx),
+                        last_seen=last_seen(facts, as_of),
+                    )
                 )
-            )
         return found
 
     # Evaluation is CPU-bound and per patient: above a few thousand screened patients, forked

@@ -7,7 +7,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -38,6 +38,29 @@ CREATE TABLE IF NOT EXISTS marks (
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (site, key)
+);
+-- Records no criterion reads (cohort.extract.census), summarised instead of stored whole:
+-- record dates per patient (for last_seen) and one row per distinct code (for coverage).
+-- Rows carry a generation; readers use the one named by the mark 'census-gen:<source>', which a
+-- read sets only once it is complete, so a crashed read never shows half a census.
+CREATE TABLE IF NOT EXISTS side_dates (
+    site TEXT NOT NULL,
+    source TEXT NOT NULL,
+    gen INTEGER NOT NULL,
+    patient TEXT NOT NULL,
+    dates TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS side_dates_patient ON side_dates (site, patient);
+CREATE TABLE IF NOT EXISTS census (
+    site TEXT NOT NULL,
+    source TEXT NOT NULL,
+    gen INTEGER NOT NULL,
+    rtype TEXT NOT NULL,
+    codes TEXT NOT NULL,
+    text TEXT NOT NULL,
+    records INTEGER NOT NULL,
+    patients TEXT NOT NULL,
+    sample TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -103,6 +126,31 @@ def _newer(new: tuple[str | None, str | None], old: tuple[str | None, str | None
         else:
             return 1 if nl > ol else -1
     return None
+
+
+# (type, id, versionId, lastUpdated, patient, origin, hash, json): one resource ready to store
+Row = tuple[str, str, str | None, str | None, str | None, str, str, bytes]
+
+
+def prepare_row(res: dict[str, Any], origin: str, raw: bytes | None = None) -> Row:
+    """What the store keeps of one resource; pure, so parallel readers can do it.
+
+    `raw`, when given, is the resource's JSON text exactly as read (an NDJSON line): stored
+    as is instead of serialising `res` again.
+    """
+    rtype, rid = res.get("resourceType"), res.get("id")
+    if not isinstance(rtype, str) or not isinstance(rid, str):
+        raise StoreError(f"cannot store a resource without resourceType and id ({origin})")
+    meta = res.get("meta")
+    if isinstance(meta, dict):
+        version = meta.get("versionId") if isinstance(meta.get("versionId"), str) else None
+        updated = meta.get("lastUpdated") if isinstance(meta.get("lastUpdated"), str) else None
+    else:
+        version = updated = None
+    # Hash of key-sorted JSON: the same content read from a Bundle or NDJSON hashes equal.
+    digest = hashlib.sha256(orjson.dumps(res, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    blob = raw.strip() if raw is not None else orjson.dumps(res)
+    return (rtype, rid, version, updated, _patient_of(res), origin, digest, blob)
 
 
 class Store:
@@ -175,19 +223,25 @@ class Store:
     ) -> PutStats:
         """Upsert (resource, origin) pairs in transactions of `batch_size`; idempotent."""
         stats = PutStats()
-        batch: list[tuple[dict[str, Any], str]] = []
-        for item in items:
-            batch.append(item)
+        batch: list[Row] = []
+        for res, origin in items:
+            batch.append(prepare_row(res, origin))
             if len(batch) >= batch_size:
-                self._write_batch(site, batch, source, stats)
+                self.put_rows(site, batch, source=source, stats=stats)
                 batch = []
         if batch:
-            self._write_batch(site, batch, source, stats)
+            self.put_rows(site, batch, source=source, stats=stats)
         return stats
 
-    def _write_batch(
-        self, site: str, batch: list[tuple[dict[str, Any], str]], source: str, stats: PutStats
+    def put_rows(
+        self, site: str, rows: list[Row], *, source: str, stats: PutStats, batch_size: int = 0
     ) -> None:
+        """Upsert prepared rows (`prepare_row`), `batch_size` per transaction (0: all in one)."""
+        step = batch_size or len(rows) or 1
+        for i in range(0, len(rows), step):
+            self._write_batch(site, rows[i : i + step], source, stats)
+
+    def _write_batch(self, site: str, batch: list[Row], source: str, stats: PutStats) -> None:
         counts = PutStats()
         db = self._db
         try:
@@ -206,22 +260,16 @@ class Store:
         stats.unchanged += counts.unchanged
         stats.older += counts.older
 
-    def _put_many(
-        self, site: str, batch: list[tuple[dict[str, Any], str]], source: str, counts: PutStats
-    ) -> None:
-        """`_put_one` for a whole batch: one indexed lookup per resource type, one executemany.
+    def _put_many(self, site: str, batch: list[Row], source: str, counts: PutStats) -> None:
+        """One indexed lookup per resource type, one executemany.
 
-        Same decisions as `_put_one` row by row (a key repeated inside the batch is compared with
-        its earlier copy); bench/RESULTS.md has the numbers.
+        Per row: an older version than the stored one is skipped, the same version with the same
+        content hash is unchanged, anything else replaces it (a key repeated inside the batch is
+        compared with its earlier copy); bench/RESULTS.md has the numbers.
         """
-        keyed: list[tuple[str, str, dict[str, Any], str]] = []
         ids: dict[str, list[str]] = {}
-        for res, origin in batch:
-            rtype, rid = res.get("resourceType"), res.get("id")
-            if not isinstance(rtype, str) or not isinstance(rid, str):
-                raise StoreError(f"cannot store a resource without resourceType and id ({origin})")
-            keyed.append((rtype, rid, res, origin))
-            ids.setdefault(rtype, []).append(rid)
+        for row in batch:
+            ids.setdefault(row[0], []).append(row[1])
         known: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
         for rtype, rids in ids.items():
             for rid, version, updated, digest in self._db.execute(
@@ -230,73 +278,30 @@ class Store:
                 (site, rtype, orjson.dumps(rids).decode()),
             ):
                 known[(rtype, rid)] = (version, updated, digest)
-        rows: dict[tuple[str, str], tuple[Any, ...]] = {}
-        for rtype, rid, res, origin in keyed:
-            meta = res.get("meta") if isinstance(res.get("meta"), dict) else {}
-            assert isinstance(meta, dict)
-            version = meta.get("versionId") if isinstance(meta.get("versionId"), str) else None
-            updated = meta.get("lastUpdated") if isinstance(meta.get("lastUpdated"), str) else None
-            # Hash of key-sorted JSON: the same content read from a Bundle or NDJSON hashes equal.
-            digest = hashlib.sha256(orjson.dumps(res, option=orjson.OPT_SORT_KEYS)).hexdigest()
-            row = known.get((rtype, rid))
-            if row is not None:
-                newer = _newer((version, updated), (row[0], row[1]))
+        out: dict[tuple[str, str], tuple[Any, ...]] = {}
+        for rtype, rid, version, updated, patient, origin, digest, blob in batch:
+            old = known.get((rtype, rid))
+            if old is not None:
+                newer = _newer((version, updated), (old[0], old[1]))
                 if newer == -1:
                     counts.older += 1
                     continue
-                if newer is None and row[2] == digest:
+                if newer is None and old[2] == digest:
                     counts.unchanged += 1
                     continue
                 counts.updated += 1
             else:
                 counts.inserted += 1
             known[(rtype, rid)] = (version, updated, digest)
-            rows.pop((rtype, rid), None)  # keep write order = last-seen order
-            rows[(rtype, rid)] = (
-                site, rtype, rid, version, updated, _patient_of(res), source, origin, digest,
-                orjson.dumps(res),
+            out.pop((rtype, rid), None)  # keep write order = last-seen order
+            out[(rtype, rid)] = (
+                site, rtype, rid, version, updated, patient, source, origin, digest, blob,
             )  # fmt: skip
         self._db.executemany(
             "INSERT OR REPLACE INTO resources"
             " (site, type, id, version, last_updated, patient, source, origin, hash, json)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            list(rows.values()),
-        )
-
-    def _put_one(
-        self, site: str, res: dict[str, Any], origin: str, source: str, counts: PutStats
-    ) -> None:
-        rtype, rid = res.get("resourceType"), res.get("id")
-        if not isinstance(rtype, str) or not isinstance(rid, str):
-            raise StoreError(f"cannot store a resource without resourceType and id ({origin})")
-        meta = res.get("meta") if isinstance(res.get("meta"), dict) else {}
-        assert isinstance(meta, dict)
-        version = meta.get("versionId") if isinstance(meta.get("versionId"), str) else None
-        updated = meta.get("lastUpdated") if isinstance(meta.get("lastUpdated"), str) else None
-        blob = orjson.dumps(res)
-        # Hash of key-sorted JSON: the same content read from a Bundle or NDJSON hashes equal.
-        digest = hashlib.sha256(orjson.dumps(res, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        row = self._db.execute(
-            "SELECT version, last_updated, hash FROM resources WHERE site=? AND type=? AND id=?",
-            (site, rtype, rid),
-        ).fetchone()
-        if row is not None:
-            newer = _newer((version, updated), (row[0], row[1]))
-            if newer == -1:
-                counts.older += 1
-                return
-            if newer is None and row[2] == digest:
-                counts.unchanged += 1
-                return
-            # Same version but different content (e.g. re-exported) or a newer version: replace.
-            counts.updated += 1
-        else:
-            counts.inserted += 1
-        self._db.execute(
-            "INSERT OR REPLACE INTO resources"
-            " (site, type, id, version, last_updated, patient, source, origin, hash, json)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (site, rtype, rid, version, updated, _patient_of(res), source, origin, digest, blob),
+            list(out.values()),
         )
 
     def delete_resource(self, site: str, rtype: str, rid: str) -> None:
@@ -387,6 +392,94 @@ class Store:
             (site,),
         )
         return {t: n for t, n in rows}
+
+    # ---- census of summarised records -----------------------------------------------------
+
+    def begin_census(self, site: str, source: str) -> int:
+        """A new census generation for (site, source); leftovers of unfinished reads are dropped."""
+        current = int(self.get_mark(site, f"census-gen:{source}") or 0)
+        key = [(site, source, current)]
+        self._write(
+            [
+                ("DELETE FROM side_dates WHERE site=? AND source=? AND gen>?", key),
+                ("DELETE FROM census WHERE site=? AND source=? AND gen>?", key),
+            ]
+        )
+        return current + 1
+
+    def add_census(
+        self,
+        site: str,
+        source: str,
+        gen: int,
+        date_rows: list[tuple[str, str]],
+        entry_rows: list[tuple[Any, ...]],
+    ) -> None:
+        """Append (patient, "d1,d2") date rows and census entry rows to generation `gen`."""
+        self._write(
+            [
+                (
+                    "INSERT INTO side_dates (site, source, gen, patient, dates) VALUES (?,?,?,?,?)",
+                    [(site, source, gen, pid, ds) for pid, ds in date_rows],
+                ),
+                (
+                    "INSERT INTO census (site, source, gen, rtype, codes, text, records, patients,"
+                    " sample) VALUES (?,?,?,?,?,?,?,?,?)",
+                    [(site, source, gen, *row) for row in entry_rows],
+                ),
+            ]
+        )
+
+    def commit_census(self, site: str, source: str, gen: int) -> None:
+        """Make `gen` the current census of (site, source) and drop the older ones, atomically."""
+        key = [(site, source, gen)]
+        self._write(
+            [
+                (
+                    "INSERT INTO marks (site, key, value) VALUES (?, ?, ?)"
+                    " ON CONFLICT (site, key) DO UPDATE SET value=excluded.value",
+                    [(site, f"census-gen:{source}", str(gen))],
+                ),
+                ("DELETE FROM side_dates WHERE site=? AND source=? AND gen<>?", key),
+                ("DELETE FROM census WHERE site=? AND source=? AND gen<>?", key),
+            ]
+        )
+
+    def side_dates(self, site: str, patient_ids: Iterable[str]) -> dict[str, list[date]]:
+        """Dates of the summarised records of these patients (current censuses only)."""
+        out: dict[str, list[date]] = {}
+        for pid, dates in self._query(
+            "SELECT patient, dates FROM side_dates s WHERE site=?"
+            " AND patient IN (SELECT value FROM json_each(?))"
+            " AND gen = (SELECT CAST(value AS INTEGER) FROM marks m"
+            " WHERE m.site = s.site AND m.key = 'census-gen:' || s.source)",
+            (site, orjson.dumps(list(patient_ids)).decode()),
+        ):
+            out.setdefault(pid, []).extend(date.fromisoformat(d) for d in dates.split(",") if d)
+        return out
+
+    def census_rows(self, site: str) -> Iterator[tuple[Any, ...]]:
+        """(rtype, codes, text, records, patients, sample) rows of the current censuses."""
+        yield from self._query(
+            "SELECT rtype, codes, text, records, patients, sample FROM census c WHERE site=?"
+            " AND gen = (SELECT CAST(value AS INTEGER) FROM marks m"
+            " WHERE m.site = c.site AND m.key = 'census-gen:' || c.source)",
+            (site,),
+        )
+
+    def _write(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        """executemany each statement, all in one transaction."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, rows in statements:
+                    self._db.executemany(sql, rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            raise self._err("write", e) from None
 
     # ---- marks and runs --------------------------------------------------------------------
 

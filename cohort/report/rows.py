@@ -21,9 +21,13 @@ def fmt_date(d: date | None) -> str:
 
 def results_by_id(c: Candidate) -> dict[str, Result]:
     """The candidate's results keyed by criterion id (first result wins)."""
+    key = (id(c.results), len(c.results))
+    if c.by_id is not None and c.by_id[:2] == key:
+        return c.by_id[2]  # the writers ask once per cell: build the mapping once
     out: dict[str, Result] = {}
     for r in c.results:
         out.setdefault(r.criterion, r)
+    c.by_id = (*key, out)
     return out
 
 

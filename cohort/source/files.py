@@ -12,15 +12,22 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from cohort.errors import SourceError
 from cohort.source.validate import MODES, RESOURCE_TYPES, check
 
-__all__ = ["MAX_ISSUES", "ReadIssue", "ReadStats", "read_path"]
+if TYPE_CHECKING:  # the reader only calls `offer`; the triage itself belongs to extract
+    from cohort.extract.census import Triage
+
+__all__ = ["MAX_ISSUES", "ReadIssue", "ReadStats", "Unit", "plan_units", "read_path", "read_unit"]
+
+# (resource, origin, the JSON text as read when it is one NDJSON line, else None)
+_Item = tuple[dict[str, Any], str, bytes | None]
 
 # Issues are kept in memory; a corrupt multi-GB NDJSON must not turn into a multi-GB issue list.
 MAX_ISSUES = 10_000
@@ -50,6 +57,8 @@ class ReadStats:
     read: Counter[str] = field(default_factory=Counter)  # yielded, by resourceType
     rejected: Counter[str] = field(default_factory=Counter)  # by resourceType ("?" unknown)
     skipped_types: Counter[str] = field(default_factory=Counter)  # filtered out by `types`
+    summarised: Counter[str] = field(default_factory=Counter)  # read, taken by the triage
+    lines: int = 0  # lines in the byte-range units read (see read_unit)
     issues: list[ReadIssue] = field(default_factory=list)
     skipped_files: int = 0  # not FHIR data (README, checksums, unknown formats)
     issues_dropped: int = 0  # issues beyond MAX_ISSUES (counted, not kept)
@@ -60,14 +69,29 @@ class ReadStats:
         else:
             self.issues_dropped += 1
 
+    def merge(self, other: ReadStats) -> None:
+        """Add the counters and issues of another read (e.g. one chunk read elsewhere)."""
+        self.files += other.files
+        self.read.update(other.read)
+        self.rejected.update(other.rejected)
+        self.skipped_types.update(other.skipped_types)
+        self.summarised.update(other.summarised)
+        self.skipped_files += other.skipped_files
+        room = max(MAX_ISSUES - len(self.issues), 0)
+        self.issues += other.issues[:room]
+        self.issues_dropped += other.issues_dropped + max(len(other.issues) - room, 0)
+
 
 class _Reader:
     """One read_path call: shared stats, type filter and validation mode."""
 
-    def __init__(self, stats: ReadStats, types: set[str] | None, validate: str) -> None:
+    def __init__(
+        self, stats: ReadStats, types: set[str] | None, validate: str, triage: Triage | None = None
+    ) -> None:
         self.stats = stats
         self.types = types
         self.validate = validate
+        self.triage = triage
 
     # ---- resources -------------------------------------------------------------------------
 
@@ -75,7 +99,7 @@ class _Reader:
         self.stats.rejected[rtype] += 1
         self.stats.issue(origin, reason)
 
-    def resource(self, res: Any, origin: str) -> Iterator[tuple[dict[str, Any], str]]:
+    def resource(self, res: Any, origin: str, raw: bytes | None = None) -> Iterator[_Item]:
         """Yield `res` (or, for a Bundle, its entries) after type filter and validation."""
         if not isinstance(res, dict):
             self.reject(origin, "?", "not a JSON object")
@@ -94,11 +118,18 @@ class _Reader:
         if self.types is not None and rtype not in self.types:
             self.stats.skipped_types[rtype] += 1
             return
-        # One C-speed serialisation answers both structural walks for nearly every resource:
-        # fewer brackets than MAX_DEPTH cannot nest deeper, and an ASCII text with no
-        # calendar-impossible "YYYY-MM-DD cannot hold one (bench/RESULTS.md: the two walks took
-        # ~60% of ingest). Anything else falls back to the exact walks below.
-        blob = _compact(res)
+        triage = self.triage if self.validate != "full" else None
+        if triage is not None and triage.offer(res):
+            # A record no criterion reads: only its date and code went into the census, so the
+            # checks below (which guard what is stored and read) have nothing to protect.
+            self.stats.read[rtype] += 1
+            self.stats.summarised[rtype] += 1
+            return
+        # One C-speed serialisation (or the NDJSON line as read) answers both structural walks
+        # for nearly every resource: fewer brackets than MAX_DEPTH cannot nest deeper, and an
+        # ASCII text with no calendar-impossible "YYYY-MM-DD cannot hold one (bench/RESULTS.md:
+        # the two walks took ~60% of ingest). Anything else falls back to the exact walks below.
+        blob = raw if raw is not None else _compact(res)
         shallow = blob is not None and blob.count(b"{") + blob.count(b"[") <= MAX_DEPTH
         if not shallow and _too_deep(res):
             # orjson parses 1024 levels but serialises only 255 (the store would crash) and
@@ -118,11 +149,12 @@ class _Reader:
             # Kept (the rest of the record is good) but the date reads as missing: say so.
             self.stats.issue(origin, f"{rtype}.{where}: impossible calendar date, ignored")
         self.stats.read[rtype] += 1
-        yield res, origin
+        if self.triage is not None and triage is None and self.triage.offer(res):
+            self.stats.summarised[rtype] += 1  # `full` validation: checked first, then triaged
+            return
+        yield res, origin, raw
 
-    def bundle(
-        self, bundle: dict[str, Any], origin: str, outer: dict[str, str]
-    ) -> Iterator[tuple[dict[str, Any], str]]:
+    def bundle(self, bundle: dict[str, Any], origin: str, outer: dict[str, str]) -> Iterator[_Item]:
         entries = bundle.get("entry", [])
         if not isinstance(entries, list):
             self.reject(origin, "Bundle", "Bundle.entry: not an array")
@@ -163,7 +195,7 @@ class _Reader:
 
     # ---- documents -------------------------------------------------------------------------
 
-    def json_doc(self, data: bytes, origin: str) -> Iterator[tuple[dict[str, Any], str]]:
+    def json_doc(self, data: bytes, origin: str) -> Iterator[_Item]:
         self.stats.files += 1
         try:
             doc = orjson.loads(data)
@@ -172,8 +204,10 @@ class _Reader:
             return
         yield from self.resource(doc, origin)
 
-    def ndjson(self, lines: Iterable[bytes], origin: str) -> Iterator[tuple[dict[str, Any], str]]:
-        self.stats.files += 1
+    def ndjson(
+        self, lines: Iterable[bytes], origin: str, count_file: bool = True
+    ) -> Iterator[_Item]:
+        self.stats.files += count_file
         for n, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -183,9 +217,9 @@ class _Reader:
             except orjson.JSONDecodeError:
                 self.reject(where, "?", "invalid JSON")
                 continue
-            yield from self.resource(doc, where)
+            yield from self.resource(doc, where, line)
 
-    def stream(self, name: str, fh: IO[bytes], origin: str) -> Iterator[tuple[dict[str, Any], str]]:
+    def stream(self, name: str, fh: IO[bytes], origin: str) -> Iterator[_Item]:
         """Dispatch one byte stream by its (lower-cased) name; compressed names recurse."""
         low = name.lower()
         for suffix, opener in _OPENERS.items():
@@ -204,7 +238,7 @@ class _Reader:
             self.stats.skipped_files += 1
             self.stats.issue(origin, "skipped: not a FHIR JSON or NDJSON file")
 
-    def tar(self, path: Path, origin: str) -> Iterator[tuple[dict[str, Any], str]]:
+    def tar(self, path: Path, origin: str) -> Iterator[_Item]:
         # Stream mode ("r|*"): members are read in archive order without seeking or listing.
         with tarfile.open(path, mode="r|*") as tf:
             for member in tf:
@@ -219,16 +253,14 @@ class _Reader:
                 with fh:
                     yield from self.guarded(self.stream(mname, fh, f"{origin}/{mname}"), origin)
 
-    def guarded(
-        self, it: Iterator[tuple[dict[str, Any], str]], origin: str
-    ) -> Iterator[tuple[dict[str, Any], str]]:
+    def guarded(self, it: Iterator[_Item], origin: str) -> Iterator[_Item]:
         """Turn a corrupt or truncated file into one located issue; the read goes on."""
         try:
             yield from it
         except (OSError, EOFError, lzma.LZMAError, tarfile.TarError, UnicodeError) as e:
             self.stats.issue(origin, f"file cannot be read ({type(e).__name__})")
 
-    def file(self, path: Path, root: Path) -> Iterator[tuple[dict[str, Any], str]]:
+    def file(self, path: Path, root: Path) -> Iterator[_Item]:
         origin = path.relative_to(root).as_posix() if path != root else path.name
         low = path.name.lower()
         if low.endswith(_TAR_SUFFIXES):
@@ -276,7 +308,7 @@ def _compact(res: dict[str, Any]) -> bytes | None:
 
 def _maybe_bad_date(blob: bytes) -> bool:
     """False only when no string in the JSON text can hold an impossible calendar date."""
-    if not blob.isascii():
+    if not blob.isascii() or b"\\u" in blob:
         return True  # non-ASCII digits match `\d` in str patterns: let the exact walk look
     for m in _DAY_BYTES.finditer(blob):
         try:
@@ -361,7 +393,12 @@ def _walk(directory: Path) -> Iterator[Path]:
 
 
 def read_path(
-    path: Path, stats: ReadStats, *, types: set[str] | None = None, validate: str = "fast"
+    path: Path,
+    stats: ReadStats,
+    *,
+    types: set[str] | None = None,
+    validate: str = "fast",
+    triage: Triage | None = None,
 ) -> Iterator[tuple[dict[str, Any], str]]:
     """Yield (resource, origin) from a directory (recursively, sorted) or a single file.
 
@@ -372,12 +409,79 @@ def read_path(
     path = Path(path)
     if not path.exists():
         raise SourceError(f"data path not found: {path}")
-    return _read(path, _Reader(stats, types, validate))
+    return (
+        (res, origin) for res, origin, _ in _read(path, _Reader(stats, types, validate, triage))
+    )
 
 
-def _read(path: Path, reader: _Reader) -> Iterator[tuple[dict[str, Any], str]]:
+def _read(path: Path, reader: _Reader) -> Iterator[_Item]:
     if path.is_dir():
         for f in _walk(path):
             yield from reader.file(f, path)
     else:
         yield from reader.file(path, path.parent)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A piece of a read that one process can do alone: a whole file, or a line-aligned byte
+    range [start, end) of a plain NDJSON file (`part` counts the ranges of that file from 0)."""
+
+    path: Path
+    root: Path
+    origin: str
+    start: int = 0
+    end: int = -1  # -1: the whole file, through the general reader
+    part: int = 0
+
+
+def plan_units(path: Path, chunk_bytes: int) -> list[Unit]:
+    """The units of `path` in reading order; plain NDJSON files above `chunk_bytes` are split."""
+    path = Path(path)
+    if not path.exists():
+        raise SourceError(f"data path not found: {path}")
+    root, files = (path, _walk(path)) if path.is_dir() else (path.parent, iter([path]))
+    units: list[Unit] = []
+    for f in files:
+        origin = f.relative_to(root).as_posix()
+        size = f.stat().st_size
+        if not f.name.lower().endswith((".ndjson", ".jsonl")) or size <= chunk_bytes:
+            units.append(Unit(f, root, origin))
+            continue
+        cuts = [0]
+        with f.open("rb") as fh:
+            while cuts[-1] + chunk_bytes < size:
+                fh.seek(cuts[-1] + chunk_bytes)
+                fh.readline()  # to the end of the line the cut fell in
+                if fh.tell() >= size:
+                    break
+                cuts.append(fh.tell())
+        cuts.append(size)
+        units += [Unit(f, root, origin, a, b, k) for k, (a, b) in enumerate(pairwise(cuts))]
+    return units
+
+
+def read_unit(
+    unit: Unit,
+    stats: ReadStats,
+    *,
+    types: set[str] | None = None,
+    validate: str = "fast",
+    triage: Triage | None = None,
+) -> Iterator[_Item]:
+    """(resource, origin, raw) of one unit. Line numbers in a range's origins count from the
+    range's first line: the caller, who knows the earlier ranges, adds their line counts."""
+    reader = _Reader(stats, types, validate, triage)
+    if unit.end < 0:
+        yield from reader.file(unit.path, unit.root)
+        return
+    try:
+        with unit.path.open("rb") as fh:
+            fh.seek(unit.start)
+            data = fh.read(unit.end - unit.start)
+    except OSError as e:
+        stats.issue(unit.origin, f"file cannot be read ({type(e).__name__})")
+        return
+    stats.lines += data.count(b"\n")
+    # split on \n only, as iterating the file does (so line numbers agree with a whole read)
+    yield from reader.ndjson(data.split(b"\n"), unit.origin, count_file=unit.part == 0)

@@ -18,7 +18,7 @@ from typing import Any
 
 from cohort.source.r4_types import RESOURCE_TYPES
 
-__all__ = ["MODES", "RESOURCE_TYPES", "check"]
+__all__ = ["MODES", "RESOURCE_TYPES", "check", "valid_codeable_concept"]
 
 MODES = ("fast", "full", "none")
 
@@ -356,7 +356,9 @@ _SPECS: dict[str, _Spec] = {
 
 
 _META = _obj({"versionId": _string, "lastUpdated": _instant})
-_RESOURCE_CHECKS = {rtype: _obj(fields, required) for rtype, (fields, required, _) in _SPECS.items()}
+_RESOURCE_CHECKS = {
+    rtype: _obj(fields, required) for rtype, (fields, required, _) in _SPECS.items()
+}
 
 
 def _check_fast(resource: dict[str, Any]) -> None:
@@ -399,6 +401,15 @@ def _check_fast(resource: dict[str, Any]) -> None:
                 _check_fast(c)
             except _Invalid as e:
                 raise _Invalid(e.problem, f"{rtype}.contained[{i}]/{e.path}") from None
+
+
+def valid_codeable_concept(v: Any) -> bool:
+    """Whether `v` is a well-formed CodeableConcept, as far as the fast checks go."""
+    try:
+        _cc(v)
+    except _Invalid:
+        return False
+    return True
 
 
 def _check_full(resource: dict[str, Any]) -> str | None:

@@ -13,7 +13,8 @@ from typing import Any
 from cohort.config import Config
 from cohort.errors import ConfigError
 from cohort.extract import Extractor
-from cohort.model import Code, ObservationFact, ObsValue, Quantity
+from cohort.extract.census import CensusEntry, value_summary
+from cohort.model import Code, ObservationFact, Quantity
 from cohort.report.files import write_atomic
 from cohort.runner import Loaded, screened_ids
 from cohort.store import Store
@@ -68,16 +69,6 @@ class CoverageReport:
     unit_failures: list[tuple[str, str, str, str, int]] = field(default_factory=list)
 
 
-def _value(v: ObsValue) -> tuple[str, str, Quantity | None]:
-    if v.quantity is not None:
-        q = v.quantity
-        return f"{q.comparator}{q.value:g}", q.code or q.unit, q
-    if v.ratio is not None:
-        return f"{v.ratio[0].value:g}:{v.ratio[1].value:g}", "", None
-    text = v.string or v.text or (v.codes[0].display if v.codes else "")
-    return text[:40], "", None
-
-
 def _add(
     found: dict,
     site: str,
@@ -100,13 +91,35 @@ def _add(
         if screened:
             u.screened.add(pid)
         if o is not None:
-            value, unit, q = _value(o.value)
+            value, unit, q = value_summary(o.value)
             if value and value not in u.values and len(u.values) < 3:
                 u.values.append(value)
             if unit:
                 u.units.add(unit)
             if q is not None and len(u.quantities) < 3:
                 u.quantities.append(q)
+
+
+def _add_entry(
+    found: dict, site: str, entry: CensusEntry, screened: set[str], term: Terminology
+) -> None:
+    """`_add` for one census entry (many records at once)."""
+    keys = [(term.canonical_system(c.system), c.code, c.display) for c in entry.codes]
+    if not keys:
+        keys = [(TEXT, entry.text.split(" | ")[0], entry.text)]
+    for system, code, display in keys:
+        u = found.setdefault(
+            (site, entry.rtype, system, code), Unmapped(site, entry.rtype, system, code)
+        )
+        u.display = u.display or display or entry.text
+        u.records += entry.records
+        u.patients |= entry.patients
+        u.screened |= entry.patients & screened
+        for value in entry.values:
+            if value not in u.values and len(u.values) < 3:
+                u.values.append(value)
+        u.units |= entry.units
+        u.quantities += entry.quantities[: 3 - len(u.quantities)]
 
 
 def _medications(store: Store, site: str) -> Callable[[str], dict[str, Any] | None]:
@@ -147,6 +160,16 @@ def coverage_report(cfg: Config, out: Path, site_id: str | None = None) -> Cover
                         _add(found, site.id, rtype, codes, text, pid, pid in screened, o, term)
                     elif o is not None and o.value.quantity is not None:
                         _unit_check(failures, site.id, pid in screened, o, concepts, term)
+            for row in store.census_rows(site.id):
+                # records summarised at ingest (no concept when read): counted here as they
+                # would be had they been stored, unless a mapping edit has since mapped them
+                entry = CensusEntry.from_row(row)
+                for c in entry.codes:
+                    seen_codes[term.canonical_system(c.system)].add(c.code)
+                if entry.text:
+                    seen_text.add(entry.text)
+                if not term.concepts_for(entry.codes, entry.text):
+                    _add_entry(found, site.id, entry, screened, term)
     sug = Suggester(term)
     for u in found.values():
         u.suggestion, u.why = sug.suggest(u)

@@ -83,6 +83,7 @@ def explain_patient(
         site, resources = _find(store, cfg, pid, site_id)
         extractor = Extractor(loaded.rules, lambda mid: store.get(site.id, "Medication", mid))
         facts = extractor.facts(pid, resources)
+        facts.other_dates += store.side_dates(site.id, [pid]).get(pid, ())
     params = {"min_age": site.min_age} if site.min_age else {}
     ctx = make_context(facts, loaded.term, as_of, loaded.rules, params)
     results = evaluate(loaded.trial, ctx)

@@ -1,0 +1,26 @@
+"""Records -> tidy facts: per-patient facts and a census of the records no criterion reads."""
+
+from cohort.extract.census import Census, Triage
+from cohort.extract.facts import (
+    MEDICATION_TYPES,
+    Extractor,
+    ReadingRules,
+    codes_of,
+    obs_value,
+    parse_date,
+    ref_id,
+    text_of,
+)
+
+__all__ = [
+    "MEDICATION_TYPES",
+    "Census",
+    "Extractor",
+    "ReadingRules",
+    "Triage",
+    "codes_of",
+    "obs_value",
+    "parse_date",
+    "ref_id",
+    "text_of",
+]

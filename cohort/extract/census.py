@@ -1,0 +1,226 @@
+"""Records no criterion reads: summarised as per-patient dates and a code census, not stored."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from cohort.extract.facts import ReadingRules, _obs_date, codes_of, obs_value, parse_date, text_of
+from cohort.model import Code, ObsValue, Quantity
+from cohort.source.validate import valid_codeable_concept
+
+__all__ = ["CODE_ELEMENT", "Census", "CensusEntry", "Triage", "value_summary"]
+
+# The types whose records are most of a chart and are read through one coded element: a record
+# whose element maps to no concept can matter only to `last_seen` (its date) and to
+# `cohort mappings coverage` (its code). Medication records, Procedures and Immunizations are
+# few and always kept whole (a medication is known only once its Medication is resolved).
+CODE_ELEMENT = {"Observation": "code", "Condition": "code"}
+_PLAIN_ID = re.compile(r"[A-Za-z0-9\-\.]{1,64}")
+_SAMPLES = 3  # example values / quantities kept per code, as coverage shows them
+
+
+def value_summary(v: ObsValue) -> tuple[str, str, Quantity | None]:
+    """(example value as text, unit as written, quantity) of an Observation value."""
+    if v.quantity is not None:
+        q = v.quantity
+        return f"{q.comparator}{q.value:g}", q.code or q.unit, q
+    if v.ratio is not None:
+        return f"{v.ratio[0].value:g}:{v.ratio[1].value:g}", "", None
+    text = v.string or v.text or (v.codes[0].display if v.codes else "")
+    return text[:40], "", None
+
+
+@dataclass
+class CensusEntry:
+    """One distinct code element seen on summarised records of one type."""
+
+    rtype: str
+    codes: tuple[Code, ...]
+    text: str
+    records: int = 0
+    patients: set[str] = field(default_factory=set)
+    values: list[str] = field(default_factory=list)
+    units: set[str] = field(default_factory=set)
+    quantities: list[Quantity] = field(default_factory=list)
+
+    def merge(self, other: CensusEntry) -> None:
+        self.records += other.records
+        self.patients |= other.patients
+        self.units |= other.units
+        for v in other.values:
+            if v not in self.values and len(self.values) < _SAMPLES:
+                self.values.append(v)
+        self.quantities += other.quantities[: _SAMPLES - len(self.quantities)]
+
+    def to_row(self) -> tuple[str, str, str, int, str, str]:
+        sample = {
+            "values": self.values,
+            "units": sorted(self.units),
+            "quantities": [[q.value, q.unit, q.code, q.comparator] for q in self.quantities],
+        }
+        return (
+            self.rtype,
+            orjson.dumps([[c.system, c.code, c.display] for c in self.codes]).decode(),
+            self.text,
+            self.records,
+            orjson.dumps(sorted(self.patients)).decode(),
+            orjson.dumps(sample).decode(),
+        )
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> CensusEntry:
+        rtype, codes, text, records, patients, sample = row
+        s = orjson.loads(sample)
+        return cls(
+            rtype=rtype,
+            codes=tuple(Code(*c) for c in orjson.loads(codes)),
+            text=text,
+            records=int(records),
+            patients=set(orjson.loads(patients)),
+            values=list(s.get("values", [])),
+            units=set(s.get("units", [])),
+            quantities=[Quantity(float(v), u, c, cmp) for v, u, c, cmp in s.get("quantities", [])],
+        )
+
+
+@dataclass
+class Census:
+    """What a read summarised: record dates per patient and one entry per distinct code element.
+
+    Mergeable (parallel readers each fill one) and bounded by patients x distinct codes, not by
+    the number of records.
+    """
+
+    records: int = 0
+    dates: dict[str, set[str]] = field(default_factory=dict)
+    entries: dict[bytes, CensusEntry] = field(default_factory=dict)
+
+    def merge(self, other: Census) -> None:
+        self.records += other.records
+        for pid, ds in other.dates.items():
+            mine = self.dates.get(pid)
+            if mine is None:
+                self.dates[pid] = ds
+            else:
+                mine |= ds
+        for key, entry in other.entries.items():
+            have = self.entries.get(key)
+            if have is None:
+                self.entries[key] = entry
+            else:
+                have.merge(entry)
+
+    def date_rows(self) -> list[tuple[str, str]]:
+        return [(pid, ",".join(sorted(ds))) for pid, ds in self.dates.items()]
+
+    def entry_rows(self) -> list[tuple[str, str, str, int, str, str]]:
+        return [e.to_row() for e in self.entries.values()]
+
+
+class Triage:
+    """Decides, record by record, whether a record is kept whole or only summarised.
+
+    `relevant(codes, text)` says whether a code element maps to any concept (the same test the
+    Extractor applies to Observations). A summarised record is one of CODE_ELEMENT's types whose
+    element maps to nothing, which the reading rules do not drop (dropped records stay whole so
+    `cohort explain` can show them) and which names its patient.
+    """
+
+    def __init__(
+        self, rules: ReadingRules, relevant: Callable[[tuple[Code, ...], str], bool]
+    ) -> None:
+        self.rules = rules
+        self.relevant = relevant
+        self.census = Census()
+        # serialised code element -> (summarise?, codes, text); code elements repeat endlessly
+        self._memo: dict[bytes, tuple[bool, tuple[Code, ...], str]] = {}
+
+    def take(self) -> Census:
+        """The census so far, handing over a fresh one."""
+        out, self.census = self.census, Census()
+        return out
+
+    def offer(self, res: dict[str, Any]) -> bool:
+        """True when `res` was summarised into the census (the caller does not keep it)."""
+        rtype = res.get("resourceType")
+        element = CODE_ELEMENT.get(rtype)  # type: ignore[arg-type]
+        if element is None:
+            return False
+        cc = res.get(element)
+        try:
+            key = orjson.dumps(cc)
+        except (orjson.JSONEncodeError, TypeError):
+            return False
+        hit = self._memo.get(key)
+        if hit is None:
+            codes, text = codes_of(cc), text_of(cc)
+            # a malformed element is never summarised: the record is kept, so validation
+            # rejects it with a located reason
+            summarise = valid_codeable_concept(cc) and not self.relevant(codes, text)
+            hit = (summarise, codes, text)
+            if len(self._memo) < 200_000:
+                self._memo[key] = hit
+        if not hit[0] or self.rules.drop_reason(res) is not None:
+            return False
+        pid = _patient_id(res.get("subject"))
+        if pid is None:
+            return False
+        if rtype == "Observation":
+            when = _obs_date(res)
+        else:
+            when = parse_date(res.get("recordedDate")) or parse_date(res.get("onsetDateTime"))
+            if when is None:
+                onset = res.get("onsetPeriod")
+                when = parse_date(onset.get("start")) if isinstance(onset, dict) else None
+        if when is None:
+            return False  # no readable date: kept whole, so validation looks at it
+        census = self.census
+        census.records += 1
+        day = when.isoformat()
+        ds = census.dates.get(pid)
+        if ds is None:
+            census.dates[pid] = {day}
+        else:
+            ds.add(day)
+        entry = census.entries.get(key)
+        if entry is None:
+            entry = census.entries[key] = CensusEntry(rtype, hit[1], hit[2])  # type: ignore[arg-type]
+        entry.records += 1
+        entry.patients.add(pid)
+        if rtype == "Observation":
+            _sample(entry, res)
+        return True
+
+
+def _sample(entry: CensusEntry, res: dict[str, Any]) -> None:
+    vq = res.get("valueQuantity")
+    if isinstance(vq, dict) and len(entry.values) >= _SAMPLES and entry.quantities:
+        unit = vq.get("code") or vq.get("unit")
+        if isinstance(unit, str) and unit:
+            entry.units.add(unit)
+        return
+    value, unit, q = value_summary(obs_value(res))
+    if value and value not in entry.values and len(entry.values) < _SAMPLES:
+        entry.values.append(value)
+    if unit:
+        entry.units.add(unit)
+    if q is not None and len(entry.quantities) < _SAMPLES:
+        entry.quantities.append(q)
+
+
+def _patient_id(subject: Any) -> str | None:
+    if not isinstance(subject, dict):
+        return None
+    ref = subject.get("reference")
+    if not isinstance(ref, str):
+        return None
+    if ref.startswith("Patient/") and _PLAIN_ID.fullmatch(ref, 8):
+        return ref[8:]  # the usual shape, answered without the general parser
+    from cohort.store import reference_id
+
+    return reference_id(ref)

@@ -1,0 +1,211 @@
+"""Bring a site's data into the store: files read in parallel chunks, or a FHIR server pull."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cohort.config import Config, SiteConfig
+from cohort.extract import Census, Triage
+from cohort.forks import close_inherited
+from cohort.model import PIPELINE_TYPES, Code
+from cohort.source.files import ReadStats, Unit, plan_units, read_unit
+from cohort.store import PutStats, Row, Store, prepare_row
+
+if TYPE_CHECKING:
+    from cohort.criteria import Trial
+    from cohort.extract import ReadingRules
+    from cohort.terminology import Terminology
+
+log = logging.getLogger("cohort")
+
+# Below this much data a pool of processes costs more than it saves.
+PARALLEL_MIN_BYTES = 32 << 20
+
+
+class Loaded:
+    """Mappings, reading rules and trial, validated together."""
+
+    def __init__(self, term: Terminology, rules: ReadingRules, trial: Trial) -> None:
+        self.term = term
+        self.rules = rules
+        self.trial = trial
+
+    def relevant(self, codes: tuple[Code, ...], text: str) -> bool:
+        """Whether a code element maps to any concept (records that do not are summarised)."""
+        return bool(self.term.concepts_for(codes, text))
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Loaded:
+        from cohort.criteria import load_trial
+        from cohort.extract import ReadingRules
+        from cohort.terminology import Terminology
+
+        term = Terminology.load(cfg.mappings_dir, use_unverified=cfg.use_unverified)
+        rules = ReadingRules.load(cfg.mappings_dir / "rules.toml")
+        trial = load_trial(cfg.trial_path, term.concept_names())
+        return cls(term, rules, trial)
+
+
+@dataclass
+class _Done:
+    """What one unit of a file read produced, as sent back by a worker."""
+
+    rows: list[Row]
+    stats: ReadStats
+    census: Census
+    lines: int  # lines in a byte-range unit (0 otherwise)
+
+
+# Set in the parent before the pool forks, so workers inherit it (fork start method only).
+_JOB: dict[str, Any] = {}
+
+
+def _read(unit: Unit) -> _Done:
+    stats = ReadStats()
+    triage: Triage = _JOB["triage"]
+    rows = [
+        prepare_row(res, origin, raw)
+        for res, origin, raw in read_unit(
+            unit, stats, types=_JOB["types"], validate=_JOB["validate"], triage=triage
+        )
+    ]
+    return _Done(rows, stats, triage.take(), stats.lines)
+
+
+def workers_for_files(units: list[Unit], configured: int) -> int:
+    """Processes to read with: `configured` if set, else one per core (max 4) for big inputs."""
+    if not hasattr(os, "fork"):
+        return 1
+    if configured > 0:
+        return configured
+    size = sum((u.end - u.start) if u.end >= 0 else _size(u.path) for u in units)
+    return 1 if size < PARALLEL_MIN_BYTES else min(os.cpu_count() or 1, 4)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _results(units: list[Unit], nproc: int) -> Iterator[tuple[Unit, _Done]]:
+    """Each unit's result, in unit order; at most 2 units per worker in flight (bounded memory)."""
+    if nproc <= 1 or len(units) <= 1:
+        for u in units:
+            yield u, _read(u)
+        return
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(nproc, initializer=close_inherited) as pool:
+        todo = iter(units)
+        pending: deque[tuple[Unit, Any]] = deque()
+
+        def submit() -> None:
+            u = next(todo, None)
+            if u is not None:
+                pending.append((u, pool.apply_async(_read, (u,))))
+
+        for _ in range(2 * nproc):
+            submit()
+        while pending:
+            u, result = pending.popleft()
+            done = result.get()
+            submit()
+            yield u, done
+
+
+def _renumber(origin: str, offset: int) -> str:
+    """'f.ndjson:12' -> 'f.ndjson:<12 + offset>' (a range's line numbers made file-absolute)."""
+    head, _, n = origin.rpartition(":")
+    return f"{head}:{int(n) + offset}" if n.isdigit() else origin
+
+
+def ingest_files(
+    site: SiteConfig, cfg: Config, store: Store, loaded: Loaded, *, log_each: Callable[..., None]
+) -> dict[str, Any]:
+    """Read a file source into the store: kept records upserted, the rest summarised."""
+    units = plan_units(Path(site.source), cfg.chunk_mb << 20)
+    nproc = workers_for_files(units, cfg.workers)
+    triage = Triage(loaded.rules, loaded.relevant)
+    _JOB.update(types=set(PIPELINE_TYPES), validate=cfg.validate, triage=triage)
+    stats, put = ReadStats(), PutStats()
+    seen: set[tuple[str, str]] = set()
+    gen = store.begin_census(site.id, site.source)
+    lines_before: dict[str, int] = {}
+    try:
+        for unit, done in _results(units, nproc):
+            offset = lines_before.get(unit.origin, 0) if unit.part else 0
+            lines_before[unit.origin] = offset + done.lines
+            rows = done.rows
+            if offset:
+                rows = [(*r[:5], _renumber(r[5], offset), *r[6:]) for r in rows]
+                for issue in done.stats.issues:
+                    issue.origin = _renumber(issue.origin, offset)
+            store.put_rows(site.id, rows, source=site.source, stats=put, batch_size=cfg.batch_size)
+            seen.update((r[0], r[1]) for r in rows)
+            census = done.census
+            store.add_census(site.id, site.source, gen, census.date_rows(), census.entry_rows())
+            stats.merge(done.stats)
+    finally:
+        _JOB.clear()
+    store.commit_census(site.id, site.source, gen)
+    removed = store.sweep(site.id, site.source, seen) if cfg.snapshot else 0
+    log_each(
+        "site %s: read %d resources from files (%d summarised, %d rejected; %d process(es))",
+        site.id,
+        sum(stats.read.values()),
+        sum(stats.summarised.values()),
+        sum(stats.rejected.values()),
+        nproc,
+    )
+    return {
+        "source": site.source,
+        "kind": "files",
+        "files": stats.files,
+        "read": dict(stats.read),
+        "rejected": dict(stats.rejected),
+        "skipped_types": dict(stats.skipped_types),
+        "summarised": dict(stats.summarised),
+        "stored": {
+            "inserted": put.inserted,
+            "updated": put.updated,
+            "unchanged": put.unchanged,
+            "removed": removed,
+        },
+        "workers": nproc,
+        "issues_total": len(stats.issues) + stats.issues_dropped,
+        "issues": [{"origin": i.origin, "reason": i.reason} for i in stats.issues[:200]],
+    }
+
+
+def ingest(
+    site: SiteConfig, cfg: Config, store: Store, loaded: Loaded, *, full_refresh: bool
+) -> dict[str, Any]:
+    """Bring a site's data into the store; returns the site's source report for run.json."""
+    if not site.is_url:
+        return ingest_files(site, cfg, store, loaded, log_each=log.info)
+    from cohort.source.fhir import ServerSettings, pull  # only server runs need requests
+
+    settings = ServerSettings.from_dict(
+        {"base_url": site.source, **site.server}, f"site '{site.id}'"
+    )
+    concepts = loaded.trial.concepts()
+    report = pull(
+        site.id,
+        settings,
+        store,
+        loaded.term.search_tokens(concepts),
+        screen_tokens=[
+            t for ts in loaded.term.search_tokens(loaded.trial.screen_concepts).values() for t in ts
+        ],
+        full_refresh=full_refresh,
+        log=log,
+    )
+    return {"source": site.source, "kind": "fhir", **report.to_dict()}
