@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import signal
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -33,29 +34,51 @@ def workers_for(n_items: int, threshold: int = 4000, cap: int = 4) -> int:
     return min(os.cpu_count() or 1, cap)
 
 
-def map_slices(fn: Callable[[list[T]], list[R]], items: list[T], nproc: int) -> list[R] | None:
-    """`fn` over interleaved slices in `nproc` forks; None if any worker failed (caller retries
-    serially and so sees the real error). Results travel through 0700 temp files of our own."""
+def map_slices(
+    fn: Callable[[list[T]], list[R]],
+    items: list[T],
+    nproc: int,
+    pack: Callable[[list[R]], Any] | None = None,
+    unpack: Callable[[Any], list[R]] | None = None,
+) -> list[R] | None:
+    """`fn` over `nproc` interleaved slices: slice 0 in this process, the others in forks.
+
+    None if a fork failed (the caller retries serially and so sees the real error); an error
+    in this process's own slice propagates. Forks' results travel through 0700 temp files of
+    our own, as `pack(result)` (e.g. plain tuples, much cheaper to pickle than objects) and
+    are read back through `unpack`. Results come back in slice order.
+    """
     with tempfile.TemporaryDirectory(prefix="cohort-forks-") as tmp:
         kids: list[tuple[int, Path]] = []
-        for k in range(nproc):
-            path = Path(tmp) / f"{k}.pickle"
-            pid = os.fork()
-            if pid == 0:  # child: never returns into the caller
-                code = 1
-                try:
-                    close_inherited()
-                    path.write_bytes(pickle.dumps(fn(items[k::nproc]), pickle.HIGHEST_PROTOCOL))
-                    code = 0
-                finally:
-                    os._exit(code)
-            kids.append((pid, path))
-        parts: list[list[R]] = []
+        try:
+            for k in range(1, nproc):
+                path = Path(tmp) / f"{k}.pickle"
+                pid = os.fork()
+                if pid == 0:  # child: never returns into the caller
+                    code = 1
+                    try:
+                        close_inherited()
+                        result: Any = fn(items[k::nproc])
+                        if pack is not None:
+                            result = pack(result)
+                        path.write_bytes(pickle.dumps(result, pickle.HIGHEST_PROTOCOL))
+                        code = 0
+                    finally:
+                        os._exit(code)
+                kids.append((pid, path))
+            parts: list[list[R]] = [fn(items[0::nproc])]
+        except BaseException:
+            for pid, _ in kids:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+            raise
         failed = False
         for pid, path in kids:
             _, status = os.waitpid(pid, 0)
             if os.waitstatus_to_exitcode(status) == 0 and path.exists():
-                parts.append(pickle.loads(path.read_bytes()))  # noqa: S301 - our own temp file
+                data = pickle.loads(path.read_bytes())  # noqa: S301 - our own temp file
+                parts.append(unpack(data) if unpack is not None else data)
             else:
                 failed = True
     return None if failed else [r for part in parts for r in part]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import gc
 import logging
 import os
 import sys
@@ -21,7 +22,13 @@ from cohort.errors import CohortError, LockedError, OutputError
 from cohort.evaluate import evaluate, is_screened, make_context
 from cohort.forks import INHERITED_FDS, map_slices, workers_for
 from cohort.ingest import Loaded, ingest
-from cohort.model import Candidate, PatientFacts, SiteResult
+from cohort.model import (
+    Candidate,
+    PatientFacts,
+    SiteResult,
+    pack_candidates,
+    unpack_candidates,
+)
 from cohort.rank import rank
 from cohort.store import Store
 from cohort.terminology.units import warm as warm_units
@@ -137,7 +144,7 @@ def screen(site: SiteConfig, store: Store, loaded: Loaded, as_of: date) -> list[
             with Store(store.path) as mine:
                 return run_ids(mine, part)
 
-        out = map_slices(in_worker, ids, nproc)
+        out = map_slices(in_worker, ids, nproc, pack_candidates, unpack_candidates)
     if out is None:
         out = run_ids(store, ids)
     time_limited = {c.id for c in loaded.trial.criteria if c.time_limited}
@@ -224,6 +231,32 @@ def run(
     cfg: Config, as_of: date, out: Path, *, full_refresh: bool = False, phi: bool = True
 ) -> dict[str, Any]:
     """The whole job. Returns the run report (also written to OUT/run.json)."""
+    with collector_paused():
+        return _run(cfg, as_of, out, full_refresh=full_refresh, phi=phi)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the job, collecting once at the end.
+
+    The job allocates millions of small acyclic objects (parsed JSON, facts, evidence) on top
+    of a large long-lived heap (mappings, memo tables); the collector's passes over that heap
+    cost up to ~10x the work itself in places (bench/RESULTS.md: packing 10k candidates for the
+    forked workers 2.5 s -> 0.28 s). Reference counting still frees everything acyclic at once.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+        gc.collect()
+
+
+def _run(
+    cfg: Config, as_of: date, out: Path, *, full_refresh: bool = False, phi: bool = True
+) -> dict[str, Any]:
     timer = Timer()
     report: dict[str, Any] = {
         "tool": f"cohort {__version__}",

@@ -10,6 +10,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from cohort.errors import MappingError
 from cohort.model import (
     Code,
@@ -218,6 +220,7 @@ class Extractor:
         self.rules = rules
         self._medication = medication
         self._relevant = relevant
+        self._memo: dict[bytes, tuple[tuple[Code, ...], str, bool]] = {}
 
     def facts(self, patient_id: str, resources: Iterable[dict[str, Any]]) -> PatientFacts:
         pf = PatientFacts(patient=Patient(id=patient_id))
@@ -243,8 +246,8 @@ class Extractor:
             pf.conditions.append(
                 ConditionFact(
                     ref=ref,
-                    codes=codes_of(res.get("code")),
-                    text=text_of(res.get("code")),
+                    codes=(coded := self._coded(res.get("code")))[0],
+                    text=coded[1],
                     clinical_status=_first_code(res.get("clinicalStatus")),
                     verification_status=_first_code(res.get("verificationStatus")),
                     onset=parse_date(res.get("onsetDateTime")) or parse_date(onset.get("start")),
@@ -254,13 +257,12 @@ class Extractor:
                 )
             )
         elif rtype == "Observation":
-            if self._relevant and not self._relevant(
-                codes_of(res.get("code")), text_of(res.get("code"))
-            ):
+            coded = self._coded(res.get("code"))
+            if self._relevant and not coded[2]:
                 if when := _obs_date(res):
                     pf.other_dates.append(when)
                 return
-            pf.observations.append(self._observation(ref, res))
+            pf.observations.append(self._observation(ref, res, coded))
         elif rtype in MEDICATION_TYPES:
             pf.exposures.append(self._exposure(ref, res))
         elif rtype == "Immunization":
@@ -288,7 +290,23 @@ class Extractor:
                 )
             )
 
-    def _observation(self, ref: str, res: dict[str, Any]) -> ObservationFact:
+    def _coded(self, cc: Any) -> tuple[tuple[Code, ...], str, bool]:
+        """(codes, text, relevant) of a code element; memoised, as the same elements recur."""
+        try:
+            key = orjson.dumps(cc)
+        except (orjson.JSONEncodeError, TypeError):
+            key = None
+        hit = self._memo.get(key) if key is not None else None
+        if hit is None:
+            codes, text = codes_of(cc), text_of(cc)
+            hit = (codes, text, self._relevant(codes, text) if self._relevant else True)
+            if key is not None and len(self._memo) < 100_000:
+                self._memo[key] = hit
+        return hit
+
+    def _observation(
+        self, ref: str, res: dict[str, Any], coded: tuple[tuple[Code, ...], str, bool]
+    ) -> ObservationFact:
         low = None
         for rr in res.get("referenceRange") or ():
             low = low or _quantity(rr.get("low") if isinstance(rr, dict) else None)
@@ -302,13 +320,13 @@ class Extractor:
             interp += codes_of(cc)
         return ObservationFact(
             ref=ref,
-            codes=codes_of(res.get("code")),
+            codes=coded[0],
             status=str(res.get("status", "")),
             when=_obs_date(res),
             value=obs_value(res),
             interpretation=interp,
             ref_low=low,
-            text=text_of(res.get("code")),
+            text=coded[1],
             components=components,
         )
 
