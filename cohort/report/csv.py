@@ -6,9 +6,9 @@ import csv
 import io
 from collections.abc import Iterable
 
-from cohort.model import Candidate, Evidence, SiteResult, Status
+from cohort.model import Candidate, Evidence, SiteResult
 from cohort.report import rows
-from cohort.report.files import excel_safe
+from cohort.report.files import FORMULA_CHARS, excel_safe
 
 BOM = "\ufeff"
 HEAD_COLUMNS = ("rank", "patient_id", "tier", "score", "eligible_from", "reasons")
@@ -39,8 +39,11 @@ def _render(header: Iterable[str], body: Iterable[Iterable[str]]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     w.writerow([excel_safe(h) for h in header])
+    # only a cell starting with a formula character can need neutralising: test that inline
+    # (millions of cells in a large evidence.csv)
+    starts = FORMULA_CHARS
     for row in body:
-        w.writerow([excel_safe(cell) for cell in row])
+        w.writerow([excel_safe(x) if x[:1] in starts else x for x in row])
     return BOM + buf.getvalue()
 
 
@@ -100,7 +103,7 @@ def evidence_rows(site: SiteResult) -> Iterable[list[str]]:
     for c in ranked:
         results = sorted(c.results, key=lambda r: order.get(r.criterion, len(order)))
         for r in results:
-            status = Status(r.status).value
+            status = rows.status_text(r)
             for e in r.evidence:
                 yield [c.patient.id, r.criterion, status, "yes", *_evidence_cells(e)]
             for e in r.ignored:

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from cohort.errors import OutputError
 
-__all__ = ["excel_safe", "write_atomic", "ensure_dir"]
+__all__ = ["FORMULA_CHARS", "excel_safe", "write_atomic", "ensure_dir"]
 
 # A cell Excel/LibreOffice would read as a formula (or DDE) starts with one of these.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_CHARS = frozenset(_FORMULA_START)
 # Plain numbers (e.g. "-3", "+4.5", "-1.2e3") are data, not formulas: left as they are.
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 

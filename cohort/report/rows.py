@@ -31,10 +31,16 @@ def results_by_id(c: Candidate) -> dict[str, Result]:
     return out
 
 
+def status_text(r: Result) -> str:
+    """ "pass" / "fail" / "unknown" of a result."""
+    s = r.status
+    return s._value_ if s.__class__ is Status else Status(s).value  # _value_: no descriptor
+
+
 def status_of(c: Candidate, criterion: str) -> str:
     """pass / fail / unknown for one criterion, "" when the candidate has no result for it."""
     r = results_by_id(c).get(criterion)
-    return Status(r.status).value if r is not None else ""
+    return status_text(r) if r is not None else ""
 
 
 def _ordered(site: SiteResult, c: Candidate) -> list[tuple[Result, CriterionInfo | None]]:

@@ -44,15 +44,19 @@ def criterion_funnel(site: SiteResult) -> list[dict[str, Any]]:
     and `remaining` = patients failing none of this and the earlier criteria (attrition).
     """
     out: list[dict[str, Any]] = []
-    alive = {id(c) for c in site.candidates}
+    statuses = [
+        {cid: rows.status_text(r) for cid, r in rows.results_by_id(c).items()}
+        for c in site.candidates
+    ]
+    alive = set(range(len(statuses)))
     for ci in site.criteria:
         counts = {"pass": 0, "fail": 0, "unknown": 0}
-        for c in site.candidates:
-            status = rows.status_of(c, ci.id)
+        for i, by_id in enumerate(statuses):
+            status = by_id.get(ci.id, "")
             if status in counts:
                 counts[status] += 1
             if status == "fail":
-                alive.discard(id(c))
+                alive.discard(i)
         out.append(
             {
                 "id": ci.id,
