@@ -139,6 +139,10 @@ class Triage:
         self.census = Census()
         # serialised code element -> (summarise?, codes, text); code elements repeat endlessly
         self._memo: dict[bytes, tuple[bool, tuple[Code, ...], str]] = {}
+        self._days: dict[str, str] = {}
+        self._drop_obs = rules.drop_status.get("*", frozenset()) | rules.drop_status.get(
+            "Observation", frozenset()
+        )
 
     def take(self) -> Census:
         """The census so far, handing over a fresh one."""
@@ -165,23 +169,31 @@ class Triage:
             hit = (summarise, codes, text)
             if len(self._memo) < 200_000:
                 self._memo[key] = hit
-        if not hit[0] or self.rules.drop_reason(res) is not None:
-            return False
-        pid = _patient_id(res.get("subject"))
-        if pid is None:
-            return False
+        if not hit[0] or not isinstance(res.get("status", ""), str):
+            return False  # (a status that is not a string: kept, validation rejects it)
         if rtype == "Observation":
-            when = _obs_date(res)
+            # the reading rules for an Observation look at its status only
+            if res.get("status") in self._drop_obs:
+                return False
+            day = self._day(res.get("effectiveDateTime"))
+            if day is None:
+                when = _obs_date(res)
+                day = when.isoformat() if when else None
         else:
+            if self.rules.drop_reason(res) is not None:
+                return False
             when = parse_date(res.get("recordedDate")) or parse_date(res.get("onsetDateTime"))
             if when is None:
                 onset = res.get("onsetPeriod")
                 when = parse_date(onset.get("start")) if isinstance(onset, dict) else None
-        if when is None:
+            day = when.isoformat() if when else None
+        if day is None:
             return False  # no readable date: kept whole, so validation looks at it
+        pid = _patient_id(res.get("subject"))
+        if pid is None:
+            return False
         census = self.census
         census.records += 1
-        day = when.isoformat()
         ds = census.dates.get(pid)
         if ds is None:
             census.dates[pid] = {day}
@@ -196,10 +208,23 @@ class Triage:
             _sample(entry, res)
         return True
 
+    def _day(self, value: Any) -> str | None:
+        """ISO day of a FHIR date/dateTime string (as parse_date reads it), memoised by day."""
+        if not isinstance(value, str):
+            return None
+        head = value[:10]
+        day = self._days.get(head)
+        if day is None:
+            when = parse_date(head)
+            day = when.isoformat() if when else ""
+            if len(self._days) < 100_000:
+                self._days[head] = day
+        return day or None
+
 
 def _sample(entry: CensusEntry, res: dict[str, Any]) -> None:
     vq = res.get("valueQuantity")
-    if isinstance(vq, dict) and len(entry.values) >= _SAMPLES and entry.quantities:
+    if isinstance(vq, dict) and len(entry.values) >= _SAMPLES <= len(entry.quantities):
         unit = vq.get("code") or vq.get("unit")
         if isinstance(unit, str) and unit:
             entry.units.add(unit)
