@@ -1,0 +1,190 @@
+"""File ingest at scale: chunked parallel reads equal a plain read; unmapped records are summarised."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from cohort.config import default_config, load_config
+from cohort.extract import Census, Triage
+from cohort.ingest import Loaded, _renumber
+from cohort.runner import run
+from cohort.samples import generate
+from cohort.source.files import ReadStats, plan_units, read_path, read_unit
+from cohort.store import Store
+from cohort.tools.coverage import coverage_report
+from tests.test_reliability_support import write_config
+
+AS_OF = date(2026, 11, 25)
+SLE = {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]}
+HEART_RATE = {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]}
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated NDJSON site, with malformed lines in the middle of its biggest file."""
+    folder = tmp_path_factory.mktemp("pop") / "site"
+    generate(folder, patients=120, seed=7, as_of=AS_OF, site="t", fmt="ndjson")
+    packed = folder / "Observation.ndjson.gz"
+    lines = gzip.decompress(packed.read_bytes()).splitlines(keepends=True)
+    packed.unlink()
+    # plus vitals no criterion reads, for every patient (summarised, not stored)
+    pids = [orjson.loads(x)["id"] for x in (folder / "Patient.ndjson").read_bytes().splitlines()]
+    for i, pid in enumerate(pids):
+        vital = {
+            **_vital(f"hr-{i}", f"2026-0{1 + i % 9}-1{i % 10}"),
+            "subject": {"reference": f"Patient/{pid}"},
+        }
+        lines.append(orjson.dumps(vital) + b"\n")
+    obs = folder / "Observation.ndjson"
+    lines.insert(len(lines) // 2, b'{"resourceType": "Observation", "id": "x", broken\n')
+    lines.insert(len(lines) // 3, b"[1, 2]\n")
+    obs.write_bytes(b"".join(lines))
+    return folder
+
+
+def _loaded() -> Loaded:
+    return Loaded.from_config(default_config())  # the shipped mappings and trial
+
+
+def test_chunks_read_exactly_what_a_whole_read_reads(population: Path) -> None:
+    loaded = _loaded()
+    whole_stats = ReadStats()
+    whole = [(r["id"], o) for r, o in read_path(population, whole_stats)]
+
+    units = plan_units(population, 4096)  # tiny chunks: many ranges, cuts inside every file
+    assert sum(1 for u in units if u.part > 0) > 20
+    chunk_stats = ReadStats()
+    chunked: list[tuple[str, str]] = []
+    lines: dict[str, int] = {}
+    for u in units:
+        stats = ReadStats()
+        got = [(r["id"], o) for r, o, _ in read_unit(u, stats)]
+        offset = lines.get(u.origin, 0) if u.part else 0
+        lines[u.origin] = offset + stats.lines
+        if offset:
+            got = [(rid, _renumber(o, offset)) for rid, o in got]
+            for issue in stats.issues:
+                issue.origin = _renumber(issue.origin, offset)
+        chunked += got
+        chunk_stats.merge(stats)
+    assert chunked == whole
+    assert chunk_stats.files == whole_stats.files
+    assert chunk_stats.read == whole_stats.read and chunk_stats.rejected == whole_stats.rejected
+    assert [(i.origin, i.reason) for i in chunk_stats.issues] == [
+        (i.origin, i.reason) for i in whole_stats.issues
+    ]
+    assert len(whole_stats.issues) == 2 and all(":" in i.origin for i in whole_stats.issues)
+    assert loaded.trial.id == "sirius-sle-2"
+
+
+def test_parallel_run_writes_the_same_outputs_as_a_serial_run(
+    population: Path, tmp_path: Path
+) -> None:
+    outs = {}
+    for workers in (1, 2):
+        folder = tmp_path / f"w{workers}"
+        folder.mkdir()
+        cfg = load_config(write_config(folder, {"t": str(population)}, run={"workers": workers}))
+        report = run(cfg, AS_OF, folder / "out")
+        outs[workers] = report
+        assert report["sites"]["t"]["workers"] == workers
+    for name in ("candidates.csv", "evidence.csv"):
+        serial = (tmp_path / "w1" / "out" / "t" / name).read_bytes()
+        assert serial == (tmp_path / "w2" / "out" / "t" / name).read_bytes()
+    one, two = outs[1]["sites"]["t"], outs[2]["sites"]["t"]
+    for key in ("read", "rejected", "summarised", "stored", "issues", "tiers"):
+        assert one[key] == two[key], key
+    assert one["summarised"]["Observation"] > 0
+
+
+def _site(folder: Path, extra_obs: list[dict[str, Any]]) -> Path:
+    site = folder / "site"
+    site.mkdir()
+    patient = {"resourceType": "Patient", "id": "p1", "birthDate": "1990-01-01", "gender": "female"}
+    cond = {"resourceType": "Condition", "id": "c1", "code": SLE,
+            "subject": {"reference": "Patient/p1"}, "onsetDateTime": "2015-01-01"}  # fmt: skip
+    (site / "Patient.ndjson").write_bytes(orjson.dumps(patient) + b"\n")
+    (site / "Condition.ndjson").write_bytes(orjson.dumps(cond) + b"\n")
+    (site / "Observation.ndjson").write_bytes(b"\n".join(orjson.dumps(o) for o in extra_obs))
+    return site
+
+
+def _vital(rid: str, when: str, status: str = "final") -> dict[str, Any]:
+    return {"resourceType": "Observation", "id": rid, "status": status, "code": HEART_RATE,
+            "subject": {"reference": "Patient/p1"}, "effectiveDateTime": when,
+            "valueQuantity": {"value": 71, "unit": "/min", "code": "/min"}}  # fmt: skip
+
+
+def test_unmapped_records_are_summarised_for_last_seen_and_coverage(tmp_path: Path) -> None:
+    site = _site(
+        tmp_path,
+        [
+            _vital("v1", "2026-03-04"),
+            _vital("v2", "2026-06-07T10:00:00Z"),
+            _vital("v3", "2027-01-01"),  # after the as-of date: never the last_seen
+            _vital("v4", "2026-10-10", status="entered-in-error"),  # dropped: kept whole
+        ],
+    )
+    cfg = load_config(write_config(tmp_path, {"s": str(site)}))
+    report = run(cfg, AS_OF, tmp_path / "out")
+    s = report["sites"]["s"]
+    assert s["summarised"] == {"Observation": 3}
+    assert s["read"]["Observation"] == 4 and s["stored"]["inserted"] == 3  # Patient, SLE, v4
+    with Store(tmp_path / "out" / ".cohort" / "store.sqlite") as store:
+        assert store.count_by_type("s") == {"Condition": 1, "Observation": 1, "Patient": 1}
+        dates = store.side_dates("s", ["p1"])["p1"]
+    assert sorted(dates) == [date(2026, 3, 4), date(2026, 6, 7), date(2027, 1, 1)]
+    csv_text = (tmp_path / "out" / "s" / "candidates.csv").read_text(encoding="utf-8-sig")
+    header, row = csv_text.splitlines()[:2]
+    cells = dict(zip(header.split(","), row.split(","), strict=False))
+    assert cells["last_seen"] == "2026-06-07"
+
+    cov = coverage_report(cfg, tmp_path / "out")
+    hr = [u for u in cov.unmapped if u.code == "8867-4"]
+    assert len(hr) == 1
+    assert hr[0].records == 3 and hr[0].patients == {"p1"} and hr[0].screened == {"p1"}
+    assert hr[0].units == {"/min"} and hr[0].values == ["71"]
+
+
+def test_a_rerun_replaces_the_census_and_an_unfinished_one_is_never_read(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        gen = store.begin_census("s", "src")
+        store.add_census("s", "src", gen, [("p1", "2026-01-01")], [])
+        assert store.side_dates("s", ["p1"]) == {}  # not committed: not visible
+        store.commit_census("s", "src", gen)
+        assert store.side_dates("s", ["p1"]) == {"p1": [date(2026, 1, 1)]}
+        # a later read that dies before committing leaves the previous census in place
+        gen2 = store.begin_census("s", "src")
+        store.add_census("s", "src", gen2, [("p1", "2026-05-05")], [])
+        assert store.side_dates("s", ["p1"]) == {"p1": [date(2026, 1, 1)]}
+        gen3 = store.begin_census("s", "src")  # the next read starts clean
+        assert gen3 == gen2
+        store.add_census("s", "src", gen3, [("p1", "2026-02-02"), ("p1", "2026-03-03")], [])
+        store.commit_census("s", "src", gen3)
+        got = store.side_dates("s", ["p1"])["p1"]
+        assert sorted(got) == [date(2026, 2, 2), date(2026, 3, 3)]
+
+
+def test_triage_keeps_what_it_cannot_summarise_soundly() -> None:
+    loaded = _loaded()
+    triage = Triage(loaded.rules, loaded.relevant)
+    ok = _vital("a", "2026-01-01")
+    assert triage.offer(ok)
+    kept = [
+        {**ok, "code": "8867-4"},  # malformed element: validation must see it
+        {**ok, "effectiveDateTime": "2026-02-30"},  # impossible date
+        {**ok, "status": ["final"]},  # not a string
+        {**ok, "subject": {"display": "no reference"}},
+        {**ok, "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]}},  # mapped
+        {**ok, "resourceType": "Procedure"},  # not a summarised type
+    ]
+    assert [triage.offer(r) for r in kept] == [False] * len(kept)
+    census: Census = triage.take()
+    assert census.records == 1 and census.dates == {"p1": {"2026-01-01"}}
+    assert triage.census.records == 0
