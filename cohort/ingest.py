@@ -137,6 +137,9 @@ def ingest_files(
     _JOB.update(types=set(PIPELINE_TYPES), validate=cfg.validate, triage=triage)
     stats, put = ReadStats(), PutStats()
     seen: set[tuple[str, str]] = set()
+    # a snapshot read sweeps what it did not see; on a first load there is nothing to sweep,
+    # so the keys (a million tuples at 50k patients) are not even collected
+    sweep = cfg.snapshot and store.has_rows(site.id, site.source)
     gen = store.begin_census(site.id, site.source)
     lines_before: dict[str, int] = {}
     try:
@@ -149,14 +152,15 @@ def ingest_files(
                 for issue in done.stats.issues:
                     issue.origin = _renumber(issue.origin, offset)
             store.put_rows(site.id, rows, source=site.source, stats=put, batch_size=cfg.batch_size)
-            seen.update((r[0], r[1]) for r in rows)
+            if sweep:
+                seen.update((r[0], r[1]) for r in rows)
             census = done.census
             store.add_census(site.id, site.source, gen, census.date_rows(), census.entry_rows())
             stats.merge(done.stats)
     finally:
         _JOB.clear()
     store.commit_census(site.id, site.source, gen)
-    removed = store.sweep(site.id, site.source, seen) if cfg.snapshot else 0
+    removed = store.sweep(site.id, site.source, seen) if sweep else 0
     log_each(
         "site %s: read %d resources from files (%d summarised, %d rejected; %d process(es))",
         site.id,

@@ -173,15 +173,16 @@ def write_outputs(
     out: Path, results: list[SiteResult], history: list[dict[str, Any]], phi: bool
 ) -> None:
     """Render everything first, then replace files one by one (each atomically, 0600)."""
-    from cohort.report.csv import candidates_csv, evidence_csv
+    from cohort.report.csv import candidates_csv_chunks, evidence_csv_chunks
     from cohort.report.files import write_atomic
     from cohort.report.html import summary_html
 
-    rendered: dict[Path, str] = {}
+    # CSVs are rendered piece by piece while their staged file is written (bounded memory)
+    rendered: dict[Path, str | Iterator[str]] = {}
     for sr in results:
         folder = out / sr.site_id
-        rendered[folder / "candidates.csv"] = candidates_csv(sr, phi=phi)
-        rendered[folder / "evidence.csv"] = evidence_csv(sr)
+        rendered[folder / "candidates.csv"] = candidates_csv_chunks(sr, phi=phi)
+        rendered[folder / "evidence.csv"] = evidence_csv_chunks(sr)
         rendered[folder / "summary.html"] = summary_html(sr, history=history, phi=phi)
     # Two phases so a failure (disk full, folder unwritable) replaces nothing: every file is
     # first written whole next to its target, and only then are they all renamed into place.

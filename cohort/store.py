@@ -334,6 +334,11 @@ class Store:
             raise self._err("write", e) from None
         return len(stale)
 
+    def has_rows(self, site: str, source: str) -> bool:
+        """Whether any resource of `site` read from `source` is stored."""
+        row = self._one("SELECT 1 FROM resources WHERE site=? AND source=? LIMIT 1", (site, source))
+        return row is not None
+
     def patient_ids(self, site: str) -> list[str]:
         """Every patient id with at least one stored resource (a Patient or data about one)."""
         rows = self._query(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from cohort.model import Candidate, Evidence, SiteResult
 from cohort.report import rows
@@ -36,15 +36,33 @@ def candidate_columns(site: SiteResult, *, phi: bool = True) -> list[str]:
 
 
 def _render(header: Iterable[str], body: Iterable[Iterable[str]]) -> str:
+    return "".join(render_chunks(header, body))
+
+
+def render_chunks(
+    header: Iterable[str], body: Iterable[Iterable[str]], rows: int = 5000
+) -> Iterator[str]:
+    """The CSV text in pieces of `rows` rows, so a large file is never held whole in memory."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     w.writerow([excel_safe(h) for h in header])
+    yield BOM + buf.getvalue()
     # only a cell starting with a formula character can need neutralising: test that inline
     # (millions of cells in a large evidence.csv)
     starts = FORMULA_CHARS
+    n = 0
+    buf.seek(0)
+    buf.truncate()
     for row in body:
         w.writerow([excel_safe(x) if x[:1] in starts else x for x in row])
-    return BOM + buf.getvalue()
+        n += 1
+        if n == rows:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+            n = 0
+    if n:
+        yield buf.getvalue()
 
 
 def candidate_row(site: SiteResult, c: Candidate, *, phi: bool = True) -> list[str]:
@@ -85,8 +103,13 @@ def candidates_csv(site: SiteResult, *, phi: bool = True) -> str:
     Identifying columns (name, MRN, birth date, age, sex, phone, postal code) are written
     last, and only when `phi` is true.
     """
+    return "".join(candidates_csv_chunks(site, phi=phi))
+
+
+def candidates_csv_chunks(site: SiteResult, *, phi: bool = True) -> Iterator[str]:
+    """candidates.csv text in pieces (see `candidates_csv`)."""
     ordered = sorted(site.candidates, key=lambda c: (c.rank <= 0, c.rank))
-    return _render(
+    return render_chunks(
         candidate_columns(site, phi=phi),
         (candidate_row(site, c, phi=phi) for c in ordered),
     )
@@ -112,4 +135,9 @@ def evidence_rows(site: SiteResult) -> Iterable[list[str]]:
 
 def evidence_csv(site: SiteResult) -> str:
     """evidence.csv text (no identifying columns: patient_id is the FHIR logical id)."""
-    return _render(EVIDENCE_COLUMNS, evidence_rows(site))
+    return "".join(evidence_csv_chunks(site))
+
+
+def evidence_csv_chunks(site: SiteResult) -> Iterator[str]:
+    """evidence.csv text in pieces (see `evidence_csv`)."""
+    return render_chunks(EVIDENCE_COLUMNS, evidence_rows(site))

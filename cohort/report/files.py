@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 from cohort.errors import OutputError
@@ -51,25 +52,29 @@ def ensure_dir(path: Path, mode: int = 0o700) -> None:
         raise NotADirectoryError(path)
 
 
-def write_atomic(path: Path, data: bytes | str, mode: int = 0o600) -> None:
+def write_atomic(path: Path, data: bytes | str | Iterable[str], mode: int = 0o600) -> None:
     """Write `data` to `path` atomically: temp file in the same folder, fsync, rename.
+
+    `data` may be text pieces (any iterable of str), written as they come: a large file is
+    never held whole in memory.
 
     The file gets `mode` (default 0600) whatever the umask; missing parent folders are
     created 0700. On any failure the previous file (if any) is left untouched and
     `OutputError` is raised.
     """
     path = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    pieces = [data] if isinstance(data, str | bytes) else data
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = -1
     try:
         ensure_dir(path.parent)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
         os.fchmod(fd, mode)
-        view = memoryview(payload)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        for piece in pieces:
+            view = memoryview(piece.encode("utf-8") if isinstance(piece, str) else piece)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
         os.fsync(fd)
         os.close(fd)
         fd = -1
@@ -83,6 +88,14 @@ def write_atomic(path: Path, data: bytes | str, mode: int = 0o600) -> None:
             tmp.unlink()
         reason = exc.strerror or exc.__class__.__name__
         raise OutputError(f"cannot write {path}: {reason}") from exc
+    except BaseException:
+        # producing the pieces failed (a bug): no temp file is left behind either
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def _fsync_dir(folder: Path) -> None:
