@@ -112,7 +112,7 @@ class Context:
     active_statuses: frozenset[str] = frozenset({"active", "recurrence", "relapse"})
     missing_status_is_active: bool = True
     _concepts: dict[str, frozenset[str]] = field(default_factory=dict)
-    _index: dict[int, dict[str, set[int]]] = field(default_factory=dict)
+    _index: dict[int, dict[str, list[int]]] = field(default_factory=dict)
 
     def concepts(self, ref: str, codes: Iterable[Code], text: str = "") -> frozenset[str]:
         hit = self._concepts.get(ref)
@@ -128,11 +128,12 @@ class Context:
             index = self._index[id(facts)] = {}
             for i, f in enumerate(facts):
                 for c in self.concepts(f.ref, f.codes, f.text):
-                    index.setdefault(c, set()).add(i)
-        hits: set[int] = set()
-        for c in concepts:
-            hits |= index.get(c, set())
-        return [facts[i] for i in sorted(hits)]
+                    index.setdefault(c, []).append(i)  # ascending: built in fact order
+        found = [index[c] for c in concepts if c in index]
+        if not found:
+            return []
+        hits = found[0] if len(found) == 1 else sorted(set().union(*found))
+        return [facts[i] for i in hits]
 
     # --- conditions -------------------------------------------------------------------------
     def conditions(self, concepts: Iterable[str]) -> list[ConditionFact]:

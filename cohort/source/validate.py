@@ -227,7 +227,6 @@ _SPECS: dict[str, _Spec] = {
         {
             "clinicalStatus": _cc,
             "verificationStatus": _cc,
-            "category": _list(_cc),
             "code": _cc,
             "subject": _reference,
             "onsetDateTime": _datetime,
@@ -243,7 +242,6 @@ _SPECS: dict[str, _Spec] = {
     "Observation": (
         {
             "status": _code,
-            "category": _list(_cc),
             "code": _cc,
             "subject": _reference,
             "effectiveDateTime": _datetime,
