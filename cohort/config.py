@@ -48,7 +48,7 @@ class Config:
     store_path: Path | None = None  # None: OUT/.cohort/store.sqlite
     use_unverified: bool = False
     validate: str = "fast"
-    batch_size: int = 2000
+    batch_size: int = 10000  # resources per store transaction (bench/RESULTS.md)
     snapshot: bool = True  # a file source is a full snapshot: records gone from it are dropped
     workers: int = 0  # processes reading files: 0 = one per core (max 4) for large inputs
     chunk_mb: int = 16  # a plain NDJSON file is read in pieces of this size (bounds memory)
@@ -141,7 +141,7 @@ def load_config(path: Path) -> Config:
         store_path=resolve(store["path"]) if "path" in store else None,
         use_unverified=bool(trial.get("use_unverified", False)),
         validate=validate,
-        batch_size=_get(run, "batch_size", int, f"{path} [run]", 2000),
+        batch_size=_get(run, "batch_size", int, f"{path} [run]", 10000),
         snapshot=bool(run.get("snapshot", True)),
         workers=workers,
         chunk_mb=chunk_mb,

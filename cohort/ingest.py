@@ -139,7 +139,8 @@ def ingest_files(
     seen: set[tuple[str, str]] = set()
     # a snapshot read sweeps what it did not see; on a first load there is nothing to sweep,
     # so the keys (a million tuples at 50k patients) are not even collected
-    sweep = cfg.snapshot and store.has_rows(site.id, site.source)
+    known = store.has_rows(site.id, site.source)
+    sweep = cfg.snapshot and known
     gen = store.begin_census(site.id, site.source)
     lines_before: dict[str, int] = {}
     try:
@@ -151,7 +152,10 @@ def ingest_files(
                 rows = [(*r[:5], _renumber(r[5], offset), *r[6:]) for r in rows]
                 for issue in done.stats.issues:
                     issue.origin = _renumber(issue.origin, offset)
-            store.put_rows(site.id, rows, source=site.source, stats=put, batch_size=cfg.batch_size)
+            store.put_rows(
+                site.id, rows, source=site.source, stats=put, batch_size=cfg.batch_size,
+                fresh=not known,
+            )  # fmt: skip
             if sweep:
                 seen.update((r[0], r[1]) for r in rows)
             census = done.census

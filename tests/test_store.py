@@ -237,3 +237,20 @@ def test_sigkill_mid_write_leaves_whole_batches(tmp_path: Path) -> None:
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     db.close()
     assert count >= n and count % batch == 0
+
+
+def test_fresh_load_inserts_and_falls_back_to_upserts_on_a_repeated_key(store: Store) -> None:
+    from cohort.store import prepare_row
+
+    first = [prepare_row(obs(f"o{i}", "a", versionId="1"), f"f:{i}") for i in range(5)]
+    stats = PutStats()
+    store.put_rows("s", first, source="src", stats=stats, batch_size=2, fresh=True)
+    assert stats.inserted == 5 and store.count_by_type("s") == {"Observation": 5}
+    # the same record again (e.g. in a second file) while the caller still believes it fresh
+    newer = prepare_row(obs("o1", "a", 9.0, versionId="2"), "g:1")
+    older = prepare_row(obs("o2", "a", 0.5, versionId="0"), "g:2")
+    again = PutStats()
+    store.put_rows("s", [newer, older], source="src", stats=again, fresh=True)
+    assert (again.inserted, again.updated, again.older) == (0, 1, 1)
+    assert store.get("s", "Observation", "o1")["valueQuantity"]["value"] == 9.0
+    assert store.get("s", "Observation", "o2")["valueQuantity"]["value"] == 1.0

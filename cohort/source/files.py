@@ -296,7 +296,11 @@ def _too_deep(node: Any, limit: int | None = None) -> bool:
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}(?:T.*)?")
 
 
-_DAY_BYTES = re.compile(rb'"(\d{4})-(\d{2})-(\d{2})')
+# Only a month outside 01-12 or a day outside 01-28 can make "YYYY-MM-DD" impossible: the
+# regex finds just those candidates, so a typical record costs one C-speed scan.
+_DAY_BYTES = re.compile(
+    rb'"(\d{4})-(?:(0[1-9]|1[0-2])-(29|3\d|00|[4-9]\d)|(00|1[3-9]|[2-9]\d)-(\d{2}))'
+)
 
 
 def _compact(res: dict[str, Any]) -> bytes | None:
@@ -311,6 +315,8 @@ def _maybe_bad_date(blob: bytes) -> bool:
     if not blob.isascii() or b"\\u" in blob:
         return True  # non-ASCII digits match `\d` in str patterns: let the exact walk look
     for m in _DAY_BYTES.finditer(blob):
+        if m[4] is not None:
+            return True  # month 00 or 13-99
         try:
             date(int(m[1]), int(m[2]), int(m[3]))
         except ValueError:
