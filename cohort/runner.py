@@ -238,12 +238,13 @@ def run(
 
 @contextmanager
 def collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for the job, collecting once at the end.
+    """Pause Python's cyclic garbage collector for the job.
 
     The job allocates millions of small acyclic objects (parsed JSON, facts, evidence) on top
     of a large long-lived heap (mappings, memo tables); the collector's passes over that heap
     cost up to ~10x the work itself in places (bench/RESULTS.md: packing 10k candidates for the
-    forked workers 2.5 s -> 0.28 s). Reference counting still frees everything acyclic at once.
+    forked workers 2.5 s -> 0.28 s). Reference counting still frees everything acyclic at once;
+    the few cycles left (e.g. a caught exception's traceback) wait for the collector to resume.
     """
     was = gc.isenabled()
     gc.disable()
@@ -252,7 +253,6 @@ def collector_paused() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
-        gc.collect()
 
 
 def _run(

@@ -156,10 +156,11 @@ class Context:
     ) -> tuple[list[ObservationFact], list[Evidence]]:
         """Matching results dated in [since, as_of], newest first; and the ignored ones with why."""
         want = set(concepts)
+        only = next(iter(want)) if len(want) == 1 else None  # then every match is of it
         used: list[ObservationFact] = []
         ignored: list[Evidence] = []
         for o in self.matching(self.facts.observations, want):
-            concept = sorted(want & self.concepts(o.ref, o.codes, o.text))[0]
+            concept = only or sorted(want & self.concepts(o.ref, o.codes, o.text))[0]
             if o.when is None:
                 ignored.append(self.obs_evidence(o, concept, "no date"))
             elif o.when > self.as_of:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from typing import Any
 
 from cohort.criteria.base import Context, Criterion, iso, result, window_start, worst
@@ -58,7 +57,8 @@ def _condition_check(
 
 
 def _note(ev: Evidence, note: str) -> Evidence:
-    return replace(ev, note=note)
+    # the constructor, not dataclasses.replace: this runs for every ignored record
+    return Evidence(ev.ref, ev.concept, ev.value, ev.unit, ev.date, note)
 
 
 def _lab_check(
