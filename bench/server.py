@@ -322,6 +322,9 @@ def one_scale(scale: int, a: argparse.Namespace) -> dict[str, Any]:
             "page_size": a.page_size,
             "concurrency": a.concurrency,
             "max_url_length": a.max_url_length,
+            # the data was loaded seconds ago: with the default 300 s overlap the "no-change"
+            # rerun would re-fetch all of it (client and server share one clock here)
+            "sync_overlap": a.sync_overlap,
         }
         row: dict[str, Any] = {
             "scale": scale,
@@ -451,6 +454,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--page-size", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=2)
     ap.add_argument("--max-url-length", type=int, default=6000)
+    ap.add_argument("--sync-overlap", type=float, default=0.0)
     ap.add_argument("--peers", nargs="*", default=["fhirpy", "pyrate"])
     ap.add_argument("--results", type=Path, help="append a markdown section to this file")
     a = ap.parse_args(argv)
