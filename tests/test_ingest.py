@@ -200,3 +200,10 @@ def test_triage_keeps_what_it_cannot_summarise_soundly() -> None:
     census: Census = triage.take()
     assert census.records == 1 and census.dates == {"p1": {"2026-01-01"}}
     assert triage.census.records == 0
+
+
+def test_the_reader_fast_path_covers_exactly_the_triaged_types() -> None:
+    from cohort.extract.census import CODE_ELEMENT
+    from cohort.source.files import _TRIAGED
+
+    assert set(CODE_ELEMENT) == _TRIAGED

@@ -26,6 +26,10 @@ if TYPE_CHECKING:  # the reader only calls `offer`; the triage itself belongs to
 
 __all__ = ["MAX_ISSUES", "ReadIssue", "ReadStats", "Unit", "plan_units", "read_path", "read_unit"]
 
+# Types the triage may summarise (cohort.extract.census.CODE_ELEMENT); others always go through
+# resource() whole.
+_TRIAGED = frozenset({"Observation", "Condition"})
+
 # (resource, origin, the JSON text as read when it is one NDJSON line, else None)
 _Item = tuple[dict[str, Any], str, bytes | None]
 
@@ -208,16 +212,26 @@ class _Reader:
         self, lines: Iterable[bytes], origin: str, count_file: bool = True
     ) -> Iterator[_Item]:
         self.stats.files += count_file
+        stats = self.stats
+        # Records the triage summarises (most of a Bulk export) skip the per-resource machinery
+        # below, as resource() would do for them: a valid type, read, not a Bundle.
+        triage = self.triage if self.validate != "full" else None
+        quick = {t for t in _TRIAGED if self.types is None or t in self.types}
         for n, line in enumerate(lines, start=1):
-            if not line.strip():
+            if not line or line.isspace():
                 continue
-            where = f"{origin}:{n}"
             try:
                 doc = orjson.loads(line)
             except orjson.JSONDecodeError:
-                self.reject(where, "?", "invalid JSON")
+                self.reject(f"{origin}:{n}", "?", "invalid JSON")
                 continue
-            yield from self.resource(doc, where, line)
+            if triage is not None and doc.__class__ is dict:
+                rtype = doc.get("resourceType")
+                if rtype in quick and triage.offer(doc):
+                    stats.read[rtype] += 1
+                    stats.summarised[rtype] += 1
+                    continue
+            yield from self.resource(doc, f"{origin}:{n}", line)
 
     def stream(self, name: str, fh: IO[bytes], origin: str) -> Iterator[_Item]:
         """Dispatch one byte stream by its (lower-cased) name; compressed names recurse."""
