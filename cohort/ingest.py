@@ -7,6 +7,8 @@ import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,28 +99,39 @@ def _size(path: Path) -> int:
 
 
 def _results(units: list[Unit], nproc: int) -> Iterator[tuple[Unit, _Done]]:
-    """Each unit's result, in unit order; at most 2 units per worker in flight (bounded memory)."""
-    if nproc <= 1 or len(units) <= 1:
-        for u in units:
-            yield u, _read(u)
-        return
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(nproc, initializer=close_inherited) as pool:
-        todo = iter(units)
-        pending: deque[tuple[Unit, Any]] = deque()
+    """Each unit's result, in unit order; at most 2 units per worker in flight (bounded memory).
 
-        def submit() -> None:
-            u = next(todo, None)
-            if u is not None:
-                pending.append((u, pool.apply_async(_read, (u,))))
+    If a reading process dies (e.g. killed for memory), the units from the first unfinished
+    one on are read in this process instead: every earlier unit was already written in order.
+    """
+    done_upto = 0
+    if nproc > 1 and len(units) > 1:
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(nproc, mp_context=ctx, initializer=close_inherited) as pool:
+            todo = iter(units)
+            pending: deque[tuple[Unit, Future[_Done]]] = deque()
 
-        for _ in range(2 * nproc):
-            submit()
-        while pending:
-            u, result = pending.popleft()
-            done = result.get()
-            submit()
-            yield u, done
+            def submit() -> None:
+                u = next(todo, None)
+                if u is not None:
+                    pending.append((u, pool.submit(_read, u)))
+
+            for _ in range(2 * nproc):
+                submit()
+            while pending:
+                u, future = pending.popleft()
+                try:
+                    done = future.result()
+                except BrokenProcessPool:
+                    log.warning("a reading process died; reading the rest in this process")
+                    for _, other in pending:
+                        other.cancel()
+                    break
+                submit()
+                done_upto += 1
+                yield u, done
+    for u in units[done_upto:]:
+        yield u, _read(u)
 
 
 def _renumber(origin: str, offset: int) -> str:

@@ -207,3 +207,37 @@ def test_the_reader_fast_path_covers_exactly_the_triaged_types() -> None:
     from cohort.source.files import _TRIAGED
 
     assert set(CODE_ELEMENT) == _TRIAGED
+
+
+def test_a_reading_process_that_dies_is_replaced_by_reading_in_this_process(
+    population: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import os
+
+    import cohort.ingest as ingest
+    from cohort.model import PIPELINE_TYPES
+
+    units = plan_units(population, 8192)
+    parent = os.getpid()
+    real = ingest._read
+
+    def dying(unit: Any) -> Any:
+        if os.getpid() != parent and unit == units[3]:
+            os._exit(9)  # as if killed for memory
+        return real(unit)
+
+    # pickled by reference to `cohort.ingest._read`, which the forked workers also see patched
+    dying.__qualname__ = dying.__name__ = "_read"
+    dying.__module__ = "cohort.ingest"
+    monkeypatch.setattr(ingest, "_read", dying)
+    loaded = _loaded()
+    job = {"types": set(PIPELINE_TYPES), "validate": "fast"}
+    ingest._JOB.update(job, triage=Triage(loaded.rules, loaded.relevant))
+    try:
+        parallel = [(u, [r[1] for r in d.rows]) for u, d in ingest._results(units, 2)]
+        ingest._JOB.update(job, triage=Triage(loaded.rules, loaded.relevant))
+        serial = [(u, [r[1] for r in d.rows]) for u, d in ingest._results(units, 1)]
+    finally:
+        ingest._JOB.clear()
+    assert parallel == serial and len(parallel) == len(units)
+    assert "a reading process died" in caplog.text
