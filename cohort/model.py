@@ -212,6 +212,9 @@ class Candidate:
     rank: int = 0
     last_seen: date | None = None
     change: str = ""  # new / tier changed (a -> b) / criteria changed / ""
+    # evidence.csv rows of this candidate, rendered where it was evaluated (report.csv
+    # evidence_text); its results then carry no evidence objects. None: render from results.
+    evidence_text: str | None = field(default=None, repr=False, compare=False)
     # results keyed by criterion, built on first use by report.rows.results_by_id
     by_id: tuple[int, int, dict[str, Result]] | None = field(
         default=None, repr=False, compare=False

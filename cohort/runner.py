@@ -25,6 +25,7 @@ from cohort.ingest import Loaded, ingest
 from cohort.model import (
     Candidate,
     PatientFacts,
+    Result,
     SiteResult,
     pack_candidates,
     unpack_candidates,
@@ -104,9 +105,11 @@ def screened_ids(site: str, store: Store, loaded: Loaded) -> list[str]:
 
 def screen(site: SiteConfig, store: Store, loaded: Loaded, as_of: date) -> list[Candidate]:
     from cohort.extract import Extractor
+    from cohort.report.csv import criterion_order, evidence_text
 
     params = {"min_age": site.min_age} if site.min_age else {}
     ids = screened_ids(site.id, store, loaded)
+    order = criterion_order(loaded.trial.infos)
 
     def run_ids(st: Store, part: list[str]) -> list[Candidate]:
         extractor = Extractor(
@@ -122,13 +125,20 @@ def screen(site: SiteConfig, store: Store, loaded: Loaded, as_of: date) -> list[
                 ctx = make_context(facts, loaded.term, as_of, loaded.rules, params)
                 if not is_screened(loaded.trial, ctx):
                     continue
-                found.append(
-                    Candidate(
-                        patient=facts.patient,
-                        results=evaluate(loaded.trial, ctx),
-                        last_seen=last_seen(facts, as_of),
-                    )
+                cand = Candidate(
+                    patient=facts.patient,
+                    results=evaluate(loaded.trial, ctx),
+                    last_seen=last_seen(facts, as_of),
                 )
+                # evidence.csv rows are rendered here, in parallel, and the evidence objects
+                # dropped: the rest of the report needs only statuses and reasons, and the
+                # candidates travel back from the forks and stay in memory until the report
+                cand.evidence_text = evidence_text(cand, order)
+                cand.results = [
+                    Result(r.criterion, r.status, r.reason, (), (), r.eligible_from, r.manual)
+                    for r in cand.results
+                ]
+                found.append(cand)
         return found
 
     # Evaluation is CPU-bound and per patient: above a few thousand screened patients, forked

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
+from test_reliability_support import write_config
 
 from cohort.config import default_config, load_config
 from cohort.extract import Census, Triage
@@ -19,7 +20,6 @@ from cohort.runner import run
 from cohort.source.files import ReadStats, plan_units, read_path, read_unit
 from cohort.store import Store
 from cohort.tools.coverage import coverage_report
-from tests.test_reliability_support import write_config
 
 AS_OF = date(2026, 11, 25)
 SLE = {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]}

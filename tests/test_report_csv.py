@@ -6,6 +6,7 @@ import csv
 import io
 import os
 import stat
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -273,3 +274,36 @@ def test_write_atomic_unwritable_folder(tmp_path: Path) -> None:
     ro.mkdir(mode=0o500)
     with pytest.raises(OutputError):
         write_atomic(ro / "x.csv", "x")
+
+
+def test_evidence_rendered_per_candidate_equals_evidence_rendered_at_the_end() -> None:
+    from dataclasses import replace
+
+    from cohort.report.csv import criterion_order, evidence_text
+
+    site = make_site()
+    risky = Evidence("Observation/x", "platelets", "=1+1", "", "2026-01-01", "@SUM(A1)")
+    first = site.candidates[0]
+    first.results = [replace(first.results[0], evidence=(risky,)), *first.results[1:]]
+    whole = evidence_csv(site)
+    assert whole.count("\r\n") == 4 and "'=1+1" in whole and "'@SUM(A1)" in whole
+    order = criterion_order(site.criteria)
+    for c in site.candidates:
+        c.evidence_text = evidence_text(c, order)
+        c.results = [replace(r, evidence=(), ignored=()) for r in c.results]
+    assert evidence_csv(site) == whole
+
+
+def test_write_atomic_streams_pieces_and_cleans_up_on_a_failing_producer(tmp_path: Path) -> None:
+    target = tmp_path / "out.csv"
+    write_atomic(target, iter(["a,", "b\r\n", "ü\r\n"]))
+    assert target.read_bytes() == "a,b\r\nü\r\n".encode()
+
+    def broken() -> Iterator[str]:
+        yield "partial"
+        raise RuntimeError("bug while rendering")
+
+    with pytest.raises(RuntimeError):
+        write_atomic(target, broken())
+    assert target.read_bytes() == "a,b\r\nü\r\n".encode()  # previous file kept
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]  # no temp file left

@@ -83,17 +83,26 @@ class ReadingRules:
         return None
 
 
+_DAYS: dict[str, date | None] = {}  # parse_date by the first 10 characters (all it reads)
+
+
 def parse_date(value: Any) -> date | None:
     """FHIR date/dateTime/instant -> date; partial dates take the first day; junk -> None."""
     if not isinstance(value, str):
         return None
-    m = _DATE.match(value)
-    if not m:
-        return None
-    try:
-        return date(int(m[1]), int(m[2] or 1), int(m[3] or 1))
-    except ValueError:
-        return None
+    head = value[:10]
+    if head in _DAYS:
+        return _DAYS[head]
+    m = _DATE.match(head)
+    day = None
+    if m:
+        try:
+            day = date(int(m[1]), int(m[2] or 1), int(m[3] or 1))
+        except ValueError:
+            day = None
+    if len(_DAYS) < 100_000:
+        _DAYS[head] = day
+    return day
 
 
 def ref_id(ref: Any) -> str:

@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 
-from cohort.model import Candidate, Evidence, SiteResult
+from cohort.model import Candidate, CriterionInfo, Evidence, SiteResult
 from cohort.report import rows
 from cohort.report.files import FORMULA_CHARS, excel_safe
 
@@ -42,7 +42,8 @@ def _render(header: Iterable[str], body: Iterable[Iterable[str]]) -> str:
 def render_chunks(
     header: Iterable[str], body: Iterable[Iterable[str]], rows: int = 5000
 ) -> Iterator[str]:
-    """The CSV text in pieces of `rows` rows, so a large file is never held whole in memory."""
+    """The CSV text in pieces of `rows` rows, so a large file is never held whole in memory;
+    the first piece is the BOM and the header."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     w.writerow([excel_safe(h) for h in header])
@@ -121,16 +122,43 @@ def _evidence_cells(e: Evidence) -> list[str]:
 
 def evidence_rows(site: SiteResult) -> Iterable[list[str]]:
     """One row per (patient, criterion, evidence item); used = yes / ignored."""
-    order = {ci.id: i for i, ci in enumerate(site.criteria)}
-    ranked = sorted(site.candidates, key=lambda c: (c.rank <= 0, c.rank))
-    for c in ranked:
-        results = sorted(c.results, key=lambda r: order.get(r.criterion, len(order)))
-        for r in results:
-            status = rows.status_text(r)
-            for e in r.evidence:
-                yield [c.patient.id, r.criterion, status, "yes", *_evidence_cells(e)]
-            for e in r.ignored:
-                yield [c.patient.id, r.criterion, status, "ignored", *_evidence_cells(e)]
+    order = criterion_order(site.criteria)
+    for c in _ranked(site):
+        yield from candidate_evidence_rows(c, order)
+
+
+def criterion_order(criteria: Iterable[CriterionInfo]) -> dict[str, int]:
+    """criterion id -> its position in the trial (evidence rows follow it)."""
+    return {ci.id: i for i, ci in enumerate(criteria)}
+
+
+def _ranked(site: SiteResult) -> list[Candidate]:
+    return sorted(site.candidates, key=lambda c: (c.rank <= 0, c.rank))
+
+
+def candidate_evidence_rows(c: Candidate, order: dict[str, int]) -> Iterator[list[str]]:
+    """One candidate's evidence.csv rows, in criterion order."""
+    for r in sorted(c.results, key=lambda r: order.get(r.criterion, len(order))):
+        status = rows.status_text(r)
+        for e in r.evidence:
+            yield [c.patient.id, r.criterion, status, "yes", *_evidence_cells(e)]
+        for e in r.ignored:
+            yield [c.patient.id, r.criterion, status, "ignored", *_evidence_cells(e)]
+
+
+def evidence_text(c: Candidate, order: dict[str, int]) -> str:
+    """One candidate's evidence.csv rows as CSV text, exactly as evidence.csv has them.
+
+    The runner renders this where the candidate is evaluated (in parallel workers) and keeps
+    the text instead of the evidence objects; evidence.csv then only concatenates, in rank order.
+    """
+    buf = io.StringIO()
+    starts = FORMULA_CHARS
+    csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL).writerows(
+        [excel_safe(x) if x[:1] in starts else x for x in row]
+        for row in candidate_evidence_rows(c, order)
+    )
+    return buf.getvalue()
 
 
 def evidence_csv(site: SiteResult) -> str:
@@ -139,5 +167,15 @@ def evidence_csv(site: SiteResult) -> str:
 
 
 def evidence_csv_chunks(site: SiteResult) -> Iterator[str]:
-    """evidence.csv text in pieces (see `evidence_csv`)."""
-    return render_chunks(EVIDENCE_COLUMNS, evidence_rows(site))
+    """evidence.csv text in pieces (see `evidence_csv`); a candidate's pre-rendered
+    `evidence_text` is used as it is."""
+    yield from render_chunks(EVIDENCE_COLUMNS, ())
+    order = criterion_order(site.criteria)
+    piece: list[str] = []
+    for c in _ranked(site):
+        piece.append(c.evidence_text if c.evidence_text is not None else evidence_text(c, order))
+        if len(piece) >= 500:
+            yield "".join(piece)
+            piece = []
+    if piece:
+        yield "".join(piece)
