@@ -122,12 +122,15 @@ def _results(units: list[Unit], nproc: int) -> Iterator[tuple[Unit, _Done]]:
                 u, future = pending.popleft()
                 try:
                     done = future.result()
+                    submit()  # a broken pool refuses new work too
                 except BrokenProcessPool:
                     log.warning("a reading process died; reading the rest in this process")
                     for _, other in pending:
                         other.cancel()
+                    if future.done() and future.exception() is None:
+                        done_upto += 1  # this unit finished before the pool broke
+                        yield u, future.result()
                     break
-                submit()
                 done_upto += 1
                 yield u, done
     for u in units[done_upto:]:

@@ -103,8 +103,12 @@ class _Reader:
         self.stats.rejected[rtype] += 1
         self.stats.issue(origin, reason)
 
-    def resource(self, res: Any, origin: str, raw: bytes | None = None) -> Iterator[_Item]:
-        """Yield `res` (or, for a Bundle, its entries) after type filter and validation."""
+    def resource(
+        self, res: Any, origin: str, raw: bytes | None = None, offered: bool = False
+    ) -> Iterator[_Item]:
+        """Yield `res` (or, for a Bundle, its entries) after type filter and validation.
+
+        `offered`: the triage already declined this record (no need to ask again)."""
         if not isinstance(res, dict):
             self.reject(origin, "?", "not a JSON object")
             return
@@ -122,8 +126,8 @@ class _Reader:
         if self.types is not None and rtype not in self.types:
             self.stats.skipped_types[rtype] += 1
             return
-        triage = self.triage if self.validate != "full" else None
-        if triage is not None and triage.offer(res):
+        full = self.validate == "full"
+        if self.triage is not None and not full and not offered and self.triage.offer(res):
             # A record no criterion reads: only its date and code went into the census, so the
             # checks below (which guard what is stored and read) have nothing to protect.
             self.stats.read[rtype] += 1
@@ -153,7 +157,7 @@ class _Reader:
             # Kept (the rest of the record is good) but the date reads as missing: say so.
             self.stats.issue(origin, f"{rtype}.{where}: impossible calendar date, ignored")
         self.stats.read[rtype] += 1
-        if self.triage is not None and triage is None and self.triage.offer(res):
+        if self.triage is not None and full and self.triage.offer(res):
             self.stats.summarised[rtype] += 1  # `full` validation: checked first, then triaged
             return
         yield res, origin, raw
@@ -225,13 +229,16 @@ class _Reader:
             except orjson.JSONDecodeError:
                 self.reject(f"{origin}:{n}", "?", "invalid JSON")
                 continue
+            offered = False
             if triage is not None and doc.__class__ is dict:
                 rtype = doc.get("resourceType")
-                if rtype in quick and triage.offer(doc):
-                    stats.read[rtype] += 1
-                    stats.summarised[rtype] += 1
-                    continue
-            yield from self.resource(doc, f"{origin}:{n}", line)
+                if rtype in quick:
+                    if triage.offer(doc):
+                        stats.read[rtype] += 1
+                        stats.summarised[rtype] += 1
+                        continue
+                    offered = True  # kept: resource() need not ask again
+            yield from self.resource(doc, f"{origin}:{n}", line, offered)
 
     def stream(self, name: str, fh: IO[bytes], origin: str) -> Iterator[_Item]:
         """Dispatch one byte stream by its (lower-cased) name; compressed names recurse."""
