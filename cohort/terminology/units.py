@@ -17,10 +17,17 @@ _ARBITRARY = re.compile(r"\[(?:IU|iU|arb'U|USP'U|GPL'U|MPL'U|APL'U|beth'U|todd'U
 
 @lru_cache(maxsize=1)
 def registry() -> Any:
-    """The UCUM-aware pint registry (built once, ~0.5 s)."""
+    """The UCUM-aware pint registry (built once per process: ~0.5 s, ~0.05 s from pint's cache).
+
+    pint caches its parsed unit definitions (no data, only the library's definition files,
+    keyed by their content) in the user's cache folder; without a writable one it parses them.
+    """
     from ucumvert import PintUcumRegistry
 
-    return PintUcumRegistry()
+    try:
+        return PintUcumRegistry(cache_folder=":auto:")
+    except Exception:  # noqa: BLE001 - an unwritable or odd cache folder: just do without
+        return PintUcumRegistry()
 
 
 def warm() -> None:
