@@ -126,6 +126,13 @@ def _rewrite_system(old: str, new: str) -> Callable[[Builder], None]:
                 for v in o:
                     walk(v)
 
+        # Copy each resource's elements before editing: codings can be shared with module-level
+        # templates, and an in-place edit would leak into every later generation in this process
+        # (the resources themselves stay the same objects: the builder and its slots hold them).
+        for res in b.resources():
+            for key, value in list(res.items()):
+                if isinstance(value, dict | list):
+                    res[key] = orjson.loads(orjson.dumps(value))
         walk(b.resources())
 
     return apply

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from cohort.config import default_config, load_config
 from cohort.extract import Census, Triage
 from cohort.ingest import Loaded, _renumber
 from cohort.runner import run
+from cohort.samples import generate
 from cohort.source.files import ReadStats, plan_units, read_path, read_unit
 from cohort.store import Store
 from cohort.tools.coverage import coverage_report
@@ -26,22 +25,13 @@ SLE = {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]}
 HEART_RATE = {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]}
 
 
-GENERATE = (
-    "from datetime import date; from pathlib import Path; from cohort.samples import generate;"
-    " generate(Path({folder!r}), patients=120, seed=7, as_of=date(2026, 11, 25), site='t',"
-    " fmt='ndjson')"
-)
-
-
 @pytest.fixture(scope="module")
 def population(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated NDJSON site, with malformed lines in the middle of its biggest file."""
     folder = tmp_path_factory.mktemp("pop") / "site"
-    # in a child process: the generator's decorations edit shared templates in place, which
-    # would change what later generations in this process write (see test_samples)
-    subprocess.run(
-        [sys.executable, "-c", GENERATE.format(folder=str(folder))], check=True, timeout=120
-    )
+    # in this process on purpose: test_samples (run later) then also proves that a generation
+    # leaves no trace in the next one (decorations once edited shared templates in place)
+    generate(folder, patients=120, seed=7, as_of=AS_OF, site="t", fmt="ndjson")
     packed = folder / "Observation.ndjson.gz"
     lines = gzip.decompress(packed.read_bytes()).splitlines(keepends=True)
     packed.unlink()

@@ -193,3 +193,12 @@ def test_small_population_and_bad_format(tmp_path: Path) -> None:
     assert (tmp_path / "x" / "Patient.ndjson").read_bytes().count(b"\n") == len(people)
     with pytest.raises(ValueError):
         samples.generate(tmp_path / "y", patients=1, seed=1, as_of=AS_OF, site="amr", fmt="xml")  # type: ignore[arg-type]
+
+
+def test_a_generation_leaves_no_trace_in_the_next(tmp_path: Path) -> None:
+    """Decorations (e.g. a system rewritten with a trailing slash) edit copies, never the
+    module-level templates later patients share."""
+    samples.generate(tmp_path / "a", patients=40, seed=3, as_of=AS_OF, site="amr", fmt="ndjson")
+    samples.generate(tmp_path / "x", patients=90, seed=9, as_of=AS_OF, site="uci", fmt="ndjson")
+    samples.generate(tmp_path / "b", patients=40, seed=3, as_of=AS_OF, site="amr", fmt="ndjson")
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
