@@ -231,3 +231,14 @@ def test_a_reading_process_that_dies_is_replaced_by_reading_in_this_process(
         ingest._JOB.clear()
     assert parallel == serial and len(parallel) == len(units)
     assert "a reading process died" in caplog.text
+
+
+@pytest.mark.parametrize("run_keys", [{"workers": -1}, {"chunk_mb": 0}, {"workers": "two"}])
+def test_bad_tuning_keys_are_named(tmp_path: Path, run_keys: dict[str, Any]) -> None:
+    from cohort.errors import ConfigError
+
+    path = write_config(tmp_path, {"s": str(tmp_path)}, run=run_keys)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    key = next(iter(run_keys))
+    assert str(path) in str(err.value) and key in str(err.value)
