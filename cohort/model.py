@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 # The FHIR resource types the pipeline reads; everything else is counted and skipped.
 PIPELINE_TYPES = frozenset(
@@ -23,22 +22,6 @@ PIPELINE_TYPES = frozenset(
         "Procedure",
     )
 )
-
-
-T = TypeVar("T")
-
-
-def _fast_pickle(cls: type[T]) -> type[T]:
-    """Pickle as (cls, field values): 2x faster both ways than the slots default, which counts
-    when forked evaluation workers send back tens of thousands of candidates."""
-    names: tuple[str, ...] = cls.__slots__  # type: ignore[attr-defined]
-    values: Callable[[Any], tuple[Any, ...]] = operator.attrgetter(*names)  # len(names) > 1
-
-    def __reduce__(self: Any) -> tuple[type[T], tuple[Any, ...]]:
-        return cls, values(self)
-
-    cls.__reduce__ = __reduce__  # type: ignore[method-assign]
-    return cls
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +55,6 @@ class ObsValue:
     boolean: bool | None = None
 
 
-@_fast_pickle
 @dataclass(frozen=True, slots=True)
 class Patient:
     id: str
@@ -176,7 +158,6 @@ class Status(StrEnum):
     UNKNOWN = "unknown"
 
 
-@_fast_pickle
 @dataclass(frozen=True, slots=True)
 class Evidence:
     ref: str  # resource reference, e.g. "Observation/abc"
@@ -187,7 +168,6 @@ class Evidence:
     note: str = ""  # why it was used or ignored
 
 
-@_fast_pickle
 @dataclass(frozen=True, slots=True)
 class Result:
     criterion: str
@@ -199,7 +179,6 @@ class Result:
     manual: bool = False  # an UNKNOWN that is for the coordinator to confirm, not a data gap
 
 
-@_fast_pickle
 @dataclass(slots=True)
 class Candidate:
     """One screened patient with results, tier and rank."""
@@ -215,10 +194,6 @@ class Candidate:
     # evidence.csv rows of this candidate, rendered where it was evaluated (report.csv
     # evidence_text); its results then carry no evidence objects. None: render from results.
     evidence_text: str | None = field(default=None, repr=False, compare=False)
-    # results keyed by criterion, built on first use by report.rows.results_by_id
-    by_id: tuple[int, int, dict[str, Result]] | None = field(
-        default=None, repr=False, compare=False
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +226,7 @@ class SiteResult:
 
 _PATIENT = operator.attrgetter(*Patient.__slots__)
 _EVIDENCE = operator.attrgetter(*Evidence.__slots__)
-_REST = [n for n in Candidate.__slots__ if n not in ("patient", "results", "by_id")]
+_REST = [n for n in Candidate.__slots__ if n not in ("patient", "results")]
 _CANDIDATE = operator.attrgetter(*_REST)
 
 

@@ -48,15 +48,6 @@ class CensusEntry:
     units: set[str] = field(default_factory=set)
     quantities: list[Quantity] = field(default_factory=list)
 
-    def merge(self, other: CensusEntry) -> None:
-        self.records += other.records
-        self.patients |= other.patients
-        self.units |= other.units
-        for v in other.values:
-            if v not in self.values and len(self.values) < _SAMPLES:
-                self.values.append(v)
-        self.quantities += other.quantities[: _SAMPLES - len(self.quantities)]
-
     def to_row(self) -> tuple[str, str, str, int, str, str]:
         sample = {
             "values": self.values,
@@ -92,28 +83,13 @@ class CensusEntry:
 class Census:
     """What a read summarised: record dates per patient and one entry per distinct code element.
 
-    Mergeable (parallel readers each fill one) and bounded by patients x distinct codes, not by
-    the number of records.
+    Bounded by patients x distinct codes, not by the number of records; each reading process
+    fills its own and the writer stores them one after the other.
     """
 
     records: int = 0
     dates: dict[str, set[str]] = field(default_factory=dict)
     entries: dict[bytes, CensusEntry] = field(default_factory=dict)
-
-    def merge(self, other: Census) -> None:
-        self.records += other.records
-        for pid, ds in other.dates.items():
-            mine = self.dates.get(pid)
-            if mine is None:
-                self.dates[pid] = ds
-            else:
-                mine |= ds
-        for key, entry in other.entries.items():
-            have = self.entries.get(key)
-            if have is None:
-                self.entries[key] = entry
-            else:
-                have.merge(entry)
 
     def date_rows(self) -> list[tuple[str, str]]:
         return [(pid, ",".join(sorted(ds))) for pid, ds in self.dates.items()]

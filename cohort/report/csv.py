@@ -76,7 +76,8 @@ def candidate_row(site: SiteResult, c: Candidate, *, phi: bool = True) -> list[s
         rows.fmt_date(c.eligible_from),
         rows.reasons(site, c),
     ]
-    row += [rows.status_of(c, ci.id) for ci in site.criteria]
+    status = rows.statuses(c)
+    row += [status.get(ci.id, "") for ci in site.criteria]
     row += [
         rows.change_of(site, c),
         "; ".join(rows.to_confirm_items(site, c)),

@@ -21,13 +21,9 @@ def fmt_date(d: date | None) -> str:
 
 def results_by_id(c: Candidate) -> dict[str, Result]:
     """The candidate's results keyed by criterion id (first result wins)."""
-    key = (id(c.results), len(c.results))
-    if c.by_id is not None and c.by_id[:2] == key:
-        return c.by_id[2]  # the writers ask once per cell: build the mapping once
     out: dict[str, Result] = {}
     for r in c.results:
         out.setdefault(r.criterion, r)
-    c.by_id = (*key, out)
     return out
 
 
@@ -35,6 +31,11 @@ def status_text(r: Result) -> str:
     """ "pass" / "fail" / "unknown" of a result."""
     s = r.status
     return s._value_ if s.__class__ is Status else Status(s).value  # _value_: no descriptor
+
+
+def statuses(c: Candidate) -> dict[str, str]:
+    """criterion id -> pass / fail / unknown; build once per candidate, not once per cell."""
+    return {cid: status_text(r) for cid, r in results_by_id(c).items()}
 
 
 def status_of(c: Candidate, criterion: str) -> str:

@@ -44,10 +44,7 @@ def criterion_funnel(site: SiteResult) -> list[dict[str, Any]]:
     and `remaining` = patients failing none of this and the earlier criteria (attrition).
     """
     out: list[dict[str, Any]] = []
-    statuses = [
-        {cid: rows.status_text(r) for cid, r in rows.results_by_id(c).items()}
-        for c in site.candidates
-    ]
+    statuses = [rows.statuses(c) for c in site.candidates]
     alive = set(range(len(statuses)))
     for ci in site.criteria:
         counts = {"pass": 0, "fail": 0, "unknown": 0}

@@ -71,7 +71,8 @@ def changed_criteria(prev: PreviousRun, c: Candidate) -> list[str]:
     before = prev.cells.get(c.patient.id)
     if before is None:
         return []
-    return [cid for cid, old in before.items() if rows.status_of(c, cid) not in ("", old)]
+    now = rows.statuses(c)
+    return [cid for cid, old in before.items() if now.get(cid, "") not in ("", old)]
 
 
 def apply(prev: dict[str, str], sr: SiteResult, trial_id: str) -> None:
