@@ -192,13 +192,6 @@ def test_triage_keeps_what_it_cannot_summarise_soundly() -> None:
     assert triage.census.records == 0
 
 
-def test_the_reader_fast_path_covers_exactly_the_triaged_types() -> None:
-    from cohort.extract.census import CODE_ELEMENT
-    from cohort.source.files import _TRIAGED
-
-    assert set(CODE_ELEMENT) == _TRIAGED
-
-
 def test_a_reading_process_that_dies_is_replaced_by_reading_in_this_process(
     population: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

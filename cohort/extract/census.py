@@ -9,9 +9,15 @@ from typing import Any
 
 import orjson
 
-from cohort.extract.facts import ReadingRules, _obs_date, codes_of, obs_value, parse_date, text_of
+from cohort.extract.facts import (
+    CodeElements,
+    ReadingRules,
+    _obs_date,
+    condition_onset,
+    obs_value,
+    parse_date,
+)
 from cohort.model import Code, ObsValue, Quantity
-from cohort.source.validate import valid_codeable_concept
 
 __all__ = ["CODE_ELEMENT", "Census", "CensusEntry", "Triage", "value_summary"]
 
@@ -102,10 +108,13 @@ class Triage:
     """Decides, record by record, whether a record is kept whole or only summarised.
 
     `relevant(codes, text)` says whether a code element maps to any concept (the same test the
-    Extractor applies to Observations). A summarised record is one of CODE_ELEMENT's types whose
+    Extractor applies to Observations). A summarised record is one of TYPES whose well-formed
     element maps to nothing, which the reading rules do not drop (dropped records stay whole so
-    `cohort explain` can show them) and which names its patient.
+    `cohort explain` can show them), names its patient and has a readable date. Anything else
+    is kept whole and validated as usual.
     """
+
+    TYPES = frozenset(CODE_ELEMENT)  # the types `offer` may summarise
 
     def __init__(
         self, rules: ReadingRules, relevant: Callable[[tuple[Code, ...], str], bool]
@@ -113,12 +122,7 @@ class Triage:
         self.rules = rules
         self.relevant = relevant
         self.census = Census()
-        # serialised code element -> (summarise?, codes, text); code elements repeat endlessly
-        self._memo: dict[bytes, tuple[bool, tuple[Code, ...], str]] = {}
-        self._days: dict[str, str] = {}
-        self._drop_obs = rules.drop_status.get("*", frozenset()) | rules.drop_status.get(
-            "Observation", frozenset()
-        )
+        self._elements = CodeElements(relevant)
 
     def take(self) -> Census:
         """The census so far, handing over a fresh one."""
@@ -131,40 +135,23 @@ class Triage:
         element = CODE_ELEMENT.get(rtype)  # type: ignore[arg-type]
         if element is None:
             return False
-        cc = res.get(element)
-        try:
-            key = orjson.dumps(cc)
-        except (orjson.JSONEncodeError, TypeError):
+        key, (codes, text, relevant, valid) = self._elements.read(res.get(element))
+        # a malformed element (or status) is never summarised: the record is kept, so
+        # validation rejects it with a located reason; dropped records stay whole for explain
+        if key is None or relevant or not valid or not isinstance(res.get("status", ""), str):
             return False
-        hit = self._memo.get(key)
-        if hit is None:
-            codes, text = codes_of(cc), text_of(cc)
-            # a malformed element is never summarised: the record is kept, so validation
-            # rejects it with a located reason
-            summarise = valid_codeable_concept(cc) and not self.relevant(codes, text)
-            hit = (summarise, codes, text)
-            if len(self._memo) < 200_000:
-                self._memo[key] = hit
-        if not hit[0] or not isinstance(res.get("status", ""), str):
-            return False  # (a status that is not a string: kept, validation rejects it)
+        if self.rules.drop_reason(res) is not None:
+            return False
+        # the date last_seen takes from it (see runner.last_seen)
         if rtype == "Observation":
-            # the reading rules for an Observation look at its status only
-            if res.get("status") in self._drop_obs:
-                return False
-            day = self._day(res.get("effectiveDateTime"))
-            if day is None:
-                when = _obs_date(res)
-                day = when.isoformat() if when else None
+            when = _obs_date(res)
+        elif isinstance(res.get("onsetPeriod", {}), dict):
+            when = parse_date(res.get("recordedDate")) or condition_onset(res)
         else:
-            if self.rules.drop_reason(res) is not None:
-                return False
-            when = parse_date(res.get("recordedDate")) or parse_date(res.get("onsetDateTime"))
-            if when is None:
-                onset = res.get("onsetPeriod")
-                when = parse_date(onset.get("start")) if isinstance(onset, dict) else None
-            day = when.isoformat() if when else None
-        if day is None:
+            return False  # malformed: kept whole, so validation rejects it
+        if when is None:
             return False  # no readable date: kept whole, so validation looks at it
+        day = when.isoformat()
         pid = _patient_id(res.get("subject"))
         if pid is None:
             return False
@@ -177,25 +164,12 @@ class Triage:
             ds.add(day)
         entry = census.entries.get(key)
         if entry is None:
-            entry = census.entries[key] = CensusEntry(rtype, hit[1], hit[2])  # type: ignore[arg-type]
+            entry = census.entries[key] = CensusEntry(rtype, codes, text)  # type: ignore[arg-type]
         entry.records += 1
         entry.patients.add(pid)
         if rtype == "Observation":
             _sample(entry, res)
         return True
-
-    def _day(self, value: Any) -> str | None:
-        """ISO day of a FHIR date/dateTime string (as parse_date reads it), memoised by day."""
-        if not isinstance(value, str):
-            return None
-        head = value[:10]
-        day = self._days.get(head)
-        if day is None:
-            when = parse_date(head)
-            day = when.isoformat() if when else ""
-            if len(self._days) < 100_000:
-                self._days[head] = day
-        return day or None
 
 
 def _sample(entry: CensusEntry, res: dict[str, Any]) -> None:

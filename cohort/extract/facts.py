@@ -26,6 +26,7 @@ from cohort.model import (
     ProcedureFact,
     Quantity,
 )
+from cohort.source.validate import valid_codeable_concept
 
 MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
@@ -166,6 +167,13 @@ def obs_value(res: dict[str, Any]) -> ObsValue:
     return ObsValue()
 
 
+def condition_onset(res: dict[str, Any]) -> date | None:
+    """Condition.onsetDateTime, else onsetPeriod.start (AttributeError if that is no object)."""
+    return parse_date(res.get("onsetDateTime")) or parse_date(
+        (res.get("onsetPeriod") or {}).get("start")
+    )
+
+
 def _obs_date(res: dict[str, Any]) -> date | None:
     period = res.get("effectivePeriod") or {}
     return (
@@ -213,6 +221,34 @@ def _strength_mg(med: dict[str, Any]) -> float | None:
     return None
 
 
+# (codes, text, maps to a concept, well-formed) of one code element
+Coded = tuple[tuple[Code, ...], str, bool, bool]
+
+
+class CodeElements:
+    """What a code element says, memoised by its JSON text: the same elements recur on every
+    chart. `relevant(codes, text)` says whether it maps to any concept (None: always)."""
+
+    def __init__(self, relevant: Callable[[tuple[Code, ...], str], bool] | None) -> None:
+        self._relevant = relevant
+        self._memo: dict[bytes, Coded] = {}
+
+    def read(self, cc: Any) -> tuple[bytes | None, Coded]:
+        """(the memo key, or None when the element cannot be serialised; what it says)."""
+        try:
+            key = orjson.dumps(cc)
+        except (orjson.JSONEncodeError, TypeError):
+            key = None
+        hit = self._memo.get(key) if key is not None else None
+        if hit is None:
+            codes, text = codes_of(cc), text_of(cc)
+            relevant = self._relevant(codes, text) if self._relevant else True
+            hit = (codes, text, relevant, valid_codeable_concept(cc))
+            if key is not None and len(self._memo) < 200_000:
+                self._memo[key] = hit
+        return key, hit
+
+
 class Extractor:
     """Builds PatientFacts; `medication` resolves a Medication reference id to its resource.
 
@@ -229,7 +265,7 @@ class Extractor:
         self.rules = rules
         self._medication = medication
         self._relevant = relevant
-        self._memo: dict[bytes, tuple[tuple[Code, ...], str, bool]] = {}
+        self._elements = CodeElements(relevant)
 
     def facts(self, patient_id: str, resources: Iterable[dict[str, Any]]) -> PatientFacts:
         pf = PatientFacts(patient=Patient(id=patient_id))
@@ -251,22 +287,21 @@ class Extractor:
         if rtype == "Patient":
             pf.patient = _patient(res)
         elif rtype == "Condition":
-            onset = res.get("onsetPeriod") or {}
             pf.conditions.append(
                 ConditionFact(
                     ref=ref,
-                    codes=(coded := self._coded(res.get("code")))[0],
+                    codes=(coded := self._elements.read(res.get("code"))[1])[0],
                     text=coded[1],
                     clinical_status=_first_code(res.get("clinicalStatus")),
                     verification_status=_first_code(res.get("verificationStatus")),
-                    onset=parse_date(res.get("onsetDateTime")) or parse_date(onset.get("start")),
+                    onset=condition_onset(res),
                     recorded=parse_date(res.get("recordedDate")),
                     abatement=parse_date(res.get("abatementDateTime"))
                     or parse_date((res.get("abatementPeriod") or {}).get("end")),
                 )
             )
         elif rtype == "Observation":
-            coded = self._coded(res.get("code"))
+            coded = self._elements.read(res.get("code"))[1]
             if self._relevant and not coded[2]:
                 if when := _obs_date(res):
                     pf.other_dates.append(when)
@@ -299,23 +334,7 @@ class Extractor:
                 )
             )
 
-    def _coded(self, cc: Any) -> tuple[tuple[Code, ...], str, bool]:
-        """(codes, text, relevant) of a code element; memoised, as the same elements recur."""
-        try:
-            key = orjson.dumps(cc)
-        except (orjson.JSONEncodeError, TypeError):
-            key = None
-        hit = self._memo.get(key) if key is not None else None
-        if hit is None:
-            codes, text = codes_of(cc), text_of(cc)
-            hit = (codes, text, self._relevant(codes, text) if self._relevant else True)
-            if key is not None and len(self._memo) < 100_000:
-                self._memo[key] = hit
-        return hit
-
-    def _observation(
-        self, ref: str, res: dict[str, Any], coded: tuple[tuple[Code, ...], str, bool]
-    ) -> ObservationFact:
+    def _observation(self, ref: str, res: dict[str, Any], coded: Coded) -> ObservationFact:
         low = None
         for rr in res.get("referenceRange") or ():
             low = low or _quantity(rr.get("low") if isinstance(rr, dict) else None)

@@ -26,10 +26,6 @@ if TYPE_CHECKING:  # the reader only calls `offer`; the triage itself belongs to
 
 __all__ = ["MAX_ISSUES", "ReadIssue", "ReadStats", "Unit", "plan_units", "read_path", "read_unit"]
 
-# Types the triage may summarise (cohort.extract.census.CODE_ELEMENT); others always go through
-# resource() whole.
-_TRIAGED = frozenset({"Observation", "Condition"})
-
 # (resource, origin, the JSON text as read when it is one NDJSON line, else None)
 _Item = tuple[dict[str, Any], str, bytes | None]
 
@@ -220,7 +216,9 @@ class _Reader:
         # Records the triage summarises (most of a Bulk export) skip the per-resource machinery
         # below, as resource() would do for them: a valid type, read, not a Bundle.
         triage = self.triage if self.validate != "full" else None
-        quick = {t for t in _TRIAGED if self.types is None or t in self.types}
+        quick = triage.TYPES if triage is not None else frozenset()
+        if self.types is not None:
+            quick = quick & self.types
         for n, line in enumerate(lines, start=1):
             if not line or line.isspace():
                 continue
