@@ -109,9 +109,7 @@ def stages(folder: Path, work: Path) -> dict[str, Any]:
     site = SiteConfig(id="b", name="Bench", source=str(folder))
     # the runner's file ingest (triage, fast validation of kept records, store), in this
     # process only (workers=1), so the stage is the per-core cost
-    put = ingest_files(
-        site, dataclasses.replace(cfg, workers=1), store, loaded, log_each=lambda *a: None
-    )["stored"]
+    put = ingest_files(site, dataclasses.replace(cfg, workers=1), store, loaded)["stored"]
     t0 = lap("ingest_serial", t0)
     ids = screened_ids("b", store, loaded)
     t0 = lap("screened_ids", t0)

@@ -6,7 +6,7 @@ import logging
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cohort.config import Config, SiteConfig
 from cohort.extract import Census, Triage
-from cohort.forks import close_inherited
+from cohort.forks import close_inherited, workers_for
 from cohort.model import PIPELINE_TYPES, Code
 from cohort.source.files import ReadStats, Unit, plan_units, read_unit
 from cohort.store import PutStats, Row, Store, prepare_row
@@ -31,13 +31,13 @@ log = logging.getLogger("cohort")
 PARALLEL_MIN_BYTES = 32 << 20
 
 
+@dataclass
 class Loaded:
     """Mappings, reading rules and trial, validated together."""
 
-    def __init__(self, term: Terminology, rules: ReadingRules, trial: Trial) -> None:
-        self.term = term
-        self.rules = rules
-        self.trial = trial
+    term: Terminology
+    rules: ReadingRules
+    trial: Trial
 
     def relevant(self, codes: tuple[Code, ...], text: str) -> bool:
         """Whether a code element maps to any concept (records that do not are summarised)."""
@@ -83,19 +83,9 @@ def _read(unit: Unit) -> _Done:
 
 def workers_for_files(units: list[Unit], configured: int) -> int:
     """Processes to read with: `configured` if set, else one per core (max 4) for big inputs."""
-    if not hasattr(os, "fork"):
-        return 1
-    if configured > 0:
+    if configured > 0 and hasattr(os, "fork"):
         return configured
-    size = sum((u.end - u.start) if u.end >= 0 else _size(u.path) for u in units)
-    return 1 if size < PARALLEL_MIN_BYTES else min(os.cpu_count() or 1, 4)
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
+    return workers_for(sum(u.size for u in units), threshold=PARALLEL_MIN_BYTES)
 
 
 def _results(units: list[Unit], nproc: int) -> Iterator[tuple[Unit, _Done]]:
@@ -143,9 +133,7 @@ def _renumber(origin: str, offset: int) -> str:
     return f"{head}:{int(n) + offset}" if n.isdigit() else origin
 
 
-def ingest_files(
-    site: SiteConfig, cfg: Config, store: Store, loaded: Loaded, *, log_each: Callable[..., None]
-) -> dict[str, Any]:
+def ingest_files(site: SiteConfig, cfg: Config, store: Store, loaded: Loaded) -> dict[str, Any]:
     """Read a file source into the store: kept records upserted, the rest summarised."""
     units = plan_units(Path(site.source), cfg.chunk_mb << 20)
     nproc = workers_for_files(units, cfg.workers)
@@ -181,7 +169,7 @@ def ingest_files(
         _JOB.clear()
     store.commit_census(site.id, site.source, gen)
     removed = store.sweep(site.id, site.source, seen) if sweep else 0
-    log_each(
+    log.info(
         "site %s: read %d resources from files (%d summarised, %d rejected; %d process(es))",
         site.id,
         sum(stats.read.values()),
@@ -214,7 +202,7 @@ def ingest(
 ) -> dict[str, Any]:
     """Bring a site's data into the store; returns the site's source report for run.json."""
     if not site.is_url:
-        return ingest_files(site, cfg, store, loaded, log_each=log.info)
+        return ingest_files(site, cfg, store, loaded)
     from cohort.source.fhir import ServerSettings, pull  # only server runs need requests
 
     settings = ServerSettings.from_dict(

@@ -431,20 +431,12 @@ def read_path(
     """
     if validate not in MODES:
         raise ValueError(f"unknown validation mode {validate!r}; expected one of {MODES}")
-    path = Path(path)
-    if not path.exists():
-        raise SourceError(f"data path not found: {path}")
+    units = plan_units(path)
     return (
-        (res, origin) for res, origin, _ in _read(path, _Reader(stats, types, validate, triage))
+        (res, origin)
+        for unit in units
+        for res, origin, _ in read_unit(unit, stats, types=types, validate=validate, triage=triage)
     )
-
-
-def _read(path: Path, reader: _Reader) -> Iterator[_Item]:
-    if path.is_dir():
-        for f in _walk(path):
-            yield from reader.file(f, path)
-    else:
-        yield from reader.file(path, path.parent)
 
 
 @dataclass(frozen=True)
@@ -458,10 +450,12 @@ class Unit:
     start: int = 0
     end: int = -1  # -1: the whole file, through the general reader
     part: int = 0
+    size: int = 0  # bytes of data in the unit
 
 
-def plan_units(path: Path, chunk_bytes: int) -> list[Unit]:
-    """The units of `path` in reading order; plain NDJSON files above `chunk_bytes` are split."""
+def plan_units(path: Path, chunk_bytes: int | None = None) -> list[Unit]:
+    """The units of `path` (a directory, recursively and sorted, or a file) in reading order;
+    plain NDJSON files above `chunk_bytes` are split (None: every file is one unit)."""
     path = Path(path)
     if not path.exists():
         raise SourceError(f"data path not found: {path}")
@@ -469,9 +463,13 @@ def plan_units(path: Path, chunk_bytes: int) -> list[Unit]:
     units: list[Unit] = []
     for f in files:
         origin = f.relative_to(root).as_posix()
-        size = f.stat().st_size
-        if not f.name.lower().endswith((".ndjson", ".jsonl")) or size <= chunk_bytes:
-            units.append(Unit(f, root, origin))
+        try:
+            size = f.stat().st_size
+        except OSError:
+            size = 0  # gone or unreadable: the reader reports it where it opens the file
+        plain = f.name.lower().endswith((".ndjson", ".jsonl"))
+        if chunk_bytes is None or not plain or size <= chunk_bytes:
+            units.append(Unit(f, root, origin, size=size))
             continue
         cuts = [0]
         with f.open("rb") as fh:
@@ -482,7 +480,7 @@ def plan_units(path: Path, chunk_bytes: int) -> list[Unit]:
                     break
                 cuts.append(fh.tell())
         cuts.append(size)
-        units += [Unit(f, root, origin, a, b, k) for k, (a, b) in enumerate(pairwise(cuts))]
+        units += [Unit(f, root, origin, a, b, k, b - a) for k, (a, b) in enumerate(pairwise(cuts))]
     return units
 
 
