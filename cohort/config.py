@@ -131,8 +131,10 @@ def load_config(path: Path) -> Config:
     where = f"{path} [run]"
     workers = _get(run, "workers", int, where, 0)
     chunk_mb = _get(run, "chunk_mb", int, where, 16)
-    if workers < 0 or not 1 <= chunk_mb <= 4096:
-        raise ConfigError(f"{where}: 'workers' must be >= 0 and 'chunk_mb' between 1 and 4096")
+    if workers < 0:
+        raise ConfigError(f"{where}: key 'workers' must be 0 (one per core) or more")
+    if not 1 <= chunk_mb <= 4096:
+        raise ConfigError(f"{where}: key 'chunk_mb' must be between 1 and 4096")
     return Config(
         path=path,
         trial_id=trial_id,

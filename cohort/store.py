@@ -6,6 +6,7 @@ import hashlib
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -127,6 +128,12 @@ def _newer(new: tuple[str | None, str | None], old: tuple[str | None, str | None
             return 1 if nl > ol else -1
     return None
 
+
+_INSERT = (
+    "{verb} INTO resources"
+    " (site, type, id, version, last_updated, patient, source, origin, hash, json)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 # (type, id, versionId, lastUpdated, patient, origin, hash, json): one resource ready to store
 Row = tuple[str, str, str | None, str | None, str | None, str, str, bytes]
@@ -261,18 +268,12 @@ class Store:
         self, site: str, batch: list[Row], source: str, stats: PutStats, fresh: bool = False
     ) -> None:
         counts = PutStats()
-        db = self._db
         try:
             if fresh and self._insert_new(site, batch, source):
                 counts.inserted = len(batch)
             else:
-                db.execute("BEGIN IMMEDIATE")
-                try:
+                with self._transaction():
                     self._put_many(site, batch, source, counts)
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
         except sqlite3.Error as e:
             raise self._err("write", e) from None
         # Counted only once the batch is durable, so the stats match what the store holds.
@@ -286,23 +287,14 @@ class Store:
         keys = {(r[0], r[1]) for r in batch}
         if len(keys) != len(batch):
             return False  # a key twice in the batch: the upsert path decides which copy wins
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany(
-                "INSERT INTO resources"
-                " (site, type, id, version, last_updated, patient, source, origin, hash, json)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(site, t, i, v, u, p, source, o, h, j) for t, i, v, u, p, o, h, j in batch],
-            )
-            db.execute("COMMIT")
+            with self._transaction():
+                self._db.executemany(
+                    _INSERT.format(verb="INSERT"),
+                    [(site, t, i, v, u, p, source, o, h, j) for t, i, v, u, p, o, h, j in batch],
+                )
         except sqlite3.IntegrityError:
-            db.execute("ROLLBACK")
-            return False
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+            return False  # rolled back: nothing written
         return True
 
     def _put_many(self, site: str, batch: list[Row], source: str, counts: PutStats) -> None:
@@ -342,12 +334,7 @@ class Store:
             out[(rtype, rid)] = (
                 site, rtype, rid, version, updated, patient, source, origin, digest, blob,
             )  # fmt: skip
-        self._db.executemany(
-            "INSERT OR REPLACE INTO resources"
-            " (site, type, id, version, last_updated, patient, source, origin, hash, json)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            list(out.values()),
-        )
+        self._db.executemany(_INSERT.format(verb="INSERT OR REPLACE"), list(out.values()))
 
     def delete_resource(self, site: str, rtype: str, rid: str) -> None:
         try:
@@ -367,15 +354,12 @@ class Store:
                 )
                 if (t, i) not in keep
             ]
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(
-                "DELETE FROM resources WHERE site=? AND type=? AND id=?",
-                [(site, t, i) for t, i in stale],
-            )
-            self._db.execute("COMMIT")
+            with self._transaction():
+                self._db.executemany(
+                    "DELETE FROM resources WHERE site=? AND type=? AND id=?",
+                    [(site, t, i) for t, i in stale],
+                )
         except sqlite3.Error as e:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
             raise self._err("write", e) from None
         return len(stale)
 
@@ -520,16 +504,23 @@ class Store:
     def _write(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
         """executemany each statement, all in one transaction."""
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 for sql, rows in statements:
                     self._db.executemany(sql, rows)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
         except sqlite3.Error as e:
             raise self._err("write", e) from None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT; any error rolls back and propagates."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
 
     # ---- marks and runs --------------------------------------------------------------------
 

@@ -359,6 +359,15 @@ _RESOURCE_CHECKS = {
 }
 
 
+def _under(prefix: str, checker: _Checker, value: Any) -> None:
+    """`checker(value)`, with `prefix` put in front of the path of any problem."""
+    try:
+        checker(value)
+    except _Invalid as e:
+        e.path = prefix + e.path
+        raise
+
+
 def _check_fast(resource: dict[str, Any]) -> None:
     rtype = resource.get("resourceType")
     if not isinstance(rtype, str):
@@ -371,18 +380,10 @@ def _check_fast(resource: dict[str, Any]) -> None:
             raise _Invalid("not a valid FHIR id", f"{rtype}.id")
     meta = resource.get("meta")
     if meta is not None:
-        try:
-            _META(meta)
-        except _Invalid as e:
-            e.path = f"{rtype}.meta{e.path}"
-            raise
+        _under(f"{rtype}.meta", _META, meta)
     checker = _RESOURCE_CHECKS.get(rtype)
     if checker is not None:
-        try:
-            checker(resource)
-        except _Invalid as e:
-            e.path = f"{rtype}{e.path}"
-            raise
+        _under(rtype, checker, resource)
         for group in _SPECS[rtype][2]:
             if not any(name in resource for name in group):
                 # the choice's base name, e.g. "medication[x]" (names start lowercase, then a type)
