@@ -80,21 +80,16 @@ def write_atomic(path: Path, data: bytes | str | Iterable[str], mode: int = 0o60
         fd = -1
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except OSError as exc:
+    except BaseException as exc:
+        # also when producing the pieces failed (a bug): no temp file is left behind
         if fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(fd)
         with contextlib.suppress(OSError):
             tmp.unlink()
-        reason = exc.strerror or exc.__class__.__name__
-        raise OutputError(f"cannot write {path}: {reason}") from exc
-    except BaseException:
-        # producing the pieces failed (a bug): no temp file is left behind either
-        if fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        if isinstance(exc, OSError):
+            reason = exc.strerror or exc.__class__.__name__
+            raise OutputError(f"cannot write {path}: {reason}") from exc
         raise
 
 
