@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import synthea
 from bench.gen import generate, info
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,11 +167,15 @@ def main() -> None:
     r = sub.add_parser("run", help="generate if needed, then floor, e2e and stage timings")
     for p in (g, r):
         p.add_argument(
-            "--scale",
+            "--scale", type=int, action="append", default=[], help="screened patients (repeatable)"
+        )
+        p.add_argument(
+            "--synthea",
             type=int,
             action="append",
-            required=True,
-            help="screened patients (repeatable)",
+            default=[],
+            metavar="COPIES",
+            help="also the public Synthea population copied COPIES times (bench/synthea.py)",
         )
         p.add_argument("--format", choices=["ndjson", "bundles", "both"], default="ndjson")
         p.add_argument(
@@ -190,29 +195,38 @@ def main() -> None:
     r.add_argument("--no-stages", action="store_true", help="skip the per-stage child")
     r.add_argument("--results", type=Path, help="append a markdown section to this file")
     a = ap.parse_args()
+    if not a.scale and not a.synthea:
+        ap.error("give --scale and/or --synthea")
     fmts = ["ndjson", "bundles"] if a.format == "both" else [a.format]
+    populations: list[tuple[str, str, Any]] = [
+        (str(scale), fmt, lambda s=scale, f=fmt: generate(a.cache, s, f, pad=a.pad))
+        for scale in a.scale
+        for fmt in fmts
+    ]
+    populations += [
+        (f"synthea x{n}", "ndjson", lambda n=n: synthea.generate(a.cache, n)) for n in a.synthea
+    ]
     rows = []
-    for scale in a.scale:
-        for fmt in fmts:
-            folder = generate(a.cache, scale, fmt, pad=a.pad)
-            meta = info(folder)
-            print(
-                f"data {folder}: {meta['patients']} patients, {meta['resources']} resources",
-                flush=True,
-            )
-            if a.cmd == "gen":
-                continue
-            work = a.cache / "work" / folder.name
-            row: dict[str, Any] = {"scale": scale, "format": fmt, "data": meta}
-            row["floor"] = job("floor", folder, work, a.full_sample)
-            print("floor", row["floor"], flush=True)
-            row["e2e"] = e2e(folder, work, rerun=not a.no_rerun)
-            print("e2e", row["e2e"], flush=True)
-            if not a.no_stages:
-                row["stages"] = job("stages", folder, work)
-                print("stages", row["stages"], flush=True)
-            rows.append(row)
-            (work / "row.json").write_text(json.dumps(row, indent=1))
+    for scale, fmt, make in populations:
+        folder = make()
+        meta = info(folder)
+        print(
+            f"data {folder}: {meta['patients']} patients, {meta['resources']} resources",
+            flush=True,
+        )
+        if a.cmd == "gen":
+            continue
+        work = a.cache / "work" / folder.name
+        row: dict[str, Any] = {"scale": scale, "format": fmt, "data": meta}
+        row["floor"] = job("floor", folder, work, a.full_sample)
+        print("floor", row["floor"], flush=True)
+        row["e2e"] = e2e(folder, work, rerun=not a.no_rerun)
+        print("e2e", row["e2e"], flush=True)
+        if not a.no_stages:
+            row["stages"] = job("stages", folder, work)
+            print("stages", row["stages"], flush=True)
+        rows.append(row)
+        (work / "row.json").write_text(json.dumps(row, indent=1))
     if rows:
         text = markdown("python -m bench " + shlex.join(sys.argv[1:]), rows)
         print(text)

@@ -289,3 +289,30 @@ def test_origin_is_phi_free_location() -> None:
     for r, origin in read_path(DATA, stats):
         assert orjson.dumps(r)  # serialisable
         assert "#entry[" in origin or ":" in origin
+
+
+def test_ndjson_lines_of_unread_types_are_counted_without_parsing(tmp_path: Path) -> None:
+    """A line that opens with a type the filter leaves out is counted, not parsed: a broken
+    Claim is not a rejection. Anything that could be read (another resourceType inside, a
+    Bundle, a misspelt or unknown type, a leading key other than resourceType) is parsed."""
+    claim = {"resourceType": "Claim", "id": "c1", "patient": {"reference": "Patient/p1"}}
+    lines = [
+        orjson.dumps(claim),
+        b'{"resourceType": "ExplanationOfBenefit", "id": "e1", "total": [',  # broken, unread
+        # another resourceType inside: parsed, so a duplicate key cannot hide a Patient
+        b'{"resourceType":"Claim","id":"c2","resourceType":"Patient"}',
+        b'{"id":"p2","resourceType":"Encounter"}',  # type not first: parsed, then skipped
+        b'{"resourceType":"Claimm","id":"c3"}',  # not an R4 type: rejected as before
+        b'{"resourceType":"Patient","id":"p1"}',
+        b'{"resourceType":"Bundle","type":"collection","entry":[{"resource":'
+        b'{"resourceType":"Patient","id":"p3"}}]}',
+    ]
+    (tmp_path / "mixed.ndjson").write_bytes(b"\n".join(lines) + b"\n")
+    res, _, stats = read(tmp_path, types={"Patient", "Condition"})
+    assert sorted(k[1] for k in res) == ["c2", "p1", "p3"]  # c2: the last key says Patient
+    assert stats.skipped_types == {"Claim": 1, "ExplanationOfBenefit": 1, "Encounter": 1}
+    assert [i.origin for i in stats.issues] == ["mixed.ndjson:5"]
+    # without a type filter nothing is skipped: the broken line is located as before
+    res, _, stats = read(tmp_path)
+    assert "mixed.ndjson:2" in {i.origin for i in stats.issues}
+    assert ("Claim", "c1") in res and not stats.skipped_types
