@@ -177,6 +177,14 @@ def main() -> None:
             metavar="COPIES",
             help="also the public Synthea population copied COPIES times (bench/synthea.py)",
         )
+        p.add_argument(
+            "--sle-synthea",
+            type=int,
+            action="append",
+            default=[],
+            metavar="N",
+            help="also N generated SLE patients, each with a Synthea chart (bench/synthea.py)",
+        )
         p.add_argument("--format", choices=["ndjson", "bundles", "both"], default="ndjson")
         p.add_argument(
             "--pad",
@@ -195,8 +203,8 @@ def main() -> None:
     r.add_argument("--no-stages", action="store_true", help="skip the per-stage child")
     r.add_argument("--results", type=Path, help="append a markdown section to this file")
     a = ap.parse_args()
-    if not a.scale and not a.synthea:
-        ap.error("give --scale and/or --synthea")
+    if not (a.scale or a.synthea or a.sle_synthea):
+        ap.error("give --scale, --synthea and/or --sle-synthea")
     fmts = ["ndjson", "bundles"] if a.format == "both" else [a.format]
     populations: list[tuple[str, str, Any]] = [
         (str(scale), fmt, lambda s=scale, f=fmt: generate(a.cache, s, f, pad=a.pad))
@@ -205,6 +213,10 @@ def main() -> None:
     ]
     populations += [
         (f"synthea x{n}", "ndjson", lambda n=n: synthea.generate(a.cache, n)) for n in a.synthea
+    ]
+    populations += [
+        (f"{n} + Synthea charts", "ndjson", lambda n=n: synthea.generate_cohort(a.cache, n))
+        for n in a.sle_synthea
     ]
     rows = []
     for scale, fmt, make in populations:

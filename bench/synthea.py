@@ -34,9 +34,9 @@ def dataset_dir(cache: Path, copies: int) -> Path:
     return cache / f"synthea-x{copies}-ndjson"
 
 
-def _resources(archive: Path) -> list[tuple[str, bytes]]:
-    """(resourceType, compact JSON with urn:uuid references resolved) for every entry."""
-    out: list[tuple[str, bytes]] = []
+def _charts(archive: Path) -> list[list[tuple[str, bytes]]]:
+    """Per bundle: (resourceType, compact JSON with urn:uuid references resolved)."""
+    out: list[list[tuple[str, bytes]]] = []
     with tarfile.open(archive, mode="r|*") as tf:
         for member in tf:
             fh = tf.extractfile(member) if member.isfile() else None
@@ -49,9 +49,12 @@ def _resources(archive: Path) -> list[tuple[str, bytes]]:
                 for e in entries
                 if isinstance(e.get("fullUrl"), str) and "id" in e["resource"]
             }
-            for e in entries:
-                res = e["resource"]
-                out.append((res["resourceType"], orjson.dumps(_resolve(res, refs))))
+            out.append(
+                [
+                    (e["resource"]["resourceType"], orjson.dumps(_resolve(e["resource"], refs)))
+                    for e in entries
+                ]
+            )
     return out
 
 
@@ -78,7 +81,7 @@ def generate(cache: Path, copies: int, archive: Path = DEFAULT_ARCHIVE) -> Path:
     for p in out.iterdir():
         p.unlink()
     t0 = time.perf_counter()
-    resources = _resources(archive)
+    resources = [r for chart in _charts(archive) for r in chart]
     files: dict[str, IO[bytes]] = {}
     counts: Counter[str] = Counter()
     for k in range(copies):
@@ -100,6 +103,84 @@ def generate(cache: Path, copies: int, archive: Path = DEFAULT_ARCHIVE) -> Path:
             {
                 "source": str(archive.name),
                 "copies": copies,
+                "patients": counts["Patient"],
+                "resources": sum(counts.values()),
+                "by_type": dict(counts.most_common()),
+                "bytes": sum(p.stat().st_size for p in out.iterdir()),
+                "seconds": round(time.perf_counter() - t0, 1),
+            },
+            indent=1,
+        )
+    )
+    return out
+
+
+def cohort_dir(cache: Path, screened: int) -> Path:
+    return cache / f"sle-synthea-s{screened}-ndjson"
+
+
+def generate_cohort(cache: Path, screened: int, archive: Path = DEFAULT_ARCHIVE) -> Path:
+    """An SLE cohort with real-shaped charts: the generator's patients, each given a Synthea chart.
+
+    Every generated patient (screened SLE patients plus the generator's background) keeps its
+    own Patient and trial-relevant records, and takes over every other resource of one Synthea
+    patient (encounters, claims, vitals, surveys, procedures, immunizations ...), renumbered as
+    in `generate`. This is what a Bulk export of a server-side-filtered SLE cohort looks like:
+    hundreds of resources per patient, most of them of no interest to any criterion.
+    """
+    from cohort.samples import DEFAULT_AS_OF, build_site
+
+    out = cohort_dir(cache, screened)
+    done = out / ".done.json"
+    if done.exists():
+        return out
+    if not archive.exists():
+        raise SystemExit(f"Synthea archive not found: {archive} (needs ../shared)")
+    out.mkdir(parents=True, exist_ok=True)
+    for p in out.iterdir():
+        p.unlink()
+    t0 = time.perf_counter()
+    charts = _charts(archive)
+    people = [c for c in charts if any(t == "Patient" for t, _ in c)]
+    shared = [r for c in charts if c not in people for r in c]  # organizations, practitioners
+    files: dict[str, IO[bytes]] = {}
+    counts: Counter[str] = Counter()
+
+    def write(rtype: str, blob: bytes) -> None:
+        fh = files.get(rtype)
+        if fh is None:
+            fh = files[rtype] = (out / f"{rtype}.ndjson").open("wb")
+        fh.write(blob + b"\n")
+        counts[rtype] += 1
+
+    n = 0
+    for k in range(0, screened, 1000):
+        built = build_site(
+            patients=min(1000, screened - k), seed=20261125, as_of=DEFAULT_AS_OF, site=f"s{k}"
+        )
+        for _gp, resources in built:
+            copy, chart = divmod(n, len(people))
+            prefix = b"%04x" % copy
+            if chart == 0:
+                for rtype, blob in shared:
+                    write(rtype, _UUID.sub(lambda m, p=prefix: p + m.group(0)[4:], blob))
+            pid = resources[0]["id"].encode()
+            theirs = next(orjson.loads(b)["id"] for t, b in people[chart] if t == "Patient")
+            old = b"Patient/" + prefix + theirs.encode()[4:]
+            for r in resources:
+                write(r["resourceType"], orjson.dumps(r))
+            for rtype, blob in people[chart]:
+                if rtype != "Patient":
+                    blob = _UUID.sub(lambda m, p=prefix: p + m.group(0)[4:], blob)
+                    write(rtype, blob.replace(old, b"Patient/" + pid))
+            n += 1
+    for fh in files.values():
+        fh.close()
+    done.write_text(
+        json.dumps(
+            {
+                "source": f"cohort.samples + {archive.name}",
+                "screened": screened,
                 "patients": counts["Patient"],
                 "resources": sum(counts.values()),
                 "by_type": dict(counts.most_common()),

@@ -150,6 +150,8 @@ EXPECTED = {
     "bad/structure.ndjson:5": "Patient.id",
     "bad/structure.ndjson:6": "Patient.birthDate",
     "bad/structure.ndjson:7": "medication[x]",
+    "bad/structure.ndjson:8": "Observation.code.coding: not an array",  # once a crash
+    "bad/structure.ndjson:9": "Procedure.code.coding: not an array",
     "bad/references.ndjson:1": "Condition.subject: missing",
     "bad/dates.ndjson:1": "Patient.birthDate: impossible calendar date",
     "bad/dates.ndjson:2": "Condition.onsetDateTime",

@@ -21,7 +21,8 @@ from cohort.store import Store
 from cohort.tools.coverage import coverage_report
 
 AS_OF = date(2026, 11, 25)
-SLE = {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]}
+SNOMED = "http://snomed.info/sct"
+SLE = {"coding": [{"system": SNOMED, "code": "55464009"}]}
 HEART_RATE = {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]}
 
 
@@ -182,12 +183,41 @@ def test_triage_keeps_what_it_cannot_summarise_soundly() -> None:
         {**ok, "status": ["final"]},  # not a string
         {**ok, "subject": {"display": "no reference"}},
         {**ok, "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]}},  # mapped
-        {**ok, "resourceType": "Procedure"},  # not a summarised type
+        {**ok, "resourceType": "MedicationRequest"},  # not a summarised type
     ]
     assert [triage.offer(r) for r in kept] == [False] * len(kept)
     census: Census = triage.take()
     assert census.records == 1 and census.dates == {"p1": {"2026-01-01"}}
     assert triage.census.records == 0
+
+
+def test_unmapped_procedures_and_immunizations_are_summarised_without_a_date() -> None:
+    """last_seen reads no Procedure or Immunization date, so theirs is not kept; the code is.
+    Mapped ones (a live vaccine, plasmapheresis), dropped ones and those naming no patient
+    (an Immunization names it in `patient`) are kept whole."""
+    triage = Triage(_loaded().rules, _loaded().relevant)
+    cvx = "http://hl7.org/fhir/sid/cvx"
+    flu = {"resourceType": "Immunization", "id": "i1", "status": "completed",
+           "vaccineCode": {"coding": [{"system": cvx, "code": "140"}]},
+           "patient": {"reference": "Patient/p1"}, "occurrenceDateTime": "2026-01-01"}  # fmt: skip
+    dental = {"resourceType": "Procedure", "id": "pr1", "status": "completed",
+              "code": {"coding": [{"system": SNOMED, "code": "234947003"}]},
+              "subject": {"reference": "Patient/p2"}}  # fmt: skip
+    assert triage.offer(flu) and triage.offer(dental)  # no date needed
+    kept = [
+        {**flu, "vaccineCode": {"coding": [{"system": cvx, "code": "03"}]}},  # MMR: live
+        {**flu, "status": "entered-in-error"},
+        {**flu, "patient": None, "subject": {"reference": "Patient/p1"}},
+        {**dental, "code": {"coding": [{"system": SNOMED, "code": "20720000"}]}},
+        {**dental, "code": {"coding": {"code": "x"}}},  # malformed element
+    ]
+    assert [triage.offer(r) for r in kept] == [False] * len(kept)
+    census = triage.take()
+    assert census.records == 2 and census.dates == {}
+    assert {(e.rtype, e.codes[0].code, frozenset(e.patients)) for e in census.entries.values()} == {
+        ("Immunization", "140", frozenset({"p1"})),
+        ("Procedure", "234947003", frozenset({"p2"})),
+    }
 
 
 def test_a_reading_process_that_dies_is_replaced_by_reading_in_this_process(

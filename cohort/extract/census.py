@@ -21,11 +21,18 @@ from cohort.model import Code, ObsValue, Quantity
 
 __all__ = ["CODE_ELEMENT", "Census", "CensusEntry", "Triage", "value_summary"]
 
-# The types whose records are most of a chart and are read through one coded element: a record
-# whose element maps to no concept can matter only to `last_seen` (its date) and to
-# `cohort mappings coverage` (its code). Medication records, Procedures and Immunizations are
-# few and always kept whole (a medication is known only once its Medication is resolved).
-CODE_ELEMENT = {"Observation": "code", "Condition": "code"}
+# The types read through one coded element: a record whose element maps to no concept can
+# matter only to `last_seen` (the date of an Observation or Condition) and to `cohort mappings
+# coverage` (its code). Medication records are always kept whole (a medication is known only
+# once its Medication is resolved).
+CODE_ELEMENT = {
+    "Observation": "code",
+    "Condition": "code",
+    "Procedure": "code",
+    "Immunization": "vaccineCode",
+}
+_PATIENT_ELEMENT = {"Immunization": "patient"}  # the others name theirs `subject`
+_DATED = ("Observation", "Condition")  # the summarised types whose date last_seen reads
 _PLAIN_ID = re.compile(r"[A-Za-z0-9\-\.]{1,64}")
 _SAMPLES = 3  # example values / quantities kept per code, as coverage shows them
 
@@ -110,8 +117,8 @@ class Triage:
     `relevant(codes, text)` says whether a code element maps to any concept (the same test the
     Extractor applies to Observations). A summarised record is one of TYPES whose well-formed
     element maps to nothing, which the reading rules do not drop (dropped records stay whole so
-    `cohort explain` can show them), names its patient and has a readable date. Anything else
-    is kept whole and validated as usual.
+    `cohort explain` can show them), names its patient and, for the types `last_seen` reads,
+    has a readable date. Anything else is kept whole and validated as usual.
     """
 
     TYPES = frozenset(CODE_ELEMENT)  # the types `offer` may summarise
@@ -142,26 +149,29 @@ class Triage:
             return False
         if self.rules.drop_reason(res) is not None:
             return False
-        # the date last_seen takes from it (see runner.last_seen)
+        # the date last_seen takes from it (see runner.last_seen; Procedures and Immunizations
+        # do not count there, so theirs is not needed)
+        when = None
         if rtype == "Observation":
             when = _obs_date(res)
-        elif isinstance(res.get("onsetPeriod", {}), dict):
+        elif rtype == "Condition":
+            if not isinstance(res.get("onsetPeriod", {}), dict):
+                return False  # malformed: kept whole, so validation rejects it
             when = parse_date(res.get("recordedDate")) or condition_onset(res)
-        else:
-            return False  # malformed: kept whole, so validation rejects it
-        if when is None:
+        if when is None and rtype in _DATED:
             return False  # no readable date: kept whole, so validation looks at it
-        day = when.isoformat()
-        pid = _patient_id(res.get("subject"))
+        pid = _patient_id(res.get(_PATIENT_ELEMENT.get(rtype, "subject")))
         if pid is None:
             return False
         census = self.census
         census.records += 1
-        ds = census.dates.get(pid)
-        if ds is None:
-            census.dates[pid] = {day}
-        else:
-            ds.add(day)
+        if when is not None:
+            day = when.isoformat()
+            ds = census.dates.get(pid)
+            if ds is None:
+                census.dates[pid] = {day}
+            else:
+                ds.add(day)
         entry = census.entries.get(key)
         if entry is None:
             entry = census.entries[key] = CensusEntry(rtype, codes, text)  # type: ignore[arg-type]

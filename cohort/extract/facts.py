@@ -129,7 +129,10 @@ def codes_of(cc: Any) -> tuple[Code, ...]:
 def text_of(cc: Any) -> str:
     if not isinstance(cc, dict):
         return ""
-    names = [str(cc.get("text", ""))] + [str(c.get("display", "")) for c in cc.get("coding") or ()]
+    codings = cc.get("coding") or ()
+    names = [str(cc.get("text", ""))] + [
+        str(c.get("display", "")) for c in codings if isinstance(c, dict)
+    ]
     return " | ".join(n for n in names if n)
 
 
