@@ -139,8 +139,8 @@ class Triage:
     def offer(self, res: dict[str, Any]) -> bool:
         """True when `res` was summarised into the census (the caller does not keep it)."""
         rtype = res.get("resourceType")
-        element = CODE_ELEMENT.get(rtype)  # type: ignore[arg-type]
-        if element is None:
+        element = CODE_ELEMENT.get(rtype) if isinstance(rtype, str) else None
+        if element is None or not isinstance(rtype, str):
             return False
         key, (codes, text, relevant, valid) = self._elements.read(res.get(element))
         # a malformed element (or status) is never summarised: the record is kept, so
@@ -174,7 +174,7 @@ class Triage:
                 ds.add(day)
         entry = census.entries.get(key)
         if entry is None:
-            entry = census.entries[key] = CensusEntry(rtype, codes, text)  # type: ignore[arg-type]
+            entry = census.entries[key] = CensusEntry(rtype, codes, text)
         entry.records += 1
         entry.patients.add(pid)
         if rtype == "Observation":
