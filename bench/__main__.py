@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import synthea
-from bench.gen import generate, info
+from bench.gen import dataset_dir, generate, info
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,6 +88,15 @@ def e2e(folder: Path, work: Path, rerun: bool = True) -> dict[str, Any]:
             "screened": report["sites"]["b"].get("screened"),
         }
     return res
+
+
+def _generate(cache: Path, pad: int, gen_args: list[str]) -> Path:
+    kind, n = gen_args[0], int(gen_args[1])
+    if kind == "--scale":
+        return generate(cache, n, gen_args[3], pad=pad)
+    if kind == "--synthea":
+        return synthea.generate(cache, n)
+    return synthea.generate_cohort(cache, n)
 
 
 def machine() -> str:
@@ -206,21 +215,34 @@ def main() -> None:
     if not (a.scale or a.synthea or a.sle_synthea):
         ap.error("give --scale, --synthea and/or --sle-synthea")
     fmts = ["ndjson", "bundles"] if a.format == "both" else [a.format]
-    populations: list[tuple[str, str, Any]] = [
-        (str(scale), fmt, lambda s=scale, f=fmt: generate(a.cache, s, f, pad=a.pad))
-        for scale in a.scale
-        for fmt in fmts
+    # (label, format, folder, `bench gen` arguments that write it)
+    populations: list[tuple[str, str, Path, list[str]]] = [
+        (str(n), f, dataset_dir(a.cache, n, f, a.pad, None), ["--scale", str(n), "--format", f])
+        for n in a.scale
+        for f in fmts
     ]
     populations += [
-        (f"synthea x{n}", "ndjson", lambda n=n: synthea.generate(a.cache, n)) for n in a.synthea
+        (f"synthea x{n}", "ndjson", synthea.dataset_dir(a.cache, n), ["--synthea", str(n)])
+        for n in a.synthea
     ]
     populations += [
-        (f"{n} + Synthea charts", "ndjson", lambda n=n: synthea.generate_cohort(a.cache, n))
+        (
+            f"{n} + Synthea charts",
+            "ndjson",
+            synthea.cohort_dir(a.cache, n),
+            ["--sle-synthea", str(n)],
+        )
         for n in a.sle_synthea
     ]
     rows = []
-    for scale, fmt, make in populations:
-        folder = make()
+    for scale, fmt, folder, gen_args in populations:
+        if a.cmd == "gen":
+            _generate(a.cache, a.pad, gen_args)
+        elif not (folder / ".done.json").exists():
+            # in a child: Linux carries a process's peak RSS across fork and exec, so a parent
+            # grown by generating would show its own peak as every later child's (wait4)
+            args = ["--cache", str(a.cache), "--pad", str(a.pad), *gen_args]
+            subprocess.run([sys.executable, "-m", "bench", "gen", *args], check=True, cwd=ROOT)
         meta = info(folder)
         print(
             f"data {folder}: {meta['patients']} patients, {meta['resources']} resources",
