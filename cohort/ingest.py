@@ -17,7 +17,14 @@ from cohort.config import Config, SiteConfig
 from cohort.extract import Census, Triage
 from cohort.forks import close_inherited, workers_for
 from cohort.model import PIPELINE_TYPES, Code
-from cohort.source.files import ReadStats, Unit, plan_units, read_unit
+from cohort.source.files import (
+    ReadStats,
+    Unit,
+    data_bytes,
+    plan_units,
+    read_unit,
+    stream_units,
+)
 from cohort.store import PutStats, Row, Store, prepare_row
 
 if TYPE_CHECKING:
@@ -85,45 +92,60 @@ def workers_for_files(units: list[Unit], configured: int) -> int:
     """Processes to read with: `configured` if set, else one per core (max 4) for big inputs."""
     if configured > 0 and hasattr(os, "fork"):
         return configured
-    return workers_for(sum(u.size for u in units), threshold=PARALLEL_MIN_BYTES)
+    return workers_for(sum(data_bytes(u) for u in units), threshold=PARALLEL_MIN_BYTES)
 
 
-def _results(units: list[Unit], nproc: int) -> Iterator[tuple[Unit, _Done]]:
+def _results(
+    units: list[Unit], nproc: int, chunk_bytes: int = 16 << 20
+) -> Iterator[tuple[Unit, _Done]]:
     """Each unit's result, in unit order; at most 2 units per worker in flight (bounded memory).
 
-    If a reading process dies (e.g. killed for memory), the units from the first unfinished
-    one on are read in this process instead: every earlier unit was already written in order.
+    With workers, a big compressed NDJSON file is decompressed here and its line-aligned
+    pieces parsed by them (`stream_units`). If a reading process dies (e.g. killed for memory),
+    the units from the first unfinished one on are read in this process instead: every earlier
+    unit was already written in order.
     """
-    done_upto = 0
-    if nproc > 1 and len(units) > 1:
+    todo = stream_units(units, chunk_bytes) if nproc > 1 else iter(units)
+    # after a worker died: what was in flight (finished results are reused), in order
+    unfinished: list[tuple[Unit, Future[_Done] | None]] = []
+    if nproc > 1:
         ctx = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(nproc, mp_context=ctx, initializer=close_inherited) as pool:
-            todo = iter(units)
-            pending: deque[tuple[Unit, Future[_Done]]] = deque()
+            pending: deque[tuple[Unit, Future[_Done] | None]] = deque()
 
-            def submit() -> None:
+            def submit() -> bool:
                 u = next(todo, None)
-                if u is not None:
-                    pending.append((u, pool.submit(_read, u)))
-
-            for _ in range(2 * nproc):
-                submit()
-            while pending:
-                u, future = pending.popleft()
+                if u is None:
+                    return True
                 try:
-                    done = future.result()
-                    submit()  # a broken pool refuses new work too
+                    pending.append((u, pool.submit(_read, u)))
                 except BrokenProcessPool:
-                    log.warning("a reading process died; reading the rest in this process")
-                    for _, other in pending:
-                        other.cancel()
-                    if future.done() and future.exception() is None:
-                        done_upto += 1  # this unit finished before the pool broke
-                        yield u, future.result()
+                    pending.append((u, None))  # a broken pool refuses new work
+                    return False
+                return True
+
+            alive = all(submit() for _ in range(2 * nproc))
+            while alive and pending:
+                u, future = pending[0]
+                try:
+                    done = future.result() if future is not None else None
+                except BrokenProcessPool:
+                    done = None
+                if done is None:
                     break
-                done_upto += 1
+                pending.popleft()
                 yield u, done
-    for u in units[done_upto:]:
+                alive = submit()
+            if pending:
+                log.warning("a reading process died; reading the rest in this process")
+                for _, f in pending:
+                    if f is not None:
+                        f.cancel()
+            unfinished = list(pending)
+        for u, f in unfinished:
+            ok = f is not None and f.done() and not f.cancelled() and f.exception() is None
+            yield u, f.result() if ok and f is not None else _read(u)
+    for u in todo:
         yield u, _read(u)
 
 
@@ -148,7 +170,7 @@ def ingest_files(site: SiteConfig, cfg: Config, store: Store, loaded: Loaded) ->
     gen = store.begin_census(site.id, site.source)
     lines_before: dict[str, int] = {}
     try:
-        for unit, done in _results(units, nproc):
+        for unit, done in _results(units, nproc, cfg.chunk_mb << 20):
             offset = lines_before.get(unit.origin, 0) if unit.part else 0
             lines_before[unit.origin] = offset + done.lines
             rows = done.rows
