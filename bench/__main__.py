@@ -194,7 +194,9 @@ def main() -> None:
             metavar="N",
             help="also N generated SLE patients, each with a Synthea chart (bench/synthea.py)",
         )
-        p.add_argument("--format", choices=["ndjson", "bundles", "both"], default="ndjson")
+        p.add_argument(
+            "--format", choices=["ndjson", "ndjson.gz", "bundles", "both"], default="ndjson"
+        )
         p.add_argument(
             "--pad",
             type=int,

@@ -151,6 +151,8 @@ def generate(
     done = out / ".done.json"
     if done.exists():
         return out
+    if fmt == "ndjson.gz":
+        return _gzipped(generate(cache, screened, "ndjson", pad=pad, background=background), out)
     out.mkdir(parents=True, exist_ok=True)
     for p in out.iterdir():
         p.unlink()
@@ -201,6 +203,19 @@ def generate(
             indent=1,
         )
     )
+    return out
+
+
+def _gzipped(plain: Path, out: Path) -> Path:
+    """The plain NDJSON population, each file gzip-compressed (level 6, as `gzip` does)."""
+    import gzip
+
+    out.mkdir(parents=True, exist_ok=True)
+    for f in sorted(plain.glob("*.ndjson")):
+        (out / f"{f.name}.gz").write_bytes(gzip.compress(f.read_bytes(), compresslevel=6))
+    meta = info(plain)
+    meta["compressed_bytes"] = sum(p.stat().st_size for p in out.glob("*.gz"))
+    (out / ".done.json").write_text(json.dumps(meta, indent=1))
     return out
 
 

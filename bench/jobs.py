@@ -14,17 +14,20 @@ import orjson
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix in (".ndjson", ".json"))
+    return sorted(p for p in folder.iterdir() if p.name.endswith((".ndjson", ".json", ".gz")))
 
 
 def floor(folder: Path, full_sample: int) -> dict[str, Any]:
-    """orjson parse of every NDJSON line or bundle file; then fhir.resources on a sample."""
+    """orjson parse of every NDJSON line or bundle file (gzip: decompressing as it goes, and
+    `bytes` are then the decompressed bytes); then fhir.resources on a sample."""
+    import gzip
+
     t0 = time.perf_counter()
     n = 0
     size = 0
     for f in _files(folder):
-        with f.open("rb") as fh:
-            if f.suffix == ".ndjson":
+        with gzip.open(f, "rb") if f.suffix == ".gz" else f.open("rb") as fh:
+            if f.name.endswith((".ndjson", ".ndjson.gz")):
                 for line in fh:
                     orjson.loads(line)
                     n += 1
