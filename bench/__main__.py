@@ -90,6 +90,24 @@ def e2e(folder: Path, work: Path, rerun: bool = True) -> dict[str, Any]:
     return res
 
 
+def _read_types_only(folder: Path) -> Path:
+    """A sibling folder linking only the population's files of the types cohort reads, as a
+    Bulk export with `_type` set to them (cohort's own Bulk client asks for just these)."""
+    from cohort.model import PIPELINE_TYPES
+
+    out = folder.with_name(folder.name + "-read-types")
+    if not (out / ".done.json").exists():
+        out.mkdir(exist_ok=True)
+        for f in folder.iterdir():
+            if f.name.split(".")[0] in PIPELINE_TYPES and not (out / f.name).exists():
+                (out / f.name).hardlink_to(f)
+        meta = info(folder)
+        meta["by_type"] = {t: n for t, n in meta["by_type"].items() if t in PIPELINE_TYPES}
+        meta["resources"] = sum(meta["by_type"].values())
+        (out / ".done.json").write_text(json.dumps(meta, indent=1))
+    return out
+
+
 def _generate(cache: Path, pad: int, gen_args: list[str]) -> Path:
     kind, n = gen_args[0], int(gen_args[1])
     if kind == "--scale":
@@ -210,6 +228,11 @@ def main() -> None:
         default=3000,
         help="resources validated with fhir.resources (0: skip)",
     )
+    r.add_argument(
+        "--read-types-only",
+        action="store_true",
+        help="only the files of the types cohort reads (a Bulk export with _type)",
+    )
     r.add_argument("--no-rerun", action="store_true", help="skip the no-change rerun")
     r.add_argument("--no-stages", action="store_true", help="skip the per-stage child")
     r.add_argument("--results", type=Path, help="append a markdown section to this file")
@@ -245,6 +268,8 @@ def main() -> None:
             # grown by generating would show its own peak as every later child's (wait4)
             args = ["--cache", str(a.cache), "--pad", str(a.pad), *gen_args]
             subprocess.run([sys.executable, "-m", "bench", "gen", *args], check=True, cwd=ROOT)
+        if getattr(a, "read_types_only", False):
+            folder, scale = _read_types_only(folder), f"{scale} (read types only)"
         meta = info(folder)
         print(
             f"data {folder}: {meta['patients']} patients, {meta['resources']} resources",
