@@ -1,25 +1,19 @@
-"""Stream FHIR R4 resources from files: Bundles, single resources, NDJSON, compressed and tar."""
+"""Stream FHIR R4 resources from files: plan the read in units (whole files, byte ranges of
+plain NDJSON, decompressed pieces of compressed NDJSON) that one process each can read."""
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import lzma
 import os
-import re
-import tarfile
-from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
-from datetime import date
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
-
-import orjson
+from typing import TYPE_CHECKING, Any
 
 from cohort.errors import SourceError
-from cohort.source.validate import MODES, RESOURCE_TYPES, check
+from cohort.source.reader import MAX_ISSUES, OPENERS, Reader, ReadIssue, ReadStats
+from cohort.source.validate import MODES
 
 if TYPE_CHECKING:  # the reader only calls `offer`; the triage itself belongs to extract
     from cohort.extract.census import Triage
@@ -38,395 +32,6 @@ __all__ = [
 
 # (resource, origin, the JSON text as read when it is one NDJSON line, else None)
 _Item = tuple[dict[str, Any], str, bytes | None]
-
-# Issues are kept in memory; a corrupt multi-GB NDJSON must not turn into a multi-GB issue list.
-MAX_ISSUES = 10_000
-# Deepest nesting of one resource accepted (real FHIR resources stay well under 30 levels).
-MAX_DEPTH = 100
-
-# Files that are obviously not FHIR data (documentation, checksums, listings): skipped silently.
-_NON_DATA_SUFFIXES = (".md", ".txt", ".tsv", ".csv", ".rst", ".html", ".pdf", ".sha256", ".sig")
-_NON_DATA_STEMS = {"sha256sums", "md5sums", "readme", "license", "notice", "manifest", "changelog"}
-_TAR_SUFFIXES = (".tar", ".tar.xz", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".txz")
-_OPENERS: dict[str, Any] = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
-# An NDJSON line that opens with its resourceType (as every Bulk exporter writes it)
-_LEADING_TYPE = re.compile(rb'\s*\{\s*"resourceType"\s*:\s*"([A-Za-z]{1,64})"')
-
-
-@dataclass
-class ReadIssue:
-    """A located, PHI-free problem: `origin` is a path plus `#entry[i]` or `:line`."""
-
-    origin: str
-    reason: str
-
-
-@dataclass
-class ReadStats:
-    """Counters of one read; `files` counts data files read (tar members count one each)."""
-
-    files: int = 0
-    read: Counter[str] = field(default_factory=Counter)  # yielded, by resourceType
-    rejected: Counter[str] = field(default_factory=Counter)  # by resourceType ("?" unknown)
-    skipped_types: Counter[str] = field(default_factory=Counter)  # filtered out by `types`
-    summarised: Counter[str] = field(default_factory=Counter)  # read, taken by the triage
-    lines: int = 0  # lines in the byte-range units read (see read_unit)
-    issues: list[ReadIssue] = field(default_factory=list)
-    skipped_files: int = 0  # not FHIR data (README, checksums, unknown formats)
-    issues_dropped: int = 0  # issues beyond MAX_ISSUES (counted, not kept)
-
-    def issue(self, origin: str, reason: str) -> None:
-        if len(self.issues) < MAX_ISSUES:
-            self.issues.append(ReadIssue(origin, reason))
-        else:
-            self.issues_dropped += 1
-
-    def merge(self, other: ReadStats) -> None:
-        """Add the counters and issues of another read (e.g. one chunk read elsewhere)."""
-        self.files += other.files
-        self.read.update(other.read)
-        self.rejected.update(other.rejected)
-        self.skipped_types.update(other.skipped_types)
-        self.summarised.update(other.summarised)
-        self.skipped_files += other.skipped_files
-        room = max(MAX_ISSUES - len(self.issues), 0)
-        self.issues += other.issues[:room]
-        self.issues_dropped += other.issues_dropped + max(len(other.issues) - room, 0)
-
-
-class _Reader:
-    """One read_path call: shared stats, type filter and validation mode."""
-
-    def __init__(
-        self, stats: ReadStats, types: set[str] | None, validate: str, triage: Triage | None = None
-    ) -> None:
-        self.stats = stats
-        self.types = types
-        self.validate = validate
-        self.triage = triage
-
-    # ---- resources -------------------------------------------------------------------------
-
-    def reject(self, origin: str, rtype: str, reason: str) -> None:
-        self.stats.rejected[rtype] += 1
-        self.stats.issue(origin, reason)
-
-    def resource(
-        self, res: Any, origin: str, raw: bytes | None = None, offered: bool = False
-    ) -> Iterator[_Item]:
-        """Yield `res` (or, for a Bundle, its entries) after type filter and validation.
-
-        `offered`: the triage already declined this record (no need to ask again)."""
-        if not isinstance(res, dict):
-            self.reject(origin, "?", "not a JSON object")
-            return
-        rtype = res.get("resourceType")
-        if not isinstance(rtype, str) or not rtype:
-            self.reject(origin, "?", "resourceType: missing or not a string")
-            return
-        if rtype == "Bundle":
-            yield from self.bundle(res, origin, {})
-            return
-        if rtype not in RESOURCE_TYPES:
-            # A misspelt type ("Patientt") is broken data, not a type we merely do not read.
-            self.reject(origin, "?", "resourceType: not a FHIR R4 resource type")
-            return
-        if self.types is not None and rtype not in self.types:
-            self.stats.skipped_types[rtype] += 1
-            return
-        full = self.validate == "full"
-        if self.triage is not None and not full and not offered and self.triage.offer(res):
-            # A record no criterion reads: only its date and code went into the census, so the
-            # checks below (which guard what is stored and read) have nothing to protect.
-            self.stats.read[rtype] += 1
-            self.stats.summarised[rtype] += 1
-            return
-        # One C-speed serialisation (or the NDJSON line as read) answers both structural walks
-        # for nearly every resource: fewer brackets than MAX_DEPTH cannot nest deeper, and an
-        # ASCII text with no calendar-impossible "YYYY-MM-DD cannot hold one (bench/RESULTS.md:
-        # the two walks took ~60% of ingest). Anything else falls back to the exact walks below.
-        blob = raw if raw is not None else _compact(res)
-        shallow = blob is not None and blob.count(b"{") + blob.count(b"[") <= MAX_DEPTH
-        if not shallow and _too_deep(res):
-            # orjson parses 1024 levels but serialises only 255 (the store would crash) and
-            # recursive walkers would hit Python's recursion limit: refuse it here, located.
-            self.reject(origin, rtype, f"{rtype}: nested deeper than {MAX_DEPTH} levels")
-            return
-        if "id" not in res:
-            # The store is keyed by (type, id): a resource without an id cannot be kept.
-            self.reject(origin, rtype, f"{rtype}.id: missing")
-            return
-        reason = check(res, self.validate)
-        if reason is not None:
-            self.reject(origin, rtype, reason)
-            return
-        where = _impossible_date(res) if blob is None or _maybe_bad_date(blob) else None
-        if where is not None:
-            # Kept (the rest of the record is good) but the date reads as missing: say so.
-            self.stats.issue(origin, f"{rtype}.{where}: impossible calendar date, ignored")
-        self.stats.read[rtype] += 1
-        if self.triage is not None and full and self.triage.offer(res):
-            self.stats.summarised[rtype] += 1  # `full` validation: checked first, then triaged
-            return
-        yield res, origin, raw
-
-    def bundle(self, bundle: dict[str, Any], origin: str, outer: dict[str, str]) -> Iterator[_Item]:
-        entries = bundle.get("entry", [])
-        if not isinstance(entries, list):
-            self.reject(origin, "Bundle", "Bundle.entry: not an array")
-            return
-        base = origin if "#" in origin else origin + "#"
-        sep = "." if "#" in origin else ""
-        # First pass: give id-less resources an id and map every fullUrl to "Type/id".
-        refs = dict(outer)
-        for entry in entries:
-            if not isinstance(entry, dict):
-                continue
-            res = entry.get("resource")
-            if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
-                continue
-            rtype = res["resourceType"]
-            full_url = entry.get("fullUrl")
-            if "id" not in res:
-                rid = _id_from_entry(rtype, full_url, entry.get("request"))
-                if rid is not None:
-                    res["id"] = rid
-            if isinstance(full_url, str) and isinstance(res.get("id"), str):
-                refs[full_url] = f"{rtype}/{res['id']}"
-        # Second pass: rewrite references, then yield (nested Bundles recurse with this map).
-        for i, entry in enumerate(entries):
-            where = f"{base}{sep}entry[{i}]"
-            if not isinstance(entry, dict):
-                self.reject(where, "?", "Bundle.entry: not an object")
-                continue
-            if "resource" not in entry:
-                continue  # e.g. DELETE requests or transaction-response entries: nothing to read
-            res = entry["resource"]
-            if isinstance(res, dict) and res.get("resourceType") == "Bundle":
-                yield from self.bundle(res, where, refs)
-                continue
-            if refs and isinstance(res, dict) and not _too_deep(res):
-                _rewrite_refs(res, refs)
-            yield from self.resource(res, where)
-
-    # ---- documents -------------------------------------------------------------------------
-
-    def json_doc(self, data: bytes, origin: str) -> Iterator[_Item]:
-        self.stats.files += 1
-        try:
-            doc = orjson.loads(data)
-        except orjson.JSONDecodeError as e:
-            self.reject(origin, "?", f"invalid JSON (line {e.lineno}, column {e.colno})")
-            return
-        yield from self.resource(doc, origin)
-
-    def ndjson(
-        self, lines: Iterable[bytes], origin: str, count_file: bool = True
-    ) -> Iterator[_Item]:
-        self.stats.files += count_file
-        stats = self.stats
-        # Records the triage summarises (most of a Bulk export) skip the per-resource machinery
-        # below, as resource() would do for them: a valid type, read, not a Bundle.
-        triage = self.triage if self.validate != "full" else None
-        quick = triage.TYPES if triage is not None else frozenset()
-        if self.types is not None:
-            quick = quick & self.types
-        unread = self._unread_types()
-        for n, line in enumerate(lines, start=1):
-            if not line or line.isspace():
-                continue
-            if unread:
-                # A Bulk export is mostly types no criterion reads (Claim, ExplanationOfBenefit,
-                # Encounter ... about two thirds of Synthea's bytes): a line that opens with
-                # such a type, and names no other, is counted without being parsed at all.
-                m = _LEADING_TYPE.match(line)
-                if m is not None and m[1] in unread and line.count(b'"resourceType"') == 1:
-                    stats.skipped_types[m[1].decode()] += 1
-                    continue
-            try:
-                doc = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                self.reject(f"{origin}:{n}", "?", "invalid JSON")
-                continue
-            offered = False
-            if triage is not None and doc.__class__ is dict:
-                rtype = doc.get("resourceType")
-                if rtype in quick:
-                    if triage.offer(doc):
-                        stats.read[rtype] += 1
-                        stats.summarised[rtype] += 1
-                        continue
-                    offered = True  # kept: resource() need not ask again
-            yield from self.resource(doc, f"{origin}:{n}", line, offered)
-
-    def _unread_types(self) -> frozenset[bytes]:
-        """Valid R4 types the type filter leaves out (a Bundle is never one: it is unpacked)."""
-        if self.types is None:
-            return frozenset()
-        return frozenset(t.encode() for t in RESOURCE_TYPES - self.types - {"Bundle"})
-
-    def stream(self, name: str, fh: IO[bytes], origin: str) -> Iterator[_Item]:
-        """Dispatch one byte stream by its (lower-cased) name; compressed names recurse."""
-        low = name.lower()
-        for suffix, opener in _OPENERS.items():
-            if low.endswith(suffix):
-                with opener(fh, "rb") as inner:
-                    yield from self.stream(name[: -len(suffix)], inner, origin)
-                return
-        if low.endswith((".ndjson", ".jsonl")):
-            yield from self.ndjson(fh, origin)
-        elif low.endswith(".json"):
-            # Memory is bounded by one file: a Bundle must be parsed whole to resolve fullUrls.
-            yield from self.json_doc(fh.read(), origin)
-        elif _is_non_data(name):
-            self.stats.skipped_files += 1
-        else:
-            self.stats.skipped_files += 1
-            self.stats.issue(origin, "skipped: not a FHIR JSON or NDJSON file")
-
-    def tar(self, path: Path, origin: str) -> Iterator[_Item]:
-        # Stream mode ("r|*"): members are read in archive order without seeking or listing.
-        with tarfile.open(path, mode="r|*") as tf:
-            for member in tf:
-                if not member.isfile():
-                    continue
-                fh = tf.extractfile(member)
-                if fh is None:
-                    continue
-                mname = member.name.removeprefix("./")
-                if Path(mname).name.startswith("."):
-                    continue  # e.g. macOS "._x.json" resource forks
-                with fh:
-                    yield from self.guarded(self.stream(mname, fh, f"{origin}/{mname}"), origin)
-
-    def guarded(self, it: Iterator[_Item], origin: str) -> Iterator[_Item]:
-        """Turn a corrupt or truncated file into one located issue; the read goes on."""
-        try:
-            yield from it
-        except (OSError, EOFError, lzma.LZMAError, tarfile.TarError, UnicodeError) as e:
-            self.stats.issue(origin, f"file cannot be read ({type(e).__name__})")
-
-    def file(self, path: Path, root: Path) -> Iterator[_Item]:
-        origin = path.relative_to(root).as_posix() if path != root else path.name
-        low = path.name.lower()
-        if low.endswith(_TAR_SUFFIXES):
-            yield from self.guarded(self.tar(path, origin), origin)
-            return
-        if _is_non_data(path.name):
-            self.stats.skipped_files += 1
-            return
-        try:
-            fh = path.open("rb")
-        except OSError as e:
-            self.stats.issue(origin, f"file cannot be opened ({type(e).__name__})")
-            return
-        with fh:
-            yield from self.guarded(self.stream(path.name, fh, origin), origin)
-
-
-def _too_deep(node: Any, limit: int | None = None) -> bool:
-    """True when `node` nests more than `limit` (default MAX_DEPTH) levels (iterative walk)."""
-    limit = MAX_DEPTH if limit is None else limit
-    stack: list[tuple[Any, int]] = [(node, 1)]
-    while stack:
-        cur, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(cur, dict):
-            stack.extend((v, depth + 1) for v in cur.values() if isinstance(v, dict | list))
-        elif isinstance(cur, list):
-            stack.extend((v, depth + 1) for v in cur if isinstance(v, dict | list))
-    return False
-
-
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}(?:T.*)?")
-
-
-# Only a month outside 01-12 or a day outside 01-28 can make "YYYY-MM-DD" impossible: the
-# regex finds just those candidates, so a typical record costs one C-speed scan.
-_DAY_BYTES = re.compile(
-    rb'"(\d{4})-(?:(0[1-9]|1[0-2])-(29|3\d|00|[4-9]\d)|(00|1[3-9]|[2-9]\d)-(\d{2}))'
-)
-
-
-def _compact(res: dict[str, Any]) -> bytes | None:
-    try:
-        return orjson.dumps(res)
-    except (orjson.JSONEncodeError, TypeError):
-        return None  # e.g. deeper than orjson serialises: the exact walks decide
-
-
-def _maybe_bad_date(blob: bytes) -> bool:
-    """False only when no string in the JSON text can hold an impossible calendar date."""
-    if not blob.isascii() or b"\\u" in blob:
-        return True  # non-ASCII digits match `\d` in str patterns: let the exact walk look
-    for m in _DAY_BYTES.finditer(blob):
-        if m[4] is not None:
-            return True  # month 00 or 13-99
-        try:
-            date(int(m[1]), int(m[2]), int(m[3]))
-        except ValueError:
-            return True
-    return False
-
-
-def _impossible_date(res: dict[str, Any]) -> str | None:
-    """Element path of the first date such as 2026-02-30 (regex-valid, not on the calendar)."""
-    stack: list[tuple[Any, str]] = [(res, "")]
-    while stack:
-        cur, path = stack.pop()
-        items = cur.items() if isinstance(cur, dict) else enumerate(cur)
-        for k, v in items:
-            sub = f"{path}.{k}" if isinstance(k, str) else f"{path}[{k}]"
-            if isinstance(v, dict | list):
-                stack.append((v, sub))
-            elif isinstance(v, str) and len(v) >= 10 and _DAY.fullmatch(v):
-                try:
-                    date.fromisoformat(v[:10])
-                except ValueError:
-                    return sub.lstrip(".")
-    return None
-
-
-def _is_non_data(name: str) -> bool:
-    low = name.lower()
-    stem = low.split(".", 1)[0]
-    return low.endswith(_NON_DATA_SUFFIXES) or stem in _NON_DATA_STEMS
-
-
-def _id_from_entry(rtype: str, full_url: Any, request: Any) -> str | None:
-    """The id of an id-less entry: request.url "Type/id", a urn:uuid fullUrl, or ".../Type/id"."""
-    if isinstance(request, dict):
-        url = request.get("url")
-        if isinstance(url, str):
-            parts = url.split("?", 1)[0].strip("/").split("/")
-            if len(parts) == 2 and parts[0] == rtype and parts[1]:
-                return parts[1]
-    if isinstance(full_url, str):
-        if full_url.startswith("urn:uuid:"):
-            return full_url[len("urn:uuid:") :]
-        parts = full_url.rstrip("/").split("/")
-        if "_history" in parts:
-            parts = parts[: parts.index("_history")]
-        if len(parts) >= 2 and parts[-2] == rtype and parts[-1]:
-            return parts[-1]
-    return None
-
-
-def _rewrite_refs(node: Any, refs: dict[str, str]) -> None:
-    """Rewrite in place every `reference` equal to a fullUrl of the bundle to "Type/id"."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "reference" and isinstance(value, str):
-                target = refs.get(value)
-                if target is not None:
-                    node[key] = target
-            elif isinstance(value, dict | list):
-                _rewrite_refs(value, refs)
-    elif isinstance(node, list):
-        for item in node:
-            if isinstance(item, dict | list):
-                _rewrite_refs(item, refs)
 
 
 def _walk(directory: Path) -> Iterator[Path]:
@@ -523,7 +128,7 @@ def read_unit(
 ) -> Iterator[_Item]:
     """(resource, origin, raw) of one unit. Line numbers in a range's origins count from the
     range's first line: the caller, who knows the earlier ranges, adds their line counts."""
-    reader = _Reader(stats, types, validate, triage)
+    reader = Reader(stats, types, validate, triage)
     if unit.error:
         stats.issue(unit.origin, unit.error)
         return
@@ -554,7 +159,7 @@ _INFLATE = 8  # FHIR JSON compresses about 8-15x: a compressed file's data, at t
 def _compressed_ndjson(unit: Unit) -> str | None:
     """The compression suffix of a whole-file compressed NDJSON unit, else None."""
     low = unit.path.name.lower()
-    suffix = next((s for s in _OPENERS if low.endswith(s)), None)
+    suffix = next((s for s in OPENERS if low.endswith(s)), None)
     if unit.end >= 0 or suffix is None or not low[: -len(suffix)].endswith((".ndjson", ".jsonl")):
         return None
     return suffix
@@ -579,7 +184,7 @@ def stream_units(units: Iterable[Unit], chunk_bytes: int) -> Iterator[Unit]:
         if suffix is None or data_bytes(unit) <= chunk_bytes:
             yield unit
         else:
-            yield from _decompressed(unit, _OPENERS[suffix], chunk_bytes)
+            yield from _decompressed(unit, OPENERS[suffix], chunk_bytes)
 
 
 def _decompressed(unit: Unit, opener: Any, chunk_bytes: int) -> Iterator[Unit]:
