@@ -139,10 +139,9 @@ class Triage:
     def offer(self, res: dict[str, Any]) -> bool:
         """True when `res` was summarised into the census (the caller does not keep it)."""
         rtype = res.get("resourceType")
-        element = CODE_ELEMENT.get(rtype) if isinstance(rtype, str) else None
-        if element is None or not isinstance(rtype, str):
+        if not isinstance(rtype, str) or rtype not in CODE_ELEMENT:
             return False
-        key, (codes, text, relevant, valid) = self._elements.read(res.get(element))
+        key, (codes, text, relevant, valid) = self._elements.read(res.get(CODE_ELEMENT[rtype]))
         # a malformed element (or status) is never summarised: the record is kept, so
         # validation rejects it with a located reason; dropped records stay whole for explain
         if key is None or relevant or not valid or not isinstance(res.get("status", ""), str):

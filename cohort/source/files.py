@@ -3,7 +3,6 @@ plain NDJSON, decompressed pieces of compressed NDJSON) that one process each ca
 
 from __future__ import annotations
 
-import lzma
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -12,7 +11,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cohort.errors import SourceError
-from cohort.source.reader import MAX_ISSUES, OPENERS, Reader, ReadIssue, ReadStats
+from cohort.source.reader import (
+    MAX_ISSUES,
+    NDJSON_SUFFIXES,
+    OPENERS,
+    UNREADABLE,
+    Reader,
+    ReadIssue,
+    ReadStats,
+    unreadable,
+)
 from cohort.source.validate import MODES
 
 if TYPE_CHECKING:  # the reader only calls `offer`; the triage itself belongs to extract
@@ -101,7 +109,7 @@ def plan_units(path: Path, chunk_bytes: int | None = None) -> list[Unit]:
             size = f.stat().st_size
         except OSError:
             size = 0  # gone or unreadable: the reader reports it where it opens the file
-        plain = f.name.lower().endswith((".ndjson", ".jsonl"))
+        plain = f.name.lower().endswith(NDJSON_SUFFIXES)
         if chunk_bytes is None or not plain or size <= chunk_bytes:
             units.append(Unit(f, root, origin, size=size))
             continue
@@ -143,7 +151,7 @@ def read_unit(
                 fh.seek(unit.start)
                 data = fh.read(unit.end - unit.start)
         except OSError as e:
-            stats.issue(unit.origin, f"file cannot be read ({type(e).__name__})")
+            stats.issue(unit.origin, unreadable(e))
             return
     stats.lines += data.count(b"\n")
     # split on \n only, as iterating the file does (so line numbers agree with a whole read)
@@ -160,7 +168,7 @@ def _compressed_ndjson(unit: Unit) -> str | None:
     """The compression suffix of a whole-file compressed NDJSON unit, else None."""
     low = unit.path.name.lower()
     suffix = next((s for s in OPENERS if low.endswith(s)), None)
-    if unit.end >= 0 or suffix is None or not low[: -len(suffix)].endswith((".ndjson", ".jsonl")):
+    if unit.end >= 0 or suffix is None or not low[: -len(suffix)].endswith(NDJSON_SUFFIXES):
         return None
     return suffix
 
@@ -181,7 +189,7 @@ def stream_units(units: Iterable[Unit], chunk_bytes: int) -> Iterator[Unit]:
     """
     for unit in units:
         suffix = _compressed_ndjson(unit)
-        if suffix is None or data_bytes(unit) <= chunk_bytes:
+        if suffix is None or unit.size * _INFLATE <= chunk_bytes:
             yield unit
         else:
             yield from _decompressed(unit, OPENERS[suffix], chunk_bytes)
@@ -192,14 +200,14 @@ def _decompressed(unit: Unit, opener: Any, chunk_bytes: int) -> Iterator[Unit]:
     try:
         fh = opener(unit.path, "rb")
     except OSError as e:
-        yield replace(unit, end=0, error=f"file cannot be opened ({type(e).__name__})")
+        yield replace(unit, end=0, error=unreadable(e, "opened"))
         return
     with fh:
         while True:
             try:
                 piece = fh.read1(min(_PIECE, chunk_bytes))
-            except (OSError, EOFError, lzma.LZMAError) as e:
-                error, piece = f"file cannot be read ({type(e).__name__})", b""
+            except UNREADABLE as e:
+                error, piece = unreadable(e), b""
             if piece:
                 pieces.append(piece)
                 held += len(piece)

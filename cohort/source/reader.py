@@ -21,7 +21,17 @@ from cohort.source.validate import RESOURCE_TYPES, check
 if TYPE_CHECKING:  # the reader only calls `offer`; the triage itself belongs to extract
     from cohort.extract.census import Triage
 
-__all__ = ["MAX_DEPTH", "MAX_ISSUES", "OPENERS", "ReadIssue", "ReadStats", "Reader"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_ISSUES",
+    "NDJSON_SUFFIXES",
+    "OPENERS",
+    "UNREADABLE",
+    "ReadIssue",
+    "ReadStats",
+    "Reader",
+    "unreadable",
+]
 
 # (resource, origin, the JSON text as read when it is one NDJSON line, else None)
 _Item = tuple[dict[str, Any], str, bytes | None]
@@ -36,6 +46,9 @@ _NON_DATA_SUFFIXES = (".md", ".txt", ".tsv", ".csv", ".rst", ".html", ".pdf", ".
 _NON_DATA_STEMS = {"sha256sums", "md5sums", "readme", "license", "notice", "manifest", "changelog"}
 _TAR_SUFFIXES = (".tar", ".tar.xz", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".txz")
 OPENERS: dict[str, Any] = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
+NDJSON_SUFFIXES = (".ndjson", ".jsonl")
+# What a corrupt or truncated file raises while it is read: one located issue, the read goes on
+UNREADABLE = (OSError, EOFError, lzma.LZMAError, tarfile.TarError, UnicodeError)
 # An NDJSON line that opens with its resourceType (as every Bulk exporter writes it)
 _LEADING_TYPE = re.compile(rb'\s*\{\s*"resourceType"\s*:\s*"([A-Za-z]{1,64})"')
 
@@ -91,6 +104,16 @@ class Reader:
         self.types = types
         self.validate = validate
         self.triage = triage
+        # NDJSON fast paths: the types the triage may summarise (not under `full` validation,
+        # which checks every record first) and the valid types the filter leaves out (a Bundle
+        # is never one: it is unpacked)
+        quick = triage.TYPES if triage is not None and validate != "full" else frozenset()
+        self._quick = quick & types if types is not None else quick
+        self._unread = (
+            frozenset(t.encode() for t in RESOURCE_TYPES - types - {"Bundle"})
+            if types is not None
+            else frozenset()
+        )
 
     # ---- resources -------------------------------------------------------------------------
 
@@ -214,11 +237,7 @@ class Reader:
         stats = self.stats
         # Records the triage summarises (most of a Bulk export) skip the per-resource machinery
         # below, as resource() would do for them: a valid type, read, not a Bundle.
-        triage = self.triage if self.validate != "full" else None
-        quick = triage.TYPES if triage is not None else frozenset()
-        if self.types is not None:
-            quick = quick & self.types
-        unread = self._unread_types()
+        triage, quick, unread = self.triage, self._quick, self._unread
         for n, line in enumerate(lines, start=1):
             if not line or line.isspace():
                 continue
@@ -246,12 +265,6 @@ class Reader:
                     offered = True  # kept: resource() need not ask again
             yield from self.resource(doc, f"{origin}:{n}", line, offered)
 
-    def _unread_types(self) -> frozenset[bytes]:
-        """Valid R4 types the type filter leaves out (a Bundle is never one: it is unpacked)."""
-        if self.types is None:
-            return frozenset()
-        return frozenset(t.encode() for t in RESOURCE_TYPES - self.types - {"Bundle"})
-
     def stream(self, name: str, fh: IO[bytes], origin: str) -> Iterator[_Item]:
         """Dispatch one byte stream by its (lower-cased) name; compressed names recurse."""
         low = name.lower()
@@ -260,7 +273,7 @@ class Reader:
                 with opener(fh, "rb") as inner:
                     yield from self.stream(name[: -len(suffix)], inner, origin)
                 return
-        if low.endswith((".ndjson", ".jsonl")):
+        if low.endswith(NDJSON_SUFFIXES):
             yield from self.ndjson(fh, origin)
         elif low.endswith(".json"):
             # Memory is bounded by one file: a Bundle must be parsed whole to resolve fullUrls.
@@ -290,8 +303,8 @@ class Reader:
         """Turn a corrupt or truncated file into one located issue; the read goes on."""
         try:
             yield from it
-        except (OSError, EOFError, lzma.LZMAError, tarfile.TarError, UnicodeError) as e:
-            self.stats.issue(origin, f"file cannot be read ({type(e).__name__})")
+        except UNREADABLE as e:
+            self.stats.issue(origin, unreadable(e))
 
     def file(self, path: Path, root: Path) -> Iterator[_Item]:
         origin = path.relative_to(root).as_posix() if path != root else path.name
@@ -305,10 +318,15 @@ class Reader:
         try:
             fh = path.open("rb")
         except OSError as e:
-            self.stats.issue(origin, f"file cannot be opened ({type(e).__name__})")
+            self.stats.issue(origin, unreadable(e, "opened"))
             return
         with fh:
             yield from self.guarded(self.stream(path.name, fh, origin), origin)
+
+
+def unreadable(exc: BaseException, verb: str = "read") -> str:
+    """The located issue's reason for a file that cannot be opened or read (no message: PHI)."""
+    return f"file cannot be {verb} ({type(exc).__name__})"
 
 
 def _too_deep(node: Any, limit: int | None = None) -> bool:
