@@ -69,50 +69,59 @@ def _resolve(node: Any, refs: dict[str, str]) -> Any:
     return node
 
 
+class _Population:
+    """One NDJSON file per type in a fresh folder, records counted; `done` writes `.done.json`."""
+
+    def __init__(self, out: Path, archive: Path) -> None:
+        if not archive.exists():
+            raise SystemExit(f"Synthea archive not found: {archive} (needs ../shared)")
+        out.mkdir(parents=True, exist_ok=True)
+        for p in out.iterdir():
+            p.unlink()
+        self.out = out
+        self.t0 = time.perf_counter()
+        self.files: dict[str, IO[bytes]] = {}
+        self.counts: Counter[str] = Counter()
+
+    def write(self, rtype: str, blob: bytes) -> None:
+        fh = self.files.get(rtype)
+        if fh is None:
+            fh = self.files[rtype] = (self.out / f"{rtype}.ndjson").open("wb")
+        fh.write(blob + b"\n")
+        self.counts[rtype] += 1
+
+    def done(self, **meta: Any) -> Path:
+        for fh in self.files.values():
+            fh.close()
+        counts = self.counts
+        meta |= {
+            "patients": counts["Patient"],
+            "resources": sum(counts.values()),
+            "by_type": dict(counts.most_common()),
+            "bytes": sum(p.stat().st_size for p in self.out.iterdir()),
+            "seconds": round(time.perf_counter() - self.t0, 1),
+        }
+        (self.out / ".done.json").write_text(json.dumps(meta, indent=1))
+        return self.out
+
+
+def _renumbered(blob: bytes, copy: int) -> bytes:
+    """`blob` with every UUID's first four hex digits replaced by `copy`."""
+    prefix = b"%04x" % copy
+    return _UUID.sub(lambda m: prefix + m.group(0)[4:], blob)
+
+
 def generate(cache: Path, copies: int, archive: Path = DEFAULT_ARCHIVE) -> Path:
     """Write (once) `copies` renumbered copies of the Synthea population; returns the folder."""
     out = dataset_dir(cache, copies)
-    done = out / ".done.json"
-    if done.exists():
+    if (out / ".done.json").exists():
         return out
-    if not archive.exists():
-        raise SystemExit(f"Synthea archive not found: {archive} (needs ../shared)")
-    out.mkdir(parents=True, exist_ok=True)
-    for p in out.iterdir():
-        p.unlink()
-    t0 = time.perf_counter()
+    pop = _Population(out, archive)
     resources = [r for chart in _charts(archive) for r in chart]
-    files: dict[str, IO[bytes]] = {}
-    counts: Counter[str] = Counter()
     for k in range(copies):
-        prefix = b"%04x" % k
-
-        def renumber(m: re.Match[bytes], prefix: bytes = prefix) -> bytes:
-            return prefix + m.group(0)[4:]
-
         for rtype, blob in resources:
-            fh = files.get(rtype)
-            if fh is None:
-                fh = files[rtype] = (out / f"{rtype}.ndjson").open("wb")
-            fh.write(_UUID.sub(renumber, blob) + b"\n")
-            counts[rtype] += 1
-    for fh in files.values():
-        fh.close()
-    done.write_text(
-        json.dumps(
-            {
-                "source": str(archive.name),
-                "copies": copies,
-                "patients": counts["Patient"],
-                "resources": sum(counts.values()),
-                "by_type": dict(counts.most_common()),
-                "bytes": sum(p.stat().st_size for p in out.iterdir()),
-                "seconds": round(time.perf_counter() - t0, 1),
-            },
-            indent=1,
-        )
-    )
-    return out
+            pop.write(rtype, _renumbered(blob, k))
+    return pop.done(source=archive.name, copies=copies)
 
 
 def cohort_dir(cache: Path, screened: int) -> Path:
@@ -131,28 +140,12 @@ def generate_cohort(cache: Path, screened: int, archive: Path = DEFAULT_ARCHIVE)
     from cohort.samples import DEFAULT_AS_OF, build_site
 
     out = cohort_dir(cache, screened)
-    done = out / ".done.json"
-    if done.exists():
+    if (out / ".done.json").exists():
         return out
-    if not archive.exists():
-        raise SystemExit(f"Synthea archive not found: {archive} (needs ../shared)")
-    out.mkdir(parents=True, exist_ok=True)
-    for p in out.iterdir():
-        p.unlink()
-    t0 = time.perf_counter()
+    pop = _Population(out, archive)
     charts = _charts(archive)
     people = [c for c in charts if any(t == "Patient" for t, _ in c)]
     shared = [r for c in charts if c not in people for r in c]  # organizations, practitioners
-    files: dict[str, IO[bytes]] = {}
-    counts: Counter[str] = Counter()
-
-    def write(rtype: str, blob: bytes) -> None:
-        fh = files.get(rtype)
-        if fh is None:
-            fh = files[rtype] = (out / f"{rtype}.ndjson").open("wb")
-        fh.write(blob + b"\n")
-        counts[rtype] += 1
-
     n = 0
     for k in range(0, screened, 1000):
         built = build_site(
@@ -160,34 +153,16 @@ def generate_cohort(cache: Path, screened: int, archive: Path = DEFAULT_ARCHIVE)
         )
         for _gp, resources in built:
             copy, chart = divmod(n, len(people))
-            prefix = b"%04x" % copy
             if chart == 0:
                 for rtype, blob in shared:
-                    write(rtype, _UUID.sub(lambda m, p=prefix: p + m.group(0)[4:], blob))
-            pid = resources[0]["id"].encode()
+                    pop.write(rtype, _renumbered(blob, copy))
             theirs = next(orjson.loads(b)["id"] for t, b in people[chart] if t == "Patient")
-            old = b"Patient/" + prefix + theirs.encode()[4:]
+            old = _renumbered(f"Patient/{theirs}".encode(), copy)
+            mine = f"Patient/{resources[0]['id']}".encode()
             for r in resources:
-                write(r["resourceType"], orjson.dumps(r))
+                pop.write(r["resourceType"], orjson.dumps(r))
             for rtype, blob in people[chart]:
                 if rtype != "Patient":
-                    blob = _UUID.sub(lambda m, p=prefix: p + m.group(0)[4:], blob)
-                    write(rtype, blob.replace(old, b"Patient/" + pid))
+                    pop.write(rtype, _renumbered(blob, copy).replace(old, mine))
             n += 1
-    for fh in files.values():
-        fh.close()
-    done.write_text(
-        json.dumps(
-            {
-                "source": f"cohort.samples + {archive.name}",
-                "screened": screened,
-                "patients": counts["Patient"],
-                "resources": sum(counts.values()),
-                "by_type": dict(counts.most_common()),
-                "bytes": sum(p.stat().st_size for p in out.iterdir()),
-                "seconds": round(time.perf_counter() - t0, 1),
-            },
-            indent=1,
-        )
-    )
-    return out
+    return pop.done(source=f"cohort.samples + {archive.name}", screened=screened)
