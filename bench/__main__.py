@@ -10,6 +10,8 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -106,15 +108,6 @@ def _read_types_only(folder: Path) -> Path:
         meta["resources"] = sum(meta["by_type"].values())
         (out / ".done.json").write_text(json.dumps(meta, indent=1))
     return out
-
-
-def _generate(cache: Path, pad: int, gen_args: list[str]) -> Path:
-    kind, n = gen_args[0], int(gen_args[1])
-    if kind == "--scale":
-        return generate(cache, n, gen_args[3], pad=pad)
-    if kind == "--synthea":
-        return synthea.generate(cache, n)
-    return synthea.generate_cohort(cache, n)
 
 
 def machine() -> str:
@@ -240,14 +233,26 @@ def main() -> None:
     if not (a.scale or a.synthea or a.sle_synthea):
         ap.error("give --scale, --synthea and/or --sle-synthea")
     fmts = ["ndjson", "bundles"] if a.format == "both" else [a.format]
-    # (label, format, folder, `bench gen` arguments that write it)
-    populations: list[tuple[str, str, Path, list[str]]] = [
-        (str(n), f, dataset_dir(a.cache, n, f, a.pad, None), ["--scale", str(n), "--format", f])
+    # (label, format, folder, `bench gen` arguments that write it, writing it here)
+    populations: list[tuple[str, str, Path, list[str], Callable[[], Path]]] = [
+        (
+            str(n),
+            f,
+            dataset_dir(a.cache, n, f, a.pad, None),
+            ["--scale", str(n), "--format", f],
+            partial(generate, a.cache, n, f, pad=a.pad),
+        )
         for n in a.scale
         for f in fmts
     ]
     populations += [
-        (f"synthea x{n}", "ndjson", synthea.dataset_dir(a.cache, n), ["--synthea", str(n)])
+        (
+            f"synthea x{n}",
+            "ndjson",
+            synthea.dataset_dir(a.cache, n),
+            ["--synthea", str(n)],
+            partial(synthea.generate, a.cache, n),
+        )
         for n in a.synthea
     ]
     populations += [
@@ -256,13 +261,14 @@ def main() -> None:
             "ndjson",
             synthea.cohort_dir(a.cache, n),
             ["--sle-synthea", str(n)],
+            partial(synthea.generate_cohort, a.cache, n),
         )
         for n in a.sle_synthea
     ]
     rows = []
-    for scale, fmt, folder, gen_args in populations:
+    for scale, fmt, folder, gen_args, make in populations:
         if a.cmd == "gen":
-            _generate(a.cache, a.pad, gen_args)
+            make()
         elif not (folder / ".done.json").exists():
             # in a child: Linux carries a process's peak RSS across fork and exec, so a parent
             # grown by generating would show its own peak as every later child's (wait4)
