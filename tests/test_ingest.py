@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -245,7 +245,8 @@ def test_unmapped_procedures_and_immunizations_are_summarised_without_a_date() -
     """last_seen reads no Procedure or Immunization date, so theirs is not kept; the code is.
     Mapped ones (a live vaccine, plasmapheresis), dropped ones and those naming no patient
     (an Immunization names it in `patient`) are kept whole."""
-    triage = Triage(_loaded().rules, _loaded().relevant)
+    loaded = _loaded()
+    triage = Triage(loaded.rules, loaded.relevant)
     cvx = "http://hl7.org/fhir/sid/cvx"
     flu = {"resourceType": "Immunization", "id": "i1", "status": "completed",
            "vaccineCode": {"coding": [{"system": cvx, "code": "140"}]},
@@ -270,27 +271,33 @@ def test_unmapped_procedures_and_immunizations_are_summarised_without_a_date() -
     }
 
 
-def test_a_reading_process_that_dies_is_replaced_by_reading_in_this_process(
-    population: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def _kill_reader_on(monkeypatch: pytest.MonkeyPatch, dies: Callable[[Unit], bool]) -> None:
+    """A forked reading process that gets a unit for which `dies` is true exits at once, as if
+    killed for memory (the main process reads as usual)."""
     import os
 
     import cohort.ingest as ingest
-    from cohort.model import PIPELINE_TYPES
 
-    units = plan_units(population, 8192)
-    parent = os.getpid()
-    real = ingest._read
+    parent, real = os.getpid(), ingest._read
 
-    def dying(unit: Any) -> Any:
-        if os.getpid() != parent and unit == units[3]:
-            os._exit(9)  # as if killed for memory
+    def dying(unit: Unit) -> Any:
+        if os.getpid() != parent and dies(unit):
+            os._exit(9)
         return real(unit)
 
     # pickled by reference to `cohort.ingest._read`, which the forked workers also see patched
     dying.__qualname__ = dying.__name__ = "_read"
     dying.__module__ = "cohort.ingest"
     monkeypatch.setattr(ingest, "_read", dying)
+
+
+def test_a_reading_process_that_dies_is_replaced_by_reading_in_this_process(
+    population: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import cohort.ingest as ingest
+
+    units = plan_units(population, 8192)
+    _kill_reader_on(monkeypatch, lambda unit: unit == units[3])
     loaded = _loaded()
     job = {"types": set(PIPELINE_TYPES), "validate": "fast"}
     ingest._JOB.update(job, triage=Triage(loaded.rules, loaded.relevant))
@@ -324,7 +331,6 @@ def test_a_compressed_file_read_by_processes_stores_what_one_process_stores(
     """ingest_files with 2 processes on a gzip NDJSON cut into pieces (one of the processes
     dying on a piece) stores the same rows and reports the same counts and issues as 1."""
     import dataclasses
-    import os
 
     import cohort.ingest as ingest
     from cohort.config import SiteConfig
@@ -334,7 +340,7 @@ def test_a_compressed_file_read_by_processes_stores_what_one_process_stores(
     obs = folder / "Observation.ndjson"
     (folder / "Observation.ndjson.gz").write_bytes(gzip.compress(obs.read_bytes()))
     obs.unlink()
-    real_stream, real_read, parent = ingest.stream_units, ingest._read, os.getpid()
+    real_stream = ingest.stream_units
     pieces: list[Unit] = []
 
     def small_pieces(units: Any, _chunk: int) -> Any:
@@ -342,15 +348,8 @@ def test_a_compressed_file_read_by_processes_stores_what_one_process_stores(
             pieces.append(u)
             yield u
 
-    def dying(unit: Any) -> Any:
-        if os.getpid() != parent and unit.part == 5 and unit.data is not None:
-            os._exit(9)  # as if killed for memory
-        return real_read(unit)
-
-    dying.__qualname__ = dying.__name__ = "_read"
-    dying.__module__ = "cohort.ingest"
     monkeypatch.setattr(ingest, "stream_units", small_pieces)
-    monkeypatch.setattr(ingest, "_read", dying)
+    _kill_reader_on(monkeypatch, lambda unit: unit.part == 5 and unit.data is not None)
     loaded = _loaded()
     site = SiteConfig("t", "T", str(folder))
     got = {}
