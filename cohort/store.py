@@ -129,6 +129,13 @@ def _newer(new: tuple[str | None, str | None], old: tuple[str | None, str | None
     return None
 
 
+_SET_MARK = (
+    "INSERT INTO marks (site, key, value) VALUES (?, ?, ?)"
+    " ON CONFLICT (site, key) DO UPDATE SET value=excluded.value"
+)
+# mark key prefix naming a source's current census generation (also spelt out in two queries)
+_CENSUS_MARK = "census-gen:"
+
 _INSERT = (
     "{verb} INTO resources"
     " (site, type, id, version, last_updated, patient, source, origin, hash, json)"
@@ -431,7 +438,7 @@ class Store:
 
     def begin_census(self, site: str, source: str) -> int:
         """A new census generation for (site, source); leftovers of unfinished reads are dropped."""
-        current = int(self.get_mark(site, f"census-gen:{source}") or 0)
+        current = int(self.get_mark(site, _CENSUS_MARK + source) or 0)
         key = [(site, source, current)]
         self._write(
             [
@@ -469,11 +476,7 @@ class Store:
         key = [(site, source, gen)]
         self._write(
             [
-                (
-                    "INSERT INTO marks (site, key, value) VALUES (?, ?, ?)"
-                    " ON CONFLICT (site, key) DO UPDATE SET value=excluded.value",
-                    [(site, f"census-gen:{source}", str(gen))],
-                ),
+                (_SET_MARK, [(site, _CENSUS_MARK + source, str(gen))]),
                 ("DELETE FROM side_dates WHERE site=? AND source=? AND gen<>?", key),
                 ("DELETE FROM census WHERE site=? AND source=? AND gen<>?", key),
             ]
@@ -530,11 +533,7 @@ class Store:
 
     def set_mark(self, site: str, key: str, value: str) -> None:
         try:
-            self._db.execute(
-                "INSERT INTO marks (site, key, value) VALUES (?, ?, ?)"
-                " ON CONFLICT (site, key) DO UPDATE SET value=excluded.value",
-                (site, key, value),
-            )
+            self._db.execute(_SET_MARK, (site, key, value))
         except sqlite3.Error as e:
             raise self._err("write", e) from None
 
