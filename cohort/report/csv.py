@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from cohort.model import Candidate, CriterionInfo, Evidence, SiteResult
 from cohort.report import rows
@@ -39,23 +40,31 @@ def _render(header: Iterable[str], body: Iterable[Iterable[str]]) -> str:
     return "".join(render_chunks(header, body))
 
 
+def _writer(buf: io.StringIO) -> Any:
+    return csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+
+
+def _safe_cells(row: Iterable[str]) -> list[str]:
+    """The cells made safe to open in Excel; only a cell starting with a formula character can
+    need it, so `excel_safe` is called for those alone (millions of cells in evidence.csv)."""
+    starts = FORMULA_CHARS
+    return [excel_safe(x) if x[:1] in starts else x for x in row]
+
+
 def render_chunks(
     header: Iterable[str], body: Iterable[Iterable[str]], rows: int = 5000
 ) -> Iterator[str]:
     """The CSV text in pieces of `rows` rows, so a large file is never held whole in memory;
     the first piece is the BOM and the header."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    w.writerow([excel_safe(h) for h in header])
+    w = _writer(buf)
+    w.writerow(_safe_cells(header))
     yield BOM + buf.getvalue()
-    # only a cell starting with a formula character can need neutralising: test that inline
-    # (millions of cells in a large evidence.csv)
-    starts = FORMULA_CHARS
     n = 0
     buf.seek(0)
     buf.truncate()
     for row in body:
-        w.writerow([excel_safe(x) if x[:1] in starts else x for x in row])
+        w.writerow(_safe_cells(row))
         n += 1
         if n == rows:
             yield buf.getvalue()
@@ -154,11 +163,7 @@ def evidence_text(c: Candidate, order: dict[str, int]) -> str:
     the text instead of the evidence objects; evidence.csv then only concatenates, in rank order.
     """
     buf = io.StringIO()
-    starts = FORMULA_CHARS
-    csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL).writerows(
-        [excel_safe(x) if x[:1] in starts else x for x in row]
-        for row in candidate_evidence_rows(c, order)
-    )
+    _writer(buf).writerows(_safe_cells(row) for row in candidate_evidence_rows(c, order))
     return buf.getvalue()
 
 
