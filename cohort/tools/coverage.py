@@ -69,41 +69,21 @@ class CoverageReport:
     unit_failures: list[tuple[str, str, str, str, int]] = field(default_factory=list)
 
 
-def _add(
-    found: dict,
-    site: str,
-    rtype: str,
-    codes: tuple[Code, ...],
-    text: str,
-    pid: str,
-    screened: bool,
-    o: ObservationFact | None,
-    term: Terminology,
-) -> None:
-    keys = [(term.canonical_system(c.system), c.code, c.display) for c in codes]
-    if not keys:
-        keys = [(TEXT, text.split(" | ")[0], text)]
-    for system, code, display in keys:
-        u = found.setdefault((site, rtype, system, code), Unmapped(site, rtype, system, code))
-        u.display = u.display or display or text
-        u.records += 1
-        u.patients.add(pid)
-        if screened:
-            u.screened.add(pid)
-        if o is not None:
-            value, unit, q = value_summary(o.value)
-            if value and value not in u.values and len(u.values) < 3:
-                u.values.append(value)
-            if unit:
-                u.units.add(unit)
-            if q is not None and len(u.quantities) < 3:
-                u.quantities.append(q)
+def _record_entry(
+    rtype: str, codes: tuple[Code, ...], text: str, pid: str, o: ObservationFact | None
+) -> CensusEntry:
+    """One stored record as a census entry of its own (with its value, for an Observation)."""
+    entry = CensusEntry(rtype, codes, text, records=1, patients={pid})
+    if o is not None:
+        value, unit, q = value_summary(o.value)
+        entry.values = [value] if value else []
+        entry.units = {unit} if unit else set()
+        entry.quantities = [q] if q is not None else []
+    return entry
 
 
-def _add_entry(
-    found: dict, site: str, entry: CensusEntry, screened: set[str], term: Terminology
-) -> None:
-    """`_add` for one census entry (many records at once)."""
+def _add(found: dict, site: str, entry: CensusEntry, screened: set[str], term: Terminology) -> None:
+    """Count a census entry (one stored record, or many summarised ones) under its codes."""
     keys = [(term.canonical_system(c.system), c.code, c.display) for c in entry.codes]
     if not keys:
         keys = [(TEXT, entry.text.split(" | ")[0], entry.text)]
@@ -157,7 +137,8 @@ def coverage_report(cfg: Config, out: Path, site_id: str | None = None) -> Cover
                         seen_text.add(text)
                     concepts = term.concepts_for(codes, text)
                     if not concepts:
-                        _add(found, site.id, rtype, codes, text, pid, pid in screened, o, term)
+                        entry = _record_entry(rtype, codes, text, pid, o)
+                        _add(found, site.id, entry, screened, term)
                     elif o is not None and o.value.quantity is not None:
                         _unit_check(failures, site.id, pid in screened, o, concepts, term)
             for row in store.census_rows(site.id):
@@ -169,7 +150,7 @@ def coverage_report(cfg: Config, out: Path, site_id: str | None = None) -> Cover
                 if entry.text:
                     seen_text.add(entry.text)
                 if not term.concepts_for(entry.codes, entry.text):
-                    _add_entry(found, site.id, entry, screened, term)
+                    _add(found, site.id, entry, screened, term)
     sug = Suggester(term)
     for u in found.values():
         u.suggestion, u.why = sug.suggest(u)
