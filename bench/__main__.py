@@ -206,7 +206,10 @@ def main() -> None:
             help="also N generated SLE patients, each with a Synthea chart (bench/synthea.py)",
         )
         p.add_argument(
-            "--format", choices=["ndjson", "ndjson.gz", "bundles", "both"], default="ndjson"
+            "--format",
+            choices=["ndjson", "ndjson.gz", "bundles", "both"],
+            default="ndjson",
+            help="files of the generated population (--scale); both = ndjson and bundles",
         )
         p.add_argument(
             "--pad",
@@ -214,7 +217,9 @@ def main() -> None:
             default=40,
             help="extra Observations per patient (+pad//10 Conditions)",
         )
-        p.add_argument("--cache", type=Path, default=Path("/tmp/cohort-bench"))
+        p.add_argument(
+            "--cache", type=Path, default=Path("/tmp/cohort-bench"), help="where data is kept"
+        )
     r.add_argument(
         "--full-sample",
         type=int,
