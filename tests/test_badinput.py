@@ -152,6 +152,9 @@ EXPECTED = {
     "bad/structure.ndjson:7": "medication[x]",
     "bad/structure.ndjson:8": "Observation.code.coding: not an array",  # once a crash
     "bad/structure.ndjson:9": "Procedure.code.coding: not an array",
+    "bad/structure.ndjson:10": "resourceType: missing or not a string",  # these three: crashes
+    "bad/structure.ndjson:11": "Observation.code.coding: not an array",
+    "bad/structure.ndjson:12": "Observation.valueCodeableConcept: not an object",
     "bad/references.ndjson:1": "Condition.subject: missing",
     "bad/dates.ndjson:1": "Patient.birthDate: impossible calendar date",
     "bad/dates.ndjson:2": "Condition.onsetDateTime",

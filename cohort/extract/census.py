@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import orjson
+from msgspec import UNSET
 
 from cohort.extract.facts import (
+    Coded,
     CodeElements,
     ReadingRules,
     _obs_date,
@@ -17,6 +20,7 @@ from cohort.extract.facts import (
     obs_value,
     parse_date,
 )
+from cohort.extract.lines import LINE_TYPES, ObservationLine, decode
 from cohort.model import Code, ObsValue, Quantity
 
 __all__ = ["CODE_ELEMENT", "Census", "CensusEntry", "Triage", "value_summary"]
@@ -122,6 +126,7 @@ class Triage:
     """
 
     TYPES = frozenset(CODE_ELEMENT)  # the types `offer` may summarise
+    LINE_TYPES = LINE_TYPES  # the types `offer_line` reads from an NDJSON line's bytes
 
     def __init__(
         self, rules: ReadingRules, relevant: Callable[[tuple[Code, ...], str], bool]
@@ -130,6 +135,7 @@ class Triage:
         self.relevant = relevant
         self.census = Census()
         self._elements = CodeElements(relevant)
+        self._raw: dict[bytes, tuple[bytes | None, Coded]] = {}  # by the element's text as read
 
     def take(self) -> Census:
         """The census so far, handing over a fresh one."""
@@ -162,6 +168,67 @@ class Triage:
         pid = _patient_id(res.get(_PATIENT_ELEMENT.get(rtype, "subject")))
         if pid is None:
             return False
+        entry = self._count(rtype, key, codes, text, pid, when)
+        if rtype == "Observation":
+            _sample(entry, res)
+        return True
+
+    def offer_line(self, line: bytes, rtype: str) -> bool | None:
+        """`offer` for one NDJSON line of `rtype`, answered from its bytes where it can be.
+
+        True: summarised; False: to be kept (`offer` would say the same); None: undecided, the
+        line must be parsed and offered whole (an element of an unexpected type, the first
+        records of a code, whose values the census samples, or a type not decoded here).
+        """
+        rec = decode(line, rtype)
+        if rec is None:
+            return None
+        raw = bytes(rec.code)
+        hit = self._raw.get(raw)
+        if hit is None:
+            try:
+                cc = orjson.loads(raw)
+            except orjson.JSONDecodeError:  # absent, or text only orjson refuses
+                return None
+            hit = self._elements.read(cc)
+            if len(self._raw) < 200_000:
+                self._raw[raw] = hit
+        key, (codes, text, relevant, valid) = hit
+        if key is None or relevant or not valid:
+            return False
+        if self.rules.status_dropped(rtype, "" if rec.status is UNSET else rec.status):
+            return False
+        when, unit = None, None
+        if isinstance(rec, ObservationLine):
+            when = rec.date()
+            if when is None:
+                return False
+            entry = self.census.entries.get(key)
+            if entry is None or len(entry.values) < _SAMPLES:
+                return None  # the census still samples this code's values
+            vq = rec.valueQuantity
+            if len(entry.quantities) < _SAMPLES and (vq or rec.valueInteger):
+                return None  # ... or its quantities
+            if vq:
+                unit = vq.code or vq.unit or None  # what _sample adds once the samples are full
+        ref = rec.subject.reference if rec.subject else None
+        pid = _patient_ref(ref) if isinstance(ref, str) else None
+        if pid is None:
+            return False
+        entry = self._count(rtype, key, codes, text, pid, when)
+        if unit:
+            entry.units.add(unit)
+        return True
+
+    def _count(
+        self,
+        rtype: str,
+        key: bytes,
+        codes: tuple[Code, ...],
+        text: str,
+        pid: str,
+        when: date | None,
+    ) -> CensusEntry:
         census = self.census
         census.records += 1
         if when is not None:
@@ -176,9 +243,7 @@ class Triage:
             entry = census.entries[key] = CensusEntry(rtype, codes, text)
         entry.records += 1
         entry.patients.add(pid)
-        if rtype == "Observation":
-            _sample(entry, res)
-        return True
+        return entry
 
 
 def _sample(entry: CensusEntry, res: dict[str, Any]) -> None:
@@ -201,8 +266,10 @@ def _patient_id(subject: Any) -> str | None:
     if not isinstance(subject, dict):
         return None
     ref = subject.get("reference")
-    if not isinstance(ref, str):
-        return None
+    return _patient_ref(ref) if isinstance(ref, str) else None
+
+
+def _patient_ref(ref: str) -> str | None:
     if ref.startswith("Patient/") and _PLAIN_ID.fullmatch(ref, 8):
         return ref[8:]  # the usual shape, answered without the general parser
     from cohort.store import reference_id

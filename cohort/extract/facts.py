@@ -72,10 +72,13 @@ class ReadingRules:
             non_systemic=pattern,
         )
 
+    def status_dropped(self, rtype: str, status: Any) -> bool:
+        return status in self.drop_status.get("*", ()) or status in self.drop_status.get(rtype, ())
+
     def drop_reason(self, res: dict[str, Any]) -> str | None:
         rtype = res.get("resourceType", "")
         status = res.get("status", "")
-        if status in self.drop_status.get("*", ()) or status in self.drop_status.get(rtype, ()):
+        if self.status_dropped(rtype, status):
             return f"status {status}"
         if rtype == "Condition":
             vs = _first_code(res.get("verificationStatus"))
@@ -116,11 +119,17 @@ def ref_id(ref: Any) -> str:
     return parts[-1] if len(parts) >= 2 else ""
 
 
+def _codings(cc: dict[str, Any]) -> list[Any]:
+    """CodeableConcept.coding when it is an array (anything else is for validation to name)."""
+    codings = cc.get("coding")
+    return codings if isinstance(codings, list) else []
+
+
 def codes_of(cc: Any) -> tuple[Code, ...]:
     if not isinstance(cc, dict):
         return ()
     out = []
-    for c in cc.get("coding") or ():
+    for c in _codings(cc):
         if isinstance(c, dict) and c.get("code") is not None:
             out.append(Code(str(c.get("system", "")), str(c["code"]), str(c.get("display", ""))))
     return tuple(out)
@@ -129,9 +138,8 @@ def codes_of(cc: Any) -> tuple[Code, ...]:
 def text_of(cc: Any) -> str:
     if not isinstance(cc, dict):
         return ""
-    codings = cc.get("coding") or ()
     names = [str(cc.get("text", ""))] + [
-        str(c.get("display", "")) for c in codings if isinstance(c, dict)
+        str(c.get("display", "")) for c in _codings(cc) if isinstance(c, dict)
     ]
     return " | ".join(n for n in names if n)
 
@@ -160,7 +168,8 @@ def obs_value(res: dict[str, Any]) -> ObsValue:
         return ObsValue(string=res["valueString"].strip())
     if "valueCodeableConcept" in res:
         cc = res["valueCodeableConcept"]
-        return ObsValue(codes=codes_of(cc), text=str(cc.get("text", "")) if cc else "")
+        text = str(cc.get("text", "")) if isinstance(cc, dict) else ""
+        return ObsValue(codes=codes_of(cc), text=text)
     if isinstance(res.get("valueRatio"), dict):
         num = _quantity(res["valueRatio"].get("numerator"))
         den = _quantity(res["valueRatio"].get("denominator"))

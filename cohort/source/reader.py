@@ -109,6 +109,12 @@ class Reader:
         # is never one: it is unpacked)
         quick = triage.TYPES if triage is not None and validate != "full" else frozenset()
         self._quick = quick & types if types is not None else quick
+        # ... and of those, the types whose lines the triage answers from their bytes
+        self._lines = (
+            frozenset(t.encode() for t in self._quick & triage.LINE_TYPES)
+            if triage is not None
+            else frozenset()
+        )
         self._unread = (
             frozenset(t.encode() for t in RESOURCE_TYPES - types - {"Bundle"})
             if types is not None
@@ -237,27 +243,38 @@ class Reader:
         stats = self.stats
         # Records the triage summarises (most of a Bulk export) skip the per-resource machinery
         # below, as resource() would do for them: a valid type, read, not a Bundle.
-        triage, quick, unread = self.triage, self._quick, self._unread
+        triage, quick, unread, by_line = self.triage, self._quick, self._unread, self._lines
+        leading = unread or by_line
         for n, line in enumerate(lines, start=1):
             if not line or line.isspace():
                 continue
-            if unread:
-                # A Bulk export is mostly types no criterion reads (Claim, ExplanationOfBenefit,
-                # Encounter ... about two thirds of Synthea's bytes): a line that opens with
-                # such a type, and names no other, is counted without being parsed at all.
-                m = _LEADING_TYPE.match(line)
-                if m is not None and m[1] in unread and line.count(b'"resourceType"') == 1:
+            offered = False
+            m = _LEADING_TYPE.match(line) if leading else None
+            if m is not None:
+                if m[1] in unread and line.count(b'"resourceType"') == 1:
+                    # A Bulk export is mostly types no criterion reads (Claim, Encounter ...
+                    # about two thirds of Synthea's bytes): a line that opens with such a
+                    # type, and names no other, is counted without being parsed at all.
                     stats.skipped_types[m[1].decode()] += 1
                     continue
+                if m[1] in by_line:
+                    # Most of the rest: Observations no criterion reads, summarised from the
+                    # few elements the triage decodes (None: read the line whole)
+                    rtype = m[1].decode()
+                    took = triage.offer_line(line, rtype)  # type: ignore[union-attr]
+                    if took:
+                        stats.read[rtype] += 1
+                        stats.summarised[rtype] += 1
+                        continue
+                    offered = took is False
             try:
                 doc = orjson.loads(line)
             except orjson.JSONDecodeError:
                 self.reject(f"{origin}:{n}", "?", "invalid JSON")
                 continue
-            offered = False
-            if triage is not None and doc.__class__ is dict:
+            if triage is not None and not offered and doc.__class__ is dict:
                 rtype = doc.get("resourceType")
-                if rtype in quick:
+                if rtype.__class__ is str and rtype in quick:  # (a list is unhashable)
                     if triage.offer(doc):
                         stats.read[rtype] += 1
                         stats.summarised[rtype] += 1

@@ -1,0 +1,174 @@
+"""The triage's answer from an NDJSON line's bytes (msgspec) equals its answer from the parsed
+record: same records summarised, kept and rejected, same census, on generated and broken lines."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cohort.config import default_config
+from cohort.extract import Triage
+from cohort.extract.census import Census
+from cohort.ingest import Loaded
+from cohort.source.files import ReadStats
+from cohort.source.reader import Reader
+
+LOINC = "http://loinc.org"
+CVX = "http://hl7.org/fhir/sid/cvx"
+SNOMED = "http://snomed.info/sct"
+LOADED = Loaded.from_config(default_config())
+TYPES = {"Observation", "Procedure", "Immunization", "Condition", "Patient"}
+
+# codes no criterion reads and codes one does (hemoglobin, MMR, a live zoster vaccine)
+OBS_CODES = [(LOINC, "8302-2"), (LOINC, "8867-4"), (LOINC, "72166-2"), (LOINC, "718-7")]
+VACCINES = [(CVX, "140"), (CVX, "08"), (CVX, "03")]
+PROCEDURES = [(SNOMED, "234947003"), (SNOMED, "73761001")]
+VALUES: list[tuple[str, Any]] = [
+    ("valueQuantity", {"value": 172.5, "unit": "cm", "system": "http://unitsofmeasure.org",
+                       "code": "cm"}),
+    ("valueQuantity", {"value": 70, "unit": "kg"}),
+    ("valueQuantity", {"value": 1, "code": ""}),
+    ("valueCodeableConcept", {"coding": [{"system": SNOMED, "code": "266919005"}],
+                              "text": "Never smoker"}),
+    ("valueString", "negative"),
+    ("valueInteger", 4),
+    ("valueBoolean", True),
+    ("valueRatio", {"numerator": {"value": 1}, "denominator": {"value": 80}}),
+]  # fmt: skip
+JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["", "x", "2026-02-30", "2026-13-01", "Patient/", "final", "entered-in-error",
+                     "caf\u00e9", "a\nb", "2026", "2026-05-01T10:00:00Z"]),
+    st.just([]),
+    st.just({}),
+    st.just({"coding": {"code": "1"}}),
+    st.just([{"code": "8302-2", "system": LOINC}]),
+)  # fmt: skip
+
+
+def _coded(pair: tuple[str, str]) -> dict[str, Any]:
+    return {"coding": [{"system": pair[0], "code": pair[1], "display": "d"}], "text": "t"}
+
+
+@st.composite
+def records(draw: st.DrawFn) -> dict[str, Any]:
+    kind = draw(st.sampled_from(["Observation"] * 4 + ["Procedure", "Immunization"]))
+    pid = draw(st.sampled_from(["p1", "p2", "p-3.x"]))
+    status = draw(st.sampled_from(["final", "completed", "entered-in-error", "amended"]))
+    res: dict[str, Any] = {"resourceType": kind, "id": f"r{draw(st.integers(0, 10**6))}"}
+    if kind == "Observation":
+        res |= {"status": status, "code": _coded(draw(st.sampled_from(OBS_CODES))),
+                "subject": {"reference": f"Patient/{pid}"}}  # fmt: skip
+        when = draw(st.sampled_from(["2026-01-0", "2025-12-3", "2024-02-2"])) + str(
+            draw(st.integers(1, 9))
+        )
+        where = draw(st.sampled_from(["effectiveDateTime", "effectivePeriod", "issued", "none"]))
+        if where == "effectivePeriod":
+            res[where] = {"start": when}
+        elif where == "issued":
+            res[where] = when + "T08:00:00Z"
+        elif where != "none":
+            res[where] = when
+        if draw(st.booleans()):
+            key, value = draw(st.sampled_from(VALUES))
+            res[key] = value
+    elif kind == "Procedure":
+        res |= {"status": status, "code": _coded(draw(st.sampled_from(PROCEDURES))),
+                "subject": {"reference": f"Patient/{pid}"}}  # fmt: skip
+    else:
+        res |= {"status": status, "vaccineCode": _coded(draw(st.sampled_from(VACCINES))),
+                "patient": {"reference": f"Patient/{pid}"}, "occurrenceDateTime": "2026-01-01"}  # fmt: skip
+    # one or two mutations anywhere in the record: a value of another type, a key dropped
+    res = copy.deepcopy(res)  # the shared examples above stay as they are
+    for _ in range(draw(st.integers(0, 2))):
+        node: Any = res
+        path = []
+        while isinstance(node, dict | list) and node and draw(st.booleans()):
+            key = draw(st.sampled_from(sorted(node) if isinstance(node, dict) else range(len(node))))
+            path.append((node, key))
+            node = node[key]
+        if path:
+            parent, key = path[-1]
+            if isinstance(parent, dict) and key != "resourceType" and draw(st.booleans()):
+                del parent[key]
+            else:
+                parent[key] = copy.deepcopy(draw(JUNK))
+    return res
+
+
+def _line(res: dict[str, Any], style: int) -> bytes:
+    if style == 0:
+        return orjson.dumps(res)
+    if style == 1:
+        return json.dumps(res).encode()  # spaces after separators
+    if style == 2:
+        return json.dumps(res, ensure_ascii=False).encode()  # raw UTF-8
+    # a duplicated key: the last one counts (orjson and msgspec agree)
+    text = orjson.dumps(res)
+    return text[:-1] + b',"status":"final"}' if len(res) > 1 else text
+
+
+def _read(lines: list[bytes], by_line: bool) -> tuple[list[Any], ReadStats, Census]:
+    triage = Triage(LOADED.rules, LOADED.relevant)
+    stats = ReadStats()
+    reader = Reader(stats, TYPES, "fast", triage)
+    if not by_line:
+        reader._lines = frozenset()  # the ordinary path only
+    got = [(res, origin, raw) for res, origin, raw in reader.ndjson(lines, "x.ndjson")]
+    return got, stats, triage.take()
+
+
+def _same(lines: list[bytes]) -> None:
+    fast, fast_stats, fast_census = _read(lines, True)
+    slow, slow_stats, slow_census = _read(lines, False)
+    assert fast == slow
+    assert fast_stats == slow_stats
+    assert fast_census.records == slow_census.records
+    assert fast_census.dates == slow_census.dates
+    assert list(fast_census.entries) == list(slow_census.entries)
+    assert [e.to_row() for e in fast_census.entries.values()] == [
+        e.to_row() for e in slow_census.entries.values()
+    ]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(records(), st.integers(0, 3)), min_size=1, max_size=40))
+def test_line_triage_answers_as_the_parsed_record(batch: list[tuple[dict[str, Any], int]]) -> None:
+    _same([_line(res, style) for res, style in batch])
+
+
+def test_line_triage_takes_most_repeat_lines_and_agrees_on_broken_ones() -> None:
+    """Once a code's census samples are full its repeats are answered from the bytes alone;
+    lines orjson refuses (or msgspec cannot follow) are read and rejected as before."""
+    vital = {"resourceType": "Observation", "id": "v", "status": "final",
+             "code": _coded(OBS_CODES[0]), "subject": {"reference": "Patient/p1"},
+             "effectiveDateTime": "2026-01-01",
+             "valueQuantity": {"value": 170, "unit": "cm", "code": "cm"}}  # fmt: skip
+    lines = [orjson.dumps({**vital, "id": f"v{i}", "valueQuantity": {"value": 170 + i}})
+             for i in range(10)]  # fmt: skip
+    deep = b"[" * 1100 + b"]" * 1100
+    lines += [
+        orjson.dumps(vital)[:-1] + b',"note":"\xff"}',  # invalid UTF-8 in an unread element
+        orjson.dumps(vital)[:-1] + b',"note":"\\ud800"}',  # a lone surrogate
+        orjson.dumps(vital)[:-1] + b',"note":' + deep + b"}",  # deeper than orjson reads
+        orjson.dumps(vital)[:-1] + b',"note":' + b"[" * 600 + b"]" * 600 + b"}",
+        orjson.dumps(vital)[:-1] + b",}",  # trailing comma
+        b'\xef\xbb\xbf' + orjson.dumps(vital),  # byte order mark
+    ]  # fmt: skip
+    _same(lines)
+    triage = Triage(LOADED.rules, LOADED.relevant)
+    answers = [triage.offer_line(line, "Observation") for line in lines[:10]]
+    assert answers[0] is None  # the first records of a code are sampled from the parsed record
+    triage.offer(orjson.loads(lines[0]))
+    triage.offer(orjson.loads(lines[1]))
+    triage.offer(orjson.loads(lines[2]))
+    assert [triage.offer_line(line, "Observation") for line in lines[3:10]] == [True] * 7
+    assert triage.census.records == 10
