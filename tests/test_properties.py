@@ -148,3 +148,25 @@ def test_validation_never_raises(resource: dict[str, object]) -> None:
 
 def test_convert_offset_unit_does_not_raise() -> None:
     assert term().convert(Quantity(150.0, "degF", "[degF]"), "platelets") is None
+
+
+calendar_like = st.builds(
+    lambda y, m, d, t: f"{y:04d}-{m:02d}-{d:02d}{t}",
+    st.integers(0, 9999), st.integers(0, 99), st.integers(0, 99), st.sampled_from(["", "T10:00:00Z"]),
+)  # fmt: skip
+
+
+@FAST
+@given(st.recursive(st.one_of(calendar_like, date_like, st.text(max_size=12), st.integers(-9, 9)),
+                    lambda kids: st.one_of(st.lists(kids, max_size=3),
+                                           st.dictionaries(st.text(max_size=5), kids, max_size=3)),
+                    max_leaves=12))  # fmt: skip
+def test_date_prefilter_never_misses_an_impossible_date(doc: object) -> None:
+    """The byte scan may send a clean record to the exact walk, never wave a bad one through."""
+    import orjson
+
+    from cohort.source.reader import _impossible_date, _maybe_bad_date
+
+    res = {"resourceType": "Observation", "x": doc}
+    if _impossible_date(res) is not None:
+        assert _maybe_bad_date(orjson.dumps(res))

@@ -364,10 +364,11 @@ def _too_deep(node: Any, limit: int | None = None) -> bool:
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}(?:T.*)?")
 
 
-# Only a month outside 01-12 or a day outside 01-28 can make "YYYY-MM-DD" impossible: the
-# regex finds just those candidates, so a typical record costs one C-speed scan.
+# Only year 0000, a month outside 01-12 or a day outside 01-28 can make "YYYY-MM-DD"
+# impossible: the regex finds just those candidates, so a typical record costs one C-speed
+# scan. It starts at a '-' (rarer in JSON than '"': ~2x faster) and looks back for '"YYYY'.
 _DAY_BYTES = re.compile(
-    rb'"(\d{4})-(?:(0[1-9]|1[0-2])-(29|3\d|00|[4-9]\d)|(00|1[3-9]|[2-9]\d)-(\d{2}))'
+    rb'-(?<="\d\d\d\d-)(?:(0[1-9]|1[0-2])-(29|3\d|00|[4-9]\d)|(00|1[3-9]|[2-9]\d)-\d\d)'
 )
 
 
@@ -382,11 +383,14 @@ def _maybe_bad_date(blob: bytes) -> bool:
     """False only when no string in the JSON text can hold an impossible calendar date."""
     if not blob.isascii() or b"\\u" in blob:
         return True  # non-ASCII digits match `\d` in str patterns: let the exact walk look
+    if b'"0000-' in blob:
+        return True  # year 0 is not on the calendar either (found by the property test)
     for m in _DAY_BYTES.finditer(blob):
-        if m[4] is not None:
+        if m[3] is not None:
             return True  # month 00 or 13-99
+        at = m.start()
         try:
-            date(int(m[1]), int(m[2]), int(m[3]))
+            date(int(blob[at - 4 : at]), int(m[1]), int(m[2]))
         except ValueError:
             return True
     return False
