@@ -50,7 +50,7 @@ class Config:
     validate: str = "fast"
     batch_size: int = 10000  # resources per store transaction (bench/RESULTS.md)
     snapshot: bool = True  # a file source is a full snapshot: records gone from it are dropped
-    workers: int = 0  # processes reading files: 0 = one per core (max 4) for large inputs
+    workers: int = 0  # processes reading files and evaluating: 0 = one per core (max 4) when large
     chunk_mb: int = 16  # a plain NDJSON file is read in pieces of this size (bounds memory)
 
     @property

@@ -37,6 +37,7 @@ from cohort.terminology.units import warm as warm_units
 log = logging.getLogger("cohort")
 
 CHUNK_PATIENTS = 1000  # patients evaluated per store query
+EVAL_FORK_MIN = 200  # screened patients from which evaluation forks (see screen)
 
 
 @dataclass
@@ -103,7 +104,10 @@ def screened_ids(site: str, store: Store, loaded: Loaded) -> list[str]:
     return sorted(ids)
 
 
-def screen(site: SiteConfig, store: Store, loaded: Loaded, as_of: date) -> list[Candidate]:
+def screen(
+    site: SiteConfig, store: Store, loaded: Loaded, as_of: date, workers: int = 0
+) -> list[Candidate]:
+    """Evaluate every screened patient of `site`; `workers` as `[run] workers` (0: per core)."""
     from cohort.extract import Extractor
     from cohort.report.csv import criterion_order, evidence_text
 
@@ -141,11 +145,15 @@ def screen(site: SiteConfig, store: Store, loaded: Loaded, as_of: date) -> list[
                 found.append(cand)
         return found
 
-    # Evaluation is CPU-bound and per patient: above a few thousand screened patients, forked
-    # workers (own read connection each; WAL allows concurrent readers) take interleaved slices.
-    # rank() orders by (tier, score, patient id), so the result is identical to the serial loop.
-    # bench/RESULTS.md has the numbers. Any worker failure -> the serial loop (same errors).
-    nproc = workers_for(len(ids))
+    # Evaluation is CPU-bound and per patient: above a couple of hundred screened patients,
+    # forked workers (own read connection each; WAL allows concurrent readers) take interleaved
+    # slices. rank() orders by (tier, score, patient id), so the result is identical to the
+    # serial loop. bench/RESULTS.md has the numbers (2k patients: 2.5 -> 1.55 s on 2 cores;
+    # forking pays from ~100). Any worker failure -> the serial loop (same errors).
+    if workers > 0 and hasattr(os, "fork"):
+        nproc = max(1, min(workers, len(ids) // 2))
+    else:
+        nproc = workers_for(len(ids), threshold=EVAL_FORK_MIN)
     out: list[Candidate] | None = None
     if nproc > 1:
         warm_units()  # build the UCUM registry once, before the forks copy this process
@@ -300,7 +308,7 @@ def _run(
                     ]
                 for site in cfg.sites:
                     with timer.stage("evaluate"):
-                        cands = screen(site, store, loaded, as_of)
+                        cands = screen(site, store, loaded, as_of, cfg.workers)
                     prev = previous_tiers(out / site.id / "candidates.csv")
                     newest = max((c.last_seen for c in cands if c.last_seen), default=None)
                     sr = site_result(

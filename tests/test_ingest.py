@@ -137,6 +137,8 @@ def test_compressed_files_decompressed_in_pieces_read_what_a_whole_read_reads(
 def test_parallel_run_writes_the_same_outputs_as_a_serial_run(
     population: Path, tmp_path: Path
 ) -> None:
+    """`[run] workers` 1 vs 2: reading and evaluation in one process, or forked (120 patients
+    are above the evaluation's forking threshold)."""
     outs = {}
     for workers in (1, 2):
         folder = tmp_path / f"w{workers}"
