@@ -1,13 +1,11 @@
-"""Local SQLite store of FHIR resources per site: versioned idempotent upserts, marks, runs."""
+"""The Store: SQLite in WAL mode, versioned idempotent upserts, census, marks and runs."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
@@ -16,155 +14,10 @@ from typing import Any
 import orjson
 
 from cohort.errors import StoreError
+from cohort.store.rows import PutStats, Row, compare_versions, prepare_row
+from cohort.store.schema import CENSUS_MARK, INSERT, SCHEMA, SET_MARK
 
-__all__ = ["PutStats", "Store", "reference_id"]
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS resources (
-    site TEXT NOT NULL,
-    type TEXT NOT NULL,
-    id TEXT NOT NULL,
-    version TEXT,
-    last_updated TEXT,
-    patient TEXT,
-    source TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    json BLOB NOT NULL,
-    PRIMARY KEY (site, type, id)
-);
-CREATE INDEX IF NOT EXISTS resources_patient ON resources (site, patient, type);
-CREATE TABLE IF NOT EXISTS marks (
-    site TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (site, key)
-);
--- Records no criterion reads (cohort.extract.census), summarised instead of stored whole:
--- record dates per patient (for last_seen) and one row per distinct code (for coverage).
--- Rows carry a generation; readers use the one named by the mark 'census-gen:<source>', which a
--- read sets only once it is complete, so a crashed read never shows half a census.
-CREATE TABLE IF NOT EXISTS side_dates (
-    site TEXT NOT NULL,
-    source TEXT NOT NULL,
-    gen INTEGER NOT NULL,
-    patient TEXT NOT NULL,
-    dates TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS side_dates_patient ON side_dates (site, patient);
-CREATE TABLE IF NOT EXISTS census (
-    site TEXT NOT NULL,
-    source TEXT NOT NULL,
-    gen INTEGER NOT NULL,
-    rtype TEXT NOT NULL,
-    codes TEXT NOT NULL,
-    text TEXT NOT NULL,
-    records INTEGER NOT NULL,
-    patients TEXT NOT NULL,
-    sample TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    started TEXT NOT NULL,
-    record TEXT NOT NULL
-);
-"""
-
-
-@dataclass
-class PutStats:
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    older: int = 0  # an older version than the stored one: never replaces it
-
-
-def reference_id(ref: str, rtype: str = "Patient") -> str | None:
-    """Id in a reference to `rtype`: "Patient/1", "https://x/fhir/Patient/1", ".../_history/2"."""
-    if not isinstance(ref, str):
-        return None
-    parts = ref.strip().split("?", 1)[0].split("#", 1)[0].rstrip("/").split("/")
-    if "_history" in parts:
-        parts = parts[: parts.index("_history")]
-    if len(parts) >= 2 and parts[-2] == rtype and parts[-1]:
-        return parts[-1]
-    return None
-
-
-def _patient_of(res: dict[str, Any]) -> str | None:
-    if res.get("resourceType") == "Patient":
-        rid = res.get("id")
-        return rid if isinstance(rid, str) else None
-    for key in ("subject", "patient"):
-        ref = res.get(key)
-        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
-            pid = reference_id(ref["reference"])
-            if pid is not None:
-                return pid
-    return None
-
-
-def _parse_instant(s: str) -> datetime | None:
-    try:
-        dt = datetime.fromisoformat(s)
-    except ValueError:
-        return None
-    # A missing offset (not valid FHIR, but seen) is read as UTC so comparisons never raise.
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
-
-
-def _newer(new: tuple[str | None, str | None], old: tuple[str | None, str | None]) -> int | None:
-    """+1 when `new` (versionId, lastUpdated) is newer, -1 older, None when undecided."""
-    nv, nl = new
-    ov, ol = old
-    if nv is not None and ov is not None and nv.isdigit() and ov.isdigit() and int(nv) != int(ov):
-        return 1 if int(nv) > int(ov) else -1
-    if nl is not None and ol is not None and nl != ol:
-        a, b = _parse_instant(nl), _parse_instant(ol)
-        if a is not None and b is not None:
-            if a != b:
-                return 1 if a > b else -1
-        else:
-            return 1 if nl > ol else -1
-    return None
-
-
-_SET_MARK = (
-    "INSERT INTO marks (site, key, value) VALUES (?, ?, ?)"
-    " ON CONFLICT (site, key) DO UPDATE SET value=excluded.value"
-)
-# mark key prefix naming a source's current census generation (also spelt out in two queries)
-_CENSUS_MARK = "census-gen:"
-
-_INSERT = (
-    "{verb} INTO resources"
-    " (site, type, id, version, last_updated, patient, source, origin, hash, json)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-# (type, id, versionId, lastUpdated, patient, origin, hash, json): one resource ready to store
-Row = tuple[str, str, str | None, str | None, str | None, str, str, bytes]
-
-
-def prepare_row(res: dict[str, Any], origin: str, raw: bytes | None = None) -> Row:
-    """What the store keeps of one resource; pure, so parallel readers can do it.
-
-    `raw`, when given, is the resource's JSON text exactly as read (an NDJSON line): stored
-    as is instead of serialising `res` again.
-    """
-    rtype, rid = res.get("resourceType"), res.get("id")
-    if not isinstance(rtype, str) or not isinstance(rid, str):
-        raise StoreError(f"cannot store a resource without resourceType and id ({origin})")
-    meta = res.get("meta")
-    if isinstance(meta, dict):
-        version = meta.get("versionId") if isinstance(meta.get("versionId"), str) else None
-        updated = meta.get("lastUpdated") if isinstance(meta.get("lastUpdated"), str) else None
-    else:
-        version = updated = None
-    # Hash of key-sorted JSON: the same content read from a Bundle or NDJSON hashes equal.
-    digest = hashlib.sha256(orjson.dumps(res, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    blob = raw.strip() if raw is not None else orjson.dumps(res)
-    return (rtype, rid, version, updated, _patient_of(res), origin, digest, blob)
+__all__ = ["Store"]
 
 
 class Store:
@@ -202,7 +55,7 @@ class Store:
             page = int(self._db.execute("PRAGMA page_size").fetchone()[0]) or 4096
             self._db.execute(f"PRAGMA wal_autocheckpoint={(80 << 20) // page}")
             self._db.execute("PRAGMA cache_size=-65536")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(SCHEMA)
         except sqlite3.Error as e:
             self._db.close()
             raise StoreError(f"cannot open store {self.path}: {_why(e)}") from None
@@ -297,7 +150,7 @@ class Store:
         try:
             with self._transaction():
                 self._db.executemany(
-                    _INSERT.format(verb="INSERT"),
+                    INSERT.format(verb="INSERT"),
                     [(site, t, i, v, u, p, source, o, h, j) for t, i, v, u, p, o, h, j in batch],
                 )
         except sqlite3.IntegrityError:
@@ -326,7 +179,7 @@ class Store:
         for rtype, rid, version, updated, patient, origin, digest, blob in batch:
             old = known.get((rtype, rid))
             if old is not None:
-                newer = _newer((version, updated), (old[0], old[1]))
+                newer = compare_versions((version, updated), (old[0], old[1]))
                 if newer == -1:
                     counts.older += 1
                     continue
@@ -341,7 +194,7 @@ class Store:
             out[(rtype, rid)] = (
                 site, rtype, rid, version, updated, patient, source, origin, digest, blob,
             )  # fmt: skip
-        self._db.executemany(_INSERT.format(verb="INSERT OR REPLACE"), list(out.values()))
+        self._db.executemany(INSERT.format(verb="INSERT OR REPLACE"), list(out.values()))
 
     def delete_resource(self, site: str, rtype: str, rid: str) -> None:
         try:
@@ -438,7 +291,7 @@ class Store:
 
     def begin_census(self, site: str, source: str) -> int:
         """A new census generation for (site, source); leftovers of unfinished reads are dropped."""
-        current = int(self.get_mark(site, _CENSUS_MARK + source) or 0)
+        current = int(self.get_mark(site, CENSUS_MARK + source) or 0)
         key = [(site, source, current)]
         self._write(
             [
@@ -476,7 +329,7 @@ class Store:
         key = [(site, source, gen)]
         self._write(
             [
-                (_SET_MARK, [(site, _CENSUS_MARK + source, str(gen))]),
+                (SET_MARK, [(site, CENSUS_MARK + source, str(gen))]),
                 ("DELETE FROM side_dates WHERE site=? AND source=? AND gen<>?", key),
                 ("DELETE FROM census WHERE site=? AND source=? AND gen<>?", key),
             ]
@@ -533,7 +386,7 @@ class Store:
 
     def set_mark(self, site: str, key: str, value: str) -> None:
         try:
-            self._db.execute(_SET_MARK, (site, key, value))
+            self._db.execute(SET_MARK, (site, key, value))
         except sqlite3.Error as e:
             raise self._err("write", e) from None
 

@@ -1,0 +1,99 @@
+"""What the store keeps of one resource, and which of two versions of it is newer (pure)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from cohort.errors import StoreError
+
+__all__ = ["PutStats", "Row", "compare_versions", "prepare_row", "reference_id"]
+
+
+@dataclass
+class PutStats:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    older: int = 0  # an older version than the stored one: never replaces it
+
+
+def reference_id(ref: str, rtype: str = "Patient") -> str | None:
+    """Id in a reference to `rtype`: "Patient/1", "https://x/fhir/Patient/1", ".../_history/2"."""
+    if not isinstance(ref, str):
+        return None
+    parts = ref.strip().split("?", 1)[0].split("#", 1)[0].rstrip("/").split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    if len(parts) >= 2 and parts[-2] == rtype and parts[-1]:
+        return parts[-1]
+    return None
+
+
+def _patient_of(res: dict[str, Any]) -> str | None:
+    if res.get("resourceType") == "Patient":
+        rid = res.get("id")
+        return rid if isinstance(rid, str) else None
+    for key in ("subject", "patient"):
+        ref = res.get(key)
+        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
+            pid = reference_id(ref["reference"])
+            if pid is not None:
+                return pid
+    return None
+
+
+def _parse_instant(s: str) -> datetime | None:
+    try:
+        dt = datetime.fromisoformat(s)
+    except ValueError:
+        return None
+    # A missing offset (not valid FHIR, but seen) is read as UTC so comparisons never raise.
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+def compare_versions(
+    new: tuple[str | None, str | None], old: tuple[str | None, str | None]
+) -> int | None:
+    """+1 when `new` (versionId, lastUpdated) is newer, -1 older, None when undecided."""
+    nv, nl = new
+    ov, ol = old
+    if nv is not None and ov is not None and nv.isdigit() and ov.isdigit() and int(nv) != int(ov):
+        return 1 if int(nv) > int(ov) else -1
+    if nl is not None and ol is not None and nl != ol:
+        a, b = _parse_instant(nl), _parse_instant(ol)
+        if a is not None and b is not None:
+            if a != b:
+                return 1 if a > b else -1
+        else:
+            return 1 if nl > ol else -1
+    return None
+
+
+# (type, id, versionId, lastUpdated, patient, origin, hash, json): one resource ready to store
+Row = tuple[str, str, str | None, str | None, str | None, str, str, bytes]
+
+
+def prepare_row(res: dict[str, Any], origin: str, raw: bytes | None = None) -> Row:
+    """What the store keeps of one resource; pure, so parallel readers can do it.
+
+    `raw`, when given, is the resource's JSON text exactly as read (an NDJSON line): stored
+    as is instead of serialising `res` again.
+    """
+    rtype, rid = res.get("resourceType"), res.get("id")
+    if not isinstance(rtype, str) or not isinstance(rid, str):
+        raise StoreError(f"cannot store a resource without resourceType and id ({origin})")
+    meta = res.get("meta")
+    if isinstance(meta, dict):
+        version = meta.get("versionId") if isinstance(meta.get("versionId"), str) else None
+        updated = meta.get("lastUpdated") if isinstance(meta.get("lastUpdated"), str) else None
+    else:
+        version = updated = None
+    # Hash of key-sorted JSON: the same content read from a Bundle or NDJSON hashes equal.
+    digest = hashlib.sha256(orjson.dumps(res, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    blob = raw.strip() if raw is not None else orjson.dumps(res)
+    return (rtype, rid, version, updated, _patient_of(res), origin, digest, blob)

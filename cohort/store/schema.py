@@ -1,0 +1,67 @@
+"""The store's SQLite schema and the statements shared by its writers."""
+
+__all__ = ["CENSUS_MARK", "INSERT", "SCHEMA", "SET_MARK"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS resources (
+    site TEXT NOT NULL,
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version TEXT,
+    last_updated TEXT,
+    patient TEXT,
+    source TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    json BLOB NOT NULL,
+    PRIMARY KEY (site, type, id)
+);
+CREATE INDEX IF NOT EXISTS resources_patient ON resources (site, patient, type);
+CREATE TABLE IF NOT EXISTS marks (
+    site TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (site, key)
+);
+-- Records no criterion reads (cohort.extract.census), summarised instead of stored whole:
+-- record dates per patient (for last_seen) and one row per distinct code (for coverage).
+-- Rows carry a generation; readers use the one named by the mark 'census-gen:<source>', which a
+-- read sets only once it is complete, so a crashed read never shows half a census.
+CREATE TABLE IF NOT EXISTS side_dates (
+    site TEXT NOT NULL,
+    source TEXT NOT NULL,
+    gen INTEGER NOT NULL,
+    patient TEXT NOT NULL,
+    dates TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS side_dates_patient ON side_dates (site, patient);
+CREATE TABLE IF NOT EXISTS census (
+    site TEXT NOT NULL,
+    source TEXT NOT NULL,
+    gen INTEGER NOT NULL,
+    rtype TEXT NOT NULL,
+    codes TEXT NOT NULL,
+    text TEXT NOT NULL,
+    records INTEGER NOT NULL,
+    patients TEXT NOT NULL,
+    sample TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+"""
+
+SET_MARK = (
+    "INSERT INTO marks (site, key, value) VALUES (?, ?, ?)"
+    " ON CONFLICT (site, key) DO UPDATE SET value=excluded.value"
+)
+# mark key prefix naming a source's current census generation (also spelt out in two queries)
+CENSUS_MARK = "census-gen:"
+
+INSERT = (
+    "{verb} INTO resources"
+    " (site, type, id, version, last_updated, patient, source, origin, hash, json)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
