@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+_T = TypeVar("_T")
+
+if TYPE_CHECKING:
+    from typing_extensions import dataclass_transform
+
+    @dataclass_transform(frozen_default=True)
+    def value(cls: type[_T]) -> type[_T]:
+        """What the type checker enforces: a frozen dataclass, never assigned to once built."""
+        ...
+
+else:
+
+    def value(cls):
+        # What runs: the same class minus the per-field object.__setattr__ a frozen dataclass
+        # pays on construction (0.78 vs 0.19 us for six fields, and ~2M facts, evidence and
+        # results are built per 10k screened patients); hashed by value like a frozen one.
+        return dataclass(slots=True, unsafe_hash=True)(cls)
+
 
 # The FHIR resource types the pipeline reads; everything else is counted and skipped.
 PIPELINE_TYPES = frozenset(
@@ -24,7 +43,7 @@ PIPELINE_TYPES = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Code:
     """One coding; `system` is already canonicalised by the terminology layer when compared."""
 
@@ -33,7 +52,7 @@ class Code:
     display: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Quantity:
     """A numeric value as it arrived (unit text and UCUM code kept apart)."""
 
@@ -43,7 +62,7 @@ class Quantity:
     comparator: str = ""  # "<", "<=", ">=", ">" or ""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ObsValue:
     """An Observation's value in every shape FHIR allows that the criteria read."""
 
@@ -55,7 +74,7 @@ class ObsValue:
     boolean: bool | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Patient:
     id: str
     birth_date: str = ""  # as recorded: YYYY, YYYY-MM or YYYY-MM-DD
@@ -68,7 +87,7 @@ class Patient:
     postal_code: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ConditionFact:
     ref: str  # "Condition/123"
     codes: tuple[Code, ...]
@@ -80,7 +99,7 @@ class ConditionFact:
     abatement: date | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ObservationFact:
     ref: str
     codes: tuple[Code, ...]
@@ -93,7 +112,7 @@ class ObservationFact:
     components: tuple[tuple[tuple[Code, ...], ObsValue], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Dose:
     """One dosage line: amount per administration and administrations per day."""
 
@@ -101,7 +120,7 @@ class Dose:
     per_day: float | None = None  # from timing.repeat frequency/period; None when absent
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ExposureFact:
     """A medication record as an interval; `end is None` means ongoing."""
 
@@ -117,7 +136,7 @@ class ExposureFact:
     strength_mg: float | None = None  # per unit of product when known (Medication.ingredient)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ImmunizationFact:
     ref: str
     codes: tuple[Code, ...]
@@ -126,7 +145,7 @@ class ImmunizationFact:
     text: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ProcedureFact:
     ref: str
     codes: tuple[Code, ...]
@@ -158,7 +177,7 @@ class Status(StrEnum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Evidence:
     ref: str  # resource reference, e.g. "Observation/abc"
     concept: str = ""
@@ -168,7 +187,7 @@ class Evidence:
     note: str = ""  # why it was used or ignored
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Result:
     criterion: str
     status: Status
@@ -196,7 +215,7 @@ class Candidate:
     evidence_text: str | None = field(default=None, repr=False, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CriterionInfo:
     """What the report needs to know about a criterion (from the trial file)."""
 
@@ -224,8 +243,8 @@ class SiteResult:
     previous_tiers: dict[str, str] = field(default_factory=dict)  # patient_id -> tier last run
 
 
-_PATIENT = operator.attrgetter(*Patient.__slots__)
-_EVIDENCE = operator.attrgetter(*Evidence.__slots__)
+_PATIENT = operator.attrgetter(*(f.name for f in fields(Patient)))
+_EVIDENCE = operator.attrgetter(*(f.name for f in fields(Evidence)))
 _REST = [n for n in Candidate.__slots__ if n not in ("patient", "results")]
 _CANDIDATE = operator.attrgetter(*_REST)
 
