@@ -1,16 +1,9 @@
 """Records -> tidy facts: per-patient facts and a census of the records no criterion reads."""
 
 from cohort.extract.census import Census, Triage
-from cohort.extract.facts import (
-    MEDICATION_TYPES,
-    Extractor,
-    ReadingRules,
-    codes_of,
-    obs_value,
-    parse_date,
-    ref_id,
-    text_of,
-)
+from cohort.extract.elements import codes_of, obs_value, parse_date, ref_id, text_of
+from cohort.extract.facts import MEDICATION_TYPES, Extractor
+from cohort.extract.rules import ReadingRules
 
 __all__ = [
     "MEDICATION_TYPES",

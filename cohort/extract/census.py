@@ -11,16 +11,16 @@ from typing import Any
 import orjson
 from msgspec import UNSET
 
-from cohort.extract.facts import (
+from cohort.extract.elements import (
     Coded,
     CodeElements,
-    ReadingRules,
-    _obs_date,
     condition_onset,
+    obs_date,
     obs_value,
     parse_date,
 )
 from cohort.extract.lines import LINE_TYPES, ObservationLine, decode
+from cohort.extract.rules import ReadingRules
 from cohort.model import Code, ObsValue, Quantity
 
 __all__ = ["CODE_ELEMENT", "Census", "CensusEntry", "Triage", "value_summary"]
@@ -158,7 +158,7 @@ class Triage:
         # do not count there, so theirs is not needed)
         when = None
         if rtype == "Observation":
-            when = _obs_date(res)
+            when = obs_date(res)
         elif rtype == "Condition":
             if not isinstance(res.get("onsetPeriod", {}), dict):
                 return False  # malformed: kept whole, so validation rejects it

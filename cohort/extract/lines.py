@@ -14,7 +14,7 @@ from datetime import date
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
-from cohort.extract.facts import parse_date
+from cohort.extract.elements import parse_date
 
 __all__ = ["LINE_TYPES", "Line", "ObservationLine", "decode"]
 
@@ -61,7 +61,7 @@ class ObservationLine(Line):
     valueInteger: Raw = _NO_RAW  # only whether it is there: it makes a quantity
 
     def date(self) -> date | None:
-        """The date `_obs_date` reads from the same record."""
+        """The date `elements.obs_date` reads from the same record."""
         period = self.effectivePeriod
         return (
             parse_date(self.effectiveDateTime)

@@ -1,0 +1,164 @@
+"""Read one FHIR element into model values: dates, references, codings, quantities (pure)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import orjson
+
+from cohort.model import Code, ObsValue, Quantity
+from cohort.source.validate import valid_codeable_concept
+
+__all__ = [
+    "CodeElements",
+    "Coded",
+    "codes_of",
+    "condition_onset",
+    "first_code",
+    "obs_date",
+    "obs_value",
+    "parse_date",
+    "quantity_of",
+    "ref_id",
+    "text_of",
+]
+
+_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+_DAYS: dict[str, date | None] = {}  # parse_date by the first 10 characters (all it reads)
+
+
+def parse_date(value: Any) -> date | None:
+    """FHIR date/dateTime/instant -> date; partial dates take the first day; junk -> None."""
+    if not isinstance(value, str):
+        return None
+    head = value[:10]
+    if head in _DAYS:
+        return _DAYS[head]
+    m = _DATE.match(head)
+    day = None
+    if m:
+        try:
+            day = date(int(m[1]), int(m[2] or 1), int(m[3] or 1))
+        except ValueError:
+            day = None
+    if len(_DAYS) < 100_000:
+        _DAYS[head] = day
+    return day
+
+
+def ref_id(ref: Any) -> str:
+    """'Patient/1', 'https://x/Patient/1/_history/2' -> '1'; '' when not a reference."""
+    if not isinstance(ref, dict):
+        return ""
+    parts = str(ref.get("reference", "")).split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    return parts[-1] if len(parts) >= 2 else ""
+
+
+def _codings(cc: dict[str, Any]) -> list[Any]:
+    """CodeableConcept.coding when it is an array (anything else is for validation to name)."""
+    codings = cc.get("coding")
+    return codings if isinstance(codings, list) else []
+
+
+def codes_of(cc: Any) -> tuple[Code, ...]:
+    if not isinstance(cc, dict):
+        return ()
+    out = []
+    for c in _codings(cc):
+        if isinstance(c, dict) and c.get("code") is not None:
+            out.append(Code(str(c.get("system", "")), str(c["code"]), str(c.get("display", ""))))
+    return tuple(out)
+
+
+def text_of(cc: Any) -> str:
+    if not isinstance(cc, dict):
+        return ""
+    names = [str(cc.get("text", ""))] + [
+        str(c.get("display", "")) for c in _codings(cc) if isinstance(c, dict)
+    ]
+    return " | ".join(n for n in names if n)
+
+
+def first_code(cc: Any) -> str:
+    codes = codes_of(cc)
+    return codes[0].code if codes else ""
+
+
+def quantity_of(q: Any) -> Quantity | None:
+    if not isinstance(q, dict) or not isinstance(q.get("value"), int | float):
+        return None
+    if isinstance(q.get("value"), bool):
+        return None
+    return Quantity(
+        float(q["value"]), str(q.get("unit", "")), str(q.get("code", "")), q.get("comparator", "")
+    )
+
+
+def obs_value(res: dict[str, Any]) -> ObsValue:
+    if "valueQuantity" in res:
+        return ObsValue(quantity=quantity_of(res["valueQuantity"]))
+    if isinstance(res.get("valueInteger"), int):
+        return ObsValue(quantity=Quantity(float(res["valueInteger"])))
+    if isinstance(res.get("valueString"), str):
+        return ObsValue(string=res["valueString"].strip())
+    if "valueCodeableConcept" in res:
+        cc = res["valueCodeableConcept"]
+        text = str(cc.get("text", "")) if isinstance(cc, dict) else ""
+        return ObsValue(codes=codes_of(cc), text=text)
+    if isinstance(res.get("valueRatio"), dict):
+        num = quantity_of(res["valueRatio"].get("numerator"))
+        den = quantity_of(res["valueRatio"].get("denominator"))
+        return ObsValue(ratio=(num, den) if num and den else None)
+    if isinstance(res.get("valueBoolean"), bool):
+        return ObsValue(boolean=res["valueBoolean"])
+    return ObsValue()
+
+
+def condition_onset(res: dict[str, Any]) -> date | None:
+    """Condition.onsetDateTime, else onsetPeriod.start (AttributeError if that is no object)."""
+    return parse_date(res.get("onsetDateTime")) or parse_date(
+        (res.get("onsetPeriod") or {}).get("start")
+    )
+
+
+def obs_date(res: dict[str, Any]) -> date | None:
+    period = res.get("effectivePeriod") or {}
+    return (
+        parse_date(res.get("effectiveDateTime"))
+        or parse_date(period.get("start") if isinstance(period, dict) else None)
+        or parse_date(res.get("effectiveInstant"))
+        or parse_date(res.get("issued"))
+    )
+
+
+# (codes, text, maps to a concept, well-formed) of one code element
+Coded = tuple[tuple[Code, ...], str, bool, bool]
+
+
+class CodeElements:
+    """What a code element says, memoised by its JSON text: the same elements recur on every
+    chart. `relevant(codes, text)` says whether it maps to any concept (None: always)."""
+
+    def __init__(self, relevant: Callable[[tuple[Code, ...], str], bool] | None) -> None:
+        self._relevant = relevant
+        self._memo: dict[bytes, Coded] = {}
+
+    def read(self, cc: Any) -> tuple[bytes | None, Coded]:
+        """(the memo key, or None when the element cannot be serialised; what it says)."""
+        try:
+            key = orjson.dumps(cc)
+        except (orjson.JSONEncodeError, TypeError):
+            key = None
+        hit = self._memo.get(key) if key is not None else None
+        if hit is None:
+            codes, text = codes_of(cc), text_of(cc)
+            relevant = self._relevant(codes, text) if self._relevant else True
+            hit = (codes, text, relevant, valid_codeable_concept(cc))
+            if key is not None and len(self._memo) < 200_000:
+                self._memo[key] = hit
+        return key, hit
