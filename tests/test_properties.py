@@ -165,8 +165,8 @@ def test_date_prefilter_never_misses_an_impossible_date(doc: object) -> None:
     """The byte scan may send a clean record to the exact walk, never wave a bad one through."""
     import orjson
 
-    from cohort.source.reader import _impossible_date, _maybe_bad_date
+    from cohort.source.structure import impossible_date, maybe_bad_date
 
     res = {"resourceType": "Observation", "x": doc}
-    if _impossible_date(res) is not None:
-        assert _maybe_bad_date(orjson.dumps(res))
+    if impossible_date(res) is not None:
+        assert maybe_bad_date(orjson.dumps(res))

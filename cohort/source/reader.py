@@ -10,12 +10,20 @@ import tarfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
+from cohort.source.structure import (
+    MAX_DEPTH,
+    compact,
+    id_from_entry,
+    impossible_date,
+    maybe_bad_date,
+    rewrite_refs,
+    too_deep,
+)
 from cohort.source.validate import RESOURCE_TYPES, check
 
 if TYPE_CHECKING:  # the reader only calls `offer`; the triage itself belongs to extract
@@ -38,8 +46,6 @@ _Item = tuple[dict[str, Any], str, bytes | None]
 
 # Issues are kept in memory; a corrupt multi-GB NDJSON must not turn into a multi-GB issue list.
 MAX_ISSUES = 10_000
-# Deepest nesting of one resource accepted (real FHIR resources stay well under 30 levels).
-MAX_DEPTH = 100
 
 # Files that are obviously not FHIR data (documentation, checksums, listings): skipped silently.
 _NON_DATA_SUFFIXES = (".md", ".txt", ".tsv", ".csv", ".rst", ".html", ".pdf", ".sha256", ".sig")
@@ -161,9 +167,9 @@ class Reader:
         # for nearly every resource: fewer brackets than MAX_DEPTH cannot nest deeper, and an
         # ASCII text with no calendar-impossible "YYYY-MM-DD cannot hold one (bench/RESULTS.md:
         # the two walks took ~60% of ingest). Anything else falls back to the exact walks below.
-        blob = raw if raw is not None else _compact(res)
+        blob = raw if raw is not None else compact(res)
         shallow = blob is not None and blob.count(b"{") + blob.count(b"[") <= MAX_DEPTH
-        if not shallow and _too_deep(res):
+        if not shallow and too_deep(res):
             # orjson parses 1024 levels but serialises only 255 (the store would crash) and
             # recursive walkers would hit Python's recursion limit: refuse it here, located.
             self.reject(origin, rtype, f"{rtype}: nested deeper than {MAX_DEPTH} levels")
@@ -176,7 +182,7 @@ class Reader:
         if reason is not None:
             self.reject(origin, rtype, reason)
             return
-        where = _impossible_date(res) if blob is None or _maybe_bad_date(blob) else None
+        where = impossible_date(res) if blob is None or maybe_bad_date(blob) else None
         if where is not None:
             # Kept (the rest of the record is good) but the date reads as missing: say so.
             self.stats.issue(origin, f"{rtype}.{where}: impossible calendar date, ignored")
@@ -204,7 +210,7 @@ class Reader:
             rtype = res["resourceType"]
             full_url = entry.get("fullUrl")
             if "id" not in res:
-                rid = _id_from_entry(rtype, full_url, entry.get("request"))
+                rid = id_from_entry(rtype, full_url, entry.get("request"))
                 if rid is not None:
                     res["id"] = rid
             if isinstance(full_url, str) and isinstance(res.get("id"), str):
@@ -221,8 +227,8 @@ class Reader:
             if isinstance(res, dict) and res.get("resourceType") == "Bundle":
                 yield from self.bundle(res, where, refs)
                 continue
-            if refs and isinstance(res, dict) and not _too_deep(res):
-                _rewrite_refs(res, refs)
+            if refs and isinstance(res, dict) and not too_deep(res):
+                rewrite_refs(res, refs)
             yield from self.resource(res, where)
 
     # ---- documents -------------------------------------------------------------------------
@@ -346,110 +352,7 @@ def unreadable(exc: BaseException, verb: str = "read") -> str:
     return f"file cannot be {verb} ({type(exc).__name__})"
 
 
-def _too_deep(node: Any, limit: int | None = None) -> bool:
-    """True when `node` nests more than `limit` (default MAX_DEPTH) levels (iterative walk)."""
-    limit = MAX_DEPTH if limit is None else limit
-    stack: list[tuple[Any, int]] = [(node, 1)]
-    while stack:
-        cur, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(cur, dict):
-            stack.extend((v, depth + 1) for v in cur.values() if isinstance(v, dict | list))
-        elif isinstance(cur, list):
-            stack.extend((v, depth + 1) for v in cur if isinstance(v, dict | list))
-    return False
-
-
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}(?:T.*)?")
-
-
-# Only year 0000, a month outside 01-12 or a day outside 01-28 can make "YYYY-MM-DD"
-# impossible: the regex finds just those candidates, so a typical record costs one C-speed
-# scan. It starts at a '-' (rarer in JSON than '"': ~2x faster) and looks back for '"YYYY'.
-_DAY_BYTES = re.compile(
-    rb'-(?<="\d\d\d\d-)(?:(0[1-9]|1[0-2])-(29|3\d|00|[4-9]\d)|(00|1[3-9]|[2-9]\d)-\d\d)'
-)
-
-
-def _compact(res: dict[str, Any]) -> bytes | None:
-    try:
-        return orjson.dumps(res)
-    except (orjson.JSONEncodeError, TypeError):
-        return None  # e.g. deeper than orjson serialises: the exact walks decide
-
-
-def _maybe_bad_date(blob: bytes) -> bool:
-    """False only when no string in the JSON text can hold an impossible calendar date."""
-    if not blob.isascii() or b"\\u" in blob:
-        return True  # non-ASCII digits match `\d` in str patterns: let the exact walk look
-    if b'"0000-' in blob:
-        return True  # year 0 is not on the calendar either (found by the property test)
-    for m in _DAY_BYTES.finditer(blob):
-        if m[3] is not None:
-            return True  # month 00 or 13-99
-        at = m.start()
-        try:
-            date(int(blob[at - 4 : at]), int(m[1]), int(m[2]))
-        except ValueError:
-            return True
-    return False
-
-
-def _impossible_date(res: dict[str, Any]) -> str | None:
-    """Element path of the first date such as 2026-02-30 (regex-valid, not on the calendar)."""
-    stack: list[tuple[Any, str]] = [(res, "")]
-    while stack:
-        cur, path = stack.pop()
-        items = cur.items() if isinstance(cur, dict) else enumerate(cur)
-        for k, v in items:
-            sub = f"{path}.{k}" if isinstance(k, str) else f"{path}[{k}]"
-            if isinstance(v, dict | list):
-                stack.append((v, sub))
-            elif isinstance(v, str) and len(v) >= 10 and _DAY.fullmatch(v):
-                try:
-                    date.fromisoformat(v[:10])
-                except ValueError:
-                    return sub.lstrip(".")
-    return None
-
-
 def _is_non_data(name: str) -> bool:
     low = name.lower()
     stem = low.split(".", 1)[0]
     return low.endswith(_NON_DATA_SUFFIXES) or stem in _NON_DATA_STEMS
-
-
-def _id_from_entry(rtype: str, full_url: Any, request: Any) -> str | None:
-    """The id of an id-less entry: request.url "Type/id", a urn:uuid fullUrl, or ".../Type/id"."""
-    if isinstance(request, dict):
-        url = request.get("url")
-        if isinstance(url, str):
-            parts = url.split("?", 1)[0].strip("/").split("/")
-            if len(parts) == 2 and parts[0] == rtype and parts[1]:
-                return parts[1]
-    if isinstance(full_url, str):
-        if full_url.startswith("urn:uuid:"):
-            return full_url[len("urn:uuid:") :]
-        parts = full_url.rstrip("/").split("/")
-        if "_history" in parts:
-            parts = parts[: parts.index("_history")]
-        if len(parts) >= 2 and parts[-2] == rtype and parts[-1]:
-            return parts[-1]
-    return None
-
-
-def _rewrite_refs(node: Any, refs: dict[str, str]) -> None:
-    """Rewrite in place every `reference` equal to a fullUrl of the bundle to "Type/id"."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "reference" and isinstance(value, str):
-                target = refs.get(value)
-                if target is not None:
-                    node[key] = target
-            elif isinstance(value, dict | list):
-                _rewrite_refs(value, refs)
-    elif isinstance(node, list):
-        for item in node:
-            if isinstance(item, dict | list):
-                _rewrite_refs(item, refs)
