@@ -1,11 +1,10 @@
-"""The few elements the triage reads, decoded straight from an NDJSON line (msgspec).
+"""The few elements the triage reads, decoded straight from an NDJSON line (msgspec)."""
 
-Most of a Bulk export is Observations whose code maps to no concept. Building a whole dict for
-each (orjson) and walking it costs ~6.5 µs a line; decoding only these elements into typed
-structs, skipping the rest in C, costs ~1 µs (bench/RESULTS.md). The structs are strict: an
-element of an unexpected JSON type fails the decode, and the caller then reads the line the
-ordinary way, so the answer for such lines is exactly the ordinary one.
-"""
+# Most of a Bulk export is Observations whose code maps to no concept. Building a whole dict
+# for each (orjson) and walking it costs ~6.5 us a line; decoding only these elements into
+# typed structs, skipping the rest in C, costs ~1 us (bench/RESULTS.md). The structs are
+# strict: an element of an unexpected JSON type fails the decode, and the caller then reads the
+# line the ordinary way, so the answer for such lines is exactly the ordinary one.
 
 from __future__ import annotations
 
