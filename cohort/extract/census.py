@@ -12,7 +12,6 @@ import orjson
 from msgspec import UNSET
 
 from cohort.extract.elements import (
-    Coded,
     CodeElements,
     condition_onset,
     obs_date,
@@ -64,6 +63,11 @@ class CensusEntry:
     values: list[str] = field(default_factory=list)
     units: set[str] = field(default_factory=set)
     quantities: list[Quantity] = field(default_factory=list)
+
+    def sampling(self, quantity: bool) -> bool:
+        """Whether a record can still add a sample value (or, when it carries a `quantity`, a
+        sample quantity); once not, it adds at most its unit."""
+        return len(self.values) < _SAMPLES or (quantity and len(self.quantities) < _SAMPLES)
 
     def to_row(self) -> tuple[str, str, str, int, str, str]:
         sample = {
@@ -135,7 +139,6 @@ class Triage:
         self.relevant = relevant
         self.census = Census()
         self._elements = CodeElements(relevant)
-        self._raw: dict[bytes, tuple[bytes | None, Coded]] = {}  # by the element's text as read
 
     def take(self) -> Census:
         """The census so far, handing over a fresh one."""
@@ -183,16 +186,9 @@ class Triage:
         rec = decode(line, rtype)
         if rec is None:
             return None
-        raw = bytes(rec.code)
-        hit = self._raw.get(raw)
+        hit = self._elements.read_text(bytes(rec.code))
         if hit is None:
-            try:
-                cc = orjson.loads(raw)
-            except orjson.JSONDecodeError:  # absent, or text only orjson refuses
-                return None
-            hit = self._elements.read(cc)
-            if len(self._raw) < 200_000:
-                self._raw[raw] = hit
+            return None  # no code element, or text only orjson refuses: read the line whole
         key, (codes, text, relevant, valid) = hit
         if key is None or relevant or not valid:
             return False
@@ -204,11 +200,9 @@ class Triage:
             if when is None:
                 return False
             entry = self.census.entries.get(key)
-            if entry is None or len(entry.values) < _SAMPLES:
-                return None  # the census still samples this code's values
             vq = rec.valueQuantity
-            if len(entry.quantities) < _SAMPLES and (vq or rec.valueInteger):
-                return None  # ... or its quantities
+            if entry is None or entry.sampling(bool(vq or rec.valueInteger)):
+                return None  # the census still samples this code's values: _sample decides
             if vq:
                 unit = vq.code or vq.unit or None  # what _sample adds once the samples are full
         ref = rec.subject.reference if rec.subject else None
@@ -248,7 +242,7 @@ class Triage:
 
 def _sample(entry: CensusEntry, res: dict[str, Any]) -> None:
     vq = res.get("valueQuantity")
-    if isinstance(vq, dict) and len(entry.values) >= _SAMPLES <= len(entry.quantities):
+    if isinstance(vq, dict) and not entry.sampling(quantity=True):
         unit = vq.get("code") or vq.get("unit")
         if isinstance(unit, str) and unit:
             entry.units.add(unit)

@@ -137,6 +137,7 @@ def obs_date(res: dict[str, Any]) -> date | None:
 
 
 # (codes, text, maps to a concept, well-formed) of one code element
+_MEMO_MAX = 200_000  # distinct code elements remembered (a population has a few thousand)
 Coded = tuple[tuple[Code, ...], str, bool, bool]
 
 
@@ -147,6 +148,7 @@ class CodeElements:
     def __init__(self, relevant: Callable[[tuple[Code, ...], str], bool] | None) -> None:
         self._relevant = relevant
         self._memo: dict[bytes, Coded] = {}
+        self._as_read: dict[bytes, tuple[bytes | None, Coded]] = {}  # by the text as read
 
     def read(self, cc: Any) -> tuple[bytes | None, Coded]:
         """(the memo key, or None when the element cannot be serialised; what it says)."""
@@ -159,6 +161,19 @@ class CodeElements:
             codes, text = codes_of(cc), text_of(cc)
             relevant = self._relevant(codes, text) if self._relevant else True
             hit = (codes, text, relevant, valid_codeable_concept(cc))
-            if key is not None and len(self._memo) < 200_000:
+            if key is not None and len(self._memo) < _MEMO_MAX:
                 self._memo[key] = hit
         return key, hit
+
+    def read_text(self, text: bytes) -> tuple[bytes | None, Coded] | None:
+        """`read` of an element given as its JSON text as read (None: not JSON orjson reads)."""
+        hit = self._as_read.get(text)
+        if hit is None:
+            try:
+                cc = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                return None
+            hit = self.read(cc)
+            if len(self._as_read) < _MEMO_MAX:
+                self._as_read[text] = hit
+        return hit

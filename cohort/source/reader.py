@@ -30,7 +30,6 @@ if TYPE_CHECKING:  # the reader only calls `offer`; the triage itself belongs to
     from cohort.extract.census import Triage
 
 __all__ = [
-    "MAX_DEPTH",
     "MAX_ISSUES",
     "NDJSON_SUFFIXES",
     "OPENERS",
