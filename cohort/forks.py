@@ -27,11 +27,14 @@ def close_inherited() -> None:
             os.close(fd)
 
 
-def workers_for(n_items: int, threshold: int = 4000, cap: int = 4) -> int:
-    """One worker per core (at most `cap`) for large inputs; 1 means: do it in this process."""
-    if n_items < threshold or not hasattr(os, "fork"):
+def workers_for(n_items: int, threshold: int, configured: int = 0, cap: int = 4) -> int:
+    """Processes for a job of `n_items`: `configured` when set (`[run] workers`), else one per
+    core (at most `cap`) from `threshold` items on; 1 means: do it in this process."""
+    if not hasattr(os, "fork"):
         return 1
-    return min(os.cpu_count() or 1, cap)
+    if configured > 0:
+        return configured
+    return 1 if n_items < threshold else min(os.cpu_count() or 1, cap)
 
 
 def map_slices(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -90,9 +89,7 @@ def _read(unit: Unit) -> _Done:
 
 def workers_for_files(units: list[Unit], configured: int) -> int:
     """Processes to read with: `configured` if set, else one per core (max 4) for big inputs."""
-    if configured > 0 and hasattr(os, "fork"):
-        return configured
-    return workers_for(sum(data_bytes(u) for u in units), threshold=PARALLEL_MIN_BYTES)
+    return workers_for(sum(data_bytes(u) for u in units), PARALLEL_MIN_BYTES, configured)
 
 
 def _results(

@@ -150,10 +150,7 @@ def screen(
     # slices. rank() orders by (tier, score, patient id), so the result is identical to the
     # serial loop. bench/RESULTS.md has the numbers (2k patients: 2.5 -> 1.55 s on 2 cores;
     # forking pays from ~100). Any worker failure -> the serial loop (same errors).
-    if workers > 0 and hasattr(os, "fork"):
-        nproc = max(1, min(workers, len(ids) // 2))
-    else:
-        nproc = workers_for(len(ids), threshold=EVAL_FORK_MIN)
+    nproc = min(workers_for(len(ids), EVAL_FORK_MIN, workers), max(1, len(ids) // 2))
     out: list[Candidate] | None = None
     if nproc > 1:
         warm_units()  # build the UCUM registry once, before the forks copy this process
