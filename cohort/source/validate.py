@@ -13,173 +13,66 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
+from cohort.source.checkers import (
+    ID_RE,
+    LEAVES,
+    SHAPES,
+    Checker,
+    Invalid,
+    array,
+    boolean,
+    code,
+    date,
+    datetime,
+    decimal,
+    instant,
+    integer,
+    obj,
+    string,
+)
+from cohort.source.precheck import compile_prechecks
 from cohort.source.r4_types import RESOURCE_TYPES
 
 __all__ = ["MODES", "RESOURCE_TYPES", "check", "valid_codeable_concept"]
 
 MODES = ("fast", "full", "none")
 
-# FHIR R4 (4.0.1) primitive regexes, copied from the specification's datatypes page.
-_YEAR = r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)"
-_TZ = r"(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
-_TIME = r"([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?"
-_DATE_RE = re.compile(rf"{_YEAR}(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?")
-_DATETIME_RE = re.compile(
-    rf"{_YEAR}(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])(T{_TIME}{_TZ})?)?)?"
+_coding = obj({"system": string, "version": string, "code": code, "display": string,
+                "userSelected": boolean})  # fmt: skip
+_cc = obj({"coding": array(_coding), "text": string})
+_quantity = obj(
+    {"value": decimal, "unit": string, "system": string, "code": code, "comparator": code}
 )
-_INSTANT_RE = re.compile(rf"{_YEAR}-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])T{_TIME}{_TZ}")
-_ID_RE = re.compile(r"[A-Za-z0-9\-\.]{1,64}")
-_CODE_RE = re.compile(r"[^\s]+( [^\s]+)*")
-
-
-class _Invalid(Exception):
-    """Raised inside the checkers; carries a PHI-free reason (element path + problem).
-
-    The path is built only on failure, while the exception unwinds: valid data (nearly all of
-    it) never pays for path strings (bench/RESULTS.md: fast validation 10.8 -> ~4 us/resource).
-    """
-
-    def __init__(self, problem: str, path: str = "") -> None:
-        super().__init__(problem)
-        self.problem = problem
-        self.path = path
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.problem}"
-
-
-# A checker takes a value and raises _Invalid (path relative to that value) on a problem.
-_Checker = Callable[[Any], None]
-
-
-def _string(v: Any) -> None:
-    if not isinstance(v, str):
-        raise _Invalid("not a string")
-
-
-_GOOD_CODES: set[str] = set()  # codes repeat endlessly; remember valid ones (bounded)
-
-
-def _code(v: Any) -> None:
-    if not isinstance(v, str):
-        raise _Invalid("not a valid code")
-    if v in _GOOD_CODES:
-        return
-    if not _CODE_RE.fullmatch(v):
-        raise _Invalid("not a valid code")
-    if len(_GOOD_CODES) < 100_000:
-        _GOOD_CODES.add(v)
-
-
-def _boolean(v: Any) -> None:
-    if not isinstance(v, bool):
-        raise _Invalid("not a boolean")
-
-
-def _integer(v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise _Invalid("not an integer")
-
-
-def _decimal(v: Any) -> None:
-    # bool is an int subclass in Python but never a FHIR decimal
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise _Invalid("not a number")
-
-
-def _date(v: Any) -> None:
-    if not isinstance(v, str) or not _DATE_RE.fullmatch(v):
-        raise _Invalid("not a valid FHIR date")
-
-
-def _datetime(v: Any) -> None:
-    if not isinstance(v, str) or not _DATETIME_RE.fullmatch(v):
-        raise _Invalid("not a valid FHIR dateTime")
-
-
-def _instant(v: Any) -> None:
-    if not isinstance(v, str) or not _INSTANT_RE.fullmatch(v):
-        raise _Invalid("not a valid FHIR instant")
-
-
-def _obj(fields: dict[str, _Checker], required: tuple[str, ...] = ()) -> _Checker:
-    """A checker for a JSON object whose listed elements have the given checkers."""
-    get = fields.get
-
-    def run(v: Any) -> None:
-        if not isinstance(v, dict):
-            raise _Invalid("not an object")
-        for name in required:
-            if name not in v:
-                raise _Invalid("missing", f".{name}")
-        # Walk the object's own keys (fewer than the spec's): the first bad element in document
-        # order is the one reported.
-        name = ""
-        try:
-            for name, value in v.items():
-                checker = get(name)
-                if checker is not None:
-                    checker(value)
-        except _Invalid as e:
-            e.path = f".{name}{e.path}"
-            raise
-
-    return run
-
-
-def _list(item: _Checker) -> _Checker:
-    def run(v: Any) -> None:
-        if not isinstance(v, list):
-            raise _Invalid("not an array")
-        x = None
-        try:
-            for x in v:
-                item(x)
-        except _Invalid as e:
-            i = next(j for j, y in enumerate(v) if y is x)
-            e.path = f"[{i}]{e.path}"
-            raise
-
-    return run
-
-
-_coding = _obj({"system": _string, "version": _string, "code": _code, "display": _string,
-                "userSelected": _boolean})  # fmt: skip
-_cc = _obj({"coding": _list(_coding), "text": _string})
-_quantity = _obj(
-    {"value": _decimal, "unit": _string, "system": _string, "code": _code, "comparator": _code}
-)
-_reference = _obj({"reference": _string, "type": _string, "display": _string})
-_period = _obj({"start": _datetime, "end": _datetime})
-_ratio = _obj({"numerator": _quantity, "denominator": _quantity})
-_range = _obj({"low": _quantity, "high": _quantity})
-_timing = _obj(
+_reference = obj({"reference": string, "type": string, "display": string})
+_period = obj({"start": datetime, "end": datetime})
+_ratio = obj({"numerator": _quantity, "denominator": _quantity})
+_range = obj({"low": _quantity, "high": _quantity})
+_timing = obj(
     {
-        "event": _list(_datetime),
-        "repeat": _obj(
+        "event": array(datetime),
+        "repeat": obj(
             {
                 "boundsPeriod": _period,
-                "frequency": _integer,
-                "frequencyMax": _integer,
-                "period": _decimal,
-                "periodMax": _decimal,
-                "periodUnit": _code,
+                "frequency": integer,
+                "frequencyMax": integer,
+                "period": decimal,
+                "periodMax": decimal,
+                "periodUnit": code,
             }
         ),  # fmt: skip
         "code": _cc,
     }
 )
-_dosage = _obj(
+_dosage = obj(
     {
-        "text": _string,
+        "text": string,
         "timing": _timing,
-        "asNeededBoolean": _boolean,
+        "asNeededBoolean": boolean,
         "route": _cc,
-        "doseAndRate": _list(
-            _obj(
+        "doseAndRate": array(
+            obj(
                 {
                     "doseQuantity": _quantity,
                     "doseRange": _range,
@@ -191,34 +84,34 @@ _dosage = _obj(
         "maxDosePerPeriod": _ratio,
     }
 )
-_obs_value: dict[str, _Checker] = {
+_obs_value: dict[str, Checker] = {
     "valueQuantity": _quantity,
     "valueCodeableConcept": _cc,
-    "valueString": _string,
-    "valueBoolean": _boolean,
-    "valueInteger": _integer,
+    "valueString": string,
+    "valueBoolean": boolean,
+    "valueInteger": integer,
     "valueRange": _range,
     "valueRatio": _ratio,
-    "valueDateTime": _datetime,
+    "valueDateTime": datetime,
     "valuePeriod": _period,
 }
 
 # Per type: element checkers, required elements, and choice groups of which one must be present.
-_Spec = tuple[dict[str, _Checker], tuple[str, ...], tuple[tuple[str, ...], ...]]
+_Spec = tuple[dict[str, Checker], tuple[str, ...], tuple[tuple[str, ...], ...]]
 _MED = ("medicationCodeableConcept", "medicationReference")
 
 _SPECS: dict[str, _Spec] = {
     "Patient": (
         {
-            "active": _boolean,
-            "gender": _code,
-            "birthDate": _date,
-            "deceasedBoolean": _boolean,
-            "deceasedDateTime": _datetime,
-            "identifier": _list(_obj({"system": _string, "value": _string, "type": _cc})),
-            "name": _list(_obj({"family": _string, "given": _list(_string), "text": _string})),
-            "telecom": _list(_obj({"system": _code, "value": _string, "use": _code})),
-            "address": _list(_obj({"postalCode": _string, "line": _list(_string)})),
+            "active": boolean,
+            "gender": code,
+            "birthDate": date,
+            "deceasedBoolean": boolean,
+            "deceasedDateTime": datetime,
+            "identifier": array(obj({"system": string, "value": string, "type": _cc})),
+            "name": array(obj({"family": string, "given": array(string), "text": string})),
+            "telecom": array(obj({"system": code, "value": string, "use": code})),
+            "address": array(obj({"postalCode": string, "line": array(string)})),
         },
         (),
         (),
@@ -229,71 +122,71 @@ _SPECS: dict[str, _Spec] = {
             "verificationStatus": _cc,
             "code": _cc,
             "subject": _reference,
-            "onsetDateTime": _datetime,
+            "onsetDateTime": datetime,
             "onsetPeriod": _period,
-            "onsetString": _string,
-            "abatementDateTime": _datetime,
+            "onsetString": string,
+            "abatementDateTime": datetime,
             "abatementPeriod": _period,
-            "recordedDate": _datetime,
+            "recordedDate": datetime,
         },
         ("subject",),
         (),
     ),
     "Observation": (
         {
-            "status": _code,
+            "status": code,
             "code": _cc,
             "subject": _reference,
-            "effectiveDateTime": _datetime,
+            "effectiveDateTime": datetime,
             "effectivePeriod": _period,
-            "effectiveInstant": _instant,
-            "issued": _instant,
+            "effectiveInstant": instant,
+            "issued": instant,
             **_obs_value,
-            "interpretation": _list(_cc),
-            "referenceRange": _list(_obj({"low": _quantity, "high": _quantity, "text": _string})),
-            "component": _list(_obj({"code": _cc, **_obs_value}, ("code",))),
+            "interpretation": array(_cc),
+            "referenceRange": array(obj({"low": _quantity, "high": _quantity, "text": string})),
+            "component": array(obj({"code": _cc, **_obs_value}, ("code",))),
         },
         ("status", "code"),
         (),
     ),
     "MedicationStatement": (
         {
-            "status": _code,
+            "status": code,
             "medicationCodeableConcept": _cc,
             "medicationReference": _reference,
             "subject": _reference,
-            "effectiveDateTime": _datetime,
+            "effectiveDateTime": datetime,
             "effectivePeriod": _period,
-            "dateAsserted": _datetime,
-            "dosage": _list(_dosage),
+            "dateAsserted": datetime,
+            "dosage": array(_dosage),
         },
         ("status", "subject"),
         (_MED,),
     ),
     "MedicationRequest": (
         {
-            "status": _code,
-            "intent": _code,
+            "status": code,
+            "intent": code,
             "medicationCodeableConcept": _cc,
             "medicationReference": _reference,
             "subject": _reference,
-            "authoredOn": _datetime,
-            "dosageInstruction": _list(_dosage),
+            "authoredOn": datetime,
+            "dosageInstruction": array(_dosage),
         },
         ("status", "intent", "subject"),
         (_MED,),
     ),
     "MedicationAdministration": (
         {
-            "status": _code,
+            "status": code,
             "medicationCodeableConcept": _cc,
             "medicationReference": _reference,
             "subject": _reference,
-            "effectiveDateTime": _datetime,
+            "effectiveDateTime": datetime,
             "effectivePeriod": _period,
-            "dosage": _obj(
+            "dosage": obj(
                 {
-                    "text": _string,
+                    "text": string,
                     "route": _cc,
                     "dose": _quantity,
                     "rateQuantity": _quantity,
@@ -310,14 +203,14 @@ _SPECS: dict[str, _Spec] = {
     "Medication": (
         {
             "code": _cc,
-            "status": _code,
+            "status": code,
             "form": _cc,
-            "ingredient": _list(
-                _obj(
+            "ingredient": array(
+                obj(
                     {
                         "itemCodeableConcept": _cc,
                         "itemReference": _reference,
-                        "isActive": _boolean,
+                        "isActive": boolean,
                         "strength": _ratio,
                     }
                 )  # fmt: skip
@@ -328,24 +221,24 @@ _SPECS: dict[str, _Spec] = {
     ),
     "Immunization": (
         {
-            "status": _code,
+            "status": code,
             "vaccineCode": _cc,
             "patient": _reference,
-            "occurrenceDateTime": _datetime,
-            "occurrenceString": _string,
-            "recorded": _datetime,
+            "occurrenceDateTime": datetime,
+            "occurrenceString": string,
+            "recorded": datetime,
         },
         ("status", "vaccineCode", "patient"),
         (("occurrenceDateTime", "occurrenceString"),),
     ),
     "Procedure": (
         {
-            "status": _code,
+            "status": code,
             "code": _cc,
             "subject": _reference,
-            "performedDateTime": _datetime,
+            "performedDateTime": datetime,
             "performedPeriod": _period,
-            "performedString": _string,
+            "performedString": string,
         },
         ("status", "subject"),
         (),
@@ -353,17 +246,19 @@ _SPECS: dict[str, _Spec] = {
 }
 
 
-_META = _obj({"versionId": _string, "lastUpdated": _instant})
-_RESOURCE_CHECKS = {
-    rtype: _obj(fields, required) for rtype, (fields, required, _) in _SPECS.items()
-}
+_META = obj({"versionId": string, "lastUpdated": instant})
+_RESOURCE_CHECKS = {rtype: obj(fields, required) for rtype, (fields, required, _) in _SPECS.items()}
 
 
-def _under(prefix: str, checker: _Checker, value: Any) -> None:
+# resourceType -> true only for a resource `_check_fast` accepts (the fast path of `check`)
+_PRECHECKS = compile_prechecks(_SPECS, RESOURCE_TYPES, _META, ID_RE.fullmatch, LEAVES, SHAPES)
+
+
+def _under(prefix: str, checker: Checker, value: Any) -> None:
     """`checker(value)`, with `prefix` put in front of the path of any problem."""
     try:
         checker(value)
-    except _Invalid as e:
+    except Invalid as e:
         e.path = prefix + e.path
         raise
 
@@ -371,13 +266,13 @@ def _under(prefix: str, checker: _Checker, value: Any) -> None:
 def _check_fast(resource: dict[str, Any]) -> None:
     rtype = resource.get("resourceType")
     if not isinstance(rtype, str):
-        raise _Invalid("missing or not a string", "resourceType")
+        raise Invalid("missing or not a string", "resourceType")
     if rtype not in RESOURCE_TYPES:
-        raise _Invalid("not a FHIR R4 resource type", "resourceType")
+        raise Invalid("not a FHIR R4 resource type", "resourceType")
     if "id" in resource:
         rid = resource["id"]
-        if not isinstance(rid, str) or not _ID_RE.fullmatch(rid):
-            raise _Invalid("not a valid FHIR id", f"{rtype}.id")
+        if not isinstance(rid, str) or not ID_RE.fullmatch(rid):
+            raise Invalid("not a valid FHIR id", f"{rtype}.id")
     meta = resource.get("meta")
     if meta is not None:
         _under(f"{rtype}.meta", _META, meta)
@@ -388,25 +283,25 @@ def _check_fast(resource: dict[str, Any]) -> None:
             if not any(name in resource for name in group):
                 # the choice's base name, e.g. "medication[x]" (names start lowercase, then a type)
                 base = re.sub(r"[A-Z].*$", "", group[0])
-                raise _Invalid("missing", f"{rtype}.{base}[x]")
+                raise Invalid("missing", f"{rtype}.{base}[x]")
     contained = resource.get("contained")
     if contained is not None:
         if not isinstance(contained, list):
-            raise _Invalid("not an array", f"{rtype}.contained")
+            raise Invalid("not an array", f"{rtype}.contained")
         for i, c in enumerate(contained):
             if not isinstance(c, dict):
-                raise _Invalid("not an object", f"{rtype}.contained[{i}]")
+                raise Invalid("not an object", f"{rtype}.contained[{i}]")
             try:
                 _check_fast(c)
-            except _Invalid as e:
-                raise _Invalid(e.problem, f"{rtype}.contained[{i}]/{e.path}") from None
+            except Invalid as e:
+                raise Invalid(e.problem, f"{rtype}.contained[{i}]/{e.path}") from None
 
 
 def valid_codeable_concept(v: Any) -> bool:
     """Whether `v` is a well-formed CodeableConcept, as far as the fast checks go."""
     try:
         _cc(v)
-    except _Invalid:
+    except Invalid:
         return False
     return True
 
@@ -448,8 +343,12 @@ def check(resource: dict[str, Any], mode: str = "fast") -> str | None:
         return _check_full(resource)
     if mode != "fast":
         raise ValueError(f"unknown validation mode {mode!r}; expected one of {MODES}")
+    rtype = resource.get("resourceType")
+    ok = _PRECHECKS.get(rtype) if rtype.__class__ is str else None
+    if ok is not None and ok(resource):
+        return None
     try:
         _check_fast(resource)
-    except _Invalid as e:
+    except Invalid as e:
         return str(e)
     return None
