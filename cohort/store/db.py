@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from cohort.errors import StoreError
-from cohort.store.rows import PutStats, Row, compare_versions, prepare_row
+from cohort.store.rows import PutStats, Row, compare_versions, prepare_row, same_content
 from cohort.store.schema import CENSUS_MARK, INSERT, SCHEMA, SET_MARK
 
 __all__ = ["Store"]
@@ -161,40 +161,66 @@ class Store:
         """One indexed lookup per resource type, one executemany.
 
         Per row: an older version than the stored one is skipped, the same version with the same
-        content hash is unchanged, anything else replaces it (a key repeated inside the batch is
-        compared with its earlier copy); bench/RESULTS.md has the numbers.
+        content is unchanged, anything else replaces it (a key repeated inside the batch is
+        compared with its earlier copy); bench/RESULTS.md has the numbers. Content is compared
+        by hash of the stored bytes, and only where those differ, as key-sorted JSON.
         """
         ids: dict[str, list[str]] = {}
         for row in batch:
             ids.setdefault(row[0], []).append(row[1])
-        known: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
+        # (version, lastUpdated, hash, JSON text when known) of each key seen so far
+        known: dict[tuple[str, str], tuple[Any, Any, Any, bytes | None]] = {}
         for rtype, rids in ids.items():
-            for rid, version, updated, digest in self._db.execute(
-                "SELECT id, version, last_updated, hash FROM resources"
-                " WHERE site=? AND type=? AND id IN (SELECT value FROM json_each(?))",
-                (site, rtype, orjson.dumps(rids).decode()),
+            for rid, version, updated, digest in self._select(
+                "id, version, last_updated, hash", site, rtype, rids
             ):
-                known[(rtype, rid)] = (version, updated, digest)
+                known[(rtype, rid)] = (version, updated, digest, None)
+        # the stored JSON, fetched only where the bytes differ and the versions do not decide
+        texts: dict[str, list[str]] = {}
+        for rtype, rid, version, updated, _, _, digest, _ in batch:
+            old = known.get((rtype, rid))
+            if (
+                old is not None
+                and old[2] != digest
+                and compare_versions((version, updated), (old[0], old[1])) is None
+            ):
+                texts.setdefault(rtype, []).append(rid)
+        stored = {
+            (rtype, rid): bytes(text)
+            for rtype, rids in texts.items()
+            for rid, text in self._select("id, json", site, rtype, rids)
+        }
         out: dict[tuple[str, str], tuple[Any, ...]] = {}
         for rtype, rid, version, updated, patient, origin, digest, blob in batch:
-            old = known.get((rtype, rid))
+            key = (rtype, rid)
+            old = known.get(key)
             if old is not None:
                 newer = compare_versions((version, updated), (old[0], old[1]))
                 if newer == -1:
                     counts.older += 1
                     continue
-                if newer is None and old[2] == digest:
-                    counts.unchanged += 1
-                    continue
+                if newer is None:
+                    text = old[3] if old[3] is not None else stored.get(key)
+                    if old[2] == digest or (text is not None and same_content(text, blob)):
+                        counts.unchanged += 1
+                        continue
                 counts.updated += 1
             else:
                 counts.inserted += 1
-            known[(rtype, rid)] = (version, updated, digest)
-            out.pop((rtype, rid), None)  # keep write order = last-seen order
-            out[(rtype, rid)] = (
+            known[key] = (version, updated, digest, blob)
+            out.pop(key, None)  # keep write order = last-seen order
+            out[key] = (
                 site, rtype, rid, version, updated, patient, source, origin, digest, blob,
             )  # fmt: skip
         self._db.executemany(INSERT.format(verb="INSERT OR REPLACE"), list(out.values()))
+
+    def _select(self, columns: str, site: str, rtype: str, rids: list[str]) -> Iterator[Any]:
+        """`columns` of the stored resources of one type among `rids` (any number of ids)."""
+        return self._db.execute(
+            f"SELECT {columns} FROM resources"  # noqa: S608 (columns are the caller's literals)
+            " WHERE site=? AND type=? AND id IN (SELECT value FROM json_each(?))",
+            (site, rtype, orjson.dumps(rids).decode()),
+        )
 
     def delete_resource(self, site: str, rtype: str, rid: str) -> None:
         try:
