@@ -169,6 +169,9 @@ class PatientFacts:
     dropped: list[tuple[str, str]] = field(default_factory=list)
     # dates of valid records no criterion reads (kept for `last_seen` only)
     other_dates: list[date] = field(default_factory=list)
+    # starts (None: undated) of valid medication records no criterion reads: they still show
+    # that the patient has medication records (`current_medication`)
+    other_medications: list[date | None] = field(default_factory=list)
 
 
 class Status(StrEnum):

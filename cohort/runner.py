@@ -87,6 +87,16 @@ def last_seen(facts: PatientFacts, as_of: date) -> date | None:
     return max(dates) if dates else None
 
 
+def add_side(
+    facts: PatientFacts, side: tuple[list[date], list[date | None]] | None
+) -> PatientFacts:
+    """`facts` with what the patient's summarised records contribute (Store.side_facts)."""
+    if side is not None:
+        facts.other_dates += side[0]
+        facts.other_medications += side[1]
+    return facts
+
+
 def screened_ids(site: str, store: Store, loaded: Loaded) -> list[str]:
     """Patients with a screening-concept Condition (cheap pre-filter; evaluation re-checks)."""
     want = set(loaded.trial.screen_concepts)
@@ -122,10 +132,9 @@ def screen(
         found: list[Candidate] = []
         for start in range(0, len(part), CHUNK_PATIENTS):
             chunk = part[start : start + CHUNK_PATIENTS]
-            side = st.side_dates(site.id, chunk)
+            side = st.side_facts(site.id, chunk)
             for pid, resources in st.iter_by_patient(site.id, chunk):
-                facts = extractor.facts(pid, resources)
-                facts.other_dates += side.get(pid, ())
+                facts = add_side(extractor.facts(pid, resources), side.get(pid))
                 ctx = make_context(facts, loaded.term, as_of, loaded.rules, params)
                 if not is_screened(loaded.trial, ctx):
                     continue

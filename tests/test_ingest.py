@@ -205,6 +205,75 @@ def test_unmapped_records_are_summarised_for_last_seen_and_coverage(tmp_path: Pa
     assert hr[0].units == {"/min"} and hr[0].values == ["71"]
 
 
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+LEVORA = {"coding": [{"system": RXNORM, "code": "748879", "display": "Levora 0.15/30 28 Day Pack"}]}
+
+
+def _med(rtype: str, rid: str, **extra: Any) -> dict[str, Any]:
+    res = {"resourceType": rtype, "id": rid, "status": "active", "medicationCodeableConcept": LEVORA,
+           "subject": {"reference": "Patient/p1"}, **extra}  # fmt: skip
+    return {k: v for k, v in res.items() if v is not None}
+
+
+def test_unmapped_medication_records_are_summarised_once_valid(tmp_path: Path) -> None:
+    site = _site(tmp_path, [])
+    meds = [
+        _med("MedicationRequest", "r1", intent="order", authoredOn="2026-08-01"),
+        _med("MedicationStatement", "s1"),  # undated: still a medication record
+        _med("MedicationRequest", "r2"),  # no intent: rejected, located, as before
+        _med("MedicationRequest", "r3", intent="order", authoredOn="2026-09-01",
+             medicationCodeableConcept=None, medicationReference={"reference": "Medication/m"}),
+    ]  # fmt: skip
+    (site / "MedicationRequest.ndjson").write_bytes(
+        b"\n".join(orjson.dumps(m) for m in meds if m["resourceType"] == "MedicationRequest")
+    )
+    (site / "MedicationStatement.ndjson").write_bytes(orjson.dumps(meds[1]))
+    cfg = load_config(write_config(tmp_path, {"s": str(site)}))
+    report = run(cfg, AS_OF, tmp_path / "out")
+    s = report["sites"]["s"]
+    assert s["summarised"] == {"MedicationRequest": 1, "MedicationStatement": 1}
+    assert s["rejected"] == {"MedicationRequest": 1}
+    assert [i["origin"] for i in s["issues"]] == ["MedicationRequest.ndjson:2"]
+    with Store(tmp_path / "out" / ".cohort" / "store.sqlite") as store:
+        # r3 names a Medication to resolve: kept whole
+        assert store.count_by_type("s") == {"Condition": 1, "MedicationRequest": 1, "Patient": 1}
+        assert store.side_facts("s", ["p1"]) == {
+            "p1": ([date(2026, 8, 1)], [date(2026, 8, 1), None])
+        }
+    text = (tmp_path / "out" / "s" / "candidates.csv").read_text(encoding="utf-8-sig")
+    header, row = text.splitlines()[:2]
+    cells = dict(zip(header.split(","), row.split(","), strict=False))
+    assert cells["last_seen"] == "2026-09-01"  # r3, stored
+    assert cells["background_therapy"] == "fail"  # medication records exist, none qualifying
+    cov = coverage_report(cfg, tmp_path / "out")
+    assert {(u.rtype, u.code, u.records) for u in cov.unmapped if u.code == "748879"} == {
+        ("MedicationRequest", "748879", 1),
+        ("MedicationStatement", "748879", 1),
+    }
+
+
+def test_summarised_medication_records_alone_still_count_as_medication_records(
+    tmp_path: Path,
+) -> None:
+    site = _site(tmp_path, [])
+    (site / "MedicationStatement.ndjson").write_bytes(
+        orjson.dumps(_med("MedicationStatement", "s"))
+    )
+    report = run(load_config(write_config(tmp_path, {"s": str(site)})), AS_OF, tmp_path / "out")
+    assert report["sites"]["s"]["summarised"] == {"MedicationStatement": 1}
+    text = (tmp_path / "out" / "s" / "candidates.csv").read_text(encoding="utf-8-sig")
+    header, row = text.splitlines()[:2]
+    cells = dict(zip(header.split(","), row.split(","), strict=False))
+    assert cells["background_therapy"] == "fail"  # not "no medication records at all"
+    (site / "MedicationStatement.ndjson").unlink()
+    run(load_config(write_config(tmp_path, {"s": str(site)})), AS_OF, tmp_path / "out2")
+    text = (tmp_path / "out2" / "s" / "candidates.csv").read_text(encoding="utf-8-sig")
+    header, row = text.splitlines()[:2]
+    assert dict(zip(header.split(","), row.split(","), strict=False))["background_therapy"] == (
+        "unknown"
+    )
+
+
 def test_a_rerun_replaces_the_census_and_an_unfinished_one_is_never_read(tmp_path: Path) -> None:
     with Store(tmp_path / "s.sqlite") as store:
         gen = store.begin_census("s", "src")

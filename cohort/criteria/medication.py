@@ -26,7 +26,8 @@ def _exposure_evidence(e: ExposureFact, concept: str, note: str, value: str = ""
 
 def current_medication(crit: Criterion, ctx: Context) -> Result:
     p = crit.params
-    if not any(e.start is None or e.start <= ctx.as_of for e in ctx.facts.exposures):
+    starts = [e.start for e in ctx.facts.exposures] + ctx.facts.other_medications
+    if not any(d is None or d <= ctx.as_of for d in starts):
         return result(crit, Status.UNKNOWN, "no medication records at all")
     evidence, ignored = [], []
     for e in ctx.exposures(p["concepts"]):

@@ -114,6 +114,8 @@ class Reader:
         # is never one: it is unpacked)
         quick = triage.TYPES if triage is not None and validate != "full" else frozenset()
         self._quick = quick & types if types is not None else quick
+        # the types the triage is offered only once valid (all of them under `full`)
+        self._checked = triage.CHECKED_TYPES if triage is not None else frozenset()
         # ... and of those, the types whose lines the triage answers from their bytes
         self._lines = (
             frozenset(t.encode() for t in self._quick & triage.LINE_TYPES)
@@ -186,8 +188,11 @@ class Reader:
             # Kept (the rest of the record is good) but the date reads as missing: say so.
             self.stats.issue(origin, f"{rtype}.{where}: impossible calendar date, ignored")
         self.stats.read[rtype] += 1
-        if self.triage is not None and full and self.triage.offer(res):
-            self.stats.summarised[rtype] += 1  # `full` validation: checked first, then triaged
+        triage = self.triage
+        if triage is not None and (
+            (full and triage.offer(res)) or (rtype in self._checked and triage.offer_checked(res))
+        ):
+            self.stats.summarised[rtype] += 1  # checked first, then triaged
             return
         yield res, origin, raw
 

@@ -15,7 +15,7 @@ import orjson
 
 from cohort.errors import StoreError
 from cohort.store.rows import PutStats, Row, compare_versions, prepare_row, same_content
-from cohort.store.schema import CENSUS_MARK, INSERT, SCHEMA, SET_MARK
+from cohort.store.schema import CENSUS_MARK, INSERT, MEDICATION_MARK, SCHEMA, SET_MARK
 
 __all__ = ["Store"]
 
@@ -363,15 +363,29 @@ class Store:
 
     def side_dates(self, site: str, patient_ids: Iterable[str]) -> dict[str, list[date]]:
         """Dates of the summarised records of these patients (current censuses only)."""
-        out: dict[str, list[date]] = {}
-        for pid, dates in self._query(
+        return {pid: dates for pid, (dates, _) in self.side_facts(site, patient_ids).items()}
+
+    def side_facts(
+        self, site: str, patient_ids: Iterable[str]
+    ) -> dict[str, tuple[list[date], list[date | None]]]:
+        """(record dates, medication starts) of the summarised records of these patients.
+
+        A medication start is stored as a date token marked `MEDICATION_MARK` (alone: undated),
+        beside the plain date that `last_seen` reads (cohort.extract.census)."""
+        out: dict[str, tuple[list[date], list[date | None]]] = {}
+        for pid, text in self._query(
             "SELECT patient, dates FROM side_dates s WHERE site=?"
             " AND patient IN (SELECT value FROM json_each(?))"
             " AND gen = (SELECT CAST(value AS INTEGER) FROM marks m"
             " WHERE m.site = s.site AND m.key = 'census-gen:' || s.source)",
             (site, orjson.dumps(list(patient_ids)).decode()),
         ):
-            out.setdefault(pid, []).extend(date.fromisoformat(d) for d in dates.split(",") if d)
+            dates, meds = out.setdefault(pid, ([], []))
+            for token in text.split(","):
+                if token.startswith(MEDICATION_MARK):
+                    meds.append(date.fromisoformat(token[1:]) if len(token) > 1 else None)
+                elif token:
+                    dates.append(date.fromisoformat(token))
         return out
 
     def census_rows(self, site: str) -> Iterator[tuple[Any, ...]]:

@@ -16,7 +16,7 @@ from cohort.evaluate import evaluate, is_screened, make_context
 from cohort.extract import Extractor, codes_of, text_of
 from cohort.model import Candidate, Evidence, Result
 from cohort.rank import rank
-from cohort.runner import Loaded, last_seen
+from cohort.runner import Loaded, add_side, last_seen
 from cohort.store import Store
 from cohort.tools.common import concept_refs, open_store
 
@@ -82,8 +82,7 @@ def explain_patient(
     with open_store(cfg, out) as store:
         site, resources = _find(store, cfg, pid, site_id)
         extractor = Extractor(loaded.rules, lambda mid: store.get(site.id, "Medication", mid))
-        facts = extractor.facts(pid, resources)
-        facts.other_dates += store.side_dates(site.id, [pid]).get(pid, ())
+        facts = add_side(extractor.facts(pid, resources), store.side_facts(site.id, [pid]).get(pid))
     params = {"min_age": site.min_age} if site.min_age else {}
     ctx = make_context(facts, loaded.term, as_of, loaded.rules, params)
     results = evaluate(loaded.trial, ctx)
