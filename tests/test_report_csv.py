@@ -11,11 +11,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cohort.errors import OutputError
 from cohort.model import Candidate, CriterionInfo, Evidence, Patient, Result, SiteResult, Status
 from cohort.report import files as files_mod
-from cohort.report.csv import PHI_COLUMNS, candidates_csv, evidence_csv
+from cohort.report.csv import PHI_COLUMNS, candidates_csv, csv_line, evidence_csv
 from cohort.report.files import excel_safe, write_atomic
 
 CRITERIA = [
@@ -307,3 +309,16 @@ def test_write_atomic_streams_pieces_and_cleans_up_on_a_failing_producer(tmp_pat
         write_atomic(target, broken())
     assert target.read_bytes() == "a,b\r\nü\r\n".encode()  # previous file kept
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]  # no temp file left
+
+
+_CELL = st.text(alphabet=st.sampled_from(list('ab 1,"\r\n=+-@\t\'é;\x1f')), max_size=6)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_CELL, min_size=1, max_size=11))
+def test_csv_line_is_what_the_csv_writer_writes(row: list[str]) -> None:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL).writerow(
+        [excel_safe(x) for x in row]
+    )
+    assert csv_line(row) == buf.getvalue()
