@@ -157,6 +157,7 @@ class Triage:
         self.relevant = relevant
         self.census = Census()
         self._elements = CodeElements(relevant)
+        self._pids: dict[str, str | None] = {}  # reference -> patient id (a chart repeats it)
 
     def take(self) -> Census:
         """The census so far, handing over a fresh one."""
@@ -237,25 +238,37 @@ class Triage:
             return False
         if self.rules.status_dropped(rtype, "" if rec.status is UNSET else rec.status):
             return False
+        entry = self.census.entries.get(key)
         when, unit = None, None
         if isinstance(rec, ObservationLine):
             when = rec.date()
             if when is None:
                 return False
-            entry = self.census.entries.get(key)
             vq = rec.valueQuantity
             if entry is None or entry.sampling(bool(vq or rec.valueInteger)):
                 return None  # the census still samples this code's values: _sample decides
             if vq:
                 unit = vq.code or vq.unit or None  # what _sample adds once the samples are full
-        ref = rec.subject.reference if rec.subject else None
-        pid = _patient_ref(ref) if isinstance(ref, str) else None
+        pid = self._line_patient(rec.subject)
         if pid is None:
             return False
-        entry = self._count(rtype, key, codes, text, pid, when)
+        entry = self._count(rtype, key, codes, text, pid, when, entry)
         if unit:
             entry.units.add(unit)
         return True
+
+    def _line_patient(self, subject: Any) -> str | None:
+        """The patient id a decoded line's subject names (memoised: a chart repeats it)."""
+        ref = subject.reference if subject else None
+        if ref is None or ref is UNSET:
+            return None
+        pid = self._pids.get(ref, UNSET)
+        if pid is UNSET:
+            pid = _patient_ref(ref)
+            if len(self._pids) >= 100_000:
+                self._pids.clear()
+            self._pids[ref] = pid
+        return pid
 
     def _count(
         self,
@@ -265,7 +278,9 @@ class Triage:
         text: str,
         pid: str,
         when: date | None,
+        entry: CensusEntry | None = None,
     ) -> CensusEntry:
+        """Count one summarised record (`entry`: its code's entry, when already looked up)."""
         census = self.census
         census.records += 1
         if when is not None:
@@ -275,7 +290,8 @@ class Triage:
                 census.dates[pid] = {day}
             else:
                 ds.add(day)
-        entry = census.entries.get(key)
+        if entry is None:
+            entry = census.entries.get(key)
         if entry is None:
             entry = census.entries[key] = CensusEntry(rtype, codes, text)
         entry.records += 1
