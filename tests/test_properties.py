@@ -138,6 +138,17 @@ def test_reference_forms_agree(pid: str, base: str, hist: str) -> None:
 
 
 @FAST
+@given(st.tuples(st.sampled_from(["Patient", "Medication", "Patientx", "", "x/Patient"]),
+                 st.sampled_from(["/", "", "//"]),
+                 st.lists(st.sampled_from(["a", "7", ".", "-", " ", "?x", "#c", "/", "_history",
+                                           "é"]), max_size=5).map("".join)).map("".join),
+       st.sampled_from(["Patient", "Medication"]))  # fmt: skip
+def test_reference_id_shortcut_answers_as_the_general_parser(ref: str, rtype: str) -> None:
+    # a leading space skips the shortcut for plain "Type/id"; the general parser strips it
+    assert reference_id(ref, rtype) == reference_id(" " + ref, rtype)
+
+
+@FAST
 @given(st.dictionaries(st.sampled_from(["resourceType", "id", "subject", "code", "status",
                                          "birthDate", "meta", "contained", "valueQuantity"]),
                        junk, max_size=6))  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -53,7 +52,6 @@ MEDICATION_ELEMENT = {
 }
 _PATIENT_ELEMENT = {"Immunization": "patient"}  # the others name theirs `subject`
 _DATED = ("Observation", "Condition")  # the summarised types whose date last_seen reads
-_PLAIN_ID = re.compile(r"[A-Za-z0-9\-\.]{1,64}")
 _SAMPLES = 3  # example values / quantities kept per code, as coverage shows them
 
 
@@ -323,8 +321,6 @@ def _patient_id(subject: Any) -> str | None:
 
 
 def _patient_ref(ref: str) -> str | None:
-    if ref.startswith("Patient/") and _PLAIN_ID.fullmatch(ref, 8):
-        return ref[8:]  # the usual shape, answered without the general parser
     from cohort.store import reference_id
 
     return reference_id(ref)
