@@ -78,20 +78,21 @@ def render_chunks(
 
 def candidate_row(site: SiteResult, c: Candidate, *, phi: bool = True) -> list[str]:
     """One candidates.csv row as text cells (before Excel neutralisation)."""
+    done = rows.ordered(site, c)
     row = [
         str(c.rank),
         c.patient.id,
         c.tier,
         rows.fmt_score(c.score),
         rows.fmt_date(c.eligible_from),
-        rows.reasons(site, c),
+        rows.reasons(site, c, done),
     ]
-    status = rows.statuses(c)
+    status = {r.criterion: rows.status_text(r) for r, _ in done}  # = rows.statuses(c)
     row += [status.get(ci.id, "") for ci in site.criteria]
     row += [
         rows.change_of(site, c),
-        "; ".join(rows.to_confirm_items(site, c)),
-        "; ".join(rows.missing_items(site, c)),
+        "; ".join(rows.to_confirm_items(site, c, done)),
+        "; ".join(rows.missing_items(site, c, done)),
         rows.fmt_date(c.last_seen),
     ]
     if phi:
