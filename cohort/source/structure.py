@@ -43,8 +43,10 @@ _DAY = re.compile(r"\d{4}-\d{2}-\d{2}(?:T.*)?")
 # Only year 0000, a month outside 01-12 or a day outside 01-28 can make "YYYY-MM-DD"
 # impossible: the regex finds just those candidates, so a typical record costs one C-speed
 # scan. It starts at a '-' (rarer in JSON than '"': ~2x faster) and looks back for '"YYYY'.
+# Year 0000 is its first alternative (no group set); a month or day candidate sets groups.
 _DAY_BYTES = re.compile(
-    rb'-(?<="\d\d\d\d-)(?:(0[1-9]|1[0-2])-(29|3\d|00|[4-9]\d)|(00|1[3-9]|[2-9]\d)-\d\d)'
+    rb'-(?:(?<="0000-)|(?<="\d\d\d\d-)'
+    rb"(?:(0[1-9]|1[0-2])-(29|3\d|00|[4-9]\d)|(00|1[3-9]|[2-9]\d)-\d\d))"
 )
 
 
@@ -57,11 +59,15 @@ def compact(res: dict[str, Any]) -> bytes | None:
 
 def maybe_bad_date(blob: bytes) -> bool:
     """False only when no string in the JSON text can hold an impossible calendar date."""
-    if not blob.isascii() or b"\\u" in blob:
+    # (a one-byte `in` is a memchr; `b"\\u" in blob` alone cost ~0.9 us a record)
+    if not blob.isascii() or (b"\\" in blob and b"\\u" in blob):
         return True  # non-ASCII digits match `\d` in str patterns: let the exact walk look
-    if b'"0000-' in blob:
-        return True  # year 0 is not on the calendar either (found by the property test)
-    for m in _DAY_BYTES.finditer(blob):
+    first = _DAY_BYTES.search(blob)
+    if first is None:
+        return False  # nearly every record: one scan
+    for m in _DAY_BYTES.finditer(blob, first.start()):
+        if m[1] is None and m[3] is None:
+            return True  # year 0 is not on the calendar either (found by the property test)
         if m[3] is not None:
             return True  # month 00 or 13-99
         at = m.start()
