@@ -20,6 +20,7 @@ from cohort.extract.elements import (
 from cohort.extract.lines import LINE_TYPES, ObservationLine, decode
 from cohort.extract.rules import ReadingRules
 from cohort.model import Code, ObsValue, Quantity
+from cohort.store import reference_id
 from cohort.store.schema import MEDICATION_MARK
 
 __all__ = [
@@ -262,7 +263,7 @@ class Triage:
             return None
         pid = self._pids.get(ref, UNSET)
         if pid is UNSET:
-            pid = _patient_ref(ref)
+            pid = reference_id(ref)
             if len(self._pids) >= 100_000:
                 self._pids.clear()
             self._pids[ref] = pid
@@ -317,10 +318,4 @@ def _patient_id(subject: Any) -> str | None:
     if not isinstance(subject, dict):
         return None
     ref = subject.get("reference")
-    return _patient_ref(ref) if isinstance(ref, str) else None
-
-
-def _patient_ref(ref: str) -> str | None:
-    from cohort.store import reference_id
-
-    return reference_id(ref)
+    return reference_id(ref) if isinstance(ref, str) else None
