@@ -1,0 +1,111 @@
+"""The store's census of summarised records: per-patient side dates and per-code entries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import date
+from typing import Any
+
+import orjson
+
+from cohort.store.schema import CENSUS_MARK, MEDICATION_MARK, SET_MARK
+
+__all__ = ["CensusTables"]
+
+
+class CensusTables:
+    """The census tables of `Store` (cohort.extract.census writes them, evaluation and
+    `cohort mappings coverage` read them). Rows carry a generation that becomes current only
+    when a read completes, so a crashed read never shows half a census."""
+
+    # provided by Store
+    def _write(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        raise NotImplementedError
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def get_mark(self, site: str, key: str) -> str | None:
+        raise NotImplementedError
+
+    def begin_census(self, site: str, source: str) -> int:
+        """A new census generation for (site, source); leftovers of unfinished reads are dropped."""
+        current = int(self.get_mark(site, CENSUS_MARK + source) or 0)
+        key = [(site, source, current)]
+        self._write(
+            [
+                ("DELETE FROM side_dates WHERE site=? AND source=? AND gen>?", key),
+                ("DELETE FROM census WHERE site=? AND source=? AND gen>?", key),
+            ]
+        )
+        return current + 1
+
+    def add_census(
+        self,
+        site: str,
+        source: str,
+        gen: int,
+        date_rows: list[tuple[str, str]],
+        entry_rows: list[tuple[Any, ...]],
+    ) -> None:
+        """Append (patient, "d1,d2") date rows and census entry rows to generation `gen`."""
+        self._write(
+            [
+                (
+                    "INSERT INTO side_dates (site, source, gen, patient, dates) VALUES (?,?,?,?,?)",
+                    [(site, source, gen, pid, ds) for pid, ds in date_rows],
+                ),
+                (
+                    "INSERT INTO census (site, source, gen, rtype, codes, text, records, patients,"
+                    " sample) VALUES (?,?,?,?,?,?,?,?,?)",
+                    [(site, source, gen, *row) for row in entry_rows],
+                ),
+            ]
+        )
+
+    def commit_census(self, site: str, source: str, gen: int) -> None:
+        """Make `gen` the current census of (site, source) and drop the older ones, atomically."""
+        key = [(site, source, gen)]
+        self._write(
+            [
+                (SET_MARK, [(site, CENSUS_MARK + source, str(gen))]),
+                ("DELETE FROM side_dates WHERE site=? AND source=? AND gen<>?", key),
+                ("DELETE FROM census WHERE site=? AND source=? AND gen<>?", key),
+            ]
+        )
+
+    def side_dates(self, site: str, patient_ids: Iterable[str]) -> dict[str, list[date]]:
+        """Dates of the summarised records of these patients (current censuses only)."""
+        return {pid: dates for pid, (dates, _) in self.side_facts(site, patient_ids).items()}
+
+    def side_facts(
+        self, site: str, patient_ids: Iterable[str]
+    ) -> dict[str, tuple[list[date], list[date | None]]]:
+        """(record dates, medication starts) of the summarised records of these patients.
+
+        A medication start is stored as a date token marked `MEDICATION_MARK` (alone: undated),
+        beside the plain date that `last_seen` reads (cohort.extract.census)."""
+        out: dict[str, tuple[list[date], list[date | None]]] = {}
+        for pid, text in self._query(
+            "SELECT patient, dates FROM side_dates s WHERE site=?"
+            " AND patient IN (SELECT value FROM json_each(?))"
+            " AND gen = (SELECT CAST(value AS INTEGER) FROM marks m"
+            " WHERE m.site = s.site AND m.key = 'census-gen:' || s.source)",
+            (site, orjson.dumps(list(patient_ids)).decode()),
+        ):
+            dates, meds = out.setdefault(pid, ([], []))
+            for token in text.split(","):
+                if token.startswith(MEDICATION_MARK):
+                    meds.append(date.fromisoformat(token[1:]) if len(token) > 1 else None)
+                elif token:
+                    dates.append(date.fromisoformat(token))
+        return out
+
+    def census_rows(self, site: str) -> Iterator[tuple[Any, ...]]:
+        """(rtype, codes, text, records, patients, sample) rows of the current censuses."""
+        yield from self._query(
+            "SELECT rtype, codes, text, records, patients, sample FROM census c WHERE site=?"
+            " AND gen = (SELECT CAST(value AS INTEGER) FROM marks m"
+            " WHERE m.site = c.site AND m.key = 'census-gen:' || c.source)",
+            (site,),
+        )
