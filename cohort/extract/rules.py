@@ -51,6 +51,10 @@ class ReadingRules:
             non_systemic=pattern,
         )
 
+    def dropped_statuses(self, rtype: str) -> frozenset[str]:
+        """The statuses that drop a record of `rtype` (`status_dropped` as one set)."""
+        return self.drop_status.get("*", frozenset()) | self.drop_status.get(rtype, frozenset())
+
     def status_dropped(self, rtype: str, status: Any) -> bool:
         return status in self.drop_status.get("*", ()) or status in self.drop_status.get(rtype, ())
 

@@ -253,44 +253,53 @@ class Reader:
         stats = self.stats
         # Records the triage summarises (most of a Bulk export) skip the per-resource machinery
         # below, as resource() would do for them: a valid type, read, not a Bundle.
-        triage, quick, unread, by_line = self.triage, self._quick, self._unread, self._lines
-        leading = unread or by_line
-        for n, line in enumerate(lines, start=1):
-            if not line or line.isspace():
-                continue
-            offered = False
-            m = _LEADING_TYPE.match(line) if leading else None
-            if m is not None:
-                if m[1] in unread and line.count(b'"resourceType"') == 1:
-                    # A Bulk export is mostly types no criterion reads (Claim, Encounter ...
-                    # about two thirds of Synthea's bytes): a line that opens with such a
-                    # type, and names no other, is counted without being parsed at all.
-                    stats.skipped_types[m[1].decode()] += 1
+        triage, quick, unread = self.triage, self._quick, self._unread
+        # the triage's line handlers, bound once per call (the hot path of a Bulk export)
+        handlers = {t: triage.line_handler(t.decode()) for t in self._lines} if triage else {}
+        summed = dict.fromkeys(handlers, 0)  # lines summarised from their bytes, by type
+        leading = unread or handlers
+        try:
+            for n, line in enumerate(lines, start=1):
+                if not line or line.isspace():
                     continue
-                if m[1] in by_line:
-                    # Most of the rest: Observations no criterion reads, summarised from the
-                    # few elements the triage decodes (None: read the line whole)
-                    rtype = m[1].decode()
-                    took = triage.offer_line(line, rtype)  # type: ignore[union-attr]
-                    if took:
-                        stats.read[rtype] += 1
-                        stats.summarised[rtype] += 1
+                offered = False
+                m = _LEADING_TYPE.match(line) if leading else None
+                if m is not None:
+                    lead = m[1]
+                    if lead in unread and line.count(b'"resourceType"') == 1:
+                        # A Bulk export is mostly types no criterion reads (Claim, Encounter
+                        # ... about two thirds of Synthea's bytes): a line that opens with
+                        # such a type, and names no other, is counted without being parsed.
+                        stats.skipped_types[lead.decode()] += 1
                         continue
-                    offered = took is False
-            try:
-                doc = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                self.reject(f"{origin}:{n}", "?", "invalid JSON")
-                continue
-            if triage is not None and not offered and doc.__class__ is dict:
-                rtype = doc.get("resourceType")
-                if rtype.__class__ is str and rtype in quick:  # (a list is unhashable)
-                    if triage.offer(doc):
-                        stats.read[rtype] += 1
-                        stats.summarised[rtype] += 1
-                        continue
-                    offered = True  # kept: resource() need not ask again
-            yield from self.resource(doc, f"{origin}:{n}", line, offered)
+                    handle = handlers.get(lead)
+                    if handle is not None:
+                        # Most of the rest: Observations no criterion reads, summarised from
+                        # the few elements the triage decodes (None: read the line whole)
+                        took = handle(line)
+                        if took:
+                            summed[lead] += 1
+                            continue
+                        offered = took is False
+                try:
+                    doc = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    self.reject(f"{origin}:{n}", "?", "invalid JSON")
+                    continue
+                if triage is not None and not offered and doc.__class__ is dict:
+                    rtype = doc.get("resourceType")
+                    if rtype.__class__ is str and rtype in quick:  # (a list is unhashable)
+                        if triage.offer(doc):
+                            stats.read[rtype] += 1
+                            stats.summarised[rtype] += 1
+                            continue
+                        offered = True  # kept: resource() need not ask again
+                yield from self.resource(doc, f"{origin}:{n}", line, offered)
+        finally:  # counted once, also when a corrupt file ends the read early
+            for t, k in summed.items():
+                if k:
+                    stats.read[t.decode()] += k
+                    stats.summarised[t.decode()] += k
 
     def stream(self, name: str, fh: IO[bytes], origin: str) -> Iterator[_Item]:
         """Dispatch one byte stream by its (lower-cased) name; compressed names recurse."""
