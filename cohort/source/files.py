@@ -153,9 +153,11 @@ def read_unit(
         except OSError as e:
             stats.issue(unit.origin, unreadable(e))
             return
-    stats.lines += data.count(b"\n")
     # split on \n only, as iterating the file does (so line numbers agree with a whole read)
-    yield from reader.ndjson(data.split(b"\n"), unit.origin, count_file=unit.part == 0)
+    lines = data.split(b"\n")
+    stats.lines += len(lines) - 1  # = data.count(b"\n"), without a second pass over the data
+    del data  # the lines hold their own copies
+    yield from reader.ndjson(lines, unit.origin, count_file=unit.part == 0)
 
 
 _PIECE = 1 << 20  # decompressed bytes per read: what a corrupt stream can lose at most
