@@ -13,6 +13,7 @@ from msgspec import UNSET
 from cohort.extract.elements import (
     CodeElements,
     condition_onset,
+    exposure_start,
     obs_date,
     obs_value,
     parse_date,
@@ -209,13 +210,7 @@ class Triage:
         pid = _patient_id(res.get("subject"))
         if pid is None:
             return False
-        # the start the Extractor gives an exposure (see Extractor._exposure)
-        period = res.get("effectivePeriod") or {}
-        start = (
-            parse_date(period.get("start"))
-            or parse_date(res.get("effectiveDateTime"))
-            or parse_date(res.get("authoredOn"))
-        )
+        start = exposure_start(res)  # the start the Extractor gives its exposure
         self._count(rtype, key, codes, text, pid, start)
         mark = MEDICATION_MARK + (start.isoformat() if start else "")
         self.census.dates.setdefault(pid, set()).add(mark)

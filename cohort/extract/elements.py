@@ -17,6 +17,7 @@ __all__ = [
     "Coded",
     "codes_of",
     "condition_onset",
+    "exposure_start",
     "first_code",
     "obs_date",
     "obs_value",
@@ -123,6 +124,16 @@ def condition_onset(res: dict[str, Any]) -> date | None:
     """Condition.onsetDateTime, else onsetPeriod.start (AttributeError if that is no object)."""
     return parse_date(res.get("onsetDateTime")) or parse_date(
         (res.get("onsetPeriod") or {}).get("start")
+    )
+
+
+def exposure_start(res: dict[str, Any]) -> date | None:
+    """A medication record's start: effectivePeriod.start, effectiveDateTime or authoredOn
+    (AttributeError if effectivePeriod is no object)."""
+    return (
+        parse_date((res.get("effectivePeriod") or {}).get("start"))
+        or parse_date(res.get("effectiveDateTime"))
+        or parse_date(res.get("authoredOn"))
     )
 
 

@@ -10,6 +10,7 @@ from cohort.extract.elements import (
     CodeElements,
     codes_of,
     condition_onset,
+    exposure_start,
     first_code,
     obs_date,
     obs_value,
@@ -198,14 +199,9 @@ class Extractor:
                     names.append(text_of(ing.get("itemCodeableConcept")))
             strength = _strength_mg(med)
             form = text_of(med.get("form"))
-        period = res.get("effectivePeriod") or {}
-        start = (
-            parse_date(period.get("start"))
-            or parse_date(res.get("effectiveDateTime"))
-            or parse_date(res.get("authoredOn"))
-        )
+        start = exposure_start(res)
         status = str(res.get("status", ""))
-        end = parse_date(period.get("end"))
+        end = parse_date((res.get("effectivePeriod") or {}).get("end"))
         ongoing = end is None and status in self.rules.ongoing
         if end is None and not ongoing:
             end = start
