@@ -24,6 +24,10 @@ class ReadingRules:
     missing_status_is_active: bool
     ongoing: frozenset[str]
     non_systemic: re.Pattern[str] = field(default=re.compile(r"(?!x)x"))
+    # resourceType -> the statuses that drop it ("*" and its own), filled as types are met
+    _dropped: dict[str, frozenset[str]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     @classmethod
     def load(cls, path: Path) -> ReadingRules:
@@ -52,16 +56,17 @@ class ReadingRules:
         )
 
     def dropped_statuses(self, rtype: str) -> frozenset[str]:
-        """The statuses that drop a record of `rtype` (`status_dropped` as one set)."""
-        return self.drop_status.get("*", frozenset()) | self.drop_status.get(rtype, frozenset())
-
-    def status_dropped(self, rtype: str, status: Any) -> bool:
-        return status in self.drop_status.get("*", ()) or status in self.drop_status.get(rtype, ())
+        """The statuses that drop a record of `rtype`: those listed for "*" and for the type."""
+        found = self._dropped.get(rtype)
+        if found is None:
+            every, own = self.drop_status.get("*", frozenset()), self.drop_status.get(rtype)
+            found = self._dropped[rtype] = every | own if own else every
+        return found
 
     def drop_reason(self, res: dict[str, Any]) -> str | None:
         rtype = res.get("resourceType", "")
         status = res.get("status", "")
-        if self.status_dropped(rtype, status):
+        if status in self.dropped_statuses(rtype):
             return f"status {status}"
         if rtype == "Condition":
             vs = first_code(res.get("verificationStatus"))
