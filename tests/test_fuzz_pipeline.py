@@ -111,7 +111,7 @@ def mutated(draw: st.DrawFn, res: dict[str, Any] | None = None) -> dict[str, Any
             del parent[key]
         elif action == "add" and isinstance(parent, dict):
             parent[draw(st.sampled_from(["extra", "valueInteger", "effectivePeriod", "dosage",
-                                         "contained", "meta", "onsetPeriod"]))] = copy.deepcopy(
+                                         "contained", "meta", "onsetPeriod", "status"]))] = copy.deepcopy(
                 draw(JUNK))  # fmt: skip
         else:
             parent[key] = copy.deepcopy(draw(JUNK))

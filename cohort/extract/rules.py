@@ -66,7 +66,8 @@ class ReadingRules:
     def drop_reason(self, res: dict[str, Any]) -> str | None:
         rtype = res.get("resourceType", "")
         status = res.get("status", "")
-        if status in self.dropped_statuses(rtype):
+        # (a type whose status validation does not check may carry any JSON value there)
+        if isinstance(status, str) and status in self.dropped_statuses(rtype):
             return f"status {status}"
         if rtype == "Condition":
             vs = first_code(res.get("verificationStatus"))
