@@ -18,7 +18,7 @@ from msgspec import UNSET, Raw, UnsetType
 
 from cohort.extract.elements import parse_date
 
-__all__ = ["LINE_TYPES", "Line", "ObservationLine", "decode", "decoder"]
+__all__ = ["LINE_TYPES", "Line", "ObservationLine", "decoder"]
 
 _NO_RAW = Raw(b"")
 
@@ -81,13 +81,9 @@ _DECODERS: dict[str, msgspec.json.Decoder[Line]] = {
 LINE_TYPES = frozenset(_DECODERS)
 
 
-def decode(line: bytes, rtype: str) -> Line | None:
-    """The elements of an NDJSON line of `rtype`; None when the line must be read whole."""
-    return decoder(rtype)(line) if rtype in _DECODERS else None
-
-
 def decoder(rtype: str) -> Callable[[bytes], Line | None]:
-    """`decode` for lines of one of LINE_TYPES, as one function (the reader's hot path).
+    """The elements of an NDJSON line of `rtype` (one of LINE_TYPES); None when the line must
+    be read whole.
 
     Non-ASCII lines are left to orjson: msgspec does not check the UTF-8 of strings it skips,
     which orjson rejects as invalid JSON.

@@ -87,7 +87,7 @@ def candidate_row(site: SiteResult, c: Candidate, *, phi: bool = True) -> list[s
         rows.fmt_date(c.eligible_from),
         rows.reasons(site, c, done),
     ]
-    status = {r.criterion: rows.status_text(r) for r, _ in done}  # = rows.statuses(c)
+    status = rows.statuses(c, done)
     row += [status.get(ci.id, "") for ci in site.criteria]
     row += [
         rows.change_of(site, c),

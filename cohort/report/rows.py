@@ -19,6 +19,9 @@ def fmt_date(d: date | None) -> str:
     return d.isoformat() if d else ""
 
 
+Ordered = list[tuple[Result, CriterionInfo | None]]
+
+
 def results_by_id(c: Candidate) -> dict[str, Result]:
     """The candidate's results keyed by criterion id (first result wins)."""
     out: dict[str, Result] = {}
@@ -33,8 +36,11 @@ def status_text(r: Result) -> str:
     return s._value_ if s.__class__ is Status else Status(s).value  # _value_: no descriptor
 
 
-def statuses(c: Candidate) -> dict[str, str]:
-    """criterion id -> pass / fail / unknown; build once per candidate, not once per cell."""
+def statuses(c: Candidate, done: Ordered | None = None) -> dict[str, str]:
+    """criterion id -> pass / fail / unknown; build once per candidate, not once per cell
+    (`done`: the candidate's `ordered` results, when already built)."""
+    if done is not None:
+        return {r.criterion: status_text(r) for r, _ in done}
     return {cid: status_text(r) for cid, r in results_by_id(c).items()}
 
 
@@ -42,9 +48,6 @@ def status_of(c: Candidate, criterion: str) -> str:
     """pass / fail / unknown for one criterion, "" when the candidate has no result for it."""
     r = results_by_id(c).get(criterion)
     return status_text(r) if r is not None else ""
-
-
-Ordered = list[tuple[Result, CriterionInfo | None]]
 
 
 def ordered(site: SiteResult, c: Candidate) -> Ordered:

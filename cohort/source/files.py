@@ -23,7 +23,7 @@ from cohort.source.reader import (
 )
 from cohort.source.validate import MODES
 
-if TYPE_CHECKING:  # the reader only calls `offer`; the triage itself belongs to extract
+if TYPE_CHECKING:  # the reader only calls the triage; the triage itself belongs to extract
     from cohort.extract.census import Triage
 
 __all__ = [

@@ -4,8 +4,9 @@
 # builds located reasons; on valid data (nearly all of it) that walk cost ~5.8 us of the ~17 us
 # a kept Observation line costs to read (bench/RESULTS.md). A generated function per resource
 # type answers "valid?" with inline type tests and field lookups (~2 us). It must never accept
-# what the interpreter rejects: where unsure (contained resources, an unknown checker) it says
-# no, and `check` then asks the interpreter, which also names the problem.
+# what the interpreter rejects: where unsure (contained resources) it says no, and `check` then
+# asks the interpreter, which also names the problem; a checker it cannot write inline is an
+# error at import.
 
 from __future__ import annotations
 

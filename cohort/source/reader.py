@@ -26,7 +26,7 @@ from cohort.source.structure import (
 )
 from cohort.source.validate import RESOURCE_TYPES, check
 
-if TYPE_CHECKING:  # the reader only calls `offer`; the triage itself belongs to extract
+if TYPE_CHECKING:  # the reader only calls the triage; the triage itself belongs to extract
     from cohort.extract.census import Triage
 
 __all__ = [
