@@ -120,6 +120,19 @@ def test_same_content_in_other_bytes_is_unchanged_in_one_batch_and_across_batche
     assert store.get("s", "Observation", "1")["valueQuantity"]["value"] == 3  # type: ignore[index]
 
 
+def test_iter_by_patient_seeks_each_listed_patient(store: Store) -> None:
+    # A chunk of ids must be looked up id by id in the patient index: a plan that walks the
+    # whole index per chunk and tests each entry costs O(store) per chunk (O(n^2) in all).
+    store.put_resources("s", items(obs("o1", "a"), obs("o2", "b")), source="t")
+    sql: list[str] = []
+    store._db.set_trace_callback(sql.append)
+    assert [p for p, _ in store.iter_by_patient("s", patient_ids=["b"])] == ["b"]
+    store._db.set_trace_callback(None)
+    query = next(q for q in sql if q.startswith("SELECT patient, json"))
+    plan = " ".join(str(r[3]) for r in store._db.execute("EXPLAIN QUERY PLAN " + query))
+    assert "patient=?" in plan, plan
+
+
 def test_sites_are_separate(store: Store) -> None:
     store.put_resources("a", items(obs("1", "p")), source="t")
     assert store.put_resources("b", items(obs("1", "p")), source="t").inserted == 1

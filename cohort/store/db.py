@@ -289,12 +289,17 @@ class Store(CensusTables):
         types: Sequence[str] | None = None,
     ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
         """(patient id, resources) grouped and ordered by patient id; one patient in memory."""
-        sql = "SELECT patient, json FROM resources WHERE site=? AND patient IS NOT NULL"
+        sql = "SELECT patient, json FROM resources WHERE site=?"
         params: list[Any] = [site]
         if patient_ids is not None:
-            # One JSON array parameter: no SQL variable limit, no temp table to clean up.
+            # One JSON array parameter: no SQL variable limit, no temp table to clean up. No
+            # "patient IS NOT NULL" beside it (IN never matches NULL): with it, SQLite walks the
+            # whole patient index as a range for every chunk and tests each entry against the
+            # list, instead of seeking each id (10k read-types: 1.31 -> 0.54 s, bench/RESULTS.md).
             sql += " AND patient IN (SELECT value FROM json_each(?))"
             params.append(orjson.dumps(list(patient_ids)).decode())
+        else:
+            sql += " AND patient IS NOT NULL"
         if types is not None:
             sql += " AND type IN (SELECT value FROM json_each(?))"
             params.append(orjson.dumps(list(types)).decode())
