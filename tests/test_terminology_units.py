@@ -92,3 +92,27 @@ def test_unknown_concept_and_canonical_units(term: Terminology) -> None:
     assert term.canonical_unit("hemoglobin") == "g/dL"
     assert term.canonical_unit("upcr") == "mg/mg"
     assert term.canonical_unit("no_such_concept") is None
+
+
+def test_own_registry_reads_ucum_like_the_stock_one() -> None:
+    # registry() builds ucumvert's registry without its second, application-wide copy; every
+    # unit the mappings name must mean the same in both (base units and magnitude).
+    import csv
+
+    from ucumvert import PintUcumRegistry
+
+    from cohort.terminology.units import _ANNOTATION, _own_registry, registry
+
+    ours, stock = _own_registry(), PintUcumRegistry()
+    assert type(registry()) is not PintUcumRegistry  # the stock class is only the fallback
+    units = set()
+    with (MAPPINGS / "units.csv").open() as f:
+        units |= {row["unit"] for row in csv.DictReader(f)}
+    with (MAPPINGS / "unit_aliases.csv").open() as f:
+        units |= {row["ucum"] for row in csv.DictReader(f)}
+    units = {u for u in (_ANNOTATION.sub("", u).strip() for u in units) if u}
+    assert len(units) > 10
+    for unit in sorted(units):
+        a, b = ours.from_ucum(unit).to_base_units(), stock.from_ucum(unit).to_base_units()
+        assert str(a.units) == str(b.units), unit
+        assert a.magnitude == pytest.approx(b.magnitude, rel=1e-12), unit

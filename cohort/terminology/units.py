@@ -17,7 +17,7 @@ _ARBITRARY = re.compile(r"\[(?:IU|iU|arb'U|USP'U|GPL'U|MPL'U|APL'U|beth'U|todd'U
 
 @lru_cache(maxsize=1)
 def registry() -> Any:
-    """The UCUM-aware pint registry (built once per process: ~0.5 s, ~0.05 s from pint's cache).
+    """The UCUM-aware pint registry (built once per process: ~0.25 s with pint's cache).
 
     pint caches its parsed unit definitions (no data, only the library's definition files,
     keyed by their content) in the user's cache folder; without a writable one it parses them.
@@ -25,9 +25,33 @@ def registry() -> Any:
     from ucumvert import PintUcumRegistry
 
     try:
-        return PintUcumRegistry(cache_folder=":auto:")
-    except Exception:  # noqa: BLE001 - an unwritable or odd cache folder: just do without
+        return _own_registry(cache_folder=":auto:")
+    except Exception:  # noqa: BLE001 - an unwritable or odd cache folder, another ucumvert
         return PintUcumRegistry()
+
+
+def _own_registry(**kwargs: Any) -> Any:
+    """ucumvert's PintUcumRegistry whose UCUM transformer builds quantities of itself.
+
+    ucumvert 0.3 hands its transformer no registry, so the transformer builds pint's
+    application registry as well: a second full parse of pint's definition files, uncached
+    (~0.45 s of the ~0.7 s a process spent on units, bench/RESULTS.md). Same definitions, one
+    registry; any difference in ucumvert's internals falls back to the stock class.
+    """
+    from pathlib import Path
+
+    import ucumvert.ucum_pint as up
+    from pint import UnitRegistry
+
+    class Registry(up.PintUcumRegistry):
+        def _after_init(self) -> None:
+            UnitRegistry._after_init(self)
+            defs = Path(up.__file__).resolve().parent / "pint_ucum_defs.txt"
+            self._build_cache(self.load_definitions(defs))
+            self._ucum_parser = up.get_ucum_parser()
+            self._from_ucum_transformer = up.UcumToPintTransformer(self).transform
+
+    return Registry(**kwargs)
 
 
 def warm() -> None:
@@ -106,7 +130,7 @@ class Units:
             if not written.strip():
                 continue
             if written.strip() == spec.unit and "{" not in spec.unit:
-                # already canonical: no need to build the UCUM registry (~2 s on first use)
+                # already canonical: no need to build the UCUM registry
                 return float(q.value)
             source = self.to_ucum(written)
             if parse_ucum(source) is None:
