@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from datetime import date
@@ -149,4 +150,9 @@ _register_optional()
 
 
 def main() -> None:
-    cli(prog_name="cohort")
+    try:
+        cli(prog_name="cohort")
+    finally:
+        # The process ends here: spare the interpreter's final collection a walk over the
+        # whole heap (~0.3 s after a 10k run); nothing is left to finalise that needs it.
+        gc.freeze()
