@@ -92,7 +92,9 @@ def records(draw: st.DrawFn) -> dict[str, Any]:
         node: Any = res
         path = []
         while isinstance(node, dict | list) and node and draw(st.booleans()):
-            key = draw(st.sampled_from(sorted(node) if isinstance(node, dict) else range(len(node))))
+            key = draw(
+                st.sampled_from(sorted(node) if isinstance(node, dict) else range(len(node)))
+            )
             path.append((node, key))
             node = node[key]
         if path:
@@ -177,3 +179,25 @@ def test_line_triage_takes_most_repeat_lines_and_agrees_on_broken_ones() -> None
     triage.offer(orjson.loads(lines[2]))
     assert [triage.offer_line(line, "Observation") for line in lines[3:10]] == [True] * 7
     assert triage.census.records == 10
+
+
+def test_line_triage_samples_other_values_from_the_bytes() -> None:
+    """Records with no quantity are sampled from their value elements alone: a panel of
+    components (nothing to sample) and a code with only two distinct values, which never fills
+    its samples, are summarised from their bytes from the first record on."""
+    base = {"resourceType": "Observation", "status": "final", "subject": {"reference": "Patient/p1"},
+            "effectiveDateTime": "2026-01-01"}  # fmt: skip
+    panel = {**base, "code": _coded(OBS_CODES[0]),
+             "component": [{"code": _coded(OBS_CODES[1]), "valueQuantity": {"value": 120}}]}  # fmt: skip
+    smoker = {**base, "code": _coded(OBS_CODES[2])}
+    answers = [{"text": "Never smoker"}, {"text": "Former smoker"}]
+    lines = [orjson.dumps({**panel, "id": f"p{i}"}) for i in range(4)]
+    lines += [
+        orjson.dumps({**smoker, "id": f"s{i}", "valueCodeableConcept": answers[i % 2]})
+        for i in range(6)
+    ]
+    _same(lines)
+    triage = Triage(LOADED.rules, LOADED.relevant)
+    assert [triage.offer_line(line, "Observation") for line in lines] == [True] * 10
+    values = sorted(v for e in triage.census.entries.values() for v in e.values)
+    assert values == ["Former smoker", "Never smoker"]

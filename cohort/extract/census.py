@@ -258,14 +258,22 @@ class Triage:
             if ("" if rec.status is UNSET else rec.status) in dropped:
                 return False
             entry = entries.get(key)
-            when, unit = None, None
+            when, unit, sample = None, None, None
             if dated:
                 when = rec.date()
                 if when is None:
                     return False
                 vq = rec.valueQuantity
-                if entry is None or entry.sampling(bool(vq or rec.valueInteger)):
-                    return None  # the census still samples this code's values: _sample decides
+                quantity = bool(vq or rec.valueInteger)
+                if entry is None or entry.sampling(quantity):
+                    if quantity:
+                        return None  # the census samples this quantity: _sample decides
+                    # What _sample reads of this record, without parsing it whole: most such
+                    # records are panels of components (no value: nothing to sample) or
+                    # codes with fewer than 3 distinct values, which sample every record.
+                    sample = rec.other_values()
+                    if sample is None:
+                        return None
                 if vq:
                     unit = vq.code or vq.unit or None  # what _sample adds once samples are full
             pid = patient(rec.subject)
@@ -274,6 +282,8 @@ class Triage:
             entry = count(rtype, key, codes, text, pid, when, entry)
             if unit:
                 entry.units.add(unit)
+            if sample:
+                _sample(entry, sample)
             return True
 
         return handle

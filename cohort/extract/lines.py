@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import msgspec
+import orjson
 from msgspec import UNSET, Raw, UnsetType
 
 from cohort.extract.elements import parse_date
@@ -61,6 +63,29 @@ class ObservationLine(Line):
     issued: str | UnsetType = UNSET
     valueQuantity: _Quantity | UnsetType = UNSET
     valueInteger: Raw = _NO_RAW  # only whether it is there: it makes a quantity
+    # the other elements `elements.obs_value` reads, as their JSON text (see other_values)
+    valueString: Raw = _NO_RAW
+    valueCodeableConcept: Raw = _NO_RAW
+    valueRatio: Raw = _NO_RAW
+    valueBoolean: Raw = _NO_RAW
+
+    def other_values(self) -> dict[str, Any] | None:
+        """The value elements other than a quantity, parsed: what `obs_value` reads of a record
+        with neither valueQuantity nor valueInteger (empty for a panel of components only;
+        None if one is no JSON orjson reads)."""
+        out: dict[str, Any] = {}
+        for name, raw in (
+            ("valueString", self.valueString),
+            ("valueCodeableConcept", self.valueCodeableConcept),
+            ("valueRatio", self.valueRatio),
+            ("valueBoolean", self.valueBoolean),
+        ):
+            if raw:
+                try:
+                    out[name] = orjson.loads(bytes(raw))
+                except orjson.JSONDecodeError:
+                    return None
+        return out
 
     def date(self) -> date | None:
         """The date `elements.obs_date` reads from the same record."""
