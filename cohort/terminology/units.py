@@ -24,10 +24,12 @@ def registry() -> Any:
     """
     from ucumvert import PintUcumRegistry
 
-    try:
-        return _own_registry(cache_folder=":auto:")
-    except Exception:  # noqa: BLE001 - an unwritable or odd cache folder, another ucumvert
-        return PintUcumRegistry()
+    for kwargs in ({"cache_folder": ":auto:"}, {}):
+        try:
+            return _own_registry(**kwargs)
+        except Exception:  # noqa: S112 - an unwritable or odd cache folder: try without it
+            continue
+    return PintUcumRegistry()  # another ucumvert, whose internals _own_registry does not fit
 
 
 def _own_registry(**kwargs: Any) -> Any:
