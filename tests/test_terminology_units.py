@@ -116,3 +116,25 @@ def test_own_registry_reads_ucum_like_the_stock_one() -> None:
         a, b = ours.from_ucum(unit).to_base_units(), stock.from_ucum(unit).to_base_units()
         assert str(a.units) == str(b.units), unit
         assert a.magnitude == pytest.approx(b.magnitude, rel=1e-12), unit
+
+
+def test_registry_without_a_usable_cache_is_still_the_single_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ucumvert import PintUcumRegistry
+
+    from cohort.terminology import units
+
+    real, calls = units._own_registry, []
+
+    def no_cache(**kwargs: object) -> object:
+        calls.append(kwargs)
+        if kwargs:
+            raise OSError("read-only cache folder")
+        return real()
+
+    monkeypatch.setattr(units, "_own_registry", no_cache)
+    reg = units.registry.__wrapped__()  # not the process's cached one
+    assert calls == [{"cache_folder": ":auto:"}, {}]
+    assert type(reg) is not PintUcumRegistry
+    assert reg.from_ucum("10*3/uL").to(reg.from_ucum("10*9/L").units).magnitude == pytest.approx(1)
