@@ -12,6 +12,12 @@ from cohort.store.schema import CENSUS_MARK, MEDICATION_MARK, SET_MARK
 
 __all__ = ["CensusTables"]
 
+# A row `t` of side_dates or census is of its source's current generation (parameter: CENSUS_MARK)
+_CURRENT = (
+    "gen = (SELECT CAST(value AS INTEGER) FROM marks m"
+    " WHERE m.site = t.site AND m.key = ? || t.source)"
+)
+
 
 class CensusTables:
     """The census tables of `Store` (cohort.extract.census writes them, evaluation and
@@ -87,11 +93,9 @@ class CensusTables:
         beside the plain date that `last_seen` reads (cohort.extract.census)."""
         out: dict[str, tuple[list[date], list[date | None]]] = {}
         for pid, text in self._query(
-            "SELECT patient, dates FROM side_dates s WHERE site=?"
-            " AND patient IN (SELECT value FROM json_each(?))"
-            " AND gen = (SELECT CAST(value AS INTEGER) FROM marks m"
-            " WHERE m.site = s.site AND m.key = 'census-gen:' || s.source)",
-            (site, orjson.dumps(list(patient_ids)).decode()),
+            "SELECT patient, dates FROM side_dates t WHERE site=?"  # noqa: S608 (constant SQL)
+            " AND patient IN (SELECT value FROM json_each(?)) AND " + _CURRENT,
+            (site, orjson.dumps(list(patient_ids)).decode(), CENSUS_MARK),
         ):
             dates, meds = out.setdefault(pid, ([], []))
             for token in text.split(","):
@@ -104,8 +108,7 @@ class CensusTables:
     def census_rows(self, site: str) -> Iterator[tuple[Any, ...]]:
         """(rtype, codes, text, records, patients, sample) rows of the current censuses."""
         yield from self._query(
-            "SELECT rtype, codes, text, records, patients, sample FROM census c WHERE site=?"
-            " AND gen = (SELECT CAST(value AS INTEGER) FROM marks m"
-            " WHERE m.site = c.site AND m.key = 'census-gen:' || c.source)",
-            (site,),
+            "SELECT rtype, codes, text, records, patients, sample FROM census t"  # noqa: S608
+            " WHERE site=? AND " + _CURRENT,
+            (site, CENSUS_MARK),
         )

@@ -57,7 +57,7 @@ SET_MARK = (
     "INSERT INTO marks (site, key, value) VALUES (?, ?, ?)"
     " ON CONFLICT (site, key) DO UPDATE SET value=excluded.value"
 )
-# mark key prefix naming a source's current census generation (also spelt out in two queries)
+# mark key prefix naming a source's current census generation
 CENSUS_MARK = "census-gen:"
 # side_dates token prefix of a summarised medication record's start ("m" alone: undated)
 MEDICATION_MARK = "m"
