@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import orjson
 
 from cohort.errors import StoreError
+from cohort.source.checkers import ID_RE
 
 __all__ = ["PutStats", "Row", "compare_versions", "prepare_row", "reference_id", "same_content"]
 
@@ -23,15 +23,12 @@ class PutStats:
     older: int = 0  # an older version than the stored one: never replaces it
 
 
-_PLAIN_ID = re.compile(r"[A-Za-z0-9\-\.]{1,64}")
-
-
 def reference_id(ref: str, rtype: str = "Patient") -> str | None:
     """Id in a reference to `rtype`: "Patient/1", "https://x/fhir/Patient/1", ".../_history/2"."""
     if not isinstance(ref, str):
         return None
     head = len(rtype) + 1
-    if ref.startswith(rtype) and ref[head - 1 : head] == "/" and _PLAIN_ID.fullmatch(ref, head):
+    if ref.startswith(rtype) and ref[head - 1 : head] == "/" and ID_RE.fullmatch(ref, head):
         return ref[head:]  # the usual shape ("Patient/<id>"), without splitting (a kept record)
     parts = ref.strip().split("?", 1)[0].split("#", 1)[0].rstrip("/").split("/")
     if "_history" in parts:
