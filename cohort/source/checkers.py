@@ -78,13 +78,22 @@ class Good:
         return True
 
 
+def _matching(good: Good, problem: str) -> Checker:
+    """A checker for strings that `good` accepts (remembered ones without the regex)."""
+
+    def run(v: Any) -> None:
+        if not isinstance(v, str) or (v not in good.seen and not good(v)):
+            raise Invalid(problem)
+
+    return run
+
+
 _GOOD_CODE, _GOOD_DATE = Good(_CODE_RE), Good(_DATE_RE)
 _GOOD_DATETIME, _GOOD_INSTANT = Good(_DATETIME_RE), Good(_INSTANT_RE)
-
-
-def code(v: Any) -> None:
-    if not isinstance(v, str) or (v not in _GOOD_CODE.seen and not _GOOD_CODE(v)):
-        raise Invalid("not a valid code")
+code = _matching(_GOOD_CODE, "not a valid code")
+date = _matching(_GOOD_DATE, "not a valid FHIR date")
+datetime = _matching(_GOOD_DATETIME, "not a valid FHIR dateTime")
+instant = _matching(_GOOD_INSTANT, "not a valid FHIR instant")
 
 
 def boolean(v: Any) -> None:
@@ -101,21 +110,6 @@ def decimal(v: Any) -> None:
     # bool is an int subclass in Python but never a FHIR decimal
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise Invalid("not a number")
-
-
-def date(v: Any) -> None:
-    if not isinstance(v, str) or (v not in _GOOD_DATE.seen and not _GOOD_DATE(v)):
-        raise Invalid("not a valid FHIR date")
-
-
-def datetime(v: Any) -> None:
-    if not isinstance(v, str) or (v not in _GOOD_DATETIME.seen and not _GOOD_DATETIME(v)):
-        raise Invalid("not a valid FHIR dateTime")
-
-
-def instant(v: Any) -> None:
-    if not isinstance(v, str) or (v not in _GOOD_INSTANT.seen and not _GOOD_INSTANT(v)):
-        raise Invalid("not a valid FHIR instant")
 
 
 # The structure of each object and array checker, for the compiled prechecks (precheck.py)
