@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import gzip
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import date
 from functools import cache
 from typing import Any
@@ -56,16 +57,21 @@ def _loaded() -> Loaded:
     return Loaded.from_config(default_config())
 
 
-@cache
-def _templates() -> dict[str, list[dict[str, Any]]]:
-    """A few records of each type from the shipped NDJSON sample site."""
-    out: dict[str, list[dict[str, Any]]] = {}
+def _sample_files() -> Iterator[list[dict[str, Any]]]:
+    """The records of each NDJSON file of the shipped sample site, file by file."""
     for path in sorted((shipped("sample_bundles") / "amr").iterdir()):
         data = path.read_bytes()
         if path.name.endswith(".gz"):
             data = gzip.decompress(data)
-        for line in data.splitlines()[:40]:
-            res = orjson.loads(line)
+        yield [orjson.loads(line) for line in data.splitlines()]
+
+
+@cache
+def _templates() -> dict[str, list[dict[str, Any]]]:
+    """A few records of each type from the shipped NDJSON sample site."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for records in _sample_files():
+        for res in records[:40]:
             out.setdefault(res["resourceType"], []).append(res)
     return out
 
@@ -75,12 +81,8 @@ def _charts() -> list[list[dict[str, Any]]]:
     """The sample site's records grouped by patient (Medications shared by all)."""
     by: dict[str, list[dict[str, Any]]] = defaultdict(list)
     meds = []
-    for path in sorted((shipped("sample_bundles") / "amr").iterdir()):
-        data = path.read_bytes()
-        if path.name.endswith(".gz"):
-            data = gzip.decompress(data)
-        for line in data.splitlines():
-            res = orjson.loads(line)
+    for records in _sample_files():
+        for res in records:
             if res["resourceType"] == "Medication":
                 meds.append(res)
             else:
@@ -140,7 +142,9 @@ def _screen(kept: list[dict[str, Any]]) -> list[Candidate]:
         facts = extractor.facts(pid, records)
         ctx = make_context(facts, loaded.term, AS_OF, loaded.rules, {})
         if is_screened(loaded.trial, ctx):
-            out.append(Candidate(facts.patient, evaluate(loaded.trial, ctx), last_seen(facts, AS_OF)))
+            out.append(
+                Candidate(facts.patient, evaluate(loaded.trial, ctx), last_seen(facts, AS_OF))
+            )
     time_limited = {c.id for c in loaded.trial.criteria if c.time_limited}
     return rank(out, AS_OF, time_limited)
 

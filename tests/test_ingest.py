@@ -58,6 +58,13 @@ def _loaded() -> Loaded:
     return Loaded.from_config(default_config())  # the shipped mappings and trial
 
 
+def _first_row(out: Path) -> dict[str, str]:
+    """Site "s"'s first candidates.csv row, column -> cell (these rows hold no quoted cells)."""
+    text = (out / "s" / "candidates.csv").read_text(encoding="utf-8-sig")
+    header, row = text.splitlines()[:2]
+    return dict(zip(header.split(","), row.split(","), strict=False))
+
+
 def _read_units(units: Iterable[Unit]) -> tuple[list[tuple[str, str]], ReadStats]:
     """What ingest_files makes of `units`, one after the other: (id, origin) and the stats."""
     chunk_stats = ReadStats()
@@ -193,9 +200,7 @@ def test_unmapped_records_are_summarised_for_last_seen_and_coverage(tmp_path: Pa
         assert store.count_by_type("s") == {"Condition": 1, "Observation": 1, "Patient": 1}
         dates = store.side_dates("s", ["p1"])["p1"]
     assert sorted(dates) == [date(2026, 3, 4), date(2026, 6, 7), date(2027, 1, 1)]
-    csv_text = (tmp_path / "out" / "s" / "candidates.csv").read_text(encoding="utf-8-sig")
-    header, row = csv_text.splitlines()[:2]
-    cells = dict(zip(header.split(","), row.split(","), strict=False))
+    cells = _first_row(tmp_path / "out")
     assert cells["last_seen"] == "2026-06-07"
 
     cov = coverage_report(cfg, tmp_path / "out")
@@ -240,9 +245,7 @@ def test_unmapped_medication_records_are_summarised_once_valid(tmp_path: Path) -
         assert store.side_facts("s", ["p1"]) == {
             "p1": ([date(2026, 8, 1)], [date(2026, 8, 1), None])
         }
-    text = (tmp_path / "out" / "s" / "candidates.csv").read_text(encoding="utf-8-sig")
-    header, row = text.splitlines()[:2]
-    cells = dict(zip(header.split(","), row.split(","), strict=False))
+    cells = _first_row(tmp_path / "out")
     assert cells["last_seen"] == "2026-09-01"  # r3, stored
     assert cells["background_therapy"] == "fail"  # medication records exist, none qualifying
     cov = coverage_report(cfg, tmp_path / "out")
@@ -261,17 +264,11 @@ def test_summarised_medication_records_alone_still_count_as_medication_records(
     )
     report = run(load_config(write_config(tmp_path, {"s": str(site)})), AS_OF, tmp_path / "out")
     assert report["sites"]["s"]["summarised"] == {"MedicationStatement": 1}
-    text = (tmp_path / "out" / "s" / "candidates.csv").read_text(encoding="utf-8-sig")
-    header, row = text.splitlines()[:2]
-    cells = dict(zip(header.split(","), row.split(","), strict=False))
+    cells = _first_row(tmp_path / "out")
     assert cells["background_therapy"] == "fail"  # not "no medication records at all"
     (site / "MedicationStatement.ndjson").unlink()
     run(load_config(write_config(tmp_path, {"s": str(site)})), AS_OF, tmp_path / "out2")
-    text = (tmp_path / "out2" / "s" / "candidates.csv").read_text(encoding="utf-8-sig")
-    header, row = text.splitlines()[:2]
-    assert dict(zip(header.split(","), row.split(","), strict=False))["background_therapy"] == (
-        "unknown"
-    )
+    assert _first_row(tmp_path / "out2")["background_therapy"] == "unknown"
 
 
 def test_a_rerun_replaces_the_census_and_an_unfinished_one_is_never_read(tmp_path: Path) -> None:
