@@ -105,7 +105,9 @@ def workers_for_files(units: list[Unit], configured: int) -> int:
 def _results(
     units: list[Unit], nproc: int, chunk_bytes: int = 16 << 20
 ) -> Iterator[tuple[Unit, _Done]]:
-    """Each unit's result, in unit order; at most 2 units per worker in flight (bounded memory).
+    """Each unit's result, in unit order, with bounded memory: at least 2 units per worker in
+    flight, and more small ones while they hold under 2 units' worth of data per worker (so a
+    worker done with a small file does not wait for the unit ahead of it to be written).
 
     With workers, a big compressed NDJSON file is decompressed here and its line-aligned
     pieces parsed by them (`stream_units`). If a reading process dies (e.g. killed for memory),
@@ -119,19 +121,24 @@ def _results(
         ctx = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(nproc, mp_context=ctx, initializer=close_inherited) as pool:
             pending: deque[tuple[Unit, Future[_Done] | None]] = deque()
+            held = [0]  # bytes of data in the pending units
+            budget, most = 2 * nproc * chunk_bytes, 8 * nproc
 
             def submit() -> bool:
-                u = next(todo, None)
-                if u is None:
-                    return True
-                try:
-                    pending.append((u, pool.submit(_read, u)))
-                except BrokenProcessPool:
-                    pending.append((u, None))  # a broken pool refuses new work
-                    return False
+                """Fill the window; False once the pool is broken."""
+                while len(pending) < 2 * nproc or (held[0] < budget and len(pending) < most):
+                    u = next(todo, None)
+                    if u is None:
+                        return True
+                    held[0] += data_bytes(u)
+                    try:
+                        pending.append((u, pool.submit(_read, u)))
+                    except BrokenProcessPool:
+                        pending.append((u, None))  # a broken pool refuses new work
+                        return False
                 return True
 
-            alive = all(submit() for _ in range(2 * nproc))
+            alive = submit()
             while alive and pending:
                 u, future = pending[0]
                 try:
@@ -141,6 +148,7 @@ def _results(
                 if done is None:
                     break
                 pending.popleft()
+                held[0] -= data_bytes(u)
                 yield u, done
                 alive = submit()
             if pending:
