@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 import signal
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -41,15 +40,15 @@ def map_slices(
     fn: Callable[[list[T]], list[R]],
     items: list[T],
     nproc: int,
-    pack: Callable[[list[R]], Any] | None = None,
-    unpack: Callable[[Any], list[R]] | None = None,
+    dump: Callable[[list[R]], bytes],
+    load: Callable[[bytes], list[R]],
 ) -> list[R] | None:
     """`fn` over `nproc` interleaved slices: slice 0 in this process, the others in forks.
 
     None if a fork failed (the caller retries serially and so sees the real error); an error
     in this process's own slice propagates. Forks' results travel through 0700 temp files of
-    our own, as `pack(result)` (e.g. plain tuples, much cheaper to pickle than objects) and
-    are read back through `unpack`. Results come back in slice order.
+    our own, written with `dump` and read back with `load` (the caller's codec: e.g. msgpack
+    for dataclasses is ~3x faster than pickle). Results come back in slice order.
     """
     with tempfile.TemporaryDirectory(prefix="cohort-forks-") as tmp:
         kids: list[tuple[int, Path]] = []
@@ -61,10 +60,7 @@ def map_slices(
                     code = 1
                     try:
                         close_inherited()
-                        result: Any = fn(items[k::nproc])
-                        if pack is not None:
-                            result = pack(result)
-                        path.write_bytes(pickle.dumps(result, pickle.HIGHEST_PROTOCOL))
+                        path.write_bytes(dump(fn(items[k::nproc])))
                         code = 0
                     finally:
                         os._exit(code)
@@ -80,8 +76,7 @@ def map_slices(
         for pid, path in kids:
             _, status = os.waitpid(pid, 0)
             if os.waitstatus_to_exitcode(status) == 0 and path.exists():
-                data = pickle.loads(path.read_bytes())  # noqa: S301 - our own temp file
-                parts.append(unpack(data) if unpack is not None else data)
+                parts.append(load(path.read_bytes()))
             else:
                 failed = True
     return None if failed else [r for part in parts for r in part]

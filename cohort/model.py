@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import operator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 _T = TypeVar("_T")
 
@@ -244,52 +243,3 @@ class SiteResult:
     mapping_version: str = ""
     data_freshness: str = ""  # ISO timestamp of the newest record/sync for the site
     previous_tiers: dict[str, str] = field(default_factory=dict)  # patient_id -> tier last run
-
-
-_PATIENT = operator.attrgetter(*(f.name for f in fields(Patient)))
-_EVIDENCE = operator.attrgetter(*(f.name for f in fields(Evidence)))
-_REST = [n for n in Candidate.__slots__ if n not in ("patient", "results")]
-_CANDIDATE = operator.attrgetter(*_REST)
-
-
-def pack_candidates(cands: list[Candidate]) -> list[tuple[Any, ...]]:
-    """Candidates as nested plain tuples: pickled at C speed (forked workers' results)."""
-    return [
-        (
-            _PATIENT(c.patient),
-            [
-                (
-                    r.criterion,
-                    str(r.status),
-                    r.reason,
-                    [_EVIDENCE(e) for e in r.evidence],
-                    [_EVIDENCE(e) for e in r.ignored],
-                    r.eligible_from,
-                    r.manual,
-                )
-                for r in c.results
-            ],
-            _CANDIDATE(c),
-        )
-        for c in cands
-    ]
-
-
-def unpack_candidates(rows: list[tuple[Any, ...]]) -> list[Candidate]:
-    """The inverse of pack_candidates."""
-    out = []
-    for patient, results, other in rows:
-        res = [
-            Result(
-                crit,
-                Status(status),
-                reason,
-                tuple(Evidence(*e) for e in ev),
-                tuple(Evidence(*e) for e in ign),
-                elig,
-                manual,
-            )
-            for crit, status, reason, ev, ign, elig, manual in results
-        ]
-        out.append(Candidate(Patient(*patient), res, **dict(zip(_REST, other, strict=True))))
-    return out
