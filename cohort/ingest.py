@@ -26,6 +26,7 @@ from cohort.source.files import (
     stream_units,
 )
 from cohort.store import PutStats, Row, Store, prepare_row
+from cohort.terminology.units import warm as warm_units
 
 if TYPE_CHECKING:
     from cohort.criteria import Trial
@@ -139,6 +140,10 @@ def _results(
                 return True
 
             alive = submit()
+            # Until the first piece is parsed this process has nothing to do: build the UCUM
+            # registry the evaluation's forks will share (between ingest and evaluation it
+            # would run with the other cores idle).
+            warm_units()
             while alive and pending:
                 u, future = pending[0]
                 try:
