@@ -6,6 +6,7 @@ import pytest
 
 from cohort.model import Quantity
 from cohort.terminology import Terminology
+from cohort.terminology.units import Units, UnitSpec
 
 MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
 
@@ -138,3 +139,42 @@ def test_registry_without_a_usable_cache_is_still_the_single_one(
     assert calls == [{"cache_folder": ":auto:"}, {}]
     assert type(reg) is not PintUcumRegistry
     assert reg.from_ucum("10*3/uL").to(reg.from_ucum("10*9/L").units).magnitude == pytest.approx(1)
+
+
+def test_a_value_at_a_limit_in_another_unit_converts_to_the_limit(term: Terminology) -> None:
+    # pint alone gives 6.999999999999999 and 0.010000000000000002 for these
+    assert term.convert(Quantity(7, unit="g/24h"), "urine_protein_24h") == 7.0
+    assert term.convert(Quantity(0.1, unit="g/L"), "hemoglobin") == 0.01
+    assert term.convert(Quantity(0.1, unit="/mm3"), "platelets") == 0.0001
+
+
+def test_the_cached_factor_gives_what_pint_gives_for_each_value(term: Terminology) -> None:
+    """Every unit the mappings name against every concept's unit, at several values: the
+    factor worked out once per unit pair agrees with converting each value through pint."""
+    units = term.units
+    written = set(units.aliases) | set(units.aliases.values())
+    written |= {spec.unit for spec in units.specs.values()}
+    pairs = converted = 0
+    for spec in units.specs.values():
+        for unit in sorted(written):
+            source = units.to_ucum(unit)
+            for value in (0.1, 7, 80, 176.84, 1500):
+                try:
+                    direct = units._through_pint(value, source, spec)
+                except Exception:  # pint refused: the cached path must refuse too
+                    direct = None
+                cached = units._convert(value, source, spec) if direct is not None else None
+                pairs += 1
+                if direct is None:
+                    continue
+                converted += 1
+                assert cached == pytest.approx(direct, rel=1e-11), (unit, spec.unit, value)
+    assert converted > 500 and pairs > converted  # both kinds of pair were met
+
+
+def test_a_conversion_that_is_no_plain_factor_still_goes_through_pint() -> None:
+    units = Units({"temp_f": UnitSpec("[degF]"), "temp_k": UnitSpec("K")}, {})
+    # K -> [degF] is affine: no factor, each value converted by pint
+    assert units.convert(Quantity(300, unit="K"), "temp_f") == pytest.approx(80.33)
+    assert units.convert(Quantity(310, unit="K"), "temp_f") == pytest.approx(98.33)
+    assert units.convert(Quantity(37, unit="Cel"), "temp_k") is None  # pint refuses Cel * x
