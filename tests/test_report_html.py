@@ -8,6 +8,9 @@ import json
 import re
 from datetime import date
 
+from hypothesis import given, settings
+from hypothesis import strategies as hs
+
 from cohort.model import Candidate, CriterionInfo, Patient, Result, SiteResult, Status
 from cohort.report.csv import candidates_csv
 from cohort.report.html import summary_html
@@ -161,3 +164,37 @@ def test_run_json_and_counts() -> None:
     assert text.endswith("\n") and text.index('"a"') < text.index('"b"')
     assert json.loads(text)["a"]["as_of"] == "2026-03-01"
     assert text == run_json(json.loads(text))
+
+
+_STATUS = hs.sampled_from(list(Status))
+_RESULTS = hs.lists(
+    hs.tuples(hs.sampled_from(["age", "ana_titer", "sledai", "washout_12wk", "other"]), _STATUS),
+    max_size=7,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(hs.lists(_RESULTS, max_size=12))
+def test_funnel_counts_as_defined_criterion_by_criterion(charts: list) -> None:
+    """The one-pass funnel against its definition: per criterion in order, the candidates'
+    first result for it counted by status, and those failing it dropped from `remaining`
+    (results for unlisted criteria and repeated ones ignored)."""
+    cands = [
+        Candidate(Patient(f"p{i}", ""), [Result(cid, s, "") for cid, s in chart])
+        for i, chart in enumerate(charts)
+    ]
+    site = SiteResult("s", "S", date(2026, 1, 1), CRITERIA, [], cands)
+    alive = set(range(len(cands)))
+    want = []
+    for ci in CRITERIA:
+        firsts = [
+            next((r.status.value for r in c.results if r.criterion == ci.id), "") for c in cands
+        ]
+        alive -= {i for i, s in enumerate(firsts) if s == "fail"}
+        counts = {s: firsts.count(s) for s in ("pass", "fail", "unknown")}
+        want.append((ci.id, counts, len(alive)))
+    got = [
+        (f["id"], {s: f[s] for s in ("pass", "fail", "unknown")}, f["remaining"])
+        for f in criterion_funnel(site)
+    ]
+    assert got == want

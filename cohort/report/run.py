@@ -42,26 +42,38 @@ def criterion_funnel(site: SiteResult) -> list[dict[str, Any]]:
 
     Each entry: id, title, type, manual (unknowns go to `to_confirm`), pass, fail, unknown,
     and `remaining` = patients failing none of this and the earlier criteria (attrition).
+    One pass over the results (a candidate's first result per criterion counts).
     """
+    at = {ci.id: k for k, ci in enumerate(site.criteria)}
+    n = len(site.criteria)
+    counts = [{"pass": 0, "fail": 0, "unknown": 0} for _ in range(n)]
+    # first_fail[k]: candidates whose first failed criterion is the k-th (n: none failed)
+    first_fail = [0] * (n + 1)
+    for c in site.candidates:
+        seen: set[int] = set()
+        first = n
+        for r in c.results:
+            k = at.get(r.criterion)
+            if k is None or k in seen:
+                continue
+            seen.add(k)
+            status = rows.status_text(r)
+            counts[k][status] += 1
+            if status == "fail" and k < first:
+                first = k
+        first_fail[first] += 1
     out: list[dict[str, Any]] = []
-    statuses = [rows.statuses(c) for c in site.candidates]
-    alive = set(range(len(statuses)))
-    for ci in site.criteria:
-        counts = {"pass": 0, "fail": 0, "unknown": 0}
-        for i, by_id in enumerate(statuses):
-            status = by_id.get(ci.id, "")
-            if status in counts:
-                counts[status] += 1
-            if status == "fail":
-                alive.discard(i)
+    remaining = len(site.candidates)
+    for k, ci in enumerate(site.criteria):
+        remaining -= first_fail[k]
         out.append(
             {
                 "id": ci.id,
                 "title": ci.title,
                 "type": ci.type,
                 "manual": ci.manual_when_unknown,
-                **counts,
-                "remaining": len(alive),
+                **counts[k],
+                "remaining": remaining,
             }
         )
     return out
