@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import copy
 import gzip
 import io
 import lzma
@@ -13,9 +14,12 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cohort.errors import SourceError
 from cohort.source.files import ReadStats, read_path
+from cohort.source.structure import rewrite_refs, rewritten
 from cohort.source.validate import check
 
 DATA = Path(__file__).parent / "data" / "files"
@@ -316,3 +320,71 @@ def test_ndjson_lines_of_unread_types_are_counted_without_parsing(tmp_path: Path
     res, _, stats = read(tmp_path)
     assert "mixed.ndjson:2" in {i.origin for i in stats.issues}
     assert ("Claim", "c1") in res and not stats.skipped_types
+
+
+_REF_KEYS = ["urn:uuid:a", "urn:uuid:b", 'urn:uuid:"q"', "urn:uuid:\\x", "urn:uuid:é"]
+_REF_VALUES = st.sampled_from([*_REF_KEYS, "Patient/p1", "urn:uuid:zz", '"reference":"urn:uuid:a"'])
+_TREES = st.recursive(
+    st.one_of(st.integers(-(2**63), 2**63 - 1), st.text(max_size=5), _REF_VALUES),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.sampled_from(["reference", "a", "display", "detail"]), inner, max_size=3
+        ),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(["subject", "reference", "x", "evidence"]), _TREES))
+def test_rewritten_bytes_equal_the_walk(tree: dict[str, Any]) -> None:
+    """The text-level rewrite of a Bundle entry's references gives exactly the bytes of the
+    walk (rewrite_refs, then compact JSON), or None where only the walk can answer: a
+    reference value with a quote or backslash. A string that merely contains the text of a
+    reference is left alone."""
+    res = {"resourceType": "Observation", "id": "o1", **tree}
+    refs = {k: f"Patient/{i}" for i, k in enumerate(_REF_KEYS)}
+    walked = copy.deepcopy(res)
+    rewrite_refs(walked, refs)
+    got = rewritten(res, refs)
+    if got is None:
+        assert any(b"\\" in orjson.dumps(v) for v in _reference_values(res))
+    else:
+        assert got == orjson.dumps(walked)
+
+
+def _reference_values(node: Any) -> list[str]:
+    """Every string under a "reference" key, at any depth."""
+    if isinstance(node, list):
+        return [v for item in node for v in _reference_values(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [v for k, v in node.items() if k == "reference" and isinstance(v, str)]
+    return found + [v for k, v in node.items() for v in _reference_values(v)]
+
+
+def test_bundle_reference_with_escapes_is_still_rewritten(tmp_path: Path) -> None:
+    odd = 'urn:uuid:"odd"'
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"fullUrl": odd, "resource": {"resourceType": "Patient", "id": "p9"}},
+            {
+                "fullUrl": "urn:uuid:c",
+                "resource": {
+                    "resourceType": "Condition",
+                    "id": "c9",
+                    "subject": {"reference": odd},
+                    "note": [{"text": '"reference":"urn:uuid:c"'}],
+                },
+            },
+        ],
+    }
+    path = tmp_path / "b.json"
+    path.write_bytes(orjson.dumps(bundle))
+    res, _, _ = read(path)
+    cond = res[("Condition", "c9")]
+    assert cond["subject"]["reference"] == "Patient/p9"
+    assert cond["note"][0]["text"] == '"reference":"urn:uuid:c"'

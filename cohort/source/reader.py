@@ -22,6 +22,7 @@ from cohort.source.structure import (
     impossible_date,
     maybe_bad_date,
     rewrite_refs,
+    rewritten,
     too_deep,
 )
 from cohort.source.validate import RESOURCE_TYPES, check
@@ -110,8 +111,7 @@ class Reader:
         self.validate = validate
         self.triage = triage
         # NDJSON fast paths: the types the triage may summarise (not under `full` validation,
-        # which checks every record first) and the valid types the filter leaves out (a Bundle
-        # is never one: it is unpacked)
+        # which checks every record first)
         quick = triage.TYPES if triage is not None and validate != "full" else frozenset()
         self._quick = quick & types if types is not None else quick
         # the types the triage is offered only once valid (all of them under `full`)
@@ -122,11 +122,11 @@ class Reader:
             if triage is not None
             else frozenset()
         )
-        self._unread = (
-            frozenset(t.encode() for t in RESOURCE_TYPES - types - {"Bundle"})
-            if types is not None
-            else frozenset()
+        # the valid types the filter leaves out (a Bundle is never one: it is unpacked)
+        self._unread_names = (
+            frozenset(RESOURCE_TYPES - types - {"Bundle"}) if types is not None else frozenset()
         )
+        self._unread = frozenset(t.encode() for t in self._unread_names)
 
     # ---- resources -------------------------------------------------------------------------
 
@@ -228,12 +228,23 @@ class Reader:
             if "resource" not in entry:
                 continue  # e.g. DELETE requests or transaction-response entries: nothing to read
             res = entry["resource"]
-            if isinstance(res, dict) and res.get("resourceType") == "Bundle":
+            rtype = res.get("resourceType") if isinstance(res, dict) else None
+            if rtype == "Bundle":
                 yield from self.bundle(res, where, refs)
                 continue
-            if refs and isinstance(res, dict) and not too_deep(res):
-                rewrite_refs(res, refs)
-            yield from self.resource(res, where)
+            if rtype.__class__ is str and rtype in self._unread_names:  # (a list: unhashable)
+                # as resource() would count it, before the walks below: in a Synthea bundle
+                # most entries are types no criterion reads (Claim, Encounter, ...)
+                self.stats.skipped_types[rtype] += 1
+                continue
+            raw = None
+            if refs and isinstance(res, dict):
+                raw = rewritten(res, refs)
+                if raw is not None:
+                    res = orjson.loads(raw)  # (the same content, references rewritten)
+                elif not too_deep(res):
+                    rewrite_refs(res, refs)
+            yield from self.resource(res, where, raw)
 
     # ---- documents -------------------------------------------------------------------------
 
