@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,70 +103,119 @@ def workers_for_files(units: list[Unit], configured: int) -> int:
     return workers_for(sum(data_bytes(u) for u in units), PARALLEL_MIN_BYTES, configured)
 
 
+def _read_all(batch: list[Unit]) -> list[_Done]:
+    return [_read(u) for u in batch]
+
+
+def _batched(units: Iterator[Unit], chunk_bytes: int) -> Iterator[list[Unit]]:
+    """Consecutive units gathered up to `chunk_bytes` of data (a big unit goes alone): one
+    task per ~chunk, however small the files (e.g. a folder of per-patient Bundles)."""
+    batch: list[Unit] = []
+    size = 0
+    for u in units:
+        n = data_bytes(u)
+        if batch and size + n > chunk_bytes:
+            yield batch
+            batch, size = [], 0
+        batch.append(u)
+        size += n
+    if batch:
+        yield batch
+
+
 def _results(
     units: list[Unit], nproc: int, chunk_bytes: int = 16 << 20
 ) -> Iterator[tuple[Unit, _Done]]:
-    """Each unit's result, in unit order, with bounded memory: at least 2 units per worker in
-    flight, and more small ones while they hold under 2 units' worth of data per worker (so a
-    worker done with a small file does not wait for the unit ahead of it to be written).
+    """Each unit's result, in unit order, with bounded memory: units go to the workers in
+    batches of about `chunk_bytes`, at least 2 batches per worker in flight, and more small
+    ones while they hold under 2 chunks' worth of data per worker.
 
     With workers, a big compressed NDJSON file is decompressed here and its line-aligned
     pieces parsed by them (`stream_units`). If a reading process dies (e.g. killed for memory),
-    the units from the first unfinished one on are read in this process instead: every earlier
-    unit was already written in order.
+    the units from the first unfinished batch on are read in this process instead: every
+    earlier unit was already written in order.
     """
-    todo = stream_units(units, chunk_bytes) if nproc > 1 else iter(units)
+    if nproc <= 1:
+        for u in units:
+            yield u, _read(u)
+        return
+    todo = _batched(stream_units(units, chunk_bytes), chunk_bytes)
     # after a worker died: what was in flight (finished results are reused), in order
-    unfinished: list[tuple[Unit, Future[_Done] | None]] = []
-    if nproc > 1:
-        ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(nproc, mp_context=ctx, initializer=close_inherited) as pool:
-            pending: deque[tuple[Unit, Future[_Done] | None]] = deque()
-            held = [0]  # bytes of data in the pending units
-            budget, most = 2 * nproc * chunk_bytes, 8 * nproc
+    Pending = tuple[list[Unit], Future[list[_Done]] | None]
+    unfinished: list[Pending] = []
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(nproc, mp_context=ctx, initializer=close_inherited) as pool:
+        pending: deque[Pending] = deque()
+        held = [0]  # bytes of data in the pending batches
+        budget, most = 2 * nproc * chunk_bytes, 8 * nproc
 
-            def submit() -> bool:
-                """Fill the window; False once the pool is broken."""
-                while len(pending) < 2 * nproc or (held[0] < budget and len(pending) < most):
-                    u = next(todo, None)
-                    if u is None:
-                        return True
-                    held[0] += data_bytes(u)
-                    try:
-                        pending.append((u, pool.submit(_read, u)))
-                    except BrokenProcessPool:
-                        pending.append((u, None))  # a broken pool refuses new work
-                        return False
-                return True
-
-            alive = submit()
-            # Until the first piece is parsed this process has nothing to do: build the UCUM
-            # registry the evaluation's forks will share (between ingest and evaluation it
-            # would run with the other cores idle).
-            warm_units()
-            while alive and pending:
-                u, future = pending[0]
+        def submit() -> bool:
+            """Fill the window; False once the pool is broken."""
+            while len(pending) < 2 * nproc or (held[0] < budget and len(pending) < most):
+                batch = next(todo, None)
+                if batch is None:
+                    return True
+                held[0] += sum(data_bytes(u) for u in batch)
                 try:
-                    done = future.result() if future is not None else None
+                    pending.append((batch, pool.submit(_read_all, batch)))
                 except BrokenProcessPool:
-                    done = None
-                if done is None:
-                    break
-                pending.popleft()
-                held[0] -= data_bytes(u)
-                yield u, done
-                alive = submit()
-            if pending:
-                log.warning("a reading process died; reading the rest in this process")
-                for _, f in pending:
-                    if f is not None:
-                        f.cancel()
-            unfinished = list(pending)
-        for u, f in unfinished:
-            ok = f is not None and f.done() and not f.cancelled() and f.exception() is None
-            yield u, f.result() if ok and f is not None else _read(u)
-    for u in todo:
-        yield u, _read(u)
+                    pending.append((batch, None))  # a broken pool refuses new work
+                    return False
+            return True
+
+        alive = submit()
+        # Until the first piece is parsed this process has nothing to do: build the UCUM
+        # registry the evaluation's forks will share (between ingest and evaluation it
+        # would run with the other cores idle).
+        warm_units()
+        while alive and pending:
+            batch, future = pending[0]
+            try:
+                dones = future.result() if future is not None else None
+            except BrokenProcessPool:
+                dones = None
+            if dones is None:
+                break
+            pending.popleft()
+            held[0] -= sum(data_bytes(u) for u in batch)
+            yield from zip(batch, dones, strict=True)
+            alive = submit()
+        if pending:
+            log.warning("a reading process died; reading the rest in this process")
+            for _, f in pending:
+                if f is not None:
+                    f.cancel()
+        unfinished = list(pending)
+    for batch, f in unfinished:
+        ok = f is not None and f.done() and not f.cancelled() and f.exception() is None
+        if ok and f is not None:
+            yield from zip(batch, f.result(), strict=True)
+        else:
+            yield from ((u, _read(u)) for u in batch)
+    for batch in todo:
+        yield from ((u, _read(u)) for u in batch)
+
+
+@dataclass
+class _Held:
+    """Rows and census rows of read units not yet written: units are gathered up to a store
+    batch, so many small files (a folder of per-patient Bundles) do not cost a transaction
+    (and its WAL pages) each."""
+
+    rows: list[Row] = field(default_factory=list)
+    dates: list[tuple[str, str]] = field(default_factory=list)
+    entries: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def write(
+        self, store: Store, site: SiteConfig, gen: int, put: PutStats, batch: int, fresh: bool
+    ) -> None:
+        if self.rows:
+            store.put_rows(
+                site.id, self.rows, source=site.source, stats=put, batch_size=batch, fresh=fresh
+            )
+        if self.dates or self.entries:
+            store.add_census(site.id, site.source, gen, self.dates, self.entries)
+        self.rows, self.dates, self.entries = [], [], []
 
 
 def _renumber(origin: str, offset: int) -> str:
@@ -189,6 +238,7 @@ def ingest_files(site: SiteConfig, cfg: Config, store: Store, loaded: Loaded) ->
     sweep = cfg.snapshot and known
     gen = store.begin_census(site.id, site.source)
     lines_before: dict[str, int] = {}
+    held = _Held()
     try:
         for unit, done in _results(units, nproc, cfg.chunk_mb << 20):
             offset = lines_before.get(unit.origin, 0) if unit.part else 0
@@ -200,15 +250,15 @@ def ingest_files(site: SiteConfig, cfg: Config, store: Store, loaded: Loaded) ->
                 ]
                 for issue in done.stats.issues:
                     issue.origin = _renumber(issue.origin, offset)
-            store.put_rows(
-                site.id, rows, source=site.source, stats=put, batch_size=cfg.batch_size,
-                fresh=not known,
-            )  # fmt: skip
+            held.rows += rows
             if sweep:
                 seen.update((r[0], r[1]) for r in rows)
-            census = done.census
-            store.add_census(site.id, site.source, gen, census.date_rows(), census.entry_rows())
+            held.dates += done.census.date_rows()
+            held.entries += done.census.entry_rows()
             stats.merge(done.stats)
+            if len(held.rows) >= cfg.batch_size or len(held.dates) >= cfg.batch_size:
+                held.write(store, site, gen, put, cfg.batch_size, fresh=not known)
+        held.write(store, site, gen, put, cfg.batch_size, fresh=not known)
     finally:
         _JOB.clear()
     store.commit_census(site.id, site.source, gen)

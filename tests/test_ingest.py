@@ -370,7 +370,7 @@ def test_a_reading_process_that_dies_is_replaced_by_reading_in_this_process(
     job = {"types": set(PIPELINE_TYPES), "validate": "fast"}
     ingest._JOB.update(job, triage=Triage(loaded.rules, loaded.relevant))
     try:
-        parallel = [(u, [r[1] for r in d.rows]) for u, d in ingest._results(units, 2)]
+        parallel = [(u, [r[1] for r in d.rows]) for u, d in ingest._results(units, 2, 8192)]
         ingest._JOB.update(job, triage=Triage(loaded.rules, loaded.relevant))
         serial = [(u, [r[1] for r in d.rows]) for u, d in ingest._results(units, 1)]
     finally:
@@ -437,3 +437,43 @@ def test_a_compressed_file_read_by_processes_stores_what_one_process_stores(
     for key in ("files", "read", "rejected", "summarised", "stored", "issues"):
         assert one[key] == two[key], key
     assert got[1][1] == got[2][1] and len(got[1][1]) > 100
+
+
+def test_many_small_bundles_read_by_processes_store_what_one_process_stores(
+    tmp_path: Path,
+) -> None:
+    """Per-patient Bundle files go to the reading processes in batches of about `chunk_mb`
+    (here several batches of many files) and their rows and census are written gathered
+    into store batches: the store and the counts equal a one-process read."""
+    import dataclasses
+    import sqlite3
+
+    import cohort.ingest as ingest
+    from cohort.config import SiteConfig
+
+    folder = tmp_path / "site"
+    generate(folder, patients=150, seed=11, as_of=AS_OF, site="t", fmt="bundles")
+    files = list(folder.glob("*.json"))
+    assert len(files) > 150
+    loaded = _loaded()
+    site = SiteConfig("t", "T", str(folder))
+    got = {}
+    for workers in (1, 2):
+        cfg = dataclasses.replace(default_config(), workers=workers, chunk_mb=1, batch_size=500)
+        path = tmp_path / f"w{workers}.sqlite"
+        with Store(path) as store:
+            report = ingest.ingest_files(site, cfg, store, loaded)
+        db = sqlite3.connect(path)
+        tables = (
+            db.execute("SELECT type, id, origin, hash FROM resources ORDER BY type, id").fetchall(),
+            db.execute("SELECT patient, dates FROM side_dates ORDER BY patient, dates").fetchall(),
+            db.execute("SELECT rtype, codes, records FROM census ORDER BY 1, 2, 3").fetchall(),
+        )
+        db.close()
+        got[workers] = (report, tables)
+    one, two = got[1][0], got[2][0]
+    assert two["workers"] == 2 and one["workers"] == 1
+    for key in ("files", "read", "rejected", "summarised", "stored", "issues"):
+        assert one[key] == two[key], key
+    assert got[1][1] == got[2][1] and len(got[1][1][0]) > 1000
+    assert one["files"] == len(files)
