@@ -198,6 +198,14 @@ def main() -> None:
             help="also the public Synthea population copied COPIES times (bench/synthea.py)",
         )
         p.add_argument(
+            "--synthea-bundles",
+            type=int,
+            action="append",
+            default=[],
+            metavar="COPIES",
+            help="also the public Synthea bundles as they come (one per patient), COPIES times",
+        )
+        p.add_argument(
             "--sle-synthea",
             type=int,
             action="append",
@@ -235,8 +243,8 @@ def main() -> None:
     r.add_argument("--no-stages", action="store_true", help="skip the per-stage child")
     r.add_argument("--results", type=Path, help="append a markdown section to this file")
     a = ap.parse_args()
-    if not (a.scale or a.synthea or a.sle_synthea):
-        ap.error("give --scale, --synthea and/or --sle-synthea")
+    if not (a.scale or a.synthea or a.synthea_bundles or a.sle_synthea):
+        ap.error("give --scale, --synthea, --synthea-bundles and/or --sle-synthea")
     fmts = ["ndjson", "bundles"] if a.format == "both" else [a.format]
     # (label, format, folder, `bench gen` arguments that write it, writing it here)
     populations: list[tuple[str, str, Path, list[str], Callable[[], Path]]] = [
@@ -259,6 +267,16 @@ def main() -> None:
             partial(synthea.generate, a.cache, n),
         )
         for n in a.synthea
+    ]
+    populations += [
+        (
+            f"synthea x{n}",
+            "bundles",
+            synthea.bundles_dir(a.cache, n),
+            ["--synthea-bundles", str(n)],
+            partial(synthea.generate_bundles, a.cache, n),
+        )
+        for n in a.synthea_bundles
     ]
     populations += [
         (

@@ -124,6 +124,52 @@ def generate(cache: Path, copies: int, archive: Path = DEFAULT_ARCHIVE) -> Path:
     return pop.done(source=archive.name, copies=copies)
 
 
+def bundles_dir(cache: Path, copies: int) -> Path:
+    return cache / f"synthea-x{copies}-bundles"
+
+
+def generate_bundles(cache: Path, copies: int, archive: Path = DEFAULT_ARCHIVE) -> Path:
+    """Synthea's own output, `copies` times over: one transaction Bundle per patient file
+    (urn:uuid references, every resource type), each copy renumbered as in `generate`. What a
+    site that ran Synthea, or exported per patient, hands over; the reader resolves it."""
+    out = bundles_dir(cache, copies)
+    if (out / ".done.json").exists():
+        return out
+    if not archive.exists():
+        raise SystemExit(f"Synthea archive not found: {archive} (needs ../shared)")
+    out.mkdir(parents=True, exist_ok=True)
+    for p in out.iterdir():
+        p.unlink()
+    t0 = time.perf_counter()
+    counts: Counter[str] = Counter()
+    with tarfile.open(archive, mode="r|*") as tf:
+        for member in tf:
+            fh = tf.extractfile(member) if member.isfile() else None
+            if fh is None or not member.name.endswith(".json"):
+                continue
+            blob = fh.read()
+            types = [
+                e["resource"]["resourceType"]
+                for e in orjson.loads(blob).get("entry", [])
+                if isinstance(e.get("resource"), dict)
+            ]
+            name = Path(member.name).name
+            for k in range(copies):
+                (out / f"{k:04x}-{name}").write_bytes(_renumbered(blob, k))
+                counts.update(types)
+    meta = {
+        "source": archive.name,
+        "copies": copies,
+        "patients": counts["Patient"],
+        "resources": sum(counts.values()),
+        "by_type": dict(counts.most_common()),
+        "bytes": sum(p.stat().st_size for p in out.iterdir()),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    (out / ".done.json").write_text(json.dumps(meta, indent=1))
+    return out
+
+
 def cohort_dir(cache: Path, screened: int) -> Path:
     return cache / f"sle-synthea-s{screened}-ndjson"
 
