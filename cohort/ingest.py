@@ -256,7 +256,7 @@ def ingest_files(site: SiteConfig, cfg: Config, store: Store, loaded: Loaded) ->
             held.dates += done.census.date_rows()
             held.entries += done.census.entry_rows()
             stats.merge(done.stats)
-            if len(held.rows) >= cfg.batch_size or len(held.dates) >= cfg.batch_size:
+            if max(len(held.rows), len(held.dates), len(held.entries)) >= cfg.batch_size:
                 held.write(store, site, gen, put, cfg.batch_size, fresh=not known)
         held.write(store, site, gen, put, cfg.batch_size, fresh=not known)
     finally:
