@@ -258,35 +258,19 @@ def main() -> None:
         for n in a.scale
         for f in fmts
     ]
+    # the populations built from the public Synthea bundles: (counts given, label, format,
+    # folder of a count, `bench gen` flag, writer of a count)
+    synthea_kinds: list[tuple[list[int], str, str, Any, str, Any]] = [
+        (a.synthea, "synthea x{}", "ndjson", synthea.dataset_dir, "--synthea", synthea.generate),
+        (a.synthea_bundles, "synthea x{}", "bundles", synthea.bundles_dir, "--synthea-bundles",
+         synthea.generate_bundles),
+        (a.sle_synthea, "{} + Synthea charts", "ndjson", synthea.cohort_dir, "--sle-synthea",
+         synthea.generate_cohort),
+    ]  # fmt: skip
     populations += [
-        (
-            f"synthea x{n}",
-            "ndjson",
-            synthea.dataset_dir(a.cache, n),
-            ["--synthea", str(n)],
-            partial(synthea.generate, a.cache, n),
-        )
-        for n in a.synthea
-    ]
-    populations += [
-        (
-            f"synthea x{n}",
-            "bundles",
-            synthea.bundles_dir(a.cache, n),
-            ["--synthea-bundles", str(n)],
-            partial(synthea.generate_bundles, a.cache, n),
-        )
-        for n in a.synthea_bundles
-    ]
-    populations += [
-        (
-            f"{n} + Synthea charts",
-            "ndjson",
-            synthea.cohort_dir(a.cache, n),
-            ["--sle-synthea", str(n)],
-            partial(synthea.generate_cohort, a.cache, n),
-        )
-        for n in a.sle_synthea
+        (label.format(n), fmt, folder_of(a.cache, n), [flag, str(n)], partial(make, a.cache, n))
+        for counts, label, fmt, folder_of, flag, make in synthea_kinds
+        for n in counts
     ]
     rows = []
     for scale, fmt, folder, gen_args, make in populations:
@@ -297,7 +281,7 @@ def main() -> None:
             # grown by generating would show its own peak as every later child's (wait4)
             args = ["--cache", str(a.cache), "--pad", str(a.pad), *gen_args]
             subprocess.run([sys.executable, "-m", "bench", "gen", *args], check=True, cwd=ROOT)
-        if getattr(a, "read_types_only", False):
+        if getattr(a, "read_types_only", False) and fmt != "bundles":  # (per type: NDJSON only)
             folder, scale = _read_types_only(folder), f"{scale} (read types only)"
         meta = info(folder)
         print(
