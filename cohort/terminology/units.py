@@ -151,6 +151,8 @@ class Units:
         (8 g/dL against 80 g/L) is not a float's last bit above or below it."""
         key = (source, spec)
         if key not in self._factors:
+            if len(self._factors) >= 10_000:  # bounded: annotations make unit strings free text
+                self._factors.clear()
             self._factors[key] = self._factor(source, spec)
         factor = self._factors[key]
         if factor is None:
