@@ -477,3 +477,32 @@ def test_many_small_bundles_read_by_processes_store_what_one_process_stores(
         assert one[key] == two[key], key
     assert got[1][1] == got[2][1] and len(got[1][1][0]) > 1000
     assert one["files"] == len(files)
+
+
+def test_evaluation_falls_back_to_one_process_when_a_fork_fails(
+    population: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed evaluation fork (map_slices gives None) is not a failed run: the patients are
+    evaluated in this process, with the same outputs as a run whose forks succeeded."""
+    import cohort.runner as runner
+
+    calls: list[int] = []
+
+    def fork_failed(fn: Any, items: list[str], nproc: int, dump: Any, load: Any) -> None:
+        calls.append(len(items))
+        return None
+
+    outs = {}
+    for label in ("forked", "fallback"):
+        if label == "fallback":
+            monkeypatch.setattr(runner, "map_slices", fork_failed)
+        folder = tmp_path / label
+        folder.mkdir()
+        cfg = load_config(write_config(folder, {"t": str(population)}, run={"workers": 2}))
+        run(cfg, AS_OF, folder / "out")
+        outs[label] = [
+            (folder / "out" / "t" / n).read_bytes() for n in ("candidates.csv", "evidence.csv")
+        ]
+    assert calls and calls[0] > 100  # the evaluation did try to fork
+    assert outs["fallback"] == outs["forked"]
+    assert outs["forked"][0].count(b"\r\n") > 100  # every screened patient has a row
