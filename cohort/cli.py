@@ -72,7 +72,8 @@ def load_cfg(config: Path | None) -> Any:
 @click.option(
     "--full-refresh",
     is_flag=True,
-    help="Server sources: ignore sync marks and pull everything again.",
+    help="Ignore sync marks: pull everything again from servers, and re-read file sources "
+    "even when unchanged since their last complete read.",
 )
 @click.option(
     "--no-phi",

@@ -1,6 +1,6 @@
 """The store's SQLite schema and the statements shared by its writers."""
 
-__all__ = ["CENSUS_MARK", "INSERT", "MEDICATION_MARK", "SCHEMA", "SET_MARK"]
+__all__ = ["CENSUS_MARK", "FILES_MARK", "INSERT", "MEDICATION_MARK", "SCHEMA", "SET_MARK"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -59,6 +59,8 @@ SET_MARK = (
 )
 # mark key prefix naming a source's current census generation
 CENSUS_MARK = "census-gen:"
+# mark key prefix of a file source's last complete read: its stamp, a newline, its report
+FILES_MARK = "files-read:"
 # side_dates token prefix of a summarised medication record's start ("m" alone: undated)
 MEDICATION_MARK = "m"
 
