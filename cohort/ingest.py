@@ -246,12 +246,16 @@ def ingest_files(
     last = store.get_mark(site.id, key) or ""
     last_stamp, _, last_report = last.partition("\n")
     if stamp is not None and not full_refresh and last_stamp == stamp:
-        report: dict[str, Any] = json.loads(last_report)
-        stored = report["stored"]
-        kept = stored["inserted"] + stored["updated"] + stored["unchanged"]
-        report["stored"] = {"inserted": 0, "updated": 0, "unchanged": kept, "removed": 0}
-        log.info("site %s: files unchanged since the last complete read; not read again", site.id)
-        return {**report, "workers": 0, "files_unchanged": True}
+        try:
+            report: dict[str, Any] = json.loads(last_report)
+            stored = report["stored"]
+            kept = stored["inserted"] + stored["updated"] + stored["unchanged"]
+        except (ValueError, KeyError, TypeError):
+            pass  # a mark this version cannot read: read the files again
+        else:
+            report["stored"] = {"inserted": 0, "updated": 0, "unchanged": kept, "removed": 0}
+            log.info("site %s: files unchanged since the last complete read", site.id)
+            return {**report, "workers": 0, "files_unchanged": True}
     # forgotten until this read completes: a read that dies halfway never looks complete
     store.set_mark(site.id, key, "")
     report = _read_files(site, cfg, store, loaded, units)

@@ -131,3 +131,17 @@ def test_a_read_that_dies_halfway_is_not_taken_for_complete(
         assert s.get_mark("t", "files-read:" + str(tmp_path / "site")) == ""
     again = _run(config, tmp_path / "out")
     assert "files_unchanged" not in again and again["stored"]["unchanged"] > 100
+
+
+def test_an_unreadable_mark_means_reading_again(generated: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"t": str(_site(generated, tmp_path))})
+    _run(config, tmp_path / "out")
+    store = tmp_path / "out" / ".cohort" / "store.sqlite"
+    key = "files-read:" + str(tmp_path / "site")
+    with Store(store) as s:
+        stamp = (s.get_mark("t", key) or "").partition("\n")[0]
+        assert len(stamp) == 64
+        s.set_mark("t", key, stamp + "\n{not json")
+    again = _run(config, tmp_path / "out")
+    assert "files_unchanged" not in again and again["stored"]["unchanged"] > 100
+    assert _run(config, tmp_path / "out")["files_unchanged"] is True
