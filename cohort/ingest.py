@@ -133,8 +133,8 @@ def _results(
     units: list[Unit], nproc: int, chunk_bytes: int = 16 << 20
 ) -> Iterator[tuple[Unit, _Done]]:
     """Each unit's result, in unit order, with bounded memory: units go to the workers in
-    batches of about `chunk_bytes`, at least 2 batches per worker in flight, and more small
-    ones while they hold under 2 chunks' worth of data per worker.
+    batches of about `chunk_bytes` (many small files make one task), 2 batches per worker in
+    flight.
 
     With workers, a big compressed NDJSON file is decompressed here and its line-aligned
     pieces parsed by them (`stream_units`). If a reading process dies (e.g. killed for memory),
@@ -152,16 +152,13 @@ def _results(
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(nproc, mp_context=ctx, initializer=close_inherited) as pool:
         pending: deque[Pending] = deque()
-        held = [0]  # bytes of data in the pending batches
-        budget, most = 2 * nproc * chunk_bytes, 8 * nproc
 
         def submit() -> bool:
             """Fill the window; False once the pool is broken."""
-            while len(pending) < 2 * nproc or (held[0] < budget and len(pending) < most):
+            while len(pending) < 2 * nproc:
                 batch = next(todo, None)
                 if batch is None:
                     return True
-                held[0] += sum(data_bytes(u) for u in batch)
                 try:
                     pending.append((batch, pool.submit(_read_all, batch)))
                 except BrokenProcessPool:
@@ -183,7 +180,6 @@ def _results(
             if dones is None:
                 break
             pending.popleft()
-            held[0] -= sum(data_bytes(u) for u in batch)
             yield from zip(batch, dones, strict=True)
             alive = submit()
         if pending:
