@@ -99,8 +99,9 @@ class Units:
         self.specs = specs
         self.aliases = dict(aliases)
         self._folded = {k.strip().lower(): v for k, v in aliases.items()}
-        # (source unit, spec) -> factor to the canonical unit; None: no conversion
-        self._factors: dict[tuple[str, UnitSpec], float | None] = {}
+        # (source unit, spec) -> factor to the canonical unit, worked out once per pair;
+        # bounded, as UCUM annotations make unit strings free text
+        self._factor_of = lru_cache(maxsize=10_000)(self._factor)
 
     def to_ucum(self, unit: str) -> str:
         """The UCUM string for a unit as written (alias table first, then as-is)."""
@@ -149,12 +150,7 @@ class Units:
         unit pair: a pint conversion costs ~26 us, and one runs per lab criterion and patient.
         Rounded to 12 significant digits, so that a value exactly at a limit in another unit
         is not a float's last bit off it (pint alone reads 7 g/24h as 6.999999999999999)."""
-        key = (source, spec)
-        if key not in self._factors:
-            if len(self._factors) >= 10_000:  # bounded: annotations make unit strings free text
-                self._factors.clear()
-            self._factors[key] = self._factor(source, spec)
-        factor = self._factors[key]
+        factor = self._factor_of(source, spec)
         if factor is None:
             return None
         if math.isnan(factor):  # not a plain factor: pint converts each value
