@@ -18,6 +18,7 @@ import re
 import tarfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,27 +35,32 @@ def dataset_dir(cache: Path, copies: int) -> Path:
     return cache / f"synthea-x{copies}-ndjson"
 
 
-def _charts(archive: Path) -> list[list[tuple[str, bytes]]]:
-    """Per bundle: (resourceType, compact JSON with urn:uuid references resolved)."""
-    out: list[list[tuple[str, bytes]]] = []
+def _bundle_files(archive: Path) -> Iterator[tuple[str, bytes]]:
+    """(file name, bytes) of each bundle in the archive, in archive order."""
     with tarfile.open(archive, mode="r|*") as tf:
         for member in tf:
             fh = tf.extractfile(member) if member.isfile() else None
-            if fh is None or not member.name.endswith(".json"):
-                continue
-            bundle = orjson.loads(fh.read())
-            entries = [e for e in bundle.get("entry", []) if isinstance(e.get("resource"), dict)]
-            refs = {
-                e["fullUrl"]: f"{e['resource']['resourceType']}/{e['resource']['id']}"
+            if fh is not None and member.name.endswith(".json"):
+                yield Path(member.name).name, fh.read()
+
+
+def _charts(archive: Path) -> list[list[tuple[str, bytes]]]:
+    """Per bundle: (resourceType, compact JSON with urn:uuid references resolved)."""
+    out: list[list[tuple[str, bytes]]] = []
+    for _, blob in _bundle_files(archive):
+        bundle = orjson.loads(blob)
+        entries = [e for e in bundle.get("entry", []) if isinstance(e.get("resource"), dict)]
+        refs = {
+            e["fullUrl"]: f"{e['resource']['resourceType']}/{e['resource']['id']}"
+            for e in entries
+            if isinstance(e.get("fullUrl"), str) and "id" in e["resource"]
+        }
+        out.append(
+            [
+                (e["resource"]["resourceType"], orjson.dumps(_resolve(e["resource"], refs)))
                 for e in entries
-                if isinstance(e.get("fullUrl"), str) and "id" in e["resource"]
-            }
-            out.append(
-                [
-                    (e["resource"]["resourceType"], orjson.dumps(_resolve(e["resource"], refs)))
-                    for e in entries
-                ]
-            )
+            ]
+        )
     return out
 
 
@@ -135,39 +141,17 @@ def generate_bundles(cache: Path, copies: int, archive: Path = DEFAULT_ARCHIVE) 
     out = bundles_dir(cache, copies)
     if (out / ".done.json").exists():
         return out
-    if not archive.exists():
-        raise SystemExit(f"Synthea archive not found: {archive} (needs ../shared)")
-    out.mkdir(parents=True, exist_ok=True)
-    for p in out.iterdir():
-        p.unlink()
-    t0 = time.perf_counter()
-    counts: Counter[str] = Counter()
-    with tarfile.open(archive, mode="r|*") as tf:
-        for member in tf:
-            fh = tf.extractfile(member) if member.isfile() else None
-            if fh is None or not member.name.endswith(".json"):
-                continue
-            blob = fh.read()
-            types = [
-                e["resource"]["resourceType"]
-                for e in orjson.loads(blob).get("entry", [])
-                if isinstance(e.get("resource"), dict)
-            ]
-            name = Path(member.name).name
-            for k in range(copies):
-                (out / f"{k:04x}-{name}").write_bytes(_renumbered(blob, k))
-                counts.update(types)
-    meta = {
-        "source": archive.name,
-        "copies": copies,
-        "patients": counts["Patient"],
-        "resources": sum(counts.values()),
-        "by_type": dict(counts.most_common()),
-        "bytes": sum(p.stat().st_size for p in out.iterdir()),
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
-    (out / ".done.json").write_text(json.dumps(meta, indent=1))
-    return out
+    pop = _Population(out, archive)
+    for name, blob in _bundle_files(archive):
+        types = [
+            e["resource"]["resourceType"]
+            for e in orjson.loads(blob).get("entry", [])
+            if isinstance(e.get("resource"), dict)
+        ]
+        for k in range(copies):
+            (out / f"{k:04x}-{name}").write_bytes(_renumbered(blob, k))
+            pop.counts.update(types)
+    return pop.done(source=archive.name, copies=copies)
 
 
 def cohort_dir(cache: Path, screened: int) -> Path:
