@@ -165,8 +165,8 @@ def screen(
 
         # msgpack through msgspec, straight from and into the dataclasses: ~0.2 s for 5k
         # candidates where pickle took ~0.5 s (bench/RESULTS.md, sixth pass)
-        codec = msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder(list[Candidate])
-        out = map_slices(in_worker, ids, nproc, codec[0].encode, codec[1].decode)
+        encoder, decoder = msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder(list[Candidate])
+        out = map_slices(in_worker, ids, nproc, encoder.encode, decoder.decode)
     if out is None:
         out = run_ids(store, ids)
     time_limited = {c.id for c in loaded.trial.criteria if c.time_limited}

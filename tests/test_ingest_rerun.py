@@ -17,6 +17,7 @@ from cohort.config import load_config
 from cohort.runner import run
 from cohort.samples import generate
 from cohort.store import Store
+from cohort.store.schema import FILES_MARK
 
 AS_OF = date(2026, 11, 25)
 
@@ -128,7 +129,7 @@ def test_a_read_that_dies_halfway_is_not_taken_for_complete(
             _run(config, tmp_path / "out", full_refresh=True)
     store = load_config(config).store_path or tmp_path / "out" / ".cohort" / "store.sqlite"
     with Store(store) as s:
-        assert s.get_mark("t", "files-read:" + str(tmp_path / "site")) == ""
+        assert s.get_mark("t", FILES_MARK + str(tmp_path / "site")) == ""
     again = _run(config, tmp_path / "out")
     assert "files_unchanged" not in again and again["stored"]["unchanged"] > 100
 
@@ -137,7 +138,7 @@ def test_an_unreadable_mark_means_reading_again(generated: Path, tmp_path: Path)
     config = write_config(tmp_path, {"t": str(_site(generated, tmp_path))})
     _run(config, tmp_path / "out")
     store = tmp_path / "out" / ".cohort" / "store.sqlite"
-    key = "files-read:" + str(tmp_path / "site")
+    key = FILES_MARK + str(tmp_path / "site")
     with Store(store) as s:
         stamp = (s.get_mark("t", key) or "").partition("\n")[0]
         assert len(stamp) == 64
