@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import responses
-from fhir_fakes import BASE, SLE, TOKENS, FakeFhir, capability, population
+from fhir_fakes import BASE, HGB, SLE, TOKENS, FakeFhir, capability, population
 
 from cohort.source.fhir import ServerSettings, pull
 from cohort.store import Store
@@ -254,3 +255,36 @@ def test_codes_searched_without_system_by_default_and_escaped():
     toks = ["http://loinc.org|718-7", "urn:oid:1.2|718-7", "http://x|a,b", "local"]
     assert search_values(toks, False) == ["718-7", "a\\,b", "local"]
     assert search_values(toks, True)[0] == "http://loinc.org|718-7"
+
+
+def test_patient_ids_fill_each_url_before_a_new_request(store):
+    """UUID ids: 100 per batch do not fit one Observation URL (codes take half of it). Each
+    search must carry as many ids as fit, not a full URL plus a short remainder per batch."""
+    import uuid
+
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps, page=1000)
+        pids = [str(uuid.UUID(int=i + 1)) for i in range(250)]
+        for i, pid in enumerate(pids):
+            fake.add({"resourceType": "Patient", "id": pid})
+            for rid, tok in ((f"c{i}", SLE), (f"o{i}", HGB)):
+                system, code = tok.split("|")
+                fake.add(
+                    {
+                        "resourceType": "Condition" if rid[0] == "c" else "Observation",
+                        "id": rid,
+                        "subject": {"reference": f"Patient/{pid}"},
+                        "code": {"coding": [{"system": system, "code": code}]},
+                    }
+                )
+        run(store)
+        groups = [
+            dict(parse_qsl(urlsplit(c.request.url).query))["patient"].split(",")
+            for c in rsps.calls
+            if urlsplit(c.request.url).path.endswith("/Observation")
+        ]
+    assert sorted(p for g in groups for p in g) == sorted(pids)
+    sizes = sorted((len(g) for g in groups), reverse=True)
+    assert len(groups) > 1 and sizes[0] < 100  # the URL limit, not patient_batch, splits here
+    assert sizes[1:-1] == [sizes[0]] * (len(sizes) - 2)  # only the last group is short
+    assert store.count_by_type("uci")["Observation"] == 250

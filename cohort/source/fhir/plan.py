@@ -127,14 +127,15 @@ class Capability:
         return inc is None or not inc or spec in inc or "*" in inc
 
 
-def chunk_values(prefix_len: int, values: list[str], limit: int) -> list[list[str]]:
-    """Split `values` (comma-joined) into groups whose URL stays within `limit` chars."""
+def chunk_values(prefix_len: int, values: list[str], limit: int, most: int = 0) -> list[list[str]]:
+    """Split `values` (comma-joined) into groups whose URL stays within `limit` chars and,
+    given `most`, that hold at most `most` values each."""
     groups: list[list[str]] = []
     cur: list[str] = []
     size = prefix_len
     for v in values:
         add = len(quote(v, safe=",|:/")) + 3  # ",": encoded as %2C at worst
-        if cur and size + add > limit:
+        if cur and (size + add > limit or len(cur) == most):
             groups.append(cur)
             cur, size = [], prefix_len
         cur.append(v)

@@ -216,23 +216,23 @@ class Puller:
         codes = self.tokens.get(rtype, []) if rtype in BY_CODE else []
         id_room = limit - base_len if not codes else (limit - base_len) // 2
         out: list[Params] = []
-        for i in range(0, len(ids), self.s.patient_batch):
-            for group in chunk_values(
-                base_len, ids[i : i + self.s.patient_batch], base_len + id_room
-            ):
-                fixed: Params = [("_id" if rtype == "Patient" else "patient", ",".join(group))]
-                if rtype == "Observation" and self.obs_category:
-                    fixed.append(("category", ",".join(self.obs_category)))
-                if rtype in MED_TYPES and rtype not in self.no_include:
-                    fixed.append(("_include", f"{rtype}:medication"))
-                if since:
-                    fixed.append(("_lastUpdated", f"gt{since}"))
-                if not codes:
-                    out.append(fixed)
-                    continue
-                used = base_len + sum(len(k) + len(v) + 2 for k, v in fixed)
-                for cg in chunk_values(used, codes, limit):
-                    out.append([*fixed, ("code", ",".join(cg))])
+        # each URL filled with ids up to the length limit or patient_batch, whichever comes
+        # first: slicing by patient_batch and then by length left a short remainder request
+        # per batch whenever long ids (UUIDs) did not fit patient_batch into one URL
+        for group in chunk_values(base_len, ids, base_len + id_room, self.s.patient_batch):
+            fixed: Params = [("_id" if rtype == "Patient" else "patient", ",".join(group))]
+            if rtype == "Observation" and self.obs_category:
+                fixed.append(("category", ",".join(self.obs_category)))
+            if rtype in MED_TYPES and rtype not in self.no_include:
+                fixed.append(("_include", f"{rtype}:medication"))
+            if since:
+                fixed.append(("_lastUpdated", f"gt{since}"))
+            if not codes:
+                out.append(fixed)
+                continue
+            used = base_len + sum(len(k) + len(v) + 2 for k, v in fixed)
+            for cg in chunk_values(used, codes, limit):
+                out.append([*fixed, ("code", ",".join(cg))])
         return out
 
     def since_for(self, rtype: str, mark: str | None) -> str | None:
