@@ -29,6 +29,7 @@ import orjson
 import requests
 
 from cohort.source.fhir.plan import PULL_TYPES
+from cohort.source.fhir.settings import ServerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 SEKMET = ROOT / ".venv-sekmet" / "bin" / "sekmet"
@@ -450,10 +451,11 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.server")
     ap.add_argument("--scale", type=int, action="append", required=True)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/cohort-bench-server"))
-    ap.add_argument("--patient-batch", type=int, default=100)
-    ap.add_argument("--page-size", type=int, default=1000)
-    ap.add_argument("--concurrency", type=int, default=2)
-    ap.add_argument("--max-url-length", type=int, default=6000)
+    defaults = ServerSettings(base_url="")  # cohort's own defaults unless told otherwise
+    ap.add_argument("--patient-batch", type=int, default=defaults.patient_batch)
+    ap.add_argument("--page-size", type=int, default=defaults.page_size)
+    ap.add_argument("--concurrency", type=int, default=defaults.concurrency)
+    ap.add_argument("--max-url-length", type=int, default=defaults.max_url_length)
     ap.add_argument("--sync-overlap", type=float, default=0.0)
     ap.add_argument("--peers", nargs="*", default=["fhirpy", "pyrate"])
     ap.add_argument("--results", type=Path, help="append a markdown section to this file")

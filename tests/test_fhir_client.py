@@ -225,6 +225,6 @@ def test_settings_defaults_and_repr_has_no_secret(monkeypatch):
     s = ServerSettings.from_dict(
         {"base_url": BASE + "/", "auth": "bearer", "token_env": "FHIR_TOKEN", "timeout": 30}, "w"
     )
-    assert s.base_url == BASE and s.concurrency == 2 and s.patient_batch == 100 and s.timeout == 30.0
+    assert s.base_url == BASE and s.concurrency == 2 and s.patient_batch == 1000 and s.timeout == 30.0
     c = FhirClient(s)
     assert "s3cr3t" not in repr(s) + repr(c.auth)

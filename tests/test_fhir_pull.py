@@ -258,33 +258,69 @@ def test_codes_searched_without_system_by_default_and_escaped():
 
 
 def test_patient_ids_fill_each_url_before_a_new_request(store):
-    """UUID ids: 100 per batch do not fit one Observation URL (codes take half of it). Each
-    search must carry as many ids as fit, not a full URL plus a short remainder per batch."""
+    """UUID ids: 100 do not fit one Observation URL (codes take half of it). Each search must
+    carry as many ids as fit, not a full URL plus a short remainder per 100 ids."""
+    import logging
     import uuid
 
+    from cohort.source.fhir.pull import Puller
+
+    p = Puller("uci", settings(), store, TOKENS, [SLE], False, None, logging.getLogger("t"))
+    pids = [str(uuid.UUID(int=i + 1)) for i in range(250)]
+    groups = [dict(q)["patient"].split(",") for q in p.queries("Observation", pids, None, 100)]
+    assert [p for g in groups for p in g] == pids
+    sizes = [len(g) for g in groups]
+    assert len(groups) > 1 and sizes[0] < 100  # the URL limit, not the batch, splits here
+    assert sizes[:-1] == [sizes[0]] * (len(sizes) - 1)  # only the last group is short
+    assert sizes[-1] <= sizes[0]
+
+
+def _searched_ids(calls, rtype: str) -> list[list[str]]:
+    out = []
+    for c in calls:
+        u = urlsplit(c.request.url)
+        q = dict(parse_qsl(u.query))
+        if u.path.endswith("/" + rtype) and "_offset" not in q and "_summary" not in q:
+            out.append(q["patient"].split(","))
+    return out
+
+
+def test_searches_grow_for_types_with_few_records_per_patient(store):
+    """600 screened patients with 5 lab results each and an immunization for every tenth:
+    Immunization searches grow past 100 ids once a patient is seen to yield little, while
+    Observation searches (5 per patient, page 1000 -> at most 180 ids) stay near a page."""
+    n = 600
     with responses.RequestsMock() as rsps:
         fake = FakeFhir(rsps, page=1000)
-        pids = [str(uuid.UUID(int=i + 1)) for i in range(250)]
-        for i, pid in enumerate(pids):
+        for i in range(n):
+            pid = f"p{i:04d}"
             fake.add({"resourceType": "Patient", "id": pid})
-            for rid, tok in ((f"c{i}", SLE), (f"o{i}", HGB)):
-                system, code = tok.split("|")
+            system, code = SLE.split("|")
+            ref = {"reference": f"Patient/{pid}"}
+            coding = {"coding": [{"system": system, "code": code}]}
+            fake.add({"resourceType": "Condition", "id": f"c{i}", "subject": ref, "code": coding})
+            system, code = HGB.split("|")
+            for k in range(5):
                 fake.add(
                     {
-                        "resourceType": "Condition" if rid[0] == "c" else "Observation",
-                        "id": rid,
-                        "subject": {"reference": f"Patient/{pid}"},
+                        "resourceType": "Observation",
+                        "id": f"o{i}-{k}",
+                        "subject": ref,
                         "code": {"coding": [{"system": system, "code": code}]},
                     }
                 )
-        run(store)
-        groups = [
-            dict(parse_qsl(urlsplit(c.request.url).query))["patient"].split(",")
-            for c in rsps.calls
-            if urlsplit(c.request.url).path.endswith("/Observation")
-        ]
-    assert sorted(p for g in groups for p in g) == sorted(pids)
-    sizes = sorted((len(g) for g in groups), reverse=True)
-    assert len(groups) > 1 and sizes[0] < 100  # the URL limit, not patient_batch, splits here
-    assert sizes[1:-1] == [sizes[0]] * (len(sizes) - 2)  # only the last group is short
-    assert store.count_by_type("uci")["Observation"] == 250
+            if i % 10 == 0:
+                fake.add({"resourceType": "Immunization", "id": f"i{i}", "patient": ref})
+        rep = run(store)
+        imm, obs = (
+            _searched_ids(rsps.calls, "Immunization"),
+            _searched_ids(rsps.calls, "Observation"),
+        )
+    assert rep.patients_screened == n
+    for groups in (imm, obs):
+        assert sorted(p for g in groups for p in g) == [f"p{i:04d}" for i in range(n)]
+    assert [len(g) for g in imm[:2]] == [100, 100]  # before anything is known
+    assert len(imm) == 3 and len(imm[2]) == n - 200  # then the rest at once
+    assert max(len(g) for g in obs) <= int(0.9 * 1000 / 5) and len(obs) < n / 100 + 1
+    counts = store.count_by_type("uci")
+    assert counts["Observation"] == 5 * n and counts["Immunization"] == n // 10

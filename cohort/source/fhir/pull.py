@@ -34,6 +34,9 @@ from .settings import ServerSettings
 Params = list[tuple[str, str]]
 Items = list[tuple[dict, str]]
 
+FIRST_BATCH = 100  # ids per search while a type's records per patient are not yet known
+PAGE_FILL = 0.9  # later searches aim at this share of a page (a spill costs one more request)
+
 
 class Puller:
     """State of one pull: client, capability, marks, report; the bulk path reuses it."""
@@ -209,17 +212,36 @@ class Puller:
             self.put([(body, "GET Medication/{id}")])
 
     # -- the plan ----------------------------------------------------------------------------
-    def queries(self, rtype: str, ids: list[str], since: str | None) -> list[Params]:
-        """Requests for `rtype` over patients `ids` (batched and URL-length split)."""
+    def pull_ids(self, rtype: str, ids: list[str], since: str | None) -> tuple[int, str | None]:
+        """Search `rtype` for patients `ids`: first `concurrency` searches of FIRST_BATCH ids,
+        then the rest in searches sized by what a patient yielded so that one fills about a
+        page. Types with few records per patient (Immunization, Procedure) thus need a few
+        searches where a fixed batch needs one per 100 patients; a page-filling type keeps
+        FIRST_BATCH. Never more than `patient_batch` ids (what the server tolerates)."""
+        first = min(self.s.patient_batch, FIRST_BATCH)
+        head, rest = ids[: first * self.s.concurrency], ids[first * self.s.concurrency :]
+        n, clock = self.run_split(rtype, lambda: self.queries(rtype, head, since, first))
+        if rest:
+            per_patient = n / len(head)
+            size = self.s.patient_batch
+            if per_patient > 0:
+                size = int(PAGE_FILL * self.s.page_size / per_patient)
+                size = max(first, min(self.s.patient_batch, size))
+            m, later = self.run_split(rtype, lambda: self.queries(rtype, rest, since, size))
+            n, clock = n + m, min((c for c in (clock, later) if c), default=None)
+        return n, clock
+
+    def queries(self, rtype: str, ids: list[str], since: str | None, batch: int) -> list[Params]:
+        """Requests for `rtype` over patients `ids` (`batch` per search, URL-length split)."""
         limit = self.url_limit
         base_len = len(self.s.base_url) + len(rtype) + 60
         codes = self.tokens.get(rtype, []) if rtype in BY_CODE else []
         id_room = limit - base_len if not codes else (limit - base_len) // 2
         out: list[Params] = []
-        # each URL filled with ids up to the length limit or patient_batch, whichever comes
-        # first: slicing by patient_batch and then by length left a short remainder request
-        # per batch whenever long ids (UUIDs) did not fit patient_batch into one URL
-        for group in chunk_values(base_len, ids, base_len + id_room, self.s.patient_batch):
+        # each URL filled with ids up to the length limit or `batch`, whichever comes first:
+        # slicing by batch and then by length left a short remainder request per batch
+        # whenever long ids (UUIDs) did not fit a whole batch into one URL
+        for group in chunk_values(base_len, ids, base_len + id_room, batch):
             fixed: Params = [("_id" if rtype == "Patient" else "patient", ",".join(group))]
             if rtype == "Observation" and self.obs_category:
                 fixed.append(("category", ",".join(self.obs_category)))
@@ -321,16 +343,12 @@ class Puller:
                 quiet, quiet_clock = (
                     self.unchanged_since(rtype, since) if since and known else (False, None)
                 )
-
-                def build(
-                    rtype: str = rtype, since: str | None = since, quiet: bool = quiet
-                ) -> list[Params]:
-                    qs = self.queries(rtype, new, None)
-                    return qs if quiet else qs + self.queries(rtype, known, since)
-
-                n, clock = self.run_split(rtype, build)
+                n, clock = self.pull_ids(rtype, new, None)
+                if not quiet:
+                    m, changed_clock = self.pull_ids(rtype, known, since)
+                    n, clock = n + m, min((c for c in (clock, changed_clock) if c), default=None)
                 # the mark may only move to a clock read before any search of this pull
-                clock = min(c for c in (clock, quiet_clock) if c) if clock or quiet_clock else None
+                clock = min((c for c in (clock, quiet_clock) if c), default=None)
             self.log.info("fhir %s: %s: %d resources", self.site, rtype, n)
             if clock:
                 self.set_mark(rtype, f"{clock}|{h}")

@@ -48,7 +48,9 @@ class ServerSettings:
     concurrency: int = 2
     timeout: float = 60.0
     page_size: int = 1000  # _count; servers may cap it (fewer per page is fine)
-    patient_batch: int = 100  # ids per search; the URL-length limit still splits long id lists
+    # most ids per search (what the server tolerates; 1 for a server without multi-patient
+    # search); searches start at 100 and grow where a type has few records per patient
+    patient_batch: int = 1000
     bulk: bool = False
     bulk_group: str = ""
     bulk_timeout: float = 3600.0
