@@ -113,9 +113,14 @@ def _line(res: dict[str, Any], style: int) -> bytes:
         return json.dumps(res).encode()  # spaces after separators
     if style == 2:
         return json.dumps(res, ensure_ascii=False).encode()  # raw UTF-8
-    # a duplicated key: the last one counts (orjson and msgspec agree)
-    text = orjson.dumps(res)
-    return text[:-1] + b',"status":"final"}' if len(res) > 1 else text
+    if style == 3:
+        # a duplicated key: the last one counts (orjson and msgspec agree)
+        text = orjson.dumps(res)
+        return text[:-1] + b',"status":"final"}' if len(res) > 1 else text
+    # keys sorted (resourceType no longer first), or resourceType moved to the end
+    if style == 4:
+        return orjson.dumps(res, option=orjson.OPT_SORT_KEYS)
+    return orjson.dumps({**{k: v for k, v in res.items() if k != "resourceType"}, **res})
 
 
 def _read(lines: list[bytes], by_line: bool) -> tuple[list[Any], ReadStats, Census]:
@@ -147,7 +152,7 @@ def _same(lines: list[bytes]) -> None:
     # big charts sometimes overrun hypothesis's buffer: those examples are skipped, not failed
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(st.lists(st.tuples(records(), st.integers(0, 3)), min_size=1, max_size=40))
+@given(st.lists(st.tuples(records(), st.integers(0, 5)), min_size=1, max_size=40))
 def test_line_triage_answers_as_the_parsed_record(batch: list[tuple[dict[str, Any], int]]) -> None:
     _same([_line(res, style) for res, style in batch])
 
@@ -201,3 +206,33 @@ def test_line_triage_samples_other_values_from_the_bytes() -> None:
     assert [triage.offer_line(line, "Observation") for line in lines] == [True] * 10
     values = sorted(v for e in triage.census.entries.values() for v in e.values)
     assert values == ["Former smoker", "Never smoker"]
+
+
+def test_lines_with_the_type_after_other_keys_are_read_from_their_bytes(monkeypatch) -> None:
+    """A writer that sorts keys puts resourceType after other keys. Such lines still take the
+    byte paths: a type no criterion reads is counted unparsed, and repeats of an Observation
+    code no criterion reads are summarised from the elements msgspec decodes."""
+    import types
+
+    import cohort.source.reader as reader_module
+
+    vital = {"resourceType": "Observation", "status": "final", "code": _coded(OBS_CODES[0]),
+             "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-01-01",
+             "valueQuantity": {"value": 170, "unit": "cm", "code": "cm"}}  # fmt: skip
+    records = [{**vital, "id": f"v{i}", "valueQuantity": {"value": 170 + i}} for i in range(10)]
+    records += [{"resourceType": "Claim", "id": f"c{i}", "status": "active"} for i in range(5)]
+    lines = [orjson.dumps(r, option=orjson.OPT_SORT_KEYS) for r in records]
+    assert not any(line.startswith(b'{"resourceType"') for line in lines)
+    parsed: list[bytes] = []
+    real = orjson.loads
+    spy = types.SimpleNamespace(
+        loads=lambda b: parsed.append(b) or real(b), JSONDecodeError=orjson.JSONDecodeError
+    )
+    monkeypatch.setattr(reader_module, "orjson", spy)
+    triage = Triage(LOADED.rules, LOADED.relevant)
+    stats = ReadStats()
+    got = list(Reader(stats, TYPES, "fast", triage).ndjson(lines, "x.ndjson"))
+    assert got == [] and stats.skipped_types["Claim"] == 5
+    assert stats.summarised["Observation"] == 10 and triage.census.records == 10
+    assert not any(b'"Claim"' in b for b in parsed)  # counted, never parsed
+    assert len(parsed) < 5  # only a new code's first records, which the census samples
