@@ -280,7 +280,7 @@ def _searched_ids(calls, rtype: str) -> list[list[str]]:
     for c in calls:
         u = urlsplit(c.request.url)
         q = dict(parse_qsl(u.query))
-        if u.path.endswith("/" + rtype) and "_offset" not in q and "_summary" not in q:
+        if u.path.endswith("/" + rtype) and "patient" in q and "_offset" not in q:
             out.append(q["patient"].split(","))
     return out
 
@@ -324,3 +324,16 @@ def test_searches_grow_for_types_with_few_records_per_patient(store):
     assert max(len(g) for g in obs) <= int(0.9 * 1000 / 5) and len(obs) < n / 100 + 1
     counts = store.count_by_type("uci")
     assert counts["Observation"] == 5 * n and counts["Immunization"] == n // 10
+
+
+def test_patient_batch_one_searches_one_patient_at_a_time(store):
+    """A server that takes one patient per search (`patient_batch = 1`) never gets two."""
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps, page=1000)
+        population(fake, n=5)
+        run(store, cfg={"patient_batch": 1})
+        obs = _searched_ids(rsps.calls, "Observation")
+        groups = obs + _searched_ids(rsps.calls, "Condition")
+    assert groups and all(len(g) == 1 for g in groups)
+    assert sorted(g[0] for g in obs) == [f"p{i}" for i in range(5)]
+    assert store.count_by_type("uci")["Observation"] == 5
