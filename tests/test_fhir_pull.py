@@ -264,10 +264,11 @@ def test_patient_ids_fill_each_url_before_a_new_request(store):
     import uuid
 
     from cohort.source.fhir.pull import Puller
+    from cohort.source.fhir.search import queries
 
     p = Puller("uci", settings(), store, TOKENS, [SLE], False, None, logging.getLogger("t"))
     pids = [str(uuid.UUID(int=i + 1)) for i in range(250)]
-    groups = [dict(q)["patient"].split(",") for q in p.queries("Observation", pids, None, 100)]
+    groups = [dict(q)["patient"].split(",") for q in queries(p, "Observation", pids, None, 100)]
     assert [p for g in groups for p in g] == pids
     sizes = [len(g) for g in groups]
     assert len(groups) > 1 and sizes[0] < 100  # the URL limit, not the batch, splits here

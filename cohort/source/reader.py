@@ -5,7 +5,6 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
-import re
 import tarfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -13,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import msgspec
 import orjson
 
 from cohort.source.structure import (
@@ -21,6 +19,7 @@ from cohort.source.structure import (
     compact,
     id_from_entry,
     impossible_date,
+    line_type,
     maybe_bad_date,
     rewrite_refs,
     rewritten,
@@ -56,35 +55,6 @@ OPENERS: dict[str, Any] = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 # What a corrupt or truncated file raises while it is read: one located issue, the read goes on
 UNREADABLE = (OSError, EOFError, lzma.LZMAError, tarfile.TarError, UnicodeError)
-# An NDJSON line that opens with its resourceType (as every Bulk exporter writes it)
-_LEADING_TYPE = re.compile(rb'\s*\{\s*"resourceType"\s*:\s*"([A-Za-z]{1,64})"')
-
-
-class _TopType(msgspec.Struct):
-    resourceType: Any = None
-
-
-_TOP_TYPE = msgspec.json.Decoder(_TopType)
-
-
-def line_type(line: bytes) -> bytes | None:
-    """An NDJSON line's top-level resourceType, read from its bytes; None: no plain type name,
-    or not one JSON object (the line is then parsed whole, which says what is wrong).
-
-    Usually it opens the line. Where other keys come first (a writer that sorts keys), one
-    decode of that key alone, skipping the rest unbuilt (~0.75 us a line against ~2.3 us for
-    orjson), keeps such files on the same paths: without it, every line was parsed whole and
-    a per-type export read ~15% slower (bench/RESULTS.md)."""
-    m = _LEADING_TYPE.match(line)
-    if m is not None:
-        return m[1]
-    try:
-        rtype = _TOP_TYPE.decode(line).resourceType
-    except (msgspec.DecodeError, RecursionError):
-        return None
-    if rtype.__class__ is str and 0 < len(rtype) <= 64 and rtype.isascii() and rtype.isalpha():
-        return rtype.encode()
-    return None
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Structure checks and fixes of a read: nesting depth, impossible dates, Bundle ids and refs."""
+"""Structure checks and fixes of a read: nesting depth, impossible dates, Bundle ids and refs,
+and the type of an NDJSON line read from its bytes."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 from datetime import date
 from typing import Any
 
+import msgspec
 import orjson
 
 __all__ = [
@@ -13,6 +15,7 @@ __all__ = [
     "compact",
     "id_from_entry",
     "impossible_date",
+    "line_type",
     "maybe_bad_date",
     "rewrite_refs",
     "rewritten",
@@ -160,3 +163,34 @@ def rewrite_refs(node: Any, refs: dict[str, str]) -> None:
         for item in node:
             if isinstance(item, dict | list):
                 rewrite_refs(item, refs)
+
+
+# An NDJSON line that opens with its resourceType (as every Bulk exporter writes it)
+_LEADING_TYPE = re.compile(rb'\s*\{\s*"resourceType"\s*:\s*"([A-Za-z]{1,64})"')
+
+
+class _TopType(msgspec.Struct):
+    resourceType: Any = None
+
+
+_TOP_TYPE = msgspec.json.Decoder(_TopType)
+
+
+def line_type(line: bytes) -> bytes | None:
+    """An NDJSON line's top-level resourceType, read from its bytes; None: no plain type name,
+    or not one JSON object (the line is then parsed whole, which says what is wrong).
+
+    Usually it opens the line. Where other keys come first (a writer that sorts keys), one
+    decode of that key alone, skipping the rest unbuilt (~0.75 us a line against ~2.3 us for
+    orjson), keeps such files on the same paths: without it, every line was parsed whole and
+    a per-type export read ~15% slower (bench/RESULTS.md)."""
+    m = _LEADING_TYPE.match(line)
+    if m is not None:
+        return m[1]
+    try:
+        rtype = _TOP_TYPE.decode(line).resourceType
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    if rtype.__class__ is str and 0 < len(rtype) <= 64 and rtype.isascii() and rtype.isalpha():
+        return rtype.encode()
+    return None

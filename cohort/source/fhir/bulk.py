@@ -20,7 +20,8 @@ from cohort.errors import ServerError
 
 from .client import retry_after
 from .plan import BY_CODE, PULL_TYPES, minus_overlap, patient_of
-from .pull import Puller, search_path
+from .pull import Puller
+from .search import pull_types, search_path
 
 BATCH = 2000
 
@@ -226,7 +227,7 @@ def bulk_pull(p: Puller) -> None:
     p.report.incremental = bool(state.get("since"))
     p.report.patients_screened, p.report.patients_new = len(screened), len(new)
     if new:  # the export only held changes: fetch newly screened patients' history by search
-        p.pull_types(new, [])
+        pull_types(p, new, [])
     if manifest.get("transactionTime"):
         p.set_mark("bulk", str(manifest["transactionTime"]))
     p.set_mark("complete", json.dumps(sorted(screened)))

@@ -1,0 +1,184 @@
+"""Search-based pull: screen by Condition code, then batched patient searches per type."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+from cohort.errors import ServerError
+
+from .client import server_time
+from .plan import (
+    BY_CODE,
+    MED_TYPES,
+    PULL_TYPES,
+    chunk_values,
+    minus_overlap,
+    patient_of,
+    token_hash,
+)
+
+if TYPE_CHECKING:
+    from .pull import Params, Puller
+
+FIRST_BATCH = 100  # ids per search while a type's records per patient are not yet known
+PAGE_FILL = 0.9  # later searches aim at this share of a page (a spill costs one more request)
+
+
+def pull_ids(p: Puller, rtype: str, ids: list[str], since: str | None) -> tuple[int, str | None]:
+    """Search `rtype` for patients `ids`: first `concurrency` searches of FIRST_BATCH ids,
+    then the rest in searches sized by what a patient yielded so that one fills about a
+    page. Types with few records per patient (Immunization, Procedure) thus need a few
+    searches where a fixed batch needs one per 100 patients; a page-filling type keeps
+    FIRST_BATCH. Never more than `patient_batch` ids (what the server tolerates)."""
+    first = min(p.s.patient_batch, FIRST_BATCH)
+    head, rest = ids[: first * p.s.concurrency], ids[first * p.s.concurrency :]
+    n, clock = p.run_split(rtype, lambda: queries(p, rtype, head, since, first))
+    if rest:
+        per_patient = n / len(head)
+        size = p.s.patient_batch
+        if per_patient > 0:
+            size = int(PAGE_FILL * p.s.page_size / per_patient)
+            size = max(first, min(p.s.patient_batch, size))
+        m, later = p.run_split(rtype, lambda: queries(p, rtype, rest, since, size))
+        n, clock = n + m, min((c for c in (clock, later) if c), default=None)
+    return n, clock
+
+
+def queries(p: Puller, rtype: str, ids: list[str], since: str | None, batch: int) -> list[Params]:
+    """Requests for `rtype` over patients `ids` (`batch` per search, URL-length split)."""
+    limit = p.url_limit
+    base_len = len(p.s.base_url) + len(rtype) + 60
+    codes = p.tokens.get(rtype, []) if rtype in BY_CODE else []
+    id_room = limit - base_len if not codes else (limit - base_len) // 2
+    out: list[Params] = []
+    # each URL filled with ids up to the length limit or `batch`, whichever comes first:
+    # slicing by batch and then by length left a short remainder request per batch
+    # whenever long ids (UUIDs) did not fit a whole batch into one URL
+    for group in chunk_values(base_len, ids, base_len + id_room, batch):
+        fixed: Params = [("_id" if rtype == "Patient" else "patient", ",".join(group))]
+        if rtype == "Observation" and p.obs_category:
+            fixed.append(("category", ",".join(p.obs_category)))
+        if rtype in MED_TYPES and rtype not in p.no_include:
+            fixed.append(("_include", f"{rtype}:medication"))
+        if since:
+            fixed.append(("_lastUpdated", f"gt{since}"))
+        if not codes:
+            out.append(fixed)
+            continue
+        used = base_len + sum(len(k) + len(v) + 2 for k, v in fixed)
+        for cg in chunk_values(used, codes, limit):
+            out.append([*fixed, ("code", ",".join(cg))])
+    return out
+
+
+def since_for(p: Puller, rtype: str, mark: str | None) -> str | None:
+    if not mark:
+        return None
+    if not p.cap.has_param(rtype, "_lastUpdated") or rtype in p.no_since:
+        p.report.warn(f"{rtype}: server lacks _lastUpdated; known patients re-pulled in full")
+        return None
+    return minus_overlap(mark, timedelta(seconds=p.s.sync_overlap))
+
+
+def unchanged_since(p: Puller, rtype: str, since: str) -> tuple[bool, str | None]:
+    """One cheap server-wide count of `rtype` changed since the mark (mapped codes only);
+    (True, server clock) when nothing changed, so the batched patient searches are skipped.
+    Any doubt (no `total`, an error, a change anywhere) -> (False, None): search as usual."""
+    codes = p.tokens.get(rtype, []) if rtype in BY_CODE else []
+    base: Params = [("_lastUpdated", f"gt{since}"), ("_summary", "count")]
+    if rtype == "Observation" and p.obs_category:
+        base.append(("category", ",".join(p.obs_category)))
+    prefix = len(p.s.base_url) + len(rtype) + 80
+    groups: list[list[str]] = chunk_values(prefix, codes, p.url_limit) if codes else [[]]
+    clock: str | None = None
+    for group in groups:
+        params = base + ([("code", ",".join(group))] if group else [])
+        try:
+            body, r = p.client.get_json(f"{rtype}?{urlencode(params, safe=',|:/')}", key=rtype)
+        except ServerError:
+            return False, None
+        total = body.get("total")
+        if not isinstance(total, int) or isinstance(total, bool) or total != 0:
+            return False, None
+        clock = clock or server_time(body, r)
+    return clock is not None, clock
+
+
+def screen(p: Puller) -> set[str]:
+    """Patients with a screening Condition (incrementally: only changed ones since the mark)."""
+    mark = p.mark("screen")
+    since = since_for(p, "Condition", mark.split("|")[0] if mark else None)
+    if mark and mark.split("|")[1:] != [token_hash(p.screen_tokens)]:
+        since = None
+    prefix = len(p.s.base_url) + 100
+    found: set[str] = set()
+    clocks: list[str] = []
+    groups = chunk_values(prefix, sorted(p.screen_tokens), p.url_limit)
+    while groups:
+        params: Params = [("code", ",".join(groups[0]))]
+        if since:
+            params.append(("_lastUpdated", f"gt{since}"))
+        try:
+            items, clock = p.search_all("Condition", params)
+        except ServerError as e:
+            if not p.shorter_urls(e, "Condition"):
+                raise
+            rest = [t for g in groups for t in g]
+            groups = chunk_values(prefix, rest, p.url_limit)
+            continue
+        groups = groups[1:]
+        p.put(items)
+        found |= {pid for res, _ in items if (pid := patient_of(res))}
+        if clock:
+            clocks.append(clock)
+    screened = found | p.id_set("screened")
+    p.set_mark("screened", json.dumps(sorted(screened)))
+    if clocks:
+        p.set_mark("screen", f"{min(clocks)}|{token_hash(p.screen_tokens)}")
+    return screened
+
+
+def pull_types(p: Puller, new: list[str], known: list[str]) -> None:
+    for rtype in PULL_TYPES:
+        if not p.cap.has_type(rtype):
+            p.report.warn(f"{rtype}: not in the server's CapabilityStatement; not pulled")
+            continue
+        if rtype in BY_CODE and not p.tokens.get(rtype):
+            continue
+        raw = p.mark(rtype)
+        h = token_hash(p.tokens.get(rtype, [])) if rtype in BY_CODE else "-"
+        mark = raw.split("|")[0] if raw and raw.split("|")[1:] == [h] else None
+        if rtype in MED_TYPES and not p.cap.has_include(rtype, f"{rtype}:medication"):
+            p.no_include.add(rtype)
+            p.report.warn(f"{rtype}: no _include of Medication; read separately")
+        with p.phase(rtype):
+            since = since_for(p, rtype, mark) if mark else None
+            quiet, quiet_clock = (
+                unchanged_since(p, rtype, since) if since and known else (False, None)
+            )
+            n, clock = pull_ids(p, rtype, new, None)
+            if not quiet:
+                m, changed_clock = pull_ids(p, rtype, known, since)
+                n, clock = n + m, min((c for c in (clock, changed_clock) if c), default=None)
+            # the mark may only move to a clock read before any search of this pull
+            clock = min((c for c in (clock, quiet_clock) if c), default=None)
+        p.log.info("fhir %s: %s: %d resources", p.site, rtype, n)
+        if clock:
+            p.set_mark(rtype, f"{clock}|{h}")
+
+
+def search_path(p: Puller) -> None:
+    """Screen, then pull every type for new patients in full and known ones incrementally."""
+    with p.phase("screen"):
+        screened = screen(p)
+    complete = p.id_set("complete")
+    known = sorted(screened & complete)
+    new = sorted(screened - complete)
+    p.report.incremental = bool(known)
+    p.report.patients_screened, p.report.patients_new = len(screened), len(new)
+    p.log.info("fhir %s: screened %d patients (%d new)", p.site, len(screened), len(new))
+    pull_types(p, new, known)
+    p.set_mark("complete", json.dumps(sorted(screened)))
