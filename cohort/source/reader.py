@@ -15,6 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from cohort.source.structure import (
+    LEADING_TYPE,
     MAX_DEPTH,
     compact,
     id_from_entry,
@@ -267,12 +268,16 @@ class Reader:
         handlers = {t: triage.line_handler(t.decode()) for t in self._lines} if triage else {}
         summed = dict.fromkeys(handlers, 0)  # lines summarised from their bytes, by type
         leading = unread or handlers
+        opens_with_type = LEADING_TYPE.match  # the usual case, without a call of line_type
         try:
             for n, line in enumerate(lines, start=1):
                 if not line or line.isspace():
                     continue
                 offered = False
-                lead = line_type(line) if leading else None
+                lead = None
+                if leading:
+                    m = opens_with_type(line)
+                    lead = m[1] if m is not None else line_type(line)
                 if lead is not None:
                     if lead in unread and line.count(b'"resourceType"') == 1:
                         # A Bulk export is mostly types no criterion reads (Claim, Encounter
