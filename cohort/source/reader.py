@@ -18,9 +18,9 @@ from cohort.source.structure import (
     LEADING_TYPE,
     MAX_DEPTH,
     compact,
+    decoded_type,
     id_from_entry,
     impossible_date,
-    line_type,
     maybe_bad_date,
     rewrite_refs,
     rewritten,
@@ -268,7 +268,7 @@ class Reader:
         handlers = {t: triage.line_handler(t.decode()) for t in self._lines} if triage else {}
         summed = dict.fromkeys(handlers, 0)  # lines summarised from their bytes, by type
         leading = unread or handlers
-        opens_with_type = LEADING_TYPE.match  # the usual case, without a call of line_type
+        opens_with_type = LEADING_TYPE.match  # the usual case; decoded_type for the others
         try:
             for n, line in enumerate(lines, start=1):
                 if not line or line.isspace():
@@ -277,7 +277,7 @@ class Reader:
                 lead = None
                 if leading:
                     m = opens_with_type(line)
-                    lead = m[1] if m is not None else line_type(line)
+                    lead = m[1] if m is not None else decoded_type(line)
                 if lead is not None:
                     if lead in unread and line.count(b'"resourceType"') == 1:
                         # A Bulk export is mostly types no criterion reads (Claim, Encounter
