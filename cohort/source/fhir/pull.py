@@ -1,4 +1,5 @@
-"""Incremental search-based pull of screened patients' records from a FHIR server."""
+"""Pull screened patients' records from a FHIR server: `pull()`, and the `Puller` state it
+gives the search plan (search.py) or Bulk (bulk.py): client, marks, store writes, fallbacks."""
 
 from __future__ import annotations
 

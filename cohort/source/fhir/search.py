@@ -43,8 +43,13 @@ def pull_ids(p: Puller, rtype: str, ids: list[str], since: str | None) -> tuple[
             size = int(PAGE_FILL * p.s.page_size / per_patient)
             size = max(first, min(p.s.patient_batch, size))
         m, later = p.run_split(rtype, lambda: queries(p, rtype, rest, since, size))
-        n, clock = n + m, min((c for c in (clock, later) if c), default=None)
+        n, clock = n + m, _earliest(clock, later)
     return n, clock
+
+
+def _earliest(*clocks: str | None) -> str | None:
+    """The earliest server clock given (ISO instants of one server compare as text)."""
+    return min((c for c in clocks if c), default=None)
 
 
 def queries(p: Puller, rtype: str, ids: list[str], since: str | None, batch: int) -> list[Params]:
@@ -162,9 +167,9 @@ def pull_types(p: Puller, new: list[str], known: list[str]) -> None:
             n, clock = pull_ids(p, rtype, new, None)
             if not quiet:
                 m, changed_clock = pull_ids(p, rtype, known, since)
-                n, clock = n + m, min((c for c in (clock, changed_clock) if c), default=None)
+                n, clock = n + m, _earliest(clock, changed_clock)
             # the mark may only move to a clock read before any search of this pull
-            clock = min((c for c in (clock, quiet_clock) if c), default=None)
+            clock = _earliest(clock, quiet_clock)
         p.log.info("fhir %s: %s: %d resources", p.site, rtype, n)
         if clock:
             p.set_mark(rtype, f"{clock}|{h}")
