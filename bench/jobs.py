@@ -76,7 +76,8 @@ def stages(folder: Path, work: Path) -> dict[str, Any]:
     from cohort.model import PIPELINE_TYPES as TYPES
     from cohort.model import Candidate
     from cohort.rank import rank
-    from cohort.runner import Loaded, last_seen, screened_ids, site_result, write_outputs
+    from cohort.runner import Loaded, site_result, write_outputs
+    from cohort.screening import last_seen, screened_ids
     from cohort.source.files import ReadStats, read_path
     from cohort.source.validate import check
     from cohort.store import Store

@@ -16,23 +16,16 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from cohort import __version__
 from cohort.config import Config, SiteConfig
 from cohort.errors import CohortError, LockedError, OutputError
-from cohort.evaluate import evaluate, is_screened, make_context
-from cohort.forks import INHERITED_FDS, map_slices, workers_for
+from cohort.forks import INHERITED_FDS
 from cohort.ingest import Loaded, ingest
-from cohort.model import Candidate, PatientFacts, Result, SiteResult
-from cohort.rank import rank
+from cohort.model import Candidate, SiteResult
+from cohort.screening import screen
 from cohort.store import Store
-from cohort.terminology.units import warm as warm_units
 
 log = logging.getLogger("cohort")
-
-CHUNK_PATIENTS = 1000  # patients evaluated per store query
-EVAL_FORK_MIN = 200  # screened patients from which evaluation forks (see screen)
 
 
 @dataclass
@@ -70,107 +63,6 @@ def run_lock(folder: Path) -> Iterator[None]:
     finally:
         INHERITED_FDS.discard(fd)
         os.close(fd)
-
-
-def last_seen(facts: PatientFacts, as_of: date) -> date | None:
-    dates = [o.when for o in facts.observations if o.when] + [
-        e.start for e in facts.exposures if e.start
-    ]
-    dates += [c.recorded or c.onset for c in facts.conditions if c.recorded or c.onset]  # type: ignore[misc]
-    dates += facts.other_dates
-    dates = [d for d in dates if d and d <= as_of]
-    return max(dates) if dates else None
-
-
-def add_side(
-    facts: PatientFacts, side: tuple[list[date], list[date | None]] | None
-) -> PatientFacts:
-    """`facts` with what the patient's summarised records contribute (Store.side_facts)."""
-    if side is not None:
-        facts.other_dates += side[0]
-        facts.other_medications += side[1]
-    return facts
-
-
-def screened_ids(site: str, store: Store, loaded: Loaded) -> list[str]:
-    """Patients with a screening-concept Condition (cheap pre-filter; evaluation re-checks)."""
-    want = set(loaded.trial.screen_concepts)
-    from cohort.extract import codes_of, ref_id, text_of
-
-    ids = set()
-    for res in store.iter_type(site, "Condition"):
-        cc = res.get("code")
-        if want & loaded.term.concepts_for(
-            codes_of(cc), text_of(cc)
-        ) and not loaded.rules.drop_reason(res):
-            pid = ref_id(res.get("subject"))
-            if pid:
-                ids.add(pid)
-    return sorted(ids)
-
-
-def screen(
-    site: SiteConfig, store: Store, loaded: Loaded, as_of: date, workers: int = 0
-) -> list[Candidate]:
-    """Evaluate every screened patient of `site`; `workers` as `[run] workers` (0: per core)."""
-    from cohort.extract import Extractor
-    from cohort.report.csv import criterion_order, evidence_text
-
-    params = {"min_age": site.min_age} if site.min_age else {}
-    ids = screened_ids(site.id, store, loaded)
-    order = criterion_order(loaded.trial.infos)
-
-    def run_ids(st: Store, part: list[str]) -> list[Candidate]:
-        extractor = Extractor(
-            loaded.rules, lambda mid: st.get(site.id, "Medication", mid), loaded.relevant
-        )
-        found: list[Candidate] = []
-        for start in range(0, len(part), CHUNK_PATIENTS):
-            chunk = part[start : start + CHUNK_PATIENTS]
-            side = st.side_facts(site.id, chunk)
-            for pid, resources in st.iter_by_patient(site.id, chunk):
-                facts = add_side(extractor.facts(pid, resources), side.get(pid))
-                ctx = make_context(facts, loaded.term, as_of, loaded.rules, params)
-                if not is_screened(loaded.trial, ctx):
-                    continue
-                cand = Candidate(
-                    patient=facts.patient,
-                    results=evaluate(loaded.trial, ctx),
-                    last_seen=last_seen(facts, as_of),
-                )
-                # evidence.csv rows are rendered here, in parallel, and the evidence objects
-                # dropped: the rest of the report needs only statuses and reasons, and the
-                # candidates travel back from the forks and stay in memory until the report
-                cand.evidence_text = evidence_text(cand, order)
-                cand.results = [
-                    Result(r.criterion, r.status, r.reason, (), (), r.eligible_from, r.manual)
-                    for r in cand.results
-                ]
-                found.append(cand)
-        return found
-
-    # Evaluation is CPU-bound and per patient: above a couple of hundred screened patients,
-    # forked workers (own read connection each; WAL allows concurrent readers) take interleaved
-    # slices. rank() orders by (tier, score, patient id), so the result is identical to the
-    # serial loop. bench/RESULTS.md has the numbers (2k patients: 2.5 -> 1.55 s on 2 cores;
-    # forking pays from ~100). Any worker failure -> the serial loop (same errors).
-    nproc = min(workers_for(len(ids), EVAL_FORK_MIN, workers), max(1, len(ids) // 2))
-    out: list[Candidate] | None = None
-    if nproc > 1:
-        warm_units()  # build the UCUM registry once, before the forks copy this process
-
-        def in_worker(part: list[str]) -> list[Candidate]:
-            with Store(store.path) as mine:
-                return run_ids(mine, part)
-
-        # msgpack through msgspec, straight from and into the dataclasses: ~0.2 s for 5k
-        # candidates where pickle took ~0.5 s (bench/RESULTS.md, sixth pass)
-        encoder, decoder = msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder(list[Candidate])
-        out = map_slices(in_worker, ids, nproc, encoder.encode, decoder.decode)
-    if out is None:
-        out = run_ids(store, ids)
-    time_limited = {c.id for c in loaded.trial.criteria if c.time_limited}
-    return rank(out, as_of, time_limited)
 
 
 def previous_tiers(path: Path) -> dict[str, str]:

@@ -28,7 +28,8 @@ from cohort.model import PIPELINE_TYPES, Candidate
 from cohort.rank import rank
 from cohort.report.csv import candidates_csv, evidence_csv
 from cohort.report.html import summary_html
-from cohort.runner import last_seen, site_result
+from cohort.runner import site_result
+from cohort.screening import last_seen
 from cohort.source.files import ReadStats
 from cohort.source.reader import Reader
 from cohort.store import prepare_row

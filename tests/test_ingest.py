@@ -484,7 +484,7 @@ def test_evaluation_falls_back_to_one_process_when_a_fork_fails(
 ) -> None:
     """A failed evaluation fork (map_slices gives None) is not a failed run: the patients are
     evaluated in this process, with the same outputs as a run whose forks succeeded."""
-    import cohort.runner as runner
+    import cohort.screening as screening
 
     calls: list[int] = []
 
@@ -495,7 +495,7 @@ def test_evaluation_falls_back_to_one_process_when_a_fork_fails(
     outs = {}
     for label in ("forked", "fallback"):
         if label == "fallback":
-            monkeypatch.setattr(runner, "map_slices", fork_failed)
+            monkeypatch.setattr(screening, "map_slices", fork_failed)
         folder = tmp_path / label
         folder.mkdir()
         cfg = load_config(write_config(folder, {"t": str(population)}, run={"workers": 2}))

@@ -178,7 +178,7 @@ class Triage:
             return False
         if self.rules.drop_reason(res) is not None:
             return False
-        # the date last_seen takes from it (see runner.last_seen; Procedures and Immunizations
+        # the date last_seen takes from it (see screening.last_seen; Procedures and Immunizations
         # do not count there, so theirs is not needed)
         when = None
         if rtype == "Observation":

@@ -6,7 +6,6 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -15,13 +14,14 @@ import orjson
 
 from cohort.errors import StoreError
 from cohort.store.census import CensusTables
+from cohort.store.marks import MarkTables
 from cohort.store.rows import PutStats, Row, compare_versions, prepare_row, same_content
-from cohort.store.schema import INSERT, SCHEMA, SET_MARK
+from cohort.store.schema import INSERT, SCHEMA
 
 __all__ = ["Store"]
 
 
-class Store(CensusTables):
+class Store(MarkTables, CensusTables):
     """SQLite store in WAL mode; the file is created 0600 and a new folder 0700."""
 
     def __init__(self, path: Path) -> None:
@@ -351,35 +351,6 @@ class Store(CensusTables):
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise
-
-    # ---- marks and runs --------------------------------------------------------------------
-
-    def get_mark(self, site: str, key: str) -> str | None:
-        row = self._one("SELECT value FROM marks WHERE site=? AND key=?", (site, key))
-        return None if row is None else str(row[0])
-
-    def set_mark(self, site: str, key: str, value: str) -> None:
-        try:
-            self._db.execute(SET_MARK, (site, key, value))
-        except sqlite3.Error as e:
-            raise self._err("write", e) from None
-
-    def add_run(self, record: dict[str, Any]) -> None:
-        started = record.get("started")
-        if not isinstance(started, str):
-            started = datetime.now(UTC).isoformat(timespec="seconds")
-        try:
-            self._db.execute(
-                "INSERT INTO runs (started, record) VALUES (?, ?)",
-                (started, orjson.dumps(record, default=str).decode()),
-            )
-        except sqlite3.Error as e:
-            raise self._err("write", e) from None
-
-    def runs(self, limit: int = 90) -> list[dict[str, Any]]:
-        """The most recent run records, newest first."""
-        rows = self._query("SELECT record FROM runs ORDER BY id DESC LIMIT ?", (limit,))
-        return [orjson.loads(r[0]) for r in rows]
 
     # ---- helpers ---------------------------------------------------------------------------
 

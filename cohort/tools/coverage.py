@@ -16,7 +16,8 @@ from cohort.extract import Extractor
 from cohort.extract.census import CensusEntry, value_summary
 from cohort.model import Code, ObservationFact, Quantity
 from cohort.report.files import write_atomic
-from cohort.runner import Loaded, screened_ids
+from cohort.runner import Loaded
+from cohort.screening import screened_ids
 from cohort.store import Store
 from cohort.terminology import Terminology
 from cohort.terminology.codes import TEXT, ConceptIndex

@@ -16,7 +16,8 @@ from cohort.evaluate import evaluate, is_screened, make_context
 from cohort.extract import Extractor, codes_of, text_of
 from cohort.model import Candidate, Evidence, Result
 from cohort.rank import rank
-from cohort.runner import Loaded, add_side, last_seen
+from cohort.runner import Loaded
+from cohort.screening import add_side, last_seen
 from cohort.store import Store
 from cohort.tools.common import concept_refs, open_store
 

@@ -15,7 +15,8 @@ from loader import load_dir, post_transaction, put_entries
 from server import start_sekmet
 
 from cohort.config import default_config
-from cohort.runner import Loaded, screened_ids
+from cohort.runner import Loaded
+from cohort.screening import screened_ids
 from cohort.source.fhir import PullReport, ServerSettings, pull
 from cohort.source.files import ReadStats, read_path
 from cohort.store import Store
