@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from cohort import samples
-from cohort.samples_scenarios import CRITERIA, SCENARIOS
+from cohort.samples.catalog import SCENARIOS
+from cohort.samples.scenarios import CRITERIA
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "sample_bundles"
