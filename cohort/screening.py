@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 
 import msgspec
 
 from cohort.config import SiteConfig
 from cohort.evaluate import evaluate, is_screened, make_context
-from cohort.forks import map_slices, workers_for
+from cohort.forks import map_chunks, workers_for
 from cohort.ingest import Loaded
 from cohort.model import Candidate, PatientFacts, Result
 from cohort.rank import rank
@@ -99,23 +100,25 @@ def screen(
         return found
 
     # Evaluation is CPU-bound and per patient: above a couple of hundred screened patients,
-    # forked workers (own read connection each; WAL allows concurrent readers) take interleaved
-    # slices. rank() orders by (tier, score, patient id), so the result is identical to the
-    # serial loop. bench/RESULTS.md has the numbers (2k patients: 2.5 -> 1.55 s on 2 cores;
-    # forking pays from ~100). Any worker failure -> the serial loop (same errors).
+    # forked workers (own read connection each; WAL allows concurrent readers) take chunks of
+    # the patients, whichever is free the next. rank() orders by (tier, score, patient id), so
+    # the result is identical to the serial loop. bench/RESULTS.md has the numbers (2k
+    # patients: 2.5 -> 1.55 s on 2 cores; forking pays from ~100). Any worker failure -> the
+    # serial loop (same errors).
     nproc = min(workers_for(len(ids), EVAL_FORK_MIN, workers), max(1, len(ids) // 2))
     out: list[Candidate] | None = None
     if nproc > 1:
         warm_units()  # build the UCUM registry once, before the forks copy this process
 
-        def in_worker(part: list[str]) -> list[Candidate]:
+        def in_worker(parts: Iterator[list[str]]) -> Iterator[list[Candidate]]:
             with Store(store.path) as mine:
-                return run_ids(mine, part)
+                for part in parts:
+                    yield run_ids(mine, part)
 
         # msgpack through msgspec, straight from and into the dataclasses: ~0.2 s for 5k
         # candidates where pickle took ~0.5 s (bench/RESULTS.md, sixth pass)
         encoder, decoder = msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder(list[Candidate])
-        out = map_slices(in_worker, ids, nproc, encoder.encode, decoder.decode)
+        out = map_chunks(in_worker, ids, nproc, encoder.encode, decoder.decode)
     if out is None:
         out = run_ids(store, ids)
     time_limited = {c.id for c in loaded.trial.criteria if c.time_limited}

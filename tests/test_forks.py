@@ -1,54 +1,101 @@
-"""map_slices: forked slices come back in order through the caller's codec; a dead fork is None."""
+"""map_chunks: chunks go to whichever process is free and come back in item order through the
+caller's codec; a dead fork is None; an error in this process propagates."""
 
 from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Iterator
 
 import pytest
 
-from cohort.forks import map_slices
+from cohort.forks import map_chunks
 
 
-def _dump(rows: list[int]) -> bytes:
+def _dump(rows: list[list[int]]) -> bytes:
     return json.dumps(rows).encode()
 
 
-def _load(blob: bytes) -> list[int]:
-    return list(json.loads(blob))
+def _load(blob: bytes) -> list[list[int]]:
+    return [list(r) for r in json.loads(blob)]
 
 
-@pytest.mark.parametrize("nproc", [2, 3])
-def test_slices_come_back_in_slice_order_through_the_codec(nproc: int) -> None:
-    items = list(range(23))
+@pytest.mark.parametrize(("nproc", "n"), [(2, 23), (3, 23), (2, 1), (3, 500)])
+def test_results_come_back_in_item_order_through_the_codec(nproc: int, n: int) -> None:
+    items = list(range(n))
+
+    def square(parts: Iterator[list[int]]) -> Iterator[list[list[int]]]:
+        for part in parts:  # each result names the process that computed it
+            yield [[i * i, os.getpid()] for i in part]
+
+    out = map_chunks(square, items, nproc, _dump, _load)
+    assert out is not None
+    assert [sq for sq, _ in out] == [i * i for i in items]  # every item once, in order
+    assert len({pid for _, pid in out}) <= nproc
+
+
+def test_a_slow_process_takes_fewer_chunks() -> None:
+    """Chunks are pulled, not dealt: a fork that is slow leaves most of them to this process
+    (with fixed slices, this process would have waited for the fork's half)."""
     parent = os.getpid()
-    seen: list[int] = []
 
-    def square(part: list[int]) -> list[int]:
-        if os.getpid() == parent:
-            seen.extend(part)  # only this process's own slice is recorded here
-        return [i * i for i in part]
+    def work(parts: Iterator[list[int]]) -> Iterator[list[list[int]]]:
+        for part in parts:
+            if os.getpid() != parent:
+                time.sleep(0.2)
+            yield [[i, os.getpid()] for i in part]
 
-    out = map_slices(square, items, nproc, _dump, _load)
-    # slice k is items[k::nproc]; slice 0 ran here, the others in forks, then in slice order
-    assert out == [i * i for k in range(nproc) for i in items[k::nproc]]
-    assert seen == items[0::nproc]
+    out = map_chunks(work, list(range(64)), 2, _dump, _load, per_process=16)
+    assert out is not None
+    assert [i for i, _ in out] == list(range(64))
+    mine = sum(1 for _, pid in out if pid == parent)
+    assert mine > 48  # the fork took a chunk or two of the 32 while this process did the rest
+
+
+def test_one_connection_per_process() -> None:
+    """`fn` is entered once per process, with all the chunks that process takes."""
+    entered: list[int] = []
+
+    def work(parts: Iterator[list[int]]) -> Iterator[list[list[int]]]:
+        entered.append(os.getpid())  # recorded here only for this process (a fork's copy dies)
+        for part in parts:
+            yield [[i, len(entered)] for i in part]
+
+    out = map_chunks(work, list(range(100)), 2, _dump, _load)
+    assert out is not None
+    assert entered == [os.getpid()]
+    assert {n for _, n in out} == {1}  # also in the fork: one entry, however many chunks
 
 
 def test_a_fork_that_dies_gives_none() -> None:
     parent = os.getpid()
 
-    def dies_in_a_fork(part: list[int]) -> list[int]:
-        if os.getpid() != parent:
-            os._exit(9)  # as if killed for memory
-        return part
+    def dies_in_a_fork(parts: Iterator[list[int]]) -> Iterator[list[list[int]]]:
+        for part in parts:
+            if os.getpid() != parent:
+                os._exit(9)  # as if killed for memory
+            time.sleep(0.1)  # leave the fork a chunk to die on (it starts within ms)
+            yield [[i] for i in part]
 
-    assert map_slices(dies_in_a_fork, list(range(10)), 2, _dump, _load) is None
+    assert map_chunks(dies_in_a_fork, list(range(10)), 2, _dump, _load) is None
 
 
-def test_an_error_in_this_process_slice_propagates() -> None:
-    def fails(part: list[int]) -> list[int]:
-        raise ValueError("boom")
+def test_an_error_in_this_process_propagates() -> None:
+    def fails(parts: Iterator[list[int]]) -> Iterator[list[list[int]]]:
+        for _ in parts:
+            raise ValueError("boom")
+        yield []
 
     with pytest.raises(ValueError, match="boom"):
-        map_slices(fails, list(range(10)), 2, _dump, _load)
+        map_chunks(fails, list(range(10)), 2, _dump, _load)
+
+
+def test_a_result_per_chunk_taken_is_required() -> None:
+    def skips(parts: Iterator[list[int]]) -> Iterator[list[list[int]]]:
+        for _ in parts:
+            pass
+        yield []
+
+    with pytest.raises(ValueError, match="chunks taken"):
+        map_chunks(skips, list(range(10)), 2, _dump, _load)

@@ -482,7 +482,7 @@ def test_many_small_bundles_read_by_processes_store_what_one_process_stores(
 def test_evaluation_falls_back_to_one_process_when_a_fork_fails(
     population: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A failed evaluation fork (map_slices gives None) is not a failed run: the patients are
+    """A failed evaluation fork (map_chunks gives None) is not a failed run: the patients are
     evaluated in this process, with the same outputs as a run whose forks succeeded."""
     import cohort.screening as screening
 
@@ -495,7 +495,7 @@ def test_evaluation_falls_back_to_one_process_when_a_fork_fails(
     outs = {}
     for label in ("forked", "fallback"):
         if label == "fallback":
-            monkeypatch.setattr(screening, "map_slices", fork_failed)
+            monkeypatch.setattr(screening, "map_chunks", fork_failed)
         folder = tmp_path / label
         folder.mkdir()
         cfg = load_config(write_config(folder, {"t": str(population)}, run={"workers": 2}))
