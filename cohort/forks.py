@@ -52,9 +52,10 @@ def map_chunks(
     through a pipe, so whichever process is free takes the next: a process slowed down (its
     copy-on-write pages, a busy core) takes fewer instead of leaving the others idle at the end.
     None if a fork failed (the caller retries serially and so sees the real error); an error in
-    this process's own work propagates. Forks' results travel through 0700 temp files of our
-    own, written with `dump` and read back with `load` (the caller's codec: e.g. msgpack for
-    dataclasses is ~3x faster than pickle).
+    this process's own work propagates. A fork writes each chunk's result, with `dump` (the
+    caller's codec: e.g. msgpack for dataclasses is ~3x faster than pickle), to a 0700 temp
+    file of our own as it goes, and says when it is done through a pipe of its own: this
+    process reads the results back with `load` while the fork is still exiting.
     """
     # (at most 4096 chunks: their numbers must fit the pipe's buffer, see below)
     size = max(1, -(-len(items) // (nproc * per_process)), -(-len(items) // 4096))
@@ -67,38 +68,43 @@ def map_chunks(
     finally:
         os.close(wfd)
     by_chunk: list[list[R] | None] = [None] * len(chunks)
+    kids: list[tuple[int, Path, int]] = []  # pid, results file, read end of its "done" pipe
     try:
         with tempfile.TemporaryDirectory(prefix="cohort-forks-") as tmp:
-            kids: list[tuple[int, Path]] = []
             try:
                 for k in range(1, nproc):
                     path = Path(tmp) / f"{k}.bin"
+                    done_r, done_w = os.pipe()
                     pid = os.fork()
                     if pid == 0:  # child: never returns into the caller
                         code = 1
                         try:
                             close_inherited()
-                            taken, parts = _work(fn, chunks, rfd)
-                            path.write_bytes(_packed(taken, parts, dump))
+                            os.close(done_r)
+                            _fork_work(fn, chunks, rfd, path, dump)
+                            os.write(done_w, b"1")
                             code = 0
                         finally:
                             os._exit(code)
-                    kids.append((pid, path))
-                taken, parts = _work(fn, chunks, rfd)
+                    os.close(done_w)  # (so a fork that dies reads as EOF here)
+                    kids.append((pid, path, done_r))
+                for i, part in _work(fn, chunks, rfd):
+                    by_chunk[i] = part
             except BaseException:
-                for pid, _ in kids:
+                for pid, _, _ in kids:
                     with contextlib.suppress(OSError):
                         os.kill(pid, signal.SIGKILL)
                         os.waitpid(pid, 0)
                 raise
-            for i, part in zip(taken, parts, strict=True):
-                by_chunk[i] = part
-            for pid, path in kids:
-                _, status = os.waitpid(pid, 0)
-                if os.waitstatus_to_exitcode(status) == 0 and path.exists():
+            for _, path, done_r in kids:
+                if os.read(done_r, 1) == b"1":  # its file is complete (it may still be exiting)
                     _place(path.read_bytes(), load, by_chunk)
+            for pid, _, _ in kids:
+                os.waitpid(pid, 0)
     finally:
         os.close(rfd)
+        for _, _, done_r in kids:
+            os.close(done_r)
     if any(part is None for part in by_chunk):
         return None  # a fork died (its chunks are missing)
     return [r for part in by_chunk for r in part]  # type: ignore[union-attr]
@@ -106,8 +112,8 @@ def map_chunks(
 
 def _work(
     fn: Callable[[Iterator[list[T]]], Iterator[list[R]]], chunks: list[list[T]], rfd: int
-) -> tuple[list[int], list[list[R]]]:
-    """This process's share: (the chunk numbers it took, its result for each, same order)."""
+) -> Iterator[tuple[int, list[R]]]:
+    """This process's share, as (chunk number, its result) pairs."""
     taken: list[int] = []
 
     def feed() -> Iterator[list[T]]:
@@ -115,25 +121,36 @@ def _work(
             taken.append(int.from_bytes(b, "little"))
             yield chunks[taken[-1]]
 
-    parts = list(fn(feed()))
-    if len(parts) != len(taken):
-        raise ValueError(f"map_chunks: {len(taken)} chunks taken but {len(parts)} results")
-    return taken, parts
+    given = 0
+    for part in fn(feed()):
+        if given >= len(taken):
+            raise ValueError("map_chunks: more results than chunks taken")
+        yield taken[given], part
+        given += 1
+    if given != len(taken):
+        raise ValueError(f"map_chunks: {len(taken)} chunks taken but {given} results")
 
 
-def _packed(taken: list[int], parts: list[list[R]], dump: Callable[[list[R]], bytes]) -> bytes:
-    """A fork's file: chunk count, chunk numbers, result count per chunk, then the payload."""
-    counts = [len(p) for p in parts]
-    head = struct.pack(f"<{2 * len(taken) + 1}I", len(taken), *taken, *counts)
-    return head + dump([r for p in parts for r in p])
+def _fork_work(
+    fn: Callable[[Iterator[list[T]]], Iterator[list[R]]],
+    chunks: list[list[T]],
+    rfd: int,
+    path: Path,
+    dump: Callable[[list[R]], bytes],
+) -> None:
+    """A fork's share, each chunk's result appended to `path` as soon as it is ready (encoding
+    while the other processes still work): chunk number, byte length, then the payload."""
+    with path.open("wb") as fh:
+        for i, part in _work(fn, chunks, rfd):
+            blob = dump(part)
+            fh.write(struct.pack("<II", i, len(blob)))
+            fh.write(blob)
 
 
 def _place(blob: bytes, load: Callable[[bytes], list[R]], by_chunk: list[list[R] | None]) -> None:
-    """A fork's file (see `_packed`) into `by_chunk`."""
-    n = int.from_bytes(blob[:4], "little")
-    head = struct.unpack_from(f"<{2 * n}I", blob, 4)
-    flat = load(blob[4 + 8 * n :])
+    """A fork's file (see `_fork_work`) into `by_chunk`."""
     at = 0
-    for i, count in zip(head[:n], head[n:], strict=True):
-        by_chunk[i] = flat[at : at + count]
-        at += count
+    while at < len(blob):
+        i, n = struct.unpack_from("<II", blob, at)
+        by_chunk[i] = load(blob[at + 8 : at + 8 + n])
+        at += 8 + n

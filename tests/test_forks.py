@@ -53,6 +53,22 @@ def test_a_slow_process_takes_fewer_chunks() -> None:
     assert mine > 48  # the fork took a chunk or two of the 32 while this process did the rest
 
 
+def test_a_fork_that_does_most_of_the_work_hands_it_all_back_in_order() -> None:
+    """Each chunk a fork finishes is written as it goes and read back in its place."""
+    parent = os.getpid()
+
+    def work(parts: Iterator[list[int]]) -> Iterator[list[list[int]]]:
+        for part in parts:
+            if os.getpid() == parent:
+                time.sleep(0.05)
+            yield [[i * 3, os.getpid()] for i in part]
+
+    out = map_chunks(work, list(range(200)), 2, _dump, _load, per_process=16)
+    assert out is not None
+    assert [v for v, _ in out] == [i * 3 for i in range(200)]
+    assert sum(1 for _, pid in out if pid != parent) > 100  # most came from the fork
+
+
 def test_one_connection_per_process() -> None:
     """`fn` is entered once per process, with all the chunks that process takes."""
     entered: list[int] = []
