@@ -97,6 +97,26 @@ class ObservationLine(Line):
             or parse_date(self.issued)
         )
 
+    def day(self) -> str | None:
+        """`date()` as the census writes it (ISO), memoised by the text it reads."""
+        first = self.effectiveDateTime
+        if first.__class__ is str:
+            head = first[:10]  # all that parse_date reads of it
+            hit = _ISO_DAYS.get(head)
+            if hit is not None:
+                return hit
+            when = parse_date(head)
+            if when is not None:
+                iso = when.isoformat()
+                if len(_ISO_DAYS) < 100_000:
+                    _ISO_DAYS[head] = iso
+                return iso
+        when = self.date()
+        return None if when is None else when.isoformat()
+
+
+# effectiveDateTime's first 10 characters -> the ISO day it reads as (see ObservationLine.day)
+_ISO_DAYS: dict[str, str] = {}
 
 _DECODERS: dict[str, msgspec.json.Decoder[Line]] = {
     "Observation": msgspec.json.Decoder(ObservationLine),
