@@ -70,10 +70,13 @@ def screen(
     ids = screened_ids(site.id, store, loaded)
     order = criterion_order(loaded.trial.infos)
 
-    def run_ids(st: Store, part: list[str]) -> list[Candidate]:
-        extractor = Extractor(
+    def extractor_for(st: Store) -> Extractor:
+        # one per process: its memo of code elements serves every chunk that process takes
+        return Extractor(
             loaded.rules, lambda mid: st.get(site.id, "Medication", mid), loaded.relevant
         )
+
+    def run_ids(st: Store, part: list[str], extractor: Extractor) -> list[Candidate]:
         found: list[Candidate] = []
         for start in range(0, len(part), CHUNK_PATIENTS):
             chunk = part[start : start + CHUNK_PATIENTS]
@@ -112,14 +115,15 @@ def screen(
 
         def in_worker(parts: Iterator[list[str]]) -> Iterator[list[Candidate]]:
             with Store(store.path) as mine:
+                extractor = extractor_for(mine)
                 for part in parts:
-                    yield run_ids(mine, part)
+                    yield run_ids(mine, part, extractor)
 
         # msgpack through msgspec, straight from and into the dataclasses: ~0.2 s for 5k
         # candidates where pickle took ~0.5 s (bench/RESULTS.md, sixth pass)
         encoder, decoder = msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder(list[Candidate])
         out = map_chunks(in_worker, ids, nproc, encoder.encode, decoder.decode)
     if out is None:
-        out = run_ids(store, ids)
+        out = run_ids(store, ids, extractor_for(store))
     time_limited = {c.id for c in loaded.trial.criteria if c.time_limited}
     return rank(out, as_of, time_limited)
