@@ -23,10 +23,28 @@ class PutStats:
     older: int = 0  # an older version than the stored one: never replaces it
 
 
+# patient reference -> its id: a chart repeats one reference on every record (~1 us saved a
+# kept record); bounded like the other memos
+_PATIENT_IDS: dict[str, str | None] = {}
+_MEMO_MAX = 100_000
+
+
 def reference_id(ref: str, rtype: str = "Patient") -> str | None:
     """Id in a reference to `rtype`: "Patient/1", "https://x/fhir/Patient/1", ".../_history/2"."""
     if not isinstance(ref, str):
         return None
+    if rtype != "Patient":
+        return _reference_id(ref, rtype)
+    if ref in _PATIENT_IDS:
+        return _PATIENT_IDS[ref]
+    pid = _reference_id(ref, rtype)
+    if len(_PATIENT_IDS) >= _MEMO_MAX:
+        _PATIENT_IDS.clear()
+    _PATIENT_IDS[ref] = pid
+    return pid
+
+
+def _reference_id(ref: str, rtype: str) -> str | None:
     head = len(rtype) + 1
     if ref.startswith(rtype) and ref[head - 1 : head] == "/" and ID_RE.fullmatch(ref, head):
         return ref[head:]  # the usual shape ("Patient/<id>"), without splitting (a kept record)
