@@ -28,6 +28,9 @@ TYPES = {"Observation", "Procedure", "Immunization", "Condition", "Patient"}
 OBS_CODES = [(LOINC, "8302-2"), (LOINC, "8867-4"), (LOINC, "72166-2"), (LOINC, "718-7")]
 VACCINES = [(CVX, "140"), (CVX, "08"), (CVX, "03")]
 PROCEDURES = [(SNOMED, "234947003"), (SNOMED, "73761001")]
+# SLE (read by the criteria) and conditions none reads
+CONDITIONS = [(SNOMED, "55464009"), (SNOMED, "195662009"), (SNOMED, "10509002")]
+VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 VALUES: list[tuple[str, Any]] = [
     ("valueQuantity", {"value": 172.5, "unit": "cm", "system": "http://unitsofmeasure.org",
                        "code": "cm"}),
@@ -60,7 +63,8 @@ def _coded(pair: tuple[str, str]) -> dict[str, Any]:
 
 @st.composite
 def records(draw: st.DrawFn) -> dict[str, Any]:
-    kind = draw(st.sampled_from(["Observation"] * 4 + ["Procedure", "Immunization"]))
+    kind = draw(st.sampled_from(["Observation"] * 4 + ["Procedure", "Immunization"] * 2
+                                + ["Condition"] * 3))  # fmt: skip
     pid = draw(st.sampled_from(["p1", "p2", "p-3.x"]))
     status = draw(st.sampled_from(["final", "completed", "entered-in-error", "amended"]))
     res: dict[str, Any] = {"resourceType": kind, "id": f"r{draw(st.integers(0, 10**6))}"}
@@ -80,6 +84,17 @@ def records(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):
             key, value = draw(st.sampled_from(VALUES))
             res[key] = value
+    elif kind == "Condition":
+        res |= {"code": _coded(draw(st.sampled_from(CONDITIONS))),
+                "subject": {"reference": f"Patient/{pid}"}}  # fmt: skip
+        verification = draw(st.sampled_from(["confirmed", "refuted", "entered-in-error", ""]))
+        if verification:
+            res["verificationStatus"] = {"coding": [{"system": VERIFICATION, "code": verification}]}
+        for where in draw(st.sets(st.sampled_from(["recordedDate", "onsetDateTime", "onsetPeriod"]))):
+            when = f"202{draw(st.integers(0, 6))}-0{draw(st.integers(1, 9))}-1{draw(st.integers(0, 9))}"
+            res[where] = {"start": when} if where == "onsetPeriod" else when
+        if draw(st.integers(0, 5)) == 0:
+            res["status"] = status  # not an element of R4's Condition, but drop rules read it
     elif kind == "Procedure":
         res |= {"status": status, "code": _coded(draw(st.sampled_from(PROCEDURES))),
                 "subject": {"reference": f"Patient/{pid}"}}  # fmt: skip

@@ -18,7 +18,7 @@ from cohort.extract.elements import (
     obs_value,
     parse_date,
 )
-from cohort.extract.lines import LINE_TYPES, decoder
+from cohort.extract.lines import LINE_TYPES
 from cohort.extract.rules import ReadingRules
 from cohort.model import Code, ObsValue, Quantity
 from cohort.store import reference_id
@@ -233,73 +233,9 @@ class Triage:
         `take` hands the census over."""
         handle = self._handlers.get(rtype)
         if handle is None and rtype in LINE_TYPES:
-            handle = self._handlers[rtype] = self._bind(rtype)
-        return handle
+            from cohort.extract.handlers import bind  # (it builds on this module)
 
-    def _bind(self, rtype: str) -> Callable[[bytes], bool | None]:
-        decode_line = decoder(rtype)
-        read_text = self._elements.read_text
-        dropped = self.rules.dropped_statuses(rtype)
-        census = self.census
-        entries, dates = census.entries, census.dates
-        patient = self._line_patient
-        dated = rtype == "Observation"
-
-        # `offer` for one line, with `_count` inlined: this runs for most lines of a Bulk
-        # export, and the calls it saves were ~1 us of ~4 (bench/RESULTS.md, eighth pass)
-        def handle(line: bytes) -> bool | None:
-            rec: Any = decode_line(line)  # an ObservationLine when `dated`
-            if rec is None:
-                return None
-            hit = read_text(bytes(rec.code))
-            if hit is None:
-                return None  # no code element, or text only orjson refuses: read it whole
-            key, (codes, text, relevant, valid) = hit
-            if key is None or relevant or not valid:
-                return False
-            if ("" if rec.status is UNSET else rec.status) in dropped:
-                return False
-            entry = entries.get(key)
-            day, unit, sample = None, None, None
-            if dated:
-                day = rec.day()
-                if day is None:
-                    return False
-                vq = rec.valueQuantity
-                quantity = bool(vq or rec.valueInteger)
-                if entry is None or (
-                    len(entry.values) < _SAMPLES or (quantity and len(entry.quantities) < _SAMPLES)
-                ):  # (entry.sampling(quantity))
-                    if quantity:
-                        return None  # the census samples this quantity: _sample decides
-                    # What _sample reads of this record, without parsing it whole: most such
-                    # records are panels of components (no value: nothing to sample) or
-                    # codes with fewer than 3 distinct values, which sample every record.
-                    sample = rec.other_values()
-                    if sample is None:
-                        return None
-                if vq:
-                    unit = vq.code or vq.unit or None  # what _sample adds once samples are full
-            pid = patient(rec.subject)
-            if pid is None:
-                return False
-            census.records += 1
-            if day is not None:
-                days = dates.get(pid)
-                if days is None:
-                    dates[pid] = {day}
-                else:
-                    days.add(day)
-            if entry is None:
-                entry = entries[key] = CensusEntry(rtype, codes, text)
-            entry.records += 1
-            entry.patients.add(pid)
-            if unit:
-                entry.units.add(unit)
-            if sample:
-                _sample(entry, sample)
-            return True
-
+            handle = self._handlers[rtype] = bind(self, rtype)
         return handle
 
     def _line_patient(self, subject: Any) -> str | None:

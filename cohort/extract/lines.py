@@ -54,6 +54,15 @@ class _Immunization(Line):
     subject: _Ref | UnsetType = msgspec.field(default=UNSET, name="patient")
 
 
+class _ConditionLine(Line):
+    """Also what drop_reason and last_seen read of a Condition."""
+
+    verificationStatus: Raw = _NO_RAW
+    recordedDate: str | UnsetType = UNSET
+    onsetDateTime: str | UnsetType = UNSET
+    onsetPeriod: _Period | UnsetType = UNSET
+
+
 class ObservationLine(Line):
     """Also the dates `last_seen` reads and whether a value can carry a unit."""
 
@@ -122,6 +131,7 @@ _DECODERS: dict[str, msgspec.json.Decoder[Line]] = {
     "Observation": msgspec.json.Decoder(ObservationLine),
     "Procedure": msgspec.json.Decoder(Line),
     "Immunization": msgspec.json.Decoder(_Immunization),
+    "Condition": msgspec.json.Decoder(_ConditionLine),
 }
 LINE_TYPES = frozenset(_DECODERS)
 

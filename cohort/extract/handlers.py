@@ -1,0 +1,146 @@
+"""The triage's NDJSON line handlers: `Triage.offer` answered from a line's bytes (msgspec)."""
+
+# A Bulk export is mostly records no criterion reads; each handler decodes only the elements
+# `offer` looks at (cohort.extract.lines) and gives the answer `offer` would give the parsed
+# record, or None where it cannot tell (the reader then parses the line and asks `offer`).
+# tests/test_line_triage.py holds the two answers equal on generated and broken lines.
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from msgspec import UNSET
+
+from cohort.extract.census import _SAMPLES, CensusEntry, Triage, _sample
+from cohort.extract.elements import first_code, parse_date
+from cohort.extract.lines import decoder
+
+__all__ = ["Handler", "bind"]
+
+Handler = Callable[[bytes], bool | None]
+
+
+def bind(triage: Triage, rtype: str) -> Handler:
+    """The handler of `rtype` (one of lines.LINE_TYPES), writing to `triage`'s census."""
+    return _condition(triage) if rtype == "Condition" else _coded(triage, rtype)
+
+
+def _coded(triage: Triage, rtype: str) -> Handler:
+    """Observation, Procedure, Immunization: the code, status, subject (and an Observation's
+    date and value samples)."""
+    decode_line = decoder(rtype)
+    read_text = triage._elements.read_text
+    dropped = triage.rules.dropped_statuses(rtype)
+    census = triage.census
+    entries, dates = census.entries, census.dates
+    patient = triage._line_patient
+    dated = rtype == "Observation"
+
+    # `offer` for one line, with `_count` inlined: this runs for most lines of a Bulk
+    # export, and the calls it saves were ~1 us of ~4 (bench/RESULTS.md, eighth pass)
+    def handle(line: bytes) -> bool | None:
+        rec: Any = decode_line(line)  # an ObservationLine when `dated`
+        if rec is None:
+            return None
+        hit = read_text(bytes(rec.code))
+        if hit is None:
+            return None  # no code element, or text only orjson refuses: read it whole
+        key, (codes, text, relevant, valid) = hit
+        if key is None or relevant or not valid:
+            return False
+        if ("" if rec.status is UNSET else rec.status) in dropped:
+            return False
+        entry = entries.get(key)
+        day, unit, sample = None, None, None
+        if dated:
+            day = rec.day()
+            if day is None:
+                return False
+            vq = rec.valueQuantity
+            quantity = bool(vq or rec.valueInteger)
+            if entry is None or (
+                len(entry.values) < _SAMPLES or (quantity and len(entry.quantities) < _SAMPLES)
+            ):  # (entry.sampling(quantity))
+                if quantity:
+                    return None  # the census samples this quantity: _sample decides
+                # What _sample reads of this record, without parsing it whole: most such
+                # records are panels of components (no value: nothing to sample) or
+                # codes with fewer than 3 distinct values, which sample every record.
+                sample = rec.other_values()
+                if sample is None:
+                    return None
+            if vq:
+                unit = vq.code or vq.unit or None  # what _sample adds once samples are full
+        pid = patient(rec.subject)
+        if pid is None:
+            return False
+        census.records += 1
+        if day is not None:
+            days = dates.get(pid)
+            if days is None:
+                dates[pid] = {day}
+            else:
+                days.add(day)
+        if entry is None:
+            entry = entries[key] = CensusEntry(rtype, codes, text)
+        entry.records += 1
+        entry.patients.add(pid)
+        if unit:
+            entry.units.add(unit)
+        if sample:
+            _sample(entry, sample)
+        return True
+
+    return handle
+
+
+def _condition(triage: Triage) -> Handler:
+    """A Condition: its code, verification status, dates (recorded, else onset) and subject."""
+    decode_line = decoder("Condition")
+    read_text = triage._elements.read_text
+    dropped = triage.rules.dropped_statuses("Condition")
+    refuted = triage.rules.drop_verification.get("Condition", frozenset())
+    patient = triage._line_patient
+    count = triage._count
+    verification: dict[bytes, str] = {}  # the element's text -> its first code (drop_reason)
+
+    def handle(line: bytes) -> bool | None:
+        rec: Any = decode_line(line)
+        if rec is None:
+            return None
+        hit = read_text(bytes(rec.code))
+        if hit is None:
+            return None
+        key, (codes, text, relevant, valid) = hit
+        if key is None or relevant or not valid:
+            return False
+        if ("" if rec.status is UNSET else rec.status) in dropped:
+            return False
+        raw = bytes(rec.verificationStatus)
+        vs = verification.get(raw)
+        if vs is None:
+            try:
+                vs = first_code(orjson.loads(raw) if raw else None)
+            except orjson.JSONDecodeError:
+                return None
+            if len(verification) < 10_000:
+                verification[raw] = vs
+        if vs in refuted:
+            return False  # kept whole, so explain can show it
+        period = rec.onsetPeriod
+        when = (
+            parse_date(rec.recordedDate)
+            or parse_date(rec.onsetDateTime)
+            or parse_date(period.start if period else None)
+        )
+        if when is None:
+            return False
+        pid = patient(rec.subject)
+        if pid is None:
+            return False
+        count("Condition", key, codes, text, pid, when)
+        return True
+
+    return handle
