@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import struct
 import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import IO, TypeVar
 
+log = logging.getLogger("cohort")
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -37,6 +39,15 @@ def workers_for(n_items: int, threshold: int, configured: int = 0, cap: int = 4)
     return 1 if n_items < threshold else min(os.cpu_count() or 1, cap)
 
 
+@dataclass
+class _Kid:
+    """A fork: its pid (0 once reaped), its unnamed results file, its "done" pipe's read end."""
+
+    pid: int
+    results: IO[bytes]
+    done: int
+
+
 def map_chunks(
     fn: Callable[[Iterator[list[T]]], Iterator[list[R]]],
     items: list[T],
@@ -51,63 +62,75 @@ def map_chunks(
     them (so it can open a connection once per process). Chunks are handed out one at a time
     through a pipe, so whichever process is free takes the next: a process slowed down (its
     copy-on-write pages, a busy core) takes fewer instead of leaving the others idle at the end.
-    None if a fork failed (the caller retries serially and so sees the real error); an error in
-    this process's own work propagates. A fork writes each chunk's result, with `dump` (the
-    caller's codec: e.g. msgpack for dataclasses is ~3x faster than pickle), to a 0700 temp
-    file of our own as it goes, and says when it is done through a pipe of its own: this
-    process reads the results back with `load` while the fork is still exiting.
+    None if a fork failed or could not start (the caller retries serially and so sees the real
+    error); an error in this process's own work propagates. Every fork is reaped on every way
+    out. A fork writes each chunk's result, with `dump` (the caller's codec: e.g. msgpack for
+    dataclasses is ~3x faster than pickle), to an unnamed temp file as it goes (nothing is left
+    on disk, even if this process is killed), and says when it is done through a pipe of its
+    own: this process reads the results back with `load` while the fork is still exiting.
     """
-    # (at most 4096 chunks: their numbers must fit the pipe's buffer, see below)
-    size = max(1, -(-len(items) // (nproc * per_process)), -(-len(items) // 4096))
+    # (at most 1024 chunks: their numbers fit one page, the smallest buffer a pipe can have)
+    size = max(1, -(-len(items) // (nproc * per_process)), -(-len(items) // 1024))
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    # every chunk number is written before the forks start (4096 numbers of 4 bytes are well
-    # within a pipe's 64 KiB buffer), and the closed write end makes an empty pipe read as EOF
+    # every chunk number is written before the forks start (one write of at most 4096 bytes:
+    # whole), and the closed write end makes an empty pipe read as EOF
     rfd, wfd = os.pipe()
     try:
         os.write(wfd, struct.pack(f"<{len(chunks)}I", *range(len(chunks))))
     finally:
         os.close(wfd)
     by_chunk: list[list[R] | None] = [None] * len(chunks)
-    kids: list[tuple[int, Path, int]] = []  # pid, results file, read end of its "done" pipe
-    try:
-        with tempfile.TemporaryDirectory(prefix="cohort-forks-") as tmp:
+    kids: list[_Kid] = []
+    with contextlib.ExitStack() as stack:  # closes and reaps on every way out, in reverse
+        stack.callback(os.close, rfd)
+        stack.callback(_stop, kids)
+        for _ in range(1, nproc):
             try:
-                for k in range(1, nproc):
-                    path = Path(tmp) / f"{k}.bin"
-                    done_r, done_w = os.pipe()
+                results = stack.enter_context(tempfile.TemporaryFile(prefix="cohort-forks-"))
+                done_r, done_w = os.pipe()
+                stack.callback(os.close, done_r)
+                try:
                     pid = os.fork()
-                    if pid == 0:  # child: never returns into the caller
-                        code = 1
-                        try:
-                            close_inherited()
-                            os.close(done_r)
-                            _fork_work(fn, chunks, rfd, path, dump)
-                            os.write(done_w, b"1")
-                            code = 0
-                        finally:
-                            os._exit(code)
-                    os.close(done_w)  # (so a fork that dies reads as EOF here)
-                    kids.append((pid, path, done_r))
-                for i, part in _work(fn, chunks, rfd):
-                    by_chunk[i] = part
-            except BaseException:
-                for pid, _, _ in kids:
-                    with contextlib.suppress(OSError):
-                        os.kill(pid, signal.SIGKILL)
-                        os.waitpid(pid, 0)
-                raise
-            for _, path, done_r in kids:
-                if os.read(done_r, 1) == b"1":  # its file is complete (it may still be exiting)
-                    _place(path.read_bytes(), load, by_chunk)
-            for pid, _, _ in kids:
-                os.waitpid(pid, 0)
-    finally:
-        os.close(rfd)
-        for _, _, done_r in kids:
-            os.close(done_r)
+                except OSError:
+                    os.close(done_w)
+                    raise
+            except OSError:
+                log.warning("could not start an evaluation process; evaluating in this one")
+                return None
+            if pid == 0:  # child: never returns into the caller
+                code = 1
+                try:
+                    close_inherited()
+                    os.close(done_r)
+                    _fork_work(fn, chunks, rfd, results, dump)
+                    os.write(done_w, b"1")
+                    code = 0
+                finally:
+                    os._exit(code)
+            os.close(done_w)  # (so a fork that dies reads as EOF here)
+            kids.append(_Kid(pid, results, done_r))
+        for i, part in _work(fn, chunks, rfd):
+            by_chunk[i] = part
+        for kid in kids:
+            if os.read(kid.done, 1) == b"1":  # its file is complete (it may still be exiting)
+                kid.results.seek(0)
+                _place(kid.results.read(), load, by_chunk)
+        for kid in kids:
+            os.waitpid(kid.pid, 0)
+            kid.pid = 0
     if any(part is None for part in by_chunk):
         return None  # a fork died (its chunks are missing)
     return [r for part in by_chunk for r in part]  # type: ignore[union-attr]
+
+
+def _stop(kids: list[_Kid]) -> None:
+    """Kill and reap the forks not reaped yet (an error here, or one that could not start)."""
+    for kid in kids:
+        if kid.pid:
+            with contextlib.suppress(OSError):
+                os.kill(kid.pid, signal.SIGKILL)
+                os.waitpid(kid.pid, 0)
+            kid.pid = 0
 
 
 def _work(
@@ -135,16 +158,16 @@ def _fork_work(
     fn: Callable[[Iterator[list[T]]], Iterator[list[R]]],
     chunks: list[list[T]],
     rfd: int,
-    path: Path,
+    results: IO[bytes],
     dump: Callable[[list[R]], bytes],
 ) -> None:
-    """A fork's share, each chunk's result appended to `path` as soon as it is ready (encoding
-    while the other processes still work): chunk number, byte length, then the payload."""
-    with path.open("wb") as fh:
-        for i, part in _work(fn, chunks, rfd):
-            blob = dump(part)
-            fh.write(struct.pack("<II", i, len(blob)))
-            fh.write(blob)
+    """A fork's share, each chunk's result appended to `results` as soon as it is ready
+    (encoding while the other processes still work): chunk number, byte length, payload."""
+    for i, part in _work(fn, chunks, rfd):
+        blob = dump(part)
+        results.write(struct.pack("<II", i, len(blob)))
+        results.write(blob)
+    results.flush()  # (the fork ends with os._exit, which flushes nothing)
 
 
 def _place(blob: bytes, load: Callable[[bytes], list[R]], by_chunk: list[list[R] | None]) -> None:

@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -115,3 +116,67 @@ def test_a_result_per_chunk_taken_is_required() -> None:
 
     with pytest.raises(ValueError, match="chunks taken"):
         map_chunks(skips, list(range(10)), 2, _dump, _load)
+
+
+def test_forks_are_reaped_when_reading_their_results_fails() -> None:
+    """An error after the work (here the caller's codec) still kills and reaps every fork."""
+    started: list[int] = []
+
+    def work(parts: Iterator[list[int]]) -> Iterator[list[list[int]]]:
+        for part in parts:
+            time.sleep(0.01)  # leave the forks some chunks
+            yield [[i, os.getpid()] for i in part]
+
+    def bad_load(blob: bytes) -> list[list[int]]:
+        started.extend(pid for _, pid in _load(blob))
+        raise ValueError("cannot decode")
+
+    with pytest.raises(ValueError, match="cannot decode"):
+        map_chunks(work, list(range(60)), 3, _dump, bad_load)
+    assert started  # a fork's results were being read when it failed
+    for pid in set(started):
+        with pytest.raises(ChildProcessError):  # already reaped: no zombie left behind
+            os.waitpid(pid, os.WNOHANG)
+
+
+def test_a_fork_that_cannot_start_gives_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fork() refused (EAGAIN, ENOMEM) on the second fork: the first is stopped and reaped, and
+    the caller falls back to one process."""
+    real_fork = os.fork
+    pids: list[int] = []
+
+    def fork() -> int:
+        if pids:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        pid = real_fork()
+        if pid:
+            pids.append(pid)
+        return pid
+
+    def work(parts: Iterator[list[int]]) -> Iterator[list[list[int]]]:
+        for part in parts:
+            yield [[i] for i in part]
+
+    monkeypatch.setattr(os, "fork", fork)
+    assert map_chunks(work, list(range(10)), 3, _dump, _load) is None
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pids[0], os.WNOHANG)
+
+
+def test_results_files_have_no_name_on_disk(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forks' results (candidates, i.e. PHI) never appear as files: a killed run leaves none."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    seen: list[list[str]] = []
+    parent = os.getpid()
+
+    def work(parts: Iterator[list[int]]) -> Iterator[list[list[int]]]:
+        for part in parts:
+            if os.getpid() == parent:
+                seen.append(os.listdir(tmp_path))
+                time.sleep(0.01)
+            yield [[i] for i in part]
+
+    assert map_chunks(work, list(range(40)), 2, _dump, _load) == [[i] for i in range(40)]
+    assert seen and all(names == [] for names in seen)
