@@ -87,6 +87,19 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any]
          "code": {"text": "y" * (1 << 20)}, "subject": {"reference": "Patient/bad-huge"}},
     ]  # fmt: skip
     (bad / "huge.ndjson").write_bytes(b"\n".join(orjson.dumps(x) for x in lines) + b"\n")
+    # code systems urlsplit refuses ("Invalid IPv6 URL") or silently rewrites (a line break):
+    # unknown systems, once a crash of the whole read
+    odd = [{"coding": [{"system": s, "code": "55464009"}]} for s in ("http://[x", "http://s\nomed.info/sct")]
+    lines = [
+        {"resourceType": "Condition", "id": f"bad-sys-{i}", "code": cc,
+         "subject": {"reference": "Patient/bad-sys"}, "recordedDate": "2020-01-01"}
+        for i, cc in enumerate(odd)
+    ] + [
+        {"resourceType": "Observation", "id": f"bad-sys-o{i}", "status": "final", "code": cc,
+         "subject": {"reference": "Patient/bad-sys"}, "effectiveDateTime": "2020-01-01"}
+        for i, cc in enumerate(odd)
+    ]  # fmt: skip
+    (bad / "systems.ndjson").write_bytes(b"\n".join(orjson.dumps(x) for x in lines) + b"\n")
     deep = [_deep_line(300, "bad-deep-300"), _deep_line(10_000, "bad-deep-10k")]
     (bad / "deep.ndjson").write_text("\n".join(deep) + "\n", encoding="utf-8")
     (bad / "deep.json").write_text(_deep_line(10_000, "bad-deep-doc"), encoding="utf-8")

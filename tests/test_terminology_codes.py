@@ -58,6 +58,18 @@ def test_unknown_system_kept(term: Terminology) -> None:
     assert term.canonical_system("HTTPS://Example.COM/codes/") == "https://example.com/codes"
 
 
+@pytest.mark.parametrize(
+    "system", ["http://[x", "http://[::1", "http://s\nomed.info/sct", "http://s\tnomed.info/sct"]
+)
+def test_systems_urlsplit_refuses_or_rewrites_are_unknown_systems(
+    term: Terminology, system: str
+) -> None:
+    """A malformed system URI in the data (a bad IPv6 host, a tab or line break that urlsplit
+    would silently drop) is an unknown system, not a crash and not SNOMED CT."""
+    assert term.canonical_system(system) == system
+    assert term.concepts_for([Code(system, "55464009")]) == frozenset()
+
+
 @pytest.mark.parametrize("code", ["M32.14", "M3214", "m32.14", " M32.14 "])
 def test_icd_with_and_without_dot(term: Terminology, code: str) -> None:
     assert term.concepts_for([Code(ICD, code)]) == {"sle"}
