@@ -98,6 +98,22 @@ def test_bulk_export_gzip_and_delete(tmp_path, store):
     assert rep.marks["bulk"] == "2026-11-25T10:00:00Z"
 
 
+@pytest.mark.parametrize("url", ["Observation.ndjson", "http://[x/Observation.ndjson", "file:///etc/passwd"])
+@responses.activate
+def test_bulk_manifest_url_that_is_not_http_is_a_server_error(tmp_path, store, url):
+    """A manifest whose output URL is no http(s) URL fails the pull with a ServerError naming
+    the output, not an IndexError or a request to somewhere else."""
+    kick, since = [], []
+    setup_server(b"", {}, kick, since)
+    responses.replace(responses.GET, STATUS, json={
+        "transactionTime": "2026-11-25T10:00:00Z", "requiresAccessToken": False,
+        "output": [{"type": "Observation", "url": url}], "error": []})
+    s = settings(tmp_path, bulk_group="g1")
+    from cohort.errors import ServerError
+    with pytest.raises(ServerError, match="output 0 .Observation. has no http"):
+        pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+
+
 @responses.activate
 def test_bulk_download_resumes_with_range(tmp_path, store):
     kick, since = [], []

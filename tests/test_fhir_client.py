@@ -74,6 +74,17 @@ def test_next_link_to_other_host_refused():
         list(c.search("Patient", []))
 
 
+@pytest.mark.parametrize("link", ["http://[x/Patient?p=2", 5, ["Patient?p=2"], "ftp://h/p"])
+@responses.activate
+def test_next_link_that_is_not_an_http_url_is_a_server_error(link):
+    """A next link urljoin refuses (a bad IPv6 host), or that is no string, or no http(s) URL,
+    fails the search with a ServerError (exit code 6), not an internal error."""
+    responses.get(f"{BASE}/Patient", json=bundle(["a"], link))
+    c, _ = client()
+    with pytest.raises(ServerError, match="not an http"):
+        list(c.search("Patient", []))
+
+
 @responses.activate
 def test_429_retry_after_seconds_and_http_date():
     responses.get(f"{BASE}/metadata", status=429, headers={"Retry-After": "7"})

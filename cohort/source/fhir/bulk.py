@@ -18,7 +18,7 @@ import requests
 
 from cohort.errors import ServerError
 
-from .client import retry_after
+from .client import retry_after, url_host
 from .plan import BY_CODE, PULL_TYPES, minus_overlap, patient_of
 from .pull import Puller
 from .search import pull_types, search_path
@@ -103,7 +103,10 @@ def download(p: Puller, manifest: dict[str, Any], spool: Path) -> list[tuple[str
         headers = {"Accept": "application/fhir+ndjson", "Accept-Encoding": "gzip"}
         if have:
             headers.update({"Range": f"bytes={have}-", "Accept-Encoding": "identity"})
-        same_host = p.client.url(p.s.base_url).split("/")[2] == url.split("/")[2]
+        host = url_host(url)
+        if host is None:
+            raise ServerError(f"bulk manifest: output {i} ({rtype}) has no http(s) URL")
+        same_host = url_host(p.client.url(p.s.base_url)) == host
         r = p.client.request(
             "GET",
             url,

@@ -91,6 +91,18 @@ def retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+def url_host(url: object) -> str | None:
+    """The host (netloc) of an http(s) URL; None for anything else, e.g. "http://[x", which
+    urlsplit refuses, or a link that is not a string."""
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return parts.netloc if parts.scheme in ("http", "https") and parts.netloc else None
+
+
 def safe_path(url: str) -> str:
     """The URL path without query (queries carry patient ids: never put them in messages)."""
     return urlsplit(url).path or "/"
@@ -128,9 +140,16 @@ class FhirClient:
 
     def url(self, path_or_url: str) -> str:
         """Absolute URL for a path relative to the base (or an absolute URL, checked to be ours)."""
-        url = urljoin(self.base + "/", path_or_url)
-        if urlsplit(url).netloc != urlsplit(self.base).netloc:
-            raise ServerError(f"refusing to follow a link to another host ({urlsplit(url).netloc})")
+        try:
+            url = urljoin(self.base + "/", path_or_url) if isinstance(path_or_url, str) else ""
+        except ValueError:  # e.g. "http://[x": urljoin refuses it
+            url = ""
+        host = url_host(url)
+        if host is None:
+            # (the link itself is not quoted: a query may carry patient ids)
+            raise ServerError("the server sent a link that is not an http(s) URL")
+        if host != urlsplit(self.base).netloc:
+            raise ServerError(f"refusing to follow a link to another host ({host})")
         return url
 
     def backoff(self, attempt: int) -> float:
