@@ -157,7 +157,6 @@ class Triage:
         self.relevant = relevant
         self.census = Census()
         self._elements = CodeElements(relevant)
-        self._pids: dict[str, str | None] = {}  # reference -> patient id (a chart repeats it)
         self._handlers: dict[str, Callable[[bytes], bool | None]] = {}  # see line_handler
 
     def take(self) -> Census:
@@ -239,17 +238,9 @@ class Triage:
         return handle
 
     def _line_patient(self, subject: Any) -> str | None:
-        """The patient id a decoded line's subject names (memoised: a chart repeats it)."""
+        """The patient id a decoded line's subject names (reference_id memoises it)."""
         ref = subject.reference if subject else None
-        if ref is None or ref is UNSET:
-            return None
-        pid = self._pids.get(ref, UNSET)
-        if pid is UNSET:
-            pid = reference_id(ref)
-            if len(self._pids) >= 100_000:
-                self._pids.clear()
-            self._pids[ref] = pid
-        return pid
+        return None if ref is None or ref is UNSET else reference_id(ref)
 
     def _count(
         self,

@@ -125,7 +125,7 @@ def _condition(triage: Triage) -> Handler:
                 vs = first_code(orjson.loads(raw) if raw else None)
             except orjson.JSONDecodeError:
                 return None
-            if len(verification) < 10_000:
+            if len(verification) < 10_000 and len(raw) <= 1024:
                 verification[raw] = vs
         if vs in refuted:
             return False  # kept whole, so explain can show it

@@ -27,6 +27,7 @@ class PutStats:
 # kept record); bounded like the other memos
 _PATIENT_IDS: dict[str, str | None] = {}
 _MEMO_MAX = 100_000
+_REF_MAX = 256
 
 
 def reference_id(ref: str, rtype: str = "Patient") -> str | None:
@@ -38,9 +39,10 @@ def reference_id(ref: str, rtype: str = "Patient") -> str | None:
     if ref in _PATIENT_IDS:
         return _PATIENT_IDS[ref]
     pid = _reference_id(ref, rtype)
-    if len(_PATIENT_IDS) >= _MEMO_MAX:
-        _PATIENT_IDS.clear()
-    _PATIENT_IDS[ref] = pid
+    if len(ref) <= _REF_MAX:  # (bounded in bytes too: a reference can be any length)
+        if len(_PATIENT_IDS) >= _MEMO_MAX:
+            _PATIENT_IDS.clear()
+        _PATIENT_IDS[ref] = pid
     return pid
 
 
