@@ -9,23 +9,28 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from cohort import __version__
 from cohort.config import Config, SiteConfig
 from cohort.errors import CohortError, LockedError, OutputError
-from cohort.forks import INHERITED_FDS
+from cohort.forks import INHERITED_FDS, map_chunks
 from cohort.ingest import Loaded, ingest
 from cohort.model import Candidate, SiteResult
 from cohort.screening import screen
 from cohort.store import Store
 
 log = logging.getLogger("cohort")
+
+REPORT_FORK_MIN = 2000  # candidates from which the output files are written by two processes
 
 
 @dataclass
@@ -86,26 +91,40 @@ def now_iso() -> str:
 def write_outputs(
     out: Path, results: list[SiteResult], history: list[dict[str, Any]], phi: bool
 ) -> None:
-    """Render everything first, then replace files one by one (each atomically, 0600)."""
+    """Write every file staged first, then replace them one by one (each atomically, 0600)."""
     from cohort.report.csv import candidates_csv_chunks, evidence_csv_chunks
     from cohort.report.files import write_atomic
     from cohort.report.html import summary_html
 
-    # CSVs are rendered piece by piece while their staged file is written (bounded memory)
-    rendered: dict[Path, str | Iterator[str]] = {}
+    # (target, how to render it): CSVs are rendered piece by piece while their staged file is
+    # written (bounded memory)
+    jobs: list[tuple[Path, Callable[[], str | Iterator[str]]]] = []
     for sr in results:
         folder = out / sr.site_id
-        rendered[folder / "candidates.csv"] = candidates_csv_chunks(sr, phi=phi)
-        rendered[folder / "evidence.csv"] = evidence_csv_chunks(sr)
-        rendered[folder / "summary.html"] = summary_html(sr, history=history, phi=phi)
+        jobs += [
+            (folder / "candidates.csv", partial(candidates_csv_chunks, sr, phi=phi)),
+            (folder / "evidence.csv", partial(evidence_csv_chunks, sr)),
+            (folder / "summary.html", partial(summary_html, sr, history=history, phi=phi)),
+        ]
+    staged = [(path.with_name(f".{path.name}.staged"), path) for path, _ in jobs]
+
+    def write(parts: Iterator[list[int]]) -> Iterator[list[int]]:
+        for part in parts:
+            for i in part:
+                write_atomic(staged[i][0], jobs[i][1]())
+            yield part
+
     # Two phases so a failure (disk full, folder unwritable) replaces nothing: every file is
     # first written whole next to its target, and only then are they all renamed into place.
-    staged: list[tuple[Path, Path]] = []
+    # The files are rendered and written by two processes, whichever is free taking the next
+    # (10k candidates: ~0.7 -> ~0.45 s); if that fails, here, one after the other, so an error
+    # is raised here with its own message.
     try:
-        for path, text in rendered.items():
-            tmp = path.with_name(f".{path.name}.staged")
-            write_atomic(tmp, text)
-            staged.append((tmp, path))
+        done = None
+        if len(jobs) > 1 and sum(len(sr.candidates) for sr in results) >= REPORT_FORK_MIN:
+            done = map_chunks(write, list(range(len(jobs))), 2, msgspec.msgpack.encode, _indexes)
+        if done is None:
+            list(write(iter([list(range(len(jobs)))])))
         for tmp, path in staged:
             os.replace(tmp, path)
     except OSError as exc:
@@ -114,6 +133,9 @@ def write_outputs(
         for tmp, _ in staged:
             if tmp.exists():
                 tmp.unlink()
+
+
+_indexes = msgspec.msgpack.Decoder(list[int]).decode  # what the writing processes hand back
 
 
 def site_result(

@@ -506,3 +506,76 @@ def test_evaluation_falls_back_to_one_process_when_a_fork_fails(
     assert calls and calls[0] > 100  # the evaluation did try to fork
     assert outs["fallback"] == outs["forked"]
     assert outs["forked"][0].count(b"\r\n") > 100  # every screened patient has a row
+
+
+def test_output_files_written_by_two_processes_equal_one_process(
+    population: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above REPORT_FORK_MIN candidates the output files are written by two processes; the
+    files are byte-identical to those one process writes, also when the fork fails (then this
+    process writes them all), and no staged file is left behind."""
+    import cohort.runner as runner
+
+    real = runner.map_chunks
+    calls: list[int] = []
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        calls.append(len(args[1]))
+        return real(*args, **kw)
+
+    def fork_failed(*args: Any, **kw: Any) -> None:
+        calls.append(-1)
+        return None
+
+    outs = {}
+    for label, min_cands, mapper in (
+        ("serial", 10**9, real),
+        ("forked", 0, counted),
+        ("fallback", 0, fork_failed),
+    ):
+        monkeypatch.setattr(runner, "REPORT_FORK_MIN", min_cands)
+        monkeypatch.setattr(runner, "map_chunks", mapper)
+        folder = tmp_path / label
+        folder.mkdir()
+        cfg = load_config(write_config(folder, {"t": str(population)}, run={"workers": 1}))
+        run(cfg, AS_OF, folder / "out")
+        site = folder / "out" / "t"
+        outs[label] = {
+            n: (site / n).read_bytes() for n in ("candidates.csv", "evidence.csv", "summary.html")
+        }
+        assert sorted(p.name for p in site.iterdir()) == sorted(outs[label])  # nothing staged
+        assert all((site / n).stat().st_mode & 0o777 == 0o600 for n in outs[label])
+    assert calls == [3, -1]  # three files shared out by the forked run; the fallback's try
+    assert outs["forked"] == outs["serial"] == outs["fallback"]
+    assert outs["serial"]["candidates.csv"].count(b"\r\n") > 100
+
+
+def test_a_failed_write_by_either_process_replaces_no_output(
+    population: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written by two processes, an output file that cannot be written fails the run with
+    OutputError whichever process met it, and every previous output stays as it was."""
+    import cohort.report.files as files
+    import cohort.runner as runner
+    from cohort.errors import OutputError
+
+    monkeypatch.setattr(runner, "REPORT_FORK_MIN", 0)
+    cfg = load_config(write_config(tmp_path, {"t": str(population)}, run={"workers": 1}))
+    out = tmp_path / "out"
+    run(cfg, AS_OF, out)
+    kept = {p: p.read_bytes() for p in (out / "t").iterdir()}
+    real = files.write_atomic
+
+    def no_room_for(name: str) -> Any:
+        def write(path: Path, data: Any, mode: int = 0o600) -> None:
+            if path.name == f".{name}.staged":
+                raise OutputError(f"cannot write {path.name}: No space left on device")
+            real(path, data, mode)
+
+        return write
+
+    for name in ("candidates.csv", "evidence.csv", "summary.html"):
+        monkeypatch.setattr(files, "write_atomic", no_room_for(name))
+        with pytest.raises(OutputError, match="No space left"):
+            run(cfg, date(2026, 12, 1), out)
+        assert {p: p.read_bytes() for p in (out / "t").iterdir()} == kept, name
