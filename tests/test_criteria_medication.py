@@ -780,3 +780,31 @@ def test_high_dose_brand_text_with_strength(tablets: int, expected: str) -> None
         dosages=[dosage(qty(tablets, "tablet"))],
     )
     assert status("washout_high_dose_cs", r) == expected
+
+
+# --- ends at the calendar's edge (found by fuzzing) ----------------------------------------------
+def test_an_exposure_ending_9999_12_31_fails_with_no_eligible_from() -> None:
+    """A washout window added to an end of 9999-12-31 is past the calendar: no date on which
+    the patient washes out (eligible_from None), not an OverflowError."""
+    r = run("washout_belimumab", stmt("1092437", status="completed", start=ago(20), end="9999-12-31"))
+    assert (r.status, r.eligible_from) == ("fail", None)
+    r = run("washout_high_dose_cs", stmt(status="completed", start=ago(20), end="9999-12-31",
+                                         dosages=[dosage(mg(60))]))  # fmt: skip
+    assert (r.status, r.eligible_from) == ("fail", None)
+
+
+def test_a_procedure_after_as_of_ending_9999_12_31_reads_no_lab_past_it() -> None:
+    """A washout with procedures and a lab check (a trial could write one): a procedure that
+    starts after the as-of date is outside the window but has the latest end of all, and the
+    counts 'since the last dose' would start the day after 9999-12-31, i.e. none are read."""
+    from dataclasses import replace
+
+    from criteria_helpers import context
+
+    from cohort.criteria.registry import KINDS
+
+    base = criterion("washout_b_cell_depletion")
+    crit = replace(base, params={**base.params, "procedures": ["plasmapheresis"]})
+    pheresis = procedure("20720000", start=ago(-10), end="9999-12-31")
+    r = KINDS[crit.kind].fn(crit, context(pheresis, cd19(20, 5)))
+    assert r.status == "pass"

@@ -158,6 +158,25 @@ def test_corrupt_archive_is_an_issue_not_a_crash(tmp_path: Path) -> None:
     assert reasons["broken.ndjson.gz"].startswith("file cannot be read")
 
 
+def test_gzip_with_a_corrupt_deflate_stream_is_an_issue_not_a_crash(tmp_path: Path) -> None:
+    """A gzip header followed by a bad deflate block raises zlib.error (not an OSError): a
+    located issue for a plain .gz file, a .json.gz and a .gz member of a tar archive."""
+    shutil.copy(DATA / "ndjson" / "Patient.ndjson", tmp_path / "Patient.ndjson")
+    bad = bytes.fromhex("1f8b0800000000000003ffffffff")  # the fuzzer's 14 bytes
+    (tmp_path / "x.ndjson.gz").write_bytes(bad)
+    (tmp_path / "y.json.gz").write_bytes(bad)
+    with tarfile.open(tmp_path / "z.tar", "w") as tf:
+        info = tarfile.TarInfo("in/Obs.ndjson.gz")
+        info.size = len(bad)
+        tf.addfile(info, io.BytesIO(bad))
+    stats = ReadStats()
+    got = list(read_path(tmp_path, stats))
+    assert len(got) == 2  # the two good Patients
+    reasons = {i.origin: i.reason for i in stats.issues if not i.origin.startswith("Patient")}
+    names = ("x.ndjson.gz", "y.json.gz", "z.tar")
+    assert reasons == {n: "file cannot be read (zlib.error)" for n in names}
+
+
 def test_missing_path_raises_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="nope"):
         read_path(tmp_path / "nope", ReadStats())

@@ -129,15 +129,22 @@ def washout(crit: Criterion, ctx: Context) -> Result:
 
 
 def _eligible(ends: list[date | None], span: timedelta) -> date | None:
-    """Known ends of every exposure in window: the last one plus the window; else None."""
+    """Known ends of every exposure in window: the last one plus the window; else None (also
+    past the calendar's end: an exposure "ending" 9999-12-31 has no date it washes out)."""
     known = [e for e in ends if e is not None]
-    return max(known) + span if known and len(known) == len(ends) else None
+    if not known or len(known) != len(ends):
+        return None
+    try:
+        return max(known) + span
+    except OverflowError:
+        return None
 
 
 def _lab_after(crit: Criterion, ctx: Context, last_dose: date, ignored: list[Evidence]) -> Result:
     """After the window: the most recent lab since the last dose below its lower limit fails."""
     p = crit.params
-    obs, ign = ctx.observations(p["lab_concepts"], last_dose + timedelta(days=1))
+    since = last_dose + timedelta(days=1) if last_dose < date.max else date.max
+    obs, ign = ctx.observations(p["lab_concepts"], since)
     ignored += ign
     if not obs:
         return result(

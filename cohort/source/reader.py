@@ -6,6 +6,7 @@ import bz2
 import gzip
 import lzma
 import tarfile
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ _TAR_SUFFIXES = (".tar", ".tar.xz", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tx
 OPENERS: dict[str, Any] = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 # What a corrupt or truncated file raises while it is read: one located issue, the read goes on
-UNREADABLE = (OSError, EOFError, lzma.LZMAError, tarfile.TarError, UnicodeError)
+UNREADABLE = (OSError, EOFError, lzma.LZMAError, tarfile.TarError, UnicodeError, zlib.error)
 
 
 @dataclass
@@ -375,7 +376,8 @@ class Reader:
 
 def unreadable(exc: BaseException, verb: str = "read") -> str:
     """The located issue's reason for a file that cannot be opened or read (no message: PHI)."""
-    return f"file cannot be {verb} ({type(exc).__name__})"
+    kind = "zlib.error" if isinstance(exc, zlib.error) else type(exc).__name__  # (not "error")
+    return f"file cannot be {verb} ({kind})"
 
 
 def _is_non_data(name: str) -> bool:

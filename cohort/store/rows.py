@@ -80,13 +80,19 @@ def _parse_instant(s: str) -> datetime | None:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
+def _counter(v: str) -> bool:
+    """A versionId that reads as a counter: ASCII digits only ("²" is a digit to isdigit, not
+    to int)."""
+    return v.isascii() and v.isdigit()
+
+
 def compare_versions(
     new: tuple[str | None, str | None], old: tuple[str | None, str | None]
 ) -> int | None:
     """+1 when `new` (versionId, lastUpdated) is newer, -1 older, None when undecided."""
     nv, nl = new
     ov, ol = old
-    if nv is not None and ov is not None and nv.isdigit() and ov.isdigit() and int(nv) != int(ov):
+    if nv is not None and ov is not None and _counter(nv) and _counter(ov) and int(nv) != int(ov):
         return 1 if int(nv) > int(ov) else -1
     if nl is not None and ol is not None and nl != ol:
         a, b = _parse_instant(nl), _parse_instant(ol)
