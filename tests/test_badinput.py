@@ -100,6 +100,23 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any]
         for i, cc in enumerate(odd)
     ]  # fmt: skip
     (bad / "systems.ndjson").write_bytes(b"\n".join(orjson.dumps(x) for x in lines) + b"\n")
+    # records the triage reads before validation, junk nested just below orjson's limit where
+    # text belongs (str() of it recursed past Python's limit) or past what orjson writes (252)
+    def nested(n: int) -> str:
+        return "[" * n + "]" * n
+
+    height = '{"system":"http://loinc.org","code":"8302-2"}'  # body height: no criterion reads it
+    head = '{"resourceType":"Observation","status":"final","subject":{"reference":"Patient/bad-nest"},"effectiveDateTime":"2026-01-01",'
+    deep_junk = [
+        head + f'"id":"bad-nest-sys","code":{{"coding":[{{"system":{nested(1000)},"code":"x"}}]}}}}',
+        head + f'"id":"bad-nest-unit","code":{{"coding":[{height}]}},"valueQuantity":{{"value":1,"unit":{nested(1000)}}}}}',
+        head + f'"id":"bad-nest-cmp","code":{{"coding":[{height}]}},"valueQuantity":{{"value":1,"comparator":{nested(252)}}}}}',
+        '{"resourceType":"Condition","id":"bad-nest-vs","subject":{"reference":"Patient/bad-nest"},'
+        '"code":{"coding":[{"system":"http://snomed.info/sct","code":"195662009"}]},"recordedDate":"2020-01-01",'
+        f'"verificationStatus":{{"coding":[{{"code":{nested(990)}}}]}}}}',
+    ]  # fmt: skip
+    # (1 is kept, so rejected as too deep; 2-4 are summarised: their junk is never read)
+    (bad / "nested-junk.ndjson").write_text("\n".join(deep_junk) + "\n", encoding="utf-8")
     deep = [_deep_line(300, "bad-deep-300"), _deep_line(10_000, "bad-deep-10k")]
     (bad / "deep.ndjson").write_text("\n".join(deep) + "\n", encoding="utf-8")
     (bad / "deep.json").write_text(_deep_line(10_000, "bad-deep-doc"), encoding="utf-8")
@@ -174,6 +191,7 @@ EXPECTED = {
     "bad/dates.ndjson:3": "Condition.recordedDate: impossible calendar date",
     "bad/dates.ndjson:4": "Observation.effectiveDateTime: impossible calendar date",
     "bad/deep.ndjson:1": "nested deeper than",
+    "bad/nested-junk.ndjson:1": "nested deeper than",  # once a RecursionError in the triage
     "bad/deep.ndjson:2": "invalid JSON",
     "bad/deep.json": "invalid JSON",
     "bad/deep-bundle.json#entry[0]": "nested deeper than",

@@ -66,21 +66,33 @@ def _codings(cc: dict[str, Any]) -> list[Any]:
     return codings if isinstance(codings, list) else []
 
 
+def _text(v: Any) -> str:
+    """A text element as text; an object or array where text belongs reads as "".
+
+    Records the triage summarises are read before validation, and str() of an array nested
+    ~1000 deep (orjson parses 1024 levels) recurses past Python's limit (found by fuzzing).
+    Such an element is invalid anyway: the record is kept, and validation names it.
+    """
+    return v if v.__class__ is str else "" if isinstance(v, dict | list) else str(v)
+
+
 def codes_of(cc: Any) -> tuple[Code, ...]:
     if not isinstance(cc, dict):
         return ()
     out = []
     for c in _codings(cc):
         if isinstance(c, dict) and c.get("code") is not None:
-            out.append(Code(str(c.get("system", "")), str(c["code"]), str(c.get("display", ""))))
+            out.append(
+                Code(_text(c.get("system", "")), _text(c["code"]), _text(c.get("display", "")))
+            )
     return tuple(out)
 
 
 def text_of(cc: Any) -> str:
     if not isinstance(cc, dict):
         return ""
-    names = [str(cc.get("text", ""))] + [
-        str(c.get("display", "")) for c in _codings(cc) if isinstance(c, dict)
+    names = [_text(cc.get("text", ""))] + [
+        _text(c.get("display", "")) for c in _codings(cc) if isinstance(c, dict)
     ]
     return " | ".join(n for n in names if n)
 
@@ -96,7 +108,10 @@ def quantity_of(q: Any) -> Quantity | None:
     if isinstance(q.get("value"), bool):
         return None
     return Quantity(
-        float(q["value"]), str(q.get("unit", "")), str(q.get("code", "")), q.get("comparator", "")
+        float(q["value"]),
+        _text(q.get("unit", "")),
+        _text(q.get("code", "")),
+        _text(q.get("comparator", "")),
     )
 
 
@@ -109,7 +124,7 @@ def obs_value(res: dict[str, Any]) -> ObsValue:
         return ObsValue(string=res["valueString"].strip())
     if "valueCodeableConcept" in res:
         cc = res["valueCodeableConcept"]
-        text = str(cc.get("text", "")) if isinstance(cc, dict) else ""
+        text = _text(cc.get("text", "")) if isinstance(cc, dict) else ""
         return ObsValue(codes=codes_of(cc), text=text)
     if isinstance(res.get("valueRatio"), dict):
         num = quantity_of(res["valueRatio"].get("numerator"))
