@@ -13,7 +13,7 @@ from cohort.forks import map_chunks, workers_for
 from cohort.ingest import Loaded
 from cohort.model import Candidate, PatientFacts, Result
 from cohort.rank import rank
-from cohort.store import Store
+from cohort.store import Store, patient_of
 from cohort.terminology.units import warm as warm_units
 
 __all__ = ["CHUNK_PATIENTS", "EVAL_FORK_MIN", "add_side", "last_seen", "screen", "screened_ids"]
@@ -45,7 +45,7 @@ def add_side(
 def screened_ids(site: str, store: Store, loaded: Loaded) -> list[str]:
     """Patients with a screening-concept Condition (cheap pre-filter; evaluation re-checks)."""
     want = set(loaded.trial.screen_concepts)
-    from cohort.extract import codes_of, ref_id, text_of
+    from cohort.extract import codes_of, text_of
 
     ids = set()
     for res in store.iter_type(site, "Condition"):
@@ -53,7 +53,7 @@ def screened_ids(site: str, store: Store, loaded: Loaded) -> list[str]:
         if want & loaded.term.concepts_for(
             codes_of(cc), text_of(cc)
         ) and not loaded.rules.drop_reason(res):
-            pid = ref_id(res.get("subject"))
+            pid = patient_of(res)  # (as the store keys the patient's records)
             if pid:
                 ids.add(pid)
     return sorted(ids)

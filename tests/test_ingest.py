@@ -583,3 +583,33 @@ def test_a_failed_write_by_either_process_replaces_no_output(
         with pytest.raises(OutputError, match="No space left"):
             run(cfg, date(2026, 12, 1), out)
         assert {p: p.read_bytes() for p in (out / "t").iterdir()} == kept, name
+
+
+def test_screening_and_store_read_a_reference_alike(tmp_path: Path) -> None:
+    """A subject reference with a trailing space or slash names the same patient to screening as
+    to the store (they used to disagree, and the patient vanished); one whose id is no FHIR id
+    names nobody, also after a Bundle's fullUrl is rewritten to a rejected Patient's id (found
+    by fuzzing)."""
+    sle = {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]}
+    site = tmp_path / "site"
+    site.mkdir()
+    lines = []
+    for pid, ref in (("p1", "Patient/p1 "), ("p2", "Patient/p2/"), ("p3", "Patient/p3")):
+        lines.append({"resourceType": "Patient", "id": pid, "birthDate": "1990-01-01"})
+        lines.append({"resourceType": "Condition", "id": f"c-{pid}", "code": sle,
+                      "subject": {"reference": ref}, "onsetDateTime": "2020-01-01"})  # fmt: skip
+    lines.append({"resourceType": "Condition", "id": "c-bad", "code": sle,
+                  "subject": {"reference": "Patient/bad id"}, "onsetDateTime": "2020-01-01"})  # fmt: skip
+    (site / "x.ndjson").write_bytes(b"\n".join(orjson.dumps(x) for x in lines) + b"\n")
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"fullUrl": "urn:uuid:p9", "resource": {"resourceType": "Patient", "id": "bad id 9"}},
+        {"fullUrl": "urn:uuid:c9", "resource": {"resourceType": "Condition", "id": "c9",
+         "code": sle, "subject": {"reference": "urn:uuid:p9"}, "onsetDateTime": "2020-01-01"}},
+    ]}  # fmt: skip
+    (site / "b.json").write_bytes(orjson.dumps(bundle))
+    cfg = load_config(write_config(tmp_path, {"t": str(site)}))
+    report = run(cfg, AS_OF, tmp_path / "out")
+    text = (tmp_path / "out" / "t" / "candidates.csv").read_text(encoding="utf-8-sig")
+    ids = [line.split(",")[1] for line in text.splitlines()[1:]]
+    assert sorted(ids) == ["p1", "p2", "p3"]
+    assert report["sites"]["t"]["rejected"] == {"Patient": 1}  # "bad id 9", located

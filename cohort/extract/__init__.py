@@ -1,7 +1,7 @@
 """Records -> tidy facts: per-patient facts and a census of the records no criterion reads."""
 
 from cohort.extract.census import Census, Triage
-from cohort.extract.elements import codes_of, obs_value, parse_date, ref_id, text_of
+from cohort.extract.elements import codes_of, obs_value, parse_date, text_of
 from cohort.extract.facts import MEDICATION_TYPES, Extractor
 from cohort.extract.rules import ReadingRules
 
@@ -14,6 +14,5 @@ __all__ = [
     "codes_of",
     "obs_value",
     "parse_date",
-    "ref_id",
     "text_of",
 ]

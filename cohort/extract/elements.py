@@ -23,7 +23,6 @@ __all__ = [
     "obs_value",
     "parse_date",
     "quantity_of",
-    "ref_id",
     "text_of",
 ]
 
@@ -48,16 +47,6 @@ def parse_date(value: Any) -> date | None:
     if len(_DAYS) < 100_000:
         _DAYS[head] = day
     return day
-
-
-def ref_id(ref: Any) -> str:
-    """'Patient/1', 'https://x/Patient/1/_history/2' -> '1'; '' when not a reference."""
-    if not isinstance(ref, dict):
-        return ""
-    parts = str(ref.get("reference", "")).split("/")
-    if "_history" in parts:
-        parts = parts[: parts.index("_history")]
-    return parts[-1] if len(parts) >= 2 else ""
 
 
 def _codings(cc: dict[str, Any]) -> list[Any]:

@@ -16,7 +16,6 @@ from cohort.extract.elements import (
     obs_value,
     parse_date,
     quantity_of,
-    ref_id,
     text_of,
 )
 from cohort.extract.rules import ReadingRules
@@ -31,6 +30,7 @@ from cohort.model import (
     PatientFacts,
     ProcedureFact,
 )
+from cohort.store import reference_id
 
 MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
 _PERIOD_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1, "wk": 7, "mo": 30, "a": 365}
@@ -232,7 +232,8 @@ class Extractor:
                 if isinstance(c, dict) and c.get("id") == ref[1:]:
                     return c
             return None
-        return self._medication(ref_id({"reference": ref}))
+        mid = reference_id(ref, "Medication")
+        return self._medication(mid) if mid is not None else None
 
 
 def _patient(res: dict[str, Any]) -> Patient:

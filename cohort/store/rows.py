@@ -12,7 +12,15 @@ import orjson
 from cohort.errors import StoreError
 from cohort.source.checkers import ID_RE
 
-__all__ = ["PutStats", "Row", "compare_versions", "prepare_row", "reference_id", "same_content"]
+__all__ = [
+    "PutStats",
+    "Row",
+    "compare_versions",
+    "patient_of",
+    "prepare_row",
+    "reference_id",
+    "same_content",
+]
 
 
 @dataclass
@@ -30,8 +38,13 @@ _MEMO_MAX = 100_000
 _REF_MAX = 256
 
 
-def reference_id(ref: str, rtype: str = "Patient") -> str | None:
-    """Id in a reference to `rtype`: "Patient/1", "https://x/fhir/Patient/1", ".../_history/2"."""
+def reference_id(ref: object, rtype: str = "Patient") -> str | None:
+    """Id in a reference to `rtype`: "Patient/1", "https://x/fhir/Patient/1", ".../_history/2".
+
+    None unless the id is a valid FHIR id: a record naming "Patient/bad id" cannot belong to
+    any patient the reader accepts (it rejects such a Patient), so it belongs to none. Every
+    place that asks which patient a record is about (the store, screening, the server pull)
+    asks here, so they all agree."""
     if not isinstance(ref, str):
         return None
     if rtype != "Patient":
@@ -53,12 +66,13 @@ def _reference_id(ref: str, rtype: str) -> str | None:
     parts = ref.strip().split("?", 1)[0].split("#", 1)[0].rstrip("/").split("/")
     if "_history" in parts:
         parts = parts[: parts.index("_history")]
-    if len(parts) >= 2 and parts[-2] == rtype and parts[-1]:
+    if len(parts) >= 2 and parts[-2] == rtype and ID_RE.fullmatch(parts[-1]):
         return parts[-1]
     return None
 
 
-def _patient_of(res: dict[str, Any]) -> str | None:
+def patient_of(res: dict[str, Any]) -> str | None:
+    """The patient a record is about: a Patient's id, else its subject's (or patient's)."""
     if res.get("resourceType") == "Patient":
         rid = res.get("id")
         return rid if isinstance(rid, str) else None
@@ -129,7 +143,7 @@ def prepare_row(res: dict[str, Any], origin: str, raw: bytes | None = None) -> R
     # store then compares the two as key-sorted JSON (`same_content`). Key-sorting every record
     # here instead cost ~2.3 us of the ~36 us a kept record costs (bench/RESULTS.md).
     digest = hashlib.sha256(blob).hexdigest()
-    return (rtype, rid, version, updated, _patient_of(res), origin, digest, blob)
+    return (rtype, rid, version, updated, patient_of(res), origin, digest, blob)
 
 
 def same_content(a: bytes, b: bytes) -> bool:

@@ -17,9 +17,10 @@ import orjson
 import requests
 
 from cohort.errors import ServerError
+from cohort.store import patient_of
 
 from .client import retry_after, url_host
-from .plan import BY_CODE, PULL_TYPES, minus_overlap, patient_of
+from .plan import BY_CODE, PULL_TYPES, minus_overlap
 from .pull import Puller
 from .search import pull_types, search_path
 

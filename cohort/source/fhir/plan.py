@@ -36,27 +36,6 @@ DEFAULT_CATEGORIES = (
 OVERLAP = timedelta(minutes=5)
 
 
-def ref_id(ref: Any, rtype: str) -> str | None:
-    """The id in a reference to `rtype` (relative, absolute or versioned), else None."""
-    if not isinstance(ref, str):
-        return None
-    parts = ref.split("/")
-    for i in range(len(parts) - 1):
-        if parts[i] == rtype and parts[i + 1]:
-            return parts[i + 1]
-    return None
-
-
-def patient_of(res: dict) -> str | None:
-    if res.get("resourceType") == "Patient":
-        return str(res.get("id") or "") or None
-    for key in ("subject", "patient"):
-        pid = ref_id((res.get(key) or {}).get("reference"), "Patient")
-        if pid:
-            return pid
-    return None
-
-
 def minus_overlap(mark: str, overlap: timedelta = OVERLAP) -> str:
     try:
         t = datetime.fromisoformat(mark.replace("Z", "+00:00"))

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from cohort.errors import ServerError
+from cohort.store import reference_id
 
 from .client import FhirClient, server_time
 from .plan import (
@@ -20,7 +21,6 @@ from .plan import (
     Capability,
     PullReport,
     chunk_values,
-    ref_id,
     search_values,
 )
 from .settings import ServerSettings
@@ -183,7 +183,7 @@ class Puller:
                 mid
                 for res in records
                 if (
-                    mid := ref_id(
+                    mid := reference_id(
                         (res.get("medicationReference") or {}).get("reference"), "Medication"
                     )
                 )

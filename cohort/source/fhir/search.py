@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from cohort.errors import ServerError
+from cohort.store import patient_of
 
 from .client import server_time
 from .plan import (
@@ -16,7 +17,6 @@ from .plan import (
     PULL_TYPES,
     chunk_values,
     minus_overlap,
-    patient_of,
     token_hash,
 )
 
