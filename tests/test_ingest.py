@@ -613,3 +613,26 @@ def test_screening_and_store_read_a_reference_alike(tmp_path: Path) -> None:
     ids = [line.split(",")[1] for line in text.splitlines()[1:]]
     assert sorted(ids) == ["p1", "p2", "p3"]
     assert report["sites"]["t"]["rejected"] == {"Patient": 1}  # "bad id 9", located
+
+
+def test_a_patient_id_starting_with_a_dash_is_the_same_patient_on_the_next_run(
+    tmp_path: Path,
+) -> None:
+    """"-p1" is a valid FHIR id; candidates.csv guards it against Excel formulas as "'-p1", and
+    the next run reads it back as "-p1": not new, and not removed (found by fuzzing)."""
+    sle = {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]}
+    site = tmp_path / "site"
+    site.mkdir()
+    lines = [{"resourceType": "Patient", "id": "-p1", "birthDate": "1990-01-01"},
+             {"resourceType": "Condition", "id": "c1", "code": sle,
+              "subject": {"reference": "Patient/-p1"}, "onsetDateTime": "2020-01-01"}]  # fmt: skip
+    (site / "x.ndjson").write_bytes(b"\n".join(orjson.dumps(x) for x in lines) + b"\n")
+    cfg = load_config(write_config(tmp_path, {"t": str(site)}))
+    run(cfg, AS_OF, tmp_path / "out")
+    text = (tmp_path / "out" / "t" / "candidates.csv").read_text(encoding="utf-8-sig")
+    assert text.splitlines()[1].split(",")[1] == "'-p1"  # Excel-safe on disk
+    second = run(cfg, AS_OF, tmp_path / "out")
+    changes = second["sites"]["t"]["changes"]
+    assert changes == {"new": 0, "removed": 0, "tier_changed": 0, "criteria_changed": 0}
+    text = (tmp_path / "out" / "t" / "candidates.csv").read_text(encoding="utf-8-sig")
+    assert ",new," not in text

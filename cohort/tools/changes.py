@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cohort.model import Candidate, SiteResult
 from cohort.report import rows
+from cohort.report.files import FORMULA_CHARS
 
 HEAD = ("rank", "patient_id", "tier", "score", "eligible_from", "reasons")
 TAIL_START = "change"
@@ -45,6 +46,13 @@ def read_candidates(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             reader = csv.DictReader(fh)
             body = [r for r in reader if r.get("patient_id")]
+            for r in body:
+                # a FHIR id may start with "-", which the CSV guards against formulas as "'-":
+                # ids hold no "'", so the guard is undone unambiguously (else every such
+                # patient read as new, and as removed, on every run)
+                pid = r["patient_id"]
+                if pid[:1] == "'" and pid[1:2] in FORMULA_CHARS:
+                    r["patient_id"] = pid[1:]
             return criterion_columns(list(reader.fieldnames or [])), body
     except (OSError, csv.Error, UnicodeDecodeError):
         return [], []
