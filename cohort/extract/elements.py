@@ -71,8 +71,14 @@ def codes_of(cc: Any) -> tuple[Code, ...]:
     out = []
     for c in _codings(cc):
         if isinstance(c, dict) and c.get("code") is not None:
+            system, code, display = c.get("system", ""), c["code"], c.get("display", "")
+            # (strings, nearly always, without a call: this runs for every code read)
             out.append(
-                Code(_text(c.get("system", "")), _text(c["code"]), _text(c.get("display", "")))
+                Code(
+                    system if system.__class__ is str else _text(system),
+                    code if code.__class__ is str else _text(code),
+                    display if display.__class__ is str else _text(display),
+                )
             )
     return tuple(out)
 
