@@ -95,7 +95,7 @@ def map_chunks(
                     os.close(done_w)
                     raise
             except OSError:
-                log.warning("could not start an evaluation process; evaluating in this one")
+                log.warning("could not start a second process; working in this one")
                 return None
             if pid == 0:  # child: never returns into the caller
                 code = 1
@@ -119,7 +119,8 @@ def map_chunks(
             os.waitpid(kid.pid, 0)
             kid.pid = 0
     if any(part is None for part in by_chunk):
-        return None  # a fork died (its chunks are missing)
+        log.warning("a second process stopped early; redoing its work in this one")
+        return None  # a fork died or failed (its chunks are missing)
     return [r for part in by_chunk for r in part]  # type: ignore[union-attr]
 
 

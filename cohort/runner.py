@@ -133,6 +133,10 @@ def write_outputs(
         for tmp, _ in staged:
             if tmp.exists():
                 tmp.unlink()
+            # a writing process stopped mid-file (the other failed first) leaves write_atomic's
+            # own temp file of it: PHI, and nothing else would remove it
+            for left in tmp.parent.glob(f".{tmp.name}.*.tmp") if tmp.parent.is_dir() else ():
+                left.unlink(missing_ok=True)
 
 
 _indexes = msgspec.msgpack.Decoder(list[int]).decode  # what the writing processes hand back

@@ -63,10 +63,17 @@ def test_parse_date(value: Any, expected: date | None) -> None:
         ("Patient/p3?x=1#f", "Patient", "p3"),
         ("m9", "Medication", None),
         ("Patient/123", "Medication", None),  # another type
-        ("Patient/bad id", "Patient", None),  # not a FHIR id: no patient the reader accepts
-        ("Patient/" + "x" * 65, "Patient", None),
+        ("Patient/bad id", "Patient", None),  # whitespace: names nobody
         ("Patient/p\u200f1", "Patient", None),  # a right-to-left mark
         ("Patient/p\u00001", "Patient", None),
+        ("Patient/caf\u00e9", "Patient", None),
+        ("Patient/o'brien", "Patient", None),  # the CSV guard's mark
+        ("Patient/" + "x" * 257, "Patient", None),
+        # not FHIR ids, but ids servers issue (pulled records are not validated): kept, or
+        # their patients and Medications would be dropped without a word
+        ("Patient/" + "x" * 65, "Patient", "x" * 65),
+        ("Patient/a_b", "Patient", "a_b"),
+        ("Medication/m_1%2F", "Medication", "m_1%2F"),
         (None, "Patient", None),
         ({"reference": "Patient/1"}, "Patient", None),
     ],

@@ -115,6 +115,21 @@ def test_bulk_manifest_url_that_is_not_http_is_a_server_error(tmp_path, store, u
 
 
 @responses.activate
+def test_bulk_damaged_gzip_download_is_a_server_error_and_is_fetched_again(tmp_path, store):
+    """A downloaded file whose gzip body is damaged (zlib.error, no OSError) fails the pull with
+    a ServerError, not an internal error, and leaves the spool so the next run downloads it."""
+    kick, since = [], []
+    setup_server(bytes.fromhex("1f8b0800000000000003ffffffff"), {}, kick, since)
+    s = settings(tmp_path, bulk_group="g1")
+    from cohort.errors import ServerError
+    with pytest.raises(ServerError, match=r"Observation.ndjson: downloaded file cannot be read \(zlib.error\)"):
+        pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    spool = tmp_path / "spool" / "uci"
+    assert not list(spool.glob("*Observation*"))  # gone: fetched again next time
+    assert (spool / "0000.Condition.ndjson").exists()  # the good files stay for the resume
+
+
+@responses.activate
 def test_bulk_download_resumes_with_range(tmp_path, store):
     kick, since = [], []
     full = ndjson([obs(1, "p1"), obs(3, "p1")])

@@ -124,7 +124,7 @@ def test_forks_are_reaped_when_reading_their_results_fails() -> None:
 
     def work(parts: Iterator[list[int]]) -> Iterator[list[list[int]]]:
         for part in parts:
-            time.sleep(0.01)  # leave the forks some chunks
+            time.sleep(0.02)  # leave the forks some chunks
             yield [[i, os.getpid()] for i in part]
 
     def bad_load(blob: bytes) -> list[list[int]]:
@@ -172,10 +172,9 @@ def test_results_files_have_no_name_on_disk(tmp_path: Any, monkeypatch: pytest.M
     parent = os.getpid()
 
     def work(parts: Iterator[list[int]]) -> Iterator[list[list[int]]]:
+        if os.getpid() == parent:  # (entered once the fork and its results file exist)
+            seen.append(os.listdir(tmp_path))
         for part in parts:
-            if os.getpid() == parent:
-                seen.append(os.listdir(tmp_path))
-                time.sleep(0.01)
             yield [[i] for i in part]
 
     assert map_chunks(work, list(range(40)), 2, _dump, _load) == [[i] for i in range(40)]

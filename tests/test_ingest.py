@@ -636,3 +636,26 @@ def test_a_patient_id_starting_with_a_dash_is_the_same_patient_on_the_next_run(
     assert changes == {"new": 0, "removed": 0, "tier_changed": 0, "criteria_changed": 0}
     text = (tmp_path / "out" / "t" / "candidates.csv").read_text(encoding="utf-8-sig")
     assert ",new," not in text
+
+
+def test_a_file_stopped_mid_write_leaves_no_temp_file(
+    population: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writing process stopped mid-file (killed because the other failed first) leaves
+    write_atomic's temp file behind; the run removes it with the staged files (it holds PHI)."""
+    import cohort.report.files as files
+    from cohort.errors import OutputError
+
+    cfg = load_config(write_config(tmp_path, {"t": str(population)}, run={"workers": 1}))
+    out = tmp_path / "out"
+    run(cfg, AS_OF, out)
+    kept = sorted(p.name for p in (out / "t").iterdir())
+
+    def stopped(path: Path, data: Any, mode: int = 0o600) -> None:
+        (path.parent / f".{path.name}.0123456789ab.tmp").write_text("half a file")
+        raise OutputError(f"cannot write {path.name}: stopped")
+
+    monkeypatch.setattr(files, "write_atomic", stopped)
+    with pytest.raises(OutputError):
+        run(cfg, date(2026, 12, 1), out)
+    assert sorted(p.name for p in (out / "t").iterdir()) == kept

@@ -50,6 +50,7 @@ def test_titer_ratio_and_quantity(term: Terminology) -> None:
     assert term.titer(ObsValue(ratio=(Quantity(1), Quantity(0)))) is None
     # 1e300 / 1e-300 overflows to inf: no titer (it passed ana_titer; found by fuzzing)
     assert term.titer(ObsValue(ratio=(Quantity(1e-300), Quantity(1e300)))) is None
+    assert term.titer(ObsValue(ratio=(Quantity(1e300), Quantity(1e-300)))) is None  # 1:0
     assert str(Titer(160, "")) == "1:160"
     assert str(Titer(640, ">")) == ">1:640"
 

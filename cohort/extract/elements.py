@@ -56,13 +56,13 @@ def _codings(cc: dict[str, Any]) -> list[Any]:
 
 
 def _text(v: Any) -> str:
-    """A text element as text; an object or array where text belongs reads as "".
+    """A text element as text; null, or an object or array where text belongs, reads as "".
 
     Records the triage summarises are read before validation, and str() of an array nested
     ~1000 deep (orjson parses 1024 levels) recurses past Python's limit (found by fuzzing).
     Such an element is invalid anyway: the record is kept, and validation names it.
     """
-    return v if v.__class__ is str else "" if isinstance(v, dict | list) else str(v)
+    return v if v.__class__ is str else "" if v is None or isinstance(v, dict | list) else str(v)
 
 
 def codes_of(cc: Any) -> tuple[Code, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,15 +37,20 @@ class PutStats:
 _PATIENT_IDS: dict[str, str | None] = {}
 _MEMO_MAX = 100_000
 _REF_MAX = 256
+# An id as a reference may carry it: FHIR's id pattern, loosened to the characters of a URL
+# path segment and 256 of them, because servers that pull does not validate issue ids like
+# "a_b" or longer ones, and dropping their patients or Medications would be silent (a washout
+# then passes). Whitespace, controls, direction marks, non-ASCII and "'" (the CSV guard's
+# mark) still name nobody.
+_REF_ID = re.compile(r"[A-Za-z0-9\-._~%!$&()*+,;=:@]{1,256}")
 
 
 def reference_id(ref: object, rtype: str = "Patient") -> str | None:
     """Id in a reference to `rtype`: "Patient/1", "https://x/fhir/Patient/1", ".../_history/2".
 
-    None unless the id is a valid FHIR id: a record naming "Patient/bad id" cannot belong to
-    any patient the reader accepts (it rejects such a Patient), so it belongs to none. Every
-    place that asks which patient a record is about (the store, screening, the server pull)
-    asks here, so they all agree."""
+    None unless the id is one a reference can carry (`_REF_ID`): a record naming "Patient/bad
+    id" belongs to no patient. Every place that asks which patient a record is about (the
+    store, screening, facts, the server pull) asks here, so they all agree."""
     if not isinstance(ref, str):
         return None
     if rtype != "Patient":
@@ -66,7 +72,7 @@ def _reference_id(ref: str, rtype: str) -> str | None:
     parts = ref.strip().split("?", 1)[0].split("#", 1)[0].rstrip("/").split("/")
     if "_history" in parts:
         parts = parts[: parts.index("_history")]
-    if len(parts) >= 2 and parts[-2] == rtype and ID_RE.fullmatch(parts[-1]):
+    if len(parts) >= 2 and parts[-2] == rtype and _REF_ID.fullmatch(parts[-1]):
         return parts[-1]
     return None
 
@@ -96,8 +102,8 @@ def _parse_instant(s: str) -> datetime | None:
 
 def _counter(v: str) -> bool:
     """A versionId that reads as a counter: ASCII digits only ("²" is a digit to isdigit, not
-    to int)."""
-    return v.isascii() and v.isdigit()
+    to int), and not more of them than int() reads (4,300)."""
+    return len(v) <= 64 and v.isascii() and v.isdigit()
 
 
 def compare_versions(

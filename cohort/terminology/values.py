@@ -55,8 +55,8 @@ def parse_titer(v: ObsValue) -> Titer | None:
     if v.ratio is not None:
         num, den = v.ratio
         if num.value > 0 and den.value > 0:
-            value = den.value / num.value  # (1e300 / 1e-300 is inf: no titer, found by fuzzing)
-            if math.isfinite(value):
+            value = den.value / num.value  # (1e300 / 1e-300 is inf, 1e-300 / 1e300 is 0)
+            if value > 0 and math.isfinite(value):
                 return Titer(value, _CMP.get(num.comparator or den.comparator, ""))
         return None
     if v.quantity is not None:

@@ -17,6 +17,7 @@ import orjson
 import requests
 
 from cohort.errors import ServerError
+from cohort.source.reader import UNREADABLE, unreadable
 from cohort.store import patient_of
 
 from .client import retry_after, url_host
@@ -142,18 +143,26 @@ def _open(path: Path) -> IO[bytes]:
 
 
 def read_ndjson(path: Path, bad: list[int] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Resources of one export file; numbers of unreadable lines go to `bad` (PHI-free)."""
-    with _open(path) as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    res = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    res = None
-                if isinstance(res, dict):
-                    yield n, res
-                elif bad is not None:
-                    bad.append(n)
+    """Resources of one export file; numbers of unreadable lines go to `bad` (PHI-free).
+
+    A downloaded file that cannot be read (a damaged gzip body) fails the pull with a
+    ServerError, and is removed from the spool so that the next run downloads it again."""
+    try:
+        with _open(path) as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        res = orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        res = None
+                    if isinstance(res, dict):
+                        yield n, res
+                    elif bad is not None:
+                        bad.append(n)
+    except UNREADABLE as e:
+        path.unlink(missing_ok=True)
+        why = unreadable(e)  # "file cannot be read (zlib.error)"
+        raise ServerError(f"bulk {path.name}: downloaded {why}; removed, to fetch again") from None
 
 
 def screened_in(files: list[tuple[str, Path]], codes_wanted: set[str]) -> set[str]:
