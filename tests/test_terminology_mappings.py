@@ -104,3 +104,23 @@ def test_version_changes_with_content(copy: Path) -> None:
     (copy / "VERSION").write_text("2099.1-1\n")
     after = Terminology.load(copy)
     assert after.version != before and after.human_version == "2099.1-1"
+
+
+def test_a_cell_too_big_for_csv_is_a_located_error(copy: Path) -> None:
+    """A cell over csv's 128 KiB limit was a crash of `run` and `mappings check` (fuzzing);
+    whatever that limit is set to elsewhere in the process, such a line is a located error."""
+    labs = copy / "concepts" / "labs.csv"
+    n = len(labs.read_text().splitlines())
+    labs.write_text(labs.read_text() + "x" * 1_000_000 + ",a,b,c\n")
+    with pytest.raises(MappingError, match=rf"labs.csv:{n + 1}: line longer than 64 KiB"):
+        Terminology.load(copy)
+
+
+def test_an_expand_range_of_too_many_codes_is_a_located_error(copy: Path) -> None:
+    """M32.10..M32.99999999 enumerated a hundred million codes (fuzzing: 6 GB, or a hang)."""
+    cond = copy / "concepts" / "conditions.csv"
+    lines = cond.read_text().splitlines()
+    lines[1] = lines[1] + "M32.10..M32.99999999"  # the row's empty `expand` cell (last)
+    cond.write_text("\n".join(lines) + "\n")
+    with pytest.raises(MappingError, match=r"conditions.csv:2: column 'expand'.*more than 10,000"):
+        Terminology.load(copy)

@@ -116,3 +116,21 @@ def test_diff_folders(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "site site-x: only in A" in result.output
     result = CliRunner().invoke(cli, ["diff", str(a), str(a)])
     assert "0 added, 0 removed, 0 tier change(s), 0 criterion cell change(s)" in result.output
+
+
+def test_diff_of_damaged_outputs_is_no_crash(tmp_path: Path) -> None:
+    """A run.json that is JSON but not an object, and a candidates.csv row cut short (or an
+    unterminated quote at its end), are read as far as they go (found by fuzzing: TypeError)."""
+    cfg = _cfg(tmp_path)
+    a, b = tmp_path / "a", tmp_path / "b"
+    _run(cfg, a, "2026-11-25")
+    _run(cfg, b, "2026-12-20")
+    (a / "run.json").write_text("[]")
+    csv_path = a / "site-x" / "candidates.csv"
+    lines = csv_path.read_text(encoding="utf-8-sig").splitlines()
+    lines[1] = ",".join(lines[1].split(",")[:3])  # rank, patient_id, tier
+    csv_path.write_text("\ufeff" + "\r\n".join(lines) + '\r\n1,"abc,def', encoding="utf-8")
+    for args in (["diff", str(a), str(b)], ["diff", str(b), str(a)]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        assert "site site-x:" in result.output

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cohort.errors import MappingError
 
@@ -74,9 +75,14 @@ def read_csv(root: Path, path: Path, required: tuple[str, ...]) -> Iterator[Reco
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise MappingError(f"{shown}: cannot be read ({exc.__class__.__name__})") from exc
-    reader = csv.reader(text.splitlines())
+    lines = text.splitlines()
+    for n, physical in enumerate(lines, 1):
+        # (csv's own cell limit is process-wide state that other readers raise: check here)
+        if len(physical) > MAX_LINE:
+            raise MappingError(f"{shown}:{n}: line longer than {MAX_LINE // 1024} KiB")
+    reader = csv.reader(lines)
     header: list[str] | None = None
-    for cells in reader:
+    for cells in _rows(reader, shown):
         line = reader.line_num
         if not cells or all(not c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
             continue
@@ -93,6 +99,27 @@ def read_csv(root: Path, path: Path, required: tuple[str, ...]) -> Iterator[Reco
         raise MappingError(f"{shown}:1: missing header line")
 
 
+def _rows(reader: Any, shown: str) -> Iterator[list[str]]:  # (csv.reader: no public class)
+    """The reader's rows; a line csv cannot read (a cell over its 128 KiB limit, say) is a
+    MappingError naming the file and line, not a crash."""
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            where = f"{shown}:{reader.line_num}"
+            raise MappingError(f"{where}: cannot be read as CSV ({exc})") from None
+        yield cells
+
+
+MAX_LINE = 64 * 1024  # characters in one line of a mapping file (a code row is ~200)
+
+# A `..` range enumerates its codes: a typo such as M32.10..M32.99999999 must not exhaust
+# memory (found by fuzzing); no real code list comes near this
+MAX_EXPANDED = 10_000
+
+
 def expand_spec(spec: str) -> tuple[str, ...]:
     """`M32.10..M32.19 M32.8` -> every code named (a `..` pair enumerates its last digits)."""
     out: list[str] = []
@@ -103,7 +130,10 @@ def expand_spec(spec: str) -> tuple[str, ...]:
             stem = lo[: len(lo) - width]
             if width == 0 or not hi.startswith(stem) or not hi[len(stem) :].isdigit():
                 raise ValueError(part)
-            for n in range(int(lo[len(stem) :]), int(hi[len(stem) :]) + 1):
+            first, last = int(lo[len(stem) :]), int(hi[len(stem) :])
+            if last - first + 1 + len(out) > MAX_EXPANDED:
+                raise ValueError(f"{part}: more than {MAX_EXPANDED:,} codes")
+            for n in range(first, last + 1):
                 out.append(f"{stem}{n:0{width}d}")
         else:
             out.append(part)

@@ -44,7 +44,7 @@ def read_candidates(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     csv.field_size_limit(64 * 1024 * 1024)
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
+            reader = csv.DictReader(fh, restval="")  # (a short row: "" cells, not None)
             body = [r for r in reader if r.get("patient_id")]
             for r in body:
                 # a FHIR id may start with "-", which the CSV guards against formulas as "'-":

@@ -33,7 +33,9 @@ def _version(out: Path) -> str:
         report = json.loads((out / "run.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return "-"
-    human = report.get("mapping_human_version") or ""
+    if not isinstance(report, dict):  # (a run.json that is valid JSON, but not ours)
+        return "-"
+    human = str(report.get("mapping_human_version") or "")
     return f"{report.get('mapping_version', '-')}" + (f" ({human})" if human else "")
 
 
