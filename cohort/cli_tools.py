@@ -156,6 +156,7 @@ def explain(
     """Every criterion for one patient: status, rule, evidence used and ignored (and why).
 
     Prints patient data to this terminal only (for an authorised user); nothing is logged.
+    An id that starts with "-" goes after `--`: cohort explain --out OUT -- -p1
     """
     from cohort.cli import parse_as_of
     from cohort.tools.explain import explain_patient
