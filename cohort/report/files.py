@@ -11,7 +11,9 @@ from pathlib import Path
 
 from cohort.errors import OutputError
 
-__all__ = ["FORMULA_CHARS", "excel_safe", "write_atomic", "ensure_dir"]
+__all__ = ["FORMULA_CHARS", "discard", "excel_safe", "write_atomic", "ensure_dir"]
+
+_TMP = ".tmp"  # the end of write_atomic's temp file names (see discard)
 
 # A cell Excel/LibreOffice would read as a formula (or DDE) starts with one of these.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -64,7 +66,7 @@ def write_atomic(path: Path, data: bytes | str | Iterable[str], mode: int = 0o60
     """
     path = Path(path)
     pieces = [data] if isinstance(data, str | bytes) else data
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}{_TMP}")
     fd = -1
     try:
         ensure_dir(path.parent)
@@ -91,6 +93,18 @@ def write_atomic(path: Path, data: bytes | str | Iterable[str], mode: int = 0o60
             reason = exc.strerror or exc.__class__.__name__
             raise OutputError(f"cannot write {path}: {reason}") from exc
         raise
+
+
+def discard(path: Path) -> None:
+    """Remove `path` and any temp file `write_atomic` left of it: a process killed while it
+    wrote (e.g. a second writer stopped because the other failed) never cleaned up its own.
+    Best effort: it runs while another error is on its way (a file in the folder's place)."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+    if path.parent.is_dir():
+        for left in path.parent.glob(f".{path.name}.*{_TMP}"):
+            with contextlib.suppress(OSError):
+                left.unlink()
 
 
 def _fsync_dir(folder: Path) -> None:
