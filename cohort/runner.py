@@ -291,7 +291,7 @@ def _write_report(out: Path, report: dict[str, Any]) -> None:
 
 def _human_version(mappings: Path) -> str:
     try:
-        return (mappings / "VERSION").read_text(encoding="utf-8").strip()
+        return (mappings / "VERSION").read_text(encoding="utf-8-sig").strip()
     except OSError:
         return ""
 

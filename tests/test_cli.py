@@ -128,3 +128,28 @@ def test_bad_as_of_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["run", "--as-of", "25/11/2026"])
     assert result.exit_code == 2
     assert "not a date" in result.output
+
+
+def test_files_saved_with_a_byte_order_mark_read_as_without(tmp_path: Path) -> None:
+    """Notepad and Excel save UTF-8 with a BOM; tomllib refused it ("Invalid statement"), so a
+    researcher's edited criteria file or an IT-edited config stopped the nightly run."""
+    mappings = tmp_path / "mappings"
+    shutil.copytree(ROOT / "mappings", mappings)
+    for name in ("rules.toml", "trials/sirius-sle-2.toml", "VERSION", "concepts/labs.csv"):
+        path = mappings / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    source = str(ROOT / "sample_bundles" / "uci")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    clean = _config(tmp_path / "a", source)
+    marked = _config(tmp_path / "b", source, mappings)
+    marked.write_bytes(b"\xef\xbb\xbf" + marked.read_bytes())
+    runner = CliRunner()
+    check = runner.invoke(cli, ["mappings", "check", "--mappings", str(mappings)])
+    assert check.exit_code == 0, check.output
+    for cfg in (clean, marked):
+        args = ["run", "--config", str(cfg), "--as-of", "2026-11-25"]
+        result = runner.invoke(cli, [*args, "--out", str(cfg.parent / "out")])
+        assert result.exit_code == 0, result.output
+    got = (marked.parent / "out" / "uci" / "candidates.csv").read_bytes()
+    assert got == (clean.parent / "out" / "uci" / "candidates.csv").read_bytes()

@@ -180,3 +180,15 @@ def test_bulk_incremental_uses_since_and_fetches_new_patients(tmp_path, store, m
     assert since[1] == "2026-11-25T09:55:00Z"
     assert rep.incremental and rep.patients_new == 1
     assert seen and all("p2" in u and "_lastUpdated" not in u for u in seen)
+
+
+def test_export_file_opening_with_a_byte_order_mark(tmp_path):
+    """A downloaded NDJSON file that opens with a BOM loses no line (the first was unreadable)."""
+    from cohort.source.fhir.bulk import read_ndjson
+
+    path = tmp_path / "Patient.ndjson"
+    lines = [json.dumps({"resourceType": "Patient", "id": i}) for i in ("a", "b")]
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode() + b"\n")
+    bad: list[int] = []
+    assert [r["id"] for _, r in read_ndjson(path, bad)] == ["a", "b"]
+    assert bad == []

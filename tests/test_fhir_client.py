@@ -239,3 +239,17 @@ def test_settings_defaults_and_repr_has_no_secret(monkeypatch):
     assert s.base_url == BASE and s.concurrency == 2 and s.patient_batch == 1000 and s.timeout == 30.0
     c = FhirClient(s)
     assert "s3cr3t" not in repr(s) + repr(c.auth)
+
+
+@responses.activate
+def test_response_and_token_file_with_a_byte_order_mark(tmp_path):
+    """A page that opens with a UTF-8 BOM is read (it was "response is not JSON"), and a token
+    file saved with one sends the token, not U+FEFF and the token."""
+    token = tmp_path / "token"
+    token.write_bytes(b"\xef\xbb\xbfsecret-token\n")
+    body = b"\xef\xbb\xbf" + json.dumps(bundle(["a"])).encode()
+    responses.get(f"{BASE}/Patient", body=body, content_type="application/fhir+json")
+    c, _ = client(auth="bearer", token_file=str(token))
+    pages = list(c.search("Patient", []))
+    assert [e["resource"]["id"] for _, b, _ in pages for e in b["entry"]] == ["a"]
+    assert responses.calls[0].request.headers["Authorization"] == "Bearer secret-token"

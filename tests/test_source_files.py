@@ -17,7 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cohort.config import default_config
 from cohort.errors import SourceError
+from cohort.extract import Triage
+from cohort.ingest import Loaded
 from cohort.source.files import ReadStats, read_path
 from cohort.source.structure import rewrite_refs, rewritten
 from cohort.source.validate import check
@@ -407,3 +410,32 @@ def test_bundle_reference_with_escapes_is_still_rewritten(tmp_path: Path) -> Non
     cond = res[("Condition", "c9")]
     assert cond["subject"]["reference"] == "Patient/p9"
     assert cond["note"][0]["text"] == '"reference":"urn:uuid:c"'
+
+
+def test_byte_order_mark_opening_a_file_is_read_past(tmp_path: Path) -> None:
+    """A UTF-8 BOM (Windows tools, some exporters) opened every file's first record to an
+    "invalid JSON" rejection: a Bundle file lost whole, an NDJSON file its first line."""
+    bom = b"\xef\xbb\xbf"
+    patient = {"resourceType": "Patient", "id": "p1"}
+    obs = _obs(id="o1")
+    lines = [patient, obs, {"resourceType": "Claim", "id": "c1"}]
+    for i, first in enumerate(lines):  # each type path (kept, line handler, unread) opens one
+        rest = lines[:i] + lines[i + 1 :]
+        body = b"\n".join(orjson.dumps(r) for r in [first, *rest]) + b"\n"
+        (tmp_path / f"f{i}.ndjson").write_bytes(bom + body)
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": patient}]}
+    (tmp_path / "b.json").write_bytes(bom + orjson.dumps(bundle))
+    loaded = Loaded.from_config(default_config())
+    triage = Triage(loaded.rules, loaded.relevant)
+    res, _, stats = read(tmp_path, types={"Patient", "Observation"}, triage=triage)
+    assert stats.issues == []
+    assert set(res) == {("Patient", "p1"), ("Observation", "o1")}
+    assert stats.read == {"Patient": 4, "Observation": 3}
+    assert stats.skipped_types == {"Claim": 3}
+    # an Observation no criterion reads, opening a file: summarised like the others
+    heart_rate = {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]}
+    unmapped = _obs(id="o2", code=heart_rate, effectiveDateTime="2024-01-02")
+    (tmp_path / "f3.ndjson").write_bytes(bom + orjson.dumps(unmapped) + b"\n")
+    triage = Triage(loaded.rules, loaded.relevant)
+    _, _, stats = read(tmp_path / "f3.ndjson", types={"Observation"}, triage=triage)
+    assert (stats.issues, stats.summarised) == ([], {"Observation": 1})

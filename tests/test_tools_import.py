@@ -156,3 +156,15 @@ def test_expand_rxnorm_concept_without_rxcui(tmp_path: Path) -> None:
         cli, ["mappings", "expand-rxnorm", "--concept", "ianalumab", "--mappings", str(m)]
     )
     assert result.exit_code == 4 and "no RxNorm ingredient rows" in result.output
+
+
+def test_import_valueset_saved_with_a_byte_order_mark(tmp_path: Path) -> None:
+    """A ValueSet saved by a Windows tool opens with a BOM: read as without one (json.loads
+    refused it: "Unexpected UTF-8 BOM")."""
+    m = _mappings(tmp_path)
+    vs = tmp_path / "vs.json"
+    vs.write_bytes(b"\xef\xbb\xbf" + (DATA / "valueset-ana.json").read_bytes())
+    args = ["mappings", "import-valueset", str(vs), "--concept", "ana_titer"]
+    result = CliRunner().invoke(cli, [*args, "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+    assert "added 1 row(s) for 'ana_titer'" in result.output

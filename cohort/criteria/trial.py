@@ -105,7 +105,7 @@ def _check_table(where: _Where, cid: str, key: str, table: Any, allowed: dict[st
 
 def load_trial(path: Path, known_concepts: set[str] | None = None) -> Trial:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
         data = tomllib.loads(text)
     except OSError as exc:
         raise MappingError(f"{path}: cannot read criteria file: {exc.strerror}") from exc

@@ -32,7 +32,7 @@ class ReadingRules:
     @classmethod
     def load(cls, path: Path) -> ReadingRules:
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise MappingError(f"{path}: cannot read reading rules: {exc}") from exc
 

@@ -22,6 +22,7 @@ from cohort.source.structure import (
     decoded_type,
     id_from_entry,
     impossible_date,
+    loads,
     maybe_bad_date,
     rewrite_refs,
     rewritten,
@@ -251,7 +252,7 @@ class Reader:
     def json_doc(self, data: bytes, origin: str) -> Iterator[_Item]:
         self.stats.files += 1
         try:
-            doc = orjson.loads(data)
+            doc = loads(data)
         except orjson.JSONDecodeError as e:
             self.reject(origin, "?", f"invalid JSON (line {e.lineno}, column {e.colno})")
             return
@@ -298,8 +299,11 @@ class Reader:
                 try:
                     doc = orjson.loads(line)
                 except orjson.JSONDecodeError:
-                    self.reject(f"{origin}:{n}", "?", "invalid JSON")
-                    continue
+                    try:
+                        doc = loads(line)  # (a file opening with a byte order mark)
+                    except orjson.JSONDecodeError:
+                        self.reject(f"{origin}:{n}", "?", "invalid JSON")
+                        continue
                 if triage is not None and not offered and doc.__class__ is dict:
                     rtype = doc.get("resourceType")
                     if rtype.__class__ is str and rtype in quick:  # (a list is unhashable)

@@ -17,11 +17,29 @@ __all__ = [
     "decoded_type",
     "id_from_entry",
     "impossible_date",
+    "loads",
     "maybe_bad_date",
     "rewrite_refs",
     "rewritten",
     "too_deep",
 ]
+
+BOM = b"\xef\xbb\xbf"
+
+
+def loads(data: bytes) -> Any:
+    """orjson.loads, also of a text that opens with a UTF-8 byte order mark.
+
+    JSON may not carry one (RFC 8259), but files saved by Windows tools and some exporters do,
+    and orjson refuses it: every file's first record (a whole Bundle) was lost. Stripped only
+    after orjson refused the text, so the hot path pays nothing."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        if data[:3] != BOM:
+            raise
+    return orjson.loads(data[3:])
+
 
 # Deepest nesting of one resource accepted (real FHIR resources stay well under 30 levels).
 MAX_DEPTH = 100

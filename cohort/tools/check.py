@@ -169,7 +169,7 @@ def _check_trial(path: Path, rows: list[MappingRow], f: Findings) -> None:
     except MappingError as exc:
         f.errors.append(str(exc))
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
         data = tomllib.loads(text)
     except (OSError, tomllib.TOMLDecodeError):
         return  # already reported by load_trial

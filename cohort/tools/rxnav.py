@@ -67,7 +67,7 @@ def related_products(
 
 def _non_systemic(root: Path) -> re.Pattern[str] | None:
     try:
-        rules = tomllib.loads((root / "rules.toml").read_text(encoding="utf-8"))
+        rules = tomllib.loads((root / "rules.toml").read_text(encoding="utf-8-sig"))
     except (OSError, tomllib.TOMLDecodeError):
         return None
     words = (rules.get("exposure") or {}).get("non_systemic_words") or []

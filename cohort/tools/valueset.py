@@ -88,7 +88,7 @@ def import_valueset(
     if not re.match(r"^[a-z][a-z0-9_]*$", concept):
         raise MappingError(f"--concept '{concept}': use a-z, 0-9 and _ (e.g. ana_titer)")
     try:
-        vs = json.loads(file.read_text(encoding="utf-8"))
+        vs = json.loads(file.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as exc:
         raise MappingError(f"{file}: cannot read the ValueSet ({type(exc).__name__})") from exc
     if not isinstance(vs, dict):

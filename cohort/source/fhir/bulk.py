@@ -18,6 +18,7 @@ import requests
 
 from cohort.errors import ServerError
 from cohort.source.reader import UNREADABLE, unreadable
+from cohort.source.structure import loads
 from cohort.store import patient_of
 
 from .client import retry_after, url_host
@@ -152,7 +153,7 @@ def read_ndjson(path: Path, bad: list[int] | None = None) -> Iterator[tuple[int,
             for n, line in enumerate(f, 1):
                 if line.strip():
                     try:
-                        res = orjson.loads(line)
+                        res = loads(line)
                     except orjson.JSONDecodeError:
                         res = None
                     if isinstance(res, dict):

@@ -16,6 +16,7 @@ import orjson
 import requests
 
 from cohort.errors import AuthError, ServerError
+from cohort.source.structure import loads
 
 from .auth import Auth, make_auth
 from .settings import ServerSettings
@@ -235,7 +236,7 @@ class FhirClient:
         r = self.request("GET", path_or_url, key=key, params=params)
         try:
             # orjson: strict JSON (no NaN/Infinity) and fast on large pages
-            body = orjson.loads(r.content)
+            body = loads(r.content)
         except orjson.JSONDecodeError:
             raise ServerError(f"GET {safe_path(r.url)}: response is not JSON") from None
         if not isinstance(body, dict):

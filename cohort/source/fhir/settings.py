@@ -141,7 +141,7 @@ def read_secret(env: str, path: str, what: str) -> str:
             raise ConfigError(f"{what}: environment variable {env} is not set")
     if path:
         try:
-            text = Path(path).expanduser().read_text(encoding="utf-8")
+            text = Path(path).expanduser().read_text(encoding="utf-8-sig")
         except OSError as e:
             raise ConfigError(f"{what}: cannot read secret file {path}: {e.strerror}") from None
         value = text.strip().splitlines()[0].strip() if text.strip() else ""
