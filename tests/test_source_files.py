@@ -439,3 +439,19 @@ def test_byte_order_mark_opening_a_file_is_read_past(tmp_path: Path) -> None:
     triage = Triage(loaded.rules, loaded.relevant)
     _, _, stats = read(tmp_path / "f3.ndjson", types={"Observation"}, triage=triage)
     assert (stats.issues, stats.summarised) == ([], {"Observation": 1})
+
+
+def test_ndjson_named_json_is_read_line_by_line(tmp_path: Path) -> None:
+    """Lines of resources in a file named .json were one "invalid JSON (line 2, column 1)"
+    issue, every record of the file lost; a broken line among them is still located."""
+    lines = [orjson.dumps({"resourceType": "Patient", "id": f"p{i}"}) for i in range(3)]
+    (tmp_path / "Patient.json").write_bytes(b"\n".join([*lines, b'{"resourceType": ']) + b"\n")
+    res, origins, stats = read(tmp_path)
+    assert sorted(res) == [("Patient", "p0"), ("Patient", "p1"), ("Patient", "p2")]
+    assert origins[("Patient", "p2")] == "Patient.json:3"
+    assert [(i.origin, i.reason) for i in stats.issues] == [("Patient.json:4", "invalid JSON")]
+    assert stats.files == 1
+    # a broken (pretty-printed) document is still one located issue
+    (tmp_path / "Patient.json").write_bytes(b'{\n"resourceType": "Patient"}\n}\n')
+    _, _, stats = read(tmp_path)
+    assert [i.reason for i in stats.issues] == ["invalid JSON (line 3, column 1)"]

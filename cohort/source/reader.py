@@ -254,6 +254,12 @@ class Reader:
         try:
             doc = loads(data)
         except orjson.JSONDecodeError as e:
+            if e.colno == 1 and e.lineno > 1 and _opens_with_resource(data):
+                # NDJSON named .json (some exporters and hand-made extracts): a document that
+                # ends after its first line and goes on with another line of JSON is read line
+                # by line, instead of losing every record of the file to one issue
+                yield from self.ndjson(data.splitlines(), origin, count_file=False)
+                return
             self.reject(origin, "?", f"invalid JSON (line {e.lineno}, column {e.colno})")
             return
         yield from self.resource(doc, origin)
@@ -382,6 +388,15 @@ def unreadable(exc: BaseException, verb: str = "read") -> str:
     """The located issue's reason for a file that cannot be opened or read (no message: PHI)."""
     kind = "zlib.error" if isinstance(exc, zlib.error) else type(exc).__name__  # (not "error")
     return f"file cannot be {verb} ({kind})"
+
+
+def _opens_with_resource(data: bytes) -> bool:
+    """Whether the first line of `data` is one JSON object with a resourceType."""
+    try:
+        first = loads(data.split(b"\n", 1)[0])
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(first, dict) and "resourceType" in first
 
 
 def _is_non_data(name: str) -> bool:
