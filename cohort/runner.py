@@ -129,8 +129,16 @@ def write_outputs(
         if done is None:
             for i in range(len(jobs)):
                 write_one(i)
+        for _, path in staged:
+            # (the one way a rename in the same folder fails that writing did not show: a folder
+            # in a file's place; checked before any file is replaced, so all are kept)
+            if path.is_dir():
+                raise OutputError(f"cannot write {path}: Is a directory")
         for tmp, path in staged:
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise OutputError(f"cannot write {path}: {exc.strerror}") from exc
     except OSError as exc:
         raise OutputError(f"cannot write {out}: {exc.strerror}") from exc
     finally:

@@ -270,3 +270,18 @@ def test_failed_run_reason_has_documented_exit_codes() -> None:
     for code in EXIT_CODES:
         assert f"| {code} |" in readme
     assert issubclass(OutputError, CohortError) and OutputError.exit_code == 9
+
+
+def test_folder_in_an_output_files_place_keeps_every_output(tmp_path: Path) -> None:
+    """A folder where amr's candidates.csv goes: exit 9 naming that file (it named only the
+    output folder), and no output of either site replaced (uci's were, before the failure)."""
+    with RUNS.scenario("folder in an output file's place"):
+        cfg, out, kept = _good_run(tmp_path)
+        (out / "amr" / "candidates.csv").unlink()
+        (out / "amr" / "candidates.csv").mkdir()
+        kept = {p: d for p, d in kept.items() if p.name != "candidates.csv" or p.parent.name != "amr"}
+        inodes = {p: p.stat().st_ino for p in kept}  # (a rerun writes the same bytes)
+        res = run_cli(cfg, out)
+        _failed(out, kept, 9, res, f"cannot write {out / 'amr' / 'candidates.csv'}: Is a directory")
+        assert {p: p.stat().st_ino for p in kept} == inodes
+        assert not [p for p in (out / "amr").iterdir() if p.name.startswith(".")]
