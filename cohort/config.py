@@ -50,6 +50,7 @@ class Config:
     validate: str = "fast"
     batch_size: int = 10000  # resources per store transaction (bench/RESULTS.md)
     snapshot: bool = True  # a file source is a full snapshot: records gone from it are dropped
+    max_snapshot_removal: float = 0.5  # ... but a read lacking more of a type's records fails
     workers: int = 0  # processes reading files and evaluating: 0 = one per core (max 4) when large
     chunk_mb: int = 16  # a plain NDJSON file is read in pieces of this size (bounds memory)
 
@@ -135,6 +136,13 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"{where}: key 'workers' must be 0 (one per core) or more")
     if not 1 <= chunk_mb <= 4096:
         raise ConfigError(f"{where}: key 'chunk_mb' must be between 1 and 4096")
+    max_removal = run.get("max_snapshot_removal", 0.5)
+    if (
+        isinstance(max_removal, bool)
+        or not isinstance(max_removal, int | float)
+        or not (0 <= max_removal <= 1)
+    ):
+        raise ConfigError(f"{where}: key 'max_snapshot_removal' must be a number from 0 to 1")
     return Config(
         path=path,
         trial_id=trial_id,
@@ -145,6 +153,7 @@ def load_config(path: Path) -> Config:
         validate=validate,
         batch_size=_get(run, "batch_size", int, f"{path} [run]", 10000),
         snapshot=bool(run.get("snapshot", True)),
+        max_snapshot_removal=float(max_removal),
         workers=workers,
         chunk_mb=chunk_mb,
     )

@@ -7,7 +7,7 @@ import json
 import logging
 import marshal
 import multiprocessing
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from cohort import __version__
 from cohort.config import Config, SiteConfig
+from cohort.errors import SourceError
 from cohort.extract import Census, Triage
 from cohort.forks import close_inherited, workers_for
 from cohort.model import PIPELINE_TYPES, Code
@@ -260,6 +261,26 @@ def ingest_files(
     return report
 
 
+MASS_REMOVAL_MIN = 10  # records of a type a snapshot read may always drop (deaths, merges)
+
+
+def _refuse_mass_removal(
+    site: SiteConfig, store: Store, stale: list[tuple[str, str]], limit: float
+) -> None:
+    """SourceError when a snapshot read lacks more than `limit` of a type's stored records: an
+    export folder emptied before tonight's export arrives (or that arrived in part) would empty
+    the store and the candidate lists, exit 0. Raised before any census or record is dropped."""
+    gone = Counter(t for t, _ in stale)
+    stored = store.count_from(site.id, site.source)
+    for rtype, n in sorted(gone.items()):
+        if n > MASS_REMOVAL_MIN and n > limit * stored.get(rtype, 0):
+            raise SourceError(
+                f"site {site.id}: {site.source} lacks {n} of the {stored[rtype]} {rtype} records"
+                f" read from it before (over [run] max_snapshot_removal = {limit:g}): an"
+                " incomplete export? Nothing was removed; rerun once it is complete"
+            )
+
+
 def _files_stamp(units: list[Unit], cfg: Config, loaded: Loaded) -> str | None:
     """What a file read's outcome depends on: the files (`fingerprint`), the mappings (their
     version hash), the reading rules, the validation and snapshot settings and cohort's code."""
@@ -324,8 +345,12 @@ def _read_files(
         held.write(store, site, gen, put, cfg.batch_size, fresh=not known)
     finally:
         _JOB.clear()
+    stale = store.stale(site.id, site.source, seen) if sweep else []
+    if stale:
+        _refuse_mass_removal(site, store, stale, cfg.max_snapshot_removal)
     store.commit_census(site.id, site.source, gen)
-    removed = store.sweep(site.id, site.source, seen) if sweep else 0
+    if stale:
+        store.drop(site.id, stale)
     log.info(
         "site %s: read %d resources from files (%d summarised, %d rejected; %d process(es))",
         site.id,
@@ -334,9 +359,14 @@ def _read_files(
         sum(stats.rejected.values()),
         nproc,
     )
+    warnings = []
+    if not stats.read:  # (a feed that did not arrive: loud, not a quiet empty list)
+        warnings.append(f"no FHIR records read from {site.source} ({stats.files} data file(s))")
+        log.warning("site %s: %s", site.id, warnings[-1])
     return {
         "source": site.source,
         "kind": "files",
+        "warnings": warnings,
         "files": stats.files,
         "read": dict(stats.read),
         "rejected": dict(stats.rejected),
@@ -346,7 +376,7 @@ def _read_files(
             "inserted": put.inserted,
             "updated": put.updated,
             "unchanged": put.unchanged,
-            "removed": removed,
+            "removed": len(stale),
         },
         "workers": nproc,
         "issues_total": len(stats.issues) + stats.issues_dropped,

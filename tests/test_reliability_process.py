@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from test_reliability_support import (
     REPO,
     SAMPLES,
     Scenarios,
+    copy_site,
     outputs,
     report_at_end,
     store_problems,
@@ -285,3 +287,55 @@ def test_folder_in_an_output_files_place_keeps_every_output(tmp_path: Path) -> N
         _failed(out, kept, 9, res, f"cannot write {out / 'amr' / 'candidates.csv'}: Is a directory")
         assert {p: p.stat().st_ino for p in kept} == inodes
         assert not [p for p in (out / "amr").iterdir() if p.name.startswith(".")]
+
+
+def _stored(out: Path) -> int:
+    with sqlite3.connect(out / ".cohort" / "store.sqlite") as db:
+        return int(db.execute("SELECT COUNT(*) FROM resources").fetchone()[0])
+
+
+def test_snapshot_read_drops_only_what_the_export_no_longer_holds(tmp_path: Path) -> None:
+    """A record gone from the export is dropped (a snapshot); an export folder emptied, or
+    arrived in part, is refused (exit 5): it emptied the store and the candidate lists, exit 0."""
+    with RUNS.scenario("export emptied or arrived in part"):
+        src = copy_site("amr", tmp_path / "feed")
+        cfg = write_config(tmp_path, {"amr": str(src)})
+        out = tmp_path / "out"
+        assert run_cli(cfg, out).returncode == 0
+        lines = (src / "Condition.ndjson").read_bytes().splitlines(keepends=True)
+        (src / "Condition.ndjson").write_bytes(b"".join(lines[1:]))
+        assert run_cli(cfg, out).returncode == 0
+        report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+        assert report["sites"]["amr"]["stored"]["removed"] == 1
+        kept = {p: p.read_bytes() for p in (out / "amr").iterdir()}
+        before = _stored(out)
+        whole = {p.name: p.read_bytes() for p in src.iterdir()}
+        for name in whole:
+            (src / name).unlink()
+        res = run_cli(cfg, out)
+        _failed(out, kept, 5, res, "an incomplete export?")
+        assert "lacks" in res.stderr and _stored(out) == before
+        (src / "Patient.ndjson").write_bytes(whole["Patient.ndjson"])  # the first file arrives
+        _failed(out, kept, 5, run_cli(cfg, out), "Condition records read from it before")
+        assert _stored(out) == before
+        for name, data in whole.items():  # the rest of the export arrives
+            (src / name).write_bytes(data)
+        assert run_cli(cfg, out).returncode == 0
+        assert {p: p.read_bytes() for p in kept} == kept
+
+
+def test_max_snapshot_removal_of_1_accepts_an_empty_export_with_a_warning(tmp_path: Path) -> None:
+    with RUNS.scenario("empty export accepted by configuration"):
+        src = copy_site("amr", tmp_path / "feed")
+        cfg = write_config(tmp_path, {"amr": str(src)}, run={"max_snapshot_removal": 1})
+        out = tmp_path / "out"
+        assert run_cli(cfg, out).returncode == 0
+        for p in src.iterdir():
+            p.unlink()
+        assert run_cli(cfg, out).returncode == 0
+        report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+        assert report["sites"]["amr"]["screened"] == 0 and _stored(out) == 0
+        assert report["warnings"] == [f"amr: no FHIR records read from {src} (0 data file(s))"]
+        bad = write_config(tmp_path, {"amr": str(src)}, run={"max_snapshot_removal": 1.5})
+        res = run_cli(bad, out)
+        assert res.returncode == 3 and "max_snapshot_removal" in res.stderr

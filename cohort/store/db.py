@@ -243,24 +243,31 @@ class Store(MarkTables, CensusTables):
         except sqlite3.Error as e:
             raise self._err("write", e) from None
 
-    def sweep(self, site: str, source: str, keep: set[tuple[str, str]]) -> int:
-        """Drop the site's records from `source` that a complete snapshot read did not contain."""
+    def stale(self, site: str, source: str, keep: set[tuple[str, str]]) -> list[tuple[str, str]]:
+        """(type, id) of the site's records from `source` that are not in `keep`: what a
+        complete snapshot read that saw only `keep` would drop."""
+        sql = "SELECT type, id FROM resources WHERE site=? AND source=?"
+        rows = self._query(sql, (site, source))
+        return [(t, i) for t, i in rows if (t, i) not in keep]
+
+    def drop(self, site: str, keys: list[tuple[str, str]]) -> None:
+        """Delete these (type, id) records of `site`, in one transaction."""
         try:
-            stale = [
-                (t, i)
-                for t, i in self._query(
-                    "SELECT type, id FROM resources WHERE site=? AND source=?", (site, source)
-                )
-                if (t, i) not in keep
-            ]
             with self._transaction():
                 self._db.executemany(
                     "DELETE FROM resources WHERE site=? AND type=? AND id=?",
-                    [(site, t, i) for t, i in stale],
+                    [(site, t, i) for t, i in keys],
                 )
         except sqlite3.Error as e:
             raise self._err("write", e) from None
-        return len(stale)
+
+    def count_from(self, site: str, source: str) -> dict[str, int]:
+        """Records of `site` read from `source`, by type."""
+        rows = self._query(
+            "SELECT type, COUNT(*) FROM resources WHERE site=? AND source=? GROUP BY type",
+            (site, source),
+        )
+        return dict(rows)
 
     def has_rows(self, site: str, source: str) -> bool:
         """Whether any resource of `site` read from `source` is stored."""
