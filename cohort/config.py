@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,9 +78,46 @@ def _get(table: dict[str, Any], key: str, kind: type, where: str, default: Any =
             raise ConfigError(f"{where}: missing key '{key}'")
         return default
     value = table[key]
-    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-        raise ConfigError(f"{where}: key '{key}' must be a {kind.__name__}")
+    if kind in (int, float) and isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(f"{where}: key '{key}' must be {_KIND_NAMES.get(kind, kind.__name__)}")
     return value
+
+
+_KIND_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+# Every key a configuration may hold, by table: anything else is a typo that would otherwise be
+# ignored without a word (`min_agee = 18` left the site's age limit at the trial's).
+_KEYS = {
+    "": ("trial", "store", "run", "sites"),
+    "trial": ("id", "mappings", "use_unverified"),
+    "store": ("path",),
+    "run": (
+        "validate",
+        "workers",
+        "chunk_mb",
+        "batch_size",
+        "snapshot",
+        "max_snapshot_removal",
+    ),
+    "sites": ("id", "name", "source", "min_age", "server"),
+}
+
+
+def _table(data: dict[str, Any], name: str, where: str) -> dict[str, Any]:
+    """`data[name]` (a table; empty when absent), its keys checked against _KEYS."""
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [{name}] must be a table")
+    _known_keys(table, name, f"{where} [{name}]")
+    return table
+
+
+def _known_keys(table: dict[str, Any], name: str, where: str) -> None:
+    known = _KEYS[name]
+    for key in table:
+        if key not in known:
+            near = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean '{near[0]}'?" if near else f"known: {', '.join(known)}"
+            raise ConfigError(f"{where}: unknown key '{key}' ({hint})")
 
 
 def load_config(path: Path) -> Config:
@@ -96,19 +135,59 @@ def load_config(path: Path) -> Config:
         q = Path(p).expanduser()
         return q if q.is_absolute() else base / q
 
-    trial = data.get("trial", {})
-    if not isinstance(trial, dict):
-        raise ConfigError(f"{path}: [trial] must be a table")
-    trial_id = _get(trial, "id", str, f"{path} [trial]")
-    mappings = resolve(trial["mappings"]) if "mappings" in trial else shipped("mappings")
-    store = data.get("store", {})
-    run = data.get("run", {})
-    raw_sites = data.get("sites")
-    if not isinstance(raw_sites, list) or not raw_sites:
+    _known_keys(data, "", str(path))
+    trial = _table(data, "trial", str(path))
+    where = f"{path} [trial]"
+    trial_id = _get(trial, "id", str, where)
+    mappings = resolve(_get(trial, "mappings", str, where)) if "mappings" in trial else None
+    use_unverified = _get(trial, "use_unverified", bool, where, False)
+    store = _table(data, "store", str(path))
+    store_path = resolve(_get(store, "path", str, f"{path} [store]")) if store else None
+    sites = _sites(data.get("sites"), path, resolve)
+    run = _table(data, "run", str(path))
+    where = f"{path} [run]"
+    validate = _get(run, "validate", str, where, "fast")
+    if validate not in ("fast", "full"):
+        raise ConfigError(f"{where}: key 'validate' must be 'fast' or 'full'")
+    workers = _get(run, "workers", int, where, 0)
+    if workers < 0:
+        raise ConfigError(f"{where}: key 'workers' must be 0 (one per core) or more")
+    chunk_mb = _get(run, "chunk_mb", int, where, 16)
+    if not 1 <= chunk_mb <= 4096:
+        raise ConfigError(f"{where}: key 'chunk_mb' must be between 1 and 4096")
+    batch_size = _get(run, "batch_size", int, where, 10000)
+    if batch_size < 1:
+        raise ConfigError(f"{where}: key 'batch_size' must be 1 or more")
+    max_removal = run.get("max_snapshot_removal", 0.5)
+    if isinstance(max_removal, int) and not isinstance(max_removal, bool):
+        max_removal = float(max_removal)  # (1 and 0 as written in TOML)
+    if not isinstance(max_removal, float) or not 0 <= max_removal <= 1:
+        raise ConfigError(f"{where}: key 'max_snapshot_removal' must be a number from 0 to 1")
+    return Config(
+        path=path,
+        trial_id=trial_id,
+        mappings_dir=mappings or shipped("mappings"),
+        sites=sites,
+        store_path=store_path,
+        use_unverified=use_unverified,
+        validate=validate,
+        batch_size=batch_size,
+        snapshot=_get(run, "snapshot", bool, where, True),
+        max_snapshot_removal=max_removal,
+        workers=workers,
+        chunk_mb=chunk_mb,
+    )
+
+
+def _sites(raw: Any, path: Path, resolve: Callable[[str], Path]) -> list[SiteConfig]:
+    if not isinstance(raw, list) or not raw:
         raise ConfigError(f"{path}: at least one [[sites]] table is required")
     sites: list[SiteConfig] = []
-    for i, s in enumerate(raw_sites):
+    for i, s in enumerate(raw):
         where = f"{path} [[sites]] #{i + 1}"
+        if not isinstance(s, dict):
+            raise ConfigError(f"{where}: must be a table")
+        _known_keys(s, "sites", where)
         sid = _get(s, "id", str, where)
         if not _SITE_ID.match(sid):
             raise ConfigError(
@@ -120,40 +199,11 @@ def load_config(path: Path) -> Config:
         if not source.startswith(("http://", "https://")):
             source = str(resolve(source))
         min_age = s.get("min_age")
-        if min_age is not None and (isinstance(min_age, bool) or not isinstance(min_age, int)):
-            raise ConfigError(f"{where}: key 'min_age' must be a whole number")
+        if min_age is not None:
+            min_age = _get(s, "min_age", int, where)
         server = s.get("server", {})
         if not isinstance(server, dict):
             raise ConfigError(f"{where}: [sites.server] must be a table")
-        sites.append(SiteConfig(sid, str(s.get("name", sid)), source, min_age, server))
-    validate = _get(run, "validate", str, f"{path} [run]", "fast")
-    if validate not in ("fast", "full"):
-        raise ConfigError(f"{path} [run]: key 'validate' must be 'fast' or 'full'")
-    where = f"{path} [run]"
-    workers = _get(run, "workers", int, where, 0)
-    chunk_mb = _get(run, "chunk_mb", int, where, 16)
-    if workers < 0:
-        raise ConfigError(f"{where}: key 'workers' must be 0 (one per core) or more")
-    if not 1 <= chunk_mb <= 4096:
-        raise ConfigError(f"{where}: key 'chunk_mb' must be between 1 and 4096")
-    max_removal = run.get("max_snapshot_removal", 0.5)
-    if (
-        isinstance(max_removal, bool)
-        or not isinstance(max_removal, int | float)
-        or not (0 <= max_removal <= 1)
-    ):
-        raise ConfigError(f"{where}: key 'max_snapshot_removal' must be a number from 0 to 1")
-    return Config(
-        path=path,
-        trial_id=trial_id,
-        mappings_dir=mappings,
-        sites=sites,
-        store_path=resolve(store["path"]) if "path" in store else None,
-        use_unverified=bool(trial.get("use_unverified", False)),
-        validate=validate,
-        batch_size=_get(run, "batch_size", int, f"{path} [run]", 10000),
-        snapshot=bool(run.get("snapshot", True)),
-        max_snapshot_removal=float(max_removal),
-        workers=workers,
-        chunk_mb=chunk_mb,
-    )
+        name = _get(s, "name", str, where, sid)
+        sites.append(SiteConfig(sid, name, source, min_age, server))
+    return sites

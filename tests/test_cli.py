@@ -153,3 +153,37 @@ def test_files_saved_with_a_byte_order_mark_read_as_without(tmp_path: Path) -> N
         assert result.exit_code == 0, result.output
     got = (marked.parent / "out" / "uci" / "candidates.csv").read_bytes()
     assert got == (clean.parent / "out" / "uci" / "candidates.csv").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[sites.x]\nmin_agee = 18", "[[sites]] #1: unknown key 'min_agee' (did you mean 'min_age'?)"),
+        ("[trial.x]\nuse_unverifed = true", "[trial]: unknown key 'use_unverifed' (did you mean"),
+        ("[store]\npth = 'x'", "[store]: unknown key 'pth' (did you mean 'path'?)"),
+        ("[run]\nworker = 2", "[run]: unknown key 'worker' (did you mean 'workers'?)"),
+        ("[runn]\nworkers = 2", "unknown key 'runn' (did you mean 'run'?)"),
+        ("[trial.x]\nuse_unverified = 'false'", "key 'use_unverified' must be true or false"),
+        ("[run]\nsnapshot = 'no'", "key 'snapshot' must be true or false"),
+        ("[run]\nbatch_size = 0", "key 'batch_size' must be 1 or more"),
+        ("[sites.x]\nmin_age = '18'", "[[sites]] #1: key 'min_age' must be a whole number"),
+        ("[store]\npath = 7", "[store]: key 'path' must be a string"),
+    ],
+)
+def test_config_typos_and_wrong_types_are_exit_3_naming_the_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    """An unknown key was ignored without a word (`min_agee = 18` left the site at the trial's
+    age limit) and `use_unverified = "false"` turned unverified codes on."""
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
+    lines = cfg.read_text().splitlines()
+    table, line = text.split("\n")
+    at = {"[sites.x]": len(lines), "[trial.x]": 2}.get(table)
+    if at is None:
+        lines += [table, line]
+    else:
+        lines.insert(at, line)
+    cfg.write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 3, result.output
+    assert message in result.output and result.output.count("\n") == 1
