@@ -240,6 +240,12 @@ def _run(
                     report["warnings"] += [
                         f"{site.id}: {w}" for w in report["sites"][site.id].get("warnings", [])
                     ]
+                with timer.stage("evaluate"):
+                    # the mapping files' UCUM units are checked where the registry is built
+                    # anyway (a large file read has built it while its processes parsed; else
+                    # evaluation would): one UCUM cannot read stops the run here, before any
+                    # output is touched (the store keeps what was read)
+                    loaded.term.check_units()
                 for site in cfg.sites:
                     with timer.stage("evaluate"):
                         cands = screen(site, store, loaded, as_of, cfg.workers)

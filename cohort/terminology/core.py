@@ -19,15 +19,25 @@ from cohort.terminology.codes import (
     resolve,
 )
 from cohort.terminology.mappings import (
+    REQUIRED,
     MappingRow,
     load_concept_rows,
-    parse_bound,
-    parse_number,
     read_csv,
     version_of,
 )
+from cohort.terminology.rows import (
+    KnownSystems,
+    alias_row,
+    coding_problems,
+    concept_problems,
+    ingredient_row,
+    product_row,
+    system_pair,
+    unit_row,
+    value_row,
+)
 from cohort.terminology.units import Units, UnitSpec
-from cohort.terminology.values import RESULTS, Qualitative, Titer, parse_titer
+from cohort.terminology.values import Qualitative, Titer, parse_titer
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
@@ -50,11 +60,14 @@ class Terminology:
         self.root = root
         self.use_unverified = use_unverified
         self.version, self.human_version = version_of(root)
-        self.systems = Systems(
-            (r.get("canonical"), r.get("alias"))
-            for r in read_csv(root, root / "systems.csv", ("canonical", "alias"))
-        )
+        pairs = [
+            system_pair(r) for r in read_csv(root, root / "systems.csv", REQUIRED["systems.csv"])
+        ]
+        self.systems = Systems(pairs)
+        known = KnownSystems(pairs)  # systems.csv alone: before the rows' own systems join
         self._all_rows = load_concept_rows(root)
+        for row in self._all_rows:  # every row, unverified ones too (as `mappings check`)
+            _first(concept_problems(row, known))
         self._rows = [r for r in self._all_rows if use_unverified or r.verified != "N"]
         for row in self._rows:
             if row.system != TEXT:
@@ -62,7 +75,7 @@ class Terminology:
         self.index = ConceptIndex(self._rows, self.systems)
         self._load_medications(root)
         self._load_units(root)
-        self._load_values(root)
+        self._load_values(root, known)
 
     @classmethod
     def load(cls, mappings_dir: Path, use_unverified: bool = False) -> Terminology:
@@ -78,56 +91,49 @@ class Terminology:
                 self._groups[row.ingredient].add(row.concept)
         self._factors: dict[str, float | None] = {}
         path = root / "medications" / "ingredients.csv"
-        for rec in read_csv(root, path, ("ingredient", "prednisone_factor")):
-            self._factors[rec.get("ingredient").lower()] = parse_number(rec, "prednisone_factor")
+        for rec in read_csv(root, path, REQUIRED["medications/ingredients.csv"]):
+            ingredient, factor = ingredient_row(rec)
+            self._factors[ingredient] = factor
         self._products: dict[str, tuple[str, bool]] = {}
         path = root / "medications" / "products.csv"
-        for rec in read_csv(root, path, ("rxcui", "ingredient", "display", "systemic")):
-            systemic = rec.get("systemic").upper()
-            if systemic not in ("Y", "N"):
-                raise rec.fail("systemic", f"'{rec.get('systemic')}' is not Y or N")
-            if not rec.get("rxcui") or not rec.get("ingredient"):
-                raise rec.fail("rxcui" if not rec.get("rxcui") else "ingredient", "empty")
-            self._products[rec.get("rxcui")] = (rec.get("ingredient").lower(), systemic == "Y")
+        for rec in read_csv(root, path, REQUIRED["medications/products.csv"]):
+            rxcui, ingredient, systemic = product_row(rec)
+            self._products[rxcui] = (ingredient, systemic)
 
     def _load_units(self, root: Path) -> None:
         specs: dict[str, UnitSpec] = {}
-        for rec in read_csv(root, root / "units.csv", ("concept", "unit", "molar_mass_g_per_mol")):
-            if not rec.get("unit"):
-                raise rec.fail("unit", "empty")
-            specs[rec.get("concept")] = UnitSpec(
-                rec.get("unit"),
-                parse_number(rec, "molar_mass_g_per_mol"),
-                parse_bound(rec, "plausible_min"),
-                parse_bound(rec, "plausible_max"),
-            )
+        written: list[tuple[str, str, str]] = []  # UCUM is asked about these in check_units
+        for rec in read_csv(root, root / "units.csv", REQUIRED["units.csv"]):
+            concept, spec = unit_row(rec)
+            specs[concept] = spec
+            written.append((rec.where, "unit", spec.unit))
         aliases: dict[str, str] = {}
-        for rec in read_csv(root, root / "unit_aliases.csv", ("alias", "ucum")):
-            if not rec.get("alias") or not rec.get("ucum"):
-                raise rec.fail("ucum" if rec.get("alias") else "alias", "empty")
-            aliases[rec.get("alias")] = rec.get("ucum")
-        self.units = Units(specs, aliases)
+        for rec in read_csv(root, root / "unit_aliases.csv", REQUIRED["unit_aliases.csv"]):
+            alias, ucum = alias_row(rec)
+            aliases[alias] = ucum
+            written.append((rec.where, "ucum", ucum))
+        self.units = Units(specs, aliases, written)
 
-    def _load_values(self, root: Path) -> None:
+    def _load_values(self, root: Path, known: KnownSystems) -> None:
         codes: dict[tuple[str, str], str] = {}
         strings: dict[str, str] = {}
         interp: dict[tuple[str, str], str] = {}
-        for rec in read_csv(root, root / "values.csv", ("kind", "system", "code", "result")):
-            kind, result = rec.get("kind"), rec.get("result")
-            if result not in RESULTS:
-                raise rec.fail("result", f"'{result}' is not one of {', '.join(RESULTS)}")
-            if not rec.get("code"):
-                raise rec.fail("code", "empty")
+        for rec in read_csv(root, root / "values.csv", REQUIRED["values.csv"]):
+            kind, system, code, result = value_row(rec)
             if kind == "string":
-                strings[rec.get("code")] = result
-            elif kind in ("code", "interpretation"):
-                if not rec.get("system"):
-                    raise rec.fail("system", "empty")
-                key = (self.systems.canonical(rec.get("system")), rec.get("code"))
-                (codes if kind == "code" else interp)[key] = result
-            else:
-                raise rec.fail("kind", f"unknown kind '{kind}' (code, string, interpretation)")
+                strings[code] = result
+                continue
+            _first(coding_problems(rec.where, known, system, [code]))
+            key = (self.systems.canonical(system), code)
+            (codes if kind == "code" else interp)[key] = result
         self._qualitative = Qualitative(codes, strings, interp, self.systems.canonical)
+
+    def check_units(self) -> None:
+        """Raise the first unit of units.csv or unit_aliases.csv that UCUM cannot read (as
+        `mappings check` reports it). Not part of loading: it needs the UCUM registry (~0.25 s
+        to build), so a run calls it once the registry is built or about to be, before
+        evaluation and before any output is written."""
+        _first(self.units.problems())
 
     # -- codes and concepts ------------------------------------------------------------------
     def canonical_system(self, system: str) -> str:
@@ -260,3 +266,9 @@ class Terminology:
     def rows(self) -> list[MappingRow]:
         """Every concept row as loaded, unverified ones included (for `mappings check`)."""
         return list(self._all_rows)
+
+
+def _first(problems: Iterable[MappingError]) -> None:
+    """Loading stops at the first problem (`mappings check` collects them all)."""
+    for problem in problems:
+        raise problem

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import re
 from collections.abc import Iterator
@@ -152,7 +153,12 @@ def concept_row(rec: Record, shown: str, *, medication: bool) -> MappingRow:
         raise rec.fail("code", "empty (never guess a code: leave the row out)")
     match = rec.get("match") or "exact"
     if match not in MATCH_KINDS:
-        raise rec.fail("match", f"unknown match kind '{match}' (one of {', '.join(MATCH_KINDS)})")
+        hint = difflib.get_close_matches(match, MATCH_KINDS, n=1)
+        raise rec.fail(
+            "match",
+            f"unknown match kind '{match}' (one of {', '.join(MATCH_KINDS)})"
+            + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+        )
     if match == "range" and not _RANGE_RE.match(code):
         raise rec.fail("code", f"range '{code}' is not of the form LOW-HIGH")
     if match == "range":

@@ -6,27 +6,42 @@ import difflib
 import re
 import tomllib
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from cohort.criteria.trial import load_trial
 from cohort.errors import MappingError
 from cohort.extract import ReadingRules
 from cohort.terminology import Terminology
-from cohort.terminology.codes import TEXT, Systems, norm_code, system_key
+from cohort.terminology.codes import TEXT, norm_code
 from cohort.terminology.mappings import (
     CONCEPT_COLUMNS,
+    REQUIRED,
     MappingRow,
+    Record,
     concept_row,
     display_path,
-    parse_number,
     read_csv,
     version_of,
 )
-from cohort.terminology.units import parse_ucum
-from cohort.tools.common import ICD10CM, Findings, code_problem, concept_refs
+from cohort.terminology.rows import (
+    KnownSystems,
+    alias_row,
+    coding_problems,
+    concept_problems,
+    ingredient_row,
+    product_row,
+    system_pair,
+    unit_row,
+    value_row,
+)
+from cohort.terminology.units import ucum_problem
+from cohort.tools.common import Findings, concept_refs
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -41,53 +56,39 @@ class CheckReport:
     trials: list[str] = field(default_factory=list)
 
 
-class _SystemCheck:
-    """Known systems from systems.csv; suggests the canonical URI for a misspelt one."""
-
-    def __init__(self, root: Path, f: Findings) -> None:
-        pairs: list[tuple[str, str]] = []
-        for rec in _records(root, root / "systems.csv", ("canonical", "alias"), f):
-            if not rec.get("canonical") or not rec.get("alias"):
-                f.error(
-                    rec.where, f"column '{'alias' if rec.get('canonical') else 'canonical'}': empty"
-                )
-                continue
-            pairs.append((rec.get("canonical"), rec.get("alias")))
-        self.systems = Systems(pairs)
-        self.canonicals = {c for c, _ in pairs}
-        self.keys = {system_key(a): c for c, a in pairs if "*" not in a}
-        self.keys.update({system_key(c): c for c in self.canonicals})
-
-    def check(self, where: str, column: str, system: str, verified: str, f: Findings) -> str:
-        """The canonical system (as best known); records an error or warning when unknown."""
-        canonical = self.systems.canonical(system)
-        if canonical in self.canonicals or system == TEXT:
-            return canonical
-        close = difflib.get_close_matches(system_key(system), list(self.keys), n=1, cutoff=0.8)
-        if close:
-            f.error(
-                where,
-                f"column '{column}': unknown code system '{system}' "
-                f"(did you mean '{self.keys[close[0]]}'?)",
-            )
-            return self.keys[close[0]]
-        if verified != "local":
-            f.warn(
-                where,
-                f"column '{column}': code system '{system}' is not in systems.csv "
-                "(add it there, or mark a site's own rows verified=local)",
-            )
-        return canonical
+def _known_systems(root: Path, f: Findings) -> KnownSystems:
+    """The systems systems.csv names (its bad lines reported)."""
+    rows = _records(root, root / "systems.csv", REQUIRED["systems.csv"], f)
+    return KnownSystems(p for rec in rows if (p := _row(system_pair, rec, f)) is not None)
 
 
-def _records(root: Path, path: Path, required: tuple[str, ...], f: Findings) -> Iterator[Any]:
+def _unlisted(rec: Record, system: str, verified: str, known: KnownSystems, f: Findings) -> None:
+    """A warning for a system systems.csv does not name (a misspelt one is an error instead)."""
+    if verified != "local" and not known.known(system) and known.near_miss(system) is None:
+        f.warn(
+            rec.where,
+            f"column 'system': code system '{system}' is not in systems.csv "
+            "(add it there, or mark a site's own rows verified=local)",
+        )
+
+
+def _records(root: Path, path: Path, required: tuple[str, ...], f: Findings) -> Iterator[Record]:
     try:
         yield from read_csv(root, path, required)
     except MappingError as exc:
         f.errors.append(str(exc))
 
 
-def _concept_rows(root: Path, sc: _SystemCheck, f: Findings) -> list[MappingRow]:
+def _row(read: Callable[[Record], T], rec: Record, f: Findings) -> T | None:
+    """`read(rec)` (one of the loader's line rules), or None with its error reported."""
+    try:
+        return read(rec)
+    except MappingError as exc:
+        f.errors.append(str(exc))
+        return None
+
+
+def _concept_rows(root: Path, known: KnownSystems, f: Findings) -> list[MappingRow]:
     rows: list[MappingRow] = []
     for path in sorted((root / "concepts").glob("*.csv")):
         medication = path.stem == "medications"
@@ -95,24 +96,14 @@ def _concept_rows(root: Path, sc: _SystemCheck, f: Findings) -> list[MappingRow]
         shown = display_path(root, path)
         unverified: list[str] = []
         for rec in _records(root, path, required, f):
-            try:
-                row = concept_row(rec, shown, medication=medication)
-            except MappingError as exc:
-                msg = str(exc)
-                if "unknown match kind" in msg:
-                    hint = difflib.get_close_matches(
-                        rec.get("match"), ["exact", "prefix", "range", "glob"], n=1
-                    )
-                    msg += f" (did you mean '{hint[0]}'?)" if hint else ""
-                f.errors.append(msg)
+            row = _row(partial(concept_row, shown=shown, medication=medication), rec, f)
+            if row is None:
                 continue
             rows.append(row)
             if row.verified == "N":
                 unverified.append(str(row.line))
-            if row.system == TEXT:
-                continue
-            system = sc.check(rec.where, "system", row.system, row.verified, f)
-            _check_code(rec.where, system, row, f)
+            f.errors += [str(p) for p in concept_problems(row, known)]
+            _unlisted(rec, row.system, row.verified, known, f)
         if unverified:
             f.warn(
                 shown,
@@ -122,25 +113,13 @@ def _concept_rows(root: Path, sc: _SystemCheck, f: Findings) -> list[MappingRow]
     return rows
 
 
-def _check_code(where: str, system: str, row: MappingRow, f: Findings) -> None:
-    codes: list[str] = []
-    if row.match == "exact":
-        codes = [row.code]
-    elif row.match in ("prefix", "range") and system == ICD10CM:
-        codes = row.code.split("-") if row.match == "range" else [row.code]
-    for code in codes:
-        problem = code_problem(system, code)
-        if problem:
-            f.error(where, f"column 'code': {problem}")
-
-
-def _conflicts(rows: list[MappingRow], sc: _SystemCheck, f: Findings) -> None:
+def _conflicts(rows: list[MappingRow], known: KnownSystems, f: Findings) -> None:
     """Same system+code mapped (not excluded) to different concepts of one resource family."""
     groups: dict[tuple[str, str, str], list[MappingRow]] = defaultdict(list)
     for r in rows:
         if r.system == TEXT or r.match != "exact" or r.verified == "N":
             continue
-        system = sc.systems.canonical(r.system)
+        system = known.canonical(r.system)
         groups[(Path(r.file).stem, system, norm_code(system, r.code))].append(r)
     for (_, system, code), grp in sorted(groups.items()):
         excluded = {r.concept for r in grp if r.exclude}
@@ -212,37 +191,37 @@ def _check_trial(path: Path, rows: list[MappingRow], f: Findings) -> None:
 
 
 def _check_units(root: Path, known: set[str], f: Findings) -> None:
-    for rec in _records(root, root / "units.csv", ("concept", "unit", "molar_mass_g_per_mol"), f):
+    for rec in _records(root, root / "units.csv", REQUIRED["units.csv"], f):
         if rec.get("concept") not in known:
             f.warn(rec.where, f"column 'concept': no concept rows for '{rec.get('concept')}'")
-        if not rec.get("unit") or parse_ucum(rec.get("unit")) is None:
-            f.error(rec.where, f"column 'unit': UCUM cannot parse '{rec.get('unit')}'")
-        try:
-            parse_number(rec, "molar_mass_g_per_mol")
-        except MappingError as exc:
-            f.errors.append(str(exc))
-    for rec in _records(root, root / "unit_aliases.csv", ("alias", "ucum"), f):
-        if not rec.get("ucum") or parse_ucum(rec.get("ucum")) is None:
-            f.error(rec.where, f"column 'ucum': UCUM cannot parse '{rec.get('ucum')}'")
-
-
-def _check_values_products(root: Path, sc: _SystemCheck, f: Findings) -> None:
-    for rec in _records(root, root / "values.csv", ("kind", "system", "code", "result"), f):
-        if rec.get("kind") in ("code", "interpretation") and rec.get("system"):
-            system = sc.check(rec.where, "system", rec.get("system"), "Y", f)
-            problem = code_problem(system, rec.get("code"))
-            if problem:
-                f.error(rec.where, f"column 'code': {problem}")
-    ingredients = {
-        r.get("ingredient").lower()
-        for r in _records(root, root / "medications/ingredients.csv", ("ingredient",), f)
-    }
-    cols = ("rxcui", "ingredient", "display", "systemic")
-    for rec in _records(root, root / "medications/products.csv", cols, f):
-        problem = code_problem("http://www.nlm.nih.gov/research/umls/rxnorm", rec.get("rxcui"))
+        _row(unit_row, rec, f)  # an empty unit, a bad molar mass or plausible bound
+        problem = ucum_problem(rec.get("unit")) if rec.get("unit") else None
         if problem:
-            f.error(rec.where, f"column 'rxcui': {problem}")
-        if rec.get("ingredient").lower() not in ingredients:
+            f.error(rec.where, f"column 'unit': {problem}")
+    for rec in _records(root, root / "unit_aliases.csv", REQUIRED["unit_aliases.csv"], f):
+        _row(alias_row, rec, f)
+        problem = ucum_problem(rec.get("ucum")) if rec.get("ucum") else None
+        if problem:
+            f.error(rec.where, f"column 'ucum': {problem}")
+
+
+def _check_values_products(root: Path, known: KnownSystems, f: Findings) -> None:
+    for rec in _records(root, root / "values.csv", REQUIRED["values.csv"], f):
+        value = _row(value_row, rec, f)
+        if value is not None and value[0] != "string":
+            f.errors += [str(p) for p in coding_problems(rec.where, known, value[1], [value[2]])]
+            _unlisted(rec, value[1], "Y", known, f)
+    ingredients: set[str] = set()
+    for rec in _records(
+        root, root / "medications/ingredients.csv", REQUIRED["medications/ingredients.csv"], f
+    ):
+        ingredient = _row(ingredient_row, rec, f)
+        ingredients.add(ingredient[0] if ingredient else rec.get("ingredient").lower())
+    for rec in _records(
+        root, root / "medications/products.csv", REQUIRED["medications/products.csv"], f
+    ):
+        product = _row(product_row, rec, f)
+        if product is not None and product[1] not in ingredients:
             f.warn(
                 rec.where,
                 f"column 'ingredient': '{rec.get('ingredient')}' is not in "
@@ -256,12 +235,11 @@ def check_mappings(root: Path, trial: str | None = None) -> CheckReport:
     if not root.is_dir():
         raise MappingError(f"{root}: mappings folder not found")
     version, human = version_of(root)
-    sc = _SystemCheck(root, f)
-    rows = _concept_rows(root, sc, f)
-    _conflicts(rows, sc, f)
-    known = {r.concept for r in rows}
-    _check_units(root, known, f)
-    _check_values_products(root, sc, f)
+    known = _known_systems(root, f)
+    rows = _concept_rows(root, known, f)
+    _conflicts(rows, known, f)
+    _check_units(root, {r.concept for r in rows}, f)
+    _check_values_products(root, known, f)
     try:
         ReadingRules.load(root / "rules.toml")
     except MappingError as exc:
@@ -275,7 +253,7 @@ def check_mappings(root: Path, trial: str | None = None) -> CheckReport:
     for path in trials:
         _check_trial(path, rows, f)
     if not f.errors:
-        try:  # anything the loader rejects that the checks above did not name
+        try:  # anything the loader rejects that the checks above did not name (no concepts/)
             Terminology.load(root)
         except MappingError as exc:
             f.errors.append(str(exc))

@@ -1,4 +1,5 @@
-"""Shared helpers of the tools: code shapes, the run's store path, tokenising, findings."""
+"""Shared helpers of the tools: code shapes (the loader's, from terminology.rows), the run's
+store path, tokenising, findings."""
 
 from __future__ import annotations
 
@@ -11,48 +12,14 @@ from typing import Any
 from cohort.config import Config
 from cohort.errors import StoreError
 from cohort.store import Store
+from cohort.terminology.codes import ICD10CM as ICD10CM
+from cohort.terminology.rows import CVX as CVX
+from cohort.terminology.rows import LOINC as LOINC
+from cohort.terminology.rows import RXNORM as RXNORM
+from cohort.terminology.rows import code_problem as code_problem
+from cohort.terminology.rows import loinc_check_digit as loinc_check_digit
 
-LOINC = "http://loinc.org"
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-CVX = "http://hl7.org/fhir/sid/cvx"
-_LOINC_RE = re.compile(r"^(\d{1,7})-(\d)$")
-_LOINC_PART_RE = re.compile(r"^L[AGP]\d{1,8}-\d$")  # answer/group/part codes: shape only
-_ICD10CM_RE = re.compile(r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$")
 _WORD = re.compile(r"[a-z0-9]+")
-
-
-def loinc_check_digit(number: str) -> int:
-    """The LOINC mod-10 check digit of the numeric part (LOINC Users' Guide, appendix)."""
-    digits = number[::-1]  # position 1 = rightmost digit
-    odd = "".join(digits[i] for i in range(0, len(digits), 2))[::-1]
-    even = "".join(digits[i] for i in range(1, len(digits), 2))[::-1]
-    joined = even + str(int(odd) * 2)
-    total = sum(int(d) for d in joined)
-    return (10 - total % 10) % 10
-
-
-def code_problem(system: str, code: str) -> str | None:
-    """Why `code` is malformed in the canonical `system`, or None when it looks right."""
-    c = code.strip()
-    if system == LOINC:
-        if _LOINC_PART_RE.match(c):
-            return None
-        m = _LOINC_RE.match(c)
-        if not m:
-            return f"'{c}' is not a LOINC code (NNNNN-N)"
-        want = loinc_check_digit(m.group(1))
-        if int(m.group(2)) != want:
-            return f"LOINC '{c}' has a wrong check digit (expected {m.group(1)}-{want})"
-    elif system == ICD10CM:
-        if not _ICD10CM_RE.match(c.upper()):
-            return f"'{c}' is not shaped like an ICD-10-CM code (e.g. M32.14)"
-    elif system == RXNORM:
-        if not c.isdigit():
-            return f"RxCUI '{c}' is not numeric"
-    elif system == CVX and not (c.isdigit() and 1 <= len(c) <= 3):
-        return f"CVX '{c}' is not 1-3 digits"
-    return None
 
 
 def words(text: str) -> set[str]:

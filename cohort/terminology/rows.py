@@ -1,0 +1,188 @@
+"""What one line of each mapping file must hold: the one set of rules `Terminology.load` (which
+raises the first problem, so `cohort run` stops) and `cohort mappings check` (which collects them
+all) both apply. Every problem is a `MappingError` naming file, line and column."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+
+from cohort.errors import MappingError
+from cohort.terminology.codes import ICD10CM, TEXT, Systems, system_key
+from cohort.terminology.mappings import MappingRow, Record, parse_bound, parse_number
+from cohort.terminology.units import UnitSpec
+from cohort.terminology.values import RESULTS
+
+LOINC = "http://loinc.org"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+CVX = "http://hl7.org/fhir/sid/cvx"
+_LOINC_RE = re.compile(r"^(\d{1,7})-(\d)$")
+_LOINC_PART_RE = re.compile(r"^L[AGP]\d{1,8}-\d$")  # answer/group/part codes: shape only
+_ICD10CM_RE = re.compile(r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$")
+VALUE_KINDS = ("code", "string", "interpretation")
+
+
+def loinc_check_digit(number: str) -> int:
+    """The LOINC mod-10 check digit of the numeric part (LOINC Users' Guide, appendix)."""
+    digits = number[::-1]  # position 1 = rightmost digit
+    odd = "".join(digits[i] for i in range(0, len(digits), 2))[::-1]
+    even = "".join(digits[i] for i in range(1, len(digits), 2))[::-1]
+    joined = even + str(int(odd) * 2)
+    total = sum(int(d) for d in joined)
+    return (10 - total % 10) % 10
+
+
+def code_problem(system: str, code: str) -> str | None:
+    """Why `code` is malformed in the canonical `system`, or None when it looks right."""
+    c = code.strip()
+    if system == LOINC:
+        if _LOINC_PART_RE.match(c):
+            return None
+        m = _LOINC_RE.match(c)
+        if not m:
+            return f"'{c}' is not a LOINC code (NNNNN-N)"
+        want = loinc_check_digit(m.group(1))
+        if int(m.group(2)) != want:
+            return f"LOINC '{c}' has a wrong check digit (expected {m.group(1)}-{want})"
+    elif system == ICD10CM:
+        if not _ICD10CM_RE.match(c.upper()):
+            return f"'{c}' is not shaped like an ICD-10-CM code (e.g. M32.14)"
+    elif system == RXNORM:
+        if not c.isdigit():
+            return f"RxCUI '{c}' is not numeric"
+    elif system == CVX and not (c.isdigit() and 1 <= len(c) <= 3):
+        return f"CVX '{c}' is not 1-3 digits"
+    return None
+
+
+class KnownSystems:
+    """The code systems systems.csv names. A system it does not name is a site's own (fine)
+    unless it is a near miss of one it does (`http://lonic.org`, `LONC`): that is a typo, and a
+    row in it would never match anything."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
+        pairs = list(pairs)
+        self.systems = Systems(pairs)
+        self.canonicals = {c for c, _ in pairs}
+        self.keys = {system_key(a): c for c, a in pairs if "*" not in a}
+        self.keys.update({system_key(c): c for c in self.canonicals})
+        # memos: a mapping file names a handful of systems on hundreds of rows
+        self._canonical: dict[str, str] = {}
+        self._near: dict[str, str | None] = {}
+
+    def canonical(self, system: str) -> str:
+        found = self._canonical.get(system)
+        if found is None:
+            found = self._canonical[system] = self.systems.canonical(system)
+        return found
+
+    def known(self, system: str) -> bool:
+        return system == TEXT or self.canonical(system) in self.canonicals
+
+    def near_miss(self, system: str) -> str | None:
+        """The canonical URI an unknown `system` is a misspelling of, if it is one."""
+        if system not in self._near:
+            close: list[str] = []
+            if not self.known(system):
+                close = difflib.get_close_matches(system_key(system), list(self.keys), 1, 0.8)
+            self._near[system] = self.keys[close[0]] if close else None
+        return self._near[system]
+
+
+def system_pair(rec: Record) -> tuple[str, str]:
+    """One line of systems.csv: (canonical, alias), neither empty."""
+    for column in ("canonical", "alias"):
+        if not rec.get(column):
+            raise rec.fail(column, "empty")
+    return rec.get("canonical"), rec.get("alias")
+
+
+def coding_problems(
+    where: str, known: KnownSystems, system: str, codes: Iterable[str]
+) -> list[MappingError]:
+    """A misspelt code system (with the URI meant), and each code malformed in its system."""
+    problems: list[MappingError] = []
+    canonical = known.canonical(system)
+    meant = known.near_miss(system)
+    if meant is not None:
+        problems.append(
+            MappingError(
+                f"{where}: column 'system': unknown code system '{system}' "
+                f"(did you mean '{meant}'?)"
+            )
+        )
+        canonical = meant
+    for code in codes:
+        problem = code_problem(canonical, code)
+        if problem:
+            problems.append(MappingError(f"{where}: column 'code': {problem}"))
+    return problems
+
+
+def concept_problems(row: MappingRow, known: KnownSystems) -> list[MappingError]:
+    """A concept row's misspelt system and malformed codes (its structure: `concept_row`)."""
+    if row.system == TEXT:
+        return []
+    meant = known.near_miss(row.system) or known.canonical(row.system)
+    codes: list[str] = []
+    if row.match == "exact":
+        codes = [row.code]
+    elif row.match in ("prefix", "range") and meant == ICD10CM:  # a code's leading characters
+        codes = row.code.split("-") if row.match == "range" else [row.code]
+    return coding_problems(f"{row.file}:{row.line}", known, row.system, codes)
+
+
+def value_row(rec: Record) -> tuple[str, str, str, str]:
+    """One line of values.csv: (kind, system, code, result); the system is empty for `string`
+    (a coded kind's system and code are checked by `coding_problems`)."""
+    kind, result, code = rec.get("kind"), rec.get("result"), rec.get("code")
+    if result not in RESULTS:
+        raise rec.fail("result", f"'{result}' is not one of {', '.join(RESULTS)}")
+    if not code:
+        raise rec.fail("code", "empty")
+    if kind == "string":
+        return kind, "", code, result
+    if kind not in VALUE_KINDS:
+        raise rec.fail("kind", f"unknown kind '{kind}' (code, string, interpretation)")
+    if not rec.get("system"):
+        raise rec.fail("system", "empty")
+    return kind, rec.get("system"), code, result
+
+
+def ingredient_row(rec: Record) -> tuple[str, float | None]:
+    """One line of medications/ingredients.csv: (ingredient, prednisone factor)."""
+    return rec.get("ingredient").lower(), parse_number(rec, "prednisone_factor")
+
+
+def product_row(rec: Record) -> tuple[str, str, bool]:
+    """One line of medications/products.csv: (rxcui, ingredient, systemic)."""
+    systemic = rec.get("systemic").upper()
+    if systemic not in ("Y", "N"):
+        raise rec.fail("systemic", f"'{rec.get('systemic')}' is not Y or N")
+    if not rec.get("rxcui") or not rec.get("ingredient"):
+        raise rec.fail("rxcui" if not rec.get("rxcui") else "ingredient", "empty")
+    problem = code_problem(RXNORM, rec.get("rxcui"))
+    if problem:
+        raise rec.fail("rxcui", problem)
+    return rec.get("rxcui"), rec.get("ingredient").lower(), systemic == "Y"
+
+
+def unit_row(rec: Record) -> tuple[str, UnitSpec]:
+    """One line of units.csv: (concept, its unit spec). Whether UCUM reads the unit needs the
+    UCUM registry (~0.25 s to build): `Units.problems` asks that later, see `ucum_problem`."""
+    if not rec.get("unit"):
+        raise rec.fail("unit", "empty")
+    return rec.get("concept"), UnitSpec(
+        rec.get("unit"),
+        parse_number(rec, "molar_mass_g_per_mol"),
+        parse_bound(rec, "plausible_min"),
+        parse_bound(rec, "plausible_max"),
+    )
+
+
+def alias_row(rec: Record) -> tuple[str, str]:
+    """One line of unit_aliases.csv: (unit as written in data, its UCUM unit)."""
+    if not rec.get("alias") or not rec.get("ucum"):
+        raise rec.fail("ucum" if rec.get("alias") else "alias", "empty")
+    return rec.get("alias"), rec.get("ucum")
