@@ -455,3 +455,24 @@ def test_ndjson_named_json_is_read_line_by_line(tmp_path: Path) -> None:
     (tmp_path / "Patient.json").write_bytes(b'{\n"resourceType": "Patient"}\n}\n')
     _, _, stats = read(tmp_path)
     assert [i.reason for i in stats.issues] == ["invalid JSON (line 3, column 1)"]
+
+
+def test_medication_record_with_a_malformed_period_is_kept_not_fatal(tmp_path: Path) -> None:
+    """Found by the pipeline fuzz test: a valid MedicationRequest (no period element in R4, so
+    validation passes it) whose inline code maps to nothing and whose `effectivePeriod` is an
+    array crashed the read (AttributeError) where the triage took its start."""
+    med = {
+        "resourceType": "MedicationRequest",
+        "id": "m1",
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {"text": "nothing a concept maps"},
+        "subject": {"reference": "Patient/p1"},
+        "authoredOn": "2025-09-16",
+        "effectivePeriod": [None, 1, "a"],
+    }
+    (tmp_path / "m.ndjson").write_bytes(orjson.dumps(med) + b"\n")
+    loaded = Loaded.from_config(default_config())
+    triage = Triage(loaded.rules, loaded.relevant)
+    res, _, stats = read(tmp_path, types={"MedicationRequest"}, triage=triage)
+    assert set(res) == {("MedicationRequest", "m1")} and stats.summarised == {}

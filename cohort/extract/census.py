@@ -207,8 +207,8 @@ class Triage:
         if key is None or relevant or not valid or self.rules.drop_reason(res) is not None:
             return False
         pid = _patient_id(res.get("subject"))
-        if pid is None:
-            return False
+        if pid is None or not isinstance(res.get("effectivePeriod") or {}, dict):
+            return False  # (a malformed period: kept, the Extractor drops it with the reason)
         start = exposure_start(res)  # the start the Extractor gives its exposure
         self._count(rtype, key, codes, text, pid, start)
         mark = MEDICATION_MARK + (start.isoformat() if start else "")
