@@ -36,13 +36,22 @@ def _setup_logging(level: str) -> None:
     )
 
 
+# Screening dates accepted: windows and ages are reckoned back and forth from it, and a date
+# near the calendar's ends (0001-01-01, 9999-12-31) crashed the evaluation (OverflowError)
+AS_OF_RANGE = (date(1900, 1, 1), date(2999, 12, 31))
+
+
 def parse_as_of(value: str | None) -> date:
     if not value:
         return date.today()
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"'{value}' is not a date (YYYY-MM-DD)") from None
+    first, last = AS_OF_RANGE
+    if not first <= day <= last:
+        raise click.BadParameter(f"'{value}' is outside {first} .. {last}")
+    return day
 
 
 @click.group(cls=CohortGroup, epilog=EPILOG)

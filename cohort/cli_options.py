@@ -20,7 +20,9 @@ config_option = click.option(
     help="Run configuration (TOML). Default: the shipped sample data for the seed sites.",
 )
 as_of_option = click.option(
-    "--as-of", "as_of", help="Screening reference date YYYY-MM-DD. Default: today."
+    "--as-of",
+    "as_of",
+    help="Screening reference date YYYY-MM-DD (1900-01-01 to 2999-12-31). Default: today.",
 )
 mappings_option = click.option(
     "--mappings",
