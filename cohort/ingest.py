@@ -271,7 +271,7 @@ def _refuse_mass_removal(
     export folder emptied before tonight's export arrives (or that arrived in part) would empty
     the store and the candidate lists, exit 0. Raised before any census or record is dropped."""
     gone = Counter(t for t, _ in stale)
-    stored = store.count_from(site.id, site.source)
+    stored = store.count_by_type(site.id)
     for rtype, n in sorted(gone.items()):
         if n > MASS_REMOVAL_MIN and n > limit * stored.get(rtype, 0):
             raise SourceError(
@@ -318,7 +318,7 @@ def _read_files(
     seen: set[tuple[str, str]] = set()
     # a snapshot read sweeps what it did not see; on a first load there is nothing to sweep,
     # so the keys (a million tuples at 50k patients) are not even collected
-    known = store.has_rows(site.id, site.source)
+    known = store.has_rows(site.id)
     sweep = cfg.snapshot and known
     gen = store.begin_census(site.id, site.source)
     lines_before: dict[str, int] = {}
@@ -345,12 +345,14 @@ def _read_files(
         held.write(store, site, gen, put, cfg.batch_size, fresh=not known)
     finally:
         _JOB.clear()
-    stale = store.stale(site.id, site.source, seen) if sweep else []
+    stale = [(t, i) for t, i, _ in store.stale(site.id, seen)] if sweep else []
     if stale:
         _refuse_mass_removal(site, store, stale, cfg.max_snapshot_removal)
     store.commit_census(site.id, site.source, gen)
     if stale:
         store.drop(site.id, stale)
+    if cfg.snapshot:
+        store.forget_other_sources(site.id, site.source)
     log.info(
         "site %s: read %d resources from files (%d summarised, %d rejected; %d process(es))",
         site.id,

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from cohort.store.schema import CENSUS_MARK, MEDICATION_MARK, SET_MARK
+from cohort.store.schema import CENSUS_MARK, FHIR_MARK, FILES_MARK, MEDICATION_MARK, SET_MARK
 
 __all__ = ["CensusTables"]
 
@@ -77,6 +77,27 @@ class CensusTables:
                 (SET_MARK, [(site, CENSUS_MARK + source, str(gen))]),
                 ("DELETE FROM side_dates WHERE site=? AND source=? AND gen<>?", key),
                 ("DELETE FROM census WHERE site=? AND source=? AND gen<>?", key),
+            ]
+        )
+
+    def forget_other_sources(self, site: str, source: str) -> None:
+        """Drop the census and the read marks `site` holds of sources other than `source`: once
+        a snapshot read of `source` is complete it is all the site's data (after a change of
+        path the old path's census stayed current beside the new one, counted twice for
+        coverage and dating `last_seen` from records long gone; and its marks would have let a
+        later switch back skip reading as "unchanged" files whose records were since dropped)."""
+        mine = [CENSUS_MARK + source, FILES_MARK + source]
+        others = [(site, source)]
+        marks = [(site, CENSUS_MARK + "%", FILES_MARK + "%", FHIR_MARK + "%", *mine)]
+        self._write(
+            [
+                ("DELETE FROM side_dates WHERE site=? AND source<>?", others),
+                ("DELETE FROM census WHERE site=? AND source<>?", others),
+                (
+                    "DELETE FROM marks WHERE site=? AND (key LIKE ? OR key LIKE ? OR key LIKE ?)"
+                    " AND key NOT IN (?, ?)",
+                    marks,
+                ),
             ]
         )
 

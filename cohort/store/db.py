@@ -243,12 +243,13 @@ class Store(MarkTables, CensusTables):
         except sqlite3.Error as e:
             raise self._err("write", e) from None
 
-    def stale(self, site: str, source: str, keep: set[tuple[str, str]]) -> list[tuple[str, str]]:
-        """(type, id) of the site's records from `source` that are not in `keep`: what a
-        complete snapshot read that saw only `keep` would drop."""
-        sql = "SELECT type, id FROM resources WHERE site=? AND source=?"
-        rows = self._query(sql, (site, source))
-        return [(t, i) for t, i in rows if (t, i) not in keep]
+    def stale(self, site: str, keep: set[tuple[str, str]]) -> list[tuple[str, str, str]]:
+        """(type, id, origin) of the site's records that are not in `keep`: what a complete
+        snapshot read that saw only `keep` would drop. Every record of the site counts, from
+        whichever source it was read (a site has one source; after its path changed, the
+        records read from the old path were never dropped again)."""
+        rows = self._query("SELECT type, id, origin FROM resources WHERE site=?", (site,))
+        return [(t, i, o) for t, i, o in rows if (t, i) not in keep]
 
     def drop(self, site: str, keys: list[tuple[str, str]]) -> None:
         """Delete these (type, id) records of `site`, in one transaction."""
@@ -261,17 +262,9 @@ class Store(MarkTables, CensusTables):
         except sqlite3.Error as e:
             raise self._err("write", e) from None
 
-    def count_from(self, site: str, source: str) -> dict[str, int]:
-        """Records of `site` read from `source`, by type."""
-        rows = self._query(
-            "SELECT type, COUNT(*) FROM resources WHERE site=? AND source=? GROUP BY type",
-            (site, source),
-        )
-        return dict(rows)
-
-    def has_rows(self, site: str, source: str) -> bool:
-        """Whether any resource of `site` read from `source` is stored."""
-        row = self._one("SELECT 1 FROM resources WHERE site=? AND source=? LIMIT 1", (site, source))
+    def has_rows(self, site: str) -> bool:
+        """Whether any resource of `site` is stored."""
+        row = self._one("SELECT 1 FROM resources WHERE site=? LIMIT 1", (site,))
         return row is not None
 
     def patient_ids(self, site: str) -> list[str]:

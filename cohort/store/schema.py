@@ -1,6 +1,14 @@
 """The store's SQLite schema and the statements shared by its writers."""
 
-__all__ = ["CENSUS_MARK", "FILES_MARK", "INSERT", "MEDICATION_MARK", "SCHEMA", "SET_MARK"]
+__all__ = [
+    "CENSUS_MARK",
+    "FHIR_MARK",
+    "FILES_MARK",
+    "INSERT",
+    "MEDICATION_MARK",
+    "SCHEMA",
+    "SET_MARK",
+]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -61,6 +69,8 @@ SET_MARK = (
 CENSUS_MARK = "census-gen:"
 # mark key prefix of a file source's last complete read: its stamp, a newline, its report
 FILES_MARK = "files-read:"
+# mark key prefix of a FHIR server pull's sync positions (cohort.source.fhir.pull)
+FHIR_MARK = "fhir:"
 # side_dates token prefix of a summarised medication record's start ("m" alone: undated)
 MEDICATION_MARK = "m"
 

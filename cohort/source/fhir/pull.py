@@ -13,6 +13,7 @@ from typing import Any
 
 from cohort.errors import ServerError
 from cohort.store import reference_id
+from cohort.store.schema import FHIR_MARK
 
 from .client import FhirClient, server_time
 from .plan import (
@@ -60,11 +61,11 @@ class Puller:
     def mark(self, key: str) -> str | None:
         if self.full_refresh:
             return None
-        value = self.store.get_mark(self.site, f"fhir:{key}")
+        value = self.store.get_mark(self.site, FHIR_MARK + key)
         return str(value) if value else None
 
     def set_mark(self, key: str, value: str) -> None:
-        self.store.set_mark(self.site, f"fhir:{key}", value)
+        self.store.set_mark(self.site, FHIR_MARK + key, value)
         if key not in ("screened", "complete"):  # patient id lists stay out of run.json
             self.report.marks[key] = value
 
