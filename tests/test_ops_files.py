@@ -7,6 +7,8 @@ located and reported, and never makes a snapshot read drop records it merely cou
 
 from __future__ import annotations
 
+import gzip
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -20,7 +22,9 @@ import pytest
 from test_reliability_support import AS_OF, REPO, copy_site, write_config
 
 from cohort.config import load_config
+from cohort.errors import SourceError
 from cohort.runner import run
+from cohort.source.files import ReadStats, plan_units, read_path
 
 DAY = date.fromisoformat(AS_OF)
 
@@ -85,3 +89,55 @@ def test_a_moved_source_folder_drops_what_the_new_export_lacks(tmp_path: Path) -
         assert db.execute("SELECT COUNT(*) FROM side_dates").fetchone()[0] == 0
         keys = {k for (k,) in db.execute("SELECT key FROM marks")}
     assert not [k for k in keys if str(src) in k]
+
+
+def test_a_linked_folder_is_read_and_a_link_loop_is_not_followed(tmp_path: Path) -> None:
+    """A symbolic link to a folder inside the source was skipped without a word: the export
+    laid out as links (e.g. `conditions -> /exports/2026-11-25/conditions`) lost all their
+    records, here every Condition (0 patients screened). Now the link is followed; a link back
+    into a folder being walked (a loop) is not, and the walk ends."""
+    src = copy_site("amr", tmp_path / "feed")
+    (tmp_path / "real").mkdir()
+    (src / "Condition.ndjson").rename(tmp_path / "real" / "Condition.ndjson")
+    os.symlink(tmp_path / "real", src / "conditions")
+    os.symlink(src, tmp_path / "real" / "loop")  # back to the source folder
+    os.symlink(tmp_path, src / "up")  # to a folder holding the source folder
+    stats = ReadStats()
+    got = list(read_path(src, stats))
+    assert stats.read["Condition"] == 83 and len(got) == 874
+    assert {o.split(":")[0] for _, o in got if o.startswith("conditions/")} == {
+        "conditions/Condition.ndjson"
+    }
+    assert stats.issues == []
+
+
+def test_mislabelled_compression_and_cr_line_ends_are_read(tmp_path: Path) -> None:
+    """gzip data in a file named .ndjson (and one big enough to be cut into byte ranges) gave
+    one 'invalid JSON' issue per compressed "line" and no records; plain NDJSON named .gz was
+    one "cannot be read (BadGzipFile)" issue and no records; NDJSON whose lines end with CR
+    alone (classic Mac) was read as one line: one issue, no records. Now all are read."""
+    folder = tmp_path / "feed"
+    folder.mkdir()
+    src = REPO / "sample_bundles" / "amr"
+    observations = gzip.decompress((src / "Observation.ndjson.gz").read_bytes())
+    (folder / "Observation.ndjson").write_bytes(gzip.compress(observations))
+    (folder / "Condition.ndjson.gz").write_bytes((src / "Condition.ndjson").read_bytes())
+    cr = (src / "MedicationStatement.ndjson").read_bytes().replace(b"\n", b"\r")
+    (folder / "MedicationStatement.ndjson").write_bytes(cr)
+    stats = ReadStats()
+    list(read_path(folder, stats))
+    assert stats.issues == []
+    assert dict(stats.read) == {"Observation": 636, "Condition": 83, "MedicationStatement": 67}
+    # the gzip file cut into byte ranges as a plain one would be (here 4 KB pieces)
+    units = plan_units(folder, 4096)
+    assert [u.origin for u in units if u.origin.startswith("Observation")] == ["Observation.ndjson"]
+
+
+def test_a_source_path_that_is_not_a_file_or_folder_is_refused(tmp_path: Path) -> None:
+    """A source path naming a FIFO (or a device) was planned as one file, and the run hung
+    on its first read, unattended, every night holding the run lock. Now it is a source error
+    (exit 5) naming the path."""
+    fifo = tmp_path / "feed.ndjson"
+    os.mkfifo(fifo)
+    with pytest.raises(SourceError, match="neither a folder nor a regular file"):
+        plan_units(fifo)

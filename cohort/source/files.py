@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from cohort.errors import SourceError
 from cohort.source.reader import (
+    GZIP_MAGIC,
     MAX_ISSUES,
     NDJSON_SUFFIXES,
     OPENERS,
@@ -20,6 +21,7 @@ from cohort.source.reader import (
     Reader,
     ReadIssue,
     ReadStats,
+    named_for,
     unreadable,
 )
 from cohort.source.validate import MODES
@@ -44,19 +46,30 @@ __all__ = [
 _Item = tuple[dict[str, Any], str, bytes | None]
 
 
-def _walk(directory: Path) -> Iterator[Path]:
-    """Files under `directory`, sorted by name at each level; hidden entries skipped."""
+def _walk(directory: Path, within: tuple[Path, ...] = ()) -> Iterator[Path]:
+    """Files under `directory`, sorted by name at each level; hidden entries skipped.
+
+    A symbolic link to a folder is followed (it was skipped without a word, and its files'
+    records with it), except one back into a folder the walk is in (a loop: those files are
+    read anyway). A link to nothing is yielded as a file, so that its read reports it. Other
+    special files (FIFOs, devices, sockets) are skipped: opening one could block the run."""
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        here = (*within, directory.resolve())
     except OSError as e:
         raise SourceError(f"cannot list directory {directory}: {e.strerror}") from None
     for entry in entries:
         if entry.name.startswith("."):
             continue
+        path = Path(entry.path)
         if entry.is_dir(follow_symlinks=False):
-            yield from _walk(Path(entry.path))
-        elif entry.is_file():
-            yield Path(entry.path)
+            yield from _walk(path, here)
+        elif entry.is_file() or (entry.is_symlink() and not path.exists()):
+            yield path
+        elif entry.is_symlink() and entry.is_dir():
+            target = path.resolve()
+            if not any(d.is_relative_to(target) for d in here):
+                yield from _walk(path, here)
 
 
 def read_path(
@@ -103,6 +116,8 @@ def plan_units(path: Path, chunk_bytes: int | None = None) -> list[Unit]:
     path = Path(path)
     if not path.exists():
         raise SourceError(f"data path not found: {path}")
+    if not (path.is_dir() or path.is_file()):  # (a FIFO would block the run on its first read)
+        raise SourceError(f"data path is neither a folder nor a regular file: {path}")
     root, files = (path, _walk(path)) if path.is_dir() else (path.parent, iter([path]))
     units: list[Unit] = []
     for f in files:
@@ -116,13 +131,21 @@ def plan_units(path: Path, chunk_bytes: int | None = None) -> list[Unit]:
             units.append(Unit(f, root, origin, size=size))
             continue
         cuts = [0]
-        with f.open("rb") as fh:
-            while cuts[-1] + chunk_bytes < size:
-                fh.seek(cuts[-1] + chunk_bytes)
-                fh.readline()  # to the end of the line the cut fell in
-                if fh.tell() >= size:
-                    break
-                cuts.append(fh.tell())
+        try:
+            with f.open("rb") as fh:
+                if fh.read(2) == GZIP_MAGIC:  # compressed, named as plain: the reader sees to it
+                    cuts = []
+                while cuts and cuts[-1] + chunk_bytes < size:
+                    fh.seek(cuts[-1] + chunk_bytes)
+                    fh.readline()  # to the end of the line the cut fell in
+                    if fh.tell() >= size:
+                        break
+                    cuts.append(fh.tell())
+        except OSError:
+            cuts = []  # (gone since): read whole, where the reader reports it
+        if not cuts:
+            units.append(Unit(f, root, origin, size=size))
+            continue
         cuts.append(size)
         units += [Unit(f, root, origin, a, b, k, b - a) for k, (a, b) in enumerate(pairwise(cuts))]
     return units
@@ -221,10 +244,20 @@ def stream_units(units: Iterable[Unit], chunk_bytes: int) -> Iterator[Unit]:
     """
     for unit in units:
         suffix = _compressed_ndjson(unit)
-        if suffix is None or unit.size * _INFLATE <= chunk_bytes:
+        if suffix is None or unit.size * _INFLATE <= chunk_bytes or _misnamed(unit):
             yield unit
         else:
             yield from _decompressed(unit, OPENERS[suffix], chunk_bytes)
+
+
+def _misnamed(unit: Unit) -> bool:
+    """Whether a compressed-looking file is plain JSON after all (the reader then reads it)."""
+    try:
+        with unit.path.open("rb") as fh:
+            head = fh.read(64)
+    except OSError:
+        return False  # (reported where it is opened)
+    return named_for(unit.path.name, head) != unit.path.name
 
 
 def _decompressed(unit: Unit, opener: Any, chunk_bytes: int) -> Iterator[Unit]:

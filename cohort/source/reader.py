@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from cohort.source.structure import (
+    BOM,
     LEADING_TYPE,
     MAX_DEPTH,
     compact,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # the reader only calls the triage; the triage itself belongs
     from cohort.extract.census import Triage
 
 __all__ = [
+    "GZIP_MAGIC",
     "MAX_ISSUES",
     "NDJSON_SUFFIXES",
     "OPENERS",
@@ -41,6 +43,7 @@ __all__ = [
     "ReadIssue",
     "ReadStats",
     "Reader",
+    "named_for",
     "unreadable",
 ]
 
@@ -55,6 +58,7 @@ _NON_DATA_SUFFIXES = (".md", ".txt", ".tsv", ".csv", ".rst", ".html", ".pdf", ".
 _NON_DATA_STEMS = {"sha256sums", "md5sums", "readme", "license", "notice", "manifest", "changelog"}
 _TAR_SUFFIXES = (".tar", ".tar.xz", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".txz")
 OPENERS: dict[str, Any] = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
+GZIP_MAGIC = b"\x1f\x8b"  # how gzip data opens, whatever the file is called
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 # What a corrupt or truncated file raises while it is read: one located issue, the read goes on
 UNREADABLE = (OSError, EOFError, lzma.LZMAError, tarfile.TarError, UnicodeError, zlib.error)
@@ -308,6 +312,11 @@ class Reader:
                     try:
                         doc = loads(line)  # (a file opening with a byte order mark)
                     except orjson.JSONDecodeError:
+                        if n == 1 and b"\r" in line.rstrip():
+                            # lines ended by CR alone (classic Mac): the whole file read as one
+                            # line, every record lost to one issue. Read it line by line.
+                            yield from self.ndjson(line.split(b"\r"), origin, count_file=False)
+                            continue
                         self.reject(f"{origin}:{n}", "?", "invalid JSON")
                         continue
                 if triage is not None and not offered and doc.__class__ is dict:
@@ -377,17 +386,34 @@ class Reader:
             return
         try:
             fh = path.open("rb")
-        except OSError as e:
+        except OSError as e:  # (also a dangling symbolic link)
             self.stats.issue(origin, unreadable(e, "opened"))
             return
         with fh:
-            yield from self.guarded(self.stream(path.name, fh, origin), origin)
+            try:
+                name = named_for(path.name, fh.peek(64))
+            except OSError as e:
+                self.stats.issue(origin, unreadable(e))
+                return
+            yield from self.guarded(self.stream(name, fh, origin), origin)
 
 
 def unreadable(exc: BaseException, verb: str = "read") -> str:
     """The located issue's reason for a file that cannot be opened or read (no message: PHI)."""
     kind = "zlib.error" if isinstance(exc, zlib.error) else type(exc).__name__  # (not "error")
     return f"file cannot be {verb} ({kind})"
+
+
+def named_for(name: str, head: bytes) -> str:
+    """`name` as its first bytes `head` say it should read: gzip data saved without its .gz
+    gains it (every line of it was invalid JSON), and plain JSON named .gz loses it (the whole
+    file was one "cannot be read" issue). Anything else keeps its name."""
+    low = name.lower()
+    if head[:2] == GZIP_MAGIC:
+        return name if low.endswith(tuple(OPENERS)) else name + ".gz"
+    if low.endswith(".gz") and head.removeprefix(BOM).lstrip()[:1] in (b"{", b"["):
+        return name[:-3]
+    return name
 
 
 def _opens_with_resource(data: bytes) -> bool:
