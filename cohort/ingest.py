@@ -235,7 +235,8 @@ def ingest_files(
     When the files, the mappings, the reading rules, the settings that change a read and
     cohort's code are all as at the last complete read of this source, that read stands (a
     nightly rerun over an unchanged export): nothing is read, and the report is the last
-    read's with `files_unchanged`. `full_refresh` reads anyway.
+    read's with `files_unchanged`. `full_refresh` reads anyway. A read with a file it could not
+    read whole (see `ReadStats.partial`) is not complete: the next run reads again.
     """
     units = plan_units(Path(site.source), cfg.chunk_mb << 20)
     key = FILES_MARK + site.source
@@ -255,8 +256,8 @@ def ingest_files(
             return {**report, "workers": 0, "files_unchanged": True}
     # forgotten until this read completes: a read that dies halfway never looks complete
     store.set_mark(site.id, key, "")
-    report = _read_files(site, cfg, store, loaded, units)
-    if stamp is not None:
+    report, whole = _read_files(site, cfg, store, loaded, units)
+    if stamp is not None and whole:  # (a file not read whole is read again next time)
         store.set_mark(site.id, key, stamp + "\n" + json.dumps(report))
     return report
 
@@ -308,9 +309,23 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
+def _from_files(origin: str, files: set[str]) -> bool:
+    """Whether a stored record's `origin` ('f.ndjson:12', 'b.json#entry[3]', 'x.tar/m.ndjson:5')
+    lies in one of `files` (origins of files, tar archives included)."""
+    path = origin.split("#", 1)[0]
+    head, _, line = path.rpartition(":")
+    path = head if line.isdigit() else path
+    while path:
+        if path in files:
+            return True
+        path = path.rpartition("/")[0]
+    return False
+
+
 def _read_files(
     site: SiteConfig, cfg: Config, store: Store, loaded: Loaded, units: list[Unit]
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], bool]:
+    """The read's report, and whether every file was read whole."""
     nproc = workers_for_files(units, cfg.workers)
     triage = Triage(loaded.rules, loaded.relevant)
     _JOB.update(types=set(PIPELINE_TYPES), validate=cfg.validate, triage=triage)
@@ -345,7 +360,13 @@ def _read_files(
         held.write(store, site, gen, put, cfg.batch_size, fresh=not known)
     finally:
         _JOB.clear()
-    stale = [(t, i) for t, i, _ in store.stale(site.id, seen)] if sweep else []
+    partial = set(stats.partial)
+    stale, spared = [], 0
+    for rtype, rid, origin in store.stale(site.id, seen) if sweep else []:
+        if partial and _from_files(origin, partial):
+            spared += 1  # in a file not read whole: not known to be gone
+        else:
+            stale.append((rtype, rid))
     if stale:
         _refuse_mass_removal(site, store, stale, cfg.max_snapshot_removal)
     store.commit_census(site.id, site.source, gen)
@@ -362,6 +383,14 @@ def _read_files(
         nproc,
     )
     warnings = []
+    if partial:
+        first = sorted(partial)[0]
+        kept = f"; {spared} record(s) read from them before are kept" if spared else ""
+        warnings.append(
+            f"{len(partial)} file(s) not read whole (first: {first}; see issues){kept}: an"
+            " export still being written, or a damaged or unreadable file?"
+        )
+        log.warning("site %s: %s", site.id, warnings[-1])
     if not stats.read:  # (a feed that did not arrive: loud, not a quiet empty list)
         warnings.append(f"no FHIR records read from {site.source} ({stats.files} data file(s))")
         log.warning("site %s: %s", site.id, warnings[-1])
@@ -383,7 +412,7 @@ def _read_files(
         "workers": nproc,
         "issues_total": len(stats.issues) + stats.issues_dropped,
         "issues": [{"origin": i.origin, "reason": i.reason} for i in stats.issues[:200]],
-    }
+    }, not partial
 
 
 def ingest(

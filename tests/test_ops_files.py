@@ -8,6 +8,7 @@ located and reported, and never makes a snapshot read drop records it merely cou
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import sqlite3
@@ -21,6 +22,7 @@ import orjson
 import pytest
 from test_reliability_support import AS_OF, REPO, copy_site, write_config
 
+import cohort.ingest as ingest
 from cohort.config import load_config
 from cohort.errors import SourceError
 from cohort.runner import run
@@ -40,55 +42,131 @@ def _stored(out: Path, rtype: str) -> int:
         return int(db.execute(sql, (rtype,)).fetchone()[0])
 
 
-@pytest.mark.parametrize("as_of", ["0001-01-01", "9999-12-31"])
-def test_an_as_of_date_at_the_calendar_ends_is_a_usage_error(tmp_path: Path, as_of: str) -> None:
-    """`--as-of 0001-01-01` (or 9999-12-31) crashed the evaluation with an OverflowError
-    traceback (exit 1, "internal error" in run.json). Now it is a usage error (exit 2) before
-    anything runs, and the outputs are left alone."""
-    config = write_config(tmp_path, {"amr": str(REPO / "sample_bundles" / "amr")})
+def _outputs(out: Path, site: str = "amr") -> list[bytes]:
+    return [(out / site / n).read_bytes() for n in ("candidates.csv", "evidence.csv")]
+
+
+def _cut_ndjson(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: data.rstrip(b"\n").rfind(b"\n") + 40])  # into the last record
+
+
+def _cut_gzip(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 6 // 10])  # ~40% of the records unread: under the guard
+
+
+def _cut_bundle(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(
+    ("site", "name", "rtype", "cut"),
+    [
+        ("amr", "Patient.ndjson", "Patient", _cut_ndjson),
+        ("amr", "Observation.ndjson.gz", "Observation", _cut_gzip),
+        ("uci", "bundle-0003.json", "Observation", _cut_bundle),
+    ],
+)
+def test_a_file_cut_short_keeps_the_records_earlier_reads_took_from_it(
+    tmp_path: Path, site: str, name: str, rtype: str, cut: Any
+) -> None:
+    """A file caught while the export was still writing it (its last NDJSON line cut mid-record,
+    a gzip stream that ends early, a Bundle cut in half) was read as if whole: the snapshot
+    sweep then dropped every record past the cut (the last Patient; 40% of the Observations;
+    one patient's 13 records), exit 0 with tiers changed, and they came back the next night.
+    Now the file is reported as not read whole and its unread records are kept."""
+    src = copy_site(site, tmp_path / "feed")
+    config = write_config(tmp_path, {site: str(src)})
     out = tmp_path / "out"
-    res = subprocess.run(
-        [sys.executable, "-m", "cohort", "run", "--config", str(config), "--as-of", as_of,
-         "--out", str(out)],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
-    )  # fmt: skip
-    assert res.returncode == 2, res.stderr[-1500:]
-    assert "Traceback" not in res.stderr and as_of in res.stderr
-    assert not out.exists()
+    first = _run(config, out, site)
+    before, kept = _stored(out, rtype), _outputs(out, site)
+    whole = (src / name).read_bytes()
+    cut(src / name)
+    report = _run(config, out, site)
+    assert report["stored"]["removed"] == 0
+    assert _stored(out, rtype) == before
+    assert _outputs(out, site) == kept
+    assert [w for w in report["warnings"] if f"not read whole (first: {name}" in w]
+    assert any(i["origin"] == name for i in report["issues"])
+    # the cut file is not taken for a complete read: the export, once whole, is read again
+    (src / name).write_bytes(whole)
+    again = _run(config, out, site)
+    assert "files_unchanged" not in again and again["warnings"] == []
+    assert again["read"] == first["read"] and _outputs(out, site) == kept
 
 
-def test_a_moved_source_folder_drops_what_the_new_export_lacks(tmp_path: Path) -> None:
-    """A site's source path changed (the export moved to another folder): records and census
-    of the old path were never swept again, so a record deleted from the export stayed in the
-    store for good, and the old path's census of summarised records stayed current beside the
-    new one (its codes counted twice, its dates still dating `last_seen`). Now a snapshot read
-    is all the site's data, whichever path it came from."""
-    src = copy_site("amr", tmp_path / "old")
-    unmapped = {
-        "resourceType": "Observation",
-        "id": "unmapped-1",
-        "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": "99999-9"}]},
-        "subject": {"reference": "Patient/amr-p0001"},
-        "effectiveDateTime": "2026-11-20",
-    }
-    (src / "Extra.ndjson").write_bytes(orjson.dumps(unmapped) + b"\n")
+def test_an_unreadable_or_vanished_file_keeps_its_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that could not be opened (a symbolic link left pointing at nothing; a file gone
+    between listing and reading, as when an exporter replaces it; permissions) had its records
+    dropped by the snapshot sweep: the dangling link without even an issue, and the dropped
+    Immunization records turned excluded patients into 'likely' ones. Now such a file is
+    reported and its records are kept."""
+    src = copy_site("amr", tmp_path / "feed")
     config = write_config(tmp_path, {"amr": str(src)})
     out = tmp_path / "out"
     _run(config, out)
-    moved = tmp_path / "new"
-    shutil.copytree(src, moved)
-    config = write_config(tmp_path, {"amr": str(moved)})
-    assert _run(config, out)["stored"]["inserted"] == 0  # the same export: nothing new
-    (moved / "Procedure.ndjson").write_bytes(b"")
-    (moved / "Extra.ndjson").unlink()
+    kept = _outputs(out)
+    (src / "Procedure.ndjson").rename(tmp_path / "elsewhere.ndjson")
+    os.symlink(tmp_path / "gone.ndjson", src / "Procedure.ndjson")
+    real = ingest.plan_units
+
+    def vanishing(path: Path, chunk: int | None = None) -> Any:
+        units = real(path, chunk)
+        (src / "Immunization.ndjson").unlink()  # after the listing, before the read
+        return units
+
+    monkeypatch.setattr(ingest, "plan_units", vanishing)
     report = _run(config, out)
-    assert report["stored"]["removed"] == 1 and _stored(out, "Procedure") == 0
-    with sqlite3.connect(out / ".cohort" / "store.sqlite") as db:
-        assert db.execute("SELECT COUNT(*) FROM census").fetchone()[0] == 0
-        assert db.execute("SELECT COUNT(*) FROM side_dates").fetchone()[0] == 0
-        keys = {k for (k,) in db.execute("SELECT key FROM marks")}
-    assert not [k for k in keys if str(src) in k]
+    assert report["stored"]["removed"] == 0
+    assert _stored(out, "Procedure") == 1 and _stored(out, "Immunization") == 3
+    assert _outputs(out) == kept
+    reasons = {i["origin"]: i["reason"] for i in report["issues"]}
+    assert reasons["Procedure.ndjson"] == "file cannot be opened (FileNotFoundError)"
+    assert reasons["Immunization.ndjson"] == "file cannot be opened (FileNotFoundError)"
+    assert "2 file(s) not read whole" in report["warnings"][0]
+    assert "4 record(s) read from them before are kept" in report["warnings"][0]
+
+
+def test_a_file_still_growing_when_read_is_read_again_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stamp of a "complete read" took each file's size after the read was planned: a file
+    read in byte ranges that grew meanwhile (the exporter appending whole lines) was stamped
+    with its new size, so the next run skipped it as unchanged and the appended records were
+    never read. Now the stamp holds what the plan saw, and a file that changed while it was
+    read is reported (its read is not taken for complete)."""
+    src = copy_site("amr", tmp_path / "feed")
+    config = write_config(tmp_path, {"amr": str(src)})
+    out = tmp_path / "out"
+    extra = {
+        "resourceType": "Condition",
+        "id": "late-arrival",
+        "clinicalStatus": {"coding": [{"code": "active"}]},
+        "code": {"text": "late"},
+        "subject": {"reference": "Patient/amr-p0001"},
+    }
+    real = ingest.plan_units
+
+    def growing(path: Path, chunk: int | None = None) -> Any:
+        units = real(path, 4096)  # Condition.ndjson (53 KB) read in byte ranges
+        with (src / "Condition.ndjson").open("ab") as fh:
+            fh.write(orjson.dumps(extra) + b"\n")
+        return units
+
+    with monkeypatch.context() as m:
+        m.setattr(ingest, "plan_units", growing)
+        first = _run(config, out)
+    assert any("Condition.ndjson" in w for w in first["warnings"])
+    reasons = {i["origin"]: i["reason"] for i in first["issues"]}
+    assert reasons["Condition.ndjson"].startswith("the file changed while it was read")
+    again = _run(config, out)
+    assert "files_unchanged" not in again
+    assert again["stored"]["inserted"] == 1 and again["warnings"] == []
+    assert _run(config, out)["files_unchanged"] is True
 
 
 def test_a_linked_folder_is_read_and_a_link_loop_is_not_followed(tmp_path: Path) -> None:
@@ -133,6 +211,40 @@ def test_mislabelled_compression_and_cr_line_ends_are_read(tmp_path: Path) -> No
     assert [u.origin for u in units if u.origin.startswith("Observation")] == ["Observation.ndjson"]
 
 
+def test_a_moved_source_folder_drops_what_the_new_export_lacks(tmp_path: Path) -> None:
+    """A site's source path changed (the export moved to another folder): records and census
+    of the old path were never swept again, so a record deleted from the export stayed in the
+    store for good, and the old path's census of summarised records stayed current beside the
+    new one (its codes counted twice, its dates still dating `last_seen`). Now a snapshot read
+    is all the site's data, whichever path it came from."""
+    src = copy_site("amr", tmp_path / "old")
+    unmapped = {
+        "resourceType": "Observation",
+        "id": "unmapped-1",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "99999-9"}]},
+        "subject": {"reference": "Patient/amr-p0001"},
+        "effectiveDateTime": "2026-11-20",
+    }
+    (src / "Extra.ndjson").write_bytes(orjson.dumps(unmapped) + b"\n")
+    config = write_config(tmp_path, {"amr": str(src)})
+    out = tmp_path / "out"
+    _run(config, out)
+    moved = tmp_path / "new"
+    shutil.copytree(src, moved)
+    config = write_config(tmp_path, {"amr": str(moved)})
+    assert _run(config, out)["stored"]["inserted"] == 0  # the same export: nothing new
+    (moved / "Procedure.ndjson").write_bytes(b"")
+    (moved / "Extra.ndjson").unlink()
+    report = _run(config, out)
+    assert report["stored"]["removed"] == 1 and _stored(out, "Procedure") == 0
+    with sqlite3.connect(out / ".cohort" / "store.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM census").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM side_dates").fetchone()[0] == 0
+        keys = {k for (k,) in db.execute("SELECT key FROM marks")}
+    assert not [k for k in keys if str(src) in k]
+
+
 def test_a_source_path_that_is_not_a_file_or_folder_is_refused(tmp_path: Path) -> None:
     """A source path naming a FIFO (or a device) was planned as one file, and the run hung
     on its first read, unattended, every night holding the run lock. Now it is a source error
@@ -141,3 +253,39 @@ def test_a_source_path_that_is_not_a_file_or_folder_is_refused(tmp_path: Path) -
     os.mkfifo(fifo)
     with pytest.raises(SourceError, match="neither a folder nor a regular file"):
         plan_units(fifo)
+
+
+@pytest.mark.parametrize("as_of", ["0001-01-01", "9999-12-31"])
+def test_an_as_of_date_at_the_calendar_ends_is_a_usage_error(tmp_path: Path, as_of: str) -> None:
+    """`--as-of 0001-01-01` (or 9999-12-31) crashed the evaluation with an OverflowError
+    traceback (exit 1, "internal error" in run.json). Now it is a usage error (exit 2) before
+    anything runs, and the outputs are left alone."""
+    config = write_config(tmp_path, {"amr": str(REPO / "sample_bundles" / "amr")})
+    out = tmp_path / "out"
+    res = subprocess.run(
+        [sys.executable, "-m", "cohort", "run", "--config", str(config), "--as-of", as_of,
+         "--out", str(out)],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr[-1500:]
+    assert "Traceback" not in res.stderr and as_of in res.stderr
+    assert not out.exists()
+
+
+def test_run_json_counts_records_kept_from_files_not_read_whole(tmp_path: Path) -> None:
+    """Through the CLI: exit 0, the warning in run.json and on stderr, and no PHI in either."""
+    src = copy_site("amr", tmp_path / "feed")
+    config = write_config(tmp_path, {"amr": str(src)})
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "cohort", "run", "--config", str(config), "--as-of", AS_OF,
+           "--out", str(out)]  # fmt: skip
+    assert subprocess.run(cmd, capture_output=True, cwd=REPO, timeout=300).returncode == 0
+    _cut_ndjson(src / "Patient.ndjson")
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert res.returncode == 0, res.stderr[-1500:]
+    report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    warning = "amr: 1 file(s) not read whole (first: Patient.ndjson; see issues); 1 record(s)"
+    assert report["warnings"][0].startswith(warning)
+    assert "not read whole" in res.stderr
+    text = res.stderr + json.dumps(report)
+    assert "AMR" not in text and "Synth" not in text  # no MRN, no name of the cut record

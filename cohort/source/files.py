@@ -108,6 +108,8 @@ class Unit:
     size: int = 0  # bytes of data in the unit
     data: bytes | None = None  # lines already decompressed (see `stream_units`)
     error: str = ""  # the file broke off here: the issue to report
+    # the file's (size, modification time ns, inode) when planned; None: it could not be looked at
+    stamp: tuple[int, int, int] | None = None
 
 
 def plan_units(path: Path, chunk_bytes: int | None = None) -> list[Unit]:
@@ -123,12 +125,13 @@ def plan_units(path: Path, chunk_bytes: int | None = None) -> list[Unit]:
     for f in files:
         origin = f.relative_to(root).as_posix()
         try:
-            size = f.stat().st_size
+            st = f.stat()
+            size, stamp = st.st_size, (st.st_size, st.st_mtime_ns, st.st_ino)
         except OSError:
-            size = 0  # gone or unreadable: the reader reports it where it opens the file
+            size, stamp = 0, None  # gone or unreadable: the reader reports it where it opens it
         plain = f.name.lower().endswith(NDJSON_SUFFIXES)
         if chunk_bytes is None or not plain or size <= chunk_bytes:
-            units.append(Unit(f, root, origin, size=size))
+            units.append(Unit(f, root, origin, size=size, stamp=stamp))
             continue
         cuts = [0]
         try:
@@ -144,10 +147,13 @@ def plan_units(path: Path, chunk_bytes: int | None = None) -> list[Unit]:
         except OSError:
             cuts = []  # (gone since): read whole, where the reader reports it
         if not cuts:
-            units.append(Unit(f, root, origin, size=size))
+            units.append(Unit(f, root, origin, size=size, stamp=stamp))
             continue
         cuts.append(size)
-        units += [Unit(f, root, origin, a, b, k, b - a) for k, (a, b) in enumerate(pairwise(cuts))]
+        units += [
+            Unit(f, root, origin, a, b, k, b - a, stamp=stamp)
+            for k, (a, b) in enumerate(pairwise(cuts))
+        ]
     return units
 
 
@@ -160,21 +166,28 @@ def fingerprint(units: list[Unit]) -> str | None:
     last 16 KiB (so a rewrite on a coarse-clock file system that kept size and time still
     shows; larger samples cost a first read of many small files too much: 617 Synthea
     bundles took 1.2 s to fingerprint with 1 MiB, 0.03 s with 16 KiB).
+
+    Size, time and inode are those `plan_units` saw, not the file's now: a file still being
+    written has grown past them by the time its read ends, so the next run sees a change and
+    reads again (a stat taken after planning described data a byte-range read never reached,
+    and the next run skipped those records as unchanged).
     None when a file cannot be looked at (the read then reports it)."""
     digest = hashlib.sha256()
     for u in units:
         if u.part:
             continue  # a file cut into ranges: fingerprinted once, with its first range
+        if u.stamp is None:
+            return None
+        size, mtime_ns, inode = u.stamp
         try:
-            st = u.path.stat()
             with u.path.open("rb") as fh:
                 head = fh.read(_SAMPLE)
-                if st.st_size > 2 * _SAMPLE:
-                    fh.seek(st.st_size - _SAMPLE)
+                if size > 2 * _SAMPLE:
+                    fh.seek(size - _SAMPLE)
                 tail = fh.read(_SAMPLE)
         except OSError:
             return None
-        digest.update(f"{u.origin}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0".encode())
+        digest.update(f"{u.origin}\0{size}\0{mtime_ns}\0{inode}\0".encode())
         digest.update(head + b"\0" + tail + b"\0")
     return digest.hexdigest()
 
@@ -191,12 +204,15 @@ def read_unit(
     range's first line: the caller, who knows the earlier ranges, adds their line counts."""
     reader = Reader(stats, types, validate, triage)
     if unit.error:
-        stats.issue(unit.origin, unit.error)
+        stats.broke(unit.origin, unit.error)
         return
     if unit.data is not None:
         data = unit.data
     elif unit.end < 0:
+        broken = len(stats.partial)
         yield from reader.file(unit.path, unit.root)
+        if len(stats.partial) == broken:  # (one issue a file: what broke its read, if anything)
+            _check_unchanged(unit, stats)
         return
     else:
         try:
@@ -204,13 +220,29 @@ def read_unit(
                 fh.seek(unit.start)
                 data = fh.read(unit.end - unit.start)
         except OSError as e:
-            stats.issue(unit.origin, unreadable(e))
+            stats.broke(unit.origin, unreadable(e))
             return
+        if unit.stamp is not None and unit.end == unit.stamp[0]:  # (the file's last range)
+            _check_unchanged(unit, stats)
     # split on \n only, as iterating the file does (so line numbers agree with a whole read)
     lines = data.split(b"\n")
     stats.lines += len(lines) - 1  # = data.count(b"\n"), without a second pass over the data
     del data  # the lines hold their own copies
     yield from reader.ndjson(lines, unit.origin, count_file=unit.part == 0)
+
+
+def _check_unchanged(unit: Unit, stats: ReadStats) -> None:
+    """A file that changed between planning and the end of its read (an export still being
+    written, or replaced) may have been read in part: say so, and spare its records."""
+    if unit.stamp is None:
+        return  # (could not be looked at when planned: its read reported that)
+    try:
+        st = unit.path.stat()
+    except OSError:
+        st = None
+    # (not the inode: some network file systems make them up, and may make up another)
+    if st is None or (st.st_size, st.st_mtime_ns) != unit.stamp[:2]:
+        stats.broke(unit.origin, "the file changed while it was read (still being written?)")
 
 
 _PIECE = 1 << 20  # decompressed bytes per read: what a corrupt stream can lose at most

@@ -85,12 +85,20 @@ class ReadStats:
     issues: list[ReadIssue] = field(default_factory=list)
     skipped_files: int = 0  # not FHIR data (README, checksums, unknown formats)
     issues_dropped: int = 0  # issues beyond MAX_ISSUES (counted, not kept)
+    # files (origins) not read whole: unreadable, corrupt, cut short or changed while read. What
+    # they hold is unknown, so a snapshot read keeps the records earlier reads took from them.
+    partial: list[str] = field(default_factory=list)
 
     def issue(self, origin: str, reason: str) -> None:
         if len(self.issues) < MAX_ISSUES:
             self.issues.append(ReadIssue(origin, reason))
         else:
             self.issues_dropped += 1
+
+    def broke(self, origin: str, reason: str) -> None:
+        """The file `origin` could not be read whole: an issue, and a file to spare."""
+        self.issue(origin, reason)
+        self.partial.append(origin)
 
     def merge(self, other: ReadStats) -> None:
         """Add the counters and issues of another read (e.g. one chunk read elsewhere)."""
@@ -100,6 +108,7 @@ class ReadStats:
         self.skipped_types.update(other.skipped_types)
         self.summarised.update(other.summarised)
         self.skipped_files += other.skipped_files
+        self.partial += other.partial
         room = max(MAX_ISSUES - len(self.issues), 0)
         self.issues += other.issues[:room]
         self.issues_dropped += other.issues_dropped + max(len(other.issues) - room, 0)
@@ -262,9 +271,17 @@ class Reader:
                 # NDJSON named .json (some exporters and hand-made extracts): a document that
                 # ends after its first line and goes on with another line of JSON is read line
                 # by line, instead of losing every record of the file to one issue
-                yield from self.ndjson(data.splitlines(), origin, count_file=False)
+                yield from self.ndjson(data.split(b"\n"), origin, count_file=False)
                 return
-            self.reject(origin, "?", f"invalid JSON (line {e.lineno}, column {e.colno})")
+            where = f"invalid JSON (line {e.lineno}, column {e.colno})"
+            if not data.strip():
+                where = "empty file (still being written?)"
+            elif _ends_early(data, e):
+                where += f": {_BROKE_OFF}"
+            self.reject(origin, "?", where)
+            # every record of the file is unknown (a Bundle cut short while being written, or
+            # corrupt): a snapshot read must not take them for deleted
+            self.stats.partial.append(origin)
             return
         yield from self.resource(doc, origin)
 
@@ -281,6 +298,7 @@ class Reader:
         summed = dict.fromkeys(handlers, 0)  # lines summarised from their bytes, by type
         leading = unread or handlers
         opens_with_type = LEADING_TYPE.match  # the usual case; decoded_type for the others
+        n = cut = 0  # cut: an invalid line that ends mid-record without a line end
         try:
             for n, line in enumerate(lines, start=1):
                 if not line or line.isspace():
@@ -311,13 +329,15 @@ class Reader:
                 except orjson.JSONDecodeError:
                     try:
                         doc = loads(line)  # (a file opening with a byte order mark)
-                    except orjson.JSONDecodeError:
+                    except orjson.JSONDecodeError as e:
                         if n == 1 and b"\r" in line.rstrip():
                             # lines ended by CR alone (classic Mac): the whole file read as one
                             # line, every record lost to one issue. Read it line by line.
                             yield from self.ndjson(line.split(b"\r"), origin, count_file=False)
                             continue
                         self.reject(f"{origin}:{n}", "?", "invalid JSON")
+                        if not line.endswith(b"\n") and _ends_early(line, e):
+                            cut = n
                         continue
                 if triage is not None and not offered and doc.__class__ is dict:
                     rtype = doc.get("resourceType")
@@ -328,6 +348,9 @@ class Reader:
                             continue
                         offered = True  # kept: resource() need not ask again
                 yield from self.resource(doc, f"{origin}:{n}", line, offered)
+            if cut and cut == n:
+                # the last line breaks off mid-record: a file still being written or cut short
+                stats.broke(origin, _BROKE_OFF)
         finally:  # counted once, also when a corrupt file ends the read early
             for t, k in summed.items():
                 if k:
@@ -373,7 +396,7 @@ class Reader:
         try:
             yield from it
         except UNREADABLE as e:
-            self.stats.issue(origin, unreadable(e))
+            self.stats.broke(origin, unreadable(e))
 
     def file(self, path: Path, root: Path) -> Iterator[_Item]:
         origin = path.relative_to(root).as_posix() if path != root else path.name
@@ -387,13 +410,13 @@ class Reader:
         try:
             fh = path.open("rb")
         except OSError as e:  # (also a dangling symbolic link)
-            self.stats.issue(origin, unreadable(e, "opened"))
+            self.stats.broke(origin, unreadable(e, "opened"))
             return
         with fh:
             try:
                 name = named_for(path.name, fh.peek(64))
             except OSError as e:
-                self.stats.issue(origin, unreadable(e))
+                self.stats.broke(origin, unreadable(e))
                 return
             yield from self.guarded(self.stream(name, fh, origin), origin)
 
@@ -414,6 +437,15 @@ def named_for(name: str, head: bytes) -> str:
     if low.endswith(".gz") and head.removeprefix(BOM).lstrip()[:1] in (b"{", b"["):
         return name[:-3]
     return name
+
+
+_BROKE_OFF = "the file breaks off mid-record (still being written, or cut short?)"
+
+
+def _ends_early(data: bytes, e: orjson.JSONDecodeError) -> bool:
+    """Whether the JSON error `e` of `data` is its running out: nothing but blanks after it."""
+    text = data[3:] if data[:3] == BOM else data  # (`loads` reports positions past a BOM)
+    return not text[e.pos :].strip()
 
 
 def _opens_with_resource(data: bytes) -> bool:
