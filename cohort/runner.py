@@ -89,9 +89,16 @@ def now_iso() -> str:
 
 
 def write_outputs(
-    out: Path, results: list[SiteResult], history: list[dict[str, Any]], phi: bool
+    out: Path,
+    results: list[SiteResult],
+    history: list[dict[str, Any]],
+    phi: bool,
+    before_replace: Callable[[], None] | None = None,
 ) -> None:
-    """Write every file staged first, then replace them one by one (each atomically, 0600)."""
+    """Write every file staged first, then replace them one by one (each atomically, 0600).
+
+    `before_replace` runs once every file is staged, before any is replaced: what fails there
+    (the run's history, written to the store) fails the run with the previous outputs kept."""
     from cohort.report.csv import candidates_csv_chunks, evidence_csv_chunks
     from cohort.report.files import discard, write_atomic
     from cohort.report.html import summary_html
@@ -134,6 +141,8 @@ def write_outputs(
             # in a file's place; checked before any file is replaced, so all are kept)
             if path.is_dir():
                 raise OutputError(f"cannot write {path}: Is a directory")
+        if before_replace is not None:
+            before_replace()
         for tmp, path in staged:
             try:
                 os.replace(tmp, path)
@@ -257,19 +266,24 @@ def _run(
                     results.append(sr)
                     report["sites"][site.id].update(_site_summary(sr, prev))
                 history = _history(store.runs(), results, as_of)
+                tiers = {
+                    sr.site_id: report["sites"][sr.site_id]["tiers"]
+                    | {"screened": len(sr.candidates)}
+                    for sr in results
+                }
                 with timer.stage("report"):
-                    write_outputs(out, results, history, phi)
-                store.add_run(
-                    {
-                        "date": as_of.isoformat(),
-                        "finished": now_iso(),
-                        "sites": {
-                            sr.site_id: report["sites"][sr.site_id]["tiers"]
-                            | {"screened": len(sr.candidates)}
-                            for sr in results
-                        },
-                    }
-                )
+                    # the run's history goes in once the outputs are staged, before they replace
+                    # the previous ones: a store that cannot take it (disk full) failed the run
+                    # after its outputs were in place, and run.json said they had been kept
+                    write_outputs(
+                        out,
+                        results,
+                        history,
+                        phi,
+                        before_replace=lambda: store.add_run(
+                            {"date": as_of.isoformat(), "finished": now_iso(), "sites": tiers}
+                        ),
+                    )
         report["status"] = "success"
     except CohortError as exc:
         report["status"] = "failed"

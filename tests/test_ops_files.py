@@ -24,9 +24,10 @@ from test_reliability_support import AS_OF, REPO, copy_site, write_config
 
 import cohort.ingest as ingest
 from cohort.config import load_config
-from cohort.errors import SourceError
+from cohort.errors import SourceError, StoreError
 from cohort.runner import run
 from cohort.source.files import ReadStats, plan_units, read_path
+from cohort.store import Store
 
 DAY = date.fromisoformat(AS_OF)
 
@@ -289,3 +290,35 @@ def test_run_json_counts_records_kept_from_files_not_read_whole(tmp_path: Path) 
     assert "not read whole" in res.stderr
     text = res.stderr + json.dumps(report)
     assert "AMR" not in text and "Synth" not in text  # no MRN, no name of the cut record
+
+
+def test_a_store_too_full_for_the_run_history_keeps_the_previous_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's history went into the store after the new outputs had replaced the previous
+    ones: a store that could not take it (disk full) failed the run (exit 8) with the outputs
+    already replaced, and run.json said `previous_outputs_kept: true`. Now the history is
+    written once the outputs are staged, before any replaces its predecessor."""
+    src = copy_site("amr", tmp_path / "feed")
+    config = write_config(tmp_path, {"amr": str(src)})
+    out = tmp_path / "out"
+    _run(config, out)
+    kept = _outputs(out)
+    (src / "Procedure.ndjson").write_bytes(b"")  # tonight's outputs would differ
+
+    def full(self: Store, record: dict[str, Any]) -> None:
+        raise StoreError(
+            f"cannot write store {self.path}: OperationalError: database or disk is full"
+        )
+
+    with monkeypatch.context() as m:
+        m.setattr(Store, "add_run", full)
+        with pytest.raises(StoreError):
+            run(load_config(config), date(2026, 11, 26), out)
+    assert _outputs(out) == kept
+    assert not [p for p in (out / "amr").iterdir() if p.name.startswith(".")]
+    report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert report["status"] == "failed" and report["previous_outputs_kept"] is True
+    assert "disk is full" in report["error"]
+    _run(config, out)  # space again: the run goes through
+    assert _outputs(out) != kept
