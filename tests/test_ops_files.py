@@ -322,3 +322,40 @@ def test_a_store_too_full_for_the_run_history_keeps_the_previous_outputs(
     assert "disk is full" in report["error"]
     _run(config, out)  # space again: the run goes through
     assert _outputs(out) != kept
+
+
+def test_a_file_name_that_is_not_utf8_is_read_and_named_in_escapes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file or folder whose name is not UTF-8 (Latin-1 names copied from another system)
+    crashed the run with a UnicodeEncodeError traceback (exit 1) every night: its origin went
+    into the unchanged-files stamp, the store and run.json, which take UTF-8 only; and a folder
+    of such a name that could not be listed crashed writing run.json, which kept saying the
+    last run succeeded. Now such a name is shown with its bytes escaped (`caf\\xe9`)."""
+    src = copy_site("amr", tmp_path / "feed")
+    raw = os.fsencode(src) + b"/Condition-caf\xe9.ndjson"
+    os.rename(src / "Condition.ndjson", raw)
+    with open(raw, "ab") as fh:
+        fh.write(b"{not json}\n")
+    config = write_config(tmp_path, {"amr": str(src)})
+    out = tmp_path / "out"
+    report = _run(config, out)
+    assert report["read"]["Condition"] == 83
+    assert report["issues"] == [
+        {"origin": "Condition-caf\\xe9.ndjson:84", "reason": "invalid JSON"}
+    ]
+    assert _run(config, out)["files_unchanged"] is True
+    folder = os.fsencode(src) + b"/more-caf\xe9"
+    os.mkdir(folder)
+    real = os.scandir
+
+    def denied(path: Any) -> Any:
+        if os.fsencode(path) == folder:
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    with pytest.raises(SourceError, match=r"more-caf\\xe9: Permission denied"):
+        run(load_config(config), DAY, out)
+    written = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert written["status"] == "failed" and "more-caf\\xe9" in written["error"]

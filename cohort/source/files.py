@@ -22,6 +22,8 @@ from cohort.source.reader import (
     ReadIssue,
     ReadStats,
     named_for,
+    origin_of,
+    printable,
     unreadable,
 )
 from cohort.source.validate import MODES
@@ -57,7 +59,8 @@ def _walk(directory: Path, within: tuple[Path, ...] = ()) -> Iterator[Path]:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
         here = (*within, directory.resolve())
     except OSError as e:
-        raise SourceError(f"cannot list directory {directory}: {e.strerror}") from None
+        where = printable(str(directory))
+        raise SourceError(f"cannot list directory {where}: {e.strerror}") from None
     for entry in entries:
         if entry.name.startswith("."):
             continue
@@ -123,7 +126,7 @@ def plan_units(path: Path, chunk_bytes: int | None = None) -> list[Unit]:
     root, files = (path, _walk(path)) if path.is_dir() else (path.parent, iter([path]))
     units: list[Unit] = []
     for f in files:
-        origin = f.relative_to(root).as_posix()
+        origin = origin_of(f, root)
         try:
             st = f.stat()
             size, stamp = st.st_size, (st.st_size, st.st_mtime_ns, st.st_ino)

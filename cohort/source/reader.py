@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import os
 import tarfile
 import zlib
 from collections import Counter
@@ -44,6 +45,8 @@ __all__ = [
     "ReadStats",
     "Reader",
     "named_for",
+    "origin_of",
+    "printable",
     "unreadable",
 ]
 
@@ -385,7 +388,7 @@ class Reader:
                 fh = tf.extractfile(member)
                 if fh is None:
                     continue
-                mname = member.name.removeprefix("./")
+                mname = printable(member.name.removeprefix("./"))
                 if Path(mname).name.startswith("."):
                     continue  # e.g. macOS "._x.json" resource forks
                 with fh:
@@ -399,7 +402,7 @@ class Reader:
             self.stats.broke(origin, unreadable(e))
 
     def file(self, path: Path, root: Path) -> Iterator[_Item]:
-        origin = path.relative_to(root).as_posix() if path != root else path.name
+        origin = origin_of(path, root)
         low = path.name.lower()
         if low.endswith(_TAR_SUFFIXES):
             yield from self.guarded(self.tar(path, origin), origin)
@@ -419,6 +422,22 @@ class Reader:
                 self.stats.broke(origin, unreadable(e))
                 return
             yield from self.guarded(self.stream(name, fh, origin), origin)
+
+
+def origin_of(path: Path, root: Path) -> str:
+    """The origin of a file: its path under the source folder `root`, in `printable` form."""
+    return printable(path.relative_to(root).as_posix() if path != root else path.name)
+
+
+def printable(name: str) -> str:
+    """A file name as UTF-8 can hold it: the bytes of a name that is not UTF-8 (a Latin-1 name
+    copied from another system) as backslash escapes, `caf\\xe9.ndjson`. Origins go into the
+    store, run.json and the unchanged-files stamp, and such a name crashed the run (exit 1)."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return name
 
 
 def unreadable(exc: BaseException, verb: str = "read") -> str:
