@@ -312,14 +312,8 @@ def _code_digest() -> str:
 def _from_files(origin: str, files: set[str]) -> bool:
     """Whether a stored record's `origin` ('f.ndjson:12', 'b.json#entry[3]', 'x.tar/m.ndjson:5')
     lies in one of `files` (origins of files, tar archives included)."""
-    path = origin.split("#", 1)[0]
-    head, _, line = path.rpartition(":")
-    path = head if line.isdigit() else path
-    while path:
-        if path in files:
-            return True
-        path = path.rpartition("/")[0]
-    return False
+    # (any text before a ':', '#' or '/' may be the file's origin: names may hold those too)
+    return origin in files or any(c in ":#/" and origin[:i] in files for i, c in enumerate(origin))
 
 
 def _read_files(
