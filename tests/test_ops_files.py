@@ -359,3 +359,21 @@ def test_a_file_name_that_is_not_utf8_is_read_and_named_in_escapes(
         run(load_config(config), DAY, out)
     written = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert written["status"] == "failed" and "more-caf\\xe9" in written["error"]
+
+
+def test_utf16_text_is_read_as_utf8(tmp_path: Path) -> None:
+    """NDJSON or a Bundle saved as UTF-16 (Windows "Unicode", PowerShell 5's default) gave one
+    'invalid JSON' issue per line and no records, and a snapshot read then dropped the records
+    the file held before (here the Immunizations: a patient's exclusion gone). Now it is read."""
+    folder = tmp_path / "feed"
+    folder.mkdir()
+    src = REPO / "sample_bundles"
+    text = (src / "amr" / "Immunization.ndjson").read_text(encoding="utf-8")
+    (folder / "Immunization.ndjson").write_bytes(text.encode("utf-16"))
+    bundle = (src / "uci" / "bundle-0001.json").read_text(encoding="utf-8")
+    (folder / "bundle.json").write_bytes(bundle.encode("utf-16-be").join([b"\xfe\xff", b""]))
+    stats = ReadStats()
+    got = list(read_path(folder, stats))
+    assert stats.issues == [] and stats.read["Immunization"] == 3
+    assert len(got) == 3 + len(orjson.loads(bundle)["entry"])
+    assert len(plan_units(folder, 64)) == 2  # not cut into byte ranges

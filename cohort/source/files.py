@@ -18,6 +18,7 @@ from cohort.source.reader import (
     NDJSON_SUFFIXES,
     OPENERS,
     UNREADABLE,
+    UTF16_BOMS,
     Reader,
     ReadIssue,
     ReadStats,
@@ -139,7 +140,7 @@ def plan_units(path: Path, chunk_bytes: int | None = None) -> list[Unit]:
         cuts = [0]
         try:
             with f.open("rb") as fh:
-                if fh.read(2) == GZIP_MAGIC:  # compressed, named as plain: the reader sees to it
+                if fh.read(2) in (GZIP_MAGIC, *UTF16_BOMS):  # (the reader sees to these whole)
                     cuts = []
                 while cuts and cuts[-1] + chunk_bytes < size:
                     fh.seek(cuts[-1] + chunk_bytes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import lzma
 import os
 import tarfile
@@ -41,6 +42,7 @@ __all__ = [
     "NDJSON_SUFFIXES",
     "OPENERS",
     "UNREADABLE",
+    "UTF16_BOMS",
     "ReadIssue",
     "ReadStats",
     "Reader",
@@ -62,6 +64,7 @@ _NON_DATA_STEMS = {"sha256sums", "md5sums", "readme", "license", "notice", "mani
 _TAR_SUFFIXES = (".tar", ".tar.xz", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".txz")
 OPENERS: dict[str, Any] = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
 GZIP_MAGIC = b"\x1f\x8b"  # how gzip data opens, whatever the file is called
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")  # how UTF-16 text opens (little, big endian)
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 # What a corrupt or truncated file raises while it is read: one located issue, the read goes on
 UNREADABLE = (OSError, EOFError, lzma.LZMAError, tarfile.TarError, UnicodeError, zlib.error)
@@ -417,8 +420,15 @@ class Reader:
             return
         with fh:
             try:
-                name = named_for(path.name, fh.peek(64))
-            except OSError as e:
+                head = fh.peek(64)
+                name = named_for(path.name, head)
+                if head[:2] in UTF16_BOMS:
+                    # UTF-16 text (Windows "Unicode", e.g. PowerShell 5's Out-File): every line
+                    # was invalid JSON. Read as the UTF-8 it should have been saved as.
+                    data = fh.read().decode("utf-16").encode()
+                    yield from self.stream(name, io.BytesIO(data), origin)
+                    return
+            except UNREADABLE as e:
                 self.stats.broke(origin, unreadable(e))
                 return
             yield from self.guarded(self.stream(name, fh, origin), origin)
