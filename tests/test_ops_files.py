@@ -170,24 +170,29 @@ def test_a_file_still_growing_when_read_is_read_again_next_run(
     assert _run(config, out)["files_unchanged"] is True
 
 
-def test_a_linked_folder_is_read_and_a_link_loop_is_not_followed(tmp_path: Path) -> None:
-    """A symbolic link to a folder inside the source was skipped without a word: the export
-    laid out as links (e.g. `conditions -> /exports/2026-11-25/conditions`) lost all their
-    records, here every Condition (0 patients screened). Now the link is followed; a link back
-    into a folder being walked (a loop) is not, and the walk ends."""
+def test_a_linked_folder_is_named_as_skipped(tmp_path: Path) -> None:
+    """A symbolic link to a folder inside the source was left out without a word: an export
+    laid out with such a link (`conditions -> /exports/2026-11-25/conditions`) lost every
+    record in it, here every Condition (0 patients screened, no issue). It is still not
+    followed (it may lead back up, or to an archive of old exports), but it is named as
+    skipped, and a link back up cannot loop the walk."""
     src = copy_site("amr", tmp_path / "feed")
     (tmp_path / "real").mkdir()
     (src / "Condition.ndjson").rename(tmp_path / "real" / "Condition.ndjson")
     os.symlink(tmp_path / "real", src / "conditions")
-    os.symlink(src, tmp_path / "real" / "loop")  # back to the source folder
-    os.symlink(tmp_path, src / "up")  # to a folder holding the source folder
+    os.symlink(tmp_path, src / "up")  # to a folder holding the source folder: a loop
     stats = ReadStats()
     got = list(read_path(src, stats))
-    assert stats.read["Condition"] == 83 and len(got) == 874
-    assert {o.split(":")[0] for _, o in got if o.startswith("conditions/")} == {
-        "conditions/Condition.ndjson"
-    }
-    assert stats.issues == []
+    assert len(got) == 874 - 83 and stats.skipped_files == 2
+    skipped = "skipped: a symbolic link to a folder (not followed)"
+    assert [(i.origin, i.reason) for i in stats.issues] == [
+        ("conditions", skipped),
+        ("up", skipped),
+    ]
+    config = write_config(tmp_path, {"amr": str(src)})
+    out = tmp_path / "out"
+    assert _run(config, out)["issues"][0] == {"origin": "conditions", "reason": skipped}
+    assert _run(config, out)["files_unchanged"] is True
 
 
 def test_mislabelled_compression_and_cr_line_ends_are_read(tmp_path: Path) -> None:

@@ -49,16 +49,17 @@ __all__ = [
 _Item = tuple[dict[str, Any], str, bytes | None]
 
 
-def _walk(directory: Path, within: tuple[Path, ...] = ()) -> Iterator[Path]:
-    """Files under `directory`, sorted by name at each level; hidden entries skipped.
+def _walk(directory: Path) -> Iterator[tuple[Path, str]]:
+    """(file, why it is skipped or "") under `directory`, sorted by name at each level; hidden
+    entries left out.
 
-    A symbolic link to a folder is followed (it was skipped without a word, and its files'
-    records with it), except one back into a folder the walk is in (a loop: those files are
-    read anyway). A link to nothing is yielded as a file, so that its read reports it. Other
-    special files (FIFOs, devices, sockets) are skipped: opening one could block the run."""
+    A symbolic link to a folder is not followed (it may lead back up, or to an archive of old
+    exports) but named as skipped: it was left out without a word, and the records in it with
+    it. A link to nothing is yielded as a file, so that its read reports it (it was left out
+    silently too). Other special files (FIFOs, devices, sockets) are left out: opening one
+    could block the run."""
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        here = (*within, directory.resolve())
     except OSError as e:
         where = printable(str(directory))
         raise SourceError(f"cannot list directory {where}: {e.strerror}") from None
@@ -67,13 +68,11 @@ def _walk(directory: Path, within: tuple[Path, ...] = ()) -> Iterator[Path]:
             continue
         path = Path(entry.path)
         if entry.is_dir(follow_symlinks=False):
-            yield from _walk(path, here)
+            yield from _walk(path)
         elif entry.is_file() or (entry.is_symlink() and not path.exists()):
-            yield path
+            yield path, ""
         elif entry.is_symlink() and entry.is_dir():
-            target = path.resolve()
-            if not any(d.is_relative_to(target) for d in here):
-                yield from _walk(path, here)
+            yield path, "skipped: a symbolic link to a folder (not followed)"
 
 
 def read_path(
@@ -112,6 +111,7 @@ class Unit:
     size: int = 0  # bytes of data in the unit
     data: bytes | None = None  # lines already decompressed (see `stream_units`)
     error: str = ""  # the file broke off here: the issue to report
+    skip: str = ""  # not read, and why (the issue to report)
     # the file's (size, modification time ns, inode) when planned; None: it could not be looked at
     stamp: tuple[int, int, int] | None = None
 
@@ -124,10 +124,13 @@ def plan_units(path: Path, chunk_bytes: int | None = None) -> list[Unit]:
         raise SourceError(f"data path not found: {path}")
     if not (path.is_dir() or path.is_file()):  # (a FIFO would block the run on its first read)
         raise SourceError(f"data path is neither a folder nor a regular file: {path}")
-    root, files = (path, _walk(path)) if path.is_dir() else (path.parent, iter([path]))
+    root, files = (path, _walk(path)) if path.is_dir() else (path.parent, iter([(path, "")]))
     units: list[Unit] = []
-    for f in files:
+    for f, skip in files:
         origin = origin_of(f, root)
+        if skip:
+            units.append(Unit(f, root, origin, skip=skip))
+            continue
         try:
             st = f.stat()
             size, stamp = st.st_size, (st.st_size, st.st_mtime_ns, st.st_ino)
@@ -180,6 +183,9 @@ def fingerprint(units: list[Unit]) -> str | None:
     for u in units:
         if u.part:
             continue  # a file cut into ranges: fingerprinted once, with its first range
+        if u.skip:
+            digest.update(f"{u.origin}\0{u.skip}\0".encode())
+            continue
         if u.stamp is None:
             return None
         size, mtime_ns, inode = u.stamp
@@ -207,6 +213,10 @@ def read_unit(
     """(resource, origin, raw) of one unit. Line numbers in a range's origins count from the
     range's first line: the caller, who knows the earlier ranges, adds their line counts."""
     reader = Reader(stats, types, validate, triage)
+    if unit.skip:
+        stats.skipped_files += 1
+        stats.issue(unit.origin, unit.skip)
+        return
     if unit.error:
         stats.broke(unit.origin, unit.error)
         return
@@ -259,7 +269,12 @@ def _compressed_ndjson(unit: Unit) -> str | None:
     """The compression suffix of a whole-file compressed NDJSON unit, else None."""
     low = unit.path.name.lower()
     suffix = next((s for s in OPENERS if low.endswith(s)), None)
-    if unit.end >= 0 or suffix is None or not low[: -len(suffix)].endswith(NDJSON_SUFFIXES):
+    if (
+        unit.end >= 0
+        or unit.skip
+        or suffix is None
+        or not low[: -len(suffix)].endswith(NDJSON_SUFFIXES)
+    ):
         return None
     return suffix
 
