@@ -253,3 +253,66 @@ def test_response_and_token_file_with_a_byte_order_mark(tmp_path):
     pages = list(c.search("Patient", []))
     assert [e["resource"]["id"] for _, b, _ in pages for e in b["entry"]] == ["a"]
     assert responses.calls[0].request.headers["Authorization"] == "Bearer secret-token"
+
+
+@responses.activate
+def test_http_next_link_on_the_same_host_is_followed_over_https(monkeypatch):
+    """A server behind a TLS proxy that writes http:// into its next links got the bearer token
+    sent in clear text (the host matched, the scheme was not looked at); the link is now
+    followed over https, with a warning."""
+    monkeypatch.setenv("TOK", "secret-token")
+    plain = BASE.replace("https://", "http://")
+    responses.get(f"{BASE}/Patient", json=bundle(["a"], f"{plain}/Patient?page=2"),
+                  match=[responses.matchers.query_param_matcher({"_count": "1000"})])
+    responses.get(f"{BASE}/Patient", json=bundle(["b"]),
+                  match=[responses.matchers.query_param_matcher({"page": "2"})])
+    responses.get(f"{plain}/Patient", json=bundle(["b"]))
+    c, _ = client(auth="bearer", token_env="TOK")
+    pages = list(c.search("Patient", []))
+    assert [b["entry"][0]["resource"]["id"] for _, b, _ in pages] == ["a", "b"]
+    assert all(call.request.url.startswith("https://") for call in responses.calls)
+    assert any("http://" in w for w in c.warnings)
+
+
+def test_credentials_never_sent_over_plain_http(monkeypatch):
+    """A foreign (Bulk file) URL on plain http with credentials is refused before any request."""
+    monkeypatch.setenv("TOK", "secret-token")
+    c, _ = client(auth="bearer", token_env="TOK")
+    with responses.RequestsMock() as rsps, pytest.raises(ServerError, match="over http"):
+        c.request("GET", "http://files.example.invalid/x.ndjson", key="x", foreign=True)
+    assert not rsps.calls
+
+
+@responses.activate
+def test_redirect_to_another_host_is_refused(monkeypatch):
+    """A proxy that redirects a search to another host (an SSO login page) had its answer used
+    as the server's: a JSON body from there was taken for the search result. The credentials
+    do not follow (requests drops them) and the answer is refused with a clear error."""
+    monkeypatch.setenv("TOK", "secret-token")
+    responses.get(f"{BASE}/Patient", status=302, headers={"Location": "https://sso.invalid/login"})
+    responses.get("https://sso.invalid/login", json={"resourceType": "Bundle", "type": "searchset"})
+    c, _ = client(auth="bearer", token_env="TOK")
+    with pytest.raises(ServerError, match=r"redirected to another host \(sso.invalid\)"):
+        c.get_json("Patient?patient=secret-id", key="Patient")
+    assert responses.calls[1].request.headers.get("Authorization") is None
+
+
+@responses.activate
+def test_redirect_on_the_same_host_is_followed():
+    responses.get(f"{BASE}/Patient", status=301, headers={"Location": f"{BASE}/Patient/"})
+    responses.get(f"{BASE}/Patient/", json=bundle(["a"]))
+    c, _ = client()
+    body, _ = c.get_json("Patient", key="Patient")
+    assert body["entry"][0]["resource"]["id"] == "a"
+
+
+@responses.activate
+def test_html_page_with_200_names_its_content_type():
+    """A proxy's login page served 200 text/html said only "response is not JSON"."""
+    responses.get(f"{BASE}/Patient", body="<html>Sign in</html>", content_type="text/html")
+    c, _ = client()
+    with pytest.raises(ServerError) as e:
+        c.get_json("Patient?patient=secret-id", key="Patient")
+    assert str(e.value) == (
+        "GET /r4/Patient: response is not JSON (text/html): a login or error page from a proxy?"
+    )

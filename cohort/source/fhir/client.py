@@ -149,8 +149,16 @@ class FhirClient:
         if host is None:
             # (the link itself is not quoted: a query may carry patient ids)
             raise ServerError("the server sent a link that is not an http(s) URL")
-        if host != urlsplit(self.base).netloc:
+        base = urlsplit(self.base)
+        if host != base.netloc:
             raise ServerError(f"refusing to follow a link to another host ({host})")
+        if base.scheme == "https" and urlsplit(url).scheme == "http":
+            # a server behind a TLS proxy that writes http:// into its links: the same host
+            # over https, never the credentials in clear text
+            url = urlunsplit(urlsplit(url)._replace(scheme="https"))
+            note = "the server's links say http://; followed over https"
+            if note not in self.warnings:
+                self.warnings.append(note)
         return url
 
     def backoff(self, attempt: int) -> float:
@@ -171,6 +179,8 @@ class FhirClient:
     ) -> requests.Response:
         """Send with retries; return a response whose status is in `ok`, else raise ServerError."""
         url = path_or_url if foreign else self.url(path_or_url)
+        if auth and urlsplit(url).scheme == "http" and urlsplit(self.base).scheme == "https":
+            raise ServerError(f"{method} {safe_path(url)}: refusing to send credentials over http")
         s, refreshed, attempt = self.settings, False, 0
         while True:
             hdrs = dict(headers or {})
@@ -202,6 +212,14 @@ class FhirClient:
                 wait = self.backoff(attempt)
             else:
                 self.stats.add(key, requests=1, nbytes=size, elapsed=time.monotonic() - t0)
+                moved = url_host(r.url) if r.history and not foreign else None
+                if moved is not None and moved != urlsplit(self.base).netloc:
+                    # (requests sent no credentials there); its answer is not the server's
+                    r.close()
+                    raise ServerError(
+                        f"{method} {safe_path(url)}: the server redirected to another host "
+                        f"({moved}): a login page or a proxy in the way? Answer not used"
+                    )
                 if r.status_code in ok:
                     return r
                 if r.status_code == 401 and auth and not refreshed and self.auth.invalidate():
@@ -238,7 +256,11 @@ class FhirClient:
             # orjson: strict JSON (no NaN/Infinity) and fast on large pages
             body = loads(r.content)
         except orjson.JSONDecodeError:
-            raise ServerError(f"GET {safe_path(r.url)}: response is not JSON") from None
+            kind = (r.headers.get("Content-Type") or "no Content-Type").split(";")[0].strip()
+            hint = ": a login or error page from a proxy?" if "html" in kind.lower() else ""
+            raise ServerError(
+                f"GET {safe_path(r.url)}: response is not JSON ({kind[:60]}){hint}"
+            ) from None
         if not isinstance(body, dict):
             raise ServerError(f"GET {safe_path(r.url)}: response is not a JSON object")
         return body, r
