@@ -18,7 +18,7 @@ import requests
 from cohort.errors import AuthError, ServerError
 from cohort.source.structure import loads
 
-from .auth import Auth, make_auth
+from .auth import Auth, TokenEndpointDown, make_auth
 from .settings import ServerSettings
 
 log = logging.getLogger("cohort.fhir")
@@ -184,11 +184,11 @@ class FhirClient:
         s, refreshed, attempt = self.settings, False, 0
         while True:
             hdrs = dict(headers or {})
-            if auth:
-                hdrs.update(self.auth.headers())
             t0 = time.monotonic()
             wait: float | None = None
             try:
+                if auth:
+                    hdrs.update(self.auth.headers())
                 with self._sem:
                     r = self.session.request(
                         method,
@@ -202,6 +202,11 @@ class FhirClient:
                     size = (
                         len(r.content) if not stream else int(r.headers.get("Content-Length") or 0)
                     )
+            except TokenEndpointDown as e:
+                # the token endpoint is down or busy: retried like the server (exit 6 in the end)
+                if attempt >= s.max_retries:
+                    raise TokenEndpointDown(f"{e} (after {attempt + 1} attempts)") from None
+                wait = self.backoff(attempt)
             except (requests.ConnectionError, requests.Timeout) as e:
                 self.stats.add(key, requests=1, elapsed=time.monotonic() - t0)
                 if attempt >= s.max_retries:
