@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import responses
-from fhir_fakes import BASE, HGB, SLE, TOKENS, FakeFhir, capability, population
+from fhir_fakes import BASE, HGB, SLE, TOKENS, FakeFhir, capability, oo, population
 
 from cohort.source.fhir import ServerSettings, pull
 from cohort.store import Store
@@ -338,3 +338,160 @@ def test_patient_batch_one_searches_one_patient_at_a_time(store):
     assert groups and all(len(g) == 1 for g in groups)
     assert sorted(g[0] for g in obs) == [f"p{i}" for i in range(5)]
     assert store.count_by_type("uci")["Observation"] == 5
+
+
+class PageFake(FakeFhir):
+    """FakeFhir whose answers a test can alter: `edit(request, status, body) -> (status, body)`."""
+
+    edit = None
+
+    def _get(self, req):
+        status, hdr, body = super()._get(req)
+        if self.edit is not None:
+            status, body = self.edit(req, status, json.loads(body))
+            body = json.dumps(body)
+        return status, hdr, body
+
+
+def _outcome(severity: str, code: str) -> dict:
+    issue = {"severity": severity, "code": code, "diagnostics": "no matching patient MRN 123456"}
+    return {"resource": {"resourceType": "OperationOutcome", "issue": [issue]},
+            "search": {"mode": "outcome"}}
+
+
+def _pages_of(rtype: str, req) -> bool:
+    return urlsplit(req.url).path.endswith("/" + rtype) and "patient=" in req.url
+
+
+def test_search_outcome_warning_is_reported_without_its_text(store):
+    """OperationOutcome entries in search pages were dropped without a word; a warning (a
+    parameter the server ignored, data withheld) is now a run.json warning naming severity
+    and code only (the diagnostics may quote a patient)."""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            if _pages_of("Observation", req):
+                body["entry"].append(_outcome("warning", "suppressed"))
+            return status, body
+
+        fake.edit = edit
+        rep = run(store)
+    assert store.count_by_type("uci")["Observation"] == 3
+    w = [w for w in rep.warnings if w.startswith("Observation:")]
+    assert w == ["Observation: the server attached an OperationOutcome to search results "
+                 "(warning suppressed); the results were kept"]
+    assert "123456" not in json.dumps(rep.to_dict())
+
+
+@pytest.mark.parametrize("severity,code", [("error", "processing"), ("warning", "incomplete"),
+                                           ("warning", "too-costly")])
+def test_search_outcome_error_or_truncation_fails_the_pull(store, severity, code):
+    """A 200 page whose OperationOutcome entry says the search failed or was truncated passed
+    as a complete result: the type's mark advanced past records never fetched. Now the pull
+    fails (exit 6), marks of that type untouched, and the next run searches again."""
+    from cohort.errors import ServerError
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        run(store)
+        before = store.get_mark("uci", "fhir:Observation")
+        fake.clock = "2026-11-26T10:00:00Z"
+        fake.add({**fake.db[("Observation", "o1")], "status": "amended"}, "2026-11-26T09:00:00Z")
+
+        def edit(req, status, body):
+            if _pages_of("Observation", req):
+                body["entry"] = [_outcome(severity, code)]  # the amended record left out
+            return status, body
+
+        fake.edit = edit
+        with pytest.raises(ServerError, match=f"Observation: .*incomplete \\({severity} {code}\\)"):
+            run(store)
+        assert store.get_mark("uci", "fhir:Observation") == before
+        fake.edit = None
+        run(store)
+    assert store.get("uci", "Observation", "o1")["status"] == "amended"
+
+
+def test_include_flagged_incomplete_reads_medications_separately(store):
+    """A server that caps _include results per page and says so (warning incomplete) lost
+    Medications; the search is repeated without _include and Medications read by id."""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            if _pages_of("MedicationRequest", req) and "_include" in req.url:
+                body["entry"] = [e for e in body["entry"] if e["search"]["mode"] == "match"]
+                body["entry"].append(_outcome("warning", "incomplete"))
+            return status, body
+
+        fake.edit = edit
+        rep = run(store)
+    assert store.count_by_type("uci")["Medication"] == 3
+    assert any("_include incomplete" in w for w in rep.warnings)
+
+
+def test_total_larger_than_the_matches_returned_is_a_warning(store):
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            if _pages_of("Immunization", req):
+                body["total"] = 5
+            return status, body
+
+        fake.edit = edit
+        rep = run(store)
+    assert "Immunization: a search returned 3 of the 5 matches its total announced" in rep.warnings
+
+
+def test_expired_paging_state_restarts_the_search_once(store):
+    """HAPI forgets a search's pages after a while (410 Gone on its _getpages link): the run
+    failed with "GET /r4/Observation: HTTP 410". The search is now repeated from page 1."""
+    gone = {"n": 0}
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            if _pages_of("Observation", req) and "_offset" in req.url and not gone["n"]:
+                gone["n"] += 1
+                return 410, oo("Search id has expired", "not-found")
+            return status, body
+
+        fake.edit = edit
+        rep = run(store)
+    assert gone["n"] == 1 and store.count_by_type("uci")["Observation"] == 3
+    assert any("no longer had a search's later pages (HTTP 410)" in w for w in rep.warnings)
+
+
+def test_later_page_400_is_not_taken_for_a_rejected_parameter(store):
+    """A 400 on a server's own next link (an invalid continuation token) was read as the
+    server rejecting `_lastUpdated` (or `_include`): the type was pulled in full for every
+    known patient with a false warning. Now it fails naming the type and page."""
+    from cohort.errors import ServerError
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        run(store)
+        fake.clock = "2026-11-26T10:00:00Z"
+        for i in range(3):
+            fake.add({**fake.db[("Observation", f"o{i}")], "status": "amended"},
+                     "2026-11-26T09:00:00Z")
+
+        def edit(req, status, body):
+            if _pages_of("Observation", req) and "_offset" in req.url:
+                return 400, oo("Invalid continuation token")
+            return status, body
+
+        fake.edit = edit
+        fake.log.clear()
+        with pytest.raises(ServerError, match="Observation: page 2 of a search failed: .*HTTP 400"):
+            run(store)
+    searches = [q for q in fake.log if q.startswith("Observation?") and "patient" in q]
+    assert all("_lastUpdated" in q for q in searches)  # never retried without it

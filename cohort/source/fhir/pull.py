@@ -27,6 +27,22 @@ from .settings import ServerSettings
 
 Params = list[tuple[str, str]]
 Items = list[tuple[dict, str]]
+# OperationOutcome issue codes that say a search result lacks matches (FHIR issue-type)
+INCOMPLETE_CODES = frozenset({"incomplete", "too-costly", "timeout", "throttled"})
+
+
+class IncompleteSearch(ServerError):
+    """A search answered 200 but an OperationOutcome entry says its result is incomplete."""
+
+
+def outcome_issues(res: dict) -> list[tuple[str, str]]:
+    """(severity, code) of each issue of an OperationOutcome (coded values only: the
+    diagnostics text may quote patients, e.g. "no matching patient for MRN 123456")."""
+    return [
+        (str(i.get("severity") or "?")[:20], str(i.get("code") or "?")[:40])
+        for i in res.get("issue") or []
+        if isinstance(i, dict)
+    ]
 
 
 class Puller:
@@ -92,10 +108,31 @@ class Puller:
     # -- searching ---------------------------------------------------------------------------
     def search_all(self, rtype: str, params: Params) -> tuple[Items, str | None]:
         """Every page of one search, with vendor fallbacks; (items, earliest server time)."""
+        restarted = False
         while True:
             try:
                 return self._search(rtype, params)
+            except IncompleteSearch as e:
+                fixed = self._fallback(rtype, params, e)
+                if fixed is None:
+                    raise
+                params = fixed
             except ServerError as e:
+                page = getattr(e, "page", 1)
+                status = getattr(e, "status", 0)
+                if page > 1 and status in (400, 404, 410) and not restarted:
+                    # the server's own next link refused: its paging state (HAPI _getpages,
+                    # a continuation token) expired; once more from the first page
+                    restarted = True
+                    self.report.warn(
+                        f"{rtype}: the server no longer had a search's later pages "
+                        f"(HTTP {status}); searched again from the first page"
+                    )
+                    continue
+                if page > 1 and status:  # a later page failed: not a refusal of the query
+                    raise _on_page(e, rtype, page) from None
+                if page > 1:
+                    raise
                 fixed = self._fallback(rtype, params, e)
                 if fixed is None:
                     raise
@@ -104,6 +141,16 @@ class Puller:
     def _fallback(self, rtype: str, params: Params, e: ServerError) -> Params | None:
         status, text = getattr(e, "status", 0), str(getattr(e, "outcome", "")).lower()
         names = {k for k, _ in params}
+        if isinstance(e, IncompleteSearch):
+            if "_include" not in names:
+                return None
+            # e.g. a server that caps included resources per page: Medications read separately
+            self.no_include.add(rtype)
+            self.report.warn(
+                f"{rtype}: server flagged results with _include incomplete; Medications read "
+                "separately"
+            )
+            return [(k, v) for k, v in params if k != "_include"]
         if status not in (400, 403, 422):
             return None
         if rtype == "Observation" and "category" in text and "category" not in names:
@@ -126,19 +173,52 @@ class Puller:
     def _search(self, rtype: str, params: Params) -> tuple[Items, str | None]:
         items: Items = []
         clock: str | None = None
+        total: object = None
+        matched = page = 0
         shape = "&".join(f"{k}=.." for k in dict.fromkeys(k for k, _ in params))
-        for page, bundle, r in self.client.search(rtype, params):
-            if page == 1:
-                clock = server_time(bundle, r)
-            origin = f"GET {rtype}?{shape}#page{page}"
-            for entry in bundle.get("entry") or []:
-                res = entry.get("resource") if isinstance(entry, dict) else None
-                if isinstance(res, dict) and res.get("resourceType") not in (
-                    None,
-                    "OperationOutcome",
-                ):
+        try:
+            for page, bundle, r in self.client.search(rtype, params):
+                if page == 1:
+                    clock, total = server_time(bundle, r), bundle.get("total")
+                origin = f"GET {rtype}?{shape}#page{page}"
+                for entry in bundle.get("entry") or []:
+                    res = entry.get("resource") if isinstance(entry, dict) else None
+                    if not isinstance(res, dict) or res.get("resourceType") is None:
+                        continue
+                    if res.get("resourceType") == "OperationOutcome":
+                        self._outcome(rtype, res)
+                        continue
                     items.append((res, origin))
+                    how = entry.get("search")
+                    mode = how.get("mode", "match") if isinstance(how, dict) else "match"
+                    if mode == "match" and res.get("resourceType") == rtype:
+                        matched += 1
+        except ServerError as e:
+            if page and not isinstance(e, IncompleteSearch):
+                e.page = page + 1  # type: ignore[attr-defined]
+            raise
+        if isinstance(total, int) and not isinstance(total, bool) and matched < total:
+            # records deleted while paging, or a server that drops some: said, not hidden
+            self.report.warn(
+                f"{rtype}: a search returned {matched} of the {total} matches its total announced"
+            )
         return items, clock
+
+    def _outcome(self, rtype: str, res: dict) -> None:
+        """An OperationOutcome entry of a search page: an error, or a result flagged incomplete
+        (truncated, too costly), fails the search; anything else is a run.json warning."""
+        for severity, code in outcome_issues(res):
+            if severity in ("fatal", "error") or (
+                code in INCOMPLETE_CODES and severity != "information"
+            ):
+                raise IncompleteSearch(
+                    f"{rtype}: the server flagged a search result as failed or incomplete "
+                    f"({severity} {code}); nothing of it is recorded as complete"
+                )
+            self.report.warn(
+                f"{rtype}: the server attached an OperationOutcome to search results "
+                f"({severity} {code}); the results were kept"
+            )
 
     def run_searches(self, rtype: str, queries: list[Params]) -> tuple[int, str | None]:
         """Run queries (concurrently, politely), store results in order; (resources, min clock)."""
@@ -201,6 +281,13 @@ class Puller:
         for mid in ids:
             body, _ = self.client.get_json(f"Medication/{mid}", key="Medication")
             self.put([(body, "GET Medication/{id}")])
+
+
+def _on_page(e: ServerError, rtype: str, page: int) -> ServerError:
+    """`e`, of the same class (AuthError stays exit 7), saying which search page failed."""
+    err = type(e)(f"{rtype}: page {page} of a search failed: {e}")
+    err.__dict__.update(e.__dict__)
+    return err
 
 
 def pull(
