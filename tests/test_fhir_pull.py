@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import responses
-from fhir_fakes import BASE, HGB, SLE, TOKENS, FakeFhir, capability, oo, population
+from fhir_fakes import ALL, BASE, HGB, SLE, TOKENS, FakeFhir, capability, oo, population
 
 from cohort.source.fhir import ServerSettings, pull
 from cohort.store import Store
@@ -495,3 +495,25 @@ def test_later_page_400_is_not_taken_for_a_rejected_parameter(store):
             run(store)
     searches = [q for q in fake.log if q.startswith("Observation?") and "patient" in q]
     assert all("_lastUpdated" in q for q in searches)  # never retried without it
+
+
+def test_type_missing_from_capability_one_night_is_pulled_in_full_when_back(store):
+    """A night whose CapabilityStatement lacks Observation still marks that night's newly
+    screened patients complete; the Observation mark stayed, so once the type was back only
+    changes since it were searched and the new patient's older Observations were never
+    fetched. The mark is now dropped while the type is missing."""
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        run(store)
+        fake.cap = capability(types=[t for t in ALL if t != "Observation"])
+        fake.clock = "2026-11-26T10:00:00Z"
+        fake.add({"resourceType": "Condition", "id": "cx", "subject": {"reference": "Patient/px"},
+                  "code": {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]}},
+                 "2026-11-26T09:00:00Z")
+        rep = run(store)
+        assert rep.patients_new == 1 and store.get("uci", "Observation", "ox") is None
+        fake.cap = capability()
+        fake.clock = "2026-11-27T10:00:00Z"
+        run(store)
+    assert store.get("uci", "Observation", "ox") is not None  # px's Observation of 2026-11-01

@@ -84,6 +84,10 @@ class Puller:
         if key not in ("screened", "complete"):  # patient id lists stay out of run.json
             self.report.marks[key] = value
 
+    def clear_mark(self, key: str) -> None:
+        if self.store.get_mark(self.site, f"fhir:{key}"):
+            self.store.set_mark(self.site, f"fhir:{key}", "")
+
     def id_set(self, key: str) -> set[str]:
         raw = self.mark(key)
         return set(json.loads(raw)) if raw else set()

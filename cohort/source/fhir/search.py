@@ -150,6 +150,9 @@ def pull_types(p: Puller, new: list[str], known: list[str]) -> None:
     for rtype in PULL_TYPES:
         if not p.cap.has_type(rtype):
             p.report.warn(f"{rtype}: not in the server's CapabilityStatement; not pulled")
+            # tonight's new patients count as complete without this type: when it is back,
+            # it is pulled in full for every patient, not only changes since the old mark
+            p.clear_mark(rtype)
             continue
         if rtype in BY_CODE and not p.tokens.get(rtype):
             continue
