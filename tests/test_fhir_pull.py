@@ -517,3 +517,29 @@ def test_type_missing_from_capability_one_night_is_pulled_in_full_when_back(stor
         fake.clock = "2026-11-27T10:00:00Z"
         run(store)
     assert store.get("uci", "Observation", "ox") is not None  # px's Observation of 2026-11-01
+
+
+def test_a_record_without_an_id_is_left_out_with_a_warning(store):
+    """A server record without an id failed the whole pull with StoreError, exit 8 ("local store
+    error: disk, permissions"), every night; it is now left out with a warning."""
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        fake.db[("Immunization", "im0")].pop("id")
+        rep = run(store)
+    assert store.count_by_type("uci")["Immunization"] == 2
+    assert "Immunization: record(s) without an id left out" in rep.warnings
+
+
+def test_a_referenced_medication_that_is_gone_does_not_fail_every_night(store):
+    """Without _include and _id search, Medications are read one by one; one that is gone
+    (404) failed the pull, and so every night while a record still referenced it."""
+    cap = capability(no_params={"Medication": {"_id"}}, includes=False)
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps, cap=cap)
+        population(fake)
+        del fake.db[("Medication", "m1")]
+        rep = run(store)
+    assert store.get("uci", "MedicationRequest", "mr1") is not None
+    assert store.count_by_type("uci")["Medication"] == 2
+    assert "Medication: a referenced Medication is gone (HTTP 404)" in rep.warnings

@@ -102,6 +102,16 @@ class Puller:
         self.log.info("fhir %s: %s: %d requests in %.1fs", self.site, name, n, took)
 
     def put(self, items: Items) -> None:
+        kept = [(r, o) for r, o in items if _keyed(r)]
+        if len(kept) < len(items):
+            # nothing can be stored, updated or referenced without one: said, and left out
+            # (the store refused the whole batch: exit 8, "local store error", every night)
+            for r, _ in items:
+                rt = r.get("resourceType")
+                if not _keyed(r):
+                    name = rt[:40] if isinstance(rt, str) and rt.isalpha() else "?"
+                    self.report.warn(f"{name}: record(s) without an id left out")
+            items = kept
         if not items:
             return
         st = self.store.put_resources(self.site, items, source=self.s.base_url)
@@ -283,8 +293,22 @@ class Puller:
                 self.put(items)
             return
         for mid in ids:
-            body, _ = self.client.get_json(f"Medication/{mid}", key="Medication")
+            try:
+                body, _ = self.client.get_json(f"Medication/{mid}", key="Medication")
+            except ServerError as e:
+                status = getattr(e, "status", 0)
+                if status not in (404, 410):
+                    raise
+                # a dangling reference: the record is kept; failing would fail every night
+                self.report.warn(f"Medication: a referenced Medication is gone (HTTP {status})")
+                continue
             self.put([(body, "GET Medication/{id}")])
+
+
+def _keyed(res: dict) -> bool:
+    """Whether the store can key this resource: a resourceType and a non-empty string id."""
+    rid = res.get("id")
+    return isinstance(res.get("resourceType"), str) and isinstance(rid, str) and rid != ""
 
 
 def _on_page(e: ServerError, rtype: str, page: int) -> ServerError:
