@@ -327,3 +327,25 @@ def test_bulk_files_on_another_host_get_no_token_unless_the_manifest_asks(tmp_pa
     to_files = [c for c in responses.calls if c.request.url.startswith(FILES)]
     assert to_files and all("Authorization" not in c.request.headers for c in to_files)
     assert responses.calls[0].request.headers["Authorization"] == "Bearer secret-token"
+
+
+@responses.activate
+def test_bulk_full_refresh_removes_what_the_export_no_longer_holds(tmp_path, store):
+    """A full refresh by Bulk export drops stored records the export no longer holds; not when
+    the export's error files say it lacks some."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1"), obs(3, "p1")]), {}, kick, since)
+    s = settings(tmp_path, bulk_group="g1")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    responses.replace(responses.GET, f"{FILES}/Observation.ndjson", body=ndjson([obs(1, "p1")]))
+    issue = {"severity": "error", "code": "processing"}
+    responses.get(f"{FILES}/err.ndjson",
+                  body=ndjson([{"resourceType": "OperationOutcome", "issue": [issue]}]))
+    responses.replace(responses.GET, STATUS, json=_manifest(
+        error=[{"type": "OperationOutcome", "url": f"{FILES}/err.ndjson"}]))
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s), full_refresh=True)
+    assert rep.removed == 0 and store.get("uci", "Observation", "o3") is not None
+    responses.replace(responses.GET, STATUS, json=_manifest())
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s), full_refresh=True)
+    assert rep.removed == 1 and store.get("uci", "Observation", "o3") is None
+    assert store.get("uci", "Observation", "o1") is not None

@@ -543,3 +543,61 @@ def test_a_referenced_medication_that_is_gone_does_not_fail_every_night(store):
     assert store.get("uci", "MedicationRequest", "mr1") is not None
     assert store.count_by_type("uci")["Medication"] == 2
     assert "Medication: a referenced Medication is gone (HTTP 404)" in rep.warnings
+
+
+def test_full_refresh_removes_what_the_server_no_longer_has(store):
+    """Records deleted on the server stayed in the store for good: docs/scheduling.md said a
+    monthly --full-refresh bounds how long they linger, but a full refresh only added and
+    updated. It now drops the records it no longer finds (and those of patients no longer
+    screened) of every type it fetched in full; an incremental run still keeps them."""
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        run(store)
+        del fake.db[("Observation", "o1")]  # deleted on the server
+        del fake.db[("Condition", "c2")]  # p2 is no longer screened
+        rep = run(store)
+        assert rep.removed == 0 and store.get("uci", "Observation", "o1") is not None
+        rep = run(store, full_refresh=True)
+    assert store.get("uci", "Observation", "o1") is None
+    assert store.get("uci", "Patient", "p2") is None and store.get("uci", "Immunization", "im2") is None
+    assert store.get("uci", "Medication", "m2") is None  # referenced only by p2's request
+    assert store.get("uci", "Observation", "o0") is not None and store.get("uci", "Medication", "m0")
+    assert rep.removed == 8 and rep.to_dict()["removed"] == 8
+
+
+def test_full_refresh_keeps_types_it_did_not_fetch(store):
+    """A type missing from the CapabilityStatement on the night of a full refresh, and
+    Medications while a medication type is missing, are not swept."""
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        run(store)
+        store.put_resources("uci", [({"resourceType": "Medication", "id": "mz"}, "t")], source=BASE)
+        fake.cap = capability(types=[t for t in ALL if t not in ("Immunization",
+                                                                 "MedicationStatement")])
+        rep = run(store, full_refresh=True)
+        assert rep.removed == 0 and store.count_by_type("uci")["Immunization"] == 3
+        assert store.get("uci", "Medication", "mz") is not None
+        fake.cap = capability()
+        rep = run(store, full_refresh=True)
+    assert rep.removed == 1 and store.get("uci", "Medication", "mz") is None
+
+
+def test_full_refresh_missing_most_of_a_type_removes_nothing(store):
+    """A full refresh that finds far fewer records of a type than are stored (a server
+    answering in part) fails with exit 6 and removes nothing, like a file snapshot."""
+    from cohort.errors import ServerError
+
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps, page=1000)
+        population(fake, n=30)
+        run(store)
+        for i in range(20):
+            del fake.db[("Observation", f"o{i}")]
+        with pytest.raises(ServerError, match="Observation: the full refresh no longer found 20 of"
+                                              " the 30 records.*Nothing was removed"):
+            run(store, full_refresh=True)
+        assert store.count_by_type("uci")["Observation"] == 30
+        run(store, full_refresh=True, max_removal=1.0)
+    assert store.count_by_type("uci")["Observation"] == 10

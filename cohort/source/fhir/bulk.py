@@ -338,6 +338,8 @@ def bulk_pull(p: Puller) -> None:
         screened = p.id_set("screened") | screened_in(files, p.screen_codes)
         p.set_mark("screened", json.dumps(sorted(screened)))
         load(p, files, screened)
+    if not incomplete:
+        p.swept.update(export_types(p))
     new = sorted(screened - complete) if state.get("since") else []
     p.report.incremental = bool(state.get("since"))
     p.report.patients_screened, p.report.patients_new = len(screened), len(new)

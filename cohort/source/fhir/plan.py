@@ -141,6 +141,7 @@ class PullReport:
     stored: int = 0
     updated: int = 0
     unchanged: int = 0
+    removed: int = 0  # full refresh: records the server no longer has
     patients_screened: int = 0
     patients_new: int = 0
     warnings: list[str] = field(default_factory=list)

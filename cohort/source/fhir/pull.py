@@ -71,6 +71,9 @@ class Puller:
         self.no_since: set[str] = set()
         # lowered (halved) when a server answers 414/431 to a long query
         self.url_limit = settings.max_url_length
+        # full refresh: the (type, id) fetched, and the types fetched in full (sweep.py)
+        self.seen: set[tuple[str, str]] = set()
+        self.swept: set[str] = set()
 
     # -- marks -------------------------------------------------------------------------------
     def mark(self, key: str) -> str | None:
@@ -114,6 +117,8 @@ class Puller:
             items = kept
         if not items:
             return
+        if self.full_refresh:
+            self.seen.update((r["resourceType"], r["id"]) for r, _ in items)
         st = self.store.put_resources(self.site, items, source=self.s.base_url)
         self.report.stored += st.inserted
         self.report.updated += st.updated
@@ -272,18 +277,19 @@ class Puller:
 
     def fetch_medications(self, records: list[dict]) -> None:
         """Read referenced Medications not yet stored (when _include is unsupported)."""
-        ids = sorted(
-            {
-                mid
-                for res in records
-                if (
-                    mid := reference_id(
-                        (res.get("medicationReference") or {}).get("reference"), "Medication"
-                    )
+        refs = {
+            mid
+            for res in records
+            if (
+                mid := reference_id(
+                    (res.get("medicationReference") or {}).get("reference"), "Medication"
                 )
-                and self.store.get(self.site, "Medication", mid) is None
-            }
-        )
+            )
+        }
+        stored = {m for m in refs if self.store.get(self.site, "Medication", m) is not None}
+        if self.full_refresh:  # still referenced: not to be swept
+            self.seen.update(("Medication", m) for m in stored)
+        ids = sorted(refs - stored)
         if not ids:
             return
         if self.cap.has_param("Medication", "_id"):
@@ -328,8 +334,10 @@ def pull(
     full_refresh: bool = False,
     log: logging.Logger | None = None,
     client: FhirClient | None = None,
+    max_removal: float = 0.5,
 ) -> PullReport:
-    """Fill `store` for one site from a FHIR base URL; marks are advanced only after each step."""
+    """Fill `store` for one site from a FHIR base URL; marks are advanced only after each step.
+    A full refresh then drops what the server no longer has (sweep.py; `max_removal` guards)."""
     log = log or logging.getLogger("cohort.fhir")
     client = client or FhirClient(settings)
     p = Puller(site_id, settings, store, tokens, screen_tokens, full_refresh, client, log)
@@ -350,6 +358,9 @@ def pull(
             from .search import search_path
 
             search_path(p)
+        from .sweep import sweep
+
+        sweep(p, max_removal)
         p.set_mark("base_url", settings.base_url)
     finally:
         p.report.elapsed["total"] = time.monotonic() - t0

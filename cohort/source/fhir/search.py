@@ -173,6 +173,7 @@ def pull_types(p: Puller, new: list[str], known: list[str]) -> None:
                 n, clock = n + m, _earliest(clock, changed_clock)
             # the mark may only move to a clock read before any search of this pull
             clock = _earliest(clock, quiet_clock)
+        p.swept.add(rtype)  # every search of the type completed
         p.log.info("fhir %s: %s: %d resources", p.site, rtype, n)
         if clock:
             p.set_mark(rtype, f"{clock}|{h}")
