@@ -316,3 +316,40 @@ def test_html_page_with_200_names_its_content_type():
     assert str(e.value) == (
         "GET /r4/Patient: response is not JSON (text/html): a login or error page from a proxy?"
     )
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [requests.exceptions.ChunkedEncodingError("cut"), requests.exceptions.ContentDecodingError("gz")],
+)
+@responses.activate
+def test_body_cut_or_garbled_in_transit_is_retried(exc):
+    """A connection dropped mid-body (ChunkedEncodingError) or a damaged gzip body
+    (ContentDecodingError) escaped as an internal error (exit 1, traceback); both are now
+    retried, and a ServerError (exit 6) once the retries are spent."""
+    responses.get(f"{BASE}/Patient", body=exc)
+    responses.get(f"{BASE}/Patient", json=bundle(["a"]))
+    c, waits = client()
+    body, _ = c.get_json("Patient", key="Patient")
+    assert body["entry"][0]["resource"]["id"] == "a" and len(waits) == 1
+    responses.replace(responses.GET, f"{BASE}/Patient", body=exc)
+    with pytest.raises(ServerError, match=f"GET /r4/Patient: {type(exc).__name__} after 5 attempts"):
+        c.get_json("Patient", key="Patient")
+
+
+@responses.activate
+def test_redirect_loop_is_a_server_error():
+    """A redirect loop (an SSO proxy bouncing between two URLs) escaped as TooManyRedirects."""
+    responses.get(f"{BASE}/Patient", body=requests.exceptions.TooManyRedirects("loop"))
+    c, waits = client()
+    with pytest.raises(ServerError, match="GET /r4/Patient: TooManyRedirects"):
+        c.get_json("Patient", key="Patient")
+    assert waits == []
+
+
+@responses.activate
+def test_gzip_header_on_a_plain_body_is_a_server_error():
+    responses.get(f"{BASE}/Patient", body=b"not gzip", headers={"Content-Encoding": "gzip"})
+    c, _ = client(max_retries=0)
+    with pytest.raises(ServerError, match="ContentDecodingError after 1 attempts"):
+        c.get_json("Patient", key="Patient")

@@ -23,6 +23,13 @@ from .settings import ServerSettings
 
 log = logging.getLogger("cohort.fhir")
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# a connection lost or a body cut or garbled in transit: worth another attempt
+TRANSIENT = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 MAX_PAGES = 100_000
 FHIR_JSON = "application/fhir+json"
 
@@ -207,7 +214,7 @@ class FhirClient:
                 if attempt >= s.max_retries:
                     raise TokenEndpointDown(f"{e} (after {attempt + 1} attempts)") from None
                 wait = self.backoff(attempt)
-            except (requests.ConnectionError, requests.Timeout) as e:
+            except TRANSIENT as e:
                 self.stats.add(key, requests=1, elapsed=time.monotonic() - t0)
                 if attempt >= s.max_retries:
                     raise ServerError(
@@ -215,6 +222,9 @@ class FhirClient:
                         f"{attempt + 1} attempts"
                     ) from None
                 wait = self.backoff(attempt)
+            except requests.RequestException as e:  # e.g. TooManyRedirects: no retry helps
+                self.stats.add(key, requests=1, elapsed=time.monotonic() - t0)
+                raise ServerError(f"{method} {safe_path(url)}: {type(e).__name__}") from None
             else:
                 self.stats.add(key, requests=1, nbytes=size, elapsed=time.monotonic() - t0)
                 moved = url_host(r.url) if r.history and not foreign else None
