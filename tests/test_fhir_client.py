@@ -353,3 +353,19 @@ def test_gzip_header_on_a_plain_body_is_a_server_error():
     c, _ = client(max_retries=0)
     with pytest.raises(ServerError, match="ContentDecodingError after 1 attempts"):
         c.get_json("Patient", key="Patient")
+
+
+def test_server_time_is_utc_text_so_the_earliest_is_the_smallest():
+    """Marks take the earliest server clock of a type's searches by comparing text: a server
+    giving Bundle.meta.lastUpdated with a local offset on one page and only a Date header on
+    another made 05:00-05:00 (10:00Z) the earliest next to 09:00+00:00, and the mark moved an
+    hour past records never fetched. Clocks are now UTC text."""
+    from cohort.source.fhir.client import server_time
+
+    r = requests.Response()
+    r.headers["Date"] = "Wed, 25 Nov 2026 09:00:00 GMT"
+    local = server_time({"meta": {"lastUpdated": "2026-11-25T05:00:00.250-05:00"}}, r)
+    header = server_time({"resourceType": "Bundle"}, r)
+    assert local == "2026-11-25T10:00:00.250000Z" and header == "2026-11-25T09:00:00Z"
+    assert min(local, header) == header
+    assert server_time({"meta": {"lastUpdated": "yesterday"}}, r) == header

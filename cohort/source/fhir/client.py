@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -348,14 +349,25 @@ def _with_count(url: str, count: int) -> str:
 
 
 def server_time(bundle: dict | None, r: requests.Response) -> str | None:
-    """The server's clock for this answer: Bundle.meta.lastUpdated, else the Date header (ISO)."""
+    """The server's clock for this answer: Bundle.meta.lastUpdated, else the Date header, as
+    UTC ISO text ("...Z"). Marks take the earliest of these by comparing the text, which is
+    only right in one offset: 05:00-05:00 (10:00Z) sorted before 09:00+00:00."""
     meta = (bundle or {}).get("meta") or {}
-    if isinstance(meta, dict) and isinstance(meta.get("lastUpdated"), str):
-        return str(meta["lastUpdated"])
+    when = meta.get("lastUpdated") if isinstance(meta, dict) else None
+    if isinstance(when, str):
+        try:
+            t = datetime.fromisoformat(when.replace("Z", "+00:00"))
+        except ValueError:
+            t = None
+        if t is not None and t.tzinfo is not None:
+            return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
     date = r.headers.get("Date")
     if date:
         try:
-            return email.utils.parsedate_to_datetime(date).isoformat()
+            t = email.utils.parsedate_to_datetime(date)
         except (TypeError, ValueError):
             return None
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=UTC)  # an HTTP date is GMT
+        return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return None
