@@ -601,3 +601,40 @@ def test_full_refresh_missing_most_of_a_type_removes_nothing(store):
         assert store.count_by_type("uci")["Observation"] == 30
         run(store, full_refresh=True, max_removal=1.0)
     assert store.count_by_type("uci")["Observation"] == 10
+
+
+@pytest.mark.parametrize(
+    "cs,why",
+    [
+        ({"resourceType": "OperationOutcome", "issue": []}, "got OperationOutcome"),
+        ({"resourceType": "CapabilityStatement", "rest": [{"mode": "server"}]}, "lists none"),
+        ({"resourceType": "CapabilityStatement",
+          "rest": [{"mode": "server", "resource": ["Patient", "Condition"]}]}, "lists none"),
+    ],
+)
+def test_metadata_that_states_nothing_pullable_fails_before_any_mark_moves(store, cs, why):
+    """A metadata answer that is no CapabilityStatement (a 200 OperationOutcome), or one that
+    lists none of the types pulled, made a run that pulled nothing but screening and still
+    marked the newly screened patients complete; a `resource` list of strings crashed it
+    (AttributeError, exit 1). Now exit 6 before anything is recorded."""
+    from cohort.errors import ServerError
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = FakeFhir(rsps, cap=cs)
+        population(fake)
+        with pytest.raises(ServerError, match=why):
+            run(store)
+    assert store.get_mark("uci", "fhir:complete") is None
+
+
+def test_capability_elements_of_odd_shapes_are_passed_over():
+    """searchParam, operation or resource entries that are strings (or null) crashed the
+    CapabilityStatement read with AttributeError."""
+    from cohort.source.fhir.plan import Capability
+
+    cap = Capability.parse({"resourceType": "CapabilityStatement", "software": "x", "rest": [
+        {"mode": "server", "operation": [None, {"name": "$export"}], "searchParam": ["_id"],
+         "resource": ["Patient", {"type": "Observation", "searchParam": ["code"],
+                                   "searchInclude": "x", "operation": "y"}]}]})
+    assert cap.has_type("Observation") and not cap.has_type("Patient")
+    assert cap.has_param("Observation", "code") and "export" in cap.operations

@@ -18,6 +18,7 @@ from .client import FhirClient, server_time
 from .plan import (
     DEFAULT_CATEGORIES,
     MED_TYPES,
+    PULL_TYPES,
     Capability,
     PullReport,
     chunk_values,
@@ -345,7 +346,15 @@ def pull(
     try:
         with p.phase("metadata"):
             cs, _ = client.get_json("metadata", key="metadata")
+        if cs.get("resourceType") != "CapabilityStatement":
+            kind = str(cs.get("resourceType"))[:40]
+            raise ServerError(f"GET metadata: expected a CapabilityStatement, got {kind}")
         p.cap = Capability.parse(cs)
+        if not any(p.cap.has_type(t) for t in PULL_TYPES):
+            # pulling nothing would mark every newly screened patient complete
+            raise ServerError(
+                "GET metadata: the CapabilityStatement lists none of " + ", ".join(PULL_TYPES)
+            )
         base_mark = p.mark("base_url")
         if base_mark and base_mark != settings.base_url:
             p.full_refresh = True
