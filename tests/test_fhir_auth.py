@@ -200,3 +200,20 @@ def test_odd_expires_in_is_read_safely(tmp_path, expires):
     t["now"] += 100
     c.get_json("Patient", key="Patient")
     assert len(forms) == 1  # one token serves both requests
+
+
+@responses.activate
+def test_token_endpoint_over_plain_http_is_refused(tmp_path):
+    """A discovered (or configured) http:// token endpoint got the signed client assertion and
+    sent the access token back in clear text; only https is used (plain http only where
+    base_url may use it: a loopback host or allow_http)."""
+    responses.get(f"{BASE}/.well-known/smart-configuration",
+                  json={"token_endpoint": "http://auth.example.invalid/token"})
+    c, _, _ = smart(tmp_path)
+    with pytest.raises(AuthError, match="token_endpoint is no https URL"):
+        c.get_json("Patient", key="Patient")
+    assert all(call.request.method == "GET" for call in responses.calls)
+    with pytest.raises(ConfigError, match="'token_url' must be an https URL"):
+        smart(tmp_path, token_url="http://auth.example.invalid/token")
+    smart(tmp_path, token_url="http://127.0.0.1:9/token")
+    smart(tmp_path, token_url="http://auth.example.invalid/token", allow_http=True)

@@ -161,7 +161,10 @@ class SmartBackendAuth:
         endpoint = _json_object(r).get("token_endpoint")
         if not endpoint or not isinstance(endpoint, str):
             raise AuthError("SMART discovery: no token_endpoint in .well-known/smart-configuration")
-        return str(endpoint)
+        if not self._s.safe_token_url(endpoint):
+            # the signed assertion goes there, and the access token comes back
+            raise AuthError("SMART discovery: token_endpoint is no https URL (set token_url)")
+        return endpoint
 
     def _account(self, r: requests.Response | None, t0: float | None = None) -> None:
         if self._on_request:
