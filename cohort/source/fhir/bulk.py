@@ -22,8 +22,9 @@ from cohort.source.structure import loads
 from cohort.store import patient_of
 
 from .client import retry_after, url_host
+from .outcome import outcome_issues
 from .plan import BY_CODE, PULL_TYPES, minus_overlap, token_hash
-from .pull import Puller, outcome_issues
+from .pull import Puller
 from .search import pull_types, search_path
 
 BATCH = 2000

@@ -15,6 +15,7 @@ from cohort.errors import ServerError
 from cohort.store import reference_id
 
 from .client import FhirClient, server_time
+from .outcome import INCOMPLETE_CODES, IncompleteSearch, keyed, on_page, outcome_issues
 from .plan import (
     DEFAULT_CATEGORIES,
     MED_TYPES,
@@ -28,22 +29,6 @@ from .settings import ServerSettings
 
 Params = list[tuple[str, str]]
 Items = list[tuple[dict, str]]
-# OperationOutcome issue codes that say a search result lacks matches (FHIR issue-type)
-INCOMPLETE_CODES = frozenset({"incomplete", "too-costly", "timeout", "throttled"})
-
-
-class IncompleteSearch(ServerError):
-    """A search answered 200 but an OperationOutcome entry says its result is incomplete."""
-
-
-def outcome_issues(res: dict) -> list[tuple[str, str]]:
-    """(severity, code) of each issue of an OperationOutcome (coded values only: the
-    diagnostics text may quote patients, e.g. "no matching patient for MRN 123456")."""
-    return [
-        (str(i.get("severity") or "?")[:20], str(i.get("code") or "?")[:40])
-        for i in res.get("issue") or []
-        if isinstance(i, dict)
-    ]
 
 
 class Puller:
@@ -106,13 +91,13 @@ class Puller:
         self.log.info("fhir %s: %s: %d requests in %.1fs", self.site, name, n, took)
 
     def put(self, items: Items) -> None:
-        kept = [(r, o) for r, o in items if _keyed(r)]
+        kept = [(r, o) for r, o in items if keyed(r)]
         if len(kept) < len(items):
             # nothing can be stored, updated or referenced without one: said, and left out
             # (the store refused the whole batch: exit 8, "local store error", every night)
             for r, _ in items:
                 rt = r.get("resourceType")
-                if not _keyed(r):
+                if not keyed(r):
                     name = rt[:40] if isinstance(rt, str) and rt.isalpha() else "?"
                     self.report.warn(f"{name}: record(s) without an id left out")
             items = kept
@@ -150,7 +135,7 @@ class Puller:
                     )
                     continue
                 if page > 1 and status:  # a later page failed: not a refusal of the query
-                    raise _on_page(e, rtype, page) from None
+                    raise on_page(e, rtype, page) from None
                 if page > 1:
                     raise
                 fixed = self._fallback(rtype, params, e)
@@ -310,19 +295,6 @@ class Puller:
                 self.report.warn(f"Medication: a referenced Medication is gone (HTTP {status})")
                 continue
             self.put([(body, "GET Medication/{id}")])
-
-
-def _keyed(res: dict) -> bool:
-    """Whether the store can key this resource: a resourceType and a non-empty string id."""
-    rid = res.get("id")
-    return isinstance(res.get("resourceType"), str) and isinstance(rid, str) and rid != ""
-
-
-def _on_page(e: ServerError, rtype: str, page: int) -> ServerError:
-    """`e`, of the same class (AuthError stays exit 7), saying which search page failed."""
-    err = type(e)(f"{rtype}: page {page} of a search failed: {e}")
-    err.__dict__.update(e.__dict__)
-    return err
 
 
 def pull(
