@@ -349,3 +349,23 @@ def test_bulk_full_refresh_removes_what_the_export_no_longer_holds(tmp_path, sto
     rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s), full_refresh=True)
     assert rep.removed == 1 and store.get("uci", "Observation", "o3") is None
     assert store.get("uci", "Observation", "o1") is not None
+
+
+@responses.activate
+def test_bulk_status_down_behind_a_proxy_keeps_the_job(tmp_path, store):
+    """A status URL answering a bare 502 (a proxy, the server restarting) is no failed job: the
+    job stays in the spool and the next run resumes it (only 4xx, or 5xx with an
+    OperationOutcome, end a job)."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    responses.remove(responses.GET, STATUS)
+    responses.remove(responses.GET, STATUS)
+    responses.get(STATUS, status=502, body="<html>Bad Gateway</html>")
+    s = settings(tmp_path, bulk_group="g1")
+    from cohort.errors import ServerError
+    with pytest.raises(ServerError, match="HTTP 502"):
+        pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert (tmp_path / "spool" / "uci" / "job.json").exists()
+    responses.replace(responses.GET, STATUS, json=_manifest())
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert len(kick) == 1 and any("resumed" in w for w in rep.warnings)

@@ -262,6 +262,9 @@ class FhirClient:
         err = kind(f"{method} {safe_path(url)}: HTTP {r.status_code}: {text}".rstrip(": "))
         err.status = r.status_code  # type: ignore[attr-defined]
         err.outcome = text  # type: ignore[attr-defined]
+        # (a Bulk status URL's way of saying that its job failed, unlike a proxy's bare 502)
+        is_outcome = isinstance(body, dict) and body.get("resourceType") == "OperationOutcome"
+        err.is_outcome = is_outcome  # type: ignore[attr-defined]
         return err
 
     def get_json(
