@@ -369,3 +369,19 @@ def test_bulk_status_down_behind_a_proxy_keeps_the_job(tmp_path, store):
     responses.replace(responses.GET, STATUS, json=_manifest())
     rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
     assert len(kick) == 1 and any("resumed" in w for w in rep.warnings)
+
+
+@responses.activate
+def test_bulk_status_url_on_another_host_is_refused_before_it_is_saved(tmp_path, store):
+    """A kick-off whose Content-Location names another host was saved as the job to resume, so
+    every later run resumed it and failed the same way; it is now refused at kick-off."""
+    kick, since = [], []
+    setup_server(b"", {}, kick, since)
+    responses.remove(responses.GET, f"{BASE}/Group/g1/$export")
+    responses.get(f"{BASE}/Group/g1/$export", status=202,
+                  headers={"Content-Location": "https://other.invalid/status/1"})
+    s = settings(tmp_path, bulk_group="g1")
+    from cohort.errors import ServerError
+    with pytest.raises(ServerError, match="another host"):
+        pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert not (tmp_path / "spool" / "uci" / "job.json").exists()

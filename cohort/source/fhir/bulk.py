@@ -79,7 +79,9 @@ def kickoff(p: Puller, since: str | None) -> str:
     loc = r.headers.get("Content-Location")
     if not loc:
         raise ServerError(f"GET {path}: 202 without Content-Location")
-    return loc
+    # checked now (another host, not http(s)), before the job is saved to be resumed: a
+    # status URL that cannot be polled made every later run resume it and fail
+    return p.client.url(loc)
 
 
 def poll(p: Puller, status_url: str) -> dict[str, Any]:
