@@ -431,5 +431,6 @@ def ingest(
         ],
         full_refresh=full_refresh,
         log=log,
+        max_removal=cfg.max_snapshot_removal,
     )
     return {"source": site.source, "kind": "fhir", **report.to_dict()}

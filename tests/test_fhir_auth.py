@@ -139,3 +139,81 @@ def test_missing_secret_is_config_error(monkeypatch):
     s = ServerSettings.from_dict({"base_url": BASE, "auth": "bearer", "token_env": "NOPE"}, "w")
     with pytest.raises(ConfigError, match="NOPE"):
         FhirClient(s)
+
+
+@responses.activate
+def test_token_endpoint_down_is_retried_then_a_server_error(tmp_path):
+    """A token endpoint that is down (connection refused, 503) failed the run at once with exit
+    7, "renew the credentials", though nothing was wrong with them. It is now retried like the
+    FHIR server, and in the end a ServerError (exit 6), not an AuthError."""
+    import requests
+
+    from cohort.errors import ServerError
+
+    responses.post(TOKEN_URL, body=requests.ConnectionError("refused"))
+    responses.post(TOKEN_URL, status=503, body="<html>down</html>")
+    responses.add_callback(responses.POST, TOKEN_URL, callback=token_cb([]))
+    responses.get(f"{BASE}/Patient", json={"resourceType": "Bundle"})
+    c, _, _ = smart(tmp_path, token_url=TOKEN_URL)
+    c.get_json("Patient", key="Patient")  # third token request succeeds
+    assert responses.calls[-1].request.headers["Authorization"] == "Bearer at1"
+
+    responses.replace(responses.POST, TOKEN_URL, status=503)
+    c, _, _ = smart(tmp_path, token_url=TOKEN_URL, max_retries=2)
+    with pytest.raises(ServerError) as e:
+        c.get_json("Patient", key="Patient")
+    assert not isinstance(e.value, AuthError) and e.value.exit_code == 6
+    assert str(e.value) == "token endpoint unavailable: HTTP 503 (after 3 attempts)"
+
+
+@pytest.mark.parametrize("body", [["x"], "token", {"access_token": ["a"]}])
+@responses.activate
+def test_token_response_that_is_no_json_object_is_an_auth_error(tmp_path, body):
+    """A token (or discovery) answer that is JSON but not an object crashed with AttributeError
+    (exit 1)."""
+    responses.post(TOKEN_URL, json=body)
+    c, _, _ = smart(tmp_path, token_url=TOKEN_URL)
+    with pytest.raises(AuthError, match="no access_token"):
+        c.get_json("Patient", key="Patient")
+    responses.get(f"{BASE}/.well-known/smart-configuration", json=body)
+    c, _, _ = smart(tmp_path)
+    with pytest.raises(AuthError, match="no token_endpoint"):
+        c.get_json("Patient", key="Patient")
+
+
+@pytest.mark.parametrize("expires", ["soon", None, 0, -5, [1], True, "3600"])
+@responses.activate
+def test_odd_expires_in_is_read_safely(tmp_path, expires):
+    """`expires_in` "soon" or a list crashed the run with ValueError/TypeError (exit 1); a
+    negative one fetched a new token for every request. Anything but a positive number is
+    now read as 300 s."""
+    forms: list[dict] = []
+
+    def cb(req):
+        forms.append(req.body)
+        return 200, {}, json.dumps({"access_token": "at", "expires_in": expires})
+
+    responses.add_callback(responses.POST, TOKEN_URL, callback=cb)
+    responses.get(f"{BASE}/Patient", json={"resourceType": "Bundle"})
+    c, _, t = smart(tmp_path, token_url=TOKEN_URL)
+    c.get_json("Patient", key="Patient")
+    t["now"] += 100
+    c.get_json("Patient", key="Patient")
+    assert len(forms) == 1  # one token serves both requests
+
+
+@responses.activate
+def test_token_endpoint_over_plain_http_is_refused(tmp_path):
+    """A discovered (or configured) http:// token endpoint got the signed client assertion and
+    sent the access token back in clear text; only https is used (plain http only where
+    base_url may use it: a loopback host or allow_http)."""
+    responses.get(f"{BASE}/.well-known/smart-configuration",
+                  json={"token_endpoint": "http://auth.example.invalid/token"})
+    c, _, _ = smart(tmp_path)
+    with pytest.raises(AuthError, match="token_endpoint is no https URL"):
+        c.get_json("Patient", key="Patient")
+    assert all(call.request.method == "GET" for call in responses.calls)
+    with pytest.raises(ConfigError, match="'token_url' must be an https URL"):
+        smart(tmp_path, token_url="http://auth.example.invalid/token")
+    smart(tmp_path, token_url="http://127.0.0.1:9/token")
+    smart(tmp_path, token_url="http://auth.example.invalid/token", allow_http=True)

@@ -95,7 +95,7 @@ def test_bulk_export_gzip_and_delete(tmp_path, store):
     assert responses.calls[-1].request.method == "DELETE"
     assert not (tmp_path / "spool" / "uci").exists()
     assert "Authorization" not in responses.calls[-2].request.headers
-    assert rep.marks["bulk"] == "2026-11-25T10:00:00Z"
+    assert rep.marks["bulk"].split("|")[0] == "2026-11-25T10:00:00Z"
 
 
 @pytest.mark.parametrize("url", ["Observation.ndjson", "http://[x/Observation.ndjson", "file:///etc/passwd"])
@@ -192,3 +192,196 @@ def test_export_file_opening_with_a_byte_order_mark(tmp_path):
     bad: list[int] = []
     assert [r["id"] for _, r in read_ndjson(path, bad)] == ["a", "b"]
     assert bad == []
+
+
+def _manifest(**kw):
+    return {"transactionTime": "2026-11-25T10:00:00Z", "requiresAccessToken": False,
+            "output": [{"type": "Condition", "url": f"{FILES}/Condition.ndjson"},
+                       {"type": "Patient", "url": f"{FILES}/Patient.ndjson"},
+                       {"type": "Observation", "url": f"{FILES}/Observation.ndjson"}],
+            "error": [], **kw}
+
+
+@responses.activate
+def test_bulk_mark_is_only_used_while_the_mapped_codes_are_unchanged(tmp_path, store):
+    """The bulk mark was a bare transactionTime: after a mapping update (a new Observation
+    code, a new screening code) the next export asked only for changes since it, so older
+    records with the newly mapped code were never fetched. The mark now carries what was
+    exported; when that differs the export is a full one."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    s = settings(tmp_path, bulk_group="g1")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    more = {**TOKENS, "Observation": [*TOKENS["Observation"], "http://loinc.org|2160-0"]}
+    rep = pull("uci", s, store, more, screen_tokens=[SLE], client=nosleep(s))
+    assert since == [None, "2026-11-25T09:55:00Z", None]
+    assert any("mapped codes changed" in w for w in rep.warnings)
+
+
+@responses.activate
+def test_bulk_error_files_are_reported_and_hold_the_mark(tmp_path, store):
+    """The manifest's `error` files (OperationOutcomes for records the server could not
+    export) were ignored: the export passed as complete and the mark moved past the missing
+    records. They are now read: a warning with severity and code counts (no diagnostics), and
+    with an error among them the bulk mark stays where it was."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    issue = {"severity": "error", "code": "processing", "diagnostics": "Observation/o9 of MRN 77"}
+    responses.replace(responses.GET, STATUS, json=_manifest(
+        error=[{"type": "OperationOutcome", "url": f"{FILES}/err.ndjson"}]))
+    responses.get(f"{FILES}/err.ndjson",
+                  body=ndjson([{"resourceType": "OperationOutcome", "issue": [issue, issue]}]))
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.get("uci", "Observation", "o1") is not None
+    w = [w for w in rep.warnings if w.startswith("bulk export:")]
+    assert w and "2 issue(s) (error processing x2)" in w[0] and "not advanced" in w[0]
+    assert "MRN" not in json.dumps(rep.to_dict())
+    assert "bulk" not in rep.marks and store.get_mark("uci", "fhir:bulk") is None
+
+
+@responses.activate
+def test_bulk_resumed_job_that_is_gone_starts_a_new_one(tmp_path, store):
+    """A run that failed mid-download left its job for the next run to resume; by then the
+    server had dropped the job (404 on its status URL and files), and every later night failed
+    the same way until someone deleted the spool. A resumed job that is gone is now replaced
+    by a new one in the same run."""
+    kick, since = [], []
+    setup_server(b"", {}, kick, since)
+    responses.replace(responses.GET, f"{FILES}/Observation.ndjson",
+                      body=requests.ConnectionError("reset"))
+    s = settings(tmp_path, bulk_group="g1", max_retries=0)
+    from cohort.errors import ServerError
+    with pytest.raises(ServerError, match="interrupted|ConnectionError"):
+        pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert (tmp_path / "spool" / "uci" / "job.json").exists()
+    served = {"n": 0}
+
+    def files(req):  # the old job's files are gone; the new job's are served
+        served["n"] += 1
+        return (404, {}, "") if len(kick) == 1 else (200, {}, ndjson([obs(1, "p1")]))
+
+    for name in ("Condition", "Patient", "Observation"):
+        responses.remove(responses.GET, f"{FILES}/{name}.ndjson")
+    responses.add_callback(responses.GET, f"{FILES}/Observation.ndjson", callback=files)
+    responses.get(f"{FILES}/Condition.ndjson", body=ndjson([cond(1, "p1")]))
+    responses.get(f"{FILES}/Patient.ndjson", body=ndjson([{"resourceType": "Patient", "id": "p1"}]))
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert len(kick) == 2 and any("is gone" in w and "HTTP 404" in w for w in rep.warnings)
+    assert store.get("uci", "Observation", "o1") is not None
+
+
+@responses.activate
+def test_bulk_job_the_server_failed_is_not_resumed(tmp_path, store):
+    """A job whose status URL answers 500 with an OperationOutcome (the spec's "job failed")
+    stayed in the spool and was resumed, failing, every night. Now the job is forgotten and
+    the error says the next run starts a new export."""
+    kick, since = [], []
+    setup_server(b"", {}, kick, since)
+    responses.remove(responses.GET, STATUS)
+    responses.remove(responses.GET, STATUS)
+    responses.get(STATUS, status=500, json={"resourceType": "OperationOutcome", "issue": [
+        {"severity": "error", "code": "exception", "diagnostics": "export failed"}]})
+    s = settings(tmp_path, bulk_group="g1")
+    from cohort.errors import ServerError
+    with pytest.raises(ServerError, match="job failed.*HTTP 500.*next run starts a new export"):
+        pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert not (tmp_path / "spool" / "uci" / "job.json").exists()
+
+
+@pytest.mark.parametrize("manifest", [
+    b"<html>Sign in</html>",
+    json.dumps(_manifest(output=[{"type": "Observation"}])).encode(),
+    json.dumps(_manifest(output=["Observation.ndjson"])).encode(),
+    json.dumps(_manifest(output={"type": "Observation"})).encode(),
+])
+@responses.activate
+def test_bulk_unusable_manifest_is_a_server_error(tmp_path, store, manifest):
+    """A status answer 200 that is not JSON crashed the run (JSONDecodeError, exit 1); an
+    output entry without a url was skipped without a word and the mark moved past its
+    records; a non-object entry crashed (AttributeError)."""
+    kick, since = [], []
+    setup_server(b"", {}, kick, since)
+    responses.replace(responses.GET, STATUS, body=manifest)
+    s = settings(tmp_path, bulk_group="g1")
+    from cohort.errors import ServerError
+    with pytest.raises(ServerError, match="manifest"):
+        pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.get_mark("uci", "fhir:bulk") is None
+
+
+@responses.activate
+def test_bulk_files_on_another_host_get_no_token_unless_the_manifest_asks(tmp_path, store,
+                                                                          monkeypatch):
+    """A manifest without `requiresAccessToken` (the key is required) sent the bearer token to
+    the files' other host; only an explicit true does now."""
+    monkeypatch.setenv("TOK", "secret-token")
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    m = _manifest()
+    del m["requiresAccessToken"]
+    responses.replace(responses.GET, STATUS, json=m)
+    s = settings(tmp_path, bulk_group="g1", auth="bearer", token_env="TOK")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    to_files = [c for c in responses.calls if c.request.url.startswith(FILES)]
+    assert to_files and all("Authorization" not in c.request.headers for c in to_files)
+    assert responses.calls[0].request.headers["Authorization"] == "Bearer secret-token"
+
+
+@responses.activate
+def test_bulk_full_refresh_removes_what_the_export_no_longer_holds(tmp_path, store):
+    """A full refresh by Bulk export drops stored records the export no longer holds; not when
+    the export's error files say it lacks some."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1"), obs(3, "p1")]), {}, kick, since)
+    s = settings(tmp_path, bulk_group="g1")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    responses.replace(responses.GET, f"{FILES}/Observation.ndjson", body=ndjson([obs(1, "p1")]))
+    issue = {"severity": "error", "code": "processing"}
+    responses.get(f"{FILES}/err.ndjson",
+                  body=ndjson([{"resourceType": "OperationOutcome", "issue": [issue]}]))
+    responses.replace(responses.GET, STATUS, json=_manifest(
+        error=[{"type": "OperationOutcome", "url": f"{FILES}/err.ndjson"}]))
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s), full_refresh=True)
+    assert rep.removed == 0 and store.get("uci", "Observation", "o3") is not None
+    responses.replace(responses.GET, STATUS, json=_manifest())
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s), full_refresh=True)
+    assert rep.removed == 1 and store.get("uci", "Observation", "o3") is None
+    assert store.get("uci", "Observation", "o1") is not None
+
+
+@responses.activate
+def test_bulk_status_down_behind_a_proxy_keeps_the_job(tmp_path, store):
+    """A status URL answering a bare 502 (a proxy, the server restarting) is no failed job: the
+    job stays in the spool and the next run resumes it (only 4xx, or 5xx with an
+    OperationOutcome, end a job)."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    responses.remove(responses.GET, STATUS)
+    responses.remove(responses.GET, STATUS)
+    responses.get(STATUS, status=502, body="<html>Bad Gateway</html>")
+    s = settings(tmp_path, bulk_group="g1")
+    from cohort.errors import ServerError
+    with pytest.raises(ServerError, match="HTTP 502"):
+        pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert (tmp_path / "spool" / "uci" / "job.json").exists()
+    responses.replace(responses.GET, STATUS, json=_manifest())
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert len(kick) == 1 and any("resumed" in w for w in rep.warnings)
+
+
+@responses.activate
+def test_bulk_status_url_on_another_host_is_refused_before_it_is_saved(tmp_path, store):
+    """A kick-off whose Content-Location names another host was saved as the job to resume, so
+    every later run resumed it and failed the same way; it is now refused at kick-off."""
+    kick, since = [], []
+    setup_server(b"", {}, kick, since)
+    responses.remove(responses.GET, f"{BASE}/Group/g1/$export")
+    responses.get(f"{BASE}/Group/g1/$export", status=202,
+                  headers={"Content-Location": "https://other.invalid/status/1"})
+    s = settings(tmp_path, bulk_group="g1")
+    from cohort.errors import ServerError
+    with pytest.raises(ServerError, match="another host"):
+        pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert not (tmp_path / "spool" / "uci" / "job.json").exists()

@@ -253,3 +253,119 @@ def test_response_and_token_file_with_a_byte_order_mark(tmp_path):
     pages = list(c.search("Patient", []))
     assert [e["resource"]["id"] for _, b, _ in pages for e in b["entry"]] == ["a"]
     assert responses.calls[0].request.headers["Authorization"] == "Bearer secret-token"
+
+
+@responses.activate
+def test_http_next_link_on_the_same_host_is_followed_over_https(monkeypatch):
+    """A server behind a TLS proxy that writes http:// into its next links got the bearer token
+    sent in clear text (the host matched, the scheme was not looked at); the link is now
+    followed over https, with a warning."""
+    monkeypatch.setenv("TOK", "secret-token")
+    plain = BASE.replace("https://", "http://")
+    responses.get(f"{BASE}/Patient", json=bundle(["a"], f"{plain}/Patient?page=2"),
+                  match=[responses.matchers.query_param_matcher({"_count": "1000"})])
+    responses.get(f"{BASE}/Patient", json=bundle(["b"]),
+                  match=[responses.matchers.query_param_matcher({"page": "2"})])
+    responses.get(f"{plain}/Patient", json=bundle(["b"]))
+    c, _ = client(auth="bearer", token_env="TOK")
+    pages = list(c.search("Patient", []))
+    assert [b["entry"][0]["resource"]["id"] for _, b, _ in pages] == ["a", "b"]
+    assert all(call.request.url.startswith("https://") for call in responses.calls)
+    assert any("http://" in w for w in c.warnings)
+
+
+def test_credentials_never_sent_over_plain_http(monkeypatch):
+    """A foreign (Bulk file) URL on plain http with credentials is refused before any request."""
+    monkeypatch.setenv("TOK", "secret-token")
+    c, _ = client(auth="bearer", token_env="TOK")
+    with responses.RequestsMock() as rsps, pytest.raises(ServerError, match="over http"):
+        c.request("GET", "http://files.example.invalid/x.ndjson", key="x", foreign=True)
+    assert not rsps.calls
+
+
+@responses.activate
+def test_redirect_to_another_host_is_refused(monkeypatch):
+    """A proxy that redirects a search to another host (an SSO login page) had its answer used
+    as the server's: a JSON body from there was taken for the search result. The credentials
+    do not follow (requests drops them) and the answer is refused with a clear error."""
+    monkeypatch.setenv("TOK", "secret-token")
+    responses.get(f"{BASE}/Patient", status=302, headers={"Location": "https://sso.invalid/login"})
+    responses.get("https://sso.invalid/login", json={"resourceType": "Bundle", "type": "searchset"})
+    c, _ = client(auth="bearer", token_env="TOK")
+    with pytest.raises(ServerError, match=r"redirected to another host \(sso.invalid\)"):
+        c.get_json("Patient?patient=secret-id", key="Patient")
+    assert responses.calls[1].request.headers.get("Authorization") is None
+
+
+@responses.activate
+def test_redirect_on_the_same_host_is_followed():
+    responses.get(f"{BASE}/Patient", status=301, headers={"Location": f"{BASE}/Patient/"})
+    responses.get(f"{BASE}/Patient/", json=bundle(["a"]))
+    c, _ = client()
+    body, _ = c.get_json("Patient", key="Patient")
+    assert body["entry"][0]["resource"]["id"] == "a"
+
+
+@responses.activate
+def test_html_page_with_200_names_its_content_type():
+    """A proxy's login page served 200 text/html said only "response is not JSON"."""
+    responses.get(f"{BASE}/Patient", body="<html>Sign in</html>", content_type="text/html")
+    c, _ = client()
+    with pytest.raises(ServerError) as e:
+        c.get_json("Patient?patient=secret-id", key="Patient")
+    assert str(e.value) == (
+        "GET /r4/Patient: response is not JSON (text/html): a login or error page from a proxy?"
+    )
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [requests.exceptions.ChunkedEncodingError("cut"), requests.exceptions.ContentDecodingError("gz")],
+)
+@responses.activate
+def test_body_cut_or_garbled_in_transit_is_retried(exc):
+    """A connection dropped mid-body (ChunkedEncodingError) or a damaged gzip body
+    (ContentDecodingError) escaped as an internal error (exit 1, traceback); both are now
+    retried, and a ServerError (exit 6) once the retries are spent."""
+    responses.get(f"{BASE}/Patient", body=exc)
+    responses.get(f"{BASE}/Patient", json=bundle(["a"]))
+    c, waits = client()
+    body, _ = c.get_json("Patient", key="Patient")
+    assert body["entry"][0]["resource"]["id"] == "a" and len(waits) == 1
+    responses.replace(responses.GET, f"{BASE}/Patient", body=exc)
+    with pytest.raises(ServerError, match=f"GET /r4/Patient: {type(exc).__name__} after 5 attempts"):
+        c.get_json("Patient", key="Patient")
+
+
+@responses.activate
+def test_redirect_loop_is_a_server_error():
+    """A redirect loop (an SSO proxy bouncing between two URLs) escaped as TooManyRedirects."""
+    responses.get(f"{BASE}/Patient", body=requests.exceptions.TooManyRedirects("loop"))
+    c, waits = client()
+    with pytest.raises(ServerError, match="GET /r4/Patient: TooManyRedirects"):
+        c.get_json("Patient", key="Patient")
+    assert waits == []
+
+
+@responses.activate
+def test_gzip_header_on_a_plain_body_is_a_server_error():
+    responses.get(f"{BASE}/Patient", body=b"not gzip", headers={"Content-Encoding": "gzip"})
+    c, _ = client(max_retries=0)
+    with pytest.raises(ServerError, match="ContentDecodingError after 1 attempts"):
+        c.get_json("Patient", key="Patient")
+
+
+def test_server_time_is_utc_text_so_the_earliest_is_the_smallest():
+    """Marks take the earliest server clock of a type's searches by comparing text: a server
+    giving Bundle.meta.lastUpdated with a local offset on one page and only a Date header on
+    another made 05:00-05:00 (10:00Z) the earliest next to 09:00+00:00, and the mark moved an
+    hour past records never fetched. Clocks are now UTC text."""
+    from cohort.source.fhir.client import server_time
+
+    r = requests.Response()
+    r.headers["Date"] = "Wed, 25 Nov 2026 09:00:00 GMT"
+    local = server_time({"meta": {"lastUpdated": "2026-11-25T05:00:00.250-05:00"}}, r)
+    header = server_time({"resourceType": "Bundle"}, r)
+    assert local == "2026-11-25T10:00:00.250000Z" and header == "2026-11-25T09:00:00Z"
+    assert min(local, header) == header
+    assert server_time({"meta": {"lastUpdated": "yesterday"}}, r) == header

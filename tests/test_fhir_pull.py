@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import responses
-from fhir_fakes import BASE, HGB, SLE, TOKENS, FakeFhir, capability, population
+from fhir_fakes import ALL, BASE, HGB, SLE, TOKENS, FakeFhir, capability, oo, population
 
 from cohort.source.fhir import ServerSettings, pull
 from cohort.store import Store
@@ -338,3 +338,303 @@ def test_patient_batch_one_searches_one_patient_at_a_time(store):
     assert groups and all(len(g) == 1 for g in groups)
     assert sorted(g[0] for g in obs) == [f"p{i}" for i in range(5)]
     assert store.count_by_type("uci")["Observation"] == 5
+
+
+class PageFake(FakeFhir):
+    """FakeFhir whose answers a test can alter: `edit(request, status, body) -> (status, body)`."""
+
+    edit = None
+
+    def _get(self, req):
+        status, hdr, body = super()._get(req)
+        if self.edit is not None:
+            status, body = self.edit(req, status, json.loads(body))
+            body = json.dumps(body)
+        return status, hdr, body
+
+
+def _outcome(severity: str, code: str) -> dict:
+    issue = {"severity": severity, "code": code, "diagnostics": "no matching patient MRN 123456"}
+    return {"resource": {"resourceType": "OperationOutcome", "issue": [issue]},
+            "search": {"mode": "outcome"}}
+
+
+def _pages_of(rtype: str, req) -> bool:
+    return urlsplit(req.url).path.endswith("/" + rtype) and "patient=" in req.url
+
+
+def test_search_outcome_warning_is_reported_without_its_text(store):
+    """OperationOutcome entries in search pages were dropped without a word; a warning (a
+    parameter the server ignored, data withheld) is now a run.json warning naming severity
+    and code only (the diagnostics may quote a patient)."""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            if _pages_of("Observation", req):
+                body["entry"].append(_outcome("warning", "suppressed"))
+            return status, body
+
+        fake.edit = edit
+        rep = run(store)
+    assert store.count_by_type("uci")["Observation"] == 3
+    w = [w for w in rep.warnings if w.startswith("Observation:")]
+    assert w == ["Observation: the server attached an OperationOutcome to search results "
+                 "(warning suppressed); the results were kept"]
+    assert "123456" not in json.dumps(rep.to_dict())
+
+
+@pytest.mark.parametrize("severity,code", [("error", "processing"), ("warning", "incomplete"),
+                                           ("warning", "too-costly")])
+def test_search_outcome_error_or_truncation_fails_the_pull(store, severity, code):
+    """A 200 page whose OperationOutcome entry says the search failed or was truncated passed
+    as a complete result: the type's mark advanced past records never fetched. Now the pull
+    fails (exit 6), marks of that type untouched, and the next run searches again."""
+    from cohort.errors import ServerError
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        run(store)
+        before = store.get_mark("uci", "fhir:Observation")
+        fake.clock = "2026-11-26T10:00:00Z"
+        fake.add({**fake.db[("Observation", "o1")], "status": "amended"}, "2026-11-26T09:00:00Z")
+
+        def edit(req, status, body):
+            if _pages_of("Observation", req):
+                body["entry"] = [_outcome(severity, code)]  # the amended record left out
+            return status, body
+
+        fake.edit = edit
+        with pytest.raises(ServerError, match=f"Observation: .*incomplete \\({severity} {code}\\)"):
+            run(store)
+        assert store.get_mark("uci", "fhir:Observation") == before
+        fake.edit = None
+        run(store)
+    assert store.get("uci", "Observation", "o1")["status"] == "amended"
+
+
+def test_include_flagged_incomplete_reads_medications_separately(store):
+    """A server that caps _include results per page and says so (warning incomplete) lost
+    Medications; the search is repeated without _include and Medications read by id."""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            if _pages_of("MedicationRequest", req) and "_include" in req.url:
+                body["entry"] = [e for e in body["entry"] if e["search"]["mode"] == "match"]
+                body["entry"].append(_outcome("warning", "incomplete"))
+            return status, body
+
+        fake.edit = edit
+        rep = run(store)
+    assert store.count_by_type("uci")["Medication"] == 3
+    assert any("_include incomplete" in w for w in rep.warnings)
+
+
+def test_total_larger_than_the_matches_returned_is_a_warning(store):
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            if _pages_of("Immunization", req):
+                body["total"] = 5
+            return status, body
+
+        fake.edit = edit
+        rep = run(store)
+    assert "Immunization: a search returned 3 of the 5 matches its total announced" in rep.warnings
+
+
+def test_expired_paging_state_restarts_the_search_once(store):
+    """HAPI forgets a search's pages after a while (410 Gone on its _getpages link): the run
+    failed with "GET /r4/Observation: HTTP 410". The search is now repeated from page 1."""
+    gone = {"n": 0}
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            if _pages_of("Observation", req) and "_offset" in req.url and not gone["n"]:
+                gone["n"] += 1
+                return 410, oo("Search id has expired", "not-found")
+            return status, body
+
+        fake.edit = edit
+        rep = run(store)
+    assert gone["n"] == 1 and store.count_by_type("uci")["Observation"] == 3
+    assert any("no longer had a search's later pages (HTTP 410)" in w for w in rep.warnings)
+
+
+def test_later_page_400_is_not_taken_for_a_rejected_parameter(store):
+    """A 400 on a server's own next link (an invalid continuation token) was read as the
+    server rejecting `_lastUpdated` (or `_include`): the type was pulled in full for every
+    known patient with a false warning. Now it fails naming the type and page."""
+    from cohort.errors import ServerError
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        run(store)
+        fake.clock = "2026-11-26T10:00:00Z"
+        for i in range(3):
+            fake.add({**fake.db[("Observation", f"o{i}")], "status": "amended"},
+                     "2026-11-26T09:00:00Z")
+
+        def edit(req, status, body):
+            if _pages_of("Observation", req) and "_offset" in req.url:
+                return 400, oo("Invalid continuation token")
+            return status, body
+
+        fake.edit = edit
+        fake.log.clear()
+        with pytest.raises(ServerError, match="Observation: page 2 of a search failed: .*HTTP 400"):
+            run(store)
+    searches = [q for q in fake.log if q.startswith("Observation?") and "patient" in q]
+    assert all("_lastUpdated" in q for q in searches)  # never retried without it
+
+
+def test_type_missing_from_capability_one_night_is_pulled_in_full_when_back(store):
+    """A night whose CapabilityStatement lacks Observation still marks that night's newly
+    screened patients complete; the Observation mark stayed, so once the type was back only
+    changes since it were searched and the new patient's older Observations were never
+    fetched. The mark is now dropped while the type is missing."""
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        run(store)
+        fake.cap = capability(types=[t for t in ALL if t != "Observation"])
+        fake.clock = "2026-11-26T10:00:00Z"
+        fake.add({"resourceType": "Condition", "id": "cx", "subject": {"reference": "Patient/px"},
+                  "code": {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]}},
+                 "2026-11-26T09:00:00Z")
+        rep = run(store)
+        assert rep.patients_new == 1 and store.get("uci", "Observation", "ox") is None
+        fake.cap = capability()
+        fake.clock = "2026-11-27T10:00:00Z"
+        run(store)
+    assert store.get("uci", "Observation", "ox") is not None  # px's Observation of 2026-11-01
+
+
+def test_a_record_without_an_id_is_left_out_with_a_warning(store):
+    """A server record without an id failed the whole pull with StoreError, exit 8 ("local store
+    error: disk, permissions"), every night; it is now left out with a warning."""
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        fake.db[("Immunization", "im0")].pop("id")
+        rep = run(store)
+    assert store.count_by_type("uci")["Immunization"] == 2
+    assert "Immunization: record(s) without an id left out" in rep.warnings
+
+
+def test_a_referenced_medication_that_is_gone_does_not_fail_every_night(store):
+    """Without _include and _id search, Medications are read one by one; one that is gone
+    (404) failed the pull, and so every night while a record still referenced it."""
+    cap = capability(no_params={"Medication": {"_id"}}, includes=False)
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps, cap=cap)
+        population(fake)
+        del fake.db[("Medication", "m1")]
+        rep = run(store)
+    assert store.get("uci", "MedicationRequest", "mr1") is not None
+    assert store.count_by_type("uci")["Medication"] == 2
+    assert "Medication: a referenced Medication is gone (HTTP 404)" in rep.warnings
+
+
+def test_full_refresh_removes_what_the_server_no_longer_has(store):
+    """Records deleted on the server stayed in the store for good: docs/scheduling.md said a
+    monthly --full-refresh bounds how long they linger, but a full refresh only added and
+    updated. It now drops the records it no longer finds (and those of patients no longer
+    screened) of every type it fetched in full; an incremental run still keeps them."""
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        run(store)
+        del fake.db[("Observation", "o1")]  # deleted on the server
+        del fake.db[("Condition", "c2")]  # p2 is no longer screened
+        rep = run(store)
+        assert rep.removed == 0 and store.get("uci", "Observation", "o1") is not None
+        rep = run(store, full_refresh=True)
+    assert store.get("uci", "Observation", "o1") is None
+    assert store.get("uci", "Patient", "p2") is None and store.get("uci", "Immunization", "im2") is None
+    assert store.get("uci", "Medication", "m2") is None  # referenced only by p2's request
+    assert store.get("uci", "Observation", "o0") is not None and store.get("uci", "Medication", "m0")
+    assert rep.removed == 8 and rep.to_dict()["removed"] == 8
+
+
+def test_full_refresh_keeps_types_it_did_not_fetch(store):
+    """A type missing from the CapabilityStatement on the night of a full refresh, and
+    Medications while a medication type is missing, are not swept."""
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        run(store)
+        store.put_resources("uci", [({"resourceType": "Medication", "id": "mz"}, "t")], source=BASE)
+        fake.cap = capability(types=[t for t in ALL if t not in ("Immunization",
+                                                                 "MedicationStatement")])
+        rep = run(store, full_refresh=True)
+        assert rep.removed == 0 and store.count_by_type("uci")["Immunization"] == 3
+        assert store.get("uci", "Medication", "mz") is not None
+        fake.cap = capability()
+        rep = run(store, full_refresh=True)
+    assert rep.removed == 1 and store.get("uci", "Medication", "mz") is None
+
+
+def test_full_refresh_missing_most_of_a_type_removes_nothing(store):
+    """A full refresh that finds far fewer records of a type than are stored (a server
+    answering in part) fails with exit 6 and removes nothing, like a file snapshot."""
+    from cohort.errors import ServerError
+
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps, page=1000)
+        population(fake, n=30)
+        run(store)
+        for i in range(20):
+            del fake.db[("Observation", f"o{i}")]
+        with pytest.raises(ServerError, match="Observation: the full refresh no longer found 20 of"
+                                              " the 30 records.*Nothing was removed"):
+            run(store, full_refresh=True)
+        assert store.count_by_type("uci")["Observation"] == 30
+        run(store, full_refresh=True, max_removal=1.0)
+    assert store.count_by_type("uci")["Observation"] == 10
+
+
+@pytest.mark.parametrize(
+    "cs,why",
+    [
+        ({"resourceType": "OperationOutcome", "issue": []}, "got OperationOutcome"),
+        ({"resourceType": "CapabilityStatement", "rest": [{"mode": "server"}]}, "lists none"),
+        ({"resourceType": "CapabilityStatement",
+          "rest": [{"mode": "server", "resource": ["Patient", "Condition"]}]}, "lists none"),
+    ],
+)
+def test_metadata_that_states_nothing_pullable_fails_before_any_mark_moves(store, cs, why):
+    """A metadata answer that is no CapabilityStatement (a 200 OperationOutcome), or one that
+    lists none of the types pulled, made a run that pulled nothing but screening and still
+    marked the newly screened patients complete; a `resource` list of strings crashed it
+    (AttributeError, exit 1). Now exit 6 before anything is recorded."""
+    from cohort.errors import ServerError
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = FakeFhir(rsps, cap=cs)
+        population(fake)
+        with pytest.raises(ServerError, match=why):
+            run(store)
+    assert store.get_mark("uci", "fhir:complete") is None
+
+
+def test_capability_elements_of_odd_shapes_are_passed_over():
+    """searchParam, operation or resource entries that are strings (or null) crashed the
+    CapabilityStatement read with AttributeError."""
+    from cohort.source.fhir.plan import Capability
+
+    cap = Capability.parse({"resourceType": "CapabilityStatement", "software": "x", "rest": [
+        {"mode": "server", "operation": [None, {"name": "$export"}], "searchParam": ["_id"],
+         "resource": ["Patient", {"type": "Observation", "searchParam": ["code"],
+                                   "searchInclude": "x", "operation": "y"}]}]})
+    assert cap.has_type("Observation") and not cap.has_type("Patient")
+    assert cap.has_param("Observation", "code") and "export" in cap.operations

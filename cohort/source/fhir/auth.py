@@ -13,13 +13,42 @@ from typing import Any, Protocol
 import jwt
 import requests
 
-from cohort.errors import AuthError, ConfigError
+from cohort.errors import AuthError, ConfigError, ServerError
 
 from .settings import ServerSettings, read_secret
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME = 300  # seconds; SMART requires exp <= 5 minutes
 REFRESH_MARGIN = 60.0  # refresh a token this long before it expires
+
+
+class TokenEndpointDown(ServerError):
+    """The token endpoint (or SMART discovery) is unreachable or answered 429/5xx: a server
+    problem the client retries like any other (exit 6 in the end), not a credentials one."""
+
+
+def _transient(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+def _json_object(r: requests.Response) -> dict[str, Any]:
+    try:
+        body = r.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def token_lifetime(value: object, default: float = 300.0) -> float:
+    """Seconds from a token response's `expires_in`: a positive finite number (or numeric
+    text); anything else (missing, 0, negative, "soon", a list) -> `default`."""
+    if isinstance(value, bool):
+        return default
+    try:
+        lifetime = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+    return lifetime if 0 < lifetime < float("inf") else default
 
 
 class Auth(Protocol):
@@ -121,19 +150,21 @@ class SmartBackendAuth:
                 verify=self._s.verify,
             )
         except requests.RequestException as e:
-            raise AuthError(f"SMART discovery failed ({type(e).__name__})") from None
+            raise TokenEndpointDown(f"SMART discovery failed ({type(e).__name__})") from None
         self._account(r)
         if r.status_code != 200:
-            raise AuthError(
+            kind = TokenEndpointDown if _transient(r.status_code) else AuthError
+            raise kind(
                 f"SMART discovery: HTTP {r.status_code} from .well-known/smart-configuration"
+                + ("" if kind is TokenEndpointDown else " (set token_url)")
             )
-        try:
-            endpoint = r.json().get("token_endpoint", "")
-        except ValueError:
-            endpoint = ""
-        if not endpoint:
+        endpoint = _json_object(r).get("token_endpoint")
+        if not endpoint or not isinstance(endpoint, str):
             raise AuthError("SMART discovery: no token_endpoint in .well-known/smart-configuration")
-        return str(endpoint)
+        if not self._s.safe_token_url(endpoint):
+            # the signed assertion goes there, and the access token comes back
+            raise AuthError("SMART discovery: token_endpoint is no https URL (set token_url)")
+        return endpoint
 
     def _account(self, r: requests.Response | None, t0: float | None = None) -> None:
         if self._on_request:
@@ -177,17 +208,17 @@ class SmartBackendAuth:
                 verify=self._s.verify,
             )
         except requests.RequestException as e:
-            raise AuthError(f"token endpoint unreachable ({type(e).__name__})") from None
+            raise TokenEndpointDown(f"token endpoint unreachable ({type(e).__name__})") from None
         self._account(r, t0)
-        try:
-            body = r.json()
-        except ValueError:
-            body = {}
-        if r.status_code != 200 or not body.get("access_token"):
+        if _transient(r.status_code):
+            raise TokenEndpointDown(f"token endpoint unavailable: HTTP {r.status_code}")
+        body = _json_object(r)
+        token = body.get("access_token")
+        if r.status_code != 200 or not token or not isinstance(token, str):
             err = body.get("error_description") or body.get("error") or "no access_token"
-            raise AuthError(f"token request refused: HTTP {r.status_code}: {err}")
-        self._token = str(body["access_token"])
-        lifetime = float(body.get("expires_in") or 300)
+            raise AuthError(f"token request refused: HTTP {r.status_code}: {str(err)[:200]}")
+        self._token = token
+        lifetime = token_lifetime(body.get("expires_in"))
         self._expires = self._clock() + lifetime
         self._margin = min(REFRESH_MARGIN, lifetime / 5)
 

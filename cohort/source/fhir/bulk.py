@@ -16,17 +16,23 @@ from urllib.parse import urlencode
 import orjson
 import requests
 
-from cohort.errors import ServerError
+from cohort.errors import AuthError, ServerError
 from cohort.source.reader import UNREADABLE, unreadable
 from cohort.source.structure import loads
 from cohort.store import patient_of
 
 from .client import retry_after, url_host
-from .plan import BY_CODE, PULL_TYPES, minus_overlap
+from .outcome import outcome_issues
+from .plan import BY_CODE, PULL_TYPES, minus_overlap, token_hash
 from .pull import Puller
 from .search import pull_types, search_path
 
 BATCH = 2000
+
+
+class JobGone(ServerError):
+    """The export job cannot be finished: the server says it failed or no longer has it (or its
+    files), or its manifest is unusable. Resuming it would fail every night: a new one is due."""
 
 
 def spool_dir(p: Puller) -> Path:
@@ -40,9 +46,23 @@ def spool_dir(p: Puller) -> Path:
     return d
 
 
+def export_types(p: Puller) -> list[str]:
+    return [t for t in PULL_TYPES if p.cap.has_type(t) and (t not in BY_CODE or p.tokens.get(t))]
+
+
+def export_key(p: Puller, types: list[str]) -> str:
+    """What an export holds: its types, mapped codes, screening codes and group. The bulk mark
+    carries it, so that an export since the mark is only asked for while it is unchanged (a
+    code mapped since, or a type back in the CapabilityStatement, needs the full history)."""
+    parts = [f"type:{t}" for t in types] + [f"group:{p.s.bulk_group}"]
+    parts += [f"{t}:{v}" for t in types if t in BY_CODE for v in p.tokens.get(t, [])]
+    parts += [f"screen:{c}" for c in p.screen_codes]
+    return token_hash(parts)
+
+
 def kickoff(p: Puller, since: str | None) -> str:
     """Start an export job; returns the status (Content-Location) URL."""
-    types = [t for t in PULL_TYPES if p.cap.has_type(t) and (t not in BY_CODE or p.tokens.get(t))]
+    types = export_types(p)
     missing = [t for t in PULL_TYPES if not p.cap.has_type(t)]
     for t in missing:
         p.report.warn(f"{t}: not in the server's CapabilityStatement; not exported")
@@ -59,7 +79,9 @@ def kickoff(p: Puller, since: str | None) -> str:
     loc = r.headers.get("Content-Location")
     if not loc:
         raise ServerError(f"GET {path}: 202 without Content-Location")
-    return loc
+    # checked now (another host, not http(s)), before the job is saved to be resumed: a
+    # status URL that cannot be polled made every later run resume it and fail
+    return p.client.url(loc)
 
 
 def poll(p: Puller, status_url: str) -> dict[str, Any]:
@@ -67,13 +89,25 @@ def poll(p: Puller, status_url: str) -> dict[str, Any]:
     deadline = time.monotonic() + p.s.bulk_timeout
     attempt = 0
     while True:
-        r = p.client.request(
-            "GET", status_url, key="bulk", ok=(200, 202), headers={"Accept": "application/json"}
-        )
+        try:
+            r = p.client.request(
+                "GET", status_url, key="bulk", ok=(200, 202), headers={"Accept": "application/json"}
+            )
+        except AuthError:
+            raise
+        except ServerError as e:
+            # the spec's answer for a failed job: 4xx/5xx with an OperationOutcome; 404/410: gone
+            status, outcome = getattr(e, "status", 0), getattr(e, "is_outcome", False)
+            if (400 <= status < 500 and status != 429) or (status >= 500 and outcome):
+                raise JobGone(f"bulk export job failed: {e}") from None
+            raise  # down, busy, a proxy's 502: the job may be fine, resumed next run
         if r.status_code == 200:
-            manifest = r.json()
+            try:
+                manifest = loads(r.content)
+            except orjson.JSONDecodeError:
+                manifest = None
             if not isinstance(manifest, dict):
-                raise ServerError("bulk status: manifest is not a JSON object")
+                raise JobGone("bulk status: the manifest is not a JSON object")
             return manifest
         if time.monotonic() > deadline:
             raise ServerError(f"bulk export not complete after {p.s.bulk_timeout:.0f}s")
@@ -89,15 +123,24 @@ def poll(p: Puller, status_url: str) -> dict[str, Any]:
         p.client.sleep(wait)
 
 
-def download(p: Puller, manifest: dict[str, Any], spool: Path) -> list[tuple[str, Path]]:
-    """Download every output file; completed files are skipped and partial ones resumed (Range)."""
-    use_token = bool(manifest.get("requiresAccessToken", True))
+def download(
+    p: Puller, manifest: dict[str, Any], spool: Path, kind: str = "output"
+) -> list[tuple[str, Path]]:
+    """Download every `kind` ("output" or "error") file; completed files are skipped and partial
+    ones resumed (Range). Credentials go to another host only if the manifest says
+    `requiresAccessToken: true`."""
+    use_token = manifest.get("requiresAccessToken") is True
+    items = manifest.get(kind) or []
+    if not isinstance(items, list):
+        raise JobGone(f"bulk manifest: '{kind}' is not a list")
     files: list[tuple[str, Path]] = []
-    for i, out in enumerate(manifest.get("output") or []):
-        rtype, url = str(out.get("type", "")), str(out.get("url", ""))
-        if not rtype.isalpha() or not url:
-            continue
-        final = spool / f"{i:04d}.{rtype}.ndjson"
+    for i, out in enumerate(items):
+        rtype = str(out.get("type", "")) if isinstance(out, dict) else ""
+        url = out.get("url") if isinstance(out, dict) else None
+        if not rtype.isalpha() or not isinstance(url, str) or not url:
+            # (skipping it let the mark pass records never downloaded)
+            raise JobGone(f"bulk manifest: {kind} {i} has no type or no url")
+        final = spool / f"{'error-' if kind == 'error' else ''}{i:04d}.{rtype}.ndjson"
         files.append((rtype, final))
         if final.exists():
             continue
@@ -108,18 +151,27 @@ def download(p: Puller, manifest: dict[str, Any], spool: Path) -> list[tuple[str
             headers.update({"Range": f"bytes={have}-", "Accept-Encoding": "identity"})
         host = url_host(url)
         if host is None:
-            raise ServerError(f"bulk manifest: output {i} ({rtype}) has no http(s) URL")
+            raise JobGone(f"bulk manifest: {kind} {i} ({rtype}) has no http(s) URL")
         same_host = url_host(p.client.url(p.s.base_url)) == host
-        r = p.client.request(
-            "GET",
-            url,
-            key=rtype,
-            headers=headers,
-            stream=True,
-            ok=(200, 206),
-            auth=use_token or same_host,
-            foreign=True,
-        )
+        if same_host:
+            url = p.client.url(url)  # (an http:// link of ours is followed over https)
+        try:
+            r = p.client.request(
+                "GET",
+                url,
+                key=rtype,
+                headers=headers,
+                stream=True,
+                ok=(200, 206),
+                auth=use_token or same_host,
+                foreign=True,
+            )
+        except ServerError as e:
+            status = getattr(e, "status", 0)
+            if status in (404, 410) or (status in (401, 403) and not (use_token or same_host)):
+                # an expired file link (a signed URL answers 403): the job's files are gone
+                raise JobGone(f"bulk {kind} file {i} ({rtype}): HTTP {status} (expired?)") from None
+            raise
         mode = "ab" if r.status_code == 206 and have else "wb"
         n = 0
         try:
@@ -206,6 +258,54 @@ def load(p: Puller, files: list[tuple[str, Path]], screened: set[str]) -> None:
     p.fetch_medications(meds)
 
 
+def _fresh(spool: Path) -> None:
+    """Forget an export job: its state and files (a new job starts from nothing)."""
+    for old in spool.glob("*.ndjson*"):
+        old.unlink()
+    (spool / "job.json").unlink(missing_ok=True)
+
+
+def _export(
+    p: Puller, spool: Path, state: dict[str, Any], since: str | None, key: str
+) -> tuple[dict[str, Any], list[tuple[str, Path]], list[tuple[str, Path]]]:
+    """Run (or resume, given `state`) an export job to its downloaded output and error files."""
+    state_file = spool / "job.json"
+    with p.phase("bulk-export"):
+        if not state:
+            _fresh(spool)
+            state = {"status_url": kickoff(p, since), "since": since, "key": key}
+            state_file.write_text(json.dumps(state))
+        state["manifest"] = state.get("manifest") or poll(p, state["status_url"])
+        state_file.write_text(json.dumps(state))
+    with p.phase("bulk-download"):
+        files = download(p, state["manifest"], spool)
+        errors = download(p, state["manifest"], spool, "error")
+    return state, files, errors
+
+
+def export_errors(p: Puller, errors: list[tuple[str, Path]]) -> bool:
+    """Report the issues of the manifest's error files (severity and code only: diagnostics
+    may name patients); True when one is an error, i.e. the export lacks some records."""
+    kinds: dict[tuple[str, str], int] = {}
+    for _, path in errors:
+        for _, res in read_ndjson(path):
+            for issue in outcome_issues(res):
+                kinds[issue] = kinds.get(issue, 0) + 1
+    if not kinds:
+        return False
+    failed = any(sev in ("fatal", "error") for sev, _ in kinds)
+    listed = ", ".join(f"{sev} {code} x{n}" for (sev, code), n in sorted(kinds.items())[:6])
+    p.report.warn(
+        f"bulk export: the server's error files hold {sum(kinds.values())} issue(s) ({listed})"
+        + (
+            "; the bulk mark was not advanced, the next export repeats this window"
+            if failed
+            else ""
+        )
+    )
+    return failed
+
+
 def bulk_pull(p: Puller) -> None:
     """Export (incrementally with _since), keep screened patients' records, then delete the job."""
     p.report.mode = "bulk"
@@ -217,33 +317,39 @@ def bulk_pull(p: Puller) -> None:
     spool = spool_dir(p)
     state_file = spool / "job.json"
     state: dict[str, Any] = json.loads(state_file.read_text()) if state_file.exists() else {}
-    mark = p.mark("bulk")
+    key = export_key(p, export_types(p))
+    mark, _, mark_key = (p.mark("bulk") or "").partition("|")
+    if mark and mark_key != key:
+        p.report.warn("bulk: exported types or mapped codes changed since the last export: full")
+        mark = ""
     since = minus_overlap(mark, timedelta(seconds=p.s.sync_overlap)) if mark else None
-    with p.phase("bulk-export"):
-        if not state.get("status_url") or p.full_refresh:
-            for old in spool.glob("*.ndjson*"):
-                old.unlink()
-            state = {"status_url": kickoff(p, since), "since": since}
-            state_file.write_text(json.dumps(state))
-        else:
-            p.report.warn("resumed an unfinished bulk export job")
-        manifest = state.get("manifest") or poll(p, state["status_url"])
-        state["manifest"] = manifest
-        state_file.write_text(json.dumps(state))
-    with p.phase("bulk-download"):
-        files = download(p, manifest, spool)
+    resumed = bool(state.get("status_url")) and not p.full_refresh and state.get("key") == key
+    if resumed:
+        p.report.warn("resumed an unfinished bulk export job")
+    try:
+        state, files, errors = _export(p, spool, state if resumed else {}, since, key)
+    except JobGone as e:
+        _fresh(spool)
+        if not resumed:
+            raise ServerError(f"{e}; the next run starts a new export") from None
+        p.report.warn(f"the unfinished bulk export job of an earlier run is gone ({e}); new job")
+        state, files, errors = _export(p, spool, {}, since, key)
+    manifest = state["manifest"]
+    incomplete = export_errors(p, errors)
     with p.phase("bulk-load"):
         complete = p.id_set("complete")
         screened = p.id_set("screened") | screened_in(files, p.screen_codes)
         p.set_mark("screened", json.dumps(sorted(screened)))
         load(p, files, screened)
+    if not incomplete:
+        p.swept.update(export_types(p))
     new = sorted(screened - complete) if state.get("since") else []
     p.report.incremental = bool(state.get("since"))
     p.report.patients_screened, p.report.patients_new = len(screened), len(new)
     if new:  # the export only held changes: fetch newly screened patients' history by search
         pull_types(p, new, [])
-    if manifest.get("transactionTime"):
-        p.set_mark("bulk", str(manifest["transactionTime"]))
+    if manifest.get("transactionTime") and not incomplete:
+        p.set_mark("bulk", f"{manifest['transactionTime']}|{key}")
     p.set_mark("complete", json.dumps(sorted(screened)))
     try:
         p.client.request("DELETE", state["status_url"], key="bulk", ok=(200, 202, 204, 404))

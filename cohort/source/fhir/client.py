@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -18,11 +19,18 @@ import requests
 from cohort.errors import AuthError, ServerError
 from cohort.source.structure import loads
 
-from .auth import Auth, make_auth
+from .auth import Auth, TokenEndpointDown, make_auth
 from .settings import ServerSettings
 
 log = logging.getLogger("cohort.fhir")
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# a connection lost or a body cut or garbled in transit: worth another attempt
+TRANSIENT = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 MAX_PAGES = 100_000
 FHIR_JSON = "application/fhir+json"
 
@@ -149,8 +157,16 @@ class FhirClient:
         if host is None:
             # (the link itself is not quoted: a query may carry patient ids)
             raise ServerError("the server sent a link that is not an http(s) URL")
-        if host != urlsplit(self.base).netloc:
+        base = urlsplit(self.base)
+        if host != base.netloc:
             raise ServerError(f"refusing to follow a link to another host ({host})")
+        if base.scheme == "https" and urlsplit(url).scheme == "http":
+            # a server behind a TLS proxy that writes http:// into its links: the same host
+            # over https, never the credentials in clear text
+            url = urlunsplit(urlsplit(url)._replace(scheme="https"))
+            note = "the server's links say http://; followed over https"
+            if note not in self.warnings:
+                self.warnings.append(note)
         return url
 
     def backoff(self, attempt: int) -> float:
@@ -171,14 +187,16 @@ class FhirClient:
     ) -> requests.Response:
         """Send with retries; return a response whose status is in `ok`, else raise ServerError."""
         url = path_or_url if foreign else self.url(path_or_url)
+        if auth and urlsplit(url).scheme == "http" and urlsplit(self.base).scheme == "https":
+            raise ServerError(f"{method} {safe_path(url)}: refusing to send credentials over http")
         s, refreshed, attempt = self.settings, False, 0
         while True:
             hdrs = dict(headers or {})
-            if auth:
-                hdrs.update(self.auth.headers())
             t0 = time.monotonic()
             wait: float | None = None
             try:
+                if auth:
+                    hdrs.update(self.auth.headers())
                 with self._sem:
                     r = self.session.request(
                         method,
@@ -192,7 +210,12 @@ class FhirClient:
                     size = (
                         len(r.content) if not stream else int(r.headers.get("Content-Length") or 0)
                     )
-            except (requests.ConnectionError, requests.Timeout) as e:
+            except TokenEndpointDown as e:
+                # the token endpoint is down or busy: retried like the server (exit 6 in the end)
+                if attempt >= s.max_retries:
+                    raise TokenEndpointDown(f"{e} (after {attempt + 1} attempts)") from None
+                wait = self.backoff(attempt)
+            except TRANSIENT as e:
                 self.stats.add(key, requests=1, elapsed=time.monotonic() - t0)
                 if attempt >= s.max_retries:
                     raise ServerError(
@@ -200,8 +223,19 @@ class FhirClient:
                         f"{attempt + 1} attempts"
                     ) from None
                 wait = self.backoff(attempt)
+            except requests.RequestException as e:  # e.g. TooManyRedirects: no retry helps
+                self.stats.add(key, requests=1, elapsed=time.monotonic() - t0)
+                raise ServerError(f"{method} {safe_path(url)}: {type(e).__name__}") from None
             else:
                 self.stats.add(key, requests=1, nbytes=size, elapsed=time.monotonic() - t0)
+                moved = url_host(r.url) if r.history and not foreign else None
+                if moved is not None and moved != urlsplit(self.base).netloc:
+                    # (requests sent no credentials there); its answer is not the server's
+                    r.close()
+                    raise ServerError(
+                        f"{method} {safe_path(url)}: the server redirected to another host "
+                        f"({moved}): a login page or a proxy in the way? Answer not used"
+                    )
                 if r.status_code in ok:
                     return r
                 if r.status_code == 401 and auth and not refreshed and self.auth.invalidate():
@@ -228,6 +262,9 @@ class FhirClient:
         err = kind(f"{method} {safe_path(url)}: HTTP {r.status_code}: {text}".rstrip(": "))
         err.status = r.status_code  # type: ignore[attr-defined]
         err.outcome = text  # type: ignore[attr-defined]
+        # (a Bulk status URL's way of saying that its job failed, unlike a proxy's bare 502)
+        is_outcome = isinstance(body, dict) and body.get("resourceType") == "OperationOutcome"
+        err.is_outcome = is_outcome  # type: ignore[attr-defined]
         return err
 
     def get_json(
@@ -238,7 +275,11 @@ class FhirClient:
             # orjson: strict JSON (no NaN/Infinity) and fast on large pages
             body = loads(r.content)
         except orjson.JSONDecodeError:
-            raise ServerError(f"GET {safe_path(r.url)}: response is not JSON") from None
+            kind = (r.headers.get("Content-Type") or "no Content-Type").split(";")[0].strip()
+            hint = ": a login or error page from a proxy?" if "html" in kind.lower() else ""
+            raise ServerError(
+                f"GET {safe_path(r.url)}: response is not JSON ({kind[:60]}){hint}"
+            ) from None
         if not isinstance(body, dict):
             raise ServerError(f"GET {safe_path(r.url)}: response is not a JSON object")
         return body, r
@@ -311,14 +352,25 @@ def _with_count(url: str, count: int) -> str:
 
 
 def server_time(bundle: dict | None, r: requests.Response) -> str | None:
-    """The server's clock for this answer: Bundle.meta.lastUpdated, else the Date header (ISO)."""
+    """The server's clock for this answer: Bundle.meta.lastUpdated, else the Date header, as
+    UTC ISO text ("...Z"). Marks take the earliest of these by comparing the text, which is
+    only right in one offset: 05:00-05:00 (10:00Z) sorted before 09:00+00:00."""
     meta = (bundle or {}).get("meta") or {}
-    if isinstance(meta, dict) and isinstance(meta.get("lastUpdated"), str):
-        return str(meta["lastUpdated"])
+    when = meta.get("lastUpdated") if isinstance(meta, dict) else None
+    if isinstance(when, str):
+        try:
+            t = datetime.fromisoformat(when.replace("Z", "+00:00"))
+        except ValueError:
+            t = None
+        if t is not None and t.tzinfo is not None:
+            return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
     date = r.headers.get("Date")
     if date:
         try:
-            return email.utils.parsedate_to_datetime(date).isoformat()
+            t = email.utils.parsedate_to_datetime(date)
         except (TypeError, ValueError):
             return None
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=UTC)  # an HTTP date is GMT
+        return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return None

@@ -77,19 +77,25 @@ class Capability:
 
     @classmethod
     def parse(cls, cs: dict[str, Any]) -> Capability:
-        cap = cls(software=str((cs.get("software") or {}).get("name", "")))
-        for rest in cs.get("rest") or []:
-            if not isinstance(rest, dict) or rest.get("mode", "server") != "server":
+        """Read what a CapabilityStatement states; elements of an unexpected shape (a string
+        where an object belongs) are passed over, not a crash."""
+        software = cs.get("software")
+        cap = cls(software=str(software.get("name", "")) if isinstance(software, dict) else "")
+        for rest in _dicts(cs.get("rest")):
+            if rest.get("mode", "server") != "server":
                 continue
-            cap.common |= {p.get("name", "") for p in rest.get("searchParam") or []}
-            cap.operations |= {o.get("name", "").lstrip("$") for o in rest.get("operation") or []}
-            for res in rest.get("resource") or []:
-                rtype = res.get("type", "")
-                cap.types[rtype] = {p.get("name", "") for p in res.get("searchParam") or []}
-                cap.includes[rtype] = set(res.get("searchInclude") or [])
-                cap.operations |= {
-                    o.get("name", "").lstrip("$") for o in res.get("operation") or []
-                }
+            cap.common |= _names(rest.get("searchParam"))
+            cap.operations |= {n.lstrip("$") for n in _names(rest.get("operation"))}
+            for res in _dicts(rest.get("resource")):
+                rtype = res.get("type")
+                if not isinstance(rtype, str):
+                    continue
+                cap.types[rtype] = _names(res.get("searchParam"))
+                inc = res.get("searchInclude")
+                cap.includes[rtype] = (
+                    {i for i in inc if isinstance(i, str)} if isinstance(inc, list) else set()
+                )
+                cap.operations |= {n.lstrip("$") for n in _names(res.get("operation"))}
         return cap
 
     def has_type(self, rtype: str) -> bool:
@@ -104,6 +110,15 @@ class Capability:
     def has_include(self, rtype: str, spec: str) -> bool:
         inc = self.includes.get(rtype)
         return inc is None or not inc or spec in inc or "*" in inc
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _names(value: Any) -> set[str]:
+    """The `name`s of a list of searchParam / operation elements."""
+    return {n for v in _dicts(value) if isinstance(n := v.get("name"), str)}
 
 
 def chunk_values(prefix_len: int, values: list[str], limit: int, most: int = 0) -> list[list[str]]:
@@ -141,6 +156,7 @@ class PullReport:
     stored: int = 0
     updated: int = 0
     unchanged: int = 0
+    removed: int = 0  # full refresh: records the server no longer has
     patients_screened: int = 0
     patients_new: int = 0
     warnings: list[str] = field(default_factory=list)

@@ -16,9 +16,11 @@ from cohort.store import reference_id
 from cohort.store.schema import FHIR_MARK
 
 from .client import FhirClient, server_time
+from .outcome import INCOMPLETE_CODES, IncompleteSearch, keyed, on_page, outcome_issues
 from .plan import (
     DEFAULT_CATEGORIES,
     MED_TYPES,
+    PULL_TYPES,
     Capability,
     PullReport,
     chunk_values,
@@ -56,6 +58,9 @@ class Puller:
         self.no_since: set[str] = set()
         # lowered (halved) when a server answers 414/431 to a long query
         self.url_limit = settings.max_url_length
+        # full refresh: the (type, id) fetched, and the types fetched in full (sweep.py)
+        self.seen: set[tuple[str, str]] = set()
+        self.swept: set[str] = set()
 
     # -- marks -------------------------------------------------------------------------------
     def mark(self, key: str) -> str | None:
@@ -68,6 +73,10 @@ class Puller:
         self.store.set_mark(self.site, FHIR_MARK + key, value)
         if key not in ("screened", "complete"):  # patient id lists stay out of run.json
             self.report.marks[key] = value
+
+    def clear_mark(self, key: str) -> None:
+        if self.store.get_mark(self.site, f"fhir:{key}"):
+            self.store.set_mark(self.site, f"fhir:{key}", "")
 
     def id_set(self, key: str) -> set[str]:
         raw = self.mark(key)
@@ -83,8 +92,20 @@ class Puller:
         self.log.info("fhir %s: %s: %d requests in %.1fs", self.site, name, n, took)
 
     def put(self, items: Items) -> None:
+        kept = [(r, o) for r, o in items if keyed(r)]
+        if len(kept) < len(items):
+            # nothing can be stored, updated or referenced without one: said, and left out
+            # (the store refused the whole batch: exit 8, "local store error", every night)
+            for r, _ in items:
+                rt = r.get("resourceType")
+                if not keyed(r):
+                    name = rt[:40] if isinstance(rt, str) and rt.isalpha() else "?"
+                    self.report.warn(f"{name}: record(s) without an id left out")
+            items = kept
         if not items:
             return
+        if self.full_refresh:
+            self.seen.update((r["resourceType"], r["id"]) for r, _ in items)
         st = self.store.put_resources(self.site, items, source=self.s.base_url)
         self.report.stored += st.inserted
         self.report.updated += st.updated
@@ -93,10 +114,31 @@ class Puller:
     # -- searching ---------------------------------------------------------------------------
     def search_all(self, rtype: str, params: Params) -> tuple[Items, str | None]:
         """Every page of one search, with vendor fallbacks; (items, earliest server time)."""
+        restarted = False
         while True:
             try:
                 return self._search(rtype, params)
+            except IncompleteSearch as e:
+                fixed = self._fallback(rtype, params, e)
+                if fixed is None:
+                    raise
+                params = fixed
             except ServerError as e:
+                page = getattr(e, "page", 1)
+                status = getattr(e, "status", 0)
+                if page > 1 and status in (400, 404, 410) and not restarted:
+                    # the server's own next link refused: its paging state (HAPI _getpages,
+                    # a continuation token) expired; once more from the first page
+                    restarted = True
+                    self.report.warn(
+                        f"{rtype}: the server no longer had a search's later pages "
+                        f"(HTTP {status}); searched again from the first page"
+                    )
+                    continue
+                if page > 1 and status:  # a later page failed: not a refusal of the query
+                    raise on_page(e, rtype, page) from None
+                if page > 1:
+                    raise
                 fixed = self._fallback(rtype, params, e)
                 if fixed is None:
                     raise
@@ -105,6 +147,16 @@ class Puller:
     def _fallback(self, rtype: str, params: Params, e: ServerError) -> Params | None:
         status, text = getattr(e, "status", 0), str(getattr(e, "outcome", "")).lower()
         names = {k for k, _ in params}
+        if isinstance(e, IncompleteSearch):
+            if "_include" not in names:
+                return None
+            # e.g. a server that caps included resources per page: Medications read separately
+            self.no_include.add(rtype)
+            self.report.warn(
+                f"{rtype}: server flagged results with _include incomplete; Medications read "
+                "separately"
+            )
+            return [(k, v) for k, v in params if k != "_include"]
         if status not in (400, 403, 422):
             return None
         if rtype == "Observation" and "category" in text and "category" not in names:
@@ -127,19 +179,52 @@ class Puller:
     def _search(self, rtype: str, params: Params) -> tuple[Items, str | None]:
         items: Items = []
         clock: str | None = None
+        total: object = None
+        matched = page = 0
         shape = "&".join(f"{k}=.." for k in dict.fromkeys(k for k, _ in params))
-        for page, bundle, r in self.client.search(rtype, params):
-            if page == 1:
-                clock = server_time(bundle, r)
-            origin = f"GET {rtype}?{shape}#page{page}"
-            for entry in bundle.get("entry") or []:
-                res = entry.get("resource") if isinstance(entry, dict) else None
-                if isinstance(res, dict) and res.get("resourceType") not in (
-                    None,
-                    "OperationOutcome",
-                ):
+        try:
+            for page, bundle, r in self.client.search(rtype, params):
+                if page == 1:
+                    clock, total = server_time(bundle, r), bundle.get("total")
+                origin = f"GET {rtype}?{shape}#page{page}"
+                for entry in bundle.get("entry") or []:
+                    res = entry.get("resource") if isinstance(entry, dict) else None
+                    if not isinstance(res, dict) or res.get("resourceType") is None:
+                        continue
+                    if res.get("resourceType") == "OperationOutcome":
+                        self._outcome(rtype, res)
+                        continue
                     items.append((res, origin))
+                    how = entry.get("search")
+                    mode = how.get("mode", "match") if isinstance(how, dict) else "match"
+                    if mode == "match" and res.get("resourceType") == rtype:
+                        matched += 1
+        except ServerError as e:
+            if page and not isinstance(e, IncompleteSearch):
+                e.page = page + 1  # type: ignore[attr-defined]
+            raise
+        if isinstance(total, int) and not isinstance(total, bool) and matched < total:
+            # records deleted while paging, or a server that drops some: said, not hidden
+            self.report.warn(
+                f"{rtype}: a search returned {matched} of the {total} matches its total announced"
+            )
         return items, clock
+
+    def _outcome(self, rtype: str, res: dict) -> None:
+        """An OperationOutcome entry of a search page: an error, or a result flagged incomplete
+        (truncated, too costly), fails the search; anything else is a run.json warning."""
+        for severity, code in outcome_issues(res):
+            if severity in ("fatal", "error") or (
+                code in INCOMPLETE_CODES and severity != "information"
+            ):
+                raise IncompleteSearch(
+                    f"{rtype}: the server flagged a search result as failed or incomplete "
+                    f"({severity} {code}); nothing of it is recorded as complete"
+                )
+            self.report.warn(
+                f"{rtype}: the server attached an OperationOutcome to search results "
+                f"({severity} {code}); the results were kept"
+            )
 
     def run_searches(self, rtype: str, queries: list[Params]) -> tuple[int, str | None]:
         """Run queries (concurrently, politely), store results in order; (resources, min clock)."""
@@ -179,18 +264,19 @@ class Puller:
 
     def fetch_medications(self, records: list[dict]) -> None:
         """Read referenced Medications not yet stored (when _include is unsupported)."""
-        ids = sorted(
-            {
-                mid
-                for res in records
-                if (
-                    mid := reference_id(
-                        (res.get("medicationReference") or {}).get("reference"), "Medication"
-                    )
+        refs = {
+            mid
+            for res in records
+            if (
+                mid := reference_id(
+                    (res.get("medicationReference") or {}).get("reference"), "Medication"
                 )
-                and self.store.get(self.site, "Medication", mid) is None
-            }
-        )
+            )
+        }
+        stored = {m for m in refs if self.store.get(self.site, "Medication", m) is not None}
+        if self.full_refresh:  # still referenced: not to be swept
+            self.seen.update(("Medication", m) for m in stored)
+        ids = sorted(refs - stored)
         if not ids:
             return
         if self.cap.has_param("Medication", "_id"):
@@ -200,7 +286,15 @@ class Puller:
                 self.put(items)
             return
         for mid in ids:
-            body, _ = self.client.get_json(f"Medication/{mid}", key="Medication")
+            try:
+                body, _ = self.client.get_json(f"Medication/{mid}", key="Medication")
+            except ServerError as e:
+                status = getattr(e, "status", 0)
+                if status not in (404, 410):
+                    raise
+                # a dangling reference: the record is kept; failing would fail every night
+                self.report.warn(f"Medication: a referenced Medication is gone (HTTP {status})")
+                continue
             self.put([(body, "GET Medication/{id}")])
 
 
@@ -214,8 +308,10 @@ def pull(
     full_refresh: bool = False,
     log: logging.Logger | None = None,
     client: FhirClient | None = None,
+    max_removal: float = 0.5,
 ) -> PullReport:
-    """Fill `store` for one site from a FHIR base URL; marks are advanced only after each step."""
+    """Fill `store` for one site from a FHIR base URL; marks are advanced only after each step.
+    A full refresh then drops what the server no longer has (sweep.py; `max_removal` guards)."""
     log = log or logging.getLogger("cohort.fhir")
     client = client or FhirClient(settings)
     p = Puller(site_id, settings, store, tokens, screen_tokens, full_refresh, client, log)
@@ -223,7 +319,15 @@ def pull(
     try:
         with p.phase("metadata"):
             cs, _ = client.get_json("metadata", key="metadata")
+        if cs.get("resourceType") != "CapabilityStatement":
+            kind = str(cs.get("resourceType"))[:40]
+            raise ServerError(f"GET metadata: expected a CapabilityStatement, got {kind}")
         p.cap = Capability.parse(cs)
+        if not any(p.cap.has_type(t) for t in PULL_TYPES):
+            # pulling nothing would mark every newly screened patient complete
+            raise ServerError(
+                "GET metadata: the CapabilityStatement lists none of " + ", ".join(PULL_TYPES)
+            )
         base_mark = p.mark("base_url")
         if base_mark and base_mark != settings.base_url:
             p.full_refresh = True
@@ -236,6 +340,9 @@ def pull(
             from .search import search_path
 
             search_path(p)
+        from .sweep import sweep
+
+        sweep(p, max_removal)
         p.set_mark("base_url", settings.base_url)
     finally:
         p.report.elapsed["total"] = time.monotonic() - t0

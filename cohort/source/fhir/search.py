@@ -150,6 +150,9 @@ def pull_types(p: Puller, new: list[str], known: list[str]) -> None:
     for rtype in PULL_TYPES:
         if not p.cap.has_type(rtype):
             p.report.warn(f"{rtype}: not in the server's CapabilityStatement; not pulled")
+            # tonight's new patients count as complete without this type: when it is back,
+            # it is pulled in full for every patient, not only changes since the old mark
+            p.clear_mark(rtype)
             continue
         if rtype in BY_CODE and not p.tokens.get(rtype):
             continue
@@ -170,6 +173,7 @@ def pull_types(p: Puller, new: list[str], known: list[str]) -> None:
                 n, clock = n + m, _earliest(clock, changed_clock)
             # the mark may only move to a clock read before any search of this pull
             clock = _earliest(clock, quiet_clock)
+        p.swept.add(rtype)  # every search of the type completed
         p.log.info("fhir %s: %s: %d resources", p.site, rtype, n)
         if clock:
             p.set_mark(rtype, f"{clock}|{h}")

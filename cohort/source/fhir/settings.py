@@ -120,10 +120,24 @@ class ServerSettings:
                 raise ConfigError(f"{where}: key {key!r} must be >= 1")
         if self.max_retries < 0 or self.timeout <= 0 or self.max_url_length < 200:
             raise ConfigError(f"{where}: key 'max_retries'/'timeout'/'max_url_length' out of range")
-        if self.token_url and urlsplit(self.token_url).scheme not in ("http", "https"):
-            raise ConfigError(f"{where}: key 'token_url' must be an http(s) URL")
+        if self.token_url and not self.safe_token_url(self.token_url):
+            raise ConfigError(
+                f"{where}: key 'token_url' must be an https URL (plain http only to a loopback"
+                " host, or with allow_http = true): the token comes back in the answer"
+            )
         if self.ca_bundle and not Path(self.ca_bundle).exists():
             raise ConfigError(f"{where}: key 'ca_bundle': file not found: {self.ca_bundle}")
+
+    def safe_token_url(self, url: str) -> bool:
+        """Whether a token endpoint may be used: https, or http where base_url may be."""
+        parts = urlsplit(url)
+        if parts.scheme == "https" and parts.hostname:
+            return True
+        return (
+            parts.scheme == "http"
+            and bool(parts.hostname)
+            and (self.allow_http or is_loopback(parts.hostname or ""))
+        )
 
     @property
     def verify(self) -> bool | str:

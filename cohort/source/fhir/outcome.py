@@ -1,0 +1,36 @@
+"""What a server says besides its records: OperationOutcome issues in search pages and Bulk
+error files, records the store cannot key, and which search page failed."""
+
+from __future__ import annotations
+
+from cohort.errors import ServerError
+
+# OperationOutcome issue codes that say a search result lacks matches (FHIR issue-type)
+INCOMPLETE_CODES = frozenset({"incomplete", "too-costly", "timeout", "throttled"})
+
+
+class IncompleteSearch(ServerError):
+    """A search answered 200 but an OperationOutcome entry says its result is incomplete."""
+
+
+def outcome_issues(res: dict) -> list[tuple[str, str]]:
+    """(severity, code) of each issue of an OperationOutcome (coded values only: the
+    diagnostics text may quote patients, e.g. "no matching patient for MRN 123456")."""
+    return [
+        (str(i.get("severity") or "?")[:20], str(i.get("code") or "?")[:40])
+        for i in res.get("issue") or []
+        if isinstance(i, dict)
+    ]
+
+
+def keyed(res: dict) -> bool:
+    """Whether the store can key this resource: a resourceType and a non-empty string id."""
+    rid = res.get("id")
+    return isinstance(res.get("resourceType"), str) and isinstance(rid, str) and rid != ""
+
+
+def on_page(e: ServerError, rtype: str, page: int) -> ServerError:
+    """`e`, of the same class (AuthError stays exit 7), saying which search page failed."""
+    err = type(e)(f"{rtype}: page {page} of a search failed: {e}")
+    err.__dict__.update(e.__dict__)
+    return err
