@@ -38,6 +38,8 @@ def rule_summary(c: Criterion, site: SiteConfig) -> str:
         parts.append(f"{key}={shown}")
     if c.kind == "age" and site.min_age:
         parts.append(f"site min_age={site.min_age}")
+    if c.manual_when_unknown:
+        parts.append("manual_when_unknown=true")
     return f"{c.kind}: " + ", ".join(parts)
 
 
