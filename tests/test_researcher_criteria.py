@@ -292,3 +292,30 @@ def test_a_titer_reason_names_the_trial_s_concept() -> None:
     )
     r = KINDS["titer"].fn(crit, context(patient()))
     assert r.reason == "no anti_dsdna_titer/anti_dsdna result"
+
+
+@pytest.mark.parametrize(
+    ("concept", "key"),
+    [
+        ("hemoglobin", "concepts"),  # lab_latest
+        ("creatinine", "measures[2].concepts"),  # labs_exceed
+        ("cd19_count", "lab_concepts"),  # washout's lab after the window
+        ("hcg", "checks[1].lab"),  # a check with a quantitative cut-off
+    ],
+)
+def test_a_number_compared_needs_the_concept_s_unit(concept: str, key: str, tmp_path: Path) -> None:
+    """A units.csv line deleted (or never written for a new lab concept) left every result with
+    a unit unconvertible: the criterion went unknown for every patient (no `likely` candidate
+    left at either sample site) while `check` and `run` said nothing."""
+    m = copy_mappings(tmp_path)
+    units = m / "units.csv"
+    lines = units.read_text(encoding="utf-8").splitlines(keepends=True)
+    units.write_text("".join(ln for ln in lines if not ln.startswith(f"{concept},")))
+    message = (
+        f"key '{key}': concept '{concept}' has no unit in units.csv, so no result with a unit "
+        f"can be compared with a number (add a line '{concept},<UCUM unit>,...')"
+    )
+    code, out = check_all(m)
+    assert code == 4 and [ln for ln in out if message in ln], out
+    code, output = run_uci(tmp_path, m)
+    assert code == 4 and message in output

@@ -226,3 +226,21 @@ def tables_of(kind: str, params: Mapping[str, Any]) -> Iterator[tuple[str, Table
         for i, chk in enumerate(params["checks"]):
             lab = isinstance(chk, dict) and "lab" in chk and "condition" not in chk
             yield f"checks[{i}]", LAB_CHECK if lab else CONDITION_CHECK, chk
+
+
+def numeric_concepts(kind: str, params: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(key, concept) of the concepts whose results a criterion compares with a number: each
+    needs its canonical unit in units.csv (else every result with a unit is unknown)."""
+    lists: list[tuple[str, Any]] = []
+    if kind == "lab_latest":
+        lists.append(("concepts", params.get("concepts")))
+    if kind == "washout":
+        lists.append(("lab_concepts", params.get("lab_concepts")))
+    for key, table, entry in tables_of(kind, params):
+        if isinstance(entry, dict) and (table is MEASURE or "positive_at" in entry):
+            sub = "concepts" if table is MEASURE else "lab"
+            lists.append((f"{key}.{sub}", entry.get(sub)))
+    for key, names in lists:
+        for name in names if isinstance(names, list) else []:
+            if isinstance(name, str):
+                yield key, name

@@ -22,6 +22,7 @@ from cohort.criteria.registry import (
     CONDITION_CHECK,
     KINDS,
     Table,
+    numeric_concepts,
     rule_problems,
     table_problems,
     tables_of,
@@ -352,6 +353,8 @@ def _check_concepts(
     params: Mapping[str, Any],
     known: set[str],
     active: set[str] | None,
+    units: set[str] | None,
+    kind: str,
 ) -> None:
     for key, name in concept_refs(params):
         if name not in known:
@@ -364,13 +367,26 @@ def _check_concepts(
                 f"concept '{name}' is empty (only unverified rows; a run needs use_unverified)",
                 warn=True,
             )
+    for key, name in numeric_concepts(kind, params):
+        if units is not None and name in known and name not in units:
+            p.criterion(
+                index,
+                cid,
+                key,
+                f"concept '{name}' has no unit in units.csv, so no result with a unit can be "
+                f"compared with a number (add a line '{name},<UCUM unit>,...')",
+            )
 
 
 def check_trial(
-    path: Path, known: set[str] | None = None, active: set[str] | None = None
+    path: Path,
+    known: set[str] | None = None,
+    active: set[str] | None = None,
+    units: set[str] | None = None,
 ) -> TrialCheck:
     """Every problem of a criteria file. `known`: the concept names of the mapping rows (all of
-    them); `active`: those with rows a run uses (a known concept outside it is a warning)."""
+    them); `active`: those with rows a run uses (a known concept outside it is a warning);
+    `units`: the concepts units.csv gives a unit."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
@@ -417,7 +433,7 @@ def check_trial(
             continue
         params = {k: v for k, v in raw.items() if k not in _META}
         if known is not None:
-            _check_concepts(p, index, cid, params, known, active)
+            _check_concepts(p, index, cid, params, known, active, units, raw["kind"])
         criteria.append(
             Criterion(
                 id=cid,
@@ -457,10 +473,13 @@ def check_trial(
 
 
 def load_trial(
-    path: Path, known_concepts: set[str] | None = None, active: set[str] | None = None
+    path: Path,
+    known_concepts: set[str] | None = None,
+    active: set[str] | None = None,
+    units: set[str] | None = None,
 ) -> Trial:
     """The trial of a criteria file; the first problem `check_trial` finds is raised."""
-    checked = check_trial(path, known_concepts, active)
+    checked = check_trial(path, known_concepts, active, units)
     if checked.errors:
         raise checked.errors[0]
     assert checked.trial is not None

@@ -138,11 +138,11 @@ def _intentional(concepts: set[str]) -> bool:
     return len(names) == 2 and names[1].startswith(names[0] + "_")
 
 
-def _check_trial(path: Path, rows: list[MappingRow], f: Findings) -> None:
+def _check_trial(path: Path, rows: list[MappingRow], units: set[str] | None, f: Findings) -> None:
     """Every problem of a criteria file, as `load_trial` (so `cohort run`) raises the first."""
     known = {r.concept for r in rows}
     active = {r.concept for r in rows if r.verified != "N"}
-    checked = check_trial(path, known, active)
+    checked = check_trial(path, known, active, units)
     f.errors += [str(e) for e in checked.errors]
     f.warnings += checked.warnings
 
@@ -160,6 +160,15 @@ def _check_units(root: Path, known: set[str], f: Findings) -> None:
         problem = ucum_problem(rec.get("ucum")) if rec.get("ucum") else None
         if problem:
             f.error(rec.where, f"column 'ucum': {problem}")
+
+
+def _unit_concepts(root: Path) -> set[str] | None:
+    """The concepts units.csv gives a unit; None when it cannot be read (`_check_units` says
+    why)."""
+    try:
+        return {rec.get("concept") for rec in read_csv(root, root / "units.csv", ("concept",))}
+    except MappingError:
+        return None
 
 
 def _check_values_products(root: Path, known: KnownSystems, f: Findings) -> None:
@@ -207,8 +216,9 @@ def check_mappings(root: Path, trial: str | None = None) -> CheckReport:
         if not trials[0].is_file():
             f.error(str(trials[0]), "criteria file not found")
             trials = []
+    units = _unit_concepts(root)
     for path in trials:
-        _check_trial(path, rows, f)
+        _check_trial(path, rows, units, f)
     if not f.errors:
         try:  # anything the loader rejects that the checks above did not name (no concepts/)
             Terminology.load(root)
