@@ -12,14 +12,16 @@ from cohort.criteria.base import Criterion
 from cohort.tools.diff import diff_site
 
 
-def _candidates(path: Path, criteria: list[str], rows: list[list[str]]) -> None:
+def _candidates(
+    path: Path, criteria: list[str], rows: list[list[str]], confirm: tuple[str, ...] = ()
+) -> None:
     path.mkdir(parents=True)
     head = ["rank", "patient_id", "tier", "score", "eligible_from", "reasons", *criteria]
     with (path / "candidates.csv").open("w", encoding="utf-8-sig", newline="") as fh:
         w = csv.writer(fh)
         w.writerow([*head, "change", "to_confirm"])
-        for r in rows:
-            w.writerow([*r, "", ""])
+        for i, r in enumerate(rows):
+            w.writerow([*r, "", confirm[i] if i < len(confirm) else ""])
 
 
 def test_diff_names_criteria_taken_out_and_changed_eligible_from(tmp_path: Path) -> None:
@@ -70,3 +72,17 @@ def test_explain_shows_manual_when_unknown_in_the_rule() -> None:
 
     crit = Criterion("w", "lab_latest", "inclusion", "t", {"concepts": ["x"]}, True)
     assert rule_summary(crit, SiteConfig("s", "s", "x")).endswith(", manual_when_unknown=true")
+
+
+def test_diff_shows_a_criterion_made_manual(tmp_path: Path) -> None:
+    """`manual_when_unknown = true` on a criterion moved patients from possible to likely and
+    the diff showed the tier change alone (the cell stays `unknown`): now the item that joined
+    `to_confirm` is shown."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    row = ["1", "p1", "possible", "1", "", "weight: no body_weight", "unknown"]
+    _candidates(a / "s", ["weight"], [row], ("consent",))
+    _candidates(b / "s", ["weight"], [[*row[:2], "likely", *row[3:]]], ("Body weight; consent",))
+    d = diff_site("s", a, b)
+    assert d.confirm == [("p1", "-", "Body weight")] and d.cells == []
+    result = CliRunner().invoke(cli, ["diff", str(a), str(b)])
+    assert "1 to_confirm change(s)" in result.output
