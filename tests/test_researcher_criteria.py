@@ -319,3 +319,15 @@ def test_a_number_compared_needs_the_concept_s_unit(concept: str, key: str, tmp_
     assert code == 4 and [ln for ln in out if message in ln], out
     code, output = run_uci(tmp_path, m)
     assert code == 4 and message in output
+
+
+def test_a_criteria_file_not_in_utf8_is_an_error(tmp_path: Path) -> None:
+    """A criteria file saved as Windows-1252 (Notepad, an accented title) crashed `check` and
+    `run` with a UnicodeDecodeError traceback (exit 1)."""
+    m = copy_mappings(tmp_path)
+    path = m / TRIAL
+    path.write_bytes(path.read_bytes().replace(b'title = "Age >= 12 years"', b'title = "\xc2ge"'))
+    code, lines = check_all(m)
+    assert code == 4 and any(f"error: {path}: not UTF-8 text" in ln for ln in lines), lines
+    code, output = run_uci(tmp_path, m)
+    assert code == 4 and f"cohort: error: {path}: not UTF-8 text" in output
