@@ -66,7 +66,9 @@ class Loaded:
 
         term = Terminology.load(cfg.mappings_dir, use_unverified=cfg.use_unverified)
         rules = ReadingRules.load(cfg.mappings_dir / "rules.toml")
-        trial = load_trial(cfg.trial_path, term.concept_names())
+        # a concept with unverified rows only is known (`mappings check` warns it is empty)
+        known = {r.concept for r in term.rows()}
+        trial = load_trial(cfg.trial_path, known, term.concept_names(), term.unit_concepts())
         return cls(term, rules, trial)
 
 

@@ -102,8 +102,8 @@ def test_broken_criteria_file_is_exit_4_naming_file_line_key(tmp_path: Path) -> 
     cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"), mappings)
     result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(tmp_path / "o")])
     assert result.exit_code == 4
-    line = next(
-        i for i, t in enumerate(trial.read_text().splitlines(), 1) if 'id = "platelets"' in t
+    line = next(  # the line of the key itself (it was the criterion's id line)
+        i for i, t in enumerate(trial.read_text().splitlines(), 1) if 'fail_below = "25"' in t
     )
     assert f"sirius-sle-2.toml:{line}: criterion 'platelets': key 'fail_below'" in result.output
 

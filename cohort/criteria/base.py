@@ -72,12 +72,43 @@ def window_start(as_of: date, params: dict[str, Any], prefix: str = "window") ->
     return None
 
 
-def window_length(params: dict[str, Any]) -> timedelta:
+@dataclass(frozen=True)
+class Span:
+    """An exposure window: a number of days (weeks are 7 days) or of calendar months."""
+
+    days: int = 0
+    months: int = 0
+
+    def before(self, d: date) -> date:
+        """The window's start for an as-of date `d` (exposures ending after it fail)."""
+        return months_before(d, self.months) if self.months else d - timedelta(days=self.days)
+
+    def after(self, end: date) -> date:
+        """The first as-of date whose window starts on or after `end` (its `eligible_from`);
+        OverflowError past the calendar's end."""
+        if not self.months:
+            return end + timedelta(days=self.days)
+        y, m = divmod(end.year * 12 + end.month - 1 + self.months, 12)
+        if y > date.max.year:
+            raise OverflowError("past the calendar's end")
+        first = date(y, m + 1, min(end.day, calendar.monthrange(y, m + 1)[1]))
+        while self.before(first) < end:  # a clamped month end (Aug 31 + 6 months = Mar 1)
+            first += timedelta(days=1)
+        return first
+
+    def __str__(self) -> str:
+        return f"{self.months} months" if self.months else f"{self.days} days"
+
+
+def window_span(params: dict[str, Any]) -> Span:
+    """The exposure window of `window_days`, `window_weeks` or `window_months`."""
     if "window_days" in params:
-        return timedelta(days=int(params["window_days"]))
+        return Span(days=int(params["window_days"]))
     if "window_weeks" in params:
-        return timedelta(weeks=int(params["window_weeks"]))
-    raise KeyError("window_days or window_weeks")
+        return Span(days=7 * int(params["window_weeks"]))
+    if "window_months" in params:
+        return Span(months=int(params["window_months"]))
+    raise KeyError("window_days, window_weeks or window_months")
 
 
 def iso(d: date | None) -> str:

@@ -91,25 +91,26 @@ def titer(crit: Criterion, ctx: Context) -> Result:
             ignored += _superseded(ctx, obs[i + 1 :], titer_concepts + screen_concepts)
             why = {Status.PASS: ">=", Status.FAIL: "<", Status.UNKNOWN: "cannot tell vs"}[status]
             return result(
-                crit, status, f"ANA titer {shown} {why} 1:{minimum:g} on {o.when}", [ev], ignored
+                crit, status, f"{concept} {shown} {why} 1:{minimum:g} on {o.when}", [ev], ignored
             )
         q = ctx.term.qualitative(o.value, o.interpretation)
         if q == "negative" and concept in titer_concepts:
             # a titer reported as "Negative" is the most recent titer, and a fail
             ev = ctx.obs_evidence(o, concept, "most recent titer: negative")
             ignored += _superseded(ctx, obs[i + 1 :], titer_concepts + screen_concepts)
-            return result(crit, Status.FAIL, f"ANA titer negative on {o.when}", [ev], ignored)
+            return result(crit, Status.FAIL, f"{concept} negative on {o.when}", [ev], ignored)
         if q in ("positive", "negative"):
             qualitative.append((q, ctx.obs_evidence(o, concept, f"qualitative {q}")))
         else:
             ignored.append(ctx.obs_evidence(o, concept, "no readable titer or result"))
     if not qualitative:
-        return result(crit, Status.UNKNOWN, "no ANA result", ignored=ignored)
+        names = "/".join(titer_concepts + screen_concepts)
+        return result(crit, Status.UNKNOWN, f"no {names} result", ignored=ignored)
     q, ev = qualitative[0]
     ignored += [e for _, e in qualitative[1:]]
     if q == "negative":
-        return result(crit, Status.FAIL, f"ANA negative on {ev.date}", [ev], ignored)
-    return result(crit, Status.UNKNOWN, "ANA positive without a titer", [ev], ignored)
+        return result(crit, Status.FAIL, f"{ev.concept} negative on {ev.date}", [ev], ignored)
+    return result(crit, Status.UNKNOWN, f"{ev.concept} positive without a titer", [ev], ignored)
 
 
 def _grade(v: ObsValue) -> str:

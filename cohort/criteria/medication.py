@@ -6,7 +6,7 @@ import re
 from dataclasses import replace
 from datetime import date, timedelta
 
-from cohort.criteria.base import Context, Criterion, iso, result, window_length
+from cohort.criteria.base import Context, Criterion, Span, iso, result, window_span
 from cohort.model import Evidence, ExposureFact, Result, Status
 
 _STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*MG\b(?!\s*/)", re.I)
@@ -73,8 +73,8 @@ def _in_window(ctx: Context, start: date | None, end: date | None, ongoing: bool
 def washout(crit: Criterion, ctx: Context) -> Result:
     """Exposure (medication, procedure or immunization) inside the window fails, time-limited."""
     p = crit.params
-    span = window_length(p)
-    lo = ctx.as_of - span
+    span = window_span(p)
+    lo = span.before(ctx.as_of)
     evidence, ignored = [], []
     ends: list[date | None] = []
     uncertain: list[Evidence] = []
@@ -114,7 +114,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         return result(
             crit,
             Status.FAIL,
-            f"{evidence[0].concept or evidence[0].value} within {span.days} days ({when})",
+            f"{evidence[0].concept or evidence[0].value} within {span} ({when})",
             evidence,
             ignored,
             eligible,
@@ -128,14 +128,14 @@ def washout(crit: Criterion, ctx: Context) -> Result:
     return result(crit, Status.PASS, "no exposure in window", ignored=ignored)
 
 
-def _eligible(ends: list[date | None], span: timedelta) -> date | None:
+def _eligible(ends: list[date | None], span: Span) -> date | None:
     """Known ends of every exposure in window: the last one plus the window; else None (also
     past the calendar's end: an exposure "ending" 9999-12-31 has no date it washes out)."""
     known = [e for e in ends if e is not None]
     if not known or len(known) != len(ends):
         return None
     try:
-        return max(known) + span
+        return span.after(max(known))
     except OverflowError:
         return None
 
@@ -209,8 +209,8 @@ def daily_mg(ctx: Context, e: ExposureFact) -> float | None:
 
 def high_dose(crit: Criterion, ctx: Context) -> Result:
     p = crit.params
-    span = window_length(p)
-    lo = ctx.as_of - span
+    span = window_span(p)
+    lo = span.before(ctx.as_of)
     limit = float(p["max_daily_mg"])
     fails, unknown, ok, ignored = [], [], [], []
     ends: list[date | None] = []
@@ -236,7 +236,7 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
         return result(
             crit,
             Status.FAIL,
-            f"corticosteroid {fails[0].value} mg/day > {limit:g} within {span.days} days",
+            f"corticosteroid {fails[0].value} mg/day > {limit:g} within {span}",
             fails + unknown + ok,
             ignored,
             eligible,

@@ -1,26 +1,47 @@
-"""The registry of criterion kinds: each kind's function and the parameters it accepts."""
+"""The registry of criterion kinds: each kind's function, the parameters it accepts and the
+rules between them. The one definition `load_trial` (so `cohort run`) and `cohort mappings
+check` apply to a criteria file; docs/criteria-kinds.md documents the same."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from cohort.criteria import checks, demographic, labs, medication
 from cohort.criteria.base import Kind
+from cohort.terminology.values import RESULTS
 
 NUMBER = (int, float)
 CONCEPTS = list  # a list of concept names
+Types = Mapping[str, type | tuple[type, ...]]
+
+
+@dataclass(frozen=True)
+class Table:
+    """The keys of an inline table inside a criterion (an `alt`, a measure, a check)."""
+
+    required: Types
+    optional: Types = field(default_factory=dict)
+
+    @property
+    def keys(self) -> dict[str, type | tuple[type, ...]]:
+        return {**self.required, **self.optional}
 
 
 @dataclass(frozen=True)
 class KindSpec:
     fn: Kind
-    required: Mapping[str, type | tuple[type, ...]]
-    optional: Mapping[str, type | tuple[type, ...]] = field(default_factory=dict)
+    required: Types
+    optional: Types = field(default_factory=dict)
     time_limited: bool = False  # its fails have a known end (eligible_from)
 
 
-WINDOW = {"window_days": int, "window_weeks": int, "window_months": int}
+WINDOW: dict[str, type | tuple[type, ...]] = {
+    "window_days": int,
+    "window_weeks": int,
+    "window_months": int,
+}
 
 KINDS: dict[str, KindSpec] = {
     "age": KindSpec(demographic.age, {"min_years": int}),
@@ -47,8 +68,7 @@ KINDS: dict[str, KindSpec] = {
         medication.washout,
         {},
         {
-            "window_days": int,
-            "window_weeks": int,
+            **WINDOW,
             "concepts": CONCEPTS,
             "procedures": CONCEPTS,
             "immunizations": CONCEPTS,
@@ -62,33 +82,40 @@ KINDS: dict[str, KindSpec] = {
     "high_dose": KindSpec(
         medication.high_dose,
         {"concepts": CONCEPTS, "max_daily_mg": NUMBER},
-        {"window_days": int, "window_weeks": int},
+        WINDOW,
         time_limited=True,
     ),
     "checks": KindSpec(checks.checks, {"checks": list}),
 }
 
-# keys inside a `checks` entry, and inside a `labs_exceed` measure
-CHECK_KEYS: dict[str, type | tuple[type, ...]] = {
-    "condition": CONCEPTS,
-    "lab": CONCEPTS,
-    "unless": CONCEPTS,
-    "unless_later": CONCEPTS,
-    "active": bool,
-    "latest": bool,
-    "result": str,
-    "then": str,
-    "label": str,
-    "numeric": str,
-    "positive_at": NUMBER,
-    "equivocal_at": NUMBER,
-    **WINDOW,
+# the inline tables inside a criterion: `alt` of lab_latest, each of `measures`, each of `checks`
+ALT = Table({"concepts": CONCEPTS, "fail_below": NUMBER})
+MEASURE = Table({"concepts": CONCEPTS, "fail_above": NUMBER}, {"required": bool})
+_CHECK_ANY: Types = {"then": str, "label": str}
+CONDITION_CHECK = Table({"condition": CONCEPTS}, {**_CHECK_ANY, "active": bool, "unless": CONCEPTS})
+LAB_CHECK = Table(
+    {"lab": CONCEPTS},
+    {
+        **_CHECK_ANY,
+        "latest": bool,
+        "result": str,
+        "numeric": str,
+        "positive_at": NUMBER,
+        "equivocal_at": NUMBER,
+        "unless_later": CONCEPTS,
+        **WINDOW,
+    },
+)
+# every key a `checks` entry may hold (either sort)
+CHECK_KEYS: dict[str, type | tuple[type, ...]] = {**CONDITION_CHECK.keys, **LAB_CHECK.keys}
+
+# string parameters that take one of a few words
+CHOICES: dict[str, tuple[str, ...]] = {
+    "then": ("fail", "unknown"),
+    "result": RESULTS,
+    "numeric": ("detected",),
 }
-MEASURE_KEYS: dict[str, type | tuple[type, ...]] = {
-    "concepts": CONCEPTS,
-    "fail_above": NUMBER,
-    "required": bool,
-}
+
 CONCEPT_KEYS = frozenset(
     {
         "concepts",
@@ -105,3 +132,115 @@ CONCEPT_KEYS = frozenset(
         "unless_later",
     }
 )
+
+# parameters that only make sense together: (key, the key it needs)
+_NEEDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "diagnosis": (("uncertain_reason", "uncertain_concepts"),),
+    "lab_latest": (("alt", "fail_below"),),
+    "washout": (("lab_concepts", "lab_default_lln"), ("lab_default_lln", "lab_concepts")),
+}
+_EXPOSURES = ("concepts", "procedures", "immunizations", "uncertain_immunizations")
+
+Problem = tuple[str, str]  # (key, message)
+# windows and durations longer than this are typos (and dates out of the calendar's range)
+_LONGEST = {
+    "window_days": 36_500,
+    "window_weeks": 5_200,
+    "window_months": 1_200,
+    "min_months": 1_200,
+}
+
+
+def window_problems(params: Mapping[str, Any], key: str = "") -> Iterator[Problem]:
+    """At most one window, of zero or more days/weeks/months."""
+    given = [k for k in WINDOW if k in params]
+    if len(given) > 1:
+        yield key + given[1], f"give one window, not both {given[0]} and {given[1]}"
+    for k in given:
+        value = params[k]
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 0:
+                yield key + k, f"{value} is negative (a window looks back from the as-of date)"
+            elif value > _LONGEST[k]:
+                yield key + k, f"{value} is more than 100 years"
+
+
+def rule_problems(kind: str, params: Mapping[str, Any]) -> Iterator[Problem]:
+    """What a criterion's parameters break beyond their names and types (those checked)."""
+    yield from window_problems(params)
+    for key, needs in _NEEDS.get(kind, ()):
+        if key in params and needs not in params:
+            yield key, f"needs '{needs}' too"
+    if kind == "lab_latest" and ("fail_below" in params) == ("pass_at_least" in params):
+        yield "fail_below", "give exactly one of fail_below or pass_at_least"
+    if kind in ("washout", "high_dose") and not set(WINDOW) & params.keys():
+        yield "window_weeks", f"kind '{kind}' needs window_days, window_weeks or window_months"
+    for key in ("checks", "measures"):
+        if params.get(key) == []:
+            yield key, "empty list: give at least one"
+    if kind == "washout" and not set(_EXPOSURES) & params.keys():
+        yield "concepts", f"kind '{kind}' needs at least one of {', '.join(_EXPOSURES)}"
+    for key in ("min_years", "min_months", "min_titer", "max_daily_mg", "lab_default_lln"):
+        value = params.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if value < 0:
+                yield key, f"{value} is negative"
+            elif value > _LONGEST.get(key, value):
+                yield key, f"{value} is more than 100 years"
+
+
+def table_problems(table: Table, entry: Mapping[str, Any], key: str) -> Iterator[Problem]:
+    """Rules inside one inline table (keys `key.x`): its required keys, chosen words, windows
+    and the lab check's cut-offs."""
+    for k in table.required:
+        if k not in entry:
+            yield f"{key}.{k}", "required"
+    for k, words in CHOICES.items():
+        if k in entry and k in table.keys and entry[k] not in words:
+            yield f"{key}.{k}", f"'{entry[k]}': {choice(words)}"
+    yield from window_problems(entry, key + ".")
+    if "equivocal_at" in entry and "positive_at" not in entry:
+        yield f"{key}.equivocal_at", "needs 'positive_at' too"
+    elif "equivocal_at" in entry and _number(entry["equivocal_at"]) > _number(entry["positive_at"]):
+        yield f"{key}.equivocal_at", "is above positive_at (equivocal results lie below it)"
+
+
+def choice(words: tuple[str, ...]) -> str:
+    """`must be 'a'` / `must be one of 'a', 'b'`."""
+    quoted = ", ".join(f"'{w}'" for w in words)
+    return f"must be {quoted}" if len(words) == 1 else f"must be one of {quoted}"
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def tables_of(kind: str, params: Mapping[str, Any]) -> Iterator[tuple[str, Table, Any]]:
+    """(key, schema, value) of every inline table of a criterion's parameters."""
+    if kind == "lab_latest" and "alt" in params:
+        yield "alt", ALT, params["alt"]
+    if kind == "labs_exceed" and isinstance(params.get("measures"), list):
+        for i, m in enumerate(params["measures"]):
+            yield f"measures[{i}]", MEASURE, m
+    if kind == "checks" and isinstance(params.get("checks"), list):
+        for i, chk in enumerate(params["checks"]):
+            lab = isinstance(chk, dict) and "lab" in chk and "condition" not in chk
+            yield f"checks[{i}]", LAB_CHECK if lab else CONDITION_CHECK, chk
+
+
+def numeric_concepts(kind: str, params: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(key, concept) of the concepts whose results a criterion compares with a number: each
+    needs its canonical unit in units.csv (else every result with a unit is unknown)."""
+    lists: list[tuple[str, Any]] = []
+    if kind == "lab_latest":
+        lists.append(("concepts", params.get("concepts")))
+    if kind == "washout":
+        lists.append(("lab_concepts", params.get("lab_concepts")))
+    for key, table, entry in tables_of(kind, params):
+        if isinstance(entry, dict) and (table is MEASURE or "positive_at" in entry):
+            sub = "concepts" if table is MEASURE else "lab"
+            lists.append((f"{key}.{sub}", entry.get(sub)))
+    for key, names in lists:
+        for name in names if isinstance(names, list) else []:
+            if isinstance(name, str):
+                yield key, name

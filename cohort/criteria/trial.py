@@ -1,20 +1,47 @@
-"""Load and validate a trial's criteria file (TOML); errors name the file, line and key."""
+"""Load and validate a trial's criteria file (TOML); errors name the file, line and key.
+
+`check_trial` finds every problem (what `cohort mappings check` lists); `load_trial` raises the
+first of them (what stops `cohort run`): one set of rules, one message for both, at the line of
+the key itself. The kinds, their parameters and the rules between them are in registry.py.
+"""
 
 from __future__ import annotations
 
 import difflib
 import re
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cohort.criteria.base import Criterion
-from cohort.criteria.registry import CHECK_KEYS, CONCEPT_KEYS, KINDS, MEASURE_KEYS
+from cohort.criteria.registry import (
+    CHECK_KEYS,
+    CONCEPT_KEYS,
+    CONDITION_CHECK,
+    KINDS,
+    Table,
+    numeric_concepts,
+    rule_problems,
+    table_problems,
+    tables_of,
+)
 from cohort.errors import MappingError
 from cohort.model import CriterionInfo
 
-_META = {"id", "kind", "type", "title", "manual_when_unknown", "missing_hint"}
+# keys every criterion may have besides its kind's parameters, and their types
+_META: dict[str, type] = {
+    "id": str,
+    "type": str,
+    "kind": str,
+    "title": str,
+    "missing_hint": str,
+    "manual_when_unknown": bool,
+}
+_HEAD: dict[str, type] = {"id": str, "title": str, "screen_concepts": list, "manual": list}
+_TOP = ("trial", "criteria")
+_TABLE_LINE = re.compile(r"""^\s*\[(\[)?\s*([A-Za-z0-9_.\-"' ]+?)\s*\]\]?\s*(#.*)?$""")
 
 
 @dataclass
@@ -43,170 +70,417 @@ class Trial:
 
 
 def _concepts_in(params: dict[str, Any]) -> set[str]:
-    out: set[str] = set()
-    for key, value in params.items():
-        if key in CONCEPT_KEYS and isinstance(value, list):
-            out |= {str(v) for v in value}
-        elif isinstance(value, dict):
-            out |= _concepts_in(value)
-        elif isinstance(value, list):
-            for item in value:
-                if isinstance(item, dict):
-                    out |= _concepts_in(item)
-    return out
+    return {name for _, name in concept_refs(params)}
+
+
+def concept_refs(params: Any, key: str = "") -> Iterable[tuple[str, str]]:
+    """(key, concept name) of every concept a criterion's parameters refer to; the key is the
+    path of the list (`concepts`, `checks[1].lab`, `alt.concepts`)."""
+    if isinstance(params, dict):
+        for k, v in params.items():
+            yield from concept_refs(v, f"{key}.{k}" if key else k)
+    elif isinstance(params, list):
+        leaf = re.sub(r"^.*\.", "", key)
+        for i, v in enumerate(params):
+            if isinstance(v, str) and leaf in CONCEPT_KEYS:
+                yield key, v
+            elif isinstance(v, dict):
+                yield from concept_refs(v, f"{key}[{i}]")
 
 
 class _Where:
-    """Finds the line of a criterion in the file, for error messages."""
+    """Finds the line of a criterion's key in the file, for error messages."""
 
     def __init__(self, path: Path, text: str):
         self.path = path
         self.lines = text.splitlines()
+        self.tables = [
+            (i, m[2].strip(), bool(m[1]))
+            for i, ln in enumerate(self.lines)
+            if (m := _TABLE_LINE.match(ln))
+        ]
+        self.blocks = [i for i, name, array in self.tables if array and name == "criteria"]
 
-    def line(self, cid: str) -> int:
-        pat = re.compile(r'^\s*id\s*=\s*["\']' + re.escape(cid) + r'["\']')
-        return next((i + 1 for i, ln in enumerate(self.lines) if pat.match(ln)), 0)
+    def _span(self, start: int) -> range:
+        end = next((i for i, _, _ in self.tables if i > start), len(self.lines))
+        return range(start, end)
 
-    def error(self, cid: str, key: str, msg: str) -> MappingError:
-        return MappingError(f"{self.path}:{self.line(cid)}: criterion '{cid}': key '{key}': {msg}")
+    def _find(self, span: Iterable[int], key: str) -> int | None:
+        pat = re.compile(r"""^\s*(["']?)""" + re.escape(key) + r"""\1\s*=""")
+        return next((i for i in span if pat.match(self.lines[i])), None)
+
+    def key_line(self, index: int, cid: str, key: str) -> int:
+        """1-based line of `key` (`window_days`, `checks[2].then`) in the index-th criterion."""
+        if index < len(self.blocks):
+            span = self._span(self.blocks[index])
+            fallback = self.blocks[index]
+        else:  # not written as [[criteria]] tables: the line of its id, if any
+            span = range(len(self.lines))
+            fallback = -1
+        top = re.split(r"[.\[]", key, maxsplit=1)[0]
+        at = self._find(span, top)
+        if at is None and index < len(self.blocks):  # written as a [criteria.<top>] table
+            at = self._subtable(index, top, key.rsplit(".", 1)[-1])
+        if at is None:
+            at = self._id_line(span, cid)
+            return (at if at is not None else fallback) + 1
+        item = re.match(r"^[^.\[]+\[(\d+)\]", key)
+        return (self._item(at, int(item[1])) if item else at) + 1
+
+    def _subtable(self, index: int, top: str, sub: str) -> int | None:
+        end = self.blocks[index + 1] if index + 1 < len(self.blocks) else len(self.lines)
+        for i, name, _ in self.tables:
+            if self.blocks[index] < i < end and name == f"criteria.{top}":
+                at = self._find(self._span(i), sub)
+                return at if at is not None else i
+        return None
+
+    def _id_line(self, span: Iterable[int], cid: str) -> int | None:
+        if not cid:
+            return None
+        pat = re.compile(r"""^\s*id\s*=\s*["']""" + re.escape(cid) + r"""["']""")
+        return next((i for i in span if pat.match(self.lines[i])), None)
+
+    def _item(self, at: int, item: int) -> int:
+        """The line of the item-th inline table of the array whose key is on line `at` (an
+        inline table is on one line in TOML)."""
+        depth, braces, count, quote = 0, 0, -1, ""
+        for n in range(at, len(self.lines)):
+            text = self.lines[n]
+            j = text.index("=") + 1 if n == at and "=" in text else 0
+            while j < len(text):
+                ch = text[j]
+                if quote:
+                    if ch == "\\" and quote == '"':
+                        j += 1
+                    elif ch == quote:
+                        quote = ""
+                elif ch in "\"'":
+                    quote = ch
+                elif ch == "#":
+                    break
+                elif ch == "[":
+                    depth += 1
+                elif ch == "]":
+                    depth -= 1
+                    if depth <= 0:
+                        return at
+                elif ch == "{":
+                    if depth == 1 and braces == 0:
+                        count += 1
+                        if count == item:
+                            return n
+                    braces += 1
+                elif ch == "}":
+                    braces -= 1
+                j += 1
+        return at
+
+    def head_line(self, key: str) -> int:
+        """1-based line of a key of the [trial] table (else of the table, else 0)."""
+        start = next((i for i, name, array in self.tables if name == "trial" and not array), None)
+        if start is None:
+            return 0
+        at = self._find(self._span(start), key)
+        return (at if at is not None else start) + 1
+
+    def top_line(self, key: str) -> int:
+        at = next((i for i, name, _ in self.tables if name.split(".")[0] == key), None)
+        if at is None:
+            at = self._find(range(len(self.lines)), key)
+        return at + 1 if at is not None else 0
 
 
-def _check_type(where: _Where, cid: str, key: str, value: Any, want: Any) -> None:
-    if (
-        isinstance(value, bool)
-        and want is not bool
-        and bool not in (want if isinstance(want, tuple) else (want,))
-    ):
-        raise where.error(cid, key, f"expected {_tname(want)}, got a boolean")
-    if not isinstance(value, want):
-        raise where.error(cid, key, f"expected {_tname(want)}, got {type(value).__name__}")
-    if want is list and key in CONCEPT_KEYS and not all(isinstance(v, str) for v in value):
-        raise where.error(cid, key, "expected a list of concept names")
+@dataclass
+class TrialCheck:
+    """Every problem of a criteria file, in file order, and the trial when there is none."""
+
+    trial: Trial | None
+    errors: list[MappingError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
-def _tname(want: Any) -> str:
-    names = [t.__name__ for t in (want if isinstance(want, tuple) else (want,))]
-    return {"list": "a list", "dict": "a table", "int": "a whole number"}.get(
-        names[0], " or ".join(names)
-    )
+class _Problems:
+    def __init__(self, where: _Where) -> None:
+        self.where = where
+        self.found: list[tuple[int, MappingError]] = []
+        self.warnings: list[tuple[int, str]] = []
+
+    def criterion(self, index: int, cid: str, key: str, msg: str, warn: bool = False) -> None:
+        line = self.where.key_line(index, cid, key)
+        name = f"'{cid}'" if cid else f"#{index + 1}"
+        text = f"{self.where.path}:{line}: criterion {name}: key '{key}': {msg}"
+        if warn:
+            self.warnings.append((line, text))
+        else:
+            self.found.append((line, MappingError(text)))
+
+    def head(self, key: str, msg: str, warn: bool = False) -> None:
+        line = self.where.head_line(key)
+        text = f"{self.where.path}:{line}: [trial] key '{key}': {msg}"
+        if warn:
+            self.warnings.append((line, text))
+        else:
+            self.found.append((line, MappingError(text)))
+
+    def file(self, line: int, msg: str) -> None:
+        at = f":{line}" if line else ""
+        self.found.append((line, MappingError(f"{self.where.path}{at}: {msg}")))
 
 
-def _check_table(where: _Where, cid: str, key: str, table: Any, allowed: dict[str, Any]) -> None:
-    if not isinstance(table, dict):
-        raise where.error(cid, key, "expected a table")
-    for k, v in table.items():
-        if k not in allowed:
-            hint = difflib.get_close_matches(k, list(allowed), n=1)
-            raise where.error(
-                cid, f"{key}.{k}", "unknown key" + (f" (did you mean '{hint[0]}'?)" if hint else "")
-            )
-        _check_type(where, cid, f"{key}.{k}", v, allowed[k])
+def _hint(key: str, known: Iterable[str]) -> str:
+    near = difflib.get_close_matches(key, list(known), n=1)
+    return f" (did you mean '{near[0]}'?)" if near else ""
 
 
-def load_trial(path: Path, known_concepts: set[str] | None = None) -> Trial:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-        data = tomllib.loads(text)
-    except OSError as exc:
-        raise MappingError(f"{path}: cannot read criteria file: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise MappingError(f"{path}: invalid TOML: {exc}") from exc
-    where = _Where(path, text)
-    head = data.get("trial")
-    if not isinstance(head, dict) or "id" not in head:
-        raise MappingError(f"{path}: missing [trial] table with an 'id'")
-    criteria: list[Criterion] = []
-    seen: set[str] = set()
-    for raw in data.get("criteria", []):
-        cid = str(raw.get("id", ""))
-        if not cid or cid in seen:
-            raise MappingError(
-                f"{path}:{where.line(cid)}: criterion id missing or duplicated: '{cid}'"
-            )
-        seen.add(cid)
-        criteria.append(_criterion(where, cid, raw))
-    if not criteria:
-        raise MappingError(f"{path}: no [[criteria]] defined")
-    trial = Trial(
-        id=str(head["id"]),
-        title=str(head.get("title", head["id"])),
-        path=path,
-        screen_concepts=list(head.get("screen_concepts", [])),
-        criteria=criteria,
-        manual_items=[str(m) for m in head.get("manual", [])],
-    )
-    if not trial.screen_concepts:
-        raise MappingError(
-            f"{path}: [trial] key 'screen_concepts': list the concepts that define who is screened"
-        )
-    if known_concepts is not None:
-        _check_concepts(where, trial, known_concepts)
-    return trial
+def _type_problem(key: str, value: Any, want: Any) -> str | None:
+    wants = want if isinstance(want, tuple) else (want,)
+    ok = isinstance(value, wants) and not (isinstance(value, bool) and bool not in wants)
+    if ok:
+        if list in wants and key.rsplit(".", 1)[-1] in CONCEPT_KEYS:
+            if not all(isinstance(v, str) for v in value):
+                return "expected a list of concept names"
+            if not value:
+                return "empty list: name at least one concept"
+        return None
+    expected = _tname(wants)
+    if isinstance(value, str):
+        how = {
+            "a number": "write the number without quotes",
+            "a whole number": "write the number without quotes",
+            "true or false": "write true or false without quotes",
+            "a list": f'write a list, e.g. ["{value}"]',
+        }.get(expected, "")
+        return f"expected {expected}, got the text '{value}'" + (f" ({how})" if how else "")
+    if isinstance(value, bool):
+        return f"expected {expected}, got {str(value).lower()}"
+    if isinstance(value, float) and int in wants:
+        return f"expected {expected}, got {value:g}"
+    return f"expected {expected}, got {_tname((type(value),))}"
 
 
-def _criterion(where: _Where, cid: str, raw: dict[str, Any]) -> Criterion:
+def _tname(wants: tuple[type, ...]) -> str:
+    if float in wants:
+        return "a number"
+    return {
+        list: "a list",
+        dict: "a table",
+        int: "a whole number",
+        bool: "true or false",
+        str: "a text in quotes",
+    }.get(wants[0], wants[0].__name__)
+
+
+def _check_criterion(p: _Problems, index: int, raw: Any, seen: dict[str, int]) -> str | None:
+    """Report a criterion's problems; its id when it has none."""
+    if not isinstance(raw, dict):
+        p.file(p.where.key_line(index, "", "id"), f"criterion #{index + 1} is not a table")
+        return None
+    before = len(p.found)
+    cid: str = raw["id"] if isinstance(raw.get("id"), str) else ""
+    if not cid:
+        p.criterion(index, "", "id", "missing: each criterion needs an id (its column name)")
+    elif cid in seen:
+        line = p.where.key_line(seen[cid], cid, "id")
+        p.criterion(index, cid, "id", f"duplicated: criterion '{cid}' is also on line {line}")
+    else:
+        seen[cid] = index
+    for key, want in _META.items():
+        if key in raw and key != "id":
+            problem = _type_problem(key, raw[key], want)
+            if problem:
+                p.criterion(index, cid, key, problem)
     kind = raw.get("kind")
     if kind not in KINDS:
-        hint = difflib.get_close_matches(str(kind), list(KINDS), n=1)
-        raise where.error(
-            cid,
-            "kind",
-            f"unknown kind '{kind}'"
-            + (f" (did you mean '{hint[0]}'?)" if hint else f"; one of {', '.join(KINDS)}"),
-        )
-    ctype = raw.get("type", "")
-    if ctype not in ("inclusion", "exclusion"):
-        raise where.error(cid, "type", "must be 'inclusion' or 'exclusion'")
+        what = f"unknown kind '{kind}'" if kind is not None else "missing"
+        hint = _hint(str(kind), KINDS) if kind is not None else ""
+        p.criterion(index, cid, "kind", what + (hint or f"; one of {', '.join(KINDS)}"))
+        return None
+    if raw.get("type") not in ("inclusion", "exclusion"):
+        what = "missing: it" if "type" not in raw else f"'{raw['type']}':"
+        p.criterion(index, cid, "type", f"{what} must be 'inclusion' or 'exclusion'")
     spec = KINDS[kind]
     params = {k: v for k, v in raw.items() if k not in _META}
     for key in spec.required:
         if key not in params:
-            raise where.error(cid, key, f"required by kind '{kind}'")
+            p.criterion(index, cid, key, f"required by kind '{kind}'")
     allowed = {**spec.required, **spec.optional}
     for key, value in params.items():
         if key not in allowed:
-            hint = difflib.get_close_matches(key, list(allowed), n=1)
-            raise where.error(
+            hint = _hint(key, [*allowed, *_META])
+            p.criterion(index, cid, key, f"not a parameter of kind '{kind}'{hint}")
+            continue
+        problem = _type_problem(key, value, allowed[key])
+        if problem:
+            p.criterion(index, cid, key, problem)
+    for key, table, entry in tables_of(kind, params):
+        _check_table(p, index, cid, key, table, entry)
+    if len(p.found) == before:  # names and types right: the rules between parameters
+        for key, msg in rule_problems(kind, params):
+            p.criterion(index, cid, key, msg)
+    return cid if len(p.found) == before else None
+
+
+def _check_table(p: _Problems, index: int, cid: str, key: str, table: Table, entry: Any) -> None:
+    if not isinstance(entry, dict):
+        p.criterion(index, cid, key, "expected a table: { key = value, ... }")
+        return
+    if key.startswith("checks[") and ("condition" in entry) == ("lab" in entry):
+        p.criterion(index, cid, key, "needs exactly one of 'condition' or 'lab'")
+        return
+    allowed = table.keys
+    for k, v in entry.items():
+        if k not in allowed:
+            if k in CHECK_KEYS:
+                cond = table is CONDITION_CHECK
+                other, this = ("lab", "condition") if cond else ("condition", "lab")
+                msg = f"only a {other} check takes it (a {this} check would ignore it)"
+            else:
+                msg = "unknown key" + _hint(k, allowed)
+            p.criterion(index, cid, f"{key}.{k}", msg)
+            continue
+        problem = _type_problem(f"{key}.{k}", v, allowed[k])
+        if problem:
+            p.criterion(index, cid, f"{key}.{k}", problem)
+    for k, msg in table_problems(table, entry, key):
+        p.criterion(index, cid, k, msg)
+
+
+def _check_concepts(
+    p: _Problems,
+    index: int,
+    cid: str,
+    params: Mapping[str, Any],
+    known: set[str],
+    active: set[str] | None,
+    units: set[str] | None,
+    kind: str,
+) -> None:
+    for key, name in concept_refs(params):
+        if name not in known:
+            p.criterion(index, cid, key, f"unknown concept '{name}'" + _hint(name, sorted(known)))
+        elif active is not None and name not in active:
+            p.criterion(
+                index,
                 cid,
                 key,
-                f"not a parameter of kind '{kind}'"
-                + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+                f"concept '{name}' is empty (only unverified rows; a run needs use_unverified)",
+                warn=True,
             )
-        _check_type(where, cid, key, value, allowed[key])
-    for i, chk in enumerate(params.get("checks", [])):
-        _check_table(where, cid, f"checks[{i}]", chk, CHECK_KEYS)
-        if ("condition" in chk) == ("lab" in chk):
-            raise where.error(cid, f"checks[{i}]", "needs exactly one of 'condition' or 'lab'")
-        if chk.get("then", "fail") not in ("fail", "unknown"):
-            raise where.error(cid, f"checks[{i}].then", "must be 'fail' or 'unknown'")
-    for i, m in enumerate(params.get("measures", [])):
-        _check_table(where, cid, f"measures[{i}]", m, MEASURE_KEYS)
-    if kind in ("washout", "high_dose") and not ({"window_days", "window_weeks"} & params.keys()):
-        raise where.error(cid, "window_weeks", f"kind '{kind}' needs window_days or window_weeks")
-    if kind == "lab_latest" and ("fail_below" in params) == ("pass_at_least" in params):
-        raise where.error(cid, "fail_below", "give exactly one of fail_below or pass_at_least")
-    return Criterion(
-        id=cid,
-        kind=kind,
-        type=ctype,
-        title=str(raw.get("title", cid)),
-        params=params,
-        manual_when_unknown=bool(raw.get("manual_when_unknown", False)),
-        missing_hint=str(raw.get("missing_hint", "")),
-        time_limited=spec.time_limited,
-    )
+    for key, name in numeric_concepts(kind, params):
+        if units is not None and name in known and name not in units:
+            p.criterion(
+                index,
+                cid,
+                key,
+                f"concept '{name}' has no unit in units.csv, so no result with a unit can be "
+                f"compared with a number (add a line '{name},<UCUM unit>,...')",
+            )
 
 
-def _check_concepts(where: _Where, trial: Trial, known: set[str]) -> None:
-    for c in trial.criteria:
-        for name in _concepts_in(c.params):
-            if name not in known:
-                hint = difflib.get_close_matches(name, sorted(known), n=1)
-                raise where.error(
-                    c.id,
-                    "concepts",
-                    f"unknown concept '{name}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+def check_trial(
+    path: Path,
+    known: set[str] | None = None,
+    active: set[str] | None = None,
+    units: set[str] | None = None,
+) -> TrialCheck:
+    """Every problem of a criteria file. `known`: the concept names of the mapping rows (all of
+    them); `active`: those with rows a run uses (a known concept outside it is a warning);
+    `units`: the concepts units.csv gives a unit."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        unread = MappingError(f"{path}: cannot read criteria file: {exc.strerror}")
+        return TrialCheck(None, [unread])
+    except UnicodeDecodeError as exc:
+        return TrialCheck(None, [MappingError(f"{path}: not UTF-8 text ({exc.reason})")])
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return TrialCheck(None, [MappingError(f"{path}: invalid TOML: {exc}")])
+    where = _Where(path, text)
+    p = _Problems(where)
+    for key in data:
+        if key not in _TOP:
+            p.file(where.top_line(key), f"unknown table or key '{key}'" + _hint(key, _TOP))
+    head = data.get("trial")
+    if not isinstance(head, dict) or "id" not in head:
+        p.file(where.head_line("id"), "missing [trial] table with an 'id'")
+        head = head if isinstance(head, dict) else {}
+    for key, value in head.items():
+        if key not in _HEAD:
+            p.head(key, "unknown key" + _hint(key, _HEAD))
+        elif problem := _type_problem(key, value, _HEAD[key]):
+            p.head(key, problem)
+    if isinstance(head.get("id"), str) and head["id"] != path.stem:
+        p.head(
+            "id",
+            f"'{head['id']}' but the file is {path.name}: they must be the same (the config's "
+            "[trial] id names the file, and runs are compared by it)",
+        )
+    screen = head.get("screen_concepts")
+    if "id" in head and "screen_concepts" not in head:
+        p.head("screen_concepts", "list the concepts that define who is screened")
+    raw_criteria = data.get("criteria", [])
+    if not isinstance(raw_criteria, list) or not raw_criteria:
+        p.file(where.top_line("criteria") or 1, "no [[criteria]] defined")
+        raw_criteria = raw_criteria if isinstance(raw_criteria, list) else []
+    seen: dict[str, int] = {}
+    criteria: list[Criterion] = []
+    for index, raw in enumerate(raw_criteria):
+        cid = _check_criterion(p, index, raw, seen)
+        if cid is None:
+            continue
+        params = {k: v for k, v in raw.items() if k not in _META}
+        if known is not None:
+            _check_concepts(p, index, cid, params, known, active, units, raw["kind"])
+        criteria.append(
+            Criterion(
+                id=cid,
+                kind=raw["kind"],
+                type=raw["type"],
+                title=raw.get("title", cid),
+                params=params,
+                manual_when_unknown=raw.get("manual_when_unknown", False),
+                missing_hint=raw.get("missing_hint", ""),
+                time_limited=KINDS[raw["kind"]].time_limited,
+            )
+        )
+    if known is not None and isinstance(screen, list):
+        for name in screen:
+            if isinstance(name, str) and name not in known:
+                p.head("screen_concepts", f"unknown concept '{name}'" + _hint(name, sorted(known)))
+            elif isinstance(name, str) and active is not None and name not in active:
+                p.head(
+                    "screen_concepts",
+                    f"concept '{name}' is empty (only unverified rows; a run needs use_unverified)",
+                    warn=True,
                 )
-    for name in trial.screen_concepts:
-        if name not in known:
-            raise MappingError(f"{where.path}: [trial] screen_concepts: unknown concept '{name}'")
+    errors = [e for _, e in sorted(p.found, key=lambda x: x[0])]
+    warnings = [w for _, w in sorted(p.warnings, key=lambda x: x[0])]
+    if errors:
+        return TrialCheck(None, errors, warnings)
+    trial = Trial(
+        id=str(head["id"]),
+        title=str(head.get("title", head["id"])),
+        path=path,
+        screen_concepts=list(head["screen_concepts"]),
+        criteria=criteria,
+        manual_items=[str(m) for m in head.get("manual", [])],
+        warnings=warnings,
+    )
+    return TrialCheck(trial, errors, warnings)
+
+
+def load_trial(
+    path: Path,
+    known_concepts: set[str] | None = None,
+    active: set[str] | None = None,
+    units: set[str] | None = None,
+) -> Trial:
+    """The trial of a criteria file; the first problem `check_trial` finds is raised."""
+    checked = check_trial(path, known_concepts, active, units)
+    if checked.errors:
+        raise checked.errors[0]
+    assert checked.trial is not None
+    return checked.trial

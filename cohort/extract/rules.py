@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Any
 
 from cohort.errors import MappingError
 from cohort.extract.elements import first_code
+from cohort.model import PIPELINE_TYPES
 
 __all__ = ["ReadingRules"]
 
@@ -31,26 +33,27 @@ class ReadingRules:
 
     @classmethod
     def load(cls, path: Path) -> ReadingRules:
+        """The rules of `path`; a misspelt table, key or resource type, or a value of the wrong
+        type, is a MappingError naming the line and key (ignored, it would change who counts)."""
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+            text = path.read_text(encoding="utf-8-sig")
+            data = tomllib.loads(text)
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise MappingError(f"{path}: cannot read reading rules: {exc}") from exc
+        _validate(path, text, data)
 
         def table(key: str) -> dict[str, frozenset[str]]:
-            raw = data.get(key, {})
-            if not isinstance(raw, dict) or not all(isinstance(v, list) for v in raw.values()):
-                raise MappingError(f"{path}: [{key}] must map resource types to lists of codes")
-            return {k: frozenset(str(x) for x in v) for k, v in raw.items()}
+            return {k: frozenset(v) for k, v in data.get(key, {}).items()}
 
         cond = data.get("condition", {})
         expo = data.get("exposure", {})
-        words = [re.escape(str(w)) for w in expo.get("non_systemic_words", [])]
+        words = [re.escape(w) for w in expo.get("non_systemic_words", [])]
         pattern = re.compile(r"\b(?:" + "|".join(words) + ")", re.I) if words else cls.non_systemic
         return cls(
             drop_status=table("drop_status"),
             drop_verification=table("drop_verification"),
             active_clinical=frozenset(cond.get("active", ["active", "recurrence", "relapse"])),
-            missing_status_is_active=bool(cond.get("missing_status_is_active", True)),
+            missing_status_is_active=cond.get("missing_status_is_active", True),
             ongoing=frozenset(expo.get("ongoing", ["active", "on-hold", "intended"])),
             non_systemic=pattern,
         )
@@ -74,3 +77,61 @@ class ReadingRules:
             if vs in self.drop_verification.get("Condition", ()):
                 return f"verificationStatus {vs}"
         return None
+
+
+# The tables of rules.toml: a table of resource types (each a list of codes), or fixed keys.
+_TYPES = "resource types"
+_TABLES: dict[str, Any] = {
+    "drop_status": _TYPES,
+    "drop_verification": _TYPES,
+    "condition": {"active": list, "missing_status_is_active": bool},
+    "exposure": {"ongoing": list, "non_systemic_words": list},
+}
+_VERIFIED_TYPES = ("Condition",)  # the only type whose verificationStatus is read
+
+
+def _validate(path: Path, text: str, data: dict[str, Any]) -> None:
+    lines = text.splitlines()
+
+    def fail(table: str, key: str, msg: str) -> MappingError:
+        start = next(
+            (i for i, ln in enumerate(lines) if re.match(rf"^\s*\[\s*{table}\s*\]", ln)), None
+        )
+        at = start
+        if start is not None and key:
+            pat = re.compile(r"""^\s*["']?""" + re.escape(key) + r"""["']?\s*=""")
+            end = next(
+                (i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")),
+                len(lines),
+            )
+            at = next((i for i in range(start + 1, end) if pat.match(lines[i])), start)
+        where = f"{path}:{at + 1}" if at is not None else str(path)
+        what = f"[{table}] key '{key}'" if key else f"[{table}]"
+        return MappingError(f"{where}: {what}: {msg}")
+
+    for table, value in data.items():
+        if table not in _TABLES:
+            near = difflib.get_close_matches(table, list(_TABLES), n=1)
+            hint = f" (did you mean '{near[0]}'?)" if near else f"; one of {', '.join(_TABLES)}"
+            raise fail(table, "", "unknown table" + hint)
+        if not isinstance(value, dict):
+            raise fail(table, "", "must be a table")
+        keys = _TABLES[table]
+        for key, v in value.items():
+            if keys == _TYPES:
+                known = _VERIFIED_TYPES if table == "drop_verification" else ("*", *PIPELINE_TYPES)
+                if key not in known:
+                    near = difflib.get_close_matches(key, list(known), n=1)
+                    hint = f"did you mean '{near[0]}'?" if near else f"one of {', '.join(known)}"
+                    raise fail(table, key, f"not a resource type these rules apply to ({hint})")
+                want: type = list
+            elif key not in keys:
+                near = difflib.get_close_matches(key, list(keys), n=1)
+                hint = f" (did you mean '{near[0]}'?)" if near else f"; one of {', '.join(keys)}"
+                raise fail(table, key, "unknown key" + hint)
+            else:
+                want = keys[key]
+            if want is bool and not isinstance(v, bool):
+                raise fail(table, key, f"expected true or false (without quotes), got {v!r}")
+            if want is list and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+                raise fail(table, key, f'expected a list of texts, e.g. ["a", "b"], got {v!r}')

@@ -200,6 +200,10 @@ class Terminology:
     def canonical_unit(self, concept: str) -> str | None:
         return self.units.canonical_unit(concept)
 
+    def unit_concepts(self) -> set[str]:
+        """The concepts units.csv gives a canonical unit."""
+        return set(self.units.specs)
+
     def convert(self, q: Quantity, concept: str) -> float | None:
         # Memoised: pint costs ~180 us per conversion and lab values repeat (bench/RESULTS.md).
         memo: dict[Any, float | None] = self.__dict__.setdefault("_convert_memo", {})

@@ -67,16 +67,29 @@ def display_path(root: Path, path: Path) -> str:
     return f"{root.name}/{path.relative_to(root).as_posix()}"
 
 
+def read_text(path: Path, shown: str) -> str:
+    """A mapping file's text (UTF-8, a byte order mark dropped); MappingError naming the line
+    of a byte that is not UTF-8 (Excel's plain "CSV" is the Windows code page)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MappingError(f"{shown}: cannot be read ({exc.__class__.__name__})") from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise MappingError(
+            f"{shown}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}): save it as "
+            "'CSV UTF-8' (Excel: File > Save As > CSV UTF-8 (Comma delimited))"
+        ) from None
+
+
 def read_csv(root: Path, path: Path, required: tuple[str, ...]) -> Iterator[Record]:
     """Yield the data lines of a CSV (blank and `#` comment lines skipped), checking columns."""
     shown = display_path(root, path)
     if not path.is_file():
         raise MappingError(f"{shown}: file not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MappingError(f"{shown}: cannot be read ({exc.__class__.__name__})") from exc
-    lines = text.splitlines()
+    lines = read_text(path, shown).splitlines()
     for n, physical in enumerate(lines, 1):
         # (csv's own cell limit is process-wide state that other readers raise: check here)
         if len(physical) > MAX_LINE:
@@ -91,13 +104,27 @@ def read_csv(root: Path, path: Path, required: tuple[str, ...]) -> Iterator[Reco
             header = [c.strip() for c in cells]
             for col in required:
                 if col not in header:
-                    raise MappingError(f"{shown}:{line}: missing column '{col}'")
+                    raise MappingError(f"{shown}:{line}: missing column '{col}'" + _sep(cells))
             continue
         if len(cells) > len(header):
-            raise MappingError(f"{shown}:{line}: {len(cells)} cells but {len(header)} columns")
+            raise MappingError(
+                f"{shown}:{line}: {len(cells)} cells but {len(header)} columns (a cell holding "
+                'a comma must be in double quotes: "a, b"; no extra commas at the end)'
+            )
         yield Record(f"{shown}:{line}", dict(zip(header, cells, strict=False)))
     if header is None:
         raise MappingError(f"{shown}:1: missing header line")
+
+
+def _sep(header: list[str]) -> str:
+    """Why a header lacks its columns when it is written with another separator."""
+    for sep, name in ((";", "semicolons"), ("\t", "tabs")):
+        if len(header) == 1 and sep in header[0]:
+            return (
+                f" (the header is separated by {name}, not commas: save the file as "
+                "'CSV UTF-8 (Comma delimited)', or set Excel's list separator to a comma)"
+            )
+    return ""
 
 
 def _rows(reader: Any, shown: str) -> Iterator[list[str]]:  # (csv.reader: no public class)
@@ -238,8 +265,10 @@ def parse_bound(rec: Record, key: str) -> float | None:
 
 
 def mapping_files(root: Path) -> list[Path]:
-    """Files that make up the terminology (hashed into `Terminology.version`)."""
+    """Every file a researcher edits: the terminology, the reading rules and the criteria files
+    (hashed into `Terminology.version`, so that an edit to any of them changes the version)."""
     files = [root / rel for rel in REQUIRED] + sorted((root / "concepts").glob("*.csv"))
+    files += [root / "rules.toml", *sorted((root / "trials").glob("*.toml"))]
     return sorted({p for p in files if p.is_file()}, key=lambda p: p.relative_to(root).as_posix())
 
 

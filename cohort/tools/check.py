@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-import re
-import tomllib
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -12,7 +9,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from cohort.criteria.trial import load_trial
+from cohort.criteria.trial import check_trial
 from cohort.errors import MappingError
 from cohort.extract import ReadingRules
 from cohort.terminology import Terminology
@@ -39,7 +36,7 @@ from cohort.terminology.rows import (
     value_row,
 )
 from cohort.terminology.units import ucum_problem
-from cohort.tools.common import Findings, concept_refs
+from cohort.tools.common import Findings
 
 T = TypeVar("T")
 
@@ -141,53 +138,13 @@ def _intentional(concepts: set[str]) -> bool:
     return len(names) == 2 and names[1].startswith(names[0] + "_")
 
 
-def _check_trial(path: Path, rows: list[MappingRow], f: Findings) -> None:
-    shown = str(path)
-    try:
-        load_trial(path)  # structure: kinds, keys, types (the first problem, located)
-    except MappingError as exc:
-        f.errors.append(str(exc))
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-        data = tomllib.loads(text)
-    except (OSError, tomllib.TOMLDecodeError):
-        return  # already reported by load_trial
-    lines = text.splitlines()
+def _check_trial(path: Path, rows: list[MappingRow], units: set[str] | None, f: Findings) -> None:
+    """Every problem of a criteria file, as `load_trial` (so `cohort run`) raises the first."""
     known = {r.concept for r in rows}
     active = {r.concept for r in rows if r.verified != "N"}
-
-    def line_of(name: str, start: int) -> int:
-        pat = re.compile(r"""["']""" + re.escape(name) + r"""["']""")
-        return next((i + 1 for i in range(start, len(lines)) if pat.search(lines[i])), start + 1)
-
-    def report(where_line: int, label: str, key: str, name: str) -> None:
-        where = f"{shown}:{where_line}"
-        if name not in known:
-            hint = difflib.get_close_matches(name, sorted(known), n=1)
-            f.error(
-                where,
-                f"{label}key '{key}': unknown concept '{name}'"
-                + (f" (did you mean '{hint[0]}'?)" if hint else ""),
-            )
-        elif name not in active:
-            f.warn(
-                where,
-                f"{label}key '{key}': concept '{name}' is empty "
-                "(only unverified rows; a run needs use_unverified)",
-            )
-
-    head = data.get("trial") if isinstance(data.get("trial"), dict) else {}
-    trial_line = next((i for i, ln in enumerate(lines) if ln.strip() == "[trial]"), 0)
-    for name in head.get("screen_concepts", []) if isinstance(head, dict) else []:
-        report(line_of(str(name), trial_line), "[trial] ", "screen_concepts", str(name))
-    for crit in data.get("criteria", []) if isinstance(data.get("criteria"), list) else []:
-        if not isinstance(crit, dict):
-            continue
-        cid = str(crit.get("id", ""))
-        id_re = re.compile(r"""^\s*id\s*=\s*["']""" + re.escape(cid) + r"""["']""")
-        start = next((i for i, ln in enumerate(lines) if id_re.match(ln)), 0)
-        for key, name in concept_refs(crit):
-            report(line_of(name, start), f"criterion '{cid}': ", key, name)
+    checked = check_trial(path, known, active, units)
+    f.errors += [str(e) for e in checked.errors]
+    f.warnings += checked.warnings
 
 
 def _check_units(root: Path, known: set[str], f: Findings) -> None:
@@ -203,6 +160,15 @@ def _check_units(root: Path, known: set[str], f: Findings) -> None:
         problem = ucum_problem(rec.get("ucum")) if rec.get("ucum") else None
         if problem:
             f.error(rec.where, f"column 'ucum': {problem}")
+
+
+def _unit_concepts(root: Path) -> set[str] | None:
+    """The concepts units.csv gives a unit; None when it cannot be read (`_check_units` says
+    why)."""
+    try:
+        return {rec.get("concept") for rec in read_csv(root, root / "units.csv", ("concept",))}
+    except MappingError:
+        return None
 
 
 def _check_values_products(root: Path, known: KnownSystems, f: Findings) -> None:
@@ -250,8 +216,9 @@ def check_mappings(root: Path, trial: str | None = None) -> CheckReport:
         if not trials[0].is_file():
             f.error(str(trials[0]), "criteria file not found")
             trials = []
+    units = _unit_concepts(root)
     for path in trials:
-        _check_trial(path, rows, f)
+        _check_trial(path, rows, units, f)
     if not f.errors:
         try:  # anything the loader rejects that the checks above did not name (no concepts/)
             Terminology.load(root)

@@ -4,10 +4,9 @@ store path, tokenising, findings."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from cohort.config import Config
 from cohort.errors import StoreError
@@ -52,21 +51,6 @@ class Findings:
 
     def warn(self, where: str, message: str) -> None:
         self.warnings.append(f"{where}: {message}")
-
-
-def concept_refs(params: Any, key: str = "") -> Iterator[tuple[str, str]]:
-    """(key, concept name) of every concept a criterion's parameters refer to."""
-    from cohort.criteria.registry import CONCEPT_KEYS
-
-    if isinstance(params, dict):
-        for k, v in params.items():
-            yield from concept_refs(v, k)
-    elif isinstance(params, list):
-        for v in params:
-            if isinstance(v, str) and key in CONCEPT_KEYS:
-                yield key, v
-            elif isinstance(v, dict):
-                yield from concept_refs(v, key)
 
 
 def table(head: tuple[str, ...], body: Sequence[tuple[str, ...]]) -> list[str]:

@@ -10,14 +10,12 @@ from pathlib import Path
 
 from cohort.errors import MappingError
 from cohort.report.files import write_atomic
+from cohort.terminology.mappings import read_text
 
 
 def header_of(path: Path) -> list[str]:
     """The header line of a mapping CSV (the first non-blank, non-comment line)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise MappingError(f"{path}: cannot be read ({exc.strerror})") from exc
+    text = read_text(path, str(path))
     for cells in csv.reader(text.splitlines()):
         if cells and any(c.strip() for c in cells) and not cells[0].lstrip().startswith("#"):
             return [c.strip() for c in cells]
@@ -27,7 +25,7 @@ def header_of(path: Path) -> list[str]:
 def append_rows(path: Path, rows: Iterable[dict[str, str]]) -> int:
     """Append rows (dicts by column name) atomically; returns how many were written."""
     header = header_of(path)
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_text(path, str(path))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     n = 0

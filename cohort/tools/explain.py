@@ -11,6 +11,7 @@ from typing import Any
 
 from cohort.config import Config, SiteConfig
 from cohort.criteria.base import Criterion
+from cohort.criteria.trial import concept_refs
 from cohort.errors import ConfigError, SourceError
 from cohort.evaluate import evaluate, is_screened, make_context
 from cohort.extract import Extractor, codes_of, text_of
@@ -19,7 +20,7 @@ from cohort.rank import rank
 from cohort.runner import Loaded
 from cohort.screening import add_side, last_seen
 from cohort.store import Store
-from cohort.tools.common import concept_refs, open_store
+from cohort.tools.common import open_store
 
 CODE_FIELDS = ("code", "medicationCodeableConcept", "vaccineCode")
 
@@ -37,6 +38,8 @@ def rule_summary(c: Criterion, site: SiteConfig) -> str:
         parts.append(f"{key}={shown}")
     if c.kind == "age" and site.min_age:
         parts.append(f"site min_age={site.min_age}")
+    if c.manual_when_unknown:
+        parts.append("manual_when_unknown=true")
     return f"{c.kind}: " + ", ".join(parts)
 
 

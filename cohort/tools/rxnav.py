@@ -6,7 +6,6 @@ The only module of the tools that talks HTTP; evaluation never imports it.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import requests
 
 from cohort.errors import MappingError, ServerError
+from cohort.extract.rules import ReadingRules
 from cohort.terminology.codes import Systems
 from cohort.terminology.mappings import load_concept_rows, read_csv
 from cohort.tools.common import RXNORM
@@ -66,14 +66,11 @@ def related_products(
 
 
 def _non_systemic(root: Path) -> re.Pattern[str] | None:
-    try:
-        rules = tomllib.loads((root / "rules.toml").read_text(encoding="utf-8-sig"))
-    except (OSError, tomllib.TOMLDecodeError):
+    """The reading rules' non-systemic words (as `cohort run` reads them: a broken rules.toml
+    is the same located error), or None without a rules.toml."""
+    if not (root / "rules.toml").is_file():
         return None
-    words = (rules.get("exposure") or {}).get("non_systemic_words") or []
-    if not words:
-        return None
-    return re.compile(r"\b(?:" + "|".join(re.escape(str(w)) for w in words) + ")", re.I)
+    return ReadingRules.load(root / "rules.toml").non_systemic
 
 
 def expand_rxnorm(

@@ -1,0 +1,54 @@
+"""A researcher's copy of mappings/ and the two commands they run on it after each edit:
+`cohort mappings check` and `cohort run` (the uci sample site)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cohort.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+TRIAL = "trials/sirius-sle-2.toml"
+UCI = ROOT / "sample_bundles" / "uci"
+
+
+def copy_mappings(tmp_path: Path) -> Path:
+    m = tmp_path / "mappings"
+    shutil.copytree(ROOT / "mappings", m)
+    return m
+
+
+def site_config(tmp_path: Path, m: Path, trial: str = "sirius-sle-2") -> Path:
+    cfg = tmp_path / "site.toml"
+    cfg.write_text(
+        f'[trial]\nid = "{trial}"\nmappings = "{m}"\n[[sites]]\nid = "uci"\nsource = "{UCI}"\n'
+    )
+    return cfg
+
+
+def check_all(m: Path) -> tuple[int, list[str]]:
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    return result.exit_code, result.output.splitlines()
+
+
+def run_uci(
+    tmp_path: Path, m: Path, out: str = "out", trial: str = "sirius-sle-2"
+) -> tuple[int, str]:
+    args = ["--log-level", "error", "run", "--config", str(site_config(tmp_path, m, trial))]
+    result = CliRunner().invoke(cli, [*args, "--as-of", "2026-11-25", "--out", str(tmp_path / out)])
+    return result.exit_code, result.output
+
+
+def edit(path: Path, old: str, new: str, marker: str) -> int:
+    """Replace the first `old` with `new`; the line of `marker` (within `new`) after the edit."""
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    at = text.index(old)
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return (text[:at] + new[: new.index(marker)]).count("\n") + 1
+
+
+# (case, old text, new text, marker of the line named, message after "FILE:LINE: ")

@@ -1,0 +1,333 @@
+"""A researcher's edits of a criteria file, as docs/criteria-kinds.md describes them: every
+mistake is an error of `cohort mappings check` and stops `cohort run` (exit 4) with the same
+message, at the line of the key; valid edits (months, a second trial's titer) read as written.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+from researcher_helpers import TRIAL, check_all, copy_mappings, edit, run_uci
+
+from cohort.criteria.base import Criterion
+from cohort.criteria.registry import KINDS
+from cohort.criteria.trial import load_trial
+from cohort.model import Result
+
+TRIAL_MISTAKES = [
+    (
+        "manual_when_unknown as text",
+        "manual_when_unknown = true",
+        'manual_when_unknown = "false"',
+        "manual",
+        "criterion 'sledai': key 'manual_when_unknown': expected true or false, got the text "
+        "'false' (write true or false without quotes)",
+    ),
+    (
+        "missing_hint a number",
+        'missing_hint = "CBC within 90 days"',
+        "missing_hint = 90",
+        "missing",
+        "criterion 'platelets': key 'missing_hint': expected a text in quotes, got a whole number",
+    ),
+    (
+        "misspelt meta key",
+        "manual_when_unknown = true",
+        "manual_when_unknow = true",
+        "manual",
+        "criterion 'sledai': key 'manual_when_unknow': not a parameter of kind 'lab_latest' "
+        "(did you mean 'manual_when_unknown'?)",
+    ),
+    (
+        "a number in quotes",
+        "fail_below = 8.0",
+        'fail_below = "8.0"',
+        "fail",
+        "criterion 'hemoglobin': key 'fail_below': expected a number, got the text '8.0' "
+        "(write the number without quotes)",
+    ),
+    (
+        "result misspelt",
+        'result = "positive", then = "fail", label = "HBsAg"',
+        'result = "postive", then = "fail", label = "HBsAg"',
+        "result",
+        "criterion 'hbv': key 'checks[1].result': 'postive': must be one of 'positive', "
+        "'negative', 'indeterminate'",
+    ),
+    (
+        "numeric misspelt",
+        'numeric = "detected", then = "fail", label = "HBV DNA"',
+        'numeric = "detect", then = "fail", label = "HBV DNA"',
+        "numeric",
+        "criterion 'hbv': key 'checks[2].numeric': 'detect': must be 'detected'",
+    ),
+    (
+        "window on a condition check",
+        '{ condition = ["active_tb"], active = true,',
+        '{ condition = ["active_tb"], active = true, window_months = 12,',
+        "{",
+        "criterion 'tuberculosis': key 'checks[0].window_months': only a lab check takes it "
+        "(a condition check would ignore it)",
+    ),
+    (
+        "two windows",
+        "window_days = 90\nfail_below = 25",
+        "window_days = 90\nwindow_weeks = 4\nfail_below = 25",
+        "window_weeks",
+        "criterion 'platelets': key 'window_weeks': give one window, not both window_days and "
+        "window_weeks",
+    ),
+    (
+        "alt key misspelt",
+        'alt = { concepts = ["aiha"], fail_below = 7.0 }',
+        'alt = { concepts = ["aiha"], fail_bellow = 7.0 }',
+        "alt",
+        "criterion 'hemoglobin': key 'alt.fail_bellow': unknown key (did you mean 'fail_below'?)",
+    ),
+    (
+        "measure without its limit",
+        '{ concepts = ["upcr"], fail_above = 2.0 }',
+        '{ concepts = ["upcr"] }',
+        "{",
+        "criterion 'severe_lupus_nephritis': key 'measures[1].fail_above': required",
+    ),
+    (
+        "lab_concepts without lab_default_lln",
+        'lab_concepts = ["cd19_count"]\nlab_default_lln = 80',
+        'lab_concepts = ["cd19_count"]\n',
+        "lab_concepts",
+        "criterion 'washout_b_cell_depletion': key 'lab_concepts': needs 'lab_default_lln' too",
+    ),
+    (
+        "[trial] key misspelt",
+        "manual = [",
+        "manuals = [",
+        "manuals",
+        "[trial] key 'manuals': unknown key (did you mean 'manual'?)",
+    ),
+    (
+        "[[criteria]] misspelt",
+        '[[criteria]]\nid = "pregnancy_lactation"',
+        '[[critera]]\nid = "pregnancy_lactation"',
+        "[[",
+        "unknown table or key 'critera' (did you mean 'criteria'?)",
+    ),
+    (
+        "empty concept list",
+        'concepts = ["platelets"]',
+        "concepts = []",
+        "concepts",
+        "criterion 'platelets': key 'concepts': empty list: name at least one concept",
+    ),
+    (
+        "a window out of the calendar",
+        "window_days = 90\nfail_below = 25",
+        "window_days = 9000000\nfail_below = 25",
+        "window_days",
+        "criterion 'platelets': key 'window_days': 9000000 is more than 100 years",
+    ),
+    (
+        "unknown concept in a check",
+        '{ lab = ["hiv_test"]',
+        '{ lab = ["hiv_tst"]',
+        "{",
+        "criterion 'immunodeficiency': key 'checks[1].lab': unknown concept 'hiv_tst' "
+        "(did you mean 'hiv_test'?)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "marker", "message"),
+    [c[1:] for c in TRIAL_MISTAKES],
+    ids=[c[0] for c in TRIAL_MISTAKES],
+)
+def test_a_criteria_file_mistake_is_the_same_located_error_for_check_and_run(
+    old: str, new: str, marker: str, message: str, tmp_path: Path
+) -> None:
+    """Each mistake was accepted without a word by `check` and `run` (a string "false" read as
+    true, a misspelt result or table never matched, a window on a condition check did nothing,
+    two windows: the days won), crashed the run (a measure without its limit, a window of
+    9000000 days), or was located at the criterion's id line (`run`) but at another line by
+    `check`, with another key."""
+    m = copy_mappings(tmp_path)
+    line = edit(m / TRIAL, old, new, marker)
+    expected = f"{m / TRIAL}:{line}: {message}"
+    code, lines = check_all(m)
+    assert code == 4 and f"error: {expected}" in lines, "\n".join(lines)
+    code, output = run_uci(tmp_path, m)
+    assert code == 4, output
+    assert output.splitlines() == [f"cohort: error: {expected}"]
+
+
+def test_a_duplicated_id_names_the_duplicate(tmp_path: Path) -> None:
+    """The duplicate of an id was reported at the first criterion's line ("criterion id missing
+    or duplicated"), not at the one to fix."""
+    m = copy_mappings(tmp_path)
+    first = edit(m / TRIAL, 'id = "platelets"', 'id = "platelets"', "id")
+    line = edit(m / TRIAL, 'id = "neutrophils"', 'id = "platelets"', "id")
+    code, lines = check_all(m)
+    assert code == 4
+    assert (
+        f"error: {m / TRIAL}:{line}: criterion 'platelets': key 'id': duplicated: criterion "
+        f"'platelets' is also on line {first}"
+    ) in lines
+
+
+def test_check_lists_every_mistake_of_a_criteria_file(tmp_path: Path) -> None:
+    """`check` stopped at the first mistake of a criteria file; now it lists them all (and
+    `run` stops at the first of them)."""
+    m = copy_mappings(tmp_path)
+    a = edit(m / TRIAL, "min_years = 12", 'min_years = "12"', "min")
+    b = edit(m / TRIAL, 'concepts = ["hemoglobin"]', 'concepts = ["haemoglobin"]', "concepts")
+    code, lines = check_all(m)
+    assert code == 4
+    errors = [ln for ln in lines if ln.startswith(f"error: {m / TRIAL}")]
+    assert [e.split(":")[2] for e in errors] == [str(a), str(b)]
+    code, output = run_uci(tmp_path, m)
+    assert code == 4 and output.splitlines() == [f"cohort: {errors[0]}"]
+
+
+def test_a_copied_trial_file_must_carry_its_own_id(tmp_path: Path) -> None:
+    """A trial file copied to start a second trial kept `id = "sirius-sle-2"`: it ran, and since
+    runs are compared by the file's id while run.json holds the config's, the `change` column
+    of that trial stayed empty for ever."""
+    m = copy_mappings(tmp_path)
+    shutil.copy(m / TRIAL, m / "trials" / "my-trial.toml")
+    code, lines = check_all(m)
+    path = m / "trials" / "my-trial.toml"
+    assert code == 4
+    assert (
+        f"error: {path}:7: [trial] key 'id': 'sirius-sle-2' but the file is my-trial.toml: they "
+        "must be the same (the config's [trial] id names the file, and runs are compared by it)"
+    ) in lines
+    code, output = run_uci(tmp_path, m, trial="my-trial")
+    assert code == 4 and "[trial] key 'id': 'sirius-sle-2' but the file is" in output
+
+
+def test_a_concept_with_only_unverified_rows_warns_and_runs(tmp_path: Path) -> None:
+    """`check` called it a warning ("concept is empty ... a run needs use_unverified") but `run`
+    refused it as an unknown concept (exit 4) with a wrong "did you mean"."""
+    m = copy_mappings(tmp_path)
+    with (m / "concepts" / "labs.csv").open("a", encoding="utf-8") as fh:
+        fh.write("anti_sm,http://loinc.org,18323-6,exact,,Sm Ab,test,N,\n")
+    with (m / TRIAL).open("a", encoding="utf-8") as fh:
+        fh.write(
+            '\n[[criteria]]\nid = "anti_sm"\ntype = "exclusion"\nkind = "checks"\n'
+            'checks = [ { lab = ["anti_sm"], then = "unknown" } ]\n'
+        )
+    code, lines = check_all(m)
+    assert code == 0, lines
+    assert any("key 'checks[0].lab': concept 'anti_sm' is empty" in ln for ln in lines)
+    code, output = run_uci(tmp_path, m)
+    assert code == 0, output
+
+
+def test_washout_and_high_dose_take_a_window_in_months() -> None:
+    """docs/criteria-kinds.md: "Windows are window_days, window_weeks or window_months"; a
+    washout or high_dose refused window_months ("not a parameter ... did you mean
+    'window_days'?"). Months are calendar months; eligible_from is the first passing day."""
+    from criteria_helpers import ago, context, medication
+
+    from cohort.criteria.base import Span
+
+    crit = Criterion(
+        "washout_months",
+        "washout",
+        "exclusion",
+        "No belimumab in 3 months",
+        {"concepts": ["belimumab"], "window_months": 3},
+        time_limited=True,
+    )
+
+    def given(days: int) -> Result:
+        admin = medication(
+            "MedicationAdministration", text="belimumab", status="completed", when=ago(days)
+        )
+        return KINDS["washout"].fn(crit, context(admin))
+
+    r = given(20)
+    assert r.status.value == "fail" and r.eligible_from == date(2027, 2, 5)
+    assert r.reason.endswith("within 3 months (until 2027-02-05)")
+    assert given(100).status.value == "pass"
+    # a clamped month end: 6 months after Aug 31 passes from Mar 1 (on Feb 28 the window
+    # still starts on Aug 28, before the end)
+    six = Span(months=6)
+    assert six.after(date(2026, 8, 31)) == date(2027, 3, 1)
+    assert six.before(date(2027, 2, 28)) < date(2026, 8, 31) <= six.before(date(2027, 3, 1))
+    assert Span(days=84).after(date(2026, 9, 30)) == date(2026, 12, 23)
+
+
+def test_month_windows_load_for_washout_and_high_dose(tmp_path: Path) -> None:
+    m = copy_mappings(tmp_path)
+    edit(
+        m / TRIAL,
+        'concepts = ["belimumab"]\nwindow_weeks = 12',
+        'concepts = ["belimumab"]\nwindow_months = 3',
+        "window",
+    )
+    edit(m / TRIAL, "window_weeks = 12\nmax_daily_mg", "window_months = 3\nmax_daily_mg", "w")
+    trial = load_trial(m / TRIAL)
+    assert {c.id: c.params.get("window_months") for c in trial.criteria}["washout_belimumab"] == 3
+
+
+def test_a_titer_reason_names_the_trial_s_concept() -> None:
+    """The `titer` kind said "ANA titer ..." and "no ANA result" whatever the concepts: a second
+    trial's anti-dsDNA criterion read "no ANA result" in candidates.csv and explain."""
+    from criteria_helpers import context, patient
+
+    crit = Criterion(
+        "dsdna",
+        "titer",
+        "inclusion",
+        "anti-dsDNA titer >= 1:10",
+        {
+            "titer_concepts": ["anti_dsdna_titer"],
+            "screen_concepts": ["anti_dsdna"],
+            "min_titer": 10,
+        },
+    )
+    r = KINDS["titer"].fn(crit, context(patient()))
+    assert r.reason == "no anti_dsdna_titer/anti_dsdna result"
+
+
+@pytest.mark.parametrize(
+    ("concept", "key"),
+    [
+        ("hemoglobin", "concepts"),  # lab_latest
+        ("creatinine", "measures[2].concepts"),  # labs_exceed
+        ("cd19_count", "lab_concepts"),  # washout's lab after the window
+        ("hcg", "checks[1].lab"),  # a check with a quantitative cut-off
+    ],
+)
+def test_a_number_compared_needs_the_concept_s_unit(concept: str, key: str, tmp_path: Path) -> None:
+    """A units.csv line deleted (or never written for a new lab concept) left every result with
+    a unit unconvertible: the criterion went unknown for every patient (no `likely` candidate
+    left at either sample site) while `check` and `run` said nothing."""
+    m = copy_mappings(tmp_path)
+    units = m / "units.csv"
+    lines = units.read_text(encoding="utf-8").splitlines(keepends=True)
+    units.write_text("".join(ln for ln in lines if not ln.startswith(f"{concept},")))
+    message = (
+        f"key '{key}': concept '{concept}' has no unit in units.csv, so no result with a unit "
+        f"can be compared with a number (add a line '{concept},<UCUM unit>,...')"
+    )
+    code, out = check_all(m)
+    assert code == 4 and [ln for ln in out if message in ln], out
+    code, output = run_uci(tmp_path, m)
+    assert code == 4 and message in output
+
+
+def test_a_criteria_file_not_in_utf8_is_an_error(tmp_path: Path) -> None:
+    """A criteria file saved as Windows-1252 (Notepad, an accented title) crashed `check` and
+    `run` with a UnicodeDecodeError traceback (exit 1)."""
+    m = copy_mappings(tmp_path)
+    path = m / TRIAL
+    path.write_bytes(path.read_bytes().replace(b'title = "Age >= 12 years"', b'title = "\xc2ge"'))
+    code, lines = check_all(m)
+    assert code == 4 and any(f"error: {path}: not UTF-8 text" in ln for ln in lines), lines
+    code, output = run_uci(tmp_path, m)
+    assert code == 4 and f"cohort: error: {path}: not UTF-8 text" in output

@@ -1,0 +1,108 @@
+"""Mapping CSV files as Excel saves them, and the mapping version over every edited file."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from researcher_helpers import TRIAL, check_all, copy_mappings, edit, run_uci
+
+from cohort.cli import cli
+from cohort.errors import MappingError
+from cohort.terminology import Terminology
+from cohort.terminology.mappings import read_csv
+
+
+def test_the_mapping_version_changes_with_the_criteria_and_reading_rules(tmp_path: Path) -> None:
+    """mappings/README.md: "any edit changes it"; an edit of a criteria file or of rules.toml
+    left the mapping version as it was, so `cohort diff` showed both runs with the same
+    version."""
+    m = copy_mappings(tmp_path)
+    versions = [Terminology.load(m).version]
+    edit(m / TRIAL, "fail_below = 8.0", "fail_below = 9.0", "fail")
+    versions.append(Terminology.load(m).version)
+    edit(m / "rules.toml", '"cancelled", "draft"', '"cancelled"', '"')
+    versions.append(Terminology.load(m).version)
+    assert len(set(versions)) == 3
+
+
+LOCAL = "concepts/local.csv"
+ROW = ["hemoglobin", "http://example.org/fhir/uci/lab", "HGB-LOCAL", "exact", "", "Hb, blood"]
+ROW += ["site lab", "local", ""]
+
+
+def test_an_excel_saved_file_reads(tmp_path: Path) -> None:
+    """(Found right, kept so:) a BOM, CRLF line ends, a quoted cell with a comma, trailing
+    empty columns in the header and every row, and a blank last line all read."""
+    m = copy_mappings(tmp_path)
+    path = m / LOCAL
+    rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\r\n")
+        w.writerows([[*r, "", ""] for r in [*rows, ROW]])
+        fh.write("\r\n")
+    got = [r.values["display"] for r in read_csv(m, path, ("concept",))]
+    assert got[-1] == "Hb, blood"
+    code, lines = check_all(m)
+    assert code == 0, lines
+
+
+def test_extra_cells_say_to_quote_a_comma(tmp_path: Path) -> None:
+    m = copy_mappings(tmp_path)
+    with (m / LOCAL).open("a", encoding="utf-8") as fh:
+        fh.write(
+            "hemoglobin,http://example.org/fhir/uci/lab,HGB-LOCAL,exact,,Hb, blood,lab,local,\n"
+        )
+    n = len((m / LOCAL).read_text(encoding="utf-8").splitlines())
+    with pytest.raises(MappingError) as err:
+        list(read_csv(m, m / LOCAL, ("concept",)))
+    assert str(err.value) == (
+        f"mappings/{LOCAL}:{n}: 10 cells but 9 columns (a cell holding a comma must be in double "
+        'quotes: "a, b"; no extra commas at the end)'
+    )
+
+
+def test_a_semicolon_separated_file_says_so(tmp_path: Path) -> None:
+    """A European Excel saves "CSV" with semicolons: the error was "missing column 'concept'"
+    of a header that plainly has it."""
+    m = copy_mappings(tmp_path)
+    path = m / LOCAL
+    rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines())) + [ROW]
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        csv.writer(fh, delimiter=";", lineterminator="\r\n").writerows(rows)
+    code, lines = check_all(m)
+    assert code == 4
+    assert (
+        f"error: mappings/{LOCAL}:1: missing column 'concept' (the header is separated by "
+        "semicolons, not commas: save the file as 'CSV UTF-8 (Comma delimited)', or set Excel's "
+        "list separator to a comma)"
+    ) in lines
+    code, output = run_uci(tmp_path, m)
+    assert code == 4 and "separated by semicolons" in output
+
+
+def test_a_file_not_in_utf8_names_its_line(tmp_path: Path) -> None:
+    """Excel's plain "CSV" is Windows-1252: the error said "cannot be read (UnicodeDecodeError)"
+    with no line, and `import-valueset` into such a file crashed with a traceback (exit 1)."""
+    m = copy_mappings(tmp_path)
+    path = m / LOCAL
+    n = len(path.read_text(encoding="utf-8").splitlines()) + 1
+    path.write_bytes(
+        path.read_bytes() + b"hemoglobin,http://x.org/lab,HB,exact,,H\xe9moglobine,l,local,\n"
+    )
+    expected = (
+        f"mappings/{LOCAL}:{n}: not UTF-8 text (byte 0xe9): save it as 'CSV UTF-8' (Excel: "
+        "File > Save As > CSV UTF-8 (Comma delimited))"
+    )
+    code, lines = check_all(m)
+    assert code == 4 and f"error: {expected}" in lines
+    vs = tmp_path / "vs.json"
+    vs.write_text(
+        '{"resourceType": "ValueSet", "url": "http://x/vs", "expansion": {"contains": '
+        '[{"system": "http://loinc.org", "code": "718-7", "display": "Hemoglobin"}]}}'
+    )
+    args = ["mappings", "import-valueset", str(vs), "--concept", "hemoglobin"]
+    result = CliRunner().invoke(cli, [*args, "--mappings", str(m), "--file", LOCAL])
+    assert result.exit_code == 4 and "not UTF-8 text (byte 0xe9)" in result.output

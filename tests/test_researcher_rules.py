@@ -1,0 +1,52 @@
+"""mappings/rules.toml as a researcher edits it: a mistake stops `check` and `run` alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from researcher_helpers import check_all, copy_mappings, edit, run_uci
+
+RULE_MISTAKES = [
+    (
+        "missing_status_is_active = false",
+        'missing_status_is_active = "false"',
+        "[condition] key 'missing_status_is_active': expected true or false (without quotes), "
+        "got 'false'",
+    ),
+    (
+        "[drop_verification]",
+        "[drop_verifcation]",
+        "[drop_verifcation]: unknown table (did you mean 'drop_verification'?)",
+    ),
+    (
+        'Observation = ["cancelled"',
+        'Observaton = ["cancelled"',
+        "[drop_status] key 'Observaton': not a resource type these rules apply to (did you mean "
+        "'Observation'?)",
+    ),
+    (
+        'active = ["active", "recurrence", "relapse"]',
+        'active = "active"',
+        "[condition] key 'active': expected a list of texts, e.g. [\"a\", \"b\"], got 'active'",
+    ),
+    ("ongoing = ", "ongoin = ", "[exposure] key 'ongoin': unknown key (did you mean 'ongoing'?)"),
+]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"), RULE_MISTAKES, ids=[r[1] for r in RULE_MISTAKES]
+)
+def test_a_reading_rules_mistake_stops_check_and_run(
+    old: str, new: str, message: str, tmp_path: Path
+) -> None:
+    """rules.toml ("Researchers may edit; `cohort mappings check` validates") took any table,
+    key or resource type and any value: a misspelt one was ignored and "false" in quotes was
+    true, each changing who counts as a candidate without a word."""
+    m = copy_mappings(tmp_path)
+    line = edit(m / "rules.toml", old, new, new[:3])
+    expected = f"{m / 'rules.toml'}:{line}: {message}"
+    code, lines = check_all(m)
+    assert code == 4 and f"error: {expected}" in lines, lines
+    code, output = run_uci(tmp_path, m)
+    assert code == 4 and output.splitlines() == [f"cohort: error: {expected}"]
