@@ -7,7 +7,7 @@ import json
 import logging
 import marshal
 import multiprocessing
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -264,24 +264,20 @@ def ingest_files(
     return report
 
 
-MASS_REMOVAL_MIN = 10  # records of a type a snapshot read may always drop (deaths, merges)
-
-
 def _refuse_mass_removal(
     site: SiteConfig, store: Store, stale: list[tuple[str, str]], limit: float
 ) -> None:
     """SourceError when a snapshot read lacks more than `limit` of a type's stored records: an
     export folder emptied before tonight's export arrives (or that arrived in part) would empty
     the store and the candidate lists, exit 0. Raised before any census or record is dropped."""
-    gone = Counter(t for t, _ in stale)
-    stored = store.count_by_type(site.id)
-    for rtype, n in sorted(gone.items()):
-        if n > MASS_REMOVAL_MIN and n > limit * stored.get(rtype, 0):
-            raise SourceError(
-                f"site {site.id}: {site.source} lacks {n} of the {stored[rtype]} {rtype} records"
-                f" read from it before (over [run] max_snapshot_removal = {limit:g}): an"
-                " incomplete export? Nothing was removed; rerun once it is complete"
-            )
+    over = store.over_removal(site.id, stale, limit)
+    if over is not None:
+        rtype, n, stored = over
+        raise SourceError(
+            f"site {site.id}: {site.source} lacks {n} of the {stored} {rtype} records"
+            f" read from it before (over [run] max_snapshot_removal = {limit:g}): an"
+            " incomplete export? Nothing was removed; rerun once it is complete"
+        )
 
 
 def _files_stamp(units: list[Unit], cfg: Config, loaded: Loaded) -> str | None:

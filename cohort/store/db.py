@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,10 @@ from cohort.store.census import CensusTables
 from cohort.store.marks import MarkTables
 from cohort.store.rows import PutStats, Row, compare_versions, prepare_row, same_content
 from cohort.store.schema import INSERT, SCHEMA
+
+# records of a type a snapshot read or full refresh may always drop (deaths, merges), whatever
+# share of the type they are (see Store.over_removal)
+MASS_REMOVAL_MIN = 10
 
 __all__ = ["Store"]
 
@@ -250,6 +255,18 @@ class Store(MarkTables, CensusTables):
         records read from the old path were never dropped again)."""
         rows = self._query("SELECT type, id, origin FROM resources WHERE site=?", (site,))
         return [(t, i, o) for t, i, o in rows if (t, i) not in keep]
+
+    def over_removal(
+        self, site: str, stale: list[tuple[str, str]], limit: float
+    ) -> tuple[str, int, int] | None:
+        """(type, to drop, stored) of the first type of which dropping `stale` would remove more
+        than `limit` of the site's records (and more than MASS_REMOVAL_MIN): a snapshot or full
+        refresh that found so little is an incomplete answer, not deletions (callers refuse)."""
+        stored = self.count_by_type(site)
+        for rtype, n in sorted(Counter(t for t, _ in stale).items()):
+            if n > MASS_REMOVAL_MIN and n > limit * stored.get(rtype, 0):
+                return rtype, n, stored.get(rtype, 0)
+        return None
 
     def drop(self, site: str, keys: list[tuple[str, str]]) -> None:
         """Delete these (type, id) records of `site`, in one transaction."""

@@ -3,7 +3,6 @@ patients no longer screened), with the guard file snapshots have against a parti
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import TYPE_CHECKING
 
 from cohort.errors import ServerError
@@ -12,8 +11,6 @@ from .plan import MED_TYPES
 
 if TYPE_CHECKING:
     from .pull import Puller
-
-MASS_REMOVAL_MIN = 10  # records of a type a full refresh may always drop (as file snapshots)
 
 
 def sweep(p: Puller, limit: float) -> int:
@@ -26,18 +23,17 @@ def sweep(p: Puller, limit: float) -> int:
     types = set(p.swept)
     if all(t in types for t in MED_TYPES):
         types.add("Medication")
-    source = p.s.base_url
-    stale = [(t, i) for t, i in p.store.stale(p.site, source, p.seen) if t in types]
+    stale = [(t, i) for t, i, _ in p.store.stale(p.site, p.seen) if t in types]
     if not stale:
         return 0
-    stored = p.store.count_from(p.site, source)
-    for rtype, n in sorted(Counter(t for t, _ in stale).items()):
-        if n > MASS_REMOVAL_MIN and n > limit * stored.get(rtype, 0):
-            raise ServerError(
-                f"{rtype}: the full refresh no longer found {n} of the {stored[rtype]} records"
-                f" stored from this server (over [run] max_snapshot_removal = {limit:g}): a"
-                " partial answer? Nothing was removed; set it higher for one run if expected"
-            )
+    over = p.store.over_removal(p.site, stale, limit)
+    if over is not None:
+        rtype, n, stored = over
+        raise ServerError(
+            f"{rtype}: the full refresh no longer found {n} of the {stored} records"
+            f" stored from this server (over [run] max_snapshot_removal = {limit:g}): a"
+            " partial answer? Nothing was removed; set it higher for one run if expected"
+        )
     p.store.drop(p.site, stale)
     p.report.removed = len(stale)
     p.log.info("fhir %s: removed %d records the server no longer has", p.site, len(stale))
