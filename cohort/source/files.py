@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cohort.errors import SourceError
-from cohort.source.reader import (
+from cohort.source.fileinfo import (
     GZIP_MAGIC,
     MAX_ISSUES,
     NDJSON_SUFFIXES,
     OPENERS,
     UNREADABLE,
     UTF16_BOMS,
-    Reader,
     ReadIssue,
     ReadStats,
     named_for,
@@ -27,6 +26,7 @@ from cohort.source.reader import (
     printable,
     unreadable,
 )
+from cohort.source.reader import Reader
 from cohort.source.validate import MODES
 
 if TYPE_CHECKING:  # the reader only calls the triage; the triage itself belongs to extract

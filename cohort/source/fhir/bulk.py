@@ -17,7 +17,7 @@ import orjson
 import requests
 
 from cohort.errors import AuthError, ServerError
-from cohort.source.reader import UNREADABLE, unreadable
+from cohort.source.fileinfo import UNREADABLE, unreadable
 from cohort.source.structure import loads
 from cohort.store import patient_of
 

@@ -1,0 +1,139 @@
+"""What a data file is (by its name and first bytes), how it is named in issues, and the
+counters of a read (ReadStats)."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+import tarfile
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cohort.source.structure import BOM
+
+__all__ = [
+    "GZIP_MAGIC",
+    "MAX_ISSUES",
+    "NDJSON_SUFFIXES",
+    "OPENERS",
+    "TAR_SUFFIXES",
+    "UNREADABLE",
+    "UTF16_BOMS",
+    "ReadIssue",
+    "ReadStats",
+    "is_non_data",
+    "named_for",
+    "origin_of",
+    "printable",
+    "unreadable",
+]
+
+# Issues are kept in memory; a corrupt multi-GB NDJSON must not turn into a multi-GB issue list.
+MAX_ISSUES = 10_000
+
+# Files that are obviously not FHIR data (documentation, checksums, listings): skipped silently.
+_NON_DATA_SUFFIXES = (".md", ".txt", ".tsv", ".csv", ".rst", ".html", ".pdf", ".sha256", ".sig")
+_NON_DATA_STEMS = {"sha256sums", "md5sums", "readme", "license", "notice", "manifest", "changelog"}
+TAR_SUFFIXES = (".tar", ".tar.xz", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".txz")
+OPENERS: dict[str, Any] = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
+GZIP_MAGIC = b"\x1f\x8b"  # how gzip data opens, whatever the file is called
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")  # how UTF-16 text opens (little, big endian)
+NDJSON_SUFFIXES = (".ndjson", ".jsonl")
+# What a corrupt or truncated file raises while it is read: one located issue, the read goes on
+UNREADABLE = (OSError, EOFError, lzma.LZMAError, tarfile.TarError, UnicodeError, zlib.error)
+
+
+@dataclass
+class ReadIssue:
+    """A located, PHI-free problem: `origin` is a path plus `#entry[i]` or `:line`."""
+
+    origin: str
+    reason: str
+
+
+@dataclass
+class ReadStats:
+    """Counters of one read; `files` counts data files read (tar members count one each)."""
+
+    files: int = 0
+    read: Counter[str] = field(default_factory=Counter)  # yielded, by resourceType
+    rejected: Counter[str] = field(default_factory=Counter)  # by resourceType ("?" unknown)
+    skipped_types: Counter[str] = field(default_factory=Counter)  # filtered out by `types`
+    summarised: Counter[str] = field(default_factory=Counter)  # read, taken by the triage
+    lines: int = 0  # lines in the byte-range units read (see read_unit)
+    issues: list[ReadIssue] = field(default_factory=list)
+    skipped_files: int = 0  # not FHIR data (README, checksums, unknown formats)
+    issues_dropped: int = 0  # issues beyond MAX_ISSUES (counted, not kept)
+    # files (origins) not read whole: unreadable, corrupt, cut short or changed while read. What
+    # they hold is unknown, so a snapshot read keeps the records earlier reads took from them.
+    partial: list[str] = field(default_factory=list)
+
+    def issue(self, origin: str, reason: str) -> None:
+        if len(self.issues) < MAX_ISSUES:
+            self.issues.append(ReadIssue(origin, reason))
+        else:
+            self.issues_dropped += 1
+
+    def broke(self, origin: str, reason: str) -> None:
+        """The file `origin` could not be read whole: an issue, and a file to spare."""
+        self.issue(origin, reason)
+        self.partial.append(origin)
+
+    def merge(self, other: ReadStats) -> None:
+        """Add the counters and issues of another read (e.g. one chunk read elsewhere)."""
+        self.files += other.files
+        self.read.update(other.read)
+        self.rejected.update(other.rejected)
+        self.skipped_types.update(other.skipped_types)
+        self.summarised.update(other.summarised)
+        self.skipped_files += other.skipped_files
+        self.partial += other.partial
+        room = max(MAX_ISSUES - len(self.issues), 0)
+        self.issues += other.issues[:room]
+        self.issues_dropped += other.issues_dropped + max(len(other.issues) - room, 0)
+
+
+def origin_of(path: Path, root: Path) -> str:
+    """The origin of a file: its path under the source folder `root`, in `printable` form."""
+    return printable(path.relative_to(root).as_posix() if path != root else path.name)
+
+
+def printable(name: str) -> str:
+    """A file name as UTF-8 can hold it: the bytes of a name that is not UTF-8 (a Latin-1 name
+    copied from another system) as backslash escapes, `caf\\xe9.ndjson`. Origins go into the
+    store, run.json and the unchanged-files stamp, and such a name crashed the run (exit 1)."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return name
+
+
+def unreadable(exc: BaseException, verb: str = "read") -> str:
+    """The located issue's reason for a file that cannot be opened or read (no message: PHI)."""
+    kind = "zlib.error" if isinstance(exc, zlib.error) else type(exc).__name__  # (not "error")
+    return f"file cannot be {verb} ({kind})"
+
+
+def named_for(name: str, head: bytes) -> str:
+    """`name` as its first bytes `head` say it should read: gzip data saved without its .gz
+    gains it (every line of it was invalid JSON), and plain JSON named .gz loses it (the whole
+    file was one "cannot be read" issue). Anything else keeps its name."""
+    low = name.lower()
+    if head[:2] == GZIP_MAGIC:
+        return name if low.endswith(tuple(OPENERS)) else name + ".gz"
+    if low.endswith(".gz") and head.removeprefix(BOM).lstrip()[:1] in (b"{", b"["):
+        return name[:-3]
+    return name
+
+
+def is_non_data(name: str) -> bool:
+    """Documentation, checksums, listings: not FHIR data (skipped without an issue)."""
+    low = name.lower()
+    stem = low.split(".", 1)[0]
+    return low.endswith(_NON_DATA_SUFFIXES) or stem in _NON_DATA_STEMS
