@@ -5,12 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import marshal
-import multiprocessing
-from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -19,21 +13,17 @@ from typing import TYPE_CHECKING, Any
 from cohort import __version__
 from cohort.config import Config, SiteConfig
 from cohort.errors import SourceError
-from cohort.extract import Census, Triage
-from cohort.forks import close_inherited, workers_for
+from cohort.extract import Triage
 from cohort.model import PIPELINE_TYPES, Code
+from cohort.reading import JOB, read_results, workers_for_files
 from cohort.source.files import (
     ReadStats,
     Unit,
-    data_bytes,
     fingerprint,
     plan_units,
-    read_unit,
-    stream_units,
 )
-from cohort.store import PutStats, Row, Store, prepare_row
+from cohort.store import PutStats, Row, Store
 from cohort.store.schema import FILES_MARK
-from cohort.terminology.units import warm as warm_units
 
 if TYPE_CHECKING:
     from cohort.criteria import Trial
@@ -41,9 +31,6 @@ if TYPE_CHECKING:
     from cohort.terminology import Terminology
 
 log = logging.getLogger("cohort")
-
-# Below this much data a pool of processes costs more than it saves.
-PARALLEL_MIN_BYTES = 32 << 20
 
 
 @dataclass
@@ -70,135 +57,6 @@ class Loaded:
         known = {r.concept for r in term.rows()}
         trial = load_trial(cfg.trial_path, known, term.concept_names(), term.unit_concepts())
         return cls(term, rules, trial)
-
-
-@dataclass
-class _Done:
-    """What one unit of a file read produced, as sent back by a worker."""
-
-    rows: list[Row]
-    stats: ReadStats
-    census: Census
-    lines: int  # lines in a byte-range unit (0 otherwise)
-
-    # The rows cross from a reading process as one marshal blob: tuples of str/bytes/None
-    # travel there and back in ~1.4 us a row against ~2.6 us pickled (bench/RESULTS.md).
-    def __getstate__(self) -> tuple[bytes, ReadStats, Census, int]:
-        return marshal.dumps(self.rows), self.stats, self.census, self.lines
-
-    def __setstate__(self, state: tuple[bytes, ReadStats, Census, int]) -> None:
-        blob, self.stats, self.census, self.lines = state
-        self.rows = marshal.loads(blob)  # noqa: S302 (written by this run's own reading process)
-
-
-# Set in the parent before the pool forks, so workers inherit it (fork start method only).
-_JOB: dict[str, Any] = {}
-
-
-def _read(unit: Unit) -> _Done:
-    stats = ReadStats()
-    triage: Triage = _JOB["triage"]
-    rows = [
-        prepare_row(res, origin, raw)
-        for res, origin, raw in read_unit(
-            unit, stats, types=_JOB["types"], validate=_JOB["validate"], triage=triage
-        )
-    ]
-    return _Done(rows, stats, triage.take(), stats.lines)
-
-
-def workers_for_files(units: list[Unit], configured: int) -> int:
-    """Processes to read with: `configured` if set, else one per core (max 4) for big inputs."""
-    return workers_for(sum(data_bytes(u) for u in units), PARALLEL_MIN_BYTES, configured)
-
-
-def _read_all(batch: list[Unit]) -> list[_Done]:
-    return [_read(u) for u in batch]
-
-
-def _batched(units: Iterator[Unit], chunk_bytes: int) -> Iterator[list[Unit]]:
-    """Consecutive units gathered up to `chunk_bytes` of data (a big unit goes alone): one
-    task per ~chunk, however small the files (e.g. a folder of per-patient Bundles)."""
-    batch: list[Unit] = []
-    size = 0
-    for u in units:
-        n = data_bytes(u)
-        if batch and size + n > chunk_bytes:
-            yield batch
-            batch, size = [], 0
-        batch.append(u)
-        size += n
-    if batch:
-        yield batch
-
-
-def _results(
-    units: list[Unit], nproc: int, chunk_bytes: int = 16 << 20
-) -> Iterator[tuple[Unit, _Done]]:
-    """Each unit's result, in unit order, with bounded memory: units go to the workers in
-    batches of about `chunk_bytes` (many small files make one task), 2 batches per worker in
-    flight.
-
-    With workers, a big compressed NDJSON file is decompressed here and its line-aligned
-    pieces parsed by them (`stream_units`). If a reading process dies (e.g. killed for memory),
-    the units from the first unfinished batch on are read in this process instead: every
-    earlier unit was already written in order.
-    """
-    if nproc <= 1:
-        for u in units:
-            yield u, _read(u)
-        return
-    todo = _batched(stream_units(units, chunk_bytes), chunk_bytes)
-    # after a worker died: what was in flight (finished results are reused), in order
-    Pending = tuple[list[Unit], Future[list[_Done]] | None]
-    unfinished: list[Pending] = []
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(nproc, mp_context=ctx, initializer=close_inherited) as pool:
-        pending: deque[Pending] = deque()
-
-        def submit() -> bool:
-            """Fill the window; False once the pool is broken."""
-            while len(pending) < 2 * nproc:
-                batch = next(todo, None)
-                if batch is None:
-                    return True
-                try:
-                    pending.append((batch, pool.submit(_read_all, batch)))
-                except BrokenProcessPool:
-                    pending.append((batch, None))  # a broken pool refuses new work
-                    return False
-            return True
-
-        alive = submit()
-        # Until the first piece is parsed this process has nothing to do: build the UCUM
-        # registry the evaluation's forks will share (between ingest and evaluation it
-        # would run with the other cores idle).
-        warm_units()
-        while alive and pending:
-            batch, future = pending[0]
-            try:
-                dones = future.result() if future is not None else None
-            except BrokenProcessPool:
-                dones = None
-            if dones is None:
-                break
-            pending.popleft()
-            yield from zip(batch, dones, strict=True)
-            alive = submit()
-        if pending:
-            log.warning("a reading process died; reading the rest in this process")
-            for _, f in pending:
-                if f is not None:
-                    f.cancel()
-        unfinished = list(pending)
-    for batch, f in unfinished:
-        ok = f is not None and f.done() and not f.cancelled() and f.exception() is None
-        if ok and f is not None:
-            yield from zip(batch, f.result(), strict=True)
-        else:
-            yield from ((u, _read(u)) for u in batch)
-    for batch in todo:
-        yield from ((u, _read(u)) for u in batch)
 
 
 @dataclass
@@ -320,7 +178,7 @@ def _read_files(
     """The read's report, and whether every file was read whole."""
     nproc = workers_for_files(units, cfg.workers)
     triage = Triage(loaded.rules, loaded.relevant)
-    _JOB.update(types=set(PIPELINE_TYPES), validate=cfg.validate, triage=triage)
+    JOB.update(types=set(PIPELINE_TYPES), validate=cfg.validate, triage=triage)
     stats, put = ReadStats(), PutStats()
     seen: set[tuple[str, str]] = set()
     # a snapshot read sweeps what it did not see; on a first load there is nothing to sweep,
@@ -331,7 +189,7 @@ def _read_files(
     lines_before: dict[str, int] = {}
     held = _Held()
     try:
-        for unit, done in _results(units, nproc, cfg.chunk_mb << 20):
+        for unit, done in read_results(units, nproc, cfg.chunk_mb << 20):
             offset = lines_before.get(unit.origin, 0) if unit.part else 0
             lines_before[unit.origin] = offset + done.lines
             rows = done.rows
@@ -351,7 +209,7 @@ def _read_files(
                 held.write(store, site, gen, put, cfg.batch_size, fresh=not known)
         held.write(store, site, gen, put, cfg.batch_size, fresh=not known)
     finally:
-        _JOB.clear()
+        JOB.clear()
     partial = set(stats.partial)
     stale, spared = [], 0
     for rtype, rid, origin in store.stale(site.id, seen) if sweep else []:

@@ -348,37 +348,37 @@ def _kill_reader_on(monkeypatch: pytest.MonkeyPatch, dies: Callable[[Unit], bool
     killed for memory (the main process reads as usual)."""
     import os
 
-    import cohort.ingest as ingest
+    import cohort.reading as reading
 
-    parent, real = os.getpid(), ingest._read
+    parent, real = os.getpid(), reading._read
 
     def dying(unit: Unit) -> Any:
         if os.getpid() != parent and dies(unit):
             os._exit(9)
         return real(unit)
 
-    # pickled by reference to `cohort.ingest._read`, which the forked workers also see patched
+    # pickled by reference to `cohort.reading._read`, which the forked workers also see patched
     dying.__qualname__ = dying.__name__ = "_read"
-    dying.__module__ = "cohort.ingest"
-    monkeypatch.setattr(ingest, "_read", dying)
+    dying.__module__ = "cohort.reading"
+    monkeypatch.setattr(reading, "_read", dying)
 
 
 def test_a_reading_process_that_dies_is_replaced_by_reading_in_this_process(
     population: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import cohort.ingest as ingest
+    import cohort.reading as reading
 
     units = plan_units(population, 8192)
     _kill_reader_on(monkeypatch, lambda unit: unit == units[3])
     loaded = _loaded()
     job = {"types": set(PIPELINE_TYPES), "validate": "fast"}
-    ingest._JOB.update(job, triage=Triage(loaded.rules, loaded.relevant))
+    reading.JOB.update(job, triage=Triage(loaded.rules, loaded.relevant))
     try:
-        parallel = [(u, [r[1] for r in d.rows]) for u, d in ingest._results(units, 2, 8192)]
-        ingest._JOB.update(job, triage=Triage(loaded.rules, loaded.relevant))
-        serial = [(u, [r[1] for r in d.rows]) for u, d in ingest._results(units, 1)]
+        parallel = [(u, [r[1] for r in d.rows]) for u, d in reading.read_results(units, 2, 8192)]
+        reading.JOB.update(job, triage=Triage(loaded.rules, loaded.relevant))
+        serial = [(u, [r[1] for r in d.rows]) for u, d in reading.read_results(units, 1)]
     finally:
-        ingest._JOB.clear()
+        reading.JOB.clear()
     assert parallel == serial and len(parallel) == len(units)
     assert "a reading process died" in caplog.text
 
@@ -405,6 +405,7 @@ def test_a_compressed_file_read_by_processes_stores_what_one_process_stores(
     import dataclasses
 
     import cohort.ingest as ingest
+    import cohort.reading as reading
     from cohort.config import SiteConfig
 
     folder = tmp_path / "site"
@@ -412,7 +413,7 @@ def test_a_compressed_file_read_by_processes_stores_what_one_process_stores(
     obs = folder / "Observation.ndjson"
     (folder / "Observation.ndjson.gz").write_bytes(gzip.compress(obs.read_bytes()))
     obs.unlink()
-    real_stream = ingest.stream_units
+    real_stream = reading.stream_units
     pieces: list[Unit] = []
 
     def small_pieces(units: Any, _chunk: int) -> Any:
@@ -420,7 +421,7 @@ def test_a_compressed_file_read_by_processes_stores_what_one_process_stores(
             pieces.append(u)
             yield u
 
-    monkeypatch.setattr(ingest, "stream_units", small_pieces)
+    monkeypatch.setattr(reading, "stream_units", small_pieces)
     _kill_reader_on(monkeypatch, lambda unit: unit.part == 5 and unit.data is not None)
     loaded = _loaded()
     site = SiteConfig("t", "T", str(folder))

@@ -115,7 +115,7 @@ def test_a_read_that_dies_halfway_is_not_taken_for_complete(
 ) -> None:
     config = write_config(tmp_path, {"t": str(_site(generated, tmp_path))})
     _run(config, tmp_path / "out")
-    real = ingest._results
+    real = ingest.read_results
 
     def dies_after_one(*a: Any, **kw: Any) -> Any:
         results = real(*a, **kw)
@@ -123,7 +123,7 @@ def test_a_read_that_dies_halfway_is_not_taken_for_complete(
         raise OSError("killed")
 
     with monkeypatch.context() as m:
-        m.setattr(ingest, "_results", dies_after_one)
+        m.setattr(ingest, "read_results", dies_after_one)
         # a full refresh starts a read, which dies after its first unit
         with pytest.raises(OSError):
             _run(config, tmp_path / "out", full_refresh=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cohort.criteria.base import Criterion
+from cohort.criteria.lines import TomlLines
 from cohort.criteria.registry import (
     CHECK_KEYS,
     CONCEPT_KEYS,
@@ -41,7 +42,6 @@ _META: dict[str, type] = {
 }
 _HEAD: dict[str, type] = {"id": str, "title": str, "screen_concepts": list, "manual": list}
 _TOP = ("trial", "criteria")
-_TABLE_LINE = re.compile(r"""^\s*\[(\[)?\s*([A-Za-z0-9_.\-"' ]+?)\s*\]\]?\s*(#.*)?$""")
 
 
 @dataclass
@@ -88,109 +88,6 @@ def concept_refs(params: Any, key: str = "") -> Iterable[tuple[str, str]]:
                 yield from concept_refs(v, f"{key}[{i}]")
 
 
-class _Where:
-    """Finds the line of a criterion's key in the file, for error messages."""
-
-    def __init__(self, path: Path, text: str):
-        self.path = path
-        self.lines = text.splitlines()
-        self.tables = [
-            (i, m[2].strip(), bool(m[1]))
-            for i, ln in enumerate(self.lines)
-            if (m := _TABLE_LINE.match(ln))
-        ]
-        self.blocks = [i for i, name, array in self.tables if array and name == "criteria"]
-
-    def _span(self, start: int) -> range:
-        end = next((i for i, _, _ in self.tables if i > start), len(self.lines))
-        return range(start, end)
-
-    def _find(self, span: Iterable[int], key: str) -> int | None:
-        pat = re.compile(r"""^\s*(["']?)""" + re.escape(key) + r"""\1\s*=""")
-        return next((i for i in span if pat.match(self.lines[i])), None)
-
-    def key_line(self, index: int, cid: str, key: str) -> int:
-        """1-based line of `key` (`window_days`, `checks[2].then`) in the index-th criterion."""
-        if index < len(self.blocks):
-            span = self._span(self.blocks[index])
-            fallback = self.blocks[index]
-        else:  # not written as [[criteria]] tables: the line of its id, if any
-            span = range(len(self.lines))
-            fallback = -1
-        top = re.split(r"[.\[]", key, maxsplit=1)[0]
-        at = self._find(span, top)
-        if at is None and index < len(self.blocks):  # written as a [criteria.<top>] table
-            at = self._subtable(index, top, key.rsplit(".", 1)[-1])
-        if at is None:
-            at = self._id_line(span, cid)
-            return (at if at is not None else fallback) + 1
-        item = re.match(r"^[^.\[]+\[(\d+)\]", key)
-        return (self._item(at, int(item[1])) if item else at) + 1
-
-    def _subtable(self, index: int, top: str, sub: str) -> int | None:
-        end = self.blocks[index + 1] if index + 1 < len(self.blocks) else len(self.lines)
-        for i, name, _ in self.tables:
-            if self.blocks[index] < i < end and name == f"criteria.{top}":
-                at = self._find(self._span(i), sub)
-                return at if at is not None else i
-        return None
-
-    def _id_line(self, span: Iterable[int], cid: str) -> int | None:
-        if not cid:
-            return None
-        pat = re.compile(r"""^\s*id\s*=\s*["']""" + re.escape(cid) + r"""["']""")
-        return next((i for i in span if pat.match(self.lines[i])), None)
-
-    def _item(self, at: int, item: int) -> int:
-        """The line of the item-th inline table of the array whose key is on line `at` (an
-        inline table is on one line in TOML)."""
-        depth, braces, count, quote = 0, 0, -1, ""
-        for n in range(at, len(self.lines)):
-            text = self.lines[n]
-            j = text.index("=") + 1 if n == at and "=" in text else 0
-            while j < len(text):
-                ch = text[j]
-                if quote:
-                    if ch == "\\" and quote == '"':
-                        j += 1
-                    elif ch == quote:
-                        quote = ""
-                elif ch in "\"'":
-                    quote = ch
-                elif ch == "#":
-                    break
-                elif ch == "[":
-                    depth += 1
-                elif ch == "]":
-                    depth -= 1
-                    if depth <= 0:
-                        return at
-                elif ch == "{":
-                    if depth == 1 and braces == 0:
-                        count += 1
-                        if count == item:
-                            return n
-                    braces += 1
-                elif ch == "}":
-                    braces -= 1
-                j += 1
-        return at
-
-    def head_line(self, key: str) -> int:
-        """1-based line of a key of the [trial] table (else of the table, else 0)."""
-        start = next((i for i, name, array in self.tables if name == "trial" and not array), None)
-        if start is None:
-            return 0
-        at = self._find(self._span(start), key)
-        return (at if at is not None else start) + 1
-
-    def top_line(self, key: str) -> int:
-        at = next((i for i, name, _ in self.tables if name.split(".")[0] == key), None)
-        if at is None:
-            at = self._find(range(len(self.lines)), key)
-        return at + 1 if at is not None else 0
-
-
 @dataclass
 class TrialCheck:
     """Every problem of a criteria file, in file order, and the trial when there is none."""
@@ -201,7 +98,7 @@ class TrialCheck:
 
 
 class _Problems:
-    def __init__(self, where: _Where) -> None:
+    def __init__(self, where: TomlLines) -> None:
         self.where = where
         self.found: list[tuple[int, MappingError]] = []
         self.warnings: list[tuple[int, str]] = []
@@ -398,7 +295,7 @@ def check_trial(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         return TrialCheck(None, [MappingError(f"{path}: invalid TOML: {exc}")])
-    where = _Where(path, text)
+    where = TomlLines(path, text)
     p = _Problems(where)
     for key in data:
         if key not in _TOP:
