@@ -5,6 +5,7 @@ message, at the line of the key; valid edits (months, a second trial's titer) re
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from datetime import date
 from pathlib import Path
@@ -291,7 +292,9 @@ def test_a_titer_reason_names_the_trial_s_concept() -> None:
         },
     )
     r = KINDS["titer"].fn(crit, context(patient()))
-    assert r.reason == "no anti_dsdna_titer/anti_dsdna result"
+    assert r.reason == "no anti_dsdna_titer result"  # (the first titer concept by default)
+    named = dataclasses.replace(crit, params={**crit.params, "label": "anti-dsDNA"})
+    assert KINDS["titer"].fn(named, context(patient())).reason == "no anti-dsDNA result"
 
 
 @pytest.mark.parametrize(

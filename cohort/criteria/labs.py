@@ -79,6 +79,7 @@ def titer(crit: Criterion, ctx: Context) -> Result:
     p = crit.params
     minimum = float(p["min_titer"])
     titer_concepts, screen_concepts = p["titer_concepts"], p.get("screen_concepts", [])
+    label = p.get("label") or titer_concepts[0]  # the test's name in reasons ("ANA")
     obs, ignored = ctx.observations(titer_concepts + screen_concepts)
     qualitative: list[tuple[str, Evidence]] = []
     for i, o in enumerate(obs):
@@ -90,27 +91,25 @@ def titer(crit: Criterion, ctx: Context) -> Result:
             ev = ctx.obs_evidence(o, concept, "most recent titer", shown, "{titer}")
             ignored += _superseded(ctx, obs[i + 1 :], titer_concepts + screen_concepts)
             why = {Status.PASS: ">=", Status.FAIL: "<", Status.UNKNOWN: "cannot tell vs"}[status]
-            return result(
-                crit, status, f"{concept} {shown} {why} 1:{minimum:g} on {o.when}", [ev], ignored
-            )
+            why = f"{label} titer {shown} {why} 1:{minimum:g} on {o.when}"
+            return result(crit, status, why, [ev], ignored)
         q = ctx.term.qualitative(o.value, o.interpretation)
         if q == "negative" and concept in titer_concepts:
             # a titer reported as "Negative" is the most recent titer, and a fail
             ev = ctx.obs_evidence(o, concept, "most recent titer: negative")
             ignored += _superseded(ctx, obs[i + 1 :], titer_concepts + screen_concepts)
-            return result(crit, Status.FAIL, f"{concept} negative on {o.when}", [ev], ignored)
+            return result(crit, Status.FAIL, f"{label} titer negative on {o.when}", [ev], ignored)
         if q in ("positive", "negative"):
             qualitative.append((q, ctx.obs_evidence(o, concept, f"qualitative {q}")))
         else:
             ignored.append(ctx.obs_evidence(o, concept, "no readable titer or result"))
     if not qualitative:
-        names = "/".join(titer_concepts + screen_concepts)
-        return result(crit, Status.UNKNOWN, f"no {names} result", ignored=ignored)
+        return result(crit, Status.UNKNOWN, f"no {label} result", ignored=ignored)
     q, ev = qualitative[0]
     ignored += [e for _, e in qualitative[1:]]
     if q == "negative":
-        return result(crit, Status.FAIL, f"{ev.concept} negative on {ev.date}", [ev], ignored)
-    return result(crit, Status.UNKNOWN, f"{ev.concept} positive without a titer", [ev], ignored)
+        return result(crit, Status.FAIL, f"{label} negative on {ev.date}", [ev], ignored)
+    return result(crit, Status.UNKNOWN, f"{label} positive without a titer", [ev], ignored)
 
 
 def _grade(v: ObsValue) -> str:

@@ -51,7 +51,9 @@ KINDS: dict[str, KindSpec] = {
         {"uncertain_concepts": CONCEPTS, "uncertain_reason": str},
     ),
     "titer": KindSpec(
-        labs.titer, {"titer_concepts": CONCEPTS, "min_titer": NUMBER}, {"screen_concepts": CONCEPTS}
+        labs.titer,
+        {"titer_concepts": CONCEPTS, "min_titer": NUMBER},
+        {"screen_concepts": CONCEPTS, "label": str},
     ),
     "lab_latest": KindSpec(
         labs.lab_latest,
