@@ -685,3 +685,50 @@ def test_reading_rules():
     assert (
         status("hbv", condition("B18.1", onset="2020-01-01", verification="provisional")) == "fail"
     )
+
+
+# --- fixes found by the audit ----------------------------------------------------------------------
+def test_b_cell_eligible_from_empty_when_cd19_already_low_after_last_dose():
+    """SPEC §4: "eligible_from: ... the first date on which all of them pass, assuming no new
+    exposure"; §3 washout_b_cell_depletion: "later, but most recent CD19 B-cell count since the
+    last dose below the lower limit of normal → fail". A dose 100 days ago with a CD19 count of
+    10/uL since: the criterion still fails on last dose + 36 weeks (the same count is still the
+    most recent), yet eligible_from was that date; now it is empty (no known date)."""
+    dose = medication(code="121191", status="completed", when=ago(100))
+    low = observation("8116-6", ago(20), valueQuantity=qty(10, "/uL", "/uL"))
+    r = run("washout_b_cell_depletion", dose, low)
+    assert r.status == "fail"
+    assert r.eligible_from is None
+    assert "cd19_count" in r.reason
+    # a count within the limit since the dose, or none: the washout end stands
+    ok = observation("8116-6", ago(20), valueQuantity=qty(150, "/uL", "/uL"))
+    assert run("washout_b_cell_depletion", dose, ok).eligible_from == AS_OF + timedelta(days=152)
+    assert run("washout_b_cell_depletion", dose).eligible_from == AS_OF + timedelta(days=152)
+
+
+def test_b_cell_lower_limit_is_the_results_own_reference_low_without_unit():
+    """SPEC §3: "lower limit of normal — the result's own referenceRange.low when present, else a
+    default in the criteria file". A referenceRange.low of 100 written without a unit (in the
+    result's unit) was ignored and the default 80 used: a count of 90/uL passed; now it fails."""
+    dose = medication(code="121191", status="completed", when=ago(300))
+    count = observation(
+        "8116-6", ago(20), valueQuantity=qty(90, "/uL", "/uL"), ref_low={"value": 100}
+    )
+    r = run("washout_b_cell_depletion", dose, count)
+    assert r.status == "fail"
+    assert "lower limit 100" in r.reason
+
+
+def test_b_cell_reference_low_that_cannot_be_converted_is_unknown():
+    """SPEC §2: "a unit that cannot be converted makes that result unknown, never a guess"; §3: the
+    lower limit is "the result's own referenceRange.low when present". A reference low in a unit
+    that cannot be converted made the criterion compare with the default 80 (a guess: pass for
+    90/uL); now it is unknown."""
+    dose = medication(code="121191", status="completed", when=ago(300))
+    count = observation(
+        "8116-6",
+        ago(20),
+        valueQuantity=qty(90, "/uL", "/uL"),
+        ref_low=qty(100, "cells", "cells"),
+    )
+    assert status("washout_b_cell_depletion", dose, count) == "unknown"

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 from cohort.criteria.base import Context, Criterion, Span, iso, result, window_span
-from cohort.model import Evidence, ExposureFact, Result, Status
+from cohort.model import Evidence, ExposureFact, Quantity, Result, Status
 
 _STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*MG\b(?!\s*/)", re.I)
 _UNIT_FORMS = ("tbl", "tab", "tablet", "cap", "capsule", "{tbl}", "{tablet}", "{capsule}", "1")
@@ -111,6 +111,15 @@ def washout(crit: Criterion, ctx: Context) -> Result:
     if evidence:
         eligible = _eligible(ends, span)
         when = f"until {eligible}" if eligible else "ongoing or no known end"
+        if eligible and "lab_concepts" in p and last_end is not None:
+            # after the window the lab rule applies to the same last dose and the counts
+            # already known: one already below the lower limit still fails then (SPEC §4:
+            # eligible_from is a date on which the fails pass), so no date is known
+            after = _lab_after(crit, ctx, last_end, [])
+            if after.status is Status.FAIL:
+                eligible = None
+                when = f"then {after.reason}"
+                evidence += list(after.evidence)
         return result(
             crit,
             Status.FAIL,
@@ -157,12 +166,25 @@ def _lab_after(crit: Criterion, ctx: Context, last_dose: date, ignored: list[Evi
     concept = ctx.obs_concept(o, p["lab_concepts"])
     v = ctx.numeric(o, concept)
     unit = ctx.term.canonical_unit(concept) or ""
-    lln = ctx.term.convert(o.ref_low, concept) if o.ref_low else None
-    lln = lln if lln is not None else float(p["lab_default_lln"])
     if v is None:
         ev = ctx.obs_evidence(o, concept, "unit cannot be converted")
         return result(
             crit, Status.UNKNOWN, f"{concept} after last dose not convertible", [ev], ignored
+        )
+    # SPEC §3: the lower limit is the result's own referenceRange.low when present (a low
+    # without a unit is in the result's unit), else the criteria file's default
+    low = o.ref_low
+    if low is not None and not (low.unit or low.code) and o.value.quantity is not None:
+        low = Quantity(low.value, o.value.quantity.unit, o.value.quantity.code)
+    lln = ctx.term.convert(low, concept) if low is not None else float(p["lab_default_lln"])
+    if lln is None:
+        ev = ctx.obs_evidence(o, concept, "reference low cannot be converted", f"{v:g}", unit)
+        return result(
+            crit,
+            Status.UNKNOWN,
+            f"{concept} {v:g} {unit}: its reference low cannot be converted to {unit}",
+            [ev],
+            ignored,
         )
     ev = ctx.obs_evidence(o, concept, f"lower limit {lln:g}", f"{v:g}", unit)
     if v < lln:
