@@ -732,3 +732,40 @@ def test_b_cell_reference_low_that_cannot_be_converted_is_unknown():
         ref_low=qty(100, "cells", "cells"),
     )
     assert status("washout_b_cell_depletion", dose, count) == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [
+        (medication(code="42316", status="active", start=ago(10)), "fail"),  # oral tacrolimus
+        (
+            medication(
+                code="42316",
+                status="active",
+                start=ago(10),
+                dosages=[dosage(route="Topical route")],
+            ),
+            "pass",
+        ),
+        (
+            medication(text="tacrolimus 0.1 % Topical Ointment", status="active", start=ago(10)),
+            "pass",
+        ),
+        (
+            medication(
+                text="cyclosporine 0.05 % Ophthalmic Emulsion", status="active", start=ago(10)
+            ),
+            "pass",
+        ),
+        (medication(text="Neoral (cyclosporine) 100 mg", status="active", start=ago(10)), "fail"),
+    ],
+)
+def test_washout_12wk_counts_systemic_calcineurin_inhibitors_only(resource, expected):
+    """SPEC §3 washout_12wk: "calcineurin inhibitor, JAK/other kinase inhibitor, or a DMARD not
+    allowed as background, within 12 weeks → fail" (the protocol's washout of systemic
+    immunosuppressants). The terminology reference says of tacrolimus "exclude topical tacrolimus
+    by dose form/route", and a topical or ophthalmic product code already gives no group
+    (products.csv systemic=N); but the same product recorded by ingredient code or name with a
+    topical/ophthalmic route or form excluded the patient. The trial file now sets
+    systemic_only = true for washout_12wk."""
+    assert status("washout_12wk", resource) == expected
