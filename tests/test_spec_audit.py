@@ -769,3 +769,40 @@ def test_washout_12wk_counts_systemic_calcineurin_inhibitors_only(resource, expe
     topical/ophthalmic route or form excluded the patient. The trial file now sets
     systemic_only = true for washout_12wk."""
     assert status("washout_12wk", resource) == expected
+
+
+def _vaccine(system: str, code: str, days: int = 10) -> dict:
+    res = immunization("03", ago(days))
+    res["vaccineCode"] = {"coding": [{"system": system, "code": code}]}
+    return res
+
+
+ATC = "http://www.whocc.no/atc"
+
+
+@pytest.mark.parametrize(
+    ("system", "code", "expected"),
+    [
+        (SNOMED, "871831003", "fail"),  # MMR vaccine product
+        (SNOMED, "2221000221107", "fail"),  # live attenuated varicella
+        (SNOMED, "836402002", "fail"),  # BCG
+        (ATC, "J07BD52", "fail"),  # MMR
+        (ATC, "J07BK02", "fail"),  # zoster, live
+        (ATC, "J07BB03", "fail"),  # influenza, live attenuated
+        (ATC, "J07BL01", "fail"),  # yellow fever
+        (ATC, "J07BK03", "pass"),  # zoster recombinant: not live
+        (ATC, "J07AP03", "pass"),  # typhoid polysaccharide: not live
+        (SNOMED, "836389008", "unknown"),  # any vaccinia antigen: ACAM2000 or MVA-BN
+        (ATC, "J07BA03", "pass"),  # Japanese encephalitis live: UNVERIFIED in the reference
+    ],
+)
+def test_live_vaccine_coded_in_snomed_or_atc(system: str, code: str, expected: str) -> None:
+    """SPEC §3 live_vaccine: "a live/attenuated vaccine (CVX) given within 4 weeks → fail". The
+    terminology reference (terminology/vaccines.csv) gives, in its VERIFIED rows, the SNOMED
+    vaccine product and ATC codes of each live vaccine next to the CVX code, but the mappings held
+    only the CVX codes: an MMR or BCG recorded with its SNOMED or ATC code (non-US EHRs, GECCO
+    data) passed. Now those codes map to live_vaccine (the non-live ones to non_live_vaccine, the
+    SNOMED 'any vaccinia antigen' product, which also covers the non-replicating MVA vaccine, to
+    live_vaccine_uncertain); the UNVERIFIED ATC row is kept with verified=N."""
+    assert status("live_vaccine", _vaccine(system, code)) == expected
+    assert status("live_vaccine", _vaccine(system, code, days=28)) == "pass"
