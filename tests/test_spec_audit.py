@@ -25,6 +25,7 @@ from criteria_helpers import (
     procedure,
     qty,
     run,
+    screened,
     status,
 )
 
@@ -685,6 +686,48 @@ def test_reading_rules():
     assert (
         status("hbv", condition("B18.1", onset="2020-01-01", verification="provisional")) == "fail"
     )
+
+
+# --- ambiguous points: the reading docs/rules.md documents ------------------------------------------
+def test_screened_whatever_the_date_of_the_sle_condition():
+    # SPEC §5 names the screened patients without a date; sle_diagnosis then ignores it
+    future = condition("M32.9", onset=ago(-10))
+    assert screened(future)
+    assert status("sle_diagnosis", future) == "fail"
+
+
+def test_titer_coded_positive_without_dilution_is_not_a_titer():
+    older = observation("5048-4", ago(300), valueString="1:40")
+    newer = observation("5048-4", ago(10), valueString="Positive")
+    assert status("ana_titer", older, newer) == "fail"
+    assert status("ana_titer", newer) == "unknown"
+
+
+def test_bilag_reads_the_latest_assessment_only():
+    def b(grade, days):
+        return observation(
+            "BILAG-2004", ago(days), FLOWSHEET, components=[component("x", valueString=grade)]
+        )
+
+    assert status("bilag", b("A", 60), b("C", 10)) == "fail"
+
+
+def test_history_of_other_skin_cancer_fails():
+    assert status("malignancy", condition("Z85.828", onset="2020-01-01")) == "fail"
+
+
+def test_eligible_from_not_held_back_by_a_criterion_that_would_then_be_unknown():
+    high = medication(
+        code="8640",
+        status="completed",
+        start=ago(40),
+        end=ago(20),
+        dosages=[dosage(mg(60))],
+    )
+    no_dose = medication(code="8640", status="active", start=ago(10))
+    r = run("washout_high_dose_cs", high, no_dose)
+    assert r.status == "fail"
+    assert r.eligible_from == AS_OF + timedelta(days=84 - 20)
 
 
 # --- fixes found by the audit ----------------------------------------------------------------------
