@@ -849,3 +849,52 @@ def test_live_vaccine_coded_in_snomed_or_atc(system: str, code: str, expected: s
     live_vaccine_uncertain); the UNVERIFIED ATC row is kept with verified=N."""
     assert status("live_vaccine", _vaccine(system, code)) == expected
     assert status("live_vaccine", _vaccine(system, code, days=28)) == "pass"
+
+
+def test_background_therapy_ongoing_without_start_date_is_unknown_not_fail():
+    """SPEC §3: each criterion is "fail (it rules the patient out) or unknown (the data can't
+    tell)"; §2: an exposure is "open (ongoing) while status is active" and "current when its
+    interval contains the as-of date". An active hydroxychloroquine statement with no effective
+    date (its start unknown) made background_therapy fail, "no current qualifying therapy",
+    excluding the patient; the data cannot tell it had not started by as_of: now unknown."""
+    hcq = medication(code="5521", status="active")
+    r = run("background_therapy", hcq)
+    assert r.status == "unknown"
+    assert "start date" in r.reason
+    # with a dated current one it passes
+    assert status("background_therapy", hcq, medication(code="5521", start=ago(5))) == "pass"
+
+
+@pytest.mark.parametrize(
+    ("cid", "resource"),
+    [
+        ("washout_belimumab", medication(code="1092437", status="active")),
+        ("washout_belimumab", medication(code="1092437", status="completed")),
+        ("washout_b_cell_depletion", medication(text="rituximab", status="completed")),
+        ("washout_24wk", procedure("20720000")),
+        ("live_vaccine", immunization("03", None)),
+        (
+            "washout_high_dose_cs",
+            medication(code="8640", status="completed", dosages=[dosage(mg(60))]),
+        ),
+        ("washout_high_dose_cs", medication(code="8640", status="completed")),
+    ],
+)
+def test_washout_with_an_undated_exposure_is_unknown_not_pass(cid, resource):
+    """SPEC §3: "pass (the patient is fine on it) ... unknown (the data can't tell)"; washouts:
+    "<drug> within N weeks → fail", no data → pass. A record of the drug (or procedure, or live
+    vaccine) with no date at all is data, but cannot be placed in the window: it was ignored as
+    "outside window or undated" and the washout passed; now it is unknown (a dated exposure in
+    the window still fails, and an undated corticosteroid at or under 40 mg/day still passes)."""
+    r = run(cid, resource)
+    assert r.status == "unknown"
+    assert "undated" in r.reason
+    # (a fail in the window still wins)
+    if cid == "washout_belimumab":
+        dated = medication(code="1092437", status="completed", when=ago(10))
+        assert status(cid, resource, dated) == "fail"
+
+
+def test_undated_low_dose_corticosteroid_passes_high_dose_washout():
+    low = medication(code="8640", status="completed", dosages=[dosage(mg(10))])
+    assert status("washout_high_dose_cs", low) == "pass"

@@ -29,13 +29,15 @@ def current_medication(crit: Criterion, ctx: Context) -> Result:
     starts = [e.start for e in ctx.facts.exposures] + ctx.facts.other_medications
     if not any(d is None or d <= ctx.as_of for d in starts):
         return result(crit, Status.UNKNOWN, "no medication records at all")
-    evidence, ignored = [], []
+    evidence, ignored, undated = [], [], []
     for e in ctx.exposures(p["concepts"]):
         concept = ",".join(sorted(set(p["concepts"]) & ctx.concepts(e.ref, e.codes, e.text)))
         if p.get("systemic_only", True) and not ctx.systemic(e):
             ignored.append(_exposure_evidence(e, concept, "not systemic (route or form)"))
         elif ctx.current(e):
             evidence.append(_exposure_evidence(e, concept, "current"))
+        elif e.ongoing and e.start is None:
+            undated.append(_exposure_evidence(e, concept, "ongoing, no start date"))
         else:
             ignored.append(_exposure_evidence(e, concept, "not current on the as-of date"))
     if evidence:
@@ -44,6 +46,15 @@ def current_medication(crit: Criterion, ctx: Context) -> Result:
             Status.PASS,
             f"current {evidence[0].concept}: {evidence[0].value}",
             evidence,
+            ignored,
+        )
+    if undated:
+        # an ongoing record without a start date: the data cannot tell it started by as_of
+        return result(
+            crit,
+            Status.UNKNOWN,
+            f"{undated[0].concept} ongoing without a start date: confirm it is current",
+            undated,
             ignored,
         )
     return result(crit, Status.FAIL, "no current qualifying therapy", ignored=ignored)
@@ -103,7 +114,10 @@ def washout(crit: Criterion, ctx: Context) -> Result:
     for _ref, start, end, ongoing, ev in items:
         if end and (last_end is None or end > last_end):
             last_end = end
-        if _in_window(ctx, start, end, ongoing, lo):
+        if start is None and end is None:
+            # no date at all: the data cannot tell whether it is within the window
+            uncertain.append(replace(ev, note="undated: cannot tell if within window"))
+        elif _in_window(ctx, start, end, ongoing, lo):
             evidence.append(replace(ev, note="within window"))
             ends.append(None if ongoing else end)
         else:
@@ -129,9 +143,15 @@ def washout(crit: Criterion, ctx: Context) -> Result:
             eligible,
         )
     if uncertain:
-        return result(
-            crit, Status.UNKNOWN, "vaccine of uncertain live status in window", uncertain, ignored
+        why = "; ".join(
+            dict.fromkeys(
+                f"undated {u.concept or u.value} record: cannot tell if within {span}"
+                if u.note.startswith("undated")
+                else "vaccine of uncertain live status in window"
+                for u in uncertain
+            )
         )
+        return result(crit, Status.UNKNOWN, why, uncertain, ignored)
     if "lab_concepts" in p and last_end is not None:
         return _lab_after(crit, ctx, last_end, ignored)
     return result(crit, Status.PASS, "no exposure in window", ignored=ignored)
@@ -240,11 +260,15 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
         if not ctx.systemic(e):
             ignored.append(_exposure_evidence(e, "", "not systemic (route or form)"))
             continue
-        if not _in_window(ctx, e.start, e.end, e.ongoing, lo):
+        undated = e.start is None and e.end is None
+        if not undated and not _in_window(ctx, e.start, e.end, e.ongoing, lo):
             ignored.append(_exposure_evidence(e, "", "outside window"))
             continue
         mg = daily_mg(ctx, e)
-        if mg is None:
+        if undated and (mg is None or mg > limit):
+            # no date at all: the data cannot tell whether this dose is within the window
+            unknown.append(_exposure_evidence(e, "", "undated: cannot tell if within window"))
+        elif mg is None:
             unknown.append(_exposure_evidence(e, "", "no usable dose"))
         elif mg > limit:
             fails.append(
@@ -264,10 +288,13 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
             eligible,
         )
     if unknown:
+        dated = any(not u.note.startswith("undated") for u in unknown)
         return result(
             crit,
             Status.UNKNOWN,
-            "corticosteroid in window without a usable dose",
+            "corticosteroid in window without a usable dose"
+            if dated
+            else f"undated corticosteroid: cannot tell if within {span}",
             unknown + ok,
             ignored,
         )
