@@ -14,6 +14,7 @@ import click
 from cohort import __version__
 from cohort.cli_options import EPILOG, as_of_option, config_option, out_option
 from cohort.errors import CohortError
+from cohort.safetext import printable, without_queries
 
 
 class CohortGroup(click.Group):
@@ -23,16 +24,31 @@ class CohortGroup(click.Group):
         try:
             return super().invoke(ctx)
         except CohortError as exc:
-            click.echo(f"cohort: error: {exc}", err=True)
+            # (a file name or a server's answer in it may hold control characters)
+            click.echo(f"cohort: error: {printable(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
 
 
+class SafeFormatter(logging.Formatter):
+    """Log lines that carry no secret and cannot rewrite a terminal or forge a line.
+
+    The libraries' own records (urllib3 logs every request at debug level, with its query:
+    a Bulk file URL signed with a token, `?X-Amz-Signature=...`) lose the query strings of the
+    URLs and paths in them; every line has its control and bidirectional-control characters
+    (from a file name, a server's header) shown as escapes."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if not record.name.startswith("cohort"):
+            text = without_queries(text)
+        return printable(text, keep="\n" if record.exc_info or record.stack_info else "")
+
+
 def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
+        level=getattr(logging, level.upper(), logging.INFO), handlers=[handler], force=True
     )
 
 

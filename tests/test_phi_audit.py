@@ -6,6 +6,10 @@ Each test names in its docstring what leaked or was unsafe before its fix."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,7 +18,7 @@ import pytest
 import responses
 from test_phi import MRN, NAME_FAMILY
 from test_reliability_server import FakeServer, _config, _oo
-from test_reliability_support import AS_OF
+from test_reliability_support import AS_OF, REPO, SAMPLES
 
 from cohort.config import load_config
 from cohort.errors import CohortError
@@ -68,3 +72,77 @@ def test_operation_outcome_code_that_is_text_is_not_quoted() -> None:
     res = {"issue": [{"severity": "error", "code": f"MRN {MRN}"}, {"severity": "warning",
            "code": "too-costly"}]}  # fmt: skip
     assert outcome_issues(res) == [("error", "?"), ("warning", "too-costly")]
+
+
+SIGNED = "X-Amz-Signature=5ecret5ignature&X-Amz-Credential=AKIAEXAMPLE"
+
+
+def test_debug_log_of_a_signed_bulk_url_has_no_query(capfd: pytest.CaptureFixture[str]) -> None:
+    """At `--log-level debug` urllib3 logs every request line with its query string: a Bulk
+    output file URL signed with a token in its query (`?X-Amz-Signature=...`) went to stderr
+    whole. Library log lines now lose the query of every URL and path in them."""
+    import http.server
+    import logging
+    import threading
+
+    from cohort.cli import _setup_logging
+    from cohort.source.fhir.client import FhirClient
+    from cohort.source.fhir.settings import ServerSettings
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server hook's name
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        _setup_logging("debug")
+        base = f"http://127.0.0.1:{srv.server_port}/r4"
+        client = FhirClient(ServerSettings.from_dict({"base_url": base}, "t"))
+        url = f"http://127.0.0.1:{srv.server_port}/files/Patient.ndjson?{SIGNED}"
+        client.request("GET", url, key="Patient", auth=False, foreign=True).close()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        logging.basicConfig(level=logging.WARNING, force=True)
+    err = capfd.readouterr().err
+    assert "/files/Patient.ndjson?..." in err  # the request was logged ...
+    assert "5ecret5ignature" not in err and "AKIAEXAMPLE" not in err  # ... without its query
+
+
+ESC_NAME = "bad\x1b]0;pwned\x07\x1b[2J\rINFO cohort: forged \u202egpj.json"
+
+
+def test_control_characters_in_names_reach_no_terminal(tmp_path: Path) -> None:
+    """A data file named with an ANSI escape sequence, a CR and a right-to-left override went
+    into the warning logged for a file not read whole, and a missing source path into the
+    `cohort: error:` line, as they were: the escapes cleared the operator's terminal (and set
+    its title), the CR forged a log line, U+202E showed the name reversed. They are escaped."""
+    site = tmp_path / "amr"
+    shutil.copytree(SAMPLES / "amr", site)
+    (site / ESC_NAME).write_text('{"resourceType": "Bundle", "entry": [', encoding="utf-8")
+
+    def cli(source: Path) -> subprocess.CompletedProcess[str]:
+        cfg = tmp_path / "c.toml"
+        quoted = json.dumps(str(source))  # (a TOML basic string reads JSON's escapes)
+        cfg.write_text(f'[trial]\nid = "sirius-sle-2"\n[[sites]]\nid = "amr"\nname = "A"\n'
+                       f"source = {quoted}\n", encoding="utf-8")  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "cohort", "run", "--config", str(cfg), "--as-of", AS_OF,
+             "--out", str(tmp_path / "out")],
+            capture_output=True, text=True, cwd=REPO, timeout=300, env=dict(os.environ),
+        )  # fmt: skip
+
+    res = cli(site)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "not read whole" in res.stderr and r"bad\x1b]0;pwned\x07\x1b[2J\x0dINFO" in res.stderr
+    missing = cli(tmp_path / ESC_NAME)
+    assert missing.returncode != 0 and "cohort: error:" in missing.stderr
+    for out in (res, missing):
+        assert not any(c in out.stderr for c in "\x1b\x07\r\u202e"), out.stderr[-500:]
