@@ -146,3 +146,31 @@ def test_control_characters_in_names_reach_no_terminal(tmp_path: Path) -> None:
     assert missing.returncode != 0 and "cohort: error:" in missing.stderr
     for out in (res, missing):
         assert not any(c in out.stderr for c in "\x1b\x07\r\u202e"), out.stderr[-500:]
+
+
+def test_traceback_of_an_internal_error_carries_no_message(tmp_path: Path) -> None:
+    """An unexpected exception (a bug) printed Python's traceback on stderr with each chained
+    exception's message: `ValueError: invalid literal for int() with base 10: 'Quixotica-...'`
+    put a value read from the data in the service's log. The traceback now keeps the frames
+    and exception types (exit 1, run.json as before) and leaves every message out."""
+    code = f"""
+import sys
+import cohort.runner
+def boom(*a, **k):
+    try:
+        {{}}[{MRN!r}]
+    except KeyError as e:
+        raise ValueError("invalid literal for int() with base 10: {NAME_FAMILY!r}") from e
+cohort.runner.run = boom
+sys.argv = ["cohort", "run", "--out", {str(tmp_path / "out")!r}, "--as-of", "{AS_OF}"]
+from cohort.cli import main
+main()
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, timeout=120)  # fmt: skip
+    assert res.returncode == 1
+    err = res.stderr
+    assert "Traceback (most recent call last)" in err and "direct cause" in err
+    assert "KeyError (message left out" in err and "ValueError (message left out" in err
+    assert "in boom" in err and "internal error (ValueError)" in err
+    assert MRN not in err and NAME_FAMILY not in err
