@@ -174,3 +174,88 @@ main()
     assert "KeyError (message left out" in err and "ValueError (message left out" in err
     assert "in boom" in err and "internal error (ValueError)" in err
     assert MRN not in err and NAME_FAMILY not in err
+
+
+# ---- hostile data through the whole pipeline ------------------------------------------------
+
+HOSTILE = ["=cmd|' /C calc'!A0", "@SUM(1)", "-2+3", "\tTAB", "line1\r\nline2",
+           "</script><script>alert(1)</script>", "<img src=x onerror=alert(2)>",
+           "\x1b]0;pwned\x07\x1b[2J", "evil\u202egpj.exe", "nul\x00byte"]  # fmt: skip
+FREE = "FREETEXT-Zebulon"  # marks free text written by a clinician (could quote a patient)
+
+
+def _hostile_records() -> list[dict[str, Any]]:
+    mr = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}
+    sle = {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]}
+    out: list[dict[str, Any]] = []
+    for i, h in enumerate(HOSTILE):
+        pid, subject = f"hx-{i}", {"reference": f"Patient/hx-{i}"}
+        out += [
+            {"resourceType": "Patient", "id": pid, "gender": "female", "birthDate": "1980-01-01",
+             "name": [{"text": h}], "identifier": [{"type": mr, "value": f"{MRN}{h}"}],
+             "telecom": [{"system": "phone", "value": h}], "address": [{"postalCode": h}]},
+            {"resourceType": "Condition", "id": f"{pid}-sle", "subject": subject,
+             "code": {**sle, "text": f"SLE {FREE} {h}"}, "onsetDateTime": "2015-01-01"},
+            # platelets as text: a value no unit converts (its reason quoted it)
+            {"resourceType": "Observation", "id": f"{pid}-plt", "status": "final",
+             "code": {"coding": [{"system": "http://loinc.org", "code": "777-3"}]},
+             "subject": subject, "effectiveDateTime": "2026-11-01", "valueString": f"{FREE} {h}"},
+            # a code no concept maps: coverage lists its code, display and example value
+            {"resourceType": "Observation", "id": f"{pid}-local", "status": "final",
+             "code": {"coding": [{"system": "http://example.org/lab", "code": f"L{i}",
+                                  "display": h}], "text": h},
+             "subject": subject, "effectiveDateTime": "2026-11-01", "valueString": h},
+            {"resourceType": "MedicationStatement", "id": f"{pid}-hcq", "status": "active",
+             "subject": subject, "effectivePeriod": {"start": "2025-01-01"},
+             "medicationCodeableConcept": {"text": f"HCQ {FREE} {h}", "coding": [
+                 {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "5521"}]}},
+        ]  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run (PHI) into OUT and one with --no-phi into OUT-nophi, on the amr sample plus
+    patients whose names, MRNs, phones, postal codes and free texts are hostile."""
+    import orjson
+
+    root = tmp_path_factory.mktemp("hostile")
+    site = root / "amr"
+    shutil.copytree(SAMPLES / "amr", site)
+    lines = [orjson.dumps(r) for r in _hostile_records()]
+    (site / "hostile.ndjson").write_bytes(b"\n".join(lines) + b"\n")
+    cfg = root / "c.toml"
+    cfg.write_text(f'[trial]\nid = "sirius-sle-2"\n[[sites]]\nid = "amr"\nname = "A"\n'
+                   f'source = "{site}"\n', encoding="utf-8")  # fmt: skip
+    for out, phi in ((root / "out", True), (root / "out-nophi", False)):
+        run(load_config(cfg), date.fromisoformat(AS_OF), out, phi=phi)
+    return root
+
+
+def _csv_cells(path: Path) -> list[list[str]]:
+    import csv
+
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return list(csv.reader(fh))
+
+
+def _formula_cells(rows: list[list[str]]) -> list[str]:
+    from cohort.report.files import excel_safe
+
+    return [c for row in rows for c in row if excel_safe(c) != c]
+
+
+def test_coverage_csv_is_excel_safe(hostile: Path) -> None:
+    """coverage.csv was written with a plain csv writer: a code, display or example value
+    recorded as `=cmd|' /C calc'!A0` or `@SUM(1)` was a live formula when a researcher opened
+    the file in Excel. It is written like candidates.csv now (cells prefixed with ')."""
+    from cohort.tools.coverage import coverage_report, write_csv
+
+    cfg = load_config(hostile / "c.toml")
+    path = write_csv(coverage_report(cfg, hostile / "out"), hostile / "out" / "coverage.csv")
+    rows = _csv_cells(path)
+    assert rows[0][:3] == ["section", "site", "resource_type"]
+    cells = [c for row in rows for c in row]
+    assert "'=cmd|' /C calc'!A0" in cells and "'@SUM(1)" in cells  # listed, as text
+    assert _formula_cells(rows) == []
+    assert path.stat().st_mode & 0o777 == 0o600
