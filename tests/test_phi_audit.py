@@ -259,3 +259,33 @@ def test_coverage_csv_is_excel_safe(hostile: Path) -> None:
     assert "'=cmd|' /C calc'!A0" in cells and "'@SUM(1)" in cells  # listed, as text
     assert _formula_cells(rows) == []
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+TERMINAL_UNSAFE = ("\x1b", "\x07", "\r", "\x00", "\u202e")
+
+
+def _tool(*args: str) -> str:
+    from click.testing import CliRunner
+
+    from cohort.cli import cli
+
+    res = CliRunner().invoke(cli, list(args), color=True)  # as on a terminal: nothing stripped
+    assert res.exit_code == 0, res.output[-2000:]
+    return res.output
+
+
+def test_explain_coverage_and_diff_print_no_control_characters(hostile: Path) -> None:
+    """`cohort explain` printed a patient's values, reasons and notes, `cohort mappings
+    coverage` the displays and example values of unmapped codes, as recorded: a value holding
+    `ESC ] 0;pwned BEL ESC [2J` set the terminal's title and cleared the screen, a CR
+    overwrote the line, U+202E showed the rest of the line reversed. They print as escapes."""
+    cfg, out = str(hostile / "c.toml"), str(hostile / "out")
+    texts = [_tool("explain", f"hx-{i}", "--config", cfg, "--out", out, "--as-of", AS_OF)
+             for i in range(len(HOSTILE))]  # fmt: skip
+    texts.append(_tool("mappings", "coverage", "--config", cfg, "--out", out, "--limit", "100"))
+    texts.append(_tool("diff", out, str(hostile / "out-nophi")))
+    joined = "\n".join(texts)
+    assert r"\x1b]0;pwned\x07\x1b[2J" in joined and r"evil\u202egpj.exe" in joined
+    assert r"line1\x0d\x0aline2" in joined  # one line, as the value is one value
+    for c in TERMINAL_UNSAFE:
+        assert c not in joined, repr(c)
