@@ -110,7 +110,7 @@ def write_outputs(
         folder = out / sr.site_id
         jobs += [
             (folder / "candidates.csv", partial(candidates_csv_chunks, sr, phi=phi)),
-            (folder / "evidence.csv", partial(evidence_csv_chunks, sr)),
+            (folder / "evidence.csv", partial(evidence_csv_chunks, sr, phi=phi)),
             (folder / "summary.html", partial(summary_html, sr, history=history, phi=phi)),
         ]
     staged = [(path.with_name(f".{path.name}.staged"), path) for path, _ in jobs]
@@ -257,7 +257,7 @@ def _run(
                     loaded.term.check_units()
                 for site in cfg.sites:
                     with timer.stage("evaluate"):
-                        cands = screen(site, store, loaded, as_of, cfg.workers)
+                        cands = screen(site, store, loaded, as_of, cfg.workers, phi=phi)
                     prev = previous_tiers(out / site.id / "candidates.csv")
                     newest = max((c.last_seen for c in cands if c.last_seen), default=None)
                     sr = site_result(

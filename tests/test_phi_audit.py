@@ -289,3 +289,43 @@ def test_explain_coverage_and_diff_print_no_control_characters(hostile: Path) ->
     assert r"line1\x0d\x0aline2" in joined  # one line, as the value is one value
     for c in TERMINAL_UNSAFE:
         assert c not in joined, repr(c)
+
+
+def test_no_phi_outputs_hold_no_free_text(hostile: Path) -> None:
+    """`--no-phi` (for sharing outside the care team) left out the identifying columns but
+    still wrote free text as recorded: evidence.csv values (a condition's or medication's text,
+    an Observation's valueString) and the reasons quoting them ("platelets: value/unit
+    'FREETEXT-Zebulon ...' not convertible", "prior ianalumab: <medication text>"). Free text
+    may quote a patient; only numbers, ratios and result words are kept now."""
+    from cohort.report.nophi import WITHHELD
+
+    phi_evidence = (hostile / "out" / "amr" / "evidence.csv").read_text(encoding="utf-8-sig")
+    assert FREE in phi_evidence  # the care team's evidence.csv keeps it
+    folder = hostile / "out-nophi" / "amr"
+    for name in ("candidates.csv", "evidence.csv", "summary.html"):
+        text = (folder / name).read_text(encoding="utf-8-sig")
+        for secret in (FREE, MRN, "HCQ", "Hydroxychloroquine", *HOSTILE):
+            assert secret not in text, f"{secret!r} in --no-phi {name}"
+    evidence = _csv_cells(folder / "evidence.csv")
+    values = {row[6] for row in evidence[1:]}
+    assert WITHHELD in values and {"1:160", "Negative", "35"} <= values  # measurements stay
+    reasons = {row[5] for row in _csv_cells(folder / "candidates.csv")[1:]}
+    assert any(f"value/unit '{WITHHELD} ' not convertible" in r for r in reasons)
+
+
+def test_no_phi_reasons_withhold_free_text_without_the_pipeline() -> None:
+    """The report functions called on results that still carry their evidence (as tests and
+    tools do) withheld nothing either: candidates_csv(phi=False) quoted a medication's text
+    in the reason, evidence_csv(phi=False) did not exist."""
+    from cohort.model import Candidate, CriterionInfo, Evidence, Patient, Result, SiteResult, Status
+    from cohort.report.csv import candidates_csv, evidence_csv
+
+    ev = Evidence("MedicationStatement/m1", "ianalumab", f"VAY736 for {NAME_FAMILY}", "", "2024")
+    r = Result("prior_ianalumab", Status.FAIL, f"prior ianalumab: {ev.value}", (ev,))
+    site = SiteResult("s", "S", date(2026, 11, 25), [CriterionInfo("prior_ianalumab",
+                      "exclusion", "No prior ianalumab")], [], [Candidate(Patient("p1"), [r],
+                      tier="excluded", rank=1)])  # fmt: skip
+    cands, evidence = candidates_csv(site, phi=False), evidence_csv(site, phi=False)
+    assert NAME_FAMILY not in cands and "prior ianalumab: (text withheld)" in cands
+    assert NAME_FAMILY not in evidence and "m1,ianalumab,(text withheld)," in evidence
+    assert NAME_FAMILY in candidates_csv(site) and NAME_FAMILY in evidence_csv(site)
