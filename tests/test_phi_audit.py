@@ -329,3 +329,36 @@ def test_no_phi_reasons_withhold_free_text_without_the_pipeline() -> None:
     assert NAME_FAMILY not in cands and "prior ianalumab: (text withheld)" in cands
     assert NAME_FAMILY not in evidence and "m1,ianalumab,(text withheld)," in evidence
     assert NAME_FAMILY in candidates_csv(site) and NAME_FAMILY in evidence_csv(site)
+
+
+def test_bulk_spool_files_are_owner_only(tmp_path: Path) -> None:
+    """Bulk downloads were spooled with the umask's modes: under the usual 022 the `.part`
+    NDJSON file a broken (or killed) download leaves to be resumed, and job.json, were 0644,
+    and a spool folder made earlier (or by hand) kept its modes: PHI readable by every local
+    user. Spool files are 0600 and the site's spool folder 0700 now, whatever the umask."""
+    import io
+
+    from test_reliability_server import POPULATION, _Reset
+
+    body = "\n".join(json.dumps(r) for (t, _), r in sorted(POPULATION.items())
+                     if t == "Observation").encode()  # fmt: skip
+
+    def drop(n: int, req: Any) -> Any:
+        if "bulkfiles/Observation" in req.url:
+            return 200, {}, io.BufferedReader(_Reset(body[: len(body) // 2]))
+        return None
+
+    spool = tmp_path / "spool" / "amr"
+    spool.mkdir(parents=True, mode=0o755)
+    spool.chmod(0o755)
+    old = os.umask(0o022)
+    try:
+        report, _ = _server_run(tmp_path, drop, bulk=True)
+    finally:
+        os.umask(old)
+    assert report["status"] == "failed"
+    left = sorted(p.name for p in spool.iterdir())
+    assert "job.json" in left and any(n.endswith(".part") for n in left), left
+    assert spool.stat().st_mode & 0o777 == 0o700
+    for p in spool.iterdir():
+        assert p.stat().st_mode & 0o777 == 0o600, f"{p.name} is {oct(p.stat().st_mode)}"
