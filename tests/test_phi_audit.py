@@ -362,3 +362,26 @@ def test_bulk_spool_files_are_owner_only(tmp_path: Path) -> None:
     assert spool.stat().st_mode & 0o777 == 0o700
     for p in spool.iterdir():
         assert p.stat().st_mode & 0o777 == 0o600, f"{p.name} is {oct(p.stat().st_mode)}"
+
+
+@pytest.mark.parametrize("validate", ["fast", "full"])
+def test_issue_paths_quote_no_key_of_the_data(tmp_path: Path, validate: str) -> None:
+    """A record with a JSON key that is no FHIR element holding an impossible date (fast
+    validation: "Patient.Zebulon Quixotica-Marchetti MRN-...: impossible calendar date") or
+    refused by the FHIR model (full validation: "Patient.<key>: extra_forbidden") had the key
+    quoted in run.json's issues: a key is data too. Keys not shaped like an element name are
+    named "?"."""
+    import orjson
+
+    site = tmp_path / "amr"
+    site.mkdir()
+    key = f"{NAME_FAMILY} {MRN}"
+    rec = {"resourceType": "Patient", "id": "k1", "birthDate": "1980-01-01", key: "2026-02-30"}
+    (site / "p.ndjson").write_bytes(orjson.dumps(rec) + b"\n")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[trial]\nid = "sirius-sle-2"\n[run]\nvalidate = "{validate}"\n'
+                   f'[[sites]]\nid = "amr"\nname = "A"\nsource = "{site}"\n')  # fmt: skip
+    run(load_config(cfg), date.fromisoformat(AS_OF), tmp_path / "out")
+    text = (tmp_path / "out" / "run.json").read_text(encoding="utf-8")
+    assert "Patient.?" in text
+    assert NAME_FAMILY not in text and MRN not in text
