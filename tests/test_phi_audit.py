@@ -385,3 +385,43 @@ def test_issue_paths_quote_no_key_of_the_data(tmp_path: Path, validate: str) -> 
     text = (tmp_path / "out" / "run.json").read_text(encoding="utf-8")
     assert "Patient.?" in text
     assert NAME_FAMILY not in text and MRN not in text
+
+
+RLO_NAME = "Zeb\u202eatsop\u202c \x1b[2J\x00"
+
+
+def test_summary_html_neutralises_bidi_and_control_characters() -> None:
+    """A name holding a right-to-left override (U+202E) was written into summary.html as it
+    was: in the upcoming-dates list it reversed the rest of the line (the reasons after the
+    name read backwards), and ESC/NUL went into the page. Such characters show as U+FFFD."""
+    from cohort.model import Candidate, CriterionInfo, Patient, Result, SiteResult, Status
+    from cohort.report.html import summary_html
+
+    r = Result("washout", Status.FAIL, "belimumab within 84 days", eligible_from=date(2027, 1, 1))
+    cand = Candidate(Patient("p1", name=RLO_NAME), [r], tier="excluded", rank=1,
+                     eligible_from=date(2027, 1, 1))  # fmt: skip
+    site = SiteResult("s", "S\u202e", date(2026, 11, 25),
+                      [CriterionInfo("washout", "exclusion", "Washout")], [], [cand])  # fmt: skip
+    html = summary_html(site, history=[], phi=True)
+    assert "Zeb\ufffdatsop\ufffd \ufffd[2J\ufffd" in html
+    for c in ("\u202e", "\u202c", "\x1b", "\x00"):
+        assert c not in html, repr(c)
+
+
+def test_run_json_escapes_bidi_and_c1_characters(tmp_path: Path) -> None:
+    """run.json is read on a terminal (`cat`, `jq`): a file name with U+202E (or a C1 control
+    such as U+009B, an escape sequence's start on some terminals) went into its issues as it
+    was, so the origin printed reversed ("evil<RLO>gpj.ndjson" as "eviljson.jpg..."). Such
+    characters are JSON \\u escapes now; the file still parses to the same name."""
+    site = tmp_path / "amr"
+    site.mkdir()
+    name = "evil\u202egpj\u009b.ndjson"
+    (site / name).write_text('{"resourceType": "Patient", "id": "f1", "birthDate": "x"}\n')
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[trial]\nid = "sirius-sle-2"\n[[sites]]\nid = "amr"\nname = "A"\n'
+                   f'source = "{site}"\n')  # fmt: skip
+    run(load_config(cfg), date.fromisoformat(AS_OF), tmp_path / "out")
+    text = (tmp_path / "out" / "run.json").read_text(encoding="utf-8")
+    assert "\u202e" not in text and "\u009b" not in text and r"evil\u202egpj\u009b" in text
+    origins = [i["origin"] for i in json.loads(text)["sites"]["amr"]["issues"]]
+    assert f"{name}:1" in origins
