@@ -425,3 +425,28 @@ def test_run_json_escapes_bidi_and_c1_characters(tmp_path: Path) -> None:
     assert "\u202e" not in text and "\u009b" not in text and r"evil\u202egpj\u009b" in text
     origins = [i["origin"] for i in json.loads(text)["sites"]["amr"]["issues"]]
     assert f"{name}:1" in origins
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "https://svc:Pa55w0rd-x@fhir.example.invalid/r4",
+        "https://fhir.example.invalid/r4?key=Pa55w0rd-x",
+    ],
+)
+def test_base_url_with_credentials_is_refused(tmp_path: Path, base: str) -> None:
+    """A base_url holding `user:password@` (requests sends it as Basic auth, so it worked) or
+    an API key in its query was accepted and then written as it was to run.json (`source`,
+    `base_url`), the store and error messages. It is a configuration error now, whose message
+    quotes no part of the URL."""
+    from test_reliability_support import write_config
+
+    from cohort.errors import ConfigError
+
+    cfg = load_config(write_config(tmp_path, {"amr": base}))
+    no_network = responses.RequestsMock(assert_all_requests_are_fired=False)
+    with no_network, pytest.raises(CohortError) as e:
+        run(cfg, date.fromisoformat(AS_OF), tmp_path / "out")
+    assert isinstance(e.value, ConfigError)
+    report = (tmp_path / "out" / "run.json").read_text(encoding="utf-8")
+    assert "Pa55w0rd" not in str(e.value) and "Pa55w0rd" not in report

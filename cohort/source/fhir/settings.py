@@ -94,6 +94,14 @@ class ServerSettings:
 
     def _validate(self, where: str) -> None:
         parts = urlsplit(self.base_url)
+        if "@" in parts.netloc or parts.query:
+            # requests would send a user:password@ as Basic auth, and the base URL is written
+            # to run.json, the store and the messages: a secret there would be everywhere (and
+            # this message quotes no part of it)
+            raise ConfigError(
+                f"{where}: key 'base_url' must hold no user name, password or query (put "
+                'credentials in auth = "basic" or "bearer" with a *_env or *_file key)'
+            )
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
                 f"{where}: key 'base_url' must be an http(s) URL, got {self.base_url!r}"
