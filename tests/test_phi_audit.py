@@ -450,3 +450,40 @@ def test_base_url_with_credentials_is_refused(tmp_path: Path, base: str) -> None
     assert isinstance(e.value, ConfigError)
     report = (tmp_path / "out" / "run.json").read_text(encoding="utf-8")
     assert "Pa55w0rd" not in str(e.value) and "Pa55w0rd" not in report
+
+
+SECRET = "eyJhbGciOiJSUzM4NCJ9.c2VjcmV0.c2lnbmF0dXJl"
+# (a TOML escape: the config holds the key's line breaks)
+PEM = r"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"
+
+
+@pytest.mark.parametrize(
+    ("server", "needle"),
+    [
+        ({"auth": "bearer", "token_env": SECRET}, SECRET),  # the token put where its name goes
+        ({"auth": "basic", "username": "u", "password_env": "hunter2-Pa55"}, "hunter2-Pa55"),
+        ({"auth": "bearer", "token_file": SECRET}, SECRET),
+        ({"auth": "smart-backend", "client_id": "c", "private_key_file": PEM}, "MIIEvQIB"),
+    ],
+)
+def test_secret_put_in_a_name_key_is_not_quoted(
+    tmp_path: Path, server: dict[str, str], needle: str
+) -> None:
+    """A secret written where its variable's or file's name belongs (`token_env = "eyJ..."`,
+    `password_env = "hunter2"`, a PEM key pasted into `private_key_file`) was quoted by the
+    error that followed ("environment variable eyJ... is not set", "cannot read
+    private_key_file -----BEGIN PRIVATE KEY-----...") on stderr and in run.json. A name is
+    quoted only when shaped as an environment variable's name or as a path now."""
+    from test_fhir_client import BASE
+    from test_reliability_support import write_config
+
+    from cohort.errors import ConfigError
+
+    cfg = load_config(write_config(tmp_path, {"amr": BASE}, server={"amr": server}))
+    no_network = responses.RequestsMock(assert_all_requests_are_fired=False)
+    with no_network, pytest.raises(CohortError) as e:
+        run(cfg, date.fromisoformat(AS_OF), tmp_path / "out")
+    assert isinstance(e.value, ConfigError)
+    report = (tmp_path / "out" / "run.json").read_text(encoding="utf-8")
+    assert needle not in str(e.value) and needle not in report
+    assert "named in the config" in str(e.value)
