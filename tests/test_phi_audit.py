@@ -487,3 +487,23 @@ def test_secret_put_in_a_name_key_is_not_quoted(
     report = (tmp_path / "out" / "run.json").read_text(encoding="utf-8")
     assert needle not in str(e.value) and needle not in report
     assert "named in the config" in str(e.value)
+
+
+def test_every_folder_made_for_outputs_and_store_is_owner_only(tmp_path: Path) -> None:
+    """OUT, its .cohort folder and the store's folder were made 0700, but the folders missing
+    above them (`--out /srv/new/out`, `[store] path = ".../new/state/store.sqlite"`) with
+    Python's mkdir(parents=True) defaults: 0777 under umask 000, so any local user could
+    rename them and put a folder of their own (and the next run's PHI) in their place."""
+    cfg = tmp_path / "c.toml"
+    store = tmp_path / "s1" / "s2" / "store.sqlite"
+    cfg.write_text(f'[trial]\nid = "sirius-sle-2"\n[store]\npath = "{store}"\n[[sites]]\n'
+                   f'id = "amr"\nname = "A"\nsource = "{SAMPLES / "amr"}"\n')  # fmt: skip
+    out = tmp_path / "o1" / "o2" / "out"
+    res = subprocess.run(
+        [sys.executable, "-m", "cohort", "run", "--config", str(cfg), "--as-of", AS_OF,
+         "--out", str(out)],
+        capture_output=True, text=True, cwd=REPO, timeout=300, preexec_fn=lambda: os.umask(0),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    for d in (tmp_path / "o1", tmp_path / "o1" / "o2", out, tmp_path / "s1", store.parent):
+        assert d.stat().st_mode & 0o777 == 0o700, f"{d} is {oct(d.stat().st_mode)}"
