@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import sys
+import traceback
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import click
 from cohort import __version__
 from cohort.cli_options import EPILOG, as_of_option, config_option, out_option
 from cohort.errors import CohortError
+from cohort.safetext import printable, without_queries
 
 
 class CohortGroup(click.Group):
@@ -23,16 +25,31 @@ class CohortGroup(click.Group):
         try:
             return super().invoke(ctx)
         except CohortError as exc:
-            click.echo(f"cohort: error: {exc}", err=True)
+            # (a file name or a server's answer in it may hold control characters)
+            click.echo(f"cohort: error: {printable(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
 
 
+class SafeFormatter(logging.Formatter):
+    """Log lines that carry no secret and cannot rewrite a terminal or forge a line.
+
+    The libraries' own records (urllib3 logs every request at debug level, with its query:
+    a Bulk file URL signed with a token, `?X-Amz-Signature=...`) lose the query strings of the
+    URLs and paths in them; every line has its control and bidirectional-control characters
+    (from a file name, a server's header) shown as escapes."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if not record.name.startswith("cohort"):
+            text = without_queries(text)
+        return printable(text, keep="\n" if record.exc_info or record.stack_info else "")
+
+
 def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
+        level=getattr(logging, level.upper(), logging.INFO), handlers=[handler], force=True
     )
 
 
@@ -147,6 +164,41 @@ def sample(out: Path, patients: int, seed: int, as_of: str, fmt: str, site: str)
     click.echo(f"wrote {len(made)} patients to {out}")
 
 
+def internal_error(exc: BaseException) -> str:
+    """The traceback of an unexpected error without the exceptions' messages: a message may
+    quote input (`ValueError: invalid literal for int(): 'Quixotica'`, a library's error
+    holding a URL with its query) and stderr goes to the service's log. Frames (file, line,
+    function, source line) and exception types are kept: enough to find the bug."""
+    chain: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and all(e is not seen for seen in chain):
+        chain.append(e)
+        e = (
+            e.__cause__
+            if e.__cause__ is not None
+            else (None if e.__suppress_context__ else e.__context__)
+        )
+    parts: list[str] = []
+    for i, e in enumerate(reversed(chain)):
+        if i:
+            parts.append(
+                "\nThe above exception was the direct cause of the following exception:\n\n"
+                if e.__cause__ is not None
+                else "\nDuring handling of the above exception, another exception occurred:\n\n"
+            )
+        kind = type(e)
+        name = (
+            kind.__qualname__
+            if kind.__module__ == "builtins"
+            else (f"{kind.__module__}.{kind.__qualname__}")
+        )
+        parts.append("Traceback (most recent call last):\n")
+        parts += traceback.format_tb(e.__traceback__)
+        parts.append(f"{name} (message left out: it may quote patient data)\n")
+    parts.append(f"cohort: internal error ({type(exc).__name__}); this is a bug\n")
+    return printable("".join(parts), keep="\n")
+
+
 def _register_optional() -> None:
     """Commands that live in their own modules (mappings tools, explain, diff)."""
     try:
@@ -162,6 +214,9 @@ _register_optional()
 def main() -> None:
     try:
         cli(prog_name="cohort")
+    except Exception as exc:  # a bug or an unwrapped library error (click passes them on)
+        sys.stderr.write(internal_error(exc))
+        sys.exit(1)
     finally:
         # The process ends here: spare the interpreter's final collection a walk over the
         # whole heap (~0.3 s after a 10k run); nothing is left to finalise that needs it.

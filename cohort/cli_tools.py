@@ -9,6 +9,14 @@ import click
 
 from cohort.cli_options import EPILOG, as_of_option, config_option, mappings_option, out_option
 from cohort.errors import MappingError
+from cohort.safetext import printable
+
+
+def echo(text: str) -> None:
+    """Print a tool's text: data in it (names, values, codes, file names) may hold control or
+    bidirectional characters, shown as escapes (an ANSI sequence would rewrite the terminal)."""
+    click.echo(printable(text, keep="\n"))
+
 
 OUT_HELP = "Output folder of the run (its store is OUT/.cohort/store.sqlite unless configured)."
 
@@ -43,11 +51,11 @@ def check(mappings_dir: Path | None, trial: str | None) -> None:
     report = check_mappings(_mappings_dir(mappings_dir), trial)
     f = report.findings
     for msg in f.errors:
-        click.echo(f"error: {msg}")
+        echo(f"error: {msg}")
     for msg in f.warnings:
-        click.echo(f"warning: {msg}")
+        echo(f"warning: {msg}")
     human = f" ({report.human_version})" if report.human_version else ""
-    click.echo(
+    echo(
         f"mapping version {report.version}{human}: {report.rows} concept rows "
         f"({report.unverified} unverified), trials {', '.join(report.trials) or '-'}; "
         f"{len(f.errors)} error(s), {len(f.warnings)} warning(s)"
@@ -77,9 +85,9 @@ def coverage(config: Path | None, site: str | None, out: Path, limit: int) -> No
 
     cfg = _cfg(config)
     report = coverage_report(cfg, out, site)
-    click.echo(render_terminal(report, limit))
+    echo(render_terminal(report, limit))
     path = write_csv(report, out / "coverage.csv")
-    click.echo(f"mapping version {report.version} -> {path}")
+    echo(f"mapping version {report.version} -> {path}")
 
 
 @mappings.command("import-valueset", epilog=EPILOG)
@@ -113,8 +121,8 @@ def import_valueset(
         file, concept, _mappings_dir(mappings_dir), target, ingredient=ingredient, verified=verified
     )
     for msg in res.skipped:
-        click.echo(f"skipped: {msg}")
-    click.echo(
+        echo(f"skipped: {msg}")
+    echo(
         f"added {res.added} row(s) for '{concept}' to {res.path} "
         f"({len(res.skipped)} skipped); run `cohort mappings check`"
     )
@@ -138,7 +146,7 @@ def expand_rxnorm(concept: str, mappings_dir: Path | None, timeout: float) -> No
     from cohort.tools.rxnav import expand_rxnorm as run_expand
 
     res = run_expand(concept, _mappings_dir(mappings_dir), timeout=timeout)
-    click.echo(
+    echo(
         f"added {res.added} product(s) to {res.path} from {res.asked} ingredient "
         f"RxCUI(s); {res.known} already present"
     )
@@ -161,7 +169,7 @@ def explain(
     from cohort.cli import parse_as_of
     from cohort.tools.explain import explain_patient
 
-    click.echo(explain_patient(_cfg(config), out, patient_id, parse_as_of(as_of), site))
+    echo(explain_patient(_cfg(config), out, patient_id, parse_as_of(as_of), site))
 
 
 @click.command(epilog=EPILOG)
@@ -174,7 +182,7 @@ def diff(out_a: Path, out_b: Path) -> None:
     """
     from cohort.tools.diff import diff_outputs, render
 
-    click.echo(render(diff_outputs(out_a, out_b)))
+    echo(render(diff_outputs(out_a, out_b)))
 
 
 def register(cli: click.Group) -> None:

@@ -25,6 +25,7 @@ from cohort.errors import CohortError, LockedError, OutputError
 from cohort.forks import INHERITED_FDS, map_chunks
 from cohort.ingest import Loaded, ingest
 from cohort.model import Candidate, SiteResult
+from cohort.report.files import ensure_dir
 from cohort.screening import screen
 from cohort.store import Store
 
@@ -53,7 +54,7 @@ def state_dir(cfg: Config, out: Path) -> Path:
 @contextmanager
 def run_lock(folder: Path) -> Iterator[None]:
     """An exclusive lock so two runs of the same configuration never overlap."""
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ensure_dir(folder)  # every missing folder 0700, whatever the umask
     path = folder / "run.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -110,7 +111,7 @@ def write_outputs(
         folder = out / sr.site_id
         jobs += [
             (folder / "candidates.csv", partial(candidates_csv_chunks, sr, phi=phi)),
-            (folder / "evidence.csv", partial(evidence_csv_chunks, sr)),
+            (folder / "evidence.csv", partial(evidence_csv_chunks, sr, phi=phi)),
             (folder / "summary.html", partial(summary_html, sr, history=history, phi=phi)),
         ]
     staged = [(path.with_name(f".{path.name}.staged"), path) for path, _ in jobs]
@@ -232,7 +233,7 @@ def _run(
     }
     state = state_dir(cfg, out)
     try:
-        out.mkdir(parents=True, exist_ok=True, mode=0o700)  # PHI lives here: owner only
+        ensure_dir(out)  # PHI lives here: owner only (and every folder made for it)
         with run_lock(state):
             with timer.stage("load_mappings"):
                 loaded = Loaded.from_config(cfg)
@@ -257,7 +258,7 @@ def _run(
                     loaded.term.check_units()
                 for site in cfg.sites:
                     with timer.stage("evaluate"):
-                        cands = screen(site, store, loaded, as_of, cfg.workers)
+                        cands = screen(site, store, loaded, as_of, cfg.workers, phi=phi)
                     prev = previous_tiers(out / site.id / "candidates.csv")
                     newest = max((c.last_seen for c in cands if c.last_seen), default=None)
                     sr = site_result(

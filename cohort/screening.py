@@ -60,11 +60,21 @@ def screened_ids(site: str, store: Store, loaded: Loaded) -> list[str]:
 
 
 def screen(
-    site: SiteConfig, store: Store, loaded: Loaded, as_of: date, workers: int = 0
+    site: SiteConfig,
+    store: Store,
+    loaded: Loaded,
+    as_of: date,
+    workers: int = 0,
+    *,
+    phi: bool = True,
 ) -> list[Candidate]:
-    """Evaluate every screened patient of `site`; `workers` as `[run] workers` (0: per core)."""
+    """Evaluate every screened patient of `site`; `workers` as `[run] workers` (0: per core).
+
+    Without `phi` (`--no-phi`) the evidence rows are rendered, and the reasons kept, without
+    free text (`report.nophi`): both are made here, where the evidence objects still are."""
     from cohort.extract import Extractor
     from cohort.report.csv import criterion_order, evidence_text
+    from cohort.report.nophi import public_result
 
     params = {"min_age": site.min_age} if site.min_age else {}
     ids = screened_ids(site.id, store, loaded)
@@ -94,10 +104,10 @@ def screen(
                 # evidence.csv rows are rendered here, in parallel, and the evidence objects
                 # dropped: the rest of the report needs only statuses and reasons, and the
                 # candidates travel back from the forks and stay in memory until the report
-                cand.evidence_text = evidence_text(cand, order)
+                cand.evidence_text = evidence_text(cand, order, phi=phi)
                 cand.results = [
                     Result(r.criterion, r.status, r.reason, (), (), r.eligible_from, r.manual)
-                    for r in cand.results
+                    for r in (cand.results if phi else map(public_result, cand.results))
                 ]
                 found.append(cand)
         return found

@@ -66,9 +66,8 @@ def any_record(crit: Criterion, ctx: Context) -> Result:
         ev = [
             _exposure_evidence(e, ",".join(crit.params["concepts"]), "record found") for e in hits
         ]
-        return result(
-            crit, Status.FAIL, f"prior {crit.params['concepts'][0]}: {hits[0].text[:60]}", ev
-        )
+        # (the evidence's value, as quoted: `--no-phi` withholds it in both, report.nophi)
+        return result(crit, Status.FAIL, f"prior {crit.params['concepts'][0]}: {ev[0].value}", ev)
     return result(crit, Status.PASS, "no record")
 
 

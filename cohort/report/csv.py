@@ -11,6 +11,7 @@ from typing import Any
 from cohort.model import Candidate, CriterionInfo, Evidence, SiteResult
 from cohort.report import rows
 from cohort.report.files import FORMULA_CHARS, excel_safe
+from cohort.report.nophi import evidence_cells, public_candidate
 
 BOM = "\ufeff"
 HEAD_COLUMNS = ("rank", "patient_id", "tier", "score", "eligible_from", "reasons")
@@ -120,23 +121,28 @@ def candidates_csv(site: SiteResult, *, phi: bool = True) -> str:
 
 
 def candidates_csv_chunks(site: SiteResult, *, phi: bool = True) -> Iterator[str]:
-    """candidates.csv text in pieces (see `candidates_csv`)."""
+    """candidates.csv text in pieces (see `candidates_csv`); without `phi`, reasons quote no
+    free text (`report.nophi`)."""
     ordered = sorted(site.candidates, key=lambda c: (c.rank <= 0, c.rank))
+    if not phi:
+        ordered = [public_candidate(c) for c in ordered]
     return render_chunks(
         candidate_columns(site, phi=phi),
         (candidate_row(site, c, phi=phi) for c in ordered),
     )
 
 
-def _evidence_cells(e: Evidence) -> list[str]:
+def _evidence_cells(e: Evidence, phi: bool = True) -> list[str]:
+    if not phi:
+        return evidence_cells(e)  # free-text values and units withheld
     return [e.ref, e.concept, e.value, e.unit, e.date, e.note]
 
 
-def evidence_rows(site: SiteResult) -> Iterable[list[str]]:
+def evidence_rows(site: SiteResult, *, phi: bool = True) -> Iterable[list[str]]:
     """One row per (patient, criterion, evidence item); used = yes / ignored."""
     order = criterion_order(site.criteria)
     for c in _ranked(site):
-        yield from candidate_evidence_rows(c, order)
+        yield from candidate_evidence_rows(c, order, phi=phi)
 
 
 def criterion_order(criteria: Iterable[CriterionInfo]) -> dict[str, int]:
@@ -148,23 +154,25 @@ def _ranked(site: SiteResult) -> list[Candidate]:
     return sorted(site.candidates, key=lambda c: (c.rank <= 0, c.rank))
 
 
-def candidate_evidence_rows(c: Candidate, order: dict[str, int]) -> Iterator[list[str]]:
-    """One candidate's evidence.csv rows, in criterion order."""
+def candidate_evidence_rows(
+    c: Candidate, order: dict[str, int], *, phi: bool = True
+) -> Iterator[list[str]]:
+    """One candidate's evidence.csv rows, in criterion order (without `phi`: no free text)."""
     for r in sorted(c.results, key=lambda r: order.get(r.criterion, len(order))):
         status = rows.status_text(r)
         for e in r.evidence:
-            yield [c.patient.id, r.criterion, status, "yes", *_evidence_cells(e)]
+            yield [c.patient.id, r.criterion, status, "yes", *_evidence_cells(e, phi)]
         for e in r.ignored:
-            yield [c.patient.id, r.criterion, status, "ignored", *_evidence_cells(e)]
+            yield [c.patient.id, r.criterion, status, "ignored", *_evidence_cells(e, phi)]
 
 
-def evidence_text(c: Candidate, order: dict[str, int]) -> str:
+def evidence_text(c: Candidate, order: dict[str, int], *, phi: bool = True) -> str:
     """One candidate's evidence.csv rows as CSV text, exactly as evidence.csv has them.
 
     The runner renders this where the candidate is evaluated (in parallel workers) and keeps
     the text instead of the evidence objects; evidence.csv then only concatenates, in rank order.
     """
-    return "".join(csv_line(row) for row in candidate_evidence_rows(c, order))
+    return "".join(csv_line(row) for row in candidate_evidence_rows(c, order, phi=phi))
 
 
 # In a row of plain cells nothing is quoted: the csv writer quotes a cell (QUOTE_MINIMAL) only
@@ -187,19 +195,22 @@ def csv_line(row: list[str]) -> str:
     return buf.getvalue()
 
 
-def evidence_csv(site: SiteResult) -> str:
-    """evidence.csv text (no identifying columns: patient_id is the FHIR logical id)."""
-    return "".join(evidence_csv_chunks(site))
+def evidence_csv(site: SiteResult, *, phi: bool = True) -> str:
+    """evidence.csv text (no identifying columns: patient_id is the FHIR logical id; without
+    `phi`, free-text values and units are withheld: `report.nophi`)."""
+    return "".join(evidence_csv_chunks(site, phi=phi))
 
 
-def evidence_csv_chunks(site: SiteResult) -> Iterator[str]:
+def evidence_csv_chunks(site: SiteResult, *, phi: bool = True) -> Iterator[str]:
     """evidence.csv text in pieces (see `evidence_csv`); a candidate's pre-rendered
-    `evidence_text` is used as it is."""
+    `evidence_text` is used as it is (rendered with the same `phi`: `screening.screen`)."""
     yield from render_chunks(EVIDENCE_COLUMNS, ())
     order = criterion_order(site.criteria)
     piece: list[str] = []
     for c in _ranked(site):
-        piece.append(c.evidence_text if c.evidence_text is not None else evidence_text(c, order))
+        piece.append(
+            c.evidence_text if c.evidence_text is not None else evidence_text(c, order, phi=phi)
+        )
         if len(piece) >= 500:
             yield "".join(piece)
             piece = []

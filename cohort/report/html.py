@@ -10,6 +10,7 @@ from cohort.model import Candidate, SiteResult
 from cohort.report import rows
 from cohort.report.run import criterion_funnel, tier_counts
 from cohort.report.trend import KEYS, SERIES, site_history, trend_svg
+from cohort.safetext import neutral
 
 TOP_N = 25
 STATUS_ORDER = ("pass", "unknown", "fail")
@@ -58,7 +59,9 @@ def _section(sid: str, title: str, body: str) -> str:
 
 
 def _e(value: Any) -> str:
-    return escape(str(value), quote=True)
+    """`value` as HTML text: escaped, and with control and bidirectional-control characters as
+    U+FFFD (a right-to-left override in a name reversed the rest of its line in the page)."""
+    return escape(neutral(str(value)), quote=True)
 
 
 def _count(n: int, mask: bool) -> str:

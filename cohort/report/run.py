@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 from cohort.model import SiteResult
 from cohort.report import rows
+from cohort.safetext import BIDI
 
 
 def _default(obj: Any) -> Any:
@@ -24,9 +26,17 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"run.json cannot hold {type(obj).__name__}")
 
 
+# What JSON leaves as it is but a terminal showing run.json (`cat`, `less -R`) would act on: DEL,
+# the C1 controls (U+009B starts an escape sequence on some terminals) and the bidirectional
+# controls (U+202E in a file name reversed the rest of the line). JSON itself escapes U+0000-001F.
+_RAW = re.compile("[\x7f-\x9f" + BIDI + "]")
+
+
 def run_json(report: dict[str, Any]) -> str:
-    """The run report as JSON text: keys sorted (stable), indent 2, trailing newline."""
-    return json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False, default=_default) + "\n"
+    """The run report as JSON text: keys sorted (stable), indent 2, trailing newline; the
+    characters a terminal would act on are \\u escapes (they can only be inside strings)."""
+    text = json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False, default=_default)
+    return _RAW.sub(lambda m: f"\\u{ord(m[0]):04x}", text) + "\n"
 
 
 def tier_counts(site: SiteResult) -> dict[str, int]:

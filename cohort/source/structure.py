@@ -101,14 +101,26 @@ def maybe_bad_date(blob: bytes) -> bool:
     return False
 
 
+# A FHIR element name (`birthDate`, `_birthDate` for its extensions): what an issue may quote
+# of a JSON key. A key of any other shape comes from broken or hostile data and may hold text
+# (a name, an MRN, a control sequence): it is named "?".
+_ELEMENT = re.compile(r"_?[A-Za-z][A-Za-z0-9]{0,63}")
+
+
+def element_name(key: object) -> str:
+    """`key` as an issue's element path may show it: itself when element-shaped, else "?"."""
+    return key if isinstance(key, str) and _ELEMENT.fullmatch(key) else "?"
+
+
 def impossible_date(res: dict[str, Any]) -> str | None:
-    """Element path of the first date such as 2026-02-30 (regex-valid, not on the calendar)."""
+    """Element path of the first date such as 2026-02-30 (regex-valid, not on the calendar);
+    keys that are not element-shaped are named "?" (`element_name`)."""
     stack: list[tuple[Any, str]] = [(res, "")]
     while stack:
         cur, path = stack.pop()
         items = cur.items() if isinstance(cur, dict) else enumerate(cur)
         for k, v in items:
-            sub = f"{path}.{k}" if isinstance(k, str) else f"{path}[{k}]"
+            sub = f"{path}.{element_name(k)}" if isinstance(k, str) else f"{path}[{k}]"
             if isinstance(v, dict | list):
                 stack.append((v, sub))
             elif isinstance(v, str) and len(v) >= 10 and _DAY.fullmatch(v):

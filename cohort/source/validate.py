@@ -34,6 +34,7 @@ from cohort.source.checkers import (
 )
 from cohort.source.precheck import compile_prechecks
 from cohort.source.r4_types import RESOURCE_TYPES
+from cohort.source.structure import element_name
 
 __all__ = ["MODES", "RESOURCE_TYPES", "check", "valid_codeable_concept"]
 
@@ -323,14 +324,17 @@ def _check_full(resource: dict[str, Any]) -> str | None:
     except ValidationError as e:
         # Only element locations and error kinds: pydantic messages may echo input values.
         errs = e.errors(include_input=False, include_url=False)
-        parts = [
-            f"{rtype}.{'.'.join(str(x) for x in err['loc'])}: {err['type']}" for err in errs[:3]
-        ]
+        # (a key of the data, e.g. one the model forbids, is named only when element-shaped)
+        parts = [f"{rtype}.{_loc(err['loc'])}: {err['type']}" for err in errs[:3]]
         more = f" (+{len(errs) - 3} more)" if len(errs) > 3 else ""
         return "; ".join(parts) + more
     except (ValueError, TypeError) as e:
         return f"{rtype}: model validation failed ({type(e).__name__})"
     return None
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(x) if isinstance(x, int) else element_name(x) for x in loc)
 
 
 def check(resource: dict[str, Any], mode: str = "fast") -> str | None:

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from cohort.errors import StoreError
+from cohort.report.files import ensure_dir
 from cohort.store.census import CensusTables
 from cohort.store.marks import MarkTables
 from cohort.store.rows import PutStats, Row, compare_versions, prepare_row, same_content
@@ -32,10 +33,9 @@ class Store(MarkTables, CensusTables):
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         try:
-            if not self.path.parent.exists():
-                # Only folders we create are tightened: an existing folder is the user's choice.
-                self.path.parent.mkdir(mode=0o700, parents=True)
-                os.chmod(self.path.parent, 0o700)
+            # Only folders we create are tightened (each missing one, not just the last: under
+            # umask 000 its parents were 0777): an existing folder is the user's choice.
+            ensure_dir(self.path.parent)
             # Create the file ourselves so it is never world-readable, not even for a moment.
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             os.close(fd)

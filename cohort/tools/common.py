@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cohort.config import Config
 from cohort.errors import StoreError
+from cohort.safetext import printable
 from cohort.store import Store
 from cohort.terminology.codes import ICD10CM as ICD10CM
 from cohort.terminology.rows import CVX as CVX
@@ -54,9 +55,13 @@ class Findings:
 
 
 def table(head: tuple[str, ...], body: Sequence[tuple[str, ...]]) -> list[str]:
-    """Left-aligned text table lines (indented two spaces); "(none)" when there is no row."""
+    """Left-aligned text table lines (indented two spaces); "(none)" when there is no row.
+
+    Cells hold data (codes, displays, values, names in CSVs): their control and bidirectional
+    characters are shown as escapes, so none can rewrite the terminal or break the layout."""
     if not body:
         return ["  (none)"]
+    body = [tuple(printable(str(x)) for x in row) for row in body]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=False)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return ["  " + fmt.format(*head).rstrip()] + ["  " + fmt.format(*r).rstrip() for r in body]

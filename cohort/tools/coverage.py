@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +13,7 @@ from cohort.errors import ConfigError
 from cohort.extract import Extractor
 from cohort.extract.census import CensusEntry, value_summary
 from cohort.model import Code, ObservationFact, Quantity
+from cohort.report.csv import render_chunks
 from cohort.report.files import write_atomic
 from cohort.runner import Loaded
 from cohort.screening import screened_ids
@@ -241,12 +240,13 @@ def render_terminal(r: CoverageReport, limit: int) -> str:
 
 
 def write_csv(r: CoverageReport, path: Path) -> Path:
-    """coverage.csv (0600, atomic): one row per unmapped code, unseen row and unit failure."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(COLUMNS)
+    """coverage.csv (0600, atomic): one row per unmapped code, unseen row and unit failure.
+
+    Written like candidates.csv (BOM, CRLF, Excel-safe cells): its codes, displays, example
+    values and units are taken from the data as they were recorded."""
+    rows: list[list[object]] = []
     for u in r.unmapped:
-        w.writerow(
+        rows.append(
             [
                 "unmapped",
                 u.site,
@@ -265,7 +265,7 @@ def write_csv(r: CoverageReport, path: Path) -> Path:
             ]
         )
     for s, concept, unit, value, n in r.unit_failures:
-        w.writerow(
+        rows.append(
             [
                 "unit_not_converted",
                 s,
@@ -284,7 +284,7 @@ def write_csv(r: CoverageReport, path: Path) -> Path:
             ]
         )
     for concept, system, code, display, where in r.never_seen:
-        w.writerow(
+        rows.append(
             [
                 "mapped_never_seen",
                 "",
@@ -302,5 +302,5 @@ def write_csv(r: CoverageReport, path: Path) -> Path:
                 r.version,
             ]
         )
-    write_atomic(path, "\ufeff" + buf.getvalue())
+    write_atomic(path, render_chunks(COLUMNS, ([str(x) for x in row] for row in rows)))
     return path

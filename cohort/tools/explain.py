@@ -18,6 +18,7 @@ from cohort.extract import Extractor, codes_of, text_of
 from cohort.model import Candidate, Evidence, Result
 from cohort.rank import rank
 from cohort.runner import Loaded
+from cohort.safetext import printable
 from cohort.screening import add_side, last_seen
 from cohort.store import Store
 from cohort.tools.common import open_store
@@ -47,7 +48,7 @@ def _evidence_line(e: Evidence) -> str:
     value = " ".join(x for x in (e.value, e.unit) if x)
     cells = [e.ref, e.concept, value, e.date]
     text = "  ".join(x for x in cells if x)
-    return f"{text}  -- {e.note}" if e.note else text
+    return printable(f"{text}  -- {e.note}" if e.note else text)
 
 
 def _find(store: Store, cfg: Config, pid: str, site_id: str | None) -> tuple[SiteConfig, list]:
@@ -81,7 +82,10 @@ def _dropped_by_concept(
 def explain_patient(
     cfg: Config, out: Any, pid: str, as_of: date, site_id: str | None = None
 ) -> str:
-    """The explanation as text: reuses the runner's extraction and the criteria evaluation."""
+    """The explanation as text: reuses the runner's extraction and the criteria evaluation.
+
+    Values, reasons and notes quote the data: their control characters (an ANSI escape
+    sequence, a CR) and bidirectional controls are shown as escapes, one line each."""
     loaded = Loaded.from_config(cfg)
     with open_store(cfg, out) as store:
         site, resources = _find(store, cfg, pid, site_id)
@@ -112,7 +116,9 @@ def explain_patient(
         concepts = {name for _, name in concept_refs(crit.params)}
         lines += ["", f"[{r.status.value}] {crit.id} - {crit.title} ({crit.type})"]
         lines.append(f"  rule: {rule_summary(crit, site)}")
-        lines.append(f"  reason: {r.reason}" + (" (to confirm manually)" if r.manual else ""))
+        lines.append(
+            f"  reason: {printable(r.reason)}" + (" (to confirm manually)" if r.manual else "")
+        )
         if r.eligible_from:
             lines.append(f"  passes from: {r.eligible_from}")
         lines += [f"  used: {_evidence_line(e)}" for e in r.evidence]
@@ -120,9 +126,9 @@ def explain_patient(
         for ref, why, hit in dropped:
             if hit & concepts:
                 shown.add(ref)
-                lines.append(f"  ignored: {ref}  -- dropped by the reading rules: {why}")
+                lines.append(f"  ignored: {ref}  -- dropped by the reading rules: {printable(why)}")
     rest = [(ref, why) for ref, why, _ in dropped if ref not in shown]
     if rest:
         lines += ["", "records dropped by the reading rules (no criterion concept):"]
-        lines += [f"  {ref}  -- {why}" for ref, why in rest]
+        lines += [f"  {ref}  -- {printable(why)}" for ref, why in rest]
     return "\n".join(lines)

@@ -15,7 +15,7 @@ import requests
 
 from cohort.errors import AuthError, ConfigError, ServerError
 
-from .settings import ServerSettings, read_secret
+from .settings import ServerSettings, read_secret, shown_path
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME = 300  # seconds; SMART requires exp <= 5 minutes
@@ -134,7 +134,8 @@ class SmartBackendAuth:
             self._key = path.read_bytes()
         except OSError as e:
             raise ConfigError(
-                f"smart-backend: cannot read private_key_file {path}: {e.strerror}"
+                f"smart-backend: cannot read private_key_file "
+                f"{shown_path(settings.private_key_file)}: {e.strerror}"
             ) from None
 
     def __repr__(self) -> str:

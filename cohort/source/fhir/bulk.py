@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -17,6 +18,7 @@ import orjson
 import requests
 
 from cohort.errors import AuthError, ServerError
+from cohort.report.files import ensure_dir
 from cohort.source.fileinfo import UNREADABLE, unreadable
 from cohort.source.structure import loads
 from cohort.store import patient_of
@@ -36,14 +38,33 @@ class JobGone(ServerError):
 
 
 def spool_dir(p: Puller) -> Path:
+    """The site's spool folder, 0700 whatever the umask and whoever made it before (its files
+    are PHI, and a killed run leaves them to be resumed)."""
     root = Path(p.s.spool_dir) if p.s.spool_dir else None
     if root is None:
         store_path = getattr(p.store, "path", None)
         base = Path(store_path).parent if store_path else Path(tempfile.gettempdir())
         root = base / "bulk-spool"
     d = root / p.site
-    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        ensure_dir(d)  # missing folders 0700
+        os.chmod(d, 0o700)  # (one that was there before)
+    except OSError as e:
+        raise ServerError(f"cannot use the bulk spool folder {d}: {e.strerror}") from None
     return d
+
+
+def _private(path: Path, mode: str = "wb") -> IO[bytes]:
+    """`path` opened for writing ("wb" or "ab"), 0600 whatever the umask: spooled NDJSON is
+    PHI, and job.json names the job's status URL."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "ab" else os.O_TRUNC)
+    fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    except OSError:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, mode)
 
 
 def export_types(p: Puller) -> list[str]:
@@ -175,7 +196,7 @@ def download(
         mode = "ab" if r.status_code == 206 and have else "wb"
         n = 0
         try:
-            with part.open(mode) as f:
+            with _private(part, mode) as f:
                 for chunk in r.iter_content(1 << 16):
                     f.write(chunk)
                     n += len(chunk)
@@ -274,13 +295,18 @@ def _export(
         if not state:
             _fresh(spool)
             state = {"status_url": kickoff(p, since), "since": since, "key": key}
-            state_file.write_text(json.dumps(state))
+            _write_state(state_file, state)
         state["manifest"] = state.get("manifest") or poll(p, state["status_url"])
-        state_file.write_text(json.dumps(state))
+        _write_state(state_file, state)
     with p.phase("bulk-download"):
         files = download(p, state["manifest"], spool)
         errors = download(p, state["manifest"], spool, "error")
     return state, files, errors
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    with _private(path) as f:
+        f.write(json.dumps(state).encode())
 
 
 def export_errors(p: Puller, errors: list[tuple[str, Path]]) -> bool:

@@ -20,6 +20,7 @@ from cohort.errors import AuthError, ServerError
 from cohort.source.structure import loads
 
 from .auth import Auth, TokenEndpointDown, make_auth
+from .outcome import outcome_issues
 from .settings import ServerSettings
 
 log = logging.getLogger("cohort.fhir")
@@ -74,16 +75,35 @@ class Accounting:
 
 
 def operation_outcome_text(body: Any) -> str:
-    """One line from an OperationOutcome: 'error invalid: diagnostics; ...' (or '')."""
+    """An OperationOutcome's issues with their texts, 'error invalid: diagnostics; ...' (or
+    ''): only for telling server answers apart (a timeout, a required parameter), never for a
+    message, a log line or run.json: the diagnostics may quote patients ("no patient with MRN
+    123456"). Messages use `operation_outcome_codes`."""
     if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
         return ""
     parts = []
     for issue in body.get("issue") or []:
         if not isinstance(issue, dict):
             continue
-        text = issue.get("diagnostics") or (issue.get("details") or {}).get("text") or ""
+        details = issue.get("details")
+        text = issue.get("diagnostics") or (
+            details.get("text") if isinstance(details, dict) else ""
+        )
         parts.append(f"{issue.get('severity', '?')} {issue.get('code', '?')}: {text}".strip())
     return "; ".join(parts)
+
+
+def operation_outcome_codes(body: Any) -> str:
+    """An OperationOutcome's issues as severity and code only, 'error invalid; ...' (or ''):
+    what an error message may say of it."""
+    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
+        return ""
+    return "; ".join(f"{sev} {code}" for sev, code in outcome_issues(body)[:5])
+
+
+def reason_phrase(r: requests.Response) -> str:
+    """The HTTP reason phrase as a message may show it: printable ASCII, at most 60 characters."""
+    return "".join(ch for ch in (r.reason or "")[:60] if " " <= ch <= "~")
 
 
 def retry_after(value: str | None, now: float) -> float | None:
@@ -256,12 +276,15 @@ class FhirClient:
             body = r.json()
         except ValueError:
             body = None
-        text = operation_outcome_text(body) or (r.reason or "")
+        # the message names the issues' severity and code, never their diagnostics text (it may
+        # quote patients, and the message goes to stderr and run.json); `outcome` keeps the text
+        # for telling answers apart (a timeout, a parameter the server requires)
+        said = operation_outcome_codes(body) or reason_phrase(r)
         # 401/403 that survived a token refresh: credentials or scopes, not the server (exit 7)
         kind = AuthError if r.status_code in (401, 403) else ServerError
-        err = kind(f"{method} {safe_path(url)}: HTTP {r.status_code}: {text}".rstrip(": "))
+        err = kind(f"{method} {safe_path(url)}: HTTP {r.status_code}: {said}".rstrip(": "))
         err.status = r.status_code  # type: ignore[attr-defined]
-        err.outcome = text  # type: ignore[attr-defined]
+        err.outcome = operation_outcome_text(body) or (r.reason or "")  # type: ignore[attr-defined]
         # (a Bulk status URL's way of saying that its job failed, unlike a proxy's bare 502)
         is_outcome = isinstance(body, dict) and body.get("resourceType") == "OperationOutcome"
         err.is_outcome = is_outcome  # type: ignore[attr-defined]

@@ -3,7 +3,11 @@ error files, records the store cannot key, and which search page failed."""
 
 from __future__ import annotations
 
+import re
+
 from cohort.errors import ServerError
+
+_CODE = re.compile(r"[a-z][a-z-]*")
 
 # OperationOutcome issue codes that say a search result lacks matches (FHIR issue-type)
 INCOMPLETE_CODES = frozenset({"incomplete", "too-costly", "timeout", "throttled"})
@@ -15,12 +19,20 @@ class IncompleteSearch(ServerError):
 
 def outcome_issues(res: dict) -> list[tuple[str, str]]:
     """(severity, code) of each issue of an OperationOutcome (coded values only: the
-    diagnostics text may quote patients, e.g. "no matching patient for MRN 123456")."""
+    diagnostics text may quote patients, e.g. "no matching patient for MRN 123456"). A
+    severity or code that is not a FHIR code token (lower-case letters and hyphens: a server
+    that puts text there) is shown as "?"."""
+    issues = res.get("issue")
     return [
-        (str(i.get("severity") or "?")[:20], str(i.get("code") or "?")[:40])
-        for i in res.get("issue") or []
+        (_token(i.get("severity"), 20), _token(i.get("code"), 40))
+        for i in (issues if isinstance(issues, list) else [])
         if isinstance(i, dict)
     ]
+
+
+def _token(value: object, limit: int) -> str:
+    ok = isinstance(value, str) and len(value) <= limit and _CODE.fullmatch(value)
+    return value if ok else "?"  # type: ignore[return-value]
 
 
 def keyed(res: dict) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,14 @@ class ServerSettings:
 
     def _validate(self, where: str) -> None:
         parts = urlsplit(self.base_url)
+        if "@" in parts.netloc or parts.query:
+            # requests would send a user:password@ as Basic auth, and the base URL is written
+            # to run.json, the store and the messages: a secret there would be everywhere (and
+            # this message quotes no part of it)
+            raise ConfigError(
+                f"{where}: key 'base_url' must hold no user name, password or query (put "
+                'credentials in auth = "basic" or "bearer" with a *_env or *_file key)'
+            )
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
                 f"{where}: key 'base_url' must be an http(s) URL, got {self.base_url!r}"
@@ -145,21 +154,41 @@ class ServerSettings:
         return self.ca_bundle or True
 
 
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
+
+
+def shown_env(name: str) -> str:
+    """An environment variable's name as a message may quote it: a value of another shape may
+    be the secret itself, put in `token_env` or `password_env` by mistake."""
+    return name if _ENV_NAME.fullmatch(name) else "(named in the config; not an upper-case name)"
+
+
+def shown_path(path: str) -> str:
+    """A secret file's name as a message may quote it: a path (from /, ~ or .); anything else
+    may be the secret itself (a token or a PEM key pasted into `token_file`)."""
+    ok = path.startswith(("/", "~", "./", "../")) and not any(c.isspace() for c in path)
+    return path if ok else "(named in the config; not a path from /, ~ or .)"
+
+
 def read_secret(env: str, path: str, what: str) -> str:
-    """A secret from an environment variable or a file (first line); AuthError-free ConfigError."""
+    """A secret from an environment variable or a file (first line); AuthError-free ConfigError.
+    Messages quote the variable's or file's name only when shaped as one (`shown_env`,
+    `shown_path`): they go to stderr and run.json."""
     if env:
         value = os.environ.get(env, "")
         if value:
             return value.strip()
         if not path:
-            raise ConfigError(f"{what}: environment variable {env} is not set")
+            raise ConfigError(f"{what}: environment variable {shown_env(env)} is not set")
     if path:
         try:
             text = Path(path).expanduser().read_text(encoding="utf-8-sig")
         except OSError as e:
-            raise ConfigError(f"{what}: cannot read secret file {path}: {e.strerror}") from None
+            raise ConfigError(
+                f"{what}: cannot read secret file {shown_path(path)}: {e.strerror}"
+            ) from None
         value = text.strip().splitlines()[0].strip() if text.strip() else ""
         if not value:
-            raise ConfigError(f"{what}: secret file {path} is empty")
+            raise ConfigError(f"{what}: secret file {shown_path(path)} is empty")
         return value
     raise ConfigError(f"{what}: no environment variable or file configured")
