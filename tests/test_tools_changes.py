@@ -134,3 +134,36 @@ def test_diff_of_damaged_outputs_is_no_crash(tmp_path: Path) -> None:
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0, result.output
         assert "site site-x:" in result.output
+
+
+def test_everyone_is_new_after_a_run_that_screened_nobody(tmp_path: Path) -> None:
+    """A coordinator whose site screened nobody last night (a header-only candidates.csv)
+    saw tonight's first patients with an empty `change` cell and "0 new" in summary.html:
+    a run with no rows was taken for no previous run at all."""
+    cfg = _cfg(tmp_path)
+    out = tmp_path / "out"
+    _run(cfg, out, "2026-11-25")
+    path = out / "site-x" / "candidates.csv"
+    header = path.read_text(encoding="utf-8-sig").splitlines()[0]
+    path.write_text("\ufeff" + header + "\r\n", encoding="utf-8")
+    assert read_previous(path) == {}
+    _run(cfg, out, "2026-11-26")
+    rows = _rows(out)
+    assert rows and all(r["change"] == "new" for r in rows.values())
+    page = (out / "site-x" / "summary.html").read_text(encoding="utf-8")
+    assert f'<p id="change-counts"><b>{len(rows)}</b> new' in page
+    report = json.loads((out / "run.json").read_text())
+    assert report["sites"]["site-x"]["changes"]["new"] == len(rows)
+
+
+def test_first_run_summary_says_there_is_nothing_to_compare(tmp_path: Path) -> None:
+    """On the first run summary.html said "0 new · 0 newly eligible · 0 other changes", as
+    if the run had been compared with a previous one and nothing had changed."""
+    cfg = _cfg(tmp_path)
+    out = tmp_path / "out"
+    _run(cfg, out, "2026-11-25")
+    page = (out / "site-x" / "summary.html").read_text(encoding="utf-8")
+    assert 'id="change-counts"' not in page and 'id="no-previous-run"' in page
+    _run(cfg, out, "2026-11-26")
+    page = (out / "site-x" / "summary.html").read_text(encoding="utf-8")
+    assert '<p id="change-counts"><b>0</b> new' in page and 'id="no-previous-run"' not in page

@@ -179,6 +179,13 @@ def _ranked(site: SiteResult) -> list[Candidate]:
 
 
 def _changes(site: SiteResult, phi: bool) -> str:
+    if not rows.compared(site):
+        return _section(
+            "changes",
+            "New or newly eligible since the last run",
+            '<p id="no-previous-run" class="muted">No previous run of this trial to compare '
+            "with (the first run): changes are shown from the next run on.</p>",
+        )
     changed = [(c, rows.change_of(site, c)) for c in _ranked(site)]
     changed = [(c, ch) for c, ch in changed if ch]
     new = sum(ch == "new" for _, ch in changed)

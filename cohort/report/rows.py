@@ -113,9 +113,23 @@ def missing_items(site: SiteResult, c: Candidate, done: Ordered | None = None) -
     return _dedupe(items)
 
 
+def has_previous(site: SiteResult) -> bool:
+    """A previous run of this site and trial was read: its tiers, or (`PreviousRun.found`)
+    at least its header, when it screened nobody. False on the first run, with nothing to
+    compare with."""
+    return bool(site.previous_tiers) or bool(getattr(site.previous_tiers, "found", False))
+
+
+def compared(site: SiteResult) -> bool:
+    """The run was compared with a previous one (`has_previous`, or a candidate already
+    carries a change): the summary's "changes" then count; else it says there is nothing to
+    compare with."""
+    return has_previous(site) or any(c.change for c in site.candidates)
+
+
 def change_of(site: SiteResult, c: Candidate) -> str:
     """`Candidate.change`, or derived from `site.previous_tiers` when the ranker left it empty."""
-    if c.change or not site.previous_tiers:
+    if c.change or not has_previous(site):
         return c.change
     prev = site.previous_tiers.get(c.patient.id)
     if prev is None:

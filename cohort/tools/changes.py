@@ -22,6 +22,9 @@ class PreviousRun(dict[str, str]):
 
     def __init__(self) -> None:
         super().__init__()
+        # a previous candidates.csv was read (header at least): a run that screened nobody
+        # is still a previous run, and everyone screened now is "new" against it
+        self.found = False
         self.trial = ""
         self.criteria: list[str] = []
         self.cells: dict[str, dict[str, str]] = {}
@@ -63,6 +66,7 @@ def read_previous(path: Path) -> PreviousRun:
     prev = PreviousRun()
     criteria, body = read_candidates(path)
     prev.criteria = criteria
+    prev.found = bool(criteria or body)
     for r in body:
         prev[r["patient_id"]] = r.get("tier", "")
         prev.cells[r["patient_id"]] = {c: r.get(c, "") for c in criteria}
@@ -91,6 +95,7 @@ def apply(prev: dict[str, str], sr: SiteResult, trial_id: str) -> None:
     if isinstance(prev, PreviousRun) and prev.trial and prev.trial != trial_id:
         prev.clear()
         prev.cells.clear()
+        prev.found = False
     for c in sr.candidates:
         c.change = rows.change_of(sr, c)
         if not isinstance(prev, PreviousRun):
