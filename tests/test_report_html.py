@@ -198,3 +198,21 @@ def test_funnel_counts_as_defined_criterion_by_criterion(charts: list) -> None:
         for f in criterion_funnel(site)
     ]
     assert got == want
+
+
+def test_ten_thousand_candidates_page_stays_small() -> None:
+    """With 10,000 candidates a night of many changes (every patient new) and thousands of
+    washout dates made a 1.6 MB page of two endless lists: the lists stop at 100 rows and
+    say where the rest is (candidates.csv)."""
+    cands = [
+        _cand(i, "excluded", wash="fail", change="new", eligible_from=date(2026, 4, 1 + i % 28))
+        for i in range(1, 10_001)
+    ]
+    site = SiteResult("uci", "UCI", date(2026, 3, 1), CRITERIA, [], cands)
+    page = summary_html(site, history=HISTORY)
+    assert len(page) < 200_000
+    assert page.count('<tr class="change">') == 100
+    assert page.count("<li data-date=") == 100
+    assert "9900 more: the <code>change</code> column of candidates.csv" in page
+    assert "9900 more: the <code>eligible_from</code> column of candidates.csv" in page
+    assert '<p id="change-counts"><b>10000</b> new' in page

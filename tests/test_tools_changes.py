@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -167,3 +168,31 @@ def test_first_run_summary_says_there_is_nothing_to_compare(tmp_path: Path) -> N
     _run(cfg, out, "2026-11-26")
     page = (out / "site-x" / "summary.html").read_text(encoding="utf-8")
     assert '<p id="change-counts"><b>0</b> new' in page and 'id="no-previous-run"' not in page
+
+
+def test_summary_lists_patients_no_longer_screened_or_no_longer_eligible(tmp_path: Path) -> None:
+    """A patient the coordinator was calling who dropped out of the list (SLE condition
+    refuted) was only a number in run.json, and one who became excluded was one of the
+    "other changes": summary.html named neither, so the coordinator kept calling them."""
+    cfg = _cfg(tmp_path)
+    out = tmp_path / "out"
+    _run(cfg, out, "2026-11-25")
+    path = out / "site-x" / "candidates.csv"
+    rows = list(csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines()))
+    gone = dict(rows[0], patient_id="x-gone", name="Gone Person", tier="likely")
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows([*rows, gone])
+    _run(cfg, out, "2026-12-20")
+    page = (out / "site-x" / "summary.html").read_text(encoding="utf-8")
+    report = json.loads((out / "run.json").read_text())
+    assert report["sites"]["site-x"]["changes"]["removed"] == 1
+    assert "<b>1</b> no longer screened" in page
+    removed = re.findall(r'<tr class="removed">(.*?)</tr>', page)
+    assert len(removed) == 1 and "x-gone" in removed[0] and "Gone Person" in removed[0]
+    assert "(was likely)" in removed[0]
+    now = _rows(out)
+    assert now["x-p001"]["change"] == "tier possible -> excluded"
+    assert "<b>1</b> no longer eligible" in page
+    assert re.search(r'<tr class="change">.*?x-p001.*?tier possible -&gt; excluded', page)

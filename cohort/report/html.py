@@ -13,6 +13,7 @@ from cohort.report.trend import KEYS, SERIES, site_history, trend_svg
 from cohort.safetext import neutral
 
 TOP_N = 25
+LIST_MAX = 100  # rows of a list (changes, upcoming dates); the rest is in candidates.csv
 STATUS_ORDER = ("pass", "unknown", "fail")
 CSS = """
 *{box-sizing:border-box}body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
@@ -179,10 +180,11 @@ def _ranked(site: SiteResult) -> list[Candidate]:
 
 
 def _changes(site: SiteResult, phi: bool) -> str:
+    title = "Changes since the last run"
     if not rows.compared(site):
         return _section(
             "changes",
-            "New or newly eligible since the last run",
+            title,
             '<p id="no-previous-run" class="muted">No previous run of this trial to compare '
             "with (the first run): changes are shown from the next run on.</p>",
         )
@@ -190,27 +192,54 @@ def _changes(site: SiteResult, phi: bool) -> str:
     changed = [(c, ch) for c, ch in changed if ch]
     new = sum(ch == "new" for _, ch in changed)
     eligible = sum(rows.is_newly_eligible(ch) for _, ch in changed)
+    dropped = sum(rows.is_newly_excluded(ch) for _, ch in changed)
+    removed = rows.removed_ids(site)
     mask = not phi
     summary = (
         f'<p id="change-counts"><b>{_e(_count(new, mask))}</b> new · <b>'
         f"{_e(_count(eligible, mask))}</b> newly eligible · <b>"
-        f"{_e(_count(len(changed) - new - eligible, mask))}</b> other changes</p>"
+        f"{_e(_count(dropped, mask))}</b> no longer eligible · <b>"
+        f"{_e(_count(len(removed), mask))}</b> no longer screened · <b>"
+        f"{_e(_count(len(changed) - new - eligible - dropped, mask))}</b> other changes</p>"
     )
     table = ""
-    shown = [(c, ch) for c, ch in changed if ch == "new" or rows.is_newly_eligible(ch)]
-    if phi and shown:
-        trs = "".join(
+    shown = [
+        (c, ch)
+        for c, ch in changed
+        if ch == "new" or rows.is_newly_eligible(ch) or rows.is_newly_excluded(ch)
+    ]
+    if phi and (shown or removed):
+        names = getattr(site.previous_tiers, "names", {})
+        trs = [
             f'<tr class="change"><td class="num">{c.rank}</td><td>{_e(c.patient.id)}</td>'
             f'<td class="tier-{_e(c.tier)}">{_e(c.tier)}</td><td>{_e(ch)}</td>'
             f"<td>{_e(c.patient.name)}</td></tr>"
-            for c, ch in shown
+            for c, ch in shown[:LIST_MAX]
+        ]
+        trs += [
+            f'<tr class="removed"><td class="num">-</td><td>{_e(pid)}</td><td class="muted">'
+            f"(was {_e(site.previous_tiers[pid])})</td><td>no longer screened: not in "
+            f"candidates.csv</td><td>{_e(names.get(pid, ''))}</td></tr>"
+            for pid in removed[: max(LIST_MAX - len(shown), 0)]
+        ]
+        more = len(shown) + len(removed) - len(trs)
+        tail = (
+            f'<p class="muted">{more} more: the <code>change</code> column of candidates.csv '
+            "(and run.json for the patients no longer screened).</p>"
+            if more > 0
+            else ""
         )
         table = (
             '<table id="changes-table"><thead><tr><th class="num">Rank</th><th>Patient</th>'
             "<th>Tier</th>"
-            f"<th>Change</th><th>Name</th></tr></thead><tbody>{trs}</tbody></table>"
+            f"<th>Change</th><th>Name</th></tr></thead><tbody>{''.join(trs)}</tbody></table>" + tail
         )
-    return _section("changes", "New or newly eligible since the last run", summary + table)
+    legend = (
+        '<p class="legend">&ldquo;No longer screened&rdquo;: in the last run&rsquo;s list, not in '
+        "this one (no SLE condition any more: refuted, entered in error or deleted). Other "
+        "changes (e.g. <i>criteria changed</i>) are in the <code>change</code> column.</p>"
+    )
+    return _section("changes", title, summary + legend + table)
 
 
 def _upcoming(site: SiteResult, phi: bool) -> str:
@@ -226,8 +255,9 @@ def _upcoming(site: SiteResult, phi: bool) -> str:
             f"{_e(rows.fmt_date(c.eligible_from))}</b> — {_e(c.patient.id)} (rank {c.rank}"
             f"{', ' + _e(c.patient.name) if c.patient.name else ''}): "
             f"{_e(rows.reasons(site, c))}</li>"
-            for c in dated
+            for c in dated[:LIST_MAX]
         )
+        more = len(dated) - LIST_MAX
     else:
         per_day: dict[str, int] = {}
         for c in dated:
@@ -236,12 +266,21 @@ def _upcoming(site: SiteResult, phi: bool) -> str:
             )
         items = "".join(
             f'<li data-date="{_e(d)}"><b>{_e(d)}</b> — {_e(_count(n, True))} patient(s)</li>'
-            for d, n in per_day.items()
+            for d, n in list(per_day.items())[:LIST_MAX]
         )
+        more = len(per_day) - LIST_MAX
+    tail = (
+        ""
+        if more <= 0
+        else f'<p class="muted">{more} more: the <code>eligible_from</code> column of '
+        "candidates.csv.</p>"
+        if phi
+        else f'<p class="muted">{more} later dates not listed.</p>'
+    )
     return (
         '<section id="upcoming"><h2>Upcoming eligibility dates</h2><p class="legend">Excluded only '
         "by washouts or recent vaccines: eligible from these dates if nothing new is given.</p>"
-        f'<ol class="upcoming">{items}</ol></section>'
+        f'<ol class="upcoming">{items}</ol>{tail}</section>'
     )
 
 

@@ -149,6 +149,23 @@ def is_newly_eligible(change: str) -> bool:
     return after in ("likely", "possible") and before.endswith("excluded")
 
 
+def is_newly_excluded(change: str) -> bool:
+    """True for a tier change from likely/possible to excluded (stop calling)."""
+    if "->" not in change:
+        return False
+    before, after = (s.strip() for s in change.rsplit("->", 1))
+    return after == "excluded" and before.split()[-1:] in (["likely"], ["possible"])
+
+
+def removed_ids(site: SiteResult) -> list[str]:
+    """Patients of the previous run that are not screened now (no row in candidates.csv),
+    by their previous tier then id."""
+    current = {c.patient.id for c in site.candidates}
+    order = {t: i for i, t in enumerate(TIERS)}
+    gone = [pid for pid in site.previous_tiers if pid not in current]
+    return sorted(gone, key=lambda pid: (order.get(site.previous_tiers[pid], len(order)), pid))
+
+
 def age_at(birth_date: str, as_of: date) -> int | None:
     """Whole years at `as_of`; for a partial birth date only when every possible day agrees."""
     parts = birth_date.strip().split("-")

@@ -28,6 +28,7 @@ class PreviousRun(dict[str, str]):
         self.trial = ""
         self.criteria: list[str] = []
         self.cells: dict[str, dict[str, str]] = {}
+        self.names: dict[str, str] = {}  # the previous `name` cell (PHI runs), for removed ones
         self.changed: dict[str, list[str]] = {}  # filled by `apply`: criteria that changed
 
 
@@ -70,6 +71,8 @@ def read_previous(path: Path) -> PreviousRun:
     for r in body:
         prev[r["patient_id"]] = r.get("tier", "")
         prev.cells[r["patient_id"]] = {c: r.get(c, "") for c in criteria}
+        if r.get("name"):
+            prev.names[r["patient_id"]] = r["name"]
     try:
         report = json.loads((path.parent.parent / "run.json").read_text(encoding="utf-8"))
         prev.trial = str(report.get("trial", "")) if isinstance(report, dict) else ""
@@ -95,6 +98,7 @@ def apply(prev: dict[str, str], sr: SiteResult, trial_id: str) -> None:
     if isinstance(prev, PreviousRun) and prev.trial and prev.trial != trial_id:
         prev.clear()
         prev.cells.clear()
+        prev.names.clear()
         prev.found = False
     for c in sr.candidates:
         c.change = rows.change_of(sr, c)
