@@ -9,6 +9,7 @@ from typing import Any
 from cohort.model import Candidate, SiteResult
 from cohort.report import rows
 from cohort.report.run import criterion_funnel, tier_counts
+from cohort.report.suppress import LESS, WITHHELD, PageCounts, approx, page_counts
 from cohort.report.trend import KEYS, SERIES, site_history, trend_svg
 from cohort.safetext import neutral
 
@@ -81,7 +82,7 @@ def _header(site: SiteResult, phi: bool) -> str:
         '<p class="banner phi">Contains patient-identifying information: care team only.</p>'
         if phi
         else '<p class="banner nophi">No patient-level data: counts from 1 to 10 are shown as '
-        "&lt;11.</p>"
+        "&lt;11, and counts that would let one be worked out from the others as *.</p>"
     )
     return (
         f"<header><h1>{_e(site.site_name)} — trial candidates</h1>"
@@ -91,35 +92,40 @@ def _header(site: SiteResult, phi: bool) -> str:
     )
 
 
-def _tiers(site: SiteResult, mask: bool) -> str:
+def _tiers(site: SiteResult, masked: PageCounts | None) -> str:
     counts = tier_counts(site)
+    texts = masked.tiers if masked else {k: str(n) for k, n in counts.items()}
     cards = "".join(
         f'<div class="card {_e(k)}" data-tier="{_e(k)}"><span class="n">'
-        f'{_e(_count(n, mask))}</span><span class="l">{_e(k)}</span></div>'
-        for k, n in counts.items()
+        f'{_e(texts[k])}</span><span class="l">{_e(k)}</span></div>'
+        for k in counts
     )
     return _section("tiers", "Patients screened, by tier", f'<div class="cards">{cards}</div>')
 
 
-def _funnel(site: SiteResult, mask: bool) -> str:
+def _funnel(site: SiteResult, masked: PageCounts | None) -> str:
     total = max(len(site.candidates), 1)
     groups = []
-    for f in criterion_funnel(site):
+    for i, f in enumerate(criterion_funnel(site)):
+        texts = masked.funnel[i] if masked else {k: str(f[k]) for k in (*STATUS_ORDER, "remaining")}
+        # widths from the printed counts only (a hidden one drawn as 10): on the no-PHI page
+        # exact widths would give away what the text hides
+        units = {st: f[st] if masked is None else _units(texts[st]) for st in STATUS_ORDER}
+        whole = total if masked is None else max(sum(units.values()), 1)
         bars = []
         for st in STATUS_ORDER:
-            n = f[st]
-            masked = mask and 0 < n < 11
-            width = 100 * (10 if masked else n) / total
-            cls = f"bar {st}" + (" masked" if masked else "")
+            hidden = texts[st] in (LESS, WITHHELD)
+            cls = f"bar {st}" + (" masked" if hidden else "")
             bars.append(
-                f'<div class="{cls}" data-status="{st}" data-count="{_e(_count(n, mask))}" '
-                f'style="width:{width:.2f}%" title="{st}: {_e(_count(n, mask))}"></div>'
+                f'<div class="{cls}" data-status="{st}" data-count="{_e(texts[st])}" '
+                f'style="width:{100 * units[st] / whole:.2f}%" title="{st}: {_e(texts[st])}">'
+                "</div>"
             )
         nums = (
-            f'<span class="p">{_e(_count(f["pass"], mask))} pass</span> · '
-            f'<span class="u">{_e(_count(f["unknown"], mask))} unknown</span> · '
-            f'<span class="f">{_e(_count(f["fail"], mask))} fail</span> · '
-            f"{_e(_count(f['remaining'], mask))} left"
+            f'<span class="p">{_e(texts["pass"])} pass</span> · '
+            f'<span class="u">{_e(texts["unknown"])} unknown</span> · '
+            f'<span class="f">{_e(texts["fail"])} fail</span> · '
+            f"{_e(texts['remaining'])} left"
         )
         kind = f["type"] + (", manual" if f["manual"] else "")
         groups.append(
@@ -135,6 +141,11 @@ def _funnel(site: SiteResult, mask: bool) -> str:
         "&ldquo;left&rdquo; = patients failing none of the criteria down to this one.</p>"
     )
     return f'<section id="funnel"><h2>Criteria funnel</h2>{legend}{"".join(groups)}</section>'
+
+
+def _units(text: str) -> int:
+    """Bar width units of a printed count: the number, or 10 for a hidden one."""
+    return int(text) if text.isdigit() else 10
 
 
 def _candidates(site: SiteResult, phi: bool) -> str:
@@ -284,22 +295,33 @@ def _upcoming(site: SiteResult, phi: bool) -> str:
     )
 
 
-def _trend(site: SiteResult, history: list[dict[str, Any]], mask: bool) -> str:
+def _trend(site: SiteResult, history: list[dict[str, Any]], masked: PageCounts | None) -> str:
     runs = site_history(site, history)
     legend = "".join(
         f'<span class="sw" style="background:{color}"></span>{key}' for key, color in SERIES
     )
+    if masked is None:
+        texts = [{k: str(r[k]) for k in KEYS} for r in runs]
+    else:
+        # this run as the tier cards print it; past runs by their ten, so that two runs
+        # cannot be subtracted to tell a small change
+        texts = [{k: approx(r[k]) for k in KEYS} for r in runs[:-1]]
+        texts.append({k: masked.tiers.get(k, "0") for k in KEYS})
     head = "<th>date</th>" + "".join(f'<th class="num">{k}</th>' for k in KEYS)
     trs = "".join(
         f"<tr><td>{_e(r['date'])}</td>"
-        + "".join(f'<td class="num">{_e(_count(r[k], mask))}</td>' for k in KEYS)
+        + "".join(f'<td class="num">{_e(t[k])}</td>' for k in KEYS)
         + "</tr>"
-        for r in reversed(runs[-10:])
+        for r, t in reversed(list(zip(runs, texts, strict=True))[-10:])
     )
     note = "" if len(runs) > 1 else '<p class="muted">The trend builds up from the next run.</p>'
+    if masked is not None:
+        note += (
+            '<p class="muted">Past runs are shown by their ten (e.g. 60–69), this run as above.</p>'
+        )
     return (
         f'<section id="trend"><h2>Trend over runs</h2><p class="legend">{legend}</p>'
-        f"{trend_svg(runs, mask=mask)}{note}"
+        f"{trend_svg(runs, texts=texts if masked is not None else None)}{note}"
         f'<table id="trend-table" class="narrow"><thead><tr>{head}</tr>'
         f"</thead><tbody>{trs}</tbody></table></section>"
     )
@@ -307,11 +329,11 @@ def _trend(site: SiteResult, history: list[dict[str, Any]], mask: bool) -> str:
 
 def summary_html(site: SiteResult, *, history: list[dict[str, Any]], phi: bool = True) -> str:
     """The site's summary page; with `phi=False` it holds counts only, 1-10 shown as "<11"."""
-    mask = not phi
-    parts = [_header(site, phi), _tiers(site, mask), _funnel(site, mask)]
+    masked = None if phi else page_counts(tier_counts(site), criterion_funnel(site))
+    parts = [_header(site, phi), _tiers(site, masked), _funnel(site, masked)]
     if phi:
         parts.append(_candidates(site, phi))
-    parts += [_changes(site, phi), _upcoming(site, phi), _trend(site, history, mask)]
+    parts += [_changes(site, phi), _upcoming(site, phi), _trend(site, history, masked)]
     csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -63,33 +63,44 @@ def _nice_max(v: int) -> int:
     return ((v // 10000) + 1) * 10000
 
 
-def trend_svg(runs: list[dict[str, Any]], *, mask: bool = False) -> str:
-    """An SVG line chart; with `mask`, counts 1-10 are drawn at 10 and labelled "<11"."""
+def _plotted(text: str) -> float | None:
+    """Where a printed count is drawn: its number, 10 for "<11", the middle of a ten
+    ("60–69"), nowhere for a withheld one ("*")."""
+    if text.isdigit():
+        return float(text)
+    if text.startswith("<"):
+        return 10.0
+    low, sep, high = text.partition("–")
+    if sep and low.isdigit() and high.isdigit():
+        return (int(low) + int(high)) / 2
+    return None
 
-    def shown(n: int) -> int:
-        return 10 if mask and 0 < n < 11 else n
 
-    def label(n: int) -> str:
-        return "<11" if mask and 0 < n < 11 else str(n)
-
+def trend_svg(runs: list[dict[str, Any]], *, texts: list[dict[str, str]] | None = None) -> str:
+    """An SVG line chart of the runs' counts. With `texts` (the no-PHI page: each run's counts
+    as printed) it is drawn from those texts alone, so it shows nothing they hide: "<11" at 10
+    with a hollow dot, a ten at its middle, a withheld count not at all."""
+    if texts is None:
+        texts = [{key: str(r[key]) for key, _ in SERIES} for r in runs]
+    values = [{key: _plotted(t.get(key, "0")) for key, _ in SERIES} for t in texts]
     days = [r["date"] for r in runs]
     xs = _x_positions(days)
-    top = _nice_max(max([shown(r[k]) for r in runs for k, _ in SERIES] + [1]))
+    top = _nice_max(int(max([v for row in values for v in row.values() if v is not None] + [1])))
     plot_h = H - TOP - BOTTOM
 
-    def y(n: int) -> float:
-        return TOP + plot_h * (1 - shown(n) / top)
+    def y(v: float) -> float:
+        return TOP + plot_h * (1 - v / top)
 
     out = [
         f'<svg class="trend" viewBox="0 0 {W} {H}" role="img" '
         f'xmlns="http://www.w3.org/2000/svg" aria-label="screened, likely and possible per run">'
     ]
     for i in range(5):
-        v = top * i // 4
-        gy = y(v) if not mask else TOP + plot_h * (1 - v / top)
+        tick = top * i // 4
+        gy = y(tick)
         out.append(
             f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{gy:.1f}" y2="{gy:.1f}" class="grid"/>'
-            f'<text x="{LEFT - 6}" y="{gy + 4:.1f}" text-anchor="end" class="axis">{v}</text>'
+            f'<text x="{LEFT - 6}" y="{gy + 4:.1f}" text-anchor="end" class="axis">{tick}</text>'
         )
     ticks = sorted({0, len(days) - 1, (len(days) - 1) // 2})
     for i in ticks:
@@ -101,17 +112,29 @@ def trend_svg(runs: list[dict[str, Any]], *, mask: bool = False) -> str:
             f"{escape(days[i])}</text>"
         )
     for key, color in SERIES:
-        pts = " ".join(f"{x:.1f},{y(r[key]):.1f}" for x, r in zip(xs, runs, strict=True))
-        out.append(
-            f'<polyline class="series" data-series="{key}" fill="none" stroke="{color}" '
-            f'stroke-width="2.5" stroke-linejoin="round" points="{pts}"/>'
-        )
-        for x, r in zip(xs, runs, strict=True):
-            fill = "#fff" if mask and 0 < r[key] < 11 else color
+        # one polyline per stretch of drawn points (a withheld count breaks the line)
+        stretches: list[list[str]] = [[]]
+        for x, row in zip(xs, values, strict=True):
+            v = row[key]
+            if v is None:
+                stretches.append([])
+            else:
+                stretches[-1].append(f"{x:.1f},{y(v):.1f}")
+        for pts in (p for p in stretches if p):
             out.append(
-                f'<circle cx="{x:.1f}" cy="{y(r[key]):.1f}" r="3.5" fill="{fill}" '
+                f'<polyline class="series" data-series="{key}" fill="none" stroke="{color}" '
+                f'stroke-width="2.5" stroke-linejoin="round" points="{" ".join(pts)}"/>'
+            )
+        for x, r, row, t in zip(xs, runs, values, texts, strict=True):
+            v = row[key]
+            if v is None:
+                continue
+            text = t.get(key, "0")
+            fill = color if text.isdigit() else "#fff"
+            out.append(
+                f'<circle cx="{x:.1f}" cy="{y(v):.1f}" r="3.5" fill="{fill}" '
                 f'stroke="{color}" stroke-width="1.5"><title>{escape(r["date"])} {key}: '
-                f"{escape(label(r[key]))}</title></circle>"
+                f"{escape(text)}</title></circle>"
             )
     out.append("</svg>")
     return "".join(out)
