@@ -220,3 +220,21 @@ def test_ten_thousand_candidates_page_stays_small() -> None:
     assert "9900 more: the <code>change</code> column of candidates.csv" in page
     assert "9900 more: the <code>eligible_from</code> column of candidates.csv" in page
     assert '<p id="change-counts"><b>10000</b> new' in page
+
+
+def test_prints_with_its_colours_and_without_cut_rows() -> None:
+    """Printed from a browser (A4 or Letter), the funnel came out as blank rows: its bars and
+    the legend swatches are CSS backgrounds, which browsers leave out unless "Background
+    graphics" is ticked (it is not, by default); rows were cut across pages and the grey page
+    background and margins were printed too."""
+    page = summary_html(make_site(), history=HISTORY)
+    css = re.search(r"<style>(.*?)</style>", page, re.S)
+    assert css
+    adjust = re.search(r"([^{}]*)\{[^}]*(?<!-)print-color-adjust:exact", css.group(1))
+    assert adjust and {".bar", ".sw", ".track"} <= set(adjust.group(1).strip().split(","))
+    printed = re.search(r"@media print\{(.*)\}", css.group(1), re.S)
+    assert printed and "break-inside:avoid" in printed.group(1)
+    assert re.search(r"body\{background:#fff;padding:0", printed.group(1))
+    page_rule = re.search(r"@page\{([^}]*)\}", css.group(1))
+    assert page_rule and "margin:" in page_rule.group(1)
+    assert "size" not in page_rule.group(1)  # the printer's paper: A4 or Letter

@@ -53,6 +53,14 @@ td.tier-excluded{color:#c62828}.muted{color:#6b7a84}
 ol.upcoming{margin:0;padding-left:20px}svg.trend{width:100%;height:auto;display:block}
 table.narrow{width:auto;min-width:50%}
 svg .grid{stroke:#e3e8ec}svg .axis{font-size:11px;fill:#6b7a84}
+td.pid{white-space:nowrap}
+.bar,.sw,.track,.banner,.card,th{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+@page{margin:12mm}
+@media print{body{background:#fff;padding:0;font-size:11px}main{max-width:none}
+header,section{border:0;border-radius:0;padding:0;margin:0 0 12px}
+h2{break-after:avoid}.funnel-group,tr,.card,li,svg.trend{break-inside:avoid}
+thead{display:table-header-group}.funnel-group{grid-template-columns:190px 1fr 240px}
+.card .n{font-size:20px}}
 """
 
 
@@ -157,7 +165,7 @@ def _candidates(site: SiteResult, phi: bool) -> str:
         confirm = [x for x in rows.to_confirm_items(site, c) if x not in manual]
         cells = [
             f'<td class="num">{c.rank}</td>',
-            f"<td>{_e(c.patient.id)}</td>",
+            f'<td class="pid">{_e(c.patient.id)}</td>',
             f'<td class="tier-{_e(c.tier)}">{_e(c.tier)}</td>',
             f'<td class="num">{rows.fmt_score(c.score)}</td>',
             f"<td>{_e('; '.join(rows.missing_items(site, c)))}</td>",
@@ -222,15 +230,17 @@ def _changes(site: SiteResult, phi: bool) -> str:
     if phi and (shown or removed):
         names = getattr(site.previous_tiers, "names", {})
         trs = [
-            f'<tr class="change"><td class="num">{c.rank}</td><td>{_e(c.patient.id)}</td>'
+            f'<tr class="change"><td class="num">{c.rank}</td>'
+            f'<td class="pid">{_e(c.patient.id)}</td>'
             f'<td class="tier-{_e(c.tier)}">{_e(c.tier)}</td><td>{_e(ch)}</td>'
             f"<td>{_e(c.patient.name)}</td></tr>"
             for c, ch in shown[:LIST_MAX]
         ]
         trs += [
-            f'<tr class="removed"><td class="num">-</td><td>{_e(pid)}</td><td class="muted">'
-            f"(was {_e(site.previous_tiers[pid])})</td><td>no longer screened: not in "
-            f"candidates.csv</td><td>{_e(names.get(pid, ''))}</td></tr>"
+            f'<tr class="removed"><td class="num">-</td><td class="pid">{_e(pid)}</td>'
+            f'<td class="muted">(was {_e(site.previous_tiers[pid])})</td>'
+            "<td>no longer screened: not in candidates.csv</td>"
+            f"<td>{_e(names.get(pid, ''))}</td></tr>"
             for pid in removed[: max(LIST_MAX - len(shown), 0)]
         ]
         more = len(shown) + len(removed) - len(trs)
