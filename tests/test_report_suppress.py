@@ -184,3 +184,20 @@ def test_no_phi_trend_is_drawn_from_what_is_printed() -> None:
     titles = re.findall(r"<title>([^<]*)</title>", page)
     assert "2026-03-01 possible: *" not in titles  # withheld: not drawn at all
     assert "2026-02-28 screened: 60–69" in titles and "2026-03-01 screened: 63" in titles
+
+
+def test_no_phi_trend_of_a_back_dated_run() -> None:
+    """A run as of an earlier date than runs already in the history: its own row is the one
+    printed as the tier cards are, the later run's by its ten."""
+    site = _site_of(9, 16, 38)
+    later = {"date": "2026-03-05", "site": "s", "screened": 70, "likely": 12, "possible": 18}
+    page = summary_html(site, history=[{**later, "excluded": 40}], phi=False)
+    row = re.search(r"<tr><td>2026-03-05</td>(.*?)</tr>", page)
+    assert row and re.findall(r">([^<]*)</td>", row.group(1)) == [
+        "70–79",
+        "11–19",
+        "11–19",
+        "40–49",
+    ]
+    today = re.search(r"<tr><td>2026-03-01</td>(.*?)</tr>", page)
+    assert today and re.findall(r">([^<]*)</td>", today.group(1)) == ["63", "&lt;11", "*", "38"]

@@ -315,8 +315,11 @@ def _trend(site: SiteResult, history: list[dict[str, Any]], masked: PageCounts |
     else:
         # this run as the tier cards print it; past runs by their ten, so that two runs
         # cannot be subtracted to tell a small change
-        texts = [{k: approx(r[k]) for k in KEYS} for r in runs[:-1]]
-        texts.append({k: masked.tiers.get(k, "0") for k in KEYS})
+        today = site.as_of.isoformat()
+        texts = [
+            {k: masked.tiers.get(k, "0") if r["date"] == today else approx(r[k]) for k in KEYS}
+            for r in runs
+        ]
     head = "<th>date</th>" + "".join(f'<th class="num">{k}</th>' for k in KEYS)
     trs = "".join(
         f"<tr><td>{_e(r['date'])}</td>"
