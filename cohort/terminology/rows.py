@@ -20,6 +20,8 @@ CVX = "http://hl7.org/fhir/sid/cvx"
 _LOINC_RE = re.compile(r"^(\d{1,7})-(\d)$")
 _LOINC_PART_RE = re.compile(r"^L[AGP]\d{1,8}-\d$")  # answer/group/part codes: shape only
 _ICD10CM_RE = re.compile(r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$")
+# a prefix row's leading characters of such codes: "C" (all of chapter C), "M3", "M32."
+_ICD10CM_PREFIX_RE = re.compile(r"^[A-Z](?:[0-9](?:[0-9A-Z](?:\.?[0-9A-Z]{0,4})?)?)?$")
 VALUE_KINDS = ("code", "string", "interpretation")
 
 
@@ -128,8 +130,11 @@ def concept_problems(row: MappingRow, known: KnownSystems) -> list[MappingError]
     codes: list[str] = []
     if row.match == "exact":
         codes = [row.code]
-    elif row.match in ("prefix", "range") and meant == ICD10CM:  # a code's leading characters
-        codes = row.code.split("-") if row.match == "range" else [row.code]
+    elif row.match == "range" and meant == ICD10CM:
+        codes = row.code.split("-")
+    elif row.match == "prefix" and meant == ICD10CM:
+        # a code's leading characters: shorter than a code ("C", "M3") is a prefix, not a typo
+        codes = [] if _ICD10CM_PREFIX_RE.match(row.code.strip().upper()) else [row.code]
     return coding_problems(f"{row.file}:{row.line}", known, row.system, codes)
 
 
