@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
+import responses
 
+from cohort.source.fhir.client import FhirClient
+from cohort.source.fhir.settings import ServerSettings
 from cohort.source.files import ReadStats, plan_units, read_path, read_unit
 
 
@@ -53,3 +57,28 @@ def test_a_complete_last_line_with_non_ascii_text_is_still_read_whole(tmp_path: 
     stats = ReadStats()
     assert [res["id"] for res, _ in read_path(tmp_path, stats)] == ["p1", "p2"]
     assert stats.partial == [] and [i.origin for i in stats.issues] == ["Patient.ndjson:2"]
+
+
+@responses.activate
+def test_a_same_host_redirect_or_link_is_followed_whatever_the_host_case() -> None:
+    """`base_url` is written as the site gives it ("https://FHIR.Example.invalid/r4"), while
+    requests lower-cases the host of the URL it ends at: any redirect on the same host (a
+    trailing slash, http -> https) was refused as "redirected to another host
+    (fhir.example.invalid)", exit 6 every night, and the server's own next links were refused
+    as links to another host. Host names are compared without regard to case."""
+    base = "https://FHIR.Example.invalid/r4"
+    low = "https://fhir.example.invalid/r4"
+    responses.get(f"{low}/metadata", status=301, headers={"Location": f"{low}/metadata/"})
+    responses.get(f"{low}/metadata/", json={"resourceType": "CapabilityStatement"})
+    responses.get(f"{low}/Patient", json=_bundle("a", f"{low}/Patient?page=2"))
+    responses.get(f"{low}/Patient?page=2", json=_bundle("b", None))
+    c = FhirClient(ServerSettings.from_dict({"base_url": base}, "t"), sleep=lambda _: None)
+    body, _ = c.get_json("metadata", key="metadata")
+    assert body["resourceType"] == "CapabilityStatement"
+    assert [b["entry"][0]["resource"]["id"] for _, b, _ in c.search("Patient", [])] == ["a", "b"]
+
+
+def _bundle(rid: str, next_url: str | None) -> dict[str, Any]:
+    links = [{"relation": "next", "url": next_url}] if next_url else []
+    entry = [{"resource": {"resourceType": "Patient", "id": rid}}]
+    return {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entry}
