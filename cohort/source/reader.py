@@ -367,7 +367,14 @@ _BROKE_OFF = "the file breaks off mid-record (still being written, or cut short?
 
 def _ends_early(data: bytes, e: orjson.JSONDecodeError) -> bool:
     """Whether the JSON error `e` of `data` is its running out: nothing but blanks after it."""
-    text = data[3:] if data[:3] == BOM else data  # (`loads` reports positions past a BOM)
+    raw = data[3:] if data[:3] == BOM else data  # (`loads` reports positions past a BOM)
+    try:
+        # orjson counts `e.pos` in characters, not bytes: with a name like "Müller" before the
+        # cut, the bytes from `e.pos` on were never blank and the cut record went unnoticed
+        text = raw.decode()
+    except UnicodeDecodeError as u:
+        # cut inside a multi-byte character: the text runs out in the middle of it
+        return u.reason == "unexpected end of data" and not raw[u.end :].strip()
     return not text[e.pos :].strip()
 
 

@@ -173,7 +173,7 @@ def download(
         host = url_host(url)
         if host is None:
             raise JobGone(f"bulk manifest: {kind} {i} ({rtype}) has no http(s) URL")
-        same_host = url_host(p.client.url(p.s.base_url)) == host
+        same_host = (url_host(p.client.url(p.s.base_url)) or "").lower() == host.lower()
         if same_host:
             url = p.client.url(url)  # (an http:// link of ours is followed over https)
         try:

@@ -178,7 +178,7 @@ class FhirClient:
             # (the link itself is not quoted: a query may carry patient ids)
             raise ServerError("the server sent a link that is not an http(s) URL")
         base = urlsplit(self.base)
-        if host != base.netloc:
+        if host.lower() != base.netloc.lower():  # (host names are not case-sensitive)
             raise ServerError(f"refusing to follow a link to another host ({host})")
         if base.scheme == "https" and urlsplit(url).scheme == "http":
             # a server behind a TLS proxy that writes http:// into its links: the same host
@@ -249,7 +249,8 @@ class FhirClient:
             else:
                 self.stats.add(key, requests=1, nbytes=size, elapsed=time.monotonic() - t0)
                 moved = url_host(r.url) if r.history and not foreign else None
-                if moved is not None and moved != urlsplit(self.base).netloc:
+                # (requests lower-cases the host it ends at; base_url is as the site wrote it)
+                if moved is not None and moved.lower() != urlsplit(self.base).netloc.lower():
                     # (requests sent no credentials there); its answer is not the server's
                     r.close()
                     raise ServerError(
