@@ -23,7 +23,7 @@ from cohort.source.files import (
     plan_units,
 )
 from cohort.store import PutStats, Row, Store
-from cohort.store.schema import FILES_MARK
+from cohort.store.schema import FILES_COUNT_MARK, FILES_MARK
 
 if TYPE_CHECKING:
     from cohort.criteria import Trial
@@ -116,26 +116,60 @@ def ingest_files(
             return {**report, "workers": 0, "files_unchanged": True}
     # forgotten until this read completes: a read that dies halfway never looks complete
     store.set_mark(site.id, key, "")
-    report, whole = _read_files(site, cfg, store, loaded, units)
+    report, whole = _read_files(site, cfg, store, loaded, units, _last_counts(store, site.id))
+    if whole:
+        store.set_mark(site.id, FILES_COUNT_MARK, json.dumps(_counts(report)))
     if stamp is not None and whole:  # (a file not read whole is read again next time)
         store.set_mark(site.id, key, stamp + "\n" + json.dumps(report))
     return report
 
 
 def _refuse_mass_removal(
-    site: SiteConfig, store: Store, stale: list[tuple[str, str]], limit: float
+    site: SiteConfig,
+    store: Store,
+    stale: list[tuple[str, str]],
+    limit: float,
+    counts: tuple[dict[str, int], dict[str, int] | None],
 ) -> None:
     """SourceError when a snapshot read lacks more than `limit` of a type's stored records: an
     export folder emptied before tonight's export arrives (or that arrived in part) would empty
-    the store and the candidate lists, exit 0. Raised before any census or record is dropped."""
-    over = store.over_removal(site.id, stale, limit)
+    the store and the candidate lists, exit 0. Raised before any census or record is dropped.
+
+    `counts`: records of each type this read found (kept, summarised or rejected), and those of
+    the last complete read (None: not known). A type the export holds as many records of as
+    then has lost none: its stored records this read did not keep were read, and summarised or
+    rejected under changed mappings, rules or validation (a researcher unmapping a lab); those
+    go without a refusal that no rerun could lift."""
+    now, before = counts
+    whole = {t for t, n in (before or {}).items() if now.get(t, 0) >= n}
+    over = store.over_removal(site.id, stale, limit, exempt=whole)
     if over is not None:
         rtype, n, stored = over
         raise SourceError(
             f"site {site.id}: {site.source} lacks {n} of the {stored} {rtype} records"
             f" read from it before (over [run] max_snapshot_removal = {limit:g}): an"
-            " incomplete export? Nothing was removed; rerun once it is complete"
+            " incomplete export? Nothing was removed; rerun once it is complete (or, if they"
+            " were deleted on purpose, set max_snapshot_removal higher for one run)"
         )
+
+
+def _counts(report: dict[str, Any]) -> dict[str, int]:
+    """Records of each type a file read found: kept, summarised or rejected."""
+    out = dict(report.get("read", {}))
+    for rtype, n in report.get("rejected", {}).items():
+        if rtype != "?":
+            out[rtype] = out.get(rtype, 0) + n
+    return out
+
+
+def _last_counts(store: Store, site: str) -> dict[str, int] | None:
+    try:
+        found = json.loads(store.get_mark(site, FILES_COUNT_MARK) or "null")
+    except ValueError:
+        return None
+    if not isinstance(found, dict):
+        return None
+    return {t: n for t, n in found.items() if isinstance(n, int)}
 
 
 def _files_stamp(units: list[Unit], cfg: Config, loaded: Loaded) -> str | None:
@@ -173,9 +207,15 @@ def _from_files(origin: str, files: set[str]) -> bool:
 
 
 def _read_files(
-    site: SiteConfig, cfg: Config, store: Store, loaded: Loaded, units: list[Unit]
+    site: SiteConfig,
+    cfg: Config,
+    store: Store,
+    loaded: Loaded,
+    units: list[Unit],
+    before: dict[str, int] | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """The read's report, and whether every file was read whole."""
+    """The read's report, and whether every file was read whole (`before`: the records by
+    type of the last complete read, see _refuse_mass_removal)."""
     nproc = workers_for_files(units, cfg.workers)
     triage = Triage(loaded.rules, loaded.relevant)
     JOB.update(types=set(PIPELINE_TYPES), validate=cfg.validate, triage=triage)
@@ -218,7 +258,8 @@ def _read_files(
         else:
             stale.append((rtype, rid))
     if stale:
-        _refuse_mass_removal(site, store, stale, cfg.max_snapshot_removal)
+        now = _counts({"read": stats.read, "rejected": stats.rejected})
+        _refuse_mass_removal(site, store, stale, cfg.max_snapshot_removal, (now, before))
     store.commit_census(site.id, site.source, gen)
     if stale:
         store.drop(site.id, stale)

@@ -349,3 +349,39 @@ def test_max_snapshot_removal_of_1_accepts_an_empty_export_with_a_warning(tmp_pa
         bad = write_config(tmp_path, {"amr": str(src)}, run={"max_snapshot_removal": 1.5})
         res = run_cli(bad, out)
         assert res.returncode == 3 and "max_snapshot_removal" in res.stderr
+
+
+def test_a_mapping_change_that_unmaps_most_stored_records_is_not_refused(tmp_path: Path) -> None:
+    """Found by review: a researcher unmapping the labs (here: every labs.csv row unverified)
+    turned most stored Observations into summarised ones; the snapshot guard counted them as
+    gone from the export and refused every night (exit 5, "rerun once it is complete"), which
+    no rerun could lift. The export still holds as many Observations as at the last read: they
+    go. An emptied folder is still refused."""
+    with RUNS.scenario("mapping change unmaps most stored records"):
+        src = copy_site("amr", tmp_path / "feed")
+        mappings = tmp_path / "mappings"
+        shutil.copytree(REPO / "mappings", mappings)
+        cfg = write_config(tmp_path, {"amr": str(src)}, mappings=mappings)
+        out = tmp_path / "out"
+        assert run_cli(cfg, out).returncode == 0
+        before = _stored(out)
+        labs = mappings / "concepts" / "labs.csv"
+        lines = labs.read_text(encoding="utf-8").splitlines()
+        head = lines[0].split(",")
+        at = head.index("verified")
+        rows = [lines[0]]
+        for line in lines[1:]:
+            cells = line.split(",")
+            if len(cells) == len(head) and not line.startswith("#"):
+                cells[at] = "N"
+            rows.append(",".join(cells))
+        labs.write_text("\n".join(rows) + "\n", encoding="utf-8")
+        res = run_cli(cfg, out)
+        assert res.returncode == 0, res.stderr[-800:]
+        report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+        assert report["sites"]["amr"]["stored"]["removed"] > 10
+        assert _stored(out) < before
+        for p in src.iterdir():
+            p.unlink()
+        res = run_cli(cfg, out)
+        assert res.returncode == 5 and "an incomplete export?" in res.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -257,13 +257,20 @@ class Store(MarkTables, CensusTables):
         return [(t, i, o) for t, i, o in rows if (t, i) not in keep]
 
     def over_removal(
-        self, site: str, stale: list[tuple[str, str]], limit: float
+        self,
+        site: str,
+        stale: list[tuple[str, str]],
+        limit: float,
+        exempt: Collection[str] = (),
     ) -> tuple[str, int, int] | None:
-        """(type, to drop, stored) of the first type of which dropping `stale` would remove more
-        than `limit` of the site's records (and more than MASS_REMOVAL_MIN): a snapshot or full
-        refresh that found so little is an incomplete answer, not deletions (callers refuse)."""
+        """(type, to drop, stored) of the first type (not `exempt`) of which dropping `stale`
+        would remove more than `limit` of the site's records (and more than MASS_REMOVAL_MIN):
+        a snapshot or full refresh that found so little is an incomplete answer, not deletions
+        (callers refuse)."""
         stored = self.count_by_type(site)
         for rtype, n in sorted(Counter(t for t, _ in stale).items()):
+            if rtype in exempt:
+                continue
             if n > MASS_REMOVAL_MIN and n > limit * stored.get(rtype, 0):
                 return rtype, n, stored.get(rtype, 0)
         return None

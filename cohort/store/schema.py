@@ -3,6 +3,7 @@
 __all__ = [
     "CENSUS_MARK",
     "FHIR_MARK",
+    "FILES_COUNT_MARK",
     "FILES_MARK",
     "INSERT",
     "MEDICATION_MARK",
@@ -69,6 +70,8 @@ SET_MARK = (
 CENSUS_MARK = "census-gen:"
 # mark key prefix of a file source's last complete read: its stamp, a newline, its report
 FILES_MARK = "files-read:"
+# mark key of a site's last complete file read: records read (kept, summarised or rejected) by type
+FILES_COUNT_MARK = "files-count"
 # mark key prefix of a FHIR server pull's sync positions (cohort.source.fhir.pull)
 FHIR_MARK = "fhir:"
 # side_dates token prefix of a summarised medication record's start ("m" alone: undated)
