@@ -86,3 +86,13 @@ def test_diff_shows_a_criterion_made_manual(tmp_path: Path) -> None:
     assert d.confirm == [("p1", "-", "Body weight")] and d.cells == []
     result = CliRunner().invoke(cli, ["diff", str(a), str(b)])
     assert "1 to_confirm change(s)" in result.output
+
+
+def test_explain_rule_writes_booleans_as_the_trial_file_does() -> None:
+    """explain printed `systemic_only=True` beside `manual_when_unknown=true` (found by review)."""
+    from cohort.config import SiteConfig
+    from cohort.criteria.base import Criterion
+    from cohort.tools.explain import rule_summary
+
+    crit = Criterion("w", "washout", "exclusion", "t", {"concepts": ["x"], "systemic_only": True})
+    assert rule_summary(crit, SiteConfig("s", "s", "x")) == "washout: concepts=[x], systemic_only=true"

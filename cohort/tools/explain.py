@@ -34,6 +34,8 @@ def rule_summary(c: Criterion, site: SiteConfig) -> str:
             shown = "[" + ", ".join(value) + "]"
         elif isinstance(value, list | dict):
             shown = json.dumps(value, separators=(",", ":"))
+        elif isinstance(value, bool):
+            shown = str(value).lower()  # as the trial file writes it
         else:
             shown = str(value)
         parts.append(f"{key}={shown}")
