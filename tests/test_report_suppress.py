@@ -73,6 +73,57 @@ def _pinned(total: str, cells: list[str]) -> bool:
     return False
 
 
+def _values(text: str, screened: int) -> range:
+    if text == "<11":
+        return range(1, 11)
+    if text == "*":
+        return range(11, screened + 1)
+    return range(int(text), int(text) + 1)
+
+
+def _fits(screened: int, tiers: dict[str, range], funnel: list[dict[str, range]]) -> bool:
+    """Brute force over what a reader knows of a run: each criterion's pass + unknown + fail
+    is screened; the first "left" is screened minus the first criterion's fails; each next one
+    is the previous one minus 0 up to that criterion's fails (those failing it for the first
+    time), and no more than screened minus its fails; the last one is likely + possible."""
+    s = screened
+    left = {s}
+    for i, f in enumerate(funnel):
+        fails = {n for n in f["fail"] if any(s - n - p in f["unknown"] for p in f["pass"])}
+        nxt: set[int] = set()
+        for r in left:
+            for n in fails:
+                nxt.update([r - n] if i == 0 else range(max(r - n, 0), min(r, s - n) + 1))
+        left = nxt & set(f["left"])
+    kept = {a + b for a in tiers["likely"] for b in tiers["possible"]}
+    if funnel:
+        kept &= left
+    return any(s - k - e >= 0 for k in kept for e in tiers["excluded"] if s - k == e)
+
+
+def _reader_narrows(tiers: dict[str, str], funnel: list[dict[str, str]]) -> list[tuple[str, int]]:
+    """Every value 1-10 some printed "<11" is told not to be, by a reader who knows screened,
+    every printed cell of the criteria, the printed "left" counts and the tier counts."""
+    if not tiers["screened"].isdigit():
+        return []
+    s = int(tiers["screened"])
+    t = {k: _values(v, s) for k, v in tiers.items()}
+    f = [{k: _values(v, s) for k, v in g.items()} for g in funnel]
+    assert _fits(s, t, f)  # the true run fits what is printed
+    out = []
+    for k in TIERS:
+        if tiers[k] == "<11":
+            out += [(k, v) for v in range(1, 11) if not _fits(s, {**t, k: range(v, v + 1)}, f)]
+    for i, g in enumerate(funnel):
+        for k in g:
+            if g[k] == "<11":
+                for v in range(1, 11):
+                    trial = [*f[:i], {**f[i], k: range(v, v + 1)}, *f[i + 1 :]]
+                    if not _fits(s, t, trial):
+                        out.append((f"{CRITERIA[i].id}.{k}", v))
+    return out
+
+
 def _leaks(site: SiteResult) -> list[str]:
     """Every way the no-PHI page lets a count from 1 to 10 be read or worked out."""
     page = summary_html(site, history=[], phi=False)
@@ -87,19 +138,7 @@ def _leaks(site: SiteResult) -> list[str]:
     for crit, f in zip(CRITERIA, funnel, strict=True):
         if _pinned(screened, [f["pass"], f["unknown"], f["fail"]]):
             found.append(f"{crit.id} {f}")
-    # "left": screened, then each printed one, then likely + possible if the tiers tell it
-    chain = [int(screened)] if screened.isdigit() else []
-    if funnel[0]["left"].isdigit() and not funnel[0]["fail"].isdigit() and chain:
-        found.append("first 'left' tells the first criterion's fails")
-    chain += [int(f["left"]) for f in funnel if f["left"].isdigit() and int(f["left"]) >= 11]
-    if tiers["likely"].isdigit() and tiers["possible"].isdigit():
-        chain.append(int(tiers["likely"]) + int(tiers["possible"]))
-    elif screened.isdigit() and tiers["excluded"].isdigit():
-        chain.append(int(screened) - int(tiers["excluded"]))
-    for a in chain:
-        for b in chain:
-            if 0 < a - b < 11:
-                found.append(f"'left' {a} - {b}")
+    found += [f"{cell} cannot be {v}" for cell, v in _reader_narrows(tiers, funnel)]
     return found
 
 
@@ -122,6 +161,46 @@ def test_funnel_left_no_longer_tells_a_small_difference() -> None:
     assert old_funnel[0]["remaining"] == 62
     _, funnel = _printed(summary_html(site, history=[], phi=False))
     assert funnel[0]["left"] == "*" and funnel[0]["fail"] == "<11"
+    assert _leaks(site) == []
+
+
+def test_first_left_worked_out_from_screened_and_fails() -> None:
+    """Review: the first "left" printed as "*", but screened 50 minus the first criterion's 20
+    fails told it (30); likely + possible (12 + 13) told the last (25), so the second criterion
+    removed 5: its "<11" fails were 5-10. Now the first criterion's fails (and pass, which with
+    unknown 0 would tell them) are withheld too."""
+    tiers = {"screened": 50, "likely": 12, "possible": 13, "excluded": 25}
+    funnel = [
+        {"pass": 30, "unknown": 0, "fail": 20, "remaining": 30},
+        {"pass": 45, "unknown": 0, "fail": 5, "remaining": 25},
+    ]
+    counts = page_counts(tiers, funnel)
+    assert counts.tiers == {k: str(n) for k, n in tiers.items()}
+    assert counts.funnel == [
+        {"pass": "*", "unknown": "0", "fail": "*", "remaining": "*"},
+        {"pass": "*", "unknown": "0", "fail": "<11", "remaining": "25"},
+    ]
+    printed = [{**g, "left": g.pop("remaining")} for g in map(dict, counts.funnel)]
+    assert _reader_narrows(counts.tiers, printed) == []
+    # what the page printed before: the reader pins the second criterion's fails to 5-10
+    before = [
+        {"pass": "30", "unknown": "0", "fail": "20", "left": "*"},
+        {"pass": "*", "unknown": "0", "fail": "<11", "left": "25"},
+    ]
+    assert _reader_narrows(counts.tiers, before) == [
+        (f"{CRITERIA[1].id}.fail", v) for v in range(1, 5)
+    ]
+
+
+def test_chain_of_sites_through_the_page() -> None:
+    """The same case as a site on the page: screened 50, a first criterion failed by 20, a
+    second by 5 (none of them failing the third)."""
+    p, u, f = Status.PASS, Status.UNKNOWN, Status.FAIL
+    charts = [(f, p, p)] * 20 + [(p, f, p)] * 5 + [(p, p, p)] * 12 + [(p, u, p)] * 13
+    site = _site(charts)
+    assert criterion_funnel(site)[0]["remaining"] == 30
+    tiers, funnel = _printed(summary_html(site, history=[], phi=False))
+    assert funnel[1]["fail"] == "<11" and funnel[0]["fail"] == "*"
     assert _leaks(site) == []
 
 

@@ -12,6 +12,12 @@ Three rules:
   to it (`withhold_all`);
 - a running count ("left" in the funnel: patients failing none of the criteria so far) is
   shown only where it differs from the previous one shown by 0 or by 11 or more.
+Then the page as printed is read the way a reader can (`narrowed`): screened, each criterion's
+printed cells, the printed "left" counts and the tier counts, linked by what a "left" is (the
+first is screened minus the first criterion's fails; each next one is the previous minus 0 to
+that criterion's fails, and at most screened minus them; the last is likely + possible). Where
+that still narrows a "<11", more cells are withheld, the fewest found step by step
+(`_close`); failing that, the whole page's counts are.
 Zero is shown: no patient is no one to single out.
 """
 
@@ -148,7 +154,135 @@ def page_counts(tiers: Mapping[str, int], funnel: Sequence[Mapping[str, Any]]) -
         shown[i] = True  # (what the tiers already tell)
     for entry, n, ok in zip(out.funnel, remaining, shown, strict=True):
         entry["remaining"] = label(n, not ok)
+    if not is_small(screened) and not _close(out):
+        return page_counts_withheld(tiers, funnel)
     return out
+
+
+def page_counts_withheld(
+    tiers: Mapping[str, int], funnel: Sequence[Mapping[str, Any]]
+) -> PageCounts:
+    """Every count of the run as "*" (0 and 1-10 as always)."""
+    return PageCounts(
+        tiers={k: label(n, True) for k, n in tiers.items()},
+        funnel=[
+            {s: label(int(f[s]), True) for s in ("pass", "unknown", "fail", "remaining")}
+            for f in funnel
+        ],
+        withhold_all=True,
+    )
+
+
+# --- what a reader can work out from the printed page ---------------------------------------
+
+_NO_END = 1 << 62
+Span = tuple[int, int]
+
+
+def _span(text: str) -> Span:
+    """The values a printed text allows."""
+    if text == LESS:
+        return (1, SMALL - 1)
+    if text == WITHHELD:
+        return (SMALL, _NO_END)
+    return (int(text), int(text))
+
+
+def _possible(
+    screened: int, tiers: Mapping[str, Span], funnel: Sequence[Mapping[str, Span]]
+) -> bool:
+    """Whether some run fits the printed spans: per criterion pass + unknown + fail = screened;
+    left[0] = screened - fail[0]; left[i] in [left[i-1] - fail[i], min(left[i-1], screened -
+    fail[i])]; the tiers add up to screened and likely + possible = the last left. The chain
+    links each step to the next only through "left", and each step's set of possible "left"
+    values is a range, so carrying the range along is exact."""
+    s = screened
+    lo = hi = s
+    for i, g in enumerate(funnel):
+        (pl, ph), (ul, uh), (fl, fh) = g["pass"], g["unknown"], g["fail"]
+        fl, fh = max(fl, s - ph - uh, 0), min(fh, s - pl - ul)
+        if fl > fh:
+            return False
+        nlo, nhi = (s - fh, s - fl) if i == 0 else (lo - fh, min(hi, s - fl))
+        tl, th = g["remaining"]
+        lo, hi = max(nlo, tl, 0), min(nhi, th)
+        if lo > hi:
+            return False
+    rest = [v for k, v in tiers.items() if k not in ("screened", "likely", "possible")]
+    kept = (tiers.get("likely", (0, 0)), tiers.get("possible", (0, 0)))
+    klo, khi = kept[0][0] + kept[1][0], kept[0][1] + kept[1][1]
+    rlo, rhi = sum(v[0] for v in rest), sum(v[1] for v in rest)
+    lo2, hi2 = max(klo, s - rhi), min(khi, s - rlo)  # likely + possible
+    if funnel:
+        lo2, hi2 = max(lo2, lo), min(hi2, hi)
+    return lo2 <= hi2
+
+
+def narrowed(
+    tiers: Mapping[str, str], funnel: Sequence[Mapping[str, str]]
+) -> list[tuple[str, int]]:
+    """Every (cell, value) a printed "<11" cannot be, given the rest of the printed page:
+    empty when each "<11" can still be anything from 1 to 10. Cells: a tier's name, or
+    "i.pass" / "i.unknown" / "i.fail" / "i.remaining" for the i-th criterion."""
+    if not tiers.get("screened", "0").isdigit():
+        return []  # screened itself hidden ("<11" or "*"): nothing adds up to a known total
+    screened = int(tiers["screened"])
+    t = {k: _span(v) for k, v in tiers.items()}
+    f = [{k: _span(v) for k, v in g.items()} for g in funnel]
+    out: list[tuple[str, int]] = []
+    for k, text in tiers.items():
+        if text == LESS and k != "screened":
+            for v in range(1, SMALL):
+                if not _possible(screened, {**t, k: (v, v)}, f):
+                    out.append((k, v))
+    for i, g in enumerate(funnel):
+        for k, text in g.items():
+            if text != LESS:
+                continue
+            for v in range(1, SMALL):
+                trial = [*f[:i], {**f[i], k: (v, v)}, *f[i + 1 :]]
+                if not _possible(screened, t, trial):
+                    out.append((f"{i}.{k}", v))
+    return out
+
+
+def _close(out: PageCounts) -> bool:
+    """Withhold more printed counts of `out` until `narrowed` finds nothing: each step takes
+    the one count (or two of one criterion: hiding a fail alone leaves it as screened minus
+    pass and unknown) whose hiding narrows least, fewest first. False: no step helps."""
+
+    def cells() -> list[tuple[dict[str, str], str]]:
+        shown: list[tuple[dict[str, str], str]] = [
+            (out.tiers, k) for k in out.tiers if k != "screened" and _hideable(out.tiers[k])
+        ]
+        for g in out.funnel:
+            shown += [(g, k) for k in ("remaining", "pass", "unknown", "fail") if _hideable(g[k])]
+        return shown
+
+    while bad := len(narrowed(out.tiers, out.funnel)):
+        shown = cells()
+        steps = [[c] for c in shown]
+        steps += [[a, b] for n, a in enumerate(shown) for b in shown[n + 1 :] if a[0] is b[0]]
+        best: tuple[tuple[int, int], list[tuple[dict[str, str], str]]] | None = None
+        for step in steps:
+            was = [d[k] for d, k in step]
+            for d, k in step:
+                d[k] = WITHHELD
+            score = (len(narrowed(out.tiers, out.funnel)), len(step))
+            for (d, k), text in zip(step, was, strict=True):
+                d[k] = text
+            if score[0] < bad and (best is None or score < best[0]):
+                best = (score, step)
+        if best is None:
+            return False
+        for d, k in best[1]:
+            d[k] = WITHHELD
+    return True
+
+
+def _hideable(text: str) -> bool:
+    """A printed count that "*" can stand for (11 or more)."""
+    return text.isdigit() and int(text) >= SMALL
 
 
 def _known_end(texts: Mapping[str, str], parts: Mapping[str, int], screened: int) -> int | None:
