@@ -98,13 +98,15 @@ def load_cfg(config: Path | None) -> Any:
 @click.option(
     "--full-refresh",
     is_flag=True,
-    help="Ignore sync marks: pull everything again from servers, and re-read file sources "
+    help="Ignore sync marks: pull everything again from servers (dropping the stored records "
+    "a server no longer has, within [run] max_snapshot_removal), and re-read file sources "
     "even when unchanged since their last complete read.",
 )
 @click.option(
     "--no-phi",
     is_flag=True,
-    help="Leave identifying columns out of the CSV and patient lists out of the HTML.",
+    help="Leave identifying columns out of the CSV, free-text evidence values out of "
+    "evidence.csv, and patient lists out of the HTML (counts only, small ones withheld).",
 )
 def run(
     config: Path | None, as_of: str | None, out: Path, full_refresh: bool, no_phi: bool
