@@ -13,7 +13,14 @@ from typing import Any
 import click
 
 from cohort import __version__
-from cohort.cli_options import EPILOG, as_of_option, config_option, out_option
+from cohort.cli_options import (
+    AS_OF_RANGE,
+    AS_OF_TEXT,
+    EPILOG,
+    as_of_option,
+    config_option,
+    out_option,
+)
 from cohort.errors import CohortError
 from cohort.safetext import printable, without_queries
 
@@ -51,11 +58,6 @@ def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO), handlers=[handler], force=True
     )
-
-
-# Screening dates accepted: windows and ages are reckoned back and forth from it, and a date
-# near the calendar's ends (0001-01-01, 9999-12-31) crashed the evaluation (OverflowError)
-AS_OF_RANGE = (date(1900, 1, 1), date(2999, 12, 31))
 
 
 def parse_as_of(value: str | None) -> date:
@@ -147,7 +149,7 @@ def run(
     "as_of",
     default="2026-11-25",
     show_default=True,
-    help="Reference date the scenarios are built around.",
+    help=f"Reference date the scenarios are built around ({AS_OF_TEXT}).",
 )
 @click.option(
     "--format",

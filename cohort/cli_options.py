@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,10 +20,15 @@ config_option = click.option(
     type=click.Path(path_type=Path),
     help="Run configuration (TOML). Default: the shipped sample data for the seed sites.",
 )
+# Screening dates accepted: windows and ages are reckoned back and forth from it, and a date
+# near the calendar's ends (0001-01-01, 9999-12-31) crashed the evaluation (OverflowError)
+AS_OF_RANGE = (date(1900, 1, 1), date(2999, 12, 31))
+AS_OF_TEXT = f"{AS_OF_RANGE[0]} to {AS_OF_RANGE[1]}"
+
 as_of_option = click.option(
     "--as-of",
     "as_of",
-    help="Screening reference date YYYY-MM-DD (1900-01-01 to 2999-12-31). Default: today.",
+    help=f"Screening reference date YYYY-MM-DD ({AS_OF_TEXT}). Default: today.",
 )
 mappings_option = click.option(
     "--mappings",

@@ -78,6 +78,8 @@ def _get(table: dict[str, Any], key: str, kind: type, where: str, default: Any =
             raise ConfigError(f"{where}: missing key '{key}'")
         return default
     value = table[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)  # (1 and 0 as TOML writes them)
     if kind in (int, float) and isinstance(value, bool) or not isinstance(value, kind):
         raise ConfigError(f"{where}: key '{key}' must be {_KIND_NAMES.get(kind, kind.__name__)}")
     return value
@@ -158,10 +160,8 @@ def load_config(path: Path) -> Config:
     batch_size = _get(run, "batch_size", int, where, 10000)
     if batch_size < 1:
         raise ConfigError(f"{where}: key 'batch_size' must be 1 or more")
-    max_removal = run.get("max_snapshot_removal", 0.5)
-    if isinstance(max_removal, int) and not isinstance(max_removal, bool):
-        max_removal = float(max_removal)  # (1 and 0 as written in TOML)
-    if not isinstance(max_removal, float) or not 0 <= max_removal <= 1:
+    max_removal = _get(run, "max_snapshot_removal", float, where, 0.5)
+    if not 0 <= max_removal <= 1:
         raise ConfigError(f"{where}: key 'max_snapshot_removal' must be a number from 0 to 1")
     return Config(
         path=path,

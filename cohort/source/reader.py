@@ -262,7 +262,9 @@ class Reader:
                     doc = orjson.loads(line)
                 except orjson.JSONDecodeError:
                     try:
-                        doc = loads(line)  # (a file opening with a byte order mark)
+                        if not line.startswith(BOM):
+                            raise  # (an invalid line is parsed once, not once more)
+                        doc = orjson.loads(line[3:])  # a file opening with a byte order mark
                     except orjson.JSONDecodeError as e:
                         if n == 1 and b"\r" in line.rstrip():
                             # lines ended by CR alone (classic Mac): the whole file read as one

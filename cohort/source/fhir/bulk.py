@@ -173,7 +173,7 @@ def download(
         host = url_host(url)
         if host is None:
             raise JobGone(f"bulk manifest: {kind} {i} ({rtype}) has no http(s) URL")
-        same_host = (url_host(p.client.url(p.s.base_url)) or "").lower() == host.lower()
+        same_host = p.client.same_host(url)
         if same_host:
             url = p.client.url(url)  # (an http:// link of ours is followed over https)
         try:
@@ -296,8 +296,9 @@ def _export(
             _fresh(spool)
             state = {"status_url": kickoff(p, since), "since": since, "key": key}
             _write_state(state_file, state)
-        state["manifest"] = state.get("manifest") or poll(p, state["status_url"])
-        _write_state(state_file, state)
+        if not state.get("manifest"):  # (a resumed job may have it already)
+            state["manifest"] = poll(p, state["status_url"])
+            _write_state(state_file, state)
     with p.phase("bulk-download"):
         files = download(p, state["manifest"], spool)
         errors = download(p, state["manifest"], spool, "error")
@@ -355,8 +356,8 @@ def bulk_pull(p: Puller) -> None:
     try:
         state, files, errors = _export(p, spool, state if resumed else {}, since, key)
     except JobGone as e:
-        _fresh(spool)
         if not resumed:
+            _fresh(spool)
             raise ServerError(f"{e}; the next run starts a new export") from None
         p.report.warn(f"the unfinished bulk export job of an earlier run is gone ({e}); new job")
         state, files, errors = _export(p, spool, {}, since, key)

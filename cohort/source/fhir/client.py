@@ -167,6 +167,11 @@ class FhirClient:
             "auth", requests=1, nbytes=len(r.content) if r is not None else 0, elapsed=elapsed
         )
 
+    def same_host(self, url: str) -> bool:
+        """Whether `url` is an http(s) URL on the server's own host (host names are not
+        case-sensitive: requests lower-cases the host it ends at, base_url is as written)."""
+        return (url_host(url) or "").lower() == urlsplit(self.base).netloc.lower()
+
     def url(self, path_or_url: str) -> str:
         """Absolute URL for a path relative to the base (or an absolute URL, checked to be ours)."""
         try:
@@ -177,10 +182,9 @@ class FhirClient:
         if host is None:
             # (the link itself is not quoted: a query may carry patient ids)
             raise ServerError("the server sent a link that is not an http(s) URL")
-        base = urlsplit(self.base)
-        if host.lower() != base.netloc.lower():  # (host names are not case-sensitive)
+        if not self.same_host(url):
             raise ServerError(f"refusing to follow a link to another host ({host})")
-        if base.scheme == "https" and urlsplit(url).scheme == "http":
+        if urlsplit(self.base).scheme == "https" and urlsplit(url).scheme == "http":
             # a server behind a TLS proxy that writes http:// into its links: the same host
             # over https, never the credentials in clear text
             url = urlunsplit(urlsplit(url)._replace(scheme="https"))
@@ -249,8 +253,7 @@ class FhirClient:
             else:
                 self.stats.add(key, requests=1, nbytes=size, elapsed=time.monotonic() - t0)
                 moved = url_host(r.url) if r.history and not foreign else None
-                # (requests lower-cases the host it ends at; base_url is as the site wrote it)
-                if moved is not None and moved.lower() != urlsplit(self.base).netloc.lower():
+                if moved is not None and not self.same_host(r.url):
                     # (requests sent no credentials there); its answer is not the server's
                     r.close()
                     raise ServerError(

@@ -75,8 +75,8 @@ class Puller:
             self.report.marks[key] = value
 
     def clear_mark(self, key: str) -> None:
-        if self.store.get_mark(self.site, f"fhir:{key}"):
-            self.store.set_mark(self.site, f"fhir:{key}", "")
+        if self.store.get_mark(self.site, FHIR_MARK + key):
+            self.store.set_mark(self.site, FHIR_MARK + key, "")
 
     def id_set(self, key: str) -> set[str]:
         raw = self.mark(key)
@@ -150,13 +150,8 @@ class Puller:
         if isinstance(e, IncompleteSearch):
             if "_include" not in names:
                 return None
-            # e.g. a server that caps included resources per page: Medications read separately
-            self.no_include.add(rtype)
-            self.report.warn(
-                f"{rtype}: server flagged results with _include incomplete; Medications read "
-                "separately"
-            )
-            return [(k, v) for k, v in params if k != "_include"]
+            # e.g. a server that caps included resources per page
+            return self._without_include(rtype, params, "flagged results with _include incomplete")
         if status not in (400, 403, 422):
             return None
         if rtype == "Observation" and "category" in text and "category" not in names:
@@ -171,10 +166,13 @@ class Puller:
             self.report.warn(f"{rtype}: server rejected _lastUpdated; full pull of that type")
             return [(k, v) for k, v in params if k != "_lastUpdated"]
         if "_include" in names:
-            self.no_include.add(rtype)
-            self.report.warn(f"{rtype}: server rejected _include; Medications read separately")
-            return [(k, v) for k, v in params if k != "_include"]
+            return self._without_include(rtype, params, "rejected _include")
         return None
+
+    def _without_include(self, rtype: str, params: Params, why: str) -> Params:
+        self.no_include.add(rtype)
+        self.report.warn(f"{rtype}: server {why}; Medications read separately")
+        return [(k, v) for k, v in params if k != "_include"]
 
     def _search(self, rtype: str, params: Params) -> tuple[Items, str | None]:
         items: Items = []

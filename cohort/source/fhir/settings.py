@@ -107,7 +107,7 @@ class ServerSettings:
             raise ConfigError(
                 f"{where}: key 'base_url' must be an http(s) URL, got {self.base_url!r}"
             )
-        if parts.scheme == "http" and not self.allow_http and not is_loopback(parts.hostname):
+        if not self.safe_token_url(self.base_url):  # (http only where allowed, as for tokens)
             raise ConfigError(
                 f"{where}: key 'base_url': plain http:// is refused for non-loopback hosts "
                 "(use https, or set allow_http = true on a trusted network)"
