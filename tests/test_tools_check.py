@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from cohort.cli import cli
-from cohort.tools.common import code_problem, loinc_check_digit
+from cohort.terminology.rows import code_problem, loinc_check_digit
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "tools"

@@ -9,7 +9,7 @@ from typing import Any
 from cohort.model import Candidate, SiteResult
 from cohort.report import rows
 from cohort.report.run import criterion_funnel, tier_counts
-from cohort.report.suppress import LESS, WITHHELD, PageCounts, approx, page_counts
+from cohort.report.suppress import LESS, WITHHELD, PageCounts, approx, is_small, page_counts
 from cohort.report.trend import KEYS, SERIES, site_history, trend_svg
 from cohort.safetext import neutral
 
@@ -76,7 +76,7 @@ def _e(value: Any) -> str:
 
 def _count(n: int, mask: bool) -> str:
     """A count as printed: 1-10 become "<11" when masking (no PHI output)."""
-    return "<11" if mask and 0 < n < 11 else str(n)
+    return LESS if mask and is_small(n) else str(n)
 
 
 def _header(site: SiteResult, phi: bool) -> str:

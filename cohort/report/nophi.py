@@ -11,6 +11,7 @@ reason quotes it.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from cohort.model import Candidate, Evidence, Result
 
@@ -62,7 +63,7 @@ def public_result(r: Result) -> Result:
     reason = r.reason
     for text in sorted(quoted, key=len, reverse=True):
         reason = reason.replace(text, WITHHELD)
-    return Result(r.criterion, r.status, reason, r.evidence, r.ignored, r.eligible_from, r.manual)
+    return replace(r, reason=reason)
 
 
 def public_candidate(c: Candidate) -> Candidate:
@@ -70,14 +71,4 @@ def public_candidate(c: Candidate) -> Candidate:
     results = [public_result(r) for r in c.results]
     if all(a is b for a, b in zip(results, c.results, strict=True)):
         return c
-    return Candidate(
-        patient=c.patient,
-        results=results,
-        tier=c.tier,
-        score=c.score,
-        eligible_from=c.eligible_from,
-        rank=c.rank,
-        last_seen=c.last_seen,
-        change=c.change,
-        evidence_text=c.evidence_text,
-    )
+    return replace(c, results=results)

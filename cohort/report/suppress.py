@@ -119,13 +119,7 @@ def page_counts(tiers: Mapping[str, int], funnel: Sequence[Mapping[str, Any]]) -
     out = PageCounts()
     if not is_small(screened) and (hidden_tiers is None or None in hidden_groups):
         # the total itself would have to go: then so must every count adding up to it
-        out.withhold_all = True
-        out.tiers = {k: label(n, True) for k, n in tiers.items()}
-        out.funnel = [
-            {**{s: label(n, True) for s, n in g.items()}, "remaining": label(f["remaining"], True)}
-            for g, f in zip(groups, funnel, strict=True)
-        ]
-        return out
+        return page_counts_withheld(tiers, funnel)
     out.tiers = {"screened": label(screened, False)}
     out.tiers.update({k: label(n, k in (hidden_tiers or set())) for k, n in parts.items()})
     for g, hid in zip(groups, hidden_groups, strict=True):

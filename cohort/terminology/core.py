@@ -26,6 +26,7 @@ from cohort.terminology.mappings import (
     version_of,
 )
 from cohort.terminology.rows import (
+    RXNORM,
     KnownSystems,
     alias_row,
     coding_problems,
@@ -39,7 +40,6 @@ from cohort.terminology.rows import (
 from cohort.terminology.units import Units, UnitSpec
 from cohort.terminology.values import Qualitative, Titer, parse_titer
 
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
 FILE_TYPES: dict[str, tuple[str, ...]] = {
     "conditions": ("Condition",),

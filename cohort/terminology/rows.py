@@ -9,14 +9,13 @@ import re
 from collections.abc import Iterable
 
 from cohort.errors import MappingError
-from cohort.terminology.codes import ICD10CM, TEXT, Systems, system_key
+from cohort.terminology.codes import CVX, ICD10CM, TEXT, Systems, system_key
 from cohort.terminology.mappings import MappingRow, Record, parse_bound, parse_number
 from cohort.terminology.units import UnitSpec
 from cohort.terminology.values import RESULTS
 
 LOINC = "http://loinc.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-CVX = "http://hl7.org/fhir/sid/cvx"
 _LOINC_RE = re.compile(r"^(\d{1,7})-(\d)$")
 _LOINC_PART_RE = re.compile(r"^L[AGP]\d{1,8}-\d$")  # answer/group/part codes: shape only
 _ICD10CM_RE = re.compile(r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$")

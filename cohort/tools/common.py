@@ -12,12 +12,6 @@ from cohort.config import Config
 from cohort.errors import StoreError
 from cohort.safetext import printable
 from cohort.store import Store
-from cohort.terminology.codes import ICD10CM as ICD10CM
-from cohort.terminology.rows import CVX as CVX
-from cohort.terminology.rows import LOINC as LOINC
-from cohort.terminology.rows import RXNORM as RXNORM
-from cohort.terminology.rows import code_problem as code_problem
-from cohort.terminology.rows import loinc_check_digit as loinc_check_digit
 
 _WORD = re.compile(r"[a-z0-9]+")
 

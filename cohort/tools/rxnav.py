@@ -17,7 +17,7 @@ from cohort.errors import MappingError, ServerError
 from cohort.extract.rules import ReadingRules
 from cohort.terminology.codes import Systems
 from cohort.terminology.mappings import load_concept_rows, read_csv
-from cohort.tools.common import RXNORM
+from cohort.terminology.rows import RXNORM
 from cohort.tools.csvedit import append_rows
 
 BASE = "https://rxnav.nlm.nih.gov/REST"

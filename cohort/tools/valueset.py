@@ -12,7 +12,7 @@ from typing import Any
 from cohort.errors import MappingError
 from cohort.terminology.codes import Systems, norm_code
 from cohort.terminology.mappings import load_concept_rows, read_csv
-from cohort.tools.common import code_problem
+from cohort.terminology.rows import code_problem
 from cohort.tools.csvedit import append_rows, header_of
 
 
