@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from collections.abc import Callable
@@ -10,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cohort.errors import ConfigError
+from cohort.errors import ConfigError, did_you_mean
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 _SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -117,8 +116,7 @@ def _known_keys(table: dict[str, Any], name: str, where: str) -> None:
     known = _KEYS[name]
     for key in table:
         if key not in known:
-            near = difflib.get_close_matches(key, known, n=1)
-            hint = f"did you mean '{near[0]}'?" if near else f"known: {', '.join(known)}"
+            hint = did_you_mean(key, known) or f"known: {', '.join(known)}"
             raise ConfigError(f"{where}: unknown key '{key}' ({hint})")
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class CohortError(Exception):
     """Base of every error the CLI turns into a one-line message."""
@@ -70,3 +73,10 @@ EXIT_CODES: dict[int, str] = {
     9: "output cannot be written (previous outputs kept)",
     10: "another run of this configuration is in progress",
 }
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """ "did you mean 'x'?" for the closest of `known` to a misspelt `word`, else "" (the
+    hint every located error of a configuration, mapping or criteria file gives)."""
+    near = difflib.get_close_matches(word, list(known), n=1)
+    return f"did you mean '{near[0]}'?" if near else ""

@@ -7,7 +7,6 @@ the key itself. The kinds, their parameters and the rules between them are in re
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -28,7 +27,7 @@ from cohort.criteria.registry import (
     table_problems,
     tables_of,
 )
-from cohort.errors import MappingError
+from cohort.errors import MappingError, did_you_mean
 from cohort.model import CriterionInfo
 
 # keys every criterion may have besides its kind's parameters, and their types
@@ -126,8 +125,8 @@ class _Problems:
 
 
 def _hint(key: str, known: Iterable[str]) -> str:
-    near = difflib.get_close_matches(key, list(known), n=1)
-    return f" (did you mean '{near[0]}'?)" if near else ""
+    hint = did_you_mean(key, known)
+    return f" ({hint})" if hint else ""
 
 
 def _type_problem(key: str, value: Any, want: Any) -> str | None:

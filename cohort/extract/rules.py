@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cohort.errors import MappingError
+from cohort.errors import MappingError, did_you_mean
 from cohort.extract.elements import first_code
 from cohort.model import PIPELINE_TYPES
 
@@ -111,8 +110,8 @@ def _validate(path: Path, text: str, data: dict[str, Any]) -> None:
 
     for table, value in data.items():
         if table not in _TABLES:
-            near = difflib.get_close_matches(table, list(_TABLES), n=1)
-            hint = f" (did you mean '{near[0]}'?)" if near else f"; one of {', '.join(_TABLES)}"
+            near = did_you_mean(table, _TABLES)
+            hint = f" ({near})" if near else f"; one of {', '.join(_TABLES)}"
             raise fail(table, "", "unknown table" + hint)
         if not isinstance(value, dict):
             raise fail(table, "", "must be a table")
@@ -121,13 +120,12 @@ def _validate(path: Path, text: str, data: dict[str, Any]) -> None:
             if keys == _TYPES:
                 known = _VERIFIED_TYPES if table == "drop_verification" else ("*", *PIPELINE_TYPES)
                 if key not in known:
-                    near = difflib.get_close_matches(key, list(known), n=1)
-                    hint = f"did you mean '{near[0]}'?" if near else f"one of {', '.join(known)}"
+                    hint = did_you_mean(key, known) or f"one of {', '.join(known)}"
                     raise fail(table, key, f"not a resource type these rules apply to ({hint})")
                 want: type = list
             elif key not in keys:
-                near = difflib.get_close_matches(key, list(keys), n=1)
-                hint = f" (did you mean '{near[0]}'?)" if near else f"; one of {', '.join(keys)}"
+                near = did_you_mean(key, keys)
+                hint = f" ({near})" if near else f"; one of {', '.join(keys)}"
                 raise fail(table, key, "unknown key" + hint)
             else:
                 want = keys[key]

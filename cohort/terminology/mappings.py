@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import difflib
 import hashlib
 import re
 from collections.abc import Iterator
@@ -11,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cohort.errors import MappingError
+from cohort.errors import MappingError, did_you_mean
 
 MATCH_KINDS = ("exact", "prefix", "range", "glob")
 VERIFIED_FLAGS = ("Y", "N", "local")
@@ -180,11 +179,11 @@ def concept_row(rec: Record, shown: str, *, medication: bool) -> MappingRow:
         raise rec.fail("code", "empty (never guess a code: leave the row out)")
     match = rec.get("match") or "exact"
     if match not in MATCH_KINDS:
-        hint = difflib.get_close_matches(match, MATCH_KINDS, n=1)
+        hint = did_you_mean(match, MATCH_KINDS)
         raise rec.fail(
             "match",
             f"unknown match kind '{match}' (one of {', '.join(MATCH_KINDS)})"
-            + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+            + (f" ({hint})" if hint else ""),
         )
     if match == "range" and not _RANGE_RE.match(code):
         raise rec.fail("code", f"range '{code}' is not of the form LOW-HIGH")
