@@ -98,7 +98,7 @@ def _fits(screened: int, tiers: dict[str, range], funnel: list[dict[str, range]]
     kept = {a + b for a in tiers["likely"] for b in tiers["possible"]}
     if funnel:
         kept &= left
-    return any(s - k - e >= 0 for k in kept for e in tiers["excluded"] if s - k == e)
+    return any(s - k in tiers["excluded"] for k in kept)
 
 
 def _reader_narrows(tiers: dict[str, str], funnel: list[dict[str, str]]) -> list[tuple[str, int]]:
