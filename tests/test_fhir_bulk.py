@@ -385,3 +385,48 @@ def test_bulk_status_url_on_another_host_is_refused_before_it_is_saved(tmp_path,
     with pytest.raises(ServerError, match="another host"):
         pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
     assert not (tmp_path / "spool" / "uci" / "job.json").exists()
+
+
+@responses.activate
+def test_bulk_cut_job_state_starts_a_new_job(tmp_path, store):
+    """job.json was written in place: a run killed while writing it left a cut file, and every
+    later night stopped with an internal error reading it. The state is now written atomically,
+    and a state file that cannot be read is reported and replaced by a new export job."""
+    kick, since = [], []
+    setup_server(b"", {}, kick, since)
+    responses.replace(responses.GET, f"{FILES}/Observation.ndjson",
+                      body=requests.ConnectionError("reset"))
+    s = settings(tmp_path, bulk_group="g1", max_retries=0)
+    from cohort.errors import ServerError
+    with pytest.raises(ServerError, match="interrupted|ConnectionError"):
+        pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    state = tmp_path / "spool" / "uci" / "job.json"
+    whole = state.read_bytes()
+    assert json.loads(whole)["status_url"] == STATUS and state.stat().st_mode & 0o777 == 0o600
+    state.write_bytes(whole[: len(whole) // 2])  # what a kill mid-write left before
+    responses.replace(responses.GET, f"{FILES}/Observation.ndjson", body=ndjson([obs(1, "p1")]))
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert len(kick) == 2
+    assert any("job.json of an earlier run is unreadable" in w for w in rep.warnings)
+    assert store.get("uci", "Observation", "o1") is not None
+
+
+def test_bulk_job_state_write_keeps_the_old_state_when_it_fails(tmp_path, monkeypatch):
+    """A failed write of the job state leaves the previous state whole (was truncated first)."""
+    import os
+
+    from cohort.errors import OutputError
+    from cohort.source.fhir import bulk
+
+    path = tmp_path / "job.json"
+    bulk._write_state(path, {"status_url": "https://x/status/1"})
+
+    def full(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(OutputError, match="No space left"):
+        bulk._write_state(path, {"status_url": "https://x/status/2", "manifest": {}})
+    monkeypatch.undo()
+    assert json.loads(path.read_text()) == {"status_url": "https://x/status/1"}
+    assert [p.name for p in tmp_path.iterdir()] == ["job.json"]

@@ -243,7 +243,7 @@ def test_disk_full_while_writing_keeps_every_output(
     """The disk fills up at the 4th output file: none of the previous outputs is replaced."""
     with RUNS.scenario("disk full mid-output"):
         cfg_path, out, kept = _good_run(tmp_path)
-        import cohort.report.files as files
+        import cohort.atomic as files
 
         real_write = os.write
         calls = {"n": 0}

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cohort import atomic
 from cohort.errors import OutputError
 from cohort.model import Candidate, CriterionInfo, Evidence, Patient, Result, SiteResult, Status
-from cohort.report import files as files_mod
 from cohort.report.csv import PHI_COLUMNS, candidates_csv, csv_line, evidence_csv
 from cohort.report.files import excel_safe, write_atomic
 
@@ -262,7 +262,7 @@ def test_write_atomic_failure_keeps_previous(
     def boom(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(files_mod.os, "fsync", boom)
+    monkeypatch.setattr(atomic.os, "fsync", boom)
     with pytest.raises(OutputError, match="No space left"):
         write_atomic(target, "half-written")
     assert target.read_bytes() == b"good\r\n"

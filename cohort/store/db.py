@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
+from cohort.atomic import ensure_dir
 from cohort.errors import StoreError
-from cohort.report.files import ensure_dir
 from cohort.store.census import CensusTables
 from cohort.store.marks import MarkTables
 from cohort.store.rows import PutStats, Row, compare_versions, prepare_row, same_content

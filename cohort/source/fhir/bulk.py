@@ -17,8 +17,8 @@ from urllib.parse import urlencode
 import orjson
 import requests
 
+from cohort.atomic import ensure_dir, write_atomic
 from cohort.errors import AuthError, ServerError
-from cohort.report.files import ensure_dir
 from cohort.source.fileinfo import UNREADABLE, unreadable
 from cohort.source.structure import loads
 from cohort.store import patient_of
@@ -56,7 +56,7 @@ def spool_dir(p: Puller) -> Path:
 
 def _private(path: Path, mode: str = "wb") -> IO[bytes]:
     """`path` opened for writing ("wb" or "ab"), 0600 whatever the umask: spooled NDJSON is
-    PHI, and job.json names the job's status URL."""
+    PHI (job.json, which names the job's status URL, is written 0600 by write_atomic)."""
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "ab" else os.O_TRUNC)
     fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o600)
     try:
@@ -306,8 +306,22 @@ def _export(
 
 
 def _write_state(path: Path, state: dict[str, Any]) -> None:
-    with _private(path) as f:
-        f.write(json.dumps(state).encode())
+    # atomic: a run killed mid-write must leave the previous state, not a cut file
+    write_atomic(path, json.dumps(state))
+
+
+def _read_state(p: Puller, path: Path) -> dict[str, Any]:
+    """The unfinished job an earlier run left, or {} when there is none or it is unreadable."""
+    if not path.exists():
+        return {}
+    try:
+        state = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        state = None
+    if not isinstance(state, dict):
+        p.report.warn(f"bulk: {path.name} of an earlier run is unreadable; a new export job")
+        return {}
+    return state
 
 
 def export_errors(p: Puller, errors: list[tuple[str, Path]]) -> bool:
@@ -343,7 +357,7 @@ def bulk_pull(p: Puller) -> None:
         return
     spool = spool_dir(p)
     state_file = spool / "job.json"
-    state: dict[str, Any] = json.loads(state_file.read_text()) if state_file.exists() else {}
+    state = _read_state(p, state_file)
     key = export_key(p, export_types(p))
     mark, _, mark_key = (p.mark("bulk") or "").partition("|")
     if mark and mark_key != key:
