@@ -196,3 +196,18 @@ def test_summary_lists_patients_no_longer_screened_or_no_longer_eligible(tmp_pat
     assert now["x-p001"]["change"] == "tier possible -> excluded"
     assert "<b>1</b> no longer eligible" in page
     assert re.search(r'<tr class="change">.*?x-p001.*?tier possible -&gt; excluded', page)
+
+
+def test_previous_name_is_read_without_the_formula_guard(tmp_path: Path) -> None:
+    """candidates.csv guards a cell that opens like a formula with "'"; reading the previous
+    run undid it for patient_id only, so summary.html's "no longer screened" list showed a
+    name such as "-Ann" as "'-Ann"."""
+    path = tmp_path / "candidates.csv"
+    path.write_text(
+        "rank,patient_id,tier,score,eligible_from,reasons,change,name\r\n"
+        "1,'-p1,likely,1,,,,'-Ann\r\n"
+        "2,p2,likely,1,,,,'Brien O\r\n",
+        encoding="utf-8",
+    )
+    prev = read_previous(path)
+    assert prev.names == {"-p1": "-Ann", "p2": "'Brien O"}

@@ -41,6 +41,11 @@ def criterion_columns(header: list[str]) -> list[str]:
     return header[start:end]
 
 
+def unguard(cell: str) -> str:
+    """A cell as it was before `excel_safe` prefixed it with "'"."""
+    return cell[1:] if cell[:1] == "'" and cell[1:2] in FORMULA_CHARS else cell
+
+
 def read_candidates(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     """(criterion columns, rows) of a candidates.csv; ([], []) when absent or unreadable."""
     # our own CSV may hold long cells (hostile 1 MB names): csv's 128 KiB default would fail
@@ -53,10 +58,11 @@ def read_candidates(path: Path) -> tuple[list[str], list[dict[str, str]]]:
             for r in body:
                 # a FHIR id may start with "-", which the CSV guards against formulas as "'-":
                 # ids hold no "'", so the guard is undone unambiguously (else every such
-                # patient read as new, and as removed, on every run)
-                pid = r["patient_id"]
-                if pid[:1] == "'" and pid[1:2] in FORMULA_CHARS:
-                    r["patient_id"] = pid[1:]
+                # patient read as new, and as removed, on every run); a name is shown again
+                # in summary.html's "no longer screened" list, as it was before the guard
+                r["patient_id"] = unguard(r["patient_id"])
+                if r.get("name"):
+                    r["name"] = unguard(r["name"])
             return criterion_columns(list(reader.fieldnames or [])), body
     except (OSError, csv.Error, UnicodeDecodeError):
         return [], []
