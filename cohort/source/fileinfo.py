@@ -29,7 +29,7 @@ __all__ = [
     "is_non_data",
     "named_for",
     "origin_of",
-    "printable",
+    "utf8_name",
     "unreadable",
 ]
 
@@ -99,11 +99,11 @@ class ReadStats:
 
 
 def origin_of(path: Path, root: Path) -> str:
-    """The origin of a file: its path under the source folder `root`, in `printable` form."""
-    return printable(path.relative_to(root).as_posix() if path != root else path.name)
+    """The origin of a file: its path under the source folder `root`, in `utf8_name` form."""
+    return utf8_name(path.relative_to(root).as_posix() if path != root else path.name)
 
 
-def printable(name: str) -> str:
+def utf8_name(name: str) -> str:
     """A file name as UTF-8 can hold it: the bytes of a name that is not UTF-8 (a Latin-1 name
     copied from another system) as backslash escapes, `caf\\xe9.ndjson`. Origins go into the
     store, run.json and the unchanged-files stamp, and such a name crashed the run (exit 1)."""

@@ -23,8 +23,8 @@ from cohort.source.fileinfo import (
     ReadStats,
     named_for,
     origin_of,
-    printable,
     unreadable,
+    utf8_name,
 )
 from cohort.source.reader import Reader
 from cohort.source.validate import MODES
@@ -61,7 +61,7 @@ def _walk(directory: Path) -> Iterator[tuple[Path, str]]:
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except OSError as e:
-        where = printable(str(directory))
+        where = utf8_name(str(directory))
         raise SourceError(f"cannot list directory {where}: {e.strerror}") from None
     for entry in entries:
         if entry.name.startswith("."):

@@ -20,8 +20,8 @@ from cohort.source.fileinfo import (
     is_non_data,
     named_for,
     origin_of,
-    printable,
     unreadable,
+    utf8_name,
 )
 from cohort.source.structure import (
     BOM,
@@ -321,7 +321,7 @@ class Reader:
                 fh = tf.extractfile(member)
                 if fh is None:
                     continue
-                mname = printable(member.name.removeprefix("./"))
+                mname = utf8_name(member.name.removeprefix("./"))
                 if Path(mname).name.startswith("."):
                     continue  # e.g. macOS "._x.json" resource forks
                 with fh:
