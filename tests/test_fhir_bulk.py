@@ -241,12 +241,8 @@ def test_bulk_error_files_are_reported_and_hold_the_mark(tmp_path, store):
     assert "bulk" not in rep.marks and store.get_mark("uci", "fhir:bulk") is None
 
 
-@responses.activate
-def test_bulk_resumed_job_that_is_gone_starts_a_new_one(tmp_path, store):
-    """A run that failed mid-download left its job for the next run to resume; by then the
-    server had dropped the job (404 on its status URL and files), and every later night failed
-    the same way until someone deleted the spool. A resumed job that is gone is now replaced
-    by a new one in the same run."""
+def _interrupted_job(tmp_path, store):
+    """A run whose Observation download failed: its job is left in the spool to resume."""
     kick, since = [], []
     setup_server(b"", {}, kick, since)
     responses.replace(responses.GET, f"{FILES}/Observation.ndjson",
@@ -255,6 +251,16 @@ def test_bulk_resumed_job_that_is_gone_starts_a_new_one(tmp_path, store):
     from cohort.errors import ServerError
     with pytest.raises(ServerError, match="interrupted|ConnectionError"):
         pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    return kick, s
+
+
+@responses.activate
+def test_bulk_resumed_job_that_is_gone_starts_a_new_one(tmp_path, store):
+    """A run that failed mid-download left its job for the next run to resume; by then the
+    server had dropped the job (404 on its status URL and files), and every later night failed
+    the same way until someone deleted the spool. A resumed job that is gone is now replaced
+    by a new one in the same run."""
+    kick, s = _interrupted_job(tmp_path, store)
     assert (tmp_path / "spool" / "uci" / "job.json").exists()
     served = {"n": 0}
 
@@ -392,14 +398,7 @@ def test_bulk_cut_job_state_starts_a_new_job(tmp_path, store):
     """job.json was written in place: a run killed while writing it left a cut file, and every
     later night stopped with an internal error reading it. The state is now written atomically,
     and a state file that cannot be read is reported and replaced by a new export job."""
-    kick, since = [], []
-    setup_server(b"", {}, kick, since)
-    responses.replace(responses.GET, f"{FILES}/Observation.ndjson",
-                      body=requests.ConnectionError("reset"))
-    s = settings(tmp_path, bulk_group="g1", max_retries=0)
-    from cohort.errors import ServerError
-    with pytest.raises(ServerError, match="interrupted|ConnectionError"):
-        pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    kick, s = _interrupted_job(tmp_path, store)
     state = tmp_path / "spool" / "uci" / "job.json"
     whole = state.read_bytes()
     assert json.loads(whole)["status_url"] == STATUS and state.stat().st_mode & 0o777 == 0o600
