@@ -96,6 +96,11 @@ class ConditionFact:
     onset: date | None = None
     recorded: date | None = None
     abatement: date | None = None
+    # The last day a partial date (YYYY, YYYY-MM) can stand for; None for a full date (then
+    # the date above is exact). Criteria read both through criteria.base.latest/shown.
+    onset_last: date | None = None
+    recorded_last: date | None = None
+    abatement_last: date | None = None
 
 
 @value
@@ -133,6 +138,8 @@ class ExposureFact:
     route: str = ""  # route text/display, lower-case
     doses: tuple[Dose, ...] = ()
     strength_mg: float | None = None  # per unit of product when known (Medication.ingredient)
+    start_last: date | None = None  # last day of a partial start/end (see ConditionFact)
+    end_last: date | None = None
 
 
 @value
@@ -142,6 +149,7 @@ class ImmunizationFact:
     status: str
     when: date | None
     text: str = ""
+    when_last: date | None = None  # last day of a partial date (see ConditionFact)
 
 
 @value
@@ -152,6 +160,8 @@ class ProcedureFact:
     start: date | None
     end: date | None
     text: str = ""
+    start_last: date | None = None  # last day of a partial start/end (see ConditionFact)
+    end_last: date | None = None
 
 
 @dataclass(slots=True)

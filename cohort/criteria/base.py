@@ -115,6 +115,40 @@ def iso(d: date | None) -> str:
     return d.isoformat() if d else ""
 
 
+# A date from a record may be partial (YYYY or YYYY-MM): facts keep its first day and, apart,
+# its last (`*_last`, None for a full date). A criterion decides on such a date only when every
+# day it can stand for gives the same outcome (as `age` does for a birth date), else unknown.
+def latest(first: date | None, last: date | None) -> date | None:
+    """The last day a possibly partial date can stand for (`last` is None for a full date)."""
+    return first if last is None else last
+
+
+def shown(first: date | None, last: date | None) -> str:
+    """A possibly partial date as recorded: 2026, 2026-09 or 2026-09-14 (not an invented day)."""
+    if first is None:
+        return ""
+    if last is None or last == first:
+        return first.isoformat()
+    if (first.month, first.day, last.month, last.day) == (1, 1, 12, 31) and first.year == last.year:
+        return f"{first.year:04d}"
+    month_end = calendar.monthrange(last.year, last.month)[1]
+    if first.day == 1 and last.day == month_end and first.replace(day=1) == last.replace(day=1):
+        return first.isoformat()[:7]
+    return f"{first.isoformat()}/{last.isoformat()}"
+
+
+def partly(first: date | None, last: date | None) -> bool:
+    """Whether a date is partial (it can stand for more than one day)."""
+    return first is not None and last is not None and last != first
+
+
+def condition_days(c: ConditionFact) -> tuple[date | None, date | None]:
+    """A condition's date, onset else recordedDate: (first day, last day it can stand for)."""
+    if c.onset is not None:
+        return c.onset, latest(c.onset, c.onset_last)
+    return c.recorded, latest(c.recorded, c.recorded_last)
+
+
 def value_text(v: ObsValue) -> tuple[str, str]:
     """Human value and unit of an observation value, for evidence."""
     if v.quantity:
@@ -174,9 +208,18 @@ class Context:
             if not ((c.onset or c.recorded) and (c.onset or c.recorded) > self.as_of)  # type: ignore[operator]
         ]
 
-    def active(self, c: ConditionFact) -> bool:
+    def active(self, c: ConditionFact) -> bool | None:
+        """Whether the condition is active on as_of; None when it abated in a partial month or
+        year that contains as_of (active on some of its days, not on others)."""
         if c.abatement and c.abatement <= self.as_of:
-            return False
+            if (c.abatement_last or c.abatement) <= self.as_of:  # its last possible day
+                return False
+            if not self._active_status(c):
+                return False  # not active whatever the abatement day
+            return None
+        return self._active_status(c)
+
+    def _active_status(self, c: ConditionFact) -> bool:
         if not c.clinical_status:
             return self.missing_status_is_active
         return c.clinical_status in self.active_statuses
@@ -235,10 +278,19 @@ class Context:
             return True
         return not self.non_systemic.search(f"{e.route} | {e.text}")
 
-    def current(self, e: ExposureFact) -> bool:
-        if e.start is None or e.start > self.as_of:
+    def current(self, e: ExposureFact) -> bool | None:
+        """Whether the exposure's interval contains as_of; None when its partial dates cannot
+        tell (it does for some of the days they stand for, not for others)."""
+        if self._contains(latest(e.start, e.start_last), e.end, e.ongoing):
+            return True
+        if self._contains(e.start, latest(e.end, e.end_last), e.ongoing):
+            return None
+        return False
+
+    def _contains(self, start: date | None, end: date | None, ongoing: bool) -> bool:
+        if start is None or start > self.as_of:
             return False
-        return e.ongoing or (e.end is not None and e.end >= self.as_of)
+        return ongoing or (end is not None and end >= self.as_of)
 
     # --- medications, immunizations, procedures ----------------------------------------------
     def exposures(self, concepts: Iterable[str]) -> list[ExposureFact]:

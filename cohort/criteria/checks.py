@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from cohort.criteria.base import Context, Criterion, iso, result, window_start, worst
+from cohort.criteria.base import (
+    Context,
+    Criterion,
+    condition_days,
+    result,
+    shown,
+    window_start,
+    worst,
+)
 from cohort.model import Evidence, ObservationFact, Result, Status
 
 _LESS = re.compile(r"^\s*(<|<=|less than|below)\s*\d", re.I)
@@ -40,19 +48,30 @@ def classify(ctx: Context, o: ObservationFact, concept: str, check: dict[str, An
 def _condition_check(
     ctx: Context, chk: dict[str, Any], then: Status
 ) -> tuple[Status, list[Evidence], list[Evidence], str]:
-    hits, ignored = [], []
+    hits, unsure, ignored = [], [], []
+    why_unsure = ""
     label = chk.get("label", ", ".join(chk["condition"]))
     for c in ctx.conditions(chk["condition"]):
         concepts = ctx.concepts(c.ref, c.codes, c.text)
-        ev = Evidence(ref=c.ref, concept=label, value=c.text[:80], date=iso(c.onset or c.recorded))
+        ev = Evidence(ref=c.ref, concept=label, value=c.text[:80], date=shown(*condition_days(c)))
+        active = ctx.active(c) if chk.get("active") else True
         if set(chk.get("unless", [])) & concepts:
             ignored.append(_note(ev, "listed exception"))
-        elif chk.get("active") and not ctx.active(c):
+        elif active is None:
+            # abated in a month or year that contains as_of: active on some of its days only
+            abated = shown(c.abatement, c.abatement_last)
+            why_unsure = why_unsure or (
+                f"{label} condition abated {abated}: cannot tell if still active on {ctx.as_of}"
+            )
+            unsure.append(_note(ev, f"abated {abated}"))
+        elif not active:
             ignored.append(_note(ev, f"not active ({c.clinical_status or 'abated'})"))
         else:
             hits.append(_note(ev, "condition"))
     if hits:
-        return then, hits, ignored, f"{label} condition"
+        return then, hits, ignored + unsure, f"{label} condition"
+    if unsure:
+        return Status.UNKNOWN, unsure, ignored, why_unsure
     return Status.PASS, [], ignored, ""
 
 

@@ -6,7 +6,7 @@ import calendar
 import re
 from datetime import date
 
-from cohort.criteria.base import Context, Criterion, iso, months_before, result
+from cohort.criteria.base import Context, Criterion, condition_days, months_before, result, shown
 from cohort.model import Evidence, Result, Status
 
 _BIRTH = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
@@ -57,26 +57,52 @@ def diagnosis(crit: Criterion, ctx: Context) -> Result:
         uncertain = ctx.conditions(p.get("uncertain_concepts", []))
         if uncertain:
             ev = [
-                Evidence(ref=c.ref, value=c.text[:80], date=iso(c.onset or c.recorded))
+                Evidence(ref=c.ref, value=c.text[:80], date=shown(*condition_days(c)))
                 for c in uncertain
             ]
             return result(
                 crit, Status.UNKNOWN, p.get("uncertain_reason", "diagnosis not specific"), ev
             )
         return result(crit, Status.FAIL, "no qualifying diagnosis")
-    cutoff = months_before(ctx.as_of, int(p["min_months"]))
+    months = int(p["min_months"])
+    cutoff = months_before(ctx.as_of, months)
     ev = [
         Evidence(
             ref=c.ref,
             concept=",".join(p["concepts"]),
             value=c.text[:80],
-            date=iso(c.onset or c.recorded),
+            date=shown(*condition_days(c)),
         )
         for c in found
     ]
-    dated = sorted(d for c in found if (d := c.onset or c.recorded))
-    if dated and dated[0] <= cutoff:
-        return result(crit, Status.PASS, f"diagnosed {dated[0]} (on or before {cutoff})", ev)
+    # (first day, last day, condition) of each dated one, earliest first
+    dated = sorted(
+        ((first, last, c) for c in found for first, last in [condition_days(c)] if first and last),
+        key=lambda d: (d[0], d[1], d[2].ref),
+    )
+    sure = [d for d in dated if d[1] <= cutoff]  # every day it can stand for is early enough
+    if sure:
+        return result(
+            crit,
+            Status.PASS,
+            f"diagnosed {shown(sure[0][0], sure[0][1])} (on or before {cutoff})",
+            ev,
+        )
+    maybe = [d for d in dated if d[0] <= cutoff]  # a partial date straddling the cutoff
+    if maybe:
+        first, last, c = maybe[0]
+        label = p.get("label", p["concepts"][0])
+        which = "onset " if c.onset is not None else ""
+        note = "" if c.onset is not None else " (recordedDate, no onset)"
+        return result(
+            crit,
+            Status.UNKNOWN,
+            f"{label} {which}recorded only as {shown(first, last)}{note}; "
+            f"{months} months before {ctx.as_of} is {cutoff}",
+            ev,
+        )
     if len(dated) < len(found):
         return result(crit, Status.UNKNOWN, "diagnosis has no onset or recorded date", ev)
-    return result(crit, Status.FAIL, f"diagnosed {dated[0]}, after {cutoff}", ev)
+    return result(
+        crit, Status.FAIL, f"diagnosed {shown(dated[0][0], dated[0][1])}, after {cutoff}", ev
+    )

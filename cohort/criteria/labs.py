@@ -42,8 +42,22 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
     if "fail_below" in p:
         threshold = float(p["fail_below"])
         alt = p.get("alt")
-        if alt and any(ctx.active(c) for c in ctx.conditions(alt["concepts"])):
+        states = {ctx.active(c) for c in ctx.conditions(alt["concepts"])} if alt else set()
+        if True in states and alt:
             threshold = float(alt["fail_below"])
+        elif None in states and alt:
+            # the condition abated in a month or year containing as_of: a value between the
+            # two limits passes on some of its days and fails on others
+            low = float(alt["fail_below"])
+            if min(low, threshold) <= v < max(low, threshold):
+                why = f"{concept} {v:g} {unit}: limit {low:g} or {threshold:g}"
+                return result(
+                    crit,
+                    Status.UNKNOWN,
+                    f"{why}, as {alt['concepts'][0]} may have abated by {ctx.as_of}",
+                    [ev],
+                    ignored,
+                )
         if v < threshold:
             return result(
                 crit,

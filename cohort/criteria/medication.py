@@ -6,22 +6,18 @@ import re
 from dataclasses import replace
 from datetime import date, timedelta
 
-from cohort.criteria.base import Context, Criterion, Span, iso, result, window_span
+from cohort.criteria.base import Context, Criterion, latest, result, shown, window_span
+from cohort.criteria.intervals import (
+    Dated,
+    clear_from,
+    exposure_dated,
+    exposure_evidence,
+    in_window,
+)
 from cohort.model import Evidence, ExposureFact, Quantity, Result, Status
 
 _STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*MG\b(?!\s*/)", re.I)
 _UNIT_FORMS = ("tbl", "tab", "tablet", "cap", "capsule", "{tbl}", "{tablet}", "{capsule}", "1")
-
-
-def _exposure_evidence(e: ExposureFact, concept: str, note: str, value: str = "") -> Evidence:
-    end = "ongoing" if e.ongoing else iso(e.end)
-    return Evidence(
-        ref=e.ref,
-        concept=concept,
-        value=value or e.text[:80],
-        date=f"{iso(e.start)}..{end}",
-        note=note,
-    )
 
 
 def current_medication(crit: Criterion, ctx: Context) -> Result:
@@ -29,25 +25,36 @@ def current_medication(crit: Criterion, ctx: Context) -> Result:
     starts = [e.start for e in ctx.facts.exposures] + ctx.facts.other_medications
     if not any(d is None or d <= ctx.as_of for d in starts):
         return result(crit, Status.UNKNOWN, "no medication records at all")
-    evidence, ignored, undated = [], [], []
+    evidence, ignored, undated, maybe = [], [], [], []
+    why_maybe = ""
     for e in ctx.exposures(p["concepts"]):
         concept = ",".join(sorted(set(p["concepts"]) & ctx.concepts(e.ref, e.codes, e.text)))
+        current = ctx.current(e)
         if p.get("systemic_only", True) and not ctx.systemic(e):
-            ignored.append(_exposure_evidence(e, concept, "not systemic (route or form)"))
-        elif ctx.current(e):
-            evidence.append(_exposure_evidence(e, concept, "current"))
+            ignored.append(exposure_evidence(e, concept, "not systemic (route or form)"))
+        elif current:
+            evidence.append(exposure_evidence(e, concept, "current"))
+        elif current is None:
+            # current on some of the days its partial dates stand for, not on others
+            it = exposure_dated(e, concept, "partial date: may be current")
+            why_maybe = why_maybe or (
+                f"{concept} {it.partial()}: cannot tell if current on {ctx.as_of}"
+            )
+            maybe.append(it.ev)
         elif e.ongoing and e.start is None:
-            undated.append(_exposure_evidence(e, concept, "ongoing, no start date"))
+            undated.append(exposure_evidence(e, concept, "ongoing, no start date"))
         else:
-            ignored.append(_exposure_evidence(e, concept, "not current on the as-of date"))
+            ignored.append(exposure_evidence(e, concept, "not current on the as-of date"))
     if evidence:
         return result(
             crit,
             Status.PASS,
             f"current {evidence[0].concept}: {evidence[0].value}",
             evidence,
-            ignored,
+            ignored + maybe,
         )
+    if maybe:
+        return result(crit, Status.UNKNOWN, why_maybe, maybe + undated, ignored)
     if undated:
         # an ongoing record without a start date: the data cannot tell it started by as_of
         return result(
@@ -63,21 +70,10 @@ def current_medication(crit: Criterion, ctx: Context) -> Result:
 def any_record(crit: Criterion, ctx: Context) -> Result:
     hits = ctx.exposures(crit.params["concepts"])
     if hits:
-        ev = [
-            _exposure_evidence(e, ",".join(crit.params["concepts"]), "record found") for e in hits
-        ]
+        ev = [exposure_evidence(e, ",".join(crit.params["concepts"]), "record found") for e in hits]
         # (the evidence's value, as quoted: `--no-phi` withholds it in both, report.nophi)
         return result(crit, Status.FAIL, f"prior {crit.params['concepts'][0]}: {ev[0].value}", ev)
     return result(crit, Status.PASS, "no record")
-
-
-def _in_window(ctx: Context, start: date | None, end: date | None, ongoing: bool, lo: date) -> bool:
-    """Exposure interval overlaps (as_of - window, as_of]; see docs/rules.md for the boundary."""
-    if start is None and end is None:
-        return False
-    if start is not None and start > ctx.as_of:
-        return False
-    return ongoing or (end is not None and end > lo)
 
 
 def washout(crit: Criterion, ctx: Context) -> Result:
@@ -85,50 +81,68 @@ def washout(crit: Criterion, ctx: Context) -> Result:
     p = crit.params
     span = window_span(p)
     lo = span.before(ctx.as_of)
-    evidence, ignored = [], []
+    evidence, ignored, maybe = [], [], []
     ends: list[date | None] = []
     uncertain: list[Evidence] = []
-    items: list[tuple[str, date | None, date | None, bool, Evidence]] = []
+    why_maybe = ""
+    items: list[Dated] = []
     for e in ctx.exposures(p.get("concepts", [])):
         if p.get("systemic_only") and not ctx.systemic(e):
-            ignored.append(_exposure_evidence(e, "", "not systemic (route or form)"))
+            ignored.append(exposure_evidence(e, "", "not systemic (route or form)"))
             continue
         concept = ",".join(sorted(set(p["concepts"]) & ctx.concepts(e.ref, e.codes, e.text)))
-        items.append((e.ref, e.start, e.end, e.ongoing, _exposure_evidence(e, concept, "")))
+        items.append(exposure_dated(e, concept, ""))
     for pr in ctx.procedures(p.get("procedures", [])):
         ev = Evidence(
-            ref=pr.ref, concept=",".join(p["procedures"]), value=pr.text[:80], date=iso(pr.start)
+            ref=pr.ref,
+            concept=",".join(p["procedures"]),
+            value=pr.text[:80],
+            date=shown(pr.start, pr.start_last),
         )
-        items.append((pr.ref, pr.start, pr.end, False, ev))
+        items.append(Dated.of(pr.start, pr.start_last, pr.end, pr.end_last, False, ev))
     for im in ctx.immunizations(p.get("immunizations", []) + p.get("uncertain_immunizations", [])):
-        ev = Evidence(ref=im.ref, value=im.text[:80], date=iso(im.when))
+        ev = Evidence(ref=im.ref, value=im.text[:80], date=shown(im.when, im.when_last))
         if set(p.get("uncertain_immunizations", [])) & ctx.concepts(im.ref, im.codes, im.text):
-            if im.when and lo < im.when <= ctx.as_of:
-                uncertain.append(
-                    Evidence(ref=im.ref, value=im.text[:80], date=iso(im.when), note="may be live")
-                )
+            # on any day its date may stand for (a vaccine that may be live is only a doubt)
+            last = latest(im.when, im.when_last)
+            if im.when and last and im.when <= ctx.as_of and last > lo:
+                uncertain.append(replace(ev, note="may be live"))
             continue
-        items.append((im.ref, im.when, im.when, False, ev))
-    last_end: date | None = None
-    for _ref, start, end, ongoing, ev in items:
-        if end and (last_end is None or end > last_end):
-            last_end = end
-        if start is None and end is None:
+        items.append(Dated.of(im.when, im.when_last, im.when, im.when_last, False, ev))
+    # The last dose, for the lab rule after the window, on its earliest and its latest reading
+    # (they differ when its date is partial; see _lab_after_dose).
+    known = [(it.end, it.end_last) for it in items if it.end and it.end_last]
+    last_end = (max(e for e, _ in known), max(e for _, e in known)) if known else None
+    for it in items:
+        if it.start is None and it.end is None:
             # no date at all: the data cannot tell whether it is within the window
-            uncertain.append(replace(ev, note="undated: cannot tell if within window"))
-        elif _in_window(ctx, start, end, ongoing, lo):
-            evidence.append(replace(ev, note="within window"))
-            ends.append(None if ongoing else end)
+            uncertain.append(replace(it.ev, note="undated: cannot tell if within window"))
+            continue
+        inside = in_window(ctx, it, lo)
+        if inside:
+            evidence.append(replace(it.ev, note="within window"))
+            ends.append(None if it.ongoing else it.end_last)
+        elif inside is None:
+            name = it.ev.concept or it.ev.value or it.ev.ref.partition("/")[0]
+            why_maybe = why_maybe or (
+                f"{name} {it.partial()}: cannot tell if within {span} before {ctx.as_of}"
+                f" (ending after {lo})"
+            )
+            maybe.append(replace(it.ev, note="partial date: may be within window"))
+            ends.append(None if it.ongoing else it.end_last)
         else:
-            ignored.append(replace(ev, note="outside window or undated"))
+            ignored.append(replace(it.ev, note="outside window or undated"))
     if evidence:
-        eligible = _eligible(ends, span)
+        # eligible_from: the first day on which every record in (or maybe in) the window is
+        # out of it whatever day its partial date stands for, so from its latest end
+        eligible = clear_from(ends, span)
         when = f"until {eligible}" if eligible else "ongoing or no known end"
         if eligible and "lab_concepts" in p and last_end is not None:
             # after the window the lab rule applies to the same last dose and the counts
             # already known: one already below the lower limit still fails then (SPEC §4:
-            # eligible_from is a date on which the fails pass), so no date is known
-            after = _lab_after(crit, ctx, last_end, [])
+            # eligible_from is a date on which the fails pass), so no date is known. Only
+            # counts surely after the dose (its latest reading) are sure to count then.
+            after = _lab_after(crit, ctx, last_end[1], [])
             if after.status is Status.FAIL:
                 eligible = None
                 when = f"then {after.reason}"
@@ -137,10 +151,18 @@ def washout(crit: Criterion, ctx: Context) -> Result:
             crit,
             Status.FAIL,
             f"{evidence[0].concept or evidence[0].value} within {span} ({when})",
-            evidence,
+            evidence + maybe,
             ignored,
             eligible,
         )
+    if maybe and not uncertain and "lab_concepts" in p and last_end is not None:
+        # in the window on some days of its partial date (a fail), out of it on the others:
+        # if the lab rule then fails too, every day fails (not time-limited: a low count)
+        after = _lab_after_dose(crit, ctx, last_end, [])
+        if after.status is Status.FAIL:
+            return result(crit, Status.FAIL, after.reason, maybe + list(after.evidence), ignored)
+    if maybe:
+        return result(crit, Status.UNKNOWN, why_maybe, maybe + uncertain, ignored)
     if uncertain:
         why = "; ".join(
             dict.fromkeys(
@@ -152,20 +174,36 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         )
         return result(crit, Status.UNKNOWN, why, uncertain, ignored)
     if "lab_concepts" in p and last_end is not None:
-        return _lab_after(crit, ctx, last_end, ignored)
+        return _lab_after_dose(crit, ctx, last_end, ignored)
     return result(crit, Status.PASS, "no exposure in window", ignored=ignored)
 
 
-def _eligible(ends: list[date | None], span: Span) -> date | None:
-    """Known ends of every exposure in window: the last one plus the window; else None (also
-    past the calendar's end: an exposure "ending" 9999-12-31 has no date it washes out)."""
-    known = [e for e in ends if e is not None]
-    if not known or len(known) != len(ends):
-        return None
-    try:
-        return span.after(max(known))
-    except OverflowError:
-        return None
+def _lab_after_dose(
+    crit: Criterion, ctx: Context, last_dose: tuple[date, date], ignored: list[Evidence]
+) -> Result:
+    """`_lab_after` of a last dose given as its earliest and latest possible day.
+
+    Counts "since the last dose" must postdate it. When its date is partial, neither reading
+    may be taken alone: the earliest would count a low count that may predate the dose (as
+    counts between two doses are expected to be), the latest would drop a count that may
+    follow it. As the dose day moves later, only counts drop out, so the answer on any day is
+    that of one of the two readings: when they agree, every day does; else unknown."""
+    early, late = last_dose
+    if early == late:
+        return _lab_after(crit, ctx, late, ignored)
+    sure = _lab_after(crit, ctx, late, list(ignored))
+    first = _lab_after(crit, ctx, early, [])
+    if first.status is sure.status:
+        return sure
+    when = first.evidence[0].date if first.evidence else ""
+    return result(
+        crit,
+        Status.UNKNOWN,
+        f"last dose recorded only as {shown(early, late)}: cannot tell if the count of {when}"
+        f" is since it ({first.reason})",
+        first.evidence,
+        sure.ignored,
+    )
 
 
 def _lab_after(crit: Criterion, ctx: Context, last_dose: date, ignored: list[Evidence]) -> Result:
@@ -255,29 +293,40 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
     limit = float(p["max_daily_mg"])
     fails, unknown, ok, ignored = [], [], [], []
     ends: list[date | None] = []
+    why_partial = ""
     for e in ctx.exposures(p["concepts"]):
         if not ctx.systemic(e):
-            ignored.append(_exposure_evidence(e, "", "not systemic (route or form)"))
+            ignored.append(exposure_evidence(e, "", "not systemic (route or form)"))
             continue
+        it = exposure_dated(e, "", "")
         undated = e.start is None and e.end is None
-        if not undated and not _in_window(ctx, e.start, e.end, e.ongoing, lo):
-            ignored.append(_exposure_evidence(e, "", "outside window"))
+        inside = None if undated else in_window(ctx, it, lo)
+        if inside is False:
+            ignored.append(replace(it.ev, note="outside window"))
             continue
         mg = daily_mg(ctx, e)
+        dose = f"{mg:g} mg/day prednisone-equivalent" if mg is not None else "no usable dose"
         if undated and (mg is None or mg > limit):
             # no date at all: the data cannot tell whether this dose is within the window
-            unknown.append(_exposure_evidence(e, "", "undated: cannot tell if within window"))
-        elif mg is None:
-            unknown.append(_exposure_evidence(e, "", "no usable dose"))
-        elif mg > limit:
-            fails.append(
-                _exposure_evidence(e, "", f"{mg:g} mg/day prednisone-equivalent", f"{mg:g}")
+            unknown.append(replace(it.ev, note="undated: cannot tell if within window"))
+        elif inside is None and (mg is None or mg > limit):
+            # in the window on some of the days its partial dates stand for, not on others
+            why_partial = why_partial or (
+                f"corticosteroid {f'{mg:g} mg/day ' if mg is not None else ''}{it.partial()}:"
+                f" cannot tell if within {span} before {ctx.as_of} (ending after {lo})"
             )
-            ends.append(None if e.ongoing else e.end)
+            unknown.append(replace(it.ev, note=f"partial date: may be within window; {dose}"))
+            if mg is not None:
+                ends.append(None if e.ongoing else it.end_last)  # it may fail as long
+        elif mg is None:
+            unknown.append(replace(it.ev, note="no usable dose"))
+        elif mg > limit:
+            fails.append(replace(it.ev, note=dose, value=f"{mg:g}"))
+            ends.append(None if e.ongoing else it.end_last)  # latest possible end
         else:
-            ok.append(_exposure_evidence(e, "", f"{mg:g} mg/day prednisone-equivalent", f"{mg:g}"))
+            ok.append(replace(it.ev, note=dose, value=f"{mg:g}"))
     if fails:
-        eligible = _eligible(ends, span)
+        eligible = clear_from(ends, span)
         return result(
             crit,
             Status.FAIL,
@@ -287,14 +336,9 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
             eligible,
         )
     if unknown:
-        dated = any(not u.note.startswith("undated") for u in unknown)
-        return result(
-            crit,
-            Status.UNKNOWN,
-            "corticosteroid in window without a usable dose"
-            if dated
-            else f"undated corticosteroid: cannot tell if within {span}",
-            unknown + ok,
-            ignored,
-        )
+        if any(u.note == "no usable dose" for u in unknown):
+            why = "corticosteroid in window without a usable dose"
+        else:
+            why = why_partial or f"undated corticosteroid: cannot tell if within {span}"
+        return result(crit, Status.UNKNOWN, why, unknown + ok, ignored)
     return result(crit, Status.PASS, "no corticosteroid above the limit in window", ok, ignored)

@@ -48,7 +48,7 @@ KINDS: dict[str, KindSpec] = {
     "diagnosis": KindSpec(
         demographic.diagnosis,
         {"concepts": CONCEPTS, "min_months": int},
-        {"uncertain_concepts": CONCEPTS, "uncertain_reason": str},
+        {"uncertain_concepts": CONCEPTS, "uncertain_reason": str, "label": str},
     ),
     "titer": KindSpec(
         labs.titer,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Callable
 from datetime import date
@@ -15,38 +16,73 @@ from cohort.source.validate import valid_codeable_concept
 __all__ = [
     "CodeElements",
     "Coded",
+    "DayRange",
     "codes_of",
     "condition_onset",
+    "condition_onset_days",
     "exposure_start",
+    "exposure_start_days",
     "first_code",
     "obs_date",
     "obs_value",
     "parse_date",
+    "parse_days",
     "quantity_of",
     "text_of",
 ]
 
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+# A date's first day, and its last day when it is partial (YYYY or YYYY-MM: the last day it can
+# stand for) or None when it names one day: most dates do, and None costs them nothing.
+DayRange = tuple[date, date | None]
 _DAYS: dict[str, date | None] = {}  # parse_date by the first 10 characters (all it reads)
+_RANGES: dict[str, DayRange | None] = {}  # parse_days, likewise
+
+
+def _read_days(head: str) -> DayRange | None:
+    m = _DATE.match(head)
+    if not m:
+        return None
+    try:
+        y = int(m[1])
+        if m[3]:
+            return date(y, int(m[2]), int(m[3])), None
+        if m[2]:
+            mo = int(m[2])
+            return date(y, mo, 1), date(y, mo, calendar.monthrange(y, mo)[1])
+        return date(y, 1, 1), date(y, 12, 31)
+    except ValueError:
+        return None
 
 
 def parse_date(value: Any) -> date | None:
-    """FHIR date/dateTime/instant -> date; partial dates take the first day; junk -> None."""
+    """FHIR date/dateTime/instant -> date; partial dates take the first day; junk -> None.
+
+    The first day is what ordering and `last_seen` use; criteria that decide on a date read
+    `parse_days`, which also gives a partial date's last day."""
     if not isinstance(value, str):
         return None
     head = value[:10]
     if head in _DAYS:
         return _DAYS[head]
-    m = _DATE.match(head)
-    day = None
-    if m:
-        try:
-            day = date(int(m[1]), int(m[2] or 1), int(m[3] or 1))
-        except ValueError:
-            day = None
+    days = _read_days(head)
+    day = days[0] if days else None
     if len(_DAYS) < 100_000:
         _DAYS[head] = day
     return day
+
+
+def parse_days(value: Any) -> DayRange | None:
+    """FHIR date/dateTime/instant -> (first day, last day if partial else None); junk -> None."""
+    if not isinstance(value, str):
+        return None
+    head = value[:10]
+    if head in _RANGES:
+        return _RANGES[head]
+    days = _read_days(head)
+    if len(_RANGES) < 100_000:
+        _RANGES[head] = days
+    return days
 
 
 def _codings(cc: dict[str, Any]) -> list[Any]:
@@ -130,21 +166,34 @@ def obs_value(res: dict[str, Any]) -> ObsValue:
     return ObsValue()
 
 
-def condition_onset(res: dict[str, Any]) -> date | None:
+def condition_onset_days(res: dict[str, Any]) -> DayRange | None:
     """Condition.onsetDateTime, else onsetPeriod.start (AttributeError if that is no object)."""
-    return parse_date(res.get("onsetDateTime")) or parse_date(
+    # (`or`, not a loop: onsetPeriod is read only when onsetDateTime is no date, as before)
+    return parse_days(res.get("onsetDateTime")) or parse_days(
         (res.get("onsetPeriod") or {}).get("start")
     )
 
 
-def exposure_start(res: dict[str, Any]) -> date | None:
+def condition_onset(res: dict[str, Any]) -> date | None:
+    """The first day of `condition_onset_days`."""
+    days = condition_onset_days(res)
+    return days[0] if days else None
+
+
+def exposure_start_days(res: dict[str, Any]) -> DayRange | None:
     """A medication record's start: effectivePeriod.start, effectiveDateTime or authoredOn
     (AttributeError if effectivePeriod is no object)."""
     return (
-        parse_date((res.get("effectivePeriod") or {}).get("start"))
-        or parse_date(res.get("effectiveDateTime"))
-        or parse_date(res.get("authoredOn"))
+        parse_days((res.get("effectivePeriod") or {}).get("start"))
+        or parse_days(res.get("effectiveDateTime"))
+        or parse_days(res.get("authoredOn"))
     )
+
+
+def exposure_start(res: dict[str, Any]) -> date | None:
+    """The first day of `exposure_start_days`."""
+    days = exposure_start_days(res)
+    return days[0] if days else None
 
 
 def obs_date(res: dict[str, Any]) -> date | None:

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import date
 from typing import Any
 
 from cohort.extract.elements import (
     Coded,
     CodeElements,
+    DayRange,
     codes_of,
-    condition_onset,
-    exposure_start,
+    condition_onset_days,
+    exposure_start_days,
     first_code,
     obs_date,
     obs_value,
-    parse_date,
+    parse_days,
     quantity_of,
     text_of,
 )
@@ -36,6 +38,15 @@ MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest", "MedicationAdmin
 _PERIOD_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1, "wk": 7, "mo": 30, "a": 365}
 _TIMING_CODES = {"QD": 1, "BID": 2, "TID": 3, "QID": 4, "QOD": 0.5, "AM": 1, "PM": 1, "QAM": 1}
 _MR = ("MR", "MRN")
+
+
+def _first(days: DayRange | None) -> date | None:
+    return days[0] if days else None
+
+
+def _last(days: DayRange | None) -> date | None:
+    """A partial date's last day (None for a full date or none)."""
+    return days[1] if days else None
 
 
 def _doses(items: Iterable[Any]) -> tuple[Dose, ...]:
@@ -113,6 +124,11 @@ class Extractor:
         if rtype == "Patient":
             pf.patient = _patient(res)
         elif rtype == "Condition":
+            onset = condition_onset_days(res)
+            recorded = parse_days(res.get("recordedDate"))
+            abatement = parse_days(res.get("abatementDateTime")) or parse_days(
+                (res.get("abatementPeriod") or {}).get("end")
+            )
             pf.conditions.append(
                 ConditionFact(
                     ref=ref,
@@ -120,10 +136,12 @@ class Extractor:
                     text=coded[1],
                     clinical_status=first_code(res.get("clinicalStatus")),
                     verification_status=first_code(res.get("verificationStatus")),
-                    onset=condition_onset(res),
-                    recorded=parse_date(res.get("recordedDate")),
-                    abatement=parse_date(res.get("abatementDateTime"))
-                    or parse_date((res.get("abatementPeriod") or {}).get("end")),
+                    onset=_first(onset),
+                    recorded=_first(recorded),
+                    abatement=_first(abatement),
+                    onset_last=_last(onset),
+                    recorded_last=_last(recorded),
+                    abatement_last=_last(abatement),
                 )
             )
         elif rtype == "Observation":
@@ -136,27 +154,31 @@ class Extractor:
         elif rtype in MEDICATION_TYPES:
             pf.exposures.append(self._exposure(ref, res))
         elif rtype == "Immunization":
+            given = parse_days(res.get("occurrenceDateTime")) or parse_days(res.get("recorded"))
             pf.immunizations.append(
                 ImmunizationFact(
                     ref=ref,
                     codes=codes_of(res.get("vaccineCode")),
                     status=str(res.get("status", "")),
-                    when=parse_date(res.get("occurrenceDateTime"))
-                    or parse_date(res.get("recorded")),
+                    when=_first(given),
                     text=text_of(res.get("vaccineCode")),
+                    when_last=_last(given),
                 )
             )
         elif rtype == "Procedure":
             period = res.get("performedPeriod") or {}
-            start = parse_date(res.get("performedDateTime")) or parse_date(period.get("start"))
+            start = parse_days(res.get("performedDateTime")) or parse_days(period.get("start"))
+            end = parse_days(period.get("end")) or start
             pf.procedures.append(
                 ProcedureFact(
                     ref=ref,
                     codes=codes_of(res.get("code")),
                     status=str(res.get("status", "")),
-                    start=start,
-                    end=parse_date(period.get("end")) or start,
+                    start=_first(start),
+                    end=_first(end),
                     text=text_of(res.get("code")),
+                    start_last=_last(start),
+                    end_last=_last(end),
                 )
             )
 
@@ -199,9 +221,9 @@ class Extractor:
                     names.append(text_of(ing.get("itemCodeableConcept")))
             strength = _strength_mg(med)
             form = text_of(med.get("form"))
-        start = exposure_start(res)
+        start = exposure_start_days(res)
         status = str(res.get("status", ""))
-        end = parse_date((res.get("effectivePeriod") or {}).get("end"))
+        end = parse_days((res.get("effectivePeriod") or {}).get("end"))
         ongoing = end is None and status in self.rules.ongoing
         if end is None and not ongoing:
             end = start
@@ -215,12 +237,14 @@ class Extractor:
             codes=codes,
             text=" | ".join(n for n in names if n),
             status=status,
-            start=start,
-            end=end,
+            start=_first(start),
+            end=_first(end),
             ongoing=ongoing,
             route=" | ".join(r for r in routes if r).lower(),
             doses=_doses(dosages),
             strength_mg=strength,
+            start_last=_last(start),
+            end_last=_last(end),
         )
 
     def _resolve_medication(self, res: dict[str, Any]) -> dict[str, Any] | None:

@@ -1,0 +1,95 @@
+"""Records as intervals of possibly partial dates, and look-back windows over them (pure)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import NamedTuple
+
+from cohort.criteria.base import Context, Span, latest, partly, shown
+from cohort.model import Evidence, ExposureFact
+
+__all__ = ["Dated", "clear_from", "exposure_dated", "exposure_evidence", "in_window"]
+
+
+class Dated(NamedTuple):
+    """An exposure, procedure or immunization as an interval of possibly partial dates:
+    each first day with the last day it can stand for (the same day for a full date)."""
+
+    start: date | None
+    start_last: date | None
+    end: date | None
+    end_last: date | None
+    ongoing: bool
+    ev: Evidence
+
+    @classmethod
+    def of(
+        cls,
+        start: date | None,
+        start_last: date | None,
+        end: date | None,
+        end_last: date | None,
+        ongoing: bool,
+        ev: Evidence,
+    ) -> Dated:
+        """From a fact's fields (`*_last` None for a full date)."""
+        return cls(start, latest(start, start_last), end, latest(end, end_last), ongoing, ev)
+
+    def partial(self) -> str:
+        """Its partial date(s) as recorded, for a reason ("" when every date is full)."""
+        start, end = (self.start, self.start_last), (self.end, self.end_last)
+        if start == end or not partly(*end):
+            if not partly(*start):
+                return ""
+            which = "" if start == end else "start "
+            return f"{which}recorded only as {shown(*start)}"
+        if not partly(*start):
+            return f"end recorded only as {shown(*end)}"
+        return f"start and end recorded only as {shown(*start)} and {shown(*end)}"
+
+
+def exposure_dated(e: ExposureFact, concept: str, note: str, value: str = "") -> Dated:
+    end = "ongoing" if e.ongoing else shown(e.end, e.end_last)
+    ev = Evidence(
+        ref=e.ref,
+        concept=concept,
+        value=value or e.text[:80],
+        date=f"{shown(e.start, e.start_last)}..{end}",
+        note=note,
+    )
+    return Dated.of(e.start, e.start_last, e.end, e.end_last, e.ongoing, ev)
+
+
+def exposure_evidence(e: ExposureFact, concept: str, note: str, value: str = "") -> Evidence:
+    return exposure_dated(e, concept, note, value).ev
+
+
+def _overlaps(ctx: Context, start: date | None, end: date | None, ongoing: bool, lo: date) -> bool:
+    """Exposure interval overlaps (as_of - window, as_of]; see docs/rules.md for the boundary."""
+    if start is None and end is None:
+        return False
+    if start is not None and start > ctx.as_of:
+        return False
+    return ongoing or (end is not None and end > lo)
+
+
+def in_window(ctx: Context, it: Dated, lo: date) -> bool | None:
+    """Whether the interval is in the window on every day its partial dates can stand for
+    (True), on none (False), or on some only (None: the data cannot tell)."""
+    # in the window the latest it may start and the earliest it may end: on every day
+    if _overlaps(ctx, it.start_last, it.end, it.ongoing, lo):
+        return True
+    # not even the earliest start and the latest end: on none
+    return None if _overlaps(ctx, it.start, it.end_last, it.ongoing, lo) else False
+
+
+def clear_from(ends: list[date | None], span: Span) -> date | None:
+    """Known ends of every exposure in window: the last one plus the window; else None (also
+    past the calendar's end: an exposure "ending" 9999-12-31 has no date it washes out)."""
+    known = [e for e in ends if e is not None]
+    if not known or len(known) != len(ends):
+        return None
+    try:
+        return span.after(max(known))
+    except OverflowError:
+        return None

@@ -1,0 +1,400 @@
+"""Partial dates (YYYY, YYYY-MM) on records: pass/fail only when every day they can stand for
+agrees, else unknown; eligible_from from the latest possible end; docs/rules.md."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from criteria_helpers import (
+    SNOMED,
+    condition,
+    facts,
+    immunization,
+    medication,
+    observation,
+    procedure,
+    qty,
+    run,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cohort.criteria.base import shown
+from cohort.extract.elements import parse_date, parse_days
+
+# as_of = 2026-11-25 (criteria_helpers.AS_OF). Windows before it:
+#   sle_diagnosis 6 months -> 2026-05-25; washout_12wk 84 days -> ends after 2026-09-02 fail;
+#   washout_24wk 168 days -> after 2026-06-10; b-cell 252 days -> after 2026-03-18;
+#   live_vaccine 28 days -> after 2026-10-28.
+HCQ, TACROLIMUS, RTX, PREDNISONE = "5521", "42316", "121191", "8640"
+PLASMAPHERESIS = "20720000"
+
+
+def stmt(code: str, **kw: Any) -> dict:
+    return medication("MedicationStatement", code, **kw)
+
+
+def given_on(code: str, when: str) -> dict:
+    """A completed MedicationAdministration on `when` (start = end)."""
+    return medication("MedicationAdministration", code, status="completed", when=when)
+
+
+def cd19(value: float, when: str) -> dict:
+    return observation("8116-6", when, valueQuantity=qty(value, "/uL", "/uL"))
+
+
+# --- reading -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "first", "last", "as_recorded"),
+    [
+        ("2026", date(2026, 1, 1), date(2026, 12, 31), "2026"),
+        ("2026-09", date(2026, 9, 1), date(2026, 9, 30), "2026-09"),
+        ("2024-02", date(2024, 2, 1), date(2024, 2, 29), "2024-02"),  # leap year
+        ("2025-02", date(2025, 2, 1), date(2025, 2, 28), "2025-02"),
+        ("2026-09-14", date(2026, 9, 14), None, "2026-09-14"),
+        ("2026-09-14T10:00:00Z", date(2026, 9, 14), None, "2026-09-14"),
+    ],
+)
+def test_parse_days_gives_the_last_day_of_a_partial_date(
+    text: str, first: date, last: date | None, as_recorded: str
+) -> None:
+    assert parse_days(text) == (first, last)
+    assert parse_date(text) == first  # the first-day reading stays for ordering, last_seen
+    assert shown(first, last) == as_recorded
+
+
+def test_facts_keep_the_last_day_of_partial_dates() -> None:
+    pf = facts(
+        condition("M32.14", onset="2026", abatement="2026-02"),
+        stmt(HCQ, status="completed", start="2026-01", end="2026-09"),
+        immunization("03", "2024-02"),
+        procedure(PLASMAPHERESIS, start="2026-05-03", end="2026-06"),
+    )
+    c, e, im, pr = pf.conditions[0], pf.exposures[0], pf.immunizations[0], pf.procedures[0]
+    assert (c.onset, c.onset_last) == (date(2026, 1, 1), date(2026, 12, 31))
+    assert (c.abatement, c.abatement_last) == (date(2026, 2, 1), date(2026, 2, 28))
+    assert (e.start_last, e.end, e.end_last) == (
+        date(2026, 1, 31),
+        date(2026, 9, 1),
+        date(2026, 9, 30),
+    )
+    assert (im.when, im.when_last) == (date(2024, 2, 1), date(2024, 2, 29))
+    assert (pr.start_last, pr.end_last) == (None, date(2026, 6, 30))
+
+
+# --- sle_diagnosis -----------------------------------------------------------------------------
+def test_sle_year_only_onset_straddling_the_cutoff_is_unknown() -> None:
+    r = run("sle_diagnosis", condition("M32.14", onset="2026"))
+    assert r.status == "unknown"
+    assert r.reason == "SLE onset recorded only as 2026; 6 months before 2026-11-25 is 2026-05-25"
+    assert r.evidence[0].date == "2026"
+
+
+@pytest.mark.parametrize(
+    ("kw", "expected", "reason"),
+    [
+        ({"onset": "2026-04"}, "pass", "diagnosed 2026-04 (on or before 2026-05-25)"),
+        ({"onset": "2025"}, "pass", "diagnosed 2025 (on or before 2026-05-25)"),
+        ({"onset": "2026-11"}, "fail", "diagnosed 2026-11, after 2026-05-25"),  # as_of month
+        ({"onset": "2026-05"}, "unknown", "SLE onset recorded only as 2026-05; "),
+        ({"recorded": "2026-05"}, "unknown", "SLE recorded only as 2026-05 (recordedDate"),
+    ],
+)
+def test_sle_partial_onset(kw: dict, expected: str, reason: str) -> None:
+    r = run("sle_diagnosis", condition("M32.14", **kw))
+    assert (r.status, r.reason[: len(reason)]) == (expected, reason)
+
+
+def test_sle_partial_date_evidence_shows_it_as_recorded() -> None:
+    r = run("sle_diagnosis", condition("M32.14", onset="2026-04"))
+    assert [e.date for e in r.evidence] == ["2026-04"]
+
+
+def test_sle_leap_february() -> None:
+    # 6 months before 2024-08-29 is 2024-02-29, the last day "2024-02" can stand for
+    sle = condition("M32.14", onset="2024-02")
+    r = run("sle_diagnosis", sle, as_of=date(2024, 8, 29))
+    assert (r.status, r.reason) == ("pass", "diagnosed 2024-02 (on or before 2024-02-29)")
+    assert run("sle_diagnosis", sle, as_of=date(2024, 8, 28)).status == "unknown"
+
+
+def test_sle_a_sure_date_beats_a_partial_one_and_a_partial_one_beats_undated() -> None:
+    old = condition("M32.14", onset="2019-03-04")
+    assert run("sle_diagnosis", condition("M32.9", onset="2026"), old).status == "pass"
+    r = run("sle_diagnosis", condition("M32.9", onset="2026"), condition("M32.14"))
+    assert (r.status, r.reason[:30]) == ("unknown", "SLE onset recorded only as 202")
+
+
+# --- washouts ----------------------------------------------------------------------------------
+def tacrolimus(start: str, end: str | None = None, status: str = "completed") -> dict:
+    return stmt(TACROLIMUS, status=status, start=start, end=end)
+
+
+@pytest.mark.parametrize(
+    ("end", "expected", "eligible"),
+    [
+        ("2026-10", "fail", date(2026, 10, 31) + timedelta(84)),  # from the latest end
+        ("2026-11", "fail", date(2026, 11, 30) + timedelta(84)),  # as_of month (end after as_of)
+        ("2026-09", "unknown", None),  # Sep 1-2 out of the window, Sep 3-30 in
+        ("2026", "unknown", None),
+        ("2026-08", "pass", None),
+        ("2025", "pass", None),
+    ],
+)
+def test_washout_12wk_partial_end(end: str, expected: str, eligible: date | None) -> None:
+    r = run("washout_12wk", tacrolimus("2025-06-01", end))
+    assert (r.status, r.eligible_from) == (expected, eligible)
+    assert [e.date for e in r.evidence + r.ignored] == [f"2025-06-01..{end}"]
+
+
+def test_washout_12wk_ambiguous_reason_names_the_partial_date() -> None:
+    r = run("washout_12wk", tacrolimus("2025-06-01", "2026-09"))
+    assert r.reason == (
+        "calcineurin_inhibitor end recorded only as 2026-09: cannot tell if within 84 days"
+        " before 2026-11-25 (ending after 2026-09-02)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("start", "expected"),
+    [
+        ("2026-11", "unknown"),  # may have started after as_of (then not a record yet)
+        ("2026", "unknown"),
+        ("2026-10", "fail"),
+    ],
+)
+def test_washout_12wk_ongoing_with_partial_start(start: str, expected: str) -> None:
+    r = run("washout_12wk", tacrolimus(start, status="active"))
+    assert (r.status, r.eligible_from) == (expected, None)
+    assert [e.date for e in r.evidence] == [f"{start}..ongoing"]
+
+
+def test_washout_leap_february_eligible_from_is_after_the_29th() -> None:
+    r = run("washout_12wk", tacrolimus("2023-06-01", "2024-02"), as_of=date(2024, 3, 15))
+    assert (r.status, r.eligible_from) == ("fail", date(2024, 2, 29) + timedelta(84))
+
+
+def test_washout_fail_waits_for_an_ambiguous_record_too() -> None:
+    # eligible_from: the first day on which it surely passes, so the "2026-09" one's Sep 30
+    r = run(
+        "washout_12wk",
+        tacrolimus("2025-06-01", "2026-09-10"),
+        stmt("3008", status="completed", start="2025-06-01", end="2026-09"),
+    )
+    assert (r.status, r.eligible_from) == ("fail", date(2026, 9, 30) + timedelta(84))
+
+
+def pred(start: str, end: str, dose: float) -> dict:
+    d = {"doseAndRate": [{"doseQuantity": qty(dose, "mg", "mg")}]}
+    return stmt(PREDNISONE, status="completed", start=start, end=end, dosages=[d])
+
+
+def test_high_dose_partial_end() -> None:
+    r = run("washout_high_dose_cs", pred("2026-01-01", "2026-10", 60))
+    assert (r.status, r.eligible_from) == ("fail", date(2026, 10, 31) + timedelta(84))
+    r = run("washout_high_dose_cs", pred("2026-01-01", "2026-09", 60))
+    assert (r.status, r.reason[:53]) == (
+        "unknown",
+        "corticosteroid 60 mg/day end recorded only as 2026-09",
+    )
+    assert run("washout_high_dose_cs", pred("2026-01-01", "2026-09", 10)).status == "pass"
+    assert run("washout_high_dose_cs", pred("2026-01-01", "2026-08", 60)).status == "pass"
+
+
+@pytest.mark.parametrize(
+    ("kw", "expected", "eligible"),
+    [
+        ({"when": "2026-07"}, "fail", date(2026, 7, 31) + timedelta(168)),
+        ({"when": "2026-06"}, "unknown", None),  # Jun 1-10 out, Jun 11-30 in
+        ({"when": "2026-05"}, "pass", None),
+        ({"start": "2026-05-03", "end": "2026-06"}, "unknown", None),
+        ({"when": "2026-11"}, "unknown", None),  # as_of month: may be after as_of
+    ],
+)
+def test_plasmapheresis_partial_date(kw: dict, expected: str, eligible: date | None) -> None:
+    r = run("washout_24wk", procedure(PLASMAPHERESIS, **kw))
+    assert (r.status, r.eligible_from) == (expected, eligible)
+    assert (r.evidence + r.ignored)[0].date == kw.get("when", kw.get("start"))
+
+
+# --- live_vaccine ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("when", "as_of", "expected", "eligible"),
+    [
+        ("2026-10", date(2026, 11, 25), "unknown", None),  # Oct 1-28 out, Oct 29-31 in
+        ("2026-11", date(2026, 11, 25), "unknown", None),  # as_of month: may be after as_of
+        ("2026", date(2026, 11, 25), "unknown", None),
+        ("2026-09", date(2026, 11, 25), "pass", None),
+        ("2025", date(2026, 11, 25), "pass", None),
+        ("2027-02", date(2027, 2, 28), "fail", date(2027, 2, 28) + timedelta(28)),
+        ("2024-02", date(2024, 3, 1), "unknown", None),  # 29 days do not fit 4 weeks
+        ("2024-02", date(2024, 3, 28), "pass", None),  # Feb 29 + 28 days = Mar 28
+        ("2024-02", date(2024, 3, 27), "unknown", None),
+    ],
+)
+def test_live_vaccine_partial_date(
+    when: str, as_of: date, expected: str, eligible: date | None
+) -> None:
+    r = run("live_vaccine", immunization("03", when), as_of=as_of)
+    assert (r.status, r.eligible_from) == (expected, eligible)
+    assert (r.evidence + r.ignored)[0].date == when
+
+
+def test_live_vaccine_ambiguous_reason() -> None:
+    r = run("live_vaccine", immunization("03", "2026-10"))
+    assert r.reason == (
+        "Immunization recorded only as 2026-10: cannot tell if within 28 days before 2026-11-25"
+        " (ending after 2026-10-28)"
+    )
+
+
+def test_uncertain_live_vaccine_partial_date() -> None:
+    r = run("live_vaccine", immunization("188", "2026-10"))  # may be within 4 weeks
+    assert (r.status, [e.date for e in r.evidence]) == ("unknown", ["2026-10"])
+    assert run("live_vaccine", immunization("188", "2026-09")).status == "pass"
+
+
+# --- washout_b_cell_depletion ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("when", "expected", "eligible"),
+    [
+        ("2026-05", "fail", date(2026, 5, 31) + timedelta(252)),
+        ("2026-03", "unknown", None),  # Mar 1-18 out, Mar 19-31 in
+        ("2026-02", "pass", None),
+    ],
+)
+def test_b_cell_partial_dose_date(when: str, expected: str, eligible: date | None) -> None:
+    r = run("washout_b_cell_depletion", given_on(RTX, when))
+    assert (r.status, r.eligible_from) == (expected, eligible)
+    assert [e.date for e in r.evidence + r.ignored] == [f"{when}..{when}"]
+
+
+def test_b_cell_count_since_a_partial_last_dose() -> None:
+    def status_with_count_on(day: str) -> str:
+        return run("washout_b_cell_depletion", given_on(RTX, "2025-12"), cd19(20, day)).status
+
+    assert status_with_count_on("2026-01-10") == "fail"  # after every day the dose may be
+    assert status_with_count_on("2025-11-20") == "pass"  # before the dose
+    # after Dec 1-14, before Dec 15-31: it may predate the dose
+    r = run("washout_b_cell_depletion", given_on(RTX, "2025-12"), cd19(20, "2025-12-15"))
+    assert r.status == "unknown"
+    assert r.reason.startswith("last dose recorded only as 2025-12: cannot tell if the count")
+
+
+def test_b_cell_in_window_eligible_from_ignores_a_count_that_may_predate_the_dose() -> None:
+    # a low count that may predate the dose would leave the criterion unknown, not failing,
+    # after the window: eligible_from stands (docs/rules.md)
+    r = run("washout_b_cell_depletion", given_on(RTX, "2026-05"), cd19(20, "2026-05-20"))
+    assert (r.status, r.eligible_from) == ("fail", date(2026, 5, 31) + timedelta(252))
+    r = run("washout_b_cell_depletion", given_on(RTX, "2026-05"), cd19(20, "2026-06-20"))
+    assert (r.status, r.eligible_from) == ("fail", None)
+
+
+# --- background_therapy ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kw", "expected"),
+    [
+        ({"status": "completed", "start": "2026-01-01", "end": "2026-12"}, "pass"),
+        ({"status": "completed", "start": "2026-01-01", "end": "2026-11"}, "unknown"),  # as_of
+        ({"status": "completed", "start": "2026-01-01", "end": "2026-10"}, "fail"),
+        ({"status": "completed", "start": "2026-01-01", "end": "2026"}, "unknown"),
+        ({"status": "active", "start": "2026-10"}, "pass"),
+        ({"status": "active", "start": "2026-11"}, "unknown"),  # may start after as_of
+        ({"status": "active", "start": "2026"}, "unknown"),
+        ({"status": "completed", "when": "2026-11"}, "unknown"),  # a day in Nov: end = start
+        ({"status": "completed", "when": "2026-10"}, "fail"),
+    ],
+)
+def test_background_partial_dates(kw: dict, expected: str) -> None:
+    r = run("background_therapy", stmt(HCQ, **kw))
+    assert r.status == expected
+    dates = [e.date for e in r.evidence + r.ignored]
+    assert dates == [f"{kw.get('start') or kw['when']}..{kw.get('end', '') or 'ongoing'}"] or (
+        "when" in kw and dates == [f"{kw['when']}..{kw['when']}"]
+    )
+
+
+def test_background_partial_reason_and_a_sure_one_wins() -> None:
+    maybe = stmt(HCQ, status="completed", start="2026-01-01", end="2026-11")
+    r = run("background_therapy", maybe)
+    assert r.reason == (
+        "antimalarial end recorded only as 2026-11: cannot tell if current on 2026-11-25"
+    )
+    sure = stmt("6851", status="active", start="2026-01-01")  # methotrexate
+    assert run("background_therapy", maybe, sure).status == "pass"
+
+
+def test_background_leap_february() -> None:
+    hcq = stmt(HCQ, status="completed", start="2024-01-01", end="2024-02")
+    assert run("background_therapy", hcq, as_of=date(2024, 2, 29)).status == "unknown"
+    assert run("background_therapy", hcq, as_of=date(2024, 3, 1)).status == "fail"
+    assert run("background_therapy", hcq, as_of=date(2024, 1, 31)).status == "pass"
+
+
+# --- conditions abated in a partial month (checks, hemoglobin) ---------------------------------
+def test_hbv_condition_abated_in_a_partial_month() -> None:
+    def hbv(abatement: str) -> str:
+        return run("hbv", condition("B18.1", abatement=abatement)).status
+
+    assert (hbv("2026-10"), hbv("2026-12")) == ("pass", "fail")  # before / after as_of
+    assert (hbv("2026-11"), hbv("2026")) == ("unknown", "unknown")  # the as_of month, year
+    r = run("hbv", condition("B18.1", abatement="2026-11"))
+    assert (
+        r.reason
+        == "chronic hepatitis B condition abated 2026-11: cannot tell if still active on 2026-11-25"
+    )
+
+
+def test_hemoglobin_aiha_abated_in_the_as_of_month() -> None:
+    def hb(v: float) -> dict:
+        return observation("718-7", "2026-11-15", valueQuantity=qty(v, "g/dL", "g/dL"))
+
+    aiha = condition("413603009", SNOMED, abatement="2026-11")
+    assert run("hemoglobin", hb(7.5), aiha).status == "unknown"  # limit 7.0 or 8.0
+    assert run("hemoglobin", hb(6.5), aiha).status == "fail"
+    assert run("hemoglobin", hb(8.5), aiha).status == "pass"
+
+
+# --- the principle, on random partial dates ----------------------------------------------------
+BUILDERS = {
+    "sle_diagnosis": lambda d: [condition("M32.14", onset=d)],
+    "live_vaccine": lambda d: [immunization("03", d)],
+    "washout_24wk": lambda d: [procedure(PLASMAPHERESIS, when=d)],
+    "washout_12wk": lambda d: [tacrolimus("2024-01-01", d)],
+    "background_therapy": lambda d: [stmt(HCQ, status="active", start=d)],
+    "washout_b_cell_depletion": lambda d: [given_on(RTX, d), cd19(20, "2026-01-10")],
+    "washout_high_dose_cs": lambda d: [pred("2024-01-01", d, 60)],
+    "hbv": lambda d: [condition("B18.1", abatement=d)],
+}
+
+
+def _days(year: int, month: int | None) -> list[date]:
+    first = date(year, month or 1, 1)
+    end = date(year + (month or 12) // 12, (month or 12) % 12 + 1, 1)
+    return [first + timedelta(i) for i in range((end - first).days)]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(sorted(BUILDERS)),
+    st.integers(2024, 2027),
+    st.one_of(st.none(), st.integers(1, 12)),
+    st.dates(date(2024, 6, 1), date(2027, 6, 30)),
+)
+def test_a_partial_date_decides_only_when_every_day_it_covers_agrees(
+    cid: str, year: int, month: int | None, as_of: date
+) -> None:
+    partial = f"{year}" if month is None else f"{year}-{month:02d}"
+    got = run(cid, *BUILDERS[cid](partial), as_of=as_of)
+    days = {run(cid, *BUILDERS[cid](d.isoformat()), as_of=as_of).status for d in _days(year, month)}
+    assert got.status == (next(iter(days)) if len(days) == 1 else "unknown"), days
+    if got.status == "fail":
+        each = [run(cid, *BUILDERS[cid](d.isoformat()), as_of=as_of) for d in _days(year, month)]
+        known = [r.eligible_from for r in each if r.eligible_from is not None]
+        if len(known) == len(each):
+            # the first day on which the evaluation on every day it may stand for passes
+            assert got.eligible_from == max(known)
+        elif not known:
+            assert got.eligible_from is None
