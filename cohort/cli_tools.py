@@ -178,7 +178,8 @@ def explain(
 def diff(out_a: Path, out_b: Path) -> None:
     """Compare two output folders (e.g. before and after a mapping edit), per site.
 
-    Patients added or removed, tier changes and criterion cell changes.
+    Patients added or removed, tier, eligible_from and to_confirm changes, criterion cell
+    changes, and criteria present in one run only.
     """
     from cohort.tools.diff import diff_outputs, render
 
