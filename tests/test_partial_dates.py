@@ -398,3 +398,36 @@ def test_a_partial_date_decides_only_when_every_day_it_covers_agrees(
             assert got.eligible_from == max(known)
         elif not known:
             assert got.eligible_from is None
+
+
+# --- a condition whose partial date may stand for a day after as_of (review fixes) ------------
+@pytest.mark.parametrize(
+    ("cid", "code", "field"),
+    [
+        ("hbv", "B18.1", "onset"),
+        ("hbv", "B18.1", "recorded"),
+        ("malignancy", "C50.911", "onset"),
+        ("immunodeficiency", "B20", "onset"),
+    ],
+)
+def test_condition_dated_in_the_as_of_month_may_not_be_on_record_yet(
+    cid: str, code: str, field: str
+) -> None:
+    # "2026-11" with as_of 2026-11-25: on Nov 26-30 the record is after as_of (ignored: pass),
+    # on Nov 1-25 it fails, so the data cannot tell (docs/rules.md "Reading records")
+    for partial in ("2026-11", "2026"):
+        r = run(cid, condition(code, **{field: partial}))
+        assert r.status == "unknown", (partial, r.reason)
+        assert r.reason.endswith(f"recorded only as {partial}: may be after 2026-11-25")
+    assert run(cid, condition(code, **{field: "2026-10"})).status == "fail"
+    # a sure one still decides
+    both = (condition(code, **{field: "2026-11"}), condition(code, **{field: "2026-10-02"}))
+    assert run(cid, *both).status == "fail"
+
+
+def test_hemoglobin_aiha_dated_in_the_as_of_month() -> None:
+    hb = observation("718-7", "2026-11-15", valueQuantity=qty(7.5, "g/dL", "g/dL"))
+    r = run("hemoglobin", hb, condition("413603009", SNOMED, onset="2026-11"))
+    assert r.status == "unknown"
+    assert r.reason == "hemoglobin 7.5 g/dL: limit 7 or 8, as aiha may be dated after 2026-11-25"
+    assert run("hemoglobin", hb, condition("413603009", SNOMED, onset="2026-10")).status == "pass"
