@@ -431,3 +431,29 @@ def test_hemoglobin_aiha_dated_in_the_as_of_month() -> None:
     assert r.status == "unknown"
     assert r.reason == "hemoglobin 7.5 g/dL: limit 7 or 8, as aiha may be dated after 2026-11-25"
     assert run("hemoglobin", hb, condition("413603009", SNOMED, onset="2026-10")).status == "pass"
+
+
+def test_b_cell_partial_dose_maybe_in_window_with_a_low_count_after_its_out_of_window_days() -> None:
+    # dose "2025", as_of 2026-01-01 (window after 2025-04-24): on Apr 25-Dec 31 it is within
+    # the window (fail); on Jan 1-Apr 24 it is not, and the count of 2025-12-15 is after it
+    # and low (fail): every day fails
+    r = run(
+        "washout_b_cell_depletion",
+        given_on(RTX, "2025"),
+        cd19(20, "2025-12-15"),
+        as_of=date(2026, 1, 1),
+    )
+    assert (r.status, r.eligible_from) == ("fail", None)
+
+
+def test_b_cell_partial_dose_that_may_be_after_as_of_leaves_the_older_dose_last() -> None:
+    # dose "2026-06", as_of 2026-06-15: on Jun 1-15 it is within the window (fail); on Jun
+    # 16-30 it is not a record yet, and the count since the 2025-06-01 dose is low (fail)
+    r = run(
+        "washout_b_cell_depletion",
+        given_on(RTX, "2026-06"),
+        given_on(RTX, "2025-06-01"),
+        cd19(20, "2025-12-15"),
+        as_of=date(2026, 6, 15),
+    )
+    assert (r.status, r.eligible_from) == ("fail", None)

@@ -155,10 +155,12 @@ def washout(crit: Criterion, ctx: Context) -> Result:
             ignored,
             eligible,
         )
-    if maybe and not uncertain and "lab_concepts" in p and last_end is not None:
+    out = _last_dose_out(ctx, items, lo) if maybe and not uncertain else None
+    if out is not None and "lab_concepts" in p:
         # in the window on some days of its partial date (a fail), out of it on the others:
-        # if the lab rule then fails too, every day fails (not time-limited: a low count)
-        after = _lab_after_dose(crit, ctx, last_end, [])
+        # if the lab rule then fails too, every day fails (not time-limited: a low count).
+        # The last dose is read on those other days only (last_end also spans in-window ones)
+        after = _lab_after_dose(crit, ctx, out, [])
         if after.status is Status.FAIL:
             return result(crit, Status.FAIL, after.reason, maybe + list(after.evidence), ignored)
     if maybe:
@@ -176,6 +178,29 @@ def washout(crit: Criterion, ctx: Context) -> Result:
     if "lab_concepts" in p and last_end is not None:
         return _lab_after_dose(crit, ctx, last_end, ignored)
     return result(crit, Status.PASS, "no exposure in window", ignored=ignored)
+
+
+def _last_dose_out(ctx: Context, items: list[Dated], lo: date) -> tuple[date, date] | None:
+    """The last dose's earliest and latest day over the days its records' partial dates can
+    stand for on which none is in the window: each then ends on or before `lo`, or starts
+    after as_of (not a record yet, no dose). None when there may then be no dose at all (the
+    lab rule then passes on some days) or when no record can be out of the window."""
+    must: list[date] = []  # earliest end of each record that is a dose on every such day
+    can: list[date] = []  # latest end of each record that may be one
+    for it in items:
+        if it.end is None or it.end_last is None:
+            continue  # ongoing (in the window when a record) or undated (not in this branch)
+        may_be_later = it.start_last is not None and it.start_last > ctx.as_of
+        on_record = it.start is None or it.start <= ctx.as_of
+        if on_record and it.end <= lo:
+            can.append(min(it.end_last, lo))
+            if not may_be_later:
+                must.append(it.end)
+        elif not may_be_later:
+            return None  # in the window on every day (not a `maybe` only record)
+    if not must:
+        return None
+    return max(must), max(can)
 
 
 def _lab_after_dose(
