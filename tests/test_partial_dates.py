@@ -457,3 +457,13 @@ def test_b_cell_partial_dose_that_may_be_after_as_of_leaves_the_older_dose_last(
         as_of=date(2026, 6, 15),
     )
     assert (r.status, r.eligible_from) == ("fail", None)
+
+
+def test_live_vaccine_in_the_as_of_month_holds_eligible_from_back_to_as_of_only() -> None:
+    # "2026-11" with as_of 2026-11-25: given on Nov 26-30 it is not a record yet (a new
+    # exposure); given on or before Nov 25, it washes out by Nov 25 + 28 days
+    sure = immunization("03", "2026-11-10")
+    r = run("live_vaccine", immunization("03", "2026-11"), sure)
+    assert (r.status, r.eligible_from) == ("fail", date(2026, 11, 25) + timedelta(28))
+    r = run("live_vaccine", immunization("03", "2026"), sure)
+    assert (r.status, r.eligible_from) == ("fail", date(2026, 11, 25) + timedelta(28))

@@ -86,6 +86,9 @@ def washout(crit: Criterion, ctx: Context) -> Result:
     uncertain: list[Evidence] = []
     why_maybe = ""
     items: list[Dated] = []
+    # immunizations: one date is both start and end, so on the days it is a record (on or
+    # before as_of) it also ends by as_of
+    same_day: set[str] = set()
     for e in ctx.exposures(p.get("concepts", [])):
         if p.get("systemic_only") and not ctx.systemic(e):
             ignored.append(exposure_evidence(e, "", "not systemic (route or form)"))
@@ -109,6 +112,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
                 uncertain.append(replace(ev, note="may be live"))
             continue
         items.append(Dated.of(im.when, im.when_last, im.when, im.when_last, False, ev))
+        same_day.add(im.ref)
     # The last dose, for the lab rule after the window, on its earliest and its latest reading
     # (they differ when its date is partial; see _lab_after_dose).
     known = [(it.end, it.end_last) for it in items if it.end and it.end_last]
@@ -129,7 +133,10 @@ def washout(crit: Criterion, ctx: Context) -> Result:
                 f" (ending after {lo})"
             )
             maybe.append(replace(it.ev, note="partial date: may be within window"))
-            ends.append(None if it.ongoing else it.end_last)
+            end = it.end_last
+            if end is not None and it.ev.ref in same_day:
+                end = min(end, ctx.as_of)  # a later day is a new exposure, not this record
+            ends.append(None if it.ongoing else end)
         else:
             ignored.append(replace(it.ev, note="outside window or undated"))
     if evidence:
