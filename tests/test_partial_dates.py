@@ -398,3 +398,72 @@ def test_a_partial_date_decides_only_when_every_day_it_covers_agrees(
             assert got.eligible_from == max(known)
         elif not known:
             assert got.eligible_from is None
+
+
+# --- a condition whose partial date may stand for a day after as_of (review fixes) ------------
+@pytest.mark.parametrize(
+    ("cid", "code", "field"),
+    [
+        ("hbv", "B18.1", "onset"),
+        ("hbv", "B18.1", "recorded"),
+        ("malignancy", "C50.911", "onset"),
+        ("immunodeficiency", "B20", "onset"),
+    ],
+)
+def test_condition_dated_in_the_as_of_month_may_not_be_on_record_yet(
+    cid: str, code: str, field: str
+) -> None:
+    # "2026-11" with as_of 2026-11-25: on Nov 26-30 the record is after as_of (ignored: pass),
+    # on Nov 1-25 it fails, so the data cannot tell (docs/rules.md "Reading records")
+    for partial in ("2026-11", "2026"):
+        r = run(cid, condition(code, **{field: partial}))
+        assert r.status == "unknown", (partial, r.reason)
+        assert r.reason.endswith(f"recorded only as {partial}: may be after 2026-11-25")
+    assert run(cid, condition(code, **{field: "2026-10"})).status == "fail"
+    # a sure one still decides
+    both = (condition(code, **{field: "2026-11"}), condition(code, **{field: "2026-10-02"}))
+    assert run(cid, *both).status == "fail"
+
+
+def test_hemoglobin_aiha_dated_in_the_as_of_month() -> None:
+    hb = observation("718-7", "2026-11-15", valueQuantity=qty(7.5, "g/dL", "g/dL"))
+    r = run("hemoglobin", hb, condition("413603009", SNOMED, onset="2026-11"))
+    assert r.status == "unknown"
+    assert r.reason == "hemoglobin 7.5 g/dL: limit 7 or 8, as aiha may be dated after 2026-11-25"
+    assert run("hemoglobin", hb, condition("413603009", SNOMED, onset="2026-10")).status == "pass"
+
+
+def test_b_cell_partial_dose_maybe_in_window_with_a_low_count_after_its_out_of_window_days() -> None:
+    # dose "2025", as_of 2026-01-01 (window after 2025-04-24): on Apr 25-Dec 31 it is within
+    # the window (fail); on Jan 1-Apr 24 it is not, and the count of 2025-12-15 is after it
+    # and low (fail): every day fails
+    r = run(
+        "washout_b_cell_depletion",
+        given_on(RTX, "2025"),
+        cd19(20, "2025-12-15"),
+        as_of=date(2026, 1, 1),
+    )
+    assert (r.status, r.eligible_from) == ("fail", None)
+
+
+def test_b_cell_partial_dose_that_may_be_after_as_of_leaves_the_older_dose_last() -> None:
+    # dose "2026-06", as_of 2026-06-15: on Jun 1-15 it is within the window (fail); on Jun
+    # 16-30 it is not a record yet, and the count since the 2025-06-01 dose is low (fail)
+    r = run(
+        "washout_b_cell_depletion",
+        given_on(RTX, "2026-06"),
+        given_on(RTX, "2025-06-01"),
+        cd19(20, "2025-12-15"),
+        as_of=date(2026, 6, 15),
+    )
+    assert (r.status, r.eligible_from) == ("fail", None)
+
+
+def test_live_vaccine_in_the_as_of_month_holds_eligible_from_back_to_as_of_only() -> None:
+    # "2026-11" with as_of 2026-11-25: given on Nov 26-30 it is not a record yet (a new
+    # exposure); given on or before Nov 25, it washes out by Nov 25 + 28 days
+    sure = immunization("03", "2026-11-10")
+    r = run("live_vaccine", immunization("03", "2026-11"), sure)
+    assert (r.status, r.eligible_from) == ("fail", date(2026, 11, 25) + timedelta(28))
+    r = run("live_vaccine", immunization("03", "2026"), sure)
+    assert (r.status, r.eligible_from) == ("fail", date(2026, 11, 25) + timedelta(28))

@@ -208,6 +208,13 @@ class Context:
             if not ((c.onset or c.recorded) and (c.onset or c.recorded) > self.as_of)  # type: ignore[operator]
         ]
 
+    def on_record(self, c: ConditionFact) -> bool | None:
+        """Whether a condition `conditions` kept is dated on or before as_of on every day its
+        date can stand for; None when its partial date also stands for days after as_of (on
+        those the record is not known yet, docs/rules.md "Reading records")."""
+        last = condition_days(c)[1]
+        return None if last is not None and last > self.as_of else True
+
     def active(self, c: ConditionFact) -> bool | None:
         """Whether the condition is active on as_of; None when it abated in a partial month or
         year that contains as_of (active on some of its days, not on others)."""

@@ -57,6 +57,12 @@ def _condition_check(
         active = ctx.active(c) if chk.get("active") else True
         if set(chk.get("unless", [])) & concepts:
             ignored.append(_note(ev, "listed exception"))
+        elif active and ctx.on_record(c) is None:
+            # its partial date also stands for days after as_of, when it is not a record yet
+            why_unsure = why_unsure or (
+                f"{label} condition recorded only as {ev.date}: may be after {ctx.as_of}"
+            )
+            unsure.append(_note(ev, "partial date: may be after the as-of date"))
         elif active is None:
             # abated in a month or year that contains as_of: active on some of its days only
             abated = shown(c.abatement, c.abatement_last)

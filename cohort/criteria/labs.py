@@ -42,7 +42,10 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
     if "fail_below" in p:
         threshold = float(p["fail_below"])
         alt = p.get("alt")
-        states = {ctx.active(c) for c in ctx.conditions(alt["concepts"])} if alt else set()
+        # None: active on some of the days a partial date stands for (abatement, or a date
+        # that may be after as_of), not on others
+        alts = ctx.conditions(alt["concepts"]) if alt else []
+        states = {ctx.active(c) and ctx.on_record(c) for c in alts}
         if True in states and alt:
             threshold = float(alt["fail_below"])
         elif None in states and alt:
@@ -51,10 +54,12 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
             low = float(alt["fail_below"])
             if min(low, threshold) <= v < max(low, threshold):
                 why = f"{concept} {v:g} {unit}: limit {low:g} or {threshold:g}"
+                abated = any(ctx.active(c) is None for c in alts)
+                may = "may have abated by" if abated else "may be dated after"
                 return result(
                     crit,
                     Status.UNKNOWN,
-                    f"{why}, as {alt['concepts'][0]} may have abated by {ctx.as_of}",
+                    f"{why}, as {alt['concepts'][0]} {may} {ctx.as_of}",
                     [ev],
                     ignored,
                 )

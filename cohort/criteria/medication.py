@@ -86,6 +86,9 @@ def washout(crit: Criterion, ctx: Context) -> Result:
     uncertain: list[Evidence] = []
     why_maybe = ""
     items: list[Dated] = []
+    # immunizations: one date is both start and end, so on the days it is a record (on or
+    # before as_of) it also ends by as_of
+    same_day: set[str] = set()
     for e in ctx.exposures(p.get("concepts", [])):
         if p.get("systemic_only") and not ctx.systemic(e):
             ignored.append(exposure_evidence(e, "", "not systemic (route or form)"))
@@ -109,6 +112,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
                 uncertain.append(replace(ev, note="may be live"))
             continue
         items.append(Dated.of(im.when, im.when_last, im.when, im.when_last, False, ev))
+        same_day.add(im.ref)
     # The last dose, for the lab rule after the window, on its earliest and its latest reading
     # (they differ when its date is partial; see _lab_after_dose).
     known = [(it.end, it.end_last) for it in items if it.end and it.end_last]
@@ -129,7 +133,10 @@ def washout(crit: Criterion, ctx: Context) -> Result:
                 f" (ending after {lo})"
             )
             maybe.append(replace(it.ev, note="partial date: may be within window"))
-            ends.append(None if it.ongoing else it.end_last)
+            end = it.end_last
+            if end is not None and it.ev.ref in same_day:
+                end = min(end, ctx.as_of)  # a later day is a new exposure, not this record
+            ends.append(None if it.ongoing else end)
         else:
             ignored.append(replace(it.ev, note="outside window or undated"))
     if evidence:
@@ -155,10 +162,12 @@ def washout(crit: Criterion, ctx: Context) -> Result:
             ignored,
             eligible,
         )
-    if maybe and not uncertain and "lab_concepts" in p and last_end is not None:
+    out = _last_dose_out(ctx, items, lo) if maybe and not uncertain else None
+    if out is not None and "lab_concepts" in p:
         # in the window on some days of its partial date (a fail), out of it on the others:
-        # if the lab rule then fails too, every day fails (not time-limited: a low count)
-        after = _lab_after_dose(crit, ctx, last_end, [])
+        # if the lab rule then fails too, every day fails (not time-limited: a low count).
+        # The last dose is read on those other days only (last_end also spans in-window ones)
+        after = _lab_after_dose(crit, ctx, out, [])
         if after.status is Status.FAIL:
             return result(crit, Status.FAIL, after.reason, maybe + list(after.evidence), ignored)
     if maybe:
@@ -176,6 +185,29 @@ def washout(crit: Criterion, ctx: Context) -> Result:
     if "lab_concepts" in p and last_end is not None:
         return _lab_after_dose(crit, ctx, last_end, ignored)
     return result(crit, Status.PASS, "no exposure in window", ignored=ignored)
+
+
+def _last_dose_out(ctx: Context, items: list[Dated], lo: date) -> tuple[date, date] | None:
+    """The last dose's earliest and latest day over the days its records' partial dates can
+    stand for on which none is in the window: each then ends on or before `lo`, or starts
+    after as_of (not a record yet, no dose). None when there may then be no dose at all (the
+    lab rule then passes on some days) or when no record can be out of the window."""
+    must: list[date] = []  # earliest end of each record that is a dose on every such day
+    can: list[date] = []  # latest end of each record that may be one
+    for it in items:
+        if it.end is None or it.end_last is None:
+            continue  # ongoing (in the window when a record) or undated (not in this branch)
+        may_be_later = it.start_last is not None and it.start_last > ctx.as_of
+        on_record = it.start is None or it.start <= ctx.as_of
+        if on_record and it.end <= lo:
+            can.append(min(it.end_last, lo))
+            if not may_be_later:
+                must.append(it.end)
+        elif not may_be_later:
+            return None  # in the window on every day (not a `maybe` only record)
+    if not must:
+        return None
+    return max(must), max(can)
 
 
 def _lab_after_dose(
