@@ -199,6 +199,8 @@ def _sites(raw: Any, path: Path, resolve: Callable[[str], Path]) -> list[SiteCon
         min_age = s.get("min_age")
         if min_age is not None:
             min_age = _get(s, "min_age", int, where)
+            if not 0 <= min_age <= 150:
+                raise ConfigError(f"{where}: key 'min_age' must be a whole number from 0 to 150")
         server = s.get("server", {})
         if not isinstance(server, dict):
             raise ConfigError(f"{where}: [sites.server] must be a table")

@@ -167,6 +167,7 @@ def test_files_saved_with_a_byte_order_mark_read_as_without(tmp_path: Path) -> N
         ("[run]\nsnapshot = 'no'", "key 'snapshot' must be true or false"),
         ("[run]\nbatch_size = 0", "key 'batch_size' must be 1 or more"),
         ("[sites.x]\nmin_age = '18'", "[[sites]] #1: key 'min_age' must be a whole number"),
+        ("[sites.x]\nmin_age = -5", "[[sites]] #1: key 'min_age' must be a whole number from 0"),
         ("[store]\npath = 7", "[store]: key 'path' must be a string"),
     ],
 )

@@ -57,6 +57,12 @@ def test_age_site_min_age_override(birth: str, default: str, site18: str) -> Non
     assert status("age", patient(birth), site={"min_age": 18}) == site18
 
 
+
+def test_age_site_min_age_zero_is_the_sites_limit() -> None:
+    """A site's `min_age = 0` fell back to the trial's 12 (`or` took 0 for unset)."""
+    assert status("age", patient("2020-01-01")) == "fail"  # 6
+    assert status("age", patient("2020-01-01"), site={"min_age": 0}) == "pass"
+
 # --- sle_diagnosis -----------------------------------------------------------------------------
 OLD = "2019-03-04"
 RECENT = "2026-09-01"

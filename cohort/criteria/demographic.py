@@ -35,7 +35,8 @@ def birth_bounds(text: str) -> tuple[date, date] | None:
 
 
 def age(crit: Criterion, ctx: Context) -> Result:
-    minimum = int(ctx.site.get("min_age") or crit.params["min_years"])
+    site_min = ctx.site.get("min_age")  # (0 is a site's limit too: not "unset")
+    minimum = int(crit.params["min_years"] if site_min is None else site_min)
     pid = ctx.facts.patient.id
     bounds = birth_bounds(ctx.facts.patient.birth_date)
     if bounds is None:
