@@ -3,6 +3,7 @@ washout_high_dose_cs (`high_dose`), washouts and live_vaccine (`washout`); docs/
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -10,8 +11,10 @@ import pytest
 from criteria_helpers import (
     AS_OF,
     CPT,
+    KINDS,
     RXNORM,
     ago,
+    context,
     criterion,
     days_before,
     dosage,
@@ -808,3 +811,17 @@ def test_a_procedure_after_as_of_ending_9999_12_31_reads_no_lab_past_it() -> Non
     pheresis = procedure("20720000", start=ago(-10), end="9999-12-31")
     r = KINDS[crit.kind].fn(crit, context(pheresis, cd19(20, 5)))
     assert r.status == "pass"
+
+
+def test_washout_procedure_after_as_of_is_not_the_last_dose() -> None:
+    """Procedures and immunizations dated after as_of were not dropped as other records are:
+    a washout counting lab results since the last dose took a future procedure as that dose,
+    and a low count after the real last dose no longer failed."""
+    base = criterion("washout_b_cell_depletion")
+    crit = dataclasses.replace(base, params={**base.params, "procedures": ["plasmapheresis"]})
+    records = [procedure("20720000", when=ago(300)), cd19(20, 10, low=100)]
+    assert KINDS[crit.kind].fn(crit, context(*records)).status == "fail"
+    future = procedure("20720000", when=ago(-10))
+    r = KINDS[crit.kind].fn(crit, context(*records, future))
+    assert r.status == "fail"
+    assert all(e.ref != future["resourceType"] + "/" + future["id"] for e in r.evidence + r.ignored)

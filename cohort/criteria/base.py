@@ -307,11 +307,21 @@ class Context:
             if e.start is None or e.start <= self.as_of
         ]
 
+    # records dated after as_of are not on record yet (as for exposures and conditions): a
+    # procedure after as_of was a washout's "last dose" for the count-since-the-last-dose rule
     def immunizations(self, concepts: Iterable[str]) -> list[ImmunizationFact]:
-        return self.matching(self.facts.immunizations, concepts)
+        return [
+            i
+            for i in self.matching(self.facts.immunizations, concepts)
+            if i.when is None or i.when <= self.as_of
+        ]
 
     def procedures(self, concepts: Iterable[str]) -> list[ProcedureFact]:
-        return self.matching(self.facts.procedures, concepts)
+        return [
+            pr
+            for pr in self.matching(self.facts.procedures, concepts)
+            if pr.start is None or pr.start <= self.as_of
+        ]
 
 
 Kind = Callable[[Criterion, Context], Result]
