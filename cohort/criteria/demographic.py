@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import calendar
 import re
 from datetime import date
 
 from cohort.criteria.base import Context, Criterion, condition_days, months_before, result, shown
+from cohort.extract.elements import parse_days
 from cohort.model import Evidence, Result, Status
 
 _BIRTH = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
@@ -18,20 +18,11 @@ def _years(born: date, on: date) -> int:
 
 def birth_bounds(text: str) -> tuple[date, date] | None:
     """Earliest and latest possible birth date of a full or partial FHIR date."""
-    m = _BIRTH.match(text.strip()[:10])
-    if not m:
+    head = text.strip()[:10]
+    days = parse_days(head) if _BIRTH.match(head) else None
+    if days is None:
         return None
-    y = int(m[1])
-    try:
-        if m[3]:
-            d = date(y, int(m[2]), int(m[3]))
-            return d, d
-        if m[2]:
-            mo = int(m[2])
-            return date(y, mo, 1), date(y, mo, calendar.monthrange(y, mo)[1])
-        return date(y, 1, 1), date(y, 12, 31)
-    except ValueError:
-        return None
+    return days[0], days[1] or days[0]
 
 
 def age(crit: Criterion, ctx: Context) -> Result:
