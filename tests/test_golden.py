@@ -83,3 +83,51 @@ def test_candidates_match_expected(golden_run: Path) -> None:
     assert not problems, (
         f"{len(problems)} mismatch(es) against tests/data/sample_expected.csv:\n" + _table(problems)
     )
+
+
+# Partial record dates end to end (docs/rules.md): the reason names the date as recorded and the
+# evidence shows it as recorded, not a made-up day. scenario: (criterion, evidence date, reason)
+PARTIAL = {
+    "sle_onset_year_ambiguous": (
+        "sle_diagnosis",
+        "2026",
+        "SLE onset recorded only as 2026; 6 months before 2026-11-25 is 2026-05-25",
+    ),
+    "sle_onset_month_over_6mo": ("sle_diagnosis", "2026-03", ""),
+    "belimumab_end_month_ambiguous": (
+        "washout_belimumab",
+        "2025-10-21..2026-09",
+        "belimumab end recorded only as 2026-09: cannot tell if within 84 days",
+    ),
+    "belimumab_end_month_in_window": (
+        "washout_belimumab",
+        "2026-01-29..2026-10",
+        "belimumab within 84 days (until 2027-01-23)",
+    ),
+    "varicella_vaccine_month_ambiguous": (
+        "live_vaccine",
+        "2026-10",
+        "varicella virus vaccine recorded only as 2026-10: cannot tell if within 28 days",
+    ),
+}
+
+
+def test_partial_dates_show_as_recorded(golden_run: Path) -> None:
+    with EXPECTED.open(encoding="utf-8") as f:
+        expected = [r for r in csv.DictReader(f) if r["scenario"] in PARTIAL]
+    assert {r["scenario"] for r in expected} == set(PARTIAL)
+    for site in SITES:
+        with (golden_run / site / "candidates.csv").open(encoding="utf-8-sig") as f:
+            reasons = {r["patient_id"]: r["reasons"] for r in csv.DictReader(f)}
+        with (golden_run / site / "evidence.csv").open(encoding="utf-8-sig") as f:
+            evidence = list(csv.DictReader(f))
+        for row in (r for r in expected if r["site"] == site):
+            pid, (crit, shown, reason) = row["patient_id"], PARTIAL[row["scenario"]]
+            dates = [
+                e["date"] for e in evidence if (e["patient_id"], e["criterion"]) == (pid, crit)
+            ]
+            assert dates == [shown], (pid, crit, dates)
+            if reason:
+                assert f"{crit}: {reason}" in reasons[pid], (pid, reasons[pid])
+            else:
+                assert f"{crit}:" not in reasons[pid], (pid, reasons[pid])

@@ -123,13 +123,13 @@ def test_an_unreadable_or_vanished_file_keeps_its_records(
     monkeypatch.setattr(ingest, "plan_units", vanishing)
     report = _run(config, out)
     assert report["stored"]["removed"] == 0
-    assert _stored(out, "Procedure") == 1 and _stored(out, "Immunization") == 3
+    assert _stored(out, "Procedure") == 1 and _stored(out, "Immunization") == 4
     assert _outputs(out) == kept
     reasons = {i["origin"]: i["reason"] for i in report["issues"]}
     assert reasons["Procedure.ndjson"] == "file cannot be opened (FileNotFoundError)"
     assert reasons["Immunization.ndjson"] == "file cannot be opened (FileNotFoundError)"
     assert "2 file(s) not read whole" in report["warnings"][0]
-    assert "4 record(s) read from them before are kept" in report["warnings"][0]
+    assert "5 record(s) read from them before are kept" in report["warnings"][0]
 
 
 def test_a_file_still_growing_when_read_is_read_again_next_run(
@@ -183,7 +183,7 @@ def test_a_linked_folder_is_named_as_skipped(tmp_path: Path) -> None:
     os.symlink(tmp_path, src / "up")  # to a folder holding the source folder: a loop
     stats = ReadStats()
     got = list(read_path(src, stats))
-    assert len(got) == 874 - 83 and stats.skipped_files == 2
+    assert len(got) == 937 - 88 and stats.skipped_files == 2
     skipped = "skipped: a symbolic link to a folder (not followed)"
     assert [(i.origin, i.reason) for i in stats.issues] == [
         ("conditions", skipped),
@@ -211,7 +211,7 @@ def test_mislabelled_compression_and_cr_line_ends_are_read(tmp_path: Path) -> No
     stats = ReadStats()
     list(read_path(folder, stats))
     assert stats.issues == []
-    assert dict(stats.read) == {"Observation": 636, "Condition": 83, "MedicationStatement": 67}
+    assert dict(stats.read) == {"Observation": 681, "Condition": 88, "MedicationStatement": 74}
     # the gzip file cut into byte ranges as a plain one would be (here 4 KB pieces)
     units = plan_units(folder, 4096)
     assert [u.origin for u in units if u.origin.startswith("Observation")] == ["Observation.ndjson"]
@@ -345,9 +345,9 @@ def test_a_file_name_that_is_not_utf8_is_read_and_named_in_escapes(
     config = write_config(tmp_path, {"amr": str(src)})
     out = tmp_path / "out"
     report = _run(config, out)
-    assert report["read"]["Condition"] == 83
+    assert report["read"]["Condition"] == 88
     assert report["issues"] == [
-        {"origin": "Condition-caf\\xe9.ndjson:84", "reason": "invalid JSON"}
+        {"origin": "Condition-caf\\xe9.ndjson:89", "reason": "invalid JSON"}
     ]
     assert _run(config, out)["files_unchanged"] is True
     folder = os.fsencode(src) + b"/more-caf\xe9"
@@ -379,6 +379,6 @@ def test_utf16_text_is_read_as_utf8(tmp_path: Path) -> None:
     (folder / "bundle.json").write_bytes(bundle.encode("utf-16-be").join([b"\xfe\xff", b""]))
     stats = ReadStats()
     got = list(read_path(folder, stats))
-    assert stats.issues == [] and stats.read["Immunization"] == 3
-    assert len(got) == 3 + len(orjson.loads(bundle)["entry"])
+    assert stats.issues == [] and stats.read["Immunization"] == 4
+    assert len(got) == 4 + len(orjson.loads(bundle)["entry"])
     assert len(plan_units(folder, 64)) == 2  # not cut into byte ranges

@@ -160,7 +160,6 @@ def test_every_criterion_outcome_is_covered() -> None:
     allowed_only = {
         "prior_ianalumab": two,
         "washout_12wk": two,
-        "washout_belimumab": two,
         "washout_24wk": two,
         "washout_b_cell_depletion": two,
         "immunodeficiency": two,
@@ -184,6 +183,30 @@ def test_messy_decorations_reach_every_site() -> None:
         )
         used = Counter(d for gp, _ in built for d in gp.decorations)
         assert set(used) == {name for name, *_ in samples.DECORATIONS}, site
+
+
+def test_appended_scenarios_change_no_earlier_patient(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Appended scenarios (Scenario.appended) come last, undecorated: without them every other
+    patient is built the same (id, records, decorations), so the shipped samples only gain rows."""
+    from cohort.samples import people
+
+    appended = [s for s in SCENARIOS if s.appended]
+    assert appended
+
+    def build(site: str, patients: int) -> list[tuple[samples.GeneratedPatient, list[Any]]]:
+        return samples.build_site(
+            patients=patients, seed=samples.DEFAULT_SEED, as_of=AS_OF, site=site, background=10
+        )
+
+    for site in ("uci", "amr"):
+        full = build(site, samples.sample_sizes(site))
+        monkeypatch.setattr(people, "SCENARIOS", [s for s in SCENARIOS if not s.appended])
+        short = build(site, samples.sample_sizes(site) - len(appended))
+        monkeypatch.undo()
+        assert full[: len(short)] == short, site
+        tail = [gp for gp, _ in full[len(short) :]]
+        assert [gp.scenario for gp in tail] == [s.name for s in appended], site
+        assert all(gp.appended and not gp.decorations for gp in tail), site
 
 
 def test_small_population_and_bad_format(tmp_path: Path) -> None:

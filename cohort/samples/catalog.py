@@ -7,10 +7,12 @@ from cohort.samples.scenarios import (
     BELI,
     CRITERIA,
     HCQ,
+    MONTH,
     PRED,
     RTX,
     SLE,
     TACRO,
+    YEAR,
     F,
     Mod,
     P,
@@ -26,6 +28,7 @@ from cohort.samples.scenarios import (
     drop,
     mmf_referenced,
     mtx_contained,
+    partial,
     plaquenil_text,
     pred_request_bid,
     set_lab,
@@ -42,6 +45,30 @@ TITER80 = {"valueQuantity": qty(80, "{titer}")}
 RATIO320 = {"valueRatio": {"numerator": {"value": 1}, "denominator": {"value": 320}}}
 GOUT_RESOLVED = cond(SNOMED, "90560007", "Gout", clinical="resolved", abatement=-200)
 MALIG = cond(ICD, "C50.911", "Malignant neoplasm of unspecified site of right female breast")
+
+
+def beli_sc(start: int, end: int) -> Mod:
+    """A completed belimumab MedicationStatement (subcutaneous) from `start` to `end`."""
+    return lambda b: b.med_statement(
+        None,
+        BELI,
+        status="completed",
+        start=start,
+        end=end,
+        dosage=b.dosage(None, route="subcutaneous"),
+    )
+
+
+def A(
+    name: str,
+    mods: list[Mod],
+    expect: dict[str, str] | None = None,
+    tier: str = "likely",
+    ef: int | None = None,
+) -> Scenario:
+    """An appended scenario (Scenario.appended), at every site."""
+    return S(name, mods, expect, tier, ef, appended=True)
+
 
 # fmt: off
 SCENARIOS: list[Scenario] = [
@@ -176,6 +203,22 @@ SCENARIOS: list[Scenario] = [
     S("bilag_components_a", [bilag_components, sledai(vq(8, "{score}"), -20)],
       {"sledai": P, "bilag": P}, sites=("uci",)),
     S("bilag_per_organ_a", [bilag_per_organ], {"bilag": P}, sites=("uci",)),
+    # partial dates as EHRs record them (docs/rules.md): appended, so earlier patients keep theirs.
+    # Offsets are relative to as_of; the outcomes are declared for the default as_of 2026-11-25.
+    A("sle_onset_year_ambiguous",  # onset "2026": Jan 1 is before as_of - 6 months, Dec 31 after
+      [partial(YEAR, sle(SLE, onset=-183, recorded=-30), "onsetDateTime")],
+      {"sle_diagnosis": U}, "possible"),
+    A("sle_onset_month_over_6mo",  # onset "2026-03": even Mar 31 is before 2026-05-25
+      [partial(MONTH, sle(SLE, onset=-240, recorded=-200), "onsetDateTime")]),
+    A("belimumab_end_month_ambiguous",  # end "2026-09": Sep 1-2 outside 12 weeks, Sep 3-30 within
+      [partial(MONTH, beli_sc(-400, -84), "effectivePeriod.end", "dateAsserted")],
+      {"washout_belimumab": U}, "possible"),
+    A("belimumab_end_month_in_window",  # end "2026-10": every day within; Oct 31 + 12 weeks
+      [partial(MONTH, beli_sc(-300, -40), "effectivePeriod.end", "dateAsserted")],
+      {"washout_belimumab": F}, "excluded", 59),
+    A("varicella_vaccine_month_ambiguous",  # "2026-10": Oct 1-28 outside 4 weeks, Oct 29-31 within
+      [partial(MONTH, vaccine("21", "varicella virus vaccine", -28), "occurrenceDateTime")],
+      {"live_vaccine": U}, "possible"),
 ]
 # fmt: on
 

@@ -26,6 +26,7 @@ class GeneratedPatient:
     eligible_from: date | None = None
     expected: dict[str, str] = field(default_factory=dict)
     decorations: tuple[str, ...] = ()
+    appended: bool = False  # its scenario is appended (Scenario.appended)
 
 
 # -- demographics ----------------------------------------------------------------------------------
@@ -119,12 +120,14 @@ def decorate(built: list[tuple[GeneratedPatient, Builder]], rng: random.Random) 
 
 
 # -- generation ------------------------------------------------------------------------------------
-def _plan(site: str, patients: int, background: int) -> list[Scenario]:
+def _plan(site: str, patients: int, background: int) -> tuple[list[Scenario], list[Scenario]]:
+    """(patients to shuffle, background included; appended scenarios, kept last in order)."""
     screened = [s for s in SCENARIOS if s.sites is None or site in s.sites]
-    plan = [screened[i % len(screened)] for i in range(patients)]
+    cycle = [screened[i % len(screened)] for i in range(patients)]
+    plan = [s for s in cycle if not s.appended]
     bg = BACKGROUND
     plan += [bg[i % len(bg)] for i in range(background)]
-    return plan
+    return plan, [s for s in cycle if s.appended]
 
 
 def build_site(
@@ -133,10 +136,10 @@ def build_site(
     """Build every patient of one site in memory (no I/O)."""
     rng = random.Random(f"cohort-samples:{seed}:{site}")
     nbg = patients // 6 if background is None else background
-    plan = _plan(site, patients, nbg)
+    plan, appended = _plan(site, patients, nbg)
     rng.shuffle(plan)
     built: list[tuple[GeneratedPatient, Builder]] = []
-    for i, scen in enumerate(plan, start=1):
+    for i, scen in enumerate(plan + appended, start=1):
         pid = f"{site}-p{i:04d}"
         prng = random.Random(f"{seed}:{site}:{pid}")
         b = Builder(prng, as_of, site, pid)
@@ -145,7 +148,7 @@ def build_site(
         for mod in scen.mods:
             mod(b)
         built.append((_expected(site, pid, scen, as_of), b))
-    decorate(built, rng)
+    decorate(built[: len(plan)], rng)  # appended patients stay undecorated (Scenario.appended)
     return [(gp, b.resources()) for gp, b in built]
 
 
@@ -155,4 +158,4 @@ def _expected(site: str, pid: str, s: Scenario, as_of: date) -> GeneratedPatient
     exp = {c: ("unknown" if c in ("sledai", "bilag") else "pass") for c in CRITERIA}
     exp.update(s.expect)
     ef = as_of + timedelta(days=s.eligible_from) if s.eligible_from is not None else None
-    return GeneratedPatient(site, pid, s.name, True, s.tier, ef, exp)
+    return GeneratedPatient(site, pid, s.name, True, s.tier, ef, exp, appended=s.appended)

@@ -174,6 +174,27 @@ def vaccine(cvx: str, display: str, when: int) -> Mod:
     return lambda b: b.immunization(None, cvx, display, when)
 
 
+YEAR, MONTH = 4, 7  # a date recorded to the year ("2026") or the month ("2026-09") only
+
+
+def partial(precision: int, mod: Mod, *paths: str) -> Mod:
+    """`mod`, with the dates at `paths` (dotted, in the resource it returns) recorded to the year
+    or month only, as EHRs hold a patient-reported onset or a medication stopped "in September".
+    The day is cut from the date `mod` builds relative to as_of, so no day is left anywhere."""
+
+    def m(b: Builder) -> None:
+        res = mod(b)
+        assert isinstance(res, dict)
+        for path in paths:
+            *parents, leaf = path.split(".")
+            node = res
+            for key in parents:
+                node = node[key]
+            node[leaf] = node[leaf][:precision]
+
+    return m
+
+
 def mmf_referenced(b: Builder) -> None:
     med = b.medication(
         "mmf_med",
@@ -274,6 +295,9 @@ class Scenario:
     eligible_from: int | None = None  # days after as_of
     sites: tuple[str, ...] | None = None  # None: every site
     screened: bool = True
+    # built after the shuffled population and left undecorated: adding one changes no earlier
+    # patient's id, records or decorations (the shipped samples only gain rows)
+    appended: bool = False
 
 
 def S(
@@ -283,5 +307,6 @@ def S(
     tier: str = "likely",
     ef: int | None = None,
     sites: tuple[str, ...] | None = None,
+    appended: bool = False,
 ) -> Scenario:
-    return Scenario(name, tuple(mods), expect or {}, tier, ef, sites)
+    return Scenario(name, tuple(mods), expect or {}, tier, ef, sites, appended=appended)

@@ -85,7 +85,8 @@ def generate(
     """Write one site's synthetic data to `out_dir`; returns every patient with expectations.
 
     `patients` screened (SLE) patients cycle through the scenario table; `background` non-SLE or
-    not-screened patients (default patients // 6) are added. Same arguments → byte-identical files.
+    not-screened patients (default patients // 6) are added, in shuffled order, then the appended
+    scenarios' patients (Scenario.appended). Same arguments → byte-identical files.
     """
     if fmt not in ("bundles", "ndjson"):
         raise ValueError(f"unknown format {fmt!r} (bundles|ndjson)")
@@ -94,7 +95,8 @@ def generate(
     built = build_site(patients=patients, seed=seed, as_of=as_of, site=site, background=background)
     rng = random.Random(f"cohort-samples-files:{seed}:{site}")
     if fmt == "bundles":
-        collection = set(rng.sample(range(len(built)), k=min(2, len(built))))
+        shuffled = [i for i, (gp, _) in enumerate(built) if not gp.appended]
+        collection = set(rng.sample(shuffled, k=min(2, len(shuffled))))
         for i, (_gp, resources) in enumerate(built):
             kind = "collection" if i in collection else "transaction"
             bundle = to_bundle(resources, rng, kind)
