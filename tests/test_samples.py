@@ -226,3 +226,16 @@ def test_a_generation_leaves_no_trace_in_the_next(tmp_path: Path) -> None:
     samples.generate(tmp_path / "x", patients=90, seed=9, as_of=AS_OF, site="uci", fmt="ndjson")
     samples.generate(tmp_path / "b", patients=40, seed=3, as_of=AS_OF, site="amr", fmt="ndjson")
     assert tree(tmp_path / "a") == tree(tmp_path / "b")
+
+
+def test_samples_module_help_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m cohort.samples --help` took "--help" for ROOT and wrote a folder of that name."""
+    from cohort.samples.write import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0 and "sample_bundles" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []

@@ -165,11 +165,17 @@ def write_samples(
     return everyone
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """`python -m cohort.samples [ROOT]`: regenerate the shipped samples in ROOT (default: cwd)."""
-    import sys
+    import argparse
 
-    root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path.cwd()
+    parser = argparse.ArgumentParser(
+        prog="python -m cohort.samples",
+        description="Regenerate the shipped sample data: ROOT/sample_bundles and "
+        "ROOT/tests/data/sample_expected.* (deterministic: same code, same files).",
+    )
+    parser.add_argument("root", nargs="?", type=Path, default=Path.cwd(), help="default: cwd")
+    root = parser.parse_args(argv).root
     people = write_samples(root)
     n = sum(p.screened for p in people)
     print(f"wrote {len(people)} patients ({n} screened) under {root / 'sample_bundles'}")
