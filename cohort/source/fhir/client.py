@@ -390,7 +390,7 @@ def server_time(bundle: dict | None, r: requests.Response) -> str | None:
         except ValueError:
             t = None
         if t is not None and t.tzinfo is not None:
-            return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            return _utc_iso(t)
     date = r.headers.get("Date")
     if date:
         try:
@@ -399,5 +399,9 @@ def server_time(bundle: dict | None, r: requests.Response) -> str | None:
             return None
         if t.tzinfo is None:
             t = t.replace(tzinfo=UTC)  # an HTTP date is GMT
-        return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return _utc_iso(t)
     return None
+
+
+def _utc_iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
