@@ -358,7 +358,8 @@ def bulk_pull(p: Puller) -> None:
     spool = spool_dir(p)
     state_file = spool / "job.json"
     state = _read_state(p, state_file)
-    key = export_key(p, export_types(p))
+    types = export_types(p)
+    key = export_key(p, types)
     mark, _, mark_key = (p.mark("bulk") or "").partition("|")
     if mark and mark_key != key:
         p.report.warn("bulk: exported types or mapped codes changed since the last export: full")
@@ -383,7 +384,7 @@ def bulk_pull(p: Puller) -> None:
         p.set_mark("screened", json.dumps(sorted(screened)))
         load(p, files, screened)
     if not incomplete:
-        p.swept.update(export_types(p))
+        p.swept.update(types)
     new = sorted(screened - complete) if state.get("since") else []
     p.report.incremental = bool(state.get("since"))
     p.report.patients_screened, p.report.patients_new = len(screened), len(new)
