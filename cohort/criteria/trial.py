@@ -167,8 +167,10 @@ def _tname(wants: tuple[type, ...]) -> str:
     }.get(wants[0], wants[0].__name__)
 
 
-def _check_criterion(p: _Problems, index: int, raw: Any, seen: dict[str, int]) -> str | None:
-    """Report a criterion's problems; its id when it has none."""
+def _check_criterion(
+    p: _Problems, index: int, raw: Any, seen: dict[str, int]
+) -> tuple[str, dict[str, Any]] | None:
+    """Report a criterion's problems; its id and parameters when it has none."""
     if not isinstance(raw, dict):
         p.file(p.where.key_line(index, "", "id"), f"criterion #{index + 1} is not a table")
         return None
@@ -214,7 +216,7 @@ def _check_criterion(p: _Problems, index: int, raw: Any, seen: dict[str, int]) -
     if len(p.found) == before:  # names and types right: the rules between parameters
         for key, msg in rule_problems(kind, params):
             p.criterion(index, cid, key, msg)
-    return cid if len(p.found) == before else None
+    return (cid, params) if len(p.found) == before else None
 
 
 def _check_table(p: _Problems, index: int, cid: str, key: str, table: Table, entry: Any) -> None:
@@ -324,10 +326,10 @@ def check_trial(
     seen: dict[str, int] = {}
     criteria: list[Criterion] = []
     for index, raw in enumerate(raw_criteria):
-        cid = _check_criterion(p, index, raw, seen)
-        if cid is None:
+        checked = _check_criterion(p, index, raw, seen)
+        if checked is None:
             continue
-        params = {k: v for k, v in raw.items() if k not in _META}
+        cid, params = checked
         if known is not None:
             _check_concepts(p, index, cid, params, known, active, units, raw["kind"])
         criteria.append(
