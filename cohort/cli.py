@@ -107,8 +107,9 @@ def load_cfg(config: Path | None) -> Any:
 @click.option(
     "--no-phi",
     is_flag=True,
-    help="Leave identifying columns out of the CSV, free-text evidence values out of "
-    "evidence.csv, and patient lists out of the HTML (counts only, small ones withheld).",
+    help="Leave identifying columns out of the CSV, free-text evidence values (and the "
+    "reasons quoting them) out of the CSVs, and patient lists out of the HTML (counts only, "
+    "small ones withheld).",
 )
 def run(
     config: Path | None, as_of: str | None, out: Path, full_refresh: bool, no_phi: bool
