@@ -334,7 +334,7 @@ def _trend(site: SiteResult, history: list[dict[str, Any]], masked: PageCounts |
         )
     return (
         f'<section id="trend"><h2>Trend over runs</h2><p class="legend">{legend}</p>'
-        f"{trend_svg(runs, texts=texts if masked is not None else None)}{note}"
+        f"{trend_svg(runs, texts=texts)}{note}"
         f'<table id="trend-table" class="narrow"><thead><tr>{head}</tr>'
         f"</thead><tbody>{trs}</tbody></table></section>"
     )

@@ -76,12 +76,10 @@ def _plotted(text: str) -> float | None:
     return None
 
 
-def trend_svg(runs: list[dict[str, Any]], *, texts: list[dict[str, str]] | None = None) -> str:
-    """An SVG line chart of the runs' counts. With `texts` (the no-PHI page: each run's counts
-    as printed) it is drawn from those texts alone, so it shows nothing they hide: "<11" at 10
-    with a hollow dot, a ten at its middle, a withheld count not at all."""
-    if texts is None:
-        texts = [{key: str(r[key]) for key, _ in SERIES} for r in runs]
+def trend_svg(runs: list[dict[str, Any]], *, texts: list[dict[str, str]]) -> str:
+    """An SVG line chart of the runs' counts, drawn from `texts` (each run's counts as the page
+    prints them) alone, so it shows nothing they hide: "<11" at 10 with a hollow dot, a ten at
+    its middle, a withheld count not at all."""
     values = [{key: _plotted(t.get(key, "0")) for key, _ in SERIES} for t in texts]
     days = [r["date"] for r in runs]
     xs = _x_positions(days)
