@@ -15,7 +15,10 @@ from cohort.terminology.mappings import read_text
 
 def header_of(path: Path) -> list[str]:
     """The header line of a mapping CSV (the first non-blank, non-comment line)."""
-    text = read_text(path, str(path))
+    return _header(read_text(path, str(path)), path)
+
+
+def _header(text: str, path: Path) -> list[str]:
     for cells in csv.reader(text.splitlines()):
         if cells and any(c.strip() for c in cells) and not cells[0].lstrip().startswith("#"):
             return [c.strip() for c in cells]
@@ -24,8 +27,8 @@ def header_of(path: Path) -> list[str]:
 
 def append_rows(path: Path, rows: Iterable[dict[str, str]]) -> int:
     """Append rows (dicts by column name) atomically; returns how many were written."""
-    header = header_of(path)
     text = read_text(path, str(path))
+    header = _header(text, path)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     n = 0
