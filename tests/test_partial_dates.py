@@ -467,3 +467,19 @@ def test_live_vaccine_in_the_as_of_month_holds_eligible_from_back_to_as_of_only(
     assert (r.status, r.eligible_from) == ("fail", date(2026, 11, 25) + timedelta(28))
     r = run("live_vaccine", immunization("03", "2026"), sure)
     assert (r.status, r.eligible_from) == ("fail", date(2026, 11, 25) + timedelta(28))
+
+
+def test_background_only_record_starting_in_the_as_of_month_is_not_a_sure_fail() -> None:
+    # ibuprofen (no qualifying concept) started "2026-11": on Nov 1-25 the patient has a
+    # medication record and no therapy (fail); on Nov 26-30 no record at all (unknown)
+    ibuprofen = stmt("5640", status="active", start="2026-11")
+    r = run("background_therapy", ibuprofen)
+    assert r.status == "unknown"
+    assert r.reason == (
+        "no current qualifying therapy; the only medication records start 2026-11: "
+        "cannot tell if on record by 2026-11-25"
+    )
+    assert run("background_therapy", ibuprofen, as_of=date(2026, 12, 1)).status == "fail"
+    # a record surely on file by as_of decides it as before
+    earlier = stmt("5640", status="completed", start="2026-10-01", end="2026-10-05")
+    assert run("background_therapy", ibuprofen, earlier).status == "fail"

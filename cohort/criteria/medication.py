@@ -25,6 +25,11 @@ def current_medication(crit: Criterion, ctx: Context) -> Result:
     starts = [e.start for e in ctx.facts.exposures] + ctx.facts.other_medications
     if not any(d is None or d <= ctx.as_of for d in starts):
         return result(crit, Status.UNKNOWN, "no medication records at all")
+    # a record whose partial start also stands for days after as_of is a record on some of
+    # those days only: on the others there is none ("no medication records at all", unknown)
+    unsure = not any(d is None or d <= ctx.as_of for d in ctx.facts.other_medications) and all(
+        e.start is not None and (e.start_last or e.start) > ctx.as_of for e in ctx.facts.exposures
+    )
     evidence, ignored, undated, maybe = [], [], [], []
     why_maybe = ""
     for e in ctx.exposures(p["concepts"]):
@@ -63,6 +68,16 @@ def current_medication(crit: Criterion, ctx: Context) -> Result:
             f"{undated[0].concept} ongoing without a start date: confirm it is current",
             undated,
             ignored,
+        )
+    if unsure:
+        e = min(ctx.facts.exposures, key=lambda x: (x.start or ctx.as_of, x.ref))
+        began = shown(e.start, e.start_last)
+        return result(
+            crit,
+            Status.UNKNOWN,
+            f"no current qualifying therapy; the only medication records start {began}: "
+            f"cannot tell if on record by {ctx.as_of}",
+            ignored=ignored,
         )
     return result(crit, Status.FAIL, "no current qualifying therapy", ignored=ignored)
 
