@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from cohort.criteria.base import Context, TerminologyLike
+from cohort.criteria.base import Context, Criterion, TerminologyLike
+from cohort.criteria.obsdays import settle
 from cohort.criteria.registry import KINDS
 from cohort.criteria.trial import Trial
 from cohort.extract import ReadingRules
@@ -37,4 +38,9 @@ def is_screened(trial: Trial, ctx: Context) -> bool:
 
 
 def evaluate(trial: Trial, ctx: Context) -> list[Result]:
-    return [KINDS[c.kind].fn(c, ctx) for c in trial.criteria]
+    results = [KINDS[c.kind].fn(c, ctx) for c in trial.criteria]
+    return settle(trial.criteria, ctx, results, _run)
+
+
+def _run(crit: Criterion, ctx: Context) -> Result:
+    return KINDS[crit.kind].fn(crit, ctx)

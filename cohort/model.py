@@ -114,6 +114,7 @@ class ObservationFact:
     ref_low: Quantity | None = None  # referenceRange[0].low
     text: str = ""
     components: tuple[tuple[tuple[Code, ...], ObsValue], ...] = ()
+    when_last: date | None = None  # last day of a partial date (see ConditionFact)
 
 
 @value

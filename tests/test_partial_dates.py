@@ -483,3 +483,111 @@ def test_background_only_record_starting_in_the_as_of_month_is_not_a_sure_fail()
     # a record surely on file by as_of decides it as before
     earlier = stmt("5640", status="completed", start="2026-10-01", end="2026-10-05")
     assert run("background_therapy", ibuprofen, earlier).status == "fail"
+
+
+# --- results (Observations) with a partial date: every day is tried (criteria.obsdays) -------------
+def settled(cid: str, *resources: dict, as_of: date | None = None) -> Any:
+    """`cid`'s result through `evaluate` (which tries every day of a partial result)."""
+    from criteria_helpers import AS_OF, context, trial
+
+    from cohort.evaluate import evaluate
+
+    ctx = context(*resources, as_of=as_of or AS_OF)
+    return next(r for r in evaluate(trial(), ctx) if r.criterion == cid)
+
+
+def hb(value: float, when: str) -> dict:
+    return observation("718-7", when, valueQuantity=qty(value, "g/dL", "g/dL"))
+
+
+def weight(kg: float, when: str) -> dict:
+    return observation("29463-7", when, valueQuantity=qty(kg, "kg", "kg"))
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        # Nov 1-25: a low result inside the window fails; Nov 26-30: after as_of, no result
+        ((hb(7.0, "2026-11"),), "unknown"),
+        ((hb(7.0, "2026-10"),), "fail"),  # every day of October is inside the 90 days
+        ((hb(12.0, "2026-11"),), "unknown"),  # pass on Nov 1-25, no result after
+        ((hb(12.0, "2026-10"),), "pass"),
+        ((hb(7.0, "2026"),), "unknown"),
+        ((hb(7.0, "2025"),), "unknown"),  # no day inside the window: no result either way
+        # the window (90 days) starts 2026-08-27: August straddles it
+        ((hb(7.0, "2026-08"), hb(12.0, "2026-06-01")), "unknown"),
+        # a full-date result in the same month: which is the most recent depends on the day
+        ((hb(7.0, "2026-10"), hb(12.0, "2026-10-15")), "unknown"),
+        ((hb(7.0, "2026-10"), hb(6.0, "2026-10-15")), "fail"),  # low either way
+    ],
+)
+def test_lab_result_with_a_partial_date(resources: tuple, expected: str) -> None:
+    assert settled("hemoglobin", *resources).status == expected
+
+
+def test_partial_result_reason_evidence_and_first_day_reading() -> None:
+    r = settled("hemoglobin", hb(7.0, "2026-11"))
+    assert r.reason.startswith("a result dated only 2026-11 (Observation/")
+    assert "fail on some of its days, unknown on others (hemoglobin 7 g/dL < 8 on 2026-11)" in (
+        r.reason
+    )
+    assert [e.date for e in r.evidence] == ["2026-11"]  # as recorded, not 2026-11-01
+    # the criterion alone (no day tried) still reads the first day, as the rest of the
+    # pipeline does (ordering, last_seen)
+    assert run("hemoglobin", hb(7.0, "2026-11")).status == "fail"
+
+
+def test_weight_partial_month_at_the_window_start() -> None:
+    # 12 months before 2026-11-25 is 2025-11-25: November 2025 straddles it
+    assert settled("weight", weight(60, "2025-11")).status == "unknown"
+    assert settled("weight", weight(60, "2025-12")).status == "pass"
+    # a full-date result inside the window decides whatever day the partial one is
+    assert settled("weight", weight(60, "2025-11"), weight(61, "2026-11-01")).status == "pass"
+
+
+def test_full_dates_are_not_tried_and_other_criteria_keep_their_result() -> None:
+    full = settled("hemoglobin", hb(7.0, "2026-11-20"))
+    assert (full.status, full.reason) == ("fail", "hemoglobin 7 g/dL < 8 on 2026-11-20")
+    # a partial hemoglobin leaves the weight criterion as it was
+    assert settled("weight", weight(60, "2026-10-01"), hb(7.0, "2026-11")).status == "pass"
+
+
+# each builder: a result dated `d` with a value chosen by the test, beside full-dated records
+OBS_BUILDERS = {
+    "hemoglobin": lambda d, v: [
+        observation("718-7", d, valueQuantity=qty(v, "g/dL", "g/dL"), rid="a"),
+        observation("718-7", "2026-10-15", valueQuantity=qty(10, "g/dL", "g/dL"), rid="b"),
+    ],
+    "weight": lambda d, v: [weight(v * 6, d)],
+    "washout_b_cell_depletion": lambda d, v: [
+        given_on(RTX, "2025-12-20"),
+        observation("8116-6", d, valueQuantity=qty(v * 20, "/uL", "/uL"), rid="a"),
+    ],
+    "ana_titer": lambda d, v: [
+        observation("5048-4", d, valueString=f"1:{v * 20}", rid="a"),
+        observation("5048-4", "2026-03-10", valueString="1:160", rid="b"),
+    ],
+}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(sorted(OBS_BUILDERS)),
+    st.integers(2025, 2026),
+    st.integers(1, 12),
+    st.integers(1, 12),
+    st.dates(date(2026, 1, 1), date(2026, 12, 31)),
+)
+def test_a_partial_result_date_decides_only_when_every_day_agrees(
+    cid: str, year: int, month: int, v: int, as_of: date
+) -> None:
+    got = settled(cid, *OBS_BUILDERS[cid](f"{year}-{month:02d}", v), as_of=as_of)
+    each = [
+        settled(cid, *OBS_BUILDERS[cid](d.isoformat(), v), as_of=as_of) for d in _days(year, month)
+    ]
+    days = {r.status for r in each}
+    assert got.status == (next(iter(days)) if len(days) == 1 else "unknown"), days
+    if got.status == "fail":
+        known = [r.eligible_from for r in each]
+        expected = None if None in known else max(k for k in known if k is not None)
+        assert got.eligible_from == expected

@@ -178,6 +178,7 @@ class Context:
     missing_status_is_active: bool = True
     _concepts: dict[str, frozenset[str]] = field(default_factory=dict)
     _index: dict[int, dict[str, list[int]]] = field(default_factory=dict)
+    _sinces: set[date] = field(default_factory=set)  # window starts asked for (criteria.obsdays)
 
     def concepts(self, ref: str, codes: Iterable[Code], text: str = "") -> frozenset[str]:
         hit = self._concepts.get(ref)
@@ -238,6 +239,8 @@ class Context:
         """Matching results dated in [since, as_of], newest first; and the ignored ones with why."""
         want = set(concepts)
         only = next(iter(want)) if len(want) == 1 else None  # then every match is of it
+        if since:
+            self._sinces.add(since)
         used: list[ObservationFact] = []
         ignored: list[Evidence] = []
         for o in self.matching(self.facts.observations, want):
@@ -266,7 +269,7 @@ class Context:
             concept=concept,
             value=value or raw_value,
             unit=unit or raw_unit,
-            date=iso(o.when),
+            date=shown(o.when, o.when_last),
             note=note,
         )
 

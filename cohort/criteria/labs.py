@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cohort.criteria.base import Context, Criterion, result, window_start
+from cohort.criteria.base import Context, Criterion, result, shown, window_start
 from cohort.model import Evidence, ObsValue, Result, Status
 
 
@@ -67,7 +67,7 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
             return result(
                 crit,
                 Status.FAIL,
-                f"{concept} {v:g} {unit} < {threshold:g} on {o.when}",
+                f"{concept} {v:g} {unit} < {threshold:g} on {shown(o.when, o.when_last)}",
                 [ev],
                 ignored,
             )
@@ -76,7 +76,11 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
     if v >= threshold:
         return result(crit, Status.PASS, f"{concept} {v:g} {unit} >= {threshold:g}", [ev], ignored)
     return result(
-        crit, Status.FAIL, f"{concept} {v:g} {unit} < {threshold:g} on {o.when}", [ev], ignored
+        crit,
+        Status.FAIL,
+        f"{concept} {v:g} {unit} < {threshold:g} on {shown(o.when, o.when_last)}",
+        [ev],
+        ignored,
     )
 
 
@@ -106,18 +110,24 @@ def titer(crit: Criterion, ctx: Context) -> Result:
         t = ctx.term.titer(o.value) if concept in titer_concepts else None
         if t is not None:
             status = _titer_status(float(t.value), t.comparator, minimum)
-            shown = f"{t.comparator}1:{t.value:g}"
-            ev = ctx.obs_evidence(o, concept, "most recent titer", shown, "{titer}")
+            as_text = f"{t.comparator}1:{t.value:g}"
+            ev = ctx.obs_evidence(o, concept, "most recent titer", as_text, "{titer}")
             ignored += _superseded(ctx, obs[i + 1 :], titer_concepts + screen_concepts)
             why = {Status.PASS: ">=", Status.FAIL: "<", Status.UNKNOWN: "cannot tell vs"}[status]
-            why = f"{label} titer {shown} {why} 1:{minimum:g} on {o.when}"
+            why = f"{label} titer {as_text} {why} 1:{minimum:g} on {shown(o.when, o.when_last)}"
             return result(crit, status, why, [ev], ignored)
         q = ctx.term.qualitative(o.value, o.interpretation)
         if q == "negative" and concept in titer_concepts:
             # a titer reported as "Negative" is the most recent titer, and a fail
             ev = ctx.obs_evidence(o, concept, "most recent titer: negative")
             ignored += _superseded(ctx, obs[i + 1 :], titer_concepts + screen_concepts)
-            return result(crit, Status.FAIL, f"{label} titer negative on {o.when}", [ev], ignored)
+            return result(
+                crit,
+                Status.FAIL,
+                f"{label} titer negative on {shown(o.when, o.when_last)}",
+                [ev],
+                ignored,
+            )
         if q in ("positive", "negative"):
             qualitative.append((q, ctx.obs_evidence(o, concept, f"qualitative {q}")))
         else:

@@ -24,6 +24,7 @@ __all__ = [
     "exposure_start_days",
     "first_code",
     "obs_date",
+    "obs_days",
     "obs_value",
     "parse_date",
     "parse_days",
@@ -203,6 +204,17 @@ def obs_date(res: dict[str, Any]) -> date | None:
         or parse_date(period.get("start") if isinstance(period, dict) else None)
         or parse_date(res.get("effectiveInstant"))
         or parse_date(res.get("issued"))
+    )
+
+
+def obs_days(res: dict[str, Any]) -> DayRange | None:
+    """`obs_date` read from the same element, with a partial date's last day (`parse_days`)."""
+    period = res.get("effectivePeriod") or {}
+    return (
+        parse_days(res.get("effectiveDateTime"))
+        or parse_days(period.get("start") if isinstance(period, dict) else None)
+        or parse_days(res.get("effectiveInstant"))
+        or parse_days(res.get("issued"))
     )
 
 

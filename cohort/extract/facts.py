@@ -15,6 +15,7 @@ from cohort.extract.elements import (
     exposure_start_days,
     first_code,
     obs_date,
+    obs_days,
     obs_value,
     parse_days,
     quantity_of,
@@ -194,11 +195,13 @@ class Extractor:
         interp: tuple[Code, ...] = ()
         for cc in res.get("interpretation") or ():
             interp += codes_of(cc)
+        days = obs_days(res)
         return ObservationFact(
             ref=ref,
             codes=coded[0],
             status=str(res.get("status", "")),
-            when=obs_date(res),
+            when=_first(days),
+            when_last=_last(days),
             value=obs_value(res),
             interpretation=interp,
             ref_low=low,

@@ -1,0 +1,109 @@
+"""Results with a partial date (YYYY, YYYY-MM): pass/fail only when every day it can stand for
+gives it, as for every other record (docs/rules.md, "Reading records")."""
+
+# A criterion compares a result's date with other dates only: a window start, as_of, another
+# record's date (most recent, "on or after", "since the last dose"). Between two such dates every
+# day gives the same outcome, so the days worth trying are the partial date's first and last
+# and each of those dates and its neighbours inside it: a handful, not the 365 of a year. Each
+# partial result is tried alone (the others at their first day); results are read at their first
+# day everywhere else (ordering, last_seen). Only patients with such a result pay for this.
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import date, timedelta
+
+from cohort.criteria.base import Context, Criterion, result, shown
+from cohort.model import ObservationFact, PatientFacts, Result, Status
+
+__all__ = ["settle"]
+
+# partial results a patient's criteria are tried on (the rest stay at their first day)
+MAX_TRIED = 8
+
+Run = Callable[[Criterion, Context], Result]
+
+
+def settle(
+    criteria: Sequence[Criterion], ctx: Context, results: list[Result], run: Run
+) -> list[Result]:
+    """`results` (each criterion read with results at their first day) where every day of each
+    partial result agrees; unknown, with a reason naming the date as recorded, where not."""
+    partial = [
+        o
+        for o in ctx.facts.observations
+        if o.when_last is not None and o.when is not None and o.when <= ctx.as_of
+    ]
+    if not partial:
+        return results
+    marks = _marks(ctx)
+    out = list(results)
+    split: set[int] = set()  # criteria already made unknown by a partial date
+    for o in partial[:MAX_TRIED]:
+        for day in _days(o, marks):
+            alt = _on_day(ctx, o, day)
+            for i, crit in enumerate(criteria):
+                if i in split:
+                    continue
+                base, other = results[i], run(crit, alt)
+                if other.status is not base.status:
+                    split.add(i)
+                    out[i] = result(
+                        crit,
+                        Status.UNKNOWN,
+                        f"a result dated only {shown(o.when, o.when_last)} ({o.ref}):"
+                        f" {base.status} on some of its days, {other.status} on others"
+                        f" ({base.reason})",
+                        base.evidence,
+                        base.ignored,
+                    )
+                elif base.status is Status.FAIL and out[i].eligible_from != other.eligible_from:
+                    # the latest date every day allows (none if a day gives none)
+                    a, b = out[i].eligible_from, other.eligible_from
+                    out[i] = replace(out[i], eligible_from=max(a, b) if a and b else None)
+    return out
+
+
+def _on_day(ctx: Context, o: ObservationFact, day: date) -> Context:
+    """`ctx` with `o` dated `day` (a full date): a context of its own (the concept memo, keyed
+    by reference, is shared; the per-list index is not)."""
+    obs = [replace(x, when=day, when_last=None) if x is o else x for x in ctx.facts.observations]
+    facts: PatientFacts = replace(ctx.facts, observations=obs)
+    return replace(ctx, facts=facts, _index={}, _sinces=set())
+
+
+def _marks(ctx: Context) -> set[date]:
+    """Every date a criterion may compare a result's date with."""
+    f = ctx.facts
+    found: list[date | None] = [ctx.as_of, *ctx._sinces]
+    for o in f.observations:
+        found += (o.when, o.when_last)
+    for e in f.exposures:
+        found += (e.start, e.start_last, e.end, e.end_last)
+    for c in f.conditions:
+        found += (c.onset, c.onset_last, c.recorded, c.recorded_last)
+        found += (c.abatement, c.abatement_last)
+    for im in f.immunizations:
+        found += (im.when, im.when_last)
+    for p in f.procedures:
+        found += (p.start, p.start_last, p.end, p.end_last)
+    return {d for d in found if d is not None}
+
+
+def _days(o: ObservationFact, marks: set[date]) -> list[date]:
+    """The days of `o`'s partial date worth trying, besides its first (the reading already
+    made): its last, and each mark and its neighbours inside it."""
+    first, last = o.when, o.when_last
+    assert first is not None and last is not None  # (settle passes partial dates only)
+    one = timedelta(days=1)
+    days = {last}
+    for m in marks:
+        if first <= m <= last:
+            days.add(m)
+            if m > first:
+                days.add(m - one)
+            if m < last:
+                days.add(m + one)
+    days.discard(first)
+    return sorted(days)
