@@ -38,8 +38,7 @@ def is_screened(trial: Trial, ctx: Context) -> bool:
 
 
 def evaluate(trial: Trial, ctx: Context) -> list[Result]:
-    results = [KINDS[c.kind].fn(c, ctx) for c in trial.criteria]
-    return settle(trial.criteria, ctx, results, _run)
+    return settle(trial.criteria, ctx, _run)
 
 
 def _run(crit: Criterion, ctx: Context) -> Result:

@@ -591,3 +591,27 @@ def test_a_partial_result_date_decides_only_when_every_day_agrees(
         known = [r.eligible_from for r in each]
         expected = None if None in known else max(k for k in known if k is not None)
         assert got.eligible_from == expected
+
+
+def test_only_the_criteria_given_a_partial_result_are_tried_again() -> None:
+    from criteria_helpers import context, trial
+
+    from cohort.criteria.obsdays import settle
+    from cohort.criteria.registry import KINDS
+
+    calls: list[str] = []
+
+    def counted(crit: Any, ctx: Any) -> Any:
+        calls.append(crit.id)
+        return KINDS[crit.kind].fn(crit, ctx)
+
+    criteria = trial().criteria
+    out = settle(criteria, context(weight(60, "2025-11"), hb(12.0, "2026-11-01")), counted)
+    assert calls[: len(criteria)] == [c.id for c in criteria]  # the first-day reading
+    tried = calls[len(criteria) :]
+    assert tried and set(tried) == {"weight"}
+    assert {r.criterion: r.status for r in out}["weight"] == "unknown"
+    # no partial result: each criterion runs once
+    calls.clear()
+    settle(criteria, context(weight(60, "2025-12-01")), counted)
+    assert calls == [c.id for c in criteria]

@@ -179,6 +179,7 @@ class Context:
     _concepts: dict[str, frozenset[str]] = field(default_factory=dict)
     _index: dict[int, dict[str, list[int]]] = field(default_factory=dict)
     _sinces: set[date] = field(default_factory=set)  # window starts asked for (criteria.obsdays)
+    _seen: set[int] | None = None  # when set, ids of the facts `matching` gave (criteria.obsdays)
 
     def concepts(self, ref: str, codes: Iterable[Code], text: str = "") -> frozenset[str]:
         hit = self._concepts.get(ref)
@@ -199,7 +200,10 @@ class Context:
         if not found:
             return []
         hits = found[0] if len(found) == 1 else sorted(set().union(*found))
-        return [facts[i] for i in hits]
+        out = [facts[i] for i in hits]
+        if self._seen is not None:
+            self._seen.update(map(id, out))
+        return out
 
     # --- conditions -------------------------------------------------------------------------
     def conditions(self, concepts: Iterable[str]) -> list[ConditionFact]:

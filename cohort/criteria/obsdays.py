@@ -4,9 +4,12 @@ gives it, as for every other record (docs/rules.md, "Reading records")."""
 # A criterion compares a result's date with other dates only: a window start, as_of, another
 # record's date (most recent, "on or after", "since the last dose"). Between two such dates every
 # day gives the same outcome, so the days worth trying are the partial date's first and last
-# and each of those dates and its neighbours inside it: a handful, not the 365 of a year. Each
-# partial result is tried alone (the others at their first day); results are read at their first
-# day everywhere else (ordering, last_seen). Only patients with such a result pay for this.
+# and each of those dates and its neighbours inside it: a handful, not the 365 of a year. Only
+# the criteria that read the result are tried again (a criterion reaches records through
+# Context.matching, which is given every record of its concepts whatever their dates, so one
+# that was not given the result on its first day never is). Each partial result is tried alone
+# (the others at their first day); results are read at their first day everywhere else
+# (ordering, last_seen). Only patients with such a result pay for any of this.
 
 from __future__ import annotations
 
@@ -17,36 +20,47 @@ from datetime import date, timedelta
 from cohort.criteria.base import Context, Criterion, result, shown
 from cohort.model import ObservationFact, PatientFacts, Result, Status
 
-__all__ = ["settle"]
+__all__ = ["MAX_TRIED", "settle"]
 
-# partial results a patient's criteria are tried on (the rest stay at their first day)
-MAX_TRIED = 8
+# partial results of one patient tried (the rest stay at their first day): a bound on the time
+# a patient can take, far above what a chart holds (results rarely carry partial dates)
+MAX_TRIED = 50
 
 Run = Callable[[Criterion, Context], Result]
 
 
-def settle(
-    criteria: Sequence[Criterion], ctx: Context, results: list[Result], run: Run
-) -> list[Result]:
-    """`results` (each criterion read with results at their first day) where every day of each
-    partial result agrees; unknown, with a reason naming the date as recorded, where not."""
+def settle(criteria: Sequence[Criterion], ctx: Context, run: Run) -> list[Result]:
+    """Each criterion's result (`run`), with results read at their first day, where every day
+    of each partial result agrees; unknown, with a reason naming the date as recorded, where
+    not."""
     partial = [
         o
         for o in ctx.facts.observations
         if o.when_last is not None and o.when is not None and o.when <= ctx.as_of
     ]
     if not partial:
-        return results
+        return [run(crit, ctx) for crit in criteria]
+    results: list[Result] = []
+    reads: list[set[int]] = []  # per criterion, the records it was given
+    for crit in criteria:
+        ctx._seen = set()
+        results.append(run(crit, ctx))
+        reads.append(ctx._seen)
+    ctx._seen = None
     marks = _marks(ctx)
     out = list(results)
     split: set[int] = set()  # criteria already made unknown by a partial date
     for o in partial[:MAX_TRIED]:
+        which = [i for i, seen in enumerate(reads) if id(o) in seen and i not in split]
+        if not which:
+            continue
         for day in _days(o, marks):
             alt = _on_day(ctx, o, day)
-            for i, crit in enumerate(criteria):
+            for i in which:
                 if i in split:
                     continue
-                base, other = results[i], run(crit, alt)
+                crit, base = criteria[i], results[i]
+                other = run(crit, alt)
                 if other.status is not base.status:
                     split.add(i)
                     out[i] = result(
@@ -70,7 +84,7 @@ def _on_day(ctx: Context, o: ObservationFact, day: date) -> Context:
     by reference, is shared; the per-list index is not)."""
     obs = [replace(x, when=day, when_last=None) if x is o else x for x in ctx.facts.observations]
     facts: PatientFacts = replace(ctx.facts, observations=obs)
-    return replace(ctx, facts=facts, _index={}, _sinces=set())
+    return replace(ctx, facts=facts, _index={}, _sinces=set(), _seen=None)
 
 
 def _marks(ctx: Context) -> set[date]:
