@@ -198,17 +198,13 @@ def exposure_start(res: dict[str, Any]) -> date | None:
 
 
 def obs_date(res: dict[str, Any]) -> date | None:
-    period = res.get("effectivePeriod") or {}
-    return (
-        parse_date(res.get("effectiveDateTime"))
-        or parse_date(period.get("start") if isinstance(period, dict) else None)
-        or parse_date(res.get("effectiveInstant"))
-        or parse_date(res.get("issued"))
-    )
+    """A result's date (a partial one as its first day)."""
+    days = obs_days(res)
+    return days[0] if days else None
 
 
 def obs_days(res: dict[str, Any]) -> DayRange | None:
-    """`obs_date` read from the same element, with a partial date's last day (`parse_days`)."""
+    """A result's date, with a partial date's last day (`parse_days`)."""
     period = res.get("effectivePeriod") or {}
     return (
         parse_days(res.get("effectiveDateTime"))
