@@ -109,6 +109,19 @@ PARTIAL = {
         "2026-10",
         "varicella virus vaccine recorded only as 2026-10: cannot tell if within 28 days",
     ),
+    # results (criteria.obsdays): {ref} is the result's reference, as evidence.csv shows it
+    "hemoglobin_low_month_ambiguous": (
+        "hemoglobin",
+        "2026-11",
+        "a result dated only 2026-11 ({ref}): fail on some of its days, unknown on others"
+        " (hemoglobin 7.5 g/dL < 8 on 2026-11)",
+    ),
+    "weight_month_at_window_start": (
+        "weight",
+        "2025-11",
+        "a result dated only 2025-11 ({ref}): unknown on some of its days, pass on others"
+        " (no body_weight result since 2025-11-25)",
+    ),
 }
 
 
@@ -123,10 +136,10 @@ def test_partial_dates_show_as_recorded(golden_run: Path) -> None:
             evidence = list(csv.DictReader(f))
         for row in (r for r in expected if r["site"] == site):
             pid, (crit, shown, reason) = row["patient_id"], PARTIAL[row["scenario"]]
-            dates = [
-                e["date"] for e in evidence if (e["patient_id"], e["criterion"]) == (pid, crit)
-            ]
+            rows = [e for e in evidence if (e["patient_id"], e["criterion"]) == (pid, crit)]
+            dates = [e["date"] for e in rows]
             assert dates == [shown], (pid, crit, dates)
+            reason = reason.replace("{ref}", rows[0]["ref"])
             if reason:
                 assert f"{crit}: {reason}" in reasons[pid], (pid, reasons[pid])
             else:

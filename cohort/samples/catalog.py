@@ -28,6 +28,7 @@ from cohort.samples.scenarios import (
     drop,
     mmf_referenced,
     mtx_contained,
+    outside_lab,
     partial,
     plaquenil_text,
     pred_request_bid,
@@ -219,6 +220,14 @@ SCENARIOS: list[Scenario] = [
     A("varicella_vaccine_month_ambiguous",  # "2026-10": Oct 1-28 outside 4 weeks, Oct 29-31 within
       [partial(MONTH, vaccine("21", "varicella virus vaccine", -28), "occurrenceDateTime")],
       {"live_vaccine": U}, "possible"),
+    # results dated to the month, as transcribed from an outside report (no issued instant); the
+    # set lab replaces the base patient's, so it is the only one of its kind
+    A("hemoglobin_low_month_ambiguous",  # "2026-11": 7.5 fails on Nov 1-25, after as_of on 26-30
+      [outside_lab(MONTH, "hgb", -10, vq(7.5, "g/dL"))],
+      {"hemoglobin": U}, "possible"),
+    A("weight_month_at_window_start",  # "2025-11": Nov 1-24 before the 12 months, 25-30 within
+      [outside_lab(MONTH, "weight", -370, vq(64, "kg"), category="vital-signs")],
+      {"weight": U}, "possible"),
 ]
 # fmt: on
 

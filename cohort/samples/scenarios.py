@@ -195,6 +195,21 @@ def partial(precision: int, mod: Mod, *paths: str) -> Mod:
     return m
 
 
+def outside_lab(precision: int, slot: str, when: int, value: Res, **kw: Any) -> Mod:
+    """`set_lab`, as a result transcribed from an outside report dated to the year or month
+    only: its effectiveDateTime cut (`partial`) and no `issued`, which the lab builder writes
+    from the same day (an instant is never partial, and a full one would give the day back)."""
+    cut = partial(precision, set_lab(slot, when, value, **kw), "effectiveDateTime")
+
+    def m(b: Builder) -> None:
+        cut(b)
+        res = b.first(slot)
+        assert res is not None
+        del res["issued"]
+
+    return m
+
+
 def mmf_referenced(b: Builder) -> None:
     med = b.medication(
         "mmf_med",
