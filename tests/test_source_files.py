@@ -441,6 +441,42 @@ def test_byte_order_mark_opening_a_file_is_read_past(tmp_path: Path) -> None:
     assert (stats.issues, stats.summarised) == ([], {"Observation": 1})
 
 
+def test_a_record_after_a_byte_order_mark_is_stored_without_it(tmp_path: Path) -> None:
+    """The first line of an NDJSON file opening with a BOM was parsed past the mark but kept
+    with it as the stored text: every later read of that record (screening, explain) failed
+    with an internal error, on every run, until the store was deleted."""
+    from cohort.source.files import plan_units, read_unit
+    from cohort.store import PutStats, Store, prepare_row
+
+    bom = b"\xef\xbb\xbf"
+    lines = [orjson.dumps({"resourceType": "Patient", "id": f"p{i}"}) for i in range(2)]
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.ndjson").write_bytes(bom + b"\n".join(lines) + b"\n")
+    (tmp_path / "src" / "b.ndjson").write_bytes(bom + b"\n".join(lines))  # (no last newline)
+    for chunk in (None, 1 << 20):  # read whole, and as byte ranges
+        stats = ReadStats()
+        raws = [
+            raw
+            for unit in plan_units(tmp_path / "src", chunk)
+            for _, _, raw in read_unit(unit, stats)
+        ]
+        assert len(raws) == 4 and all(raw is not None and raw[:1] == b"{" for raw in raws)
+    rows = [
+        prepare_row(r, o, raw)
+        for u in plan_units(tmp_path / "src", 1 << 20)
+        for r, o, raw in read_unit(u, ReadStats())
+    ]
+    with Store(tmp_path / "s.sqlite") as store:
+        # a store written before the fix holds the mark: the next read replaces that text
+        bad = prepare_row({"resourceType": "Patient", "id": "p0"}, "a.ndjson:1", bom + lines[0])
+        store.put_rows("s", [bad], source="src", stats=PutStats())
+        put = PutStats()
+        store.put_rows("s", rows, source="src", stats=put)
+        assert (put.inserted, put.updated) == (1, 1)
+        assert store.get("s", "Patient", "p0") == {"resourceType": "Patient", "id": "p0"}
+        assert [g for g, _ in store.iter_by_patient("s")] == ["p0", "p1"]
+
+
 def test_ndjson_named_json_is_read_line_by_line(tmp_path: Path) -> None:
     """Lines of resources in a file named .json were one "invalid JSON (line 2, column 1)"
     issue, every record of the file lost; a broken line among them is still located."""

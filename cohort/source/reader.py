@@ -265,6 +265,7 @@ class Reader:
                         if not line.startswith(BOM):
                             raise  # (an invalid line is parsed once, not once more)
                         doc = orjson.loads(line[3:])  # a file opening with a byte order mark
+                        line = line[3:]  # (kept as read: stored with the mark, it never parsed)
                     except orjson.JSONDecodeError as e:
                         if n == 1 and b"\r" in line.rstrip():
                             # lines ended by CR alone (classic Mac): the whole file read as one
