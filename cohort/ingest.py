@@ -82,9 +82,11 @@ class _Held:
 
 
 def _renumber(origin: str, offset: int) -> str:
-    """'f.ndjson:12' -> 'f.ndjson:<12 + offset>' (a range's line numbers made file-absolute)."""
+    """'f.ndjson:12' -> 'f.ndjson:<12 + offset>' (a range's line numbers made file-absolute),
+    also 'f.ndjson:12#entry[3]' (an entry of a Bundle on that line)."""
     head, _, n = origin.rpartition(":")
-    return f"{head}:{int(n) + offset}" if n.isdigit() else origin
+    n, mark, entry = n.partition("#")
+    return f"{head}:{int(n) + offset}{mark}{entry}" if n.isdigit() else origin
 
 
 def ingest_files(

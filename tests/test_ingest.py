@@ -100,6 +100,32 @@ def test_chunks_read_exactly_what_a_whole_read_reads(population: Path) -> None:
     assert len(whole_stats.issues) == 2 and all(":" in i.origin for i in whole_stats.issues)
 
 
+def test_a_file_of_bundle_lines_read_in_ranges_locates_entries_as_a_whole_read(
+    tmp_path: Path,
+) -> None:
+    """NDJSON of one Bundle a line (a patient per line, as some exports write): the entries of
+    a line in a later byte range kept their line number within that range ("b.ndjson:3#entry[0]"
+    for line 40), in the store and in the issues that should lead to the record."""
+    lines = []
+    for i in range(60):
+        patient = {"resourceType": "Patient", "id": f"p{i}"}
+        broken = {"resourceType": "Patient", "id": "bad id"}
+        entries = [{"resource": patient}] + ([{"resource": broken}] if i % 7 == 0 else [])
+        lines.append(orjson.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}))
+    (tmp_path / "b.ndjson").write_bytes(b"\n".join(lines) + b"\n")
+    whole_stats = ReadStats()
+    whole = [(r["id"], o) for r, o in read_path(tmp_path, whole_stats)]
+    assert whole[40] == ("p40", "b.ndjson:41#entry[0]")
+    units = plan_units(tmp_path, 512)
+    assert sum(1 for u in units if u.part > 0) > 5
+    chunked, chunk_stats = _read_units(units)
+    assert chunked == whole
+    assert [(i.origin, i.reason) for i in chunk_stats.issues] == [
+        (i.origin, i.reason) for i in whole_stats.issues
+    ]
+    assert len(whole_stats.issues) == 9
+
+
 @pytest.mark.parametrize("suffix", [".gz", ".xz", ".bz2"])
 def test_compressed_files_decompressed_in_pieces_read_what_a_whole_read_reads(
     population: Path, tmp_path: Path, suffix: str
