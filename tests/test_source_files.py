@@ -76,6 +76,49 @@ def test_batch_collection_and_nested_searchset() -> None:
     assert "Bundle" not in stats.read and "Bundle" not in stats.skipped_types
 
 
+def test_a_history_bundle_reads_no_version_of_a_record_it_deletes(tmp_path: Path) -> None:
+    """A history Bundle (a `_history` answer saved to disk) lists a record's versions newest
+    first; a DELETE entry carries no resource, so the versions listed after it were read and
+    the newest of them stored: a deleted record (a Condition deleted as charted in error)
+    counted in screening. A record created again after its deletion is read."""
+
+    def cond(cid: str, version: str) -> dict[str, Any]:
+        return {
+            "resourceType": "Condition",
+            "id": cid,
+            "meta": {"versionId": version},
+            "subject": {"reference": "Patient/p1"},
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]},
+        }
+
+    def entry(res: dict[str, Any] | None, method: str, url: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"request": {"method": method, "url": url}}
+        return {**out, "resource": res} if res is not None else out
+
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "history",
+        "entry": [
+            entry(None, "DELETE", "Condition/c1"),
+            entry(cond("c2", "3"), "PUT", "Condition/c2"),  # created again after its deletion
+            entry(cond("c1", "2"), "PUT", "Condition/c1"),
+            entry(None, "DELETE", "Condition/c2"),
+            entry(cond("c1", "1"), "POST", "Condition"),
+            entry(cond("c2", "1"), "POST", "Condition"),
+            entry(cond("c3", "1"), "POST", "Condition"),
+        ],
+    }
+    (tmp_path / "h.json").write_bytes(orjson.dumps(bundle))
+    res, origins, stats = read(tmp_path / "h.json")
+    assert sorted(res) == [("Condition", "c2"), ("Condition", "c3")]
+    assert origins[("Condition", "c2")] == "h.json#entry[1]" and not stats.issues
+    # in any other Bundle (a transaction that deletes one record and writes another) the
+    # entries are read as they are
+    (tmp_path / "h.json").write_bytes(orjson.dumps({**bundle, "type": "transaction"}))
+    res, _, _ = read(tmp_path / "h.json")
+    assert sorted(res) == [("Condition", "c1"), ("Condition", "c2"), ("Condition", "c3")]
+
+
 def test_types_filter_counts_skipped_types() -> None:
     res, _, stats = read(DATA / "bundles" / "transaction.json", types={"Patient", "Condition"})
     assert {k[0] for k in res} == {"Patient", "Condition"}

@@ -29,6 +29,7 @@ from cohort.source.structure import (
     MAX_DEPTH,
     compact,
     decoded_type,
+    deleted_before,
     id_from_entry,
     impossible_date,
     loads,
@@ -168,13 +169,16 @@ class Reader:
             if isinstance(full_url, str) and isinstance(res.get("id"), str):
                 refs[full_url] = f"{rtype}/{res['id']}"
         # Second pass: rewrite references, then yield (nested Bundles recurse with this map).
+        gone = deleted_before(entries) if bundle.get("type") == "history" else ()
         for i, entry in enumerate(entries):
             where = f"{base}{sep}entry[{i}]"
             if not isinstance(entry, dict):
                 self.reject(where, "?", "Bundle.entry: not an object")
                 continue
-            if "resource" not in entry:
-                continue  # e.g. DELETE requests or transaction-response entries: nothing to read
+            if "resource" not in entry or i in gone:
+                # DELETE requests, transaction-response entries: nothing to read; a history's
+                # versions of a record it deleted later (`gone`): not current
+                continue
             res = entry["resource"]
             rtype = res.get("resourceType") if isinstance(res, dict) else None
             if rtype == "Bundle":

@@ -15,6 +15,7 @@ __all__ = [
     "MAX_DEPTH",
     "compact",
     "decoded_type",
+    "deleted_before",
     "id_from_entry",
     "impossible_date",
     "loads",
@@ -148,6 +149,30 @@ def id_from_entry(rtype: str, full_url: Any, request: Any) -> str | None:
         if len(parts) >= 2 and parts[-2] == rtype and parts[-1]:
             return parts[-1]
     return None
+
+
+def deleted_before(entries: list[Any]) -> set[int]:
+    """Indexes of the entries of a history Bundle that a DELETE listed before them deleted.
+
+    A history lists each record's versions newest first (FHIR R4 http.html#history), and a
+    DELETE entry has no resource: the versions after it are of a record that is gone, and
+    reading them stored the newest as if it were current."""
+    gone: set[tuple[str, str]] = set()
+    out: set[int] = set()
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            continue
+        res, request = entry.get("resource"), entry.get("request")
+        if isinstance(res, dict):
+            rtype, rid = res.get("resourceType"), res.get("id")
+            if isinstance(rtype, str) and (rtype, rid) in gone:
+                out.add(i)
+        elif isinstance(request, dict) and request.get("method") == "DELETE":
+            url = request.get("url")
+            parts = url.split("?", 1)[0].strip("/").split("/") if isinstance(url, str) else []
+            if len(parts) >= 2:
+                gone.add((parts[-2], parts[-1]))
+    return out
 
 
 # A "reference" key and its string value in compact JSON. Inside a JSON string a quote is
