@@ -111,7 +111,9 @@ def test_a_file_of_bundle_lines_read_in_ranges_locates_entries_as_a_whole_read(
         patient = {"resourceType": "Patient", "id": f"p{i}"}
         broken = {"resourceType": "Patient", "id": "bad id"}
         entries = [{"resource": patient}] + ([{"resource": broken}] if i % 7 == 0 else [])
-        lines.append(orjson.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}))
+        lines.append(
+            orjson.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries})
+        )
     (tmp_path / "b.ndjson").write_bytes(b"\n".join(lines) + b"\n")
     whole_stats = ReadStats()
     whole = [(r["id"], o) for r, o in read_path(tmp_path, whole_stats)]
