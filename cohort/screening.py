@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import date
 
@@ -11,6 +12,7 @@ from cohort.config import SiteConfig
 from cohort.evaluate import evaluate, is_screened, make_context
 from cohort.forks import map_chunks, workers_for
 from cohort.ingest import Loaded
+from cohort.merged import merges_of
 from cohort.model import Candidate, PatientFacts, Result
 from cohort.rank import rank
 from cohort.store import Store, patient_of
@@ -20,6 +22,8 @@ __all__ = ["CHUNK_PATIENTS", "EVAL_FORK_MIN", "add_side", "last_seen", "screen",
 
 CHUNK_PATIENTS = 1000  # patients evaluated per store query
 EVAL_FORK_MIN = 200  # screened patients from which evaluation forks (see screen)
+
+log = logging.getLogger("cohort")
 
 
 def last_seen(facts: PatientFacts, as_of: date) -> date | None:
@@ -77,7 +81,15 @@ def screen(
     from cohort.report.nophi import public_result
 
     params = {"min_age": site.min_age} if site.min_age else {}
-    ids = screened_ids(site.id, store, loaded)
+    merges = merges_of(store, site.id)
+    if merges:
+        log.info(
+            "site %s: %d merged Patient record(s) (link replaced-by) read with the patient that"
+            " replaced them",
+            site.id,
+            len(merges),
+        )
+    ids = merges.survivors(screened_ids(site.id, store, loaded))
     order = criterion_order(loaded.trial.infos)
 
     def extractor_for(st: Store) -> Extractor:
@@ -90,9 +102,9 @@ def screen(
         found: list[Candidate] = []
         for start in range(0, len(part), CHUNK_PATIENTS):
             chunk = part[start : start + CHUNK_PATIENTS]
-            side = st.side_facts(site.id, chunk)
-            for pid, resources in st.iter_by_patient(site.id, chunk):
-                facts = add_side(extractor.facts(pid, resources), side.get(pid))
+            side = st.side_facts(site.id, merges.query(chunk))
+            for pid, resources, extra in merges.records(st, site.id, chunk, side):
+                facts = add_side(extractor.facts(pid, resources), extra)
                 ctx = make_context(facts, loaded.term, as_of, loaded.rules, params)
                 if not is_screened(loaded.trial, ctx):
                     continue

@@ -300,10 +300,16 @@ class Store(MarkTables, CensusTables):
         )
         return [r[0] for r in rows]
 
-    def iter_type(self, site: str, rtype: str) -> Iterator[dict[str, Any]]:
-        for (blob,) in self._query(
-            "SELECT json FROM resources WHERE site=? AND type=? ORDER BY id", (site, rtype)
-        ):
+    def iter_type(
+        self, site: str, rtype: str, containing: bytes | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every stored record of `rtype`, by id; with `containing`, only those whose JSON text
+        holds those bytes (a pre-filter in SQLite: the caller still checks the parsed record)."""
+        sql = "SELECT json FROM resources WHERE site=? AND type=?"
+        params: tuple[Any, ...] = (site, rtype)
+        if containing is not None:
+            sql, params = sql + " AND instr(json, ?) > 0", (*params, containing)
+        for (blob,) in self._query(sql + " ORDER BY id", params):
             yield orjson.loads(blob)
 
     def iter_by_patient(

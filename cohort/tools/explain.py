@@ -15,6 +15,7 @@ from cohort.criteria.trial import concept_refs
 from cohort.errors import ConfigError, SourceError
 from cohort.evaluate import evaluate, is_screened, make_context
 from cohort.extract import Extractor, codes_of, text_of
+from cohort.merged import Side, merges_of
 from cohort.model import Candidate, Evidence, Result
 from cohort.rank import rank
 from cohort.runner import Loaded
@@ -53,13 +54,21 @@ def _evidence_line(e: Evidence) -> str:
     return printable(f"{text}  -- {e.note}" if e.note else text)
 
 
-def _find(store: Store, cfg: Config, pid: str, site_id: str | None) -> tuple[SiteConfig, list]:
+def _find(
+    store: Store, cfg: Config, pid: str, site_id: str | None
+) -> tuple[SiteConfig, str, list[str], list, Side | None]:
+    """(site, the patient as screening reads it, the charts it replaced, records, side facts):
+    a merged chart's patient is the one that replaced it, read with its records
+    (cohort/merged.py)."""
     sites = [s for s in cfg.sites if site_id in (None, s.id)]
     if site_id and not sites:
         raise ConfigError(f"site '{site_id}' is not in the configuration")
     for site in sites:
-        for _, resources in store.iter_by_patient(site.id, [pid]):
-            return site, resources
+        merges = merges_of(store, site.id)
+        target = merges.into.get(pid, pid)
+        side = store.side_facts(site.id, merges.query([target]))
+        for got, resources, extra in merges.records(store, site.id, [target], side):
+            return site, got, merges.olds.get(got, []), resources, extra
     where = f"site {site_id}" if site_id else "any site"
     raise SourceError(f"patient '{pid}' is not in the local store for {where}")
 
@@ -90,9 +99,9 @@ def explain_patient(
     sequence, a CR) and bidirectional controls are shown as escapes, one line each."""
     loaded = Loaded.from_config(cfg)
     with open_store(cfg, out) as store:
-        site, resources = _find(store, cfg, pid, site_id)
+        site, target, olds, resources, extra = _find(store, cfg, pid, site_id)
         extractor = Extractor(loaded.rules, lambda mid: store.get(site.id, "Medication", mid))
-        facts = add_side(extractor.facts(pid, resources), store.side_facts(site.id, [pid]).get(pid))
+        facts = add_side(extractor.facts(target, resources), extra)
     params = {"min_age": site.min_age} if site.min_age else {}
     ctx = make_context(facts, loaded.term, as_of, loaded.rules, params)
     results = evaluate(loaded.trial, ctx)
@@ -104,12 +113,18 @@ def explain_patient(
     )[0]
     screened = is_screened(loaded.trial, ctx)
     lines = [
-        f"patient {pid} at site {site.id}, as of {as_of.isoformat()}: tier {cand.tier}"
+        f"patient {target} at site {site.id}, as of {as_of.isoformat()}: tier {cand.tier}"
         + (f", eligible from {cand.eligible_from}" if cand.eligible_from else "")
         + ("" if screened else " (NOT screened: no condition of the screening concepts)"),
         f"trial {loaded.trial.id}; mapping version {loaded.term.version}"
         + (f" ({loaded.term.human_version})" if loaded.term.human_version else ""),
     ]
+    if olds:
+        lines.insert(
+            1,
+            f"merged charts: read with the records of {', '.join(olds)} (Patient.link"
+            f" replaced-by {target})",
+        )
     dropped = _dropped_by_concept(loaded, resources, facts.dropped)
     shown: set[str] = set()
     by_id: dict[str, Result] = {r.criterion: r for r in results}

@@ -1,0 +1,102 @@
+"""Merged patient records: a Patient that says it was replaced by another is read as that one."""
+
+# An EHR that merges two charts of one person keeps the old Patient with a link of type
+# `replaced-by` ("must no longer be used": FHIR R4 patient.html#links) and may leave records
+# pointing at it. Listed on their own, the two ids were two candidate rows for one person, and
+# each row missed the other's evidence. The old record's clinical records are read with the
+# patient that replaced it (chains followed), the old Patient itself is not; where the patient
+# that replaced it is not in the store, the old record is all there is and is read as it is.
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import date
+from typing import Any
+
+from cohort.store import Store, reference_id
+
+__all__ = ["Merges", "Side", "merges_of"]
+
+Side = tuple[list[date], list[date | None]]
+
+
+class Merges:
+    """Old patient id -> the id of the stored Patient it was (finally) replaced by."""
+
+    def __init__(self, into: dict[str, str]) -> None:
+        self.into = into
+        self.olds: dict[str, list[str]] = {}
+        for old, new in sorted(into.items()):
+            self.olds.setdefault(new, []).append(old)
+
+    def __len__(self) -> int:
+        return len(self.into)
+
+    def survivors(self, ids: Iterable[str]) -> list[str]:
+        """`ids` with each old id replaced by its survivor, sorted, once each."""
+        return sorted({self.into.get(pid, pid) for pid in ids})
+
+    def records(
+        self,
+        store: Store,
+        site: str,
+        ids: list[str],
+        side: dict[str, Side],
+    ) -> Iterator[tuple[str, list[dict[str, Any]], Side | None]]:
+        """(patient id, records, side facts) of each of `ids` (survivors), with the records and
+        side facts of the ids they replaced; `side` is Store.side_facts of `query(ids)`."""
+        held: dict[str, list[dict[str, Any]]] = {}
+        for pid, resources in store.iter_by_patient(site, self.query(ids)):
+            owner = self.into.get(pid)
+            if owner is not None:
+                keep = [r for r in resources if r.get("resourceType") != "Patient"]
+                held.setdefault(owner, []).extend(keep)
+            elif pid in self.olds:
+                held.setdefault(pid, []).extend(resources)
+            else:
+                yield pid, resources, side.get(pid)
+        for pid, resources in held.items():
+            yield pid, resources, self._side(pid, side)
+
+    def query(self, ids: list[str]) -> list[str]:
+        """`ids` and the old ids they replaced: the patients whose records to read."""
+        if not self.olds:
+            return ids
+        return ids + [old for pid in ids for old in self.olds.get(pid, ())]
+
+    def _side(self, pid: str, side: dict[str, Side]) -> Side | None:
+        parts = [side[p] for p in (pid, *self.olds[pid]) if p in side]
+        if not parts:
+            return None
+        return [d for s in parts for d in s[0]], [m for s in parts for m in s[1]]
+
+
+def merges_of(store: Store, site: str) -> Merges:
+    """The site's merged Patient records (Patient.link of type replaced-by)."""
+    direct: dict[str, str] = {}
+    for res in store.iter_type(site, "Patient", containing=b"replaced-by"):
+        pid = res.get("id")
+        links = res.get("link")
+        for link in links if isinstance(links, list) else ():
+            if isinstance(link, dict) and link.get("type") == "replaced-by":
+                other = link.get("other")
+                new = reference_id(other.get("reference")) if isinstance(other, dict) else None
+                if isinstance(pid, str) and new and new != pid:
+                    direct[pid] = new
+                    break
+    into: dict[str, str] = {}
+    for old in direct:
+        # follow the chain to its last stored Patient; a loop merges nothing
+        seen, cur, last = {old}, old, None
+        while cur in direct:
+            cur = direct[cur]
+            if cur in seen:
+                last = None
+                break
+            seen.add(cur)
+            if store.get(site, "Patient", cur) is None:
+                break
+            last = cur
+        if last is not None:
+            into[old] = last
+    return Merges(into)

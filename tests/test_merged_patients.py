@@ -1,0 +1,134 @@
+"""Merged charts (Patient.link replaced-by): one person is one candidate row, with all records."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+from criteria_helpers import ago, condition, patient
+
+from cohort.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _for(pid: str, res: dict[str, Any]) -> dict[str, Any]:
+    return {**res, "subject": {"reference": f"Patient/{pid}"}}
+
+
+def _replaced(old: str, new: str, **extra: Any) -> dict[str, Any]:
+    link = [{"other": {"reference": f"Patient/{new}"}, "type": "replaced-by"}]
+    return patient("1980-05-01", pid=old, active=False, link=link, **extra)
+
+
+def _run(
+    tmp_path: Path, records: list[dict[str, Any]], run_table: str = "", name: str = "out"
+) -> dict[str, dict[str, str]]:
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    by_type: dict[str, list[str]] = {}
+    for res in records:
+        by_type.setdefault(res["resourceType"], []).append(json.dumps(res))
+    for rtype, lines in by_type.items():
+        (data / f"{rtype}.ndjson").write_text("\n".join(lines) + "\n")
+    cfg = tmp_path / "site.toml"
+    cfg.write_text(
+        f'{run_table}[trial]\nid = "sirius-sle-2"\nmappings = "{ROOT / "mappings"}"\n'
+        f'[[sites]]\nid = "s1"\nsource = "{data}"\n'
+    )
+    out = tmp_path / name
+    args = ["run", "--config", str(cfg), "--as-of", "2026-11-25", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    with open(out / "s1" / "candidates.csv", newline="", encoding="utf-8") as f:
+        return {row["patient_id"]: row for row in csv.DictReader(f)}
+
+
+def test_a_merged_chart_is_one_candidate_with_the_old_records(tmp_path: Path) -> None:
+    # the SLE diagnosis sits on the old chart, the recent one on the chart that replaced it
+    records = [
+        _replaced("old1", "new1"),
+        patient(
+            "1980-05-01",
+            pid="new1",
+            link=[{"other": {"reference": "Patient/old1"}, "type": "replaces"}],
+        ),
+        _for("old1", condition("M32.14", onset=ago(3000), rid="c-old")),
+        _for("new1", condition("M32.14", onset=ago(30), rid="c-new")),
+        patient("1990-01-01", pid="other"),
+        _for("other", condition("M32.14", onset=ago(30), rid="c-other")),
+    ]
+    rows = _run(tmp_path, records)
+    assert set(rows) == {"new1", "other"}
+    # the old chart's diagnosis, 3000 days back, counts for the person: over 6 months
+    assert rows["new1"]["sle_diagnosis"] == "pass"
+    assert rows["other"]["sle_diagnosis"] == "fail"
+    # demographics are the surviving chart's (the old one is not read as the Patient)
+    assert rows["new1"]["birth_date"] == "1980-05-01"
+
+
+def test_a_chain_of_merges_ends_at_the_last_stored_patient(tmp_path: Path) -> None:
+    records = [
+        _replaced("a", "b"),
+        _replaced("b", "c"),
+        patient("1970-03-03", pid="c"),
+        _for("a", condition("M32.14", onset=ago(3000), rid="c-a")),
+        _for("b", condition("M32.14", onset=ago(20), rid="c-b")),
+    ]
+    rows = _run(tmp_path, records)
+    assert list(rows) == ["c"]
+    assert rows["c"]["sle_diagnosis"] == "pass"
+    assert rows["c"]["birth_date"] == "1970-03-03"
+
+
+def test_a_merge_into_a_patient_not_in_the_data_or_a_loop_leaves_the_charts_apart(
+    tmp_path: Path,
+) -> None:
+    records = [
+        _replaced("x", "missing"),
+        _replaced("p", "q"),
+        _replaced("q", "p"),
+        _for("x", condition("M32.14", onset=ago(3000), rid="c-x")),
+        _for("p", condition("M32.14", onset=ago(3000), rid="c-p")),
+        _for("q", condition("M32.14", onset=ago(3000), rid="c-q")),
+    ]
+    rows = _run(tmp_path, records)
+    assert set(rows) == {"x", "p", "q"}
+
+
+def test_merged_charts_read_in_forked_workers_as_in_one_process(tmp_path: Path) -> None:
+    records: list[dict[str, Any]] = []
+    for i in range(300):  # above EVAL_FORK_MIN: evaluation forks per core
+        old, new = f"o{i:03d}", f"n{i:03d}"
+        records += [
+            _replaced(old, new),
+            patient("1980-05-01", pid=new),
+            _for(old, condition("M32.14", onset=ago(3000), rid=f"co{i}")),
+            _for(new, condition("M32.14", onset=ago(10), rid=f"cn{i}")),
+        ]
+    forked = _run(tmp_path, records)
+    serial = _run(tmp_path, records, "[run]\nworkers = 1\n", "serial")
+    assert forked == serial
+    assert len(forked) == 300 and all(pid.startswith("n") for pid in forked)
+    assert {r["sle_diagnosis"] for r in forked.values()} == {"pass"}
+
+
+def test_explain_reads_a_merged_chart_as_screening_does(tmp_path: Path) -> None:
+    records = [
+        _replaced("old1", "new1"),
+        patient("1980-05-01", pid="new1"),
+        _for("old1", condition("M32.14", onset=ago(3000), rid="c-old")),
+    ]
+    _run(tmp_path, records)
+    for asked in ("old1", "new1"):
+        args = ["explain", asked, "--config", str(tmp_path / "site.toml")]
+        args += ["--out", str(tmp_path / "out"), "--as-of", "2026-11-25"]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        assert "patient new1 at site s1" in result.output
+        assert "merged charts: read with the records of old1" in result.output
+        sle = result.output.split("[pass] sle_diagnosis", 1)[1].split("\n\n", 1)[0]
+        assert "Condition/c-old" in sle
