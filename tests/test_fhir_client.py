@@ -370,3 +370,36 @@ def test_server_time_is_utc_text_so_the_earliest_is_the_smallest():
     assert local == "2026-11-25T10:00:00.250000Z" and header == "2026-11-25T09:00:00Z"
     assert min(local, header) == header
     assert server_time({"meta": {"lastUpdated": "yesterday"}}, r) == header
+
+
+@responses.activate
+def test_links_naming_the_default_port_are_the_servers_own(monkeypatch):
+    """A server behind a proxy that writes the port into its links (HAPI given a Host header
+    of "host:443") had every search fail with "refusing to follow a link to another host" (exit
+    6 every night), and a Bulk file there went without the token: "host:443" is "host". A link
+    to another port, or one naming a user, is still refused."""
+    monkeypatch.setenv("TOK", "secret-token")
+    explicit = BASE.replace(".invalid/", ".invalid:443/")
+    responses.get(
+        f"{BASE}/Patient",
+        json=bundle(["a"], f"{explicit}/Patient?page=2"),
+        match=[responses.matchers.query_param_matcher({"_count": "1000"})],
+    )
+    responses.get(
+        f"{BASE}/Patient",
+        json=bundle(["b"]),
+        match=[responses.matchers.query_param_matcher({"page": "2"})],
+    )
+    c, _ = client(auth="bearer", token_env="TOK")
+    pages = list(c.search("Patient", []))
+    assert [b["entry"][0]["resource"]["id"] for _, b, _ in pages] == ["a", "b"]
+    assert responses.calls[1].request.headers["Authorization"] == "Bearer secret-token"
+    assert c.same_host(f"{explicit}/Binary/1") and c.same_host("https://FHIR.example.invalid/r4")
+    for other in (
+        "https://fhir.example.invalid:8443/r4/Patient",
+        "https://u@fhir.example.invalid/r4/P",
+        "https://fhir.example.invalid:x/r4/Patient",
+    ):
+        assert not c.same_host(other)
+        with pytest.raises(ServerError, match="another host"):
+            c.url(other)

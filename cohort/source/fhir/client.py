@@ -34,6 +34,7 @@ TRANSIENT = (
 )
 MAX_PAGES = 100_000
 FHIR_JSON = "application/fhir+json"
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass
@@ -132,6 +133,22 @@ def url_host(url: object) -> str | None:
     return parts.netloc if parts.scheme in ("http", "https") and parts.netloc else None
 
 
+def _origin(url: str) -> tuple[str, int | None] | None:
+    """(host in lower case, port) of an http(s) URL, the scheme's default port as None: a
+    link to "host:443" is one to "host" (a proxy's Host header in HAPI's links). None for a
+    URL with a user name (requests would send it as Basic auth) or a port that is no number."""
+    if url_host(url) is None:
+        return None
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.username is not None or not parts.hostname:
+        return None
+    return parts.hostname.lower(), None if port == DEFAULT_PORTS[parts.scheme] else port
+
+
 def safe_path(url: str) -> str:
     """The URL path without query (queries carry patient ids: never put them in messages)."""
     return urlsplit(url).path or "/"
@@ -168,9 +185,11 @@ class FhirClient:
         )
 
     def same_host(self, url: str) -> bool:
-        """Whether `url` is an http(s) URL on the server's own host (host names are not
-        case-sensitive: requests lower-cases the host it ends at, base_url is as written)."""
-        return (url_host(url) or "").lower() == urlsplit(self.base).netloc.lower()
+        """Whether `url` is an http(s) URL on the server's own host and port (host names are
+        not case-sensitive: requests lower-cases the host it ends at, base_url is as written;
+        a scheme's default port written out is the same port)."""
+        origin = _origin(url) if isinstance(url, str) else None
+        return origin is not None and origin == _origin(self.base)
 
     def url(self, path_or_url: str) -> str:
         """Absolute URL for a path relative to the base (or an absolute URL, checked to be ours)."""
@@ -184,7 +203,10 @@ class FhirClient:
             raise ServerError("the server sent a link that is not an http(s) URL")
         if not self.same_host(url):
             raise ServerError(f"refusing to follow a link to another host ({host})")
-        if urlsplit(self.base).scheme == "https" and urlsplit(url).scheme == "http":
+        parts, base = urlsplit(url), urlsplit(self.base)
+        # the host as base_url writes it (not "HOST:443"), so that a repeated link is seen
+        url = urlunsplit(parts._replace(netloc=base.netloc))
+        if base.scheme == "https" and parts.scheme == "http":
             # a server behind a TLS proxy that writes http:// into its links: the same host
             # over https, never the credentials in clear text
             url = urlunsplit(urlsplit(url)._replace(scheme="https"))
