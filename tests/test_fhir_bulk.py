@@ -429,3 +429,27 @@ def test_bulk_job_state_write_keeps_the_old_state_when_it_fails(tmp_path, monkey
     monkeypatch.undo()
     assert json.loads(path.read_text()) == {"status_url": "https://x/status/1"}
     assert [p.name for p in tmp_path.iterdir()] == ["job.json"]
+
+
+@responses.activate
+def test_bulk_poll_reads_a_retry_after_date_on_the_servers_clock(tmp_path):
+    """A 202 whose Retry-After is an HTTP-date, polled from a machine whose clock is ahead of
+    the server's, was re-polled at once (a wait of 0) until the job finished or bulk_timeout
+    ran out; the wait is now counted from the answer's Date header."""
+    import logging
+
+    from cohort.source.fhir.bulk import poll
+    from cohort.source.fhir.client import FhirClient
+    from cohort.source.fhir.pull import Puller
+
+    dated = {
+        "Retry-After": "Tue, 14 Nov 2023 22:15:00 GMT",
+        "Date": "Tue, 14 Nov 2023 22:13:00 GMT",
+    }
+    responses.get(STATUS, status=202, headers=dated)
+    responses.get(STATUS, json={"transactionTime": "2023-11-14T22:13:00Z", "output": []})
+    waits: list[float] = []
+    s = settings(tmp_path)
+    c = FhirClient(s, sleep=waits.append, clock=lambda: 1_700_000_000.0 + 300)
+    p = Puller("uci", s, None, {}, [], False, c, logging.getLogger("t"))
+    assert poll(p, STATUS)["output"] == [] and waits == [120.0]

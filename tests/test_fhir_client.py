@@ -403,3 +403,21 @@ def test_links_naming_the_default_port_are_the_servers_own(monkeypatch):
         assert not c.same_host(other)
         with pytest.raises(ServerError, match="another host"):
             c.url(other)
+
+
+@responses.activate
+def test_retry_after_date_is_read_on_the_servers_clock():
+    """A Retry-After HTTP-date was counted from the local clock: a machine 60 s ahead of the
+    server read "10 s from now" as already past, retried at once and spent every retry in
+    a moment (exit 6). It is counted from the answer's Date header when there is one."""
+    later = {
+        "Retry-After": "Tue, 14 Nov 2023 22:13:30 GMT",
+        "Date": "Tue, 14 Nov 2023 22:13:20 GMT",
+    }
+    responses.get(f"{BASE}/metadata", status=503, headers=later)
+    responses.get(f"{BASE}/metadata", json={"resourceType": "CapabilityStatement"})
+    c, waits = client()
+    c.clock = lambda: 1_700_000_000.0 + 60  # the server's Date is 22:13:20 + 60 s here
+    c.get_json("metadata", key="metadata")
+    assert waits == [10.0]
+    assert retry_after("Tue, 14 Nov 2023 22:13:30 GMT", 0, "not a date") == 1_700_000_010.0

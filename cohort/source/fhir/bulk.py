@@ -132,7 +132,7 @@ def poll(p: Puller, status_url: str) -> dict[str, Any]:
             return manifest
         if time.monotonic() > deadline:
             raise ServerError(f"bulk export not complete after {p.s.bulk_timeout:.0f}s")
-        hinted = retry_after(r.headers.get("Retry-After"), p.client.clock())
+        hinted = retry_after(r.headers.get("Retry-After"), p.client.clock(), r.headers.get("Date"))
         wait = min(p.s.max_wait, hinted if hinted is not None else p.client.backoff(attempt))
         attempt += 1
         p.log.info(

@@ -107,18 +107,29 @@ def reason_phrase(r: requests.Response) -> str:
     return "".join(ch for ch in (r.reason or "")[:60] if " " <= ch <= "~")
 
 
-def retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
+def retry_after(value: str | None, now: float, served: str | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date). An HTTP-date is
+    a time on the server's clock: counted from the answer's Date header (`served`) when it has
+    one, so that a local clock ahead of the server's does not turn every wait into none."""
     if not value:
         return None
     value = value.strip()
     if value.isdigit():
         return float(value)
+    when = _http_date(value)
+    if when is None:
+        return None
+    start = _http_date(served) if served else None
+    return max(0.0, when - (now if start is None else start))
+
+
+def _http_date(value: str) -> float | None:
+    """An HTTP-date as a POSIX timestamp (GMT when it names no zone), or None."""
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - now)
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def url_host(url: object) -> str | None:
@@ -290,7 +301,9 @@ class FhirClient:
                     continue
                 if r.status_code not in RETRY_STATUS or attempt >= s.max_retries:
                     raise self.error(method, url, r)
-                hinted = retry_after(r.headers.get("Retry-After"), self.clock())
+                hinted = retry_after(
+                    r.headers.get("Retry-After"), self.clock(), r.headers.get("Date")
+                )
                 wait = min(s.max_wait, hinted) if hinted is not None else self.backoff(attempt)
                 r.close()
             attempt += 1
