@@ -453,3 +453,15 @@ def test_bulk_poll_reads_a_retry_after_date_on_the_servers_clock(tmp_path):
     c = FhirClient(s, sleep=waits.append, clock=lambda: 1_700_000_000.0 + 300)
     p = Puller("uci", s, None, {}, [], False, c, logging.getLogger("t"))
     assert poll(p, STATUS)["output"] == [] and waits == [120.0]
+
+
+@responses.activate
+def test_bulk_file_with_a_repeated_content_length_is_loaded(tmp_path, store):
+    """A file served with "Content-Length: 302, 302" (a proxy that repeats the header; urllib3
+    reads it) crashed the pull with ValueError (exit 1) on every run that resumed the job."""
+    body = ndjson([obs(1, "p1"), obs(2, "p2")])
+    setup_server(body, {"Content-Length": f"{len(body)}, {len(body)}"}, [], [])
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.get("uci", "Observation", "o1") is not None
+    assert rep.bytes["Observation"] == len(body)

@@ -23,7 +23,7 @@ from cohort.source.fileinfo import UNREADABLE, unreadable
 from cohort.source.structure import loads
 from cohort.store import patient_of
 
-from .client import retry_after, url_host
+from .client import content_length, retry_after, url_host
 from .outcome import outcome_issues
 from .plan import BY_CODE, PULL_TYPES, minus_overlap, token_hash
 from .pull import Puller
@@ -205,7 +205,7 @@ def download(
             raise ServerError(f"bulk download of {rtype} interrupted: {type(e).__name__}") from None
         finally:
             r.close()
-        p.client.stats.add(rtype, nbytes=n if not r.headers.get("Content-Length") else 0)
+        p.client.stats.add(rtype, nbytes=n if content_length(r) is None else 0)
         part.rename(final)
     return files
 

@@ -160,6 +160,15 @@ def _origin(url: str) -> tuple[str, int | None] | None:
     return parts.hostname.lower(), None if port == DEFAULT_PORTS[parts.scheme] else port
 
 
+def content_length(r: requests.Response) -> int | None:
+    """The Content-Length header's value, as urllib3 reads it: "42" or the list "42, 42" a
+    proxy may make of it; None when missing or not one number (int() of "42, 42" crashed a
+    Bulk download with ValueError, exit 1 every night)."""
+    values = {v.strip() for v in (r.headers.get("Content-Length") or "").split(",")}
+    value = values.pop() if len(values) == 1 else ""
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
 def safe_path(url: str) -> str:
     """The URL path without query (queries carry patient ids: never put them in messages)."""
     return urlsplit(url).path or "/"
@@ -264,9 +273,7 @@ class FhirClient:
                         timeout=s.timeout,
                         verify=s.verify,
                     )
-                    size = (
-                        len(r.content) if not stream else int(r.headers.get("Content-Length") or 0)
-                    )
+                    size = len(r.content) if not stream else content_length(r) or 0
             except TokenEndpointDown as e:
                 # the token endpoint is down or busy: retried like the server (exit 6 in the end)
                 if attempt >= s.max_retries:
