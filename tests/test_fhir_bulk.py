@@ -465,3 +465,28 @@ def test_bulk_file_with_a_repeated_content_length_is_loaded(tmp_path, store):
     rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
     assert store.get("uci", "Observation", "o1") is not None
     assert rep.bytes["Observation"] == len(body)
+
+
+@responses.activate
+def test_bulk_status_answering_a_transient_outcome_keeps_the_job(tmp_path, store):
+    """The Bulk Data spec has a server that cannot answer a status poll, though the job is fine,
+    say so with an OperationOutcome coded `transient`; that was read as "the job failed": the
+    job (hours of export work) was forgotten and the next night started a new one. It now
+    stays in the spool, and the next run resumes it."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    responses.remove(responses.GET, STATUS)
+    responses.remove(responses.GET, STATUS)
+    busy = {"severity": "error", "code": "transient", "diagnostics": "database busy"}
+    responses.get(STATUS, status=503, json={"resourceType": "OperationOutcome", "issue": [busy]})
+    s = settings(tmp_path, bulk_group="g1")
+    from cohort.errors import ServerError
+
+    with pytest.raises(ServerError, match="HTTP 503: error transient") as e:
+        pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert "job failed" not in str(e.value)
+    assert (tmp_path / "spool" / "uci" / "job.json").exists()
+    responses.replace(responses.GET, STATUS, json=_manifest())
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert len(kick) == 1 and any("resumed" in w for w in rep.warnings)
+    assert store.get("uci", "Observation", "o1") is not None

@@ -117,8 +117,12 @@ def poll(p: Puller, status_url: str) -> dict[str, Any]:
         except AuthError:
             raise
         except ServerError as e:
-            # the spec's answer for a failed job: 4xx/5xx with an OperationOutcome; 404/410: gone
+            # the spec's answer for a failed job: 4xx/5xx with an OperationOutcome; 404/410: gone;
+            # but one whose issues are all `transient` (or `throttled`) says "poll again later"
             status, outcome = getattr(e, "status", 0), getattr(e, "is_outcome", False)
+            codes = {code for _, code in getattr(e, "issues", [])}
+            if codes and codes <= {"transient", "throttled"}:
+                raise
             if (400 <= status < 500 and status != 429) or (status >= 500 and outcome):
                 raise JobGone(f"bulk export job failed: {e}") from None
             raise  # down, busy, a proxy's 502: the job may be fine, resumed next run

@@ -334,6 +334,7 @@ class FhirClient:
         # (a Bulk status URL's way of saying that its job failed, unlike a proxy's bare 502)
         is_outcome = isinstance(body, dict) and body.get("resourceType") == "OperationOutcome"
         err.is_outcome = is_outcome  # type: ignore[attr-defined]
+        err.issues = outcome_issues(body) if is_outcome else []  # type: ignore[attr-defined]
         return err
 
     def get_json(
