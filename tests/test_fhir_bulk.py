@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 import responses
-from fhir_fakes import BASE, SLE, TOKENS, capability
+from fhir_fakes import BASE, SLE, TOKENS, capability, oo
 
 from cohort.source.fhir import ServerSettings, pull
 from cohort.store import Store
@@ -490,3 +490,27 @@ def test_bulk_status_answering_a_transient_outcome_keeps_the_job(tmp_path, store
     rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
     assert len(kick) == 1 and any("resumed" in w for w in rep.warnings)
     assert store.get("uci", "Observation", "o1") is not None
+
+
+@responses.activate
+def test_bulk_server_without_type_filter_exports_unfiltered(tmp_path, store):
+    """_typeFilter is optional for a Bulk server, and the spec has one that lacks it refuse it
+    (400 and an OperationOutcome) for the client to ask again without; the kick-off failed
+    every night (exit 6) instead. It is asked again without _typeFilter, with a warning."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+
+    def kickoff(req):
+        q = parse_qsl(urlsplit(req.url).query)
+        kick.append(q)
+        if any(k == "_typeFilter" for k, _ in q):
+            return 400, {}, json.dumps(oo("_typeFilter is not supported", "not-supported"))
+        return 202, {"Content-Location": STATUS}, ""
+
+    responses.remove(responses.GET, f"{BASE}/Group/g1/$export")
+    responses.add_callback(responses.GET, f"{BASE}/Group/g1/$export", callback=kickoff)
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert len(kick) == 2 and "_typeFilter" not in dict(kick[1]) and "_type" in dict(kick[1])
+    assert any("refused _typeFilter (HTTP 400)" in w for w in rep.warnings)
+    assert store.get("uci", "Observation", "o1") is not None and "bulk" in rep.marks

@@ -96,7 +96,17 @@ def kickoff(p: Puller, since: str | None) -> str:
         params.append(("_since", since))
     path = f"Group/{p.s.bulk_group}/$export" if p.s.bulk_group else "Patient/$export"
     headers = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
-    r = p.client.request("GET", path, key="bulk", params=params, headers=headers, ok=(202,))
+    try:
+        r = p.client.request("GET", path, key="bulk", params=params, headers=headers, ok=(202,))
+    except ServerError as e:
+        status = getattr(e, "status", 0)
+        if status not in (400, 422) or all(k != "_typeFilter" for k, _ in params):
+            raise
+        # the spec's way for a server without _typeFilter: refuse it, for the client to ask
+        # again without (all records of those types come; the store keeps what criteria read)
+        p.report.warn(f"bulk: server refused _typeFilter (HTTP {status}); exported unfiltered")
+        params = [(k, v) for k, v in params if k != "_typeFilter"]
+        r = p.client.request("GET", path, key="bulk", params=params, headers=headers, ok=(202,))
     loc = r.headers.get("Content-Location")
     if not loc:
         raise ServerError(f"GET {path}: 202 without Content-Location")
