@@ -514,3 +514,29 @@ def test_bulk_server_without_type_filter_exports_unfiltered(tmp_path, store):
     assert len(kick) == 2 and "_typeFilter" not in dict(kick[1]) and "_type" in dict(kick[1])
     assert any("refused _typeFilter (HTTP 400)" in w for w in rep.warnings)
     assert store.get("uci", "Observation", "o1") is not None and "bulk" in rep.marks
+
+
+@responses.activate
+def test_bulk_part_file_holding_the_whole_file_is_fetched_again(tmp_path, store):
+    """A download cut after its last byte (before the end of the chunked body) left a .part
+    file as long as the file: the resume asked for the bytes after it, the server answered 416
+    Range Not Satisfiable, and every later run failed the same way (exit 6) until the job
+    expired. A 416 to a resume now fetches the file whole."""
+    full = ndjson([obs(1, "p1"), obs(3, "p1")])
+    kick, s = _interrupted_job(tmp_path, store)
+    part = tmp_path / "spool" / "uci" / "0002.Observation.ndjson.part"
+    part.write_bytes(full)
+    asked: list[str | None] = []
+
+    def obs_cb(req):
+        asked.append(req.headers.get("Range"))
+        if req.headers.get("Range"):
+            return 416, {"Content-Range": f"bytes */{len(full)}"}, b""
+        return 200, {}, full
+
+    responses.remove(responses.GET, f"{FILES}/Observation.ndjson")
+    responses.add_callback(responses.GET, f"{FILES}/Observation.ndjson", callback=obs_cb)
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert len(kick) == 1 and any("resumed" in w for w in rep.warnings)
+    assert asked == [f"bytes={len(full)}-", None]
+    assert store.get("uci", "Observation", "o3") is not None

@@ -181,32 +181,42 @@ def download(
             continue
         part = final.with_name(final.name + ".part")
         have = part.stat().st_size if part.exists() else 0
-        headers = {"Accept": "application/fhir+ndjson", "Accept-Encoding": "gzip"}
-        if have:
-            headers.update({"Range": f"bytes={have}-", "Accept-Encoding": "identity"})
         host = url_host(url)
         if host is None:
             raise JobGone(f"bulk manifest: {kind} {i} ({rtype}) has no http(s) URL")
         same_host = p.client.same_host(url)
         if same_host:
             url = p.client.url(url)  # (an http:// link of ours is followed over https)
-        try:
-            r = p.client.request(
-                "GET",
-                url,
-                key=rtype,
-                headers=headers,
-                stream=True,
-                ok=(200, 206),
-                auth=use_token or same_host,
-                foreign=True,
-            )
-        except ServerError as e:
-            status = getattr(e, "status", 0)
-            if status in (404, 410) or (status in (401, 403) and not (use_token or same_host)):
-                # an expired file link (a signed URL answers 403): the job's files are gone
-                raise JobGone(f"bulk {kind} file {i} ({rtype}): HTTP {status} (expired?)") from None
-            raise
+        while True:
+            headers = {"Accept": "application/fhir+ndjson", "Accept-Encoding": "gzip"}
+            if have:
+                headers.update({"Range": f"bytes={have}-", "Accept-Encoding": "identity"})
+            try:
+                r = p.client.request(
+                    "GET",
+                    url,
+                    key=rtype,
+                    headers=headers,
+                    stream=True,
+                    ok=(200, 206),
+                    auth=use_token or same_host,
+                    foreign=True,
+                )
+                break
+            except ServerError as e:
+                status = getattr(e, "status", 0)
+                if status == 416 and have:
+                    # nothing left after the .part (cut after its last byte), or the file
+                    # changed: fetched whole (was refused, the same way, every later night)
+                    part.unlink()
+                    have = 0
+                    continue
+                if status in (404, 410) or (status in (401, 403) and not (use_token or same_host)):
+                    # an expired file link (a signed URL answers 403): the job's files are gone
+                    raise JobGone(
+                        f"bulk {kind} file {i} ({rtype}): HTTP {status} (expired?)"
+                    ) from None
+                raise
         mode = "ab" if r.status_code == 206 and have else "wb"
         n = 0
         try:
