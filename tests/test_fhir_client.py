@@ -361,7 +361,7 @@ def test_server_time_is_utc_text_so_the_earliest_is_the_smallest():
     giving Bundle.meta.lastUpdated with a local offset on one page and only a Date header on
     another made 05:00-05:00 (10:00Z) the earliest next to 09:00+00:00, and the mark moved an
     hour past records never fetched. Clocks are now UTC text."""
-    from cohort.source.fhir.client import server_time
+    from cohort.source.fhir.answer import server_time
 
     r = requests.Response()
     r.headers["Date"] = "Wed, 25 Nov 2026 09:00:00 GMT"

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -19,6 +17,7 @@ import requests
 from cohort.errors import AuthError, ServerError
 from cohort.source.structure import loads
 
+from .answer import content_length, retry_after
 from .auth import Auth, TokenEndpointDown, make_auth
 from .outcome import outcome_issues
 from .settings import ServerSettings
@@ -107,31 +106,6 @@ def reason_phrase(r: requests.Response) -> str:
     return "".join(ch for ch in (r.reason or "")[:60] if " " <= ch <= "~")
 
 
-def retry_after(value: str | None, now: float, served: str | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date). An HTTP-date is
-    a time on the server's clock: counted from the answer's Date header (`served`) when it has
-    one, so that a local clock ahead of the server's does not turn every wait into none."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    when = _http_date(value)
-    if when is None:
-        return None
-    start = _http_date(served) if served else None
-    return max(0.0, when - (now if start is None else start))
-
-
-def _http_date(value: str) -> float | None:
-    """An HTTP-date as a POSIX timestamp (GMT when it names no zone), or None."""
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
-
-
 def url_host(url: object) -> str | None:
     """The host (netloc) of an http(s) URL; None for anything else, e.g. "http://[x", which
     urlsplit refuses, or a link that is not a string."""
@@ -158,15 +132,6 @@ def _origin(url: str) -> tuple[str, int | None] | None:
     if parts.username is not None or not parts.hostname:
         return None
     return parts.hostname.lower(), None if port == DEFAULT_PORTS[parts.scheme] else port
-
-
-def content_length(r: requests.Response) -> int | None:
-    """The Content-Length header's value, as urllib3 reads it: "42" or the list "42, 42" a
-    proxy may make of it; None when missing or not one number (int() of "42, 42" crashed a
-    Bulk download with ValueError, exit 1 every night)."""
-    values = {v.strip() for v in (r.headers.get("Content-Length") or "").split(",")}
-    value = values.pop() if len(values) == 1 else ""
-    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def safe_path(url: str) -> str:
@@ -419,32 +384,3 @@ def _with_count(url: str, count: int) -> str:
         for k, v in parse_qsl(p.query, keep_blank_values=True)
     ]
     return urlunsplit(p._replace(query=urlencode(q, safe=",|:/")))
-
-
-def server_time(bundle: dict | None, r: requests.Response) -> str | None:
-    """The server's clock for this answer: Bundle.meta.lastUpdated, else the Date header, as
-    UTC ISO text ("...Z"). Marks take the earliest of these by comparing the text, which is
-    only right in one offset: 05:00-05:00 (10:00Z) sorted before 09:00+00:00."""
-    meta = (bundle or {}).get("meta") or {}
-    when = meta.get("lastUpdated") if isinstance(meta, dict) else None
-    if isinstance(when, str):
-        try:
-            t = datetime.fromisoformat(when.replace("Z", "+00:00"))
-        except ValueError:
-            t = None
-        if t is not None and t.tzinfo is not None:
-            return _utc_iso(t)
-    date = r.headers.get("Date")
-    if date:
-        try:
-            t = email.utils.parsedate_to_datetime(date)
-        except (TypeError, ValueError):
-            return None
-        if t.tzinfo is None:
-            t = t.replace(tzinfo=UTC)  # an HTTP date is GMT
-        return _utc_iso(t)
-    return None
-
-
-def _utc_iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -15,7 +15,8 @@ from cohort.errors import ServerError
 from cohort.store import reference_id
 from cohort.store.schema import FHIR_MARK
 
-from .client import FhirClient, server_time
+from .answer import server_time
+from .client import FhirClient
 from .outcome import INCOMPLETE_CODES, IncompleteSearch, keyed, on_page, outcome_issues
 from .plan import (
     DEFAULT_CATEGORIES,
