@@ -540,3 +540,26 @@ def test_bulk_part_file_holding_the_whole_file_is_fetched_again(tmp_path, store)
     assert len(kick) == 1 and any("resumed" in w for w in rep.warnings)
     assert asked == [f"bytes={len(full)}-", None]
     assert store.get("uci", "Observation", "o3") is not None
+
+
+@responses.activate
+def test_bulk_records_of_the_wrong_shape_do_not_crash_the_pull(tmp_path, store):
+    """A Condition whose `code` is a list, and a MedicationRequest whose medicationReference
+    is a bare string, in an export's files crashed the pull with AttributeError (exit 1), and
+    every later run resumed the job and crashed the same way. They are now passed over like
+    any record that names no code or no Medication; the other records load."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    odd_cond = {**cond(9, "p1"), "code": ["55464009"]}
+    responses.replace(responses.GET, f"{FILES}/Condition.ndjson",
+                      body=ndjson([cond(1, "p1"), odd_cond]))
+    med = {"resourceType": "MedicationRequest", "id": "mr1", "status": "active",
+           "intent": "order", "subject": {"reference": "Patient/p1"},
+           "medicationReference": "Medication/m1"}
+    responses.get(f"{FILES}/MedicationRequest.ndjson", body=ndjson([med]))
+    responses.replace(responses.GET, STATUS, json=_manifest(output=[
+        *_manifest()["output"],
+        {"type": "MedicationRequest", "url": f"{FILES}/MedicationRequest.ndjson"}]))
+    s = settings(tmp_path, bulk_group="g1")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.get("uci", "Observation", "o1") is not None

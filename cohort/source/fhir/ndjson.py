@@ -51,9 +51,11 @@ def screened_in(files: list[tuple[str, Path]], codes_wanted: set[str]) -> set[st
         if rtype != "Condition":
             continue
         for _, res in read_ndjson(path):
+            code = res.get("code")  # (of any shape: a list, a string, crashed the pull)
+            coding = code.get("coding") if isinstance(code, dict) else None
             codes = {
                 str(c.get("code"))
-                for c in (res.get("code") or {}).get("coding") or []
+                for c in (coding if isinstance(coding, list) else [])
                 if isinstance(c, dict)
             }
             if codes & codes_wanted and (pid := patient_of(res)):

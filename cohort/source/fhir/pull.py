@@ -266,11 +266,8 @@ class Puller:
         refs = {
             mid
             for res in records
-            if (
-                mid := reference_id(
-                    (res.get("medicationReference") or {}).get("reference"), "Medication"
-                )
-            )
+            if isinstance(ref := res.get("medicationReference"), dict)
+            and (mid := reference_id(ref.get("reference"), "Medication"))
         }
         stored = {m for m in refs if self.store.get(self.site, "Medication", m) is not None}
         if self.full_refresh:  # still referenced: not to be swept
