@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 import responses
-from fhir_fakes import BASE, SLE, TOKENS, capability
+from fhir_fakes import BASE, SLE, TOKENS, capability, oo
 
 from cohort.source.fhir import ServerSettings, pull
 from cohort.store import Store
@@ -429,3 +429,137 @@ def test_bulk_job_state_write_keeps_the_old_state_when_it_fails(tmp_path, monkey
     monkeypatch.undo()
     assert json.loads(path.read_text()) == {"status_url": "https://x/status/1"}
     assert [p.name for p in tmp_path.iterdir()] == ["job.json"]
+
+
+@responses.activate
+def test_bulk_poll_reads_a_retry_after_date_on_the_servers_clock(tmp_path):
+    """A 202 whose Retry-After is an HTTP-date, polled from a machine whose clock is ahead of
+    the server's, was re-polled at once (a wait of 0) until the job finished or bulk_timeout
+    ran out; the wait is now counted from the answer's Date header."""
+    import logging
+
+    from cohort.source.fhir.bulk import poll
+    from cohort.source.fhir.client import FhirClient
+    from cohort.source.fhir.pull import Puller
+
+    dated = {
+        "Retry-After": "Tue, 14 Nov 2023 22:15:00 GMT",
+        "Date": "Tue, 14 Nov 2023 22:13:00 GMT",
+    }
+    responses.get(STATUS, status=202, headers=dated)
+    responses.get(STATUS, json={"transactionTime": "2023-11-14T22:13:00Z", "output": []})
+    waits: list[float] = []
+    s = settings(tmp_path)
+    c = FhirClient(s, sleep=waits.append, clock=lambda: 1_700_000_000.0 + 300)
+    p = Puller("uci", s, None, {}, [], False, c, logging.getLogger("t"))
+    assert poll(p, STATUS)["output"] == [] and waits == [120.0]
+
+
+@responses.activate
+def test_bulk_file_with_a_repeated_content_length_is_loaded(tmp_path, store):
+    """A file served with "Content-Length: 302, 302" (a proxy that repeats the header; urllib3
+    reads it) crashed the pull with ValueError (exit 1) on every run that resumed the job."""
+    body = ndjson([obs(1, "p1"), obs(2, "p2")])
+    setup_server(body, {"Content-Length": f"{len(body)}, {len(body)}"}, [], [])
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.get("uci", "Observation", "o1") is not None
+    assert rep.bytes["Observation"] == len(body)
+
+
+@responses.activate
+def test_bulk_status_answering_a_transient_outcome_keeps_the_job(tmp_path, store):
+    """The Bulk Data spec has a server that cannot answer a status poll, though the job is fine,
+    say so with an OperationOutcome coded `transient`; that was read as "the job failed": the
+    job (hours of export work) was forgotten and the next night started a new one. It now
+    stays in the spool, and the next run resumes it."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    responses.remove(responses.GET, STATUS)
+    responses.remove(responses.GET, STATUS)
+    busy = {"severity": "error", "code": "transient", "diagnostics": "database busy"}
+    responses.get(STATUS, status=503, json={"resourceType": "OperationOutcome", "issue": [busy]})
+    s = settings(tmp_path, bulk_group="g1")
+    from cohort.errors import ServerError
+
+    with pytest.raises(ServerError, match="HTTP 503: error transient") as e:
+        pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert "job failed" not in str(e.value)
+    assert (tmp_path / "spool" / "uci" / "job.json").exists()
+    responses.replace(responses.GET, STATUS, json=_manifest())
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert len(kick) == 1 and any("resumed" in w for w in rep.warnings)
+    assert store.get("uci", "Observation", "o1") is not None
+
+
+@responses.activate
+def test_bulk_server_without_type_filter_exports_unfiltered(tmp_path, store):
+    """_typeFilter is optional for a Bulk server, and the spec has one that lacks it refuse it
+    (400 and an OperationOutcome) for the client to ask again without; the kick-off failed
+    every night (exit 6) instead. It is asked again without _typeFilter, with a warning."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+
+    def kickoff(req):
+        q = parse_qsl(urlsplit(req.url).query)
+        kick.append(q)
+        if any(k == "_typeFilter" for k, _ in q):
+            return 400, {}, json.dumps(oo("_typeFilter is not supported", "not-supported"))
+        return 202, {"Content-Location": STATUS}, ""
+
+    responses.remove(responses.GET, f"{BASE}/Group/g1/$export")
+    responses.add_callback(responses.GET, f"{BASE}/Group/g1/$export", callback=kickoff)
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert len(kick) == 2 and "_typeFilter" not in dict(kick[1]) and "_type" in dict(kick[1])
+    assert any("refused _typeFilter (HTTP 400)" in w for w in rep.warnings)
+    assert store.get("uci", "Observation", "o1") is not None and "bulk" in rep.marks
+
+
+@responses.activate
+def test_bulk_part_file_holding_the_whole_file_is_fetched_again(tmp_path, store):
+    """A download cut after its last byte (before the end of the chunked body) left a .part
+    file as long as the file: the resume asked for the bytes after it, the server answered 416
+    Range Not Satisfiable, and every later run failed the same way (exit 6) until the job
+    expired. A 416 to a resume now fetches the file whole."""
+    full = ndjson([obs(1, "p1"), obs(3, "p1")])
+    kick, s = _interrupted_job(tmp_path, store)
+    part = tmp_path / "spool" / "uci" / "0002.Observation.ndjson.part"
+    part.write_bytes(full)
+    asked: list[str | None] = []
+
+    def obs_cb(req):
+        asked.append(req.headers.get("Range"))
+        if req.headers.get("Range"):
+            return 416, {"Content-Range": f"bytes */{len(full)}"}, b""
+        return 200, {}, full
+
+    responses.remove(responses.GET, f"{FILES}/Observation.ndjson")
+    responses.add_callback(responses.GET, f"{FILES}/Observation.ndjson", callback=obs_cb)
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert len(kick) == 1 and any("resumed" in w for w in rep.warnings)
+    assert asked == [f"bytes={len(full)}-", None]
+    assert store.get("uci", "Observation", "o3") is not None
+
+
+@responses.activate
+def test_bulk_records_of_the_wrong_shape_do_not_crash_the_pull(tmp_path, store):
+    """A Condition whose `code` is a list, and a MedicationRequest whose medicationReference
+    is a bare string, in an export's files crashed the pull with AttributeError (exit 1), and
+    every later run resumed the job and crashed the same way. They are now passed over like
+    any record that names no code or no Medication; the other records load."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    odd_cond = {**cond(9, "p1"), "code": ["55464009"]}
+    responses.replace(responses.GET, f"{FILES}/Condition.ndjson",
+                      body=ndjson([cond(1, "p1"), odd_cond]))
+    med = {"resourceType": "MedicationRequest", "id": "mr1", "status": "active",
+           "intent": "order", "subject": {"reference": "Patient/p1"},
+           "medicationReference": "Medication/m1"}
+    responses.get(f"{FILES}/MedicationRequest.ndjson", body=ndjson([med]))
+    responses.replace(responses.GET, STATUS, json=_manifest(output=[
+        *_manifest()["output"],
+        {"type": "MedicationRequest", "url": f"{FILES}/MedicationRequest.ndjson"}]))
+    s = settings(tmp_path, bulk_group="g1")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.get("uci", "Observation", "o1") is not None

@@ -361,7 +361,7 @@ def test_server_time_is_utc_text_so_the_earliest_is_the_smallest():
     giving Bundle.meta.lastUpdated with a local offset on one page and only a Date header on
     another made 05:00-05:00 (10:00Z) the earliest next to 09:00+00:00, and the mark moved an
     hour past records never fetched. Clocks are now UTC text."""
-    from cohort.source.fhir.client import server_time
+    from cohort.source.fhir.answer import server_time
 
     r = requests.Response()
     r.headers["Date"] = "Wed, 25 Nov 2026 09:00:00 GMT"
@@ -370,3 +370,54 @@ def test_server_time_is_utc_text_so_the_earliest_is_the_smallest():
     assert local == "2026-11-25T10:00:00.250000Z" and header == "2026-11-25T09:00:00Z"
     assert min(local, header) == header
     assert server_time({"meta": {"lastUpdated": "yesterday"}}, r) == header
+
+
+@responses.activate
+def test_links_naming_the_default_port_are_the_servers_own(monkeypatch):
+    """A server behind a proxy that writes the port into its links (HAPI given a Host header
+    of "host:443") had every search fail with "refusing to follow a link to another host" (exit
+    6 every night), and a Bulk file there went without the token: "host:443" is "host". A link
+    to another port, or one naming a user, is still refused."""
+    monkeypatch.setenv("TOK", "secret-token")
+    explicit = BASE.replace(".invalid/", ".invalid:443/")
+    responses.get(
+        f"{BASE}/Patient",
+        json=bundle(["a"], f"{explicit}/Patient?page=2"),
+        match=[responses.matchers.query_param_matcher({"_count": "1000"})],
+    )
+    responses.get(
+        f"{BASE}/Patient",
+        json=bundle(["b"]),
+        match=[responses.matchers.query_param_matcher({"page": "2"})],
+    )
+    c, _ = client(auth="bearer", token_env="TOK")
+    pages = list(c.search("Patient", []))
+    assert [b["entry"][0]["resource"]["id"] for _, b, _ in pages] == ["a", "b"]
+    assert responses.calls[1].request.headers["Authorization"] == "Bearer secret-token"
+    assert c.same_host(f"{explicit}/Binary/1") and c.same_host("https://FHIR.example.invalid/r4")
+    for other in (
+        "https://fhir.example.invalid:8443/r4/Patient",
+        "https://u@fhir.example.invalid/r4/P",
+        "https://fhir.example.invalid:x/r4/Patient",
+    ):
+        assert not c.same_host(other)
+        with pytest.raises(ServerError, match="another host"):
+            c.url(other)
+
+
+@responses.activate
+def test_retry_after_date_is_read_on_the_servers_clock():
+    """A Retry-After HTTP-date was counted from the local clock: a machine 60 s ahead of the
+    server read "10 s from now" as already past, retried at once and spent every retry in
+    a moment (exit 6). It is counted from the answer's Date header when there is one."""
+    later = {
+        "Retry-After": "Tue, 14 Nov 2023 22:13:30 GMT",
+        "Date": "Tue, 14 Nov 2023 22:13:20 GMT",
+    }
+    responses.get(f"{BASE}/metadata", status=503, headers=later)
+    responses.get(f"{BASE}/metadata", json={"resourceType": "CapabilityStatement"})
+    c, waits = client()
+    c.clock = lambda: 1_700_000_000.0 + 60  # the server's Date is 22:13:20 + 60 s here
+    c.get_json("metadata", key="metadata")
+    assert waits == [10.0]
+    assert retry_after("Tue, 14 Nov 2023 22:13:30 GMT", 0, "not a date") == 1_700_000_010.0

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 from urllib.parse import urlencode
 
 import orjson
@@ -19,11 +17,12 @@ import requests
 
 from cohort.atomic import ensure_dir, write_atomic
 from cohort.errors import AuthError, ServerError
-from cohort.source.fileinfo import UNREADABLE, unreadable
 from cohort.source.structure import loads
 from cohort.store import patient_of
 
-from .client import retry_after, url_host
+from .answer import content_length, retry_after
+from .client import url_host
+from .ndjson import read_ndjson, screened_in
 from .outcome import outcome_issues
 from .plan import BY_CODE, PULL_TYPES, minus_overlap, token_hash
 from .pull import Puller
@@ -96,7 +95,17 @@ def kickoff(p: Puller, since: str | None) -> str:
         params.append(("_since", since))
     path = f"Group/{p.s.bulk_group}/$export" if p.s.bulk_group else "Patient/$export"
     headers = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
-    r = p.client.request("GET", path, key="bulk", params=params, headers=headers, ok=(202,))
+    try:
+        r = p.client.request("GET", path, key="bulk", params=params, headers=headers, ok=(202,))
+    except ServerError as e:
+        status = getattr(e, "status", 0)
+        if status not in (400, 422) or all(k != "_typeFilter" for k, _ in params):
+            raise
+        # the spec's way for a server without _typeFilter: refuse it, for the client to ask
+        # again without (all records of those types come; the store keeps what criteria read)
+        p.report.warn(f"bulk: server refused _typeFilter (HTTP {status}); exported unfiltered")
+        params = [(k, v) for k, v in params if k != "_typeFilter"]
+        r = p.client.request("GET", path, key="bulk", params=params, headers=headers, ok=(202,))
     loc = r.headers.get("Content-Location")
     if not loc:
         raise ServerError(f"GET {path}: 202 without Content-Location")
@@ -117,8 +126,12 @@ def poll(p: Puller, status_url: str) -> dict[str, Any]:
         except AuthError:
             raise
         except ServerError as e:
-            # the spec's answer for a failed job: 4xx/5xx with an OperationOutcome; 404/410: gone
+            # the spec's answer for a failed job: 4xx/5xx with an OperationOutcome; 404/410: gone;
+            # but one whose issues are all `transient` (or `throttled`) says "poll again later"
             status, outcome = getattr(e, "status", 0), getattr(e, "is_outcome", False)
+            codes = {code for _, code in getattr(e, "issues", [])}
+            if codes and codes <= {"transient", "throttled"}:
+                raise
             if (400 <= status < 500 and status != 429) or (status >= 500 and outcome):
                 raise JobGone(f"bulk export job failed: {e}") from None
             raise  # down, busy, a proxy's 502: the job may be fine, resumed next run
@@ -132,7 +145,7 @@ def poll(p: Puller, status_url: str) -> dict[str, Any]:
             return manifest
         if time.monotonic() > deadline:
             raise ServerError(f"bulk export not complete after {p.s.bulk_timeout:.0f}s")
-        hinted = retry_after(r.headers.get("Retry-After"), p.client.clock())
+        hinted = retry_after(r.headers.get("Retry-After"), p.client.clock(), r.headers.get("Date"))
         wait = min(p.s.max_wait, hinted if hinted is not None else p.client.backoff(attempt))
         attempt += 1
         p.log.info(
@@ -167,32 +180,42 @@ def download(
             continue
         part = final.with_name(final.name + ".part")
         have = part.stat().st_size if part.exists() else 0
-        headers = {"Accept": "application/fhir+ndjson", "Accept-Encoding": "gzip"}
-        if have:
-            headers.update({"Range": f"bytes={have}-", "Accept-Encoding": "identity"})
         host = url_host(url)
         if host is None:
             raise JobGone(f"bulk manifest: {kind} {i} ({rtype}) has no http(s) URL")
         same_host = p.client.same_host(url)
         if same_host:
             url = p.client.url(url)  # (an http:// link of ours is followed over https)
-        try:
-            r = p.client.request(
-                "GET",
-                url,
-                key=rtype,
-                headers=headers,
-                stream=True,
-                ok=(200, 206),
-                auth=use_token or same_host,
-                foreign=True,
-            )
-        except ServerError as e:
-            status = getattr(e, "status", 0)
-            if status in (404, 410) or (status in (401, 403) and not (use_token or same_host)):
-                # an expired file link (a signed URL answers 403): the job's files are gone
-                raise JobGone(f"bulk {kind} file {i} ({rtype}): HTTP {status} (expired?)") from None
-            raise
+        while True:
+            headers = {"Accept": "application/fhir+ndjson", "Accept-Encoding": "gzip"}
+            if have:
+                headers.update({"Range": f"bytes={have}-", "Accept-Encoding": "identity"})
+            try:
+                r = p.client.request(
+                    "GET",
+                    url,
+                    key=rtype,
+                    headers=headers,
+                    stream=True,
+                    ok=(200, 206),
+                    auth=use_token or same_host,
+                    foreign=True,
+                )
+                break
+            except ServerError as e:
+                status = getattr(e, "status", 0)
+                if status == 416 and have:
+                    # nothing left after the .part (cut after its last byte), or the file
+                    # changed: fetched whole (was refused, the same way, every later night)
+                    part.unlink()
+                    have = 0
+                    continue
+                if status in (404, 410) or (status in (401, 403) and not (use_token or same_host)):
+                    # an expired file link (a signed URL answers 403): the job's files are gone
+                    raise JobGone(
+                        f"bulk {kind} file {i} ({rtype}): HTTP {status} (expired?)"
+                    ) from None
+                raise
         mode = "ab" if r.status_code == 206 and have else "wb"
         n = 0
         try:
@@ -205,55 +228,9 @@ def download(
             raise ServerError(f"bulk download of {rtype} interrupted: {type(e).__name__}") from None
         finally:
             r.close()
-        p.client.stats.add(rtype, nbytes=n if not r.headers.get("Content-Length") else 0)
+        p.client.stats.add(rtype, nbytes=n if content_length(r) is None else 0)
         part.rename(final)
     return files
-
-
-def _open(path: Path) -> IO[bytes]:
-    with path.open("rb") as f:
-        magic = f.read(2)
-    return cast(IO[bytes], gzip.open(path, "rb")) if magic == b"\x1f\x8b" else path.open("rb")
-
-
-def read_ndjson(path: Path, bad: list[int] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Resources of one export file; numbers of unreadable lines go to `bad` (PHI-free).
-
-    A downloaded file that cannot be read (a damaged gzip body) fails the pull with a
-    ServerError, and is removed from the spool so that the next run downloads it again."""
-    try:
-        with _open(path) as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        res = loads(line)
-                    except orjson.JSONDecodeError:
-                        res = None
-                    if isinstance(res, dict):
-                        yield n, res
-                    elif bad is not None:
-                        bad.append(n)
-    except UNREADABLE as e:
-        path.unlink(missing_ok=True)
-        why = unreadable(e)  # "file cannot be read (zlib.error)"
-        raise ServerError(f"bulk {path.name}: downloaded {why}; removed, to fetch again") from None
-
-
-def screened_in(files: list[tuple[str, Path]], codes_wanted: set[str]) -> set[str]:
-    """Patients with a Condition whose code (any system variant) is a screening code."""
-    found: set[str] = set()
-    for rtype, path in files:
-        if rtype != "Condition":
-            continue
-        for _, res in read_ndjson(path):
-            codes = {
-                str(c.get("code"))
-                for c in (res.get("code") or {}).get("coding") or []
-                if isinstance(c, dict)
-            }
-            if codes & codes_wanted and (pid := patient_of(res)):
-                found.add(pid)
-    return found
 
 
 def load(p: Puller, files: list[tuple[str, Path]], screened: set[str]) -> None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -19,6 +17,7 @@ import requests
 from cohort.errors import AuthError, ServerError
 from cohort.source.structure import loads
 
+from .answer import content_length, retry_after
 from .auth import Auth, TokenEndpointDown, make_auth
 from .outcome import outcome_issues
 from .settings import ServerSettings
@@ -34,6 +33,7 @@ TRANSIENT = (
 )
 MAX_PAGES = 100_000
 FHIR_JSON = "application/fhir+json"
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass
@@ -106,20 +106,6 @@ def reason_phrase(r: requests.Response) -> str:
     return "".join(ch for ch in (r.reason or "")[:60] if " " <= ch <= "~")
 
 
-def retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now)
-
-
 def url_host(url: object) -> str | None:
     """The host (netloc) of an http(s) URL; None for anything else, e.g. "http://[x", which
     urlsplit refuses, or a link that is not a string."""
@@ -130,6 +116,22 @@ def url_host(url: object) -> str | None:
     except ValueError:
         return None
     return parts.netloc if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def _origin(url: str) -> tuple[str, int | None] | None:
+    """(host in lower case, port) of an http(s) URL, the scheme's default port as None: a
+    link to "host:443" is one to "host" (a proxy's Host header in HAPI's links). None for a
+    URL with a user name (requests would send it as Basic auth) or a port that is no number."""
+    if url_host(url) is None:
+        return None
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.username is not None or not parts.hostname:
+        return None
+    return parts.hostname.lower(), None if port == DEFAULT_PORTS[parts.scheme] else port
 
 
 def safe_path(url: str) -> str:
@@ -168,9 +170,11 @@ class FhirClient:
         )
 
     def same_host(self, url: str) -> bool:
-        """Whether `url` is an http(s) URL on the server's own host (host names are not
-        case-sensitive: requests lower-cases the host it ends at, base_url is as written)."""
-        return (url_host(url) or "").lower() == urlsplit(self.base).netloc.lower()
+        """Whether `url` is an http(s) URL on the server's own host and port (host names are
+        not case-sensitive: requests lower-cases the host it ends at, base_url is as written;
+        a scheme's default port written out is the same port)."""
+        origin = _origin(url) if isinstance(url, str) else None
+        return origin is not None and origin == _origin(self.base)
 
     def url(self, path_or_url: str) -> str:
         """Absolute URL for a path relative to the base (or an absolute URL, checked to be ours)."""
@@ -184,7 +188,10 @@ class FhirClient:
             raise ServerError("the server sent a link that is not an http(s) URL")
         if not self.same_host(url):
             raise ServerError(f"refusing to follow a link to another host ({host})")
-        if urlsplit(self.base).scheme == "https" and urlsplit(url).scheme == "http":
+        parts, base = urlsplit(url), urlsplit(self.base)
+        # the host as base_url writes it (not "HOST:443"), so that a repeated link is seen
+        url = urlunsplit(parts._replace(netloc=base.netloc))
+        if base.scheme == "https" and parts.scheme == "http":
             # a server behind a TLS proxy that writes http:// into its links: the same host
             # over https, never the credentials in clear text
             url = urlunsplit(urlsplit(url)._replace(scheme="https"))
@@ -231,9 +238,7 @@ class FhirClient:
                         timeout=s.timeout,
                         verify=s.verify,
                     )
-                    size = (
-                        len(r.content) if not stream else int(r.headers.get("Content-Length") or 0)
-                    )
+                    size = len(r.content) if not stream else content_length(r) or 0
             except TokenEndpointDown as e:
                 # the token endpoint is down or busy: retried like the server (exit 6 in the end)
                 if attempt >= s.max_retries:
@@ -268,7 +273,9 @@ class FhirClient:
                     continue
                 if r.status_code not in RETRY_STATUS or attempt >= s.max_retries:
                     raise self.error(method, url, r)
-                hinted = retry_after(r.headers.get("Retry-After"), self.clock())
+                hinted = retry_after(
+                    r.headers.get("Retry-After"), self.clock(), r.headers.get("Date")
+                )
                 wait = min(s.max_wait, hinted) if hinted is not None else self.backoff(attempt)
                 r.close()
             attempt += 1
@@ -292,6 +299,7 @@ class FhirClient:
         # (a Bulk status URL's way of saying that its job failed, unlike a proxy's bare 502)
         is_outcome = isinstance(body, dict) and body.get("resourceType") == "OperationOutcome"
         err.is_outcome = is_outcome  # type: ignore[attr-defined]
+        err.issues = outcome_issues(body) if is_outcome else []  # type: ignore[attr-defined]
         return err
 
     def get_json(
@@ -376,32 +384,3 @@ def _with_count(url: str, count: int) -> str:
         for k, v in parse_qsl(p.query, keep_blank_values=True)
     ]
     return urlunsplit(p._replace(query=urlencode(q, safe=",|:/")))
-
-
-def server_time(bundle: dict | None, r: requests.Response) -> str | None:
-    """The server's clock for this answer: Bundle.meta.lastUpdated, else the Date header, as
-    UTC ISO text ("...Z"). Marks take the earliest of these by comparing the text, which is
-    only right in one offset: 05:00-05:00 (10:00Z) sorted before 09:00+00:00."""
-    meta = (bundle or {}).get("meta") or {}
-    when = meta.get("lastUpdated") if isinstance(meta, dict) else None
-    if isinstance(when, str):
-        try:
-            t = datetime.fromisoformat(when.replace("Z", "+00:00"))
-        except ValueError:
-            t = None
-        if t is not None and t.tzinfo is not None:
-            return _utc_iso(t)
-    date = r.headers.get("Date")
-    if date:
-        try:
-            t = email.utils.parsedate_to_datetime(date)
-        except (TypeError, ValueError):
-            return None
-        if t.tzinfo is None:
-            t = t.replace(tzinfo=UTC)  # an HTTP date is GMT
-        return _utc_iso(t)
-    return None
-
-
-def _utc_iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -15,7 +15,8 @@ from cohort.errors import ServerError
 from cohort.store import reference_id
 from cohort.store.schema import FHIR_MARK
 
-from .client import FhirClient, server_time
+from .answer import server_time
+from .client import FhirClient
 from .outcome import INCOMPLETE_CODES, IncompleteSearch, keyed, on_page, outcome_issues
 from .plan import (
     DEFAULT_CATEGORIES,
@@ -265,11 +266,8 @@ class Puller:
         refs = {
             mid
             for res in records
-            if (
-                mid := reference_id(
-                    (res.get("medicationReference") or {}).get("reference"), "Medication"
-                )
-            )
+            if isinstance(ref := res.get("medicationReference"), dict)
+            and (mid := reference_id(ref.get("reference"), "Medication"))
         }
         stored = {m for m in refs if self.store.get(self.site, "Medication", m) is not None}
         if self.full_refresh:  # still referenced: not to be swept

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from cohort.errors import ServerError
 from cohort.store import patient_of
 
-from .client import server_time
+from .answer import server_time
 from .plan import (
     BY_CODE,
     MED_TYPES,

@@ -1,0 +1,72 @@
+"""What an HTTP answer says besides its body: how long to wait (Retry-After), the server's
+clock (Bundle.meta.lastUpdated, the Date header) and its length (Content-Length)."""
+
+from __future__ import annotations
+
+import email.utils
+from datetime import UTC, datetime
+
+import requests
+
+
+def retry_after(value: str | None, now: float, served: str | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date). An HTTP-date is
+    a time on the server's clock: counted from the answer's Date header (`served`) when it has
+    one, so that a local clock ahead of the server's does not turn every wait into none."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    when = _http_date(value)
+    if when is None:
+        return None
+    start = _http_date(served) if served else None
+    return max(0.0, when - (now if start is None else start))
+
+
+def _http_date(value: str) -> float | None:
+    """An HTTP-date as a POSIX timestamp (GMT when it names no zone), or None."""
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def content_length(r: requests.Response) -> int | None:
+    """The Content-Length header's value, as urllib3 reads it: "42" or the list "42, 42" a
+    proxy may make of it; None when missing or not one number (int() of "42, 42" crashed a
+    Bulk download with ValueError, exit 1 every night)."""
+    values = {v.strip() for v in (r.headers.get("Content-Length") or "").split(",")}
+    value = values.pop() if len(values) == 1 else ""
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+def server_time(bundle: dict | None, r: requests.Response) -> str | None:
+    """The server's clock for this answer: Bundle.meta.lastUpdated, else the Date header, as
+    UTC ISO text ("...Z"). Marks take the earliest of these by comparing the text, which is
+    only right in one offset: 05:00-05:00 (10:00Z) sorted before 09:00+00:00."""
+    meta = (bundle or {}).get("meta") or {}
+    when = meta.get("lastUpdated") if isinstance(meta, dict) else None
+    if isinstance(when, str):
+        try:
+            t = datetime.fromisoformat(when.replace("Z", "+00:00"))
+        except ValueError:
+            t = None
+        if t is not None and t.tzinfo is not None:
+            return _utc_iso(t)
+    date = r.headers.get("Date")
+    if date:
+        try:
+            t = email.utils.parsedate_to_datetime(date)
+        except (TypeError, ValueError):
+            return None
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=UTC)  # an HTTP date is GMT
+        return _utc_iso(t)
+    return None
+
+
+def _utc_iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
