@@ -591,3 +591,61 @@ def test_nephritis_24h_protein_mg_per_day_text() -> None:
 def test_weight_12_months_from_leap_day(when: str, expected: str) -> None:
     o = observation("29463-7", when, valueQuantity=qty(60, "kg", "kg"))
     assert run("weight", o, as_of=date(2028, 2, 29)).status == expected
+
+
+# --- value comparators (valueQuantity.comparator) ----------------------------------------------
+# "<30" is some value below 30: it fails "< 25" only when every such value does, passes when
+# none does, else the data cannot tell (unknown), as the titer kind reads "<1:80" / ">1:40".
+@pytest.mark.parametrize(
+    ("cid", "code", "value", "expected"),
+    [
+        ("platelets", "777-3", qty(20, "10*3/uL", "10*3/uL", comparator="<"), "fail"),
+        ("platelets", "777-3", qty(25, "10*3/uL", "10*3/uL", comparator="<"), "fail"),
+        ("platelets", "777-3", qty(30, "10*3/uL", "10*3/uL", comparator="<"), "unknown"),
+        ("platelets", "777-3", qty(25, "10*3/uL", "10*3/uL", comparator="<="), "unknown"),
+        ("platelets", "777-3", qty(20, "10*3/uL", "10*3/uL", comparator=">"), "unknown"),
+        ("platelets", "777-3", qty(25, "10*3/uL", "10*3/uL", comparator=">="), "pass"),
+        ("platelets", "777-3", qty(1000, "10*3/uL", "10*3/uL", comparator=">="), "pass"),
+        ("neutrophils", "751-8", qty(1000, "cells/uL", comparator="<"), "unknown"),
+        ("neutrophils", "751-8", qty(500, "cells/uL", comparator="<"), "fail"),
+        ("hemoglobin", "718-7", qty(90, "g/L", "g/L", comparator="<"), "unknown"),
+        ("hemoglobin", "718-7", qty(6, "g/dL", "g/dL", comparator=">"), "unknown"),
+        ("weight", "29463-7", qty(40, "kg", "kg", comparator="<"), "unknown"),
+        ("weight", "29463-7", qty(30, "kg", "kg", comparator=">"), "unknown"),
+        ("weight", "29463-7", qty(35, "kg", "kg", comparator=">"), "pass"),
+        ("weight", "29463-7", qty(35, "kg", "kg", comparator="<"), "fail"),
+    ],
+)
+def test_lab_latest_reads_the_comparator(cid: str, code: str, value: dict, expected: str) -> None:
+    r = run(cid, observation(code, ago(10), valueQuantity=value))
+    assert r.status == expected
+    assert r.evidence[0].value.startswith(value["comparator"])  # shown as reported
+
+
+def test_hemoglobin_comparator_between_the_aiha_limits_is_unknown() -> None:
+    # "<7.5" is below 8.0 but may be above the 7.0 limit that an active AIHA sets
+    o = observation("718-7", ago(10), valueQuantity=qty(7.5, "g/dL", "g/dL", comparator="<"))
+    assert status("hemoglobin", o) == "fail"
+    assert status("hemoglobin", o, condition(AIHA_ICD)) == "unknown"
+    low = observation("718-7", ago(10), valueQuantity=qty(7, "g/dL", "g/dL", comparator="<"))
+    assert status("hemoglobin", low, condition(AIHA_ICD)) == "fail"
+
+
+@pytest.mark.parametrize(
+    ("labs", "expected"),
+    [
+        ([creat(qty(3, "mg/dL", "mg/dL", comparator="<"))], "unknown"),
+        ([creat(qty(2, "mg/dL", "mg/dL", comparator="<"))], "pass"),
+        ([creat(qty(0.3, "mg/dL", "mg/dL", comparator="<"))], "pass"),
+        ([creat(qty(1.5, "mg/dL", "mg/dL", comparator=">"))], "unknown"),
+        ([creat(qty(2, "mg/dL", "mg/dL", comparator=">"))], "fail"),
+        ([creat(qty(2, "mg/dL", "mg/dL", comparator=">="))], "unknown"),
+        (
+            [creat(qty(1, "mg/dL", "mg/dL")), upcr(qty(3, "mg/mg", "mg/mg", comparator="<"))],
+            "unknown",
+        ),
+        ([creat(qty(1, "mg/dL", "mg/dL")), prot24(qty(5, "g/d", "g/d", comparator=">"))], "fail"),
+    ],
+)
+def test_nephritis_reads_the_comparator(labs: list[dict], expected: str) -> None:
+    assert status("severe_lupus_nephritis", *labs) == expected

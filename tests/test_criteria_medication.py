@@ -789,7 +789,9 @@ def test_high_dose_brand_text_with_strength(tablets: int, expected: str) -> None
 def test_an_exposure_ending_9999_12_31_fails_with_no_eligible_from() -> None:
     """A washout window added to an end of 9999-12-31 is past the calendar: no date on which
     the patient washes out (eligible_from None), not an OverflowError."""
-    r = run("washout_belimumab", stmt("1092437", status="completed", start=ago(20), end="9999-12-31"))
+    r = run(
+        "washout_belimumab", stmt("1092437", status="completed", start=ago(20), end="9999-12-31")
+    )
     assert (r.status, r.eligible_from) == ("fail", None)
     r = run("washout_high_dose_cs", stmt(status="completed", start=ago(20), end="9999-12-31",
                                          dosages=[dosage(mg(60))]))  # fmt: skip
@@ -825,3 +827,20 @@ def test_washout_procedure_after_as_of_is_not_the_last_dose() -> None:
     r = KINDS[crit.kind].fn(crit, context(*records, future))
     assert r.status == "fail"
     assert all(e.ref != future["resourceType"] + "/" + future["id"] for e in r.evidence + r.ignored)
+
+
+@pytest.mark.parametrize(
+    ("value", "comparator", "expected"),
+    [
+        (20, "<", "fail"),  # below 20: below the default limit 80
+        (80, "<", "fail"),
+        (100, "<", "unknown"),  # may be 90 or 30
+        (50, ">", "unknown"),  # may be 60 or 200
+        (80, ">=", "pass"),
+    ],
+)
+def test_b_cell_cd19_comparator(value: float, comparator: str, expected: str) -> None:
+    o = observation(
+        "8116-6", ago(10), valueQuantity=qty(value, "/uL", "/uL", comparator=comparator)
+    )
+    assert status("washout_b_cell_depletion", admin(RTX, days=300), o) == expected
