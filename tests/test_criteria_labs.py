@@ -649,3 +649,37 @@ def test_hemoglobin_comparator_between_the_aiha_limits_is_unknown() -> None:
 )
 def test_nephritis_reads_the_comparator(labs: list[dict], expected: str) -> None:
     assert status("severe_lupus_nephritis", *labs) == expected
+
+
+# --- most recent within a day ------------------------------------------------------------------
+@pytest.mark.parametrize(("first_id", "second_id"), [("b", "a"), ("a", "b")])
+def test_same_day_results_most_recent_is_the_later_time(first_id: str, second_id: str) -> None:
+    # a CBC at 08:00 (platelets 20) rechecked at 14:00 (30, clumping excluded): SPEC's most
+    # recent result is the 14:00 one, whatever the resources' ids
+    day = ago(10)
+    early = observation(
+        "777-3", f"{day}T08:00:00Z", valueQuantity=qty(20, "10*3/uL", "10*3/uL"), rid=first_id
+    )
+    late = observation(
+        "777-3", f"{day}T14:00:00Z", valueQuantity=qty(30, "10*3/uL", "10*3/uL"), rid=second_id
+    )
+    r = run("platelets", early, late)
+    assert r.status == "pass"
+    assert r.evidence[0].ref == f"Observation/{second_id}"
+
+
+def test_same_day_results_compare_instants_across_time_zones() -> None:
+    # 23:00 at -08:00 is 07:00Z the next day: later than 08:00Z on the same calendar date
+    day = ago(10)
+    late = observation(
+        "718-7", f"{day}T23:00:00-08:00", valueQuantity=qty(9, "g/dL", "g/dL"), rid="a"
+    )
+    early = observation("718-7", f"{day}T08:00:00Z", valueQuantity=qty(7, "g/dL", "g/dL"), rid="b")
+    assert status("hemoglobin", late, early) == "pass"
+
+
+def test_same_day_qualitative_most_recent_is_the_later_time() -> None:
+    day = ago(10)
+    pos = observation("5196-1", f"{day}T08:00:00Z", valueString="Positive", rid="z")
+    neg = observation("5196-1", f"{day}T14:00:00Z", valueString="Negative", rid="a")
+    assert status("hbv", pos, neg) == "pass"
