@@ -844,3 +844,19 @@ def test_b_cell_cd19_comparator(value: float, comparator: str, expected: str) ->
         "8116-6", ago(10), valueQuantity=qty(value, "/uL", "/uL", comparator=comparator)
     )
     assert status("washout_b_cell_depletion", admin(RTX, days=300), o) == expected
+
+
+@pytest.mark.parametrize(
+    ("dose_mg", "code", "expected"),
+    [
+        # the factors are rounded (6.67 for 0.75 mg dexamethasone = 5 mg prednisone, i.e. 20/3):
+        # dexamethasone 6 mg/day is 40 mg prednisone-equivalent, not above 40
+        (6, "3264", "pass"),
+        (6.5, "3264", "fail"),  # 43.3
+        (32, "6902", "pass"),  # methylprednisolone 40
+        (160, "5492", "pass"),  # hydrocortisone 40
+        (161, "5492", "fail"),  # 40.25
+    ],
+)
+def test_high_dose_rounded_factor_at_the_limit(dose_mg: float, code: str, expected: str) -> None:
+    assert status("washout_high_dose_cs", pred(mg(dose_mg), code=code)) == expected

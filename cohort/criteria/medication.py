@@ -328,7 +328,8 @@ def daily_mg(ctx: Context, e: ExposureFact) -> float | None:
             continue
         daily = mg * (d.per_day if d.per_day is not None else 1.0) * factor
         best = daily if best is None else max(best, daily)
-    return best
+    # to 0.1 mg: the factors are rounded (6.67 for 20/3), dexamethasone 6 mg is 40 mg, not 40.02
+    return None if best is None else round(best, 1)
 
 
 def high_dose(crit: Criterion, ctx: Context) -> Result:
