@@ -11,6 +11,7 @@ from criteria_helpers import (
     FLOWSHEET,
     SNOMED,
     ago,
+    cc,
     component,
     condition,
     observation,
@@ -20,6 +21,7 @@ from criteria_helpers import (
 )
 
 ANA_TITER = "5048-4"
+DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 ANA_SCREEN = "8061-4"
 
 
@@ -683,3 +685,22 @@ def test_same_day_qualitative_most_recent_is_the_later_time() -> None:
     pos = observation("5196-1", f"{day}T08:00:00Z", valueString="Positive", rid="z")
     neg = observation("5196-1", f"{day}T14:00:00Z", valueString="Negative", rid="a")
     assert status("hbv", pos, neg) == "pass"
+
+
+# --- a result without a value ------------------------------------------------------------------
+def test_newer_record_without_value_does_not_hide_the_most_recent_count() -> None:
+    # "specimen clotted": the Observation has no value, only a dataAbsentReason; the most recent
+    # platelet count in the window is the older one
+    absent = observation("777-3", ago(5), dataAbsentReason=cc("error", DATA_ABSENT))
+    count = observation("777-3", ago(20), valueQuantity=qty(20, "10*3/uL", "10*3/uL"))
+    r = run("platelets", absent, count)
+    assert r.status == "fail"
+    assert r.evidence[0].ref == count["resourceType"] + "/" + count["id"]
+    assert status("platelets", absent) == "unknown"  # no count at all
+
+
+def test_record_without_value_but_with_interpretation_is_still_read() -> None:
+    o = observation(
+        "5196-1", ago(5), interpretation="POS", dataAbsentReason=cc("unknown", DATA_ABSENT)
+    )
+    assert status("hbv", o) == "fail"

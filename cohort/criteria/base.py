@@ -255,6 +255,8 @@ class Context:
                 ignored.append(self.obs_evidence(o, concept, "after the as-of date"))
             elif since and o.when < since:
                 ignored.append(self.obs_evidence(o, concept, f"outside window (before {since})"))
+            elif o.absent:
+                ignored.append(self.obs_evidence(o, concept, "no value (dataAbsentReason)"))
             else:
                 used.append(o)
         # within a day: the later time first (a date without a time after the timed ones)

@@ -30,6 +30,7 @@ from cohort.model import (
     ExposureFact,
     ImmunizationFact,
     ObservationFact,
+    ObsValue,
     Patient,
     PatientFacts,
     ProcedureFact,
@@ -197,6 +198,8 @@ class Extractor:
         for cc in res.get("interpretation") or ():
             interp += codes_of(cc)
         days = obs_days(res)
+        value = obs_value(res)
+        absent = bool(res.get("dataAbsentReason")) and value == ObsValue() and not interp
         return ObservationFact(
             ref=ref,
             codes=coded[0],
@@ -204,11 +207,12 @@ class Extractor:
             when=_first(days),
             when_last=_last(days),
             at=obs_instant(res),
-            value=obs_value(res),
+            value=value,
             interpretation=interp,
             ref_low=low,
             text=coded[1],
             components=components,
+            absent=absent and not components,
         )
 
     def _exposure(self, ref: str, res: dict[str, Any]) -> ExposureFact:
