@@ -115,6 +115,9 @@ class ObservationFact:
     text: str = ""
     components: tuple[tuple[tuple[Code, ...], ObsValue], ...] = ()
     when_last: date | None = None  # last day of a partial date (see ConditionFact)
+    at: float | None = None  # the date's instant when it has a time (orders a day's results)
+    # no value, interpretation or component, only a dataAbsentReason: no result at all
+    absent: bool = False
 
 
 @value

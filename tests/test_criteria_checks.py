@@ -381,3 +381,18 @@ def test_pregnancy_quantitative_value_beats_interpretation(
 def test_hbv_dna_number_beats_interpretation(value: dict, interp: str, expected: str) -> None:
     o = lab(HBV_DNA, 10, {"valueQuantity": value}, interpretation=interp)
     assert status("hbv", o) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (qty(30, "mIU/mL", comparator="<"), "unknown"),  # may be anything below 30
+        (qty(25, "mIU/mL", comparator="<"), "unknown"),  # may be 5-25 (equivocal)
+        (qty(5, "mIU/mL", comparator="<"), "pass"),
+        (qty(25, "mIU/mL", comparator=">"), "fail"),
+        (qty(10, "mIU/mL", comparator=">"), "unknown"),
+        (qty(2, "mIU/mL", comparator=">"), "unknown"),  # may be 25 or more
+    ],
+)
+def test_pregnancy_hcg_reads_the_comparator(value: dict, expected: str) -> None:
+    assert status("pregnancy_lactation", lab(HCG_QUANT, 10, {"valueQuantity": value})) == expected

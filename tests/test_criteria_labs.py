@@ -11,6 +11,7 @@ from criteria_helpers import (
     FLOWSHEET,
     SNOMED,
     ago,
+    cc,
     component,
     condition,
     observation,
@@ -20,6 +21,7 @@ from criteria_helpers import (
 )
 
 ANA_TITER = "5048-4"
+DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 ANA_SCREEN = "8061-4"
 
 
@@ -591,3 +593,114 @@ def test_nephritis_24h_protein_mg_per_day_text() -> None:
 def test_weight_12_months_from_leap_day(when: str, expected: str) -> None:
     o = observation("29463-7", when, valueQuantity=qty(60, "kg", "kg"))
     assert run("weight", o, as_of=date(2028, 2, 29)).status == expected
+
+
+# --- value comparators (valueQuantity.comparator) ----------------------------------------------
+# "<30" is some value below 30: it fails "< 25" only when every such value does, passes when
+# none does, else the data cannot tell (unknown), as the titer kind reads "<1:80" / ">1:40".
+@pytest.mark.parametrize(
+    ("cid", "code", "value", "expected"),
+    [
+        ("platelets", "777-3", qty(20, "10*3/uL", "10*3/uL", comparator="<"), "fail"),
+        ("platelets", "777-3", qty(25, "10*3/uL", "10*3/uL", comparator="<"), "fail"),
+        ("platelets", "777-3", qty(30, "10*3/uL", "10*3/uL", comparator="<"), "unknown"),
+        ("platelets", "777-3", qty(25, "10*3/uL", "10*3/uL", comparator="<="), "unknown"),
+        ("platelets", "777-3", qty(20, "10*3/uL", "10*3/uL", comparator=">"), "unknown"),
+        ("platelets", "777-3", qty(25, "10*3/uL", "10*3/uL", comparator=">="), "pass"),
+        ("platelets", "777-3", qty(1000, "10*3/uL", "10*3/uL", comparator=">="), "pass"),
+        ("neutrophils", "751-8", qty(1000, "cells/uL", comparator="<"), "unknown"),
+        ("neutrophils", "751-8", qty(500, "cells/uL", comparator="<"), "fail"),
+        ("hemoglobin", "718-7", qty(90, "g/L", "g/L", comparator="<"), "unknown"),
+        ("hemoglobin", "718-7", qty(6, "g/dL", "g/dL", comparator=">"), "unknown"),
+        ("weight", "29463-7", qty(40, "kg", "kg", comparator="<"), "unknown"),
+        ("weight", "29463-7", qty(30, "kg", "kg", comparator=">"), "unknown"),
+        ("weight", "29463-7", qty(35, "kg", "kg", comparator=">"), "pass"),
+        ("weight", "29463-7", qty(35, "kg", "kg", comparator="<"), "fail"),
+    ],
+)
+def test_lab_latest_reads_the_comparator(cid: str, code: str, value: dict, expected: str) -> None:
+    r = run(cid, observation(code, ago(10), valueQuantity=value))
+    assert r.status == expected
+    assert r.evidence[0].value.startswith(value["comparator"])  # shown as reported
+
+
+def test_hemoglobin_comparator_between_the_aiha_limits_is_unknown() -> None:
+    # "<7.5" is below 8.0 but may be above the 7.0 limit that an active AIHA sets
+    o = observation("718-7", ago(10), valueQuantity=qty(7.5, "g/dL", "g/dL", comparator="<"))
+    assert status("hemoglobin", o) == "fail"
+    assert status("hemoglobin", o, condition(AIHA_ICD)) == "unknown"
+    low = observation("718-7", ago(10), valueQuantity=qty(7, "g/dL", "g/dL", comparator="<"))
+    assert status("hemoglobin", low, condition(AIHA_ICD)) == "fail"
+
+
+@pytest.mark.parametrize(
+    ("labs", "expected"),
+    [
+        ([creat(qty(3, "mg/dL", "mg/dL", comparator="<"))], "unknown"),
+        ([creat(qty(2, "mg/dL", "mg/dL", comparator="<"))], "pass"),
+        ([creat(qty(0.3, "mg/dL", "mg/dL", comparator="<"))], "pass"),
+        ([creat(qty(1.5, "mg/dL", "mg/dL", comparator=">"))], "unknown"),
+        ([creat(qty(2, "mg/dL", "mg/dL", comparator=">"))], "fail"),
+        ([creat(qty(2, "mg/dL", "mg/dL", comparator=">="))], "unknown"),
+        (
+            [creat(qty(1, "mg/dL", "mg/dL")), upcr(qty(3, "mg/mg", "mg/mg", comparator="<"))],
+            "unknown",
+        ),
+        ([creat(qty(1, "mg/dL", "mg/dL")), prot24(qty(5, "g/d", "g/d", comparator=">"))], "fail"),
+    ],
+)
+def test_nephritis_reads_the_comparator(labs: list[dict], expected: str) -> None:
+    assert status("severe_lupus_nephritis", *labs) == expected
+
+
+# --- most recent within a day ------------------------------------------------------------------
+@pytest.mark.parametrize(("first_id", "second_id"), [("b", "a"), ("a", "b")])
+def test_same_day_results_most_recent_is_the_later_time(first_id: str, second_id: str) -> None:
+    # a CBC at 08:00 (platelets 20) rechecked at 14:00 (30, clumping excluded): SPEC's most
+    # recent result is the 14:00 one, whatever the resources' ids
+    day = ago(10)
+    early = observation(
+        "777-3", f"{day}T08:00:00Z", valueQuantity=qty(20, "10*3/uL", "10*3/uL"), rid=first_id
+    )
+    late = observation(
+        "777-3", f"{day}T14:00:00Z", valueQuantity=qty(30, "10*3/uL", "10*3/uL"), rid=second_id
+    )
+    r = run("platelets", early, late)
+    assert r.status == "pass"
+    assert r.evidence[0].ref == f"Observation/{second_id}"
+
+
+def test_same_day_results_compare_instants_across_time_zones() -> None:
+    # 23:00 at -08:00 is 07:00Z the next day: later than 08:00Z on the same calendar date
+    day = ago(10)
+    late = observation(
+        "718-7", f"{day}T23:00:00-08:00", valueQuantity=qty(9, "g/dL", "g/dL"), rid="a"
+    )
+    early = observation("718-7", f"{day}T08:00:00Z", valueQuantity=qty(7, "g/dL", "g/dL"), rid="b")
+    assert status("hemoglobin", late, early) == "pass"
+
+
+def test_same_day_qualitative_most_recent_is_the_later_time() -> None:
+    day = ago(10)
+    pos = observation("5196-1", f"{day}T08:00:00Z", valueString="Positive", rid="z")
+    neg = observation("5196-1", f"{day}T14:00:00Z", valueString="Negative", rid="a")
+    assert status("hbv", pos, neg) == "pass"
+
+
+# --- a result without a value ------------------------------------------------------------------
+def test_newer_record_without_value_does_not_hide_the_most_recent_count() -> None:
+    # "specimen clotted": the Observation has no value, only a dataAbsentReason; the most recent
+    # platelet count in the window is the older one
+    absent = observation("777-3", ago(5), dataAbsentReason=cc("error", DATA_ABSENT))
+    count = observation("777-3", ago(20), valueQuantity=qty(20, "10*3/uL", "10*3/uL"))
+    r = run("platelets", absent, count)
+    assert r.status == "fail"
+    assert r.evidence[0].ref == count["resourceType"] + "/" + count["id"]
+    assert status("platelets", absent) == "unknown"  # no count at all
+
+
+def test_record_without_value_but_with_interpretation_is_still_read() -> None:
+    o = observation(
+        "5196-1", ago(5), interpretation="POS", dataAbsentReason=cc("unknown", DATA_ABSENT)
+    )
+    assert status("hbv", o) == "fail"

@@ -789,7 +789,9 @@ def test_high_dose_brand_text_with_strength(tablets: int, expected: str) -> None
 def test_an_exposure_ending_9999_12_31_fails_with_no_eligible_from() -> None:
     """A washout window added to an end of 9999-12-31 is past the calendar: no date on which
     the patient washes out (eligible_from None), not an OverflowError."""
-    r = run("washout_belimumab", stmt("1092437", status="completed", start=ago(20), end="9999-12-31"))
+    r = run(
+        "washout_belimumab", stmt("1092437", status="completed", start=ago(20), end="9999-12-31")
+    )
     assert (r.status, r.eligible_from) == ("fail", None)
     r = run("washout_high_dose_cs", stmt(status="completed", start=ago(20), end="9999-12-31",
                                          dosages=[dosage(mg(60))]))  # fmt: skip
@@ -825,3 +827,36 @@ def test_washout_procedure_after_as_of_is_not_the_last_dose() -> None:
     r = KINDS[crit.kind].fn(crit, context(*records, future))
     assert r.status == "fail"
     assert all(e.ref != future["resourceType"] + "/" + future["id"] for e in r.evidence + r.ignored)
+
+
+@pytest.mark.parametrize(
+    ("value", "comparator", "expected"),
+    [
+        (20, "<", "fail"),  # below 20: below the default limit 80
+        (80, "<", "fail"),
+        (100, "<", "unknown"),  # may be 90 or 30
+        (50, ">", "unknown"),  # may be 60 or 200
+        (80, ">=", "pass"),
+    ],
+)
+def test_b_cell_cd19_comparator(value: float, comparator: str, expected: str) -> None:
+    o = observation(
+        "8116-6", ago(10), valueQuantity=qty(value, "/uL", "/uL", comparator=comparator)
+    )
+    assert status("washout_b_cell_depletion", admin(RTX, days=300), o) == expected
+
+
+@pytest.mark.parametrize(
+    ("dose_mg", "code", "expected"),
+    [
+        # the factors are rounded (6.67 for 0.75 mg dexamethasone = 5 mg prednisone, i.e. 20/3):
+        # dexamethasone 6 mg/day is 40 mg prednisone-equivalent, not above 40
+        (6, "3264", "pass"),
+        (6.5, "3264", "fail"),  # 43.3
+        (32, "6902", "pass"),  # methylprednisolone 40
+        (160, "5492", "pass"),  # hydrocortisone 40
+        (161, "5492", "fail"),  # 40.25
+    ],
+)
+def test_high_dose_rounded_factor_at_the_limit(dose_mg: float, code: str, expected: str) -> None:
+    assert status("washout_high_dose_cs", pred(mg(dose_mg), code=code)) == expected

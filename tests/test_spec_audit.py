@@ -385,11 +385,18 @@ def test_high_dose():
         )
         == "fail"
     )
-    # dexamethasone 6 mg = 40.02
+    # dexamethasone 6 mg = 40 prednisone-eq (0.75 mg = 5 mg; the factor 6.67 is rounded), 7 mg = 46.7
     assert (
         status(
             "washout_high_dose_cs",
             medication(code="3264", status="active", start=ago(10), dosages=[dosage(mg(6))]),
+        )
+        == "pass"
+    )
+    assert (
+        status(
+            "washout_high_dose_cs",
+            medication(code="3264", status="active", start=ago(10), dosages=[dosage(mg(7))]),
         )
         == "fail"
     )

@@ -255,9 +255,12 @@ class Context:
                 ignored.append(self.obs_evidence(o, concept, "after the as-of date"))
             elif since and o.when < since:
                 ignored.append(self.obs_evidence(o, concept, f"outside window (before {since})"))
+            elif o.absent:
+                ignored.append(self.obs_evidence(o, concept, "no value (dataAbsentReason)"))
             else:
                 used.append(o)
-        used.sort(key=lambda o: (o.when, o.ref), reverse=True)
+        # within a day: the later time first (a date without a time after the timed ones)
+        used.sort(key=lambda o: (o.when, o.at is not None, o.at or 0.0, o.ref), reverse=True)
         return used, ignored
 
     def obs_concept(self, o: ObservationFact, concepts: Iterable[str]) -> str:

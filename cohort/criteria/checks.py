@@ -14,6 +14,7 @@ from cohort.criteria.base import (
     window_start,
     worst,
 )
+from cohort.criteria.bounds import below
 from cohort.model import Evidence, ObservationFact, Result, Status
 
 _LESS = re.compile(r"^\s*(<|<=|less than|below)\s*\d", re.I)
@@ -29,12 +30,14 @@ def classify(ctx: Context, o: ObservationFact, concept: str, check: dict[str, An
     if "positive_at" in check and qty is not None:
         v = ctx.numeric(o, concept)
         if v is not None:
-            if qty.comparator in ("<", "<=") and v <= float(check["positive_at"]):
-                return "negative"
-            if v >= float(check["positive_at"]):
+            # a comparator ("<30", ">10") may leave the value on either side of a cut-off
+            under_positive = below(v, qty.comparator, float(check["positive_at"]))
+            if under_positive is False:
                 return "positive"
             equivocal = float(check.get("equivocal_at", check["positive_at"]))
-            return "indeterminate" if v >= equivocal else "negative"
+            if under_positive and below(v, qty.comparator, equivocal):
+                return "negative"
+            return "indeterminate"
     if check.get("numeric") == "detected" and qty is not None:
         return "negative" if qty.comparator in ("<", "<=") or qty.value <= 0 else "positive"
     q = ctx.term.qualitative(o.value, o.interpretation)

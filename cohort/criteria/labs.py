@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cohort.criteria.base import Context, Criterion, result, shown, window_start
+from cohort.criteria.bounds import above, below, sign
 from cohort.model import Evidence, ObsValue, Result, Status
 
 
@@ -38,50 +39,51 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
             [ev],
             ignored,
         )
-    ev = ctx.obs_evidence(o, concept, "most recent", f"{v:g}", unit)
-    if "fail_below" in p:
-        threshold = float(p["fail_below"])
-        alt = p.get("alt")
+    cmp = sign(o)
+    shown_v = f"{cmp}{v:g}"  # as reported: "<20" is not 20
+    ev = ctx.obs_evidence(o, concept, "most recent", shown_v, unit)
+    when = shown(o.when, o.when_last)
+    threshold = float(p["fail_below"] if "fail_below" in p else p["pass_at_least"])
+    alt = p.get("alt") if "fail_below" in p else None
+    if alt:
         # None: active on some of the days a partial date stands for (abatement, or a date
         # that may be after as_of), not on others
-        alts = ctx.conditions(alt["concepts"]) if alt else []
+        alts = ctx.conditions(alt["concepts"])
         states = {ctx.active(c) and ctx.on_record(c) for c in alts}
-        if True in states and alt:
-            threshold = float(alt["fail_below"])
-        elif None in states and alt:
+        low = float(alt["fail_below"])
+        if True in states:
+            threshold = low
+        elif None in states and len({below(v, cmp, low), below(v, cmp, threshold)}) > 1:
             # the condition abated in a month or year containing as_of: a value between the
             # two limits passes on some of its days and fails on others
-            low = float(alt["fail_below"])
-            if min(low, threshold) <= v < max(low, threshold):
-                why = f"{concept} {v:g} {unit}: limit {low:g} or {threshold:g}"
-                abated = any(ctx.active(c) is None for c in alts)
-                may = "may have abated by" if abated else "may be dated after"
-                return result(
-                    crit,
-                    Status.UNKNOWN,
-                    f"{why}, as {alt['concepts'][0]} {may} {ctx.as_of}",
-                    [ev],
-                    ignored,
-                )
-        if v < threshold:
+            why = f"{concept} {shown_v} {unit}: limit {low:g} or {threshold:g}"
+            abated = any(ctx.active(c) is None for c in alts)
+            may = "may have abated by" if abated else "may be dated after"
             return result(
                 crit,
-                Status.FAIL,
-                f"{concept} {v:g} {unit} < {threshold:g} on {shown(o.when, o.when_last)}",
+                Status.UNKNOWN,
+                f"{why}, as {alt['concepts'][0]} {may} {ctx.as_of}",
                 [ev],
                 ignored,
             )
-        return result(crit, Status.PASS, f"{concept} {v:g} {unit} >= {threshold:g}", [ev], ignored)
-    threshold = float(p["pass_at_least"])
-    if v >= threshold:
-        return result(crit, Status.PASS, f"{concept} {v:g} {unit} >= {threshold:g}", [ev], ignored)
-    return result(
-        crit,
-        Status.FAIL,
-        f"{concept} {v:g} {unit} < {threshold:g} on {shown(o.when, o.when_last)}",
-        [ev],
-        ignored,
-    )
+    is_below = below(v, cmp, threshold)
+    if is_below is None:
+        return result(
+            crit,
+            Status.UNKNOWN,
+            f"{concept} {shown_v} {unit} on {when}: cannot tell vs {threshold:g}",
+            [ev],
+            ignored,
+        )
+    if is_below:
+        return result(
+            crit,
+            Status.FAIL,
+            f"{concept} {shown_v} {unit} < {threshold:g} on {when}",
+            [ev],
+            ignored,
+        )
+    return result(crit, Status.PASS, f"{concept} {shown_v} {unit} >= {threshold:g}", [ev], ignored)
 
 
 def _titer_status(value: float, comparator: str, minimum: float) -> Status:
@@ -200,9 +202,13 @@ def labs_exceed(crit: Criterion, ctx: Context) -> Result:
             evidence.append(ctx.obs_evidence(o, concept, "unit or value cannot be converted"))
             missing.append(f"{concept} not convertible")
             continue
-        evidence.append(ctx.obs_evidence(o, concept, "most recent", f"{v:g}", unit))
-        if v > float(m["fail_above"]):
-            fails.append(f"{concept} {v:g} {unit} > {m['fail_above']:g}")
+        cmp = sign(o)
+        evidence.append(ctx.obs_evidence(o, concept, "most recent", f"{cmp}{v:g}", unit))
+        exceeds = above(v, cmp, float(m["fail_above"]))
+        if exceeds:
+            fails.append(f"{concept} {cmp}{v:g} {unit} > {m['fail_above']:g}")
+        elif exceeds is None:
+            missing.append(f"{concept} {cmp}{v:g} {unit}: cannot tell vs {m['fail_above']:g}")
     if fails:
         return result(crit, Status.FAIL, "; ".join(fails), evidence, ignored)
     if missing:

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 from cohort.criteria.base import Context, Criterion, latest, result, shown, window_span
+from cohort.criteria.bounds import below, sign
 from cohort.criteria.intervals import (
     Dated,
     clear_from,
@@ -290,18 +291,15 @@ def _lab_after(crit: Criterion, ctx: Context, last_dose: date, ignored: list[Evi
             [ev],
             ignored,
         )
-    ev = ctx.obs_evidence(o, concept, f"lower limit {lln:g}", f"{v:g}", unit)
-    if v < lln:
-        return result(
-            crit,
-            Status.FAIL,
-            f"{concept} {v:g} {unit} below lower limit {lln:g} since last dose",
-            [ev],
-            ignored,
-        )
-    return result(
-        crit, Status.PASS, f"{concept} {v:g} {unit} >= lower limit {lln:g}", [ev], ignored
-    )
+    cmp = sign(o)
+    value = f"{cmp}{v:g}"  # as reported: "<100" is not 100
+    ev = ctx.obs_evidence(o, concept, f"lower limit {lln:g}", value, unit)
+    status, why = {
+        None: (Status.UNKNOWN, f"since last dose: cannot tell vs lower limit {lln:g}"),
+        True: (Status.FAIL, f"below lower limit {lln:g} since last dose"),
+        False: (Status.PASS, f">= lower limit {lln:g}"),
+    }[below(v, cmp, lln)]
+    return result(crit, status, f"{concept} {value} {unit} {why}", [ev], ignored)
 
 
 def daily_mg(ctx: Context, e: ExposureFact) -> float | None:
@@ -330,7 +328,8 @@ def daily_mg(ctx: Context, e: ExposureFact) -> float | None:
             continue
         daily = mg * (d.per_day if d.per_day is not None else 1.0) * factor
         best = daily if best is None else max(best, daily)
-    return best
+    # to 0.1 mg: the factors are rounded (6.67 for 20/3), dexamethasone 6 mg is 40 mg, not 40.02
+    return None if best is None else round(best, 1)
 
 
 def high_dose(crit: Criterion, ctx: Context) -> Result:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -25,6 +25,7 @@ __all__ = [
     "first_code",
     "obs_date",
     "obs_days",
+    "obs_instant",
     "obs_value",
     "parse_date",
     "parse_days",
@@ -203,15 +204,37 @@ def obs_date(res: dict[str, Any]) -> date | None:
     return days[0] if days else None
 
 
+def _obs_when(res: dict[str, Any]) -> tuple[Any, DayRange | None]:
+    """The element a result's date comes from, and its days (`parse_days`)."""
+    period = res.get("effectivePeriod") or {}
+    for value in (
+        res.get("effectiveDateTime"),
+        period.get("start") if isinstance(period, dict) else None,
+        res.get("effectiveInstant"),
+        res.get("issued"),
+    ):
+        days = parse_days(value)
+        if days:
+            return value, days
+    return None, None
+
+
 def obs_days(res: dict[str, Any]) -> DayRange | None:
     """A result's date, with a partial date's last day (`parse_days`)."""
-    period = res.get("effectivePeriod") or {}
-    return (
-        parse_days(res.get("effectiveDateTime"))
-        or parse_days(period.get("start") if isinstance(period, dict) else None)
-        or parse_days(res.get("effectiveInstant"))
-        or parse_days(res.get("issued"))
-    )
+    return _obs_when(res)[1]
+
+
+def obs_instant(res: dict[str, Any]) -> float | None:
+    """The instant (POSIX seconds) of a result's date when it has a time of day, else None:
+    it orders results of the same day ("most recent"). A time without a zone is read as UTC."""
+    value = _obs_when(res)[0]
+    if not isinstance(value, str) or len(value) <= 10 or "T" not in value:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
 
 
 # (codes, text, maps to a concept, well-formed) of one code element

@@ -16,6 +16,7 @@ from cohort.extract.elements import (
     first_code,
     obs_date,
     obs_days,
+    obs_instant,
     obs_value,
     parse_days,
     quantity_of,
@@ -29,6 +30,7 @@ from cohort.model import (
     ExposureFact,
     ImmunizationFact,
     ObservationFact,
+    ObsValue,
     Patient,
     PatientFacts,
     ProcedureFact,
@@ -196,17 +198,21 @@ class Extractor:
         for cc in res.get("interpretation") or ():
             interp += codes_of(cc)
         days = obs_days(res)
+        value = obs_value(res)
+        absent = bool(res.get("dataAbsentReason")) and value == ObsValue() and not interp
         return ObservationFact(
             ref=ref,
             codes=coded[0],
             status=str(res.get("status", "")),
             when=_first(days),
             when_last=_last(days),
-            value=obs_value(res),
+            at=obs_instant(res),
+            value=value,
             interpretation=interp,
             ref_low=low,
             text=coded[1],
             components=components,
+            absent=absent and not components,
         )
 
     def _exposure(self, ref: str, res: dict[str, Any]) -> ExposureFact:
