@@ -79,6 +79,7 @@ class Patient:
     birth_date: str = ""  # as recorded: YYYY, YYYY-MM or YYYY-MM-DD
     sex: str = ""
     deceased: bool = False
+    deceased_on: str = ""  # deceasedDateTime as recorded ("" for deceasedBoolean or none)
     # identifying columns: written only to PHI-bearing outputs, never logged
     name: str = ""
     mrn: str = ""

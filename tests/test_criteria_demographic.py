@@ -202,3 +202,28 @@ def test_lupus_nephritis_snomed_is_sle(code: str) -> None:
 def test_snomed_edition_uri_in_system() -> None:
     c = condition("55464009", "http://snomed.info/sct/731000124108", onset=OLD)
     assert status("sle_diagnosis", c) == "pass"
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({}, "pass"),
+        ({"deceasedBoolean": False}, "pass"),
+        ({"deceasedBoolean": True}, "fail"),
+        ({"deceasedDateTime": "2025-03-01"}, "fail"),
+        ({"deceasedDateTime": "2026-11-25T23:10:00-08:00"}, "fail"),  # on as_of itself
+        ({"deceasedDateTime": "2026-11-26"}, "pass"),  # after as_of: alive on as_of
+        ({"deceasedDateTime": "2026-10"}, "fail"),  # every day of October is before as_of
+        ({"deceasedDateTime": "2026-11"}, "unknown"),  # Nov 26-30 are after as_of
+        ({"deceasedDateTime": "2026"}, "unknown"),
+    ],
+)
+def test_deceased(extra: dict[str, object], expected: str) -> None:
+    assert status("deceased", patient("1980-01-01", **extra)) == expected
+
+
+def test_deceased_evidence_and_reason_show_the_date_as_recorded() -> None:
+    r = run("deceased", patient("1980-01-01", deceasedDateTime="2026-10"))
+    assert r.reason == "deceased 2026-10"
+    assert [(e.ref, e.value, e.date) for e in r.evidence] == [("Patient/p1", "deceased", "2026-10")]
+    assert r.eligible_from is None  # no end: not a washout

@@ -1,4 +1,4 @@
-"""Criterion kinds on the patient and the qualifying diagnosis: `age`, `diagnosis`."""
+"""Criterion kinds on the patient and the qualifying diagnosis: `age`, `deceased`, `diagnosis`."""
 
 from __future__ import annotations
 
@@ -39,6 +39,29 @@ def age(crit: Criterion, ctx: Context) -> Result:
     if oldest < minimum:
         return result(crit, Status.FAIL, f"age {oldest} < {minimum}", ev)
     return result(crit, Status.UNKNOWN, f"partial birth date: age {youngest}-{oldest}", ev)
+
+
+def deceased(crit: Criterion, ctx: Context) -> Result:
+    """Patient.deceased[x]: a patient who died on or before as_of fails (no end: not a washout);
+    none recorded, or a death dated after as_of (the data as known on as_of), passes."""
+    pt = ctx.facts.patient
+    if not pt.deceased:
+        return result(crit, Status.PASS, "no death recorded")
+    days = parse_days(pt.deceased_on)
+    ref = f"Patient/{pt.id}"
+    if days is None:  # deceasedBoolean true (a dateTime that does not read is refused at input)
+        ev = [Evidence(ref=ref, value="deceased", note="Patient.deceasedBoolean")]
+        return result(crit, Status.FAIL, "deceased (no date recorded)", ev)
+    first, last = days[0], days[1] or days[0]
+    when = shown(first, last)
+    ev = [Evidence(ref=ref, value="deceased", date=when, note="Patient.deceasedDateTime")]
+    if last <= ctx.as_of:
+        return result(crit, Status.FAIL, f"deceased {when}", ev)
+    if first > ctx.as_of:
+        return result(crit, Status.PASS, f"death recorded after {ctx.as_of}: {when}", ev)
+    return result(
+        crit, Status.UNKNOWN, f"death recorded only as {when}: may be after {ctx.as_of}", ev
+    )
 
 
 def diagnosis(crit: Criterion, ctx: Context) -> Result:

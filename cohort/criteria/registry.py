@@ -45,6 +45,7 @@ WINDOW: dict[str, type | tuple[type, ...]] = {
 
 KINDS: dict[str, KindSpec] = {
     "age": KindSpec(demographic.age, {"min_years": int}),
+    "deceased": KindSpec(demographic.deceased, {}),
     "diagnosis": KindSpec(
         demographic.diagnosis,
         {"concepts": CONCEPTS, "min_months": int},
