@@ -860,3 +860,8 @@ def test_b_cell_cd19_comparator(value: float, comparator: str, expected: str) ->
 )
 def test_high_dose_rounded_factor_at_the_limit(dose_mg: float, code: str, expected: str) -> None:
     assert status("washout_high_dose_cs", pred(mg(dose_mg), code=code)) == expected
+
+
+def test_live_vaccine_coded_without_text_is_named_in_the_reason() -> None:
+    r = run("live_vaccine", immunization("03", ago(10)))  # CVX code only, no text or display
+    assert r.reason == "Immunization within 28 days (until 2026-12-13)"

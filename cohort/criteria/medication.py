@@ -92,6 +92,12 @@ def any_record(crit: Criterion, ctx: Context) -> Result:
     return result(crit, Status.PASS, "no record")
 
 
+def _named(ev: Evidence) -> str:
+    """What a reason calls a record: its concept, else its text, else its type (a vaccine coded
+    with no text has neither concept nor text on its evidence)."""
+    return ev.concept or ev.value or ev.ref.partition("/")[0]
+
+
 def washout(crit: Criterion, ctx: Context) -> Result:
     """Exposure (medication, procedure or immunization) inside the window fails, time-limited."""
     p = crit.params
@@ -143,7 +149,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
             evidence.append(replace(it.ev, note="within window"))
             ends.append(None if it.ongoing else it.end_last)
         elif inside is None:
-            name = it.ev.concept or it.ev.value or it.ev.ref.partition("/")[0]
+            name = _named(it.ev)
             why_maybe = why_maybe or (
                 f"{name} {it.partial()}: cannot tell if within {span} before {ctx.as_of}"
                 f" (ending after {lo})"
@@ -173,7 +179,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         return result(
             crit,
             Status.FAIL,
-            f"{evidence[0].concept or evidence[0].value} within {span} ({when})",
+            f"{_named(evidence[0])} within {span} ({when})",
             evidence + maybe,
             ignored,
             eligible,
@@ -191,7 +197,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
     if uncertain:
         why = "; ".join(
             dict.fromkeys(
-                f"undated {u.concept or u.value} record: cannot tell if within {span}"
+                f"undated {_named(u)} record: cannot tell if within {span}"
                 if u.note.startswith("undated")
                 else "vaccine of uncertain live status in window"
                 for u in uncertain
