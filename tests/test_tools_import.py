@@ -168,3 +168,34 @@ def test_import_valueset_saved_with_a_byte_order_mark(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, [*args, "--mappings", str(m)])
     assert result.exit_code == 0, result.output
     assert "added 1 row(s) for 'ana_titer'" in result.output
+
+
+def test_import_into_an_excel_saved_file_keeps_its_bom_and_crlf(tmp_path: Path) -> None:
+    """A concept file saved by Excel ("CSV UTF-8": BOM, CRLF) lost its byte order mark (Excel
+    then opened it in the Windows code page: "Sjögren" read "SjÃ¶gren") and got LF rows among
+    its CRLF ones."""
+    m = _mappings(tmp_path)
+    labs = m / "concepts" / "labs.csv"
+    lines = labs.read_text(encoding="utf-8").splitlines()
+    labs.write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-8"))
+    before = labs.read_bytes()
+    args = ["mappings", "import-valueset", str(DATA / "valueset-ana.json"), "--concept"]
+    result = CliRunner().invoke(cli, [*args, "ana_titer", "--mappings", str(m)])
+    assert result.exit_code == 0 and "added 1 row(s)" in result.output, result.output
+    after = labs.read_bytes()
+    assert after.startswith(before)  # every byte kept, the BOM included
+    added = after[len(before) :]
+    assert added.endswith(b"\r\n") and added.count(b"\n") == added.count(b"\r\n") == 1
+    assert [r["code"] for r in _rows(labs)][-1] == "33800-4"
+
+
+def test_import_into_a_file_with_lf_line_ends_and_no_bom_keeps_them(tmp_path: Path) -> None:
+    m = _mappings(tmp_path)
+    labs = m / "concepts" / "labs.csv"
+    before = labs.read_bytes()
+    assert not before.startswith(b"\xef\xbb\xbf") and b"\r" not in before
+    args = ["mappings", "import-valueset", str(DATA / "valueset-ana.json"), "--concept"]
+    result = CliRunner().invoke(cli, [*args, "ana_titer", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+    after = labs.read_bytes()
+    assert after.startswith(before) and b"\r" not in after

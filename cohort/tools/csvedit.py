@@ -26,19 +26,34 @@ def _header(text: str, path: Path) -> list[str]:
 
 
 def append_rows(path: Path, rows: Iterable[dict[str, str]]) -> int:
-    """Append rows (dicts by column name) atomically; returns how many were written."""
+    """Append rows (dicts by column name) atomically; returns how many were written.
+
+    The file keeps what Excel's "CSV UTF-8" gave it: its byte order mark (without it Excel
+    reads the file in the Windows code page, and an accented display comes back garbled) and
+    its line ends (the new rows end as its first line does: CRLF or LF)."""
+    data = path.read_bytes() if path.is_file() else b""
     text = read_text(path, str(path))
     header = _header(text, path)
+    newline = "\r\n" if _first_line_end(text) == "\r\n" else "\n"
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv.writer(buf, lineterminator=newline)
     n = 0
     for row in rows:
         w.writerow([row.get(col, "") for col in header])
         n += 1
     if not n:
         return 0
-    if text and not text.endswith("\n"):
-        text += "\n"
+    if text and not text.endswith(("\n", "\r")):
+        text += newline
+    bom = "\ufeff" if data.startswith(b"\xef\xbb\xbf") else ""
     mode = stat.S_IMODE(path.stat().st_mode)
-    write_atomic(path, text + buf.getvalue(), mode=mode)
+    write_atomic(path, bom + text + buf.getvalue(), mode=mode)
     return n
+
+
+def _first_line_end(text: str) -> str:
+    """The line end of the text's first line ("\r\n", "\n"; "" for a single line)."""
+    at = text.find("\n")
+    if at < 0:
+        return ""
+    return "\r\n" if at > 0 and text[at - 1] == "\r" else "\n"
