@@ -76,7 +76,7 @@ def screen(
     from cohort.report.csv import criterion_order, evidence_text
     from cohort.report.nophi import public_result
 
-    params = {"min_age": site.min_age} if site.min_age else {}
+    params = {"min_age": site.min_age} if site.min_age is not None else {}
     ids = screened_ids(site.id, store, loaded)
     order = criterion_order(loaded.trial.infos)
 

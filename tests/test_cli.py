@@ -158,7 +158,10 @@ def test_files_saved_with_a_byte_order_mark_read_as_without(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[sites.x]\nmin_agee = 18", "[[sites]] #1: unknown key 'min_agee' (did you mean 'min_age'?)"),
+        (
+            "[sites.x]\nmin_agee = 18",
+            "[[sites]] #1: unknown key 'min_agee' (did you mean 'min_age'?)",
+        ),
         ("[trial.x]\nuse_unverifed = true", "[trial]: unknown key 'use_unverifed' (did you mean"),
         ("[store]\npth = 'x'", "[store]: unknown key 'pth' (did you mean 'path'?)"),
         ("[run]\nworker = 2", "[run]: unknown key 'worker' (did you mean 'workers'?)"),
@@ -188,3 +191,24 @@ def test_config_typos_and_wrong_types_are_exit_3_naming_the_key(
     result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(tmp_path / "o")])
     assert result.exit_code == 3, result.output
     assert message in result.output and result.output.count("\n") == 1
+
+
+def test_a_site_min_age_of_0_is_used_by_run_and_explain(tmp_path: Path) -> None:
+    """`min_age = 0` is the site's limit (config and criterion accepted it), but the run and
+    `cohort explain` handed the criterion no site limit for 0: the trial's 12 applied."""
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
+    cfg.write_text(cfg.read_text() + "min_age = 0\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli, ["run", "--config", str(cfg), "--as-of", "2026-11-25", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    with (out / "uci" / "candidates.csv").open(encoding="utf-8-sig", newline="") as fh:
+        rows = {r["patient_id"]: r for r in csv.DictReader(fh)}
+    child = [pid for pid, r in rows.items() if r["age_years"] and int(r["age_years"]) < 12]
+    assert child, "the sample should hold a screened patient under 12"
+    assert [rows[pid]["age"] for pid in child] == ["pass"] * len(child)
+    args = ["explain", child[0], "--config", str(cfg), "--as-of", "2026-11-25"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "[pass] age" in result.output and "site min_age=0" in result.output
