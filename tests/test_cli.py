@@ -212,3 +212,39 @@ def test_a_site_min_age_of_0_is_used_by_run_and_explain(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "[pass] age" in result.output and "site min_age=0" in result.output
+
+
+def test_a_run_json_that_cannot_be_written_keeps_the_run_s_own_error(tmp_path: Path) -> None:
+    """run.json cannot be written (a folder in its place): a run failing for a missing source
+    exited 9 naming run.json (the write's error replaced the run's own), not 5."""
+    out = tmp_path / "out"
+    (out / "run.json").mkdir(parents=True)
+    cfg = _config(tmp_path, str(tmp_path / "no-such-source"))
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(out)])
+    assert result.exit_code == 5, result.output
+    assert "cohort: error: data path not found" in result.output
+
+
+def test_an_out_folder_that_is_a_file_is_exit_9(tmp_path: Path) -> None:
+    """`--out` naming a file: one line naming it and exit 9 (it was caught only by the failing
+    run.json write: the run itself ended as an internal error)."""
+    out = tmp_path / "out"
+    out.write_text("a file\n")
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(out)])
+    assert result.exit_code == 9, result.output
+    assert f"cohort: error: cannot write {out}: not a folder" in result.output
+    assert out.read_text() == "a file\n"
+
+
+def test_a_store_folder_that_cannot_be_made_is_exit_8(tmp_path: Path) -> None:
+    """`[store] path` under a file: a store error (exit 8), not an internal error (exit 1)."""
+    (tmp_path / "blocked").write_text("a file\n")
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
+    cfg.write_text(cfg.read_text() + f'[store]\npath = "{tmp_path / "blocked" / "s.sqlite"}"\n')
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(out)])
+    assert result.exit_code == 8, result.output
+    assert "cohort: error: cannot open " in result.output and "not a folder" in result.output
+    report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert report["status"] == "failed" and "not a folder" in report["error"]
