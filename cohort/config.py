@@ -187,7 +187,7 @@ def _sites(raw: Any, path: Path, resolve: Callable[[str], Path]) -> list[SiteCon
             raise ConfigError(f"{where}: must be a table")
         _known_keys(s, "sites", where)
         sid = _get(s, "id", str, where)
-        if not _SITE_ID.match(sid):
+        if not _SITE_ID.fullmatch(sid):
             raise ConfigError(
                 f"{where}: key 'id': '{sid}' must be lower-case letters, digits, - or _"
             )

@@ -248,3 +248,15 @@ def test_a_store_folder_that_cannot_be_made_is_exit_8(tmp_path: Path) -> None:
     assert "cohort: error: cannot open " in result.output and "not a folder" in result.output
     report = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert report["status"] == "failed" and "not a folder" in report["error"]
+
+
+def test_a_site_id_ending_in_a_line_break_is_exit_3(tmp_path: Path) -> None:
+    """`id = "uci\\n"` passed the id check (`$` matches before a final line break) and the run
+    wrote OUT/"uci\\n"/candidates.csv, a folder no coordinator finds."""
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
+    cfg.write_text(cfg.read_text().replace('id = "uci"', 'id = "uci\\n"'))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(out)])
+    assert result.exit_code == 3, result.output
+    assert "key 'id'" in result.output and "lower-case letters" in result.output
+    assert not (out / "uci\n").exists()

@@ -199,3 +199,13 @@ def test_import_into_a_file_with_lf_line_ends_and_no_bom_keeps_them(tmp_path: Pa
     assert result.exit_code == 0, result.output
     after = labs.read_bytes()
     assert after.startswith(before) and b"\r" not in after
+
+
+def test_a_concept_name_ending_in_a_line_break_is_refused(tmp_path: Path) -> None:
+    m = _mappings(tmp_path)
+    before = (m / "concepts" / "labs.csv").read_bytes()
+    args = ["mappings", "import-valueset", str(DATA / "valueset-ana.json"), "--concept"]
+    result = CliRunner().invoke(cli, [*args, "ana_titer\n", "--mappings", str(m)])
+    assert result.exit_code == 4, result.output
+    assert "use a-z, 0-9 and _" in result.output
+    assert (m / "concepts" / "labs.csv").read_bytes() == before
