@@ -244,6 +244,9 @@ def _run(
         "warnings": [],
     }
     state = state_dir(cfg, out)
+    from cohort.tools.changes import outputs_trial
+
+    kept_trial = outputs_trial(out)  # (a failed run's run.json names it: `outputs_trial`)
     try:
         try:
             ensure_dir(out)  # PHI lives here: owner only (and every folder made for it)
@@ -302,16 +305,14 @@ def _run(
                     )
         report["status"] = "success"
     except CohortError as exc:
-        report["status"] = "failed"
-        report["error"] = str(exc)
-        report["previous_outputs_kept"] = True
+        _failed(report, str(exc), kept_trial)
         raise
     except Exception as exc:
         # A bug or an unwrapped library error: still record the failure (type only: an
         # exception's message may quote input values, i.e. PHI), then let it propagate.
-        report["status"] = "failed"
-        report["error"] = f"internal error ({type(exc).__name__}); this is a bug, see the log"
-        report["previous_outputs_kept"] = True
+        _failed(
+            report, f"internal error ({type(exc).__name__}); this is a bug, see the log", kept_trial
+        )
         raise
     finally:
         report["finished"] = now_iso()
@@ -320,6 +321,15 @@ def _run(
         if not isinstance(failure, LockedError):  # never touch outputs of the run holding the lock
             _write_report(out, report, failed=failure is not None)
     return report
+
+
+def _failed(report: dict[str, Any], error: str, kept_trial: str) -> None:
+    """Mark the run report failed; `outputs_trial` names the trial of the lists kept."""
+    report["status"] = "failed"
+    report["error"] = error
+    report["previous_outputs_kept"] = True
+    if kept_trial:
+        report["outputs_trial"] = kept_trial
 
 
 def _write_report(out: Path, report: dict[str, Any], *, failed: bool) -> None:
