@@ -260,3 +260,13 @@ def test_a_site_id_ending_in_a_line_break_is_exit_3(tmp_path: Path) -> None:
     assert result.exit_code == 3, result.output
     assert "key 'id'" in result.output and "lower-case letters" in result.output
     assert not (out / "uci\n").exists()
+
+
+def test_sample_into_a_file_is_one_line_exit_9(tmp_path: Path) -> None:
+    """`cohort sample --out FILE` ended in an internal error (exit 1, a traceback)."""
+    target = tmp_path / "taken"
+    target.write_text("a file\n")
+    result = CliRunner().invoke(cli, ["sample", "--out", str(target), "--patients", "1"])
+    assert result.exit_code == 9, result.output
+    assert result.output == f"cohort: error: cannot write {target}: File exists\n"
+    assert target.read_text() == "a file\n"
