@@ -270,3 +270,16 @@ def test_sample_into_a_file_is_one_line_exit_9(tmp_path: Path) -> None:
     assert result.exit_code == 9, result.output
     assert result.output == f"cohort: error: cannot write {target}: File exists\n"
     assert target.read_text() == "a file\n"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "cp1252"])
+def test_a_config_not_in_utf8_is_exit_3_naming_its_line(tmp_path: Path, encoding: str) -> None:
+    """A config saved as Notepad's "Unicode" (UTF-16) or in the Windows code page (a site name
+    "Clínica") ended in an internal error (UnicodeDecodeError, exit 1)."""
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
+    text = cfg.read_text().replace('name = "UCI"', 'name = "Clínica UCI"')
+    cfg.write_bytes(text.encode(encoding))
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 3, result.output
+    line = 1 if encoding == "utf-16" else 5
+    assert f"{cfg}:{line}: not UTF-8 text" in result.output and result.output.count("\n") == 1
