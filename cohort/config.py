@@ -199,6 +199,8 @@ def _sites(raw: Any, path: Path, resolve: Callable[[str], Path]) -> list[SiteCon
         if any(x.id == sid for x in sites):
             raise ConfigError(f"{where}: key 'id': duplicate site '{sid}'")
         source = _get(s, "source", str, where)
+        if not source.strip():  # (else the config's own folder, and all under it, was read)
+            raise ConfigError(f"{where}: key 'source' is empty (a folder, a file or a FHIR URL)")
         if not source.startswith(("http://", "https://")):
             source = str(resolve(source))
         min_age = s.get("min_age")

@@ -272,6 +272,19 @@ def test_sample_into_a_file_is_one_line_exit_9(tmp_path: Path) -> None:
     assert target.read_text() == "a file\n"
 
 
+def test_an_empty_site_source_is_exit_3(tmp_path: Path) -> None:
+    """`source = ""` read the config file's own folder, and every folder under it, as the
+    site's data: a run that screened whatever FHIR files lay there, exit 0."""
+    (tmp_path / "stray").mkdir()
+    shutil.copy(ROOT / "sample_bundles" / "uci" / "bundle-0021.json", tmp_path / "stray")
+    cfg = _config(tmp_path, "")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(out)])
+    assert result.exit_code == 3, result.output
+    assert "[[sites]] #1: key 'source' is empty" in result.output
+    assert not (out / "uci").exists()
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "cp1252"])
 def test_a_config_not_in_utf8_is_exit_3_naming_its_line(tmp_path: Path, encoding: str) -> None:
     """A config saved as Notepad's "Unicode" (UTF-16) or in the Windows code page (a site name
