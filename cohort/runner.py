@@ -256,7 +256,7 @@ def _run(
             with timer.stage("load_mappings"):
                 loaded = Loaded.from_config(cfg)
             report["mapping_version"] = loaded.term.version
-            report["mapping_human_version"] = _human_version(cfg.mappings_dir)
+            report["mapping_human_version"] = loaded.term.human_version
             store_path = cfg.store_path or state / "store.sqlite"
             results: list[SiteResult] = []
             with Store(store_path) as store:
@@ -344,13 +344,6 @@ def _write_report(out: Path, report: dict[str, Any], *, failed: bool) -> None:
         if not failed:
             raise
         log.error("%s", exc)
-
-
-def _human_version(mappings: Path) -> str:
-    try:
-        return (mappings / "VERSION").read_text(encoding="utf-8-sig").strip()
-    except OSError:
-        return ""
 
 
 def _site_summary(sr: SiteResult, prev: dict[str, str]) -> dict[str, Any]:

@@ -280,6 +280,6 @@ def version_of(root: Path) -> tuple[str, str]:
     human = ""
     version_file = root / "VERSION"
     if version_file.is_file():
-        human = version_file.read_text(encoding="utf-8-sig").strip()
+        human = read_text(version_file, display_path(root, version_file)).strip()
     digest.update(b"VERSION\0" + human.encode())
     return "sha256:" + digest.hexdigest()[:12], human
