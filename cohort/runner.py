@@ -314,6 +314,9 @@ def _run(
             report, f"internal error ({type(exc).__name__}); this is a bug, see the log", kept_trial
         )
         raise
+    except KeyboardInterrupt:  # Ctrl-C: run.json said "running" for a run long stopped
+        _failed(report, "interrupted (Ctrl-C / SIGINT)", kept_trial)
+        raise
     finally:
         report["finished"] = now_iso()
         report["timings"] = timer.stages

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from datetime import date
 from pathlib import Path
 
 import click
@@ -296,3 +297,29 @@ def test_a_config_not_in_utf8_is_exit_3_naming_its_line(tmp_path: Path, encoding
     assert result.exit_code == 3, result.output
     line = 1 if encoding == "utf-16" else 5
     assert f"{cfg}:{line}: not UTF-8 text" in result.output and result.output.count("\n") == 1
+
+
+def test_a_run_stopped_by_ctrl_c_says_so_in_run_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (KeyboardInterrupt) mid-run wrote run.json with `"status": "running"` and a
+    `finished` time: a run that had stopped read as one still going, with no reason."""
+    import cohort.runner as runner
+    from cohort.config import load_config
+
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
+    out = tmp_path / "out"
+    args = ["run", "--config", str(cfg), "--as-of", "2026-11-25", "--out", str(out)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    before = (out / "uci" / "candidates.csv").read_bytes()
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "screen", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(load_config(cfg), date(2026, 11, 26), out)
+    report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert report["status"] == "failed" and "interrupted" in report["error"]
+    assert report["previous_outputs_kept"] is True
+    assert (out / "uci" / "candidates.csv").read_bytes() == before
