@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 import shutil
 from pathlib import Path
@@ -209,3 +210,23 @@ def test_a_concept_name_ending_in_a_line_break_is_refused(tmp_path: Path) -> Non
     assert result.exit_code == 4, result.output
     assert "use a-z, 0-9 and _" in result.output
     assert (m / "concepts" / "labs.csv").read_bytes() == before
+
+
+def test_a_display_holding_a_unicode_line_separator_keeps_its_row_whole(tmp_path: Path) -> None:
+    """A display with U+2028 or NEL (U+0085, "…" read from cp1252 as Latin-1) was appended as
+    it came (the csv writer quotes only CR and LF), and every later read split the row there:
+    `mappings check` and every `cohort run` stopped on a broken line (exit 4)."""
+    m = _mappings(tmp_path)
+    vs = tmp_path / "vs.json"
+    entry = {"system": "http://loinc.org", "code": "33800-4", "display": "ANA\u2028titer \x85 IFA"}
+    vs.write_text(
+        json.dumps({"resourceType": "ValueSet", "expansion": {"contains": [entry]}}),
+        encoding="utf-8",
+    )
+    args = ["mappings", "import-valueset", str(vs), "--concept", "ana_titer"]
+    result = CliRunner().invoke(cli, [*args, "--mappings", str(m)])
+    assert result.exit_code == 0 and "added 1 row(s)" in result.output, result.output
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+    rows = [r for r in _rows(m / "concepts" / "labs.csv") if r["code"] == "33800-4"]
+    assert [r["display"] for r in rows] == [entry["display"]] and rows[0]["verified"] == "N"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cohort.errors import MappingError
 from cohort.report.files import write_atomic
-from cohort.terminology.mappings import read_text
+from cohort.terminology.mappings import csv_lines, read_text
 
 
 def header_of(path: Path) -> list[str]:
@@ -19,7 +19,7 @@ def header_of(path: Path) -> list[str]:
 
 
 def _header(text: str, path: Path) -> list[str]:
-    for cells in csv.reader(text.splitlines()):
+    for cells in csv.reader(csv_lines(text)):
         if cells and any(c.strip() for c in cells) and not cells[0].lstrip().startswith("#"):
             return [c.strip() for c in cells]
     raise MappingError(f"{path}:1: missing header line")
