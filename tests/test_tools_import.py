@@ -230,3 +230,19 @@ def test_a_display_holding_a_unicode_line_separator_keeps_its_row_whole(tmp_path
     assert result.exit_code == 0, result.output
     rows = [r for r in _rows(m / "concepts" / "labs.csv") if r["code"] == "33800-4"]
     assert [r["display"] for r in rows] == [entry["display"]] and rows[0]["verified"] == "N"
+
+
+def test_import_into_a_file_with_cr_line_ends_keeps_them(tmp_path: Path) -> None:
+    """Excel for Mac's older "CSV (Macintosh)" ends lines with CR alone: rows were appended
+    with LF."""
+    m = _mappings(tmp_path)
+    labs = m / "concepts" / "labs.csv"
+    labs.write_bytes(labs.read_bytes().replace(b"\n", b"\r"))
+    before = labs.read_bytes()
+    args = ["mappings", "import-valueset", str(DATA / "valueset-ana.json"), "--concept"]
+    result = CliRunner().invoke(cli, [*args, "ana_titer", "--mappings", str(m)])
+    assert result.exit_code == 0 and "added 1 row(s)" in result.output, result.output
+    after = labs.read_bytes()
+    assert after.startswith(before) and b"\n" not in after and after.endswith(b"\r")
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output

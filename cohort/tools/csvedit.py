@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import stat
 from collections.abc import Iterable
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 from cohort.errors import MappingError
 from cohort.report.files import write_atomic
 from cohort.terminology.mappings import csv_lines, read_text
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def header_of(path: Path) -> list[str]:
@@ -30,11 +33,11 @@ def append_rows(path: Path, rows: Iterable[dict[str, str]]) -> int:
 
     The file keeps what Excel's "CSV UTF-8" gave it: its byte order mark (without it Excel
     reads the file in the Windows code page, and an accented display comes back garbled) and
-    its line ends (the new rows end as its first line does: CRLF or LF)."""
+    its line ends (the new rows end as its first line does: CRLF, LF or CR)."""
     data = path.read_bytes() if path.is_file() else b""
     text = read_text(path, str(path))
     header = _header(text, path)
-    newline = "\r\n" if _first_line_end(text) == "\r\n" else "\n"
+    newline = _first_line_end(text)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator=newline)
     n = 0
@@ -52,8 +55,7 @@ def append_rows(path: Path, rows: Iterable[dict[str, str]]) -> int:
 
 
 def _first_line_end(text: str) -> str:
-    """The line end of the text's first line ("\r\n", "\n"; "" for a single line)."""
-    at = text.find("\n")
-    if at < 0:
-        return ""
-    return "\r\n" if at > 0 and text[at - 1] == "\r" else "\n"
+    """The line end of the text's first line: CRLF, LF or CR (an old "CSV (Macintosh)");
+    LF for a text of one line."""
+    m = _LINE_END.search(text)
+    return m[0] if m else "\n"
