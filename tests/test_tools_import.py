@@ -246,3 +246,13 @@ def test_import_into_a_file_with_cr_line_ends_keeps_them(tmp_path: Path) -> None
     assert after.startswith(before) and b"\n" not in after and after.endswith(b"\r")
     result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
     assert result.exit_code == 0, result.output
+
+
+def test_expand_rxnorm_timeout_of_zero_is_a_usage_error(tmp_path: Path) -> None:
+    """`--timeout 0` (or below) ended in an internal error (requests' ValueError, exit 1)."""
+    m = _mappings(tmp_path)
+    for value in ("0", "-1"):
+        args = ["mappings", "expand-rxnorm", "--concept", "antimalarial", "--timeout", value]
+        result = CliRunner().invoke(cli, [*args, "--mappings", str(m)])
+        assert result.exit_code == 2, result.output
+        assert "Invalid value for '--timeout'" in result.output
