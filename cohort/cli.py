@@ -163,9 +163,14 @@ def run(
 @click.option("--site", default="uci", show_default=True, help="Site id used in patient ids.")
 def sample(out: Path, patients: int, seed: int, as_of: str, fmt: str, site: str) -> None:
     """Generate a deterministic synthetic population (FHIR R4) for demos, tests and benchmarks."""
+    from cohort.errors import OutputError
     from cohort.samples import generate
 
-    made = generate(out, patients=patients, seed=seed, as_of=parse_as_of(as_of), site=site, fmt=fmt)  # type: ignore[arg-type]
+    day = parse_as_of(as_of)
+    try:
+        made = generate(out, patients=patients, seed=seed, as_of=day, site=site, fmt=fmt)  # type: ignore[arg-type]
+    except OSError as exc:  # (a file in the folder's place, a folder not writable)
+        raise OutputError(f"cannot write {out}: {exc.strerror or type(exc).__name__}") from None
     click.echo(f"wrote {len(made)} patients to {out}")
 
 

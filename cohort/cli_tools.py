@@ -133,7 +133,7 @@ def import_valueset(
 @mappings_option
 @click.option(
     "--timeout",
-    type=float,
+    type=click.FloatRange(0, 600, min_open=True),
     default=20.0,
     show_default=True,
     help="Seconds to wait for RxNav per request.",

@@ -127,6 +127,11 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"{path}: config file not found") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:  # (Notepad's "Unicode" is UTF-16; ANSI a code page)
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}): save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
     base = path.resolve().parent
@@ -187,13 +192,15 @@ def _sites(raw: Any, path: Path, resolve: Callable[[str], Path]) -> list[SiteCon
             raise ConfigError(f"{where}: must be a table")
         _known_keys(s, "sites", where)
         sid = _get(s, "id", str, where)
-        if not _SITE_ID.match(sid):
+        if not _SITE_ID.fullmatch(sid):
             raise ConfigError(
                 f"{where}: key 'id': '{sid}' must be lower-case letters, digits, - or _"
             )
         if any(x.id == sid for x in sites):
             raise ConfigError(f"{where}: key 'id': duplicate site '{sid}'")
         source = _get(s, "source", str, where)
+        if not source.strip():  # (else the config's own folder, and all under it, was read)
+            raise ConfigError(f"{where}: key 'source' is empty (a folder, a file or a FHIR URL)")
         if not source.startswith(("http://", "https://")):
             source = str(resolve(source))
         min_age = s.get("min_age")

@@ -21,7 +21,7 @@ import msgspec
 
 from cohort import __version__
 from cohort.config import Config, SiteConfig
-from cohort.errors import CohortError, LockedError, OutputError
+from cohort.errors import CohortError, LockedError, OutputError, StoreError
 from cohort.forks import INHERITED_FDS, map_chunks
 from cohort.ingest import Loaded, ingest
 from cohort.model import Candidate, SiteResult
@@ -53,10 +53,15 @@ def state_dir(cfg: Config, out: Path) -> Path:
 
 @contextmanager
 def run_lock(folder: Path) -> Iterator[None]:
-    """An exclusive lock so two runs of the same configuration never overlap."""
-    ensure_dir(folder)  # every missing folder 0700, whatever the umask
+    """An exclusive lock so two runs of the same configuration never overlap.
+
+    The folder is the store's: one that cannot be made or written is a store error (exit 8)."""
     path = folder / "run.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        ensure_dir(folder)  # every missing folder 0700, whatever the umask
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StoreError(f"cannot open {path}: {_why(exc)}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -83,6 +88,13 @@ def previous_tiers(path: Path) -> dict[str, str]:
         return read_previous(path)
     except csv.Error:  # read_previous already returns {} for an unreadable file
         return {}
+
+
+def _why(exc: OSError) -> str:
+    """An OSError's reason ("Not a directory"; `ensure_dir` raises one with no strerror)."""
+    if exc.strerror:
+        return exc.strerror
+    return "not a folder" if isinstance(exc, NotADirectoryError) else type(exc).__name__
 
 
 def now_iso() -> str:
@@ -232,13 +244,19 @@ def _run(
         "warnings": [],
     }
     state = state_dir(cfg, out)
+    from cohort.tools.changes import outputs_trial
+
+    kept_trial = outputs_trial(out)  # (a failed run's run.json names it: `outputs_trial`)
     try:
-        ensure_dir(out)  # PHI lives here: owner only (and every folder made for it)
+        try:
+            ensure_dir(out)  # PHI lives here: owner only (and every folder made for it)
+        except OSError as exc:
+            raise OutputError(f"cannot write {out}: {_why(exc)}") from None
         with run_lock(state):
             with timer.stage("load_mappings"):
                 loaded = Loaded.from_config(cfg)
             report["mapping_version"] = loaded.term.version
-            report["mapping_human_version"] = _human_version(cfg.mappings_dir)
+            report["mapping_human_version"] = loaded.term.human_version
             store_path = cfg.store_path or state / "store.sqlite"
             results: list[SiteResult] = []
             with Store(store_path) as store:
@@ -287,42 +305,48 @@ def _run(
                     )
         report["status"] = "success"
     except CohortError as exc:
-        report["status"] = "failed"
-        report["error"] = str(exc)
-        report["previous_outputs_kept"] = True
+        _failed(report, str(exc), kept_trial)
         raise
     except Exception as exc:
         # A bug or an unwrapped library error: still record the failure (type only: an
         # exception's message may quote input values, i.e. PHI), then let it propagate.
-        report["status"] = "failed"
-        report["error"] = f"internal error ({type(exc).__name__}); this is a bug, see the log"
-        report["previous_outputs_kept"] = True
+        _failed(
+            report, f"internal error ({type(exc).__name__}); this is a bug, see the log", kept_trial
+        )
+        raise
+    except KeyboardInterrupt:  # Ctrl-C: run.json said "running" for a run long stopped
+        _failed(report, "interrupted (Ctrl-C / SIGINT)", kept_trial)
         raise
     finally:
         report["finished"] = now_iso()
         report["timings"] = timer.stages
-        if not isinstance(
-            sys.exc_info()[1], LockedError
-        ):  # never touch outputs of the run holding the lock
-            _write_report(out, report)
+        failure = sys.exc_info()[1]
+        if not isinstance(failure, LockedError):  # never touch outputs of the run holding the lock
+            _write_report(out, report, failed=failure is not None)
     return report
 
 
-def _write_report(out: Path, report: dict[str, Any]) -> None:
+def _failed(report: dict[str, Any], error: str, kept_trial: str) -> None:
+    """Mark the run report failed; `outputs_trial` names the trial of the lists kept."""
+    report["status"] = "failed"
+    report["error"] = error
+    report["previous_outputs_kept"] = True
+    if kept_trial:
+        report["outputs_trial"] = kept_trial
+
+
+def _write_report(out: Path, report: dict[str, Any], *, failed: bool) -> None:
+    """Write run.json. When the run has already failed, a run.json that cannot be written is
+    logged and the run's own error (its one line and exit code) is what the caller sees."""
     from cohort.report.files import write_atomic
     from cohort.report.run import run_json
 
     try:
         write_atomic(out / "run.json", run_json(report))
-    except OSError as exc:
-        log.error("cannot write run.json: %s", exc.strerror)
-
-
-def _human_version(mappings: Path) -> str:
-    try:
-        return (mappings / "VERSION").read_text(encoding="utf-8-sig").strip()
-    except OSError:
-        return ""
+    except OutputError as exc:
+        if not failed:
+            raise
+        log.error("%s", exc)
 
 
 def _site_summary(sr: SiteResult, prev: dict[str, str]) -> dict[str, Any]:

@@ -80,7 +80,7 @@ def screen(
     from cohort.report.csv import criterion_order, evidence_text
     from cohort.report.nophi import public_result
 
-    params = {"min_age": site.min_age} if site.min_age else {}
+    params = {"min_age": site.min_age} if site.min_age is not None else {}
     merges = merges_of(store, site.id)
     if merges:
         log.info(

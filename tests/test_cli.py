@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from datetime import date
 from pathlib import Path
 
 import click
@@ -158,7 +159,10 @@ def test_files_saved_with_a_byte_order_mark_read_as_without(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[sites.x]\nmin_agee = 18", "[[sites]] #1: unknown key 'min_agee' (did you mean 'min_age'?)"),
+        (
+            "[sites.x]\nmin_agee = 18",
+            "[[sites]] #1: unknown key 'min_agee' (did you mean 'min_age'?)",
+        ),
         ("[trial.x]\nuse_unverifed = true", "[trial]: unknown key 'use_unverifed' (did you mean"),
         ("[store]\npth = 'x'", "[store]: unknown key 'pth' (did you mean 'path'?)"),
         ("[run]\nworker = 2", "[run]: unknown key 'worker' (did you mean 'workers'?)"),
@@ -188,3 +192,134 @@ def test_config_typos_and_wrong_types_are_exit_3_naming_the_key(
     result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(tmp_path / "o")])
     assert result.exit_code == 3, result.output
     assert message in result.output and result.output.count("\n") == 1
+
+
+def test_a_site_min_age_of_0_is_used_by_run_and_explain(tmp_path: Path) -> None:
+    """`min_age = 0` is the site's limit (config and criterion accepted it), but the run and
+    `cohort explain` handed the criterion no site limit for 0: the trial's 12 applied."""
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
+    cfg.write_text(cfg.read_text() + "min_age = 0\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli, ["run", "--config", str(cfg), "--as-of", "2026-11-25", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    with (out / "uci" / "candidates.csv").open(encoding="utf-8-sig", newline="") as fh:
+        rows = {r["patient_id"]: r for r in csv.DictReader(fh)}
+    child = [pid for pid, r in rows.items() if r["age_years"] and int(r["age_years"]) < 12]
+    assert child, "the sample should hold a screened patient under 12"
+    assert [rows[pid]["age"] for pid in child] == ["pass"] * len(child)
+    args = ["explain", child[0], "--config", str(cfg), "--as-of", "2026-11-25"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "[pass] age" in result.output and "site min_age=0" in result.output
+
+
+def test_a_run_json_that_cannot_be_written_keeps_the_run_s_own_error(tmp_path: Path) -> None:
+    """run.json cannot be written (a folder in its place): a run failing for a missing source
+    exited 9 naming run.json (the write's error replaced the run's own), not 5."""
+    out = tmp_path / "out"
+    (out / "run.json").mkdir(parents=True)
+    cfg = _config(tmp_path, str(tmp_path / "no-such-source"))
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(out)])
+    assert result.exit_code == 5, result.output
+    assert "cohort: error: data path not found" in result.output
+
+
+def test_an_out_folder_that_is_a_file_is_exit_9(tmp_path: Path) -> None:
+    """`--out` naming a file: one line naming it and exit 9 (it was caught only by the failing
+    run.json write: the run itself ended as an internal error)."""
+    out = tmp_path / "out"
+    out.write_text("a file\n")
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(out)])
+    assert result.exit_code == 9, result.output
+    assert f"cohort: error: cannot write {out}: not a folder" in result.output
+    assert out.read_text() == "a file\n"
+
+
+def test_a_store_folder_that_cannot_be_made_is_exit_8(tmp_path: Path) -> None:
+    """`[store] path` under a file: a store error (exit 8), not an internal error (exit 1)."""
+    (tmp_path / "blocked").write_text("a file\n")
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
+    cfg.write_text(cfg.read_text() + f'[store]\npath = "{tmp_path / "blocked" / "s.sqlite"}"\n')
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(out)])
+    assert result.exit_code == 8, result.output
+    assert "cohort: error: cannot open " in result.output and "not a folder" in result.output
+    report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert report["status"] == "failed" and "not a folder" in report["error"]
+
+
+def test_a_site_id_ending_in_a_line_break_is_exit_3(tmp_path: Path) -> None:
+    """`id = "uci\\n"` passed the id check (`$` matches before a final line break) and the run
+    wrote OUT/"uci\\n"/candidates.csv, a folder no coordinator finds."""
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
+    cfg.write_text(cfg.read_text().replace('id = "uci"', 'id = "uci\\n"'))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(out)])
+    assert result.exit_code == 3, result.output
+    assert "key 'id'" in result.output and "lower-case letters" in result.output
+    assert not (out / "uci\n").exists()
+
+
+def test_sample_into_a_file_is_one_line_exit_9(tmp_path: Path) -> None:
+    """`cohort sample --out FILE` ended in an internal error (exit 1, a traceback)."""
+    target = tmp_path / "taken"
+    target.write_text("a file\n")
+    result = CliRunner().invoke(cli, ["sample", "--out", str(target), "--patients", "1"])
+    assert result.exit_code == 9, result.output
+    assert result.output == f"cohort: error: cannot write {target}: File exists\n"
+    assert target.read_text() == "a file\n"
+
+
+def test_an_empty_site_source_is_exit_3(tmp_path: Path) -> None:
+    """`source = ""` read the config file's own folder, and every folder under it, as the
+    site's data: a run that screened whatever FHIR files lay there, exit 0."""
+    (tmp_path / "stray").mkdir()
+    shutil.copy(ROOT / "sample_bundles" / "uci" / "bundle-0021.json", tmp_path / "stray")
+    cfg = _config(tmp_path, "")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(out)])
+    assert result.exit_code == 3, result.output
+    assert "[[sites]] #1: key 'source' is empty" in result.output
+    assert not (out / "uci").exists()
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "cp1252"])
+def test_a_config_not_in_utf8_is_exit_3_naming_its_line(tmp_path: Path, encoding: str) -> None:
+    """A config saved as Notepad's "Unicode" (UTF-16) or in the Windows code page (a site name
+    "Clínica") ended in an internal error (UnicodeDecodeError, exit 1)."""
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
+    text = cfg.read_text().replace('name = "UCI"', 'name = "Clínica UCI"')
+    cfg.write_bytes(text.encode(encoding))
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 3, result.output
+    line = 1 if encoding == "utf-16" else 5
+    assert f"{cfg}:{line}: not UTF-8 text" in result.output and result.output.count("\n") == 1
+
+
+def test_a_run_stopped_by_ctrl_c_says_so_in_run_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (KeyboardInterrupt) mid-run wrote run.json with `"status": "running"` and a
+    `finished` time: a run that had stopped read as one still going, with no reason."""
+    import cohort.runner as runner
+    from cohort.config import load_config
+
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
+    out = tmp_path / "out"
+    args = ["run", "--config", str(cfg), "--as-of", "2026-11-25", "--out", str(out)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    before = (out / "uci" / "candidates.csv").read_bytes()
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "screen", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(load_config(cfg), date(2026, 11, 26), out)
+    report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert report["status"] == "failed" and "interrupted" in report["error"]
+    assert report["previous_outputs_kept"] is True
+    assert (out / "uci" / "candidates.csv").read_bytes() == before

@@ -311,7 +311,7 @@ def test_write_atomic_streams_pieces_and_cleans_up_on_a_failing_producer(tmp_pat
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]  # no temp file left
 
 
-_CELL = st.text(alphabet=st.sampled_from(list('ab 1,"\r\n=+-@\t\'é;\x1f')), max_size=6)
+_CELL = st.text(alphabet=st.sampled_from(list("ab 1,\"\r\n=+-@\t'é;\x1f")), max_size=6)
 
 
 @settings(max_examples=500, deadline=None)
@@ -322,3 +322,24 @@ def test_csv_line_is_what_the_csv_writer_writes(row: list[str]) -> None:
         [excel_safe(x) for x in row]
     )
     assert csv_line(row) == buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("birth", "as_of", "years"),
+    [
+        ("1990-06", "2026-06-30", "36"),  # June has 30 days: every June birthday has passed
+        ("1990-02", "2026-02-28", "36"),  # no 29 February in 1990
+        ("1990-06", "2026-06-29", ""),  # 30 June 1990: 35
+        ("1990-06-30", "2026-06-30", "36"),
+    ],
+)
+def test_age_years_of_a_month_birth_date_agrees_with_the_age_criterion(
+    birth: str, as_of: str, years: str
+) -> None:
+    """`age_years` counted every month as 31 days long: for a birth month known to be over it
+    was blank while the `age` cell passed with "age 36"."""
+    site = make_site()
+    site.as_of = date.fromisoformat(as_of)
+    site.candidates[0].patient.birth_date = birth
+    rows = _read(candidates_csv(site))
+    assert rows[1][rows[0].index("age_years")] == years

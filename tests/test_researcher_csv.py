@@ -106,3 +106,15 @@ def test_a_file_not_in_utf8_names_its_line(tmp_path: Path) -> None:
     args = ["mappings", "import-valueset", str(vs), "--concept", "hemoglobin"]
     result = CliRunner().invoke(cli, [*args, "--mappings", str(m), "--file", LOCAL])
     assert result.exit_code == 4 and "not UTF-8 text (byte 0xe9)" in result.output
+
+
+def test_a_version_file_not_in_utf8_is_a_located_error_for_check_and_run(tmp_path: Path) -> None:
+    """mappings/VERSION saved by Notepad in the Windows code page ("2026.11 café"): `cohort
+    mappings check` and `cohort run` ended in an internal error (UnicodeDecodeError, exit 1)."""
+    m = copy_mappings(tmp_path)
+    (m / "VERSION").write_bytes(b"2026.11-1 caf\xe9\n")
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    expected = "mappings/VERSION:1: not UTF-8 text (byte 0xe9)"
+    assert result.exit_code == 4 and expected in result.output, result.output
+    code, output = run_uci(tmp_path, m)
+    assert code == 4 and expected in output

@@ -211,3 +211,33 @@ def test_previous_name_is_read_without_the_formula_guard(tmp_path: Path) -> None
     )
     prev = read_previous(path)
     assert prev.names == {"-p1": "-Ann", "p2": "'Brien O"}
+
+
+def test_a_failed_first_run_of_a_new_trial_does_not_make_the_old_lists_its_own(
+    tmp_path: Path,
+) -> None:
+    """The first run of a new trial failed (its copied file still said the old id: exit 4) and
+    wrote run.json naming the new trial; the next run then took the old trial's lists, kept in
+    OUT, for its own previous run and filled the `change` column against them."""
+    cfg = _cfg(tmp_path)
+    out = tmp_path / "out"
+    _run(cfg, out, "2026-11-25")
+    trials = tmp_path / "mappings" / "trials"
+    shutil.copy(trials / "sirius-sle-2.toml", trials / "my-trial.toml")
+    cfg.write_text(cfg.read_text().replace('id = "sirius-sle-2"', 'id = "my-trial"'))
+    args = ["run", "--config", str(cfg), "--as-of", "2026-12-20", "--out", str(out)]
+    assert CliRunner().invoke(cli, args).exit_code == 4
+    report = json.loads((out / "run.json").read_text())
+    assert report["trial"] == "my-trial" and report["outputs_trial"] == "sirius-sle-2"
+    mine = trials / "my-trial.toml"
+    mine.write_text(mine.read_text().replace('id = "sirius-sle-2"', 'id = "my-trial"', 1))
+    _run(cfg, out, "2026-12-20")
+    assert all(r["change"] == "" for r in _rows(out).values())
+    report = json.loads((out / "run.json").read_text())
+    assert report["sites"]["site-x"]["changes"] == {
+        "new": 0,
+        "removed": 0,
+        "tier_changed": 0,
+        "criteria_changed": 0,
+    }
+    assert 'id="no-previous-run"' in (out / "site-x" / "summary.html").read_text()

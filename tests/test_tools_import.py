@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 import shutil
 from pathlib import Path
@@ -168,3 +169,90 @@ def test_import_valueset_saved_with_a_byte_order_mark(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, [*args, "--mappings", str(m)])
     assert result.exit_code == 0, result.output
     assert "added 1 row(s) for 'ana_titer'" in result.output
+
+
+def test_import_into_an_excel_saved_file_keeps_its_bom_and_crlf(tmp_path: Path) -> None:
+    """A concept file saved by Excel ("CSV UTF-8": BOM, CRLF) lost its byte order mark (Excel
+    then opened it in the Windows code page: "Sjögren" read "SjÃ¶gren") and got LF rows among
+    its CRLF ones."""
+    m = _mappings(tmp_path)
+    labs = m / "concepts" / "labs.csv"
+    lines = labs.read_text(encoding="utf-8").splitlines()
+    labs.write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-8"))
+    before = labs.read_bytes()
+    args = ["mappings", "import-valueset", str(DATA / "valueset-ana.json"), "--concept"]
+    result = CliRunner().invoke(cli, [*args, "ana_titer", "--mappings", str(m)])
+    assert result.exit_code == 0 and "added 1 row(s)" in result.output, result.output
+    after = labs.read_bytes()
+    assert after.startswith(before)  # every byte kept, the BOM included
+    added = after[len(before) :]
+    assert added.endswith(b"\r\n") and added.count(b"\n") == added.count(b"\r\n") == 1
+    assert [r["code"] for r in _rows(labs)][-1] == "33800-4"
+
+
+def test_import_into_a_file_with_lf_line_ends_and_no_bom_keeps_them(tmp_path: Path) -> None:
+    m = _mappings(tmp_path)
+    labs = m / "concepts" / "labs.csv"
+    before = labs.read_bytes()
+    assert not before.startswith(b"\xef\xbb\xbf") and b"\r" not in before
+    args = ["mappings", "import-valueset", str(DATA / "valueset-ana.json"), "--concept"]
+    result = CliRunner().invoke(cli, [*args, "ana_titer", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+    after = labs.read_bytes()
+    assert after.startswith(before) and b"\r" not in after
+
+
+def test_a_concept_name_ending_in_a_line_break_is_refused(tmp_path: Path) -> None:
+    m = _mappings(tmp_path)
+    before = (m / "concepts" / "labs.csv").read_bytes()
+    args = ["mappings", "import-valueset", str(DATA / "valueset-ana.json"), "--concept"]
+    result = CliRunner().invoke(cli, [*args, "ana_titer\n", "--mappings", str(m)])
+    assert result.exit_code == 4, result.output
+    assert "use a-z, 0-9 and _" in result.output
+    assert (m / "concepts" / "labs.csv").read_bytes() == before
+
+
+def test_a_display_holding_a_unicode_line_separator_keeps_its_row_whole(tmp_path: Path) -> None:
+    """A display with U+2028 or NEL (U+0085, "…" read from cp1252 as Latin-1) was appended as
+    it came (the csv writer quotes only CR and LF), and every later read split the row there:
+    `mappings check` and every `cohort run` stopped on a broken line (exit 4)."""
+    m = _mappings(tmp_path)
+    vs = tmp_path / "vs.json"
+    entry = {"system": "http://loinc.org", "code": "33800-4", "display": "ANA\u2028titer \x85 IFA"}
+    vs.write_text(
+        json.dumps({"resourceType": "ValueSet", "expansion": {"contains": [entry]}}),
+        encoding="utf-8",
+    )
+    args = ["mappings", "import-valueset", str(vs), "--concept", "ana_titer"]
+    result = CliRunner().invoke(cli, [*args, "--mappings", str(m)])
+    assert result.exit_code == 0 and "added 1 row(s)" in result.output, result.output
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+    rows = [r for r in _rows(m / "concepts" / "labs.csv") if r["code"] == "33800-4"]
+    assert [r["display"] for r in rows] == [entry["display"]] and rows[0]["verified"] == "N"
+
+
+def test_import_into_a_file_with_cr_line_ends_keeps_them(tmp_path: Path) -> None:
+    """Excel for Mac's older "CSV (Macintosh)" ends lines with CR alone: rows were appended
+    with LF."""
+    m = _mappings(tmp_path)
+    labs = m / "concepts" / "labs.csv"
+    labs.write_bytes(labs.read_bytes().replace(b"\n", b"\r"))
+    before = labs.read_bytes()
+    args = ["mappings", "import-valueset", str(DATA / "valueset-ana.json"), "--concept"]
+    result = CliRunner().invoke(cli, [*args, "ana_titer", "--mappings", str(m)])
+    assert result.exit_code == 0 and "added 1 row(s)" in result.output, result.output
+    after = labs.read_bytes()
+    assert after.startswith(before) and b"\n" not in after and after.endswith(b"\r")
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+
+
+def test_expand_rxnorm_timeout_of_zero_is_a_usage_error(tmp_path: Path) -> None:
+    """`--timeout 0` (or below) ended in an internal error (requests' ValueError, exit 1)."""
+    m = _mappings(tmp_path)
+    for value in ("0", "-1"):
+        args = ["mappings", "expand-rxnorm", "--concept", "antimalarial", "--timeout", value]
+        result = CliRunner().invoke(cli, [*args, "--mappings", str(m)])
+        assert result.exit_code == 2, result.output
+        assert "Invalid value for '--timeout'" in result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from cohort.criteria.demographic import birth_bounds
 from cohort.model import Candidate, CriterionInfo, Result, SiteResult, Status
 
 TIERS = ("likely", "possible", "excluded")
@@ -167,20 +168,12 @@ def removed_ids(site: SiteResult) -> list[str]:
 
 
 def age_at(birth_date: str, as_of: date) -> int | None:
-    """Whole years at `as_of`; for a partial birth date only when every possible day agrees."""
-    parts = birth_date.strip().split("-")
-    try:
-        year = int(parts[0])
-        months = [int(parts[1])] if len(parts) > 1 else list(range(1, 13))
-        day = int(parts[2][:2]) if len(parts) > 2 else None
-    except (ValueError, IndexError):
+    """Whole years at `as_of`; for a partial birth date only when every possible day agrees
+    (the days as the `age` criterion reads them: `birth_bounds`, so the two always agree)."""
+    bounds = birth_bounds(birth_date)
+    if bounds is None:
         return None
-    ages: set[int] = set()
-    for m in months:
-        first, last = (day, day) if day else (1, 31)
-        for dd in (first, last):
-            before = (as_of.month, as_of.day) < (m, dd)
-            ages.add(as_of.year - year - int(before))
+    ages = {as_of.year - b.year - ((as_of.month, as_of.day) < (b.month, b.day)) for b in bounds}
     if len(ages) != 1:
         return None
     age = ages.pop()

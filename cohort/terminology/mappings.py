@@ -83,12 +83,23 @@ def read_text(path: Path, shown: str) -> str:
         ) from None
 
 
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def csv_lines(text: str) -> list[str]:
+    """The lines of a CSV text, split at CR, LF or CRLF only: `str.splitlines` also splits at
+    U+2028, U+0085 (NEL), form feeds and more, which a cell may hold (a pasted display; the
+    csv writer does not quote them), and the row was cut in two."""
+    lines = _LINE_END.split(text)
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
 def read_csv(root: Path, path: Path, required: tuple[str, ...]) -> Iterator[Record]:
     """Yield the data lines of a CSV (blank and `#` comment lines skipped), checking columns."""
     shown = display_path(root, path)
     if not path.is_file():
         raise MappingError(f"{shown}: file not found")
-    lines = read_text(path, shown).splitlines()
+    lines = csv_lines(read_text(path, shown))
     for n, physical in enumerate(lines, 1):
         # (csv's own cell limit is process-wide state that other readers raise: check here)
         if len(physical) > MAX_LINE:
@@ -280,6 +291,6 @@ def version_of(root: Path) -> tuple[str, str]:
     human = ""
     version_file = root / "VERSION"
     if version_file.is_file():
-        human = version_file.read_text(encoding="utf-8-sig").strip()
+        human = read_text(version_file, display_path(root, version_file)).strip()
     digest.update(b"VERSION\0" + human.encode())
     return "sha256:" + digest.hexdigest()[:12], human

@@ -79,12 +79,23 @@ def read_previous(path: Path) -> PreviousRun:
         prev.cells[r["patient_id"]] = {c: r.get(c, "") for c in criteria}
         if r.get("name"):
             prev.names[r["patient_id"]] = r["name"]
-    try:
-        report = json.loads((path.parent.parent / "run.json").read_text(encoding="utf-8"))
-        prev.trial = str(report.get("trial", "")) if isinstance(report, dict) else ""
-    except (OSError, ValueError):
-        prev.trial = ""
+    prev.trial = outputs_trial(path.parent.parent)
     return prev
+
+
+def outputs_trial(out: Path) -> str:
+    """The trial whose candidate lists OUT holds, by OUT/run.json ("" when unknown).
+
+    A failed run's run.json names the trial it tried (`trial`), and the trial of the lists it
+    kept (`outputs_trial`): a first run of a new trial that failed (a copied trial file not yet
+    right) made the next run compare the old trial's lists as its own."""
+    try:
+        report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    if not isinstance(report, dict):
+        return ""
+    return str(report.get("outputs_trial") or report.get("trial") or "")
 
 
 def changed_criteria(prev: PreviousRun, c: Candidate) -> list[str]:

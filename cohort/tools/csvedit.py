@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import stat
 from collections.abc import Iterable
 from pathlib import Path
 
 from cohort.errors import MappingError
 from cohort.report.files import write_atomic
-from cohort.terminology.mappings import read_text
+from cohort.terminology.mappings import csv_lines, read_text
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def header_of(path: Path) -> list[str]:
@@ -19,26 +22,40 @@ def header_of(path: Path) -> list[str]:
 
 
 def _header(text: str, path: Path) -> list[str]:
-    for cells in csv.reader(text.splitlines()):
+    for cells in csv.reader(csv_lines(text)):
         if cells and any(c.strip() for c in cells) and not cells[0].lstrip().startswith("#"):
             return [c.strip() for c in cells]
     raise MappingError(f"{path}:1: missing header line")
 
 
 def append_rows(path: Path, rows: Iterable[dict[str, str]]) -> int:
-    """Append rows (dicts by column name) atomically; returns how many were written."""
+    """Append rows (dicts by column name) atomically; returns how many were written.
+
+    The file keeps what Excel's "CSV UTF-8" gave it: its byte order mark (without it Excel
+    reads the file in the Windows code page, and an accented display comes back garbled) and
+    its line ends (the new rows end as its first line does: CRLF, LF or CR)."""
+    data = path.read_bytes() if path.is_file() else b""
     text = read_text(path, str(path))
     header = _header(text, path)
+    newline = _first_line_end(text)
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv.writer(buf, lineterminator=newline)
     n = 0
     for row in rows:
         w.writerow([row.get(col, "") for col in header])
         n += 1
     if not n:
         return 0
-    if text and not text.endswith("\n"):
-        text += "\n"
+    if text and not text.endswith(("\n", "\r")):
+        text += newline
+    bom = "\ufeff" if data.startswith(b"\xef\xbb\xbf") else ""
     mode = stat.S_IMODE(path.stat().st_mode)
-    write_atomic(path, text + buf.getvalue(), mode=mode)
+    write_atomic(path, bom + text + buf.getvalue(), mode=mode)
     return n
+
+
+def _first_line_end(text: str) -> str:
+    """The line end of the text's first line: CRLF, LF or CR (an old "CSV (Macintosh)");
+    LF for a text of one line."""
+    m = _LINE_END.search(text)
+    return m[0] if m else "\n"

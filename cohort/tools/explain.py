@@ -40,7 +40,7 @@ def rule_summary(c: Criterion, site: SiteConfig) -> str:
         else:
             shown = str(value)
         parts.append(f"{key}={shown}")
-    if c.kind == "age" and site.min_age:
+    if c.kind == "age" and site.min_age is not None:
         parts.append(f"site min_age={site.min_age}")
     if c.manual_when_unknown:
         parts.append("manual_when_unknown=true")
@@ -102,7 +102,7 @@ def explain_patient(
         site, target, olds, resources, extra = _find(store, cfg, pid, site_id)
         extractor = Extractor(loaded.rules, lambda mid: store.get(site.id, "Medication", mid))
         facts = add_side(extractor.facts(target, resources), extra)
-    params = {"min_age": site.min_age} if site.min_age else {}
+    params = {"min_age": site.min_age} if site.min_age is not None else {}
     ctx = make_context(facts, loaded.term, as_of, loaded.rules, params)
     results = evaluate(loaded.trial, ctx)
     time_limited = {c.id for c in loaded.trial.criteria if c.time_limited}

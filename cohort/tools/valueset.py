@@ -85,7 +85,7 @@ def import_valueset(
     verified: bool = False,
 ) -> ImportResult:
     """Append the ValueSet's codes as `exact` rows of `concept`; existing codes are skipped."""
-    if not re.match(r"^[a-z][a-z0-9_]*$", concept):
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", concept):
         raise MappingError(f"--concept '{concept}': use a-z, 0-9 and _ (e.g. ana_titer)")
     try:
         vs = json.loads(file.read_text(encoding="utf-8-sig"))
