@@ -122,6 +122,12 @@ PARTIAL = {
         "a result dated only 2025-11 ({ref}): unknown on some of its days, pass on others"
         " (no body_weight result since 2025-11-25)",
     ),
+    # Patient.deceasedDateTime: Nov 1-25 on or before as_of, Nov 26-30 after it
+    "deceased_month_ambiguous": (
+        "deceased",
+        "2026-11",
+        "death recorded only as 2026-11: may be after 2026-11-25",
+    ),
 }
 
 

@@ -124,7 +124,7 @@ def test_background_patients_exist_and_are_not_expected(site: str) -> None:
     screened = {r["patient_id"] for r in expected_rows() if r["site"] == site}
     assert screened < pids
     assert len(pids - screened) >= 10
-    assert 40 <= len(screened) <= 70
+    assert 40 <= len(screened) <= 80
 
 
 def test_expected_csv_covers_every_scenario_at_every_site() -> None:

@@ -25,6 +25,7 @@ from cohort.samples.scenarios import (
     bilag_per_organ,
     birth,
     cond,
+    died,
     drop,
     mmf_referenced,
     mtx_contained,
@@ -32,6 +33,7 @@ from cohort.samples.scenarios import (
     partial,
     plaquenil_text,
     pred_request_bid,
+    replaced_chart,
     set_lab,
     sle,
     sle_verification,
@@ -228,6 +230,14 @@ SCENARIOS: list[Scenario] = [
     A("weight_month_at_window_start",  # "2025-11": Nov 1-24 before the 12 months, 25-30 within
       [outside_lab(MONTH, "weight", -370, vq(64, "kg"), category="vital-signs")],
       {"weight": U}, "possible"),
+    # Patient.deceased: died 3 days before as_of (after the base patient's last record), and a
+    # death dated to the month of as_of ("2026-11": Nov 1-25 on or before it, 26-30 after)
+    A("deceased_otherwise_likely", [died(-3)], {"deceased": F}, "excluded"),
+    A("deceased_month_ambiguous", [partial(MONTH, died(-10), "deceasedDateTime")],
+      {"deceased": U}, "possible"),
+    # a merged chart: the base SLE diagnosis (~3 years back) on the old chart, replaced by this
+    # one, which holds only a recent SLE entry (60 days: alone it would fail); one candidate row
+    A("merged_chart_sle_on_old_chart", [replaced_chart("sle"), sle(SLE, onset=-60, recorded=-60)]),
 ]
 # fmt: on
 

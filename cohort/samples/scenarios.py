@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,7 @@ CRITERIA = (
     "cs_dependent_comorbidity",
     "malignancy",
     "pregnancy_lactation",
+    "deceased",
 )
 P, F, U = "pass", "fail", "unknown"
 
@@ -206,6 +208,41 @@ def outside_lab(precision: int, slot: str, when: int, value: Res, **kw: Any) -> 
         res = b.first(slot)
         assert res is not None
         del res["issued"]
+
+    return m
+
+
+def died(when: int) -> Mod:
+    """Patient.deceasedDateTime `when` days from as_of (returns the Patient, for `partial`)."""
+
+    def m(b: Builder) -> Res:
+        b.patient["deceasedDateTime"] = b.d(when)
+        return b.patient
+
+    return m
+
+
+def replaced_chart(*slots: str) -> Mod:
+    """The patient's chart as an EHR leaves it after merging two charts of one person: an old
+    Patient (same demographics, its own MRN, active false, link replaced-by this one) holding
+    the records in `slots`, and this Patient linking back to it (replaces). The old chart's id
+    is this one's with "-old"; its records follow it in the output."""
+
+    def m(b: Builder) -> None:
+        old_id = f"{b.pid}-old"
+        old: Res = copy.deepcopy(b.patient)
+        old["id"] = old_id
+        old["identifier"][0]["value"] = f"{b.site.upper()}{b.rng.randint(1000000, 9999999)}"
+        old["active"] = False
+        old["link"] = [{"other": {"reference": f"Patient/{b.pid}"}, "type": "replaced-by"}]
+        b.patient["link"] = [{"other": {"reference": f"Patient/{old_id}"}, "type": "replaces"}]
+        b.slots["old_chart"] = [old]
+        for slot in slots:
+            moved = b.slots.pop(slot)
+            for res in moved:
+                res["subject"] = {"reference": f"Patient/{old_id}"}
+            b.slots[f"old_chart.{slot}"] = moved
+            b.base.discard(slot)
 
     return m
 
