@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import signal
 import sys
 import traceback
 from datetime import date
@@ -35,6 +36,25 @@ class CohortGroup(click.Group):
             # (a file name or a server's answer in it may hold control characters)
             click.echo(f"cohort: error: {printable(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
+        except KeyboardInterrupt as exc:
+            # Ctrl-C, or SIGTERM (`stop_on_sigterm`): click's "Aborted!" exited 1, which the
+            # exit codes call a bug; 128 + the signal's number, as a shell reports it
+            why = "SIGTERM" if str(exc) == SIGTERM else "Ctrl-C / SIGINT"
+            click.echo(f"cohort: error: interrupted ({why})", err=True)
+            ctx.exit(128 + (signal.SIGTERM if why == "SIGTERM" else signal.SIGINT))
+
+
+SIGTERM = "SIGTERM"  # the KeyboardInterrupt's text when SIGTERM raised it
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (systemd stopping the unit, `kill`) stops a run the way Ctrl-C does: run.json
+    says so and the previous outputs stay (by default the process ended with neither)."""
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 class SafeFormatter(logging.Formatter):
@@ -222,6 +242,7 @@ _register_optional()
 
 
 def main() -> None:
+    stop_on_sigterm()
     try:
         cli(prog_name="cohort")
     except Exception as exc:  # a bug or an unwrapped library error (click passes them on)

@@ -314,8 +314,9 @@ def _run(
             report, f"internal error ({type(exc).__name__}); this is a bug, see the log", kept_trial
         )
         raise
-    except KeyboardInterrupt:  # Ctrl-C: run.json said "running" for a run long stopped
-        _failed(report, "interrupted (Ctrl-C / SIGINT)", kept_trial)
+    except KeyboardInterrupt as exc:  # Ctrl-C: run.json said "running" for a run long stopped
+        why = "SIGTERM" if str(exc) == "SIGTERM" else "Ctrl-C / SIGINT"  # (cli.stop_on_sigterm)
+        _failed(report, f"interrupted ({why})", kept_trial)
         raise
     finally:
         report["finished"] = now_iso()

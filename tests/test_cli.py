@@ -323,3 +323,47 @@ def test_a_run_stopped_by_ctrl_c_says_so_in_run_json(
     assert report["status"] == "failed" and "interrupted" in report["error"]
     assert report["previous_outputs_kept"] is True
     assert (out / "uci" / "candidates.csv").read_bytes() == before
+
+
+def test_a_run_stopped_by_sigterm_keeps_outputs_and_exits_143(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM (systemd stopping the nightly unit, `kill`) ended the process at once: run.json
+    said "running" for a run long stopped; Ctrl-C exited 1, the code of a bug ("Aborted!")."""
+    import os
+    import signal
+    import time
+
+    import cohort.runner as runner
+    from cohort.cli import stop_on_sigterm
+
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
+    out = tmp_path / "out"
+    args = ["run", "--config", str(cfg), "--as-of", "2026-11-25", "--out", str(out)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    before = (out / "uci" / "candidates.csv").read_bytes()
+
+    def killed(*_: object, **__: object) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(500):  # the handler runs at the next bytecode boundary
+            time.sleep(0.01)
+
+    monkeypatch.setattr(runner, "screen", killed)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        stop_on_sigterm()
+        result = CliRunner().invoke(cli, [*args[:-3], "2026-11-26", "--out", str(out)])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.exit_code == 143, result.output
+    assert "cohort: error: interrupted (SIGTERM)" in result.output
+    report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert report["status"] == "failed" and report["error"] == "interrupted (SIGTERM)"
+    assert (out / "uci" / "candidates.csv").read_bytes() == before
+
+    def ctrl_c(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "screen", ctrl_c)
+    result = CliRunner().invoke(cli, [*args[:-3], "2026-11-26", "--out", str(out)])
+    assert result.exit_code == 130 and "interrupted (Ctrl-C / SIGINT)" in result.output

@@ -217,3 +217,20 @@ def test_token_endpoint_over_plain_http_is_refused(tmp_path):
         smart(tmp_path, token_url="http://auth.example.invalid/token")
     smart(tmp_path, token_url="http://127.0.0.1:9/token")
     smart(tmp_path, token_url="http://auth.example.invalid/token", allow_http=True)
+
+
+@responses.activate
+def test_smart_assertion_is_accepted_by_a_server_whose_clock_is_a_minute_behind(tmp_path):
+    """SMART Backend Services: the server refuses an assertion whose exp is more than 5 minutes
+    after its own clock. exp = now + 300 was refused as soon as the machine's clock ran ahead
+    of the server's, every night until someone fixed the clock."""
+    forms: list[dict] = []
+    responses.add_callback(responses.POST, TOKEN_URL, callback=token_cb(forms))
+    responses.get(f"{BASE}/metadata", json={"resourceType": "CapabilityStatement"})
+    c, pub, t = smart(tmp_path, token_url=TOKEN_URL)
+    c.get_json("metadata", key="metadata")
+    claims = jwt.decode(forms[0]["client_assertion"], pub, algorithms=["RS384"],
+                        audience=TOKEN_URL, options={"verify_exp": False, "verify_iat": False})
+    server_now = t["now"] - 60  # the server's clock, a minute behind this machine's
+    assert claims["exp"] <= server_now + 300
+    assert claims["exp"] > t["now"] + 60  # and still long enough to reach the server

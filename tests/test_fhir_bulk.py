@@ -563,3 +563,24 @@ def test_bulk_records_of_the_wrong_shape_do_not_crash_the_pull(tmp_path, store):
     s = settings(tmp_path, bulk_group="g1")
     pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
     assert store.get("uci", "Observation", "o1") is not None
+
+
+@responses.activate
+def test_bulk_poll_waits_at_least_a_second_when_told_to_retry_at_once(tmp_path):
+    """A 202 with "Retry-After: 0" was re-polled with no pause: a loop of requests (and of log
+    lines) until the job finished or bulk_timeout ran out."""
+    import logging
+
+    from cohort.source.fhir.bulk import MIN_POLL, poll
+    from cohort.source.fhir.client import FhirClient
+    from cohort.source.fhir.pull import Puller
+
+    for _ in range(3):
+        responses.get(STATUS, status=202, headers={"Retry-After": "0"})
+    responses.get(STATUS, json={"transactionTime": "2023-11-14T22:13:00Z", "output": []})
+    waits: list[float] = []
+    s = settings(tmp_path)
+    c = FhirClient(s, sleep=waits.append, clock=lambda: 1_700_000_000.0)
+    p = Puller("uci", s, None, {}, [], False, c, logging.getLogger("t"))
+    assert poll(p, STATUS)["output"] == []
+    assert waits == [MIN_POLL] * 3 and MIN_POLL >= 1.0

@@ -18,7 +18,9 @@ from cohort.errors import AuthError, ConfigError, ServerError
 from .settings import ServerSettings, read_secret, shown_path
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-ASSERTION_LIFETIME = 300  # seconds; SMART requires exp <= 5 minutes
+# seconds. SMART has the server refuse an exp more than 5 minutes after its own clock: 300 was
+# refused whenever this machine's clock ran ahead of the server's; 240 leaves a minute of skew
+ASSERTION_LIFETIME = 240
 REFRESH_MARGIN = 60.0  # refresh a token this long before it expires
 
 

@@ -29,6 +29,7 @@ from .pull import Puller
 from .search import pull_types, search_path
 
 BATCH = 2000
+MIN_POLL = 1.0  # seconds between two status polls at the least (see poll)
 
 
 class JobGone(ServerError):
@@ -146,7 +147,10 @@ def poll(p: Puller, status_url: str) -> dict[str, Any]:
         if time.monotonic() > deadline:
             raise ServerError(f"bulk export not complete after {p.s.bulk_timeout:.0f}s")
         hinted = retry_after(r.headers.get("Retry-After"), p.client.clock(), r.headers.get("Date"))
+        # at least MIN_POLL: "Retry-After: 0" (or a date already past) re-polled at once, in a
+        # loop of requests and log lines until the job finished or bulk_timeout ran out
         wait = min(p.s.max_wait, hinted if hinted is not None else p.client.backoff(attempt))
+        wait = max(wait, min(MIN_POLL, p.s.max_wait))
         attempt += 1
         p.log.info(
             "fhir %s: bulk export in progress (%s)",
