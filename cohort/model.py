@@ -116,7 +116,9 @@ class ObservationFact:
     text: str = ""
     components: tuple[tuple[tuple[Code, ...], ObsValue], ...] = ()
     when_last: date | None = None  # last day of a partial date (see ConditionFact)
-    at: float | None = None  # the date's instant when it has a time (orders a day's results)
+    # the date element as recorded when it has a time of day, else "": orders the results of
+    # one day, read (extract.instant_of) only when two share a day (criteria.base.newest_first)
+    stamp: str = ""
     # no value, interpretation or component, only a dataAbsentReason: no result at all
     absent: bool = False
 

@@ -687,6 +687,34 @@ def test_same_day_qualitative_most_recent_is_the_later_time() -> None:
     assert status("hbv", pos, neg) == "pass"
 
 
+def test_times_are_read_only_when_two_results_share_a_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the time of day orders the results of one day only: with every result on a day of its
+    # own no time is parsed (a parse per Observation was most of the cost of reading one)
+    import cohort.criteria.base as base
+
+    calls: list[str] = []
+    parse = base.instant_of
+
+    def counted(stamp: str) -> float | None:
+        calls.append(stamp)
+        return parse(stamp)
+
+    monkeypatch.setattr(base, "instant_of", counted)
+    older = observation(
+        "777-3", f"{ago(20)}T14:00:00Z", valueQuantity=qty(20, "10*3/uL", "10*3/uL"), rid="a"
+    )
+    newer = observation(
+        "777-3", f"{ago(10)}T08:00:00Z", valueQuantity=qty(30, "10*3/uL", "10*3/uL"), rid="b"
+    )
+    assert status("platelets", older, newer) == "pass"
+    assert calls == []
+    later = observation(
+        "777-3", f"{ago(10)}T09:00:00Z", valueQuantity=qty(20, "10*3/uL", "10*3/uL"), rid="c"
+    )
+    assert status("platelets", older, newer, later) == "fail"
+    assert calls
+
+
 # --- a result without a value ------------------------------------------------------------------
 def test_newer_record_without_value_does_not_hide_the_most_recent_count() -> None:
     # "specimen clotted": the Observation has no value, only a dataAbsentReason; the most recent

@@ -7,8 +7,10 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from itertools import pairwise
 from typing import Any, Protocol, TypeVar
 
+from cohort.extract.elements import instant_of
 from cohort.model import (
     Code,
     ConditionFact,
@@ -259,8 +261,7 @@ class Context:
                 ignored.append(self.obs_evidence(o, concept, "no value (dataAbsentReason)"))
             else:
                 used.append(o)
-        # within a day: the later time first (a date without a time after the timed ones)
-        used.sort(key=lambda o: (o.when, o.at is not None, o.at or 0.0, o.ref), reverse=True)
+        newest_first(used)
         return used, ignored
 
     def obs_concept(self, o: ObservationFact, concepts: Iterable[str]) -> str:
@@ -358,3 +359,23 @@ def result(
         eligible_from=eligible_from if status is Status.FAIL else None,
         manual=crit.manual_when_unknown and status is Status.UNKNOWN,
     )
+
+
+def newest_first(results: list[ObservationFact]) -> None:
+    """Sort dated results newest first: by day, and within a day by the instant of its time,
+    the later first (zones compared; a date without a time after the day's timed ones).
+
+    The times are read only when two results share a day: reading every result's time was a
+    parse per Observation kept, for an order that the days alone give nearly always."""
+    results.sort(key=_by_day, reverse=True)
+    if any(a.when == b.when for a, b in pairwise(results)):
+        results.sort(key=_by_day_and_time, reverse=True)
+
+
+def _by_day(o: ObservationFact) -> tuple[date | None, str]:
+    return o.when, o.ref
+
+
+def _by_day_and_time(o: ObservationFact) -> tuple[date | None, bool, float, str]:
+    at = instant_of(o.stamp) if o.stamp else None
+    return o.when, at is not None, at or 0.0, o.ref

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -23,10 +24,11 @@ __all__ = [
     "exposure_start",
     "exposure_start_days",
     "first_code",
+    "instant_of",
     "obs_date",
     "obs_days",
-    "obs_instant",
     "obs_value",
+    "obs_when",
     "parse_date",
     "parse_days",
     "quantity_of",
@@ -204,34 +206,39 @@ def obs_date(res: dict[str, Any]) -> date | None:
     return days[0] if days else None
 
 
-def _obs_when(res: dict[str, Any]) -> tuple[Any, DayRange | None]:
-    """The element a result's date comes from, and its days (`parse_days`)."""
-    period = res.get("effectivePeriod") or {}
-    for value in (
-        res.get("effectiveDateTime"),
-        period.get("start") if isinstance(period, dict) else None,
-        res.get("effectiveInstant"),
-        res.get("issued"),
-    ):
+def obs_when(res: dict[str, Any]) -> tuple[str, DayRange | None]:
+    """A result's date element as recorded when it has a time of day ("" when not: a date, or
+    no date), and its days (`parse_days`). The text is kept, not read: `instant_of` reads it
+    only where two results share a day (see criteria.base.newest_first)."""
+    value: Any = res.get("effectiveDateTime")
+    days = parse_days(value)
+    if days is None:
+        period = res.get("effectivePeriod")
+        value = period.get("start") if isinstance(period, dict) else None
         days = parse_days(value)
-        if days:
-            return value, days
-    return None, None
+    if days is None:
+        value = res.get("effectiveInstant")
+        days = parse_days(value)
+    if days is None:
+        value = res.get("issued")
+        days = parse_days(value)
+    # (parse_days read a date: `value` is a str)
+    return (value if days is not None and len(value) > 10 else ""), days
 
 
 def obs_days(res: dict[str, Any]) -> DayRange | None:
     """A result's date, with a partial date's last day (`parse_days`)."""
-    return _obs_when(res)[1]
+    return obs_when(res)[1]
 
 
-def obs_instant(res: dict[str, Any]) -> float | None:
-    """The instant (POSIX seconds) of a result's date when it has a time of day, else None:
-    it orders results of the same day ("most recent"). A time without a zone is read as UTC."""
-    value = _obs_when(res)[0]
-    if not isinstance(value, str) or len(value) <= 10 or "T" not in value:
+@functools.lru_cache(maxsize=4096)
+def instant_of(stamp: str) -> float | None:
+    """The instant (POSIX seconds) of a dateTime with a time of day, else None: it orders
+    results of the same day ("most recent"). A time without a zone is read as UTC."""
+    if len(stamp) <= 10 or "T" not in stamp:
         return None
     try:
-        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     except ValueError:
         return None
     return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()

@@ -15,9 +15,8 @@ from cohort.extract.elements import (
     exposure_start_days,
     first_code,
     obs_date,
-    obs_days,
-    obs_instant,
     obs_value,
+    obs_when,
     parse_days,
     quantity_of,
     text_of,
@@ -197,7 +196,7 @@ class Extractor:
         interp: tuple[Code, ...] = ()
         for cc in res.get("interpretation") or ():
             interp += codes_of(cc)
-        days = obs_days(res)
+        stamp, days = obs_when(res)
         value = obs_value(res)
         absent = bool(res.get("dataAbsentReason")) and value == ObsValue() and not interp
         return ObservationFact(
@@ -206,7 +205,7 @@ class Extractor:
             status=str(res.get("status", "")),
             when=_first(days),
             when_last=_last(days),
-            at=obs_instant(res),
+            stamp=stamp,
             value=value,
             interpretation=interp,
             ref_low=low,
