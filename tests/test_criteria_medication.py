@@ -846,6 +846,20 @@ def test_b_cell_cd19_comparator(value: float, comparator: str, expected: str) ->
     assert status("washout_b_cell_depletion", admin(RTX, days=300), o) == expected
 
 
+def test_b_cell_cd19_comparator_shown_when_its_reference_low_cannot_be_converted() -> None:
+    # "<50" is not 50: the evidence shows the count as reported on every path (docs/rules.md)
+    o = observation(
+        "8116-6",
+        ago(10),
+        valueQuantity=qty(50, "/uL", "/uL", comparator="<"),
+        ref_low=qty(5, "%", "%"),
+    )
+    r = run("washout_b_cell_depletion", admin(RTX, days=300), o)
+    assert r.status == "unknown"
+    assert r.evidence[0].value == "<50"
+    assert "<50" in r.reason
+
+
 @pytest.mark.parametrize(
     ("dose_mg", "code", "expected"),
     [

@@ -7,9 +7,10 @@ Unit conversions are positive factors, so a comparator keeps its sense in the ca
 
 from __future__ import annotations
 
-from cohort.model import ObservationFact
+from cohort.model import ObservationFact, Status
 
 _COMPARATORS = {"": "", "=": "", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+_BELOW_FAILS = {True: Status.FAIL, False: Status.PASS, None: Status.UNKNOWN}
 
 
 def comparator(sign: str) -> str | None:
@@ -34,6 +35,12 @@ def below(value: float, sign: str, limit: float) -> bool | None:
     if cmp == "<=":
         return True if value < limit else None
     return False if value >= limit else None  # ">" / ">=": at least value >= limit
+
+
+def fails_below(value: float, sign: str, limit: float) -> Status:
+    """A lower limit's verdict on a result `sign value`: fail below it, pass at or above it,
+    unknown when the comparator leaves both possible (a titer, a count since the last dose)."""
+    return _BELOW_FAILS[below(value, sign, limit)]
 
 
 def above(value: float, sign: str, limit: float) -> bool | None:

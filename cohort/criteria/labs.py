@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cohort.criteria.base import Context, Criterion, result, shown, window_start
-from cohort.criteria.bounds import above, below, sign
+from cohort.criteria.bounds import above, below, fails_below, sign
 from cohort.model import Evidence, ObsValue, Result, Status
 
 
@@ -86,19 +86,6 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
     return result(crit, Status.PASS, f"{concept} {shown_v} {unit} >= {threshold:g}", [ev], ignored)
 
 
-def _titer_status(value: float, comparator: str, minimum: float) -> Status:
-    if comparator in ("", "="):
-        return Status.PASS if value >= minimum else Status.FAIL
-    if comparator in (">", ">="):
-        return Status.PASS if value >= minimum else Status.UNKNOWN
-    # "<" and "<=": below `value`
-    return (
-        Status.FAIL
-        if value <= minimum and (comparator == "<" or value < minimum)
-        else Status.UNKNOWN
-    )
-
-
 def titer(crit: Criterion, ctx: Context) -> Result:
     """Most recent titer decides; else a qualitative negative fails and a positive is unknown."""
     p = crit.params
@@ -111,7 +98,7 @@ def titer(crit: Criterion, ctx: Context) -> Result:
         concept = ctx.obs_concept(o, titer_concepts + screen_concepts)
         t = ctx.term.titer(o.value) if concept in titer_concepts else None
         if t is not None:
-            status = _titer_status(float(t.value), t.comparator, minimum)
+            status = fails_below(float(t.value), t.comparator, minimum)
             as_text = f"{t.comparator}1:{t.value:g}"
             ev = ctx.obs_evidence(o, concept, "most recent titer", as_text, "{titer}")
             ignored += _superseded(ctx, obs[i + 1 :], titer_concepts + screen_concepts)

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 from cohort.criteria.base import Context, Criterion, latest, result, shown, window_span
-from cohort.criteria.bounds import below, sign
+from cohort.criteria.bounds import fails_below, sign
 from cohort.criteria.intervals import (
     Dated,
     clear_from,
@@ -288,23 +288,24 @@ def _lab_after(crit: Criterion, ctx: Context, last_dose: date, ignored: list[Evi
     if low is not None and not (low.unit or low.code) and o.value.quantity is not None:
         low = Quantity(low.value, o.value.quantity.unit, o.value.quantity.code)
     lln = ctx.term.convert(low, concept) if low is not None else float(p["lab_default_lln"])
+    cmp = sign(o)
+    value = f"{cmp}{v:g}"  # as reported: "<100" is not 100
     if lln is None:
-        ev = ctx.obs_evidence(o, concept, "reference low cannot be converted", f"{v:g}", unit)
+        ev = ctx.obs_evidence(o, concept, "reference low cannot be converted", value, unit)
         return result(
             crit,
             Status.UNKNOWN,
-            f"{concept} {v:g} {unit}: its reference low cannot be converted to {unit}",
+            f"{concept} {value} {unit}: its reference low cannot be converted to {unit}",
             [ev],
             ignored,
         )
-    cmp = sign(o)
-    value = f"{cmp}{v:g}"  # as reported: "<100" is not 100
     ev = ctx.obs_evidence(o, concept, f"lower limit {lln:g}", value, unit)
-    status, why = {
-        None: (Status.UNKNOWN, f"since last dose: cannot tell vs lower limit {lln:g}"),
-        True: (Status.FAIL, f"below lower limit {lln:g} since last dose"),
-        False: (Status.PASS, f">= lower limit {lln:g}"),
-    }[below(v, cmp, lln)]
+    status = fails_below(v, cmp, lln)
+    why = {
+        Status.UNKNOWN: f"since last dose: cannot tell vs lower limit {lln:g}",
+        Status.FAIL: f"below lower limit {lln:g} since last dose",
+        Status.PASS: f">= lower limit {lln:g}",
+    }[status]
     return result(crit, status, f"{concept} {value} {unit} {why}", [ev], ignored)
 
 
