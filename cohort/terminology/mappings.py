@@ -83,14 +83,14 @@ def read_text(path: Path, shown: str) -> str:
         ) from None
 
 
-_LINE_END = re.compile(r"\r\n|\r|\n")
+LINE_END = re.compile(r"\r\n|\r|\n")  # a CSV line end (csv_lines; tools.csvedit)
 
 
 def csv_lines(text: str) -> list[str]:
     """The lines of a CSV text, split at CR, LF or CRLF only: `str.splitlines` also splits at
     U+2028, U+0085 (NEL), form feeds and more, which a cell may hold (a pasted display; the
     csv writer does not quote them), and the row was cut in two."""
-    lines = _LINE_END.split(text)
+    lines = LINE_END.split(text)
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import stat
 from collections.abc import Iterable
 from pathlib import Path
 
 from cohort.errors import MappingError
 from cohort.report.files import write_atomic
-from cohort.terminology.mappings import csv_lines, read_text
-
-_LINE_END = re.compile(r"\r\n|\r|\n")
+from cohort.terminology.mappings import LINE_END, csv_lines, read_text
 
 
 def header_of(path: Path) -> list[str]:
@@ -57,5 +54,5 @@ def append_rows(path: Path, rows: Iterable[dict[str, str]]) -> int:
 def _first_line_end(text: str) -> str:
     """The line end of the text's first line: CRLF, LF or CR (an old "CSV (Macintosh)");
     LF for a text of one line."""
-    m = _LINE_END.search(text)
+    m = LINE_END.search(text)
     return m[0] if m else "\n"
