@@ -22,7 +22,7 @@ from cohort.cli_options import (
     config_option,
     out_option,
 )
-from cohort.errors import CohortError
+from cohort.errors import SIGTERM_TEXT, CohortError, interruption
 from cohort.safetext import printable, without_queries
 
 
@@ -39,12 +39,9 @@ class CohortGroup(click.Group):
         except KeyboardInterrupt as exc:
             # Ctrl-C, or SIGTERM (`stop_on_sigterm`): click's "Aborted!" exited 1, which the
             # exit codes call a bug; 128 + the signal's number, as a shell reports it
-            why = "SIGTERM" if str(exc) == SIGTERM else "Ctrl-C / SIGINT"
+            why, code = interruption(exc)
             click.echo(f"cohort: error: interrupted ({why})", err=True)
-            ctx.exit(128 + (signal.SIGTERM if why == "SIGTERM" else signal.SIGINT))
-
-
-SIGTERM = "SIGTERM"  # the KeyboardInterrupt's text when SIGTERM raised it
+            ctx.exit(code)
 
 
 def stop_on_sigterm() -> None:
@@ -52,7 +49,7 @@ def stop_on_sigterm() -> None:
     says so and the previous outputs stay (by default the process ended with neither)."""
 
     def stop(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(SIGTERM)
+        raise KeyboardInterrupt(SIGTERM_TEXT)
 
     signal.signal(signal.SIGTERM, stop)
 

@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 import difflib
+import signal
 from collections.abc import Iterable
+
+SIGTERM_TEXT = "SIGTERM"  # a KeyboardInterrupt's text when SIGTERM raised it (cli.stop_on_sigterm)
+
+
+def interruption(exc: KeyboardInterrupt) -> tuple[str, int]:
+    """What stopped a run, for its one line and run.json, and its exit code: 128 + the
+    signal's number, as a shell reports it (SIGTERM 143, Ctrl-C 130)."""
+    if str(exc) == SIGTERM_TEXT:
+        return "SIGTERM", 128 + signal.SIGTERM
+    return "Ctrl-C / SIGINT", 128 + signal.SIGINT
 
 
 class CohortError(Exception):

@@ -21,7 +21,7 @@ import msgspec
 
 from cohort import __version__
 from cohort.config import Config, SiteConfig
-from cohort.errors import CohortError, LockedError, OutputError, StoreError
+from cohort.errors import CohortError, LockedError, OutputError, StoreError, interruption
 from cohort.forks import INHERITED_FDS, map_chunks
 from cohort.ingest import Loaded, ingest
 from cohort.model import Candidate, SiteResult
@@ -315,8 +315,7 @@ def _run(
         )
         raise
     except KeyboardInterrupt as exc:  # Ctrl-C: run.json said "running" for a run long stopped
-        why = "SIGTERM" if str(exc) == "SIGTERM" else "Ctrl-C / SIGINT"  # (cli.stop_on_sigterm)
-        _failed(report, f"interrupted ({why})", kept_trial)
+        _failed(report, f"interrupted ({interruption(exc)[0]})", kept_trial)
         raise
     finally:
         report["finished"] = now_iso()
