@@ -12,7 +12,8 @@ from cohort.model import Evidence, Result, Status
 _BIRTH = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
 
-def _years(born: date, on: date) -> int:
+def years_at(born: date, on: date) -> int:
+    """Whole years from `born` to `on` (the `age` criterion, and report.rows.age_at)."""
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
@@ -32,7 +33,7 @@ def age(crit: Criterion, ctx: Context) -> Result:
     bounds = birth_bounds(ctx.facts.patient.birth_date)
     if bounds is None:
         return result(crit, Status.UNKNOWN, "no usable birth date")
-    oldest, youngest = _years(bounds[0], ctx.as_of), _years(bounds[1], ctx.as_of)
+    oldest, youngest = years_at(bounds[0], ctx.as_of), years_at(bounds[1], ctx.as_of)
     ev = [Evidence(ref=f"Patient/{pid}", value=str(youngest), unit="a", note="age at as-of")]
     if youngest >= minimum:
         return result(crit, Status.PASS, f"age {youngest} >= {minimum}", ev)

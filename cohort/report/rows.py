@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from cohort.criteria.demographic import birth_bounds
+from cohort.criteria.demographic import birth_bounds, years_at
 from cohort.model import Candidate, CriterionInfo, Result, SiteResult, Status
 
 TIERS = ("likely", "possible", "excluded")
@@ -173,7 +173,7 @@ def age_at(birth_date: str, as_of: date) -> int | None:
     bounds = birth_bounds(birth_date)
     if bounds is None:
         return None
-    ages = {as_of.year - b.year - ((as_of.month, as_of.day) < (b.month, b.day)) for b in bounds}
+    ages = {years_at(b, as_of) for b in bounds}
     if len(ages) != 1:
         return None
     age = ages.pop()
