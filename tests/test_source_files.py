@@ -119,6 +119,33 @@ def test_a_history_bundle_reads_no_version_of_a_record_it_deletes(tmp_path: Path
     assert sorted(res) == [("Condition", "c1"), ("Condition", "c2"), ("Condition", "c3")]
 
 
+def test_a_history_delete_named_by_a_versioned_or_absolute_url(tmp_path: Path) -> None:
+    """HAPI writes a DELETE's request.url with its version ("Condition/c1/_history/3", the
+    unqualified versioned id), other servers an absolute URL: the record is deleted all the
+    same, and its older versions listed after the DELETE are not read."""
+    versions = [
+        {
+            "resource": {
+                "resourceType": "Condition",
+                "id": cid,
+                "meta": {"versionId": "1"},
+                "subject": {"reference": "Patient/p1"},
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]},
+            },
+            "request": {"method": "POST", "url": "Condition"},
+        }
+        for cid in ("c1", "c2", "c3")
+    ]
+    deletes = [
+        {"request": {"method": "DELETE", "url": "Condition/c1/_history/2"}},
+        {"request": {"method": "DELETE", "url": "https://ehr.example.org/fhir/Condition/c2"}},
+    ]
+    bundle = {"resourceType": "Bundle", "type": "history", "entry": deletes + versions}
+    (tmp_path / "h.json").write_bytes(orjson.dumps(bundle))
+    res, _, _ = read(tmp_path / "h.json")
+    assert sorted(res) == [("Condition", "c3")]
+
+
 def test_types_filter_counts_skipped_types() -> None:
     res, _, stats = read(DATA / "bundles" / "transaction.json", types={"Patient", "Condition"})
     assert {k[0] for k in res} == {"Patient", "Condition"}

@@ -170,6 +170,8 @@ def deleted_before(entries: list[Any]) -> set[int]:
         elif isinstance(request, dict) and request.get("method") == "DELETE":
             url = request.get("url")
             parts = url.split("?", 1)[0].strip("/").split("/") if isinstance(url, str) else []
+            if "_history" in parts:  # "Type/id/_history/3": HAPI's versioned id of the DELETE
+                parts = parts[: parts.index("_history")]
             if len(parts) >= 2:
                 gone.add((parts[-2], parts[-1]))
     return out
