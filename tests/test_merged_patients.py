@@ -132,3 +132,27 @@ def test_explain_reads_a_merged_chart_as_screening_does(tmp_path: Path) -> None:
         assert "merged charts: read with the records of old1" in result.output
         sle = result.output.split("[pass] sle_diagnosis", 1)[1].split("\n\n", 1)[0]
         assert "Condition/c-old" in sle
+
+
+def test_coverage_counts_a_merged_chart_as_the_person_screening_reads(tmp_path: Path) -> None:
+    # the SLE diagnosis is on the old chart only: screening reads new1 as screened, so a code
+    # no mapping has, charted on new1 or old1, is one screened patient's (was: none screened,
+    # and two patients)
+    from criteria_helpers import observation
+
+    from cohort.config import load_config
+    from cohort.tools.coverage import coverage_report
+
+    records = [
+        _replaced("old1", "new1"),
+        patient("1980-05-01", pid="new1"),
+        _for("old1", condition("M32.14", onset=ago(3000), rid="c-old")),
+        _for("new1", observation("99999-9", ago(10), valueString="x", rid="o-new")),
+        _for("old1", observation("99999-9", ago(900), valueString="y", rid="o-old")),
+    ]
+    rows = _run(tmp_path, records)
+    assert list(rows) == ["new1"]
+    report = coverage_report(load_config(tmp_path / "site.toml"), tmp_path / "out", "s1")
+    (unmapped,) = [u for u in report.unmapped if u.code == "99999-9"]
+    assert unmapped.patients == {"new1"}
+    assert unmapped.screened == {"new1"}

@@ -12,6 +12,7 @@ from cohort.config import Config
 from cohort.errors import ConfigError
 from cohort.extract import Extractor
 from cohort.extract.census import CensusEntry, value_summary
+from cohort.merged import merges_of
 from cohort.model import Code, ObservationFact, Quantity
 from cohort.report.csv import render_chunks
 from cohort.report.files import write_atomic
@@ -120,9 +121,13 @@ def coverage_report(cfg: Config, out: Path, site_id: str | None = None) -> Cover
     failures: dict[tuple[str, str, str], list] = {}
     with open_store(cfg, out) as store:
         for site in sites:
-            screened = set(screened_ids(site.id, store, loaded))
+            # a merged chart's records are the person's who replaced it, as screening reads
+            # them (cohort/merged.py): one patient, screened when either chart is
+            merges = merges_of(store, site.id)
+            screened = set(merges.survivors(screened_ids(site.id, store, loaded)))
             ex = Extractor(loaded.rules, _medications(store, site.id))
-            for pid, resources in store.iter_by_patient(site.id):
+            for chart, resources in store.iter_by_patient(site.id):
+                pid = merges.into.get(chart, chart)
                 facts = ex.facts(pid, resources)
                 records: list[tuple[str, tuple[Code, ...], str, ObservationFact | None]] = []
                 records += [("Condition", c.codes, c.text, None) for c in facts.conditions]
@@ -145,6 +150,7 @@ def coverage_report(cfg: Config, out: Path, site_id: str | None = None) -> Cover
                 # records summarised at ingest (no concept when read): counted here as they
                 # would be had they been stored, unless a mapping edit has since mapped them
                 entry = CensusEntry.from_row(row)
+                entry.patients = {merges.into.get(p, p) for p in entry.patients}
                 for c in entry.codes:
                     seen_codes[term.canonical_system(c.system)].add(c.code)
                 if entry.text:
