@@ -41,9 +41,11 @@ INTERP = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 _ids = itertools.count(1)
 
 
-@lru_cache(maxsize=1)
-def terminology() -> Terminology:
-    return Terminology.load(MAPPINGS)
+@lru_cache(maxsize=2)
+def terminology(use_unverified: bool = False) -> Terminology:
+    """The shipped mappings; `use_unverified` as a run's `[trial] use_unverified = true` (for
+    rules whose only codes are verified=N, e.g. aiha)."""
+    return Terminology.load(MAPPINGS, use_unverified=use_unverified)
 
 
 @lru_cache(maxsize=1)
@@ -358,9 +360,14 @@ def context(
     site: dict[str, Any] | None = None,
     medications: dict[str, dict[str, Any]] | None = None,
     as_of: date = AS_OF,
+    use_unverified: bool = False,
 ) -> Context:
     return make_context(
-        facts(*resources, medications=medications), terminology(), as_of, rules(), site
+        facts(*resources, medications=medications),
+        terminology(use_unverified),
+        as_of,
+        rules(),
+        site,
     )
 
 
@@ -370,10 +377,13 @@ def run(
     site: dict[str, Any] | None = None,
     medications: dict[str, dict[str, Any]] | None = None,
     as_of: date = AS_OF,
+    use_unverified: bool = False,
 ) -> Result:
     """Evaluate one criterion of the real trial file on the given resources."""
     crit = criterion(cid)
-    ctx = context(*resources, site=site, medications=medications, as_of=as_of)
+    ctx = context(
+        *resources, site=site, medications=medications, as_of=as_of, use_unverified=use_unverified
+    )
     return KINDS[crit.kind].fn(crit, ctx)
 
 

@@ -526,21 +526,17 @@ def test_counts_window_and_none():
 
 
 def test_hemoglobin_aiha():
+    # the aiha codes are verified=N (not in the shared terminology reference): the rule is
+    # checked with them loaded, as a run with `use_unverified = true` does
+    loose = {"use_unverified": True}
     low = observation("718-7", ago(5), valueQuantity=qty(7.5, "g/dL", "g/dL"))
+    aiha = condition("D59.11", onset="2020-01-01")
     assert status("hemoglobin", low) == "fail"
-    assert status("hemoglobin", low, condition("D59.11", onset="2020-01-01")) == "pass"
-    assert (
-        status("hemoglobin", low, condition("D59.11", onset="2020-01-01", clinical="resolved"))
-        == "fail"
-    )
-    assert (
-        status(
-            "hemoglobin",
-            observation("718-7", ago(5), valueQuantity=qty(6.9, "g/dL", "g/dL")),
-            condition("D59.11", onset="2020-01-01"),
-        )
-        == "fail"
-    )
+    assert status("hemoglobin", low, aiha, **loose) == "pass"
+    resolved = condition("D59.11", onset="2020-01-01", clinical="resolved")
+    assert status("hemoglobin", low, resolved, **loose) == "fail"
+    very_low = observation("718-7", ago(5), valueQuantity=qty(6.9, "g/dL", "g/dL"))
+    assert status("hemoglobin", very_low, aiha, **loose) == "fail"
 
 
 # --- nephritis -------------------------------------------------------------------------------------

@@ -1,0 +1,453 @@
+"""Every code in mappings/ comes from the shared terminology reference (../shared/terminology).
+
+House rule (mappings/README.md "Where the codes came from"): a concept row marked verified=Y
+carries a (system, code) that the reference lists with VERIFIED status; anything else is kept
+with verified=N. Systems are compared after the tool's own canonicalisation
+(`Terminology.canonical_system`: aliases, OIDs, URL variants), codes exactly after the tool's
+`norm_code` (ICD-10-CM without the dot, CVX without leading zeros: `03` = `3`).
+
+The reverse holds too: every VERIFIED code of the reference (all of it was compiled for the
+SIRIUS-SLE 2 criteria) is in the mappings, or in LEFT_OUT below with the reason.
+
+Skipped cleanly when the reference is absent (set COHORT_SHARED_TERMINOLOGY to point at it).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from cohort.terminology import Terminology
+from cohort.terminology.codes import TEXT, norm_code
+from cohort.terminology.mappings import MappingRow, load_concept_rows
+
+pytestmark = pytest.mark.public_data
+
+ROOT = Path(__file__).resolve().parents[1]
+MAPPINGS = ROOT / "mappings"
+
+LOINC = "http://loinc.org"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+SNOMED = "http://snomed.info/sct"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+CVX = "http://hl7.org/fhir/sid/cvx"
+ATC = "http://www.whocc.no/atc"
+
+
+def _main_checkout() -> Path | None:
+    """The main checkout of a git worktree (its `.git` is a file naming the common git dir)."""
+    git = ROOT / ".git"
+    if not git.is_file():
+        return None
+    text = git.read_text(encoding="utf-8").strip()
+    if not text.startswith("gitdir:"):
+        return None
+    gitdir = Path(text.split(":", 1)[1].strip())  # <main>/.git/worktrees/<name>
+    return gitdir.parents[2] if len(gitdir.parents) > 2 else None
+
+
+def _shared() -> Path:
+    env = os.environ.get("COHORT_SHARED_TERMINOLOGY")
+    cands = [Path(env)] if env else []
+    cands.append(ROOT.parent / "shared" / "terminology")  # /work/main -> /work/shared
+    main = _main_checkout()
+    if main is not None:  # a worktree elsewhere: the main checkout's neighbour
+        cands.append(main.parent / "shared" / "terminology")
+    for cand in cands:
+        if (cand / "conditions.csv").is_file():
+            return cand
+    pytest.skip("shared terminology not found (set COHORT_SHARED_TERMINOLOGY)")
+
+
+# --- reading the reference ----------------------------------------------------------------------
+
+# Flags that are not plain VERIFIED/UNVERIFIED, read per code column. Any other flag is VERIFIED
+# only when it is exactly "VERIFIED" (an unknown new flag fails test_flags_are_understood).
+FLAG_READING: dict[str, dict[str, bool]] = {
+    # the caveat is about the ATC version (L04AA -> L04AF later), not a doubt about either code
+    "VERIFIED (ATC version-dependent)": {"rxcui": True, "atc": True},
+    "UNVERIFIED (rxcui) / VERIFIED (ATC)": {"rxcui": False, "atc": True},
+    # Japanese encephalitis live: no CVX; the row as a whole is not VERIFIED, so its ATC code
+    # J07BA03 is read as unverified too (mappings keep it with verified=N, see test_spec_audit)
+    "UNVERIFIED (CVX)": {"cvx": False, "atc": False, "snomed_vaccine_product": False},
+}
+
+
+def _verified(flag: str, column: str) -> bool:
+    flag = flag.strip()
+    if flag in FLAG_READING:
+        return FLAG_READING[flag].get(column, False)
+    return flag == "VERIFIED"
+
+
+def _understood(flag: str) -> bool:
+    return flag in FLAG_READING or flag == "VERIFIED" or flag.startswith("UNVERIFIED")
+
+
+def _first_token(cell: str) -> str:
+    """`836382004 (any measles-antigen vaccine)` -> `836382004`; `L04AA29 (ATC 2021; ...)`."""
+    return cell.strip().split(" ", 1)[0] if cell.strip() else ""
+
+
+@dataclass(frozen=True)
+class Ref:
+    where: str  # "conditions.csv:12"
+    criterion: str
+    verified: bool
+    flag: str
+
+
+def _rows(shared: Path, name: str) -> list[tuple[int, dict[str, str]]]:
+    with (shared / name).open(encoding="utf-8", newline="") as fh:
+        return [(n, row) for n, row in enumerate(csv.DictReader(fh), 2)]
+
+
+# The reference writes two ICD-10-CM families in words; the mappings write the same family in
+# the tool's match syntax. Mapping spelling -> reference spelling (same system, same family).
+SPELLING = {
+    (ICD10CM, "C44.?1*"): "C44.x1 family",  # glob: 5th character 1 under C44.0-C44.9 (BCC)
+}
+
+
+class Reference:
+    """(canonical system, normalised code) -> where the shared reference lists it."""
+
+    def __init__(self, shared: Path, term: Terminology) -> None:
+        self.term = term
+        self.codes: dict[tuple[str, str], list[Ref]] = defaultdict(list)
+        self.flags: list[tuple[str, str]] = []
+        for n, r in _rows(shared, "conditions.csv"):
+            self._add(r["system"], r["code"], f"conditions.csv:{n}", r, "code")
+            # A VERIFIED SNOMED row whose include_descendants cell names its children
+            # ("Y (WHO class I-VI children e.g. 36402006 class IV, 52042003 class V)"): the
+            # reference itself includes those codes; the tool has no SNOMED hierarchy, so the
+            # mappings list them as rows. Codes named only in a *source* note (6A551Z3, the
+            # range A15-A19) are not part of a VERIFIED row and do not count.
+            if self.key(r["system"], "")[0] == SNOMED and _verified(r["verified"], "code"):
+                for child in re.findall(r"\b\d{6,18}\b", r["include_descendants"]):
+                    ref = Ref(
+                        f"conditions.csv:{n} (named descendant)",
+                        r["criterion"],
+                        True,
+                        r["verified"],
+                    )
+                    self.codes[self.key(SNOMED, child)].append(ref)
+        for n, r in _rows(shared, "labs.csv"):
+            self._add(LOINC, r["loinc"], f"labs.csv:{n}", r, "loinc")
+        for n, r in _rows(shared, "medications.csv"):
+            self._add(RXNORM, r["rxcui"], f"medications.csv:{n}", r, "rxcui", "criterion_group")
+            self._add(
+                ATC, _first_token(r["atc"]), f"medications.csv:{n}", r, "atc", "criterion_group"
+            )
+        for n, r in _rows(shared, "vaccines.csv"):
+            where = f"vaccines.csv:{n}"
+            self._add(CVX, r["cvx"], where, r, "cvx")
+            self._add(
+                SNOMED,
+                _first_token(r["snomed_vaccine_product"]),
+                where,
+                r,
+                "snomed_vaccine_product",
+            )
+            self._add(ATC, _first_token(r["atc"]), where, r, "atc")
+        # RxNorm products: VSAC value-set expansions (the file has no flag column; its source,
+        # vsac_valuesets, is a published expansion, so a listed RxCUI counts as verified)
+        self.products: dict[str, tuple[str, str]] = {}
+        for n, r in _rows(shared, "rxnorm_products.csv"):
+            where = f"rxnorm_products.csv:{n}"
+            self.products[r["rxcui"].strip()] = (r["ingredient"].strip().lower(), where)
+            ref = Ref(where, r["ingredient"], True, "VSAC " + r["vsac_valuesets"])
+            self.codes[self.key(RXNORM, r["rxcui"])].append(ref)
+        self.names = self._names(shared)
+
+    def key(self, system: str, code: str) -> tuple[str, str]:
+        canon = self.term.canonical_system(system)
+        return canon, norm_code(canon, code)
+
+    def _add(
+        self,
+        system: str,
+        code: str,
+        where: str,
+        r: dict[str, str],
+        column: str,
+        criterion: str = "criterion",
+    ) -> None:
+        flag = r["verified"]
+        self.flags.append((where, flag))
+        if not code.strip():
+            return  # blank: "not found, must not be guessed"
+        ref = Ref(where, r[criterion], _verified(flag, column), flag)
+        self.codes[self.key(system, code)].append(ref)
+
+    def verified(self, system: str, code: str) -> bool:
+        return any(ref.verified for ref in self.codes.get(self.key(system, code), ()))
+
+    @staticmethod
+    def _names(shared: Path) -> str:
+        """All drug-name text of the reference, lower case, for the text rows (names, not codes)."""
+        parts = [r["ingredient"] for _, r in _rows(shared, "medications.csv")]
+        parts += [" ".join(r.values()) for _, r in _rows(shared, "brand_names.csv")]
+        parts += [r["ingredient"] for _, r in _rows(shared, "rxnorm_products.csv")]
+        return " | ".join(parts).replace(";", " ; ").lower()
+
+
+@pytest.fixture(scope="module")
+def term() -> Terminology:
+    return Terminology.load(MAPPINGS, use_unverified=True)
+
+
+@pytest.fixture(scope="module")
+def ref(term: Terminology) -> Reference:
+    return Reference(_shared(), term)
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[MappingRow]:
+    return load_concept_rows(MAPPINGS)
+
+
+def _spelled(term: Terminology, row: MappingRow) -> str:
+    """The row's code as the reference writes it (SPELLING), else as is."""
+    return SPELLING.get((term.canonical_system(row.system), row.code), row.code)
+
+
+def _at(row: MappingRow) -> str:
+    return f"{row.file}:{row.line} {row.concept} {row.system}|{row.code}"
+
+
+# --- mapping rows that cannot be in the public reference ------------------------------------------
+
+# Text rows (system `text`) hold names, not codes. A name counts as sourced when the reference's
+# drug-name text (medications.csv ingredient cells, brand_names.csv, rxnorm_products.csv
+# ingredients) holds it as a whole word. These names are not written out there; each is kept
+# deliberately (case-insensitive):
+TEXT_NOT_IN_REFERENCE = {
+    # brand_names.csv writes the biosimilar suffixes abbreviated: "rituximab-abbs/-pvvr/-arrx"
+    "rituximab-pvvr": "suffix spelled out from brand_names.csv 'rituximab-abbs/-pvvr/-arrx'",
+    "rituximab-arrx": "suffix spelled out from brand_names.csv 'rituximab-abbs/-pvvr/-arrx'",
+    "ivig": "abbreviation of 'immune globulin IV' (medications.csv)",
+    "scig": "abbreviation of 'immune globulin SC' (medications.csv)",
+    "vay-736": "hyphenated spelling of the code name VAY736 (medications.csv, brand_names.csv)",
+    # an allowed background DMARD of the SPEC (test_spec_audit background_therapy); marketed in
+    # Japan only, so no RxNorm code and no row in the reference
+    "mizoribine": "SPEC background DMARD; no RxNorm code, not in the reference",
+    # exclude=Y names: they only REMOVE immunoglobulin (hyperimmune globulins are not IVIG/SCIG)
+    "tetanus immune globulin": "exclusion name (README: tetanus immune globulin is left out)",
+    "hepatitis b immune globulin": "exclusion name: hyperimmune globulin, not IVIG/SCIG",
+    "rabies immune globulin": "exclusion name: hyperimmune globulin, not IVIG/SCIG",
+    "rho(d) immune globulin": "exclusion name: hyperimmune globulin, not IVIG/SCIG",
+    "varicella zoster immune globulin": "exclusion name: hyperimmune globulin, not IVIG/SCIG",
+    "botulism immune globulin": "exclusion name: hyperimmune globulin, not IVIG/SCIG",
+}
+
+# Public systems the reference covers; a verified=local row must use none of them (a site's own
+# flowsheet/EHR codes, e.g. http://example.org/fhir/uci/flowsheet or Epic urn:oid:1.2.840.114350.*,
+# cannot be in public sources), and a verified=Y row must use one of them or `text`.
+PUBLIC = {
+    LOINC,
+    RXNORM,
+    SNOMED,
+    ICD10CM,
+    CVX,
+    ATC,
+    "http://www.ama-assn.org/go/cpt",
+    "http://www.cms.gov/Medicare/Coding/ICD10",
+}
+
+
+def test_flags_are_understood(ref: Reference) -> None:
+    unknown = [(w, f) for w, f in ref.flags if not _understood(f)]
+    assert not unknown, f"add a reading to FLAG_READING for: {unknown}"
+
+
+def test_verified_rows_are_verified_in_the_reference(
+    rows: list[MappingRow], ref: Reference
+) -> None:
+    bad = []
+    for row in rows:
+        if row.verified != "Y" or row.system == TEXT:
+            continue
+        found = ref.codes.get(ref.key(row.system, _spelled(ref.term, row)), [])
+        if not any(r.verified for r in found):
+            said = "; ".join(f"{r.where} {r.flag}" for r in found) or "absent"
+            bad.append(f"{_at(row)}: reference says {said}")
+    assert not bad, "verified=Y but not VERIFIED in the reference:\n" + "\n".join(bad)
+
+
+def test_unverified_rows_are_not_verified_in_the_reference(
+    rows: list[MappingRow], ref: Reference
+) -> None:
+    """A row kept with verified=N whose code the reference does verify is a code wrongly unused."""
+    bad = [
+        _at(r)
+        for r in rows
+        if r.verified == "N" and r.system != TEXT and ref.verified(r.system, _spelled(ref.term, r))
+    ]
+    assert not bad, "verified=N but VERIFIED in the reference:\n" + "\n".join(bad)
+
+
+def test_local_rows_use_local_systems(rows: list[MappingRow], term: Terminology) -> None:
+    for row in rows:
+        canon = term.canonical_system(row.system)
+        if row.verified == "local":
+            assert canon not in PUBLIC and canon != TEXT, _at(row)
+        elif row.verified == "Y":
+            assert canon in PUBLIC or canon == TEXT, _at(row)
+
+
+def test_text_names_come_from_the_reference(rows: list[MappingRow], ref: Reference) -> None:
+    bad = []
+    for row in rows:
+        if row.system != TEXT or row.verified != "Y":
+            continue
+        name = row.code.lower()
+        if name in TEXT_NOT_IN_REFERENCE:
+            continue
+        if not re.search(r"(?<![\w-])" + re.escape(name) + r"(?![\w-])", ref.names):
+            bad.append(_at(row))
+    assert not bad, "text names not in the reference:\n" + "\n".join(bad)
+    # the allow-list stays exact: every entry still names a text row
+    texts = {r.code.lower() for r in rows if r.system == TEXT}
+    assert set(TEXT_NOT_IN_REFERENCE) <= texts
+
+
+# --- the reverse: every VERIFIED reference code is mapped, or left out on purpose -----------------
+
+# (canonical system, code as the reference writes it) -> why the mappings leave it out
+LEFT_OUT: dict[tuple[str, str], str] = {
+    (RXNORM, "8948"): (
+        "Purified Protein Derivative of Tuberculin (the reference: 'TST reagent (not a drug "
+        "exclusion ...)'). The trial's tuberculosis criterion reads active_tb conditions and "
+        "IGRA only, never a TST; as a drug group it would make a skin test a drug exposure. "
+        "products.csv keeps the RxCUI (ingredient only, no medication group)."
+    ),
+}
+
+
+def test_every_verified_reference_code_is_mapped(rows: list[MappingRow], ref: Reference) -> None:
+    mapped = {
+        ref.key(r.system, _spelled(ref.term, r))
+        for r in rows
+        if r.system != TEXT and r.verified == "Y"
+    }
+    left_out = {ref.key(s, c) for s, c in LEFT_OUT}
+    missing = []
+    for key, refs in sorted(ref.codes.items()):
+        if key in mapped or key in left_out or not any(r.verified for r in refs):
+            continue
+        if key[0] == RXNORM and all(r.where.startswith("rxnorm_products") for r in refs):
+            continue  # products: test_products_come_from_the_reference
+        missing.append(f"{key[0]}|{key[1]}: " + "; ".join(f"{r.where} {r.criterion}" for r in refs))
+    assert not missing, "VERIFIED in the reference, not mapped:\n" + "\n".join(missing)
+    stale = [k for k in LEFT_OUT if ref.key(*k) in mapped]
+    assert not stale, f"LEFT_OUT entries now mapped (drop them): {stale}"
+
+
+# RxNorm products of the reference that products.csv leaves out, with the reason
+PRODUCTS_LEFT_OUT: dict[str, str] = {
+    # listed under 'immune globulin' in the reference, but a hyperimmune globulin: mapped, it
+    # would count as IVIG/SCIG for the 24-week washout (README: "Tetanus immune globulin is
+    # left out"; medications.csv excludes the name too)
+    "1727875": "Tetanus immune globulin",
+}
+
+
+def test_products_come_from_the_reference(ref: Reference) -> None:
+    with (MAPPINGS / "medications" / "products.csv").open(encoding="utf-8", newline="") as fh:
+        products = {r["rxcui"].strip(): (n, r) for n, r in enumerate(csv.DictReader(fh), 2)}
+    bad = []
+    for rxcui, (n, r) in products.items():
+        found = ref.products.get(rxcui)
+        if found is None:
+            bad.append(f"mappings/medications/products.csv:{n} {rxcui}: not in rxnorm_products.csv")
+        elif found[0] != r["ingredient"].strip().lower():
+            bad.append(
+                f"mappings/medications/products.csv:{n} {rxcui}: ingredient "
+                f"{r['ingredient']!r}, reference {found[1]} says {found[0]!r}"
+            )
+    missing = [
+        f"{rx} ({ing}, {where})"
+        for rx, (ing, where) in ref.products.items()
+        if rx not in products and rx not in PRODUCTS_LEFT_OUT
+    ]
+    assert not bad and not missing, "\n".join(bad + ["not in products.csv: " + m for m in missing])
+
+
+def test_system_oids_match_the_reference(term: Terminology) -> None:
+    """systems.csv: each OID of the reference's systems.csv canonicalises to its FHIR URI."""
+    shared = _shared()
+    for n, r in _rows(shared, "systems.csv"):
+        if r["oid"].strip() and r["verified"] == "VERIFIED":
+            uri = r["canonical_fhir_uri"].strip()
+            assert term.canonical_system("urn:oid:" + r["oid"].strip()) == uri, f"systems.csv:{n}"
+
+
+def test_broad_lupus_parent_stays_out_of_sle(rows: list[MappingRow], term: Terminology) -> None:
+    """conditions.csv: 200936003 Lupus erythematosus is VERIFIED but marked "use only with
+    care" (it also covers cutaneous/discoid LE): it may only map to lupus_unspecified, which the
+    trial screens on and treats as uncertain ("confirm SLE"), never to sle itself."""
+    concepts = {
+        r.concept
+        for r in rows
+        if term.canonical_system(r.system) == SNOMED and r.code == "200936003"
+    }
+    assert concepts == {"lupus_unspecified"}
+
+
+# values.csv holds result *answer* codes (SNOMED qualifier values, LOINC LA answers, HL7 v3
+# interpretation codes). The reference has no answer-code table, and values.csv has no verified
+# column, so these cannot be checked here; each row names its public source (WHO DDCC, HL7 SMART
+# Health Cards IG, HL7 THO). Listed so that a new answer code is a deliberate edit of this test.
+VALUES_OUTSIDE_REFERENCE = (
+    {
+        (SNOMED, c)
+        for c in (
+            "10828004",
+            "260373001",
+            "11214006",
+            "260385009",
+            "260415000",
+            "131194007",
+            "82334004",
+            "42425007",
+            "419984006",
+        )
+    }
+    | {
+        (LOINC, c)
+        for c in (
+            "LA6576-8",
+            "LA18996-1",
+            "LA6577-6",
+            "LA4259-3",
+            "LA11882-0",
+            "LA11883-8",
+            "LA11885-3",
+            "LA9663-1",
+        )
+    }
+    | {
+        ("http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", c)
+        for c in ("POS", "DET", "A", "NEG", "ND", "N", "IND")
+    }
+)
+
+
+def test_value_codes_are_the_listed_ones(term: Terminology, ref: Reference) -> None:
+    with (MAPPINGS / "values.csv").open(encoding="utf-8", newline="") as fh:
+        coded = {
+            (term.canonical_system(r["system"]), r["code"].strip()): r["source"]
+            for r in csv.DictReader(fh)
+            if r["kind"] in ("code", "interpretation")
+        }
+    assert set(coded) == VALUES_OUTSIDE_REFERENCE
+    assert all(src.strip() for src in coded.values())
+    # none of them is in the reference (if one appears there, check it like a concept row)
+    assert not [k for k in coded if ref.codes.get(ref.key(*k))]
