@@ -353,9 +353,9 @@ def test_hemoglobin_units(code: str, value: dict, expected: str) -> None:
 
 AIHA_ICD = "D59.11"
 AIHA_SNOMED = "413603009"
-# The aiha codes (D59.1x, 413603009) are not in the shared terminology reference, so the
-# mappings keep them with verified=N: these tests of the rule load them as a run with
-# `use_unverified = true` would (test_hemoglobin_aiha_codes_are_unverified: the default).
+# The aiha SNOMED code (413603009, a single public source) is kept with verified=N: these tests
+# of the rule load it as a run with `use_unverified = true` would (the default:
+# test_hemoglobin_aiha_by_default_reads_the_verified_icd_code_only).
 LOOSE = {"use_unverified": True}
 
 
@@ -379,10 +379,11 @@ def test_hemoglobin_aiha_threshold(hb: float, aiha: dict | None, expected: str) 
     assert status("hemoglobin", o, *extra, **LOOSE) == expected
 
 
-def test_hemoglobin_aiha_codes_are_unverified() -> None:
-    """By default (no use_unverified) an AIHA condition does not lower the limit to 7.0."""
+def test_hemoglobin_aiha_by_default_reads_the_verified_icd_code_only() -> None:
+    """By default (no use_unverified) the ICD-10-CM D59.1x codes (verified: CMS FY2021) lower
+    the limit to 7.0; the single-source SNOMED code does not."""
     o = observation("718-7", ago(10), valueQuantity=qty(7.5, "g/dL", "g/dL"))
-    assert status("hemoglobin", o, condition(AIHA_ICD)) == "fail"
+    assert status("hemoglobin", o, condition(AIHA_ICD)) == "pass"
     assert status("hemoglobin", o, condition(AIHA_SNOMED, SNOMED)) == "fail"
 
 

@@ -225,6 +225,7 @@ def test_required_concepts_exist(term: Terminology) -> None:
         "asthma",
         "gout",
         "urticaria",
+        "aiha",
         "esrd",
         "heart_failure",
         "cirrhosis",
@@ -270,9 +271,6 @@ def test_required_concepts_exist(term: Terminology) -> None:
         "tst",
     ]:
         assert c in names, c
-    # aiha (D59.1x, 413603009) is not in the shared reference: its rows are verified=N
-    assert "aiha" not in names
-    assert "aiha" in Terminology.load(MAPPINGS, use_unverified=True).concept_names()
 
 
 def test_search_tokens(term: Terminology) -> None:
@@ -283,8 +281,7 @@ def test_search_tokens(term: Terminology) -> None:
         assert f"{ICD}|{code}" in cond
     assert f"{ICD}|M32.0" not in cond
     assert "http://www.cms.gov/Medicare/Coding/ICD10|6A550Z3" in tokens["Procedure"]
-    # 6A551Z3 (multiple) is only named in a source note of the shared reference: verified=N
-    assert "http://www.cms.gov/Medicare/Coding/ICD10|6A551Z3" not in tokens["Procedure"]
+    assert "http://www.cms.gov/Medicare/Coding/ICD10|6A551Z3" in tokens["Procedure"]
     assert "http://hl7.org/fhir/sid/cvx|03" in tokens["Immunization"]
     meds = term.search_tokens(["corticosteroid_systemic"])
     assert f"{RX}|8640" in meds["MedicationRequest"]
