@@ -50,3 +50,16 @@ def test_a_reading_rules_mistake_stops_check_and_run(
     assert code == 4 and f"error: {expected}" in lines, lines
     code, output = run_uci(tmp_path, m)
     assert code == 4 and output.splitlines() == [f"cohort: error: {expected}"]
+
+
+def test_a_line_separator_inside_a_toml_string_does_not_shift_the_line_named(
+    tmp_path: Path,
+) -> None:
+    """TOML ends lines at LF or CRLF only; the line finder split at U+2028 too (which a TOML
+    string may hold), so every error below such a string named the line after the right one."""
+    m = copy_mappings(tmp_path)
+    edit(m / "rules.toml", '"active", "recurrence"', '"active\u2028x", "recurrence"', "x")
+    line = edit(m / "rules.toml", "ongoing = ", "ongoin = ", "ongoin")
+    code, lines = check_all(m)
+    expected = f"{m / 'rules.toml'}:{line}: [exposure] key 'ongoin': unknown key"
+    assert code == 4 and any(ln.startswith(f"error: {expected}") for ln in lines), lines

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from cohort.criteria.base import Criterion
-from cohort.criteria.lines import TomlLines
 from cohort.criteria.registry import (
     CHECK_KEYS,
     CONCEPT_KEYS,
@@ -29,6 +28,7 @@ from cohort.criteria.registry import (
 )
 from cohort.errors import MappingError, did_you_mean
 from cohort.model import CriterionInfo
+from cohort.tomllines import TomlLines
 
 # keys every criterion may have besides its kind's parameters, and their types
 _META: dict[str, type] = {

@@ -11,6 +11,7 @@ from typing import Any
 from cohort.errors import MappingError, did_you_mean
 from cohort.extract.elements import first_code
 from cohort.model import PIPELINE_TYPES
+from cohort.tomllines import TomlLines
 
 __all__ = ["ReadingRules"]
 
@@ -90,21 +91,11 @@ _VERIFIED_TYPES = ("Condition",)  # the only type whose verificationStatus is re
 
 
 def _validate(path: Path, text: str, data: dict[str, Any]) -> None:
-    lines = text.splitlines()
+    lines = TomlLines(path, text)
 
     def fail(table: str, key: str, msg: str) -> MappingError:
-        start = next(
-            (i for i, ln in enumerate(lines) if re.match(rf"^\s*\[\s*{table}\s*\]", ln)), None
-        )
-        at = start
-        if start is not None and key:
-            pat = re.compile(r"""^\s*["']?""" + re.escape(key) + r"""["']?\s*=""")
-            end = next(
-                (i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")),
-                len(lines),
-            )
-            at = next((i for i in range(start + 1, end) if pat.match(lines[i])), start)
-        where = f"{path}:{at + 1}" if at is not None else str(path)
+        at = lines.table_key_line(table, key)
+        where = f"{path}:{at}" if at is not None else str(path)
         what = f"[{table}] key '{key}'" if key else f"[{table}]"
         return MappingError(f"{where}: {what}: {msg}")
 

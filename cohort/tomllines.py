@@ -1,5 +1,5 @@
-"""Where a key of a criteria file is written: its line, for errors that name file, line and key
-(tomllib gives values, not positions)."""
+"""Where a key of a TOML file (criteria, rules.toml) is written: its line, for errors that name
+file, line and key (tomllib gives values, not positions)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from pathlib import Path
 
 __all__ = ["TomlLines"]
 
+# TOML ends a line with LF or CRLF only: str.splitlines() also splits at U+2028, U+0085, form
+# feeds..., which a TOML string may hold, and every later line number was off by one
+_NEWLINE = re.compile(r"\r?\n")
 _TABLE_LINE = re.compile(r"""^\s*\[(\[)?\s*([A-Za-z0-9_.\-"' ]+?)\s*\]\]?\s*(#.*)?$""")
 
 
@@ -17,13 +20,22 @@ class TomlLines:
 
     def __init__(self, path: Path, text: str):
         self.path = path
-        self.lines = text.splitlines()
+        self.lines = _NEWLINE.split(text)
         self.tables = [
             (i, m[2].strip(), bool(m[1]))
             for i, ln in enumerate(self.lines)
             if (m := _TABLE_LINE.match(ln))
         ]
         self.blocks = [i for i, name, array in self.tables if array and name == "criteria"]
+
+    def table_key_line(self, table: str, key: str = "") -> int | None:
+        """1-based line of `key` in the first `[table]` (the table's own line when the key is
+        not written there or is ""); None when there is no such table."""
+        start = next((i for i, name, array in self.tables if name == table and not array), None)
+        if start is None:
+            return None
+        at = self._find(range(start + 1, self._span(start).stop), key) if key else None
+        return (start if at is None else at) + 1
 
     def _span(self, start: int) -> range:
         end = next((i for i, _, _ in self.tables if i > start), len(self.lines))
