@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from cohort import __version__
 from cohort.config import Config, SiteConfig
-from cohort.errors import SourceError
+from cohort.errors import ServerError, SourceError
 from cohort.extract import Triage
 from cohort.model import PIPELINE_TYPES, Code
 from cohort.reading import JOB, read_results, workers_for_files
@@ -320,16 +321,25 @@ def ingest(
         {"base_url": site.source, **site.server}, f"site '{site.id}'"
     )
     concepts = loaded.trial.concepts()
-    report = pull(
-        site.id,
-        settings,
-        store,
-        loaded.term.search_tokens(concepts),
-        screen_tokens=[
-            t for ts in loaded.term.search_tokens(loaded.trial.screen_concepts).values() for t in ts
-        ],
-        full_refresh=full_refresh,
-        log=log,
-        max_removal=cfg.max_snapshot_removal,
-    )
+    try:
+        report = pull(
+            site.id,
+            settings,
+            store,
+            loaded.term.search_tokens(concepts),
+            screen_tokens=[
+                t
+                for ts in loaded.term.search_tokens(loaded.trial.screen_concepts).values()
+                for t in ts
+            ],
+            full_refresh=full_refresh,
+            log=log,
+            max_removal=cfg.max_snapshot_removal,
+        )
+    except ServerError as exc:
+        # the one line on stderr and run.json's error name the site and the server: a bare
+        # "GET /fhir/metadata: ConnectionError after 6 attempts" does not say which one failed
+        host = urlsplit(settings.base_url).netloc
+        exc.args = (f"site '{site.id}' ({host}): {exc}", *exc.args[1:])
+        raise
     return {"source": site.source, "kind": "fhir", **report.to_dict()}

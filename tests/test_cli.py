@@ -367,3 +367,25 @@ def test_a_run_stopped_by_sigterm_keeps_outputs_and_exits_143(
     monkeypatch.setattr(runner, "screen", ctrl_c)
     result = CliRunner().invoke(cli, [*args[:-3], "2026-11-26", "--out", str(out)])
     assert result.exit_code == 130 and "interrupted (Ctrl-C / SIGINT)" in result.output
+
+
+def test_server_failure_line_names_the_site_and_host(tmp_path: Path) -> None:
+    # research IT with several sites: "GET /fhir/metadata: ConnectionError" did not say which
+    # site's server was down; the one line and run.json's error now do
+    import socket
+
+    with socket.socket() as s:  # a loopback port nothing listens on (connection refused)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "site.toml"
+    cfg.write_text(
+        '[trial]\nid = "sirius-sle-2"\n\n[[sites]]\nid = "north"\n'
+        f'source = "http://127.0.0.1:{port}/fhir"\n\n[sites.server]\nmax_retries = 0\n'
+    )
+    out = tmp_path / "o"
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(out)])
+    assert result.exit_code == 6
+    expected = f"site 'north' (127.0.0.1:{port}): GET /fhir/metadata: ConnectionError"
+    assert f"cohort: error: {expected}" in result.output
+    report = json.loads((out / "run.json").read_text())
+    assert report["status"] == "failed" and report["error"].startswith(expected)

@@ -108,3 +108,27 @@ def test_empty_concept_is_a_warning(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
     assert result.exit_code == 0, result.output
     assert "concept 'body_weight' is empty (only unverified rows" in result.output
+
+
+def test_threshold_changed_without_its_title_is_a_warning(tmp_path: Path) -> None:
+    # a researcher raises the platelet limit; the title coordinators read still says 25
+    m = _copy(tmp_path)
+    trial = m / "trials" / "sirius-sle-2.toml"
+    text = trial.read_text(encoding="utf-8")
+    trial.write_text(text.replace("fail_below = 25\n", "fail_below = 50\n"), encoding="utf-8")
+    line = next(
+        i for i, t in enumerate(trial.read_text().splitlines(), 1) if t.startswith('title = "Pla')
+    )
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0  # a warning: the run still screens with the new limit
+    assert (
+        f"sirius-sle-2.toml:{line}: criterion 'platelets': key 'title': "
+        "'Platelets >= 25 x10^3/uL within 90 days' does not mention fail_below = 50"
+    ) in result.output
+    # the title updated with it: no warning
+    trial.write_text(
+        trial.read_text().replace("Platelets >= 25 x10^3", "Platelets >= 50 x10^3"),
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0 and "key 'title'" not in result.output

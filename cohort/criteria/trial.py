@@ -276,6 +276,42 @@ def _check_concepts(
             )
 
 
+# the numbers a title quotes: a researcher who changes one in the rule (fail_below 25 -> 50)
+# and not in the title leaves coordinators reading the old one (summary.html, explain, to_confirm)
+_TITLE_NUMBERS = (
+    "min_years",
+    "min_months",
+    "min_titer",
+    "fail_below",
+    "pass_at_least",
+    "max_daily_mg",
+)
+
+
+def _check_title(p: _Problems, index: int, cid: str, raw: dict[str, Any]) -> None:
+    """Warn when a title that quotes numbers does not quote its rule's threshold (a window may
+    well go unsaid: "Platelets >= 25")."""
+    title = raw.get("title")
+    if not isinstance(title, str):
+        return
+    quoted = {float(n) for n in re.findall(r"\d+(?:\.\d+)?", title)}
+    if not quoted:
+        return  # a title in words only says no number that could be stale
+    for key in _TITLE_NUMBERS:
+        value = raw.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if float(value) not in quoted:
+            p.criterion(
+                index,
+                cid,
+                "title",
+                f"'{title}' does not mention {key} = {value} (the title is shown as written "
+                "in summary.html, explain and to_confirm: update it with the rule)",
+                warn=True,
+            )
+
+
 def check_trial(
     path: Path,
     known: set[str] | None = None,
@@ -332,6 +368,7 @@ def check_trial(
         cid, params = checked
         if known is not None:
             _check_concepts(p, index, cid, params, known, active, units, raw["kind"])
+        _check_title(p, index, cid, raw)
         criteria.append(
             Criterion(
                 id=cid,
