@@ -339,7 +339,9 @@ def ingest(
     except ServerError as exc:
         # the one line on stderr and run.json's error name the site and the server: a bare
         # "GET /fhir/metadata: ConnectionError after 6 attempts" does not say which one failed
-        host = urlsplit(settings.base_url).netloc
+        # (host and port only: a URL's user:password part is a secret)
+        url = urlsplit(settings.base_url)
+        host = f"{url.hostname}:{url.port}" if url.port else str(url.hostname)
         exc.args = (f"site '{site.id}' ({host}): {exc}", *exc.args[1:])
         raise
     return {"source": site.source, "kind": "fhir", **report.to_dict()}

@@ -389,3 +389,23 @@ def test_server_failure_line_names_the_site_and_host(tmp_path: Path) -> None:
     assert f"cohort: error: {expected}" in result.output
     report = json.loads((out / "run.json").read_text())
     assert report["status"] == "failed" and report["error"].startswith(expected)
+
+
+def test_a_server_url_with_a_password_is_refused_without_showing_it(tmp_path: Path) -> None:
+    # (the server-failure line above names the host: the config keeps secrets out of the URL)
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "site.toml"
+    cfg.write_text(
+        '[trial]\nid = "sirius-sle-2"\n\n[[sites]]\nid = "north"\n'
+        f'source = "http://u:hunter2@127.0.0.1:{port}/fhir"\n\n[sites.server]\nmax_retries = 0\n'
+    )
+    out = tmp_path / "o"
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(out)])
+    assert result.exit_code == 3, result.output
+    assert "must hold no user name, password" in result.output
+    assert "hunter2" not in result.output
+    assert "hunter2" not in (out / "run.json").read_text()
