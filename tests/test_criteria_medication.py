@@ -267,11 +267,14 @@ def test_high_dose_eligible_from_is_end_plus_84_days() -> None:
     r = run("washout_high_dose_cs", pred(mg(60), end_days=30))
     assert r.status == "fail"
     assert r.eligible_from == days_before(30) + timedelta(days=84)
+    # the reason says until when, as the other washouts' do
+    assert r.reason.endswith(f"within 12 weeks (until {r.eligible_from})"), r.reason
 
 
 def test_high_dose_ongoing_has_no_eligible_from() -> None:
     r = run("washout_high_dose_cs", pred(mg(60), end_days=None))
     assert (r.status, r.eligible_from) == ("fail", None)
+    assert r.reason.endswith("(ongoing or no known end)"), r.reason
 
 
 def test_high_dose_methylprednisolone_pulse_administration() -> None:

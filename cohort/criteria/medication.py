@@ -380,10 +380,12 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
             ok.append(replace(it.ev, note=dose, value=f"{mg:g}"))
     if fails:
         eligible = clear_from(ends, span)
+        # as the other washouts say it: until when, or that no end is known
+        when = f"until {eligible}" if eligible else "ongoing or no known end"
         return result(
             crit,
             Status.FAIL,
-            f"corticosteroid {fails[0].value} mg/day > {limit:g} within {span}",
+            f"corticosteroid {fails[0].value} mg/day > {limit:g} within {span} ({when})",
             fails + unknown + ok,
             ignored,
             eligible,
