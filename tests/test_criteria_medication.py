@@ -268,7 +268,7 @@ def test_high_dose_eligible_from_is_end_plus_84_days() -> None:
     assert r.status == "fail"
     assert r.eligible_from == days_before(30) + timedelta(days=84)
     # the reason says until when, as the other washouts' do
-    assert r.reason.endswith(f"within 12 weeks (until {r.eligible_from})"), r.reason
+    assert r.reason.endswith(f"within 84 days (until {r.eligible_from})"), r.reason
 
 
 def test_high_dose_ongoing_has_no_eligible_from() -> None:
