@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from cohort.cli import cli
 
@@ -299,6 +299,15 @@ def test_a_config_not_in_utf8_is_exit_3_naming_its_line(tmp_path: Path, encoding
     assert f"{cfg}:{line}: not UTF-8 text" in result.output and result.output.count("\n") == 1
 
 
+def _a_good_run(tmp_path: Path) -> tuple[Path, Path, list[str], bytes]:
+    """(config, out, the run's arguments, its candidates.csv) after a good run of uci."""
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
+    out = tmp_path / "out"
+    args = ["run", "--config", str(cfg), "--as-of", "2026-11-25", "--out", str(out)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    return cfg, out, args, (out / "uci" / "candidates.csv").read_bytes()
+
+
 def test_a_run_stopped_by_ctrl_c_says_so_in_run_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -307,11 +316,7 @@ def test_a_run_stopped_by_ctrl_c_says_so_in_run_json(
     import cohort.runner as runner
     from cohort.config import load_config
 
-    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
-    out = tmp_path / "out"
-    args = ["run", "--config", str(cfg), "--as-of", "2026-11-25", "--out", str(out)]
-    assert CliRunner().invoke(cli, args).exit_code == 0
-    before = (out / "uci" / "candidates.csv").read_bytes()
+    cfg, out, args, before = _a_good_run(tmp_path)
 
     def interrupted(*_: object, **__: object) -> None:
         raise KeyboardInterrupt
@@ -337,11 +342,7 @@ def test_a_run_stopped_by_sigterm_keeps_outputs_and_exits_143(
     import cohort.runner as runner
     from cohort.cli import stop_on_sigterm
 
-    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
-    out = tmp_path / "out"
-    args = ["run", "--config", str(cfg), "--as-of", "2026-11-25", "--out", str(out)]
-    assert CliRunner().invoke(cli, args).exit_code == 0
-    before = (out / "uci" / "candidates.csv").read_bytes()
+    cfg, out, args, before = _a_good_run(tmp_path)
 
     def killed(*_: object, **__: object) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
@@ -369,21 +370,27 @@ def test_a_run_stopped_by_sigterm_keeps_outputs_and_exits_143(
     assert result.exit_code == 130 and "interrupted (Ctrl-C / SIGINT)" in result.output
 
 
-def test_server_failure_line_names_the_site_and_host(tmp_path: Path) -> None:
-    # research IT with several sites: "GET /fhir/metadata: ConnectionError" did not say which
-    # site's server was down; the one line and run.json's error now do
+def _run_on_a_dead_port(tmp_path: Path, user: str = "") -> tuple[int, Result, Path]:
+    """(port, result, out) of `cohort run` on a site whose server is a loopback port nothing
+    listens on (connection refused), its URL with `user` ("u:pw@") if given."""
     import socket
 
-    with socket.socket() as s:  # a loopback port nothing listens on (connection refused)
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cfg = tmp_path / "site.toml"
     cfg.write_text(
         '[trial]\nid = "sirius-sle-2"\n\n[[sites]]\nid = "north"\n'
-        f'source = "http://127.0.0.1:{port}/fhir"\n\n[sites.server]\nmax_retries = 0\n'
+        f'source = "http://{user}127.0.0.1:{port}/fhir"\n\n[sites.server]\nmax_retries = 0\n'
     )
     out = tmp_path / "o"
-    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(out)])
+    return port, CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(out)]), out
+
+
+def test_server_failure_line_names_the_site_and_host(tmp_path: Path) -> None:
+    # research IT with several sites: "GET /fhir/metadata: ConnectionError" did not say which
+    # site's server was down; the one line and run.json's error now do
+    port, result, out = _run_on_a_dead_port(tmp_path)
     assert result.exit_code == 6
     expected = f"site 'north' (127.0.0.1:{port}): GET /fhir/metadata: ConnectionError"
     assert f"cohort: error: {expected}" in result.output
@@ -393,18 +400,7 @@ def test_server_failure_line_names_the_site_and_host(tmp_path: Path) -> None:
 
 def test_a_server_url_with_a_password_is_refused_without_showing_it(tmp_path: Path) -> None:
     # (the server-failure line above names the host: the config keeps secrets out of the URL)
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cfg = tmp_path / "site.toml"
-    cfg.write_text(
-        '[trial]\nid = "sirius-sle-2"\n\n[[sites]]\nid = "north"\n'
-        f'source = "http://u:hunter2@127.0.0.1:{port}/fhir"\n\n[sites.server]\nmax_retries = 0\n'
-    )
-    out = tmp_path / "o"
-    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(out)])
+    _, result, out = _run_on_a_dead_port(tmp_path, "u:hunter2@")
     assert result.exit_code == 3, result.output
     assert "must hold no user name, password" in result.output
     assert "hunter2" not in result.output

@@ -141,26 +141,14 @@ class Reference:
             # mappings list them as rows.
             if self.key(r["system"], "")[0] == SNOMED and _verified(r["verified"], "code"):
                 for child in re.findall(r"\b\d{6,18}\b", r["include_descendants"]):
-                    ref = Ref(
-                        f"conditions.csv:{n} (named descendant)",
-                        r["criterion"],
-                        True,
-                        r["verified"],
-                    )
-                    self.codes[self.key(SNOMED, child)].append(ref)
+                    self._named(SNOMED, child, f"conditions.csv:{n} (named descendant)", r)
             for (system, named), (owner, token) in NAMED_IN_NOTE.items():
                 if (
                     self.key(r["system"], r["code"]) == self.key(system, owner)
                     and token in r["source"]
                     and _verified(r["verified"], "code")
                 ):
-                    ref = Ref(
-                        f"conditions.csv:{n} (named in its source note)",
-                        r["criterion"],
-                        True,
-                        r["verified"],
-                    )
-                    self.codes[self.key(system, named)].append(ref)
+                    self._named(system, named, f"conditions.csv:{n} (named in its source note)", r)
         for n, r in _rows(shared, "labs.csv"):
             self._add(LOINC, r["loinc"], f"labs.csv:{n}", r, "loinc")
         for n, r in _rows(shared, "medications.csv"):
@@ -188,6 +176,10 @@ class Reference:
             ref = Ref(where, r["ingredient"], True, "VSAC " + r["vsac_valuesets"])
             self.codes[self.key(RXNORM, r["rxcui"])].append(ref)
         self.names = self._names(shared)
+
+    def _named(self, system: str, code: str, where: str, r: dict[str, str]) -> None:
+        """`code`, named inside the VERIFIED row `r` (not a row of its own), counts as verified."""
+        self.codes[self.key(system, code)].append(Ref(where, r["criterion"], True, r["verified"]))
 
     def key(self, system: str, code: str) -> tuple[str, str]:
         canon = self.term.canonical_system(system)
