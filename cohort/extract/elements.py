@@ -234,14 +234,18 @@ def obs_days(res: dict[str, Any]) -> DayRange | None:
 @functools.lru_cache(maxsize=4096)
 def instant_of(stamp: str) -> float | None:
     """The instant (POSIX seconds) of a dateTime with a time of day, else None: it orders
-    results of the same day ("most recent"). A time without a zone is read as UTC."""
+    results of the same day ("most recent"). A time without a zone is read as UTC; a leap
+    second (hh:mm:60, valid FHIR, which datetime refuses) as the second after hh:mm:59."""
     if len(stamp) <= 10 or "T" not in stamp:
         return None
+    leap = stamp[16:19] == ":60"
     try:
-        at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        at = datetime.fromisoformat(
+            (stamp[:17] + "59" + stamp[19:] if leap else stamp).replace("Z", "+00:00")
+        )
     except ValueError:
         return None
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp() + leap
 
 
 # (codes, text, maps to a concept, well-formed) of one code element
