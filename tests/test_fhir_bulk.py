@@ -584,3 +584,19 @@ def test_bulk_poll_waits_at_least_a_second_when_told_to_retry_at_once(tmp_path):
     p = Puller("uci", s, None, {}, [], False, c, logging.getLogger("t"))
     assert poll(p, STATUS)["output"] == []
     assert waits == [MIN_POLL] * 3 and MIN_POLL >= 1.0
+
+
+@responses.activate
+def test_bulk_job_replaced_by_a_full_refresh_is_deleted(tmp_path, store):
+    """An earlier run's unfinished job that a --full-refresh does not resume was left on the
+    server (still exporting, its files kept); the Bulk Data way to end it is a DELETE."""
+    kick, s = _interrupted_job(tmp_path, store)
+    responses.replace(responses.GET, f"{FILES}/Observation.ndjson", body=ndjson([obs(1, "p1")]))
+    deletes_before = [c for c in responses.calls if c.request.method == "DELETE"]
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s), full_refresh=True)
+    calls = [(c.request.method, c.request.url) for c in responses.calls]
+    deletes = [i for i, (m, u) in enumerate(calls) if m == "DELETE" and u == STATUS]
+    kickoffs = [i for i, (m, u) in enumerate(calls) if "$export" in u]
+    assert not deletes_before and len(kick) == 2
+    # the old job is deleted before the new one starts, the new one once it is loaded
+    assert len(deletes) == 2 and deletes[0] < kickoffs[-1] < deletes[1]

@@ -349,6 +349,10 @@ def bulk_pull(p: Puller) -> None:
     resumed = bool(state.get("status_url")) and not p.full_refresh and state.get("key") == key
     if resumed:
         p.report.warn("resumed an unfinished bulk export job")
+    elif state.get("status_url"):
+        # an earlier run's unfinished job that tonight replaces (--full-refresh, other types or
+        # codes): left alone it kept the server exporting, and its files, for nothing
+        _delete_job(p, str(state["status_url"]), "the replaced earlier")
     try:
         state, files, errors = _export(p, spool, state if resumed else {}, since, key)
     except JobGone as e:
@@ -374,8 +378,13 @@ def bulk_pull(p: Puller) -> None:
     if manifest.get("transactionTime") and not incomplete:
         p.set_mark("bulk", f"{manifest['transactionTime']}|{key}")
     p.set_mark("complete", json.dumps(sorted(screened)))
-    try:
-        p.client.request("DELETE", state["status_url"], key="bulk", ok=(200, 202, 204, 404))
-    except ServerError as e:
-        p.report.warn(f"could not delete the bulk export job: {e}")
+    _delete_job(p, state["status_url"], "the")
     shutil.rmtree(spool, ignore_errors=True)
+
+
+def _delete_job(p: Puller, status_url: str, which: str) -> None:
+    """DELETE an export job's status URL (the Bulk Data way to end a job); a failure only warns."""
+    try:
+        p.client.request("DELETE", status_url, key="bulk", ok=(200, 202, 204, 404))
+    except ServerError as e:
+        p.report.warn(f"could not delete {which} bulk export job: {e}")
