@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -52,3 +55,32 @@ def edit(path: Path, old: str, new: str, marker: str) -> int:
 
 
 # (case, old text, new text, marker of the line named, message after "FILE:LINE: ")
+
+
+def run_records(
+    tmp: Path, records: list[dict[str, Any]], run_table: str = "", name: str = "out"
+) -> Path:
+    """`cohort run` (one site `s1`, as of 2026-11-25, the shipped mappings) on `records`
+    written as one NDJSON file per type under `tmp/data`; the site's output folder."""
+    data = tmp / "data"
+    data.mkdir(exist_ok=True)
+    by_type: dict[str, list[str]] = {}
+    for res in records:
+        by_type.setdefault(res["resourceType"], []).append(json.dumps(res))
+    for rtype, lines in by_type.items():
+        (data / f"{rtype}.ndjson").write_text("\n".join(lines) + "\n")
+    cfg = tmp / "site.toml"
+    cfg.write_text(
+        f'{run_table}[trial]\nid = "sirius-sle-2"\nmappings = "{ROOT / "mappings"}"\n'
+        f'[[sites]]\nid = "s1"\nsource = "{data}"\n'
+    )
+    out = tmp / name
+    args = ["run", "--config", str(cfg), "--as-of", "2026-11-25", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return out / "s1"
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        return list(csv.DictReader(f))

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
 from criteria_helpers import ago, condition, patient
+from researcher_helpers import csv_rows, run_records
 
 from cohort.cli import cli
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _for(pid: str, res: dict[str, Any]) -> dict[str, Any]:
@@ -27,24 +24,8 @@ def _replaced(old: str, new: str, **extra: Any) -> dict[str, Any]:
 def _run(
     tmp_path: Path, records: list[dict[str, Any]], run_table: str = "", name: str = "out"
 ) -> dict[str, dict[str, str]]:
-    data = tmp_path / "data"
-    data.mkdir(exist_ok=True)
-    by_type: dict[str, list[str]] = {}
-    for res in records:
-        by_type.setdefault(res["resourceType"], []).append(json.dumps(res))
-    for rtype, lines in by_type.items():
-        (data / f"{rtype}.ndjson").write_text("\n".join(lines) + "\n")
-    cfg = tmp_path / "site.toml"
-    cfg.write_text(
-        f'{run_table}[trial]\nid = "sirius-sle-2"\nmappings = "{ROOT / "mappings"}"\n'
-        f'[[sites]]\nid = "s1"\nsource = "{data}"\n'
-    )
-    out = tmp_path / name
-    args = ["run", "--config", str(cfg), "--as-of", "2026-11-25", "--out", str(out)]
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0, result.output
-    with open(out / "s1" / "candidates.csv", newline="", encoding="utf-8") as f:
-        return {row["patient_id"]: row for row in csv.DictReader(f)}
+    site = run_records(tmp_path, records, run_table, name)
+    return {row["patient_id"]: row for row in csv_rows(site / "candidates.csv")}
 
 
 def test_a_merged_chart_is_one_candidate_with_the_old_records(tmp_path: Path) -> None:

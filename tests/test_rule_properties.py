@@ -5,8 +5,6 @@ the CLI) and the most recent of several results on one day (criteria/base.py new
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -14,16 +12,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from click.testing import CliRunner
 from criteria_helpers import ago, condition, observation, patient, qty, run
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from researcher_helpers import csv_rows, run_records
 
-from cohort.cli import cli
 from cohort.criteria.bounds import above, below, fails_below
 from cohort.model import Status
 
-ROOT = Path(__file__).resolve().parent.parent
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 INF = math.inf
 
@@ -200,27 +196,9 @@ def merged_into(data: dict[str, dict[str, Any]]) -> dict[str, str]:
 
 
 def _write_and_run(tmp: Path, records: list[dict[str, Any]]) -> tuple[dict, list[dict]]:
-    data = tmp / "data"
-    data.mkdir()
-    by_type: dict[str, list[str]] = {}
-    for res in records:
-        by_type.setdefault(res["resourceType"], []).append(json.dumps(res))
-    for rtype, lines in by_type.items():
-        (data / f"{rtype}.ndjson").write_text("\n".join(lines) + "\n")
-    cfg = tmp / "site.toml"
-    cfg.write_text(
-        f'[run]\nworkers = 1\n[trial]\nid = "sirius-sle-2"\nmappings = "{ROOT / "mappings"}"\n'
-        f'[[sites]]\nid = "s1"\nsource = "{data}"\n'
-    )
-    out = tmp / "out"
-    args = ["run", "--config", str(cfg), "--as-of", "2026-11-25", "--out", str(out)]
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0, result.output
-    with open(out / "s1" / "candidates.csv", newline="", encoding="utf-8-sig") as f:
-        rows = {row["patient_id"]: row for row in csv.DictReader(f)}
-    with open(out / "s1" / "evidence.csv", newline="", encoding="utf-8-sig") as f:
-        evidence = list(csv.DictReader(f))
-    return rows, evidence
+    site = run_records(tmp, records, "[run]\nworkers = 1\n")
+    rows = {row["patient_id"]: row for row in csv_rows(site / "candidates.csv")}
+    return rows, csv_rows(site / "evidence.csv")
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
