@@ -22,12 +22,13 @@ from cohort.cli_options import (
     config_option,
     out_option,
 )
-from cohort.errors import SIGTERM_TEXT, CohortError, interruption
+from cohort.errors import SIGTERM_TEXT, CohortError, OutputError, interruption
 from cohort.safetext import printable, without_queries
 
 
 class CohortGroup(click.Group):
-    """Turns a CohortError into one line on stderr and its documented exit code."""
+    """Turns a CohortError, or an interruption (Ctrl-C, SIGTERM), into one line on stderr and
+    its documented exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -180,7 +181,6 @@ def run(
 @click.option("--site", default="uci", show_default=True, help="Site id used in patient ids.")
 def sample(out: Path, patients: int, seed: int, as_of: str, fmt: str, site: str) -> None:
     """Generate a deterministic synthetic population (FHIR R4) for demos, tests and benchmarks."""
-    from cohort.errors import OutputError
     from cohort.samples import generate
 
     day = parse_as_of(as_of)
