@@ -91,7 +91,8 @@ def previous_tiers(path: Path) -> dict[str, str]:
 
 
 def _why(exc: OSError) -> str:
-    """An OSError's reason ("Not a directory"; `ensure_dir` raises one with no strerror)."""
+    """An OSError's reason: its strerror ("Permission denied"), else "not a folder" for the
+    NotADirectoryError `ensure_dir` raises (with no strerror), else the error's type."""
     if exc.strerror:
         return exc.strerror
     return "not a folder" if isinstance(exc, NotADirectoryError) else type(exc).__name__
