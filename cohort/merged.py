@@ -41,12 +41,13 @@ class Merges:
         store: Store,
         site: str,
         ids: list[str],
-        side: dict[str, Side],
     ) -> Iterator[tuple[str, list[dict[str, Any]], Side | None]]:
         """(patient id, records, side facts) of each of `ids` (survivors), with the records and
-        side facts of the ids they replaced; `side` is Store.side_facts of `query(ids)`."""
+        side facts (Store.side_facts) of the ids they replaced."""
+        wanted = self.query(ids)
+        side = store.side_facts(site, wanted)
         held: dict[str, list[dict[str, Any]]] = {}
-        for pid, resources in store.iter_by_patient(site, self.query(ids)):
+        for pid, resources in store.iter_by_patient(site, wanted):
             owner = self.into.get(pid)
             if owner is not None:
                 keep = [r for r in resources if r.get("resourceType") != "Patient"]

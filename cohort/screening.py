@@ -102,8 +102,7 @@ def screen(
         found: list[Candidate] = []
         for start in range(0, len(part), CHUNK_PATIENTS):
             chunk = part[start : start + CHUNK_PATIENTS]
-            side = st.side_facts(site.id, merges.query(chunk))
-            for pid, resources, extra in merges.records(st, site.id, chunk, side):
+            for pid, resources, extra in merges.records(st, site.id, chunk):
                 facts = add_side(extractor.facts(pid, resources), extra)
                 ctx = make_context(facts, loaded.term, as_of, loaded.rules, params)
                 if not is_screened(loaded.trial, ctx):

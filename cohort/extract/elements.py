@@ -210,20 +210,19 @@ def obs_when(res: dict[str, Any]) -> tuple[str, DayRange | None]:
     """A result's date element as recorded when it has a time of day ("" when not: a date, or
     no date), and its days (`parse_days`). The text is kept, not read: `instant_of` reads it
     only where two results share a day (see criteria.base.newest_first)."""
-    value: Any = res.get("effectiveDateTime")
-    days = parse_days(value)
-    if days is None:
-        period = res.get("effectivePeriod")
-        value = period.get("start") if isinstance(period, dict) else None
+    period = res.get("effectivePeriod")
+    start = period.get("start") if isinstance(period, dict) else None
+    value: Any
+    for value in (
+        res.get("effectiveDateTime"),
+        start,
+        res.get("effectiveInstant"),
+        res.get("issued"),
+    ):
         days = parse_days(value)
-    if days is None:
-        value = res.get("effectiveInstant")
-        days = parse_days(value)
-    if days is None:
-        value = res.get("issued")
-        days = parse_days(value)
-    # (parse_days read a date: `value` is a str)
-    return (value if days is not None and len(value) > 10 else ""), days
+        if days is not None:  # (parse_days read a date: `value` is a str)
+            return (value if len(value) > 10 else ""), days
+    return "", None
 
 
 def obs_days(res: dict[str, Any]) -> DayRange | None:

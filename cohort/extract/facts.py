@@ -198,7 +198,13 @@ class Extractor:
             interp += codes_of(cc)
         stamp, days = obs_when(res)
         value = obs_value(res)
-        absent = bool(res.get("dataAbsentReason")) and value == ObsValue() and not interp
+        # no value, interpretation or component: only a dataAbsentReason
+        absent = (
+            bool(res.get("dataAbsentReason"))
+            and not interp
+            and not components
+            and value == ObsValue()
+        )
         return ObservationFact(
             ref=ref,
             codes=coded[0],
@@ -211,7 +217,7 @@ class Extractor:
             ref_low=low,
             text=coded[1],
             components=components,
-            absent=absent and not components,
+            absent=absent,
         )
 
     def _exposure(self, ref: str, res: dict[str, Any]) -> ExposureFact:

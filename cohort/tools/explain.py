@@ -66,8 +66,7 @@ def _find(
     for site in sites:
         merges = merges_of(store, site.id)
         target = merges.into.get(pid, pid)
-        side = store.side_facts(site.id, merges.query([target]))
-        for got, resources, extra in merges.records(store, site.id, [target], side):
+        for got, resources, extra in merges.records(store, site.id, [target]):
             return site, got, merges.olds.get(got, []), resources, extra
     where = f"site {site_id}" if site_id else "any site"
     raise SourceError(f"patient '{pid}' is not in the local store for {where}")
