@@ -13,7 +13,11 @@ from cohort.errors import EXIT_CODES
 
 FC = TypeVar("FC", bound=Callable[..., Any])
 
-EPILOG = "Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items())
+EPILOG = (
+    "Exit codes: "
+    + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items())
+    + "; 130 / 143 stopped by Ctrl-C (SIGINT) / SIGTERM (previous outputs kept)"
+)
 
 config_option = click.option(
     "--config",

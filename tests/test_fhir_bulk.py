@@ -431,28 +431,34 @@ def test_bulk_job_state_write_keeps_the_old_state_when_it_fails(tmp_path, monkey
     assert [p.name for p in tmp_path.iterdir()] == ["job.json"]
 
 
-@responses.activate
-def test_bulk_poll_reads_a_retry_after_date_on_the_servers_clock(tmp_path):
-    """A 202 whose Retry-After is an HTTP-date, polled from a machine whose clock is ahead of
-    the server's, was re-polled at once (a wait of 0) until the job finished or bulk_timeout
-    ran out; the wait is now counted from the answer's Date header."""
+def _poll(tmp_path, now: float) -> tuple[dict, list[float]]:
+    """bulk.poll of STATUS by a Puller whose clock reads `now`: (its final answer, the waits)."""
     import logging
 
     from cohort.source.fhir.bulk import poll
     from cohort.source.fhir.client import FhirClient
     from cohort.source.fhir.pull import Puller
 
+    waits: list[float] = []
+    s = settings(tmp_path)
+    c = FhirClient(s, sleep=waits.append, clock=lambda: now)
+    p = Puller("uci", s, None, {}, [], False, c, logging.getLogger("t"))
+    return poll(p, STATUS), waits
+
+
+@responses.activate
+def test_bulk_poll_reads_a_retry_after_date_on_the_servers_clock(tmp_path):
+    """A 202 whose Retry-After is an HTTP-date, polled from a machine whose clock is ahead of
+    the server's, was re-polled at once (a wait of 0) until the job finished or bulk_timeout
+    ran out; the wait is now counted from the answer's Date header."""
     dated = {
         "Retry-After": "Tue, 14 Nov 2023 22:15:00 GMT",
         "Date": "Tue, 14 Nov 2023 22:13:00 GMT",
     }
     responses.get(STATUS, status=202, headers=dated)
     responses.get(STATUS, json={"transactionTime": "2023-11-14T22:13:00Z", "output": []})
-    waits: list[float] = []
-    s = settings(tmp_path)
-    c = FhirClient(s, sleep=waits.append, clock=lambda: 1_700_000_000.0 + 300)
-    p = Puller("uci", s, None, {}, [], False, c, logging.getLogger("t"))
-    assert poll(p, STATUS)["output"] == [] and waits == [120.0]
+    answer, waits = _poll(tmp_path, 1_700_000_000.0 + 300)
+    assert answer["output"] == [] and waits == [120.0]
 
 
 @responses.activate
@@ -569,20 +575,13 @@ def test_bulk_records_of_the_wrong_shape_do_not_crash_the_pull(tmp_path, store):
 def test_bulk_poll_waits_at_least_a_second_when_told_to_retry_at_once(tmp_path):
     """A 202 with "Retry-After: 0" was re-polled with no pause: a loop of requests (and of log
     lines) until the job finished or bulk_timeout ran out."""
-    import logging
-
-    from cohort.source.fhir.bulk import MIN_POLL, poll
-    from cohort.source.fhir.client import FhirClient
-    from cohort.source.fhir.pull import Puller
+    from cohort.source.fhir.bulk import MIN_POLL
 
     for _ in range(3):
         responses.get(STATUS, status=202, headers={"Retry-After": "0"})
     responses.get(STATUS, json={"transactionTime": "2023-11-14T22:13:00Z", "output": []})
-    waits: list[float] = []
-    s = settings(tmp_path)
-    c = FhirClient(s, sleep=waits.append, clock=lambda: 1_700_000_000.0)
-    p = Puller("uci", s, None, {}, [], False, c, logging.getLogger("t"))
-    assert poll(p, STATUS)["output"] == []
+    answer, waits = _poll(tmp_path, 1_700_000_000.0)
+    assert answer["output"] == []
     assert waits == [MIN_POLL] * 3 and MIN_POLL >= 1.0
 
 

@@ -352,7 +352,7 @@ def test_hemoglobin_aiha_abated_in_the_as_of_month() -> None:
         return observation("718-7", "2026-11-15", valueQuantity=qty(v, "g/dL", "g/dL"))
 
     aiha = condition("413603009", SNOMED, abatement="2026-11")
-    loose = {"use_unverified": True}  # aiha codes are verified=N (not in the shared reference)
+    loose = {"use_unverified": True}  # aiha SNOMED 413603009 is verified=N (single source)
     assert run("hemoglobin", hb(7.5), aiha, **loose).status == "unknown"  # limit 7.0 or 8.0
     assert run("hemoglobin", hb(6.5), aiha, **loose).status == "fail"
     assert run("hemoglobin", hb(8.5), aiha, **loose).status == "pass"
@@ -428,7 +428,7 @@ def test_condition_dated_in_the_as_of_month_may_not_be_on_record_yet(
 
 def test_hemoglobin_aiha_dated_in_the_as_of_month() -> None:
     hb = observation("718-7", "2026-11-15", valueQuantity=qty(7.5, "g/dL", "g/dL"))
-    loose = {"use_unverified": True}  # aiha codes are verified=N (not in the shared reference)
+    loose = {"use_unverified": True}  # aiha SNOMED 413603009 is verified=N (single source)
     r = run("hemoglobin", hb, condition("413603009", SNOMED, onset="2026-11"), **loose)
     assert r.status == "unknown"
     assert r.reason == "hemoglobin 7.5 g/dL: limit 7 or 8, as aiha may be dated after 2026-11-25"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 import responses
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from cohort.cli import cli
 from cohort.tools.rxnav import BASE
@@ -28,6 +28,12 @@ def _mappings(tmp_path: Path) -> Path:
 def _rows(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8-sig", newline="") as fh:
         return list(csv.DictReader(line for line in fh if not line.startswith("#")))
+
+
+def _import_ana(m: Path, concept: str = "ana_titer") -> Result:
+    """`cohort mappings import-valueset` of the ANA test ValueSet into the mappings `m`."""
+    args = ["mappings", "import-valueset", str(DATA / "valueset-ana.json"), "--concept"]
+    return CliRunner().invoke(cli, [*args, concept, "--mappings", str(m)])
 
 
 def test_import_expansion_skips_duplicates_and_bad_codes(tmp_path: Path) -> None:
@@ -180,8 +186,7 @@ def test_import_into_an_excel_saved_file_keeps_its_bom_and_crlf(tmp_path: Path) 
     lines = labs.read_text(encoding="utf-8").splitlines()
     labs.write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-8"))
     before = labs.read_bytes()
-    args = ["mappings", "import-valueset", str(DATA / "valueset-ana.json"), "--concept"]
-    result = CliRunner().invoke(cli, [*args, "ana_titer", "--mappings", str(m)])
+    result = _import_ana(m)
     assert result.exit_code == 0 and "added 1 row(s)" in result.output, result.output
     after = labs.read_bytes()
     assert after.startswith(before)  # every byte kept, the BOM included
@@ -195,8 +200,7 @@ def test_import_into_a_file_with_lf_line_ends_and_no_bom_keeps_them(tmp_path: Pa
     labs = m / "concepts" / "labs.csv"
     before = labs.read_bytes()
     assert not before.startswith(b"\xef\xbb\xbf") and b"\r" not in before
-    args = ["mappings", "import-valueset", str(DATA / "valueset-ana.json"), "--concept"]
-    result = CliRunner().invoke(cli, [*args, "ana_titer", "--mappings", str(m)])
+    result = _import_ana(m)
     assert result.exit_code == 0, result.output
     after = labs.read_bytes()
     assert after.startswith(before) and b"\r" not in after
@@ -205,8 +209,7 @@ def test_import_into_a_file_with_lf_line_ends_and_no_bom_keeps_them(tmp_path: Pa
 def test_a_concept_name_ending_in_a_line_break_is_refused(tmp_path: Path) -> None:
     m = _mappings(tmp_path)
     before = (m / "concepts" / "labs.csv").read_bytes()
-    args = ["mappings", "import-valueset", str(DATA / "valueset-ana.json"), "--concept"]
-    result = CliRunner().invoke(cli, [*args, "ana_titer\n", "--mappings", str(m)])
+    result = _import_ana(m, "ana_titer\n")
     assert result.exit_code == 4, result.output
     assert "use a-z, 0-9 and _" in result.output
     assert (m / "concepts" / "labs.csv").read_bytes() == before
@@ -239,8 +242,7 @@ def test_import_into_a_file_with_cr_line_ends_keeps_them(tmp_path: Path) -> None
     labs = m / "concepts" / "labs.csv"
     labs.write_bytes(labs.read_bytes().replace(b"\n", b"\r"))
     before = labs.read_bytes()
-    args = ["mappings", "import-valueset", str(DATA / "valueset-ana.json"), "--concept"]
-    result = CliRunner().invoke(cli, [*args, "ana_titer", "--mappings", str(m)])
+    result = _import_ana(m)
     assert result.exit_code == 0 and "added 1 row(s)" in result.output, result.output
     after = labs.read_bytes()
     assert after.startswith(before) and b"\n" not in after and after.endswith(b"\r")
