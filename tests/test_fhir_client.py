@@ -194,6 +194,8 @@ def test_retry_after_parsing():
     assert retry_after("5", 0) == 5.0
     assert retry_after("garbage", 0) is None
     assert retry_after(None, 0) is None
+    # a digit to str.isdigit but not to float(): ValueError crashed the run (exit 1)
+    assert retry_after("\u00b2", 0) is None
 
 
 @pytest.mark.parametrize(

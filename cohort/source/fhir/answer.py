@@ -16,7 +16,7 @@ def retry_after(value: str | None, now: float, served: str | None = None) -> flo
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # ("²" is a digit to isdigit, not to float)
         return float(value)
     when = _http_date(value)
     if when is None:
