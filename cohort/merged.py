@@ -15,7 +15,7 @@ from typing import Any
 
 from cohort.store import Store, reference_id
 
-__all__ = ["Merges", "Side", "merges_of"]
+__all__ = ["Merges", "Side", "merges_of", "replaced_by", "replacements"]
 
 Side = tuple[list[date], list[date | None]]
 
@@ -72,19 +72,27 @@ class Merges:
         return [d for s in parts for d in s[0]], [m for s in parts for m in s[1]]
 
 
+def replaced_by(res: dict[str, Any]) -> str | None:
+    """The id of the patient a Patient record says replaced it (its first `link` of type
+    replaced-by naming another patient), else None."""
+    pid = res.get("id")
+    links = res.get("link")
+    for link in links if isinstance(links, list) else ():
+        if isinstance(link, dict) and link.get("type") == "replaced-by":
+            other = link.get("other")
+            new = reference_id(other.get("reference")) if isinstance(other, dict) else None
+            if isinstance(pid, str) and new and new != pid:
+                return new
+    return None
+
+
 def merges_of(store: Store, site: str) -> Merges:
     """The site's merged Patient records (Patient.link of type replaced-by)."""
     direct: dict[str, str] = {}
     for res in store.iter_type(site, "Patient", containing=b"replaced-by"):
-        pid = res.get("id")
-        links = res.get("link")
-        for link in links if isinstance(links, list) else ():
-            if isinstance(link, dict) and link.get("type") == "replaced-by":
-                other = link.get("other")
-                new = reference_id(other.get("reference")) if isinstance(other, dict) else None
-                if isinstance(pid, str) and new and new != pid:
-                    direct[pid] = new
-                    break
+        new = replaced_by(res)
+        if new is not None:
+            direct[res["id"]] = new
     into: dict[str, str] = {}
     for old in direct:
         # follow the chain to its last stored Patient; a loop merges nothing
@@ -101,3 +109,22 @@ def merges_of(store: Store, site: str) -> Merges:
         if last is not None:
             into[old] = last
     return Merges(into)
+
+
+def replacements(links: dict[str, str], ids: set[str]) -> set[str]:
+    """The patients that replaced any of `ids`, directly or down a chain of merges (`links`:
+    old id -> the id that replaced it), that are not in `ids` themselves."""
+    found: set[str] = set()
+    seen: set[str] = set()  # (a chain that loops ends where it began)
+    todo = [pid for pid in ids if pid in links]
+    while todo:
+        cur = todo.pop()
+        if cur in seen:
+            continue
+        seen.add(cur)
+        new = links[cur]
+        if new not in ids:
+            found.add(new)
+        if new in links:
+            todo.append(new)
+    return found

@@ -599,3 +599,52 @@ def test_bulk_job_replaced_by_a_full_refresh_is_deleted(tmp_path, store):
     assert not deletes_before and len(kick) == 2
     # the old job is deleted before the new one starts, the new one once it is loaded
     assert len(deletes) == 2 and deletes[0] < kickoffs[-1] < deletes[1]
+
+
+@responses.activate
+def test_bulk_keeps_the_chart_that_replaced_a_screened_one(tmp_path, store):
+    """The export's Patient p1 (screened) says p3 replaced it, and p3 says p4 did: p3's and p4's
+    records are kept with p1's (cohort reads the charts as one patient); p2's still are not."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1"), obs(2, "p2"), obs(3, "p3"), obs(4, "p4")]), {}, kick, since)
+
+    def patient(pid, new=None):
+        link = [{"type": "replaced-by", "other": {"reference": f"Patient/{new}"}}] if new else []
+        return {"resourceType": "Patient", "id": pid, **({"link": link} if link else {})}
+
+    responses.replace(responses.GET, f"{FILES}/Patient.ndjson", body=ndjson(
+        [patient("p1", "p3"), patient("p2"), patient("p3", "p4"), patient("p4")]))
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert {pid for pid in ("p1", "p2", "p3", "p4") if store.get("uci", "Patient", pid)} == {
+        "p1", "p3", "p4"}
+    assert store.get("uci", "Observation", "o3") and store.get("uci", "Observation", "o4")
+    assert store.get("uci", "Observation", "o2") is None
+    assert rep.patients_screened == 3
+
+
+@responses.activate
+def test_bulk_incremental_fetches_the_chart_that_replaced_a_newly_screened_one(tmp_path, store):
+    """A patient newly screened on a changes-only export is fetched by search; its Patient says
+    p5 replaced it (a merge of an earlier night, not in tonight's export): p5 is fetched too."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    s = settings(tmp_path, bulk_group="g1")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    responses.replace(responses.GET, f"{FILES}/Condition.ndjson", body=ndjson([cond(3, "p2")]))
+    seen: list[str] = []
+    charts = {"p2": {"resourceType": "Patient", "id": "p2", "link": [
+        {"type": "replaced-by", "other": {"reference": "Patient/p5"}}]},
+        "p5": {"resourceType": "Patient", "id": "p5"}}
+    for t in ("Patient", "Condition", "Observation", "MedicationRequest", "MedicationStatement",
+              "MedicationAdministration", "Immunization", "Procedure"):
+        def cb(req, t=t):
+            seen.append(req.url)
+            hits = [c for pid, c in charts.items() if t == "Patient" and pid in req.url]
+            return 200, {}, json.dumps({"resourceType": "Bundle", "type": "searchset",
+                                        "entry": [{"resource": r} for r in hits]})
+        responses.add_callback(responses.GET, f"{BASE}/{t}", callback=cb)
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.get("uci", "Patient", "p5") is not None
+    assert {u.split("?")[0].rsplit("/", 1)[1] for u in seen if "p5" in u} >= {"Observation", "Condition"}
+    assert rep.patients_new == 2 and rep.patients_screened == 3

@@ -638,3 +638,73 @@ def test_capability_elements_of_odd_shapes_are_passed_over():
                                    "searchInclude": "x", "operation": "y"}]}]})
     assert cap.has_type("Observation") and not cap.has_type("Patient")
     assert cap.has_param("Observation", "code") and "export" in cap.operations
+
+
+def _merge(fake, old: str, new: str, when: str = "2026-11-01T00:00:00Z") -> None:
+    """`old`'s Patient says it was replaced by `new` (FHIR Patient.link), as a merge leaves it."""
+    link = {"type": "replaced-by", "other": {"reference": f"Patient/{new}"}}
+    fake.add({**fake.db[("Patient", old)], "link": [link]}, when)
+
+
+def _unscreened(fake, pid: str, when: str = "2026-11-01T00:00:00Z") -> None:
+    """A patient with a mapped lab and no screening Condition."""
+    fake.add({"resourceType": "Patient", "id": pid}, when)
+    fake.add(
+        {
+            "resourceType": "Observation",
+            "id": f"o-{pid}",
+            "subject": {"reference": f"Patient/{pid}"},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+        },
+        when,
+    )
+
+
+def test_chart_that_replaced_a_screened_one_is_pulled_with_it(store):
+    """A merge that left the SLE diagnosis on the old chart and tonight's labs on the chart that
+    replaced it: both charts are pulled (cohort reads them as one patient), also down a chain
+    of merges and a loop of them, and the next night pulls the new chart's changes."""
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        for pid in ("q7", "q8", "q9"):
+            _unscreened(fake, pid)
+        _merge(fake, "p0", "q7")
+        _merge(fake, "q7", "q8")  # a chain: p0 -> q7 -> q8
+        _merge(fake, "p1", "q9")
+        fake.add({**fake.db[("Patient", "q9")], "link": [
+            {"type": "replaced-by", "other": {"reference": "Patient/p1"}}]})  # a loop
+        rep = run(store)
+        for pid in ("q7", "q8", "q9"):
+            assert store.get("uci", "Patient", pid) is not None
+            assert store.get("uci", "Observation", f"o-{pid}") is not None
+        assert store.get("uci", "Patient", "px") is None  # still no one else
+        assert rep.patients_screened == 6 and rep.patients_new == 6
+        fake.clock = "2026-11-26T10:00:00Z"
+        fake.add({**fake.db[("Observation", "o-q8")], "status": "amended"}, "2026-11-26T09:00:00Z")
+        rep = run(store)
+    assert store.get("uci", "Observation", "o-q8")["status"] == "amended"
+    assert rep.incremental and rep.patients_new == 0 and rep.patients_screened == 6
+
+
+class _LaterForQ7(FakeFhir):
+    """The server's clock moves on when the chart that replaced p0 is fetched."""
+
+    def _get(self, req):
+        if "q7" in req.url:
+            self.clock = "2026-11-25T11:00:00Z"
+        return super()._get(req)
+
+
+def test_a_later_pass_for_replacing_charts_does_not_move_the_marks(store):
+    """The marks stay at the first pass's clocks: a change made to a screened patient while the
+    charts that replaced others were being pulled is fetched the next night."""
+    with responses.RequestsMock() as rsps:
+        fake = _LaterForQ7(rsps)
+        population(fake)
+        _unscreened(fake, "q7")
+        _merge(fake, "p0", "q7")
+        rep = run(store)
+    assert store.get("uci", "Observation", "o-q7") is not None
+    stamps = {k: rep.marks[k].split("|")[0] for k in ("Patient", "Condition", "Observation")}
+    assert all(v < "2026-11-25T11" for v in stamps.values()), stamps

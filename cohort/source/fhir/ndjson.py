@@ -10,6 +10,7 @@ from typing import IO, Any, cast
 import orjson
 
 from cohort.errors import ServerError
+from cohort.merged import replaced_by
 from cohort.source.fileinfo import UNREADABLE, unreadable
 from cohort.source.structure import loads
 from cohort.store import patient_of
@@ -61,3 +62,16 @@ def screened_in(files: list[tuple[str, Path]], codes_wanted: set[str]) -> set[st
             if codes & codes_wanted and (pid := patient_of(res)):
                 found.add(pid)
     return found
+
+
+def merge_links(files: list[tuple[str, Path]]) -> dict[str, str]:
+    """Old patient id -> the id that replaced it, from the export's Patient records."""
+    links: dict[str, str] = {}
+    for rtype, path in files:
+        if rtype != "Patient":
+            continue
+        for _, res in read_ndjson(path):
+            new = replaced_by(res)
+            if new is not None:
+                links[res["id"]] = new
+    return links

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from cohort.errors import ServerError
+from cohort.merged import replaced_by, replacements
 from cohort.store import patient_of
 
 from .answer import server_time
@@ -146,7 +147,10 @@ def screen(p: Puller) -> set[str]:
     return screened
 
 
-def pull_types(p: Puller, new: list[str], known: list[str]) -> None:
+def pull_types(p: Puller, new: list[str], known: list[str], *, advance: bool = True) -> None:
+    """Every type for `new` patients in full and `known` ones since the type's mark; the marks
+    move only with `advance` (a later pass's clocks would skip changes made meanwhile to the
+    patients of the first)."""
     for rtype in PULL_TYPES:
         if not p.cap.has_type(rtype):
             p.report.warn(f"{rtype}: not in the server's CapabilityStatement; not pulled")
@@ -175,7 +179,7 @@ def pull_types(p: Puller, new: list[str], known: list[str]) -> None:
             clock = _earliest(clock, quiet_clock)
         p.swept.add(rtype)  # every search of the type completed
         p.log.info("fhir %s: %s: %d resources", p.site, rtype, n)
-        if clock:
+        if clock and advance:
             p.set_mark(rtype, f"{clock}|{h}")
 
 
@@ -190,4 +194,35 @@ def search_path(p: Puller) -> None:
     p.report.patients_screened, p.report.patients_new = len(screened), len(new)
     p.log.info("fhir %s: screened %d patients (%d new)", p.site, len(screened), len(new))
     pull_types(p, new, known)
+    screened |= pull_replacing(p, screened, complete)
     p.set_mark("complete", json.dumps(sorted(screened)))
+
+
+# Chains of merges longer than this are left at their last fetched chart.
+MAX_MERGE_ROUNDS = 5
+
+
+def pull_replacing(p: Puller, screened: set[str], complete: set[str]) -> set[str]:
+    """The patients that replaced screened ones (Patient.link replaced-by, chains followed)
+    and are not screened themselves, pulled like screened patients; they join the screened
+    set, so later nights pull them with it. (A merge may leave the screening Condition on the
+    old chart and the newer records on the one that replaced it; cohort reads the two as one
+    patient, cohort/merged.py.)"""
+    added: set[str] = set()
+    for _ in range(MAX_MERGE_ROUNDS):
+        links = {
+            res["id"]: new
+            for res in p.store.iter_type(p.site, "Patient", containing=b"replaced-by")
+            if (new := replaced_by(res)) is not None
+        }
+        extra = replacements(links, screened | added)
+        if not extra:
+            break
+        added |= extra
+        p.log.info("fhir %s: %d patient(s) that replaced screened ones", p.site, len(extra))
+        pull_types(p, sorted(extra - complete), sorted(extra & complete), advance=False)
+    if added:
+        p.set_mark("screened", json.dumps(sorted(screened | added)))
+        p.report.patients_screened += len(added)
+        p.report.patients_new += len(added - complete)
+    return added
