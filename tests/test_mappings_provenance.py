@@ -426,9 +426,10 @@ def test_broad_lupus_parent_stays_out_of_sle(rows: list[MappingRow], term: Termi
 
 
 # values.csv holds result *answer* codes (SNOMED qualifier values, LOINC LA answers, HL7 v3
-# interpretation codes). The reference has no answer-code table, and values.csv has no verified
-# column, so these cannot be checked here; each row names its public source (WHO DDCC, HL7 SMART
-# Health Cards IG, HL7 THO). Listed so that a new answer code is a deliberate edit of this test.
+# interpretation codes). The reference has no answer-code table, so these cannot be checked
+# here; each row names the public source it was checked against by hand (WHO DDCC, HL7 SMART
+# Health Cards IG, HL7 THO) and says verified=Y. Listed so that a new answer code is a
+# deliberate edit of this test.
 VALUES_OUTSIDE_REFERENCE = (
     {
         (SNOMED, c)
@@ -442,6 +443,8 @@ VALUES_OUTSIDE_REFERENCE = (
             "82334004",
             "42425007",
             "419984006",
+            "260408008",
+            "720735008",
         )
     }
     | {
@@ -467,11 +470,11 @@ VALUES_OUTSIDE_REFERENCE = (
 def test_value_codes_are_the_listed_ones(term: Terminology, ref: Reference) -> None:
     with (MAPPINGS / "values.csv").open(encoding="utf-8", newline="") as fh:
         coded = {
-            (term.canonical_system(r["system"]), r["code"].strip()): r["source"]
+            (term.canonical_system(r["system"]), r["code"].strip()): (r["source"], r["verified"])
             for r in csv.DictReader(fh)
             if r["kind"] in ("code", "interpretation")
         }
     assert set(coded) == VALUES_OUTSIDE_REFERENCE
-    assert all(src.strip() for src in coded.values())
+    assert all(src.strip() and verified == "Y" for src, verified in coded.values())
     # none of them is in the reference (if one appears there, check it like a concept row)
     assert not [k for k in coded if ref.codes.get(ref.key(*k))]

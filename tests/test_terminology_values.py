@@ -112,3 +112,51 @@ def test_value_wins_over_interpretation_and_boolean(term: Terminology) -> None:
     assert term.qualitative(ObsValue(boolean=True), ()) == "positive"
     assert term.qualitative(ObsValue(boolean=False), ()) == "negative"
     assert term.qualitative(ObsValue(quantity=Quantity(12, unit="[IU]/mL")), ()) is None
+
+
+def _values(tmp_path: Path, text: str) -> Path:
+    """A copy of the shipped mappings whose values.csv is `text`."""
+    from researcher_helpers import copy_mappings
+
+    m = copy_mappings(tmp_path)
+    (m / "values.csv").write_text(text, encoding="utf-8")
+    return m
+
+
+def test_unverified_value_rows_are_read_only_with_use_unverified(tmp_path: Path) -> None:
+    """A values.csv row marked verified=N counts only with use_unverified (as concept rows do);
+    `local` wording counts, and a folder whose values.csv predates the column reads as verified."""
+    m = _values(
+        tmp_path,
+        "kind,system,code,result,source,verified\n"
+        "code,http://snomed.info/sct,10828004,positive,ddcc,N\n"
+        "string,,Pozitiv,positive,a site's wording,local\n",
+    )
+    pos = ObsValue(codes=(Code("http://snomed.info/sct", "10828004"),))
+    assert Terminology.load(m).qualitative(pos, ()) is None
+    assert Terminology.load(m, use_unverified=True).qualitative(pos, ()) == "positive"
+    assert Terminology.load(m).qualitative(ObsValue(string="pozitiv"), ()) == "positive"
+    old = _values(tmp_path / "old", "kind,system,code,result,source\ncode,http://snomed.info/sct,10828004,positive,x\n")
+    assert Terminology.load(old).qualitative(pos, ()) == "positive"
+
+
+@pytest.mark.parametrize("row", ["string,,Pos,positive,x,maybe", "string,,Pos,positive,x"])
+def test_value_row_verified_flag_must_be_known(tmp_path: Path, row: str) -> None:
+    """An unknown flag, or a row that leaves the column's cell out, names file, line and column."""
+    from cohort.errors import MappingError
+
+    m = _values(tmp_path, f"kind,system,code,result,source,verified\n{row}\n")
+    with pytest.raises(MappingError, match=r"values\.csv:2: column 'verified'"):
+        Terminology.load(m)
+
+
+def test_shipped_value_rows_are_all_flagged() -> None:
+    """Every shipped row says whether it was checked: codes against their cited public source
+    (Y), wording either the display of such a code (Y) or a spelling of one (local)."""
+    import csv
+
+    rows = list(csv.DictReader((MAPPINGS / "values.csv").open(encoding="utf-8")))
+    assert rows and {r["verified"] for r in rows} <= {"Y", "local"}
+    assert all(r["verified"] == "Y" for r in rows if r["kind"] != "string")
+    displays = {r["code"] for r in rows if r["kind"] == "string" and r["verified"] == "Y"}
+    assert displays >= {"Positive", "Negative", "Detected", "Not detected", "Equivocal"}

@@ -119,7 +119,9 @@ class Terminology:
         strings: dict[str, str] = {}
         interp: dict[tuple[str, str], str] = {}
         for rec in read_csv(root, root / "values.csv", REQUIRED["values.csv"]):
-            kind, system, code, result = value_row(rec)
+            kind, system, code, result, verified = value_row(rec)
+            if verified == "N" and not self.use_unverified:
+                continue
             if kind == "string":
                 strings[code] = result
                 continue

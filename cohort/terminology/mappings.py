@@ -121,7 +121,10 @@ def read_csv(root: Path, path: Path, required: tuple[str, ...]) -> Iterator[Reco
                 f"{shown}:{line}: {len(cells)} cells but {len(header)} columns (a cell holding "
                 'a comma must be in double quotes: "a, b"; no extra commas at the end)'
             )
-        yield Record(f"{shown}:{line}", dict(zip(header, cells, strict=False)))
+        # every column a key (a short row's missing cells empty): a row can tell an empty cell
+        # from a column the file does not have
+        cells += [""] * (len(header) - len(cells))
+        yield Record(f"{shown}:{line}", dict(zip(header, cells, strict=True)))
     if header is None:
         raise MappingError(f"{shown}:1: missing header line")
 

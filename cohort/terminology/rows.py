@@ -10,7 +10,13 @@ from collections.abc import Iterable
 
 from cohort.errors import MappingError
 from cohort.terminology.codes import CVX, ICD10CM, TEXT, Systems, system_key
-from cohort.terminology.mappings import MappingRow, Record, parse_bound, parse_number
+from cohort.terminology.mappings import (
+    VERIFIED_FLAGS,
+    MappingRow,
+    Record,
+    parse_bound,
+    parse_number,
+)
 from cohort.terminology.units import UnitSpec
 from cohort.terminology.values import RESULTS
 
@@ -137,21 +143,25 @@ def concept_problems(row: MappingRow, known: KnownSystems) -> list[MappingError]
     return coding_problems(f"{row.file}:{row.line}", known, row.system, codes)
 
 
-def value_row(rec: Record) -> tuple[str, str, str, str]:
-    """One line of values.csv: (kind, system, code, result); the system is empty for `string`
-    (a coded kind's system and code are checked by `coding_problems`)."""
+def value_row(rec: Record) -> tuple[str, str, str, str, str]:
+    """One line of values.csv: (kind, system, code, result, verified); the system is empty for
+    `string` (a coded kind's system and code are checked by `coding_problems`). A file without
+    a `verified` column (a mappings folder older than the column) reads as verified."""
     kind, result, code = rec.get("kind"), rec.get("result"), rec.get("code")
     if result not in RESULTS:
         raise rec.fail("result", f"'{result}' is not one of {', '.join(RESULTS)}")
     if not code:
         raise rec.fail("code", "empty")
+    verified = rec.get("verified") if "verified" in rec.values else "Y"
+    if verified not in VERIFIED_FLAGS:
+        raise rec.fail("verified", f"'{verified}' is not one of {', '.join(VERIFIED_FLAGS)}")
     if kind == "string":
-        return kind, "", code, result
+        return kind, "", code, result, verified
     if kind not in VALUE_KINDS:
         raise rec.fail("kind", f"unknown kind '{kind}' (code, string, interpretation)")
     if not rec.get("system"):
         raise rec.fail("system", "empty")
-    return kind, rec.get("system"), code, result
+    return kind, rec.get("system"), code, result, verified
 
 
 def ingredient_row(rec: Record) -> tuple[str, float | None]:

@@ -176,7 +176,7 @@ def _check_values_products(root: Path, known: KnownSystems, f: Findings) -> None
         value = _row(value_row, rec, f)
         if value is not None and value[0] != "string":
             f.errors += [str(p) for p in coding_problems(rec.where, known, value[1], [value[2]])]
-            _unlisted(rec, value[1], "Y", known, f)
+            _unlisted(rec, value[1], value[4], known, f)
     ingredients: set[str] = set()
     for rec in _records(
         root, root / "medications/ingredients.csv", REQUIRED["medications/ingredients.csv"], f
