@@ -248,6 +248,8 @@ def _run(
     from cohort.tools.changes import outputs_trial
 
     kept_trial = outputs_trial(out)  # (a failed run's run.json names it: `outputs_trial`)
+    # what a failure leaves in place: a first run's failure has no earlier lists to keep
+    had_lists = any(out.glob("*/candidates.csv"))
     try:
         try:
             ensure_dir(out)  # PHI lives here: owner only (and every folder made for it)
@@ -306,17 +308,20 @@ def _run(
                     )
         report["status"] = "success"
     except CohortError as exc:
-        _failed(report, str(exc), kept_trial)
+        _failed(report, str(exc), kept_trial, had_lists)
         raise
     except Exception as exc:
         # A bug or an unwrapped library error: still record the failure (type only: an
         # exception's message may quote input values, i.e. PHI), then let it propagate.
         _failed(
-            report, f"internal error ({type(exc).__name__}); this is a bug, see the log", kept_trial
+            report,
+            f"internal error ({type(exc).__name__}); this is a bug, see the log",
+            kept_trial,
+            had_lists,
         )
         raise
     except KeyboardInterrupt as exc:  # Ctrl-C: run.json said "running" for a run long stopped
-        _failed(report, f"interrupted ({interruption(exc)[0]})", kept_trial)
+        _failed(report, f"interrupted ({interruption(exc)[0]})", kept_trial, had_lists)
         raise
     finally:
         report["finished"] = now_iso()
@@ -327,11 +332,12 @@ def _run(
     return report
 
 
-def _failed(report: dict[str, Any], error: str, kept_trial: str) -> None:
-    """Mark the run report failed; `outputs_trial` names the trial of the lists kept."""
+def _failed(report: dict[str, Any], error: str, kept_trial: str, had_lists: bool) -> None:
+    """Mark the run report failed; `previous_outputs_kept` says whether OUT holds an earlier
+    run's candidate lists (untouched), `outputs_trial` names their trial."""
     report["status"] = "failed"
     report["error"] = error
-    report["previous_outputs_kept"] = True
+    report["previous_outputs_kept"] = had_lists
     if kept_trial:
         report["outputs_trial"] = kept_trial
 

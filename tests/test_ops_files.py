@@ -382,3 +382,24 @@ def test_utf16_text_is_read_as_utf8(tmp_path: Path) -> None:
     assert stats.issues == [] and stats.read["Immunization"] == 4
     assert len(got) == 4 + len(orjson.loads(bundle)["entry"])
     assert len(plan_units(folder, 64)) == 2  # not cut into byte ranges
+
+
+def test_a_failed_first_run_does_not_claim_to_have_kept_lists(tmp_path: Path) -> None:
+    """run.json of a failed run said `previous_outputs_kept: true` also on the first run into
+    an empty OUT, where there were no lists to keep (a coordinator's check would look for
+    yesterday's list); it says so only when OUT holds an earlier run's lists."""
+    src = copy_site("amr", tmp_path / "feed")
+    config = write_config(tmp_path, {"amr": str(src)})
+    out = tmp_path / "out"
+    shutil.rmtree(src)  # the source is gone: exit 5 before anything is written
+    with pytest.raises(SourceError):
+        run(load_config(config), date(2026, 11, 26), out)
+    report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert report["status"] == "failed" and report["previous_outputs_kept"] is False
+    copy_site("amr", tmp_path / "feed")
+    _run(config, out)
+    shutil.rmtree(src)
+    with pytest.raises(SourceError):
+        run(load_config(config), date(2026, 11, 26), out)
+    report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert report["status"] == "failed" and report["previous_outputs_kept"] is True
