@@ -161,22 +161,30 @@ def test_bulk_download_resumes_with_range(tmp_path, store):
     assert store.get("uci", "Observation", "o3") is not None
 
 
-@responses.activate
-def test_bulk_incremental_uses_since_and_fetches_new_patients(tmp_path, store, monkeypatch):
-    kick, since = [], []
-    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+def _second_export_with_new_sle(tmp_path, store, since, patients=None):
+    """A first bulk pull, then a changes-only export in which p2 newly has SLE; the searches
+    that fetch new patients' history answer `patients` (id -> Patient) to a Patient search
+    naming them, else nothing. Returns the second pull's report and the searched URLs."""
+    setup_server(ndjson([obs(1, "p1")]), {}, [], since)
     s = settings(tmp_path, bulk_group="g1")
     pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
-    # second run: a changed-only export in which p2 newly has SLE
     responses.replace(responses.GET, f"{FILES}/Condition.ndjson", body=ndjson([cond(3, "p2")]))
     seen: list[str] = []
     for t in ("Patient", "Condition", "Observation", "MedicationRequest", "MedicationStatement",
               "MedicationAdministration", "Immunization", "Procedure"):
         def cb(req, t=t):
             seen.append(req.url)
-            return 200, {}, json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": []})
+            hits = [c for pid, c in (patients or {}).items() if t == "Patient" and pid in req.url]
+            return 200, {}, json.dumps({"resourceType": "Bundle", "type": "searchset",
+                                        "entry": [{"resource": r} for r in hits]})
         responses.add_callback(responses.GET, f"{BASE}/{t}", callback=cb)
-    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    return pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s)), seen
+
+
+@responses.activate
+def test_bulk_incremental_uses_since_and_fetches_new_patients(tmp_path, store, monkeypatch):
+    since: list = []
+    rep, seen = _second_export_with_new_sle(tmp_path, store, since)
     assert since[1] == "2026-11-25T09:55:00Z"
     assert rep.incremental and rep.patients_new == 1
     assert seen and all("p2" in u and "_lastUpdated" not in u for u in seen)
@@ -627,24 +635,10 @@ def test_bulk_keeps_the_chart_that_replaced_a_screened_one(tmp_path, store):
 def test_bulk_incremental_fetches_the_chart_that_replaced_a_newly_screened_one(tmp_path, store):
     """A patient newly screened on a changes-only export is fetched by search; its Patient says
     p5 replaced it (a merge of an earlier night, not in tonight's export): p5 is fetched too."""
-    kick, since = [], []
-    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
-    s = settings(tmp_path, bulk_group="g1")
-    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
-    responses.replace(responses.GET, f"{FILES}/Condition.ndjson", body=ndjson([cond(3, "p2")]))
-    seen: list[str] = []
     charts = {"p2": {"resourceType": "Patient", "id": "p2", "link": [
         {"type": "replaced-by", "other": {"reference": "Patient/p5"}}]},
         "p5": {"resourceType": "Patient", "id": "p5"}}
-    for t in ("Patient", "Condition", "Observation", "MedicationRequest", "MedicationStatement",
-              "MedicationAdministration", "Immunization", "Procedure"):
-        def cb(req, t=t):
-            seen.append(req.url)
-            hits = [c for pid, c in charts.items() if t == "Patient" and pid in req.url]
-            return 200, {}, json.dumps({"resourceType": "Bundle", "type": "searchset",
-                                        "entry": [{"resource": r} for r in hits]})
-        responses.add_callback(responses.GET, f"{BASE}/{t}", callback=cb)
-    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    rep, seen = _second_export_with_new_sle(tmp_path, store, [], charts)
     assert store.get("uci", "Patient", "p5") is not None
     assert {u.split("?")[0].rsplit("/", 1)[1] for u in seen if "p5" in u} >= {"Observation", "Condition"}
     assert rep.patients_new == 2 and rep.patients_screened == 3
