@@ -77,8 +77,9 @@ FHIR_MARK = "fhir:"
 # side_dates token prefix of a summarised medication record's start ("m" alone: undated)
 MEDICATION_MARK = "m"
 
+# A resource row, bound by `rows.bound`: NULLIF turns the 0 it binds for None into NULL
 INSERT = (
     "{verb} INTO resources"
     " (site, type, id, version, last_updated, patient, source, origin, hash, json)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?, ?, ?, NULLIF(?, 0), NULLIF(?, 0), NULLIF(?, 0), ?, ?, ?, ?)"
 )
