@@ -15,6 +15,7 @@ import orjson
 
 from cohort.atomic import ensure_dir
 from cohort.errors import StoreError
+from cohort.store.bulk import BulkLoad
 from cohort.store.census import CensusTables
 from cohort.store.marks import MarkTables
 from cohort.store.rows import PutStats, Row, bound, compare_versions, prepare_row, same_content
@@ -27,7 +28,7 @@ MASS_REMOVAL_MIN = 10
 __all__ = ["Store"]
 
 
-class Store(MarkTables, CensusTables):
+class Store(MarkTables, CensusTables, BulkLoad):
     """SQLite store in WAL mode; the file is created 0600 and a new folder 0700."""
 
     def __init__(self, path: Path) -> None:

@@ -7,9 +7,13 @@ __all__ = [
     "FILES_MARK",
     "INSERT",
     "MEDICATION_MARK",
+    "PATIENT_INDEX",
     "SCHEMA",
     "SET_MARK",
 ]
+
+# (dropped during a first load and built at its end: store/bulk.py)
+PATIENT_INDEX = "CREATE INDEX IF NOT EXISTS resources_patient ON resources (site, patient, type)"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -25,7 +29,7 @@ CREATE TABLE IF NOT EXISTS resources (
     json BLOB NOT NULL,
     PRIMARY KEY (site, type, id)
 );
-CREATE INDEX IF NOT EXISTS resources_patient ON resources (site, patient, type);
+{patient_index};
 CREATE TABLE IF NOT EXISTS marks (
     site TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -60,7 +64,7 @@ CREATE TABLE IF NOT EXISTS runs (
     started TEXT NOT NULL,
     record TEXT NOT NULL
 );
-"""
+""".replace("{patient_index}", PATIENT_INDEX)
 
 SET_MARK = (
     "INSERT INTO marks (site, key, value) VALUES (?, ?, ?)"
