@@ -232,25 +232,27 @@ def _read_files(
     lines_before: dict[str, int] = {}
     held = _Held()
     try:
-        for unit, done in read_results(units, nproc, cfg.chunk_mb << 20):
-            offset = lines_before.get(unit.origin, 0) if unit.part else 0
-            lines_before[unit.origin] = offset + done.lines
-            rows = done.rows
-            if offset:
-                rows = [
-                    (t, i, v, u, p, _renumber(o, offset), h, j) for t, i, v, u, p, o, h, j in rows
-                ]
-                for issue in done.stats.issues:
-                    issue.origin = _renumber(issue.origin, offset)
-            held.rows += rows
-            if sweep:
-                seen.update((r[0], r[1]) for r in rows)
-            held.dates += done.census.date_rows()
-            held.entries += done.census.entry_rows()
-            stats.merge(done.stats)
-            if max(len(held.rows), len(held.dates), len(held.entries)) >= cfg.batch_size:
-                held.write(store, site, gen, put, cfg.batch_size, fresh=not known)
-        held.write(store, site, gen, put, cfg.batch_size, fresh=not known)
+        with store.first_load():  # (a new store: the patient index is built at the end)
+            for unit, done in read_results(units, nproc, cfg.chunk_mb << 20):
+                offset = lines_before.get(unit.origin, 0) if unit.part else 0
+                lines_before[unit.origin] = offset + done.lines
+                rows = done.rows
+                if offset:
+                    rows = [
+                        (t, i, v, u, p, _renumber(o, offset), h, j)
+                        for t, i, v, u, p, o, h, j in rows
+                    ]
+                    for issue in done.stats.issues:
+                        issue.origin = _renumber(issue.origin, offset)
+                held.rows += rows
+                if sweep:
+                    seen.update((r[0], r[1]) for r in rows)
+                held.dates += done.census.date_rows()
+                held.entries += done.census.entry_rows()
+                stats.merge(done.stats)
+                if max(len(held.rows), len(held.dates), len(held.entries)) >= cfg.batch_size:
+                    held.write(store, site, gen, put, cfg.batch_size, fresh=not known)
+            held.write(store, site, gen, put, cfg.batch_size, fresh=not known)
     finally:
         JOB.clear()
     partial = set(stats.partial)

@@ -297,3 +297,32 @@ def test_fresh_load_inserts_and_falls_back_to_upserts_on_a_repeated_key(store: S
     assert (again.inserted, again.updated, again.older) == (0, 1, 1)
     assert store.get("s", "Observation", "o1")["valueQuantity"]["value"] == 9.0
     assert store.get("s", "Observation", "o2")["valueQuantity"]["value"] == 1.0
+
+
+def _patient_index(store: Store) -> list[Any]:
+    return store._db.execute(
+        "SELECT sql FROM sqlite_master WHERE type='index' AND name='resources_patient'"
+    ).fetchall()
+
+
+def test_first_load_builds_the_patient_index_at_its_end(store: Store, tmp_path: Path) -> None:
+    from cohort.store import prepare_row
+
+    with store.first_load():
+        assert _patient_index(store) == []  # a new store: built once the rows are in
+        rows = [prepare_row(obs(f"o{i}", f"p{i % 2}"), f"f:{i}") for i in range(4)]
+        store.put_rows("s", rows, source="src", stats=PutStats(), fresh=True)
+    assert len(_patient_index(store)) == 1
+    assert [pid for pid, _ in store.iter_by_patient("s", ["p1"])] == ["p1"]
+    # a store with rows keeps its index during a load
+    with store.first_load():
+        assert len(_patient_index(store)) == 1
+    # a load that fails still leaves it, and so does one killed midway (the next open)
+    other = Store(tmp_path / "other.sqlite")
+    with pytest.raises(RuntimeError), other.first_load():
+        raise RuntimeError("read failed")
+    assert len(_patient_index(other)) == 1
+    other._db.execute("DROP INDEX resources_patient")
+    other.close()
+    with Store(tmp_path / "other.sqlite") as again:
+        assert len(_patient_index(again)) == 1

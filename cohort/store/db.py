@@ -15,9 +15,10 @@ import orjson
 
 from cohort.atomic import ensure_dir
 from cohort.errors import StoreError
+from cohort.store.bulk import BulkLoad
 from cohort.store.census import CensusTables
 from cohort.store.marks import MarkTables
-from cohort.store.rows import PutStats, Row, compare_versions, prepare_row, same_content
+from cohort.store.rows import PutStats, Row, bound, compare_versions, prepare_row, same_content
 from cohort.store.schema import INSERT, SCHEMA
 
 # records of a type a snapshot read or full refresh may always drop (deaths, merges), whatever
@@ -27,7 +28,7 @@ MASS_REMOVAL_MIN = 10
 __all__ = ["Store"]
 
 
-class Store(MarkTables, CensusTables):
+class Store(MarkTables, CensusTables, BulkLoad):
     """SQLite store in WAL mode; the file is created 0600 and a new folder 0700."""
 
     def __init__(self, path: Path) -> None:
@@ -155,10 +156,7 @@ class Store(MarkTables, CensusTables):
             return False  # a key twice in the batch: the upsert path decides which copy wins
         try:
             with self._transaction():
-                self._db.executemany(
-                    INSERT.format(verb="INSERT"),
-                    [(site, t, i, v, u, p, source, o, h, j) for t, i, v, u, p, o, h, j in batch],
-                )
+                self._db.executemany(INSERT.format(verb="INSERT"), bound(site, source, batch))
         except sqlite3.IntegrityError:
             return False  # rolled back: nothing written
         return True
@@ -196,7 +194,7 @@ class Store(MarkTables, CensusTables):
             for rtype, rids in texts.items()
             for rid, text in self._select("id, json", site, rtype, rids)
         }
-        out: dict[tuple[str, str], tuple[Any, ...]] = {}
+        out: dict[tuple[str, str], Row] = {}
         rehash: dict[tuple[str, str], str] = {}  # same content as stored, other bytes
         for rtype, rid, version, updated, patient, origin, digest, blob in batch:
             key = (rtype, rid)
@@ -221,10 +219,10 @@ class Store(MarkTables, CensusTables):
                 counts.inserted += 1
             known[key] = (version, updated, digest, blob)
             out.pop(key, None)  # keep write order = last-seen order
-            out[key] = (
-                site, rtype, rid, version, updated, patient, source, origin, digest, blob,
-            )  # fmt: skip
-        self._db.executemany(INSERT.format(verb="INSERT OR REPLACE"), list(out.values()))
+            out[key] = (rtype, rid, version, updated, patient, origin, digest, blob)
+        self._db.executemany(
+            INSERT.format(verb="INSERT OR REPLACE"), bound(site, source, out.values())
+        )
         # the row keeps its bytes but takes the hash of these equal ones, so the next read of
         # the same bytes (e.g. every nightly re-read of a file, after an upgrade) compares fast
         self._db.executemany(

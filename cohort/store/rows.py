@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from cohort.source.checkers import ID_RE
 __all__ = [
     "PutStats",
     "Row",
+    "bound",
     "compare_versions",
     "patient_of",
     "prepare_row",
@@ -150,6 +152,21 @@ def prepare_row(res: dict[str, Any], origin: str, raw: bytes | None = None) -> R
     # here instead cost ~2.3 us of the ~36 us a kept record costs (bench/RESULTS.md).
     digest = hashlib.sha256(blob).hexdigest()
     return (rtype, rid, version, updated, patient_of(res), origin, digest, blob)
+
+
+def bound(site: str, source: str, rows: Iterable[Row]) -> list[tuple[Any, ...]]:
+    """The parameters of `schema.INSERT` for `rows` of `site` read from `source`.
+
+    Python's sqlite3 module looks for an adapter (~0.25 us) for each parameter that is not an
+    exact str, int, float or bytearray: every None and bytes value cost that. The columns that
+    may be NULL go as 0 for None (INSERT's NULLIF makes it NULL again: text never equals the
+    integer 0) and the JSON as a bytearray (its copy is cheaper); the same values are stored.
+    bench (229k rows, in memory): executemany 0.70 -> 0.38 s."""
+    return [
+        (site, t, i, 0 if v is None else v, 0 if u is None else u, 0 if p is None else p,
+         source, o, h, bytearray(j))
+        for t, i, v, u, p, o, h, j in rows
+    ]  # fmt: skip
 
 
 def same_content(a: bytes, b: bytes) -> bool:

@@ -7,9 +7,13 @@ __all__ = [
     "FILES_MARK",
     "INSERT",
     "MEDICATION_MARK",
+    "PATIENT_INDEX",
     "SCHEMA",
     "SET_MARK",
 ]
+
+# (dropped during a first load and built at its end: store/bulk.py)
+PATIENT_INDEX = "CREATE INDEX IF NOT EXISTS resources_patient ON resources (site, patient, type)"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -25,7 +29,7 @@ CREATE TABLE IF NOT EXISTS resources (
     json BLOB NOT NULL,
     PRIMARY KEY (site, type, id)
 );
-CREATE INDEX IF NOT EXISTS resources_patient ON resources (site, patient, type);
+{patient_index};
 CREATE TABLE IF NOT EXISTS marks (
     site TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -60,7 +64,7 @@ CREATE TABLE IF NOT EXISTS runs (
     started TEXT NOT NULL,
     record TEXT NOT NULL
 );
-"""
+""".replace("{patient_index}", PATIENT_INDEX)
 
 SET_MARK = (
     "INSERT INTO marks (site, key, value) VALUES (?, ?, ?)"
@@ -77,8 +81,9 @@ FHIR_MARK = "fhir:"
 # side_dates token prefix of a summarised medication record's start ("m" alone: undated)
 MEDICATION_MARK = "m"
 
+# A resource row, bound by `rows.bound`: NULLIF turns the 0 it binds for None into NULL
 INSERT = (
     "{verb} INTO resources"
     " (site, type, id, version, last_updated, patient, source, origin, hash, json)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?, ?, ?, NULLIF(?, 0), NULLIF(?, 0), NULLIF(?, 0), ?, ?, ?, ?)"
 )
