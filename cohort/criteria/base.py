@@ -65,13 +65,23 @@ def months_before(d: date, months: int) -> date:
 
 def window_start(as_of: date, params: dict[str, Any], prefix: str = "window") -> date | None:
     """Start of a look-back window given `<prefix>_days|_weeks|_months`; None = unlimited."""
-    if f"{prefix}_days" in params:
-        return as_of - timedelta(days=int(params[f"{prefix}_days"]))
-    if f"{prefix}_weeks" in params:
-        return as_of - timedelta(weeks=int(params[f"{prefix}_weeks"]))
-    if f"{prefix}_months" in params:
-        return months_before(as_of, int(params[f"{prefix}_months"]))
+    # (the keys built once per prefix: this runs for every windowed ask of every patient)
+    days, weeks, months = _WINDOW_KEYS.get(prefix) or _window_keys(prefix)
+    if days in params:
+        return as_of - timedelta(days=int(params[days]))
+    if weeks in params:
+        return as_of - timedelta(weeks=int(params[weeks]))
+    if months in params:
+        return months_before(as_of, int(params[months]))
     return None
+
+
+_WINDOW_KEYS: dict[str, tuple[str, str, str]] = {}
+
+
+def _window_keys(prefix: str) -> tuple[str, str, str]:
+    keys = _WINDOW_KEYS[prefix] = (f"{prefix}_days", f"{prefix}_weeks", f"{prefix}_months")
+    return keys
 
 
 @dataclass(frozen=True)
@@ -192,6 +202,8 @@ class Context:
     def matching(self, facts: Sequence[F], concepts: Iterable[str]) -> list[F]:
         """The facts (in their order) with any of `concepts`; one concept lookup per fact per
         patient, then set lookups, so 25 criteria do not rescan every record each time."""
+        if not facts:
+            return []  # (most patients have no procedure or immunization: nothing to index)
         index = self._index.get(id(facts))
         if index is None:
             index = self._index[id(facts)] = {}
@@ -244,12 +256,15 @@ class Context:
     ) -> tuple[list[ObservationFact], list[Evidence]]:
         """Matching results dated in [since, as_of], newest first; and the ignored ones with why."""
         want = set(concepts)
-        only = next(iter(want)) if len(want) == 1 else None  # then every match is of it
         if since:
             self._sinces.add(since)
+        found = self.matching(self.facts.observations, want)
+        if not found:
+            return [], []  # (most asks: a chart has results of a few of the concepts asked)
+        only = next(iter(want)) if len(want) == 1 else None  # then every match is of it
         used: list[ObservationFact] = []
         ignored: list[Evidence] = []
-        for o in self.matching(self.facts.observations, want):
+        for o in found:
             concept = only or sorted(want & self.concepts(o.ref, o.codes, o.text))[0]
             if o.when is None:
                 ignored.append(self.obs_evidence(o, concept, "no date"))
@@ -261,7 +276,8 @@ class Context:
                 ignored.append(self.obs_evidence(o, concept, "no value (dataAbsentReason)"))
             else:
                 used.append(o)
-        newest_first(used)
+        if len(used) > 1:
+            newest_first(used)
         return used, ignored
 
     def obs_concept(self, o: ObservationFact, concepts: Iterable[str]) -> str:

@@ -18,6 +18,8 @@ from cohort.criteria.bounds import below
 from cohort.model import Evidence, ObservationFact, Result, Status
 
 _LESS = re.compile(r"^\s*(<|<=|less than|below)\s*\d", re.I)
+# a check's `then` by its value: Status(...) costs an enum lookup per check per patient
+_THEN = {s.value: s for s in Status}
 
 
 def classify(ctx: Context, o: ObservationFact, concept: str, check: dict[str, Any]) -> str | None:
@@ -133,7 +135,7 @@ def checks(crit: Criterion, ctx: Context) -> Result:
     outcomes: list[tuple[Status, list[Evidence], str]] = []
     ignored: list[Evidence] = []
     for chk in crit.params["checks"]:
-        then = Status(chk.get("then", "fail"))
+        then = _THEN.get(chk.get("then", "fail")) or Status(chk.get("then"))
         if "condition" in chk:
             status, ev, ign, why = _condition_check(ctx, chk, then)
         else:

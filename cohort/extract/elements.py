@@ -41,6 +41,7 @@ _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 DayRange = tuple[date, date | None]
 _DAYS: dict[str, date | None] = {}  # parse_date by the first 10 characters (all it reads)
 _RANGES: dict[str, DayRange | None] = {}  # parse_days, likewise
+_UNREAD: Any = object()  # not in _RANGES (None there is a date that is no date)
 
 
 def _read_days(head: str) -> DayRange | None:
@@ -81,8 +82,9 @@ def parse_days(value: Any) -> DayRange | None:
     if not isinstance(value, str):
         return None
     head = value[:10]
-    if head in _RANGES:
-        return _RANGES[head]
+    days = _RANGES.get(head, _UNREAD)
+    if days is not _UNREAD:
+        return days
     days = _read_days(head)
     if len(_RANGES) < 100_000:
         _RANGES[head] = days
@@ -138,15 +140,18 @@ def first_code(cc: Any) -> str:
 
 
 def quantity_of(q: Any) -> Quantity | None:
-    if not isinstance(q, dict) or not isinstance(q.get("value"), int | float):
+    if not isinstance(q, dict):
         return None
-    if isinstance(q.get("value"), bool):
+    value = q.get("value")
+    if not isinstance(value, int | float) or isinstance(value, bool):
         return None
+    # (texts, nearly always, without a call: this runs for every value and range read)
+    unit, code, comparator = q.get("unit", ""), q.get("code", ""), q.get("comparator", "")
     return Quantity(
-        float(q["value"]),
-        _text(q.get("unit", "")),
-        _text(q.get("code", "")),
-        _text(q.get("comparator", "")),
+        float(value),
+        unit if unit.__class__ is str else _text(unit),
+        code if code.__class__ is str else _text(code),
+        comparator if comparator.__class__ is str else _text(comparator),
     )
 
 
@@ -210,15 +215,13 @@ def obs_when(res: dict[str, Any]) -> tuple[str, DayRange | None]:
     """A result's date element as recorded when it has a time of day ("" when not: a date, or
     no date), and its days (`parse_days`). The text is kept, not read: `instant_of` reads it
     only where two results share a day (see criteria.base.newest_first)."""
+    value: Any = res.get("effectiveDateTime")
+    days = parse_days(value)
+    if days is not None:  # (most results: read no further element)
+        return (value if len(value) > 10 else ""), days
     period = res.get("effectivePeriod")
     start = period.get("start") if isinstance(period, dict) else None
-    value: Any
-    for value in (
-        res.get("effectiveDateTime"),
-        start,
-        res.get("effectiveInstant"),
-        res.get("issued"),
-    ):
+    for value in (start, res.get("effectiveInstant"), res.get("issued")):
         days = parse_days(value)
         if days is not None:  # (parse_days read a date: `value` is a str)
             return (value if len(value) > 10 else ""), days

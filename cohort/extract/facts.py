@@ -123,7 +123,14 @@ class Extractor:
         return pf
 
     def _add(self, pf: PatientFacts, rtype: str, ref: str, res: dict[str, Any]) -> None:
-        if rtype == "Patient":
+        if rtype == "Observation":  # (first: most of a chart)
+            coded = self._elements.read(res.get("code"))[1]
+            if self._relevant and not coded[2]:
+                if when := obs_date(res):
+                    pf.other_dates.append(when)
+                return
+            pf.observations.append(self._observation(ref, res, coded))
+        elif rtype == "Patient":
             pf.patient = _patient(res)
         elif rtype == "Condition":
             onset = condition_onset_days(res)
@@ -146,13 +153,6 @@ class Extractor:
                     abatement_last=_last(abatement),
                 )
             )
-        elif rtype == "Observation":
-            coded = self._elements.read(res.get("code"))[1]
-            if self._relevant and not coded[2]:
-                if when := obs_date(res):
-                    pf.other_dates.append(when)
-                return
-            pf.observations.append(self._observation(ref, res, coded))
         elif rtype in MEDICATION_TYPES:
             pf.exposures.append(self._exposure(ref, res))
         elif rtype == "Immunization":
@@ -185,17 +185,23 @@ class Extractor:
             )
 
     def _observation(self, ref: str, res: dict[str, Any], coded: Coded) -> ObservationFact:
+        # (each list read only when present: most results have none of them)
         low = None
-        for rr in res.get("referenceRange") or ():
-            low = low or quantity_of(rr.get("low") if isinstance(rr, dict) else None)
-        components = tuple(
-            (codes_of(c.get("code")), obs_value(c))
-            for c in res.get("component") or ()
-            if isinstance(c, dict)
+        ranges = res.get("referenceRange")
+        if ranges:
+            for rr in ranges:
+                low = low or quantity_of(rr.get("low") if isinstance(rr, dict) else None)
+        parts = res.get("component")
+        components = (
+            tuple((codes_of(c.get("code")), obs_value(c)) for c in parts if isinstance(c, dict))
+            if parts
+            else ()
         )
         interp: tuple[Code, ...] = ()
-        for cc in res.get("interpretation") or ():
-            interp += codes_of(cc)
+        flags = res.get("interpretation")
+        if flags:
+            for cc in flags:
+                interp += codes_of(cc)
         stamp, days = obs_when(res)
         value = obs_value(res)
         # no value, interpretation or component: only a dataAbsentReason
@@ -209,8 +215,8 @@ class Extractor:
             ref=ref,
             codes=coded[0],
             status=str(res.get("status", "")),
-            when=_first(days),
-            when_last=_last(days),
+            when=days[0] if days else None,  # (_first, _last inline: once per result)
+            when_last=days[1] if days else None,
             stamp=stamp,
             value=value,
             interpretation=interp,
