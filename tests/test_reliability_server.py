@@ -288,7 +288,9 @@ def check_recovery(
             assert disturbed["status"] == "failed" and disturbed["error"] == str(err)
         if err is not None:
             assert disturbed["status"] == "failed" and disturbed["error"]
-            assert disturbed["previous_outputs_kept"] is True
+            # (a first run into a fresh OUT: there were no lists to keep)
+            assert disturbed["previous_outputs_kept"] is False
+            assert not (folder / "out" / SITES[0] / "candidates.csv").exists()
             expected_after = base[0]  # the failed run wrote no candidates: next is a "first" run
         else:
             assert disturbed["status"] == "success"
