@@ -61,6 +61,14 @@ class Record:
         return MappingError(f"{self.where}: column '{key}': {message}")
 
 
+def verified_flag(rec: Record) -> str:
+    """A row's `verified` cell, one of VERIFIED_FLAGS (MappingError naming it otherwise)."""
+    verified = rec.get("verified")
+    if verified not in VERIFIED_FLAGS:
+        raise rec.fail("verified", f"'{verified}' is not one of {', '.join(VERIFIED_FLAGS)}")
+    return verified
+
+
 def display_path(root: Path, path: Path) -> str:
     """The path as shown in messages: `mappings/concepts/labs.csv`."""
     return f"{root.name}/{path.relative_to(root).as_posix()}"
@@ -208,9 +216,7 @@ def concept_row(rec: Record, shown: str, *, medication: bool) -> MappingRow:
     exclude = rec.get("exclude").upper()
     if exclude not in ("", "Y", "N"):
         raise rec.fail("exclude", f"'{rec.get('exclude')}' is not Y, N or empty")
-    verified = rec.get("verified")
-    if verified not in VERIFIED_FLAGS:
-        raise rec.fail("verified", f"'{verified}' is not one of {', '.join(VERIFIED_FLAGS)}")
+    verified = verified_flag(rec)
     ingredient = rec.get("ingredient").lower()
     if medication and not ingredient:
         raise rec.fail("ingredient", "empty")

@@ -11,11 +11,11 @@ from collections.abc import Iterable
 from cohort.errors import MappingError
 from cohort.terminology.codes import CVX, ICD10CM, TEXT, Systems, system_key
 from cohort.terminology.mappings import (
-    VERIFIED_FLAGS,
     MappingRow,
     Record,
     parse_bound,
     parse_number,
+    verified_flag,
 )
 from cohort.terminology.units import UnitSpec
 from cohort.terminology.values import RESULTS
@@ -152,9 +152,7 @@ def value_row(rec: Record) -> tuple[str, str, str, str, str]:
         raise rec.fail("result", f"'{result}' is not one of {', '.join(RESULTS)}")
     if not code:
         raise rec.fail("code", "empty")
-    verified = rec.get("verified") if "verified" in rec.values else "Y"
-    if verified not in VERIFIED_FLAGS:
-        raise rec.fail("verified", f"'{verified}' is not one of {', '.join(VERIFIED_FLAGS)}")
+    verified = verified_flag(rec) if "verified" in rec.values else "Y"
     if kind == "string":
         return kind, "", code, result, verified
     if kind not in VALUE_KINDS:
