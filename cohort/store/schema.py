@@ -12,7 +12,7 @@ __all__ = [
     "SET_MARK",
 ]
 
-# (dropped during a first load and built at its end: store/bulk.py)
+# (dropped during a first load and built at its end: Store.first_load)
 PATIENT_INDEX = "CREATE INDEX IF NOT EXISTS resources_patient ON resources (site, patient, type)"
 
 SCHEMA = """
