@@ -326,3 +326,19 @@ def test_first_load_builds_the_patient_index_at_its_end(store: Store, tmp_path: 
     other.close()
     with Store(tmp_path / "other.sqlite") as again:
         assert len(_patient_index(again)) == 1
+
+
+def test_a_text_zero_is_stored_as_text_and_none_as_null(store: Store) -> None:
+    """INSERT binds None as 0 and NULLIF(?, 0) makes it NULL again: a versionId, lastUpdated or
+    patient "0" (text) never equals the integer and stays "0", on the insert and upsert paths."""
+    from cohort.store import prepare_row
+
+    zero = prepare_row(obs("z", "0", versionId="0", lastUpdated="0"), "f:1")
+    bare = prepare_row({"resourceType": "Observation", "id": "n", "status": "final"}, "f:2")
+    for site, fresh in (("a", True), ("b", False)):
+        store.put_rows(site, [zero, bare], source="src", stats=PutStats(), fresh=fresh)
+        rows = store._db.execute(
+            "SELECT id, version, last_updated, patient FROM resources WHERE site=? ORDER BY id",
+            (site,),
+        ).fetchall()
+        assert rows == [("n", None, None, None), ("z", "0", "0", "0")]

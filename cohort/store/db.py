@@ -15,11 +15,10 @@ import orjson
 
 from cohort.atomic import ensure_dir
 from cohort.errors import StoreError
-from cohort.store.bulk import BulkLoad
 from cohort.store.census import CensusTables
 from cohort.store.marks import MarkTables
 from cohort.store.rows import PutStats, Row, bound, compare_versions, prepare_row, same_content
-from cohort.store.schema import INSERT, SCHEMA
+from cohort.store.schema import INSERT, PATIENT_INDEX, SCHEMA
 
 # records of a type a snapshot read or full refresh may always drop (deaths, merges), whatever
 # share of the type they are (see Store.over_removal)
@@ -28,7 +27,7 @@ MASS_REMOVAL_MIN = 10
 __all__ = ["Store"]
 
 
-class Store(MarkTables, CensusTables, BulkLoad):
+class Store(MarkTables, CensusTables):
     """SQLite store in WAL mode; the file is created 0600 and a new folder 0700."""
 
     def __init__(self, path: Path) -> None:
@@ -283,6 +282,32 @@ class Store(MarkTables, CensusTables, BulkLoad):
                 )
         except sqlite3.Error as e:
             raise self._err("write", e) from None
+
+    @contextmanager
+    def first_load(self) -> Iterator[None]:
+        """Around a load: when the store holds no resources at all (a new store), the rows go
+        in without the patient index, which is built once at the end: one sorted build costs
+        less than an index insert per row (dense10k's 229k rows written, build included: 1.91
+        -> 1.72 s CPU). Nothing reads that index during a file read; it is back however the
+        load ends, and a process killed meanwhile leaves a store whose next open creates it
+        (SCHEMA: IF NOT EXISTS)."""
+        empty = self._one("SELECT 1 FROM resources LIMIT 1", ()) is None
+        if empty:
+            try:
+                self._db.execute("DROP INDEX IF EXISTS resources_patient")
+            except sqlite3.Error as e:
+                raise self._err("write", e) from None
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            if empty:
+                try:
+                    self._db.execute(PATIENT_INDEX)
+                except sqlite3.Error as e:
+                    if not failed:  # (else the load's own error is the one to see)
+                        raise self._err("write", e) from None
 
     def has_rows(self, site: str) -> bool:
         """Whether any resource of `site` is stored."""

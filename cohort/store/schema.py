@@ -12,10 +12,10 @@ __all__ = [
     "SET_MARK",
 ]
 
-# (dropped during a first load and built at its end: store/bulk.py)
+# (dropped during a first load and built at its end: Store.first_load)
 PATIENT_INDEX = "CREATE INDEX IF NOT EXISTS resources_patient ON resources (site, patient, type)"
 
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS resources (
     site TEXT NOT NULL,
     type TEXT NOT NULL,
@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS resources (
     json BLOB NOT NULL,
     PRIMARY KEY (site, type, id)
 );
-{patient_index};
+{PATIENT_INDEX};
 CREATE TABLE IF NOT EXISTS marks (
     site TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS runs (
     started TEXT NOT NULL,
     record TEXT NOT NULL
 );
-""".replace("{patient_index}", PATIENT_INDEX)
+"""
 
 SET_MARK = (
     "INSERT INTO marks (site, key, value) VALUES (?, ?, ?)"
