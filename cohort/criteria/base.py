@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -65,8 +66,7 @@ def months_before(d: date, months: int) -> date:
 
 def window_start(as_of: date, params: dict[str, Any], prefix: str = "window") -> date | None:
     """Start of a look-back window given `<prefix>_days|_weeks|_months`; None = unlimited."""
-    # (the keys built once per prefix: this runs for every windowed ask of every patient)
-    days, weeks, months = _WINDOW_KEYS.get(prefix) or _window_keys(prefix)
+    days, weeks, months = _window_keys(prefix)
     if days in params:
         return as_of - timedelta(days=int(params[days]))
     if weeks in params:
@@ -76,12 +76,10 @@ def window_start(as_of: date, params: dict[str, Any], prefix: str = "window") ->
     return None
 
 
-_WINDOW_KEYS: dict[str, tuple[str, str, str]] = {}
-
-
+@functools.cache
 def _window_keys(prefix: str) -> tuple[str, str, str]:
-    keys = _WINDOW_KEYS[prefix] = (f"{prefix}_days", f"{prefix}_weeks", f"{prefix}_months")
-    return keys
+    """The keys built once per prefix: window_start runs for every windowed ask of every patient."""
+    return f"{prefix}_days", f"{prefix}_weeks", f"{prefix}_months"
 
 
 @dataclass(frozen=True)

@@ -135,7 +135,8 @@ def checks(crit: Criterion, ctx: Context) -> Result:
     outcomes: list[tuple[Status, list[Evidence], str]] = []
     ignored: list[Evidence] = []
     for chk in crit.params["checks"]:
-        then = _THEN.get(chk.get("then", "fail")) or Status(chk.get("then"))
+        word = chk.get("then", "fail")
+        then = _THEN.get(word) or Status(word)  # (Status: the error for a word not listed)
         if "condition" in chk:
             status, ev, ign, why = _condition_check(ctx, chk, then)
         else:

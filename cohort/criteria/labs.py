@@ -18,9 +18,9 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
     """Most recent numeric result in a window against a threshold (fail_below or pass_at_least)."""
     p = crit.params
     concepts = p["concepts"]
-    obs, ignored = ctx.observations(concepts, window_start(ctx.as_of, p))
+    since = window_start(ctx.as_of, p)
+    obs, ignored = ctx.observations(concepts, since)
     if not obs:
-        since = window_start(ctx.as_of, p)
         when = f" since {since}" if since else ""
         return result(
             crit, Status.UNKNOWN, f"no {'/'.join(concepts)} result{when}", ignored=ignored
