@@ -2,10 +2,12 @@
 
 # An EHR that merges two charts of one person keeps the old Patient with a link of type
 # `replaced-by` ("must no longer be used": FHIR R4 patient.html#links) and may leave records
-# pointing at it. Listed on their own, the two ids were two candidate rows for one person, and
-# each row missed the other's evidence. The old record's clinical records are read with the
-# patient that replaced it (chains followed), the old Patient itself is not; where the patient
-# that replaced it is not in the store, the old record is all there is and is read as it is.
+# pointing at it; the surviving Patient may say so too, with a link of type `replaces` ("should
+# be consulted to retrieve additional referenced information"). Listed on their own, the two
+# ids were two candidate rows for one person, and each row missed the other's evidence. The old
+# record's clinical records are read with the patient that replaced it (chains followed), the
+# old Patient itself is not; where the patient that replaced it is not in the store, the old
+# record is all there is and is read as it is.
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any
 
 from cohort.store import Store, reference_id
 
-__all__ = ["Merges", "Side", "merges_of", "replaced_by", "replacements"]
+__all__ = ["LINKED", "Merges", "Side", "family", "merge_links", "merges_of"]
 
 Side = tuple[list[date], list[date | None]]
 
@@ -72,27 +74,48 @@ class Merges:
         return [d for s in parts for d in s[0]], [m for s in parts for m in s[1]]
 
 
-def replaced_by(res: dict[str, Any]) -> str | None:
-    """The id of the patient a Patient record says replaced it (its first `link` of type
-    replaced-by naming another patient), else None."""
+# (bytes every Patient with a merge link holds, either type: Store.iter_type's filter)
+LINKED = b"replace"
+
+
+def _linked(res: dict[str, Any], kind: str) -> list[str]:
+    """The ids of the other patients a Patient record's links of type `kind` name."""
     pid = res.get("id")
     links = res.get("link")
+    out: list[str] = []
     for link in links if isinstance(links, list) else ():
-        if isinstance(link, dict) and link.get("type") == "replaced-by":
+        if isinstance(link, dict) and link.get("type") == kind:
             other = link.get("other")
-            new = reference_id(other.get("reference")) if isinstance(other, dict) else None
-            if isinstance(pid, str) and new and new != pid:
-                return new
-    return None
+            ref = reference_id(other.get("reference")) if isinstance(other, dict) else None
+            if isinstance(pid, str) and ref and ref != pid:
+                out.append(ref)
+    return out
+
+
+def merge_links(patients: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """Old patient id -> the id that replaced it, as `patients` (Patient records) say: the old
+    record's own first `replaced-by` link, else the one record whose `replaces` link names it
+    (where two records both say they replaced it, neither is taken)."""
+    direct: dict[str, str] = {}
+    claims: dict[str, set[str]] = {}
+    for res in patients:
+        pid = res.get("id")
+        if not isinstance(pid, str):
+            continue
+        new = _linked(res, "replaced-by")
+        if new:
+            direct[pid] = new[0]
+        for old in _linked(res, "replaces"):
+            claims.setdefault(old, set()).add(pid)
+    for old, by in claims.items():
+        if old not in direct and len(by) == 1:
+            direct[old] = next(iter(by))
+    return direct
 
 
 def merges_of(store: Store, site: str) -> Merges:
-    """The site's merged Patient records (Patient.link of type replaced-by)."""
-    direct: dict[str, str] = {}
-    for res in store.iter_type(site, "Patient", containing=b"replaced-by"):
-        new = replaced_by(res)
-        if new is not None:
-            direct[res["id"]] = new
+    """The site's merged Patient records (Patient.link of type replaced-by or replaces)."""
+    direct = merge_links(store.iter_type(site, "Patient", containing=LINKED))
     into: dict[str, str] = {}
     for old in direct:
         # follow the chain to its last stored Patient; a loop merges nothing
@@ -111,20 +134,19 @@ def merges_of(store: Store, site: str) -> Merges:
     return Merges(into)
 
 
-def replacements(links: dict[str, str], ids: set[str]) -> set[str]:
-    """The patients that replaced any of `ids`, directly or down a chain of merges (`links`:
-    old id -> the id that replaced it), that are not in `ids` themselves."""
-    found: set[str] = set()
-    seen: set[str] = set()  # (a chain that loops ends where it began)
-    todo = [pid for pid in ids if pid in links]
+def family(links: dict[str, str], ids: set[str]) -> set[str]:
+    """The patients joined to any of `ids` by merges (`links`: old id -> the id that replaced
+    it), either way and down chains: the charts the records say are the same people. Those not
+    in `ids` themselves."""
+    edges: dict[str, set[str]] = {}
+    for old, new in links.items():
+        edges.setdefault(old, set()).add(new)
+        edges.setdefault(new, set()).add(old)
+    seen = set(ids)
+    todo = [pid for pid in ids if pid in edges]
     while todo:
-        cur = todo.pop()
-        if cur in seen:
-            continue
-        seen.add(cur)
-        new = links[cur]
-        if new not in ids:
-            found.add(new)
-        if new in links:
-            todo.append(new)
-    return found
+        for other in edges[todo.pop()]:
+            if other not in seen:
+                seen.add(other)
+                todo.append(other)
+    return seen - ids

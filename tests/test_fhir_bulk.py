@@ -632,6 +632,30 @@ def test_bulk_keeps_the_chart_that_replaced_a_screened_one(tmp_path, store):
 
 
 @responses.activate
+def test_bulk_keeps_the_charts_a_screened_one_replaced(tmp_path, store):
+    """The reverse merges: screened p1 says it replaced p3 (link replaces; p3's Patient says
+    nothing), and p2 says p1 replaced it: p2's and p3's records are kept with p1's; p4's, on
+    no link, still are not."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1"), obs(2, "p2"), obs(3, "p3"), obs(4, "p4")]), {}, kick, since)
+
+    def patient(pid, kind=None, other=None):
+        link = [{"type": kind, "other": {"reference": f"Patient/{other}"}}] if kind else []
+        return {"resourceType": "Patient", "id": pid, **({"link": link} if link else {})}
+
+    responses.replace(responses.GET, f"{FILES}/Patient.ndjson", body=ndjson(
+        [patient("p1", "replaces", "p3"), patient("p2", "replaced-by", "p1"), patient("p3"),
+         patient("p4")]))
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert {pid for pid in ("p1", "p2", "p3", "p4") if store.get("uci", "Patient", pid)} == {
+        "p1", "p2", "p3"}
+    assert store.get("uci", "Observation", "o2") and store.get("uci", "Observation", "o3")
+    assert store.get("uci", "Observation", "o4") is None
+    assert rep.patients_screened == 3
+
+
+@responses.activate
 def test_bulk_incremental_fetches_the_chart_that_replaced_a_newly_screened_one(tmp_path, store):
     """A patient newly screened on a changes-only export is fetched by search; its Patient says
     p5 replaced it (a merge of an earlier night, not in tonight's export): p5 is fetched too."""

@@ -9,6 +9,7 @@ import pytest
 import responses
 from fhir_fakes import ALL, BASE, HGB, SLE, TOKENS, FakeFhir, capability, oo, population
 
+from cohort.merged import merges_of
 from cohort.source.fhir import ServerSettings, pull
 from cohort.store import Store
 
@@ -685,6 +686,25 @@ def test_chart_that_replaced_a_screened_one_is_pulled_with_it(store):
         rep = run(store)
     assert store.get("uci", "Observation", "o-q8")["status"] == "amended"
     assert rep.incremental and rep.patients_new == 0 and rep.patients_screened == 6
+
+
+def test_chart_a_screened_one_replaced_is_pulled_with_it(store):
+    """The reverse merge: the screened chart says it replaced an old one (Patient.link
+    replaces), whose records (here a lab; no screening Condition) are pulled and read with it;
+    the old Patient need not say replaced-by. A chart no link names stays out."""
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        for pid in ("q7", "q8"):
+            _unscreened(fake, pid)
+        link = {"type": "replaces", "other": {"reference": "Patient/q7"}}
+        fake.add({**fake.db[("Patient", "p0")], "link": [link]}, "2026-11-01T00:00:00Z")
+        rep = run(store)
+    assert store.get("uci", "Patient", "q7") is not None
+    assert store.get("uci", "Observation", "o-q7") is not None
+    assert store.get("uci", "Observation", "o-q8") is None
+    assert rep.patients_screened == 4
+    assert merges_of(store, "uci").into == {"q7": "p0"}
 
 
 class _LaterForQ7(FakeFhir):

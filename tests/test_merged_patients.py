@@ -80,6 +80,46 @@ def test_a_merge_into_a_patient_not_in_the_data_or_a_loop_leaves_the_charts_apar
     assert set(rows) == {"x", "p", "q"}
 
 
+def _replaces(new: str, *olds: str, **extra: Any) -> dict[str, Any]:
+    link = [{"other": {"reference": f"Patient/{old}"}, "type": "replaces"} for old in olds]
+    return patient("1975-07-07", pid=new, link=link, **extra)
+
+
+def test_a_chart_that_says_it_replaced_another_is_read_with_it(tmp_path: Path) -> None:
+    # only the surviving chart says so (link replaces); the old Patient has no link, or is
+    # not in the data at all
+    records = [
+        _replaces("new1", "old1", "gone1"),
+        patient("1980-05-01", pid="old1"),
+        _for("old1", condition("M32.14", onset=ago(3000), rid="c-old")),
+        _for("gone1", condition("M32.14", onset=ago(2000), rid="c-gone")),
+        _for("new1", condition("M32.14", onset=ago(30), rid="c-new")),
+    ]
+    rows = _run(tmp_path, records)
+    assert list(rows) == ["new1"]
+    assert rows["new1"]["sle_diagnosis"] == "pass"
+    assert rows["new1"]["birth_date"] == "1975-07-07"
+
+
+def test_a_chart_two_say_they_replaced_or_its_own_link_decides(tmp_path: Path) -> None:
+    records = [
+        # two charts say they replaced `both`: neither is taken, it stays apart
+        _replaces("a", "both"),
+        _replaces("b", "both"),
+        _for("both", condition("M32.14", onset=ago(3000), rid="c-both")),
+        # `own` says c replaced it; d's replaces link to it is not taken
+        _replaced("own", "c"),
+        patient("1970-03-03", pid="c"),
+        _replaces("d", "own"),
+        _for("own", condition("M32.14", onset=ago(3000), rid="c-own")),
+        _for("d", condition("M32.14", onset=ago(30), rid="c-d")),
+    ]
+    rows = _run(tmp_path, records)
+    assert set(rows) == {"both", "c", "d"}
+    assert rows["c"]["sle_diagnosis"] == "pass"
+    assert rows["d"]["sle_diagnosis"] == "fail"  # only its own, recent diagnosis
+
+
 def test_merged_charts_read_in_forked_workers_as_in_one_process(tmp_path: Path) -> None:
     records: list[dict[str, Any]] = []
     for i in range(300):  # above EVAL_FORK_MIN: evaluation forks per core

@@ -17,13 +17,13 @@ import requests
 
 from cohort.atomic import ensure_dir, write_atomic
 from cohort.errors import AuthError, ServerError
-from cohort.merged import replacements
+from cohort.merged import family
 from cohort.source.structure import loads
 from cohort.store import patient_of
 
 from .answer import content_length, retry_after
 from .client import url_host
-from .ndjson import merge_links, read_ndjson, screened_in
+from .ndjson import export_links, read_ndjson, screened_in
 from .outcome import outcome_issues
 from .plan import BY_CODE, PULL_TYPES, minus_overlap, token_hash
 from .pull import Puller
@@ -367,8 +367,8 @@ def bulk_pull(p: Puller) -> None:
     with p.phase("bulk-load"):
         complete = p.id_set("complete")
         screened = p.id_set("screened") | screened_in(files, p.screen_codes)
-        # the charts that replaced screened ones are read with them (cohort/merged.py)
-        screened |= replacements(merge_links(files), screened)
+        # the charts merged with screened ones are read with them (cohort/merged.py)
+        screened |= family(export_links(files), screened)
         p.set_mark("screened", json.dumps(sorted(screened)))
         load(p, files, screened)
     if not incomplete:
@@ -378,7 +378,7 @@ def bulk_pull(p: Puller) -> None:
     p.report.patients_screened, p.report.patients_new = len(screened), len(new)
     if new:  # the export only held changes: fetch newly screened patients' history by search
         pull_types(p, new, [])
-        # a newly screened patient's chart may have been replaced on an earlier night
+        # a newly screened patient's chart may have been merged on an earlier night
         screened |= pull_replacing(p, screened, set())
     if manifest.get("transactionTime") and not incomplete:
         p.set_mark("bulk", f"{manifest['transactionTime']}|{key}")

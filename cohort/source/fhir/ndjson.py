@@ -10,7 +10,7 @@ from typing import IO, Any, cast
 import orjson
 
 from cohort.errors import ServerError
-from cohort.merged import replaced_by
+from cohort.merged import merge_links
 from cohort.source.fileinfo import UNREADABLE, unreadable
 from cohort.source.structure import loads
 from cohort.store import patient_of
@@ -64,14 +64,13 @@ def screened_in(files: list[tuple[str, Path]], codes_wanted: set[str]) -> set[st
     return found
 
 
-def merge_links(files: list[tuple[str, Path]]) -> dict[str, str]:
-    """Old patient id -> the id that replaced it, from the export's Patient records."""
-    links: dict[str, str] = {}
-    for rtype, path in files:
-        if rtype != "Patient":
-            continue
-        for _, res in read_ndjson(path):
-            new = replaced_by(res)
-            if new is not None:
-                links[res["id"]] = new
-    return links
+def export_links(files: list[tuple[str, Path]]) -> dict[str, str]:
+    """Old patient id -> the id that replaced it, from the export's Patient records
+    (cohort.merged.merge_links)."""
+    return merge_links(
+        res
+        for rtype, path in files
+        if rtype == "Patient"
+        for _, res in read_ndjson(path)
+        if res.get("link") is not None
+    )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from cohort.errors import ServerError
-from cohort.merged import replaced_by, replacements
+from cohort.merged import LINKED, family, merge_links
 from cohort.store import patient_of
 
 from .answer import server_time
@@ -203,23 +203,20 @@ MAX_MERGE_ROUNDS = 5
 
 
 def pull_replacing(p: Puller, screened: set[str], complete: set[str]) -> set[str]:
-    """The patients that replaced screened ones (Patient.link replaced-by, chains followed)
-    and are not screened themselves, pulled like screened patients; they join the screened
-    set, so later nights pull them with it. (A merge may leave the screening Condition on the
-    old chart and the newer records on the one that replaced it; cohort reads the two as one
-    patient, cohort/merged.py.)"""
+    """The patients merged with screened ones (Patient.link replaced-by or replaces, either way,
+    chains followed) and not screened themselves, pulled like screened patients; they join the
+    screened set, so later nights pull them with it. (A merge may leave the screening Condition
+    on the old chart and the newer records on the one that replaced it, or the reverse; cohort
+    reads the charts as one patient, cohort/merged.py.) An old chart is found from the link of
+    the Patient that replaced it, with no search of the server's Patients by link."""
     added: set[str] = set()
     for _ in range(MAX_MERGE_ROUNDS):
-        links = {
-            res["id"]: new
-            for res in p.store.iter_type(p.site, "Patient", containing=b"replaced-by")
-            if (new := replaced_by(res)) is not None
-        }
-        extra = replacements(links, screened | added)
+        links = merge_links(p.store.iter_type(p.site, "Patient", containing=LINKED))
+        extra = family(links, screened | added)
         if not extra:
             break
         added |= extra
-        p.log.info("fhir %s: %d patient(s) that replaced screened ones", p.site, len(extra))
+        p.log.info("fhir %s: %d patient(s) merged with screened ones", p.site, len(extra))
         pull_types(p, sorted(extra - complete), sorted(extra & complete), advance=False)
     if added:
         p.set_mark("screened", json.dumps(sorted(screened | added)))
