@@ -20,12 +20,12 @@ from typing import Any
 import msgspec
 
 from cohort import __version__
+from cohort.atomic import ensure_dir
 from cohort.config import Config, SiteConfig
 from cohort.errors import CohortError, LockedError, OutputError, StoreError, interruption
 from cohort.forks import INHERITED_FDS, map_chunks
 from cohort.ingest import Loaded, ingest
 from cohort.model import Candidate, SiteResult
-from cohort.report.files import ensure_dir
 from cohort.screening import screen
 from cohort.store import Store
 
@@ -113,8 +113,8 @@ def write_outputs(
 
     `before_replace` runs once every file is staged, before any is replaced: what fails there
     (the run's history, written to the store) fails the run with the previous outputs kept."""
+    from cohort.atomic import discard, write_atomic
     from cohort.report.csv import candidates_csv_chunks, evidence_csv_chunks
-    from cohort.report.files import discard, write_atomic
     from cohort.report.html import summary_html
 
     # (target, how to render it): CSVs are rendered piece by piece while their staged file is
@@ -345,7 +345,7 @@ def _failed(report: dict[str, Any], error: str, kept_trial: str, had_lists: bool
 def _write_report(out: Path, report: dict[str, Any], *, failed: bool) -> None:
     """Write run.json. When the run has already failed, a run.json that cannot be written is
     logged and the run's own error (its one line and exit code) is what the caller sees."""
-    from cohort.report.files import write_atomic
+    from cohort.atomic import write_atomic
     from cohort.report.run import run_json
 
     try:

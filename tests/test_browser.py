@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from cohort.atomic import write_atomic
 from cohort.model import Candidate, CriterionInfo, Patient, Result, SiteResult, Status
-from cohort.report.files import write_atomic
 from cohort.report.html import summary_html
 
 pytestmark = pytest.mark.browser

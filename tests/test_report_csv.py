@@ -15,10 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cohort import atomic
+from cohort.atomic import write_atomic
 from cohort.errors import OutputError
 from cohort.model import Candidate, CriterionInfo, Evidence, Patient, Result, SiteResult, Status
 from cohort.report.csv import PHI_COLUMNS, candidates_csv, csv_line, evidence_csv
-from cohort.report.files import excel_safe, write_atomic
+from cohort.report.files import excel_safe
 
 CRITERIA = [
     CriterionInfo("age", "inclusion", "Age >= 12"),

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 
-from cohort.atomic import discard, ensure_dir, write_atomic
-
-__all__ = ["FORMULA_CHARS", "discard", "excel_safe", "write_atomic", "ensure_dir"]
+__all__ = ["FORMULA_CHARS", "excel_safe"]
 
 # A cell Excel/LibreOffice would read as a formula (or DDE) starts with one of these.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cohort.atomic import write_atomic
 from cohort.config import Config
 from cohort.errors import ConfigError
 from cohort.extract import Extractor
@@ -15,7 +16,6 @@ from cohort.extract.census import CensusEntry, value_summary
 from cohort.merged import merges_of
 from cohort.model import Code, ObservationFact, Quantity
 from cohort.report.csv import render_chunks
-from cohort.report.files import write_atomic
 from cohort.runner import Loaded
 from cohort.screening import screened_ids
 from cohort.store import Store

@@ -8,8 +8,8 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+from cohort.atomic import write_atomic
 from cohort.errors import MappingError
-from cohort.report.files import write_atomic
 from cohort.terminology.mappings import LINE_END, csv_lines, read_text
 
 
