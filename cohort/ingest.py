@@ -23,7 +23,7 @@ from cohort.source.files import (
     fingerprint,
     plan_units,
 )
-from cohort.store import PutStats, Row, Store
+from cohort.store import PutStats, Row, Store, Tombstones
 from cohort.store.schema import FILES_COUNT_MARK, FILES_MARK
 
 if TYPE_CHECKING:
@@ -64,11 +64,22 @@ class Loaded:
 class _Held:
     """Rows and census rows of read units not yet written: units are gathered up to a store
     batch, so many small files (a folder of per-patient Bundles) do not cost a transaction
-    (and its WAL pages) each."""
+    (and its WAL pages) each.
+
+    `tombs` (a `snapshot = false` read only, else None): the tombstones of the summarised
+    records among them that no row read later overrules; applied right after the rows are
+    written, they delete the stored copies they are not older than (a record recoded to a code
+    no mapping has in a later increment). `removed` counts those deletions."""
 
     rows: list[Row] = field(default_factory=list)
     dates: list[tuple[str, str]] = field(default_factory=list)
     entries: list[tuple[Any, ...]] = field(default_factory=list)
+    tombs: Tombstones | None = None
+    removed: int = 0
+
+    def size(self) -> int:
+        tombs = len(self.tombs) if self.tombs is not None else 0
+        return max(len(self.rows), len(self.dates), len(self.entries), tombs)
 
     def write(
         self, store: Store, site: SiteConfig, gen: int, put: PutStats, batch: int, fresh: bool
@@ -77,6 +88,8 @@ class _Held:
             store.put_rows(
                 site.id, self.rows, source=site.source, stats=put, batch_size=batch, fresh=fresh
             )
+        if self.tombs:
+            self.removed += store.bury(site.id, self.tombs.take())
         if self.dates or self.entries:
             store.add_census(site.id, site.source, gen, self.dates, self.entries)
         self.rows, self.dates, self.entries = [], [], []
@@ -220,7 +233,9 @@ def _read_files(
     """The read's report, and whether every file was read whole (`before`: the records by
     type of the last complete read, see _refuse_mass_removal)."""
     nproc = workers_for_files(units, cfg.workers)
-    triage = Triage(loaded.rules, loaded.relevant)
+    # increments (snapshot = false): a summarised record leaves a tombstone, so a stored older
+    # copy of it goes (a snapshot read's sweep drops it anyway: nothing more is read there)
+    triage = Triage(loaded.rules, loaded.relevant, tombstones=not cfg.snapshot)
     JOB.update(types=set(PIPELINE_TYPES), validate=cfg.validate, triage=triage)
     stats, put = ReadStats(), PutStats()
     seen: set[tuple[str, str]] = set()
@@ -230,7 +245,7 @@ def _read_files(
     sweep = cfg.snapshot and known
     gen = store.begin_census(site.id, site.source)
     lines_before: dict[str, int] = {}
-    held = _Held()
+    held = _Held(tombs=None if cfg.snapshot else Tombstones())
     try:
         with store.first_load():  # (a new store: the patient index is built at the end)
             for unit, done in read_results(units, nproc, cfg.chunk_mb << 20):
@@ -247,10 +262,13 @@ def _read_files(
                 held.rows += rows
                 if sweep:
                     seen.update((r[0], r[1]) for r in rows)
+                if held.tombs is not None:
+                    held.tombs.overrule(rows)  # (read after the units held)
+                    held.tombs.add(done.tombs)  # (those its own later rows overrule are gone)
                 held.dates += done.census.date_rows()
                 held.entries += done.census.entry_rows()
                 stats.merge(done.stats)
-                if max(len(held.rows), len(held.dates), len(held.entries)) >= cfg.batch_size:
+                if held.size() >= cfg.batch_size:
                     held.write(store, site, gen, put, cfg.batch_size, fresh=not known)
             held.write(store, site, gen, put, cfg.batch_size, fresh=not known)
     finally:
@@ -303,7 +321,8 @@ def _read_files(
             "inserted": put.inserted,
             "updated": put.updated,
             "unchanged": put.unchanged,
-            "removed": len(stale),
+            # a snapshot read's sweep; an increment's records replaced by summarised copies
+            "removed": len(stale) + held.removed,
         },
         "workers": nproc,
         "issues_total": len(stats.issues) + stats.issues_dropped,

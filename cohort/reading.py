@@ -16,7 +16,7 @@ from typing import Any
 from cohort.extract import Census, Triage
 from cohort.forks import close_inherited, workers_for
 from cohort.source.files import ReadStats, Unit, data_bytes, read_unit, stream_units
-from cohort.store import Row, prepare_row
+from cohort.store import Row, Tomb, Tombstones, prepare_row
 from cohort.terminology.units import warm as warm_units
 
 __all__ = ["JOB", "PARALLEL_MIN_BYTES", "read_results", "workers_for_files"]
@@ -35,15 +35,19 @@ class _Done:
     stats: ReadStats
     census: Census
     lines: int  # lines in a byte-range unit (0 otherwise)
+    # the unit's summarised records that no later row of the unit overrules (`snapshot =
+    # false` reads only; see Tombstones)
+    tombs: list[Tomb]
 
     # The rows cross from a reading process as one marshal blob: tuples of str/bytes/None
     # travel there and back in ~1.4 us a row against ~2.6 us pickled (bench/RESULTS.md).
     def __getstate__(self) -> tuple[bytes, ReadStats, Census, int]:
-        return marshal.dumps(self.rows), self.stats, self.census, self.lines
+        return marshal.dumps((self.rows, self.tombs)), self.stats, self.census, self.lines
 
     def __setstate__(self, state: tuple[bytes, ReadStats, Census, int]) -> None:
         blob, self.stats, self.census, self.lines = state
-        self.rows = marshal.loads(blob)  # noqa: S302 (written by this run's own reading process)
+        # (written by this run's own reading process)
+        self.rows, self.tombs = marshal.loads(blob)  # noqa: S302
 
 
 # Set in the parent before the pool forks, so workers inherit it (fork start method only).
@@ -53,13 +57,33 @@ JOB: dict[str, Any] = {}
 def _read(unit: Unit) -> _Done:
     stats = ReadStats()
     triage: Triage = JOB["triage"]
-    rows = [
-        prepare_row(res, origin, raw)
-        for res, origin, raw in read_unit(
-            unit, stats, types=JOB["types"], validate=JOB["validate"], triage=triage
-        )
-    ]
-    return _Done(rows, stats, triage.take(), stats.lines)
+    items = read_unit(unit, stats, types=JOB["types"], validate=JOB["validate"], triage=triage)
+    if triage.tombs is not None:
+        rows, tombs = _read_with_tombs(items, triage.tombs)
+        return _Done(rows, stats, triage.take(), stats.lines, tombs)
+    rows = [prepare_row(res, origin, raw) for res, origin, raw in items]
+    return _Done(rows, stats, triage.take(), stats.lines, [])
+
+
+def _read_with_tombs(
+    items: Iterator[tuple[dict[str, Any], str, bytes | None]], tombs: list[Tomb]
+) -> tuple[list[Row], list[Tomb]]:
+    """The rows of a unit, and the tombstones the triage left in `tombs` while reading it that
+    no row read after them overrules. The reader is lazy: when it hands over a row, `tombs`
+    holds exactly the tombstones of the records read before it."""
+    del tombs[:]  # (the list stays the one the triage's line handlers append to)
+    held = Tombstones()
+    rows: list[Row] = []
+    for res, origin, raw in items:
+        if tombs:
+            held.add(tombs)
+            del tombs[:]
+        row = prepare_row(res, origin, raw)
+        held.overrule((row,))
+        rows.append(row)
+    held.add(tombs)
+    del tombs[:]
+    return rows, held.take()
 
 
 def workers_for_files(units: list[Unit], configured: int) -> int:

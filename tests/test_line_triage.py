@@ -251,3 +251,80 @@ def test_lines_with_the_type_after_other_keys_are_read_from_their_bytes(monkeypa
     assert stats.summarised["Observation"] == 10 and triage.census.records == 10
     assert not any(b'"Claim"' in b for b in parsed)  # counted, never parsed
     assert len(parsed) < 5  # only a new code's first records, which the census samples
+
+
+@st.composite
+def versioned(draw: st.DrawFn) -> dict[str, Any]:
+    """A record of `records()` with an id and meta of any shape (or none)."""
+    res = draw(records())
+    if draw(st.integers(0, 4)) == 0:
+        res["id"] = draw(JUNK)
+    meta = draw(
+        st.one_of(
+            st.none(),
+            JUNK,
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "versionId": st.one_of(st.sampled_from(["1", "12", "x"]), JUNK),
+                    "lastUpdated": st.one_of(st.just("2026-05-01T10:00:00Z"), JUNK),
+                    "source": st.just("#a"),
+                },
+            ),
+        )
+    )
+    if meta is not None:
+        res["meta"] = meta
+    return res
+
+
+def _tombs(lines: list[bytes], by_line: bool) -> list[Any]:
+    triage = Triage(LOADED.rules, LOADED.relevant, tombstones=True)
+    reader = Reader(ReadStats(), TYPES, "fast", triage)
+    if not by_line:
+        reader._lines = frozenset()  # the ordinary path only
+    list(reader.ndjson(lines, "x.ndjson"))
+    assert triage.tombs is not None
+    return triage.tombs
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(versioned(), st.integers(0, 5)), min_size=1, max_size=30))
+def test_line_tombstones_are_those_of_the_parsed_records(
+    batch: list[tuple[dict[str, Any], int]],
+) -> None:
+    """`snapshot = false`: a line summarised from its bytes leaves the tombstone (id, versionId,
+    lastUpdated) the parsed record leaves, whatever the shape of its id and meta."""
+    lines = [_line(res, style) for res, style in batch]
+    assert _tombs(lines, True) == _tombs(lines, False)
+
+
+def test_line_tombstones_are_read_from_the_bytes_and_only_when_asked() -> None:
+    vital = {"resourceType": "Observation", "status": "final", "code": _coded(OBS_CODES[2]),
+             "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-01-01"}  # fmt: skip
+    metas: list[Any] = [
+        {"versionId": "3", "lastUpdated": "2026-05-01T10:00:00Z"},
+        {"lastUpdated": "2026-05-01"},
+        {"versionId": 3},  # not a string: no version (as prepare_row reads it)
+        [],
+        None,
+    ]
+    lines = [orjson.dumps({**vital, "id": f"v{i}", "meta": m}) for i, m in enumerate(metas)]
+    lines += [
+        orjson.dumps({**vital, "id": "v5"}),
+        orjson.dumps(vital),
+        orjson.dumps({**vital, "id": 7}),
+    ]
+    triage = Triage(LOADED.rules, LOADED.relevant, tombstones=True)
+    assert [triage.offer_line(line, "Observation") for line in lines] == [True] * len(lines)
+    assert triage.tombs == [
+        ("Observation", "v0", "3", "2026-05-01T10:00:00Z"),
+        ("Observation", "v1", None, "2026-05-01"),
+        ("Observation", "v2", None, None),
+        ("Observation", "v3", None, None),
+        ("Observation", "v4", None, None),
+        ("Observation", "v5", None, None),
+    ]
+    plain = Triage(LOADED.rules, LOADED.relevant)
+    assert [plain.offer_line(line, "Observation") for line in lines] == [True] * len(lines)
+    assert plain.tombs is None

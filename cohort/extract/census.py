@@ -21,7 +21,7 @@ from cohort.extract.elements import (
 from cohort.extract.lines import LINE_TYPES
 from cohort.extract.rules import ReadingRules
 from cohort.model import Code, ObsValue, Quantity
-from cohort.store import reference_id
+from cohort.store import Tomb, reference_id
 from cohort.store.schema import MEDICATION_MARK
 
 __all__ = [
@@ -144,6 +144,12 @@ class Triage:
     element maps to nothing, which the reading rules do not drop (dropped records stay whole so
     `cohort explain` can show them), names its patient and, for the types `last_seen` reads,
     has a readable date. Anything else is kept whole and validated as usual.
+
+    With `tombstones` (a `snapshot = false` read), each summarised record that has an id also
+    leaves its (type, id, versionId, lastUpdated) in `tombs`, in read order: a stored copy it
+    is not older than is not current any more (cohort.ingest). The caller empties that list in
+    place (the line handlers append to it). Otherwise `tombs` is None and nothing more is read
+    of a record.
     """
 
     TYPES = frozenset(CODE_ELEMENT)  # the types `offer` may summarise before validation
@@ -151,11 +157,16 @@ class Triage:
     LINE_TYPES = LINE_TYPES  # the types `offer_line` reads from an NDJSON line's bytes
 
     def __init__(
-        self, rules: ReadingRules, relevant: Callable[[tuple[Code, ...], str], bool]
+        self,
+        rules: ReadingRules,
+        relevant: Callable[[tuple[Code, ...], str], bool],
+        *,
+        tombstones: bool = False,
     ) -> None:
         self.rules = rules
         self.relevant = relevant
         self.census = Census()
+        self.tombs: list[Tomb] | None = [] if tombstones else None
         self._elements = CodeElements(relevant)
         self._handlers: dict[str, Callable[[bytes], bool | None]] = {}  # see line_handler
 
@@ -194,6 +205,8 @@ class Triage:
         entry = self._count(rtype, key, codes, text, pid, when)
         if rtype == "Observation":
             _sample(entry, res)
+        if self.tombs is not None:
+            self._tomb(rtype, res)
         return True
 
     def offer_checked(self, res: dict[str, Any]) -> bool:
@@ -213,6 +226,8 @@ class Triage:
         self._count(rtype, key, codes, text, pid, start)
         mark = MEDICATION_MARK + (start.isoformat() if start else "")
         self.census.dates.setdefault(pid, set()).add(mark)
+        if self.tombs is not None:
+            self._tomb(rtype, res)
         return True
 
     def offer_line(self, line: bytes, rtype: str) -> bool | None:
@@ -236,6 +251,12 @@ class Triage:
 
             handle = self._handlers[rtype] = bind(self, rtype)
         return handle
+
+    def _tomb(self, rtype: str, res: dict[str, Any]) -> None:
+        """Leave a summarised record's tombstone (none without an id) in `tombs`."""
+        tomb = tomb_of(rtype, res)
+        if tomb is not None and self.tombs is not None:
+            self.tombs.append(tomb)
 
     def _line_patient(self, subject: Any) -> str | None:
         """The patient id a decoded line's subject names (reference_id memoises it)."""
@@ -285,6 +306,24 @@ def _sample(entry: CensusEntry, res: dict[str, Any]) -> None:
         entry.units.add(unit)
     if q is not None and len(entry.quantities) < _SAMPLES:
         entry.quantities.append(q)
+
+
+def tomb_of(rtype: str, res: Any) -> Tomb | None:
+    """A summarised record's tombstone (None without an id): its versions read as prepare_row
+    reads a kept record's."""
+    rid = res.get("id") if isinstance(res, dict) else None
+    if not isinstance(rid, str):
+        return None
+    meta = res.get("meta")
+    if not isinstance(meta, dict):
+        return (rtype, rid, None, None)
+    version, updated = meta.get("versionId"), meta.get("lastUpdated")
+    return (
+        rtype,
+        rid,
+        version if isinstance(version, str) else None,
+        updated if isinstance(updated, str) else None,
+    )
 
 
 def _patient_id(subject: Any) -> str | None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import orjson
 from msgspec import UNSET
 
-from cohort.extract.census import _SAMPLES, CensusEntry, Triage, _sample
+from cohort.extract.census import _SAMPLES, CensusEntry, Triage, _sample, tomb_of
 from cohort.extract.elements import first_code, parse_date
-from cohort.extract.lines import decoder
+from cohort.extract.lines import KEY_DECODER, decoder
+from cohort.store import Tomb
 
 __all__ = ["Handler", "bind"]
 
@@ -23,8 +25,53 @@ Handler = Callable[[bytes], bool | None]
 
 
 def bind(triage: Triage, rtype: str) -> Handler:
-    """The handler of `rtype` (one of lines.LINE_TYPES), writing to `triage`'s census."""
-    return _condition(triage) if rtype == "Condition" else _coded(triage, rtype)
+    """The handler of `rtype` (one of lines.LINE_TYPES), writing to `triage`'s census (and,
+    when the triage collects them, a summarised line's tombstone to its `tombs`)."""
+    handle = _condition(triage) if rtype == "Condition" else _coded(triage, rtype)
+    return handle if triage.tombs is None else _leaving_tombs(handle, rtype, triage.tombs)
+
+
+def _leaving_tombs(handle: Handler, rtype: str, tombs: list[Tomb]) -> Handler:
+    """`handle`, and for each line it summarises, its tombstone: the id and meta decoded from
+    the line on their own (the handlers' structs do not decode them), or where that decode
+    refuses an element (an id that is no string, a meta that is no object ...), read as
+    `Triage.offer` reads the parsed record."""
+    decode = KEY_DECODER.decode
+
+    def handle_and_tomb(line: bytes) -> bool | None:
+        took = handle(line)
+        if took:
+            tomb: Tomb | None
+            try:
+                key = decode(line)
+            except (msgspec.DecodeError, RecursionError):
+                tomb = _parsed_tomb(rtype, line)
+            else:
+                rid, meta = key.id, key.meta
+                if rid is UNSET:
+                    tomb = None
+                elif meta is UNSET:
+                    tomb = (rtype, rid, None, None)
+                else:
+                    version, updated = meta.versionId, meta.lastUpdated
+                    tomb = (
+                        rtype,
+                        rid,
+                        None if version is UNSET else version,
+                        None if updated is UNSET else updated,
+                    )
+            if tomb is not None:
+                tombs.append(tomb)
+        return took
+
+    return handle_and_tomb
+
+
+def _parsed_tomb(rtype: str, line: bytes) -> Tomb | None:
+    try:
+        return tomb_of(rtype, orjson.loads(line))
+    except orjson.JSONDecodeError:
+        return None  # (a number msgspec skips and orjson refuses: see lines.py)
 
 
 def _coded(triage: Triage, rtype: str) -> Handler:

@@ -27,7 +27,7 @@ from msgspec import UNSET, Raw, UnsetType
 
 from cohort.extract.elements import parse_date
 
-__all__ = ["LINE_TYPES", "Line", "ObservationLine", "decoder"]
+__all__ = ["LINE_TYPES", "KEY_DECODER", "KeyLine", "Line", "ObservationLine", "decoder"]
 
 _NO_RAW = Raw(b"")
 
@@ -130,6 +130,21 @@ class ObservationLine(Line):
         when = self.date()
         return None if when is None else when.isoformat()
 
+
+class _Meta(msgspec.Struct, gc=False):
+    versionId: str | UnsetType = UNSET
+    lastUpdated: str | UnsetType = UNSET
+
+
+class KeyLine(msgspec.Struct, gc=False):
+    """A summarised line's id and versions, for its tombstone: decoded (a second, separate
+    decode) only in a `snapshot = false` read, so the structs above stay as they are."""
+
+    id: str | UnsetType = UNSET
+    meta: _Meta | UnsetType = UNSET
+
+
+KEY_DECODER = msgspec.json.Decoder(KeyLine)
 
 # effectiveDateTime's first 10 characters -> the ISO day it reads as (see ObservationLine.day)
 _ISO_DAYS: dict[str, str] = {}

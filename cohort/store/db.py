@@ -17,7 +17,15 @@ from cohort.atomic import ensure_dir
 from cohort.errors import StoreError
 from cohort.store.census import CensusTables
 from cohort.store.marks import MarkTables
-from cohort.store.rows import PutStats, Row, bound, compare_versions, prepare_row, same_content
+from cohort.store.rows import (
+    PutStats,
+    Row,
+    Tomb,
+    bound,
+    compare_versions,
+    prepare_row,
+    same_content,
+)
 from cohort.store.schema import INSERT, PATIENT_INDEX, SCHEMA
 
 # records of a type a snapshot read or full refresh may always drop (deaths, merges), whatever
@@ -244,6 +252,32 @@ class Store(MarkTables, CensusTables):
             )
         except sqlite3.Error as e:
             raise self._err("write", e) from None
+
+    def bury(self, site: str, tombs: list[Tomb]) -> int:
+        """Delete the stored records of `site` that these tombstones (summarised copies read
+        after them, see rows.Tombstones) replace: those a tombstone is not older than (newer
+        by `compare_versions`, or undecided: it was read later). One lookup per type, one
+        executemany by primary key, in one transaction; returns the rows deleted."""
+        if not tombs:
+            return 0
+        ids: dict[str, list[str]] = {}
+        for tomb in tombs:
+            ids.setdefault(tomb[0], []).append(tomb[1])
+        versions = {(t, i): (v, u) for t, i, v, u in tombs}
+        try:
+            with self._transaction():
+                gone = [
+                    (site, rtype, rid)
+                    for rtype, rids in ids.items()
+                    for rid, version, updated in self._select(
+                        "id, version, last_updated", site, rtype, rids
+                    )
+                    if compare_versions(versions[(rtype, rid)], (version, updated)) != -1
+                ]
+                self._db.executemany("DELETE FROM resources WHERE site=? AND type=? AND id=?", gone)
+        except sqlite3.Error as e:
+            raise self._err("write", e) from None
+        return len(gone)
 
     def stale(self, site: str, keep: set[tuple[str, str]]) -> list[tuple[str, str, str]]:
         """(type, id, origin) of the site's records that are not in `keep`: what a complete

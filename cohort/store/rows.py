@@ -17,6 +17,8 @@ from cohort.source.checkers import ID_RE
 __all__ = [
     "PutStats",
     "Row",
+    "Tomb",
+    "Tombstones",
     "bound",
     "compare_versions",
     "patient_of",
@@ -128,6 +130,53 @@ def compare_versions(
 
 # (type, id, versionId, lastUpdated, patient, origin, hash, json): one resource ready to store
 Row = tuple[str, str, str | None, str | None, str | None, str, str, bytes]
+
+
+# (type, id, versionId, lastUpdated) of a record the triage summarised (not stored): what a
+# `snapshot = false` read needs to drop the stored copy it replaces (Store.bury)
+Tomb = tuple[str, str, str | None, str | None]
+
+
+class Tombstones:
+    """The tombstones of a stretch of a read, one per key: its newest, the one read last where
+    versions do not decide (the order `Store._put_many` keeps rows in).
+
+    A row read after a tombstone of its key overrules it unless the tombstone is newer: the row
+    is then the copy to keep (`overrule`). What is left deletes older stored copies."""
+
+    __slots__ = ("by_key",)
+
+    def __init__(self) -> None:
+        self.by_key: dict[tuple[str, str], Tomb] = {}
+
+    def __len__(self) -> int:
+        return len(self.by_key)
+
+    def add(self, tombs: Iterable[Tomb]) -> None:
+        """Tombstones read after those held (in read order)."""
+        by_key = self.by_key
+        for tomb in tombs:
+            key = (tomb[0], tomb[1])
+            old = by_key.get(key)
+            if old is None or compare_versions((tomb[2], tomb[3]), (old[2], old[3])) != -1:
+                by_key[key] = tomb
+
+    def overrule(self, rows: Iterable[Row]) -> None:
+        """Rows read after the tombstones held: each drops its key's tombstone unless that is
+        newer."""
+        by_key = self.by_key
+        if not by_key:
+            return
+        for row in rows:
+            tomb = by_key.get((row[0], row[1]))
+            if tomb is not None and compare_versions((row[2], row[3]), (tomb[2], tomb[3])) != -1:
+                del by_key[(row[0], row[1])]
+
+    def take(self) -> list[Tomb]:
+        """The tombstones held, handing over an empty set."""
+        out = list(self.by_key.values())
+        self.by_key = {}
+        return out
 
 
 def prepare_row(res: dict[str, Any], origin: str, raw: bytes | None = None) -> Row:
