@@ -588,7 +588,7 @@ def test_a_failed_write_by_either_process_replaces_no_output(
 ) -> None:
     """Written by two processes, an output file that cannot be written fails the run with
     OutputError whichever process met it, and every previous output stays as it was."""
-    import cohort.report.files as files
+    import cohort.atomic as files
     import cohort.runner as runner
     from cohort.errors import OutputError
 
@@ -672,7 +672,7 @@ def test_a_file_stopped_mid_write_leaves_no_temp_file(
 ) -> None:
     """A writing process stopped mid-file (killed because the other failed first) leaves
     write_atomic's temp file behind; the run removes it with the staged files (it holds PHI)."""
-    import cohort.report.files as files
+    import cohort.atomic as files
     from cohort.errors import OutputError
 
     cfg = load_config(write_config(tmp_path, {"t": str(population)}, run={"workers": 1}))
