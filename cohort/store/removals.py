@@ -1,0 +1,113 @@
+"""Removing stored records: a snapshot's sweep, its guard, increments' tombstones, deletions."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Collection, Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+
+from cohort.errors import StoreError
+from cohort.store.rows import Tomb, compare_versions
+
+__all__ = ["MASS_REMOVAL_MIN", "Removals"]
+
+# records of a type a snapshot read or full refresh may always drop (deaths, merges), whatever
+# share of the type they are (see Store.over_removal)
+MASS_REMOVAL_MIN = 10
+
+
+class Removals:
+    """The deletions of `Store`: what a snapshot read or full refresh drops (guarded against
+    an incomplete answer), what `snapshot = false` tombstones replace, single records."""
+
+    # provided by Store
+    _db: sqlite3.Connection
+
+    def _err(self, action: str, e: sqlite3.Error) -> StoreError:
+        raise NotImplementedError
+
+    def _transaction(self) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def _select(self, columns: str, site: str, rtype: str, rids: list[str]) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def count_by_type(self, site: str) -> dict[str, int]:
+        raise NotImplementedError
+
+    def delete_resource(self, site: str, rtype: str, rid: str) -> None:
+        try:
+            self._db.execute(
+                "DELETE FROM resources WHERE site=? AND type=? AND id=?", (site, rtype, rid)
+            )
+        except sqlite3.Error as e:
+            raise self._err("write", e) from None
+
+    def bury(self, site: str, tombs: list[Tomb]) -> int:
+        """Delete the stored records of `site` that these tombstones (summarised copies read
+        after them, see rows.Tombstones) replace: those a tombstone is not older than (newer
+        by `compare_versions`, or undecided: it was read later). One lookup per type, one
+        executemany by primary key, in one transaction; returns the rows deleted."""
+        if not tombs:
+            return 0
+        ids: dict[str, list[str]] = {}
+        for tomb in tombs:
+            ids.setdefault(tomb[0], []).append(tomb[1])
+        versions = {(t, i): (v, u) for t, i, v, u in tombs}
+        try:
+            with self._transaction():
+                gone = [
+                    (site, rtype, rid)
+                    for rtype, rids in ids.items()
+                    for rid, version, updated in self._select(
+                        "id, version, last_updated", site, rtype, rids
+                    )
+                    if compare_versions(versions[(rtype, rid)], (version, updated)) != -1
+                ]
+                self._db.executemany("DELETE FROM resources WHERE site=? AND type=? AND id=?", gone)
+        except sqlite3.Error as e:
+            raise self._err("write", e) from None
+        return len(gone)
+
+    def stale(self, site: str, keep: set[tuple[str, str]]) -> list[tuple[str, str, str]]:
+        """(type, id, origin) of the site's records that are not in `keep`: what a complete
+        snapshot read that saw only `keep` would drop. Every record of the site counts, from
+        whichever source it was read (a site has one source; after its path changed, the
+        records read from the old path were never dropped again)."""
+        rows = self._query("SELECT type, id, origin FROM resources WHERE site=?", (site,))
+        return [(t, i, o) for t, i, o in rows if (t, i) not in keep]
+
+    def over_removal(
+        self,
+        site: str,
+        stale: list[tuple[str, str]],
+        limit: float,
+        exempt: Collection[str] = (),
+    ) -> tuple[str, int, int] | None:
+        """(type, to drop, stored) of the first type (not `exempt`) of which dropping `stale`
+        would remove more than `limit` of the site's records (and more than MASS_REMOVAL_MIN):
+        a snapshot or full refresh that found so little is an incomplete answer, not deletions
+        (callers refuse)."""
+        stored = self.count_by_type(site)
+        for rtype, n in sorted(Counter(t for t, _ in stale).items()):
+            if rtype in exempt:
+                continue
+            if n > MASS_REMOVAL_MIN and n > limit * stored.get(rtype, 0):
+                return rtype, n, stored.get(rtype, 0)
+        return None
+
+    def drop(self, site: str, keys: list[tuple[str, str]]) -> None:
+        """Delete these (type, id) records of `site`, in one transaction."""
+        try:
+            with self._transaction():
+                self._db.executemany(
+                    "DELETE FROM resources WHERE site=? AND type=? AND id=?",
+                    [(site, t, i) for t, i in keys],
+                )
+        except sqlite3.Error as e:
+            raise self._err("write", e) from None
