@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,29 @@ def test_a_chart_two_say_they_replaced_or_its_own_link_decides(tmp_path: Path) -
     assert set(rows) == {"both", "c", "d"}
     assert rows["c"]["sle_diagnosis"] == "pass"
     assert rows["d"]["sle_diagnosis"] == "fail"  # only its own, recent diagnosis
+
+
+def test_a_link_type_spelt_with_json_escapes_still_merges(tmp_path: Path) -> None:
+    # an NDJSON line is stored as read, and JSON may spell any character as a \uXXXX escape:
+    # "repl\u0061ces" is "replaces" (the store's byte pre-filter for linked Patients missed
+    # them, and both charts were candidates)
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = [
+        json.dumps(_replaces("new1", "old1")).replace('"replaces"', '"repl\\u0061ces"'),
+        json.dumps(_replaced("old2", "new2")).replace('"replaced-by"', '"r\\u0065placed-by"'),
+        json.dumps(patient("1970-03-03", pid="new2")),
+    ]
+    (data / "Patient.ndjson").write_text("\n".join(lines) + "\n")
+    records = [
+        _for("old1", condition("M32.14", onset=ago(3000), rid="c-old1")),
+        _for("new1", condition("M32.14", onset=ago(30), rid="c-new1")),
+        _for("old2", condition("M32.14", onset=ago(3000), rid="c-old2")),
+        _for("new2", condition("M32.14", onset=ago(30), rid="c-new2")),
+    ]
+    rows = _run(tmp_path, records)
+    assert set(rows) == {"new1", "new2"}
+    assert rows["new1"]["sle_diagnosis"] == rows["new2"]["sle_diagnosis"] == "pass"
 
 
 def test_merged_charts_read_in_forked_workers_as_in_one_process(tmp_path: Path) -> None:
