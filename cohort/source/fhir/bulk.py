@@ -385,8 +385,9 @@ def bulk_pull(p: Puller) -> None:
     p.report.patients_screened, p.report.patients_new = len(screened), len(new)
     if new:  # the export held only changes, or not these charts: fetch their history by search
         pull_types(p, new, [])
-        # a newly screened patient's chart may have been merged on an earlier night
-        screened |= pull_replacing(p, screened, set())
+    # a newly screened patient's chart may have been merged on an earlier night, and a link
+    # stored on an earlier night may name a chart not fetched yet (as search_path does)
+    screened |= pull_replacing(p, screened, set())
     if manifest.get("transactionTime") and not incomplete:
         p.set_mark("bulk", f"{manifest['transactionTime']}|{key}")
     p.set_mark("complete", json.dumps(sorted(screened)))
