@@ -179,6 +179,24 @@ def test_explain_reads_a_merged_chart_as_screening_does(tmp_path: Path) -> None:
         assert "Condition/c-old" in sle
 
 
+def test_explain_names_the_link_a_merge_read(tmp_path: Path) -> None:
+    # only new1 says so (replaces): old1 has no link, gone1 no Patient at all
+    records = [
+        _replaces("new1", "old1", "gone1"),
+        patient("1980-05-01", pid="old1"),
+        _for("gone1", condition("M32.14", onset=ago(3000), rid="c-gone")),
+    ]
+    _run(tmp_path, records)
+    args = ["explain", "gone1", "--config", str(tmp_path / "site.toml")]
+    args += ["--out", str(tmp_path / "out"), "--as-of", "2026-11-25"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "patient new1 at site s1" in result.output
+    assert "replaced-by new1" not in result.output  # (was said: no record has that link)
+    line = "merged charts: read with the records of gone1, old1 (Patient.link replaced-by or"
+    assert line + " replaces: merged into new1)" in result.output
+
+
 def test_coverage_counts_a_merged_chart_as_the_person_screening_reads(tmp_path: Path) -> None:
     # the SLE diagnosis is on the old chart only: screening reads new1 as screened, so a code
     # no mapping has, charted on new1 or old1, is one screened patient's (was: none screened,
