@@ -84,8 +84,8 @@ def screen(
     merges = merges_of(store, site.id)
     if merges:
         log.info(
-            "site %s: %d merged Patient record(s) (link replaced-by) read with the patient that"
-            " replaced them",
+            "site %s: %d merged chart(s) (Patient.link replaced-by or replaces) read with the"
+            " patient that replaced them",
             site.id,
             len(merges),
         )

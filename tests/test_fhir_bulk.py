@@ -656,6 +656,69 @@ def test_bulk_keeps_the_charts_a_screened_one_replaced(tmp_path, store):
 
 
 @responses.activate
+def test_bulk_fetches_by_search_a_replaced_chart_the_group_export_does_not_hold(tmp_path, store):
+    """A Group export holds its members' records only: screened p1 says it replaced p3, a chart
+    no longer in the group, so nothing of p3 is in the export. p3 is fetched by search like a
+    newly screened patient (was: marked complete, never fetched)."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    link = [{"type": "replaces", "other": {"reference": "Patient/p3"}}]
+    responses.replace(responses.GET, f"{FILES}/Patient.ndjson", body=ndjson(
+        [{"resourceType": "Patient", "id": "p1", "link": link}, {"resourceType": "Patient", "id": "p2"}]))
+    server = {"Patient": {"resourceType": "Patient", "id": "p3", "active": False},
+              "Observation": obs(3, "p3")}
+    seen: list[str] = []
+    for t in ("Patient", "Condition", "Observation", "MedicationRequest", "MedicationStatement",
+              "MedicationAdministration", "Immunization", "Procedure"):
+        def cb(req, t=t):
+            seen.append(req.url)
+            hits = [server[t]] if t in server and "p3" in req.url else []
+            return 200, {}, json.dumps({"resourceType": "Bundle", "type": "searchset",
+                                        "entry": [{"resource": r} for r in hits]})
+        responses.add_callback(responses.GET, f"{BASE}/{t}", callback=cb)
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.get("uci", "Patient", "p3") is not None
+    assert store.get("uci", "Observation", "o3") is not None
+    assert seen and all("p3" in u and "_lastUpdated" not in u for u in seen)
+    assert rep.patients_screened == 2 and rep.patients_new == 1
+    assert json.loads(store.get_mark("uci", "fhir:complete")) == ["p1", "p3"]
+
+
+@responses.activate
+def test_bulk_incremental_follows_the_merge_links_already_stored(tmp_path, store):
+    """A changes-only export with no newly screened patient: screened p1's stored Patient says
+    it replaced p3 (stored by a version that did not read replaces links; or a chain longer
+    than one night's MAX_MERGE_ROUNDS), and tonight's export holds nothing of either. p3 is
+    fetched by search, as a search pull does (was: only on a night someone was newly screened)."""
+    setup_server(ndjson([obs(1, "p1")]), {}, [], [])
+    s = settings(tmp_path, bulk_group="g1")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    link = [{"type": "replaces", "other": {"reference": "Patient/p3"}}]
+    store.put_resources("uci", [({"resourceType": "Patient", "id": "p1", "link": link}, "old")],
+                        source=BASE)
+    for name in ("Condition", "Patient", "Observation"):
+        responses.replace(responses.GET, f"{FILES}/{name}.ndjson", body=b"")
+    server = {"Patient": {"resourceType": "Patient", "id": "p3", "active": False},
+              "Observation": obs(3, "p3")}
+    seen: list[str] = []
+    for t in ("Patient", "Condition", "Observation", "MedicationRequest", "MedicationStatement",
+              "MedicationAdministration", "Immunization", "Procedure"):
+        def cb(req, t=t):
+            seen.append(req.url)
+            hits = [server[t]] if t in server and "p3" in req.url else []
+            return 200, {}, json.dumps({"resourceType": "Bundle", "type": "searchset",
+                                        "entry": [{"resource": r} for r in hits]})
+        responses.add_callback(responses.GET, f"{BASE}/{t}", callback=cb)
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert rep.incremental
+    assert store.get("uci", "Observation", "o3") is not None
+    assert seen and all("p3" in u and "_lastUpdated" not in u for u in seen)
+    assert rep.patients_screened == 2 and rep.patients_new == 1
+    assert json.loads(store.get_mark("uci", "fhir:complete")) == ["p1", "p3"]
+
+
+@responses.activate
 def test_bulk_incremental_fetches_the_chart_that_replaced_a_newly_screened_one(tmp_path, store):
     """A patient newly screened on a changes-only export is fetched by search; its Patient says
     p5 replaced it (a merge of an earlier night, not in tonight's export): p5 is fetched too."""

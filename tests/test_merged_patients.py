@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,29 @@ def test_a_chart_two_say_they_replaced_or_its_own_link_decides(tmp_path: Path) -
     assert rows["d"]["sle_diagnosis"] == "fail"  # only its own, recent diagnosis
 
 
+def test_a_link_type_spelt_with_json_escapes_still_merges(tmp_path: Path) -> None:
+    # an NDJSON line is stored as read, and JSON may spell any character as a \uXXXX escape:
+    # "repl\u0061ces" is "replaces" (the store's byte pre-filter for linked Patients missed
+    # them, and both charts were candidates)
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = [
+        json.dumps(_replaces("new1", "old1")).replace('"replaces"', '"repl\\u0061ces"'),
+        json.dumps(_replaced("old2", "new2")).replace('"replaced-by"', '"r\\u0065placed-by"'),
+        json.dumps(patient("1970-03-03", pid="new2")),
+    ]
+    (data / "Patient.ndjson").write_text("\n".join(lines) + "\n")
+    records = [
+        _for("old1", condition("M32.14", onset=ago(3000), rid="c-old1")),
+        _for("new1", condition("M32.14", onset=ago(30), rid="c-new1")),
+        _for("old2", condition("M32.14", onset=ago(3000), rid="c-old2")),
+        _for("new2", condition("M32.14", onset=ago(30), rid="c-new2")),
+    ]
+    rows = _run(tmp_path, records)
+    assert set(rows) == {"new1", "new2"}
+    assert rows["new1"]["sle_diagnosis"] == rows["new2"]["sle_diagnosis"] == "pass"
+
+
 def test_merged_charts_read_in_forked_workers_as_in_one_process(tmp_path: Path) -> None:
     records: list[dict[str, Any]] = []
     for i in range(300):  # above EVAL_FORK_MIN: evaluation forks per core
@@ -153,6 +177,24 @@ def test_explain_reads_a_merged_chart_as_screening_does(tmp_path: Path) -> None:
         assert "merged charts: read with the records of old1" in result.output
         sle = result.output.split("[pass] sle_diagnosis", 1)[1].split("\n\n", 1)[0]
         assert "Condition/c-old" in sle
+
+
+def test_explain_names_the_link_a_merge_read(tmp_path: Path) -> None:
+    # only new1 says so (replaces): old1 has no link, gone1 no Patient at all
+    records = [
+        _replaces("new1", "old1", "gone1"),
+        patient("1980-05-01", pid="old1"),
+        _for("gone1", condition("M32.14", onset=ago(3000), rid="c-gone")),
+    ]
+    _run(tmp_path, records)
+    args = ["explain", "gone1", "--config", str(tmp_path / "site.toml")]
+    args += ["--out", str(tmp_path / "out"), "--as-of", "2026-11-25"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "patient new1 at site s1" in result.output
+    assert "replaced-by new1" not in result.output  # (was said: no record has that link)
+    line = "merged charts: read with the records of gone1, old1 (Patient.link replaced-by or"
+    assert line + " replaces: merged into new1)" in result.output
 
 
 def test_coverage_counts_a_merged_chart_as_the_person_screening_reads(tmp_path: Path) -> None:

@@ -161,33 +161,55 @@ IDS = [f"p{i}" for i in range(8)]
 @st.composite
 def charts(draw: st.DrawFn) -> dict[str, dict[str, Any]]:
     """Some of p0..p7 stored, each maybe replaced by another id (stored or not, itself, in a
-    chain or a loop), each maybe with SLE conditions, old (over 6 months) or recent."""
+    chain or a loop), each maybe saying it replaced others (link replaces: any ids, so
+    also charts another one claims, or that say replaced-by someone else), each maybe with SLE
+    conditions, old (over 6 months) or recent; some ids not stored, with SLE conditions only."""
     stored = draw(st.lists(st.sampled_from(IDS), min_size=1, max_size=8, unique=True))
     out: dict[str, dict[str, Any]] = {}
     for pid in sorted(stored):
         target = draw(st.one_of(st.none(), st.sampled_from(IDS)))
+        replaces = draw(st.lists(st.sampled_from(IDS), max_size=2, unique=True))
         sle = draw(st.lists(st.sampled_from(["old", "new"]), max_size=2))
-        out[pid] = {"replaced_by": target, "sle": sle}
+        out[pid] = {"replaced_by": target, "replaces": replaces, "sle": sle}
+    for pid in sorted(set(IDS) - set(stored)):
+        sle = draw(st.lists(st.sampled_from(["old", "new"]), max_size=1))
+        if sle:
+            out[pid] = {"stored": False, "replaced_by": None, "replaces": [], "sle": sle}
     return out
+
+
+def _stored(data: dict[str, dict[str, Any]]) -> set[str]:
+    return {pid for pid, chart in data.items() if chart.get("stored", True)}
 
 
 def merged_into(data: dict[str, dict[str, Any]]) -> dict[str, str]:
     """The oracle, from the rule's words: a stored Patient replaced by another is read with the
     patient that replaced it; a chain is followed to its last stored Patient; where the links
     loop the chart is read as it is, and so where the first patient that replaced it is not in
-    the data. A link to itself (the rule does not say) is read as no link: it ends a chain."""
+    the data. A link to itself (the rule does not say) is read as no link: it ends a chain.
+    A chart with no replaced-by link of its own (stored or not) is replaced by the one stored
+    Patient whose replaces link names it; where two do, by neither."""
+    stored = _stored(data)
+
+    def replaced_by(pid: str) -> str | None:
+        own = data[pid]["replaced_by"] if pid in stored else None
+        if own is not None and own != pid:
+            return str(own)
+        claims = {q for q in stored if q != pid and pid in data[q].get("replaces", ())}
+        return claims.pop() if len(claims) == 1 else None
+
     into: dict[str, str] = {}
     for pid in data:
         path = [pid]
         while True:
-            nxt = data[path[-1]]["replaced_by"] if path[-1] in data else None
-            if nxt is None or nxt == path[-1]:
+            nxt = replaced_by(path[-1])
+            if nxt is None:
                 break
             path.append(nxt)
             if nxt in path[:-1]:
                 path = []  # a loop: merges nothing
                 break
-            if nxt not in data:
+            if nxt not in stored:
                 path.pop()  # not stored: the chain ends at the last stored one
                 break
         if len(path) > 1:
@@ -201,18 +223,27 @@ def _write_and_run(tmp: Path, records: list[dict[str, Any]]) -> tuple[dict, list
     return rows, csv_rows(site / "evidence.csv")
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(charts())
 def test_merged_charts_end_to_end_as_the_rule_reads(
     tmp_path_factory: Any, data: dict[str, dict[str, Any]]
 ) -> None:
     records: list[dict[str, Any]] = []
+    stored = _stored(data)
     for n, (pid, chart) in enumerate(sorted(data.items())):
+        links = [
+            {"other": {"reference": f"Patient/{old}"}, "type": "replaces"}
+            for old in chart.get("replaces", ())
+        ]
         extra: dict[str, Any] = {}
         if chart["replaced_by"] is not None:
             other = {"reference": f"Patient/{chart['replaced_by']}"}
-            extra = {"active": False, "link": [{"other": other, "type": "replaced-by"}]}
-        records.append(patient(f"19{50 + n}-01-0{n % 9 + 1}", pid=pid, **extra))
+            links.append({"other": other, "type": "replaced-by"})
+            extra = {"active": False}
+        if links:
+            extra["link"] = links
+        if pid in stored:
+            records.append(patient(f"19{50 + n}-01-0{n % 9 + 1}", pid=pid, **extra))
         for k, age in enumerate(chart["sle"]):
             c = condition("M32.14", onset=ago(3000 if age == "old" else 30), rid=f"c-{pid}-{k}")
             records.append({**c, "subject": {"reference": f"Patient/{pid}"}})
@@ -236,9 +267,10 @@ def test_merged_charts_end_to_end_as_the_rule_reads(
         }
         assert got == refs, (pid, data, into)
         assert rows[pid]["sle_diagnosis"] == ("pass" if "old" in ages[pid] else "fail")
-        # demographics are the surviving chart's
+        # demographics are the surviving chart's (none where no Patient is stored)
         n = sorted(data).index(pid)
-        assert rows[pid]["birth_date"] == f"19{50 + n}-01-0{n % 9 + 1}"
+        born = f"19{50 + n}-01-0{n % 9 + 1}" if pid in stored else ""
+        assert rows[pid]["birth_date"] == born
 
 
 def test_merge_oracle_reads_the_documented_cases() -> None:
@@ -254,6 +286,25 @@ def test_merge_oracle_reads_the_documented_cases() -> None:
     assert merged_into({"a": chart("a")}) == {}
     assert merged_into({"a": chart("b"), "b": chart("b")}) == {"a": "b"}
     assert merged_into({"a": chart("p"), "p": chart("q"), "q": chart("p")}) == {}
+
+    def claims(*olds: str, to: str | None = None) -> dict[str, Any]:
+        return {"replaced_by": to, "replaces": list(olds), "sle": []}
+
+    gone = {"stored": False, "replaced_by": None, "sle": ["old"]}
+    # tests/test_merged_patients.py: the old chart has no link, or is not in the data
+    assert merged_into({"n": claims("o", "g"), "o": chart(None), "g": gone}) == {
+        "o": "n",
+        "g": "n",
+    }
+    # two claim it: neither; its own replaced-by wins; a loop of claims merges nothing
+    assert merged_into({"a": claims("x"), "b": claims("x"), "x": chart(None)}) == {}
+    assert merged_into({"d": claims("o"), "o": chart("c"), "c": chart(None)}) == {"o": "c"}
+    assert merged_into({"a": claims("b"), "b": claims("a")}) == {}
+    # both kinds in one chain, to its last stored Patient
+    assert merged_into({"x": chart("a"), "a": chart(None), "b": claims("a")}) == {
+        "x": "b",
+        "a": "b",
+    }
 
 
 # --- 3. the most recent of several results on one day (criteria/base.py newest_first) ----------

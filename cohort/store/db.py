@@ -284,11 +284,13 @@ class Store(MarkTables, CensusTables, Removals):
         self, site: str, rtype: str, containing: bytes | None = None
     ) -> Iterator[dict[str, Any]]:
         """Every stored record of `rtype`, by id; with `containing`, only those whose JSON text
-        holds those bytes (a pre-filter in SQLite: the caller still checks the parsed record)."""
+        holds those bytes, or holds a \\u escape (which may spell them: an NDJSON line is stored
+        as read). A pre-filter in SQLite: the caller still checks the parsed record."""
         sql = "SELECT json FROM resources WHERE site=? AND type=?"
         params: tuple[Any, ...] = (site, rtype)
         if containing is not None:
-            sql, params = sql + " AND instr(json, ?) > 0", (*params, containing)
+            sql += " AND (instr(json, ?) > 0 OR instr(json, ?) > 0)"
+            params = (*params, containing, b"\\u")
         for (blob,) in self._query(sql + " ORDER BY id", params):
             yield orjson.loads(blob)
 

@@ -122,7 +122,7 @@ def explain_patient(
         lines.insert(
             1,
             f"merged charts: read with the records of {', '.join(olds)} (Patient.link"
-            f" replaced-by {target})",
+            f" replaced-by or replaces: merged into {target})",
         )
     dropped = _dropped_by_concept(loaded, resources, facts.dropped)
     shown: set[str] = set()

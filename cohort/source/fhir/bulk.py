@@ -238,16 +238,20 @@ def download(
     return files
 
 
-def load(p: Puller, files: list[tuple[str, Path]], screened: set[str]) -> None:
+def load(p: Puller, files: list[tuple[str, Path]], screened: set[str]) -> set[str]:
     """Store screened patients' records and Medications; then read referenced Medications the
-    export left out (Patient-level exports hold only the patient compartment)."""
+    export left out (Patient-level exports hold only the patient compartment). Returns the
+    screened patients whose Patient record the export held."""
     meds: list[dict[str, Any]] = []
+    held: set[str] = set()
     for rtype, path in sorted(files, key=lambda f: f[0] != "Medication"):
         batch: list[tuple[dict, str]] = []
         bad: list[int] = []
         for n, res in read_ndjson(path, bad):
-            if res.get("resourceType") == "Medication" or patient_of(res) in screened:
+            if res.get("resourceType") == "Medication" or (pid := patient_of(res)) in screened:
                 batch.append((res, f"bulk {rtype}.ndjson:{n}"))
+                if res.get("resourceType") == "Patient" and pid:
+                    held.add(pid)
                 if "medicationReference" in res:
                     meds.append({"medicationReference": res["medicationReference"]})
             if len(batch) >= BATCH:
@@ -259,6 +263,7 @@ def load(p: Puller, files: list[tuple[str, Path]], screened: set[str]) -> None:
                 f"bulk {rtype}.ndjson: {len(bad)} unreadable line(s), first at line {bad[0]}"
             )
     p.fetch_medications(meds)
+    return held
 
 
 def _fresh(spool: Path) -> None:
@@ -368,18 +373,21 @@ def bulk_pull(p: Puller) -> None:
         complete = p.id_set("complete")
         screened = p.id_set("screened") | screened_in(files, p.screen_codes)
         # the charts merged with screened ones are read with them (cohort/merged.py)
-        screened |= family(export_links(files), screened)
+        merged = family(export_links(files), screened)
+        screened |= merged
         p.set_mark("screened", json.dumps(sorted(screened)))
-        load(p, files, screened)
+        held = load(p, files, screened)
     if not incomplete:
         p.swept.update(types)
-    new = sorted(screened - complete) if state.get("since") else []
+    # a full export: the merged charts it does not hold (a Group's non-members) are new
+    new = sorted(screened - complete if state.get("since") else merged - held)
     p.report.incremental = bool(state.get("since"))
     p.report.patients_screened, p.report.patients_new = len(screened), len(new)
-    if new:  # the export only held changes: fetch newly screened patients' history by search
+    if new:  # the export held only changes, or not these charts: fetch their history by search
         pull_types(p, new, [])
-        # a newly screened patient's chart may have been merged on an earlier night
-        screened |= pull_replacing(p, screened, set())
+    # a newly screened patient's chart may have been merged on an earlier night, and a link
+    # stored on an earlier night may name a chart not fetched yet (as search_path does)
+    screened |= pull_replacing(p, screened, set())
     if manifest.get("transactionTime") and not incomplete:
         p.set_mark("bulk", f"{manifest['transactionTime']}|{key}")
     p.set_mark("complete", json.dumps(sorted(screened)))
