@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+import cohort.ingest
 import cohort.reading as reading
 from cohort.config import Config, SiteConfig, default_config
 from cohort.extract import Triage
@@ -231,6 +232,62 @@ def test_tombstones_are_applied_with_each_store_batch(tmp_path: Path) -> None:
             *(f"o{i}" for i in (0, 2, 3, 4, 5)),
             *(f"q{i}" for i in range(6)),
         ]
+
+
+def _recoded_and_back(folder: Path) -> None:
+    """o1 mapped (a), recoded (b), mapped again (c), no meta: the copy read last, c's, stands.
+    With batches of 1 row each file is a store batch of its own."""
+    folder.mkdir()
+    _ndjson(folder / "a.ndjson", _obs(PLATELETS))
+    _ndjson(folder / "b.ndjson", _line_obs())
+    _ndjson(folder / "c.ndjson", _obs(PLATELETS))
+
+
+def test_a_read_that_dies_halfway_removes_nothing_a_complete_read_keeps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read killed after b's batch (the tombstone's) but before c's (the copy that overrules
+    it): o1 is still stored, as the complete read leaves it. Deletions wait for the read's
+    end, like a snapshot read's sweep; the next read is a complete one (the mark was cleared)."""
+    folder = tmp_path / "feed"
+    _recoded_and_back(folder)
+    cfg = _config(batch_size=1)
+    real = cohort.ingest.read_results
+
+    def dying(*args: Any, **kw: Any) -> Any:
+        for n, item in enumerate(real(*args, **kw)):
+            if n == 2:  # a and b written, c not read
+                raise RuntimeError("killed")
+            yield item
+
+    with Store(tmp_path / "s.sqlite") as store:
+        _ingest(folder, store, cfg)
+        assert _ids(store, "Observation") == ["o1"]
+        _ndjson(folder / "d.ndjson", _obs(PLATELETS, id="o9"))
+        monkeypatch.setattr(cohort.ingest, "read_results", dying)
+        with pytest.raises(RuntimeError):
+            _ingest(folder, store, cfg)
+        assert _ids(store, "Observation") == ["o1"]
+        monkeypatch.undo()
+        report = _ingest(folder, store, cfg)
+        assert report["stored"]["removed"] == 0 and report.get("files_unchanged") is None
+        assert _ids(store, "Observation") == ["o1", "o9"]
+
+
+def test_a_record_recoded_and_back_is_not_counted_removed(tmp_path: Path) -> None:
+    """The record recoded in b and back in c (the same bytes as a) is neither removed nor
+    inserted again: not on a first load, nor re-read whole (a new increment arrived), where
+    only the new file's record is new."""
+    folder = tmp_path / "feed"
+    _recoded_and_back(folder)
+    cfg = _config(batch_size=1)
+    with Store(tmp_path / "s.sqlite") as store:
+        first = _ingest(folder, store, cfg)
+        assert first["stored"] == {"inserted": 1, "updated": 0, "unchanged": 1, "removed": 0}
+        _ndjson(folder / "d.ndjson", _obs(PLATELETS, id="o9"))
+        report = _ingest(folder, store, cfg)
+        assert report["stored"] == {"inserted": 1, "updated": 0, "unchanged": 2, "removed": 0}
+        assert _ids(store, "Observation") == ["o1", "o9"]
 
 
 def test_an_increment_recoding_a_condition_or_a_medication_removes_it(tmp_path: Path) -> None:
