@@ -209,22 +209,22 @@ def test_copies_in_one_file_count_in_line_order(tmp_path: Path) -> None:
 
 
 def test_tombstones_are_applied_with_each_store_batch(tmp_path: Path) -> None:
-    """Batches of 2 rows: a tombstone is written with its own batch, not held to the end, and
-    still removes a copy stored by an earlier batch of the same read."""
+    """Batches of 2 rows: a tombstone is weighed with its own batch, not held to the end, and
+    still removes a copy stored by an earlier batch of the same read (once the read ends)."""
     folder = tmp_path / "feed"
     folder.mkdir()
     _ndjson(folder / "a.ndjson", *[_obs(PLATELETS, T1, id=f"o{i}") for i in range(6)])
     _ndjson(folder / "b.ndjson", *[_obs(PLATELETS, T1, id=f"q{i}") for i in range(6)])
     _ndjson(folder / "c.ndjson", _line_obs(T2, id="o1"), _line_obs(T0, id="o2"))
     written: list[int] = []
-    real = Store.bury
+    real = Store.doomed
 
-    def bury(self: Store, site: str, tombs: list[Any]) -> int:
+    def doomed(self: Store, site: str, tombs: list[Any]) -> list[tuple[str, str]]:
         written.append(len(tombs))
         return real(self, site, tombs)
 
     with pytest.MonkeyPatch.context() as m, Store(tmp_path / "s.sqlite") as store:
-        m.setattr(Store, "bury", bury)
+        m.setattr(Store, "doomed", doomed)
         report = _ingest(folder, store, _config(batch_size=2))
         assert written == [2]  # (only the last file left tombstones)
         assert report["stored"]["removed"] == 1
