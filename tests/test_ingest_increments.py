@@ -290,6 +290,26 @@ def test_a_record_recoded_and_back_is_not_counted_removed(tmp_path: Path) -> Non
         assert _ids(store, "Observation") == ["o1", "o9"]
 
 
+def test_an_older_copy_read_in_a_batch_after_the_tombstone_replaces_the_doomed_one(
+    tmp_path: Path,
+) -> None:
+    """The documented edge (operations.md): platelets o1 v5 stored, then an increment recodes it
+    (v6) and a later batch holds an older mapped copy (v2). The tombstone is not held past its
+    batch, so v2 is stored again; but the v5 copy the tombstone replaced never comes back."""
+    folder = tmp_path / "feed"
+    folder.mkdir()
+    _ndjson(folder / "a.ndjson", _obs(PLATELETS, meta={"versionId": "5"}, status="amended"))
+    cfg = _config(batch_size=1)
+    with Store(tmp_path / "s.sqlite") as store:
+        _ingest(folder, store, cfg)
+        _ndjson(folder / "b.ndjson", _line_obs(meta={"versionId": "6"}))
+        _ndjson(folder / "c.ndjson", _obs(PLATELETS, meta={"versionId": "2"}))
+        report = _ingest(folder, store, cfg)
+        kept = store.get("s", "Observation", "o1")
+        assert kept is not None and kept["meta"] == {"versionId": "2"}
+        assert report["stored"]["removed"] == 0
+
+
 def test_an_increment_recoding_a_condition_or_a_medication_removes_it(tmp_path: Path) -> None:
     """Not only Observations: a Condition recoded to a code no mapping has (newer lastUpdated)
     and a MedicationRequest to a product none has (higher versionId); the older copy of a
