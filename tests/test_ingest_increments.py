@@ -4,6 +4,7 @@ no mapping has is only summarised, and its tombstone removes the stored older co
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import pickle
 from pathlib import Path
 from typing import Any
@@ -366,6 +367,46 @@ def test_a_snapshot_read_collects_no_tombstones(
     with Store(tmp_path / "t.sqlite") as store:
         _ingest(folder, store)
     assert seen == [(False, 2), (False, 1)]
+
+
+def test_a_compressed_file_is_weighed_in_the_same_pieces_by_one_process_and_by_two(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gzip NDJSON file above `chunk_mb` goes to reading processes in decompressed pieces,
+    each with the tombstones of its own records; one process read it whole and weighed all of
+    its tombstones at once (one per summarised record in memory, ~0.5 KB each: a Bulk file of
+    10 million took GBs). Now one process reads it in the same pieces, so the store does not
+    depend on `workers`: here the recoded o1 (v3) opens the file and an older mapped copy (v2)
+    ends it, pieces and store batches later (the documented edge: v2 is stored again)."""
+    folder = tmp_path / "feed"
+    folder.mkdir()
+    records = [_line_obs(meta={"versionId": "3"})]
+    records += [
+        _obs(PLATELETS, id=f"f{i}", note=[{"text": f"{i * 7919:x}" * 9}]) for i in range(60)
+    ]
+    records.append(_obs(PLATELETS, meta={"versionId": "2"}))
+    text = b"".join(orjson.dumps(r) + b"\n" for r in records)
+    (folder / "x.ndjson.gz").write_bytes(gzip.compress(text))
+    real = reading.stream_units
+    pieces: list[int] = []
+
+    def small_pieces(units: Any, _chunk: int) -> Any:
+        for unit in real(units, 4096):
+            pieces.append(unit.part)
+            yield unit
+
+    monkeypatch.setattr(reading, "stream_units", small_pieces)
+    got, read_in = {}, {}
+    for workers in (1, 2):
+        pieces.clear()
+        with Store(tmp_path / f"w{workers}.sqlite") as store:
+            report = _ingest(folder, store, _config(workers=workers, batch_size=5))
+            o1 = store.get("s", "Observation", "o1")
+            got[workers] = (report["stored"], o1 and o1["meta"], len(_ids(store, "Observation")))
+        read_in[workers] = len(pieces)
+    assert got[1] == got[2] == ({"inserted": 61, "updated": 0, "unchanged": 0, "removed": 0},
+                                {"versionId": "2"}, 61)  # fmt: skip
+    assert read_in[1] == read_in[2] > 3  # (in pieces, by one process too)
 
 
 def test_reading_processes_remove_what_one_process_removes(tmp_path: Path) -> None:
