@@ -258,7 +258,8 @@ def _read_files(
     held = _Held(tombs=None if cfg.snapshot else Tombstones())
     try:
         with store.first_load():  # (a new store: the patient index is built at the end)
-            for unit, done in read_results(units, nproc, cfg.chunk_mb << 20):
+            chunk = cfg.chunk_mb << 20
+            for unit, done in read_results(units, nproc, chunk, pieces=not cfg.snapshot):
                 offset = lines_before.get(unit.origin, 0) if unit.part else 0
                 lines_before[unit.origin] = offset + done.lines
                 rows = done.rows
