@@ -67,15 +67,17 @@ class _Held:
     (and its WAL pages) each.
 
     `tombs` (a `snapshot = false` read only, else None): the tombstones of the summarised
-    records among them that no row read later overrules; applied right after the rows are
-    written, they delete the stored copies they are not older than (a record recoded to a code
-    no mapping has in a later increment). `removed` counts those deletions."""
+    records among them that no row read later overrules; weighed right after the rows are
+    written, the stored copies they are not older than (a record recoded to a code no mapping
+    has in a later increment) join `doomed`: dropped once the read is complete, so a read that
+    dies halfway removes nothing, unless a row of a later batch stores the key again first
+    (`lift`: it replaces the doomed copy, as it would once that was gone)."""
 
     rows: list[Row] = field(default_factory=list)
     dates: list[tuple[str, str]] = field(default_factory=list)
     entries: list[tuple[Any, ...]] = field(default_factory=list)
     tombs: Tombstones | None = None
-    removed: int = 0
+    doomed: set[tuple[str, str]] = field(default_factory=set)
 
     def size(self) -> int:
         tombs = len(self.tombs) if self.tombs is not None else 0
@@ -85,11 +87,19 @@ class _Held:
         self, store: Store, site: SiteConfig, gen: int, put: PutStats, batch: int, fresh: bool
     ) -> None:
         if self.rows:
+            lift = {(r[0], r[1]) for r in self.rows} & self.doomed if self.doomed else set()
+            self.doomed -= lift
             store.put_rows(
-                site.id, self.rows, source=site.source, stats=put, batch_size=batch, fresh=fresh
+                site.id,
+                self.rows,
+                source=site.source,
+                stats=put,
+                batch_size=batch,
+                fresh=fresh,
+                lift=lift,
             )
         if self.tombs:
-            self.removed += store.bury(site.id, self.tombs.take())
+            self.doomed.update(store.doomed(site.id, self.tombs.take()))
         if self.dates or self.entries:
             store.add_census(site.id, site.source, gen, self.dates, self.entries)
         self.rows, self.dates, self.entries = [], [], []
@@ -248,7 +258,8 @@ def _read_files(
     held = _Held(tombs=None if cfg.snapshot else Tombstones())
     try:
         with store.first_load():  # (a new store: the patient index is built at the end)
-            for unit, done in read_results(units, nproc, cfg.chunk_mb << 20):
+            chunk = cfg.chunk_mb << 20
+            for unit, done in read_results(units, nproc, chunk, pieces=not cfg.snapshot):
                 offset = lines_before.get(unit.origin, 0) if unit.part else 0
                 lines_before[unit.origin] = offset + done.lines
                 rows = done.rows
@@ -286,6 +297,8 @@ def _read_files(
     store.commit_census(site.id, site.source, gen)
     if stale:
         store.drop(site.id, stale)
+    if held.doomed:  # (an increment's records replaced by summarised copies)
+        store.drop(site.id, sorted(held.doomed))
     if cfg.snapshot:
         store.forget_other_sources(site.id, site.source)
     log.info(
@@ -322,7 +335,7 @@ def _read_files(
             "updated": put.updated,
             "unchanged": put.unchanged,
             # a snapshot read's sweep; an increment's records replaced by summarised copies
-            "removed": len(stale) + held.removed,
+            "removed": len(stale) + len(held.doomed),
         },
         "workers": nproc,
         "issues_total": len(stats.issues) + stats.issues_dropped,

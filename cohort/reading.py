@@ -112,19 +112,21 @@ def _batched(units: Iterator[Unit], chunk_bytes: int) -> Iterator[list[Unit]]:
 
 
 def read_results(
-    units: list[Unit], nproc: int, chunk_bytes: int = 16 << 20
+    units: list[Unit], nproc: int, chunk_bytes: int = 16 << 20, *, pieces: bool = False
 ) -> Iterator[tuple[Unit, _Done]]:
     """Each unit's result, in unit order, with bounded memory: units go to the workers in
     batches of about `chunk_bytes` (many small files make one task), 2 batches per worker in
     flight.
 
     With workers, a big compressed NDJSON file is decompressed here and its line-aligned
-    pieces parsed by them (`stream_units`). If a reading process dies (e.g. killed for memory),
-    the units from the first unfinished batch on are read in this process instead: every
-    earlier unit was already written in order.
+    pieces parsed by them (`stream_units`); with `pieces` (a `snapshot = false` read, whose
+    units carry a tombstone per summarised record) one process reads it in those pieces too,
+    so its tombstones are held a piece at a time and weighed as with workers. If a reading
+    process dies (e.g. killed for memory), the units from the first unfinished batch on are
+    read in this process instead: every earlier unit was already written in order.
     """
     if nproc <= 1:
-        for u in units:
+        for u in stream_units(units, chunk_bytes) if pieces else units:
             yield u, _read(u)
         return
     todo = _batched(stream_units(units, chunk_bytes), chunk_bytes)

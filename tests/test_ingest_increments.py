@@ -4,6 +4,7 @@ no mapping has is only summarised, and its tombstone removes the stored older co
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import pickle
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+import cohort.ingest
 import cohort.reading as reading
 from cohort.config import Config, SiteConfig, default_config
 from cohort.extract import Triage
@@ -208,22 +210,22 @@ def test_copies_in_one_file_count_in_line_order(tmp_path: Path) -> None:
 
 
 def test_tombstones_are_applied_with_each_store_batch(tmp_path: Path) -> None:
-    """Batches of 2 rows: a tombstone is written with its own batch, not held to the end, and
-    still removes a copy stored by an earlier batch of the same read."""
+    """Batches of 2 rows: a tombstone is weighed with its own batch, not held to the end, and
+    still removes a copy stored by an earlier batch of the same read (once the read ends)."""
     folder = tmp_path / "feed"
     folder.mkdir()
     _ndjson(folder / "a.ndjson", *[_obs(PLATELETS, T1, id=f"o{i}") for i in range(6)])
     _ndjson(folder / "b.ndjson", *[_obs(PLATELETS, T1, id=f"q{i}") for i in range(6)])
     _ndjson(folder / "c.ndjson", _line_obs(T2, id="o1"), _line_obs(T0, id="o2"))
     written: list[int] = []
-    real = Store.bury
+    real = Store.doomed
 
-    def bury(self: Store, site: str, tombs: list[Any]) -> int:
+    def doomed(self: Store, site: str, tombs: list[Any]) -> list[tuple[str, str]]:
         written.append(len(tombs))
         return real(self, site, tombs)
 
     with pytest.MonkeyPatch.context() as m, Store(tmp_path / "s.sqlite") as store:
-        m.setattr(Store, "bury", bury)
+        m.setattr(Store, "doomed", doomed)
         report = _ingest(folder, store, _config(batch_size=2))
         assert written == [2]  # (only the last file left tombstones)
         assert report["stored"]["removed"] == 1
@@ -231,6 +233,82 @@ def test_tombstones_are_applied_with_each_store_batch(tmp_path: Path) -> None:
             *(f"o{i}" for i in (0, 2, 3, 4, 5)),
             *(f"q{i}" for i in range(6)),
         ]
+
+
+def _recoded_and_back(folder: Path) -> None:
+    """o1 mapped (a), recoded (b), mapped again (c), no meta: the copy read last, c's, stands.
+    With batches of 1 row each file is a store batch of its own."""
+    folder.mkdir()
+    _ndjson(folder / "a.ndjson", _obs(PLATELETS))
+    _ndjson(folder / "b.ndjson", _line_obs())
+    _ndjson(folder / "c.ndjson", _obs(PLATELETS))
+
+
+def test_a_read_that_dies_halfway_removes_nothing_a_complete_read_keeps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read killed after b's batch (the tombstone's) but before c's (the copy that overrules
+    it): o1 is still stored, as the complete read leaves it. Deletions wait for the read's
+    end, like a snapshot read's sweep; the next read is a complete one (the mark was cleared)."""
+    folder = tmp_path / "feed"
+    _recoded_and_back(folder)
+    cfg = _config(batch_size=1)
+    real = cohort.ingest.read_results
+
+    def dying(*args: Any, **kw: Any) -> Any:
+        for n, item in enumerate(real(*args, **kw)):
+            if n == 2:  # a and b written, c not read
+                raise RuntimeError("killed")
+            yield item
+
+    with Store(tmp_path / "s.sqlite") as store:
+        _ingest(folder, store, cfg)
+        assert _ids(store, "Observation") == ["o1"]
+        _ndjson(folder / "d.ndjson", _obs(PLATELETS, id="o9"))
+        monkeypatch.setattr(cohort.ingest, "read_results", dying)
+        with pytest.raises(RuntimeError):
+            _ingest(folder, store, cfg)
+        assert _ids(store, "Observation") == ["o1"]
+        monkeypatch.undo()
+        report = _ingest(folder, store, cfg)
+        assert report["stored"]["removed"] == 0 and report.get("files_unchanged") is None
+        assert _ids(store, "Observation") == ["o1", "o9"]
+
+
+def test_a_record_recoded_and_back_is_not_counted_removed(tmp_path: Path) -> None:
+    """The record recoded in b and back in c (the same bytes as a) is neither removed nor
+    inserted again: not on a first load, nor re-read whole (a new increment arrived), where
+    only the new file's record is new."""
+    folder = tmp_path / "feed"
+    _recoded_and_back(folder)
+    cfg = _config(batch_size=1)
+    with Store(tmp_path / "s.sqlite") as store:
+        first = _ingest(folder, store, cfg)
+        assert first["stored"] == {"inserted": 1, "updated": 0, "unchanged": 1, "removed": 0}
+        _ndjson(folder / "d.ndjson", _obs(PLATELETS, id="o9"))
+        report = _ingest(folder, store, cfg)
+        assert report["stored"] == {"inserted": 1, "updated": 0, "unchanged": 2, "removed": 0}
+        assert _ids(store, "Observation") == ["o1", "o9"]
+
+
+def test_an_older_copy_read_in_a_batch_after_the_tombstone_replaces_the_doomed_one(
+    tmp_path: Path,
+) -> None:
+    """The documented edge (operations.md): platelets o1 v5 stored, then an increment recodes it
+    (v6) and a later batch holds an older mapped copy (v2). The tombstone is not held past its
+    batch, so v2 is stored again; but the v5 copy the tombstone replaced never comes back."""
+    folder = tmp_path / "feed"
+    folder.mkdir()
+    _ndjson(folder / "a.ndjson", _obs(PLATELETS, meta={"versionId": "5"}, status="amended"))
+    cfg = _config(batch_size=1)
+    with Store(tmp_path / "s.sqlite") as store:
+        _ingest(folder, store, cfg)
+        _ndjson(folder / "b.ndjson", _line_obs(meta={"versionId": "6"}))
+        _ndjson(folder / "c.ndjson", _obs(PLATELETS, meta={"versionId": "2"}))
+        report = _ingest(folder, store, cfg)
+        kept = store.get("s", "Observation", "o1")
+        assert kept is not None and kept["meta"] == {"versionId": "2"}
+        assert report["stored"]["removed"] == 0
 
 
 def test_an_increment_recoding_a_condition_or_a_medication_removes_it(tmp_path: Path) -> None:
@@ -289,6 +367,46 @@ def test_a_snapshot_read_collects_no_tombstones(
     with Store(tmp_path / "t.sqlite") as store:
         _ingest(folder, store)
     assert seen == [(False, 2), (False, 1)]
+
+
+def test_a_compressed_file_is_weighed_in_the_same_pieces_by_one_process_and_by_two(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gzip NDJSON file above `chunk_mb` goes to reading processes in decompressed pieces,
+    each with the tombstones of its own records; one process read it whole and weighed all of
+    its tombstones at once (one per summarised record in memory, ~0.5 KB each: a Bulk file of
+    10 million took GBs). Now one process reads it in the same pieces, so the store does not
+    depend on `workers`: here the recoded o1 (v3) opens the file and an older mapped copy (v2)
+    ends it, pieces and store batches later (the documented edge: v2 is stored again)."""
+    folder = tmp_path / "feed"
+    folder.mkdir()
+    records = [_line_obs(meta={"versionId": "3"})]
+    records += [
+        _obs(PLATELETS, id=f"f{i}", note=[{"text": f"{i * 7919:x}" * 9}]) for i in range(60)
+    ]
+    records.append(_obs(PLATELETS, meta={"versionId": "2"}))
+    text = b"".join(orjson.dumps(r) + b"\n" for r in records)
+    (folder / "x.ndjson.gz").write_bytes(gzip.compress(text))
+    real = reading.stream_units
+    pieces: list[int] = []
+
+    def small_pieces(units: Any, _chunk: int) -> Any:
+        for unit in real(units, 4096):
+            pieces.append(unit.part)
+            yield unit
+
+    monkeypatch.setattr(reading, "stream_units", small_pieces)
+    got, read_in = {}, {}
+    for workers in (1, 2):
+        pieces.clear()
+        with Store(tmp_path / f"w{workers}.sqlite") as store:
+            report = _ingest(folder, store, _config(workers=workers, batch_size=5))
+            o1 = store.get("s", "Observation", "o1")
+            got[workers] = (report["stored"], o1 and o1["meta"], len(_ids(store, "Observation")))
+        read_in[workers] = len(pieces)
+    assert got[1] == got[2] == ({"inserted": 61, "updated": 0, "unchanged": 0, "removed": 0},
+                                {"versionId": "2"}, 61)  # fmt: skip
+    assert read_in[1] == read_in[2] > 3  # (in pieces, by one process too)
 
 
 def test_reading_processes_remove_what_one_process_removes(tmp_path: Path) -> None:

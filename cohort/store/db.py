@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -122,27 +122,40 @@ class Store(MarkTables, CensusTables, Removals):
         stats: PutStats,
         batch_size: int = 0,
         fresh: bool = False,
+        lift: Collection[tuple[str, str]] = (),
     ) -> None:
         """Upsert prepared rows (`prepare_row`), `batch_size` per transaction (0: all in one).
 
         `fresh`: the caller knows the site had no rows when its read began (a first load), so a
         batch is first tried as plain inserts without looking anything up; a key already there
         (the same record twice in the input) rolls that batch back and redoes it as upserts.
+        `lift`: (type, id) keys whose stored copy a tombstone of this read replaced (dropped at
+        the read's end): the first of these rows replaces it even when older (see _put_many).
         """
         step = batch_size or len(rows) or 1
+        left = set(lift)
         for i in range(0, len(rows), step):
-            self._write_batch(site, rows[i : i + step], source, stats, fresh)
+            batch = rows[i : i + step]
+            here = {(r[0], r[1]) for r in batch} & left if left else set()
+            left -= here
+            self._write_batch(site, batch, source, stats, fresh, here)
 
     def _write_batch(
-        self, site: str, batch: list[Row], source: str, stats: PutStats, fresh: bool = False
+        self,
+        site: str,
+        batch: list[Row],
+        source: str,
+        stats: PutStats,
+        fresh: bool = False,
+        lift: set[tuple[str, str]] | None = None,
     ) -> None:
         counts = PutStats()
         try:
-            if fresh and self._insert_new(site, batch, source):
+            if fresh and not lift and self._insert_new(site, batch, source):
                 counts.inserted = len(batch)
             else:
                 with self._transaction():
-                    self._put_many(site, batch, source, counts)
+                    self._put_many(site, batch, source, counts, lift or ())
         except sqlite3.Error as e:
             raise self._err("write", e) from None
         # Counted only once the batch is durable, so the stats match what the store holds.
@@ -163,13 +176,22 @@ class Store(MarkTables, CensusTables, Removals):
             return False  # rolled back: nothing written
         return True
 
-    def _put_many(self, site: str, batch: list[Row], source: str, counts: PutStats) -> None:
+    def _put_many(
+        self,
+        site: str,
+        batch: list[Row],
+        source: str,
+        counts: PutStats,
+        lift: Collection[tuple[str, str]] = (),
+    ) -> None:
         """One indexed lookup per resource type, one executemany.
 
         Per row: an older version than the stored one is skipped, the same version with the same
         content is unchanged, anything else replaces it (a key repeated inside the batch is
         compared with its earlier copy); bench/RESULTS.md has the numbers. Content is compared
         by hash of the stored bytes, and only where those differ, as key-sorted JSON.
+        A key in `lift` (its stored copy replaced by a tombstone read before this batch): the
+        stored copy is not current, so the first row of the key replaces it even when older.
         """
         ids: dict[str, list[str]] = {}
         for row in batch:
@@ -198,11 +220,15 @@ class Store(MarkTables, CensusTables, Removals):
         }
         out: dict[tuple[str, str], Row] = {}
         rehash: dict[tuple[str, str], str] = {}  # same content as stored, other bytes
+        lifted = set(lift)
         for rtype, rid, version, updated, patient, origin, digest, blob in batch:
             key = (rtype, rid)
             old = known.get(key)
             if old is not None:
                 newer = compare_versions((version, updated), (old[0], old[1]))
+                if lifted and key in lifted:
+                    lifted.discard(key)  # (against the stored copy, not this batch's rows)
+                    newer = 1 if newer == -1 else newer
                 if newer == -1:
                     counts.older += 1
                     continue

@@ -20,7 +20,8 @@ MASS_REMOVAL_MIN = 10
 
 class Removals:
     """The deletions of `Store`: what a snapshot read or full refresh drops (guarded against
-    an incomplete answer), what `snapshot = false` tombstones replace, single records."""
+    an incomplete answer), which stored records `snapshot = false` tombstones replace, single
+    records."""
 
     # provided by Store
     _db: sqlite3.Connection
@@ -48,31 +49,26 @@ class Removals:
         except sqlite3.Error as e:
             raise self._err("write", e) from None
 
-    def bury(self, site: str, tombs: list[Tomb]) -> int:
-        """Delete the stored records of `site` that these tombstones (summarised copies read
-        after them, see rows.Tombstones) replace: those a tombstone is not older than (newer
-        by `compare_versions`, or undecided: it was read later). One lookup per type, one
-        executemany by primary key, in one transaction; returns the rows deleted."""
-        if not tombs:
-            return 0
+    def doomed(self, site: str, tombs: list[Tomb]) -> list[tuple[str, str]]:
+        """(type, id) of the stored records of `site` that these tombstones (summarised copies
+        read after them, see rows.Tombstones) replace: those a tombstone is not older than
+        (newer by `compare_versions`, or undecided: it was read later). One lookup per type;
+        nothing is deleted here (the read drops them once it is complete, see cohort.ingest)."""
         ids: dict[str, list[str]] = {}
         for tomb in tombs:
             ids.setdefault(tomb[0], []).append(tomb[1])
         versions = {(t, i): (v, u) for t, i, v, u in tombs}
         try:
-            with self._transaction():
-                gone = [
-                    (site, rtype, rid)
-                    for rtype, rids in ids.items()
-                    for rid, version, updated in self._select(
-                        "id, version, last_updated", site, rtype, rids
-                    )
-                    if compare_versions(versions[(rtype, rid)], (version, updated)) != -1
-                ]
-                self._db.executemany("DELETE FROM resources WHERE site=? AND type=? AND id=?", gone)
+            return [
+                (rtype, rid)
+                for rtype, rids in ids.items()
+                for rid, version, updated in self._select(
+                    "id, version, last_updated", site, rtype, rids
+                )
+                if compare_versions(versions[(rtype, rid)], (version, updated)) != -1
+            ]
         except sqlite3.Error as e:
-            raise self._err("write", e) from None
-        return len(gone)
+            raise self._err("read", e) from None
 
     def stale(self, site: str, keep: set[tuple[str, str]]) -> list[tuple[str, str, str]]:
         """(type, id, origin) of the site's records that are not in `keep`: what a complete

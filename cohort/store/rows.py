@@ -133,7 +133,7 @@ Row = tuple[str, str, str | None, str | None, str | None, str, str, bytes]
 
 
 # (type, id, versionId, lastUpdated) of a record the triage summarised (not stored): what a
-# `snapshot = false` read needs to drop the stored copy it replaces (Store.bury)
+# `snapshot = false` read needs to drop the stored copy it replaces (Store.doomed)
 Tomb = tuple[str, str, str | None, str | None]
 
 
