@@ -609,49 +609,35 @@ def test_bulk_job_replaced_by_a_full_refresh_is_deleted(tmp_path, store):
     assert len(deletes) == 2 and deletes[0] < kickoffs[-1] < deletes[1]
 
 
+def _merge_patient(pid, kind=None, other=None):
+    link = [{"type": kind, "other": {"reference": f"Patient/{other}"}}] if kind else []
+    return {"resourceType": "Patient", "id": pid, **({"link": link} if link else {})}
+
+
+@pytest.mark.parametrize(
+    "links, merged",
+    [
+        # p1 (screened) says p3 replaced it, and p3 says p4 did
+        ([("p1", "replaced-by", "p3"), ("p3", "replaced-by", "p4")], {"p3", "p4"}),
+        # the reverse: p1 says it replaced p3 (p3's Patient says nothing), p2 says p1 replaced it
+        ([("p1", "replaces", "p3"), ("p2", "replaced-by", "p1")], {"p2", "p3"}),
+    ],
+)
 @responses.activate
-def test_bulk_keeps_the_chart_that_replaced_a_screened_one(tmp_path, store):
-    """The export's Patient p1 (screened) says p3 replaced it, and p3 says p4 did: p3's and p4's
-    records are kept with p1's (cohort reads the charts as one patient); p2's still are not."""
+def test_bulk_keeps_the_charts_merged_with_a_screened_one(tmp_path, store, links, merged):
+    """The export's charts merged with screened p1, either way and down a chain, are kept with
+    p1's records (cohort reads them as one patient); the others' still are not."""
     kick, since = [], []
     setup_server(ndjson([obs(1, "p1"), obs(2, "p2"), obs(3, "p3"), obs(4, "p4")]), {}, kick, since)
-
-    def patient(pid, new=None):
-        link = [{"type": "replaced-by", "other": {"reference": f"Patient/{new}"}}] if new else []
-        return {"resourceType": "Patient", "id": pid, **({"link": link} if link else {})}
-
+    linked = {pid: (kind, other) for pid, kind, other in links}
     responses.replace(responses.GET, f"{FILES}/Patient.ndjson", body=ndjson(
-        [patient("p1", "p3"), patient("p2"), patient("p3", "p4"), patient("p4")]))
+        [_merge_patient(pid, *linked.get(pid, ())) for pid in ("p1", "p2", "p3", "p4")]))
     s = settings(tmp_path, bulk_group="g1")
     rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
-    assert {pid for pid in ("p1", "p2", "p3", "p4") if store.get("uci", "Patient", pid)} == {
-        "p1", "p3", "p4"}
-    assert store.get("uci", "Observation", "o3") and store.get("uci", "Observation", "o4")
-    assert store.get("uci", "Observation", "o2") is None
-    assert rep.patients_screened == 3
-
-
-@responses.activate
-def test_bulk_keeps_the_charts_a_screened_one_replaced(tmp_path, store):
-    """The reverse merges: screened p1 says it replaced p3 (link replaces; p3's Patient says
-    nothing), and p2 says p1 replaced it: p2's and p3's records are kept with p1's; p4's, on
-    no link, still are not."""
-    kick, since = [], []
-    setup_server(ndjson([obs(1, "p1"), obs(2, "p2"), obs(3, "p3"), obs(4, "p4")]), {}, kick, since)
-
-    def patient(pid, kind=None, other=None):
-        link = [{"type": kind, "other": {"reference": f"Patient/{other}"}}] if kind else []
-        return {"resourceType": "Patient", "id": pid, **({"link": link} if link else {})}
-
-    responses.replace(responses.GET, f"{FILES}/Patient.ndjson", body=ndjson(
-        [patient("p1", "replaces", "p3"), patient("p2", "replaced-by", "p1"), patient("p3"),
-         patient("p4")]))
-    s = settings(tmp_path, bulk_group="g1")
-    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
-    assert {pid for pid in ("p1", "p2", "p3", "p4") if store.get("uci", "Patient", pid)} == {
-        "p1", "p2", "p3"}
-    assert store.get("uci", "Observation", "o2") and store.get("uci", "Observation", "o3")
-    assert store.get("uci", "Observation", "o4") is None
+    kept = {"p1"} | merged
+    assert {pid for pid in ("p1", "p2", "p3", "p4") if store.get("uci", "Patient", pid)} == kept
+    for n in (1, 2, 3, 4):
+        assert (store.get("uci", "Observation", f"o{n}") is not None) == (f"p{n}" in kept)
     assert rep.patients_screened == 3
 
 

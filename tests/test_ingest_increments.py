@@ -111,6 +111,17 @@ def offers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return got
 
 
+def _recoded(folder: Path, path: str, when: str) -> None:
+    """o1 recoded to heart rate (unmapped) at `when`, in a new increment read by `path`: from
+    the NDJSON line's bytes, from the parsed line, or from a Bundle entry."""
+    if path == "line":
+        _ndjson(folder / "2026-03-01.ndjson", _line_obs(when))
+    elif path == "parsed":
+        _ndjson(folder / "2026-03-01.ndjson", _obs(HEART_RATE, when))
+    else:
+        _bundle(folder / "2026-03-01.json", _obs(HEART_RATE, when))
+
+
 @pytest.mark.parametrize("path", ["line", "parsed", "bundle"])
 def test_an_increment_recoding_a_stored_observation_removes_it(
     tmp_path: Path, path: str, offers: list[str]
@@ -124,12 +135,7 @@ def test_an_increment_recoding_a_stored_observation_removes_it(
     with Store(tmp_path / "s.sqlite") as store:
         first = _ingest(folder, store)
         assert first["stored"]["inserted"] == 1 and _ids(store, "Observation") == ["o1"]
-        if path == "line":
-            _ndjson(folder / "2026-03-01.ndjson", _line_obs(T2))
-        elif path == "parsed":
-            _ndjson(folder / "2026-03-01.ndjson", _obs(HEART_RATE, T2))
-        else:
-            _bundle(folder / "2026-03-01.json", _obs(HEART_RATE, T2))
+        _recoded(folder, path, T2)
         report = _ingest(folder, store)
         assert report["summarised"] == {"Observation": 1}
         assert report["stored"]["removed"] == 1
@@ -150,12 +156,7 @@ def test_an_older_recoded_copy_leaves_the_stored_record(
     _ndjson(folder / "2026-02-01.ndjson", _obs(PLATELETS, T1))
     with Store(tmp_path / "s.sqlite") as store:
         _ingest(folder, store)
-        if path == "line":
-            _ndjson(folder / "2026-03-01.ndjson", _line_obs(T0))
-        elif path == "parsed":
-            _ndjson(folder / "2026-03-01.ndjson", _obs(HEART_RATE, T0))
-        else:
-            _bundle(folder / "2026-03-01.json", _obs(HEART_RATE, T0))
+        _recoded(folder, path, T0)
         report = _ingest(folder, store)
         assert report["summarised"] == {"Observation": 1}
         assert report["stored"]["removed"] == 0
