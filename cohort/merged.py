@@ -94,8 +94,10 @@ def _linked(res: dict[str, Any], kind: str) -> list[str]:
 
 def merge_links(patients: Iterable[dict[str, Any]]) -> dict[str, str]:
     """Old patient id -> the id that replaced it, as `patients` (Patient records) say: the old
-    record's own first `replaced-by` link, else the one record whose `replaces` link names it
-    (where two records both say they replaced it, neither is taken)."""
+    record's own first `replaced-by` link, else the one record whose `replaces` link names it.
+    Where several say they replaced it, the last of them is taken when the others were merged
+    into it (each one's chain of the links above leads there: an EHR that merged A into B may
+    leave A's `replaces` link beside B's); else neither."""
     direct: dict[str, str] = {}
     claims: dict[str, set[str]] = {}
     for res in patients:
@@ -107,10 +109,28 @@ def merge_links(patients: Iterable[dict[str, Any]]) -> dict[str, str]:
             direct[pid] = new[0]
         for old in _linked(res, "replaces"):
             claims.setdefault(old, set()).add(pid)
+    shared: dict[str, set[str]] = {}
     for old, by in claims.items():
-        if old not in direct and len(by) == 1:
+        if old in direct:
+            continue
+        if len(by) == 1:
             direct[old] = next(iter(by))
+        else:
+            shared[old] = by
+    for old, by in shared.items():  # (weighed on the links above only: one pass, no order)
+        last = [c for c in by if all(c == b or c in _chain(direct, b) for b in by)]
+        if len(last) == 1:
+            direct[old] = last[0]
     return direct
+
+
+def _chain(direct: dict[str, str], pid: str) -> set[str]:
+    """The ids `pid`'s links lead to, one after the other (a loop ends it)."""
+    seen: set[str] = set()
+    while pid in direct and direct[pid] not in seen:
+        pid = direct[pid]
+        seen.add(pid)
+    return seen
 
 
 def merges_of(store: Store, site: str) -> Merges:

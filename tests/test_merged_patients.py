@@ -121,6 +121,23 @@ def test_a_chart_two_say_they_replaced_or_its_own_link_decides(tmp_path: Path) -
     assert rows["d"]["sle_diagnosis"] == "fail"  # only its own, recent diagnosis
 
 
+def test_a_chart_claimed_by_two_charts_merged_into_each_other_goes_to_the_last(
+    tmp_path: Path,
+) -> None:
+    # a merged b into c, and left b's replaces link to x beside c's own: x is c's, as b is
+    records = [
+        patient("1980-05-01", pid="b", active=False, link=[
+            {"other": {"reference": "Patient/x"}, "type": "replaces"},
+            {"other": {"reference": "Patient/c"}, "type": "replaced-by"}]),
+        _replaces("c", "x", "b"),
+        _for("x", condition("M32.14", onset=ago(3000), rid="c-x")),
+        _for("c", condition("M32.14", onset=ago(30), rid="c-c")),
+    ]
+    rows = _run(tmp_path, records)
+    assert list(rows) == ["c"]
+    assert rows["c"]["sle_diagnosis"] == "pass"  # x's diagnosis, 3000 days back
+
+
 def test_a_link_type_spelt_with_json_escapes_still_merges(tmp_path: Path) -> None:
     # an NDJSON line is stored as read, and JSON may spell any character as a \uXXXX escape:
     # "repl\u0061ces" is "replaces" (the store's byte pre-filter for linked Patients missed

@@ -188,15 +188,36 @@ def merged_into(data: dict[str, dict[str, Any]]) -> dict[str, str]:
     loop the chart is read as it is, and so where the first patient that replaced it is not in
     the data. A link to itself (the rule does not say) is read as no link: it ends a chain.
     A chart with no replaced-by link of its own (stored or not) is replaced by the one stored
-    Patient whose replaces link names it; where two do, by neither."""
+    Patient whose replaces link names it; where several do, by the last of them when the
+    links above (own, or the one claim) lead each of the others to it, else by none."""
     stored = _stored(data)
 
-    def replaced_by(pid: str) -> str | None:
+    def claims(pid: str) -> set[str]:
+        return {q for q in stored if q != pid and pid in data[q].get("replaces", ())}
+
+    def first(pid: str) -> str | None:
         own = data[pid]["replaced_by"] if pid in stored else None
         if own is not None and own != pid:
             return str(own)
-        claims = {q for q in stored if q != pid and pid in data[q].get("replaces", ())}
-        return claims.pop() if len(claims) == 1 else None
+        one = claims(pid)
+        return one.pop() if len(one) == 1 else None
+
+    def leads_to(start: str, goal: str) -> bool:
+        seen, cur = {start}, first(start)
+        while cur is not None and cur not in seen:
+            if cur == goal:
+                return True
+            seen.add(cur)
+            cur = first(cur)
+        return cur == goal and cur != start
+
+    def replaced_by(pid: str) -> str | None:
+        found = first(pid)
+        by = claims(pid)
+        if found is not None or len(by) < 2:
+            return found
+        last = [c for c in by if all(c == b or leads_to(b, c) for b in by)]
+        return last[0] if len(last) == 1 else None
 
     into: dict[str, str] = {}
     for pid in data:
