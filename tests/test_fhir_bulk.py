@@ -641,16 +641,9 @@ def test_bulk_keeps_the_charts_merged_with_a_screened_one(tmp_path, store, links
     assert rep.patients_screened == 3
 
 
-@responses.activate
-def test_bulk_fetches_by_search_a_replaced_chart_the_group_export_does_not_hold(tmp_path, store):
-    """A Group export holds its members' records only: screened p1 says it replaced p3, a chart
-    no longer in the group, so nothing of p3 is in the export. p3 is fetched by search like a
-    newly screened patient (was: marked complete, never fetched)."""
-    kick, since = [], []
-    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
-    link = [{"type": "replaces", "other": {"reference": "Patient/p3"}}]
-    responses.replace(responses.GET, f"{FILES}/Patient.ndjson", body=ndjson(
-        [{"resourceType": "Patient", "id": "p1", "link": link}, {"resourceType": "Patient", "id": "p2"}]))
+def _serve_p3_by_search() -> list[str]:
+    """The server answers searches for p3 (an old chart: its Patient and one Observation) and
+    nothing else; the URLs asked go to the list returned."""
     server = {"Patient": {"resourceType": "Patient", "id": "p3", "active": False},
               "Observation": obs(3, "p3")}
     seen: list[str] = []
@@ -662,6 +655,20 @@ def test_bulk_fetches_by_search_a_replaced_chart_the_group_export_does_not_hold(
             return 200, {}, json.dumps({"resourceType": "Bundle", "type": "searchset",
                                         "entry": [{"resource": r} for r in hits]})
         responses.add_callback(responses.GET, f"{BASE}/{t}", callback=cb)
+    return seen
+
+
+@responses.activate
+def test_bulk_fetches_by_search_a_replaced_chart_the_group_export_does_not_hold(tmp_path, store):
+    """A Group export holds its members' records only: screened p1 says it replaced p3, a chart
+    no longer in the group, so nothing of p3 is in the export. p3 is fetched by search like a
+    newly screened patient (was: marked complete, never fetched)."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    link = [{"type": "replaces", "other": {"reference": "Patient/p3"}}]
+    responses.replace(responses.GET, f"{FILES}/Patient.ndjson", body=ndjson(
+        [{"resourceType": "Patient", "id": "p1", "link": link}, {"resourceType": "Patient", "id": "p2"}]))
+    seen = _serve_p3_by_search()
     s = settings(tmp_path, bulk_group="g1")
     rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
     assert store.get("uci", "Patient", "p3") is not None
@@ -685,17 +692,7 @@ def test_bulk_incremental_follows_the_merge_links_already_stored(tmp_path, store
                         source=BASE)
     for name in ("Condition", "Patient", "Observation"):
         responses.replace(responses.GET, f"{FILES}/{name}.ndjson", body=b"")
-    server = {"Patient": {"resourceType": "Patient", "id": "p3", "active": False},
-              "Observation": obs(3, "p3")}
-    seen: list[str] = []
-    for t in ("Patient", "Condition", "Observation", "MedicationRequest", "MedicationStatement",
-              "MedicationAdministration", "Immunization", "Procedure"):
-        def cb(req, t=t):
-            seen.append(req.url)
-            hits = [server[t]] if t in server and "p3" in req.url else []
-            return 200, {}, json.dumps({"resourceType": "Bundle", "type": "searchset",
-                                        "entry": [{"resource": r} for r in hits]})
-        responses.add_callback(responses.GET, f"{BASE}/{t}", callback=cb)
+    seen = _serve_p3_by_search()
     rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
     assert rep.incremental
     assert store.get("uci", "Observation", "o3") is not None
