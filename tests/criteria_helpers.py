@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from cohort.criteria.base import Context, Criterion
+from cohort.criteria.loading import load_trial
 from cohort.criteria.registry import KINDS
-from cohort.criteria.trial import Trial, load_trial
+from cohort.criteria.trial import Trial
 from cohort.evaluate import is_screened, make_context
 from cohort.extract import Extractor, ReadingRules
 from cohort.model import PatientFacts, Result

@@ -14,8 +14,8 @@ import pytest
 from researcher_helpers import TRIAL, check_all, copy_mappings, edit, run_uci
 
 from cohort.criteria.base import Criterion
+from cohort.criteria.loading import load_trial
 from cohort.criteria.registry import KINDS
-from cohort.criteria.trial import load_trial
 from cohort.model import Result
 
 TRIAL_MISTAKES = [

@@ -9,7 +9,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from cohort.criteria.trial import check_trial
+from cohort.criteria.loading import check_trial
 from cohort.errors import MappingError
 from cohort.extract import ReadingRules
 from cohort.terminology import Terminology

@@ -1,0 +1,377 @@
+"""Load and validate a trial's criteria file (TOML); errors name the file, line and key.
+
+`check_trial` finds every problem (what `cohort mappings check` lists); `load_trial` raises the
+first of them (what stops `cohort run`): one set of rules, one message for both, at the line of
+the key itself. The kinds, their parameters and the rules between them are in registry.py.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cohort.criteria.base import Criterion
+from cohort.criteria.registry import (
+    CHECK_KEYS,
+    CONCEPT_KEYS,
+    CONDITION_CHECK,
+    KINDS,
+    Table,
+    numeric_concepts,
+    rule_problems,
+    table_problems,
+    tables_of,
+)
+from cohort.criteria.trial import Trial, concept_refs
+from cohort.errors import MappingError, did_you_mean
+from cohort.tomllines import TomlLines
+
+# keys every criterion may have besides its kind's parameters, and their types
+_META: dict[str, type] = {
+    "id": str,
+    "type": str,
+    "kind": str,
+    "title": str,
+    "missing_hint": str,
+    "manual_when_unknown": bool,
+}
+_HEAD: dict[str, type] = {"id": str, "title": str, "screen_concepts": list, "manual": list}
+_TOP = ("trial", "criteria")
+
+
+@dataclass
+class TrialCheck:
+    """Every problem of a criteria file, in file order, and the trial when there is none."""
+
+    trial: Trial | None
+    errors: list[MappingError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class _Problems:
+    def __init__(self, where: TomlLines) -> None:
+        self.where = where
+        self.found: list[tuple[int, MappingError]] = []
+        self.warnings: list[tuple[int, str]] = []
+
+    def criterion(self, index: int, cid: str, key: str, msg: str, warn: bool = False) -> None:
+        line = self.where.key_line(index, cid, key)
+        name = f"'{cid}'" if cid else f"#{index + 1}"
+        text = f"{self.where.path}:{line}: criterion {name}: key '{key}': {msg}"
+        if warn:
+            self.warnings.append((line, text))
+        else:
+            self.found.append((line, MappingError(text)))
+
+    def head(self, key: str, msg: str, warn: bool = False) -> None:
+        line = self.where.head_line(key)
+        text = f"{self.where.path}:{line}: [trial] key '{key}': {msg}"
+        if warn:
+            self.warnings.append((line, text))
+        else:
+            self.found.append((line, MappingError(text)))
+
+    def file(self, line: int, msg: str) -> None:
+        at = f":{line}" if line else ""
+        self.found.append((line, MappingError(f"{self.where.path}{at}: {msg}")))
+
+
+def _hint(key: str, known: Iterable[str]) -> str:
+    hint = did_you_mean(key, known)
+    return f" ({hint})" if hint else ""
+
+
+def _type_problem(key: str, value: Any, want: Any) -> str | None:
+    wants = want if isinstance(want, tuple) else (want,)
+    ok = isinstance(value, wants) and not (isinstance(value, bool) and bool not in wants)
+    if ok:
+        if list in wants and key.rsplit(".", 1)[-1] in CONCEPT_KEYS:
+            if not all(isinstance(v, str) for v in value):
+                return "expected a list of concept names"
+            if not value:
+                return "empty list: name at least one concept"
+        return None
+    expected = _tname(wants)
+    if isinstance(value, str):
+        how = {
+            "a number": "write the number without quotes",
+            "a whole number": "write the number without quotes",
+            "true or false": "write true or false without quotes",
+            "a list": f'write a list, e.g. ["{value}"]',
+        }.get(expected, "")
+        return f"expected {expected}, got the text '{value}'" + (f" ({how})" if how else "")
+    if isinstance(value, bool):
+        return f"expected {expected}, got {str(value).lower()}"
+    if isinstance(value, float) and int in wants:
+        return f"expected {expected}, got {value:g}"
+    return f"expected {expected}, got {_tname((type(value),))}"
+
+
+def _tname(wants: tuple[type, ...]) -> str:
+    if float in wants:
+        return "a number"
+    return {
+        list: "a list",
+        dict: "a table",
+        int: "a whole number",
+        bool: "true or false",
+        str: "a text in quotes",
+    }.get(wants[0], wants[0].__name__)
+
+
+def _check_criterion(
+    p: _Problems, index: int, raw: Any, seen: dict[str, int]
+) -> tuple[str, dict[str, Any]] | None:
+    """Report a criterion's problems; its id and parameters when it has none."""
+    if not isinstance(raw, dict):
+        p.file(p.where.key_line(index, "", "id"), f"criterion #{index + 1} is not a table")
+        return None
+    before = len(p.found)
+    cid: str = raw["id"] if isinstance(raw.get("id"), str) else ""
+    if not cid:
+        p.criterion(index, "", "id", "missing: each criterion needs an id (its column name)")
+    elif cid in seen:
+        line = p.where.key_line(seen[cid], cid, "id")
+        p.criterion(index, cid, "id", f"duplicated: criterion '{cid}' is also on line {line}")
+    else:
+        seen[cid] = index
+    for key, want in _META.items():
+        if key in raw and key != "id":
+            problem = _type_problem(key, raw[key], want)
+            if problem:
+                p.criterion(index, cid, key, problem)
+    kind = raw.get("kind")
+    if kind not in KINDS:
+        what = f"unknown kind '{kind}'" if kind is not None else "missing"
+        hint = _hint(str(kind), KINDS) if kind is not None else ""
+        p.criterion(index, cid, "kind", what + (hint or f"; one of {', '.join(KINDS)}"))
+        return None
+    if raw.get("type") not in ("inclusion", "exclusion"):
+        what = "missing: it" if "type" not in raw else f"'{raw['type']}':"
+        p.criterion(index, cid, "type", f"{what} must be 'inclusion' or 'exclusion'")
+    spec = KINDS[kind]
+    params = {k: v for k, v in raw.items() if k not in _META}
+    for key in spec.required:
+        if key not in params:
+            p.criterion(index, cid, key, f"required by kind '{kind}'")
+    allowed = {**spec.required, **spec.optional}
+    for key, value in params.items():
+        if key not in allowed:
+            hint = _hint(key, [*allowed, *_META])
+            p.criterion(index, cid, key, f"not a parameter of kind '{kind}'{hint}")
+            continue
+        problem = _type_problem(key, value, allowed[key])
+        if problem:
+            p.criterion(index, cid, key, problem)
+    for key, table, entry in tables_of(kind, params):
+        _check_table(p, index, cid, key, table, entry)
+    if len(p.found) == before:  # names and types right: the rules between parameters
+        for key, msg in rule_problems(kind, params):
+            p.criterion(index, cid, key, msg)
+    return (cid, params) if len(p.found) == before else None
+
+
+def _check_table(p: _Problems, index: int, cid: str, key: str, table: Table, entry: Any) -> None:
+    if not isinstance(entry, dict):
+        p.criterion(index, cid, key, "expected a table: { key = value, ... }")
+        return
+    if key.startswith("checks[") and ("condition" in entry) == ("lab" in entry):
+        p.criterion(index, cid, key, "needs exactly one of 'condition' or 'lab'")
+        return
+    allowed = table.keys
+    for k, v in entry.items():
+        if k not in allowed:
+            if k in CHECK_KEYS:
+                cond = table is CONDITION_CHECK
+                other, this = ("lab", "condition") if cond else ("condition", "lab")
+                msg = f"only a {other} check takes it (a {this} check would ignore it)"
+            else:
+                msg = "unknown key" + _hint(k, allowed)
+            p.criterion(index, cid, f"{key}.{k}", msg)
+            continue
+        problem = _type_problem(f"{key}.{k}", v, allowed[k])
+        if problem:
+            p.criterion(index, cid, f"{key}.{k}", problem)
+    for k, msg in table_problems(table, entry, key):
+        p.criterion(index, cid, k, msg)
+
+
+def _check_concepts(
+    p: _Problems,
+    index: int,
+    cid: str,
+    params: Mapping[str, Any],
+    known: set[str],
+    active: set[str] | None,
+    units: set[str] | None,
+    kind: str,
+) -> None:
+    for key, name in concept_refs(params):
+        if name not in known:
+            p.criterion(index, cid, key, f"unknown concept '{name}'" + _hint(name, sorted(known)))
+        elif active is not None and name not in active:
+            p.criterion(
+                index,
+                cid,
+                key,
+                f"concept '{name}' is empty (only unverified rows; a run needs use_unverified)",
+                warn=True,
+            )
+    for key, name in numeric_concepts(kind, params):
+        if units is not None and name in known and name not in units:
+            p.criterion(
+                index,
+                cid,
+                key,
+                f"concept '{name}' has no unit in units.csv, so no result with a unit can be "
+                f"compared with a number (add a line '{name},<UCUM unit>,...')",
+            )
+
+
+# the numbers a title quotes: a researcher who changes one in the rule (fail_below 25 -> 50)
+# and not in the title leaves coordinators reading the old one (summary.html, explain, to_confirm)
+_TITLE_NUMBERS = (
+    "min_years",
+    "min_months",
+    "min_titer",
+    "fail_below",
+    "pass_at_least",
+    "max_daily_mg",
+)
+
+
+def _check_title(p: _Problems, index: int, cid: str, raw: dict[str, Any]) -> None:
+    """Warn when a title that quotes numbers does not quote its rule's threshold (a window may
+    well go unsaid: "Platelets >= 25")."""
+    title = raw.get("title")
+    if not isinstance(title, str):
+        return
+    quoted = {float(n) for n in re.findall(r"\d+(?:\.\d+)?", title)}
+    if not quoted:
+        return  # a title in words only says no number that could be stale
+    for key in _TITLE_NUMBERS:
+        value = raw.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if float(value) not in quoted:
+            p.criterion(
+                index,
+                cid,
+                "title",
+                f"'{title}' does not mention {key} = {value} (the title is shown as written "
+                "in summary.html, explain and to_confirm: update it with the rule)",
+                warn=True,
+            )
+
+
+def check_trial(
+    path: Path,
+    known: set[str] | None = None,
+    active: set[str] | None = None,
+    units: set[str] | None = None,
+) -> TrialCheck:
+    """Every problem of a criteria file. `known`: the concept names of the mapping rows (all of
+    them); `active`: those with rows a run uses (a known concept outside it is a warning);
+    `units`: the concepts units.csv gives a unit."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        unread = MappingError(f"{path}: cannot read criteria file: {exc.strerror}")
+        return TrialCheck(None, [unread])
+    except UnicodeDecodeError as exc:
+        return TrialCheck(None, [MappingError(f"{path}: not UTF-8 text ({exc.reason})")])
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return TrialCheck(None, [MappingError(f"{path}: invalid TOML: {exc}")])
+    where = TomlLines(path, text)
+    p = _Problems(where)
+    for key in data:
+        if key not in _TOP:
+            p.file(where.top_line(key), f"unknown table or key '{key}'" + _hint(key, _TOP))
+    head = data.get("trial")
+    if not isinstance(head, dict) or "id" not in head:
+        p.file(where.head_line("id"), "missing [trial] table with an 'id'")
+        head = head if isinstance(head, dict) else {}
+    for key, value in head.items():
+        if key not in _HEAD:
+            p.head(key, "unknown key" + _hint(key, _HEAD))
+        elif problem := _type_problem(key, value, _HEAD[key]):
+            p.head(key, problem)
+    if isinstance(head.get("id"), str) and head["id"] != path.stem:
+        p.head(
+            "id",
+            f"'{head['id']}' but the file is {path.name}: they must be the same (the config's "
+            "[trial] id names the file, and runs are compared by it)",
+        )
+    screen = head.get("screen_concepts")
+    if "id" in head and "screen_concepts" not in head:
+        p.head("screen_concepts", "list the concepts that define who is screened")
+    raw_criteria = data.get("criteria", [])
+    if not isinstance(raw_criteria, list) or not raw_criteria:
+        p.file(where.top_line("criteria") or 1, "no [[criteria]] defined")
+        raw_criteria = raw_criteria if isinstance(raw_criteria, list) else []
+    seen: dict[str, int] = {}
+    criteria: list[Criterion] = []
+    for index, raw in enumerate(raw_criteria):
+        checked = _check_criterion(p, index, raw, seen)
+        if checked is None:
+            continue
+        cid, params = checked
+        if known is not None:
+            _check_concepts(p, index, cid, params, known, active, units, raw["kind"])
+        _check_title(p, index, cid, raw)
+        criteria.append(
+            Criterion(
+                id=cid,
+                kind=raw["kind"],
+                type=raw["type"],
+                title=raw.get("title", cid),
+                params=params,
+                manual_when_unknown=raw.get("manual_when_unknown", False),
+                missing_hint=raw.get("missing_hint", ""),
+                time_limited=KINDS[raw["kind"]].time_limited,
+            )
+        )
+    if known is not None and isinstance(screen, list):
+        for name in screen:
+            if isinstance(name, str) and name not in known:
+                p.head("screen_concepts", f"unknown concept '{name}'" + _hint(name, sorted(known)))
+            elif isinstance(name, str) and active is not None and name not in active:
+                p.head(
+                    "screen_concepts",
+                    f"concept '{name}' is empty (only unverified rows; a run needs use_unverified)",
+                    warn=True,
+                )
+    errors = [e for _, e in sorted(p.found, key=lambda x: x[0])]
+    warnings = [w for _, w in sorted(p.warnings, key=lambda x: x[0])]
+    if errors:
+        return TrialCheck(None, errors, warnings)
+    trial = Trial(
+        id=str(head["id"]),
+        title=str(head.get("title", head["id"])),
+        path=path,
+        screen_concepts=list(head["screen_concepts"]),
+        criteria=criteria,
+        manual_items=[str(m) for m in head.get("manual", [])],
+        warnings=warnings,
+    )
+    return TrialCheck(trial, errors, warnings)
+
+
+def load_trial(
+    path: Path,
+    known_concepts: set[str] | None = None,
+    active: set[str] | None = None,
+    units: set[str] | None = None,
+) -> Trial:
+    """The trial of a criteria file; the first problem `check_trial` finds is raised."""
+    checked = check_trial(path, known_concepts, active, units)
+    if checked.errors:
+        raise checked.errors[0]
+    assert checked.trial is not None
+    return checked.trial
