@@ -19,17 +19,15 @@ from cohort.atomic import ensure_dir, write_atomic
 from cohort.errors import AuthError, ServerError
 from cohort.merged import family
 from cohort.source.structure import loads
-from cohort.store import patient_of
 
 from .answer import content_length, retry_after
 from .client import url_host
-from .ndjson import export_links, read_ndjson, screened_in
+from .ndjson import export_links, load, read_ndjson, screened_in
 from .outcome import outcome_issues
 from .plan import BY_CODE, PULL_TYPES, minus_overlap, token_hash
 from .pull import Puller
 from .search import pull_replacing, pull_types, search_path
 
-BATCH = 2000
 MIN_POLL = 1.0  # seconds between two status polls at the least (see poll)
 
 
@@ -236,34 +234,6 @@ def download(
         p.client.stats.add(rtype, nbytes=n if content_length(r) is None else 0)
         part.rename(final)
     return files
-
-
-def load(p: Puller, files: list[tuple[str, Path]], screened: set[str]) -> set[str]:
-    """Store screened patients' records and Medications; then read referenced Medications the
-    export left out (Patient-level exports hold only the patient compartment). Returns the
-    screened patients whose Patient record the export held."""
-    meds: list[dict[str, Any]] = []
-    held: set[str] = set()
-    for rtype, path in sorted(files, key=lambda f: f[0] != "Medication"):
-        batch: list[tuple[dict, str]] = []
-        bad: list[int] = []
-        for n, res in read_ndjson(path, bad):
-            if res.get("resourceType") == "Medication" or (pid := patient_of(res)) in screened:
-                batch.append((res, f"bulk {rtype}.ndjson:{n}"))
-                if res.get("resourceType") == "Patient" and pid:
-                    held.add(pid)
-                if "medicationReference" in res:
-                    meds.append({"medicationReference": res["medicationReference"]})
-            if len(batch) >= BATCH:
-                p.put(batch)
-                batch = []
-        p.put(batch)
-        if bad:
-            p.report.warn(
-                f"bulk {rtype}.ndjson: {len(bad)} unreadable line(s), first at line {bad[0]}"
-            )
-    p.fetch_medications(meds)
-    return held
 
 
 def _fresh(spool: Path) -> None:

@@ -1,11 +1,12 @@
-"""Reading a Bulk export's downloaded NDJSON files: their resources, and who is screened."""
+"""Reading a Bulk export's downloaded NDJSON files: their resources, who is screened, and
+the screened patients' records into the store."""
 
 from __future__ import annotations
 
 import gzip
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -14,6 +15,12 @@ from cohort.merged import merge_links
 from cohort.source.fileinfo import UNREADABLE, unreadable
 from cohort.source.structure import loads
 from cohort.store import patient_of
+
+if TYPE_CHECKING:
+    from .pull import Puller
+
+# records stored per store call while loading an export
+BATCH = 2000
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -74,3 +81,31 @@ def export_links(files: list[tuple[str, Path]]) -> dict[str, str]:
         for _, res in read_ndjson(path)
         if res.get("link") is not None
     )
+
+
+def load(p: Puller, files: list[tuple[str, Path]], screened: set[str]) -> set[str]:
+    """Store screened patients' records and Medications; then read referenced Medications the
+    export left out (Patient-level exports hold only the patient compartment). Returns the
+    screened patients whose Patient record the export held."""
+    meds: list[dict[str, Any]] = []
+    held: set[str] = set()
+    for rtype, path in sorted(files, key=lambda f: f[0] != "Medication"):
+        batch: list[tuple[dict, str]] = []
+        bad: list[int] = []
+        for n, res in read_ndjson(path, bad):
+            if res.get("resourceType") == "Medication" or (pid := patient_of(res)) in screened:
+                batch.append((res, f"bulk {rtype}.ndjson:{n}"))
+                if res.get("resourceType") == "Patient" and pid:
+                    held.add(pid)
+                if "medicationReference" in res:
+                    meds.append({"medicationReference": res["medicationReference"]})
+            if len(batch) >= BATCH:
+                p.put(batch)
+                batch = []
+        p.put(batch)
+        if bad:
+            p.report.warn(
+                f"bulk {rtype}.ndjson: {len(bad)} unreadable line(s), first at line {bad[0]}"
+            )
+    p.fetch_medications(meds)
+    return held
