@@ -176,7 +176,7 @@ def test_iter_by_patient_grouping_and_filters(store: Store) -> None:
         "Observation": 3,
         "Patient": 3,
     }
-    store.delete_resource("s", "Observation", "o3")
+    store.drop("s", [("Observation", "o3")])
     assert store.get("s", "Observation", "o3") is None
     assert store.get("s", "Medication", "m1") == {"resourceType": "Medication", "id": "m1"}
 

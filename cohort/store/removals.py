@@ -20,8 +20,7 @@ MASS_REMOVAL_MIN = 10
 
 class Removals:
     """The deletions of `Store`: what a snapshot read or full refresh drops (guarded against
-    an incomplete answer), which stored records `snapshot = false` tombstones replace, single
-    records."""
+    an incomplete answer), which stored records `snapshot = false` tombstones replace."""
 
     # provided by Store
     _db: sqlite3.Connection
@@ -40,14 +39,6 @@ class Removals:
 
     def count_by_type(self, site: str) -> dict[str, int]:
         raise NotImplementedError
-
-    def delete_resource(self, site: str, rtype: str, rid: str) -> None:
-        try:
-            self._db.execute(
-                "DELETE FROM resources WHERE site=? AND type=? AND id=?", (site, rtype, rid)
-            )
-        except sqlite3.Error as e:
-            raise self._err("write", e) from None
 
     def doomed(self, site: str, tombs: list[Tomb]) -> list[tuple[str, str]]:
         """(type, id) of the stored records of `site` that these tombstones (summarised copies
