@@ -658,6 +658,14 @@ def _serve_p3_by_search() -> list[str]:
     return seen
 
 
+def _fetched_p3_by_search(store, seen: list[str], rep) -> None:
+    """p3's records came by searches for p3 alone, in full, as a new screened patient's."""
+    assert store.get("uci", "Observation", "o3") is not None
+    assert seen and all("p3" in u and "_lastUpdated" not in u for u in seen)
+    assert rep.patients_screened == 2 and rep.patients_new == 1
+    assert json.loads(store.get_mark("uci", "fhir:complete")) == ["p1", "p3"]
+
+
 @responses.activate
 def test_bulk_fetches_by_search_a_replaced_chart_the_group_export_does_not_hold(tmp_path, store):
     """A Group export holds its members' records only: screened p1 says it replaced p3, a chart
@@ -672,10 +680,7 @@ def test_bulk_fetches_by_search_a_replaced_chart_the_group_export_does_not_hold(
     s = settings(tmp_path, bulk_group="g1")
     rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
     assert store.get("uci", "Patient", "p3") is not None
-    assert store.get("uci", "Observation", "o3") is not None
-    assert seen and all("p3" in u and "_lastUpdated" not in u for u in seen)
-    assert rep.patients_screened == 2 and rep.patients_new == 1
-    assert json.loads(store.get_mark("uci", "fhir:complete")) == ["p1", "p3"]
+    _fetched_p3_by_search(store, seen, rep)
 
 
 @responses.activate
@@ -695,10 +700,7 @@ def test_bulk_incremental_follows_the_merge_links_already_stored(tmp_path, store
     seen = _serve_p3_by_search()
     rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
     assert rep.incremental
-    assert store.get("uci", "Observation", "o3") is not None
-    assert seen and all("p3" in u and "_lastUpdated" not in u for u in seen)
-    assert rep.patients_screened == 2 and rep.patients_new == 1
-    assert json.loads(store.get_mark("uci", "fhir:complete")) == ["p1", "p3"]
+    _fetched_p3_by_search(store, seen, rep)
 
 
 @responses.activate
