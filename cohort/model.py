@@ -129,6 +129,10 @@ class Dose:
 
     quantity: Quantity | None = None
     per_day: float | None = None  # from timing.repeat frequency/period; None when absent
+    # Dosage.sequence: lines with the same number are taken together (FHIR: "concurrent")
+    sequence: int | None = None
+    # a timing is given but says no rate that is read (a code not known): no usable dose
+    per_day_unread: bool = False
 
 
 @value

@@ -258,6 +258,68 @@ def test_high_dose_daily_dose(resource: dict, expected: str) -> None:
     assert status("washout_high_dose_cs", resource) == expected
 
 
+@pytest.mark.parametrize(
+    ("dose", "code", "expected"),
+    [
+        (10, "Q4H", "fail"),  # 6 a day: 60 mg/day
+        (15, "Q6H", "fail"),  # 4 a day: 60 mg/day
+        (15, "Q8H", "fail"),  # 3 a day: 45 mg/day
+        (10, "Q6H", "pass"),  # 40 mg/day
+        (70, "WK", "pass"),  # 10 mg/day, as a weekly repeat is read
+        (60, "XYZ", "unknown"),  # a timing code not known: how many a day is not known
+    ],
+)
+def test_high_dose_reads_every_timing_abbreviation(dose: float, code: str, expected: str) -> None:
+    """SPEC: "above 40 mg/day ... → fail; corticosteroid in window with no usable dose →
+    unknown". Every-N-hours codes were once read as once a day (15 mg Q6H passed)."""
+    assert status("washout_high_dose_cs", pred(mg(dose), timing_code=code)) == expected
+
+
+def _sequenced(dose: float, sequence: int | None, **timing: Any) -> dict[str, Any]:
+    d = dosage(mg(dose))
+    if sequence is not None:
+        d["sequence"] = sequence
+    if timing:
+        d["timing"] = {"repeat": timing}
+    return d
+
+
+@pytest.mark.parametrize(
+    ("dosages", "expected"),
+    [
+        # FHIR Dosage.sequence: the same number is "treated as concurrent": 30 + 20 mg a day
+        ([_sequenced(30, 1, when=["MORN"]), _sequenced(20, 1, when=["EVE"])], "fail"),
+        ([_sequenced(20, 1), _sequenced(20, 1)], "pass"),  # 40 mg/day
+        # different numbers are sequential (a taper): the largest step
+        ([_sequenced(60, 1), _sequenced(30, 2)], "fail"),
+        ([_sequenced(30, 1), _sequenced(20, 2)], "pass"),
+        # no sequence: each line on its own, as before
+        ([_sequenced(30, None), _sequenced(20, None)], "pass"),
+        # a concurrent line without a usable dose: the day's total is not known
+        ([_sequenced(30, 1), {**dosage(), "sequence": 1}], "unknown"),
+        # ... unless another step is usable on its own
+        ([_sequenced(50, 2), _sequenced(30, 1), {**dosage(), "sequence": 1}], "fail"),
+    ],
+)
+def test_high_dose_adds_concurrent_dosage_lines(
+    dosages: list[dict[str, Any]], expected: str
+) -> None:
+    r = stmt(code="8640", status="active", start=ago(10), dosages=dosages)
+    assert status("washout_high_dose_cs", r) == expected
+
+
+def test_high_dose_times_of_day_count_as_administrations() -> None:
+    """timing.repeat.timeOfDay without a frequency: one administration at each time."""
+    twice = _sequenced(25, None, timeOfDay=["08:00:00", "20:00:00"])
+    assert status("washout_high_dose_cs", stmt(code="8640", start=ago(10), dosages=[twice])) == (
+        "fail"
+    )
+    once = _sequenced(25, None, timeOfDay=["08:00:00"])
+    assert status("washout_high_dose_cs", stmt(code="8640", start=ago(10), dosages=[once])) == (
+        "pass"
+    )
+
+
 def test_high_dose_no_dosage_element_is_unknown() -> None:
     r = stmt(status="completed", start=ago(60), end=ago(20))
     assert status("washout_high_dose_cs", r) == "unknown"

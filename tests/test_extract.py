@@ -399,6 +399,16 @@ def test_missing_contained_medication_keeps_the_record() -> None:
         ({"timing_code": "QID"}, 4.0),
         ({"timing_code": "QOD"}, 0.5),
         ({"timing_code": "AM"}, 1.0),
+        # the rest of FHIR R4's TimingAbbreviation (v3-GTSAbbreviation)
+        ({"timing_code": "Q1H"}, 24.0),
+        ({"timing_code": "Q2H"}, 12.0),
+        ({"timing_code": "Q3H"}, 8.0),
+        ({"timing_code": "Q4H"}, 6.0),
+        ({"timing_code": "Q6H"}, 4.0),
+        ({"timing_code": "Q8H"}, 3.0),
+        ({"timing_code": "BED"}, 1.0),
+        ({"timing_code": "WK"}, 1 / 7),
+        ({"timing_code": "MO"}, 1 / 30),
     ],
 )
 def test_dosage_per_day(dkw: dict, per_day: float | None) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cohort.criteria import checks, demographic, labs, medication
+from cohort.criteria import checks, demographic, dose, labs, medication
 from cohort.criteria.base import Kind
 from cohort.terminology.values import RESULTS
 
@@ -83,7 +83,7 @@ KINDS: dict[str, KindSpec] = {
         time_limited=True,
     ),
     "high_dose": KindSpec(
-        medication.high_dose,
+        dose.high_dose,
         {"concepts": CONCEPTS, "max_daily_mg": NUMBER},
         WINDOW,
         time_limited=True,

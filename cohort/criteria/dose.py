@@ -1,0 +1,116 @@
+"""Criterion kind `high_dose`: a prednisone-equivalent daily dose over a limit in a window."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import date
+
+from cohort.criteria.base import Context, Criterion, result, window_span
+from cohort.criteria.intervals import clear_from, exposure_dated, exposure_evidence, in_window
+from cohort.model import Dose, ExposureFact, Result, Status
+
+_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*MG\b(?!\s*/)", re.I)
+_UNIT_FORMS = ("tbl", "tab", "tablet", "cap", "capsule", "{tbl}", "{tablet}", "{capsule}", "1")
+
+
+def daily_mg(ctx: Context, e: ExposureFact) -> float | None:
+    """Largest prednisone-equivalent daily dose of an exposure, None when not derivable."""
+    factors = [
+        ctx.term.prednisone_factor(i) for i in ctx.term.medication_ingredients(e.codes, e.text)
+    ]
+    factor = max((f for f in factors if f is not None), default=None)
+    if factor is None:
+        return None
+    strength = e.strength_mg
+    if strength is None and (m := _STRENGTH.search(e.text)):
+        strength = float(m[1])
+    # Lines with the same Dosage.sequence are taken together (FHIR: "concurrent"), so their
+    # doses add up, and a day's total is known only when each of them is; lines without a
+    # sequence, or with different ones (a taper's steps), stand alone: the largest counts.
+    days: dict[tuple[int, int], list[float | None]] = {}
+    for i, d in enumerate(e.doses):
+        key = (0, d.sequence) if d.sequence is not None else (1, i)
+        days.setdefault(key, []).append(_line_mg(d, strength))
+    totals = [sum(x for x in mgs if x is not None) for mgs in days.values() if None not in mgs]
+    if not totals:
+        return None
+    # to 0.1 mg: the factors are rounded (6.67 for 20/3), dexamethasone 6 mg is 40 mg, not 40.02
+    return round(max(totals) * factor, 1)
+
+
+def _line_mg(d: Dose, strength: float | None) -> float | None:
+    """Milligrams a day of one dosage line (1 administration a day when no rate is given);
+    None when it has no usable dose."""
+    if d.quantity is None or d.per_day_unread:
+        return None
+    unit = (d.quantity.code or d.quantity.unit).strip().lower()
+    if unit == "mg":
+        mg = d.quantity.value
+    elif unit == "g":
+        mg = d.quantity.value * 1000
+    elif unit in _UNIT_FORMS and strength is not None:
+        mg = d.quantity.value * strength
+    else:
+        return None
+    return mg * (d.per_day if d.per_day is not None else 1.0)
+
+
+def high_dose(crit: Criterion, ctx: Context) -> Result:
+    p = crit.params
+    span = window_span(p)
+    lo = span.before(ctx.as_of)
+    limit = float(p["max_daily_mg"])
+    fails, unknown, ok, ignored = [], [], [], []
+    ends: list[date | None] = []
+    why_partial = ""
+    for e in ctx.exposures(p["concepts"]):
+        if not ctx.systemic(e):
+            ignored.append(exposure_evidence(e, "", "not systemic (route or form)"))
+            continue
+        it = exposure_dated(e, "", "")
+        undated = e.start is None and e.end is None
+        inside = None if undated else in_window(ctx, it, lo)
+        if inside is False:
+            ignored.append(replace(it.ev, note="outside window"))
+            continue
+        mg = daily_mg(ctx, e)
+        dose = f"{mg:g} mg/day prednisone-equivalent" if mg is not None else "no usable dose"
+        if undated and (mg is None or mg > limit):
+            # no date at all: the data cannot tell whether this dose is within the window
+            unknown.append(replace(it.ev, note="undated: cannot tell if within window"))
+        elif inside is None and (mg is None or mg > limit):
+            # in the window on some of the days its partial dates stand for, not on others
+            why_partial = why_partial or (
+                f"corticosteroid {f'{mg:g} mg/day ' if mg is not None else ''}{it.partial()}:"
+                f" cannot tell if within {span} before {ctx.as_of} (ending after {lo})"
+            )
+            unknown.append(replace(it.ev, note=f"partial date: may be within window; {dose}"))
+            if mg is not None:
+                ends.append(None if e.ongoing else it.end_last)  # it may fail as long
+        elif mg is None:
+            unknown.append(replace(it.ev, note="no usable dose"))
+        elif mg > limit:
+            fails.append(replace(it.ev, note=dose, value=f"{mg:g}"))
+            ends.append(None if e.ongoing else it.end_last)  # latest possible end
+        else:
+            ok.append(replace(it.ev, note=dose, value=f"{mg:g}"))
+    if fails:
+        eligible = clear_from(ends, span)
+        # as the other washouts say it: until when, or that no end is known
+        when = f"until {eligible}" if eligible else "ongoing or no known end"
+        return result(
+            crit,
+            Status.FAIL,
+            f"corticosteroid {fails[0].value} mg/day > {limit:g} within {span} ({when})",
+            fails + unknown + ok,
+            ignored,
+            eligible,
+        )
+    if unknown:
+        if any(u.note == "no usable dose" for u in unknown):
+            why = "corticosteroid in window without a usable dose"
+        else:
+            why = why_partial or f"undated corticosteroid: cannot tell if within {span}"
+        return result(crit, Status.UNKNOWN, why, unknown + ok, ignored)
+    return result(crit, Status.PASS, "no corticosteroid above the limit in window", ok, ignored)
