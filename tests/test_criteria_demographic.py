@@ -168,6 +168,30 @@ def test_refuted_or_error_sle_is_ignored(verification: str) -> None:
     assert status("sle_diagnosis", bad, condition("M32.14", onset=RECENT)) == "fail"
 
 
+@pytest.mark.parametrize("verification", ["provisional", "differential", "unconfirmed"])
+def test_an_unconfirmed_sle_diagnosis_is_unknown_not_pass(verification: str) -> None:
+    """An SLE Condition whose verificationStatus says it is not confirmed (a provisional or
+    differential diagnosis) is screened, but does not pass: the data cannot tell the patient
+    has SLE (unknown, to confirm), rather than a likely candidate on a working diagnosis."""
+    maybe = condition("M32.14", onset=OLD, verification=verification)
+    assert screened(maybe)
+    r = run("sle_diagnosis", maybe)
+    assert r.status == "unknown"
+    assert verification in r.reason and "confirm" in r.reason
+    assert [e.ref for e in r.evidence] == [f"Condition/{maybe['id']}"]
+    # a confirmed (or unstated) diagnosis early enough still passes beside it
+    for sure in ("confirmed", None):
+        assert status("sle_diagnosis", maybe, condition("M32.14", onset=OLD, verification=sure)) == (
+            "pass"
+        )
+    # a recent confirmed one does not make the old provisional one a pass
+    assert status("sle_diagnosis", maybe, condition("M32.14", onset=RECENT)) == "unknown"
+    # and an unconfirmed diagnosis that is too recent fails as a confirmed one would
+    assert status("sle_diagnosis", condition("M32.14", onset=RECENT, verification=verification)) == (
+        "fail"
+    )
+
+
 def test_refuted_lupus_unspecified_not_screened() -> None:
     assert not screened(condition("200936003", SNOMED, onset=OLD, verification="refuted"))
 

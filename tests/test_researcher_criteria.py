@@ -131,6 +131,15 @@ TRIAL_MISTAKES = [
         "criterion 'platelets': key 'window_days': 9000000 is more than 100 years",
     ),
     (
+        "a verificationStatus that is not one of an unconfirmed diagnosis",
+        'unconfirmed_verification = ["unconfirmed", "provisional", "differential"]',
+        'unconfirmed_verification = ["provisional", "refuted"]',
+        "unconfirmed_verification",
+        "criterion 'sle_diagnosis': key 'unconfirmed_verification': 'refuted' is not a Condition"
+        " verificationStatus that leaves a diagnosis unconfirmed (must be one of 'unconfirmed',"
+        " 'provisional', 'differential')",
+    ),
+    (
         "unknown concept in a check",
         '{ lab = ["hiv_test"]',
         '{ lab = ["hiv_tst"]',

@@ -7,7 +7,7 @@ from datetime import date
 
 from cohort.criteria.base import Context, Criterion, condition_days, months_before, result, shown
 from cohort.extract.elements import parse_days
-from cohort.model import Evidence, Result, Status
+from cohort.model import ConditionFact, Evidence, Result, Status
 
 _BIRTH = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
@@ -80,6 +80,34 @@ def diagnosis(crit: Criterion, ctx: Context) -> Result:
                 crit, Status.UNKNOWN, p.get("uncertain_reason", "diagnosis not specific"), ev
             )
         return result(crit, Status.FAIL, "no qualifying diagnosis")
+    unconfirmed = set(p.get("unconfirmed_verification", ()))
+    sure = [c for c in found if c.verification_status not in unconfirmed]
+    dated = _dated(crit, ctx, found)
+    if len(sure) == len(found) or dated.status is not Status.PASS:
+        return dated  # (what the unconfirmed ones cannot change)
+    own = _dated(crit, ctx, sure) if sure else None
+    if own is not None and own.status is Status.PASS:
+        return own
+    # it passes only on a diagnosis its record says is not confirmed (provisional, differential)
+    shaky = [c for c in found if c.verification_status in unconfirmed]
+    label = p.get("label", p["concepts"][0])
+    ev = [
+        Evidence(
+            ref=c.ref,
+            concept=",".join(p["concepts"]),
+            value=c.text[:80],
+            date=shown(*condition_days(c)),
+            note=f"verificationStatus {c.verification_status}" if c in shaky else "",
+        )
+        for c in found
+    ]
+    why = f"{label} recorded as {shaky[0].verification_status}: confirm the diagnosis"
+    return result(crit, Status.UNKNOWN, why, ev, dated.ignored)
+
+
+def _dated(crit: Criterion, ctx: Context, found: list[ConditionFact]) -> Result:
+    """`diagnosis` on the conditions `found` (at least one) by their dates."""
+    p = crit.params
     months = int(p["min_months"])
     cutoff = months_before(ctx.as_of, months)
     ev = [

@@ -49,7 +49,12 @@ KINDS: dict[str, KindSpec] = {
     "diagnosis": KindSpec(
         demographic.diagnosis,
         {"concepts": CONCEPTS, "min_months": int},
-        {"uncertain_concepts": CONCEPTS, "uncertain_reason": str, "label": str},
+        {
+            "uncertain_concepts": CONCEPTS,
+            "uncertain_reason": str,
+            "label": str,
+            "unconfirmed_verification": list,
+        },
     ),
     "titer": KindSpec(
         labs.titer,
@@ -143,6 +148,9 @@ _NEEDS: dict[str, tuple[tuple[str, str], ...]] = {
     "washout": (("lab_concepts", "lab_default_lln"), ("lab_default_lln", "lab_concepts")),
 }
 _EXPOSURES = ("concepts", "procedures", "immunizations", "uncertain_immunizations")
+# FHIR R4 condition-ver-status codes under which a diagnosis is not established (refuted and
+# entered-in-error drop the record: mappings/rules.toml)
+_UNCONFIRMED = ("unconfirmed", "provisional", "differential")
 
 Problem = tuple[str, str]  # (key, message)
 # windows and durations longer than this are typos (and dates out of the calendar's range)
@@ -181,6 +189,12 @@ def rule_problems(kind: str, params: Mapping[str, Any]) -> Iterator[Problem]:
     for key in ("checks", "measures"):
         if params.get(key) == []:
             yield key, "empty list: give at least one"
+    statuses = params.get("unconfirmed_verification")
+    for bad in [v for v in statuses if v not in _UNCONFIRMED] if isinstance(statuses, list) else []:
+        yield "unconfirmed_verification", (
+            f"'{bad}' is not a Condition verificationStatus that leaves a diagnosis unconfirmed"
+            f" ({choice(_UNCONFIRMED)})"
+        )
     if kind == "washout" and not set(_EXPOSURES) & params.keys():
         yield "concepts", f"kind '{kind}' needs at least one of {', '.join(_EXPOSURES)}"
     for key in ("min_years", "min_months", "min_titer", "max_daily_mg", "lab_default_lln"):
