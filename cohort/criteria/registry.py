@@ -191,10 +191,8 @@ def rule_problems(kind: str, params: Mapping[str, Any]) -> Iterator[Problem]:
             yield key, "empty list: give at least one"
     statuses = params.get("unconfirmed_verification")
     for bad in [v for v in statuses if v not in _UNCONFIRMED] if isinstance(statuses, list) else []:
-        yield "unconfirmed_verification", (
-            f"'{bad}' is not a Condition verificationStatus that leaves a diagnosis unconfirmed"
-            f" ({choice(_UNCONFIRMED)})"
-        )
+        why = f"'{bad}' is not a Condition verificationStatus that leaves a diagnosis unconfirmed"
+        yield "unconfirmed_verification", f"{why} ({choice(_UNCONFIRMED)})"
     if kind == "washout" and not set(_EXPOSURES) & params.keys():
         yield "concepts", f"kind '{kind}' needs at least one of {', '.join(_EXPOSURES)}"
     for key in ("min_years", "min_months", "min_titer", "max_daily_mg", "lab_default_lln"):
