@@ -597,6 +597,39 @@ def test_washout_24wk_eligible_from_max_over_exposures() -> None:
     assert r.eligible_from == days_before(30) + W24
 
 
+IG = "immune globulin"
+IG_IM = stmt(
+    None, text=IG, status="completed", when=ago(10), dosages=[dosage(route="Intramuscular")]
+)
+
+
+@pytest.mark.parametrize(
+    ("resource", "expected", "route"),
+    [
+        (IG_IM, "pass", "intramuscular"),
+        (admin(text=IG, admin_route="Intramuscular route"), "pass", "intramuscular"),
+        (admin(text=IG, admin_route="IM"), "pass", "im"),
+        (admin(text=IG, admin_route="Intravenous route"), "fail", ""),
+        (admin(text=IG, admin_route="Subcutaneous"), "fail", ""),
+        (admin(text=IG), "fail", ""),  # no route recorded: most IG records are IVIG
+        (admin(text="cyclophosphamide", admin_route="Intramuscular"), "fail", ""),  # per concept
+    ],
+)
+def test_washout_24wk_counts_iv_or_sc_immunoglobulin_only(
+    resource: dict, expected: str, route: str
+) -> None:
+    """SPEC washout_24wk: "cyclophosphamide, immunoglobulins (IV or s.c.), plasmapheresis (...)
+    within 24 weeks -> fail". An immune globulin given intramuscularly (hepatitis A / measles
+    prophylaxis; ATC J06BA01 covers IM and s.c. products) excluded the patient."""
+    r = run("washout_24wk", resource)
+    assert r.status == expected
+    assert r.eligible_from == (days_before(10) + W24 if expected == "fail" else None)
+    if route:
+        assert [(i.concept, i.note) for i in r.ignored] == [
+            ("immunoglobulin", f"route {route}: not counted for immunoglobulin")
+        ]
+
+
 # --- washout_b_cell_depletion ------------------------------------------------------------------
 def cd19(value: float, days: int, low: float | None = None, unit: str = "/uL") -> dict:
     return observation(

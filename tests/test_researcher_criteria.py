@@ -103,6 +103,22 @@ TRIAL_MISTAKES = [
         "criterion 'washout_b_cell_depletion': key 'lab_concepts': needs 'lab_default_lln' too",
     ),
     (
+        "excluded_routes of a concept the criterion does not list",
+        'excluded_routes = { immunoglobulin = ["intramuscular", "im"] }',
+        'excluded_routes = { immunoglobuline = ["intramuscular", "im"] }',
+        "excluded_routes",
+        "criterion 'washout_24wk': key 'excluded_routes.immunoglobuline': not one of the "
+        "criterion's concepts (did you mean 'immunoglobulin'?)",
+    ),
+    (
+        "excluded_routes with no route word",
+        'excluded_routes = { immunoglobulin = ["intramuscular", "im"] }',
+        'excluded_routes = { immunoglobulin = ["intramuscular", ""] }',
+        "excluded_routes",
+        "criterion 'washout_24wk': key 'excluded_routes.immunoglobulin': expected a non-empty "
+        'list of route words in quotes, e.g. ["intramuscular"]',
+    ),
+    (
         "[trial] key misspelt",
         "manual = [",
         "manuals = [",

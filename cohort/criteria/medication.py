@@ -3,6 +3,7 @@ criteria/dose.py)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -95,6 +96,26 @@ def _named(ev: Evidence) -> str:
     return ev.concept or ev.value or ev.ref.partition("/")[0]
 
 
+def _excluded_route(route: str, concepts: set[str], excluded: dict[str, list[str]]) -> str:
+    """The route word by which an exposure is not counted (`excluded_routes`): one of the words
+    of each of its concepts, whole words of its route (dosages' routes and the dose form); ""
+    when any of its concepts has no entry or no word of its entry is in the route (a route not
+    recorded counts)."""
+    found = ""
+    for c in sorted(concepts):
+        hit = next((w for w in excluded.get(c, ()) if _has_word(route, w)), "")
+        if not hit:
+            return ""
+        found = found or hit.strip().lower()
+    return found
+
+
+def _has_word(text: str, word: str) -> bool:
+    """`word` in `text` as a whole word, case-insensitive ("im" is not in "immune")."""
+    w = re.escape(word.strip().lower())
+    return re.search(rf"(?<![a-z0-9]){w}(?![a-z0-9])", text.lower()) is not None
+
+
 def washout(crit: Criterion, ctx: Context) -> Result:
     """Exposure (medication, procedure or immunization) inside the window fails, time-limited."""
     p = crit.params
@@ -112,7 +133,14 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         if p.get("systemic_only") and not ctx.systemic(e):
             ignored.append(exposure_evidence(e, "", "not systemic (route or form)"))
             continue
-        concept = ",".join(sorted(set(p["concepts"]) & ctx.concepts(e.ref, e.codes, e.text)))
+        matched = set(p["concepts"]) & ctx.concepts(e.ref, e.codes, e.text)
+        concept = ",".join(sorted(matched))
+        route = _excluded_route(e.route, matched, p.get("excluded_routes", {}))
+        if route:
+            ignored.append(
+                exposure_evidence(e, concept, f"route {route}: not counted for {concept}")
+            )
+            continue
         items.append(exposure_dated(e, concept, ""))
     for pr in ctx.procedures(p.get("procedures", [])):
         ev = Evidence(

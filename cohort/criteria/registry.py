@@ -10,6 +10,7 @@ from typing import Any
 
 from cohort.criteria import checks, demographic, dose, labs, medication
 from cohort.criteria.base import Kind
+from cohort.errors import did_you_mean
 from cohort.terminology.values import RESULTS
 
 NUMBER = (int, float)
@@ -82,6 +83,7 @@ KINDS: dict[str, KindSpec] = {
             "immunizations": CONCEPTS,
             "uncertain_immunizations": CONCEPTS,
             "systemic_only": bool,
+            "excluded_routes": dict,  # concept -> route words: not counted by those routes
             "lab_concepts": CONCEPTS,
             "lab_default_lln": NUMBER,
         },
@@ -195,6 +197,8 @@ def rule_problems(kind: str, params: Mapping[str, Any]) -> Iterator[Problem]:
         yield "unconfirmed_verification", f"{why} ({choice(_UNCONFIRMED)})"
     if kind == "washout" and not set(_EXPOSURES) & params.keys():
         yield "concepts", f"kind '{kind}' needs at least one of {', '.join(_EXPOSURES)}"
+    if kind == "washout" and isinstance(params.get("excluded_routes"), dict):
+        yield from route_problems(params["excluded_routes"], params.get("concepts", []))
     for key in ("min_years", "min_months", "min_titer", "max_daily_mg", "lab_default_lln"):
         value = params.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -202,6 +206,23 @@ def rule_problems(kind: str, params: Mapping[str, Any]) -> Iterator[Problem]:
                 yield key, f"{value} is negative"
             elif value > _LONGEST.get(key, value):
                 yield key, f"{value} is more than 100 years"
+
+
+def route_problems(routes: Mapping[str, Any], concepts: list[str]) -> Iterator[Problem]:
+    """A washout's `excluded_routes`: each key one of its `concepts`, each value route words."""
+    if not routes:
+        yield "excluded_routes", "empty table: give at least one concept = [route words]"
+    for name, words in routes.items():
+        key = f"excluded_routes.{name}"
+        if name not in concepts:
+            hint = did_you_mean(name, concepts)
+            yield key, "not one of the criterion's concepts" + (f" ({hint})" if hint else "")
+        if not (
+            isinstance(words, list)
+            and words
+            and all(isinstance(w, str) and w.strip() for w in words)
+        ):
+            yield key, 'expected a non-empty list of route words in quotes, e.g. ["intramuscular"]'
 
 
 def table_problems(table: Table, entry: Mapping[str, Any], key: str) -> Iterator[Problem]:
