@@ -644,6 +644,12 @@ def test_washout_24wk_plasmapheresis(resource: dict, end_days: int, expected: st
     assert r.eligible_from == (days_before(end_days) + W24 if expected == "fail" else None)
 
 
+@pytest.mark.parametrize(("end_days", "expected"), [(-10, "unknown"), (30, "fail"), (200, "pass")])
+def test_washout_24wk_plasmapheresis_without_start(end_days: int, expected: str) -> None:
+    """Only performedPeriod.end: read as a medication record without a start is."""
+    assert status("washout_24wk", procedure("20720000", end=ago(end_days))) == expected
+
+
 def test_washout_24wk_eligible_from_max_over_exposures() -> None:
     r = run(
         "washout_24wk",
