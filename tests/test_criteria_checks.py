@@ -6,7 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from criteria_helpers import SNOMED, ago, condition, observation, qty, status
+from criteria_helpers import (
+    CLINICAL,
+    SNOMED,
+    VERIFICATION,
+    ago,
+    condition,
+    observation,
+    qty,
+    status,
+)
 
 POSITIVE: dict[str, Any] = {"valueString": "Positive"}
 NEGATIVE: dict[str, Any] = {"valueString": "Negative"}
@@ -43,6 +52,35 @@ def lab(code: str, days: int, value: dict[str, Any], **kw: Any) -> dict:
     ],
 )
 def test_hbv_condition(cond: dict, expected: str) -> None:
+    assert status("hbv", cond) == expected
+
+
+def _statuses(cond: dict, key: str, *codings: dict[str, str]) -> dict:
+    cond[key] = {"coding": list(codings)}
+    return cond
+
+
+LOCAL = "http://ehr.example.org/problem-status"
+
+
+@pytest.mark.parametrize(
+    ("cond", "expected"),
+    [
+        # a local coding before the condition-clinical one: still active (audit 2)
+        (_statuses(condition("B18.1", onset=ago(400)), "clinicalStatus",
+                   {"system": LOCAL, "code": "A", "display": "Active"},
+                   {"system": CLINICAL, "code": "active"}), "fail"),
+        (_statuses(condition("B18.1"), "clinicalStatus", {"system": LOCAL, "code": "active"},
+                   {"system": CLINICAL, "code": "resolved"}), "pass"),
+        # a refuted verificationStatus in the second coding drops the record
+        (_statuses(condition("B18.1", onset=ago(400)), "verificationStatus",
+                   {"system": LOCAL, "code": "R", "display": "Ruled out"},
+                   {"system": VERIFICATION, "code": "refuted"}), "pass"),
+        (_statuses(condition("B18.1"), "verificationStatus", {"system": LOCAL, "code": "R"},
+                   {"code": "entered-in-error"}), "pass"),
+    ],
+)  # fmt: skip
+def test_hbv_condition_status_in_a_later_coding(cond: dict, expected: str) -> None:
     assert status("hbv", cond) == expected
 
 

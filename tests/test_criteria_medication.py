@@ -167,6 +167,32 @@ def test_background_dropped_records_do_not_count(dropped: dict) -> None:
     assert status("background_therapy", dropped, past) == "fail"
 
 
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [
+        # only effectivePeriod.end: it may have started on any day up to its end (audit 2)
+        (stmt(HCQ, status="active", end=ago(-30)), "unknown"),
+        (stmt(HCQ, status="completed", end=ago(-30)), "unknown"),
+        (stmt(HCQ, status="completed", end="2026-11"), "unknown"),  # may end before as_of
+        (stmt(HCQ, status="completed", end=ago(0)), "pass"),  # started by its end, as_of
+        (stmt(HCQ, status="active", end=ago(1)), "fail"),  # over before as_of
+        (stmt(HCQ, status="completed", end="2026-10"), "fail"),
+    ],
+)
+def test_background_exposure_without_start(resource: dict, expected: str) -> None:
+    r = run("background_therapy", resource)
+    assert r.status == expected
+    if expected == "unknown":
+        assert r.reason.startswith("antimalarial ending 2026-")
+        assert r.reason.endswith("without a start date: confirm it is current")
+        assert [e.note for e in r.evidence] == ["no start date: may be current"]
+
+
+def test_background_exposure_without_start_beside_a_current_one_passes() -> None:
+    undated = stmt(HCQ, status="active", end=ago(-30))
+    assert status("background_therapy", undated, stmt(status="active", start=ago(10))) == "pass"
+
+
 def test_background_one_current_among_past_passes() -> None:
     assert (
         status(
@@ -457,6 +483,21 @@ def test_high_dose_ignored_records_pass(resource: dict) -> None:
     assert status("washout_high_dose_cs", resource) == "pass"
 
 
+@pytest.mark.parametrize(
+    ("end", "expected"),
+    [(ago(-30), "unknown"), ("2026-11", "unknown"), (ago(0), "fail"), (ago(20), "fail"),
+     (ago(100), "pass")],
+)  # fmt: skip
+def test_high_dose_without_start_date(end: str, expected: str) -> None:
+    """Only effectivePeriod.end: the dose may have started on any day up to its end, so one
+    ending after as_of may not be on record yet (unknown); one ending in the window is in it."""
+    r = run("washout_high_dose_cs", stmt(status="completed", end=end, dosages=[dosage(mg(60))]))
+    assert r.status == expected
+    if expected == "unknown":
+        assert r.reason.startswith("corticosteroid 60 mg/day without a start date")
+        assert "cannot tell if within 84 days before 2026-11-25" in r.reason
+
+
 def test_high_dose_no_corticosteroid_passes() -> None:
     assert status("washout_high_dose_cs") == "pass"
 
@@ -501,6 +542,21 @@ def test_washout_12wk_boundary(end_days: int, expected: str) -> None:
 def test_washout_12wk_ongoing_has_no_eligible_from() -> None:
     r = run("washout_12wk", stmt("42316", status="active", start=ago(300)))
     assert (r.status, r.eligible_from) == ("fail", None)
+
+
+@pytest.mark.parametrize(
+    ("end_days", "expected"),
+    [(-30, "unknown"), (0, "fail"), (30, "fail"), (200, "pass")],
+)
+def test_washout_12wk_without_start_date(end_days: int, expected: str) -> None:
+    """Only effectivePeriod.end, as background_therapy reads it: ending after as_of, it may
+    start after as_of too (not on record yet), so the data cannot tell."""
+    r = run("washout_12wk", stmt("42316", status="completed", end=ago(end_days)))
+    assert r.status == expected
+    assert r.eligible_from == (days_before(end_days) + W12 if expected == "fail" else None)
+    if expected == "unknown":
+        assert r.reason.startswith("calcineurin_inhibitor without a start date: cannot tell")
+        assert [e.note for e in r.evidence] == ["no start date: may be within window"]
 
 
 def test_washout_12wk_request_authored_only() -> None:
@@ -586,6 +642,12 @@ def test_washout_24wk_plasmapheresis(resource: dict, end_days: int, expected: st
     r = run("washout_24wk", resource)
     assert r.status == expected
     assert r.eligible_from == (days_before(end_days) + W24 if expected == "fail" else None)
+
+
+@pytest.mark.parametrize(("end_days", "expected"), [(-10, "unknown"), (30, "fail"), (200, "pass")])
+def test_washout_24wk_plasmapheresis_without_start(end_days: int, expected: str) -> None:
+    """Only performedPeriod.end: read as a medication record without a start is."""
+    assert status("washout_24wk", procedure("20720000", end=ago(end_days))) == expected
 
 
 def test_washout_24wk_eligible_from_max_over_exposures() -> None:

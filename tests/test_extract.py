@@ -216,6 +216,48 @@ def test_condition_without_status_has_empty_status() -> None:
     assert f.clinical_status == ""
 
 
+LOCAL = {"system": "http://ehr.example.org/status", "code": "A", "display": "Active"}
+THO = "http://terminology.hl7.org/CodeSystem/"
+
+
+@pytest.mark.parametrize(
+    ("codings", "clinical", "verification"),
+    [
+        # the coding of the status's own code system, wherever it is (audit 2) ...
+        ([LOCAL, {"system": THO + "condition-clinical", "code": "active"},
+          {"system": THO + "condition-ver-status", "code": "provisional"}],
+         "active", "provisional"),
+        # ... also written https, with www. or a trailing slash, in another case
+        ([LOCAL, {"system": "https://Terminology.HL7.org/CodeSystem/condition-clinical/",
+                  "code": "remission"}], "remission", "A"),
+        # ... before a local coding whose code looks like one of its codes
+        ([{"system": "http://ehr.example.org/status", "code": "active"},
+          {"system": THO + "condition-clinical", "code": "resolved"}], "resolved", "active"),
+        # else the first coding with one of its value set's codes (another system, or none)
+        ([LOCAL, {"system": "http://ehr.example.org/other", "code": "relapse"},
+          {"code": "differential"}], "relapse", "differential"),
+        # else the first coding, as before
+        ([LOCAL, {"code": "B"}], "A", "A"),
+        ([], "", ""),
+    ],
+)  # fmt: skip
+def test_condition_status_read_from_its_code_system(
+    codings: list[dict[str, str]], clinical: str, verification: str
+) -> None:
+    c = condition("M32.14", verification=None)
+    c["clinicalStatus"] = c["verificationStatus"] = {"coding": codings}
+    [f] = facts(c).conditions
+    assert (f.clinical_status, f.verification_status) == (clinical, verification)
+
+
+def test_refuted_in_a_later_coding_drops_the_condition() -> None:
+    c = condition("M32.14", verification=None)
+    refuted = {"system": THO + "condition-ver-status", "code": "refuted"}
+    c["verificationStatus"] = {"coding": [LOCAL, refuted]}
+    assert facts(c).dropped == [(f"Condition/{c['id']}", "verificationStatus refuted")]
+    assert rules().drop_reason(c) == "verificationStatus refuted"
+
+
 # --- Observation -------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("fields", "expected"),

@@ -31,6 +31,7 @@ PROCEDURES = [(SNOMED, "234947003"), (SNOMED, "73761001")]
 # SLE (read by the criteria) and conditions none reads
 CONDITIONS = [(SNOMED, "55464009"), (SNOMED, "195662009"), (SNOMED, "10509002")]
 VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+LOCAL_STATUS = {"system": "http://ehr.example.org/ver", "code": "R", "display": "Ruled out"}
 VALUES: list[tuple[str, Any]] = [
     ("valueQuantity", {"value": 172.5, "unit": "cm", "system": "http://unitsofmeasure.org",
                        "code": "cm"}),
@@ -89,7 +90,12 @@ def records(draw: st.DrawFn) -> dict[str, Any]:
                 "subject": {"reference": f"Patient/{pid}"}}  # fmt: skip
         verification = draw(st.sampled_from(["confirmed", "refuted", "entered-in-error", ""]))
         if verification:
-            res["verificationStatus"] = {"coding": [{"system": VERIFICATION, "code": verification}]}
+            coding = {"system": VERIFICATION, "code": verification}
+            # a local coding first, the status's system after it or not named (drop_reason
+            # reads the condition-ver-status coding, else the first with one of its codes)
+            res["verificationStatus"] = {"coding": draw(st.sampled_from([
+                [coding], [LOCAL_STATUS, coding], [LOCAL_STATUS, {"code": verification}],
+                [{**LOCAL_STATUS, "code": "confirmed"}, coding]]))}  # fmt: skip
         for where in draw(st.sets(st.sampled_from(["recordedDate", "onsetDateTime", "onsetPeriod"]))):
             when = f"202{draw(st.integers(0, 6))}-0{draw(st.integers(1, 9))}-1{draw(st.integers(0, 9))}"
             res[where] = {"start": when} if where == "onsetPeriod" else when

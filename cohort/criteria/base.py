@@ -312,10 +312,14 @@ class Context:
 
     def current(self, e: ExposureFact) -> bool | None:
         """Whether the exposure's interval contains as_of; None when its partial dates cannot
-        tell (it does for some of the days they stand for, not for others)."""
-        if self._contains(latest(e.start, e.start_last), e.end, e.ongoing):
+        tell (it does for some of the days they stand for, not for others). A record with an
+        end but no start may have started on any day up to its end (docs/rules.md)."""
+        first, last = e.start, latest(e.start, e.start_last)
+        if first is None and e.end is not None:
+            first, last = date.min, latest(e.end, e.end_last)
+        if self._contains(last, e.end, e.ongoing):
             return True
-        if self._contains(e.start, latest(e.end, e.end_last), e.ongoing):
+        if self._contains(first, latest(e.end, e.end_last), e.ongoing):
             return None
         return False
 

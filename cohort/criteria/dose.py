@@ -85,7 +85,7 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
                 f"corticosteroid {f'{mg:g} mg/day ' if mg is not None else ''}{it.partial()}:"
                 f" cannot tell if within {span} before {ctx.as_of} (ending after {lo})"
             )
-            unknown.append(replace(it.ev, note=f"partial date: may be within window; {dose}"))
+            unknown.append(replace(it.ev, note=f"{it.doubt()}: may be within window; {dose}"))
             if mg is not None:
                 ends.append(None if e.ongoing else it.end_last)  # it may fail as long
         elif mg is None:

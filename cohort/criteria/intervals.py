@@ -32,12 +32,25 @@ class Dated(NamedTuple):
         ongoing: bool,
         ev: Evidence,
     ) -> Dated:
-        """From a fact's fields (`*_last` None for a full date)."""
-        return cls(start, latest(start, start_last), end, latest(end, end_last), ongoing, ev)
+        """From a fact's fields (`*_last` None for a full date). A record with an end but no
+        start may have started on any day up to its end: no first day, its end's last day the
+        latest (a start after as_of is no record yet, docs/rules.md)."""
+        last = latest(end, end_last)
+        first_last = latest(start, start_last) if start is not None else last
+        return cls(start, first_last, end, last, ongoing, ev)
+
+    def doubt(self) -> str:
+        """What leaves it maybe in a window or current: no start date, or a partial date."""
+        return "no start date" if self.start is None else "partial date"
 
     def partial(self) -> str:
-        """Its partial date(s) as recorded, for a reason ("" when every date is full)."""
+        """Its partial date(s) as recorded, for a reason ("" when every date is full), or that
+        it has no start date."""
         start, end = (self.start, self.start_last), (self.end, self.end_last)
+        if self.start is None:
+            return "without a start date" + (
+                f" (end recorded only as {shown(*end)})" if partly(*end) else ""
+            )
         if start == end or not partly(*end):
             if not partly(*start):
                 return ""

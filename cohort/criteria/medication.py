@@ -39,12 +39,16 @@ def current_medication(crit: Criterion, ctx: Context) -> Result:
         elif current:
             evidence.append(exposure_evidence(e, concept, "current"))
         elif current is None:
-            # current on some of the days its partial dates stand for, not on others
-            it = exposure_dated(e, concept, "partial date: may be current")
+            # current on some of the days its partial dates stand for, not on others, or
+            # without a start and ending on or after as_of (it may start after as_of)
+            it = exposure_dated(e, concept, "")
             why_maybe = why_maybe or (
-                f"{concept} {it.partial()}: cannot tell if current on {ctx.as_of}"
+                f"{concept} ending {shown(e.end, e.end_last)} without a start date: confirm it"
+                " is current"
+                if e.start is None
+                else f"{concept} {it.partial()}: cannot tell if current on {ctx.as_of}"
             )
-            maybe.append(it.ev)
+            maybe.append(replace(it.ev, note=f"{it.doubt()}: may be current"))
         elif e.ongoing and e.start is None:
             undated.append(exposure_evidence(e, concept, "ongoing, no start date"))
         else:
@@ -179,7 +183,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
                 f"{name} {it.partial()}: cannot tell if within {span} before {ctx.as_of}"
                 f" (ending after {lo})"
             )
-            maybe.append(replace(it.ev, note="partial date: may be within window"))
+            maybe.append(replace(it.ev, note=f"{it.doubt()}: may be within window"))
             end = it.end_last
             if end is not None and it.ev.ref in same_day:
                 end = min(end, ctx.as_of)  # a later day is a new exposure, not this record

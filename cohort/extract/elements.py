@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from cohort.codesystems import system_key
 from cohort.model import Code, ObsValue, Quantity
 from cohort.source.validate import valid_codeable_concept
 
@@ -19,6 +20,7 @@ __all__ = [
     "Coded",
     "DayRange",
     "codes_of",
+    "clinical_status",
     "condition_onset",
     "condition_onset_days",
     "exposure_start",
@@ -33,6 +35,7 @@ __all__ = [
     "parse_days",
     "quantity_of",
     "text_of",
+    "verification_status",
 ]
 
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
@@ -137,6 +140,46 @@ def text_of(cc: Any) -> str:
 def first_code(cc: Any) -> str:
     codes = codes_of(cc)
     return codes[0].code if codes else ""
+
+
+# A Condition's status elements: their code system's key (`system_key`) and the codes of
+# FHIR R4's value set (required binding) for each.
+_CLINICAL = (
+    system_key("http://terminology.hl7.org/CodeSystem/condition-clinical"),
+    frozenset(("active", "recurrence", "relapse", "inactive", "remission", "resolved")),
+)
+_VERIFICATION = (
+    system_key("http://terminology.hl7.org/CodeSystem/condition-ver-status"),
+    frozenset(
+        ("unconfirmed", "provisional", "differential", "confirmed", "refuted", "entered-in-error")
+    ),
+)
+
+
+def _status_code(cc: Any, system: tuple[str, frozenset[str]]) -> str:
+    """The code of a status element: its coding of the status's own code system (compared as
+    `system_key`s: any scheme, `www.`, trailing slash or case), else the first coding with one
+    of that value set's codes, else the first coding's ("" when none). An EHR may put a local
+    coding first (audit 2: "A" before condition-clinical "active")."""
+    codes = codes_of(cc)
+    if len(codes) < 2:  # (nearly always: one coding, or none)
+        return codes[0].code if codes else ""
+    key, known = system
+    for c in codes:
+        if c.system and system_key(c.system) == key:
+            return c.code
+    return next((c.code for c in codes if c.code in known), codes[0].code)
+
+
+def clinical_status(cc: Any) -> str:
+    """Condition.clinicalStatus's code (`_status_code`)."""
+    return _status_code(cc, _CLINICAL)
+
+
+def verification_status(cc: Any) -> str:
+    """Condition.verificationStatus's code (`_status_code`): what drop_reason, the triage's
+    line handler and the facts read alike."""
+    return _status_code(cc, _VERIFICATION)
 
 
 def quantity_of(q: Any) -> Quantity | None:

@@ -10,6 +10,7 @@ from cohort.extract.elements import (
     Coded,
     CodeElements,
     DayRange,
+    clinical_status,
     codes_of,
     condition_onset_days,
     exposure_start_days,
@@ -20,6 +21,7 @@ from cohort.extract.elements import (
     parse_days,
     quantity_of,
     text_of,
+    verification_status,
 )
 from cohort.extract.rules import ReadingRules
 from cohort.model import (
@@ -161,8 +163,8 @@ class Extractor:
                     ref=ref,
                     codes=(coded := self._elements.read(res.get("code"))[1])[0],
                     text=coded[1],
-                    clinical_status=first_code(res.get("clinicalStatus")),
-                    verification_status=first_code(res.get("verificationStatus")),
+                    clinical_status=clinical_status(res.get("clinicalStatus")),
+                    verification_status=verification_status(res.get("verificationStatus")),
                     onset=_first(onset),
                     recorded=_first(recorded),
                     abatement=_first(abatement),

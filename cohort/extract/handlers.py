@@ -15,7 +15,7 @@ import orjson
 from msgspec import UNSET
 
 from cohort.extract.census import _SAMPLES, CensusEntry, Triage, _sample, tomb_of
-from cohort.extract.elements import first_code, parse_date
+from cohort.extract.elements import parse_date, verification_status
 from cohort.extract.lines import KEY_DECODER, decoder
 from cohort.store import Tomb
 
@@ -151,7 +151,7 @@ def _condition(triage: Triage) -> Handler:
     refuted = triage.rules.drop_verification.get("Condition", frozenset())
     patient = triage._line_patient
     count = triage._count
-    verification: dict[bytes, str] = {}  # the element's text -> its first code (drop_reason)
+    verification: dict[bytes, str] = {}  # the element's text -> its code (drop_reason)
 
     def handle(line: bytes) -> bool | None:
         rec: Any = decode_line(line)
@@ -169,7 +169,7 @@ def _condition(triage: Triage) -> Handler:
         vs = verification.get(raw)
         if vs is None:
             try:
-                vs = first_code(orjson.loads(raw) if raw else None)
+                vs = verification_status(orjson.loads(raw) if raw else None)
             except orjson.JSONDecodeError:
                 return None
             if len(verification) < 10_000 and len(raw) <= 1024:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cohort.errors import MappingError, did_you_mean
-from cohort.extract.elements import first_code
+from cohort.extract.elements import verification_status
 from cohort.model import PIPELINE_TYPES
 from cohort.tomllines import TomlLines
 
@@ -73,7 +73,7 @@ class ReadingRules:
         if isinstance(status, str) and status in self.dropped_statuses(rtype):
             return f"status {status}"
         if rtype == "Condition":
-            vs = first_code(res.get("verificationStatus"))
+            vs = verification_status(res.get("verificationStatus"))
             if vs in self.drop_verification.get("Condition", ()):
                 return f"verificationStatus {vs}"
         return None

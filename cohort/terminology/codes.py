@@ -7,8 +7,8 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import SplitResult, urlsplit
 
+from cohort.codesystems import system_key, url_parts
 from cohort.model import Code
 from cohort.terminology.mappings import MappingRow
 
@@ -20,28 +20,6 @@ ATC = "http://www.whocc.no/atc"
 TEXT = "text"
 _DOTLESS = {ICD10CM, ICD10}
 _UPPER = {ICD10CM, ICD10, ICD10PCS, ATC}
-
-
-def _url_parts(s: str) -> SplitResult | None:
-    """urlsplit(s), or None where it would refuse the text (a bad IPv6 host) or quietly change
-    it (it drops tabs and line breaks, so "http://s\nomed.info/sct" would read as SNOMED)."""
-    if "\t" in s or "\n" in s or "\r" in s:
-        return None
-    try:
-        return urlsplit(s)
-    except ValueError:
-        return None
-
-
-def system_key(system: str) -> str:
-    """Lookup key: case-insensitive, scheme-, `www.`- and trailing-slash-insensitive."""
-    s = system.strip()
-    parts = _url_parts(s)
-    if parts is not None and parts.scheme.lower() in ("http", "https") and parts.netloc:
-        host = parts.netloc.lower()
-        host = host[4:] if host.startswith("www.") else host
-        return (host + parts.path.rstrip("/")).lower()
-    return s.rstrip("/").lower()
 
 
 class Systems:
@@ -69,7 +47,7 @@ class Systems:
             if fnmatch.fnmatchcase(key, pattern):
                 return canonical
         s = system.strip().rstrip("/")
-        parts = _url_parts(s)
+        parts = url_parts(s)
         if parts is not None and parts.scheme and parts.netloc and parts.netloc in s:
             return f"{parts.scheme.lower()}://{parts.netloc.lower()}{s.split(parts.netloc, 1)[1]}"
         return s

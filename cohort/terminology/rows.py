@@ -8,8 +8,9 @@ import difflib
 import re
 from collections.abc import Iterable
 
+from cohort.codesystems import system_key
 from cohort.errors import MappingError
-from cohort.terminology.codes import CVX, ICD10CM, TEXT, Systems, system_key
+from cohort.terminology.codes import CVX, ICD10CM, TEXT, Systems
 from cohort.terminology.mappings import (
     MappingRow,
     Record,
