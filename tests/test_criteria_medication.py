@@ -79,6 +79,7 @@ def test_background_exposure_intervals(resource: dict, expected: str) -> None:
     [
         ({"code": HCQ}, "pass"),
         ({"code": "198145"}, "pass"),  # product RxCUI: prednisone 10 MG Oral Tablet
+        ({"code": "979092"}, "pass"),  # hydroxychloroquine sulfate 200 MG Oral Tablet
         ({"code": None, "text": "Plaquenil 200 mg tablet"}, "pass"),
         ({"code": None, "text": "PLAQUENIL"}, "pass"),
         ({"code": None, "text": "hydroxychloroquine sulfate"}, "pass"),
