@@ -253,6 +253,8 @@ def pred(
         (pred(None), "unknown"),  # no usable dose
         (pred(qty(5, "mL", "mL")), "unknown"),  # volume without strength
         (pred(mg(30), code="22396"), "unknown"),  # deflazacort: factor unknown
+        # a dose unit coded in another system than UCUM: its unit text is read
+        (pred({"value": 60, "unit": "mg", "system": "urn:local:units", "code": "MG1"}), "fail"),
     ],
 )
 def test_high_dose_daily_dose(resource: dict, expected: str) -> None:

@@ -432,7 +432,7 @@ def test_missing_contained_medication_keeps_the_record() -> None:
 def test_dosage_per_day(dkw: dict, per_day: float | None) -> None:
     m = medication("MedicationRequest", "8640", dosages=[dosage(qty(5, "mg", "mg"), **dkw)])
     [d] = facts(m).exposures[0].doses
-    assert d.quantity == Quantity(5.0, "mg", "mg")
+    assert d.quantity == Quantity(5.0, "mg", "mg", system=UCUM)
     if per_day is None:
         assert d.per_day is None
     else:
