@@ -428,7 +428,8 @@ def test_broad_lupus_parent_stays_out_of_sle(rows: list[MappingRow], term: Termi
 # values.csv holds result *answer* codes (SNOMED qualifier values, LOINC LA answers, HL7 v3
 # interpretation codes). The reference has no answer-code table, so these cannot be checked
 # here; each row names the public source it was checked against by hand (WHO DDCC, HL7 SMART
-# Health Cards IG, HL7 THO) and says verified=Y. Listed so that a new answer code is a
+# Health Cards IG, HL7 THO; Present/Absent: HL7 mCODE and IPS value sets, HL7 Genomics
+# Reporting IG) and says verified=Y. Listed so that a new answer code is a
 # deliberate edit of this test.
 VALUES_OUTSIDE_REFERENCE = (
     {
@@ -445,6 +446,8 @@ VALUES_OUTSIDE_REFERENCE = (
             "419984006",
             "260408008",
             "720735008",
+            "52101004",  # Present (qualifier value)
+            "2667000",  # Absent (qualifier value)
         )
     }
     | {
@@ -458,6 +461,8 @@ VALUES_OUTSIDE_REFERENCE = (
             "LA11883-8",
             "LA11885-3",
             "LA9663-1",
+            "LA9633-4",  # Present
+            "LA9634-2",  # Absent
         )
     }
     | {
