@@ -57,8 +57,9 @@ class Quantity:
 
     value: float
     unit: str = ""  # Quantity.unit (free text, may be non-UCUM)
-    code: str = ""  # Quantity.code (UCUM when system is unitsofmeasure.org)
+    code: str = ""  # Quantity.code (UCUM when system is unitsofmeasure.org or absent)
     comparator: str = ""  # "<", "<=", ">=", ">" or ""
+    system: str = ""  # Quantity.system as written (canonicalised when compared)
 
 
 @value

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from criteria_helpers import (
     CLINICAL,
+    LOINC,
     SNOMED,
     VERIFICATION,
     ago,
@@ -21,6 +22,8 @@ POSITIVE: dict[str, Any] = {"valueString": "Positive"}
 NEGATIVE: dict[str, Any] = {"valueString": "Negative"}
 CODED_POS = {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "10828004"}]}}
 CODED_NEG = {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "260385009"}]}}
+PRESENT = {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "52101004"}]}}
+ABSENT = {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "2667000"}]}}
 
 HBSAG, ANTI_HBC, HBV_DNA = "5196-1", "16933-4", "29615-2"
 HCV_AB, HCV_RNA, HCV_RNA_QUAL = "16128-1", "11011-4", "11259-9"
@@ -95,10 +98,20 @@ def test_hbv_condition_status_in_a_later_coding(cond: dict, expected: str) -> No
         (NEGATIVE, {}, "pass"),
         ({"valueString": "Non-reactive"}, {}, "pass"),
         (CODED_NEG, {}, "pass"),
+        (PRESENT, {}, "fail"),
+        (ABSENT, {}, "pass"),
+        ({"valueCodeableConcept": {"coding": [{"system": LOINC, "code": "LA9633-4"}]}}, {}, "fail"),
     ],
 )
 def test_hbv_hbsag(value: dict, kw: dict, expected: str) -> None:
     assert status("hbv", lab(HBSAG, 30, value, **kw)) == expected
+
+
+@pytest.mark.parametrize(("flag", "expected"), [("POS", "fail"), ("NEG", "pass")])
+def test_hbv_hbsag_interpretation_under_the_v3_oid(flag: str, expected: str) -> None:
+    o = lab(HBSAG, 30, {})
+    o["interpretation"] = [{"coding": [{"system": "urn:oid:2.16.840.1.113883.5.83", "code": flag}]}]
+    assert status("hbv", o) == expected
 
 
 @pytest.mark.parametrize(
@@ -120,10 +133,27 @@ def test_hbv_hbsag_most_recent(older: dict, newer: dict, expected: str) -> None:
         ({"valueString": "Detected"}, "fail"),
         ({"valueString": "Not detected"}, "pass"),
         ({"valueString": "Undetected"}, "pass"),
+        ({"valueString": "1250 IU/mL"}, "fail"),  # a measured load, written as text
+        ({"valueString": "1250"}, "fail"),
+        ({"valueString": "1.3e3 IU/mL"}, "fail"),
+        ({"valueString": "<20"}, "pass"),
+        # as before: a zero, a "≤" or ">" bound are no plain number above zero
+        ({"valueString": "0"}, "unknown"),
+        ({"valueString": "0 IU/mL"}, "unknown"),
+        ({"valueString": "≤20 IU/mL"}, "unknown"),
+        ({"valueString": "> 1000"}, "unknown"),
     ],
 )
 def test_hbv_dna(value: dict, expected: str) -> None:
     assert status("hbv", lab(HBV_DNA, 30, value)) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("1250 IU/mL", "fail"), ("845", "fail"), ("<15", "pass"), ("0", "unknown")],
+)
+def test_hcv_rna_number_in_value_string(text: str, expected: str) -> None:
+    assert status("hcv", lab(HCV_RNA, 30, {"valueString": text})) == expected
 
 
 def test_hbv_dna_most_recent() -> None:
@@ -372,6 +402,8 @@ def test_pregnancy_qualitative_hcg(days: int, value: dict, kw: dict, expected: s
         (qty(0.03, "[IU]/mL", "[IU]/mL"), "fail"),
         (qty(5, "mIU/mL", comparator="<"), "pass"),
         (qty(2, "<5"), "unknown"),  # unconvertible unit
+        (qty(300, "mIU/mL", "m[iU]/mL"), "fail"),  # UCUM: [IU] is defined as 1 [iU]
+        (qty(2, "mIU/mL", "m[iU]/mL"), "pass"),
     ],
 )
 def test_pregnancy_quantitative_hcg(value: dict, expected: str) -> None:

@@ -79,6 +79,7 @@ def test_background_exposure_intervals(resource: dict, expected: str) -> None:
     [
         ({"code": HCQ}, "pass"),
         ({"code": "198145"}, "pass"),  # product RxCUI: prednisone 10 MG Oral Tablet
+        ({"code": "979092"}, "pass"),  # hydroxychloroquine sulfate 200 MG Oral Tablet
         ({"code": None, "text": "Plaquenil 200 mg tablet"}, "pass"),
         ({"code": None, "text": "PLAQUENIL"}, "pass"),
         ({"code": None, "text": "hydroxychloroquine sulfate"}, "pass"),
@@ -278,6 +279,8 @@ def pred(
         (pred(None), "unknown"),  # no usable dose
         (pred(qty(5, "mL", "mL")), "unknown"),  # volume without strength
         (pred(mg(30), code="22396"), "unknown"),  # deflazacort: factor unknown
+        # a dose unit coded in another system than UCUM: its unit text is read
+        (pred({"value": 60, "unit": "mg", "system": "urn:local:units", "code": "MG1"}), "fail"),
     ],
 )
 def test_high_dose_daily_dose(resource: dict, expected: str) -> None:

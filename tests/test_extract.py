@@ -11,6 +11,8 @@ from criteria_helpers import (
     LOINC,
     RXNORM,
     SNOMED,
+    UCUM,
+    ago,
     cc,
     condition,
     dosage,
@@ -23,6 +25,7 @@ from criteria_helpers import (
     procedure,
     qty,
     rules,
+    status,
 )
 
 from cohort.extract import Extractor, parse_date
@@ -293,7 +296,7 @@ def test_observation_values() -> None:
     pf = facts(q, i, s, c, r, b)
     fq, fi, fs, fc, fr, fb = pf.observations
     assert fq.codes == (Code(LOINC, "777-3"),)
-    assert fq.value.quantity == Quantity(150.0, "K/uL", "10*3/uL", "<")
+    assert fq.value.quantity == Quantity(150.0, "K/uL", "10*3/uL", "<", UCUM)
     assert fq.ref_low is not None and fq.ref_low.value == 140
     assert [x.code for x in fq.interpretation] == ["N"]
     assert fq.status == "final"
@@ -302,6 +305,21 @@ def test_observation_values() -> None:
     assert fc.value.codes[0].code == "10828004" and fc.value.text == "Positive"
     assert fr.value.ratio is not None and fr.value.ratio[1].value == 160
     assert fb.value.boolean is True
+
+
+def test_quantity_keeps_its_system() -> None:
+    """Quantity.code is a UCUM unit only under the UCUM system: the system is kept to tell."""
+    kg = {"value": 70, "unit": "kg", "system": SNOMED, "code": "258683005"}
+    (o,) = facts(observation("29463-7", "2026-10-01", valueQuantity=kg)).observations
+    assert o.value.quantity == Quantity(70.0, "kg", "258683005", "", SNOMED)
+    bare = {"value": 70, "unit": "kg"}
+    (o,) = facts(observation("29463-7", "2026-10-01", valueQuantity=bare)).observations
+    assert o.value.quantity == Quantity(70.0, "kg")
+
+
+def test_weight_with_a_snomed_unit_code_reads_the_unit_text() -> None:
+    kg = {"value": 70, "unit": "kg", "system": SNOMED, "code": "258683005"}
+    assert status("weight", observation("29463-7", ago(10), valueQuantity=kg)) == "pass"
 
 
 def test_observation_components() -> None:
@@ -456,7 +474,7 @@ def test_missing_contained_medication_keeps_the_record() -> None:
 def test_dosage_per_day(dkw: dict, per_day: float | None) -> None:
     m = medication("MedicationRequest", "8640", dosages=[dosage(qty(5, "mg", "mg"), **dkw)])
     [d] = facts(m).exposures[0].doses
-    assert d.quantity == Quantity(5.0, "mg", "mg")
+    assert d.quantity == Quantity(5.0, "mg", "mg", system=UCUM)
     if per_day is None:
         assert d.per_day is None
     else:

@@ -114,16 +114,16 @@ def _unverified_row_bad_code(m: Path) -> str:
 
 
 def _value_system_misspelt(m: Path) -> str:
-    edit_line(m / "values.csv", 41, "code,http://loinc.org,", "code,http://lonic.org,")
+    edit_line(m / "values.csv", 46, "code,http://loinc.org,", "code,http://lonic.org,")
     return (
-        "mappings/values.csv:41: column 'system': unknown code system 'http://lonic.org' "
+        "mappings/values.csv:46: column 'system': unknown code system 'http://lonic.org' "
         "(did you mean 'http://loinc.org'?)"
     )
 
 
 def _value_code_malformed(m: Path) -> str:
-    edit_line(m / "values.csv", 41, ",LA6576-8,", ",LA6576,")
-    return "mappings/values.csv:41: column 'code': 'LA6576' is not a LOINC code (NNNNN-N)"
+    edit_line(m / "values.csv", 46, ",LA6576-8,", ",LA6576,")
+    return "mappings/values.csv:46: column 'code': 'LA6576' is not a LOINC code (NNNNN-N)"
 
 
 def _product_rxcui(m: Path) -> str:

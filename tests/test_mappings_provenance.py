@@ -383,12 +383,28 @@ PRODUCTS_LEFT_OUT: dict[str, str] = {
 }
 
 
+# RxNorm products verified from public sources outside the reference (named in the row's source
+# cell): rxcui -> (ingredient, why it counts as verified)
+PRODUCTS_ELSEWHERE: dict[str, tuple[str, str]] = {
+    "979092": (
+        "hydroxychloroquine",
+        "hydroxychloroquine sulfate 200 MG Oral Tablet, the usual SLE prescription: the openFDA"
+        " NDC directory gives RxCUI 979092 for hydroxychloroquine sulfate 200 mg tablets of"
+        " several labelers (68084-269, 62135-752); the reference lists only the ingredient",
+    ),
+}
+
+
 def test_products_come_from_the_reference(ref: Reference) -> None:
     with (MAPPINGS / "medications" / "products.csv").open(encoding="utf-8", newline="") as fh:
         products = {r["rxcui"].strip(): (n, r) for n, r in enumerate(csv.DictReader(fh), 2)}
     bad = []
     for rxcui, (n, r) in products.items():
         found = ref.products.get(rxcui)
+        if rxcui in PRODUCTS_ELSEWHERE and found is None:
+            if PRODUCTS_ELSEWHERE[rxcui][0] != r["ingredient"].strip().lower() or not r["source"]:
+                bad.append(f"mappings/medications/products.csv:{n} {rxcui}: see PRODUCTS_ELSEWHERE")
+            continue
         if found is None:
             bad.append(f"mappings/medications/products.csv:{n} {rxcui}: not in rxnorm_products.csv")
         elif found[0] != r["ingredient"].strip().lower():
@@ -402,6 +418,9 @@ def test_products_come_from_the_reference(ref: Reference) -> None:
         if rx not in products and rx not in PRODUCTS_LEFT_OUT
     ]
     assert not bad and not missing, "\n".join(bad + ["not in products.csv: " + m for m in missing])
+    # the allow-list stays exact: every entry is a row, and none is in the reference by now
+    assert set(PRODUCTS_ELSEWHERE) <= set(products)
+    assert not set(PRODUCTS_ELSEWHERE) & set(ref.products)
 
 
 def test_system_oids_match_the_reference(term: Terminology) -> None:
@@ -428,7 +447,8 @@ def test_broad_lupus_parent_stays_out_of_sle(rows: list[MappingRow], term: Termi
 # values.csv holds result *answer* codes (SNOMED qualifier values, LOINC LA answers, HL7 v3
 # interpretation codes). The reference has no answer-code table, so these cannot be checked
 # here; each row names the public source it was checked against by hand (WHO DDCC, HL7 SMART
-# Health Cards IG, HL7 THO) and says verified=Y. Listed so that a new answer code is a
+# Health Cards IG, HL7 THO; Present/Absent: HL7 mCODE and IPS value sets, HL7 Genomics
+# Reporting IG) and says verified=Y. Listed so that a new answer code is a
 # deliberate edit of this test.
 VALUES_OUTSIDE_REFERENCE = (
     {
@@ -445,6 +465,8 @@ VALUES_OUTSIDE_REFERENCE = (
             "419984006",
             "260408008",
             "720735008",
+            "52101004",  # Present (qualifier value)
+            "2667000",  # Absent (qualifier value)
         )
     }
     | {
@@ -458,6 +480,8 @@ VALUES_OUTSIDE_REFERENCE = (
             "LA11883-8",
             "LA11885-3",
             "LA9663-1",
+            "LA9633-4",  # Present
+            "LA9634-2",  # Absent
         )
     }
     | {

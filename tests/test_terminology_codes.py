@@ -47,6 +47,12 @@ def test_other_system_aliases(term: Terminology) -> None:
     )
 
 
+def test_observation_interpretation_aliases(term: Terminology) -> None:
+    interp = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+    assert term.canonical_system("urn:oid:2.16.840.1.113883.5.83") == interp
+    assert term.canonical_system("http://hl7.org/fhir/v3/ObservationInterpretation") == interp
+
+
 def test_who_icd10_is_not_icd10cm(term: Terminology) -> None:
     assert (
         term.canonical_system("http://hl7.org/fhir/sid/icd-10") == "http://hl7.org/fhir/sid/icd-10"
@@ -126,6 +132,9 @@ def test_product_rxcui_to_ingredient_and_group(term: Terminology) -> None:
     assert term.concepts_for([Code(RX, "1092437")]) == {"belimumab"}
     assert term.concepts_for([Code(RX, "9524")]) == {"dmard_other"}
     assert term.concepts_for([Code(RX, "1112973")]) == {"ctla4_fc"}
+    # the usual hydroxychloroquine prescription, coded without a display
+    assert term.medication_ingredients([Code(RX, "979092")]) == {"hydroxychloroquine"}
+    assert term.concepts_for([Code(RX, "979092")]) == {"antimalarial"}
 
 
 def test_non_systemic_combination_product(term: Terminology) -> None:

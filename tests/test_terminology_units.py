@@ -178,3 +178,45 @@ def test_a_conversion_that_is_no_plain_factor_still_goes_through_pint() -> None:
     assert units.convert(Quantity(300, unit="K"), "temp_f") == pytest.approx(80.33)
     assert units.convert(Quantity(310, unit="K"), "temp_f") == pytest.approx(98.33)
     assert units.convert(Quantity(37, unit="Cel"), "temp_k") is None  # pint refuses Cel * x
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "concept", "expected"),
+    [
+        (300, "m[iU]/mL", "hcg", 300),  # UCUM: [IU] is defined as 1 [iU]
+        (300, "[iU]/L", "hcg", 300),
+        (250, "[iU]/mL", "hbv_dna", 250),
+    ],
+)
+def test_iu_with_lower_case_i_is_iu(
+    term: Terminology, value: float, unit: str, concept: str, expected: float
+) -> None:
+    assert term.convert(Quantity(value, unit, unit), concept) == pytest.approx(expected)
+
+
+def test_other_arbitrary_units_still_convert_only_to_themselves() -> None:
+    units = Units({"iu": UnitSpec("[IU]/mL"), "arb": UnitSpec("[arb'U]/mL")}, {})
+    assert units.convert(Quantity(5, code="[arb'U]/mL"), "iu") is None
+    assert units.convert(Quantity(5, code="[iU]/mL"), "arb") is None
+    assert units.convert(Quantity(5, code="[arb'U]/mL"), "arb") == 5
+
+
+SNOMED_KG = "258683005"  # SNOMED CT unit code 'kilogram', not a UCUM unit
+
+
+@pytest.mark.parametrize(
+    ("system", "code", "expected"),
+    [
+        ("http://snomed.info/sct", SNOMED_KG, 70),  # not UCUM: the unit text is read
+        ("urn:oid:2.16.840.1.113883.6.96", SNOMED_KG, 70),
+        ("http://unitsofmeasure.org", "kg", 70),
+        ("urn:oid:2.16.840.1.113883.6.8", "[lb_av]", 70 * 0.45359237),  # UCUM's OID
+        ("", "kg", 70),  # no system: the code is read as UCUM, as before
+        ("http://unitsofmeasure.org", SNOMED_KG, None),  # a UCUM code UCUM cannot use
+    ],
+)
+def test_quantity_code_is_ucum_only_under_the_ucum_system(
+    term: Terminology, system: str, code: str, expected: float | None
+) -> None:
+    got = term.convert(Quantity(70, unit="kg", code=code, system=system), "body_weight")
+    assert got == (pytest.approx(expected) if expected is not None else None)

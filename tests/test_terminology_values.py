@@ -160,3 +160,43 @@ def test_shipped_value_rows_are_all_flagged() -> None:
     assert all(r["verified"] == "Y" for r in rows if r["kind"] != "string")
     displays = {r["code"] for r in rows if r["kind"] == "string" and r["verified"] == "Y"}
     assert displays >= {"Positive", "Negative", "Detected", "Not detected", "Equivocal"}
+
+
+@pytest.mark.parametrize(
+    ("system", "code", "expected"),
+    [
+        ("http://snomed.info/sct", "52101004", "positive"),  # Present (qualifier value)
+        ("http://snomed.info/sct", "2667000", "negative"),  # Absent (qualifier value)
+        ("http://loinc.org", "LA9633-4", "positive"),  # Present
+        ("http://loinc.org", "LA9634-2", "negative"),  # Absent
+    ],
+)
+def test_presence_answer_codes(term: Terminology, system: str, code: str, expected: str) -> None:
+    assert term.qualitative(ObsValue(codes=(Code(system, code),)), ()) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("Present", "positive"), ("Absent", "negative"), ("Undetectable", "negative")],
+)
+def test_presence_wording(term: Terminology, text: str, expected: str) -> None:
+    assert term.qualitative(ObsValue(string=text), ()) == expected
+
+
+@pytest.mark.parametrize(
+    "system",
+    [
+        "urn:oid:2.16.840.1.113883.5.83",  # the HL7 v3 ObservationInterpretation OID
+        "http://hl7.org/fhir/v3/ObservationInterpretation",  # its FHIR STU3 URI
+    ],
+)
+def test_interpretation_under_other_names_of_the_system(term: Terminology, system: str) -> None:
+    assert term.qualitative(ObsValue(), (Code(system, "POS"),)) == "positive"
+    assert term.qualitative(ObsValue(), (Code(system, "NEG"),)) == "negative"
+
+
+def test_titer_quantity_code_is_ucum_only_under_the_ucum_system(term: Terminology) -> None:
+    local = Quantity(160, unit="{titer}", code="T", system="urn:local:units")
+    assert term.titer(ObsValue(quantity=local)) == Titer(160, "")
+    ucum = Quantity(160, unit="{titer}", code="T", system="http://unitsofmeasure.org")
+    assert term.titer(ObsValue(quantity=ucum)) is None

@@ -128,11 +128,13 @@ def test_expand_rxnorm_appends_products(tmp_path: Path) -> None:
     args = ["mappings", "expand-rxnorm", "--concept", "antimalarial", "--mappings", str(m)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert "added 3 product(s)" in result.output
+    # 979092 (the SCD) is shipped already: kept as it is, the other two added
+    assert "added 2 product(s)" in result.output and "1 already present" in result.output
     products = {r["rxcui"]: r for r in _rows(m / "medications" / "products.csv")}
-    tab = products["979092"]
+    tab = products["979094"]
     assert tab["ingredient"] == "hydroxychloroquine" and tab["systemic"] == "Y"
     assert tab["source"].startswith("RxNav related.json 20")
+    assert products["979092"]["source"].startswith("openFDA NDC directory")
     assert products["999000"]["systemic"] == "N"  # a cream is not systemic (rules.toml words)
     urls = [c.request.url for c in responses.calls]
     assert any("/rxcui/5521/related.json?tty=SCD+SBD+GPCK+BPCK" in u for u in urls)

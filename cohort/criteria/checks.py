@@ -18,6 +18,8 @@ from cohort.criteria.bounds import below
 from cohort.model import Evidence, ObservationFact, Result, Status
 
 _LESS = re.compile(r"^\s*(<|<=|less than|below)\s*\d", re.I)
+# a measured load written as text ("1250 IU/mL", "1250"): a plain number, no bound before it
+_NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)?)(?![\d.])")
 # a check's `then` by its value: Status(...) costs an enum lookup per check per patient
 _THEN = {s.value: s for s in Status}
 
@@ -45,8 +47,12 @@ def classify(ctx: Context, o: ObservationFact, concept: str, check: dict[str, An
     q = ctx.term.qualitative(o.value, o.interpretation)
     if q:
         return q
-    if check.get("numeric") == "detected" and o.value.string and _LESS.match(o.value.string):
-        return "negative"
+    if check.get("numeric") == "detected" and o.value.string:
+        if _LESS.match(o.value.string):
+            return "negative"
+        number = _NUMBER.match(o.value.string)
+        if number and float(number[1]) > 0:
+            return "positive"  # as a valueQuantity without "<" is ("0" stays unread)
     return None
 
 

@@ -8,7 +8,7 @@ from datetime import date
 
 from cohort.criteria.base import Context, Criterion, result, window_span
 from cohort.criteria.intervals import clear_from, exposure_dated, exposure_evidence, in_window
-from cohort.model import Dose, ExposureFact, Result, Status
+from cohort.model import Dose, ExposureFact, Quantity, Result, Status
 
 _STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*MG\b(?!\s*/)", re.I)
 _UNIT_FORMS = ("tbl", "tab", "tablet", "cap", "capsule", "{tbl}", "{tablet}", "{capsule}", "1")
@@ -31,7 +31,8 @@ def daily_mg(ctx: Context, e: ExposureFact) -> float | None:
     days: dict[tuple[int, int], list[float | None]] = {}
     for i, d in enumerate(e.doses):
         key = (0, d.sequence) if d.sequence is not None else (1, i)
-        days.setdefault(key, []).append(_line_mg(d, strength))
+        q = ctx.term.ucum_only(d.quantity) if d.quantity is not None else None
+        days.setdefault(key, []).append(_line_mg(d, q, strength))
     totals = [sum(x for x in mgs if x is not None) for mgs in days.values() if None not in mgs]
     if not totals:
         return None
@@ -39,18 +40,18 @@ def daily_mg(ctx: Context, e: ExposureFact) -> float | None:
     return round(max(totals) * factor, 1)
 
 
-def _line_mg(d: Dose, strength: float | None) -> float | None:
+def _line_mg(d: Dose, q: Quantity | None, strength: float | None) -> float | None:
     """Milligrams a day of one dosage line (1 administration a day when no rate is given);
-    None when it has no usable dose."""
-    if d.quantity is None or d.per_day_unread:
+    None when it has no usable dose. `q` is its dose whose code, if any, is UCUM."""
+    if q is None or d.per_day_unread:
         return None
-    unit = (d.quantity.code or d.quantity.unit).strip().lower()
+    unit = (q.code or q.unit).strip().lower()
     if unit == "mg":
-        mg = d.quantity.value
+        mg = q.value
     elif unit == "g":
-        mg = d.quantity.value * 1000
+        mg = q.value * 1000
     elif unit in _UNIT_FORMS and strength is not None:
-        mg = d.quantity.value * strength
+        mg = q.value * strength
     else:
         return None
     return mg * (d.per_day if d.per_day is not None else 1.0)

@@ -314,8 +314,9 @@ def _lab_after(crit: Criterion, ctx: Context, last_dose: date, ignored: list[Evi
     # SPEC §3: the lower limit is the result's own referenceRange.low when present (a low
     # without a unit is in the result's unit), else the criteria file's default
     low = o.ref_low
-    if low is not None and not (low.unit or low.code) and o.value.quantity is not None:
-        low = Quantity(low.value, o.value.quantity.unit, o.value.quantity.code)
+    q = o.value.quantity
+    if low is not None and not (low.unit or low.code) and q is not None:
+        low = Quantity(low.value, q.unit, q.code, system=q.system)
     lln = ctx.term.convert(low, concept) if low is not None else float(p["lab_default_lln"])
     cmp = sign(o)
     value = f"{cmp}{v:g}"  # as reported: "<100" is not 100

@@ -90,7 +90,9 @@ class CensusEntry:
         sample = {
             "values": self.values,
             "units": sorted(self.units),
-            "quantities": [[q.value, q.unit, q.code, q.comparator] for q in self.quantities],
+            "quantities": [
+                [q.value, q.unit, q.code, q.comparator, q.system] for q in self.quantities
+            ],
         }
         return (
             self.rtype,
@@ -113,7 +115,8 @@ class CensusEntry:
             patients=set(orjson.loads(patients)),
             values=list(s.get("values", [])),
             units=set(s.get("units", [])),
-            quantities=[Quantity(float(v), u, c, cmp) for v, u, c, cmp in s.get("quantities", [])],
+            # (a row written before Quantity.system has 4 cells: no system)
+            quantities=[Quantity(float(q[0]), *q[1:5]) for q in s.get("quantities", [])],
         )
 
 

@@ -190,11 +190,13 @@ def quantity_of(q: Any) -> Quantity | None:
         return None
     # (texts, nearly always, without a call: this runs for every value and range read)
     unit, code, comparator = q.get("unit", ""), q.get("code", ""), q.get("comparator", "")
+    system = q.get("system", "")
     return Quantity(
         float(value),
         unit if unit.__class__ is str else _text(unit),
         code if code.__class__ is str else _text(code),
         comparator if comparator.__class__ is str else _text(comparator),
+        system if system.__class__ is str else _text(system),
     )
 
 

@@ -18,6 +18,7 @@ ICD10PCS = "http://www.cms.gov/Medicare/Coding/ICD10"
 CVX = "http://hl7.org/fhir/sid/cvx"
 ATC = "http://www.whocc.no/atc"
 TEXT = "text"
+UCUM = "http://unitsofmeasure.org"  # Quantity.code is a UCUM unit only under this system
 _DOTLESS = {ICD10CM, ICD10}
 _UPPER = {ICD10CM, ICD10, ICD10PCS, ATC}
 

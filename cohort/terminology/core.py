@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from cohort.model import Code, ObsValue, Quantity
 from cohort.terminology.codes import (
     ICD10CM,
     TEXT,
+    UCUM,
     ConceptIndex,
     Systems,
     dotted,
@@ -214,10 +216,20 @@ class Terminology:
             return memo[key]
         if len(memo) >= 200_000:
             memo.clear()
-        found = memo[key] = self.units.convert(q, concept)
+        found = memo[key] = self.units.convert(self.ucum_only(q), concept)
         return found
 
+    def ucum_only(self, q: Quantity) -> Quantity:
+        """`q` whose code is a UCUM unit: Quantity.code is one only when Quantity.system is UCUM
+        (after canonicalising: its OID too) or absent. Under another system (a SNOMED unit code
+        such as 258683005 kilogram) the code is dropped and the unit text is read instead."""
+        if q.code and q.system and self.canonical_system(q.system) != UCUM:
+            return Quantity(q.value, q.unit, "", q.comparator, q.system)
+        return q
+
     def titer(self, v: ObsValue) -> Titer | None:
+        if v.quantity is not None and v.quantity is not (q := self.ucum_only(v.quantity)):
+            v = replace(v, quantity=q)
         return parse_titer(v)
 
     def qualitative(self, v: ObsValue, interpretation: Sequence[Code]) -> str | None:

@@ -89,7 +89,9 @@ def _annotations(unit: str) -> list[str]:
 
 
 def arbitrary(unit: str) -> list[str]:
-    return sorted(_ARBITRARY.findall(unit))
+    """The arbitrary-unit atoms of a UCUM unit, [iU] read as [IU] (UCUM defines [IU] as 1 [iU]):
+    any other arbitrary unit converts only to itself."""
+    return sorted("[IU]" if atom == "[iU]" else atom for atom in _ARBITRARY.findall(unit))
 
 
 @dataclass(frozen=True, slots=True)

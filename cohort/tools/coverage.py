@@ -186,7 +186,8 @@ def _unit_check(
         if not unit or unit.startswith("{"):
             continue
         if term.convert(q, concept) is None:
-            written = q.code or q.unit or "(no unit)"
+            read = term.ucum_only(q)  # the unit conversion read: a non-UCUM code is not
+            written = read.code or read.unit or "(no unit)"
             entry = failures.setdefault((site, concept, written), [f"{q.value:g}", set()])
             if screened:
                 entry[1].add(o.ref)
