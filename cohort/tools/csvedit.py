@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cohort.atomic import write_atomic
 from cohort.errors import MappingError
-from cohort.terminology.mappings import LINE_END, csv_lines, read_text
+from cohort.terminology.mappings import LINE_END, csv_rows, read_text
 
 
 def header_of(path: Path) -> list[str]:
@@ -19,10 +19,15 @@ def header_of(path: Path) -> list[str]:
 
 
 def _header(text: str, path: Path) -> list[str]:
-    for cells in csv.reader(csv_lines(text)):
-        if cells and any(c.strip() for c in cells) and not cells[0].lstrip().startswith("#"):
-            return [c.strip() for c in cells]
-    raise MappingError(f"{path}:1: missing header line")
+    """The header; every line is read, as `read_csv` reads them (a double quote left open on
+    the last line would carry the rows appended into its cell)."""
+    header: list[str] | None = None
+    for _, cells in csv_rows(text, str(path)):
+        if header is None:
+            header = [c.strip() for c in cells]
+    if header is None:
+        raise MappingError(f"{path}:1: missing header line")
+    return header
 
 
 def append_rows(path: Path, rows: Iterable[dict[str, str]]) -> int:
