@@ -86,8 +86,14 @@ EXIT_CODES: dict[int, str] = {
 }
 
 
+def closest(word: str, known: Iterable[str]) -> str | None:
+    """The one of `known` that `did_you_mean` names for `word`, or None."""
+    near = difflib.get_close_matches(word, list(known), n=1)
+    return near[0] if near else None
+
+
 def did_you_mean(word: str, known: Iterable[str]) -> str:
     """ "did you mean 'x'?" for the closest of `known` to a misspelt `word`, else "" (the
     hint every located error of a configuration, mapping or criteria file gives)."""
-    near = difflib.get_close_matches(word, list(known), n=1)
-    return f"did you mean '{near[0]}'?" if near else ""
+    near = closest(word, known)
+    return f"did you mean '{near}'?" if near else ""

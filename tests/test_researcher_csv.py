@@ -118,3 +118,67 @@ def test_a_version_file_not_in_utf8_is_a_located_error_for_check_and_run(tmp_pat
     assert result.exit_code == 4 and expected in result.output, result.output
     code, output = run_uci(tmp_path, m)
     assert code == 4 and expected in output
+
+
+UNCLOSED = (
+    "a double quote opened here is not closed on its line (a cell cannot run over several "
+    "lines; close the quote or remove it)"
+)
+PLT_LOCAL = "platelets,http://example.org/lab,PLT-LOCAL,exact,,"
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        # the quote in the last cell: the four platelet LOINC rows after it were read as part of
+        # its `verified` cell and vanished; `check` and `run` exited 0
+        PLT_LOCAL + 'PLT local count,"site lab, checked by J,local,',
+        # the quote in `display`: an error, but at line 16 (where a later quote closed it),
+        # blaming column 'verified'
+        PLT_LOCAL + '"PLT, local count,site lab,local,',
+    ],
+    ids=["last_cell", "display"],
+)
+def test_an_unclosed_quote_is_an_error_at_its_row(tmp_path: Path, broken: str) -> None:
+    """A double quote never closed made csv read the following lines into one cell: rows
+    vanished without a word, or the error named a later line and the wrong column."""
+    m = copy_mappings(tmp_path)
+    first = "platelets,http://loinc.org,777-3,"
+    n = edit(m / "concepts" / "labs.csv", first, f"{broken}\n{first}", PLT_LOCAL)
+    expected = f"mappings/concepts/labs.csv:{n}: {UNCLOSED}"
+    code, lines = check_all(m)
+    assert code == 4 and f"error: {expected}" in lines, lines
+    code, output = run_uci(tmp_path, m)
+    assert code == 4 and output.strip().splitlines()[-1] == f"cohort: error: {expected}"
+
+
+def test_an_unclosed_quote_on_the_last_line_is_an_error(tmp_path: Path) -> None:
+    """At the end of the file csv closes the cell itself: the row read as if quoted right."""
+    m = copy_mappings(tmp_path)
+    path = m / LOCAL
+    n = len(path.read_text(encoding="utf-8").splitlines()) + 1
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write('hemoglobin,http://example.org/lab,HB,exact,,"Hb,lab,local,\n')
+    with pytest.raises(MappingError) as err:
+        list(read_csv(m, path, ("concept",)))
+    assert str(err.value) == f"mappings/{LOCAL}:{n}: {UNCLOSED}"
+
+
+def test_a_quoted_cell_over_two_lines_is_an_error_and_rows_keep_their_lines(
+    tmp_path: Path,
+) -> None:
+    """A cell a quote carries over a line break (Alt+Enter in Excel) is refused at the line its
+    row starts; rows before it keep their own lines."""
+    m = copy_mappings(tmp_path)
+    path = m / LOCAL
+    text = path.read_text(encoding="utf-8")
+    n = len(text.splitlines()) + 1
+    path.write_text(
+        text + 'hemoglobin,http://example.org/lab,HB,exact,,"Hb\nblood",lab,local,\n',
+        encoding="utf-8",
+    )
+    got: list[str] = []
+    with pytest.raises(MappingError) as err:
+        got.extend(rec.where for rec in read_csv(m, path, ("concept",)))
+    assert str(err.value) == f"mappings/{LOCAL}:{n}: {UNCLOSED}"
+    assert got[-1] == f"mappings/{LOCAL}:{n - 1}"

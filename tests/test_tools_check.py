@@ -132,3 +132,38 @@ def test_threshold_changed_without_its_title_is_a_warning(tmp_path: Path) -> Non
     )
     result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
     assert result.exit_code == 0 and "key 'title'" not in result.output
+
+
+def test_a_misspelt_concept_no_criteria_file_names_is_a_warning(tmp_path: Path) -> None:
+    """`ana_titr` typed for `ana_titer` in a concept file: its rows mapped a concept no trial
+    asks for, and the ANA criterion quietly lost them; `check` said nothing."""
+    m = _copy(tmp_path)
+    labs = m / "concepts" / "labs.csv"
+    lines = labs.read_text(encoding="utf-8").splitlines()
+    rows = [i for i, t in enumerate(lines) if t.startswith("ana_titer,")][1:3]
+    for i in rows:
+        lines[i] = lines[i].replace("ana_titer,", "ana_titr,", 1)
+    # not typos: a concept far from every used one (a new trial's), a sibling differing in its
+    # digits, and a name in two concept files
+    lines += [
+        "anti_ro52,http://example.org/lab,RO52,exact,,Ro52,site lab,local,",
+        "anti_cd41,http://example.org/lab,CD41,exact,,CD41,site lab,local,",
+        "hemoglobn,http://example.org/lab,HGB,exact,,Hb,site lab,local,",
+    ]
+    labs.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with (m / "concepts" / "local.csv").open("a", encoding="utf-8") as fh:
+        fh.write("hemoglobn,http://example.org/lab,HGB2,exact,,Hb,site lab,local,\n")
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output  # a warning: it may be a new trial's concept
+    unused = [line for line in result.output.splitlines() if "no criteria file names" in line]
+    assert unused == [
+        f"warning: mappings/concepts/labs.csv:{rows[0] + 1}: column 'concept': no criteria "
+        "file names concept 'ana_titr' (did you mean 'ana_titer'?)"
+    ]
+
+
+def test_the_shipped_concepts_give_no_misspelling_warning() -> None:
+    """Concepts no criteria file names today (complement_c3, anti_hbc_igm, non_live_vaccine,
+    ...) are not near misses of the ones they name."""
+    result = CliRunner().invoke(cli, ["mappings", "check"])
+    assert result.exit_code == 0 and "no criteria file names" not in result.output

@@ -13,6 +13,8 @@ import responses
 from click.testing import CliRunner, Result
 
 from cohort.cli import cli
+from cohort.model import Code
+from cohort.terminology import Terminology
 from cohort.tools.rxnav import BASE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -260,3 +262,75 @@ def test_expand_rxnorm_timeout_of_zero_is_a_usage_error(tmp_path: Path) -> None:
         result = CliRunner().invoke(cli, [*args, "--mappings", str(m)])
         assert result.exit_code == 2, result.output
         assert "Invalid value for '--timeout'" in result.output
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cells(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return list(csv.reader(fh))
+
+
+def test_import_valueset_guards_text_a_spreadsheet_reads_as_a_formula(tmp_path: Path) -> None:
+    """docs/excel.md: no cell of ours starts with `=`. A ValueSet's display (an outside
+    download) was copied as it was: "=HYPERLINK(...)" became a live formula when the researcher
+    opened labs.csv in Excel. Displays are guarded as the output CSVs are (and kept on one line);
+    a code or system is never altered: its row is refused."""
+    m = _mappings(tmp_path)
+    vs = tmp_path / "vs.json"
+    link = '=HYPERLINK("http://evil.example/","Nuclear Ab titer")'
+    local = "http://example.org/lab"
+    contains = [
+        {"system": "http://loinc.org", "code": "33800-4", "display": link},
+        {"system": local, "code": "ANA-1", "display": "-ANA, site lab\r\nsecond line"},
+        {"system": local, "code": "=1+2", "display": "a code that is a formula"},
+        {"system": "@evil", "code": "ANA-2", "display": "a system that is a formula"},
+        {"system": local, "code": "ANA\n3", "display": "a code over two lines"},
+    ]
+    body = {"resourceType": "ValueSet", "url": "http://x/vs", "title": "+ANA\nlist"}
+    vs.write_text(json.dumps({**body, "expansion": {"contains": contains}}), encoding="utf-8")
+    args = ["mappings", "import-valueset", str(vs), "--concept", "ana_titer", "--verified"]
+    result = CliRunner().invoke(cli, [*args, "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+    assert "added 2 row(s)" in result.output and "(3 skipped)" in result.output
+    refused = "a spreadsheet reads as a formula (a code or system is never altered)"
+    assert f"skipped: {local}|=1+2: code '=1+2' starts with '=', which {refused}" in result.output
+    assert f"skipped: @evil|ANA-2: system '@evil' starts with '@', which {refused}" in (
+        result.output
+    )
+    assert f"skipped: {local}|ANA\\x0a3: code 'ANA\\x0a3' holds a line break" in result.output
+    labs = m / "concepts" / "labs.csv"
+    added = [row for row in _cells(labs) if "33800-4" in row or "ANA-1" in row]
+    assert len(added) == 2
+    assert not any(cell.startswith(FORMULA_STARTS) for row in added for cell in row), added
+    rows = {r["code"]: r for r in _rows(labs)}
+    assert rows["33800-4"]["display"] == "'" + link
+    assert rows["ANA-1"]["display"] == "'-ANA, site lab second line"
+    assert rows["ANA-1"]["source"] == "ValueSet http://x/vs expansion (+ANA list)"
+    # read back, the rows match as imported: codes and systems as they came
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+    term = Terminology.load(m)
+    for system, code in (("http://loinc.org", "33800-4"), (local, "ANA-1")):
+        assert "ana_titer" in term.concepts_for([Code(system, code)])
+
+
+@responses.activate
+def test_expand_rxnorm_guards_a_product_name_a_spreadsheet_reads_as_a_formula(
+    tmp_path: Path,
+) -> None:
+    """A product name from RxNav went into products.csv as it came, like a ValueSet display."""
+    m = _mappings(tmp_path)
+    name = "=cmd|' /C calc'!A0 hydroxychloroquine 200 MG Oral Tablet"
+    prop = {"rxcui": "979092", "name": name, "tty": "SCD"}
+    body = {"relatedGroup": {"conceptGroup": [{"tty": "SCD", "conceptProperties": [prop]}]}}
+    responses.add(responses.GET, re.compile(re.escape(BASE) + ".*"), json=body)
+    args = ["mappings", "expand-rxnorm", "--concept", "antimalarial", "--mappings", str(m)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0 and "added 1 product(s)" in result.output, result.output
+    products = m / "medications" / "products.csv"
+    added = [row for row in _cells(products) if "979092" in row]
+    assert added and not any(cell.startswith(FORMULA_STARTS) for cell in added[0]), added
+    assert {r["rxcui"]: r for r in _rows(products)}["979092"]["display"] == "'" + name
+    assert CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)]).exit_code == 0

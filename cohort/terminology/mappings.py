@@ -8,7 +8,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cohort.errors import MappingError, did_you_mean
 
@@ -107,17 +106,8 @@ def read_csv(root: Path, path: Path, required: tuple[str, ...]) -> Iterator[Reco
     shown = display_path(root, path)
     if not path.is_file():
         raise MappingError(f"{shown}: file not found")
-    lines = csv_lines(read_text(path, shown))
-    for n, physical in enumerate(lines, 1):
-        # (csv's own cell limit is process-wide state that other readers raise: check here)
-        if len(physical) > MAX_LINE:
-            raise MappingError(f"{shown}:{n}: line longer than {MAX_LINE // 1024} KiB")
-    reader = csv.reader(lines)
     header: list[str] | None = None
-    for cells in _rows(reader, shown):
-        line = reader.line_num
-        if not cells or all(not c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
-            continue
+    for line, cells in csv_rows(read_text(path, shown), shown):
         if header is None:
             header = [c.strip() for c in cells]
             for col in required:
@@ -137,6 +127,46 @@ def read_csv(root: Path, path: Path, required: tuple[str, ...]) -> Iterator[Reco
         raise MappingError(f"{shown}:1: missing header line")
 
 
+UNCLOSED = (
+    "a double quote opened here is not closed on its line (a cell cannot run over several "
+    "lines; close the quote or remove it)"
+)
+
+
+def csv_rows(text: str, shown: str) -> Iterator[tuple[int, list[str]]]:
+    """(line, cells) of every row of a mapping CSV's text but blank and `#` comment lines (the
+    header first); every reader of a mapping file reads it through this.
+
+    A cell may not run over several lines: a double quote left open (a typo, or a cell with a
+    line break) made csv read the lines after it into that cell, and they vanished without a
+    word (or an error named a later line). It is a MappingError naming the line its row
+    starts on, as is a line too long or one csv cannot read."""
+    lines = csv_lines(text)
+    for n, physical in enumerate(lines, 1):
+        # (csv's own cell limit is process-wide state that other readers raise: check here)
+        if len(physical) > MAX_LINE:
+            raise MappingError(f"{shown}:{n}: line longer than {MAX_LINE // 1024} KiB")
+    # one empty line more: csv closes a cell still open at the end of its input by itself, so
+    # a quote left open on the last line takes this one in and is found as on any other line
+    reader = csv.reader([*lines, ""])
+    while True:
+        line = reader.line_num + 1  # every row starts on the line after the last one read
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if reader.line_num > line:
+                raise MappingError(f"{shown}:{line}: {UNCLOSED}") from None
+            where = f"{shown}:{reader.line_num}"
+            raise MappingError(f"{where}: cannot be read as CSV ({exc})") from None
+        if reader.line_num > line:
+            raise MappingError(f"{shown}:{line}: {UNCLOSED}")
+        if not cells or all(not c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
+            continue
+        yield line, cells
+
+
 def _sep(header: list[str]) -> str:
     """Why a header lacks its columns when it is written with another separator."""
     for sep, name in ((";", "semicolons"), ("\t", "tabs")):
@@ -146,20 +176,6 @@ def _sep(header: list[str]) -> str:
                 "'CSV UTF-8 (Comma delimited)', or set Excel's list separator to a comma)"
             )
     return ""
-
-
-def _rows(reader: Any, shown: str) -> Iterator[list[str]]:  # (csv.reader: no public class)
-    """The reader's rows; a line csv cannot read (a cell over its 128 KiB limit, say) is a
-    MappingError naming the file and line, not a crash."""
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            where = f"{shown}:{reader.line_num}"
-            raise MappingError(f"{where}: cannot be read as CSV ({exc})") from None
-        yield cells
 
 
 MAX_LINE = 64 * 1024  # characters in one line of a mapping file (a code row is ~200)

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from cohort.errors import MappingError
+from cohort.safetext import printable
 from cohort.terminology.codes import Systems, norm_code
 from cohort.terminology.mappings import load_concept_rows, read_csv
 from cohort.terminology.rows import code_problem
-from cohort.tools.csvedit import append_rows, header_of
+from cohort.tools.csvedit import append_rows, header_of, key_problem
 
 
 @dataclass
@@ -112,6 +113,10 @@ def import_valueset(
     source = source_of(vs)
     new: list[dict[str, str]] = []
     for system, code, display in codes:
+        problem = key_problem("system", system) or key_problem("code", code)
+        if problem:
+            res.skipped.append(f"{printable(f'{system}|{code}')}: {problem}")
+            continue
         canonical = systems.canonical(system)
         key = (concept, canonical, norm_code(canonical, code))
         if key in have:
