@@ -91,3 +91,7 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
     hint every located error of a configuration, mapping or criteria file gives)."""
     near = difflib.get_close_matches(word, list(known), n=1)
     return f"did you mean '{near[0]}'?" if near else ""
+
+
+# what a config value of each type must be, as its error says ("key 'x' must be a number")
+KIND_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
