@@ -124,7 +124,11 @@ def ingest_files(
     read's with `files_unchanged`. `full_refresh` reads anyway. A read with a file it could not
     read whole (see `ReadStats.partial`) is not complete: the next run reads again.
     """
-    units = plan_units(Path(site.source), cfg.chunk_mb << 20)
+    try:
+        units = plan_units(Path(site.source), cfg.chunk_mb << 20)
+    except SourceError as exc:  # ("data path not found: ..." said neither which site nor key)
+        exc.args = (f"site '{site.id}': source: {exc}", *exc.args[1:])
+        raise
     key = FILES_MARK + site.source
     stamp = _files_stamp(units, cfg, loaded)
     last = store.get_mark(site.id, key) or ""

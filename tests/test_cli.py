@@ -89,7 +89,10 @@ def test_missing_source_is_exit_5_and_keeps_previous_outputs(tmp_path: Path) -> 
     bad = _config(tmp_path, str(tmp_path / "missing-dir"))
     result = CliRunner().invoke(cli, ["run", "--config", str(bad), "--out", str(out)])
     assert result.exit_code == 5
-    assert "missing-dir" in result.output
+    # (which site, and which key of it: "data path not found: ..." named neither)
+    missing = tmp_path / "missing-dir"
+    last = result.output.splitlines()[-1]
+    assert last == f"cohort: error: site 'uci': source: data path not found: {missing}"
     assert (out / "uci" / "candidates.csv").read_bytes() == before
     report = json.loads((out / "run.json").read_text())
     assert report["status"] == "failed" and "missing-dir" in report["error"]
@@ -223,7 +226,7 @@ def test_a_run_json_that_cannot_be_written_keeps_the_run_s_own_error(tmp_path: P
     cfg = _config(tmp_path, str(tmp_path / "no-such-source"))
     result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(out)])
     assert result.exit_code == 5, result.output
-    assert "cohort: error: data path not found" in result.output
+    assert "cohort: error: site 'uci': source: data path not found" in result.output
 
 
 def test_an_out_folder_that_is_a_file_is_exit_9(tmp_path: Path) -> None:
