@@ -7,9 +7,12 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cohort.errors import ConfigError, did_you_mean
+from cohort.errors import KIND_NAMES, ConfigError, did_you_mean
+
+if TYPE_CHECKING:
+    from cohort.source.fhir.settings import ServerSettings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 _SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -34,6 +37,7 @@ class SiteConfig:
     source: str  # a directory/file path (absolute) or a FHIR base URL
     min_age: int | None = None
     server: dict[str, Any] = field(default_factory=dict)
+    where: str = ""  # "<config file> [[sites]] #N", for messages (load_config)
 
     @property
     def is_url(self) -> bool:
@@ -80,11 +84,10 @@ def _get(table: dict[str, Any], key: str, kind: type, where: str, default: Any =
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)  # (1 and 0 as TOML writes them)
     if kind in (int, float) and isinstance(value, bool) or not isinstance(value, kind):
-        raise ConfigError(f"{where}: key '{key}' must be {_KIND_NAMES.get(kind, kind.__name__)}")
+        raise ConfigError(f"{where}: key '{key}' must be {KIND_NAMES.get(kind, kind.__name__)}")
     return value
 
 
-_KIND_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
 # Every key a configuration may hold, by table: anything else is a typo that would otherwise be
 # ignored without a word (`min_agee = 18` left the site's age limit at the trial's).
 _KEYS = {
@@ -212,5 +215,38 @@ def _sites(raw: Any, path: Path, resolve: Callable[[str], Path]) -> list[SiteCon
         if not isinstance(server, dict):
             raise ConfigError(f"{where}: [sites.server] must be a table")
         name = _get(s, "name", str, where, sid)
-        sites.append(SiteConfig(sid, name, source, min_age, server))
+        site = SiteConfig(sid, name, source, min_age, server, where)
+        if site.is_url:  # (checked now, not when its turn comes after other sites were read)
+            server_settings(site, path)
+        elif "server" in s:
+            _refuse_server_table(site, path)
+        sites.append(site)
     return sites
+
+
+def _server_where(site: SiteConfig, path: Path | None) -> str:
+    return f"{path} [sites.server] (site '{site.id}')" if path else f"site '{site.id}'"
+
+
+def server_settings(site: SiteConfig, path: Path | None) -> ServerSettings:
+    """A FHIR server site's settings: its `source` URL and [sites.server] table, checked as
+    every config key is (ConfigError naming the config file `path`, the table and the key).
+    Secrets are not read here: cohort.source.fhir.auth reads them when the site's turn comes."""
+    from cohort.source.fhir.settings import ServerSettings  # (only server sites need it)
+
+    url_at = None if "base_url" in site.server else (site.where or f"site '{site.id}'", "source")
+    table = {"base_url": site.source, **site.server}
+    return ServerSettings.from_dict(table, _server_where(site, path), url_at=url_at)
+
+
+def _refuse_server_table(site: SiteConfig, path: Path) -> None:
+    """[sites.server] on a site read from files: a misspelt key is named first, then the table
+    itself is refused (its settings would be ignored while the site reads files)."""
+    from cohort.source.fhir.settings import ServerSettings
+
+    where = _server_where(site, path)
+    ServerSettings.check_keys(site.server, where)
+    raise ConfigError(
+        f"{where}: only a site whose source is a FHIR server URL (https://...) takes"
+        " [sites.server]; this one reads files"
+    )

@@ -97,3 +97,7 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
     hint every located error of a configuration, mapping or criteria file gives)."""
     near = closest(word, known)
     return f"did you mean '{near}'?" if near else ""
+
+
+# what a config value of each type must be, as its error says ("key 'x' must be a number")
+KIND_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}

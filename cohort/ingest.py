@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from cohort import __version__
-from cohort.config import Config, SiteConfig
+from cohort.config import Config, SiteConfig, server_settings
 from cohort.errors import ServerError, SourceError
 from cohort.extract import Triage
 from cohort.model import PIPELINE_TYPES, Code
@@ -124,7 +124,11 @@ def ingest_files(
     read's with `files_unchanged`. `full_refresh` reads anyway. A read with a file it could not
     read whole (see `ReadStats.partial`) is not complete: the next run reads again.
     """
-    units = plan_units(Path(site.source), cfg.chunk_mb << 20)
+    try:
+        units = plan_units(Path(site.source), cfg.chunk_mb << 20)
+    except SourceError as exc:  # ("data path not found: ..." said neither which site nor key)
+        exc.args = (f"site '{site.id}': source: {exc}", *exc.args[1:])
+        raise
     key = FILES_MARK + site.source
     stamp = _files_stamp(units, cfg, loaded)
     last = store.get_mark(site.id, key) or ""
@@ -349,11 +353,9 @@ def ingest(
     """Bring a site's data into the store; returns the site's source report for run.json."""
     if not site.is_url:
         return ingest_files(site, cfg, store, loaded, full_refresh=full_refresh)
-    from cohort.source.fhir import ServerSettings, pull  # only server runs need requests
+    from cohort.source.fhir import pull  # only server runs need requests
 
-    settings = ServerSettings.from_dict(
-        {"base_url": site.source, **site.server}, f"site '{site.id}'"
-    )
+    settings = server_settings(site, cfg.path)  # (checked by load_config already)
     concepts = loaded.trial.concepts()
     try:
         report = pull(

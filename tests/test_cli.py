@@ -89,7 +89,10 @@ def test_missing_source_is_exit_5_and_keeps_previous_outputs(tmp_path: Path) -> 
     bad = _config(tmp_path, str(tmp_path / "missing-dir"))
     result = CliRunner().invoke(cli, ["run", "--config", str(bad), "--out", str(out)])
     assert result.exit_code == 5
-    assert "missing-dir" in result.output
+    # (which site, and which key of it: "data path not found: ..." named neither)
+    missing = tmp_path / "missing-dir"
+    last = result.output.splitlines()[-1]
+    assert last == f"cohort: error: site 'uci': source: data path not found: {missing}"
     assert (out / "uci" / "candidates.csv").read_bytes() == before
     report = json.loads((out / "run.json").read_text())
     assert report["status"] == "failed" and "missing-dir" in report["error"]
@@ -223,7 +226,7 @@ def test_a_run_json_that_cannot_be_written_keeps_the_run_s_own_error(tmp_path: P
     cfg = _config(tmp_path, str(tmp_path / "no-such-source"))
     result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(out)])
     assert result.exit_code == 5, result.output
-    assert "cohort: error: data path not found" in result.output
+    assert "cohort: error: site 'uci': source: data path not found" in result.output
 
 
 def test_an_out_folder_that_is_a_file_is_exit_9(tmp_path: Path) -> None:
@@ -404,4 +407,87 @@ def test_a_server_url_with_a_password_is_refused_without_showing_it(tmp_path: Pa
     assert result.exit_code == 3, result.output
     assert "must hold no user name, password" in result.output
     assert "hunter2" not in result.output
-    assert "hunter2" not in (out / "run.json").read_text()
+    assert not out.exists()  # (refused as the config loads: no run.json to hold it either)
+
+
+def _two_sites(
+    tmp_path: Path, server: str, source: str = "https://fhir.example.invalid/r4"
+) -> Path:
+    """site.toml: the sample site `uci` (files), then site `srv` on `source` with `server` as
+    its [sites.server] table."""
+    cfg = tmp_path / "nightly.toml"
+    cfg.write_text(
+        f'[trial]\nid = "sirius-sle-2"\n\n[[sites]]\nid = "uci"\n'
+        f'source = "{ROOT / "sample_bundles" / "uci"}"\n\n'
+        f'[[sites]]\nid = "srv"\nsource = "{source}"\n[sites.server]\n{server}\n'
+    )
+    return cfg
+
+
+@pytest.mark.parametrize(
+    ("server", "message"),
+    [
+        ('auth = "none"\ntimeuot = 5', "unknown key 'timeuot' (did you mean 'timeout'?)"),
+        ("zzz = 1", "unknown key 'zzz' (known: alg, allow_http, auth, base_url, bulk,"),
+        ('timeout = "5"', "key 'timeout' must be a number"),
+        ("concurrency = true", "key 'concurrency' must be a whole number"),
+        ("bulk = 1", "key 'bulk' must be true or false"),
+        ("client_id = 7", "key 'client_id' must be a string"),
+        ("observation_category = [1]", "key 'observation_category' must be a list of strings"),
+        ('auth = "kerberos"', "key 'auth' must be one of none, bearer, basic, smart-backend"),
+        ('auth = "bearer"', "auth = 'bearer' needs key 'token_env' or 'token_file'"),
+        ("page_size = 0", "key 'page_size' must be >= 1"),
+        ('token_url = "http://idp.example.invalid/token"', "key 'token_url' must be an https URL"),
+        ('ca_bundle = "/nonexistent/ca.pem"', "key 'ca_bundle': file not found: /nonexistent"),
+    ],
+)
+def test_a_server_table_mistake_is_exit_3_naming_file_table_and_key(
+    tmp_path: Path, server: str, message: str
+) -> None:
+    """A [sites.server] mistake was found only when that site's turn came, after every earlier
+    site had been read into the store, and named neither the config file nor the table
+    ("site 'srv': unknown key 'timeuot' (known: ...)"). It is found as the config loads now,
+    in the wording of every other config error, before anything is read or written."""
+    cfg = _two_sites(tmp_path, server)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(out)])
+    assert result.exit_code == 3, result.output
+    assert result.output.startswith(f"cohort: error: {cfg} [sites.server] (site 'srv'): {message}")
+    assert result.output.count("\n") == 1
+    assert not out.exists()  # (no store, no run.json: nothing was read)
+
+
+def test_a_server_table_is_checked_without_its_secrets(tmp_path: Path) -> None:
+    """Secrets are read when the site's turn comes (a key file may appear through systemd's
+    LoadCredential only then): a missing one is not a config error as the config loads."""
+    from cohort.config import load_config
+
+    server = (
+        'auth = "smart-backend"\nclient_id = "c"\nprivate_key_file = "/nonexistent/key.pem"\n'
+        'token_url = "https://idp.example.invalid/token"'
+    )
+    cfg = load_config(_two_sites(tmp_path, server))
+    assert cfg.sites[1].server["private_key_file"] == "/nonexistent/key.pem"
+
+
+def test_a_misspelt_server_key_on_a_file_site_is_exit_3(tmp_path: Path) -> None:
+    """A misspelt [sites.server] key on a site read from a folder was ignored without a word."""
+    cfg = _two_sites(tmp_path, 'auht = "none"', source=str(ROOT / "sample_bundles" / "amr"))
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 3, result.output
+    assert result.output == (
+        f"cohort: error: {cfg} [sites.server] (site 'srv'): unknown key 'auht' "
+        "(did you mean 'auth'?)\n"
+    )
+
+
+def test_a_server_table_on_a_file_site_is_exit_3(tmp_path: Path) -> None:
+    """[sites.server] is a FHIR server's connection: on a site read from files it did nothing,
+    while the operator believed the site was read from the server with those settings."""
+    cfg = _two_sites(tmp_path, 'auth = "none"', source=str(ROOT / "sample_bundles" / "amr"))
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 3, result.output
+    assert result.output == (
+        f"cohort: error: {cfg} [sites.server] (site 'srv'): only a site whose source is a FHIR"
+        " server URL (https://...) takes [sites.server]; this one reads files\n"
+    )

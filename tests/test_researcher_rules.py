@@ -31,6 +31,50 @@ RULE_MISTAKES = [
         "[condition] key 'active': expected a list of texts, e.g. [\"a\", \"b\"], got 'active'",
     ),
     ("ongoing = ", "ongoin = ", "[exposure] key 'ongoin': unknown key (did you mean 'ongoing'?)"),
+    # a status word FHIR R4 does not have for the type matches no record: `canceled` stopped
+    # cancelled Observations from being dropped, without a word
+    (
+        'Observation = ["cancelled"',
+        'Observation = ["canceled"',
+        "[drop_status] key 'Observation': 'canceled' is not an Observation status in FHIR R4 "
+        "(did you mean 'cancelled'?)",
+    ),
+    (
+        '"*" = ["entered-in-error"]',
+        '"*" = ["entered_in_error"]',
+        "[drop_status] key '*': 'entered_in_error' is not a status of any type these rules "
+        "apply to in FHIR R4 (did you mean 'entered-in-error'?)",
+    ),
+    (
+        'Procedure = ["not-done"]',
+        'Patient = ["inactive"]\nProcedure = ["not-done"]',
+        "[drop_status] key 'Patient': 'inactive' is not a Patient status in FHIR R4 (a Patient "
+        "has no status)",
+    ),
+    (
+        'Immunization = ["not-done"]',
+        'Immunization = ["Not-Done"]',
+        "[drop_status] key 'Immunization': 'Not-Done' is not an Immunization status in FHIR R4 "
+        "(did you mean 'not-done'?)",
+    ),
+    (
+        'Condition = ["refuted"',
+        'Condition = ["refused"',
+        "[drop_verification] key 'Condition': 'refused' is not a Condition verificationStatus "
+        "in FHIR R4 (did you mean 'refuted'?)",
+    ),
+    (
+        'active = ["active", "recurrence", "relapse"]',
+        'active = ["active", "reccurence", "relapse"]',
+        "[condition] key 'active': 'reccurence' is not a Condition clinicalStatus in FHIR R4 "
+        "(did you mean 'recurrence'?)",
+    ),
+    (
+        'ongoing = ["active", "on-hold", "intended"]',
+        'ongoing = ["active", "onhold", "intended"]',
+        "[exposure] key 'ongoing': 'onhold' is not a MedicationStatement, MedicationRequest or "
+        "MedicationAdministration status in FHIR R4 (did you mean 'on-hold'?)",
+    ),
 ]
 
 
@@ -58,8 +102,10 @@ def test_a_line_separator_inside_a_toml_string_does_not_shift_the_line_named(
     """TOML ends lines at LF or CRLF only; the line finder split at U+2028 too (which a TOML
     string may hold), so every error below such a string named the line after the right one."""
     m = copy_mappings(tmp_path)
-    edit(m / "rules.toml", '"active", "recurrence"', '"active\u2028x", "recurrence"', "x")
-    line = edit(m / "rules.toml", "ongoing = ", "ongoin = ", "ongoin")
+    # (in a list of words, not of statuses: a status word holding it is an error of its own)
+    edit(m / "rules.toml", "non_systemic_words = [", "non_systemic_wordz = [", "z")
+    new = 'non_systemic_words = ["cream\u2028x"]\nongoin = '
+    line = edit(m / "rules.toml", "ongoing = ", new, "ongoin")
     code, lines = check_all(m)
     expected = f"{m / 'rules.toml'}:{line}: [exposure] key 'ongoin': unknown key"
     assert code == 4 and any(ln.startswith(f"error: {expected}") for ln in lines), lines

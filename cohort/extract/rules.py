@@ -88,6 +88,90 @@ _TABLES: dict[str, Any] = {
     "exposure": {"ongoing": list, "non_systemic_words": list},
 }
 _VERIFIED_TYPES = ("Condition",)  # the only type whose verificationStatus is read
+# FHIR R4 (4.0.1) codes of what the rules compare (required bindings: a word not among them
+# matches no record, and `canceled` for `cancelled` stopped cancelled Observations from being
+# dropped without a word). Patient and Condition have no `status`.
+R4_STATUS: dict[str, tuple[str, ...]] = {
+    "Observation": (
+        "registered",
+        "preliminary",
+        "final",
+        "amended",
+        "corrected",
+        "cancelled",
+        "entered-in-error",
+        "unknown",
+    ),
+    "MedicationStatement": (
+        "active",
+        "completed",
+        "entered-in-error",
+        "intended",
+        "stopped",
+        "on-hold",
+        "unknown",
+        "not-taken",
+    ),
+    "MedicationRequest": (
+        "active",
+        "on-hold",
+        "cancelled",
+        "completed",
+        "entered-in-error",
+        "stopped",
+        "draft",
+        "unknown",
+    ),
+    "MedicationAdministration": (
+        "in-progress",
+        "not-done",
+        "on-hold",
+        "completed",
+        "entered-in-error",
+        "stopped",
+        "unknown",
+    ),
+    "Medication": ("active", "inactive", "entered-in-error"),
+    "Immunization": ("completed", "entered-in-error", "not-done"),
+    "Procedure": (
+        "preparation",
+        "in-progress",
+        "not-done",
+        "on-hold",
+        "stopped",
+        "completed",
+        "entered-in-error",
+        "unknown",
+    ),
+}
+R4_CLINICAL_STATUS = ("active", "recurrence", "relapse", "inactive", "remission", "resolved")
+R4_VERIFICATION_STATUS = (
+    "unconfirmed",
+    "provisional",
+    "differential",
+    "confirmed",
+    "refuted",
+    "entered-in-error",
+)
+_EXPOSURE_TYPES = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
+
+
+def _allowed_codes(table: str, key: str) -> tuple[tuple[str, ...], str] | None:
+    """The FHIR R4 codes a list of `[table] key` may hold and what they are, for the error
+    (None: not a list of codes)."""
+    if table == "drop_status" and key == "*":
+        every = sorted({c for codes in R4_STATUS.values() for c in codes})
+        return tuple(every), "a status of any type these rules apply to"
+    if table == "drop_status":
+        return R4_STATUS.get(key, ()), f"{'an' if key[0] in 'AEIOU' else 'a'} {key} status"
+    if table == "drop_verification":
+        return R4_VERIFICATION_STATUS, "a Condition verificationStatus"
+    if (table, key) == ("condition", "active"):
+        return R4_CLINICAL_STATUS, "a Condition clinicalStatus"
+    if (table, key) == ("exposure", "ongoing"):
+        codes = tuple(dict.fromkeys(c for t in _EXPOSURE_TYPES for c in R4_STATUS[t]))
+        return codes, f"a {', '.join(_EXPOSURE_TYPES[:-1])} or {_EXPOSURE_TYPES[-1]} status"
+    return None
 
 
 def _validate(path: Path, text: str, data: dict[str, Any]) -> None:
@@ -124,3 +208,13 @@ def _validate(path: Path, text: str, data: dict[str, Any]) -> None:
                 raise fail(table, key, f"expected true or false (without quotes), got {v!r}")
             if want is list and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
                 raise fail(table, key, f'expected a list of texts, e.g. ["a", "b"], got {v!r}')
+            allowed = _allowed_codes(table, key) if want is list else None
+            if allowed is None:
+                continue
+            codes, what = allowed
+            for word in v:
+                if word not in codes:
+                    hint = did_you_mean(word, codes) or (
+                        f"one of {', '.join(codes)}" if codes else f"a {key} has no status"
+                    )
+                    raise fail(table, key, f"'{word}' is not {what} in FHIR R4 ({hint})")

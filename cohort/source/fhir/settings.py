@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from cohort.errors import ConfigError
+from cohort.errors import KIND_NAMES, ConfigError, did_you_mean
 
 AUTH_KINDS = ("none", "bearer", "basic", "smart-backend")
 ALGS = ("RS384", "ES384")
@@ -64,16 +64,24 @@ class ServerSettings:
     match_system: bool = False  # search system|code; default bare codes (EHR system URIs vary)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str) -> ServerSettings:
-        """Parse and validate a `[sites.server]` table; ConfigError names `where` and the key."""
+    def check_keys(cls, d: dict[str, Any], where: str) -> None:
+        """ConfigError for a key no server setting has, naming `where` and a "did you mean"."""
+        known = sorted(f.name for f in fields(cls))
+        for key in d:
+            if key not in known:
+                hint = did_you_mean(key, known) or f"known: {', '.join(known)}"
+                raise ConfigError(f"{where}: unknown key '{key}' ({hint})")
+
+    @classmethod
+    def from_dict(
+        cls, d: dict[str, Any], where: str, url_at: tuple[str, str] | None = None
+    ) -> ServerSettings:
+        """Parse and validate a `[sites.server]` table; ConfigError names `where` and the key.
+        `url_at`: where and under which key a mistake in `base_url` is named (the site's
+        `source`, when the table does not give base_url). Secrets are not read here."""
         if not isinstance(d, dict):
             raise ConfigError(f"{where}: expected a table")
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise ConfigError(
-                f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})"
-            )
+        cls.check_keys(d, where)
         if not isinstance(d.get("base_url"), str) or not d["base_url"].strip():
             raise ConfigError(f"{where}: key 'base_url' is required (a FHIR base URL)")
         defaults = cls(base_url="x")
@@ -84,34 +92,36 @@ class ServerSettings:
                 value = float(value)
             if want is list:
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                    raise ConfigError(f"{where}: key {name!r} must be a list of strings")
-            elif not isinstance(value, want) or (want is int and isinstance(value, bool)):
-                raise ConfigError(f"{where}: key {name!r} must be {want.__name__}, got {value!r}")
+                    raise ConfigError(f"{where}: key '{name}' must be a list of strings")
+            elif not isinstance(value, want) or (want in (int, float) and isinstance(value, bool)):
+                kind = KIND_NAMES.get(want, want.__name__)
+                raise ConfigError(f"{where}: key '{name}' must be {kind}")
             values[name] = value
         s = cls(**values)
         s.base_url = s.base_url.strip().rstrip("/")
+        s._check_url(*(url_at or (where, "base_url")))
         s._validate(where)
         return s
 
-    def _validate(self, where: str) -> None:
+    def _check_url(self, where: str, key: str) -> None:
         parts = urlsplit(self.base_url)
         if "@" in parts.netloc or parts.query:
             # requests would send a user:password@ as Basic auth, and the base URL is written
             # to run.json, the store and the messages: a secret there would be everywhere (and
             # this message quotes no part of it)
             raise ConfigError(
-                f"{where}: key 'base_url' must hold no user name, password or query (put "
+                f"{where}: key '{key}' must hold no user name, password or query (put "
                 'credentials in auth = "basic" or "bearer" with a *_env or *_file key)'
             )
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(
-                f"{where}: key 'base_url' must be an http(s) URL, got {self.base_url!r}"
-            )
+            raise ConfigError(f"{where}: key '{key}' must be an http(s) URL, got {self.base_url!r}")
         if not self.safe_token_url(self.base_url):  # (http only where allowed, as for tokens)
             raise ConfigError(
-                f"{where}: key 'base_url': plain http:// is refused for non-loopback hosts "
-                "(use https, or set allow_http = true on a trusted network)"
+                f"{where}: key '{key}': plain http:// is refused for non-loopback hosts "
+                "(use https, or set allow_http = true in [sites.server] on a trusted network)"
             )
+
+    def _validate(self, where: str) -> None:
         if self.auth not in AUTH_KINDS:
             raise ConfigError(f"{where}: key 'auth' must be one of {', '.join(AUTH_KINDS)}")
         if self.alg not in ALGS:
@@ -123,17 +133,24 @@ class ServerSettings:
         }
         for group in need.get(self.auth, []):
             if not any(getattr(self, k) for k in group):
-                raise ConfigError(f"{where}: auth = {self.auth!r} needs key {' or '.join(group)!r}")
+                keys = " or ".join(f"'{k}'" for k in group)
+                raise ConfigError(f"{where}: auth = '{self.auth}' needs key {keys}")
         for key in ("concurrency", "page_size", "patient_batch"):
             if getattr(self, key) < 1:
-                raise ConfigError(f"{where}: key {key!r} must be >= 1")
-        if self.max_retries < 0 or self.timeout <= 0 or self.max_url_length < 200:
-            raise ConfigError(f"{where}: key 'max_retries'/'timeout'/'max_url_length' out of range")
+                raise ConfigError(f"{where}: key '{key}' must be >= 1")
+        if self.max_retries < 0:
+            raise ConfigError(f"{where}: key 'max_retries' must be >= 0")
+        if self.timeout <= 0:
+            raise ConfigError(f"{where}: key 'timeout' must be > 0 (seconds)")
+        if self.max_url_length < 200:
+            raise ConfigError(f"{where}: key 'max_url_length' must be >= 200")
         if self.token_url and not self.safe_token_url(self.token_url):
             raise ConfigError(
                 f"{where}: key 'token_url' must be an https URL (plain http only to a loopback"
                 " host, or with allow_http = true): the token comes back in the answer"
             )
+        # (not a secret: a CA bundle is checked here; the secret files, when the site's turn
+        # comes, where cohort.source.fhir.auth reads them)
         if self.ca_bundle and not Path(self.ca_bundle).exists():
             raise ConfigError(f"{where}: key 'ca_bundle': file not found: {self.ca_bundle}")
 
