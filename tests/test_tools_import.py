@@ -320,17 +320,18 @@ def test_import_valueset_guards_text_a_spreadsheet_reads_as_a_formula(tmp_path: 
 def test_expand_rxnorm_guards_a_product_name_a_spreadsheet_reads_as_a_formula(
     tmp_path: Path,
 ) -> None:
-    """A product name from RxNav went into products.csv as it came, like a ValueSet display."""
+    """A product name from RxNav went into products.csv as it came, like a ValueSet display.
+    (A made-up RxCUI: the answer is a stub, and the real tablet is shipped already.)"""
     m = _mappings(tmp_path)
-    name = "=cmd|' /C calc'!A0 hydroxychloroquine 200 MG Oral Tablet"
-    prop = {"rxcui": "979092", "name": name, "tty": "SCD"}
+    name = "=cmd|' /C calc'!A0 hydroxychloroquine 300 MG Oral Tablet"
+    prop = {"rxcui": "9990001", "name": name, "tty": "SCD"}
     body = {"relatedGroup": {"conceptGroup": [{"tty": "SCD", "conceptProperties": [prop]}]}}
     responses.add(responses.GET, re.compile(re.escape(BASE) + ".*"), json=body)
     args = ["mappings", "expand-rxnorm", "--concept", "antimalarial", "--mappings", str(m)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0 and "added 1 product(s)" in result.output, result.output
     products = m / "medications" / "products.csv"
-    added = [row for row in _cells(products) if "979092" in row]
+    added = [row for row in _cells(products) if "9990001" in row]
     assert added and not any(cell.startswith(FORMULA_STARTS) for cell in added[0]), added
-    assert {r["rxcui"]: r for r in _rows(products)}["979092"]["display"] == "'" + name
+    assert {r["rxcui"]: r for r in _rows(products)}["9990001"]["display"] == "'" + name
     assert CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)]).exit_code == 0
