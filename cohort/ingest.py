@@ -283,7 +283,7 @@ def _read_files(
                 held.dates += done.census.date_rows()
                 held.entries += done.census.entry_rows()
                 stats.merge(done.stats)
-                if held.size() >= cfg.batch_size or (done.tail and held.size()):
+                if held.size() >= cfg.batch_size:
                     held.write(store, site, gen, put, cfg.batch_size, fresh=not known)
             held.write(store, site, gen, put, cfg.batch_size, fresh=not known)
     finally:

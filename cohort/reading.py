@@ -38,9 +38,6 @@ class _Done:
     # the unit's summarised records that no later row of the unit overrules (`snapshot =
     # false` reads only; see Tombstones)
     tombs: list[Tomb]
-    # set by read_results on the last unit of a task that came back once every task was handed
-    # out: the reader's tail, which ingest writes at once (see read_results)
-    tail: bool = False
 
     # The rows cross from a reading process as one marshal blob: tuples of str/bytes/None
     # travel there and back in ~1.4 us a row against ~2.6 us pickled (bench/RESULTS.md).
@@ -133,7 +130,6 @@ def read_results(
             yield u, _read(u)
         return
     todo = _batched(stream_units(units, chunk_bytes), chunk_bytes)
-    handed_out = False  # every task submitted: what comes back now is the read's tail
     # after a worker died: what was in flight (finished results are reused), in order
     Pending = tuple[list[Unit], Future[list[_Done]] | None]
     unfinished: list[Pending] = []
@@ -143,11 +139,9 @@ def read_results(
 
         def submit() -> bool:
             """Fill the window; False once the pool is broken."""
-            nonlocal handed_out
             while len(pending) < 2 * nproc:
                 batch = next(todo, None)
                 if batch is None:
-                    handed_out = True
                     return True
                 try:
                     pending.append((batch, pool.submit(_read_all, batch)))
@@ -170,11 +164,6 @@ def read_results(
             if dones is None:
                 break
             pending.popleft()
-            # Once no task is left to hand out, each one's rows are marked to be written as it
-            # comes back, while the workers finish the others: the write after the last task
-            # is then that task's rows, not a whole store batch with the other cores idle
-            # (bench/RESULTS.md, fifteenth pass).
-            dones[-1].tail = handed_out
             yield from zip(batch, dones, strict=True)
             alive = submit()
         if pending:

@@ -411,56 +411,6 @@ def test_a_reading_process_that_dies_is_replaced_by_reading_in_this_process(
     assert "a reading process died" in caplog.text
 
 
-def test_the_tasks_that_come_back_after_the_last_was_handed_out_are_marked_tail(
-    population: Path,
-) -> None:
-    """The last unit of each task returned once no task was left to hand out is `tail` (ingest
-    writes those rows at once, while the workers finish the rest), and no earlier unit is."""
-    import cohort.reading as reading
-
-    units = plan_units(population, 8192)
-    loaded = _loaded()
-    reading.JOB.update(
-        types=set(PIPELINE_TYPES), validate="fast", triage=Triage(loaded.rules, loaded.relevant)
-    )
-    try:
-        got = [(u, d.tail) for u, d in reading.read_results(units, 2, 8192)]
-    finally:
-        reading.JOB.clear()
-    tasks = list(reading._batched(iter(units), 8192))
-    assert len(tasks) > 6  # (more tasks than the 4 in flight, so some are not the tail)
-    ends = [t[-1] for t in tasks]
-    marked = [u for u, tail in got if tail]
-    assert [u for u, _ in got] == units
-    assert marked == ends[-len(marked) :] and 1 <= len(marked) <= 4
-    assert got[-1][1]
-
-
-def test_the_tail_of_a_parallel_read_is_written_task_by_task(
-    population: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Rows are gathered into store batches (`batch_size`) until the reader's tail, whose tasks
-    are written as they come back: the last write is one task's rows, not a whole batch."""
-    import cohort.ingest as ingest
-
-    writes: list[int] = []
-    real = ingest._Held.write
-
-    def counted(self: Any, *args: Any, **kwargs: Any) -> None:
-        writes.append(len(self.rows))
-        real(self, *args, **kwargs)
-
-    monkeypatch.setattr(ingest._Held, "write", counted)
-    run_keys = {"workers": 2, "chunk_mb": 1, "batch_size": 10**6}
-    cfg = load_config(write_config(tmp_path, {"t": str(population)}, run=run_keys))
-    report = run(cfg, AS_OF, tmp_path / "out")
-    site = report["sites"]["t"]
-    assert site["workers"] == 2
-    stored = site["stored"]["inserted"]
-    assert len(writes) >= 2 and sum(writes) == stored
-    assert writes[-1] < stored
-
-
 @pytest.mark.parametrize("run_keys", [{"workers": -1}, {"chunk_mb": 0}, {"workers": "two"}])
 def test_bad_tuning_keys_are_named(tmp_path: Path, run_keys: dict[str, Any]) -> None:
     from cohort.errors import ConfigError
