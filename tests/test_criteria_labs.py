@@ -70,6 +70,42 @@ def test_ana_qualitative_only(value: dict, expected: str) -> None:
     assert status("ana_titer", ana(value, code=ANA_SCREEN)) == expected
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # positive at a dilution of 1:80 or more: the titer is at least that, whether the lab
+        # wrote the end titer or the dilution it screened at
+        ("Positive 1:160", "pass"),
+        ("POSITIVE (1:80)", "pass"),
+        ("Positive, titer >1:640", "pass"),
+        ("1:320", "pass"),  # a dilution alone on the screen code
+        # positive at a lower dilution: at least 1:40 tells nothing against 1:80
+        ("Positive at 1:40", "unknown"),
+        ("Positive <1:80", "unknown"),
+        # negative at any dilution is a negative screen
+        ("Negative 1:80", "fail"),
+        ("Negative <1:40", "fail"),
+    ],
+)
+def test_ana_screen_result_with_a_dilution(value: str, expected: str) -> None:
+    """SPEC: "most recent ANA titer >= 1:80 -> pass ... only a qualitative positive -> unknown".
+    A screen result that names its dilution was unreadable ("Positive 1:160": no titer code, no
+    result word alone) and the patient unknown; positive at 1:80 or more is a titer >= 1:80."""
+    r = run("ana_titer", ana({"valueString": value}, code=ANA_SCREEN))
+    assert r.status == expected, r.reason
+
+
+def test_ana_screen_positive_at_a_dilution_is_the_most_recent_titer() -> None:
+    """It decides over an older titer, as a newer titer would; a newer titer decides over it."""
+    old_titer = ana({"valueString": "1:40"}, days=300)
+    screen = ana({"valueString": "Positive 1:160"}, days=30, code=ANA_SCREEN)
+    r = run("ana_titer", old_titer, screen)
+    assert r.status == "pass" and "1:160" in r.reason
+    assert [e.ref for e in r.evidence] == [f"Observation/{screen['id']}"]
+    new_titer = ana({"valueString": "1:40"}, days=5)
+    assert status("ana_titer", screen, new_titer) == "fail"
+
+
 def test_ana_qualitative_by_interpretation_only() -> None:
     o = ana({}, code=ANA_SCREEN, interpretation="POS")
     assert status("ana_titer", o) == "unknown"

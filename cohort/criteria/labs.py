@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from cohort.criteria.base import Context, Criterion, result, shown, window_start
 from cohort.criteria.bounds import above, below, fails_below, sign
-from cohort.model import Evidence, ObsValue, Result, Status
+from cohort.model import Evidence, ObservationFact, ObsValue, Result, Status
+from cohort.terminology.values import Titer, split_dilution
 
 
 def _superseded(ctx: Context, obs: list, concepts: list[str]) -> list[Evidence]:
@@ -106,6 +107,20 @@ def titer(crit: Criterion, ctx: Context) -> Result:
             why = f"{label} titer {as_text} {why} 1:{minimum:g} on {shown(o.when, o.when_last)}"
             return result(crit, status, why, [ev], ignored)
         q = ctx.term.qualitative(o.value, o.interpretation)
+        if concept not in titer_concepts and (at := _screen_dilution(ctx, o)) is not None:
+            q = at[1] or q
+            if (
+                q == "positive"
+                and fails_below(at[0].value, at[0].comparator, minimum) is Status.PASS
+            ):
+                # positive at 1:160 (the end titer, or the dilution it was screened at): the
+                # titer is at least that, so it reads as the most recent titer
+                ev = ctx.obs_evidence(o, concept, "positive screen at a dilution", str(at[0]))
+                ignored += _superseded(ctx, obs[i + 1 :], titer_concepts + screen_concepts)
+                why = (
+                    f"{label} positive at {at[0]} >= 1:{minimum:g} on {shown(o.when, o.when_last)}"
+                )
+                return result(crit, Status.PASS, why, [ev], ignored)
         if q == "negative" and concept in titer_concepts:
             # a titer reported as "Negative" is the most recent titer, and a fail
             ev = ctx.obs_evidence(o, concept, "most recent titer: negative")
@@ -128,6 +143,22 @@ def titer(crit: Criterion, ctx: Context) -> Result:
     if q == "negative":
         return result(crit, Status.FAIL, f"{label} negative on {ev.date}", [ev], ignored)
     return result(crit, Status.UNKNOWN, f"{label} positive without a titer", [ev], ignored)
+
+
+def _screen_dilution(ctx: Context, o: ObservationFact) -> tuple[Titer, str | None] | None:
+    """The dilution a screen result names ("Positive 1:160", "1:320", a `{titer}` quantity)
+    and the result its words say (the dilution alone: positive, unless its interpretation
+    says otherwise); None when it names no one dilution."""
+    v = o.value
+    if v.string.strip():
+        at, rest = split_dilution(v.string)
+    else:
+        at, rest = ctx.term.titer(v), ""
+    if at is None:
+        return None
+    if rest:
+        return at, ctx.term.qualitative(ObsValue(string=rest), o.interpretation)
+    return at, ctx.term.qualitative(ObsValue(), o.interpretation) or "positive"
 
 
 def _grade(v: ObsValue) -> str:

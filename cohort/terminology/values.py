@@ -46,6 +46,21 @@ def _titer_from_string(s: str) -> Titer | None:
     return Titer(value, _CMP[cmp])
 
 
+# what may stand around a dilution in a result string besides the result word
+_FILLER = re.compile(r"[(),;\[\]]|\b(?:titer|titre|at|dilution|of)\b", re.I)
+
+
+def split_dilution(s: str) -> tuple[Titer | None, str]:
+    """The one dilution a result string names and the words around it: "Positive 1:160" ->
+    (1:160, "Positive"); (None, s) when it names none or more than one."""
+    found = list(_TITER_ANY.finditer(s))
+    if len(found) != 1:
+        return None, s
+    m = found[0]
+    rest = _FILLER.sub(" ", f"{s[: m.start()]} {s[m.end() :]}")
+    return _titer_from_string(m.group(0)), " ".join(rest.split())
+
+
 def _titer_unit_ok(q: Quantity) -> bool:
     return all(written.strip().lower() in _TITER_UNITS for written in (q.code, q.unit))
 
