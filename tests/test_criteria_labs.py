@@ -300,6 +300,25 @@ def test_bilag_unknown_is_manual() -> None:
     assert (r.status, r.manual) == ("unknown", True)
 
 
+def test_bilag_one_assessment_recorded_twice_counts_each_organ_once() -> None:
+    """A preliminary and a final copy of one assessment on one day (the same organ systems):
+    each organ's grade counts once, the final copy's where they differ; one B is not two."""
+    grades = [component("renal", valueString="B"), component("mucocutaneous", valueString="C")]
+    prelim = observation("BILAG-2004", ago(10), FLOWSHEET, status="preliminary", components=grades)
+    final = observation("BILAG-2004", ago(10), FLOWSHEET, status="final", components=grades)
+    assert status("bilag", final) == "fail"
+    r = run("bilag", prelim, final)
+    assert r.status == "fail" and "0 A and 1 B" in r.reason, r.reason
+    # the final copy's grade wins over the preliminary one's for the same organ
+    amended = [component("renal", valueString="A"), component("mucocutaneous", valueString="C")]
+    first = observation("BILAG-2004", ago(10), FLOWSHEET, status="preliminary", components=amended)
+    assert status("bilag", first, final) == "fail"
+    # different organ systems on the same day still add up
+    other = [component("musculoskeletal", valueString="B")]
+    more = observation("BILAG-2004", ago(10), FLOWSHEET, components=other)
+    assert status("bilag", final, more) == "pass"
+
+
 def test_bilag_latest_assessment_decides() -> None:
     assert status("bilag", bilag("A", days=60), bilag("C", "C", days=10)) == "fail"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cohort.criteria.base import Context, Criterion, result, shown, window_start
 from cohort.criteria.bounds import above, below, fails_below, sign
-from cohort.model import Evidence, ObservationFact, ObsValue, Result, Status
+from cohort.model import Code, Evidence, ObservationFact, ObsValue, Result, Status
 from cohort.terminology.values import Titer, split_dilution
 
 
@@ -161,6 +161,9 @@ def _screen_dilution(ctx: Context, o: ObservationFact) -> tuple[Titer, str | Non
     return at, ctx.term.qualitative(ObsValue(), o.interpretation) or "positive"
 
 
+_FINAL = ("final", "amended", "corrected")  # an assessment's copy that wins over a draft
+
+
 def _grade(v: ObsValue) -> str:
     text = (v.string or v.text or (v.codes[0].code if v.codes else "")).strip().upper()
     return (
@@ -177,19 +180,29 @@ def grades(crit: Criterion, ctx: Context) -> Result:
             crit, Status.UNKNOWN, f"no {crit.title} assessment in window", ignored=ignored
         )
     latest = obs[0].when
-    found: list[str] = []
+    # each organ system (the code and text of the result graded, or the component's code)
+    # counts once: one assessment may be recorded twice (a preliminary and a final copy), the
+    # final one's grade winning; different organ systems on the day add up (a site may record
+    # each organ under one code, named in its text: "BILAG-2004 Renal")
+    by_organ: dict[tuple[tuple[Code, ...], str], tuple[bool, str]] = {}
     ev = []
     for o in obs:
         if o.when != latest:
             ignored.append(ctx.obs_evidence(o, "", "superseded by a newer assessment"))
             continue
-        gs = [g for g in [_grade(o.value)] + [_grade(v) for _, v in o.components] if g]
-        found += gs
+        pairs = [((o.codes, o.text), _grade(o.value))]
+        pairs += [((c, ""), _grade(v)) for c, v in o.components]
+        gs = [g for _, g in pairs if g]
+        draft = o.status not in _FINAL
+        for organ, g in pairs:
+            if g and (organ not in by_organ or by_organ[organ][0] and not draft):
+                by_organ[organ] = (draft, g)
         ev.append(
             ctx.obs_evidence(
                 o, ctx.obs_concept(o, p["concepts"]), "grades " + "".join(gs), "".join(gs)
             )
         )
+    found = [g for _, g in by_organ.values()]
     if not found:
         return result(crit, Status.UNKNOWN, "no readable grades", ev, ignored)
     a, b = found.count("A"), found.count("B")
