@@ -739,16 +739,16 @@ def test_same_day_qualitative_most_recent_is_the_later_time() -> None:
 def test_times_are_read_only_when_two_results_share_a_day(monkeypatch: pytest.MonkeyPatch) -> None:
     # the time of day orders the results of one day only: with every result on a day of its
     # own no time is parsed (a parse per Observation was most of the cost of reading one)
-    import cohort.criteria.base as base
+    import cohort.criteria.ordering as ordering
 
     calls: list[str] = []
-    parse = base.instant_of
+    parse = ordering.instant_of
 
     def counted(stamp: str) -> float | None:
         calls.append(stamp)
         return parse(stamp)
 
-    monkeypatch.setattr(base, "instant_of", counted)
+    monkeypatch.setattr(ordering, "instant_of", counted)
     older = observation(
         "777-3", f"{ago(20)}T14:00:00Z", valueQuantity=qty(20, "10*3/uL", "10*3/uL"), rid="a"
     )
