@@ -737,3 +737,18 @@ def test_triage_keeps_a_record_whose_components_are_read() -> None:
     assert not triage.offer({**cbc, "component": {"code": "777-3"}})  # malformed: validation
     assert not triage.offer({**cbc, "component": [unread, {"code": "777-3"}]})
     assert triage.take().records == 1
+
+
+def test_coverage_reads_a_kept_panel_and_the_codes_of_its_components(tmp_path: Path) -> None:
+    """The panel's own code, mapped to nothing, is listed as unmapped; a component's code is
+    seen (its mapping rows are not "never seen"), and one that maps to nothing is not listed:
+    the census of summarised panels has no component codes, so counts would be partial."""
+    cbc = _cbc("cbc", "2026-11-20", 10)
+    cbc["component"].append({"code": {"coding": [{"system": LOINC, "code": "787-2"}]},
+                             "valueQuantity": {"value": 90, "unit": "fL"}})  # fmt: skip
+    site = _site(tmp_path, [cbc])
+    cfg = load_config(write_config(tmp_path, {"s": str(site)}))
+    run(cfg, AS_OF, tmp_path / "out")
+    cov = coverage_report(cfg, tmp_path / "out")
+    assert {u.code for u in cov.unmapped if u.rtype == "Observation"} == {"58410-2"}
+    assert not [row for row in cov.never_seen if row[0] == "platelets" and row[2] == "777-3"]
