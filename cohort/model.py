@@ -118,10 +118,16 @@ class ObservationFact:
     components: tuple[tuple[tuple[Code, ...], ObsValue], ...] = ()
     when_last: date | None = None  # last day of a partial date (see ConditionFact)
     # the date element as recorded when it has a time of day, else "": orders the results of
-    # one day, read (extract.instant_of) only when two share a day (criteria.base.newest_first)
+    # one day, read (extract.instant_of) only when two share a day (criteria.ordering.newest_first)
     stamp: str = ""
     # no value, interpretation or component, only a dataAbsentReason: no result at all
     absent: bool = False
+    # a panel header: no value, interpretation or dataAbsentReason of its own, but members
+    # (hasMember) or components, which carry its results; no criterion reads it as a result
+    # (Context.observations leaves it out), the `grades` kind reads its components
+    panel: bool = False
+    # a component read as a result of its own (ref "<parent ref>#component[i]"): its parent's ref
+    part_of: str = ""
 
 
 @value

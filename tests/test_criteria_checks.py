@@ -8,13 +8,16 @@ from typing import Any
 import pytest
 from criteria_helpers import (
     CLINICAL,
+    FLOWSHEET,
     LOINC,
     SNOMED,
     VERIFICATION,
     ago,
+    component,
     condition,
     observation,
     qty,
+    run,
     status,
 )
 
@@ -466,3 +469,50 @@ def test_hbv_dna_number_beats_interpretation(value: dict, interp: str, expected:
 )
 def test_pregnancy_hcg_reads_the_comparator(value: dict, expected: str) -> None:
     assert status("pregnancy_lactation", lab(HCG_QUANT, 10, {"valueQuantity": value})) == expected
+
+
+# --- results carried as components; panel headers (docs/rules.md "Panels and components") -----
+HEPATITIS_PANEL, HIV_PANEL, HIV_SET = "24363-4", "83101-6", "75622-1"
+
+
+def panel(code: str, days: int, *parts: tuple[str, dict[str, Any]], **kw: Any) -> dict:
+    """A panel Observation with no value of its own, its results as LOINC components."""
+    comps = [component(c, LOINC, **value) for c, value in parts]
+    return observation(code, ago(days), components=comps, **kw)
+
+
+def test_hbsag_positive_component_of_hepatitis_panel_fails_hbv() -> None:
+    p = panel(HEPATITIS_PANEL, 5, (HBSAG, CODED_POS), (HCV_AB, CODED_NEG))
+    r = run("hbv", p)
+    assert r.status == "fail", r.reason  # was pass: "no exclusionary finding"
+    assert r.evidence[0].ref == f"Observation/{p['id']}#component[0]"
+    assert status("hbv", panel(HEPATITIS_PANEL, 5, (HBSAG, CODED_NEG))) == "pass"
+
+
+def test_hcg_positive_component_fails_pregnancy() -> None:
+    p = observation(
+        "UA-PANEL", ago(3), FLOWSHEET, components=[component(HCG_QUAL, LOINC, **CODED_POS)]
+    )
+    assert status("pregnancy_lactation", p) == "fail"  # was pass
+
+
+@pytest.mark.parametrize("code", [HIV_PANEL, HIV_SET])
+def test_hiv_panel_header_with_a_negative_member_passes(code: str) -> None:
+    # the panel's own code maps to hiv_test; it has no value, its result is a member
+    header = observation(code, ago(20), hasMember=[{"reference": "Observation/hiv1"}])
+    member = lab(HIV_TEST, 20, CODED_NEG, rid="hiv1")
+    r = run("immunodeficiency", header, member)
+    assert r.status == "pass", r.reason  # was unknown: "HIV test result ... unreadable"
+    assert status("immunodeficiency", header) == "pass"  # a header alone is no test at all
+
+
+def test_hiv_panel_with_a_positive_component_fails() -> None:
+    r = run("immunodeficiency", panel(HIV_PANEL, 20, (HIV_TEST, CODED_POS)))
+    assert r.status == "fail", r.reason  # was unknown
+    assert status("immunodeficiency", panel(HIV_PANEL, 20, (HIV_TEST, CODED_NEG))) == "pass"
+
+
+def test_hiv_panel_with_a_value_of_its_own_is_still_a_test() -> None:
+    # not a header: its own value (or interpretation) is read, as for any test
+    assert status("immunodeficiency", lab(HIV_PANEL, 20, POSITIVE)) == "fail"
+    assert status("immunodeficiency", lab(HIV_PANEL, 20, {"valueString": "see note"})) == "unknown"

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from criteria_helpers import (
     FLOWSHEET,
+    LOINC,
     SNOMED,
     ago,
     cc,
@@ -757,16 +758,16 @@ def test_same_day_qualitative_most_recent_is_the_later_time() -> None:
 def test_times_are_read_only_when_two_results_share_a_day(monkeypatch: pytest.MonkeyPatch) -> None:
     # the time of day orders the results of one day only: with every result on a day of its
     # own no time is parsed (a parse per Observation was most of the cost of reading one)
-    import cohort.criteria.base as base
+    import cohort.criteria.ordering as ordering
 
     calls: list[str] = []
-    parse = base.instant_of
+    parse = ordering.instant_of
 
     def counted(stamp: str) -> float | None:
         calls.append(stamp)
         return parse(stamp)
 
-    monkeypatch.setattr(base, "instant_of", counted)
+    monkeypatch.setattr(ordering, "instant_of", counted)
     older = observation(
         "777-3", f"{ago(20)}T14:00:00Z", valueQuantity=qty(20, "10*3/uL", "10*3/uL"), rid="a"
     )
@@ -799,3 +800,92 @@ def test_record_without_value_but_with_interpretation_is_still_read() -> None:
         "5196-1", ago(5), interpretation="POS", dataAbsentReason=cc("unknown", DATA_ABSENT)
     )
     assert status("hbv", o) == "fail"
+
+
+# --- results carried as components of a panel (docs/rules.md "Panels and components") ----------
+K_UL = "10*3/uL"
+
+
+def loinc_component(code: str, **value: Any) -> dict[str, Any]:
+    return component(code, LOINC, **value)
+
+
+def cbc_panel(days: int, platelets: float, hgb: float, anc: float) -> dict[str, Any]:
+    """A CBC w/ auto differential panel (LOINC 58410-2, mapped to no concept), its results
+    carried as components."""
+    return observation(
+        "58410-2",
+        ago(days),
+        components=[
+            loinc_component("777-3", valueQuantity=qty(platelets, K_UL, K_UL)),
+            loinc_component("718-7", valueQuantity=qty(hgb, "g/dL", "g/dL")),
+            loinc_component("751-8", valueQuantity=qty(anc, K_UL, K_UL)),
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    ("cid", "why", "index"),
+    [
+        ("platelets", "platelets 10", 0),
+        ("hemoglobin", "hemoglobin 6", 1),
+        ("neutrophils", "anc 0.3", 2),
+    ],
+)
+def test_cbc_panel_component_results_are_read_by_the_lab_criteria(
+    cid: str, why: str, index: int
+) -> None:
+    panel = cbc_panel(5, platelets=10, hgb=6, anc=0.3)
+    r = run(cid, panel)
+    assert r.status == "fail", r.reason  # was unknown: "no platelets result since ..."
+    assert why in r.reason
+    assert r.evidence[0].ref == f"Observation/{panel['id']}#component[{index}]"
+
+
+def test_cbc_panel_component_newer_than_a_separate_count_decides() -> None:
+    count = observation("777-3", ago(20), valueQuantity=qty(10, K_UL, K_UL))
+    assert status("platelets", count, cbc_panel(5, platelets=200, hgb=12, anc=3)) == "pass"
+    assert status("platelets", count, cbc_panel(30, platelets=200, hgb=12, anc=3)) == "fail"
+
+
+def test_upcr_component_above_limit_fails_severe_lupus_nephritis() -> None:
+    upcr_panel = observation(
+        "UPCR-PANEL",
+        ago(5),
+        FLOWSHEET,
+        components=[
+            loinc_component("2888-6", valueQuantity=qty(150, "mg/dL", "mg/dL")),  # urine protein
+            loinc_component("2161-8", valueQuantity=qty(30, "mg/dL", "mg/dL")),  # urine creat.
+            loinc_component("2890-2", valueQuantity=qty(5, "mg/mg", "mg/mg")),  # UPCR
+        ],
+    )
+    creatinine = observation("2160-0", ago(5), valueQuantity=qty(1.0, "mg/dL", "mg/dL"))
+    r = run("severe_lupus_nephritis", upcr_panel, creatinine)
+    assert r.status == "fail", r.reason  # was pass: "no value above its limit"
+
+
+def test_ana_titer_in_a_component_is_the_most_recent_titer() -> None:
+    # the newest ANA, an IFA screen with its titer as a component; a year-old 1:40 after it
+    newest = observation(
+        ANA_SCREEN,
+        ago(5),
+        valueString="Positive",
+        components=[loinc_component(ANA_TITER, valueString="1:320")],
+    )
+    older = ana({"valueString": "1:40"}, days=400)
+    r = run("ana_titer", newest, older)
+    assert r.status == "pass", r.reason  # was fail: "ANA titer 1:40 < 1:80"
+
+
+def test_bilag_component_that_maps_to_the_assessment_is_counted_once() -> None:
+    # were a grade's component coded as the assessment itself, it is both a result of its own
+    # and a component of the assessment: one B, not two
+    assessment = observation(
+        "BILAG-2004",
+        ago(10),
+        FLOWSHEET,
+        components=[component("BILAG-2004", valueString="B"), component("renal", valueString="C")],
+    )
+    r = run("bilag", assessment)
+    assert r.status == "fail", r.reason
+    assert "0 A and 1 B" in r.reason

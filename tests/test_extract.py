@@ -26,6 +26,7 @@ from criteria_helpers import (
     qty,
     rules,
     status,
+    terminology,
 )
 
 from cohort.extract import Extractor, parse_date
@@ -326,10 +327,91 @@ def test_observation_components() -> None:
     o = observation(
         "BILAG-2004", "2026-10-01", components=[{"code": cc("renal", "urn:x"), "valueString": "A"}]
     )
-    [f] = facts(o).observations
+    f, part = facts(o).observations  # (no `relevant`: every coded component is a fact too)
     [(codes, value)] = f.components
     assert codes == (Code("urn:x", "renal"),)
     assert value.string == "A"
+    assert part.ref == f"Observation/{o['id']}#component[0]" and part.value.string == "A"
+
+
+# --- components and panel headers (docs/rules.md "Panels and components") ---------------------
+def _relevant(codes: tuple[Code, ...], text: str) -> bool:
+    return bool(terminology().concepts_for(codes, text))
+
+
+def _panel(code: str, *parts: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    return observation(code, "2026-10-01T08:30:00Z", components=list(parts), rid="pan", **kw)
+
+
+PLATELETS = {"code": cc("777-3", LOINC), "valueQuantity": qty(10, "10*3/uL", "10*3/uL")}
+MCV = {"code": cc("787-2", LOINC), "valueQuantity": qty(90, "fL", "fL")}  # maps to nothing
+HBSAG = {
+    "code": cc("5196-1", LOINC),
+    "valueString": "Reactive",
+    "interpretation": [cc("POS", "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation")],
+    "referenceRange": [{"low": qty(0, "1", "1")}],
+}  # fmt: skip
+
+
+def test_a_component_is_a_result_of_its_own() -> None:
+    o = _panel("24363-4", HBSAG, MCV, status="amended")
+    pf = Extractor(rules(), {}.get, _relevant).facts("p1", [o])
+    [hbsag] = pf.observations  # the panel's code and MCV map to nothing: no fact
+    assert hbsag.ref == "Observation/pan#component[0]"
+    assert hbsag.codes == (Code(LOINC, "5196-1"),)
+    assert (hbsag.status, hbsag.when, hbsag.stamp) == (
+        "amended",
+        date(2026, 10, 1),
+        o["effectiveDateTime"],
+    )
+    assert hbsag.value.string == "Reactive"
+    assert [c.code for c in hbsag.interpretation] == ["POS"]
+    assert hbsag.ref_low == Quantity(0.0, "1", "1", "", UCUM)
+    assert not hbsag.panel and not hbsag.absent
+    assert pf.other_dates == [date(2026, 10, 1)]  # the panel's own date, for last_seen
+
+
+def test_a_component_with_only_a_data_absent_reason_is_no_result() -> None:
+    absent = {"code": cc("777-3", LOINC), "dataAbsentReason": cc("error")}
+    [f] = (
+        Extractor(rules(), {}.get, _relevant).facts("p1", [_panel("58410-2", absent)]).observations
+    )
+    assert f.absent
+
+
+def test_a_record_whose_components_map_to_nothing_keeps_only_its_date() -> None:
+    bp = _panel("85354-9", {"code": cc("8480-6", LOINC), "valueQuantity": qty(120, "mm[Hg]")})
+    pf = Extractor(rules(), {}.get, _relevant).facts("p1", [bp])
+    assert pf.observations == [] and pf.other_dates == [date(2026, 10, 1)]
+
+
+def test_a_mapped_panel_keeps_its_own_fact_beside_its_components() -> None:
+    hiv = {"code": cc("56888-1", LOINC), "valueString": "Negative"}
+    header, part = (
+        Extractor(rules(), {}.get, _relevant).facts("p1", [_panel("83101-6", hiv)]).observations
+    )
+    assert (header.ref, part.ref) == ("Observation/pan", "Observation/pan#component[0]")
+    assert header.panel and not part.panel  # no value of its own: a header
+
+
+@pytest.mark.parametrize(
+    ("kw", "panel"),
+    [
+        ({"hasMember": [{"reference": "Observation/m1"}]}, True),
+        ({"components": [MCV]}, True),
+        ({"components": [MCV], "valueString": "see components"}, False),
+        ({"components": [MCV], "interpretation": "POS"}, False),
+        ({"components": [MCV], "dataAbsentReason": cc("error")}, False),
+        ({"hasMember": []}, False),
+        ({}, False),
+    ],
+)
+def test_panel_header(kw: dict[str, Any], panel: bool) -> None:
+    """No value, interpretation or dataAbsentReason of its own, but members or components: a
+    panel header, which no criterion reads as a result (the `grades` kind reads its components)."""
+    o = observation("83101-6", "2026-10-01", **kw)
+    [f, *_] = facts(o).observations
+    assert f.panel is panel
 
 
 # --- exposures: intervals ----------------------------------------------------------------------

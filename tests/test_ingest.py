@@ -688,3 +688,67 @@ def test_a_file_stopped_mid_write_leaves_no_temp_file(
     with pytest.raises(OutputError):
         run(cfg, date(2026, 12, 1), out)
     assert sorted(p.name for p in (out / "t").iterdir()) == kept
+
+
+LOINC = "http://loinc.org"
+K_UL = {"unit": "10*3/uL", "code": "10*3/uL"}
+
+
+def _cbc(rid: str, when: str, platelets: float) -> dict[str, Any]:
+    """A CBC panel (LOINC 58410-2, mapped to no concept), its results as components."""
+    parts = [("777-3", platelets, K_UL), ("718-7", 12, {"unit": "g/dL", "code": "g/dL"}),
+             ("751-8", 3, K_UL)]  # fmt: skip
+    return {"resourceType": "Observation", "id": rid, "status": "final",
+            "code": {"coding": [{"system": LOINC, "code": "58410-2"}]},
+            "subject": {"reference": "Patient/p1"}, "effectiveDateTime": when,
+            "component": [{"code": {"coding": [{"system": LOINC, "code": code}]},
+                           "valueQuantity": {"value": value, **unit}}
+                          for code, value, unit in parts]}  # fmt: skip
+
+
+def test_a_panel_whose_components_are_read_is_kept_and_read(tmp_path: Path) -> None:
+    """A panel whose own code maps to nothing but whose components do is kept whole, by the
+    parsed record's triage (the first lines of a code) and the line handler (its repeats)
+    alike; a blood-pressure panel, whose components map to nothing either, is summarised."""
+    when = ["2026-11-20", "2026-10-01", "2026-09-20", "2026-09-10", "2026-09-01"]
+    cbcs = [_cbc(f"cbc{i}", d, 10 if i == 0 else 200 + i) for i, d in enumerate(when)]
+    bp = {**_vital("bp", "2026-11-21"), "code": {"coding": [{"system": LOINC, "code": "85354-9"}]},
+          "component": [{"code": {"coding": [{"system": LOINC, "code": "8480-6"}]},
+                         "valueQuantity": {"value": 120, "unit": "mm[Hg]"}}]}  # fmt: skip
+    del bp["valueQuantity"]
+    site = _site(tmp_path, [*cbcs, bp])
+    cfg = load_config(write_config(tmp_path, {"s": str(site)}))
+    report = run(cfg, AS_OF, tmp_path / "out")
+    s = report["sites"]["s"]
+    assert s["summarised"] == {"Observation": 1}  # was 6: every CBC panel summarised away
+    cells = _first_row(tmp_path / "out")
+    assert cells["platelets"] == "fail"  # was unknown: no platelet count read
+    assert cells["last_seen"] == "2026-11-21"
+
+
+def test_triage_keeps_a_record_whose_components_are_read() -> None:
+    loaded = _loaded()
+    triage = Triage(loaded.rules, loaded.relevant)
+    cbc = _cbc("a", "2026-01-01", 10)
+    unread = {"code": {"coding": [{"system": LOINC, "code": "787-2"}]}, "valueInteger": 90}
+    assert not triage.offer(cbc)
+    assert triage.offer({**cbc, "component": [unread]})  # no component read: summarised
+    assert not triage.offer({**cbc, "component": [unread, *cbc["component"]]})
+    assert not triage.offer({**cbc, "component": {"code": "777-3"}})  # malformed: validation
+    assert not triage.offer({**cbc, "component": [unread, {"code": "777-3"}]})
+    assert triage.take().records == 1
+
+
+def test_coverage_reads_a_kept_panel_and_the_codes_of_its_components(tmp_path: Path) -> None:
+    """The panel's own code, mapped to nothing, is listed as unmapped; a component's code is
+    seen (its mapping rows are not "never seen"), and one that maps to nothing is not listed:
+    the census of summarised panels has no component codes, so counts would be partial."""
+    cbc = _cbc("cbc", "2026-11-20", 10)
+    cbc["component"].append({"code": {"coding": [{"system": LOINC, "code": "787-2"}]},
+                             "valueQuantity": {"value": 90, "unit": "fL"}})  # fmt: skip
+    site = _site(tmp_path, [cbc])
+    cfg = load_config(write_config(tmp_path, {"s": str(site)}))
+    run(cfg, AS_OF, tmp_path / "out")
+    cov = coverage_report(cfg, tmp_path / "out")
+    assert {u.code for u in cov.unmapped if u.rtype == "Observation"} == {"58410-2"}
+    assert not [row for row in cov.never_seen if row[0] == "platelets" and row[2] == "777-3"]

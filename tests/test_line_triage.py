@@ -26,6 +26,8 @@ TYPES = {"Observation", "Procedure", "Immunization", "Condition", "Patient"}
 
 # codes no criterion reads and codes one does (hemoglobin, MMR, a live zoster vaccine)
 OBS_CODES = [(LOINC, "8302-2"), (LOINC, "8867-4"), (LOINC, "72166-2"), (LOINC, "718-7")]
+# components: blood pressure's (read by no criterion) and a platelet count's (read)
+COMPONENT_CODES = [(LOINC, "8480-6"), (LOINC, "8462-4"), (LOINC, "777-3")]
 VACCINES = [(CVX, "140"), (CVX, "08"), (CVX, "03")]
 PROCEDURES = [(SNOMED, "234947003"), (SNOMED, "73761001")]
 # SLE (read by the criteria) and conditions none reads
@@ -85,6 +87,12 @@ def records(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):
             key, value = draw(st.sampled_from(VALUES))
             res[key] = value
+        if draw(st.integers(0, 2)) == 0:
+            # a panel: components whose codes map to a concept (kept) or not (summarised)
+            res["component"] = [
+                {"code": _coded(draw(st.sampled_from(COMPONENT_CODES))), key: value}
+                for key, value in draw(st.lists(st.sampled_from(VALUES), min_size=1, max_size=3))
+            ]
     elif kind == "Condition":
         res |= {"code": _coded(draw(st.sampled_from(CONDITIONS))),
                 "subject": {"reference": f"Patient/{pid}"}}  # fmt: skip
@@ -227,6 +235,24 @@ def test_line_triage_samples_other_values_from_the_bytes() -> None:
     assert [triage.offer_line(line, "Observation") for line in lines] == [True] * 10
     values = sorted(v for e in triage.census.entries.values() for v in e.values)
     assert values == ["Former smoker", "Never smoker"]
+
+
+def test_line_triage_keeps_panels_whose_components_are_read() -> None:
+    """A panel whose own code maps to nothing is kept when a component's code maps to a concept
+    (a platelet count in a CBC), from its bytes as from the parsed record; a blood-pressure
+    panel, none of whose components maps, is summarised."""
+    base = {"resourceType": "Observation", "status": "final", "subject": {"reference": "Patient/p1"},
+            "effectiveDateTime": "2026-01-01", "code": _coded(OBS_CODES[0])}  # fmt: skip
+    bp = [{"code": _coded(COMPONENT_CODES[0]), "valueQuantity": {"value": 120}},
+          {"code": _coded(COMPONENT_CODES[1]), "valueQuantity": {"value": 80}}]  # fmt: skip
+    platelets = {"code": _coded(COMPONENT_CODES[2]), "valueQuantity": {"value": 10}}
+    lines = [orjson.dumps({**base, "id": f"b{i}", "component": bp}) for i in range(4)]
+    lines += [
+        orjson.dumps({**base, "id": f"c{i}", "component": [*bp, platelets]}) for i in range(4)
+    ]
+    _same(lines)
+    triage = Triage(LOADED.rules, LOADED.relevant)
+    assert [triage.offer_line(line, "Observation") for line in lines] == [True] * 4 + [False] * 4
 
 
 def test_lines_with_the_type_after_other_keys_are_read_from_their_bytes(monkeypatch) -> None:

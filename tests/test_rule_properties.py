@@ -1,7 +1,7 @@
 """Property-based tests (hypothesis) of three reading rules, each against an oracle written here
 from the rule's text, not from the code: a result reported with a comparator ("<25") against a
 limit (criteria/bounds.py), merged charts (docs/rules.md "Merged charts", run end to end through
-the CLI) and the most recent of several results on one day (criteria/base.py newest_first)."""
+the CLI) and the most recent of several results on one day (criteria/ordering.py newest_first)."""
 
 from __future__ import annotations
 
@@ -328,7 +328,7 @@ def test_merge_oracle_reads_the_documented_cases() -> None:
     }
 
 
-# --- 3. the most recent of several results on one day (criteria/base.py newest_first) ----------
+# --- 3. the most recent of several results on one day (criteria/ordering.py newest_first) ------
 DAY = ago(5)  # in the platelets window
 
 

@@ -8,10 +8,9 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from itertools import pairwise
 from typing import Any, Protocol, TypeVar
 
-from cohort.extract.elements import instant_of
+from cohort.criteria.ordering import newest_first
 from cohort.model import (
     Code,
     ConditionFact,
@@ -251,9 +250,12 @@ class Context:
 
     # --- observations -----------------------------------------------------------------------
     def observations(
-        self, concepts: Iterable[str], since: date | None = None
+        self, concepts: Iterable[str], since: date | None = None, panels: bool = False
     ) -> tuple[list[ObservationFact], list[Evidence]]:
-        """Matching results dated in [since, as_of], newest first; and the ignored ones with why."""
+        """Matching results dated in [since, as_of], newest first; and the ignored ones with why.
+
+        A panel header is no result (its members and components are): left out, unless
+        `panels` (the `grades` kind reads an assessment's components through it)."""
         want = set(concepts)
         if since:
             self._sinces.add(since)
@@ -264,6 +266,8 @@ class Context:
         used: list[ObservationFact] = []
         ignored: list[Evidence] = []
         for o in found:
+            if o.panel and not panels:
+                continue
             concept = only or sorted(want & self.concepts(o.ref, o.codes, o.text))[0]
             if o.when is None:
                 ignored.append(self.obs_evidence(o, concept, "no date"))
@@ -378,23 +382,3 @@ def result(
         eligible_from=eligible_from if status is Status.FAIL else None,
         manual=crit.manual_when_unknown and status is Status.UNKNOWN,
     )
-
-
-def newest_first(results: list[ObservationFact]) -> None:
-    """Sort dated results newest first: by day, and within a day by the instant of its time,
-    the later first (zones compared; a date without a time after the day's timed ones).
-
-    The times are read only when two results share a day: reading every result's time was a
-    parse per Observation kept, for an order that the days alone give nearly always."""
-    results.sort(key=_by_day, reverse=True)
-    if any(a.when == b.when for a, b in pairwise(results)):
-        results.sort(key=_by_day_and_time, reverse=True)
-
-
-def _by_day(o: ObservationFact) -> tuple[date | None, str]:
-    return o.when, o.ref
-
-
-def _by_day_and_time(o: ObservationFact) -> tuple[date | None, bool, float, str]:
-    at = instant_of(o.stamp) if o.stamp else None
-    return o.when, at is not None, at or 0.0, o.ref

@@ -174,7 +174,8 @@ def _grade(v: ObsValue) -> str:
 def grades(crit: Criterion, ctx: Context) -> Result:
     """Organ grades (BILAG) at the latest assessment: pass with >= min_a A or >= min_b B."""
     p = crit.params
-    obs, ignored = ctx.observations(p["concepts"], window_start(ctx.as_of, p))
+    # an assessment is a panel header of its organ grades: read with its components
+    obs, ignored = ctx.observations(p["concepts"], window_start(ctx.as_of, p), panels=True)
     if not obs:
         return result(
             crit, Status.UNKNOWN, f"no {crit.title} assessment in window", ignored=ignored
@@ -186,6 +187,9 @@ def grades(crit: Criterion, ctx: Context) -> Result:
     # each organ under one code, named in its text: "BILAG-2004 Renal")
     by_organ: dict[tuple[tuple[Code, ...], str], tuple[bool, str]] = {}
     ev = []
+    # a component that is a result of its own is also read among its assessment's: once
+    read = {o.ref for o in obs}
+    obs = [o for o in obs if o.part_of not in read]
     for o in obs:
         if o.when != latest:
             ignored.append(ctx.obs_evidence(o, "", "superseded by a newer assessment"))

@@ -144,9 +144,11 @@ class Triage:
 
     `relevant(codes, text)` says whether a code element maps to any concept (the same test the
     Extractor applies to Observations). A summarised record is one of TYPES whose well-formed
-    element maps to nothing, which the reading rules do not drop (dropped records stay whole so
-    `cohort explain` can show them), names its patient and, for the types `last_seen` reads,
-    has a readable date. Anything else is kept whole and validated as usual.
+    element maps to nothing (for an Observation, nor does any component's code: a component
+    that maps is a result of its own, docs/rules.md "Panels and components"), which the reading
+    rules do not drop (dropped records stay whole so `cohort explain` can show them), names its
+    patient and, for the types `last_seen` reads, has a readable date. Anything else is kept
+    whole and validated as usual.
 
     With `tombstones` (a `snapshot = false` read), each summarised record that has an id also
     leaves its (type, id, versionId, lastUpdated) in `tombs`, in read order: a stored copy it
@@ -189,6 +191,8 @@ class Triage:
         # validation rejects it with a located reason; dropped records stay whole for explain
         if key is None or relevant or not valid or not isinstance(res.get("status", ""), str):
             return False
+        if rtype == "Observation" and "component" in res and self._parts_read(res["component"]):
+            return False  # a component is a result of its own (or malformed: validation names it)
         if self.rules.drop_reason(res) is not None:
             return False
         # the date last_seen takes from it (see screening.last_seen; Procedures and Immunizations
@@ -211,6 +215,19 @@ class Triage:
         if self.tombs is not None:
             self._tomb(rtype, res)
         return True
+
+    def _parts_read(self, parts: Any) -> bool:
+        """Whether an Observation's `component` keeps it whole: a component whose code maps to
+        a concept (read as a result of its own), or an element of an unexpected shape."""
+        if not isinstance(parts, list):
+            return True
+        for part in parts:
+            if not isinstance(part, dict):
+                return True
+            key, (_, _, relevant, valid) = self._elements.read(part.get("code"))
+            if key is None or relevant or not valid:
+                return True
+        return False
 
     def offer_checked(self, res: dict[str, Any]) -> bool:
         """`offer` for a record of CHECKED_TYPES, once validated: a medication record whose

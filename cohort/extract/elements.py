@@ -259,7 +259,7 @@ def obs_date(res: dict[str, Any]) -> date | None:
 def obs_when(res: dict[str, Any]) -> tuple[str, DayRange | None]:
     """A result's date element as recorded when it has a time of day ("" when not: a date, or
     no date), and its days (`parse_days`). The text is kept, not read: `instant_of` reads it
-    only where two results share a day (see criteria.base.newest_first)."""
+    only where two results share a day (see criteria.ordering.newest_first)."""
     value: Any = res.get("effectiveDateTime")
     days = parse_days(value)
     if days is not None:  # (most results: read no further element)

@@ -145,11 +145,19 @@ class Extractor:
     def _add(self, pf: PatientFacts, rtype: str, ref: str, res: dict[str, Any]) -> None:
         if rtype == "Observation":  # (first: most of a chart)
             coded = self._elements.read(res.get("code"))[1]
+            parts = res.get("component")
+            found = self._components(ref, res, parts) if parts else None
             if self._relevant and not coded[2]:
+                # its own code maps to nothing: its date counts for last_seen, as a summarised
+                # record's does, and the components that map are results of their own
                 if when := obs_date(res):
                     pf.other_dates.append(when)
+                if found:
+                    pf.observations += found
                 return
-            pf.observations.append(self._observation(ref, res, coded))
+            pf.observations.append(self._observation(ref, res, coded, obs_when(res)))
+            if found:
+                pf.observations += found
         elif rtype == "Patient":
             pf.patient = _patient(res)
         elif rtype == "Condition":
@@ -204,7 +212,37 @@ class Extractor:
                 )
             )
 
-    def _observation(self, ref: str, res: dict[str, Any], coded: Coded) -> ObservationFact:
+    def _components(self, ref: str, res: dict[str, Any], parts: Any) -> list[ObservationFact]:
+        """The components of `res` whose code maps to a concept (without `relevant`: every
+        coded one), each a result of its own: `<ref>#component[<i>]`, the parent's dates and
+        status, its own code, value, interpretation, reference range and dataAbsentReason."""
+        out: list[ObservationFact] = []
+        if not isinstance(parts, list):
+            return out  # (validation rejects such a record before it is stored)
+        when = None
+        status = str(res.get("status", ""))
+        for i, part in enumerate(parts):
+            if not isinstance(part, dict):
+                continue
+            coded = self._elements.read(part.get("code"))[1]
+            if not coded[2] or not (coded[0] or coded[1]):
+                continue
+            if when is None:
+                when = obs_when(res)
+            out.append(self._observation(f"{ref}#component[{i}]", part, coded, when, status, ref))
+        return out
+
+    def _observation(
+        self,
+        ref: str,
+        res: dict[str, Any],
+        coded: Coded,
+        when: tuple[str, DayRange | None],
+        status: str | None = None,
+        part_of: str = "",
+    ) -> ObservationFact:
+        """The result of an Observation `res`, or of one of its components (`part_of` its
+        parent's ref, whose `when` and `status` it takes)."""
         # (each list read only when present: most results have none of them)
         low = None
         ranges = res.get("referenceRange")
@@ -222,19 +260,14 @@ class Extractor:
         if flags:
             for cc in flags:
                 interp += codes_of(cc)
-        stamp, days = obs_when(res)
+        stamp, days = when
         value = obs_value(res)
-        # no value, interpretation or component: only a dataAbsentReason
-        absent = (
-            bool(res.get("dataAbsentReason"))
-            and not interp
-            and not components
-            and value == ObsValue()
-        )
+        bare = not interp and value == ObsValue()  # no value of its own
+        reason = bool(res.get("dataAbsentReason"))
         return ObservationFact(
             ref=ref,
             codes=coded[0],
-            status=str(res.get("status", "")),
+            status=str(res.get("status", "")) if status is None else status,
             when=days[0] if days else None,  # (_first, _last inline: once per result)
             when_last=days[1] if days else None,
             stamp=stamp,
@@ -243,7 +276,11 @@ class Extractor:
             ref_low=low,
             text=coded[1],
             components=components,
-            absent=absent,
+            # no value, interpretation or component: only a dataAbsentReason
+            absent=reason and bare and not components,
+            # no value, interpretation or dataAbsentReason: a header of members or components
+            panel=bare and not reason and bool(components or res.get("hasMember")),
+            part_of=part_of,
         )
 
     def _exposure(self, ref: str, res: dict[str, Any]) -> ExposureFact:

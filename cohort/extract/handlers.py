@@ -97,6 +97,13 @@ def _coded(triage: Triage, rtype: str) -> Handler:
         key, (codes, text, relevant, valid) = hit
         if key is None or relevant or not valid:
             return False
+        if dated and rec.component:  # (UNSET is false) `offer`'s Triage._parts_read
+            for part in rec.component:
+                hit = read_text(bytes(part.code))
+                if hit is None:
+                    return None
+                if hit[0] is None or hit[1][2] or not hit[1][3]:
+                    return False  # a component read as a result of its own, or malformed
         if ("" if rec.status is UNSET else rec.status) in dropped:
             return False
         entry = entries.get(key)

@@ -45,6 +45,10 @@ class _Quantity(msgspec.Struct, gc=False):
     unit: str | UnsetType = UNSET
 
 
+class _Component(msgspec.Struct, gc=False):
+    code: Raw = _NO_RAW
+
+
 class Line(msgspec.Struct, gc=False):
     """A Procedure: its type, status, code element (as raw JSON text) and subject."""
 
@@ -84,6 +88,8 @@ class ObservationLine(Line):
     valueCodeableConcept: Raw = _NO_RAW
     valueRatio: Raw = _NO_RAW
     valueBoolean: Raw = _NO_RAW
+    # each component's code element (as raw JSON text): one that maps keeps the record
+    component: list[_Component] | UnsetType = UNSET
 
     def other_values(self) -> dict[str, Any] | None:
         """The value elements other than a quantity, parsed: what `obs_value` reads of a record

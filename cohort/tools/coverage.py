@@ -142,6 +142,10 @@ def coverage_report(cfg: Config, out: Path, site_id: str | None = None) -> Cover
                         seen_text.add(text)
                     concepts = term.concepts_for(codes, text)
                     if not concepts:
+                        if o is not None and o.part_of:
+                            # a component that maps to nothing: not listed, as the census of
+                            # summarised panels keeps no component codes (partial counts)
+                            continue
                         entry = _record_entry(rtype, codes, text, pid, o)
                         _add(found, site.id, entry, screened, term)
                     elif o is not None and o.value.quantity is not None:
