@@ -728,3 +728,49 @@ def test_a_later_pass_for_replacing_charts_does_not_move_the_marks(store):
     assert store.get("uci", "Observation", "o-q7") is not None
     stamps = {k: rep.marks[k].split("|")[0] for k in ("Patient", "Condition", "Observation")}
     assert all(v < "2026-11-25T11" for v in stamps.values()), stamps
+
+
+def _without_included_medications(req, status, body):
+    if _pages_of("MedicationRequest", req) and "_include" in req.url:
+        body["entry"] = [e for e in body["entry"] if e["resource"]["resourceType"] != "Medication"]
+    return status, body
+
+
+def test_a_medication_left_out_of_an_include_answer_is_read_by_id(store):
+    """A server that takes _include but leaves a Medication out of its answer (another page, a
+    scope that hides it, _include ignored) left the MedicationRequest without a drug code (a
+    VAY736 request unseen: prior_ianalumab passed) and run.json silent: Medications were read
+    by id only where _include was known unsupported. (From the server-connector audit.)"""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        fake.edit = _without_included_medications
+        run(store)
+    assert store.get("uci", "MedicationRequest", "mr0") is not None
+    assert store.count_by_type("uci")["Medication"] == 3
+    assert any(q.startswith("Medication?_count&_id") for q in fake.log)
+
+
+def test_a_referenced_medication_the_server_does_not_return_is_a_warning(store):
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        del fake.db[("Medication", "m1")]
+        fake.edit = _without_included_medications
+        rep = run(store)
+    assert store.count_by_type("uci")["Medication"] == 2
+    assert "Medication: 1 referenced Medication(s) not returned by the server" in rep.warnings
+
+
+def test_medications_already_included_or_stored_are_not_read_again(store):
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        run(store)
+        fake.clock = "2026-11-26T10:00:00Z"
+        fake.add({**fake.db[("MedicationRequest", "mr1")], "status": "stopped"},
+                 "2026-11-26T09:00:00Z")
+        rep = run(store)
+    assert not any(q.startswith("Medication?") or q.startswith("Medication/") for q in fake.log)
+    assert store.get("uci", "MedicationRequest", "mr1")["status"] == "stopped"
+    assert not rep.warnings, rep.warnings

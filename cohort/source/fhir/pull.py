@@ -12,11 +12,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from cohort.errors import ServerError
-from cohort.store import reference_id
 from cohort.store.schema import FHIR_MARK
 
 from .answer import server_time
 from .client import FhirClient
+from .medications import fetch_medications, medications_of
 from .outcome import INCOMPLETE_CODES, IncompleteSearch, keyed, on_page, outcome_issues
 from .plan import (
     DEFAULT_CATEGORIES,
@@ -24,7 +24,6 @@ from .plan import (
     PULL_TYPES,
     Capability,
     PullReport,
-    chunk_values,
     search_values,
 )
 from .settings import ServerSettings
@@ -234,8 +233,9 @@ class Puller:
                 count += len(items)
                 if clock:
                     clocks.append(clock)
-                if rtype in MED_TYPES and rtype in self.no_include:
-                    self.fetch_medications([res for res, _ in items])
+                if rtype in MED_TYPES:
+                    # also where _include was accepted: a server may leave Medications out
+                    self.fetch_medications(*medications_of(items))
         return count, min(clocks) if clocks else None
 
     def run_split(self, rtype: str, build: Callable[[], list[Params]]) -> tuple[int, str | None]:
@@ -261,37 +261,9 @@ class Puller:
         )
         return True
 
-    def fetch_medications(self, records: list[dict]) -> None:
-        """Read referenced Medications not yet stored (when _include is unsupported)."""
-        refs = {
-            mid
-            for res in records
-            if isinstance(ref := res.get("medicationReference"), dict)
-            and (mid := reference_id(ref.get("reference"), "Medication"))
-        }
-        stored = {m for m in refs if self.store.get(self.site, "Medication", m) is not None}
-        if self.full_refresh:  # still referenced: not to be swept
-            self.seen.update(("Medication", m) for m in stored)
-        ids = sorted(refs - stored)
-        if not ids:
-            return
-        if self.cap.has_param("Medication", "_id"):
-            prefix = len(self.s.base_url) + 40
-            for group in chunk_values(prefix, ids, self.url_limit):
-                items, _ = self.search_all("Medication", [("_id", ",".join(group))])
-                self.put(items)
-            return
-        for mid in ids:
-            try:
-                body, _ = self.client.get_json(f"Medication/{mid}", key="Medication")
-            except ServerError as e:
-                status = getattr(e, "status", 0)
-                if status not in (404, 410):
-                    raise
-                # a dangling reference: the record is kept; failing would fail every night
-                self.report.warn(f"Medication: a referenced Medication is gone (HTTP {status})")
-                continue
-            self.put([(body, "GET Medication/{id}")])
+    def fetch_medications(self, records: list[dict], carried: set[str] | None = None) -> None:
+        """Read referenced Medications neither in `carried` nor stored (medications.py)."""
+        fetch_medications(self, records, carried or set())
 
 
 def pull(
