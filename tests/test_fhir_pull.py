@@ -774,3 +774,59 @@ def test_medications_already_included_or_stored_are_not_read_again(store):
     assert not any(q.startswith("Medication?") or q.startswith("Medication/") for q in fake.log)
     assert store.get("uci", "MedicationRequest", "mr1")["status"] == "stopped"
     assert not rep.warnings, rep.warnings
+
+
+def _refuse_include(req, status, body):
+    if "_include" in dict(parse_qsl(urlsplit(req.url).query)):
+        return 400, oo("Unsupported _include value: MedicationRequest:medication")
+    return status, body
+
+
+@pytest.mark.parametrize("said", [True, False])
+def test_a_refused_include_on_an_incremental_night_is_not_blamed_on_lastupdated(store, said):
+    """On an incremental night any 400 was taken for a refused _lastUpdated (tested first):
+    against a server refusing _include (its CapabilityStatement silent about it) every night
+    pulled all medication records of the known patients in full, and run.json said "server
+    rejected _lastUpdated". The parameter the error names is dropped; a bare 400 drops
+    _include first. (From the server-connector audit.)"""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            status, body = _refuse_include(req, status, body)
+            return (status, body if said or status != 400 else oo("Bad request"))
+
+        fake.edit = edit
+        run(store)
+        fake.clock = "2026-11-26T10:00:00Z"
+        fake.add({**fake.db[("MedicationRequest", "mr1")], "status": "stopped"},
+                 "2026-11-26T09:00:00Z")
+        fake.log.clear()
+        rep = run(store)
+    assert store.get("uci", "MedicationRequest", "mr1")["status"] == "stopped"
+    assert not any("rejected _lastUpdated" in w for w in rep.warnings), rep.warnings
+    assert "MedicationRequest: server rejected _include; Medications read separately" in rep.warnings
+    searched = [q for q in fake.log if q.startswith("MedicationRequest?") and "patient" in q]
+    assert searched and all("_lastUpdated" in q for q in searched), searched
+    assert store.count_by_type("uci")["Medication"] == 3
+
+
+def test_a_bare_400_to_an_incremental_search_without_include_drops_lastupdated(store):
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        run(store)
+        fake.clock = "2026-11-26T10:00:00Z"
+        fake.add({**fake.db[("Immunization", "im1")], "status": "entered-in-error"},
+                 "2026-11-26T09:00:00Z")
+
+        def edit(req, status, body):
+            if _pages_of("Immunization", req) and "_lastUpdated" in req.url:
+                return 400, oo("Bad request")
+            return status, body
+
+        fake.edit = edit
+        rep = run(store)
+    assert store.get("uci", "Immunization", "im1")["status"] == "entered-in-error"
+    assert "Immunization: server rejected _lastUpdated; full pull of that type" in rep.warnings

@@ -16,10 +16,10 @@ from cohort.store.schema import FHIR_MARK
 
 from .answer import server_time
 from .client import FhirClient
+from .fallback import fallback
 from .medications import fetch_medications, medications_of
 from .outcome import INCOMPLETE_CODES, IncompleteSearch, keyed, on_page, outcome_issues
 from .plan import (
-    DEFAULT_CATEGORIES,
     MED_TYPES,
     PULL_TYPES,
     Capability,
@@ -145,29 +145,7 @@ class Puller:
                 params = fixed
 
     def _fallback(self, rtype: str, params: Params, e: ServerError) -> Params | None:
-        status, text = getattr(e, "status", 0), str(getattr(e, "outcome", "")).lower()
-        names = {k for k, _ in params}
-        if isinstance(e, IncompleteSearch):
-            if "_include" not in names:
-                return None
-            # e.g. a server that caps included resources per page
-            return self._without_include(rtype, params, "flagged results with _include incomplete")
-        if status not in (400, 403, 422):
-            return None
-        if rtype == "Observation" and "category" in text and "category" not in names:
-            self.obs_category = self.obs_category or list(DEFAULT_CATEGORIES)
-            self.report.warn(
-                "Observation: server requires 'category'; searched with category="
-                + ",".join(self.obs_category)
-            )
-            return [*params, ("category", ",".join(self.obs_category))]
-        if "_lastUpdated" in names and ("_lastupdated" in text or status == 400):
-            self.no_since.add(rtype)
-            self.report.warn(f"{rtype}: server rejected _lastUpdated; full pull of that type")
-            return [(k, v) for k, v in params if k != "_lastUpdated"]
-        if "_include" in names:
-            return self._without_include(rtype, params, "rejected _include")
-        return None
+        return fallback(self, rtype, params, e)
 
     def _without_include(self, rtype: str, params: Params, why: str) -> Params:
         self.no_include.add(rtype)

@@ -1,0 +1,58 @@
+"""What a search does when the server refuses one of its parameters: drop or add which one."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from cohort.errors import ServerError
+
+from .outcome import IncompleteSearch
+from .plan import DEFAULT_CATEGORIES
+
+if TYPE_CHECKING:
+    from .pull import Params, Puller
+
+
+def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | None:
+    """The search's parameters changed to get past error `e` (the first page refused, or a
+    result flagged incomplete), with a run.json warning; None when nothing is to be done.
+    A parameter the server's answer names is dropped (or, `category`, added); an answer that
+    names none drops `_include` before `_lastUpdated` (a refused `_lastUpdated` costs a full
+    pull of the type every night, a refused `_include` only reads Medications by id)."""
+    status, text = getattr(e, "status", 0), str(getattr(e, "outcome", "")).lower()
+    names = {k for k, _ in params}
+    if isinstance(e, IncompleteSearch):
+        if "_include" not in names:
+            return None
+        # e.g. a server that caps included resources per page
+        return p._without_include(rtype, params, "flagged results with _include incomplete")
+    if status not in (400, 403, 422):
+        return None
+    if rtype == "Observation" and "category" in text and "category" not in names:
+        p.obs_category = p.obs_category or list(DEFAULT_CATEGORIES)
+        p.report.warn(
+            "Observation: server requires 'category'; searched with category="
+            + ",".join(p.obs_category)
+        )
+        return [*params, ("category", ",".join(p.obs_category))]
+    named = named_in(text, names)
+    if "_lastUpdated" in named:
+        return _without_since(p, rtype, params)
+    if "_include" in names and ("_include" in named or not named):
+        return p._without_include(rtype, params, "rejected _include")
+    if "_lastUpdated" in names and status == 400 and not named:
+        return _without_since(p, rtype, params)
+    return None
+
+
+def _without_since(p: Puller, rtype: str, params: Params) -> Params:
+    p.no_since.add(rtype)
+    p.report.warn(f"{rtype}: server rejected _lastUpdated; full pull of that type")
+    return [(k, v) for k, v in params if k != "_lastUpdated"]
+
+
+def named_in(text: str, names: set[str]) -> set[str]:
+    """The parameter `names` the (lower-cased) error text names as words: "code" is not named
+    by an issue code "code-invalid", "_include" is by "Unsupported _include value"."""
+    return {k for k in names if re.search(rf"(?<![\w-]){re.escape(k.lower())}(?![\w-])", text)}
