@@ -830,3 +830,61 @@ def test_a_bare_400_to_an_incremental_search_without_include_drops_lastupdated(s
         rep = run(store)
     assert store.get("uci", "Immunization", "im1")["status"] == "entered-in-error"
     assert "Immunization: server rejected _lastUpdated; full pull of that type" in rep.warnings
+
+
+SLEDAI = "http://example.org/fhir/uci/flowsheet|SLEDAI2K"
+OBS_CAT = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+
+class CategoryFake(PageFake):
+    """A server that files Observations under a category and filters by it (FakeFhir's
+    `category` matches everything)."""
+
+    def _match(self, res, key, value):
+        if key == "category":
+            cats = {c.get("code") for cc in res.get("category") or [] for c in cc.get("coding", [])}
+            return bool(cats & set(value.split(",")))
+        return super()._match(res, key, value)
+
+
+def _sledai_population(fake):
+    """population() with each patient's Observations a laboratory Hgb and a survey SLEDAI."""
+    population(fake)
+    fake.db = {k: v for k, v in fake.db.items() if k[0] != "Observation"}
+    for i in range(3):
+        for oid, tok, cat in ((f"o{i}", HGB, "laboratory"), (f"s{i}", SLEDAI, "survey")):
+            s, c = tok.split("|")
+            fake.add({"resourceType": "Observation", "id": oid, "status": "final",
+                      "subject": {"reference": f"Patient/p{i}"},
+                      "code": {"coding": [{"system": s, "code": c}]},
+                      "category": [{"coding": [{"system": OBS_CAT, "code": cat}]}]},
+                     "2026-11-01T00:00:00Z")
+
+
+def test_widening_observation_category_pulls_known_patients_older_observations(store):
+    """The Observation mark's hash covered the mapped codes, not `observation_category`: a site
+    adding "survey" after noticing SLEDAI missing got only survey Observations changed since
+    the mark, never the known patients' existing scores. (From the server-connector audit.)"""
+    tokens = {**TOKENS, "Observation": [HGB, SLEDAI]}
+    with responses.RequestsMock() as rsps:
+        fake = CategoryFake(rsps)
+        _sledai_population(fake)
+        pull("uci", settings(observation_category=["laboratory"]), store, tokens,
+             screen_tokens=[SLE])
+        assert store.get("uci", "Observation", "s0") is None
+        fake.clock = "2026-11-26T10:00:00Z"
+        pull("uci", settings(observation_category=["laboratory", "survey"]), store, tokens,
+             screen_tokens=[SLE])
+    assert store.get("uci", "Observation", "s0") is not None
+
+
+def test_an_observation_mark_without_categories_is_as_before(store):
+    """(No category configured: the mark's hash is the codes' alone, as stores hold it.)"""
+    from cohort.source.fhir.plan import search_values, token_hash
+
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        rep = run(store)
+    codes = search_values(TOKENS["Observation"], False)
+    assert rep.marks["Observation"].split("|")[1] == token_hash(codes)

@@ -80,6 +80,16 @@ def queries(p: Puller, rtype: str, ids: list[str], since: str | None, batch: int
     return out
 
 
+def mark_hash(p: Puller, rtype: str) -> str:
+    """What a type's mark was searched with: its mapped codes and, for Observation, the
+    configured categories (a changed list pulls the known patients in full once; none
+    configured: the codes' hash alone, as marks held it before)."""
+    if rtype not in BY_CODE:
+        return "-"
+    cats = [f"category:{c}" for c in p.s.observation_category] if rtype == "Observation" else []
+    return token_hash([*p.tokens.get(rtype, []), *cats])
+
+
 def since_for(p: Puller, rtype: str, mark: str | None) -> str | None:
     if not mark:
         return None
@@ -161,7 +171,7 @@ def pull_types(p: Puller, new: list[str], known: list[str], *, advance: bool = T
         if rtype in BY_CODE and not p.tokens.get(rtype):
             continue
         raw = p.mark(rtype)
-        h = token_hash(p.tokens.get(rtype, [])) if rtype in BY_CODE else "-"
+        h = mark_hash(p, rtype)
         mark = raw.split("|")[0] if raw and raw.split("|")[1:] == [h] else None
         if rtype in MED_TYPES and not p.cap.has_include(rtype, f"{rtype}:medication"):
             p.no_include.add(rtype)
