@@ -888,3 +888,32 @@ def test_an_observation_mark_without_categories_is_as_before(store):
         rep = run(store)
     codes = search_values(TOKENS["Observation"], False)
     assert rep.marks["Observation"].split("|")[1] == token_hash(codes)
+
+
+def test_a_configured_observation_category_is_said_with_what_it_leaves_out(store):
+    """docs/scheduling.md's example `observation_category = ["laboratory", "vital-signs"]`
+    searched only those: the site-mapped SLEDAI score (a survey Observation) was never
+    fetched, and run.json had no word of it. (From the server-connector audit.)"""
+    tokens = {**TOKENS, "Observation": [HGB, SLEDAI]}
+    with responses.RequestsMock() as rsps:
+        fake = CategoryFake(rsps)
+        _sledai_population(fake)
+        rep = pull("uci", settings(observation_category=["laboratory", "vital-signs"]), store,
+                   tokens, screen_tokens=[SLE])
+    assert store.get("uci", "Observation", "o0") is not None
+    assert store.get("uci", "Observation", "s0") is None
+    assert (
+        "Observation: searched category=laboratory,vital-signs only (observation_category); "
+        "mapped Observations under another category (survey, exam, social-history, procedure, "
+        "imaging, therapy, activity) are not pulled"
+    ) in rep.warnings
+
+
+def test_the_documented_observation_category_example_covers_the_shipped_flowsheet_scores():
+    """The shipped trial maps SLEDAI-2K and BILAG-2004 (survey/exam-type flowsheet rows): the
+    docs' example category list must not leave them out."""
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "scheduling.md").read_text()
+    line = next(ln for ln in doc.splitlines() if "observation_category = [" in ln)
+    assert '"survey"' in line and '"exam"' in line, line

@@ -14,6 +14,7 @@ from cohort.store import patient_of
 from .answer import server_time
 from .plan import (
     BY_CODE,
+    DEFAULT_CATEGORIES,
     MED_TYPES,
     PULL_TYPES,
     chunk_values,
@@ -88,6 +89,18 @@ def mark_hash(p: Puller, rtype: str) -> str:
         return "-"
     cats = [f"category:{c}" for c in p.s.observation_category] if rtype == "Observation" else []
     return token_hash([*p.tokens.get(rtype, []), *cats])
+
+
+def said_categories(p: Puller) -> None:
+    """A run.json warning naming the configured categories, the only ones searched."""
+    cats = p.s.observation_category
+    rest = [c for c in DEFAULT_CATEGORIES if c not in cats]
+    p.report.warn(
+        f"Observation: searched category={','.join(cats)} only (observation_category); mapped "
+        "Observations under another category"
+        + (f" ({', '.join(rest)})" if rest else "")
+        + " are not pulled"
+    )
 
 
 def since_for(p: Puller, rtype: str, mark: str | None) -> str | None:
@@ -172,6 +185,8 @@ def pull_types(p: Puller, new: list[str], known: list[str], *, advance: bool = T
             continue
         raw = p.mark(rtype)
         h = mark_hash(p, rtype)
+        if rtype == "Observation" and p.s.observation_category:
+            said_categories(p)
         mark = raw.split("|")[0] if raw and raw.split("|")[1:] == [h] else None
         if rtype in MED_TYPES and not p.cap.has_include(rtype, f"{rtype}:medication"):
             p.no_include.add(rtype)
