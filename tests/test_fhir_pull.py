@@ -917,3 +917,41 @@ def test_the_documented_observation_category_example_covers_the_shipped_flowshee
     doc = (Path(__file__).parents[1] / "docs" / "scheduling.md").read_text()
     line = next(ln for ln in doc.splitlines() if "observation_category = [" in ln)
     assert '"survey"' in line and '"exam"' in line, line
+
+
+@pytest.mark.parametrize("said", ["Unknown search parameter: _count", "Bad request"])
+def test_a_server_refusing_count_is_searched_without_it(store, said):
+    """Every search sends _count: a server refusing it (or a _count above its maximum) with 400
+    failed every night at the first screening search, exit 6. The search is repeated once
+    without _count, and no later one sends it. (From the server-connector audit.)"""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            if "_count" in dict(parse_qsl(urlsplit(req.url).query)):
+                return 400, oo(said)
+            return status, body
+
+        fake.edit = edit
+        rep = run(store)
+    assert store.count_by_type("uci")["Observation"] == 3
+    assert store.count_by_type("uci")["Medication"] == 3
+    assert rep.warnings[0] == (
+        "server rejected _count; searched" if "_count" in said else
+        "Condition: server refused a search (HTTP 400) naming no parameter; tried"
+    ) + " without _count, with the server's own page size, from then on"
+    assert sum("_count" in q for q in fake.log) == 1, fake.log
+    assert not any("_include" in w or "_lastUpdated" in w for w in rep.warnings), rep.warnings
+
+
+def test_a_400_that_is_not_about_count_still_fails_the_run(store):
+    from cohort.errors import ServerError
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        fake.edit = lambda req, status, body: (
+            (400, oo("Bad request")) if _pages_of("Immunization", req) else (status, body))
+        with pytest.raises(ServerError, match="Immunization.*HTTP 400"):
+            run(store)

@@ -159,6 +159,7 @@ class FhirClient:
         self.clock = clock
         self.stats = Accounting()
         self.warnings: list[str] = []
+        self.send_count = True  # False once the server refused _count (pull's fallback)
         self._sem = threading.BoundedSemaphore(settings.concurrency)
         self.auth = auth or make_auth(
             settings, self.session, clock=clock, on_request=self._auth_hit
@@ -324,7 +325,7 @@ class FhirClient:
     ) -> Iterator[tuple[int, dict, requests.Response]]:
         """Yield (page number, Bundle, response) following Bundle.link[next] only, loop-guarded."""
         key = key or rtype
-        query = [*params, ("_count", str(self.settings.page_size))]
+        query = [*params, *([("_count", str(self.settings.page_size))] if self.send_count else [])]
         url = self.url(f"{rtype}?{urlencode(query, safe=',|:/')}")
         seen: set[str] = {url}
         page = 0

@@ -18,8 +18,8 @@ def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | 
     """The search's parameters changed to get past error `e` (the first page refused, or a
     result flagged incomplete), with a run.json warning; None when nothing is to be done.
     A parameter the server's answer names is dropped (or, `category`, added); an answer that
-    names none drops `_include` before `_lastUpdated` (a refused `_lastUpdated` costs a full
-    pull of the type every night, a refused `_include` only reads Medications by id)."""
+    names none drops `_include`, then `_count` (once: it costs one request), before
+    `_lastUpdated` (that costs a full pull of the type)."""
     status, text = getattr(e, "status", 0), str(getattr(e, "outcome", "")).lower()
     names = {k for k, _ in params}
     if isinstance(e, IncompleteSearch):
@@ -36,11 +36,19 @@ def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | 
             + ",".join(p.obs_category)
         )
         return [*params, ("category", ",".join(p.obs_category))]
-    named = named_in(text, names)
+    named = named_in(text, names | {"_count"})
     if "_lastUpdated" in named:
         return _without_since(p, rtype, params)
     if "_include" in names and ("_include" in named or not named):
         return p._without_include(rtype, params, "rejected _include")
+    if p.client.send_count and ("_count" in named or (status == 400 and not named)):
+        # (the client adds _count to every search: from now on it is left out)
+        p.client.send_count = False
+        why = f"{rtype}: server refused a search (HTTP 400) naming no parameter; tried"
+        if "_count" in named:
+            why = "server rejected _count; searched"
+        p.report.warn(why + " without _count, with the server's own page size, from then on")
+        return params
     if "_lastUpdated" in names and status == 400 and not named:
         return _without_since(p, rtype, params)
     return None
