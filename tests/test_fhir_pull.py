@@ -955,3 +955,93 @@ def test_a_400_that_is_not_about_count_still_fails_the_run(store):
             (400, oo("Bad request")) if _pages_of("Immunization", req) else (status, body))
         with pytest.raises(ServerError, match="Immunization.*HTTP 400"):
             run(store)
+
+
+def _forbid(*rtypes):
+    def edit(req, status, body):
+        if any(urlsplit(req.url).path.endswith("/" + t) for t in rtypes):
+            return 403, oo("Insufficient scope", "forbidden")
+        return status, body
+
+    return edit
+
+
+def test_a_type_outside_the_granted_scope_is_not_pulled_and_said(store):
+    """docs/scheduling.md's example scope grants no MedicationStatement; a server that has the
+    type answers its search 403. That was taken for a refused _include (a false warning), and
+    the second 403 ended the run with exit 7 every night though every other type was readable.
+    (From the server-connector audit.)"""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        fake.edit = _forbid("MedicationStatement")
+        rep = run(store)
+    assert store.count_by_type("uci")["MedicationRequest"] == 3
+    assert store.count_by_type("uci")["Medication"] == 3
+    assert "MedicationStatement" not in rep.marks
+    assert not any("_include" in w for w in rep.warnings), rep.warnings
+    assert (
+        "MedicationStatement: the server refused its search (HTTP 403: outside the access the "
+        "credentials grant?); not pulled"
+    ) in rep.warnings
+
+
+def test_a_refused_type_names_the_configured_scope():
+    from types import SimpleNamespace
+
+    from cohort.source.fhir.fallback import refusal
+
+    s = SimpleNamespace(auth="smart-backend", scope="system/Patient.rs system/Condition.rs")
+    assert refusal(SimpleNamespace(s=s), "Procedure") == (
+        "Procedure: the server refused its search (HTTP 403: outside the scope granted? "
+        "[sites.server] scope = 'system/Patient.rs system/Condition.rs')"
+    )
+
+
+def test_a_type_refused_one_night_is_pulled_in_full_when_granted(store):
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        fake.edit = _forbid("Immunization")
+        run(store)
+        assert store.count_by_type("uci").get("Immunization", 0) == 0
+        fake.edit = None
+        fake.clock = "2026-11-26T10:00:00Z"
+        run(store)
+    assert store.count_by_type("uci")["Immunization"] == 3  # records of 2026-11-01
+
+
+def test_a_medication_search_refused_keeps_the_medication_records(store):
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            status, body = _without_included_medications(req, status, body)
+            return _forbid("Medication")(req, status, body)
+
+        fake.edit = edit
+        rep = run(store)
+    assert store.count_by_type("uci")["MedicationRequest"] == 3
+    assert any(w.startswith("Medication: the server refused its search (HTTP 403")
+               for w in rep.warnings), rep.warnings
+
+
+@pytest.mark.parametrize("screen_refused", [True, False])
+def test_every_search_refused_is_still_an_auth_error(store, screen_refused):
+    """(credentials or a scope that grants nothing: exit 7, as before, no mark moved)"""
+    from cohort.errors import AuthError
+
+    def edit(req, status, body):
+        query = dict(parse_qsl(urlsplit(req.url).query))
+        if screen_refused or "patient" in query or "_id" in query:
+            return 403, oo("Insufficient scope", "forbidden")
+        return status, body
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        fake.edit = edit
+        with pytest.raises(AuthError, match="HTTP 403"):
+            run(store)
+    assert not store.get_mark("uci", "fhir:complete")

@@ -27,7 +27,7 @@ def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | 
             return None
         # e.g. a server that caps included resources per page
         return p._without_include(rtype, params, "flagged results with _include incomplete")
-    if status not in (400, 403, 422):
+    if status not in (400, 422):  # (403: the type outside the token's scope, search.py)
         return None
     if rtype == "Observation" and "category" in text and "category" not in names:
         p.obs_category = p.obs_category or list(DEFAULT_CATEGORIES)
@@ -64,3 +64,12 @@ def named_in(text: str, names: set[str]) -> set[str]:
     """The parameter `names` the (lower-cased) error text names as words: "code" is not named
     by an issue code "code-invalid", "_include" is by "Unsupported _include value"."""
     return {k for k in names if re.search(rf"(?<![\w-]){re.escape(k.lower())}(?![\w-])", text)}
+
+
+def refusal(p: Puller, rtype: str) -> str:
+    """A run.json warning's start for a type whose search the server refused with 403."""
+    if p.s.auth == "smart-backend":
+        why = f"outside the scope granted? [sites.server] scope = '{p.s.scope}'"
+    else:
+        why = "outside the access the credentials grant?"
+    return f"{rtype}: the server refused its search (HTTP 403: {why})"

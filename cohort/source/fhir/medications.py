@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cohort.errors import ServerError
+from cohort.errors import AuthError, ServerError
 from cohort.store import reference_id
 
+from .fallback import refusal
 from .plan import chunk_values
 
 if TYPE_CHECKING:
@@ -48,7 +49,14 @@ def fetch_medications(
         prefix = len(p.s.base_url) + 40
         got: set[str] = set()
         for group in chunk_values(prefix, ids, p.url_limit):
-            items, _ = p.search_all("Medication", [("_id", ",".join(group))])
+            try:
+                items, _ = p.search_all("Medication", [("_id", ",".join(group))])
+            except AuthError as e:
+                if getattr(e, "status", 0) != 403:
+                    raise
+                # the token's scope leaves Medication out: the records are kept without it
+                p.report.warn(refusal(p, "Medication") + "; referenced Medications not read")
+                return
             p.put(items)
             got |= {str(r.get("id")) for r, _ in items if r.get("resourceType") == "Medication"}
         missing = len(set(ids) - got)

@@ -56,6 +56,7 @@ class Puller:
         self.obs_category: list[str] = list(settings.observation_category)
         self.no_include: set[str] = set()
         self.no_since: set[str] = set()
+        self.refused: dict[str, ServerError] = {}  # types whose search answered 403
         # lowered (halved) when a server answers 414/431 to a long query
         self.url_limit = settings.max_url_length
         # full refresh: the (type, id) fetched, and the types fetched in full (sweep.py)

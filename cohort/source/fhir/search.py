@@ -7,11 +7,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from cohort.errors import ServerError
+from cohort.errors import AuthError, ServerError
 from cohort.merged import LINKED, family, merge_links
 from cohort.store import patient_of
 
 from .answer import server_time
+from .fallback import refusal
 from .plan import (
     BY_CODE,
     DEFAULT_CATEGORIES,
@@ -191,17 +192,27 @@ def pull_types(p: Puller, new: list[str], known: list[str], *, advance: bool = T
         if rtype in MED_TYPES and not p.cap.has_include(rtype, f"{rtype}:medication"):
             p.no_include.add(rtype)
             p.report.warn(f"{rtype}: no _include of Medication; read separately")
-        with p.phase(rtype):
-            since = since_for(p, rtype, mark) if mark else None
-            quiet, quiet_clock = (
-                unchanged_since(p, rtype, since) if since and known else (False, None)
-            )
-            n, clock = pull_ids(p, rtype, new, None)
-            if not quiet:
-                m, changed_clock = pull_ids(p, rtype, known, since)
-                n, clock = n + m, _earliest(clock, changed_clock)
-            # the mark may only move to a clock read before any search of this pull
-            clock = _earliest(clock, quiet_clock)
+        try:
+            with p.phase(rtype):
+                since = since_for(p, rtype, mark) if mark else None
+                quiet, quiet_clock = (
+                    unchanged_since(p, rtype, since) if since and known else (False, None)
+                )
+                n, clock = pull_ids(p, rtype, new, None)
+                if not quiet:
+                    m, changed_clock = pull_ids(p, rtype, known, since)
+                    n, clock = n + m, _earliest(clock, changed_clock)
+                # the mark may only move to a clock read before any search of this pull
+                clock = _earliest(clock, quiet_clock)
+        except AuthError as e:
+            if getattr(e, "status", 0) != 403:
+                raise
+            # a type the token's scope leaves out: the others are pulled, run.json says so;
+            # its mark goes (as for a type missing from the CapabilityStatement)
+            p.refused.setdefault(rtype, e)
+            p.report.warn(refusal(p, rtype) + "; not pulled")
+            p.clear_mark(rtype)
+            continue
         p.swept.add(rtype)  # every search of the type completed
         p.log.info("fhir %s: %s: %d resources", p.site, rtype, n)
         if clock and advance:
@@ -219,6 +230,8 @@ def search_path(p: Puller) -> None:
     p.report.patients_screened, p.report.patients_new = len(screened), len(new)
     p.log.info("fhir %s: screened %d patients (%d new)", p.site, len(screened), len(new))
     pull_types(p, new, known)
+    if p.refused and not p.swept:  # every type refused: credentials or scope (exit 7)
+        raise next(iter(p.refused.values()))
     screened |= pull_replacing(p, screened, complete)
     p.set_mark("complete", json.dumps(sorted(screened)))
 
