@@ -437,3 +437,13 @@ def test_a_client_told_the_server_refuses_count_sends_none():
     c.send_count = False
     pages = list(c.search("Patient", [("x", "1")]))
     assert [p for p, _, _ in pages] == [1]
+
+
+def test_an_outcome_text_carries_the_expression_and_location_it_names():
+    from cohort.source.fhir.client import operation_outcome_text
+
+    body = {"resourceType": "OperationOutcome", "issue": [
+        {"severity": "fatal", "code": "required", "details": {"text": "Required parameter missing"},
+         "expression": ["category"], "location": ["Observation.category", 7]}]}
+    assert operation_outcome_text(body) == (
+        "fatal required: Required parameter missing [category, Observation.category]")

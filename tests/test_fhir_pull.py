@@ -1045,3 +1045,28 @@ def test_every_search_refused_is_still_an_auth_error(store, screen_refused):
         with pytest.raises(AuthError, match="HTTP 403"):
             run(store)
     assert not store.get_mark("uci", "fhir:complete")
+
+
+def test_a_category_demand_named_in_expression_is_understood(store):
+    """Only the text of an OperationOutcome (diagnostics, details.text) was read for the
+    parameter a server requires: one saying "Required search parameter missing from request"
+    and naming `category` in `expression` (where FHIR puts it) failed the run. (From the
+    server-connector audit.)"""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            q = dict(parse_qsl(urlsplit(req.url).query))
+            if _pages_of("Observation", req) and "category" not in q:
+                return 400, {"resourceType": "OperationOutcome", "issue": [{
+                    "severity": "fatal", "code": "required",
+                    "details": {"text": "Required search parameter missing from request"},
+                    "expression": ["category"]}]}
+            return status, body
+
+        fake.edit = edit
+        rep = run(store)
+    assert store.count_by_type("uci")["Observation"] == 3
+    assert any(w.startswith("Observation: server requires 'category'") for w in rep.warnings)
+
