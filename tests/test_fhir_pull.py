@@ -1070,3 +1070,34 @@ def test_a_category_demand_named_in_expression_is_understood(store):
     assert store.count_by_type("uci")["Observation"] == 3
     assert any(w.startswith("Observation: server requires 'category'") for w in rep.warnings)
 
+
+
+@pytest.mark.parametrize("configured", [[], ["laboratory", "survey"]])
+def test_a_category_demanded_one_value_per_search_is_searched_category_by_category(
+    store, configured
+):
+    """A server requiring category but taking one value per search (Epic documents its
+    Observation `category` as no list) answered the comma-joined categories 400 again, and the
+    run failed. (From the server-connector audit.)"""
+    tokens = {**TOKENS, "Observation": [HGB, SLEDAI]}
+    with responses.RequestsMock() as rsps:
+        fake = CategoryFake(rsps)
+        _sledai_population(fake)
+
+        def edit(req, status, body):
+            q = dict(parse_qsl(urlsplit(req.url).query))
+            if urlsplit(req.url).path.endswith("/Observation") and "_summary" not in q:
+                if "category" not in q:
+                    return 400, oo("Observation search requires a category parameter")
+                if "," in q["category"]:
+                    return 400, oo("category: only one value is allowed")
+            return status, body
+
+        fake.edit = edit
+        rep = pull("uci", settings(observation_category=configured), store, tokens,
+                   screen_tokens=[SLE])
+    assert store.get("uci", "Observation", "o0") is not None
+    assert store.get("uci", "Observation", "s0") is not None
+    assert store.count_by_type("uci")["Observation"] == 6
+    assert any(w.startswith("Observation: server takes one category per search")
+               for w in rep.warnings), rep.warnings

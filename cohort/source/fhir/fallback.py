@@ -11,15 +11,15 @@ from .outcome import IncompleteSearch
 from .plan import DEFAULT_CATEGORIES
 
 if TYPE_CHECKING:
-    from .pull import Params, Puller
+    from .pull import Items, Params, Puller
 
 
 def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | None:
     """The search's parameters changed to get past error `e` (the first page refused, or a
     result flagged incomplete), with a run.json warning; None when nothing is to be done.
     A parameter the server's answer names is dropped (or, `category`, added); an answer that
-    names none drops `_include`, then `_count` (once: it costs one request), before
-    `_lastUpdated` (that costs a full pull of the type)."""
+    names none drops `_include`, then `_count` (once: it costs one request), then splits a
+    category list, before `_lastUpdated` (that costs a full pull of the type)."""
     status, text = getattr(e, "status", 0), str(getattr(e, "outcome", "")).lower()
     names = {k for k, _ in params}
     if isinstance(e, IncompleteSearch):
@@ -49,9 +49,33 @@ def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | 
             why = "server rejected _count; searched"
         p.report.warn(why + " without _count, with the server's own page size, from then on")
         return params
+    if "," in dict(params).get("category", "") and ("category" in named or not named):
+        # (Epic documents its Observation category as one value, not a list)
+        p.category_each = True
+        p.report.warn(
+            f"{rtype}: server takes one category per search; searched category by category"
+        )
+        return params  # (Puller.search_all splits it)
     if "_lastUpdated" in names and status == 400 and not named:
         return _without_since(p, rtype, params)
     return None
+
+
+def each_category(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None]:
+    """search_all once per value of the search's comma-joined `category`: the records of all,
+    each once, and the earliest server clock."""
+    rest = [(k, v) for k, v in params if k != "category"]
+    items: Items = []
+    seen: set[tuple[object, object]] = set()
+    clocks: list[str] = []
+    for cat in dict(params)["category"].split(","):
+        got, clock = p.search_all(rtype, [*rest, ("category", cat)])
+        for res, origin in got:
+            if (key := (res.get("resourceType"), res.get("id"))) not in seen:
+                seen.add(key)
+                items.append((res, origin))
+        clocks += [clock] if clock else []
+    return items, min(clocks, default=None)
 
 
 def _without_since(p: Puller, rtype: str, params: Params) -> Params:

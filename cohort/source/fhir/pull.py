@@ -16,7 +16,7 @@ from cohort.store.schema import FHIR_MARK
 
 from .answer import server_time
 from .client import FhirClient
-from .fallback import fallback
+from .fallback import each_category, fallback
 from .medications import fetch_medications, medications_of
 from .outcome import INCOMPLETE_CODES, IncompleteSearch, keyed, on_page, outcome_issues
 from .plan import (
@@ -57,6 +57,7 @@ class Puller:
         self.no_include: set[str] = set()
         self.no_since: set[str] = set()
         self.refused: dict[str, ServerError] = {}  # types whose search answered 403
+        self.category_each = False  # the server takes one Observation category per search
         # lowered (halved) when a server answers 414/431 to a long query
         self.url_limit = settings.max_url_length
         # full refresh: the (type, id) fetched, and the types fetched in full (sweep.py)
@@ -117,6 +118,8 @@ class Puller:
         """Every page of one search, with vendor fallbacks; (items, earliest server time)."""
         restarted = False
         while True:
+            if self.category_each and "," in dict(params).get("category", ""):
+                return each_category(self, rtype, params)
             try:
                 return self._search(rtype, params)
             except IncompleteSearch as e:
