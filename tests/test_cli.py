@@ -437,6 +437,13 @@ def _two_sites(
         ('auth = "kerberos"', "key 'auth' must be one of none, bearer, basic, smart-backend"),
         ('auth = "bearer"', "auth = 'bearer' needs key 'token_env' or 'token_file'"),
         ("page_size = 0", "key 'page_size' must be >= 1"),
+        # (a negative overlap moved every mark forward: that much of each night's changes
+        # was skipped; a negative max_wait failed the first retry with exit 1)
+        ("sync_overlap = -3600", "key 'sync_overlap' must be >= 0 (seconds)"),
+        ("max_wait = -1.0", "key 'max_wait' must be >= 0 (seconds)"),
+        ("bulk_timeout = 0", "key 'bulk_timeout' must be > 0 (seconds)"),
+        ("bulk_timeout = -5", "key 'bulk_timeout' must be > 0 (seconds)"),
+        ("max_wait = nan", "key 'max_wait' must be >= 0 (seconds)"),
         ('token_url = "http://idp.example.invalid/token"', "key 'token_url' must be an https URL"),
         ('ca_bundle = "/nonexistent/ca.pem"', "key 'ca_bundle': file not found: /nonexistent"),
     ],

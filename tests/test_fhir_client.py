@@ -423,3 +423,27 @@ def test_retry_after_date_is_read_on_the_servers_clock():
     c.get_json("metadata", key="metadata")
     assert waits == [10.0]
     assert retry_after("Tue, 14 Nov 2023 22:13:30 GMT", 0, "not a date") == 1_700_000_010.0
+
+
+@responses.activate
+def test_a_client_told_the_server_refuses_count_sends_none():
+    """(pull's fallback sets send_count = False after a 400 naming _count, or naming nothing)"""
+    responses.get(
+        f"{BASE}/Patient",
+        json=bundle(["a"]),
+        match=[responses.matchers.query_param_matcher({"x": "1"})],
+    )
+    c, _ = client()
+    c.send_count = False
+    pages = list(c.search("Patient", [("x", "1")]))
+    assert [p for p, _, _ in pages] == [1]
+
+
+def test_an_outcome_text_carries_the_expression_and_location_it_names():
+    from cohort.source.fhir.client import operation_outcome_text
+
+    body = {"resourceType": "OperationOutcome", "issue": [
+        {"severity": "fatal", "code": "required", "details": {"text": "Required parameter missing"},
+         "expression": ["category"], "location": ["Observation.category", 7]}]}
+    assert operation_outcome_text(body) == (
+        "fatal required: Required parameter missing [category, Observation.category]")

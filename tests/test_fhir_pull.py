@@ -728,3 +728,376 @@ def test_a_later_pass_for_replacing_charts_does_not_move_the_marks(store):
     assert store.get("uci", "Observation", "o-q7") is not None
     stamps = {k: rep.marks[k].split("|")[0] for k in ("Patient", "Condition", "Observation")}
     assert all(v < "2026-11-25T11" for v in stamps.values()), stamps
+
+
+def _without_included_medications(req, status, body):
+    if _pages_of("MedicationRequest", req) and "_include" in req.url:
+        body["entry"] = [e for e in body["entry"] if e["resource"]["resourceType"] != "Medication"]
+    return status, body
+
+
+def test_a_medication_left_out_of_an_include_answer_is_read_by_id(store):
+    """A server that takes _include but leaves a Medication out of its answer (another page, a
+    scope that hides it, _include ignored) left the MedicationRequest without a drug code (a
+    VAY736 request unseen: prior_ianalumab passed) and run.json silent: Medications were read
+    by id only where _include was known unsupported. (From the server-connector audit.)"""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        fake.edit = _without_included_medications
+        run(store)
+    assert store.get("uci", "MedicationRequest", "mr0") is not None
+    assert store.count_by_type("uci")["Medication"] == 3
+    assert any(q.startswith("Medication?_count&_id") for q in fake.log)
+
+
+def test_a_referenced_medication_the_server_does_not_return_is_a_warning(store):
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        del fake.db[("Medication", "m1")]
+        fake.edit = _without_included_medications
+        rep = run(store)
+    assert store.count_by_type("uci")["Medication"] == 2
+    assert "Medication: 1 referenced Medication(s) not returned by the server" in rep.warnings
+
+
+def test_medications_already_included_or_stored_are_not_read_again(store):
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        run(store)
+        fake.clock = "2026-11-26T10:00:00Z"
+        fake.add({**fake.db[("MedicationRequest", "mr1")], "status": "stopped"},
+                 "2026-11-26T09:00:00Z")
+        rep = run(store)
+    assert not any(q.startswith("Medication?") or q.startswith("Medication/") for q in fake.log)
+    assert store.get("uci", "MedicationRequest", "mr1")["status"] == "stopped"
+    assert not rep.warnings, rep.warnings
+
+
+def _refuse_include(req, status, body):
+    if "_include" in dict(parse_qsl(urlsplit(req.url).query)):
+        return 400, oo("Unsupported _include value: MedicationRequest:medication")
+    return status, body
+
+
+@pytest.mark.parametrize("said", [True, False])
+def test_a_refused_include_on_an_incremental_night_is_not_blamed_on_lastupdated(store, said):
+    """On an incremental night any 400 was taken for a refused _lastUpdated (tested first):
+    against a server refusing _include (its CapabilityStatement silent about it) every night
+    pulled all medication records of the known patients in full, and run.json said "server
+    rejected _lastUpdated". The parameter the error names is dropped; a bare 400 drops
+    _include first. (From the server-connector audit.)"""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            status, body = _refuse_include(req, status, body)
+            return (status, body if said or status != 400 else oo("Bad request"))
+
+        fake.edit = edit
+        run(store)
+        fake.clock = "2026-11-26T10:00:00Z"
+        fake.add({**fake.db[("MedicationRequest", "mr1")], "status": "stopped"},
+                 "2026-11-26T09:00:00Z")
+        fake.log.clear()
+        rep = run(store)
+    assert store.get("uci", "MedicationRequest", "mr1")["status"] == "stopped"
+    assert not any("rejected _lastUpdated" in w for w in rep.warnings), rep.warnings
+    assert "MedicationRequest: server rejected _include; Medications read separately" in rep.warnings
+    searched = [q for q in fake.log if q.startswith("MedicationRequest?") and "patient" in q]
+    assert searched and all("_lastUpdated" in q for q in searched), searched
+    assert store.count_by_type("uci")["Medication"] == 3
+
+
+def test_a_bare_400_to_an_incremental_search_without_include_drops_lastupdated(store):
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        run(store)
+        fake.clock = "2026-11-26T10:00:00Z"
+        fake.add({**fake.db[("Immunization", "im1")], "status": "entered-in-error"},
+                 "2026-11-26T09:00:00Z")
+
+        def edit(req, status, body):
+            if _pages_of("Immunization", req) and "_lastUpdated" in req.url:
+                return 400, oo("Bad request")
+            return status, body
+
+        fake.edit = edit
+        rep = run(store)
+    assert store.get("uci", "Immunization", "im1")["status"] == "entered-in-error"
+    assert "Immunization: server rejected _lastUpdated; full pull of that type" in rep.warnings
+
+
+SLEDAI = "http://example.org/fhir/uci/flowsheet|SLEDAI2K"
+OBS_CAT = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+
+class CategoryFake(PageFake):
+    """A server that files Observations under a category and filters by it (FakeFhir's
+    `category` matches everything)."""
+
+    def _match(self, res, key, value):
+        if key == "category":
+            cats = {c.get("code") for cc in res.get("category") or [] for c in cc.get("coding", [])}
+            return bool(cats & set(value.split(",")))
+        return super()._match(res, key, value)
+
+
+def _sledai_population(fake):
+    """population() with each patient's Observations a laboratory Hgb and a survey SLEDAI."""
+    population(fake)
+    fake.db = {k: v for k, v in fake.db.items() if k[0] != "Observation"}
+    for i in range(3):
+        for oid, tok, cat in ((f"o{i}", HGB, "laboratory"), (f"s{i}", SLEDAI, "survey")):
+            s, c = tok.split("|")
+            fake.add({"resourceType": "Observation", "id": oid, "status": "final",
+                      "subject": {"reference": f"Patient/p{i}"},
+                      "code": {"coding": [{"system": s, "code": c}]},
+                      "category": [{"coding": [{"system": OBS_CAT, "code": cat}]}]},
+                     "2026-11-01T00:00:00Z")
+
+
+def test_widening_observation_category_pulls_known_patients_older_observations(store):
+    """The Observation mark's hash covered the mapped codes, not `observation_category`: a site
+    adding "survey" after noticing SLEDAI missing got only survey Observations changed since
+    the mark, never the known patients' existing scores. (From the server-connector audit.)"""
+    tokens = {**TOKENS, "Observation": [HGB, SLEDAI]}
+    with responses.RequestsMock() as rsps:
+        fake = CategoryFake(rsps)
+        _sledai_population(fake)
+        pull("uci", settings(observation_category=["laboratory"]), store, tokens,
+             screen_tokens=[SLE])
+        assert store.get("uci", "Observation", "s0") is None
+        fake.clock = "2026-11-26T10:00:00Z"
+        pull("uci", settings(observation_category=["laboratory", "survey"]), store, tokens,
+             screen_tokens=[SLE])
+    assert store.get("uci", "Observation", "s0") is not None
+
+
+def test_an_observation_mark_without_categories_is_as_before(store):
+    """(No category configured: the mark's hash is the codes' alone, as stores hold it.)"""
+    from cohort.source.fhir.plan import search_values, token_hash
+
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        rep = run(store)
+    codes = search_values(TOKENS["Observation"], False)
+    assert rep.marks["Observation"].split("|")[1] == token_hash(codes)
+
+
+def test_a_configured_observation_category_is_said_with_what_it_leaves_out(store):
+    """docs/scheduling.md's example `observation_category = ["laboratory", "vital-signs"]`
+    searched only those: the site-mapped SLEDAI score (a survey Observation) was never
+    fetched, and run.json had no word of it. (From the server-connector audit.)"""
+    tokens = {**TOKENS, "Observation": [HGB, SLEDAI]}
+    with responses.RequestsMock() as rsps:
+        fake = CategoryFake(rsps)
+        _sledai_population(fake)
+        rep = pull("uci", settings(observation_category=["laboratory", "vital-signs"]), store,
+                   tokens, screen_tokens=[SLE])
+    assert store.get("uci", "Observation", "o0") is not None
+    assert store.get("uci", "Observation", "s0") is None
+    assert (
+        "Observation: searched category=laboratory,vital-signs only (observation_category); "
+        "mapped Observations under another category (survey, exam, social-history, procedure, "
+        "imaging, therapy, activity) are not pulled"
+    ) in rep.warnings
+
+
+def test_the_documented_observation_category_example_covers_the_shipped_flowsheet_scores():
+    """The shipped trial maps SLEDAI-2K and BILAG-2004 (survey/exam-type flowsheet rows): the
+    docs' example category list must not leave them out."""
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "scheduling.md").read_text()
+    line = next(ln for ln in doc.splitlines() if "observation_category = [" in ln)
+    assert '"survey"' in line and '"exam"' in line, line
+
+
+@pytest.mark.parametrize("said", ["Unknown search parameter: _count", "Bad request"])
+def test_a_server_refusing_count_is_searched_without_it(store, said):
+    """Every search sends _count: a server refusing it (or a _count above its maximum) with 400
+    failed every night at the first screening search, exit 6. The search is repeated once
+    without _count, and no later one sends it. (From the server-connector audit.)"""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            if "_count" in dict(parse_qsl(urlsplit(req.url).query)):
+                return 400, oo(said)
+            return status, body
+
+        fake.edit = edit
+        rep = run(store)
+    assert store.count_by_type("uci")["Observation"] == 3
+    assert store.count_by_type("uci")["Medication"] == 3
+    assert rep.warnings[0] == (
+        "server rejected _count; searched" if "_count" in said else
+        "Condition: server refused a search (HTTP 400) naming no parameter; tried"
+    ) + " without _count, with the server's own page size, from then on"
+    assert sum("_count" in q for q in fake.log) == 1, fake.log
+    assert not any("_include" in w or "_lastUpdated" in w for w in rep.warnings), rep.warnings
+
+
+def test_a_400_that_is_not_about_count_still_fails_the_run(store):
+    from cohort.errors import ServerError
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        fake.edit = lambda req, status, body: (
+            (400, oo("Bad request")) if _pages_of("Immunization", req) else (status, body))
+        with pytest.raises(ServerError, match="Immunization.*HTTP 400"):
+            run(store)
+
+
+def _forbid(*rtypes):
+    def edit(req, status, body):
+        if any(urlsplit(req.url).path.endswith("/" + t) for t in rtypes):
+            return 403, oo("Insufficient scope", "forbidden")
+        return status, body
+
+    return edit
+
+
+def test_a_type_outside_the_granted_scope_is_not_pulled_and_said(store):
+    """docs/scheduling.md's example scope grants no MedicationStatement; a server that has the
+    type answers its search 403. That was taken for a refused _include (a false warning), and
+    the second 403 ended the run with exit 7 every night though every other type was readable.
+    (From the server-connector audit.)"""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        fake.edit = _forbid("MedicationStatement")
+        rep = run(store)
+    assert store.count_by_type("uci")["MedicationRequest"] == 3
+    assert store.count_by_type("uci")["Medication"] == 3
+    assert "MedicationStatement" not in rep.marks
+    assert not any("_include" in w for w in rep.warnings), rep.warnings
+    assert (
+        "MedicationStatement: the server refused its search (HTTP 403: outside the access the "
+        "credentials grant?); not pulled"
+    ) in rep.warnings
+
+
+def test_a_refused_type_names_the_configured_scope():
+    from types import SimpleNamespace
+
+    from cohort.source.fhir.fallback import refusal
+
+    s = SimpleNamespace(auth="smart-backend", scope="system/Patient.rs system/Condition.rs")
+    assert refusal(SimpleNamespace(s=s), "Procedure") == (
+        "Procedure: the server refused its search (HTTP 403: outside the scope granted? "
+        "[sites.server] scope = 'system/Patient.rs system/Condition.rs')"
+    )
+
+
+def test_a_type_refused_one_night_is_pulled_in_full_when_granted(store):
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        fake.edit = _forbid("Immunization")
+        run(store)
+        assert store.count_by_type("uci").get("Immunization", 0) == 0
+        fake.edit = None
+        fake.clock = "2026-11-26T10:00:00Z"
+        run(store)
+    assert store.count_by_type("uci")["Immunization"] == 3  # records of 2026-11-01
+
+
+def test_a_medication_search_refused_keeps_the_medication_records(store):
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            status, body = _without_included_medications(req, status, body)
+            return _forbid("Medication")(req, status, body)
+
+        fake.edit = edit
+        rep = run(store)
+    assert store.count_by_type("uci")["MedicationRequest"] == 3
+    assert any(w.startswith("Medication: the server refused its search (HTTP 403")
+               for w in rep.warnings), rep.warnings
+
+
+@pytest.mark.parametrize("screen_refused", [True, False])
+def test_every_search_refused_is_still_an_auth_error(store, screen_refused):
+    """(credentials or a scope that grants nothing: exit 7, as before, no mark moved)"""
+    from cohort.errors import AuthError
+
+    def edit(req, status, body):
+        query = dict(parse_qsl(urlsplit(req.url).query))
+        if screen_refused or "patient" in query or "_id" in query:
+            return 403, oo("Insufficient scope", "forbidden")
+        return status, body
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        fake.edit = edit
+        with pytest.raises(AuthError, match="HTTP 403"):
+            run(store)
+    assert not store.get_mark("uci", "fhir:complete")
+
+
+def test_a_category_demand_named_in_expression_is_understood(store):
+    """Only the text of an OperationOutcome (diagnostics, details.text) was read for the
+    parameter a server requires: one saying "Required search parameter missing from request"
+    and naming `category` in `expression` (where FHIR puts it) failed the run. (From the
+    server-connector audit.)"""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            q = dict(parse_qsl(urlsplit(req.url).query))
+            if _pages_of("Observation", req) and "category" not in q:
+                return 400, {"resourceType": "OperationOutcome", "issue": [{
+                    "severity": "fatal", "code": "required",
+                    "details": {"text": "Required search parameter missing from request"},
+                    "expression": ["category"]}]}
+            return status, body
+
+        fake.edit = edit
+        rep = run(store)
+    assert store.count_by_type("uci")["Observation"] == 3
+    assert any(w.startswith("Observation: server requires 'category'") for w in rep.warnings)
+
+
+
+@pytest.mark.parametrize("configured", [[], ["laboratory", "survey"]])
+def test_a_category_demanded_one_value_per_search_is_searched_category_by_category(
+    store, configured
+):
+    """A server requiring category but taking one value per search (Epic documents its
+    Observation `category` as no list) answered the comma-joined categories 400 again, and the
+    run failed. (From the server-connector audit.)"""
+    tokens = {**TOKENS, "Observation": [HGB, SLEDAI]}
+    with responses.RequestsMock() as rsps:
+        fake = CategoryFake(rsps)
+        _sledai_population(fake)
+
+        def edit(req, status, body):
+            q = dict(parse_qsl(urlsplit(req.url).query))
+            if urlsplit(req.url).path.endswith("/Observation") and "_summary" not in q:
+                if "category" not in q:
+                    return 400, oo("Observation search requires a category parameter")
+                if "," in q["category"]:
+                    return 400, oo("category: only one value is allowed")
+            return status, body
+
+        fake.edit = edit
+        rep = pull("uci", settings(observation_category=configured), store, tokens,
+                   screen_tokens=[SLE])
+    assert store.get("uci", "Observation", "o0") is not None
+    assert store.get("uci", "Observation", "s0") is not None
+    assert store.count_by_type("uci")["Observation"] == 6
+    assert any(w.startswith("Observation: server takes one category per search")
+               for w in rep.warnings), rep.warnings

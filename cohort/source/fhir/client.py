@@ -75,10 +75,10 @@ class Accounting:
 
 
 def operation_outcome_text(body: Any) -> str:
-    """An OperationOutcome's issues with their texts, 'error invalid: diagnostics; ...' (or
-    ''): only for telling server answers apart (a timeout, a required parameter), never for a
-    message, a log line or run.json: the diagnostics may quote patients ("no patient with MRN
-    123456"). Messages use `operation_outcome_codes`."""
+    """An OperationOutcome's issues with their texts and where they point, 'error invalid:
+    diagnostics [expression]; ...' (or ''): only for telling server answers apart (a timeout,
+    a required parameter), never for a message, a log line or run.json: the diagnostics may
+    quote patients ("no patient with MRN 123456"). Messages use `operation_outcome_codes`."""
     if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
         return ""
     parts = []
@@ -89,8 +89,15 @@ def operation_outcome_text(body: Any) -> str:
         text = issue.get("diagnostics") or (
             details.get("text") if isinstance(details, dict) else ""
         )
+        # the parameter at fault is often named only where FHIR puts it, in expression/location
+        at = [x for k in ("expression", "location") for x in _strings(issue.get(k))]
         parts.append(f"{issue.get('severity', '?')} {issue.get('code', '?')}: {text}".strip())
+        parts[-1] += f" [{', '.join(at)}]" if at else ""
     return "; ".join(parts)
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def operation_outcome_codes(body: Any) -> str:
@@ -159,6 +166,7 @@ class FhirClient:
         self.clock = clock
         self.stats = Accounting()
         self.warnings: list[str] = []
+        self.send_count = True  # False once the server refused _count (pull's fallback)
         self._sem = threading.BoundedSemaphore(settings.concurrency)
         self.auth = auth or make_auth(
             settings, self.session, clock=clock, on_request=self._auth_hit
@@ -324,7 +332,7 @@ class FhirClient:
     ) -> Iterator[tuple[int, dict, requests.Response]]:
         """Yield (page number, Bundle, response) following Bundle.link[next] only, loop-guarded."""
         key = key or rtype
-        query = [*params, ("_count", str(self.settings.page_size))]
+        query = [*params, *([("_count", str(self.settings.page_size))] if self.send_count else [])]
         url = self.url(f"{rtype}?{urlencode(query, safe=',|:/')}")
         seen: set[str] = {url}
         page = 0

@@ -12,19 +12,18 @@ from contextlib import contextmanager
 from typing import Any
 
 from cohort.errors import ServerError
-from cohort.store import reference_id
 from cohort.store.schema import FHIR_MARK
 
 from .answer import server_time
 from .client import FhirClient
+from .fallback import each_category, fallback
+from .medications import fetch_medications, medications_of
 from .outcome import INCOMPLETE_CODES, IncompleteSearch, keyed, on_page, outcome_issues
 from .plan import (
-    DEFAULT_CATEGORIES,
     MED_TYPES,
     PULL_TYPES,
     Capability,
     PullReport,
-    chunk_values,
     search_values,
 )
 from .settings import ServerSettings
@@ -57,6 +56,8 @@ class Puller:
         self.obs_category: list[str] = list(settings.observation_category)
         self.no_include: set[str] = set()
         self.no_since: set[str] = set()
+        self.refused: dict[str, ServerError] = {}  # types whose search answered 403
+        self.category_each = False  # the server takes one Observation category per search
         # lowered (halved) when a server answers 414/431 to a long query
         self.url_limit = settings.max_url_length
         # full refresh: the (type, id) fetched, and the types fetched in full (sweep.py)
@@ -117,6 +118,8 @@ class Puller:
         """Every page of one search, with vendor fallbacks; (items, earliest server time)."""
         restarted = False
         while True:
+            if self.category_each and "," in dict(params).get("category", ""):
+                return each_category(self, rtype, params)
             try:
                 return self._search(rtype, params)
             except IncompleteSearch as e:
@@ -146,29 +149,7 @@ class Puller:
                 params = fixed
 
     def _fallback(self, rtype: str, params: Params, e: ServerError) -> Params | None:
-        status, text = getattr(e, "status", 0), str(getattr(e, "outcome", "")).lower()
-        names = {k for k, _ in params}
-        if isinstance(e, IncompleteSearch):
-            if "_include" not in names:
-                return None
-            # e.g. a server that caps included resources per page
-            return self._without_include(rtype, params, "flagged results with _include incomplete")
-        if status not in (400, 403, 422):
-            return None
-        if rtype == "Observation" and "category" in text and "category" not in names:
-            self.obs_category = self.obs_category or list(DEFAULT_CATEGORIES)
-            self.report.warn(
-                "Observation: server requires 'category'; searched with category="
-                + ",".join(self.obs_category)
-            )
-            return [*params, ("category", ",".join(self.obs_category))]
-        if "_lastUpdated" in names and ("_lastupdated" in text or status == 400):
-            self.no_since.add(rtype)
-            self.report.warn(f"{rtype}: server rejected _lastUpdated; full pull of that type")
-            return [(k, v) for k, v in params if k != "_lastUpdated"]
-        if "_include" in names:
-            return self._without_include(rtype, params, "rejected _include")
-        return None
+        return fallback(self, rtype, params, e)
 
     def _without_include(self, rtype: str, params: Params, why: str) -> Params:
         self.no_include.add(rtype)
@@ -234,8 +215,9 @@ class Puller:
                 count += len(items)
                 if clock:
                     clocks.append(clock)
-                if rtype in MED_TYPES and rtype in self.no_include:
-                    self.fetch_medications([res for res, _ in items])
+                if rtype in MED_TYPES:
+                    # also where _include was accepted: a server may leave Medications out
+                    self.fetch_medications(*medications_of(items))
         return count, min(clocks) if clocks else None
 
     def run_split(self, rtype: str, build: Callable[[], list[Params]]) -> tuple[int, str | None]:
@@ -261,37 +243,9 @@ class Puller:
         )
         return True
 
-    def fetch_medications(self, records: list[dict]) -> None:
-        """Read referenced Medications not yet stored (when _include is unsupported)."""
-        refs = {
-            mid
-            for res in records
-            if isinstance(ref := res.get("medicationReference"), dict)
-            and (mid := reference_id(ref.get("reference"), "Medication"))
-        }
-        stored = {m for m in refs if self.store.get(self.site, "Medication", m) is not None}
-        if self.full_refresh:  # still referenced: not to be swept
-            self.seen.update(("Medication", m) for m in stored)
-        ids = sorted(refs - stored)
-        if not ids:
-            return
-        if self.cap.has_param("Medication", "_id"):
-            prefix = len(self.s.base_url) + 40
-            for group in chunk_values(prefix, ids, self.url_limit):
-                items, _ = self.search_all("Medication", [("_id", ",".join(group))])
-                self.put(items)
-            return
-        for mid in ids:
-            try:
-                body, _ = self.client.get_json(f"Medication/{mid}", key="Medication")
-            except ServerError as e:
-                status = getattr(e, "status", 0)
-                if status not in (404, 410):
-                    raise
-                # a dangling reference: the record is kept; failing would fail every night
-                self.report.warn(f"Medication: a referenced Medication is gone (HTTP {status})")
-                continue
-            self.put([(body, "GET Medication/{id}")])
+    def fetch_medications(self, records: list[dict], carried: set[str] | None = None) -> None:
+        """Read referenced Medications neither in `carried` nor stored (medications.py)."""
+        fetch_medications(self, records, carried or set())
 
 
 def pull(

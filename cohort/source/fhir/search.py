@@ -7,13 +7,15 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from cohort.errors import ServerError
+from cohort.errors import AuthError, ServerError
 from cohort.merged import LINKED, family, merge_links
 from cohort.store import patient_of
 
 from .answer import server_time
+from .fallback import refusal
 from .plan import (
     BY_CODE,
+    DEFAULT_CATEGORIES,
     MED_TYPES,
     PULL_TYPES,
     chunk_values,
@@ -78,6 +80,28 @@ def queries(p: Puller, rtype: str, ids: list[str], since: str | None, batch: int
         for cg in chunk_values(used, codes, limit):
             out.append([*fixed, ("code", ",".join(cg))])
     return out
+
+
+def mark_hash(p: Puller, rtype: str) -> str:
+    """What a type's mark was searched with: its mapped codes and, for Observation, the
+    configured categories (a changed list pulls the known patients in full once; none
+    configured: the codes' hash alone, as marks held it before)."""
+    if rtype not in BY_CODE:
+        return "-"
+    cats = [f"category:{c}" for c in p.s.observation_category] if rtype == "Observation" else []
+    return token_hash([*p.tokens.get(rtype, []), *cats])
+
+
+def said_categories(p: Puller) -> None:
+    """A run.json warning naming the configured categories, the only ones searched."""
+    cats = p.s.observation_category
+    rest = [c for c in DEFAULT_CATEGORIES if c not in cats]
+    p.report.warn(
+        f"Observation: searched category={','.join(cats)} only (observation_category); mapped "
+        "Observations under another category"
+        + (f" ({', '.join(rest)})" if rest else "")
+        + " are not pulled"
+    )
 
 
 def since_for(p: Puller, rtype: str, mark: str | None) -> str | None:
@@ -161,22 +185,34 @@ def pull_types(p: Puller, new: list[str], known: list[str], *, advance: bool = T
         if rtype in BY_CODE and not p.tokens.get(rtype):
             continue
         raw = p.mark(rtype)
-        h = token_hash(p.tokens.get(rtype, [])) if rtype in BY_CODE else "-"
+        h = mark_hash(p, rtype)
+        if rtype == "Observation" and p.s.observation_category:
+            said_categories(p)
         mark = raw.split("|")[0] if raw and raw.split("|")[1:] == [h] else None
         if rtype in MED_TYPES and not p.cap.has_include(rtype, f"{rtype}:medication"):
             p.no_include.add(rtype)
             p.report.warn(f"{rtype}: no _include of Medication; read separately")
-        with p.phase(rtype):
-            since = since_for(p, rtype, mark) if mark else None
-            quiet, quiet_clock = (
-                unchanged_since(p, rtype, since) if since and known else (False, None)
-            )
-            n, clock = pull_ids(p, rtype, new, None)
-            if not quiet:
-                m, changed_clock = pull_ids(p, rtype, known, since)
-                n, clock = n + m, _earliest(clock, changed_clock)
-            # the mark may only move to a clock read before any search of this pull
-            clock = _earliest(clock, quiet_clock)
+        try:
+            with p.phase(rtype):
+                since = since_for(p, rtype, mark) if mark else None
+                quiet, quiet_clock = (
+                    unchanged_since(p, rtype, since) if since and known else (False, None)
+                )
+                n, clock = pull_ids(p, rtype, new, None)
+                if not quiet:
+                    m, changed_clock = pull_ids(p, rtype, known, since)
+                    n, clock = n + m, _earliest(clock, changed_clock)
+                # the mark may only move to a clock read before any search of this pull
+                clock = _earliest(clock, quiet_clock)
+        except AuthError as e:
+            if getattr(e, "status", 0) != 403:
+                raise
+            # a type the token's scope leaves out: the others are pulled, run.json says so;
+            # its mark goes (as for a type missing from the CapabilityStatement)
+            p.refused.setdefault(rtype, e)
+            p.report.warn(refusal(p, rtype) + "; not pulled")
+            p.clear_mark(rtype)
+            continue
         p.swept.add(rtype)  # every search of the type completed
         p.log.info("fhir %s: %s: %d resources", p.site, rtype, n)
         if clock and advance:
@@ -194,6 +230,8 @@ def search_path(p: Puller) -> None:
     p.report.patients_screened, p.report.patients_new = len(screened), len(new)
     p.log.info("fhir %s: screened %d patients (%d new)", p.site, len(screened), len(new))
     pull_types(p, new, known)
+    if p.refused and not p.swept:  # every type refused: credentials or scope (exit 7)
+        raise next(iter(p.refused.values()))
     screened |= pull_replacing(p, screened, complete)
     p.set_mark("complete", json.dumps(sorted(screened)))
 

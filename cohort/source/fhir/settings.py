@@ -142,6 +142,12 @@ class ServerSettings:
             raise ConfigError(f"{where}: key 'max_retries' must be >= 0")
         if self.timeout <= 0:
             raise ConfigError(f"{where}: key 'timeout' must be > 0 (seconds)")
+        # (written as `not >=`: TOML's nan compares false either way)
+        for key in ("sync_overlap", "max_wait"):
+            if not getattr(self, key) >= 0:
+                raise ConfigError(f"{where}: key '{key}' must be >= 0 (seconds)")
+        if not self.bulk_timeout > 0:
+            raise ConfigError(f"{where}: key 'bulk_timeout' must be > 0 (seconds)")
         if self.max_url_length < 200:
             raise ConfigError(f"{where}: key 'max_url_length' must be >= 200")
         if self.token_url and not self.safe_token_url(self.token_url):

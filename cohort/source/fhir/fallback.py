@@ -1,0 +1,99 @@
+"""What a search does when the server refuses one of its parameters: drop or add which one."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from cohort.errors import ServerError
+
+from .outcome import IncompleteSearch
+from .plan import DEFAULT_CATEGORIES
+
+if TYPE_CHECKING:
+    from .pull import Items, Params, Puller
+
+
+def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | None:
+    """The search's parameters changed to get past error `e` (the first page refused, or a
+    result flagged incomplete), with a run.json warning; None when nothing is to be done.
+    A parameter the server's answer names is dropped (or, `category`, added); an answer that
+    names none drops `_include`, then `_count` (once: it costs one request), then splits a
+    category list, before `_lastUpdated` (that costs a full pull of the type)."""
+    status, text = getattr(e, "status", 0), str(getattr(e, "outcome", "")).lower()
+    names = {k for k, _ in params}
+    if isinstance(e, IncompleteSearch):
+        if "_include" not in names:
+            return None
+        # e.g. a server that caps included resources per page
+        return p._without_include(rtype, params, "flagged results with _include incomplete")
+    if status not in (400, 422):  # (403: the type outside the token's scope, search.py)
+        return None
+    if rtype == "Observation" and "category" in text and "category" not in names:
+        p.obs_category = p.obs_category or list(DEFAULT_CATEGORIES)
+        p.report.warn(
+            "Observation: server requires 'category'; searched with category="
+            + ",".join(p.obs_category)
+        )
+        return [*params, ("category", ",".join(p.obs_category))]
+    named = named_in(text, names | {"_count"})
+    if "_lastUpdated" in named:
+        return _without_since(p, rtype, params)
+    if "_include" in names and ("_include" in named or not named):
+        return p._without_include(rtype, params, "rejected _include")
+    if p.client.send_count and ("_count" in named or (status == 400 and not named)):
+        # (the client adds _count to every search: from now on it is left out)
+        p.client.send_count = False
+        why = f"{rtype}: server refused a search (HTTP 400) naming no parameter; tried"
+        if "_count" in named:
+            why = "server rejected _count; searched"
+        p.report.warn(why + " without _count, with the server's own page size, from then on")
+        return params
+    if "," in dict(params).get("category", "") and ("category" in named or not named):
+        # (Epic documents its Observation category as one value, not a list)
+        p.category_each = True
+        p.report.warn(
+            f"{rtype}: server takes one category per search; searched category by category"
+        )
+        return params  # (Puller.search_all splits it)
+    if "_lastUpdated" in names and status == 400 and not named:
+        return _without_since(p, rtype, params)
+    return None
+
+
+def each_category(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None]:
+    """search_all once per value of the search's comma-joined `category`: the records of all,
+    each once, and the earliest server clock."""
+    rest = [(k, v) for k, v in params if k != "category"]
+    items: Items = []
+    seen: set[tuple[object, object]] = set()
+    clocks: list[str] = []
+    for cat in dict(params)["category"].split(","):
+        got, clock = p.search_all(rtype, [*rest, ("category", cat)])
+        for res, origin in got:
+            if (key := (res.get("resourceType"), res.get("id"))) not in seen:
+                seen.add(key)
+                items.append((res, origin))
+        clocks += [clock] if clock else []
+    return items, min(clocks, default=None)
+
+
+def _without_since(p: Puller, rtype: str, params: Params) -> Params:
+    p.no_since.add(rtype)
+    p.report.warn(f"{rtype}: server rejected _lastUpdated; full pull of that type")
+    return [(k, v) for k, v in params if k != "_lastUpdated"]
+
+
+def named_in(text: str, names: set[str]) -> set[str]:
+    """The parameter `names` the (lower-cased) error text names as words: "code" is not named
+    by an issue code "code-invalid", "_include" is by "Unsupported _include value"."""
+    return {k for k in names if re.search(rf"(?<![\w-]){re.escape(k.lower())}(?![\w-])", text)}
+
+
+def refusal(p: Puller, rtype: str) -> str:
+    """A run.json warning's start for a type whose search the server refused with 403."""
+    if p.s.auth == "smart-backend":
+        why = f"outside the scope granted? [sites.server] scope = '{p.s.scope}'"
+    else:
+        why = "outside the access the credentials grant?"
+    return f"{rtype}: the server refused its search (HTTP 403: {why})"

@@ -1,0 +1,78 @@
+"""Referenced Medications a search answer did not carry: read by id, or said in run.json."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cohort.errors import AuthError, ServerError
+from cohort.store import reference_id
+
+from .fallback import refusal
+from .plan import chunk_values
+
+if TYPE_CHECKING:
+    from .pull import Items, Puller
+
+# a Medication read by id that the server will not give: the record that references it is kept
+# (failing would fail every night while it is referenced), and run.json says so
+UNREADABLE = (403, 404, 410)
+
+
+def medications_of(items: Items) -> tuple[list[dict], set[str]]:
+    """(the records of a search answer, ids of the Medications the answer itself carried)."""
+    carried = {
+        res["id"] for res, _ in items if res.get("resourceType") == "Medication" and "id" in res
+    }
+    return [res for res, _ in items], carried
+
+
+def fetch_medications(
+    p: Puller, records: list[dict], carried: set[str] | frozenset = frozenset()
+) -> None:
+    """Read the Medications `records` reference that are neither in `carried` (the answer's
+    own, via _include) nor stored: whether _include is unsupported, refused, or accepted by a
+    server that leaves some out. One the server does not return is a run.json warning."""
+    refs = {
+        mid
+        for res in records
+        if isinstance(ref := res.get("medicationReference"), dict)
+        and (mid := reference_id(ref.get("reference"), "Medication"))
+    }
+    refs -= carried
+    stored = {m for m in refs if p.store.get(p.site, "Medication", m) is not None}
+    if p.full_refresh:  # still referenced: not to be swept
+        p.seen.update(("Medication", m) for m in stored)
+    ids = sorted(refs - stored)
+    if not ids:
+        return
+    if p.cap.has_param("Medication", "_id"):
+        prefix = len(p.s.base_url) + 40
+        got: set[str] = set()
+        for group in chunk_values(prefix, ids, p.url_limit):
+            try:
+                items, _ = p.search_all("Medication", [("_id", ",".join(group))])
+            except AuthError as e:
+                if getattr(e, "status", 0) != 403:
+                    raise
+                # the token's scope leaves Medication out: the records are kept without it
+                p.report.warn(refusal(p, "Medication") + "; referenced Medications not read")
+                return
+            p.put(items)
+            got |= {str(r.get("id")) for r, _ in items if r.get("resourceType") == "Medication"}
+        missing = len(set(ids) - got)
+        if missing:
+            p.report.warn(
+                f"Medication: {missing} referenced Medication(s) not returned by the server"
+            )
+        return
+    for mid in ids:
+        try:
+            body, _ = p.client.get_json(f"Medication/{mid}", key="Medication")
+        except ServerError as e:
+            status = getattr(e, "status", 0)
+            if status not in UNREADABLE:
+                raise
+            why = "is gone" if status != 403 else "could not be read"
+            p.report.warn(f"Medication: a referenced Medication {why} (HTTP {status})")
+            continue
+        p.put([(body, "GET Medication/{id}")])
