@@ -4,7 +4,7 @@ washout_high_dose_cs (`high_dose`), washouts and live_vaccine (`washout`); docs/
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -660,6 +660,39 @@ def test_washout_24wk_eligible_from_max_over_exposures() -> None:
         admin(days=100, text="cyclophosphamide"),
     )
     assert r.eligible_from == days_before(30) + W24
+
+
+CYC_150 = stmt(None, text="cyclophosphamide", status="completed", start=ago(160), end=ago(150))
+ORENCIA_10 = stmt(None, text="Orencia", status="completed", start=ago(20), end=ago(10))
+
+
+@pytest.mark.parametrize("records", [(CYC_150, ORENCIA_10), (ORENCIA_10, CYC_150)])
+def test_washout_reason_names_the_exposure_that_sets_its_until_date(records: tuple) -> None:
+    """Output audit: the reason named the first exposure in the window with the date of the one
+    ending last ("cyclophosphamide within 168 days (until <abatacept's end + 24 weeks>)")."""
+    r = run("washout_24wk", *records)
+    assert r.eligible_from == days_before(10) + W24
+    assert r.reason == f"ctla4_fc within 168 days (until {r.eligible_from})"
+
+
+def test_washout_reason_names_a_record_maybe_in_the_window_that_sets_its_date() -> None:
+    # lo is 2026-06-10: an end in 2026-06 may be on either side of it
+    r = run(
+        "washout_24wk",
+        stmt(None, text="cyclophosphamide", status="completed", start=ago(170), end=ago(165)),
+        stmt(None, text="Orencia", status="completed", start="2026-05-01", end="2026-06"),
+    )
+    assert r.eligible_from == date(2026, 6, 30) + W24
+    assert r.reason == (
+        f"cyclophosphamide within 168 days (until {r.eligible_from}: ctla4_fc end recorded only"
+        " as 2026-06 may be within it)"
+    )
+
+
+def test_washout_ongoing_reason_names_the_exposure_without_an_end() -> None:
+    r = run("washout_24wk", ORENCIA_10, stmt(None, text="cyclophosphamide", start=ago(30)))
+    assert (r.status, r.eligible_from) == ("fail", None)
+    assert r.reason == "cyclophosphamide within 168 days (ongoing or no known end)"
 
 
 IG = "immune globulin"
