@@ -448,6 +448,32 @@ def test_high_dose_eligible_from_is_latest_end() -> None:
     assert r.eligible_from == days_before(20) + W12
 
 
+def test_high_dose_reason_quotes_the_dose_that_sets_its_until_date() -> None:
+    """Output audit: a 1000 mg methylprednisolone pulse 60 days ago and prednisone 60 mg/day
+    ending 5 days ago gave "corticosteroid 1250 mg/day > 40 within 84 days (until <the
+    prednisone's end + 84 days>)": one exposure's dose with the other's date."""
+    r = run(
+        "washout_high_dose_cs",
+        admin(METHYLPRED, days=60, admin_dose=mg(1000)),
+        pred(mg(60), end_days=5, start_days=30),
+    )
+    assert r.eligible_from == days_before(5) + W12
+    assert " 60 mg/day" in r.reason and "1250" not in r.reason, r.reason
+    assert r.reason.endswith(f"within 84 days (until {r.eligible_from})"), r.reason
+
+
+def test_high_dose_reason_names_a_dose_maybe_in_the_window_that_sets_its_date() -> None:
+    # lo is 2026-09-02: an end in 2026-09 may be on either side of it
+    maybe = stmt(status="completed", start="2026-08-01", end="2026-09", dosages=[dosage(mg(50))])
+    r = run("washout_high_dose_cs", pred(mg(60), end_days=80), maybe)
+    assert r.eligible_from == date(2026, 9, 30) + W12
+    assert r.reason.startswith("corticosteroid 60 mg/day"), r.reason
+    assert r.reason.endswith(
+        f"(until {r.eligible_from}: corticosteroid 50 mg/day end recorded only as 2026-09 may be"
+        " within it)"
+    ), r.reason
+
+
 def test_high_dose_ongoing_and_ended_has_no_eligible_from() -> None:
     r = run(
         "washout_high_dose_cs",

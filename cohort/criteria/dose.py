@@ -7,8 +7,14 @@ from dataclasses import replace
 from datetime import date
 
 from cohort.criteria.base import Context, Criterion, result, window_span
-from cohort.criteria.intervals import clear_from, exposure_dated, exposure_evidence, in_window
-from cohort.model import Dose, ExposureFact, Quantity, Result, Status
+from cohort.criteria.intervals import (
+    clear_from,
+    exposure_dated,
+    exposure_evidence,
+    in_window,
+    sets_date,
+)
+from cohort.model import Dose, Evidence, ExposureFact, Quantity, Result, Status
 
 _STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*MG\b(?!\s*/)", re.I)
 _UNIT_FORMS = ("tbl", "tab", "tablet", "cap", "capsule", "{tbl}", "{tablet}", "{capsule}", "1")
@@ -64,6 +70,7 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
     limit = float(p["max_daily_mg"])
     fails, unknown, ok, ignored = [], [], [], []
     ends: list[date | None] = []
+    enders: list[tuple[Evidence, str]] = []  # whose end each of `ends` is, and its doubt if any
     why_partial = ""
     for e in ctx.exposures(p["concepts"]):
         if not ctx.systemic(e):
@@ -82,28 +89,33 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
             unknown.append(replace(it.ev, note="undated: cannot tell if within window"))
         elif inside is None and (mg is None or mg > limit):
             # in the window on some of the days its partial dates stand for, not on others
+            doubt = f"corticosteroid {f'{mg:g} mg/day ' if mg is not None else ''}{it.partial()}"
             why_partial = why_partial or (
-                f"corticosteroid {f'{mg:g} mg/day ' if mg is not None else ''}{it.partial()}:"
-                f" cannot tell if within {span} before {ctx.as_of} (ending after {lo})"
+                f"{doubt}: cannot tell if within {span} before {ctx.as_of} (ending after {lo})"
             )
             unknown.append(replace(it.ev, note=f"{it.doubt()}: may be within window; {dose}"))
             if mg is not None:
                 ends.append(None if e.ongoing else it.end_last)  # it may fail as long
+                enders.append((unknown[-1], doubt))
         elif mg is None:
             unknown.append(replace(it.ev, note="no usable dose"))
         elif mg > limit:
             fails.append(replace(it.ev, note=dose, value=f"{mg:g}"))
             ends.append(None if e.ongoing else it.end_last)  # latest possible end
+            enders.append((fails[-1], ""))
         else:
             ok.append(replace(it.ev, note=dose, value=f"{mg:g}"))
     if fails:
         eligible = clear_from(ends, span)
         # as the other washouts say it: until when, or that no end is known
         when = f"until {eligible}" if eligible else "ongoing or no known end"
+        # the dose of the exposure whose end sets that date (or that has none)
+        ev, doubt = sets_date(ends, enders)
+        when += f": {doubt} may be within it" if doubt else ""
         return result(
             crit,
             Status.FAIL,
-            f"corticosteroid {fails[0].value} mg/day > {limit:g} within {span} ({when})",
+            f"corticosteroid {ev.value} mg/day > {limit:g} within {span} ({when})",
             fails + unknown + ok,
             ignored,
             eligible,

@@ -15,6 +15,7 @@ from cohort.criteria.intervals import (
     exposure_dated,
     exposure_evidence,
     in_window,
+    sets_date,
 )
 from cohort.model import Evidence, Quantity, Result, Status
 
@@ -127,7 +128,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
     lo = span.before(ctx.as_of)
     evidence, ignored, maybe = [], [], []
     ends: list[date | None] = []
-    enders: list[tuple[Evidence, Dated | None]] = []  # whose end each of `ends` is (Dated: maybe)
+    enders: list[tuple[Evidence, str]] = []  # whose end each of `ends` is, and its doubt if any
     uncertain: list[Evidence] = []
     why_maybe = ""
     items: list[Dated] = []
@@ -178,7 +179,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         if inside:
             evidence.append(replace(it.ev, note="within window"))
             ends.append(None if it.ongoing else it.end_last)
-            enders.append((evidence[-1], None))
+            enders.append((evidence[-1], ""))
         elif inside is None:
             name = _named(it.ev)
             why_maybe = why_maybe or (
@@ -190,7 +191,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
             if end is not None and it.ev.ref in same_day:
                 end = min(end, ctx.as_of)  # a later day is a new exposure, not this record
             ends.append(None if it.ongoing else end)
-            enders.append((maybe[-1], it))
+            enders.append((maybe[-1], f"{name} {it.partial()}"))
         else:
             ignored.append(replace(it.ev, note="outside window or undated"))
     if evidence:
@@ -198,13 +199,9 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         # out of it whatever day its partial date stands for, so from its latest end
         eligible = clear_from(ends, span)
         when = f"until {eligible}" if eligible else "ongoing or no known end"
-        # named: the record whose end sets that (or has none); when it is only maybe in the
-        # window, the one in it that ends last, and the other as a doubt
-        ev, doubt = enders[_setter(ends)]
-        if doubt is not None:
-            when += f": {_named(ev)} {doubt.partial()} may be within it"
-            sure = [i for i, (_, d) in enumerate(enders) if d is None]
-            ev = enders[sure[_setter([ends[i] for i in sure])]][0]
+        # named: the record whose end sets that date (or that has none)
+        ev, doubt = sets_date(ends, enders)
+        when += f": {doubt} may be within it" if doubt else ""
         if eligible and "lab_concepts" in p and last_end is not None:
             # after the window the lab rule applies to the same last dose and the counts
             # already known: one already below the lower limit still fails then (SPEC §4:
@@ -246,13 +243,6 @@ def washout(crit: Criterion, ctx: Context) -> Result:
     if "lab_concepts" in p and last_end is not None:
         return _lab_after_dose(crit, ctx, last_end, ignored)
     return result(crit, Status.PASS, "no exposure in window", ignored=ignored)
-
-
-def _setter(ends: list[date | None]) -> int:
-    """Which of a washout's ends sets its date: the first with no known end, else the first
-    ending last (`clear_from`)."""
-    unknown = [i for i, e in enumerate(ends) if e is None]
-    return unknown[0] if unknown else max(range(len(ends)), key=lambda i: ends[i] or date.min)
 
 
 def _last_dose_out(ctx: Context, items: list[Dated], lo: date) -> tuple[date, date] | None:
