@@ -377,6 +377,33 @@ def test_high_dose_methylprednisolone_pulse_administration() -> None:
     assert r.eligible_from == days_before(20) + W12
 
 
+def test_high_dose_evidence_names_the_drug_and_its_prednisone_equivalent() -> None:
+    """Output audit: the row was `,,1250,,` (no concept, no unit) and the reason "corticosteroid
+    1250 mg/day > 40" named neither the drug nor the prednisone equivalent."""
+    r = run("washout_high_dose_cs", admin(METHYLPRED, days=20, admin_dose=mg(1000)))
+    [ev] = r.evidence
+    assert (ev.concept, ev.value, ev.unit, ev.note) == (
+        "corticosteroid_systemic",
+        "1250",
+        "mg/day",
+        "methylprednisolone 1000 mg/day = 1250 mg/day prednisone-equivalent",
+    )
+    assert r.reason == (
+        "methylprednisolone 1250 mg/day prednisone-equivalent > 40 within 84 days"
+        f" (until {days_before(20) + W12})"
+    )
+
+
+def test_high_dose_evidence_within_the_limit_and_undosed_say_what_they_are() -> None:
+    r = run("washout_high_dose_cs", pred(mg(10)), pred(None, code=METHYLPRED))
+    assert r.status == "unknown"
+    assert [(e.concept, e.value, e.unit, e.note) for e in r.evidence] == [
+        ("corticosteroid_systemic", "", "", "no usable dose"),
+        ("corticosteroid_systemic", "10", "mg/day", "prednisone 10 mg/day = 10 mg/day "
+         "prednisone-equivalent"),
+    ]  # fmt: skip
+
+
 def test_high_dose_methylprednisolone_pulse_by_name_in_grams() -> None:
     r = admin(None, days=20, text="Solu-Medrol", admin_dose=qty(1, "g", "g"))
     assert status("washout_high_dose_cs", r) == "fail"
@@ -467,11 +494,11 @@ def test_high_dose_reason_names_a_dose_maybe_in_the_window_that_sets_its_date() 
     maybe = stmt(status="completed", start="2026-08-01", end="2026-09", dosages=[dosage(mg(50))])
     r = run("washout_high_dose_cs", pred(mg(60), end_days=80), maybe)
     assert r.eligible_from == date(2026, 9, 30) + W12
-    assert r.reason.startswith("corticosteroid 60 mg/day"), r.reason
-    assert r.reason.endswith(
-        f"(until {r.eligible_from}: corticosteroid 50 mg/day end recorded only as 2026-09 may be"
-        " within it)"
-    ), r.reason
+    assert r.reason == (
+        f"prednisone 60 mg/day prednisone-equivalent > 40 within 84 days (until {r.eligible_from}:"
+        " prednisone 50 mg/day prednisone-equivalent end recorded only as 2026-09 may be within"
+        " it)"
+    )
 
 
 def test_high_dose_ongoing_and_ended_has_no_eligible_from() -> None:
@@ -523,7 +550,9 @@ def test_high_dose_without_start_date(end: str, expected: str) -> None:
     r = run("washout_high_dose_cs", stmt(status="completed", end=end, dosages=[dosage(mg(60))]))
     assert r.status == expected
     if expected == "unknown":
-        assert r.reason.startswith("corticosteroid 60 mg/day without a start date")
+        assert r.reason.startswith(
+            "prednisone 60 mg/day prednisone-equivalent without a start date"
+        ), r.reason
         assert "cannot tell if within 84 days before 2026-11-25" in r.reason
 
 

@@ -195,9 +195,9 @@ def test_high_dose_partial_end() -> None:
     r = run("washout_high_dose_cs", pred("2026-01-01", "2026-10", 60))
     assert (r.status, r.eligible_from) == ("fail", date(2026, 10, 31) + timedelta(84))
     r = run("washout_high_dose_cs", pred("2026-01-01", "2026-09", 60))
-    assert (r.status, r.reason[:53]) == (
+    assert (r.status, r.reason[:71]) == (
         "unknown",
-        "corticosteroid 60 mg/day end recorded only as 2026-09",
+        "prednisone 60 mg/day prednisone-equivalent end recorded only as 2026-09",
     )
     assert run("washout_high_dose_cs", pred("2026-01-01", "2026-09", 10)).status == "pass"
     assert run("washout_high_dose_cs", pred("2026-01-01", "2026-08", 60)).status == "pass"

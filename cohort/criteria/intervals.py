@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from cohort.criteria.base import Context, Span, latest, partly, shown
 from cohort.model import Evidence, ExposureFact
 
+T = TypeVar("T")
 __all__ = ["Dated", "clear_from", "exposure_dated", "exposure_evidence", "in_window", "sets_date"]
 
 
@@ -108,7 +109,7 @@ def clear_from(ends: list[date | None], span: Span) -> date | None:
         return None
 
 
-def sets_date(ends: list[date | None], records: list[tuple[Evidence, str]]) -> tuple[Evidence, str]:
+def sets_date(ends: list[date | None], records: list[tuple[T, str]]) -> tuple[T, str]:
     """What a time-limited fail's reason names for its date (`clear_from` of `ends`): of the
     records in the window (doubt ""), the first with no known end, else the first ending last;
     with the doubt of a record only maybe in it (what it is and why) that ends later still."""
