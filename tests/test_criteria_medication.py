@@ -13,6 +13,7 @@ from criteria_helpers import (
     CPT,
     KINDS,
     RXNORM,
+    SNOMED,
     ago,
     context,
     criterion,
@@ -1129,4 +1130,22 @@ def test_high_dose_rounded_factor_at_the_limit(dose_mg: float, code: str, expect
 
 def test_live_vaccine_coded_without_text_is_named_in_the_reason() -> None:
     r = run("live_vaccine", immunization("03", ago(10)))  # CVX code only, no text or display
-    assert r.reason == "Immunization within 28 days (until 2026-12-13)"
+    assert r.reason == "CVX 03 within 28 days (until 2026-12-13)"
+
+
+def test_live_vaccine_evidence_names_its_concept_and_the_vaccine() -> None:
+    """Output audit: the row had no concept, and no value for a vaccine coded without text
+    (docs/security.md: with --no-phi "the concept, date and note columns still say what each
+    row is")."""
+    [ev] = run("live_vaccine", immunization("03", ago(10))).evidence
+    assert (ev.concept, ev.value, ev.note) == ("live_vaccine", "CVX 03", "within window")
+    shown = immunization("21", ago(10))
+    shown["vaccineCode"]["coding"][0]["display"] = "varicella virus vaccine"
+    [ev] = run("live_vaccine", shown).evidence
+    assert (ev.concept, ev.value) == ("live_vaccine", "varicella virus vaccine")
+    maybe = immunization("21", ago(10))
+    maybe["vaccineCode"] = {"coding": [{"system": SNOMED, "code": "836389008"}]}  # vaccinia
+    r = run("live_vaccine", maybe)
+    assert [(e.concept, e.value, e.note) for e in r.evidence] == [
+        ("live_vaccine_uncertain", "code 836389008", "may be live")
+    ], r

@@ -245,7 +245,7 @@ def test_live_vaccine_partial_date(
 def test_live_vaccine_ambiguous_reason() -> None:
     r = run("live_vaccine", immunization("03", "2026-10"))
     assert r.reason == (
-        "Immunization recorded only as 2026-10: cannot tell if within 28 days before 2026-11-25"
+        "CVX 03 recorded only as 2026-10: cannot tell if within 28 days before 2026-11-25"
         " (ending after 2026-10-28)"
     )
 

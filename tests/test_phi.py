@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 import pytest
 import responses
-from criteria_helpers import ago, medication, qty
+from criteria_helpers import ago, immunization, medication, qty
 from criteria_helpers import run as run_criterion
 from test_reliability_support import AS_OF, REPO, SAMPLES, Scenarios, report_at_end, write_config
 
@@ -187,3 +187,13 @@ def test_no_phi_high_dose_names_the_drug_from_the_mappings_not_the_records_text(
         "prednisone-equivalent"
     )
     assert NAME_FAMILY not in r.reason and WITHHELD not in r.reason
+
+
+def test_no_phi_live_vaccine_row_still_says_what_it_is() -> None:
+    """docs/security.md (--no-phi): "The concept, date and note columns still say what each row
+    is"; a vaccine's row had no concept, so with its free text withheld it said nothing."""
+    given = immunization("03", ago(10))
+    given["vaccineCode"]["text"] = f"MMR given by Dr {NAME_FAMILY}"
+    [ev] = run_criterion("live_vaccine", given).evidence
+    _ref, concept, value, _unit, when, note = evidence_cells(ev)
+    assert (concept, value, when, note) == ("live_vaccine", WITHHELD, ago(10), "within window")

@@ -7,6 +7,7 @@ import re
 from dataclasses import replace
 from datetime import date, timedelta
 
+from cohort.codesystems import system_key
 from cohort.criteria.base import Context, Criterion, latest, result, shown, window_span
 from cohort.criteria.bounds import fails_below, sign
 from cohort.criteria.intervals import (
@@ -17,7 +18,8 @@ from cohort.criteria.intervals import (
     in_window,
     sets_date,
 )
-from cohort.model import Evidence, Quantity, Result, Status
+from cohort.model import Evidence, ImmunizationFact, Quantity, Result, Status
+from cohort.terminology.codes import CVX
 
 
 def current_medication(crit: Criterion, ctx: Context) -> Result:
@@ -96,9 +98,25 @@ def any_record(crit: Criterion, ctx: Context) -> Result:
 
 
 def _named(ev: Evidence) -> str:
-    """What a reason calls a record: its concept, else its text, else its type (a vaccine coded
-    with no text has neither concept nor text on its evidence)."""
+    """What a reason calls a record: its concept, else its text, else its type; a vaccine by
+    what was given (`_vaccine`: its concept is the criterion's class, live_vaccine)."""
+    if ev.ref.startswith("Immunization/") and ev.value:
+        return ev.value
     return ev.concept or ev.value or ev.ref.partition("/")[0]
+
+
+_CVX = {system_key(CVX), system_key("urn:oid:2.16.840.1.113883.12.292"), "cvx"}  # systems.csv
+
+
+def _vaccine(im: ImmunizationFact) -> str:
+    """A vaccine as evidence.csv's value shows it: its text or codes' displays, else its code
+    ("CVX 03", "code 836389008"); `--no-phi` withholds it as any text (report.nophi)."""
+    if im.text:
+        return im.text[:80]
+    c = next((c for c in im.codes if system_key(c.system) in _CVX), None)
+    if c is not None:
+        return f"CVX {c.code}"
+    return f"code {im.codes[0].code}" if im.codes else ""
 
 
 def _excluded_route(route: str, concepts: set[str], excluded: dict[str, list[str]]) -> str:
@@ -156,9 +174,16 @@ def washout(crit: Criterion, ctx: Context) -> Result:
             date=shown(pr.start, pr.start_last),
         )
         items.append(Dated.of(pr.start, pr.start_last, pr.end, pr.end_last, False, ev))
-    for im in ctx.immunizations(p.get("immunizations", []) + p.get("uncertain_immunizations", [])):
-        ev = Evidence(ref=im.ref, value=im.text[:80], date=shown(im.when, im.when_last))
-        if set(p.get("uncertain_immunizations", [])) & ctx.concepts(im.ref, im.codes, im.text):
+    vaccines = p.get("immunizations", []) + p.get("uncertain_immunizations", [])
+    for im in ctx.immunizations(vaccines):
+        matched = set(vaccines) & ctx.concepts(im.ref, im.codes, im.text)
+        ev = Evidence(
+            ref=im.ref,
+            concept=",".join(sorted(matched)),
+            value=_vaccine(im),
+            date=shown(im.when, im.when_last),
+        )
+        if set(p.get("uncertain_immunizations", [])) & matched:
             # on any day its date may stand for (a vaccine that may be live is only a doubt)
             last = latest(im.when, im.when_last)
             if im.when and last and im.when <= ctx.as_of and last > lo:
