@@ -848,6 +848,35 @@ def test_b_cell_depletion_after_window_cd19(labs: list[dict], expected: str) -> 
     assert r.eligible_from is None  # a low CD19 count is not time-limited
 
 
+def test_b_cell_low_cd19_reason_carries_the_count_and_the_dose_dates() -> None:
+    """Output audit: "cd19_count 5 /uL below lower limit 80 since last dose" gave neither date,
+    where the other lab fails say "... on 2026-11-13"."""
+    r = run("washout_b_cell_depletion", admin(RTX, days=300), cd19(10, 5))
+    assert (r.status, r.reason) == (
+        "fail",
+        f"cd19_count 10 /uL below lower limit 80 on {ago(5)} since last dose {ago(300)}",
+    )
+    r = run("washout_b_cell_depletion", admin(RTX, days=100), cd19(10, 5))
+    assert r.reason == (
+        "b_cell_depleting within 252 days (then cd19_count 10 /uL below lower limit 80 on"
+        f" {ago(5)} since last dose {ago(100)})"
+    )
+    below_100 = observation("8116-6", ago(5), valueQuantity=qty(100, "/uL", "/uL", "<"))
+    r = run("washout_b_cell_depletion", admin(RTX, days=300), below_100)
+    assert (r.status, r.reason) == (
+        "unknown",
+        f"cd19_count <100 /uL on {ago(5)} since last dose {ago(300)}: cannot tell vs lower limit"
+        " 80",
+    )
+    # a dose recorded only as a month: the reason shows it as recorded, not a day of it
+    month = medication("MedicationAdministration", RTX, status="completed", when="2026-01")
+    r = run("washout_b_cell_depletion", month, cd19(10, 5))
+    assert (r.status, r.reason) == (
+        "fail",
+        f"cd19_count 10 /uL below lower limit 80 on {ago(5)} since last dose 2026-01",
+    )
+
+
 def test_b_cell_low_cd19_without_b_cell_therapy_passes() -> None:
     assert status("washout_b_cell_depletion", cd19(5, 10, low=100)) == "pass"
 

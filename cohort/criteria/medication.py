@@ -232,7 +232,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
             # already known: one already below the lower limit still fails then (SPEC §4:
             # eligible_from is a date on which the fails pass), so no date is known. Only
             # counts surely after the dose (its latest reading) are sure to count then.
-            after = _lab_after(crit, ctx, last_end[1], [])
+            after = _lab_after(crit, ctx, last_end[1], [], shown(*last_end))
             if after.status is Status.FAIL:
                 eligible = None
                 when = f"then {after.reason}"
@@ -306,8 +306,8 @@ def _lab_after_dose(
     early, late = last_dose
     if early == late:
         return _lab_after(crit, ctx, late, ignored)
-    sure = _lab_after(crit, ctx, late, list(ignored))
-    first = _lab_after(crit, ctx, early, [])
+    sure = _lab_after(crit, ctx, late, list(ignored), shown(early, late))
+    first = _lab_after(crit, ctx, early, [], shown(early, late))
     if first.status is sure.status:
         return sure
     when = first.evidence[0].date if first.evidence else ""
@@ -321,9 +321,13 @@ def _lab_after_dose(
     )
 
 
-def _lab_after(crit: Criterion, ctx: Context, last_dose: date, ignored: list[Evidence]) -> Result:
-    """After the window: the most recent lab since the last dose below its lower limit fails."""
+def _lab_after(
+    crit: Criterion, ctx: Context, last_dose: date, ignored: list[Evidence], dose: str = ""
+) -> Result:
+    """After the window: the most recent lab since the last dose below its lower limit fails.
+    `dose`: the last dose's date as recorded, for reasons (a partial one is not `last_dose`)."""
     p = crit.params
+    dose = dose or last_dose.isoformat()
     since = last_dose + timedelta(days=1) if last_dose < date.max else date.max
     obs, ign = ctx.observations(p["lab_concepts"], since)
     ignored += ign
@@ -331,7 +335,7 @@ def _lab_after(crit: Criterion, ctx: Context, last_dose: date, ignored: list[Evi
         return result(
             crit,
             Status.PASS,
-            f"last dose {last_dose}, outside window; no count since",
+            f"last dose {dose}, outside window; no count since",
             ignored=ignored,
         )
     o = obs[0]
@@ -363,9 +367,10 @@ def _lab_after(crit: Criterion, ctx: Context, last_dose: date, ignored: list[Evi
         )
     ev = ctx.obs_evidence(o, concept, f"lower limit {lln:g}", value, unit)
     status = fails_below(v, cmp, lln)
+    when = f"on {ev.date} since last dose {dose}"  # as lab_latest gives a result's date
     why = {
-        Status.UNKNOWN: f"since last dose: cannot tell vs lower limit {lln:g}",
-        Status.FAIL: f"below lower limit {lln:g} since last dose",
+        Status.UNKNOWN: f"{when}: cannot tell vs lower limit {lln:g}",
+        Status.FAIL: f"below lower limit {lln:g} {when}",
         Status.PASS: f">= lower limit {lln:g}",
     }[status]
     return result(crit, status, f"{concept} {value} {unit} {why}", [ev], ignored)
