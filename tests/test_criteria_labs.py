@@ -524,6 +524,24 @@ def test_nephritis_proteinuria_with_normal_creatinine(measure: dict, expected: s
     assert status("severe_lupus_nephritis", measure, creat(qty(0.9, "mg/dL", "mg/dL"))) == expected
 
 
+def test_nephritis_reasons_carry_each_results_date() -> None:
+    """Output audit: "creatinine 2.5 mg/dL > 2" without the result's date, where the other lab
+    fails say "... on 2026-11-13"."""
+    r = run("severe_lupus_nephritis", creat(qty(2.5, "mg/dL", "mg/dL"), days=12))
+    assert (r.status, r.reason) == ("fail", f"creatinine 2.5 mg/dL > 2 on {ago(12)}")
+    r = run(
+        "severe_lupus_nephritis",
+        upcr(qty(2.5, "mg/mg", "mg/mg"), days=20),
+        creat(qty(2.1, "mg/dL", "mg/dL"), days=3),
+    )
+    assert r.reason == f"upcr 2.5 mg/mg > 2 on {ago(20)}; creatinine 2.1 mg/dL > 2 on {ago(3)}"
+    r = run("severe_lupus_nephritis", creat(qty(1.5, "mg/dL", "mg/dL", comparator=">"), days=3))
+    assert (r.status, r.reason) == (
+        "unknown",
+        f"creatinine >1.5 mg/dL on {ago(3)}: cannot tell vs 2",
+    )
+
+
 def test_nephritis_proteinuria_fails_without_creatinine() -> None:
     assert status("severe_lupus_nephritis", upcr(qty(3, "mg/mg", "mg/mg"))) == "fail"
 

@@ -4,7 +4,7 @@ washout_high_dose_cs (`high_dose`), washouts and live_vaccine (`washout`); docs/
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from criteria_helpers import (
     CPT,
     KINDS,
     RXNORM,
+    SNOMED,
     ago,
     context,
     criterion,
@@ -377,6 +378,33 @@ def test_high_dose_methylprednisolone_pulse_administration() -> None:
     assert r.eligible_from == days_before(20) + W12
 
 
+def test_high_dose_evidence_names_the_drug_and_its_prednisone_equivalent() -> None:
+    """Output audit: the row was `,,1250,,` (no concept, no unit) and the reason "corticosteroid
+    1250 mg/day > 40" named neither the drug nor the prednisone equivalent."""
+    r = run("washout_high_dose_cs", admin(METHYLPRED, days=20, admin_dose=mg(1000)))
+    [ev] = r.evidence
+    assert (ev.concept, ev.value, ev.unit, ev.note) == (
+        "corticosteroid_systemic",
+        "1250",
+        "mg/day",
+        "methylprednisolone 1000 mg/day = 1250 mg/day prednisone-equivalent",
+    )
+    assert r.reason == (
+        "methylprednisolone 1250 mg/day prednisone-equivalent > 40 within 84 days"
+        f" (until {days_before(20) + W12})"
+    )
+
+
+def test_high_dose_evidence_within_the_limit_and_undosed_say_what_they_are() -> None:
+    r = run("washout_high_dose_cs", pred(mg(10)), pred(None, code=METHYLPRED))
+    assert r.status == "unknown"
+    assert [(e.concept, e.value, e.unit, e.note) for e in r.evidence] == [
+        ("corticosteroid_systemic", "", "", "no usable dose"),
+        ("corticosteroid_systemic", "10", "mg/day", "prednisone 10 mg/day = 10 mg/day "
+         "prednisone-equivalent"),
+    ]  # fmt: skip
+
+
 def test_high_dose_methylprednisolone_pulse_by_name_in_grams() -> None:
     r = admin(None, days=20, text="Solu-Medrol", admin_dose=qty(1, "g", "g"))
     assert status("washout_high_dose_cs", r) == "fail"
@@ -448,6 +476,32 @@ def test_high_dose_eligible_from_is_latest_end() -> None:
     assert r.eligible_from == days_before(20) + W12
 
 
+def test_high_dose_reason_quotes_the_dose_that_sets_its_until_date() -> None:
+    """Output audit: a 1000 mg methylprednisolone pulse 60 days ago and prednisone 60 mg/day
+    ending 5 days ago gave "corticosteroid 1250 mg/day > 40 within 84 days (until <the
+    prednisone's end + 84 days>)": one exposure's dose with the other's date."""
+    r = run(
+        "washout_high_dose_cs",
+        admin(METHYLPRED, days=60, admin_dose=mg(1000)),
+        pred(mg(60), end_days=5, start_days=30),
+    )
+    assert r.eligible_from == days_before(5) + W12
+    assert " 60 mg/day" in r.reason and "1250" not in r.reason, r.reason
+    assert r.reason.endswith(f"within 84 days (until {r.eligible_from})"), r.reason
+
+
+def test_high_dose_reason_names_a_dose_maybe_in_the_window_that_sets_its_date() -> None:
+    # lo is 2026-09-02: an end in 2026-09 may be on either side of it
+    maybe = stmt(status="completed", start="2026-08-01", end="2026-09", dosages=[dosage(mg(50))])
+    r = run("washout_high_dose_cs", pred(mg(60), end_days=80), maybe)
+    assert r.eligible_from == date(2026, 9, 30) + W12
+    assert r.reason == (
+        f"prednisone 60 mg/day prednisone-equivalent > 40 within 84 days (until {r.eligible_from}:"
+        " prednisone 50 mg/day prednisone-equivalent end recorded only as 2026-09 may be within"
+        " it)"
+    )
+
+
 def test_high_dose_ongoing_and_ended_has_no_eligible_from() -> None:
     r = run(
         "washout_high_dose_cs",
@@ -497,7 +551,9 @@ def test_high_dose_without_start_date(end: str, expected: str) -> None:
     r = run("washout_high_dose_cs", stmt(status="completed", end=end, dosages=[dosage(mg(60))]))
     assert r.status == expected
     if expected == "unknown":
-        assert r.reason.startswith("corticosteroid 60 mg/day without a start date")
+        assert r.reason.startswith(
+            "prednisone 60 mg/day prednisone-equivalent without a start date"
+        ), r.reason
         assert "cannot tell if within 84 days before 2026-11-25" in r.reason
 
 
@@ -662,6 +718,39 @@ def test_washout_24wk_eligible_from_max_over_exposures() -> None:
     assert r.eligible_from == days_before(30) + W24
 
 
+CYC_150 = stmt(None, text="cyclophosphamide", status="completed", start=ago(160), end=ago(150))
+ORENCIA_10 = stmt(None, text="Orencia", status="completed", start=ago(20), end=ago(10))
+
+
+@pytest.mark.parametrize("records", [(CYC_150, ORENCIA_10), (ORENCIA_10, CYC_150)])
+def test_washout_reason_names_the_exposure_that_sets_its_until_date(records: tuple) -> None:
+    """Output audit: the reason named the first exposure in the window with the date of the one
+    ending last ("cyclophosphamide within 168 days (until <abatacept's end + 24 weeks>)")."""
+    r = run("washout_24wk", *records)
+    assert r.eligible_from == days_before(10) + W24
+    assert r.reason == f"ctla4_fc within 168 days (until {r.eligible_from})"
+
+
+def test_washout_reason_names_a_record_maybe_in_the_window_that_sets_its_date() -> None:
+    # lo is 2026-06-10: an end in 2026-06 may be on either side of it
+    r = run(
+        "washout_24wk",
+        stmt(None, text="cyclophosphamide", status="completed", start=ago(170), end=ago(165)),
+        stmt(None, text="Orencia", status="completed", start="2026-05-01", end="2026-06"),
+    )
+    assert r.eligible_from == date(2026, 6, 30) + W24
+    assert r.reason == (
+        f"cyclophosphamide within 168 days (until {r.eligible_from}: ctla4_fc end recorded only"
+        " as 2026-06 may be within it)"
+    )
+
+
+def test_washout_ongoing_reason_names_the_exposure_without_an_end() -> None:
+    r = run("washout_24wk", ORENCIA_10, stmt(None, text="cyclophosphamide", start=ago(30)))
+    assert (r.status, r.eligible_from) == ("fail", None)
+    assert r.reason == "cyclophosphamide within 168 days (ongoing or no known end)"
+
+
 IG = "immune globulin"
 IG_IM = stmt(
     None, text=IG, status="completed", when=ago(10), dosages=[dosage(route="Intramuscular")]
@@ -757,6 +846,35 @@ def test_b_cell_depletion_after_window_cd19(labs: list[dict], expected: str) -> 
     r = run("washout_b_cell_depletion", admin(RTX, days=300), *labs)
     assert r.status == expected
     assert r.eligible_from is None  # a low CD19 count is not time-limited
+
+
+def test_b_cell_low_cd19_reason_carries_the_count_and_the_dose_dates() -> None:
+    """Output audit: "cd19_count 5 /uL below lower limit 80 since last dose" gave neither date,
+    where the other lab fails say "... on 2026-11-13"."""
+    r = run("washout_b_cell_depletion", admin(RTX, days=300), cd19(10, 5))
+    assert (r.status, r.reason) == (
+        "fail",
+        f"cd19_count 10 /uL below lower limit 80 on {ago(5)} since last dose {ago(300)}",
+    )
+    r = run("washout_b_cell_depletion", admin(RTX, days=100), cd19(10, 5))
+    assert r.reason == (
+        "b_cell_depleting within 252 days (then cd19_count 10 /uL below lower limit 80 on"
+        f" {ago(5)} since last dose {ago(100)})"
+    )
+    below_100 = observation("8116-6", ago(5), valueQuantity=qty(100, "/uL", "/uL", "<"))
+    r = run("washout_b_cell_depletion", admin(RTX, days=300), below_100)
+    assert (r.status, r.reason) == (
+        "unknown",
+        f"cd19_count <100 /uL on {ago(5)} since last dose {ago(300)}: cannot tell vs lower limit"
+        " 80",
+    )
+    # a dose recorded only as a month: the reason shows it as recorded, not a day of it
+    month = medication("MedicationAdministration", RTX, status="completed", when="2026-01")
+    r = run("washout_b_cell_depletion", month, cd19(10, 5))
+    assert (r.status, r.reason) == (
+        "fail",
+        f"cd19_count 10 /uL below lower limit 80 on {ago(5)} since last dose 2026-01",
+    )
 
 
 def test_b_cell_low_cd19_without_b_cell_therapy_passes() -> None:
@@ -1041,4 +1159,22 @@ def test_high_dose_rounded_factor_at_the_limit(dose_mg: float, code: str, expect
 
 def test_live_vaccine_coded_without_text_is_named_in_the_reason() -> None:
     r = run("live_vaccine", immunization("03", ago(10)))  # CVX code only, no text or display
-    assert r.reason == "Immunization within 28 days (until 2026-12-13)"
+    assert r.reason == "CVX 03 within 28 days (until 2026-12-13)"
+
+
+def test_live_vaccine_evidence_names_its_concept_and_the_vaccine() -> None:
+    """Output audit: the row had no concept, and no value for a vaccine coded without text
+    (docs/security.md: with --no-phi "the concept, date and note columns still say what each
+    row is")."""
+    [ev] = run("live_vaccine", immunization("03", ago(10))).evidence
+    assert (ev.concept, ev.value, ev.note) == ("live_vaccine", "CVX 03", "within window")
+    shown = immunization("21", ago(10))
+    shown["vaccineCode"]["coding"][0]["display"] = "varicella virus vaccine"
+    [ev] = run("live_vaccine", shown).evidence
+    assert (ev.concept, ev.value) == ("live_vaccine", "varicella virus vaccine")
+    maybe = immunization("21", ago(10))
+    maybe["vaccineCode"] = {"coding": [{"system": SNOMED, "code": "836389008"}]}  # vaccinia
+    r = run("live_vaccine", maybe)
+    assert [(e.concept, e.value, e.note) for e in r.evidence] == [
+        ("live_vaccine_uncertain", "code 836389008", "may be live")
+    ], r

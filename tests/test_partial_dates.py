@@ -195,9 +195,9 @@ def test_high_dose_partial_end() -> None:
     r = run("washout_high_dose_cs", pred("2026-01-01", "2026-10", 60))
     assert (r.status, r.eligible_from) == ("fail", date(2026, 10, 31) + timedelta(84))
     r = run("washout_high_dose_cs", pred("2026-01-01", "2026-09", 60))
-    assert (r.status, r.reason[:53]) == (
+    assert (r.status, r.reason[:71]) == (
         "unknown",
-        "corticosteroid 60 mg/day end recorded only as 2026-09",
+        "prednisone 60 mg/day prednisone-equivalent end recorded only as 2026-09",
     )
     assert run("washout_high_dose_cs", pred("2026-01-01", "2026-09", 10)).status == "pass"
     assert run("washout_high_dose_cs", pred("2026-01-01", "2026-08", 60)).status == "pass"
@@ -245,7 +245,7 @@ def test_live_vaccine_partial_date(
 def test_live_vaccine_ambiguous_reason() -> None:
     r = run("live_vaccine", immunization("03", "2026-10"))
     assert r.reason == (
-        "Immunization recorded only as 2026-10: cannot tell if within 28 days before 2026-11-25"
+        "CVX 03 recorded only as 2026-10: cannot tell if within 28 days before 2026-11-25"
         " (ending after 2026-10-28)"
     )
 

@@ -18,9 +18,12 @@ from pathlib import Path
 import orjson
 import pytest
 import responses
+from criteria_helpers import ago, immunization, medication, qty
+from criteria_helpers import run as run_criterion
 from test_reliability_support import AS_OF, REPO, SAMPLES, Scenarios, report_at_end, write_config
 
 from cohort.config import load_config
+from cohort.report.nophi import WITHHELD, evidence_cells, public_result
 from cohort.runner import run
 
 RUNS = Scenarios("PHI and secrets")
@@ -165,3 +168,32 @@ def test_hostile_names_escaped_end_to_end(tmp_path: Path) -> None:
         html = (out / "amr" / "summary.html").read_text(encoding="utf-8")
         assert "<script>alert" not in html
         assert "alert('pwn')</script>" not in html  # the page never carries it unescaped
+
+
+# --- --no-phi evidence rows still say what they are (output audit) ------------------------------
+def test_no_phi_high_dose_names_the_drug_from_the_mappings_not_the_records_text() -> None:
+    """The high-dose reason and note name the corticosteroid as the mappings spell it, so
+    `--no-phi` keeps them whole while the record's free text stays withheld."""
+    text = f"Solu-Medrol 1 g IV per Dr {NAME_FAMILY}"
+    pulse = medication(
+        "MedicationAdministration", None, text=text, status="completed", when=ago(20),
+        admin_dose=qty(1, "g", "g"),
+    )  # fmt: skip
+    r = public_result(run_criterion("washout_high_dose_cs", pulse))
+    assert r.reason.startswith("methylprednisolone 1250 mg/day prednisone-equivalent > 40")
+    [ev] = r.evidence
+    assert evidence_cells(ev)[1:4] == ["corticosteroid_systemic", "1250", "mg/day"]
+    assert evidence_cells(ev)[5] == "methylprednisolone 1000 mg/day = 1250 mg/day " + (
+        "prednisone-equivalent"
+    )
+    assert NAME_FAMILY not in r.reason and WITHHELD not in r.reason
+
+
+def test_no_phi_live_vaccine_row_still_says_what_it_is() -> None:
+    """docs/security.md (--no-phi): "The concept, date and note columns still say what each row
+    is"; a vaccine's row had no concept, so with its free text withheld it said nothing."""
+    given = immunization("03", ago(10))
+    given["vaccineCode"]["text"] = f"MMR given by Dr {NAME_FAMILY}"
+    [ev] = run_criterion("live_vaccine", given).evidence
+    _ref, concept, value, _unit, when, note = evidence_cells(ev)
+    assert (concept, value, when, note) == ("live_vaccine", WITHHELD, ago(10), "within window")

@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from criteria_helpers import AS_OF, ago, immunization, medication, qty, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -238,6 +239,24 @@ def test_evidence_csv() -> None:
     ]
     assert rows[2][3] == "ignored" and rows[2][4] == "Observation/ana0"
     assert len(rows) == 3
+
+
+def test_evidence_csv_rows_of_a_high_dose_and_a_live_vaccine_say_what_they_are() -> None:
+    """Output audit: evidence.csv showed `,,1250,,` for a methylprednisolone 1000 mg pulse and
+    a CVX-coded vaccine's row had neither concept nor value."""
+    pulse = medication(
+        "MedicationAdministration", "6902", status="completed", when=ago(20),
+        admin_dose=qty(1000, "mg", "mg"),
+    )  # fmt: skip
+    results = [run("washout_high_dose_cs", pulse), run("live_vaccine", immunization("03", ago(10)))]
+    site = SiteResult("s", "Site", AS_OF, [], [], [Candidate(Patient("p1"), results)])
+    for phi in (True, False):
+        rows = [r[5:] for r in _read(evidence_csv(site, phi=phi))[1:]]
+        assert rows == [
+            ["corticosteroid_systemic", "1250", "mg/day", f"{ago(20)}..{ago(20)}",
+             "methylprednisolone 1000 mg/day = 1250 mg/day prednisone-equivalent"],
+            ["live_vaccine", "CVX 03" if phi else "(text withheld)", "", ago(10), "within window"],
+        ]  # fmt: skip
 
 
 def test_write_atomic_modes(tmp_path: Path) -> None:

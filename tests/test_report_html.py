@@ -7,13 +7,14 @@ import io
 import json
 import re
 from datetime import date
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
 from cohort.model import Candidate, CriterionInfo, Patient, Result, SiteResult, Status
 from cohort.report.csv import candidates_csv
-from cohort.report.html import summary_html
+from cohort.report.html import LIST_MAX, TOP_N, summary_html
 from cohort.report.run import criterion_funnel, run_json, tier_counts
 
 CRITERIA = [
@@ -238,3 +239,18 @@ def test_prints_with_its_colours_and_without_cut_rows() -> None:
     page_rule = re.search(r"@page\{([^}]*)\}", css.group(1))
     assert page_rule and "margin:" in page_rule.group(1)
     assert "size" not in page_rule.group(1)  # the printer's paper: A4 or Letter
+
+
+def test_readme_says_where_each_list_stops() -> None:
+    """Output audit: README said "Lists stop at 100 rows" while Top candidates stops at 25
+    (the best-ranked likely and possible patients); the changes and upcoming-date lists stop
+    at 100. The page is right: README now says what it does."""
+    cands = [_cand(i, "likely") for i in range(1, 61)]
+    page = summary_html(SiteResult("uci", "UCI", date(2026, 3, 1), CRITERIA, [], cands), history=[])
+    table = re.search(r'<table id="candidates">.*?</table>', page, re.S)
+    assert table and table.group(0).count('class="candidate"') == TOP_N == 25
+    assert f"{60 - TOP_N} more in candidates.csv." in page
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    [row] = [line for line in readme.splitlines() if line.startswith("| `OUT/<site>/summary.html`")]
+    assert f"top candidates (the first {TOP_N} likely or possible by rank)" in row, row
+    assert f"changes and upcoming eligibility dates stop at {LIST_MAX} rows" in row, row

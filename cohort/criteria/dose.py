@@ -5,23 +5,42 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import date
+from typing import NamedTuple
 
 from cohort.criteria.base import Context, Criterion, result, window_span
-from cohort.criteria.intervals import clear_from, exposure_dated, exposure_evidence, in_window
+from cohort.criteria.intervals import (
+    clear_from,
+    exposure_dated,
+    exposure_evidence,
+    in_window,
+    sets_date,
+)
 from cohort.model import Dose, ExposureFact, Quantity, Result, Status
 
 _STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*MG\b(?!\s*/)", re.I)
 _UNIT_FORMS = ("tbl", "tab", "tablet", "cap", "capsule", "{tbl}", "{tablet}", "{capsule}", "1")
 
 
-def daily_mg(ctx: Context, e: ExposureFact) -> float | None:
-    """Largest prednisone-equivalent daily dose of an exposure, None when not derivable."""
-    factors = [
-        ctx.term.prednisone_factor(i) for i in ctx.term.medication_ingredients(e.codes, e.text)
-    ]
-    factor = max((f for f in factors if f is not None), default=None)
-    if factor is None:
+class Daily(NamedTuple):
+    """An exposure's largest daily dose: its corticosteroid (the ingredient's name as the
+    mappings spell it, not the record's text), mg/day of it and prednisone-equivalent mg/day."""
+
+    drug: str
+    mg: float
+    equivalent: float
+
+    def __str__(self) -> str:
+        return f"{self.drug} {self.equivalent:g} mg/day prednisone-equivalent"
+
+
+def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
+    """Largest prednisone-equivalent daily dose of an exposure, None when not derivable (of
+    several corticosteroid ingredients, the one with the largest factor counts)."""
+    ingredients = sorted(ctx.term.medication_ingredients(e.codes, e.text))
+    factors = [(f, i) for i in ingredients if (f := ctx.term.prednisone_factor(i)) is not None]
+    if not factors:
         return None
+    factor, drug = max(factors, key=lambda x: x[0])
     strength = e.strength_mg
     if strength is None and (m := _STRENGTH.search(e.text)):
         strength = float(m[1])
@@ -37,7 +56,7 @@ def daily_mg(ctx: Context, e: ExposureFact) -> float | None:
     if not totals:
         return None
     # to 0.1 mg: the factors are rounded (6.67 for 20/3), dexamethasone 6 mg is 40 mg, not 40.02
-    return round(max(totals) * factor, 1)
+    return Daily(drug, round(max(totals), 1), round(max(totals) * factor, 1))
 
 
 def _line_mg(d: Dose, q: Quantity | None, strength: float | None) -> float | None:
@@ -64,46 +83,58 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
     limit = float(p["max_daily_mg"])
     fails, unknown, ok, ignored = [], [], [], []
     ends: list[date | None] = []
+    enders: list[tuple[str, str]] = []  # the dose each of `ends` is the end of, its doubt if any
     why_partial = ""
     for e in ctx.exposures(p["concepts"]):
+        concept = ",".join(sorted(set(p["concepts"]) & ctx.concepts(e.ref, e.codes, e.text)))
         if not ctx.systemic(e):
-            ignored.append(exposure_evidence(e, "", "not systemic (route or form)"))
+            ignored.append(exposure_evidence(e, concept, "not systemic (route or form)"))
             continue
-        it = exposure_dated(e, "", "")
+        it = exposure_dated(e, concept, "")
         undated = e.start is None and e.end is None
         inside = None if undated else in_window(ctx, it, lo)
         if inside is False:
             ignored.append(replace(it.ev, note="outside window"))
             continue
-        mg = daily_mg(ctx, e)
-        dose = f"{mg:g} mg/day prednisone-equivalent" if mg is not None else "no usable dose"
+        daily = daily_dose(ctx, e)
+        mg = daily.equivalent if daily is not None else None
+        dose = "no usable dose"
+        if daily is not None:
+            # the drug's own dose and its equivalent; the drug named by the mappings, not by
+            # the record's text (--no-phi shows notes and reasons as they are: report.nophi)
+            dose = f"{daily.drug} {daily.mg:g} mg/day = {mg:g} mg/day prednisone-equivalent"
         if undated and (mg is None or mg > limit):
             # no date at all: the data cannot tell whether this dose is within the window
             unknown.append(replace(it.ev, note="undated: cannot tell if within window"))
         elif inside is None and (mg is None or mg > limit):
             # in the window on some of the days its partial dates stand for, not on others
+            doubt = f"{daily or 'corticosteroid'} {it.partial()}"
             why_partial = why_partial or (
-                f"corticosteroid {f'{mg:g} mg/day ' if mg is not None else ''}{it.partial()}:"
-                f" cannot tell if within {span} before {ctx.as_of} (ending after {lo})"
+                f"{doubt}: cannot tell if within {span} before {ctx.as_of} (ending after {lo})"
             )
             unknown.append(replace(it.ev, note=f"{it.doubt()}: may be within window; {dose}"))
-            if mg is not None:
+            if daily is not None:
                 ends.append(None if e.ongoing else it.end_last)  # it may fail as long
+                enders.append((str(daily), doubt))
         elif mg is None:
             unknown.append(replace(it.ev, note="no usable dose"))
         elif mg > limit:
-            fails.append(replace(it.ev, note=dose, value=f"{mg:g}"))
+            fails.append(replace(it.ev, note=dose, value=f"{mg:g}", unit="mg/day"))
             ends.append(None if e.ongoing else it.end_last)  # latest possible end
+            enders.append((str(daily), ""))
         else:
-            ok.append(replace(it.ev, note=dose, value=f"{mg:g}"))
+            ok.append(replace(it.ev, note=dose, value=f"{mg:g}", unit="mg/day"))
     if fails:
         eligible = clear_from(ends, span)
         # as the other washouts say it: until when, or that no end is known
         when = f"until {eligible}" if eligible else "ongoing or no known end"
+        # the dose of the exposure whose end sets that date (or that has none)
+        named, doubt = sets_date(ends, enders)
+        when += f": {doubt} may be within it" if doubt else ""
         return result(
             crit,
             Status.FAIL,
-            f"corticosteroid {fails[0].value} mg/day > {limit:g} within {span} ({when})",
+            f"{named} > {limit:g} within {span} ({when})",
             fails + unknown + ok,
             ignored,
             eligible,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from cohort.criteria.base import Context, Span, latest, partly, shown
 from cohort.model import Evidence, ExposureFact
 
-__all__ = ["Dated", "clear_from", "exposure_dated", "exposure_evidence", "in_window"]
+T = TypeVar("T")
+__all__ = ["Dated", "clear_from", "exposure_dated", "exposure_evidence", "in_window", "sets_date"]
 
 
 class Dated(NamedTuple):
@@ -106,3 +107,17 @@ def clear_from(ends: list[date | None], span: Span) -> date | None:
         return span.after(max(known))
     except OverflowError:
         return None
+
+
+def sets_date(ends: list[date | None], records: list[tuple[T, str]]) -> tuple[T, str]:
+    """What a time-limited fail's reason names for its date (`clear_from` of `ends`): of the
+    records in the window (doubt ""), the first with no known end, else the first ending last;
+    with the doubt of a record only maybe in it (what it is and why) that ends later still."""
+
+    def last(ix: list[int]) -> int:
+        open_ended = [i for i in ix if ends[i] is None]
+        return open_ended[0] if open_ended else max(ix, key=lambda i: ends[i] or date.min)
+
+    top = last(list(range(len(ends))))
+    sure = last([i for i, (_, doubt) in enumerate(records) if not doubt])
+    return records[sure][0], records[top][1] if ends[top] != ends[sure] else ""

@@ -240,10 +240,13 @@ def labs_exceed(crit: Criterion, ctx: Context) -> Result:
         cmp = sign(o)
         evidence.append(ctx.obs_evidence(o, concept, "most recent", f"{cmp}{v:g}", unit))
         exceeds = above(v, cmp, float(m["fail_above"]))
+        when = shown(o.when, o.when_last)  # as lab_latest says it
         if exceeds:
-            fails.append(f"{concept} {cmp}{v:g} {unit} > {m['fail_above']:g}")
+            fails.append(f"{concept} {cmp}{v:g} {unit} > {m['fail_above']:g} on {when}")
         elif exceeds is None:
-            missing.append(f"{concept} {cmp}{v:g} {unit}: cannot tell vs {m['fail_above']:g}")
+            missing.append(
+                f"{concept} {cmp}{v:g} {unit} on {when}: cannot tell vs {m['fail_above']:g}"
+            )
     if fails:
         return result(crit, Status.FAIL, "; ".join(fails), evidence, ignored)
     if missing:

@@ -7,6 +7,7 @@ import re
 from dataclasses import replace
 from datetime import date, timedelta
 
+from cohort.codesystems import system_key
 from cohort.criteria.base import Context, Criterion, latest, result, shown, window_span
 from cohort.criteria.bounds import fails_below, sign
 from cohort.criteria.intervals import (
@@ -15,8 +16,10 @@ from cohort.criteria.intervals import (
     exposure_dated,
     exposure_evidence,
     in_window,
+    sets_date,
 )
-from cohort.model import Evidence, Quantity, Result, Status
+from cohort.model import Evidence, ImmunizationFact, Quantity, Result, Status
+from cohort.terminology.codes import CVX
 
 
 def current_medication(crit: Criterion, ctx: Context) -> Result:
@@ -95,9 +98,25 @@ def any_record(crit: Criterion, ctx: Context) -> Result:
 
 
 def _named(ev: Evidence) -> str:
-    """What a reason calls a record: its concept, else its text, else its type (a vaccine coded
-    with no text has neither concept nor text on its evidence)."""
+    """What a reason calls a record: its concept, else its text, else its type; a vaccine by
+    what was given (`_vaccine`: its concept is the criterion's class, live_vaccine)."""
+    if ev.ref.startswith("Immunization/") and ev.value:
+        return ev.value
     return ev.concept or ev.value or ev.ref.partition("/")[0]
+
+
+_CVX = {system_key(CVX), system_key("urn:oid:2.16.840.1.113883.12.292"), "cvx"}  # systems.csv
+
+
+def _vaccine(im: ImmunizationFact) -> str:
+    """A vaccine as evidence.csv's value shows it: its text or codes' displays, else its code
+    ("CVX 03", "code 836389008"); `--no-phi` withholds it as any text (report.nophi)."""
+    if im.text:
+        return im.text[:80]
+    c = next((c for c in im.codes if system_key(c.system) in _CVX), None)
+    if c is not None:
+        return f"CVX {c.code}"
+    return f"code {im.codes[0].code}" if im.codes else ""
 
 
 def _excluded_route(route: str, concepts: set[str], excluded: dict[str, list[str]]) -> str:
@@ -127,6 +146,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
     lo = span.before(ctx.as_of)
     evidence, ignored, maybe = [], [], []
     ends: list[date | None] = []
+    enders: list[tuple[Evidence, str]] = []  # whose end each of `ends` is, and its doubt if any
     uncertain: list[Evidence] = []
     why_maybe = ""
     items: list[Dated] = []
@@ -154,9 +174,16 @@ def washout(crit: Criterion, ctx: Context) -> Result:
             date=shown(pr.start, pr.start_last),
         )
         items.append(Dated.of(pr.start, pr.start_last, pr.end, pr.end_last, False, ev))
-    for im in ctx.immunizations(p.get("immunizations", []) + p.get("uncertain_immunizations", [])):
-        ev = Evidence(ref=im.ref, value=im.text[:80], date=shown(im.when, im.when_last))
-        if set(p.get("uncertain_immunizations", [])) & ctx.concepts(im.ref, im.codes, im.text):
+    vaccines = p.get("immunizations", []) + p.get("uncertain_immunizations", [])
+    for im in ctx.immunizations(vaccines):
+        matched = set(vaccines) & ctx.concepts(im.ref, im.codes, im.text)
+        ev = Evidence(
+            ref=im.ref,
+            concept=",".join(sorted(matched)),
+            value=_vaccine(im),
+            date=shown(im.when, im.when_last),
+        )
+        if set(p.get("uncertain_immunizations", [])) & matched:
             # on any day its date may stand for (a vaccine that may be live is only a doubt)
             last = latest(im.when, im.when_last)
             if im.when and last and im.when <= ctx.as_of and last > lo:
@@ -177,6 +204,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         if inside:
             evidence.append(replace(it.ev, note="within window"))
             ends.append(None if it.ongoing else it.end_last)
+            enders.append((evidence[-1], ""))
         elif inside is None:
             name = _named(it.ev)
             why_maybe = why_maybe or (
@@ -188,6 +216,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
             if end is not None and it.ev.ref in same_day:
                 end = min(end, ctx.as_of)  # a later day is a new exposure, not this record
             ends.append(None if it.ongoing else end)
+            enders.append((maybe[-1], f"{name} {it.partial()}"))
         else:
             ignored.append(replace(it.ev, note="outside window or undated"))
     if evidence:
@@ -195,12 +224,15 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         # out of it whatever day its partial date stands for, so from its latest end
         eligible = clear_from(ends, span)
         when = f"until {eligible}" if eligible else "ongoing or no known end"
+        # named: the record whose end sets that date (or that has none)
+        ev, doubt = sets_date(ends, enders)
+        when += f": {doubt} may be within it" if doubt else ""
         if eligible and "lab_concepts" in p and last_end is not None:
             # after the window the lab rule applies to the same last dose and the counts
             # already known: one already below the lower limit still fails then (SPEC §4:
             # eligible_from is a date on which the fails pass), so no date is known. Only
             # counts surely after the dose (its latest reading) are sure to count then.
-            after = _lab_after(crit, ctx, last_end[1], [])
+            after = _lab_after(crit, ctx, last_end[1], [], shown(*last_end))
             if after.status is Status.FAIL:
                 eligible = None
                 when = f"then {after.reason}"
@@ -208,7 +240,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         return result(
             crit,
             Status.FAIL,
-            f"{_named(evidence[0])} within {span} ({when})",
+            f"{_named(ev)} within {span} ({when})",
             evidence + maybe,
             ignored,
             eligible,
@@ -274,8 +306,8 @@ def _lab_after_dose(
     early, late = last_dose
     if early == late:
         return _lab_after(crit, ctx, late, ignored)
-    sure = _lab_after(crit, ctx, late, list(ignored))
-    first = _lab_after(crit, ctx, early, [])
+    sure = _lab_after(crit, ctx, late, list(ignored), shown(early, late))
+    first = _lab_after(crit, ctx, early, [], shown(early, late))
     if first.status is sure.status:
         return sure
     when = first.evidence[0].date if first.evidence else ""
@@ -289,9 +321,13 @@ def _lab_after_dose(
     )
 
 
-def _lab_after(crit: Criterion, ctx: Context, last_dose: date, ignored: list[Evidence]) -> Result:
-    """After the window: the most recent lab since the last dose below its lower limit fails."""
+def _lab_after(
+    crit: Criterion, ctx: Context, last_dose: date, ignored: list[Evidence], dose: str = ""
+) -> Result:
+    """After the window: the most recent lab since the last dose below its lower limit fails.
+    `dose`: the last dose's date as recorded, for reasons (a partial one is not `last_dose`)."""
     p = crit.params
+    dose = dose or last_dose.isoformat()
     since = last_dose + timedelta(days=1) if last_dose < date.max else date.max
     obs, ign = ctx.observations(p["lab_concepts"], since)
     ignored += ign
@@ -299,7 +335,7 @@ def _lab_after(crit: Criterion, ctx: Context, last_dose: date, ignored: list[Evi
         return result(
             crit,
             Status.PASS,
-            f"last dose {last_dose}, outside window; no count since",
+            f"last dose {dose}, outside window; no count since",
             ignored=ignored,
         )
     o = obs[0]
@@ -331,9 +367,10 @@ def _lab_after(crit: Criterion, ctx: Context, last_dose: date, ignored: list[Evi
         )
     ev = ctx.obs_evidence(o, concept, f"lower limit {lln:g}", value, unit)
     status = fails_below(v, cmp, lln)
+    when = f"on {ev.date} since last dose {dose}"  # as lab_latest gives a result's date
     why = {
-        Status.UNKNOWN: f"since last dose: cannot tell vs lower limit {lln:g}",
-        Status.FAIL: f"below lower limit {lln:g} since last dose",
+        Status.UNKNOWN: f"{when}: cannot tell vs lower limit {lln:g}",
+        Status.FAIL: f"below lower limit {lln:g} {when}",
         Status.PASS: f">= lower limit {lln:g}",
     }[status]
     return result(crit, status, f"{concept} {value} {unit} {why}", [ev], ignored)
