@@ -443,6 +443,15 @@ def test_hemoglobin_aiha_by_default_reads_the_verified_icd_code_only() -> None:
     assert status("hemoglobin", o, condition(AIHA_SNOMED, SNOMED)) == "fail"
 
 
+def test_drug_induced_aiha_lowers_the_hemoglobin_limit() -> None:
+    """ICD-10-CM D59.0 Drug-induced autoimmune hemolytic anemia is an autoimmune hemolytic anemia
+    (SPEC hemoglobin: < 7.0 g/dL when an active AIHA condition is present); audit condaudit."""
+    hb = observation("718-7", ago(5), valueQuantity=qty(7.5, "g/dL", "g/dL"))
+    r = run("hemoglobin", hb, condition("D59.0", onset=ago(100)))
+    assert str(r.status) == "pass", r.reason  # 7.5 >= 7.0 with an active AIHA
+    assert status("hemoglobin", hb, condition("D59.2")) == "fail"  # drug-induced nonautoimmune
+
+
 def test_hemoglobin_aiha_without_clinical_status_is_not_active() -> None:
     # SPEC: active = clinicalStatus active/recurrence/relapse, so the 8.0 threshold applies
     o = observation("718-7", ago(10), valueQuantity=qty(7.5, "g/dL", "g/dL"))

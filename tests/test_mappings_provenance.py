@@ -287,6 +287,9 @@ def test_flags_are_understood(ref: Reference) -> None:
 VERIFIED_ELSEWHERE = {
     (ICD10CM, "D59.1"): "aiha: D59.10-D59.19 'autoimmune hemolytic anemia', added to ICD-10-CM in"
     " FY2021; several independent public sources in the row (SPEC's hemoglobin < 7.0 rule)",
+    (ICD10CM, "D59.0"): "aiha: 'Drug-induced autoimmune hemolytic anemia' (simple-icd-10-cm 1.5.0,"
+    " the CMS April 2026 tabular the reference cites; hccbuddy FY2026; VistA forms), an autoimmune"
+    " hemolytic anemia for the hemoglobin < 7.0 rule (audit condaudit)",
 }
 
 
