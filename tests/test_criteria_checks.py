@@ -346,6 +346,39 @@ def test_malignancy(resources: list[dict], expected: str) -> None:
     assert status("malignancy", *resources) == expected
 
 
+# SNOMED CT malignancy codes as Synthea writes them (the tool has no SNOMED hierarchy: each is a
+# row of its own; SPEC: "any malignancy condition ... -> fail"). Audit condaudit: a Synthea breast
+# cancer passed and the patient could be ranked likely.
+SYNTHEA_CANCERS = {
+    "254837009": "Malignant neoplasm of breast (disorder)",
+    "363406005": "Malignant tumor of colon",
+    "109838007": "Overlapping malignant neoplasm of colon",
+    "93761005": "Primary malignant neoplasm of colon",
+    "94260004": "Secondary malignant neoplasm of colon",
+    "254637007": "Non-small cell lung cancer (disorder)",
+    "424132000": "Non-small cell carcinoma of lung, TNM stage 1 (disorder)",
+    "254632001": "Small cell carcinoma of lung (disorder)",
+    "67811000119102": "Primary small cell malignant neoplasm of lung, TNM stage 1 (disorder)",
+    "314994000": "Metastasis from malignant tumor of prostate (disorder)",
+}
+
+
+def test_snomed_breast_cancer_is_a_malignancy() -> None:
+    r = run(
+        "malignancy",
+        condition("254837009", SNOMED, onset=ago(400), text="Malignant neoplasm of breast"),
+    )
+    assert str(r.status) == "fail", r.reason
+
+
+@pytest.mark.parametrize("code", sorted(SYNTHEA_CANCERS))
+def test_synthea_snomed_cancers_fail_malignancy(code: str) -> None:
+    r = run("malignancy", condition(code, SNOMED, text=SYNTHEA_CANCERS[code]))
+    assert str(r.status) == "fail", r.reason
+    # by its code alone too (no display, no text): the row, not the safety net below
+    assert status("malignancy", condition(code, SNOMED)) == "fail"
+
+
 # --- pregnancy_lactation -----------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("resources", "expected"),

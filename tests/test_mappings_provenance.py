@@ -290,6 +290,29 @@ VERIFIED_ELSEWHERE = {
     (ICD10CM, "D59.0"): "aiha: 'Drug-induced autoimmune hemolytic anemia' (simple-icd-10-cm 1.5.0,"
     " the CMS April 2026 tabular the reference cites; hccbuddy FY2026; VistA forms), an autoimmune"
     " hemolytic anemia for the hemoglobin < 7.0 rule (audit condaudit)",
+    # The reference's malignancy row 363346000 says include_descendants "Y" without naming them;
+    # the tool has no SNOMED hierarchy, so the descendants Synthea codes cancers with are rows of
+    # their own: each is a Condition code with its display in the public Synthea data under
+    # shared/data/public-fhir (the file named in the row) and in the mCODE list of Synthea
+    # cancer-module codes (audit condaudit: a Synthea breast cancer passed `malignancy`).
+    **{
+        (SNOMED, code): f"malignancy: Synthea {what} (public Synthea FHIR data, named in the row)"
+        for code, what in (
+            ("254837009", "Malignant neoplasm of breast"),
+            ("363406005", "Malignant tumor of colon"),
+            ("109838007", "Overlapping malignant neoplasm of colon"),
+            ("93761005", "Primary malignant neoplasm of colon"),
+            ("94260004", "Secondary malignant neoplasm of colon"),
+            ("254637007", "Non-small cell lung cancer"),
+            ("424132000", "Non-small cell carcinoma of lung, TNM stage 1"),
+            ("254632001", "Small cell carcinoma of lung"),
+            ("67811000119102", "Primary small cell malignant neoplasm of lung, TNM stage 1"),
+            ("314994000", "Metastasis from malignant tumor of prostate"),
+        )
+    },
+    # in_situ_neoplasm (review, as D00-D09): Synthea's prostate carcinoma in situ, same sources
+    (SNOMED, "92691004"): "in_situ_neoplasm: Synthea Carcinoma in situ of prostate (public"
+    " Synthea FHIR data, named in the row)",
 }
 
 
