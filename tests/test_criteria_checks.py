@@ -9,6 +9,7 @@ import pytest
 from criteria_helpers import (
     CLINICAL,
     FLOWSHEET,
+    ICD,
     LOINC,
     SNOMED,
     VERIFICATION,
@@ -377,6 +378,63 @@ def test_synthea_snomed_cancers_fail_malignancy(code: str) -> None:
     assert str(r.status) == "fail", r.reason
     # by its code alone too (no display, no text): the row, not the safety net below
     assert status("malignancy", condition(code, SNOMED)) == "fail"
+
+
+LOCAL = "http://example.org/fhir/local-problem-list"
+
+
+def _named(text: str, code: str = "X1", system: str = LOCAL, **kw: Any) -> dict:
+    return condition(code, system, text=text, **kw)
+
+
+# A condition whose code maps to no malignancy concept but whose text or display names a cancer:
+# unknown ("possible malignancy not in the mappings: confirm"), never a silent pass; unless the
+# record is a listed exception (BCC of skin, cervical CIS) by its code.
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ([_named("Acute myeloid leukemia")], "unknown"),
+        ([_named("Chronic lymphocytic leukaemia")], "unknown"),
+        ([_named("Hodgkin lymphoma, nodular sclerosis")], "unknown"),
+        ([_named("Malignant neoplasm of pancreas")], "unknown"),
+        ([_named("MALIGNANCY - see oncology letter")], "unknown"),
+        ([_named("Adenocarcinoma of lung")], "unknown"),
+        ([_named("Multiple myeloma")], "unknown"),
+        ([_named("Osteosarcoma of femur")], "unknown"),
+        ([_named("Kaposi sarcoma")], "unknown"),
+        ([_named("Melanoma of skin")], "unknown"),
+        ([_named("Metastatic disease")], "unknown"),
+        ([_named("Breast cancer")], "unknown"),
+        ([_named("Suspected lung cancer (situation)", "162573006", SNOMED)], "unknown"),
+        ([_named("Carcinoma in situ of prostate (disorder)", "92691004", SNOMED)], "unknown"),
+        ([_named("Acute myeloid leukemia", clinical="resolved")], "unknown"),  # any, as coded
+        ([_named("Acute myeloid leukemia", verification="refuted")], "pass"),
+        ([_named("Basal cell carcinoma of skin")], "unknown"),  # not coded: confirm
+        # not a cancer by name: benign, "neoplasm" alone, a family history
+        ([_named("Benign neoplasm of colon")], "pass"),
+        ([_named("Neoplasm of prostate", "126906006", SNOMED)], "pass"),
+        ([_named("Family history of cancer of colon", "312824007", SNOMED)], "pass"),
+        ([_named("Family history of malignant neoplasm of digestive organs")], "pass"),
+        ([_named("Encounter for screening mammogram for malignant neoplasm of breast")], "pass"),
+        ([_named("Neoplasm of uncertain behavior of skin")], "pass"),
+        # listed exceptions by code, whatever their text says
+        ([_named("Basal cell carcinoma of skin (disorder)", "254701007", SNOMED)], "pass"),
+        ([_named("Basal cell carcinoma of skin of unspecified site", "C44.91", ICD)], "pass"),
+        ([_named("Carcinoma in situ of cervix, unspecified", "D06.9", ICD)], "pass"),
+        # a mapped malignancy still fails (worst wins), and so does one beside a named one
+        ([_named("Malignant neoplasm of breast", "C50.911", ICD)], "fail"),
+        ([_named("Acute myeloid leukemia"), condition("C50.911")], "fail"),
+    ],
+)
+def test_malignancy_named_but_not_mapped(resources: list[dict], expected: str) -> None:
+    assert status("malignancy", *resources) == expected
+
+
+def test_malignancy_named_but_not_mapped_says_confirm() -> None:
+    r = run("malignancy", _named("Acute myeloid leukemia"))
+    assert str(r.status) == "unknown"
+    assert "possible malignancy not in the mappings" in r.reason
+    assert "confirm" in r.reason
 
 
 # --- pregnancy_lactation -----------------------------------------------------------------------

@@ -260,6 +260,43 @@ TEXT_NOT_IN_REFERENCE = {
     "rho(d) immune globulin": "exclusion name: hyperimmune globulin, not IVIG/SCIG",
     "varicella zoster immune globulin": "exclusion name: hyperimmune globulin, not IVIG/SCIG",
     "botulism immune globulin": "exclusion name: hyperimmune globulin, not IVIG/SCIG",
+    # malignancy_named (conditions.csv): words naming a cancer, not drug names; a condition whose
+    # code maps to no malignancy concept but whose text says one of them makes `malignancy`
+    # unknown (the long tail the SNOMED rows cannot list; audit condaudit)
+    **{
+        w: "malignancy_named: a word naming a cancer (SPEC §3 malignancy safety net)"
+        for w in [
+            "malignant",
+            "malignancy",
+            "malignancies",
+            "cancer",
+            "cancers",
+            "carcinoma",
+            "carcinomas",
+            "adenocarcinoma",
+            "carcinomatosis",
+            "lymphoma",
+            "lymphomas",
+            "leukemia",
+            "leukemias",
+            "leukaemia",
+            "leukaemias",
+            "melanoma",
+            "melanomas",
+            "sarcoma",
+            "sarcomas",
+            "osteosarcoma",
+            "liposarcoma",
+            "leiomyosarcoma",
+            "rhabdomyosarcoma",
+            "myeloma",
+            "metastatic",
+            "metastasis",
+            "metastases",
+        ]
+    },
+    "family history": "malignancy_named exclusion name: a relative's cancer is no malignancy",
+    "encounter for screening": "malignancy_named exclusion name: ICD-10-CM Z12 screening wording",
 }
 
 # Public systems the reference covers; a verified=local row must use none of them (a site's own
