@@ -7,7 +7,7 @@ from datetime import date
 
 from cohort.model import ConditionFact
 
-__all__ = ["condition_days", "latest", "partly", "shown"]
+__all__ = ["condition_days", "condition_shown", "latest", "onset_bounded", "partly", "shown"]
 
 
 # A date from a record may be partial (YYYY or YYYY-MM): facts keep its first day and, apart,
@@ -38,7 +38,25 @@ def partly(first: date | None, last: date | None) -> bool:
 
 
 def condition_days(c: ConditionFact) -> tuple[date | None, date | None]:
-    """A condition's date, onset else recordedDate: (first day, last day it can stand for)."""
+    """A condition's date to decide on, onset else recordedDate: (first day, last day it can
+    stand for). An onset is no later than its record: its last day is at most the recordedDate's
+    (its last day when partial), unless that is before the onset's first (docs/rules.md)."""
     if c.onset is not None:
-        return c.onset, latest(c.onset, c.onset_last)
+        last = latest(c.onset, c.onset_last)
+        bound = latest(c.recorded, c.recorded_last)
+        if bound is not None and last is not None and c.onset <= bound < last:
+            return c.onset, bound
+        return c.onset, last
     return c.recorded, latest(c.recorded, c.recorded_last)
+
+
+def onset_bounded(c: ConditionFact) -> bool:
+    """Whether the recordedDate narrows the onset's days (`condition_days`)."""
+    return c.onset is not None and condition_days(c)[1] != latest(c.onset, c.onset_last)
+
+
+def condition_shown(c: ConditionFact) -> str:
+    """A condition's date as recorded (onset, else recordedDate), for evidence and reasons."""
+    if c.onset is not None:
+        return shown(c.onset, c.onset_last)
+    return shown(c.recorded, c.recorded_last)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from cohort.criteria.base import Context, Criterion, condition_days, months_before, result, shown
+from cohort.criteria.base import Context, Criterion, months_before, result, shown
+from cohort.criteria.days import condition_days, condition_shown, onset_bounded
 from cohort.extract.elements import parse_days
 from cohort.model import ConditionFact, Evidence, Result, Status
 
@@ -73,8 +74,7 @@ def diagnosis(crit: Criterion, ctx: Context) -> Result:
         uncertain = ctx.conditions(p.get("uncertain_concepts", []))
         if uncertain:
             ev = [
-                Evidence(ref=c.ref, value=c.text[:80], date=shown(*condition_days(c)))
-                for c in uncertain
+                Evidence(ref=c.ref, value=c.text[:80], date=condition_shown(c)) for c in uncertain
             ]
             return result(
                 crit, Status.UNKNOWN, p.get("uncertain_reason", "diagnosis not specific"), ev
@@ -96,7 +96,7 @@ def diagnosis(crit: Criterion, ctx: Context) -> Result:
             ref=c.ref,
             concept=",".join(p["concepts"]),
             value=c.text[:80],
-            date=shown(*condition_days(c)),
+            date=condition_shown(c),
             note=f"verificationStatus {c.verification_status}" if c in shaky else "",
         )
         for c in found
@@ -115,7 +115,7 @@ def _dated(crit: Criterion, ctx: Context, found: list[ConditionFact]) -> Result:
             ref=c.ref,
             concept=",".join(p["concepts"]),
             value=c.text[:80],
-            date=shown(*condition_days(c)),
+            date=condition_shown(c),
         )
         for c in found
     ]
@@ -129,24 +129,32 @@ def _dated(crit: Criterion, ctx: Context, found: list[ConditionFact]) -> Result:
         return result(
             crit,
             Status.PASS,
-            f"diagnosed {shown(sure[0][0], sure[0][1])} (on or before {cutoff})",
+            f"diagnosed {_when(sure[0][2])} (on or before {cutoff})",
             ev,
         )
     maybe = [d for d in dated if d[0] <= cutoff]  # a partial date straddling the cutoff
     if maybe:
-        first, last, c = maybe[0]
+        c = maybe[0][2]
         label = p.get("label", p["concepts"][0])
         which = "onset " if c.onset is not None else ""
         note = "" if c.onset is not None else " (recordedDate, no onset)"
         return result(
             crit,
             Status.UNKNOWN,
-            f"{label} {which}recorded only as {shown(first, last)}{note}; "
+            f"{label} {which}recorded only as {condition_shown(c)}{note}; "
             f"{months} months before {ctx.as_of} is {cutoff}",
             ev,
         )
     if len(dated) < len(found):
         return result(crit, Status.UNKNOWN, "diagnosis has no onset or recorded date", ev)
     return result(
-        crit, Status.FAIL, f"diagnosed {shown(dated[0][0], dated[0][1])}, after {cutoff}", ev
+        crit, Status.FAIL, f"diagnosed {condition_shown(dated[0][2])}, after {cutoff}", ev
     )
+
+
+def _when(c: ConditionFact) -> str:
+    """A condition's date as recorded, with the recordedDate when that bounds its onset (a pass
+    may rest on it)."""
+    if onset_bounded(c):
+        return f"{condition_shown(c)} (recorded {shown(c.recorded, c.recorded_last)})"
+    return condition_shown(c)
