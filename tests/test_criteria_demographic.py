@@ -137,13 +137,38 @@ def test_lupus_unspecified_only_is_unknown_but_screened() -> None:
 
 
 def test_lupus_unspecified_with_sle_uses_sle() -> None:
+    # a recent SLE condition decides when the unspecified lupus is no older
     assert (
         status(
             "sle_diagnosis",
-            condition("200936003", SNOMED, onset=OLD),
-            condition("M32.14", onset=RECENT),
+            condition("200936003", SNOMED, onset=RECENT),
+            condition("M32.14", onset="2026-10-01"),
         )
         == "fail"
+    )
+    # an old SLE condition passes whatever the unspecified one says
+    assert (
+        status(
+            "sle_diagnosis",
+            condition("200936003", SNOMED, onset=RECENT),
+            condition("M32.14", onset=OLD),
+        )
+        == "pass"
+    )
+
+
+def test_old_lupus_unspecified_with_recent_sle_is_unknown_not_fail() -> None:
+    # the old "Lupus erythematosus" may well be the same SLE, coded before it was specified
+    # (condaudit finding 4): the specific one fails on its date, the unspecified one would pass
+    old = condition("200936003", SNOMED, onset="2021-12-21")
+    recent = condition("M32.14", onset="2026-10-26")
+    r = run("sle_diagnosis", patient("1990-01-01"), old, recent)
+    assert r.status == "unknown"
+    assert r.reason == "lupus erythematosus not specified as systemic: confirm SLE"
+    assert {e.ref for e in r.evidence} == {f"Condition/{old['id']}", f"Condition/{recent['id']}"}
+    # an unspecified lupus only as recent as the cutoff allows does not rescue it
+    assert status("sle_diagnosis", condition("200936003", SNOMED, onset="2026-05-26"), recent) == (
+        "fail"
     )
 
 

@@ -70,19 +70,21 @@ def diagnosis(crit: Criterion, ctx: Context) -> Result:
     """A qualifying condition recorded long enough before as_of (onset, else recordedDate)."""
     p = crit.params
     found = ctx.conditions(p["concepts"])
+    uncertain_why = p.get("uncertain_reason", "diagnosis not specific")
     if not found:
         uncertain = ctx.conditions(p.get("uncertain_concepts", []))
         if uncertain:
-            ev = [
-                Evidence(ref=c.ref, value=c.text[:80], date=condition_shown(c)) for c in uncertain
-            ]
-            return result(
-                crit, Status.UNKNOWN, p.get("uncertain_reason", "diagnosis not specific"), ev
-            )
+            return result(crit, Status.UNKNOWN, uncertain_why, _plain(uncertain))
         return result(crit, Status.FAIL, "no qualifying diagnosis")
     unconfirmed = set(p.get("unconfirmed_verification", ()))
     sure = [c for c in found if c.verification_status not in unconfirmed]
     dated = _dated(crit, ctx, found)
+    if dated.status is Status.FAIL:
+        # too recent; an older unspecific one (lupus erythematosus) may be the same diagnosis
+        uncertain = ctx.conditions(p.get("uncertain_concepts", []))
+        if uncertain and _dated(crit, ctx, uncertain).status is Status.PASS:
+            ev = [*dated.evidence, *_plain(uncertain)]
+            return result(crit, Status.UNKNOWN, uncertain_why, ev, dated.ignored)
     if len(sure) == len(found) or dated.status is not Status.PASS:
         return dated  # (what the unconfirmed ones cannot change)
     own = _dated(crit, ctx, sure) if sure else None
@@ -158,3 +160,8 @@ def _when(c: ConditionFact) -> str:
     if onset_bounded(c):
         return f"{condition_shown(c)} (recorded {shown(c.recorded, c.recorded_last)})"
     return condition_shown(c)
+
+
+def _plain(conditions: list[ConditionFact]) -> list[Evidence]:
+    """Evidence of conditions of an uncertain concept (no concept named)."""
+    return [Evidence(ref=c.ref, value=c.text[:80], date=condition_shown(c)) for c in conditions]
