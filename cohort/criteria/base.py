@@ -197,6 +197,8 @@ class Context:
         date can stand for; None when its partial date also stands for days after as_of (on
         those the record is not known yet, docs/rules.md "Reading records")."""
         last = condition_days(c)[1]
+        if c.onset_undated and c.onset is None:
+            last = latest(c.recorded, c.recorded_last)  # an onset it cannot date: the record's
         return None if last is not None and last > self.as_of else True
 
     def active(self, c: ConditionFact) -> bool | None:

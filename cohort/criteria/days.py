@@ -22,6 +22,10 @@ def shown(first: date | None, last: date | None) -> str:
     """A possibly partial date as recorded: 2026, 2026-09 or 2026-09-14 (not an invented day)."""
     if first is None:
         return ""
+    if first == date.min or last == date.max:  # open-ended, as ISO 8601-2 writes it
+        start = ".." if first == date.min else first.isoformat()
+        end = ".." if last is None or last == date.max else last.isoformat()
+        return f"{start}/{end}"
     if last is None or last == first:
         return first.isoformat()
     if (first.month, first.day, last.month, last.day) == (1, 1, 12, 31) and first.year == last.year:
@@ -47,6 +51,8 @@ def condition_days(c: ConditionFact) -> tuple[date | None, date | None]:
         if bound is not None and last is not None and c.onset <= bound < last:
             return c.onset, bound
         return c.onset, last
+    if c.onset_undated:
+        return None, None  # an onset it cannot date: not the recordedDate's days
     return c.recorded, latest(c.recorded, c.recorded_last)
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
 
 from cohort.criteria.base import Context, Criterion, months_before, result, shown
 from cohort.criteria.days import condition_days, condition_shown, onset_bounded
 from cohort.extract.elements import parse_days
+from cohort.extract.onset import birth_days
 from cohort.model import ConditionFact, Evidence, Result, Status
-
-_BIRTH = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
 
 def years_at(born: date, on: date) -> int:
@@ -19,12 +17,9 @@ def years_at(born: date, on: date) -> int:
 
 
 def birth_bounds(text: str) -> tuple[date, date] | None:
-    """Earliest and latest possible birth date of a full or partial FHIR date."""
-    head = text.strip()[:10]
-    days = parse_days(head) if _BIRTH.match(head) else None
-    if days is None:
-        return None
-    return days[0], days[1] or days[0]
+    """Earliest and latest possible birth date of a full or partial FHIR date (as an onset age
+    reads it: `extract.onset.birth_days`)."""
+    return birth_days(text)
 
 
 def age(crit: Criterion, ctx: Context) -> Result:
@@ -148,6 +143,11 @@ def _dated(crit: Criterion, ctx: Context, found: list[ConditionFact]) -> Result:
             ev,
         )
     if len(dated) < len(found):
+        if any(c.onset_undated for c in found):
+            label = p.get("label", p["concepts"][0])
+            return result(
+                crit, Status.UNKNOWN, f"{label} onset recorded without a date this can read", ev
+            )
         return result(crit, Status.UNKNOWN, "diagnosis has no onset or recorded date", ev)
     return result(
         crit, Status.FAIL, f"diagnosed {condition_shown(dated[0][2])}, after {cutoff}", ev
