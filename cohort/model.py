@@ -99,10 +99,14 @@ class ConditionFact:
     recorded: date | None = None
     abatement: date | None = None
     # The last day a partial date (YYYY, YYYY-MM) can stand for; None for a full date (then
-    # the date above is exact). Criteria read both through criteria.base.latest/shown.
+    # the date above is exact). Criteria read both through criteria.base.latest/shown. An onset
+    # known only as on or before a day starts at date.min; one with no last day ends at date.max.
     onset_last: date | None = None
     recorded_last: date | None = None
     abatement_last: date | None = None
+    # An onset the record gives but that cannot be dated (onsetString, an Age without a birth
+    # date): no onset to decide on, and not the recordedDate either (docs/rules.md).
+    onset_undated: bool = False
 
 
 @value

@@ -32,7 +32,8 @@ def last_seen(facts: PatientFacts, as_of: date) -> date | None:
     ]
     dates += [c.recorded or c.onset for c in facts.conditions if c.recorded or c.onset]  # type: ignore[misc]
     dates += facts.other_dates
-    dates = [d for d in dates if d and d <= as_of]
+    # (date.min: an onset known only as "on or before" its end, docs/rules.md)
+    dates = [d for d in dates if d and date.min < d <= as_of]
     return max(dates) if dates else None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from criteria_helpers import ICD, SNOMED, condition, patient, run, screened, status
+from criteria_helpers import ICD, SNOMED, UCUM, ago, condition, patient, run, screened, status
 
 # as_of = 2026-11-25; 6 calendar months before = 2026-05-25
 
@@ -137,13 +137,38 @@ def test_lupus_unspecified_only_is_unknown_but_screened() -> None:
 
 
 def test_lupus_unspecified_with_sle_uses_sle() -> None:
+    # a recent SLE condition decides when the unspecified lupus is no older
     assert (
         status(
             "sle_diagnosis",
-            condition("200936003", SNOMED, onset=OLD),
-            condition("M32.14", onset=RECENT),
+            condition("200936003", SNOMED, onset=RECENT),
+            condition("M32.14", onset="2026-10-01"),
         )
         == "fail"
+    )
+    # an old SLE condition passes whatever the unspecified one says
+    assert (
+        status(
+            "sle_diagnosis",
+            condition("200936003", SNOMED, onset=RECENT),
+            condition("M32.14", onset=OLD),
+        )
+        == "pass"
+    )
+
+
+def test_old_lupus_unspecified_with_recent_sle_is_unknown_not_fail() -> None:
+    # the old "Lupus erythematosus" may well be the same SLE, coded before it was specified
+    # (condaudit finding 4): the specific one fails on its date, the unspecified one would pass
+    old = condition("200936003", SNOMED, onset="2021-12-21")
+    recent = condition("M32.14", onset="2026-10-26")
+    r = run("sle_diagnosis", patient("1990-01-01"), old, recent)
+    assert r.status == "unknown"
+    assert r.reason == "lupus erythematosus not specified as systemic: confirm SLE"
+    assert {e.ref for e in r.evidence} == {f"Condition/{old['id']}", f"Condition/{recent['id']}"}
+    # an unspecified lupus only as recent as the cutoff allows does not rescue it
+    assert status("sle_diagnosis", condition("200936003", SNOMED, onset="2026-05-26"), recent) == (
+        "fail"
     )
 
 
@@ -226,6 +251,68 @@ def test_lupus_nephritis_snomed_is_sle(code: str) -> None:
 def test_snomed_edition_uri_in_system() -> None:
     c = condition("55464009", "http://snomed.info/sct/731000124108", onset=OLD)
     assert status("sle_diagnosis", c) == "pass"
+
+
+# onset[x] as an Age, a Range of ages, a Period with only an end, a string (condaudit finding 1):
+# a diagnosis made long ago but entered last month is decided on its onset, not its recordedDate
+BORN = "1990-01-01"  # 36 on as_of
+
+
+def years(value: float, code: str = "a") -> dict:
+    return {"value": value, "unit": code, "system": UCUM, "code": code}
+
+
+def sle_recorded_last_month(**onset: object) -> dict:
+    return {**condition("M32.9", recorded=RECENT_RECORD), **onset}
+
+
+RECENT_RECORD = "2026-10-26"
+
+
+@pytest.mark.parametrize(
+    ("onset", "birth", "expected"),
+    [
+        ({"onsetAge": years(20)}, BORN, "pass"),  # 2010
+        ({"onsetAge": years(20)}, "1990", "pass"),  # a partial birth date: 2010..2011
+        ({"onsetAge": years(36)}, BORN, "unknown"),  # 2026, to the recordedDate: both sides
+        ({"onsetAge": years(35)}, "1989-11", "pass"),  # 2024-11-01..2025-11-29
+        ({"onsetAge": years(432, "mo")}, BORN, "pass"),  # 36 years in months: 2026-01
+        ({"onsetAge": years(436, "mo")}, BORN, "unknown"),  # 2026-05
+        ({"onsetAge": years(20)}, None, "unknown"),  # no birth date: an onset, undated
+        ({"onsetAge": years(20, "furlong")}, BORN, "unknown"),  # no age unit: undated
+        ({"onsetRange": {"low": years(18), "high": years(20)}}, BORN, "pass"),
+        ({"onsetRange": {"high": years(20)}}, BORN, "pass"),  # by age 20
+        ({"onsetRange": {"low": years(30)}}, BORN, "unknown"),  # from 2020 to its record
+        ({"onsetPeriod": {"end": ago(730)}}, BORN, "pass"),  # on or before two years ago
+        ({"onsetPeriod": {"end": "2026-05"}}, BORN, "unknown"),  # May 26-31: after the cutoff
+        ({"onsetString": "since childhood"}, BORN, "unknown"),  # not "SLE only newer"
+    ],
+)
+def test_sle_onset_age_range_period_end_and_string(
+    onset: dict, birth: str | None, expected: str
+) -> None:
+    r = run("sle_diagnosis", patient(birth), sle_recorded_last_month(**onset))
+    assert r.status == expected, r.reason
+
+
+def test_sle_onset_age_reads_the_patient_after_the_conditions() -> None:
+    # the Patient may come after its Conditions in the records read
+    sle = sle_recorded_last_month(onsetAge=years(20))
+    assert status("sle_diagnosis", sle, patient(BORN)) == "pass"
+
+
+def test_sle_undated_onset_reason_and_evidence() -> None:
+    r = run("sle_diagnosis", patient(BORN), sle_recorded_last_month(onsetString="in her teens"))
+    assert r.reason == "SLE onset recorded without a date this can read"
+    assert [e.date for e in r.evidence] == [RECENT_RECORD]
+    # an older dated SLE condition still passes beside it
+    assert status("sle_diagnosis", patient(BORN), condition("M32.14", onset=OLD)) == "pass"
+
+
+def test_sle_onset_period_end_only_is_shown_open_ended() -> None:
+    r = run("sle_diagnosis", patient(BORN), sle_recorded_last_month(onsetPeriod={"end": "2020"}))
+    assert (r.status, r.reason) == ("pass", "diagnosed ../2020-12-31 (on or before 2026-05-25)")
+    assert r.evidence[0].date == "../2020-12-31"
 
 
 @pytest.mark.parametrize(

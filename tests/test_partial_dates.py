@@ -426,6 +426,33 @@ def test_condition_dated_in_the_as_of_month_may_not_be_on_record_yet(
     assert run(cid, *both).status == "fail"
 
 
+@pytest.mark.parametrize(
+    ("cid", "code", "recorded", "expected"),
+    [
+        # a condition's onset cannot be later than its recordedDate: onset "2026" recorded
+        # 2026-03-01 is 2026-01-01..2026-03-01, surely on record on 2026-11-25 (condaudit)
+        ("hbv", "B18.1", "2026-03-01", "fail"),
+        ("hbv", "B18.1", "2026-03", "fail"),  # a partial recordedDate: at its last day
+        ("hbv", "B18.1", "2026-11-26", "unknown"),  # no bound before as_of
+        # ... and before the 6-month cutoff 2026-05-25
+        ("sle_diagnosis", "M32.9", "2026-03-01", "pass"),
+        ("sle_diagnosis", "M32.9", "2026-05", "unknown"),  # May 26-31 are after the cutoff
+        ("sle_diagnosis", "M32.9", "2026-04", "pass"),
+    ],
+)
+def test_a_partial_onset_is_no_later_than_its_recorded_date(
+    cid: str, code: str, recorded: str, expected: str
+) -> None:
+    r = run(cid, condition(code, onset="2026", recorded=recorded))
+    assert r.status == expected, r.reason
+    assert r.evidence[0].date == "2026"  # shown as recorded
+
+
+def test_a_recorded_date_bounding_a_partial_onset_is_named_in_the_reason() -> None:
+    r = run("sle_diagnosis", condition("M32.9", onset="2026", recorded="2026-03-01"))
+    assert r.reason == "diagnosed 2026 (recorded 2026-03-01) (on or before 2026-05-25)"
+
+
 def test_hemoglobin_aiha_dated_in_the_as_of_month() -> None:
     hb = observation("718-7", "2026-11-15", valueQuantity=qty(7.5, "g/dL", "g/dL"))
     loose = {"use_unverified": True}  # aiha SNOMED 413603009 is verified=N (single source)

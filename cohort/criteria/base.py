@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Protocol, TypeVar
 
+from cohort.criteria.days import condition_days, latest, shown
 from cohort.criteria.ordering import newest_first
 from cohort.model import (
     Code,
@@ -125,40 +126,6 @@ def iso(d: date | None) -> str:
     return d.isoformat() if d else ""
 
 
-# A date from a record may be partial (YYYY or YYYY-MM): facts keep its first day and, apart,
-# its last (`*_last`, None for a full date). A criterion decides on such a date only when every
-# day it can stand for gives the same outcome (as `age` does for a birth date), else unknown.
-def latest(first: date | None, last: date | None) -> date | None:
-    """The last day a possibly partial date can stand for (`last` is None for a full date)."""
-    return first if last is None else last
-
-
-def shown(first: date | None, last: date | None) -> str:
-    """A possibly partial date as recorded: 2026, 2026-09 or 2026-09-14 (not an invented day)."""
-    if first is None:
-        return ""
-    if last is None or last == first:
-        return first.isoformat()
-    if (first.month, first.day, last.month, last.day) == (1, 1, 12, 31) and first.year == last.year:
-        return f"{first.year:04d}"
-    month_end = calendar.monthrange(last.year, last.month)[1]
-    if first.day == 1 and last.day == month_end and first.replace(day=1) == last.replace(day=1):
-        return first.isoformat()[:7]
-    return f"{first.isoformat()}/{last.isoformat()}"
-
-
-def partly(first: date | None, last: date | None) -> bool:
-    """Whether a date is partial (it can stand for more than one day)."""
-    return first is not None and last is not None and last != first
-
-
-def condition_days(c: ConditionFact) -> tuple[date | None, date | None]:
-    """A condition's date, onset else recordedDate: (first day, last day it can stand for)."""
-    if c.onset is not None:
-        return c.onset, latest(c.onset, c.onset_last)
-    return c.recorded, latest(c.recorded, c.recorded_last)
-
-
 def value_text(v: ObsValue) -> tuple[str, str]:
     """Human value and unit of an observation value, for evidence."""
     if v.quantity:
@@ -230,6 +197,8 @@ class Context:
         date can stand for; None when its partial date also stands for days after as_of (on
         those the record is not known yet, docs/rules.md "Reading records")."""
         last = condition_days(c)[1]
+        if c.onset_undated and c.onset is None:
+            last = latest(c.recorded, c.recorded_last)  # an onset it cannot date: the record's
         return None if last is not None and last > self.as_of else True
 
     def active(self, c: ConditionFact) -> bool | None:

@@ -8,13 +8,13 @@ from typing import Any
 from cohort.criteria.base import (
     Context,
     Criterion,
-    condition_days,
     result,
     shown,
     window_start,
     worst,
 )
 from cohort.criteria.bounds import below
+from cohort.criteria.days import condition_shown
 from cohort.model import Evidence, ObservationFact, Result, Status
 
 _LESS = re.compile(r"^\s*(<|<=|less than|below)\s*\d", re.I)
@@ -64,7 +64,7 @@ def _condition_check(
     label = chk.get("label", ", ".join(chk["condition"]))
     for c in ctx.conditions(chk["condition"]):
         concepts = ctx.concepts(c.ref, c.codes, c.text)
-        ev = Evidence(ref=c.ref, concept=label, value=c.text[:80], date=shown(*condition_days(c)))
+        ev = Evidence(ref=c.ref, concept=label, value=c.text[:80], date=condition_shown(c))
         active = ctx.active(c) if chk.get("active") else True
         if set(chk.get("unless", [])) & concepts:
             ignored.append(_note(ev, "listed exception"))

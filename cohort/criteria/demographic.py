@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
 
-from cohort.criteria.base import Context, Criterion, condition_days, months_before, result, shown
+from cohort.criteria.base import Context, Criterion, months_before, result, shown
+from cohort.criteria.days import condition_days, condition_shown, onset_bounded
 from cohort.extract.elements import parse_days
+from cohort.extract.onset import birth_days
 from cohort.model import ConditionFact, Evidence, Result, Status
-
-_BIRTH = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
 
 def years_at(born: date, on: date) -> int:
@@ -18,12 +17,9 @@ def years_at(born: date, on: date) -> int:
 
 
 def birth_bounds(text: str) -> tuple[date, date] | None:
-    """Earliest and latest possible birth date of a full or partial FHIR date."""
-    head = text.strip()[:10]
-    days = parse_days(head) if _BIRTH.match(head) else None
-    if days is None:
-        return None
-    return days[0], days[1] or days[0]
+    """Earliest and latest possible birth date of a full or partial FHIR date (as an onset age
+    reads it: `extract.onset.birth_days`)."""
+    return birth_days(text)
 
 
 def age(crit: Criterion, ctx: Context) -> Result:
@@ -69,20 +65,21 @@ def diagnosis(crit: Criterion, ctx: Context) -> Result:
     """A qualifying condition recorded long enough before as_of (onset, else recordedDate)."""
     p = crit.params
     found = ctx.conditions(p["concepts"])
+    uncertain_why = p.get("uncertain_reason", "diagnosis not specific")
     if not found:
         uncertain = ctx.conditions(p.get("uncertain_concepts", []))
         if uncertain:
-            ev = [
-                Evidence(ref=c.ref, value=c.text[:80], date=shown(*condition_days(c)))
-                for c in uncertain
-            ]
-            return result(
-                crit, Status.UNKNOWN, p.get("uncertain_reason", "diagnosis not specific"), ev
-            )
+            return result(crit, Status.UNKNOWN, uncertain_why, _plain(uncertain))
         return result(crit, Status.FAIL, "no qualifying diagnosis")
     unconfirmed = set(p.get("unconfirmed_verification", ()))
     sure = [c for c in found if c.verification_status not in unconfirmed]
     dated = _dated(crit, ctx, found)
+    if dated.status is Status.FAIL:
+        # too recent; an older unspecific one (lupus erythematosus) may be the same diagnosis
+        uncertain = ctx.conditions(p.get("uncertain_concepts", []))
+        if uncertain and _dated(crit, ctx, uncertain).status is Status.PASS:
+            ev = [*dated.evidence, *_plain(uncertain)]
+            return result(crit, Status.UNKNOWN, uncertain_why, ev, dated.ignored)
     if len(sure) == len(found) or dated.status is not Status.PASS:
         return dated  # (what the unconfirmed ones cannot change)
     own = _dated(crit, ctx, sure) if sure else None
@@ -96,7 +93,7 @@ def diagnosis(crit: Criterion, ctx: Context) -> Result:
             ref=c.ref,
             concept=",".join(p["concepts"]),
             value=c.text[:80],
-            date=shown(*condition_days(c)),
+            date=condition_shown(c),
             note=f"verificationStatus {c.verification_status}" if c in shaky else "",
         )
         for c in found
@@ -115,7 +112,7 @@ def _dated(crit: Criterion, ctx: Context, found: list[ConditionFact]) -> Result:
             ref=c.ref,
             concept=",".join(p["concepts"]),
             value=c.text[:80],
-            date=shown(*condition_days(c)),
+            date=condition_shown(c),
         )
         for c in found
     ]
@@ -129,24 +126,42 @@ def _dated(crit: Criterion, ctx: Context, found: list[ConditionFact]) -> Result:
         return result(
             crit,
             Status.PASS,
-            f"diagnosed {shown(sure[0][0], sure[0][1])} (on or before {cutoff})",
+            f"diagnosed {_when(sure[0][2])} (on or before {cutoff})",
             ev,
         )
     maybe = [d for d in dated if d[0] <= cutoff]  # a partial date straddling the cutoff
     if maybe:
-        first, last, c = maybe[0]
+        c = maybe[0][2]
         label = p.get("label", p["concepts"][0])
         which = "onset " if c.onset is not None else ""
         note = "" if c.onset is not None else " (recordedDate, no onset)"
         return result(
             crit,
             Status.UNKNOWN,
-            f"{label} {which}recorded only as {shown(first, last)}{note}; "
+            f"{label} {which}recorded only as {condition_shown(c)}{note}; "
             f"{months} months before {ctx.as_of} is {cutoff}",
             ev,
         )
     if len(dated) < len(found):
+        if any(c.onset_undated for c in found):
+            label = p.get("label", p["concepts"][0])
+            return result(
+                crit, Status.UNKNOWN, f"{label} onset recorded without a date this can read", ev
+            )
         return result(crit, Status.UNKNOWN, "diagnosis has no onset or recorded date", ev)
     return result(
-        crit, Status.FAIL, f"diagnosed {shown(dated[0][0], dated[0][1])}, after {cutoff}", ev
+        crit, Status.FAIL, f"diagnosed {condition_shown(dated[0][2])}, after {cutoff}", ev
     )
+
+
+def _when(c: ConditionFact) -> str:
+    """A condition's date as recorded, with the recordedDate when that bounds its onset (a pass
+    may rest on it)."""
+    if onset_bounded(c):
+        return f"{condition_shown(c)} (recorded {shown(c.recorded, c.recorded_last)})"
+    return condition_shown(c)
+
+
+def _plain(conditions: list[ConditionFact]) -> list[Evidence]:
+    """Evidence of conditions of an uncertain concept (no concept named)."""
+    return [Evidence(ref=c.ref, value=c.text[:80], date=condition_shown(c)) for c in conditions]

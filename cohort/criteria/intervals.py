@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date
 from typing import NamedTuple, TypeVar
 
-from cohort.criteria.base import Context, Span, latest, partly, shown
+from cohort.criteria.base import Context, Span, latest, shown
+from cohort.criteria.days import partly
 from cohort.model import Evidence, ExposureFact
 
 T = TypeVar("T")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -12,7 +13,6 @@ from cohort.extract.elements import (
     DayRange,
     clinical_status,
     codes_of,
-    condition_onset_days,
     exposure_start_days,
     first_code,
     obs_date,
@@ -23,6 +23,7 @@ from cohort.extract.elements import (
     text_of,
     verification_status,
 )
+from cohort.extract.onset import UNDATED, birth_days, needs_birth, onset_by_age, onset_days
 from cohort.extract.rules import ReadingRules
 from cohort.model import (
     Code,
@@ -128,6 +129,7 @@ class Extractor:
 
     def facts(self, patient_id: str, resources: Iterable[dict[str, Any]]) -> PatientFacts:
         pf = PatientFacts(patient=Patient(id=patient_id))
+        by_age: list[tuple[int, dict[str, Any]]] = []  # conditions with an onset age, and where
         for res in resources:
             rtype = res.get("resourceType", "")
             ref = f"{rtype}/{res.get('id', '')}"
@@ -140,6 +142,18 @@ class Extractor:
             except (AttributeError, TypeError, ValueError) as exc:
                 # a malformed element of one record must not lose the patient
                 pf.dropped.append((ref, f"unreadable: {type(exc).__name__}"))
+            else:
+                if rtype == "Condition" and needs_birth(res):
+                    by_age.append((len(pf.conditions) - 1, res))
+        if by_age:  # (once every record is read: the Patient may come after its Conditions)
+            birth = birth_days(pf.patient.birth_date)
+            for i, res in by_age:
+                days = onset_by_age(res, birth)
+                if days is not None:
+                    c = pf.conditions[i]
+                    pf.conditions[i] = replace(
+                        c, onset=days[0], onset_last=days[1], onset_undated=False
+                    )
         return pf
 
     def _add(self, pf: PatientFacts, rtype: str, ref: str, res: dict[str, Any]) -> None:
@@ -161,7 +175,10 @@ class Extractor:
         elif rtype == "Patient":
             pf.patient = _patient(res)
         elif rtype == "Condition":
-            onset = condition_onset_days(res)
+            onset = onset_days(res)
+            undated = onset is UNDATED
+            if undated:
+                onset = None
             recorded = parse_days(res.get("recordedDate"))
             abatement = parse_days(res.get("abatementDateTime")) or parse_days(
                 (res.get("abatementPeriod") or {}).get("end")
@@ -179,6 +196,7 @@ class Extractor:
                     onset_last=_last(onset),
                     recorded_last=_last(recorded),
                     abatement_last=_last(abatement),
+                    onset_undated=undated,
                 )
             )
         elif rtype in MEDICATION_TYPES:
