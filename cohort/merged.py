@@ -117,8 +117,11 @@ def merge_links(patients: Iterable[dict[str, Any]]) -> dict[str, str]:
             direct[old] = next(iter(by))
         else:
             shared[old] = by
-    for old, by in shared.items():  # (weighed on the links above only: one pass, no order)
-        last = [c for c in by if all(c == b or c in _chain(direct, b) for b in by)]
+    # weighed on the links above only (own, or the one claim), never on another shared chart's
+    # outcome: that would make the result depend on the order the Patients were read in
+    above = dict(direct)
+    for old, by in shared.items():
+        last = [c for c in by if all(c == b or c in _chain(above, b) for b in by)]
         if len(last) == 1:
             direct[old] = last[0]
     return direct
