@@ -510,7 +510,8 @@ def test_bulk_status_answering_a_transient_outcome_keeps_the_job(tmp_path, store
 def test_bulk_server_without_type_filter_exports_unfiltered(tmp_path, store):
     """_typeFilter is optional for a Bulk server, and the spec has one that lacks it refuse it
     (400 and an OperationOutcome) for the client to ask again without; the kick-off failed
-    every night (exit 6) instead. It is asked again without _typeFilter, with a warning."""
+    every night (exit 6) instead. It is asked again without _typeFilter (after once without
+    Medication, which such a server refuses too), with a warning."""
     kick, since = [], []
     setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
 
@@ -525,8 +526,9 @@ def test_bulk_server_without_type_filter_exports_unfiltered(tmp_path, store):
     responses.add_callback(responses.GET, f"{BASE}/Group/g1/$export", callback=kickoff)
     s = settings(tmp_path, bulk_group="g1")
     rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
-    assert len(kick) == 2 and "_typeFilter" not in dict(kick[1]) and "_type" in dict(kick[1])
-    assert any("refused _typeFilter (HTTP 400)" in w for w in rep.warnings)
+    assert len(kick) == 3 and "_typeFilter" not in dict(kick[2]) and "_type" in dict(kick[2])
+    assert any("without Medication too (HTTP 400); asked again without _typeFilter" in w
+               for w in rep.warnings)
     assert store.get("uci", "Observation", "o1") is not None and "bulk" in rep.marks
 
 
@@ -714,3 +716,66 @@ def test_bulk_incremental_fetches_the_chart_that_replaced_a_newly_screened_one(t
     assert store.get("uci", "Patient", "p5") is not None
     assert {u.split("?")[0].rsplit("/", 1)[1] for u in seen if "p5" in u} >= {"Observation", "Condition"}
     assert rep.patients_new == 2 and rep.patients_screened == 3
+
+
+HAPI_512 = ("HAPI-0512: Resource types [Medication] are invalid for this type of export, as they do "
+            "not contain search parameters that refer to patients.")
+
+
+def _refusing_kickoff(kick: list, refuse):
+    """The Group kick-off answers 400 (an OperationOutcome) to the queries `refuse` names."""
+    def kickoff(req):
+        q = parse_qsl(urlsplit(req.url).query)
+        kick.append(q)
+        if refuse(q):
+            return 400, {}, json.dumps(oo(HAPI_512, "processing"))
+        return 202, {"Content-Location": STATUS}, ""
+
+    responses.remove(responses.GET, f"{BASE}/Group/g1/$export")
+    responses.add_callback(responses.GET, f"{BASE}/Group/g1/$export", callback=kickoff)
+
+
+@responses.activate
+def test_bulk_group_export_refusing_medication_in_type_is_asked_again_without(tmp_path, store):
+    """HAPI FHIR and IBM FHIR refuse Medication (outside the Patient compartment) in a Group or
+    Patient export with 400; the only fallback dropped _typeFilter, blamed it in a warning and
+    failed again: exit 6 every night. The kick-off is now asked again without Medication (the
+    _typeFilter kept), and the Medications the records reference are read by id."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    _refusing_kickoff(kick, lambda q: "Medication" in dict(q)["_type"].split(","))
+    med = {"resourceType": "MedicationRequest", "id": "mr1", "status": "active", "intent": "order",
+           "subject": {"reference": "Patient/p1"}, "medicationReference": {"reference": "Medication/m1"}}
+    responses.get(f"{FILES}/MedicationRequest.ndjson", body=ndjson([med]))
+    responses.replace(responses.GET, STATUS, json=_manifest(output=[
+        *_manifest()["output"], {"type": "MedicationRequest", "url": f"{FILES}/MedicationRequest.ndjson"}]))
+    responses.get(f"{BASE}/Medication", json={"resourceType": "Bundle", "type": "searchset", "entry": [
+        {"resource": {"resourceType": "Medication", "id": "m1"}}]})
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert rep.mode == "bulk" and len(kick) == 2
+    assert "Medication" not in dict(kick[1])["_type"].split(",")
+    assert ("_typeFilter", "Observation?code=718-7") in kick[1]  # not the problem: kept
+    assert store.get("uci", "Observation", "o1") is not None
+    assert store.get("uci", "Medication", "m1") is not None  # read by id
+    said = [w for w in rep.warnings if w.startswith("bulk: server refused")]
+    assert said == ["bulk: server refused the export kick-off (HTTP 400); asked again without "
+                    "Medication in _type (referenced Medications are read by id)"]
+
+
+@responses.activate
+def test_bulk_kickoff_refused_with_and_without_medication_drops_type_filter_too(tmp_path, store):
+    """A server that refuses both Medication and _typeFilter is asked a third time without
+    either; each warning names what was dropped."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    _refusing_kickoff(kick, lambda q: any(k == "_typeFilter" for k, _ in q)
+                      or "Medication" in dict(q)["_type"].split(","))
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert len(kick) == 3 and "_typeFilter" not in dict(kick[2])
+    assert "Medication" not in dict(kick[2])["_type"].split(",")
+    said = [w for w in rep.warnings if w.startswith("bulk: server refused")]
+    assert len(said) == 2 and "without Medication in _type" in said[0]
+    assert "kick-off without Medication too" in said[1] and "without _typeFilter" in said[1]
+    assert store.get("uci", "Observation", "o1") is not None and "bulk" in rep.marks

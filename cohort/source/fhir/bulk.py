@@ -95,23 +95,49 @@ def kickoff(p: Puller, since: str | None) -> str:
         params.append(("_since", since))
     path = f"Group/{p.s.bulk_group}/$export" if p.s.bulk_group else "Patient/$export"
     headers = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
-    try:
-        r = p.client.request("GET", path, key="bulk", params=params, headers=headers, ok=(202,))
-    except ServerError as e:
-        status = getattr(e, "status", 0)
-        if status not in (400, 422) or all(k != "_typeFilter" for k, _ in params):
-            raise
-        # the spec's way for a server without _typeFilter: refuse it, for the client to ask
-        # again without (all records of those types come; the store keeps what criteria read)
-        p.report.warn(f"bulk: server refused _typeFilter (HTTP {status}); exported unfiltered")
-        params = [(k, v) for k, v in params if k != "_typeFilter"]
-        r = p.client.request("GET", path, key="bulk", params=params, headers=headers, ok=(202,))
+    refused = ""
+    while True:
+        try:
+            r = p.client.request("GET", path, key="bulk", params=params, headers=headers, ok=(202,))
+            break
+        except ServerError as e:
+            status = getattr(e, "status", 0)
+            fewer = _fewer(params) if status in (400, 422) else None
+            if fewer is None:
+                raise
+            # a server may refuse what it does not export (HAPI FHIR, IBM FHIR: Medication, not
+            # in the Patient compartment) or _typeFilter (optional); the spec's way: refuse, for
+            # the client to ask again without. Nothing is remembered: each night asks again
+            params, dropped = fewer
+            p.report.warn(
+                f"bulk: server refused the export kick-off{refused} (HTTP {status}); "
+                f"asked again without {dropped}"
+            )
+            refused = " " + _REFUSED_TOO[dropped]
     loc = r.headers.get("Content-Location")
     if not loc:
         raise ServerError(f"GET {path}: 202 without Content-Location")
     # checked now (another host, not http(s)), before the job is saved to be resumed: a
     # status URL that cannot be polled made every later run resume it and fail
     return p.client.url(loc)
+
+
+# what a refused kick-off is asked again without, in this order (the warning's words)
+_NO_MEDICATION = "Medication in _type (referenced Medications are read by id)"
+_NO_TYPE_FILTER = "_typeFilter: exported unfiltered"
+_REFUSED_TOO = {_NO_MEDICATION: "without Medication too", _NO_TYPE_FILTER: "without _typeFilter"}
+
+
+def _fewer(params: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], str] | None:
+    """`params` less the next thing a refused kick-off is asked again without, and its words;
+    None when nothing is left to drop."""
+    types = dict(params)["_type"].split(",")
+    if "Medication" in types:
+        rest = ",".join(t for t in types if t != "Medication")
+        return [(k, rest if k == "_type" else v) for k, v in params], _NO_MEDICATION
+    if any(k == "_typeFilter" for k, _ in params):
+        return [(k, v) for k, v in params if k != "_typeFilter"], _NO_TYPE_FILTER
+    return None
 
 
 def poll(p: Puller, status_url: str) -> dict[str, Any]:
