@@ -779,3 +779,60 @@ def test_bulk_kickoff_refused_with_and_without_medication_drops_type_filter_too(
     assert len(said) == 2 and "without Medication in _type" in said[0]
     assert "kick-off without Medication too" in said[1] and "without _typeFilter" in said[1]
     assert store.get("uci", "Observation", "o1") is not None and "bulk" in rep.marks
+
+
+def _slow_job(monkeypatch, ready_at: float):
+    """A status URL that asks for 15 minutes between polls (202, Retry-After: 900), answers an
+    earlier poll 429 with the seconds left, and the manifest from `ready_at`; the clock only
+    moves by the client's sleeps. Returns (poll of it with `settings`, the poll times)."""
+    import logging
+
+    from cohort.source.fhir import bulk
+    from cohort.source.fhir.client import FhirClient
+    from cohort.source.fhir.pull import Puller
+
+    now, polls = [0.0], []
+    monkeypatch.setattr(bulk.time, "monotonic", lambda: now[0])
+
+    def status(req):
+        polls.append(now[0])
+        if len(polls) == 1:
+            return 202, {"Retry-After": "900"}, ""
+        if now[0] < ready_at:
+            return 429, {"Retry-After": str(int(ready_at - now[0]))}, ""
+        return 200, {}, json.dumps({"transactionTime": "2026-11-25T10:00:00Z", "output": []})
+
+    responses.add_callback(responses.GET, STATUS, callback=status)
+
+    def run(s):
+        c = FhirClient(s, sleep=lambda w: now.__setitem__(0, now[0] + w),
+                       clock=lambda: 1_700_000_000 + now[0])
+        return bulk.poll(Puller("uci", s, None, {}, [], False, c, logging.getLogger("t")), STATUS)
+
+    return run, polls
+
+
+@responses.activate
+def test_bulk_status_poll_honours_a_retry_after_longer_than_max_wait(tmp_path, monkeypatch):
+    """Every status wait was capped at max_wait (120 s): a server asking for 900 s was polled
+    early, answered 429, and the client's generic retries (max_retries) ran out: the run failed
+    with HTTP 429 after minutes although bulk_timeout (3600 s) was far off. Retry-After is now
+    honoured up to bulk_timeout, and a 429 on the status URL means "poll later", as a 202."""
+    run, polls = _slow_job(monkeypatch, ready_at=900.0)
+    assert run(settings(tmp_path, max_retries=5))["output"] == []  # bulk_timeout 3600, max_wait 120
+    assert polls == [0.0, 900.0]
+    run, polls = _slow_job(monkeypatch, ready_at=1000.0)  # a 429 before it is ready
+    assert run(settings(tmp_path, max_retries=0))["output"] == []
+    assert polls == [0.0, 900.0, 1000.0]
+
+
+@responses.activate
+def test_bulk_status_poll_waits_no_longer_than_bulk_timeout(tmp_path, monkeypatch):
+    """A Retry-After beyond bulk_timeout is waited only to the deadline, polled once more, and
+    the run then fails saying the export is not complete (not after sleeping past it)."""
+    from cohort.errors import ServerError
+
+    run, polls = _slow_job(monkeypatch, ready_at=5000.0)
+    with pytest.raises(ServerError, match="not complete after 600s"):
+        run(settings(tmp_path, bulk_timeout=600))
+    assert polls == [0.0, 600.0]

@@ -141,13 +141,19 @@ def _fewer(params: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], str] |
 
 
 def poll(p: Puller, status_url: str) -> dict[str, Any]:
-    """Poll the status URL until the manifest is ready (honours Retry-After, logs X-Progress)."""
+    """Poll the status URL until the manifest is ready or bulk_timeout has passed: at the
+    server's pace (Retry-After, however long, up to the deadline), logging X-Progress. A 429
+    ("polled too often") is an answer like 202, not an error for the client's retries."""
     deadline = time.monotonic() + p.s.bulk_timeout
     attempt = 0
     while True:
         try:
             r = p.client.request(
-                "GET", status_url, key="bulk", ok=(200, 202), headers={"Accept": "application/json"}
+                "GET",
+                status_url,
+                key="bulk",
+                ok=(200, 202, 429),
+                headers={"Accept": "application/json"},
             )
         except AuthError:
             raise
@@ -169,13 +175,16 @@ def poll(p: Puller, status_url: str) -> dict[str, Any]:
             if not isinstance(manifest, dict):
                 raise JobGone("bulk status: the manifest is not a JSON object")
             return manifest
-        if time.monotonic() > deadline:
+        left = deadline - time.monotonic()
+        if left <= 0:
             raise ServerError(f"bulk export not complete after {p.s.bulk_timeout:.0f}s")
         hinted = retry_after(r.headers.get("Retry-After"), p.client.clock(), r.headers.get("Date"))
-        # at least MIN_POLL: "Retry-After: 0" (or a date already past) re-polled at once, in a
-        # loop of requests and log lines until the job finished or bulk_timeout ran out
-        wait = min(p.s.max_wait, hinted if hinted is not None else p.client.backoff(attempt))
-        wait = max(wait, min(MIN_POLL, p.s.max_wait))
+        # the server's Retry-After whole (capped at max_wait, a server asking for 15 minutes was
+        # polled early, answered 429 and the run failed when the client's retries ran out) up
+        # to the deadline; at least MIN_POLL: "Retry-After: 0" (or a date already past)
+        # re-polled at once, in a loop of requests and log lines until bulk_timeout ran out
+        wait = hinted if hinted is not None else min(p.s.max_wait, p.client.backoff(attempt))
+        wait = min(max(wait, min(MIN_POLL, p.s.max_wait)), left)
         attempt += 1
         p.log.info(
             "fhir %s: bulk export in progress (%s)",
