@@ -28,8 +28,9 @@ def cond(i, pid, code="55464009"):
             "meta": {"versionId": "1", "lastUpdated": "2026-11-01T00:00:00Z"}}
 
 
-def obs(i, pid):
+def obs(i, pid, code="718-7"):
     return {"resourceType": "Observation", "id": f"o{i}", "subject": {"reference": f"Patient/{pid}"},
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
             "meta": {"versionId": "1", "lastUpdated": "2026-11-01T00:00:00Z"}}
 
 
@@ -836,3 +837,52 @@ def test_bulk_status_poll_waits_no_longer_than_bulk_timeout(tmp_path, monkeypatc
     with pytest.raises(ServerError, match="not complete after 600s"):
         run(settings(tmp_path, bulk_timeout=600))
     assert polls == [0.0, 600.0]
+
+
+@responses.activate
+def test_bulk_unfiltered_export_does_not_store_records_no_mapping_reads(tmp_path, store):
+    """After a kick-off refused with _typeFilter, the unfiltered export's every Observation and
+    Procedure of a screened patient was stored, whatever its code: vital signs and unrelated
+    labs, PHI the search path (which asks by mapped code) never pulls. Only records whose code
+    is a mapped one are stored now; run.json counts the others under `not_stored`."""
+    kick, since = [], []
+    heart_rate, other_proc = obs(9, "p1", code="8867-4"), {
+        "resourceType": "Procedure", "id": "pr9", "status": "completed", "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "80146002"}]}}
+    plasma = {**other_proc, "id": "pr1",
+              "code": {"coding": [{"system": "http://snomed.info/sct", "code": "127788007"}]}}
+    setup_server(ndjson([obs(1, "p1"), heart_rate, obs(8, "p2", code="8867-4")]), {}, kick, since)
+    responses.get(f"{FILES}/Procedure.ndjson", body=ndjson([plasma, other_proc]))
+    responses.replace(responses.GET, STATUS, json=_manifest(output=[
+        *_manifest()["output"], {"type": "Procedure", "url": f"{FILES}/Procedure.ndjson"}]))
+    _refusing_kickoff(kick, lambda q: any(k == "_typeFilter" for k, _ in q))
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert "_typeFilter" not in dict(kick[-1])
+    assert store.get("uci", "Observation", "o1") is not None
+    assert store.get("uci", "Procedure", "pr1") is not None
+    assert store.get("uci", "Observation", "o9") is None and store.get("uci", "Procedure", "pr9") is None
+    assert rep.to_dict()["not_stored"] == {"Observation": 1, "Procedure": 1}  # (p2 is not screened)
+    assert store.get("uci", "Condition", "c1") is not None  # other types: every record, as searched
+
+
+@pytest.mark.parametrize("match_system, tokens, coding, kept", [
+    (False, ["http://loinc.org|718-7"], {"system": "urn:oid:2.16.840.1.113883.6.1", "code": "718-7"}, True),
+    (True, ["http://loinc.org|718-7"], {"system": "urn:oid:2.16.840.1.113883.6.1", "code": "718-7"}, False),
+    (True, ["http://loinc.org|718-7"], {"system": "http://loinc.org", "code": "718-7"}, True),
+    (False, ["http://x.org|a,b$c"], {"system": "http://y.org", "code": "a,b$c"}, True),
+    (False, ["http://loinc.org|718-7"], {"system": "http://loinc.org", "code": "8867-4"}, False),
+])
+def test_bulk_record_is_kept_as_a_search_by_code_would_match_it(match_system, tokens, coding, kept):
+    """A bare code (the default) matches in any system; with match_system only in its own;
+    codes holding the characters a search value escapes are matched as written."""
+    import logging
+
+    from cohort.source.fhir.client import FhirClient
+    from cohort.source.fhir.ndjson import has_mapped_code, mapped_codes
+    from cohort.source.fhir.pull import Puller
+
+    s = ServerSettings.from_dict({"base_url": BASE, "match_system": match_system}, "w")
+    p = Puller("uci", s, None, {"Observation": tokens}, [], False, FhirClient(s), logging.getLogger("t"))
+    res = {"resourceType": "Observation", "code": {"coding": [coding]}}
+    assert has_mapped_code(res, mapped_codes(p)["Observation"]) is kept

@@ -124,7 +124,10 @@ def kickoff(p: Puller, since: str | None) -> str:
 
 # what a refused kick-off is asked again without, in this order (the warning's words)
 _NO_MEDICATION = "Medication in _type (referenced Medications are read by id)"
-_NO_TYPE_FILTER = "_typeFilter: exported unfiltered"
+_NO_TYPE_FILTER = (
+    "_typeFilter: exported unfiltered (records whose code no mapping has are counted under"
+    " not_stored, not stored)"
+)
 _REFUSED_TOO = {_NO_MEDICATION: "without Medication too", _NO_TYPE_FILTER: "without _typeFilter"}
 
 
