@@ -886,3 +886,27 @@ def test_bulk_record_is_kept_as_a_search_by_code_would_match_it(match_system, to
     p = Puller("uci", s, None, {"Observation": tokens}, [], False, FhirClient(s), logging.getLogger("t"))
     res = {"resourceType": "Observation", "code": {"coding": [coding]}}
     assert has_mapped_code(res, mapped_codes(p)["Observation"]) is kept
+
+
+@responses.activate
+def test_bulk_export_file_of_a_type_not_asked_for_is_not_downloaded(tmp_path, store):
+    """A manifest listing a type the kick-off's `_type` did not name (Encounter) was downloaded
+    and its screened patients' records stored, silently, and never removed by --full-refresh
+    (Encounter is never swept). Such a file is now skipped with a warning, not downloaded; a
+    record of another type inside a file of an asked type is left out and counted."""
+    kick, since = [], []
+    stray = {"resourceType": "Encounter", "id": "e2", "subject": {"reference": "Patient/p1"}}
+    setup_server(ndjson([obs(1, "p1"), stray]), {}, kick, since)
+    m = _manifest()
+    m["output"] += [{"type": "Encounter", "url": f"{FILES}/Encounter.ndjson"},
+                    {"type": "Encounter", "url": f"{FILES}/Encounter-2.ndjson"}]
+    responses.replace(responses.GET, STATUS, json=m)
+    enc = {"resourceType": "Encounter", "id": "e1", "subject": {"reference": "Patient/p1"}}
+    responses.get(f"{FILES}/Encounter.ndjson", body=ndjson([enc]))
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.get("uci", "Encounter", "e1") is None and store.get("uci", "Encounter", "e2") is None
+    assert not [c for c in responses.calls if "Encounter" in c.request.url]
+    assert "bulk: the export listed 2 file(s) of Encounter, a type not asked for; not downloaded" in rep.warnings
+    assert rep.to_dict()["skipped_types"] == {"Encounter": 1}
+    assert store.get("uci", "Observation", "o1") is not None

@@ -168,7 +168,7 @@ def _fresh(spool: Path) -> None:
 
 
 def _export(
-    p: Puller, spool: Path, state: dict[str, Any], since: str | None, key: str
+    p: Puller, spool: Path, state: dict[str, Any], since: str | None, key: str, asked: set[str]
 ) -> tuple[dict[str, Any], list[tuple[str, Path]], list[tuple[str, Path]]]:
     """Run (or resume, given `state`) an export job to its downloaded output and error files."""
     state_file = spool / "job.json"
@@ -181,7 +181,7 @@ def _export(
             state["manifest"] = poll(p, state["status_url"])
             _write_state(state_file, state)
     with p.phase("bulk-download"):
-        files = download(p, state["manifest"], spool)
+        files = download(p, state["manifest"], spool, asked=asked)
         errors = download(p, state["manifest"], spool, "error")
     return state, files, errors
 
@@ -241,6 +241,7 @@ def bulk_pull(p: Puller) -> None:
     state = _read_state(p, state_file)
     types = export_types(p)
     key = export_key(p, types)
+    asked = {*types, "Medication"}  # what the kick-off names (Medication: unless refused)
     mark, _, mark_key = (p.mark("bulk") or "").partition("|")
     if mark and mark_key != key:
         p.report.warn("bulk: exported types or mapped codes changed since the last export: full")
@@ -254,13 +255,13 @@ def bulk_pull(p: Puller) -> None:
         # codes): left alone it kept the server exporting, and its files, for nothing
         _delete_job(p, str(state["status_url"]), "the replaced earlier")
     try:
-        state, files, errors = _export(p, spool, state if resumed else {}, since, key)
+        state, files, errors = _export(p, spool, state if resumed else {}, since, key, asked)
     except JobGone as e:
         if not resumed:
             _fresh(spool)
             raise ServerError(f"{e}; the next run starts a new export") from None
         p.report.warn(f"the unfinished bulk export job of an earlier run is gone ({e}); new job")
-        state, files, errors = _export(p, spool, {}, since, key)
+        state, files, errors = _export(p, spool, {}, since, key, asked)
     manifest = state["manifest"]
     incomplete = export_errors(p, errors)
     with p.phase("bulk-load"):
@@ -270,7 +271,7 @@ def bulk_pull(p: Puller) -> None:
         merged = family(export_links(files), screened)
         screened |= merged
         p.set_mark("screened", json.dumps(sorted(screened)))
-        held = load(p, files, screened)
+        held = load(p, files, screened, asked)
     if not incomplete:
         p.swept.update(types)
     # a full export: the merged charts it does not hold (a Group's non-members) are new

@@ -119,12 +119,13 @@ def has_mapped_code(res: dict[str, Any], wanted: set[tuple[str | None, str]]) ->
     )
 
 
-def load(p: Puller, files: list[tuple[str, Path]], screened: set[str]) -> set[str]:
+def load(p: Puller, files: list[tuple[str, Path]], screened: set[str], asked: set[str]) -> set[str]:
     """Store screened patients' records and Medications; then read referenced Medications the
     export left out (Patient-level exports hold only the patient compartment). Of the types
     searched by code, only records with a mapped code are stored, as a search would fetch them
     (an export the server would not filter holds every one); the others are counted in
-    `not_stored`. Returns the screened patients whose Patient record the export held."""
+    `not_stored`; records of a type not in `asked` (the kick-off's) are counted in
+    `skipped_types`. Returns the screened patients whose Patient record the export held."""
     wanted = mapped_codes(p)
     meds: list[dict[str, Any]] = []
     held: set[str] = set()
@@ -133,6 +134,10 @@ def load(p: Puller, files: list[tuple[str, Path]], screened: set[str]) -> set[st
         bad: list[int] = []
         for n, res in read_ndjson(path, bad):
             kind = res.get("resourceType")
+            if kind not in asked:
+                name = kind[:40] if isinstance(kind, str) and kind.isalpha() else "?"
+                p.report.skipped_types[name] = p.report.skipped_types.get(name, 0) + 1
+                continue
             if kind == "Medication" or (pid := patient_of(res)) in screened:
                 if kind in wanted and not has_mapped_code(res, wanted[str(kind)]):
                     # (an unfiltered export: vital signs, unrelated labs; PHI no criterion reads)

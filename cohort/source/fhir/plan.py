@@ -160,6 +160,8 @@ class PullReport:
     # Bulk: records of screened patients an unfiltered export held whose code no mapping has
     # (the search path, asking by mapped code, never fetches them): counted, not stored
     not_stored: dict[str, int] = field(default_factory=dict)
+    # Bulk: records of types the kick-off did not ask for, in its files: counted, not stored
+    skipped_types: dict[str, int] = field(default_factory=dict)
     patients_screened: int = 0
     patients_new: int = 0
     warnings: list[str] = field(default_factory=list)

@@ -53,22 +53,33 @@ def _private(path: Path, mode: str = "wb") -> IO[bytes]:
 
 
 def download(
-    p: Puller, manifest: dict[str, Any], spool: Path, kind: str = "output"
+    p: Puller,
+    manifest: dict[str, Any],
+    spool: Path,
+    kind: str = "output",
+    asked: set[str] | None = None,
 ) -> list[tuple[str, Path]]:
-    """Download every `kind` ("output" or "error") file; completed files are skipped and partial
-    ones resumed (Range). Credentials go to another host only if the manifest says
+    """Download every `kind` ("output" or "error") file, but for an output file of a type not in
+    `asked` (the kick-off's, a run.json warning); completed files are skipped and partial ones
+    resumed (Range). Credentials go to another host only if the manifest says
     `requiresAccessToken: true`."""
     use_token = manifest.get("requiresAccessToken") is True
     items = manifest.get(kind) or []
     if not isinstance(items, list):
         raise JobGone(f"bulk manifest: '{kind}' is not a list")
     files: list[tuple[str, Path]] = []
+    unasked: dict[str, int] = {}
     for i, out in enumerate(items):
         rtype = str(out.get("type", "")) if isinstance(out, dict) else ""
         url = out.get("url") if isinstance(out, dict) else None
         if not rtype.isalpha() or not isinstance(url, str) or not url:
             # (skipping it let the mark pass records never downloaded)
             raise JobGone(f"bulk manifest: {kind} {i} has no type or no url")
+        if asked is not None and rtype not in asked:
+            # the IG: the output "SHALL be filtered" to `_type`; records of another type were
+            # stored, and no full refresh removed them (it sweeps the types exported)
+            unasked[rtype] = unasked.get(rtype, 0) + 1
+            continue
         final = spool / f"{'error-' if kind == 'error' else ''}{i:04d}.{rtype}.ndjson"
         files.append((rtype, final))
         if final.exists():
@@ -125,4 +136,9 @@ def download(
             r.close()
         p.client.stats.add(rtype, nbytes=n if content_length(r) is None else 0)
         part.rename(final)
+    for rtype, n in sorted(unasked.items()):
+        p.report.warn(
+            f"bulk: the export listed {n} file(s) of {rtype[:40]}, a type not asked for;"
+            " not downloaded"
+        )
     return files
