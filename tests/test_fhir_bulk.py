@@ -910,3 +910,28 @@ def test_bulk_export_file_of_a_type_not_asked_for_is_not_downloaded(tmp_path, st
     assert "bulk: the export listed 2 file(s) of Encounter, a type not asked for; not downloaded" in rep.warnings
     assert rep.to_dict()["skipped_types"] == {"Encounter": 1}
     assert store.get("uci", "Observation", "o1") is not None
+
+
+@responses.activate
+def test_bulk_unreadable_lines_in_two_files_of_one_type_are_all_counted(tmp_path, store):
+    """A type split over two files, each with one unreadable line, was reported as 1 unreadable
+    line: the warning named the type, not the file, and a repeated warning is dropped (records
+    of both files also shared the origin "bulk Observation.ndjson:N"). The spool file is named."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]) + b"{cut\n", {}, kick, since)
+    m = _manifest()
+    m["output"].append({"type": "Observation", "url": f"{FILES}/Observation-2.ndjson"})
+    responses.replace(responses.GET, STATUS, json=m)
+    responses.get(f"{FILES}/Observation-2.ndjson", body=ndjson([obs(7, "p1")]) + b"{cut\n")
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.get("uci", "Observation", "o7") is not None
+    said = [w for w in rep.warnings if "unreadable line" in w]
+    assert said == ["bulk 0002.Observation.ndjson: 1 unreadable line(s), first at line 2",
+                    "bulk 0003.Observation.ndjson: 1 unreadable line(s), first at line 2"]
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "s.db")
+    origin = db.execute("SELECT origin FROM resources WHERE type='Observation' AND id='o7'").fetchone()
+    db.close()
+    assert origin == ("bulk 0003.Observation.ndjson:1",)

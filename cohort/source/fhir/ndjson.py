@@ -129,7 +129,7 @@ def load(p: Puller, files: list[tuple[str, Path]], screened: set[str], asked: se
     wanted = mapped_codes(p)
     meds: list[dict[str, Any]] = []
     held: set[str] = set()
-    for rtype, path in sorted(files, key=lambda f: f[0] != "Medication"):
+    for _, path in sorted(files, key=lambda f: f[0] != "Medication"):
         batch: list[tuple[dict, str]] = []
         bad: list[int] = []
         for n, res in read_ndjson(path, bad):
@@ -143,7 +143,7 @@ def load(p: Puller, files: list[tuple[str, Path]], screened: set[str], asked: se
                     # (an unfiltered export: vital signs, unrelated labs; PHI no criterion reads)
                     p.report.not_stored[str(kind)] = p.report.not_stored.get(str(kind), 0) + 1
                     continue
-                batch.append((res, f"bulk {rtype}.ndjson:{n}"))
+                batch.append((res, f"bulk {path.name}:{n}"))
                 if res.get("resourceType") == "Patient" and pid:
                     held.add(pid)
                 if "medicationReference" in res:
@@ -154,7 +154,9 @@ def load(p: Puller, files: list[tuple[str, Path]], screened: set[str], asked: se
         p.put(batch)
         if bad:
             p.report.warn(
-                f"bulk {rtype}.ndjson: {len(bad)} unreadable line(s), first at line {bad[0]}"
+                # the spool file (a type may be split over several): a warning naming the type
+                # twice was one warning, and the second file's lines went uncounted
+                f"bulk {path.name}: {len(bad)} unreadable line(s), first at line {bad[0]}"
             )
     p.fetch_medications(meds)
     return held
