@@ -28,8 +28,9 @@ def cond(i, pid, code="55464009"):
             "meta": {"versionId": "1", "lastUpdated": "2026-11-01T00:00:00Z"}}
 
 
-def obs(i, pid):
+def obs(i, pid, code="718-7"):
     return {"resourceType": "Observation", "id": f"o{i}", "subject": {"reference": f"Patient/{pid}"},
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
             "meta": {"versionId": "1", "lastUpdated": "2026-11-01T00:00:00Z"}}
 
 
@@ -510,7 +511,8 @@ def test_bulk_status_answering_a_transient_outcome_keeps_the_job(tmp_path, store
 def test_bulk_server_without_type_filter_exports_unfiltered(tmp_path, store):
     """_typeFilter is optional for a Bulk server, and the spec has one that lacks it refuse it
     (400 and an OperationOutcome) for the client to ask again without; the kick-off failed
-    every night (exit 6) instead. It is asked again without _typeFilter, with a warning."""
+    every night (exit 6) instead. It is asked again without _typeFilter (after once without
+    Medication, which such a server refuses too), with a warning."""
     kick, since = [], []
     setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
 
@@ -525,8 +527,9 @@ def test_bulk_server_without_type_filter_exports_unfiltered(tmp_path, store):
     responses.add_callback(responses.GET, f"{BASE}/Group/g1/$export", callback=kickoff)
     s = settings(tmp_path, bulk_group="g1")
     rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
-    assert len(kick) == 2 and "_typeFilter" not in dict(kick[1]) and "_type" in dict(kick[1])
-    assert any("refused _typeFilter (HTTP 400)" in w for w in rep.warnings)
+    assert len(kick) == 3 and "_typeFilter" not in dict(kick[2]) and "_type" in dict(kick[2])
+    assert any("without Medication too (HTTP 400); asked again without _typeFilter" in w
+               for w in rep.warnings)
     assert store.get("uci", "Observation", "o1") is not None and "bulk" in rep.marks
 
 
@@ -714,3 +717,221 @@ def test_bulk_incremental_fetches_the_chart_that_replaced_a_newly_screened_one(t
     assert store.get("uci", "Patient", "p5") is not None
     assert {u.split("?")[0].rsplit("/", 1)[1] for u in seen if "p5" in u} >= {"Observation", "Condition"}
     assert rep.patients_new == 2 and rep.patients_screened == 3
+
+
+HAPI_512 = ("HAPI-0512: Resource types [Medication] are invalid for this type of export, as they do "
+            "not contain search parameters that refer to patients.")
+
+
+def _refusing_kickoff(kick: list, refuse):
+    """The Group kick-off answers 400 (an OperationOutcome) to the queries `refuse` names."""
+    def kickoff(req):
+        q = parse_qsl(urlsplit(req.url).query)
+        kick.append(q)
+        if refuse(q):
+            return 400, {}, json.dumps(oo(HAPI_512, "processing"))
+        return 202, {"Content-Location": STATUS}, ""
+
+    responses.remove(responses.GET, f"{BASE}/Group/g1/$export")
+    responses.add_callback(responses.GET, f"{BASE}/Group/g1/$export", callback=kickoff)
+
+
+@responses.activate
+def test_bulk_group_export_refusing_medication_in_type_is_asked_again_without(tmp_path, store):
+    """HAPI FHIR and IBM FHIR refuse Medication (outside the Patient compartment) in a Group or
+    Patient export with 400; the only fallback dropped _typeFilter, blamed it in a warning and
+    failed again: exit 6 every night. The kick-off is now asked again without Medication (the
+    _typeFilter kept), and the Medications the records reference are read by id."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    _refusing_kickoff(kick, lambda q: "Medication" in dict(q)["_type"].split(","))
+    med = {"resourceType": "MedicationRequest", "id": "mr1", "status": "active", "intent": "order",
+           "subject": {"reference": "Patient/p1"}, "medicationReference": {"reference": "Medication/m1"}}
+    responses.get(f"{FILES}/MedicationRequest.ndjson", body=ndjson([med]))
+    responses.replace(responses.GET, STATUS, json=_manifest(output=[
+        *_manifest()["output"], {"type": "MedicationRequest", "url": f"{FILES}/MedicationRequest.ndjson"}]))
+    responses.get(f"{BASE}/Medication", json={"resourceType": "Bundle", "type": "searchset", "entry": [
+        {"resource": {"resourceType": "Medication", "id": "m1"}}]})
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert rep.mode == "bulk" and len(kick) == 2
+    assert "Medication" not in dict(kick[1])["_type"].split(",")
+    assert ("_typeFilter", "Observation?code=718-7") in kick[1]  # not the problem: kept
+    assert store.get("uci", "Observation", "o1") is not None
+    assert store.get("uci", "Medication", "m1") is not None  # read by id
+    said = [w for w in rep.warnings if w.startswith("bulk: server refused")]
+    assert said == ["bulk: server refused the export kick-off (HTTP 400); asked again without "
+                    "Medication in _type (referenced Medications are read by id)"]
+
+
+@responses.activate
+def test_bulk_kickoff_refused_with_and_without_medication_drops_type_filter_too(tmp_path, store):
+    """A server that refuses both Medication and _typeFilter is asked a third time without
+    either; each warning names what was dropped."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    _refusing_kickoff(kick, lambda q: any(k == "_typeFilter" for k, _ in q)
+                      or "Medication" in dict(q)["_type"].split(","))
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert len(kick) == 3 and "_typeFilter" not in dict(kick[2])
+    assert "Medication" not in dict(kick[2])["_type"].split(",")
+    said = [w for w in rep.warnings if w.startswith("bulk: server refused")]
+    assert len(said) == 2 and "without Medication in _type" in said[0]
+    assert "kick-off without Medication too" in said[1] and "without _typeFilter" in said[1]
+    assert store.get("uci", "Observation", "o1") is not None and "bulk" in rep.marks
+
+
+def _slow_job(monkeypatch, ready_at: float):
+    """A status URL that asks for 15 minutes between polls (202, Retry-After: 900), answers an
+    earlier poll 429 with the seconds left, and the manifest from `ready_at`; the clock only
+    moves by the client's sleeps. Returns (poll of it with `settings`, the poll times)."""
+    import logging
+
+    from cohort.source.fhir import bulk
+    from cohort.source.fhir.client import FhirClient
+    from cohort.source.fhir.pull import Puller
+
+    now, polls = [0.0], []
+    monkeypatch.setattr(bulk.time, "monotonic", lambda: now[0])
+
+    def status(req):
+        polls.append(now[0])
+        if len(polls) == 1:
+            return 202, {"Retry-After": "900"}, ""
+        if now[0] < ready_at:
+            return 429, {"Retry-After": str(int(ready_at - now[0]))}, ""
+        return 200, {}, json.dumps({"transactionTime": "2026-11-25T10:00:00Z", "output": []})
+
+    responses.add_callback(responses.GET, STATUS, callback=status)
+
+    def run(s):
+        c = FhirClient(s, sleep=lambda w: now.__setitem__(0, now[0] + w),
+                       clock=lambda: 1_700_000_000 + now[0])
+        return bulk.poll(Puller("uci", s, None, {}, [], False, c, logging.getLogger("t")), STATUS)
+
+    return run, polls
+
+
+@responses.activate
+def test_bulk_status_poll_honours_a_retry_after_longer_than_max_wait(tmp_path, monkeypatch):
+    """Every status wait was capped at max_wait (120 s): a server asking for 900 s was polled
+    early, answered 429, and the client's generic retries (max_retries) ran out: the run failed
+    with HTTP 429 after minutes although bulk_timeout (3600 s) was far off. Retry-After is now
+    honoured up to bulk_timeout, and a 429 on the status URL means "poll later", as a 202."""
+    run, polls = _slow_job(monkeypatch, ready_at=900.0)
+    assert run(settings(tmp_path, max_retries=5))["output"] == []  # bulk_timeout 3600, max_wait 120
+    assert polls == [0.0, 900.0]
+    run, polls = _slow_job(monkeypatch, ready_at=1000.0)  # a 429 before it is ready
+    assert run(settings(tmp_path, max_retries=0))["output"] == []
+    assert polls == [0.0, 900.0, 1000.0]
+
+
+@responses.activate
+def test_bulk_status_poll_waits_no_longer_than_bulk_timeout(tmp_path, monkeypatch):
+    """A Retry-After beyond bulk_timeout is waited only to the deadline, polled once more, and
+    the run then fails saying the export is not complete (not after sleeping past it)."""
+    from cohort.errors import ServerError
+
+    run, polls = _slow_job(monkeypatch, ready_at=5000.0)
+    with pytest.raises(ServerError, match="not complete after 600s"):
+        run(settings(tmp_path, bulk_timeout=600))
+    assert polls == [0.0, 600.0]
+
+
+@responses.activate
+def test_bulk_unfiltered_export_does_not_store_records_no_mapping_reads(tmp_path, store):
+    """After a kick-off refused with _typeFilter, the unfiltered export's every Observation and
+    Procedure of a screened patient was stored, whatever its code: vital signs and unrelated
+    labs, PHI the search path (which asks by mapped code) never pulls. Only records whose code
+    is a mapped one are stored now; run.json counts the others under `not_stored`."""
+    kick, since = [], []
+    heart_rate, other_proc = obs(9, "p1", code="8867-4"), {
+        "resourceType": "Procedure", "id": "pr9", "status": "completed", "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "80146002"}]}}
+    plasma = {**other_proc, "id": "pr1",
+              "code": {"coding": [{"system": "http://snomed.info/sct", "code": "127788007"}]}}
+    setup_server(ndjson([obs(1, "p1"), heart_rate, obs(8, "p2", code="8867-4")]), {}, kick, since)
+    responses.get(f"{FILES}/Procedure.ndjson", body=ndjson([plasma, other_proc]))
+    responses.replace(responses.GET, STATUS, json=_manifest(output=[
+        *_manifest()["output"], {"type": "Procedure", "url": f"{FILES}/Procedure.ndjson"}]))
+    _refusing_kickoff(kick, lambda q: any(k == "_typeFilter" for k, _ in q))
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert "_typeFilter" not in dict(kick[-1])
+    assert store.get("uci", "Observation", "o1") is not None
+    assert store.get("uci", "Procedure", "pr1") is not None
+    assert store.get("uci", "Observation", "o9") is None and store.get("uci", "Procedure", "pr9") is None
+    assert rep.to_dict()["not_stored"] == {"Observation": 1, "Procedure": 1}  # (p2 is not screened)
+    assert store.get("uci", "Condition", "c1") is not None  # other types: every record, as searched
+
+
+@pytest.mark.parametrize("match_system, tokens, coding, kept", [
+    (False, ["http://loinc.org|718-7"], {"system": "urn:oid:2.16.840.1.113883.6.1", "code": "718-7"}, True),
+    (True, ["http://loinc.org|718-7"], {"system": "urn:oid:2.16.840.1.113883.6.1", "code": "718-7"}, False),
+    (True, ["http://loinc.org|718-7"], {"system": "http://loinc.org", "code": "718-7"}, True),
+    (False, ["http://x.org|a,b$c"], {"system": "http://y.org", "code": "a,b$c"}, True),
+    (False, ["http://loinc.org|718-7"], {"system": "http://loinc.org", "code": "8867-4"}, False),
+])
+def test_bulk_record_is_kept_as_a_search_by_code_would_match_it(match_system, tokens, coding, kept):
+    """A bare code (the default) matches in any system; with match_system only in its own;
+    codes holding the characters a search value escapes are matched as written."""
+    import logging
+
+    from cohort.source.fhir.client import FhirClient
+    from cohort.source.fhir.ndjson import has_mapped_code, mapped_codes
+    from cohort.source.fhir.pull import Puller
+
+    s = ServerSettings.from_dict({"base_url": BASE, "match_system": match_system}, "w")
+    p = Puller("uci", s, None, {"Observation": tokens}, [], False, FhirClient(s), logging.getLogger("t"))
+    res = {"resourceType": "Observation", "code": {"coding": [coding]}}
+    assert has_mapped_code(res, mapped_codes(p)["Observation"]) is kept
+
+
+@responses.activate
+def test_bulk_export_file_of_a_type_not_asked_for_is_not_downloaded(tmp_path, store):
+    """A manifest listing a type the kick-off's `_type` did not name (Encounter) was downloaded
+    and its screened patients' records stored, silently, and never removed by --full-refresh
+    (Encounter is never swept). Such a file is now skipped with a warning, not downloaded; a
+    record of another type inside a file of an asked type is left out and counted."""
+    kick, since = [], []
+    stray = {"resourceType": "Encounter", "id": "e2", "subject": {"reference": "Patient/p1"}}
+    setup_server(ndjson([obs(1, "p1"), stray]), {}, kick, since)
+    m = _manifest()
+    m["output"] += [{"type": "Encounter", "url": f"{FILES}/Encounter.ndjson"},
+                    {"type": "Encounter", "url": f"{FILES}/Encounter-2.ndjson"}]
+    responses.replace(responses.GET, STATUS, json=m)
+    enc = {"resourceType": "Encounter", "id": "e1", "subject": {"reference": "Patient/p1"}}
+    responses.get(f"{FILES}/Encounter.ndjson", body=ndjson([enc]))
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.get("uci", "Encounter", "e1") is None and store.get("uci", "Encounter", "e2") is None
+    assert not [c for c in responses.calls if "Encounter" in c.request.url]
+    assert "bulk: the export listed 2 file(s) of Encounter, a type not asked for; not downloaded" in rep.warnings
+    assert rep.to_dict()["skipped_types"] == {"Encounter": 1}
+    assert store.get("uci", "Observation", "o1") is not None
+
+
+@responses.activate
+def test_bulk_unreadable_lines_in_two_files_of_one_type_are_all_counted(tmp_path, store):
+    """A type split over two files, each with one unreadable line, was reported as 1 unreadable
+    line: the warning named the type, not the file, and a repeated warning is dropped (records
+    of both files also shared the origin "bulk Observation.ndjson:N"). The spool file is named."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]) + b"{cut\n", {}, kick, since)
+    m = _manifest()
+    m["output"].append({"type": "Observation", "url": f"{FILES}/Observation-2.ndjson"})
+    responses.replace(responses.GET, STATUS, json=m)
+    responses.get(f"{FILES}/Observation-2.ndjson", body=ndjson([obs(7, "p1")]) + b"{cut\n")
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.get("uci", "Observation", "o7") is not None
+    said = [w for w in rep.warnings if "unreadable line" in w]
+    assert said == ["bulk 0002.Observation.ndjson: 1 unreadable line(s), first at line 2",
+                    "bulk 0003.Observation.ndjson: 1 unreadable line(s), first at line 2"]
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "s.db")
+    origin = db.execute("SELECT origin FROM resources WHERE type='Observation' AND id='o7'").fetchone()
+    db.close()
+    assert origin == ("bulk 0003.Observation.ndjson:1",)

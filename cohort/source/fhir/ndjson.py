@@ -16,6 +16,8 @@ from cohort.source.fileinfo import UNREADABLE, unreadable
 from cohort.source.structure import loads
 from cohort.store import patient_of
 
+from .plan import BY_CODE
+
 if TYPE_CHECKING:
     from .pull import Puller
 
@@ -83,18 +85,65 @@ def export_links(files: list[tuple[str, Path]]) -> dict[str, str]:
     )
 
 
-def load(p: Puller, files: list[tuple[str, Path]], screened: set[str]) -> set[str]:
+def _search_value(value: str) -> tuple[str | None, str]:
+    """(system or None, code) of a search value of plan.search_values ("code" or
+    "system|code", with \\ , | and $ escaped)."""
+    parts, cur, chars = [], [], iter(value)
+    for ch in chars:
+        if ch == "\\":
+            cur.append(next(chars, ""))
+        elif ch == "|":
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[-1])
+
+
+def mapped_codes(p: Puller) -> dict[str, set[tuple[str | None, str]]]:
+    """For each type searched by code, the (system or None: any, code) pairs of its mapped
+    codes: what its searches (and the export's _typeFilter) ask for."""
+    return {t: {_search_value(v) for v in p.tokens.get(t, [])} for t in BY_CODE}
+
+
+def has_mapped_code(res: dict[str, Any], wanted: set[tuple[str | None, str]]) -> bool:
+    """Whether a record's `code` has a coding that its type's search by code would match."""
+    code = res.get("code")
+    coding = code.get("coding") if isinstance(code, dict) else None
+    return any(
+        isinstance(c, dict)
+        and isinstance(cd := c.get("code"), str)
+        and ((None, cd) in wanted or (c.get("system"), cd) in wanted)
+        for c in (coding if isinstance(coding, list) else [])
+    )
+
+
+def load(p: Puller, files: list[tuple[str, Path]], screened: set[str], asked: set[str]) -> set[str]:
     """Store screened patients' records and Medications; then read referenced Medications the
-    export left out (Patient-level exports hold only the patient compartment). Returns the
-    screened patients whose Patient record the export held."""
+    export left out (Patient-level exports hold only the patient compartment). Of the types
+    searched by code, only records with a mapped code are stored, as a search would fetch them
+    (an export the server would not filter holds every one); the others are counted in
+    `not_stored`; records of a type not in `asked` (the kick-off's) are counted in
+    `skipped_types`. Returns the screened patients whose Patient record the export held."""
+    wanted = mapped_codes(p)
     meds: list[dict[str, Any]] = []
     held: set[str] = set()
-    for rtype, path in sorted(files, key=lambda f: f[0] != "Medication"):
+    for _, path in sorted(files, key=lambda f: f[0] != "Medication"):
         batch: list[tuple[dict, str]] = []
         bad: list[int] = []
         for n, res in read_ndjson(path, bad):
-            if res.get("resourceType") == "Medication" or (pid := patient_of(res)) in screened:
-                batch.append((res, f"bulk {rtype}.ndjson:{n}"))
+            kind = res.get("resourceType")
+            if kind not in asked:
+                name = kind[:40] if isinstance(kind, str) and kind.isalpha() else "?"
+                p.report.skipped_types[name] = p.report.skipped_types.get(name, 0) + 1
+                continue
+            if kind == "Medication" or (pid := patient_of(res)) in screened:
+                if kind in wanted and not has_mapped_code(res, wanted[str(kind)]):
+                    # (an unfiltered export: vital signs, unrelated labs; PHI no criterion reads)
+                    p.report.not_stored[str(kind)] = p.report.not_stored.get(str(kind), 0) + 1
+                    continue
+                batch.append((res, f"bulk {path.name}:{n}"))
                 if res.get("resourceType") == "Patient" and pid:
                     held.add(pid)
                 if "medicationReference" in res:
@@ -105,7 +154,9 @@ def load(p: Puller, files: list[tuple[str, Path]], screened: set[str]) -> set[st
         p.put(batch)
         if bad:
             p.report.warn(
-                f"bulk {rtype}.ndjson: {len(bad)} unreadable line(s), first at line {bad[0]}"
+                # the spool file (a type may be split over several): a warning naming the type
+                # twice was one warning, and the second file's lines went uncounted
+                f"bulk {path.name}: {len(bad)} unreadable line(s), first at line {bad[0]}"
             )
     p.fetch_medications(meds)
     return held

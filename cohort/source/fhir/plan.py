@@ -157,6 +157,11 @@ class PullReport:
     updated: int = 0
     unchanged: int = 0
     removed: int = 0  # full refresh: records the server no longer has
+    # Bulk: records of screened patients an unfiltered export held whose code no mapping has
+    # (the search path, asking by mapped code, never fetches them): counted, not stored
+    not_stored: dict[str, int] = field(default_factory=dict)
+    # Bulk: records of types the kick-off did not ask for, in its files: counted, not stored
+    skipped_types: dict[str, int] = field(default_factory=dict)
     patients_screened: int = 0
     patients_new: int = 0
     warnings: list[str] = field(default_factory=list)

@@ -1,0 +1,144 @@
+"""Downloading a Bulk export's files to the site's spool folder (PHI, 0700/0600), resumably."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Any
+
+import requests
+
+from cohort.atomic import ensure_dir
+from cohort.errors import ServerError
+
+from .answer import content_length
+from .client import url_host
+from .pull import Puller
+
+
+class JobGone(ServerError):
+    """The export job cannot be finished: the server says it failed or no longer has it (or its
+    files), or its manifest is unusable. Resuming it would fail every night: a new one is due."""
+
+
+def spool_dir(p: Puller) -> Path:
+    """The site's spool folder, 0700 whatever the umask and whoever made it before (its files
+    are PHI, and a killed run leaves them to be resumed)."""
+    root = Path(p.s.spool_dir) if p.s.spool_dir else None
+    if root is None:
+        store_path = getattr(p.store, "path", None)
+        base = Path(store_path).parent if store_path else Path(tempfile.gettempdir())
+        root = base / "bulk-spool"
+    d = root / p.site
+    try:
+        ensure_dir(d)  # missing folders 0700
+        os.chmod(d, 0o700)  # (one that was there before)
+    except OSError as e:
+        raise ServerError(f"cannot use the bulk spool folder {d}: {e.strerror}") from None
+    return d
+
+
+def _private(path: Path, mode: str = "wb") -> IO[bytes]:
+    """`path` opened for writing ("wb" or "ab"), 0600 whatever the umask: spooled NDJSON is
+    PHI (job.json, which names the job's status URL, is written 0600 by write_atomic)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "ab" else os.O_TRUNC)
+    fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    except OSError:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, mode)
+
+
+def download(
+    p: Puller,
+    manifest: dict[str, Any],
+    spool: Path,
+    kind: str = "output",
+    asked: set[str] | None = None,
+) -> list[tuple[str, Path]]:
+    """Download every `kind` ("output" or "error") file, but for an output file of a type not in
+    `asked` (the kick-off's, a run.json warning); completed files are skipped and partial ones
+    resumed (Range). Credentials go to another host only if the manifest says
+    `requiresAccessToken: true`."""
+    use_token = manifest.get("requiresAccessToken") is True
+    items = manifest.get(kind) or []
+    if not isinstance(items, list):
+        raise JobGone(f"bulk manifest: '{kind}' is not a list")
+    files: list[tuple[str, Path]] = []
+    unasked: dict[str, int] = {}
+    for i, out in enumerate(items):
+        rtype = str(out.get("type", "")) if isinstance(out, dict) else ""
+        url = out.get("url") if isinstance(out, dict) else None
+        if not rtype.isalpha() or not isinstance(url, str) or not url:
+            # (skipping it let the mark pass records never downloaded)
+            raise JobGone(f"bulk manifest: {kind} {i} has no type or no url")
+        if asked is not None and rtype not in asked:
+            # the IG: the output "SHALL be filtered" to `_type`; records of another type were
+            # stored, and no full refresh removed them (it sweeps the types exported)
+            unasked[rtype] = unasked.get(rtype, 0) + 1
+            continue
+        final = spool / f"{'error-' if kind == 'error' else ''}{i:04d}.{rtype}.ndjson"
+        files.append((rtype, final))
+        if final.exists():
+            continue
+        part = final.with_name(final.name + ".part")
+        have = part.stat().st_size if part.exists() else 0
+        host = url_host(url)
+        if host is None:
+            raise JobGone(f"bulk manifest: {kind} {i} ({rtype}) has no http(s) URL")
+        same_host = p.client.same_host(url)
+        if same_host:
+            url = p.client.url(url)  # (an http:// link of ours is followed over https)
+        while True:
+            headers = {"Accept": "application/fhir+ndjson", "Accept-Encoding": "gzip"}
+            if have:
+                headers.update({"Range": f"bytes={have}-", "Accept-Encoding": "identity"})
+            try:
+                r = p.client.request(
+                    "GET",
+                    url,
+                    key=rtype,
+                    headers=headers,
+                    stream=True,
+                    ok=(200, 206),
+                    auth=use_token or same_host,
+                    foreign=True,
+                )
+                break
+            except ServerError as e:
+                status = getattr(e, "status", 0)
+                if status == 416 and have:
+                    # nothing left after the .part (cut after its last byte), or the file
+                    # changed: fetched whole (was refused, the same way, every later night)
+                    part.unlink()
+                    have = 0
+                    continue
+                if status in (404, 410) or (status in (401, 403) and not (use_token or same_host)):
+                    # an expired file link (a signed URL answers 403): the job's files are gone
+                    raise JobGone(
+                        f"bulk {kind} file {i} ({rtype}): HTTP {status} (expired?)"
+                    ) from None
+                raise
+        mode = "ab" if r.status_code == 206 and have else "wb"
+        n = 0
+        try:
+            with _private(part, mode) as f:
+                for chunk in r.iter_content(1 << 16):
+                    f.write(chunk)
+                    n += len(chunk)
+        except (requests.RequestException, OSError) as e:
+            # the .part file stays: the next run resumes it with a Range request
+            raise ServerError(f"bulk download of {rtype} interrupted: {type(e).__name__}") from None
+        finally:
+            r.close()
+        p.client.stats.add(rtype, nbytes=n if content_length(r) is None else 0)
+        part.rename(final)
+    for rtype, n in sorted(unasked.items()):
+        p.report.warn(
+            f"bulk: the export listed {n} file(s) of {rtype[:40]}, a type not asked for;"
+            " not downloaded"
+        )
+    return files
