@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 from criteria_helpers import (
+    LOINC,
     SNOMED,
+    component,
     condition,
     facts,
     immunization,
@@ -645,3 +647,16 @@ def test_only_the_criteria_given_a_partial_result_are_tried_again() -> None:
     calls.clear()
     settle(criteria, context(weight(60, "2025-12-01")), counted)
     assert calls == [c.id for c in criteria]
+
+
+def test_components_of_one_partially_dated_record_move_together() -> None:
+    # an HCV antibody and its RNA in one panel dated only 2026-10: whatever day it was, both
+    # were on it (the RNA is not before the antibody on any day), so the antibody is followed
+    # by its RNA, which is not detected: pass, not "unknown on some of its days"
+    positive = {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "10828004"}]}}
+    negative = {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "260385009"}]}}
+    parts = [component("16128-1", LOINC, **positive), component("11259-9", LOINC, **negative)]
+    p = observation("24363-4", "2026-10", components=parts)
+    assert run("hcv", p).status == "pass"  # read at its first day
+    r = settled("hcv", p)
+    assert r.status == "pass", r.reason

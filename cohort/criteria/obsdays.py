@@ -8,7 +8,8 @@ gives it, as for every other record (docs/rules.md, "Reading records")."""
 # the criteria that read the result are tried again (a criterion reaches records through
 # Context.matching, which is given every record of its concepts whatever their dates, so one
 # that was not given the result on its first day never is). Each partial result is tried alone
-# (the others at their first day); results are read at their first day everywhere else
+# with the other results of its record (a panel's components share its one date), the others
+# at their first day; results are read at their first day everywhere else
 # (ordering, last_seen). Only patients with such a result pay for any of this.
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from cohort.model import ObservationFact, PatientFacts, Result, Status
 
 __all__ = ["MAX_TRIED", "settle"]
 
-# partial results of one patient tried (the rest stay at their first day): a bound on the time
-# a patient can take, far above what a chart holds (results rarely carry partial dates)
+# partially dated records of one patient tried (the rest stay at their first day; a record's
+# components move with it): a bound on the time a patient can take, far above what a chart
+# holds (results rarely carry partial dates)
 MAX_TRIED = 50
 
 Run = Callable[[Criterion, Context], Result]
@@ -50,12 +52,25 @@ def settle(criteria: Sequence[Criterion], ctx: Context, run: Run) -> list[Result
     marks = _marks(ctx)
     out = list(results)
     split: set[int] = set()  # criteria already made unknown by a partial date
-    for o in partial[:MAX_TRIED]:
-        which = [i for i, seen in enumerate(reads) if id(o) in seen and i not in split]
+    # one record's results move together: a panel header and its components share one date
+    # (tried apart, a component read on a day its sibling was not: a false "unknown")
+    records: dict[str, set[int]] = {}
+    for o in partial:
+        records.setdefault(o.part_of or o.ref, set()).add(id(o))
+    tried: set[str] = set()
+    for o in partial:
+        key = o.part_of or o.ref
+        if key in tried:
+            continue
+        if len(tried) >= MAX_TRIED:
+            break
+        tried.add(key)
+        ids = records[key]
+        which = [i for i, seen in enumerate(reads) if ids & seen and i not in split]
         if not which:
             continue
         for day in _days(o, marks):
-            alt = _on_day(ctx, o, day)
+            alt = _on_day(ctx, ids, day)
             for i in which:
                 if i in split:
                     continue
@@ -79,10 +94,12 @@ def settle(criteria: Sequence[Criterion], ctx: Context, run: Run) -> list[Result
     return out
 
 
-def _on_day(ctx: Context, o: ObservationFact, day: date) -> Context:
-    """`ctx` with `o` dated `day` (a full date): a context of its own (the concept memo, keyed
-    by reference, is shared; the per-list index is not)."""
-    obs = [replace(x, when=day, when_last=None) if x is o else x for x in ctx.facts.observations]
+def _on_day(ctx: Context, ids: set[int], day: date) -> Context:
+    """`ctx` with the results `ids` (one record's) dated `day` (a full date): a context of its
+    own (the concept memo, keyed by reference, is shared; the per-list index is not)."""
+    obs = [
+        replace(x, when=day, when_last=None) if id(x) in ids else x for x in ctx.facts.observations
+    ]
     facts: PatientFacts = replace(ctx.facts, observations=obs)
     return replace(ctx, facts=facts, _index={}, _sinces=set(), _seen=None)
 
