@@ -329,6 +329,8 @@ def _sequenced(dose: float, sequence: int | None, **timing: Any) -> dict[str, An
         ([_sequenced(30, 1), {**dosage(), "sequence": 1}], "unknown"),
         # ... unless another step is usable on its own
         ([_sequenced(50, 2), _sequenced(30, 1), {**dosage(), "sequence": 1}], "fail"),
+        # a usable step within the limit does not tell: the unknown day may be above it
+        ([_sequenced(5, 2), _sequenced(30, 1), {**dosage(), "sequence": 1}], "unknown"),
     ],
 )
 def test_high_dose_adds_concurrent_dosage_lines(
@@ -336,6 +338,30 @@ def test_high_dose_adds_concurrent_dosage_lines(
 ) -> None:
     r = stmt(code="8640", status="active", start=ago(10), dosages=dosages)
     assert status("washout_high_dose_cs", r) == expected
+
+
+@pytest.mark.parametrize(
+    ("unread", "expected"),
+    [
+        (dosage(mg(50), timing_code="XYZ"), "unknown"),  # how many a day is not known
+        (dosage(mg(50), frequency=2, period=1, period_unit="mo2"), "unknown"),
+        (dosage(qty(50, "mL", "mL")), "unknown"),  # a volume without strength
+        (dosage(mg(60), timing_code="XYZ"), "unknown"),
+        (dosage(), "pass"),  # a line with no dose at all says nothing of one
+    ],
+)
+def test_high_dose_a_line_not_read_beside_a_low_one_is_unknown(
+    unread: dict[str, Any], expected: str
+) -> None:
+    """A line whose dose cannot be read may be the one above the limit: a 5 mg line beside
+    it does not pass the exposure (50 mg with an unknown timing code was read once a day,
+    a fail, before unknown codes were made unusable; then it passed on the 5 mg line)."""
+    low = dosage(mg(5), timing_code="QD")
+    r = stmt(code="8640", status="active", start=ago(10), dosages=[unread, low])
+    assert status("washout_high_dose_cs", r) == expected
+    over = dosage(mg(45), timing_code="QD")  # a usable line over the limit still fails
+    r = stmt(code="8640", status="active", start=ago(10), dosages=[unread, over])
+    assert status("washout_high_dose_cs", r) == "fail"
 
 
 def test_high_dose_times_of_day_count_as_administrations() -> None:

@@ -28,6 +28,9 @@ class Daily(NamedTuple):
     drug: str
     mg: float
     equivalent: float
+    # another dosage line (or set of concurrent ones) gives a dose that is not read: the
+    # largest dose may be that one, so this is only a least largest dose
+    unsure: bool = False
 
     def __str__(self) -> str:
         return f"{self.drug} {self.equivalent:g} mg/day prednisone-equivalent"
@@ -47,8 +50,12 @@ def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
     # Lines with the same Dosage.sequence are taken together (FHIR: "concurrent"), so their
     # doses add up, and a day's total is known only when each of them is; lines without a
     # sequence, or with different ones (a taper's steps), stand alone: the largest counts.
+    # A line standing alone that gives no dose at all (an instruction) says nothing of one; a
+    # dose not read (a timing code not known, a volume without strength) may be the largest.
     days: dict[tuple[int, int], list[float | None]] = {}
     for i, d in enumerate(e.doses):
+        if d.quantity is None and d.sequence is None:
+            continue
         key = (0, d.sequence) if d.sequence is not None else (1, i)
         q = ctx.term.ucum_only(d.quantity) if d.quantity is not None else None
         days.setdefault(key, []).append(_line_mg(d, q, strength))
@@ -56,7 +63,8 @@ def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
     if not totals:
         return None
     # to 0.1 mg: the factors are rounded (6.67 for 20/3), dexamethasone 6 mg is 40 mg, not 40.02
-    return Daily(drug, round(max(totals), 1), round(max(totals) * factor, 1))
+    top = max(totals)
+    return Daily(drug, round(top, 1), round(top * factor, 1), len(totals) < len(days))
 
 
 def _line_mg(d: Dose, q: Quantity | None, strength: float | None) -> float | None:
@@ -97,6 +105,8 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
             ignored.append(replace(it.ev, note="outside window"))
             continue
         daily = daily_dose(ctx, e)
+        if daily is not None and daily.unsure and daily.equivalent <= limit:
+            daily = None  # a line not read may be above the limit: no usable dose
         mg = daily.equivalent if daily is not None else None
         dose = "no usable dose"
         if daily is not None:
