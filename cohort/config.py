@@ -232,9 +232,11 @@ def server_settings(site: SiteConfig, path: Path | None) -> ServerSettings:
     """A FHIR server site's settings: its `source` URL and [sites.server] table, checked as
     every config key is (ConfigError naming the config file `path`, the table and the key).
     Secrets are not read here: cohort.source.fhir.auth reads them when the site's turn comes."""
-    from cohort.source.fhir.settings import ServerSettings  # (only server sites need it)
+    from cohort.source.fhir.settings import ServerSettings, no_secret  # (server sites only)
 
     url_at = None if "base_url" in site.server else (site.where or f"site '{site.id}'", "source")
+    if url_at is None:  # (base_url is the URL used; the source is written to run.json still)
+        no_secret(site.source, site.where or f"site '{site.id}'", "source")
     table = {"base_url": site.source, **site.server}
     return ServerSettings.from_dict(table, _server_where(site, path), url_at=url_at)
 
