@@ -218,8 +218,8 @@ def _sites(raw: Any, path: Path, resolve: Callable[[str], Path]) -> list[SiteCon
         site = SiteConfig(sid, name, source, min_age, server, where)
         if site.is_url:  # (checked now, not when its turn comes after other sites were read)
             server_settings(site, path)
-        elif "server" in s:
-            _refuse_server_table(site, path)
+        elif site.server:  # (ignored, as before; a misspelt key is an error as anywhere)
+            _check_server_keys(site, path)
         sites.append(site)
     return sites
 
@@ -232,21 +232,19 @@ def server_settings(site: SiteConfig, path: Path | None) -> ServerSettings:
     """A FHIR server site's settings: its `source` URL and [sites.server] table, checked as
     every config key is (ConfigError naming the config file `path`, the table and the key).
     Secrets are not read here: cohort.source.fhir.auth reads them when the site's turn comes."""
-    from cohort.source.fhir.settings import ServerSettings  # (only server sites need it)
+    from cohort.source.fhir.settings import ServerSettings, no_secret  # (server sites only)
 
     url_at = None if "base_url" in site.server else (site.where or f"site '{site.id}'", "source")
+    if url_at is None:  # (base_url is the URL used; the source is written to run.json still)
+        no_secret(site.source, site.where or f"site '{site.id}'", "source")
     table = {"base_url": site.source, **site.server}
     return ServerSettings.from_dict(table, _server_where(site, path), url_at=url_at)
 
 
-def _refuse_server_table(site: SiteConfig, path: Path) -> None:
-    """[sites.server] on a site read from files: a misspelt key is named first, then the table
-    itself is refused (its settings would be ignored while the site reads files)."""
+def _check_server_keys(site: SiteConfig, path: Path) -> None:
+    """[sites.server] on a site read from files: its settings are not used (ingest warns in
+    run.json; a site moved to a folder of exports keeps them to move back), but a misspelt key
+    is named, as in every table."""
     from cohort.source.fhir.settings import ServerSettings
 
-    where = _server_where(site, path)
-    ServerSettings.check_keys(site.server, where)
-    raise ConfigError(
-        f"{where}: only a site whose source is a FHIR server URL (https://...) takes"
-        " [sites.server]; this one reads files"
-    )
+    ServerSettings.check_keys(site.server, _server_where(site, path))

@@ -322,6 +322,11 @@ def _read_files(
             " export still being written, or a damaged or unreadable file?"
         )
         log.warning("site %s: %s", site.id, warnings[-1])
+    if site.server:  # (config.py: accepted, not used)
+        warnings.append(
+            "[sites.server] is not used: this site's source is a folder or file, not a FHIR"
+            " server URL"
+        )
     if not stats.read:  # (a feed that did not arrive: loud, not a quiet empty list)
         warnings.append(f"no FHIR records read from {site.source} ({stats.files} data file(s))")
         log.warning("site %s: %s", site.id, warnings[-1])

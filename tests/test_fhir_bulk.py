@@ -935,3 +935,26 @@ def test_bulk_unreadable_lines_in_two_files_of_one_type_are_all_counted(tmp_path
     origin = db.execute("SELECT origin FROM resources WHERE type='Observation' AND id='o7'").fetchone()
     db.close()
     assert origin == ("bulk 0003.Observation.ndjson:1",)
+
+
+@responses.activate
+def test_bulk_unfiltered_export_keeps_a_panel_whose_component_is_mapped(tmp_path, store):
+    """A component whose code maps is a result of its own (docs/rules.md, "Panels and
+    components"), and a record with one is kept on every reading path; the unfiltered export's
+    filter looked at `code` only, so a CBC panel (58410-2) carrying the mapped hemoglobin as a
+    component was counted under not_stored and never reached the criteria (review)."""
+    kick, since = [], []
+    cbc = {**obs(5, "p1", code="58410-2"), "component": [
+        {"code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]}},
+        {"code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+         "valueQuantity": {"value": 9.1, "unit": "g/dL"}}]}
+    bp = {**obs(6, "p1", code="85354-9"), "component": [
+        {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]}}]}
+    setup_server(ndjson([obs(1, "p1"), cbc, bp]), {}, kick, since)
+    _refusing_kickoff(kick, lambda q: any(k == "_typeFilter" for k, _ in q))
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert "_typeFilter" not in dict(kick[-1])
+    assert store.get("uci", "Observation", "o5") is not None
+    assert store.get("uci", "Observation", "o6") is None
+    assert rep.to_dict()["not_stored"] == {"Observation": 1}

@@ -1101,3 +1101,32 @@ def test_a_category_demanded_one_value_per_search_is_searched_category_by_catego
     assert store.count_by_type("uci")["Observation"] == 6
     assert any(w.startswith("Observation: server takes one category per search")
                for w in rep.warnings), rep.warnings
+
+
+@pytest.mark.parametrize("by_id", [True, False])
+def test_medications_refused_one_night_are_read_once_granted(store, by_id):
+    """A referenced Medication the server refused (403: Medication outside the token's scope)
+    left the medication records stored without their drug code, and the medication types'
+    marks moved past them: once Medication was granted, nothing read them again (the records
+    are not changed, so no incremental search returns them) and a VAY736 request stayed unseen
+    for good. The marks of the types whose Medications went unread now stay where they were
+    (review)."""
+    cap = capability(no_params={} if by_id else {"Medication": {"_id"}})
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = PageFake(rsps, cap=cap)
+        population(fake)
+
+        def edit(req, status, body):
+            status, body = _without_included_medications(req, status, body)
+            if "/Medication?" in req.url or "/Medication/" in req.url:
+                return 403, oo("Insufficient scope", "forbidden")
+            return status, body
+
+        fake.edit = edit
+        run(store)
+        assert store.count_by_type("uci").get("Medication", 0) == 0
+        fake.edit = _without_included_medications
+        fake.clock = "2026-11-26T10:00:00Z"
+        rep = run(store)
+    assert store.count_by_type("uci")["Medication"] == 3, rep.warnings
+    assert not any("could not be read" in w or "refused" in w for w in rep.warnings)

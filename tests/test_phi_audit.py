@@ -449,6 +449,22 @@ def test_base_url_with_credentials_is_refused(tmp_path: Path, base: str) -> None
     assert "Pa55w0rd" not in str(e.value)
 
 
+def test_source_with_credentials_is_refused_beside_a_base_url(tmp_path: Path) -> None:
+    """With `[sites.server] base_url` given, only that URL was checked: a `source` holding
+    `user:password@` passed and was written as it was to run.json (`sites.<id>.source`), and
+    the store's marks of the site (review)."""
+    from test_reliability_support import write_config
+
+    from cohort.errors import ConfigError
+
+    source = "https://svc:Pa55w0rd-x@fhir.example.invalid/r4"
+    server = {"amr": {"base_url": "https://fhir.example.invalid/r4"}}
+    with pytest.raises(ConfigError) as e:
+        load_config(write_config(tmp_path, {"amr": source}, server=server))
+    assert "key 'source' must hold no user name" in str(e.value)
+    assert "Pa55w0rd" not in str(e.value)
+
+
 SECRET = "eyJhbGciOiJSUzM4NCJ9.c2VjcmV0.c2lnbmF0dXJl"
 # (a TOML escape: the config holds the key's line breaks)
 PEM = r"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"

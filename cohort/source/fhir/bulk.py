@@ -283,7 +283,8 @@ def bulk_pull(p: Puller) -> None:
     # a newly screened patient's chart may have been merged on an earlier night, and a link
     # stored on an earlier night may name a chart not fetched yet (as search_path does)
     screened |= pull_replacing(p, screened, set())
-    if manifest.get("transactionTime") and not incomplete:
+    if manifest.get("transactionTime") and not incomplete and not p.meds_unread:
+        # (referenced Medications refused: the next export repeats this window, medications.py)
         p.set_mark("bulk", f"{manifest['transactionTime']}|{key}")
     p.set_mark("complete", json.dumps(sorted(screened)))
     _delete_job(p, state["status_url"], "the")

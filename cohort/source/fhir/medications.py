@@ -18,6 +18,19 @@ if TYPE_CHECKING:
 UNREADABLE = (403, 404, 410)
 
 
+# what a warning of Medications refused adds: the marks that would pass them stay (search.py,
+# bulk.py), so the next night reads those records, and their Medications, again
+HELD = "; the marks of the records referencing them were not advanced"
+
+
+def _unread(p: Puller, records: list[dict], ids: set[str]) -> None:
+    """Note the types of the `records` that reference a Medication of `ids` not read."""
+    for res in records:
+        ref = res.get("medicationReference")
+        if isinstance(ref, dict) and reference_id(ref.get("reference"), "Medication") in ids:
+            p.meds_unread.add(str(res.get("resourceType")))
+
+
 def medications_of(items: Items) -> tuple[list[dict], set[str]]:
     """(the records of a search answer, ids of the Medications the answer itself carried)."""
     carried = {
@@ -54,8 +67,10 @@ def fetch_medications(
             except AuthError as e:
                 if getattr(e, "status", 0) != 403:
                     raise
-                # the token's scope leaves Medication out: the records are kept without it
-                p.report.warn(refusal(p, "Medication") + "; referenced Medications not read")
+                # the token's scope leaves Medication out: the records are kept without it,
+                # and read again (marks held) until it is granted
+                _unread(p, records, set(ids))
+                p.report.warn(refusal(p, "Medication") + f"; referenced Medications not read{HELD}")
                 return
             p.put(items)
             got |= {str(r.get("id")) for r, _ in items if r.get("resourceType") == "Medication"}
@@ -72,7 +87,12 @@ def fetch_medications(
             status = getattr(e, "status", 0)
             if status not in UNREADABLE:
                 raise
-            why = "is gone" if status != 403 else "could not be read"
-            p.report.warn(f"Medication: a referenced Medication {why} (HTTP {status})")
+            if status == 403:  # (not gone: refused, as a search of them would be)
+                _unread(p, records, {mid})
+                p.report.warn(
+                    f"Medication: a referenced Medication could not be read (HTTP 403){HELD}"
+                )
+                continue
+            p.report.warn(f"Medication: a referenced Medication is gone (HTTP {status})")
             continue
         p.put([(body, "GET Medication/{id}")])

@@ -108,8 +108,17 @@ def mapped_codes(p: Puller) -> dict[str, set[tuple[str | None, str]]]:
 
 
 def has_mapped_code(res: dict[str, Any], wanted: set[tuple[str | None, str]]) -> bool:
-    """Whether a record's `code` has a coding that its type's search by code would match."""
-    code = res.get("code")
+    """Whether a record's `code` has a coding that its type's search by code would match, or
+    (an Observation) one of its components' does: a component whose code maps is a result of
+    its own, and its record is kept on every reading path (docs/rules.md)."""
+    parts = res.get("component") if res.get("resourceType") == "Observation" else None
+    codes = [res.get("code")] + [
+        c.get("code") for c in (parts if isinstance(parts, list) else []) if isinstance(c, dict)
+    ]
+    return any(_coded(code, wanted) for code in codes)
+
+
+def _coded(code: Any, wanted: set[tuple[str | None, str]]) -> bool:
     coding = code.get("coding") if isinstance(code, dict) else None
     return any(
         isinstance(c, dict)

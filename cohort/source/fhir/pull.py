@@ -58,6 +58,9 @@ class Puller:
         self.no_since: set[str] = set()
         self.refused: dict[str, ServerError] = {}  # types whose search answered 403
         self.category_each = False  # the server takes one Observation category per search
+        # types of records whose referenced Medication the server refused (403): their marks
+        # (and the bulk mark) stay, so the records are read again, Medications with them
+        self.meds_unread: set[str] = set()
         # lowered (halved) when a server answers 414/431 to a long query
         self.url_limit = settings.max_url_length
         # full refresh: the (type, id) fetched, and the types fetched in full (sweep.py)

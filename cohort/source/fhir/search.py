@@ -215,7 +215,7 @@ def pull_types(p: Puller, new: list[str], known: list[str], *, advance: bool = T
             continue
         p.swept.add(rtype)  # every search of the type completed
         p.log.info("fhir %s: %s: %d resources", p.site, rtype, n)
-        if clock and advance:
+        if clock and advance and rtype not in p.meds_unread:
             p.set_mark(rtype, f"{clock}|{h}")
 
 

@@ -105,14 +105,7 @@ class ServerSettings:
 
     def _check_url(self, where: str, key: str) -> None:
         parts = urlsplit(self.base_url)
-        if "@" in parts.netloc or parts.query:
-            # requests would send a user:password@ as Basic auth, and the base URL is written
-            # to run.json, the store and the messages: a secret there would be everywhere (and
-            # this message quotes no part of it)
-            raise ConfigError(
-                f"{where}: key '{key}' must hold no user name, password or query (put "
-                'credentials in auth = "basic" or "bearer" with a *_env or *_file key)'
-            )
+        no_secret(self.base_url, where, key)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"{where}: key '{key}' must be an http(s) URL, got {self.base_url!r}")
         if not self.safe_token_url(self.base_url):  # (http only where allowed, as for tokens)
@@ -175,6 +168,19 @@ class ServerSettings:
     def verify(self) -> bool | str:
         """TLS verification for requests: on by default, or a CA bundle path."""
         return self.ca_bundle or True
+
+
+def no_secret(url: str, where: str, key: str) -> None:
+    """ConfigError when a URL holds a user name, password or query: requests would send a
+    user:password@ as Basic auth, and a site's URLs (its `source`, `base_url`) are written to
+    run.json, the store and the messages, so a secret there would be everywhere (the message
+    quotes no part of it)."""
+    parts = urlsplit(url.strip())
+    if "@" in parts.netloc or parts.query:
+        raise ConfigError(
+            f"{where}: key '{key}' must hold no user name, password or query (put "
+            'credentials in auth = "basic" or "bearer" with a *_env or *_file key)'
+        )
 
 
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
