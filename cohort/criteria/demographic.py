@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
+from typing import Any
 
 from cohort.criteria.base import Context, Criterion, months_before, result, shown
 from cohort.criteria.days import condition_days, condition_shown, onset_bounded
@@ -89,13 +91,7 @@ def diagnosis(crit: Criterion, ctx: Context) -> Result:
     shaky = [c for c in found if c.verification_status in unconfirmed]
     label = p.get("label", p["concepts"][0])
     ev = [
-        Evidence(
-            ref=c.ref,
-            concept=",".join(p["concepts"]),
-            value=c.text[:80],
-            date=condition_shown(c),
-            note=f"verificationStatus {c.verification_status}" if c in shaky else "",
-        )
+        _named(p, c, f"verificationStatus {c.verification_status}" if c in shaky else "")
         for c in found
     ]
     why = f"{label} recorded as {shaky[0].verification_status}: confirm the diagnosis"
@@ -107,15 +103,7 @@ def _dated(crit: Criterion, ctx: Context, found: list[ConditionFact]) -> Result:
     p = crit.params
     months = int(p["min_months"])
     cutoff = months_before(ctx.as_of, months)
-    ev = [
-        Evidence(
-            ref=c.ref,
-            concept=",".join(p["concepts"]),
-            value=c.text[:80],
-            date=condition_shown(c),
-        )
-        for c in found
-    ]
+    ev = [_named(p, c) for c in found]
     # (first day, last day, condition) of each dated one, earliest first
     dated = sorted(
         ((first, last, c) for c in found for first, last in [condition_days(c)] if first and last),
@@ -160,6 +148,14 @@ def _when(c: ConditionFact) -> str:
     if onset_bounded(c):
         return f"{condition_shown(c)} (recorded {shown(c.recorded, c.recorded_last)})"
     return condition_shown(c)
+
+
+def _named(p: Mapping[str, Any], c: ConditionFact, note: str = "") -> Evidence:
+    """Evidence of a condition of the criterion's concepts."""
+    concept = ",".join(p["concepts"])
+    return Evidence(
+        ref=c.ref, concept=concept, value=c.text[:80], date=condition_shown(c), note=note
+    )
 
 
 def _plain(conditions: list[ConditionFact]) -> list[Evidence]:
