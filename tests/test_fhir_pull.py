@@ -762,14 +762,18 @@ def test_a_referenced_medication_the_server_does_not_return_is_a_warning(store):
     assert "Medication: 1 referenced Medication(s) not returned by the server" in rep.warnings
 
 
+def _next_night_mr1_stopped(fake):
+    """The next night: the server has mr1 again, stopped since the last pull."""
+    fake.clock = "2026-11-26T10:00:00Z"
+    fake.add({**fake.db[("MedicationRequest", "mr1")], "status": "stopped"}, "2026-11-26T09:00:00Z")
+
+
 def test_medications_already_included_or_stored_are_not_read_again(store):
     with responses.RequestsMock() as rsps:
         fake = FakeFhir(rsps)
         population(fake)
         run(store)
-        fake.clock = "2026-11-26T10:00:00Z"
-        fake.add({**fake.db[("MedicationRequest", "mr1")], "status": "stopped"},
-                 "2026-11-26T09:00:00Z")
+        _next_night_mr1_stopped(fake)
         rep = run(store)
     assert not any(q.startswith("Medication?") or q.startswith("Medication/") for q in fake.log)
     assert store.get("uci", "MedicationRequest", "mr1")["status"] == "stopped"
@@ -799,9 +803,7 @@ def test_a_refused_include_on_an_incremental_night_is_not_blamed_on_lastupdated(
 
         fake.edit = edit
         run(store)
-        fake.clock = "2026-11-26T10:00:00Z"
-        fake.add({**fake.db[("MedicationRequest", "mr1")], "status": "stopped"},
-                 "2026-11-26T09:00:00Z")
+        _next_night_mr1_stopped(fake)
         fake.log.clear()
         rep = run(store)
     assert store.get("uci", "MedicationRequest", "mr1")["status"] == "stopped"
