@@ -1204,3 +1204,25 @@ def test_live_vaccine_evidence_names_its_concept_and_the_vaccine() -> None:
     assert [(e.concept, e.value, e.note) for e in r.evidence] == [
         ("live_vaccine_uncertain", "code 836389008", "may be live")
     ], r
+
+
+# CVX codes of live vaccines beyond the terminology reference (public CVX value set, see
+# mappings/concepts/vaccines.csv): Ebola Zaire live, chikungunya live, rotavirus unspecified
+# (every rotavirus vaccine is live); the mpox/smallpox and Ebola/dengue codes that may or may
+# not be a replicating live vaccine are only a doubt
+@pytest.mark.parametrize(
+    ("cvx", "expected"),
+    [
+        ("204", "fail"),  # Ebola Zaire vaccine, live, recombinant (Ervebo)
+        ("317", "fail"),  # chikungunya live attenuated (Ixchiq)
+        ("122", "fail"),  # rotavirus, unspecified formulation
+        ("206", "unknown"),  # JYNNEOS (MVA: live, non-replicating)
+        ("325", "unknown"),  # vaccinia (smallpox, mpox), unspecified
+        ("214", "unknown"),  # Ebola, unspecified
+        ("330", "unknown"),  # dengue fever, unspecified
+        ("329", "pass"),  # chikungunya VLP, recombinant
+    ],
+)
+def test_live_vaccine_codes_beyond_the_reference(cvx: str, expected: str) -> None:
+    assert status("live_vaccine", immunization(cvx, ago(10))) == expected
+
