@@ -1204,3 +1204,72 @@ def test_live_vaccine_evidence_names_its_concept_and_the_vaccine() -> None:
     assert [(e.concept, e.value, e.note) for e in r.evidence] == [
         ("live_vaccine_uncertain", "code 836389008", "may be live")
     ], r
+
+
+# CVX codes of live vaccines beyond the terminology reference (public CVX value set, see
+# mappings/concepts/vaccines.csv): Ebola Zaire live, chikungunya live, rotavirus unspecified
+# (every rotavirus vaccine is live); the mpox/smallpox and Ebola/dengue codes that may or may
+# not be a replicating live vaccine are only a doubt
+@pytest.mark.parametrize(
+    ("cvx", "expected"),
+    [
+        ("204", "fail"),  # Ebola Zaire vaccine, live, recombinant (Ervebo)
+        ("317", "fail"),  # chikungunya live attenuated (Ixchiq)
+        ("122", "fail"),  # rotavirus, unspecified formulation
+        ("206", "unknown"),  # JYNNEOS (MVA: live, non-replicating)
+        ("325", "unknown"),  # vaccinia (smallpox, mpox), unspecified
+        ("214", "unknown"),  # Ebola, unspecified
+        ("330", "unknown"),  # dengue fever, unspecified
+        ("329", "pass"),  # chikungunya VLP, recombinant
+    ],
+)
+def test_live_vaccine_codes_beyond_the_reference(cvx: str, expected: str) -> None:
+    assert status("live_vaccine", immunization(cvx, ago(10))) == expected
+
+
+# An Immunization without occurrenceDateTime (occurrenceString "last spring") was given on some
+# day on or before its `recorded` date (FHIR R4: "first captured in the record - potentially
+# significantly after the occurrence"), not on it
+def _recorded_only(days: int | None, occurrence: str | None = "last spring") -> dict:
+    im = immunization("03", None)
+    if occurrence is not None:
+        im["occurrenceString"] = occurrence
+    if days is not None:
+        im["recorded"] = ago(days)
+    return im
+
+
+def test_live_vaccine_recorded_recently_but_given_undated_is_unknown_not_fail() -> None:
+    r = run("live_vaccine", _recorded_only(2))
+    assert r.status == "unknown"
+    assert r.eligible_from is None
+
+
+def test_live_vaccine_recorded_before_the_window_passes() -> None:
+    assert status("live_vaccine", _recorded_only(40)) == "pass"
+    assert status("live_vaccine", _recorded_only(28, None)) == "pass"
+
+
+def test_live_vaccine_undated_without_recorded_is_unknown() -> None:
+    assert status("live_vaccine", _recorded_only(None)) == "unknown"
+
+
+def test_live_vaccine_recorded_only_holds_eligible_from_back_to_its_recorded_date() -> None:
+    r = run("live_vaccine", immunization("21", ago(20)), _recorded_only(5))
+    assert r.status == "fail"
+    assert r.eligible_from == days_before(5) + W4
+
+
+def test_uncertain_vaccine_recorded_only() -> None:
+    im = _recorded_only(2)
+    im["vaccineCode"]["coding"][0]["code"] = "188"
+    assert status("live_vaccine", im) == "unknown"
+    im["recorded"] = ago(40)
+    assert status("live_vaccine", im) == "pass"
+
+
+def test_live_vaccine_historical_record_still_counts() -> None:
+    im = immunization("03", ago(5))
+    im["primarySource"] = False
+    im["reportOrigin"] = {"coding": [{"code": "record"}]}
+    assert status("live_vaccine", im) == "fail"

@@ -347,6 +347,22 @@ VERIFIED_ELSEWHERE = {
             ("314994000", "Metastasis from malignant tumor of prostate"),
         )
     },
+    # live_vaccine (audit vaxfix): CVX codes the reference (a US Core snapshot of 172 codes) lacks,
+    # each with its CDC display in a public FSH value set of CVX codes (and 122 in copies of the
+    # CDC CVX table), found with the search tool; the row's source cell says so
+    **{
+        (CVX, code): f"live_vaccine: CVX {code} {what} (public CVX value set, named in the row)"
+        for code, what in (
+            ("204", "Ebola Zaire vaccine, live, recombinant"),
+            ("317", "Chikungunya live attenuated vaccine"),
+            ("122", "rotavirus, unspecified formulation"),
+            ("206", "Vaccinia, smallpox Mpox vaccine live (JYNNEOS, non-replicating)"),
+            ("325", "Vaccinia (smallpox, mpox), unspecified"),
+            ("214", "Ebola, unspecified"),
+            ("330", "Dengue fever, unspecified"),
+            ("329", "Chikungunya, VLP, recombinant"),
+        )
+    },
     # in_situ_neoplasm (review, as D00-D09): Synthea's prostate carcinoma in situ, same sources
     (SNOMED, "92691004"): "in_situ_neoplasm: Synthea Carcinoma in situ of prostate (public"
     " Synthea FHIR data, named in the row)",

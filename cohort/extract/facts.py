@@ -58,6 +58,14 @@ def _last(days: DayRange | None) -> date | None:
     return days[1] if days else None
 
 
+def _on_or_before(value: Any) -> DayRange | None:
+    """An Immunization given on some day up to its `recorded` date (no occurrenceDateTime:
+    occurrenceString "last spring"): "first captured in the record - potentially significantly
+    after the occurrence" (FHIR R4), so never that date itself (docs/rules.md)."""
+    days = parse_days(value)
+    return (date.min, days[1] or days[0]) if days else None
+
+
 def _doses(items: Iterable[Any]) -> tuple[Dose, ...]:
     out = []
     for d in items:
@@ -202,7 +210,7 @@ class Extractor:
         elif rtype in MEDICATION_TYPES:
             pf.exposures.append(self._exposure(ref, res))
         elif rtype == "Immunization":
-            given = parse_days(res.get("occurrenceDateTime")) or parse_days(res.get("recorded"))
+            given = parse_days(res.get("occurrenceDateTime")) or _on_or_before(res.get("recorded"))
             pf.immunizations.append(
                 ImmunizationFact(
                     ref=ref,
