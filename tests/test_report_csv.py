@@ -175,6 +175,18 @@ def test_row_values() -> None:
     assert r3["score"] == "2.00"
 
 
+def test_reasons_cell_splits_into_one_reason_per_criterion() -> None:
+    """The reasons cell joins "id: reason" with "; "; a "; " inside a reason (free text, a
+    reason quoting a record) is written ", " so splitting the cell never cuts a reason in two."""
+    site = make_site()
+    c2 = site.candidates[1]
+    c2.results[1] = _res("ana_titer", "unknown", "titer 1:40; 1:80 on another day")
+    r2 = dict(zip(*_read(candidates_csv(site))[:3:2], strict=False))
+    assert r2["reasons"] == "ana_titer: titer 1:40, 1:80 on another day; platelets: no platelets"
+    parts = r2["reasons"].split("; ")
+    assert [x.split(": ", 1)[0] for x in parts] == ["ana_titer", "platelets"]
+
+
 def test_injection_neutralised() -> None:
     rows = _read(candidates_csv(make_site()))
     head = rows[0]

@@ -8,6 +8,7 @@ from cohort.criteria.demographic import birth_bounds, years_at
 from cohort.model import Candidate, CriterionInfo, Result, SiteResult, Status
 
 TIERS = ("likely", "possible", "excluded")
+SEPARATOR = "; "  # between the items of a reasons / missing / to_confirm cell
 
 
 def fmt_score(score: float) -> str:
@@ -75,15 +76,19 @@ def _title(r: Result, info: CriterionInfo | None) -> str:
 
 
 def reasons(site: SiteResult, c: Candidate, done: Ordered | None = None) -> str:
-    """Fails' reasons (plus unknown non-manual reasons when not excluded), "id: reason; ..."."""
+    """Fails' reasons (plus unknown non-manual reasons when not excluded), "id: reason; ...".
+
+    "; " separates the reasons, so one inside a reason (free text quoted from a record) is
+    written ", ": splitting the cell on "; " gives exactly one "id: reason" per criterion."""
     excluded = c.tier == "excluded" or any(r.status == Status.FAIL for r in c.results)
     parts: list[str] = []
     for r, info in done if done is not None else ordered(site, c):
         if r.status == Status.FAIL or (
             r.status == Status.UNKNOWN and not excluded and not _is_manual(r, info)
         ):
-            parts.append(f"{r.criterion}: {r.reason}" if r.reason else r.criterion)
-    return "; ".join(parts)
+            why = r.reason.replace(SEPARATOR, ", ")
+            parts.append(f"{r.criterion}: {why}" if why else r.criterion)
+    return SEPARATOR.join(parts)
 
 
 def _dedupe(items: list[str]) -> list[str]:
