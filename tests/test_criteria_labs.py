@@ -543,7 +543,7 @@ def test_nephritis_reasons_carry_each_results_date() -> None:
         upcr(qty(2.5, "mg/mg", "mg/mg"), days=20),
         creat(qty(2.1, "mg/dL", "mg/dL"), days=3),
     )
-    assert r.reason == f"upcr 2.5 mg/mg > 2 on {ago(20)}; creatinine 2.1 mg/dL > 2 on {ago(3)}"
+    assert r.reason == f"upcr 2.5 mg/mg > 2 on {ago(20)}, creatinine 2.1 mg/dL > 2 on {ago(3)}"
     r = run("severe_lupus_nephritis", creat(qty(1.5, "mg/dL", "mg/dL", comparator=">"), days=3))
     assert (r.status, r.reason) == (
         "unknown",

@@ -91,7 +91,7 @@ PARTIAL = {
     "sle_onset_year_ambiguous": (
         "sle_diagnosis",
         "2026",
-        "SLE onset recorded only as 2026; 6 months before 2026-11-25 is 2026-05-25",
+        "SLE onset recorded only as 2026, 6 months before 2026-11-25 is 2026-05-25",
     ),
     "sle_onset_month_over_6mo": ("sle_diagnosis", "2026-03", ""),
     "belimumab_end_month_ambiguous": (
@@ -150,3 +150,20 @@ def test_partial_dates_show_as_recorded(golden_run: Path) -> None:
                 assert f"{crit}: {reason}" in reasons[pid], (pid, reasons[pid])
             else:
                 assert f"{crit}:" not in reasons[pid], (pid, reasons[pid])
+
+
+def test_reasons_cell_splits_into_one_reason_per_criterion(golden_run: Path) -> None:
+    """Every reason the sample run gives is one "criterion: reason" piece of the reasons cell:
+    no reason contains the "; " that separates them (docs/excel.md)."""
+    seen = 0
+    for site in SITES:
+        with (golden_run / site / "candidates.csv").open(encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            head = reader.fieldnames or []
+            ids = head[head.index("reasons") + 1 : head.index("change")]
+            for r in reader:
+                for part in filter(None, r["reasons"].split("; ")):
+                    crit = part.split(": ", 1)[0]
+                    assert crit in ids, (site, r["patient_id"], part, r["reasons"])
+                    seen += 1
+    assert seen > 50  # the samples give many reasons, of every kind that fails or is unknown

@@ -90,7 +90,7 @@ def test_facts_keep_the_last_day_of_partial_dates() -> None:
 def test_sle_year_only_onset_straddling_the_cutoff_is_unknown() -> None:
     r = run("sle_diagnosis", condition("M32.14", onset="2026"))
     assert r.status == "unknown"
-    assert r.reason == "SLE onset recorded only as 2026; 6 months before 2026-11-25 is 2026-05-25"
+    assert r.reason == "SLE onset recorded only as 2026, 6 months before 2026-11-25 is 2026-05-25"
     assert r.evidence[0].date == "2026"
 
 
@@ -100,7 +100,7 @@ def test_sle_year_only_onset_straddling_the_cutoff_is_unknown() -> None:
         ({"onset": "2026-04"}, "pass", "diagnosed 2026-04 (on or before 2026-05-25)"),
         ({"onset": "2025"}, "pass", "diagnosed 2025 (on or before 2026-05-25)"),
         ({"onset": "2026-11"}, "fail", "diagnosed 2026-11, after 2026-05-25"),  # as_of month
-        ({"onset": "2026-05"}, "unknown", "SLE onset recorded only as 2026-05; "),
+        ({"onset": "2026-05"}, "unknown", "SLE onset recorded only as 2026-05, "),
         ({"recorded": "2026-05"}, "unknown", "SLE recorded only as 2026-05 (recordedDate"),
     ],
 )
@@ -508,7 +508,7 @@ def test_background_only_record_starting_in_the_as_of_month_is_not_a_sure_fail()
     r = run("background_therapy", ibuprofen)
     assert r.status == "unknown"
     assert r.reason == (
-        "no current qualifying therapy; the only medication records start 2026-11: "
+        "no current qualifying therapy, the only medication records start 2026-11: "
         "cannot tell if on record by 2026-11-25"
     )
     assert run("background_therapy", ibuprofen, as_of=date(2026, 12, 1)).status == "fail"

@@ -155,4 +155,4 @@ def checks(crit: Criterion, ctx: Context) -> Result:
         return result(crit, Status.PASS, "no exclusionary finding", ignored=ignored)
     chosen = [o for o in outcomes if o[0] is status]
     evidence = [e for _, ev, _ in chosen for e in ev]
-    return result(crit, status, "; ".join(why for _, _, why in chosen), evidence, ignored)
+    return result(crit, status, ", ".join(why for _, _, why in chosen), evidence, ignored)

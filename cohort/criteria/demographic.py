@@ -126,7 +126,7 @@ def _dated(crit: Criterion, ctx: Context, found: list[ConditionFact]) -> Result:
         return result(
             crit,
             Status.UNKNOWN,
-            f"{label} {which}recorded only as {condition_shown(c)}{note}; "
+            f"{label} {which}recorded only as {condition_shown(c)}{note}, "
             f"{months} months before {ctx.as_of} is {cutoff}",
             ev,
         )

@@ -248,7 +248,7 @@ def labs_exceed(crit: Criterion, ctx: Context) -> Result:
                 f"{concept} {cmp}{v:g} {unit} on {when}: cannot tell vs {m['fail_above']:g}"
             )
     if fails:
-        return result(crit, Status.FAIL, "; ".join(fails), evidence, ignored)
+        return result(crit, Status.FAIL, ", ".join(fails), evidence, ignored)
     if missing:
-        return result(crit, Status.UNKNOWN, "; ".join(missing), evidence, ignored)
+        return result(crit, Status.UNKNOWN, ", ".join(missing), evidence, ignored)
     return result(crit, Status.PASS, "no value above its limit", evidence, ignored)

@@ -81,7 +81,7 @@ def current_medication(crit: Criterion, ctx: Context) -> Result:
         return result(
             crit,
             Status.UNKNOWN,
-            f"no current qualifying therapy; the only medication records start {began}: "
+            f"no current qualifying therapy, the only medication records start {began}: "
             f"cannot tell if on record by {ctx.as_of}",
             ignored=ignored,
         )
@@ -256,7 +256,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
     if maybe:
         return result(crit, Status.UNKNOWN, why_maybe, maybe + uncertain, ignored)
     if uncertain:
-        why = "; ".join(
+        why = ", ".join(
             dict.fromkeys(
                 f"undated {_named(u)} record: cannot tell if within {span}"
                 if u.note.startswith("undated")
@@ -335,7 +335,7 @@ def _lab_after(
         return result(
             crit,
             Status.PASS,
-            f"last dose {dose}, outside window; no count since",
+            f"last dose {dose}, outside window, no count since",
             ignored=ignored,
         )
     o = obs[0]
