@@ -19,6 +19,7 @@ from cohort import atomic
 from cohort.atomic import write_atomic
 from cohort.errors import OutputError
 from cohort.model import Candidate, CriterionInfo, Evidence, Patient, Result, SiteResult, Status
+from cohort.report.columns import FIXED_COLUMNS
 from cohort.report.csv import PHI_COLUMNS, candidates_csv, csv_line, evidence_csv
 from cohort.report.files import excel_safe
 
@@ -154,6 +155,14 @@ def test_column_order_with_and_without_phi() -> None:
         assert secret not in flat
     assert not set(PHI_COLUMNS) & set(rows[0])
     assert len(set(rows[0])) == len(rows[0])  # no duplicate header (DictReader-safe)
+
+
+def test_fixed_columns_are_the_header_but_the_criteria() -> None:
+    """FIXED_COLUMNS (the ids a criteria file may not use: criteria.loading) is every column of
+    the header that is not a criterion's."""
+    site = make_site()
+    head = _read(candidates_csv(site))[0]
+    assert set(head) - {ci.id for ci in site.criteria} == FIXED_COLUMNS
 
 
 def test_row_values() -> None:

@@ -163,6 +163,22 @@ TRIAL_MISTAKES = [
         "criterion 'immunodeficiency': key 'checks[1].lab': unknown concept 'hiv_tst' "
         "(did you mean 'hiv_test'?)",
     ),
+    (
+        "an id that is a fixed column of candidates.csv",
+        'id = "neutrophils"',
+        'id = "sex"',
+        "id",
+        "criterion 'sex': key 'id': 'sex' is already a column of candidates.csv (its header "
+        "would name it twice): choose another id",
+    ),
+    (
+        "an id that is the change column",
+        'id = "platelets"',
+        'id = "change"',
+        "id",
+        "criterion 'change': key 'id': 'change' is already a column of candidates.csv (its header "
+        "would name it twice): choose another id",
+    ),
 ]
 
 

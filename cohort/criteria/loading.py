@@ -28,6 +28,7 @@ from cohort.criteria.registry import (
 )
 from cohort.criteria.trial import Trial, concept_refs
 from cohort.errors import MappingError, did_you_mean
+from cohort.report.columns import FIXED_COLUMNS
 from cohort.tomllines import TomlLines
 
 # keys every criterion may have besides its kind's parameters, and their types
@@ -139,6 +140,14 @@ def _check_criterion(
         p.criterion(index, cid, "id", f"duplicated: criterion '{cid}' is also on line {line}")
     else:
         seen[cid] = index
+    if cid in FIXED_COLUMNS:
+        p.criterion(
+            index,
+            cid,
+            "id",
+            f"'{cid}' is already a column of candidates.csv (its header would name it twice): "
+            "choose another id",
+        )
     for key, want in _META.items():
         if key in raw and key != "id":
             problem = _type_problem(key, raw[key], want)

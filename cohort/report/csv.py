@@ -10,14 +10,11 @@ from typing import Any
 
 from cohort.model import Candidate, CriterionInfo, Evidence, SiteResult
 from cohort.report import rows
+from cohort.report.columns import HEAD_COLUMNS, PHI_COLUMNS, TAIL_COLUMNS
 from cohort.report.files import FORMULA_CHARS, excel_safe
 from cohort.report.nophi import evidence_cells, public_candidate
 
 BOM = "\ufeff"
-HEAD_COLUMNS = ("rank", "patient_id", "tier", "score", "eligible_from", "reasons")
-TAIL_COLUMNS = ("change", "to_confirm", "missing", "last_seen")
-# `age_years`, not `age`: the SIRIUS-SLE 2 criterion `age` already owns that column name.
-PHI_COLUMNS = ("name", "mrn", "birth_date", "age_years", "sex", "phone", "postal_code")
 EVIDENCE_COLUMNS = (
     "patient_id",
     "criterion",
