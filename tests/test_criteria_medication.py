@@ -1273,3 +1273,74 @@ def test_live_vaccine_historical_record_still_counts() -> None:
     im["primarySource"] = False
     im["reportOrigin"] = {"coding": [{"code": "record"}]}
     assert status("live_vaccine", im) == "fail"
+
+
+# --- records that are no exposure: doNotPerform, non-order intents, a Medication in error -----
+def _not_given(res: dict) -> dict:
+    return {**res, "doNotPerform": True}
+
+
+@pytest.mark.parametrize(
+    ("cid", "resource"),
+    [
+        ("background_therapy", req(HCQ, status="active", authored=ago(30))),
+        ("washout_belimumab", req(None, text="belimumab", status="active", authored=ago(10))),
+        ("prior_ianalumab", req(None, text="VAY736", status="active", authored=ago(400))),
+    ],
+)
+def test_a_do_not_perform_order_is_no_exposure(cid: str, resource: dict) -> None:
+    """MedicationRequest.doNotPerform = true: an order NOT to give the drug (FHIR R4); it
+    counted as background therapy, a washout exposure and a prior ianalumab."""
+    given = status(cid, resource)
+    assert given == ("pass" if cid == "background_therapy" else "fail")
+    r = run(cid, _not_given(resource))
+    assert r.status == ("unknown" if cid == "background_therapy" else "pass")
+    ctx = context(_not_given(resource))
+    assert ctx.facts.exposures == [] and ctx.facts.dropped == [(
+        f"MedicationRequest/{resource['id']}", "doNotPerform"
+    )]  # fmt: skip
+
+
+def test_a_do_not_perform_order_is_not_a_medication_record_of_the_patient() -> None:
+    past = stmt(status="completed", start=ago(300), end=ago(200))
+    hcq = _not_given(req(HCQ, status="active", authored=ago(30)))
+    assert status("background_therapy", hcq, past) == "fail"
+    assert status("background_therapy", _not_given(req("748879", authored=ago(3)))) == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("intent", "counts"),
+    [
+        ("proposal", False),
+        ("option", False),
+        ("plan", True),
+        ("order", True),
+        ("original-order", True),
+        ("reflex-order", True),
+        ("filler-order", True),
+        ("instance-order", True),
+    ],
+)
+def test_a_request_counts_by_its_intent(intent: str, counts: bool) -> None:
+    """A proposal (a suggestion, no authorisation) or an option (an alternative within a
+    RequestGroup) is no prescription (FHIR R4 MedicationRequest.intent); rules.toml
+    [drop_intent]."""
+    r = {**req(HCQ, status="active", authored=ago(30)), "intent": intent}
+    assert status("background_therapy", r) == ("pass" if counts else "unknown")
+    v = {**req(None, text="VAY736", status="completed", authored=ago(400)), "intent": intent}
+    assert status("prior_ianalumab", v) == ("fail" if counts else "pass")
+
+
+@pytest.mark.parametrize("mstatus", ["entered-in-error", "inactive", "active"])
+def test_a_medication_entered_in_error_names_no_drug(mstatus: str) -> None:
+    """A record referencing a Medication that is itself entered-in-error: which drug it was is
+    not known (the record stays a medication record); an inactive Medication (no longer
+    available, FHIR R4) still names the drug the patient had."""
+    hcq = {**medication_resource(HCQ, mid="m9"), "status": mstatus}
+    r = req(None, status="active", authored=ago(30), med_ref="Medication/m9")
+    got = status("background_therapy", r, medications={"m9": hcq})
+    assert got == ("fail" if mstatus == "entered-in-error" else "pass")
+    vay = {**medication_resource(None, text="VAY736", mid="v9"), "status": mstatus}
+    c = req(None, status="completed", authored=ago(400), med_ref="#v9", contained=[vay])
+    got = status("prior_ianalumab", c)
+    assert got == ("pass" if mstatus == "entered-in-error" else "fail")

@@ -752,3 +752,15 @@ def test_coverage_reads_a_kept_panel_and_the_codes_of_its_components(tmp_path: P
     cov = coverage_report(cfg, tmp_path / "out")
     assert {u.code for u in cov.unmapped if u.rtype == "Observation"} == {"58410-2"}
     assert not [row for row in cov.never_seen if row[0] == "platelets" and row[2] == "777-3"]
+
+
+def test_triage_keeps_a_request_that_is_no_exposure_whole() -> None:
+    """An unmapped drug's doNotPerform order or proposal is no medication record of the
+    patient's (docs/rules.md): not summarised (no medication date, no last_seen), but kept
+    whole for the Extractor to drop with its reason, as a dropped status is."""
+    triage = Triage(_loaded().rules, _loaded().relevant)
+    order = _med("MedicationRequest", "r1", intent="order", authoredOn="2026-08-01")
+    assert triage.offer_checked(order)
+    assert not triage.offer_checked({**order, "doNotPerform": True})
+    assert not triage.offer_checked({**order, "intent": "proposal"})
+    assert triage.offer_checked({**order, "intent": "plan", "doNotPerform": False})

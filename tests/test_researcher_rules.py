@@ -70,6 +70,18 @@ RULE_MISTAKES = [
         "(did you mean 'recurrence'?)",
     ),
     (
+        'MedicationRequest = ["proposal", "option"]',
+        'MedicationRequest = ["proposal", "opton"]',
+        "[drop_intent] key 'MedicationRequest': 'opton' is not a MedicationRequest intent in "
+        "FHIR R4 (did you mean 'option'?)",
+    ),
+    (
+        'MedicationRequest = ["proposal"',
+        'MedicationStatement = ["proposal"',
+        "[drop_intent] key 'MedicationStatement': not a resource type these rules apply to "
+        "(did you mean 'MedicationRequest'?)",
+    ),
+    (
         'ongoing = ["active", "on-hold", "intended"]',
         'ongoing = ["active", "onhold", "intended"]',
         "[exposure] key 'ongoing': 'onhold' is not a MedicationStatement, MedicationRequest or "

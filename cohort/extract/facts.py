@@ -315,7 +315,7 @@ class Extractor:
         strength = None
         form = ""
         med = self._resolve_medication(res)
-        if med:
+        if med and not self.rules.drop_reason(med):  # (one entered in error names no drug)
             codes += codes_of(med.get("code"))
             names.append(text_of(med.get("code")))
             for ing in med.get("ingredient") or ():

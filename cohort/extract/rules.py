@@ -26,6 +26,7 @@ class ReadingRules:
     missing_status_is_active: bool
     ongoing: frozenset[str]
     non_systemic: re.Pattern[str] = field(default=re.compile(r"(?!x)x"))
+    drop_intent: dict[str, frozenset[str]] = field(default_factory=dict)
     # resourceType -> the statuses that drop it ("*" and its own), filled as types are met
     _dropped: dict[str, frozenset[str]] = field(
         default_factory=dict, init=False, compare=False, repr=False
@@ -56,6 +57,7 @@ class ReadingRules:
             missing_status_is_active=cond.get("missing_status_is_active", True),
             ongoing=frozenset(expo.get("ongoing", ["active", "on-hold", "intended"])),
             non_systemic=pattern,
+            drop_intent=table("drop_intent"),
         )
 
     def dropped_statuses(self, rtype: str) -> frozenset[str]:
@@ -72,6 +74,11 @@ class ReadingRules:
         # (a type whose status validation does not check may carry any JSON value there)
         if isinstance(status, str) and status in self.dropped_statuses(rtype):
             return f"status {status}"
+        if res.get("doNotPerform") is True:  # an order NOT to give it (MedicationRequest)
+            return "doNotPerform"
+        intents = self.drop_intent.get(rtype)
+        if intents and isinstance(intent := res.get("intent"), str) and intent in intents:
+            return f"intent {intent}"
         if rtype == "Condition":
             vs = verification_status(res.get("verificationStatus"))
             if vs in self.drop_verification.get("Condition", ()):
@@ -84,10 +91,23 @@ _TYPES = "resource types"
 _TABLES: dict[str, Any] = {
     "drop_status": _TYPES,
     "drop_verification": _TYPES,
+    "drop_intent": _TYPES,
     "condition": {"active": list, "missing_status_is_active": bool},
     "exposure": {"ongoing": list, "non_systemic_words": list},
 }
 _VERIFIED_TYPES = ("Condition",)  # the only type whose verificationStatus is read
+_INTENT_TYPES = ("MedicationRequest",)  # the only type whose intent is read
+# FHIR R4 MedicationRequest.intent (required binding)
+R4_INTENT = (
+    "proposal",
+    "plan",
+    "order",
+    "original-order",
+    "reflex-order",
+    "filler-order",
+    "instance-order",
+    "option",
+)
 # FHIR R4 (4.0.1) codes of what the rules compare (required bindings: a word not among them
 # matches no record, and `canceled` for `cancelled` stopped cancelled Observations from being
 # dropped without a word). Patient and Condition have no `status`.
@@ -166,6 +186,8 @@ def _allowed_codes(table: str, key: str) -> tuple[tuple[str, ...], str] | None:
         return R4_STATUS.get(key, ()), f"{'an' if key[0] in 'AEIOU' else 'a'} {key} status"
     if table == "drop_verification":
         return R4_VERIFICATION_STATUS, "a Condition verificationStatus"
+    if table == "drop_intent":
+        return R4_INTENT, f"a {key} intent"
     if (table, key) == ("condition", "active"):
         return R4_CLINICAL_STATUS, "a Condition clinicalStatus"
     if (table, key) == ("exposure", "ongoing"):
@@ -193,7 +215,9 @@ def _validate(path: Path, text: str, data: dict[str, Any]) -> None:
         keys = _TABLES[table]
         for key, v in value.items():
             if keys == _TYPES:
-                known = _VERIFIED_TYPES if table == "drop_verification" else ("*", *PIPELINE_TYPES)
+                known = {"drop_verification": _VERIFIED_TYPES, "drop_intent": _INTENT_TYPES}.get(
+                    table, ("*", *PIPELINE_TYPES)
+                )
                 if key not in known:
                     hint = did_you_mean(key, known) or f"one of {', '.join(known)}"
                     raise fail(table, key, f"not a resource type these rules apply to ({hint})")
