@@ -157,7 +157,8 @@ class ExposureFact:
     start: date | None
     end: date | None
     ongoing: bool = False
-    route: str = ""  # route text/display, lower-case
+    route: str = ""  # dose form and every dosage's route text/display, lower-case, " | "-joined
+    routes: tuple[str, ...] = ()  # each dosage's route apart (those recorded), lower-case
     doses: tuple[Dose, ...] = ()
     strength_mg: float | None = None  # per unit of product when known (Medication.ingredient)
     start_last: date | None = None  # last day of a partial start/end (see ConditionFact)

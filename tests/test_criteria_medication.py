@@ -810,6 +810,31 @@ def test_washout_24wk_counts_iv_or_sc_immunoglobulin_only(
         ]
 
 
+@pytest.mark.parametrize(
+    ("routes", "expected"),
+    [
+        (["Intravenous", "Intramuscular"], "fail"),  # one dosage IV: counted
+        (["Intramuscular", "Intravenous"], "fail"),
+        (["Intramuscular", "IM"], "pass"),  # every dosage route excluded
+        (["Intramuscular"], "pass"),
+        ([None], "fail"),  # a dosage with no route: none recorded (most IG records are IVIG)
+    ],
+)
+def test_washout_24wk_excludes_a_record_only_when_every_dosage_route_is_excluded(
+    routes: list[str | None], expected: str
+) -> None:
+    """A record with an intravenous and an intramuscular dosage was read as one route string
+    naming "intramuscular", so the IV immune globulin on it was not counted (a false pass)."""
+    ig = stmt(
+        None,
+        text=IG,
+        status="completed",
+        when=ago(10),
+        dosages=[dosage(route=r) for r in routes],
+    )
+    assert run("washout_24wk", ig).status == expected
+
+
 # --- washout_b_cell_depletion ------------------------------------------------------------------
 def cd19(value: float, days: int, low: float | None = None, unit: str = "/uL") -> dict:
     return observation(

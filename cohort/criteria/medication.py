@@ -119,17 +119,23 @@ def _vaccine(im: ImmunizationFact) -> str:
     return f"code {im.codes[0].code}" if im.codes else ""
 
 
-def _excluded_route(route: str, concepts: set[str], excluded: dict[str, list[str]]) -> str:
+def _excluded_route(
+    routes: tuple[str, ...], concepts: set[str], excluded: dict[str, list[str]]
+) -> str:
     """The route word by which an exposure is not counted (`excluded_routes`): one of the words
-    of each of its concepts, whole words of its route (dosages' routes and the dose form); ""
-    when any of its concepts has no entry or no word of its entry is in the route (a route not
-    recorded counts)."""
+    of each of its concepts, a whole word of every one of its dosages' recorded routes (the dose
+    form is not read); "" when it has no dosage route recorded (it counts), or any of its
+    concepts has no entry, or a route names no word of an entry (an IV and an IM dosage on one
+    record: the IV one counts)."""
+    if not routes:
+        return ""
     found = ""
     for c in sorted(concepts):
-        hit = next((w for w in excluded.get(c, ()) if _has_word(route, w)), "")
-        if not hit:
+        words = excluded.get(c, ())
+        hits = [next((w for w in words if _has_word(r, w)), "") for r in routes]
+        if not all(hits):
             return ""
-        found = found or hit.strip().lower()
+        found = found or hits[0].strip().lower()
     return found
 
 
@@ -159,7 +165,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
             continue
         matched = set(p["concepts"]) & ctx.concepts(e.ref, e.codes, e.text)
         concept = ",".join(sorted(matched))
-        route = _excluded_route(e.route, matched, p.get("excluded_routes", {}))
+        route = _excluded_route(e.routes, matched, p.get("excluded_routes", {}))
         if route:
             ignored.append(
                 exposure_evidence(e, concept, f"route {route}: not counted for {concept}")

@@ -334,7 +334,7 @@ class Extractor:
         dosages = res.get("dosageInstruction") or (
             dosage if isinstance(dosage, list) else [dosage] if dosage else []
         )
-        routes = [form] + [text_of(d.get("route")) for d in dosages if isinstance(d, dict)]
+        said = [text_of(d.get("route")).lower() for d in dosages if isinstance(d, dict)]
         return ExposureFact(
             ref=ref,
             codes=codes,
@@ -343,7 +343,8 @@ class Extractor:
             start=_first(start),
             end=_first(end),
             ongoing=ongoing,
-            route=" | ".join(r for r in routes if r).lower(),
+            route=" | ".join(r for r in [form.lower(), *said] if r),
+            routes=tuple(r for r in said if r),
             doses=_doses(dosages),
             strength_mg=strength,
             start_last=_last(start),
