@@ -1293,6 +1293,20 @@ def test_uncertain_vaccine_recorded_only() -> None:
     assert status("live_vaccine", im) == "pass"
 
 
+def test_uncertain_vaccine_undated_is_unknown_unless_a_live_one_fails() -> None:
+    """A live vaccine with no date at all is unknown; a may-be-live one with none passed."""
+    im = _recorded_only(None)
+    im["vaccineCode"]["coding"][0]["code"] = "188"
+    r = run("live_vaccine", im)
+    assert r.status == "unknown"
+    assert [(e.concept, e.note) for e in r.evidence] == [
+        ("live_vaccine_uncertain", "may be live, undated")
+    ]
+    assert "may be live, undated" in r.reason
+    r = run("live_vaccine", im, immunization("03", ago(10)))
+    assert (r.status, r.eligible_from) == ("fail", days_before(10) + W4)
+
+
 def test_live_vaccine_historical_record_still_counts() -> None:
     im = immunization("03", ago(5))
     im["primarySource"] = False

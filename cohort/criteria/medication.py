@@ -192,7 +192,9 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         if set(p.get("uncertain_immunizations", [])) & matched:
             # on any day its date may stand for (a vaccine that may be live is only a doubt)
             last = latest(im.when, im.when_last)
-            if im.when and last and im.when <= ctx.as_of and last > lo:
+            if im.when is None:  # no date at all, as an undated live one (below): a doubt
+                uncertain.append(replace(ev, note="may be live, undated"))
+            elif last and im.when <= ctx.as_of and last > lo:
                 uncertain.append(replace(ev, note="may be live"))
             continue
         items.append(Dated.of(im.when, im.when_last, im.when, im.when_last, False, ev))
@@ -266,6 +268,8 @@ def washout(crit: Criterion, ctx: Context) -> Result:
             dict.fromkeys(
                 f"undated {_named(u)} record: cannot tell if within {span}"
                 if u.note.startswith("undated")
+                else f"{_named(u)} may be live, undated: cannot tell if within {span}"
+                if u.note.endswith("undated")
                 else "vaccine of uncertain live status in window"
                 for u in uncertain
             )
