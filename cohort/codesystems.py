@@ -21,11 +21,13 @@ def url_parts(s: str) -> SplitResult | None:
 
 
 def system_key(system: str) -> str:
-    """Lookup key: case-insensitive, scheme-, `www.`- and trailing-slash-insensitive."""
+    """Lookup key: case-insensitive, scheme-, `www.`- and trailing-slash-insensitive; a query
+    is kept (CDC's `vaccines.asp?rpt=cvx` is CVX, `?rpt=mvx` is not)."""
     s = system.strip()
     parts = url_parts(s)
     if parts is not None and parts.scheme.lower() in ("http", "https") and parts.netloc:
         host = parts.netloc.lower()
         host = host[4:] if host.startswith("www.") else host
-        return (host + parts.path.rstrip("/")).lower()
+        query = f"?{parts.query}" if parts.query else ""
+        return (host + parts.path.rstrip("/") + query).lower()
     return s.rstrip("/").lower()

@@ -1307,6 +1307,16 @@ def test_uncertain_vaccine_undated_is_unknown_unless_a_live_one_fails() -> None:
     assert (r.status, r.eligible_from) == ("fail", days_before(10) + W4)
 
 
+def test_live_vaccine_coded_under_cdc_cvx_page_address() -> None:
+    im = immunization("03", ago(10))
+    im["vaccineCode"]["coding"][0]["system"] = (
+        "http://www2a.cdc.gov/vaccines/iis/iisstandards/vaccines.asp?rpt=cvx"
+    )
+    r = run("live_vaccine", im)
+    assert r.status == "fail"
+    assert r.reason.startswith("CVX 03 within 28 days")
+
+
 def test_live_vaccine_historical_record_still_counts() -> None:
     im = immunization("03", ago(5))
     im["primarySource"] = False

@@ -47,6 +47,18 @@ def test_other_system_aliases(term: Terminology) -> None:
     )
 
 
+def test_cdc_cvx_page_address_is_cvx_but_its_other_reports_are_not(term: Terminology) -> None:
+    """CDC's CVX page address as a Coding.system (FHIR's own Immunization example did so, see
+    systems.csv): CVX, in any case; the page's other reports (MVX manufacturers) are not."""
+    page = "http://www2a.cdc.gov/vaccines/iis/iisstandards/vaccines.asp"
+    cvx = "http://hl7.org/fhir/sid/cvx"
+    assert term.canonical_system(page + "?rpt=cvx") == cvx
+    assert term.canonical_system(page.replace("iis/iisstandards", "IIS/IISStandards") + "?rpt=cvx") == cvx
+    assert term.canonical_system(page + "?rpt=mvx") != cvx
+    assert term.canonical_system(page) != cvx
+    assert term.concepts_for([Code(page + "?rpt=cvx", "03")]) == {"live_vaccine"}
+
+
 def test_observation_interpretation_aliases(term: Terminology) -> None:
     interp = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
     assert term.canonical_system("urn:oid:2.16.840.1.113883.5.83") == interp

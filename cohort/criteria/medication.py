@@ -105,7 +105,15 @@ def _named(ev: Evidence) -> str:
     return ev.concept or ev.value or ev.ref.partition("/")[0]
 
 
-_CVX = {system_key(CVX), system_key("urn:oid:2.16.840.1.113883.12.292"), "cvx"}  # systems.csv
+_CVX = {  # systems.csv
+    system_key(s)
+    for s in (
+        CVX,
+        "urn:oid:2.16.840.1.113883.12.292",
+        "CVX",
+        "http://www2a.cdc.gov/vaccines/iis/iisstandards/vaccines.asp?rpt=cvx",
+    )
+}
 
 
 def _vaccine(im: ImmunizationFact) -> str:
