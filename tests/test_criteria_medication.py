@@ -1317,6 +1317,13 @@ def test_live_vaccine_coded_under_cdc_cvx_page_address() -> None:
     assert r.reason.startswith("CVX 03 within 28 days")
 
 
+def test_live_vaccine_reason_trims_a_spaced_cvx_code() -> None:
+    r = run("live_vaccine", immunization(" 03 ", ago(10)))
+    assert r.status == "fail"
+    assert r.reason.startswith("CVX 03 within 28 days")
+    assert [e.value for e in r.evidence] == ["CVX 03"]
+
+
 def test_live_vaccine_historical_record_still_counts() -> None:
     im = immunization("03", ago(5))
     im["primarySource"] = False

@@ -123,8 +123,8 @@ def _vaccine(im: ImmunizationFact) -> str:
         return im.text[:80]
     c = next((c for c in im.codes if system_key(c.system) in _CVX), None)
     if c is not None:
-        return f"CVX {c.code}"
-    return f"code {im.codes[0].code}" if im.codes else ""
+        return f"CVX {c.code.strip()}"
+    return f"code {im.codes[0].code.strip()}" if im.codes else ""
 
 
 def _excluded_route(
