@@ -1014,3 +1014,30 @@ def test_bulk_parallel_searches_refused_for_count_each_retry_without_it(tmp_path
     assert len(counted) == 2 and second_sent.is_set() and retried.is_set(), counted
     assert not any("_lastUpdated" in w for w in rep.warnings), rep.warnings
     assert json.loads(store.get_mark("uci", "fhir:complete")) == ["p1", "p2", "p3"]
+
+
+@responses.activate
+def test_bulk_type_refused_on_new_patients_is_fetched_for_them_once_granted(tmp_path, store):
+    """A Bulk night fetching newly screened p2 and p3 by search, Observation refused (403, outside
+    the token's scope): the type was left unpulled with a warning, but p2 and p3 were marked
+    complete, so once Observation was granted their older Observations (before the export's
+    _since) were never fetched: later exports hold changes only, and searches only new patients."""
+    refuse = {"Observation"}
+
+    def answer(req, t):
+        if t in refuse:
+            return 403, oo("Insufficient scope", "forbidden")
+        hits = [obs(5, "p2")] if t == "Observation" and "p2" in req.url else []
+        return 200, {**EMPTY, "entry": [{"resource": r} for r in hits]}
+
+    night = _night_with_new_patients(tmp_path, store, answer)
+    rep = night()
+    assert any(w.startswith("Observation: the server refused its search") for w in rep.warnings)
+    assert store.get("uci", "Condition", "c3") is not None
+    assert json.loads(store.get_mark("uci", "fhir:complete")) == ["p1"]
+    assert any(w.startswith("bulk: 2 patient(s) fetched by search with Observation refused")
+               for w in rep.warnings), rep.warnings
+    refuse.clear()  # the scope now grants Observation
+    night()
+    assert store.get("uci", "Observation", "o5") is not None
+    assert json.loads(store.get_mark("uci", "fhir:complete")) == ["p1", "p2", "p3"]
