@@ -958,3 +958,86 @@ def test_bulk_unfiltered_export_keeps_a_panel_whose_component_is_mapped(tmp_path
     assert store.get("uci", "Observation", "o5") is not None
     assert store.get("uci", "Observation", "o6") is None
     assert rep.to_dict()["not_stored"] == {"Observation": 1}
+
+
+def _night_with_new_patients(tmp_path, store, answer, **cfg):
+    """A first bulk pull, then a changes-only export in which p2 and p3 newly have SLE: their
+    history is fetched by search, each request answered by `answer(req, type)` -> (status,
+    body). Returns the second pull (a callable: it may raise) and the settings."""
+    setup_server(ndjson([obs(1, "p1")]), {}, [], [])
+    s = settings(tmp_path, bulk_group="g1", **cfg)
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    responses.replace(responses.GET, f"{FILES}/Condition.ndjson",
+                      body=ndjson([cond(3, "p2"), cond(4, "p3")]))
+    responses.replace(responses.GET, STATUS, json={
+        "transactionTime": "2026-11-26T10:00:00Z", "requiresAccessToken": False,
+        "output": [{"type": "Condition", "url": f"{FILES}/Condition.ndjson"}], "error": []})
+    for t in ("Patient", "Condition", "Observation", "MedicationRequest", "MedicationStatement",
+              "MedicationAdministration", "Immunization", "Procedure"):
+        def cb(req, t=t):
+            status, body = answer(req, t)
+            return status, {}, json.dumps(body)
+        responses.add_callback(responses.GET, f"{BASE}/{t}", callback=cb)
+    return lambda: pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+
+
+EMPTY = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+
+
+@responses.activate
+def test_bulk_parallel_searches_refused_for_count_each_retry_without_it(tmp_path, store):
+    """concurrency 2 and a server refusing every request with _count (a bare 400): two
+    searches of newly screened patients were sent with _count in parallel; the first refused
+    switched _count off, and the second, refused after that, no longer tried without it: it
+    failed the run (exit 6), or dropped _lastUpdated (a full pull and a false warning)."""
+    import threading
+
+    second_sent, retried = threading.Event(), threading.Event()
+    counted: list[str] = []
+    lock = threading.Lock()
+
+    def answer(req, t):
+        if "_count" not in dict(parse_qsl(urlsplit(req.url).query)):
+            retried.set()
+            return 200, EMPTY
+        with lock:
+            counted.append(req.url)
+            n = len(counted)
+        if n == 1:  # answered once the second is in flight with _count too
+            second_sent.wait(5)
+        elif n == 2:  # answered after the first was retried without _count (switch off)
+            second_sent.set()
+            retried.wait(5)
+        return 400, oo("Bad request")
+
+    rep = _night_with_new_patients(tmp_path, store, answer, concurrency=2, patient_batch=1)()
+    assert len(counted) == 2 and second_sent.is_set() and retried.is_set(), counted
+    assert not any("_lastUpdated" in w for w in rep.warnings), rep.warnings
+    assert json.loads(store.get_mark("uci", "fhir:complete")) == ["p1", "p2", "p3"]
+
+
+@responses.activate
+def test_bulk_type_refused_on_new_patients_is_fetched_for_them_once_granted(tmp_path, store):
+    """A Bulk night fetching newly screened p2 and p3 by search, Observation refused (403, outside
+    the token's scope): the type was left unpulled with a warning, but p2 and p3 were marked
+    complete, so once Observation was granted their older Observations (before the export's
+    _since) were never fetched: later exports hold changes only, and searches only new patients."""
+    refuse = {"Observation"}
+
+    def answer(req, t):
+        if t in refuse:
+            return 403, oo("Insufficient scope", "forbidden")
+        hits = [obs(5, "p2")] if t == "Observation" and "p2" in req.url else []
+        return 200, {**EMPTY, "entry": [{"resource": r} for r in hits]}
+
+    night = _night_with_new_patients(tmp_path, store, answer)
+    rep = night()
+    assert any(w.startswith("Observation: the server refused its search") for w in rep.warnings)
+    assert store.get("uci", "Condition", "c3") is not None
+    assert json.loads(store.get_mark("uci", "fhir:complete")) == ["p1"]
+    assert any(w.startswith("bulk: 2 patient(s) fetched by search with Observation refused")
+               for w in rep.warnings), rep.warnings
+    refuse.clear()  # the scope now grants Observation
+    night()
+    assert store.get("uci", "Observation", "o5") is not None
+    assert json.loads(store.get_mark("uci", "fhir:complete")) == ["p1", "p2", "p3"]

@@ -282,10 +282,22 @@ def bulk_pull(p: Puller) -> None:
         pull_types(p, new, [])
     # a newly screened patient's chart may have been merged on an earlier night, and a link
     # stored on an earlier night may name a chart not fetched yet (as search_path does)
-    screened |= pull_replacing(p, screened, set())
+    added = pull_replacing(p, screened, set())
+    screened |= added
     if manifest.get("transactionTime") and not incomplete and not p.meds_unread:
         # (referenced Medications refused: the next export repeats this window, medications.py)
         p.set_mark("bulk", f"{manifest['transactionTime']}|{key}")
+    searched = set(new) | added
+    if p.refused and searched:
+        # a type refused (403) on the searches of patients the export did not hold in full:
+        # complete, they would only have their changes exported, their older records of the
+        # type never fetched once it is granted; left out, they are searched again in full
+        p.report.warn(
+            f"bulk: {len(searched)} patient(s) fetched by search with "
+            f"{', '.join(sorted(p.refused))} refused are not marked complete; "
+            "searched again in full next run"
+        )
+        screened -= searched
     p.set_mark("complete", json.dumps(sorted(screened)))
     _delete_job(p, state["status_url"], "the")
     shutil.rmtree(spool, ignore_errors=True)

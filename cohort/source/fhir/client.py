@@ -331,14 +331,18 @@ class FhirClient:
         self, rtype: str, params: list[tuple[str, str]], *, key: str | None = None
     ) -> Iterator[tuple[int, dict, requests.Response]]:
         """Yield (page number, Bundle, response) following Bundle.link[next] only, loop-guarded."""
-        key = key or rtype
-        query = [*params, *([("_count", str(self.settings.page_size))] if self.send_count else [])]
+        key, counted = key or rtype, self.send_count  # (read once: other searches may flip it)
+        query = [*params, *([("_count", str(self.settings.page_size))] if counted else [])]
         url = self.url(f"{rtype}?{urlencode(query, safe=',|:/')}")
         seen: set[str] = {url}
         page = 0
         while url:
             page += 1
-            bundle, r = self._page(url, key)
+            try:
+                bundle, r = self._page(url, key)
+            except ServerError as e:
+                e.counted = counted  # type: ignore[attr-defined]  # (what fallback.py retries)
+                raise
             yield page, bundle, r
             nxt = next(
                 (

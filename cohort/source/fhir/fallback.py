@@ -41,7 +41,10 @@ def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | 
         return _without_since(p, rtype, params)
     if "_include" in names and ("_include" in named or not named):
         return p._without_include(rtype, params, "rejected _include")
-    if p.client.send_count and ("_count" in named or (status == 400 and not named)):
+    # (whether this request carried _count, not whether searches still send it: a parallel
+    # search refused first may have switched it off since)
+    counted = getattr(e, "counted", p.client.send_count)
+    if counted and ("_count" in named or (status == 400 and not named)):
         # (the client adds _count to every search: from now on it is left out)
         p.client.send_count = False
         why = f"{rtype}: server refused a search (HTTP 400) naming no parameter; tried"
