@@ -367,3 +367,24 @@ def test_line_tombstones_are_read_from_the_bytes_and_only_when_asked() -> None:
     plain = Triage(LOADED.rules, LOADED.relevant)
     assert [plain.offer_line(line, "Observation") for line in lines] == [True] * len(lines)
     assert plain.tombs is None
+
+
+def test_a_do_not_perform_element_drops_only_a_medication_request() -> None:
+    """doNotPerform is a MedicationRequest's element (FHIR R4: none of the types read from a
+    line's bytes has it): one on a Condition, Observation, Procedure or Immunization is read
+    alike from the bytes and from the parsed record, not dropped on one path and counted on
+    the other."""
+    base = {"status": "final", "subject": {"reference": "Patient/p1"}, "doNotPerform": True}
+    lines = [
+        orjson.dumps({**base, "resourceType": "Condition", "id": "c1", "status": "active",
+                      "code": _coded(CONDITIONS[1]), "recordedDate": "2026-01-02"}),
+        orjson.dumps({**base, "resourceType": "Procedure", "id": "p1", "status": "completed",
+                      "code": _coded(PROCEDURES[0])}),
+        orjson.dumps({**base, "resourceType": "Immunization", "id": "i1", "status": "completed",
+                      "vaccineCode": _coded((CVX, "88"))}),
+    ]  # fmt: skip
+    _same(lines)
+    rules = LOADED.rules
+    assert rules.drop_reason({"resourceType": "Condition", "doNotPerform": True}) is None
+    order = {"resourceType": "MedicationRequest", "doNotPerform": True, "status": "active"}
+    assert rules.drop_reason(order) == "doNotPerform"

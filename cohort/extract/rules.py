@@ -74,7 +74,9 @@ class ReadingRules:
         # (a type whose status validation does not check may carry any JSON value there)
         if isinstance(status, str) and status in self.dropped_statuses(rtype):
             return f"status {status}"
-        if res.get("doNotPerform") is True:  # an order NOT to give it (MedicationRequest)
+        # an order NOT to give it: read on a MedicationRequest only, the one type read that has
+        # the element (FHIR R4), as the triage reading other types from a line's bytes does
+        if rtype == "MedicationRequest" and res.get("doNotPerform") is True:
             return "doNotPerform"
         intents = self.drop_intent.get(rtype)
         if intents and isinstance(intent := res.get("intent"), str) and intent in intents:
