@@ -7,7 +7,6 @@ import re
 from dataclasses import replace
 from datetime import date, timedelta
 
-from cohort.codesystems import system_key
 from cohort.criteria.base import Context, Criterion, latest, result, shown, window_span
 from cohort.criteria.bounds import fails_below, sign
 from cohort.criteria.intervals import (
@@ -105,23 +104,12 @@ def _named(ev: Evidence) -> str:
     return ev.concept or ev.value or ev.ref.partition("/")[0]
 
 
-_CVX = {  # systems.csv
-    system_key(s)
-    for s in (
-        CVX,
-        "urn:oid:2.16.840.1.113883.12.292",
-        "CVX",
-        "http://www2a.cdc.gov/vaccines/iis/iisstandards/vaccines.asp?rpt=cvx",
-    )
-}
-
-
-def _vaccine(im: ImmunizationFact) -> str:
+def _vaccine(ctx: Context, im: ImmunizationFact) -> str:
     """A vaccine as evidence.csv's value shows it: its text or codes' displays, else its code
     ("CVX 03", "code 836389008"); `--no-phi` withholds it as any text (report.nophi)."""
     if im.text:
         return im.text[:80]
-    c = next((c for c in im.codes if system_key(c.system) in _CVX), None)
+    c = next((c for c in im.codes if ctx.term.canonical_system(c.system) == CVX), None)
     if c is not None:
         return f"CVX {c.code.strip()}"
     return f"code {im.codes[0].code.strip()}" if im.codes else ""
@@ -194,7 +182,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         ev = Evidence(
             ref=im.ref,
             concept=",".join(sorted(matched)),
-            value=_vaccine(im),
+            value=_vaccine(ctx, im),
             date=shown(im.when, im.when_last),
         )
         if set(p.get("uncertain_immunizations", [])) & matched:
