@@ -40,6 +40,8 @@ PIPELINE_TYPES = frozenset(
         "Procedure",
     )
 )
+# the medication record types, each read as an exposure (extract.facts) with its own statuses
+MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
 
 
 @value

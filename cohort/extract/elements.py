@@ -23,6 +23,8 @@ __all__ = [
     "clinical_status",
     "condition_onset",
     "condition_onset_days",
+    "R4_CLINICAL_STATUS",
+    "R4_VERIFICATION_STATUS",
     "exposure_start",
     "exposure_start_days",
     "first_code",
@@ -144,15 +146,22 @@ def first_code(cc: Any) -> str:
 
 # A Condition's status elements: their code system's key (`system_key`) and the codes of
 # FHIR R4's value set (required binding) for each.
+R4_CLINICAL_STATUS = ("active", "recurrence", "relapse", "inactive", "remission", "resolved")
+R4_VERIFICATION_STATUS = (
+    "unconfirmed",
+    "provisional",
+    "differential",
+    "confirmed",
+    "refuted",
+    "entered-in-error",
+)
 _CLINICAL = (
     system_key("http://terminology.hl7.org/CodeSystem/condition-clinical"),
-    frozenset(("active", "recurrence", "relapse", "inactive", "remission", "resolved")),
+    frozenset(R4_CLINICAL_STATUS),
 )
 _VERIFICATION = (
     system_key("http://terminology.hl7.org/CodeSystem/condition-ver-status"),
-    frozenset(
-        ("unconfirmed", "provisional", "differential", "confirmed", "refuted", "entered-in-error")
-    ),
+    frozenset(R4_VERIFICATION_STATUS),
 )
 
 

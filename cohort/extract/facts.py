@@ -26,6 +26,7 @@ from cohort.extract.elements import (
 from cohort.extract.onset import UNDATED, birth_days, needs_birth, onset_by_age, onset_days
 from cohort.extract.rules import ReadingRules
 from cohort.model import (
+    MEDICATION_TYPES,
     Code,
     ConditionFact,
     Dose,
@@ -39,7 +40,6 @@ from cohort.model import (
 )
 from cohort.store import reference_id
 
-MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
 _PERIOD_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1, "wk": 7, "mo": 30, "a": 365}
 # administrations a day of FHIR R4's TimingAbbreviation codes (v3-GTSAbbreviation), and QAM
 _TIMING_CODES = {

@@ -9,8 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from cohort.errors import MappingError, did_you_mean
-from cohort.extract.elements import verification_status
-from cohort.model import PIPELINE_TYPES
+from cohort.extract.elements import (
+    R4_CLINICAL_STATUS,
+    R4_VERIFICATION_STATUS,
+    verification_status,
+)
+from cohort.model import MEDICATION_TYPES, PIPELINE_TYPES
 from cohort.tomllines import TomlLines
 
 __all__ = ["ReadingRules"]
@@ -166,16 +170,6 @@ R4_STATUS: dict[str, tuple[str, ...]] = {
         "unknown",
     ),
 }
-R4_CLINICAL_STATUS = ("active", "recurrence", "relapse", "inactive", "remission", "resolved")
-R4_VERIFICATION_STATUS = (
-    "unconfirmed",
-    "provisional",
-    "differential",
-    "confirmed",
-    "refuted",
-    "entered-in-error",
-)
-_EXPOSURE_TYPES = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
 
 
 def _allowed_codes(table: str, key: str) -> tuple[tuple[str, ...], str] | None:
@@ -193,8 +187,8 @@ def _allowed_codes(table: str, key: str) -> tuple[tuple[str, ...], str] | None:
     if (table, key) == ("condition", "active"):
         return R4_CLINICAL_STATUS, "a Condition clinicalStatus"
     if (table, key) == ("exposure", "ongoing"):
-        codes = tuple(dict.fromkeys(c for t in _EXPOSURE_TYPES for c in R4_STATUS[t]))
-        return codes, f"a {', '.join(_EXPOSURE_TYPES[:-1])} or {_EXPOSURE_TYPES[-1]} status"
+        codes = tuple(dict.fromkeys(c for t in MEDICATION_TYPES for c in R4_STATUS[t]))
+        return codes, f"a {', '.join(MEDICATION_TYPES[:-1])} or {MEDICATION_TYPES[-1]} status"
     return None
 
 
