@@ -85,26 +85,10 @@ def export_links(files: list[tuple[str, Path]]) -> dict[str, str]:
     )
 
 
-def _search_value(value: str) -> tuple[str | None, str]:
-    """(system or None, code) of a search value of plan.search_values ("code" or
-    "system|code", with \\ , | and $ escaped)."""
-    parts, cur, chars = [], [], iter(value)
-    for ch in chars:
-        if ch == "\\":
-            cur.append(next(chars, ""))
-        elif ch == "|":
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur))
-    return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[-1])
-
-
 def mapped_codes(p: Puller) -> dict[str, set[tuple[str | None, str]]]:
     """For each type searched by code, the (system or None: any, code) pairs of its mapped
     codes: what its searches (and the export's _typeFilter) ask for."""
-    return {t: {_search_value(v) for v in p.tokens.get(t, [])} for t in BY_CODE}
+    return {t: p.pairs.get(t, set()) for t in BY_CODE}
 
 
 def has_mapped_code(res: dict[str, Any], wanted: set[tuple[str | None, str]]) -> bool:

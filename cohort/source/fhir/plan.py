@@ -48,17 +48,23 @@ def _escape(v: str) -> str:
     return v.replace("\\", "\\\\").replace(",", "\\,").replace("|", "\\|").replace("$", "\\$")
 
 
-def search_values(tokens: list[str], match_system: bool) -> list[str]:
-    """Search values for "system|code" tokens: bare codes (any system variant) unless asked."""
-    out: dict[str, None] = {}
+def token_pairs(tokens: list[str], match_system: bool) -> dict[tuple[str | None, str], None]:
+    """(system, code) of "system|code" tokens as a search asks for them, in order: the system
+    None (any system variant) unless `match_system`."""
+    out: dict[tuple[str | None, str], None] = {}
     for tok in tokens:
         system, sep, code = tok.rpartition("|")
-        if not sep:
-            system, code = "", tok
-        value = f"{_escape(system)}|{_escape(code)}" if match_system and system else _escape(code)
         if code:
-            out[value] = None
-    return list(out)
+            out[(system if match_system and sep and system else None, code)] = None
+    return out
+
+
+def search_values(tokens: list[str], match_system: bool) -> list[str]:
+    """Search values for "system|code" tokens: bare codes (any system variant) unless asked."""
+    return [
+        f"{_escape(system)}|{_escape(code)}" if system else _escape(code)
+        for system, code in token_pairs(tokens, match_system)
+    ]
 
 
 def token_hash(tokens: list[str]) -> str:

@@ -25,6 +25,7 @@ from .plan import (
     Capability,
     PullReport,
     search_values,
+    token_pairs,
 )
 from .settings import ServerSettings
 
@@ -48,6 +49,8 @@ class Puller:
     ) -> None:
         self.site, self.s, self.store, self.client, self.log = site, settings, store, client, log
         self.tokens = {t: search_values(v, settings.match_system) for t, v in tokens.items()}
+        # the (system or None: any, code) pairs those searches ask for (a Bulk export's filter)
+        self.pairs = {t: set(token_pairs(v, settings.match_system)) for t, v in tokens.items()}
         self.screen_tokens = search_values(screen_tokens, settings.match_system)
         self.screen_codes = {t.rpartition("|")[2] for t in screen_tokens}
         self.full_refresh = full_refresh
