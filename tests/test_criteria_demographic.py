@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from criteria_helpers import ICD, SNOMED, UCUM, ago, condition, patient, run, screened, status
+from criteria_helpers import ICD, SNOMED, ago, condition, patient, qty, run, screened, status
 
 # as_of = 2026-11-25; 6 calendar months before = 2026-05-25
 
@@ -258,10 +258,6 @@ def test_snomed_edition_uri_in_system() -> None:
 BORN = "1990-01-01"  # 36 on as_of
 
 
-def years(value: float, code: str = "a") -> dict:
-    return {"value": value, "unit": code, "system": UCUM, "code": code}
-
-
 def sle_recorded_last_month(**onset: object) -> dict:
     return {**condition("M32.9", recorded=RECENT_RECORD), **onset}
 
@@ -272,17 +268,17 @@ RECENT_RECORD = "2026-10-26"
 @pytest.mark.parametrize(
     ("onset", "birth", "expected"),
     [
-        ({"onsetAge": years(20)}, BORN, "pass"),  # 2010
-        ({"onsetAge": years(20)}, "1990", "pass"),  # a partial birth date: 2010..2011
-        ({"onsetAge": years(36)}, BORN, "unknown"),  # 2026, to the recordedDate: both sides
-        ({"onsetAge": years(35)}, "1989-11", "pass"),  # 2024-11-01..2025-11-29
-        ({"onsetAge": years(432, "mo")}, BORN, "pass"),  # 36 years in months: 2026-01
-        ({"onsetAge": years(436, "mo")}, BORN, "unknown"),  # 2026-05
-        ({"onsetAge": years(20)}, None, "unknown"),  # no birth date: an onset, undated
-        ({"onsetAge": years(20, "furlong")}, BORN, "unknown"),  # no age unit: undated
-        ({"onsetRange": {"low": years(18), "high": years(20)}}, BORN, "pass"),
-        ({"onsetRange": {"high": years(20)}}, BORN, "pass"),  # by age 20
-        ({"onsetRange": {"low": years(30)}}, BORN, "unknown"),  # from 2020 to its record
+        ({"onsetAge": qty(20, "a", ucum=True)}, BORN, "pass"),  # 2010
+        ({"onsetAge": qty(20, "a", ucum=True)}, "1990", "pass"),  # a partial birth date: 2010..2011
+        ({"onsetAge": qty(36, "a", ucum=True)}, BORN, "unknown"),  # 2026, to the recordedDate: both sides
+        ({"onsetAge": qty(35, "a", ucum=True)}, "1989-11", "pass"),  # 2024-11-01..2025-11-29
+        ({"onsetAge": qty(432, "mo", ucum=True)}, BORN, "pass"),  # 36 years in months: 2026-01
+        ({"onsetAge": qty(436, "mo", ucum=True)}, BORN, "unknown"),  # 2026-05
+        ({"onsetAge": qty(20, "a", ucum=True)}, None, "unknown"),  # no birth date: an onset, undated
+        ({"onsetAge": qty(20, "furlong", ucum=True)}, BORN, "unknown"),  # no age unit: undated
+        ({"onsetRange": {"low": qty(18, "a", ucum=True), "high": qty(20, "a", ucum=True)}}, BORN, "pass"),
+        ({"onsetRange": {"high": qty(20, "a", ucum=True)}}, BORN, "pass"),  # by age 20
+        ({"onsetRange": {"low": qty(30, "a", ucum=True)}}, BORN, "unknown"),  # from 2020 to its record
         ({"onsetPeriod": {"end": ago(730)}}, BORN, "pass"),  # on or before two years ago
         ({"onsetPeriod": {"end": "2026-05"}}, BORN, "unknown"),  # May 26-31: after the cutoff
         ({"onsetString": "since childhood"}, BORN, "unknown"),  # not "SLE only newer"
@@ -297,7 +293,7 @@ def test_sle_onset_age_range_period_end_and_string(
 
 def test_sle_onset_age_reads_the_patient_after_the_conditions() -> None:
     # the Patient may come after its Conditions in the records read
-    sle = sle_recorded_last_month(onsetAge=years(20))
+    sle = sle_recorded_last_month(onsetAge=qty(20, "a", ucum=True))
     assert status("sle_diagnosis", sle, patient(BORN)) == "pass"
 
 

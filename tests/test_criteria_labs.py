@@ -833,10 +833,6 @@ def test_record_without_value_but_with_interpretation_is_still_read() -> None:
 K_UL = "10*3/uL"
 
 
-def loinc_component(code: str, **value: Any) -> dict[str, Any]:
-    return component(code, LOINC, **value)
-
-
 def cbc_panel(days: int, platelets: float, hgb: float, anc: float) -> dict[str, Any]:
     """A CBC w/ auto differential panel (LOINC 58410-2, mapped to no concept), its results
     carried as components."""
@@ -844,9 +840,9 @@ def cbc_panel(days: int, platelets: float, hgb: float, anc: float) -> dict[str, 
         "58410-2",
         ago(days),
         components=[
-            loinc_component("777-3", valueQuantity=qty(platelets, K_UL, K_UL)),
-            loinc_component("718-7", valueQuantity=qty(hgb, "g/dL", "g/dL")),
-            loinc_component("751-8", valueQuantity=qty(anc, K_UL, K_UL)),
+            component("777-3", LOINC, valueQuantity=qty(platelets, K_UL, K_UL)),
+            component("718-7", LOINC, valueQuantity=qty(hgb, "g/dL", "g/dL")),
+            component("751-8", LOINC, valueQuantity=qty(anc, K_UL, K_UL)),
         ],
     )
 
@@ -881,9 +877,9 @@ def test_upcr_component_above_limit_fails_severe_lupus_nephritis() -> None:
         ago(5),
         FLOWSHEET,
         components=[
-            loinc_component("2888-6", valueQuantity=qty(150, "mg/dL", "mg/dL")),  # urine protein
-            loinc_component("2161-8", valueQuantity=qty(30, "mg/dL", "mg/dL")),  # urine creat.
-            loinc_component("2890-2", valueQuantity=qty(5, "mg/mg", "mg/mg")),  # UPCR
+            component("2888-6", LOINC, valueQuantity=qty(150, "mg/dL", "mg/dL")),  # urine protein
+            component("2161-8", LOINC, valueQuantity=qty(30, "mg/dL", "mg/dL")),  # urine creat.
+            component("2890-2", LOINC, valueQuantity=qty(5, "mg/mg", "mg/mg")),  # UPCR
         ],
     )
     creatinine = observation("2160-0", ago(5), valueQuantity=qty(1.0, "mg/dL", "mg/dL"))
@@ -897,7 +893,7 @@ def test_ana_titer_in_a_component_is_the_most_recent_titer() -> None:
         ANA_SCREEN,
         ago(5),
         valueString="Positive",
-        components=[loinc_component(ANA_TITER, valueString="1:320")],
+        components=[component(ANA_TITER, LOINC, valueString="1:320")],
     )
     older = ana({"valueString": "1:40"}, days=400)
     r = run("ana_titer", newest, older)

@@ -215,28 +215,21 @@ def test_condition_onset_period_and_abatement_period() -> None:
     assert f.abatement == date(2024, 3, 1)
 
 
-AGE = {"system": UCUM}
-
-
-def age(value: float, code: str = "a") -> dict[str, Any]:
-    return {"value": value, "unit": code, "code": code, **AGE}
-
-
 @pytest.mark.parametrize(
     ("onset", "birth", "first", "last"),
     [
         # onset[x] Age / Range: days from the birth date, a partial one widening them
-        ({"onsetAge": age(20)}, "1990-01-01", date(2010, 1, 1), date(2010, 12, 31)),
-        ({"onsetAge": age(20)}, "1990", date(2010, 1, 1), date(2011, 12, 30)),
-        ({"onsetAge": age(20.5)}, "1990-01-01", date(2010, 1, 1), date(2010, 12, 31)),
-        ({"onsetAge": age(18, "mo")}, "2020-01-15", date(2021, 7, 15), date(2021, 8, 14)),
-        ({"onsetAge": age(2, "wk")}, "2020-01-15", date(2020, 1, 29), date(2020, 2, 4)),
-        ({"onsetAge": age(3, "d")}, "2020-01-15", date(2020, 1, 18), None),
-        ({"onsetAge": {**age(20), "comparator": "<"}}, "1990-01-01", date(1990, 1, 1), date(2010, 12, 31)),
-        ({"onsetAge": {**age(20), "comparator": ">"}}, "1990-01-01", date(2010, 1, 1), date.max),
-        ({"onsetRange": {"low": age(18), "high": age(20)}}, "1990-01-01", date(2008, 1, 1), date(2010, 12, 31)),
-        ({"onsetRange": {"high": age(20)}}, "1990-01-01", date(1990, 1, 1), date(2010, 12, 31)),
-        ({"onsetRange": {"low": age(18)}}, "1990-01-01", date(2008, 1, 1), date.max),
+        ({"onsetAge": qty(20, "a", ucum=True)}, "1990-01-01", date(2010, 1, 1), date(2010, 12, 31)),
+        ({"onsetAge": qty(20, "a", ucum=True)}, "1990", date(2010, 1, 1), date(2011, 12, 30)),
+        ({"onsetAge": qty(20.5, "a", ucum=True)}, "1990-01-01", date(2010, 1, 1), date(2010, 12, 31)),
+        ({"onsetAge": qty(18, "mo", ucum=True)}, "2020-01-15", date(2021, 7, 15), date(2021, 8, 14)),
+        ({"onsetAge": qty(2, "wk", ucum=True)}, "2020-01-15", date(2020, 1, 29), date(2020, 2, 4)),
+        ({"onsetAge": qty(3, "d", ucum=True)}, "2020-01-15", date(2020, 1, 18), None),
+        ({"onsetAge": {**qty(20, "a", ucum=True), "comparator": "<"}}, "1990-01-01", date(1990, 1, 1), date(2010, 12, 31)),
+        ({"onsetAge": {**qty(20, "a", ucum=True), "comparator": ">"}}, "1990-01-01", date(2010, 1, 1), date.max),
+        ({"onsetRange": {"low": qty(18, "a", ucum=True), "high": qty(20, "a", ucum=True)}}, "1990-01-01", date(2008, 1, 1), date(2010, 12, 31)),
+        ({"onsetRange": {"high": qty(20, "a", ucum=True)}}, "1990-01-01", date(1990, 1, 1), date(2010, 12, 31)),
+        ({"onsetRange": {"low": qty(18, "a", ucum=True)}}, "1990-01-01", date(2008, 1, 1), date.max),
         # onsetPeriod with only an end: on or before it (any day up to it)
         ({"onsetPeriod": {"end": "2024-03"}}, None, date.min, date(2024, 3, 31)),
         ({"onsetPeriod": {"end": "2024-03-02"}}, None, date.min, date(2024, 3, 2)),
@@ -256,11 +249,11 @@ def test_condition_onset_age_range_and_period_end(
     ("onset", "birth"),
     [
         ({"onsetString": "since childhood"}, "1990-01-01"),
-        ({"onsetAge": age(20)}, None),  # no birth date
-        ({"onsetAge": age(20)}, "19"),  # no birth date that reads
-        ({"onsetAge": age(20, "furlong")}, "1990-01-01"),  # no age unit
+        ({"onsetAge": qty(20, "a", ucum=True)}, None),  # no birth date
+        ({"onsetAge": qty(20, "a", ucum=True)}, "19"),  # no birth date that reads
+        ({"onsetAge": qty(20, "furlong", ucum=True)}, "1990-01-01"),  # no age unit
         ({"onsetAge": {"unit": "a"}}, "1990-01-01"),  # no value
-        ({"onsetAge": age(-1)}, "1990-01-01"),
+        ({"onsetAge": qty(-1, "a", ucum=True)}, "1990-01-01"),
         ({"onsetRange": {}}, "1990-01-01"),
         ({"onsetPeriod": {}}, "1990-01-01"),
         ({"onsetDateTime": "sometime"}, "1990-01-01"),

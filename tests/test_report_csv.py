@@ -163,6 +163,12 @@ def test_fixed_columns_are_the_header_but_the_criteria() -> None:
     site = make_site()
     head = _read(candidates_csv(site))[0]
     assert set(head) - {ci.id for ci in site.criteria} == FIXED_COLUMNS
+    # (both sides come from cohort.report.columns: pinned to the header spelt out above)
+    assert {
+        "rank", "patient_id", "tier", "score", "eligible_from", "reasons",
+        "change", "to_confirm", "missing", "last_seen",
+        "name", "mrn", "birth_date", "age_years", "sex", "phone", "postal_code",
+    } == FIXED_COLUMNS  # fmt: skip
 
 
 def test_row_values() -> None:

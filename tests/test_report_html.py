@@ -254,3 +254,4 @@ def test_readme_says_where_each_list_stops() -> None:
     [row] = [line for line in readme.splitlines() if line.startswith("| `OUT/<site>/summary.html`")]
     assert f"top candidates (the first {TOP_N} likely or possible by rank)" in row, row
     assert f"changes and upcoming eligibility dates stop at {LIST_MAX} rows" in row, row
+    assert LIST_MAX == 100  # (the limit README states, not only the one the page uses)
