@@ -380,10 +380,10 @@ def test_synthea_snomed_cancers_fail_malignancy(code: str) -> None:
     assert status("malignancy", condition(code, SNOMED)) == "fail"
 
 
-LOCAL = "http://example.org/fhir/local-problem-list"
+LOCAL_PROBLEMS = "http://example.org/fhir/local-problem-list"
 
 
-def _named(text: str, code: str = "X1", system: str = LOCAL, **kw: Any) -> dict:
+def _named(text: str, code: str = "X1", system: str = LOCAL_PROBLEMS, **kw: Any) -> dict:
     return condition(code, system, text=text, **kw)
 
 
