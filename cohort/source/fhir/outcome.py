@@ -1,9 +1,10 @@
-"""What a server says besides its records: OperationOutcome issues in search pages and Bulk
-error files, records the store cannot key, and which search page failed."""
+"""What a server says besides its records: OperationOutcome issues in search pages, error
+answers and Bulk error files, records the store cannot key, and which search page failed."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from cohort.errors import ServerError
 
@@ -46,3 +47,37 @@ def on_page(e: ServerError, rtype: str, page: int) -> ServerError:
     err = type(e)(f"{rtype}: page {page} of a search failed: {e}")
     err.__dict__.update(e.__dict__)
     return err
+
+
+def operation_outcome_text(body: Any) -> str:
+    """An OperationOutcome's issues with their texts and where they point, 'error invalid:
+    diagnostics [expression]; ...' (or ''): only for telling server answers apart (a timeout,
+    a required parameter), never for a message, a log line or run.json: the diagnostics may
+    quote patients ("no patient with MRN 123456"). Messages use `operation_outcome_codes`."""
+    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
+        return ""
+    parts = []
+    for issue in body.get("issue") or []:
+        if not isinstance(issue, dict):
+            continue
+        details = issue.get("details")
+        text = issue.get("diagnostics") or (
+            details.get("text") if isinstance(details, dict) else ""
+        )
+        # the parameter at fault is often named only where FHIR puts it, in expression/location
+        at = [x for k in ("expression", "location") for x in _strings(issue.get(k))]
+        parts.append(f"{issue.get('severity', '?')} {issue.get('code', '?')}: {text}".strip())
+        parts[-1] += f" [{', '.join(at)}]" if at else ""
+    return "; ".join(parts)
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def operation_outcome_codes(body: Any) -> str:
+    """An OperationOutcome's issues as severity and code only, 'error invalid; ...' (or ''):
+    what an error message may say of it."""
+    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
+        return ""
+    return "; ".join(f"{sev} {code}" for sev, code in outcome_issues(body)[:5])
