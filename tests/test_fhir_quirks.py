@@ -4,15 +4,19 @@ refused before the shared _count switch flips."""
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import responses
-from fhir_fakes import SLE, TOKENS, oo, population
+from fhir_fakes import BASE, SLE, TOKENS, oo, population
 from test_fhir_pull import PageFake, settings
 
 from cohort.source.fhir import pull
+from cohort.source.fhir.client import FhirClient
 from cohort.store import Store
 
 
@@ -60,3 +64,191 @@ def test_two_parallel_searches_refused_for_count_each_retry_without_it(store):
         "server rejected _count; searched without _count, with the server's own page size, "
         "from then on"
     ]
+
+
+# -- learned fallbacks remembered across nights --------------------------------------------------
+
+DAY = 86400.0
+T0 = datetime(2026, 11, 25, 10, tzinfo=UTC).timestamp()  # night 1, by the client's clock
+KEY = f"fhir:quirks:{BASE}"
+# a quiet incremental night's requests when no search sends _count: the screening search, then
+# one _summary=count probe per type (nothing changed: no batched patient search)
+QUIET = [
+    "metadata?",
+    "Condition?_lastUpdated&code",
+    "Patient?_lastUpdated&_summary",
+    "Condition?_lastUpdated&_summary",
+    "Observation?_lastUpdated&_summary&code",
+    "MedicationRequest?_lastUpdated&_summary",
+    "MedicationStatement?_lastUpdated&_summary",
+    "MedicationAdministration?_lastUpdated&_summary",
+    "Immunization?_lastUpdated&_summary",
+    "Procedure?_lastUpdated&_summary&code",
+]
+
+
+def night(store, at: float, *, full_refresh=False, tokens=TOKENS, **cfg):
+    """One pull whose client clock says `at` (what learned quirks are dated by)."""
+    s = settings(**cfg)
+    client = FhirClient(s, clock=lambda: at, sleep=lambda _: None)
+    return pull("uci", s, store, tokens, screen_tokens=[SLE], client=client,
+                full_refresh=full_refresh)
+
+
+def refuse_count(req, status, body):
+    if "_count" in _query(req):
+        return 400, oo("Unknown search parameter: _count")
+    return status, body
+
+
+def remembered(store) -> dict[str, str]:
+    return json.loads(store.get_mark("uci", KEY) or "{}")
+
+
+def _next_day(fake, n: int = 1) -> None:
+    fake.log.clear()
+    fake.clock = f"2026-11-{25 + n:02d}T10:00:00Z"
+
+
+def test_a_refused_count_is_remembered_and_not_sent_the_next_night(store, caplog):
+    """A server refusing _count had every night's first search refused (the connector then
+    searched without it): one refused request a night, for good. Now the refusal is kept in
+    the store's marks (per site and base URL); the next night sends no _count at all."""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        fake.edit = refuse_count
+        first = night(store, T0)
+        assert fake.log[1:3] == ["Condition?_count&code", "Condition?code"]
+        assert remembered(store) == {"no-count": "2026-11-25T10:00:00Z"}
+        assert first.quirks == {"no-count": "2026-11-25T10:00:00Z"}
+        _next_day(fake)
+        with caplog.at_level(logging.INFO, logger="cohort.fhir"):
+            rep = night(store, T0 + DAY)
+    assert fake.log == QUIET
+    assert rep.warnings == [] and rep.to_dict()["quirks"] == {"no-count": "2026-11-25T10:00:00Z"}
+    said = [r.getMessage() for r in caplog.records if "quirk" in r.getMessage()]
+    assert said == [
+        "fhir uci: server quirks remembered from earlier nights: no-count (learned "
+        "2026-11-25); tried again after 30 days or with --full-refresh"
+    ]
+
+
+def test_a_remembered_count_refusal_is_tried_again_after_30_days(store):
+    """A quirk is not kept for ever: a server upgrade would go unnoticed. After 30 days the
+    full request is tried again: refused, the quirk is learned again (newly dated); accepted,
+    it is forgotten and later nights send _count."""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        fake.edit = refuse_count
+        night(store, T0)
+        _next_day(fake)
+        night(store, T0 + 29.9 * DAY)
+        assert fake.log == QUIET
+        _next_day(fake, 2)
+        night(store, T0 + 30 * DAY)
+        assert fake.log == [QUIET[0], "Condition?_count&_lastUpdated&code", *QUIET[1:]]
+        assert remembered(store) == {"no-count": "2026-12-25T10:00:00Z"}
+        # the server is upgraded: 30 days on, _count is accepted and forgotten as a quirk
+        fake.edit = None
+        _next_day(fake, 3)
+        rep = night(store, T0 + 60 * DAY)
+        assert fake.log == [QUIET[0], "Condition?_count&_lastUpdated&code", *QUIET[2:]]
+        assert remembered(store) == {} and rep.quirks == {}
+        _next_day(fake, 4)
+        night(store, T0 + 61 * DAY)
+    assert fake.log == [QUIET[0], "Condition?_count&_lastUpdated&code", *QUIET[2:]]
+
+
+@pytest.mark.parametrize("upgraded", [True, False])
+def test_full_refresh_tries_remembered_quirks_again(store, upgraded):
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        fake.edit = refuse_count
+        night(store, T0)
+        fake.edit = None if upgraded else refuse_count
+        _next_day(fake)
+        night(store, T0 + DAY, full_refresh=True)
+    assert fake.log[1] == "Condition?_count&code"
+    assert remembered(store) == ({} if upgraded else {"no-count": "2026-11-26T10:00:00Z"})
+
+
+def _answers(*statuses):
+    """An edit answering the screening search (with _count) `statuses` in turn, then 400
+    naming _count; everything without _count as the fake would."""
+    left = list(statuses)
+
+    def edit(req, status, body):
+        if "_count" not in _query(req):
+            return status, body
+        if left:
+            code = left.pop(0)
+            return code, oo("busy", "transient" if code != 401 else "login")
+        return 400, oo("Unknown search parameter: _count")
+
+    return edit
+
+
+@pytest.mark.parametrize("status", [401, 429, 503])
+def test_an_error_that_is_no_refusal_teaches_nothing(store, status, tmp_path):
+    """A 401 that survives a token refresh, and a 429 or 5xx past the retries, fail the run:
+    no quirk is learned from them."""
+    from cohort.errors import ServerError
+
+    token = tmp_path / "token"
+    token.write_text("t0k3n\n")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        fake.edit = _answers(status, status)
+        with pytest.raises(ServerError):
+            night(store, T0, auth="bearer", token_file=str(token))
+    assert fake.log == ["metadata?", "Condition?_count&code", "Condition?_count&code"]
+    assert remembered(store) == {}
+
+
+def test_a_refusal_after_429_and_503_retries_is_learned(store):
+    """429 and 503 are retried as ever (backoff, or Retry-After); the refusal that follows them
+    is learned."""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        fake.edit = _answers(429, 503)
+        rep = night(store, T0, max_retries=3)
+        assert fake.log[1:5] == ["Condition?_count&code"] * 3 + ["Condition?code"]
+        assert rep.retries["Condition"] == 2
+        fake.edit = None
+        _next_day(fake)
+        night(store, T0 + DAY)
+    assert fake.log == QUIET and remembered(store) == {"no-count": "2026-11-25T10:00:00Z"}
+
+
+def test_a_later_page_refused_teaches_nothing(store):
+    """A next link answered 400 (expired paging state, the search restarted) is no refusal of
+    _count: nothing is learned."""
+    refused = []
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            if "_offset" in _query(req) and not refused:
+                refused.append(req.url)
+                return 400, oo("Invalid page id")
+            return status, body
+
+        fake.edit = edit
+        rep = night(store, T0)
+    assert refused and any("searched again from the first page" in w for w in rep.warnings)
+    assert remembered(store) == {} and rep.quirks == {}
+
+
+def test_an_unreadable_quirks_mark_is_taken_for_none(store):
+    store.set_mark("uci", KEY, "{not json")
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        rep = night(store, T0)
+    assert fake.log[1] == "Condition?_count&code" and rep.quirks == {}

@@ -294,10 +294,16 @@ class FhirClient:
         return body, r
 
     def search(
-        self, rtype: str, params: list[tuple[str, str]], *, key: str | None = None
+        self,
+        rtype: str,
+        params: list[tuple[str, str]],
+        *,
+        key: str | None = None,
+        count: bool | None = None,
     ) -> Iterator[tuple[int, dict, requests.Response]]:
-        """Yield (page number, Bundle, response) following Bundle.link[next] only, loop-guarded."""
-        key, counted = key or rtype, self.send_count  # (read once: other searches may flip it)
+        """Yield (page number, Bundle, response) following Bundle.link[next] only, loop-guarded;
+        with _count unless `count` (else the shared switch, read once) says otherwise."""
+        key, counted = key or rtype, self.send_count if count is None else count
         query = [*params, *([("_count", str(self.settings.page_size))] if counted else [])]
         url = self.url(f"{rtype}?{urlencode(query, safe=',|:/')}")
         seen: set[str] = {url}

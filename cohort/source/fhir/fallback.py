@@ -47,6 +47,7 @@ def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | 
     if counted and ("_count" in named or (status == 400 and not named)):
         # (the client adds _count to every search: from now on it is left out)
         p.client.send_count = False
+        e.quirk = "no-count"  # type: ignore[attr-defined]  # (remembered once it worked)
         why = f"{rtype}: server refused a search (HTTP 400) naming no parameter; tried"
         if "_count" in named:
             why = "server rejected _count; searched"

@@ -172,6 +172,8 @@ class PullReport:
     patients_new: int = 0
     warnings: list[str] = field(default_factory=list)
     marks: dict[str, str] = field(default_factory=dict)
+    # the server's quirks known after the pull (quirks.py): name -> when learned
+    quirks: dict[str, str] = field(default_factory=dict)
 
     @property
     def total_requests(self) -> int:

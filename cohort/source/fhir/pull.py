@@ -8,10 +8,10 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
-from cohort.errors import ServerError
+from cohort.errors import ServerError, StoreError
 from cohort.store.schema import FHIR_MARK
 
 from .answer import server_time
@@ -27,6 +27,9 @@ from .plan import (
     search_values,
     token_pairs,
 )
+from .quirks import Quirks, confirm, searched
+from .quirks import load as load_quirks
+from .quirks import save as save_quirks
 from .settings import ServerSettings
 
 Params = list[tuple[str, str]]
@@ -69,6 +72,8 @@ class Puller:
         # full refresh: the (type, id) fetched, and the types fetched in full (sweep.py)
         self.seen: set[tuple[str, str]] = set()
         self.swept: set[str] = set()
+        # the server's quirks learned on earlier nights (quirks.py; pull() loads them)
+        self.quirks = Quirks(None, 0.0, reprobe=True)
 
     # -- marks -------------------------------------------------------------------------------
     def mark(self, key: str) -> str | None:
@@ -123,11 +128,14 @@ class Puller:
     def search_all(self, rtype: str, params: Params) -> tuple[Items, str | None]:
         """Every page of one search, with vendor fallbacks; (items, earliest server time)."""
         restarted = False
+        tried: dict[str, Params] = {}  # quirks whose fallback this search took: with what
         while True:
             if self.category_each and "," in dict(params).get("category", ""):
-                return each_category(self, rtype, params)
+                got = each_category(self, rtype, params)
+                confirm(self, tried, params)
+                return got
             try:
-                return self._search(rtype, params)
+                got = self._search(rtype, params)
             except IncompleteSearch as e:
                 fixed = self._fallback(rtype, params, e)
                 if fixed is None:
@@ -152,7 +160,12 @@ class Puller:
                 fixed = self._fallback(rtype, params, e)
                 if fixed is None:
                     raise
+                if quirk := getattr(e, "quirk", None):
+                    tried[quirk] = fixed
                 params = fixed
+            else:
+                confirm(self, tried, params)
+                return got
 
     def _fallback(self, rtype: str, params: Params, e: ServerError) -> Params | None:
         return fallback(self, rtype, params, e)
@@ -168,10 +181,12 @@ class Puller:
         total: object = None
         matched = page = 0
         shape = "&".join(f"{k}=.." for k in dict.fromkeys(k for k, _ in params))
+        counted = self.client.send_count  # (read once: a parallel search may switch it off)
         try:
-            for page, bundle, r in self.client.search(rtype, params):
+            for page, bundle, r in self.client.search(rtype, params, count=counted):
                 if page == 1:
                     clock, total = server_time(bundle, r), bundle.get("total")
+                    searched(self, rtype, params, counted)
                 origin = f"GET {rtype}?{shape}#page{page}"
                 for entry in bundle.get("entry") or []:
                     res = entry.get("resource") if isinstance(entry, dict) else None
@@ -271,6 +286,7 @@ def pull(
     log = log or logging.getLogger("cohort.fhir")
     client = client or FhirClient(settings)
     p = Puller(site_id, settings, store, tokens, screen_tokens, full_refresh, client, log)
+    p.quirks = load_quirks(p)
     t0 = time.monotonic()
     try:
         with p.phase("metadata"):
@@ -299,7 +315,12 @@ def pull(
         from .sweep import sweep
 
         sweep(p, max_removal)
+        save_quirks(p)
         p.set_mark("base_url", settings.base_url)
+    except Exception:
+        with suppress(StoreError):  # (learned whatever failed later; the failure is what counts)
+            save_quirks(p)
+        raise
     finally:
         p.report.elapsed["total"] = time.monotonic() - t0
         for key, st in client.stats.by_type.items():

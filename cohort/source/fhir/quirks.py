@@ -1,0 +1,151 @@
+"""Server quirks a pull learned, remembered per site and base URL in the store's marks: later
+nights start with the fallback instead of paying the refused request(s) again. A quirk is used
+for REPROBE_DAYS after it was learned; then (or on --full-refresh) the full request is tried
+again, so that a server upgrade is noticed: refused, the quirk is learned anew; accepted, it is
+forgotten. Only a refusal (400/422) whose fallback then succeeded teaches a quirk."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from cohort.store.schema import FHIR_MARK
+
+if TYPE_CHECKING:
+    from .pull import Params, Puller
+
+REPROBE_DAYS = 30
+
+# the quirks (their names are what the mark and run.json's `quirks` hold), and what each means
+QUIRKS = {
+    "no-count": "refuses _count",
+}
+
+
+def mark_key(base_url: str) -> str:
+    """The mark holding a server's quirks: {name: when learned (ISO instant)}."""
+    return f"{FHIR_MARK}quirks:{base_url}"
+
+
+def _instant(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _age(stamp: str, now: float) -> timedelta | None:
+    try:
+        learned = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if learned.tzinfo is None:
+        return None
+    return datetime.fromtimestamp(now, UTC) - learned
+
+
+def _parse(raw: str | None) -> dict[str, str]:
+    """The known quirks of a mark's value; anything unreadable is taken for none."""
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if k in QUIRKS and isinstance(v, str)}
+
+
+class Quirks:
+    """The quirks known of one server: those used tonight (`on`), those learned tonight, and
+    those tried again tonight (too old, or a full refresh). Thread-safe: parallel searches
+    learn and pass them."""
+
+    def __init__(self, raw: str | None, now: float, *, reprobe: bool) -> None:
+        self.known = _parse(raw)
+        self.used = frozenset(
+            name
+            for name, stamp in self.known.items()
+            if not reprobe
+            and (age := _age(stamp, now)) is not None
+            and timedelta(0) <= age < timedelta(days=REPROBE_DAYS)  # (a future date: tried)
+        )
+        self.fresh: set[str] = set()
+        self.changed = False
+        self._lock = threading.Lock()
+
+    def on(self, name: str) -> bool:
+        """Whether tonight's requests start with the quirk's fallback."""
+        return name in self.used
+
+    def learn(self, name: str, now: float) -> bool:
+        """Note a quirk whose fallback succeeded; True the first time tonight."""
+        with self._lock:
+            if name in self.fresh or name in self.used:
+                return False
+            self.fresh.add(name)
+            self.known[name] = _instant(now)
+            self.changed = True
+            return True
+
+    def passed(self, name: str) -> bool:
+        """A known quirk tried again and the full request accepted: forgotten; True then."""
+        with self._lock:
+            if name not in self.known or name in self.fresh or name in self.used:
+                return False
+            del self.known[name]
+            self.changed = True
+            return True
+
+
+def load(p: Puller) -> Quirks:
+    """The server's quirks from the store, applied to the pull; one log line names them."""
+    key = mark_key(p.s.base_url)
+    q = Quirks(p.store.get_mark(p.site, key), p.client.clock(), reprobe=p.full_refresh)
+    if q.on("no-count"):
+        p.client.send_count = False
+    if q.used:
+        p.log.info(
+            "fhir %s: server quirks remembered from earlier nights: %s; tried again after %d "
+            "days or with --full-refresh",
+            p.site,
+            ", ".join(f"{n} (learned {q.known[n][:10]})" for n in sorted(q.used)),
+            REPROBE_DAYS,
+        )
+    return q
+
+
+def learned(p: Puller, name: str) -> None:
+    if p.quirks.learn(name, p.client.clock()):
+        p.log.info(
+            "fhir %s: server quirk learned: %s (%s); remembered for %d days",
+            p.site,
+            name,
+            QUIRKS[name],
+            REPROBE_DAYS,
+        )
+
+
+def confirm(p: Puller, tried: dict[str, Params], params: Params) -> None:
+    """A search succeeded with `params`: the quirks whose fallback gave them are learned (not
+    one after which a further fallback was needed: it may not have been the server's reason)."""
+    for name, given in tried.items():
+        if given == params:
+            learned(p, name)
+
+
+def passed(p: Puller, name: str) -> None:
+    if name in p.quirks.known and p.quirks.passed(name):
+        p.log.info("fhir %s: server quirk no longer seen: %s; forgotten", p.site, name)
+
+
+def searched(p: Puller, rtype: str, params: Params, counted: bool) -> None:
+    """A search's first page was answered: the quirks its request shows the server lacks."""
+    if counted:
+        passed(p, "no-count")
+
+
+def save(p: Puller) -> None:
+    """Write the quirks known (if changed tonight) and show them in the report."""
+    if p.quirks.changed:
+        p.store.set_mark(p.site, mark_key(p.s.base_url), json.dumps(p.quirks.known, sort_keys=True))
+        p.quirks.changed = False
+    p.report.quirks = dict(sorted(p.quirks.known.items()))
