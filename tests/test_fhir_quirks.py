@@ -12,11 +12,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import responses
-from fhir_fakes import BASE, SLE, TOKENS, oo, population
-from test_fhir_pull import PageFake, settings
+from fhir_fakes import BASE, HGB, SLE, TOKENS, oo, population
+from test_fhir_pull import OBS_CAT, SLEDAI, CategoryFake, PageFake, _sledai_population, settings
 
 from cohort.source.fhir import pull
 from cohort.source.fhir.client import FhirClient
+from cohort.source.fhir.plan import DEFAULT_CATEGORIES
 from cohort.store import Store
 
 
@@ -252,3 +253,104 @@ def test_an_unreadable_quirks_mark_is_taken_for_none(store):
         population(fake)
         rep = night(store, T0)
     assert fake.log[1] == "Condition?_count&code" and rep.quirks == {}
+
+
+class EpicFake(CategoryFake):
+    """Observation searches (the _summary=count probe too) need one category value; `probed`:
+    the categories of the Observation probes, in order."""
+
+    def __init__(self, rsps):
+        super().__init__(rsps)
+        self.probed: list[str] = []
+
+        def edit(req, status, body):
+            q = _query(req)
+            if _path(req) != "Observation":
+                return status, body
+            if "_summary" in q:
+                self.probed.append(q.get("category", ""))
+            if "category" not in q:
+                return 400, oo("Observation search requires a category parameter")
+            if "," in q["category"]:
+                return 400, oo("category: only one value is allowed")
+            return status, body
+
+        self.edit = edit
+
+
+@pytest.mark.parametrize("configured", [[], ["laboratory", "survey"]])
+def test_observation_category_fallbacks_are_remembered(store, configured):
+    """A server that requires category and takes one value per search (Epic) refused one or
+    two Observation searches every night (without category, then with the list) before the
+    connector searched category by category, and the change probe of a quiet night too. Now
+    the next night's probes and searches go one category at a time from the start."""
+    tokens = {**TOKENS, "Observation": [HGB, SLEDAI]}
+    cats = configured or list(DEFAULT_CATEGORIES)
+    with responses.RequestsMock() as rsps:
+        fake = EpicFake(rsps)
+        _sledai_population(fake)
+        night(store, T0, tokens=tokens, observation_category=configured)
+        obs = [q for q in fake.log if q.startswith("Observation")]
+        refused = ([] if configured else ["Observation?_count&code&patient"]) + [
+            "Observation?_count&category&code&patient"]
+        assert obs[: len(refused) + 1] == [*refused, "Observation?_count&category&code&patient"]
+        learned = {"category-each": "2026-11-25T10:00:00Z"}
+        if not configured:
+            learned["observation-category"] = "2026-11-25T10:00:00Z"
+        assert remembered(store) == learned
+        _next_day(fake)
+        rep = night(store, T0 + DAY, tokens=tokens, observation_category=configured)
+        # the quiet night: one probe per category, none refused, no search
+        assert fake.log == [
+            QUIET[0], "Condition?_count&_lastUpdated&code", *QUIET[2:4],
+            *["Observation?_lastUpdated&_summary&category&code"] * len(cats), *QUIET[5:]]
+        assert fake.probed == cats
+        # a night with a new survey score: probes up to the survey one, then the searches
+        fake.add({"resourceType": "Observation", "id": "s9", "status": "final",
+                  "subject": {"reference": "Patient/p1"},
+                  "code": {"coding": [{"system": SLEDAI.split("|")[0], "code": "SLEDAI2K"}]},
+                  "category": [{"coding": [{"system": OBS_CAT, "code": "survey"}]}]},
+                 "2026-11-27T01:00:00Z")
+        _next_day(fake, 2)
+        fake.probed.clear()
+        night(store, T0 + 2 * DAY, tokens=tokens, observation_category=configured)
+    probes = cats[: cats.index("survey") + 1]
+    searched = [q for q in fake.log if q.startswith("Observation") and "_summary" not in q]
+    assert fake.probed == probes
+    assert searched == ["Observation?_count&_lastUpdated&category&code&patient"] * len(cats)
+    assert store.get("uci", "Observation", "s9") is not None
+    # (configured categories: the warning naming those left out, as every night)
+    assert len(rep.warnings) == len(configured[:1]), rep.warnings
+    assert all(w.startswith("Observation: searched category=") for w in rep.warnings)
+
+
+
+def test_observation_category_quirks_tried_again_after_30_days(store):
+    """30 days on, an upgraded server that now takes a category list is searched with one
+    again (the category-each quirk forgotten); its still required category is learned anew."""
+    tokens = {**TOKENS, "Observation": [HGB, SLEDAI]}
+    with responses.RequestsMock() as rsps:
+        fake = EpicFake(rsps)
+        _sledai_population(fake)
+        night(store, T0, tokens=tokens)
+        edit = fake.edit
+
+        def lists_taken(req, status, body):
+            if "," in _query(req).get("category", ""):
+                return status, body
+            return edit(req, status, body)
+
+        fake.edit = lists_taken
+        _next_day(fake)
+        night(store, T0 + 30 * DAY, tokens=tokens)
+        obs = [q for q in fake.log if q.startswith("Observation")]
+        assert obs == [
+            "Observation?_lastUpdated&_summary&code",  # the probe: refused (no category)
+            "Observation?_count&_lastUpdated&code&patient",  # refused (no category)
+            "Observation?_count&_lastUpdated&category&code&patient",  # the list: taken
+        ]
+        assert remembered(store) == {"observation-category": "2026-12-25T10:00:00Z"}
+        _next_day(fake, 2)
+        night(store, T0 + 31 * DAY, tokens=tokens)
+    assert [q for q in fake.log if q.startswith("Observation")] == [
+        "Observation?_lastUpdated&_summary&category&code"]

@@ -31,6 +31,7 @@ def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | 
         return None
     if rtype == "Observation" and "category" in text and "category" not in names:
         p.obs_category = p.obs_category or list(DEFAULT_CATEGORIES)
+        e.quirk = "observation-category"  # type: ignore[attr-defined]
         p.report.warn(
             "Observation: server requires 'category'; searched with category="
             + ",".join(p.obs_category)
@@ -56,6 +57,7 @@ def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | 
     if "," in dict(params).get("category", "") and ("category" in named or not named):
         # (Epic documents its Observation category as one value, not a list)
         p.category_each = True
+        e.quirk = "category-each"  # type: ignore[attr-defined]
         p.report.warn(
             f"{rtype}: server takes one category per search; searched category by category"
         )

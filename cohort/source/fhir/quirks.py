@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from cohort.store.schema import FHIR_MARK
 
+from .plan import DEFAULT_CATEGORIES
+
 if TYPE_CHECKING:
     from .pull import Params, Puller
 
@@ -21,6 +23,8 @@ REPROBE_DAYS = 30
 # the quirks (their names are what the mark and run.json's `quirks` hold), and what each means
 QUIRKS = {
     "no-count": "refuses _count",
+    "observation-category": "requires category in an Observation search",
+    "category-each": "takes one Observation category per search",
 }
 
 
@@ -102,6 +106,10 @@ def load(p: Puller) -> Quirks:
     q = Quirks(p.store.get_mark(p.site, key), p.client.clock(), reprobe=p.full_refresh)
     if q.on("no-count"):
         p.client.send_count = False
+    if q.on("observation-category") and not p.obs_category:
+        p.obs_category = list(DEFAULT_CATEGORIES)
+    if q.on("category-each"):
+        p.category_each = True
     if q.used:
         p.log.info(
             "fhir %s: server quirks remembered from earlier nights: %s; tried again after %d "
@@ -141,6 +149,12 @@ def searched(p: Puller, rtype: str, params: Params, counted: bool) -> None:
     """A search's first page was answered: the quirks its request shows the server lacks."""
     if counted:
         passed(p, "no-count")
+    if rtype == "Observation":
+        category = dict(params).get("category")
+        if not category:
+            passed(p, "observation-category")
+        elif "," in category:
+            passed(p, "category-each")
 
 
 def save(p: Puller) -> None:

@@ -119,13 +119,15 @@ def unchanged_since(p: Puller, rtype: str, since: str) -> tuple[bool, str | None
     Any doubt (no `total`, an error, a change anywhere) -> (False, None): search as usual."""
     codes = p.tokens.get(rtype, []) if rtype in BY_CODE else []
     base: Params = [("_lastUpdated", f"gt{since}"), ("_summary", "count")]
-    if rtype == "Observation" and p.obs_category:
-        base.append(("category", ",".join(p.obs_category)))
+    # a server taking one category per search is probed category by category (up to a change)
+    cats = [",".join(p.obs_category)] if rtype == "Observation" and p.obs_category else []
+    cats = list(p.obs_category) if cats and p.category_each else cats
     prefix = len(p.s.base_url) + len(rtype) + 80
     groups: list[list[str]] = chunk_values(prefix, codes, p.url_limit) if codes else [[]]
     clock: str | None = None
-    for group in groups:
-        params = base + ([("code", ",".join(group))] if group else [])
+    for cat, group in ((c, g) for c in cats or [""] for g in groups):
+        params = base + ([("category", cat)] if cat else [])
+        params += [("code", ",".join(group))] if group else []
         try:
             body, r = p.client.get_json(f"{rtype}?{urlencode(params, safe=',|:/')}", key=rtype)
         except ServerError:
