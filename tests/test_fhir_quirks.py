@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import responses
+import test_fhir_bulk as tb
 from fhir_fakes import BASE, HGB, SLE, TOKENS, oo, population
 from test_fhir_pull import OBS_CAT, SLEDAI, CategoryFake, PageFake, _sledai_population, settings
 
@@ -354,3 +355,73 @@ def test_observation_category_quirks_tried_again_after_30_days(store):
         night(store, T0 + 31 * DAY, tokens=tokens)
     assert [q for q in fake.log if q.startswith("Observation")] == [
         "Observation?_lastUpdated&_summary&category&code"]
+
+
+# -- Bulk kick-off -------------------------------------------------------------------------------
+
+EXPORTED = ("Patient,Condition,Observation,MedicationRequest,MedicationStatement,"
+            "MedicationAdministration,Immunization,Procedure")
+FILTERS = [("_typeFilter", "Observation?code=718-7"), ("_typeFilter", "Procedure?code=127788007")]
+
+
+def bulk_night(tmp_path, store, at: float, **cfg):
+    s = tb.settings(tmp_path, bulk_group="g1", **cfg)
+    client = FhirClient(s, clock=lambda: at, sleep=lambda _: None)
+    return pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=client)
+
+
+def _kickoffs(tmp_path, refuse):
+    kick: list = []
+    tb.setup_server(tb.ndjson([tb.obs(1, "p1")]), {}, kick, [])
+    tb._refusing_kickoff(kick, lambda q: refuse[0](q))
+    return kick
+
+
+def _with_medication(q) -> bool:
+    return "Medication" in dict(q)["_type"].split(",")
+
+
+def _with_filter(q) -> bool:
+    return any(k == "_typeFilter" for k, _ in q)
+
+
+@responses.activate
+@pytest.mark.parametrize("refused", ["medication", "medication+filter"])
+def test_a_bulk_kickoff_refused_with_medication_is_remembered(tmp_path, store, refused):
+    """HAPI and IBM FHIR refuse Medication in a Group export's _type (and a server may refuse
+    _typeFilter): every night's kick-off was refused once or twice before the one it took.
+    Now the next night asks at once for what the server took."""
+    both = refused == "medication+filter"
+    refuse = [lambda q: _with_medication(q) or (both and _with_filter(q))]
+    kick = _kickoffs(tmp_path, refuse)
+    bulk_night(tmp_path, store, T0)
+    assert len(kick) == (3 if both else 2)
+    learned = {"bulk-no-medication": "2026-11-25T10:00:00Z"}
+    if both:
+        learned["bulk-no-typefilter"] = "2026-11-25T10:00:00Z"
+    assert remembered(store) == learned
+    kick.clear()
+    rep = bulk_night(tmp_path, store, T0 + DAY)
+    since = ("_since", "2026-11-25T09:55:00Z")
+    assert kick == [[("_type", EXPORTED), *([] if both else FILTERS), since]]
+    assert not [w for w in rep.warnings if w.startswith("bulk: server refused")], rep.warnings
+    assert rep.quirks == learned
+
+
+@responses.activate
+def test_bulk_kickoff_quirks_are_tried_again_after_30_days(tmp_path, store):
+    """30 days on, the full kick-off is asked again: a server upgraded to take _typeFilter but
+    not Medication is asked once more without Medication only, and _typeFilter is forgotten."""
+    refuse = [lambda q: _with_medication(q) or _with_filter(q)]
+    kick = _kickoffs(tmp_path, refuse)
+    bulk_night(tmp_path, store, T0)
+    refuse[0] = _with_medication
+    kick.clear()
+    bulk_night(tmp_path, store, T0 + 30 * DAY)
+    since = ("_since", "2026-11-25T09:55:00Z")
+    assert kick == [[("_type", f"{EXPORTED},Medication"), *FILTERS, since],
+                    [("_type", EXPORTED), *FILTERS, since]]
+    assert remembered(store) == {"bulk-no-medication": "2026-12-25T10:00:00Z"}
+    kick.clear()
+    bulk_night(tmp_path, store, T0 + 31 * DAY)
+    assert kick == [[("_type", EXPORTED), *FILTERS, since]]

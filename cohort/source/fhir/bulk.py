@@ -21,7 +21,8 @@ from .answer import retry_after
 from .ndjson import export_links, load, read_ndjson, screened_in
 from .outcome import outcome_issues
 from .plan import BY_CODE, PULL_TYPES, minus_overlap, token_hash
-from .pull import Puller
+from .pull import Params, Puller
+from .quirks import kicked_off
 from .search import pull_replacing, pull_types, search_path
 from .spool import JobGone, download, spool_dir
 
@@ -55,9 +56,12 @@ def kickoff(p: Puller, since: str | None) -> str:
             params.append(("_typeFilter", f"{t}?{urlencode([('code', ','.join(p.tokens[t]))])}"))
     if since:
         params.append(("_since", since))
+    for quirk, drop, _ in _STEPS:  # what the server refused on an earlier night (quirks.py)
+        if p.quirks.on(quirk):
+            params = drop(params) or params
     path = f"Group/{p.s.bulk_group}/$export" if p.s.bulk_group else "Patient/$export"
     headers = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
-    refused = ""
+    refused, quirks = "", []
     while True:
         try:
             r = p.client.request("GET", path, key="bulk", params=params, headers=headers, ok=(202,))
@@ -69,13 +73,15 @@ def kickoff(p: Puller, since: str | None) -> str:
                 raise
             # a server may refuse what it does not export (HAPI FHIR, IBM FHIR: Medication, not
             # in the Patient compartment) or _typeFilter (optional); the spec's way: refuse, for
-            # the client to ask again without. Nothing is remembered: each night asks again
-            params, dropped = fewer
+            # the client to ask again without. Remembered once a kick-off is taken (quirks.py)
+            params, quirk, dropped = fewer
+            quirks.append(quirk)
             p.report.warn(
                 f"bulk: server refused the export kick-off{refused} (HTTP {status}); "
                 f"asked again without {dropped}"
             )
             refused = " " + _REFUSED_TOO[dropped]
+    kicked_off(p, params, quirks)
     loc = r.headers.get("Content-Location")
     if not loc:
         raise ServerError(f"GET {path}: 202 without Content-Location")
@@ -93,16 +99,34 @@ _NO_TYPE_FILTER = (
 _REFUSED_TOO = {_NO_MEDICATION: "without Medication too", _NO_TYPE_FILTER: "without _typeFilter"}
 
 
-def _fewer(params: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], str] | None:
-    """`params` less the next thing a refused kick-off is asked again without, and its words;
-    None when nothing is left to drop."""
-    types = dict(params)["_type"].split(",")
-    if "Medication" in types:
-        rest = ",".join(t for t in types if t != "Medication")
-        return [(k, rest if k == "_type" else v) for k, v in params], _NO_MEDICATION
-    if any(k == "_typeFilter" for k, _ in params):
-        return [(k, v) for k, v in params if k != "_typeFilter"], _NO_TYPE_FILTER
+def _fewer(params: Params) -> tuple[Params, str, str] | None:
+    """`params` less the next thing a refused kick-off is asked again without, its quirk's
+    name and its words; None when nothing is left to drop."""
+    for quirk, drop, words in _STEPS:
+        if (fewer := drop(params)) is not None:
+            return fewer, quirk, words
     return None
+
+
+def _no_medication(params: Params) -> Params | None:
+    types = dict(params)["_type"].split(",")
+    if "Medication" not in types:
+        return None
+    rest = ",".join(t for t in types if t != "Medication")
+    return [(k, rest if k == "_type" else v) for k, v in params]
+
+
+def _no_type_filter(params: Params) -> Params | None:
+    if not any(k == "_typeFilter" for k, _ in params):
+        return None
+    return [(k, v) for k, v in params if k != "_typeFilter"]
+
+
+# what a refused kick-off is asked again without, in this order: (quirk, how, the words)
+_STEPS = (
+    ("bulk-no-medication", _no_medication, _NO_MEDICATION),
+    ("bulk-no-typefilter", _no_type_filter, _NO_TYPE_FILTER),
+)
 
 
 def poll(p: Puller, status_url: str) -> dict[str, Any]:

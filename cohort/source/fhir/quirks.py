@@ -25,6 +25,8 @@ QUIRKS = {
     "no-count": "refuses _count",
     "observation-category": "requires category in an Observation search",
     "category-each": "takes one Observation category per search",
+    "bulk-no-medication": "refuses Medication in a Bulk export's _type",
+    "bulk-no-typefilter": "refuses _typeFilter in a Bulk export",
 }
 
 
@@ -155,6 +157,16 @@ def searched(p: Puller, rtype: str, params: Params, counted: bool) -> None:
             passed(p, "observation-category")
         elif "," in category:
             passed(p, "category-each")
+
+
+def kicked_off(p: Puller, params: Params, dropped: list[str]) -> None:
+    """A Bulk kick-off was taken with `params`, after dropping what `dropped` names."""
+    for name in dropped:
+        learned(p, name)
+    if "Medication" in dict(params)["_type"].split(","):
+        passed(p, "bulk-no-medication")
+    if any(k == "_typeFilter" for k, _ in params):
+        passed(p, "bulk-no-typefilter")
 
 
 def save(p: Puller) -> None:
