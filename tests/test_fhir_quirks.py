@@ -66,6 +66,8 @@ def test_two_parallel_searches_refused_for_count_each_retry_without_it(store):
         "server rejected _count; searched without _count, with the server's own page size, "
         "from then on"
     ]
+    # learned once (both searches confirmed it), from the search that carried _count
+    assert list(rep.quirks) == ["no-count"] and list(remembered(store)) == ["no-count"]
 
 
 # -- learned fallbacks remembered across nights --------------------------------------------------
@@ -425,3 +427,43 @@ def test_bulk_kickoff_quirks_are_tried_again_after_30_days(tmp_path, store):
     kick.clear()
     bulk_night(tmp_path, store, T0 + 31 * DAY)
     assert kick == [[("_type", EXPORTED), *FILTERS, since]]
+
+
+def test_two_parallel_observation_searches_refused_for_categories_split_each(store, caplog):
+    """The category fallbacks' shared switches (the categories added, one category per search)
+    under the same race: two Observation searches in flight without category, then both with
+    the list, before either is answered. Each ends category by category, nothing else is
+    dropped, and each quirk is learned (and logged) once."""
+    tokens = {**TOKENS, "Observation": [HGB, SLEDAI]}
+    both_sent = threading.Barrier(2, timeout=10)
+    with responses.RequestsMock() as rsps:
+        fake = EpicFake(rsps)
+        _sledai_population(fake)
+        refuse, sent = fake.edit, []
+
+        def edit(req, status, body):
+            cat = _query(req).get("category")
+            if _path(req) == "Observation":
+                sent.append(cat)
+                if cat is None or "," in cat:
+                    both_sent.wait()
+            return refuse(req, status, body)
+
+        fake.edit = edit
+        with caplog.at_level(logging.INFO, logger="cohort.fhir"):
+            rep = night(store, T0, tokens=tokens, concurrency=2, patient_batch=1)
+    cats = list(DEFAULT_CATEGORIES)
+    assert sent[:4] == [None, None, ",".join(cats), ",".join(cats)]
+    # the two first searches category by category, then the third patient's from the start
+    assert sorted(sent[4:]) == sorted(cats * 3)
+    assert store.count_by_type("uci")["Observation"] == 6
+    assert not any("_lastUpdated" in w or "_count" in w for w in rep.warnings), rep.warnings
+    assert remembered(store) == {"category-each": "2026-11-25T10:00:00Z",
+                                 "observation-category": "2026-11-25T10:00:00Z"}
+    said = [r.getMessage() for r in caplog.records if "quirk learned" in r.getMessage()]
+    assert sorted(said) == [
+        "fhir uci: server quirk learned: category-each (takes one Observation category per "
+        "search); remembered for 30 days",
+        "fhir uci: server quirk learned: observation-category (requires category in an "
+        "Observation search); remembered for 30 days",
+    ]
