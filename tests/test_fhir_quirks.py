@@ -127,6 +127,7 @@ def test_a_refused_count_is_remembered_and_not_sent_the_next_night(store, caplog
         assert remembered(store) == {"no-count": "2026-11-25T10:00:00Z"}
         assert first.quirks == {"no-count": "2026-11-25T10:00:00Z"}
         _next_day(fake)
+        caplog.clear()
         with caplog.at_level(logging.INFO, logger="cohort.fhir"):
             rep = night(store, T0 + DAY)
     assert fake.log == QUIET
