@@ -47,6 +47,7 @@ WINDOW: dict[str, type | tuple[type, ...]] = {
 KINDS: dict[str, KindSpec] = {
     "age": KindSpec(demographic.age, {"min_years": int}),
     "deceased": KindSpec(demographic.deceased, {}),
+    "active_record": KindSpec(demographic.active_record, {}),
     "diagnosis": KindSpec(
         demographic.diagnosis,
         {"concepts": CONCEPTS, "min_months": int},
