@@ -157,7 +157,7 @@ TRIAL_MISTAKES = [
     ),
     (
         "a verificationStatus that is not one of an unconfirmed exclusion condition",
-        '# no established finding: unknown (the coordinator confirms it), not fail; as '
+        "# no established finding: unknown (the coordinator confirms it), not fail; as "
         'sle_diagnosis\nunconfirmed_verification = ["unconfirmed", "provisional", "differential"]',
         'unconfirmed_verification = ["provisional", "refuted"]',
         "unconfirmed_verification",
@@ -174,7 +174,7 @@ TRIAL_MISTAKES = [
     ),
     (
         "unconfirmed_verification as one word, not a list",
-        'fail_below = 7.0 }   # autoimmune hemolytic anemia\n# an AIHA not confirmed: a value '
+        "fail_below = 7.0 }   # autoimmune hemolytic anemia\n# an AIHA not confirmed: a value "
         "between the two limits is unknown (confirm the AIHA)\n"
         'unconfirmed_verification = ["unconfirmed", "provisional", "differential"]',
         'fail_below = 7.0 }\nunconfirmed_verification = "provisional"',
