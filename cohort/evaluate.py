@@ -8,6 +8,7 @@ from typing import Any
 from cohort.criteria.base import Context, Criterion, TerminologyLike
 from cohort.criteria.obsdays import settle
 from cohort.criteria.registry import KINDS
+from cohort.criteria.ties import untie
 from cohort.criteria.trial import Trial
 from cohort.extract import ReadingRules
 from cohort.model import PatientFacts, Result
@@ -42,4 +43,5 @@ def evaluate(trial: Trial, ctx: Context) -> list[Result]:
 
 
 def _run(crit: Criterion, ctx: Context) -> Result:
-    return KINDS[crit.kind].fn(crit, ctx)
+    # results of one day that nothing orders are each tried as the most recent (criteria.ties)
+    return untie(crit, ctx, KINDS[crit.kind].fn)

@@ -83,6 +83,8 @@ class Patient:
     sex: str = ""
     deceased: bool = False
     deceased_on: str = ""  # deceasedDateTime as recorded ("" for deceasedBoolean or none)
+    active: bool = True  # Patient.active (absent: true, no statement that it is not in use)
+    replaced_by: str = ""  # the id its first Patient.link of type replaced-by names, if any
     # identifying columns: written only to PHI-bearing outputs, never logged
     name: str = ""
     mrn: str = ""

@@ -607,3 +607,64 @@ def test_hiv_panel_with_a_value_of_its_own_is_still_a_test() -> None:
     # not a header: its own value (or interpretation) is read, as for any test
     assert status("immunodeficiency", lab(HIV_PANEL, 20, POSITIVE)) == "fail"
     assert status("immunodeficiency", lab(HIV_PANEL, 20, {"valueString": "see note"})) == "unknown"
+
+
+# --- an exclusion condition not confirmed (verificationStatus) ---------------------------------
+# A provisional, differential or unconfirmed diagnosis is a working hypothesis, not a finding:
+# as sle_diagnosis does (unconfirmed_verification), an exclusion resting only on one is unknown,
+# with a reason naming it for the coordinator to check, not a fail that loses the candidate.
+UNCONFIRMED_EXCLUSIONS = [
+    ("malignancy", "C50.911", "malignancy"),
+    ("malignancy", "Z85.3", "history of malignancy"),
+    ("hbv", "B18.1", "chronic hepatitis B"),
+    ("hcv", "B18.2", "chronic hepatitis C"),
+    ("tuberculosis", "A15.0", "active tuberculosis"),
+    ("immunodeficiency", "B20", "HIV or immunodeficiency"),
+    ("pregnancy_lactation", "Z33.1", "pregnancy or lactation"),
+]
+
+
+@pytest.mark.parametrize("verification", ["provisional", "differential", "unconfirmed"])
+@pytest.mark.parametrize(("cid", "code", "label"), UNCONFIRMED_EXCLUSIONS)
+def test_an_unconfirmed_exclusion_condition_is_unknown_not_fail(
+    cid: str, code: str, label: str, verification: str
+) -> None:
+    cond = condition(code, onset="2020-01-01", verification=verification, rid="c-shaky")
+    r = run(cid, cond)
+    assert str(r.status) == "unknown", r.reason
+    assert label in r.reason
+    assert f"recorded as {verification}" in r.reason
+    assert [e.ref for e in r.evidence] == ["Condition/c-shaky"]
+    assert f"verificationStatus {verification}" in r.evidence[0].note
+
+
+@pytest.mark.parametrize(("cid", "code", "label"), UNCONFIRMED_EXCLUSIONS)
+def test_a_confirmed_exclusion_condition_beside_an_unconfirmed_one_still_fails(
+    cid: str, code: str, label: str
+) -> None:
+    shaky = condition(code, onset="2020-01-01", verification="provisional")
+    for sure in ("confirmed", None):  # confirmed, or no verificationStatus at all
+        assert status(cid, shaky, condition(code, onset="2021-01-01", verification=sure)) == "fail"
+
+
+def test_an_unconfirmed_condition_does_not_hide_a_failing_result() -> None:
+    # the lab checks are not touched: a positive HBsAg fails whatever the condition says
+    shaky = condition("B18.1", onset="2020-01-01", verification="provisional")
+    assert status("hbv", shaky, lab(HBSAG, 10, POSITIVE)) == "fail"
+    assert status("hbv", shaky, lab(HBSAG, 10, NEGATIVE)) == "unknown"
+
+
+def test_an_unconfirmed_condition_that_is_not_active_is_ignored() -> None:
+    old = condition("B18.1", clinical="resolved", verification="provisional")
+    assert status("hbv", old) == "pass"
+
+
+def test_an_unconfirmed_listed_exception_is_still_an_exception() -> None:
+    # a provisional BCC of skin is no malignancy, confirmed or not
+    assert status("malignancy", condition("C44.311", verification="provisional")) == "pass"
+
+
+def test_an_unconfirmed_review_condition_stays_unknown_and_says_so() -> None:
+    r = run("cs_dependent_comorbidity", condition("J45.909", verification="differential"))
+    assert str(r.status) == "unknown"
+    assert "recorded as differential" in r.reason

@@ -334,3 +334,53 @@ def test_deceased_evidence_and_reason_show_the_date_as_recorded() -> None:
     assert r.reason == "deceased 2026-10"
     assert [(e.ref, e.value, e.date) for e in r.evidence] == [("Patient/p1", "deceased", "2026-10")]
     assert r.eligible_from is None  # no end: not a washout
+
+
+# --- active_record: Patient.active false, or a chart replaced by one not in the data ----------
+def _link(kind: str, other: str) -> list[dict[str, object]]:
+    return [{"other": {"reference": f"Patient/{other}"}, "type": kind}]
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({}, "pass"),  # FHIR: active absent is no statement that the record is not in use
+        ({"active": True}, "pass"),
+        ({"active": False}, "unknown"),
+        # a chart that says it was replaced and "must no longer be used" (FHIR R4), read as it
+        # is because the chart that replaced it is not in the data (cohort/merged.py)
+        ({"link": _link("replaced-by", "p9")}, "unknown"),
+        ({"active": True, "link": _link("replaced-by", "p9")}, "unknown"),
+        ({"link": _link("replaces", "p0")}, "pass"),  # the surviving chart
+        ({"link": _link("seealso", "p0")}, "pass"),
+    ],
+)
+def test_active_record(extra: dict[str, object], expected: str) -> None:
+    assert status("active_record", patient("1980-01-01", **extra)) == expected
+
+
+def test_an_inactive_record_is_unknown_with_a_reason_to_check_the_chart() -> None:
+    r = run("active_record", patient("1980-01-01", active=False))
+    assert r.reason == (
+        "Patient record marked inactive (Patient.active false): check it is the current chart"
+    )
+    assert [(e.ref, e.value, e.note) for e in r.evidence] == [
+        ("Patient/p1", "inactive", "Patient.active false")
+    ]
+    assert r.eligible_from is None
+
+
+def test_a_replaced_record_names_the_chart_that_replaced_it() -> None:
+    r = run("active_record", patient("1980-01-01", active=False, link=_link("replaced-by", "p9")))
+    assert r.reason == (
+        "Patient record replaced by Patient/p9 (not in the data): check the current chart"
+    )
+    assert [(e.ref, e.value, e.note) for e in r.evidence] == [
+        ("Patient/p1", "inactive", "Patient.link replaced-by Patient/p9")
+    ]
+
+
+def test_no_phi_shows_the_inactive_word() -> None:
+    from cohort.report.nophi import shown_value
+
+    assert shown_value("inactive") == "inactive"

@@ -458,6 +458,29 @@ def test_hemoglobin_aiha_without_clinical_status_is_not_active() -> None:
     assert status("hemoglobin", o, condition(AIHA_ICD, clinical=None)) == "fail"
 
 
+@pytest.mark.parametrize("verification", ["provisional", "differential", "unconfirmed"])
+@pytest.mark.parametrize(("hb", "expected"), [(7.5, "unknown"), (6.9, "fail"), (8.0, "pass")])
+def test_hemoglobin_unconfirmed_aiha_does_not_lower_the_limit(
+    hb: float, expected: str, verification: str
+) -> None:
+    """An AIHA condition recorded as provisional/differential/unconfirmed is no established
+    AIHA (as for sle_diagnosis, unconfirmed_verification): a hemoglobin between the two limits
+    passes only with the AIHA, so it is unknown, naming the condition; below 7.0 or from 8.0
+    the AIHA changes nothing."""
+    o = observation("718-7", ago(10), valueQuantity=qty(hb, "g/dL", "g/dL"))
+    aiha = condition(AIHA_ICD, onset=ago(100), verification=verification, rid="c-aiha")
+    r = run("hemoglobin", o, aiha)
+    assert str(r.status) == expected, r.reason
+    if expected == "unknown":
+        assert f"recorded as {verification}" in r.reason
+        assert "aiha" in r.reason
+        assert "Condition/c-aiha" in [e.ref for e in r.evidence]
+    # a confirmed (or unstated) AIHA beside it lowers the limit as before
+    for sure in ("confirmed", None):
+        other = condition(AIHA_ICD, onset=ago(50), verification=sure)
+        assert status("hemoglobin", o, aiha, other) == ("fail" if hb < 7 else "pass")
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [

@@ -1400,3 +1400,92 @@ def test_a_medication_entered_in_error_names_no_drug(mstatus: str) -> None:
     c = req(None, status="completed", authored=ago(400), med_ref="#v9", contained=[vay])
     got = status("prior_ianalumab", c)
     assert got == ("pass" if mstatus == "entered-in-error" else "fail")
+
+
+# Route wordings as systems send them, not only "Topical"/"Inhalation": the SNOMED CT route
+# displays (FHIR R4's route value set: "Respiratory tract route" is the inhaled route, with no
+# "inhal" in it), EDQM standard terms ("Ocular use", "Auricular use", "Oromucosal use"), and EHR
+# route names ("Both Eyes", "Left Ear", "Each Nostril", "Skin", "External"). A corticosteroid
+# given so is not systemic (SPEC: systemic corticosteroid); before, each counted as systemic.
+NOT_SYSTEMIC_ROUTES = [
+    "Respiratory tract route",
+    "Respiratory tract route (qualifier value)",
+    "Ocular use",
+    "Intravitreal",
+    "Intraocular route",
+    "Conjunctival route",
+    "Both Eyes",
+    "Left Eye",
+    "Auricular use (ear)",
+    "Both Ears",
+    "Right Ear",
+    "Each Nostril",
+    "Oromucosal use",
+    "Oropharyngeal route",
+    "Gingival use",
+    "Dental use",
+    "Endotracheopulmonary use",
+    "Nebulization",
+    "Skin",
+    "External",
+    "Apply externally",
+]
+SYSTEMIC_ROUTES = [
+    "Oral route",
+    "Sublingual",
+    "Buccal",
+    "Intravenous route",
+    "Intramuscular route",
+    "Subcutaneous route",
+    "Nasogastric tube",
+    "Gastrostomy tube",
+]
+
+
+@pytest.mark.parametrize(
+    ("route", "systemic"),
+    [(r, False) for r in NOT_SYSTEMIC_ROUTES] + [(r, True) for r in SYSTEMIC_ROUTES],
+)
+def test_route_as_systems_word_it(route: str, systemic: bool) -> None:
+    # prednisolone (8638) eye drops, triamcinolone (10759) cream: background therapy only when
+    # systemic; a topical dose is not a high dose; topical tacrolimus (42316) is no washout
+    pred = stmt("8638", status="active", start=ago(60), dosages=[dosage(mg(5), route=route)])
+    assert status("background_therapy", pred) == ("pass" if systemic else "fail")
+    big = stmt("10759", status="active", start=ago(20), dosages=[dosage(mg(60), route=route)])
+    assert status("washout_high_dose_cs", big) == ("fail" if systemic else "pass")
+    tac = stmt(
+        "42316", status="completed", start=ago(30), end=ago(20), dosages=[dosage(route=route)]
+    )
+    assert status("washout_12wk", tac) == ("fail" if systemic else "pass")
+
+
+def test_background_and_washout_12wk_concepts_are_spec_lists_and_do_not_overlap() -> None:
+    """SPEC: background = systemic corticosteroid, antimalarial, methotrexate, azathioprine,
+    mycophenolate, leflunomide, mizoribine; washout_12wk's "DMARD not allowed as background"
+    must not hold any of them (a patient on methotrexate would pass one and fail the other)."""
+    import csv
+
+    from criteria_helpers import MAPPINGS, terminology
+
+    by_concept: dict[str, set[str]] = {}
+    with (MAPPINGS / "concepts" / "medications.csv").open(encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            by_concept.setdefault(row["concept"], set()).add(row["ingredient"])
+    background = set(criterion("background_therapy").params["concepts"])
+    washout = set(criterion("washout_12wk").params["concepts"])
+    assert background == {"corticosteroid_systemic", "antimalarial", "dmard_background"}
+    assert by_concept["dmard_background"] == {
+        "methotrexate",
+        "azathioprine",
+        "mycophenolate mofetil",
+        "mycophenolic acid",
+        "leflunomide",
+        "mizoribine",
+    }
+    allowed = set().union(*(by_concept[c] for c in background))
+    for c in washout:
+        assert not by_concept[c] & allowed, c
+    # and by what the terminology makes of each allowed drug's name: no washout concept
+    term = terminology()
+    for ingredient in sorted(allowed):
+        assert not term.concepts_for([], ingredient) & washout, ingredient

@@ -236,3 +236,36 @@ def test_coverage_counts_a_merged_chart_as_the_person_screening_reads(tmp_path: 
     (unmapped,) = [u for u in report.unmapped if u.code == "99999-9"]
     assert unmapped.patients == {"new1"}
     assert unmapped.screened == {"new1"}
+
+
+def test_an_inactive_or_replaced_chart_is_listed_for_checking_never_likely(
+    tmp_path: Path,
+) -> None:
+    """Patient.active false (usually an obsolete chart, sometimes a patient not seen for a
+    while) and a chart replaced by one not in the data stay candidates (dropping them would
+    lose a patient silently), but `active_record` is unknown: possible, not likely. A merged
+    old chart, inactive as EHRs leave it, is not read as the Patient (its survivor's is)."""
+    sle = {"onset": ago(3000)}
+    records = [
+        # merged: the old chart is inactive, the survivor active: one row, active_record pass
+        _replaced("old1", "new1"),
+        patient("1980-05-01", pid="new1"),
+        _for("old1", condition("M32.14", rid="c-old1", **sle)),
+        # replaced by a chart not in the data: read as it is, and flagged
+        _replaced("x", "missing"),
+        _for("x", condition("M32.14", rid="c-x", **sle)),
+        # inactive, no link: flagged, still a row
+        patient("1980-05-01", pid="dormant", active=False),
+        _for("dormant", condition("M32.14", rid="c-dormant", **sle)),
+        # the chart that survived a merge is itself inactive: flagged
+        _replaced("old2", "new2"),
+        patient("1980-05-01", pid="new2", active=False),
+        _for("old2", condition("M32.14", rid="c-old2", **sle)),
+    ]
+    rows = _run(tmp_path, records)
+    assert set(rows) == {"new1", "x", "dormant", "new2"}
+    assert rows["new1"]["active_record"] == "pass"
+    for pid in ("x", "dormant", "new2"):
+        assert rows[pid]["active_record"] == "unknown", pid
+    assert "replaced by Patient/missing (not in the data)" in rows["x"]["reasons"]
+    assert "Patient.active false" in rows["dormant"]["reasons"]

@@ -156,6 +156,33 @@ TRIAL_MISTAKES = [
         " 'provisional', 'differential')",
     ),
     (
+        "a verificationStatus that is not one of an unconfirmed exclusion condition",
+        "# no established finding: unknown (the coordinator confirms it), not fail; as "
+        'sle_diagnosis\nunconfirmed_verification = ["unconfirmed", "provisional", "differential"]',
+        'unconfirmed_verification = ["provisional", "refuted"]',
+        "unconfirmed_verification",
+        "criterion 'hbv': key 'unconfirmed_verification': 'refuted' is not a Condition"
+        " verificationStatus that leaves a diagnosis unconfirmed (must be one of 'unconfirmed',"
+        " 'provisional', 'differential')",
+    ),
+    (
+        "unconfirmed_verification on a result criterion without alt conditions",
+        "window_days = 90\nfail_below = 25",
+        'window_days = 90\nfail_below = 25\nunconfirmed_verification = ["provisional"]',
+        "unconfirmed_verification",
+        "criterion 'platelets': key 'unconfirmed_verification': needs 'alt' too",
+    ),
+    (
+        "unconfirmed_verification as one word, not a list",
+        "fail_below = 7.0 }   # autoimmune hemolytic anemia\n# an AIHA not confirmed: a value "
+        "between the two limits is unknown (confirm the AIHA)\n"
+        'unconfirmed_verification = ["unconfirmed", "provisional", "differential"]',
+        'fail_below = 7.0 }\nunconfirmed_verification = "provisional"',
+        "unconfirmed_verification",
+        "criterion 'hemoglobin': key 'unconfirmed_verification': expected a list, got the text "
+        "'provisional' (write a list, e.g. [\"provisional\"])",
+    ),
+    (
         "unknown concept in a check",
         '{ lab = ["hiv_test"]',
         '{ lab = ["hiv_tst"]',
@@ -375,3 +402,16 @@ def test_a_criteria_file_not_in_utf8_is_an_error(tmp_path: Path) -> None:
     assert code == 4 and any(f"error: {path}: not UTF-8 text" in ln for ln in lines), lines
     code, output = run_uci(tmp_path, m)
     assert code == 4 and f"cohort: error: {path}: not UTF-8 text" in output
+
+
+def test_unconfirmed_verification_of_checks_without_a_condition_check_is_an_error() -> None:
+    """On a `checks` criterion it applies to its condition checks: with none it would do
+    nothing, silently."""
+    from cohort.criteria.registry import rule_problems
+
+    labs_only = {"checks": [{"lab": ["hbsag"]}], "unconfirmed_verification": ["provisional"]}
+    assert list(rule_problems("checks", labs_only)) == [
+        ("unconfirmed_verification", "no condition check in 'checks' for it to apply to")
+    ]
+    with_condition = {**labs_only, "checks": [{"condition": ["chronic_hbv"]}, {"lab": ["hbsag"]}]}
+    assert list(rule_problems("checks", with_condition)) == []

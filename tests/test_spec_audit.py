@@ -684,8 +684,10 @@ def test_reading_rules():
         == "pass"
     )
     assert status("hbv", condition("B18.1", onset="2020-01-01", verification="refuted")) == "pass"
+    # a provisional diagnosis is no established finding: unknown (confirm), not fail
     assert (
-        status("hbv", condition("B18.1", onset="2020-01-01", verification="provisional")) == "fail"
+        status("hbv", condition("B18.1", onset="2020-01-01", verification="provisional"))
+        == "unknown"
     )
 
 

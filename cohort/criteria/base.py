@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from typing import Any, Protocol, TypeVar
 
 from cohort.criteria.days import condition_days, latest, shown
-from cohort.criteria.ordering import newest_first
+from cohort.criteria.ordering import Tie, newest_first
 from cohort.model import (
     Code,
     ConditionFact,
@@ -158,6 +158,10 @@ class Context:
     _index: dict[int, dict[str, list[int]]] = field(default_factory=dict)
     _sinces: set[date] = field(default_factory=set)  # window starts asked for (criteria.obsdays)
     _seen: set[int] | None = None  # when set, ids of the facts `matching` gave (criteria.obsdays)
+    # when set, the runs of results `observations` could not order (criteria.ties); and the
+    # results (ids) to put first in such a run
+    _ties: list[Tie] | None = None
+    _prefer: frozenset[int] = frozenset()
 
     def concepts(self, ref: str, codes: Iterable[Code], text: str = "") -> frozenset[str]:
         hit = self._concepts.get(ref)
@@ -250,7 +254,9 @@ class Context:
             else:
                 used.append(o)
         if len(used) > 1:
-            newest_first(used)
+            ties = newest_first(used, self._prefer)
+            if ties and self._ties is not None:
+                self._ties += ties
         return used, ignored
 
     def obs_concept(self, o: ObservationFact, concepts: Iterable[str]) -> str:

@@ -57,10 +57,13 @@ def classify(ctx: Context, o: ObservationFact, concept: str, check: dict[str, An
 
 
 def _condition_check(
-    ctx: Context, chk: dict[str, Any], then: Status
+    ctx: Context, chk: dict[str, Any], then: Status, unconfirmed: frozenset[str] = frozenset()
 ) -> tuple[Status, list[Evidence], list[Evidence], str]:
-    hits, unsure, ignored = [], [], []
-    why_unsure = ""
+    """A condition check's outcome; one that would count but whose verificationStatus is one
+    of `unconfirmed` (provisional, differential: the criterion's unconfirmed_verification) is
+    no established finding: unknown, naming it, unless an established one counts."""
+    hits, unsure, ignored, shaky = [], [], [], []
+    why_unsure = why_shaky = ""
     label = chk.get("label", ", ".join(chk["condition"]))
     for c in ctx.conditions(chk["condition"]):
         concepts = ctx.concepts(c.ref, c.codes, c.text)
@@ -83,12 +86,18 @@ def _condition_check(
             unsure.append(_note(ev, f"abated {abated}"))
         elif not active:
             ignored.append(_note(ev, f"not active ({c.clinical_status or 'abated'})"))
+        elif c.verification_status in unconfirmed:
+            why_shaky = why_shaky or (
+                f"{label} condition recorded as {c.verification_status}: confirm the diagnosis"
+            )
+            shaky.append(_note(ev, f"verificationStatus {c.verification_status}: not confirmed"))
         else:
             hits.append(_note(ev, "condition"))
     if hits:
-        return then, hits, ignored + unsure, f"{label} condition"
-    if unsure:
-        return Status.UNKNOWN, unsure, ignored, why_unsure
+        return then, hits, ignored + unsure + shaky, f"{label} condition"
+    if unsure or shaky:
+        why = ", ".join(w for w in (why_unsure, why_shaky) if w)
+        return Status.UNKNOWN, unsure + shaky, ignored, why
     return Status.PASS, [], ignored, ""
 
 
@@ -140,11 +149,12 @@ def _lab_check(
 def checks(crit: Criterion, ctx: Context) -> Result:
     outcomes: list[tuple[Status, list[Evidence], str]] = []
     ignored: list[Evidence] = []
+    unconfirmed = frozenset(crit.params.get("unconfirmed_verification", ()))
     for chk in crit.params["checks"]:
         word = chk.get("then", "fail")
         then = _THEN.get(word) or Status(word)  # (Status: the error for a word not listed)
         if "condition" in chk:
-            status, ev, ign, why = _condition_check(ctx, chk, then)
+            status, ev, ign, why = _condition_check(ctx, chk, then, unconfirmed)
         else:
             status, ev, ign, why = _lab_check(ctx, chk, then)
         ignored += ign

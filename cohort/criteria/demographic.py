@@ -1,4 +1,5 @@
-"""Criterion kinds on the patient and the qualifying diagnosis: `age`, `deceased`, `diagnosis`."""
+"""Criterion kinds on the patient and the qualifying diagnosis: `age`, `deceased`,
+`active_record`, `diagnosis`."""
 
 from __future__ import annotations
 
@@ -61,6 +62,26 @@ def deceased(crit: Criterion, ctx: Context) -> Result:
     return result(
         crit, Status.UNKNOWN, f"death recorded only as {when}: may be after {ctx.as_of}", ev
     )
+
+
+def active_record(crit: Criterion, ctx: Context) -> Result:
+    """Whether the Patient record is the one in use: `Patient.active` false (an obsolete chart,
+    often a duplicate or one merged away; some EHRs also mark patients not seen for a while)
+    or a `replaced-by` link (a merged chart read as it is: the one that replaced it is not in
+    the data) is unknown, for the coordinator to check the chart, never a fail: the patient
+    may well be a candidate under this or another record."""
+    pt = ctx.facts.patient
+    ref = f"Patient/{pt.id}"
+    if pt.replaced_by:
+        other = f"Patient/{pt.replaced_by}"
+        ev = [Evidence(ref=ref, value="inactive", note=f"Patient.link replaced-by {other}")]
+        why = f"Patient record replaced by {other} (not in the data): check the current chart"
+        return result(crit, Status.UNKNOWN, why, ev)
+    if not pt.active:
+        ev = [Evidence(ref=ref, value="inactive", note="Patient.active false")]
+        why = "Patient record marked inactive (Patient.active false): check it is the current chart"
+        return result(crit, Status.UNKNOWN, why, ev)
+    return result(crit, Status.PASS, "Patient record in use")
 
 
 def diagnosis(crit: Criterion, ctx: Context) -> Result:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cohort.criteria.base import Context, Criterion, result, shown, window_start
 from cohort.criteria.bounds import above, below, fails_below, sign
+from cohort.criteria.days import condition_shown
 from cohort.model import Code, Evidence, ObservationFact, ObsValue, Result, Status
 from cohort.terminology.values import Titer, split_dilution
 
@@ -50,20 +51,45 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
         # None: active on some of the days a partial date stands for (abatement, or a date
         # that may be after as_of), not on others
         alts = ctx.conditions(alt["concepts"])
-        states = {ctx.active(c) and ctx.on_record(c) for c in alts}
+        # one recorded as provisional, differential or unconfirmed (unconfirmed_verification)
+        # is no established condition: the lower limit may apply or not, as for None
+        unconfirmed = set(p.get("unconfirmed_verification", ()))
+        shaky = [
+            c
+            for c in alts
+            if c.verification_status in unconfirmed and ctx.active(c) and ctx.on_record(c)
+        ]
+        states = {ctx.active(c) and ctx.on_record(c) for c in alts if c not in shaky}
         low = float(alt["fail_below"])
         if True in states:
             threshold = low
-        elif None in states and len({below(v, cmp, low), below(v, cmp, threshold)}) > 1:
-            # the condition abated in a month or year containing as_of: a value between the
-            # two limits passes on some of its days and fails on others
+        elif (None in states or shaky) and len({below(v, cmp, low), below(v, cmp, threshold)}) > 1:
+            # the condition abated in a month or year containing as_of (or is not confirmed):
+            # a value between the two limits passes on some of its days and fails on others
             why = f"{concept} {shown_v} {unit}: limit {low:g} or {threshold:g}"
+            name = alt["concepts"][0]
+            if None not in states:  # only a condition not confirmed
+                c = shaky[0]
+                cev = Evidence(
+                    ref=c.ref,
+                    concept=name,
+                    value=c.text[:80],
+                    date=condition_shown(c),
+                    note=f"verificationStatus {c.verification_status}: not confirmed",
+                )
+                return result(
+                    crit,
+                    Status.UNKNOWN,
+                    f"{why}, as {name} is recorded as {c.verification_status}: confirm it",
+                    [ev, cev],
+                    ignored,
+                )
             abated = any(ctx.active(c) is None for c in alts)
             may = "may have abated by" if abated else "may be dated after"
             return result(
                 crit,
                 Status.UNKNOWN,
-                f"{why}, as {alt['concepts'][0]} {may} {ctx.as_of}",
+                f"{why}, as {name} {may} {ctx.as_of}",
                 [ev],
                 ignored,
             )

@@ -47,6 +47,7 @@ WINDOW: dict[str, type | tuple[type, ...]] = {
 KINDS: dict[str, KindSpec] = {
     "age": KindSpec(demographic.age, {"min_years": int}),
     "deceased": KindSpec(demographic.deceased, {}),
+    "active_record": KindSpec(demographic.active_record, {}),
     "diagnosis": KindSpec(
         demographic.diagnosis,
         {"concepts": CONCEPTS, "min_months": int},
@@ -65,7 +66,13 @@ KINDS: dict[str, KindSpec] = {
     "lab_latest": KindSpec(
         labs.lab_latest,
         {"concepts": CONCEPTS},
-        {**WINDOW, "fail_below": NUMBER, "pass_at_least": NUMBER, "alt": dict},
+        {
+            **WINDOW,
+            "fail_below": NUMBER,
+            "pass_at_least": NUMBER,
+            "alt": dict,
+            "unconfirmed_verification": list,  # of `alt`'s conditions
+        },
     ),
     "grades": KindSpec(labs.grades, {"concepts": CONCEPTS}, {**WINDOW, "min_a": int, "min_b": int}),
     "labs_exceed": KindSpec(labs.labs_exceed, {"measures": list}, WINDOW),
@@ -95,7 +102,7 @@ KINDS: dict[str, KindSpec] = {
         WINDOW,
         time_limited=True,
     ),
-    "checks": KindSpec(checks.checks, {"checks": list}),
+    "checks": KindSpec(checks.checks, {"checks": list}, {"unconfirmed_verification": list}),
 }
 
 # the inline tables inside a criterion: `alt` of lab_latest, each of `measures`, each of `checks`
@@ -146,7 +153,7 @@ CONCEPT_KEYS = frozenset(
 # parameters that only make sense together: (key, the key it needs)
 _NEEDS: dict[str, tuple[tuple[str, str], ...]] = {
     "diagnosis": (("uncertain_reason", "uncertain_concepts"),),
-    "lab_latest": (("alt", "fail_below"),),
+    "lab_latest": (("alt", "fail_below"), ("unconfirmed_verification", "alt")),
     "washout": (("lab_concepts", "lab_default_lln"), ("lab_default_lln", "lab_concepts")),
 }
 _EXPOSURES = ("concepts", "procedures", "immunizations", "uncertain_immunizations")
@@ -195,6 +202,14 @@ def rule_problems(kind: str, params: Mapping[str, Any]) -> Iterator[Problem]:
     for bad in [v for v in statuses if v not in _UNCONFIRMED] if isinstance(statuses, list) else []:
         why = f"'{bad}' is not a Condition verificationStatus that leaves a diagnosis unconfirmed"
         yield "unconfirmed_verification", f"{why} ({choice(_UNCONFIRMED)})"
+    checked = params.get("checks")
+    if (
+        kind == "checks"
+        and "unconfirmed_verification" in params
+        and isinstance(checked, list)
+        and not any(isinstance(c, dict) and "condition" in c for c in checked)
+    ):
+        yield "unconfirmed_verification", "no condition check in 'checks' for it to apply to"
     if kind == "washout" and not set(_EXPOSURES) & params.keys():
         yield "concepts", f"kind '{kind}' needs at least one of {', '.join(_EXPOSURES)}"
     if kind == "washout" and isinstance(params.get("excluded_routes"), dict):

@@ -24,6 +24,7 @@ from cohort.extract.elements import (
     verification_status,
 )
 from cohort.extract.onset import UNDATED, birth_days, needs_birth, onset_by_age, onset_days
+from cohort.extract.patient import patient_of
 from cohort.extract.rules import ReadingRules
 from cohort.model import (
     MEDICATION_TYPES,
@@ -46,7 +47,6 @@ _TIMING_CODES = {
     "QD": 1, "BID": 2, "TID": 3, "QID": 4, "QOD": 0.5, "AM": 1, "PM": 1, "QAM": 1, "BED": 1,
     "Q1H": 24, "Q2H": 12, "Q3H": 8, "Q4H": 6, "Q6H": 4, "Q8H": 3, "WK": 1 / 7, "MO": 1 / 30,
 }  # fmt: skip
-_MR = ("MR", "MRN")
 
 
 def _first(days: DayRange | None) -> date | None:
@@ -181,7 +181,7 @@ class Extractor:
             if found:
                 pf.observations += found
         elif rtype == "Patient":
-            pf.patient = _patient(res)
+            pf.patient = patient_of(res)
         elif rtype == "Condition":
             onset = onset_days(res)
             undated = onset is UNDATED
@@ -362,36 +362,3 @@ class Extractor:
             return None
         mid = reference_id(ref, "Medication")
         return self._medication(mid) if mid is not None else None
-
-
-def _patient(res: dict[str, Any]) -> Patient:
-    names = res.get("name") or []
-    name = ""
-    for n in names:
-        if isinstance(n, dict):
-            name = (
-                n.get("text")
-                or " ".join([*(n.get("given") or []), str(n.get("family", ""))]).strip()
-            )
-            if name:
-                break
-    mrn = ""
-    for ident in res.get("identifier") or ():
-        if isinstance(ident, dict) and first_code(ident.get("type")) in _MR:
-            mrn = str(ident.get("value", ""))
-    phone = next(
-        (str(t.get("value", "")) for t in res.get("telecom") or () if t.get("system") == "phone"),
-        "",
-    )
-    postal = next((str(a.get("postalCode", "")) for a in res.get("address") or () if a), "")
-    return Patient(
-        id=str(res.get("id", "")),
-        birth_date=str(res.get("birthDate", "")),
-        sex=str(res.get("gender", "")),
-        deceased=res.get("deceasedBoolean") is True or "deceasedDateTime" in res,
-        deceased_on=died if isinstance(died := res.get("deceasedDateTime"), str) else "",
-        name=name,
-        mrn=mrn,
-        phone=phone,
-        postal_code=postal,
-    )

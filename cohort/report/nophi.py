@@ -25,7 +25,7 @@ WORDS = frozenset(
     (
         "true", "false", "positive", "negative", "reactive", "non-reactive", "nonreactive",
         "non reactive", "detected", "not detected", "undetected", "indeterminate", "equivocal",
-        "borderline", "normal", "abnormal", "high", "low", "deceased",
+        "borderline", "normal", "abnormal", "high", "low", "deceased", "inactive",
     )
 )  # fmt: skip
 

@@ -1,0 +1,125 @@
+"""Two results of one concept on one day that nothing orders (no time, or the same instant):
+which is "most recent" must not depend on their ids. Where taking either as the most recent
+gives the same outcome it stands; where not, the criterion is unknown, naming both, with both
+in its evidence (docs/rules.md, "Reading records"). Evaluated as a run does (evaluate)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from criteria_helpers import ago, condition, context, observation, qty, trial
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cohort.evaluate import evaluate
+from cohort.model import Result
+
+DAY = ago(5)
+K_UL = "10*3/uL"
+
+
+def settled(cid: str, *resources: dict[str, Any]) -> Result:
+    return next(r for r in evaluate(trial(), context(*resources)) if r.criterion == cid)
+
+
+def plt(value: float, rid: str, when: str = DAY) -> dict[str, Any]:
+    return observation("777-3", when, valueQuantity=qty(value, K_UL, K_UL), rid=rid)
+
+
+IDS = [("a", "b"), ("b", "a")]
+
+
+@pytest.mark.parametrize(("low_id", "high_id"), IDS)
+def test_same_day_platelets_that_disagree_are_unknown_whatever_the_ids(
+    low_id: str, high_id: str
+) -> None:
+    r = settled("platelets", plt(20, low_id), plt(150, high_id))
+    assert str(r.status) == "unknown", r.reason
+    assert f"Observation/{low_id}" in r.reason and f"Observation/{high_id}" in r.reason
+    assert "without a time that orders them" in r.reason
+    notes = {e.ref: e.note for e in r.evidence}
+    assert notes[f"Observation/{low_id}"] == "fail if the most recent (same day, no order)"
+    assert notes[f"Observation/{high_id}"] == "pass if the most recent (same day, no order)"
+    refs = {e.ref for e in r.evidence}
+    assert {f"Observation/{low_id}", f"Observation/{high_id}"} <= refs
+    assert r.eligible_from is None
+
+
+@pytest.mark.parametrize(("first", "second"), IDS)
+def test_same_day_results_that_agree_keep_their_outcome(first: str, second: str) -> None:
+    assert str(settled("platelets", plt(20, first), plt(22, second)).status) == "fail"
+    assert str(settled("platelets", plt(120, first), plt(150, second)).status) == "pass"
+
+
+def test_the_same_instant_is_no_order_either() -> None:
+    at = f"{DAY}T08:00:00Z"
+    r = settled("platelets", plt(20, "a", at), plt(150, "b", at))
+    assert str(r.status) == "unknown", r.reason
+    # a time orders them: the later one is the most recent (docs/rules.md)
+    later = settled("platelets", plt(20, "a", at), plt(150, "b", f"{DAY}T09:00:00Z"))
+    assert str(later.status) == "pass"
+
+
+def test_an_older_result_is_not_tied_with_the_newest() -> None:
+    r = settled("platelets", plt(20, "b", ago(10)), plt(150, "a"))
+    assert str(r.status) == "pass"
+
+
+@pytest.mark.parametrize(("pos_id", "neg_id"), IDS)
+def test_same_day_hbsag_positive_and_negative_is_unknown(pos_id: str, neg_id: str) -> None:
+    pos = observation("5196-1", DAY, valueString="Positive", rid=pos_id)
+    neg = observation("5196-1", DAY, valueString="Negative", rid=neg_id)
+    r = settled("hbv", pos, neg)
+    assert str(r.status) == "unknown", r.reason
+    assert {f"Observation/{pos_id}", f"Observation/{neg_id}"} <= {e.ref for e in r.evidence}
+
+
+def test_any_positive_in_a_window_is_not_a_most_recent_rule() -> None:
+    # hCG: any positive within 30 days fails; a negative the same day does not make it unknown
+    pos = observation("2106-3", DAY, valueString="Positive", rid="a")
+    neg = observation("2106-3", DAY, valueString="Negative", rid="b")
+    assert str(settled("pregnancy_lactation", pos, neg).status) == "fail"
+
+
+@pytest.mark.parametrize(("low_id", "high_id"), IDS)
+def test_same_day_ana_titers_that_disagree_are_unknown(low_id: str, high_id: str) -> None:
+    low = observation("5048-4", DAY, valueString="1:40", rid=low_id)
+    high = observation("5048-4", DAY, valueString="1:160", rid=high_id)
+    assert str(settled("ana_titer", low, high).status) == "unknown"
+
+
+@pytest.mark.parametrize(("low_id", "high_id"), IDS)
+def test_same_day_weights_that_disagree_are_unknown(low_id: str, high_id: str) -> None:
+    low = observation("29463-7", DAY, valueQuantity=qty(30, "kg", "kg"), rid=low_id)
+    high = observation("29463-7", DAY, valueQuantity=qty(60, "kg", "kg"), rid=high_id)
+    assert str(settled("weight", low, high).status) == "unknown"
+
+
+@pytest.mark.parametrize(("low_id", "high_id"), IDS)
+def test_same_day_creatinine_that_disagree_is_unknown(low_id: str, high_id: str) -> None:
+    mg = "mg/dL"
+    low = observation("2160-0", DAY, valueQuantity=qty(1.0, mg, mg), rid=low_id)
+    high = observation("2160-0", DAY, valueQuantity=qty(2.5, mg, mg), rid=high_id)
+    assert str(settled("severe_lupus_nephritis", low, high).status) == "unknown"
+
+
+def test_a_same_day_tie_beside_a_failing_condition_still_fails() -> None:
+    # hbv fails on its chronic hepatitis B condition whichever HBsAg is the most recent
+    pos = observation("5196-1", DAY, valueString="Positive", rid="a")
+    neg = observation("5196-1", DAY, valueString="Negative", rid="b")
+    assert str(settled("hbv", pos, neg, condition("B18.1")).status) == "fail"
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.sampled_from([5.0, 24.9, 25.0, 150.0]), min_size=2, max_size=4),
+    st.permutations(["a", "b", "c", "d"]),
+)
+def test_same_day_untimed_platelets_whatever_the_ids(values: list[float], ids: list[str]) -> None:
+    """fail when every result of the day is below 25, pass when none is, else unknown; the
+    ids never decide."""
+    r = settled("platelets", *(plt(v, rid) for v, rid in zip(values, ids, strict=False)))
+    below = {v < 25 for v in values}
+    expected = "unknown" if len(below) > 1 else "fail" if below == {True} else "pass"
+    assert str(r.status) == expected, (values, ids, r.reason)
