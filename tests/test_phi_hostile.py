@@ -1,0 +1,176 @@
+"""PHI and secrets, third pass (tests/test_phi.py and test_phi_audit.py are the first two):
+spreadsheet formulas behind leading whitespace or in full-width forms, URLs whose credentials
+were not recognised as a URL's, and what an authorisation server or a FHIR server says.
+
+Each test names in its docstring what leaked or was unsafe before its fix."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from test_reliability_support import AS_OF, SAMPLES
+
+from cohort.config import load_config
+from cohort.runner import run
+
+# ---- CSV cells a spreadsheet evaluates --------------------------------------------------------
+
+# What a spreadsheet may read as a formula: = + - @ (ASCII, full-width or small forms) after any
+# leading whitespace (space, NBSP, ideographic space, line breaks) or zero-width characters, or
+# a cell starting with a tab or CR. Written independently of cohort.report.files on purpose.
+_SIGNS = "=+-@\uff1d\uff0b\uff0d\uff20\ufe66\ufe62\ufe63\ufe6b"
+_ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def formula_like(cell: str) -> bool:
+    if cell[:1] in ("\t", "\r"):
+        return True
+    head = cell.lstrip("".join(c for c in map(chr, range(0x3001)) if c.isspace()) + _ZERO_WIDTH)
+    return head != "" and head[0] in _SIGNS and _NUMBER.fullmatch(head) is None
+
+
+SNEAKY = [
+    ' =HYPERLINK("http://evil.example/","x")',
+    "  @SUM(1+1)*cmd|' /C calc'!A0",
+    "\u00a0=1+1",
+    "\u3000=1+1",
+    "\n=1+2",
+    "\r\n+cmd|' /C calc'!A0",
+    "\u200b=1+1",
+    "\ufeff=1+1",
+    "\uff1dHYPERLINK(\"http://evil.example/\")",
+    "\uff0b1+1",
+    "\uff0d1+1",
+    "\uff20SUM(1)",
+    "\ufe661+1",
+    " \t-2+3",
+]
+
+
+@pytest.mark.parametrize("cell", SNEAKY)
+def test_excel_safe_guards_a_formula_after_whitespace_or_in_full_width(cell: str) -> None:
+    """`excel_safe` looked at the first character only, and only at ASCII `= + - @`, tab and
+    CR: " =HYPERLINK(...)", a formula after a no-break or ideographic space, a line break or a
+    zero-width space, and the full-width `＝ ＋ － ＠` (which spreadsheets in East Asian locales
+    read as the ASCII signs) went into candidates.csv, evidence.csv and coverage.csv as they
+    were. They are prefixed with `'` now, as a formula at the start of a cell is."""
+    from cohort.report.files import excel_safe
+
+    assert formula_like(cell)
+    assert excel_safe(cell) == "'" + cell
+
+
+@pytest.mark.parametrize(
+    "cell", [" -3", "  42", " 1.5e3", " plain text", "\uff5ccmd", "|cmd", "a=b", "\u3000name"]
+)
+def test_excel_safe_leaves_numbers_and_text_after_whitespace(cell: str) -> None:
+    from cohort.report.files import excel_safe
+
+    assert not formula_like(cell)
+    assert excel_safe(cell) == cell
+
+
+def test_a_guarded_cell_reads_back_as_it_was() -> None:
+    """The `change` column reads the previous candidates.csv back: a name or id guarded with
+    `'` must come back as it was recorded, or a patient reads as changed every night."""
+    from cohort.report.files import excel_safe
+    from cohort.tools.changes import unguard
+
+    for cell in [*SNEAKY, "=1+1", "-p1", "plain", "'quoted"]:
+        assert unguard(excel_safe(cell)) == cell
+
+
+def _sneaky_site(root: Path) -> Path:
+    import orjson
+
+    site = root / "amr"
+    shutil.copytree(SAMPLES / "amr", site)
+    mr = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}
+    sle = {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]}
+    recs: list[dict[str, object]] = []
+    for i, h in enumerate(SNEAKY):
+        pid, subject = f"sn-{i}", {"reference": f"Patient/sn-{i}"}
+        recs += [
+            {"resourceType": "Patient", "id": pid, "gender": "female", "birthDate": "1980-01-01",
+             "name": [{"text": h}], "identifier": [{"type": mr, "value": h}],
+             "telecom": [{"system": "phone", "value": h}], "address": [{"postalCode": h}]},
+            {"resourceType": "Condition", "id": f"{pid}-sle", "subject": subject,
+             "code": sle, "onsetDateTime": "2015-01-01"},
+            {"resourceType": "Observation", "id": f"{pid}-plt", "status": "final",
+             "code": {"coding": [{"system": "http://loinc.org", "code": "777-3"}]},
+             "subject": subject, "effectiveDateTime": "2026-11-01", "valueString": h},
+            {"resourceType": "Observation", "id": f"{pid}-local", "status": "final",
+             "code": {"coding": [{"system": "http://example.org/lab", "code": f"L{i}",
+                                  "display": h}], "text": h},
+             "subject": subject, "effectiveDateTime": "2026-11-01", "valueString": h},
+        ]  # fmt: skip
+    (site / "sneaky.ndjson").write_bytes(b"\n".join(orjson.dumps(r) for r in recs) + b"\n")
+    return site
+
+
+def _cells(path: Path) -> list[str]:
+    csv.field_size_limit(1 << 24)
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return [c for row in csv.reader(fh) for c in row]
+
+
+def test_no_output_csv_holds_a_formula_behind_whitespace_or_in_full_width(
+    tmp_path: Path,
+) -> None:
+    """End to end: names, MRNs, phones, postal codes, values and displays recorded as the
+    sneaky formulas above. candidates.csv, evidence.csv and coverage.csv held them unguarded;
+    the next run's `change` column must still read the guarded names and ids back."""
+    from cohort.tools.coverage import coverage_report, write_csv
+
+    site = _sneaky_site(tmp_path)
+    cfg_path = tmp_path / "c.toml"
+    cfg_path.write_text(f'[trial]\nid = "sirius-sle-2"\n[[sites]]\nid = "amr"\nname = "A"\n'
+                        f'source = "{site}"\n', encoding="utf-8")  # fmt: skip
+    cfg, out = load_config(cfg_path), tmp_path / "out"
+    for _ in range(2):  # the second run reads the first one's candidates.csv back
+        run(cfg, date.fromisoformat(AS_OF), out)
+    cov = write_csv(coverage_report(cfg, out), out / "coverage.csv")
+    folder = out / "amr"
+    cands = _cells(folder / "candidates.csv")
+    for h in SNEAKY:
+        assert "'" + h in cands, repr(h)  # the name, MRN, phone and postal code, as text
+    for path in (folder / "candidates.csv", folder / "evidence.csv", cov):
+        bad = [c for c in _cells(path) if formula_like(c)]
+        assert bad == [], f"{path.name}: {bad[:5]}"
+    with (folder / "candidates.csv").open(encoding="utf-8-sig", newline="") as fh:
+        changes = {r["patient_id"]: r["change"] for r in csv.DictReader(fh)}
+    assert all(changes[f"sn-{i}"] == "" for i in range(len(SNEAKY))), changes
+
+
+def test_import_valueset_guards_a_display_behind_whitespace(tmp_path: Path) -> None:
+    """A ValueSet display " =HYPERLINK(...)" (or one whose line break became a space) went
+    into the mapping CSV unguarded; a code that starts so is refused like "=1+2" is."""
+    from cohort.cli import cli
+
+    m = tmp_path / "mappings"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "mappings", m)
+    local = "http://example.org/lab"
+    contains = [
+        {"system": local, "code": "ANA-7", "display": ' =HYPERLINK("http://evil.example/")'},
+        {"system": local, "code": "ANA-8", "display": "\n\uff1d1+1"},
+        {"system": local, "code": " =1+2", "display": "a code behind a space"},
+    ]
+    vs = tmp_path / "vs.json"
+    vs.write_text(json.dumps({"resourceType": "ValueSet", "url": "http://x/vs",
+                              "expansion": {"contains": contains}}), encoding="utf-8")  # fmt: skip
+    args = ["mappings", "import-valueset", str(vs), "--concept", "ana_titer", "--mappings", str(m)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "added 2 row(s)" in result.output and "(1 skipped)" in result.output
+    cells = _cells(m / "concepts" / "labs.csv")
+    assert "' =HYPERLINK(\"http://evil.example/\")" in cells and "' \uff1d1+1" in cells
+    assert [c for c in cells if formula_like(c)] == []
+
