@@ -174,3 +174,54 @@ def test_import_valueset_guards_a_display_behind_whitespace(tmp_path: Path) -> N
     assert "' =HYPERLINK(\"http://evil.example/\")" in cells and "' \uff1d1+1" in cells
     assert [c for c in cells if formula_like(c)] == []
 
+
+
+# ---- URLs with credentials that did not look like URLs ----------------------------------------
+
+PASSWORD = "Pa55w0rd-x"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        f"HTTPS://svc:{PASSWORD}@fhir.example.invalid/r4",
+        f"Https://fhir.example.invalid/r4?access_token={PASSWORD}",
+        f" https://svc:{PASSWORD}@fhir.example.invalid/r4",
+        f"https:/svc:{PASSWORD}@fhir.example.invalid/r4",
+        f"ftp://svc:{PASSWORD}@fhir.example.invalid/r4",
+    ],
+)
+def test_source_url_with_credentials_is_refused_whatever_its_scheme_spelling(
+    tmp_path: Path, source: str
+) -> None:
+    """A `source` URL was recognised only when it began with lower-case "http://" or
+    "https://": with an upper-case scheme, a leading space, a scheme missing a slash or another
+    scheme it was taken for a folder, and the run failed with `data path not found:
+    .../HTTPS:/svc:Pa55w0rd-x@fhir...` on stderr and in run.json. It is a configuration error
+    now (exit 3, before any run.json), whose message quotes no part of the URL."""
+    import subprocess
+    import sys
+
+    from test_reliability_support import REPO, write_config
+
+    cfg = write_config(tmp_path, {"amr": source})
+    out = tmp_path / "out"
+    res = subprocess.run(
+        [sys.executable, "-m", "cohort", "run", "--config", str(cfg), "--as-of", AS_OF,
+         "--out", str(out)],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 3, res.stderr
+    assert "key 'source'" in res.stderr and res.stderr.count("\n") == 1
+    assert PASSWORD not in res.stderr + res.stdout
+    assert not (out / "run.json").exists()
+
+
+def test_source_url_with_an_upper_case_scheme_is_read_as_a_server(tmp_path: Path) -> None:
+    """ "HTTPS://host/r4" is the same URL as "https://host/r4" (RFC 3986: schemes are not
+    case-sensitive): it names a FHIR server, not a folder called "HTTPS:"."""
+    from test_reliability_support import write_config
+
+    cfg = load_config(write_config(tmp_path, {"amr": " HTTPS://fhir.example.invalid/r4 "}))
+    [site] = cfg.sites
+    assert site.is_url and site.source == "https://fhir.example.invalid/r4"
