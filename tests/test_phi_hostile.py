@@ -225,3 +225,41 @@ def test_source_url_with_an_upper_case_scheme_is_read_as_a_server(tmp_path: Path
     cfg = load_config(write_config(tmp_path, {"amr": " HTTPS://fhir.example.invalid/r4 "}))
     [site] = cfg.sites
     assert site.is_url and site.source == "https://fhir.example.invalid/r4"
+
+
+# ---- what an authorisation server or a FHIR server says ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "shown"),
+    [
+        ({"error": "invalid_client", "error_description": "{text}"}, "invalid_client"),
+        ({"error": "{text}"}, "?"),
+        ({"error_description": "{text}"}, "?"),
+    ],
+)
+def test_token_endpoint_error_description_is_not_quoted(
+    tmp_path: Path, answer: dict[str, str], shown: str
+) -> None:
+    """A SMART token endpoint refusing the client answered with an `error_description` that
+    the AuthError quoted (200 characters of it) on stderr and in run.json: authorisation servers
+    put the client assertion, a token or a user's name there ("assertion eyJ... rejected",
+    "no consent for patient ..."). The message names the OAuth `error` code only (RFC 6749
+    §5.2: an ASCII code such as invalid_client), and "?" for one that is not shaped as a code."""
+    import responses
+    from test_fhir_auth import TOKEN_URL, smart
+    from test_phi import MRN, NAME_FAMILY, TOKEN
+
+    from cohort.errors import AuthError
+
+    text = f"assertion {TOKEN} rejected for {NAME_FAMILY} ({MRN})"
+    body = {k: v.replace("{text}", text) for k, v in answer.items()}
+    with responses.RequestsMock() as rsps:
+        rsps.post(TOKEN_URL, status=400, json=body)
+        c, _, _ = smart(tmp_path, token_url=TOKEN_URL)
+        with pytest.raises(AuthError) as e:
+            c.get_json("Patient", key="Patient")
+    message = str(e.value)
+    assert message == f"token request refused: HTTP 400: {shown}"
+    for secret in (TOKEN, NAME_FAMILY, MRN):
+        assert secret not in message
