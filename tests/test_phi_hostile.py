@@ -263,3 +263,87 @@ def test_token_endpoint_error_description_is_not_quoted(
     assert message == f"token request refused: HTTP 400: {shown}"
     for secret in (TOKEN, NAME_FAMILY, MRN):
         assert secret not in message
+
+
+def _quoting_server(answer: tuple[int, str, str, bytes]) -> tuple[object, str]:
+    """A local HTTP server giving every GET `answer` (status, reason phrase, Content-Type,
+    body); (the server, its base URL). Real HTTP: a reason phrase is whatever the server sends."""
+    import http.server
+    import threading
+
+    status, phrase, kind, body = answer
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server hook's name
+            self.send_response(status, phrase)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.server_port}/r4"
+
+
+QUOTED = "Quixotica-Marchetti MRN-ZQ-991734"
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        # a proxy's own reason phrase, quoting the request or the patient it was about
+        ((502, f"Bad Gateway for {QUOTED}", "text/plain", b"down"), "HTTP 502: Bad Gateway"),
+        ((404, f"No patient {QUOTED}", "text/html", b"<p>no</p>"), "HTTP 404: Not Found"),
+        ((200, "OK", "application/fhir+json", json.dumps({"resourceType": QUOTED}).encode()),
+         "expected a Bundle, got ?"),
+        ((200, "OK", "application/fhir+json", json.dumps({"resourceType": "Patient"}).encode()),
+         "expected a Bundle, got Patient"),
+    ],
+)  # fmt: skip
+def test_what_a_server_sends_is_quoted_by_its_shape_only(
+    answer: tuple[int, str, str, bytes], expected: str
+) -> None:
+    """An error answer without an OperationOutcome was quoted by the reason phrase the server
+    sent (any printable text, up to 60 characters), and a search answer that was not a Bundle
+    by its `resourceType`, whatever text it held: a proxy's "No patient <name> <MRN>" went to
+    stderr and run.json. The message now says the status code's standard phrase, and a
+    resourceType only when shaped as one (a capitalised word), else "?"."""
+    from cohort.errors import ServerError
+    from cohort.source.fhir.client import FhirClient
+    from cohort.source.fhir.settings import ServerSettings
+
+    srv, base = _quoting_server(answer)
+    try:
+        client = FhirClient(ServerSettings.from_dict({"base_url": base, "max_retries": 0}, "t"))
+        with pytest.raises(ServerError) as e:
+            list(client.search("Observation", [("patient", "p1")]))
+    finally:
+        srv.shutdown()  # type: ignore[attr-defined]
+        srv.server_close()  # type: ignore[attr-defined]
+    assert expected in str(e.value)
+    assert "Quixotica" not in str(e.value) and "MRN" not in str(e.value)
+
+
+def test_metadata_that_is_no_capability_statement_is_quoted_by_its_shape_only(
+    tmp_path: Path,
+) -> None:
+    """`GET metadata` answering a JSON object whose resourceType held text was quoted (40
+    characters of it) in the run's error line and run.json."""
+    import responses
+    from test_fhir_client import BASE
+    from test_reliability_support import write_config
+
+    from cohort.errors import ServerError
+
+    cfg = load_config(write_config(tmp_path, {"amr": BASE}, server={"amr": {"max_retries": 0}}))
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{BASE}/metadata", json={"resourceType": QUOTED})
+        with pytest.raises(ServerError) as e:
+            run(cfg, date.fromisoformat(AS_OF), tmp_path / "out")
+    report = (tmp_path / "out" / "run.json").read_text(encoding="utf-8")
+    assert str(e.value).endswith("GET metadata: expected a CapabilityStatement, got ?")
+    assert "Quixotica" not in str(e.value) + report

@@ -17,9 +17,9 @@ import requests
 from cohort.errors import AuthError, ServerError
 from cohort.source.structure import loads
 
-from .answer import content_length, retry_after
+from .answer import content_length, reason_phrase, retry_after
 from .auth import Auth, TokenEndpointDown, make_auth
-from .outcome import outcome_issues
+from .outcome import outcome_issues, type_name
 from .settings import ServerSettings
 
 log = logging.getLogger("cohort.fhir")
@@ -106,11 +106,6 @@ def operation_outcome_codes(body: Any) -> str:
     if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
         return ""
     return "; ".join(f"{sev} {code}" for sev, code in outcome_issues(body)[:5])
-
-
-def reason_phrase(r: requests.Response) -> str:
-    """The HTTP reason phrase as a message may show it: printable ASCII, at most 60 characters."""
-    return "".join(ch for ch in (r.reason or "")[:60] if " " <= ch <= "~")
 
 
 def url_host(url: object) -> str | None:
@@ -376,9 +371,8 @@ class FhirClient:
             self.warnings.append(f"{key}: server timed out; page size reduced to {count // 2}")
             body, r = self.get_json(smaller, key=key)
         if body.get("resourceType") != "Bundle":
-            raise ServerError(
-                f"GET {safe_path(url)}: expected a Bundle, got {body.get('resourceType')}"
-            )
+            kind = type_name(body.get("resourceType"))
+            raise ServerError(f"GET {safe_path(url)}: expected a Bundle, got {kind}")
         return body, r
 
 
