@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 _SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+# A URL's scheme (RFC 3986: a letter, then letters, digits, + - .; any case) and ":/": a source
+# so written is meant as a URL, never a folder (a Windows drive, "C:/", has a one-letter one)
+_URL_START = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]+):/")
 SEED_SITES = (
     ("uci", "University of Calif Irvine Med Cntr", "Irvine, California 92660"),
     ("amr", "Advanced Medical Research", "La Palma, California 90623"),
@@ -204,8 +207,8 @@ def _sites(raw: Any, path: Path, resolve: Callable[[str], Path]) -> list[SiteCon
         source = _get(s, "source", str, where)
         if not source.strip():  # (else the config's own folder, and all under it, was read)
             raise ConfigError(f"{where}: key 'source' is empty (a folder, a file or a FHIR URL)")
-        if not source.startswith(("http://", "https://")):
-            source = str(resolve(source))
+        url = _url_source(source, where)
+        source = url if url is not None else str(resolve(source))
         min_age = s.get("min_age")
         if min_age is not None:
             min_age = _get(s, "min_age", int, where)
@@ -222,6 +225,24 @@ def _sites(raw: Any, path: Path, resolve: Callable[[str], Path]) -> list[SiteCon
             _check_server_keys(site, path)
         sites.append(site)
     return sites
+
+
+def _url_source(source: str, where: str) -> str | None:
+    """`source` as the http(s) URL it is meant as (the scheme in lower case, as `is_url` and
+    the FHIR client read it; spaces around it dropped), or None for a folder or a file. A URL
+    of another scheme, or "https:/" short of a slash, is a ConfigError: taken for a folder, it
+    was quoted whole by "data path not found", with any password in it. The message quotes the
+    scheme only."""
+    m = _URL_START.match(source)
+    if m is None:
+        return None
+    scheme, rest = m[1].lower(), source.strip()[len(m[1]) :]
+    if scheme in ("http", "https") and rest.startswith("://"):
+        return scheme + rest
+    raise ConfigError(
+        f"{where}: key 'source' is a URL ('{m[1]}:/...') but not an http:// or https:// one "
+        "(a FHIR server's base URL), nor a folder or a file"
+    )
 
 
 def _server_where(site: SiteConfig, path: Path | None) -> str:

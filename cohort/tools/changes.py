@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cohort.model import Candidate, SiteResult
 from cohort.report import rows
-from cohort.report.files import FORMULA_CHARS
+from cohort.report.files import excel_safe
 
 HEAD = ("rank", "patient_id", "tier", "score", "eligible_from", "reasons")
 TAIL_START = "change"
@@ -42,8 +42,9 @@ def criterion_columns(header: list[str]) -> list[str]:
 
 
 def unguard(cell: str) -> str:
-    """A cell as it was before `excel_safe` prefixed it with "'"."""
-    return cell[1:] if cell[:1] == "'" and cell[1:2] in FORMULA_CHARS else cell
+    """A cell as it was before `excel_safe` prefixed it with "'" (a cell the guard would have
+    left alone keeps its "'": it was recorded so)."""
+    return cell[1:] if cell[:1] == "'" and excel_safe(cell[1:]) == cell else cell
 
 
 def read_candidates(path: Path) -> tuple[list[str], list[dict[str, str]]]:

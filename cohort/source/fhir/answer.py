@@ -1,10 +1,12 @@
 """What an HTTP answer says besides its body: how long to wait (Retry-After), the server's
-clock (Bundle.meta.lastUpdated, the Date header) and its length (Content-Length)."""
+clock (Bundle.meta.lastUpdated, the Date header), its length (Content-Length) and the reason
+phrase a message may show."""
 
 from __future__ import annotations
 
 import email.utils
 from datetime import UTC, datetime
+from http import HTTPStatus
 
 import requests
 
@@ -32,6 +34,16 @@ def _http_date(value: str) -> float | None:
     except (TypeError, ValueError):
         return None
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def reason_phrase(r: requests.Response) -> str:
+    """The standard reason phrase of the answer's status code ("Not Found"), "" for a code with
+    none: never the one the server sent, which a proxy may fill with the request it refused or
+    the patient it was about (the message goes to stderr and run.json)."""
+    try:
+        return HTTPStatus(r.status_code).phrase
+    except ValueError:
+        return ""
 
 
 def content_length(r: requests.Response) -> int | None:

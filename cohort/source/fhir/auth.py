@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import threading
 import time
@@ -39,6 +40,21 @@ def _json_object(r: requests.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+# an OAuth error code (RFC 6749 5.2: invalid_client, invalid_grant, unauthorized_client, ...)
+_ERROR_CODE = re.compile(r"[a-z][a-z0-9_.-]{0,39}")
+
+
+def _refusal(body: dict[str, Any]) -> str:
+    """What a token endpoint's refusal may be quoted by: its `error` code when shaped as one,
+    else "?"; "no access_token" for an answer with neither. Never `error_description`: an
+    authorisation server may quote the client assertion, a token or a user there, and the
+    message goes to stderr and run.json."""
+    code = body.get("error")
+    if code is None and "error_description" not in body:
+        return "no access_token"
+    return code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else "?"
 
 
 def token_lifetime(value: object, default: float = 300.0) -> float:
@@ -218,8 +234,7 @@ class SmartBackendAuth:
         body = _json_object(r)
         token = body.get("access_token")
         if r.status_code != 200 or not token or not isinstance(token, str):
-            err = body.get("error_description") or body.get("error") or "no access_token"
-            raise AuthError(f"token request refused: HTTP {r.status_code}: {str(err)[:200]}")
+            raise AuthError(f"token request refused: HTTP {r.status_code}: {_refusal(body)}")
         self._token = token
         lifetime = token_lifetime(body.get("expires_in"))
         self._expires = self._clock() + lifetime

@@ -17,9 +17,9 @@ import requests
 from cohort.errors import AuthError, ServerError
 from cohort.source.structure import loads
 
-from .answer import content_length, retry_after
+from .answer import content_length, reason_phrase, retry_after
 from .auth import Auth, TokenEndpointDown, make_auth
-from .outcome import operation_outcome_codes, operation_outcome_text, outcome_issues
+from .outcome import operation_outcome_codes, operation_outcome_text, outcome_issues, type_name
 from .settings import ServerSettings
 
 log = logging.getLogger("cohort.fhir")
@@ -72,11 +72,6 @@ class Accounting:
 
     def total(self, attr: str) -> float:
         return sum(getattr(t, attr) for t in self.by_type.values())
-
-
-def reason_phrase(r: requests.Response) -> str:
-    """The HTTP reason phrase as a message may show it: printable ASCII, at most 60 characters."""
-    return "".join(ch for ch in (r.reason or "")[:60] if " " <= ch <= "~")
 
 
 def url_host(url: object) -> str | None:
@@ -348,9 +343,8 @@ class FhirClient:
             self.warnings.append(f"{key}: server timed out; page size reduced to {count // 2}")
             body, r = self.get_json(smaller, key=key)
         if body.get("resourceType") != "Bundle":
-            raise ServerError(
-                f"GET {safe_path(url)}: expected a Bundle, got {body.get('resourceType')}"
-            )
+            kind = type_name(body.get("resourceType"))
+            raise ServerError(f"GET {safe_path(url)}: expected a Bundle, got {kind}")
         return body, r
 
 

@@ -36,6 +36,16 @@ def _token(value: object, limit: int) -> str:
     return value if ok else "?"  # type: ignore[return-value]
 
 
+_TYPE = re.compile(r"[A-Z][A-Za-z]{0,63}")
+
+
+def type_name(value: object) -> str:
+    """A `resourceType` a server sent, as a message may quote it: a capitalised word ("Bundle",
+    "OperationOutcome"), else "?" (the text of an answer that is no resource may quote the
+    request or a patient)."""
+    return value if isinstance(value, str) and _TYPE.fullmatch(value) else "?"
+
+
 def keyed(res: dict) -> bool:
     """Whether the store can key this resource: a resourceType and a non-empty string id."""
     rid = res.get("id")

@@ -18,7 +18,14 @@ from .answer import server_time
 from .client import FhirClient
 from .fallback import each_category, fallback
 from .medications import fetch_medications, medications_of
-from .outcome import INCOMPLETE_CODES, IncompleteSearch, keyed, on_page, outcome_issues
+from .outcome import (
+    INCOMPLETE_CODES,
+    IncompleteSearch,
+    keyed,
+    on_page,
+    outcome_issues,
+    type_name,
+)
 from .plan import (
     MED_TYPES,
     PULL_TYPES,
@@ -292,7 +299,7 @@ def pull(
         with p.phase("metadata"):
             cs, _ = client.get_json("metadata", key="metadata")
         if cs.get("resourceType") != "CapabilityStatement":
-            kind = str(cs.get("resourceType"))[:40]
+            kind = type_name(cs.get("resourceType"))
             raise ServerError(f"GET metadata: expected a CapabilityStatement, got {kind}")
         p.cap = Capability.parse(cs)
         if not any(p.cap.has_type(t) for t in PULL_TYPES):
