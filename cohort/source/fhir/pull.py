@@ -20,6 +20,8 @@ from .fallback import each_category, fallback
 from .medications import fetch_medications, medications_of
 from .outcome import INCOMPLETE_CODES, IncompleteSearch, keyed, on_page, outcome_issues
 from .plan import (
+    COMBO_CODE,
+    COMPONENT_CODE,
     MED_TYPES,
     PULL_TYPES,
     Capability,
@@ -61,6 +63,9 @@ class Puller:
         self.no_since: set[str] = set()
         self.refused: dict[str, ServerError] = {}  # types whose search answered 403
         self.category_each = False  # the server takes one Observation category per search
+        # what an Observation search by mapped code uses (Capability.code_params); back to
+        # ("code",) when the server refuses combo-code or component-code
+        self.obs_params: tuple[str, ...] = ("code",)
         # types of records whose referenced Medication the server refused (403): their marks
         # (and the bulk mark) stay, so the records are read again, Medications with them
         self.meds_unread: set[str] = set()
@@ -120,10 +125,38 @@ class Puller:
         self.report.unchanged += st.unchanged
 
     # -- searching ---------------------------------------------------------------------------
+    def code_params(self, rtype: str) -> tuple[str, ...]:
+        """The parameters `rtype`'s searches by mapped code use, each a search of its own."""
+        return self.obs_params if rtype == "Observation" else ("code",)
+
+    def without_components(self, name: str, status: int, params: Params) -> Params:
+        """`params` after the server refused `name` (combo-code or component-code): Observations
+        are searched by code from now on (search_all rewrites or drops later searches)."""
+        self.obs_params = ("code",)
+        self.report.warn(
+            f"Observation: server refused {name} (HTTP {status}); searched by code: Observations"
+            " whose only mapped code is a component's are not pulled"
+        )
+        return params
+
+    def _current(self, params: Params) -> Params | None:
+        """An Observation search as the parameters now in use have it: combo-code turned back
+        into code, a component-code search dropped (None), once the server refused them."""
+        keys = {k for k, _ in params}
+        if COMPONENT_CODE in keys and COMPONENT_CODE not in self.obs_params:
+            return None
+        if COMBO_CODE in keys and COMBO_CODE not in self.obs_params:
+            return [("code" if k == COMBO_CODE else k, v) for k, v in params]
+        return params
+
     def search_all(self, rtype: str, params: Params) -> tuple[Items, str | None]:
         """Every page of one search, with vendor fallbacks; (items, earliest server time)."""
         restarted = False
         while True:
+            current = self._current(params) if rtype == "Observation" else params
+            if current is None:
+                return [], None
+            params = current
             if self.category_each and "," in dict(params).get("category", ""):
                 return each_category(self, rtype, params)
             try:
@@ -279,6 +312,7 @@ def pull(
             kind = str(cs.get("resourceType"))[:40]
             raise ServerError(f"GET metadata: expected a CapabilityStatement, got {kind}")
         p.cap = Capability.parse(cs)
+        p.obs_params = p.cap.code_params()
         if not any(p.cap.has_type(t) for t in PULL_TYPES):
             # pulling nothing would mark every newly screened patient complete
             raise ServerError(
