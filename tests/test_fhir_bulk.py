@@ -1041,3 +1041,76 @@ def test_bulk_type_refused_on_new_patients_is_fetched_for_them_once_granted(tmp_
     night()
     assert store.get("uci", "Observation", "o5") is not None
     assert json.loads(store.get_mark("uci", "fhir:complete")) == ["p1", "p2", "p3"]
+
+
+def _cbc(i, pid):
+    """A CBC panel (58410-2, no mapping) whose mapped hemoglobin is a component."""
+    return {**obs(i, pid, code="58410-2"), "component": [
+        {"code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+         "valueQuantity": {"value": 9.1, "unit": "g/dL"}}]}
+
+
+COMBO_CAP = capability(more_params={"Observation": ["combo-code"]})
+
+
+@responses.activate
+def test_bulk_type_filter_asks_by_combo_code_where_the_server_lists_it(tmp_path, store):
+    """The export's Observation _typeFilter asked by code: a server filtering so left out a CBC
+    panel whose only mapped code is a component's. Where the CapabilityStatement lists
+    combo-code the filter asks by it; the first such export is a full one (the mark's key)."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1"), _cbc(5, "p1")]), {}, kick, since)
+    s = settings(tmp_path, bulk_group="g1")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert ("_typeFilter", "Observation?code=718-7") in kick[0]
+    responses.replace(responses.GET, f"{BASE}/metadata", json=COMBO_CAP)
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert ("_typeFilter", "Observation?combo-code=718-7") in kick[1]
+    assert since == [None, None]
+    assert [w for w in rep.warnings if "combo-code" in w] == [
+        "bulk: the Observation _typeFilter asks by combo-code now: full, once"]
+    assert store.get("uci", "Observation", "o5") is not None
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert ("_typeFilter", "Observation?combo-code=718-7") in kick[2]
+    assert since[2] == "2026-11-25T09:55:00Z"
+
+
+@responses.activate
+def test_bulk_type_filter_by_code_says_component_results_are_not_exported(tmp_path, store):
+    """A server listing no combo-code: the filter asks by code, and run.json says so."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert ("_typeFilter", "Observation?code=718-7") in kick[0]
+    assert ("bulk: the server lists no combo-code for Observation; the export's _typeFilter asks"
+            " by code: Observations whose only mapped code is a component's (a platelet count"
+            " inside a CBC panel) are not exported") in rep.warnings
+
+
+@responses.activate
+def test_bulk_kickoff_refusing_combo_code_asks_by_code_from_the_mark(tmp_path, store):
+    """A server that lists combo-code (for searches) but refuses it in _typeFilter: the kick-off
+    is asked again without Medication (the first thing dropped), then by code, with the _since
+    the mark gives an export by code (no full export every night); the mark stays one of an
+    export by code."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    s = settings(tmp_path, bulk_group="g1")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))  # by code
+    responses.replace(responses.GET, f"{BASE}/metadata", json=COMBO_CAP)
+    _refusing_kickoff(kick, lambda q: "combo-code" in str(q))
+    for night in (1, 2):
+        rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+        asked = kick[-3:]
+        assert [("_typeFilter", "Observation?combo-code=718-7") in q for q in asked] == [True, True, False]
+        assert [dict(q).get("_since") for q in asked] == [None, None, "2026-11-25T09:55:00Z"], night
+        assert ("_typeFilter", "Observation?code=718-7") in asked[2]
+        said = [w for w in rep.warnings if w.startswith("bulk: server refused")]
+        assert said == ["bulk: server refused the export kick-off (HTTP 400); asked again without"
+                        " Medication in _type (referenced Medications are read by id)",
+                        "bulk: server refused the export kick-off without Medication too (HTTP 400);"
+                        " asked again without combo-code in _typeFilter (by code: Observations whose"
+                        " only mapped code is a component's are not exported)"]
+        assert not any("full" in w for w in rep.warnings), rep.warnings
+    assert len(kick) == 7

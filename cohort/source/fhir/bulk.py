@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from cohort.source.structure import loads
 from .answer import retry_after
 from .ndjson import export_links, load, read_ndjson, screened_in
 from .outcome import outcome_issues
-from .plan import BY_CODE, PULL_TYPES, minus_overlap, token_hash
+from .plan import BY_CODE, COMBO_CODE, PULL_TYPES, minus_overlap, token_hash
 from .pull import Puller
 from .search import pull_replacing, pull_types, search_path
 from .spool import JobGone, download, spool_dir
@@ -32,35 +33,57 @@ def export_types(p: Puller) -> list[str]:
     return [t for t in PULL_TYPES if p.cap.has_type(t) and (t not in BY_CODE or p.tokens.get(t))]
 
 
-def export_key(p: Puller, types: list[str]) -> str:
-    """What an export holds: its types, mapped codes, screening codes and group. The bulk mark
+def export_key(p: Puller, types: list[str], combo: bool = False) -> str:
+    """What an export holds: its types, mapped codes, screening codes and group, and whether
+    its Observation _typeFilter asks by combo-code (`combo`: components too). The bulk mark
     carries it, so that an export since the mark is only asked for while it is unchanged (a
     code mapped since, or a type back in the CapabilityStatement, needs the full history)."""
     parts = [f"type:{t}" for t in types] + [f"group:{p.s.bulk_group}"]
     parts += [f"{t}:{v}" for t in types if t in BY_CODE for v in p.tokens.get(t, [])]
     parts += [f"screen:{c}" for c in p.screen_codes]
-    return token_hash(parts)
+    return token_hash(parts + ([f"param:{COMBO_CODE}"] if combo else []))
 
 
-def kickoff(p: Puller, since: str | None) -> str:
-    """Start an export job; returns the status (Content-Location) URL."""
+def by_combo(p: Puller, types: list[str]) -> bool:
+    """Whether the export's Observation _typeFilter asks by combo-code (the record's code or a
+    component's): where the CapabilityStatement lists it. (Not code and component-code in two
+    _typeFilters: the IG ORs them, but some servers AND them, which would export nothing.)"""
+    return "Observation" in types and p.cap.lists_param("Observation", COMBO_CODE)
+
+
+def _combo_asked(params: list[tuple[str, str]]) -> bool:
+    return any(k == "_typeFilter" and v.startswith(f"Observation?{COMBO_CODE}=") for k, v in params)
+
+
+def kickoff(p: Puller, since_of: Callable[[bool], str | None]) -> tuple[str, str | None, bool]:
+    """Start an export job: (status (Content-Location) URL, its _since, whether its Observation
+    filter asked by combo-code). `since_of(combo)` is the _since of an export asked so."""
     types = export_types(p)
     missing = [t for t in PULL_TYPES if not p.cap.has_type(t)]
     for t in missing:
         p.report.warn(f"{t}: not in the server's CapabilityStatement; not exported")
+    combo = by_combo(p, types)
+    if "Observation" in types and not combo:
+        p.report.warn(
+            "bulk: the server lists no combo-code for Observation; the export's _typeFilter asks"
+            " by code: Observations whose only mapped code is a component's (a platelet count"
+            " inside a CBC panel) are not exported"
+        )
     params: list[tuple[str, str]] = [("_type", ",".join([*types, "Medication"]))]
     for t in types:
         if t in BY_CODE:
+            name = COMBO_CODE if t == "Observation" and combo else "code"
             # the value is itself a URL-encoded query: commas inside it are %2C
-            params.append(("_typeFilter", f"{t}?{urlencode([('code', ','.join(p.tokens[t]))])}"))
-    if since:
-        params.append(("_since", since))
+            params.append(("_typeFilter", f"{t}?{urlencode([(name, ','.join(p.tokens[t]))])}"))
     path = f"Group/{p.s.bulk_group}/$export" if p.s.bulk_group else "Patient/$export"
     headers = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
     refused = ""
     while True:
+        combo = _combo_asked(params)
+        since = since_of(combo)
+        asked = params + ([("_since", since)] if since else [])
         try:
-            r = p.client.request("GET", path, key="bulk", params=params, headers=headers, ok=(202,))
+            r = p.client.request("GET", path, key="bulk", params=asked, headers=headers, ok=(202,))
             break
         except ServerError as e:
             status = getattr(e, "status", 0)
@@ -81,16 +104,24 @@ def kickoff(p: Puller, since: str | None) -> str:
         raise ServerError(f"GET {path}: 202 without Content-Location")
     # checked now (another host, not http(s)), before the job is saved to be resumed: a
     # status URL that cannot be polled made every later run resume it and fail
-    return p.client.url(loc)
+    return p.client.url(loc), since, combo
 
 
 # what a refused kick-off is asked again without, in this order (the warning's words)
 _NO_MEDICATION = "Medication in _type (referenced Medications are read by id)"
+_NO_COMBO = (
+    "combo-code in _typeFilter (by code: Observations whose only mapped code is a component's"
+    " are not exported)"
+)
 _NO_TYPE_FILTER = (
     "_typeFilter: exported unfiltered (records whose code no mapping has are counted under"
     " not_stored, not stored)"
 )
-_REFUSED_TOO = {_NO_MEDICATION: "without Medication too", _NO_TYPE_FILTER: "without _typeFilter"}
+_REFUSED_TOO = {
+    _NO_MEDICATION: "without Medication too",
+    _NO_COMBO: "with _typeFilter by code too",
+    _NO_TYPE_FILTER: "without _typeFilter",
+}
 
 
 def _fewer(params: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], str] | None:
@@ -100,6 +131,12 @@ def _fewer(params: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], str] |
     if "Medication" in types:
         rest = ",".join(t for t in types if t != "Medication")
         return [(k, rest if k == "_type" else v) for k, v in params], _NO_MEDICATION
+    if _combo_asked(params):
+        combo = f"Observation?{COMBO_CODE}="
+        return [
+            (k, "Observation?code=" + v[len(combo) :] if v.startswith(combo) else v)
+            for k, v in params
+        ], _NO_COMBO
     if any(k == "_typeFilter" for k, _ in params):
         return [(k, v) for k, v in params if k != "_typeFilter"], _NO_TYPE_FILTER
     return None
@@ -168,14 +205,21 @@ def _fresh(spool: Path) -> None:
 
 
 def _export(
-    p: Puller, spool: Path, state: dict[str, Any], since: str | None, key: str, asked: set[str]
+    p: Puller,
+    spool: Path,
+    state: dict[str, Any],
+    since_of: Callable[[bool], str | None],
+    asked: set[str],
 ) -> tuple[dict[str, Any], list[tuple[str, Path]], list[tuple[str, Path]]]:
     """Run (or resume, given `state`) an export job to its downloaded output and error files."""
     state_file = spool / "job.json"
     with p.phase("bulk-export"):
         if not state:
             _fresh(spool)
-            state = {"status_url": kickoff(p, since), "since": since, "key": key}
+            url, since, combo = kickoff(p, since_of)
+            # (the key of what was asked: the bulk mark's once the job is read)
+            key = export_key(p, export_types(p), combo)
+            state = {"status_url": url, "since": since, "key": key}
             _write_state(state_file, state)
         if not state.get("manifest"):  # (a resumed job may have it already)
             state["manifest"] = poll(p, state["status_url"])
@@ -240,14 +284,19 @@ def bulk_pull(p: Puller) -> None:
     state_file = spool / "job.json"
     state = _read_state(p, state_file)
     types = export_types(p)
-    key = export_key(p, types)
+    # an export by code (the kick-off may fall back to it), and by combo-code where listed
+    keys = {export_key(p, types, combo) for combo in {False, by_combo(p, types)}}
     asked = {*types, "Medication"}  # what the kick-off names (Medication: unless refused)
     mark, _, mark_key = (p.mark("bulk") or "").partition("|")
-    if mark and mark_key != key:
-        p.report.warn("bulk: exported types or mapped codes changed since the last export: full")
-        mark = ""
-    since = minus_overlap(mark, timedelta(seconds=p.s.sync_overlap)) if mark else None
-    resumed = bool(state.get("status_url")) and not p.full_refresh and state.get("key") == key
+
+    def since_of(combo: bool) -> str | None:
+        """The _since of an export asked by combo-code or not: the mark's, while it is the mark
+        of an export that asked the same (a newly mapped code needs the full history)."""
+        if not mark or mark_key != export_key(p, types, combo):
+            return None
+        return minus_overlap(mark, timedelta(seconds=p.s.sync_overlap))
+
+    resumed = bool(state.get("status_url")) and not p.full_refresh and state.get("key") in keys
     if resumed:
         p.report.warn("resumed an unfinished bulk export job")
     elif state.get("status_url"):
@@ -255,13 +304,19 @@ def bulk_pull(p: Puller) -> None:
         # codes): left alone it kept the server exporting, and its files, for nothing
         _delete_job(p, str(state["status_url"]), "the replaced earlier")
     try:
-        state, files, errors = _export(p, spool, state if resumed else {}, since, key, asked)
+        state, files, errors = _export(p, spool, state if resumed else {}, since_of, asked)
     except JobGone as e:
         if not resumed:
             _fresh(spool)
             raise ServerError(f"{e}; the next run starts a new export") from None
         p.report.warn(f"the unfinished bulk export job of an earlier run is gone ({e}); new job")
-        state, files, errors = _export(p, spool, {}, since, key, asked)
+        state, files, errors = _export(p, spool, {}, since_of, asked)
+    if mark and not state.get("since"):
+        if mark_key == export_key(p, types) and state["key"] != mark_key:
+            why = "the Observation _typeFilter asks by combo-code now: full, once"
+        else:
+            why = "exported types or mapped codes changed since the last export: full"
+        p.report.warn(f"bulk: {why}")
     manifest = state["manifest"]
     incomplete = export_errors(p, errors)
     with p.phase("bulk-load"):
@@ -286,7 +341,7 @@ def bulk_pull(p: Puller) -> None:
     screened |= added
     if manifest.get("transactionTime") and not incomplete and not p.meds_unread:
         # (referenced Medications refused: the next export repeats this window, medications.py)
-        p.set_mark("bulk", f"{manifest['transactionTime']}|{key}")
+        p.set_mark("bulk", f"{manifest['transactionTime']}|{state['key']}")
     searched = set(new) | added
     if p.refused and searched:
         # a type refused (403) on the searches of patients the export did not hold in full:
