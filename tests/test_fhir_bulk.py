@@ -1114,3 +1114,76 @@ def test_bulk_kickoff_refusing_combo_code_asks_by_code_from_the_mark(tmp_path, s
                         " only mapped code is a component's are not exported)"]
         assert not any("full" in w for w in rep.warnings), rep.warnings
     assert len(kick) == 7
+
+
+def _kickoff_sinces() -> list:
+    return [dict(parse_qsl(urlsplit(c.request.url).query)).get("_since")
+            for c in responses.calls if "/Group/g1/" in c.request.url]
+
+
+@responses.activate
+def test_bulk_mark_holds_while_a_type_refused_on_search_is_missing_from_the_export(tmp_path, store):
+    """A token without Observation scope: the Bulk IG has a server limit an export to what the
+    client may read, so the night's export held no Observation file (no error file either),
+    and the searches of newly screened patients answered 403. The bulk mark moved on anyway,
+    so the known patients' Observations changed in that window were never exported once
+    Observation was granted (the next export asked only for changes since). The mark now
+    stays while a type refused on search is missing from the export."""
+    refuse = {"Observation"}
+
+    def answer(req, t):
+        if t in refuse:
+            return 403, oo("Insufficient scope", "forbidden")
+        return 200, EMPTY
+
+    night = _night_with_new_patients(tmp_path, store, answer)
+    rep = night()
+    assert store.get_mark("uci", "fhir:bulk").split("|")[0] == "2026-11-25T10:00:00Z"  # night 1's
+    assert "bulk" not in rep.marks
+    assert ("bulk: Observation refused (HTTP 403) on search, and none in the export: the bulk mark"
+            " was not advanced, the next export repeats this window") in rep.warnings
+    refuse.clear()  # the scope now grants Observation
+    rep = night()
+    assert _kickoff_sinces() == [None, "2026-11-25T09:55:00Z", "2026-11-25T09:55:00Z"]
+    assert store.get_mark("uci", "fhir:bulk").split("|")[0] == "2026-11-26T10:00:00Z"
+
+
+@responses.activate
+def test_bulk_mark_moves_when_the_export_held_the_type_refused_on_search(tmp_path, store):
+    """The export held Observations (the scope of the export allowed them): a 403 on the
+    searches of new patients does not hold the mark (those patients are searched again)."""
+    def answer(req, t):
+        return (403, oo("Insufficient scope", "forbidden")) if t == "Observation" else (200, EMPTY)
+
+    night = _night_with_new_patients(tmp_path, store, answer)
+    responses.replace(responses.GET, STATUS, json={
+        "transactionTime": "2026-11-26T10:00:00Z", "requiresAccessToken": False,
+        "output": [{"type": "Condition", "url": f"{FILES}/Condition.ndjson"},
+                   {"type": "Observation", "url": f"{FILES}/Observation.ndjson"}], "error": []})
+    rep = night()
+    assert store.get_mark("uci", "fhir:bulk").split("|")[0] == "2026-11-26T10:00:00Z"
+    assert not any("bulk mark was not advanced" in w for w in rep.warnings), rep.warnings
+    assert json.loads(store.get_mark("uci", "fhir:complete")) == ["p1"]
+
+
+@responses.activate
+def test_bulk_full_refresh_keeps_a_type_refused_on_search_and_missing_from_the_export(tmp_path, store):
+    """A full refresh whose export held no Observation (a token without its scope) and whose
+    search of a merged chart was refused Observation (403): the type counted as read in full,
+    so the sweep dropped every stored Observation. It is not swept now."""
+    setup_server(ndjson([obs(1, "p1")]), {}, [], [])
+    s = settings(tmp_path, bulk_group="g1")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    link = [{"type": "replaces", "other": {"reference": "Patient/p3"}}]
+    responses.replace(responses.GET, f"{FILES}/Patient.ndjson", body=ndjson(
+        [{"resourceType": "Patient", "id": "p1", "link": link}]))
+    responses.replace(responses.GET, STATUS, json=_manifest(output=_manifest()["output"][:2]))
+    for t in ("Patient", "Condition", "Observation", "MedicationRequest", "MedicationStatement",
+              "MedicationAdministration", "Immunization", "Procedure"):
+        refused = (403, {}, json.dumps(oo("Insufficient scope", "forbidden")))
+        responses.add_callback(responses.GET, f"{BASE}/{t}", callback=lambda req, t=t, refused=refused:
+                               refused if t == "Observation" else (200, {}, json.dumps(EMPTY)))
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s), full_refresh=True)
+    assert store.get("uci", "Observation", "o1") is not None
+    assert rep.removed == 0
+    assert any(w.startswith("bulk: Observation refused (HTTP 403) on search") for w in rep.warnings)

@@ -339,7 +339,18 @@ def bulk_pull(p: Puller) -> None:
     # stored on an earlier night may name a chart not fetched yet (as search_path does)
     added = pull_replacing(p, screened, set())
     screened |= added
-    if manifest.get("transactionTime") and not incomplete and not p.meds_unread:
+    # a type refused (403) on tonight's searches of which the export held no file: the IG has
+    # a server limit an export to what the client may read, without an error; moving the mark
+    # would leave that type's changes of this window out of every later export
+    exported = {t for t, _ in files}
+    unexported = sorted(t for t in p.refused if t in types and t not in exported)
+    if unexported:
+        p.swept.difference_update(unexported)  # (nor is a full refresh's sweep of it due)
+        p.report.warn(
+            f"bulk: {', '.join(unexported)} refused (HTTP 403) on search, and none in the export:"
+            " the bulk mark was not advanced, the next export repeats this window"
+        )
+    if manifest.get("transactionTime") and not (incomplete or p.meds_unread or unexported):
         # (referenced Medications refused: the next export repeats this window, medications.py)
         p.set_mark("bulk", f"{manifest['transactionTime']}|{state['key']}")
     searched = set(new) | added
