@@ -1187,3 +1187,53 @@ def test_bulk_full_refresh_keeps_a_type_refused_on_search_and_missing_from_the_e
     assert store.get("uci", "Observation", "o1") is not None
     assert rep.removed == 0
     assert any(w.startswith("bulk: Observation refused (HTTP 403) on search") for w in rep.warnings)
+
+
+def _stored_by_an_earlier_version(store):
+    """What a version that stored every type of an export left: Encounters and a Claim, with a
+    Medication a stored MedicationRequest references (Medication is read by id when a server
+    refuses it in _type: not in every export)."""
+    old = [{"resourceType": "Encounter", "id": "e1", "subject": {"reference": "Patient/p1"}},
+           {"resourceType": "Encounter", "id": "e2", "subject": {"reference": "Patient/p1"}},
+           {"resourceType": "Claim", "id": "cl1", "patient": {"reference": "Patient/p1"}},
+           {"resourceType": "Medication", "id": "m1", "code": {"text": "VAY736"}},
+           {"resourceType": "MedicationRequest", "id": "mr1", "status": "active", "intent": "order",
+            "subject": {"reference": "Patient/p1"}, "medicationReference": {"reference": "Medication/m1"}}]
+    store.put_resources("uci", [(r, "bulk 0009.Encounter.ndjson:1") for r in old], source=BASE)
+
+
+@responses.activate
+def test_bulk_drops_stored_records_of_types_no_longer_read(tmp_path, store):
+    """Records of types cohort does not read (Encounter, Claim), stored by earlier versions'
+    Bulk loads, stayed in the store for good: no export asks for them, no sweep covers them.
+    The next pull that completes drops them, counted under `dropped_types`; the Medication a
+    medication record references, and every type cohort reads, stay."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    _stored_by_an_earlier_version(store)
+    _refusing_kickoff(kick, lambda q: "Medication" in dict(q)["_type"].split(","))
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert "Medication" not in dict(kick[-1])["_type"].split(",")
+    assert rep.to_dict()["dropped_types"] == {"Claim": 1, "Encounter": 2}
+    counts = store.count_by_type("uci")
+    assert "Encounter" not in counts and "Claim" not in counts
+    assert store.get("uci", "Medication", "m1") is not None
+    assert store.get("uci", "MedicationRequest", "mr1") is not None
+    assert store.get("uci", "Observation", "o1") is not None
+    again = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert again.to_dict()["dropped_types"] == {}
+
+
+@responses.activate
+def test_bulk_pull_that_fails_drops_nothing(tmp_path, store):
+    """A pull that fails (every kick-off refused) leaves the stored records of other types be."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    _stored_by_an_earlier_version(store)
+    _refusing_kickoff(kick, lambda q: True)
+    s = settings(tmp_path, bulk_group="g1")
+    from cohort.errors import ServerError
+    with pytest.raises(ServerError):
+        pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.count_by_type("uci")["Encounter"] == 2

@@ -1133,3 +1133,18 @@ def test_medications_refused_one_night_are_read_once_granted(store, by_id):
         rep = run(store)
     assert store.count_by_type("uci")["Medication"] == 3, rep.warnings
     assert not any("could not be read" in w or "refused" in w for w in rep.warnings)
+
+
+def test_search_pull_drops_stored_records_of_types_not_read(store):
+    """A site moved from Bulk to search: the Encounters an earlier version's Bulk load stored
+    are dropped by the search pull too (counted); the types cohort reads stay."""
+    store.put_resources("uci", [({"resourceType": "Encounter", "id": "e1",
+                                  "subject": {"reference": "Patient/p0"}}, "bulk 0009.Encounter.ndjson:1")],
+                        source=BASE)
+    with responses.RequestsMock() as rsps:
+        fake = FakeFhir(rsps)
+        population(fake)
+        rep = run(store)
+    assert rep.to_dict()["dropped_types"] == {"Encounter": 1}
+    assert store.get("uci", "Encounter", "e1") is None
+    assert store.count_by_type("uci")["Medication"] == 3

@@ -185,6 +185,9 @@ class PullReport:
     not_stored: dict[str, int] = field(default_factory=dict)
     # Bulk: records of types the kick-off did not ask for, in its files: counted, not stored
     skipped_types: dict[str, int] = field(default_factory=dict)
+    # stored records of types cohort does not read (Encounter ..., stored by the Bulk loads of
+    # earlier versions), dropped once a pull completes
+    dropped_types: dict[str, int] = field(default_factory=dict)
     patients_screened: int = 0
     patients_new: int = 0
     warnings: list[str] = field(default_factory=list)

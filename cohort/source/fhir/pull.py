@@ -300,7 +300,8 @@ def pull(
     max_removal: float = 0.5,
 ) -> PullReport:
     """Fill `store` for one site from a FHIR base URL; marks are advanced only after each step.
-    A full refresh then drops what the server no longer has (sweep.py; `max_removal` guards)."""
+    A full refresh then drops what the server no longer has (sweep.py; `max_removal` guards),
+    and every completed pull the stored records of types cohort does not read."""
     log = log or logging.getLogger("cohort.fhir")
     client = client or FhirClient(settings)
     p = Puller(site_id, settings, store, tokens, screen_tokens, full_refresh, client, log)
@@ -330,9 +331,10 @@ def pull(
             from .search import search_path
 
             search_path(p)
-        from .sweep import sweep
+        from .sweep import drop_unread_types, sweep
 
         sweep(p, max_removal)
+        drop_unread_types(p)
         p.set_mark("base_url", settings.base_url)
     finally:
         p.report.elapsed["total"] = time.monotonic() - t0
