@@ -95,6 +95,14 @@ def test_component_code_alone_adds_one_batched_search_per_code_search(store):
     ]
     assert store.count_by_type("uci")["Observation"] == 4  # o0..o2 and cbc0
     assert UNSEARCHABLE not in rep.warnings
+    with responses.RequestsMock() as rsps:
+        fake = server(rsps, ["component-code"])
+        run(store)
+    # the next night's count probe has the twin too
+    assert observation_queries(fake.log) == [
+        "Observation?_lastUpdated&_summary&code",
+        "Observation?_lastUpdated&_summary&component-code",
+    ]
 
 
 def test_no_component_search_parameter_is_a_warning(store):
