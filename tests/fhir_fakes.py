@@ -20,11 +20,17 @@ ALL = (
 )
 
 
-def capability(types=ALL, no_params: dict[str, set[str]] | None = None, includes=True) -> dict:
+def capability(
+    types=ALL,
+    no_params: dict[str, set[str]] | None = None,
+    includes=True,
+    more_params: dict[str, list[str]] | None = None,
+) -> dict:
     res = []
     for t in types:
         params = ["_id", "_lastUpdated", "patient", "code", "category"]
         params = [p for p in params if p not in (no_params or {}).get(t, set())]
+        params += (more_params or {}).get(t, [])
         entry: dict[str, Any] = {"type": t, "searchParam": [{"name": p} for p in params]}
         if includes and t.startswith("Medication") and t != "Medication":
             entry["searchInclude"] = [f"{t}:medication"]
@@ -72,10 +78,13 @@ class FakeFhir:
         if key in ("patient", "subject"):
             ref = (res.get("subject") or res.get("patient") or {}).get("reference", "")
             return ref.split("/")[-1] in vals
-        if key == "code":
-            cc = res.get("code") or res.get("medicationCodeableConcept") or {}
-            toks = {f"{c.get('system')}|{c.get('code')}" for c in cc.get("coding", [])}
-            toks |= {str(c.get("code")) for c in cc.get("coding", [])}  # bare code: any system
+        if key in ("code", "component-code", "combo-code"):
+            ccs = [] if key == "component-code" else [res.get("code") or res.get("medicationCodeableConcept") or {}]
+            if key != "code":
+                ccs += [part.get("code") or {} for part in res.get("component") or []]
+            codings = [c for cc in ccs for c in cc.get("coding", [])]
+            toks = {f"{c.get('system')}|{c.get('code')}" for c in codings}
+            toks |= {str(c.get("code")) for c in codings}  # bare code: any system
             return bool(toks & set(vals))
         if key == "category":
             return True

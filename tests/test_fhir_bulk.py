@@ -1041,3 +1041,209 @@ def test_bulk_type_refused_on_new_patients_is_fetched_for_them_once_granted(tmp_
     night()
     assert store.get("uci", "Observation", "o5") is not None
     assert json.loads(store.get_mark("uci", "fhir:complete")) == ["p1", "p2", "p3"]
+
+
+def _cbc(i, pid):
+    """A CBC panel (58410-2, no mapping) whose mapped hemoglobin is a component."""
+    return {**obs(i, pid, code="58410-2"), "component": [
+        {"code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+         "valueQuantity": {"value": 9.1, "unit": "g/dL"}}]}
+
+
+COMBO_CAP = capability(more_params={"Observation": ["combo-code"]})
+
+
+@responses.activate
+def test_bulk_type_filter_asks_by_combo_code_where_the_server_lists_it(tmp_path, store):
+    """The export's Observation _typeFilter asked by code: a server filtering so left out a CBC
+    panel whose only mapped code is a component's. Where the CapabilityStatement lists
+    combo-code the filter asks by it; the first such export is a full one (the mark's key)."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1"), _cbc(5, "p1")]), {}, kick, since)
+    s = settings(tmp_path, bulk_group="g1")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert ("_typeFilter", "Observation?code=718-7") in kick[0]
+    responses.replace(responses.GET, f"{BASE}/metadata", json=COMBO_CAP)
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert ("_typeFilter", "Observation?combo-code=718-7") in kick[1]
+    assert since == [None, None]
+    assert [w for w in rep.warnings if "combo-code" in w] == [
+        "bulk: the Observation _typeFilter asks by combo-code now: full, once"]
+    assert store.get("uci", "Observation", "o5") is not None
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert ("_typeFilter", "Observation?combo-code=718-7") in kick[2]
+    assert since[2] == "2026-11-25T09:55:00Z"
+
+
+@responses.activate
+def test_bulk_type_filter_by_code_says_component_results_are_not_exported(tmp_path, store):
+    """A server listing no combo-code: the filter asks by code, and run.json says so."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert ("_typeFilter", "Observation?code=718-7") in kick[0]
+    assert ("bulk: the server lists no combo-code for Observation; the export's _typeFilter asks"
+            " by code: Observations whose only mapped code is a component's (a platelet count"
+            " inside a CBC panel) are not exported") in rep.warnings
+
+
+@responses.activate
+def test_bulk_kickoff_refusing_combo_code_asks_by_code_from_the_mark(tmp_path, store):
+    """A server that lists combo-code (for searches) but refuses it in _typeFilter: the kick-off
+    is asked again without Medication (the first thing dropped), then by code, with the _since
+    the mark gives an export by code (no full export every night); the mark stays one of an
+    export by code. Both refusals are remembered (quirks.py): the next night asks by code at
+    once, and run.json still says component-only results are not exported."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    s = settings(tmp_path, bulk_group="g1")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))  # by code
+    responses.replace(responses.GET, f"{BASE}/metadata", json=COMBO_CAP)
+    _refusing_kickoff(kick, lambda q: "combo-code" in str(q))
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    asked = kick[-3:]
+    assert [("_typeFilter", "Observation?combo-code=718-7") in q for q in asked] == [True, True, False]
+    assert [dict(q).get("_since") for q in asked] == [None, None, "2026-11-25T09:55:00Z"]
+    assert ("_typeFilter", "Observation?code=718-7") in asked[2]
+    said = [w for w in rep.warnings if w.startswith("bulk: server refused")]
+    assert said == ["bulk: server refused the export kick-off (HTTP 400); asked again without"
+                    " Medication in _type (referenced Medications are read by id)",
+                    "bulk: server refused the export kick-off without Medication too (HTTP 400);"
+                    " asked again without combo-code in _typeFilter (by code: Observations whose"
+                    " only mapped code is a component's are not exported)"]
+    assert not any("full" in w for w in rep.warnings), rep.warnings
+    assert set(rep.quirks) == {"bulk-no-medication", "bulk-no-combo-code"}
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))  # next night
+    assert len(kick) == 5
+    assert ("_typeFilter", "Observation?code=718-7") in kick[-1]
+    assert "Medication" not in dict(kick[-1])["_type"].split(",")
+    assert dict(kick[-1]).get("_since") == "2026-11-25T09:55:00Z"
+    assert not [w for w in rep.warnings if w.startswith("bulk: server refused")]
+    assert ("bulk: the server refused combo-code in _typeFilter on an earlier night; the export"
+            " asks by code: Observations whose only mapped code is a component's are not"
+            " exported") in rep.warnings
+    assert not any("full" in w for w in rep.warnings), rep.warnings
+
+
+def _kickoff_sinces() -> list:
+    return [dict(parse_qsl(urlsplit(c.request.url).query)).get("_since")
+            for c in responses.calls if "/Group/g1/" in c.request.url]
+
+
+@responses.activate
+def test_bulk_mark_holds_while_a_type_refused_on_search_is_missing_from_the_export(tmp_path, store):
+    """A token without Observation scope: the Bulk IG has a server limit an export to what the
+    client may read, so the night's export held no Observation file (no error file either),
+    and the searches of newly screened patients answered 403. The bulk mark moved on anyway,
+    so the known patients' Observations changed in that window were never exported once
+    Observation was granted (the next export asked only for changes since). The mark now
+    stays while a type refused on search is missing from the export."""
+    refuse = {"Observation"}
+
+    def answer(req, t):
+        if t in refuse:
+            return 403, oo("Insufficient scope", "forbidden")
+        return 200, EMPTY
+
+    night = _night_with_new_patients(tmp_path, store, answer)
+    rep = night()
+    assert store.get_mark("uci", "fhir:bulk").split("|")[0] == "2026-11-25T10:00:00Z"  # night 1's
+    assert "bulk" not in rep.marks
+    assert ("bulk: Observation refused (HTTP 403) on search, and none in the export: the bulk mark"
+            " was not advanced, the next export repeats this window") in rep.warnings
+    refuse.clear()  # the scope now grants Observation
+    rep = night()
+    assert _kickoff_sinces() == [None, "2026-11-25T09:55:00Z", "2026-11-25T09:55:00Z"]
+    assert store.get_mark("uci", "fhir:bulk").split("|")[0] == "2026-11-26T10:00:00Z"
+
+
+@responses.activate
+def test_bulk_mark_moves_when_the_export_held_the_type_refused_on_search(tmp_path, store):
+    """The export held Observations (the scope of the export allowed them): a 403 on the
+    searches of new patients does not hold the mark (those patients are searched again)."""
+    def answer(req, t):
+        return (403, oo("Insufficient scope", "forbidden")) if t == "Observation" else (200, EMPTY)
+
+    night = _night_with_new_patients(tmp_path, store, answer)
+    responses.replace(responses.GET, STATUS, json={
+        "transactionTime": "2026-11-26T10:00:00Z", "requiresAccessToken": False,
+        "output": [{"type": "Condition", "url": f"{FILES}/Condition.ndjson"},
+                   {"type": "Observation", "url": f"{FILES}/Observation.ndjson"}], "error": []})
+    rep = night()
+    assert store.get_mark("uci", "fhir:bulk").split("|")[0] == "2026-11-26T10:00:00Z"
+    assert not any("bulk mark was not advanced" in w for w in rep.warnings), rep.warnings
+    assert json.loads(store.get_mark("uci", "fhir:complete")) == ["p1"]
+
+
+@responses.activate
+def test_bulk_full_refresh_keeps_a_type_refused_on_search_and_missing_from_the_export(tmp_path, store):
+    """A full refresh whose export held no Observation (a token without its scope) and whose
+    search of a merged chart was refused Observation (403): the type counted as read in full,
+    so the sweep dropped every stored Observation. It is not swept now."""
+    setup_server(ndjson([obs(1, "p1")]), {}, [], [])
+    s = settings(tmp_path, bulk_group="g1")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    link = [{"type": "replaces", "other": {"reference": "Patient/p3"}}]
+    responses.replace(responses.GET, f"{FILES}/Patient.ndjson", body=ndjson(
+        [{"resourceType": "Patient", "id": "p1", "link": link}]))
+    responses.replace(responses.GET, STATUS, json=_manifest(output=_manifest()["output"][:2]))
+    for t in ("Patient", "Condition", "Observation", "MedicationRequest", "MedicationStatement",
+              "MedicationAdministration", "Immunization", "Procedure"):
+        refused = (403, {}, json.dumps(oo("Insufficient scope", "forbidden")))
+        responses.add_callback(responses.GET, f"{BASE}/{t}", callback=lambda req, t=t, refused=refused:
+                               refused if t == "Observation" else (200, {}, json.dumps(EMPTY)))
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s), full_refresh=True)
+    assert store.get("uci", "Observation", "o1") is not None
+    assert rep.removed == 0
+    assert any(w.startswith("bulk: Observation refused (HTTP 403) on search") for w in rep.warnings)
+
+
+def _stored_by_an_earlier_version(store):
+    """What a version that stored every type of an export left: Encounters and a Claim, with a
+    Medication a stored MedicationRequest references (Medication is read by id when a server
+    refuses it in _type: not in every export)."""
+    old = [{"resourceType": "Encounter", "id": "e1", "subject": {"reference": "Patient/p1"}},
+           {"resourceType": "Encounter", "id": "e2", "subject": {"reference": "Patient/p1"}},
+           {"resourceType": "Claim", "id": "cl1", "patient": {"reference": "Patient/p1"}},
+           {"resourceType": "Medication", "id": "m1", "code": {"text": "VAY736"}},
+           {"resourceType": "MedicationRequest", "id": "mr1", "status": "active", "intent": "order",
+            "subject": {"reference": "Patient/p1"}, "medicationReference": {"reference": "Medication/m1"}}]
+    store.put_resources("uci", [(r, "bulk 0009.Encounter.ndjson:1") for r in old], source=BASE)
+
+
+@responses.activate
+def test_bulk_drops_stored_records_of_types_no_longer_read(tmp_path, store):
+    """Records of types cohort does not read (Encounter, Claim), stored by earlier versions'
+    Bulk loads, stayed in the store for good: no export asks for them, no sweep covers them.
+    The next pull that completes drops them, counted under `dropped_types`; the Medication a
+    medication record references, and every type cohort reads, stay."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    _stored_by_an_earlier_version(store)
+    _refusing_kickoff(kick, lambda q: "Medication" in dict(q)["_type"].split(","))
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert "Medication" not in dict(kick[-1])["_type"].split(",")
+    assert rep.to_dict()["dropped_types"] == {"Claim": 1, "Encounter": 2}
+    counts = store.count_by_type("uci")
+    assert "Encounter" not in counts and "Claim" not in counts
+    assert store.get("uci", "Medication", "m1") is not None
+    assert store.get("uci", "MedicationRequest", "mr1") is not None
+    assert store.get("uci", "Observation", "o1") is not None
+    again = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert again.to_dict()["dropped_types"] == {}
+
+
+@responses.activate
+def test_bulk_pull_that_fails_drops_nothing(tmp_path, store):
+    """A pull that fails (every kick-off refused) leaves the stored records of other types be."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    _stored_by_an_earlier_version(store)
+    _refusing_kickoff(kick, lambda q: True)
+    s = settings(tmp_path, bulk_group="g1")
+    from cohort.errors import ServerError
+    with pytest.raises(ServerError):
+        pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.count_by_type("uci")["Encounter"] == 2

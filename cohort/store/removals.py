@@ -88,6 +88,32 @@ class Removals:
                 return rtype, n, stored.get(rtype, 0)
         return None
 
+    def drop_other_types(self, site: str, keep: Collection[str]) -> dict[str, int]:
+        """Delete the site's records of every type not in `keep`, in one transaction; returns
+        how many of each type. The site's types are found by index seeks, one per type (no
+        scan of its records: this runs after every pull)."""
+        try:
+            with self._transaction():
+                found: dict[str, int] = {}
+                last = ""
+                while True:
+                    row = self._db.execute(
+                        "SELECT MIN(type) FROM resources WHERE site=? AND type>?", (site, last)
+                    ).fetchone()
+                    if row is None or row[0] is None:
+                        break
+                    last = row[0]
+                    if last not in keep:
+                        found[last] = self._db.execute(
+                            "SELECT COUNT(*) FROM resources WHERE site=? AND type=?", (site, last)
+                        ).fetchone()[0]
+                        self._db.execute(
+                            "DELETE FROM resources WHERE site=? AND type=?", (site, last)
+                        )
+        except sqlite3.Error as e:
+            raise self._err("write", e) from None
+        return found
+
     def drop(self, site: str, keys: list[tuple[str, str]]) -> None:
         """Delete these (type, id) records of `site`, in one transaction."""
         try:

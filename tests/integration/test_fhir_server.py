@@ -147,6 +147,34 @@ def test_bulk_export_matches_search(site_server, loaded, tmp_path):
         assert again.incremental and again.stored == 0
 
 
+@pytest.mark.parametrize("bulk", [False, True], ids=["search", "bulk"])
+def test_panel_whose_only_mapped_code_is_a_component_is_pulled(loaded, tmp_path, bulk):
+    """sekmet lists combo-code: a CBC panel (58410-2, no mapping) whose platelet count (777-3)
+    is a component is found by the searches and the export's _typeFilter, which asked by code
+    only before."""
+    srv = start_sekmet(tmp_path / "srv")
+    cfg = {"bulk": True, "spool_dir": str(tmp_path / "sp")} if bulk else {}
+    try:
+        s = requests.Session()
+        load_dir(s, srv.base_url, SAMPLES / "uci")
+        with Store(tmp_path / "a.db") as a:
+            do_pull("uci", srv.base_url, a, loaded, cfg=cfg)
+            pid = screened_ids("uci", a, loaded)[0]
+            cbc = {"resourceType": "Observation", "id": "it-cbc", "status": "final",
+                   "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": "2026-11-20",
+                   "code": {"coding": [{"system": "http://loinc.org", "code": "58410-2"}]},
+                   "component": [{"code": {"coding": [{"system": "http://loinc.org", "code": "777-3"}]},
+                                  "valueQuantity": {"value": 20, "unit": "10*3/uL",
+                                                    "system": "http://unitsofmeasure.org", "code": "10*3/uL"}}]}
+            post_transaction(s, srv.base_url, put_entries([cbc]))
+            rep = do_pull("uci", srv.base_url, a, loaded, cfg=cfg)
+            assert rep.mode == ("bulk" if bulk else "search")
+            assert rep.incremental and a.get("uci", "Observation", "it-cbc") is not None
+            assert not any("combo-code" in w for w in rep.warnings), rep.warnings
+    finally:
+        srv.stop()
+
+
 def _keypair(tmp_path: Path) -> tuple[Path, Path]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     priv, pub = tmp_path / "client.pem", tmp_path / "client.pub.pem"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,11 @@ from cohort.merged import family
 from cohort.source.structure import loads
 
 from .answer import retry_after
+from .kickoff import REFUSED_TOO, STEPS, by_combo, combo_asked, fewer
 from .ndjson import export_links, load, read_ndjson, screened_in
 from .outcome import outcome_issues
-from .plan import BY_CODE, PULL_TYPES, minus_overlap, token_hash
-from .pull import Params, Puller
+from .plan import BY_CODE, COMBO_CODE, PULL_TYPES, minus_overlap, token_hash
+from .pull import Puller
 from .quirks import kicked_off
 from .search import pull_replacing, pull_types, search_path
 from .spool import JobGone, download, spool_dir
@@ -33,100 +35,77 @@ def export_types(p: Puller) -> list[str]:
     return [t for t in PULL_TYPES if p.cap.has_type(t) and (t not in BY_CODE or p.tokens.get(t))]
 
 
-def export_key(p: Puller, types: list[str]) -> str:
-    """What an export holds: its types, mapped codes, screening codes and group. The bulk mark
+def export_key(p: Puller, types: list[str], combo: bool = False) -> str:
+    """What an export holds: its types, mapped codes, screening codes and group, and whether
+    its Observation _typeFilter asks by combo-code (`combo`: components too). The bulk mark
     carries it, so that an export since the mark is only asked for while it is unchanged (a
     code mapped since, or a type back in the CapabilityStatement, needs the full history)."""
     parts = [f"type:{t}" for t in types] + [f"group:{p.s.bulk_group}"]
     parts += [f"{t}:{v}" for t in types if t in BY_CODE for v in p.tokens.get(t, [])]
     parts += [f"screen:{c}" for c in p.screen_codes]
-    return token_hash(parts)
+    return token_hash(parts + ([f"param:{COMBO_CODE}"] if combo else []))
 
 
-def kickoff(p: Puller, since: str | None) -> str:
-    """Start an export job; returns the status (Content-Location) URL."""
+def kickoff(p: Puller, since_of: Callable[[bool], str | None]) -> tuple[str, str | None, bool]:
+    """Start an export job: (status (Content-Location) URL, its _since, whether its Observation
+    filter asked by combo-code). `since_of(combo)` is the _since of an export asked so."""
     types = export_types(p)
     missing = [t for t in PULL_TYPES if not p.cap.has_type(t)]
     for t in missing:
         p.report.warn(f"{t}: not in the server's CapabilityStatement; not exported")
+    combo = by_combo(p, types)
+    if "Observation" in types and not combo:
+        p.report.warn(
+            "bulk: the server lists no combo-code for Observation; the export's _typeFilter asks"
+            " by code: Observations whose only mapped code is a component's (a platelet count"
+            " inside a CBC panel) are not exported"
+        )
     params: list[tuple[str, str]] = [("_type", ",".join([*types, "Medication"]))]
     for t in types:
         if t in BY_CODE:
+            name = COMBO_CODE if t == "Observation" and combo else "code"
             # the value is itself a URL-encoded query: commas inside it are %2C
-            params.append(("_typeFilter", f"{t}?{urlencode([('code', ','.join(p.tokens[t]))])}"))
-    if since:
-        params.append(("_since", since))
-    for quirk, drop, _ in _STEPS:  # what the server refused on an earlier night (quirks.py)
+            params.append(("_typeFilter", f"{t}?{urlencode([(name, ','.join(p.tokens[t]))])}"))
+    for quirk, drop, _ in STEPS:  # what the server refused on an earlier night (quirks.py)
         if p.quirks.on(quirk):
             params = drop(params) or params
+    if combo and not combo_asked(params):
+        p.report.warn(
+            "bulk: the server refused combo-code in _typeFilter on an earlier night; the export"
+            " asks by code: Observations whose only mapped code is a component's are not exported"
+        )
     path = f"Group/{p.s.bulk_group}/$export" if p.s.bulk_group else "Patient/$export"
     headers = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
     refused, quirks = "", []
     while True:
+        combo = combo_asked(params)
+        since = since_of(combo)
+        asked = params + ([("_since", since)] if since else [])
         try:
-            r = p.client.request("GET", path, key="bulk", params=params, headers=headers, ok=(202,))
+            r = p.client.request("GET", path, key="bulk", params=asked, headers=headers, ok=(202,))
             break
         except ServerError as e:
             status = getattr(e, "status", 0)
-            fewer = _fewer(params) if status in (400, 422) else None
-            if fewer is None:
+            less = fewer(params) if status in (400, 422) else None
+            if less is None:
                 raise
             # a server may refuse what it does not export (HAPI FHIR, IBM FHIR: Medication, not
             # in the Patient compartment) or _typeFilter (optional); the spec's way: refuse, for
             # the client to ask again without. Remembered once a kick-off is taken (quirks.py)
-            params, quirk, dropped = fewer
+            params, quirk, dropped = less
             quirks.append(quirk)
             p.report.warn(
                 f"bulk: server refused the export kick-off{refused} (HTTP {status}); "
                 f"asked again without {dropped}"
             )
-            refused = " " + _REFUSED_TOO[dropped]
+            refused = " " + REFUSED_TOO[dropped]
     kicked_off(p, params, quirks)
     loc = r.headers.get("Content-Location")
     if not loc:
         raise ServerError(f"GET {path}: 202 without Content-Location")
     # checked now (another host, not http(s)), before the job is saved to be resumed: a
     # status URL that cannot be polled made every later run resume it and fail
-    return p.client.url(loc)
-
-
-# what a refused kick-off is asked again without, in this order (the warning's words)
-_NO_MEDICATION = "Medication in _type (referenced Medications are read by id)"
-_NO_TYPE_FILTER = (
-    "_typeFilter: exported unfiltered (records whose code no mapping has are counted under"
-    " not_stored, not stored)"
-)
-_REFUSED_TOO = {_NO_MEDICATION: "without Medication too", _NO_TYPE_FILTER: "without _typeFilter"}
-
-
-def _fewer(params: Params) -> tuple[Params, str, str] | None:
-    """`params` less the next thing a refused kick-off is asked again without, its quirk's
-    name and its words; None when nothing is left to drop."""
-    for quirk, drop, words in _STEPS:
-        if (fewer := drop(params)) is not None:
-            return fewer, quirk, words
-    return None
-
-
-def _no_medication(params: Params) -> Params | None:
-    types = dict(params)["_type"].split(",")
-    if "Medication" not in types:
-        return None
-    rest = ",".join(t for t in types if t != "Medication")
-    return [(k, rest if k == "_type" else v) for k, v in params]
-
-
-def _no_type_filter(params: Params) -> Params | None:
-    if not any(k == "_typeFilter" for k, _ in params):
-        return None
-    return [(k, v) for k, v in params if k != "_typeFilter"]
-
-
-# what a refused kick-off is asked again without, in this order: (quirk, how, the words)
-_STEPS = (
-    ("bulk-no-medication", _no_medication, _NO_MEDICATION),
-    ("bulk-no-typefilter", _no_type_filter, _NO_TYPE_FILTER),
-)
+    return p.client.url(loc), since, combo
 
 
 def poll(p: Puller, status_url: str) -> dict[str, Any]:
@@ -192,14 +171,21 @@ def _fresh(spool: Path) -> None:
 
 
 def _export(
-    p: Puller, spool: Path, state: dict[str, Any], since: str | None, key: str, asked: set[str]
+    p: Puller,
+    spool: Path,
+    state: dict[str, Any],
+    since_of: Callable[[bool], str | None],
+    asked: set[str],
 ) -> tuple[dict[str, Any], list[tuple[str, Path]], list[tuple[str, Path]]]:
     """Run (or resume, given `state`) an export job to its downloaded output and error files."""
     state_file = spool / "job.json"
     with p.phase("bulk-export"):
         if not state:
             _fresh(spool)
-            state = {"status_url": kickoff(p, since), "since": since, "key": key}
+            url, since, combo = kickoff(p, since_of)
+            # (the key of what was asked: the bulk mark's once the job is read)
+            key = export_key(p, export_types(p), combo)
+            state = {"status_url": url, "since": since, "key": key}
             _write_state(state_file, state)
         if not state.get("manifest"):  # (a resumed job may have it already)
             state["manifest"] = poll(p, state["status_url"])
@@ -264,14 +250,19 @@ def bulk_pull(p: Puller) -> None:
     state_file = spool / "job.json"
     state = _read_state(p, state_file)
     types = export_types(p)
-    key = export_key(p, types)
+    # an export by code (the kick-off may fall back to it), and by combo-code where listed
+    keys = {export_key(p, types, combo) for combo in {False, by_combo(p, types)}}
     asked = {*types, "Medication"}  # what the kick-off names (Medication: unless refused)
     mark, _, mark_key = (p.mark("bulk") or "").partition("|")
-    if mark and mark_key != key:
-        p.report.warn("bulk: exported types or mapped codes changed since the last export: full")
-        mark = ""
-    since = minus_overlap(mark, timedelta(seconds=p.s.sync_overlap)) if mark else None
-    resumed = bool(state.get("status_url")) and not p.full_refresh and state.get("key") == key
+
+    def since_of(combo: bool) -> str | None:
+        """The _since of an export asked by combo-code or not: the mark's, while it is the mark
+        of an export that asked the same (a newly mapped code needs the full history)."""
+        if not mark or mark_key != export_key(p, types, combo):
+            return None
+        return minus_overlap(mark, timedelta(seconds=p.s.sync_overlap))
+
+    resumed = bool(state.get("status_url")) and not p.full_refresh and state.get("key") in keys
     if resumed:
         p.report.warn("resumed an unfinished bulk export job")
     elif state.get("status_url"):
@@ -279,13 +270,19 @@ def bulk_pull(p: Puller) -> None:
         # codes): left alone it kept the server exporting, and its files, for nothing
         _delete_job(p, str(state["status_url"]), "the replaced earlier")
     try:
-        state, files, errors = _export(p, spool, state if resumed else {}, since, key, asked)
+        state, files, errors = _export(p, spool, state if resumed else {}, since_of, asked)
     except JobGone as e:
         if not resumed:
             _fresh(spool)
             raise ServerError(f"{e}; the next run starts a new export") from None
         p.report.warn(f"the unfinished bulk export job of an earlier run is gone ({e}); new job")
-        state, files, errors = _export(p, spool, {}, since, key, asked)
+        state, files, errors = _export(p, spool, {}, since_of, asked)
+    if mark and not state.get("since"):
+        if mark_key == export_key(p, types) and state["key"] != mark_key:
+            why = "the Observation _typeFilter asks by combo-code now: full, once"
+        else:
+            why = "exported types or mapped codes changed since the last export: full"
+        p.report.warn(f"bulk: {why}")
     manifest = state["manifest"]
     incomplete = export_errors(p, errors)
     with p.phase("bulk-load"):
@@ -308,9 +305,20 @@ def bulk_pull(p: Puller) -> None:
     # stored on an earlier night may name a chart not fetched yet (as search_path does)
     added = pull_replacing(p, screened, set())
     screened |= added
-    if manifest.get("transactionTime") and not incomplete and not p.meds_unread:
+    # a type refused (403) on tonight's searches of which the export held no file: the IG has
+    # a server limit an export to what the client may read, without an error; moving the mark
+    # would leave that type's changes of this window out of every later export
+    exported = {t for t, _ in files}
+    unexported = sorted(t for t in p.refused if t in types and t not in exported)
+    if unexported:
+        p.swept.difference_update(unexported)  # (nor is a full refresh's sweep of it due)
+        p.report.warn(
+            f"bulk: {', '.join(unexported)} refused (HTTP 403) on search, and none in the export:"
+            " the bulk mark was not advanced, the next export repeats this window"
+        )
+    if manifest.get("transactionTime") and not (incomplete or p.meds_unread or unexported):
         # (referenced Medications refused: the next export repeats this window, medications.py)
-        p.set_mark("bulk", f"{manifest['transactionTime']}|{key}")
+        p.set_mark("bulk", f"{manifest['transactionTime']}|{state['key']}")
     searched = set(new) | added
     if p.refused and searched:
         # a type refused (403) on the searches of patients the export did not hold in full:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from cohort.errors import ServerError
 
 from .outcome import IncompleteSearch
-from .plan import DEFAULT_CATEGORIES
+from .plan import COMBO_CODE, COMPONENT_CODE, DEFAULT_CATEGORIES
 
 if TYPE_CHECKING:
     from .pull import Items, Params, Puller
@@ -17,9 +17,11 @@ if TYPE_CHECKING:
 def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | None:
     """The search's parameters changed to get past error `e` (the first page refused, or a
     result flagged incomplete), with a run.json warning; None when nothing is to be done.
-    A parameter the server's answer names is dropped (or, `category`, added); an answer that
-    names none drops `_include`, then `_count` (once: it costs one request), then splits a
-    category list, before `_lastUpdated` (that costs a full pull of the type)."""
+    A parameter the server's answer names is dropped (or, `category`, added; `combo-code`
+    turned back into `code`, `component-code` searches dropped); an answer that names none
+    drops `_include`, then `_count` (once: it costs one request), then splits a category list,
+    then gives up combo-code / component-code, before `_lastUpdated` (that costs a full pull
+    of the type)."""
     status, text = getattr(e, "status", 0), str(getattr(e, "outcome", "")).lower()
     names = {k for k, _ in params}
     if isinstance(e, IncompleteSearch):
@@ -38,6 +40,9 @@ def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | 
         )
         return [*params, ("category", ",".join(p.obs_category))]
     named = named_in(text, names | {"_count"})
+    component = [k for k in (COMBO_CODE, COMPONENT_CODE) if k in names]
+    if component and component[0] in named:
+        return p.without_components(component[0], status, params)
     if "_lastUpdated" in named:
         return _without_since(p, rtype, params)
     if "_include" in names and ("_include" in named or not named):
@@ -62,6 +67,8 @@ def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | 
             f"{rtype}: server takes one category per search; searched category by category"
         )
         return params  # (Puller.search_all splits it)
+    if component and not named:  # (before _lastUpdated, which costs a full pull)
+        return p.without_components(component[0], status, params)
     if "_lastUpdated" in names and status == 400 and not named:
         return _without_since(p, rtype, params)
     return None

@@ -20,6 +20,9 @@ PULL_TYPES = (
 )
 MED_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
 BY_CODE = frozenset({"Observation", "Procedure"})  # other types: everything of the patient
+# Observation search parameters (R4) that also match a component's code: `combo-code` (the
+# record's code or a component's) and `component-code` (a component's only)
+COMBO_CODE, COMPONENT_CODE = "combo-code", "component-code"
 DEFAULT_CATEGORIES = (
     "laboratory",
     "vital-signs",
@@ -113,6 +116,20 @@ class Capability:
             return False
         return not params or name in params or name in self.common
 
+    def lists_param(self, rtype: str, name: str) -> bool:
+        """Whether the statement names search parameter `name` for `rtype` (no assumption)."""
+        return name in self.types.get(rtype, set()) or name in self.common
+
+    def code_params(self) -> tuple[str, ...]:
+        """The parameters an Observation search by mapped code uses, so that a record whose
+        only mapped code is a component's is found too: `combo-code` where listed, else `code`
+        and `component-code` (two searches), else `code` alone (components not searched)."""
+        if self.lists_param("Observation", COMBO_CODE):
+            return (COMBO_CODE,)
+        if self.lists_param("Observation", COMPONENT_CODE):
+            return ("code", COMPONENT_CODE)
+        return ("code",)
+
     def has_include(self, rtype: str, spec: str) -> bool:
         inc = self.includes.get(rtype)
         return inc is None or not inc or spec in inc or "*" in inc
@@ -168,6 +185,9 @@ class PullReport:
     not_stored: dict[str, int] = field(default_factory=dict)
     # Bulk: records of types the kick-off did not ask for, in its files: counted, not stored
     skipped_types: dict[str, int] = field(default_factory=dict)
+    # stored records of types cohort does not read (Encounter ..., stored by the Bulk loads of
+    # earlier versions), dropped once a pull completes
+    dropped_types: dict[str, int] = field(default_factory=dict)
     patients_screened: int = 0
     patients_new: int = 0
     warnings: list[str] = field(default_factory=list)

@@ -27,6 +27,8 @@ from .outcome import (
     type_name,
 )
 from .plan import (
+    COMBO_CODE,
+    COMPONENT_CODE,
     MED_TYPES,
     PULL_TYPES,
     Capability,
@@ -71,6 +73,9 @@ class Puller:
         self.no_since: set[str] = set()
         self.refused: dict[str, ServerError] = {}  # types whose search answered 403
         self.category_each = False  # the server takes one Observation category per search
+        # what an Observation search by mapped code uses (Capability.code_params); back to
+        # ("code",) when the server refuses combo-code or component-code
+        self.obs_params: tuple[str, ...] = ("code",)
         # types of records whose referenced Medication the server refused (403): their marks
         # (and the bulk mark) stay, so the records are read again, Medications with them
         self.meds_unread: set[str] = set()
@@ -132,11 +137,39 @@ class Puller:
         self.report.unchanged += st.unchanged
 
     # -- searching ---------------------------------------------------------------------------
+    def code_params(self, rtype: str) -> tuple[str, ...]:
+        """The parameters `rtype`'s searches by mapped code use, each a search of its own."""
+        return self.obs_params if rtype == "Observation" else ("code",)
+
+    def without_components(self, name: str, status: int, params: Params) -> Params:
+        """`params` after the server refused `name` (combo-code or component-code): Observations
+        are searched by code from now on (search_all rewrites or drops later searches)."""
+        self.obs_params = ("code",)
+        self.report.warn(
+            f"Observation: server refused {name} (HTTP {status}); searched by code: Observations"
+            " whose only mapped code is a component's are not pulled"
+        )
+        return params
+
+    def _current(self, params: Params) -> Params | None:
+        """An Observation search as the parameters now in use have it: combo-code turned back
+        into code, a component-code search dropped (None), once the server refused them."""
+        keys = {k for k, _ in params}
+        if COMPONENT_CODE in keys and COMPONENT_CODE not in self.obs_params:
+            return None
+        if COMBO_CODE in keys and COMBO_CODE not in self.obs_params:
+            return [("code" if k == COMBO_CODE else k, v) for k, v in params]
+        return params
+
     def search_all(self, rtype: str, params: Params) -> tuple[Items, str | None]:
         """Every page of one search, with vendor fallbacks; (items, earliest server time)."""
         restarted = False
         tried: dict[str, Params] = {}  # quirks whose fallback this search took: with what
         while True:
+            current = self._current(params) if rtype == "Observation" else params
+            if current is None:
+                return [], None
+            params = current
             if self.category_each and "," in dict(params).get("category", ""):
                 got = each_category(self, rtype, params)
                 confirm(self, tried, params)
@@ -289,7 +322,8 @@ def pull(
     max_removal: float = 0.5,
 ) -> PullReport:
     """Fill `store` for one site from a FHIR base URL; marks are advanced only after each step.
-    A full refresh then drops what the server no longer has (sweep.py; `max_removal` guards)."""
+    A full refresh then drops what the server no longer has (sweep.py; `max_removal` guards),
+    and every completed pull the stored records of types cohort does not read."""
     log = log or logging.getLogger("cohort.fhir")
     client = client or FhirClient(settings)
     p = Puller(site_id, settings, store, tokens, screen_tokens, full_refresh, client, log)
@@ -302,6 +336,7 @@ def pull(
             kind = type_name(cs.get("resourceType"))
             raise ServerError(f"GET metadata: expected a CapabilityStatement, got {kind}")
         p.cap = Capability.parse(cs)
+        p.obs_params = p.cap.code_params()
         if not any(p.cap.has_type(t) for t in PULL_TYPES):
             # pulling nothing would mark every newly screened patient complete
             raise ServerError(
@@ -319,9 +354,10 @@ def pull(
             from .search import search_path
 
             search_path(p)
-        from .sweep import sweep
+        from .sweep import drop_unread_types, sweep
 
         sweep(p, max_removal)
+        drop_unread_types(p)
         save_quirks(p)
         p.set_mark("base_url", settings.base_url)
     except Exception:

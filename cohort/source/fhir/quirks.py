@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from cohort.store.schema import FHIR_MARK
 
-from .plan import DEFAULT_CATEGORIES
+from .plan import COMBO_CODE, DEFAULT_CATEGORIES
 
 if TYPE_CHECKING:
     from .pull import Params, Puller
@@ -26,6 +26,7 @@ QUIRKS = {
     "observation-category": "requires category in an Observation search",
     "category-each": "takes one Observation category per search",
     "bulk-no-medication": "refuses Medication in a Bulk export's _type",
+    "bulk-no-combo-code": "refuses combo-code in a Bulk export's Observation _typeFilter",
     "bulk-no-typefilter": "refuses _typeFilter in a Bulk export",
 }
 
@@ -167,6 +168,8 @@ def kicked_off(p: Puller, params: Params, dropped: list[str]) -> None:
         passed(p, "bulk-no-medication")
     if any(k == "_typeFilter" for k, _ in params):
         passed(p, "bulk-no-typefilter")
+    if any(k == "_typeFilter" and v.startswith(f"Observation?{COMBO_CODE}=") for k, v in params):
+        passed(p, "bulk-no-combo-code")
 
 
 def save(p: Puller) -> None:

@@ -15,6 +15,8 @@ from .answer import server_time
 from .fallback import refusal
 from .plan import (
     BY_CODE,
+    COMBO_CODE,
+    COMPONENT_CODE,
     DEFAULT_CATEGORIES,
     MED_TYPES,
     PULL_TYPES,
@@ -76,9 +78,10 @@ def queries(p: Puller, rtype: str, ids: list[str], since: str | None, batch: int
         if not codes:
             out.append(fixed)
             continue
-        used = base_len + sum(len(k) + len(v) + 2 for k, v in fixed)
+        names = p.code_params(rtype)  # (each a search: code and component-code are ANDed)
+        used = base_len + sum(len(k) + len(v) + 2 for k, v in fixed) + max(map(len, names))
         for cg in chunk_values(used, codes, limit):
-            out.append([*fixed, ("code", ",".join(cg))])
+            out += [[*fixed, (name, ",".join(cg))] for name in names]
     return out
 
 
@@ -89,7 +92,20 @@ def mark_hash(p: Puller, rtype: str) -> str:
     if rtype not in BY_CODE:
         return "-"
     cats = [f"category:{c}" for c in p.s.observation_category] if rtype == "Observation" else []
-    return token_hash([*p.tokens.get(rtype, []), *cats])
+    # searched with combo-code or component-code: a mark of searches by code alone did not
+    # cover results only a component's code holds (code alone: the hash marks held before)
+    names = [f"param:{n}" for n in p.code_params(rtype) if n != "code"]
+    return token_hash([*p.tokens.get(rtype, []), *cats, *names])
+
+
+def said_components(p: Puller) -> None:
+    """A run.json warning when the server lists neither parameter that searches components."""
+    if not any(p.cap.lists_param("Observation", n) for n in (COMBO_CODE, COMPONENT_CODE)):
+        p.report.warn(
+            "Observation: the server lists neither combo-code nor component-code in its"
+            " CapabilityStatement; Observations whose only mapped code is a component's (a"
+            " platelet count inside a CBC panel) cannot be searched and are not pulled"
+        )
 
 
 def said_categories(p: Puller) -> None:
@@ -125,9 +141,10 @@ def unchanged_since(p: Puller, rtype: str, since: str) -> tuple[bool, str | None
     prefix = len(p.s.base_url) + len(rtype) + 80
     groups: list[list[str]] = chunk_values(prefix, codes, p.url_limit) if codes else [[]]
     clock: str | None = None
-    for cat, group in ((c, g) for c in cats or [""] for g in groups):
+    names = p.code_params(rtype)
+    for cat, group, name in ((c, g, n) for c in cats or [""] for g in groups for n in names):
         params = base + ([("category", cat)] if cat else [])
-        params += [("code", ",".join(group))] if group else []
+        params += [(name, ",".join(group))] if group else []
         try:
             body, r = p.client.get_json(f"{rtype}?{urlencode(params, safe=',|:/')}", key=rtype)
         except ServerError:
@@ -190,6 +207,8 @@ def pull_types(p: Puller, new: list[str], known: list[str], *, advance: bool = T
         h = mark_hash(p, rtype)
         if rtype == "Observation" and p.s.observation_category:
             said_categories(p)
+        if rtype == "Observation":
+            said_components(p)
         mark = raw.split("|")[0] if raw and raw.split("|")[1:] == [h] else None
         if rtype in MED_TYPES and not p.cap.has_include(rtype, f"{rtype}:medication"):
             p.no_include.add(rtype)
@@ -218,7 +237,8 @@ def pull_types(p: Puller, new: list[str], known: list[str], *, advance: bool = T
         p.swept.add(rtype)  # every search of the type completed
         p.log.info("fhir %s: %s: %d resources", p.site, rtype, n)
         if clock and advance and rtype not in p.meds_unread:
-            p.set_mark(rtype, f"{clock}|{h}")
+            # (the hash of the parameters used: a refused combo-code fell back to code)
+            p.set_mark(rtype, f"{clock}|{mark_hash(p, rtype)}")
 
 
 def search_path(p: Puller) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cohort.errors import ServerError
+from cohort.model import PIPELINE_TYPES
 
 from .plan import MED_TYPES
 
@@ -38,3 +39,19 @@ def sweep(p: Puller, limit: float) -> int:
     p.report.removed = len(stale)
     p.log.info("fhir %s: removed %d records the server no longer has", p.site, len(stale))
     return len(stale)
+
+
+def drop_unread_types(p: Puller) -> None:
+    """Drop the site's stored records of types cohort does not read (the Bulk loads of earlier
+    versions stored an export's Encounters, Claims ...: no export asks for them since, and no
+    sweep covers them); counted under `dropped_types`. Every type it reads stays, Medication
+    (referenced by medication records) among them, whether or not tonight read it."""
+    dropped = p.store.drop_other_types(p.site, PIPELINE_TYPES)
+    p.report.dropped_types = dropped
+    if dropped:
+        p.log.info(
+            "fhir %s: removed %d stored records of types not read (%s)",
+            p.site,
+            sum(dropped.values()),
+            ", ".join(sorted(dropped)),
+        )

@@ -1,0 +1,189 @@
+"""Observations whose only mapped code is a component's (a platelet count inside a CBC panel):
+the search path asks for them with `combo-code` (or `code` and `component-code`) where the
+server's CapabilityStatement lists it, and says so in run.json where it lists neither."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+import responses
+from fhir_fakes import BASE, SLE, TOKENS, FakeFhir, capability, oo, population
+
+from cohort.source.fhir import ServerSettings, pull
+from cohort.store import Store
+
+PLT = "http://loinc.org|777-3"
+CBC = "http://loinc.org|58410-2"
+# what the searches ask for: HGB (population's mapped lab) and the platelet count
+OBS_TOKENS = {**TOKENS, "Observation": [TOKENS["Observation"][0], PLT]}
+UNSEARCHABLE = (
+    "Observation: the server lists neither combo-code nor component-code in its"
+    " CapabilityStatement; Observations whose only mapped code is a component's (a platelet"
+    " count inside a CBC panel) cannot be searched and are not pulled"
+)
+
+
+def cc(tok: str) -> dict:
+    s, c = tok.split("|")
+    return {"coding": [{"system": s, "code": c}]}
+
+
+def panel(rid: str, pid: str, part: str = PLT) -> dict:
+    """A CBC panel whose own code maps to nothing, with the mapped code as a component."""
+    return {
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
+        "subject": {"reference": f"Patient/{pid}"},
+        "code": cc(CBC),
+        "component": [{"code": cc(part), "valueQuantity": {"value": 20, "unit": "10*3/uL"}}],
+    }
+
+
+def settings(**kw) -> ServerSettings:
+    return ServerSettings.from_dict({"base_url": BASE, "max_retries": 1, **kw}, "sites[0].server")
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "s.db") as s:
+        yield s
+
+
+def run(store, **kw):
+    cfg = kw.pop("cfg", {})
+    return pull("uci", settings(**cfg), store, OBS_TOKENS, screen_tokens=[SLE], **kw)
+
+
+def observation_queries(log: list[str]) -> list[str]:
+    return [q for q in log if q.startswith("Observation?")]
+
+
+def server(rsps, params: list[str]) -> FakeFhir:
+    fake = FakeFhir(rsps, page=50, cap=capability(more_params={"Observation": params}))
+    population(fake)
+    fake.add(panel("cbc0", "p0"), "2026-11-01T00:00:00Z")
+    fake.add(panel("cbcx", "px"), "2026-11-01T00:00:00Z")  # px is not screened
+    return fake
+
+
+def test_combo_code_fetches_a_panel_whose_mapped_code_is_a_component(store):
+    """A server listing combo-code: the Observation searches ask by combo-code instead of
+    code (its own code or a component's), as many requests as by code; the panel is stored."""
+    with responses.RequestsMock() as rsps:
+        fake = server(rsps, ["combo-code", "component-code"])
+        rep = run(store)
+    assert store.get("uci", "Observation", "cbc0") is not None
+    assert store.get("uci", "Observation", "o0") is not None  # its own code still matches
+    assert store.get("uci", "Observation", "cbcx") is None and store.get("uci", "Observation", "o0x") is None
+    assert observation_queries(fake.log) == ["Observation?_count&combo-code&patient"]
+    assert UNSEARCHABLE not in rep.warnings
+
+
+def test_component_code_alone_adds_one_batched_search_per_code_search(store):
+    """A server listing component-code but not combo-code: each batched code search has a
+    component-code twin with the same patients and codes; the panel is stored once."""
+    with responses.RequestsMock() as rsps:
+        fake = server(rsps, ["component-code"])
+        rep = run(store)
+    assert store.get("uci", "Observation", "cbc0") is not None
+    assert sorted(observation_queries(fake.log)) == [  # (sent concurrently: in either order)
+        "Observation?_count&code&patient",
+        "Observation?_count&component-code&patient",
+    ]
+    assert store.count_by_type("uci")["Observation"] == 4  # o0..o2 and cbc0
+    assert UNSEARCHABLE not in rep.warnings
+    with responses.RequestsMock() as rsps:
+        fake = server(rsps, ["component-code"])
+        run(store)
+    # the next night's count probe has the twin too
+    assert observation_queries(fake.log) == [
+        "Observation?_lastUpdated&_summary&code",
+        "Observation?_lastUpdated&_summary&component-code",
+    ]
+
+
+def test_no_component_search_parameter_is_a_warning(store):
+    """A server listing neither: searched by code as before (the panel is not found), and
+    run.json says which results cannot be searched."""
+    with responses.RequestsMock() as rsps:
+        fake = server(rsps, [])
+        rep = run(store)
+    assert store.get("uci", "Observation", "cbc0") is None
+    assert observation_queries(fake.log) == ["Observation?_count&code&patient"]
+    assert UNSEARCHABLE in rep.warnings
+
+
+def test_combo_code_once_listed_pulls_known_patients_observations_in_full(store):
+    """The Observation mark of a night searched by code did not cover component-only results:
+    once the server lists combo-code the known patients' Observations are pulled in full
+    (no _lastUpdated) that night, and incrementally (one count probe) the next."""
+    with responses.RequestsMock() as rsps:
+        fake = server(rsps, [])
+        run(store)
+        fake.cap = capability(more_params={"Observation": ["combo-code"]})
+        fake.log.clear()
+        run(store)
+        assert store.get("uci", "Observation", "cbc0") is not None
+        assert observation_queries(fake.log) == ["Observation?_count&combo-code&patient"]
+        fake.log.clear()
+        run(store)
+    assert observation_queries(fake.log) == ["Observation?_lastUpdated&_summary&combo-code"]
+
+
+class RefusingCombo(FakeFhir):
+    """Lists combo-code, and answers a search with it 400 (an OperationOutcome naming it)."""
+
+    def _get(self, req):
+        if "combo-code" in dict(parse_qsl(urlsplit(req.url).query)):
+            self.log.append("refused")
+            return 400, {}, json.dumps(oo("Unknown search parameter 'combo-code'"))
+        return super()._get(req)
+
+
+def test_combo_code_refused_falls_back_to_code_with_a_warning(store):
+    """A server that lists combo-code but refuses it (400 naming it) is searched by code for
+    the rest of the run, with a warning: the run does not fail."""
+    with responses.RequestsMock() as rsps:
+        fake = RefusingCombo(rsps, page=50, cap=capability(more_params={"Observation": ["combo-code"]}))
+        population(fake)
+        fake.add(panel("cbc0", "p0"), "2026-11-01T00:00:00Z")
+        rep = run(store)
+    assert store.get("uci", "Observation", "o0") is not None
+    assert store.get("uci", "Observation", "cbc0") is None
+    assert [q for q in fake.log if q == "refused" or q.startswith("Observation?")] == [
+        "refused", "Observation?_count&code&patient"]
+    assert (
+        "Observation: server refused combo-code (HTTP 400); searched by code: Observations whose"
+        " only mapped code is a component's are not pulled"
+    ) in rep.warnings
+
+
+class RefusingComponent(FakeFhir):
+    """Lists component-code, and answers a search with it 400 naming no parameter."""
+
+    def _get(self, req):
+        if "component-code" in dict(parse_qsl(urlsplit(req.url).query)):
+            self.log.append("refused")
+            return 400, {}, json.dumps(oo("Bad request"))
+        return super()._get(req)
+
+
+def test_component_code_refused_drops_those_searches_with_a_warning(store):
+    """A server refusing component-code (a 400 naming nothing) keeps its code searches and
+    _lastUpdated; the component-code searches of that run are dropped after the refusal."""
+    with responses.RequestsMock() as rsps:
+        fake = RefusingComponent(rsps, page=50, cap=capability(more_params={"Observation": ["component-code"]}))
+        population(fake, n=3)
+        rep = run(store, cfg={"patient_batch": 1, "concurrency": 1})
+    obs = [q for q in fake.log if q == "refused" or q.startswith("Observation?")]
+    # _count is dropped first for a bare 400 (docs/scheduling.md), then component-code
+    assert obs == ["Observation?_count&code&patient", "refused", "refused",
+                   "Observation?code&patient", "Observation?code&patient"]
+    assert store.count_by_type("uci")["Observation"] == 3
+    assert (
+        "Observation: server refused component-code (HTTP 400); searched by code: Observations"
+        " whose only mapped code is a component's are not pulled"
+    ) in rep.warnings
