@@ -431,6 +431,23 @@ def test_high_dose_evidence_within_the_limit_and_undosed_say_what_they_are() -> 
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [
+        # SPEC §2: units are converted with UCUM semantics, so any UCUM mass unit is a dose
+        (pred(qty(60000, "ug", "ug")), "fail"),  # 60 mg
+        (pred(qty(40000, "ug", "ug")), "pass"),  # 40 mg: not above the limit
+        (pred(qty(8000, "ug", "ug"), code="3264"), "fail"),  # dexamethasone 8 mg = 53.4
+        (pred(qty(0.00006, "kg", "kg")), "fail"),  # 60 mg
+        (pred(qty(60_000_000, "ng", "ng")), "fail"),  # 60 mg
+        (admin(None, days=20, text="Solu-Medrol", admin_dose=qty(500_000, "ug", "ug")), "fail"),
+        (pred(qty(60, "mg/kg", "mg/kg")), "unknown"),  # per body weight: not a mass
+    ],
+)
+def test_high_dose_dose_in_any_ucum_mass_unit(resource: dict, expected: str) -> None:
+    assert status("washout_high_dose_cs", resource) == expected
+
+
 def test_high_dose_methylprednisolone_pulse_by_name_in_grams() -> None:
     r = admin(None, days=20, text="Solu-Medrol", admin_dose=qty(1, "g", "g"))
     assert status("washout_high_dose_cs", r) == "fail"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from typing import NamedTuple
@@ -58,7 +59,7 @@ def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
             continue
         key = (0, d.sequence) if d.sequence is not None else (1, i)
         q = ctx.term.ucum_only(d.quantity) if d.quantity is not None else None
-        days.setdefault(key, []).append(_line_mg(d, q, strength))
+        days.setdefault(key, []).append(_line_mg(d, q, strength, ctx.term.convert_to))
     totals = [sum(x for x in mgs if x is not None) for mgs in days.values() if None not in mgs]
     if not totals:
         return None
@@ -67,9 +68,15 @@ def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
     return Daily(drug, round(top, 1), round(top * factor, 1), len(totals) < len(days))
 
 
-def _line_mg(d: Dose, q: Quantity | None, strength: float | None) -> float | None:
+def _line_mg(
+    d: Dose,
+    q: Quantity | None,
+    strength: float | None,
+    to: Callable[[Quantity, str], float | None],
+) -> float | None:
     """Milligrams a day of one dosage line (1 administration a day when no rate is given);
-    None when it has no usable dose. `q` is its dose whose code, if any, is UCUM."""
+    None when it has no usable dose. `q` is its dose whose code, if any, is UCUM; `to`
+    converts a quantity to a UCUM unit (any mass unit: ug, kg ... as SPEC §2's UCUM semantics)."""
     if q is None or d.per_day_unread:
         return None
     unit = (q.code or q.unit).strip().lower()
@@ -77,8 +84,12 @@ def _line_mg(d: Dose, q: Quantity | None, strength: float | None) -> float | Non
         mg = q.value
     elif unit == "g":
         mg = q.value * 1000
-    elif unit in _UNIT_FORMS and strength is not None:
+    elif unit in _UNIT_FORMS:
+        if strength is None:
+            return None
         mg = q.value * strength
+    elif (converted := to(q, "mg")) is not None:
+        mg = converted
     else:
         return None
     return mg * (d.per_day if d.per_day is not None else 1.0)

@@ -219,6 +219,10 @@ class Terminology:
         found = memo[key] = self.units.convert(self.ucum_only(q), concept)
         return found
 
+    def convert_to(self, q: Quantity, unit: str) -> float | None:
+        """`q` in a UCUM unit that is no concept's (a dose in mg); None when not convertible."""
+        return self.units.to(self.ucum_only(q), unit)
+
     def ucum_only(self, q: Quantity) -> Quantity:
         """`q` whose code is a UCUM unit: Quantity.code is one only when Quantity.system is UCUM
         (after canonicalising: its OID too) or absent. Under another system (a SNOMED unit code
