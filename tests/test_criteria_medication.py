@@ -489,6 +489,25 @@ def test_high_dose_tablets_times_referenced_product_strength() -> None:
     assert status("washout_high_dose_cs", r, medications={"p20": med}) == "fail"
 
 
+@pytest.mark.parametrize(
+    ("rxcui", "tablets", "expected"),
+    [
+        ("312615", 3, "fail"),  # prednisone 20 MG Oral Tablet: 60 mg/day
+        ("312615", 2, "pass"),  # 40 mg/day
+        ("198142", 10, "fail"),  # prednisolone 5 MG Oral Tablet: 50 mg/day
+        ("762675", 12, "fail"),  # {21 (methylprednisolone 4 MG Oral Tablet) } Pack: 48 mg x 1.25
+    ],
+)
+def test_high_dose_tablets_of_a_product_code_without_display(
+    rxcui: str, tablets: int, expected: str
+) -> None:
+    # SPEC §2: a product-level RxNorm code names its product, so its tablet strength is known
+    # even when the record carries the code alone (no display, no Medication resource)
+    r = stmt(rxcui, status="active", start=ago(10), dosages=[dosage(qty(tablets, "TAB", "{tbl}"))])
+    assert r["medicationCodeableConcept"] == {"coding": [{"system": RXNORM, "code": rxcui}]}
+    assert status("washout_high_dose_cs", r) == expected
+
+
 def test_high_dose_tablets_without_strength_is_unknown() -> None:
     r = stmt(PREDNISONE, status="active", start=ago(10), dosages=[dosage(qty(3, "tablet"))])
     assert status("washout_high_dose_cs", r) == "unknown"

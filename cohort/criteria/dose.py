@@ -46,8 +46,11 @@ def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
         return None
     factor, drug = max(factors, key=lambda x: x[0])
     strength = e.strength_mg
-    if strength is None and (m := _STRENGTH.search(e.text)):
-        strength = float(m[1])
+    # else the product's name: as the record writes it, or its RxNorm product code's name
+    # (products.csv), which a record coded without a display still names (SPEC §2)
+    for name in (e.text, *ctx.term.product_names(e.codes)):
+        if strength is None and (m := _STRENGTH.search(name)):
+            strength = float(m[1])
     # Lines with the same Dosage.sequence are taken together (FHIR: "concurrent"), so their
     # doses add up, and a day's total is known only when each of them is; lines without a
     # sequence, or with different ones (a taper's steps), stand alone: the largest counts.

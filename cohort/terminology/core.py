@@ -97,10 +97,12 @@ class Terminology:
             ingredient, factor = ingredient_row(rec)
             self._factors[ingredient] = factor
         self._products: dict[str, tuple[str, bool]] = {}
+        self._product_names: dict[str, str] = {}  # rxcui -> RxNorm name (its strength)
         path = root / "medications" / "products.csv"
         for rec in read_csv(root, path, REQUIRED["medications/products.csv"]):
             rxcui, ingredient, systemic = product_row(rec)
             self._products[rxcui] = (ingredient, systemic)
+            self._product_names[rxcui] = rec.get("display")
 
     def _load_units(self, root: Path) -> None:
         specs: dict[str, UnitSpec] = {}
@@ -185,6 +187,16 @@ class Terminology:
             ingredients.add(ing)
             concepts |= self._groups.get(ing, set())
         return concepts, ingredients
+
+    def product_names(self, codes: Iterable[Code]) -> list[str]:
+        """The products.csv names (RxNorm SCD/SBD/pack names, e.g. "prednisone 20 MG Oral
+        Tablet") of the RxNorm product codes among `codes`."""
+        found = (
+            self._product_names.get(c.code.strip(), "")
+            for c in codes
+            if self.systems.canonical(c.system) == RXNORM
+        )
+        return [name for name in found if name]
 
     def concepts_for(self, codes: Iterable[Code], text: str = "") -> frozenset[str]:
         """Every concept the codings (any system variant) or the names in `text` belong to."""
