@@ -431,6 +431,23 @@ def test_high_dose_evidence_within_the_limit_and_undosed_say_what_they_are() -> 
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [
+        # SPEC §2: units are converted with UCUM semantics, so any UCUM mass unit is a dose
+        (pred(qty(60000, "ug", "ug")), "fail"),  # 60 mg
+        (pred(qty(40000, "ug", "ug")), "pass"),  # 40 mg: not above the limit
+        (pred(qty(8000, "ug", "ug"), code="3264"), "fail"),  # dexamethasone 8 mg = 53.4
+        (pred(qty(0.00006, "kg", "kg")), "fail"),  # 60 mg
+        (pred(qty(60_000_000, "ng", "ng")), "fail"),  # 60 mg
+        (admin(None, days=20, text="Solu-Medrol", admin_dose=qty(500_000, "ug", "ug")), "fail"),
+        (pred(qty(60, "mg/kg", "mg/kg")), "unknown"),  # per body weight: not a mass
+    ],
+)
+def test_high_dose_dose_in_any_ucum_mass_unit(resource: dict, expected: str) -> None:
+    assert status("washout_high_dose_cs", resource) == expected
+
+
 def test_high_dose_methylprednisolone_pulse_by_name_in_grams() -> None:
     r = admin(None, days=20, text="Solu-Medrol", admin_dose=qty(1, "g", "g"))
     assert status("washout_high_dose_cs", r) == "fail"
@@ -470,6 +487,25 @@ def test_high_dose_tablets_times_referenced_product_strength() -> None:
         dosages=[dosage(qty(3, "tablet"))],
     )
     assert status("washout_high_dose_cs", r, medications={"p20": med}) == "fail"
+
+
+@pytest.mark.parametrize(
+    ("rxcui", "tablets", "expected"),
+    [
+        ("312615", 3, "fail"),  # prednisone 20 MG Oral Tablet: 60 mg/day
+        ("312615", 2, "pass"),  # 40 mg/day
+        ("198142", 10, "fail"),  # prednisolone 5 MG Oral Tablet: 50 mg/day
+        ("762675", 12, "fail"),  # {21 (methylprednisolone 4 MG Oral Tablet) } Pack: 48 mg x 1.25
+    ],
+)
+def test_high_dose_tablets_of_a_product_code_without_display(
+    rxcui: str, tablets: int, expected: str
+) -> None:
+    # SPEC §2: a product-level RxNorm code names its product, so its tablet strength is known
+    # even when the record carries the code alone (no display, no Medication resource)
+    r = stmt(rxcui, status="active", start=ago(10), dosages=[dosage(qty(tablets, "TAB", "{tbl}"))])
+    assert r["medicationCodeableConcept"] == {"coding": [{"system": RXNORM, "code": rxcui}]}
+    assert status("washout_high_dose_cs", r) == expected
 
 
 def test_high_dose_tablets_without_strength_is_unknown() -> None:

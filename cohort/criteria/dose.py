@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from typing import NamedTuple
@@ -45,8 +46,11 @@ def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
         return None
     factor, drug = max(factors, key=lambda x: x[0])
     strength = e.strength_mg
-    if strength is None and (m := _STRENGTH.search(e.text)):
-        strength = float(m[1])
+    # else the product's name: as the record writes it, or its RxNorm product code's name
+    # (products.csv), which a record coded without a display still names (SPEC §2)
+    for name in (e.text, *ctx.term.product_names(e.codes)):
+        if strength is None and (m := _STRENGTH.search(name)):
+            strength = float(m[1])
     # Lines with the same Dosage.sequence are taken together (FHIR: "concurrent"), so their
     # doses add up, and a day's total is known only when each of them is; lines without a
     # sequence, or with different ones (a taper's steps), stand alone: the largest counts.
@@ -58,7 +62,7 @@ def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
             continue
         key = (0, d.sequence) if d.sequence is not None else (1, i)
         q = ctx.term.ucum_only(d.quantity) if d.quantity is not None else None
-        days.setdefault(key, []).append(_line_mg(d, q, strength))
+        days.setdefault(key, []).append(_line_mg(d, q, strength, ctx.term.convert_to))
     totals = [sum(x for x in mgs if x is not None) for mgs in days.values() if None not in mgs]
     if not totals:
         return None
@@ -67,9 +71,15 @@ def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
     return Daily(drug, round(top, 1), round(top * factor, 1), len(totals) < len(days))
 
 
-def _line_mg(d: Dose, q: Quantity | None, strength: float | None) -> float | None:
+def _line_mg(
+    d: Dose,
+    q: Quantity | None,
+    strength: float | None,
+    to: Callable[[Quantity, str], float | None],
+) -> float | None:
     """Milligrams a day of one dosage line (1 administration a day when no rate is given);
-    None when it has no usable dose. `q` is its dose whose code, if any, is UCUM."""
+    None when it has no usable dose. `q` is its dose whose code, if any, is UCUM; `to`
+    converts a quantity to a UCUM unit (any mass unit: ug, kg ... as SPEC §2's UCUM semantics)."""
     if q is None or d.per_day_unread:
         return None
     unit = (q.code or q.unit).strip().lower()
@@ -77,8 +87,12 @@ def _line_mg(d: Dose, q: Quantity | None, strength: float | None) -> float | Non
         mg = q.value
     elif unit == "g":
         mg = q.value * 1000
-    elif unit in _UNIT_FORMS and strength is not None:
+    elif unit in _UNIT_FORMS:
+        if strength is None:
+            return None
         mg = q.value * strength
+    elif (converted := to(q, "mg")) is not None:
+        mg = converted
     else:
         return None
     return mg * (d.per_day if d.per_day is not None else 1.0)

@@ -97,10 +97,12 @@ class Terminology:
             ingredient, factor = ingredient_row(rec)
             self._factors[ingredient] = factor
         self._products: dict[str, tuple[str, bool]] = {}
+        self._product_names: dict[str, str] = {}  # rxcui -> RxNorm name (its strength)
         path = root / "medications" / "products.csv"
         for rec in read_csv(root, path, REQUIRED["medications/products.csv"]):
             rxcui, ingredient, systemic = product_row(rec)
             self._products[rxcui] = (ingredient, systemic)
+            self._product_names[rxcui] = rec.get("display")
 
     def _load_units(self, root: Path) -> None:
         specs: dict[str, UnitSpec] = {}
@@ -186,6 +188,16 @@ class Terminology:
             concepts |= self._groups.get(ing, set())
         return concepts, ingredients
 
+    def product_names(self, codes: Iterable[Code]) -> list[str]:
+        """The products.csv names (RxNorm SCD/SBD/pack names, e.g. "prednisone 20 MG Oral
+        Tablet") of the RxNorm product codes among `codes`."""
+        found = (
+            self._product_names.get(c.code.strip(), "")
+            for c in codes
+            if self.systems.canonical(c.system) == RXNORM
+        )
+        return [name for name in found if name]
+
     def concepts_for(self, codes: Iterable[Code], text: str = "") -> frozenset[str]:
         """Every concept the codings (any system variant) or the names in `text` belong to."""
         return self._match(codes, text)[0]
@@ -218,6 +230,10 @@ class Terminology:
             memo.clear()
         found = memo[key] = self.units.convert(self.ucum_only(q), concept)
         return found
+
+    def convert_to(self, q: Quantity, unit: str) -> float | None:
+        """`q` in a UCUM unit that is no concept's (a dose in mg); None when not convertible."""
+        return self.units.to(self.ucum_only(q), unit)
 
     def ucum_only(self, q: Quantity) -> Quantity:
         """`q` whose code is a UCUM unit: Quantity.code is one only when Quantity.system is UCUM

@@ -156,6 +156,16 @@ class Units:
             return None
         return None if spec.high is not None and value > spec.high else value
 
+    def to(self, q: Quantity, unit: str) -> float | None:
+        """`q` in the UCUM `unit` (no molar mass, no plausible range: e.g. a dose in mg);
+        None when no sound conversion exists."""
+        if not math.isfinite(q.value):
+            return None
+        try:
+            return self._convert_any(q, UnitSpec(unit))
+        except Exception:  # pint raises for offset units (Cel, [degF]) and odd expressions
+            return None
+
     def _convert_any(self, q: Quantity, spec: UnitSpec) -> float | None:
         for written in (q.code, q.unit):
             if not written.strip():
