@@ -123,7 +123,8 @@ class ObservationFact:
     interpretation: tuple[Code, ...] = ()
     ref_low: Quantity | None = None  # referenceRange[0].low
     text: str = ""
-    components: tuple[tuple[tuple[Code, ...], ObsValue], ...] = ()
+    # (code, its text and displays, value) of each component
+    components: tuple[tuple[tuple[Code, ...], str, ObsValue], ...] = ()
     when_last: date | None = None  # last day of a partial date (see ConditionFact)
     # the date element as recorded when it has a time of day, else "": orders the results of
     # one day, read (extract.instant_of) only when two share a day (criteria.ordering.newest_first)

@@ -320,6 +320,22 @@ def test_bilag_one_assessment_recorded_twice_counts_each_organ_once() -> None:
     assert status("bilag", final, more) == "pass"
 
 
+def test_bilag_components_under_one_code_named_by_text_are_separate_organs() -> None:
+    """SPEC §3 bilag: >= 2 organ systems graded B pass. A site that codes each organ under the
+    assessment's one flowsheet code names the organ in the text, as it does for separate
+    results ("BILAG-2004 Renal"): two components so named are two organ systems, not one."""
+    renal = {"code": cc("BILAG-2004", FLOWSHEET, text="Renal"), "valueString": "B"}
+    msk = {"code": cc("BILAG-2004", FLOWSHEET, text="Musculoskeletal"), "valueString": "B"}
+    assessment = observation("BILAG-2004", ago(10), FLOWSHEET, components=[renal, msk])
+    r = run("bilag", assessment)
+    assert r.status == "pass", r.reason
+    assert "0 A and 2 B" in r.reason
+    # the same organ recorded twice (a preliminary and a final copy) is still one organ
+    prelim = observation("BILAG-2004", ago(10), FLOWSHEET, status="preliminary", components=[renal])
+    final = observation("BILAG-2004", ago(10), FLOWSHEET, components=[renal])
+    assert status("bilag", prelim, final) == "fail"
+
+
 def test_bilag_latest_assessment_decides() -> None:
     assert status("bilag", bilag("A", days=60), bilag("C", "C", days=10)) == "fail"
 

@@ -381,11 +381,13 @@ def test_weight_with_a_snomed_unit_code_reads_the_unit_text() -> None:
 
 def test_observation_components() -> None:
     o = observation(
-        "BILAG-2004", "2026-10-01", components=[{"code": cc("renal", "urn:x"), "valueString": "A"}]
+        "BILAG-2004",
+        "2026-10-01",
+        components=[{"code": cc("renal", "urn:x", text="Renal"), "valueString": "A"}],
     )
     f, part = facts(o).observations  # (no `relevant`: every coded component is a fact too)
-    [(codes, value)] = f.components
-    assert codes == (Code("urn:x", "renal"),)
+    [(codes, text, value)] = f.components
+    assert codes == (Code("urn:x", "renal"),) and text == "Renal"
     assert value.string == "A"
     assert part.ref == f"Observation/{o['id']}#component[0]" and part.value.string == "A"
 

@@ -207,10 +207,10 @@ def grades(crit: Criterion, ctx: Context) -> Result:
             crit, Status.UNKNOWN, f"no {crit.title} assessment in window", ignored=ignored
         )
     latest = obs[0].when
-    # each organ system (the code and text of the result graded, or the component's code)
-    # counts once: one assessment may be recorded twice (a preliminary and a final copy), the
-    # final one's grade winning; different organ systems on the day add up (a site may record
-    # each organ under one code, named in its text: "BILAG-2004 Renal")
+    # each organ system (the code and text of the result or component graded) counts once:
+    # one assessment may be recorded twice (a preliminary and a final copy), the final one's
+    # grade winning; different organ systems on the day add up (a site may record each organ
+    # under one code, named in its text: "BILAG-2004 Renal", as results or as components)
     by_organ: dict[tuple[tuple[Code, ...], str], tuple[bool, str]] = {}
     ev = []
     # a component that is a result of its own is also read among its assessment's: once
@@ -221,7 +221,7 @@ def grades(crit: Criterion, ctx: Context) -> Result:
             ignored.append(ctx.obs_evidence(o, "", "superseded by a newer assessment"))
             continue
         pairs = [((o.codes, o.text), _grade(o.value))]
-        pairs += [((c, ""), _grade(v)) for c, v in o.components]
+        pairs += [((c, text), _grade(v)) for c, text, v in o.components]
         gs = [g for _, g in pairs if g]
         draft = o.status not in _FINAL
         for organ, g in pairs:

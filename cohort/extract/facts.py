@@ -275,11 +275,9 @@ class Extractor:
         if ranges:
             for rr in ranges:
                 low = low or quantity_of(rr.get("low") if isinstance(rr, dict) else None)
-        parts = res.get("component")
-        components = (
-            tuple((codes_of(c.get("code")), obs_value(c)) for c in parts if isinstance(c, dict))
-            if parts
-            else ()
+        parts = [c for c in res.get("component") or () if isinstance(c, dict)]
+        components = tuple(
+            (codes_of(c.get("code")), text_of(c.get("code")), obs_value(c)) for c in parts
         )
         interp: tuple[Code, ...] = ()
         flags = res.get("interpretation")
