@@ -17,7 +17,7 @@ from typing import Any
 
 from cohort.store import Store, reference_id
 
-__all__ = ["LINKED", "Merges", "Side", "family", "merge_links", "merges_of"]
+__all__ = ["LINKED", "Merges", "Side", "family", "linked", "merge_links", "merges_of"]
 
 Side = tuple[list[date], list[date | None]]
 
@@ -78,8 +78,9 @@ class Merges:
 LINKED = b"replace"
 
 
-def _linked(res: dict[str, Any], kind: str) -> list[str]:
-    """The ids of the other patients a Patient record's links of type `kind` name."""
+def linked(res: dict[str, Any], kind: str) -> list[str]:
+    """The ids of the other patients a Patient record's links of type `kind` name (in order;
+    also what extract.patient reads `Patient.replaced_by` from)."""
     pid = res.get("id")
     links = res.get("link")
     out: list[str] = []
@@ -104,10 +105,10 @@ def merge_links(patients: Iterable[dict[str, Any]]) -> dict[str, str]:
         pid = res.get("id")
         if not isinstance(pid, str):
             continue
-        new = _linked(res, "replaced-by")
+        new = linked(res, "replaced-by")
         if new:
             direct[pid] = new[0]
-        for old in _linked(res, "replaces"):
+        for old in linked(res, "replaces"):
             claims.setdefault(old, set()).add(pid)
     shared: dict[str, set[str]] = {}
     for old, by in claims.items():

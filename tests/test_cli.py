@@ -502,3 +502,12 @@ def test_a_server_table_on_a_file_site_is_a_warning_not_an_error(tmp_path: Path)
     assert result.exit_code == 0, result.output
     warnings = json.loads((out / "run.json").read_text())["sites"]["srv"]["warnings"]
     assert any("[sites.server] is not used" in w for w in warnings), warnings
+
+
+def test_full_refresh_help_says_it_tries_remembered_server_quirks_again() -> None:
+    # docs/scheduling.md: --full-refresh also re-probes what a server was found to refuse
+    # (cohort/source/fhir/quirks.py); the option's own help is where an operator looks first
+    result = CliRunner().invoke(cli, ["run", "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "server quirks" in said, said

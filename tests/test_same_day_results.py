@@ -123,3 +123,60 @@ def test_same_day_untimed_platelets_whatever_the_ids(values: list[float], ids: l
     below = {v < 25 for v in values}
     expected = "unknown" if len(below) > 1 else "fail" if below == {True} else "pass"
     assert str(r.status) == expected, (values, ids, r.reason)
+
+
+# Two runs of one criterion, neither able to change its outcome alone: HBsAg positive and
+# negative on one day, HBV DNA detected and not detected on that day. Read in id order both
+# positives may come first (fail), and trying each result first with the other run as read
+# still fails (on the other positive); only both negatives first pass. So the ids decided
+# between fail and unknown: the runs' results are also tried together.
+def _hbv_runs(s_pos: str, s_neg: str, d_pos: str, d_neg: str) -> Result:
+    return settled(
+        "hbv",
+        observation("5196-1", DAY, valueString="Positive", rid=s_pos),
+        observation("5196-1", DAY, valueString="Negative", rid=s_neg),
+        observation("29615-2", DAY, valueString="Detected", rid=d_pos),
+        observation("29615-2", DAY, valueString="Not detected", rid=d_neg),
+    )
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ("s2", "s1", "d2", "d1"),  # each positive's id first in id order: both read first
+        ("s1", "s2", "d1", "d2"),
+        ("s2", "s1", "d1", "d2"),
+        ("s1", "s2", "d2", "d1"),
+    ],
+)
+def test_two_same_day_runs_are_tried_together_whatever_the_ids(
+    ids: tuple[str, str, str, str],
+) -> None:
+    r = _hbv_runs(*ids)
+    assert str(r.status) == "unknown", (ids, r.reason)
+    assert "without a time that orders them" in r.reason
+
+
+def test_two_runs_that_disagree_only_together_name_both_readings() -> None:
+    r = _hbv_runs("s2", "s1", "d2", "d1")
+    assert str(r.status) == "unknown", r.reason
+    assert "fail with Observation/d2 and Observation/s2 (" in r.reason
+    assert "pass with Observation/d1 and Observation/s1 (" in r.reason
+    notes = {e.ref: e.note for e in r.evidence}
+    assert set(notes) == {f"Observation/{i}" for i in ("s1", "s2", "d1", "d2")}
+    for ref in ("Observation/s2", "Observation/d2"):
+        assert notes[ref].endswith("fail if the most recent (same day, no order)"), notes
+    for ref in ("Observation/s1", "Observation/d1"):
+        assert notes[ref].endswith("pass if the most recent (same day, no order)"), notes
+
+
+def test_two_same_day_runs_that_agree_keep_their_outcome() -> None:
+    # both HBsAg results positive: fail whichever DNA result is read first
+    r = settled(
+        "hbv",
+        observation("5196-1", DAY, valueString="Positive", rid="s1"),
+        observation("5196-1", DAY, valueString="Positive", rid="s2"),
+        observation("29615-2", DAY, valueString="Detected", rid="d1"),
+        observation("29615-2", DAY, valueString="Not detected", rid="d2"),
+    )
+    assert str(r.status) == "fail", r.reason

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from cohort.extract.elements import first_code
+from cohort.merged import linked
 from cohort.model import Patient
-from cohort.store import reference_id
 
 __all__ = ["patient_of"]
 
@@ -52,11 +52,4 @@ def patient_of(res: dict[str, Any]) -> Patient:
 def _replaced_by(res: dict[str, Any]) -> str:
     """The id the Patient's first link of type `replaced-by` names ("" when none): a chart
     read as a patient of its own only when that one is not in the data (cohort/merged.py)."""
-    links = res.get("link")
-    for link in links if isinstance(links, list) else ():
-        if isinstance(link, dict) and link.get("type") == "replaced-by":
-            other = link.get("other")
-            ref = reference_id(other.get("reference")) if isinstance(other, dict) else None
-            if ref and ref != res.get("id"):
-                return ref
-    return ""
+    return next(iter(linked(res, "replaced-by")), "")

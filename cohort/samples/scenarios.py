@@ -49,6 +49,7 @@ CRITERIA = (
     "malignancy",
     "pregnancy_lactation",
     "deceased",
+    "active_record",
 )
 P, F, U = "pass", "fail", "unknown"
 
