@@ -347,3 +347,35 @@ def test_metadata_that_is_no_capability_statement_is_quoted_by_its_shape_only(
     report = (tmp_path / "out" / "run.json").read_text(encoding="utf-8")
     assert str(e.value).endswith("GET metadata: expected a CapabilityStatement, got ?")
     assert "Quixotica" not in str(e.value) + report
+
+
+def test_a_foreign_hosts_credentials_are_not_quoted() -> None:
+    """A next link (or a redirect: the same `url_host`) to another host was refused quoting
+    that host as the URL wrote it, `user:password@` included: the error went to stderr and
+    run.json."""
+    import responses
+    from test_fhir_client import BASE, bundle, client
+
+    from cohort.errors import ServerError
+    from cohort.source.fhir.client import url_host
+
+    foreign = "https://svc:Quixotica-pw@evil.invalid/Patient?p=2"
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{BASE}/Patient", json=bundle(["a"], foreign))
+        c, _ = client()
+        with pytest.raises(ServerError) as e:
+            list(c.search("Patient", []))
+    assert "another host (evil.invalid)" in str(e.value)
+    assert "Quixotica" not in str(e.value) and "svc" not in str(e.value)
+    assert url_host("https://svc:pw@evil.invalid:8443/x") == "evil.invalid:8443"
+    assert url_host("https://svc:pw@/x") is None
+
+
+@pytest.mark.parametrize("kind", ["Quixotica", "Marchetti"])
+def test_a_resource_type_is_quoted_only_when_it_is_one_of_fhir_r4(kind: str) -> None:
+    """`type_name` quoted any capitalised word, so a bare surname a proxy put in resourceType
+    reached the message; only FHIR R4's resource types are quoted now."""
+    from cohort.source.fhir.outcome import type_name
+
+    assert type_name(kind) == "?"
+    assert type_name("Bundle") == "Bundle" and type_name("OperationOutcome") == "OperationOutcome"

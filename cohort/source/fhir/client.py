@@ -75,15 +75,18 @@ class Accounting:
 
 
 def url_host(url: object) -> str | None:
-    """The host (netloc) of an http(s) URL; None for anything else, e.g. "http://[x", which
-    urlsplit refuses, or a link that is not a string."""
+    """The host (netloc, without any `user:password@`: messages quote it) of an http(s) URL;
+    None for anything else, e.g. "http://[x", which urlsplit refuses, or a link that is not a
+    string."""
     if not isinstance(url, str):
         return None
     try:
         parts = urlsplit(url)
     except ValueError:
         return None
-    return parts.netloc if parts.scheme in ("http", "https") and parts.netloc else None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return parts.netloc.rpartition("@")[2] or None
 
 
 def _origin(url: str) -> tuple[str, int | None] | None:

@@ -16,6 +16,7 @@ from cohort.source.fileinfo import UNREADABLE, unreadable
 from cohort.source.structure import loads
 from cohort.store import patient_of
 
+from .outcome import type_name
 from .plan import BY_CODE
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def load(p: Puller, files: list[tuple[str, Path]], screened: set[str], asked: se
         for n, res in read_ndjson(path, bad):
             kind = res.get("resourceType")
             if kind not in asked:
-                name = kind[:40] if isinstance(kind, str) and kind.isalpha() else "?"
+                name = type_name(kind)
                 p.report.skipped_types[name] = p.report.skipped_types.get(name, 0) + 1
                 continue
             if kind == "Medication" or (pid := patient_of(res)) in screened:

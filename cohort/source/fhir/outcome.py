@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from cohort.errors import ServerError
+from cohort.source.r4_types import RESOURCE_TYPES
 
 _CODE = re.compile(r"[a-z][a-z-]*")
 
@@ -36,14 +37,11 @@ def _token(value: object, limit: int) -> str:
     return value if ok else "?"  # type: ignore[return-value]
 
 
-_TYPE = re.compile(r"[A-Z][A-Za-z]{0,63}")
-
-
 def type_name(value: object) -> str:
-    """A `resourceType` a server sent, as a message may quote it: a capitalised word ("Bundle",
+    """A `resourceType` a server sent, as a message may quote it: one of FHIR R4's ("Bundle",
     "OperationOutcome"), else "?" (the text of an answer that is no resource may quote the
-    request or a patient)."""
-    return value if isinstance(value, str) and _TYPE.fullmatch(value) else "?"
+    request or a patient, a bare surname included)."""
+    return value if isinstance(value, str) and value in RESOURCE_TYPES else "?"
 
 
 def keyed(res: dict) -> bool:

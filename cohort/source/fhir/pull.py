@@ -124,8 +124,7 @@ class Puller:
             for r, _ in items:
                 rt = r.get("resourceType")
                 if not keyed(r):
-                    name = rt[:40] if isinstance(rt, str) and rt.isalpha() else "?"
-                    self.report.warn(f"{name}: record(s) without an id left out")
+                    self.report.warn(f"{type_name(rt)}: record(s) without an id left out")
             items = kept
         if not items:
             return
