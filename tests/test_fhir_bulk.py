@@ -1247,3 +1247,25 @@ def test_bulk_pull_that_fails_drops_nothing(tmp_path, store):
     with pytest.raises(ServerError):
         pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
     assert store.count_by_type("uci")["Encounter"] == 2
+
+
+@responses.activate
+@pytest.mark.parametrize("cap", [capability(), COMBO_CAP], ids=["by-code", "combo-listed"])
+def test_bulk_export_without_type_filter_does_not_say_component_results_are_left_out(
+        tmp_path, store, cap):
+    """A server refusing _typeFilter: the export is unfiltered, so a CBC panel whose only mapped
+    code is a component's is exported and stored; run.json said it was not (the server lists no
+    combo-code ...; or, once bulk-no-combo-code was remembered with bulk-no-typefilter, that
+    combo-code was refused and the export asked by code), on that night and every later one."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1"), _cbc(5, "p1")]), {}, kick, since)
+    responses.replace(responses.GET, f"{BASE}/metadata", json=cap)
+    _refusing_kickoff(kick, lambda q: any(k == "_typeFilter" for k, _ in q))
+    s = settings(tmp_path, bulk_group="g1")
+    for night in (1, 2):
+        rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+        assert not any(k == "_typeFilter" for k, _ in kick[-1])
+        assert store.get("uci", "Observation", "o5") is not None
+        assert not any("are not exported" in w and w.startswith("bulk: the server") for w in rep.warnings), (
+            night, rep.warnings)
+    assert "bulk-no-typefilter" in rep.quirks

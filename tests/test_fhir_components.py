@@ -136,8 +136,10 @@ def test_combo_code_once_listed_pulls_known_patients_observations_in_full(store)
 class RefusingCombo(FakeFhir):
     """Lists combo-code, and answers a search with it 400 (an OperationOutcome naming it)."""
 
+    refusing = True
+
     def _get(self, req):
-        if "combo-code" in dict(parse_qsl(urlsplit(req.url).query)):
+        if self.refusing and "combo-code" in dict(parse_qsl(urlsplit(req.url).query)):
             self.log.append("refused")
             return 400, {}, json.dumps(oo("Unknown search parameter 'combo-code'"))
         return super()._get(req)
@@ -187,3 +189,58 @@ def test_component_code_refused_drops_those_searches_with_a_warning(store):
         "Observation: server refused component-code (HTTP 400); searched by code: Observations"
         " whose only mapped code is a component's are not pulled"
     ) in rep.warnings
+
+
+def _observation_asks(fake) -> list[str]:
+    return [q for q in fake.log if q == "refused" or q.startswith("Observation?")]
+
+
+def test_combo_code_refused_is_remembered_so_later_nights_stay_incremental(store):
+    """A server listing combo-code but refusing it: night 1 fell back to code and its mark is
+    one of searches by code, but each later night asked by combo-code again (the hash of a
+    combo-code mark), refused, and pulled the known patients' Observations in full by code:
+    every night. The refusal is now remembered (quirk `observation-code-only`): the next night
+    searches by code from the start, incrementally (one count probe), run.json saying why."""
+    with responses.RequestsMock() as rsps:
+        fake = RefusingCombo(rsps, page=50, cap=capability(more_params={"Observation": ["combo-code"]}))
+        population(fake)
+        fake.add(panel("cbc0", "p0"), "2026-11-01T00:00:00Z")
+        rep = run(store)
+        assert set(rep.quirks) == {"observation-code-only"}
+        fake.log.clear()
+        rep = run(store)
+    assert _observation_asks(fake) == ["Observation?_lastUpdated&_summary&code"]
+    assert (
+        "Observation: the server refused combo-code or component-code on an earlier night;"
+        " searched by code: Observations whose only mapped code is a component's are not pulled"
+    ) in rep.warnings
+    assert not any("HTTP 400" in w for w in rep.warnings), rep.warnings
+
+
+def test_component_code_refused_is_remembered_so_later_nights_stay_incremental(store):
+    """The same for a server listing only component-code and refusing it: the twin searches
+    are not sent again, and the code searches stay incremental."""
+    cap = capability(more_params={"Observation": ["component-code"]})
+    with responses.RequestsMock() as rsps:
+        fake = RefusingComponent(rsps, page=50, cap=cap)
+        population(fake, n=3)
+        rep = run(store, cfg={"patient_batch": 1, "concurrency": 1})
+        # (not no-count: the bare 400 dropped _count first, but _count was not what it refused)
+        assert set(rep.quirks) == {"observation-code-only"}
+        fake.log.clear()
+        rep = run(store, cfg={"patient_batch": 1, "concurrency": 1})
+    asks = _observation_asks(fake)
+    assert "refused" not in asks and asks[0] == "Observation?_lastUpdated&_summary&code", asks
+
+
+def test_combo_code_accepted_again_forgets_the_quirk(store):
+    """Tried again (--full-refresh) and accepted: the quirk is forgotten, combo-code used."""
+    with responses.RequestsMock() as rsps:
+        fake = RefusingCombo(rsps, page=50, cap=capability(more_params={"Observation": ["combo-code"]}))
+        population(fake)
+        fake.add(panel("cbc0", "p0"), "2026-11-01T00:00:00Z")
+        run(store)
+        fake.refusing = False  # (the server upgraded: combo-code answered)
+        rep = run(store, full_refresh=True)
+    assert "observation-code-only" not in rep.quirks
+    assert store.get("uci", "Observation", "cbc0") is not None

@@ -19,7 +19,7 @@ from cohort.merged import family
 from cohort.source.structure import loads
 
 from .answer import retry_after
-from .kickoff import REFUSED_TOO, STEPS, by_combo, combo_asked, fewer
+from .kickoff import REFUSED_TOO, STEPS, by_combo, combo_asked, fewer, said_by_code
 from .ndjson import export_links, load, read_ndjson, screened_in
 from .outcome import outcome_issues
 from .plan import BY_CODE, COMBO_CODE, PULL_TYPES, minus_overlap, token_hash
@@ -54,12 +54,6 @@ def kickoff(p: Puller, since_of: Callable[[bool], str | None]) -> tuple[str, str
     for t in missing:
         p.report.warn(f"{t}: not in the server's CapabilityStatement; not exported")
     combo = by_combo(p, types)
-    if "Observation" in types and not combo:
-        p.report.warn(
-            "bulk: the server lists no combo-code for Observation; the export's _typeFilter asks"
-            " by code: Observations whose only mapped code is a component's (a platelet count"
-            " inside a CBC panel) are not exported"
-        )
     params: list[tuple[str, str]] = [("_type", ",".join([*types, "Medication"]))]
     for t in types:
         if t in BY_CODE:
@@ -69,11 +63,6 @@ def kickoff(p: Puller, since_of: Callable[[bool], str | None]) -> tuple[str, str
     for quirk, drop, _ in STEPS:  # what the server refused on an earlier night (quirks.py)
         if p.quirks.on(quirk):
             params = drop(params) or params
-    if combo and not combo_asked(params):
-        p.report.warn(
-            "bulk: the server refused combo-code in _typeFilter on an earlier night; the export"
-            " asks by code: Observations whose only mapped code is a component's are not exported"
-        )
     path = f"Group/{p.s.bulk_group}/$export" if p.s.bulk_group else "Patient/$export"
     headers = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
     refused, quirks = "", []
@@ -100,6 +89,7 @@ def kickoff(p: Puller, since_of: Callable[[bool], str | None]) -> tuple[str, str
             )
             refused = " " + REFUSED_TOO[dropped]
     kicked_off(p, params, quirks)
+    said_by_code(p, by_combo(p, types), params, quirks)
     loc = r.headers.get("Content-Location")
     if not loc:
         raise ServerError(f"GET {path}: 202 without Content-Location")

@@ -18,6 +18,26 @@ def combo_asked(params: Params) -> bool:
     return any(k == "_typeFilter" and v.startswith(f"Observation?{COMBO_CODE}=") for k, v in params)
 
 
+def said_by_code(p: Puller, listed: bool, params: Params, dropped: list[str]) -> None:
+    """A run.json warning when the kick-off taken (`params`) filtered Observations by code:
+    those whose only mapped code is a component's are not exported. None for a filter by
+    combo-code or an unfiltered export (it holds them), nor for a combo-code refused tonight
+    (`dropped`: that refusal's warning says so)."""
+    if not any(k == "_typeFilter" and v.startswith("Observation?code=") for k, v in params):
+        return
+    if not listed:
+        p.report.warn(
+            "bulk: the server lists no combo-code for Observation; the export's _typeFilter asks"
+            " by code: Observations whose only mapped code is a component's (a platelet count"
+            " inside a CBC panel) are not exported"
+        )
+    elif "bulk-no-combo-code" not in dropped:
+        p.report.warn(
+            "bulk: the server refused combo-code in _typeFilter on an earlier night; the export"
+            " asks by code: Observations whose only mapped code is a component's are not exported"
+        )
+
+
 # what a refused kick-off is asked again without, in this order (the warning's words)
 _NO_MEDICATION = "Medication in _type (referenced Medications are read by id)"
 _NO_COMBO = (

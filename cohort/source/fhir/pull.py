@@ -140,15 +140,17 @@ class Puller:
         """The parameters `rtype`'s searches by mapped code use, each a search of its own."""
         return self.obs_params if rtype == "Observation" else ("code",)
 
-    def without_components(self, name: str, status: int, params: Params) -> Params:
+    def without_components(self, name: str, e: ServerError, params: Params) -> Params:
         """`params` after the server refused `name` (combo-code or component-code): Observations
-        are searched by code from now on (search_all rewrites or drops later searches)."""
+        are searched by code from now on (search_all rewrites or drops later searches); the
+        quirk `observation-code-only` once that worked (quirks.py)."""
         self.obs_params = ("code",)
+        e.quirk = "observation-code-only"  # type: ignore[attr-defined]
         self.report.warn(
-            f"Observation: server refused {name} (HTTP {status}); searched by code: Observations"
-            " whose only mapped code is a component's are not pulled"
+            f"Observation: server refused {name} (HTTP {getattr(e, 'status', 0)}); searched by"
+            " code: Observations whose only mapped code is a component's are not pulled"
         )
-        return params
+        return self._current(params) or params  # (a component-code twin: dropped, search_all)
 
     def _current(self, params: Params) -> Params | None:
         """An Observation search as the parameters now in use have it: combo-code turned back
@@ -166,7 +168,11 @@ class Puller:
         tried: dict[str, Params] = {}  # quirks whose fallback this search took: with what
         while True:
             current = self._current(params) if rtype == "Observation" else params
-            if current is None:
+            if current is None:  # (a component-code twin refused: the code twin is searched)
+                # (that quirk only: a bare 400 dropped _count first, which was not the reason)
+                confirm(
+                    self, {k: v for k, v in tried.items() if k == "observation-code-only"}, params
+                )
                 return [], None
             params = current
             if self.category_each and "," in dict(params).get("category", ""):
@@ -335,7 +341,8 @@ def pull(
             kind = type_name(cs.get("resourceType"))
             raise ServerError(f"GET metadata: expected a CapabilityStatement, got {kind}")
         p.cap = Capability.parse(cs)
-        p.obs_params = p.cap.code_params()
+        # (a server found to refuse combo-code / component-code: by code from the start)
+        p.obs_params = ("code",) if p.quirks.on("observation-code-only") else p.cap.code_params()
         if not any(p.cap.has_type(t) for t in PULL_TYPES):
             # pulling nothing would mark every newly screened patient complete
             raise ServerError(

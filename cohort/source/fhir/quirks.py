@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from cohort.store.schema import FHIR_MARK
 
-from .plan import COMBO_CODE, DEFAULT_CATEGORIES
+from .plan import COMBO_CODE, COMPONENT_CODE, DEFAULT_CATEGORIES
 
 if TYPE_CHECKING:
     from .pull import Params, Puller
@@ -25,6 +25,8 @@ QUIRKS = {
     "no-count": "refuses _count",
     "observation-category": "requires category in an Observation search",
     "category-each": "takes one Observation category per search",
+    "observation-code-only": "refuses the combo-code / component-code it lists in an Observation"
+    " search",
     "bulk-no-medication": "refuses Medication in a Bulk export's _type",
     "bulk-no-combo-code": "refuses combo-code in a Bulk export's Observation _typeFilter",
     "bulk-no-typefilter": "refuses _typeFilter in a Bulk export",
@@ -153,6 +155,8 @@ def searched(p: Puller, rtype: str, params: Params, counted: bool) -> None:
     if counted:
         passed(p, "no-count")
     if rtype == "Observation":
+        if any(k in (COMBO_CODE, COMPONENT_CODE) for k, _ in params):
+            passed(p, "observation-code-only")
         category = dict(params).get("category")
         if not category:
             passed(p, "observation-category")

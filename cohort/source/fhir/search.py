@@ -99,12 +99,19 @@ def mark_hash(p: Puller, rtype: str) -> str:
 
 
 def said_components(p: Puller) -> None:
-    """A run.json warning when the server lists neither parameter that searches components."""
+    """A run.json warning when the server lists neither parameter that searches components, or
+    refused them on an earlier night (the quirk observation-code-only)."""
     if not any(p.cap.lists_param("Observation", n) for n in (COMBO_CODE, COMPONENT_CODE)):
         p.report.warn(
             "Observation: the server lists neither combo-code nor component-code in its"
             " CapabilityStatement; Observations whose only mapped code is a component's (a"
             " platelet count inside a CBC panel) cannot be searched and are not pulled"
+        )
+    elif p.quirks.on("observation-code-only"):
+        p.report.warn(
+            "Observation: the server refused combo-code or component-code on an earlier night;"
+            " searched by code: Observations whose only mapped code is a component's are not"
+            " pulled"
         )
 
 
