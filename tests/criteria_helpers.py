@@ -7,6 +7,7 @@ before the as-of date).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import date, timedelta
 from functools import lru_cache
@@ -379,9 +380,13 @@ def run(
     medications: dict[str, dict[str, Any]] | None = None,
     as_of: date = AS_OF,
     use_unverified: bool = False,
+    params: dict[str, Any] | None = None,
 ) -> Result:
-    """Evaluate one criterion of the real trial file on the given resources."""
+    """Evaluate one criterion of the real trial file on the given resources; `params` replace
+    some of its parameters (an option the shipped file does not set)."""
     crit = criterion(cid)
+    if params:
+        crit = dataclasses.replace(crit, params={**crit.params, **params})
     ctx = context(
         *resources, site=site, medications=medications, as_of=as_of, use_unverified=use_unverified
     )

@@ -625,23 +625,117 @@ def test_nephritis_old_high_proteinuria_outside_window_ignored() -> None:
     )
 
 
-def test_nephritis_most_recent_creatinine_decides() -> None:
+MG = "mg/dL"
+
+
+def test_nephritis_any_creatinine_in_the_window_above_the_limit_fails() -> None:
+    """SPEC §3: "within 90 days: ... serum creatinine > 2.0 mg/dL -> fail", not "most recent":
+    creatinine 3.0 forty days ago fails though a 1.0 ten days ago is newer (it passed)."""
+    high = creat(qty(3.0, MG, MG), 40)
+    r = run("severe_lupus_nephritis", high, creat(qty(1.0, MG, MG), 10))
+    assert r.status == "fail", r.reason
+    assert r.reason == f"creatinine 3 mg/dL > 2 on {ago(40)}"
+    shown = {e.ref: e for e in r.evidence}
+    ev = shown[f"Observation/{high['id']}"]
+    assert (ev.value, ev.unit, ev.date) == ("3", MG, ago(40))
+    assert "above" in ev.note
+    # the newer result is read too: the reading rests on every result of the window
+    assert len(r.evidence) == 2
+    # the order of the two does not matter
     assert (
-        status(
-            "severe_lupus_nephritis",
-            creat(qty(3.0, "mg/dL", "mg/dL"), 60),
-            creat(qty(1.0, "mg/dL", "mg/dL"), 5),
-        )
-        == "pass"
-    )
-    assert (
-        status(
-            "severe_lupus_nephritis",
-            creat(qty(1.0, "mg/dL", "mg/dL"), 60),
-            creat(qty(3.0, "mg/dL", "mg/dL"), 5),
-        )
+        status("severe_lupus_nephritis", creat(qty(1.0, MG, MG), 40), creat(qty(3.0, MG, MG), 10))
         == "fail"
     )
+
+
+def test_nephritis_every_result_within_its_limit_passes() -> None:
+    r = run(
+        "severe_lupus_nephritis",
+        creat(qty(1.9, MG, MG), 80),
+        creat(qty(1.0, MG, MG), 10),
+        upcr(qty(1.5, "mg/mg", "mg/mg"), 70),
+        upcr(qty(0.5, "mg/mg", "mg/mg"), 5),
+    )
+    assert (r.status, r.reason) == ("pass", "no value above its limit")
+    assert len(r.evidence) == 4
+
+
+def test_nephritis_an_older_proteinuria_in_the_window_above_the_limit_fails() -> None:
+    r = run(
+        "severe_lupus_nephritis",
+        upcr(qty(2.5, "mg/mg", "mg/mg"), 60),
+        upcr(qty(1.0, "mg/mg", "mg/mg"), 5),
+        creat(qty(1.0, MG, MG), 5),
+    )
+    assert (r.status, r.reason) == ("fail", f"upcr 2.5 mg/mg > 2 on {ago(60)}")
+
+
+def test_nephritis_names_the_most_recent_result_above_the_limit() -> None:
+    r = run(
+        "severe_lupus_nephritis",
+        creat(qty(2.6, MG, MG), 70),
+        creat(qty(2.2, MG, MG), 30),
+        creat(qty(1.0, MG, MG), 3),
+    )
+    assert (r.status, r.reason) == ("fail", f"creatinine 2.2 mg/dL > 2 on {ago(30)}")
+    above = [e.date for e in r.evidence if "above" in e.note]
+    assert above == [ago(30), ago(70)]
+
+
+def test_nephritis_a_result_above_the_limit_outside_the_window_is_not_read() -> None:
+    r = run("severe_lupus_nephritis", creat(qty(3.0, MG, MG), 91), creat(qty(1.0, MG, MG), 10))
+    assert r.status == "pass", r.reason
+
+
+@pytest.mark.parametrize(
+    ("labs", "expected"),
+    [
+        # a result that cannot be converted may be above the limit: unknown...
+        ([creat(qty(1.0, "furlongs"), 40), creat(qty(1.0, MG, MG), 10)], "unknown"),
+        ([creat(qty(1.0, MG, MG), 40), creat(qty(1.0, "furlongs"), 10)], "unknown"),
+        ([creat(qty(1.5, MG, MG, comparator=">"), 40), creat(qty(1.0, MG, MG), 10)], "unknown"),
+        # ...unless another result of the window already fails
+        ([creat(qty(1.0, "furlongs"), 10), creat(qty(3.0, MG, MG), 40)], "fail"),
+        ([creat(qty(1.0, "furlongs"), 10), upcr(qty(3, "mg/mg", "mg/mg"), 60)], "fail"),
+        ([creat(qty(1.0, MG, MG), 10), upcr(qty(1, "bananas"), 60)], "unknown"),
+    ],
+)
+def test_nephritis_an_unreadable_result_in_the_window(labs: list[dict], expected: str) -> None:
+    assert status("severe_lupus_nephritis", *labs) == expected
+
+
+def test_nephritis_unknown_names_the_unreadable_older_result() -> None:
+    r = run(
+        "severe_lupus_nephritis",
+        creat(qty(1.0, "furlongs"), 40),
+        creat(qty(1.0, MG, MG), 10),
+    )
+    assert r.status == "unknown"
+    assert "creatinine not convertible" in r.reason
+    assert any(e.note == "unit or value cannot be converted" for e in r.evidence)
+
+
+LATEST_ONLY = {"latest_only": True}
+
+
+def test_nephritis_latest_only_reads_each_measure_s_most_recent_result() -> None:
+    # the criteria file's option: the reading before SPEC's, one result per measure
+    older_high = creat(qty(3.0, MG, MG), 60)
+    r = run("severe_lupus_nephritis", older_high, creat(qty(1.0, MG, MG), 5), params=LATEST_ONLY)
+    assert r.status == "pass", r.reason
+    assert [e.note for e in r.evidence] == ["most recent"]
+    assert [e.note for e in r.ignored] == ["superseded by a newer result"]
+    r = run(
+        "severe_lupus_nephritis",
+        creat(qty(1.0, MG, MG), 60),
+        creat(qty(3.0, MG, MG), 5),
+        params=LATEST_ONLY,
+    )
+    assert (r.status, r.reason) == ("fail", f"creatinine 3 mg/dL > 2 on {ago(5)}")
+    # an unreadable older result is superseded, not unknown
+    older_bad = creat(qty(1.0, "furlongs"), 40)
+    newer = creat(qty(1.0, MG, MG), 10)
+    assert status("severe_lupus_nephritis", older_bad, newer, params=LATEST_ONLY) == "pass"
 
 
 def test_nephritis_unconvertible_upcr_makes_unknown() -> None:

@@ -537,6 +537,24 @@ def weight(kg: float, when: str) -> dict:
 
 
 @pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        # window from 2026-08-27: August's last days are in it, its first ones not
+        ("2026-08", "unknown"),
+        ("2026-10", "fail"),  # within 90 days whichever day: above the limit fails
+        ("2026-07", "pass"),  # before the window whichever day
+    ],
+)
+def test_a_partially_dated_creatinine_above_the_limit_beside_a_newer_normal_one(
+    when: str, expected: str
+) -> None:
+    high = observation("2160-0", when, valueQuantity=qty(3.0, "mg/dL", "mg/dL"))
+    normal = observation("2160-0", "2026-11-15", valueQuantity=qty(1.0, "mg/dL", "mg/dL"))
+    r = settled("severe_lupus_nephritis", high, normal)
+    assert r.status == expected, r.reason
+
+
+@pytest.mark.parametrize(
     ("resources", "expected"),
     [
         # Nov 1-25: a low result inside the window fails; Nov 26-30: after as_of, no result

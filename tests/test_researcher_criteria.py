@@ -96,6 +96,22 @@ TRIAL_MISTAKES = [
         "criterion 'severe_lupus_nephritis': key 'measures[1].fail_above': required",
     ),
     (
+        "latest_only as text",
+        "latest_only = false",
+        'latest_only = "false"',
+        "latest_only",
+        "criterion 'severe_lupus_nephritis': key 'latest_only': expected true or false, got the "
+        "text 'false' (write true or false without quotes)",
+    ),
+    (
+        "latest_only misspelt",
+        "latest_only = false",
+        "latest_onyl = true",
+        "latest_onyl",
+        "criterion 'severe_lupus_nephritis': key 'latest_onyl': not a parameter of kind "
+        "'labs_exceed' (did you mean 'latest_only'?)",
+    ),
+    (
         "lab_concepts without lab_default_lln",
         'lab_concepts = ["cd19_count"]\nlab_default_lln = 80',
         'lab_concepts = ["cd19_count"]\n',

@@ -5,6 +5,7 @@ in its evidence (docs/rules.md, "Reading records"). Evaluated as a run does (eva
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -19,8 +20,14 @@ DAY = ago(5)
 K_UL = "10*3/uL"
 
 
-def settled(cid: str, *resources: dict[str, Any]) -> Result:
-    return next(r for r in evaluate(trial(), context(*resources)) if r.criterion == cid)
+def settled(cid: str, *resources: dict[str, Any], params: dict[str, Any] | None = None) -> Result:
+    """`cid`'s result as a run gives it; `params` replace some of its parameters."""
+    t = trial()
+    if params:
+        crit = next(c for c in t.criteria if c.id == cid)
+        crit = replace(crit, params={**crit.params, **params})
+        t = replace(t, criteria=[crit])
+    return next(r for r in evaluate(t, context(*resources)) if r.criterion == cid)
 
 
 def plt(value: float, rid: str, when: str = DAY) -> dict[str, Any]:
@@ -97,11 +104,21 @@ def test_same_day_weights_that_disagree_are_unknown(low_id: str, high_id: str) -
 
 
 @pytest.mark.parametrize(("low_id", "high_id"), IDS)
-def test_same_day_creatinine_that_disagree_is_unknown(low_id: str, high_id: str) -> None:
+def test_same_day_creatinine_above_the_limit_fails_whichever_is_the_latest(
+    low_id: str, high_id: str
+) -> None:
+    # SPEC: any creatinine within 90 days above 2.0 mg/dL fails, the most recent or not: the
+    # order of the day's two results cannot change that
     mg = "mg/dL"
     low = observation("2160-0", DAY, valueQuantity=qty(1.0, mg, mg), rid=low_id)
     high = observation("2160-0", DAY, valueQuantity=qty(2.5, mg, mg), rid=high_id)
-    assert str(settled("severe_lupus_nephritis", low, high).status) == "unknown"
+    r = settled("severe_lupus_nephritis", low, high)
+    assert str(r.status) == "fail", r.reason
+    assert r.reason == f"creatinine 2.5 mg/dL > 2 on {DAY}"
+    # with latest_only (each measure's most recent result) the two readings disagree: unknown
+    r = settled("severe_lupus_nephritis", low, high, params={"latest_only": True})
+    assert str(r.status) == "unknown", r.reason
+    assert "without a time that orders them" in r.reason
 
 
 def test_a_same_day_tie_beside_a_failing_condition_still_fails() -> None:

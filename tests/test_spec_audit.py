@@ -581,6 +581,9 @@ def cr(v, unit="mg/dL", days=10):
         ([observation("2890-2", ago(5), valueQuantity=qty(1, "mg/mg", "mg/mg"))], "unknown"),
         ([cr(3.0, days=91)], "unknown"),
         ([cr(2.5, days=90)], "fail"),
+        # "within 90 days ... creatinine > 2.0 mg/dL -> fail": not only the most recent result
+        ([cr(3.0, days=40), cr(1.0, days=10)], "fail"),
+        ([cr(1.9, days=40), cr(1.0, days=10)], "pass"),
         ([], "unknown"),
     ],
 )

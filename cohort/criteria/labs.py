@@ -241,38 +241,56 @@ def grades(crit: Criterion, ctx: Context) -> Result:
     return result(crit, Status.FAIL, f"{a} A and {b} B on {latest}", ev, ignored)
 
 
+# how a result stands against its measure's limit (labs_exceed reading every result)
+_AGAINST = {True: "above the limit", False: "within the limit", None: "cannot tell vs the limit"}
+
+
 def labs_exceed(crit: Criterion, ctx: Context) -> Result:
-    """Fail if a measure's latest result exceeds its limit; pass only if required ones are known."""
+    """Fail if a result in the window exceeds its measure's limit (only each measure's latest
+    with `latest_only`); else unknown if a required measure has none or a result read cannot
+    be compared; else pass."""
     p = crit.params
     since = window_start(ctx.as_of, p)
+    latest_only = p.get("latest_only", False)
     evidence, ignored, fails, missing = [], [], [], []
     for m in p["measures"]:
         concepts = m["concepts"]
+        limit = float(m["fail_above"])
         obs, ign = ctx.observations(concepts, since)
         ignored += ign
         if not obs:
             if m.get("required"):
                 missing.append(f"no {concepts[0]} in window")
             continue
-        o = obs[0]
-        ignored += _superseded(ctx, obs[1:], concepts)
-        concept = ctx.obs_concept(o, concepts)
-        unit = ctx.term.canonical_unit(concept) or ""
-        v = ctx.numeric(o, concept)
-        if v is None:
-            evidence.append(ctx.obs_evidence(o, concept, "unit or value cannot be converted"))
-            missing.append(f"{concept} not convertible")
-            continue
-        cmp = sign(o)
-        evidence.append(ctx.obs_evidence(o, concept, "most recent", f"{cmp}{v:g}", unit))
-        exceeds = above(v, cmp, float(m["fail_above"]))
-        when = shown(o.when, o.when_last)  # as lab_latest says it
-        if exceeds:
-            fails.append(f"{concept} {cmp}{v:g} {unit} > {m['fail_above']:g} on {when}")
-        elif exceeds is None:
-            missing.append(
-                f"{concept} {cmp}{v:g} {unit} on {when}: cannot tell vs {m['fail_above']:g}"
-            )
+        if latest_only:
+            ignored += _superseded(ctx, obs[1:], concepts)
+            obs = obs[:1]
+        # newest first: the measure's reason names its most recent result above the limit,
+        # else its most recent one that cannot be compared
+        fail = unsure = ""
+        for o in obs:
+            concept = ctx.obs_concept(o, concepts)
+            unit = ctx.term.canonical_unit(concept) or ""
+            v = ctx.numeric(o, concept)
+            if v is None:
+                evidence.append(ctx.obs_evidence(o, concept, "unit or value cannot be converted"))
+                unsure = unsure or f"{concept} not convertible"
+                continue
+            cmp = sign(o)
+            exceeds = above(v, cmp, limit)
+            note = "most recent" if latest_only else _AGAINST[exceeds]
+            evidence.append(ctx.obs_evidence(o, concept, note, f"{cmp}{v:g}", unit))
+            when = shown(o.when, o.when_last)  # as lab_latest says it
+            if exceeds:
+                fail = fail or f"{concept} {cmp}{v:g} {unit} > {limit:g} on {when}"
+            elif exceeds is None:
+                unsure = (
+                    unsure or f"{concept} {cmp}{v:g} {unit} on {when}: cannot tell vs {limit:g}"
+                )
+        if fail:
+            fails.append(fail)
+        elif unsure:
+            missing.append(unsure)
     if fails:
         return result(crit, Status.FAIL, ", ".join(fails), evidence, ignored)
     if missing:

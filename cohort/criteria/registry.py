@@ -75,7 +75,7 @@ KINDS: dict[str, KindSpec] = {
         },
     ),
     "grades": KindSpec(labs.grades, {"concepts": CONCEPTS}, {**WINDOW, "min_a": int, "min_b": int}),
-    "labs_exceed": KindSpec(labs.labs_exceed, {"measures": list}, WINDOW),
+    "labs_exceed": KindSpec(labs.labs_exceed, {"measures": list}, {**WINDOW, "latest_only": bool}),
     "current_medication": KindSpec(
         medication.current_medication, {"concepts": CONCEPTS}, {"systemic_only": bool}
     ),
