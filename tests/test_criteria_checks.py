@@ -16,6 +16,7 @@ from criteria_helpers import (
     ago,
     component,
     condition,
+    criterion,
     observation,
     qty,
     run,
@@ -229,12 +230,60 @@ def test_hbv_entered_in_error_positive_ignored() -> None:
             "unknown",
         ),  # RNA only before the antibody
         ([lab(HCV_AB, 60, POSITIVE), lab(HCV_RNA_QUAL, 30, {"valueString": "Detected"})], "fail"),
-        ([lab(HCV_AB, 300, POSITIVE), lab(HCV_AB, 10, NEGATIVE)], "pass"),
+        # SPEC: "HCV antibody positive with no later RNA -> unknown": a later negative antibody
+        # is no RNA (it was pass, the latest antibody alone being read)
+        ([lab(HCV_AB, 300, POSITIVE), lab(HCV_AB, 10, NEGATIVE)], "unknown"),
+        (
+            [
+                lab(HCV_AB, 300, POSITIVE),
+                lab(HCV_RNA_QUAL, 200, {"valueString": "Not detected"}),
+                lab(HCV_AB, 10, NEGATIVE),
+            ],
+            "pass",
+        ),
+        (
+            [
+                lab(HCV_AB, 300, POSITIVE),
+                lab(HCV_AB, 10, NEGATIVE),
+                lab(HCV_RNA_QUAL, 5, {"valueString": "Not detected"}),
+            ],
+            "pass",
+        ),
+        # a positive after the RNA that followed an earlier one has no later RNA of its own
+        (
+            [
+                lab(HCV_AB, 300, POSITIVE),
+                lab(HCV_RNA_QUAL, 250, {"valueString": "Not detected"}),
+                lab(HCV_AB, 100, POSITIVE),
+                lab(HCV_AB, 10, NEGATIVE),
+            ],
+            "unknown",
+        ),
+        ([lab(HCV_AB, 300, NEGATIVE), lab(HCV_AB, 10, NEGATIVE)], "pass"),
         ([lab(HCV_AB, 30, POSITIVE, status="entered-in-error")], "pass"),
     ],
 )
 def test_hcv(resources: list[dict], expected: str) -> None:
     assert status("hcv", *resources) == expected
+
+
+def test_hcv_an_older_positive_antibody_without_later_rna_names_it() -> None:
+    positive = lab(HCV_AB, 300, POSITIVE)
+    r = run("hcv", positive, lab(HCV_AB, 10, NEGATIVE))
+    assert r.status == "unknown", r.reason
+    assert r.reason == f"HCV antibody without later RNA positive on {ago(300)}"
+    assert [e.ref for e in r.evidence] == [f"Observation/{positive['id']}"]
+
+
+def test_hcv_latest_true_reads_the_most_recent_antibody_alone() -> None:
+    # the earlier reading stays a criteria-file option: `latest = true` on the antibody check
+    checks = [
+        {**c, "latest": True} if c.get("lab") == ["hcv_ab"] else c
+        for c in criterion("hcv").params["checks"]
+    ]
+    resources = (lab(HCV_AB, 300, POSITIVE), lab(HCV_AB, 10, NEGATIVE))
+    assert status("hcv", *resources, params={"checks": checks}) == "pass"
+    assert status("hcv", *resources) == "unknown"
 
 
 # --- tuberculosis ------------------------------------------------------------------------------

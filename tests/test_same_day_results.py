@@ -121,6 +121,16 @@ def test_same_day_creatinine_above_the_limit_fails_whichever_is_the_latest(
     assert "without a time that orders them" in r.reason
 
 
+@pytest.mark.parametrize(("pos_id", "neg_id"), IDS)
+def test_same_day_hcv_antibody_positive_and_negative_is_unknown(pos_id: str, neg_id: str) -> None:
+    # a positive antibody with no later RNA is unknown whichever of the day's two is read first
+    pos = observation("16128-1", DAY, valueString="Positive", rid=pos_id)
+    neg = observation("16128-1", DAY, valueString="Negative", rid=neg_id)
+    r = settled("hcv", pos, neg)
+    assert str(r.status) == "unknown", r.reason
+    assert f"Observation/{pos_id}" in {e.ref for e in r.evidence}
+
+
 def test_a_same_day_tie_beside_a_failing_condition_still_fails() -> None:
     # hbv fails on its chronic hepatitis B condition whichever HBsAg is the most recent
     pos = observation("5196-1", DAY, valueString="Positive", rid="a")

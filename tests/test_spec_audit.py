@@ -466,6 +466,8 @@ def test_hcv():
     assert status("hcv", pos("16128-1", 20), neg("11259-9", 10)) == "pass"
     assert status("hcv", pos("16128-1", 20), neg("11259-9", 20)) == "pass"  # same day RNA
     assert status("hcv", pos("16128-1", 10), neg("11259-9", 20)) == "unknown"
+    # "HCV antibody positive with no later RNA": a later negative antibody is no RNA
+    assert status("hcv", pos("16128-1", 300), neg("16128-1", 10)) == "unknown"
 
 
 def test_tb():
