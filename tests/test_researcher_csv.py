@@ -11,6 +11,7 @@ from researcher_helpers import TRIAL, check_all, copy_mappings, edit, run_uci
 
 from cohort.cli import cli
 from cohort.errors import MappingError
+from cohort.model import Code
 from cohort.terminology import Terminology
 from cohort.terminology.mappings import read_csv
 
@@ -182,3 +183,77 @@ def test_a_quoted_cell_over_two_lines_is_an_error_and_rows_keep_their_lines(
         got.extend(rec.where for rec in read_csv(m, path, ("concept",)))
     assert str(err.value) == f"mappings/{LOCAL}:{n}: {UNCLOSED}"
     assert got[-1] == f"mappings/{LOCAL}:{n - 1}"
+
+
+TEXT_CELL = "type the code again in a cell formatted as Text (docs/mappings-howto.md, section 3)"
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        # a long SNOMED CT id in Excel's General format: saved back as shown; it matched nothing
+        # and `check` and `run` said nothing
+        (
+            "conditions.csv",
+            "sct,308751000119106,",
+            "sct,3.08751E+14,",
+            f"'3.08751E+14' is a number Excel wrote in scientific notation, not a code: {TEXT_CELL}",
+        ),
+        # the last digit of an SCTID is a check digit (Verhoeff): a mistyped digit, or a long
+        # id Excel rounded to 15 significant digits, matched nothing either
+        (
+            "conditions.csv",
+            "sct,55464009,",
+            "sct,55464008,",
+            "SNOMED CT '55464008' has a wrong check digit (a digit mistyped, or a long number "
+            f"Excel rounded: {TEXT_CELL})",
+        ),
+        (
+            "conditions.csv",
+            "sct,55464009,",
+            "sct,SLE,",
+            "'SLE' is not a SNOMED CT identifier (6 to 18 digits)",
+        ),
+        # a LOINC code Excel read as a date (777-3 -> Mar-77): an error, but no word of why
+        (
+            "labs.csv",
+            "loinc.org,777-3,",
+            "loinc.org,Mar-77,",
+            f"'Mar-77' is not a LOINC code (NNNNN-N): Excel turned it into a date; {TEXT_CELL}",
+        ),
+        (
+            "labs.csv",
+            "loinc.org,5048-4,",
+            "loinc.org,4/1/5048,",
+            f"'4/1/5048' is not a LOINC code (NNNNN-N): Excel turned it into a date; {TEXT_CELL}",
+        ),
+    ],
+    ids=[
+        "snomed_scientific",
+        "snomed_check_digit",
+        "snomed_not_digits",
+        "loinc_mar",
+        "loinc_d/m/y",
+    ],
+)
+def test_a_code_excel_altered_is_an_error_saying_how_to_fix_it(
+    tmp_path: Path, file: str, old: str, new: str, message: str
+) -> None:
+    m = copy_mappings(tmp_path)
+    n = edit(m / "concepts" / file, old, new, new)
+    expected = f"mappings/concepts/{file}:{n}: column 'code': {message}"
+    code, lines = check_all(m)
+    assert code == 4 and f"error: {expected}" in lines, lines
+    code, output = run_uci(tmp_path, m)
+    assert code == 4 and output.strip().splitlines()[-1] == f"cohort: error: {expected}"
+
+
+def test_a_cvx_code_excel_stripped_of_its_zero_still_matches(tmp_path: Path) -> None:
+    """(Found right, kept so:) CVX "03" saved back by Excel as "3" is the same code (codes
+    compare without leading zeros), so the MMR row still maps an Immunization coded 03."""
+    m = copy_mappings(tmp_path)
+    edit(m / "concepts" / "vaccines.csv", "cvx,03,", "cvx,3,", "cvx")
+    code, lines = check_all(m)
+    assert code == 0, lines
+    term = Terminology.load(m)
+    assert "live_vaccine" in term.concepts_for([Code("http://hl7.org/fhir/sid/cvx", "03")])
