@@ -134,6 +134,51 @@ def test_threshold_changed_without_its_title_is_a_warning(tmp_path: Path) -> Non
     assert result.exit_code == 0 and "key 'title'" not in result.output
 
 
+def _title_warnings(m: Path) -> list[str]:
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output  # warnings: the run screens with the new rule
+    return [line for line in result.output.splitlines() if "key 'title'" in line]
+
+
+def _line_of(path: Path, start: str) -> int:
+    return next(i for i, t in enumerate(path.read_text().splitlines(), 1) if t.startswith(start))
+
+
+def test_a_window_changed_without_its_title_is_a_warning(tmp_path: Path) -> None:
+    """The B-cell washout lengthened from 36 to 52 weeks (a researcher's first edit): the
+    title coordinators read in summary.html, explain and to_confirm still said "in 36 weeks",
+    and `check` said nothing (a title's window was not compared with the rule's)."""
+    m = _copy(tmp_path)
+    trial = m / "trials" / "sirius-sle-2.toml"
+    text = trial.read_text(encoding="utf-8")
+    text = text.replace("window_weeks = 36", "window_weeks = 52")
+    text = text.replace("min_b = 2", "min_b = 3")
+    text = text.replace("window_days = 90\n", "window_months = 3\n", 1)  # "90 days": the same
+    trial.write_text(text, encoding="utf-8")
+    bilag, bcell = _line_of(trial, 'title = "BILAG'), _line_of(trial, 'title = "No B-cell')
+    tail = "(the title is shown as written in summary.html, explain and to_confirm: update it "
+    tail += "with the rule)"
+    assert _title_warnings(m) == [
+        f"warning: {trial}:{bilag}: criterion 'bilag': key 'title': 'BILAG-2004: >= 1 A or >= 2 "
+        f"B within 90 days' does not mention min_b = 3 {tail}",
+        f"warning: {trial}:{bcell}: criterion 'washout_b_cell_depletion': key 'title': 'No "
+        f"B-cell depletion in 36 weeks (or B cells recovered)' does not mention window_weeks = "
+        f"52 {tail}",
+    ]
+    text = text.replace("depletion in 36 weeks", "depletion in 52 weeks")
+    text = text.replace(">= 2 B within", ">= 3 B within")
+    text = text.replace("window_weeks = 4\n", "window_months = 1\n")  # 4 weeks: not a month
+    trial.write_text(text, encoding="utf-8")
+    live = _line_of(trial, 'title = "No live')
+    assert _title_warnings(m) == [
+        f"warning: {trial}:{live}: criterion 'live_vaccine': key 'title': 'No live vaccine in 4 "
+        f"weeks' does not mention window_months = 1 {tail}"
+    ]
+    text = text.replace("vaccine in 4 weeks", "vaccine in 1 month")
+    trial.write_text(text, encoding="utf-8")
+    assert _title_warnings(m) == []
+
+
 def test_a_misspelt_concept_no_criteria_file_names_is_a_warning(tmp_path: Path) -> None:
     """`ana_titr` typed for `ana_titer` in a concept file: its rows mapped a concept no trial
     asks for, and the ANA criterion quietly lost them; `check` said nothing."""

@@ -7,7 +7,6 @@ the key itself. The kinds, their parameters and the rules between them are in re
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from cohort.criteria.registry import (
     table_problems,
     tables_of,
 )
+from cohort.criteria.titles import title_problems
 from cohort.criteria.trial import Trial, concept_refs
 from cohort.errors import MappingError, did_you_mean
 from cohort.report.columns import FIXED_COLUMNS
@@ -241,40 +241,10 @@ def _check_concepts(
             )
 
 
-# the numbers a title quotes: a researcher who changes one in the rule (fail_below 25 -> 50)
-# and not in the title leaves coordinators reading the old one (summary.html, explain, to_confirm)
-_TITLE_NUMBERS = (
-    "min_years",
-    "min_months",
-    "min_titer",
-    "fail_below",
-    "pass_at_least",
-    "max_daily_mg",
-)
-
-
 def _check_title(p: _Problems, index: int, cid: str, raw: dict[str, Any]) -> None:
-    """Warn when a title that quotes numbers does not quote its rule's threshold (a window may
-    well go unsaid: "Platelets >= 25")."""
-    title = raw.get("title")
-    if not isinstance(title, str):
-        return
-    quoted = {float(n) for n in re.findall(r"\d+(?:\.\d+)?", title)}
-    if not quoted:
-        return  # a title in words only says no number that could be stale
-    for key in _TITLE_NUMBERS:
-        value = raw.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        if float(value) not in quoted:
-            p.criterion(
-                index,
-                cid,
-                "title",
-                f"'{title}' does not mention {key} = {value} (the title is shown as written "
-                "in summary.html, explain and to_confirm: update it with the rule)",
-                warn=True,
-            )
+    """A warning for each threshold or window the title no longer says (criteria/titles.py)."""
+    for problem in title_problems(raw):
+        p.criterion(index, cid, "title", problem, warn=True)
 
 
 def check_trial(
