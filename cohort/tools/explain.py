@@ -11,7 +11,7 @@ from typing import Any
 
 from cohort.config import Config, SiteConfig
 from cohort.criteria.base import Criterion
-from cohort.criteria.trial import concept_refs
+from cohort.criteria.trial import concept_refs, site_title
 from cohort.errors import ConfigError, SourceError
 from cohort.evaluate import evaluate, is_screened, make_context
 from cohort.extract import Extractor, codes_of, text_of
@@ -130,7 +130,8 @@ def explain_patient(
     for crit in loaded.trial.criteria:
         r = by_id[crit.id]
         concepts = {name for _, name in concept_refs(crit.params)}
-        lines += ["", f"[{r.status.value}] {crit.id} - {crit.title} ({crit.type})"]
+        title = site_title(crit, site.min_age)
+        lines += ["", f"[{r.status.value}] {crit.id} - {title} ({crit.type})"]
         lines.append(f"  rule: {rule_summary(crit, site)}")
         lines.append(
             f"  reason: {printable(r.reason)}" + (" (to confirm manually)" if r.manual else "")
