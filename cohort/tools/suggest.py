@@ -53,6 +53,19 @@ FAMILY = {
 }
 
 
+def _stem(word: str) -> str:
+    """A word without a plural's `s` ("platelets" -> "platelet"; "mass", "virus" kept)."""
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def terms(text: str) -> set[str]:
+    """The words of a text that can tell a concept, singular: "PLATELET COUNT" and
+    "Platelets [#/volume] in Blood" both give {"platelet"}."""
+    return {_stem(w) for w in words(text) - STOP}
+
+
 class Suggester:
     """Suggests a concept from display words, titer-shaped values and unit dimensions."""
 
@@ -65,7 +78,7 @@ class Suggester:
                 continue
             self.family[r.concept].add(Path(r.file).stem)
             text = r.code if r.system == TEXT else r.display
-            self.profiles[r.concept].append(words(text) - STOP)
+            self.profiles[r.concept].append(terms(text))
 
     def _in_family(self, concept: str, rtype: str) -> bool:
         fams = self.family[concept] - {"local"}
@@ -73,13 +86,13 @@ class Suggester:
         return not fams or want in fams
 
     def suggest(self, u: Item) -> tuple[str, str]:
-        shown = words(u.display or u.code) - STOP
+        shown = terms(u.display or u.code)
         titer = any(":" in v and self.term.titer(ObsValue(string=v)) for v in u.values)
         best: tuple[float, str, str] = (0.0, "", "")
         for concept, profiles in self.profiles.items():
             if not self._in_family(concept, u.rtype):
                 continue
-            name = set(concept.split("_"))
+            name = {_stem(w) for w in concept.split("_")}
             score = len(shown & name) / len(name)
             why = ["display words"] if score else []
             disp = max((len(shown & p) / len(shown | p) for p in profiles if p), default=0.0)
