@@ -60,3 +60,23 @@ def test_coverage_suggests_the_concept_of_a_singular_display(tmp_path: Path) -> 
     output, row = _coverage(cfg, tmp_path / "out")
     assert row["section"] == "unmapped" and row["suggestion"] == "platelets", row
     assert row["why"].startswith("display words"), row
+
+
+def test_coverage_names_the_unverified_row_that_maps_a_code(tmp_path: Path) -> None:
+    """A local code whose row is still verified=N (not read by a run) was listed as unmapped
+    with no word of the row: the researcher added a second row for it instead of verifying
+    the first."""
+    cfg, m = _project(tmp_path)
+    local = m / "concepts" / "local.csv"
+    n = len(local.read_text().splitlines()) + 1
+    with local.open("a", encoding="utf-8") as fh:
+        fh.write(PLT_ROW)
+    output, row = _coverage(cfg, tmp_path / "out")
+    where = f"mappings/concepts/local.csv:{n}"
+    assert row["section"] == "unmapped" and row["suggestion"] == "platelets", row
+    assert row["why"] == (
+        f"only a verified=N row maps it ({where}): set verified to Y or local once checked, "
+        "or use_unverified = true"
+    )
+    line = next(t for t in output.splitlines() if "|PLT" in t)
+    assert line.rstrip().endswith(f"platelets (verified=N row {where})"), line

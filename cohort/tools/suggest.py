@@ -8,7 +8,7 @@ from typing import Protocol
 
 from cohort.model import ObsValue, Quantity
 from cohort.terminology import Terminology
-from cohort.terminology.codes import TEXT
+from cohort.terminology.codes import TEXT, ConceptIndex
 from cohort.tools.common import words
 
 
@@ -16,6 +16,7 @@ class Item(Protocol):
     """What the suggester reads of an unmapped code."""
 
     rtype: str
+    system: str
     code: str
     display: str
     values: list[str]
@@ -79,6 +80,23 @@ class Suggester:
             self.family[r.concept].add(Path(r.file).stem)
             text = r.code if r.system == TEXT else r.display
             self.profiles[r.concept].append(terms(text))
+
+        # rows a run does not read (verified=N): a code only they map is "unmapped" to the run,
+        # but the row is there, waiting to be checked
+        self.unverified = [
+            (r, ConceptIndex([r], term.systems)) for r in term.rows() if r.verified == "N"
+        ]
+
+    def unverified_row(self, u: Item) -> tuple[str, str] | None:
+        """(concept, file:line) of a verified=N row that maps the item, if one does."""
+        for row, index in self.unverified:
+            if u.system == TEXT:
+                hits = index.text_hits(f"{u.code} | {u.display}")
+            else:
+                hits = index.code_hits(u.system, u.code)
+            if any(not h.exclude for h in hits):
+                return row.concept, f"{row.file}:{row.line}"
+        return None
 
     def _in_family(self, concept: str, rtype: str) -> bool:
         fams = self.family[concept] - {"local"}
