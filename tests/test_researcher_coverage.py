@@ -80,3 +80,15 @@ def test_coverage_names_the_unverified_row_that_maps_a_code(tmp_path: Path) -> N
     )
     line = next(t for t in output.splitlines() if "|PLT" in t)
     assert line.rstrip().endswith(f"platelets (verified=N row {where})"), line
+
+
+def test_coverage_shows_a_cut_system_as_cut(tmp_path: Path) -> None:
+    """The terminal table cut a long `system|code` from the left without a mark ("ttp://..."):
+    copied from there, the system was wrong."""
+    cfg, _ = _project(tmp_path)
+    output, row = _coverage(cfg, tmp_path / "out")
+    assert row["system"] == LAB  # the whole system in coverage.csv
+    line = next(t for t in output.splitlines() if "|PLT" in t)
+    cell = line.split()[2]
+    assert cell.startswith("…") and cell.endswith("/codes|PLT") and len(cell) == 48, line
+    assert f",{LAB},PLT," in (tmp_path / "out" / "coverage.csv").read_text(encoding="utf-8-sig")
