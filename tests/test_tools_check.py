@@ -212,3 +212,30 @@ def test_the_shipped_concepts_give_no_misspelling_warning() -> None:
     ...) are not near misses of the ones they name."""
     result = CliRunner().invoke(cli, ["mappings", "check"])
     assert result.exit_code == 0 and "no criteria file names" not in result.output
+
+
+def test_a_misspelt_ingredient_of_a_medication_row_is_a_warning(tmp_path: Path) -> None:
+    """A site's own prednisone code mapped with ingredient `predisone`: a 60 mg/day course was
+    "in window without a usable dose" (unknown, not fail) as the misspelt ingredient has no
+    prednisone factor, and `check` said nothing (products.csv's ingredients were checked,
+    medications.csv's not). An ingredient no other file lists and that is no near miss (a new
+    drug, ruxolitinib) is fine: it needs no factor."""
+    m = _copy(tmp_path)
+    meds = m / "concepts" / "medications.csv"
+    n = len(meds.read_text(encoding="utf-8").splitlines()) + 1
+    with meds.open("a", encoding="utf-8") as fh:
+        fh.write(
+            "corticosteroid_systemic,predisone,http://example.org/pharmacy,PRED-20,exact,,"
+            "PRED 20MG TAB,site pharmacy,local,\n"
+        )
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+    found = [line for line in result.output.splitlines() if "column 'ingredient'" in line]
+    assert found == [
+        f"warning: mappings/concepts/medications.csv:{n}: column 'ingredient': 'predisone' is "
+        "not in medications/ingredients.csv (did you mean 'prednisone'?): its doses have no "
+        "prednisone equivalent and RxNorm products of the ingredient meant do not reach this "
+        "row's concept"
+    ]
+    result = CliRunner().invoke(cli, ["mappings", "check"])
+    assert "column 'ingredient'" not in result.output

@@ -224,7 +224,8 @@ def _unit_concepts(root: Path) -> set[str] | None:
         return None
 
 
-def _check_values_products(root: Path, known: KnownSystems, f: Findings) -> None:
+def _check_values_products(root: Path, known: KnownSystems, f: Findings) -> set[str]:
+    """values.csv, ingredients.csv and products.csv; the ingredients ingredients.csv lists."""
     for rec in _records(root, root / "values.csv", REQUIRED["values.csv"], f):
         value = _row(value_row, rec, f)
         if value is not None and value[0] != "string":
@@ -246,6 +247,25 @@ def _check_values_products(root: Path, known: KnownSystems, f: Findings) -> None
                 f"column 'ingredient': '{rec.get('ingredient')}' is not in "
                 "medications/ingredients.csv",
             )
+    return ingredients
+
+
+def _misspelt_ingredients(rows: list[MappingRow], ingredients: set[str], f: Findings) -> None:
+    """A warning at a medication row whose ingredient ingredients.csv lacks but is a typo
+    away from one it lists (`predisone`: one letter changed, left out, added or swapped; drug
+    names share stems, abrocitinib is two from baricitinib): no prednisone factor, no products.
+    Any other unlisted ingredient is a drug of its own (it needs no factor unless a steroid)."""
+    for r in rows:
+        if len(r.ingredient) < 5 or r.ingredient in ingredients:
+            continue
+        near = closest(r.ingredient, ingredients)
+        if near is not None and _edits(r.ingredient, near) == 1:
+            f.warn(
+                f"{r.file}:{r.line}",
+                f"column 'ingredient': '{r.ingredient}' is not in medications/ingredients.csv "
+                f"(did you mean '{near}'?): its doses have no prednisone equivalent and RxNorm "
+                "products of the ingredient meant do not reach this row's concept",
+            )
 
 
 def check_mappings(root: Path, trial: str | None = None) -> CheckReport:
@@ -258,7 +278,7 @@ def check_mappings(root: Path, trial: str | None = None) -> CheckReport:
     rows = _concept_rows(root, known, f)
     _conflicts(rows, known, f)
     _check_units(root, {r.concept for r in rows}, f)
-    _check_values_products(root, known, f)
+    _misspelt_ingredients(rows, _check_values_products(root, known, f), f)
     try:
         ReadingRules.load(root / "rules.toml")
     except MappingError as exc:
