@@ -257,3 +257,21 @@ def test_a_cvx_code_excel_stripped_of_its_zero_still_matches(tmp_path: Path) -> 
     assert code == 0, lines
     term = Terminology.load(m)
     assert "live_vaccine" in term.concepts_for([Code("http://hl7.org/fhir/sid/cvx", "03")])
+
+
+def test_a_concept_file_not_named_csv_is_a_warning(tmp_path: Path) -> None:
+    """A site's own rows saved as `concepts/site-x.CSV` (or kept as an .xlsx) were never read:
+    every code in it stayed unmapped and `check` said nothing."""
+    m = copy_mappings(tmp_path)
+    header = (m / LOCAL).read_text(encoding="utf-8").splitlines()[0]
+    (m / "concepts" / "site-x.CSV").write_text(header + "\n" + ",".join(ROW) + "\n")
+    (m / "concepts" / "labs.xlsx").write_bytes(b"PK\x03\x04")
+    (m / "concepts" / ".~lock.labs.csv#").write_text("lock")  # LibreOffice's: not reported
+    code, lines = check_all(m)
+    assert code == 0, lines
+    assert [line for line in lines if "not read" in line] == [
+        "warning: mappings/concepts/labs.xlsx: not read: only files ending in .csv are (save "
+        "the rows as 'CSV UTF-8 (Comma delimited)' under a name ending in .csv)",
+        "warning: mappings/concepts/site-x.CSV: not read: only files ending in .csv are (save "
+        "the rows as 'CSV UTF-8 (Comma delimited)' under a name ending in .csv)",
+    ]

@@ -110,6 +110,15 @@ def _concept_rows(root: Path, known: KnownSystems, f: Findings) -> list[MappingR
                 f"column 'verified': {len(unverified)} unverified row(s) (verified=N, "
                 f"ignored unless use_unverified) on line(s) {', '.join(unverified)}",
             )
+    folder = root / "concepts"
+    for path in sorted(folder.iterdir() if folder.is_dir() else ()):
+        # a file of rows saved under another name is never read (a lock file is no such file)
+        if path.is_file() and path.suffix != ".csv" and not path.name.startswith((".", "~$")):
+            f.warn(
+                display_path(root, path),
+                "not read: only files ending in .csv are (save the rows as 'CSV UTF-8 (Comma "
+                "delimited)' under a name ending in .csv)",
+            )
     return rows
 
 
