@@ -239,3 +239,23 @@ def test_a_misspelt_ingredient_of_a_medication_row_is_a_warning(tmp_path: Path) 
     ]
     result = CliRunner().invoke(cli, ["mappings", "check"])
     assert "column 'ingredient'" not in result.output
+
+
+def test_a_local_row_mapping_a_code_of_another_concept_is_a_warning(tmp_path: Path) -> None:
+    """A site's row in local.csv that maps LOINC 777-3 (platelets in labs.csv) to `anc`: every
+    platelet count became a neutrophil count too (a patient's neutrophils went fail ->
+    unknown), and `check` said nothing: conflicts were looked for within one file only."""
+    m = _copy(tmp_path)
+    local = m / "concepts" / "local.csv"
+    n = len(local.read_text(encoding="utf-8").splitlines()) + 1
+    with local.open("a", encoding="utf-8") as fh:
+        fh.write("anc,http://loinc.org,777-3,exact,,ANC (site lab),site lab,local,\n")
+    labs = (m / "concepts" / "labs.csv").read_text(encoding="utf-8").splitlines()
+    plt = next(i for i, t in enumerate(labs, 1) if t.startswith("platelets,http://loinc.org,777-3"))
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+    assert (
+        f"warning: mappings/concepts/labs.csv:{plt}: column 'code': http://loinc.org|777-3 is "
+        f"mapped to 2 concepts: mappings/concepts/labs.csv:{plt} (platelets); "
+        f"mappings/concepts/local.csv:{n} (anc) (intended? add exclude=Y to one of them)"
+    ) in result.output.splitlines()

@@ -17,6 +17,7 @@ from cohort.errors import MappingError, closest, did_you_mean
 from cohort.extract import ReadingRules
 from cohort.terminology import Terminology
 from cohort.terminology.codes import TEXT, norm_code
+from cohort.terminology.core import FILE_TYPES
 from cohort.terminology.mappings import (
     CONCEPT_COLUMNS,
     REQUIRED,
@@ -123,20 +124,30 @@ def _concept_rows(root: Path, known: KnownSystems, f: Findings) -> list[MappingR
 
 
 def _conflicts(rows: list[MappingRow], known: KnownSystems, f: Findings) -> None:
-    """Same system+code mapped (not excluded) to different concepts of one resource family."""
+    """Same system+code mapped (not excluded) to different concepts of one resource family:
+    a file's (`labs.csv`: Observation), or for local.csv and other files the family of the
+    concept's rows elsewhere, else Observation (as a run searches a server for them)."""
+    families: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        if Path(r.file).stem in FILE_TYPES:
+            families[r.concept].add(Path(r.file).stem)
     groups: dict[tuple[str, str, str], list[MappingRow]] = defaultdict(list)
     for r in rows:
         if r.system == TEXT or r.match != "exact" or r.verified == "N":
             continue
         system = known.canonical(r.system)
-        groups[(Path(r.file).stem, system, norm_code(system, r.code))].append(r)
+        family = Path(r.file).stem
+        if family not in FILE_TYPES:
+            family = min(families[r.concept], default="labs")
+        groups[(family, system, norm_code(system, r.code))].append(r)
     for (_, system, code), grp in sorted(groups.items()):
         excluded = {r.concept for r in grp if r.exclude}
         included = {r.concept: r for r in grp if not r.exclude}
         if excluded or len(included) < 2 or _intentional(set(included)):
             continue
-        where = "; ".join(f"{r.file}:{r.line} ({r.concept})" for r in included.values())
-        first = next(iter(included.values()))
+        mapping = [r for r in grp if not r.exclude]  # every row, in file order
+        where = "; ".join(f"{r.file}:{r.line} ({r.concept})" for r in mapping)
+        first = mapping[0]
         f.warn(
             f"{first.file}:{first.line}",
             f"column 'code': {system}|{code} is mapped to "
