@@ -275,3 +275,61 @@ def test_a_concept_file_not_named_csv_is_a_warning(tmp_path: Path) -> None:
         "warning: mappings/concepts/site-x.CSV: not read: only files ending in .csv are (save "
         "the rows as 'CSV UTF-8 (Comma delimited)' under a name ending in .csv)",
     ]
+
+
+@pytest.mark.parametrize(
+    ("file", "row", "column", "shown", "name"),
+    [
+        # a site's lab code copied from its lab catalogue's web page, a zero-width space after it
+        (
+            LOCAL,
+            "platelets,http://example.org/lab,PLT\u200b,exact,,PLT,site lab,local,",
+            "code",
+            "PLT\\u200b",
+            "U+200B ZERO WIDTH SPACE",
+        ),
+        # a brand name copied from a PDF label, a soft hyphen inside it
+        (
+            "concepts/medications.csv",
+            "anifrolumab,anifrolumab,text,Saph\u00adnelo,exact,,Saphnelo,site pharmacy,local,",
+            "code",
+            "Saph\\u00adnelo",
+            "U+00AD SOFT HYPHEN",
+        ),
+        (
+            LOCAL,
+            "platelets,http://example.org/\u200blab,PLT,exact,,PLT,site lab,local,",
+            "system",
+            "http://example.org/\\u200blab",
+            "U+200B ZERO WIDTH SPACE",
+        ),
+        # a result wording for values.csv, a no-break space inside it
+        (
+            "values.csv",
+            "string,,Not\u00a0detected,negative,site lab wording,local",
+            "code",
+            "Not\\u00a0detected",
+            "U+00A0 NO-BREAK SPACE",
+        ),
+    ],
+    ids=["zero_width_code", "soft_hyphen_name", "zero_width_system", "values_nbsp"],
+)
+def test_an_invisible_character_in_a_code_is_an_error(
+    tmp_path: Path, file: str, row: str, column: str, shown: str, name: str
+) -> None:
+    """A code or name pasted with an invisible character in it (a zero-width space, a soft
+    hyphen) was accepted by `check` and `run` and matched nothing: the platelet counts under
+    the site's code stayed unknown without a word."""
+    m = copy_mappings(tmp_path)
+    path = m / file
+    n = len(path.read_text(encoding="utf-8").splitlines()) + 1
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(row + "\n")
+    expected = (
+        f"mappings/{file}:{n}: column '{column}': '{shown}' holds an invisible character "
+        f"({name}; text copied from a web page or a PDF can carry one): type it again"
+    )
+    code, lines = check_all(m)
+    assert code == 4 and f"error: {expected}" in lines, lines
+    code, output = run_uci(tmp_path, m)
+    assert code == 4 and output.strip().splitlines()[-1] == f"cohort: error: {expected}"

@@ -14,6 +14,7 @@ from cohort.terminology.codes import CVX, ICD10CM, TEXT, Systems
 from cohort.terminology.mappings import (
     MappingRow,
     Record,
+    invisible_problem,
     parse_bound,
     parse_number,
     verified_flag,
@@ -208,6 +209,9 @@ def value_row(rec: Record) -> tuple[str, str, str, str, str]:
         raise rec.fail("result", f"'{result}' is not one of {', '.join(RESULTS)}")
     if not code:
         raise rec.fail("code", "empty")
+    for column in ("system", "code"):
+        if problem := invisible_problem(rec.get(column)):
+            raise rec.fail(column, problem)
     verified = verified_flag(rec) if "verified" in rec.values else "Y"
     if kind == "string":
         return kind, "", code, result, verified
