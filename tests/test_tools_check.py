@@ -259,3 +259,28 @@ def test_a_local_row_mapping_a_code_of_another_concept_is_a_warning(tmp_path: Pa
         f"mapped to 2 concepts: mappings/concepts/labs.csv:{plt} (platelets); "
         f"mappings/concepts/local.csv:{n} (anc) (intended? add exclude=Y to one of them)"
     ) in result.output.splitlines()
+
+
+def test_a_steroid_code_outside_medications_csv_is_a_warning(tmp_path: Path) -> None:
+    """A site's own prednisone code added to local.csv, as mappings/README.md shows for a
+    local code: the row has no ingredient, so a 60 mg/day course was "in window without a
+    usable dose" (unknown, not fail) and `check` said nothing. A local ianalumab code there
+    is fine (no dose is read)."""
+    m = _copy(tmp_path)
+    local = m / "concepts" / "local.csv"
+    n = len(local.read_text(encoding="utf-8").splitlines()) + 1
+    with local.open("a", encoding="utf-8") as fh:
+        fh.write(
+            "corticosteroid_systemic,http://example.org/pharmacy,PRED-20,exact,,PRED 20MG TAB,"
+            "site pharmacy,local,\n"
+            "ianalumab,http://example.org/pharmacy,IAN-300,exact,,STUDY DRUG,site pharmacy,local,\n"
+        )
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+    found = [line for line in result.output.splitlines() if "no ingredient" in line]
+    assert found == [
+        f"warning: mappings/concepts/local.csv:{n}: column 'concept': a row of "
+        "'corticosteroid_systemic' outside concepts/medications.csv has no ingredient, so its "
+        "doses have no prednisone equivalent (high_dose: unknown): add it to "
+        "concepts/medications.csv with its ingredient"
+    ]

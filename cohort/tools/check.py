@@ -244,19 +244,20 @@ def _unit_concepts(root: Path) -> set[str] | None:
         return None
 
 
-def _check_values_products(root: Path, known: KnownSystems, f: Findings) -> set[str]:
-    """values.csv, ingredients.csv and products.csv; the ingredients ingredients.csv lists."""
+def _check_values_products(root: Path, known: KnownSystems, f: Findings) -> dict[str, float | None]:
+    """values.csv, ingredients.csv and products.csv; ingredients.csv's prednisone factors."""
     for rec in _records(root, root / "values.csv", REQUIRED["values.csv"], f):
         value = _row(value_row, rec, f)
         if value is not None and value[0] != "string":
             f.errors += [str(p) for p in coding_problems(rec.where, known, value[1], [value[2]])]
             _unlisted(rec, value[1], value[4], known, f)
-    ingredients: set[str] = set()
+    ingredients: dict[str, float | None] = {}
     for rec in _records(
         root, root / "medications/ingredients.csv", REQUIRED["medications/ingredients.csv"], f
     ):
         ingredient = _row(ingredient_row, rec, f)
-        ingredients.add(ingredient[0] if ingredient else rec.get("ingredient").lower())
+        name, factor = ingredient if ingredient else (rec.get("ingredient").lower(), None)
+        ingredients[name] = factor
     for rec in _records(
         root, root / "medications/products.csv", REQUIRED["medications/products.csv"], f
     ):
@@ -270,7 +271,30 @@ def _check_values_products(root: Path, known: KnownSystems, f: Findings) -> set[
     return ingredients
 
 
-def _misspelt_ingredients(rows: list[MappingRow], ingredients: set[str], f: Findings) -> None:
+def _dosed_elsewhere(
+    rows: list[MappingRow], ingredients: dict[str, float | None], f: Findings
+) -> None:
+    """A warning at a row outside medications.csv of a concept whose medications.csv rows
+    have a prednisone factor (a steroid group): the row has no ingredient, so a dose of it has
+    no prednisone equivalent and `high_dose` is unknown where it should pass or fail."""
+    dosed = {
+        r.concept
+        for r in rows
+        if Path(r.file).stem == "medications" and ingredients.get(r.ingredient) is not None
+    }
+    for r in rows:
+        if r.concept in dosed and Path(r.file).stem != "medications":
+            f.warn(
+                f"{r.file}:{r.line}",
+                f"column 'concept': a row of '{r.concept}' outside concepts/medications.csv "
+                "has no ingredient, so its doses have no prednisone equivalent (high_dose: "
+                "unknown): add it to concepts/medications.csv with its ingredient",
+            )
+
+
+def _misspelt_ingredients(
+    rows: list[MappingRow], ingredients: dict[str, float | None], f: Findings
+) -> None:
     """A warning at a medication row whose ingredient ingredients.csv lacks but is a typo
     away from one it lists (`predisone`: one letter changed, left out, added or swapped; drug
     names share stems, abrocitinib is two from baricitinib): no prednisone factor, no products.
@@ -298,7 +322,9 @@ def check_mappings(root: Path, trial: str | None = None) -> CheckReport:
     rows = _concept_rows(root, known, f)
     _conflicts(rows, known, f)
     _check_units(root, {r.concept for r in rows}, f)
-    _misspelt_ingredients(rows, _check_values_products(root, known, f), f)
+    ingredients = _check_values_products(root, known, f)
+    _misspelt_ingredients(rows, ingredients, f)
+    _dosed_elsewhere(rows, ingredients, f)
     try:
         ReadingRules.load(root / "rules.toml")
     except MappingError as exc:
