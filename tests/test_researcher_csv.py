@@ -333,3 +333,21 @@ def test_an_invisible_character_in_a_code_is_an_error(
     assert code == 4 and f"error: {expected}" in lines, lines
     code, output = run_uci(tmp_path, m)
     assert code == 4 and output.strip().splitlines()[-1] == f"cohort: error: {expected}"
+
+
+def test_a_row_typed_with_semicolons_says_so(tmp_path: Path) -> None:
+    """A row added by hand with semicolons (as a European Excel writes them) to a comma file:
+    the error blamed an "invalid concept name" holding the whole line."""
+    m = copy_mappings(tmp_path)
+    path = m / LOCAL
+    n = len(path.read_text(encoding="utf-8").splitlines()) + 1
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(";".join(ROW) + "\n")  # its display "Hb, blood" holds a comma: two cells
+    expected = (
+        f"mappings/{LOCAL}:{n}: 2 cells but 9 columns: the row is separated by semicolons, "
+        "not commas (write commas, or save the file as 'CSV UTF-8 (Comma delimited)')"
+    )
+    code, lines = check_all(m)
+    assert code == 4 and f"error: {expected}" in lines, lines
+    code, output = run_uci(tmp_path, m)
+    assert code == 4 and output.strip().splitlines()[-1] == f"cohort: error: {expected}"

@@ -138,6 +138,13 @@ def read_csv(root: Path, path: Path, required: tuple[str, ...]) -> Iterator[Reco
                 f"{shown}:{line}: {len(cells)} cells but {len(header)} columns (a cell holding "
                 'a comma must be in double quotes: "a, b"; no extra commas at the end)'
             )
+        if len(cells) < len(header) and any(sep in cells[0] for sep in ";\t"):
+            name = "semicolons" if ";" in cells[0] else "tabs"
+            raise MappingError(
+                f"{shown}:{line}: {len(cells)} cell{'s' if len(cells) > 1 else ''} but "
+                f"{len(header)} columns: the row is separated by {name}, not commas (write "
+                "commas, or save the file as 'CSV UTF-8 (Comma delimited)')"
+            )
         # every column a key (a short row's missing cells empty): a row can tell an empty cell
         # from a column the file does not have
         cells += [""] * (len(header) - len(cells))
