@@ -219,6 +219,28 @@ def _check_concepts(
     units: set[str] | None,
     kind: str,
 ) -> None:
+    _check_names(p, index, cid, params, known, active)
+    for key, name in numeric_concepts(kind, params):
+        if units is not None and name in known and name not in units:
+            p.criterion(
+                index,
+                cid,
+                key,
+                f"concept '{name}' has no unit in units.csv, so no result with a unit can be "
+                f"compared with a number (add a line '{name},<UCUM unit>,...')",
+            )
+
+
+def _check_names(
+    p: _Problems,
+    index: int,
+    cid: str,
+    params: Mapping[str, Any],
+    known: set[str],
+    active: set[str] | None,
+) -> None:
+    """Every concept name the parameters hold that no mapping row has (or only unverified
+    ones); looked up in a criterion with other mistakes too, so `check` lists them at once."""
     for key, name in concept_refs(params):
         if name not in known:
             p.criterion(index, cid, key, f"unknown concept '{name}'" + _hint(name, sorted(known)))
@@ -229,15 +251,6 @@ def _check_concepts(
                 key,
                 f"concept '{name}' is empty (only unverified rows; a run needs use_unverified)",
                 warn=True,
-            )
-    for key, name in numeric_concepts(kind, params):
-        if units is not None and name in known and name not in units:
-            p.criterion(
-                index,
-                cid,
-                key,
-                f"concept '{name}' has no unit in units.csv, so no result with a unit can be "
-                f"compared with a number (add a line '{name},<UCUM unit>,...')",
             )
 
 
@@ -299,6 +312,10 @@ def check_trial(
     for index, raw in enumerate(raw_criteria):
         checked = _check_criterion(p, index, raw, seen)
         if checked is None:
+            if known is not None and isinstance(raw, dict) and raw.get("kind") in KINDS:
+                cid = raw["id"] if isinstance(raw.get("id"), str) else ""
+                params = {k: v for k, v in raw.items() if k not in _META}
+                _check_names(p, index, cid, params, known, active)
             continue
         cid, params = checked
         if known is not None:
