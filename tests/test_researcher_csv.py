@@ -351,3 +351,21 @@ def test_a_row_typed_with_semicolons_says_so(tmp_path: Path) -> None:
     assert code == 4 and f"error: {expected}" in lines, lines
     code, output = run_uci(tmp_path, m)
     assert code == 4 and output.strip().splitlines()[-1] == f"cohort: error: {expected}"
+
+
+def test_a_system_with_a_code_or_page_after_it_is_an_error(tmp_path: Path) -> None:
+    """A site row's system copied from a LOINC web page (`https://loinc.org/777-3/`): marked
+    verified=local, `check` said nothing (a site's own system) and the row matched nothing."""
+    m = copy_mappings(tmp_path)
+    path = m / LOCAL
+    n = len(path.read_text(encoding="utf-8").splitlines()) + 1
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("platelets,https://loinc.org/777-3/,777-3,exact,,PLT,site lab,local,\n")
+    expected = (
+        f"mappings/{LOCAL}:{n}: column 'system': unknown code system 'https://loinc.org/777-3/' "
+        "(did you mean 'http://loinc.org'?)"
+    )
+    code, lines = check_all(m)
+    assert code == 4 and f"error: {expected}" in lines, lines
+    code, output = run_uci(tmp_path, m)
+    assert code == 4 and output.strip().splitlines()[-1] == f"cohort: error: {expected}"

@@ -122,8 +122,9 @@ def code_problem(system: str, code: str) -> str | None:
 
 class KnownSystems:
     """The code systems systems.csv names. A system it does not name is a site's own (fine)
-    unless it is a near miss of one it does (`http://lonic.org`, `LONC`): that is a typo, and a
-    row in it would never match anything."""
+    unless it is a near miss of one it does (`http://lonic.org`, `LONC`, or one with a path
+    after it, `https://loinc.org/777-3/`): that is a typo, and a row in it would never match
+    anything."""
 
     def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
         pairs = list(pairs)
@@ -149,7 +150,10 @@ class KnownSystems:
         if system not in self._near:
             close: list[str] = []
             if not self.known(system):
-                close = difflib.get_close_matches(system_key(system), list(self.keys), 1, 0.8)
+                key = system_key(system)
+                close = difflib.get_close_matches(key, list(self.keys), 1, 0.8)
+                # a known URI with a code or a web page's path after it (loinc.org/777-3/)
+                close = close or [k for k in self.keys if "." in k and key.startswith(k + "/")]
             self._near[system] = self.keys[close[0]] if close else None
         return self._near[system]
 
