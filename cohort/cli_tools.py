@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from cohort.cli_options import EPILOG, as_of_option, config_option, mappings_option, out_option
+from cohort.cli_options import AS_OF_TEXT, EPILOG, config_option, mappings_option, out_option
 from cohort.errors import MappingError
 from cohort.safetext import printable
 
@@ -156,7 +156,12 @@ def expand_rxnorm(concept: str, mappings_dir: Path | None, timeout: float) -> No
 @click.argument("patient_id")
 @config_option
 @click.option("--site", help="Site of the patient (default: the first site holding the id).")
-@as_of_option
+@click.option(
+    "--as-of",
+    "as_of",
+    help=f"Screening reference date YYYY-MM-DD ({AS_OF_TEXT}). Default: the as-of date of "
+    "the run in OUT (its run.json), else today.",
+)
 @out_option(OUT_HELP)
 def explain(
     patient_id: str, config: Path | None, site: str | None, as_of: str | None, out: Path
@@ -167,9 +172,11 @@ def explain(
     An id that starts with "-" goes after `--`: cohort explain --out OUT -- -p1
     """
     from cohort.cli import parse_as_of
-    from cohort.tools.explain import explain_patient
+    from cohort.tools.explain import explain_patient, run_as_of
 
-    echo(explain_patient(_cfg(config), out, patient_id, parse_as_of(as_of), site))
+    day = None if as_of else run_as_of(out)
+    when = day or parse_as_of(as_of)
+    echo(explain_patient(_cfg(config), out, patient_id, when, site, run_date=day is not None))
 
 
 @click.command(epilog=EPILOG)

@@ -66,6 +66,17 @@ class Config:
     def trial_path(self) -> Path:
         return self.mappings_dir / "trials" / f"{self.trial_id}.toml"
 
+    def trial_file(self) -> Path:
+        """`trial_path`; a ConfigError naming `[trial] id` (and the trial meant) when the
+        mappings' trials/ folder has no such file (a typo of the id, not a broken file)."""
+        path, folder = self.trial_path, self.mappings_dir / "trials"
+        if path.is_file() or not folder.is_dir():
+            return path  # (a missing folder: the loader's own error)
+        names = sorted(p.stem for p in folder.glob("*.toml"))
+        hint = did_you_mean(self.trial_id, names) or f"trials there: {', '.join(names) or 'none'}"
+        where = f"{self.path} [trial]" if self.path else "[trial]"
+        raise ConfigError(f"{where}: key 'id': no criteria file {path} ({hint})")
+
 
 def default_config() -> Config:
     """The shipped sample data for the two seed sites; no file needed."""

@@ -56,7 +56,7 @@ class Loaded:
         rules = ReadingRules.load(cfg.mappings_dir / "rules.toml")
         # a concept with unverified rows only is known (`mappings check` warns it is empty)
         known = {r.concept for r in term.rows()}
-        trial = load_trial(cfg.trial_path, known, term.concept_names(), term.unit_concepts())
+        trial = load_trial(cfg.trial_file(), known, term.concept_names(), term.unit_concepts())
         return cls(term, rules, trial)
 
 

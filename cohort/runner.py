@@ -184,7 +184,7 @@ def site_result(
         site_id=site.id,
         site_name=site.name,
         as_of=as_of,
-        criteria=loaded.trial.infos,
+        criteria=loaded.trial.site_infos(site.min_age),
         manual_items=loaded.trial.manual_items,
         candidates=cands,
         mapping_version=loaded.term.version

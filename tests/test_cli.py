@@ -218,6 +218,38 @@ def test_a_site_min_age_of_0_is_used_by_run_and_explain(tmp_path: Path) -> None:
     assert "[pass] age" in result.output and "site min_age=0" in result.output
 
 
+def test_a_site_min_age_shows_in_the_age_title(tmp_path: Path) -> None:
+    """A site screening from 18 (`min_age = 18`) showed the trial file's title "Age >= 12
+    years" in its summary.html funnel, run.json and `cohort explain`, beside patients of 12 to
+    17 failing it: coordinators read the wrong limit."""
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
+    cfg.write_text(cfg.read_text() + "min_age = 18\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli, ["run", "--config", str(cfg), "--as-of", "2026-11-25", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    title = "Age >= 12 years (this site: min_age 18)"
+    funnel = json.loads((out / "run.json").read_text())["sites"]["uci"]["funnel"]
+    assert [f["title"] for f in funnel if f["id"] == "age"] == [title]
+    assert (
+        "Age &gt;= 12 years (this site: min_age 18)" in (out / "uci" / "summary.html").read_text()
+    )
+    with (out / "uci" / "candidates.csv").open(encoding="utf-8-sig", newline="") as fh:
+        pid = next(r["patient_id"] for r in csv.DictReader(fh))
+    args = ["explain", pid, "--config", str(cfg), "--as-of", "2026-11-25", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert f"age - {title} (inclusion)" in result.output
+    # a site without min_age, or with the trial's own limit, keeps the title as written
+    cfg.write_text(cfg.read_text().replace("min_age = 18", "min_age = 12"))
+    result = CliRunner().invoke(
+        cli, ["run", "--config", str(cfg), "--as-of", "2026-11-25", "--out", str(out)]
+    )
+    funnel = json.loads((out / "run.json").read_text())["sites"]["uci"]["funnel"]
+    assert [f["title"] for f in funnel if f["id"] == "age"] == ["Age >= 12 years"]
+
+
 def test_a_run_json_that_cannot_be_written_keeps_the_run_s_own_error(tmp_path: Path) -> None:
     """run.json cannot be written (a folder in its place): a run failing for a missing source
     exited 9 naming run.json (the write's error replaced the run's own), not 5."""

@@ -276,6 +276,26 @@ def test_check_lists_every_mistake_of_a_criteria_file(tmp_path: Path) -> None:
     assert code == 4 and output.splitlines() == [f"cohort: {errors[0]}"]
 
 
+def test_check_lists_a_misspelt_concept_beside_another_mistake_of_its_criterion(
+    tmp_path: Path,
+) -> None:
+    """The B-cell washout edited twice, a window key misspelt and a concept misspelt: `check`
+    named the window only (concepts were looked up only in a criterion with no other mistake),
+    so the researcher fixed it, ran `check` again and only then learnt of the concept."""
+    m = copy_mappings(tmp_path)
+    a = edit(m / TRIAL, 'concepts = ["b_cell_depleting"]', 'concepts = ["b_cell_depletng"]', "c")
+    b = edit(m / TRIAL, "window_weeks = 36", "window_week = 36", "window")
+    code, lines = check_all(m)
+    assert code == 4
+    errors = [ln for ln in lines if ln.startswith(f"error: {m / TRIAL}")]
+    assert errors == [
+        f"error: {m / TRIAL}:{a}: criterion 'washout_b_cell_depletion': key 'concepts': unknown "
+        "concept 'b_cell_depletng' (did you mean 'b_cell_depleting'?)",
+        f"error: {m / TRIAL}:{b}: criterion 'washout_b_cell_depletion': key 'window_week': not a "
+        "parameter of kind 'washout' (did you mean 'window_weeks'?)",
+    ]
+
+
 def test_a_copied_trial_file_must_carry_its_own_id(tmp_path: Path) -> None:
     """A trial file copied to start a second trial kept `id = "sirius-sle-2"`: it ran, and since
     runs are compared by the file's id while run.json holds the config's, the `change` column

@@ -11,6 +11,7 @@ from researcher_helpers import TRIAL, check_all, copy_mappings, edit, run_uci
 
 from cohort.cli import cli
 from cohort.errors import MappingError
+from cohort.model import Code
 from cohort.terminology import Terminology
 from cohort.terminology.mappings import read_csv
 
@@ -182,3 +183,189 @@ def test_a_quoted_cell_over_two_lines_is_an_error_and_rows_keep_their_lines(
         got.extend(rec.where for rec in read_csv(m, path, ("concept",)))
     assert str(err.value) == f"mappings/{LOCAL}:{n}: {UNCLOSED}"
     assert got[-1] == f"mappings/{LOCAL}:{n - 1}"
+
+
+TEXT_CELL = "type the code again in a cell formatted as Text (docs/mappings-howto.md, section 3)"
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        # a long SNOMED CT id in Excel's General format: saved back as shown; it matched nothing
+        # and `check` and `run` said nothing
+        (
+            "conditions.csv",
+            "sct,308751000119106,",
+            "sct,3.08751E+14,",
+            f"'3.08751E+14' is a number Excel wrote in scientific notation, not a code: {TEXT_CELL}",
+        ),
+        # the last digit of an SCTID is a check digit (Verhoeff): a mistyped digit, or a long
+        # id Excel rounded to 15 significant digits, matched nothing either
+        (
+            "conditions.csv",
+            "sct,55464009,",
+            "sct,55464008,",
+            "SNOMED CT '55464008' has a wrong check digit (a digit mistyped, or a long number "
+            f"Excel rounded: {TEXT_CELL})",
+        ),
+        (
+            "conditions.csv",
+            "sct,55464009,",
+            "sct,SLE,",
+            "'SLE' is not a SNOMED CT identifier (6 to 18 digits)",
+        ),
+        # a LOINC code Excel read as a date (777-3 -> Mar-77): an error, but no word of why
+        (
+            "labs.csv",
+            "loinc.org,777-3,",
+            "loinc.org,Mar-77,",
+            f"'Mar-77' is not a LOINC code (NNNNN-N): Excel turned it into a date; {TEXT_CELL}",
+        ),
+        (
+            "labs.csv",
+            "loinc.org,5048-4,",
+            "loinc.org,4/1/5048,",
+            f"'4/1/5048' is not a LOINC code (NNNNN-N): Excel turned it into a date; {TEXT_CELL}",
+        ),
+    ],
+    ids=[
+        "snomed_scientific",
+        "snomed_check_digit",
+        "snomed_not_digits",
+        "loinc_mar",
+        "loinc_d/m/y",
+    ],
+)
+def test_a_code_excel_altered_is_an_error_saying_how_to_fix_it(
+    tmp_path: Path, file: str, old: str, new: str, message: str
+) -> None:
+    m = copy_mappings(tmp_path)
+    n = edit(m / "concepts" / file, old, new, new)
+    expected = f"mappings/concepts/{file}:{n}: column 'code': {message}"
+    code, lines = check_all(m)
+    assert code == 4 and f"error: {expected}" in lines, lines
+    code, output = run_uci(tmp_path, m)
+    assert code == 4 and output.strip().splitlines()[-1] == f"cohort: error: {expected}"
+
+
+def test_a_cvx_code_excel_stripped_of_its_zero_still_matches(tmp_path: Path) -> None:
+    """(Found right, kept so:) CVX "03" saved back by Excel as "3" is the same code (codes
+    compare without leading zeros), so the MMR row still maps an Immunization coded 03."""
+    m = copy_mappings(tmp_path)
+    edit(m / "concepts" / "vaccines.csv", "cvx,03,", "cvx,3,", "cvx")
+    code, lines = check_all(m)
+    assert code == 0, lines
+    term = Terminology.load(m)
+    assert "live_vaccine" in term.concepts_for([Code("http://hl7.org/fhir/sid/cvx", "03")])
+
+
+def test_a_concept_file_not_named_csv_is_a_warning(tmp_path: Path) -> None:
+    """A site's own rows saved as `concepts/site-x.CSV` (or kept as an .xlsx) were never read:
+    every code in it stayed unmapped and `check` said nothing."""
+    m = copy_mappings(tmp_path)
+    header = (m / LOCAL).read_text(encoding="utf-8").splitlines()[0]
+    (m / "concepts" / "site-x.CSV").write_text(header + "\n" + ",".join(ROW) + "\n")
+    (m / "concepts" / "labs.xlsx").write_bytes(b"PK\x03\x04")
+    (m / "concepts" / ".~lock.labs.csv#").write_text("lock")  # LibreOffice's: not reported
+    code, lines = check_all(m)
+    assert code == 0, lines
+    assert [line for line in lines if "not read" in line] == [
+        "warning: mappings/concepts/labs.xlsx: not read: only files ending in .csv are (save "
+        "the rows as 'CSV UTF-8 (Comma delimited)' under a name ending in .csv)",
+        "warning: mappings/concepts/site-x.CSV: not read: only files ending in .csv are (save "
+        "the rows as 'CSV UTF-8 (Comma delimited)' under a name ending in .csv)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("file", "row", "column", "shown", "name"),
+    [
+        # a site's lab code copied from its lab catalogue's web page, a zero-width space after it
+        (
+            LOCAL,
+            "platelets,http://example.org/lab,PLT\u200b,exact,,PLT,site lab,local,",
+            "code",
+            "PLT\\u200b",
+            "U+200B ZERO WIDTH SPACE",
+        ),
+        # a brand name copied from a PDF label, a soft hyphen inside it
+        (
+            "concepts/medications.csv",
+            "anifrolumab,anifrolumab,text,Saph\u00adnelo,exact,,Saphnelo,site pharmacy,local,",
+            "code",
+            "Saph\\u00adnelo",
+            "U+00AD SOFT HYPHEN",
+        ),
+        (
+            LOCAL,
+            "platelets,http://example.org/\u200blab,PLT,exact,,PLT,site lab,local,",
+            "system",
+            "http://example.org/\\u200blab",
+            "U+200B ZERO WIDTH SPACE",
+        ),
+        # a result wording for values.csv, a no-break space inside it
+        (
+            "values.csv",
+            "string,,Not\u00a0detected,negative,site lab wording,local",
+            "code",
+            "Not\\u00a0detected",
+            "U+00A0 NO-BREAK SPACE",
+        ),
+    ],
+    ids=["zero_width_code", "soft_hyphen_name", "zero_width_system", "values_nbsp"],
+)
+def test_an_invisible_character_in_a_code_is_an_error(
+    tmp_path: Path, file: str, row: str, column: str, shown: str, name: str
+) -> None:
+    """A code or name pasted with an invisible character in it (a zero-width space, a soft
+    hyphen) was accepted by `check` and `run` and matched nothing: the platelet counts under
+    the site's code stayed unknown without a word."""
+    m = copy_mappings(tmp_path)
+    path = m / file
+    n = len(path.read_text(encoding="utf-8").splitlines()) + 1
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(row + "\n")
+    expected = (
+        f"mappings/{file}:{n}: column '{column}': '{shown}' holds an invisible character "
+        f"({name}; text copied from a web page or a PDF can carry one): type it again"
+    )
+    code, lines = check_all(m)
+    assert code == 4 and f"error: {expected}" in lines, lines
+    code, output = run_uci(tmp_path, m)
+    assert code == 4 and output.strip().splitlines()[-1] == f"cohort: error: {expected}"
+
+
+def test_a_row_typed_with_semicolons_says_so(tmp_path: Path) -> None:
+    """A row added by hand with semicolons (as a European Excel writes them) to a comma file:
+    the error blamed an "invalid concept name" holding the whole line."""
+    m = copy_mappings(tmp_path)
+    path = m / LOCAL
+    n = len(path.read_text(encoding="utf-8").splitlines()) + 1
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(";".join(ROW) + "\n")  # its display "Hb, blood" holds a comma: two cells
+    expected = (
+        f"mappings/{LOCAL}:{n}: 2 cells but 9 columns: the row is separated by semicolons, "
+        "not commas (write commas, or save the file as 'CSV UTF-8 (Comma delimited)')"
+    )
+    code, lines = check_all(m)
+    assert code == 4 and f"error: {expected}" in lines, lines
+    code, output = run_uci(tmp_path, m)
+    assert code == 4 and output.strip().splitlines()[-1] == f"cohort: error: {expected}"
+
+
+def test_a_system_with_a_code_or_page_after_it_is_an_error(tmp_path: Path) -> None:
+    """A site row's system copied from a LOINC web page (`https://loinc.org/777-3/`): marked
+    verified=local, `check` said nothing (a site's own system) and the row matched nothing."""
+    m = copy_mappings(tmp_path)
+    path = m / LOCAL
+    n = len(path.read_text(encoding="utf-8").splitlines()) + 1
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("platelets,https://loinc.org/777-3/,777-3,exact,,PLT,site lab,local,\n")
+    expected = (
+        f"mappings/{LOCAL}:{n}: column 'system': unknown code system 'https://loinc.org/777-3/' "
+        "(did you mean 'http://loinc.org'?)"
+    )
+    code, lines = check_all(m)
+    assert code == 4 and f"error: {expected}" in lines, lines
+    code, output = run_uci(tmp_path, m)
+    assert code == 4 and output.strip().splitlines()[-1] == f"cohort: error: {expected}"

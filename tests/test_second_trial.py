@@ -49,3 +49,25 @@ def test_second_trial_runs_from_data_only(tmp_path: Path) -> None:
             "excluded" if "fail" in statuses else "possible" if "unknown" in statuses else "likely"
         )
         assert got[pid]["tier"] == tier, pid
+
+
+def test_a_trial_id_without_its_file_names_the_config_key(tmp_path: Path) -> None:
+    """The config's `[trial] id` typed `demo_second` for trials/demo-second.toml: the run
+    stopped with "cannot read criteria file: No such file or directory" (exit 4), not naming
+    the config key that was wrong nor the trials there are."""
+    mappings = tmp_path / "mappings"
+    shutil.copytree(ROOT / "mappings", mappings)
+    shutil.copy(ROOT / "tests" / "data" / "trials" / "demo-second.toml", mappings / "trials")
+    cfg = tmp_path / "demo.toml"
+    cfg.write_text(
+        f'[trial]\nid = "demo_second"\nmappings = "{mappings}"\n'
+        f'[[sites]]\nid = "uci"\nsource = "{ROOT / "sample_bundles" / "uci"}"\n'
+    )
+    result = CliRunner().invoke(
+        cli, ["run", "--config", str(cfg), "--as-of", "2026-11-25", "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 3, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"cohort: error: {cfg} [trial]: key 'id': no criteria file "
+        f"{mappings / 'trials' / 'demo_second.toml'} (did you mean 'demo-second'?)"
+    )

@@ -134,6 +134,51 @@ def test_threshold_changed_without_its_title_is_a_warning(tmp_path: Path) -> Non
     assert result.exit_code == 0 and "key 'title'" not in result.output
 
 
+def _title_warnings(m: Path) -> list[str]:
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output  # warnings: the run screens with the new rule
+    return [line for line in result.output.splitlines() if "key 'title'" in line]
+
+
+def _line_of(path: Path, start: str) -> int:
+    return next(i for i, t in enumerate(path.read_text().splitlines(), 1) if t.startswith(start))
+
+
+def test_a_window_changed_without_its_title_is_a_warning(tmp_path: Path) -> None:
+    """The B-cell washout lengthened from 36 to 52 weeks (a researcher's first edit): the
+    title coordinators read in summary.html, explain and to_confirm still said "in 36 weeks",
+    and `check` said nothing (a title's window was not compared with the rule's)."""
+    m = _copy(tmp_path)
+    trial = m / "trials" / "sirius-sle-2.toml"
+    text = trial.read_text(encoding="utf-8")
+    text = text.replace("window_weeks = 36", "window_weeks = 52")
+    text = text.replace("min_b = 2", "min_b = 3")
+    text = text.replace("window_days = 90\n", "window_months = 3\n", 1)  # "90 days": the same
+    trial.write_text(text, encoding="utf-8")
+    bilag, bcell = _line_of(trial, 'title = "BILAG'), _line_of(trial, 'title = "No B-cell')
+    tail = "(the title is shown as written in summary.html, explain and to_confirm: update it "
+    tail += "with the rule)"
+    assert _title_warnings(m) == [
+        f"warning: {trial}:{bilag}: criterion 'bilag': key 'title': 'BILAG-2004: >= 1 A or >= 2 "
+        f"B within 90 days' does not mention min_b = 3 {tail}",
+        f"warning: {trial}:{bcell}: criterion 'washout_b_cell_depletion': key 'title': 'No "
+        f"B-cell depletion in 36 weeks (or B cells recovered)' does not mention window_weeks = "
+        f"52 {tail}",
+    ]
+    text = text.replace("depletion in 36 weeks", "depletion in 52 weeks")
+    text = text.replace(">= 2 B within", ">= 3 B within")
+    text = text.replace("window_weeks = 4\n", "window_months = 1\n")  # 4 weeks: not a month
+    trial.write_text(text, encoding="utf-8")
+    live = _line_of(trial, 'title = "No live')
+    assert _title_warnings(m) == [
+        f"warning: {trial}:{live}: criterion 'live_vaccine': key 'title': 'No live vaccine in 4 "
+        f"weeks' does not mention window_months = 1 {tail}"
+    ]
+    text = text.replace("vaccine in 4 weeks", "vaccine in 1 month")
+    trial.write_text(text, encoding="utf-8")
+    assert _title_warnings(m) == []
+
+
 def test_a_misspelt_concept_no_criteria_file_names_is_a_warning(tmp_path: Path) -> None:
     """`ana_titr` typed for `ana_titer` in a concept file: its rows mapped a concept no trial
     asks for, and the ANA criterion quietly lost them; `check` said nothing."""
@@ -167,3 +212,75 @@ def test_the_shipped_concepts_give_no_misspelling_warning() -> None:
     ...) are not near misses of the ones they name."""
     result = CliRunner().invoke(cli, ["mappings", "check"])
     assert result.exit_code == 0 and "no criteria file names" not in result.output
+
+
+def test_a_misspelt_ingredient_of_a_medication_row_is_a_warning(tmp_path: Path) -> None:
+    """A site's own prednisone code mapped with ingredient `predisone`: a 60 mg/day course was
+    "in window without a usable dose" (unknown, not fail) as the misspelt ingredient has no
+    prednisone factor, and `check` said nothing (products.csv's ingredients were checked,
+    medications.csv's not). An ingredient no other file lists and that is no near miss (a new
+    drug, ruxolitinib) is fine: it needs no factor."""
+    m = _copy(tmp_path)
+    meds = m / "concepts" / "medications.csv"
+    n = len(meds.read_text(encoding="utf-8").splitlines()) + 1
+    with meds.open("a", encoding="utf-8") as fh:
+        fh.write(
+            "corticosteroid_systemic,predisone,http://example.org/pharmacy,PRED-20,exact,,"
+            "PRED 20MG TAB,site pharmacy,local,\n"
+        )
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+    found = [line for line in result.output.splitlines() if "column 'ingredient'" in line]
+    assert found == [
+        f"warning: mappings/concepts/medications.csv:{n}: column 'ingredient': 'predisone' is "
+        "not in medications/ingredients.csv (did you mean 'prednisone'?): its doses have no "
+        "prednisone equivalent and RxNorm products of the ingredient meant do not reach this "
+        "row's concept"
+    ]
+    result = CliRunner().invoke(cli, ["mappings", "check"])
+    assert "column 'ingredient'" not in result.output
+
+
+def test_a_local_row_mapping_a_code_of_another_concept_is_a_warning(tmp_path: Path) -> None:
+    """A site's row in local.csv that maps LOINC 777-3 (platelets in labs.csv) to `anc`: every
+    platelet count became a neutrophil count too (a patient's neutrophils went fail ->
+    unknown), and `check` said nothing: conflicts were looked for within one file only."""
+    m = _copy(tmp_path)
+    local = m / "concepts" / "local.csv"
+    n = len(local.read_text(encoding="utf-8").splitlines()) + 1
+    with local.open("a", encoding="utf-8") as fh:
+        fh.write("anc,http://loinc.org,777-3,exact,,ANC (site lab),site lab,local,\n")
+    labs = (m / "concepts" / "labs.csv").read_text(encoding="utf-8").splitlines()
+    plt = next(i for i, t in enumerate(labs, 1) if t.startswith("platelets,http://loinc.org,777-3"))
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+    assert (
+        f"warning: mappings/concepts/labs.csv:{plt}: column 'code': http://loinc.org|777-3 is "
+        f"mapped to 2 concepts: mappings/concepts/labs.csv:{plt} (platelets); "
+        f"mappings/concepts/local.csv:{n} (anc) (intended? add exclude=Y to one of them)"
+    ) in result.output.splitlines()
+
+
+def test_a_steroid_code_outside_medications_csv_is_a_warning(tmp_path: Path) -> None:
+    """A site's own prednisone code added to local.csv, as mappings/README.md shows for a
+    local code: the row has no ingredient, so a 60 mg/day course was "in window without a
+    usable dose" (unknown, not fail) and `check` said nothing. A local ianalumab code there
+    is fine (no dose is read)."""
+    m = _copy(tmp_path)
+    local = m / "concepts" / "local.csv"
+    n = len(local.read_text(encoding="utf-8").splitlines()) + 1
+    with local.open("a", encoding="utf-8") as fh:
+        fh.write(
+            "corticosteroid_systemic,http://example.org/pharmacy,PRED-20,exact,,PRED 20MG TAB,"
+            "site pharmacy,local,\n"
+            "ianalumab,http://example.org/pharmacy,IAN-300,exact,,STUDY DRUG,site pharmacy,local,\n"
+        )
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+    found = [line for line in result.output.splitlines() if "no ingredient" in line]
+    assert found == [
+        f"warning: mappings/concepts/local.csv:{n}: column 'concept': a row of "
+        "'corticosteroid_systemic' outside concepts/medications.csv has no ingredient, so its "
+        "doses have no prednisone equivalent (high_dose: unknown): add it to "
+        "concepts/medications.csv with its ingredient"
+    ]

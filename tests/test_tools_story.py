@@ -166,3 +166,21 @@ def test_explain_unknown_patient_and_missing_store(tmp_path: Path) -> None:
     run(cfg, out)
     result = CliRunner().invoke(cli, ["explain", "nobody", "--config", str(cfg), "--out", str(out)])
     assert result.exit_code == 5 and "not in the local store" in result.output
+
+
+def test_explain_takes_the_run_s_as_of_date_by_default(tmp_path: Path) -> None:
+    """`cohort run --as-of 2026-11-25`, then `cohort explain x-p001` (as README shows it, no
+    --as-of): explain judged the patient as of today, so its statuses need not be the CSV's
+    (windows moved) though the researcher asked why the CSV says what it says."""
+    cfg = setup_project(tmp_path)
+    out = tmp_path / "out"
+    run(cfg, out)
+    result = CliRunner().invoke(cli, ["explain", "x-p001", "--config", str(cfg), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(
+        "patient x-p001 at site site-x, as of 2026-11-25 (the run's, from run.json): tier possible"
+    ), result.output
+    # an explicit date wins, and is shown as it always was
+    args = ["explain", "x-p001", "--config", str(cfg), "--out", str(out), "--as-of", "2026-12-10"]
+    result = CliRunner().invoke(cli, args)
+    assert result.output.startswith("patient x-p001 at site site-x, as of 2026-12-10: tier")

@@ -7,7 +7,6 @@ the key itself. The kinds, their parameters and the rules between them are in re
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from cohort.criteria.registry import (
     table_problems,
     tables_of,
 )
+from cohort.criteria.titles import title_problems
 from cohort.criteria.trial import Trial, concept_refs
 from cohort.errors import MappingError, did_you_mean
 from cohort.report.columns import FIXED_COLUMNS
@@ -219,17 +219,7 @@ def _check_concepts(
     units: set[str] | None,
     kind: str,
 ) -> None:
-    for key, name in concept_refs(params):
-        if name not in known:
-            p.criterion(index, cid, key, f"unknown concept '{name}'" + _hint(name, sorted(known)))
-        elif active is not None and name not in active:
-            p.criterion(
-                index,
-                cid,
-                key,
-                f"concept '{name}' is empty (only unverified rows; a run needs use_unverified)",
-                warn=True,
-            )
+    _check_names(p, index, cid, params, known, active)
     for key, name in numeric_concepts(kind, params):
         if units is not None and name in known and name not in units:
             p.criterion(
@@ -241,40 +231,33 @@ def _check_concepts(
             )
 
 
-# the numbers a title quotes: a researcher who changes one in the rule (fail_below 25 -> 50)
-# and not in the title leaves coordinators reading the old one (summary.html, explain, to_confirm)
-_TITLE_NUMBERS = (
-    "min_years",
-    "min_months",
-    "min_titer",
-    "fail_below",
-    "pass_at_least",
-    "max_daily_mg",
-)
-
-
-def _check_title(p: _Problems, index: int, cid: str, raw: dict[str, Any]) -> None:
-    """Warn when a title that quotes numbers does not quote its rule's threshold (a window may
-    well go unsaid: "Platelets >= 25")."""
-    title = raw.get("title")
-    if not isinstance(title, str):
-        return
-    quoted = {float(n) for n in re.findall(r"\d+(?:\.\d+)?", title)}
-    if not quoted:
-        return  # a title in words only says no number that could be stale
-    for key in _TITLE_NUMBERS:
-        value = raw.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        if float(value) not in quoted:
+def _check_names(
+    p: _Problems,
+    index: int,
+    cid: str,
+    params: Mapping[str, Any],
+    known: set[str],
+    active: set[str] | None,
+) -> None:
+    """Every concept name the parameters hold that no mapping row has (or only unverified
+    ones); looked up in a criterion with other mistakes too, so `check` lists them at once."""
+    for key, name in concept_refs(params):
+        if name not in known:
+            p.criterion(index, cid, key, f"unknown concept '{name}'" + _hint(name, sorted(known)))
+        elif active is not None and name not in active:
             p.criterion(
                 index,
                 cid,
-                "title",
-                f"'{title}' does not mention {key} = {value} (the title is shown as written "
-                "in summary.html, explain and to_confirm: update it with the rule)",
+                key,
+                f"concept '{name}' is empty (only unverified rows; a run needs use_unverified)",
                 warn=True,
             )
+
+
+def _check_title(p: _Problems, index: int, cid: str, raw: dict[str, Any]) -> None:
+    """A warning for each threshold or window the title no longer says (criteria/titles.py)."""
+    for problem in title_problems(raw):
+        p.criterion(index, cid, "title", problem, warn=True)
 
 
 def check_trial(
@@ -329,6 +312,10 @@ def check_trial(
     for index, raw in enumerate(raw_criteria):
         checked = _check_criterion(p, index, raw, seen)
         if checked is None:
+            if known is not None and isinstance(raw, dict) and raw.get("kind") in KINDS:
+                cid = raw["id"] if isinstance(raw.get("id"), str) else ""
+                params = {k: v for k, v in raw.items() if k not in _META}
+                _check_names(p, index, cid, params, known, active)
             continue
         cid, params = checked
         if known is not None:

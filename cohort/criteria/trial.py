@@ -28,8 +28,14 @@ class Trial:
 
     @property
     def infos(self) -> list[CriterionInfo]:
+        return self.site_infos(None)
+
+    def site_infos(self, min_age: int | None) -> list[CriterionInfo]:
+        """The criteria as a site's reports show them: titles as `site_title` gives them."""
         return [
-            CriterionInfo(c.id, c.type, c.title, c.manual_when_unknown, c.missing_hint)
+            CriterionInfo(
+                c.id, c.type, site_title(c, min_age), c.manual_when_unknown, c.missing_hint
+            )
             for c in self.criteria
         ]
 
@@ -39,6 +45,16 @@ class Trial:
         for c in self.criteria:
             out |= _concepts_in(c.params)
         return out
+
+
+def site_title(c: Criterion, min_age: int | None) -> str:
+    """A criterion's title at a site: an age criterion of a site whose `min_age` overrides the
+    trial's `min_years` says so ("Age >= 12 years (this site: min_age 18)"), as the title is
+    shown as written (summary.html, run.json, explain) beside patients judged by the site's
+    limit."""
+    if c.kind == "age" and min_age is not None and min_age != c.params.get("min_years"):
+        return f"{c.title} (this site: min_age {min_age})"
+    return c.title
 
 
 def _concepts_in(params: dict[str, Any]) -> set[str]:

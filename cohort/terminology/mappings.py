@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,24 @@ class Record:
 
     def fail(self, key: str, message: str) -> MappingError:
         return MappingError(f"{self.where}: column '{key}': {message}")
+
+
+def invisible_problem(text: str) -> str | None:
+    """Why a code, name or system cannot match as written: a character not seen on screen (a
+    zero-width space, a soft hyphen, a control, a space other than the plain one), which no
+    record's code holds where the researcher sees none; None when there is none."""
+    odd = [ch for ch in text if ch != " " and unicodedata.category(ch) in _INVISIBLE]
+    if not odd:
+        return None
+    shown = "".join(f"\\u{ord(ch):04x}" if ch in odd else ch for ch in text)
+    name = unicodedata.name(odd[0], "")
+    return (
+        f"'{shown}' holds an invisible character (U+{ord(odd[0]):04X}{' ' + name if name else ''}"
+        "; text copied from a web page or a PDF can carry one): type it again"
+    )
+
+
+_INVISIBLE = {"Cc", "Cf", "Zs", "Zl", "Zp"}
 
 
 def verified_flag(rec: Record) -> str:
@@ -118,6 +137,13 @@ def read_csv(root: Path, path: Path, required: tuple[str, ...]) -> Iterator[Reco
             raise MappingError(
                 f"{shown}:{line}: {len(cells)} cells but {len(header)} columns (a cell holding "
                 'a comma must be in double quotes: "a, b"; no extra commas at the end)'
+            )
+        if len(cells) < len(header) and any(sep in cells[0] for sep in ";\t"):
+            name = "semicolons" if ";" in cells[0] else "tabs"
+            raise MappingError(
+                f"{shown}:{line}: {len(cells)} cell{'s' if len(cells) > 1 else ''} but "
+                f"{len(header)} columns: the row is separated by {name}, not commas (write "
+                "commas, or save the file as 'CSV UTF-8 (Comma delimited)')"
             )
         # every column a key (a short row's missing cells empty): a row can tell an empty cell
         # from a column the file does not have
@@ -215,6 +241,9 @@ def concept_row(rec: Record, shown: str, *, medication: bool) -> MappingRow:
         raise rec.fail("system", "empty")
     if not code:
         raise rec.fail("code", "empty (never guess a code: leave the row out)")
+    for column, text in (("system", system), ("code", code)):
+        if problem := invisible_problem(text):
+            raise rec.fail(column, problem)
     match = rec.get("match") or "exact"
     if match not in MATCH_KINDS:
         hint = did_you_mean(match, MATCH_KINDS)

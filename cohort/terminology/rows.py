@@ -14,6 +14,7 @@ from cohort.terminology.codes import CVX, ICD10CM, TEXT, Systems
 from cohort.terminology.mappings import (
     MappingRow,
     Record,
+    invisible_problem,
     parse_bound,
     parse_number,
     verified_flag,
@@ -23,12 +24,47 @@ from cohort.terminology.values import RESULTS
 
 LOINC = "http://loinc.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+SNOMED = "http://snomed.info/sct"
 _LOINC_RE = re.compile(r"^(\d{1,7})-(\d)$")
 _LOINC_PART_RE = re.compile(r"^L[AGP]\d{1,8}-\d$")  # answer/group/part codes: shape only
 _ICD10CM_RE = re.compile(r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$")
 # a prefix row's leading characters of such codes: "C" (all of chapter C), "M3", "M32."
 _ICD10CM_PREFIX_RE = re.compile(r"^[A-Z](?:[0-9](?:[0-9A-Z](?:\.?[0-9A-Z]{0,4})?)?)?$")
 VALUE_KINDS = ("code", "string", "interpretation")
+# what Excel leaves of a code it read as a number or a date when the file is saved back: a
+# long number in scientific notation as Excel writes it (one digit, "E+"; ICD-10-PCS 3E03305
+# is a code), a date in a short or local form
+_SCIENTIFIC_RE = re.compile(r"^\d(?:[.,]\d+)?E\+\d{1,3}$", re.IGNORECASE)
+_MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
+_DATE_RE = re.compile(
+    rf"^(?:\d{{1,4}}[/.-]\d{{1,2}}[/.-]\d{{1,4}}|(?:{_MONTHS})[a-z]*[ -]?\d{{1,4}}"
+    rf"|\d{{1,2}}[ -](?:{_MONTHS})[a-z]*)$",
+    re.IGNORECASE,
+)
+TEXT_CELL = "type the code again in a cell formatted as Text (docs/mappings-howto.md, section 3)"
+# Verhoeff's dihedral-group tables: the last digit of a SNOMED CT identifier checks the rest
+_VERHOEFF_D = (
+    "0123456789",
+    "1234067895",
+    "2340178956",
+    "3401289567",
+    "4012395678",
+    "5987604321",
+    "6598710432",
+    "7659821043",
+    "8765932104",
+    "9876543210",
+)
+_VERHOEFF_P = (
+    "0123456789",
+    "1576283094",
+    "5803796142",
+    "8916043527",
+    "9453126870",
+    "4286573901",
+    "2793806415",
+    "7046913258",
+)
 
 
 def loinc_check_digit(number: str) -> int:
@@ -41,13 +77,25 @@ def loinc_check_digit(number: str) -> int:
     return (10 - total % 10) % 10
 
 
+def verhoeff_valid(digits: str) -> bool:
+    """Whether a string of digits ends in its Verhoeff check digit."""
+    check = 0
+    for i, d in enumerate(reversed(digits)):
+        check = int(_VERHOEFF_D[check][int(_VERHOEFF_P[i % 8][int(d)])])
+    return check == 0
+
+
 def code_problem(system: str, code: str) -> str | None:
     """Why `code` is malformed in the canonical `system`, or None when it looks right."""
     c = code.strip()
+    if _SCIENTIFIC_RE.match(c):
+        return f"'{c}' is a number Excel wrote in scientific notation, not a code: {TEXT_CELL}"
     if system == LOINC:
         if _LOINC_PART_RE.match(c):
             return None
         m = _LOINC_RE.match(c)
+        if not m and _DATE_RE.match(c):
+            return f"'{c}' is not a LOINC code (NNNNN-N): Excel turned it into a date; {TEXT_CELL}"
         if not m:
             return f"'{c}' is not a LOINC code (NNNNN-N)"
         want = loinc_check_digit(m.group(1))
@@ -61,13 +109,22 @@ def code_problem(system: str, code: str) -> str | None:
             return f"RxCUI '{c}' is not numeric"
     elif system == CVX and not (c.isdigit() and 1 <= len(c) <= 3):
         return f"CVX '{c}' is not 1-3 digits"
+    elif system == SNOMED:
+        if not (c.isdigit() and 6 <= len(c) <= 18 and not c.startswith("0")):
+            return f"'{c}' is not a SNOMED CT identifier (6 to 18 digits)"
+        if not verhoeff_valid(c):
+            return (
+                f"SNOMED CT '{c}' has a wrong check digit (a digit mistyped, or a long number "
+                f"Excel rounded: {TEXT_CELL})"
+            )
     return None
 
 
 class KnownSystems:
     """The code systems systems.csv names. A system it does not name is a site's own (fine)
-    unless it is a near miss of one it does (`http://lonic.org`, `LONC`): that is a typo, and a
-    row in it would never match anything."""
+    unless it is a near miss of one it does (`http://lonic.org`, `LONC`, or one with a path
+    after it, `https://loinc.org/777-3/`): that is a typo, and a row in it would never match
+    anything."""
 
     def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
         pairs = list(pairs)
@@ -93,7 +150,10 @@ class KnownSystems:
         if system not in self._near:
             close: list[str] = []
             if not self.known(system):
-                close = difflib.get_close_matches(system_key(system), list(self.keys), 1, 0.8)
+                key = system_key(system)
+                close = difflib.get_close_matches(key, list(self.keys), 1, 0.8)
+                # a known URI with a code or a web page's path after it (loinc.org/777-3/)
+                close = close or [k for k in self.keys if "." in k and key.startswith(k + "/")]
             self._near[system] = self.keys[close[0]] if close else None
         return self._near[system]
 
@@ -153,6 +213,9 @@ def value_row(rec: Record) -> tuple[str, str, str, str, str]:
         raise rec.fail("result", f"'{result}' is not one of {', '.join(RESULTS)}")
     if not code:
         raise rec.fail("code", "empty")
+    for column in ("system", "code"):
+        if problem := invisible_problem(rec.get(column)):
+            raise rec.fail(column, problem)
     verified = verified_flag(rec) if "verified" in rec.values else "Y"
     if kind == "string":
         return kind, "", code, result, verified

@@ -17,6 +17,7 @@ from cohort.errors import MappingError, closest, did_you_mean
 from cohort.extract import ReadingRules
 from cohort.terminology import Terminology
 from cohort.terminology.codes import TEXT, norm_code
+from cohort.terminology.core import FILE_TYPES
 from cohort.terminology.mappings import (
     CONCEPT_COLUMNS,
     REQUIRED,
@@ -110,24 +111,43 @@ def _concept_rows(root: Path, known: KnownSystems, f: Findings) -> list[MappingR
                 f"column 'verified': {len(unverified)} unverified row(s) (verified=N, "
                 f"ignored unless use_unverified) on line(s) {', '.join(unverified)}",
             )
+    folder = root / "concepts"
+    for path in sorted(folder.iterdir() if folder.is_dir() else ()):
+        # a file of rows saved under another name is never read (a lock file is no such file)
+        if path.is_file() and path.suffix != ".csv" and not path.name.startswith((".", "~$")):
+            f.warn(
+                display_path(root, path),
+                "not read: only files ending in .csv are (save the rows as 'CSV UTF-8 (Comma "
+                "delimited)' under a name ending in .csv)",
+            )
     return rows
 
 
 def _conflicts(rows: list[MappingRow], known: KnownSystems, f: Findings) -> None:
-    """Same system+code mapped (not excluded) to different concepts of one resource family."""
+    """Same system+code mapped (not excluded) to different concepts of one resource family:
+    a file's (`labs.csv`: Observation), or for local.csv and other files the family of the
+    concept's rows elsewhere, else Observation (as a run searches a server for them)."""
+    families: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        if Path(r.file).stem in FILE_TYPES:
+            families[r.concept].add(Path(r.file).stem)
     groups: dict[tuple[str, str, str], list[MappingRow]] = defaultdict(list)
     for r in rows:
         if r.system == TEXT or r.match != "exact" or r.verified == "N":
             continue
         system = known.canonical(r.system)
-        groups[(Path(r.file).stem, system, norm_code(system, r.code))].append(r)
+        family = Path(r.file).stem
+        if family not in FILE_TYPES:
+            family = min(families[r.concept], default="labs")
+        groups[(family, system, norm_code(system, r.code))].append(r)
     for (_, system, code), grp in sorted(groups.items()):
         excluded = {r.concept for r in grp if r.exclude}
         included = {r.concept: r for r in grp if not r.exclude}
         if excluded or len(included) < 2 or _intentional(set(included)):
             continue
-        where = "; ".join(f"{r.file}:{r.line} ({r.concept})" for r in included.values())
-        first = next(iter(included.values()))
+        mapping = [r for r in grp if not r.exclude]  # every row, in file order
+        where = "; ".join(f"{r.file}:{r.line} ({r.concept})" for r in mapping)
+        first = mapping[0]
         f.warn(
             f"{first.file}:{first.line}",
             f"column 'code': {system}|{code} is mapped to "
@@ -224,18 +244,20 @@ def _unit_concepts(root: Path) -> set[str] | None:
         return None
 
 
-def _check_values_products(root: Path, known: KnownSystems, f: Findings) -> None:
+def _check_values_products(root: Path, known: KnownSystems, f: Findings) -> dict[str, float | None]:
+    """values.csv, ingredients.csv and products.csv; ingredients.csv's prednisone factors."""
     for rec in _records(root, root / "values.csv", REQUIRED["values.csv"], f):
         value = _row(value_row, rec, f)
         if value is not None and value[0] != "string":
             f.errors += [str(p) for p in coding_problems(rec.where, known, value[1], [value[2]])]
             _unlisted(rec, value[1], value[4], known, f)
-    ingredients: set[str] = set()
+    ingredients: dict[str, float | None] = {}
     for rec in _records(
         root, root / "medications/ingredients.csv", REQUIRED["medications/ingredients.csv"], f
     ):
         ingredient = _row(ingredient_row, rec, f)
-        ingredients.add(ingredient[0] if ingredient else rec.get("ingredient").lower())
+        name, factor = ingredient if ingredient else (rec.get("ingredient").lower(), None)
+        ingredients[name] = factor
     for rec in _records(
         root, root / "medications/products.csv", REQUIRED["medications/products.csv"], f
     ):
@@ -245,6 +267,48 @@ def _check_values_products(root: Path, known: KnownSystems, f: Findings) -> None
                 rec.where,
                 f"column 'ingredient': '{rec.get('ingredient')}' is not in "
                 "medications/ingredients.csv",
+            )
+    return ingredients
+
+
+def _dosed_elsewhere(
+    rows: list[MappingRow], ingredients: dict[str, float | None], f: Findings
+) -> None:
+    """A warning at a row outside medications.csv of a concept whose medications.csv rows
+    have a prednisone factor (a steroid group): the row has no ingredient, so a dose of it has
+    no prednisone equivalent and `high_dose` is unknown where it should pass or fail."""
+    dosed = {
+        r.concept
+        for r in rows
+        if Path(r.file).stem == "medications" and ingredients.get(r.ingredient) is not None
+    }
+    for r in rows:
+        if r.concept in dosed and Path(r.file).stem != "medications":
+            f.warn(
+                f"{r.file}:{r.line}",
+                f"column 'concept': a row of '{r.concept}' outside concepts/medications.csv "
+                "has no ingredient, so its doses have no prednisone equivalent (high_dose: "
+                "unknown): add it to concepts/medications.csv with its ingredient",
+            )
+
+
+def _misspelt_ingredients(
+    rows: list[MappingRow], ingredients: dict[str, float | None], f: Findings
+) -> None:
+    """A warning at a medication row whose ingredient ingredients.csv lacks but is a typo
+    away from one it lists (`predisone`: one letter changed, left out, added or swapped; drug
+    names share stems, abrocitinib is two from baricitinib): no prednisone factor, no products.
+    Any other unlisted ingredient is a drug of its own (it needs no factor unless a steroid)."""
+    for r in rows:
+        if len(r.ingredient) < 5 or r.ingredient in ingredients:
+            continue
+        near = closest(r.ingredient, ingredients)
+        if near is not None and _edits(r.ingredient, near) == 1:
+            f.warn(
+                f"{r.file}:{r.line}",
+                f"column 'ingredient': '{r.ingredient}' is not in medications/ingredients.csv "
+                f"(did you mean '{near}'?): its doses have no prednisone equivalent and RxNorm "
+                "products of the ingredient meant do not reach this row's concept",
             )
 
 
@@ -258,7 +322,9 @@ def check_mappings(root: Path, trial: str | None = None) -> CheckReport:
     rows = _concept_rows(root, known, f)
     _conflicts(rows, known, f)
     _check_units(root, {r.concept for r in rows}, f)
-    _check_values_products(root, known, f)
+    ingredients = _check_values_products(root, known, f)
+    _misspelt_ingredients(rows, ingredients, f)
+    _dosed_elsewhere(rows, ingredients, f)
     try:
         ReadingRules.load(root / "rules.toml")
     except MappingError as exc:

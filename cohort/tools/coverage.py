@@ -59,6 +59,7 @@ class Unmapped:
     quantities: list[Quantity] = field(default_factory=list)
     suggestion: str = ""
     why: str = ""
+    unverified_at: str = ""  # file:line of a verified=N row that maps it
 
 
 @dataclass
@@ -163,7 +164,15 @@ def coverage_report(cfg: Config, out: Path, site_id: str | None = None) -> Cover
                     _add(found, site.id, entry, screened, term)
     sug = Suggester(term)
     for u in found.values():
-        u.suggestion, u.why = sug.suggest(u)
+        waiting = sug.unverified_row(u)
+        if waiting is not None:
+            u.suggestion, u.unverified_at = waiting
+            u.why = (
+                f"only a verified=N row maps it ({u.unverified_at}): set verified to Y or local "
+                "once checked, or use_unverified = true"
+            )
+        else:
+            u.suggestion, u.why = sug.suggest(u)
     report.unmapped = sorted(
         found.values(), key=lambda u: (-len(u.screened), -len(u.patients), u.rtype, u.code)
     )
@@ -215,6 +224,14 @@ def _never_seen(
     return out
 
 
+def _cut(text: str, width: int, keep_end: bool = False) -> str:
+    """`text` in at most `width` characters, a cut marked by "…" (the whole is in coverage.csv):
+    `system|code` keeps its end, the code ("…tp://example.org/lab|PLT", not "ttp://...")."""
+    if len(text) <= width:
+        return text
+    return "…" + text[-(width - 1) :] if keep_end else text[: width - 1] + "…"
+
+
 def render_terminal(r: CoverageReport, limit: int) -> str:
     """Tables for the terminal (the first `limit` rows of each)."""
     lines = [f"unmapped codes in the data ({len(r.unmapped)}), by screened patients:"]
@@ -222,12 +239,12 @@ def render_terminal(r: CoverageReport, limit: int) -> str:
         (
             u.site,
             u.rtype,
-            f"{u.system}|{u.code}"[-48:],
-            u.display[:28],
+            _cut(f"{u.system}|{u.code}", 48, keep_end=True),
+            _cut(u.display, 28),
             str(len(u.screened)),
-            " ".join(u.values)[:20],
-            " ".join(sorted(u.units))[:12],
-            u.suggestion,
+            _cut(" ".join(u.values), 20),
+            _cut(" ".join(sorted(u.units)), 12),
+            u.suggestion + (f" (verified=N row {u.unverified_at})" if u.unverified_at else ""),
         )
         for u in r.unmapped[:limit]
     ]

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from cohort.config import Config, SiteConfig
 from cohort.criteria.base import Criterion
-from cohort.criteria.trial import concept_refs
+from cohort.criteria.trial import concept_refs, site_title
 from cohort.errors import ConfigError, SourceError
 from cohort.evaluate import evaluate, is_screened, make_context
 from cohort.extract import Extractor, codes_of, text_of
@@ -89,8 +90,26 @@ def _dropped_by_concept(
     return out
 
 
+def run_as_of(out: Path) -> date | None:
+    """The as-of date of the run whose outputs are in `out` (its run.json), if it succeeded:
+    `explain` judges a patient on the day the run did unless told another (a failed run left
+    an older run's CSVs, of a day run.json no longer holds)."""
+    try:
+        report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+        found = report.get("as_of") if report.get("status") == "success" else None
+        return date.fromisoformat(found) if isinstance(found, str) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def explain_patient(
-    cfg: Config, out: Any, pid: str, as_of: date, site_id: str | None = None
+    cfg: Config,
+    out: Any,
+    pid: str,
+    as_of: date,
+    site_id: str | None = None,
+    *,
+    run_date: bool = False,
 ) -> str:
     """The explanation as text: reuses the runner's extraction and the criteria evaluation.
 
@@ -112,7 +131,9 @@ def explain_patient(
     )[0]
     screened = is_screened(loaded.trial, ctx)
     lines = [
-        f"patient {target} at site {site.id}, as of {as_of.isoformat()}: tier {cand.tier}"
+        f"patient {target} at site {site.id}, as of {as_of.isoformat()}"
+        + (" (the run's, from run.json)" if run_date else "")
+        + f": tier {cand.tier}"
         + (f", eligible from {cand.eligible_from}" if cand.eligible_from else "")
         + ("" if screened else " (NOT screened: no condition of the screening concepts)"),
         f"trial {loaded.trial.id}; mapping version {loaded.term.version}"
@@ -130,7 +151,8 @@ def explain_patient(
     for crit in loaded.trial.criteria:
         r = by_id[crit.id]
         concepts = {name for _, name in concept_refs(crit.params)}
-        lines += ["", f"[{r.status.value}] {crit.id} - {crit.title} ({crit.type})"]
+        title = site_title(crit, site.min_age)
+        lines += ["", f"[{r.status.value}] {crit.id} - {title} ({crit.type})"]
         lines.append(f"  rule: {rule_summary(crit, site)}")
         lines.append(
             f"  reason: {printable(r.reason)}" + (" (to confirm manually)" if r.manual else "")

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from cohort.model import ObsValue, Quantity
 from cohort.terminology import Terminology
-from cohort.terminology.codes import TEXT
+from cohort.terminology.codes import TEXT, ConceptIndex
 from cohort.tools.common import words
 
 
@@ -16,6 +16,7 @@ class Item(Protocol):
     """What the suggester reads of an unmapped code."""
 
     rtype: str
+    system: str
     code: str
     display: str
     values: list[str]
@@ -53,6 +54,19 @@ FAMILY = {
 }
 
 
+def _stem(word: str) -> str:
+    """A word without a plural's `s` ("platelets" -> "platelet"; "mass", "virus" kept)."""
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def terms(text: str) -> set[str]:
+    """The words of a text that can tell a concept, singular: "PLATELET COUNT" and
+    "Platelets [#/volume] in Blood" both give {"platelet"}."""
+    return {_stem(w) for w in words(text) - STOP}
+
+
 class Suggester:
     """Suggests a concept from display words, titer-shaped values and unit dimensions."""
 
@@ -65,7 +79,24 @@ class Suggester:
                 continue
             self.family[r.concept].add(Path(r.file).stem)
             text = r.code if r.system == TEXT else r.display
-            self.profiles[r.concept].append(words(text) - STOP)
+            self.profiles[r.concept].append(terms(text))
+
+        # rows a run does not read (verified=N): a code only they map is "unmapped" to the run,
+        # but the row is there, waiting to be checked
+        self.unverified = [
+            (r, ConceptIndex([r], term.systems)) for r in term.rows() if r.verified == "N"
+        ]
+
+    def unverified_row(self, u: Item) -> tuple[str, str] | None:
+        """(concept, file:line) of a verified=N row that maps the item, if one does."""
+        for row, index in self.unverified:
+            if u.system == TEXT:
+                hits = index.text_hits(f"{u.code} | {u.display}")
+            else:
+                hits = index.code_hits(u.system, u.code)
+            if any(not h.exclude for h in hits):
+                return row.concept, f"{row.file}:{row.line}"
+        return None
 
     def _in_family(self, concept: str, rtype: str) -> bool:
         fams = self.family[concept] - {"local"}
@@ -73,13 +104,13 @@ class Suggester:
         return not fams or want in fams
 
     def suggest(self, u: Item) -> tuple[str, str]:
-        shown = words(u.display or u.code) - STOP
+        shown = terms(u.display or u.code)
         titer = any(":" in v and self.term.titer(ObsValue(string=v)) for v in u.values)
         best: tuple[float, str, str] = (0.0, "", "")
         for concept, profiles in self.profiles.items():
             if not self._in_family(concept, u.rtype):
                 continue
-            name = set(concept.split("_"))
+            name = {_stem(w) for w in concept.split("_")}
             score = len(shown & name) / len(name)
             why = ["display words"] if score else []
             disp = max((len(shown & p) / len(shown | p) for p in profiles if p), default=0.0)
