@@ -23,6 +23,7 @@ from cohort.source.fileinfo import (
     unreadable,
     utf8_name,
 )
+from cohort.source.refused import dates_only
 from cohort.source.structure import (
     BOM,
     LEADING_TYPE,
@@ -130,10 +131,12 @@ class Reader:
             return
         reason = check(res, self.validate)
         if reason is not None:
-            self.reject(origin, rtype, reason)
-            return
-        where = impossible_date(res) if blob is None or maybe_bad_date(blob) else None
-        if where is not None:
+            if not dates_only(res, self.validate):
+                self.reject(origin, rtype, reason)
+                return
+            # only a date the criteria read: kept, read as a server's records are (refused.py)
+            self.stats.issue(origin, f"{reason}; kept, the date read as far as it reads")
+        elif where := impossible_date(res) if blob is None or maybe_bad_date(blob) else None:
             # Kept (the rest of the record is good) but the date reads as missing: say so.
             self.stats.issue(origin, f"{rtype}.{where}: impossible calendar date, ignored")
         self.stats.read[rtype] += 1
