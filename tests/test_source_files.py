@@ -22,6 +22,7 @@ from cohort.errors import SourceError
 from cohort.extract import Triage
 from cohort.ingest import Loaded
 from cohort.source.files import ReadStats, read_path
+from cohort.source.refused import MARK
 from cohort.source.structure import rewrite_refs, rewritten
 from cohort.source.validate import check
 
@@ -154,8 +155,11 @@ def test_types_filter_counts_skipped_types() -> None:
 
 def test_ndjson_malformed_and_invalid_lines_located_and_reading_goes_on() -> None:
     res, origins, stats = read(DATA / "ndjson" / "Observation.ndjson")
-    # o2 (a date that is no date, the only problem) is kept
-    assert sorted(k[1] for k in res) == ["o1", "o2", "o6"]
+    # o2 (a date that is no date, the only problem) is kept; o4 (refused) is stored as a stub
+    # naming it, so that no criterion reading its concept passes as if it were not there
+    assert sorted(k[1] for k in res) == ["o1", "o2", "o4", "o6"]
+    assert set(res[("Observation", "o4")]) == {"resourceType", "id", "status", "code",
+                                               "subject", MARK}  # fmt: skip
     assert origins[("Observation", "o6")] == "Observation.ndjson:8"
     by_origin = {i.origin: i.reason for i in stats.issues}
     assert set(by_origin) == {

@@ -23,7 +23,7 @@ from cohort.source.fileinfo import (
     unreadable,
     utf8_name,
 )
-from cohort.source.refused import dates_only
+from cohort.source.refused import dates_only, stored_for
 from cohort.source.structure import (
     BOM,
     LEADING_TYPE,
@@ -124,6 +124,7 @@ class Reader:
             # orjson parses 1024 levels but serialises only 255 (the store would crash) and
             # recursive walkers would hit Python's recursion limit: refuse it here, located.
             self.reject(origin, rtype, f"{rtype}: nested deeper than {MAX_DEPTH} levels")
+            yield from stored_for(res, origin, f"{rtype}: nested deeper than {MAX_DEPTH} levels")
             return
         if "id" not in res:
             # The store is keyed by (type, id): a resource without an id cannot be kept.
@@ -133,6 +134,7 @@ class Reader:
         if reason is not None:
             if not dates_only(res, self.validate):
                 self.reject(origin, rtype, reason)
+                yield from stored_for(res, origin, reason)
                 return
             # only a date the criteria read: kept, read as a server's records are (refused.py)
             self.stats.issue(origin, f"{reason}; kept, the date read as far as it reads")
