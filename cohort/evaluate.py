@@ -10,6 +10,7 @@ from cohort.criteria.obsdays import settle
 from cohort.criteria.registry import KINDS
 from cohort.criteria.ties import untie
 from cohort.criteria.trial import Trial
+from cohort.criteria.unreadable import settle_unreadable
 from cohort.extract import ReadingRules
 from cohort.model import PatientFacts, Result
 
@@ -35,11 +36,16 @@ def make_context(
 def is_screened(trial: Trial, ctx: Context) -> bool:
     """Screened = has a (non-dropped) condition of a screening concept, whatever its dates."""
     want = set(trial.screen_concepts)
-    return any(want & ctx.concepts(c.ref, c.codes, c.text) for c in ctx.facts.conditions)
+    # (a screening condition that could not be read too: `sle_diagnosis` is then unknown)
+    return any(want & ctx.concepts(c.ref, c.codes, c.text) for c in ctx.facts.conditions) or any(
+        want & ctx.concepts(u.ref, u.codes, u.text)
+        for u in ctx.facts.unreadable
+        if u.ref.startswith("Condition/")
+    )
 
 
 def evaluate(trial: Trial, ctx: Context) -> list[Result]:
-    return settle(trial.criteria, ctx, _run)
+    return settle_unreadable(trial.criteria, ctx, settle(trial.criteria, ctx, _run))
 
 
 def _run(crit: Criterion, ctx: Context) -> Result:

@@ -192,6 +192,18 @@ class ProcedureFact:
     end_last: date | None = None
 
 
+@value
+class UnreadableFact:
+    """A record of the patient's that could not be read: refused by validation (its stub), an
+    element the extractor could not read, or a result whose date does not read. A criterion
+    reading one of its concepts does not pass on the others (criteria.unreadable)."""
+
+    ref: str
+    codes: tuple[Code, ...]
+    text: str = ""
+    why: str = ""  # PHI-free: where it was read and the validator's reason, or the problem
+
+
 @dataclass(slots=True)
 class PatientFacts:
     """Everything the criteria may read about one patient (valid records only)."""
@@ -209,6 +221,7 @@ class PatientFacts:
     # starts (None: undated) of valid medication records no criterion reads: they still show
     # that the patient has medication records (`current_medication`)
     other_medications: list[date | None] = field(default_factory=list)
+    unreadable: list[UnreadableFact] = field(default_factory=list)
 
 
 class Status(StrEnum):

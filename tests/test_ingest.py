@@ -272,8 +272,9 @@ def test_unmapped_medication_records_are_summarised_once_valid(tmp_path: Path) -
     assert s["rejected"] == {"MedicationRequest": 1}
     assert [i["origin"] for i in s["issues"]] == ["MedicationRequest.ndjson:2"]
     with Store(tmp_path / "out" / ".cohort" / "store.sqlite") as store:
-        # r3 names a Medication to resolve: kept whole
-        assert store.count_by_type("s") == {"Condition": 1, "MedicationRequest": 1, "Patient": 1}
+        # r3 names a Medication to resolve: kept whole; r2, refused, is kept as a stub naming
+        # it (no concept maps its drug: no criterion reads it)
+        assert store.count_by_type("s") == {"Condition": 1, "MedicationRequest": 2, "Patient": 1}
         assert store.side_facts("s", ["p1"]) == {
             "p1": ([date(2026, 8, 1)], [date(2026, 8, 1), None])
         }

@@ -22,6 +22,7 @@ from cohort.errors import SourceError
 from cohort.extract import Triage
 from cohort.ingest import Loaded
 from cohort.source.files import ReadStats, read_path
+from cohort.source.refused import MARK
 from cohort.source.structure import rewrite_refs, rewritten
 from cohort.source.validate import check
 
@@ -154,7 +155,11 @@ def test_types_filter_counts_skipped_types() -> None:
 
 def test_ndjson_malformed_and_invalid_lines_located_and_reading_goes_on() -> None:
     res, origins, stats = read(DATA / "ndjson" / "Observation.ndjson")
-    assert sorted(k[1] for k in res) == ["o1", "o6"]
+    # o2 (a date that is no date, the only problem) is kept; o4 (refused) is stored as a stub
+    # naming it, so that no criterion reading its concept passes as if it were not there
+    assert sorted(k[1] for k in res) == ["o1", "o2", "o4", "o6"]
+    assert set(res[("Observation", "o4")]) == {"resourceType", "id", "status", "code",
+                                               "subject", MARK}  # fmt: skip
     assert origins[("Observation", "o6")] == "Observation.ndjson:8"
     by_origin = {i.origin: i.reason for i in stats.issues}
     assert set(by_origin) == {
@@ -165,9 +170,10 @@ def test_ndjson_malformed_and_invalid_lines_located_and_reading_goes_on() -> Non
         "Observation.ndjson:7",  # not an object
     }
     assert "effectiveDateTime" in by_origin["Observation.ndjson:2"]
+    assert "kept" in by_origin["Observation.ndjson:2"]
     assert "valueQuantity.value" in by_origin["Observation.ndjson:4"]
-    assert stats.rejected == {"Observation": 2, "?": 3}
-    assert stats.read == {"Observation": 2}
+    assert stats.rejected == {"Observation": 1, "?": 3}
+    assert stats.read == {"Observation": 3}
     # reasons name the element, never the value (values may be PHI)
     assert all("2024" not in r and "12.9" not in r for r in by_origin.values())
 
@@ -213,8 +219,8 @@ def test_compressed_and_archived(tmp_path: Path) -> None:
     assert "b.tar.xz/x/Obs.ndjson.gz:8" in origins
     assert "c.tgz/x/tx.json#entry[3]" in origins
     assert "b.tar.xz/x/Obs.ndjson.gz:4" in {i.origin for i in stats.issues}
-    # 2 Observations and 5 bundle resources per copy; 5 NDJSON + 5 bundle copies
-    assert stats.read["Observation"] == 2 * 5
+    # 3 Observations and 5 bundle resources per copy; 5 NDJSON + 5 bundle copies
+    assert stats.read["Observation"] == 3 * 5
     assert stats.read["MedicationRequest"] == 5
     assert stats.files == 10
 
@@ -376,8 +382,9 @@ def test_validate_none_and_full_modes_through_reader() -> None:
     _, _, stats = read(DATA / "ndjson" / "Observation.ndjson", validate="none")
     assert stats.read == {"Observation": 4}  # only structure-less lines rejected
     _, _, stats = read(DATA / "ndjson" / "Observation.ndjson", validate="full")
-    # pydantic (lax mode) coerces the string "12.9" to a decimal, so `full` accepts line 4
-    assert stats.read["Observation"] == 3
+    # pydantic (lax mode) coerces the string "12.9" to a decimal, so `full` accepts line 4;
+    # line 2's date that is no date is kept too, as under `fast`
+    assert stats.read["Observation"] == 4
 
 
 def test_origin_is_phi_free_location() -> None:

@@ -26,6 +26,14 @@ from cohort.extract.elements import (
 from cohort.extract.onset import UNDATED, birth_days, needs_birth, onset_by_age, onset_days
 from cohort.extract.patient import patient_of
 from cohort.extract.rules import ReadingRules
+from cohort.extract.unreadable import (
+    MARK,
+    failed,
+    medication_refused,
+    refused,
+    undated_result,
+    unread_date,
+)
 from cohort.model import (
     MEDICATION_TYPES,
     Code,
@@ -145,11 +153,15 @@ class Extractor:
             if why:
                 pf.dropped.append((ref, why))
                 continue
+            if MARK in res:  # a stub of a record refused on reading (source.refused)
+                pf.unreadable.append(refused(ref, res))
+                continue
             try:
                 self._add(pf, rtype, ref, res)
             except (AttributeError, TypeError, ValueError) as exc:
-                # a malformed element of one record must not lose the patient
+                # a malformed element of one record must not lose the patient, nor be lost
                 pf.dropped.append((ref, f"unreadable: {type(exc).__name__}"))
+                pf.unreadable.append(failed(ref, res, exc))
             else:
                 if rtype == "Condition" and needs_birth(res):
                     by_age.append((len(pf.conditions) - 1, res))
@@ -174,10 +186,15 @@ class Extractor:
                 # record's does, and the components that map are results of their own
                 if when := obs_date(res):
                     pf.other_dates.append(when)
+                elif found and unread_date(res):
+                    pf.unreadable.append(undated_result(ref, res))
                 if found:
                     pf.observations += found
                 return
-            pf.observations.append(self._observation(ref, res, coded, obs_when(res)))
+            dated = obs_when(res)
+            if dated[1] is None and unread_date(res):  # a date given that does not read
+                pf.unreadable.append(undated_result(ref, res))
+            pf.observations.append(self._observation(ref, res, coded, dated))
             if found:
                 pf.observations += found
         elif rtype == "Patient":
@@ -208,7 +225,7 @@ class Extractor:
                 )
             )
         elif rtype in MEDICATION_TYPES:
-            pf.exposures.append(self._exposure(ref, res))
+            pf.exposures.append(self._exposure(ref, res, pf))
         elif rtype == "Immunization":
             given = parse_days(res.get("occurrenceDateTime")) or _on_or_before(res.get("recorded"))
             pf.immunizations.append(
@@ -307,7 +324,7 @@ class Extractor:
             part_of=part_of,
         )
 
-    def _exposure(self, ref: str, res: dict[str, Any]) -> ExposureFact:
+    def _exposure(self, ref: str, res: dict[str, Any], pf: PatientFacts) -> ExposureFact:
         codes = codes_of(res.get("medicationCodeableConcept"))
         names = [text_of(res.get("medicationCodeableConcept"))]
         strength = None
@@ -322,6 +339,8 @@ class Extractor:
                     names.append(text_of(ing.get("itemCodeableConcept")))
             strength = _strength_mg(med)
             form = text_of(med.get("form"))
+            if MARK in med:
+                pf.unreadable.append(medication_refused(ref, med, codes))
         start = exposure_start_days(res)
         status = str(res.get("status", ""))
         end = parse_days((res.get("effectivePeriod") or {}).get("end"))

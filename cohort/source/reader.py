@@ -23,6 +23,7 @@ from cohort.source.fileinfo import (
     unreadable,
     utf8_name,
 )
+from cohort.source.refused import dates_only, stored_for
 from cohort.source.structure import (
     BOM,
     LEADING_TYPE,
@@ -123,6 +124,7 @@ class Reader:
             # orjson parses 1024 levels but serialises only 255 (the store would crash) and
             # recursive walkers would hit Python's recursion limit: refuse it here, located.
             self.reject(origin, rtype, f"{rtype}: nested deeper than {MAX_DEPTH} levels")
+            yield from stored_for(res, origin, f"{rtype}: nested deeper than {MAX_DEPTH} levels")
             return
         if "id" not in res:
             # The store is keyed by (type, id): a resource without an id cannot be kept.
@@ -130,10 +132,13 @@ class Reader:
             return
         reason = check(res, self.validate)
         if reason is not None:
-            self.reject(origin, rtype, reason)
-            return
-        where = impossible_date(res) if blob is None or maybe_bad_date(blob) else None
-        if where is not None:
+            if not dates_only(res, self.validate):
+                self.reject(origin, rtype, reason)
+                yield from stored_for(res, origin, reason)
+                return
+            # only a date the criteria read: kept, read as a server's records are (refused.py)
+            self.stats.issue(origin, f"{reason}; kept, the date read as far as it reads")
+        elif where := impossible_date(res) if blob is None or maybe_bad_date(blob) else None:
             # Kept (the rest of the record is good) but the date reads as missing: say so.
             self.stats.issue(origin, f"{rtype}.{where}: impossible calendar date, ignored")
         self.stats.read[rtype] += 1

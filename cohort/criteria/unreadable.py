@@ -1,0 +1,62 @@
+"""Records that could not be read (`PatientFacts.unreadable`): no criterion that reads one of
+their concepts passes as if they were not there (docs/rules.md "Reading records").
+
+A record refused by validation used to be simply missing: a rituximab administration without
+a date, rejected, left `washout_b_cell_depletion` passing. Now a criterion reading its concept
+(or, for a Patient record, a criterion reading the Patient) that would pass is unknown, with a
+reason naming the record, where it was read and why it could not be; so is an inclusion that
+would fail (the record may hold what it lacks). An exclusion that fails on the records that
+were read still fails."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cohort.criteria.base import Context, Criterion, result
+from cohort.criteria.trial import concept_refs
+from cohort.model import Evidence, Result, Status, UnreadableFact
+
+__all__ = ["PATIENT_KINDS", "settle_unreadable", "unreadable_of"]
+
+# the kinds that read the Patient record (birth date, death, whether it is in use)
+PATIENT_KINDS = frozenset({"age", "deceased", "active_record"})
+
+
+def unreadable_of(crit: Criterion, ctx: Context) -> list[tuple[UnreadableFact, str]]:
+    """The patient's unreadable records that `crit` would read, each with the concept it
+    reads them as ("Patient" for a Patient record)."""
+    want = {name for _, name in concept_refs(crit.params)}
+    out = []
+    for u in ctx.facts.unreadable:
+        if u.ref.startswith("Patient/"):
+            if crit.kind in PATIENT_KINDS:
+                out.append((u, "Patient"))
+            continue
+        hit = want & ctx.concepts(u.ref, u.codes, u.text)
+        if hit:
+            out.append((u, sorted(hit)[0]))
+    return out
+
+
+def settle_unreadable(
+    criteria: Sequence[Criterion], ctx: Context, results: list[Result]
+) -> list[Result]:
+    """`results`, each that an unreadable record of its concepts could change made unknown."""
+    if not ctx.facts.unreadable:
+        return results
+    out = []
+    for crit, res in zip(criteria, results, strict=True):
+        hits = unreadable_of(crit, ctx) if res.status is not Status.UNKNOWN else []
+        if not hits or (res.status is Status.FAIL and crit.type == "exclusion"):
+            out.append(res)
+            continue
+        first, concept = hits[0]
+        more = f" (and {len(hits) - 1} more)" if len(hits) > 1 else ""
+        reason = (
+            f"{concept} record {first.ref} could not be read"
+            + (f" ({first.why})" if first.why else "")
+            + f"{more}: check the chart; without it {res.status}: {res.reason}"
+        )
+        evidence = [Evidence(u.ref, c, note="could not be read: " + u.why) for u, c in hits]
+        out.append(result(crit, Status.UNKNOWN, reason, (*res.evidence, *evidence), res.ignored))
+    return out

@@ -1,0 +1,156 @@
+"""What becomes of a record the validator refuses: read anyway when its only problem is a date
+the criteria read (`dates_only`), else stored as a stub (`stub_of`) that names it, so that no
+criterion reading its concept passes as if it were not there (docs/rules.md "Reading records")."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from cohort.model import PIPELINE_TYPES
+from cohort.source.checkers import ID_RE, Invalid
+from cohort.source.validate import _META, check, valid_codeable_concept
+
+__all__ = ["MARK", "dates_only", "stored_for", "stub_of", "stub_why"]
+
+# The date elements the criteria read as dates, per type (periods: start and end), and the
+# required choices of them (R4 1..1). A record `check` refuses for these only is read as a
+# server's records are (not validated): a date as far as its start spells one (`2026/11/01` as
+# 2026), else undated, which the criteria take conservatively (docs/rules.md "Reading records").
+# Not the abatement: an unreadable one cannot say the condition is over (the record is refused).
+_READ_DATES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "Patient": (("birthDate",), (), ()),
+    "Condition": (("onsetDateTime", "recordedDate"), ("onsetPeriod",), ()),
+    "Observation": (("effectiveDateTime", "effectiveInstant", "issued"), ("effectivePeriod",), ()),
+    "MedicationStatement": (("effectiveDateTime",), ("effectivePeriod",), ()),
+    "MedicationRequest": (("authoredOn",), (), ()),
+    "MedicationAdministration": (
+        ("effectiveDateTime",),
+        ("effectivePeriod",),
+        ("effectiveDateTime", "effectivePeriod"),
+    ),
+    "Immunization": (
+        ("occurrenceDateTime", "recorded"),
+        (),
+        ("occurrenceDateTime", "occurrenceString"),
+    ),
+    "Procedure": (("performedDateTime",), ("performedPeriod",), ()),
+}
+_INSTANTS = frozenset({"effectiveInstant", "issued"})
+_DAY, _INSTANT = "2000-01-01", "2000-01-01T00:00:00Z"
+
+
+def dates_only(resource: dict[str, Any], mode: str = "fast") -> bool:
+    """Whether `resource`, which `check` refused, would pass with each date element the
+    criteria read (`_READ_DATES`) a valid date: its only problems are such a date that is no
+    FHIR date (a string), or a required one left out. Asked only of refused records."""
+    spec = _READ_DATES.get(resource.get("resourceType"))  # type: ignore[arg-type]
+    if spec is None:
+        return False
+    names, periods, required = spec
+    fixed = dict(resource)
+    for name in names:
+        if isinstance(fixed.get(name), str):
+            fixed[name] = _INSTANT if name in _INSTANTS else _DAY
+    for name in periods:
+        period = fixed.get(name)
+        if isinstance(period, dict):
+            fixed[name] = {k: _DAY if isinstance(v, str) and k in ("start", "end") else v
+                           for k, v in period.items()}  # fmt: skip
+    if required and not any(name in fixed for name in required):
+        fixed[required[0]] = _DAY
+    return fixed != resource and check(fixed, mode) is None
+
+
+# The key of a stub's note (why and where the record was refused): no FHIR element is named so
+# (a `_` key holds a primitive element's extension, and there is no element `cohortRejected`).
+MARK = "_cohortRejected"
+# what a stub keeps: the elements naming the patient, the record's codes and what the reading
+# rules drop a record for (status, verificationStatus, intent, doNotPerform), when well-formed
+_CODES = ("code", "vaccineCode", "medicationCodeableConcept", "verificationStatus")
+_REFS = ("subject", "patient", "medicationReference")
+_WORDS = ("status", "intent")
+
+
+def stub_of(res: dict[str, Any], origin: str, reason: str) -> dict[str, Any] | None:
+    """A stub of the refused record `res` to store in its place: its type, id, version, patient,
+    codes and statuses where well-formed, and `MARK` {reason, origin}; None when it has no id
+    to be stored under or is of a type the criteria do not read."""
+    rtype, rid = res.get("resourceType"), res.get("id")
+    if rtype not in PIPELINE_TYPES or not isinstance(rid, str) or not ID_RE.fullmatch(rid):
+        return None
+    stub: dict[str, Any] = {"resourceType": rtype, "id": rid}
+    meta = res.get("meta")
+    try:
+        _META(meta)
+    except Invalid:
+        meta = None  # (none, or malformed: stored as a record without a version)
+    if isinstance(meta, dict):
+        stub["meta"] = {k: meta[k] for k in ("versionId", "lastUpdated") if k in meta}
+    for key in _REFS:
+        ref = res.get(key)
+        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
+            stub[key] = {"reference": ref["reference"]}
+    for key in _CODES:
+        if key in res and valid_codeable_concept(res[key]):
+            stub[key] = res[key]
+    for key in _WORDS:
+        if isinstance(res.get(key), str):
+            stub[key] = res[key]
+    if res.get("doNotPerform") is True:
+        stub["doNotPerform"] = True
+    parts = res.get("component")
+    if isinstance(parts, list):
+        coded = [
+            p["code"]
+            for p in parts
+            if isinstance(p, dict) and valid_codeable_concept(p.get("code"))
+        ]
+        if coded:
+            stub["component"] = [{"code": c} for c in coded]
+    held = res.get("contained")  # a Medication it names by "#id": its code
+    meds = [
+        {"resourceType": "Medication", "id": m["id"], "code": m["code"]}
+        for m in (held if isinstance(held, list) else ())
+        if isinstance(m, dict) and m.get("resourceType") == "Medication"
+        and isinstance(m.get("id"), str) and valid_codeable_concept(m.get("code"))
+    ]  # fmt: skip
+    if meds:
+        stub["contained"] = meds
+    stub[MARK] = {"reason": reason, "origin": origin}
+    return stub
+
+
+def stored_for(
+    res: dict[str, Any], origin: str, reason: str
+) -> list[tuple[dict[str, Any], str, None]]:
+    """What the reader yields for a refused record: its stub (none without an id), stored in
+    its place, as (resource, origin, raw text) items."""
+    stub = stub_of(res, origin, reason)
+    return [] if stub is None else [(stub, origin, None)]
+
+
+# A validator's reason as `validate` and `_check_full` write them: element paths (element-shaped
+# keys only) and a problem of their words; an origin as the reader writes it (no spaces).
+_PATH = (
+    r"[A-Za-z?][A-Za-z0-9?]*"
+    r"(?:\.[A-Za-z?][A-Za-z0-9?]*|\.\d+|\[\d+\]|\[x\]|/[A-Za-z][A-Za-z0-9?]*)*"
+)
+_PROBLEM = (
+    r"(?:missing|not an? (?:string|boolean|integer|number|object|array)|not a valid "
+    r"(?:code|FHIR (?:date|dateTime|instant))|[a-z]+(?:_[a-z]+)*|nested deeper than \d+ levels"
+    r"|model validation failed \([A-Za-z]+\))"
+)
+_REASON = re.compile(rf"{_PATH}: {_PROBLEM}(?:; {_PATH}: {_PROBLEM})*(?: \(\+\d+ more\))?")
+_ORIGIN = re.compile(r"[^\s\x00-\x1f\x7f]{1,300}")
+
+
+def stub_why(mark: Any) -> str:
+    """ "<origin>: <reason>" of a stub's `MARK`, each shown only when shaped as cohort writes
+    it (a record of the input carrying the key quotes nothing of it)."""
+    if not isinstance(mark, dict):
+        return ""
+    reason, origin = mark.get("reason"), mark.get("origin")
+    reason = reason if isinstance(reason, str) and _REASON.fullmatch(reason) else ""
+    origin = origin if isinstance(origin, str) and _ORIGIN.fullmatch(origin) else ""
+    return ": ".join(x for x in (origin, reason) if x)
