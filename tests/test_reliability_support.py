@@ -73,6 +73,9 @@ def store_problems(path: Path) -> list[str]:
         check = db.execute("PRAGMA integrity_check").fetchall()
         if check != [("ok",)]:
             problems.append(f"integrity_check: {check[:3]}")
+        tables = {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "resources" not in tables:
+            return problems  # killed before its schema was committed: the next run creates it
         total, distinct = db.execute(
             "SELECT COUNT(*), (SELECT COUNT(*) FROM (SELECT DISTINCT site, type, id FROM resources))"
             " FROM resources"
