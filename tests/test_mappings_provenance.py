@@ -368,6 +368,102 @@ VERIFIED_ELSEWHERE = {
     " Synthea FHIR data, named in the row)",
 }
 
+# SNOMED CT children of the reference's include_descendants=Y rows (audit desc: Synthea's
+# 72892002 Normal pregnancy and 233678006 Childhood asthma passed `pregnancy_lactation` and
+# `cs_dependent_comorbidity`). The reference says "include descendants" without naming them and
+# cohort matches exact codes only, so each child is a row of its own, copied from a public value
+# set (or two independent public code lists) that its source cell names.
+# (concept, what the row's source cell must name, why it counts as verified, codes)
+DESCENDANTS: list[tuple[str, str, str, tuple[str, ...]]] = [
+    (
+        "pregnancy",
+        "2.16.840.1.113883.3.526.3.378",
+        "VSAC Pregnancy, SNOMED CT part (each a current pregnancy)",
+        (
+            "10231000132102", "102872000", "102875003", "11082009", "127364007",
+            "134781000119106", "14080002", "14418008", "16356006", "169561007", "169562000",
+            "169563005", "169564004", "169565003", "169566002", "169567006", "169568001",
+            "199064003", "199306007", "22281000119101", "237233002", "237238006", "237239003",
+            "237240001", "237241002", "237244005", "248985009", "276367008", "281307002",
+            "314204000", "35381000119101", "36801000119105", "38720006", "41587001", "41991004",
+            "429187001", "43990006", "442478007", "444661007", "45307008", "457811000124103",
+            "457821000124106", "459167000", "459169002", "459170001", "47200007", "472321009",
+            "57630001", "58532003", "59466002", "60810003", "64254006", "65147003", "65727000",
+            "713575004", "713576003", "72892002", "80997009", "83074005", "87527008", "90968009",
+            "9279009",
+        ),
+    ),
+    (
+        "pregnancy",
+        "2.16.840.1.113883.3.464.1003.111.12.1012",
+        "an ectopic (current) pregnancy in VSAC Complications of Pregnancy, Childbirth and the "
+        "Puerperium; 79586000 is in the public Synthea data too",
+        (
+            "79586000", "79290002", "82661006", "786067000",
+        ),
+    ),
+    (
+        "lactation",
+        "2.16.840.1.113762.1.4.1047.73",
+        "a currently-lactating member of VSAC Breastfeeding",
+        (
+            "866041003", "169745008", "225604004", "69840006", "82374005", "200430001",
+            "247415009", "289084000", "199004",
+        ),
+    ),
+    (
+        "asthma",
+        "2.16.840.1.113883.3.526.3.362",
+        "VSAC Asthma, SNOMED CT part; 233678006 is in the public Synthea data too",
+        (
+            "11641008", "12428000", "13151001", "195949008", "195977004", "225057002",
+            "233672007", "233678006", "233679003", "233683003", "233688007", "266361008",
+            "281239006", "31387002", "370218001", "370219009", "370220003", "370221004",
+            "389145006", "405944004", "407674008", "409663006", "423889005", "424199006",
+            "424643009", "425969006", "426656000", "426979002", "427295004", "427603009",
+            "427679007", "442025000", "55570000", "56968009", "59786004", "63088003", "707445000",
+            "707446004", "707447008", "708090002", "708093000", "708094006", "708095007",
+            "708096008", "762521001", "782520007", "85761009", "92807009", "93432008",
+        ),
+    ),
+    (
+        "gout",
+        "gout.snomed.txt",
+        "a public gout code list (gm-sde) and the FHIR R4 closure-table example (24595009 subsumed "
+        "by 90560007)",
+        (
+            "24595009",
+        ),
+    ),
+]  # end DESCENDANTS
+
+VERIFIED_ELSEWHERE |= {
+    (SNOMED, code): f"{concept}: {why} ({token}, named in the row)"
+    for concept, token, why, codes in DESCENDANTS
+    for code in codes
+}
+
+
+def test_descendant_rows_name_their_source(rows: list[MappingRow], term: Terminology) -> None:
+    """Each listed child is a verified=Y SNOMED CT row of its concept whose source names the
+    public value set or list it was copied from (and the list names no row twice)."""
+    found = {
+        (r.concept, r.code): r
+        for r in rows
+        if term.canonical_system(r.system) == SNOMED and r.verified == "Y"
+    }
+    listed = [(concept, code) for concept, _, _, codes in DESCENDANTS for code in codes]
+    assert len(listed) == len(set(listed))
+    bad = []
+    for concept, token, _, codes in DESCENDANTS:
+        for code in codes:
+            row = found.get((concept, code))
+            if row is None:
+                bad.append(f"{concept} {code}: no verified=Y SNOMED CT row")
+            elif token not in row.source:
+                bad.append(f"{_at(row)}: source does not name {token!r}")
+    assert not bad, "\n".join(bad)
+
 
 def test_verified_rows_are_verified_in_the_reference(
     rows: list[MappingRow], ref: Reference

@@ -1,0 +1,103 @@
+"""SNOMED CT children of an include-descendants reference row, end to end through `cohort run`.
+
+The reference tables (shared/terminology) list many SNOMED CT rows with include_descendants=Y;
+cohort has no SNOMED hierarchy and matches exact codes only, so a chart coded with a child
+concept was missed. A differential test found it with Synthea's codes: 72892002 "Normal
+pregnancy" and 79586000 "Tubal pregnancy" (children of 77386006 Pregnancy) and 233678006
+"Childhood asthma" (child of 195967001 Asthma) left `pregnancy_lactation` and
+`cs_dependent_comorbidity` passing. The children are now rows of their own, each from a public
+value set named in its row (mappings/README.md, "Added after checking public sources").
+
+Each patient here is a small hand-made Bundle read from a folder, as a site's export would be.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date
+from typing import Any
+
+import pytest
+from test_reliability_support import AS_OF, write_config
+
+from cohort.config import load_config
+from cohort.runner import run
+
+SNOMED = "http://snomed.info/sct"
+CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+
+# patient id -> (SNOMED code, display) of the one active condition besides SLE
+CHARTS = {
+    "desc-normal-pregnancy": ("72892002", "Normal pregnancy"),
+    "desc-tubal-pregnancy": ("79586000", "Tubal pregnancy"),
+    "desc-childhood-asthma": ("233678006", "Childhood asthma"),
+    "desc-control": None,
+}
+
+
+def _condition(pid: str, n: int, code: str, display: str, onset: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Condition",
+        "id": f"{pid}-c{n}",
+        "clinicalStatus": {"coding": [{"system": CLINICAL, "code": "active"}]},
+        # the display only: a condition's text is read too, and must not be what matches
+        "code": {"coding": [{"system": SNOMED, "code": code, "display": display}]},
+        "subject": {"reference": f"Patient/{pid}"},
+        "onsetDateTime": onset,
+    }
+
+
+def _bundle(pid: str, extra: tuple[str, str] | None) -> dict[str, Any]:
+    resources: list[dict[str, Any]] = [
+        {"resourceType": "Patient", "id": pid, "gender": "female", "birthDate": "1990-04-02"},
+        _condition(pid, 1, "55464009", "Systemic lupus erythematosus", "2022-03-01"),
+    ]
+    if extra is not None:
+        resources.append(_condition(pid, 2, extra[0], extra[1], "2026-09-15"))
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in resources],
+    }
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
+    root = tmp_path_factory.mktemp("desc")
+    site = root / "site"
+    site.mkdir()
+    for pid, extra in CHARTS.items():
+        (site / f"{pid}.json").write_text(json.dumps(_bundle(pid, extra)), encoding="utf-8")
+    run(load_config(write_config(root, {"uci": str(site)})), date.fromisoformat(AS_OF),
+        root / "out")  # fmt: skip
+    text = (root / "out" / "uci" / "candidates.csv").read_text(encoding="utf-8-sig")
+    return {r["patient_id"]: r for r in csv.DictReader(io.StringIO(text))}
+
+
+def test_every_chart_is_screened(rows: dict[str, dict[str, str]]) -> None:
+    assert set(rows) == set(CHARTS)
+
+
+@pytest.mark.parametrize("pid", ["desc-normal-pregnancy", "desc-tubal-pregnancy"])
+def test_active_synthea_pregnancy_fails_pregnancy_lactation(
+    rows: dict[str, dict[str, str]], pid: str
+) -> None:
+    row = rows[pid]
+    assert row["pregnancy_lactation"] == "fail", row["reasons"]
+    assert row["tier"] == "excluded"
+    assert row["cs_dependent_comorbidity"] == "pass"
+
+
+def test_active_childhood_asthma_is_unknown_on_cs_dependent_comorbidity(
+    rows: dict[str, dict[str, str]],
+) -> None:
+    row = rows["desc-childhood-asthma"]
+    assert row["cs_dependent_comorbidity"] == "unknown", row["reasons"]
+    assert row["pregnancy_lactation"] == "pass"
+
+
+def test_control_passes_both(rows: dict[str, dict[str, str]]) -> None:
+    row = rows["desc-control"]
+    assert (row["pregnancy_lactation"], row["cs_dependent_comorbidity"]) == ("pass", "pass")
