@@ -435,6 +435,63 @@ DESCENDANTS: list[tuple[str, str, str, tuple[str, ...]]] = [
             "24595009",
         ),
     ),
+    (
+        "sle",
+        "2.16.840.1.113883.3.464.1003.117.12.1010",
+        "an SLE form in VSAC Lupus and in a second public list (HELM EHRSHOT descendants of "
+        "55464009, or SLE code lists)",
+        (
+            "95408003", "11013005", "196138005", "19682006", "239887007", "239889005",
+            "239890001", "25380002", "309762007", "403486000", "403487009", "4676006", "54072008",
+            "73286009", "76521009", "77753005", "95644001", "95332009", "773333003",
+        ),
+    ),
+    (
+        "sle",
+        "ehrshot_scenario.py",
+        "a descendant of 55464009 in HELM's EHRSHOT code definitions and an SLE code in the "
+        "OpenSAFELY SLE codelist (gm-sde)",
+        (
+            "295111000119108", "295101000119105", "295121000119101", "698694005", "724781003",
+            "403488004", "201435004", "156450004", "201439005", "201437007", "201438002",
+            "203784000", "197608009", "593481000000109", "409421000000100", "758321000000100",
+        ),
+    ),
+    (
+        "sle",
+        "CCU037_02",
+        "an SLE code in two public SLE code lists (OpenSAFELY via gm-sde; BHF DSC CCU037)",
+        (
+            "1144942002", "230307005", "724767000", "72181000119109", "1144973003", "1144921004",
+            "1144923001", "1144927000", "1144970000", "732960002", "307755009", "36471000",
+            "417303004", "233730002", "239944008", "193178008", "193248005", "402865003",
+        ),
+    ),
+    (
+        "sle",
+        "2.16.840.1.113883.3.464.1003.117.12.1010",
+        "drug-induced lupus in VSAC Lupus: an exclude=Y row (SPEC: not SLE)",
+        (
+            "80258006", "22888007", "54912002", "61458006",
+        ),
+    ),
+    (
+        "drug_induced_lupus",
+        "2.16.840.1.113883.3.464.1003.117.12.1010",
+        "drug-induced lupus in VSAC Lupus",
+        (
+            "80258006", "22888007", "54912002", "61458006",
+        ),
+    ),
+    (
+        "lupus_unspecified",
+        "ehrshot_scenario.py",
+        "in VSAC Lupus and under 55464009 in HELM's EHRSHOT list, but mostly cutaneous: "
+        "lupus_unspecified (screened, confirm SLE), not sle",
+        (
+            "239886003", "239888002",
+        ),
+    ),
 ]  # end DESCENDANTS
 
 VERIFIED_ELSEWHERE |= {

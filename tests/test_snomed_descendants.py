@@ -20,6 +20,8 @@ from datetime import date
 from typing import Any
 
 import pytest
+from criteria_helpers import ago, condition, screened, status
+from criteria_helpers import run as run_criterion
 from test_reliability_support import AS_OF, write_config
 
 from cohort.config import load_config
@@ -101,3 +103,40 @@ def test_active_childhood_asthma_is_unknown_on_cs_dependent_comorbidity(
 def test_control_passes_both(rows: dict[str, dict[str, str]]) -> None:
     row = rows["desc-control"]
     assert (row["pregnancy_lactation"], row["cs_dependent_comorbidity"]) == ("pass", "pass")
+
+
+# --- the other concept groups, one criterion at a time (criteria_helpers: the real trial file,
+# extraction and mappings) -----------------------------------------------------------------------
+
+
+def _cond(code: str) -> dict[str, Any]:
+    return condition(code, SNOMED, onset=ago(800))
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "239887007",  # SLE with organ/system involvement (VSAC Lupus)
+        "11013005",  # lupus nephritis WHO class VI (VSAC Lupus)
+        "295101000119105",  # nephropathy due to SLE (HELM descendants of 55464009; gm-sde)
+        "1144942002",  # neuropsychiatric disorder due to SLE (two public SLE code lists)
+    ],
+)
+def test_sle_children_are_sle(code: str) -> None:
+    assert screened(_cond(code))
+    assert status("sle_diagnosis", _cond(code)) == "pass"
+
+
+@pytest.mark.parametrize("code", ["239888002", "239886003"])  # lupus panniculitis, limited LE
+def test_cutaneous_lupus_children_are_screened_but_not_sle(code: str) -> None:
+    assert screened(_cond(code))
+    r = run_criterion("sle_diagnosis", _cond(code))
+    assert str(r.status) == "unknown" and "confirm SLE" in r.reason, r.reason
+
+
+def test_drug_induced_lupus_child_is_not_sle() -> None:
+    """54912002 hydralazine-induced lupus (VSAC Lupus): an exclude=Y row of `sle`, as 201436003."""
+    both = _cond("55464009")
+    both["code"]["coding"].append({"system": SNOMED, "code": "54912002"})
+    assert not screened(both)
+    assert not screened(_cond("54912002"))
