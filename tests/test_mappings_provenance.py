@@ -492,6 +492,31 @@ DESCENDANTS: list[tuple[str, str, str, tuple[str, ...]]] = [
             "239886003", "239888002",
         ),
     ),
+    (
+        "chronic_hbv",
+        "2.16.840.1.113883.3.67.1.101.1.269",
+        "a chronic or carrier hepatitis B in VSAC Hepatitis B (and Chronic Liver Disease)",
+        (
+            "1116000", "38662009", "50167007", "235869004", "424340000", "235865005",
+        ),
+    ),
+    (
+        "chronic_hcv",
+        "2.16.840.1.113883.3.464.1003.199.12.1035",
+        "a chronic hepatitis C genotype in VSAC Chronic Liver Disease",
+        (
+            "767809001", "767810006", "768006009", "768125005", "768126006", "768127002",
+            "768288001", "768289009",
+        ),
+    ),
+    (
+        "active_tb",
+        "2.16.840.1.113762.1.4.1151.56",
+        "VSAC Active Tuberculosis for Urology Care (the A15 row's source)",
+        (
+            "25629007",
+        ),
+    ),
 ]  # end DESCENDANTS
 
 VERIFIED_ELSEWHERE |= {

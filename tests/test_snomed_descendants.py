@@ -140,3 +140,23 @@ def test_drug_induced_lupus_child_is_not_sle() -> None:
     both["code"]["coding"].append({"system": SNOMED, "code": "54912002"})
     assert not screened(both)
     assert not screened(_cond("54912002"))
+
+
+@pytest.mark.parametrize(
+    ("cid", "code", "expected"),
+    [
+        ("hbv", "50167007", "fail"),  # chronic active type B viral hepatitis (VSAC Hepatitis B)
+        ("hbv", "235865005", "fail"),  # hepatitis D superinfection of HBV carrier
+        ("hbv", "76795007", "pass"),  # acute type B viral hepatitis: not chronic, not mapped
+        ("hcv", "768289009", "fail"),  # chronic hepatitis C genotype 1a (VSAC Chronic Liver Dis.)
+        ("tuberculosis", "25629007", "fail"),  # acute tuberculosis (VSAC Active Tuberculosis)
+        # one public list only (verified=N): read only with use_unverified
+        ("tuberculosis", "186193001", "pass"),
+    ],
+)
+def test_infection_children(cid: str, code: str, expected: str) -> None:
+    assert status(cid, _cond(code)) == expected
+
+
+def test_unverified_tuberculosis_child_with_use_unverified() -> None:
+    assert status("tuberculosis", _cond("186193001"), use_unverified=True) == "fail"
