@@ -160,3 +160,29 @@ def test_infection_children(cid: str, code: str, expected: str) -> None:
 
 def test_unverified_tuberculosis_child_with_use_unverified() -> None:
     assert status("tuberculosis", _cond("186193001"), use_unverified=True) == "fail"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "62479008",  # acquired immune deficiency syndrome (VSAC HIV)
+        "91947003",  # asymptomatic HIV infection (VSAC HIV)
+        "713742005",  # HIV antibody positive (finding) (VSAC HIV)
+        "36980009",  # SCID due to absent adenosine deaminase (VSAC Severe Combined Immunodef.)
+        "190979003",  # selective IgA deficiency (VSAC Disorders of the Immune System)
+        "234599007",  # complement 2 deficiency (ICD-10-CM D84.1, already mapped, is the same)
+    ],
+)
+def test_immunodeficiency_children_fail(code: str) -> None:
+    assert status("immunodeficiency", _cond(code)) == "fail"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "234646005",  # graft-versus-host disease: in Disorders of the Immune System, no PID
+        "18827005",  # complement abnormality (low complement of active SLE is no deficiency)
+    ],
+)
+def test_other_immune_disorders_are_not_immunodeficiency(code: str) -> None:
+    assert status("immunodeficiency", _cond(code)) == "pass"
