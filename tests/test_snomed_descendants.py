@@ -17,6 +17,7 @@ import csv
 import io
 import json
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -186,3 +187,54 @@ def test_immunodeficiency_children_fail(code: str) -> None:
 )
 def test_other_immune_disorders_are_not_immunodeficiency(code: str) -> None:
     assert status("immunodeficiency", _cond(code)) == "pass"
+
+
+# --- every SNOMED CT code of the mappings is a well-formed SCTID --------------------------------
+# The rows above were copied by hand from value sets; an SCTID ends in a Verhoeff check digit,
+# which catches a mistyped or swapped digit.
+_VERHOEFF_D = (
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
+    (1, 2, 3, 4, 0, 6, 7, 8, 9, 5),
+    (2, 3, 4, 0, 1, 7, 8, 9, 5, 6),
+    (3, 4, 0, 1, 2, 8, 9, 5, 6, 7),
+    (4, 0, 1, 2, 3, 9, 5, 6, 7, 8),
+    (5, 9, 8, 7, 6, 0, 4, 3, 2, 1),
+    (6, 5, 9, 8, 7, 1, 0, 4, 3, 2),
+    (7, 6, 5, 9, 8, 2, 1, 0, 4, 3),
+    (8, 7, 6, 5, 9, 3, 2, 1, 0, 4),
+    (9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+)
+_VERHOEFF_P1 = (1, 5, 7, 6, 2, 8, 3, 0, 9, 4)
+
+
+def _sctid_ok(code: str) -> bool:
+    if not code.isdigit() or not 6 <= len(code) <= 18:
+        return False
+    perms = [tuple(range(10))]
+    for _ in range(7):
+        perms.append(tuple(_VERHOEFF_P1[x] for x in perms[-1]))
+    check = 0
+    for i, digit in enumerate(reversed(code)):
+        check = _VERHOEFF_D[check][perms[i % 8][int(digit)]]
+    return check == 0
+
+
+def test_sctid_check_digit_itself() -> None:
+    # the root concept, Synthea's codes, and one digit off or two swapped
+    assert all(map(_sctid_ok, ["138875005", "72892002", "79586000", "233678006"]))
+    assert not any(map(_sctid_ok, ["138875006", "72892003", "79856000", "233687006"]))
+
+
+def test_every_snomed_code_of_the_mappings_has_a_valid_check_digit() -> None:
+    root = Path(__file__).resolve().parents[1] / "mappings"
+    bad = []
+    for path in [*sorted((root / "concepts").glob("*.csv")), root / "values.csv"]:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            rows = csv.DictReader(ln for ln in fh if not ln.startswith("#"))
+            bad += [
+                f"{path.name}: {r.get('concept') or r.get('kind')} {r['code']}"
+                for r in rows
+                if r.get("system", "").rstrip("/").endswith("snomed.info/sct")
+                and not _sctid_ok(r["code"].strip())
+            ]
+    assert not bad, bad
