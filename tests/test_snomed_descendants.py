@@ -1,0 +1,240 @@
+"""SNOMED CT children of an include-descendants reference row, end to end through `cohort run`.
+
+The reference tables (shared/terminology) list many SNOMED CT rows with include_descendants=Y;
+cohort has no SNOMED hierarchy and matches exact codes only, so a chart coded with a child
+concept was missed. A differential test found it with Synthea's codes: 72892002 "Normal
+pregnancy" and 79586000 "Tubal pregnancy" (children of 77386006 Pregnancy) and 233678006
+"Childhood asthma" (child of 195967001 Asthma) left `pregnancy_lactation` and
+`cs_dependent_comorbidity` passing. The children are now rows of their own, each from a public
+value set named in its row (mappings/README.md, "Added after checking public sources").
+
+Each patient here is a small hand-made Bundle read from a folder, as a site's export would be.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from criteria_helpers import ago, condition, screened, status
+from criteria_helpers import run as run_criterion
+from test_reliability_support import AS_OF, write_config
+
+from cohort.config import load_config
+from cohort.runner import run
+
+SNOMED = "http://snomed.info/sct"
+CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+
+# patient id -> (SNOMED code, display) of the one active condition besides SLE
+CHARTS = {
+    "desc-normal-pregnancy": ("72892002", "Normal pregnancy"),
+    "desc-tubal-pregnancy": ("79586000", "Tubal pregnancy"),
+    "desc-childhood-asthma": ("233678006", "Childhood asthma"),
+    "desc-control": None,
+}
+
+
+def _condition(pid: str, n: int, code: str, display: str, onset: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Condition",
+        "id": f"{pid}-c{n}",
+        "clinicalStatus": {"coding": [{"system": CLINICAL, "code": "active"}]},
+        # the display only: a condition's text is read too, and must not be what matches
+        "code": {"coding": [{"system": SNOMED, "code": code, "display": display}]},
+        "subject": {"reference": f"Patient/{pid}"},
+        "onsetDateTime": onset,
+    }
+
+
+def _bundle(pid: str, extra: tuple[str, str] | None) -> dict[str, Any]:
+    resources: list[dict[str, Any]] = [
+        {"resourceType": "Patient", "id": pid, "gender": "female", "birthDate": "1990-04-02"},
+        _condition(pid, 1, "55464009", "Systemic lupus erythematosus", "2022-03-01"),
+    ]
+    if extra is not None:
+        resources.append(_condition(pid, 2, extra[0], extra[1], "2026-09-15"))
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in resources],
+    }
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
+    root = tmp_path_factory.mktemp("desc")
+    site = root / "site"
+    site.mkdir()
+    for pid, extra in CHARTS.items():
+        (site / f"{pid}.json").write_text(json.dumps(_bundle(pid, extra)), encoding="utf-8")
+    run(load_config(write_config(root, {"uci": str(site)})), date.fromisoformat(AS_OF),
+        root / "out")  # fmt: skip
+    text = (root / "out" / "uci" / "candidates.csv").read_text(encoding="utf-8-sig")
+    return {r["patient_id"]: r for r in csv.DictReader(io.StringIO(text))}
+
+
+def test_every_chart_is_screened(rows: dict[str, dict[str, str]]) -> None:
+    assert set(rows) == set(CHARTS)
+
+
+@pytest.mark.parametrize("pid", ["desc-normal-pregnancy", "desc-tubal-pregnancy"])
+def test_active_synthea_pregnancy_fails_pregnancy_lactation(
+    rows: dict[str, dict[str, str]], pid: str
+) -> None:
+    row = rows[pid]
+    assert row["pregnancy_lactation"] == "fail", row["reasons"]
+    assert row["tier"] == "excluded"
+    assert row["cs_dependent_comorbidity"] == "pass"
+
+
+def test_active_childhood_asthma_is_unknown_on_cs_dependent_comorbidity(
+    rows: dict[str, dict[str, str]],
+) -> None:
+    row = rows["desc-childhood-asthma"]
+    assert row["cs_dependent_comorbidity"] == "unknown", row["reasons"]
+    assert row["pregnancy_lactation"] == "pass"
+
+
+def test_control_passes_both(rows: dict[str, dict[str, str]]) -> None:
+    row = rows["desc-control"]
+    assert (row["pregnancy_lactation"], row["cs_dependent_comorbidity"]) == ("pass", "pass")
+
+
+# --- the other concept groups, one criterion at a time (criteria_helpers: the real trial file,
+# extraction and mappings) -----------------------------------------------------------------------
+
+
+def _cond(code: str) -> dict[str, Any]:
+    return condition(code, SNOMED, onset=ago(800))
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "239887007",  # SLE with organ/system involvement (VSAC Lupus)
+        "11013005",  # lupus nephritis WHO class VI (VSAC Lupus)
+        "295101000119105",  # nephropathy due to SLE (HELM descendants of 55464009; gm-sde)
+        "1144942002",  # neuropsychiatric disorder due to SLE (two public SLE code lists)
+    ],
+)
+def test_sle_children_are_sle(code: str) -> None:
+    assert screened(_cond(code))
+    assert status("sle_diagnosis", _cond(code)) == "pass"
+
+
+@pytest.mark.parametrize("code", ["239888002", "239886003"])  # lupus panniculitis, limited LE
+def test_cutaneous_lupus_children_are_screened_but_not_sle(code: str) -> None:
+    assert screened(_cond(code))
+    r = run_criterion("sle_diagnosis", _cond(code))
+    assert str(r.status) == "unknown" and "confirm SLE" in r.reason, r.reason
+
+
+def test_drug_induced_lupus_child_is_not_sle() -> None:
+    """54912002 hydralazine-induced lupus (VSAC Lupus): an exclude=Y row of `sle`, as 201436003."""
+    both = _cond("55464009")
+    both["code"]["coding"].append({"system": SNOMED, "code": "54912002"})
+    assert not screened(both)
+    assert not screened(_cond("54912002"))
+
+
+@pytest.mark.parametrize(
+    ("cid", "code", "expected"),
+    [
+        ("hbv", "50167007", "fail"),  # chronic active type B viral hepatitis (VSAC Hepatitis B)
+        ("hbv", "235865005", "fail"),  # hepatitis D superinfection of HBV carrier
+        ("hbv", "76795007", "pass"),  # acute type B viral hepatitis: not chronic, not mapped
+        ("hcv", "768289009", "fail"),  # chronic hepatitis C genotype 1a (VSAC Chronic Liver Dis.)
+        ("tuberculosis", "25629007", "fail"),  # acute tuberculosis (VSAC Active Tuberculosis)
+        # one public list only (verified=N): read only with use_unverified
+        ("tuberculosis", "186193001", "pass"),
+    ],
+)
+def test_infection_children(cid: str, code: str, expected: str) -> None:
+    assert status(cid, _cond(code)) == expected
+
+
+def test_unverified_tuberculosis_child_with_use_unverified() -> None:
+    assert status("tuberculosis", _cond("186193001"), use_unverified=True) == "fail"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "62479008",  # acquired immune deficiency syndrome (VSAC HIV)
+        "91947003",  # asymptomatic HIV infection (VSAC HIV)
+        "713742005",  # HIV antibody positive (finding) (VSAC HIV)
+        "36980009",  # SCID due to absent adenosine deaminase (VSAC Severe Combined Immunodef.)
+        "190979003",  # selective IgA deficiency (VSAC Disorders of the Immune System)
+        "234599007",  # complement 2 deficiency (ICD-10-CM D84.1, already mapped, is the same)
+    ],
+)
+def test_immunodeficiency_children_fail(code: str) -> None:
+    assert status("immunodeficiency", _cond(code)) == "fail"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "234646005",  # graft-versus-host disease: in Disorders of the Immune System, no PID
+        "18827005",  # complement abnormality (low complement of active SLE is no deficiency)
+    ],
+)
+def test_other_immune_disorders_are_not_immunodeficiency(code: str) -> None:
+    assert status("immunodeficiency", _cond(code)) == "pass"
+
+
+# --- every SNOMED CT code of the mappings is a well-formed SCTID --------------------------------
+# The rows above were copied by hand from value sets; an SCTID ends in a Verhoeff check digit,
+# which catches a mistyped or swapped digit.
+_VERHOEFF_D = (
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
+    (1, 2, 3, 4, 0, 6, 7, 8, 9, 5),
+    (2, 3, 4, 0, 1, 7, 8, 9, 5, 6),
+    (3, 4, 0, 1, 2, 8, 9, 5, 6, 7),
+    (4, 0, 1, 2, 3, 9, 5, 6, 7, 8),
+    (5, 9, 8, 7, 6, 0, 4, 3, 2, 1),
+    (6, 5, 9, 8, 7, 1, 0, 4, 3, 2),
+    (7, 6, 5, 9, 8, 2, 1, 0, 4, 3),
+    (8, 7, 6, 5, 9, 3, 2, 1, 0, 4),
+    (9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+)
+_VERHOEFF_P1 = (1, 5, 7, 6, 2, 8, 3, 0, 9, 4)
+
+
+def _sctid_ok(code: str) -> bool:
+    if not code.isdigit() or not 6 <= len(code) <= 18:
+        return False
+    perms = [tuple(range(10))]
+    for _ in range(7):
+        perms.append(tuple(_VERHOEFF_P1[x] for x in perms[-1]))
+    check = 0
+    for i, digit in enumerate(reversed(code)):
+        check = _VERHOEFF_D[check][perms[i % 8][int(digit)]]
+    return check == 0
+
+
+def test_sctid_check_digit_itself() -> None:
+    # the root concept, Synthea's codes, and one digit off or two swapped
+    assert all(map(_sctid_ok, ["138875005", "72892002", "79586000", "233678006"]))
+    assert not any(map(_sctid_ok, ["138875006", "72892003", "79856000", "233687006"]))
+
+
+def test_every_snomed_code_of_the_mappings_has_a_valid_check_digit() -> None:
+    root = Path(__file__).resolve().parents[1] / "mappings"
+    bad = []
+    for path in [*sorted((root / "concepts").glob("*.csv")), root / "values.csv"]:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            rows = csv.DictReader(ln for ln in fh if not ln.startswith("#"))
+            bad += [
+                f"{path.name}: {r.get('concept') or r.get('kind')} {r['code']}"
+                for r in rows
+                if r.get("system", "").rstrip("/").endswith("snomed.info/sct")
+                and not _sctid_ok(r["code"].strip())
+            ]
+    assert not bad, bad
