@@ -508,6 +508,37 @@ def test_high_dose_tablets_of_a_product_code_without_display(
     assert status("washout_high_dose_cs", r) == expected
 
 
+@pytest.mark.parametrize(
+    ("name", "tablets", "expected"),
+    [
+        # RxNorm names a combination "A 5 MG / B 20 MG Oral Tablet": each strength is its own
+        # ingredient's, so prednisone's is 5 mg whichever ingredient comes first
+        ("prednisone 5 MG / omeprazole 20 MG Oral Tablet", 3, "pass"),  # 15 mg/day, not 60
+        ("omeprazole 20 MG / prednisone 5 MG Oral Tablet", 3, "pass"),  # 15 mg/day
+        ("prednisone 5 MG / omeprazole 20 MG Oral Tablet", 10, "fail"),  # 50 mg/day
+        # a kit's other part in mg/mL is no tablet strength
+        ("{1 (lidocaine 10 MG/ML Injectable Solution) / 3 (prednisone 20 MG Oral Tablet) } Kit",
+         3, "fail"),  # 60 mg/day
+        # two strengths of the drug itself: which tablet is taken cannot be told
+        ("{10 (prednisone 10 MG Oral Tablet) / 11 (prednisone 5 MG Oral Tablet) } Pack", 3,
+         "unknown"),
+        # a concentration is no tablet strength, written with spaces too
+        ("prednisolone 15 mg / 5 mL oral solution", 3, "unknown"),
+    ],
+)  # fmt: skip
+def test_high_dose_tablet_strength_of_a_product_name_with_several_strengths(
+    name: str, tablets: int, expected: str
+) -> None:
+    r = stmt(
+        PREDNISONE,
+        text=name,
+        status="active",
+        start=ago(10),
+        dosages=[dosage(qty(tablets, "TAB", "{tbl}"))],
+    )
+    assert status("washout_high_dose_cs", r) == expected
+
+
 def test_high_dose_tablets_without_strength_is_unknown() -> None:
     r = stmt(PREDNISONE, status="active", start=ago(10), dosages=[dosage(qty(3, "tablet"))])
     assert status("washout_high_dose_cs", r) == "unknown"
