@@ -448,6 +448,16 @@ def test_high_dose_dose_in_any_ucum_mass_unit(resource: dict, expected: str) -> 
     assert status("washout_high_dose_cs", resource) == expected
 
 
+@pytest.mark.parametrize("unit", ["mcg", "MCG", "\u00b5g", "\u03bcg"])
+def test_high_dose_in_micrograms_as_ehrs_spell_them(unit: str) -> None:
+    # "mcg" (the spelling US prescribers are told to use) and micro signs are ug: a dose
+    # sent with the unit text alone (no UCUM code) is as usable as one coded "ug"
+    assert status("washout_high_dose_cs", pred(qty(60000, unit))) == "fail"  # 60 mg
+    assert status("washout_high_dose_cs", pred(qty(40000, unit))) == "pass"  # 40 mg
+    r = run("washout_high_dose_cs", pred(qty(8000, unit), code="3264"))  # dexamethasone 8 mg
+    assert (r.status, r.evidence[0].value) == ("fail", "53.4")
+
+
 def test_high_dose_methylprednisolone_pulse_by_name_in_grams() -> None:
     r = admin(None, days=20, text="Solu-Medrol", admin_dose=qty(1, "g", "g"))
     assert status("washout_high_dose_cs", r) == "fail"
