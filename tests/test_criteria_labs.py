@@ -336,6 +336,63 @@ def test_bilag_components_under_one_code_named_by_text_are_separate_organs() -> 
     assert status("bilag", prelim, final) == "fail"
 
 
+def organ(grade: str, text: str | None = None, code: str = "BILAG-2004", **kw: str) -> dict:
+    """A BILAG component: the organ named by `text` (and a display) under `code`."""
+    return {"code": cc(code, FLOWSHEET, text=text, **kw), "valueString": grade}
+
+
+def bilag_copies(*copies: tuple[str, list[dict]]) -> list[dict]:
+    """Copies (status, components) of one assessment on one day."""
+    return [
+        observation("BILAG-2004", ago(10), FLOWSHEET, status=st, components=c) for st, c in copies
+    ]
+
+
+def test_bilag_an_organ_s_own_code_is_one_organ_whatever_its_text_in_each_copy() -> None:
+    # a site coding each organ under a code of its own: the code names the organ; a copy that
+    # adds a display or writes the text otherwise is the same organ, not a second B
+    copies = bilag_copies(
+        ("preliminary", [organ("B", None, "renal", display="Renal"), organ("C", None, "msk")]),
+        ("final", [organ("B", None, "renal"), organ("C", "Musculoskeletal", "msk")]),
+    )
+    r = run("bilag", *copies)
+    assert (r.status, r.reason) == ("fail", f"0 A and 1 B on {ago(10)}")
+
+
+def test_bilag_organs_named_under_one_code_ignore_case_and_spacing() -> None:
+    copies = bilag_copies(
+        ("preliminary", [organ("B", "Renal"), organ("C", "Musculoskeletal")]),
+        ("final", [organ("B", "RENAL "), organ("C", "musculoskeletal")]),
+    )
+    r = run("bilag", *copies)
+    assert (r.status, r.reason) == ("fail", f"0 A and 1 B on {ago(10)}")
+
+
+@pytest.mark.parametrize(
+    ("unnamed", "named", "expected"),
+    [
+        # one named B: the unnamed B is a second organ or the renal one again: cannot tell
+        ("B", ("B", "C"), "unknown"),
+        ("A", ("C", "C"), "unknown"),
+        # either way the outcome is the same
+        ("C", ("B", "B"), "pass"),
+        ("B", ("A", "C"), "pass"),
+        ("C", ("C", "C"), "fail"),
+    ],
+)
+def test_bilag_a_component_without_a_name_beside_organs_named_under_its_code(
+    unnamed: str, named: tuple[str, str], expected: str
+) -> None:
+    # under a code whose components name their organs by text, one with no text names none
+    renal, msk = named
+    components = [organ(renal, "Renal"), organ(msk, "Musculoskeletal"), organ(unnamed)]
+    r = run("bilag", *bilag_copies(("final", components)))
+    assert r.status == expected, r.reason
+    if expected == "unknown":
+        assert "no organ named" in r.reason, r.reason
+        assert r.manual is True
+
+
 def test_bilag_latest_assessment_decides() -> None:
     assert status("bilag", bilag("A", days=60), bilag("C", "C", days=10)) == "fail"
 

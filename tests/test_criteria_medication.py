@@ -448,6 +448,16 @@ def test_high_dose_dose_in_any_ucum_mass_unit(resource: dict, expected: str) -> 
     assert status("washout_high_dose_cs", resource) == expected
 
 
+@pytest.mark.parametrize("unit", ["mcg", "MCG", "\u00b5g", "\u03bcg"])
+def test_high_dose_in_micrograms_as_ehrs_spell_them(unit: str) -> None:
+    # "mcg" (the spelling US prescribers are told to use) and micro signs are ug: a dose
+    # sent with the unit text alone (no UCUM code) is as usable as one coded "ug"
+    assert status("washout_high_dose_cs", pred(qty(60000, unit))) == "fail"  # 60 mg
+    assert status("washout_high_dose_cs", pred(qty(40000, unit))) == "pass"  # 40 mg
+    r = run("washout_high_dose_cs", pred(qty(8000, unit), code="3264"))  # dexamethasone 8 mg
+    assert (r.status, r.evidence[0].value) == ("fail", "53.4")
+
+
 def test_high_dose_methylprednisolone_pulse_by_name_in_grams() -> None:
     r = admin(None, days=20, text="Solu-Medrol", admin_dose=qty(1, "g", "g"))
     assert status("washout_high_dose_cs", r) == "fail"
@@ -505,6 +515,37 @@ def test_high_dose_tablets_of_a_product_code_without_display(
     # even when the record carries the code alone (no display, no Medication resource)
     r = stmt(rxcui, status="active", start=ago(10), dosages=[dosage(qty(tablets, "TAB", "{tbl}"))])
     assert r["medicationCodeableConcept"] == {"coding": [{"system": RXNORM, "code": rxcui}]}
+    assert status("washout_high_dose_cs", r) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "tablets", "expected"),
+    [
+        # RxNorm names a combination "A 5 MG / B 20 MG Oral Tablet": each strength is its own
+        # ingredient's, so prednisone's is 5 mg whichever ingredient comes first
+        ("prednisone 5 MG / omeprazole 20 MG Oral Tablet", 3, "pass"),  # 15 mg/day, not 60
+        ("omeprazole 20 MG / prednisone 5 MG Oral Tablet", 3, "pass"),  # 15 mg/day
+        ("prednisone 5 MG / omeprazole 20 MG Oral Tablet", 10, "fail"),  # 50 mg/day
+        # a kit's other part in mg/mL is no tablet strength
+        ("{1 (lidocaine 10 MG/ML Injectable Solution) / 3 (prednisone 20 MG Oral Tablet) } Kit",
+         3, "fail"),  # 60 mg/day
+        # two strengths of the drug itself: which tablet is taken cannot be told
+        ("{10 (prednisone 10 MG Oral Tablet) / 11 (prednisone 5 MG Oral Tablet) } Pack", 3,
+         "unknown"),
+        # a concentration is no tablet strength, written with spaces too
+        ("prednisolone 15 mg / 5 mL oral solution", 3, "unknown"),
+    ],
+)  # fmt: skip
+def test_high_dose_tablet_strength_of_a_product_name_with_several_strengths(
+    name: str, tablets: int, expected: str
+) -> None:
+    r = stmt(
+        PREDNISONE,
+        text=name,
+        status="active",
+        start=ago(10),
+        dosages=[dosage(qty(tablets, "TAB", "{tbl}"))],
+    )
     assert status("washout_high_dose_cs", r) == expected
 
 

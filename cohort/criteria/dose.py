@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
@@ -18,7 +19,15 @@ from cohort.criteria.intervals import (
 )
 from cohort.model import Dose, ExposureFact, Quantity, Result, Status
 
-_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*MG\b(?!\s*/)", re.I)
+# "20 MG", not a concentration or rate ("10 MG/ML", "15 mg / 5 mL", "0.001 MG/MG", "5 MG/HR"):
+# a slash after it starts a combination's next ingredient only when no unit follows it
+_STRENGTH = re.compile(
+    r"(\d+(?:\.\d+)?)\s*MG\b"
+    r"(?!\s*/\s*(?:\d+(?:\.\d+)?\s*)?(?:ML|L|MG|G|MCG|UG|KG|M2|ACTUAT|HR|H|D|DAY)\b)",
+    re.I,
+)
+# RxNorm's separator of a combination's ingredients and of a kit's or pack's parts
+_PART = re.compile(r"\s/\s")
 _UNIT_FORMS = ("tbl", "tab", "tablet", "cap", "capsule", "{tbl}", "{tablet}", "{capsule}", "1")
 
 
@@ -48,9 +57,9 @@ def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
     strength = e.strength_mg
     # else the product's name: as the record writes it, or its RxNorm product code's name
     # (products.csv), which a record coded without a display still names (SPEC §2)
-    for name in (e.text, *ctx.term.product_names(e.codes)):
-        if strength is None and (m := _STRENGTH.search(name)):
-            strength = float(m[1])
+    for name in (*e.text.split(" | "), *ctx.term.product_names(e.codes)):
+        if strength is None:
+            strength = name_strength(name, drug)
     # Lines with the same Dosage.sequence are taken together (FHIR: "concurrent"), so their
     # doses add up, and a day's total is known only when each of them is; lines without a
     # sequence, or with different ones (a taper's steps), stand alone: the largest counts.
@@ -69,6 +78,23 @@ def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
     # to 0.1 mg: the factors are rounded (6.67 for 20/3), dexamethasone 6 mg is 40 mg, not 40.02
     top = max(totals)
     return Daily(drug, round(top, 1), round(top * factor, 1), len(totals) < len(days))
+
+
+def name_strength(name: str, drug: str) -> float | None:
+    """The mg per tablet a product name gives `drug` ("prednisone 20 MG Oral Tablet"); of a
+    combination or kit ("A 5 MG / B 20 MG Oral Tablet"), the strength in the part naming it;
+    None when it names none, or several that differ (a pack of two strengths)."""
+    seps = [m.start() for m in _PART.finditer(name)]
+    word = re.compile(rf"\b{re.escape(drug)}\b", re.I)
+    found = set()
+    for m in _STRENGTH.finditer(name):
+        if seps:  # the part it is in: from the separator before it to the one after
+            i = bisect(seps, m.start())
+            part = name[seps[i - 1] if i else 0 : seps[i] if i < len(seps) else len(name)]
+            if not word.search(part):
+                continue  # another ingredient's strength
+        found.add(float(m[1]))
+    return found.pop() if len(found) == 1 else None
 
 
 def _line_mg(

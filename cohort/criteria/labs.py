@@ -207,25 +207,30 @@ def grades(crit: Criterion, ctx: Context) -> Result:
             crit, Status.UNKNOWN, f"no {crit.title} assessment in window", ignored=ignored
         )
     latest = obs[0].when
-    # each organ system (the code and text of the result or component graded) counts once:
-    # one assessment may be recorded twice (a preliminary and a final copy), the final one's
-    # grade winning; different organ systems on the day add up (a site may record each organ
-    # under one code, named in its text: "BILAG-2004 Renal", as results or as components)
-    by_organ: dict[tuple[tuple[Code, ...], str], tuple[bool, str]] = {}
-    ev = []
     # a component that is a result of its own is also read among its assessment's: once
     read = {o.ref for o in obs}
-    obs = [o for o in obs if o.part_of not in read]
+    day = []
     for o in obs:
+        if o.part_of in read:
+            continue
         if o.when != latest:
             ignored.append(ctx.obs_evidence(o, "", "superseded by a newer assessment"))
-            continue
-        pairs = [((o.codes, o.text), _grade(o.value))]
-        pairs += [((c, text), _grade(v)) for c, text, v in o.components]
+        else:
+            day.append(o)
+    # each organ system counts once: one assessment may be recorded twice (a preliminary and
+    # a final copy), the final one's grade winning; different organ systems on the day add up
+    by_organ: dict[Organ, tuple[bool, str]] = {}
+    loose: list[str] = []  # grades of components naming no organ (_organs)
+    ev = []
+    for o, pairs in _organs(day):
         gs = [g for _, g in pairs if g]
         draft = o.status not in _FINAL
         for organ, g in pairs:
-            if g and (organ not in by_organ or by_organ[organ][0] and not draft):
+            if not g:
+                continue
+            if organ is None:
+                loose.append(g)
+            elif organ not in by_organ or by_organ[organ][0] and not draft:
                 by_organ[organ] = (draft, g)
         ev.append(
             ctx.obs_evidence(
@@ -233,12 +238,54 @@ def grades(crit: Criterion, ctx: Context) -> Result:
             )
         )
     found = [g for _, g in by_organ.values()]
-    if not found:
+    if not found and not loose:
         return result(crit, Status.UNKNOWN, "no readable grades", ev, ignored)
+    min_a, min_b = int(p.get("min_a", 1)), int(p.get("min_b", 2))
     a, b = found.count("A"), found.count("B")
-    if a >= int(p.get("min_a", 1)) or b >= int(p.get("min_b", 2)):
-        return result(crit, Status.PASS, f"{a} A and {b} B on {latest}", ev, ignored)
-    return result(crit, Status.FAIL, f"{a} A and {b} B on {latest}", ev, ignored)
+    ok = a >= min_a or b >= min_b
+    why = f"{a} A and {b} B on {latest}"
+    if loose and ok != (a + loose.count("A") >= min_a or b + loose.count("B") >= min_b):
+        # another organ, or one of those named again: each gives another outcome
+        why += f", and {''.join(loose)} of a component with no organ named: cannot tell"
+        return result(crit, Status.UNKNOWN, why, ev, ignored)
+    return result(crit, Status.PASS if ok else Status.FAIL, why, ev, ignored)
+
+
+# an organ system: (system, code) of each coding (a display is no part of it) and a name
+Organ = tuple[tuple[tuple[str, str], ...], str]
+
+
+def _organs(
+    day: list[ObservationFact],
+) -> list[tuple[ObservationFact, list[tuple[Organ | None, str]]]]:
+    """Each assessment record of the day with its grades, each with its organ system: a
+    result's code and text; a component's code, which names the organ whatever the text each
+    copy gives it, unless one record names several organs by their text under that code (a
+    site may record each organ so, "Renal", "Musculoskeletal"): then its text too, case and
+    spacing aside, and a component with no text under such a code names none (None)."""
+
+    def name(text: str) -> str:
+        return " ".join(text.split()).casefold()
+
+    def key(codes: tuple[Code, ...]) -> tuple[tuple[str, str], ...]:
+        return tuple((c.system, c.code) for c in codes)
+
+    shared: set[tuple[tuple[str, str], ...]] = set()
+    for o in day:
+        names: dict[tuple[tuple[str, str], ...], set[str]] = {}
+        for c, text, _ in o.components:
+            names.setdefault(key(c), set()).add(name(text))
+        shared |= {c for c, n in names.items() if len(n) > 1}
+    out = []
+    for o in day:
+        pairs: list[tuple[Organ | None, str]] = [((key(o.codes), name(o.text)), _grade(o.value))]
+        for c, text, v in o.components:
+            organ: Organ | None = (key(c), "")
+            if key(c) in shared:
+                organ = (key(c), name(text)) if name(text) else None
+            pairs.append((organ, _grade(v)))
+        out.append((o, pairs))
+    return out
 
 
 # how a result stands against its measure's limit (labs_exceed reading every result)
