@@ -54,6 +54,8 @@ def check(mappings_dir: Path | None, trial: str | None) -> None:
         echo(f"error: {msg}")
     for msg in f.warnings:
         echo(f"warning: {msg}")
+    for msg in f.notes:
+        echo(f"note: {msg}")
     human = f" ({report.human_version})" if report.human_version else ""
     echo(
         f"mapping version {report.version}{human}: {report.rows} concept rows "

@@ -15,6 +15,7 @@ from cohort.criteria.loading import check_trial
 from cohort.criteria.trial import concept_refs
 from cohort.errors import MappingError, closest, did_you_mean
 from cohort.extract import ReadingRules
+from cohort.lockfiles import data_files, side_file, side_files
 from cohort.terminology import Terminology
 from cohort.terminology.codes import TEXT, norm_code
 from cohort.terminology.core import FILE_TYPES
@@ -91,7 +92,7 @@ def _row(read: Callable[[Record], T], rec: Record, f: Findings) -> T | None:
 
 def _concept_rows(root: Path, known: KnownSystems, f: Findings) -> list[MappingRow]:
     rows: list[MappingRow] = []
-    for path in sorted((root / "concepts").glob("*.csv")):
+    for path in data_files(root / "concepts", "*.csv"):
         medication = path.stem == "medications"
         required = CONCEPT_COLUMNS + (("ingredient",) if medication else ())
         shown = display_path(root, path)
@@ -114,13 +115,19 @@ def _concept_rows(root: Path, known: KnownSystems, f: Findings) -> list[MappingR
     folder = root / "concepts"
     for path in sorted(folder.iterdir() if folder.is_dir() else ()):
         # a file of rows saved under another name is never read (a lock file is no such file)
-        if path.is_file() and path.suffix != ".csv" and not path.name.startswith((".", "~$")):
+        if path.is_file() and path.suffix != ".csv" and side_file(path.name) is None:
             f.warn(
                 display_path(root, path),
                 "not read: only files ending in .csv are (save the rows as 'CSV UTF-8 (Comma "
                 "delimited)' under a name ending in .csv)",
             )
     return rows
+
+
+def _side_files(root: Path, f: Findings) -> None:
+    """A note naming each lock file, swap file or backup copy beside a mapping file."""
+    for path, what in side_files(root):
+        f.note(display_path(root, path), f"skipped, never read as mappings ({what})")
 
 
 def _conflicts(rows: list[MappingRow], known: KnownSystems, f: Findings) -> None:
@@ -329,7 +336,8 @@ def check_mappings(root: Path, trial: str | None = None) -> CheckReport:
         ReadingRules.load(root / "rules.toml")
     except MappingError as exc:
         f.errors.append(str(exc))
-    trials = sorted((root / "trials").glob("*.toml"))
+    _side_files(root, f)
+    trials = data_files(root / "trials", "*.toml")
     if trial:
         trials = [root / "trials" / f"{trial}.toml"]
         if not trials[0].is_file():
@@ -338,7 +346,7 @@ def check_mappings(root: Path, trial: str | None = None) -> CheckReport:
     units = _unit_concepts(root)
     for path in trials:
         _check_trial(path, rows, units, f)
-    _misspelt_concepts(sorted((root / "trials").glob("*.toml")), rows, f)
+    _misspelt_concepts(data_files(root / "trials", "*.toml"), rows, f)
     if not f.errors:
         try:  # anything the loader rejects that the checks above did not name (no concepts/)
             Terminology.load(root)
