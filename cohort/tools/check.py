@@ -90,7 +90,9 @@ def _row(read: Callable[[Record], T], rec: Record, f: Findings) -> T | None:
         return None
 
 
-def _concept_rows(root: Path, known: KnownSystems, f: Findings) -> list[MappingRow]:
+def _concept_rows(
+    root: Path, known: KnownSystems, f: Findings, use_unverified: bool
+) -> list[MappingRow]:
     rows: list[MappingRow] = []
     for path in data_files(root / "concepts", "*.csv"):
         medication = path.stem == "medications"
@@ -107,10 +109,11 @@ def _concept_rows(root: Path, known: KnownSystems, f: Findings) -> list[MappingR
             f.errors += [str(p) for p in concept_problems(row, known)]
             _unlisted(rec, row.system, row.verified, known, f)
         if unverified:
+            read = "read: the configuration sets" if use_unverified else "ignored unless"
             f.warn(
                 shown,
                 f"column 'verified': {len(unverified)} unverified row(s) (verified=N, "
-                f"ignored unless use_unverified) on line(s) {', '.join(unverified)}",
+                f"{read} use_unverified) on line(s) {', '.join(unverified)}",
             )
     folder = root / "concepts"
     for path in sorted(folder.iterdir() if folder.is_dir() else ()):
@@ -168,10 +171,12 @@ def _intentional(concepts: set[str]) -> bool:
     return len(names) == 2 and names[1].startswith(names[0] + "_")
 
 
-def _check_trial(path: Path, rows: list[MappingRow], units: set[str] | None, f: Findings) -> None:
+def _check_trial(
+    path: Path, rows: list[MappingRow], units: set[str] | None, f: Findings, use_unverified: bool
+) -> None:
     """Every problem of a criteria file, as `load_trial` (so `cohort run`) raises the first."""
     known = {r.concept for r in rows}
-    active = {r.concept for r in rows if r.verified != "N"}
+    active = {r.concept for r in rows if use_unverified or r.verified != "N"}
     checked = check_trial(path, known, active, units)
     f.errors += [str(e) for e in checked.errors]
     f.warnings += checked.warnings
@@ -319,14 +324,17 @@ def _misspelt_ingredients(
             )
 
 
-def check_mappings(root: Path, trial: str | None = None) -> CheckReport:
-    """Every problem in the mappings folder (and its trial files), not just the first."""
+def check_mappings(
+    root: Path, trial: str | None = None, *, use_unverified: bool = False
+) -> CheckReport:
+    """Every problem in the mappings folder (and its trial files), not just the first;
+    `use_unverified` as a run's configuration sets it (its unverified rows are read)."""
     f = Findings()
     if not root.is_dir():
         raise MappingError(f"{root}: mappings folder not found")
     version, human = version_of(root)
     known = _known_systems(root, f)
-    rows = _concept_rows(root, known, f)
+    rows = _concept_rows(root, known, f, use_unverified)
     _conflicts(rows, known, f)
     _check_units(root, {r.concept for r in rows}, f)
     ingredients = _check_values_products(root, known, f)
@@ -345,11 +353,11 @@ def check_mappings(root: Path, trial: str | None = None) -> CheckReport:
             trials = []
     units = _unit_concepts(root)
     for path in trials:
-        _check_trial(path, rows, units, f)
+        _check_trial(path, rows, units, f, use_unverified)
     _misspelt_concepts(data_files(root / "trials", "*.toml"), rows, f)
     if not f.errors:
         try:  # anything the loader rejects that the checks above did not name (no concepts/)
-            Terminology.load(root)
+            Terminology.load(root, use_unverified=use_unverified)
         except MappingError as exc:
             f.errors.append(str(exc))
     return CheckReport(
