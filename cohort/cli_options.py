@@ -42,6 +42,16 @@ mappings_option = click.option(
 )
 
 
+def mappings_config_option(text: str, also: str = "") -> Callable[[FC], FC]:
+    """--config of a `cohort mappings` command that also takes --mappings (not both; nor
+    `also`, another option the configuration decides)."""
+    return click.option(
+        "--config",
+        type=click.Path(path_type=Path),
+        help=f"Run configuration (TOML): {text} Not with --mappings{also}.",
+    )
+
+
 def out_option(text: str) -> Callable[[FC], FC]:
     """--out with the given help text (each command says what it writes there)."""
     return click.option(

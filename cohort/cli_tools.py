@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from cohort.cli_options import AS_OF_TEXT, EPILOG, config_option, mappings_option, out_option
+from cohort.cli_options import (
+    AS_OF_TEXT,
+    EPILOG,
+    config_option,
+    mappings_config_option,
+    mappings_option,
+    out_option,
+)
 from cohort.errors import MappingError
 from cohort.safetext import printable
 
@@ -27,10 +34,31 @@ def _cfg(config: Path | None) -> Any:
     return load_cfg(config)
 
 
-def _mappings_dir(mappings: Path | None) -> Path:
+def _mappings_dir(mappings: Path | None, config: Path | None = None, **others: Any) -> Path:
+    """`--mappings`, else the folder the configuration `--config` names (as `cohort run
+    --config` loads it), else the shipped one; `--config` beside `--mappings` (or an option in
+    `others` given a value) is a usage error."""
     from cohort.config import shipped
 
-    return mappings or shipped("mappings")
+    if config is None:
+        return mappings or shipped("mappings")
+    given = {"mappings": mappings, **others}
+    for name, value in given.items():
+        if value is not None:
+            what = _DECIDED.get(name, name)
+            raise click.UsageError(
+                f"'--{name}' cannot be used with '--config' (the configuration names {what})"
+            )
+    return Path(_cfg(config).mappings_dir)
+
+
+_DECIDED = {"mappings": "its mappings folder: [trial] mappings", "trial": "its trial: [trial] id"}
+
+
+READS_CONFIG = (
+    "{} the mappings folder `cohort run --config FILE` loads (its [trial] mappings, else the "
+    "shipped one)."
+)
 
 
 @click.group(epilog=EPILOG)
@@ -41,19 +69,34 @@ def mappings() -> None:
 @mappings.command(epilog=EPILOG)
 @mappings_option
 @click.option("--trial", help="Check only mappings/trials/<ID>.toml (default: every trial file).")
-def check(mappings_dir: Path | None, trial: str | None) -> None:
+@mappings_config_option(
+    "check exactly what `cohort run --config FILE` loads: the mappings folder ([trial] "
+    "mappings, else the shipped one), the criteria file of its [trial] id only, and its rows "
+    "with verified=N when it sets use_unverified.",
+    also=" or --trial",
+)
+def check(mappings_dir: Path | None, trial: str | None, config: Path | None) -> None:
     """Validate every mapping and criteria file; errors and warnings name file, line and key.
 
-    Exits 4 when there are errors, 0 when there are only warnings.
+    Exits 4 when there are errors, 0 when there are only warnings (3 for a configuration
+    error with --config, as `cohort run`).
     """
     from cohort.tools.check import check_mappings
 
-    report = check_mappings(_mappings_dir(mappings_dir), trial)
+    root = _mappings_dir(mappings_dir, config, trial=trial)
+    unverified = False
+    if config is not None:
+        cfg = _cfg(config)
+        cfg.trial_file()  # a [trial] id without a criteria file: the run's ConfigError
+        trial, unverified = cfg.trial_id, cfg.use_unverified
+    report = check_mappings(root, trial, use_unverified=unverified)
     f = report.findings
     for msg in f.errors:
         echo(f"error: {msg}")
     for msg in f.warnings:
         echo(f"warning: {msg}")
+    for msg in f.notes:
+        echo(f"note: {msg}")
     human = f" ({report.human_version})" if report.human_version else ""
     echo(
         f"mapping version {report.version}{human}: {report.rows} concept rows "
@@ -103,6 +146,7 @@ def coverage(config: Path | None, site: str | None, out: Path, limit: int) -> No
 )
 @click.option("--ingredient", default="", help="Ingredient column value (medications.csv only).")
 @click.option("--verified", is_flag=True, help="Mark the rows verified=Y (default N).")
+@mappings_config_option(READS_CONFIG.format("add to"))
 def import_valueset(
     file: Path,
     concept: str,
@@ -110,6 +154,7 @@ def import_valueset(
     target: Path | None,
     ingredient: str,
     verified: bool,
+    config: Path | None,
 ) -> None:
     """Add the codes of a FHIR ValueSet (expansion or compose) to a concept file.
 
@@ -118,13 +163,21 @@ def import_valueset(
     from cohort.tools.valueset import import_valueset as run_import
 
     res = run_import(
-        file, concept, _mappings_dir(mappings_dir), target, ingredient=ingredient, verified=verified
+        file,
+        concept,
+        _mappings_dir(mappings_dir, config),
+        target,
+        ingredient=ingredient,
+        verified=verified,
     )
     for msg in res.skipped:
         echo(f"skipped: {msg}")
+    again = (
+        f" --config {config}" if config else f" --mappings {mappings_dir}" if mappings_dir else ""
+    )
     echo(
         f"added {res.added} row(s) for '{concept}' to {res.path} "
-        f"({len(res.skipped)} skipped); run `cohort mappings check`"
+        f"({len(res.skipped)} skipped); run `cohort mappings check{again}`"
     )
 
 
@@ -138,14 +191,17 @@ def import_valueset(
     show_default=True,
     help="Seconds to wait for RxNav per request.",
 )
-def expand_rxnorm(concept: str, mappings_dir: Path | None, timeout: float) -> None:
+@mappings_config_option(READS_CONFIG.format("expand in"))
+def expand_rxnorm(
+    concept: str, mappings_dir: Path | None, timeout: float, config: Path | None
+) -> None:
     """Append RxNorm products (SCD, SBD, packs) of the concept's ingredients from NLM RxNav.
 
     Needs the internet; offline it stops with one line (exit 6).
     """
     from cohort.tools.rxnav import expand_rxnorm as run_expand
 
-    res = run_expand(concept, _mappings_dir(mappings_dir), timeout=timeout)
+    res = run_expand(concept, _mappings_dir(mappings_dir, config), timeout=timeout)
     echo(
         f"added {res.added} product(s) to {res.path} from {res.asked} ingredient "
         f"RxCUI(s); {res.known} already present"

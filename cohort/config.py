@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cohort.errors import KIND_NAMES, ConfigError, did_you_mean
+from cohort.lockfiles import data_files
 
 if TYPE_CHECKING:
     from cohort.source.fhir.settings import ServerSettings
@@ -72,7 +73,7 @@ class Config:
         path, folder = self.trial_path, self.mappings_dir / "trials"
         if path.is_file() or not folder.is_dir():
             return path  # (a missing folder: the loader's own error)
-        names = sorted(p.stem for p in folder.glob("*.toml"))
+        names = [p.stem for p in data_files(folder, "*.toml")]
         hint = did_you_mean(self.trial_id, names) or f"trials there: {', '.join(names) or 'none'}"
         where = f"{self.path} [trial]" if self.path else "[trial]"
         raise ConfigError(f"{where}: key 'id': no criteria file {path} ({hint})")

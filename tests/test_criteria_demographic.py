@@ -58,6 +58,43 @@ def test_age_site_min_age_override(birth: str, default: str, site18: str) -> Non
 
 
 
+@pytest.mark.parametrize(
+    ("birth", "site", "status", "reason", "value", "note"),
+    [
+        # born in 2014: 11 (birthday Nov 26..Dec 31) or 12 (Jan 1..Nov 25) on 2026-11-25
+        ("2014", 18, "fail", "age 11 or 12 < 18 (partial birth date)", "11 or 12", "partial"),
+        ("2014", 12, "unknown", "partial birth date: age 11 or 12, cannot tell if >= 12",
+         "11 or 12", "partial"),
+        ("2010", 12, "pass", "age 15 or 16 >= 12 (partial birth date)", "15 or 16", "partial"),
+        ("2014-11", 12, "unknown", "partial birth date: age 11 or 12, cannot tell if >= 12",
+         "11 or 12", "partial"),
+        ("2014-06", 18, "fail", "age 12 < 18", "12", ""),  # 12 whatever the day
+        ("2014-06-30", 12, "pass", "age 12 >= 12", "12", ""),
+        ("2014-11-26", 12, "fail", "age 11 < 12", "11", ""),
+    ],
+)  # fmt: skip
+def test_age_reason_and_evidence_agree_on_a_partial_birth_date(
+    birth: str, site: int, status: str, reason: str, value: str, note: str
+) -> None:
+    """A birth date of "2014" failed a site's 18 with "age 12 < 18" beside the evidence "11 a":
+    the reason took the oldest age, the evidence the youngest, and neither said the age was
+    one of two. Both now give the ages possible (one when every birthday agrees)."""
+    r = run("age", patient(birth), site={"min_age": site})
+    assert (str(r.status), r.reason) == (status, reason)
+    assert [(e.value, e.unit) for e in r.evidence] == [(value, "a")]
+    shown = "age at as-of" + (" (partial birth date)" if note else "")
+    assert r.evidence[0].note == shown
+
+
+def test_no_phi_shows_the_two_ages_of_a_partial_birth_date() -> None:
+    from cohort.report.nophi import public_result, shown_value
+
+    assert shown_value("11 or 12") == "11 or 12"
+    r = run("age", patient("2014"), site={"min_age": 18})
+    assert public_result(r).reason == "age 11 or 12 < 18 (partial birth date)"
+    assert shown_value("J. Smith or 12") != "J. Smith or 12"
+
+
 def test_age_site_min_age_zero_is_the_sites_limit() -> None:
     """A site's `min_age = 0` fell back to the trial's 12 (`or` took 0 for unset)."""
     assert status("age", patient("2020-01-01")) == "fail"  # 6

@@ -222,6 +222,44 @@ TRIAL_MISTAKES = [
         "criterion 'change': key 'id': 'change' is already a column of candidates.csv (its header "
         "would name it twice): choose another id",
     ),
+    (
+        "an id with a space after it (its own column beside the real one)",
+        'id = "platelets"',
+        'id = "platelets "',
+        "id",
+        "criterion 'platelets ': key 'id': 'platelets ' ends with a space: an id is letters "
+        "a-z or A-Z, digits and _, starting with a letter (it names a column of candidates.csv) "
+        "(did you mean 'platelets'?)",
+    ),
+    (
+        "an id with a space before it",
+        'id = "neutrophils"',
+        'id = " neutrophils"',
+        "id",
+        "criterion ' neutrophils': key 'id': ' neutrophils' starts with a space: an id is "
+        "letters a-z or A-Z, digits and _, starting with a letter (it names a column of "
+        "candidates.csv) "
+        "(did you mean 'neutrophils'?)",
+    ),
+    (
+        "an id with a zero-width space pasted after it",
+        'id = "hbv"',
+        'id = "hbv\\u200b"',
+        "id",
+        "criterion 'hbv\u200b': key 'id': 'hbv\\u200b' ends with U+200B ZERO WIDTH SPACE: an id "
+        "is letters a-z or A-Z, digits and _, starting with a letter (it names a column of "
+        "candidates.csv) "
+        "(did you mean 'hbv'?)",
+    ),
+    (
+        "an id with a hyphen",
+        'id = "washout_12wk"',
+        'id = "washout-12wk"',
+        "id",
+        "criterion 'washout-12wk': key 'id': 'washout-12wk' holds '-': an id is letters "
+        "a-z or A-Z, digits and _, starting with a letter (it names a column of candidates.csv) "
+        "(did you mean 'washout_12wk'?)",
+    ),
 ]
 
 

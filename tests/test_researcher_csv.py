@@ -369,3 +369,54 @@ def test_a_system_with_a_code_or_page_after_it_is_an_error(tmp_path: Path) -> No
     assert code == 4 and f"error: {expected}" in lines, lines
     code, output = run_uci(tmp_path, m)
     assert code == 4 and output.strip().splitlines()[-1] == f"cohort: error: {expected}"
+
+
+def test_lock_and_temp_files_beside_mapping_files_are_skipped_with_a_note(tmp_path: Path) -> None:
+    """Excel (`~$labs.csv`), LibreOffice (`.~lock.labs.csv#`) and editors (`.labs.csv.swp`,
+    `labs.csv~`, `#labs.csv#`, Emacs's `.#labs.csv` link) leave files beside one being edited
+    in a shared folder: Excel's lock file and a hidden `._labs.csv` were read as concept files
+    (`missing column 'concept'`, exit 4: the nightly run stopped while a researcher had the
+    file open), the Emacs link stopped `check` and `run` ("file not found"), and the lock files
+    changed the mapping version. They are skipped, each named by a `check` note."""
+    m = copy_mappings(tmp_path)
+    version = Terminology.load(m).version
+    concepts, trials = m / "concepts", m / "trials"
+    labs = (concepts / "labs.csv").read_text(encoding="utf-8")
+    (concepts / "~$labs.csv").write_bytes(b"\x0bJane Smith" + b"\x00" * 40 + b"J\x00a\x00n\x00")
+    (concepts / ".~lock.labs.csv#").write_text(",Jane Smith,ws12,27.11.2026 09:14,file:///j;")
+    (concepts / ".labs.csv.swp").write_bytes(b"b0VIM 9.0\x00\x00\x10\x00")
+    (concepts / "labs.csv~").write_text(labs + "platelets,http://loinc.org,BROKEN,exact\n")
+    (concepts / "#labs.csv#").write_text(labs.replace("concept,", "concpt,", 1))
+    (concepts / "._labs.csv").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
+    (concepts / ".#labs.csv").symlink_to("jane@ws12.4242:1764230000")
+    (trials / "~$sirius-sle-2.toml").write_bytes(b"\x0bJane Smith\x00\x00")
+    (trials / ".#sirius-sle-2.toml").symlink_to("jane@ws12.4242:1764230000")
+    (trials / "sirius-sle-2.toml~").write_text("[trial]\nid = 'old'\n")
+    (m / "~$units.csv").write_bytes(b"\x0bJane Smith\x00\x00")
+    code, lines = check_all(m)
+    assert code == 0, lines
+    assert not [ln for ln in lines if ln.startswith("error") or "~" in ln and "warning" in ln]
+    excel = "an Excel lock file: the file is open in Excel"
+    editor = "an editor's lock or autosave file"
+    assert [ln for ln in lines if ln.startswith("note:")] == [
+        f"note: mappings/concepts/{name}: skipped, never read as mappings ({what})"
+        for name, what in [
+            ("#labs.csv#", editor),
+            (".#labs.csv", editor),
+            ("._labs.csv", "a hidden file"),
+            (".labs.csv.swp", "an editor's swap file"),
+            (".~lock.labs.csv#", "a LibreOffice lock file: the file is open in LibreOffice"),
+            ("labs.csv~", "an editor's backup copy"),
+            ("~$labs.csv", excel),
+        ]
+    ] + [
+        f"note: mappings/trials/{name}: skipped, never read as mappings ({what})"
+        for name, what in [
+            (".#sirius-sle-2.toml", editor),
+            ("sirius-sle-2.toml~", "an editor's backup copy"),
+            ("~$sirius-sle-2.toml", excel),
+        ]
+    ] + [f"note: mappings/~$units.csv: skipped, never read as mappings ({excel})"]
+    assert Terminology.load(m).version == version
+    code, output = run_uci(tmp_path, m)
+    assert code == 0, output

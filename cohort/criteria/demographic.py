@@ -33,12 +33,19 @@ def age(crit: Criterion, ctx: Context) -> Result:
     if bounds is None:
         return result(crit, Status.UNKNOWN, "no usable birth date")
     oldest, youngest = years_at(bounds[0], ctx.as_of), years_at(bounds[1], ctx.as_of)
-    ev = [Evidence(ref=f"Patient/{pid}", value=str(youngest), unit="a", note="age at as-of")]
+    # A partial birth date spans less than a year: one age, or two (a birthday in it may fall
+    # on either side of as_of's day). Reason and evidence say the same ages; neither quotes the
+    # birth date (an identifier, left out of --no-phi outputs).
+    ages = str(oldest) if oldest == youngest else f"{youngest} or {oldest}"
+    partial = " (partial birth date)" if oldest != youngest else ""
+    note = "age at as-of" + partial
+    ev = [Evidence(ref=f"Patient/{pid}", value=ages, unit="a", note=note)]
     if youngest >= minimum:
-        return result(crit, Status.PASS, f"age {youngest} >= {minimum}", ev)
+        return result(crit, Status.PASS, f"age {ages} >= {minimum}{partial}", ev)
     if oldest < minimum:
-        return result(crit, Status.FAIL, f"age {oldest} < {minimum}", ev)
-    return result(crit, Status.UNKNOWN, f"partial birth date: age {youngest}-{oldest}", ev)
+        return result(crit, Status.FAIL, f"age {ages} < {minimum}{partial}", ev)
+    why = f"partial birth date: age {ages}, cannot tell if >= {minimum}"
+    return result(crit, Status.UNKNOWN, why, ev)
 
 
 def deceased(crit: Criterion, ctx: Context) -> Result:

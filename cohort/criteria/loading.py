@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cohort.criteria.base import Criterion
+from cohort.criteria.ids import id_problem
 from cohort.criteria.registry import (
     CHECK_KEYS,
     CONCEPT_KEYS,
@@ -140,6 +141,8 @@ def _check_criterion(
         p.criterion(index, cid, "id", f"duplicated: criterion '{cid}' is also on line {line}")
     else:
         seen[cid] = index
+    if cid and (problem := id_problem(cid)):
+        p.criterion(index, cid, "id", problem)
     if cid in FIXED_COLUMNS:
         p.criterion(
             index,

@@ -3,8 +3,9 @@
 Evidence values are often free text as a clinician or a system wrote it: a condition's or a
 medication's text, an Observation's `valueString`, a CodeableConcept's text. Free text may quote
 a patient ("HCQ per Dr Lee for J. Smith, MRN 123456"), so outputs meant for sharing outside the
-care team keep only values that cannot: numbers (with a comparator), ratios and titers, true or
-false, and the qualitative result words. Anything else is written as `WITHHELD`, also where a
+care team keep only values that cannot: numbers (with a comparator), ratios and titers, two
+ages (`11 or 12`, the `age` criterion's for a partial birth date), true or false, and the
+qualitative result words. Anything else is written as `WITHHELD`, also where a
 reason quotes it.
 """
 
@@ -17,8 +18,8 @@ from cohort.model import Candidate, Evidence, Result
 
 WITHHELD = "(text withheld)"
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-# 7.2, -3, <5, >=1e+06, 1:160, <1:40
-_VALUE = re.compile(rf"(?:<=|>=|<|>)?{_NUMBER}(?::{_NUMBER})?")
+# 7.2, -3, <5, >=1e+06, 1:160, <1:40; "11 or 12" (years: the two ages a partial birth date gives)
+_VALUE = re.compile(rf"(?:<=|>=|<|>)?{_NUMBER}(?::{_NUMBER})?|\d{{1,3}} or \d{{1,3}}")
 # a unit as UCUM or a lab writes it (mg/dL, 10*3/uL, {titer}, %, [IU]/L): one short token
 _UNIT = re.compile(r"[A-Za-z0-9%/*.^'\[\]{}()_-]{1,24}")
 WORDS = frozenset(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cohort.errors import MappingError, did_you_mean
+from cohort.lockfiles import data_files
 
 MATCH_KINDS = ("exact", "prefix", "range", "glob")
 VERIFIED_FLAGS = ("Y", "N", "local")
@@ -291,7 +292,7 @@ def load_concept_rows(root: Path) -> list[MappingRow]:
     if not folder.is_dir():
         raise MappingError(f"{root.name}/concepts: folder not found")
     rows: list[MappingRow] = []
-    for path in sorted(folder.glob("*.csv")):
+    for path in data_files(folder, "*.csv"):  # (not Excel's `~$labs.csv` lock file)
         medication = path.stem == "medications"
         required = CONCEPT_COLUMNS + (("ingredient",) if medication else ())
         shown = display_path(root, path)
@@ -331,8 +332,8 @@ def parse_bound(rec: Record, key: str) -> float | None:
 def mapping_files(root: Path) -> list[Path]:
     """Every file a researcher edits: the terminology, the reading rules and the criteria files
     (hashed into `Terminology.version`, so that an edit to any of them changes the version)."""
-    files = [root / rel for rel in REQUIRED] + sorted((root / "concepts").glob("*.csv"))
-    files += [root / "rules.toml", *sorted((root / "trials").glob("*.toml"))]
+    files = [root / rel for rel in REQUIRED] + data_files(root / "concepts", "*.csv")
+    files += [root / "rules.toml", *data_files(root / "trials", "*.toml")]
     return sorted({p for p in files if p.is_file()}, key=lambda p: p.relative_to(root).as_posix())
 
 

@@ -15,6 +15,7 @@ from cohort.criteria.loading import check_trial
 from cohort.criteria.trial import concept_refs
 from cohort.errors import MappingError, closest, did_you_mean
 from cohort.extract import ReadingRules
+from cohort.lockfiles import data_files, side_file, side_files
 from cohort.terminology import Terminology
 from cohort.terminology.codes import TEXT, norm_code
 from cohort.terminology.core import FILE_TYPES
@@ -89,9 +90,11 @@ def _row(read: Callable[[Record], T], rec: Record, f: Findings) -> T | None:
         return None
 
 
-def _concept_rows(root: Path, known: KnownSystems, f: Findings) -> list[MappingRow]:
+def _concept_rows(
+    root: Path, known: KnownSystems, f: Findings, use_unverified: bool
+) -> list[MappingRow]:
     rows: list[MappingRow] = []
-    for path in sorted((root / "concepts").glob("*.csv")):
+    for path in data_files(root / "concepts", "*.csv"):
         medication = path.stem == "medications"
         required = CONCEPT_COLUMNS + (("ingredient",) if medication else ())
         shown = display_path(root, path)
@@ -106,21 +109,28 @@ def _concept_rows(root: Path, known: KnownSystems, f: Findings) -> list[MappingR
             f.errors += [str(p) for p in concept_problems(row, known)]
             _unlisted(rec, row.system, row.verified, known, f)
         if unverified:
+            read = "read: the configuration sets" if use_unverified else "ignored unless"
             f.warn(
                 shown,
                 f"column 'verified': {len(unverified)} unverified row(s) (verified=N, "
-                f"ignored unless use_unverified) on line(s) {', '.join(unverified)}",
+                f"{read} use_unverified) on line(s) {', '.join(unverified)}",
             )
     folder = root / "concepts"
     for path in sorted(folder.iterdir() if folder.is_dir() else ()):
         # a file of rows saved under another name is never read (a lock file is no such file)
-        if path.is_file() and path.suffix != ".csv" and not path.name.startswith((".", "~$")):
+        if path.is_file() and path.suffix != ".csv" and side_file(path.name) is None:
             f.warn(
                 display_path(root, path),
                 "not read: only files ending in .csv are (save the rows as 'CSV UTF-8 (Comma "
                 "delimited)' under a name ending in .csv)",
             )
     return rows
+
+
+def _side_files(root: Path, f: Findings) -> None:
+    """A note naming each lock file, swap file or backup copy beside a mapping file."""
+    for path, what in side_files(root):
+        f.note(display_path(root, path), f"skipped, never read as mappings ({what})")
 
 
 def _conflicts(rows: list[MappingRow], known: KnownSystems, f: Findings) -> None:
@@ -161,10 +171,12 @@ def _intentional(concepts: set[str]) -> bool:
     return len(names) == 2 and names[1].startswith(names[0] + "_")
 
 
-def _check_trial(path: Path, rows: list[MappingRow], units: set[str] | None, f: Findings) -> None:
+def _check_trial(
+    path: Path, rows: list[MappingRow], units: set[str] | None, f: Findings, use_unverified: bool
+) -> None:
     """Every problem of a criteria file, as `load_trial` (so `cohort run`) raises the first."""
     known = {r.concept for r in rows}
-    active = {r.concept for r in rows if r.verified != "N"}
+    active = {r.concept for r in rows if use_unverified or r.verified != "N"}
     checked = check_trial(path, known, active, units)
     f.errors += [str(e) for e in checked.errors]
     f.warnings += checked.warnings
@@ -312,14 +324,17 @@ def _misspelt_ingredients(
             )
 
 
-def check_mappings(root: Path, trial: str | None = None) -> CheckReport:
-    """Every problem in the mappings folder (and its trial files), not just the first."""
+def check_mappings(
+    root: Path, trial: str | None = None, *, use_unverified: bool = False
+) -> CheckReport:
+    """Every problem in the mappings folder (and its trial files), not just the first;
+    `use_unverified` as a run's configuration sets it (its unverified rows are read)."""
     f = Findings()
     if not root.is_dir():
         raise MappingError(f"{root}: mappings folder not found")
     version, human = version_of(root)
     known = _known_systems(root, f)
-    rows = _concept_rows(root, known, f)
+    rows = _concept_rows(root, known, f, use_unverified)
     _conflicts(rows, known, f)
     _check_units(root, {r.concept for r in rows}, f)
     ingredients = _check_values_products(root, known, f)
@@ -329,7 +344,8 @@ def check_mappings(root: Path, trial: str | None = None) -> CheckReport:
         ReadingRules.load(root / "rules.toml")
     except MappingError as exc:
         f.errors.append(str(exc))
-    trials = sorted((root / "trials").glob("*.toml"))
+    _side_files(root, f)
+    trials = data_files(root / "trials", "*.toml")
     if trial:
         trials = [root / "trials" / f"{trial}.toml"]
         if not trials[0].is_file():
@@ -337,11 +353,11 @@ def check_mappings(root: Path, trial: str | None = None) -> CheckReport:
             trials = []
     units = _unit_concepts(root)
     for path in trials:
-        _check_trial(path, rows, units, f)
-    _misspelt_concepts(sorted((root / "trials").glob("*.toml")), rows, f)
+        _check_trial(path, rows, units, f, use_unverified)
+    _misspelt_concepts(data_files(root / "trials", "*.toml"), rows, f)
     if not f.errors:
         try:  # anything the loader rejects that the checks above did not name (no concepts/)
-            Terminology.load(root)
+            Terminology.load(root, use_unverified=use_unverified)
         except MappingError as exc:
             f.errors.append(str(exc))
     return CheckReport(

@@ -36,16 +36,21 @@ def open_store(cfg: Config, out: Path) -> Store:
 
 @dataclass
 class Findings:
-    """Errors and warnings, each a located one-line message."""
+    """Errors, warnings and notes (what was left out, by design), each a located one-line
+    message."""
 
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def error(self, where: str, message: str) -> None:
         self.errors.append(f"{where}: {message}")
 
     def warn(self, where: str, message: str) -> None:
         self.warnings.append(f"{where}: {message}")
+
+    def note(self, where: str, message: str) -> None:
+        self.notes.append(f"{where}: {message}")
 
 
 def table(head: tuple[str, ...], body: Sequence[tuple[str, ...]]) -> list[str]:

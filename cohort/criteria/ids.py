@@ -1,0 +1,68 @@
+"""What a criterion id may be: letters, digits and `_`, starting with a letter.
+
+An id names its column in candidates.csv (and its piece of the reasons cell, its rows in
+evidence.csv, its line in `cohort explain`): `"platelets "` with a space after it was a column of
+its own beside `platelets`, and a `cohort diff` against an earlier run saw one criterion gone and
+another added. Such an id is refused on load (criteria.loading) with the id meant.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+__all__ = ["id_problem"]
+
+_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_OTHER = re.compile(r"\W+")  # (a letter outside ASCII stays: no id is meant)
+# characters not seen on screen (a zero-width space, a soft hyphen, a control, a line break)
+_INVISIBLE = {"Cc", "Cf", "Zl", "Zp"}
+
+
+def id_problem(cid: str) -> str | None:
+    """Why `cid` cannot be a criterion id, with the id meant when one can be told; None when it
+    is a plain identifier."""
+    if _ID.fullmatch(cid):
+        return None
+    at, ch = _first_bad(cid)
+    where = "starts with" if at == 0 else "ends with" if at == len(cid) - 1 else "holds"
+    shown = "".join(f"\\u{ord(c):04x}" if _invisible(c) else c for c in cid)
+    meant = _meant(cid)
+    hint = f" (did you mean '{meant}'?)" if meant else ""
+    return (
+        f"'{shown}' {where} {_name(ch)}: an id is letters a-z or A-Z, digits and _, starting "
+        f"with a letter (it names a column of candidates.csv){hint}"
+    )
+
+
+def _first_bad(cid: str) -> tuple[int, str]:
+    """The character to name: a space or invisible one at either end first (the usual slip, a
+    cell or a line copied with its blank), else the first that is not allowed."""
+    for at in (0, len(cid) - 1):
+        if cid[at].isspace() or _invisible(cid[at]):
+            return at, cid[at]
+    if not cid[0].isascii() or not cid[0].isalpha():
+        return 0, cid[0]
+    at = next(i for i, c in enumerate(cid) if not (c.isascii() and (c.isalnum() or c == "_")))
+    return at, cid[at]
+
+
+def _name(ch: str) -> str:
+    if ch == " ":
+        return "a space"
+    if ch.isspace() or _invisible(ch):
+        name = unicodedata.name(ch, "")
+        return f"U+{ord(ch):04X}" + (f" {name}" if name else "")
+    return f"'{ch}'"
+
+
+def _invisible(ch: str) -> bool:
+    return unicodedata.category(ch) in _INVISIBLE
+
+
+def _meant(cid: str) -> str | None:
+    """The id without the blanks and invisible characters around and in it, other characters
+    as `_` (`washout-12wk` -> `washout_12wk`); None when that is no id either."""
+    text = "".join(c for c in cid if not _invisible(c)).strip()
+    meant = _OTHER.sub("_", text).strip("_")
+    return meant if meant != cid and _ID.fullmatch(meant) else None
