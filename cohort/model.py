@@ -152,6 +152,19 @@ class Dose:
 
 
 @value
+class Ingredient:
+    """One Medication.ingredient: its item's codes and name, and its strength (a Ratio) as it
+    arrived; which ingredient a criterion's drug is, and the strength's units, are read by the
+    criteria through the terminology (cohort/criteria/strength.py)."""
+
+    codes: tuple[Code, ...] = ()  # itemCodeableConcept
+    text: str = ""  # itemCodeableConcept text or display
+    numerator: Quantity | None = None  # strength.numerator (20 mg)
+    denominator: Quantity | None = None  # strength.denominator (1 tablet, 5 mL)
+    active: bool | None = None  # isActive as recorded (False: an excipient)
+
+
+@value
 class ExposureFact:
     """A medication record as an interval; `end is None` means ongoing."""
 
@@ -165,7 +178,7 @@ class ExposureFact:
     route: str = ""  # dose form and every dosage's route text/display, lower-case, " | "-joined
     routes: tuple[str, ...] = ()  # each dosage's route apart (those recorded), lower-case
     doses: tuple[Dose, ...] = ()
-    strength_mg: float | None = None  # per unit of product when known (Medication.ingredient)
+    ingredients: tuple[Ingredient, ...] = ()  # of its Medication, when it references one
     start_last: date | None = None  # last day of a partial start/end (see ConditionFact)
     end_last: date | None = None
 

@@ -549,7 +549,11 @@ def test_contained_medication() -> None:
     [e] = facts(m).exposures
     assert {c.code for c in e.codes} == {"198145", "8640"}
     assert "prednisone 10 MG Oral Tablet" in e.text
-    assert e.strength_mg == 10
+    [ing] = e.ingredients
+    assert ing.codes == (Code(RXNORM, "8640"),)
+    # the strength as it arrived: its units are read by the criteria (cohort/criteria/strength.py)
+    assert ing.numerator == Quantity(10, "mg", "mg", "", UCUM)
+    assert ing.denominator == Quantity(1, "TAB", "{tbl}", "", UCUM)
     assert "oral tablet" in e.route
 
 

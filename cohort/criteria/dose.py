@@ -17,6 +17,7 @@ from cohort.criteria.intervals import (
     in_window,
     sets_date,
 )
+from cohort.criteria.strength import tablet_strength
 from cohort.model import Dose, ExposureFact, Quantity, Result, Status
 
 # "20 MG", not a concentration or rate ("10 MG/ML", "15 mg / 5 mL", "0.001 MG/MG", "5 MG/HR"):
@@ -54,7 +55,8 @@ def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
     if not factors:
         return None
     factor, drug = max(factors, key=lambda x: x[0])
-    strength = e.strength_mg
+    # the Medication's strength: its ingredient that is the drug (never another drug's)
+    strength = tablet_strength(ctx, e.ingredients, drug)
     # else the product's name: as the record writes it, or its RxNorm product code's name
     # (products.csv), which a record coded without a display still names (SPEC §2)
     for name in (*e.text.split(" | "), *ctx.term.product_names(e.codes)):

@@ -23,6 +23,7 @@ from cohort.extract.elements import (
     text_of,
     verification_status,
 )
+from cohort.extract.ingredients import ingredients_of
 from cohort.extract.onset import UNDATED, birth_days, needs_birth, onset_by_age, onset_days
 from cohort.extract.patient import patient_of
 from cohort.extract.rules import ReadingRules
@@ -41,6 +42,7 @@ from cohort.model import (
     Dose,
     ExposureFact,
     ImmunizationFact,
+    Ingredient,
     ObservationFact,
     ObsValue,
     Patient,
@@ -111,18 +113,6 @@ def _per_day(timing: Any) -> tuple[float | None, bool]:
     if isinstance(times, list) and times and period is None:
         return float(len(times)), False  # each day at each of these times
     return None, False
-
-
-def _strength_mg(med: dict[str, Any]) -> float | None:
-    for ing in med.get("ingredient") or ():
-        num = (
-            quantity_of((ing.get("strength") or {}).get("numerator"))
-            if isinstance(ing, dict)
-            else None
-        )
-        if num and (num.code or num.unit).lower() == "mg":
-            return num.value
-    return None
 
 
 class Extractor:
@@ -327,17 +317,16 @@ class Extractor:
     def _exposure(self, ref: str, res: dict[str, Any], pf: PatientFacts) -> ExposureFact:
         codes = codes_of(res.get("medicationCodeableConcept"))
         names = [text_of(res.get("medicationCodeableConcept"))]
-        strength = None
+        ingredients: tuple[Ingredient, ...] = ()
         form = ""
         med = self._resolve_medication(res)
         if med and not self.rules.drop_reason(med):  # (one entered in error names no drug)
             codes += codes_of(med.get("code"))
             names.append(text_of(med.get("code")))
-            for ing in med.get("ingredient") or ():
-                if isinstance(ing, dict):
-                    codes += codes_of(ing.get("itemCodeableConcept"))
-                    names.append(text_of(ing.get("itemCodeableConcept")))
-            strength = _strength_mg(med)
+            ingredients = ingredients_of(med)
+            for ing in ingredients:
+                codes += ing.codes
+                names.append(ing.text)
             form = text_of(med.get("form"))
             if MARK in med:
                 pf.unreadable.append(medication_refused(ref, med, codes))
@@ -363,7 +352,7 @@ class Extractor:
             route=" | ".join(r for r in [form.lower(), *said] if r),
             routes=tuple(r for r in said if r),
             doses=_doses(dosages),
-            strength_mg=strength,
+            ingredients=ingredients,
             start_last=_last(start),
             end_last=_last(end),
         )

@@ -1,0 +1,133 @@
+"""washout_high_dose_cs: the strength a Medication's `ingredient[].strength` gives a dose in
+tablets or in mL (docs/rules.md, dose section); SPEC's limit is > 40 mg/day."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from criteria_helpers import RXNORM, ago, cc, dosage, medication, qty, run, status
+
+PREDNISONE, PREDNISOLONE, DEXAMETHASONE, HCQ = "8640", "8638", "3264", "5521"
+LOCAL = "http://example.org/fhir/local-drug-codes"  # a site's own codes (none invented in RxNorm)
+
+
+def ingredient(
+    item: dict[str, Any] | None,
+    numerator: dict[str, Any] | None,
+    denominator: dict[str, Any] | None = None,
+    active: bool | None = None,
+) -> dict[str, Any]:
+    ing: dict[str, Any] = {}
+    if item is not None:
+        ing["itemCodeableConcept"] = item
+    if numerator is not None:
+        ing["strength"] = {"numerator": numerator}
+        if denominator is not None:
+            ing["strength"]["denominator"] = denominator
+    if active is not None:
+        ing["isActive"] = active
+    return ing
+
+
+def tab(mg: float, item: dict[str, Any] | None, **kw: Any) -> dict[str, Any]:
+    """An ingredient of `mg` per tablet."""
+    return ingredient(item, qty(mg, "mg", "mg"), qty(1, "TAB", "{tbl}"), **kw)
+
+
+def rx(code: str) -> dict[str, Any]:
+    return cc(code, RXNORM)
+
+
+def taking(
+    dose: dict[str, Any],
+    *ingredients: dict[str, Any],
+    code: dict[str, Any] | None = None,
+    **dkw: Any,
+) -> dict[str, Any]:
+    """An active MedicationRequest of a contained Medication with these ingredients."""
+    med: dict[str, Any] = {"resourceType": "Medication", "id": "m", "ingredient": list(ingredients)}
+    if code is not None:
+        med["code"] = code
+    return medication(
+        "MedicationRequest",
+        None,
+        status="active",
+        authored=ago(10),
+        med_ref="#m",
+        contained=[med],
+        dosages=[dosage(dose, **dkw)],
+    )
+
+
+def tablets(n: float) -> dict[str, Any]:
+    return qty(n, "TAB", "{tbl}")
+
+
+def ml(n: float, unit: str = "mL", code: str | None = "mL") -> dict[str, Any]:
+    return qty(n, unit, code)
+
+
+OMEPRAZOLE_TEXT = cc(text="omeprazole")
+OMEPRAZOLE_LOCAL = cc("OMEP20", LOCAL, text="omeprazole")
+
+
+# --- several ingredients: the corticosteroid's strength, never another drug's -----------------
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [
+        # omeprazole 20 mg listed first, prednisone 5 mg second: 3 tablets are 15 mg/day (not 60)
+        (taking(tablets(3), tab(20, OMEPRAZOLE_TEXT), tab(5, rx(PREDNISONE))), "pass"),
+        (taking(tablets(3), tab(20, OMEPRAZOLE_LOCAL), tab(5, rx(PREDNISONE))), "pass"),
+        (taking(tablets(3), tab(5, rx(PREDNISONE)), tab(20, OMEPRAZOLE_TEXT)), "pass"),
+        # 10 tablets: 50 mg/day
+        (taking(tablets(10), tab(20, OMEPRAZOLE_TEXT), tab(5, rx(PREDNISONE))), "fail"),
+        # the corticosteroid named by its ingredient's text alone
+        (taking(tablets(3), tab(20, OMEPRAZOLE_TEXT), tab(5, cc(text="prednisone"))), "pass"),
+        (taking(tablets(9), tab(20, OMEPRAZOLE_TEXT), tab(5, cc(text="Prednisone"))), "fail"),
+    ],
+)
+def test_strength_is_the_corticosteroid_ingredients(resource: dict, expected: str) -> None:
+    assert status("washout_high_dose_cs", resource) == expected
+
+
+def test_strength_of_the_corticosteroid_gives_the_dose_in_evidence() -> None:
+    r = run(
+        "washout_high_dose_cs",
+        taking(tablets(10), tab(20, OMEPRAZOLE_TEXT), tab(5, rx(PREDNISONE))),
+    )
+    assert (r.status, r.evidence[0].value) == ("fail", "50")
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        # two ingredients, neither identifiable, strengths 20 and 5: which is prednisone?
+        taking(
+            tablets(3),
+            tab(20, cc(text="ingredient one")),
+            tab(5, cc(text="ingredient two")),
+            code=rx(PREDNISONE),
+        ),
+        # the drug itself listed with two strengths
+        taking(tablets(3), tab(20, rx(PREDNISONE)), tab(5, cc(text="prednisone"))),
+        # the only ingredient is another drug (hydroxychloroquine 200 mg): not prednisone's
+        taking(tablets(3), tab(200, rx(HCQ)), code=cc(text="prednisone")),
+    ],
+)
+def test_strength_that_cannot_be_told_is_no_usable_dose(resource: dict) -> None:
+    # 3 tablets read at 20 (or 200) mg each would fail; at 5 mg pass: neither can be said
+    assert status("washout_high_dose_cs", resource) == "unknown"
+
+
+@pytest.mark.parametrize(("n", "expected"), [(3, "fail"), (2, "pass")])
+def test_one_active_ingredient_not_identified_is_the_drugs(n: int, expected: str) -> None:
+    # a prednisone Medication with one active ingredient (20 mg, named by nothing mapped) and
+    # an excipient (isActive false): the strength is the active one's
+    r = taking(
+        tablets(n),
+        tab(20, cc(text="active substance")),
+        tab(80, cc(text="lactose monohydrate"), active=False),
+        code=rx(PREDNISONE),
+    )
+    assert status("washout_high_dose_cs", r) == expected
