@@ -131,3 +131,45 @@ def test_one_active_ingredient_not_identified_is_the_drugs(n: int, expected: str
         code=rx(PREDNISONE),
     )
     assert status("washout_high_dose_cs", r) == expected
+
+
+# --- a strength in micrograms or grams ---------------------------------------------------------
+def strength_in(value: float, unit: str, code: str | None) -> dict[str, Any]:
+    return ingredient(rx(PREDNISONE), qty(value, unit, code), qty(1, "TAB", "{tbl}"))
+
+
+@pytest.mark.parametrize(
+    ("strength", "n", "expected"),
+    [
+        (strength_in(5000, "ug", "ug"), 10, "fail"),  # 5 mg x 10 = 50 mg/day
+        (strength_in(5000, "ug", "ug"), 8, "pass"),  # 40 mg/day
+        (strength_in(5000, "mcg", None), 10, "fail"),  # unit text alone (unit_aliases.csv)
+        (strength_in(5000, "MCG", None), 8, "pass"),
+        (strength_in(5000, "\u00b5g", None), 10, "fail"),
+        (strength_in(0.02, "g", "g"), 3, "fail"),  # 20 mg x 3 = 60 mg/day
+        (strength_in(0.02, "g", "g"), 2, "pass"),  # 40 mg/day
+        (strength_in(20, "MG", None), 3, "fail"),  # mg as unit text, upper case
+        # a unit coded in another system than UCUM: its unit text is read, as a dose's is
+        (
+            ingredient(
+                rx(PREDNISONE),
+                {"value": 20, "unit": "mg", "system": "urn:local:units", "code": "MG1"},
+                qty(1, "TAB", "{tbl}"),
+            ),
+            3,
+            "fail",
+        ),
+        (strength_in(20, "[iU]", "[iU]"), 1, "unknown"),  # no mass: no strength in mg
+    ],
+)
+def test_strength_in_another_mass_unit_is_converted(strength: dict, n: int, expected: str) -> None:
+    assert status("washout_high_dose_cs", taking(tablets(n), strength)) == expected
+
+
+@pytest.mark.parametrize(("n", "value"), [(12, "40"), (14, "46.7")])
+def test_dexamethasone_strength_in_micrograms(n: int, value: str) -> None:
+    # 500 ug = 0.5 mg a tablet: 12 tablets are 6 mg (x 6.67 = 40, within), 14 are 7 mg (46.7)
+    ing = ingredient(rx(DEXAMETHASONE), qty(500, "ug", "ug"), qty(1, "TAB", "{tbl}"))
+    r = run("washout_high_dose_cs", taking(tablets(n), ing))
+    assert r.evidence[0].value == value
+    assert r.status == ("pass" if value == "40" else "fail")

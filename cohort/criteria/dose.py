@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 from bisect import bisect
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from typing import NamedTuple
 
-from cohort.criteria.base import Context, Criterion, result, window_span
+from cohort.criteria.base import Context, Criterion, TerminologyLike, result, window_span
 from cohort.criteria.intervals import (
     clear_from,
     exposure_dated,
@@ -17,7 +16,7 @@ from cohort.criteria.intervals import (
     in_window,
     sets_date,
 )
-from cohort.criteria.strength import tablet_strength
+from cohort.criteria.strength import in_mg, tablet_strength
 from cohort.model import Dose, ExposureFact, Quantity, Result, Status
 
 # "20 MG", not a concentration or rate ("10 MG/ML", "15 mg / 5 mL", "0.001 MG/MG", "5 MG/HR"):
@@ -73,7 +72,7 @@ def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
             continue
         key = (0, d.sequence) if d.sequence is not None else (1, i)
         q = ctx.term.ucum_only(d.quantity) if d.quantity is not None else None
-        days.setdefault(key, []).append(_line_mg(d, q, strength, ctx.term.convert_to))
+        days.setdefault(key, []).append(_line_mg(d, q, strength, ctx.term))
     totals = [sum(x for x in mgs if x is not None) for mgs in days.values() if None not in mgs]
     if not totals:
         return None
@@ -100,26 +99,19 @@ def name_strength(name: str, drug: str) -> float | None:
 
 
 def _line_mg(
-    d: Dose,
-    q: Quantity | None,
-    strength: float | None,
-    to: Callable[[Quantity, str], float | None],
+    d: Dose, q: Quantity | None, strength: float | None, term: TerminologyLike
 ) -> float | None:
     """Milligrams a day of one dosage line (1 administration a day when no rate is given);
-    None when it has no usable dose. `q` is its dose whose code, if any, is UCUM; `to`
-    converts a quantity to a UCUM unit (any mass unit: ug, kg ... as SPEC §2's UCUM semantics)."""
+    None when it has no usable dose. `q` is its dose, in any mass unit (ug, kg ... as SPEC
+    §2's UCUM semantics) or in tablets (`strength` mg each)."""
     if q is None or d.per_day_unread:
         return None
     unit = (q.code or q.unit).strip().lower()
-    if unit == "mg":
-        mg = q.value
-    elif unit == "g":
-        mg = q.value * 1000
-    elif unit in _UNIT_FORMS:
+    if unit in _UNIT_FORMS:
         if strength is None:
             return None
         mg = q.value * strength
-    elif (converted := to(q, "mg")) is not None:
+    elif (converted := in_mg(term, q)) is not None:
         mg = converted
     else:
         return None

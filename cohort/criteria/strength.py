@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cohort.criteria.base import Context
-from cohort.model import Ingredient
+from cohort.criteria.base import Context, TerminologyLike
+from cohort.model import Ingredient, Quantity
 
 
 def drug_ingredients(
@@ -36,7 +36,21 @@ def tablet_strength(ctx: Context, ingredients: Sequence[Ingredient], drug: str) 
         num = ing.numerator
         if num is None:
             continue  # no strength given: says nothing of one
-        if (num.code or num.unit).strip().lower() != "mg":
-            return None
-        found.add(num.value)
+        mg = in_mg(ctx.term, num)
+        if mg is None:
+            return None  # not a mass (units, mmol ...): no strength in mg
+        found.add(mg)
     return found.pop() if len(found) == 1 else None
+
+
+def in_mg(term: TerminologyLike, q: Quantity) -> float | None:
+    """`q` in mg, a dose's or a strength's: its UCUM code (under the UCUM system or none), else
+    its unit text; `mg` and `g` in any case ("MG"), any other mass unit through UCUM and
+    unit_aliases.csv (`ug`, `mcg`, `µg`, `kg` ...); None when it is no mass."""
+    q = term.ucum_only(q)
+    unit = (q.code or q.unit).strip().lower()
+    if unit == "mg":
+        return q.value
+    if unit == "g":
+        return q.value * 1000
+    return term.convert_to(q, "mg")
