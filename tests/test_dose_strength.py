@@ -68,6 +68,7 @@ def ml(n: float, unit: str = "mL", code: str | None = "mL") -> dict[str, Any]:
     return qty(n, unit, code)
 
 
+MG20 = qty(20, "mg", "mg")
 OMEPRAZOLE_TEXT = cc(text="omeprazole")
 OMEPRAZOLE_LOCAL = cc("OMEP20", LOCAL, text="omeprazole")
 
@@ -173,3 +174,69 @@ def test_dexamethasone_strength_in_micrograms(n: int, value: str) -> None:
     r = run("washout_high_dose_cs", taking(tablets(n), ing))
     assert r.evidence[0].value == value
     assert r.status == ("pass" if value == "40" else "fail")
+
+
+# --- a solution: mg per mL is no tablet strength ----------------------------------------------
+def solution(mg: float = 15, per_ml: float = 5, unit: str = "mL", code: str | None = "mL") -> dict:
+    """Prednisolone oral solution, `mg` per `per_ml` mL."""
+    return ingredient(rx(PREDNISOLONE), qty(mg, "mg", "mg"), qty(per_ml, unit, code))
+
+
+@pytest.mark.parametrize(
+    "dose",
+    [
+        qty(2, "1", "1"),  # 2 x 15 mg read as tablets: 30 mg/day, pass; but 2 what?
+        qty(2, None, "1"),
+        tablets(2),
+        {"value": 2},  # no unit at all
+    ],
+)
+def test_solution_strength_does_not_apply_to_units_or_tablets(dose: dict) -> None:
+    assert status("washout_high_dose_cs", taking(dose, solution())) == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("resource", "value"),
+    [
+        (taking(ml(20), solution()), "60"),  # 20 mL x 15 mg / 5 mL = 60 mg/day
+        (taking(ml(10), solution()), "30"),  # 30 mg/day
+        (taking(ml(10), solution(), frequency=2), "60"),  # 10 mL twice a day
+        (taking(ml(20, "ml", None), solution()), "60"),  # unit text only
+        (taking(ml(0.02, "L", "L"), solution()), "60"),  # 20 mL in litres
+        (taking(ml(20), solution(15, 0.005, "L", "L")), "60"),  # 15 mg per 0.005 L
+        (taking(ml(8), solution(5, 1)), "40"),  # 5 mg/mL x 8 mL: 40, within
+    ],
+)
+def test_volume_times_concentration(resource: dict, value: str) -> None:
+    r = run("washout_high_dose_cs", resource)
+    assert r.evidence[0].value == value
+    assert r.status == ("fail" if float(value) > 40 else "pass")
+
+
+def test_volume_with_a_tablet_strength_is_no_usable_dose() -> None:
+    assert status("washout_high_dose_cs", taking(ml(20), tab(5, rx(PREDNISONE)))) == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [
+        # 10 mg per 2 tablets: 5 mg a tablet, 8 tablets are 40 mg/day (not 80)
+        (taking(tablets(8), ingredient(rx(PREDNISONE), qty(10, "mg", "mg"), tablets(2))), "pass"),
+        (taking(tablets(10), ingredient(rx(PREDNISONE), qty(10, "mg", "mg"), tablets(2))), "fail"),
+        # no denominator: per tablet, as before
+        (taking(tablets(3), ingredient(rx(PREDNISONE), qty(20, "mg", "mg"))), "fail"),
+        (taking(tablets(2), ingredient(rx(PREDNISONE), qty(20, "mg", "mg"))), "pass"),
+        # ... but no concentration for a dose in mL
+        (taking(ml(20), ingredient(rx(PREDNISONE), qty(20, "mg", "mg"))), "unknown"),
+        # per gram (a cream or powder), per actuation: neither per tablet nor per mL
+        (taking(tablets(3), ingredient(rx(PREDNISONE), MG20, qty(1, "g", "g"))),
+         "unknown"),
+        (taking(qty(1, "1", "1"), ingredient(rx(PREDNISONE), MG20, qty(1, "{actuat}", "{actuat}"))),
+         "unknown"),
+        # the drug given per tablet and per mL: which product it is cannot be told
+        (taking(tablets(2), tab(5, rx(PREDNISONE)),
+                ingredient(rx(PREDNISONE), MG20, qty(1, "mL", "mL"))), "unknown"),
+    ],
+)  # fmt: skip
+def test_strength_denominator(resource: dict, expected: str) -> None:
+    assert status("washout_high_dose_cs", resource) == expected

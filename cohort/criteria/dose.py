@@ -16,7 +16,7 @@ from cohort.criteria.intervals import (
     in_window,
     sets_date,
 )
-from cohort.criteria.strength import in_mg, tablet_strength
+from cohort.criteria.strength import UNIT_FORMS, in_mg, product_strength
 from cohort.model import Dose, ExposureFact, Quantity, Result, Status
 
 # "20 MG", not a concentration or rate ("10 MG/ML", "15 mg / 5 mL", "0.001 MG/MG", "5 MG/HR"):
@@ -28,7 +28,6 @@ _STRENGTH = re.compile(
 )
 # RxNorm's separator of a combination's ingredients and of a kit's or pack's parts
 _PART = re.compile(r"\s/\s")
-_UNIT_FORMS = ("tbl", "tab", "tablet", "cap", "capsule", "{tbl}", "{tablet}", "{capsule}", "1")
 
 
 class Daily(NamedTuple):
@@ -54,12 +53,15 @@ def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
     if not factors:
         return None
     factor, drug = max(factors, key=lambda x: x[0])
-    # the Medication's strength: its ingredient that is the drug (never another drug's)
-    strength = tablet_strength(ctx, e.ingredients, drug)
+    # the Medication's strength: its ingredient that is the drug (never another drug's), per
+    # tablet or per mL (a solution's, for a dose in mL only)
+    given = product_strength(ctx, e.ingredients, drug)
+    strength = given.mg if given is not None and not given.per_ml else None
+    per_ml = given.mg if given is not None and given.per_ml else None
     # else the product's name: as the record writes it, or its RxNorm product code's name
     # (products.csv), which a record coded without a display still names (SPEC §2)
     for name in (*e.text.split(" | "), *ctx.term.product_names(e.codes)):
-        if strength is None:
+        if given is None and strength is None:
             strength = name_strength(name, drug)
     # Lines with the same Dosage.sequence are taken together (FHIR: "concurrent"), so their
     # doses add up, and a day's total is known only when each of them is; lines without a
@@ -72,7 +74,7 @@ def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
             continue
         key = (0, d.sequence) if d.sequence is not None else (1, i)
         q = ctx.term.ucum_only(d.quantity) if d.quantity is not None else None
-        days.setdefault(key, []).append(_line_mg(d, q, strength, ctx.term))
+        days.setdefault(key, []).append(_line_mg(d, q, strength, per_ml, ctx.term))
     totals = [sum(x for x in mgs if x is not None) for mgs in days.values() if None not in mgs]
     if not totals:
         return None
@@ -99,20 +101,26 @@ def name_strength(name: str, drug: str) -> float | None:
 
 
 def _line_mg(
-    d: Dose, q: Quantity | None, strength: float | None, term: TerminologyLike
+    d: Dose,
+    q: Quantity | None,
+    strength: float | None,
+    per_ml: float | None,
+    term: TerminologyLike,
 ) -> float | None:
     """Milligrams a day of one dosage line (1 administration a day when no rate is given);
-    None when it has no usable dose. `q` is its dose, in any mass unit (ug, kg ... as SPEC
-    §2's UCUM semantics) or in tablets (`strength` mg each)."""
+    None when it has no usable dose. `q` is its dose: in any mass unit (ug, kg ... as SPEC
+    §2's UCUM semantics), in tablets (`strength` mg each) or in a volume (`per_ml` mg a mL)."""
     if q is None or d.per_day_unread:
         return None
     unit = (q.code or q.unit).strip().lower()
-    if unit in _UNIT_FORMS:
+    if unit in UNIT_FORMS:
         if strength is None:
             return None
         mg = q.value * strength
     elif (converted := in_mg(term, q)) is not None:
         mg = converted
+    elif per_ml is not None and (ml := term.convert_to(q, "mL")) is not None:
+        mg = ml * per_ml
     else:
         return None
     return mg * (d.per_day if d.per_day is not None else 1.0)

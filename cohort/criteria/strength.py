@@ -4,9 +4,13 @@ that of the ingredient the mappings read as the drug, never another drug's (docs
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from cohort.criteria.base import Context, TerminologyLike
 from cohort.model import Ingredient, Quantity
+
+# a dose, or a strength's denominator, in tablets, capsules or units (`1`) of a solid form
+UNIT_FORMS = ("tbl", "tab", "tablet", "cap", "capsule", "{tbl}", "{tablet}", "{capsule}", "1")
 
 
 def drug_ingredients(
@@ -28,19 +32,43 @@ def drug_ingredients(
     return unnamed if len(active) == 1 else []
 
 
-def tablet_strength(ctx: Context, ingredients: Sequence[Ingredient], drug: str) -> float | None:
-    """mg of `drug` per tablet its Medication's ingredients give; None when they give none,
-    or several that differ (the drug listed twice)."""
+class Strength(NamedTuple):
+    """mg of the drug per tablet (capsule, unit of a solid form) or, `per_ml`, per mL."""
+
+    mg: float
+    per_ml: bool = False
+
+
+def product_strength(ctx: Context, ingredients: Sequence[Ingredient], drug: str) -> Strength | None:
+    """The strength of `drug` its Medication's ingredients give; None when they give none,
+    one that is not read (per gram, per actuation, no mass), or several that differ (the drug
+    listed twice, per tablet and per mL)."""
     found = set()
     for ing in drug_ingredients(ctx, ingredients, drug):
-        num = ing.numerator
-        if num is None:
+        if ing.numerator is None:
             continue  # no strength given: says nothing of one
-        mg = in_mg(ctx.term, num)
-        if mg is None:
-            return None  # not a mass (units, mmol ...): no strength in mg
-        found.add(mg)
+        strength = _strength(ctx.term, ing.numerator, ing.denominator)
+        if strength is None:
+            return None
+        found.add(strength)
     return found.pop() if len(found) == 1 else None
+
+
+def _strength(term: TerminologyLike, num: Quantity, den: Quantity | None) -> Strength | None:
+    """A Ratio read as mg per tablet (a denominator in tablets, capsules, `1`, or none: "per
+    unit of the medication") or per mL (a denominator in any volume unit: 15 mg / 5 mL)."""
+    mg = in_mg(term, num)
+    if mg is None or not mg > 0:
+        return None  # not a mass (units, mmol ...), or none: no strength in mg
+    if den is None:
+        return Strength(mg)
+    if not den.value > 0:
+        return None
+    den = term.ucum_only(den)
+    if (den.code or den.unit).strip().lower() in (*UNIT_FORMS, ""):
+        return Strength(mg / den.value)
+    ml = term.convert_to(den, "mL")
+    return Strength(mg / ml, per_ml=True) if ml is not None and ml > 0 else None
 
 
 def in_mg(term: TerminologyLike, q: Quantity) -> float | None:
