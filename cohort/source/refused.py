@@ -66,7 +66,8 @@ def dates_only(resource: dict[str, Any], mode: str = "fast") -> bool:
 # (a `_` key holds a primitive element's extension, and there is no element `cohortRejected`).
 MARK = "_cohortRejected"
 # what a stub keeps: the elements naming the patient, the record's codes and what the reading
-# rules drop a record for (status, verificationStatus, intent, doNotPerform), when well-formed
+# rules drop a record for (status, verificationStatus, intent, doNotPerform), when well-formed;
+# its code elements (and verificationStatus) as far as the extractor reads them (`_as_read`)
 _CODES = ("code", "vaccineCode", "medicationCodeableConcept", "verificationStatus")
 _REFS = ("subject", "patient", "medicationReference")
 _WORDS = ("status", "intent")
@@ -74,7 +75,7 @@ _WORDS = ("status", "intent")
 
 def stub_of(res: dict[str, Any], origin: str, reason: str) -> dict[str, Any] | None:
     """A stub of the refused record `res` to store in its place: its type, id, version, patient,
-    codes and statuses where well-formed, and `MARK` {reason, origin}; None when it has no id
+    codes and statuses as far as they read, and `MARK` {reason, origin}; None when it has no id
     to be stored under or is of a type the criteria do not read."""
     rtype, rid = res.get("resourceType"), res.get("id")
     if rtype not in PIPELINE_TYPES or not isinstance(rid, str) or not ID_RE.fullmatch(rid):
@@ -92,8 +93,8 @@ def stub_of(res: dict[str, Any], origin: str, reason: str) -> dict[str, Any] | N
         if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
             stub[key] = {"reference": ref["reference"]}
     for key in _CODES:
-        if key in res and valid_codeable_concept(res[key]):
-            stub[key] = res[key]
+        if key in res and (cc := _as_read(res[key])) is not None:
+            stub[key] = cc
     for key in _WORDS:
         if isinstance(res.get(key), str):
             stub[key] = res[key]
@@ -101,24 +102,31 @@ def stub_of(res: dict[str, Any], origin: str, reason: str) -> dict[str, Any] | N
         stub["doNotPerform"] = True
     parts = res.get("component")
     if isinstance(parts, list):
-        coded = [
-            p["code"]
-            for p in parts
-            if isinstance(p, dict) and valid_codeable_concept(p.get("code"))
-        ]
-        if coded:
-            stub["component"] = [{"code": c} for c in coded]
+        coded = [_as_read(p.get("code")) for p in parts if isinstance(p, dict)]
+        if any(coded):
+            stub["component"] = [{"code": c} for c in coded if c is not None]
     held = res.get("contained")  # a Medication it names by "#id": its code
     meds = [
-        {"resourceType": "Medication", "id": m["id"], "code": m["code"]}
+        {"resourceType": "Medication", "id": m["id"], "code": code}
         for m in (held if isinstance(held, list) else ())
         if isinstance(m, dict) and m.get("resourceType") == "Medication"
-        and isinstance(m.get("id"), str) and valid_codeable_concept(m.get("code"))
+        and isinstance(m.get("id"), str) and (code := _as_read(m.get("code"))) is not None
     ]  # fmt: skip
     if meds:
         stub["contained"] = meds
     stub[MARK] = {"reason": reason, "origin": origin}
     return stub
+
+
+def _as_read(cc: Any) -> dict[str, Any] | None:
+    """A code or status element of a refused record as the extractor reads it: as it is when
+    well-formed, else rebuilt of what reads (`elements.readable_cc`: a display that is a number
+    still names the code, a refuted verificationStatus still drops the record)."""
+    if valid_codeable_concept(cc):
+        return cc
+    from cohort.extract.elements import readable_cc  # (refused records only; no import cycle)
+
+    return readable_cc(cc)
 
 
 def stored_for(
