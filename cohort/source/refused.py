@@ -7,11 +7,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
+
 from cohort.model import PIPELINE_TYPES
 from cohort.source.checkers import ID_RE, Invalid
 from cohort.source.validate import _META, check, valid_codeable_concept
 
-__all__ = ["MARK", "dates_only", "stored_for", "stub_of", "stub_why"]
+__all__ = ["MARK", "STUB", "dates_only", "kept_copy", "over_readable", "stored_for", "stub_of"]
+__all__ += ["stub_why"]
 
 # The date elements the criteria read as dates, per type (periods: start and end), and the
 # required choices of them (R4 1..1). A record `check` refuses for these only is read as a
@@ -136,6 +139,45 @@ def stored_for(
     its place, as (resource, origin, raw text) items."""
     stub = stub_of(res, origin, reason)
     return [] if stub is None else [(stub, origin, None)]
+
+
+# bytes every stored stub holds (a record that merely quotes them is no stub: `over_readable`)
+STUB = MARK.encode()
+# what a stub stored over a readable copy of its record takes from it when it lacks them: the
+# elements naming what the record is and whose (not its statuses: the stub's are the newer)
+_NAMING = (*_CODES[:-1], *_REFS)
+
+
+def over_readable(stub_text: bytes, stored: bytes) -> dict[str, Any] | None:
+    """The stub `stub_text` to store in place of `stored`, a copy of the same record (an older
+    version, or one of another file or night where versions do not decide): with the readable
+    copy `stored` is (or, a stub, keeps) under MARK "kept", which the extractor reads as the
+    record, and the naming elements it lacks taken from that copy; None when there is none.
+
+    A later copy that cannot be read so never erases the readable one: an exclusion that copy
+    fails still fails, and a criterion it would pass is unknown (criteria.unreadable). A
+    readable copy read after the stub replaces it as any newer record does."""
+    try:
+        stub, old = orjson.loads(stub_text), orjson.loads(stored)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(stub, dict) or not isinstance(stub.get(MARK), dict):
+        return None
+    kept = (kept_copy(old) if MARK in old else old) if isinstance(old, dict) else None
+    if kept is None:
+        return None
+    for key in _NAMING:
+        if key not in stub and key in kept:
+            stub[key] = kept[key]
+    stub[MARK] = {**stub[MARK], "kept": kept}
+    return stub
+
+
+def kept_copy(stub: dict[str, Any]) -> dict[str, Any] | None:
+    """The readable copy of its record a stored stub keeps (`over_readable`), if any."""
+    mark = stub.get(MARK)
+    kept = mark.get("kept") if isinstance(mark, dict) else None
+    return kept if isinstance(kept, dict) and MARK not in kept else None
 
 
 # A validator's reason as `validate` and `_check_full` write them: element paths (element-shaped
