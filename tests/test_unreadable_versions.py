@@ -21,20 +21,13 @@ from typing import Any
 
 import pytest
 from test_reliability_support import write_config
+from test_unreadable_records import ACTIVE, AS_OF, LOINC, SCT, cc
 
 from cohort.config import load_config
 from cohort.runner import run
 from cohort.source.refused import MARK
 from cohort.store import Store
 
-AS_OF = "2026-11-25"
-SCT = "http://snomed.info/sct"
-LOINC = "http://loinc.org"
-ACTIVE = {
-    "coding": [
-        {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}
-    ]
-}
 ERROR = {
     "coding": [
         {
@@ -43,10 +36,6 @@ ERROR = {
         }
     ]
 }
-
-
-def cc(system: str, code: str) -> dict[str, Any]:
-    return {"coding": [{"system": system, "code": code}]}
 
 
 def patient() -> list[dict[str, Any]]:
