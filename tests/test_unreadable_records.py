@@ -267,6 +267,33 @@ def test_an_exclusion_failed_by_a_readable_record_still_fails(tmp_path: Path) ->
     assert _rows(out, "s")["two-malignancies"]["malignancy"] == "fail"
 
 
+def test_a_washout_failed_by_a_readable_dose_gives_no_date_an_unreadable_one_may_move(
+    tmp_path: Path,
+) -> None:
+    """A readable rituximab dose of September fails the washout until 2027-05-11, and so the
+    patient (on hydroxychloroquine) was listed "eligible from 2027-05-11"; a refused dose of
+    November (its dose is text) would move that to July, and was not mentioned. The washout
+    still fails, with no date, and its reason names the record."""
+    cases = {"later-dose": OTHER["ma-bad-dose"]}
+    cases["later-dose"] = (
+        ritux(effectiveDateTime="2026-11-01", dosage={"dose": {"value": "375 mg/m2"}}),
+        *cases["later-dose"][1:],
+    )
+    EXTRA["later-dose"] = [
+        ritux(effectiveDateTime="2026-09-01"),
+        {"resourceType": "MedicationStatement", "status": "active",
+         "medicationCodeableConcept": cc(RX, "5521"), "effectivePeriod": {"start": "2020-01-01"}},
+    ]  # fmt: skip
+    try:
+        _, out = _file_run(tmp_path, cases)
+    finally:
+        del EXTRA["later-dose"]
+    row = _rows(out, "s")["later-dose"]
+    assert (row["tier"], row["washout_b_cell_depletion"]) == ("excluded", "fail"), row
+    assert row["eligible_from"] == "", row
+    assert "MedicationAdministration/x-later-dose could not be read" in row["reasons"]
+
+
 def test_every_problem_stays_a_located_issue_without_phi(file_run: Any) -> None:
     report, out = file_run
     issues = report["sites"]["s"]["issues"]
