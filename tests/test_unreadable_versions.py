@@ -165,3 +165,14 @@ def test_a_broken_copy_without_its_patient_keeps_the_readable_one_on_the_chart(
     site.night({"a.ndjson": [*patient(), malignancy()]})
     _, row = site.night({"a.ndjson": [*patient(), malignancy(subject={"reference": 1})]})
     assert row["malignancy"] == "fail", row["reasons"]
+
+
+def test_a_broken_newer_version_recoded_is_read_by_its_own_code(tmp_path: Path) -> None:
+    """The readable copy (asthma) and the stub stored over it (now a malignancy) share one
+    reference: each is read by its own code, so `malignancy` does not pass on the stub."""
+    site = Site(tmp_path)
+    site.night({"a.ndjson": [*patient(), malignancy(code=cc(SCT, "195967001"))]})
+    _, row = site.night({"a.ndjson": [*patient(), BROKEN]})
+    assert row["malignancy"] == "unknown", row["reasons"]
+    assert row["cs_dependent_comorbidity"] == "unknown"
+    assert ("malignancy", "Condition/m1") in site.unreadable_evidence()

@@ -17,10 +17,17 @@ from cohort.criteria.base import Context, Criterion, result
 from cohort.criteria.trial import concept_refs
 from cohort.model import Evidence, Result, Status, UnreadableFact
 
-__all__ = ["PATIENT_KINDS", "settle_unreadable", "unreadable_of"]
+__all__ = ["PATIENT_KINDS", "concepts_of", "settle_unreadable", "unreadable_of"]
 
 # the kinds that read the Patient record (birth date, death, whether it is in use)
 PATIENT_KINDS = frozenset({"age", "deceased", "active_record"})
+
+
+def concepts_of(u: UnreadableFact, ctx: Context) -> frozenset[str]:
+    """The concepts of an unreadable record's codes. Memoised apart from the record's readable
+    copy of the same reference (a stub is stored with it: source.refused.over_readable), which
+    may be coded otherwise (a newer version recoded): each is read by its own codes."""
+    return ctx.concepts(u.ref + " (unreadable)", u.codes, u.text)
 
 
 def unreadable_of(crit: Criterion, ctx: Context) -> list[tuple[UnreadableFact, str]]:
@@ -33,7 +40,7 @@ def unreadable_of(crit: Criterion, ctx: Context) -> list[tuple[UnreadableFact, s
             if crit.kind in PATIENT_KINDS:
                 out.append((u, "Patient"))
             continue
-        hit = want & ctx.concepts(u.ref, u.codes, u.text)
+        hit = want & concepts_of(u, ctx)
         if hit:
             out.append((u, sorted(hit)[0]))
     return out
