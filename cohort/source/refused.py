@@ -13,8 +13,16 @@ from cohort.model import PIPELINE_TYPES
 from cohort.source.checkers import ID_RE, Invalid
 from cohort.source.validate import _META, check, valid_codeable_concept
 
-__all__ = ["MARK", "STUB", "dates_only", "kept_copy", "over_readable", "stored_for", "stub_of"]
-__all__ += ["stub_why"]
+__all__ = [
+    "MARK",
+    "STUB",
+    "dates_only",
+    "kept_copy",
+    "over_readable",
+    "stored_for",
+    "stub_of",
+    "stub_why",
+]
 
 # The date elements the criteria read as dates, per type (periods: start and end), and the
 # required choices of them (R4 1..1). A record `check` refuses for these only is read as a
