@@ -10,7 +10,7 @@ from cohort.criteria.obsdays import settle
 from cohort.criteria.registry import KINDS
 from cohort.criteria.ties import untie
 from cohort.criteria.trial import Trial
-from cohort.criteria.unreadable import settle_unreadable
+from cohort.criteria.unreadable import concepts_of, settle_unreadable
 from cohort.extract import ReadingRules
 from cohort.model import PatientFacts, Result
 
@@ -38,9 +38,7 @@ def is_screened(trial: Trial, ctx: Context) -> bool:
     want = set(trial.screen_concepts)
     # (a screening condition that could not be read too: `sle_diagnosis` is then unknown)
     return any(want & ctx.concepts(c.ref, c.codes, c.text) for c in ctx.facts.conditions) or any(
-        want & ctx.concepts(u.ref, u.codes, u.text)
-        for u in ctx.facts.unreadable
-        if u.ref.startswith("Condition/")
+        want & concepts_of(u, ctx) for u in ctx.facts.unreadable if u.ref.startswith("Condition/")
     )
 
 

@@ -135,6 +135,31 @@ OTHER: dict[str, tuple[dict[str, Any], str, str, str]] = {
         "washout_b_cell_depletion", "unknown", "",  # (excluded: reasons list the fails)
     ),
 }
+# Refused for an element of a code or status element (a display that is a number, a text that
+# is an object): the stub keeps those elements as far as they read, as a server's record is
+# read (elements.codes_of), so the record's concept is still known and a refuted one dropped.
+STUB_ELEMENTS: dict[str, tuple[dict[str, Any], str, str, str]] = {
+    "malignancy-display-number": (
+        cond({"coding": [{"system": SCT, "code": "363346000", "display": 5}]}), "malignancy",
+        "unknown", "malignancy record Condition/x-malignancy-display-number could not be read",
+    ),
+    "malignancy-text-object": (
+        cond({**MALIGNANCY, "text": {"div": "x"}}), "malignancy", "unknown",
+        "could not be read",
+    ),
+    "refuted-display-number": (
+        cond(MALIGNANCY, verificationStatus={"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+            "code": "refuted", "display": 7}]}),
+        "malignancy", "pass", "",
+    ),
+    "hbsag-component-display-number": (
+        obs("5196-1", effectiveDateTime="2026-11-01", **POS,
+            component=[{"code": {"coding": [{"system": LOINC, "code": "5196-1",
+                                             "display": 1}]}}]),
+        "hbv", "unknown", "could not be read",
+    ),
+}  # fmt: skip
 EXTRA: dict[str, list[dict[str, Any]]] = {
     # a readable malignancy still fails beside an unreadable one
     "malignancy-bad-status": [],
@@ -203,7 +228,7 @@ def _file_run(root: Path, cases: dict[str, Any]) -> tuple[dict[str, Any], Path]:
 
 @pytest.fixture(scope="module")
 def file_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
-    return _file_run(tmp_path_factory.mktemp("unreadable"), {**DATES, **OTHER})
+    return _file_run(tmp_path_factory.mktemp("unreadable"), {**DATES, **OTHER, **STUB_ELEMENTS})
 
 
 def test_date_problems_are_read_as_undated_or_as_far_as_they_read(file_run: Any) -> None:
@@ -212,6 +237,13 @@ def test_date_problems_are_read_as_undated_or_as_far_as_they_read(file_run: Any)
 
 def test_other_rejections_make_the_concepts_criteria_unknown(file_run: Any) -> None:
     _check(_rows(file_run[1], "s"), OTHER)
+
+
+def test_a_stub_keeps_code_and_status_elements_as_far_as_they_read(file_run: Any) -> None:
+    """A malignancy whose code has a display that is a number was stored as a stub without its
+    code: no concept, so `malignancy` passed as if the record were not there; a refuted one
+    whose verificationStatus had such a display lost it, and made `malignancy` unknown."""
+    _check(_rows(file_run[1], "s"), STUB_ELEMENTS)
 
 
 def test_the_evidence_names_the_record_that_could_not_be_read(file_run: Any) -> None:
@@ -233,6 +265,33 @@ def test_an_exclusion_failed_by_a_readable_record_still_fails(tmp_path: Path) ->
     finally:
         del EXTRA["two-malignancies"]
     assert _rows(out, "s")["two-malignancies"]["malignancy"] == "fail"
+
+
+def test_a_washout_failed_by_a_readable_dose_gives_no_date_an_unreadable_one_may_move(
+    tmp_path: Path,
+) -> None:
+    """A readable rituximab dose of September fails the washout until 2027-05-11, and so the
+    patient (on hydroxychloroquine) was listed "eligible from 2027-05-11"; a refused dose of
+    November (its dose is text) would move that to July, and was not mentioned. The washout
+    still fails, with no date, and its reason names the record."""
+    cases = {"later-dose": OTHER["ma-bad-dose"]}
+    cases["later-dose"] = (
+        ritux(effectiveDateTime="2026-11-01", dosage={"dose": {"value": "375 mg/m2"}}),
+        *cases["later-dose"][1:],
+    )
+    EXTRA["later-dose"] = [
+        ritux(effectiveDateTime="2026-09-01"),
+        {"resourceType": "MedicationStatement", "status": "active",
+         "medicationCodeableConcept": cc(RX, "5521"), "effectivePeriod": {"start": "2020-01-01"}},
+    ]  # fmt: skip
+    try:
+        _, out = _file_run(tmp_path, cases)
+    finally:
+        del EXTRA["later-dose"]
+    row = _rows(out, "s")["later-dose"]
+    assert (row["tier"], row["washout_b_cell_depletion"]) == ("excluded", "fail"), row
+    assert row["eligible_from"] == "", row
+    assert "MedicationAdministration/x-later-dose could not be read" in row["reasons"]
 
 
 def test_every_problem_stays_a_located_issue_without_phi(file_run: Any) -> None:
@@ -310,3 +369,21 @@ def test_stub_keeps_codes_statuses_and_a_shaped_reason_only() -> None:
     )
     assert stub_why({"reason": f"Patient.name: {NAME}", "origin": NAME}) == ""
     assert stub_of({**res, "id": "bad id"}, "a", "x") is None
+
+
+@pytest.mark.parametrize(
+    "cc",
+    [
+        {"coding": [{"system": SCT, "code": "363346000", "display": 5}], "text": {"div": 1}},
+        {"coding": [{"display": "no code"}, {"code": 7, "system": None}, "x"], "text": "t"},
+        {"coding": {"code": "not an array"}, "text": 3.5},
+        {"coding": [{"system": SCT, "code": "363346000", "display": ["a"]}]},
+    ],
+)
+def test_a_malformed_code_element_reads_alike_in_the_stub(cc: dict[str, Any]) -> None:
+    from cohort.extract.elements import codes_of, readable_cc, text_of
+    from cohort.source.validate import valid_codeable_concept
+
+    kept = readable_cc(cc)
+    assert kept is not None and valid_codeable_concept(kept)
+    assert (codes_of(kept), text_of(kept)) == (codes_of(cc), text_of(cc))

@@ -36,6 +36,7 @@ __all__ = [
     "parse_date",
     "parse_days",
     "quantity_of",
+    "readable_cc",
     "text_of",
     "verification_status",
 ]
@@ -137,6 +138,23 @@ def text_of(cc: Any) -> str:
         _text(c.get("display", "")) for c in _codings(cc) if isinstance(c, dict)
     ]
     return " | ".join(n for n in names if n)
+
+
+def readable_cc(cc: Any) -> dict[str, Any] | None:
+    """A CodeableConcept of strings that `codes_of` and `text_of` read as they read `cc` (a
+    display that is a number as its digits, a text that is an object as none); None when `cc`
+    is no object. What a refused record's stub keeps of a malformed one (source.refused)."""
+    if not isinstance(cc, dict):
+        return None
+    coding = []
+    for c in _codings(cc):
+        if isinstance(c, dict):
+            item = {"display": _text(c.get("display", ""))}
+            if c.get("code") is not None:
+                item |= {"system": _text(c.get("system", "")), "code": _text(c["code"])}
+            coding.append({k: v for k, v in item.items() if v or k == "code"})
+    text = _text(cc.get("text", ""))
+    return {"coding": coding, "text": text} if text else {"coding": coding}
 
 
 def first_code(cc: Any) -> str:

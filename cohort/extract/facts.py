@@ -30,6 +30,7 @@ from cohort.extract.rules import ReadingRules
 from cohort.extract.unreadable import (
     MARK,
     failed,
+    kept_copy,
     medication_refused,
     refused,
     undated_result,
@@ -145,7 +146,13 @@ class Extractor:
                 continue
             if MARK in res:  # a stub of a record refused on reading (source.refused)
                 pf.unreadable.append(refused(ref, res))
-                continue
+                kept = kept_copy(res)  # the readable copy it was stored over: the record
+                if kept is None:
+                    continue
+                res = kept
+                if why := self.rules.drop_reason(res):
+                    pf.dropped.append((ref, why))
+                    continue
             try:
                 self._add(pf, rtype, ref, res)
             except (AttributeError, TypeError, ValueError) as exc:

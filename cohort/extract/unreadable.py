@@ -9,9 +9,17 @@ from typing import Any
 
 from cohort.extract.elements import codes_of, text_of
 from cohort.model import Code, UnreadableFact
-from cohort.source.refused import MARK, stub_why
+from cohort.source.refused import MARK, kept_copy, stub_why
 
-__all__ = ["MARK", "failed", "medication_refused", "refused", "undated_result", "unread_date"]
+__all__ = [
+    "MARK",
+    "failed",
+    "kept_copy",
+    "medication_refused",
+    "refused",
+    "undated_result",
+    "unread_date",
+]
 
 _CODED = ("code", "vaccineCode", "medicationCodeableConcept")
 # a result's date elements, in the order obs_when reads them (a Period by its start)

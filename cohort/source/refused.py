@@ -7,11 +7,22 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
+
 from cohort.model import PIPELINE_TYPES
 from cohort.source.checkers import ID_RE, Invalid
 from cohort.source.validate import _META, check, valid_codeable_concept
 
-__all__ = ["MARK", "dates_only", "stored_for", "stub_of", "stub_why"]
+__all__ = [
+    "MARK",
+    "STUB",
+    "dates_only",
+    "kept_copy",
+    "over_readable",
+    "stored_for",
+    "stub_of",
+    "stub_why",
+]
 
 # The date elements the criteria read as dates, per type (periods: start and end), and the
 # required choices of them (R4 1..1). A record `check` refuses for these only is read as a
@@ -66,7 +77,8 @@ def dates_only(resource: dict[str, Any], mode: str = "fast") -> bool:
 # (a `_` key holds a primitive element's extension, and there is no element `cohortRejected`).
 MARK = "_cohortRejected"
 # what a stub keeps: the elements naming the patient, the record's codes and what the reading
-# rules drop a record for (status, verificationStatus, intent, doNotPerform), when well-formed
+# rules drop a record for (status, verificationStatus, intent, doNotPerform), when well-formed;
+# its code elements (and verificationStatus) as far as the extractor reads them (`_as_read`)
 _CODES = ("code", "vaccineCode", "medicationCodeableConcept", "verificationStatus")
 _REFS = ("subject", "patient", "medicationReference")
 _WORDS = ("status", "intent")
@@ -74,7 +86,7 @@ _WORDS = ("status", "intent")
 
 def stub_of(res: dict[str, Any], origin: str, reason: str) -> dict[str, Any] | None:
     """A stub of the refused record `res` to store in its place: its type, id, version, patient,
-    codes and statuses where well-formed, and `MARK` {reason, origin}; None when it has no id
+    codes and statuses as far as they read, and `MARK` {reason, origin}; None when it has no id
     to be stored under or is of a type the criteria do not read."""
     rtype, rid = res.get("resourceType"), res.get("id")
     if rtype not in PIPELINE_TYPES or not isinstance(rid, str) or not ID_RE.fullmatch(rid):
@@ -92,8 +104,8 @@ def stub_of(res: dict[str, Any], origin: str, reason: str) -> dict[str, Any] | N
         if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
             stub[key] = {"reference": ref["reference"]}
     for key in _CODES:
-        if key in res and valid_codeable_concept(res[key]):
-            stub[key] = res[key]
+        if key in res and (cc := _as_read(res[key])) is not None:
+            stub[key] = cc
     for key in _WORDS:
         if isinstance(res.get(key), str):
             stub[key] = res[key]
@@ -101,24 +113,31 @@ def stub_of(res: dict[str, Any], origin: str, reason: str) -> dict[str, Any] | N
         stub["doNotPerform"] = True
     parts = res.get("component")
     if isinstance(parts, list):
-        coded = [
-            p["code"]
-            for p in parts
-            if isinstance(p, dict) and valid_codeable_concept(p.get("code"))
-        ]
-        if coded:
-            stub["component"] = [{"code": c} for c in coded]
+        coded = [_as_read(p.get("code")) for p in parts if isinstance(p, dict)]
+        if any(coded):
+            stub["component"] = [{"code": c} for c in coded if c is not None]
     held = res.get("contained")  # a Medication it names by "#id": its code
     meds = [
-        {"resourceType": "Medication", "id": m["id"], "code": m["code"]}
+        {"resourceType": "Medication", "id": m["id"], "code": code}
         for m in (held if isinstance(held, list) else ())
         if isinstance(m, dict) and m.get("resourceType") == "Medication"
-        and isinstance(m.get("id"), str) and valid_codeable_concept(m.get("code"))
+        and isinstance(m.get("id"), str) and (code := _as_read(m.get("code"))) is not None
     ]  # fmt: skip
     if meds:
         stub["contained"] = meds
     stub[MARK] = {"reason": reason, "origin": origin}
     return stub
+
+
+def _as_read(cc: Any) -> dict[str, Any] | None:
+    """A code or status element of a refused record as the extractor reads it: as it is when
+    well-formed, else rebuilt of what reads (`elements.readable_cc`: a display that is a number
+    still names the code, a refuted verificationStatus still drops the record)."""
+    if valid_codeable_concept(cc):
+        return cc
+    from cohort.extract.elements import readable_cc  # (refused records only; no import cycle)
+
+    return readable_cc(cc)
 
 
 def stored_for(
@@ -128,6 +147,45 @@ def stored_for(
     its place, as (resource, origin, raw text) items."""
     stub = stub_of(res, origin, reason)
     return [] if stub is None else [(stub, origin, None)]
+
+
+# bytes every stored stub holds (a record that merely quotes them is no stub: `over_readable`)
+STUB = MARK.encode()
+# what a stub stored over a readable copy of its record takes from it when it lacks them: the
+# elements naming what the record is and whose (not its statuses: the stub's are the newer)
+_NAMING = (*_CODES[:-1], *_REFS)
+
+
+def over_readable(stub_text: bytes, stored: bytes) -> dict[str, Any] | None:
+    """The stub `stub_text` to store in place of `stored`, a copy of the same record (an older
+    version, or one of another file or night where versions do not decide): with the readable
+    copy `stored` is (or, a stub, keeps) under MARK "kept", which the extractor reads as the
+    record, and the naming elements it lacks taken from that copy; None when there is none.
+
+    A later copy that cannot be read so never erases the readable one: an exclusion that copy
+    fails still fails, and a criterion it would pass is unknown (criteria.unreadable). A
+    readable copy read after the stub replaces it as any newer record does."""
+    try:
+        stub, old = orjson.loads(stub_text), orjson.loads(stored)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(stub, dict) or not isinstance(stub.get(MARK), dict):
+        return None
+    kept = (kept_copy(old) if MARK in old else old) if isinstance(old, dict) else None
+    if kept is None:
+        return None
+    for key in _NAMING:
+        if key not in stub and key in kept:
+            stub[key] = kept[key]
+    stub[MARK] = {**stub[MARK], "kept": kept}
+    return stub
+
+
+def kept_copy(stub: dict[str, Any]) -> dict[str, Any] | None:
+    """The readable copy of its record a stored stub keeps (`over_readable`), if any."""
+    mark = stub.get(MARK)
+    kept = mark.get("kept") if isinstance(mark, dict) else None
+    return kept if isinstance(kept, dict) and MARK not in kept else None
 
 
 # A validator's reason as `validate` and `_check_full` write them: element paths (element-shaped

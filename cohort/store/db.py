@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator
@@ -14,6 +15,7 @@ import orjson
 
 from cohort.atomic import ensure_dir
 from cohort.errors import StoreError
+from cohort.source.refused import STUB, over_readable
 from cohort.store.census import CensusTables
 from cohort.store.marks import MarkTables
 from cohort.store.reads import Reads
@@ -23,6 +25,7 @@ from cohort.store.rows import (
     Row,
     bound,
     compare_versions,
+    patient_of,
     prepare_row,
     same_content,
 )
@@ -205,14 +208,15 @@ class Store(MarkTables, CensusTables, Reads, Removals):
                 "id, version, last_updated, hash", site, rtype, rids
             ):
                 known[(rtype, rid)] = (version, updated, digest, None)
-        # the stored JSON, fetched only where the bytes differ and the versions do not decide
+        # the stored JSON, fetched only where the bytes differ and the versions do not decide,
+        # or a refused record's stub comes over it (source.refused.over_readable)
         texts: dict[str, list[str]] = {}
-        for rtype, rid, version, updated, _, _, digest, _ in batch:
+        for rtype, rid, version, updated, _, _, digest, blob in batch:
             old = known.get((rtype, rid))
             if (
                 old is not None
                 and old[2] != digest
-                and compare_versions((version, updated), (old[0], old[1])) is None
+                and (compare_versions((version, updated), (old[0], old[1])) is None or STUB in blob)
             ):
                 texts.setdefault(rtype, []).append(rid)
         stored = {
@@ -228,12 +232,20 @@ class Store(MarkTables, CensusTables, Reads, Removals):
             old = known.get(key)
             if old is not None:
                 newer = compare_versions((version, updated), (old[0], old[1]))
-                if lifted and key in lifted:
+                doomed = bool(lifted) and key in lifted
+                if doomed:
                     lifted.discard(key)  # (against the stored copy, not this batch's rows)
                     newer = 1 if newer == -1 else newer
                 if newer == -1:
                     counts.older += 1
                     continue
+                if old[2] != digest and not doomed and STUB in blob:
+                    # a stub never erases a readable copy: stored with it (source.refused)
+                    text = old[3] if old[3] is not None else stored.get(key)
+                    stub = over_readable(blob, text) if text is not None else None
+                    if stub is not None:
+                        blob = orjson.dumps(stub)
+                        digest, patient = hashlib.sha256(blob).hexdigest(), patient_of(stub)
                 if newer is None:
                     if old[2] == digest:
                         counts.unchanged += 1
