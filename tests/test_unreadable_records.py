@@ -312,12 +312,17 @@ def test_every_problem_stays_a_located_issue_without_phi(file_run: Any) -> None:
 
 
 def test_a_forged_marker_quotes_nothing(tmp_path: Path) -> None:
-    """A valid record carrying the key cohort marks a rejected record's stub with cannot put
-    its text into a reason."""
+    """A record carrying the key cohort marks a rejected record's stub with cannot put its text
+    into a reason. `_cohortRejected` is no FHIR element (docs/architecture.md: the key of a
+    stub), so the record is read as a stub, as a refused record is (docs/rules.md, "Records
+    that cannot be read"): no criterion reads it as a record, and `malignancy`, which would pass
+    without it, is unknown, naming the record, never a pass and never its text."""
     rec = cond(MALIGNANCY, _cohortRejected={"reason": NAME, "origin": NAME})
     _, out = _file_run(tmp_path, {"forged": (rec, "malignancy", "unknown", "")})
     row = _rows(out, "s")["forged"]
-    assert NAME not in row["reasons"] and row["malignancy"] in ("fail", "unknown")
+    assert NAME not in row["reasons"]
+    assert row["malignancy"] == "unknown"
+    assert "malignancy record Condition/x-forged could not be read" in row["reasons"]
 
 
 # ---- the same records pulled from a FHIR server (stored as pulled, not validated) -----------
@@ -341,12 +346,22 @@ def test_server_pull_reads_the_same_records_alike(tmp_path: Path) -> None:
     assert report["status"] == "success"
     rows = _rows(tmp_path / "out", "s")
     # a server's records are not validated: what a file read refuses for a problem other than
-    # a date, the server path reads as far as it can (the dose text, a status that is no
-    # CodeableConcept as none); an exclusion does not pass on them either
+    # a date, the server path reads as far as it can (docs/rules.md, "Records that cannot be
+    # read"), and an exclusion does not pass on them either:
     _check(rows, {**DATES, **SERVER_ONLY})
-    for pid in ("ma-bad-dose", "malignancy-bad-status", "hbsag-bad-value"):
+    expected = {
+        # the dose text is not read, and no dose is needed: a rituximab dose 8 weeks before
+        # as_of is within 36 weeks (SPEC §3) -> fail, its end date told
+        "ma-bad-dose": ("fail", "b_cell_depleting within"),
+        # a clinicalStatus that is no CodeableConcept reads as none; `malignancy` counts any
+        # malignancy condition (SPEC §3), active or not -> fail
+        "malignancy-bad-status": ("fail", "malignancy: malignancy condition"),
+        # an HBsAg value that does not read is no result to pass on -> unknown
+        "hbsag-bad-value": ("unknown", "hbv: HBsAg result indeterminate or unreadable"),
+    }
+    for pid, (status, reason) in expected.items():
         crit = OTHER[pid][1]
-        assert rows[pid][crit] in ("fail", "unknown"), (pid, rows[pid])
+        assert rows[pid][crit] == status and reason in rows[pid]["reasons"], (pid, rows[pid])
 
 
 def test_stub_keeps_codes_statuses_and_a_shaped_reason_only() -> None:
