@@ -20,6 +20,7 @@ from cohort.source.structure import loads
 
 from .answer import retry_after
 from .kickoff import REFUSED_TOO, STEPS, by_combo, combo_asked, fewer, said_by_code
+from .medications import medication_since, refresh_medications
 from .ndjson import export_links, load, read_ndjson, screened_in
 from .outcome import outcome_issues
 from .plan import BY_CODE, COMBO_CODE, PULL_TYPES, minus_overlap, token_hash
@@ -252,6 +253,8 @@ def bulk_pull(p: Puller) -> None:
             return None
         return minus_overlap(mark, timedelta(seconds=p.s.sync_overlap))
 
+    with p.phase("Medication"):  # (changed since the last export: not in a Patient-level one)
+        refresh_medications(p, medication_since(p, [p.mark("bulk")]))
     resumed = bool(state.get("status_url")) and not p.full_refresh and state.get("key") in keys
     if resumed:
         p.report.warn("resumed an unfinished bulk export job")

@@ -79,6 +79,8 @@ class Puller:
         # types of records whose referenced Medication the server refused (403): their marks
         # (and the bulk mark) stay, so the records are read again, Medications with them
         self.meds_unread: set[str] = set()
+        # ids of the Medications stored by this pull (a full refresh reads each one once)
+        self.meds_put: set[str] = set()
         # lowered (halved) when a server answers 414/431 to a long query
         self.url_limit = settings.max_url_length
         # full refresh: the (type, id) fetched, and the types fetched in full (sweep.py)
@@ -128,6 +130,7 @@ class Puller:
             items = kept
         if not items:
             return
+        self.meds_put.update(r["id"] for r, _ in items if r.get("resourceType") == "Medication")
         if self.full_refresh:
             self.seen.update((r["resourceType"], r["id"]) for r, _ in items)
         st = self.store.put_resources(self.site, items, source=self.s.base_url)

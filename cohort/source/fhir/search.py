@@ -13,6 +13,7 @@ from cohort.store import patient_of
 
 from .answer import server_time
 from .fallback import refusal
+from .medications import medication_since, refresh_medications
 from .plan import (
     BY_CODE,
     COMBO_CODE,
@@ -249,7 +250,10 @@ def pull_types(p: Puller, new: list[str], known: list[str], *, advance: bool = T
 
 
 def search_path(p: Puller) -> None:
-    """Screen, then pull every type for new patients in full and known ones incrementally."""
+    """Screen, then pull every type for new patients in full and known ones incrementally
+    (first, the stored Medications changed since the medication types' marks)."""
+    with p.phase("Medication"):
+        refresh_medications(p, medication_since(p, [p.mark(t) for t in MED_TYPES]))
     with p.phase("screen"):
         screened = screen(p)
     complete = p.id_set("complete")

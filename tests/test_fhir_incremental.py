@@ -1,0 +1,76 @@
+"""A night's incremental pull leaves the store as a fresh pull of the server would (the outputs
+of the nightly run are those of a run into a fresh OUT folder): changes the incremental
+searches or a Bulk export `_since` do not carry are still read."""
+
+from __future__ import annotations
+
+import pytest
+import responses
+from fhir_fakes import BASE, SLE, TOKENS, BulkFake, population
+
+from cohort.source.fhir import ServerSettings, pull
+from cohort.source.fhir.client import FhirClient
+from cohort.store import Store
+
+NIGHT2 = "2026-11-26T10:00:00Z"
+
+
+def _pull(store: Store, bulk: bool, tmp_path, **kw):
+    s = ServerSettings.from_dict(
+        {"base_url": BASE, "max_retries": 1, "bulk": bulk, "spool_dir": str(tmp_path / "spool"),
+         **kw.pop("cfg", {})},
+        "sites[0].server",
+    )
+    client = FhirClient(s, sleep=lambda _: None)
+    return pull("uci", s, store, kw.pop("tokens", TOKENS), screen_tokens=[SLE], client=client, **kw)
+
+
+def _rows(store: Store, rtype: str) -> dict[str, dict]:
+    return {r["id"]: r for r in store.iter_type("uci", rtype)}
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["search", "bulk"])
+def test_a_medication_changed_on_the_server_is_read_again(tmp_path, bulk):
+    """A Medication corrected on the server (its code), referenced by a request that did not
+    change: the incremental searches (their _include answers for changed records only) and a
+    Patient-level export (Medication is outside the compartment) did not bring it again, and
+    the store kept the old code for good (rituximab read as VAY736), where a fresh pull reads
+    the new one."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = BulkFake(rsps)
+        population(fake)
+        with Store(tmp_path / "inc.db") as inc:
+            _pull(inc, bulk, tmp_path)
+            fake.clock = NIGHT2
+            rituximab = {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                     "code": "121191"}]}
+            fake.add({**fake.db[("Medication", "m1")], "code": rituximab}, "2026-11-26T09:00:00Z")
+            rep = _pull(inc, bulk, tmp_path)
+            with Store(tmp_path / "fresh.db") as fresh:
+                _pull(fresh, bulk, tmp_path / "f")
+                assert _rows(inc, "Medication") == _rows(fresh, "Medication")
+            assert _rows(inc, "Medication")["m1"]["code"] == rituximab
+    assert rep.incremental
+
+
+def test_a_full_refresh_reads_stored_medications_again(tmp_path):
+    """A full refresh (after a server restore) from a server without _include read by id only
+    the referenced Medications not stored: a stored one changed on the server kept its old
+    code, the sweep counting it as found."""
+    from fhir_fakes import capability
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = BulkFake(rsps, cap=capability(includes=False))
+        population(fake)
+        with Store(tmp_path / "inc.db") as inc:
+            _pull(inc, False, tmp_path)
+            fake.clock = NIGHT2
+            fake.add({**fake.db[("Medication", "m1")], "code": {"text": "rituximab"}},
+                     "2026-11-26T09:00:00Z")
+            del fake.db[("MedicationRequest", "mr2")]  # m2 no longer referenced: swept
+            _pull(inc, False, tmp_path, full_refresh=True)
+            with Store(tmp_path / "fresh.db") as fresh:
+                _pull(fresh, False, tmp_path / "f")
+                assert _rows(inc, "Medication") == _rows(fresh, "Medication")
+            assert _rows(inc, "Medication")["m1"]["code"] == {"text": "rituximab"}
+            assert "m2" not in _rows(inc, "Medication")
