@@ -74,3 +74,30 @@ def test_a_full_refresh_reads_stored_medications_again(tmp_path):
                 assert _rows(inc, "Medication") == _rows(fresh, "Medication")
             assert _rows(inc, "Medication")["m1"]["code"] == {"text": "rituximab"}
             assert "m2" not in _rows(inc, "Medication")
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["search", "bulk"])
+def test_records_of_a_code_no_longer_mapped_go_on_the_night_the_mappings_change(tmp_path, bulk):
+    """A mapping edit that unmaps a code (a row marked verified=N): the night after, the
+    Observations are pulled in full by the codes now mapped (docs: as a full refresh of that
+    type), but the stored ones of the code no longer mapped stayed, their dates counting for
+    `last_seen` (score, rank) where a fresh pull never fetches them. They are now swept like a
+    full refresh's; expected, they are not held against max_snapshot_removal (12 of 13)."""
+    creatinine = "http://loinc.org|2160-0"
+    both = {**TOKENS, "Observation": [*TOKENS["Observation"], creatinine]}
+    narrowed = {**TOKENS, "Observation": [creatinine]}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = BulkFake(rsps)
+        population(fake, n=12)
+        fake.add({"resourceType": "Observation", "id": "cr0", "code": {"coding": [
+            {"system": "http://loinc.org", "code": "2160-0"}]}, "subject": {"reference": "Patient/p0"}})
+        with Store(tmp_path / "inc.db") as inc:
+            _pull(inc, bulk, tmp_path, tokens=both)
+            _pull(inc, bulk, tmp_path, tokens=both)
+            fake.clock = NIGHT2
+            rep = _pull(inc, bulk, tmp_path, tokens=narrowed)
+            with Store(tmp_path / "fresh.db") as fresh:
+                _pull(fresh, bulk, tmp_path / "f", tokens=narrowed)
+                assert set(_rows(inc, "Observation")) == set(_rows(fresh, "Observation")) == {"cr0"}
+                assert inc.count_by_type("uci") == fresh.count_by_type("uci")
+    assert rep.removed == 12

@@ -276,6 +276,7 @@ def bulk_pull(p: Puller) -> None:
         else:
             why = "exported types or mapped codes changed since the last export: full"
         p.report.warn(f"bulk: {why}")
+        p.resweep.update(types)  # (a full export: what it no longer holds goes, sweep.py)
     manifest = state["manifest"]
     incomplete = export_errors(p, errors)
     with p.phase("bulk-load"):

@@ -59,7 +59,10 @@ def fetch_medications(
         # changed on the server since (its code corrected), and a fresh pull reads it as it is
         ids = sorted(refs - p.meds_put)
     else:
-        ids = sorted(m for m in refs if p.store.get(p.site, "Medication", m) is None)
+        stored = {m for m in refs if p.store.get(p.site, "Medication", m) is not None}
+        if p.resweep:  # still referenced: not to be swept
+            p.seen.update(("Medication", m) for m in stored)
+        ids = sorted(refs - stored)
     if not ids:
         return
     if p.cap.has_param("Medication", "_id"):

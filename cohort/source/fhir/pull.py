@@ -86,6 +86,9 @@ class Puller:
         # full refresh: the (type, id) fetched, and the types fetched in full (sweep.py)
         self.seen: set[tuple[str, str]] = set()
         self.swept: set[str] = set()
+        # types pulled in full tonight because what their mark was searched with changed
+        # (mapped codes, categories): swept as by a full refresh (sweep.py)
+        self.resweep: set[str] = set()
         # the server's quirks learned on earlier nights (quirks.py; pull() loads them)
         self.quirks = Quirks(None, 0.0, reprobe=True)
 
@@ -131,7 +134,7 @@ class Puller:
         if not items:
             return
         self.meds_put.update(r["id"] for r, _ in items if r.get("resourceType") == "Medication")
-        if self.full_refresh:
+        if self.full_refresh or self.resweep:
             self.seen.update((r["resourceType"], r["id"]) for r, _ in items)
         st = self.store.put_resources(self.site, items, source=self.s.base_url)
         self.report.stored += st.inserted

@@ -218,6 +218,8 @@ def pull_types(p: Puller, new: list[str], known: list[str], *, advance: bool = T
         if rtype == "Observation":
             said_components(p)
         mark = raw.split("|")[0] if raw and raw.split("|")[1:] == [h] else None
+        if raw and not mark:  # (searched otherwise before: what it no longer finds goes)
+            p.resweep.add(rtype)
         if rtype in MED_TYPES and not p.cap.has_include(rtype, f"{rtype}:medication"):
             p.no_include.add(rtype)
             p.report.warn(f"{rtype}: no _include of Medication; read separately")
