@@ -134,9 +134,13 @@ class Puller:
         if not items:
             return
         self.meds_put.update(r["id"] for r, _ in items if r.get("resourceType") == "Medication")
+        lift: set[tuple[str, str]] = set()
         if self.full_refresh or self.resweep:
-            self.seen.update((r["resourceType"], r["id"]) for r, _ in items)
-        st = self.store.put_resources(self.site, items, source=self.s.base_url)
+            keys = {(r["resourceType"], r["id"]) for r, _ in items}
+            if self.full_refresh:  # the server's copy, whatever the stored version says
+                lift = keys - self.seen  # (a restore, a migration's new version counters)
+            self.seen |= keys
+        st = self.store.put_resources(self.site, items, source=self.s.base_url, lift=lift)
         self.report.stored += st.inserted
         self.report.updated += st.updated
         self.report.unchanged += st.unchanged
