@@ -286,7 +286,7 @@ def bulk_pull(p: Puller) -> None:
         merged = family(export_links(files), screened)
         screened |= merged
         p.set_mark("screened", json.dumps(sorted(screened)))
-        held = load(p, files, screened, asked)
+        held = load(p, files, screened, asked, changes=bool(state.get("since")))
     if not incomplete:
         p.swept.update(types)
     # a full export: the merged charts it does not hold (a Group's non-members) are new

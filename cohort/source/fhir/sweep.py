@@ -42,7 +42,7 @@ def sweep(p: Puller, limit: float) -> int:
             " partial answer? Nothing was removed; set it higher for one run if expected"
         )
     p.store.drop(p.site, stale)
-    p.report.removed = len(stale)
+    p.report.removed += len(stale)
     p.log.info("fhir %s: removed %d records the server no longer has", p.site, len(stale))
     return len(stale)
 
