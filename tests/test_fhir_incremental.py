@@ -123,3 +123,35 @@ def test_a_record_moved_to_an_unscreened_chart_leaves_with_a_bulk_export(tmp_pat
                 assert set(_rows(inc, "Observation")) == set(_rows(fresh, "Observation"))
             assert inc.get("uci", "Observation", "o1") is None
     assert rep.incremental and rep.removed == 1
+
+
+def test_a_bulk_night_after_a_mapping_change_fetching_a_new_patient_removes_nothing(tmp_path):
+    """Bulk: the searches' own marks keep the codes of the last night a new patient was
+    searched; the first such night after a mapping change (a full export) must not take the
+    difference for a full pull of Observations and sweep what that night's export did not hold
+    (every known patient's)."""
+    creatinine = "http://loinc.org|2160-0"
+    both = {**TOKENS, "Observation": [*TOKENS["Observation"], creatinine]}
+
+    def diagnosed(fake, pid: str, when: str) -> None:
+        fake.clock = when.replace("09:", "10:")
+        fake.add({"resourceType": "Patient", "id": pid}, when)
+        fake.add({"resourceType": "Condition", "id": f"c-{pid}", "code": {"coding": [
+            {"system": "http://snomed.info/sct", "code": "55464009"}]},
+            "subject": {"reference": f"Patient/{pid}"}}, when)
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = BulkFake(rsps)
+        population(fake, n=12)
+        with Store(tmp_path / "inc.db") as inc:
+            _pull(inc, True, tmp_path)
+            diagnosed(fake, "py", "2026-11-26T09:00:00Z")
+            _pull(inc, True, tmp_path)  # (py searched: the searches' marks are set)
+            fake.clock = "2026-11-27T10:00:00Z"
+            _pull(inc, True, tmp_path, tokens=both)  # (a full export, no patient searched)
+            diagnosed(fake, "pz", "2026-11-28T09:00:00Z")
+            rep = _pull(inc, True, tmp_path, tokens=both)
+            with Store(tmp_path / "fresh.db") as fresh:
+                _pull(fresh, True, tmp_path / "f", tokens=both)
+                assert inc.count_by_type("uci") == fresh.count_by_type("uci")
+    assert rep.patients_new == 1 and rep.removed == 0

@@ -218,7 +218,10 @@ def pull_types(p: Puller, new: list[str], known: list[str], *, advance: bool = T
         if rtype == "Observation":
             said_components(p)
         mark = raw.split("|")[0] if raw and raw.split("|")[1:] == [h] else None
-        if raw and not mark:  # (searched otherwise before: what it no longer finds goes)
+        if raw and not mark and known and advance:
+            # every screened patient's records of the type pulled in full, by other codes than
+            # the last night's: what it no longer finds goes (not so for a Bulk night's new
+            # patients, whose marks may be older than the export's)
             p.resweep.add(rtype)
         if rtype in MED_TYPES and not p.cap.has_include(rtype, f"{rtype}:medication"):
             p.no_include.add(rtype)
