@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +15,7 @@ from cohort import __version__
 from cohort.config import Config, SiteConfig, server_settings
 from cohort.errors import ServerError, SourceError
 from cohort.extract import Triage
+from cohort.held import Held
 from cohort.model import PIPELINE_TYPES, Code
 from cohort.reading import JOB, read_results, workers_for_files
 from cohort.source.files import (
@@ -23,7 +24,7 @@ from cohort.source.files import (
     fingerprint,
     plan_units,
 )
-from cohort.store import PutStats, Row, Store, Tombstones
+from cohort.store import PutStats, Store, Tombstones
 from cohort.store.schema import FILES_COUNT_MARK, FILES_MARK
 
 if TYPE_CHECKING:
@@ -58,51 +59,6 @@ class Loaded:
         known = {r.concept for r in term.rows()}
         trial = load_trial(cfg.trial_file(), known, term.concept_names(), term.unit_concepts())
         return cls(term, rules, trial)
-
-
-@dataclass
-class _Held:
-    """Rows and census rows of read units not yet written: units are gathered up to a store
-    batch, so many small files (a folder of per-patient Bundles) do not cost a transaction
-    (and its WAL pages) each.
-
-    `tombs` (a `snapshot = false` read only, else None): the tombstones of the summarised
-    records among them that no row read later overrules; weighed right after the rows are
-    written, the stored copies they are not older than (a record recoded to a code no mapping
-    has in a later increment) join `doomed`: dropped once the read is complete, so a read that
-    dies halfway removes nothing, unless a row of a later batch stores the key again first
-    (`lift`: it replaces the doomed copy, as it would once that was gone)."""
-
-    rows: list[Row] = field(default_factory=list)
-    dates: list[tuple[str, str]] = field(default_factory=list)
-    entries: list[tuple[Any, ...]] = field(default_factory=list)
-    tombs: Tombstones | None = None
-    doomed: set[tuple[str, str]] = field(default_factory=set)
-
-    def size(self) -> int:
-        tombs = len(self.tombs) if self.tombs is not None else 0
-        return max(len(self.rows), len(self.dates), len(self.entries), tombs)
-
-    def write(
-        self, store: Store, site: SiteConfig, gen: int, put: PutStats, batch: int, fresh: bool
-    ) -> None:
-        if self.rows:
-            lift = {(r[0], r[1]) for r in self.rows} & self.doomed if self.doomed else set()
-            self.doomed -= lift
-            store.put_rows(
-                site.id,
-                self.rows,
-                source=site.source,
-                stats=put,
-                batch_size=batch,
-                fresh=fresh,
-                lift=lift,
-            )
-        if self.tombs:
-            self.doomed.update(store.doomed(site.id, self.tombs.take()))
-        if self.dates or self.entries:
-            store.add_census(site.id, site.source, gen, self.dates, self.entries)
-        self.rows, self.dates, self.entries = [], [], []
 
 
 def _renumber(origin: str, offset: int) -> str:
@@ -257,9 +213,10 @@ def _read_files(
     # so the keys (a million tuples at 50k patients) are not even collected
     known = store.has_rows(site.id)
     sweep = cfg.snapshot and known
+    mine = seen if sweep else None  # (the keys written so far: see Held.write)
     gen = store.begin_census(site.id, site.source)
     lines_before: dict[str, int] = {}
-    held = _Held(tombs=None if cfg.snapshot else Tombstones())
+    held = Held(tombs=None if cfg.snapshot else Tombstones())
     try:
         with store.first_load():  # (a new store: the patient index is built at the end)
             chunk = cfg.chunk_mb << 20
@@ -275,8 +232,6 @@ def _read_files(
                     for issue in done.stats.issues:
                         issue.origin = _renumber(issue.origin, offset)
                 held.rows += rows
-                if sweep:
-                    seen.update((r[0], r[1]) for r in rows)
                 if held.tombs is not None:
                     held.tombs.overrule(rows)  # (read after the units held)
                     held.tombs.add(done.tombs)  # (those its own later rows overrule are gone)
@@ -284,8 +239,8 @@ def _read_files(
                 held.entries += done.census.entry_rows()
                 stats.merge(done.stats)
                 if held.size() >= cfg.batch_size:
-                    held.write(store, site, gen, put, cfg.batch_size, fresh=not known)
-            held.write(store, site, gen, put, cfg.batch_size, fresh=not known)
+                    held.write(store, site, gen, put, cfg.batch_size, not known, mine)
+            held.write(store, site, gen, put, cfg.batch_size, not known, mine)
     finally:
         JOB.clear()
     partial = set(stats.partial)

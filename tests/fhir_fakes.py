@@ -249,3 +249,47 @@ def population(fake: FakeFhir, n: int = 3, when: str = "2026-11-01T00:00:00Z") -
 
 
 TOKENS = {"Observation": [HGB], "Procedure": [PLASMA], "Condition": [SLE]}
+
+
+class BulkFake(FakeFhir):
+    """FakeFhir that also answers a Patient-level Bulk `$export` (with `_since`) at once:
+    NDJSON files of the asked types' records updated after `_since`, Medication left out (it
+    is outside the Patient compartment, as HAPI or sekmet export it)."""
+
+    def __init__(self, rsps: responses.RequestsMock, **kw: Any) -> None:
+        super().__init__(rsps, **kw)
+        self.asked: dict[str, str] = {}
+        rsps.add(responses.DELETE, re.compile(re.escape(BASE) + r"/bulk-status/.*"), status=202)
+
+    def _get(self, req) -> tuple[int, dict, str]:
+        p = urlsplit(req.url)
+        path = p.path[len(urlsplit(BASE).path) :].strip("/")
+        if path == "Patient/$export":
+            self.log.append("Patient/$export?" + "&".join(sorted(k for k, _ in parse_qsl(p.query))))
+            self.asked = dict(parse_qsl(p.query))
+            return 202, {"Content-Location": f"{BASE}/bulk-status/1"}, ""
+        if path == "bulk-status/1":
+            since = self.asked.get("_since")
+            types = [t for t in self.asked.get("_type", "").split(",") if t and t != "Medication"]
+            out = [
+                {"type": t, "url": f"{BASE}/bulk-files/{t}.ndjson"}
+                for t in types
+                if self._exported(t, since)
+            ]
+            manifest = {"transactionTime": self.clock, "requiresAccessToken": False,
+                        "output": out, "error": []}
+            return 200, {"Content-Type": "application/json"}, json.dumps(manifest)
+        if path.startswith("bulk-files/"):
+            t = path.split("/")[1].split(".")[0]
+            rows = self._exported(t, self.asked.get("_since"))
+            return 200, {"Content-Type": "application/fhir+ndjson"}, "".join(
+                json.dumps(r) + "\n" for r in rows
+            )
+        return super()._get(req)
+
+    def _exported(self, rtype: str, since: str | None) -> list[dict]:
+        return [
+            r
+            for (t, _), r in sorted(self.db.items())
+            if t == rtype and (since is None or r["meta"]["lastUpdated"] > since)
+        ]

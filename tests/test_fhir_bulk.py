@@ -1231,6 +1231,9 @@ def test_bulk_drops_stored_records_of_types_no_longer_read(tmp_path, store):
     assert store.get("uci", "Medication", "m1") is not None
     assert store.get("uci", "MedicationRequest", "mr1") is not None
     assert store.get("uci", "Observation", "o1") is not None
+    # (the next night's probe for Medications changed since: none)
+    responses.get(f"{BASE}/Medication", json={"resourceType": "Bundle", "type": "searchset",
+                                              "total": 0})
     again = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
     assert again.to_dict()["dropped_types"] == {}
 

@@ -68,11 +68,13 @@ def test_no_change_rerun_is_one_count_probe_per_type(store):
         first = [q for q in fake.log if "patient" in q.split("?")[1]]
         fake.log.clear()
         run(store)
-    # the first pull searched per patient batch; the rerun is the incremental screening search
-    # plus one `_summary=count` probe per type (with the mapped codes where the plan uses them)
+    # the first pull searched per patient batch; the rerun is one `_summary=count` probe of the
+    # Medications changed, the incremental screening search and one probe per type (with the
+    # mapped codes where the plan uses them)
     assert first
     assert fake.log == [
         "metadata?",
+        "Medication?_lastUpdated&_summary",
         "Condition?_count&_lastUpdated&code",
         "Patient?_lastUpdated&_summary",
         "Condition?_lastUpdated&_summary",
@@ -776,7 +778,9 @@ def test_medications_already_included_or_stored_are_not_read_again(store):
         run(store)
         _next_night_mr1_stopped(fake)
         rep = run(store)
-    assert not any(q.startswith("Medication?") or q.startswith("Medication/") for q in fake.log)
+    # (one probe for Medications changed on the server since the last night: none)
+    meds = [q for q in fake.log if q.startswith("Medication?") or q.startswith("Medication/")]
+    assert meds == ["Medication?_lastUpdated&_summary"]
     assert store.get("uci", "MedicationRequest", "mr1")["status"] == "stopped"
     assert not rep.warnings, rep.warnings
 

@@ -84,6 +84,7 @@ KEY = f"fhir:quirks:{BASE}"
 # one _summary=count probe per type (nothing changed: no batched patient search)
 QUIET = [
     "metadata?",
+    "Medication?_lastUpdated&_summary",
     "Condition?_lastUpdated&code",
     "Patient?_lastUpdated&_summary",
     "Condition?_lastUpdated&_summary",
@@ -158,17 +159,17 @@ def test_a_remembered_count_refusal_is_tried_again_after_30_days(store):
         assert fake.log == QUIET
         _next_day(fake, 2)
         night(store, T0 + 30 * DAY)
-        assert fake.log == [QUIET[0], "Condition?_count&_lastUpdated&code", *QUIET[1:]]
+        assert fake.log == [*QUIET[:2], "Condition?_count&_lastUpdated&code", *QUIET[2:]]
         assert remembered(store) == {"no-count": "2026-12-25T10:00:00Z"}
         # the server is upgraded: 30 days on, _count is accepted and forgotten as a quirk
         fake.edit = None
         _next_day(fake, 3)
         rep = night(store, T0 + 60 * DAY)
-        assert fake.log == [QUIET[0], "Condition?_count&_lastUpdated&code", *QUIET[2:]]
+        assert fake.log == [*QUIET[:2], "Condition?_count&_lastUpdated&code", *QUIET[3:]]
         assert remembered(store) == {} and rep.quirks == {}
         _next_day(fake, 4)
         night(store, T0 + 61 * DAY)
-    assert fake.log == [QUIET[0], "Condition?_count&_lastUpdated&code", *QUIET[2:]]
+    assert fake.log == [*QUIET[:2], "Condition?_count&_lastUpdated&code", *QUIET[3:]]
 
 
 @pytest.mark.parametrize("upgraded", [True, False])
@@ -311,8 +312,8 @@ def test_observation_category_fallbacks_are_remembered(store, configured):
         rep = night(store, T0 + DAY, tokens=tokens, observation_category=configured)
         # the quiet night: one probe per category, none refused, no search
         assert fake.log == [
-            QUIET[0], "Condition?_count&_lastUpdated&code", *QUIET[2:4],
-            *["Observation?_lastUpdated&_summary&category&code"] * len(cats), *QUIET[5:]]
+            *QUIET[:2], "Condition?_count&_lastUpdated&code", *QUIET[3:5],
+            *["Observation?_lastUpdated&_summary&category&code"] * len(cats), *QUIET[6:]]
         assert fake.probed == cats
         # a night with a new survey score: probes up to the survey one, then the searches
         fake.add({"resourceType": "Observation", "id": "s9", "status": "final",

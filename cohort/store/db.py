@@ -105,17 +105,21 @@ class Store(MarkTables, CensusTables, Reads, Removals):
         *,
         source: str,
         batch_size: int = 2000,
+        lift: Collection[tuple[str, str]] = (),
     ) -> PutStats:
-        """Upsert (resource, origin) pairs in transactions of `batch_size`; idempotent."""
+        """Upsert (resource, origin) pairs in transactions of `batch_size`; idempotent.
+        `lift`: as put_rows' (the first copy of these keys replaces the stored one)."""
         stats = PutStats()
         batch: list[Row] = []
+        left = set(lift)
         for res, origin in items:
             batch.append(prepare_row(res, origin))
             if len(batch) >= batch_size:
-                self.put_rows(site, batch, source=source, stats=stats)
+                self.put_rows(site, batch, source=source, stats=stats, lift=left)
+                left -= {(r[0], r[1]) for r in batch}
                 batch = []
         if batch:
-            self.put_rows(site, batch, source=source, stats=stats)
+            self.put_rows(site, batch, source=source, stats=stats, lift=left)
         return stats
 
     def put_rows(

@@ -20,6 +20,7 @@ from cohort.source.structure import loads
 
 from .answer import retry_after
 from .kickoff import REFUSED_TOO, STEPS, by_combo, combo_asked, fewer, said_by_code
+from .medications import medication_since, refresh_medications
 from .ndjson import export_links, load, read_ndjson, screened_in
 from .outcome import outcome_issues
 from .plan import BY_CODE, COMBO_CODE, PULL_TYPES, minus_overlap, token_hash
@@ -252,6 +253,8 @@ def bulk_pull(p: Puller) -> None:
             return None
         return minus_overlap(mark, timedelta(seconds=p.s.sync_overlap))
 
+    with p.phase("Medication"):  # (changed since the last export: not in a Patient-level one)
+        refresh_medications(p, medication_since(p, [p.mark("bulk")]))
     resumed = bool(state.get("status_url")) and not p.full_refresh and state.get("key") in keys
     if resumed:
         p.report.warn("resumed an unfinished bulk export job")
@@ -273,6 +276,7 @@ def bulk_pull(p: Puller) -> None:
         else:
             why = "exported types or mapped codes changed since the last export: full"
         p.report.warn(f"bulk: {why}")
+        p.resweep.update(types)  # (a full export: what it no longer holds goes, sweep.py)
     manifest = state["manifest"]
     incomplete = export_errors(p, errors)
     with p.phase("bulk-load"):
@@ -282,7 +286,7 @@ def bulk_pull(p: Puller) -> None:
         merged = family(export_links(files), screened)
         screened |= merged
         p.set_mark("screened", json.dumps(sorted(screened)))
-        held = load(p, files, screened, asked)
+        held = load(p, files, screened, asked, changes=bool(state.get("since")))
     if not incomplete:
         p.swept.update(types)
     # a full export: the merged charts it does not hold (a Group's non-members) are new

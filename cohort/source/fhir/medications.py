@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from cohort.errors import AuthError, ServerError
 from cohort.store import reference_id
 
 from .fallback import refusal
-from .plan import chunk_values
+from .plan import MED_TYPES, chunk_values, minus_overlap
 
 if TYPE_CHECKING:
     from .pull import Items, Puller
@@ -52,10 +54,15 @@ def fetch_medications(
         and (mid := reference_id(ref.get("reference"), "Medication"))
     }
     refs -= carried
-    stored = {m for m in refs if p.store.get(p.site, "Medication", m) is not None}
-    if p.full_refresh:  # still referenced: not to be swept
-        p.seen.update(("Medication", m) for m in stored)
-    ids = sorted(refs - stored)
+    if p.full_refresh:
+        # a full refresh reads every referenced Medication again (once): a stored one may have
+        # changed on the server since (its code corrected), and a fresh pull reads it as it is
+        ids = sorted(refs - p.meds_put)
+    else:
+        stored = {m for m in refs if p.store.get(p.site, "Medication", m) is not None}
+        if p.resweep:  # still referenced: not to be swept
+            p.seen.update(("Medication", m) for m in stored)
+        ids = sorted(refs - stored)
     if not ids:
         return
     if p.cap.has_param("Medication", "_id"):
@@ -96,3 +103,62 @@ def fetch_medications(
             p.report.warn(f"Medication: a referenced Medication is gone (HTTP {status})")
             continue
         p.put([(body, "GET Medication/{id}")])
+
+
+def medication_since(p: Puller, marks: list[str | None]) -> str | None:
+    """The `_lastUpdated` from which stored Medications are read again tonight: the earliest
+    of the last pull's `marks` (the clocks of the medication types' searches, or of the Bulk
+    export), overlap subtracted; None when there is none (a first pull, a full refresh)."""
+    clocks = [m.split("|")[0] for m in marks if m]
+    if not clocks:
+        return None
+    return minus_overlap(min(clocks), timedelta(seconds=p.s.sync_overlap))
+
+
+def refresh_medications(p: Puller, since: str | None) -> None:
+    """Read again the stored Medications the server changed since `since`.
+
+    A Medication comes with the medication records that reference it (`_include`, or read by
+    id when not stored), and an incremental search returns only changed records: a Medication
+    corrected on the server (its code, its ingredients) while the records referencing it did
+    not change was never read again, nor was it in a Patient-level Bulk export (Medication is
+    outside the Patient compartment), so the store kept the old code where a fresh pull reads
+    the new one. One `_summary=count` probe of the Medications changed since; when there are
+    any, the stored ones are searched by `_id` with `_lastUpdated` (in full where the server
+    lists no `_lastUpdated` for Medication). Refused (403): the medication types' marks (the
+    Bulk mark) stay, so the next night reads them again."""
+    if since is None:
+        return
+    ids = sorted(str(r["id"]) for r in p.store.iter_type(p.site, "Medication") if "id" in r)
+    if not ids:
+        return
+    if not p.cap.has_param("Medication", "_id"):
+        p.report.warn(
+            "Medication: the server lists no _id search for Medication; stored Medications are"
+            " not read again for changes on the server (a --full-refresh reads them)"
+        )
+        return
+    changed: list[tuple[str, str]] = []
+    if p.cap.has_param("Medication", "_lastUpdated"):
+        changed = [("_lastUpdated", f"gt{since}")]
+        query = urlencode([*changed, ("_summary", "count")])
+        try:
+            body, _ = p.client.get_json(f"Medication?{query}", key="Medication")
+            total = body.get("total")
+            if total == 0 and isinstance(total, int) and not isinstance(total, bool):
+                return  # (no total, or an error: searched as below)
+        except AuthError as e:
+            if getattr(e, "status", 0) != 403:
+                raise
+        except ServerError:
+            pass
+    prefix = len(p.s.base_url) + 60 + len(since)
+    try:
+        for group in chunk_values(prefix, ids, p.url_limit):
+            items, _ = p.search_all("Medication", [("_id", ",".join(group)), *changed])
+            p.put([(r, o) for r, o in items if r.get("resourceType") == "Medication"])
+    except AuthError as e:
+        if getattr(e, "status", 0) != 403:
+            raise
+        p.meds_unread.update(MED_TYPES)
+        p.report.warn(refusal(p, "Medication") + f"; stored Medications not read again{HELD}")

@@ -14,7 +14,7 @@ from cohort.errors import ServerError
 from cohort.merged import merge_links
 from cohort.source.fileinfo import UNREADABLE, unreadable
 from cohort.source.structure import loads
-from cohort.store import patient_of
+from cohort.store import Tomb, patient_of
 
 from .outcome import type_name
 from .plan import BY_CODE
@@ -113,16 +113,26 @@ def _coded(code: Any, wanted: set[tuple[str | None, str]]) -> bool:
     )
 
 
-def load(p: Puller, files: list[tuple[str, Path]], screened: set[str], asked: set[str]) -> set[str]:
+def load(
+    p: Puller,
+    files: list[tuple[str, Path]],
+    screened: set[str],
+    asked: set[str],
+    changes: bool = False,
+) -> set[str]:
     """Store screened patients' records and Medications; then read referenced Medications the
     export left out (Patient-level exports hold only the patient compartment). Of the types
     searched by code, only records with a mapped code are stored, as a search would fetch them
     (an export the server would not filter holds every one); the others are counted in
     `not_stored`; records of a type not in `asked` (the kick-off's) are counted in
-    `skipped_types`. Returns the screened patients whose Patient record the export held."""
+    `skipped_types`. `changes` (an export since the last one): a stored record the export now
+    holds as another patient's, not screened (moved to the right chart), is removed, as a
+    fresh pull would not have it. Returns the screened patients whose Patient record the
+    export held."""
     wanted = mapped_codes(p)
     meds: list[dict[str, Any]] = []
     held: set[str] = set()
+    left: list[Tomb] = []  # (records of patients not screened: see `changes`)
     for _, path in sorted(files, key=lambda f: f[0] != "Medication"):
         batch: list[tuple[dict, str]] = []
         bad: list[int] = []
@@ -142,6 +152,15 @@ def load(p: Puller, files: list[tuple[str, Path]], screened: set[str], asked: se
                     held.add(pid)
                 if "medicationReference" in res:
                     meds.append({"medicationReference": res["medicationReference"]})
+            elif changes and isinstance(rid := res.get("id"), str):
+                meta = res.get("meta")
+                v, u = (
+                    (meta.get("versionId"), meta.get("lastUpdated"))
+                    if isinstance(meta, dict)
+                    else (None, None)
+                )
+                left.append((str(kind), rid, v if isinstance(v, str) else None,
+                             u if isinstance(u, str) else None))  # fmt: skip
             if len(batch) >= BATCH:
                 p.put(batch)
                 batch = []
@@ -152,5 +171,10 @@ def load(p: Puller, files: list[tuple[str, Path]], screened: set[str], asked: se
                 # twice was one warning, and the second file's lines went uncounted
                 f"bulk {path.name}: {len(bad)} unreadable line(s), first at line {bad[0]}"
             )
+    if left:
+        gone = p.store.doomed(p.site, left)  # (stored, and not newer than the export's copy)
+        if gone:
+            p.store.drop(p.site, gone)
+            p.report.removed += len(gone)
     p.fetch_medications(meds)
     return held

@@ -79,11 +79,16 @@ class Puller:
         # types of records whose referenced Medication the server refused (403): their marks
         # (and the bulk mark) stay, so the records are read again, Medications with them
         self.meds_unread: set[str] = set()
+        # ids of the Medications stored by this pull (a full refresh reads each one once)
+        self.meds_put: set[str] = set()
         # lowered (halved) when a server answers 414/431 to a long query
         self.url_limit = settings.max_url_length
         # full refresh: the (type, id) fetched, and the types fetched in full (sweep.py)
         self.seen: set[tuple[str, str]] = set()
         self.swept: set[str] = set()
+        # types pulled in full tonight because what their mark was searched with changed
+        # (mapped codes, categories): swept as by a full refresh (sweep.py)
+        self.resweep: set[str] = set()
         # the server's quirks learned on earlier nights (quirks.py; pull() loads them)
         self.quirks = Quirks(None, 0.0, reprobe=True)
 
@@ -128,9 +133,14 @@ class Puller:
             items = kept
         if not items:
             return
-        if self.full_refresh:
-            self.seen.update((r["resourceType"], r["id"]) for r, _ in items)
-        st = self.store.put_resources(self.site, items, source=self.s.base_url)
+        self.meds_put.update(r["id"] for r, _ in items if r.get("resourceType") == "Medication")
+        lift: set[tuple[str, str]] = set()
+        if self.full_refresh or self.resweep:
+            keys = {(r["resourceType"], r["id"]) for r, _ in items}
+            if self.full_refresh:  # the server's copy, whatever the stored version says
+                lift = keys - self.seen  # (a restore, a migration's new version counters)
+            self.seen |= keys
+        st = self.store.put_resources(self.site, items, source=self.s.base_url, lift=lift)
         self.report.stored += st.inserted
         self.report.updated += st.updated
         self.report.unchanged += st.unchanged

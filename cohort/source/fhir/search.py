@@ -13,6 +13,7 @@ from cohort.store import patient_of
 
 from .answer import server_time
 from .fallback import refusal
+from .medications import medication_since, refresh_medications
 from .plan import (
     BY_CODE,
     COMBO_CODE,
@@ -217,6 +218,11 @@ def pull_types(p: Puller, new: list[str], known: list[str], *, advance: bool = T
         if rtype == "Observation":
             said_components(p)
         mark = raw.split("|")[0] if raw and raw.split("|")[1:] == [h] else None
+        if raw and not mark and known and advance:
+            # every screened patient's records of the type pulled in full, by other codes than
+            # the last night's: what it no longer finds goes (not so for a Bulk night's new
+            # patients, whose marks may be older than the export's)
+            p.resweep.add(rtype)
         if rtype in MED_TYPES and not p.cap.has_include(rtype, f"{rtype}:medication"):
             p.no_include.add(rtype)
             p.report.warn(f"{rtype}: no _include of Medication; read separately")
@@ -249,7 +255,10 @@ def pull_types(p: Puller, new: list[str], known: list[str], *, advance: bool = T
 
 
 def search_path(p: Puller) -> None:
-    """Screen, then pull every type for new patients in full and known ones incrementally."""
+    """Screen, then pull every type for new patients in full and known ones incrementally
+    (first, the stored Medications changed since the medication types' marks)."""
+    with p.phase("Medication"):
+        refresh_medications(p, medication_since(p, [p.mark(t) for t in MED_TYPES]))
     with p.phase("screen"):
         screened = screen(p)
     complete = p.id_set("complete")

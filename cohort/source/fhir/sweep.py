@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from cohort.errors import ServerError
 from cohort.model import PIPELINE_TYPES
 
-from .plan import MED_TYPES
+from .ndjson import has_mapped_code
+from .plan import BY_CODE, MED_TYPES
 
 if TYPE_CHECKING:
     from .pull import Puller
@@ -18,27 +19,41 @@ def sweep(p: Puller, limit: float) -> int:
     """Delete the site's records from this server, of the types this full refresh fetched in
     full (`p.swept`), that it did not see (`p.seen`); returns how many. Medications only when
     every medication type was fetched (a record of a type not fetched may reference one).
-    ServerError, nothing removed, when a type would lose more than `limit` of its records."""
-    if not p.full_refresh or not p.swept:
+    Without a full refresh, the types pulled in full because what their searches ask for
+    changed (`p.resweep`: a mapping edit) are swept alike, as a fresh pull would lack what
+    they no longer find. ServerError, nothing removed, when a type would lose more than
+    `limit` of its records; those whose code no mapping has any more (expected to go) do not
+    count."""
+    if not p.swept or not (p.full_refresh or p.resweep):
         return 0
-    types = set(p.swept)
+    types = set(p.swept) if p.full_refresh else p.swept & p.resweep
     if all(t in types for t in MED_TYPES):
         types.add("Medication")
     stale = [(t, i) for t, i, _ in p.store.stale(p.site, p.seen) if t in types]
     if not stale:
         return 0
-    over = p.store.over_removal(p.site, stale, limit)
+    over = p.store.over_removal(p.site, [k for k in stale if not _unmapped(p, k)], limit)
     if over is not None:
         rtype, n, stored = over
+        what = "the full refresh" if p.full_refresh else "tonight's full pull (mappings changed)"
         raise ServerError(
-            f"{rtype}: the full refresh no longer found {n} of the {stored} records"
+            f"{rtype}: {what} no longer found {n} of the {stored} records"
             f" stored from this server (over [run] max_snapshot_removal = {limit:g}): a"
             " partial answer? Nothing was removed; set it higher for one run if expected"
         )
     p.store.drop(p.site, stale)
-    p.report.removed = len(stale)
+    p.report.removed += len(stale)
     p.log.info("fhir %s: removed %d records the server no longer has", p.site, len(stale))
     return len(stale)
+
+
+def _unmapped(p: Puller, key: tuple[str, str]) -> bool:
+    """Whether a stored record of a type searched by code has no code the searches ask for now
+    (its own or, an Observation, a component's): no search would fetch it again."""
+    if key[0] not in BY_CODE:
+        return False
+    res = p.store.get(p.site, *key)
+    return res is not None and not has_mapped_code(res, p.pairs.get(key[0], set()))
 
 
 def drop_unread_types(p: Puller) -> None:

@@ -1,0 +1,157 @@
+"""A night's incremental pull leaves the store as a fresh pull of the server would (the outputs
+of the nightly run are those of a run into a fresh OUT folder): changes the incremental
+searches or a Bulk export `_since` do not carry are still read."""
+
+from __future__ import annotations
+
+import pytest
+import responses
+from fhir_fakes import BASE, SLE, TOKENS, BulkFake, population
+
+from cohort.source.fhir import ServerSettings, pull
+from cohort.source.fhir.client import FhirClient
+from cohort.store import Store
+
+NIGHT2 = "2026-11-26T10:00:00Z"
+
+
+def _pull(store: Store, bulk: bool, tmp_path, **kw):
+    s = ServerSettings.from_dict(
+        {"base_url": BASE, "max_retries": 1, "bulk": bulk, "spool_dir": str(tmp_path / "spool"),
+         **kw.pop("cfg", {})},
+        "sites[0].server",
+    )
+    client = FhirClient(s, sleep=lambda _: None)
+    return pull("uci", s, store, kw.pop("tokens", TOKENS), screen_tokens=[SLE], client=client, **kw)
+
+
+def _rows(store: Store, rtype: str) -> dict[str, dict]:
+    return {r["id"]: r for r in store.iter_type("uci", rtype)}
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["search", "bulk"])
+def test_a_medication_changed_on_the_server_is_read_again(tmp_path, bulk):
+    """A Medication corrected on the server (its code), referenced by a request that did not
+    change: the incremental searches (their _include answers for changed records only) and a
+    Patient-level export (Medication is outside the compartment) did not bring it again, and
+    the store kept the old code for good (rituximab read as VAY736), where a fresh pull reads
+    the new one."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = BulkFake(rsps)
+        population(fake)
+        with Store(tmp_path / "inc.db") as inc:
+            _pull(inc, bulk, tmp_path)
+            fake.clock = NIGHT2
+            rituximab = {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                     "code": "121191"}]}
+            fake.add({**fake.db[("Medication", "m1")], "code": rituximab}, "2026-11-26T09:00:00Z")
+            rep = _pull(inc, bulk, tmp_path)
+            with Store(tmp_path / "fresh.db") as fresh:
+                _pull(fresh, bulk, tmp_path / "f")
+                assert _rows(inc, "Medication") == _rows(fresh, "Medication")
+            assert _rows(inc, "Medication")["m1"]["code"] == rituximab
+    assert rep.incremental
+
+
+def test_a_full_refresh_reads_stored_medications_again(tmp_path):
+    """A full refresh (after a server restore) from a server without _include read by id only
+    the referenced Medications not stored: a stored one changed on the server kept its old
+    code, the sweep counting it as found."""
+    from fhir_fakes import capability
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = BulkFake(rsps, cap=capability(includes=False))
+        population(fake)
+        with Store(tmp_path / "inc.db") as inc:
+            _pull(inc, False, tmp_path)
+            fake.clock = NIGHT2
+            fake.add({**fake.db[("Medication", "m1")], "code": {"text": "rituximab"}},
+                     "2026-11-26T09:00:00Z")
+            del fake.db[("MedicationRequest", "mr2")]  # m2 no longer referenced: swept
+            _pull(inc, False, tmp_path, full_refresh=True)
+            with Store(tmp_path / "fresh.db") as fresh:
+                _pull(fresh, False, tmp_path / "f")
+                assert _rows(inc, "Medication") == _rows(fresh, "Medication")
+            assert _rows(inc, "Medication")["m1"]["code"] == {"text": "rituximab"}
+            assert "m2" not in _rows(inc, "Medication")
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["search", "bulk"])
+def test_records_of_a_code_no_longer_mapped_go_on_the_night_the_mappings_change(tmp_path, bulk):
+    """A mapping edit that unmaps a code (a row marked verified=N): the night after, the
+    Observations are pulled in full by the codes now mapped (docs: as a full refresh of that
+    type), but the stored ones of the code no longer mapped stayed, their dates counting for
+    `last_seen` (score, rank) where a fresh pull never fetches them. They are now swept like a
+    full refresh's; expected, they are not held against max_snapshot_removal (12 of 13)."""
+    creatinine = "http://loinc.org|2160-0"
+    both = {**TOKENS, "Observation": [*TOKENS["Observation"], creatinine]}
+    narrowed = {**TOKENS, "Observation": [creatinine]}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = BulkFake(rsps)
+        population(fake, n=12)
+        fake.add({"resourceType": "Observation", "id": "cr0", "code": {"coding": [
+            {"system": "http://loinc.org", "code": "2160-0"}]}, "subject": {"reference": "Patient/p0"}})
+        with Store(tmp_path / "inc.db") as inc:
+            _pull(inc, bulk, tmp_path, tokens=both)
+            _pull(inc, bulk, tmp_path, tokens=both)
+            fake.clock = NIGHT2
+            rep = _pull(inc, bulk, tmp_path, tokens=narrowed)
+            with Store(tmp_path / "fresh.db") as fresh:
+                _pull(fresh, bulk, tmp_path / "f", tokens=narrowed)
+                assert set(_rows(inc, "Observation")) == set(_rows(fresh, "Observation")) == {"cr0"}
+                assert inc.count_by_type("uci") == fresh.count_by_type("uci")
+    assert rep.removed == 12
+
+
+def test_a_record_moved_to_an_unscreened_chart_leaves_with_a_bulk_export(tmp_path):
+    """A result filed on the wrong chart and moved on the server to the right one, a patient
+    not screened: the incremental export holds it (changed), under that patient, and the load
+    passed over it as not screened's, so the stored copy stayed on the first chart (a low
+    platelet count excluding the wrong patient) where a fresh pull has none. It is now removed
+    (counted under `removed`). (The search path cannot see it: docs/scheduling.md.)"""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = BulkFake(rsps)
+        population(fake)
+        with Store(tmp_path / "inc.db") as inc:
+            _pull(inc, True, tmp_path)
+            fake.clock = NIGHT2
+            fake.add({**fake.db[("Observation", "o1")], "subject": {"reference": "Patient/px"}},
+                     "2026-11-26T09:00:00Z")
+            rep = _pull(inc, True, tmp_path)
+            with Store(tmp_path / "fresh.db") as fresh:
+                _pull(fresh, True, tmp_path / "f")
+                assert set(_rows(inc, "Observation")) == set(_rows(fresh, "Observation"))
+            assert inc.get("uci", "Observation", "o1") is None
+    assert rep.incremental and rep.removed == 1
+
+
+def test_a_bulk_night_after_a_mapping_change_fetching_a_new_patient_removes_nothing(tmp_path):
+    """Bulk: the searches' own marks keep the codes of the last night a new patient was
+    searched; the first such night after a mapping change (a full export) must not take the
+    difference for a full pull of Observations and sweep what that night's export did not hold
+    (every known patient's)."""
+    creatinine = "http://loinc.org|2160-0"
+    both = {**TOKENS, "Observation": [*TOKENS["Observation"], creatinine]}
+
+    def diagnosed(fake, pid: str, when: str) -> None:
+        fake.clock = when.replace("09:", "10:")
+        fake.add({"resourceType": "Patient", "id": pid}, when)
+        fake.add({"resourceType": "Condition", "id": f"c-{pid}", "code": {"coding": [
+            {"system": "http://snomed.info/sct", "code": "55464009"}]},
+            "subject": {"reference": f"Patient/{pid}"}}, when)
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = BulkFake(rsps)
+        population(fake, n=12)
+        with Store(tmp_path / "inc.db") as inc:
+            _pull(inc, True, tmp_path)
+            diagnosed(fake, "py", "2026-11-26T09:00:00Z")
+            _pull(inc, True, tmp_path)  # (py searched: the searches' marks are set)
+            fake.clock = "2026-11-27T10:00:00Z"
+            _pull(inc, True, tmp_path, tokens=both)  # (a full export, no patient searched)
+            diagnosed(fake, "pz", "2026-11-28T09:00:00Z")
+            rep = _pull(inc, True, tmp_path, tokens=both)
+            with Store(tmp_path / "fresh.db") as fresh:
+                _pull(fresh, True, tmp_path / "f", tokens=both)
+                assert inc.count_by_type("uci") == fresh.count_by_type("uci")
+    assert rep.patients_new == 1 and rep.removed == 0
