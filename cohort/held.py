@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cohort.config import SiteConfig
+from cohort.source.refused import STUB
 from cohort.store import PutStats, Row, Store, Tombstones
 
 
@@ -46,13 +47,15 @@ class Held:
         """`seen` (a snapshot read over stored records): the keys of the rows written before;
         the first copy of a key this read holds replaces the stored one whatever their versions
         say (the export is the whole truth: an EHR restored, a migration's new counters), a
-        later one of the read only when newer (grown by the keys written here)."""
+        later one of the read only when newer (grown by the keys written here). Not a refused
+        record's stub: versions decide for it, and it never erases a readable copy, which is
+        stored inside it (source.refused.over_readable)."""
         if self.rows:
             lift = {(r[0], r[1]) for r in self.rows} & self.doomed if self.doomed else set()
             self.doomed -= lift
             if seen is not None:
                 keys = {(r[0], r[1]) for r in self.rows}
-                lift |= keys - seen
+                lift |= {(r[0], r[1]) for r in self.rows if STUB not in r[7]} - seen
                 seen |= keys
             store.put_rows(
                 site.id,
