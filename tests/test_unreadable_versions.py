@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from test_reliability_support import write_config
-from test_unreadable_records import ACTIVE, AS_OF, LOINC, SCT, cc
+from test_unreadable_records import ACTIVE, AS_OF, LOINC, RX, SCT, cc
 
 from cohort.config import load_config
 from cohort.runner import run
@@ -176,3 +176,33 @@ def test_a_broken_newer_version_recoded_is_read_by_its_own_code(tmp_path: Path) 
     assert row["malignancy"] == "unknown", row["reasons"]
     assert row["cs_dependent_comorbidity"] == "unknown"
     assert ("malignancy", "Condition/m1") in site.unreadable_evidence()
+
+
+def test_a_broken_copy_of_a_referenced_medication_keeps_the_readable_one_s_strength(
+    tmp_path: Path,
+) -> None:
+    """A Medication (prednisone 20 mg a tablet) read well one night and refused the next is
+    stored as a stub over its readable copy: the request's dose (3 tablets a day) still reads
+    as 60 mg through that copy's ingredient strength, so the exclusion still fails (it was
+    unknown: the stub, read in place of the copy, has no ingredient)."""
+    tablet = {"value": 1, "unit": "TAB", "system": "http://unitsofmeasure.org", "code": "{tbl}"}
+    med = {"resourceType": "Medication", "id": "med1", "code": {"text": "steroid tablet"},
+           "ingredient": [{"itemCodeableConcept": cc(RX, "8640"),
+                           "strength": {"numerator": {"value": 20, "unit": "mg",
+                                                      "system": "http://unitsofmeasure.org",
+                                                      "code": "mg"},
+                                        "denominator": tablet}}]}  # fmt: skip
+    request = {"resourceType": "MedicationRequest", "id": "r1", "status": "active",
+               "intent": "order", "subject": {"reference": "Patient/p1"},
+               "authoredOn": "2026-11-15", "medicationReference": {"reference": "Medication/med1"},
+               "dosageInstruction": [{"doseAndRate": [{"doseQuantity": {**tablet, "value": 3}}],
+                                      "timing": {"repeat": {"frequency": 1, "period": 1,
+                                                            "periodUnit": "d"}}}]}  # fmt: skip
+    site = Site(tmp_path)
+    _, row = site.night({"a.ndjson": [*patient(), request, med]})
+    assert row["washout_high_dose_cs"] == "fail", row["reasons"]
+    _, row = site.night({"a.ndjson": [*patient(), request, {**med, "status": 7}]})
+    stub = site.stored("Medication", "med1")
+    assert stub is not None and MARK in stub
+    assert row["washout_high_dose_cs"] == "fail", row["reasons"]
+    assert "60" in row["reasons"]

@@ -327,6 +327,11 @@ class Extractor:
         ingredients: tuple[Ingredient, ...] = ()
         form = ""
         med = self._resolve_medication(res)
+        stub = med if med and MARK in med else None
+        if stub is not None and not self.rules.drop_reason(stub):
+            # a refused Medication's stub: the readable copy it was stored over, if any, is
+            # the Medication (its ingredients and form too), as for any other record
+            med = kept_copy(stub) or stub
         if med and not self.rules.drop_reason(med):  # (one entered in error names no drug)
             codes += codes_of(med.get("code"))
             names.append(text_of(med.get("code")))
@@ -335,8 +340,8 @@ class Extractor:
                 codes += ing.codes
                 names.append(ing.text)
             form = text_of(med.get("form"))
-            if MARK in med:
-                pf.unreadable.append(medication_refused(ref, med, codes))
+            if stub is not None:
+                pf.unreadable.append(medication_refused(ref, stub, codes))
         start = exposure_start_days(res)
         status = str(res.get("status", ""))
         end = parse_days((res.get("effectivePeriod") or {}).get("end"))
