@@ -206,3 +206,21 @@ def test_a_broken_copy_of_a_referenced_medication_keeps_the_readable_one_s_stren
     assert stub is not None and MARK in stub
     assert row["washout_high_dose_cs"] == "fail", row["reasons"]
     assert "60" in row["reasons"]
+
+
+def test_a_refused_medication_named_only_by_its_ingredient_is_no_silent_pass(
+    tmp_path: Path,
+) -> None:
+    """A Medication refused on reading whose drug only its ingredient codes (no readable copy):
+    the stub keeps the ingredient's codes, so the request is of a corticosteroid that could not
+    be read (unknown), not of no drug at all (pass)."""
+    med = {"resourceType": "Medication", "id": "med1", "status": 7,
+           "code": {"text": "steroid tablet"},
+           "ingredient": [{"itemCodeableConcept": cc(RX, "8640")}]}  # fmt: skip
+    request = {"resourceType": "MedicationRequest", "id": "r1", "status": "active",
+               "intent": "order", "subject": {"reference": "Patient/p1"},
+               "authoredOn": "2026-11-15",
+               "medicationReference": {"reference": "Medication/med1"}}  # fmt: skip
+    _, row = Site(tmp_path).night({"a.ndjson": [*patient(), request, med]})
+    assert row["washout_high_dose_cs"] == "unknown", row["reasons"]
+    assert "could not be read" in row["reasons"]

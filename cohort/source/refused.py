@@ -76,9 +76,10 @@ def dates_only(resource: dict[str, Any], mode: str = "fast") -> bool:
 # The key of a stub's note (why and where the record was refused): no FHIR element is named so
 # (a `_` key holds a primitive element's extension, and there is no element `cohortRejected`).
 MARK = "_cohortRejected"
-# what a stub keeps: the elements naming the patient, the record's codes and what the reading
-# rules drop a record for (status, verificationStatus, intent, doNotPerform), when well-formed;
-# its code elements (and verificationStatus) as far as the extractor reads them (`_as_read`)
+# what a stub keeps: the elements naming the patient, the record's codes (a Medication's
+# ingredients' too) and what the reading rules drop a record for (status, verificationStatus,
+# intent, doNotPerform), when well-formed; its code elements (and verificationStatus) as far
+# as the extractor reads them (`_as_read`)
 _CODES = ("code", "vaccineCode", "medicationCodeableConcept", "verificationStatus")
 _REFS = ("subject", "patient", "medicationReference")
 _WORDS = ("status", "intent")
@@ -116,6 +117,11 @@ def stub_of(res: dict[str, Any], origin: str, reason: str) -> dict[str, Any] | N
         coded = [_as_read(p.get("code")) for p in parts if isinstance(p, dict)]
         if any(coded):
             stub["component"] = [{"code": c} for c in coded if c is not None]
+    items = res.get("ingredient")  # a Medication's: its drug may be coded there only
+    if rtype == "Medication" and isinstance(items, list):
+        drugs = [_as_read(i.get("itemCodeableConcept")) for i in items if isinstance(i, dict)]
+        if any(drugs):
+            stub["ingredient"] = [{"itemCodeableConcept": c} for c in drugs if c is not None]
     held = res.get("contained")  # a Medication it names by "#id": its code
     meds = [
         {"resourceType": "Medication", "id": m["id"], "code": code}
