@@ -3,8 +3,12 @@ kick-off is asked again without, step by step (each step a server quirk, quirks.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .plan import COMBO_CODE
-from .pull import Params, Puller
+
+if TYPE_CHECKING:  # (quirks.py, which pull.py imports, reads `combo_asked`)
+    from .pull import Params, Puller
 
 
 def by_combo(p: Puller, types: list[str]) -> bool:
@@ -15,6 +19,7 @@ def by_combo(p: Puller, types: list[str]) -> bool:
 
 
 def combo_asked(params: Params) -> bool:
+    """Whether a kick-off's parameters filter Observations by combo-code."""
     return any(k == "_typeFilter" and v.startswith(f"Observation?{COMBO_CODE}=") for k, v in params)
 
 

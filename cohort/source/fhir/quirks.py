@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from cohort.store.schema import FHIR_MARK
 
+from .kickoff import combo_asked
 from .plan import COMBO_CODE, COMPONENT_CODE, DEFAULT_CATEGORIES
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ def kicked_off(p: Puller, params: Params, dropped: list[str]) -> None:
         passed(p, "bulk-no-medication")
     if any(k == "_typeFilter" for k, _ in params):
         passed(p, "bulk-no-typefilter")
-    if any(k == "_typeFilter" and v.startswith(f"Observation?{COMBO_CODE}=") for k, v in params):
+    if combo_asked(params):
         passed(p, "bulk-no-combo-code")
 
 
