@@ -402,3 +402,21 @@ def test_a_malformed_code_element_reads_alike_in_the_stub(cc: dict[str, Any]) ->
     kept = readable_cc(cc)
     assert kept is not None and valid_codeable_concept(kept)
     assert (codes_of(kept), text_of(kept)) == (codes_of(cc), text_of(cc))
+
+
+    assert (codes_of(kept), text_of(kept)) == (codes_of(cc), text_of(cc))
+
+
+def test_one_list_of_a_result_s_date_elements() -> None:
+    """What obs_when reads a result's date from is the list source.refused keeps a record
+    refused for a date by, and extract.unreadable asks of a result whose date does not read."""
+    from cohort.extract.elements import obs_when
+    from cohort.extract.unreadable import unread_date
+    from cohort.source.refused import RESULT_DATES, RESULT_PERIODS
+
+    for name in RESULT_DATES:
+        assert obs_when({name: "2026-11-01T08:00:00Z"})[1] is not None, name
+        assert unread_date({name: "someday"}), name
+    for name in RESULT_PERIODS:
+        assert obs_when({name: {"start": "2026-11-01"}})[1] is not None, name
+        assert unread_date({name: {"start": "someday"}}), name

@@ -9,7 +9,7 @@ from typing import Any
 
 from cohort.extract.elements import codes_of, text_of
 from cohort.model import Code, UnreadableFact
-from cohort.source.refused import MARK, kept_copy, stub_why
+from cohort.source.refused import MARK, RESULT_DATES, RESULT_PERIODS, kept_copy, stub_why
 
 __all__ = [
     "MARK",
@@ -22,8 +22,6 @@ __all__ = [
 ]
 
 _CODED = ("code", "vaccineCode", "medicationCodeableConcept")
-# a result's date elements, in the order obs_when reads them (a Period by its start)
-_RESULT_DATES = ("effectiveDateTime", "effectiveInstant", "issued")
 
 
 def _codes(res: dict[str, Any], extra: tuple[Code, ...] = ()) -> tuple[tuple[Code, ...], str]:
@@ -67,9 +65,9 @@ def medication_refused(ref: str, med: dict[str, Any], codes: tuple[Code, ...]) -
 def unread_date(res: dict[str, Any]) -> bool:
     """Whether a result with no date that reads gives one (a string that is no date, a Period
     with a start): such a result may be the most recent, or in any window."""
-    period = res.get("effectivePeriod")
-    return any(res.get(k) is not None for k in _RESULT_DATES) or (
-        isinstance(period, dict) and period.get("start") is not None
+    periods = [res.get(k) for k in RESULT_PERIODS]
+    return any(res.get(k) is not None for k in RESULT_DATES) or any(
+        isinstance(period, dict) and period.get("start") is not None for period in periods
     )
 
 

@@ -15,6 +15,8 @@ from cohort.source.validate import _META, check, valid_codeable_concept
 
 __all__ = [
     "MARK",
+    "RESULT_DATES",
+    "RESULT_PERIODS",
     "STUB",
     "dates_only",
     "kept_copy",
@@ -47,6 +49,9 @@ _READ_DATES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]
     ),
     "Procedure": (("performedDateTime",), ("performedPeriod",), ()),
 }
+# a result's date elements (the Period read by its start): also what extract.unreadable asks
+# of a result whose date does not read, and what extract.elements.obs_when reads
+RESULT_DATES, RESULT_PERIODS, _ = _READ_DATES["Observation"]
 _INSTANTS = frozenset({"effectiveInstant", "issued"})
 _DAY, _INSTANT = "2000-01-01", "2000-01-01T00:00:00Z"
 
