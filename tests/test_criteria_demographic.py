@@ -38,6 +38,25 @@ def test_age_missing_birth_date_is_unknown(birth: str | None) -> None:
     assert status("age", patient(birth)) == "unknown"
 
 
+@pytest.mark.parametrize(
+    ("birth", "expected"),
+    [
+        ("1990/05/01", "pass"),  # read as 1990: 35 or 36
+        ("19900501", "pass"),  # as 1990
+        ("1990-5-1", "pass"),  # as 1990
+        ("2014/06/01", "unknown"),  # as 2014: 11 or 12
+        ("2015/01/01", "fail"),  # as 2015: 10 or 11
+    ],
+)
+def test_age_birth_date_that_is_no_fhir_date_reads_as_far_as_its_start_spells_one(
+    birth: str, expected: str
+) -> None:
+    """docs/rules.md "Records that cannot be read": a birthDate that is no FHIR date is kept
+    (from files) or read as a server sends it, "the date as far as its start spells one"
+    (`2026/11/01` as 2026), as a Condition onset or a result date is; it was no birth date."""
+    assert status("age", patient(birth)) == expected
+
+
 def test_age_without_patient_resource_is_unknown() -> None:
     assert status("age") == "unknown"
 
