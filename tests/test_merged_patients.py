@@ -269,3 +269,36 @@ def test_an_inactive_or_replaced_chart_is_listed_for_checking_never_likely(
         assert rows[pid]["active_record"] == "unknown", pid
     assert "replaced by Patient/missing (not in the data)" in rows["x"]["reasons"]
     assert "Patient.active false" in rows["dormant"]["reasons"]
+
+
+def test_charts_whose_merge_links_loop_are_flagged_without_calling_the_other_missing(
+    tmp_path: Path,
+) -> None:
+    """p replaced-by q and q replaced-by p (and a replaced-by p, a chain into the loop): no
+    merge (docs/rules.md), so each is read as it is and `active_record` is unknown; the reason
+    said "replaced by Patient/q (not in the data)" of a chart that is in the data, a row of the
+    same CSV: the coordinator looked for a chart that is there. It names the loop instead."""
+    link = lambda other: [{"other": {"reference": f"Patient/{other}"}, "type": "replaced-by"}]  # noqa: E731
+    records = [
+        patient("1980-05-01", pid="p", link=link("q")),
+        patient("1980-05-01", pid="q", link=link("p")),
+        patient("1980-05-01", pid="a", link=link("p")),
+        _for("p", condition("M32.14", onset=ago(3000), rid="c-p")),
+        _for("q", condition("M32.14", onset=ago(3000), rid="c-q")),
+        _for("a", condition("M32.14", onset=ago(3000), rid="c-a")),
+        # beside them, a chart replaced by one that is not in the data, as before
+        patient("1980-05-01", pid="x", link=link("missing")),
+        _for("x", condition("M32.14", onset=ago(3000), rid="c-x")),
+    ]
+    rows = _run(tmp_path, records)
+    assert set(rows) == {"p", "q", "a", "x"}
+    for pid, other in (("p", "q"), ("q", "p"), ("a", "p")):
+        assert rows[pid]["active_record"] == "unknown", pid
+        reasons = rows[pid]["reasons"]
+        assert f"replaced by Patient/{other} (the merge links loop)" in reasons, reasons
+        assert "not in the data" not in reasons
+    assert "replaced by Patient/missing (not in the data)" in rows["x"]["reasons"]
+    args = ["explain", "p", "--config", str(tmp_path / "site.toml")]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "replaced by Patient/q (the merge links loop)" in result.output
