@@ -302,3 +302,34 @@ def test_charts_whose_merge_links_loop_are_flagged_without_calling_the_other_mis
     result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert "replaced by Patient/q (the merge links loop)" in result.output
+
+
+def test_a_refused_patient_record_keeps_its_merge_links(tmp_path: Path) -> None:
+    """A Patient record the validator refuses is stored as a stub (docs/rules.md "Records that
+    cannot be read"), which kept no `link`: the merge it states was lost, and the other chart's
+    records were silently not read for the person (a positive HBsAg on the old chart: `hbv`
+    passed). The stub keeps its well-formed links, so the charts are read together; the
+    Patient's own criteria stay unknown (it could not be read)."""
+    hbsag = {"resourceType": "Observation", "status": "final", "valueString": "Positive",
+             "code": {"coding": [{"system": "http://loinc.org", "code": "5196-1"}]},
+             "effectiveDateTime": ago(10)}  # fmt: skip
+    records = [
+        # the survivor is refused (a deceasedDateTime that is no date), its `replaces` names old1
+        _replaces("new1", "old1", deceasedDateTime="around 2020"),
+        patient("1980-05-01", pid="old1"),
+        _for("new1", condition("M32.14", onset=ago(3000), rid="c-new1")),
+        _for("old1", {**hbsag, "id": "h-old1"}),
+        # the old chart is refused (active is no boolean), its own replaced-by names new2
+        {**_replaced("old2", "new2"), "active": "no"},
+        patient("1980-05-01", pid="new2"),
+        _for("new2", condition("M32.14", onset=ago(3000), rid="c-new2")),
+        _for("old2", {**hbsag, "id": "h-old2"}),
+    ]
+    rows = _run(tmp_path, records)
+    assert set(rows) == {"new1", "new2"}
+    assert rows["new1"]["hbv"] == "fail", rows["new1"]["reasons"]
+    assert rows["new2"]["hbv"] == "fail", rows["new2"]["reasons"]
+    # the refused survivor's own criteria: it could not be read
+    for crit in ("age", "deceased", "active_record"):
+        assert rows["new1"][crit] == "unknown", crit
+    assert rows["new2"]["active_record"] == "pass"
