@@ -57,6 +57,29 @@ def test_age_birth_date_that_is_no_fhir_date_reads_as_far_as_its_start_spells_on
     assert status("age", patient(birth)) == expected
 
 
+@pytest.mark.parametrize("element", [{"active": "false"}, {"active": "no"}, {"active": 0},
+                                     {"deceasedBoolean": "true"}, {"deceasedBoolean": 1},
+                                     {"deceasedDateTime": "around 2020"},
+                                     {"deceasedDateTime": 2020}])  # fmt: skip
+def test_a_patient_whose_active_or_deceased_flag_is_no_boolean_could_not_be_read(
+    element: dict[str, object],
+) -> None:
+    """A Patient from a FHIR server (not validated; or one `validate = "full"` let through,
+    the models taking "false" for false) whose `active` or `deceasedBoolean` is no boolean was
+    read as in use and alive: `active_record` and `deceased` passed, though the record may say
+    the chart is not in use or the patient died; a deceasedDateTime that does not read was a
+    death of no date (fail), though it may be after as-of. It is a record that could not be
+    read (docs/rules.md): the criteria reading the Patient are unknown, as from a file."""
+    from criteria_helpers import context, trial
+
+    from cohort.evaluate import evaluate
+
+    results = {r.criterion: r for r in evaluate(trial(), context(patient("1990-04-02", **element)))}
+    for cid in ("active_record", "deceased", "age"):
+        assert str(results[cid].status) == "unknown", (cid, results[cid].reason)
+    assert "Patient record Patient/p1 could not be read" in results["deceased"].reason
+
+
 def test_age_without_patient_resource_is_unknown() -> None:
     assert status("age") == "unknown"
 

@@ -287,9 +287,12 @@ def test_server_pull_reads_the_same_records_alike(tmp_path: Path) -> None:
     # a date, the server path reads as far as it can (the dose text, a status that is no
     # CodeableConcept as none); an exclusion does not pass on them either
     _check(rows, {**DATES, **SERVER_ONLY})
-    for pid in ("ma-bad-dose", "malignancy-bad-status", "hbsag-bad-value"):
+    for pid in ("ma-bad-dose", "malignancy-bad-status", "hbsag-bad-value", "patient-bad-active"):
         crit = OTHER[pid][1]
         assert rows[pid][crit] in ("fail", "unknown"), (pid, rows[pid])
+    # a Patient whose `active` is no boolean ("no") was read as in use, its death as none
+    for crit in ("active_record", "deceased"):
+        assert rows["patient-bad-active"][crit] == "unknown", rows["patient-bad-active"]
 
 
 def test_stub_keeps_codes_statuses_and_a_shaped_reason_only() -> None:
