@@ -12,9 +12,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
+from cohort.model import PatientFacts
 from cohort.store import Store, reference_id
 
 __all__ = ["LINKED", "Merges", "Side", "family", "linked", "merge_links", "merges_of"]
@@ -25,11 +27,20 @@ Side = tuple[list[date], list[date | None]]
 class Merges:
     """Old patient id -> the id of the stored Patient it was (finally) replaced by."""
 
-    def __init__(self, into: dict[str, str]) -> None:
+    def __init__(self, into: dict[str, str], looped: frozenset[str] = frozenset()) -> None:
         self.into = into
+        # charts whose replaced-by links lead back to them: merged into nothing, read as they are
+        self.looped = looped
         self.olds: dict[str, list[str]] = {}
         for old, new in sorted(into.items()):
             self.olds.setdefault(new, []).append(old)
+
+    def mark(self, facts: PatientFacts) -> PatientFacts:
+        """`facts` of a chart whose replaced-by links loop, marked so: `active_record` names the
+        loop, not a chart missing from the data (the one it names is there)."""
+        if facts.patient.id in self.looped and facts.patient.replaced_by:
+            facts.patient = replace(facts.patient, replaced_loop=True)
+        return facts
 
     def __len__(self) -> int:
         return len(self.into)
@@ -141,6 +152,7 @@ def merges_of(store: Store, site: str) -> Merges:
     """The site's merged Patient records (Patient.link of type replaced-by or replaces)."""
     direct = merge_links(store.iter_type(site, "Patient", containing=LINKED))
     into: dict[str, str] = {}
+    looped: set[str] = set()
     for old in direct:
         # follow the chain to its last stored Patient; a loop merges nothing
         seen, cur, last = {old}, old, None
@@ -148,6 +160,7 @@ def merges_of(store: Store, site: str) -> Merges:
             cur = direct[cur]
             if cur in seen:
                 last = None
+                looped.add(old)
                 break
             seen.add(cur)
             if store.get(site, "Patient", cur) is None:
@@ -155,7 +168,7 @@ def merges_of(store: Store, site: str) -> Merges:
             last = cur
         if last is not None:
             into[old] = last
-    return Merges(into)
+    return Merges(into, frozenset(looped))
 
 
 def family(links: dict[str, str], ids: set[str]) -> set[str]:

@@ -85,6 +85,7 @@ class Patient:
     deceased_on: str = ""  # deceasedDateTime as recorded ("" for deceasedBoolean or none)
     active: bool = True  # Patient.active (absent: true, no statement that it is not in use)
     replaced_by: str = ""  # the id its first Patient.link of type replaced-by names, if any
+    replaced_loop: bool = False  # those links lead back to it (a merge loop: cohort/merged.py)
     # identifying columns: written only to PHI-bearing outputs, never logged
     name: str = ""
     mrn: str = ""

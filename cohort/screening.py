@@ -104,7 +104,7 @@ def screen(
         for start in range(0, len(part), CHUNK_PATIENTS):
             chunk = part[start : start + CHUNK_PATIENTS]
             for pid, resources, extra in merges.records(st, site.id, chunk):
-                facts = add_side(extractor.facts(pid, resources), extra)
+                facts = merges.mark(add_side(extractor.facts(pid, resources), extra))
                 ctx = make_context(facts, loaded.term, as_of, loaded.rules, params)
                 if not is_screened(loaded.trial, ctx):
                     continue

@@ -38,6 +38,48 @@ def test_age_missing_birth_date_is_unknown(birth: str | None) -> None:
     assert status("age", patient(birth)) == "unknown"
 
 
+@pytest.mark.parametrize(
+    ("birth", "expected"),
+    [
+        ("1990/05/01", "pass"),  # read as 1990: 35 or 36
+        ("19900501", "pass"),  # as 1990
+        ("1990-5-1", "pass"),  # as 1990
+        ("2014/06/01", "unknown"),  # as 2014: 11 or 12
+        ("2015/01/01", "fail"),  # as 2015: 10 or 11
+    ],
+)
+def test_age_birth_date_that_is_no_fhir_date_reads_as_far_as_its_start_spells_one(
+    birth: str, expected: str
+) -> None:
+    """docs/rules.md "Records that cannot be read": a birthDate that is no FHIR date is kept
+    (from files) or read as a server sends it, "the date as far as its start spells one"
+    (`2026/11/01` as 2026), as a Condition onset or a result date is; it was no birth date."""
+    assert status("age", patient(birth)) == expected
+
+
+@pytest.mark.parametrize("element", [{"active": "false"}, {"active": "no"}, {"active": 0},
+                                     {"deceasedBoolean": "true"}, {"deceasedBoolean": 1},
+                                     {"deceasedDateTime": "around 2020"},
+                                     {"deceasedDateTime": 2020}])  # fmt: skip
+def test_a_patient_whose_active_or_deceased_flag_is_no_boolean_could_not_be_read(
+    element: dict[str, object],
+) -> None:
+    """A Patient from a FHIR server (not validated; or one `validate = "full"` let through,
+    the models taking "false" for false) whose `active` or `deceasedBoolean` is no boolean was
+    read as in use and alive: `active_record` and `deceased` passed, though the record may say
+    the chart is not in use or the patient died; a deceasedDateTime that does not read was a
+    death of no date (fail), though it may be after as-of. It is a record that could not be
+    read (docs/rules.md): the criteria reading the Patient are unknown, as from a file."""
+    from criteria_helpers import context, trial
+
+    from cohort.evaluate import evaluate
+
+    results = {r.criterion: r for r in evaluate(trial(), context(patient("1990-04-02", **element)))}
+    for cid in ("active_record", "deceased", "age"):
+        assert str(results[cid].status) == "unknown", (cid, results[cid].reason)
+    assert "Patient record Patient/p1 could not be read" in results["deceased"].reason
+
+
 def test_age_without_patient_resource_is_unknown() -> None:
     assert status("age") == "unknown"
 

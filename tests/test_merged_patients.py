@@ -269,3 +269,67 @@ def test_an_inactive_or_replaced_chart_is_listed_for_checking_never_likely(
         assert rows[pid]["active_record"] == "unknown", pid
     assert "replaced by Patient/missing (not in the data)" in rows["x"]["reasons"]
     assert "Patient.active false" in rows["dormant"]["reasons"]
+
+
+def test_charts_whose_merge_links_loop_are_flagged_without_calling_the_other_missing(
+    tmp_path: Path,
+) -> None:
+    """p replaced-by q and q replaced-by p (and a replaced-by p, a chain into the loop): no
+    merge (docs/rules.md), so each is read as it is and `active_record` is unknown; the reason
+    said "replaced by Patient/q (not in the data)" of a chart that is in the data, a row of the
+    same CSV: the coordinator looked for a chart that is there. It names the loop instead."""
+    link = lambda other: [{"other": {"reference": f"Patient/{other}"}, "type": "replaced-by"}]  # noqa: E731
+    records = [
+        patient("1980-05-01", pid="p", link=link("q")),
+        patient("1980-05-01", pid="q", link=link("p")),
+        patient("1980-05-01", pid="a", link=link("p")),
+        _for("p", condition("M32.14", onset=ago(3000), rid="c-p")),
+        _for("q", condition("M32.14", onset=ago(3000), rid="c-q")),
+        _for("a", condition("M32.14", onset=ago(3000), rid="c-a")),
+        # beside them, a chart replaced by one that is not in the data, as before
+        patient("1980-05-01", pid="x", link=link("missing")),
+        _for("x", condition("M32.14", onset=ago(3000), rid="c-x")),
+    ]
+    rows = _run(tmp_path, records)
+    assert set(rows) == {"p", "q", "a", "x"}
+    for pid, other in (("p", "q"), ("q", "p"), ("a", "p")):
+        assert rows[pid]["active_record"] == "unknown", pid
+        reasons = rows[pid]["reasons"]
+        assert f"replaced by Patient/{other} (the merge links loop)" in reasons, reasons
+        assert "not in the data" not in reasons
+    assert "replaced by Patient/missing (not in the data)" in rows["x"]["reasons"]
+    args = ["explain", "p", "--config", str(tmp_path / "site.toml")]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "replaced by Patient/q (the merge links loop)" in result.output
+
+
+def test_a_refused_patient_record_keeps_its_merge_links(tmp_path: Path) -> None:
+    """A Patient record the validator refuses is stored as a stub (docs/rules.md "Records that
+    cannot be read"), which kept no `link`: the merge it states was lost, and the other chart's
+    records were silently not read for the person (a positive HBsAg on the old chart: `hbv`
+    passed). The stub keeps its well-formed links, so the charts are read together; the
+    Patient's own criteria stay unknown (it could not be read)."""
+    hbsag = {"resourceType": "Observation", "status": "final", "valueString": "Positive",
+             "code": {"coding": [{"system": "http://loinc.org", "code": "5196-1"}]},
+             "effectiveDateTime": ago(10)}  # fmt: skip
+    records = [
+        # the survivor is refused (a deceasedDateTime that is no date), its `replaces` names old1
+        _replaces("new1", "old1", deceasedDateTime="around 2020"),
+        patient("1980-05-01", pid="old1"),
+        _for("new1", condition("M32.14", onset=ago(3000), rid="c-new1")),
+        _for("old1", {**hbsag, "id": "h-old1"}),
+        # the old chart is refused (active is no boolean), its own replaced-by names new2
+        {**_replaced("old2", "new2"), "active": "no"},
+        patient("1980-05-01", pid="new2"),
+        _for("new2", condition("M32.14", onset=ago(3000), rid="c-new2")),
+        _for("old2", {**hbsag, "id": "h-old2"}),
+    ]
+    rows = _run(tmp_path, records)
+    assert set(rows) == {"new1", "new2"}
+    assert rows["new1"]["hbv"] == "fail", rows["new1"]["reasons"]
+    assert rows["new2"]["hbv"] == "fail", rows["new2"]["reasons"]
+    # the refused survivor's own criteria: it could not be read
+    for crit in ("age", "deceased", "active_record"):
+        assert rows["new1"][crit] == "unknown", crit
+    assert rows["new2"]["active_record"] == "pass"

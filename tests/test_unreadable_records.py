@@ -102,6 +102,7 @@ DATES: dict[str, tuple[dict[str, Any], str, str, str]] = {
     "hbsag-word-date": (obs("5196-1", effectiveDateTime="Nov 2026", **POS), "hbv", "unknown",
                         "could not be read"),
     "birth-with-time": ({"birthDate": "1990-05-01T00:00:00"}, "age", "pass", ""),
+    "birth-slashed": ({"birthDate": "1990/05/01"}, "age", "pass", ""),  # as 1990: 35 or 36
     "sle-bad-onset": ({"sle": cond(SLE, onsetDateTime="around 2019")}, "sle_diagnosis",
                       "unknown", ""),
 }
@@ -299,7 +300,8 @@ def test_every_problem_stays_a_located_issue_without_phi(file_run: Any) -> None:
     issues = report["sites"]["s"]["issues"]
     origins = {i["origin"] for i in issues}
     records = _records({**DATES, **OTHER})
-    made_bad = {"sle-sle-bad-onset", "sle-sle-bad-status", "birth-with-time", "patient-bad-active"}
+    made_bad = {"sle-sle-bad-onset", "sle-sle-bad-status", "birth-with-time", "birth-slashed",
+                "patient-bad-active"}
     bad = [n for n, r in enumerate(records, 1) if r["id"] in made_bad
            or r["id"].startswith("x-") and r["id"] not in ("x-ana-pass-and-bad-1",
                                                            "x-medication-refused")]  # fmt: skip
@@ -362,6 +364,9 @@ def test_server_pull_reads_the_same_records_alike(tmp_path: Path) -> None:
     for pid, (status, reason) in expected.items():
         crit = OTHER[pid][1]
         assert rows[pid][crit] == status and reason in rows[pid]["reasons"], (pid, rows[pid])
+    # a Patient whose `active` is no boolean ("no") was read as in use, its death as none
+    for crit in ("active_record", "deceased"):
+        assert rows["patient-bad-active"][crit] == "unknown", rows["patient-bad-active"]
 
 
 def test_stub_keeps_codes_statuses_and_a_shaped_reason_only() -> None:

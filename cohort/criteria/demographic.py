@@ -75,14 +75,15 @@ def active_record(crit: Criterion, ctx: Context) -> Result:
     """Whether the Patient record is the one in use: `Patient.active` false (an obsolete chart,
     often a duplicate or one merged away; some EHRs also mark patients not seen for a while)
     or a `replaced-by` link (a merged chart read as it is: the one that replaced it is not in
-    the data) is unknown, for the coordinator to check the chart, never a fail: the patient
-    may well be a candidate under this or another record."""
+    the data, or the links loop) is unknown, for the coordinator to check the chart, never a
+    fail: the patient may well be a candidate under this or another record."""
     pt = ctx.facts.patient
     ref = f"Patient/{pt.id}"
     if pt.replaced_by:
         other = f"Patient/{pt.replaced_by}"
         ev = [Evidence(ref=ref, value="inactive", note=f"Patient.link replaced-by {other}")]
-        why = f"Patient record replaced by {other} (not in the data): check the current chart"
+        where = "the merge links loop" if pt.replaced_loop else "not in the data"
+        why = f"Patient record replaced by {other} ({where}): check the current chart"
         return result(crit, Status.UNKNOWN, why, ev)
     if not pt.active:
         ev = [Evidence(ref=ref, value="inactive", note="Patient.active false")]

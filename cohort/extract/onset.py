@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import calendar
 import math
-import re
 from datetime import date, timedelta
 from typing import Any
 
@@ -16,7 +15,6 @@ __all__ = ["UNDATED", "birth_days", "needs_birth", "onset_by_age", "onset_days"]
 # known unit): the condition is then not decided on its recordedDate (docs/rules.md).
 UNDATED: Any = object()
 _AGES = ("onsetAge", "onsetRange")
-_BIRTH = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 # an Age's unit (UCUM code, or the unit text) -> (months, days) per unit
 _UNITS = {
     "a": (12, 0), "year": (12, 0), "years": (12, 0), "yr": (12, 0),
@@ -52,9 +50,10 @@ def needs_birth(res: dict[str, Any]) -> bool:
 
 
 def birth_days(text: str) -> tuple[date, date] | None:
-    """Earliest and latest possible birth date of a full or partial FHIR date."""
-    head = text.strip()[:10]
-    days = parse_days(head) if _BIRTH.match(head) else None
+    """Earliest and latest possible birth date of a full or partial FHIR date; a birthDate that
+    is no FHIR date is read as far as its start spells one (`1990/05/01` as 1990), as every
+    date the criteria read is (docs/rules.md "Records that cannot be read")."""
+    days = parse_days(text.strip())
     return (days[0], days[1] or days[0]) if days is not None else None
 
 

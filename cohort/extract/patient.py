@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cohort.extract.elements import first_code
+from cohort.extract.elements import first_code, parse_days
 from cohort.merged import linked
 from cohort.model import Patient
 
@@ -15,6 +15,16 @@ _MR = ("MR", "MRN")
 
 
 def patient_of(res: dict[str, Any]) -> Patient:
+    """The Patient as the criteria read it. TypeError / ValueError (a record that could not be
+    read: the criteria reading the Patient are unknown) when `active` or `deceasedBoolean` is
+    no boolean, or `deceasedDateTime` no date: from a server (not validated), or the models of
+    `validate = "full"`, which take "false" for false; read as given they said in use, alive."""
+    for flag in ("active", "deceasedBoolean"):
+        if flag in res and not isinstance(res[flag], bool):
+            raise TypeError(f"Patient.{flag}: not a boolean")
+    died = res.get("deceasedDateTime")
+    if "deceasedDateTime" in res and (not isinstance(died, str) or parse_days(died) is None):
+        raise ValueError("Patient.deceasedDateTime: not a date")
     names = res.get("name") or []
     name = ""
     for n in names:
@@ -39,7 +49,7 @@ def patient_of(res: dict[str, Any]) -> Patient:
         birth_date=str(res.get("birthDate", "")),
         sex=str(res.get("gender", "")),
         deceased=res.get("deceasedBoolean") is True or "deceasedDateTime" in res,
-        deceased_on=died if isinstance(died := res.get("deceasedDateTime"), str) else "",
+        deceased_on=died if isinstance(died, str) else "",
         active=res.get("active") is not False,
         replaced_by=_replaced_by(res),
         name=name,

@@ -82,9 +82,10 @@ def dates_only(resource: dict[str, Any], mode: str = "fast") -> bool:
 # (a `_` key holds a primitive element's extension, and there is no element `cohortRejected`).
 MARK = "_cohortRejected"
 # what a stub keeps: the elements naming the patient, the record's codes (a Medication's
-# ingredients' too) and what the reading rules drop a record for (status, verificationStatus,
-# intent, doNotPerform), when well-formed; its code elements (and verificationStatus) as far
-# as the extractor reads them (`_as_read`)
+# ingredients' too), what the reading rules drop a record for (status, verificationStatus,
+# intent, doNotPerform) and a Patient's links (the merges it states: cohort/merged.py), when
+# well-formed; its code elements (and verificationStatus) as far as the extractor reads them
+# (`_as_read`)
 _CODES = ("code", "vaccineCode", "medicationCodeableConcept", "verificationStatus")
 _REFS = ("subject", "patient", "medicationReference")
 _WORDS = ("status", "intent")
@@ -117,6 +118,15 @@ def stub_of(res: dict[str, Any], origin: str, reason: str) -> dict[str, Any] | N
             stub[key] = res[key]
     if res.get("doNotPerform") is True:
         stub["doNotPerform"] = True
+    links = res.get("link") if rtype == "Patient" else None  # the merges it states
+    kept = [
+        {"other": {"reference": ln["other"]["reference"]}, "type": ln["type"]}
+        for ln in (links if isinstance(links, list) else ())
+        if isinstance(ln, dict) and isinstance(ln.get("type"), str)
+        and isinstance(ln.get("other"), dict) and isinstance(ln["other"].get("reference"), str)
+    ]  # fmt: skip
+    if kept:
+        stub["link"] = kept
     parts = res.get("component")
     if isinstance(parts, list):
         coded = [_as_read(p.get("code")) for p in parts if isinstance(p, dict)]

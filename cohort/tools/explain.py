@@ -16,7 +16,7 @@ from cohort.criteria.trial import concept_refs, site_title
 from cohort.errors import ConfigError, SourceError
 from cohort.evaluate import evaluate, is_screened, make_context
 from cohort.extract import Extractor, codes_of, text_of
-from cohort.merged import Side, merges_of
+from cohort.merged import Merges, Side, merges_of
 from cohort.model import Candidate, Evidence, Result
 from cohort.rank import rank
 from cohort.runner import Loaded
@@ -57,8 +57,8 @@ def _evidence_line(e: Evidence) -> str:
 
 def _find(
     store: Store, cfg: Config, pid: str, site_id: str | None
-) -> tuple[SiteConfig, str, list[str], list, Side | None]:
-    """(site, the patient as screening reads it, the charts it replaced, records, side facts):
+) -> tuple[SiteConfig, str, Merges, list, Side | None]:
+    """(site, the patient as screening reads it, the site's merges, records, side facts):
     a merged chart's patient is the one that replaced it, read with its records
     (cohort/merged.py)."""
     sites = [s for s in cfg.sites if site_id in (None, s.id)]
@@ -68,7 +68,7 @@ def _find(
         merges = merges_of(store, site.id)
         target = merges.into.get(pid, pid)
         for got, resources, extra in merges.records(store, site.id, [target]):
-            return site, got, merges.olds.get(got, []), resources, extra
+            return site, got, merges, resources, extra
     where = f"site {site_id}" if site_id else "any site"
     raise SourceError(f"patient '{pid}' is not in the local store for {where}")
 
@@ -117,9 +117,10 @@ def explain_patient(
     sequence, a CR) and bidirectional controls are shown as escapes, one line each."""
     loaded = Loaded.from_config(cfg)
     with open_store(cfg, out) as store:
-        site, target, olds, resources, extra = _find(store, cfg, pid, site_id)
+        site, target, merges, resources, extra = _find(store, cfg, pid, site_id)
         extractor = Extractor(loaded.rules, lambda mid: store.get(site.id, "Medication", mid))
-        facts = add_side(extractor.facts(target, resources), extra)
+        facts = merges.mark(add_side(extractor.facts(target, resources), extra))
+    olds = merges.olds.get(target, [])
     params = {"min_age": site.min_age} if site.min_age is not None else {}
     ctx = make_context(facts, loaded.term, as_of, loaded.rules, params)
     results = evaluate(loaded.trial, ctx)
