@@ -34,6 +34,13 @@ class Reads:
         )
         return [r[0] for r in rows]
 
+    def ids(self, site: str, rtype: str) -> list[str]:
+        """The ids of the stored records of `rtype`, in order, read from the key (no JSON)."""
+        rows = self._query(
+            "SELECT id FROM resources WHERE site=? AND type=? ORDER BY id", (site, rtype)
+        )
+        return [r[0] for r in rows]
+
     def iter_type(
         self, site: str, rtype: str, containing: bytes | None = None
     ) -> Iterator[dict[str, Any]]:

@@ -129,7 +129,7 @@ def refresh_medications(p: Puller, since: str | None) -> None:
     Bulk mark) stay, so the next night reads them again."""
     if since is None:
         return
-    ids = sorted(str(r["id"]) for r in p.store.iter_type(p.site, "Medication") if "id" in r)
+    ids = p.store.ids(p.site, "Medication")
     if not ids:
         return
     if not p.cap.has_param("Medication", "_id"):
