@@ -594,6 +594,55 @@ DESCENDANTS: list[tuple[str, str, str, tuple[str, ...]]] = [
     ),
 ]  # end DESCENDANTS
 
+# `malignancy` (363346000 and 128462008 include descendants in the reference): the SNOMED CT part
+# of VSAC All Primary and Secondary Cancer (the value set the reference names), copied from its
+# public expansion; the codes are listed in tests/data/snomed_descendants/ (code, tab, display
+# as the value set gives it), too many to write out here. Its basal cell carcinomas of skin are
+# SPEC's exception and its three carcinomas in situ go to review; ten members that are no
+# malignancy (benign adenomas, granulomas, a "suspected" situation) and nine already rows of `hiv`
+# are left out (mappings/README.md). Then the primary malignant neoplasms of the HL7 mCODE primary
+# cancer value set that VSAC's expansion lacks, and three OncoTreeVS codes two public lists give.
+_LISTED = Path(__file__).resolve().parent / "data" / "snomed_descendants"
+
+
+def _listed(name: str) -> tuple[str, ...]:
+    lines = (_LISTED / f"{name}.txt").read_text(encoding="utf-8").splitlines()
+    return tuple(line.split("\t", 1)[0] for line in lines if line.strip())
+
+
+DESCENDANTS += [
+    (
+        "malignancy",
+        "2.16.840.1.113762.1.4.1111.161",
+        "a malignancy in VSAC All Primary and Secondary Cancer",
+        _listed("vsac_malignancy"),
+    ),
+    (
+        "malignancy_exception",
+        "2.16.840.1.113762.1.4.1111.161",
+        "a basal cell carcinoma of skin in VSAC All Primary and Secondary Cancer: SPEC's exception",
+        _listed("vsac_bcc"),
+    ),
+    (
+        "in_situ_neoplasm",
+        "2.16.840.1.113762.1.4.1111.161",
+        "a carcinoma in situ VSAC All Primary and Secondary Cancer lists: review, not malignancy",
+        _listed("vsac_in_situ"),
+    ),
+    (
+        "malignancy",
+        "mcode-primary-cancer-disorder-vs",
+        "a primary malignant neoplasm in the HL7 mCODE primary cancer value set expansion",
+        _listed("mcode_malignancy"),
+    ),
+    (
+        "malignancy",
+        "OncoTreeVS",
+        "a primary malignant neoplasm in fsh-pct OncoTreeVS and a second public list (in the row)",
+        _listed("pct_malignancy"),
+    ),
+]
+
 VERIFIED_ELSEWHERE |= {
     (SNOMED, code): f"{concept}: {why} ({token}, named in the row)"
     for concept, token, why, codes in DESCENDANTS

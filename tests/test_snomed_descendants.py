@@ -36,6 +36,10 @@ CHARTS = {
     "desc-normal-pregnancy": ("72892002", "Normal pregnancy"),
     "desc-tubal-pregnancy": ("79586000", "Tubal pregnancy"),
     "desc-childhood-asthma": ("233678006", "Childhood asthma"),
+    # a cancer below 363346000 (OncoTreeVS and two more public lists) and a basal cell carcinoma
+    # of skin (VSAC All Primary and Secondary Cancer): SPEC's exception
+    "desc-pancreatic-cancer": ("372003004", "Primary malignant neoplasm of pancreas"),
+    "desc-bcc-face": ("402519009", "Basal cell carcinoma of face"),
     "desc-control": None,
 }
 
@@ -104,6 +108,23 @@ def test_active_childhood_asthma_is_unknown_on_cs_dependent_comorbidity(
 def test_control_passes_both(rows: dict[str, dict[str, str]]) -> None:
     row = rows["desc-control"]
     assert (row["pregnancy_lactation"], row["cs_dependent_comorbidity"]) == ("pass", "pass")
+    assert row["malignancy"] == "pass"
+
+
+def test_primary_pancreatic_cancer_fails_malignancy(rows: dict[str, dict[str, str]]) -> None:
+    """Before its row, 372003004 was caught only by the word "malignant" in its display (unknown,
+    "confirm"); a chart coded without a display passed."""
+    row = rows["desc-pancreatic-cancer"]
+    assert row["malignancy"] == "fail", row["reasons"]
+    assert row["tier"] == "excluded"
+
+
+def test_basal_cell_carcinoma_of_the_face_passes_malignancy(
+    rows: dict[str, dict[str, str]],
+) -> None:
+    """SPEC: localized basal cell carcinoma of skin is no exclusion; the display names a carcinoma,
+    which the malignancy_named safety net would read as "confirm" but for the exception row."""
+    assert rows["desc-bcc-face"]["malignancy"] == "pass", rows["desc-bcc-face"]["reasons"]
 
 
 # --- the other concept groups, one criterion at a time (criteria_helpers: the real trial file,
@@ -187,6 +208,113 @@ def test_immunodeficiency_children_fail(code: str) -> None:
 )
 def test_other_immune_disorders_are_not_immunodeficiency(code: str) -> None:
     assert status("immunodeficiency", _cond(code)) == "pass"
+
+
+# --- malignancy: SNOMED CT cancers below 363346000, their exceptions and what is left out ---------
+# Coded only (no text, no display): the malignancy_named safety net cannot see them.
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "372003004",  # primary malignant neoplasm of pancreas (OncoTreeVS + two more lists)
+        "363418001",  # malignant tumor of pancreas (VSAC All Primary and Secondary Cancer)
+        "93880001",  # primary malignant neoplasm of lung (VSAC)
+        "94391008",  # secondary malignant neoplasm of lung (VSAC)
+        "91861009",  # acute myeloid leukemia (VSAC)
+        "118601006",  # non-Hodgkin's lymphoma (VSAC)
+        "93984006",  # primary malignant neoplasm of rectum (HL7 mCODE, not in VSAC's expansion)
+        "92813000",  # chronic lymphoid leukemia in remission (HL7 mCODE)
+        "254838004",  # carcinoma of breast (VSAC)
+        "403902008",  # adenosquamous carcinoma (VSAC; its words name no site)
+    ],
+)
+def test_coded_only_cancers_fail_malignancy(code: str) -> None:
+    r = run_criterion("malignancy", _cond(code))
+    assert str(r.status) == "fail", r.reason
+
+
+@pytest.mark.parametrize(
+    ("code", "display"),
+    [
+        ("254701007", "Basal cell carcinoma of skin"),
+        ("402519009", "Basal cell carcinoma of face"),
+        ("231832009", "Basal cell carcinoma of eyelid"),
+        ("1079091000119100", "Primary basal cell carcinoma of left upper limb"),
+        ("402527000", "Basal cell carcinoma - infiltrative"),
+    ],
+)
+def test_basal_cell_carcinoma_of_skin_stays_an_exception(code: str, display: str) -> None:
+    """In VSAC All Primary and Secondary Cancer, but SPEC's exception: pass, coded only or with
+    the display that names a carcinoma."""
+    assert status("malignancy", _cond(code)) == "pass"
+    assert status("malignancy", condition(code, SNOMED, onset=ago(800), text=display)) == "pass"
+
+
+def test_a_cancer_beside_a_basal_cell_carcinoma_still_fails() -> None:
+    assert status("malignancy", _cond("402519009"), _cond("93880001")) == "fail"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "838352004",  # adenocarcinoma in situ of esophagus (listed by VSAC as a cancer)
+        "871635009",  # squamous cell carcinoma in situ of esophagus
+        "473419009",  # intraductal papillary mucinous carcinoma in situ of pancreas
+    ],
+)
+def test_carcinoma_in_situ_goes_to_review_not_fail(code: str) -> None:
+    r = run_criterion("malignancy", _cond(code))
+    assert str(r.status) == "unknown" and "in situ" in r.reason, r.reason
+
+
+def test_cervical_carcinoma_stage_0_is_an_unverified_exception() -> None:
+    """254889004 "Carcinoma of cervix stage 0" (VSAC lists it as a cancer): carcinoma in situ of
+    the cervix, SPEC's exception, read from one source (verified=N). By default its display still
+    names a carcinoma (confirm); with use_unverified it passes; it never fails."""
+    named = condition("254889004", SNOMED, onset=ago(800), text="Carcinoma of cervix stage 0")
+    r = run_criterion("malignancy", named)
+    assert str(r.status) == "unknown" and "confirm" in r.reason, r.reason
+    assert status("malignancy", _cond("254889004")) == "pass"
+    assert status("malignancy", named, use_unverified=True) == "pass"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "302826002",  # adrenal cortical adenoma: in the VSAC expansion, but benign
+        "446710005",  # low grade prostatic intraepithelial neoplasia
+        "868252007",  # malignant neoplasm of gastrointestinal tract suspected (situation)
+    ],
+)
+def test_members_that_are_no_malignancy_are_left_out(code: str) -> None:
+    assert status("malignancy", _cond(code)) == "pass"
+
+
+def test_single_source_cancer_counts_only_with_use_unverified() -> None:
+    """10708511000119108 "Primary malignant neoplasm of uterus": OncoTreeVS only (verified=N)."""
+    assert status("malignancy", _cond("10708511000119108")) == "pass"
+    assert status("malignancy", _cond("10708511000119108"), use_unverified=True) == "fail"
+
+
+def test_no_malignancy_row_is_a_basal_cell_carcinoma_or_in_situ() -> None:
+    """The exceptions never become `malignancy`: no row of it names a basal cell carcinoma, a
+    carcinoma in situ or a stage 0 (whatever its verified flag)."""
+    path = Path(__file__).resolve().parents[1] / "mappings" / "concepts" / "conditions.csv"
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        rows = [r for r in csv.DictReader(ln for ln in fh if not ln.startswith("#"))]
+    bad = [
+        f"{r['code']} {r['display']}"
+        for r in rows
+        if r["concept"] == "malignancy"
+        and any(w in r["display"].lower() for w in ("basal cell carcinoma", "in situ", "stage 0"))
+    ]
+    assert not bad, bad
+    bcc = [r for r in rows if r["concept"] == "malignancy_exception" and r["system"] == SNOMED]
+    assert len(bcc) >= 50 and all(
+        "basal cell carcinoma" in r["display"].lower() or "cervi" in r["display"].lower()
+        for r in bcc
+    )
 
 
 # --- every SNOMED CT code of the mappings is a well-formed SCTID --------------------------------
