@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from cohort.errors import ServerError
 
+from .codeparams import without_components
 from .outcome import IncompleteSearch
 from .plan import COMBO_CODE, COMPONENT_CODE, DEFAULT_CATEGORIES
 
@@ -42,7 +43,7 @@ def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | 
     named = named_in(text, names | {"_count"})
     component = [k for k in (COMBO_CODE, COMPONENT_CODE) if k in names]
     if component and component[0] in named:
-        return p.without_components(component[0], e, params)
+        return without_components(p, component[0], e, params)
     if "_lastUpdated" in named:
         return _without_since(p, rtype, params)
     if "_include" in names and ("_include" in named or not named):
@@ -68,7 +69,7 @@ def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | 
         )
         return params  # (Puller.search_all splits it)
     if component and not named:  # (before _lastUpdated, which costs a full pull)
-        return p.without_components(component[0], e, params)
+        return without_components(p, component[0], e, params)
     if "_lastUpdated" in names and status == 400 and not named:
         return _without_since(p, rtype, params)
     return None
