@@ -404,7 +404,8 @@ def test_a_bulk_kickoff_refused_with_medication_is_remembered(tmp_path, store, r
     refuse = [lambda q: _with_medication(q) or (both and _with_filter(q))]
     kick = _kickoffs(tmp_path, refuse)
     bulk_night(tmp_path, store, T0)
-    assert len(kick) == (3 if both else 2)
+    # (both: without Medication, then without _typeFilter only, each refused, then neither)
+    assert len(kick) == (4 if both else 2)
     learned = {"bulk-no-medication": "2026-11-25T10:00:00Z"}
     if both:
         learned["bulk-no-typefilter"] = "2026-11-25T10:00:00Z"
@@ -474,3 +475,34 @@ def test_two_parallel_observation_searches_refused_for_categories_split_each(sto
         "fhir uci: server quirk learned: observation-category (requires category in an "
         "Observation search); remembered for 30 days",
     ]
+
+
+def _with_combo(q) -> bool:
+    return any(k == "_typeFilter" and v.startswith("Observation?combo-code=") for k, v in q)
+
+
+@responses.activate
+@pytest.mark.parametrize("refused", ["combo-code", "typefilter"])
+def test_a_bulk_kickoff_learns_only_what_the_server_refused(tmp_path, store, refused):
+    """The kick-off fallback dropped Medication first and kept it dropped: a server refusing
+    only combo-code in _typeFilter (or only _typeFilter) was taken to refuse Medication too
+    (bulk-no-medication learned: its Medications read by id every night for 30 days, though
+    the export would have held them). Each thing is now asked without on its own first, with
+    the rest back; only what the kick-off taken lacks is learned."""
+    import test_fhir_bulk as fb
+
+    refuse = [_with_combo if refused == "combo-code" else _with_filter]
+    kick = _kickoffs(tmp_path, refuse)
+    responses.replace(responses.GET, f"{BASE}/metadata", json=fb.COMBO_CAP)
+    rep = bulk_night(tmp_path, store, T0)
+    taken = kick[-1]
+    assert _with_medication(taken) and not refuse[0](taken), kick
+    quirk = "bulk-no-combo-code" if refused == "combo-code" else "bulk-no-typefilter"
+    assert rep.quirks == {quirk: "2026-11-25T10:00:00Z"}
+    said = [w for w in rep.warnings if w.startswith("bulk: server refused")]
+    assert said[0] == ("bulk: server refused the export kick-off (HTTP 400); asked again without"
+                       " Medication in _type (referenced Medications are read by id)")
+    assert "without Medication too" in said[1], said
+    kick.clear()
+    bulk_night(tmp_path, store, T0 + DAY)
+    assert len(kick) == 1 and _with_medication(kick[0]) and not refuse[0](kick[0]), kick
