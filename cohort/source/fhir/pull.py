@@ -155,7 +155,8 @@ class Puller:
     def search_all(self, rtype: str, params: Params) -> tuple[Items, str | None]:
         """Every page of one search, with vendor fallbacks; (items, earliest server time)."""
         restarted = False
-        tried: dict[str, Params] = {}  # quirks whose fallback this search took: with what
+        # quirks whose fallback this search took: with what (and whether _count was sent)
+        tried: dict[str, tuple[Params, bool]] = {}
         while True:
             current = obs_current(self, params) if rtype == "Observation" else params
             if current is None:  # (a component-code twin refused: the code twin is searched)
@@ -196,7 +197,7 @@ class Puller:
                 if fixed is None:
                     raise
                 if quirk := getattr(e, "quirk", None):
-                    tried[quirk] = fixed
+                    tried[quirk] = (fixed, self.client.send_count)
                 params = fixed
             else:
                 confirm(self, tried, params)

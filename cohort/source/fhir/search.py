@@ -120,6 +120,12 @@ def said_categories(p: Puller) -> None:
 def since_for(p: Puller, rtype: str, mark: str | None) -> str | None:
     if not mark:
         return None
+    if p.quirks.on(f"no-lastupdated:{rtype}"):
+        p.report.warn(
+            f"{rtype}: the server refused _lastUpdated on an earlier night; known patients"
+            " re-pulled in full"
+        )
+        return None
     if not p.cap.has_param(rtype, "_lastUpdated") or rtype in p.no_since:
         p.report.warn(f"{rtype}: server lacks _lastUpdated; known patients re-pulled in full")
         return None
