@@ -346,3 +346,22 @@ def test_a_reprobe_accepted_pulls_what_searches_by_code_could_not_see(store, par
     assert wide and all("_lastUpdated" not in a for a in wide), fake.asks
     assert all("_lastUpdated" in a for a in fake.asks if a not in wide), fake.asks
     assert rep.quirks == {}
+
+
+def test_a_server_no_longer_listing_combo_code_is_searched_by_code_in_full_once(store):
+    """The other way round (the mark of searches by combo-code, the server now lists neither):
+    the mark covers results a search by code cannot find, so the known patients' Observations
+    are pulled in full by code once, and what that no longer finds (the panel) is swept, as a
+    fresh pull would not have it; the night after, incrementally."""
+    with responses.RequestsMock() as rsps:
+        fake = server(rsps, ["combo-code"])
+        run(store)
+        assert store.get("uci", "Observation", "cbc0") is not None
+        fake.cap = capability()
+        fake.log.clear()
+        rep = run(store)
+        assert observation_queries(fake.log) == ["Observation?_count&code&patient"]
+        assert store.get("uci", "Observation", "cbc0") is None and rep.removed == 1
+        fake.log.clear()
+        run(store)
+    assert observation_queries(fake.log) == ["Observation?_lastUpdated&_summary&code"]

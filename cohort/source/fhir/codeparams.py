@@ -40,8 +40,8 @@ def covered(p: Puller, rtype: str, raw: str | None) -> set[str]:
     """The code parameters whose searches the type's mark `raw` ("clock|hash") covers: those
     finding nothing its searches (same codes, same categories) could not have found. A search
     by code is covered by a mark of searches by combo-code; one by combo-code only by a mark of
-    searches by combo-code, or by code and component-code. None when the mark covers more
-    than tonight's searches ask (the server no longer lists combo-code): those are pulled in
+    searches by combo-code, or by code and component-code. No parameter when the mark covers
+    more than tonight's searches ask (the server no longer lists combo-code): those are pulled in
     full, as before, and what they no longer find is swept."""
     if not raw:
         return set()
