@@ -120,8 +120,8 @@ def load_cfg(config: Path | None) -> Any:
     is_flag=True,
     help="Ignore sync marks: pull everything again from servers (dropping the stored records "
     "a server no longer has, within [run] max_snapshot_removal), try the server quirks "
-    "remembered (a refused _count, Observation category, combo-code, Bulk _type or "
-    "_typeFilter) again, and re-read file sources "
+    "remembered (a refused _count, Observation category, combo-code, _include, _lastUpdated, "
+    "Bulk _type or _typeFilter) again, and re-read file sources "
     "even when unchanged since their last complete read.",
 )
 @click.option(

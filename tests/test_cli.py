@@ -544,5 +544,6 @@ def test_full_refresh_help_says_it_tries_remembered_server_quirks_again() -> Non
     said = " ".join(result.output.split())
     assert "server quirks" in said, said
     # each kind of quirk docs/scheduling.md lists ("Such fallbacks are remembered")
-    for param in ("_count", "category", "combo-code", "Bulk _type", "_typeFilter"):
+    for param in ("_count", "category", "combo-code", "_include", "_lastUpdated", "Bulk _type",
+                  "_typeFilter"):
         assert param in said, (param, said)

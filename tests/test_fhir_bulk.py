@@ -766,19 +766,25 @@ def test_bulk_group_export_refusing_medication_in_type_is_asked_again_without(tm
 
 @responses.activate
 def test_bulk_kickoff_refused_with_and_without_medication_drops_type_filter_too(tmp_path, store):
-    """A server that refuses both Medication and _typeFilter is asked a third time without
-    either; each warning names what was dropped."""
+    """A server that refuses both Medication and _typeFilter is asked without each on its own
+    (each refused), then without either; each warning names what was dropped."""
     kick, since = [], []
     setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
     _refusing_kickoff(kick, lambda q: any(k == "_typeFilter" for k, _ in q)
                       or "Medication" in dict(q)["_type"].split(","))
     s = settings(tmp_path, bulk_group="g1")
     rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
-    assert len(kick) == 3 and "_typeFilter" not in dict(kick[2])
-    assert "Medication" not in dict(kick[2])["_type"].split(",")
+    assert len(kick) == 4 and "_typeFilter" not in dict(kick[3])
+    assert "Medication" not in dict(kick[3])["_type"].split(",")
+    assert "_typeFilter" not in dict(kick[2]) and "Medication" in dict(kick[2])["_type"]
     said = [w for w in rep.warnings if w.startswith("bulk: server refused")]
-    assert len(said) == 2 and "without Medication in _type" in said[0]
+    assert len(said) == 3 and "without Medication in _type" in said[0]
     assert "kick-off without Medication too" in said[1] and "without _typeFilter" in said[1]
+    assert said[2].startswith("bulk: server refused the export kick-off without _typeFilter too"
+                              " (HTTP 400); asked again without Medication in _type")
+    assert said[2].endswith("; and without _typeFilter: exported unfiltered (records whose code"
+                            " no mapping has are counted under not_stored, not stored)")
+    assert set(rep.quirks) == {"bulk-no-medication", "bulk-no-typefilter"}
     assert store.get("uci", "Observation", "o1") is not None and "bulk" in rep.marks
 
 
@@ -1091,9 +1097,10 @@ def test_bulk_type_filter_by_code_says_component_results_are_not_exported(tmp_pa
 @responses.activate
 def test_bulk_kickoff_refusing_combo_code_asks_by_code_from_the_mark(tmp_path, store):
     """A server that lists combo-code (for searches) but refuses it in _typeFilter: the kick-off
-    is asked again without Medication (the first thing dropped), then by code, with the _since
-    the mark gives an export by code (no full export every night); the mark stays one of an
-    export by code. Both refusals are remembered (quirks.py): the next night asks by code at
+    is asked again without Medication (the first thing dropped), then by code with Medication
+    back, with the _since the mark gives an export by code (no full export every night); the
+    mark stays one of an export by code. Only the refusal of combo-code is remembered
+    (quirks.py; Medication was not refused): the next night asks by code, with Medication, at
     once, and run.json still says component-only results are not exported."""
     kick, since = [], []
     setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
@@ -1113,11 +1120,12 @@ def test_bulk_kickoff_refusing_combo_code_asks_by_code_from_the_mark(tmp_path, s
                     " asked again without combo-code in _typeFilter (by code: Observations whose"
                     " only mapped code is a component's are not exported)"]
     assert not any("full" in w for w in rep.warnings), rep.warnings
-    assert set(rep.quirks) == {"bulk-no-medication", "bulk-no-combo-code"}
+    assert "Medication" in dict(asked[2])["_type"].split(",")
+    assert set(rep.quirks) == {"bulk-no-combo-code"}
     rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))  # next night
     assert len(kick) == 5
     assert ("_typeFilter", "Observation?code=718-7") in kick[-1]
-    assert "Medication" not in dict(kick[-1])["_type"].split(",")
+    assert "Medication" in dict(kick[-1])["_type"].split(",")
     assert dict(kick[-1]).get("_since") == "2026-11-25T09:55:00Z"
     assert not [w for w in rep.warnings if w.startswith("bulk: server refused")]
     assert ("bulk: the server refused combo-code in _typeFilter on an earlier night; the export"

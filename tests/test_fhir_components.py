@@ -244,3 +244,124 @@ def test_combo_code_accepted_again_forgets_the_quirk(store):
         rep = run(store, full_refresh=True)
     assert "observation-code-only" not in rep.quirks
     assert store.get("uci", "Observation", "cbc0") is not None
+
+
+# -- the night a remembered observation-code-only is tried again (30 days on) ---------------------
+
+T0 = 1795600800.0  # 2026-11-25T10:00:00Z, by the client's clock (what quirks are dated by)
+DAY = 86400.0
+
+
+def night_at(store, at: float, **cfg):
+    from cohort.source.fhir.client import FhirClient
+
+    s = settings(**cfg)
+    client = FhirClient(s, clock=lambda: at, sleep=lambda _: None)
+    return pull("uci", s, store, OBS_TOKENS, screen_tokens=[SLE], client=client)
+
+
+class Asking(FakeFhir):
+    """Lists `params` for Observation; refuses a search with `refused` (400, naming it when
+    `named`) while `refusing`; logs each Observation search with its parameters, refused or not."""
+
+    refusing = True
+
+    def __init__(self, rsps, params: list[str], refused: str, named: bool = True):
+        super().__init__(rsps, page=50, cap=capability(more_params={"Observation": params}))
+        self.refused, self.named = refused, named
+        self.asks: list[str] = []
+
+    def _get(self, req):
+        q = parse_qsl(urlsplit(req.url).query)
+        if urlsplit(req.url).path.endswith("/Observation"):
+            keys = "&".join(sorted(k for k, _ in q))
+            if self.refusing and self.refused in dict(q):
+                self.asks.append("refused " + keys)
+                why = f"Unknown search parameter '{self.refused}'" if self.named else "Bad request"
+                return 400, {}, json.dumps(oo(why))
+            self.asks.append(keys)
+        return super()._get(req)
+
+
+def _population(fake) -> None:
+    population(fake)
+    fake.add(panel("cbc0", "p0"), "2026-11-01T00:00:00Z")
+
+
+def _amend_o1(fake) -> None:
+    fake.clock = "2026-12-25T10:00:00Z"
+    fake.add({**fake.db[("Observation", "o1")], "status": "amended"}, "2026-12-24T10:00:00Z")
+
+
+@pytest.mark.parametrize("param", ["combo-code", "component-code"])
+def test_a_reprobe_refused_again_keeps_the_observation_mark(store, param):
+    """The night a remembered observation-code-only is tried again (30 days on), the Observation
+    mark was taken for one of other searches (its hash now names combo-code): every known
+    patient's Observations were pulled in full by code once the server refused again. Now the
+    _lastUpdated of each search is that of the parameters it ends up with: the refused search
+    by combo-code asked without (what a mark of searches by code never covered), its fallback
+    by code with the mark's _lastUpdated; no search of the known patients by code goes without
+    it, nothing is swept, and the mark stays one of searches by code."""
+    with responses.RequestsMock() as rsps:
+        fake = Asking(rsps, [param], param, named=param == "combo-code")
+        _population(fake)
+        night_at(store, T0, concurrency=1)
+        mark = store.get_mark("uci", "fhir:Observation")
+        assert set(json.loads(store.get_mark("uci", f"fhir:quirks:{BASE}"))) == {
+            "observation-code-only"}
+        _amend_o1(fake)
+        fake.asks.clear()
+        rep = night_at(store, T0 + 30 * DAY, concurrency=1)
+    asks = fake.asks
+    assert any(a.startswith("refused") for a in asks), asks
+    # every search by code (of patients known since night 1) asks with _lastUpdated
+    assert all("_lastUpdated" in a for a in asks if not a.startswith("refused")), asks
+    # the refused search asked for what the mark never covered: in full
+    assert all("_lastUpdated" not in a for a in asks if a.startswith("refused")), asks
+    assert store.get("uci", "Observation", "o1")["status"] == "amended"
+    assert rep.updated >= 1 and rep.removed == 0
+    assert rep.quirks == {"observation-code-only": "2026-12-25T10:00:00Z"}
+    assert store.get_mark("uci", "fhir:Observation").split("|")[1] == mark.split("|")[1]
+    assert not any("full" in w for w in rep.warnings), rep.warnings
+
+
+@pytest.mark.parametrize("param", ["combo-code", "component-code"])
+def test_a_reprobe_accepted_pulls_what_searches_by_code_could_not_see(store, param):
+    """Tried again and accepted (the server upgraded): the panel whose only mapped code is a
+    component's, older than the mark, is pulled, as searches by code never saw it: the search
+    by combo-code (component-code) asks without _lastUpdated; a search by code beside it (the
+    component-code twin's) keeps the mark's, which covered what it asks."""
+    with responses.RequestsMock() as rsps:
+        fake = Asking(rsps, [param], param, named=param == "combo-code")
+        _population(fake)
+        night_at(store, T0, concurrency=1)
+        assert store.get("uci", "Observation", "cbc0") is None
+        fake.refusing = False
+        _amend_o1(fake)
+        fake.asks.clear()
+        rep = night_at(store, T0 + 30 * DAY, concurrency=1)
+    assert store.get("uci", "Observation", "cbc0") is not None
+    assert store.get("uci", "Observation", "o1")["status"] == "amended"
+    wide = [a for a in fake.asks if param in a.split("&")]
+    assert wide and all("_lastUpdated" not in a for a in wide), fake.asks
+    assert all("_lastUpdated" in a for a in fake.asks if a not in wide), fake.asks
+    assert rep.quirks == {}
+
+
+def test_a_server_no_longer_listing_combo_code_is_searched_by_code_in_full_once(store):
+    """The other way round (the mark of searches by combo-code, the server now lists neither):
+    the mark covers results a search by code cannot find, so the known patients' Observations
+    are pulled in full by code once, and what that no longer finds (the panel) is swept, as a
+    fresh pull would not have it; the night after, incrementally."""
+    with responses.RequestsMock() as rsps:
+        fake = server(rsps, ["combo-code"])
+        run(store)
+        assert store.get("uci", "Observation", "cbc0") is not None
+        fake.cap = capability()
+        fake.log.clear()
+        rep = run(store)
+        assert observation_queries(fake.log) == ["Observation?_count&code&patient"]
+        assert store.get("uci", "Observation", "cbc0") is None and rep.removed == 1
+        fake.log.clear()
+        run(store)
+    assert observation_queries(fake.log) == ["Observation?_lastUpdated&_summary&code"]

@@ -155,3 +155,36 @@ def test_a_bulk_night_after_a_mapping_change_fetching_a_new_patient_removes_noth
                 _pull(fresh, True, tmp_path / "f", tokens=both)
                 assert inc.count_by_type("uci") == fresh.count_by_type("uci")
     assert rep.patients_new == 1 and rep.removed == 0
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["search", "bulk"])
+def test_a_night_with_no_medication_change_lists_no_stored_medication(tmp_path, bulk, monkeypatch):
+    """The nightly Medication change check listed every stored Medication id (Store.ids) before
+    its `_summary=count` probe, whose answer (none changed) then made the list useless: on
+    every quiet night. The probe now comes first; the ids are listed only when some Medication
+    changed (and then searched by _id as before)."""
+    listed: list[str] = []
+    ids = Store.ids
+
+    def spy(self, site, rtype):
+        listed.append(rtype)
+        return ids(self, site, rtype)
+
+    monkeypatch.setattr(Store, "ids", spy)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = BulkFake(rsps)
+        population(fake)
+        with Store(tmp_path / "inc.db") as inc:
+            _pull(inc, bulk, tmp_path)
+            listed.clear()
+            fake.clock = NIGHT2
+            fake.log.clear()
+            _pull(inc, bulk, tmp_path)
+            assert "Medication?_lastUpdated&_summary" in fake.log
+            assert "Medication" not in listed
+            fake.add({**fake.db[("Medication", "m1")], "code": {"text": "rituximab"}},
+                     "2026-11-26T11:00:00Z")
+            fake.clock = "2026-11-27T10:00:00Z"
+            _pull(inc, bulk, tmp_path)
+            assert listed.count("Medication") == 1
+            assert _rows(inc, "Medication")["m1"]["code"] == {"text": "rituximab"}

@@ -806,9 +806,9 @@ def test_a_refused_include_on_an_incremental_night_is_not_blamed_on_lastupdated(
             status, body = _refuse_include(req, status, body)
             return (status, body if said or status != 400 else oo("Bad request"))
 
-        fake.edit = edit
         run(store)
-        _next_night_mr1_stopped(fake)
+        fake.edit = edit  # (from the incremental night on: a refusal the first night is
+        _next_night_mr1_stopped(fake)  # remembered, later nights do not ask, quirks.py)
         fake.log.clear()
         rep = run(store)
     assert store.get("uci", "MedicationRequest", "mr1")["status"] == "stopped"

@@ -404,7 +404,8 @@ def test_a_bulk_kickoff_refused_with_medication_is_remembered(tmp_path, store, r
     refuse = [lambda q: _with_medication(q) or (both and _with_filter(q))]
     kick = _kickoffs(tmp_path, refuse)
     bulk_night(tmp_path, store, T0)
-    assert len(kick) == (3 if both else 2)
+    # (both: without Medication, then without _typeFilter only, each refused, then neither)
+    assert len(kick) == (4 if both else 2)
     learned = {"bulk-no-medication": "2026-11-25T10:00:00Z"}
     if both:
         learned["bulk-no-typefilter"] = "2026-11-25T10:00:00Z"
@@ -474,3 +475,145 @@ def test_two_parallel_observation_searches_refused_for_categories_split_each(sto
         "fhir uci: server quirk learned: observation-category (requires category in an "
         "Observation search); remembered for 30 days",
     ]
+
+
+def _with_combo(q) -> bool:
+    return any(k == "_typeFilter" and v.startswith("Observation?combo-code=") for k, v in q)
+
+
+@responses.activate
+@pytest.mark.parametrize("refused", ["combo-code", "typefilter"])
+def test_a_bulk_kickoff_learns_only_what_the_server_refused(tmp_path, store, refused):
+    """The kick-off fallback dropped Medication first and kept it dropped: a server refusing
+    only combo-code in _typeFilter (or only _typeFilter) was taken to refuse Medication too
+    (bulk-no-medication learned: its Medications read by id every night for 30 days, though
+    the export would have held them). Each thing is now asked without on its own first, with
+    the rest back; only what the kick-off taken lacks is learned."""
+    import test_fhir_bulk as fb
+
+    refuse = [_with_combo if refused == "combo-code" else _with_filter]
+    kick = _kickoffs(tmp_path, refuse)
+    responses.replace(responses.GET, f"{BASE}/metadata", json=fb.COMBO_CAP)
+    rep = bulk_night(tmp_path, store, T0)
+    taken = kick[-1]
+    assert _with_medication(taken) and not refuse[0](taken), kick
+    quirk = "bulk-no-combo-code" if refused == "combo-code" else "bulk-no-typefilter"
+    assert rep.quirks == {quirk: "2026-11-25T10:00:00Z"}
+    said = [w for w in rep.warnings if w.startswith("bulk: server refused")]
+    assert said[0] == ("bulk: server refused the export kick-off (HTTP 400); asked again without"
+                       " Medication in _type (referenced Medications are read by id)")
+    assert "without Medication too" in said[1], said
+    kick.clear()
+    bulk_night(tmp_path, store, T0 + DAY)
+    assert len(kick) == 1 and _with_medication(kick[0]) and not refuse[0](kick[0]), kick
+
+
+# -- a refused _include or _lastUpdated, remembered per type ---------------------------------------
+
+MEDS = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
+
+
+def refuse_include(req, status, body):
+    if "_include" in _query(req):
+        return 400, oo("Unsupported _include value")
+    return status, body
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_a_refused_include_is_remembered(store, named):
+    """A server refusing _include of Medication (named, or a bare 400: _include is dropped
+    first) had each medication type's first search refused every night, the Medications read
+    by id after it. The refusal is now a quirk of the type (`no-include:<type>`): the next
+    night's searches go without _include from the start, with no refused request; the
+    Medications are read by id as on the night it was learned."""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            status, body = refuse_include(req, status, body)
+            return status, (body if named or status != 400 else oo("Bad request"))
+
+        fake.edit = edit
+        first = night(store, T0)
+        learned = {f"no-include:{t}": "2026-11-25T10:00:00Z" for t in MEDS}
+        assert first.quirks == learned and remembered(store) == learned
+        fake.add({**fake.db[("MedicationRequest", "mr1")], "id": "mr9",
+                  "medicationReference": {"reference": "Medication/m9"}}, "2026-11-26T09:00:00Z")
+        fake.add({"resourceType": "Medication", "id": "m9", "code": {"text": "VAY736"}},
+                 "2026-11-26T09:00:00Z")
+        _next_day(fake)
+        rep = night(store, T0 + DAY)
+    assert not any("_include" in q for q in fake.log), fake.log
+    assert store.get("uci", "Medication", "m9") is not None  # (read by id)
+    assert rep.quirks == learned
+    assert not any("_include" in w for w in _said(rep)), rep.warnings
+
+
+def test_a_remembered_include_refusal_is_tried_again_after_30_days(store):
+    """30 days on, _include is asked again by the next search of the type: accepted (the
+    server upgraded), that type's quirk is forgotten; the others, not searched that quiet night
+    (nothing changed), wait for their next search."""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        fake.edit = refuse_include
+        night(store, T0)
+        fake.edit = None
+        _next_day(fake)
+        fake.add({**fake.db[("MedicationRequest", "mr1")], "status": "stopped"},
+                 "2026-11-26T09:00:00Z")
+        rep = night(store, T0 + 30 * DAY)
+    asked = [q for q in fake.log if q.startswith("MedicationRequest?") and "patient" in q]
+    assert asked and all("_include" in q for q in asked), fake.log
+    rest = {f"no-include:{t}": "2026-11-25T10:00:00Z" for t in MEDS[1:]}
+    assert rep.quirks == rest and remembered(store) == rest
+
+
+def test_a_refused_lastupdated_is_remembered_per_type(store):
+    """A server refusing _lastUpdated on Immunization searches: each night asked with it,
+    was refused, and pulled the type in full. The refusal is now a quirk of that type only
+    (`no-lastupdated:Immunization`): later nights pull Immunizations in full from the start
+    (run.json says so), with no refused request; the other types stay incremental."""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        night(store, T0)
+
+        def edit(req, status, body):
+            if _path(req) == "Immunization" and "_lastUpdated" in _query(req):
+                return 400, oo("Unknown search parameter _lastUpdated")
+            return status, body
+
+        fake.edit = edit
+        _next_day(fake)
+        rep = night(store, T0 + DAY)
+        assert "Immunization: server rejected _lastUpdated; full pull of that type" in rep.warnings
+        assert rep.quirks == {"no-lastupdated:Immunization": "2026-11-26T10:00:00Z"}
+        _next_day(fake, 2)
+        rep = night(store, T0 + 2 * DAY)
+    imm = [q for q in fake.log if q.startswith("Immunization")]
+    assert imm and all("_lastUpdated" not in q for q in imm), imm  # in full, none refused
+    others = [q for q in fake.log if q.split("?")[0] not in ("metadata", "Immunization")]
+    assert others and all("_lastUpdated" in q for q in others), others
+    assert rep.quirks == {"no-lastupdated:Immunization": "2026-11-26T10:00:00Z"}
+    assert any(w.startswith("Immunization: the server refused _lastUpdated on an earlier night")
+               for w in rep.warnings), rep.warnings
+
+
+def test_include_dropped_before_count_for_a_bare_400_is_not_learned(store):
+    """A bare 400 drops _include first, then _count: a server refusing only _count (no name
+    given) is searched without both, but only no-count is learned, _include not being what it
+    refused (its next search with _include and without _count is answered)."""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            if "_count" in _query(req):
+                return 400, oo("Bad request")
+            return status, body
+
+        fake.edit = edit
+        rep = night(store, T0)
+    assert list(rep.quirks) == ["no-count"], rep.quirks

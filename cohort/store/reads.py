@@ -34,6 +34,11 @@ class Reads:
         )
         return [r[0] for r in rows]
 
+    def has_type(self, site: str, rtype: str) -> bool:
+        """Whether any record of `rtype` is stored for `site` (one key lookup, no listing)."""
+        row = self._one("SELECT 1 FROM resources WHERE site=? AND type=? LIMIT 1", (site, rtype))
+        return row is not None
+
     def ids(self, site: str, rtype: str) -> list[str]:
         """The ids of the stored records of `rtype`, in order, read from the key (no JSON)."""
         rows = self._query(

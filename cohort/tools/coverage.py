@@ -14,7 +14,7 @@ from cohort.errors import ConfigError
 from cohort.extract import Extractor
 from cohort.extract.census import CensusEntry, value_summary
 from cohort.merged import merges_of
-from cohort.model import Code, ObservationFact, Quantity
+from cohort.model import Code, ObservationFact, PatientFacts, Quantity
 from cohort.report.csv import render_chunks
 from cohort.runner import Loaded
 from cohort.screening import screened_ids
@@ -104,6 +104,21 @@ def _add(found: dict, site: str, entry: CensusEntry, screened: set[str], term: T
         u.quantities += entry.quantities[: 3 - len(u.quantities)]
 
 
+def _unread(facts: PatientFacts) -> list[tuple[str, tuple[Code, ...], str, None]]:
+    """The records of a patient's that could not be read (a refused record's stub, a record
+    with an element that does not read), once each, with the codes they keep: codes in the
+    data as much as a read record's. Not those read all the same (a stub through the readable
+    copy it was stored over, a result whose date does not read: counted as read)."""
+    read = {c.ref for c in facts.conditions} | {o.ref for o in facts.observations}
+    read |= {e.ref for e in facts.exposures} | {i.ref for i in facts.immunizations}
+    read |= {p.ref for p in facts.procedures}
+    out: dict[str, tuple[str, tuple[Code, ...], str, None]] = {}
+    for u in facts.unreadable:
+        if u.ref not in read and u.ref not in out and (u.codes or u.text):
+            out[u.ref] = (u.ref.split("/")[0], u.codes, u.text, None)
+    return list(out.values())
+
+
 def _medications(store: Store, site: str) -> Callable[[str], dict[str, Any] | None]:
     return lambda mid: store.get(site, "Medication", mid)
 
@@ -136,6 +151,7 @@ def coverage_report(cfg: Config, out: Path, site_id: str | None = None) -> Cover
                 records += [(e.ref.split("/")[0], e.codes, e.text, None) for e in facts.exposures]
                 records += [("Immunization", i.codes, i.text, None) for i in facts.immunizations]
                 records += [("Procedure", p.codes, p.text, None) for p in facts.procedures]
+                records += _unread(facts)
                 for rtype, codes, text, o in records:
                     for c in codes:
                         seen_codes[term.canonical_system(c.system)].add(c.code)

@@ -250,3 +250,87 @@ def test_loader_reads_gzip(tmp_path):
     p.write_bytes(gzip.compress(b'{"resourceType":"Patient","id":"a"}\n'))
     from loader import _ndjson
     assert _ndjson(p) == [{"resourceType": "Patient", "id": "a"}]
+
+
+class _RefusingCombo(requests.adapters.HTTPAdapter):
+    """A transport answering a search with combo-code 400 (an OperationOutcome naming it), as a
+    server that lists combo-code and refuses it; everything else goes to sekmet. `asked`: the
+    Observation searches by patient (sorted parameter names), "refused " before the refused."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refusing = True
+        self.asked: list[str] = []
+
+    def send(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        from urllib.parse import parse_qsl, urlsplit
+
+        q = dict(parse_qsl(urlsplit(request.url).query))
+        refuse = self.refusing and "combo-code" in q
+        if urlsplit(request.url).path.endswith("/Observation") and "patient" in q:
+            self.asked.append(("refused " if refuse else "") + "&".join(sorted(q)))
+        if not refuse:
+            return super().send(request, *args, **kwargs)
+        r = requests.Response()
+        r.status_code, r.url, r.request = 400, request.url, request
+        r.headers["Content-Type"] = "application/fhir+json"
+        r._content = json.dumps({"resourceType": "OperationOutcome", "issue": [
+            {"severity": "error", "code": "not-supported",
+             "diagnostics": "Unknown search parameter 'combo-code'"}]}).encode()
+        return r
+
+
+def test_a_reprobe_night_of_observation_code_only_sends_no_full_observation_pull(loaded, tmp_path):
+    """sekmet behind a transport refusing combo-code (which sekmet lists): night 1 learns the
+    quirk observation-code-only; 30 days on it is tried again, refused again, and the known
+    patients' Observations are searched by code since the mark (no full pull, as the nights
+    before), a changed result read; then, combo-code accepted, the panel whose only mapped code
+    is a component's, older than the mark, is pulled."""
+    from cohort.source.fhir.client import FhirClient
+
+    srv = start_sekmet(tmp_path / "srv")
+    t0 = 1795600800.0  # 2026-11-25T10:00:00Z by the client's clock (quirks are dated by it)
+    transport = _RefusingCombo()
+    tokens, screen = tokens_of(loaded)
+
+    def night(store: Store, at: float) -> PullReport:
+        s = ServerSettings.from_dict({"base_url": srv.base_url, "sync_overlap": 0}, "test")
+        session = requests.Session()
+        session.mount(srv.base_url, transport)
+        client = FhirClient(s, session=session, clock=lambda: at)
+        return pull("uci", s, store, tokens, screen_tokens=screen, client=client)
+
+    try:
+        s = requests.Session()
+        load_dir(s, srv.base_url, SAMPLES / "uci")
+        with Store(tmp_path / "a.db") as a:
+            night(a, t0)
+            pid = screened_ids("uci", a, loaded)[0]
+            cbc = {"resourceType": "Observation", "id": "it-cbc", "status": "final",
+                   "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": "2026-11-20",
+                   "code": {"coding": [{"system": "http://loinc.org", "code": "58410-2"}]},
+                   "component": [{"code": {"coding": [{"system": "http://loinc.org", "code": "777-3"}]},
+                                  "valueQuantity": {"value": 20, "unit": "10*3/uL"}}]}
+            post_transaction(s, srv.base_url, put_entries([cbc]))
+            night(a, t0 + 86400)  # (the quirk used: by code, incrementally)
+            obs = next(r for r in a.iter_type("uci", "Observation")
+                       if r["subject"]["reference"].endswith(pid))
+            post_transaction(s, srv.base_url, put_entries(
+                [{k: v for k, v in obs.items() if k != "meta"} | {"status": "amended"}]))
+            transport.asked.clear()
+            rep = night(a, t0 + 30 * 86400)
+            asked = transport.asked
+            assert any(q.startswith("refused") for q in asked), asked
+            assert all("_lastUpdated" in q for q in asked if not q.startswith("refused")), asked
+            assert a.get("uci", "Observation", obs["id"])["status"] == "amended"
+            assert a.get("uci", "Observation", "it-cbc") is None  # (by code: not seen)
+            assert rep.removed == 0 and list(rep.quirks) == ["observation-code-only"]
+            assert rep.quirks["observation-code-only"].startswith("2026-12-25")
+            # the server takes combo-code: tried again, the panel older than the mark comes
+            transport.refusing = False
+            transport.asked.clear()
+            rep = night(a, t0 + 60 * 86400)
+            assert a.get("uci", "Observation", "it-cbc") is not None
+            assert rep.quirks == {} and transport.asked, transport.asked
+    finally:
+        srv.stop()

@@ -19,7 +19,7 @@ from cohort.merged import family
 from cohort.source.structure import loads
 
 from .answer import retry_after
-from .kickoff import REFUSED_TOO, STEPS, by_combo, combo_asked, fewer, said_by_code
+from .kickoff import STEPS, by_combo, combo_asked, fallbacks, refused_words, said_by_code
 from .medications import medication_since, refresh_medications
 from .ndjson import export_links, load, read_ndjson, screened_in
 from .outcome import outcome_issues
@@ -66,7 +66,7 @@ def kickoff(p: Puller, since_of: Callable[[bool], str | None]) -> tuple[str, str
             params = drop(params) or params
     path = f"Group/{p.s.bulk_group}/$export" if p.s.bulk_group else "Patient/$export"
     headers = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
-    refused, quirks = "", []
+    tries, quirks = iter(fallbacks(params)), list[str]()
     while True:
         combo = combo_asked(params)
         since = since_of(combo)
@@ -76,19 +76,15 @@ def kickoff(p: Puller, since_of: Callable[[bool], str | None]) -> tuple[str, str
             break
         except ServerError as e:
             status = getattr(e, "status", 0)
-            less = fewer(params) if status in (400, 422) else None
+            less = next(tries, None) if status in (400, 422) else None
             if less is None:
                 raise
             # a server may refuse what it does not export (HAPI FHIR, IBM FHIR: Medication, not
             # in the Patient compartment) or _typeFilter (optional); the spec's way: refuse, for
-            # the client to ask again without. Remembered once a kick-off is taken (quirks.py)
-            params, quirk, dropped = less
-            quirks.append(quirk)
-            p.report.warn(
-                f"bulk: server refused the export kick-off{refused} (HTTP {status}); "
-                f"asked again without {dropped}"
-            )
-            refused = " " + REFUSED_TOO[dropped]
+            # the client to ask again without. What the kick-off taken lacks is remembered
+            # (quirks.py): one thing at a time first (kickoff.TRIES), so it is what was refused
+            p.report.warn(refused_words(status, quirks, less[1]))
+            params, quirks = less
     kicked_off(p, params, quirks)
     said_by_code(p, by_combo(p, types), params, quirks)
     loc = r.headers.get("Content-Location")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from cohort.errors import ServerError
 
+from .codeparams import without_components
 from .outcome import IncompleteSearch
 from .plan import COMBO_CODE, COMPONENT_CODE, DEFAULT_CATEGORIES
 
@@ -42,10 +43,11 @@ def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | 
     named = named_in(text, names | {"_count"})
     component = [k for k in (COMBO_CODE, COMPONENT_CODE) if k in names]
     if component and component[0] in named:
-        return p.without_components(component[0], e, params)
+        return without_components(p, component[0], e, params)
     if "_lastUpdated" in named:
-        return _without_since(p, rtype, params)
+        return _without_since(p, rtype, params, e)
     if "_include" in names and ("_include" in named or not named):
+        e.quirk = f"no-include:{rtype}"  # type: ignore[attr-defined]
         return p._without_include(rtype, params, "rejected _include")
     # (whether this request carried _count, not whether searches still send it: a parallel
     # search refused first may have switched it off since)
@@ -68,9 +70,9 @@ def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | 
         )
         return params  # (Puller.search_all splits it)
     if component and not named:  # (before _lastUpdated, which costs a full pull)
-        return p.without_components(component[0], e, params)
+        return without_components(p, component[0], e, params)
     if "_lastUpdated" in names and status == 400 and not named:
-        return _without_since(p, rtype, params)
+        return _without_since(p, rtype, params, e)
     return None
 
 
@@ -91,8 +93,9 @@ def each_category(p: Puller, rtype: str, params: Params) -> tuple[Items, str | N
     return items, min(clocks, default=None)
 
 
-def _without_since(p: Puller, rtype: str, params: Params) -> Params:
+def _without_since(p: Puller, rtype: str, params: Params, e: ServerError) -> Params:
     p.no_since.add(rtype)
+    e.quirk = f"no-lastupdated:{rtype}"  # type: ignore[attr-defined]
     p.report.warn(f"{rtype}: server rejected _lastUpdated; full pull of that type")
     return [(k, v) for k, v in params if k != "_lastUpdated"]
 

@@ -43,7 +43,8 @@ def said_by_code(p: Puller, listed: bool, params: Params, dropped: list[str]) ->
         )
 
 
-# what a refused kick-off is asked again without, in this order (the warning's words)
+# what a refused kick-off is asked again without (the warning's words), and what a kick-off
+# refused without it is called
 _NO_MEDICATION = "Medication in _type (referenced Medications are read by id)"
 _NO_COMBO = (
     "combo-code in _typeFilter (by code: Observations whose only mapped code is a component's"
@@ -53,20 +54,50 @@ _NO_TYPE_FILTER = (
     "_typeFilter: exported unfiltered (records whose code no mapping has are counted under"
     " not_stored, not stored)"
 )
-REFUSED_TOO = {
-    _NO_MEDICATION: "without Medication too",
-    _NO_COMBO: "with _typeFilter by code too",
-    _NO_TYPE_FILTER: "without _typeFilter",
+_REFUSED_TOO = {
+    "bulk-no-medication": "without Medication",
+    "bulk-no-combo-code": "with _typeFilter by code",
+    "bulk-no-typefilter": "without _typeFilter",
 }
 
+# the kick-offs a refused one is asked again as, in this order: without one thing at a time
+# first (the rest back), so that what the kick-off taken lacks is what the server refused (a
+# server refusing only combo-code, asked without Medication first and then without both, was
+# taken to refuse Medication too), then without two; cheapest first (Medications read by id,
+# then component-only results left out, then an unfiltered export)
+TRIES = (
+    ("bulk-no-medication",),
+    ("bulk-no-combo-code",),
+    ("bulk-no-medication", "bulk-no-combo-code"),
+    ("bulk-no-typefilter",),
+    ("bulk-no-medication", "bulk-no-typefilter"),
+)
 
-def fewer(params: Params) -> tuple[Params, str, str] | None:
-    """`params` less the next thing a refused kick-off is asked again without, its quirk's
-    name and its words; None when nothing is left to drop."""
-    for quirk, drop, words in STEPS:
-        if (fewer := drop(params)) is not None:
-            return fewer, quirk, words
-    return None
+
+def fallbacks(params: Params) -> list[tuple[Params, list[str]]]:
+    """The kick-offs a refused `params` is asked again as, in order (TRIES), each with the
+    quirks it is asked without; those that drop nothing, or repeat one before, left out."""
+    out: list[tuple[Params, list[str]]] = []
+    drops = {quirk: drop for quirk, drop, _ in STEPS}
+    for names in TRIES:
+        fewer, quirks = params, list[str]()
+        for name in names:
+            if (less := drops[name](fewer)) is not None:
+                fewer, quirks = less, [*quirks, name]
+        if quirks and all(fewer != taken for taken, _ in out):
+            out.append((fewer, quirks))
+    return out
+
+
+def refused_words(status: int, tried: list[str], then: list[str]) -> str:
+    """The run.json warning of a kick-off asked without what `tried` names refused, asked
+    again without what `then` names."""
+    before = " and ".join(_REFUSED_TOO[q] for q in tried)
+    words = {quirk: w for quirk, _, w in STEPS}
+    return (
+        f"bulk: server refused the export kick-off{' ' + before + ' too' if tried else ''}"
+        f" (HTTP {status}); asked again without {'; and without '.join(words[q] for q in then)}"
+    )
 
 
 def _no_medication(params: Params) -> Params | None:

@@ -123,14 +123,12 @@ def refresh_medications(p: Puller, since: str | None) -> None:
     corrected on the server (its code, its ingredients) while the records referencing it did
     not change was never read again, nor was it in a Patient-level Bulk export (Medication is
     outside the Patient compartment), so the store kept the old code where a fresh pull reads
-    the new one. One `_summary=count` probe of the Medications changed since; when there are
-    any, the stored ones are searched by `_id` with `_lastUpdated` (in full where the server
-    lists no `_lastUpdated` for Medication). Refused (403): the medication types' marks (the
-    Bulk mark) stay, so the next night reads them again."""
-    if since is None:
-        return
-    ids = p.store.ids(p.site, "Medication")
-    if not ids:
+    the new one. One `_summary=count` probe of the Medications changed since (before the
+    stored ids are listed: a quiet night lists none); when there are any, the stored ones are
+    searched by `_id` with `_lastUpdated` (in full where the server lists no `_lastUpdated`
+    for Medication, or refused it: quirks.py). Refused (403): the medication types' marks
+    (the Bulk mark) stay, so the next night reads them again."""
+    if since is None or not p.store.has_type(p.site, "Medication"):
         return
     if not p.cap.has_param("Medication", "_id"):
         p.report.warn(
@@ -139,7 +137,7 @@ def refresh_medications(p: Puller, since: str | None) -> None:
         )
         return
     changed: list[tuple[str, str]] = []
-    if p.cap.has_param("Medication", "_lastUpdated"):
+    if p.cap.has_param("Medication", "_lastUpdated") and "Medication" not in p.no_since:
         changed = [("_lastUpdated", f"gt{since}")]
         query = urlencode([*changed, ("_summary", "count")])
         try:
@@ -152,6 +150,8 @@ def refresh_medications(p: Puller, since: str | None) -> None:
                 raise
         except ServerError:
             pass
+    # (listed only now: a night with no Medication changed ends at the probe above)
+    ids = p.store.ids(p.site, "Medication")
     prefix = len(p.s.base_url) + 60 + len(since)
     try:
         for group in chunk_values(prefix, ids, p.url_limit):

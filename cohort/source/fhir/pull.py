@@ -16,6 +16,7 @@ from cohort.store.schema import FHIR_MARK
 
 from .answer import server_time
 from .client import FhirClient
+from .codeparams import current as obs_current
 from .fallback import each_category, fallback
 from .medications import fetch_medications, medications_of
 from .outcome import (
@@ -27,8 +28,6 @@ from .outcome import (
     type_name,
 )
 from .plan import (
-    COMBO_CODE,
-    COMPONENT_CODE,
     MED_TYPES,
     PULL_TYPES,
     Capability,
@@ -76,6 +75,9 @@ class Puller:
         # what an Observation search by mapped code uses (Capability.code_params); back to
         # ("code",) when the server refuses combo-code or component-code
         self.obs_params: tuple[str, ...] = ("code",)
+        # while the known patients' searches of a type run: the _lastUpdated of its searches by
+        # each code parameter (codeparams.py: a fallback to code takes code's)
+        self.since_by: dict[str, str | None] | None = None
         # types of records whose referenced Medication the server refused (403): their marks
         # (and the bulk mark) stay, so the records are read again, Medications with them
         self.meds_unread: set[str] = set()
@@ -150,34 +152,13 @@ class Puller:
         """The parameters `rtype`'s searches by mapped code use, each a search of its own."""
         return self.obs_params if rtype == "Observation" else ("code",)
 
-    def without_components(self, name: str, e: ServerError, params: Params) -> Params:
-        """`params` after the server refused `name` (combo-code or component-code): Observations
-        are searched by code from now on (search_all rewrites or drops later searches); the
-        quirk `observation-code-only` once that worked (quirks.py)."""
-        self.obs_params = ("code",)
-        e.quirk = "observation-code-only"  # type: ignore[attr-defined]
-        self.report.warn(
-            f"Observation: server refused {name} (HTTP {getattr(e, 'status', 0)}); searched by"
-            " code: Observations whose only mapped code is a component's are not pulled"
-        )
-        return self._current(params) or params  # (a component-code twin: dropped, search_all)
-
-    def _current(self, params: Params) -> Params | None:
-        """An Observation search as the parameters now in use have it: combo-code turned back
-        into code, a component-code search dropped (None), once the server refused them."""
-        keys = {k for k, _ in params}
-        if COMPONENT_CODE in keys and COMPONENT_CODE not in self.obs_params:
-            return None
-        if COMBO_CODE in keys and COMBO_CODE not in self.obs_params:
-            return [("code" if k == COMBO_CODE else k, v) for k, v in params]
-        return params
-
     def search_all(self, rtype: str, params: Params) -> tuple[Items, str | None]:
         """Every page of one search, with vendor fallbacks; (items, earliest server time)."""
         restarted = False
-        tried: dict[str, Params] = {}  # quirks whose fallback this search took: with what
+        # quirks whose fallback this search took: with what (and whether _count was sent)
+        tried: dict[str, tuple[Params, bool]] = {}
         while True:
-            current = self._current(params) if rtype == "Observation" else params
+            current = obs_current(self, params) if rtype == "Observation" else params
             if current is None:  # (a component-code twin refused: the code twin is searched)
                 # (that quirk only: a bare 400 dropped _count first, which was not the reason)
                 confirm(
@@ -216,7 +197,7 @@ class Puller:
                 if fixed is None:
                     raise
                 if quirk := getattr(e, "quirk", None):
-                    tried[quirk] = fixed
+                    tried[quirk] = (fixed, self.client.send_count)
                 params = fixed
             else:
                 confirm(self, tried, params)

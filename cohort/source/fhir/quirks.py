@@ -2,7 +2,9 @@
 nights start with the fallback instead of paying the refused request(s) again. A quirk is used
 for REPROBE_DAYS after it was learned; then (or on --full-refresh) the full request is tried
 again, so that a server upgrade is noticed: refused, the quirk is learned anew; accepted, it is
-forgotten. Only a refusal (400/422) whose fallback then succeeded teaches a quirk."""
+forgotten. Only a refusal (400/422) whose fallback then succeeded teaches a quirk. A refused
+_include of Medication, or _lastUpdated, is a quirk of the type refused (TYPED): a server may
+refuse _lastUpdated on one type only, which is then pulled in full, not every type."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING
 from cohort.store.schema import FHIR_MARK
 
 from .kickoff import combo_asked
-from .plan import COMBO_CODE, COMPONENT_CODE, DEFAULT_CATEGORIES
+from .plan import COMBO_CODE, COMPONENT_CODE, DEFAULT_CATEGORIES, MED_TYPES, PULL_TYPES
 
 if TYPE_CHECKING:
     from .pull import Params, Puller
@@ -32,6 +34,25 @@ QUIRKS = {
     "bulk-no-combo-code": "refuses combo-code in a Bulk export's Observation _typeFilter",
     "bulk-no-typefilter": "refuses _typeFilter in a Bulk export",
 }
+# the quirks of one resource type: "<name>:<type>" (no-include:MedicationRequest), each
+# learned, used and tried again on its own; the types each may name
+TYPED = {
+    "no-include": "refuses _include of Medication in a search of",
+    "no-lastupdated": "refuses _lastUpdated in a search of",
+}
+_TYPES = {"no-include": MED_TYPES, "no-lastupdated": (*PULL_TYPES, "Medication")}
+
+
+def known_name(name: str) -> bool:
+    """Whether `name` is a quirk's: one of QUIRKS, or "<name>:<type>" of TYPED."""
+    base, _, rtype = name.partition(":")
+    return name in QUIRKS or rtype in _TYPES.get(base, ())
+
+
+def describe(name: str) -> str:
+    """What quirk `name` means (the log's words)."""
+    base, _, rtype = name.partition(":")
+    return QUIRKS.get(name) or f"{TYPED[base]} {rtype}"
 
 
 def mark_key(base_url: str) -> str:
@@ -61,7 +82,7 @@ def _parse(raw: str | None) -> dict[str, str]:
         return {}
     if not isinstance(value, dict):
         return {}
-    return {k: v for k, v in value.items() if k in QUIRKS and isinstance(v, str)}
+    return {k: v for k, v in value.items() if known_name(k) and isinstance(v, str)}
 
 
 class Quirks:
@@ -116,6 +137,8 @@ def load(p: Puller) -> Quirks:
         p.obs_category = list(DEFAULT_CATEGORIES)
     if q.on("category-each"):
         p.category_each = True
+    p.no_include |= {t for t in MED_TYPES if q.on(f"no-include:{t}")}
+    p.no_since |= {t for t in _TYPES["no-lastupdated"] if q.on(f"no-lastupdated:{t}")}
     if q.used:
         p.log.info(
             "fhir %s: server quirks remembered from earlier nights: %s; tried again after %d "
@@ -133,16 +156,17 @@ def learned(p: Puller, name: str) -> None:
             "fhir %s: server quirk learned: %s (%s); remembered for %d days",
             p.site,
             name,
-            QUIRKS[name],
+            describe(name),
             REPROBE_DAYS,
         )
 
 
-def confirm(p: Puller, tried: dict[str, Params], params: Params) -> None:
+def confirm(p: Puller, tried: dict[str, tuple[Params, bool]], params: Params) -> None:
     """A search succeeded with `params`: the quirks whose fallback gave them are learned (not
-    one after which a further fallback was needed: it may not have been the server's reason)."""
+    one after which a further fallback was needed: it may not have been the server's reason;
+    nor one after which _count was dropped, which leaves the parameters as they were)."""
     for name, given in tried.items():
-        if given == params:
+        if given == (params, p.client.send_count):
             learned(p, name)
 
 
@@ -155,6 +179,11 @@ def searched(p: Puller, rtype: str, params: Params, counted: bool) -> None:
     """A search's first page was answered: the quirks its request shows the server lacks."""
     if counted:
         passed(p, "no-count")
+    keys = {k for k, _ in params}
+    if "_include" in keys:
+        passed(p, f"no-include:{rtype}")
+    if "_lastUpdated" in keys:
+        passed(p, f"no-lastupdated:{rtype}")
     if rtype == "Observation":
         if any(k in (COMBO_CODE, COMPONENT_CODE) for k, _ in params):
             passed(p, "observation-code-only")

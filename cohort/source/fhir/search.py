@@ -12,6 +12,7 @@ from cohort.merged import LINKED, family, merge_links
 from cohort.store import patient_of
 
 from .answer import server_time
+from .codeparams import COVERS, covered, mark_hash, since_param
 from .fallback import refusal
 from .medications import medication_since, refresh_medications
 from .plan import (
@@ -74,29 +75,17 @@ def queries(p: Puller, rtype: str, ids: list[str], since: str | None, batch: int
             fixed.append(("category", ",".join(p.obs_category)))
         if rtype in MED_TYPES and rtype not in p.no_include:
             fixed.append(("_include", f"{rtype}:medication"))
-        if since:
-            fixed.append(("_lastUpdated", f"gt{since}"))
         if not codes:
-            out.append(fixed)
+            out.append([*fixed, *([("_lastUpdated", f"gt{since}")] if since else [])])
             continue
         names = p.code_params(rtype)  # (each a search: code and component-code are ANDed)
+        # (each with its _lastUpdated: the mark may cover a search by code, not by combo-code)
+        asked = {name: since_param(p, name, since) for name in names}
         used = base_len + sum(len(k) + len(v) + 2 for k, v in fixed) + max(map(len, names))
+        used += max((len(k) + len(v) + 2 for kvs in asked.values() for k, v in kvs), default=0)
         for cg in chunk_values(used, codes, limit):
-            out += [[*fixed, (name, ",".join(cg))] for name in names]
+            out += [[*fixed, *asked[name], (name, ",".join(cg))] for name in names]
     return out
-
-
-def mark_hash(p: Puller, rtype: str) -> str:
-    """What a type's mark was searched with: its mapped codes and, for Observation, the
-    configured categories (a changed list pulls the known patients in full once; none
-    configured: the codes' hash alone, as marks held it before)."""
-    if rtype not in BY_CODE:
-        return "-"
-    cats = [f"category:{c}" for c in p.s.observation_category] if rtype == "Observation" else []
-    # searched with combo-code or component-code: a mark of searches by code alone did not
-    # cover results only a component's code holds (code alone: the hash marks held before)
-    names = [f"param:{n}" for n in p.code_params(rtype) if n != "code"]
-    return token_hash([*p.tokens.get(rtype, []), *cats, *names])
 
 
 def said_components(p: Puller) -> None:
@@ -130,6 +119,12 @@ def said_categories(p: Puller) -> None:
 
 def since_for(p: Puller, rtype: str, mark: str | None) -> str | None:
     if not mark:
+        return None
+    if p.quirks.on(f"no-lastupdated:{rtype}"):
+        p.report.warn(
+            f"{rtype}: the server refused _lastUpdated on an earlier night; known patients"
+            " re-pulled in full"
+        )
         return None
     if not p.cap.has_param(rtype, "_lastUpdated") or rtype in p.no_since:
         p.report.warn(f"{rtype}: server lacks _lastUpdated; known patients re-pulled in full")
@@ -212,13 +207,16 @@ def pull_types(p: Puller, new: list[str], known: list[str], *, advance: bool = T
         if rtype in BY_CODE and not p.tokens.get(rtype):
             continue
         raw = p.mark(rtype)
-        h = mark_hash(p, rtype)
         if rtype == "Observation" and p.s.observation_category:
             said_categories(p)
         if rtype == "Observation":
             said_components(p)
-        mark = raw.split("|")[0] if raw and raw.split("|")[1:] == [h] else None
-        if raw and not mark and known and advance:
+        # the code parameters whose searches the mark covers (codeparams.py): tonight's may
+        # ask by combo-code where the mark's asked by code (a remembered quirk tried again)
+        covers = covered(p, rtype, raw)
+        resweep = bool(raw and known and advance and not covers & set(p.code_params(rtype)))
+        resweep = resweep and rtype not in p.resweep
+        if resweep:
             # every screened patient's records of the type pulled in full, by other codes than
             # the last night's: what it no longer finds goes (not so for a Bulk night's new
             # patients, whose marks may be older than the export's)
@@ -228,13 +226,20 @@ def pull_types(p: Puller, new: list[str], known: list[str], *, advance: bool = T
             p.report.warn(f"{rtype}: no _include of Medication; read separately")
         try:
             with p.phase(rtype):
-                since = since_for(p, rtype, mark) if mark else None
+                mark = since_for(p, rtype, raw.split("|")[0]) if raw and covers else None
+                sinces = {name: mark if name in covers else None for name in COVERS}
+                # (the change probe: only when every search of tonight's is covered)
+                since = mark if covers >= set(p.code_params(rtype)) else None
                 quiet, quiet_clock = (
                     unchanged_since(p, rtype, since) if since and known else (False, None)
                 )
                 n, clock = pull_ids(p, rtype, new, None)
                 if not quiet:
-                    m, changed_clock = pull_ids(p, rtype, known, since)
+                    p.since_by = sinces
+                    try:
+                        m, changed_clock = pull_ids(p, rtype, known, since)
+                    finally:
+                        p.since_by = None
                     n, clock = n + m, _earliest(clock, changed_clock)
                 # the mark may only move to a clock read before any search of this pull
                 clock = _earliest(clock, quiet_clock)
@@ -247,6 +252,9 @@ def pull_types(p: Puller, new: list[str], known: list[str], *, advance: bool = T
             p.report.warn(refusal(p, rtype) + "; not pulled")
             p.clear_mark(rtype)
             continue
+        if resweep and covers & set(p.code_params(rtype)):
+            # a search by combo-code refused, by code since the mark: not pulled in full
+            p.resweep.discard(rtype)
         p.swept.add(rtype)  # every search of the type completed
         p.log.info("fhir %s: %s: %d resources", p.site, rtype, n)
         if clock and advance and rtype not in p.meds_unread:
