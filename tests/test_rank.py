@@ -135,6 +135,22 @@ def test_rank_orders_by_tier_then_score_then_id() -> None:
     assert [c.tier for c in ordered] == ["likely"] * 3 + ["possible"] * 2 + ["excluded"] * 2
 
 
+def test_rank_orders_ties_of_the_rounded_score_by_id() -> None:
+    """docs/rules.md: the score is rounded to 2 decimals and ties are ordered by id. Data 31 days
+    old is 0.997 fresh, shown 1.00: it ties with this month's data and goes by id, not ahead of
+    or behind it by a difference the score column does not show (found by the ranking oracle)."""
+    likely = [res("age", P), res("weight", P)]
+    cands = [
+        cand("b-today", likely),
+        cand("c-30", likely, last_seen=AS_OF - timedelta(days=30)),
+        cand("a-31", likely, last_seen=AS_OF - timedelta(days=31)),
+        cand("d-32", likely, last_seen=AS_OF - timedelta(days=32)),  # 0.994: 2.99
+    ]
+    ordered = rank(cands, AS_OF, TIME_LIMITED)
+    assert [c.patient.id for c in ordered] == ["a-31", "b-today", "c-30", "d-32"]
+    assert [f"{c.score:.2f}" for c in ordered] == ["3.00", "3.00", "3.00", "2.99"]
+
+
 def test_rank_sets_eligible_from_only_for_excluded() -> None:
     cands = [
         cand("x", [res("washout_12wk", F, D1), res("live_vaccine", F, D2)]),
