@@ -61,6 +61,7 @@ class Criterion:
     time_limited: bool = False
 
 
+@functools.lru_cache(maxsize=1024)  # (pure; windows ask it of the same few as-of dates)
 def months_before(d: date, months: int) -> date:
     """Calendar months back, clamping the day (2026-08-31 minus 6 months = 2026-02-28)."""
     y, m = divmod(d.year * 12 + d.month - 1 - months, 12)
@@ -72,12 +73,19 @@ def window_start(as_of: date, params: dict[str, Any], prefix: str = "window") ->
     """Start of a look-back window given `<prefix>_days|_weeks|_months`; None = unlimited."""
     days, weeks, months = _window_keys(prefix)
     if days in params:
-        return as_of - timedelta(days=int(params[days]))
+        return _days_before(as_of, int(params[days]))
     if weeks in params:
         return as_of - timedelta(weeks=int(params[weeks]))
     if months in params:
         return months_before(as_of, int(params[months]))
     return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _days_before(as_of: date, days: int) -> date:
+    """`as_of` minus `days` days, remembered: every windowed ask of every patient computes one
+    of a trial's few windows (a timedelta built each time cost more than the lookup)."""
+    return as_of - timedelta(days=days)
 
 
 @functools.cache
@@ -131,12 +139,18 @@ class Span:
 def window_span(params: dict[str, Any]) -> Span:
     """The exposure window of `window_days`, `window_weeks` or `window_months`."""
     if "window_days" in params:
-        return Span(days=int(params["window_days"]))
+        return _span(int(params["window_days"]), 0)
     if "window_weeks" in params:
-        return Span(days=7 * int(params["window_weeks"]))
+        return _span(7 * int(params["window_weeks"]), 0)
     if "window_months" in params:
-        return Span(months=int(params["window_months"]))
+        return _span(0, int(params["window_months"]))
     raise KeyError("window_days, window_weeks or window_months")
+
+
+@functools.lru_cache(maxsize=256)
+def _span(days: int, months: int) -> Span:
+    """One (frozen) Span per window: a washout asks for its window for every patient."""
+    return Span(days=days, months=months)
 
 
 def iso(d: date | None) -> str:
