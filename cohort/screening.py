@@ -27,13 +27,13 @@ log = logging.getLogger("cohort")
 
 
 def last_seen(facts: PatientFacts, as_of: date) -> date | None:
-    dates = [o.when for o in facts.observations if o.when] + [
-        e.start for e in facts.exposures if e.start
-    ]
-    dates += [c.recorded or c.onset for c in facts.conditions if c.recorded or c.onset]  # type: ignore[misc]
-    dates += facts.other_dates
-    # (date.min: an onset known only as "on or before" its end, docs/rules.md)
-    dates = [d for d in dates if d and date.min < d <= as_of]
+    found = [o.when for o in facts.observations]
+    found += [e.start for e in facts.exposures]
+    found += [c.recorded or c.onset for c in facts.conditions]
+    found += facts.other_dates
+    # (None: no date; date.min: an onset known only as "on or before" its end, docs/rules.md)
+    low = date.min
+    dates = [d for d in found if d is not None and low < d <= as_of]
     return max(dates) if dates else None
 
 

@@ -64,10 +64,11 @@ def _condition_check(
     no established finding: unknown, naming it, unless an established one counts."""
     hits, unsure, ignored, shaky = [], [], [], []
     why_unsure = why_shaky = ""
-    label = chk.get("label", ", ".join(chk["condition"]))
+    # (the join only without a label: this runs for every condition check of every patient)
+    label = chk["label"] if "label" in chk else ", ".join(chk["condition"])
     for c in ctx.conditions(chk["condition"]):
         concepts = ctx.concepts(c.ref, c.codes, c.text)
-        ev = Evidence(ref=c.ref, concept=label, value=c.text[:80], date=condition_shown(c))
+        ev = Evidence(c.ref, label, c.text[:80], "", condition_shown(c))  # (no unit, note)
         active = ctx.active(c) if chk.get("active") else True
         if set(chk.get("unless", [])) & concepts:
             ignored.append(_note(ev, "listed exception"))
@@ -160,7 +161,7 @@ def checks(crit: Criterion, ctx: Context) -> Result:
         ignored += ign
         if status is not Status.PASS:
             outcomes.append((status, ev, why))
-    status = worst(s for s, _, _ in outcomes)
+    status = worst(s for s, _, _ in outcomes) if outcomes else Status.PASS  # (nearly always)
     if status is Status.PASS:
         return result(crit, Status.PASS, "no exclusionary finding", ignored=ignored)
     chosen = [o for o in outcomes if o[0] is status]

@@ -18,10 +18,23 @@ def latest(first: date | None, last: date | None) -> date | None:
     return first if last is None else last
 
 
+_FIRST_DAY = date.min
+# full dates as shown, remembered: isoformat() costs ~3x a lookup, and every result, condition
+# and exposure a criterion reads is shown (evidence, reasons) by the same few thousand days
+_ISO: dict[date, str] = {}
+
+
 def shown(first: date | None, last: date | None) -> str:
     """A possibly partial date as recorded: 2026, 2026-09 or 2026-09-14 (not an invented day)."""
     if first is None:
         return ""
+    if last is None and first != _FIRST_DAY:  # (a full date: nearly every one shown)
+        text = _ISO.get(first)
+        if text is None:
+            text = first.isoformat()
+            if len(_ISO) < 100_000:
+                _ISO[first] = text
+        return text
     if first == date.min or last == date.max:  # open-ended, as ISO 8601-2 writes it
         start = ".." if first == date.min else first.isoformat()
         end = ".." if last is None or last == date.max else last.isoformat()

@@ -228,10 +228,11 @@ def quantity_of(q: Any) -> Quantity | None:
 
 
 def obs_value(res: dict[str, Any]) -> ObsValue:
+    # (a quantity, most results, as the first field positionally: keywords cost ~1.5x)
     if "valueQuantity" in res:
-        return ObsValue(quantity=quantity_of(res["valueQuantity"]))
+        return ObsValue(quantity_of(res["valueQuantity"]))
     if isinstance(res.get("valueInteger"), int):
-        return ObsValue(quantity=Quantity(float(res["valueInteger"])))
+        return ObsValue(Quantity(float(res["valueInteger"])))
     if isinstance(res.get("valueString"), str):
         return ObsValue(string=res["valueString"].strip())
     if "valueCodeableConcept" in res:

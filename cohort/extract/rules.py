@@ -76,7 +76,8 @@ class ReadingRules:
         rtype = res.get("resourceType", "")
         status = res.get("status", "")
         # (a type whose status validation does not check may carry any JSON value there)
-        if isinstance(status, str) and status in self.dropped_statuses(rtype):
+        dropped = self._dropped.get(rtype) or self.dropped_statuses(rtype)  # (a call saved)
+        if isinstance(status, str) and status in dropped:
             return f"status {status}"
         # an order NOT to give it: read on a MedicationRequest only, the one type read that has
         # the element (FHIR R4), as the triage reading other types from a line's bytes does

@@ -119,6 +119,9 @@ class CensusTables:
             (site, orjson.dumps(list(patient_ids)).decode(), CENSUS_MARK),
         ):
             dates, meds = out.setdefault(pid, ([], []))
+            if MEDICATION_MARK not in text:  # (nearly every row: dates only, read in one go)
+                dates += map(date.fromisoformat, filter(None, text.split(",")))
+                continue
             for token in text.split(","):
                 if token.startswith(MEDICATION_MARK):
                     meds.append(date.fromisoformat(token[1:]) if len(token) > 1 else None)

@@ -223,7 +223,9 @@ class Terminology:
     def convert(self, q: Quantity, concept: str) -> float | None:
         # Memoised: pint costs ~180 us per conversion and lab values repeat (bench/RESULTS.md).
         memo: dict[Any, float | None] = self.__dict__.setdefault("_convert_memo", {})
-        key = (q, concept)
+        # (keyed by the fields: a tuple of strings and a float hashes and compares in C, the
+        # Quantity itself through its generated __hash__ and __eq__)
+        key = (q.value, q.unit, q.code, q.comparator, q.system, concept)
         if key in memo:
             return memo[key]
         if len(memo) >= 200_000:
