@@ -188,3 +188,38 @@ def test_a_night_with_no_medication_change_lists_no_stored_medication(tmp_path, 
             _pull(inc, bulk, tmp_path)
             assert listed.count("Medication") == 1
             assert _rows(inc, "Medication")["m1"]["code"] == {"text": "rituximab"}
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["search", "bulk"])
+def test_a_medication_changed_during_a_night_after_its_check_is_read_the_next(tmp_path, bulk):
+    """The nightly check of the stored Medications runs first, from the earliest of the
+    medication types' marks (the Bulk mark); those marks move to clocks read later the same
+    night (the medication types' searches, the export's transactionTime). A Medication
+    corrected on the server between the check and those clocks (more than sync_overlap: a
+    long night of searches, a kick-off waiting on the server), referenced by records that did
+    not change, fell between two checks and kept its old code for good. The next night's
+    check now starts from when the last one ran, when that is earlier."""
+
+    class Mid(BulkFake):
+        armed = False
+
+        def _get(self, req):
+            if self.armed and ("/Condition" in req.url or "$export" in req.url):
+                self.armed = False  # (after tonight's Medication check)
+                rituximab = {**self.db[("Medication", "m1")], "code": {"text": "rituximab"}}
+                self.add(rituximab, "2026-11-26T10:10:00Z")
+                self.clock = "2026-11-26T10:30:00Z"  # (the searches, the export: later)
+            return super()._get(req)
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = Mid(rsps)
+        population(fake)
+        with Store(tmp_path / "inc.db") as inc:
+            _pull(inc, bulk, tmp_path)
+            fake.clock = NIGHT2
+            fake.armed = True
+            _pull(inc, bulk, tmp_path)
+            assert not fake.armed
+            fake.clock = "2026-11-27T10:00:00Z"
+            _pull(inc, bulk, tmp_path)
+            assert _rows(inc, "Medication")["m1"]["code"] == {"text": "rituximab"}

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from cohort.errors import AuthError, ServerError
 from cohort.store import reference_id
 
+from .answer import server_time
 from .fallback import refusal
 from .plan import MED_TYPES, chunk_values, minus_overlap
 
@@ -23,6 +24,10 @@ UNREADABLE = (403, 404, 410)
 # what a warning of Medications refused adds: the marks that would pass them stay (search.py,
 # bulk.py), so the next night reads those records, and their Medications, again
 HELD = "; the marks of the records referencing them were not advanced"
+# the server's clock when the stored Medications were last checked for changes (the earliest
+# answer of that check): the next check starts from it when it is earlier than the medication
+# types' marks (the Bulk mark), which move to clocks read later the same night
+CHECKED = "medications"
 
 
 def _unread(p: Puller, records: list[dict], ids: set[str]) -> None:
@@ -108,10 +113,15 @@ def fetch_medications(
 def medication_since(p: Puller, marks: list[str | None]) -> str | None:
     """The `_lastUpdated` from which stored Medications are read again tonight: the earliest
     of the last pull's `marks` (the clocks of the medication types' searches, or of the Bulk
-    export), overlap subtracted; None when there is none (a first pull, a full refresh)."""
+    export) and of the last check (CHECKED), overlap subtracted; None when there is no mark
+    (a first pull, a full refresh)."""
     clocks = [m.split("|")[0] for m in marks if m]
+    checked = p.mark(CHECKED)
     if not clocks:
         return None
+    # (a Medication changed between tonight's check and those clocks: not checked again
+    # from them; the last check's clock, when earlier, covers it)
+    clocks += [checked] if checked else []
     return minus_overlap(min(clocks), timedelta(seconds=p.s.sync_overlap))
 
 
@@ -129,6 +139,7 @@ def refresh_medications(p: Puller, since: str | None) -> None:
     for Medication, or refused it: quirks.py). Refused (403): the medication types' marks
     (the Bulk mark) stay, so the next night reads them again."""
     if since is None or not p.store.has_type(p.site, "Medication"):
+        p.clear_mark(CHECKED)  # (none to check: tonight's are read after the types' marks)
         return
     if not p.cap.has_param("Medication", "_id"):
         p.report.warn(
@@ -137,13 +148,16 @@ def refresh_medications(p: Puller, since: str | None) -> None:
         )
         return
     changed: list[tuple[str, str]] = []
+    clocks: list[str | None] = []
     if p.cap.has_param("Medication", "_lastUpdated") and "Medication" not in p.no_since:
         changed = [("_lastUpdated", f"gt{since}")]
         query = urlencode([*changed, ("_summary", "count")])
         try:
-            body, _ = p.client.get_json(f"Medication?{query}", key="Medication")
+            body, r = p.client.get_json(f"Medication?{query}", key="Medication")
+            clocks.append(server_time(body, r))
             total = body.get("total")
             if total == 0 and isinstance(total, int) and not isinstance(total, bool):
+                _checked(p, clocks)
                 return  # (no total, or an error: searched as below)
         except AuthError as e:
             if getattr(e, "status", 0) != 403:
@@ -155,10 +169,20 @@ def refresh_medications(p: Puller, since: str | None) -> None:
     prefix = len(p.s.base_url) + 60 + len(since)
     try:
         for group in chunk_values(prefix, ids, p.url_limit):
-            items, _ = p.search_all("Medication", [("_id", ",".join(group)), *changed])
+            items, clock = p.search_all("Medication", [("_id", ",".join(group)), *changed])
+            clocks.append(clock)
             p.put([(r, o) for r, o in items if r.get("resourceType") == "Medication"])
     except AuthError as e:
         if getattr(e, "status", 0) != 403:
             raise
         p.meds_unread.update(MED_TYPES)
         p.report.warn(refusal(p, "Medication") + f"; stored Medications not read again{HELD}")
+        return
+    _checked(p, clocks)
+
+
+def _checked(p: Puller, clocks: list[str | None]) -> None:
+    """The stored Medications were checked: the earliest clock of the check's answers is
+    where the next check starts at the latest (CHECKED); none read, the last one is kept."""
+    if known := [c for c in clocks if c]:
+        p.set_mark(CHECKED, min(known))
