@@ -1566,3 +1566,26 @@ def test_background_and_washout_12wk_concepts_are_spec_lists_and_do_not_overlap(
     term = terminology()
     for ingredient in sorted(allowed):
         assert not term.concepts_for([], ingredient) & washout, ingredient
+
+
+@pytest.mark.parametrize(
+    ("unit", "code"),
+    [
+        ("{tab}", "{tab}"),  # UCUM annotations: {tab} is 1, a count of tablets
+        ("{caps}", "{caps}"),
+        ("{cap}", "{cap}"),
+        ("{Tablets}", "{Tablets}"),
+        ("tablets", None),  # free text, plural
+        ("tabs", None),
+        ("capsules", None),
+        ("Tablet(s)", None),
+    ],
+)
+def test_high_dose_tablets_in_any_tablet_or_capsule_spelling(unit: str, code: str | None) -> None:
+    # docs/rules.md: "a dose in tablets (capsules, units `1`) uses the product's strength per
+    # tablet"; `{tbl}`, `tab` and `tablet` were read as tablets but `{tab}` (UCUM: 1), `{caps}`,
+    # `tablets` were no usable dose (unknown): prednisone 20 MG tablets x 3 a day is 60 mg, fail
+    r = stmt("312615", status="active", start=ago(10), dosages=[dosage(qty(3, unit, code))])
+    assert status("washout_high_dose_cs", r) == "fail"
+    r = stmt("312615", status="active", start=ago(10), dosages=[dosage(qty(2, unit, code))])
+    assert status("washout_high_dose_cs", r) == "pass"

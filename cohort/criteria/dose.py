@@ -16,7 +16,7 @@ from cohort.criteria.intervals import (
     in_window,
     sets_date,
 )
-from cohort.criteria.strength import UNIT_FORMS, in_mg, product_strength
+from cohort.criteria.strength import in_mg, is_unit_form, product_strength
 from cohort.model import Dose, ExposureFact, Quantity, Result, Status
 
 # "20 MG", not a concentration or rate ("10 MG/ML", "15 mg / 5 mL", "0.001 MG/MG", "5 MG/HR"):
@@ -112,8 +112,7 @@ def _line_mg(
     §2's UCUM semantics), in tablets (`strength` mg each) or in a volume (`per_ml` mg a mL)."""
     if q is None or d.per_day_unread:
         return None
-    unit = (q.code or q.unit).strip().lower()
-    if unit in UNIT_FORMS:
+    if is_unit_form(q.code or q.unit):
         if strength is None:
             return None
         mg = q.value * strength

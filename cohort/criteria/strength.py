@@ -10,7 +10,19 @@ from cohort.criteria.base import Context, TerminologyLike
 from cohort.model import Ingredient, Quantity
 
 # a dose, or a strength's denominator, in tablets, capsules or units (`1`) of a solid form
-UNIT_FORMS = ("tbl", "tab", "tablet", "cap", "capsule", "{tbl}", "{tablet}", "{capsule}", "1")
+_SOLID_FORMS = frozenset(("tbl", "tab", "tablet", "cap", "capsule"))
+
+
+def is_unit_form(unit: str) -> bool:
+    """A unit counting tablets or capsules: `1`, or a tablet or capsule word in any case, in the
+    singular or plural, bare or as a UCUM annotation (`{tab}`, `{caps}`, `tablets`, `Tablet(s)`)."""
+    u = unit.strip().lower()
+    if u == "1":
+        return True
+    if u[:1] == "{" and u[-1:] == "}":
+        u = u[1:-1].strip()
+    u = u.removesuffix("(s)")
+    return u in _SOLID_FORMS or (u[-1:] == "s" and u[:-1] in _SOLID_FORMS)
 
 
 def drug_ingredients(
@@ -65,7 +77,8 @@ def _strength(term: TerminologyLike, num: Quantity, den: Quantity | None) -> Str
     if not den.value > 0:
         return None
     den = term.ucum_only(den)
-    if (den.code or den.unit).strip().lower() in (*UNIT_FORMS, ""):
+    den_unit = (den.code or den.unit).strip()
+    if not den_unit or is_unit_form(den_unit):
         return Strength(mg / den.value)
     ml = term.convert_to(den, "mL")
     return Strength(mg / ml, per_ml=True) if ml is not None and ml > 0 else None
