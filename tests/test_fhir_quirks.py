@@ -601,6 +601,39 @@ def test_a_refused_lastupdated_is_remembered_per_type(store):
                for w in rep.warnings), rep.warnings
 
 
+def test_a_full_refresh_tries_a_remembered_lastupdated_refusal_again(store):
+    """--full-refresh promises to try remembered quirks again, but a full refresh sends no
+    _lastUpdated, so `no-lastupdated:<type>` was neither tried nor forgotten: after a server
+    upgrade the type was still pulled in full every night until its 30 days were up. A full
+    refresh now forgets it; the next night asks with _lastUpdated again (learning it anew if
+    the server still refuses)."""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        night(store, T0)
+
+        def edit(req, status, body):
+            if _path(req) == "Immunization" and "_lastUpdated" in _query(req):
+                return 400, oo("Unknown search parameter _lastUpdated")
+            return status, body
+
+        fake.edit = edit
+        _next_day(fake)
+        rep = night(store, T0 + DAY)
+        assert rep.quirks == {"no-lastupdated:Immunization": "2026-11-26T10:00:00Z"}
+        fake.edit = None  # the server is upgraded: it takes _lastUpdated now
+        _next_day(fake, 2)
+        rep = night(store, T0 + 2 * DAY, full_refresh=True)
+        assert rep.quirks == {}, rep.quirks
+        fake.log.clear()
+        _next_day(fake, 3)
+        rep = night(store, T0 + 3 * DAY)
+    imm = [q for q in fake.log if q.startswith("Immunization")]
+    assert imm and all("_lastUpdated" in q for q in imm), imm
+    assert rep.quirks == {}, rep.quirks
+    assert not any("Immunization" in w for w in rep.warnings), rep.warnings
+
+
 def test_include_dropped_before_count_for_a_bare_400_is_not_learned(store):
     """A bare 400 drops _include first, then _count: a server refusing only _count (no name
     given) is searched without both, but only no-count is learned, _include not being what it

@@ -137,6 +137,12 @@ def load(p: Puller) -> Quirks:
         p.obs_category = list(DEFAULT_CATEGORIES)
     if q.on("category-each"):
         p.category_each = True
+    if p.full_refresh:
+        # a full refresh sends no _lastUpdated, so it cannot try this quirk again: forgotten,
+        # the next night asks with _lastUpdated (and learns it anew if still refused)
+        for name in sorted(n for n in q.known if n.startswith("no-lastupdated:")):
+            if q.passed(name):
+                p.log.info("fhir %s: server quirk %s forgotten by --full-refresh", p.site, name)
     p.no_include |= {t for t in MED_TYPES if q.on(f"no-include:{t}")}
     p.no_since |= {t for t in _TYPES["no-lastupdated"] if q.on(f"no-lastupdated:{t}")}
     if q.used:
