@@ -808,10 +808,11 @@ def test_coverage_reads_a_refused_panel_as_a_kept_one(tmp_path: Path) -> None:
                              "valueQuantity": {"value": 90, "unit": "fL"}})  # fmt: skip
     cbc["status"] = 7  # refused: no code
     bare = {**cbc, "id": "cbc2", "component": cbc["component"][3:]}  # (MCV: maps to nothing)
-    site = _site(tmp_path, [cbc, bare])
+    uncoded = {**cbc, "id": "cbc3", "code": {"coding": [{"system": LOINC}]}}  # (no code of its own)
+    site = _site(tmp_path, [cbc, bare, uncoded])
     cfg = load_config(write_config(tmp_path, {"s": str(site)}))
     report = run(cfg, AS_OF, tmp_path / "out")
-    assert report["sites"]["s"]["rejected"] == {"Observation": 2}, report["sites"]["s"]
+    assert report["sites"]["s"]["rejected"] == {"Observation": 3}, report["sites"]["s"]
     cov = coverage_report(cfg, tmp_path / "out")
     listed = [u for u in cov.unmapped if u.rtype == "Observation"]
     assert [(u.code, u.records) for u in listed] == [("58410-2", 2)], listed

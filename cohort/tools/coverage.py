@@ -125,7 +125,8 @@ def _unread(
             raw = {f"{r.get('resourceType', '')}/{r.get('id', '')}": r for r in resources}
         res = raw.get(u.ref)
         codes, text = own_codes(res) if res and res.get("component") else (u.codes, u.text)
-        out[u.ref] = (u.ref.split("/")[0], codes, text, None)
+        if codes or text:  # (a panel whose own code does not read: its components only)
+            out[u.ref] = (u.ref.split("/")[0], codes, text, None)
     return list(out.values())
 
 
