@@ -650,3 +650,36 @@ def test_include_dropped_before_count_for_a_bare_400_is_not_learned(store):
         fake.edit = edit
         rep = night(store, T0)
     assert list(rep.quirks) == ["no-count"], rep.quirks
+
+
+def test_a_parallel_search_refused_for_count_does_not_learn_no_include(store):
+    """Two MedicationRequest searches in flight with _count and _include, a server refusing
+    _count with a bare 400: a bare 400 drops _include first. The search answered after the
+    other switched _count off retried without _include and, _count being off by then, without
+    _count too: answered, it took _include for the server's reason (no-include learned, the
+    Medications read by id for 30 days). A fallback is learned only when its retry differs
+    from the refused request by that fallback alone: here no-count only."""
+    both_sent = threading.Barrier(2, timeout=10)
+    switched = threading.Event()
+    first = threading.Lock()
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            q = _query(req)
+            if _path(req) != "MedicationRequest" or "patient" not in q:
+                return status, body
+            if "_count" not in q:
+                switched.set()
+                return status, body
+            if "_include" in q:
+                both_sent.wait()
+                if not first.acquire(blocking=False):  # (the second: after the switch)
+                    switched.wait(timeout=10)
+            return 400, oo("Bad request")
+
+        fake.edit = edit
+        rep = pull("uci", settings(concurrency=2, patient_batch=1), store, TOKENS,
+                   screen_tokens=[SLE])
+    assert list(rep.quirks) == ["no-count"], rep.quirks

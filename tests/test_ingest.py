@@ -794,3 +794,26 @@ def test_coverage_counts_the_codes_of_records_that_could_not_be_read(tmp_path: P
     assert len(zz) == 1 and zz[0].records == 1 and zz[0].patients == {"p1"}, cov.unmapped
     assert zz[0].display == "LOCAL TEST" and zz[0].rtype == "Observation"
     assert not [u for u in cov.unmapped if u.code == "777-3"]
+
+
+
+def test_coverage_reads_a_refused_panel_as_a_kept_one(tmp_path: Path) -> None:
+    """A refused panel's stub keeps its own code and its components' (source.refused), which
+    coverage took for the codes of one record: a component that maps (a platelet count) made
+    the panel's own unmapped code go unlisted, and with none mapped, the components' codes
+    were listed, which the kept panel's are not (partial counts). Now it is read as a kept
+    panel is: its own code listed, its components' seen and not listed."""
+    cbc = _cbc("cbc", "2026-11-20", 10)
+    cbc["component"].append({"code": {"coding": [{"system": LOINC, "code": "787-2"}]},
+                             "valueQuantity": {"value": 90, "unit": "fL"}})  # fmt: skip
+    cbc["status"] = 7  # refused: no code
+    bare = {**cbc, "id": "cbc2", "component": cbc["component"][3:]}  # (MCV: maps to nothing)
+    uncoded = {**cbc, "id": "cbc3", "code": {"coding": [{"system": LOINC}]}}  # (no code of its own)
+    site = _site(tmp_path, [cbc, bare, uncoded])
+    cfg = load_config(write_config(tmp_path, {"s": str(site)}))
+    report = run(cfg, AS_OF, tmp_path / "out")
+    assert report["sites"]["s"]["rejected"] == {"Observation": 3}, report["sites"]["s"]
+    cov = coverage_report(cfg, tmp_path / "out")
+    listed = [u for u in cov.unmapped if u.rtype == "Observation"]
+    assert [(u.code, u.records) for u in listed] == [("58410-2", 2)], listed
+    assert not [row for row in cov.never_seen if row[0] == "platelets" and row[2] == "777-3"]

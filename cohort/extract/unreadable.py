@@ -16,6 +16,7 @@ __all__ = [
     "failed",
     "kept_copy",
     "medication_refused",
+    "own_codes",
     "refused",
     "undated_result",
     "unread_date",
@@ -41,6 +42,12 @@ def _codes(res: dict[str, Any], extra: tuple[Code, ...] = ()) -> tuple[tuple[Cod
             except (AttributeError, TypeError, ValueError):
                 continue
     return codes, " | ".join(t for t in texts if t)
+
+
+def own_codes(res: dict[str, Any]) -> tuple[tuple[Code, ...], str]:
+    """The codes and text of a record's own code element, without its components' (those of a
+    panel are results of their own, as the Extractor reads a kept one)."""
+    return _codes({k: res.get(k) for k in _CODED})
 
 
 def refused(ref: str, res: dict[str, Any]) -> UnreadableFact:

@@ -13,6 +13,7 @@ from cohort.config import Config
 from cohort.errors import ConfigError
 from cohort.extract import Extractor
 from cohort.extract.census import CensusEntry, value_summary
+from cohort.extract.unreadable import own_codes
 from cohort.merged import merges_of
 from cohort.model import Code, ObservationFact, PatientFacts, Quantity
 from cohort.report.csv import render_chunks
@@ -104,18 +105,28 @@ def _add(found: dict, site: str, entry: CensusEntry, screened: set[str], term: T
         u.quantities += entry.quantities[: 3 - len(u.quantities)]
 
 
-def _unread(facts: PatientFacts) -> list[tuple[str, tuple[Code, ...], str, None]]:
+def _unread(
+    facts: PatientFacts, resources: list[dict[str, Any]]
+) -> list[tuple[str, tuple[Code, ...], str, None]]:
     """The records of a patient's that could not be read (a refused record's stub, a record
     with an element that does not read), once each, with the codes they keep: codes in the
     data as much as a read record's. Not those read all the same (a stub through the readable
-    copy it was stored over, a result whose date does not read: counted as read)."""
+    copy it was stored over, a result whose date does not read: counted as read). A panel's
+    own code only, as a kept panel's: its components' codes are seen, not listed (the caller)."""
     read = {c.ref for c in facts.conditions} | {o.ref for o in facts.observations}
     read |= {e.ref for e in facts.exposures} | {i.ref for i in facts.immunizations}
     read |= {p.ref for p in facts.procedures}
     out: dict[str, tuple[str, tuple[Code, ...], str, None]] = {}
+    raw: dict[str, dict[str, Any]] | None = None
     for u in facts.unreadable:
-        if u.ref not in read and u.ref not in out and (u.codes or u.text):
-            out[u.ref] = (u.ref.split("/")[0], u.codes, u.text, None)
+        if u.ref in read or u.ref in out or not (u.codes or u.text):
+            continue
+        if raw is None:
+            raw = {f"{r.get('resourceType', '')}/{r.get('id', '')}": r for r in resources}
+        res = raw.get(u.ref)
+        codes, text = own_codes(res) if res and res.get("component") else (u.codes, u.text)
+        if codes or text:  # (a panel whose own code does not read: its components only)
+            out[u.ref] = (u.ref.split("/")[0], codes, text, None)
     return list(out.values())
 
 
@@ -151,7 +162,12 @@ def coverage_report(cfg: Config, out: Path, site_id: str | None = None) -> Cover
                 records += [(e.ref.split("/")[0], e.codes, e.text, None) for e in facts.exposures]
                 records += [("Immunization", i.codes, i.text, None) for i in facts.immunizations]
                 records += [("Procedure", p.codes, p.text, None) for p in facts.procedures]
-                records += _unread(facts)
+                records += _unread(facts, resources)
+                for gone in facts.unreadable:  # (every code a stub keeps is in the data)
+                    for c in gone.codes:
+                        seen_codes[term.canonical_system(c.system)].add(c.code)
+                    if gone.text:
+                        seen_text.add(gone.text)
                 for rtype, codes, text, o in records:
                     for c in codes:
                         seen_codes[term.canonical_system(c.system)].add(c.code)

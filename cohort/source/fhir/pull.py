@@ -196,7 +196,12 @@ class Puller:
                 fixed = self._fallback(rtype, params, e)
                 if fixed is None:
                     raise
-                if quirk := getattr(e, "quirk", None):
+                sent = getattr(e, "counted", self.client.send_count)
+                if (quirk := getattr(e, "quirk", None)) and (
+                    quirk == "no-count" or sent == self.client.send_count
+                ):
+                    # (not when a parallel search switched _count off meanwhile: the retry
+                    # differs by that too, so its answer does not show this was the reason)
                     tried[quirk] = (fixed, self.client.send_count)
                 params = fixed
             else:
