@@ -570,6 +570,22 @@ def test_a_remembered_include_refusal_is_tried_again_after_30_days(store):
     assert rep.quirks == rest and remembered(store) == rest
 
 
+def _refusing_lastupdated_on_immunization(fake, store):
+    """A first night, then a server refusing _lastUpdated on Immunization searches: the
+    second night's report."""
+    population(fake)
+    night(store, T0)
+
+    def edit(req, status, body):
+        if _path(req) == "Immunization" and "_lastUpdated" in _query(req):
+            return 400, oo("Unknown search parameter _lastUpdated")
+        return status, body
+
+    fake.edit = edit
+    _next_day(fake)
+    return night(store, T0 + DAY)
+
+
 def test_a_refused_lastupdated_is_remembered_per_type(store):
     """A server refusing _lastUpdated on Immunization searches: each night asked with it,
     was refused, and pulled the type in full. The refusal is now a quirk of that type only
@@ -577,17 +593,7 @@ def test_a_refused_lastupdated_is_remembered_per_type(store):
     (run.json says so), with no refused request; the other types stay incremental."""
     with responses.RequestsMock() as rsps:
         fake = PageFake(rsps)
-        population(fake)
-        night(store, T0)
-
-        def edit(req, status, body):
-            if _path(req) == "Immunization" and "_lastUpdated" in _query(req):
-                return 400, oo("Unknown search parameter _lastUpdated")
-            return status, body
-
-        fake.edit = edit
-        _next_day(fake)
-        rep = night(store, T0 + DAY)
+        rep = _refusing_lastupdated_on_immunization(fake, store)
         assert "Immunization: server rejected _lastUpdated; full pull of that type" in rep.warnings
         assert rep.quirks == {"no-lastupdated:Immunization": "2026-11-26T10:00:00Z"}
         _next_day(fake, 2)
@@ -609,17 +615,7 @@ def test_a_full_refresh_tries_a_remembered_lastupdated_refusal_again(store):
     the server still refuses)."""
     with responses.RequestsMock() as rsps:
         fake = PageFake(rsps)
-        population(fake)
-        night(store, T0)
-
-        def edit(req, status, body):
-            if _path(req) == "Immunization" and "_lastUpdated" in _query(req):
-                return 400, oo("Unknown search parameter _lastUpdated")
-            return status, body
-
-        fake.edit = edit
-        _next_day(fake)
-        rep = night(store, T0 + DAY)
+        rep = _refusing_lastupdated_on_immunization(fake, store)
         assert rep.quirks == {"no-lastupdated:Immunization": "2026-11-26T10:00:00Z"}
         fake.edit = None  # the server is upgraded: it takes _lastUpdated now
         _next_day(fake, 2)
