@@ -21,7 +21,7 @@ from cohort.extract.elements import (
 from cohort.extract.lines import LINE_TYPES
 from cohort.extract.rules import ReadingRules
 from cohort.model import Code, ObsValue, Quantity
-from cohort.store import Tomb, reference_id
+from cohort.store import Tomb, reference_id, tomb_of
 from cohort.store.schema import MEDICATION_MARK
 
 __all__ = [
@@ -326,24 +326,6 @@ def _sample(entry: CensusEntry, res: dict[str, Any]) -> None:
         entry.units.add(unit)
     if q is not None and len(entry.quantities) < _SAMPLES:
         entry.quantities.append(q)
-
-
-def tomb_of(rtype: str, res: Any) -> Tomb | None:
-    """A summarised record's tombstone (None without an id): its versions read as prepare_row
-    reads a kept record's."""
-    rid = res.get("id") if isinstance(res, dict) else None
-    if not isinstance(rid, str):
-        return None
-    meta = res.get("meta")
-    if not isinstance(meta, dict):
-        return (rtype, rid, None, None)
-    version, updated = meta.get("versionId"), meta.get("lastUpdated")
-    return (
-        rtype,
-        rid,
-        version if isinstance(version, str) else None,
-        updated if isinstance(updated, str) else None,
-    )
 
 
 def _patient_id(subject: Any) -> str | None:

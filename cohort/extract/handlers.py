@@ -14,10 +14,10 @@ import msgspec
 import orjson
 from msgspec import UNSET
 
-from cohort.extract.census import _SAMPLES, CensusEntry, Triage, _sample, tomb_of
+from cohort.extract.census import _SAMPLES, CensusEntry, Triage, _sample
 from cohort.extract.elements import parse_date, verification_status
 from cohort.extract.lines import KEY_DECODER, decoder
-from cohort.store import Tomb
+from cohort.store import Tomb, tomb_of
 
 __all__ = ["Handler", "bind"]
 

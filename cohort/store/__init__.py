@@ -9,6 +9,7 @@ from cohort.store.rows import (
     patient_of,
     prepare_row,
     reference_id,
+    tomb_of,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "patient_of",
     "prepare_row",
     "reference_id",
+    "tomb_of",
 ]

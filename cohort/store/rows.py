@@ -203,6 +203,25 @@ def prepare_row(res: dict[str, Any], origin: str, raw: bytes | None = None) -> R
     return (rtype, rid, version, updated, patient_of(res), origin, digest, blob)
 
 
+def tomb_of(rtype: str, res: Any) -> Tomb | None:
+    """A record's tombstone, (type, id, versionId, lastUpdated), for one not stored (a
+    summarised record, a Bulk record of a patient not screened); None without an id. Its
+    versions are read as prepare_row reads a kept record's."""
+    rid = res.get("id") if isinstance(res, dict) else None
+    if not isinstance(rid, str):
+        return None
+    meta = res.get("meta")
+    if not isinstance(meta, dict):
+        return (rtype, rid, None, None)
+    version, updated = meta.get("versionId"), meta.get("lastUpdated")
+    return (
+        rtype,
+        rid,
+        version if isinstance(version, str) else None,
+        updated if isinstance(updated, str) else None,
+    )
+
+
 def bound(site: str, source: str, rows: Iterable[Row]) -> list[tuple[Any, ...]]:
     """The parameters of `schema.INSERT` for `rows` of `site` read from `source`.
 

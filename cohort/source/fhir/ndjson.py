@@ -14,7 +14,7 @@ from cohort.errors import ServerError
 from cohort.merged import merge_links
 from cohort.source.fileinfo import UNREADABLE, unreadable
 from cohort.source.structure import loads
-from cohort.store import Tomb, patient_of
+from cohort.store import Tomb, patient_of, tomb_of
 
 from .outcome import type_name
 from .plan import BY_CODE
@@ -152,15 +152,8 @@ def load(
                     held.add(pid)
                 if "medicationReference" in res:
                     meds.append({"medicationReference": res["medicationReference"]})
-            elif changes and isinstance(rid := res.get("id"), str):
-                meta = res.get("meta")
-                v, u = (
-                    (meta.get("versionId"), meta.get("lastUpdated"))
-                    if isinstance(meta, dict)
-                    else (None, None)
-                )
-                left.append((str(kind), rid, v if isinstance(v, str) else None,
-                             u if isinstance(u, str) else None))  # fmt: skip
+            elif changes and (tomb := tomb_of(str(kind), res)) is not None:
+                left.append(tomb)
             if len(batch) >= BATCH:
                 p.put(batch)
                 batch = []
