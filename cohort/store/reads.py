@@ -20,9 +20,14 @@ class Reads:
     def _query(self, sql: str, params: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
         raise NotImplementedError
 
-    def has_rows(self, site: str) -> bool:
-        """Whether any resource of `site` is stored."""
-        row = self._one("SELECT 1 FROM resources WHERE site=? LIMIT 1", (site,))
+    def has_rows(self, site: str, rtype: str | None = None) -> bool:
+        """Whether any resource of `site` (of `rtype`, when given) is stored: one key lookup."""
+        if rtype is None:
+            row = self._one("SELECT 1 FROM resources WHERE site=? LIMIT 1", (site,))
+        else:
+            row = self._one(
+                "SELECT 1 FROM resources WHERE site=? AND type=? LIMIT 1", (site, rtype)
+            )
         return row is not None
 
     def patient_ids(self, site: str) -> list[str]:
@@ -33,11 +38,6 @@ class Reads:
             (site,),
         )
         return [r[0] for r in rows]
-
-    def has_type(self, site: str, rtype: str) -> bool:
-        """Whether any record of `rtype` is stored for `site` (one key lookup, no listing)."""
-        row = self._one("SELECT 1 FROM resources WHERE site=? AND type=? LIMIT 1", (site, rtype))
-        return row is not None
 
     def ids(self, site: str, rtype: str) -> list[str]:
         """The ids of the stored records of `rtype`, in order, read from the key (no JSON)."""

@@ -138,7 +138,7 @@ def refresh_medications(p: Puller, since: str | None) -> None:
     searched by `_id` with `_lastUpdated` (in full where the server lists no `_lastUpdated`
     for Medication, or refused it: quirks.py). Refused (403): the medication types' marks
     (the Bulk mark) stay, so the next night reads them again."""
-    if since is None or not p.store.has_type(p.site, "Medication"):
+    if since is None or not p.store.has_rows(p.site, "Medication"):
         p.clear_mark(CHECKED)  # (none to check: tonight's are read after the types' marks)
         return
     if not p.cap.has_param("Medication", "_id"):
