@@ -4,6 +4,9 @@ searches or a Bulk export `_since` do not carry are still read."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 import responses
 from fhir_fakes import BASE, SLE, TOKENS, BulkFake, population
@@ -23,6 +26,14 @@ def _pull(store: Store, bulk: bool, tmp_path, **kw):
     )
     client = FhirClient(s, sleep=lambda _: None)
     return pull("uci", s, store, kw.pop("tokens", TOKENS), screen_tokens=[SLE], client=client, **kw)
+
+
+@contextmanager
+def _fresh(tmp_path, bulk: bool, **kw) -> Iterator[Store]:
+    """A store pulled fresh from the same server: what the incremental one should hold."""
+    with Store(tmp_path / "fresh.db") as fresh:
+        _pull(fresh, bulk, tmp_path / "f", **kw)
+        yield fresh
 
 
 def _rows(store: Store, rtype: str) -> dict[str, dict]:
@@ -46,8 +57,7 @@ def test_a_medication_changed_on_the_server_is_read_again(tmp_path, bulk):
                                      "code": "121191"}]}
             fake.add({**fake.db[("Medication", "m1")], "code": rituximab}, "2026-11-26T09:00:00Z")
             rep = _pull(inc, bulk, tmp_path)
-            with Store(tmp_path / "fresh.db") as fresh:
-                _pull(fresh, bulk, tmp_path / "f")
+            with _fresh(tmp_path, bulk) as fresh:
                 assert _rows(inc, "Medication") == _rows(fresh, "Medication")
             assert _rows(inc, "Medication")["m1"]["code"] == rituximab
     assert rep.incremental
@@ -69,8 +79,7 @@ def test_a_full_refresh_reads_stored_medications_again(tmp_path):
                      "2026-11-26T09:00:00Z")
             del fake.db[("MedicationRequest", "mr2")]  # m2 no longer referenced: swept
             _pull(inc, False, tmp_path, full_refresh=True)
-            with Store(tmp_path / "fresh.db") as fresh:
-                _pull(fresh, False, tmp_path / "f")
+            with _fresh(tmp_path, False) as fresh:
                 assert _rows(inc, "Medication") == _rows(fresh, "Medication")
             assert _rows(inc, "Medication")["m1"]["code"] == {"text": "rituximab"}
             assert "m2" not in _rows(inc, "Medication")
@@ -96,8 +105,7 @@ def test_records_of_a_code_no_longer_mapped_go_on_the_night_the_mappings_change(
             _pull(inc, bulk, tmp_path, tokens=both)
             fake.clock = NIGHT2
             rep = _pull(inc, bulk, tmp_path, tokens=narrowed)
-            with Store(tmp_path / "fresh.db") as fresh:
-                _pull(fresh, bulk, tmp_path / "f", tokens=narrowed)
+            with _fresh(tmp_path, bulk, tokens=narrowed) as fresh:
                 assert set(_rows(inc, "Observation")) == set(_rows(fresh, "Observation")) == {"cr0"}
                 assert inc.count_by_type("uci") == fresh.count_by_type("uci")
     assert rep.removed == 12
@@ -118,8 +126,7 @@ def test_a_record_moved_to_an_unscreened_chart_leaves_with_a_bulk_export(tmp_pat
             fake.add({**fake.db[("Observation", "o1")], "subject": {"reference": "Patient/px"}},
                      "2026-11-26T09:00:00Z")
             rep = _pull(inc, True, tmp_path)
-            with Store(tmp_path / "fresh.db") as fresh:
-                _pull(fresh, True, tmp_path / "f")
+            with _fresh(tmp_path, True) as fresh:
                 assert set(_rows(inc, "Observation")) == set(_rows(fresh, "Observation"))
             assert inc.get("uci", "Observation", "o1") is None
     assert rep.incremental and rep.removed == 1
@@ -151,8 +158,7 @@ def test_a_bulk_night_after_a_mapping_change_fetching_a_new_patient_removes_noth
             _pull(inc, True, tmp_path, tokens=both)  # (a full export, no patient searched)
             diagnosed(fake, "pz", "2026-11-28T09:00:00Z")
             rep = _pull(inc, True, tmp_path, tokens=both)
-            with Store(tmp_path / "fresh.db") as fresh:
-                _pull(fresh, True, tmp_path / "f", tokens=both)
+            with _fresh(tmp_path, True, tokens=both) as fresh:
                 assert inc.count_by_type("uci") == fresh.count_by_type("uci")
     assert rep.patients_new == 1 and rep.removed == 0
 
