@@ -1589,3 +1589,11 @@ def test_high_dose_tablets_in_any_tablet_or_capsule_spelling(unit: str, code: st
     assert status("washout_high_dose_cs", r) == "fail"
     r = stmt("312615", status="active", start=ago(10), dosages=[dosage(qty(2, unit, code))])
     assert status("washout_high_dose_cs", r) == "pass"
+
+
+@pytest.mark.parametrize("unit", ["tbls", "Tbls", "TBLS", "{tbls}"])
+def test_high_dose_in_tablespoons_is_not_read_as_tablets(unit: str) -> None:
+    # "tbls" is the pharmacy abbreviation for tablespoons, not a plural of "tbl" (tablet):
+    # prednisone 20 MG tablets "3 tbls" a day is no usable dose (unknown), never 60 mg (fail)
+    r = stmt("312615", status="active", start=ago(10), dosages=[dosage(qty(3, unit, None))])
+    assert status("washout_high_dose_cs", r) == "unknown"

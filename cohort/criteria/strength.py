@@ -11,6 +11,8 @@ from cohort.model import Ingredient, Quantity
 
 # a dose, or a strength's denominator, in tablets, capsules or units (`1`) of a solid form
 _SOLID_FORMS = frozenset(("tbl", "tab", "tablet", "cap", "capsule"))
+# plurals made by an `s`; not "tbls", the pharmacy abbreviation for tablespoons
+_PLURAL_FORMS = _SOLID_FORMS - {"tbl"}
 
 
 def is_unit_form(unit: str) -> bool:
@@ -22,7 +24,7 @@ def is_unit_form(unit: str) -> bool:
     if u[:1] == "{" and u[-1:] == "}":
         u = u[1:-1].strip()
     u = u.removesuffix("(s)")
-    return u in _SOLID_FORMS or (u[-1:] == "s" and u[:-1] in _SOLID_FORMS)
+    return u in _SOLID_FORMS or (u[-1:] == "s" and u[:-1] in _PLURAL_FORMS)
 
 
 def drug_ingredients(
