@@ -261,6 +261,16 @@ def test_a_local_row_mapping_a_code_of_another_concept_is_a_warning(tmp_path: Pa
     ) in result.output.splitlines()
 
 
+def test_the_shipped_mappings_give_no_conflict_warning() -> None:
+    """The nine AIDS-associated cancers of VSAC All Primary and Secondary Cancer (420524008
+    Kaposi's sarcoma associated with AIDS) are rows of `hiv` and of `malignancy` by design: no
+    warning asking for exclude=Y on one of them. Two other concepts of one code still warn
+    (above)."""
+    result = CliRunner().invoke(cli, ["mappings", "check"])
+    assert result.exit_code == 0, result.output
+    assert "is mapped to" not in result.output, result.output
+
+
 def test_a_steroid_code_outside_medications_csv_is_a_warning(tmp_path: Path) -> None:
     """A site's own prednisone code added to local.csv, as mappings/README.md shows for a
     local code: the row has no ingredient, so a 60 mg/day course was "in window without a

@@ -165,9 +165,18 @@ def _conflicts(rows: list[MappingRow], known: KnownSystems, f: Findings) -> None
         )
 
 
+# Concepts a code belongs to at once by design, beyond the pairs `_intentional` reads from their
+# names: an AIDS-associated cancer (420524008 Kaposi's sarcoma associated with AIDS) is a member
+# of VSAC HIV and of VSAC All Primary and Secondary Cancer, a row of `hiv` and of `malignancy`.
+BOTH_BY_DESIGN: frozenset[frozenset[str]] = frozenset({frozenset({"hiv", "malignancy"})})
+
+
 def _intentional(concepts: set[str]) -> bool:
-    """An exception/history/uncertain pair (`malignancy` + `malignancy_exception`) is by design."""
+    """An exception/history/uncertain pair (`malignancy` + `malignancy_exception`) is by design,
+    and so is a pair of BOTH_BY_DESIGN (`hiv` + `malignancy`)."""
     names = sorted(concepts)
+    if frozenset(names) in BOTH_BY_DESIGN:
+        return True
     return len(names) == 2 and names[1].startswith(names[0] + "_")
 
 
