@@ -599,9 +599,10 @@ DESCENDANTS: list[tuple[str, str, str, tuple[str, ...]]] = [
 # public expansion; the codes are listed in tests/data/snomed_descendants/ (code, tab, display
 # as the value set gives it), too many to write out here. Its basal cell carcinomas of skin are
 # SPEC's exception and its three carcinomas in situ go to review; ten members that are no
-# malignancy (benign adenomas, granulomas, a "suspected" situation) and nine already rows of `hiv`
-# are left out (mappings/README.md). Then the primary malignant neoplasms of the HL7 mCODE primary
-# cancer value set that VSAC's expansion lacks, and three OncoTreeVS codes two public lists give.
+# malignancy (benign adenomas, granulomas, a "suspected" situation) are left out, and its nine
+# AIDS-associated cancers are rows of `hiv` too (mappings/README.md). Then the primary malignant
+# neoplasms of the HL7 mCODE primary cancer value set that VSAC's expansion lacks, and three
+# OncoTreeVS codes two public lists give.
 _LISTED = Path(__file__).resolve().parent / "data" / "snomed_descendants"
 
 

@@ -40,6 +40,11 @@ CHARTS = {
     # of skin (VSAC All Primary and Secondary Cancer): SPEC's exception
     "desc-pancreatic-cancer": ("372003004", "Primary malignant neoplasm of pancreas"),
     "desc-bcc-face": ("402519009", "Basal cell carcinoma of face"),
+    # an AIDS-associated cancer (VSAC All Primary and Secondary Cancer and VSAC HIV): both
+    "desc-aids-kaposi": (
+        "420524008",
+        "Kaposi's sarcoma associated with acquired immunodeficiency syndrome",
+    ),
     "desc-control": None,
 }
 
@@ -116,6 +121,17 @@ def test_primary_pancreatic_cancer_fails_malignancy(rows: dict[str, dict[str, st
     "confirm"); a chart coded without a display passed."""
     row = rows["desc-pancreatic-cancer"]
     assert row["malignancy"] == "fail", row["reasons"]
+    assert row["tier"] == "excluded"
+
+
+def test_aids_kaposi_sarcoma_fails_malignancy_and_immunodeficiency(
+    rows: dict[str, dict[str, str]],
+) -> None:
+    """Before its `malignancy` row, 420524008 was a row of `hiv` only: `immunodeficiency` failed
+    and `malignancy` was unknown through the word "sarcoma" of its display (confirm)."""
+    row = rows["desc-aids-kaposi"]
+    assert row["malignancy"] == "fail", row["reasons"]
+    assert row["immunodeficiency"] == "fail", row["reasons"]
     assert row["tier"] == "excluded"
 
 
@@ -232,6 +248,43 @@ def test_other_immune_disorders_are_not_immunodeficiency(code: str) -> None:
 def test_coded_only_cancers_fail_malignancy(code: str) -> None:
     r = run_criterion("malignancy", _cond(code))
     assert str(r.status) == "fail", r.reason
+
+
+def test_aids_kaposi_sarcoma_alone_fails_malignancy_and_hiv() -> None:
+    """420524008 "Kaposi's sarcoma associated with acquired immunodeficiency syndrome" is a member
+    of VSAC All Primary and Secondary Cancer and of VSAC HIV. It was a row of `hiv` only (left out
+    of `malignancy` as a second concept), so a screened SLE patient whose only cancer record it
+    is, coded without a display, passed `malignancy`; it is a row of both now."""
+    sle = condition("55464009", SNOMED, onset=ago(1500), rid="sle")
+    kaposi = condition("420524008", SNOMED, onset=ago(800), rid="kaposi")
+    assert screened(sle, kaposi)
+    r = run_criterion("malignancy", sle, kaposi)
+    assert str(r.status) == "fail", r.reason
+    assert [e.ref for e in r.evidence] == ["Condition/kaposi"]
+    h = run_criterion("immunodeficiency", sle, kaposi)  # the criterion that reads `hiv`
+    assert str(h.status) == "fail", h.reason
+    assert [e.ref for e in h.evidence] == ["Condition/kaposi"]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "420302007",  # reticulosarcoma associated with AIDS
+        "420524008",  # Kaposi's sarcoma associated with AIDS
+        "421283008",  # primary lymphoma of brain associated with AIDS
+        "422282000",  # malignant neoplasm associated with AIDS
+        "442537007",  # non-Hodgkin lymphoma associated with HIV infection
+        "713325002",  # primary cerebral lymphoma co-occurrent with HIV infection
+        "713483007",  # reticulosarcoma co-occurrent with HIV infection
+        "713718006",  # diffuse non-Hodgkin immunoblastic lymphoma co-occurrent with HIV infection
+        "713897006",  # Burkitt lymphoma co-occurrent with HIV infection
+    ],
+)
+def test_hiv_associated_cancers_of_the_vsac_list_fail_both(code: str) -> None:
+    """The nine members of VSAC All Primary and Secondary Cancer that are rows of `hiv` too:
+    coded only, each fails `malignancy` and `immunodeficiency`."""
+    assert status("malignancy", _cond(code)) == "fail"
+    assert status("immunodeficiency", _cond(code)) == "fail"
 
 
 @pytest.mark.parametrize(

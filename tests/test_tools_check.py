@@ -261,6 +261,40 @@ def test_a_local_row_mapping_a_code_of_another_concept_is_a_warning(tmp_path: Pa
     ) in result.output.splitlines()
 
 
+def test_the_shipped_mappings_give_no_conflict_warning() -> None:
+    """The nine AIDS-associated cancers of VSAC All Primary and Secondary Cancer (420524008
+    Kaposi's sarcoma associated with AIDS) are rows of `hiv` and of `malignancy` by design: no
+    warning asking for exclude=Y on one of them. Two other concepts of one code still warn
+    (above)."""
+    result = CliRunner().invoke(cli, ["mappings", "check"])
+    assert result.exit_code == 0, result.output
+    assert "is mapped to" not in result.output, result.output
+
+
+def test_a_pair_left_out_of_overlaps_csv_warns_and_a_bad_row_is_an_error(tmp_path: Path) -> None:
+    """The hiv + malignancy pair is data (mappings/overlaps.csv), not code: without its row
+    the nine AIDS-associated cancers warn again; a row naming one concept twice, or giving no
+    reason, is an error naming the file, line and column."""
+    m = _copy(tmp_path)
+    overlaps = m / "overlaps.csv"
+    overlaps.write_text("concept,also,why\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+    warned = [t for t in result.output.splitlines() if "is mapped to 2 concepts" in t]
+    assert len(warned) == 9, result.output
+    assert all("(hiv)" in t and "(malignancy)" in t for t in warned)
+    overlaps.write_text("concept,also,why\nhiv,hiv,x\nhiv,malignancy,\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 4, result.output
+    lines = result.output.splitlines()
+    assert (
+        "error: mappings/overlaps.csv:2: column 'also': name a concept other than 'concept'"
+    ) in lines, result.output
+    assert (
+        "error: mappings/overlaps.csv:3: column 'why': empty: say why codes of both are by design"
+    ) in lines, result.output
+
+
 def test_a_steroid_code_outside_medications_csv_is_a_warning(tmp_path: Path) -> None:
     """A site's own prednisone code added to local.csv, as mappings/README.md shows for a
     local code: the row has no ingredient, so a 60 mg/day course was "in window without a

@@ -133,7 +133,9 @@ def _side_files(root: Path, f: Findings) -> None:
         f.note(display_path(root, path), f"skipped, never read as mappings ({what})")
 
 
-def _conflicts(rows: list[MappingRow], known: KnownSystems, f: Findings) -> None:
+def _conflicts(
+    rows: list[MappingRow], known: KnownSystems, overlaps: set[frozenset[str]], f: Findings
+) -> None:
     """Same system+code mapped (not excluded) to different concepts of one resource family:
     a file's (`labs.csv`: Observation), or for local.csv and other files the family of the
     concept's rows elsewhere, else Observation (as a run searches a server for them)."""
@@ -153,7 +155,7 @@ def _conflicts(rows: list[MappingRow], known: KnownSystems, f: Findings) -> None
     for (_, system, code), grp in sorted(groups.items()):
         excluded = {r.concept for r in grp if r.exclude}
         included = {r.concept: r for r in grp if not r.exclude}
-        if excluded or len(included) < 2 or _intentional(set(included)):
+        if excluded or len(included) < 2 or _intentional(set(included), overlaps):
             continue
         mapping = [r for r in grp if not r.exclude]  # every row, in file order
         where = "; ".join(f"{r.file}:{r.line} ({r.concept})" for r in mapping)
@@ -165,9 +167,37 @@ def _conflicts(rows: list[MappingRow], known: KnownSystems, f: Findings) -> None
         )
 
 
-def _intentional(concepts: set[str]) -> bool:
-    """An exception/history/uncertain pair (`malignancy` + `malignancy_exception`) is by design."""
+OVERLAPS = "overlaps.csv"  # pairs of concepts a code may belong to at once, by design
+
+
+def _overlaps(root: Path, concepts: set[str], f: Findings) -> set[frozenset[str]]:
+    """The pairs of `overlaps.csv` (optional): a code of both concepts is no conflict (an
+    AIDS-associated cancer is a member of VSAC HIV and of VSAC All Primary and Secondary
+    Cancer, a row of `hiv` and of `malignancy`)."""
+    path = root / OVERLAPS
+    if not path.is_file():
+        return set()
+    pairs: set[frozenset[str]] = set()
+    for rec in _records(root, path, ("concept", "also", "why"), f):
+        pair = frozenset((rec.get("concept"), rec.get("also")))
+        for key in ("concept", "also"):
+            if rec.get(key) not in concepts:
+                f.warn(rec.where, f"column '{key}': no concept rows for '{rec.get(key)}'")
+        if len(pair) != 2:
+            f.error(rec.where, "column 'also': name a concept other than 'concept'")
+        elif not rec.get("why"):
+            f.error(rec.where, "column 'why': empty: say why codes of both are by design")
+        else:
+            pairs.add(pair)
+    return pairs
+
+
+def _intentional(concepts: set[str], overlaps: set[frozenset[str]]) -> bool:
+    """An exception/history/uncertain pair (`malignancy` + `malignancy_exception`) is by design,
+    and so is a pair listed in overlaps.csv (`hiv` + `malignancy`)."""
     names = sorted(concepts)
+    if frozenset(names) in overlaps:
+        return True
     return len(names) == 2 and names[1].startswith(names[0] + "_")
 
 
@@ -335,7 +365,7 @@ def check_mappings(
     version, human = version_of(root)
     known = _known_systems(root, f)
     rows = _concept_rows(root, known, f, use_unverified)
-    _conflicts(rows, known, f)
+    _conflicts(rows, known, _overlaps(root, {r.concept for r in rows}, f), f)
     _check_units(root, {r.concept for r in rows}, f)
     ingredients = _check_values_products(root, known, f)
     _misspelt_ingredients(rows, ingredients, f)
