@@ -489,3 +489,109 @@ def test_unconfirmed_verification_of_checks_without_a_condition_check_is_an_erro
     ]
     with_condition = {**labs_only, "checks": [{"condition": ["chronic_hbv"]}, {"lab": ["hbsag"]}]}
     assert list(rule_problems("checks", with_condition)) == []
+
+
+def _refused_by_check_and_run(
+    tmp_path: Path, old: str, new: str, marker: str, message: str
+) -> None:
+    """The edit is an error of `check` at the line of `marker`, and `run` stops (exit 4) with
+    that very line as its one line of output."""
+    m = copy_mappings(tmp_path)
+    line = edit(m / TRIAL, old, new, marker)
+    expected = f"{m / TRIAL}:{line}: {message}"
+    code, lines = check_all(m)
+    assert code == 4 and f"error: {expected}" in lines, "\n".join(lines)
+    code, output = run_uci(tmp_path, m)
+    assert code == 4, output
+    assert output.splitlines() == [f"cohort: error: {expected}"]
+
+
+NOT_FINITE = [
+    (
+        "fail_below nan",
+        "window_days = 90\nfail_below = 25",
+        "window_days = 90\nfail_below = nan",
+        "fail_below",
+        "criterion 'platelets': key 'fail_below': expected a finite number, got nan",
+    ),
+    (
+        "fail_below inf",
+        "window_days = 90\nfail_below = 25",
+        "window_days = 90\nfail_below = inf",
+        "fail_below",
+        "criterion 'platelets': key 'fail_below': expected a finite number, got inf",
+    ),
+    (
+        "pass_at_least nan",
+        "pass_at_least = 6",
+        "pass_at_least = nan",
+        "pass",
+        "criterion 'sledai': key 'pass_at_least': expected a finite number, got nan",
+    ),
+    (
+        "max_daily_mg nan",
+        "max_daily_mg = 40",
+        "max_daily_mg = nan",
+        "max",
+        "criterion 'washout_high_dose_cs': key 'max_daily_mg': expected a finite number, got nan",
+    ),
+    (
+        "min_titer -inf",
+        "min_titer = 80",
+        "min_titer = -inf",
+        "min",
+        "criterion 'ana_titer': key 'min_titer': expected a finite number, got -inf",
+    ),
+    (
+        "lab_default_lln nan",
+        "lab_default_lln = 80",
+        "lab_default_lln = +nan",
+        "lab",
+        "criterion 'washout_b_cell_depletion': key 'lab_default_lln': expected a finite number, "
+        "got nan",
+    ),
+    (
+        "positive_at nan",
+        "positive_at = 25,",
+        "positive_at = nan,",
+        "positive",
+        "criterion 'pregnancy_lactation': key 'checks[1].positive_at': expected a finite number, "
+        "got nan",
+    ),
+    (
+        "fail_above inf",
+        '{ concepts = ["upcr"], fail_above = 2.0 }',
+        '{ concepts = ["upcr"], fail_above = inf }',
+        "{",
+        "criterion 'severe_lupus_nephritis': key 'measures[1].fail_above': expected a finite "
+        "number, got inf",
+    ),
+    (
+        "alt fail_below nan",
+        'alt = { concepts = ["aiha"], fail_below = 7.0 }',
+        'alt = { concepts = ["aiha"], fail_below = nan }',
+        "alt",
+        "criterion 'hemoglobin': key 'alt.fail_below': expected a finite number, got nan",
+    ),
+    (
+        "a number too big for a float",
+        "window_days = 90\nfail_below = 25",
+        "window_days = 90\nfail_below = 1e400",
+        "fail_below",
+        "criterion 'platelets': key 'fail_below': expected a finite number, got inf",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "marker", "message"),
+    [c[1:] for c in NOT_FINITE],
+    ids=[c[0] for c in NOT_FINITE],
+)
+def test_a_number_that_is_not_finite_is_an_error_of_the_criteria_file(
+    old: str, new: str, marker: str, message: str, tmp_path: Path
+) -> None:
+    """TOML writes `nan` and `inf`: `fail_below = nan` on platelets passed `check` and `run`
+    (exit 0), and a count of 20 passed the >= 25 rule (every comparison with nan is false);
+    `inf` made every result fail, `-inf` every titer pass."""
+    _refused_by_check_and_run(tmp_path, old, new, marker, message)
