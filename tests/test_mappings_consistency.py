@@ -152,6 +152,20 @@ def _trial_number_nan(m: Path) -> str:
     )
 
 
+def _trial_concept_of_other_records(m: Path) -> str:
+    """Accepted before: plasmapheresis as a washout's medication concept matched no record."""
+    path = m / "trials" / "sirius-sle-2.toml"
+    text = path.read_text(encoding="utf-8")
+    old = '"baff_other"]\nprocedures = ["plasmapheresis"]'
+    path.write_text(text.replace(old, '"baff_other", "plasmapheresis"]', 1), encoding="utf-8")
+    line = text[: text.index(old)].count("\n") + 1
+    return (
+        f"{path}:{line}: criterion 'washout_24wk': key 'concepts': concept 'plasmapheresis' is "
+        "mapped for Procedure records only (procedures.csv), but 'concepts' of kind 'washout' "
+        "reads medication records (did you mean 'procedures'?)"
+    )
+
+
 CASES: dict[str, Breaker] = {
     "unit-not-ucum": _unit,
     "unit-alias-not-ucum": _alias_ucum,
@@ -168,6 +182,7 @@ CASES: dict[str, Breaker] = {
     "product-rxcui": _product_rxcui,
     "ingredient-factor-nan": _ingredient_factor_nan,
     "trial-number-nan": _trial_number_nan,
+    "trial-concept-of-other-records": _trial_concept_of_other_records,
 }
 
 

@@ -7,7 +7,7 @@ import hashlib
 import math
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -300,6 +300,16 @@ def load_concept_rows(root: Path) -> list[MappingRow]:
         for rec in read_csv(root, path, required):
             rows.append(concept_row(rec, shown, medication=medication))
     return rows
+
+
+def concept_files(rows: Iterable[MappingRow]) -> dict[str, set[str]]:
+    """Concept -> the concept files (as shown) of its rows that map codes to it (not exclude=Y):
+    the records it can match (`labs.csv`: Observations; criteria/reads.py)."""
+    out: dict[str, set[str]] = {}
+    for r in rows:
+        if not r.exclude:
+            out.setdefault(r.concept, set()).add(r.file)
+    return out
 
 
 def parse_number(rec: Record, key: str) -> float | None:
