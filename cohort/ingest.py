@@ -52,12 +52,16 @@ class Loaded:
         from cohort.criteria import load_trial
         from cohort.extract import ReadingRules
         from cohort.terminology import Terminology
+        from cohort.terminology.mappings import concept_files
 
         term = Terminology.load(cfg.mappings_dir, use_unverified=cfg.use_unverified)
         rules = ReadingRules.load(cfg.mappings_dir / "rules.toml")
         # a concept with unverified rows only is known (`mappings check` warns it is empty)
         known = {r.concept for r in term.rows()}
-        trial = load_trial(cfg.trial_file(), known, term.concept_names(), term.unit_concepts())
+        files = concept_files(term.rows())  # (a concept of other records than its key reads)
+        trial = load_trial(
+            cfg.trial_file(), known, term.concept_names(), term.unit_concepts(), files
+        )
         return cls(term, rules, trial)
 
 

@@ -131,6 +131,41 @@ def _product_rxcui(m: Path) -> str:
     return "mappings/medications/products.csv:2: column 'rxcui': RxCUI '1145929a' is not numeric"
 
 
+def _ingredient_factor_nan(m: Path) -> str:
+    """Accepted before (`NA` was refused, `NaN` read as a float): a 60 mg/day prednisone dose
+    was NaN mg, never above the limit, and `washout_high_dose_cs` passed."""
+    edit_line(m / "medications" / "ingredients.csv", 34, "prednisone,1,", "prednisone,NaN,")
+    return (
+        "mappings/medications/ingredients.csv:34: column 'prednisone_factor': expected a finite "
+        "number, got 'NaN'"
+    )
+
+
+def _trial_number_nan(m: Path) -> str:
+    """Accepted before: a platelet count of 20 passed `fail_below = nan`."""
+    path = m / "trials" / "sirius-sle-2.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("fail_below = 25", "fail_below = nan", 1), encoding="utf-8")
+    line = text[: text.index("fail_below = 25")].count("\n") + 1
+    return (
+        f"{path}:{line}: criterion 'platelets': key 'fail_below': expected a finite number, got nan"
+    )
+
+
+def _trial_concept_of_other_records(m: Path) -> str:
+    """Accepted before: plasmapheresis as a washout's medication concept matched no record."""
+    path = m / "trials" / "sirius-sle-2.toml"
+    text = path.read_text(encoding="utf-8")
+    old = '"baff_other"]\nprocedures = ["plasmapheresis"]'
+    path.write_text(text.replace(old, '"baff_other", "plasmapheresis"]', 1), encoding="utf-8")
+    line = text[: text.index(old)].count("\n") + 1
+    return (
+        f"{path}:{line}: criterion 'washout_24wk': key 'concepts': concept 'plasmapheresis' is "
+        "mapped for Procedure records only (procedures.csv), but 'concepts' of kind 'washout' "
+        "reads medication records (did you mean 'procedures'?)"
+    )
+
+
 CASES: dict[str, Breaker] = {
     "unit-not-ucum": _unit,
     "unit-alias-not-ucum": _alias_ucum,
@@ -145,6 +180,9 @@ CASES: dict[str, Breaker] = {
     "value-system-misspelt": _value_system_misspelt,
     "value-code-malformed": _value_code_malformed,
     "product-rxcui": _product_rxcui,
+    "ingredient-factor-nan": _ingredient_factor_nan,
+    "trial-number-nan": _trial_number_nan,
+    "trial-concept-of-other-records": _trial_concept_of_other_records,
 }
 
 

@@ -489,3 +489,264 @@ def test_unconfirmed_verification_of_checks_without_a_condition_check_is_an_erro
     ]
     with_condition = {**labs_only, "checks": [{"condition": ["chronic_hbv"]}, {"lab": ["hbsag"]}]}
     assert list(rule_problems("checks", with_condition)) == []
+
+
+def _refused_by_check_and_run(
+    tmp_path: Path, old: str, new: str, marker: str, message: str
+) -> None:
+    """The edit is an error of `check` at the line of `marker`, and `run` stops (exit 4) with
+    that very line as its one line of output."""
+    m = copy_mappings(tmp_path)
+    line = edit(m / TRIAL, old, new, marker)
+    expected = f"{m / TRIAL}:{line}: {message}"
+    code, lines = check_all(m)
+    assert code == 4 and f"error: {expected}" in lines, "\n".join(lines)
+    code, output = run_uci(tmp_path, m)
+    assert code == 4, output
+    assert output.splitlines() == [f"cohort: error: {expected}"]
+
+
+OTHER_RECORDS = [
+    (
+        "a procedure among a washout's medication concepts",
+        '"ctla4_fc", "baff_other"]\nprocedures = ["plasmapheresis"]',
+        '"ctla4_fc", "baff_other", "plasmapheresis"]',
+        '"ctla4_fc"',
+        "criterion 'washout_24wk': key 'concepts': concept 'plasmapheresis' is mapped for "
+        "Procedure records only (procedures.csv), but 'concepts' of kind 'washout' reads "
+        "medication records (did you mean 'procedures'?)",
+    ),
+    (
+        "a lab concept as a washout's medication",
+        'concepts = ["belimumab"]',
+        'concepts = ["platelets"]',
+        "concepts",
+        "criterion 'washout_belimumab': key 'concepts': concept 'platelets' is mapped for "
+        "Observation records only (labs.csv), but 'concepts' of kind 'washout' reads medication "
+        "records",
+    ),
+    (
+        "a medication concept as a live vaccine",
+        'immunizations = ["live_vaccine"]',
+        'immunizations = ["live_vaccine", "belimumab"]',
+        "immunizations",
+        "criterion 'live_vaccine': key 'immunizations': concept 'belimumab' is mapped for "
+        "medication records only (medications.csv), but 'immunizations' of kind 'washout' reads "
+        "Immunization records (did you mean 'concepts'?)",
+    ),
+    (
+        "a lab concept as a check's condition",
+        '{ condition = ["chronic_hbv"]',
+        '{ condition = ["hbsag"]',
+        "{",
+        "criterion 'hbv': key 'checks[0].condition': concept 'hbsag' is mapped for Observation "
+        "records only (labs.csv), but 'condition' of a condition check reads Condition records "
+        "(did you mean 'lab'?)",
+    ),
+    (
+        "a condition concept as a check's lab",
+        '{ lab = ["hiv_test"]',
+        '{ lab = ["hiv"]',
+        "{",
+        "criterion 'immunodeficiency': key 'checks[1].lab': concept 'hiv' is mapped for "
+        "Condition records only (conditions.csv), but 'lab' of a lab check reads Observation "
+        "records (did you mean 'condition'?)",
+    ),
+    (
+        "a lab concept as a check's exception",
+        'unless = ["malignancy_exception"], then = "fail", label = "malignancy" }',
+        'unless = ["hcg"], then = "fail", label = "malignancy" }',
+        "unless",
+        "criterion 'malignancy': key 'checks[0].unless': concept 'hcg' is mapped for Observation "
+        "records only (labs.csv), but 'unless' of a condition check reads Condition records",
+    ),
+    (
+        "a lab concept as lab_latest's alt condition",
+        'alt = { concepts = ["aiha"], fail_below = 7.0 }',
+        'alt = { concepts = ["hemoglobin"], fail_below = 7.0 }',
+        "alt",
+        "criterion 'hemoglobin': key 'alt.concepts': concept 'hemoglobin' is mapped for "
+        "Observation records only (labs.csv), but 'concepts' of alt reads Condition records",
+    ),
+    (
+        "a condition concept as a titer's screen",
+        'screen_concepts = ["ana_screen"]',
+        'screen_concepts = ["sle"]',
+        "screen",
+        "criterion 'ana_titer': key 'screen_concepts': concept 'sle' is mapped for Condition "
+        "records only (conditions.csv), but 'screen_concepts' of kind 'titer' reads Observation "
+        "records",
+    ),
+    (
+        "a condition concept as a diagnosis's uncertain one is fine, a medication is not",
+        'uncertain_concepts = ["lupus_unspecified"]',
+        'uncertain_concepts = ["lupus_unspecified", "antimalarial"]',
+        "uncertain",
+        "criterion 'sle_diagnosis': key 'uncertain_concepts': concept 'antimalarial' is mapped "
+        "for medication records only (medications.csv), but 'uncertain_concepts' of kind "
+        "'diagnosis' reads Condition records",
+    ),
+    (
+        "a lab concept among the screening concepts",
+        'screen_concepts = ["sle", "lupus_unspecified"]',
+        'screen_concepts = ["sle", "platelets"]',
+        "screen",
+        "[trial] key 'screen_concepts': concept 'platelets' is mapped for Observation records "
+        "only (labs.csv), but 'screen_concepts' of the [trial] table reads Condition records",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "marker", "message"),
+    [c[1:] for c in OTHER_RECORDS],
+    ids=[c[0] for c in OTHER_RECORDS],
+)
+def test_a_concept_mapped_for_other_records_than_its_key_reads_is_an_error(
+    old: str, new: str, marker: str, message: str, tmp_path: Path
+) -> None:
+    """Each key reads one sort of record (a washout's `concepts` medication records, its
+    `procedures` Procedures, a check's `condition` Conditions...). Plasmapheresis moved from
+    `procedures` into `concepts` passed `check` and `run` (exit 0): it matched no medication
+    record, so a patient with plasmapheresis 3 months ago went from excluded to likely."""
+    _refused_by_check_and_run(tmp_path, old, new, marker, message)
+
+
+def test_a_concept_with_a_row_for_the_records_its_key_reads_is_accepted(tmp_path: Path) -> None:
+    """A concept with one row in a file of the records the key reads (`tst`: labs.csv and
+    vaccines.csv), or a row in local.csv (a site's own codes, of any record), is accepted."""
+    m = copy_mappings(tmp_path)
+    edit(
+        m / TRIAL,
+        'immunizations = ["live_vaccine"]',
+        'immunizations = ["live_vaccine", "tst"]',
+        "i",
+    )
+    edit(m / TRIAL, '{ lab = ["igra"]', '{ lab = ["igra", "tst"]', "{")
+    with (m / "concepts" / "local.csv").open("a", encoding="utf-8") as fh:
+        fh.write(
+            "plasmapheresis,http://example.org/fhir/uci/pharmacy,PLEX,exact,,PLEX,site,local,\n"
+        )
+    edit(m / TRIAL, '"baff_other"]\nprocedures', '"baff_other", "plasmapheresis"]\nprocedures', "b")
+    code, lines = check_all(m)
+    assert code == 0 and not [ln for ln in lines if ln.startswith("error")], lines
+    code, output = run_uci(tmp_path, m)
+    assert code == 0, output
+
+
+def test_every_concept_key_says_which_records_it_reads() -> None:
+    """registry.py: every concept list of every kind and inline table names the records its
+    kind's function reads it against, one of the concept files' records."""
+    from cohort.criteria.registry import (
+        ALT,
+        CONCEPT_KEYS,
+        CONDITION_CHECK,
+        HEAD_READS,
+        LAB_CHECK,
+        MEASURE,
+        RECORDS,
+    )
+    from cohort.terminology.core import FILE_TYPES
+
+    assert set(RECORDS) == set(FILE_TYPES)
+    for name, spec in KINDS.items():
+        keys = {k for k in {**spec.required, **spec.optional} if k in CONCEPT_KEYS}
+        assert set(spec.reads) == keys, name
+    for table in (ALT, MEASURE, CONDITION_CHECK, LAB_CHECK):
+        assert set(table.reads) == {k for k in table.keys if k in CONCEPT_KEYS}, table.name
+    assert set(HEAD_READS) == {"screen_concepts"}
+    every = [*HEAD_READS.values()]
+    every += [r for spec in KINDS.values() for r in spec.reads.values()]
+    every += [r for t in (ALT, MEASURE, CONDITION_CHECK, LAB_CHECK) for r in t.reads.values()]
+    assert set(every) <= set(RECORDS)
+
+
+NOT_FINITE = [
+    (
+        "fail_below nan",
+        "window_days = 90\nfail_below = 25",
+        "window_days = 90\nfail_below = nan",
+        "fail_below",
+        "criterion 'platelets': key 'fail_below': expected a finite number, got nan",
+    ),
+    (
+        "fail_below inf",
+        "window_days = 90\nfail_below = 25",
+        "window_days = 90\nfail_below = inf",
+        "fail_below",
+        "criterion 'platelets': key 'fail_below': expected a finite number, got inf",
+    ),
+    (
+        "pass_at_least nan",
+        "pass_at_least = 6",
+        "pass_at_least = nan",
+        "pass",
+        "criterion 'sledai': key 'pass_at_least': expected a finite number, got nan",
+    ),
+    (
+        "max_daily_mg nan",
+        "max_daily_mg = 40",
+        "max_daily_mg = nan",
+        "max",
+        "criterion 'washout_high_dose_cs': key 'max_daily_mg': expected a finite number, got nan",
+    ),
+    (
+        "min_titer -inf",
+        "min_titer = 80",
+        "min_titer = -inf",
+        "min",
+        "criterion 'ana_titer': key 'min_titer': expected a finite number, got -inf",
+    ),
+    (
+        "lab_default_lln nan",
+        "lab_default_lln = 80",
+        "lab_default_lln = +nan",
+        "lab",
+        "criterion 'washout_b_cell_depletion': key 'lab_default_lln': expected a finite number, "
+        "got nan",
+    ),
+    (
+        "positive_at nan",
+        "positive_at = 25,",
+        "positive_at = nan,",
+        "positive",
+        "criterion 'pregnancy_lactation': key 'checks[1].positive_at': expected a finite number, "
+        "got nan",
+    ),
+    (
+        "fail_above inf",
+        '{ concepts = ["upcr"], fail_above = 2.0 }',
+        '{ concepts = ["upcr"], fail_above = inf }',
+        "{",
+        "criterion 'severe_lupus_nephritis': key 'measures[1].fail_above': expected a finite "
+        "number, got inf",
+    ),
+    (
+        "alt fail_below nan",
+        'alt = { concepts = ["aiha"], fail_below = 7.0 }',
+        'alt = { concepts = ["aiha"], fail_below = nan }',
+        "alt",
+        "criterion 'hemoglobin': key 'alt.fail_below': expected a finite number, got nan",
+    ),
+    (
+        "a number too big for a float",
+        "window_days = 90\nfail_below = 25",
+        "window_days = 90\nfail_below = 1e400",
+        "fail_below",
+        "criterion 'platelets': key 'fail_below': expected a finite number, got inf",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "marker", "message"),
+    [c[1:] for c in NOT_FINITE],
+    ids=[c[0] for c in NOT_FINITE],
+)
+def test_a_number_that_is_not_finite_is_an_error_of_the_criteria_file(
+    old: str, new: str, marker: str, message: str, tmp_path: Path
+) -> None:
+    """TOML writes `nan` and `inf`: `fail_below = nan` on platelets passed `check` and `run`
+    (exit 0), and a count of 20 passed the >= 25 rule (every comparison with nan is false);
+    `inf` made every result fail, `-inf` every titer pass."""
+    _refused_by_check_and_run(tmp_path, old, new, marker, message)

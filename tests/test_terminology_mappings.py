@@ -124,3 +124,41 @@ def test_an_expand_range_of_too_many_codes_is_a_located_error(copy: Path) -> Non
     cond.write_text("\n".join(lines) + "\n")
     with pytest.raises(MappingError, match=r"conditions.csv:2: column 'expand'.*more than 10,000"):
         Terminology.load(copy)
+
+
+# (file, line, the cell as shipped, the row's text with {} for that cell, column)
+_FACTOR = ("medications/ingredients.csv", 34, "prednisone,{},", "1", "prednisone_factor")
+_MOLAR = ("units.csv", 4, "hemoglobin,g/dL,{},", "10000/0.6206", "molar_mass_g_per_mol")
+_MAX = ("units.csv", 2, ",0,{},", "5000", "plausible_max")
+_MIN = ("units.csv", 2, ",{},5000,", "0", "plausible_min")
+
+
+@pytest.mark.parametrize(
+    ("where", "raw"),
+    [
+        # a prednisone factor of NaN read every prednisone dose as NaN mg, never above the limit
+        (_FACTOR, "NaN"),
+        (_FACTOR, "nan"),
+        (_FACTOR, "inf"),
+        (_FACTOR, "Infinity"),
+        (_FACTOR, "1/inf"),  # 0
+        (_FACTOR, "1e400"),
+        (_FACTOR, "1e300/1e-300"),
+        (_MOLAR, "nan/0.6206"),
+        (_MAX, "inf"),
+        (_MIN, "nan"),
+    ],
+)
+def test_a_number_that_is_not_finite_is_a_located_error(
+    copy: Path, where: tuple[str, int, str, str, str], raw: str
+) -> None:
+    """`float()` reads `nan`, `NaN`, `inf` and `Infinity` (while `NA`, `n/a` and `?` are
+    refused): a prednisone factor of NaN was accepted and a 60 mg/day prednisone fail became a
+    pass (NaN > 40 is false); `1/inf` made it 0."""
+    path, line, row, shipped, column = where
+    edit_line(copy / path, line, row.format(shipped), row.format(raw))
+    with pytest.raises(MappingError) as err:
+        Terminology.load(copy)
+    assert str(err.value) == (
+        f"mappings/{path}:{line}: column '{column}': expected a finite number, got '{raw}'"
+    )

@@ -7,14 +7,16 @@ the key itself. The kinds, their parameters and the rules between them are in re
 
 from __future__ import annotations
 
+import math
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cohort.criteria.base import Criterion
 from cohort.criteria.ids import id_problem
+from cohort.criteria.reads import HEAD, Reader, readers, records_problem
 from cohort.criteria.registry import (
     CHECK_KEYS,
     CONCEPT_KEYS,
@@ -43,6 +45,7 @@ _META: dict[str, type] = {
 }
 _HEAD: dict[str, type] = {"id": str, "title": str, "screen_concepts": list, "manual": list}
 _TOP = ("trial", "criteria")
+Files = Mapping[str, Collection[str]]  # concept -> the concept files of its rows
 
 
 @dataclass
@@ -90,6 +93,10 @@ def _hint(key: str, known: Iterable[str]) -> str:
 def _type_problem(key: str, value: Any, want: Any) -> str | None:
     wants = want if isinstance(want, tuple) else (want,)
     ok = isinstance(value, wants) and not (isinstance(value, bool) and bool not in wants)
+    if ok and isinstance(value, float) and not math.isfinite(value):
+        # TOML writes nan and inf: every comparison with nan is false (a count of 20 passed
+        # `fail_below = nan`), and inf or -inf fails or passes every result
+        return f"expected a finite number, got {value}"
     if ok:
         if list in wants and key.rsplit(".", 1)[-1] in CONCEPT_KEYS:
             if not all(isinstance(v, str) for v in value):
@@ -221,8 +228,9 @@ def _check_concepts(
     active: set[str] | None,
     units: set[str] | None,
     kind: str,
+    files: Files | None,
 ) -> None:
-    _check_names(p, index, cid, params, known, active)
+    _check_names(p, index, cid, params, known, active, kind, files)
     for key, name in numeric_concepts(kind, params):
         if units is not None and name in known and name not in units:
             p.criterion(
@@ -241,20 +249,29 @@ def _check_names(
     params: Mapping[str, Any],
     known: set[str],
     active: set[str] | None,
+    kind: str,
+    files: Files | None,
 ) -> None:
-    """Every concept name the parameters hold that no mapping row has (or only unverified
-    ones); looked up in a criterion with other mistakes too, so `check` lists them at once."""
+    """Every concept name the parameters hold that no mapping row has, or whose rows all map
+    other records than its key reads (criteria/reads.py), or only unverified rows; looked up in
+    a criterion with other mistakes too, so `check` lists them at once."""
+    reads = readers(kind, params) if files is not None else {}
     for key, name in concept_refs(params):
-        if name not in known:
-            p.criterion(index, cid, key, f"unknown concept '{name}'" + _hint(name, sorted(known)))
-        elif active is not None and name not in active:
-            p.criterion(
-                index,
-                cid,
-                key,
-                f"concept '{name}' is empty (only unverified rows; a run needs use_unverified)",
-                warn=True,
-            )
+        if found := _name_problem(name, reads.get(key), known, active, files):
+            p.criterion(index, cid, key, found[0], warn=found[1])
+
+
+def _name_problem(
+    name: str, reader: Reader | None, known: set[str], active: set[str] | None, files: Files | None
+) -> tuple[str, bool] | None:
+    """What is wrong with a concept a key names, and whether it is only a warning."""
+    if name not in known:
+        return f"unknown concept '{name}'" + _hint(name, sorted(known)), False
+    if reader and files and (why := records_problem(reader, name, files.get(name, ()))):
+        return why, False
+    if active is not None and name not in active:
+        return f"concept '{name}' is empty (only unverified rows; a run needs use_unverified)", True
+    return None
 
 
 def _check_title(p: _Problems, index: int, cid: str, raw: dict[str, Any]) -> None:
@@ -268,10 +285,13 @@ def check_trial(
     known: set[str] | None = None,
     active: set[str] | None = None,
     units: set[str] | None = None,
+    files: Files | None = None,
 ) -> TrialCheck:
     """Every problem of a criteria file. `known`: the concept names of the mapping rows (all of
     them); `active`: those with rows a run uses (a known concept outside it is a warning);
-    `units`: the concepts units.csv gives a unit."""
+    `units`: the concepts units.csv gives a unit; `files`: the concept files of each concept's
+    rows (terminology.mappings.concept_files; a concept of other records than its key reads is
+    an error)."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
@@ -318,11 +338,11 @@ def check_trial(
             if known is not None and isinstance(raw, dict) and raw.get("kind") in KINDS:
                 cid = raw["id"] if isinstance(raw.get("id"), str) else ""
                 params = {k: v for k, v in raw.items() if k not in _META}
-                _check_names(p, index, cid, params, known, active)
+                _check_names(p, index, cid, params, known, active, raw["kind"], files)
             continue
         cid, params = checked
         if known is not None:
-            _check_concepts(p, index, cid, params, known, active, units, raw["kind"])
+            _check_concepts(p, index, cid, params, known, active, units, raw["kind"], files)
         _check_title(p, index, cid, raw)
         criteria.append(
             Criterion(
@@ -337,15 +357,9 @@ def check_trial(
             )
         )
     if known is not None and isinstance(screen, list):
-        for name in screen:
-            if isinstance(name, str) and name not in known:
-                p.head("screen_concepts", f"unknown concept '{name}'" + _hint(name, sorted(known)))
-            elif isinstance(name, str) and active is not None and name not in active:
-                p.head(
-                    "screen_concepts",
-                    f"concept '{name}' is empty (only unverified rows; a run needs use_unverified)",
-                    warn=True,
-                )
+        for name in (n for n in screen if isinstance(n, str)):
+            if found := _name_problem(name, HEAD, known, active, files):
+                p.head("screen_concepts", found[0], warn=found[1])
     errors = [e for _, e in sorted(p.found, key=lambda x: x[0])]
     warnings = [w for _, w in sorted(p.warnings, key=lambda x: x[0])]
     if errors:
@@ -367,9 +381,10 @@ def load_trial(
     known_concepts: set[str] | None = None,
     active: set[str] | None = None,
     units: set[str] | None = None,
+    files: Files | None = None,
 ) -> Trial:
     """The trial of a criteria file; the first problem `check_trial` finds is raised."""
-    checked = check_trial(path, known_concepts, active, units)
+    checked = check_trial(path, known_concepts, active, units, files)
     if checked.errors:
         raise checked.errors[0]
     assert checked.trial is not None

@@ -18,12 +18,36 @@ CONCEPTS = list  # a list of concept names
 Types = Mapping[str, type | tuple[type, ...]]
 
 
+# The records a concept list is matched against, by the concept file whose rows map their codes
+# (mappings/concepts/<name>.csv; terminology.core.FILE_TYPES): what each kind's function asks its
+# Context for (conditions, observations, exposures, procedures, immunizations). A concept whose
+# every row is in a file of other records matches none of them (`check` refuses it, at the key);
+# local.csv, a site's own codes, maps any record. The words name the records in messages.
+CONDITIONS, LABS, MEDICATIONS, PROCEDURES, VACCINES = (
+    "conditions",
+    "labs",
+    "medications",
+    "procedures",
+    "vaccines",
+)
+RECORDS: dict[str, str] = {
+    CONDITIONS: "Condition",
+    LABS: "Observation",
+    MEDICATIONS: "medication",
+    PROCEDURES: "Procedure",
+    VACCINES: "Immunization",
+}
+Reads = Mapping[str, str]  # concept key -> the records it reads (a RECORDS key)
+
+
 @dataclass(frozen=True)
 class Table:
     """The keys of an inline table inside a criterion (an `alt`, a measure, a check)."""
 
     required: Types
     optional: Types = field(default_factory=dict)
+    reads: Reads = field(default_factory=dict)
+    name: str = ""  # as messages name it: "a lab check"
 
     @property
     def keys(self) -> dict[str, type | tuple[type, ...]]:
@@ -36,6 +60,7 @@ class KindSpec:
     required: Types
     optional: Types = field(default_factory=dict)
     time_limited: bool = False  # its fails have a known end (eligible_from)
+    reads: Reads = field(default_factory=dict)  # what each concept list is matched against
 
 
 WINDOW: dict[str, type | tuple[type, ...]] = {
@@ -57,11 +82,13 @@ KINDS: dict[str, KindSpec] = {
             "label": str,
             "unconfirmed_verification": list,
         },
+        reads={"concepts": CONDITIONS, "uncertain_concepts": CONDITIONS},
     ),
     "titer": KindSpec(
         labs.titer,
         {"titer_concepts": CONCEPTS, "min_titer": NUMBER},
         {"screen_concepts": CONCEPTS, "label": str},
+        reads={"titer_concepts": LABS, "screen_concepts": LABS},
     ),
     "lab_latest": KindSpec(
         labs.lab_latest,
@@ -73,13 +100,24 @@ KINDS: dict[str, KindSpec] = {
             "alt": dict,
             "unconfirmed_verification": list,  # of `alt`'s conditions
         },
+        reads={"concepts": LABS},  # (alt's concepts: ALT)
     ),
-    "grades": KindSpec(labs.grades, {"concepts": CONCEPTS}, {**WINDOW, "min_a": int, "min_b": int}),
+    "grades": KindSpec(
+        labs.grades,
+        {"concepts": CONCEPTS},
+        {**WINDOW, "min_a": int, "min_b": int},
+        reads={"concepts": LABS},
+    ),
     "labs_exceed": KindSpec(labs.labs_exceed, {"measures": list}, {**WINDOW, "latest_only": bool}),
     "current_medication": KindSpec(
-        medication.current_medication, {"concepts": CONCEPTS}, {"systemic_only": bool}
+        medication.current_medication,
+        {"concepts": CONCEPTS},
+        {"systemic_only": bool},
+        reads={"concepts": MEDICATIONS},
     ),
-    "any_record": KindSpec(medication.any_record, {"concepts": CONCEPTS}),
+    "any_record": KindSpec(
+        medication.any_record, {"concepts": CONCEPTS}, reads={"concepts": MEDICATIONS}
+    ),
     "washout": KindSpec(
         medication.washout,
         {},
@@ -95,21 +133,43 @@ KINDS: dict[str, KindSpec] = {
             "lab_default_lln": NUMBER,
         },
         time_limited=True,
+        reads={
+            "concepts": MEDICATIONS,
+            "procedures": PROCEDURES,
+            "immunizations": VACCINES,
+            "uncertain_immunizations": VACCINES,
+            "lab_concepts": LABS,
+        },
     ),
     "high_dose": KindSpec(
         dose.high_dose,
         {"concepts": CONCEPTS, "max_daily_mg": NUMBER},
         WINDOW,
         time_limited=True,
+        reads={"concepts": MEDICATIONS},
     ),
     "checks": KindSpec(checks.checks, {"checks": list}, {"unconfirmed_verification": list}),
 }
 
 # the inline tables inside a criterion: `alt` of lab_latest, each of `measures`, each of `checks`
-ALT = Table({"concepts": CONCEPTS, "fail_below": NUMBER})
-MEASURE = Table({"concepts": CONCEPTS, "fail_above": NUMBER}, {"required": bool})
+# (`alt` lowers the limit while the patient has an active condition of its concepts)
+ALT = Table(
+    {"concepts": CONCEPTS, "fail_below": NUMBER}, reads={"concepts": CONDITIONS}, name="alt"
+)
+MEASURE = Table(
+    {"concepts": CONCEPTS, "fail_above": NUMBER},
+    {"required": bool},
+    reads={"concepts": LABS},
+    name="a measure",
+)
 _CHECK_ANY: Types = {"then": str, "label": str}
-CONDITION_CHECK = Table({"condition": CONCEPTS}, {**_CHECK_ANY, "active": bool, "unless": CONCEPTS})
+CONDITION_CHECK = Table(
+    {"condition": CONCEPTS},
+    {**_CHECK_ANY, "active": bool, "unless": CONCEPTS},
+    # `unless`: concepts of the matching Condition itself (an exception)
+    reads={"condition": CONDITIONS, "unless": CONDITIONS},
+    name="a condition check",
+)
 LAB_CHECK = Table(
     {"lab": CONCEPTS},
     {
@@ -122,7 +182,11 @@ LAB_CHECK = Table(
         "unless_later": CONCEPTS,
         **WINDOW,
     },
+    reads={"lab": LABS, "unless_later": LABS},
+    name="a lab check",
 )
+# the [trial] table's: who is screened (a Condition of one of them: evaluate.is_screened)
+HEAD_READS: Reads = {"screen_concepts": CONDITIONS}
 # every key a `checks` entry may hold (either sort)
 CHECK_KEYS: dict[str, type | tuple[type, ...]] = {**CONDITION_CHECK.keys, **LAB_CHECK.keys}
 
@@ -157,6 +221,9 @@ _NEEDS: dict[str, tuple[tuple[str, str], ...]] = {
     "washout": (("lab_concepts", "lab_default_lln"), ("lab_default_lln", "lab_concepts")),
 }
 _EXPOSURES = ("concepts", "procedures", "immunizations", "uncertain_immunizations")
+# keys that name the same thing in different records: a concept under one of them whose rows
+# all map another one's records is told to move there ("did you mean 'procedures'?")
+SAME_ROLE: tuple[tuple[str, ...], ...] = (_EXPOSURES, ("condition", "lab"))
 # FHIR R4 condition-ver-status codes under which a diagnosis is not established (refuted and
 # entered-in-error drop the record: mappings/rules.toml)
 _UNCONFIRMED = ("unconfirmed", "provisional", "differential")

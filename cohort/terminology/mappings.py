@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -301,8 +302,18 @@ def load_concept_rows(root: Path) -> list[MappingRow]:
     return rows
 
 
+def concept_files(rows: Iterable[MappingRow]) -> dict[str, set[str]]:
+    """Concept -> the concept files (as shown) of its rows that map codes to it (not exclude=Y):
+    the records it can match (`labs.csv`: Observations; criteria/reads.py)."""
+    out: dict[str, set[str]] = {}
+    for r in rows:
+        if not r.exclude:
+            out.setdefault(r.concept, set()).add(r.file)
+    return out
+
+
 def parse_number(rec: Record, key: str) -> float | None:
-    """A positive number, `a/b`, or blank (None)."""
+    """A positive finite number, `a/b`, or blank (None)."""
     raw = rec.get(key)
     if not raw:
         return None
@@ -310,9 +321,14 @@ def parse_number(rec: Record, key: str) -> float | None:
         parts = [float(p) for p in raw.split("/")]
     except ValueError:
         raise rec.fail(key, f"'{raw}' is not a number") from None
-    if len(parts) > 2 or any(p <= 0 for p in parts):
+    if len(parts) > 2:
         raise rec.fail(key, f"'{raw}' is not a positive number or a/b")
-    return parts[0] / parts[1] if len(parts) == 2 else parts[0]
+    value = parts[0] / parts[1] if len(parts) == 2 and parts[1] else parts[0]
+    if not all(math.isfinite(p) for p in [*parts, value]):
+        raise rec.fail(key, not_finite(raw))
+    if any(p <= 0 for p in parts) or value <= 0:  # (1e-300/1e300 is 0)
+        raise rec.fail(key, f"'{raw}' is not a positive number or a/b")
+    return value
 
 
 def parse_bound(rec: Record, key: str) -> float | None:
@@ -324,9 +340,15 @@ def parse_bound(rec: Record, key: str) -> float | None:
         value = float(raw)
     except ValueError:
         raise rec.fail(key, f"'{raw}' is not a number") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise rec.fail(key, f"'{raw}' is not a finite number")
+    if not math.isfinite(value):
+        raise rec.fail(key, not_finite(raw))
     return value
+
+
+def not_finite(raw: str) -> str:
+    """The error of a number `float()` reads that is none (`nan`, `inf`, `Infinity`, `1e400`):
+    every comparison with nan is false, so a limit of nan let every value pass."""
+    return f"expected a finite number, got '{raw}'"
 
 
 def mapping_files(root: Path) -> list[Path]:

@@ -24,6 +24,7 @@ from cohort.terminology.mappings import (
     REQUIRED,
     MappingRow,
     Record,
+    concept_files,
     concept_row,
     display_path,
     read_csv,
@@ -207,7 +208,7 @@ def _check_trial(
     """Every problem of a criteria file, as `load_trial` (so `cohort run`) raises the first."""
     known = {r.concept for r in rows}
     active = {r.concept for r in rows if use_unverified or r.verified != "N"}
-    checked = check_trial(path, known, active, units)
+    checked = check_trial(path, known, active, units, concept_files(rows))
     f.errors += [str(e) for e in checked.errors]
     f.warnings += checked.warnings
 
