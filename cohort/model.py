@@ -252,6 +252,24 @@ class Evidence:
     unit: str = ""  # canonical unit of the concept when converted
     date: str = ""  # ISO date
     note: str = ""  # why it was used or ignored
+    # the result as recorded ("248", "Thou/cumm") when value/unit show it otherwise (converted
+    # to the canonical unit): the note written names it (`full_note`)
+    recorded_value: str = ""
+    recorded_unit: str = ""
+
+    @property
+    def full_note(self) -> str:
+        """The note as evidence.csv and `cohort explain` write it."""
+        return with_recorded(self.note, self.recorded_value, self.recorded_unit)
+
+
+def with_recorded(note: str, value: str, unit: str) -> str:
+    """`note`, then the result as recorded when there is one: "most recent; recorded 248
+    Thou/cumm" (a converted result's evidence row, README: evidence.csv)."""
+    if not value:
+        return note
+    recorded = f"recorded {value} {unit}" if unit else f"recorded {value}"
+    return f"{note}; {recorded}" if note else recorded
 
 
 @value

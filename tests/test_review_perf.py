@@ -28,11 +28,19 @@ def _ctx(non_systemic: re.Pattern[str] | None = None) -> Context:
     return Context(PatientFacts(Patient("p")), None, date(2026, 11, 25), non_systemic=non_systemic)  # type: ignore[arg-type]
 
 
+class _NoUnits:
+    """A terminology that gives no concept a canonical unit: obs_evidence converts nothing."""
+
+    def canonical_unit(self, concept: str) -> None:
+        return None
+
+
 def test_obs_evidence_fills_what_the_caller_leaves_empty() -> None:
     o = ObservationFact(
         "Observation/1", (), "final", date(2026, 1, 2), ObsValue(Quantity(7.0, "mg/dL"))
     )
     ctx = _ctx()
+    ctx.term = _NoUnits()  # type: ignore[assignment]
     got = {
         (v, u): (e.value, e.unit)
         for v, u in itertools.product(("", "5"), ("", "g/L"))

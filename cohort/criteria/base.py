@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Protocol, TypeVar
 
-from cohort.criteria.days import condition_days, latest, shown
+from cohort.criteria.days import condition_days, latest
+from cohort.criteria.days import shown as shown  # (the kinds import it from here)
 from cohort.criteria.ordering import Tie, newest_first
+from cohort.criteria.recorded import obs_evidence
 from cohort.model import (
     Code,
     ConditionFact,
@@ -157,22 +159,6 @@ def iso(d: date | None) -> str:
     return d.isoformat() if d else ""
 
 
-def value_text(v: ObsValue) -> tuple[str, str]:
-    """Human value and unit of an observation value, for evidence."""
-    if v.quantity:
-        q = v.quantity
-        return f"{q.comparator}{q.value:g}", q.unit or q.code
-    if v.ratio:
-        return f"{v.ratio[0].value:g}:{v.ratio[1].value:g}", ""
-    if v.string:
-        return v.string[:80], ""
-    if v.codes or v.text:
-        return (v.text or v.codes[0].display or v.codes[0].code)[:80], ""
-    if v.boolean is not None:
-        return str(v.boolean).lower(), ""
-    return "", ""
-
-
 @dataclass
 class Context:
     """One patient's facts with the terminology and the as-of date; caches concept lookups."""
@@ -295,12 +281,16 @@ class Context:
         return min(hit) if hit else ""  # the first in sorted order
 
     def obs_evidence(
-        self, o: ObservationFact, concept: str, note: str = "", value: str = "", unit: str = ""
+        self,
+        o: ObservationFact,
+        concept: str,
+        note: str = "",
+        value: str = "",
+        unit: str = "",
+        convert: bool = True,
     ) -> Evidence:
-        if not (value and unit):  # (the result's own value, unless the caller gives both)
-            raw_value, raw_unit = value_text(o.value)
-            value, unit = value or raw_value, unit or raw_unit
-        return Evidence(o.ref, concept, value, unit, shown(o.when, o.when_last), note)
+        """The result's evidence row, in the concept's canonical unit (criteria.recorded)."""
+        return obs_evidence(self, o, concept, note, value, unit, convert)
 
     def numeric(self, o: ObservationFact, concept: str) -> float | None:
         q = o.value.quantity

@@ -104,7 +104,9 @@ def _condition_check(
 
 def _note(ev: Evidence, note: str) -> Evidence:
     # the constructor, not dataclasses.replace: this runs for every ignored record
-    return Evidence(ev.ref, ev.concept, ev.value, ev.unit, ev.date, note)
+    return Evidence(
+        ev.ref, ev.concept, ev.value, ev.unit, ev.date, note, ev.recorded_value, ev.recorded_unit
+    )
 
 
 def _lab_check(

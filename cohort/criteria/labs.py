@@ -5,6 +5,7 @@ from __future__ import annotations
 from cohort.criteria.base import Context, Criterion, result, shown, window_start
 from cohort.criteria.bounds import above, below, fails_below, sign
 from cohort.criteria.days import condition_shown
+from cohort.criteria.recorded import NOT_CONVERTIBLE
 from cohort.model import Code, Evidence, ObservationFact, ObsValue, Result, Status
 from cohort.terminology.values import Titer, split_dilution
 
@@ -33,7 +34,7 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
     unit = ctx.term.canonical_unit(concept) or ""
     v = ctx.numeric(o, concept)
     if v is None:
-        ev = ctx.obs_evidence(o, concept, "unit or value cannot be converted")
+        ev = ctx.obs_evidence(o, concept, NOT_CONVERTIBLE, convert=False)
         return result(
             crit,
             Status.UNKNOWN,
@@ -320,7 +321,7 @@ def labs_exceed(crit: Criterion, ctx: Context) -> Result:
             unit = ctx.term.canonical_unit(concept) or ""
             v = ctx.numeric(o, concept)
             if v is None:
-                evidence.append(ctx.obs_evidence(o, concept, "unit or value cannot be converted"))
+                evidence.append(ctx.obs_evidence(o, concept, NOT_CONVERTIBLE, convert=False))
                 unsure = unsure or f"{concept} not convertible"
                 continue
             cmp = sign(o)

@@ -349,7 +349,7 @@ def _lab_after(
     v = ctx.numeric(o, concept)
     unit = ctx.term.canonical_unit(concept) or ""
     if v is None:
-        ev = ctx.obs_evidence(o, concept, "unit cannot be converted")
+        ev = ctx.obs_evidence(o, concept, "unit cannot be converted", convert=False)
         return result(
             crit, Status.UNKNOWN, f"{concept} after last dose not convertible", [ev], ignored
         )

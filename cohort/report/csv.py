@@ -132,7 +132,7 @@ def candidates_csv_chunks(site: SiteResult, *, phi: bool = True) -> Iterator[str
 def _evidence_cells(e: Evidence, phi: bool = True) -> list[str]:
     if not phi:
         return evidence_cells(e)  # free-text values and units withheld
-    return [e.ref, e.concept, e.value, e.unit, e.date, e.note]
+    return [e.ref, e.concept, e.value, e.unit, e.date, e.full_note]
 
 
 def evidence_rows(site: SiteResult, *, phi: bool = True) -> Iterable[list[str]]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from cohort.model import Candidate, Evidence, Result
+from cohort.model import Candidate, Evidence, Result, with_recorded
 
 WITHHELD = "(text withheld)"
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
@@ -44,8 +44,12 @@ def shown_unit(unit: str) -> str:
 
 
 def evidence_cells(e: Evidence) -> list[str]:
-    """ref, concept, value, unit, date, note of an evidence.csv row without free text."""
-    return [e.ref, e.concept, shown_value(e.value), shown_unit(e.unit), e.date, e.note]
+    """ref, concept, value, unit, date, note of an evidence.csv row without free text (the
+    note's value and unit as recorded too)."""
+    note = e.note
+    if e.recorded_value:
+        note = with_recorded(note, shown_value(e.recorded_value), shown_unit(e.recorded_unit))
+    return [e.ref, e.concept, shown_value(e.value), shown_unit(e.unit), e.date, note]
 
 
 def public_result(r: Result) -> Result:
@@ -56,7 +60,11 @@ def public_result(r: Result) -> Result:
     quoted = {
         text
         for e in (*r.evidence, *r.ignored)
-        for text, shown in ((e.value, shown_value(e.value)), (e.unit, shown_unit(e.unit)))
+        for text, shown in (
+            (e.value, shown_value(e.value)),
+            (e.unit, shown_unit(e.unit)),
+            (e.recorded_unit, shown_unit(e.recorded_unit)),
+        )
         if shown is WITHHELD and text and text in r.reason
     }
     if not quoted:

@@ -52,7 +52,8 @@ def _evidence_line(e: Evidence) -> str:
     value = " ".join(x for x in (e.value, e.unit) if x)
     cells = [e.ref, e.concept, value, e.date]
     text = "  ".join(x for x in cells if x)
-    return printable(f"{text}  -- {e.note}" if e.note else text)
+    note = e.full_note  # (with the value as recorded when it shows it converted)
+    return printable(f"{text}  -- {note}" if note else text)
 
 
 def _find(
