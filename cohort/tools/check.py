@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import tomllib
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -12,13 +9,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from cohort.criteria.loading import check_trial
-from cohort.criteria.trial import concept_refs
-from cohort.errors import MappingError, closest, did_you_mean
+from cohort.errors import MappingError
 from cohort.extract import ReadingRules
 from cohort.lockfiles import data_files, side_file, side_files
 from cohort.terminology import Terminology
-from cohort.terminology.codes import TEXT, norm_code
-from cohort.terminology.core import FILE_TYPES
 from cohort.terminology.mappings import (
     CONCEPT_COLUMNS,
     REQUIRED,
@@ -42,6 +36,12 @@ from cohort.terminology.rows import (
 )
 from cohort.terminology.units import ucum_problem
 from cohort.tools.common import Findings
+from cohort.tools.rowchecks import (
+    conflicts,
+    dosed_elsewhere,
+    misspelt_concepts,
+    misspelt_ingredients,
+)
 
 T = TypeVar("T")
 
@@ -133,44 +133,6 @@ def _side_files(root: Path, f: Findings) -> None:
         f.note(display_path(root, path), f"skipped, never read as mappings ({what})")
 
 
-def _conflicts(rows: list[MappingRow], known: KnownSystems, f: Findings) -> None:
-    """Same system+code mapped (not excluded) to different concepts of one resource family:
-    a file's (`labs.csv`: Observation), or for local.csv and other files the family of the
-    concept's rows elsewhere, else Observation (as a run searches a server for them)."""
-    families: dict[str, set[str]] = defaultdict(set)
-    for r in rows:
-        if Path(r.file).stem in FILE_TYPES:
-            families[r.concept].add(Path(r.file).stem)
-    groups: dict[tuple[str, str, str], list[MappingRow]] = defaultdict(list)
-    for r in rows:
-        if r.system == TEXT or r.match != "exact" or r.verified == "N":
-            continue
-        system = known.canonical(r.system)
-        family = Path(r.file).stem
-        if family not in FILE_TYPES:
-            family = min(families[r.concept], default="labs")
-        groups[(family, system, norm_code(system, r.code))].append(r)
-    for (_, system, code), grp in sorted(groups.items()):
-        excluded = {r.concept for r in grp if r.exclude}
-        included = {r.concept: r for r in grp if not r.exclude}
-        if excluded or len(included) < 2 or _intentional(set(included)):
-            continue
-        mapping = [r for r in grp if not r.exclude]  # every row, in file order
-        where = "; ".join(f"{r.file}:{r.line} ({r.concept})" for r in mapping)
-        first = mapping[0]
-        f.warn(
-            f"{first.file}:{first.line}",
-            f"column 'code': {system}|{code} is mapped to "
-            f"{len(included)} concepts: {where} (intended? add exclude=Y to one of them)",
-        )
-
-
-def _intentional(concepts: set[str]) -> bool:
-    """An exception/history/uncertain pair (`malignancy` + `malignancy_exception`) is by design."""
-    names = sorted(concepts)
-    return len(names) == 2 and names[1].startswith(names[0] + "_")
-
-
 def _check_trial(
     path: Path, rows: list[MappingRow], units: set[str] | None, f: Findings, use_unverified: bool
 ) -> None:
@@ -180,56 +142,6 @@ def _check_trial(
     checked = check_trial(path, known, active, units)
     f.errors += [str(e) for e in checked.errors]
     f.warnings += checked.warnings
-
-
-def _misspelt_concepts(trials: list[Path], rows: list[MappingRow], f: Findings) -> None:
-    """A warning at the first row of a concept no criteria file names, in one concept file
-    only, a typo away from one they do name (`ana_titr`): its rows are lost to the criterion.
-    Any other unnamed concept is left alone (one for a trial not written yet; the shipped
-    files hold such concepts)."""
-    used: set[str] = set()
-    for path in trials:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-        except (OSError, ValueError):
-            return  # its error is reported; what the criteria name is not known
-        used |= {name for _, name in concept_refs(data)}
-    files: dict[str, set[str]] = defaultdict(set)
-    first: dict[str, MappingRow] = {}
-    for r in rows:
-        files[r.concept].add(r.file)
-        first.setdefault(r.concept, r)
-    for name, row in first.items():
-        near = None if name in used or len(files[name]) > 1 else closest(name, used)
-        if near is not None and _typo(name, near):
-            f.warn(
-                f"{row.file}:{row.line}",
-                f"column 'concept': no criteria file names concept '{name}' "
-                f"({did_you_mean(name, used)})",
-            )
-
-
-def _typo(name: str, near: str) -> bool:
-    """Whether `name` is a typo of `near`: one or two letters changed, left out, added or
-    swapped (one below 8 letters, none below 5), not a sibling differing in its digits
-    (`complement_c4` beside `complement_c3`)."""
-    if re.sub(r"\d", "", name) == re.sub(r"\d", "", near):
-        return False
-    return 0 < _edits(name, near) <= min(2, max(0, (len(name) - 2) // 3))
-
-
-def _edits(a: str, b: str) -> int:
-    """Letters changed, left out, added or swapped (adjacent) to make `a` into `b`."""
-    before: list[int] = []
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(row[j] + 1, cur[j - 1] + 1, row[j - 1] + (ca != cb)))
-            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
-                cur[j] = min(cur[j], before[j - 2] + 1)
-        before, row = row, cur
-    return row[-1]
 
 
 def _check_units(root: Path, known: set[str], f: Findings) -> None:
@@ -283,47 +195,6 @@ def _check_values_products(root: Path, known: KnownSystems, f: Findings) -> dict
     return ingredients
 
 
-def _dosed_elsewhere(
-    rows: list[MappingRow], ingredients: dict[str, float | None], f: Findings
-) -> None:
-    """A warning at a row outside medications.csv of a concept whose medications.csv rows
-    have a prednisone factor (a steroid group): the row has no ingredient, so a dose of it has
-    no prednisone equivalent and `high_dose` is unknown where it should pass or fail."""
-    dosed = {
-        r.concept
-        for r in rows
-        if Path(r.file).stem == "medications" and ingredients.get(r.ingredient) is not None
-    }
-    for r in rows:
-        if r.concept in dosed and Path(r.file).stem != "medications":
-            f.warn(
-                f"{r.file}:{r.line}",
-                f"column 'concept': a row of '{r.concept}' outside concepts/medications.csv "
-                "has no ingredient, so its doses have no prednisone equivalent (high_dose: "
-                "unknown): add it to concepts/medications.csv with its ingredient",
-            )
-
-
-def _misspelt_ingredients(
-    rows: list[MappingRow], ingredients: dict[str, float | None], f: Findings
-) -> None:
-    """A warning at a medication row whose ingredient ingredients.csv lacks but is a typo
-    away from one it lists (`predisone`: one letter changed, left out, added or swapped; drug
-    names share stems, abrocitinib is two from baricitinib): no prednisone factor, no products.
-    Any other unlisted ingredient is a drug of its own (it needs no factor unless a steroid)."""
-    for r in rows:
-        if len(r.ingredient) < 5 or r.ingredient in ingredients:
-            continue
-        near = closest(r.ingredient, ingredients)
-        if near is not None and _edits(r.ingredient, near) == 1:
-            f.warn(
-                f"{r.file}:{r.line}",
-                f"column 'ingredient': '{r.ingredient}' is not in medications/ingredients.csv "
-                f"(did you mean '{near}'?): its doses have no prednisone equivalent and RxNorm "
-                "products of the ingredient meant do not reach this row's concept",
-            )
-
-
 def check_mappings(
     root: Path, trial: str | None = None, *, use_unverified: bool = False
 ) -> CheckReport:
@@ -335,11 +206,11 @@ def check_mappings(
     version, human = version_of(root)
     known = _known_systems(root, f)
     rows = _concept_rows(root, known, f, use_unverified)
-    _conflicts(rows, known, f)
+    conflicts(rows, known, f)
     _check_units(root, {r.concept for r in rows}, f)
     ingredients = _check_values_products(root, known, f)
-    _misspelt_ingredients(rows, ingredients, f)
-    _dosed_elsewhere(rows, ingredients, f)
+    misspelt_ingredients(rows, ingredients, f)
+    dosed_elsewhere(rows, ingredients, f)
     try:
         ReadingRules.load(root / "rules.toml")
     except MappingError as exc:
@@ -354,7 +225,7 @@ def check_mappings(
     units = _unit_concepts(root)
     for path in trials:
         _check_trial(path, rows, units, f, use_unverified)
-    _misspelt_concepts(data_files(root / "trials", "*.toml"), rows, f)
+    misspelt_concepts(data_files(root / "trials", "*.toml"), rows, f)
     if not f.errors:
         try:  # anything the loader rejects that the checks above did not name (no concepts/)
             Terminology.load(root, use_unverified=use_unverified)
