@@ -284,3 +284,29 @@ def test_a_steroid_code_outside_medications_csv_is_a_warning(tmp_path: Path) -> 
         "doses have no prednisone equivalent (high_dose: unknown): add it to "
         "concepts/medications.csv with its ingredient"
     ]
+
+
+def test_an_alias_on_two_lines_with_two_units_is_an_error_naming_both(tmp_path: Path) -> None:
+    """`Thou/cumm` added as 10*3/uL and again, a typo, as /uL: `check` said nothing and the
+    last line won, so a platelet count of 248 Thou/cumm was 0.248 x10^3/uL (< 25: fail). An
+    alias is looked up as written (spaces around it aside, case counting: the shipped `G/L`,
+    10*9/L, and `g/l`, g/L, are two aliases), so that is what is compared; the same alias
+    twice with the same unit reads one way and is not reported (as a code twice for one
+    concept)."""
+    m = _copy(tmp_path)
+    aliases = m / "unit_aliases.csv"
+    n = len(aliases.read_text(encoding="utf-8").splitlines()) + 1
+    with aliases.open("a", encoding="utf-8") as fh:
+        fh.write(
+            "Thou/cumm,10*3/uL,uci lab\n"
+            "Thou/cumm,/uL,uci lab typo\n"
+            " Thou/cumm ,10*3/uL,the same again\n"
+            "thou/cumm,/uL,another alias (case counts)\n"
+        )
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 4, result.output
+    found = [line for line in result.output.splitlines() if "unit_aliases.csv" in line]
+    assert found == [
+        f"error: mappings/unit_aliases.csv:{n + 1}: column 'alias': 'Thou/cumm' is also on "
+        f"line {n} with another unit ('10*3/uL' there, '/uL' here): delete the wrong line"
+    ]

@@ -25,6 +25,7 @@ from cohort.terminology.mappings import (
 )
 from cohort.terminology.rows import (
     KnownSystems,
+    alias_conflict,
     alias_row,
     coding_problems,
     concept_problems,
@@ -152,8 +153,11 @@ def _check_units(root: Path, known: set[str], f: Findings) -> None:
         problem = ucum_problem(rec.get("unit")) if rec.get("unit") else None
         if problem:
             f.error(rec.where, f"column 'unit': {problem}")
+    first: dict[str, tuple[int, str]] = {}  # alias -> its first line and unit
     for rec in _records(root, root / "unit_aliases.csv", REQUIRED["unit_aliases.csv"], f):
-        _row(alias_row, rec, f)
+        alias = _row(alias_row, rec, f)
+        if alias is not None and (twice := alias_conflict(first, rec, *alias)) is not None:
+            f.errors.append(str(twice))
         problem = ucum_problem(rec.get("ucum")) if rec.get("ucum") else None
         if problem:
             f.error(rec.where, f"column 'ucum': {problem}")
