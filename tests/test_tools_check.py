@@ -310,3 +310,45 @@ def test_an_alias_on_two_lines_with_two_units_is_an_error_naming_both(tmp_path: 
         f"error: mappings/unit_aliases.csv:{n + 1}: column 'alias': 'Thou/cumm' is also on "
         f"line {n} with another unit ('10*3/uL' there, '/uL' here): delete the wrong line"
     ]
+
+
+CS = "corticosteroid_systemic"
+
+
+def test_a_name_mapped_to_two_concepts_or_two_ingredients_is_a_warning(tmp_path: Path) -> None:
+    """`medrol` added as an antimalarial name: "Medrol" is a methylprednisolone brand
+    (corticosteroid_systemic), so every Medrol order was an antimalarial too, and `check` said
+    nothing (only codes were compared); a brand name under a second ingredient of its concept
+    gave a steroid dose the larger prednisone factor of the two. Names compare as they match
+    (any case); one name twice for the same concept and ingredient is not reported. A code
+    under two ingredients of its concept is the same warning as such a name."""
+    m = _copy(tmp_path)
+    meds = m / "concepts" / "medications.csv"
+    lines = meds.read_text(encoding="utf-8").splitlines()
+    rx = "http://www.nlm.nih.gov/research/umls/rxnorm"
+    mp = next(i for i, t in enumerate(lines, 1) if t.startswith(f"{CS},methylprednisolone,{rx},"))
+    medrol = next(i for i, t in enumerate(lines, 1) if ",text,Medrol," in t)
+    solu = next(i for i, t in enumerate(lines, 1) if ",text,Solu-Medrol," in t)
+    n = len(lines) + 1
+    with meds.open("a", encoding="utf-8") as fh:
+        fh.write(
+            "antimalarial,hydroxychloroquine,text,medrol,exact,,x,site,local,\n"
+            "corticosteroid_systemic,prednisone,text,SOLU-MEDROL,exact,,x,site,local,\n"
+            "antimalarial,hydroxychloroquine,text,PLAQUENIL,exact,,x,site,local,\n"
+            f"{CS},prednisone,{rx},6902,exact,,x,site,Y,\n"
+        )
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+    f = "mappings/concepts/medications.csv"
+    assert [line for line in result.output.splitlines() if "is mapped to" in line] == [
+        f"warning: {f}:{mp}: column 'ingredient': {rx}|6902 is mapped to 2 ingredients of "
+        f"'{CS}': {f}:{mp} (methylprednisolone); {f}:{n + 3} (prednisone) (intended, for a "
+        "product of both? else correct the ingredient)",
+        f"warning: {f}:{medrol}: column 'code': name 'Medrol' is mapped to 2 concepts: "
+        f"{f}:{medrol} (corticosteroid_systemic); {f}:{n} (antimalarial) (intended? add "
+        "exclude=Y to one of them)",
+        f"warning: {f}:{solu}: column 'ingredient': name 'Solu-Medrol' is mapped to 2 "
+        f"ingredients of 'corticosteroid_systemic': {f}:{solu} (methylprednisolone); "
+        f"{f}:{n + 1} (prednisone) (intended, for a product of both? else correct the "
+        "ingredient)",
+    ]

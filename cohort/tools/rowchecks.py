@@ -1,5 +1,6 @@
-"""`cohort mappings check`'s checks across the concept rows: one code mapped to two concepts, a
-misspelt concept or ingredient, a steroid row without an ingredient (moved from check.py)."""
+"""`cohort mappings check`'s checks across the concept rows: one code or name mapped to two
+concepts (or to two ingredients of one), a misspelt concept or ingredient, a steroid row without
+an ingredient (moved from check.py)."""
 
 from __future__ import annotations
 
@@ -18,35 +19,57 @@ from cohort.tools.common import Findings
 
 
 def conflicts(rows: list[MappingRow], known: KnownSystems, f: Findings) -> None:
-    """Same system+code mapped (not excluded) to different concepts of one resource family:
-    a file's (`labs.csv`: Observation), or for local.csv and other files the family of the
-    concept's rows elsewhere, else Observation (as a run searches a server for them)."""
+    """Same system+code, or the same name (system `text`, in any case, as names match), mapped
+    (not excluded) to different concepts of one resource family: a file's (`labs.csv`:
+    Observation), or for local.csv and other files the family of the concept's rows elsewhere,
+    else Observation (as a run searches a server for them); or to two ingredients of one
+    concept."""
     families: dict[str, set[str]] = defaultdict(set)
     for r in rows:
         if Path(r.file).stem in FILE_TYPES:
             families[r.concept].add(Path(r.file).stem)
     groups: dict[tuple[str, str, str], list[MappingRow]] = defaultdict(list)
     for r in rows:
-        if r.system == TEXT or r.match != "exact" or r.verified == "N":
-            continue
-        system = known.canonical(r.system)
+        if r.verified == "N" or (r.system != TEXT and r.match != "exact"):
+            continue  # (a name is matched as a whole word, whatever its `match`)
         family = Path(r.file).stem
         if family not in FILE_TYPES:
             family = min(families[r.concept], default="labs")
+        if r.system == TEXT:
+            groups[(family, TEXT, r.code.strip().lower())].append(r)
+            continue
+        system = known.canonical(r.system)
         groups[(family, system, norm_code(system, r.code))].append(r)
     for (_, system, code), grp in sorted(groups.items()):
-        excluded = {r.concept for r in grp if r.exclude}
-        included = {r.concept: r for r in grp if not r.exclude}
-        if excluded or len(included) < 2 or _intentional(set(included)):
+        if any(r.exclude for r in grp):
             continue
-        mapping = [r for r in grp if not r.exclude]  # every row, in file order
-        where = "; ".join(f"{r.file}:{r.line} ({r.concept})" for r in mapping)
-        first = mapping[0]
-        f.warn(
-            f"{first.file}:{first.line}",
-            f"column 'code': {system}|{code} is mapped to "
-            f"{len(included)} concepts: {where} (intended? add exclude=Y to one of them)",
-        )
+        what = f"name '{grp[0].code.strip()}'" if system == TEXT else f"{system}|{code}"
+        concepts = {r.concept for r in grp}
+        if len(concepts) == 1:
+            _two_ingredients(what, grp, f)
+        elif not _intentional(concepts):
+            where = "; ".join(f"{r.file}:{r.line} ({r.concept})" for r in grp)  # in file order
+            f.warn(
+                f"{grp[0].file}:{grp[0].line}",
+                f"column 'code': {what} is mapped to {len(concepts)} concepts: {where} "
+                "(intended? add exclude=Y to one of them)",
+            )
+
+
+def _two_ingredients(what: str, grp: list[MappingRow], f: Findings) -> None:
+    """A code or name of one concept's rows under two ingredients: a dose takes the one with the
+    larger prednisone factor, and products of either reach the concept."""
+    named = [r for r in grp if r.ingredient]  # (rows outside medications.csv have none)
+    ingredients = {r.ingredient for r in named}
+    if len(ingredients) < 2:
+        return
+    where = "; ".join(f"{r.file}:{r.line} ({r.ingredient})" for r in named)
+    f.warn(
+        f"{named[0].file}:{named[0].line}",
+        f"column 'ingredient': {what} is mapped to {len(ingredients)} ingredients of "
+        f"'{named[0].concept}': {where} (intended, for a product of both? else correct the "
+        "ingredient)",
+    )
 
 
 def _intentional(concepts: set[str]) -> bool:
