@@ -352,3 +352,69 @@ def test_a_name_mapped_to_two_concepts_or_two_ingredients_is_a_warning(tmp_path:
         f"{f}:{n + 1} (prednisone) (intended, for a product of both? else correct the "
         "ingredient)",
     ]
+
+
+def test_a_bad_row_is_one_error_and_the_rest_of_its_file_is_read(tmp_path: Path) -> None:
+    """`betamethasone,6,67` (a decimal comma) in ingredients.csv: its error was followed by
+    154 warnings `products.csv:NN: column 'ingredient': 'budesonide' is not in
+    medications/ingredients.csv`, one per product of every ingredient after it (the rest of
+    the file was dropped at the bad row); a quote left open in labs.csv dropped the labs after
+    it (an `unknown concept` error for each criterion of theirs). The rest of the file is read:
+    only the products of the bad row's own ingredient are not found."""
+    m = _copy(tmp_path)
+    ing = m / "medications" / "ingredients.csv"
+    text = ing.read_text(encoding="utf-8")
+    bad = text[: text.index("betamethasone,6.67,")].count("\n") + 1
+    ing.write_text(text.replace("betamethasone,6.67,", "betamethasone,6,67,"), encoding="utf-8")
+    labs = m / "concepts" / "labs.csv"
+    text = labs.read_text(encoding="utf-8")
+    first = "platelets,http://loinc.org,777-3,exact,,"
+    plt = text[: text.index(first)].count("\n") + 1
+    labs.write_text(text.replace(first, first + '"', 1), encoding="utf-8")
+    products = (m / "medications" / "products.csv").read_text(encoding="utf-8").splitlines()
+    beta = [i for i, t in enumerate(products, 1) if ",betamethasone," in t]
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 4, result.output
+    lines = result.output.splitlines()
+    assert [line for line in lines if line.startswith("error:")] == [
+        f"error: mappings/concepts/labs.csv:{plt}: a double quote opened here is not closed on "
+        "its line (a cell cannot run over several lines; close the quote or remove it)",
+        f"error: mappings/medications/ingredients.csv:{bad}: 4 cells but 3 columns (a cell "
+        'holding a comma must be in double quotes: "a, b"; no extra commas at the end)',
+    ]
+    warnings = [line for line in lines if line.startswith("warning:")]
+    assert [w for w in warnings if "column 'verified'" not in w] == [
+        f"warning: mappings/medications/products.csv:{n}: column 'ingredient': 'betamethasone' "
+        "is not in medications/ingredients.csv"
+        for n in beta
+    ]
+
+
+@pytest.mark.parametrize(
+    "file", ["medications/ingredients.csv", "concepts/labs.csv", "systems.csv"]
+)
+def test_a_file_that_cannot_be_read_is_one_error_and_the_checks_against_it_skipped(
+    tmp_path: Path, file: str
+) -> None:
+    """A mapping file saved in the Windows code page is not read at all: its error was
+    followed, for ingredients.csv, by a warning for each of the 165 products ('... is not in
+    medications/ingredients.csv'), for labs.csv by an `unknown concept` error for each lab a
+    criterion names, for systems.csv by 4,242 warnings `code system ... is not in
+    systems.csv`. The checks of other files against it are skipped, with a note saying so."""
+    m = _copy(tmp_path)
+    path = m / file
+    n = len(path.read_text(encoding="utf-8").splitlines()) + 1
+    path.write_bytes(path.read_bytes() + b"caf\xe9,,\n")
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 4, result.output
+    lines = result.output.splitlines()
+    assert [line for line in lines if line.startswith("error:")] == [
+        f"error: mappings/{file}:{n}: not UTF-8 text (byte 0xe9): save it as 'CSV UTF-8' "
+        "(Excel: File > Save As > CSV UTF-8 (Comma delimited))"
+    ]
+    warnings = [line for line in lines if line.startswith("warning:")]
+    assert [w for w in warnings if "column 'verified'" not in w] == []
+    assert [line for line in lines if line.startswith("note:")] == [
+        f"note: mappings/{file}: not read (its error above): the checks of other files "
+        "against it are skipped"
+    ]

@@ -67,7 +67,9 @@ def _known_systems(root: Path, f: Findings) -> KnownSystems:
 
 def _unlisted(rec: Record, system: str, verified: str, known: KnownSystems, f: Findings) -> None:
     """A warning for a system systems.csv does not name (a misspelt one is an error instead)."""
-    if verified != "local" and not known.known(system) and known.near_miss(system) is None:
+    if "systems.csv" in f.unread or verified == "local":
+        return  # (not read: its error is reported, and every system would be missing)
+    if not known.known(system) and known.near_miss(system) is None:
         f.warn(
             rec.where,
             f"column 'system': code system '{system}' is not in systems.csv "
@@ -76,10 +78,25 @@ def _unlisted(rec: Record, system: str, verified: str, known: KnownSystems, f: F
 
 
 def _records(root: Path, path: Path, required: tuple[str, ...], f: Findings) -> Iterator[Record]:
+    """The rows of a mapping CSV. A line that is no row (more cells than columns, a quote left
+    open) is an error, and the rows after it are read, so that the checks against the file see
+    them; a file not read at all (not found, not UTF-8, a column missing) is an error, and a
+    note says that the checks of other files against it are skipped (`Findings.unread`)."""
     try:
-        yield from read_csv(root, path, required)
+        yield from read_csv(root, path, required, bad=lambda e: f.errors.append(str(e)))
     except MappingError as exc:
         f.errors.append(str(exc))
+        f.unread.add(path.relative_to(root).as_posix())
+        f.note(
+            display_path(root, path),
+            "not read (its error above): the checks of other files against it are skipped",
+        )
+
+
+def _concepts_read(f: Findings) -> bool:
+    """Whether every concept file was read: else the concepts other files name are not
+    compared with the concept rows (those of a file not read would all be missing)."""
+    return not any(rel.startswith("concepts/") for rel in f.unread)
 
 
 def _row(read: Callable[[Record], T], rec: Record, f: Findings) -> T | None:
@@ -138,16 +155,23 @@ def _check_trial(
     path: Path, rows: list[MappingRow], units: set[str] | None, f: Findings, use_unverified: bool
 ) -> None:
     """Every problem of a criteria file, as `load_trial` (so `cohort run`) raises the first."""
-    known = {r.concept for r in rows}
-    active = {r.concept for r in rows if use_unverified or r.verified != "N"}
+    known: set[str] | None = {r.concept for r in rows}
+    active: set[str] | None = {r.concept for r in rows if use_unverified or r.verified != "N"}
+    if not _concepts_read(f):
+        known = active = None  # (its concepts are not checked)
     checked = check_trial(path, known, active, units)
     f.errors += [str(e) for e in checked.errors]
     f.warnings += checked.warnings
 
 
-def _check_units(root: Path, known: set[str], f: Findings) -> None:
+def _check_units(root: Path, known: set[str] | None, f: Findings) -> set[str] | None:
+    """units.csv and unit_aliases.csv; the concepts units.csv gives a unit (None when it is not
+    read: the criteria's concepts are then not asked for one). `known`: the concepts of the
+    concept rows (None: not every concept file was read)."""
+    units: set[str] = set()
     for rec in _records(root, root / "units.csv", REQUIRED["units.csv"], f):
-        if rec.get("concept") not in known:
+        units.add(rec.get("concept"))
+        if known is not None and rec.get("concept") not in known:
             f.warn(rec.where, f"column 'concept': no concept rows for '{rec.get('concept')}'")
         _row(unit_row, rec, f)  # an empty unit, a bad molar mass or plausible bound
         problem = ucum_problem(rec.get("unit")) if rec.get("unit") else None
@@ -161,19 +185,14 @@ def _check_units(root: Path, known: set[str], f: Findings) -> None:
         problem = ucum_problem(rec.get("ucum")) if rec.get("ucum") else None
         if problem:
             f.error(rec.where, f"column 'ucum': {problem}")
+    return None if "units.csv" in f.unread else units
 
 
-def _unit_concepts(root: Path) -> set[str] | None:
-    """The concepts units.csv gives a unit; None when it cannot be read (`_check_units` says
-    why)."""
-    try:
-        return {rec.get("concept") for rec in read_csv(root, root / "units.csv", ("concept",))}
-    except MappingError:
-        return None
-
-
-def _check_values_products(root: Path, known: KnownSystems, f: Findings) -> dict[str, float | None]:
-    """values.csv, ingredients.csv and products.csv; ingredients.csv's prednisone factors."""
+def _check_values_products(
+    root: Path, known: KnownSystems, f: Findings
+) -> dict[str, float | None] | None:
+    """values.csv, ingredients.csv and products.csv; ingredients.csv's prednisone factors (None
+    when it is not read: nothing is compared with it)."""
     for rec in _records(root, root / "values.csv", REQUIRED["values.csv"], f):
         value = _row(value_row, rec, f)
         if value is not None and value[0] != "string":
@@ -186,17 +205,18 @@ def _check_values_products(root: Path, known: KnownSystems, f: Findings) -> dict
         ingredient = _row(ingredient_row, rec, f)
         name, factor = ingredient if ingredient else (rec.get("ingredient").lower(), None)
         ingredients[name] = factor
+    read = "medications/ingredients.csv" not in f.unread
     for rec in _records(
         root, root / "medications/products.csv", REQUIRED["medications/products.csv"], f
     ):
         product = _row(product_row, rec, f)
-        if product is not None and product[1] not in ingredients:
+        if product is not None and read and product[1] not in ingredients:
             f.warn(
                 rec.where,
                 f"column 'ingredient': '{rec.get('ingredient')}' is not in "
                 "medications/ingredients.csv",
             )
-    return ingredients
+    return ingredients if read else None
 
 
 def check_mappings(
@@ -211,10 +231,11 @@ def check_mappings(
     known = _known_systems(root, f)
     rows = _concept_rows(root, known, f, use_unverified)
     conflicts(rows, known, f)
-    _check_units(root, {r.concept for r in rows}, f)
+    units = _check_units(root, {r.concept for r in rows} if _concepts_read(f) else None, f)
     ingredients = _check_values_products(root, known, f)
-    misspelt_ingredients(rows, ingredients, f)
-    dosed_elsewhere(rows, ingredients, f)
+    if ingredients is not None:
+        misspelt_ingredients(rows, ingredients, f)
+        dosed_elsewhere(rows, ingredients, f)
     try:
         ReadingRules.load(root / "rules.toml")
     except MappingError as exc:
@@ -226,10 +247,10 @@ def check_mappings(
         if not trials[0].is_file():
             f.error(str(trials[0]), "criteria file not found")
             trials = []
-    units = _unit_concepts(root)
     for path in trials:
         _check_trial(path, rows, units, f, use_unverified)
-    misspelt_concepts(data_files(root / "trials", "*.toml"), rows, f)
+    if _concepts_read(f):
+        misspelt_concepts(data_files(root / "trials", "*.toml"), rows, f)
     if not f.errors:
         try:  # anything the loader rejects that the checks above did not name (no concepts/)
             Terminology.load(root, use_unverified=use_unverified)
