@@ -418,3 +418,41 @@ def test_a_file_that_cannot_be_read_is_one_error_and_the_checks_against_it_skipp
         f"note: mappings/{file}: not read (its error above): the checks of other files "
         "against it are skipped"
     ]
+
+
+def test_a_missing_hint_that_no_longer_says_its_rule_is_a_warning(tmp_path: Path) -> None:
+    """The platelet window shortened to 30 days and the limit raised to 250: `check` warned
+    that the title no longer said the rule, but the `missing_hint` coordinators read in the
+    `missing` column ("CBC within 90 days") was not compared. A hint is held to what it
+    states: a period, and a threshold where it writes one after a comparison ("SLEDAI-2K >=
+    6"); one that names no threshold ("body weight within 12 months") is not asked for one."""
+    m = _copy(tmp_path)
+    trial = m / "trials" / "sirius-sle-2.toml"
+    text = trial.read_text(encoding="utf-8")
+    for old, new in [
+        ("window_days = 90\nfail_below = 25\n", "window_days = 30\nfail_below = 250\n"),
+        ("pass_at_least = 6\n", "pass_at_least = 8\n"),
+        ("pass_at_least = 35\n", "pass_at_least = 40\n"),
+    ]:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    trial.write_text(text, encoding="utf-8")
+    sledai, plt = _line_of(trial, 'missing_hint = "SLEDAI'), _line_of(trial, 'missing_hint = "CBC')
+    tail = "(the hint is shown as written in the `missing` column of candidates.csv and "
+    tail += "summary.html: update it with the rule)"
+
+    def hint_warnings() -> list[str]:
+        result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+        assert result.exit_code == 0, result.output  # warnings: the run screens with the rule
+        return [line for line in result.output.splitlines() if "key 'missing_hint'" in line]
+
+    assert hint_warnings() == [
+        f"warning: {trial}:{sledai}: criterion 'sledai': key 'missing_hint': 'SLEDAI-2K >= 6' "
+        f"does not mention pass_at_least = 8 {tail}",
+        f"warning: {trial}:{plt}: criterion 'platelets': key 'missing_hint': 'CBC within 90 "
+        f"days' does not mention window_days = 30 {tail}",
+    ]
+    text = text.replace('"SLEDAI-2K >= 6"', '"SLEDAI-2K >= 8"')
+    text = text.replace('"CBC within 90 days"', '"CBC within 30 days"', 1)
+    trial.write_text(text, encoding="utf-8")
+    assert hint_warnings() == []
