@@ -52,6 +52,16 @@ def _alias_ucum(m: Path) -> str:
     return "mappings/unit_aliases.csv:2: column 'ucum': UCUM cannot parse 'x10E3/uL'"
 
 
+def _alias_twice(m: Path) -> str:
+    """One alias on two lines with two units: the later line won, without a word."""
+    first = append_line(m / "unit_aliases.csv", "Thou/cumm,10*3/uL,uci lab")
+    n = append_line(m / "unit_aliases.csv", "Thou/cumm,/uL,uci lab typo")
+    return (
+        f"mappings/unit_aliases.csv:{n}: column 'alias': 'Thou/cumm' is also on line {first} "
+        "with another unit ('10*3/uL' there, '/uL' here): delete the wrong line"
+    )
+
+
 def _system_alias_empty(m: Path) -> str:
     n = append_line(m / "systems.csv", "http://loinc.org,,an alias left out,test")
     return f"mappings/systems.csv:{n}: column 'alias': empty"
@@ -169,6 +179,7 @@ def _trial_concept_of_other_records(m: Path) -> str:
 CASES: dict[str, Breaker] = {
     "unit-not-ucum": _unit,
     "unit-alias-not-ucum": _alias_ucum,
+    "unit-alias-twice": _alias_twice,
     "system-alias-empty": _system_alias_empty,
     "system-canonical-empty": _system_canonical_empty,
     "concept-system-name-misspelt": _concept_system_name_misspelt,

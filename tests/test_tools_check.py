@@ -318,3 +318,175 @@ def test_a_steroid_code_outside_medications_csv_is_a_warning(tmp_path: Path) -> 
         "doses have no prednisone equivalent (high_dose: unknown): add it to "
         "concepts/medications.csv with its ingredient"
     ]
+
+
+def test_an_alias_on_two_lines_with_two_units_is_an_error_naming_both(tmp_path: Path) -> None:
+    """`Thou/cumm` added as 10*3/uL and again, a typo, as /uL: `check` said nothing and the
+    last line won, so a platelet count of 248 Thou/cumm was 0.248 x10^3/uL (< 25: fail). An
+    alias is looked up as written (spaces around it aside, case counting: the shipped `G/L`,
+    10*9/L, and `g/l`, g/L, are two aliases), so that is what is compared; the same alias
+    twice with the same unit reads one way and is not reported (as a code twice for one
+    concept)."""
+    m = _copy(tmp_path)
+    aliases = m / "unit_aliases.csv"
+    n = len(aliases.read_text(encoding="utf-8").splitlines()) + 1
+    with aliases.open("a", encoding="utf-8") as fh:
+        fh.write(
+            "Thou/cumm,10*3/uL,uci lab\n"
+            "Thou/cumm,/uL,uci lab typo\n"
+            " Thou/cumm ,10*3/uL,the same again\n"
+            "thou/cumm,/uL,another alias (case counts)\n"
+        )
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 4, result.output
+    found = [line for line in result.output.splitlines() if "unit_aliases.csv" in line]
+    assert found == [
+        f"error: mappings/unit_aliases.csv:{n + 1}: column 'alias': 'Thou/cumm' is also on "
+        f"line {n} with another unit ('10*3/uL' there, '/uL' here): delete the wrong line"
+    ]
+
+
+CS = "corticosteroid_systemic"
+
+
+def test_a_name_mapped_to_two_concepts_or_two_ingredients_is_a_warning(tmp_path: Path) -> None:
+    """`medrol` added as an antimalarial name: "Medrol" is a methylprednisolone brand
+    (corticosteroid_systemic), so every Medrol order was an antimalarial too, and `check` said
+    nothing (only codes were compared); a brand name under a second ingredient of its concept
+    gave a steroid dose the larger prednisone factor of the two. Names compare as they match
+    (any case); one name twice for the same concept and ingredient is not reported. A code
+    under two ingredients of its concept is the same warning as such a name."""
+    m = _copy(tmp_path)
+    meds = m / "concepts" / "medications.csv"
+    lines = meds.read_text(encoding="utf-8").splitlines()
+    rx = "http://www.nlm.nih.gov/research/umls/rxnorm"
+    mp = next(i for i, t in enumerate(lines, 1) if t.startswith(f"{CS},methylprednisolone,{rx},"))
+    medrol = next(i for i, t in enumerate(lines, 1) if ",text,Medrol," in t)
+    solu = next(i for i, t in enumerate(lines, 1) if ",text,Solu-Medrol," in t)
+    n = len(lines) + 1
+    with meds.open("a", encoding="utf-8") as fh:
+        fh.write(
+            "antimalarial,hydroxychloroquine,text,medrol,exact,,x,site,local,\n"
+            "corticosteroid_systemic,prednisone,text,SOLU-MEDROL,exact,,x,site,local,\n"
+            "antimalarial,hydroxychloroquine,text,PLAQUENIL,exact,,x,site,local,\n"
+            f"{CS},prednisone,{rx},6902,exact,,x,site,Y,\n"
+        )
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+    f = "mappings/concepts/medications.csv"
+    assert [line for line in result.output.splitlines() if "is mapped to" in line] == [
+        f"warning: {f}:{mp}: column 'ingredient': {rx}|6902 is mapped to 2 ingredients of "
+        f"'{CS}': {f}:{mp} (methylprednisolone); {f}:{n + 3} (prednisone) (intended, for a "
+        "product of both? else correct the ingredient)",
+        f"warning: {f}:{medrol}: column 'code': name 'Medrol' is mapped to 2 concepts: "
+        f"{f}:{medrol} (corticosteroid_systemic); {f}:{n} (antimalarial) (intended? add "
+        "exclude=Y to one of them)",
+        f"warning: {f}:{solu}: column 'ingredient': name 'Solu-Medrol' is mapped to 2 "
+        f"ingredients of 'corticosteroid_systemic': {f}:{solu} (methylprednisolone); "
+        f"{f}:{n + 1} (prednisone) (intended, for a product of both? else correct the "
+        "ingredient)",
+    ]
+
+
+def test_a_bad_row_is_one_error_and_the_rest_of_its_file_is_read(tmp_path: Path) -> None:
+    """`betamethasone,6,67` (a decimal comma) in ingredients.csv: its error was followed by
+    154 warnings `products.csv:NN: column 'ingredient': 'budesonide' is not in
+    medications/ingredients.csv`, one per product of every ingredient after it (the rest of
+    the file was dropped at the bad row); a quote left open in labs.csv dropped the labs after
+    it (an `unknown concept` error for each criterion of theirs). The rest of the file is read:
+    only the products of the bad row's own ingredient are not found."""
+    m = _copy(tmp_path)
+    ing = m / "medications" / "ingredients.csv"
+    text = ing.read_text(encoding="utf-8")
+    bad = text[: text.index("betamethasone,6.67,")].count("\n") + 1
+    ing.write_text(text.replace("betamethasone,6.67,", "betamethasone,6,67,"), encoding="utf-8")
+    labs = m / "concepts" / "labs.csv"
+    text = labs.read_text(encoding="utf-8")
+    first = "platelets,http://loinc.org,777-3,exact,,"
+    plt = text[: text.index(first)].count("\n") + 1
+    labs.write_text(text.replace(first, first + '"', 1), encoding="utf-8")
+    products = (m / "medications" / "products.csv").read_text(encoding="utf-8").splitlines()
+    beta = [i for i, t in enumerate(products, 1) if ",betamethasone," in t]
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 4, result.output
+    lines = result.output.splitlines()
+    assert [line for line in lines if line.startswith("error:")] == [
+        f"error: mappings/concepts/labs.csv:{plt}: a double quote opened here is not closed on "
+        "its line (a cell cannot run over several lines; close the quote or remove it)",
+        f"error: mappings/medications/ingredients.csv:{bad}: 4 cells but 3 columns (a cell "
+        'holding a comma must be in double quotes: "a, b"; no extra commas at the end)',
+    ]
+    warnings = [line for line in lines if line.startswith("warning:")]
+    assert [w for w in warnings if "column 'verified'" not in w] == [
+        f"warning: mappings/medications/products.csv:{n}: column 'ingredient': 'betamethasone' "
+        "is not in medications/ingredients.csv"
+        for n in beta
+    ]
+
+
+@pytest.mark.parametrize(
+    "file", ["medications/ingredients.csv", "concepts/labs.csv", "systems.csv"]
+)
+def test_a_file_that_cannot_be_read_is_one_error_and_the_checks_against_it_skipped(
+    tmp_path: Path, file: str
+) -> None:
+    """A mapping file saved in the Windows code page is not read at all: its error was
+    followed, for ingredients.csv, by a warning for each of the 165 products ('... is not in
+    medications/ingredients.csv'), for labs.csv by an `unknown concept` error for each lab a
+    criterion names, for systems.csv by 4,242 warnings `code system ... is not in
+    systems.csv`. The checks of other files against it are skipped, with a note saying so."""
+    m = _copy(tmp_path)
+    path = m / file
+    n = len(path.read_text(encoding="utf-8").splitlines()) + 1
+    path.write_bytes(path.read_bytes() + b"caf\xe9,,\n")
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 4, result.output
+    lines = result.output.splitlines()
+    assert [line for line in lines if line.startswith("error:")] == [
+        f"error: mappings/{file}:{n}: not UTF-8 text (byte 0xe9): save it as 'CSV UTF-8' "
+        "(Excel: File > Save As > CSV UTF-8 (Comma delimited))"
+    ]
+    warnings = [line for line in lines if line.startswith("warning:")]
+    assert [w for w in warnings if "column 'verified'" not in w] == []
+    assert [line for line in lines if line.startswith("note:")] == [
+        f"note: mappings/{file}: not read (its error above): the checks of other files "
+        "against it are skipped"
+    ]
+
+
+def test_a_missing_hint_that_no_longer_says_its_rule_is_a_warning(tmp_path: Path) -> None:
+    """The platelet window shortened to 30 days and the limit raised to 250: `check` warned
+    that the title no longer said the rule, but the `missing_hint` coordinators read in the
+    `missing` column ("CBC within 90 days") was not compared. A hint is held to what it
+    states: a period, and a threshold where it writes one after a comparison ("SLEDAI-2K >=
+    6"); one that names no threshold ("body weight within 12 months") is not asked for one."""
+    m = _copy(tmp_path)
+    trial = m / "trials" / "sirius-sle-2.toml"
+    text = trial.read_text(encoding="utf-8")
+    for old, new in [
+        ("window_days = 90\nfail_below = 25\n", "window_days = 30\nfail_below = 250\n"),
+        ("pass_at_least = 6\n", "pass_at_least = 8\n"),
+        ("pass_at_least = 35\n", "pass_at_least = 40\n"),
+    ]:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    trial.write_text(text, encoding="utf-8")
+    sledai, plt = _line_of(trial, 'missing_hint = "SLEDAI'), _line_of(trial, 'missing_hint = "CBC')
+    tail = "(the hint is shown as written in the `missing` column of candidates.csv and "
+    tail += "summary.html: update it with the rule)"
+
+    def hint_warnings() -> list[str]:
+        result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+        assert result.exit_code == 0, result.output  # warnings: the run screens with the rule
+        return [line for line in result.output.splitlines() if "key 'missing_hint'" in line]
+
+    assert hint_warnings() == [
+        f"warning: {trial}:{sledai}: criterion 'sledai': key 'missing_hint': 'SLEDAI-2K >= 6' "
+        f"does not mention pass_at_least = 8 {tail}",
+        f"warning: {trial}:{plt}: criterion 'platelets': key 'missing_hint': 'CBC within 90 "
+        f"days' does not mention window_days = 30 {tail}",
+    ]
+    text = text.replace('"SLEDAI-2K >= 6"', '"SLEDAI-2K >= 8"')
+    text = text.replace('"CBC within 90 days"', '"CBC within 30 days"', 1)
+    trial.write_text(text, encoding="utf-8")
+    assert hint_warnings() == []

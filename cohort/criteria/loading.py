@@ -28,7 +28,7 @@ from cohort.criteria.registry import (
     table_problems,
     tables_of,
 )
-from cohort.criteria.titles import title_problems
+from cohort.criteria.titles import hint_problems, title_problems
 from cohort.criteria.trial import Trial, concept_refs
 from cohort.errors import MappingError, did_you_mean
 from cohort.report.columns import FIXED_COLUMNS
@@ -275,9 +275,12 @@ def _name_problem(
 
 
 def _check_title(p: _Problems, index: int, cid: str, raw: dict[str, Any]) -> None:
-    """A warning for each threshold or window the title no longer says (criteria/titles.py)."""
+    """A warning for each threshold or window the title, or the missing hint, no longer says
+    (criteria/titles.py)."""
     for problem in title_problems(raw):
         p.criterion(index, cid, "title", problem, warn=True)
+    for problem in hint_problems(raw):
+        p.criterion(index, cid, "missing_hint", problem, warn=True)
 
 
 def check_trial(

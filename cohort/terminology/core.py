@@ -30,6 +30,7 @@ from cohort.terminology.mappings import (
 from cohort.terminology.rows import (
     RXNORM,
     KnownSystems,
+    alias_conflict,
     alias_row,
     coding_problems,
     concept_problems,
@@ -112,8 +113,12 @@ class Terminology:
             specs[concept] = spec
             written.append((rec.where, "unit", spec.unit))
         aliases: dict[str, str] = {}
+        first: dict[str, tuple[int, str]] = {}  # alias -> its first line and unit
         for rec in read_csv(root, root / "unit_aliases.csv", REQUIRED["unit_aliases.csv"]):
             alias, ucum = alias_row(rec)
+            problem = alias_conflict(first, rec, alias, ucum)
+            if problem is not None:
+                raise problem
             aliases[alias] = ucum
             written.append((rec.where, "ucum", ucum))
         self.units = Units(specs, aliases, written)

@@ -7,7 +7,7 @@ import hashlib
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,31 +122,33 @@ def csv_lines(text: str) -> list[str]:
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 
-def read_csv(root: Path, path: Path, required: tuple[str, ...]) -> Iterator[Record]:
-    """Yield the data lines of a CSV (blank and `#` comment lines skipped), checking columns."""
+# where `mappings check` puts the problem of a line that is no row of its file (more cells
+# than columns, another separator, a quote left open): the lines after it are read
+Bad = Callable[[MappingError], None]
+
+
+def read_csv(
+    root: Path, path: Path, required: tuple[str, ...], bad: Bad | None = None
+) -> Iterator[Record]:
+    """Yield the data lines of a CSV (blank and `#` comment lines skipped), checking columns.
+    A line that is no row of the file raises its MappingError; with `bad`, it goes there and
+    the reading goes on after it. A file not read at all (not found, not UTF-8, a column
+    missing) raises in either case."""
     shown = display_path(root, path)
     if not path.is_file():
         raise MappingError(f"{shown}: file not found")
     header: list[str] | None = None
-    for line, cells in csv_rows(read_text(path, shown), shown):
+    for line, cells in csv_rows(read_text(path, shown), shown, bad):
         if header is None:
             header = [c.strip() for c in cells]
             for col in required:
                 if col not in header:
                     raise MappingError(f"{shown}:{line}: missing column '{col}'" + _sep(cells))
             continue
-        if len(cells) > len(header):
-            raise MappingError(
-                f"{shown}:{line}: {len(cells)} cells but {len(header)} columns (a cell holding "
-                'a comma must be in double quotes: "a, b"; no extra commas at the end)'
-            )
-        if len(cells) < len(header) and any(sep in cells[0] for sep in ";\t"):
-            name = "semicolons" if ";" in cells[0] else "tabs"
-            raise MappingError(
-                f"{shown}:{line}: {len(cells)} cell{'s' if len(cells) > 1 else ''} but "
-                f"{len(header)} columns: the row is separated by {name}, not commas (write "
-                "commas, or save the file as 'CSV UTF-8 (Comma delimited)')"
-            )
+        problem = _cells_problem(f"{shown}:{line}", cells, len(header))
+        if problem is not None:
+            _bad_line(problem, bad)
+            continue
         # every column a key (a short row's missing cells empty): a row can tell an empty cell
         # from a column the file does not have
         cells += [""] * (len(header) - len(cells))
@@ -155,41 +157,80 @@ def read_csv(root: Path, path: Path, required: tuple[str, ...]) -> Iterator[Reco
         raise MappingError(f"{shown}:1: missing header line")
 
 
+def _cells_problem(where: str, cells: list[str], columns: int) -> MappingError | None:
+    """Why a row's cells do not fit the header's columns (None when they do)."""
+    if len(cells) > columns:
+        return MappingError(
+            f"{where}: {len(cells)} cells but {columns} columns (a cell holding "
+            'a comma must be in double quotes: "a, b"; no extra commas at the end)'
+        )
+    if len(cells) < columns and any(sep in cells[0] for sep in ";\t"):
+        name = "semicolons" if ";" in cells[0] else "tabs"
+        return MappingError(
+            f"{where}: {len(cells)} cell{'s' if len(cells) > 1 else ''} but "
+            f"{columns} columns: the row is separated by {name}, not commas (write "
+            "commas, or save the file as 'CSV UTF-8 (Comma delimited)')"
+        )
+    return None
+
+
+def _bad_line(problem: MappingError, bad: Bad | None) -> None:
+    """Raise the problem of a line, or (`mappings check`) hand it to `bad`."""
+    if bad is None:
+        raise problem
+    bad(problem)
+
+
 UNCLOSED = (
     "a double quote opened here is not closed on its line (a cell cannot run over several "
     "lines; close the quote or remove it)"
 )
 
 
-def csv_rows(text: str, shown: str) -> Iterator[tuple[int, list[str]]]:
+def csv_rows(text: str, shown: str, bad: Bad | None = None) -> Iterator[tuple[int, list[str]]]:
     """(line, cells) of every row of a mapping CSV's text but blank and `#` comment lines (the
     header first); every reader of a mapping file reads it through this.
 
     A cell may not run over several lines: a double quote left open (a typo, or a cell with a
     line break) made csv read the lines after it into that cell, and they vanished without a
     word (or an error named a later line). It is a MappingError naming the line its row
-    starts on, as is a line too long or one csv cannot read."""
+    starts on, as is a line too long or one csv cannot read; with `bad` (`mappings check`) it
+    goes there, and the rows after that line are read."""
     lines = csv_lines(text)
     for n, physical in enumerate(lines, 1):
         # (csv's own cell limit is process-wide state that other readers raise: check here)
         if len(physical) > MAX_LINE:
-            raise MappingError(f"{shown}:{n}: line longer than {MAX_LINE // 1024} KiB")
+            _bad_line(MappingError(f"{shown}:{n}: line longer than {MAX_LINE // 1024} KiB"), bad)
+            lines[n - 1] = ""  # (read on as a blank line)
+    start: int | None = 0
+    while start is not None:
+        start = yield from _rows_from(lines, start, shown, bad)
+
+
+def _rows_from(
+    lines: list[str], start: int, shown: str, bad: Bad | None
+) -> Generator[tuple[int, list[str]], None, int | None]:
+    """The rows of the lines after the first `start`; at a bad row (handed to `bad`), the
+    number of lines to start again after (its own last), else None at the end."""
     # one empty line more: csv closes a cell still open at the end of its input by itself, so
     # a quote left open on the last line takes this one in and is found as on any other line
-    reader = csv.reader([*lines, ""])
+    reader = csv.reader([*lines[start:], ""])
     while True:
-        line = reader.line_num + 1  # every row starts on the line after the last one read
+        line = start + reader.line_num + 1  # every row starts on the line after the last one read
+        failed = None
         try:
             cells = next(reader)
         except StopIteration:
-            return
+            return None
         except csv.Error as exc:
-            if reader.line_num > line:
-                raise MappingError(f"{shown}:{line}: {UNCLOSED}") from None
-            where = f"{shown}:{reader.line_num}"
-            raise MappingError(f"{where}: cannot be read as CSV ({exc})") from None
-        if reader.line_num > line:
-            raise MappingError(f"{shown}:{line}: {UNCLOSED}")
+            failed = str(exc)
+        if start + reader.line_num > line:  # an open quote took the next lines in
+            _bad_line(MappingError(f"{shown}:{line}: {UNCLOSED}"), bad)
+            return line  # (read them again, as rows of their own)
+        if failed is not None:
+            at = start + reader.line_num
+            _bad_line(MappingError(f"{shown}:{at}: cannot be read as CSV ({failed})"), bad)
+            return max(at, line)
         if not cells or all(not c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
             continue
         yield line, cells

@@ -262,3 +262,22 @@ def alias_row(rec: Record) -> tuple[str, str]:
     if not rec.get("alias") or not rec.get("ucum"):
         raise rec.fail("ucum" if rec.get("alias") else "alias", "empty")
     return rec.get("alias"), rec.get("ucum")
+
+
+def alias_conflict(
+    first: dict[str, tuple[int, str]], rec: Record, alias: str, ucum: str
+) -> MappingError | None:
+    """An alias on a second line with another unit (`first`: each alias's first line and unit,
+    kept here): an alias reads as one unit, and the later line won without a word. Aliases
+    compare as `Units.to_ucum` looks them up first: as written, spaces around them aside, case
+    counting (the shipped `G/L`, 10*9/L, and `g/l`, g/L, are two aliases). The same alias with
+    the same unit again reads the same: no problem (as a code twice for one concept)."""
+    line = int(rec.where.rsplit(":", 1)[1])
+    seen_line, seen_ucum = first.setdefault(alias, (line, ucum))
+    if seen_ucum == ucum:
+        return None
+    return rec.fail(
+        "alias",
+        f"'{alias}' is also on line {seen_line} with another unit ('{seen_ucum}' there, "
+        f"'{ucum}' here): delete the wrong line",
+    )

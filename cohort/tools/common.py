@@ -37,11 +37,13 @@ def open_store(cfg: Config, out: Path) -> Store:
 @dataclass
 class Findings:
     """Errors, warnings and notes (what was left out, by design), each a located one-line
-    message."""
+    message; and the mapping files not read at all (paths in the folder, `concepts/labs.csv`),
+    whose error is among the errors: nothing is compared with them."""
 
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unread: set[str] = field(default_factory=set)
 
     def error(self, where: str, message: str) -> None:
         self.errors.append(f"{where}: {message}")

@@ -1,0 +1,174 @@
+"""`cohort mappings check`'s checks across the concept rows: one code or name mapped to two
+concepts (or to two ingredients of one), a misspelt concept or ingredient, a steroid row without
+an ingredient (moved from check.py)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections import defaultdict
+from pathlib import Path
+
+from cohort.criteria.trial import concept_refs
+from cohort.errors import closest, did_you_mean
+from cohort.terminology.codes import TEXT, norm_code
+from cohort.terminology.core import FILE_TYPES
+from cohort.terminology.mappings import MappingRow
+from cohort.terminology.rows import KnownSystems
+from cohort.tools.common import Findings
+
+
+def conflicts(
+    rows: list[MappingRow], known: KnownSystems, overlaps: set[frozenset[str]], f: Findings
+) -> None:
+    """Same system+code, or the same name (system `text`, in any case, as names match), mapped
+    (not excluded) to different concepts of one resource family: a file's (`labs.csv`:
+    Observation), or for local.csv and other files the family of the concept's rows elsewhere,
+    else Observation (as a run searches a server for them); or to two ingredients of one
+    concept. A pair of `overlaps` (overlaps.csv) is by design."""
+    families: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        if Path(r.file).stem in FILE_TYPES:
+            families[r.concept].add(Path(r.file).stem)
+    groups: dict[tuple[str, str, str], list[MappingRow]] = defaultdict(list)
+    for r in rows:
+        if r.verified == "N" or (r.system != TEXT and r.match != "exact"):
+            continue  # (a name is matched as a whole word, whatever its `match`)
+        family = Path(r.file).stem
+        if family not in FILE_TYPES:
+            family = min(families[r.concept], default="labs")
+        if r.system == TEXT:
+            groups[(family, TEXT, r.code.strip().lower())].append(r)
+            continue
+        system = known.canonical(r.system)
+        groups[(family, system, norm_code(system, r.code))].append(r)
+    for (_, system, code), grp in sorted(groups.items()):
+        if any(r.exclude for r in grp):
+            continue
+        what = f"name '{grp[0].code.strip()}'" if system == TEXT else f"{system}|{code}"
+        concepts = {r.concept for r in grp}
+        if len(concepts) == 1:
+            _two_ingredients(what, grp, f)
+        elif not _intentional(concepts, overlaps):
+            where = "; ".join(f"{r.file}:{r.line} ({r.concept})" for r in grp)  # in file order
+            f.warn(
+                f"{grp[0].file}:{grp[0].line}",
+                f"column 'code': {what} is mapped to {len(concepts)} concepts: {where} "
+                "(intended? add exclude=Y to one of them)",
+            )
+
+
+def _two_ingredients(what: str, grp: list[MappingRow], f: Findings) -> None:
+    """A code or name of one concept's rows under two ingredients: a dose takes the one with the
+    larger prednisone factor, and products of either reach the concept."""
+    named = [r for r in grp if r.ingredient]  # (rows outside medications.csv have none)
+    ingredients = {r.ingredient for r in named}
+    if len(ingredients) < 2:
+        return
+    where = "; ".join(f"{r.file}:{r.line} ({r.ingredient})" for r in named)
+    f.warn(
+        f"{named[0].file}:{named[0].line}",
+        f"column 'ingredient': {what} is mapped to {len(ingredients)} ingredients of "
+        f"'{named[0].concept}': {where} (intended, for a product of both? else correct the "
+        "ingredient)",
+    )
+
+
+def _intentional(concepts: set[str], overlaps: set[frozenset[str]]) -> bool:
+    """An exception/history/uncertain pair (`malignancy` + `malignancy_exception`) is by design,
+    and so is a pair listed in overlaps.csv (`hiv` + `malignancy`)."""
+    names = sorted(concepts)
+    if frozenset(names) in overlaps:
+        return True
+    return len(names) == 2 and names[1].startswith(names[0] + "_")
+
+
+def misspelt_concepts(trials: list[Path], rows: list[MappingRow], f: Findings) -> None:
+    """A warning at the first row of a concept no criteria file names, in one concept file
+    only, a typo away from one they do name (`ana_titr`): its rows are lost to the criterion.
+    Any other unnamed concept is left alone (one for a trial not written yet; the shipped
+    files hold such concepts)."""
+    used: set[str] = set()
+    for path in trials:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        except (OSError, ValueError):
+            return  # its error is reported; what the criteria name is not known
+        used |= {name for _, name in concept_refs(data)}
+    files: dict[str, set[str]] = defaultdict(set)
+    first: dict[str, MappingRow] = {}
+    for r in rows:
+        files[r.concept].add(r.file)
+        first.setdefault(r.concept, r)
+    for name, row in first.items():
+        near = None if name in used or len(files[name]) > 1 else closest(name, used)
+        if near is not None and _typo(name, near):
+            f.warn(
+                f"{row.file}:{row.line}",
+                f"column 'concept': no criteria file names concept '{name}' "
+                f"({did_you_mean(name, used)})",
+            )
+
+
+def _typo(name: str, near: str) -> bool:
+    """Whether `name` is a typo of `near`: one or two letters changed, left out, added or
+    swapped (one below 8 letters, none below 5), not a sibling differing in its digits
+    (`complement_c4` beside `complement_c3`)."""
+    if re.sub(r"\d", "", name) == re.sub(r"\d", "", near):
+        return False
+    return 0 < _edits(name, near) <= min(2, max(0, (len(name) - 2) // 3))
+
+
+def _edits(a: str, b: str) -> int:
+    """Letters changed, left out, added or swapped (adjacent) to make `a` into `b`."""
+    before: list[int] = []
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(row[j] + 1, cur[j - 1] + 1, row[j - 1] + (ca != cb)))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], before[j - 2] + 1)
+        before, row = row, cur
+    return row[-1]
+
+
+def dosed_elsewhere(
+    rows: list[MappingRow], ingredients: dict[str, float | None], f: Findings
+) -> None:
+    """A warning at a row outside medications.csv of a concept whose medications.csv rows
+    have a prednisone factor (a steroid group): the row has no ingredient, so a dose of it has
+    no prednisone equivalent and `high_dose` is unknown where it should pass or fail."""
+    dosed = {
+        r.concept
+        for r in rows
+        if Path(r.file).stem == "medications" and ingredients.get(r.ingredient) is not None
+    }
+    for r in rows:
+        if r.concept in dosed and Path(r.file).stem != "medications":
+            f.warn(
+                f"{r.file}:{r.line}",
+                f"column 'concept': a row of '{r.concept}' outside concepts/medications.csv "
+                "has no ingredient, so its doses have no prednisone equivalent (high_dose: "
+                "unknown): add it to concepts/medications.csv with its ingredient",
+            )
+
+
+def misspelt_ingredients(
+    rows: list[MappingRow], ingredients: dict[str, float | None], f: Findings
+) -> None:
+    """A warning at a medication row whose ingredient ingredients.csv lacks but is a typo
+    away from one it lists (`predisone`: one letter changed, left out, added or swapped; drug
+    names share stems, abrocitinib is two from baricitinib): no prednisone factor, no products.
+    Any other unlisted ingredient is a drug of its own (it needs no factor unless a steroid)."""
+    for r in rows:
+        if len(r.ingredient) < 5 or r.ingredient in ingredients:
+            continue
+        near = closest(r.ingredient, ingredients)
+        if near is not None and _edits(r.ingredient, near) == 1:
+            f.warn(
+                f"{r.file}:{r.line}",
+                f"column 'ingredient': '{r.ingredient}' is not in medications/ingredients.csv "
+                f"(did you mean '{near}'?): its doses have no prednisone equivalent and RxNorm "
+                "products of the ingredient meant do not reach this row's concept",
+            )
