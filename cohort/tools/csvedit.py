@@ -12,7 +12,7 @@ from cohort.atomic import write_atomic
 from cohort.errors import MappingError
 from cohort.report.files import excel_safe
 from cohort.safetext import printable
-from cohort.terminology.mappings import LINE_END, csv_rows, read_text
+from cohort.terminology.csvfile import LINE_END, csv_rows, read_text
 
 # the columns the tools fill with text for people (a ValueSet's display, an RxNav name, where
 # the row came from): nothing matches on them

@@ -1,0 +1,187 @@
+"""Read a mapping CSV: its text (UTF-8 only), its lines and rows, each data row a Record with
+its location, a line that is no row of its file reported where `mappings check` wants it."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cohort.errors import MappingError
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One data line of a mapping CSV with its location for error messages."""
+
+    where: str  # "mappings/units.csv:4"
+    values: dict[str, str]
+
+    def get(self, key: str) -> str:
+        return (self.values.get(key) or "").strip()
+
+    def fail(self, key: str, message: str) -> MappingError:
+        return MappingError(f"{self.where}: column '{key}': {message}")
+
+
+def display_path(root: Path, path: Path) -> str:
+    """The path as shown in messages: `mappings/concepts/labs.csv`."""
+    return f"{root.name}/{path.relative_to(root).as_posix()}"
+
+
+def read_text(path: Path, shown: str) -> str:
+    """A mapping file's text (UTF-8, a byte order mark dropped); MappingError naming the line
+    of a byte that is not UTF-8 (Excel's plain "CSV" is the Windows code page)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MappingError(f"{shown}: cannot be read ({exc.__class__.__name__})") from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise MappingError(
+            f"{shown}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}): save it as "
+            "'CSV UTF-8' (Excel: File > Save As > CSV UTF-8 (Comma delimited))"
+        ) from None
+
+
+LINE_END = re.compile(r"\r\n|\r|\n")  # a CSV line end (csv_lines; tools.csvedit)
+
+
+def csv_lines(text: str) -> list[str]:
+    """The lines of a CSV text, split at CR, LF or CRLF only: `str.splitlines` also splits at
+    U+2028, U+0085 (NEL), form feeds and more, which a cell may hold (a pasted display; the
+    csv writer does not quote them), and the row was cut in two."""
+    lines = LINE_END.split(text)
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+# where `mappings check` puts the problem of a line that is no row of its file (more cells
+# than columns, another separator, a quote left open): the lines after it are read
+Bad = Callable[[MappingError], None]
+
+
+def read_csv(
+    root: Path, path: Path, required: tuple[str, ...], bad: Bad | None = None
+) -> Iterator[Record]:
+    """Yield the data lines of a CSV (blank and `#` comment lines skipped), checking columns.
+    A line that is no row of the file raises its MappingError; with `bad`, it goes there and
+    the reading goes on after it. A file not read at all (not found, not UTF-8, a column
+    missing) raises in either case."""
+    shown = display_path(root, path)
+    if not path.is_file():
+        raise MappingError(f"{shown}: file not found")
+    header: list[str] | None = None
+    for line, cells in csv_rows(read_text(path, shown), shown, bad):
+        if header is None:
+            header = [c.strip() for c in cells]
+            for col in required:
+                if col not in header:
+                    raise MappingError(f"{shown}:{line}: missing column '{col}'" + _sep(cells))
+            continue
+        problem = _cells_problem(f"{shown}:{line}", cells, len(header))
+        if problem is not None:
+            _bad_line(problem, bad)
+            continue
+        # every column a key (a short row's missing cells empty): a row can tell an empty cell
+        # from a column the file does not have
+        cells += [""] * (len(header) - len(cells))
+        yield Record(f"{shown}:{line}", dict(zip(header, cells, strict=True)))
+    if header is None:
+        raise MappingError(f"{shown}:1: missing header line")
+
+
+def _cells_problem(where: str, cells: list[str], columns: int) -> MappingError | None:
+    """Why a row's cells do not fit the header's columns (None when they do)."""
+    if len(cells) > columns:
+        return MappingError(
+            f"{where}: {len(cells)} cells but {columns} columns (a cell holding "
+            'a comma must be in double quotes: "a, b"; no extra commas at the end)'
+        )
+    if len(cells) < columns and any(sep in cells[0] for sep in ";\t"):
+        name = "semicolons" if ";" in cells[0] else "tabs"
+        return MappingError(
+            f"{where}: {len(cells)} cell{'s' if len(cells) > 1 else ''} but "
+            f"{columns} columns: the row is separated by {name}, not commas (write "
+            "commas, or save the file as 'CSV UTF-8 (Comma delimited)')"
+        )
+    return None
+
+
+def _bad_line(problem: MappingError, bad: Bad | None) -> None:
+    """Raise the problem of a line, or (`mappings check`) hand it to `bad`."""
+    if bad is None:
+        raise problem
+    bad(problem)
+
+
+UNCLOSED = (
+    "a double quote opened here is not closed on its line (a cell cannot run over several "
+    "lines; close the quote or remove it)"
+)
+
+
+def csv_rows(text: str, shown: str, bad: Bad | None = None) -> Iterator[tuple[int, list[str]]]:
+    """(line, cells) of every row of a mapping CSV's text but blank and `#` comment lines (the
+    header first); every reader of a mapping file reads it through this.
+
+    A cell may not run over several lines: a double quote left open (a typo, or a cell with a
+    line break) made csv read the lines after it into that cell, and they vanished without a
+    word (or an error named a later line). It is a MappingError naming the line its row
+    starts on, as is a line too long or one csv cannot read; with `bad` (`mappings check`) it
+    goes there, and the rows after that line are read."""
+    lines = csv_lines(text)
+    for n, physical in enumerate(lines, 1):
+        # (csv's own cell limit is process-wide state that other readers raise: check here)
+        if len(physical) > MAX_LINE:
+            _bad_line(MappingError(f"{shown}:{n}: line longer than {MAX_LINE // 1024} KiB"), bad)
+            lines[n - 1] = ""  # (read on as a blank line)
+    start: int | None = 0
+    while start is not None:
+        start = yield from _rows_from(lines, start, shown, bad)
+
+
+def _rows_from(
+    lines: list[str], start: int, shown: str, bad: Bad | None
+) -> Generator[tuple[int, list[str]], None, int | None]:
+    """The rows of the lines after the first `start`; at a bad row (handed to `bad`), the
+    number of lines to start again after (its own last), else None at the end."""
+    # one empty line more: csv closes a cell still open at the end of its input by itself, so
+    # a quote left open on the last line takes this one in and is found as on any other line
+    reader = csv.reader([*lines[start:], ""])
+    while True:
+        line = start + reader.line_num + 1  # every row starts on the line after the last one read
+        failed = None
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return None
+        except csv.Error as exc:
+            failed = str(exc)
+        if start + reader.line_num > line:  # an open quote took the next lines in
+            _bad_line(MappingError(f"{shown}:{line}: {UNCLOSED}"), bad)
+            return line  # (read them again, as rows of their own)
+        if failed is not None:
+            at = start + reader.line_num
+            _bad_line(MappingError(f"{shown}:{at}: cannot be read as CSV ({failed})"), bad)
+            return max(at, line)
+        if not cells or all(not c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
+            continue
+        yield line, cells
+
+
+def _sep(header: list[str]) -> str:
+    """Why a header lacks its columns when it is written with another separator."""
+    for sep, name in ((";", "semicolons"), ("\t", "tabs")):
+        if len(header) == 1 and sep in header[0]:
+            return (
+                f" (the header is separated by {name}, not commas: save the file as "
+                "'CSV UTF-8 (Comma delimited)', or set Excel's list separator to a comma)"
+            )
+    return ""
+
+
+MAX_LINE = 64 * 1024  # characters in one line of a mapping file (a code row is ~200)
