@@ -174,3 +174,13 @@ def test_a_wrong_site_alias_shows_the_recorded_value_in_evidence_csv_and_explain
     assert res.exit_code == 0, res.output
     assert "0.248 10*3/uL" in res.output and "most recent; recorded 248 Thou/cumm" in res.output
     assert f"{window}; recorded 239 x10E3/uL" in res.output
+
+
+def test_a_detected_check_shows_its_result_as_recorded_without_a_conversion_note() -> None:
+    # HBV DNA in copies/mL (no conversion to the canonical unit exists) is read as detected by
+    # the check's `numeric = "detected"`: the row that made `hbv` fail said "unit or value
+    # cannot be converted", which reads as "not read"; only a cut-off (positive_at) reads the
+    # number in the canonical unit
+    r = run("hbv", observation("29615-2", ago(10), valueQuantity=qty(500, "copies/mL")))
+    assert r.status.value == "fail"
+    assert rows(r) == [("yes", "500", "copies/mL", "result positive")]

@@ -295,6 +295,18 @@ def test_a_pair_left_out_of_overlaps_csv_warns_and_a_bad_row_is_an_error(tmp_pat
     ) in lines, result.output
 
 
+def test_overlaps_look_up_no_concept_when_a_concept_file_cannot_be_read(tmp_path: Path) -> None:
+    """An unreadable conditions.csv: check's note says the checks against it are skipped, yet
+    overlaps.csv warned that `hiv` and `malignancy` had no concept rows."""
+    m = _copy(tmp_path)
+    path = m / "concepts" / "conditions.csv"
+    path.write_bytes(path.read_bytes() + b"sle,http://snomed.info/sct,1,exact,,caf\xe9,x,Y,\n")
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 4, result.output
+    assert "not UTF-8" in result.output, result.output
+    assert "overlaps.csv" not in result.output, result.output
+
+
 def test_a_steroid_code_outside_medications_csv_is_a_warning(tmp_path: Path) -> None:
     """A site's own prednisone code added to local.csv, as mappings/README.md shows for a
     local code: the row has no ingredient, so a 60 mg/day course was "in window without a

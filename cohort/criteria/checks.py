@@ -116,9 +116,14 @@ def _lab_check(
     label = chk.get("label", concepts[0])
     want = chk.get("result", "positive")
     obs, ignored = ctx.observations(concepts, window_start(ctx.as_of, chk))
+    # only a cut-off (positive_at) reads the number in the canonical unit: without one a
+    # result is shown as recorded ("500 copies/mL" detected is read, never "cannot be converted")
+    convert = "positive_at" in chk
     if chk.get("latest", True):
         ignored += [
-            ctx.obs_evidence(o, ctx.obs_concept(o, concepts), "superseded by a newer result")
+            ctx.obs_evidence(
+                o, ctx.obs_concept(o, concepts), "superseded by a newer result", convert=convert
+            )
             for o in obs[1:]
         ]
         obs = obs[:1]
@@ -127,7 +132,7 @@ def _lab_check(
     for o in obs:
         concept = ctx.obs_concept(o, concepts)
         cls = classify(ctx, o, concept, chk)
-        ev = ctx.obs_evidence(o, concept, f"result {cls or 'unreadable'}")
+        ev = ctx.obs_evidence(o, concept, f"result {cls or 'unreadable'}", convert=convert)
         later = chk.get("unless_later")
         if (
             later

@@ -28,6 +28,7 @@ from cohort.terminology.mappings import (
     version_of,
 )
 from cohort.terminology.rows import (
+    OVERLAPS,
     RXNORM,
     KnownSystems,
     alias_conflict,
@@ -35,6 +36,7 @@ from cohort.terminology.rows import (
     coding_problems,
     concept_problems,
     ingredient_row,
+    overlap_row,
     product_row,
     system_pair,
     unit_row,
@@ -79,6 +81,9 @@ class Terminology:
         self._load_medications(root)
         self._load_units(root)
         self._load_values(root, known)
+        if (root / OVERLAPS[0]).is_file():  # (only `mappings check` uses it; a run checks it)
+            for rec in read_csv(root, root / OVERLAPS[0], OVERLAPS[1]):
+                overlap_row(rec)
 
     @classmethod
     def load(cls, mappings_dir: Path, use_unverified: bool = False) -> Terminology:

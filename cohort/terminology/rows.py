@@ -281,3 +281,19 @@ def alias_conflict(
         f"'{alias}' is also on line {seen_line} with another unit ('{seen_ucum}' there, "
         f"'{ucum}' here): delete the wrong line",
     )
+
+
+OVERLAPS = ("overlaps.csv", ("concept", "also", "why"))  # optional file, its columns
+
+
+def overlap_row(rec: Record) -> frozenset[str]:
+    """One line of overlaps.csv: a pair of concepts a code may belong to at once by design
+    (`mappings check` does not call such a code a conflict; nothing else reads it)."""
+    for key in ("concept", "also"):
+        if not rec.get(key):
+            raise rec.fail(key, "empty")
+    if rec.get("concept") == rec.get("also"):
+        raise rec.fail("also", "name a concept other than 'concept'")
+    if not rec.get("why"):
+        raise rec.fail("why", "empty: say why codes of both are by design")
+    return frozenset((rec.get("concept"), rec.get("also")))

@@ -25,12 +25,14 @@ from cohort.terminology.mappings import (
     version_of,
 )
 from cohort.terminology.rows import (
+    OVERLAPS,
     KnownSystems,
     alias_conflict,
     alias_row,
     coding_problems,
     concept_problems,
     ingredient_row,
+    overlap_row,
     product_row,
     system_pair,
     unit_row,
@@ -152,28 +154,22 @@ def _side_files(root: Path, f: Findings) -> None:
         f.note(display_path(root, path), f"skipped, never read as mappings ({what})")
 
 
-OVERLAPS = "overlaps.csv"  # pairs of concepts a code may belong to at once, by design
-
-
-def _overlaps(root: Path, concepts: set[str], f: Findings) -> set[frozenset[str]]:
+def _overlaps(root: Path, concepts: set[str] | None, f: Findings) -> set[frozenset[str]]:
     """The pairs of `overlaps.csv` (optional): a code of both concepts is no conflict (an
     AIDS-associated cancer is a member of VSAC HIV and of VSAC All Primary and Secondary
-    Cancer, a row of `hiv` and of `malignancy`)."""
-    path = root / OVERLAPS
-    if not path.is_file():
+    Cancer, a row of `hiv` and of `malignancy`). `concepts`: None when the concept files could
+    not all be read (no concept is then looked up)."""
+    if not (root / OVERLAPS[0]).is_file():
         return set()
     pairs: set[frozenset[str]] = set()
-    for rec in _records(root, path, ("concept", "also", "why"), f):
-        pair = frozenset((rec.get("concept"), rec.get("also")))
+    for rec in _records(root, root / OVERLAPS[0], OVERLAPS[1], f):
+        pair = _row(overlap_row, rec, f)
+        if pair is None:
+            continue
+        pairs.add(pair)
         for key in ("concept", "also"):
-            if rec.get(key) not in concepts:
+            if concepts is not None and rec.get(key) not in concepts:
                 f.warn(rec.where, f"column '{key}': no concept rows for '{rec.get(key)}'")
-        if len(pair) != 2:
-            f.error(rec.where, "column 'also': name a concept other than 'concept'")
-        elif not rec.get("why"):
-            f.error(rec.where, "column 'why': empty: say why codes of both are by design")
-        else:
-            pairs.add(pair)
     return pairs
 
 
@@ -256,7 +252,8 @@ def check_mappings(
     version, human = version_of(root)
     known = _known_systems(root, f)
     rows = _concept_rows(root, known, f, use_unverified)
-    conflicts(rows, known, _overlaps(root, {r.concept for r in rows}, f), f)
+    concepts = {r.concept for r in rows} if _concepts_read(f) else None
+    conflicts(rows, known, _overlaps(root, concepts, f), f)
     units = _check_units(root, {r.concept for r in rows} if _concepts_read(f) else None, f)
     ingredients = _check_values_products(root, known, f)
     if ingredients is not None:
