@@ -66,7 +66,8 @@ class OutputError(CohortError):
 
 
 class LockedError(CohortError):
-    """Another run with the same configuration is in progress."""
+    """Another run with the same configuration (store), or into the same output folder, is in
+    progress."""
 
     exit_code = 10
 
@@ -82,7 +83,7 @@ EXIT_CODES: dict[int, str] = {
     7: "FHIR server authentication error",
     8: "local store error",
     9: "output cannot be written (previous outputs kept)",
-    10: "another run of this configuration is in progress",
+    10: "another run of this configuration, or into this output folder, is in progress",
 }
 
 
