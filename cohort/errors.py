@@ -72,6 +72,13 @@ class LockedError(CohortError):
     exit_code = 10
 
 
+class ReportError(CohortError):
+    """The outputs were written (renamed into place), but OUT/run.json, written last, could not
+    be: the previous outputs were not kept, so no exit 9."""
+
+    exit_code = 11
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "unexpected internal error (a bug: please report it)",
@@ -84,6 +91,7 @@ EXIT_CODES: dict[int, str] = {
     8: "local store error",
     9: "output cannot be written (previous outputs kept)",
     10: "another run of this configuration, or into this output folder, is in progress",
+    11: "outputs written, but run.json cannot be written",
 }
 
 

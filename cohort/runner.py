@@ -21,7 +21,7 @@ import msgspec
 from cohort import __version__
 from cohort.atomic import ensure_dir
 from cohort.config import Config, SiteConfig
-from cohort.errors import CohortError, LockedError, OutputError, interruption
+from cohort.errors import CohortError, LockedError, OutputError, ReportError, interruption
 from cohort.forks import map_chunks
 from cohort.ingest import Loaded, ingest
 from cohort.model import Candidate, SiteResult
@@ -325,8 +325,11 @@ def _failed(report: dict[str, Any], error: str, kept: Kept) -> None:
 
 
 def _write_report(out: Path, report: dict[str, Any], *, failed: bool) -> None:
-    """Write run.json. When the run has already failed, a run.json that cannot be written is
-    logged and the run's own error (its one line and exit code) is what the caller sees."""
+    """Write run.json (staged, then renamed: never half-written). When the run has already
+    failed, a run.json that cannot be written is logged and the run's own error (its one line
+    and exit code) is what the caller sees. After a run that succeeded, the outputs are in
+    place already (run.json is written last): exit 11 says so, not exit 9's "previous outputs
+    kept"."""
     from cohort.atomic import write_atomic
     from cohort.report.run import run_json
 
@@ -334,7 +337,7 @@ def _write_report(out: Path, report: dict[str, Any], *, failed: bool) -> None:
         write_atomic(out / "run.json", run_json(report))
     except OutputError as exc:
         if not failed:
-            raise
+            raise ReportError(f"outputs written; {exc}") from exc
         log.error("%s", exc)
 
 

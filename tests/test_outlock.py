@@ -1,9 +1,11 @@
-"""The output folder's lock.
+"""The output folder's lock, and an exit code that tells the truth when run.json cannot be written.
 
 Two configurations with different stores could write the same OUT at once (the run lock lives
 beside the store): the last run's lists and the first run's run.json ended up side by side, and
 `change` was computed against the other configuration's lists. A run now holds OUT's own lock
-from reading the previous outputs to writing run.json.
+from reading the previous outputs to writing run.json. And run.json, written after the lists
+were renamed into place, failed the run with exit 9 "previous outputs kept" though they had just
+been replaced.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cohort.cli import cli
+from cohort.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE_X = ROOT / "tests" / "data" / "tools" / "site-x"
@@ -186,3 +189,62 @@ def test_lists_of_another_configuration_are_not_compared(tmp_path: Path) -> None
         f"{out / 'amr'} holds the lists of a site this configuration does not screen (left by an "
         "earlier run; this run.json does not describe them)"
     ]
+
+
+def test_run_json_that_cannot_be_written_after_the_outputs_says_they_were_written(
+    tmp_path: Path,
+) -> None:
+    """run.json is written last, after the lists are renamed into place: a folder in its
+    place failed the run with exit 9 "previous outputs kept" though every list was this run's
+    (and the run in the store's history). Exit 11 now, saying the outputs were written."""
+    cfg = _config(tmp_path, "site", {"uci": SAMPLES / "uci"})
+    out = tmp_path / "out"
+    assert _run(cfg, out).exit_code == 0
+    before = _files(out)
+    (out / "run.json").unlink()
+    (out / "run.json").mkdir()
+    res = _run(cfg, out, "2026-12-01")
+    assert res.exit_code == 11, res.output
+    assert _errors(res) == [
+        f"cohort: error: outputs written; cannot write {out / 'run.json'}: Is a directory"
+    ]
+    for name in ("candidates.csv", "evidence.csv", "summary.html"):
+        path = out / "uci" / name
+        assert path.read_bytes() != before[path], f"{name} was not replaced"
+    assert "2026-12-01" in (out / "uci" / "summary.html").read_text(encoding="utf-8")
+    with Store(tmp_path / "site-store" / "store.sqlite") as store:
+        assert store.runs()[0]["date"] == "2026-12-01"
+    assert not [p for p in out.rglob(".*") if p.name != LOCK], "staged files left behind"
+    (out / "run.json").rmdir()
+    assert _run(cfg, out, "2026-12-02").exit_code == 0
+
+
+def test_run_json_disk_full_after_the_outputs_exits_11(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills up as run.json is written (after the lists): exit 11, and run.json is
+    never half-written (staged, then renamed): the previous one stays whole."""
+    import cohort.atomic as atomic
+
+    cfg = _config(tmp_path, "site", {"site-x": SITE_X})
+    out = tmp_path / "out"
+    assert _run(cfg, out).exit_code == 0
+    report = (out / "run.json").read_bytes()
+    real_write = os.write
+
+    def full(fd: int, data: bytes) -> int:
+        if os.readlink(f"/proc/self/fd/{fd}").split("/")[-1].startswith(".run.json."):
+            real_write(fd, bytes(data)[:10])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(atomic.os, "write", full)
+    res = _run(cfg, out, "2026-12-01")
+    monkeypatch.undo()
+    assert res.exit_code == 11
+    assert _errors(res) == [
+        f"cohort: error: outputs written; cannot write {out / 'run.json'}: No space left on device"
+    ]
+    assert (out / "run.json").read_bytes() == report
+    assert not [p for p in out.rglob(".*") if p.name != LOCK]
+    assert "2026-12-01" in (out / "site-x" / "summary.html").read_text(encoding="utf-8")
