@@ -66,9 +66,17 @@ class OutputError(CohortError):
 
 
 class LockedError(CohortError):
-    """Another run with the same configuration is in progress."""
+    """Another run with the same configuration (store), or into the same output folder, is in
+    progress."""
 
     exit_code = 10
+
+
+class ReportError(CohortError):
+    """The outputs were written (renamed into place), but OUT/run.json, written last, could not
+    be: the previous outputs were not kept, so no exit 9."""
+
+    exit_code = 11
 
 
 EXIT_CODES: dict[int, str] = {
@@ -82,7 +90,8 @@ EXIT_CODES: dict[int, str] = {
     7: "FHIR server authentication error",
     8: "local store error",
     9: "output cannot be written (previous outputs kept)",
-    10: "another run of this configuration is in progress",
+    10: "another run of this configuration, or into this output folder, is in progress",
+    11: "outputs written, but run.json cannot be written",
 }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import fcntl
 import gc
 import logging
 import os
@@ -15,19 +14,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from cohort import __version__
 from cohort.atomic import ensure_dir
 from cohort.config import Config, SiteConfig
-from cohort.errors import CohortError, LockedError, OutputError, StoreError, interruption
-from cohort.forks import INHERITED_FDS, map_chunks
+from cohort.errors import CohortError, LockedError, OutputError, ReportError, interruption
+from cohort.forks import map_chunks
 from cohort.ingest import Loaded, ingest
 from cohort.model import Candidate, SiteResult
+from cohort.runlock import out_lock, run_lock, why
 from cohort.screening import screen
 from cohort.store import Store
+
+if TYPE_CHECKING:
+    from cohort.tools.changes import Kept
 
 log = logging.getLogger("cohort")
 
@@ -51,31 +54,6 @@ def state_dir(cfg: Config, out: Path) -> Path:
     return cfg.store_path.parent if cfg.store_path else out / ".cohort"
 
 
-@contextmanager
-def run_lock(folder: Path) -> Iterator[None]:
-    """An exclusive lock so two runs of the same configuration never overlap.
-
-    The folder is the store's: one that cannot be made or written is a store error (exit 8)."""
-    path = folder / "run.lock"
-    try:
-        ensure_dir(folder)  # every missing folder 0700, whatever the umask
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as exc:
-        raise StoreError(f"cannot open {path}: {_why(exc)}") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LockedError(f"another run holds {path}; not starting a second one") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        INHERITED_FDS.add(fd)
-        yield
-    finally:
-        INHERITED_FDS.discard(fd)
-        os.close(fd)
-
-
 def previous_tiers(path: Path) -> dict[str, str]:
     """patient_id -> tier from the previous run's candidates.csv (empty when there is none).
 
@@ -88,14 +66,6 @@ def previous_tiers(path: Path) -> dict[str, str]:
         return read_previous(path)
     except csv.Error:  # read_previous already returns {} for an unreadable file
         return {}
-
-
-def _why(exc: OSError) -> str:
-    """An OSError's reason: its strerror ("Permission denied"), else "not a folder" for the
-    NotADirectoryError `ensure_dir` raises (with no strerror), else the error's type."""
-    if exc.strerror:
-        return exc.strerror
-    return "not a folder" if isinstance(exc, NotADirectoryError) else type(exc).__name__
 
 
 def now_iso() -> str:
@@ -233,28 +203,42 @@ def collector_paused() -> Iterator[None]:
 def _run(
     cfg: Config, as_of: date, out: Path, *, full_refresh: bool = False, phi: bool = True
 ) -> dict[str, Any]:
+    """OUT made and locked, then the job. A run that cannot (OUT cannot be made, or another
+    run holds its lock) writes nothing there, run.json included: it may not be its own."""
+    try:
+        ensure_dir(out)  # PHI lives here: owner only (and every folder made for it)
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {why(exc)}") from None
+    # held from reading the previous outputs (`change`) to writing run.json: two runs into one
+    # OUT with stores of their own (the store's lock apart) mixed their lists and run.json
+    with out_lock(out):
+        return _locked_run(cfg, as_of, out, full_refresh=full_refresh, phi=phi)
+
+
+def _locked_run(
+    cfg: Config, as_of: date, out: Path, *, full_refresh: bool, phi: bool
+) -> dict[str, Any]:
+    from cohort.tools.changes import config_name, kept_outputs, kept_warnings
+
     timer = Timer()
     report: dict[str, Any] = {
         "tool": f"cohort {__version__}",
         "status": "running",
         "started": now_iso(),
         "as_of": as_of.isoformat(),
-        "config": str(cfg.path) if cfg.path else "(built-in sample configuration)",
+        "config": config_name(str(cfg.path)) if cfg.path else "(built-in sample configuration)",
         "trial": cfg.trial_id,
         "sites": {},
         "warnings": [],
     }
     state = state_dir(cfg, out)
-    from cohort.tools.changes import outputs_trial
-
-    kept_trial = outputs_trial(out)  # (a failed run's run.json names it: `outputs_trial`)
-    # what a failure leaves in place: a first run's failure has no earlier lists to keep
-    had_lists = any(out.glob("*/candidates.csv"))
+    # what a failure leaves in place (a first run's failure has no earlier lists to keep), and
+    # whose they are (a failed run's run.json names them: `outputs_trial`, `outputs_config`)
+    kept = kept_outputs(out)
+    # lists another configuration wrote are not this run's previous run (like another trial's)
+    foreign = bool(kept.config) and kept.config != report["config"]
+    report["warnings"] += kept_warnings(out, kept, report["config"], [s.id for s in cfg.sites])
     try:
-        try:
-            ensure_dir(out)  # PHI lives here: owner only (and every folder made for it)
-        except OSError as exc:
-            raise OutputError(f"cannot write {out}: {_why(exc)}") from None
         with run_lock(state):
             with timer.stage("load_mappings"):
                 loaded = Loaded.from_config(cfg)
@@ -280,7 +264,7 @@ def _run(
                 for site in cfg.sites:
                     with timer.stage("evaluate"):
                         cands = screen(site, store, loaded, as_of, cfg.workers, phi=phi)
-                    prev = previous_tiers(out / site.id / "candidates.csv")
+                    prev = {} if foreign else previous_tiers(out / site.id / "candidates.csv")
                     newest = max((c.last_seen for c in cands if c.last_seen), default=None)
                     sr = site_result(
                         site, cands, loaded, as_of, prev, newest.isoformat() if newest else ""
@@ -308,43 +292,44 @@ def _run(
                     )
         report["status"] = "success"
     except CohortError as exc:
-        _failed(report, str(exc), kept_trial, had_lists)
+        _failed(report, str(exc), kept)
         raise
     except Exception as exc:
         # A bug or an unwrapped library error: still record the failure (type only: an
         # exception's message may quote input values, i.e. PHI), then let it propagate.
-        _failed(
-            report,
-            f"internal error ({type(exc).__name__}); this is a bug, see the log",
-            kept_trial,
-            had_lists,
-        )
+        _failed(report, f"internal error ({type(exc).__name__}); this is a bug, see the log", kept)
         raise
     except KeyboardInterrupt as exc:  # Ctrl-C: run.json said "running" for a run long stopped
-        _failed(report, f"interrupted ({interruption(exc)[0]})", kept_trial, had_lists)
+        _failed(report, f"interrupted ({interruption(exc)[0]})", kept)
         raise
     finally:
         report["finished"] = now_iso()
         report["timings"] = timer.stages
         failure = sys.exc_info()[1]
-        if not isinstance(failure, LockedError):  # never touch outputs of the run holding the lock
+        # (exit 10, the store's lock held: never touch outputs the run holding it may write)
+        if not isinstance(failure, LockedError):
             _write_report(out, report, failed=failure is not None)
     return report
 
 
-def _failed(report: dict[str, Any], error: str, kept_trial: str, had_lists: bool) -> None:
+def _failed(report: dict[str, Any], error: str, kept: Kept) -> None:
     """Mark the run report failed; `previous_outputs_kept` says whether OUT holds an earlier
-    run's candidate lists (untouched), `outputs_trial` names their trial."""
+    run's candidate lists (untouched), `outputs_trial` and `outputs_config` whose they are."""
     report["status"] = "failed"
     report["error"] = error
-    report["previous_outputs_kept"] = had_lists
-    if kept_trial:
-        report["outputs_trial"] = kept_trial
+    report["previous_outputs_kept"] = bool(kept.sites)
+    if kept.trial:
+        report["outputs_trial"] = kept.trial
+    if kept.config:
+        report["outputs_config"] = kept.config
 
 
 def _write_report(out: Path, report: dict[str, Any], *, failed: bool) -> None:
-    """Write run.json. When the run has already failed, a run.json that cannot be written is
-    logged and the run's own error (its one line and exit code) is what the caller sees."""
+    """Write run.json (staged, then renamed: never half-written). When the run has already
+    failed, a run.json that cannot be written is logged and the run's own error (its one line
+    and exit code) is what the caller sees. After a run that succeeded, the outputs are in
+    place already (run.json is written last): exit 11 says so, not exit 9's "previous outputs
+    kept"."""
     from cohort.atomic import write_atomic
     from cohort.report.run import run_json
 
@@ -352,7 +337,7 @@ def _write_report(out: Path, report: dict[str, Any], *, failed: bool) -> None:
         write_atomic(out / "run.json", run_json(report))
     except OutputError as exc:
         if not failed:
-            raise
+            raise ReportError(f"outputs written; {exc}") from exc
         log.error("%s", exc)
 
 

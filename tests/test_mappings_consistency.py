@@ -302,7 +302,7 @@ def test_unit_error_after_a_parallel_read(tmp_path: Path) -> None:
     code, output = _run(_config(tmp_path, mappings, workers=2), out)
     assert code == 4, output
     assert _errors(output) == [f"cohort: error: {expected}"]
-    assert sorted(p.name for p in out.iterdir()) == [".cohort", "run.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".cohort", ".outputs.lock", "run.json"]
     report = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert report["sites"]["uci"]["workers"] == 2  # the read itself completed, in parallel
     shutil.copy(ROOT / "mappings" / "units.csv", mappings / "units.csv")  # fixed: runs again

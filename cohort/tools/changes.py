@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from cohort.model import Candidate, SiteResult
 from cohort.report import rows
@@ -90,13 +92,66 @@ def outputs_trial(out: Path) -> str:
     A failed run's run.json names the trial it tried (`trial`), and the trial of the lists it
     kept (`outputs_trial`): a first run of a new trial that failed (a copied trial file not yet
     right) made the next run compare the old trial's lists as its own."""
+    report = _run_json(out)
+    return str(report.get("outputs_trial") or report.get("trial") or "")
+
+
+def outputs_config(out: Path) -> str:
+    """The configuration whose run wrote OUT's candidate lists, by OUT/run.json (`config`, or
+    a failed run's `outputs_config`), as an absolute path ("" when unknown)."""
+    report = _run_json(out)
+    return config_name(str(report.get("outputs_config") or report.get("config") or ""))
+
+
+def config_name(path: str) -> str:
+    """A configuration as run.json names it: its absolute path (not resolving links: a
+    configuration behind a link that is repointed stays the same one), or the label of the
+    built-in one."""
+    return os.path.abspath(path) if path and not path.startswith("(") else path
+
+
+class Kept(NamedTuple):
+    """What OUT holds before a run: the trial and configuration whose lists they are ("" when
+    unknown) and the sites that have a candidates.csv, by name."""
+
+    trial: str
+    config: str
+    sites: list[str]
+
+
+def kept_outputs(out: Path) -> Kept:
+    return Kept(
+        outputs_trial(out),
+        outputs_config(out),
+        sorted(p.parent.name for p in out.glob("*/candidates.csv")),
+    )
+
+
+def kept_warnings(out: Path, kept: Kept, config: str, sites: list[str]) -> list[str]:
+    """run.json's warnings on lists in OUT that a run of `config` screening `sites` neither
+    compares with nor replaces: another configuration's (`change` is not computed against
+    them, as for another trial's), or a site's that it does not screen."""
+    said = []
+    if kept.config and kept.config != config:
+        said.append(
+            f"the candidate lists in {out} were written by another configuration "
+            f"({kept.config}): `change` is not computed against them"
+        )
+    return said + [
+        f"{out / sid} holds the lists of a site this configuration does not screen (left by an "
+        "earlier run; this run.json does not describe them)"
+        for sid in kept.sites
+        if sid not in sites
+    ]
+
+
+def _run_json(out: Path) -> dict[str, Any]:
+    """OUT/run.json ({} when absent, unreadable or not ours)."""
     try:
         report = json.loads((out / "run.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return ""
-    if not isinstance(report, dict):
-        return ""
-    return str(report.get("outputs_trial") or report.get("trial") or "")
+        return {}
+    return report if isinstance(report, dict) else {}
 
 
 def changed_criteria(prev: PreviousRun, c: Candidate) -> list[str]:

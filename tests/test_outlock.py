@@ -1,0 +1,250 @@
+"""The output folder's lock, and an exit code that tells the truth when run.json cannot be written.
+
+Two configurations with different stores could write the same OUT at once (the run lock lives
+beside the store): the last run's lists and the first run's run.json ended up side by side, and
+`change` was computed against the other configuration's lists. A run now holds OUT's own lock
+from reading the previous outputs to writing run.json. And run.json, written after the lists
+were renamed into place, failed the run with exit 9 "previous outputs kept" though they had just
+been replaced.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import fcntl
+import json
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from cohort.cli import cli
+from cohort.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+SITE_X = ROOT / "tests" / "data" / "tools" / "site-x"
+SAMPLES = ROOT / "sample_bundles"
+LOCK = ".outputs.lock"
+
+
+def _config(folder: Path, name: str, sites: dict[str, Path]) -> Path:
+    """A configuration `name`.toml in `folder` with a store of its own."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [
+        '[trial]\nid = "sirius-sle-2"',
+        f'[store]\npath = "{folder / name}-store/store.sqlite"',
+    ]
+    lines += [f'[[sites]]\nid = "{sid}"\nsource = "{src}"' for sid, src in sites.items()]
+    path = folder / f"{name}.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _run(cfg: Path, out: Path, as_of: str = "2026-11-25") -> Result:
+    args = ["run", "--config", str(cfg), "--as-of", as_of, "--out", str(out)]
+    return CliRunner().invoke(cli, args)
+
+
+def _files(out: Path) -> dict[Path, bytes]:
+    """Every file in OUT (the lock file aside) with its bytes."""
+    return {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.suffix != ".lock"}
+
+
+def _errors(res: Result) -> list[str]:
+    """The one-line errors on stderr (the log lines aside)."""
+    return [ln for ln in res.stderr.splitlines() if ln.startswith("cohort: error:")]
+
+
+def _rows(out: Path, site: str) -> dict[str, dict[str, str]]:
+    with (out / site / "candidates.csv").open(encoding="utf-8-sig", newline="") as fh:
+        return {r["patient_id"]: r for r in csv.DictReader(fh)}
+
+
+@contextmanager
+def _held(path: Path) -> Iterator[None]:
+    """Hold `path`'s lock the way a running `cohort run` does (flock on its own open file)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+    finally:
+        os.close(fd)
+
+
+def test_a_run_into_an_output_folder_another_run_writes_exits_10(tmp_path: Path) -> None:
+    """Another configuration (its own store, so the store's lock does not stop it) into the
+    OUT a running job holds: exit 10 naming OUT's lock, and nothing touched, in OUT or its store."""
+    first = _config(tmp_path / "a", "first", {"uci": SAMPLES / "uci"})
+    other = _config(tmp_path / "b", "other", {"uci": SAMPLES / "uci", "amr": SAMPLES / "amr"})
+    out = tmp_path / "out"
+    assert _run(first, out).exit_code == 0
+    before = _files(out)
+    with _held(out / LOCK):
+        res = _run(other, out, "2026-12-01")
+    assert res.exit_code == 10, res.output
+    assert res.stderr.splitlines() == [
+        f"cohort: error: another run holds {out / LOCK} (it is writing {out}); "
+        "not starting a second one"
+    ]
+    assert _files(out) == before  # run.json included: it belongs to the running job
+    assert not (out / "amr").exists()
+    assert not (tmp_path / "b" / "other-store").exists()  # refused before touching anything
+    # the lock dies with its holder: the same run now goes ahead
+    assert _run(other, out, "2026-12-01").exit_code == 0
+
+
+def test_the_same_configuration_twice_names_the_output_folders_lock(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, "site", {"site-x": SITE_X})
+    out = tmp_path / "out"
+    assert _run(cfg, out).exit_code == 0
+    before = _files(out)
+    with _held(out / LOCK):
+        res = _run(cfg, out)
+    assert res.exit_code == 10
+    assert len(_errors(res)) == 1 and f"another run holds {out / LOCK}" in _errors(res)[0]
+    assert _files(out) == before
+
+
+def test_the_output_folders_lock_file(tmp_path: Path) -> None:
+    """A dot file in OUT, 0600, holding the pid; one left by a killed run does not block; OUT
+    that does not exist yet is made (0700) and locked; the lock file is no site and no output."""
+    cfg = _config(tmp_path, "site", {"site-x": SITE_X})
+    out = tmp_path / "new" / "out"
+    assert _run(cfg, out).exit_code == 0
+    lock = out / LOCK
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o600
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert lock.read_text().isdigit()
+    lock.write_text("999999")  # the pid of a long-dead run
+    lock.chmod(0o644)
+    assert _run(cfg, out, "2026-12-01").exit_code == 0
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o600
+    report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert list(report["sites"]) == ["site-x"] and not report["warnings"]
+    assert sorted(p.name for p in out.iterdir()) == [LOCK, "run.json", "site-x"]
+    res = CliRunner().invoke(cli, ["diff", str(out), str(out)])
+    assert res.exit_code == 0 and LOCK not in res.output
+
+
+def test_an_output_folder_whose_lock_cannot_be_made_exits_9(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only OUT (simulated: the tests run as root, which chmod does not stop): exit 9
+    naming the lock file, at the start, every output (run.json too) kept."""
+    cfg = _config(tmp_path, "site", {"site-x": SITE_X})
+    out = tmp_path / "out"
+    assert _run(cfg, out).exit_code == 0
+    (out / LOCK).unlink()
+    before = _files(out)
+    real_open = os.open
+
+    def read_only(path: str | os.PathLike[str], flags: int, *args: int, **kw: int) -> int:
+        if Path(path).name == LOCK:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args, **kw)
+
+    monkeypatch.setattr(os, "open", read_only)
+    res = _run(cfg, out, "2026-12-01")
+    monkeypatch.undo()
+    assert res.exit_code == 9
+    assert res.stderr.splitlines() == [
+        f"cohort: error: cannot write {out / LOCK}: Read-only file system"
+    ]
+    assert _files(out) == before
+
+
+def test_lists_of_another_configuration_are_not_compared(tmp_path: Path) -> None:
+    """One OUT written by two configurations one after the other: `change` is not computed
+    against the other's lists (`tier excluded -> likely` that no patient's data said), run.json
+    says why, and a site folder the configuration does not screen is named."""
+    both = _config(tmp_path / "b", "both", {"uci": SAMPLES / "uci", "amr": SAMPLES / "amr"})
+    one = _config(tmp_path / "a", "one", {"uci": SAMPLES / "uci"})
+    out = tmp_path / "out"
+    assert _run(both, out).exit_code == 0
+    # the lists of `both` look like an earlier run of `one` with other tiers everywhere
+    path = out / "uci" / "candidates.csv"
+    path.write_text(path.read_text(encoding="utf-8-sig").replace(",likely,", ",excluded,"),
+                    encoding="utf-8-sig")  # fmt: skip
+    assert _run(one, out, "2026-12-01").exit_code == 0
+    assert all(r["change"] == "" for r in _rows(out, "uci").values())
+    assert 'id="no-previous-run"' in (out / "uci" / "summary.html").read_text(encoding="utf-8")
+    report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert report["config"] == str(one)
+    assert report["sites"]["uci"]["changes"]["tier_changed"] == 0
+    assert report["sites"]["uci"]["changes"]["new"] == 0
+    warnings = "\n".join(report["warnings"])
+    assert f"were written by another configuration ({both})" in warnings
+    assert f"{out / 'amr'} holds the lists of a site this configuration does not screen" in warnings
+    # the next run of the same configuration compares as ever (and names amr again)
+    assert _run(one, out, "2026-12-02").exit_code == 0
+    report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert "another configuration" not in "\n".join(report["warnings"])
+    assert 'id="no-previous-run"' not in (out / "uci" / "summary.html").read_text(encoding="utf-8")
+    assert [w for w in report["warnings"] if "does not screen" in w] == [
+        f"{out / 'amr'} holds the lists of a site this configuration does not screen (left by an "
+        "earlier run; this run.json does not describe them)"
+    ]
+
+
+def test_run_json_that_cannot_be_written_after_the_outputs_says_they_were_written(
+    tmp_path: Path,
+) -> None:
+    """run.json is written last, after the lists are renamed into place: a folder in its
+    place failed the run with exit 9 "previous outputs kept" though every list was this run's
+    (and the run in the store's history). Exit 11 now, saying the outputs were written."""
+    cfg = _config(tmp_path, "site", {"uci": SAMPLES / "uci"})
+    out = tmp_path / "out"
+    assert _run(cfg, out).exit_code == 0
+    before = _files(out)
+    (out / "run.json").unlink()
+    (out / "run.json").mkdir()
+    res = _run(cfg, out, "2026-12-01")
+    assert res.exit_code == 11, res.output
+    assert _errors(res) == [
+        f"cohort: error: outputs written; cannot write {out / 'run.json'}: Is a directory"
+    ]
+    for name in ("candidates.csv", "evidence.csv", "summary.html"):
+        path = out / "uci" / name
+        assert path.read_bytes() != before[path], f"{name} was not replaced"
+    assert "2026-12-01" in (out / "uci" / "summary.html").read_text(encoding="utf-8")
+    with Store(tmp_path / "site-store" / "store.sqlite") as store:
+        assert store.runs()[0]["date"] == "2026-12-01"
+    assert not [p for p in out.rglob(".*") if p.name != LOCK], "staged files left behind"
+    (out / "run.json").rmdir()
+    assert _run(cfg, out, "2026-12-02").exit_code == 0
+
+
+def test_run_json_disk_full_after_the_outputs_exits_11(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills up as run.json is written (after the lists): exit 11, and run.json is
+    never half-written (staged, then renamed): the previous one stays whole."""
+    import cohort.atomic as atomic
+
+    cfg = _config(tmp_path, "site", {"site-x": SITE_X})
+    out = tmp_path / "out"
+    assert _run(cfg, out).exit_code == 0
+    report = (out / "run.json").read_bytes()
+    real_write = os.write
+
+    def full(fd: int, data: bytes) -> int:
+        if os.readlink(f"/proc/self/fd/{fd}").split("/")[-1].startswith(".run.json."):
+            real_write(fd, bytes(data)[:10])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(atomic.os, "write", full)
+    res = _run(cfg, out, "2026-12-01")
+    monkeypatch.undo()
+    assert res.exit_code == 11
+    assert _errors(res) == [
+        f"cohort: error: outputs written; cannot write {out / 'run.json'}: No space left on device"
+    ]
+    assert (out / "run.json").read_bytes() == report
+    assert not [p for p in out.rglob(".*") if p.name != LOCK]
+    assert "2026-12-01" in (out / "site-x" / "summary.html").read_text(encoding="utf-8")
