@@ -276,14 +276,7 @@ def test_a_criteria_file_mistake_is_the_same_located_error_for_check_and_run(
     two windows: the days won), crashed the run (a measure without its limit, a window of
     9000000 days), or was located at the criterion's id line (`run`) but at another line by
     `check`, with another key."""
-    m = copy_mappings(tmp_path)
-    line = edit(m / TRIAL, old, new, marker)
-    expected = f"{m / TRIAL}:{line}: {message}"
-    code, lines = check_all(m)
-    assert code == 4 and f"error: {expected}" in lines, "\n".join(lines)
-    code, output = run_uci(tmp_path, m)
-    assert code == 4, output
-    assert output.splitlines() == [f"cohort: error: {expected}"]
+    _refused_by_check_and_run(tmp_path, old, new, marker, message)
 
 
 def test_a_duplicated_id_names_the_duplicate(tmp_path: Path) -> None:
