@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
 import struct
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +29,55 @@ def close_inherited() -> None:
     for fd in INHERITED_FDS:
         with contextlib.suppress(OSError):
             os.close(fd)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# The signals that stop a run (Ctrl-C, systemd): the CLI's handlers turn them into
+# KeyboardInterrupt, which only the main thread of the main process may take.
+STOPS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait (in this thread) until the block ends, then are taken: around a
+    fork, so that the KeyboardInterrupt comes once the child is on record (to be killed and
+    reaped) and never in the child before `as_child` (which would run this process's own
+    error handling there: run.json, the store); around killing and reaping (a second Ctrl-C
+    would leave children unkilled). A thread started in it keeps them blocked for good."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def as_child(parent: int) -> None:
+    """First thing in a process forked by `parent` (its pid, taken before the fork) inside
+    `signals_held`, to work for it: close INHERITED_FDS, take SIGTERM and SIGINT by their
+    default action (unblocked), and die with the parent.
+
+    The CLI's handlers raise KeyboardInterrupt, which in a worker unwinds whatever it was doing
+    (a concurrent.futures worker even sent it back as its task's result and went on serving,
+    deaf to the pool's own SIGTERM). Default, not ignored: systemd stopping the unit, or Ctrl-C,
+    signals the whole process group, and each worker then ends at once, while the parent's own
+    handler stops the run (exit 143 / 130) and kills and reaps whatever worker is left; a worker
+    killed alone reads to the parent as one that died (it then does the work itself).
+
+    On Linux the kernel SIGKILLs this process when the parent thread that forked it ends
+    (PR_SET_PDEATHSIG): a parent killed with SIGKILL can clean nothing up, and its workers would
+    live on, reparented to init, holding the store open and blocked on pipes nobody reads. The
+    parent must therefore fork from a thread that lives as long as the work (cohort forks from
+    the main thread). A parent that died before the prctl took effect is seen by getppid."""
+    close_inherited()
+    for sig in STOPS:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)  # (one that came meanwhile ends it now)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # (no libc prctl: no such guard)
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def workers_for(n_items: int, threshold: int, configured: int = 0, cap: int = 4) -> int:
@@ -81,34 +132,36 @@ def map_chunks(
         os.close(wfd)
     by_chunk: list[list[R] | None] = [None] * len(chunks)
     kids: list[_Kid] = []
+    parent = os.getpid()
     with contextlib.ExitStack() as stack:  # closes and reaps on every way out, in reverse
         stack.callback(os.close, rfd)
         stack.callback(_stop, kids)
         for _ in range(1, nproc):
-            try:
-                results = stack.enter_context(tempfile.TemporaryFile(prefix="cohort-forks-"))
-                done_r, done_w = os.pipe()
-                stack.callback(os.close, done_r)
+            with signals_held():  # (taken once the fork is on record, and not in it)
                 try:
-                    pid = os.fork()
+                    results = stack.enter_context(tempfile.TemporaryFile(prefix="cohort-forks-"))
+                    done_r, done_w = os.pipe()
+                    stack.callback(os.close, done_r)
+                    try:
+                        pid = os.fork()
+                    except OSError:
+                        os.close(done_w)
+                        raise
                 except OSError:
-                    os.close(done_w)
-                    raise
-            except OSError:
-                log.warning("could not start a second process; working in this one")
-                return None
-            if pid == 0:  # child: never returns into the caller
-                code = 1
-                try:
-                    close_inherited()
-                    os.close(done_r)
-                    _fork_work(fn, chunks, rfd, results, dump)
-                    os.write(done_w, b"1")
-                    code = 0
-                finally:
-                    os._exit(code)
-            os.close(done_w)  # (so a fork that dies reads as EOF here)
-            kids.append(_Kid(pid, results, done_r))
+                    log.warning("could not start a second process; working in this one")
+                    return None
+                if pid == 0:  # child: never returns into the caller
+                    code = 1
+                    try:
+                        as_child(parent)
+                        os.close(done_r)
+                        _fork_work(fn, chunks, rfd, results, dump)
+                        os.write(done_w, b"1")
+                        code = 0
+                    finally:
+                        os._exit(code)
+                kids.append(_Kid(pid, results, done_r))
+                os.close(done_w)  # (so a fork that dies reads as EOF here)
         for i, part in _work(fn, chunks, rfd):
             by_chunk[i] = part
         for kid in kids:
@@ -126,12 +179,13 @@ def map_chunks(
 
 def _stop(kids: list[_Kid]) -> None:
     """Kill and reap the forks not reaped yet (an error here, or one that could not start)."""
-    for kid in kids:
-        if kid.pid:
-            with contextlib.suppress(OSError):
-                os.kill(kid.pid, signal.SIGKILL)
-                os.waitpid(kid.pid, 0)
-            kid.pid = 0
+    with signals_held():
+        for kid in kids:
+            if kid.pid:
+                with contextlib.suppress(OSError):
+                    os.kill(kid.pid, signal.SIGKILL)
+                    os.waitpid(kid.pid, 0)
+                kid.pid = 0
 
 
 def _work(

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import logging
 import marshal
-import multiprocessing
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
 from cohort.extract import Census, Triage
-from cohort.forks import close_inherited, workers_for
+from cohort.forks import workers_for
+from cohort.pool import ForkPool
 from cohort.source.files import ReadStats, Unit, data_bytes, read_unit, stream_units
 from cohort.store import Row, Tomb, Tombstones, prepare_row
 from cohort.terminology.units import warm as warm_units
@@ -122,61 +120,49 @@ def read_results(
     pieces parsed by them (`stream_units`); with `pieces` (a `snapshot = false` read, whose
     units carry a tombstone per summarised record) one process reads it in those pieces too,
     so its tombstones are held a piece at a time and weighed as with workers. If a reading
-    process dies (e.g. killed for memory), the units from the first unfinished batch on are
-    read in this process instead: every earlier unit was already written in order.
+    process dies (e.g. killed for memory), the others are killed too and the units from the
+    first batch not yet handed over on are read in this process instead: every earlier unit was
+    already written in order. However the caller stops (an error, SIGTERM), the workers are
+    killed and reaped; they also die with this process (see `as_child`).
     """
     if nproc <= 1:
         for u in stream_units(units, chunk_bytes) if pieces else units:
             yield u, _read(u)
         return
     todo = _batched(stream_units(units, chunk_bytes), chunk_bytes)
-    # after a worker died: what was in flight (finished results are reused), in order
-    Pending = tuple[list[Unit], Future[list[_Done]] | None]
-    unfinished: list[Pending] = []
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(nproc, mp_context=ctx, initializer=close_inherited) as pool:
-        pending: deque[Pending] = deque()
+    # the batches handed out, in order, each with its worker (which works its own in order)
+    given: deque[tuple[list[Unit], int]] = deque()
+    pool = ForkPool()
+    try:
+        pool.start(nproc, _read_all)
+        load = [0] * pool.size  # batches given to each worker and not yet handed over
 
-        def submit() -> bool:
-            """Fill the window; False once the pool is broken."""
-            while len(pending) < 2 * nproc:
-                batch = next(todo, None)
-                if batch is None:
-                    return True
-                try:
-                    pending.append((batch, pool.submit(_read_all, batch)))
-                except BrokenProcessPool:
-                    pending.append((batch, None))  # a broken pool refuses new work
-                    return False
-            return True
+        def submit() -> None:
+            """Fill the window, each batch to the worker with the fewest."""
+            while len(given) < 2 * pool.size and (batch := next(todo, None)) is not None:
+                i = load.index(min(load))
+                pool.submit(i, batch)
+                load[i] += 1
+                given.append((batch, i))
 
-        alive = submit()
+        submit()
         # Until the first piece is parsed this process has nothing to do: build the UCUM
         # registry the evaluation's forks will share (between ingest and evaluation it
         # would run with the other cores idle).
         warm_units()
-        while alive and pending:
-            batch, future = pending[0]
-            try:
-                dones = future.result() if future is not None else None
-            except BrokenProcessPool:
-                dones = None
+        while given:
+            batch, i = given[0]
+            dones = pool.result(i)
             if dones is None:
+                log.warning("a reading process died; reading the rest in this process")
                 break
-            pending.popleft()
+            given.popleft()
+            load[i] -= 1
             yield from zip(batch, dones, strict=True)
-            alive = submit()
-        if pending:
-            log.warning("a reading process died; reading the rest in this process")
-            for _, f in pending:
-                if f is not None:
-                    f.cancel()
-        unfinished = list(pending)
-    for batch, f in unfinished:
-        ok = f is not None and f.done() and not f.cancelled() and f.exception() is None
-        if ok and f is not None:
-            yield from zip(batch, f.result(), strict=True)
-        else:
-            yield from ((u, _read(u)) for u in batch)
+            submit()
+    finally:
+        pool.close()
+    for batch, _ in given:
+        yield from ((u, _read(u)) for u in batch)
     for batch in todo:
         yield from ((u, _read(u)) for u in batch)

@@ -405,6 +405,44 @@ def test_a_run_stopped_by_sigterm_keeps_outputs_and_exits_143(
     assert result.exit_code == 130 and "interrupted (Ctrl-C / SIGINT)" in result.output
 
 
+def test_sigterm_taken_inside_a_string_exec_still_exits_143_under_python_m(
+    tmp_path: Path,
+) -> None:
+    """`python -m cohort run` stopped by SIGTERM while a string was being exec'd (a lazily
+    imported module defining a dataclass) printed the line and wrote run.json, then died of
+    SIGINT (-2, 130 to a shell): CPython marks such a KeyboardInterrupt unhandled, caught or
+    not, and under -m ends the process with SIGINT at exit (a quarter of the SIGTERMs sent
+    ~0.7 s into a run of 20k patients)."""
+    import os
+    import subprocess
+    import sys
+
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(  # (imported at start-up: replaces the screening)
+        "import cohort.runner\n"
+        "def screen(*args, **kwargs):\n"
+        "    exec('import os, signal, time\\n'\n"
+        "         'os.kill(os.getpid(), signal.SIGTERM)\\n'\n"
+        "         'for _ in range(500): time.sleep(0.01)\\n')\n"
+        "cohort.runner.screen = screen\n"
+    )
+    out = tmp_path / "out"
+    res = subprocess.run(
+        [sys.executable, "-m", "cohort", "run", "--config", str(cfg), "--out", str(out)],
+        env={**os.environ, "PYTHONPATH": f"{hook}{os.pathsep}{ROOT}"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 143, res.stderr
+    assert res.stderr.endswith("cohort: error: interrupted (SIGTERM)\n")
+    report = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert report["error"] == "interrupted (SIGTERM)"
+
+
 def _run_on_a_dead_port(tmp_path: Path, user: str = "") -> tuple[int, Result, Path]:
     """(port, result, out) of `cohort run` on a site whose server is a loopback port nothing
     listens on (connection refused), its URL with `user` ("u:pw@") if given."""

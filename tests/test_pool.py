@@ -1,0 +1,193 @@
+"""ForkPool (the reading processes) and as_child (every fork of cohort): results in order, a
+dead or failing worker reads as None, closing kills and reaps every worker whatever it is doing,
+and a worker takes SIGTERM / SIGINT by their default action and dies with its parent.
+
+Each test runs under an alarm: a pool that hangs fails it instead of blocking the suite."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cohort.forks import INHERITED_FDS, as_child, map_chunks
+from cohort.pool import ForkPool
+
+BIG = 4 << 20  # bytes: far more than a pipe holds, both ways
+
+
+@pytest.fixture(autouse=True)
+def deadline() -> Iterator[None]:
+    def hung(_signum: int, _frame: object) -> None:
+        raise TimeoutError("the pool hung")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _children() -> set[int]:
+    """This process's live children (Linux; a zombie not yet reaped counts)."""
+    kids: set[int] = set()
+    for task in Path("/proc/self/task").iterdir():
+        kids.update(int(p) for p in (task / "children").read_text().split())
+    return kids
+
+
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc, prctl")
+
+
+def _echo(task: tuple[str, Any]) -> Any:
+    what, arg = task
+    if what == "die":
+        os._exit(9)  # as if killed for memory
+    if what == "fail":
+        raise ValueError("a patient's data")  # (not sent back)
+    if what == "sleep":
+        time.sleep(arg)
+    if what == "setup":
+        got = ctypes.c_int()
+        ctypes.CDLL(None).prctl(2, ctypes.byref(got), 0, 0, 0)  # PR_GET_PDEATHSIG
+        open_fds = [fd for fd in arg if _is_open(fd)]
+        return (
+            signal.getsignal(signal.SIGTERM),
+            signal.getsignal(signal.SIGINT),
+            got.value,
+            open_fds,
+        )
+    return os.getpid(), arg
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+@linux
+def test_results_come_back_in_order_with_big_tasks_and_results() -> None:
+    pool = ForkPool()
+    try:
+        pool.start(2, _echo)
+        assert pool.size == 2
+        blobs = [bytes([i]) * BIG for i in range(6)]
+        for i, blob in enumerate(blobs):  # (all queued before any result is read)
+            pool.submit(i % 2, ("echo", blob))
+        got = [pool.result(i % 2) for i in range(6)]
+    finally:
+        pool.close()
+    assert [blob for _, blob in got] == blobs
+    assert len({pid for pid, _ in got}) == 2 and os.getpid() not in {pid for pid, _ in got}
+    assert not _children()
+
+
+@linux
+def test_a_dead_or_failing_worker_reads_as_none_and_closing_kills_the_others() -> None:
+    """One worker dies with big tasks still queued for it, another fails, a third is stuck in
+    a long task: the first two read as None and closing returns at once, every worker reaped."""
+    pool = ForkPool()
+    try:
+        pool.start(3, _echo)
+        pool.submit(0, ("die", None))
+        pool.submit(0, ("echo", b"x" * BIG))
+        pool.submit(0, ("echo", b"y" * BIG))
+        pool.submit(1, ("fail", None))
+        pool.submit(2, ("sleep", 600))
+        pool.submit(2, ("echo", b"z" * BIG))
+        assert pool.result(0) is None
+        assert pool.result(1) is None
+    finally:
+        started = time.monotonic()
+        pool.close()
+    assert time.monotonic() - started < 30  # (not the 600 s task)
+    assert not _children()
+
+
+@linux
+def test_a_worker_takes_signals_by_default_dies_with_this_process_and_closes_inherited() -> None:
+    """The CLI's SIGTERM handler (and Python's SIGINT one) raise KeyboardInterrupt: a worker
+    must not run them. It gets SIGKILL when this process dies (PR_SET_PDEATHSIG), and holds
+    no INHERITED_FDS (the run lock)."""
+    from cohort.cli import stop_on_sigterm
+
+    previous = signal.getsignal(signal.SIGTERM)
+    r, w = os.pipe()
+    INHERITED_FDS.update((r, w))
+    try:
+        stop_on_sigterm()
+        pool = ForkPool()
+        try:
+            pool.start(1, _echo)
+            pool.submit(0, ("setup", [r, w]))
+            term, intr, death, held = pool.result(0)
+        finally:
+            pool.close()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        INHERITED_FDS.difference_update((r, w))
+        os.close(r)
+        os.close(w)
+    assert (term, intr, death, held) == (signal.SIG_DFL, signal.SIG_DFL, signal.SIGKILL, [])
+
+
+@linux
+def test_an_evaluation_fork_is_set_up_the_same_way() -> None:
+    """map_chunks (evaluation, report writing) forks through as_child too."""
+    from cohort.cli import stop_on_sigterm
+
+    parent = os.getpid()
+
+    def work(parts: Iterator[list[int]]) -> Iterator[list[Any]]:
+        for part in parts:
+            if os.getpid() != parent:
+                yield [_echo(("setup", []))[:3] for _ in part]
+            else:
+                time.sleep(0.01)  # (leave the fork some chunks)
+                yield [None for _ in part]
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        stop_on_sigterm()
+        out = map_chunks(work, list(range(40)), 2, _dump, _load)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert out is not None
+    from_fork = {tuple(x) for x in out if x is not None}
+    assert from_fork == {(signal.SIG_DFL, signal.SIG_DFL, signal.SIGKILL)}
+
+
+def _dump(part: list[Any]) -> bytes:
+    import pickle
+
+    return pickle.dumps(part)
+
+
+def _load(blob: bytes) -> list[Any]:
+    import pickle
+
+    return pickle.loads(blob)  # noqa: S301
+
+
+def test_a_fork_whose_parent_died_before_it_was_set_up_ends_at_once() -> None:
+    """(The race PR_SET_PDEATHSIG leaves: the parent dying between fork and prctl.)"""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            as_child(os.getppid() + 1)  # a parent that is not there any more
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 1
