@@ -21,6 +21,14 @@ def _copy(tmp_path: Path) -> Path:
     return dest
 
 
+def _append(path: Path, text: str) -> int:
+    """Add `text` (whole lines) at the end of a mapping file; the number of its first line."""
+    n = len(path.read_text(encoding="utf-8").splitlines()) + 1
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(text)
+    return n
+
+
 def _broken(tmp_path: Path) -> Path:
     m = _copy(tmp_path)
     shutil.copy(DATA / "broken" / "concepts" / "broken.csv", m / "concepts" / "broken.csv")
@@ -221,13 +229,11 @@ def test_a_misspelt_ingredient_of_a_medication_row_is_a_warning(tmp_path: Path) 
     medications.csv's not). An ingredient no other file lists and that is no near miss (a new
     drug, ruxolitinib) is fine: it needs no factor."""
     m = _copy(tmp_path)
-    meds = m / "concepts" / "medications.csv"
-    n = len(meds.read_text(encoding="utf-8").splitlines()) + 1
-    with meds.open("a", encoding="utf-8") as fh:
-        fh.write(
-            "corticosteroid_systemic,predisone,http://example.org/pharmacy,PRED-20,exact,,"
-            "PRED 20MG TAB,site pharmacy,local,\n"
-        )
+    n = _append(
+        m / "concepts" / "medications.csv",
+        "corticosteroid_systemic,predisone,http://example.org/pharmacy,PRED-20,exact,,"
+        "PRED 20MG TAB,site pharmacy,local,\n",
+    )
     result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
     assert result.exit_code == 0, result.output
     found = [line for line in result.output.splitlines() if "column 'ingredient'" in line]
@@ -246,10 +252,10 @@ def test_a_local_row_mapping_a_code_of_another_concept_is_a_warning(tmp_path: Pa
     platelet count became a neutrophil count too (a patient's neutrophils went fail ->
     unknown), and `check` said nothing: conflicts were looked for within one file only."""
     m = _copy(tmp_path)
-    local = m / "concepts" / "local.csv"
-    n = len(local.read_text(encoding="utf-8").splitlines()) + 1
-    with local.open("a", encoding="utf-8") as fh:
-        fh.write("anc,http://loinc.org,777-3,exact,,ANC (site lab),site lab,local,\n")
+    n = _append(
+        m / "concepts" / "local.csv",
+        "anc,http://loinc.org,777-3,exact,,ANC (site lab),site lab,local,\n",
+    )
     labs = (m / "concepts" / "labs.csv").read_text(encoding="utf-8").splitlines()
     plt = next(i for i, t in enumerate(labs, 1) if t.startswith("platelets,http://loinc.org,777-3"))
     result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
@@ -313,14 +319,12 @@ def test_a_steroid_code_outside_medications_csv_is_a_warning(tmp_path: Path) -> 
     usable dose" (unknown, not fail) and `check` said nothing. A local ianalumab code there
     is fine (no dose is read)."""
     m = _copy(tmp_path)
-    local = m / "concepts" / "local.csv"
-    n = len(local.read_text(encoding="utf-8").splitlines()) + 1
-    with local.open("a", encoding="utf-8") as fh:
-        fh.write(
-            "corticosteroid_systemic,http://example.org/pharmacy,PRED-20,exact,,PRED 20MG TAB,"
-            "site pharmacy,local,\n"
-            "ianalumab,http://example.org/pharmacy,IAN-300,exact,,STUDY DRUG,site pharmacy,local,\n"
-        )
+    n = _append(
+        m / "concepts" / "local.csv",
+        "corticosteroid_systemic,http://example.org/pharmacy,PRED-20,exact,,PRED 20MG TAB,"
+        "site pharmacy,local,\n"
+        "ianalumab,http://example.org/pharmacy,IAN-300,exact,,STUDY DRUG,site pharmacy,local,\n",
+    )
     result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
     assert result.exit_code == 0, result.output
     found = [line for line in result.output.splitlines() if "no ingredient" in line]
@@ -340,15 +344,13 @@ def test_an_alias_on_two_lines_with_two_units_is_an_error_naming_both(tmp_path: 
     twice with the same unit reads one way and is not reported (as a code twice for one
     concept)."""
     m = _copy(tmp_path)
-    aliases = m / "unit_aliases.csv"
-    n = len(aliases.read_text(encoding="utf-8").splitlines()) + 1
-    with aliases.open("a", encoding="utf-8") as fh:
-        fh.write(
-            "Thou/cumm,10*3/uL,uci lab\n"
-            "Thou/cumm,/uL,uci lab typo\n"
-            " Thou/cumm ,10*3/uL,the same again\n"
-            "thou/cumm,/uL,another alias (case counts)\n"
-        )
+    n = _append(
+        m / "unit_aliases.csv",
+        "Thou/cumm,10*3/uL,uci lab\n"
+        "Thou/cumm,/uL,uci lab typo\n"
+        " Thou/cumm ,10*3/uL,the same again\n"
+        "thou/cumm,/uL,another alias (case counts)\n",
+    )
     result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
     assert result.exit_code == 4, result.output
     found = [line for line in result.output.splitlines() if "unit_aliases.csv" in line]
