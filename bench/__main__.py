@@ -19,6 +19,7 @@ from bench import synthea
 from bench.gen import dataset_dir, generate, info
 
 ROOT = Path(__file__).resolve().parent.parent
+AS_OF = "2026-11-25"  # the generated populations' as-of date
 
 
 def child(cmd: list[str], log: Path) -> tuple[float, float, int]:
@@ -31,7 +32,7 @@ def child(cmd: list[str], log: Path) -> tuple[float, float, int]:
     return time.perf_counter() - t0, ru.ru_maxrss / 1024, p.returncode
 
 
-def job(kind: str, folder: Path, work: Path, extra: int = 0) -> dict[str, Any]:
+def job(kind: str, folder: Path, work: Path, extra: int | str = 0) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     out = work / f"{kind}.json"
     wall, rss, rc = child(
@@ -55,7 +56,7 @@ def job(kind: str, folder: Path, work: Path, extra: int = 0) -> dict[str, Any]:
     return result
 
 
-def e2e(folder: Path, work: Path, rerun: bool = True) -> dict[str, Any]:
+def e2e(folder: Path, work: Path, rerun: bool = True, as_of: str = AS_OF) -> dict[str, Any]:
     """`cohort run` as a child process on a fresh store, then the no-change rerun."""
     import shutil
 
@@ -76,7 +77,7 @@ def e2e(folder: Path, work: Path, rerun: bool = True) -> dict[str, Any]:
             "--config",
             str(w / "site.toml"),
             "--as-of",
-            "2026-11-25",
+            as_of,
             "--out",
             str(w / "out"),
         ]
@@ -92,7 +93,9 @@ def e2e(folder: Path, work: Path, rerun: bool = True) -> dict[str, Any]:
     return res
 
 
-def rounds(folder: Path, work: Path, n: int, full_sample: int, rerun: bool) -> dict[str, Any]:
+def rounds(
+    folder: Path, work: Path, n: int, full_sample: int, rerun: bool, as_of: str = AS_OF
+) -> dict[str, Any]:
     """`n` rounds of the orjson floor then `cohort run`, back to back on the same files; the
     row shows the round of median ratio, and every round's ratio. On a shared VM the same
     parse can take 1.3x as long from one minute to the next, so one pair can flatter or
@@ -101,7 +104,7 @@ def rounds(folder: Path, work: Path, n: int, full_sample: int, rerun: bool) -> d
     for i in range(n):
         fl = job("floor", folder, work, full_sample if i == 0 else 0)
         print("floor", fl, flush=True)
-        e = e2e(folder, work, rerun=rerun and i == 0)
+        e = e2e(folder, work, rerun=rerun and i == 0, as_of=as_of)
         print("e2e", e, flush=True)
         pairs.append((fl, e))
     ratios = [fl["orjson_s"] / e["first"]["wall_s"] for fl, e in pairs]
@@ -268,12 +271,29 @@ def main() -> None:
         metavar="N",
         help="N rounds of floor + e2e per population; the round of median ratio is shown",
     )
+    r.add_argument(
+        "--folder",
+        type=Path,
+        action="append",
+        default=[],
+        help="also an existing folder of NDJSON or Bundle files (e.g. your own Bulk export), "
+        "read as it is (repeatable)",
+    )
+    r.add_argument(
+        "--as-of",
+        default=AS_OF,
+        help=f"the as-of date of `cohort run` (default {AS_OF}, the generated populations')",
+    )
     r.add_argument("--no-rerun", action="store_true", help="skip the no-change rerun")
     r.add_argument("--no-stages", action="store_true", help="skip the per-stage child")
     r.add_argument("--results", type=Path, help="append a markdown section to this file")
     a = ap.parse_args()
-    if not (a.scale or a.synthea or a.synthea_bundles or a.sle_synthea):
-        ap.error("give --scale, --synthea, --synthea-bundles and/or --sle-synthea")
+    folders = getattr(a, "folder", [])
+    if not (a.scale or a.synthea or a.synthea_bundles or a.sle_synthea or folders):
+        ap.error("give --scale, --synthea, --synthea-bundles, --sle-synthea and/or --folder")
+    for f in folders:
+        if not f.is_dir():
+            ap.error(f"--folder {f}: not a folder")
     fmts = ["ndjson", "bundles"] if a.format == "both" else [a.format]
     # (label, format, folder, `bench gen` arguments that write it, writing it here)
     populations: list[tuple[str, str, Path, list[str], Callable[[], Path]]] = [
@@ -302,6 +322,17 @@ def main() -> None:
         for n in counts
     ]
     rows = []
+    for given in folders:
+        # as it is: no generation, no per-type subset (cohort reads only its types anyway)
+        folder = given.resolve()
+        print(f"data {folder}: as given", flush=True)
+        work = a.cache / "work" / f"folder-{folder.name}"
+        row: dict[str, Any] = {"scale": f"folder {folder.name}", "format": "as given", "data": {}}
+        row.update(rounds(folder, work, a.repeat, a.full_sample, not a.no_rerun, a.as_of))
+        if not a.no_stages:
+            row["stages"] = job("stages", folder, work, a.as_of)
+            print("stages", row["stages"], flush=True)
+        rows.append(row)
     for scale, fmt, folder, gen_args, make in populations:
         if a.cmd == "gen":
             make()
@@ -320,10 +351,10 @@ def main() -> None:
         if a.cmd == "gen":
             continue
         work = a.cache / "work" / folder.name
-        row: dict[str, Any] = {"scale": scale, "format": fmt, "data": meta}
-        row.update(rounds(folder, work, a.repeat, a.full_sample, rerun=not a.no_rerun))
+        row = {"scale": scale, "format": fmt, "data": meta}
+        row.update(rounds(folder, work, a.repeat, a.full_sample, not a.no_rerun, a.as_of))
         if not a.no_stages:
-            row["stages"] = job("stages", folder, work)
+            row["stages"] = job("stages", folder, work, a.as_of)
             print("stages", row["stages"], flush=True)
         rows.append(row)
         (work / "row.json").write_text(json.dumps(row, indent=1))

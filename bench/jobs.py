@@ -14,7 +14,15 @@ import orjson
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.name.endswith((".ndjson", ".json", ".gz")))
+    """The NDJSON and Bundle files under `folder`, in subfolders too and without hidden
+    entries, as `cohort run` reads a folder (a user's own export may have subfolders)."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.name.endswith((".ndjson", ".json", ".gz"))
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def floor(folder: Path, full_sample: int) -> dict[str, Any]:
@@ -65,7 +73,7 @@ def floor(folder: Path, full_sample: int) -> dict[str, Any]:
     return out
 
 
-def stages(folder: Path, work: Path) -> dict[str, Any]:
+def stages(folder: Path, work: Path, as_of: date = date(2026, 11, 25)) -> dict[str, Any]:
     """Each pipeline stage timed by calling the library pieces directly, one after the other."""
     import dataclasses
 
@@ -84,7 +92,6 @@ def stages(folder: Path, work: Path) -> dict[str, Any]:
 
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    as_of = date(2026, 11, 25)
     t: dict[str, float] = {}
 
     def lap(name: str, t0: float) -> float:
@@ -162,11 +169,13 @@ def stages(folder: Path, work: Path) -> dict[str, Any]:
 
 def main(argv: list[str]) -> None:
     kind, folder, work, out = argv[0], Path(argv[1]), Path(argv[2]), Path(argv[3])
-    extra = int(argv[4]) if len(argv) > 4 else 0
+    # the fifth argument: the floor's fhir.resources sample size, or the stages' as-of date
+    extra_as_of = len(argv) > 4 and "-" in argv[4]
+    extra = int(argv[4]) if len(argv) > 4 and not extra_as_of else 0
     if kind == "floor":
         result = floor(folder, extra)
     elif kind == "stages":
-        result = stages(folder, work)
+        result = stages(folder, work, *([date.fromisoformat(argv[4])] if extra_as_of else []))
     else:
         raise SystemExit(f"unknown job {kind}")
     out.write_text(json.dumps(result, indent=1))
