@@ -220,3 +220,25 @@ def test_quantity_code_is_ucum_only_under_the_ucum_system(
 ) -> None:
     got = term.convert(Quantity(70, unit="kg", code=code, system=system), "body_weight")
     assert got == (pytest.approx(expected) if expected is not None else None)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("10*9/L", "10*3/uL", True),  # K/uL written per litre: one unit
+        ("10*6/L", "/uL", True),
+        ("m[IU]/mL", "[IU]/L", True),
+        ("10*3/uL", "/uL", False),  # a thousandth of it
+        ("g/dL", "g/L", False),
+        ("mg/dL", "mmol/L", False),  # no conversion without a molar mass
+        ("[IU]/L", "[arb'U]/L", False),  # arbitrary units convert to themselves only
+        ("{titer}", "{score}", False),  # annotations alone are what a bare number is read as
+        ("{score}", "{score}", True),
+        ("10*3/uL", "x10E3/uL", False),  # not UCUM
+    ],
+)
+def test_same_unit(a: str, b: str, same: bool) -> None:
+    from cohort.terminology.units import same_unit
+
+    assert same_unit(a, b) is same
+    assert same_unit(b, a) is same

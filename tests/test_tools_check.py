@@ -504,3 +504,33 @@ def test_a_missing_hint_that_no_longer_says_its_rule_is_a_warning(tmp_path: Path
     text = text.replace('"CBC within 90 days"', '"CBC within 30 days"', 1)
     trial.write_text(text, encoding="utf-8")
     assert hint_warnings() == []
+
+
+def test_an_alias_repeated_with_an_equivalent_unit_is_a_note_not_an_error(tmp_path: Path) -> None:
+    """`K/uL` as 10*9/L beside the shipped `K/uL,10*3/uL` (line 2): 10^9/L = 10^3/uL, so
+    neither line is wrong, yet `check` called it an error ("delete the wrong line") and `run`
+    stopped. UCUM compares the two units: one of either is one of the other, so it is a note;
+    a unit that is another quantity (/uL, a thousandth of it) or that does not convert (mg/dL
+    beside mmol/L) stays the error."""
+    m = _copy(tmp_path)
+    n = _append(
+        m / "unit_aliases.csv",
+        "K/uL,10*9/L,same unit written per litre\n"
+        "K/uL,10*6/mL,and per millilitre\n"
+        "K/uL,/uL,a thousandth of it\n"
+        "mgdl,mg/dL,a site's spelling\n"
+        "mgdl,mmol/L,no conversion without a molar mass\n",
+    )
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 4, result.output
+    found = [line for line in result.output.splitlines() if "unit_aliases.csv" in line]
+    assert found == [
+        f"error: mappings/unit_aliases.csv:{n + 2}: column 'alias': 'K/uL' is also on line 2 "
+        "with another unit ('10*3/uL' there, '/uL' here): delete the wrong line",
+        f"error: mappings/unit_aliases.csv:{n + 4}: column 'alias': 'mgdl' is also on line "
+        f"{n + 3} with another unit ('mg/dL' there, 'mmol/L' here): delete the wrong line",
+        f"note: mappings/unit_aliases.csv:{n}: column 'alias': 'K/uL' is also on line 2 as "
+        "'10*3/uL', the same unit as '10*9/L' here: either line reads it alike",
+        f"note: mappings/unit_aliases.csv:{n + 1}: column 'alias': 'K/uL' is also on line 2 as "
+        "'10*3/uL', the same unit as '10*6/mL' here: either line reads it alike",
+    ]

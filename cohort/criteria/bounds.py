@@ -7,6 +7,9 @@ Unit conversions are positive factors, so a comparator keeps its sense in the ca
 
 from __future__ import annotations
 
+import functools
+import math
+
 from cohort.model import ObservationFact, Status
 
 _COMPARATORS = {"": "", "=": "", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
@@ -55,3 +58,33 @@ def above(value: float, sign: str, limit: float) -> bool | None:
     if cmp == ">=":
         return True if value > limit else None
     return False if value <= limit else None  # "<" / "<=": at most value <= limit
+
+
+# significant digits of a number in a reason: enough to read a lab value by (7.73 g/dL), few
+# enough that a converted one (4.8 mmol/L = 7.73445 g/dL) does not look measured to 6 digits
+READABLE_DIGITS = 3
+
+
+@functools.lru_cache(maxsize=4096)  # (lab_latest says a number for every patient it reads)
+def readable(value: float, *limits: float) -> str:
+    """`value` as a reason shows it: READABLE_DIGITS significant digits, but a whole number's
+    digits all kept (248123, not 2.48e+05), without trailing zeros; more digits where fewer
+    would put it on another side of one of `limits` than `value`, or onto one it is not on
+    (7.996 against 8 is "7.996", never "8 < 8"; 2.004 never "2 > 2"). Reasons are read by
+    people; evidence.csv keeps the number as read (criteria.recorded)."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    whole = math.floor(math.log10(abs(value))) + 1  # digits before the point (< 1 for 0.0x)
+    sides = [_side(value, limit) for limit in limits]
+    for digits in range(READABLE_DIGITS, 18):
+        text = f"{value:.{max(0, digits - whole)}f}"
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        shown = float(text)
+        if all(_side(shown, limit) == s for limit, s in zip(limits, sides, strict=True)):
+            return text
+    return repr(value)  # (17 significant digits give any float back: not reached)
+
+
+def _side(value: float, limit: float) -> int:
+    return (value > limit) - (value < limit)

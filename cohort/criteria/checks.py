@@ -119,7 +119,8 @@ def _lab_check(
     # only a cut-off (positive_at) reads the number in the canonical unit: without one a
     # result is shown as recorded ("500 copies/mL" detected is read, never "cannot be converted")
     convert = "positive_at" in chk
-    if chk.get("latest", True):
+    latest = chk.get("latest", True)
+    if latest:
         ignored += [
             ctx.obs_evidence(
                 o, ctx.obs_concept(o, concepts), "superseded by a newer result", convert=convert
@@ -129,10 +130,15 @@ def _lab_check(
         obs = obs[:1]
     hits: list[Evidence] = []
     unsure: list[Evidence] = []
+    read: list[Evidence] = []  # results of the other answer (negative): what a pass rests on
     for o in obs:
         concept = ctx.obs_concept(o, concepts)
         cls = classify(ctx, o, concept, chk)
-        ev = ctx.obs_evidence(o, concept, f"result {cls or 'unreadable'}", convert=convert)
+        other = cls not in (want, "indeterminate", None)
+        # a `latest` check's negative says it is the most recent: why an older positive,
+        # superseded, does not count
+        note = f"most recent: {cls}" if other and latest else f"result {cls or 'unreadable'}"
+        ev = ctx.obs_evidence(o, concept, note, convert=convert)
         later = chk.get("unless_later")
         if (
             later
@@ -141,22 +147,25 @@ def _lab_check(
         ):
             ignored.append(_note(ev, f"followed by {later[0]}"))
             continue
-        if cls == want:
+        if other:
+            read.append(ev)
+        elif cls == want:
             hits.append(ev)
-        elif cls in ("indeterminate", None):
-            unsure.append(ev)
         else:
-            ignored.append(ev)
+            unsure.append(ev)
     if hits:
-        return then, hits, ignored, f"{label} {want} on {hits[0].date}"
+        return then, hits, ignored + read, f"{label} {want} on {hits[0].date}"
     if unsure and then is Status.FAIL:
-        return Status.UNKNOWN, unsure, ignored, f"{label} result indeterminate or unreadable"
-    return Status.PASS, [], ignored + unsure, ""
+        return Status.UNKNOWN, unsure, ignored + read, f"{label} result indeterminate or unreadable"
+    # a pass's evidence: the results read that gave the other answer (an indeterminate one
+    # that only an unknown would count stays ignored: it decided nothing)
+    return Status.PASS, read, ignored + unsure, ""
 
 
 def checks(crit: Criterion, ctx: Context) -> Result:
     outcomes: list[tuple[Status, list[Evidence], str]] = []
     ignored: list[Evidence] = []
+    read: list[Evidence] = []  # the negative results passing checks rest on
     unconfirmed = frozenset(crit.params.get("unconfirmed_verification", ()))
     for chk in crit.params["checks"]:
         word = chk.get("then", "fail")
@@ -168,9 +177,16 @@ def checks(crit: Criterion, ctx: Context) -> Result:
         ignored += ign
         if status is not Status.PASS:
             outcomes.append((status, ev, why))
+        elif ev:
+            read += ev
     status = worst(s for s, _, _ in outcomes) if outcomes else Status.PASS  # (nearly always)
     if status is Status.PASS:
-        return result(crit, Status.PASS, "no exclusionary finding", ignored=ignored)
+        # the negatives read are why it passes (a most recent negative HBsAg is why an older
+        # positive does not fail): used evidence, not "ignored" (docs/rules.md)
+        return result(crit, Status.PASS, "no exclusionary finding", read, ignored)
+    # a fail or unknown rests on its findings alone: the other checks' negatives are listed
+    # among the ignored, each note saying what it was
     chosen = [o for o in outcomes if o[0] is status]
     evidence = [e for _, ev, _ in chosen for e in ev]
-    return result(crit, status, ", ".join(why for _, _, why in chosen), evidence, ignored)
+    why = ", ".join(why for _, _, why in chosen)
+    return result(crit, status, why, evidence, ignored + read)

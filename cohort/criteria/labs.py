@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cohort.criteria.base import Context, Criterion, result, shown, window_start
-from cohort.criteria.bounds import above, below, fails_below, sign
+from cohort.criteria.bounds import above, below, fails_below, readable, sign
 from cohort.criteria.days import condition_shown
 from cohort.criteria.recorded import NOT_CONVERTIBLE
 from cohort.model import Code, Evidence, ObservationFact, ObsValue, Result, Status
@@ -43,8 +43,8 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
             ignored,
         )
     cmp = sign(o)
-    shown_v = f"{cmp}{v:g}"  # as reported: "<20" is not 20
-    ev = ctx.obs_evidence(o, concept, "most recent", shown_v, unit)
+    # as reported ("<20" is not 20); the evidence row keeps the number, reasons round it
+    ev = ctx.obs_evidence(o, concept, "most recent", f"{cmp}{v:g}", unit)
     when = shown(o.when, o.when_last)
     threshold = float(p["fail_below"] if "fail_below" in p else p["pass_at_least"])
     alt = p.get("alt") if "fail_below" in p else None
@@ -67,7 +67,8 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
         elif (None in states or shaky) and len({below(v, cmp, low), below(v, cmp, threshold)}) > 1:
             # the condition abated in a month or year containing as_of (or is not confirmed):
             # a value between the two limits passes on some of its days and fails on others
-            why = f"{concept} {shown_v} {unit}: limit {low:g} or {threshold:g}"
+            said = f"{cmp}{readable(v, low, threshold)}"
+            why = f"{concept} {said} {unit}: limit {low:g} or {threshold:g}"
             name = alt["concepts"][0]
             if None not in states:  # only a condition not confirmed
                 c = shaky[0]
@@ -95,6 +96,7 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
                 ignored,
             )
     is_below = below(v, cmp, threshold)
+    shown_v = f"{cmp}{readable(v, threshold)}"
     if is_below is None:
         return result(
             crit,
@@ -328,13 +330,13 @@ def labs_exceed(crit: Criterion, ctx: Context) -> Result:
             exceeds = above(v, cmp, limit)
             note = "most recent" if latest_only else _AGAINST[exceeds]
             evidence.append(ctx.obs_evidence(o, concept, note, f"{cmp}{v:g}", unit))
-            when = shown(o.when, o.when_last)  # as lab_latest says it
-            if exceeds:
-                fail = fail or f"{concept} {cmp}{v:g} {unit} > {limit:g} on {when}"
-            elif exceeds is None:
-                unsure = (
-                    unsure or f"{concept} {cmp}{v:g} {unit} on {when}: cannot tell vs {limit:g}"
-                )
+            if (exceeds and not fail) or (exceeds is None and not unsure):
+                said = f"{concept} {cmp}{readable(v, limit)} {unit}"
+                when = shown(o.when, o.when_last)  # as lab_latest says it
+                if exceeds:
+                    fail = f"{said} > {limit:g} on {when}"
+                else:
+                    unsure = f"{said} on {when}: cannot tell vs {limit:g}"
         if fail:
             fails.append(fail)
         elif unsure:

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 from cohort.criteria.base import Context, Criterion, latest, result, shown, window_span
-from cohort.criteria.bounds import fails_below, sign
+from cohort.criteria.bounds import fails_below, readable, sign
 from cohort.criteria.intervals import (
     Dated,
     clear_from,
@@ -367,16 +367,20 @@ def _lab_after(
         return result(
             crit,
             Status.UNKNOWN,
-            f"{concept} {value} {unit}: its reference low cannot be converted to {unit}",
+            f"{concept} {cmp}{readable(v)} {unit}: its reference low cannot be converted to {unit}",
             [ev],
             ignored,
         )
-    ev = ctx.obs_evidence(o, concept, f"lower limit {lln:g}", value, unit)
+    # a reference low converted to the canonical unit is rounded as the count is, on the
+    # count's side (the file's default is shown as written); the count on the side of both
+    limit = f"{lln:g}" if low is None else readable(lln, v)
+    said = f"{concept} {cmp}{readable(v, lln, float(limit))} {unit}"
+    ev = ctx.obs_evidence(o, concept, f"lower limit {limit}", value, unit)
     status = fails_below(v, cmp, lln)
     when = f"on {ev.date} since last dose {dose}"  # as lab_latest gives a result's date
     why = {
-        Status.UNKNOWN: f"{when}: cannot tell vs lower limit {lln:g}",
-        Status.FAIL: f"below lower limit {lln:g} {when}",
-        Status.PASS: f">= lower limit {lln:g}",
+        Status.UNKNOWN: f"{when}: cannot tell vs lower limit {limit}",
+        Status.FAIL: f"below lower limit {limit} {when}",
+        Status.PASS: f">= lower limit {limit}",
     }[status]
-    return result(crit, status, f"{concept} {value} {unit} {why}", [ev], ignored)
+    return result(crit, status, f"{said} {why}", [ev], ignored)

@@ -111,8 +111,9 @@ def _unknown(crit: Criterion, base: Result, each: list[Reading], *ties: Tie) -> 
     evidence: list[Evidence] = []
     seen: set[str] = set()
     for refs, r in each:
-        # what the reading used, and the results it took first, also where those counted for
-        # nothing (a negative test is no finding: listed among the ignored)
+        # what the reading used (a pass, the negative results it rests on), and the results
+        # it took first, also where those counted for nothing there (listed among its ignored:
+        # an indeterminate result a review check does not count, a negative beside a finding)
         own = [
             e for e in r.ignored if e.ref in refs and not any(x.ref == e.ref for x in r.evidence)
         ]
@@ -121,8 +122,18 @@ def _unknown(crit: Criterion, base: Result, each: list[Reading], *ties: Tie) -> 
                 continue
             seen.add(e.ref)
             if e.ref in tied:
-                was = "" if e.note.startswith("most recent") else f"{e.note}; "
-                e = replace(e, note=f"{was}{tied[e.ref]} if the most recent (same day, no order)")
+                e = replace(
+                    e, note=f"{_was(e.note)}{tied[e.ref]} if the most recent (same day, no order)"
+                )
             evidence.append(e)
     ignored = [e for e in base.ignored if e.ref not in seen]
     return result(crit, Status.UNKNOWN, why, evidence, ignored)
+
+
+def _was(note: str) -> str:
+    """What a tied result's note said, before what it gives if read first: "most recent" is
+    what the tie puts in doubt, so dropped; a check's "most recent: negative" keeps the
+    result's reading, as its positive's "result positive" does."""
+    if note.startswith("most recent: "):
+        return f"result {note.removeprefix('most recent: ')}; "
+    return "" if note.startswith("most recent") else f"{note}; "

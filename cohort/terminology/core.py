@@ -124,7 +124,8 @@ class Terminology:
             problem = alias_conflict(first, rec, alias, ucum)
             if problem is not None:
                 raise problem
-            aliases[alias] = ucum
+            # (the first line's unit: a later one is the same unit, or an error above)
+            aliases.setdefault(alias, ucum)
             written.append((rec.where, "ucum", ucum))
         self.units = Units(specs, aliases, written)
 

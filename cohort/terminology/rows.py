@@ -19,7 +19,7 @@ from cohort.terminology.mappings import (
     parse_number,
     verified_flag,
 )
-from cohort.terminology.units import UnitSpec
+from cohort.terminology.units import UnitSpec, same_unit
 from cohort.terminology.values import RESULTS
 
 LOINC = "http://loinc.org"
@@ -271,15 +271,31 @@ def alias_conflict(
     kept here): an alias reads as one unit, and the later line won without a word. Aliases
     compare as `Units.to_ucum` looks them up first: as written, spaces around them aside, case
     counting (the shipped `G/L`, 10*9/L, and `g/l`, g/L, are two aliases). The same alias with
-    the same unit again reads the same: no problem (as a code twice for one concept)."""
+    the same unit again reads the same: no problem (as a code twice for one concept); so does
+    one with the same unit written otherwise (10*9/L beside 10*3/uL: `alias_same_unit`).
+    UCUM is asked about such a pair only, so loading files without one never builds it."""
     line = int(rec.where.rsplit(":", 1)[1])
     seen_line, seen_ucum = first.setdefault(alias, (line, ucum))
-    if seen_ucum == ucum:
+    if seen_ucum == ucum or same_unit(seen_ucum, ucum):
         return None
     return rec.fail(
         "alias",
         f"'{alias}' is also on line {seen_line} with another unit ('{seen_ucum}' there, "
         f"'{ucum}' here): delete the wrong line",
+    )
+
+
+def alias_same_unit(first: dict[str, tuple[int, str]], alias: str, ucum: str) -> str | None:
+    """`mappings check`'s note on an alias `alias_conflict` let pass with a unit written
+    otherwise than on its first line: a note, not a warning, as neither line is wrong and a
+    run reads the alias alike whichever it takes (nothing to act on); it says that the two
+    were compared, for the reader who finds the alias twice."""
+    seen_line, seen_ucum = first[alias]
+    if seen_ucum == ucum:
+        return None
+    return (
+        f"column 'alias': '{alias}' is also on line {seen_line} as '{seen_ucum}', the same unit "
+        f"as '{ucum}' here: either line reads it alike"
     )
 
 

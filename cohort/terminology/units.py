@@ -84,6 +84,22 @@ def ucum_problem(unit: str) -> str | None:
     return f"UCUM cannot parse '{unit}'"
 
 
+def same_unit(a: str, b: str) -> bool:
+    """Whether UCUM units `a` and `b` are one unit to every conversion `Units` makes: one of
+    either is one of the other (10*9/L and 10*3/uL; to float error), with the same arbitrary
+    units; where they are bare numbers (`1`, `{score}`) the same annotations too, as a
+    `{titer}` converts to itself only. False when UCUM cannot read one. Asks UCUM (the
+    registry is built on first use)."""
+    pa, pb = parse_ucum(a), parse_ucum(b)
+    if pa is None or pb is None or arbitrary(a) != arbitrary(b):
+        return False
+    bare = _ANNOTATION.sub("", a).strip(), _ANNOTATION.sub("", b).strip()
+    if bare[0] in ("", "1") or bare[1] in ("", "1"):
+        return set(bare) <= {"", "1"} and _annotations(a) == _annotations(b)
+    factor = _to(1.0 * pa, pb)
+    return factor is not None and math.isclose(factor, 1.0, rel_tol=1e-9)
+
+
 def _annotations(unit: str) -> list[str]:
     return [a.lower() for a in _ANNOTATION.findall(unit)]
 

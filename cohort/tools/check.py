@@ -29,6 +29,7 @@ from cohort.terminology.rows import (
     KnownSystems,
     alias_conflict,
     alias_row,
+    alias_same_unit,
     coding_problems,
     concept_problems,
     ingredient_row,
@@ -204,6 +205,8 @@ def _check_units(root: Path, known: set[str] | None, f: Findings) -> set[str] | 
         alias = _row(alias_row, rec, f)
         if alias is not None and (twice := alias_conflict(first, rec, *alias)) is not None:
             f.errors.append(str(twice))
+        elif alias is not None and (same := alias_same_unit(first, *alias)) is not None:
+            f.note(rec.where, same)
         problem = ucum_problem(rec.get("ucum")) if rec.get("ucum") else None
         if problem:
             f.error(rec.where, f"column 'ucum': {problem}")
