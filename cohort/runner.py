@@ -25,6 +25,7 @@ from cohort.errors import CohortError, LockedError, OutputError, ReportError, in
 from cohort.forks import map_chunks
 from cohort.ingest import Loaded, ingest
 from cohort.model import Candidate, SiteResult
+from cohort.report.run import run_history, site_summary
 from cohort.runlock import out_lock, run_lock, why
 from cohort.screening import screen
 from cohort.store import Store
@@ -270,8 +271,8 @@ def _locked_run(
                         site, cands, loaded, as_of, prev, newest.isoformat() if newest else ""
                     )
                     results.append(sr)
-                    report["sites"][site.id].update(_site_summary(sr, prev))
-                history = _history(store.runs(), results, as_of)
+                    report["sites"][site.id].update(site_summary(sr, prev))
+                history = run_history(store.runs(), results, as_of)
                 tiers = {
                     sr.site_id: report["sites"][sr.site_id]["tiers"]
                     | {"screened": len(sr.candidates)}
@@ -339,42 +340,3 @@ def _write_report(out: Path, report: dict[str, Any], *, failed: bool) -> None:
         if not failed:
             raise ReportError(f"outputs written; {exc}") from exc
         log.error("%s", exc)
-
-
-def _site_summary(sr: SiteResult, prev: dict[str, str]) -> dict[str, Any]:
-    from cohort.report.run import criterion_funnel, tier_counts
-
-    current = {c.patient.id for c in sr.candidates}
-    return {
-        "screened": len(sr.candidates),
-        "tiers": tier_counts(sr),
-        "funnel": criterion_funnel(sr),
-        "changes": {
-            "new": sum(1 for c in sr.candidates if c.change == "new"),
-            "removed": len(set(prev) - current),
-            "tier_changed": sum(1 for c in sr.candidates if c.change.startswith("tier ")),
-            "criteria_changed": len(getattr(prev, "changed", {})),
-        },
-    }
-
-
-def _history(
-    runs: list[dict[str, Any]], results: list[SiteResult], as_of: date
-) -> list[dict[str, Any]]:
-    """Per-site tier counts over past runs plus this one, oldest first, for the trend chart."""
-    from cohort.report.run import tier_counts
-
-    rows = []
-    for r in reversed(runs):
-        for sid, counts in (r.get("sites") or {}).items():
-            rows.append({"date": r.get("date", ""), "site": sid, **counts})
-    for sr in results:
-        rows.append(
-            {
-                "date": as_of.isoformat(),
-                "site": sr.site_id,
-                "screened": len(sr.candidates),
-                **tier_counts(sr),
-            }
-        )
-    return rows

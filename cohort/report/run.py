@@ -1,4 +1,4 @@
-"""run.json rendering and the per-site counts shared by run.json and the HTML summary."""
+"""run.json rendering, its per-site counts (shared with the HTML summary) and the trend history."""
 
 from __future__ import annotations
 
@@ -87,3 +87,39 @@ def criterion_funnel(site: SiteResult) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def site_summary(sr: SiteResult, prev: dict[str, str]) -> dict[str, Any]:
+    """run.json's counts of one site: screened, tiers, the criterion funnel, changes."""
+    current = {c.patient.id for c in sr.candidates}
+    return {
+        "screened": len(sr.candidates),
+        "tiers": tier_counts(sr),
+        "funnel": criterion_funnel(sr),
+        "changes": {
+            "new": sum(1 for c in sr.candidates if c.change == "new"),
+            "removed": len(set(prev) - current),
+            "tier_changed": sum(1 for c in sr.candidates if c.change.startswith("tier ")),
+            "criteria_changed": len(getattr(prev, "changed", {})),
+        },
+    }
+
+
+def run_history(
+    runs: list[dict[str, Any]], results: list[SiteResult], as_of: date
+) -> list[dict[str, Any]]:
+    """Per-site tier counts over past runs plus this one, oldest first, for the trend chart."""
+    series = []
+    for r in reversed(runs):
+        for sid, counts in (r.get("sites") or {}).items():
+            series.append({"date": r.get("date", ""), "site": sid, **counts})
+    for sr in results:
+        series.append(
+            {
+                "date": as_of.isoformat(),
+                "site": sr.site_id,
+                "screened": len(sr.candidates),
+                **tier_counts(sr),
+            }
+        )
+    return series
