@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
@@ -123,3 +124,74 @@ def run_history(
             }
         )
     return series
+
+
+SITE_FILES = ("candidates.csv", "evidence.csv", "summary.html")  # a site's lists, as renamed
+
+
+@dataclass
+class Renamed:
+    """Whose lists each site of a run holds once its renames stopped part-way (an error, a
+    SIGTERM): `replaced` (all of the site's files this run's), `partly` (the files of a site
+    that are), `kept` (none: the earlier run's) and `unwritten` (none, and none before)."""
+
+    replaced: list[str] = field(default_factory=list)
+    partly: dict[str, list[str]] = field(default_factory=dict)
+    kept: list[str] = field(default_factory=list)
+    unwritten: list[str] = field(default_factory=list)
+
+    def said(self) -> str:
+        """What the failure's one line and run.json's `error` add ("previous outputs kept"
+        would be false for the sites replaced)."""
+        parts = []
+        if self.replaced:
+            parts.append("lists replaced by this run's: " + ", ".join(self.replaced))
+        if self.partly:
+            parts.append("partly replaced: " + ", ".join(
+                f"{sid} ({', '.join(done)} replaced; "
+                f"{', '.join(f for f in SITE_FILES if f not in done)} "
+                f"{'not written' if sid in self.unwritten else 'kept'})"
+                for sid, done in self.partly.items()
+            ))  # fmt: skip
+        if self.kept:
+            parts.append("previous lists kept: " + ", ".join(self.kept))
+        new = [sid for sid in self.unwritten if sid not in self.partly]
+        if new:
+            parts.append("not written (no earlier lists): " + ", ".join(new))
+        return "; ".join(parts)
+
+    def fields(self) -> dict[str, Any]:
+        """run.json's keys for it."""
+        fields: dict[str, Any] = {"outputs_replaced": self.replaced, "outputs_kept": self.kept}
+        if self.partly:
+            fields["outputs_partly_replaced"] = self.partly
+        return fields
+
+    @property
+    def earlier_left(self) -> bool:
+        """Some site of the run still holds an earlier run's list (whose trial and
+        configuration the next run must still be told)."""
+        return bool(self.kept or self.partly)
+
+
+def renamed_lists(sites: list[str], renamed: list[Path], had: list[str]) -> Renamed | None:
+    """Whose lists `sites` hold after the renames of `renamed` (None when nothing was renamed:
+    every earlier list kept); `had`: the sites that held lists before the run."""
+    if not renamed:
+        return None
+    done: dict[str, set[str]] = {sid: set() for sid in sites}
+    for path in renamed:
+        done.setdefault(path.parent.name, set()).add(path.name)
+    out = Renamed()
+    for sid in sites:
+        names = [f for f in SITE_FILES if f in done[sid]]
+        if len(names) == len(SITE_FILES):
+            out.replaced.append(sid)
+            continue
+        if names:
+            out.partly[sid] = names
+        if sid not in had:
+            out.unwritten.append(sid)
+        elif not names:
+            out.kept.append(sid)
+    return out
