@@ -425,3 +425,134 @@ def test_lists_replaced_and_no_run_json_written_leaves_no_stale_run_json(
         "uci; previous lists kept: amr"
     ]
     assert not (out / "run.json").exists()
+
+
+def _tool(*args: str | Path) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def _uci(tmp_path: Path) -> tuple[Path, Path, str]:
+    """(configuration, OUT, a screened patient) after a good run of the uci sample."""
+    cfg = _config(tmp_path, "site", {"uci": SAMPLES / "uci"})
+    out = tmp_path / "out"
+    assert _run(cfg, out).exit_code == 0
+    return cfg, out, next(iter(_rows(out, "uci")))
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Hold `path`'s lock shared, as a reader (`cohort explain`, `cohort diff`) does."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _is_locked(path: Path) -> bool:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def test_coverage_writes_into_the_output_folder_under_its_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cohort mappings coverage --out OUT` wrote OUT/coverage.csv whatever held OUT's lock.
+    It now writes it holding the lock, and exits 10 (nothing written) while a run holds it."""
+    import cohort.tools.coverage as coverage
+
+    cfg, out, _ = _uci(tmp_path)
+    args = ("mappings", "coverage", "--config", cfg, "--out", out)
+    with _held(out / LOCK):
+        res = _tool(*args)
+    assert res.exit_code == 10, res.output
+    assert res.stderr.splitlines() == [
+        f"cohort: error: a run holds {out / LOCK} (it is writing {out}); not writing "
+        f"{out / 'coverage.csv'}: try again once it has finished"
+    ]
+    assert not (out / "coverage.csv").exists()
+    locked = []
+    real = coverage.write_csv
+
+    def write_csv(report: Any, path: Path) -> Path:
+        locked.append(_is_locked(out / LOCK))
+        return real(report, path)
+
+    monkeypatch.setattr(coverage, "write_csv", write_csv)
+    assert _tool(*args).exit_code == 0
+    assert locked == [True] and (out / "coverage.csv").is_file()
+    assert not _is_locked(out / LOCK)
+
+
+def test_explain_and_diff_do_not_read_an_output_folder_a_run_is_replacing(
+    tmp_path: Path,
+) -> None:
+    """`cohort explain` read run.json's as-of date and the store, and `cohort diff` the lists
+    and run.json, while a run replaced them: last night's date with tonight's store, one site's
+    new list beside another's old one and the old mapping version. While a run holds OUT's
+    lock they now exit 10 at once (a run holds it for minutes to hours), saying so."""
+    cfg, out, pid = _uci(tmp_path)
+    other = tmp_path / "other"
+    assert _run(cfg, other).exit_code == 0
+    refused = "(it is writing {0}); not reading {0} half-written: try again once it has finished"
+    with _held(out / LOCK):
+        res = _tool("explain", pid, "--config", cfg, "--out", out)
+        assert res.exit_code == 10, res.output
+        assert res.stdout == ""
+        assert _errors(res) == [f"cohort: error: a run holds {out / LOCK} " + refused.format(out)]
+        res = _tool("diff", other, out)
+        assert res.exit_code == 10, res.output
+        assert _errors(res) == [f"cohort: error: a run holds {out / LOCK} " + refused.format(out)]
+    # readers share the lock: two at once, or one while another holds it
+    with _reading(out / LOCK), _reading(other / LOCK):
+        res = _tool("explain", pid, "--config", cfg, "--out", out)
+        assert res.exit_code == 0 and "(the run's, from run.json)" in res.stdout
+        assert _tool("diff", other, out).exit_code == 0
+
+
+def test_a_run_waits_for_a_reader_of_its_output_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A coordinator's `cohort explain` holding OUT's lock as the nightly run starts does not
+    fail the run (exit 10): the run waits for it (readers take seconds), and gives up only
+    after `runlock.READER_WAIT` seconds."""
+    import threading
+
+    import cohort.runlock as runlock
+
+    cfg, out, _ = _uci(tmp_path)
+    fd = os.open(out / LOCK, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    threading.Timer(1.0, os.close, [fd]).start()
+    assert _run(cfg, out, "2026-12-01").exit_code == 0
+    assert _report(out)["as_of"] == "2026-12-01"
+    monkeypatch.setattr(runlock, "READER_WAIT", 0.3)
+    before = _files(out)
+    with _reading(out / LOCK):
+        res = _run(cfg, out, "2026-12-02")
+    assert res.exit_code == 10
+    assert _errors(res) == [
+        f"cohort: error: a reader (cohort explain or diff) has held {out / LOCK} "
+        f"for over 0.3 s; not starting"
+    ]
+    assert _files(out) == before
+
+
+def test_readers_make_no_lock_file_in_a_folder_no_run_wrote(tmp_path: Path) -> None:
+    """`cohort diff` of folders copied elsewhere (no lock file: no run is writing them) reads
+    them as ever and leaves nothing there."""
+    _, out, _ = _uci(tmp_path)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for p in _files(out):
+        (copy / p.relative_to(out)).parent.mkdir(parents=True, exist_ok=True)
+        (copy / p.relative_to(out)).write_bytes(p.read_bytes())
+    assert _tool("diff", copy, out).exit_code == 0
+    assert not (copy / LOCK).exists()
