@@ -243,7 +243,7 @@ def _run(
 def _locked_run(
     cfg: Config, as_of: date, out: Path, *, full_refresh: bool, phi: bool
 ) -> dict[str, Any]:
-    from cohort.tools.changes import config_name, kept_outputs, kept_warnings
+    from cohort.tools.changes import config_name, kept_outputs, kept_warnings, not_compared
 
     timer = Timer()
     report: dict[str, Any] = {
@@ -297,7 +297,8 @@ def _locked_run(
                 for site in cfg.sites:
                     with timer.stage("evaluate"):
                         cands = screen(site, store, loaded, as_of, cfg.workers, phi=phi)
-                    prev = {} if foreign else previous_tiers(out / site.id / "candidates.csv")
+                    path = out / site.id / "candidates.csv"
+                    prev = not_compared(path) if foreign else previous_tiers(path)
                     newest = max((c.last_seen for c in cands if c.last_seen), default=None)
                     sr = site_result(
                         site, cands, loaded, as_of, prev, newest.isoformat() if newest else ""

@@ -15,6 +15,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import signal
 import stat
 import time
@@ -556,3 +557,28 @@ def test_readers_make_no_lock_file_in_a_folder_no_run_wrote(tmp_path: Path) -> N
         (copy / p.relative_to(out)).write_bytes(p.read_bytes())
     assert _tool("diff", copy, out).exit_code == 0
     assert not (copy / LOCK).exists()
+
+
+def _no_previous_run(out: Path, site: str) -> str:
+    """The text summary.html gives for having nothing to compare with ("" when it compared)."""
+    page = (out / site / "summary.html").read_text(encoding="utf-8")
+    found = re.search(r'<p id="no-previous-run"[^>]*>(.*?)</p>', page, re.S)
+    return found[1] if found else ""
+
+
+def test_summary_says_another_configuration_wrote_the_lists_not_first_run(tmp_path: Path) -> None:
+    """After a run of another configuration file into the same OUT, summary.html said "the
+    first run" though OUT held lists, which the run does not compare with. It now says why; a
+    site that had no lists in OUT is still its first run."""
+    one = _config(tmp_path / "a", "one", {"uci": SAMPLES / "uci"})
+    both = _config(tmp_path / "b", "both", {"uci": SAMPLES / "uci", "amr": SAMPLES / "amr"})
+    out = tmp_path / "out"
+    assert _run(one, out).exit_code == 0
+    assert "(the first run)" in _no_previous_run(out, "uci")
+    assert _run(both, out, "2026-12-01").exit_code == 0
+    said = _no_previous_run(out, "uci")
+    assert "first run" not in said
+    assert "written by another configuration file" in said and "run.json" in said
+    assert "(the first run)" in _no_previous_run(out, "amr")
+    assert _run(both, out, "2026-12-02").exit_code == 0
+    assert _no_previous_run(out, "uci") == _no_previous_run(out, "amr") == ""
