@@ -132,8 +132,8 @@ def coverage(config: Path | None, site: str | None, out: Path, limit: int) -> No
     report = coverage_report(cfg, out, site)
     echo(render_terminal(report, limit))
     target = out / "coverage.csv"
-    # OUT's lock only for the write (milliseconds): held while the store is read (a minute on
-    # a large one) it would make a nightly run starting meanwhile exit 10
+    # OUT's lock only for the write (milliseconds): held while the store is read (long on a
+    # large one) it would make a nightly run starting meanwhile exit 10
     with _writing(out, target):
         path = write_csv(report, target)
     echo(f"mapping version {report.version} -> {path}")
