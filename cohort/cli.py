@@ -35,14 +35,20 @@ class CohortGroup(click.Group):
             return super().invoke(ctx)
         except CohortError as exc:
             # (a file name or a server's answer in it may hold control characters)
-            click.echo(f"cohort: error: {printable(str(exc))}", err=True)
+            click.echo(f"cohort: error: {printable(_said(exc, str(exc)))}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt as exc:
             # Ctrl-C, or SIGTERM (`stop_on_sigterm`): click's "Aborted!" exited 1, which the
             # exit codes call a bug; 128 + the signal's number, as a shell reports it
             why, code = interruption(exc)
-            click.echo(f"cohort: error: interrupted ({why})", err=True)
+            click.echo(f"cohort: error: {printable(_said(exc, f'interrupted ({why})'))}", err=True)
             ctx.exit(code)
+
+
+def _said(exc: BaseException, line: str) -> str:
+    """The error's one line and its notes (a run stopped part-way through replacing the lists
+    adds which sites' lists are its own: `report.run.renamed_lists`)."""
+    return "; ".join([line, *getattr(exc, "__notes__", [])])
 
 
 def stop_on_sigterm() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -129,8 +131,27 @@ def coverage(config: Path | None, site: str | None, out: Path, limit: int) -> No
     cfg = _cfg(config)
     report = coverage_report(cfg, out, site)
     echo(render_terminal(report, limit))
-    path = write_csv(report, out / "coverage.csv")
+    target = out / "coverage.csv"
+    # OUT's lock only for the write (milliseconds): held while the store is read (long on a
+    # large one) it would make a nightly run starting meanwhile exit 10
+    with _writing(out, target):
+        path = write_csv(report, target)
     echo(f"mapping version {report.version} -> {path}")
+
+
+@contextmanager
+def _writing(out: Path, target: Path) -> Iterator[None]:
+    """OUT made (0700, as `cohort run` makes it) and locked to write `target` into it."""
+    from cohort.atomic import ensure_dir
+    from cohort.errors import OutputError
+    from cohort.runlock import out_lock, why
+
+    try:
+        ensure_dir(out)
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {why(exc)}") from None
+    with out_lock(out, writing=target):
+        yield
 
 
 @mappings.command("import-valueset", epilog=EPILOG)
@@ -228,11 +249,17 @@ def explain(
     An id that starts with "-" goes after `--`: cohort explain --out OUT -- -p1
     """
     from cohort.cli import parse_as_of
+    from cohort.runlock import out_read_lock
     from cohort.tools.explain import explain_patient, run_as_of
 
-    day = None if as_of else run_as_of(out)
-    when = day or parse_as_of(as_of)
-    echo(explain_patient(_cfg(config), out, patient_id, when, site, run_date=day is not None))
+    cfg = _cfg(config)
+    # run.json's as-of date and the store, read while no run replaces them (its lock, shared);
+    # printed after letting go: a terminal paging it never holds up the nightly run
+    with out_read_lock(out):
+        day = None if as_of else run_as_of(out)
+        when = day or parse_as_of(as_of)
+        text = explain_patient(cfg, out, patient_id, when, site, run_date=day is not None)
+    echo(text)
 
 
 @click.command(epilog=EPILOG)
@@ -244,9 +271,13 @@ def diff(out_a: Path, out_b: Path) -> None:
     Patients added or removed, tier, eligible_from and to_confirm changes, criterion cell
     changes, and criteria present in one run only.
     """
+    from cohort.runlock import out_read_lock
     from cohort.tools.diff import diff_outputs, render
 
-    echo(render(diff_outputs(out_a, out_b)))
+    # each folder's lists and run.json read while no run replaces them (its lock, shared)
+    with out_read_lock(out_a), out_read_lock(out_b):
+        found = diff_outputs(out_a, out_b)
+    echo(render(found))
 
 
 def register(cli: click.Group) -> None:

@@ -74,7 +74,7 @@ class LockedError(CohortError):
 
 class ReportError(CohortError):
     """The outputs were written (renamed into place), but OUT/run.json, written last, could not
-    be: the previous outputs were not kept, so no exit 9."""
+    be: the previous outputs were not kept, so no exit 9 (and the previous run.json is gone)."""
 
     exit_code = 11
 
@@ -89,7 +89,7 @@ EXIT_CODES: dict[int, str] = {
     6: "FHIR server error",
     7: "FHIR server authentication error",
     8: "local store error",
-    9: "output cannot be written (previous outputs kept)",
+    9: "output cannot be written (previous outputs kept, except for the sites the message names)",
     10: "another run of this configuration, or into this output folder, is in progress",
     11: "outputs written, but run.json cannot be written",
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gc
 import logging
@@ -25,6 +26,7 @@ from cohort.errors import CohortError, LockedError, OutputError, ReportError, in
 from cohort.forks import map_chunks
 from cohort.ingest import Loaded, ingest
 from cohort.model import Candidate, SiteResult
+from cohort.report.run import Renamed, renamed_lists, run_history, site_summary
 from cohort.runlock import out_lock, run_lock, why
 from cohort.screening import screen
 from cohort.store import Store
@@ -78,11 +80,15 @@ def write_outputs(
     history: list[dict[str, Any]],
     phi: bool,
     before_replace: Callable[[], None] | None = None,
+    renamed: list[Path] | None = None,
 ) -> None:
     """Write every file staged first, then replace them one by one (each atomically, 0600).
 
     `before_replace` runs once every file is staged, before any is replaced: what fails there
-    (the run's history, written to the store) fails the run with the previous outputs kept."""
+    (the run's history, written to the store) fails the run with the previous outputs kept.
+    `renamed` gets the files renamed into place, also when the renames stop part-way (an error,
+    SIGTERM): what the failure then says was replaced. Once one is, OUT/run.json, which
+    described the lists it replaced, is removed (`drop_run_json`)."""
     from cohort.atomic import discard, write_atomic
     from cohort.report.csv import candidates_csv_chunks, evidence_csv_chunks
     from cohort.report.html import summary_html
@@ -113,6 +119,7 @@ def write_outputs(
     # The files are rendered and written by two processes, whichever is free taking the next
     # (10k candidates: ~0.78 -> ~0.6 s); if that fails, here, one after the other, so an error
     # is raised here with its own message.
+    renaming = False
     try:
         done = None
         if len(jobs) > 1 and sum(len(sr.candidates) for sr in results) >= REPORT_FORK_MIN:
@@ -127,19 +134,37 @@ def write_outputs(
                 raise OutputError(f"cannot write {path}: Is a directory")
         if before_replace is not None:
             before_replace()
-        for tmp, path in staged:
+        renaming = True
+        for n, (tmp, path) in enumerate(staged):
             try:
                 os.replace(tmp, path)
             except OSError as exc:
                 raise OutputError(f"cannot write {path}: {exc.strerror}") from exc
+            if n == 0:
+                drop_run_json(out)
     except OSError as exc:
         raise OutputError(f"cannot write {out}: {exc.strerror}") from exc
     finally:
+        if renaming and renamed is not None:
+            # read off the folder, not counted as they go: a SIGTERM between a rename and its
+            # count would have left a replaced file out (a staged file is gone once renamed)
+            renamed += [path for tmp, path in staged if not tmp.exists()]
         for tmp, _ in staged:
             discard(tmp)  # (with a half-written temp file of it: PHI, nothing else removes it)
 
 
 _indexes = msgspec.msgpack.Decoder(list[int]).decode  # what the writing processes hand back
+
+
+def drop_run_json(out: Path) -> None:
+    """Remove OUT/run.json once a list it described has been replaced: left in place when the
+    new one cannot be written (exit 11, or a failure part-way through the renames), it told
+    research IT's monitor, `cohort diff` and the next run of older lists, "success", counts and
+    as-of date, beside tonight's. Not before the first rename: a run that replaces nothing
+    keeps it, still true of the lists it kept, should its own run.json fail too.
+    Best effort (a folder in its place describes nothing)."""
+    with contextlib.suppress(OSError):
+        (out / "run.json").unlink()
 
 
 def site_result(
@@ -218,7 +243,7 @@ def _run(
 def _locked_run(
     cfg: Config, as_of: date, out: Path, *, full_refresh: bool, phi: bool
 ) -> dict[str, Any]:
-    from cohort.tools.changes import config_name, kept_outputs, kept_warnings
+    from cohort.tools.changes import config_name, kept_outputs, kept_warnings, not_compared
 
     timer = Timer()
     report: dict[str, Any] = {
@@ -238,6 +263,14 @@ def _locked_run(
     # lists another configuration wrote are not this run's previous run (like another trial's)
     foreign = bool(kept.config) and kept.config != report["config"]
     report["warnings"] += kept_warnings(out, kept, report["config"], [s.id for s in cfg.sites])
+    renamed: list[Path] = []  # the run's files renamed into place (write_outputs)
+
+    def failed(error: str, exc: BaseException) -> None:
+        lists = renamed_lists([s.id for s in cfg.sites], renamed, kept.sites)
+        if lists is not None:
+            exc.add_note(lists.said())  # (the CLI's one line ends with it)
+        _failed(report, error, kept, lists)
+
     try:
         with run_lock(state):
             with timer.stage("load_mappings"):
@@ -264,14 +297,15 @@ def _locked_run(
                 for site in cfg.sites:
                     with timer.stage("evaluate"):
                         cands = screen(site, store, loaded, as_of, cfg.workers, phi=phi)
-                    prev = {} if foreign else previous_tiers(out / site.id / "candidates.csv")
+                    path = out / site.id / "candidates.csv"
+                    prev = not_compared(path) if foreign else previous_tiers(path)
                     newest = max((c.last_seen for c in cands if c.last_seen), default=None)
                     sr = site_result(
                         site, cands, loaded, as_of, prev, newest.isoformat() if newest else ""
                     )
                     results.append(sr)
-                    report["sites"][site.id].update(_site_summary(sr, prev))
-                history = _history(store.runs(), results, as_of)
+                    report["sites"][site.id].update(site_summary(sr, prev))
+                history = run_history(store.runs(), results, as_of)
                 tiers = {
                     sr.site_id: report["sites"][sr.site_id]["tiers"]
                     | {"screened": len(sr.candidates)}
@@ -289,18 +323,19 @@ def _locked_run(
                         before_replace=lambda: store.add_run(
                             {"date": as_of.isoformat(), "finished": now_iso(), "sites": tiers}
                         ),
+                        renamed=renamed,
                     )
         report["status"] = "success"
     except CohortError as exc:
-        _failed(report, str(exc), kept)
+        failed(str(exc), exc)
         raise
     except Exception as exc:
         # A bug or an unwrapped library error: still record the failure (type only: an
         # exception's message may quote input values, i.e. PHI), then let it propagate.
-        _failed(report, f"internal error ({type(exc).__name__}); this is a bug, see the log", kept)
+        failed(f"internal error ({type(exc).__name__}); this is a bug, see the log", exc)
         raise
     except KeyboardInterrupt as exc:  # Ctrl-C: run.json said "running" for a run long stopped
-        _failed(report, f"interrupted ({interruption(exc)[0]})", kept)
+        failed(f"interrupted ({interruption(exc)[0]})", exc)
         raise
     finally:
         report["finished"] = now_iso()
@@ -308,73 +343,43 @@ def _locked_run(
         failure = sys.exc_info()[1]
         # (exit 10, the store's lock held: never touch outputs the run holding it may write)
         if not isinstance(failure, LockedError):
-            _write_report(out, report, failed=failure is not None)
+            _write_report(out, report, failed=failure is not None, replaced=bool(renamed))
     return report
 
 
-def _failed(report: dict[str, Any], error: str, kept: Kept) -> None:
+def _failed(report: dict[str, Any], error: str, kept: Kept, lists: Renamed | None) -> None:
     """Mark the run report failed; `previous_outputs_kept` says whether OUT holds an earlier
-    run's candidate lists (untouched), `outputs_trial` and `outputs_config` whose they are."""
+    run's candidate lists (untouched), `outputs_trial` and `outputs_config` whose they are.
+    With `lists` (renames stopped part-way) the lists are not all kept: the error and
+    `outputs_replaced` / `outputs_kept` say which sites' are this run's."""
     report["status"] = "failed"
-    report["error"] = error
-    report["previous_outputs_kept"] = bool(kept.sites)
+    report["error"] = error if lists is None else f"{error}; {lists.said()}"
+    report["previous_outputs_kept"] = bool(kept.sites) and lists is None
+    if lists is not None:
+        report.update(lists.fields())
+        if not lists.earlier_left:
+            return  # (every list of the run is its own: `trial` and `config` say whose)
     if kept.trial:
         report["outputs_trial"] = kept.trial
     if kept.config:
         report["outputs_config"] = kept.config
 
 
-def _write_report(out: Path, report: dict[str, Any], *, failed: bool) -> None:
+def _write_report(out: Path, report: dict[str, Any], *, failed: bool, replaced: bool) -> None:
     """Write run.json (staged, then renamed: never half-written). When the run has already
     failed, a run.json that cannot be written is logged and the run's own error (its one line
     and exit code) is what the caller sees. After a run that succeeded, the outputs are in
     place already (run.json is written last): exit 11 says so, not exit 9's "previous outputs
-    kept"."""
+    kept". Either way, once a list was `replaced` no earlier run.json is left to describe it."""
     from cohort.atomic import write_atomic
     from cohort.report.run import run_json
 
     try:
         write_atomic(out / "run.json", run_json(report))
     except OutputError as exc:
+        if replaced:
+            # (write_outputs removed it after the first rename; a SIGTERM could come between)
+            drop_run_json(out)
         if not failed:
             raise ReportError(f"outputs written; {exc}") from exc
         log.error("%s", exc)
-
-
-def _site_summary(sr: SiteResult, prev: dict[str, str]) -> dict[str, Any]:
-    from cohort.report.run import criterion_funnel, tier_counts
-
-    current = {c.patient.id for c in sr.candidates}
-    return {
-        "screened": len(sr.candidates),
-        "tiers": tier_counts(sr),
-        "funnel": criterion_funnel(sr),
-        "changes": {
-            "new": sum(1 for c in sr.candidates if c.change == "new"),
-            "removed": len(set(prev) - current),
-            "tier_changed": sum(1 for c in sr.candidates if c.change.startswith("tier ")),
-            "criteria_changed": len(getattr(prev, "changed", {})),
-        },
-    }
-
-
-def _history(
-    runs: list[dict[str, Any]], results: list[SiteResult], as_of: date
-) -> list[dict[str, Any]]:
-    """Per-site tier counts over past runs plus this one, oldest first, for the trend chart."""
-    from cohort.report.run import tier_counts
-
-    rows = []
-    for r in reversed(runs):
-        for sid, counts in (r.get("sites") or {}).items():
-            rows.append({"date": r.get("date", ""), "site": sid, **counts})
-    for sr in results:
-        rows.append(
-            {
-                "date": as_of.isoformat(),
-                "site": sr.site_id,
-                "screened": len(sr.candidates),
-                **tier_counts(sr),
-            }
-        )
-    return rows

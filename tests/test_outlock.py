@@ -15,10 +15,14 @@ import errno
 import fcntl
 import json
 import os
+import re
+import signal
 import stat
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -223,7 +227,9 @@ def test_run_json_disk_full_after_the_outputs_exits_11(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The disk fills up as run.json is written (after the lists): exit 11, and run.json is
-    never half-written (staged, then renamed): the previous one stays whole."""
+    never half-written (staged, then renamed). The previous run.json was left in place, so
+    research IT's monitor (and `cohort diff`, the next run) read last night's "success", counts
+    and as-of date beside tonight's lists: no run.json describing older lists is left now."""
     import cohort.atomic as atomic
 
     cfg = _config(tmp_path, "site", {"site-x": SITE_X})
@@ -245,6 +251,334 @@ def test_run_json_disk_full_after_the_outputs_exits_11(
     assert _errors(res) == [
         f"cohort: error: outputs written; cannot write {out / 'run.json'}: No space left on device"
     ]
-    assert (out / "run.json").read_bytes() == report
+    assert json.loads(report)["status"] == "success"
+    assert not (out / "run.json").exists()
     assert not [p for p in out.rglob(".*") if p.name != LOCK]
     assert "2026-12-01" in (out / "site-x" / "summary.html").read_text(encoding="utf-8")
+
+
+def _two_sites(tmp_path: Path) -> tuple[Path, Path, dict[Path, bytes]]:
+    """(configuration, OUT, its files) after a good run of uci and amr (in that order: uci's
+    lists are renamed into place first)."""
+    cfg = _config(tmp_path, "two", {"uci": SAMPLES / "uci", "amr": SAMPLES / "amr"})
+    out = tmp_path / "out"
+    assert _run(cfg, out).exit_code == 0
+    return cfg, out, _files(out)
+
+
+def _on_rename(monkeypatch: pytest.MonkeyPatch, then: dict[Path, Callable[[], None]]) -> None:
+    """Call `then[target]` in place of renaming a file to `target` (raise an OSError, send
+    SIGTERM); every other rename as ever."""
+    real = os.replace
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str], **kw: Any) -> None:
+        if Path(dst) in then:
+            then[Path(dst)]()
+        real(src, dst, **kw)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+def _fails(code: int) -> Callable[[], None]:
+    def fail() -> None:
+        raise OSError(code, os.strerror(code))
+
+    return fail
+
+
+def _report(out: Path) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    return report
+
+
+def _inodes(out: Path) -> dict[Path, int]:
+    return {p: p.stat().st_ino for p in _files(out)}
+
+
+def _replaced(out: Path, inodes: dict[Path, int], site: str) -> list[str]:
+    """The files of `site` renamed into place since `inodes` (a rename gives a new inode;
+    the bytes may be the same)."""
+    return [p.name for p in sorted(inodes) if p.parent == out / site
+            and p.stat().st_ino != inodes[p]]  # fmt: skip
+
+
+def test_a_rename_failing_at_the_second_site_says_which_lists_were_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uci's lists were renamed into place, then amr's first rename failed: the run said
+    exit 9 and run.json `previous_outputs_kept: true`, though uci's lists were tonight's. The
+    line and run.json now say which sites' lists were replaced and which were kept."""
+    cfg, out, _ = _two_sites(tmp_path)
+    inodes = _inodes(out)
+    target = out / "amr" / "candidates.csv"
+    _on_rename(monkeypatch, {target: _fails(errno.EIO)})
+    res = _run(cfg, out, "2026-12-01")
+    monkeypatch.undo()
+    assert res.exit_code == 9, res.output
+    line = (
+        f"cannot write {target}: Input/output error; lists replaced by this run's: uci; "
+        "previous lists kept: amr"
+    )
+    assert _errors(res) == [f"cohort: error: {line}"]
+    assert _replaced(out, inodes, "uci") == ["candidates.csv", "evidence.csv", "summary.html"]
+    assert _replaced(out, inodes, "amr") == []
+    report = _report(out)
+    assert report["status"] == "failed" and report["error"] == line
+    assert report["previous_outputs_kept"] is False
+    assert report["outputs_replaced"] == ["uci"] and report["outputs_kept"] == ["amr"]
+    assert "outputs_partly_replaced" not in report
+    assert not [p for p in out.rglob(".*") if p.name != LOCK], "staged files left behind"
+
+
+def test_a_rename_failing_inside_a_site_names_the_files_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """amr's candidates.csv renamed, its evidence.csv not: amr is neither replaced nor kept,
+    and the line says which of its files are tonight's."""
+    cfg, out, _ = _two_sites(tmp_path)
+    inodes = _inodes(out)
+    target = out / "amr" / "evidence.csv"
+    _on_rename(monkeypatch, {target: _fails(errno.EIO)})
+    res = _run(cfg, out, "2026-12-01")
+    monkeypatch.undo()
+    assert res.exit_code == 9, res.output
+    assert _errors(res) == [
+        f"cohort: error: cannot write {target}: Input/output error; lists replaced by this "
+        "run's: uci; partly replaced: amr (candidates.csv replaced; evidence.csv, summary.html "
+        "kept)"
+    ]
+    assert _replaced(out, inodes, "amr") == ["candidates.csv"]
+    report = _report(out)
+    assert report["previous_outputs_kept"] is False
+    assert report["outputs_replaced"] == ["uci"] and report["outputs_kept"] == []
+    assert report["outputs_partly_replaced"] == {"amr": ["candidates.csv"]}
+
+
+def test_sigterm_between_the_renames_says_which_lists_were_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM after uci's lists were renamed into place, before amr's: exit 143 as ever, and
+    the line and run.json say uci's lists are tonight's, amr's last night's."""
+    cfg, out, _ = _two_sites(tmp_path)
+    inodes = _inodes(out)
+
+    def sigterm() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(500):  # the handler runs at the next bytecode boundary
+            time.sleep(0.01)
+
+    _on_rename(monkeypatch, {out / "amr" / "candidates.csv": sigterm})
+    with _sigterm_stops():
+        res = _run(cfg, out, "2026-12-01")
+    monkeypatch.undo()
+    assert res.exit_code == 143, res.output
+    said = "interrupted (SIGTERM); lists replaced by this run's: uci; previous lists kept: amr"
+    assert _errors(res) == [f"cohort: error: {said}"]
+    assert _replaced(out, inodes, "uci") == ["candidates.csv", "evidence.csv", "summary.html"]
+    assert _replaced(out, inodes, "amr") == []
+    report = _report(out)
+    assert report["error"] == said and report["previous_outputs_kept"] is False
+    assert report["outputs_replaced"] == ["uci"] and report["outputs_kept"] == ["amr"]
+
+
+@contextmanager
+def _sigterm_stops() -> Iterator[None]:
+    """SIGTERM stops the run as under `cohort` (cli.main installs it; CliRunner does not)."""
+    from cohort.cli import stop_on_sigterm
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        stop_on_sigterm()
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_no_list_replaced_and_no_run_json_written_keeps_the_previous_run_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first rename fails and so does the failed run's run.json: every list is last
+    night's, and so is run.json, which still describes them (their trial and configuration,
+    which the next run compares by): it is not removed before a list has been replaced."""
+    cfg, out, before = _two_sites(tmp_path)
+    target = out / "uci" / "candidates.csv"
+    _on_rename(monkeypatch, {target: _fails(errno.EIO), out / "run.json": _fails(errno.ENOSPC)})
+    res = _run(cfg, out, "2026-12-01")
+    monkeypatch.undo()
+    assert res.exit_code == 9
+    assert _errors(res) == [f"cohort: error: cannot write {target}: Input/output error"]
+    assert _files(out) == before
+
+
+def test_lists_replaced_and_no_run_json_written_leaves_no_stale_run_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uci's lists replaced, amr's rename and then the failed run's run.json failing: last
+    night's run.json said "success" for lists no longer all there; none is left now."""
+    cfg, out, _ = _two_sites(tmp_path)
+    amr = out / "amr" / "candidates.csv"
+    _on_rename(monkeypatch, {amr: _fails(errno.EIO), out / "run.json": _fails(errno.ENOSPC)})
+    res = _run(cfg, out, "2026-12-01")
+    monkeypatch.undo()
+    assert res.exit_code == 9
+    assert _errors(res) == [
+        f"cohort: error: cannot write {amr}: Input/output error; lists replaced by this run's: "
+        "uci; previous lists kept: amr"
+    ]
+    assert not (out / "run.json").exists()
+
+
+def _tool(*args: str | Path) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def _uci(tmp_path: Path) -> tuple[Path, Path, str]:
+    """(configuration, OUT, a screened patient) after a good run of the uci sample."""
+    cfg = _config(tmp_path, "site", {"uci": SAMPLES / "uci"})
+    out = tmp_path / "out"
+    assert _run(cfg, out).exit_code == 0
+    return cfg, out, next(iter(_rows(out, "uci")))
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Hold `path`'s lock shared, as a reader (`cohort explain`, `cohort diff`) does."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _is_locked(path: Path) -> bool:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def test_coverage_writes_into_the_output_folder_under_its_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cohort mappings coverage --out OUT` wrote OUT/coverage.csv whatever held OUT's lock.
+    It now writes it holding the lock, and exits 10 (nothing written) while a run holds it."""
+    import cohort.tools.coverage as coverage
+
+    cfg, out, _ = _uci(tmp_path)
+    args = ("mappings", "coverage", "--config", cfg, "--out", out)
+    with _held(out / LOCK):
+        res = _tool(*args)
+    assert res.exit_code == 10, res.output
+    assert res.stderr.splitlines() == [
+        f"cohort: error: a run holds {out / LOCK} (it is writing {out}); not writing "
+        f"{out / 'coverage.csv'}: try again once it has finished"
+    ]
+    assert not (out / "coverage.csv").exists()
+    locked = []
+    real = coverage.write_csv
+
+    def write_csv(report: Any, path: Path) -> Path:
+        locked.append(_is_locked(out / LOCK))
+        return real(report, path)
+
+    monkeypatch.setattr(coverage, "write_csv", write_csv)
+    assert _tool(*args).exit_code == 0
+    assert locked == [True] and (out / "coverage.csv").is_file()
+    assert not _is_locked(out / LOCK)
+
+
+def test_explain_and_diff_do_not_read_an_output_folder_a_run_is_replacing(
+    tmp_path: Path,
+) -> None:
+    """`cohort explain` read run.json's as-of date and the store, and `cohort diff` the lists
+    and run.json, while a run replaced them: last night's date with tonight's store, one site's
+    new list beside another's old one and the old mapping version. While a run holds OUT's
+    lock they now exit 10 at once (a run holds it for minutes to hours), saying so."""
+    cfg, out, pid = _uci(tmp_path)
+    other = tmp_path / "other"
+    assert _run(cfg, other).exit_code == 0
+    refused = "(it is writing {0}); not reading {0} half-written: try again once it has finished"
+    with _held(out / LOCK):
+        res = _tool("explain", pid, "--config", cfg, "--out", out)
+        assert res.exit_code == 10, res.output
+        assert res.stdout == ""
+        assert _errors(res) == [f"cohort: error: a run holds {out / LOCK} " + refused.format(out)]
+        res = _tool("diff", other, out)
+        assert res.exit_code == 10, res.output
+        assert _errors(res) == [f"cohort: error: a run holds {out / LOCK} " + refused.format(out)]
+    # readers share the lock: two at once, or one while another holds it
+    with _reading(out / LOCK), _reading(other / LOCK):
+        res = _tool("explain", pid, "--config", cfg, "--out", out)
+        assert res.exit_code == 0 and "(the run's, from run.json)" in res.stdout
+        assert _tool("diff", other, out).exit_code == 0
+
+
+def test_a_run_waits_for_a_reader_of_its_output_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A coordinator's `cohort explain` holding OUT's lock as the nightly run starts does not
+    fail the run (exit 10): the run waits for it (readers take seconds), and gives up only
+    after `runlock.READER_WAIT` seconds."""
+    import threading
+
+    import cohort.runlock as runlock
+
+    cfg, out, _ = _uci(tmp_path)
+    fd = os.open(out / LOCK, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    threading.Timer(1.0, os.close, [fd]).start()
+    assert _run(cfg, out, "2026-12-01").exit_code == 0
+    assert _report(out)["as_of"] == "2026-12-01"
+    monkeypatch.setattr(runlock, "READER_WAIT", 0.3)
+    before = _files(out)
+    with _reading(out / LOCK):
+        res = _run(cfg, out, "2026-12-02")
+    assert res.exit_code == 10
+    assert _errors(res) == [
+        f"cohort: error: a reader (cohort explain or diff) has held {out / LOCK} "
+        f"for over 0.3 s; not starting"
+    ]
+    assert _files(out) == before
+
+
+def test_readers_make_no_lock_file_in_a_folder_no_run_wrote(tmp_path: Path) -> None:
+    """`cohort diff` of folders copied elsewhere (no lock file: no run is writing them) reads
+    them as ever and leaves nothing there."""
+    _, out, _ = _uci(tmp_path)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for p in _files(out):
+        (copy / p.relative_to(out)).parent.mkdir(parents=True, exist_ok=True)
+        (copy / p.relative_to(out)).write_bytes(p.read_bytes())
+    assert _tool("diff", copy, out).exit_code == 0
+    assert not (copy / LOCK).exists()
+
+
+def _no_previous_run(out: Path, site: str) -> str:
+    """The text summary.html gives for having nothing to compare with ("" when it compared)."""
+    page = (out / site / "summary.html").read_text(encoding="utf-8")
+    found = re.search(r'<p id="no-previous-run"[^>]*>(.*?)</p>', page, re.S)
+    return found[1] if found else ""
+
+
+def test_summary_says_another_configuration_wrote_the_lists_not_first_run(tmp_path: Path) -> None:
+    """After a run of another configuration file into the same OUT, summary.html said "the
+    first run" though OUT held lists, which the run does not compare with. It now says why; a
+    site that had no lists in OUT is still its first run."""
+    one = _config(tmp_path / "a", "one", {"uci": SAMPLES / "uci"})
+    both = _config(tmp_path / "b", "both", {"uci": SAMPLES / "uci", "amr": SAMPLES / "amr"})
+    out = tmp_path / "out"
+    assert _run(one, out).exit_code == 0
+    assert "(the first run)" in _no_previous_run(out, "uci")
+    assert _run(both, out, "2026-12-01").exit_code == 0
+    said = _no_previous_run(out, "uci")
+    assert "first run" not in said
+    assert "written by another configuration file" in said and "run.json" in said
+    assert "(the first run)" in _no_previous_run(out, "amr")
+    assert _run(both, out, "2026-12-02").exit_code == 0
+    assert _no_previous_run(out, "uci") == _no_previous_run(out, "amr") == ""

@@ -241,3 +241,21 @@ def test_a_failed_first_run_of_a_new_trial_does_not_make_the_old_lists_its_own(
         "criteria_changed": 0,
     }
     assert 'id="no-previous-run"' in (out / "site-x" / "summary.html").read_text()
+
+
+def test_summary_says_the_lists_were_of_another_trial_not_first_run(tmp_path: Path) -> None:
+    """After the trial id changed, summary.html said "the first run" though OUT held the other
+    trial's lists, which the run does not compare with: it now names that trial."""
+    cfg = _cfg(tmp_path)
+    out = tmp_path / "out"
+    _run(cfg, out, "2026-11-25")
+    trials = tmp_path / "mappings" / "trials"
+    mine = trials / "my-trial.toml"
+    text = (trials / "sirius-sle-2.toml").read_text()
+    mine.write_text(text.replace('id = "sirius-sle-2"', 'id = "my-trial"', 1))
+    cfg.write_text(cfg.read_text().replace('id = "sirius-sle-2"', 'id = "my-trial"'))
+    _run(cfg, out, "2026-12-20")
+    page = (out / "site-x" / "summary.html").read_text(encoding="utf-8")
+    said = re.search(r'<p id="no-previous-run"[^>]*>(.*?)</p>', page, re.S)
+    assert said and "first run" not in said[1]
+    assert "of another trial (sirius-sle-2)" in said[1]

@@ -194,6 +194,24 @@ def _candidates(site: SiteResult, phi: bool) -> str:
     )
 
 
+def _why_not_compared(site: SiteResult) -> str:
+    """Why there is nothing to compare with (README: the first run, the trial id changed,
+    another configuration file's run into the same OUT): "the first run" alone misled."""
+    prev = site.previous_tiers
+    why = getattr(prev, "not_compared", "")
+    if why == rows.OTHER_TRIAL:
+        return (
+            f"Nothing to compare with: the previous lists here were of another trial "
+            f"({getattr(prev, 'trial', '')}), which this run does not compare with"
+        )
+    if why == rows.OTHER_CONFIG:
+        return (
+            "Nothing to compare with: the previous lists here were written by another "
+            "configuration file, which this run does not compare with (run.json names it)"
+        )
+    return "No previous run of this trial to compare with (the first run)"
+
+
 def _ranked(site: SiteResult) -> list[Candidate]:
     return sorted(site.candidates, key=lambda c: (c.rank <= 0, c.rank))
 
@@ -204,8 +222,8 @@ def _changes(site: SiteResult, phi: bool) -> str:
         return _section(
             "changes",
             title,
-            '<p id="no-previous-run" class="muted">No previous run of this trial to compare '
-            "with (the first run): changes are shown from the next run on.</p>",
+            f'<p id="no-previous-run" class="muted">{_e(_why_not_compared(site))}: changes are '
+            "shown from the next run on.</p>",
         )
     changed = [(c, rows.change_of(site, c)) for c in _ranked(site)]
     changed = [(c, ch) for c, ch in changed if ch]

@@ -119,6 +119,11 @@ def missing_items(site: SiteResult, c: Candidate, done: Ordered | None = None) -
     return _dedupe(items)
 
 
+# why lists in OUT are not compared with (`PreviousRun.not_compared`; summary.html says which)
+OTHER_TRIAL = "trial"  # they were of another trial (`PreviousRun.trial` names it)
+OTHER_CONFIG = "config"  # another configuration file's run wrote them (run.json names it)
+
+
 def has_previous(site: SiteResult) -> bool:
     """A previous run of this site and trial was read: its tiers, or (`PreviousRun.found`)
     at least its header, when it screened nobody. False on the first run, with nothing to

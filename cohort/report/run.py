@@ -1,9 +1,10 @@
-"""run.json rendering and the per-site counts shared by run.json and the HTML summary."""
+"""run.json rendering, its per-site counts (shared with the HTML summary) and the trend history."""
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
@@ -86,4 +87,111 @@ def criterion_funnel(site: SiteResult) -> list[dict[str, Any]]:
                 "remaining": remaining,
             }
         )
+    return out
+
+
+def site_summary(sr: SiteResult, prev: dict[str, str]) -> dict[str, Any]:
+    """run.json's counts of one site: screened, tiers, the criterion funnel, changes."""
+    current = {c.patient.id for c in sr.candidates}
+    return {
+        "screened": len(sr.candidates),
+        "tiers": tier_counts(sr),
+        "funnel": criterion_funnel(sr),
+        "changes": {
+            "new": sum(1 for c in sr.candidates if c.change == "new"),
+            "removed": len(set(prev) - current),
+            "tier_changed": sum(1 for c in sr.candidates if c.change.startswith("tier ")),
+            "criteria_changed": len(getattr(prev, "changed", {})),
+        },
+    }
+
+
+def run_history(
+    runs: list[dict[str, Any]], results: list[SiteResult], as_of: date
+) -> list[dict[str, Any]]:
+    """Per-site tier counts over past runs plus this one, oldest first, for the trend chart."""
+    series = []
+    for r in reversed(runs):
+        for sid, counts in (r.get("sites") or {}).items():
+            series.append({"date": r.get("date", ""), "site": sid, **counts})
+    for sr in results:
+        series.append(
+            {
+                "date": as_of.isoformat(),
+                "site": sr.site_id,
+                "screened": len(sr.candidates),
+                **tier_counts(sr),
+            }
+        )
+    return series
+
+
+SITE_FILES = ("candidates.csv", "evidence.csv", "summary.html")  # a site's lists, as renamed
+
+
+@dataclass
+class Renamed:
+    """Whose lists each site of a run holds once its renames stopped part-way (an error, a
+    SIGTERM): `replaced` (all of the site's files this run's), `partly` (the files of a site
+    that are), `kept` (none: the earlier run's) and `unwritten` (none, and none before)."""
+
+    replaced: list[str] = field(default_factory=list)
+    partly: dict[str, list[str]] = field(default_factory=dict)
+    kept: list[str] = field(default_factory=list)
+    unwritten: list[str] = field(default_factory=list)
+
+    def said(self) -> str:
+        """What the failure's one line and run.json's `error` add ("previous outputs kept"
+        would be false for the sites replaced)."""
+        parts = []
+        if self.replaced:
+            parts.append("lists replaced by this run's: " + ", ".join(self.replaced))
+        if self.partly:
+            parts.append("partly replaced: " + ", ".join(
+                f"{sid} ({', '.join(done)} replaced; "
+                f"{', '.join(f for f in SITE_FILES if f not in done)} "
+                f"{'not written' if sid in self.unwritten else 'kept'})"
+                for sid, done in self.partly.items()
+            ))  # fmt: skip
+        if self.kept:
+            parts.append("previous lists kept: " + ", ".join(self.kept))
+        new = [sid for sid in self.unwritten if sid not in self.partly]
+        if new:
+            parts.append("not written (no earlier lists): " + ", ".join(new))
+        return "; ".join(parts)
+
+    def fields(self) -> dict[str, Any]:
+        """run.json's keys for it."""
+        fields: dict[str, Any] = {"outputs_replaced": self.replaced, "outputs_kept": self.kept}
+        if self.partly:
+            fields["outputs_partly_replaced"] = self.partly
+        return fields
+
+    @property
+    def earlier_left(self) -> bool:
+        """Some site of the run still holds an earlier run's list (whose trial and
+        configuration the next run must still be told)."""
+        return bool(self.kept or self.partly)
+
+
+def renamed_lists(sites: list[str], renamed: list[Path], had: list[str]) -> Renamed | None:
+    """Whose lists `sites` hold after the renames of `renamed` (None when nothing was renamed:
+    every earlier list kept); `had`: the sites that held lists before the run."""
+    if not renamed:
+        return None
+    done: dict[str, set[str]] = {sid: set() for sid in sites}
+    for path in renamed:
+        done.setdefault(path.parent.name, set()).add(path.name)
+    out = Renamed()
+    for sid in sites:
+        names = [f for f in SITE_FILES if f in done[sid]]
+        if len(names) == len(SITE_FILES):
+            out.replaced.append(sid)
+            continue
+        if names:
+            out.partly[sid] = names
+        if sid not in had:
+            out.unwritten.append(sid)
+        elif not names:
+            out.kept.append(sid)
     return out

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 from cohort.model import Candidate, SiteResult
 from cohort.report import rows
 from cohort.report.files import excel_safe
+from cohort.report.rows import OTHER_CONFIG, OTHER_TRIAL
 
 HEAD = ("rank", "patient_id", "tier", "score", "eligible_from", "reasons")
 TAIL_START = "change"
@@ -32,6 +33,27 @@ class PreviousRun(dict[str, str]):
         self.cells: dict[str, dict[str, str]] = {}
         self.names: dict[str, str] = {}  # the previous `name` cell (PHI runs), for removed ones
         self.changed: dict[str, list[str]] = {}  # filled by `apply`: criteria that changed
+        # why lists that were there are not compared with: OTHER_TRIAL, OTHER_CONFIG ("" when
+        # compared, or none were there: the first run), for summary.html to say so
+        self.not_compared = ""
+
+    def forget(self, why: str) -> None:
+        """Compare with nothing: the lists read are not comparable (`why`)."""
+        if self.found:
+            self.not_compared = why
+        self.clear()
+        self.cells.clear()
+        self.names.clear()
+        self.found = False
+
+
+def not_compared(path: Path) -> PreviousRun:
+    """No previous run: the lists at `path`, if any, were written by another configuration's
+    run (OUT/run.json says so), which is not this one's previous run."""
+    prev = PreviousRun()
+    if path.is_file():
+        prev.not_compared = OTHER_CONFIG
+    return prev
 
 
 def criterion_columns(header: list[str]) -> list[str]:
@@ -169,10 +191,7 @@ def apply(prev: dict[str, str], sr: SiteResult, trial_id: str) -> None:
     A previous run of another trial is not comparable: it is forgotten (no changes shown).
     """
     if isinstance(prev, PreviousRun) and prev.trial and prev.trial != trial_id:
-        prev.clear()
-        prev.cells.clear()
-        prev.names.clear()
-        prev.found = False
+        prev.forget(OTHER_TRIAL)
     for c in sr.candidates:
         c.change = rows.change_of(sr, c)
         if not isinstance(prev, PreviousRun):
