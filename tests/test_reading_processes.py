@@ -221,3 +221,24 @@ def test_reading_processes_die_with_a_main_process_killed_by_sigkill(
     for pipe in (proc.stdout, proc.stderr):
         assert pipe is not None
         pipe.close()
+
+
+def test_a_run_started_with_sigchld_ignored_reaps_its_processes_and_succeeds(
+    site: Path, tmp_path: Path, clean: dict[str, bytes]
+) -> None:
+    """A launcher that ignores SIGCHLD passes that on across exec: the kernel then reaps the
+    run's forks itself, and evaluation's wait for them failed (`cohort: internal error
+    (ChildProcessError)`, exit 1)."""
+    out = tmp_path / "out"
+    res = subprocess.run(
+        _cmd(_config(tmp_path / "cfg", site), out),
+        cwd=REPO,
+        env={**os.environ, "COHORT_TEST_HOOK": "none", "COHORT_TEST_MARKS": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        preexec_fn=lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN),  # noqa: PLW1509
+    )
+    assert res.returncode == 0, res.stderr
+    assert {name: (out / "uci" / name).read_bytes() for name in OUTPUTS} == clean
+
