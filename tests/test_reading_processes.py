@@ -242,3 +242,21 @@ def test_a_run_started_with_sigchld_ignored_reaps_its_processes_and_succeeds(
     assert res.returncode == 0, res.stderr
     assert {name: (out / "uci" / name).read_bytes() for name in OUTPUTS} == clean
 
+
+def test_sigterm_while_the_reading_processes_are_stopped_exits_143(
+    site: Path, tmp_path: Path, cleanup: list[int]
+) -> None:
+    """Reading processes stopped (SIGSTOP: `kill -STOP`, a debugger) hold the run up as long as
+    they stay so (a task may take long); SIGTERM to the process group still ends it (143): the
+    stopped ones cannot act on it, and the main process kills (SIGKILL) and reaps them."""
+    proc, marks, _ = _start(tmp_path, site, "sleep")
+    cleanup.append(-proc.pid)
+    readers = _busy(marks, 2, proc)
+    cleanup += readers
+    for pid in readers:
+        os.kill(pid, signal.SIGSTOP)
+    os.killpg(proc.pid, signal.SIGTERM)
+    code, err = _wait(proc)
+    assert code == 143, err
+    assert "cohort: error: interrupted (SIGTERM)" in err
+    assert not [pid for pid in readers if _alive(pid)]

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,3 +167,97 @@ def test_a_reading_process_that_cannot_be_killed_is_left_with_a_warning(
             pool.close()
     assert len(unkillable) == 2
     assert "1 reading process(es) did not end when killed" in caplog.text
+
+
+@linux
+def test_closing_the_pool_ends_a_stopped_worker() -> None:
+    """A worker stopped (SIGSTOP) inside a task, more big tasks queued for it: closing kills
+    and reaps it (SIGKILL ends a stopped process) and its feeder ends."""
+    before = _children()
+    pool = ForkPool()
+    try:
+        pool.start(2, _echo)
+        pool.submit(0, ("sleep", 600))
+        pool.submit(0, ("echo", b"x" * BIG))
+        pool.submit(0, ("echo", b"y" * BIG))
+        pid = pool.workers[0].pid
+        os.kill(pid, signal.SIGSTOP)
+        _until(lambda: _state(pid) == "T")
+        feeders = [w.feeder for w in pool.workers]
+    finally:
+        pool.close()
+    assert not _children() - before
+    assert not any(f is not None and f.is_alive() for f in feeders)
+
+
+def _sigterm_when_waiting() -> None:
+    """A thread sends the main thread SIGTERM once it waits on a pipe."""
+    task = Path(f"/proc/self/task/{os.getpid()}")  # (the main thread's)
+
+    def waiting() -> bool:
+        state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        wchan = (task / "wchan").read_text()
+        return state == "S" and ("pipe" in wchan or wchan in ("", "0"))  # (0: not shown)
+
+    def send() -> None:
+        _until(waiting)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+
+    threading.Thread(target=send, daemon=True).start()
+
+
+@pytest.fixture
+def sigterm_stops() -> Iterator[None]:
+    """The CLI's SIGTERM handler (KeyboardInterrupt), as in a run."""
+    from cohort.cli import stop_on_sigterm
+
+    previous = signal.getsignal(signal.SIGTERM)
+    stop_on_sigterm()
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@linux
+@pytest.mark.usefixtures("sigterm_stops")
+def test_sigterm_while_waiting_for_a_stopped_reading_process_ends_the_wait() -> None:
+    """The pool waits for a stopped worker's result as long as it stays stopped (a task may
+    take long); SIGTERM ends that wait, and closing kills and reaps the worker."""
+    before = _children()
+    pool = ForkPool()
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            pool.start(2, _echo)
+            pool.submit(0, ("sleep", 600))
+            pid = pool.workers[0].pid
+            os.kill(pid, signal.SIGSTOP)
+            _until(lambda: _state(pid) == "T")
+            _sigterm_when_waiting()
+            pool.result(0)
+        finally:
+            pool.close()
+    assert not _children() - before
+
+
+@linux
+@pytest.mark.usefixtures("sigterm_stops")
+def test_sigterm_while_waiting_for_a_stopped_fork_ends_map_chunks() -> None:
+    """map_chunks waits for a stopped evaluation fork's work as long as it stays stopped;
+    SIGTERM ends that wait, and the fork is killed and reaped."""
+    parent = os.getpid()
+    before = _children()
+
+    def work(parts: Iterator[list[int]]) -> Iterator[list[Any]]:
+        for part in parts:
+            if os.getpid() != parent:
+                os.kill(os.getpid(), signal.SIGSTOP)  # inside its first chunk
+            else:
+                _until(lambda: any(_state(k) == "T" for k in _children() - before))
+            yield [[i] for i in part]
+        if os.getpid() == parent:  # (this process's share done: next, it waits for the fork)
+            _sigterm_when_waiting()
+
+    with pytest.raises(KeyboardInterrupt):
+        map_chunks(work, list(range(10)), 2, _dump, _load)
+    assert not _children() - before
