@@ -248,6 +248,10 @@ _register_optional()
 
 def main() -> None:
     stop_on_sigterm()
+    # An ignored SIGCHLD survives exec (a launcher's): the kernel would then reap the run's
+    # worker processes as they die, and the pid of one that died (killed for memory) could be
+    # another process's by the time the run kills its workers by pid. The run reaps its own.
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     try:
         cli(prog_name="cohort")
     except Exception as exc:  # a bug or an unwrapped library error (click passes them on)

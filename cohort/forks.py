@@ -10,9 +10,10 @@ import signal
 import struct
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, TypeVar
+from typing import IO, Protocol, TypeVar
 
 log = logging.getLogger("cohort")
 T = TypeVar("T")
@@ -80,6 +81,40 @@ def as_child(parent: int) -> None:
         os._exit(1)
 
 
+REAP_SECONDS = 5.0  # a killed fork is waited for this long (one stuck in the kernel, D state)
+
+
+class Child(Protocol):
+    pid: int  # 0 once reaped
+
+
+def kill_and_reap(children: Sequence[Child], what: str) -> float:
+    """SIGKILL the `children` not reaped yet and reap them, waiting at most REAP_SECONDS; the
+    deadline (for the caller's own waits). Called inside `signals_held`, where a blocking
+    waitpid on a child that SIGKILL does not end (stuck in the kernel, D state: a hung network
+    mount) would hang the run with SIGTERM held: such a child is left, with a warning, and the
+    run goes on. One reaped by the kernel (SIGCHLD ignored) counts as reaped."""
+    for c in children:
+        if c.pid:  # (never 0: that would be this process's whole group)
+            with contextlib.suppress(OSError):
+                os.kill(c.pid, signal.SIGKILL)
+    deadline = time.monotonic() + REAP_SECONDS
+    while True:
+        for c in children:
+            try:
+                if c.pid and os.waitpid(c.pid, os.WNOHANG)[0]:
+                    c.pid = 0
+            except ChildProcessError:
+                c.pid = 0
+        left = sum(1 for c in children if c.pid)
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(0.002)
+    if left:
+        log.warning("%d %s process(es) did not end when killed", left, what)
+    return deadline
+
+
 def workers_for(n_items: int, threshold: int, configured: int = 0, cap: int = 4) -> int:
     """Processes for a job of `n_items`: `configured` when set (`[run] workers`), else one per
     core (at most `cap`) from `threshold` items on; 1 means: do it in this process."""
@@ -114,8 +149,10 @@ def map_chunks(
     through a pipe, so whichever process is free takes the next: a process slowed down (its
     copy-on-write pages, a busy core) takes fewer instead of leaving the others idle at the end.
     None if a fork failed or could not start (the caller retries serially and so sees the real
-    error); an error in this process's own work propagates. Every fork is reaped on every way
-    out. A fork writes each chunk's result, with `dump` (the caller's codec: e.g. msgpack for
+    error); an error in this process's own work propagates. A fork's work is waited for as
+    long as it takes (a stopped fork holds this up until it is continued, or SIGTERM); once its
+    results are read, and on every way out, every fork is killed and reaped (`kill_and_reap`).
+    A fork writes each chunk's result, with `dump` (the caller's codec: e.g. msgpack for
     dataclasses is ~3x faster than pickle), to an unnamed temp file as it goes (nothing is left
     on disk, even if this process is killed), and says when it is done through a pipe of its
     own: this process reads the results back with `load` while the fork is still exiting.
@@ -168,9 +205,8 @@ def map_chunks(
             if os.read(kid.done, 1) == b"1":  # its file is complete (it may still be exiting)
                 kid.results.seek(0)
                 _place(kid.results.read(), load, by_chunk)
-        for kid in kids:
-            os.waitpid(kid.pid, 0)
-            kid.pid = 0
+        # (the ExitStack kills and reaps the forks: one that wrote its results has no more to
+        # do, but may be stopped short of exiting and would hold this process up for good)
     if any(part is None for part in by_chunk):
         log.warning("a second process stopped early; redoing its work in this one")
         return None  # a fork died or failed (its chunks are missing)
@@ -178,14 +214,9 @@ def map_chunks(
 
 
 def _stop(kids: list[_Kid]) -> None:
-    """Kill and reap the forks not reaped yet (an error here, or one that could not start)."""
+    """Kill and reap the forks (their work read, an error here, or one that could not start)."""
     with signals_held():
-        for kid in kids:
-            if kid.pid:
-                with contextlib.suppress(OSError):
-                    os.kill(kid.pid, signal.SIGKILL)
-                    os.waitpid(kid.pid, 0)
-                kid.pid = 0
+        kill_and_reap(kids, "worker")
 
 
 def _work(

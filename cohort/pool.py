@@ -20,7 +20,6 @@ import logging
 import os
 import pickle
 import queue
-import signal
 import struct
 import threading
 import time
@@ -28,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cohort.forks import as_child, signals_held
+from cohort.forks import as_child, kill_and_reap, signals_held
 
 __all__ = ["ForkPool"]
 
@@ -36,7 +35,6 @@ log = logging.getLogger("cohort")
 
 _HEAD = struct.Struct("<Q")  # a message: its length, then that many bytes (a pickle)
 _PIPE_BYTES = 1 << 20  # (Linux: bigger pipes, fewer switches between the processes)
-REAP_SECONDS = 5.0  # a killed worker is waited for this long (one stuck in the kernel, D state)
 
 
 @dataclass
@@ -103,23 +101,17 @@ class ForkPool:
         return None if blob is None else pickle.loads(blob)  # noqa: S301 (our own fork's)
 
     def close(self) -> None:
-        """Kill every worker, reap it (waiting at most REAP_SECONDS) and end the feeders.
+        """Kill every worker, reap it and end the feeders (waiting at most forks.REAP_SECONDS).
 
         Whatever the workers were doing is abandoned: the caller has every result it wants, or
         does the rest itself. SIGINT and SIGTERM wait meanwhile (a second Ctrl-C would otherwise
         leave workers unkilled); they are taken as soon as it returns."""
         with signals_held():
             for w in self.workers:
-                if w.pid:  # (never 0: that would be this process's whole group)
-                    with contextlib.suppress(OSError):
-                        os.kill(w.pid, signal.SIGKILL)
-            for w in self.workers:
                 w.frames.put(None)  # (a feeder writing to a killed worker ends on EPIPE)
-            deadline = time.monotonic() + REAP_SECONDS
-            if left := _reap(self.workers, deadline):
-                log.warning("%d reading process(es) did not end when killed", left)
+            deadline = kill_and_reap(self.workers, "reading")
             for w in self.workers:
-                if w.feeder is not None:
+                if w.feeder is not None:  # (one writing to a worker left unkilled stays)
                     w.feeder.join(max(0.0, deadline - time.monotonic()))
                 with contextlib.suppress(OSError):
                     os.close(w.results)
@@ -205,18 +197,3 @@ def _exactly(fd: int, n: int) -> bytearray | None:
             return None
         got += k
     return buf
-
-
-def _reap(workers: list[_Worker], deadline: float) -> int:
-    """Reap the killed `workers` until `deadline`; how many were not."""
-    while True:
-        for w in workers:
-            try:
-                if w.pid and os.waitpid(w.pid, os.WNOHANG)[0]:
-                    w.pid = 0
-            except ChildProcessError:
-                w.pid = 0
-        left = sum(1 for w in workers if w.pid)
-        if not left or time.monotonic() >= deadline:
-            return left
-        time.sleep(0.002)

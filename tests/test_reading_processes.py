@@ -221,3 +221,42 @@ def test_reading_processes_die_with_a_main_process_killed_by_sigkill(
     for pipe in (proc.stdout, proc.stderr):
         assert pipe is not None
         pipe.close()
+
+
+def test_a_run_started_with_sigchld_ignored_reaps_its_processes_and_succeeds(
+    site: Path, tmp_path: Path, clean: dict[str, bytes]
+) -> None:
+    """A launcher that ignores SIGCHLD passes that on across exec: the kernel then reaps the
+    run's forks itself, and evaluation's wait for them failed (`cohort: internal error
+    (ChildProcessError)`, exit 1)."""
+    out = tmp_path / "out"
+    res = subprocess.run(
+        _cmd(_config(tmp_path / "cfg", site), out),
+        cwd=REPO,
+        env={**os.environ, "COHORT_TEST_HOOK": "none", "COHORT_TEST_MARKS": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        preexec_fn=lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN),  # noqa: PLW1509
+    )
+    assert res.returncode == 0, res.stderr
+    assert {name: (out / "uci" / name).read_bytes() for name in OUTPUTS} == clean
+
+
+def test_sigterm_while_the_reading_processes_are_stopped_exits_143(
+    site: Path, tmp_path: Path, cleanup: list[int]
+) -> None:
+    """Reading processes stopped (SIGSTOP: `kill -STOP`, a debugger) hold the run up as long as
+    they stay so (a task may take long); SIGTERM to the process group still ends it (143): the
+    stopped ones cannot act on it, and the main process kills (SIGKILL) and reaps them."""
+    proc, marks, _ = _start(tmp_path, site, "sleep")
+    cleanup.append(-proc.pid)
+    readers = _busy(marks, 2, proc)
+    cleanup += readers
+    for pid in readers:
+        os.kill(pid, signal.SIGSTOP)
+    os.killpg(proc.pid, signal.SIGTERM)
+    code, err = _wait(proc)
+    assert code == 143, err
+    assert "cohort: error: interrupted (SIGTERM)" in err
+    assert not [pid for pid in readers if _alive(pid)]
