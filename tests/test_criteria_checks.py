@@ -717,3 +717,68 @@ def test_an_unconfirmed_review_condition_stays_unknown_and_says_so() -> None:
     r = run("cs_dependent_comorbidity", condition("J45.909", verification="differential"))
     assert str(r.status) == "unknown"
     assert "recorded as differential" in r.reason
+
+
+# --- a result the tool cannot read, in a check whose finding is unknown ------------------------
+# An unreadable or indeterminate result where only an unknown would count (an IGRA, the HCV
+# antibody, anti-HBc) was ignored and the exclusion passed on a record nobody read: it is
+# unknown now, as in a check whose finding fails (docs/rules.md).
+IGRA_IU, HCV_AB_IA = "46217-6", "13955-0"  # gamma interferon IU/mL; antibody by immunoassay
+IGRA_HIGH = {"valueQuantity": qty(2.5, "[IU]/mL", "[IU]/mL")}  # no cut-off: flag H only
+
+
+@pytest.mark.parametrize(
+    ("cid", "resources"),
+    [
+        ("tuberculosis", [lab(IGRA_IU, 30, IGRA_HIGH, interpretation="H")]),
+        ("tuberculosis", [lab(IGRA, 30, {"valueString": "Indeterminate"})]),
+        ("tuberculosis", [lab(IGRA, 30, NEGATIVE), lab(IGRA, 60, {"valueString": "see report"})]),
+        ("hcv", [lab(HCV_AB_IA, 30, {"valueString": "Reactive (S/CO 11.2)"})]),
+        ("hcv", [lab(HCV_AB, 30, {"valueString": "Equivocal"})]),
+        ("hbv", [lab(ANTI_HBC, 30, {"valueString": "Weakly reactive"})]),
+        ("hbv", [lab(ANTI_HBC, 300, POSITIVE), lab(ANTI_HBC, 10, {"valueString": "see report"})]),
+    ],
+)
+def test_an_unreadable_result_of_a_review_check_is_unknown(cid: str, resources: list) -> None:
+    r = run(cid, *resources)
+    assert str(r.status) == "unknown", r.reason  # was pass
+    assert r.reason.endswith("result indeterminate or unreadable")
+    unread = [e for e in r.evidence if e.note in ("result unreadable", "result indeterminate")]
+    assert len(unread) == 1
+    assert r.evidence == tuple(unread)
+
+
+@pytest.mark.parametrize(
+    ("cid", "resources"),
+    [
+        # the antibody is cancelled by a later RNA before it is read (unless_later first)
+        (
+            "hcv",
+            [
+                lab(HCV_AB_IA, 60, {"valueString": "Reactive (S/CO 11.2)"}),
+                lab(HCV_RNA_QUAL, 30, {"valueString": "Not detected"}),
+            ],
+        ),
+        # before the IGRA's 12 months
+        ("tuberculosis", [lab(IGRA, 400, {"valueString": "Indeterminate"})]),
+        # superseded by a newer readable anti-HBc (the most recent decides)
+        ("hbv", [lab(ANTI_HBC, 300, {"valueString": "see report"}), lab(ANTI_HBC, 10, NEGATIVE)]),
+    ],
+)
+def test_an_unreadable_result_that_is_not_read_still_passes(cid: str, resources: list) -> None:
+    r = run(cid, *resources)
+    assert str(r.status) == "pass", r.reason
+
+
+def test_a_review_finding_beside_an_unreadable_result_names_the_finding() -> None:
+    r = run("tuberculosis", lab(IGRA, 30, POSITIVE), lab(IGRA, 60, {"valueString": "see report"}))
+    assert str(r.status) == "unknown"
+    assert r.reason == f"positive IGRA (evaluate for TB) positive on {ago(30)}"
+
+
+def test_an_unreadable_result_beside_a_finding_is_listed() -> None:
+    unread = lab(IGRA, 60, {"valueString": "see report"})
+    r = run("tuberculosis", lab(IGRA, 30, POSITIVE), unread)
+    assert [(e.ref, e.note) for e in r.ignored] == [
+        (f"Observation/{unread['id']}", "result unreadable")
+    ]

@@ -154,12 +154,15 @@ def _lab_check(
         else:
             unsure.append(ev)
     if hits:
-        return then, hits, ignored + read, f"{label} {want} on {hits[0].date}"
-    if unsure and then is Status.FAIL:
+        # (an unreadable result beside the finding is listed, as the negatives are)
+        return then, hits, ignored + read + unsure, f"{label} {want} on {hits[0].date}"
+    if unsure:
+        # whatever the check's outcome: a result nobody could read may be the finding, and a
+        # pass of an exclusion resting on it must not reach a coordinator (an unreadable IGRA
+        # passed `tuberculosis`, whose finding is only unknown)
         return Status.UNKNOWN, unsure, ignored + read, f"{label} result indeterminate or unreadable"
-    # a pass's evidence: the results read that gave the other answer (an indeterminate one
-    # that only an unknown would count stays ignored: it decided nothing)
-    return Status.PASS, read, ignored + unsure, ""
+    # a pass's evidence: the results read that gave the other answer
+    return Status.PASS, read, ignored, ""
 
 
 def checks(crit: Criterion, ctx: Context) -> Result:
