@@ -573,11 +573,17 @@ def test_pregnancy_condition_beats_negative_hcg() -> None:
     ("value", "interp", "expected"),
     [
         (10, "A", "unknown"),  # 5-25 stays equivocal whatever the abnormal flag
-        (30, "N", "fail"),  # >= 25 is positive whatever the normal flag
-        (2, "A", "pass"),
+        (30, "A", "fail"),
+        (2, "N", "pass"),
+        (30, "H", "fail"),  # H, L say nothing of presence (values.csv): the number decides
+        (2, "L", "pass"),
+        # a number and a flag that disagree are indeterminate (the number decided before:
+        # 30 N was a fail, 2 A a pass)
+        (30, "N", "unknown"),
+        (2, "A", "unknown"),
     ],
 )
-def test_pregnancy_quantitative_value_beats_interpretation(
+def test_pregnancy_quantitative_number_and_interpretation(
     value: float, interp: str, expected: str
 ) -> None:
     o = lab(HCG_QUANT, 10, {"valueQuantity": qty(value, "mIU/mL")}, interpretation=interp)
@@ -587,11 +593,16 @@ def test_pregnancy_quantitative_value_beats_interpretation(
 @pytest.mark.parametrize(
     ("value", "interp", "expected"),
     [
-        (qty(250, "IU/mL"), "N", "fail"),
-        (qty(10, "IU/mL", comparator="<"), "A", "pass"),
+        (qty(250, "IU/mL"), "A", "fail"),
+        (qty(250, "IU/mL"), "H", "fail"),
+        (qty(10, "IU/mL", comparator="<"), "N", "pass"),
+        (qty(250, "IU/mL"), "N", "unknown"),  # disagree: indeterminate (was fail)
+        # a `<` bound says how much, not whether; A counts positive (values.csv): detected
+        # below the limit (was pass)
+        (qty(10, "IU/mL", comparator="<"), "A", "fail"),
     ],
 )
-def test_hbv_dna_number_beats_interpretation(value: dict, interp: str, expected: str) -> None:
+def test_hbv_dna_number_and_interpretation(value: dict, interp: str, expected: str) -> None:
     o = lab(HBV_DNA, 10, {"valueQuantity": value}, interpretation=interp)
     assert status("hbv", o) == expected
 
@@ -717,3 +728,146 @@ def test_an_unconfirmed_review_condition_stays_unknown_and_says_so() -> None:
     r = run("cs_dependent_comorbidity", condition("J45.909", verification="differential"))
     assert str(r.status) == "unknown"
     assert "recorded as differential" in r.reason
+
+
+# --- HBV DNA / HCV RNA detected below the quantitation limit -----------------------------------
+# A `<` bound says how much, not whether: "<20 IU/mL" with DET, or written "<20 IU/mL detected",
+# is virus detected below the limit of quantitation, so the most recent result is detected
+# (SPEC: "most recent HBV DNA detected -> fail"). Was pass: the `<` read as not detected first.
+def _load(value: float, comparator: str | None = "<") -> dict[str, Any]:
+    return {"valueQuantity": qty(value, "IU/mL", "[IU]/mL", comparator=comparator)}
+
+
+@pytest.mark.parametrize(
+    ("cid", "code", "value", "interp", "expected"),
+    [
+        ("hbv", HBV_DNA, _load(20), "DET", "fail"),
+        ("hbv", HBV_DNA, _load(20), "POS", "fail"),
+        ("hbv", HBV_DNA, {"valueString": "<20 IU/mL HBV DNA detected"}, None, "fail"),
+        ("hbv", HBV_DNA, {"valueString": "<20 IU/mL Detected"}, None, "fail"),
+        ("hbv", HBV_DNA, {"valueString": "Detected, <20 IU/mL"}, None, "fail"),
+        ("hbv", HBV_DNA, {"valueString": "<20"}, "DET", "fail"),
+        ("hcv", HCV_RNA, _load(15), "DET", "fail"),
+        ("hcv", HCV_RNA, {"valueString": "<15 IU/mL detected"}, None, "fail"),
+        ("hcv", HCV_RNA, {"valueString": "HCV RNA detected, <15 IU/mL"}, None, "fail"),
+        # not detected, as before
+        ("hbv", HBV_DNA, _load(20), None, "pass"),
+        ("hbv", HBV_DNA, _load(20), "ND", "pass"),
+        ("hbv", HBV_DNA, _load(20), "NEG", "pass"),
+        ("hbv", HBV_DNA, {"valueString": "<20 IU/mL not detected"}, None, "pass"),
+        ("hbv", HBV_DNA, {"valueString": "<20 IU/mL HBV DNA Not Detected"}, None, "pass"),
+        ("hbv", HBV_DNA, {"valueString": "Target not detected"}, None, "pass"),
+        ("hbv", HBV_DNA, {"valueString": "Not detected"}, None, "pass"),
+        ("hbv", HBV_DNA, {"valueString": "<20 IU/mL undetected"}, None, "pass"),
+        ("hcv", HCV_RNA, {"valueString": "<15 IU/mL none detected"}, None, "pass"),
+        ("hcv", HCV_RNA, {"valueString": "Not detected (<15 IU/mL)"}, None, "pass"),
+    ],
+)
+def test_rna_dna_detected_below_the_quantitation_limit(
+    cid: str, code: str, value: dict, interp: str | None, expected: str
+) -> None:
+    r = run(cid, lab(code, 30, value, interpretation=interp))
+    assert str(r.status) == expected, r.reason
+
+
+def test_detected_below_the_limit_names_the_result() -> None:
+    o = lab(HBV_DNA, 30, {"valueString": "<20 IU/mL HBV DNA detected"})
+    r = run("hbv", o)
+    assert r.reason == f"HBV DNA positive on {ago(30)}"
+    assert [(e.ref, e.note) for e in r.evidence] == [(f"Observation/{o['id']}", "result positive")]
+
+
+# A value and an interpretation that disagree (a number above the cut-off flagged normal, a
+# load flagged not detected, "Not detected" flagged DET) are indeterminate: no side is picked,
+# the result goes to the coordinator (unknown), as same-day results that disagree do.
+@pytest.mark.parametrize(
+    ("cid", "code", "value", "interp"),
+    [
+        ("hbv", HBV_DNA, _load(250, None), "ND"),
+        ("hbv", HBV_DNA, _load(250, None), "N"),
+        ("hbv", HBV_DNA, _load(20), "IND"),
+        ("hbv", HBV_DNA, {"valueString": "<20 IU/mL detected"}, "ND"),
+        ("hbv", HBV_DNA, {"valueString": "1250 IU/mL not detected"}, None),
+        ("hbv", HBV_DNA, {"valueString": "Detected; repeat not detected"}, None),
+        ("hbv", HBV_DNA, {"valueString": "Not detected"}, "DET"),
+        ("hcv", HCV_RNA, {"valueString": "Detected"}, "ND"),
+        ("hbv", HBSAG, POSITIVE, "N"),
+        ("hbv", HBSAG, NEGATIVE, "POS"),
+        ("hbv", ANTI_HBC, POSITIVE, "N"),  # unknown in a review check too (it passed)
+        ("tuberculosis", IGRA, NEGATIVE, "POS"),
+        ("pregnancy_lactation", HCG_QUANT, {"valueQuantity": qty(30, "mIU/mL")}, "N"),
+        ("pregnancy_lactation", HCG_QUANT, {"valueQuantity": qty(2, "mIU/mL")}, "A"),
+        ("pregnancy_lactation", HCG_QUANT, {"valueQuantity": qty(5, "mIU/mL", None, "<")}, "POS"),
+    ],
+)
+def test_a_value_and_an_interpretation_that_disagree_are_indeterminate(
+    cid: str, code: str, value: dict, interp: str | None
+) -> None:
+    r = run(cid, lab(code, 10, value, interpretation=interp))
+    assert str(r.status) == "unknown", r.reason
+    assert r.reason.endswith("result indeterminate or unreadable")
+
+
+# --- a result the tool cannot read, in a check whose finding is unknown ------------------------
+# An unreadable or indeterminate result where only an unknown would count (an IGRA, the HCV
+# antibody, anti-HBc) was ignored and the exclusion passed on a record nobody read: it is
+# unknown now, as in a check whose finding fails (docs/rules.md).
+IGRA_IU, HCV_AB_IA = "46217-6", "13955-0"  # gamma interferon IU/mL; antibody by immunoassay
+IGRA_HIGH = {"valueQuantity": qty(2.5, "[IU]/mL", "[IU]/mL")}  # no cut-off: flag H only
+
+
+@pytest.mark.parametrize(
+    ("cid", "resources"),
+    [
+        ("tuberculosis", [lab(IGRA_IU, 30, IGRA_HIGH, interpretation="H")]),
+        ("tuberculosis", [lab(IGRA, 30, {"valueString": "Indeterminate"})]),
+        ("tuberculosis", [lab(IGRA, 30, NEGATIVE), lab(IGRA, 60, {"valueString": "see report"})]),
+        ("hcv", [lab(HCV_AB_IA, 30, {"valueString": "Reactive (S/CO 11.2)"})]),
+        ("hcv", [lab(HCV_AB, 30, {"valueString": "Equivocal"})]),
+        ("hbv", [lab(ANTI_HBC, 30, {"valueString": "Weakly reactive"})]),
+        ("hbv", [lab(ANTI_HBC, 300, POSITIVE), lab(ANTI_HBC, 10, {"valueString": "see report"})]),
+    ],
+)
+def test_an_unreadable_result_of_a_review_check_is_unknown(cid: str, resources: list) -> None:
+    r = run(cid, *resources)
+    assert str(r.status) == "unknown", r.reason  # was pass
+    assert r.reason.endswith("result indeterminate or unreadable")
+    unread = [e for e in r.evidence if e.note in ("result unreadable", "result indeterminate")]
+    assert len(unread) == 1
+    assert r.evidence == tuple(unread)
+
+
+@pytest.mark.parametrize(
+    ("cid", "resources"),
+    [
+        # the antibody is cancelled by a later RNA before it is read (unless_later first)
+        (
+            "hcv",
+            [
+                lab(HCV_AB_IA, 60, {"valueString": "Reactive (S/CO 11.2)"}),
+                lab(HCV_RNA_QUAL, 30, {"valueString": "Not detected"}),
+            ],
+        ),
+        # before the IGRA's 12 months
+        ("tuberculosis", [lab(IGRA, 400, {"valueString": "Indeterminate"})]),
+        # superseded by a newer readable anti-HBc (the most recent decides)
+        ("hbv", [lab(ANTI_HBC, 300, {"valueString": "see report"}), lab(ANTI_HBC, 10, NEGATIVE)]),
+    ],
+)
+def test_an_unreadable_result_that_is_not_read_still_passes(cid: str, resources: list) -> None:
+    r = run(cid, *resources)
+    assert str(r.status) == "pass", r.reason
+
+
+def test_a_review_finding_beside_an_unreadable_result_names_the_finding() -> None:
+    r = run("tuberculosis", lab(IGRA, 30, POSITIVE), lab(IGRA, 60, {"valueString": "see report"}))
+    assert str(r.status) == "unknown"
+    assert r.reason == f"positive IGRA (evaluate for TB) positive on {ago(30)}"
+
+
+def test_an_unreadable_result_beside_a_finding_is_listed() -> None:
+    unread = lab(IGRA, 60, {"valueString": "see report"})
+    r = run("tuberculosis", lab(IGRA, 30, POSITIVE), unread)
+    assert [(e.ref, e.note) for e in r.ignored] == [
+        (f"Observation/{unread['id']}", "result unreadable")
+    ]

@@ -131,6 +131,18 @@ def test_same_day_hcv_antibody_positive_and_negative_is_unknown(pos_id: str, neg
     assert f"Observation/{pos_id}" in {e.ref for e in r.evidence}
 
 
+@pytest.mark.parametrize(("neg_id", "odd_id"), IDS)
+def test_same_day_anti_hbc_negative_and_unreadable_is_unknown(neg_id: str, odd_id: str) -> None:
+    # the unreadable one read first is unknown (its check's finding is unknown): the day's two
+    # disagree, where both read first passed before
+    neg = observation("16933-4", DAY, valueString="Negative", rid=neg_id)
+    odd = observation("16933-4", DAY, valueString="see report", rid=odd_id)
+    r = settled("hbv", neg, odd)
+    assert str(r.status) == "unknown", r.reason
+    assert "without a time that orders them" in r.reason
+    assert {e.ref for e in r.evidence} == {f"Observation/{neg_id}", f"Observation/{odd_id}"}
+
+
 def test_a_same_day_tie_beside_a_failing_condition_still_fails() -> None:
     # hbv fails on its chronic hepatitis B condition whichever HBsAg is the most recent
     pos = observation("5196-1", DAY, valueString="Positive", rid="a")

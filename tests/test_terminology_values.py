@@ -114,6 +114,35 @@ def test_value_wins_over_interpretation_and_boolean(term: Terminology) -> None:
     assert term.qualitative(ObsValue(quantity=Quantity(12, unit="[IU]/mL")), ()) is None
 
 
+def test_qualitative_parts_keep_value_and_interpretation_apart(term: Terminology) -> None:
+    # a reader that must see a contradiction gets each side (checks.classify)
+    assert term.qualitative_value(ObsValue(string="Negative")) == "negative"
+    assert term.qualitative_flag((Code(INTERP, "A"),)) == "positive"
+    load = ObsValue(quantity=Quantity(20, unit="[IU]/mL", comparator="<"))
+    assert term.qualitative_value(load) is None
+    assert term.qualitative_flag((Code(INTERP, "DET"),)) == "positive"
+    assert term.qualitative_flag((Code(INTERP, "H"),)) is None
+    assert term.qualitative_value(ObsValue()) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<20 IU/mL HBV DNA detected", "positive"),
+        ("Detected, below the limit of quantitation", "positive"),
+        ("<20 IU/mL not detected", "negative"),
+        ("Target Not  Detected.", "negative"),  # the longer phrase, never its "detected"
+        ("<20 IU/mL undetected", "negative"),  # a word inside another is not that word
+        ("HCV Ab non-reactive (S/CO 0.1)", "negative"),
+        ("detected; repeat not detected", "indeterminate"),
+        ("<20 IU/mL", None),
+        ("", None),
+    ],
+)
+def test_result_words_inside_a_text(term: Terminology, text: str, expected: str | None) -> None:
+    assert term.qualitative_named(text) == expected
+
+
 def _values(tmp_path: Path, text: str) -> Path:
     """A copy of the shipped mappings whose values.csv is `text`."""
     from researcher_helpers import copy_mappings
@@ -138,6 +167,12 @@ def test_unverified_value_rows_are_read_only_with_use_unverified(tmp_path: Path)
     assert Terminology.load(m).qualitative(ObsValue(string="pozitiv"), ()) == "positive"
     old = _values(tmp_path / "old", "kind,system,code,result,source\ncode,http://snomed.info/sct,10828004,positive,x\n")
     assert Terminology.load(old).qualitative(pos, ()) == "positive"
+
+
+def test_no_result_words_name_nothing_inside_a_text(tmp_path: Path) -> None:
+    # an empty list of words must not become a pattern that matches everywhere
+    m = _values(tmp_path, "kind,system,code,result,source,verified\n")
+    assert Terminology.load(m).qualitative_named("<20 IU/mL detected") is None
 
 
 @pytest.mark.parametrize("row", ["string,,Pos,positive,x,maybe", "string,,Pos,positive,x"])

@@ -27,9 +27,30 @@ _THEN = {s.value: s for s in Status}
 def classify(ctx: Context, o: ObservationFact, concept: str, check: dict[str, Any]) -> str | None:
     """positive / negative / indeterminate for a presence-type finding, None when unreadable.
 
-    A number read with the check's numeric rule wins over an interpretation flag: the flag is
-    the lab's judgement against its own cut-off, the trial's cut-off is the one that counts.
+    The value is read first: a number against the check's cut-off (the trial's cut-off, not the
+    lab's), a load (`numeric = "detected"`), else its result words or code. An interpretation
+    that says otherwise makes it indeterminate: neither is picked (docs/rules.md). A load given
+    only as a `<` bound says how much, not whether: the interpretation, or words beside it
+    ("<20 IU/mL detected"), decide; with neither it is not detected.
     """
+    said, bound = _reading(ctx, o, concept, check)
+    # (most results have no interpretation: no lookup then, as classify runs for every result)
+    flag = ctx.term.qualitative_flag(o.interpretation) if o.interpretation else None
+    if bound:
+        return flag or "negative"
+    if said is None:
+        said = ctx.term.qualitative_value(o.value)
+    if said is None:
+        return flag
+    return said if flag is None or flag == said else "indeterminate"
+
+
+def _reading(
+    ctx: Context, o: ObservationFact, concept: str, check: dict[str, Any]
+) -> tuple[str | None, bool]:
+    """What the check's numeric rule reads in the value (a number against its cut-off, a load
+    with the words written beside it; None: nothing), and whether that is a load's `<` bound
+    alone, which says nothing of whether the virus was detected."""
     qty = o.value.quantity
     if "positive_at" in check and qty is not None:
         v = ctx.numeric(o, concept)
@@ -37,23 +58,32 @@ def classify(ctx: Context, o: ObservationFact, concept: str, check: dict[str, An
             # a comparator ("<30", ">10") may leave the value on either side of a cut-off
             under_positive = below(v, qty.comparator, float(check["positive_at"]))
             if under_positive is False:
-                return "positive"
+                return "positive", False
             equivocal = float(check.get("equivocal_at", check["positive_at"]))
             if under_positive and below(v, qty.comparator, equivocal):
-                return "negative"
-            return "indeterminate"
-    if check.get("numeric") == "detected" and qty is not None:
-        return "negative" if qty.comparator in ("<", "<=") or qty.value <= 0 else "positive"
-    q = ctx.term.qualitative(o.value, o.interpretation)
-    if q:
-        return q
-    if check.get("numeric") == "detected" and o.value.string:
-        if _LESS.match(o.value.string):
-            return "negative"
-        number = _NUMBER.match(o.value.string)
-        if number and float(number[1]) > 0:
-            return "positive"  # as a valueQuantity without "<" is ("0" stays unread)
-    return None
+                return "negative", False
+            return "indeterminate", False
+    if check.get("numeric") != "detected":
+        return None, False
+    if qty is not None:
+        if qty.comparator in ("<", "<="):
+            return None, True
+        return ("negative" if qty.value <= 0 else "positive"), False
+    text = o.value.string
+    if not text:
+        return None, False
+    # words inside the text ("<20 IU/mL HBV DNA detected", "Target not detected") say whether
+    # whatever number is beside them; only a plain number they deny is a contradiction
+    named = ctx.term.qualitative_named(text)
+    if named == "positive":
+        return named, False
+    if named is None and _LESS.match(text):
+        return None, True
+    number = _NUMBER.match(text)
+    # a plain number above zero is a measured load, as in a valueQuantity ("0" stays unread)
+    if number is not None and float(number[1]) > 0:
+        return ("positive" if named is None else "indeterminate"), False
+    return named, False
 
 
 def _condition_check(
@@ -154,12 +184,15 @@ def _lab_check(
         else:
             unsure.append(ev)
     if hits:
-        return then, hits, ignored + read, f"{label} {want} on {hits[0].date}"
-    if unsure and then is Status.FAIL:
+        # (an unreadable result beside the finding is listed, as the negatives are)
+        return then, hits, ignored + read + unsure, f"{label} {want} on {hits[0].date}"
+    if unsure:
+        # whatever the check's outcome: a result nobody could read may be the finding, and a
+        # pass of an exclusion resting on it must not reach a coordinator (an unreadable IGRA
+        # passed `tuberculosis`, whose finding is only unknown)
         return Status.UNKNOWN, unsure, ignored + read, f"{label} result indeterminate or unreadable"
-    # a pass's evidence: the results read that gave the other answer (an indeterminate one
-    # that only an unknown would count stays ignored: it decided nothing)
-    return Status.PASS, read, ignored + unsure, ""
+    # a pass's evidence: the results read that gave the other answer
+    return Status.PASS, read, ignored, ""
 
 
 def checks(crit: Criterion, ctx: Context) -> Result:

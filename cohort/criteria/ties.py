@@ -113,7 +113,7 @@ def _unknown(crit: Criterion, base: Result, each: list[Reading], *ties: Tie) -> 
     for refs, r in each:
         # what the reading used (a pass, the negative results it rests on), and the results
         # it took first, also where those counted for nothing there (listed among its ignored:
-        # an indeterminate result a review check does not count, a negative beside a finding)
+        # a negative or an unreadable result beside a finding)
         own = [
             e for e in r.ignored if e.ref in refs and not any(x.ref == e.ref for x in r.evidence)
         ]

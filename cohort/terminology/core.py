@@ -264,6 +264,19 @@ class Terminology:
     def qualitative(self, v: ObsValue, interpretation: Sequence[Code]) -> str | None:
         return self._qualitative.read(v, interpretation)
 
+    def qualitative_value(self, v: ObsValue) -> str | None:
+        """What the value alone says (None: nothing), for a reader that must see where it and
+        the interpretation disagree."""
+        return self._qualitative.value(v)
+
+    def qualitative_flag(self, interpretation: Sequence[Code]) -> str | None:
+        """What the interpretation alone says (None: nothing)."""
+        return self._qualitative.flag(interpretation)
+
+    def qualitative_named(self, s: str) -> str | None:
+        """The result named by result words inside a longer text ("<20 IU/mL detected")."""
+        return self._qualitative.named(s)
+
     # -- search and inspection ---------------------------------------------------------------
     def search_tokens(self, concepts: Iterable[str]) -> dict[str, list[str]]:
         """Resource type -> `system|code` tokens (exact rows, prefix expansions, products)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -106,6 +107,17 @@ class Qualitative:
         self.strings = {normalise_word(k): v for k, v in strings.items()}
         self.interpretations = interpretations
         self.canonical = canonical
+        # the result words as phrases in a longer text: longest first, so "not detected" is
+        # read as itself and never as the "detected" inside it; a word joined to another by a
+        # letter or hyphen ("undetected", "non-reactive") is not the shorter word
+        phrases = sorted(self.strings, key=len, reverse=True)
+        # (none listed: "(?!)", which matches nothing, where an empty alternation matches anywhere)
+        alternatives = "|".join(r"\s+".join(map(re.escape, w.split())) for w in phrases) or "(?!)"
+        self._phrase = re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])", re.I)
+        # remembered: a site writes the same few result texts ("Negative", "<20 IU/mL
+        # detected") on many results, and every lab check of every patient reads them
+        self.named = functools.lru_cache(maxsize=4096)(self._named)
+        self._word = functools.lru_cache(maxsize=4096)(self._read_word)
 
     def _coded(self, table: dict[tuple[str, str], str], codes: Sequence[Code]) -> str | None:
         for c in codes:
@@ -116,11 +128,12 @@ class Qualitative:
                 return found
         return None
 
-    def _word(self, s: str) -> str | None:
+    def _read_word(self, s: str) -> str | None:
         return self.strings.get(normalise_word(s)) if s.strip() else None
 
-    def read(self, v: ObsValue, interpretation: Sequence[Code]) -> str | None:
-        """The value decides first (codes, text, string, boolean), then interpretation codes."""
+    def value(self, v: ObsValue) -> str | None:
+        """What the value says: a coded answer, then its text, displays or string (the whole
+        of it one result word), then a boolean."""
         found = self._coded(self.codes, v.codes)
         if found is None:
             for s in [v.text, *(c.display for c in v.codes), v.string]:
@@ -129,11 +142,28 @@ class Qualitative:
                     break
         if found is None and v.boolean is not None:
             found = "positive" if v.boolean else "negative"
-        if found is None:
-            found = self._coded(self.interpretations, interpretation)
+        return found
+
+    def flag(self, interpretation: Sequence[Code]) -> str | None:
+        """What the interpretation says: its codes, then their displays as result words."""
+        found = self._coded(self.interpretations, interpretation)
         if found is None:
             for c in interpretation:
                 found = self._word(c.display)
                 if found is not None:
                     break
         return found
+
+    def read(self, v: ObsValue, interpretation: Sequence[Code]) -> str | None:
+        """The value decides first (codes, text, string, boolean), then interpretation codes."""
+        found = self.value(v)
+        return self.flag(interpretation) if found is None else found
+
+    def _named(self, s: str) -> str | None:
+        """The result the result words inside a text name ("<20 IU/mL HBV DNA detected" ->
+        positive); indeterminate when they name two results ("detected; repeat not
+        detected"), None when it holds none."""
+        found = {self.strings[normalise_word(m)] for m in self._phrase.findall(s)}
+        if len(found) > 1:
+            return "indeterminate"
+        return found.pop() if found else None
