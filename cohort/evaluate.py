@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -10,6 +11,7 @@ from cohort.criteria.obsdays import settle
 from cohort.criteria.registry import KINDS
 from cohort.criteria.ties import untie
 from cohort.criteria.trial import Trial
+from cohort.criteria.unnamed import settle_unnamed
 from cohort.criteria.unreadable import concepts_of, settle_unreadable
 from cohort.extract import ReadingRules
 from cohort.model import PatientFacts, Result
@@ -43,7 +45,13 @@ def is_screened(trial: Trial, ctx: Context) -> bool:
 
 
 def evaluate(trial: Trial, ctx: Context) -> list[Result]:
-    return settle_unreadable(trial.criteria, ctx, settle(trial.criteria, ctx, _run))
+    results = settle(trial.criteria, ctx, _run)
+    results = settle_unnamed(trial.criteria, ctx, results, _settled)
+    return settle_unreadable(trial.criteria, ctx, results)
+
+
+def _settled(criteria: Sequence[Criterion], ctx: Context) -> list[Result]:
+    return settle(criteria, ctx, _run)
 
 
 def _run(crit: Criterion, ctx: Context) -> Result:

@@ -236,6 +236,11 @@ class PatientFacts:
     # that the patient has medication records (`current_medication`)
     other_medications: list[date | None] = field(default_factory=list)
     unreadable: list[UnreadableFact] = field(default_factory=list)
+    # medication records whose referenced Medication is not in the data (refs), and those that
+    # name no drug at all: what a medication criterion they could change cannot pass on
+    # (extract.medref, criteria.unnamed)
+    unresolved: list[str] = field(default_factory=list)
+    unnamed: list[UnreadableFact] = field(default_factory=list)
 
 
 class Status(StrEnum):
@@ -295,6 +300,9 @@ class Candidate:
     rank: int = 0
     last_seen: date | None = None
     change: str = ""  # new / tier changed (a -> b) / criteria changed / ""
+    # (type, Medication not in the data, named by its reference's display) of each medication
+    # record whose Medication is not in the data or that names no drug: run.json counts them
+    medication_gaps: tuple[tuple[str, bool, bool], ...] = ()
     # evidence.csv rows of this candidate, rendered where it was evaluated (report.csv
     # evidence_text); its results then carry no evidence objects. None: render from results.
     evidence_text: str | None = field(default=None, repr=False, compare=False)

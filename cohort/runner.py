@@ -26,6 +26,7 @@ from cohort.errors import CohortError, LockedError, OutputError, ReportError, in
 from cohort.forks import map_chunks
 from cohort.ingest import Loaded, ingest
 from cohort.model import Candidate, SiteResult
+from cohort.report.medgaps import add_medication_gaps
 from cohort.report.run import Renamed, renamed_lists, run_history, site_summary
 from cohort.runlock import out_lock, run_lock, why
 from cohort.screening import screen
@@ -305,6 +306,7 @@ def _locked_run(
                     )
                     results.append(sr)
                     report["sites"][site.id].update(site_summary(sr, prev))
+                    add_medication_gaps(site.id, cands, report)
                 history = run_history(store.runs(), results, as_of)
                 tiers = {
                     sr.site_id: report["sites"][sr.site_id]["tiers"]

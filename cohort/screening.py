@@ -15,6 +15,7 @@ from cohort.ingest import Loaded
 from cohort.merged import merges_of
 from cohort.model import Candidate, PatientFacts, Result
 from cohort.rank import rank
+from cohort.report.medgaps import gaps_of
 from cohort.store import Store, patient_of
 from cohort.terminology.units import warm as warm_units
 
@@ -112,6 +113,7 @@ def screen(
                     patient=facts.patient,
                     results=evaluate(loaded.trial, ctx),
                     last_seen=last_seen(facts, as_of),
+                    medication_gaps=gaps_of(facts),
                 )
                 # evidence.csv rows are rendered here, in parallel, and the evidence objects
                 # dropped: the rest of the report needs only statuses and reasons, and the

@@ -258,8 +258,11 @@ def test_unmapped_medication_records_are_summarised_once_valid(tmp_path: Path) -
         _med("MedicationRequest", "r1", intent="order", authoredOn="2026-08-01"),
         _med("MedicationStatement", "s1"),  # undated: still a medication record
         _med("MedicationRequest", "r2"),  # no intent: rejected, located, as before
+        # (its Medication is not in the data: its display names the drug; without one it
+        # would name none, and make background_therapy unknown: test_medication_reference)
         _med("MedicationRequest", "r3", intent="order", authoredOn="2026-09-01",
-             medicationCodeableConcept=None, medicationReference={"reference": "Medication/m"}),
+             medicationCodeableConcept=None,
+             medicationReference={"reference": "Medication/m", "display": "Levora 28 Day Pack"}),
     ]  # fmt: skip
     (site / "MedicationRequest.ndjson").write_bytes(
         b"\n".join(orjson.dumps(m) for m in meds if m["resourceType"] == "MedicationRequest")

@@ -44,7 +44,8 @@ NAME = "Zebulon Quartermaine"  # on every Patient: must never reach run.json or 
 def request(med_ref: str, display: str | None = None, **kw: Any) -> dict[str, Any]:
     """A MedicationRequest (criteria_helpers.medication) whose reference has `display`."""
     kw.setdefault("authored", ago(55))
-    res = {**medication("MedicationRequest", None, med_ref=med_ref, status="completed", **kw)}
+    kw.setdefault("status", "completed")
+    res = medication("MedicationRequest", None, med_ref=med_ref, **kw)
     res["intent"] = "order"
     if display is not None:
         res["medicationReference"]["display"] = display
@@ -93,7 +94,7 @@ def test_a_record_naming_no_drug_makes_the_criteria_it_could_change_unknown(
     assert [u.ref for u in pf.unnamed] == [rec["resourceType"] + "/" + rec["id"]]
     got = results(rec)
     for cid in ("washout_b_cell_depletion", "washout_belimumab", "washout_24wk",
-                "washout_12wk", "prior_ianalumab"):  # fmt: skip
+                "washout_12wk", "washout_high_dose_cs", "prior_ianalumab"):  # fmt: skip
         r = got[cid]
         assert r.status is Status.UNKNOWN, (cid, r.reason)
         assert f"MedicationRequest/{rec['id']} names no drug" in r.reason, r.reason
@@ -196,9 +197,16 @@ def _check_run(report: dict[str, Any], out: Path, caplog: pytest.LogCaptureFixtu
     rows = _rows(out)
     got = {pid: rows[pid]["washout_b_cell_depletion"] for pid in EXPECTED}
     assert got == EXPECTED, {pid: rows[pid]["reasons"] for pid in EXPECTED}
-    assert "MedicationRequest/missing-bare-0 names no drug" in rows["missing-bare"]["reasons"]
-    evidence = (out / "s" / "evidence.csv").read_text(encoding="utf-8-sig")
-    assert "MedicationRequest/missing-display-0" in evidence  # the record used, not absent
+    text = (out / "s" / "evidence.csv").read_text(encoding="utf-8-sig")
+    evidence = {(r["patient_id"], r["criterion"], r["ref"]): r["note"]
+                for r in csv.DictReader(io.StringIO(text))}  # fmt: skip
+    # the record used, not absent; the one naming no drug named
+    assert ("missing-display", "washout_b_cell_depletion",
+            "MedicationRequest/missing-display-0") in evidence  # fmt: skip
+    note = evidence[
+        ("missing-bare", "washout_b_cell_depletion", "MedicationRequest/missing-bare-0")
+    ]
+    assert note.startswith("names no drug: its Medication is not in the data"), note
     site = report["sites"]["s"]
     assert site["unresolved_medications"] == {
         "MedicationRequest": {"not_in_data": 2, "by_display": 1, "no_drug": 1}
@@ -290,3 +298,18 @@ def test_coverage_lists_a_record_naming_no_drug_and_an_unmapped_display(tmp_path
     assert "Zorblatamab 5 mg" in by_display
     unnamed = [r for r in rows if "names no drug" in r["why"]]
     assert len(unnamed) == 1 and unnamed[0]["records"] == "1", rows
+
+
+def test_the_counts_come_back_from_an_evaluation_fork() -> None:
+    """Above 200 screened patients candidates come back from forks as msgpack (screening)."""
+    import msgspec
+
+    from cohort.model import Candidate, Patient
+    from cohort.report.medgaps import gaps_of
+
+    pf = facts(request("Medication/a", RITUXAN), request("Medication/b"))
+    gaps = gaps_of(pf)
+    assert sorted(gaps) == [("MedicationRequest", True, False), ("MedicationRequest", True, True)]
+    sent = msgspec.msgpack.Encoder().encode([Candidate(Patient("p"), [], medication_gaps=gaps)])
+    got = msgspec.msgpack.Decoder(list[Candidate]).decode(sent)
+    assert got[0].medication_gaps == gaps

@@ -24,6 +24,7 @@ from cohort.extract.elements import (
     verification_status,
 )
 from cohort.extract.ingredients import ingredients_of
+from cohort.extract.medref import name_from_reference, resolve_medication
 from cohort.extract.onset import UNDATED, birth_days, needs_birth, onset_by_age, onset_days
 from cohort.extract.patient import patient_of
 from cohort.extract.rules import ReadingRules
@@ -50,7 +51,6 @@ from cohort.model import (
     PatientFacts,
     ProcedureFact,
 )
-from cohort.store import reference_id
 
 _PERIOD_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1, "wk": 7, "mo": 30, "a": 365}
 # administrations a day of FHIR R4's TimingAbbreviation codes (v3-GTSAbbreviation), and QAM
@@ -336,13 +336,14 @@ class Extractor:
         names = [text_of(res.get("medicationCodeableConcept"))]
         ingredients: tuple[Ingredient, ...] = ()
         form = ""
-        med = self._resolve_medication(res)
+        med = resolve_medication(res, self._medication)
         stub = med if med and MARK in med else None
         if stub is not None and not self.rules.drop_reason(stub):
             # a refused Medication's stub: the readable copy it was stored over, if any, is
             # the Medication (its ingredients and form too), as for any other record
             med = kept_copy(stub) or stub
-        if med and not self.rules.drop_reason(med):  # (one entered in error names no drug)
+        dropped = self.rules.drop_reason(med) if med else None
+        if med and not dropped:  # (one entered in error names no drug)
             codes += codes_of(med.get("code"))
             names.append(text_of(med.get("code")))
             ingredients = ingredients_of(med)
@@ -352,6 +353,8 @@ class Extractor:
             form = text_of(med.get("form"))
             if stub is not None:
                 pf.unreadable.append(medication_refused(ref, stub, codes))
+        if "medicationReference" in res and not (codes or any(names)):
+            names.append(name_from_reference(pf, ref, res, med, dropped or ""))
         start = exposure_start_days(res)
         status = str(res.get("status", ""))
         end = parse_days((res.get("effectivePeriod") or {}).get("end"))
@@ -378,15 +381,3 @@ class Extractor:
             start_last=_last(start),
             end_last=_last(end),
         )
-
-    def _resolve_medication(self, res: dict[str, Any]) -> dict[str, Any] | None:
-        ref = (res.get("medicationReference") or {}).get("reference", "")
-        if not ref:
-            return None
-        if ref.startswith("#"):
-            for c in res.get("contained") or ():
-                if isinstance(c, dict) and c.get("id") == ref[1:]:
-                    return c
-            return None
-        mid = reference_id(ref, "Medication")
-        return self._medication(mid) if mid is not None else None

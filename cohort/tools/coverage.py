@@ -41,6 +41,12 @@ COLUMNS = (
     "why",
     "mapping_version",
 )
+# a medication record that names no drug (extract.medref), listed under this name
+NO_DRUG = "(names no drug)"
+NO_DRUG_WHY = (
+    "names no drug: its referenced Medication is not in the data (or is dropped) and the"
+    " reference has no display; export the Medications with the records"
+)
 
 
 @dataclass
@@ -159,7 +165,10 @@ def coverage_report(cfg: Config, out: Path, site_id: str | None = None) -> Cover
                 records: list[tuple[str, tuple[Code, ...], str, ObservationFact | None]] = []
                 records += [("Condition", c.codes, c.text, None) for c in facts.conditions]
                 records += [("Observation", o.codes, o.text, o) for o in facts.observations]
-                records += [(e.ref.split("/")[0], e.codes, e.text, None) for e in facts.exposures]
+                records += [
+                    (e.ref.split("/")[0], e.codes, e.text if e.codes or e.text else NO_DRUG, None)
+                    for e in facts.exposures
+                ]
                 records += [("Immunization", i.codes, i.text, None) for i in facts.immunizations]
                 records += [("Procedure", p.codes, p.text, None) for p in facts.procedures]
                 records += _unread(facts, resources)
@@ -203,6 +212,8 @@ def coverage_report(cfg: Config, out: Path, site_id: str | None = None) -> Cover
                 f"only a verified=N row maps it ({u.unverified_at}): set verified to Y or local "
                 "once checked, or use_unverified = true"
             )
+        elif u.system == TEXT and u.code == NO_DRUG:
+            u.why = NO_DRUG_WHY  # (no name to suggest a concept for: the data's gap)
         else:
             u.suggestion, u.why = sug.suggest(u)
     report.unmapped = sorted(
