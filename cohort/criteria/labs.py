@@ -1,16 +1,16 @@
-"""Criterion kinds on results: `lab_latest`, `titer`, `grades`, `labs_exceed`."""
+"""Criterion kinds on results: `lab_latest`, `grades`, `labs_exceed` (`titer`: criteria.titers)."""
 
 from __future__ import annotations
 
 from cohort.criteria.base import Context, Criterion, result, shown, window_start
-from cohort.criteria.bounds import above, below, fails_below, readable, sign
+from cohort.criteria.bounds import above, below, readable, sign
 from cohort.criteria.days import condition_shown
 from cohort.criteria.recorded import NOT_CONVERTIBLE
 from cohort.model import Code, Evidence, ObservationFact, ObsValue, Result, Status
-from cohort.terminology.values import Titer, split_dilution
 
 
-def _superseded(ctx: Context, obs: list, concepts: list[str]) -> list[Evidence]:
+def superseded(ctx: Context, obs: list, concepts: list[str]) -> list[Evidence]:
+    """Older results of a most-recent rule, listed as ignored."""
     return [
         ctx.obs_evidence(o, ctx.obs_concept(o, concepts), "superseded by a newer result")
         for o in obs
@@ -29,7 +29,7 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
             crit, Status.UNKNOWN, f"no {'/'.join(concepts)} result{when}", ignored=ignored
         )
     o, older = obs[0], obs[1:]
-    ignored += _superseded(ctx, older, concepts)
+    ignored += superseded(ctx, older, concepts)
     concept = ctx.obs_concept(o, concepts)
     unit = ctx.term.canonical_unit(concept) or ""
     v = ctx.numeric(o, concept)
@@ -114,80 +114,6 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
             ignored,
         )
     return result(crit, Status.PASS, f"{concept} {shown_v} {unit} >= {threshold:g}", [ev], ignored)
-
-
-def titer(crit: Criterion, ctx: Context) -> Result:
-    """Most recent titer decides; else a qualitative negative fails and a positive is unknown."""
-    p = crit.params
-    minimum = float(p["min_titer"])
-    titer_concepts, screen_concepts = p["titer_concepts"], p.get("screen_concepts", [])
-    label = p.get("label") or titer_concepts[0]  # the test's name in reasons ("ANA")
-    obs, ignored = ctx.observations(titer_concepts + screen_concepts)
-    qualitative: list[tuple[str, Evidence]] = []
-    for i, o in enumerate(obs):
-        concept = ctx.obs_concept(o, titer_concepts + screen_concepts)
-        t = ctx.term.titer(o.value) if concept in titer_concepts else None
-        if t is not None:
-            status = fails_below(float(t.value), t.comparator, minimum)
-            as_text = f"{t.comparator}1:{t.value:g}"
-            ev = ctx.obs_evidence(o, concept, "most recent titer", as_text, "{titer}")
-            ignored += _superseded(ctx, obs[i + 1 :], titer_concepts + screen_concepts)
-            why = {Status.PASS: ">=", Status.FAIL: "<", Status.UNKNOWN: "cannot tell vs"}[status]
-            why = f"{label} titer {as_text} {why} 1:{minimum:g} on {shown(o.when, o.when_last)}"
-            return result(crit, status, why, [ev], ignored)
-        q = ctx.term.qualitative(o.value, o.interpretation)
-        if concept not in titer_concepts and (at := _screen_dilution(ctx, o)) is not None:
-            q = at[1] or q
-            if (
-                q == "positive"
-                and fails_below(at[0].value, at[0].comparator, minimum) is Status.PASS
-            ):
-                # positive at 1:160 (the end titer, or the dilution it was screened at): the
-                # titer is at least that, so it reads as the most recent titer
-                ev = ctx.obs_evidence(o, concept, "positive screen at a dilution", str(at[0]))
-                ignored += _superseded(ctx, obs[i + 1 :], titer_concepts + screen_concepts)
-                why = (
-                    f"{label} positive at {at[0]} >= 1:{minimum:g} on {shown(o.when, o.when_last)}"
-                )
-                return result(crit, Status.PASS, why, [ev], ignored)
-        if q == "negative" and concept in titer_concepts:
-            # a titer reported as "Negative" is the most recent titer, and a fail
-            ev = ctx.obs_evidence(o, concept, "most recent titer: negative")
-            ignored += _superseded(ctx, obs[i + 1 :], titer_concepts + screen_concepts)
-            return result(
-                crit,
-                Status.FAIL,
-                f"{label} titer negative on {shown(o.when, o.when_last)}",
-                [ev],
-                ignored,
-            )
-        if q in ("positive", "negative"):
-            qualitative.append((q, ctx.obs_evidence(o, concept, f"qualitative {q}")))
-        else:
-            ignored.append(ctx.obs_evidence(o, concept, "no readable titer or result"))
-    if not qualitative:
-        return result(crit, Status.UNKNOWN, f"no {label} result", ignored=ignored)
-    q, ev = qualitative[0]
-    ignored += [e for _, e in qualitative[1:]]
-    if q == "negative":
-        return result(crit, Status.FAIL, f"{label} negative on {ev.date}", [ev], ignored)
-    return result(crit, Status.UNKNOWN, f"{label} positive without a titer", [ev], ignored)
-
-
-def _screen_dilution(ctx: Context, o: ObservationFact) -> tuple[Titer, str | None] | None:
-    """The dilution a screen result names ("Positive 1:160", "1:320", a `{titer}` quantity)
-    and the result its words say (the dilution alone: positive, unless its interpretation
-    says otherwise); None when it names no one dilution."""
-    v = o.value
-    if v.string.strip():
-        at, rest = split_dilution(v.string)
-    else:
-        at, rest = ctx.term.titer(v), ""
-    if at is None:
-        return None
-    if rest:
-        return at, ctx.term.qualitative(ObsValue(string=rest), o.interpretation)
-    return at, ctx.term.qualitative(ObsValue(), o.interpretation) or "positive"
 
 
 _FINAL = ("final", "amended", "corrected")  # an assessment's copy that wins over a draft
@@ -313,7 +239,7 @@ def labs_exceed(crit: Criterion, ctx: Context) -> Result:
                 missing.append(f"no {concepts[0]} in window")
             continue
         if latest_only:
-            ignored += _superseded(ctx, obs[1:], concepts)
+            ignored += superseded(ctx, obs[1:], concepts)
             obs = obs[:1]
         # newest first: the measure's reason names its most recent result above the limit,
         # else its most recent one that cannot be compared

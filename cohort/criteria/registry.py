@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cohort.criteria import checks, demographic, dose, labs, medication
+from cohort.criteria import checks, demographic, dose, labs, medication, titers
 from cohort.criteria.base import Kind
 from cohort.errors import did_you_mean
 from cohort.terminology.values import RESULTS
@@ -85,7 +85,7 @@ KINDS: dict[str, KindSpec] = {
         reads={"concepts": CONDITIONS, "uncertain_concepts": CONDITIONS},
     ),
     "titer": KindSpec(
-        labs.titer,
+        titers.titer,
         {"titer_concepts": CONCEPTS, "min_titer": NUMBER},
         {"screen_concepts": CONCEPTS, "label": str},
         reads={"titer_concepts": LABS, "screen_concepts": LABS},
