@@ -201,6 +201,11 @@ def component(code: str, system: str = FLOWSHEET, **value: Any) -> dict[str, Any
     return {"code": cc(code, system), **value}
 
 
+def mg(value: float) -> dict[str, Any]:
+    """A dose Quantity in milligrams (UCUM)."""
+    return qty(value, "mg", "mg")
+
+
 def dosage(
     dose: dict[str, Any] | None = None,
     *,
@@ -209,24 +214,45 @@ def dosage(
     period_unit: str = "d",
     timing_code: str | None = None,
     route: str | None = None,
+    timing_text: str | None = None,
+    dose_range: tuple[dict[str, Any] | None, dict[str, Any] | None] | None = None,
+    sequence: int | None = None,
+    **repeat: Any,
 ) -> dict[str, Any]:
-    """A Dosage (MedicationStatement.dosage / MedicationRequest.dosageInstruction)."""
+    """A Dosage (MedicationStatement.dosage / MedicationRequest.dosageInstruction); `repeat`
+    gives further Timing.repeat elements as FHIR names them (`when`, `frequencyMax`,
+    `boundsPeriod` ...), `timing_text` a timing code of text only, `dose_range` a doseRange's
+    (low, high)."""
     out: dict[str, Any] = {}
     if dose is not None:
         out["doseAndRate"] = [{"doseQuantity": dose}]
+    if dose_range is not None:
+        low, high = dose_range
+        out["doseAndRate"] = [
+            {"doseRange": {k: v for k, v in (("low", low), ("high", high)) if v is not None}}
+        ]
     timing: dict[str, Any] = {}
     if frequency is not None:
-        timing["repeat"] = {
+        repeat = {
             "frequency": frequency,
             "period": period or 1,
             "periodUnit": period_unit,
+            **repeat,
         }
+    elif period is not None:  # a period without a frequency
+        repeat = {"period": period, "periodUnit": period_unit, **repeat}
+    if repeat:
+        timing["repeat"] = repeat
     if timing_code is not None:
         timing["code"] = cc(timing_code, "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation")
+    if timing_text is not None:
+        timing["code"] = cc(text=timing_text)
     if timing:
         out["timing"] = timing
     if route is not None:
         out["route"] = cc(text=route)
+    if sequence is not None:
+        out["sequence"] = sequence
     return out
 
 

@@ -22,6 +22,7 @@ from criteria_helpers import (
     immunization,
     medication,
     medication_resource,
+    mg,
     observation,
     procedure,
     qty,
@@ -45,10 +46,6 @@ def req(code: str | None = PREDNISONE, **kw: Any) -> dict:
 def admin(code: str | None = None, days: int = 10, **kw: Any) -> dict:
     kw.setdefault("status", "completed")
     return medication("MedicationAdministration", code, when=ago(days), **kw)
-
-
-def mg(value: float) -> dict:
-    return qty(value, "mg", "mg")
 
 
 # --- background_therapy ------------------------------------------------------------------------
