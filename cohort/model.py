@@ -144,12 +144,17 @@ class ObservationFact:
 class Dose:
     """One dosage line: amount per administration and administrations per day."""
 
-    quantity: Quantity | None = None
-    per_day: float | None = None  # from timing.repeat frequency/period; None when absent
+    quantity: Quantity | None = None  # doseQuantity, or a doseRange's low
+    # administrations a day (the fewest, when a range) from the timing; None when it gives none
+    per_day: float | None = None
     # Dosage.sequence: lines with the same number are taken together (FHIR: "concurrent")
     sequence: int | None = None
-    # a timing is given but says no rate that is read (a code not known): no usable dose
-    per_day_unread: bool = False
+    # a dose is given, but it or its timing cannot be read (a timing code not known, a
+    # doseRange with one end): no usable dose
+    unread: bool = False
+    quantity_max: Quantity | None = None  # a doseRange's high (None: no range)
+    # the most administrations a day (frequencyMax, periodMax ...; None: as per_day)
+    per_day_max: float | None = None
 
 
 @value

@@ -16,6 +16,7 @@ from criteria_helpers import (
     dosage,
     medication,
     mg,
+    run,
     status,
 )
 
@@ -91,3 +92,49 @@ def test_an_unread_timing_beside_a_low_line_is_unknown() -> None:
     """The unread line may be the one above the limit (docs: "may be the largest")."""
     low = dosage(mg(5), timing_code="QD")
     assert high_dose(dosage(mg(30), timing_text="2 times daily"), low) == "unknown"
+
+
+# --- 3. ranges: frequencyMax, periodMax, doseRange --------------------------------------------
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        # 1 to 2 a day: 30 to 60 mg/day, on both sides of 40 (was read 30 mg/day, pass)
+        (dosage(mg(30), frequency=1, frequencyMax=2), "unknown"),
+        (dosage(mg(20), frequency=1, frequencyMax=2), "pass"),  # 20 to 40
+        (dosage(mg(45), frequency=1, frequencyMax=2), "fail"),  # 45 to 90
+        # every 4 to 6 hours: 4 to 6 a day
+        (dosage(mg(10), frequency=1, period=4, period_unit="h", periodMax=6), "unknown"),
+        (dosage(mg(5), frequency=1, period=4, period_unit="h", periodMax=6), "pass"),
+        (dosage(mg(60), frequency=1, period=1, periodMax=2), "unknown"),  # every 1-2 days
+        (dosage(mg(30), frequency=1, frequencyMax="2"), "unknown"),  # no number
+        # doseRange, read the same way (was no usable dose, whatever its ends)
+        (dosage(dose_range=(mg(30), mg(60)), frequency=1), "unknown"),
+        (dosage(dose_range=(mg(10), mg(20)), frequency=1), "pass"),
+        (dosage(dose_range=(mg(45), mg(60)), frequency=1), "fail"),
+        (dosage(dose_range=(mg(10), mg(20)), frequency=1, frequencyMax=2), "pass"),  # 10 to 40
+        (dosage(dose_range=(mg(15), mg(25)), frequency=1, frequencyMax=2), "unknown"),
+        (dosage(dose_range=(mg(20), None)), "unknown"),  # one end only
+        (dosage(dose_range=(None, mg(20))), "unknown"),
+    ],
+)
+def test_a_range_decides_only_when_both_ends_agree(line: dict[str, Any], expected: str) -> None:
+    assert high_dose(line) == expected
+
+
+def test_a_dose_range_beside_a_low_line_is_unknown() -> None:
+    """A doseRange line was taken for an instruction (no dose): the 5 mg line passed."""
+    low = dosage(mg(5), timing_code="QD")
+    assert high_dose(dosage(dose_range=(mg(30), mg(60))), low) == "unknown"
+
+
+def test_a_range_across_the_limit_says_so() -> None:
+    r = run("washout_high_dose_cs", taking(dosage(mg(30), frequency=1, frequencyMax=2)))
+    assert r.status == "unknown"
+    assert "prednisone 30 to 60 mg/day prednisone-equivalent" in r.reason, r.reason
+    assert "40" in r.reason
+    [ev] = r.evidence
+    assert "30 to 60 mg/day" in ev.note, ev.note
+    r = run("washout_high_dose_cs", taking(dosage(mg(10), frequency=1, frequencyMax=2)))
+    assert r.status == "pass"
+    [ev] = r.evidence
+    assert (ev.value, ev.unit) == ("20", "mg/day")  # the high end: what the pass rests on

@@ -32,7 +32,8 @@ _PART = re.compile(r"\s/\s")
 
 class Daily(NamedTuple):
     """An exposure's largest daily dose: its corticosteroid (the ingredient's name as the
-    mappings spell it, not the record's text), mg/day of it and prednisone-equivalent mg/day."""
+    mappings spell it, not the record's text), mg/day of it and prednisone-equivalent mg/day;
+    where the dosage gives a range (a doseRange, frequencyMax ...), its least and its most."""
 
     drug: str
     mg: float
@@ -40,9 +41,22 @@ class Daily(NamedTuple):
     # another dosage line (or set of concurrent ones) gives a dose that is not read: the
     # largest dose may be that one, so this is only a least largest dose
     unsure: bool = False
+    mg_max: float | None = None  # None: no range (as mg)
+    equivalent_max: float | None = None
+
+    @property
+    def most(self) -> float:
+        """The most prednisone-equivalent mg/day it may be."""
+        return self.equivalent if self.equivalent_max is None else self.equivalent_max
+
+    def amounts(self) -> tuple[str, str]:
+        """Its mg/day of the drug and prednisone-equivalent, "30" or a range "30 to 60"."""
+        if self.equivalent_max is None:
+            return f"{self.mg:g}", f"{self.equivalent:g}"
+        return f"{self.mg:g} to {self.mg_max:g}", f"{self.equivalent:g} to {self.equivalent_max:g}"
 
     def __str__(self) -> str:
-        return f"{self.drug} {self.equivalent:g} mg/day prednisone-equivalent"
+        return f"{self.drug} {self.amounts()[1]} mg/day prednisone-equivalent"
 
 
 def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
@@ -68,19 +82,33 @@ def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
     # sequence, or with different ones (a taper's steps), stand alone: the largest counts.
     # A line standing alone that gives no dose at all (an instruction) says nothing of one; a
     # dose not read (a timing code not known, a volume without strength) may be the largest.
-    days: dict[tuple[int, int], list[float | None]] = {}
+    # A line giving a range (a doseRange, frequencyMax ...) is its least and its most mg/day.
+    days: dict[tuple[int, int], list[tuple[float, float] | None]] = {}
     for i, d in enumerate(e.doses):
-        if d.quantity is None and d.sequence is None:
+        if d.quantity is None and not d.unread and d.sequence is None:
             continue
         key = (0, d.sequence) if d.sequence is not None else (1, i)
-        q = ctx.term.ucum_only(d.quantity) if d.quantity is not None else None
-        days.setdefault(key, []).append(_line_mg(d, q, strength, per_ml, ctx.term))
-    totals = [sum(x for x in mgs if x is not None) for mgs in days.values() if None not in mgs]
+        days.setdefault(key, []).append(_line_mg(d, strength, per_ml, ctx.term))
+    totals = [
+        (sum(x[0] for x in mgs if x), sum(x[1] for x in mgs if x))
+        for mgs in days.values()
+        if None not in mgs
+    ]
     if not totals:
         return None
     # to 0.1 mg: the factors are rounded (6.67 for 20/3), dexamethasone 6 mg is 40 mg, not 40.02
-    top = max(totals)
-    return Daily(drug, round(top, 1), round(top * factor, 1), len(totals) < len(days))
+    low, high = max(t[0] for t in totals), max(t[1] for t in totals)
+    unsure = len(totals) < len(days)
+    if high == low:
+        return Daily(drug, round(low, 1), round(low * factor, 1), unsure)
+    return Daily(
+        drug,
+        round(low, 1),
+        round(low * factor, 1),
+        unsure,
+        round(high, 1),
+        round(high * factor, 1),
+    )
 
 
 def name_strength(name: str, drug: str) -> float | None:
@@ -101,28 +129,37 @@ def name_strength(name: str, drug: str) -> float | None:
 
 
 def _line_mg(
-    d: Dose,
-    q: Quantity | None,
-    strength: float | None,
-    per_ml: float | None,
-    term: TerminologyLike,
-) -> float | None:
-    """Milligrams a day of one dosage line (1 administration a day when no rate is given);
-    None when it has no usable dose. `q` is its dose: in any mass unit (ug, kg ... as SPEC
-    §2's UCUM semantics), in tablets (`strength` mg each) or in a volume (`per_ml` mg a mL)."""
-    if q is None or d.per_day_unread:
+    d: Dose, strength: float | None, per_ml: float | None, term: TerminologyLike
+) -> tuple[float, float] | None:
+    """Milligrams a day of one dosage line, the least and the most (1 administration a day
+    when no rate is given); None when it has no usable dose."""
+    if d.quantity is None or d.unread:
         return None
-    if is_unit_form(q.code or q.unit):
-        if strength is None:
+    least = _mg(term.ucum_only(d.quantity), strength, per_ml, term)
+    if least is None:
+        return None
+    most = least
+    if d.quantity_max is not None:  # a doseRange: its high too
+        high = _mg(term.ucum_only(d.quantity_max), strength, per_ml, term)
+        if high is None:
             return None
-        mg = q.value * strength
-    elif (converted := in_mg(term, q)) is not None:
-        mg = converted
-    elif per_ml is not None and (ml := term.convert_to(q, "mL")) is not None:
-        mg = ml * per_ml
-    else:
-        return None
-    return mg * (d.per_day if d.per_day is not None else 1.0)
+        least, most = min(least, high), max(least, high)
+    fewest = d.per_day if d.per_day is not None else 1.0
+    return least * fewest, most * (d.per_day_max if d.per_day_max is not None else fewest)
+
+
+def _mg(
+    q: Quantity, strength: float | None, per_ml: float | None, term: TerminologyLike
+) -> float | None:
+    """Milligrams of one dose `q`: in any mass unit (ug, kg ... as SPEC §2's UCUM semantics),
+    in tablets (`strength` mg each) or in a volume (`per_ml` mg a mL); None when not read."""
+    if is_unit_form(q.code or q.unit):
+        return q.value * strength if strength is not None else None
+    if (converted := in_mg(term, q)) is not None:
+        return converted
+    if per_ml is not None and (ml := term.convert_to(q, "mL")) is not None:
+        return ml * per_ml
+    return None
 
 
 def high_dose(crit: Criterion, ctx: Context) -> Result:
@@ -133,7 +170,7 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
     fails, unknown, ok, ignored = [], [], [], []
     ends: list[date | None] = []
     enders: list[tuple[str, str]] = []  # the dose each of `ends` is the end of, its doubt if any
-    why_partial = ""
+    why_partial = why_range = ""
     for e in ctx.exposures(p["concepts"]):
         concept = ",".join(sorted(set(p["concepts"]) & ctx.concepts(e.ref, e.codes, e.text)))
         if not ctx.systemic(e):
@@ -148,16 +185,19 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
         daily = daily_dose(ctx, e)
         if daily is not None and daily.unsure and daily.equivalent <= limit:
             daily = None  # a line not read may be above the limit: no usable dose
-        mg = daily.equivalent if daily is not None else None
+        # its least and its most (a range: a doseRange, frequencyMax ...)
+        mg, most = (daily.equivalent, daily.most) if daily is not None else (None, None)
         dose = "no usable dose"
         if daily is not None:
             # the drug's own dose and its equivalent; the drug named by the mappings, not by
             # the record's text (--no-phi shows notes and reasons as they are: report.nophi)
-            dose = f"{daily.drug} {daily.mg:g} mg/day = {mg:g} mg/day prednisone-equivalent"
-        if undated and (mg is None or mg > limit):
+            own, equivalent = daily.amounts()
+            dose = f"{daily.drug} {own} mg/day = {equivalent} mg/day prednisone-equivalent"
+        may_fail = most is None or most > limit
+        if undated and may_fail:
             # no date at all: the data cannot tell whether this dose is within the window
             unknown.append(replace(it.ev, note="undated: cannot tell if within window"))
-        elif inside is None and (mg is None or mg > limit):
+        elif inside is None and may_fail:
             # in the window on some of the days its partial dates stand for, not on others
             doubt = f"{daily or 'corticosteroid'} {it.partial()}"
             why_partial = why_partial or (
@@ -167,14 +207,21 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
             if daily is not None:
                 ends.append(None if e.ongoing else it.end_last)  # it may fail as long
                 enders.append((str(daily), doubt))
-        elif mg is None:
+        elif mg is None or most is None:
             unknown.append(replace(it.ev, note="no usable dose"))
         elif mg > limit:
             fails.append(replace(it.ev, note=dose, value=f"{mg:g}", unit="mg/day"))
             ends.append(None if e.ongoing else it.end_last)  # latest possible end
             enders.append((str(daily), ""))
+        elif most > limit:
+            # a range with its least within the limit and its most above it
+            unknown.append(replace(it.ev, note=f"{dose}: may be > {limit:g}"))
+            why_range = why_range or (
+                f"{daily} within {span}: cannot tell if > {limit:g} (the dosage gives a range)"
+            )
         else:
-            ok.append(replace(it.ev, note=dose, value=f"{mg:g}", unit="mg/day"))
+            # (the most it may be: what the pass rests on)
+            ok.append(replace(it.ev, note=dose, value=f"{most:g}", unit="mg/day"))
     if fails:
         eligible = clear_from(ends, span)
         # as the other washouts say it: until when, or that no end is known
@@ -194,6 +241,8 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
         if any(u.note == "no usable dose" for u in unknown):
             why = "corticosteroid in window without a usable dose"
         else:
-            why = why_partial or f"undated corticosteroid: cannot tell if within {span}"
+            why = (
+                why_range or why_partial or f"undated corticosteroid: cannot tell if within {span}"
+            )
         return result(crit, Status.UNKNOWN, why, unknown + ok, ignored)
     return result(crit, Status.PASS, "no corticosteroid above the limit in window", ok, ignored)

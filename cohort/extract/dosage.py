@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from cohort.extract.elements import codes_of, parse_days, quantity_of
-from cohort.model import Dose
+from cohort.model import Dose, Quantity
 
 __all__ = ["doses_of"]
 
@@ -16,6 +16,8 @@ _TIMING_CODES = {
     "QD": 1, "BID": 2, "TID": 3, "QID": 4, "QOD": 0.5, "AM": 1, "PM": 1, "QAM": 1, "BED": 1,
     "Q1H": 24, "Q2H": 12, "Q3H": 8, "Q4H": 6, "Q6H": 4, "Q8H": 3, "WK": 1 / 7, "MO": 1 / 30,
 }  # fmt: skip
+_NO_RATE: tuple[float | None, float | None, bool] = (None, None, False)
+_UNREAD: tuple[float | None, float | None, bool] = (None, None, True)
 # a JSON number, tested by class: a bool's class is bool, never int
 _NUMBERS: frozenset[Any] = frozenset((int, float))
 
@@ -26,33 +28,55 @@ def doses_of(items: Iterable[Any]) -> tuple[Dose, ...]:
     for d in items:
         if not isinstance(d, dict):
             continue
-        qty = None
-        for dr in d.get("doseAndRate") or ():
+        qty = high = None
+        doses = d.get("doseAndRate") or ()
+        for dr in doses:
             qty = qty or quantity_of(dr.get("doseQuantity") if isinstance(dr, dict) else None)
         qty = qty or quantity_of(d.get("dose"))
-        per_day, unread = _per_day(d.get("timing"))
+        rate, most, unread = _per_day(d.get("timing"))
+        bad = False
+        if qty is None and doses:  # (read only where no dose quantity is)
+            qty, high, bad = _dose_range(doses)
+        # a line without a dose (an instruction) has none that is not read
+        unread = bad or (unread and qty is not None)
         seq = d.get("sequence")
         sequence = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
-        out.append(Dose(qty, per_day, sequence, unread))
+        out.append(Dose(qty, rate, sequence, unread, high, most))
     return tuple(out)
 
 
-def _per_day(timing: Any) -> tuple[float | None, bool]:
-    """Administrations a day, and whether the timing gives a rate that is not read (None,
-    False: no rate given, read as once a day). Only a Dosage without a timing, or whose timing
-    has no element that says how often (only bounds, a count, days of the week), gives no rate:
-    a timing that says how often in a way not read (a code of text only or not in the list, a
-    frequency without a period in days, weeks ..., a timing that is no object) is no usable
-    dose, never once a day (docs/rules.md)."""
+def _dose_range(doses: Any) -> tuple[Quantity | None, Quantity | None, bool]:
+    """The first doseRange's low and high, and whether it is given but does not read as both
+    (a range with one end, or one that is no Quantity: that end may be anything)."""
+    for dr in doses:
+        rng = dr.get("doseRange") if isinstance(dr, dict) else None
+        if rng is not None:
+            if not isinstance(rng, dict):
+                return None, None, True
+            low, high = quantity_of(rng.get("low")), quantity_of(rng.get("high"))
+            if low is None or high is None:
+                return low or high, None, True
+            return low, high, False
+    return None, None, False
+
+
+def _per_day(timing: Any) -> tuple[float | None, float | None, bool]:
+    """Administrations a day, the fewest and the most (None, None: no rate given, read as
+    once a day; the most None when it is the fewest), and whether the timing gives a rate
+    that is not read. Only a Dosage without a timing, or whose timing has no element that
+    says how often (only bounds, a count, days of the week), gives no rate: a timing that says
+    how often in a way not read (a code of text only or not in the list, a frequency without
+    a period in days, weeks ..., a timing that is no object) is no usable dose, never once a
+    day (docs/rules.md). `frequencyMax` and `periodMax` make a range."""
     if timing is None:
-        return None, False
+        return _NO_RATE
     if not isinstance(timing, dict):
-        return None, True
+        return _UNREAD
     rep: Any = timing.get("repeat")
     if rep is None:
         rep = {}
     elif not isinstance(rep, dict):
-        return None, True
+        return _UNREAD
     freq: Any = rep.get("frequency")
     period, unit = rep.get("period"), rep.get("periodUnit")
     code = timing.get("code")
@@ -60,25 +84,43 @@ def _per_day(timing: Any) -> tuple[float | None, bool]:
         # a period alone is once each period ("every 8 hours")
         freq = 1 if freq is None else freq
         if freq.__class__ not in _NUMBERS or period.__class__ not in _NUMBERS:
-            return None, True
+            return _UNREAD
         days = period * _PERIOD_DAYS.get(unit, 0)
-        return (float(freq) / days, False) if days > 0 else (None, True)
+        if days <= 0:
+            return _UNREAD
+        if len(rep) <= 3:  # (frequency, period, periodUnit: nothing more to read)
+            return freq / days, None, False
+        return _ranged(rep, freq, period, _PERIOD_DAYS[unit])
     if code is not None:
         for c in codes_of(code):  # a TimingAbbreviation coding wherever it is
             if (n := _TIMING_CODES.get(c.code.upper())) is not None:
-                return float(n), False
-        return None, True  # text only, or codes not in the list
+                return float(n), None, False
+        return _UNREAD  # text only, or codes not in the list
     times = rep.get("timeOfDay")
     if times is not None:
         if not isinstance(times, list):
-            return None, True
+            return _UNREAD
         if times:
-            return float(len(times)), False  # each day at each of these times
+            return float(len(times)), None, False  # each day at each of these times
     events = timing.get("event")
     if events is not None:
         most = _most_a_day(events)
-        return (float(most), False) if most else (None, True)
-    return None, False
+        return (float(most), None, False) if most else _UNREAD
+    return _NO_RATE
+
+
+def _ranged(
+    rep: dict[str, Any], freq: float, period: float, unit_days: float
+) -> tuple[float | None, float | None, bool]:
+    """`freq` times a `period` (> 0) of `unit_days` days, or a range: up to `frequencyMax`
+    times, every `period` to `periodMax` periods."""
+    most: Any = rep.get("frequencyMax", freq)
+    longest: Any = rep.get("periodMax", period)
+    if most.__class__ not in _NUMBERS or longest.__class__ not in _NUMBERS or longest <= 0:
+        return _UNREAD
+    low = min(freq, most) / (max(period, longest) * unit_days)
+    high = max(freq, most) / (min(period, longest) * unit_days)
+    return low, (high if high != low else None), False
 
 
 def _most_a_day(events: Any) -> int | None:
