@@ -94,6 +94,41 @@ def test_an_unread_timing_beside_a_low_line_is_unknown() -> None:
     assert high_dose(dosage(mg(30), timing_text="2 times daily"), low) == "unknown"
 
 
+# --- 2. timing.repeat.when: each event a time of day ------------------------------------------
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (dosage(mg(30), when=["MORN", "EVE"]), "fail"),  # 60 mg/day; was read once a day
+        (dosage(mg(20), when=["MORN", "EVE"]), "pass"),  # 40
+        (dosage(mg(15), when=["CM", "CD", "CV"]), "fail"),  # with each meal: 45
+        (dosage(mg(25), when=["ACM", "HS"], offset=30), "fail"),  # an offset moves, not adds
+        (dosage(mg(25), when=["MORN.early", "MORN.late"]), "fail"),  # two times of one morning
+        (dosage(mg(30), when=["MORN"]), "pass"),
+        (dosage(mg(30), when=["MORN", "MORN"]), "pass"),  # one event listed twice
+        # how many meals "before meals" is, is not said
+        (dosage(mg(15), when=["AC"]), "unknown"),
+        (dosage(mg(15), when=["C"]), "unknown"),
+        (dosage(mg(15), when=["PC", "HS"]), "unknown"),
+        # a period with a part of it: one event (their union) or two
+        (dosage(mg(25), when=["MORN", "MORN.early"]), "unknown"),
+        (dosage(mg(15), when=["XYZ"]), "unknown"),  # no EventTiming code
+        (dosage(mg(15), when="MORN"), "unknown"),  # not a list
+        # with a frequency, the frequency counts (FHIR: its events fall at the union of them)
+        (dosage(mg(30), frequency=1, when=["AC"]), "pass"),
+        (dosage(mg(30), frequency=2, when=["MORN", "EVE"]), "fail"),
+        # ... but an EHR may mean one at each event: 1 to 2 a day
+        (dosage(mg(30), frequency=1, when=["MORN", "EVE"]), "unknown"),
+        (dosage(mg(15), frequency=1, when=["MORN", "EVE"]), "pass"),
+        (dosage(mg(45), frequency=1, when=["MORN", "EVE"]), "fail"),
+        # weekly at two times of day: 1 to 2 a week
+        (dosage(mg(210), frequency=1, period_unit="wk", when=["MORN", "EVE"]), "unknown"),
+        (dosage(mg(140), frequency=1, period_unit="wk", when=["MORN", "EVE"]), "pass"),
+    ],
+)
+def test_when_events_count_as_administrations(line: dict[str, Any], expected: str) -> None:
+    assert high_dose(line) == expected
+
+
 # --- 3. ranges: frequencyMax, periodMax, doseRange --------------------------------------------
 @pytest.mark.parametrize(
     ("line", "expected"),
