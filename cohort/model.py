@@ -155,6 +155,21 @@ class Dose:
     quantity_max: Quantity | None = None  # a doseRange's high (None: no range)
     # the most administrations a day (frequencyMax, periodMax ...; None: as per_day)
     per_day_max: float | None = None
+    # its own days (Timing.repeat.bounds[x]), on a record whose lines' bounds are its interval;
+    # None: the record's (no line of it has bounds)
+    bounds: Bounds | None = None
+
+
+@value
+class Bounds:
+    """A dosage line's days, as an exposure's: each first day, and the last a partial date
+    stands for (None for a full date); no end and `ongoing`: open."""
+
+    start: date | None
+    end: date | None
+    ongoing: bool = False
+    start_last: date | None = None
+    end_last: date | None = None
 
 
 @value

@@ -7,13 +7,15 @@ side of the limit, is unknown, never once a day."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from criteria_helpers import (
     ago,
+    days_before,
     dosage,
+    facts,
     medication,
     mg,
     run,
@@ -173,3 +175,128 @@ def test_a_range_across_the_limit_says_so() -> None:
     assert r.status == "pass"
     [ev] = r.evidence
     assert (ev.value, ev.unit) == ("20", "mg/day")  # the high end: what the pass rests on
+
+
+# --- 4. timing.repeat.bounds[x]: a line's own interval ----------------------------------------
+def bounded(dose: float, start: int | None, end: int | None, **kw: Any) -> dict[str, Any]:
+    """A once-a-day line of `dose` mg over a boundsPeriod."""
+    return dosage(mg(dose), frequency=1, boundsPeriod=period(start, end), **kw)
+
+
+def test_bounds_period_is_the_requests_interval() -> None:
+    """The audit's order: authored 2026-08-01, 60 mg a day to 2026-09-30, completed. It was
+    read as the day it was authored, outside the 84 days: pass."""
+    r = run(
+        "washout_high_dose_cs", taking(bounded(60, 116, 56), status="completed", authored=ago(116))
+    )
+    assert r.status == "fail"
+    assert r.eligible_from == days_before(56) + W12 == date(2026, 12, 23)
+
+
+@pytest.mark.parametrize(
+    ("duration", "eligible"),
+    [
+        ({"value": 60, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d"}, 56),
+        ({"value": 10, "unit": "weeks"}, 46),  # a unit of time as the unit's text
+        ({"value": 2, "code": "mo"}, 116 - 61),  # calendar months: 2026-08-01 to 2026-10-01
+    ],
+)
+def test_bounds_duration_runs_from_the_start(duration: dict[str, Any], eligible: int) -> None:
+    line = dosage(mg(60), frequency=1, boundsDuration=duration)
+    r = run("washout_high_dose_cs", taking(line, status="completed", authored=ago(116)))
+    assert (r.status, r.eligible_from) == ("fail", days_before(eligible) + W12)
+
+
+def test_bounds_that_do_not_read_leave_the_interval_as_it_was() -> None:
+    line = dosage(mg(60), frequency=1, boundsDuration={"value": 2, "unit": "fortnights"})
+    [e] = facts(taking(line, status="completed", authored=ago(116))).exposures
+    assert (e.start, e.end, e.ongoing) == (days_before(116), days_before(116), False)
+
+
+@pytest.mark.parametrize(
+    ("kw", "start", "end", "ongoing"),
+    [
+        # a bounds start after the order was written: taken from then
+        ({"status": "completed", "authored": ago(30), "lines": [(20, None)]}, 20, 20, False),
+        # an active order whose bounds end: ended then
+        ({"status": "active", "authored": ago(30), "lines": [(30, 15)]}, 30, 15, False),
+        # one line without an end on an active order: ongoing
+        (
+            {"status": "active", "authored": ago(30), "lines": [(30, 15), (14, None)]},
+            30,
+            None,
+            True,
+        ),
+        # several lines: from the first start to the last end
+        (
+            {"status": "completed", "authored": ago(90), "lines": [(90, 60), (59, 20)]},
+            90,
+            20,
+            False,
+        ),
+        # a line without bounds is the order's own interval (authoredOn, then its status)
+        ({"status": "completed", "authored": ago(90), "lines": [(60, 20), None]}, 90, 20, False),
+    ],
+)
+def test_request_interval_from_bounds(
+    kw: dict[str, Any], start: int, end: int | None, ongoing: bool
+) -> None:
+    lines = [dosage(mg(5)) if ln is None else bounded(5, *ln) for ln in kw.pop("lines")]
+    [e] = facts(taking(*lines, **kw)).exposures
+    want_end = days_before(end) if end is not None else None
+    assert (e.start, e.end, e.ongoing) == (days_before(start), want_end, ongoing)
+
+
+def test_a_statements_effective_period_comes_before_bounds() -> None:
+    """SPEC §2 names effectivePeriod for a MedicationStatement."""
+    s = medication(
+        "MedicationStatement",
+        PREDNISONE,
+        status="completed",
+        start=ago(100),
+        end=ago(50),
+        dosages=[bounded(5, 120, 10)],
+    )
+    [e] = facts(s).exposures
+    assert (e.start, e.end) == (days_before(100), days_before(50))
+
+
+def test_bounds_with_a_partial_date() -> None:
+    line = dosage(mg(60), frequency=1, boundsPeriod={"start": "2026-08-01", "end": "2026-10"})
+    r = run("washout_high_dose_cs", taking(line, status="completed", authored="2026-08-01"))
+    assert (r.status, r.eligible_from) == ("fail", date(2026, 10, 31) + W12)
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected", "eligible"),
+    [
+        # a taper: 60 mg to 100 days ago, 10 mg since; only the 10 mg step is in the window
+        ([bounded(60, 120, 100, sequence=1), bounded(10, 99, 10, sequence=2)], "pass", None),
+        # the 60 mg step ended 30 days ago: it fails until 84 days after its own end, though
+        # the order runs on at 10 mg
+        ([bounded(60, 120, 30, sequence=1), bounded(10, 29, None, sequence=2)], "fail", 30),
+        # concurrent lines (one sequence) add up over the days either runs
+        ([bounded(30, 60, 10, sequence=1), bounded(20, 60, 40, sequence=1)], "fail", 10),
+        # a step without a dose (an instruction) says nothing of one
+        ([bounded(10, 99, 10, sequence=2), dosage(None, timing_text="with food")], "pass", None),
+        # a step whose dose is not read, in the window: unknown
+        ([bounded(5, 99, 10, sequence=2), bounded(30, 20, 5, frequencyMax="x")], "unknown", None),
+        # ... out of it: the step in the window decides
+        ([bounded(5, 99, 10, sequence=2), bounded(30, 200, 100, frequencyMax="x")], "pass", None),
+    ],
+)
+def test_each_dosage_line_is_read_over_its_own_bounds(
+    lines: list[dict[str, Any]], expected: str, eligible: int | None
+) -> None:
+    r = run("washout_high_dose_cs", taking(*lines, status="active", authored=ago(120)))
+    assert r.status == expected, r.reason
+    assert r.eligible_from == (days_before(eligible) + W12 if eligible is not None else None)
+
+
+def test_bounds_set_a_washout_of_any_drug() -> None:
+    """A cyclophosphamide order written 200 days ago, given to 100 days ago: within 24 weeks
+    (it was read as the day it was written, outside them: pass)."""
+    line = dosage(mg(500), frequency=1, period=4, period_unit="wk", boundsPeriod=period(200, 100))
+    order = taking(line, code=CYCLOPHOSPHAMIDE, status="completed", authored=ago(200))
+    r = run("washout_24wk", order)
+    assert (r.status, r.eligible_from) == ("fail", days_before(100) + W24)

@@ -17,7 +17,8 @@ from cohort.criteria.intervals import (
     sets_date,
 )
 from cohort.criteria.strength import in_mg, is_unit_form, product_strength
-from cohort.model import Dose, ExposureFact, Quantity, Result, Status
+from cohort.extract.dosage import widest
+from cohort.model import Bounds, Dose, ExposureFact, Quantity, Result, Status
 
 # "20 MG", not a concentration or rate ("10 MG/ML", "15 mg / 5 mL", "0.001 MG/MG", "5 MG/HR"):
 # a slash after it starts a combination's next ingredient only when no unit follows it
@@ -111,6 +112,40 @@ def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
     )
 
 
+def _steps(ctx: Context, e: ExposureFact) -> list[ExposureFact]:
+    """A systemic exposure whose dosage lines have days of their own (bounds: a taper's
+    steps), as one exposure a step, each over its own days: lines with the same `sequence`
+    together (concurrent: over the days any of them runs), lines that give no dose
+    (instructions) in none. Else (or with one step only) the exposure as it is."""
+    if not e.doses or e.doses[0].bounds is None or not ctx.systemic(e):
+        return [e]
+    together: dict[int, Bounds] = {}
+    for d in e.doses:
+        if d.sequence is not None and d.bounds is not None:
+            seen = together.get(d.sequence)
+            together[d.sequence] = d.bounds if seen is None else widest((seen, d.bounds))
+    steps: dict[Bounds | None, list[Dose]] = {}
+    for d in e.doses:
+        if d.quantity is None and not d.unread and d.sequence is None:
+            continue  # (an instruction: as daily_dose reads it)
+        steps.setdefault(together[d.sequence] if d.sequence is not None else d.bounds, []).append(d)
+    if len(steps) < 2:
+        return [e]
+    return [
+        replace(
+            e,
+            start=b.start,
+            end=b.end,
+            ongoing=b.ongoing,
+            start_last=b.start_last,
+            end_last=b.end_last,
+            doses=tuple(lines),
+        )
+        for b, lines in steps.items()
+        if b is not None
+    ]
+
+
 def name_strength(name: str, drug: str) -> float | None:
     """The mg per tablet a product name gives `drug` ("prednisone 20 MG Oral Tablet"); of a
     combination or kit ("A 5 MG / B 20 MG Oral Tablet"), the strength in the part naming it;
@@ -171,7 +206,8 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
     ends: list[date | None] = []
     enders: list[tuple[str, str]] = []  # the dose each of `ends` is the end of, its doubt if any
     why_partial = why_range = ""
-    for e in ctx.exposures(p["concepts"]):
+    steps = (s for e in ctx.exposures(p["concepts"]) for s in _steps(ctx, e))
+    for e in steps:
         concept = ",".join(sorted(set(p["concepts"]) & ctx.concepts(e.ref, e.codes, e.text)))
         if not ctx.systemic(e):
             ignored.append(exposure_evidence(e, concept, "not systemic (route or form)"))

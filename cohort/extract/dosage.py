@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
-from cohort.extract.elements import codes_of, parse_days, quantity_of
-from cohort.model import Dose, Quantity
+from cohort.extract.elements import DayRange, codes_of, parse_days, quantity_of
+from cohort.extract.onset import TIME_UNITS, add_units
+from cohort.model import Bounds, Dose, Quantity
 
-__all__ = ["doses_of"]
+__all__ = ["doses_of", "widest"]
 
 _PERIOD_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1, "wk": 7, "mo": 30, "a": 365}
 # administrations a day of FHIR R4's TimingAbbreviation codes (v3-GTSAbbreviation), and QAM
@@ -22,17 +25,25 @@ _EVENTS = frozenset(
      "EVE.LATE", "NIGHT", "PHS", "HS", "WAKE", "CM", "CD", "CV", "ACM", "ACD", "ACV", "PCM", "PCD",
      "PCV")
 )  # fmt: skip
-# administrations a day, the fewest and the most (None: the fewest), and whether not read
-Rate = tuple[float | None, float | None, bool]
-_NO_RATE: Rate = (None, None, False)
-_UNREAD: Rate = (None, None, True)
+# administrations a day, the fewest and the most (None: the fewest), whether not read, and the
+# timing's repeat where it may hold more than a frequency and period (see _per_day)
+Timed = tuple[float | None, float | None, bool, dict[str, Any] | None]
+_NO_RATE: Timed = (None, None, False, None)
+_UNREAD: Timed = (None, None, True, None)
+_HOURS = {"h": 1, "hour": 1, "hours": 1, "min": 1 / 60, "s": 1 / 3600}  # a Duration's, in hours
 # a JSON number, tested by class: a bool's class is bool, never int
 _NUMBERS: frozenset[Any] = frozenset((int, float))
 
 
-def doses_of(items: Iterable[Any]) -> tuple[Dose, ...]:
-    """The Dosage lines of a record (MedicationStatement.dosage, dosageInstruction ...)."""
+def doses_of(
+    items: Iterable[Any], start: DayRange | None = None, ongoing: bool = False
+) -> tuple[Dose, ...]:
+    """The Dosage lines of a record (MedicationStatement.dosage, dosageInstruction ...). Once
+    a line has bounds (Timing.repeat.bounds[x]), every line has its days: its bounds, from
+    the record's `start` (a boundsDuration, a boundsPeriod without a start) and open while
+    the record's status is `ongoing`; a line without bounds the record's own days."""
     out = []
+    bounded = False
     for d in items:
         if not isinstance(d, dict):
             continue
@@ -41,7 +52,7 @@ def doses_of(items: Iterable[Any]) -> tuple[Dose, ...]:
         for dr in doses:
             qty = qty or quantity_of(dr.get("doseQuantity") if isinstance(dr, dict) else None)
         qty = qty or quantity_of(d.get("dose"))
-        rate, most, unread = _per_day(d.get("timing"))
+        rate, most, unread, rep = _per_day(d.get("timing"))
         bad = False
         if qty is None and doses:  # (read only where no dose quantity is)
             qty, high, bad = _dose_range(doses)
@@ -49,8 +60,87 @@ def doses_of(items: Iterable[Any]) -> tuple[Dose, ...]:
         unread = bad or (unread and qty is not None)
         seq = d.get("sequence")
         sequence = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
-        out.append(Dose(qty, rate, sequence, unread, high, most))
+        bounds = _bounds(rep, start, ongoing) if rep else None
+        bounded = bounded or bounds is not None
+        out.append(Dose(qty, rate, sequence, unread, high, most, bounds))
+    if bounded:
+        own = _days(start, None if ongoing else start, ongoing)
+        out = [d if d.bounds is not None else replace(d, bounds=own) for d in out]
     return tuple(out)
+
+
+def widest(bounds: Iterable[Bounds]) -> Bounds:
+    """The days of several lines together: from the first start (none if one has none) to
+    the last end (open if one is)."""
+    lines = list(bounds)
+    start = start_last = end = end_last = None
+    if all(b.start is not None for b in lines):
+        start = min(b.start for b in lines if b.start is not None)
+        start_last = min(b.start_last or b.start for b in lines if b.start is not None)
+    ongoing = any(b.ongoing for b in lines)
+    ends = [b for b in lines if b.end is not None]
+    if ends and not ongoing:
+        end = max(b.end for b in ends if b.end is not None)
+        end_last = max(b.end_last or b.end for b in ends if b.end is not None)
+    return Bounds(
+        start,
+        end,
+        ongoing,
+        start_last if start_last != start else None,
+        end_last if end_last != end else None,
+    )
+
+
+def _bounds(rep: dict[str, Any], start: DayRange | None, ongoing: bool) -> Bounds | None:
+    """A line's days by its `repeat.bounds[x]`: a boundsPeriod (without a start, from the
+    record's `start`), a boundsDuration or the longest of a boundsRange from the record's
+    `start`; without an end, open while the record's status is `ongoing`, else its start's
+    day. None: no bounds, or none that read (the line has the record's days)."""
+    period, length = rep.get("boundsPeriod"), rep.get("boundsDuration")
+    if period is None and length is None and (span := rep.get("boundsRange")) is not None:
+        length = span.get("high") if isinstance(span, dict) else span
+        if length is None:  # a range of lengths without its longest: no end
+            return _days(start, None if ongoing else start, ongoing)
+    if isinstance(period, dict):
+        first, last = parse_days(period.get("start")) or start, parse_days(period.get("end"))
+        if first is None and last is None:
+            return None
+    elif length is not None:
+        first, last = start, _after(start, length)
+        if last is None:
+            return None
+    else:
+        return None
+    if last is None and not ongoing:
+        last = first
+    return _days(first, last, last is None)
+
+
+def _days(start: DayRange | None, end: DayRange | None, ongoing: bool) -> Bounds:
+    return Bounds(
+        start[0] if start else None,
+        end[0] if end else None,
+        ongoing,
+        start[1] if start else None,
+        end[1] if end else None,
+    )
+
+
+def _after(start: DayRange | None, length: Any) -> DayRange | None:
+    """The day `length` (a Duration) after `start`, each of its days (None: no start, or a
+    length that does not read); a part of a unit is a whole one (the later day)."""
+    q = quantity_of(length)
+    if start is None or q is None or not 0 <= q.value < 1e5:
+        return None
+    unit = TIME_UNITS.get(q.code) or TIME_UNITS.get(q.unit.strip().lower())
+    n = math.ceil(q.value)
+    if unit is None and (hours := _HOURS.get(q.code) or _HOURS.get(q.unit.strip().lower())):
+        unit, n = (0, 1), math.ceil(q.value * hours / 24)
+    if unit is None:
+        return None
+    first = add_units(start[0], n, unit)
+    last = add_units(start[1], n, unit) if start[1] is not None else None
+    return first, last
 
 
 def _dose_range(doses: Any) -> tuple[Quantity | None, Quantity | None, bool]:
@@ -68,14 +158,15 @@ def _dose_range(doses: Any) -> tuple[Quantity | None, Quantity | None, bool]:
     return None, None, False
 
 
-def _per_day(timing: Any) -> Rate:
+def _per_day(timing: Any) -> Timed:
     """Administrations a day, the fewest and the most (None, None: no rate given, read as
-    once a day; the most None when it is the fewest), and whether the timing gives a rate
-    that is not read. Only a Dosage without a timing, or whose timing has no element that
-    says how often (only bounds, a count, days of the week), gives no rate: a timing that says
-    how often in a way not read (a code of text only or not in the list, a frequency without
-    a period in days, weeks ..., a timing that is no object) is no usable dose, never once a
-    day (docs/rules.md). `frequencyMax` and `periodMax` make a range, as `when` may."""
+    once a day; the most None when it is the fewest), whether the timing gives a rate that is
+    not read, and its `repeat` when that holds more than a frequency and period (its bounds
+    may be there). Only a Dosage without a timing, or whose timing has no element that says
+    how often (only bounds, a count, days of the week), gives no rate: a timing that says how
+    often in a way not read (a code of text only or not in the list, a frequency without a
+    period in days, weeks ..., a timing that is no object) is no usable dose, never once a day
+    (docs/rules.md). `frequencyMax` and `periodMax` make a range, as `when` may."""
     if timing is None:
         return _NO_RATE
     if not isinstance(timing, dict):
@@ -88,57 +179,57 @@ def _per_day(timing: Any) -> Rate:
     freq: Any = rep.get("frequency")
     period, unit = rep.get("period"), rep.get("periodUnit")
     code = timing.get("code")
+    rate: Timed
     if freq is not None or (period is not None and code is None):
         # a period alone is once each period ("every 8 hours")
-        freq = 1 if freq is None else freq
-        if freq.__class__ not in _NUMBERS or period.__class__ not in _NUMBERS:
-            return _UNREAD
-        days = period * _PERIOD_DAYS.get(unit, 0)
-        if days <= 0:
-            return _UNREAD
-        if len(rep) <= 3:  # (frequency, period, periodUnit: nothing more to read)
-            return freq / days, None, False
+        given = freq is not None
+        freq = freq if given else 1
+        days = period * _PERIOD_DAYS.get(unit, 0) if period.__class__ in _NUMBERS else 0
+        if freq.__class__ not in _NUMBERS or days <= 0:
+            return None, None, True, rep
+        if len(rep) == 2 + given:  # (a frequency, period and unit, nothing more to read)
+            return freq / days, None, False, None
         rate = _ranged(rep, freq, period, _PERIOD_DAYS[unit])
     elif code is not None:
-        rate = _UNREAD  # text only, or codes not in the list
+        rate = None, None, True, rep  # text only, or codes not in the list
         for c in codes_of(code):  # a TimingAbbreviation coding wherever it is
             if (n := _TIMING_CODES.get(c.code.upper())) is not None:
-                rate = (float(n), None, False)
+                rate = float(n), None, False, rep
                 break
         if not rep:
             return rate
     else:
-        rate = _NO_RATE
+        rate = None, None, False, rep
         times = rep.get("timeOfDay")
         if times is not None:
             if not isinstance(times, list):
-                return _UNREAD
+                return None, None, True, rep
             if times:
-                rate = (float(len(times)), None, False)  # each day at each of these times
+                rate = float(len(times)), None, False, rep  # each day at each of these times
     if rate[2]:
         return rate
     if when := rep.get("when"):
         rate = _at_events(when, rate)
     if rate[0] is None and (events := timing.get("event")) is not None:
         most = _most_a_day(events)
-        return (float(most), None, False) if most else _UNREAD
+        return (float(most), None, False, rep) if most else (None, None, True, rep)
     return rate
 
 
-def _at_events(when: Any, rate: Rate) -> Rate:
+def _at_events(when: Any, rate: Timed) -> Timed:
     """`rate` with `timing.repeat.when`'s events (EventTiming: a time of day each). Alone, one
     administration at each event each day; beside a count (a frequency, a code, times of
     day), that count stands (FHIR: its administrations fall at the union of the events), but
     an EHR may mean one at each event on each day it is given: that is its most, if more."""
     n = _events(when)
-    low, high, _ = rate
+    low, high, _, rep = rate
     if low is None:
-        return (float(n), None, False) if n else _UNREAD
+        return (float(n), None, False, rep) if n else (None, None, True, rep)
     if n is None:  # (the count says how many; the events only when)
         return rate
     most = high if high is not None else low
     each = n * min(most, 1.0)
-    return (low, each, False) if each > most else rate
+    return (low, each, False, rep) if each > most else rate
 
 
 def _events(when: Any) -> int | None:
@@ -159,16 +250,16 @@ def _events(when: Any) -> int | None:
     return len(codes)
 
 
-def _ranged(rep: dict[str, Any], freq: float, period: float, unit_days: float) -> Rate:
+def _ranged(rep: dict[str, Any], freq: float, period: float, unit_days: float) -> Timed:
     """`freq` times a `period` (> 0) of `unit_days` days, or a range: up to `frequencyMax`
     times, every `period` to `periodMax` periods."""
     most: Any = rep.get("frequencyMax", freq)
     longest: Any = rep.get("periodMax", period)
     if most.__class__ not in _NUMBERS or longest.__class__ not in _NUMBERS or longest <= 0:
-        return _UNREAD
+        return None, None, True, rep
     low = min(freq, most) / (max(period, longest) * unit_days)
     high = max(freq, most) / (min(period, longest) * unit_days)
-    return low, (high if high != low else None), False
+    return low, (high if high != low else None), False, rep
 
 
 def _most_a_day(events: Any) -> int | None:

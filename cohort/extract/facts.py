@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from cohort.extract.dosage import doses_of
+from cohort.extract.dosage import doses_of, widest
 from cohort.extract.elements import (
     Coded,
     CodeElements,
@@ -69,6 +69,23 @@ def _on_or_before(value: Any) -> DayRange | None:
     after the occurrence" (FHIR R4), so never that date itself (docs/rules.md)."""
     days = parse_days(value)
     return (date.min, days[1] or days[0]) if days else None
+
+
+def _bounded(e: ExposureFact, res: dict[str, Any]) -> ExposureFact:
+    """An exposure whose dosage lines have bounds: their days together are its days, unless
+    the record has its own (effective[x]: SPEC §2's effectivePeriod), which its lines' days
+    do not change (docs/rules.md "Exposure interval")."""
+    if "effectivePeriod" in res or "effectiveDateTime" in res:
+        return replace(e, doses=tuple(replace(d, bounds=None) for d in e.doses))
+    b = widest(d.bounds for d in e.doses if d.bounds is not None)
+    return replace(
+        e,
+        start=b.start,
+        end=b.end,
+        ongoing=b.ongoing,
+        start_last=b.start_last,
+        end_last=b.end_last,
+    )
 
 
 class Extractor:
@@ -320,7 +337,8 @@ class Extractor:
             dosage if isinstance(dosage, list) else [dosage] if dosage else []
         )
         said = [text_of(d.get("route")).lower() for d in dosages if isinstance(d, dict)]
-        return ExposureFact(
+        doses = doses_of(dosages, start, ongoing)
+        fact = ExposureFact(
             ref=ref,
             codes=codes,
             text=" | ".join(n for n in names if n),
@@ -330,8 +348,9 @@ class Extractor:
             ongoing=ongoing,
             route=" | ".join(r for r in [form.lower(), *said] if r),
             routes=tuple(r for r in said if r),
-            doses=doses_of(dosages),
+            doses=doses,
             ingredients=ingredients,
             start_last=_last(start),
             end_last=_last(end),
         )
+        return _bounded(fact, res) if doses and doses[0].bounds is not None else fact

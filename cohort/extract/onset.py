@@ -9,14 +9,23 @@ from typing import Any
 
 from cohort.extract.elements import DayRange, parse_days, quantity_of
 
-__all__ = ["UNDATED", "birth_days", "needs_birth", "onset_by_age", "onset_days"]
+__all__ = [
+    "TIME_UNITS",
+    "UNDATED",
+    "add_units",
+    "birth_days",
+    "needs_birth",
+    "onset_by_age",
+    "onset_days",
+]
 
 # An onset the record gives but that cannot be dated (onsetString, an unread date, an Age of no
 # known unit): the condition is then not decided on its recordedDate (docs/rules.md).
 UNDATED: Any = object()
 _AGES = ("onsetAge", "onsetRange")
 # an Age's unit (UCUM code, or the unit text) -> (months, days) per unit
-_UNITS = {
+# units of time (UCUM codes and words) as (months, days) each
+TIME_UNITS = {
     "a": (12, 0), "year": (12, 0), "years": (12, 0), "yr": (12, 0),
     "mo": (1, 0), "month": (1, 0), "months": (1, 0),
     "wk": (0, 7), "week": (0, 7), "weeks": (0, 7),
@@ -91,14 +100,14 @@ def onset_by_age(res: dict[str, Any], birth: tuple[date, date] | None) -> DayRan
 def _age_days(age: Any, birth: tuple[date, date]) -> tuple[date, date] | None:
     """The days on which a patient born in `birth` is `age` (whole units: 20 a is from the
     20th birthday to the day before the 21st)."""
-    unit = _UNITS.get(age.code) or _UNITS.get(age.unit.strip().lower())
+    unit = TIME_UNITS.get(age.code) or TIME_UNITS.get(age.unit.strip().lower())
     if unit is None or age.value < 0 or not math.isfinite(age.value):
         return None
     n = math.floor(age.value)
-    return _plus(birth[0], n, unit), _plus(birth[1], n + 1, unit) - timedelta(days=1)
+    return add_units(birth[0], n, unit), add_units(birth[1], n + 1, unit) - timedelta(days=1)
 
 
-def _plus(d: date, n: int, unit: tuple[int, int]) -> date:
+def add_units(d: date, n: int, unit: tuple[int, int]) -> date:
     """`d` plus `n` units of (months, days); a month end clamps (Jan 31 + 1 month = Feb 28)."""
     months, days = unit
     if not months:
