@@ -224,6 +224,7 @@ class ProcedureFact:
     text: str = ""
     start_last: date | None = None  # last day of a partial start/end (see ConditionFact)
     end_last: date | None = None
+    ongoing: bool = False  # no end, and a status that leaves it open (as ExposureFact's)
 
 
 @value

@@ -18,6 +18,7 @@ from criteria_helpers import (
     facts,
     medication,
     mg,
+    procedure,
     run,
     status,
 )
@@ -300,3 +301,36 @@ def test_bounds_set_a_washout_of_any_drug() -> None:
     order = taking(line, code=CYCLOPHOSPHAMIDE, status="completed", authored=ago(200))
     r = run("washout_24wk", order)
     assert (r.status, r.eligible_from) == ("fail", days_before(100) + W24)
+
+
+# --- 5. a Procedure in progress or on hold without an end is ongoing --------------------------
+@pytest.mark.parametrize(
+    ("state", "kw", "expected", "eligible"),
+    [
+        ("in-progress", {"start": ago(700)}, "fail", None),  # was read as one day: pass
+        ("on-hold", {"start": ago(700)}, "fail", None),
+        ("in-progress", {"when": ago(700)}, "fail", None),
+        ("in-progress", {"start": ago(30)}, "fail", None),
+        ("in-progress", {"start": ago(700), "end": ago(300)}, "pass", None),  # its end stands
+        ("in-progress", {"start": ago(700), "end": ago(30)}, "fail", 30),
+        ("completed", {"start": ago(700)}, "pass", None),  # done: its start is its end
+        ("stopped", {"start": ago(700)}, "pass", None),
+        ("preparation", {"start": ago(700)}, "pass", None),
+        ("in-progress", {"start": ago(-5)}, "pass", None),  # not started by as_of
+    ],
+)
+def test_a_procedure_under_way_is_ongoing(
+    state: str, kw: dict[str, Any], expected: str, eligible: int | None
+) -> None:
+    r = run("washout_24wk", procedure(PLASMAPHERESIS, status=state, **kw))
+    assert r.status == expected, r.reason
+    assert r.eligible_from == (days_before(eligible) + W24 if eligible is not None else None)
+    if expected == "fail" and eligible is None:
+        assert r.reason.endswith("(ongoing or no known end)"), r.reason
+
+
+def test_a_procedure_under_way_is_ongoing_in_the_facts() -> None:
+    [p] = facts(procedure(PLASMAPHERESIS, status="in-progress", start=ago(700))).procedures
+    assert (p.start, p.end, p.ongoing) == (days_before(700), None, True)
+    [p] = facts(procedure(PLASMAPHERESIS, status="completed", start=ago(700))).procedures
+    assert (p.start, p.end, p.ongoing) == (days_before(700), days_before(700), False)

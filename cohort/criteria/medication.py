@@ -173,9 +173,9 @@ def washout(crit: Criterion, ctx: Context) -> Result:
             ref=pr.ref,
             concept=",".join(p["procedures"]),
             value=pr.text[:80],
-            date=shown(pr.start, pr.start_last),
+            date=shown(pr.start, pr.start_last) + ("..ongoing" if pr.ongoing else ""),
         )
-        items.append(Dated.of(pr.start, pr.start_last, pr.end, pr.end_last, False, ev))
+        items.append(Dated.of(pr.start, pr.start_last, pr.end, pr.end_last, pr.ongoing, ev))
     vaccines = p.get("immunizations", []) + p.get("uncertain_immunizations", [])
     for im in ctx.immunizations(vaccines):
         matched = set(vaccines) & ctx.concepts(im.ref, im.codes, im.text)

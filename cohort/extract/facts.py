@@ -51,6 +51,9 @@ from cohort.model import (
     ProcedureFact,
 )
 
+# Procedure statuses as the medication statuses SPEC §2 names ([exposure] ongoing in
+# rules.toml): in-progress is a procedure's active; preparation (not begun) none of them
+_PROCEDURE_STATUS = {"in-progress": "active", "on-hold": "on-hold"}
 _NO_VALUE = ObsValue()  # a result without a value (built once: compared for every result)
 
 
@@ -210,17 +213,23 @@ class Extractor:
         elif rtype == "Procedure":
             period = res.get("performedPeriod") or {}
             start = parse_days(res.get("performedDateTime")) or parse_days(period.get("start"))
-            end = parse_days(period.get("end")) or start
+            end = parse_days(period.get("end"))
+            status = str(res.get("status", ""))
+            # without an end, open while its status is one SPEC §2 leaves open (as a record's)
+            ongoing = end is None and _PROCEDURE_STATUS.get(status) in self.rules.ongoing
+            if end is None and not ongoing:
+                end = start
             pf.procedures.append(
                 ProcedureFact(
                     ref=ref,
                     codes=codes_of(res.get("code")),
-                    status=str(res.get("status", "")),
+                    status=status,
                     start=_first(start),
                     end=_first(end),
                     text=text_of(res.get("code")),
                     start_last=_last(start),
                     end_last=_last(end),
+                    ongoing=ongoing,
                 )
             )
 
