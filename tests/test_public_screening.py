@@ -66,9 +66,10 @@ def _evidence(tmp_path: Path, pid: str, criterion: str) -> list[dict[str, str]]:
 def test_a_prednisone_taper_in_tab_units_counts_its_largest_step(tmp_path: Path) -> None:
     """MedicationRequest/medrx0303 (FHIR R4 examples): prednisone 5 mg tablets (contained
     Medication, SNOMED product), three dosage lines of a taper, 4, 2 and 1 `TAB`
-    (v3-orderableDrugForm) a day, status active. A dose in tablets uses the product's strength;
-    lines with different sequences stand alone and the largest counts (docs/rules.md): 20 mg/day,
-    within 40, so washout_high_dose_cs passes with that dose as evidence."""
+    (v3-orderableDrugForm) a day, status active, each step with its own boundsPeriod. A dose in
+    tablets uses the product's strength; each step is read over its own days (docs/rules.md
+    "Exposure interval"): 20 and 10 mg/day in the window, within 40, so washout_high_dose_cs
+    passes with those doses as evidence; the 5 mg step starts after as_of."""
     src = _root() / HL7
     data = tmp_path / "data"
     data.mkdir()
@@ -77,9 +78,12 @@ def test_a_prednisone_taper_in_tab_units_counts_its_largest_step(tmp_path: Path)
     (data / "Condition-sle.json").write_text(json.dumps(_sle("sle", "Patient/pat1")))
     rows = _run(data, tmp_path, "2015-01-25")
     assert rows["pat1"]["washout_high_dose_cs"] == "pass"
-    (ev,) = [r for r in _evidence(tmp_path, "pat1", "washout_high_dose_cs") if r["used"] == "yes"]
-    assert ev["ref"] == "MedicationRequest/medrx0303"
-    assert (float(ev["value"]), ev["unit"]) == (20.0, "mg/day")
+    used = [r for r in _evidence(tmp_path, "pat1", "washout_high_dose_cs") if r["used"] == "yes"]
+    assert {r["ref"] for r in used} == {"MedicationRequest/medrx0303"}
+    assert sorted((float(r["value"]), r["unit"]) for r in used) == [
+        (10.0, "mg/day"),
+        (20.0, "mg/day"),
+    ]
 
 
 def test_bundle_patients_without_an_id_are_screened_under_their_uuid(tmp_path: Path) -> None:
