@@ -53,16 +53,18 @@ def doses_of(
             qty = qty or quantity_of(dr.get("doseQuantity") if isinstance(dr, dict) else None)
         qty = qty or quantity_of(d.get("dose"))
         rate, most, unread, rep = _per_day(d.get("timing"))
-        bad = False
-        if qty is None and doses:  # (read only where no dose quantity is)
-            qty, high, bad = _dose_range(doses)
-        # a line without a dose (an instruction) has none that is not read
-        unread = bad or (unread and qty is not None)
+        if qty is None:  # (read only where no dose quantity is)
+            qty, high, bad = _dose_range(doses) if doses else (None, None, False)
+            # a line without a dose (an instruction) has none that is not read
+            unread = bad or (unread and qty is not None)
         seq = d.get("sequence")
         sequence = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
-        bounds = _bounds(rep, start, ongoing) if rep else None
-        bounded = bounded or bounds is not None
-        out.append(Dose(qty, rate, sequence, unread, high, most, bounds))
+        if rep:  # (a repeat with more than a frequency and period: it may have bounds)
+            bounds = _bounds(rep, start, ongoing)
+            bounded = bounded or bounds is not None
+            out.append(Dose(qty, rate, sequence, unread, high, most, bounds))
+        else:
+            out.append(Dose(qty, rate, sequence, unread, high, most))
     if bounded:
         own = _days(start, None if ongoing else start, ongoing)
         out = [d if d.bounds is not None else replace(d, bounds=own) for d in out]
@@ -178,9 +180,8 @@ def _per_day(timing: Any) -> Timed:
         return _UNREAD
     freq: Any = rep.get("frequency")
     period, unit = rep.get("period"), rep.get("periodUnit")
-    code = timing.get("code")
     rate: Timed
-    if freq is not None or (period is not None and code is None):
+    if freq is not None or (period is not None and timing.get("code") is None):
         # a period alone is once each period ("every 8 hours")
         given = freq is not None
         freq = freq if given else 1
@@ -190,7 +191,7 @@ def _per_day(timing: Any) -> Timed:
         if len(rep) == 2 + given:  # (a frequency, period and unit, nothing more to read)
             return freq / days, None, False, None
         rate = _ranged(rep, freq, period, _PERIOD_DAYS[unit])
-    elif code is not None:
+    elif (code := timing.get("code")) is not None:
         rate = None, None, True, rep  # text only, or codes not in the list
         for c in codes_of(code):  # a TimingAbbreviation coding wherever it is
             if (n := _TIMING_CODES.get(c.code.upper())) is not None:
