@@ -23,7 +23,7 @@ from criteria_helpers import (
     status,
 )
 
-PREDNISONE, CYCLOPHOSPHAMIDE, PLASMAPHERESIS = "8640", "3002", "20720000"
+PREDNISONE, CYCLOPHOSPHAMIDE, RITUXIMAB, PLASMAPHERESIS = "8640", "3002", "121191", "20720000"
 GTS = "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
 W12, W24 = timedelta(weeks=12), timedelta(weeks=24)
 
@@ -217,8 +217,11 @@ def test_bounds_that_do_not_read_leave_the_interval_as_it_was() -> None:
 @pytest.mark.parametrize(
     ("kw", "start", "end", "ongoing"),
     [
-        # a bounds start after the order was written: taken from then
-        ({"status": "completed", "authored": ago(30), "lines": [(20, None)]}, 20, 20, False),
+        # a bounds start after the order was written: from the order (SPEC's start), ended
+        # no earlier than the bounds' start
+        ({"status": "completed", "authored": ago(30), "lines": [(20, None)]}, 30, 20, False),
+        # a bounds start before it (an order written afterwards): from then
+        ({"status": "completed", "authored": ago(30), "lines": [(40, 35)]}, 40, 35, False),
         # an active order whose bounds end: ended then
         ({"status": "active", "authored": ago(30), "lines": [(30, 15)]}, 30, 15, False),
         # one line without an end on an active order: ongoing
@@ -292,6 +295,14 @@ def test_each_dosage_line_is_read_over_its_own_bounds(
     r = run("washout_high_dose_cs", taking(*lines, status="active", authored=ago(120)))
     assert r.status == expected, r.reason
     assert r.eligible_from == (days_before(eligible) + W12 if eligible is not None else None)
+
+
+def test_an_order_for_later_is_an_exposure_from_when_it_was_written() -> None:
+    """Rituximab ordered 5 days ago for an infusion in a week: SPEC's start is authoredOn, and
+    bounds that start later must not make it no record yet (a pass of the washout)."""
+    line = dosage(mg(1000), frequency=1, boundsPeriod=period(-7, -7))
+    order = taking(line, code=RITUXIMAB, authored=ago(5))
+    assert status("washout_b_cell_depletion", order) == "fail"
 
 
 def test_bounds_set_a_washout_of_any_drug() -> None:

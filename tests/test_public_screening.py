@@ -68,8 +68,8 @@ def test_a_prednisone_taper_in_tab_units_counts_its_largest_step(tmp_path: Path)
     Medication, SNOMED product), three dosage lines of a taper, 4, 2 and 1 `TAB`
     (v3-orderableDrugForm) a day, status active, each step with its own boundsPeriod. A dose in
     tablets uses the product's strength; each step is read over its own days (docs/rules.md
-    "Exposure interval"): 20 and 10 mg/day in the window, within 40, so washout_high_dose_cs
-    passes with those doses as evidence; the 5 mg step starts after as_of."""
+    "Exposure interval"), from the order's authoredOn at the latest (SPEC's start): 20, 10
+    and 5 mg/day, within 40, so washout_high_dose_cs passes with those doses as evidence."""
     src = _root() / HL7
     data = tmp_path / "data"
     data.mkdir()
@@ -81,6 +81,7 @@ def test_a_prednisone_taper_in_tab_units_counts_its_largest_step(tmp_path: Path)
     used = [r for r in _evidence(tmp_path, "pat1", "washout_high_dose_cs") if r["used"] == "yes"]
     assert {r["ref"] for r in used} == {"MedicationRequest/medrx0303"}
     assert sorted((float(r["value"]), r["unit"]) for r in used) == [
+        (5.0, "mg/day"),
         (10.0, "mg/day"),
         (20.0, "mg/day"),
     ]

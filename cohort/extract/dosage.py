@@ -94,19 +94,24 @@ def widest(bounds: Iterable[Bounds]) -> Bounds:
 
 
 def _bounds(rep: dict[str, Any], start: DayRange | None, ongoing: bool) -> Bounds | None:
-    """A line's days by its `repeat.bounds[x]`: a boundsPeriod (without a start, from the
-    record's `start`), a boundsDuration or the longest of a boundsRange from the record's
-    `start`; without an end, open while the record's status is `ongoing`, else its start's
-    day. None: no bounds, or none that read (the line has the record's days)."""
+    """A line's days by its `repeat.bounds[x]`: a boundsPeriod, from the record's own `start`
+    (SPEC's: authoredOn) or its own start, whichever is earlier (an order written for next
+    week is an exposure from when it was written, as SPEC reads it), a boundsDuration or the
+    longest of a boundsRange from the record's `start`; without an end, open while the
+    record's status is `ongoing`, else ending on its latest start. None: no bounds, or none
+    that read (the line has the record's days)."""
     period, length = rep.get("boundsPeriod"), rep.get("boundsDuration")
     if period is None and length is None and (span := rep.get("boundsRange")) is not None:
         length = span.get("high") if isinstance(span, dict) else span
         if length is None:  # a range of lengths without its longest: no end
             return _days(start, None if ongoing else start, ongoing)
     if isinstance(period, dict):
-        first, last = parse_days(period.get("start")) or start, parse_days(period.get("end"))
-        if first is None and last is None:
+        own, last = parse_days(period.get("start")), parse_days(period.get("end"))
+        if own is None and last is None:
             return None
+        first = _earliest(own, start)
+        if last is None and not ongoing:
+            last = own or start
     elif length is not None:
         first, last = start, _after(start, length)
         if last is None:
@@ -116,6 +121,15 @@ def _bounds(rep: dict[str, Any], start: DayRange | None, ongoing: bool) -> Bound
     if last is None and not ongoing:
         last = first
     return _days(first, last, last is None)
+
+
+def _earliest(a: DayRange | None, b: DayRange | None) -> DayRange | None:
+    """The earlier of two starts (either may be partial: the first day of each and the
+    earliest of their last days); one when the other is None."""
+    if a is None or b is None:
+        return a or b
+    first, last = min(a[0], b[0]), min(a[1] or a[0], b[1] or b[0])
+    return first, (last if last != first else None)
 
 
 def _days(start: DayRange | None, end: DayRange | None, ongoing: bool) -> Bounds:
