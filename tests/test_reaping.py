@@ -19,29 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_pool import BIG, _children, _dump, _echo, _load, linux
+
+# (`deadline`: test_pool's autouse alarm, imported to guard these tests too)
+from test_pool import BIG, Hung, _children, _dump, _echo, _load, deadline, linux  # noqa: F401
 
 import cohort.forks as forks
 from cohort.forks import map_chunks
 from cohort.pool import ForkPool
-
-
-class Hung(Exception):
-    """(No OSError, which the code under test may suppress.)"""
-
-
-@pytest.fixture(autouse=True)
-def deadline() -> Iterator[None]:
-    def hung(_signum: int, _frame: object) -> None:
-        raise Hung
-
-    previous = signal.signal(signal.SIGALRM, hung)
-    signal.alarm(60)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture

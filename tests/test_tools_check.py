@@ -29,6 +29,14 @@ def _append(path: Path, text: str) -> int:
     return n
 
 
+def _checked(m: Path, exit_code: int, having: str) -> list[str]:
+    """`cohort mappings check` of the mappings `m`, which must exit `exit_code`: its lines
+    naming `having`."""
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == exit_code, result.output
+    return [line for line in result.output.splitlines() if having in line]
+
+
 def _broken(tmp_path: Path) -> Path:
     m = _copy(tmp_path)
     shutil.copy(DATA / "broken" / "concepts" / "broken.csv", m / "concepts" / "broken.csv")
@@ -206,9 +214,7 @@ def test_a_misspelt_concept_no_criteria_file_names_is_a_warning(tmp_path: Path) 
     labs.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with (m / "concepts" / "local.csv").open("a", encoding="utf-8") as fh:
         fh.write("hemoglobn,http://example.org/lab,HGB2,exact,,Hb,site lab,local,\n")
-    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
-    assert result.exit_code == 0, result.output  # a warning: it may be a new trial's concept
-    unused = [line for line in result.output.splitlines() if "no criteria file names" in line]
+    unused = _checked(m, 0, "no criteria file names")  # a warning: it may be a new trial's concept
     assert unused == [
         f"warning: mappings/concepts/labs.csv:{rows[0] + 1}: column 'concept': no criteria "
         "file names concept 'ana_titr' (did you mean 'ana_titer'?)"
@@ -234,9 +240,7 @@ def test_a_misspelt_ingredient_of_a_medication_row_is_a_warning(tmp_path: Path) 
         "corticosteroid_systemic,predisone,http://example.org/pharmacy,PRED-20,exact,,"
         "PRED 20MG TAB,site pharmacy,local,\n",
     )
-    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
-    assert result.exit_code == 0, result.output
-    found = [line for line in result.output.splitlines() if "column 'ingredient'" in line]
+    found = _checked(m, 0, "column 'ingredient'")
     assert found == [
         f"warning: mappings/concepts/medications.csv:{n}: column 'ingredient': 'predisone' is "
         "not in medications/ingredients.csv (did you mean 'prednisone'?): its doses have no "
@@ -325,9 +329,7 @@ def test_a_steroid_code_outside_medications_csv_is_a_warning(tmp_path: Path) -> 
         "site pharmacy,local,\n"
         "ianalumab,http://example.org/pharmacy,IAN-300,exact,,STUDY DRUG,site pharmacy,local,\n",
     )
-    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
-    assert result.exit_code == 0, result.output
-    found = [line for line in result.output.splitlines() if "no ingredient" in line]
+    found = _checked(m, 0, "no ingredient")
     assert found == [
         f"warning: mappings/concepts/local.csv:{n}: column 'concept': a row of "
         "'corticosteroid_systemic' outside concepts/medications.csv has no ingredient, so its "
@@ -351,9 +353,7 @@ def test_an_alias_on_two_lines_with_two_units_is_an_error_naming_both(tmp_path: 
         " Thou/cumm ,10*3/uL,the same again\n"
         "thou/cumm,/uL,another alias (case counts)\n",
     )
-    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
-    assert result.exit_code == 4, result.output
-    found = [line for line in result.output.splitlines() if "unit_aliases.csv" in line]
+    found = _checked(m, 4, "unit_aliases.csv")
     assert found == [
         f"error: mappings/unit_aliases.csv:{n + 1}: column 'alias': 'Thou/cumm' is also on "
         f"line {n} with another unit ('10*3/uL' there, '/uL' here): delete the wrong line"
@@ -521,9 +521,7 @@ def test_an_alias_repeated_with_an_equivalent_unit_is_a_note_not_an_error(tmp_pa
         "mgdl,mg/dL,a site's spelling\n"
         "mgdl,mmol/L,no conversion without a molar mass\n",
     )
-    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
-    assert result.exit_code == 4, result.output
-    found = [line for line in result.output.splitlines() if "unit_aliases.csv" in line]
+    found = _checked(m, 4, "unit_aliases.csv")
     assert found == [
         f"error: mappings/unit_aliases.csv:{n + 2}: column 'alias': 'K/uL' is also on line 2 "
         "with another unit ('10*3/uL' there, '/uL' here): delete the wrong line",
