@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 from researcher_helpers import copy_mappings, csv_rows
 
@@ -150,12 +151,15 @@ def test_explain_says_when_a_failed_night_read_records_into_the_store(tmp_path: 
     store as it is now, which the kept lists never saw; it says so rather than silently
     differing from candidates.csv."""
     night = failed_night(tmp_path, ("x", "y"), edit=False, read=True)
+    tiers = {r["patient_id"]: r["tier"] for r in csv_rows(night.out / "x" / "candidates.csv")}
     report = _report(night.out)
     assert report["outputs_sites"]["x"]["store_changed_since"] is True
     assert report["outputs_sites"]["y"]["store_changed_since"] is False
     args = ["explain", "x-p001", "--config", str(night.cfg), "--out", str(night.out)]
     result = CliRunner().invoke(cli, [*args, "--site", "x"])
     assert result.exit_code == 0, result.output
+    # (the rituximab record of 2026-11-20 excludes x-p001 now; the kept list predates it)
+    assert tiers["x-p001"] == "possible" and ": tier excluded" in result.output.splitlines()[0]
     assert result.output.splitlines()[2] == (
         "note: this may not match candidates.csv: a run that failed since they were written"
         " read site x's records into the store"
@@ -165,3 +169,26 @@ def test_explain_says_when_a_failed_night_read_records_into_the_store(tmp_path: 
     # a second failed night (nothing read) still says so: the store still differs
     assert _run(night.cfg, night.out, "2026-11-27").exit_code == 5
     assert _report(night.out)["outputs_sites"]["x"]["store_changed_since"] is True
+
+
+def test_the_store_watch_tells_a_read_that_wrote_from_one_that_did_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read that failed has no counts in run.json: whether it wrote anything is told by
+    the store itself (a source folder gone writes nothing: no note for it). The store's path
+    may be relative (OUT/.cohort/store.sqlite with a relative --out)."""
+    from cohort.report.kept import StoreWatch
+    from cohort.store import Store
+
+    monkeypatch.chdir(tmp_path)
+    path = Path("out") / ".cohort" / "store.sqlite"
+    for writes, expected in ((False, set()), (True, {"y"})):
+        watch = StoreWatch()
+        with Store(path) as store, watch.on(path):
+            watch.reading("x")
+            store.set_mark("x", "k", "v")  # (x's read completed: its counts say what it did)
+            watch.reading("y")
+            if writes:
+                store.set_mark("y", "k", "v")
+        assert watch.changed({"x": {"stored": {"inserted": 0, "updated": 0}}}) == expected
+    assert sorted(p.name for p in path.parent.iterdir()) == ["store.sqlite"]  # (no WAL left)
