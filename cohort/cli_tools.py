@@ -237,7 +237,8 @@ def expand_rxnorm(
     "--as-of",
     "as_of",
     help=f"Screening reference date YYYY-MM-DD ({AS_OF_TEXT}). Default: the as-of date of "
-    "the run in OUT (its run.json), else today.",
+    "the lists in OUT (its run.json: the last run's, or after a failed run the earlier lists "
+    "it kept), else today.",
 )
 @out_option(OUT_HELP)
 def explain(
@@ -250,15 +251,14 @@ def explain(
     """
     from cohort.cli import parse_as_of
     from cohort.runlock import out_read_lock
-    from cohort.tools.explain import explain_patient, run_as_of
+    from cohort.tools.explain import explain_patient
 
     cfg = _cfg(config)
+    day = parse_as_of(as_of) if as_of else None
     # run.json's as-of date and the store, read while no run replaces them (its lock, shared);
     # printed after letting go: a terminal paging it never holds up the nightly run
     with out_read_lock(out):
-        day = None if as_of else run_as_of(out)
-        when = day or parse_as_of(as_of)
-        text = explain_patient(cfg, out, patient_id, when, site, run_date=day is not None)
+        text = explain_patient(cfg, out, patient_id, day, site)
     echo(text)
 
 

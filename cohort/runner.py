@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
@@ -26,14 +26,12 @@ from cohort.errors import CohortError, LockedError, OutputError, ReportError, in
 from cohort.forks import map_chunks
 from cohort.ingest import Loaded, ingest
 from cohort.model import Candidate, SiteResult
+from cohort.report.kept import StoreWatch, mark_failed
 from cohort.report.medgaps import add_medication_gaps
-from cohort.report.run import Renamed, renamed_lists, run_history, site_summary
+from cohort.report.run import renamed_lists, run_history, site_summary
 from cohort.runlock import out_lock, run_lock, why
 from cohort.screening import screen
 from cohort.store import Store
-
-if TYPE_CHECKING:
-    from cohort.tools.changes import Kept
 
 log = logging.getLogger("cohort")
 
@@ -259,18 +257,20 @@ def _locked_run(
     }
     state = state_dir(cfg, out)
     # what a failure leaves in place (a first run's failure has no earlier lists to keep), and
-    # whose they are (a failed run's run.json names them: `outputs_trial`, `outputs_config`)
+    # whose they are (a failed run's run.json describes them: `outputs_trial`, `outputs_sites`)
     kept = kept_outputs(out)
     # lists another configuration wrote are not this run's previous run (like another trial's)
     foreign = bool(kept.config) and kept.config != report["config"]
     report["warnings"] += kept_warnings(out, kept, report["config"], [s.id for s in cfg.sites])
     renamed: list[Path] = []  # the run's files renamed into place (write_outputs)
+    watch = StoreWatch()  # the sites whose records the run wrote (the lists kept never saw them)
 
     def failed(error: str, exc: BaseException) -> None:
         lists = renamed_lists([s.id for s in cfg.sites], renamed, kept.sites)
         if lists is not None:
             exc.add_note(lists.said())  # (the CLI's one line ends with it)
-        _failed(report, error, kept, lists)
+        changed = watch.changed(report["sites"])
+        mark_failed(report, error, kept, lists, changed=changed, at=now_iso())
 
     try:
         with run_lock(state):
@@ -280,9 +280,10 @@ def _locked_run(
             report["mapping_human_version"] = loaded.term.human_version
             store_path = cfg.store_path or state / "store.sqlite"
             results: list[SiteResult] = []
-            with Store(store_path) as store:
+            with Store(store_path) as store, watch.on(store_path):
                 for site in cfg.sites:
                     with timer.stage("ingest"):
+                        watch.reading(site.id)
                         report["sites"][site.id] = ingest(
                             site, cfg, store, loaded, full_refresh=full_refresh
                         )
@@ -347,24 +348,6 @@ def _locked_run(
         if not isinstance(failure, LockedError):
             _write_report(out, report, failed=failure is not None, replaced=bool(renamed))
     return report
-
-
-def _failed(report: dict[str, Any], error: str, kept: Kept, lists: Renamed | None) -> None:
-    """Mark the run report failed; `previous_outputs_kept` says whether OUT holds an earlier
-    run's candidate lists (untouched), `outputs_trial` and `outputs_config` whose they are.
-    With `lists` (renames stopped part-way) the lists are not all kept: the error and
-    `outputs_replaced` / `outputs_kept` say which sites' are this run's."""
-    report["status"] = "failed"
-    report["error"] = error if lists is None else f"{error}; {lists.said()}"
-    report["previous_outputs_kept"] = bool(kept.sites) and lists is None
-    if lists is not None:
-        report.update(lists.fields())
-        if not lists.earlier_left:
-            return  # (every list of the run is its own: `trial` and `config` say whose)
-    if kept.trial:
-        report["outputs_trial"] = kept.trial
-    if kept.config:
-        report["outputs_config"] = kept.config
 
 
 def _write_report(out: Path, report: dict[str, Any], *, failed: bool, replaced: bool) -> None:

@@ -381,6 +381,38 @@ def test_sigterm_between_the_renames_says_which_lists_were_replaced(
     assert report["outputs_replaced"] == ["uci"] and report["outputs_kept"] == ["amr"]
 
 
+def test_a_rename_failing_part_way_describes_each_sites_lists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uci's lists tonight's, amr's last night's: run.json named which sites' lists were
+    replaced, but not the as-of date or mapping version of the lists kept, and `cohort diff`
+    showed tonight's version for both. Each site's are described now (`outputs_sites`), the
+    earlier ones also as `outputs_as_of` and the like, and diff shows each site's."""
+    cfg, out, _ = _two_sites(tmp_path)
+    good = _report(out)
+    _on_rename(monkeypatch, {out / "amr" / "candidates.csv": _fails(errno.EIO)})
+    res = _run(cfg, out, "2026-12-01")
+    monkeypatch.undo()
+    assert res.exit_code == 9, res.output
+    report = _report(out)
+    sites = report["outputs_sites"]
+    assert sites["uci"]["as_of"] == "2026-12-01" and sites["amr"]["as_of"] == "2026-11-25"
+    assert sites["amr"]["written_at"] == good["finished"]
+    assert report["outputs_as_of"] == "2026-11-25"
+    assert report["outputs_written_at"] == good["finished"]
+    res = CliRunner().invoke(cli, ["diff", str(out), str(out)])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    version = f"{good['mapping_version']} ({good['mapping_human_version']})"
+    assert lines[2:4] == [
+        f"B: {out}  mapping (each site's below)",
+        f"  B: the last run (as of 2026-12-01, mapping {version}) failed part-way: some sites'"
+        " lists are its own, the others an earlier run's",
+    ]
+    assert f"  B's lists: mapping {version}, as of 2026-11-25" in lines
+    assert f"  B's lists: mapping {version}, as of 2026-12-01" in lines
+
+
 @contextmanager
 def _sigterm_stops() -> Iterator[None]:
     """SIGTERM stops the run as under `cohort` (cli.main installs it; CliRunner does not)."""

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 from cohort.model import Candidate, SiteResult
 from cohort.report import rows
 from cohort.report.files import excel_safe
+from cohort.report.kept import Lists, lists_of
 from cohort.report.rows import OTHER_CONFIG, OTHER_TRIAL
 
 HEAD = ("rank", "patient_id", "tier", "score", "eligible_from", "reasons")
@@ -114,14 +115,14 @@ def outputs_trial(out: Path) -> str:
     A failed run's run.json names the trial it tried (`trial`), and the trial of the lists it
     kept (`outputs_trial`): a first run of a new trial that failed (a copied trial file not yet
     right) made the next run compare the old trial's lists as its own."""
-    report = _run_json(out)
+    report = run_report(out)
     return str(report.get("outputs_trial") or report.get("trial") or "")
 
 
 def outputs_config(out: Path) -> str:
     """The configuration whose run wrote OUT's candidate lists, by OUT/run.json (`config`, or
     a failed run's `outputs_config`), as an absolute path ("" when unknown)."""
-    report = _run_json(out)
+    report = run_report(out)
     return config_name(str(report.get("outputs_config") or report.get("config") or ""))
 
 
@@ -134,11 +135,13 @@ def config_name(path: str) -> str:
 
 class Kept(NamedTuple):
     """What OUT holds before a run: the trial and configuration whose lists they are ("" when
-    unknown) and the sites that have a candidates.csv, by name."""
+    unknown), the sites that have a candidates.csv, by name, and each one's lists as run.json
+    describes them (what a failed run's run.json then says of the lists it keeps)."""
 
     trial: str
     config: str
     sites: list[str]
+    lists: dict[str, Lists]
 
 
 def kept_outputs(out: Path) -> Kept:
@@ -146,6 +149,7 @@ def kept_outputs(out: Path) -> Kept:
         outputs_trial(out),
         outputs_config(out),
         sorted(p.parent.name for p in out.glob("*/candidates.csv")),
+        lists_of(run_report(out)),
     )
 
 
@@ -167,7 +171,7 @@ def kept_warnings(out: Path, kept: Kept, config: str, sites: list[str]) -> list[
     ]
 
 
-def _run_json(out: Path) -> dict[str, Any]:
+def run_report(out: Path) -> dict[str, Any]:
     """OUT/run.json ({} when absent, unreadable or not ours)."""
     try:
         report = json.loads((out / "run.json").read_text(encoding="utf-8"))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cohort.report.kept import Lists, OutLists, read_lists
 from cohort.tools.changes import read_candidates
 from cohort.tools.common import table
 
@@ -26,25 +26,65 @@ class SiteDiff:
 
 
 @dataclass
+class Folder:
+    """Whose lists one folder holds, by its run.json: `stamp` (mapping version and as-of date
+    of them all), `note` (a failed last run: what it left), `per_site` (each site's stamp, when
+    the lists are of more than one run)."""
+
+    stamp: str
+    note: str = ""
+    per_site: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class OutputDiff:
     a: Path
     b: Path
-    versions: tuple[str, str]
+    folders: tuple[Folder, Folder]
     sites: list[SiteDiff]
 
 
 NONE = "(no such criterion)"
 
 
-def _version(out: Path) -> str:
-    try:
-        report = json.loads((out / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "-"
-    if not isinstance(report, dict):  # (a run.json that is valid JSON, but not ours)
-        return "-"
-    human = str(report.get("mapping_human_version") or "")
-    return f"{report.get('mapping_version', '-')}" + (f" ({human})" if human else "")
+def _folder(out: Path) -> Folder:
+    """The version of the lists in `out`: the last run's, unless it failed (the lists are then
+    an earlier run's, or some of them: the failed run.json says whose)."""
+    found = read_lists(out)
+    if not found.status:
+        return Folder("-")
+    if not found.failed:
+        return Folder(found.last.stamp())
+    lists: dict[str, Lists | None] = {sid: found.sites.get(sid) for sid in sorted(_sites(out))}
+    note = f"the last run ({_last_run(found)}) failed" + _left(lists)
+    kinds = set(lists.values())
+    if len(kinds) > 1:
+        per_site = {sid: d.stamp() if d else "-" for sid, d in lists.items()}
+        return Folder("(each site's below)", note, per_site)
+    one = kinds.pop() if kinds else None
+    return Folder(one.stamp() if one else "-", note)
+
+
+def _last_run(found: OutLists) -> str:
+    run = found.last  # (a run that failed before reading the mappings has no version)
+    mapping = f", mapping {run.mapping()}" if run.mapping_version else ""
+    return f"as of {run.as_of or '-'}{mapping}"
+
+
+def _left(lists: dict[str, Lists | None]) -> str:
+    """What a failed run left in the folder, by whose lists each site holds."""
+    own = [d for d in lists.values() if d and d.by_last_run]
+    if not lists:
+        return ""
+    if None in lists.values():
+        return ": run.json does not say which run wrote " + (
+            "these lists" if set(lists.values()) == {None} else "some of these lists"
+        )
+    if len(own) == len(lists):
+        return " after writing these lists"
+    if own:
+        return " part-way: some sites' lists are its own, the others an earlier run's"
+    return ": these lists are an earlier run's"
 
 
 def _sites(out: Path) -> set[str]:
@@ -97,24 +137,33 @@ def diff_outputs(a: Path, b: Path) -> OutputDiff:
         d = diff_site(site, a, b)
         d.only_in = "A" if site not in sb else "B" if site not in sa else ""
         sites.append(d)
-    return OutputDiff(a, b, (_version(a), _version(b)), sites)
+    return OutputDiff(a, b, (_folder(a), _folder(b)), sites)
 
 
 def render(d: OutputDiff) -> str:
     """The diff as text tables for the terminal."""
-    lines = [f"A: {d.a}  mapping {d.versions[0]}", f"B: {d.b}  mapping {d.versions[1]}"]
+    lines = []
+    for name, path, folder in (("A", d.a, d.folders[0]), ("B", d.b, d.folders[1])):
+        lines.append(f"{name}: {path}  mapping {folder.stamp}")
+        if folder.note:  # (the last run failed: the version above is not its own)
+            lines.append(f"  {name}: {folder.note}")
     if not d.sites:
         lines.append("no candidates.csv in either folder")
     for s in d.sites:
         lines.append("")
         if s.only_in:
             lines.append(f"site {s.site}: only in {s.only_in}")
+        else:
+            lines.append(
+                f"site {s.site}: {len(s.added)} added, {len(s.removed)} removed, "
+                f"{len(s.tiers)} tier change(s), {len(s.cells)} criterion cell change(s), "
+                f"{len(s.dates)} eligible_from change(s), {len(s.confirm)} to_confirm change(s)"
+            )
+        for name, folder in (("A", d.folders[0]), ("B", d.folders[1])):
+            if s.site in folder.per_site:
+                lines.append(f"  {name}'s lists: mapping {folder.per_site[s.site]}")
+        if s.only_in:
             continue
-        lines.append(
-            f"site {s.site}: {len(s.added)} added, {len(s.removed)} removed, "
-            f"{len(s.tiers)} tier change(s), {len(s.cells)} criterion cell change(s), "
-            f"{len(s.dates)} eligible_from change(s), {len(s.confirm)} to_confirm change(s)"
-        )
         if s.criteria_removed:
             lines.append(
                 f"  criteria only in A (not in B's trial): {', '.join(s.criteria_removed)}"

@@ -19,6 +19,7 @@ from cohort.extract import Extractor, codes_of, text_of
 from cohort.merged import Merges, Side, merges_of
 from cohort.model import Candidate, Evidence, Result
 from cohort.rank import rank
+from cohort.report.kept import read_lists
 from cohort.runner import Loaded
 from cohort.safetext import printable
 from cohort.screening import add_side, last_seen
@@ -91,28 +92,48 @@ def _dropped_by_concept(
     return out
 
 
-def run_as_of(out: Path) -> date | None:
-    """The as-of date of the run whose outputs are in `out` (its run.json), if it succeeded:
-    `explain` judges a patient on the day the run did unless told another (a failed run left
-    an older run's CSVs, of a day run.json no longer holds)."""
+NOTE = "note: this may not match candidates.csv: "
+
+
+def judged_on(out: Path, site: str, as_of: date | None, mapping: str) -> tuple[date, str, str]:
+    """(the day to judge on, what the first line adds about it, a note line or ""): without
+    `as_of`, the day of `site`'s lists in `out` (run.json: the last run's, or after a failed
+    run the lists it kept), else today; `explain` is asked why the CSV says what it says. The
+    note says what may still make it differ from the CSV (`mapping`: the version read now)."""
+    if as_of is not None:
+        return as_of, "", ""
+    found = read_lists(out)
+    lists = found.sites.get(site)
     try:
-        report = json.loads((out / "run.json").read_text(encoding="utf-8"))
-        found = report.get("as_of") if report.get("status") == "success" else None
-        return date.fromisoformat(found) if isinstance(found, str) else None
-    except (OSError, ValueError, AttributeError):
-        return None
+        day = date.fromisoformat(lists.as_of) if lists else None
+    except ValueError:
+        day = None
+    if lists is None or day is None:
+        if not found.failed:
+            return date.today(), "", ""
+        unsaid = "the last run failed and run.json does not say which run wrote the lists kept"
+        return date.today(), "", f"{NOTE}{unsaid} (judged as of today)"
+    said = (
+        " (the run's, from run.json)"
+        if lists.by_last_run
+        else f" (the lists', from run.json: the last run, as of {found.last.as_of},"
+        " failed and kept them)"
+    )
+    why: list[str] = []
+    if lists.store_changed_since:
+        why.append(
+            f"a run that failed since they were written read site {site}'s records into the store"
+        )
+    if lists.mapping_version and lists.mapping_version != mapping:
+        why.append(f"the mappings are not the lists' ({lists.mapping()})")
+    return day, said, (NOTE + "; ".join(why) if why else "")
 
 
 def explain_patient(
-    cfg: Config,
-    out: Any,
-    pid: str,
-    as_of: date,
-    site_id: str | None = None,
-    *,
-    run_date: bool = False,
+    cfg: Config, out: Path, pid: str, as_of: date | None, site_id: str | None = None
 ) -> str:
     """The explanation as text: reuses the runner's extraction and the criteria evaluation.
+    Without `as_of`, as of the day of the patient's site's lists (`judged_on`).
 
     Values, reasons and notes quote the data: their control characters (an ANSI escape
     sequence, a CR) and bidirectional controls are shown as escapes, one line each."""
@@ -121,6 +142,7 @@ def explain_patient(
         site, target, merges, resources, extra = _find(store, cfg, pid, site_id)
         extractor = Extractor(loaded.rules, lambda mid: store.get(site.id, "Medication", mid))
         facts = merges.mark(add_side(extractor.facts(target, resources), extra))
+    as_of, said, note = judged_on(out, site.id, as_of, loaded.term.version)
     olds = merges.olds.get(target, [])
     params = {"min_age": site.min_age} if site.min_age is not None else {}
     ctx = make_context(facts, loaded.term, as_of, loaded.rules, params)
@@ -134,7 +156,7 @@ def explain_patient(
     screened = is_screened(loaded.trial, ctx)
     lines = [
         f"patient {target} at site {site.id}, as of {as_of.isoformat()}"
-        + (" (the run's, from run.json)" if run_date else "")
+        + said
         + f": tier {cand.tier}"
         + (f", eligible from {cand.eligible_from}" if cand.eligible_from else "")
         + ("" if screened else " (NOT screened: no condition of the screening concepts)"),
@@ -147,6 +169,8 @@ def explain_patient(
             f"merged charts: read with the records of {', '.join(olds)} (Patient.link"
             f" replaced-by or replaces: merged into {target})",
         )
+    if note:  # (after the trial line: both say what the explanation was read with)
+        lines.insert(2 + bool(olds), note)
     dropped = _dropped_by_concept(loaded, resources, facts.dropped)
     shown: set[str] = set()
     by_id: dict[str, Result] = {r.criterion: r for r in results}
