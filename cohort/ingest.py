@@ -253,6 +253,8 @@ def _read_files(
     if stale:
         now = _counts({"read": stats.read, "rejected": stats.rejected})
         _refuse_mass_removal(site, store, stale, cfg.max_snapshot_removal, (now, before))
+    if partial:  # (its summaries stay as last read, as its records do)
+        store.carry_census(site.id, site.source, gen)
     store.commit_census(site.id, site.source, gen)
     if stale:
         store.drop(site.id, stale)

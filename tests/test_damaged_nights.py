@@ -13,13 +13,15 @@ import io
 import json
 import random
 import sqlite3
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from test_reliability_support import write_config
 
 from cohort.config import load_config
+from cohort.extract.census import CensusEntry
+from cohort.model import Code
 from cohort.runner import run
 from cohort.samples.fhir import Builder, birth_date, rxmed
 from cohort.samples.scenarios import RTX, base_patient
@@ -150,3 +152,80 @@ def test_a_result_read_again_from_a_split_bulk_file_is_kept_when_that_file_is_cu
     assert second["stored"]["removed"] == 0
     assert all(site.stored("Observation", r["id"]) for r in obs)
     assert {pid: _verdict(row) for pid, row in site.rows().items()} == first
+
+
+def _summarised_nights(tmp_path: Path) -> tuple[Nights, dict[str, bytes], dict[str, Any]]:
+    """Night 1: a patient whose only medication record is one no concept maps (lisinopril), and
+    one whose newest record is an unmapped vital, each record in its own file."""
+    med, _ = chart("g-med")
+    med.drop("hcq")
+    med_records = med.resources()
+    lisinopril = med.med_statement(None, LISINOPRIL, start=-600)
+    vitals, vital_records = chart("g-ls")
+    heart_rate = vitals.obs(None, HEART_RATE, -2, {"valueQuantity": {"value": 70, "unit": "/min"}})
+    files = {
+        "g-med.json": bundle(med_records),
+        "g-med-meds.json": bundle([lisinopril]),
+        "g-ls.json": bundle(vital_records),
+        "g-ls-vitals.json": bundle([heart_rate]),
+    }
+    site = Nights(tmp_path)
+    report = site.night(files)
+    assert report["summarised"] == {"MedicationStatement": 1, "Observation": 1}
+    return site, files, report
+
+
+def test_summaries_of_a_damaged_file_are_kept_as_last_read(tmp_path: Path) -> None:
+    """Records summarised at read time (not stored) were forgotten when their file was damaged
+    on a later night: the patient whose only medication record was summarised went 'excluded'
+    -> 'possible' ("no medication records at all"), the other's last_seen fell back from the
+    vital's date to an older record's. Now the previous read's summaries stay, as the stored
+    records do, until a read of every file whole."""
+    site, files, _ = _summarised_nights(tmp_path)
+    rows, side, census = site.rows(), site.side("g-med", "g-ls"), site.census()
+    assert rows["g-med"]["tier"] == "excluded" and rows["g-med"]["background_therapy"] == "fail"
+    assert rows["g-ls"]["last_seen"] == (AS_OF - timedelta(days=2)).isoformat()
+    damaged = {**files}
+    for name in ("g-med-meds.json", "g-ls-vitals.json"):
+        damaged[name] = cut(files[name], len(files[name]) // 2)
+    for _ in range(2):  # (a second damaged night keeps them too, without adding rows)
+        report = site.night(damaged)
+        assert "2 file(s) not read whole" in report["warnings"][0]
+        assert {p: _verdict(r) for p, r in site.rows().items()} == {
+            p: _verdict(r) for p, r in rows.items()
+        }
+        assert site.side("g-med", "g-ls") == side and site.census() == census
+        assert site.side_rows() == 2
+    # a read of every file whole is the truth again: the vital's file is gone, so is its date
+    del files["g-ls-vitals.json"]
+    site.night(files)
+    assert site.rows()["g-ls"]["last_seen"] < rows["g-ls"]["last_seen"]
+    assert "g-ls" not in site.side("g-ls")
+
+
+def test_a_carried_census_adds_only_what_the_read_lacks(tmp_path: Path) -> None:
+    """Per patient the date tokens the read did not find again; per code element the entries it
+    has none of (one it has keeps its own counts: coverage would count a code twice)."""
+
+    def entry(code: str, records: int) -> tuple[Any, ...]:
+        codes = (Code("http://loinc.org", code, ""),)
+        return CensusEntry("Observation", codes, "", records, {"p1"}).to_row()
+
+    with Store(tmp_path / "s.sqlite") as store:
+        gen = store.begin_census("s", "src")
+        last = [("p1", "2026-01-01,m2025-01-01"), ("p2", "2026-02-02")]
+        store.add_census("s", "src", gen, last, [entry("8867-4", 5), entry("8310-5", 2)])
+        store.commit_census("s", "src", gen)
+        gen = store.begin_census("s", "src")
+        store.add_census("s", "src", gen, [("p1", "2026-01-01,2026-03-03")], [entry("8867-4", 3)])
+        store.carry_census("s", "src", gen)
+        store.commit_census("s", "src", gen)
+        assert store.side_facts("s", ["p1", "p2"]) == {
+            "p1": ([date(2026, 1, 1), date(2026, 3, 3)], [date(2025, 1, 1)]),
+            "p2": ([date(2026, 2, 2)], []),
+        }
+        rows = store.census_rows("s")
+        assert sorted((json.loads(r[1])[0][1], r[3]) for r in rows) == [
+            ("8310-5", 2),
+            ("8867-4", 3),
+        ]
