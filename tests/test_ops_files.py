@@ -129,7 +129,7 @@ def test_an_unreadable_or_vanished_file_keeps_its_records(
     assert reasons["Procedure.ndjson"] == "file cannot be opened (FileNotFoundError)"
     assert reasons["Immunization.ndjson"] == "file cannot be opened (FileNotFoundError)"
     assert "2 file(s) not read whole" in report["warnings"][0]
-    assert "5 record(s) read from them before are kept" in report["warnings"][0]
+    assert "5 record(s) not found in this read are kept" in report["warnings"][0]
 
 
 def test_a_file_still_growing_when_read_is_read_again_next_run(

@@ -70,7 +70,7 @@ class ReadStats:
     skipped_files: int = 0  # not FHIR data (README, checksums, unknown formats)
     issues_dropped: int = 0  # issues beyond MAX_ISSUES (counted, not kept)
     # files (origins) not read whole: unreadable, corrupt, cut short or changed while read. What
-    # they hold is unknown, so a snapshot read keeps the records earlier reads took from them.
+    # they hold is unknown, so a read with one drops nothing and forgets no summary (ingest).
     partial: list[str] = field(default_factory=list)
 
     def issue(self, origin: str, reason: str) -> None:
@@ -80,7 +80,7 @@ class ReadStats:
             self.issues_dropped += 1
 
     def broke(self, origin: str, reason: str) -> None:
-        """The file `origin` could not be read whole: an issue, and a file to spare."""
+        """The file `origin` could not be read whole: an issue, and a read not complete."""
         self.issue(origin, reason)
         self.partial.append(origin)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import date
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -66,6 +68,44 @@ class CensusTables:
                     " sample) VALUES (?,?,?,?,?,?,?,?,?)",
                     [(site, source, gen, *row) for row in entry_rows],
                 ),
+            ]
+        )
+
+    def carry_census(self, site: str, source: str, gen: int) -> None:
+        """Add to `gen` of (site, source), before it is committed, what the site's current
+        censuses hold that it lacks: for a read that could not read every file whole. What such
+        a file holds is unknown, so its summarised records stay as last read, as its stored
+        records do (cohort.ingest): their dates still date `last_seen`, a medication record
+        still counts as one. Per patient, the date tokens `gen` lacks, in one row (so nights of
+        damaged reads in a row add no rows); per code element, the census rows of one `gen` has
+        none of (one it has keeps this read's counts, which coverage shows)."""
+        rows = "SELECT patient, dates FROM side_dates t WHERE site=? AND {} ORDER BY patient"
+        fresh = _tokens(self._query(rows.format("source=? AND gen=?"), (site, source, gen)))
+        now = next(fresh, None)
+        carried = []
+        # (both in patient order: this read's census is walked, not held in memory)
+        for pid, tokens in _tokens(self._query(rows.format(_CURRENT), (site, CENSUS_MARK))):
+            while now is not None and now[0] < pid:
+                now = next(fresh, None)
+            if now is not None and now[0] == pid:
+                tokens -= now[1]
+            if tokens:
+                carried.append((site, source, gen, pid, ",".join(sorted(tokens))))
+        entries = (
+            "INSERT INTO census"  # noqa: S608 (constant SQL)
+            " (site, source, gen, rtype, codes, text, records, patients, sample)"
+            " SELECT site, ?, ?, rtype, codes, text, records, patients, sample"
+            " FROM census t WHERE site=? AND " + _CURRENT + " AND NOT EXISTS (SELECT 1 FROM"
+            " census n WHERE n.site=t.site AND n.source=? AND n.gen=? AND n.rtype=t.rtype"
+            " AND n.codes=t.codes AND n.text=t.text)"
+        )
+        self._write(
+            [
+                (
+                    "INSERT INTO side_dates (site, source, gen, patient, dates) VALUES (?,?,?,?,?)",
+                    carried,
+                ),
+                (entries, [(source, gen, site, CENSUS_MARK, source, gen)]),
             ]
         )
 
@@ -136,3 +176,9 @@ class CensusTables:
             " WHERE site=? AND " + _CURRENT,
             (site, CENSUS_MARK),
         )
+
+
+def _tokens(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[str, set[str]]]:
+    """(patient, date tokens) of side_dates rows in patient order, one patient at a time."""
+    for pid, group in groupby(rows, key=itemgetter(0)):
+        yield pid, {token for _, text in group for token in text.split(",") if token}

@@ -61,13 +61,13 @@ class Removals:
         except sqlite3.Error as e:
             raise self._err("read", e) from None
 
-    def stale(self, site: str, keep: set[tuple[str, str]]) -> list[tuple[str, str, str]]:
-        """(type, id, origin) of the site's records that are not in `keep`: what a complete
-        snapshot read that saw only `keep` would drop. Every record of the site counts, from
-        whichever source it was read (a site has one source; after its path changed, the
-        records read from the old path were never dropped again)."""
-        rows = self._query("SELECT type, id, origin FROM resources WHERE site=?", (site,))
-        return [(t, i, o) for t, i, o in rows if (t, i) not in keep]
+    def stale(self, site: str, keep: set[tuple[str, str]]) -> list[tuple[str, str]]:
+        """(type, id) of the site's records that are not in `keep`: what a complete snapshot
+        read that saw only `keep` would drop. Every record of the site counts, from whichever
+        source it was read (a site has one source; after its path changed, the records read
+        from the old path were never dropped again)."""
+        rows = self._query("SELECT type, id FROM resources WHERE site=?", (site,))
+        return [(t, i) for t, i in rows if (t, i) not in keep]
 
     def over_removal(
         self,

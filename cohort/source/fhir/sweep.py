@@ -29,7 +29,7 @@ def sweep(p: Puller, limit: float) -> int:
     types = set(p.swept) if p.full_refresh else p.swept & p.resweep
     if all(t in types for t in MED_TYPES):
         types.add("Medication")
-    stale = [(t, i) for t, i, _ in p.store.stale(p.site, p.seen) if t in types]
+    stale = [(t, i) for t, i in p.store.stale(p.site, p.seen) if t in types]
     if not stale:
         return 0
     over = p.store.over_removal(p.site, [k for k in stale if not _unmapped(p, k)], limit)
