@@ -70,11 +70,12 @@ def _rows(out: Path, site: str) -> dict[str, dict[str, str]]:
 
 
 @contextmanager
-def _held(path: Path) -> Iterator[None]:
-    """Hold `path`'s lock the way a running `cohort run` does (flock on its own open file)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+def _held(path: Path, shared: bool = False) -> Iterator[None]:
+    """Hold `path`'s lock the way a running `cohort run` does (flock on its own open file), or
+    `shared`, as a reader (`cohort explain`, `cohort diff`) does."""
+    fd = os.open(path, os.O_RDONLY) if shared else os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         yield
     finally:
         os.close(fd)
@@ -472,17 +473,6 @@ def _uci(tmp_path: Path) -> tuple[Path, Path, str]:
     return cfg, out, next(iter(_rows(out, "uci")))
 
 
-@contextmanager
-def _reading(path: Path) -> Iterator[None]:
-    """Hold `path`'s lock shared, as a reader (`cohort explain`, `cohort diff`) does."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        yield
-    finally:
-        os.close(fd)
-
-
 def _is_locked(path: Path) -> bool:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -544,7 +534,7 @@ def test_explain_and_diff_do_not_read_an_output_folder_a_run_is_replacing(
         assert res.exit_code == 10, res.output
         assert _errors(res) == [f"cohort: error: a run holds {out / LOCK} " + refused.format(out)]
     # readers share the lock: two at once, or one while another holds it
-    with _reading(out / LOCK), _reading(other / LOCK):
+    with _held(out / LOCK, shared=True), _held(other / LOCK, shared=True):
         res = _tool("explain", pid, "--config", cfg, "--out", out)
         assert res.exit_code == 0 and "(the run's, from run.json)" in res.stdout
         assert _tool("diff", other, out).exit_code == 0
@@ -568,7 +558,7 @@ def test_a_run_waits_for_a_reader_of_its_output_folder(
     assert _report(out)["as_of"] == "2026-12-01"
     monkeypatch.setattr(runlock, "READER_WAIT", 0.3)
     before = _files(out)
-    with _reading(out / LOCK):
+    with _held(out / LOCK, shared=True):
         res = _run(cfg, out, "2026-12-02")
     assert res.exit_code == 10
     assert _errors(res) == [

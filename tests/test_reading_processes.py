@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_reliability_support import AS_OF, OUTPUTS, REPO, write_config
@@ -91,6 +92,21 @@ def _cmd(cfg: Path, out: Path) -> list[str]:
     return [sys.executable, "-c", DRIVER, *run]
 
 
+def _undisturbed(
+    tmp: Path, site: Path, out: Path, **popen: Any
+) -> subprocess.CompletedProcess[str]:
+    """`cohort run` of `site` into `out` with no test hook (config and marks under `tmp`)."""
+    return subprocess.run(
+        _cmd(_config(tmp / "cfg", site), out),
+        cwd=REPO,
+        env={**os.environ, "COHORT_TEST_HOOK": "none", "COHORT_TEST_MARKS": str(tmp)},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        **popen,
+    )
+
+
 def _start(tmp_path: Path, site: Path, hook: str) -> tuple[subprocess.Popen[str], Path, Path]:
     marks = tmp_path / "marks"
     marks.mkdir()
@@ -154,14 +170,7 @@ def clean(site: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, byt
     """The outputs of an undisturbed run with two reading processes."""
     tmp = tmp_path_factory.mktemp("clean")
     out = tmp / "out"
-    res = subprocess.run(
-        _cmd(_config(tmp / "cfg", site), out),
-        cwd=REPO,
-        env={**os.environ, "COHORT_TEST_HOOK": "none", "COHORT_TEST_MARKS": str(tmp)},
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
+    res = _undisturbed(tmp, site, out)
     assert res.returncode == 0, res.stderr
     assert "2 process(es)" in res.stderr
     return {name: (out / "uci" / name).read_bytes() for name in OUTPUTS}
@@ -230,13 +239,10 @@ def test_a_run_started_with_sigchld_ignored_reaps_its_processes_and_succeeds(
     run's forks itself, and evaluation's wait for them failed (`cohort: internal error
     (ChildProcessError)`, exit 1)."""
     out = tmp_path / "out"
-    res = subprocess.run(
-        _cmd(_config(tmp_path / "cfg", site), out),
-        cwd=REPO,
-        env={**os.environ, "COHORT_TEST_HOOK": "none", "COHORT_TEST_MARKS": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
+    res = _undisturbed(
+        tmp_path,
+        site,
+        out,
         preexec_fn=lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN),  # noqa: PLW1509
     )
     assert res.returncode == 0, res.stderr
