@@ -72,22 +72,22 @@ def test_titer_ratio_and_quantity(term: Terminology) -> None:
     ],
 )
 def test_qualitative_strings(term: Terminology, text: str, expected: str | None) -> None:
-    assert term.qualitative(ObsValue(string=text), ()) == expected
+    assert term.qualitative_value(ObsValue(string=text)) == expected
 
 
 def test_qualitative_codes(term: Terminology) -> None:
     pos = ObsValue(codes=(Code("urn:oid:2.16.840.1.113883.6.96", "10828004"),))
-    assert term.qualitative(pos, ()) == "positive"
+    assert term.qualitative_value(pos) == "positive"
     neg = ObsValue(codes=(Code("http://loinc.org", "LA6577-6"),))
-    assert term.qualitative(neg, ()) == "negative"
+    assert term.qualitative_value(neg) == "negative"
     nd = ObsValue(codes=(Code("http://snomed.info/sct", "260415000"),))
-    assert term.qualitative(nd, ()) == "negative"
+    assert term.qualitative_value(nd) == "negative"
     react = ObsValue(codes=(Code("http://snomed.info/sct", "11214006"),))
-    assert term.qualitative(react, ()) == "positive"
+    assert term.qualitative_value(react) == "positive"
     # unknown code with a display / text that says it
     local = ObsValue(codes=(Code("urn:local", "P", "Positive"),))
-    assert term.qualitative(local, ()) == "positive"
-    assert term.qualitative(ObsValue(text="Negative"), ()) == "negative"
+    assert term.qualitative_value(local) == "positive"
+    assert term.qualitative_value(ObsValue(text="Negative")) == "negative"
 
 
 @pytest.mark.parametrize(
@@ -104,14 +104,13 @@ def test_qualitative_codes(term: Terminology) -> None:
     ],
 )
 def test_qualitative_interpretation(term: Terminology, code: str, expected: str | None) -> None:
-    assert term.qualitative(ObsValue(), (Code(INTERP, code),)) == expected
+    assert term.qualitative_flag((Code(INTERP, code),)) == expected
 
 
-def test_value_wins_over_interpretation_and_boolean(term: Terminology) -> None:
-    assert term.qualitative(ObsValue(string="Negative"), (Code(INTERP, "A"),)) == "negative"
-    assert term.qualitative(ObsValue(boolean=True), ()) == "positive"
-    assert term.qualitative(ObsValue(boolean=False), ()) == "negative"
-    assert term.qualitative(ObsValue(quantity=Quantity(12, unit="[IU]/mL")), ()) is None
+def test_value_boolean_and_quantity(term: Terminology) -> None:
+    assert term.qualitative_value(ObsValue(boolean=True)) == "positive"
+    assert term.qualitative_value(ObsValue(boolean=False)) == "negative"
+    assert term.qualitative_value(ObsValue(quantity=Quantity(12, unit="[IU]/mL"))) is None
 
 
 def test_qualitative_parts_keep_value_and_interpretation_apart(term: Terminology) -> None:
@@ -162,11 +161,11 @@ def test_unverified_value_rows_are_read_only_with_use_unverified(tmp_path: Path)
         "string,,Pozitiv,positive,a site's wording,local\n",
     )
     pos = ObsValue(codes=(Code("http://snomed.info/sct", "10828004"),))
-    assert Terminology.load(m).qualitative(pos, ()) is None
-    assert Terminology.load(m, use_unverified=True).qualitative(pos, ()) == "positive"
-    assert Terminology.load(m).qualitative(ObsValue(string="pozitiv"), ()) == "positive"
+    assert Terminology.load(m).qualitative_value(pos) is None
+    assert Terminology.load(m, use_unverified=True).qualitative_value(pos) == "positive"
+    assert Terminology.load(m).qualitative_value(ObsValue(string="pozitiv")) == "positive"
     old = _values(tmp_path / "old", "kind,system,code,result,source\ncode,http://snomed.info/sct,10828004,positive,x\n")
-    assert Terminology.load(old).qualitative(pos, ()) == "positive"
+    assert Terminology.load(old).qualitative_value(pos) == "positive"
 
 
 def test_no_result_words_name_nothing_inside_a_text(tmp_path: Path) -> None:
@@ -207,7 +206,7 @@ def test_shipped_value_rows_are_all_flagged() -> None:
     ],
 )
 def test_presence_answer_codes(term: Terminology, system: str, code: str, expected: str) -> None:
-    assert term.qualitative(ObsValue(codes=(Code(system, code),)), ()) == expected
+    assert term.qualitative_value(ObsValue(codes=(Code(system, code),))) == expected
 
 
 @pytest.mark.parametrize(
@@ -215,7 +214,7 @@ def test_presence_answer_codes(term: Terminology, system: str, code: str, expect
     [("Present", "positive"), ("Absent", "negative"), ("Undetectable", "negative")],
 )
 def test_presence_wording(term: Terminology, text: str, expected: str) -> None:
-    assert term.qualitative(ObsValue(string=text), ()) == expected
+    assert term.qualitative_value(ObsValue(string=text)) == expected
 
 
 @pytest.mark.parametrize(
@@ -226,8 +225,8 @@ def test_presence_wording(term: Terminology, text: str, expected: str) -> None:
     ],
 )
 def test_interpretation_under_other_names_of_the_system(term: Terminology, system: str) -> None:
-    assert term.qualitative(ObsValue(), (Code(system, "POS"),)) == "positive"
-    assert term.qualitative(ObsValue(), (Code(system, "NEG"),)) == "negative"
+    assert term.qualitative_flag((Code(system, "POS"),)) == "positive"
+    assert term.qualitative_flag((Code(system, "NEG"),)) == "negative"
 
 
 def test_titer_quantity_code_is_ucum_only_under_the_ucum_system(term: Terminology) -> None:

@@ -261,9 +261,6 @@ class Terminology:
             v = replace(v, quantity=q)
         return parse_titer(v)
 
-    def qualitative(self, v: ObsValue, interpretation: Sequence[Code]) -> str | None:
-        return self._qualitative.read(v, interpretation)
-
     def qualitative_value(self, v: ObsValue) -> str | None:
         """What the value alone says (None: nothing), for a reader that must see where it and
         the interpretation disagree."""

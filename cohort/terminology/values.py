@@ -154,11 +154,6 @@ class Qualitative:
                     break
         return found
 
-    def read(self, v: ObsValue, interpretation: Sequence[Code]) -> str | None:
-        """The value decides first (codes, text, string, boolean), then interpretation codes."""
-        found = self.value(v)
-        return self.flag(interpretation) if found is None else found
-
     def _named(self, s: str) -> str | None:
         """The result the result words inside a text name ("<20 IU/mL HBV DNA detected" ->
         positive); indeterminate when they name two results ("detected; repeat not
