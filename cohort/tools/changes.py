@@ -105,24 +105,22 @@ def read_previous(path: Path) -> PreviousRun:
         prev.cells[r["patient_id"]] = {c: r.get(c, "") for c in criteria}
         if r.get("name"):
             prev.names[r["patient_id"]] = r["name"]
-    prev.trial = outputs_trial(path.parent.parent)
+    prev.trial = outputs_trial(run_report(path.parent.parent))
     return prev
 
 
-def outputs_trial(out: Path) -> str:
-    """The trial whose candidate lists OUT holds, by OUT/run.json ("" when unknown).
+def outputs_trial(report: dict[str, Any]) -> str:
+    """The trial whose candidate lists OUT holds, by its run.json `report` ("" when unknown).
 
     A failed run's run.json names the trial it tried (`trial`), and the trial of the lists it
     kept (`outputs_trial`): a first run of a new trial that failed (a copied trial file not yet
     right) made the next run compare the old trial's lists as its own."""
-    report = run_report(out)
     return str(report.get("outputs_trial") or report.get("trial") or "")
 
 
-def outputs_config(out: Path) -> str:
-    """The configuration whose run wrote OUT's candidate lists, by OUT/run.json (`config`, or
-    a failed run's `outputs_config`), as an absolute path ("" when unknown)."""
-    report = run_report(out)
+def outputs_config(report: dict[str, Any]) -> str:
+    """The configuration whose run wrote OUT's candidate lists, by its run.json `report`
+    (`config`, or a failed run's `outputs_config`), as an absolute path ("" when unknown)."""
     return config_name(str(report.get("outputs_config") or report.get("config") or ""))
 
 
@@ -145,11 +143,12 @@ class Kept(NamedTuple):
 
 
 def kept_outputs(out: Path) -> Kept:
+    report = run_report(out)  # (read once: the three parts describe one run.json)
     return Kept(
-        outputs_trial(out),
-        outputs_config(out),
+        outputs_trial(report),
+        outputs_config(report),
         sorted(p.parent.name for p in out.glob("*/candidates.csv")),
-        lists_of(run_report(out)),
+        lists_of(report),
     )
 
 
