@@ -16,7 +16,8 @@ FC = TypeVar("FC", bound=Callable[..., Any])
 EPILOG = (
     "Exit codes: "
     + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items())
-    + "; 130 / 143 stopped by Ctrl-C (SIGINT) / SIGTERM (previous outputs kept)"
+    + "; 130 / 143 stopped by Ctrl-C (SIGINT) / SIGTERM (previous outputs kept, except for"
+    " the sites the message names as replaced)"
 )
 
 config_option = click.option(

@@ -90,7 +90,10 @@ EXIT_CODES: dict[int, str] = {
     7: "FHIR server authentication error",
     8: "local store error",
     9: "output cannot be written (previous outputs kept, except for the sites the message names)",
-    10: "another run of this configuration, or into this output folder, is in progress",
+    10: (
+        "another run of this configuration, or into this output folder, is in progress (or a"
+        " reader held the folder over 60 s; for explain, diff, coverage: a run is writing it)"
+    ),
     11: "outputs written, but run.json cannot be written",
 }
 

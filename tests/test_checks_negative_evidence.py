@@ -53,7 +53,7 @@ def test_a_negative_of_a_check_that_did_not_decide_a_fail_stays_ignored() -> Non
     ignored (with what they were), the statuses unchanged."""
     r = run("hbv", condition("B18.1"), lab(HBSAG, 10, NEGATIVE, "s"))
     assert str(r.status) == "fail"
-    assert [e.ref for e in r.evidence] == [r.evidence[0].ref]
+    assert len(r.evidence) == 1
     assert r.evidence[0].ref.startswith("Condition/")
     assert notes(r.ignored) == {"s": "most recent: negative"}
 

@@ -236,7 +236,7 @@ def test_run_json_disk_full_after_the_outputs_exits_11(
     cfg = _config(tmp_path, "site", {"site-x": SITE_X})
     out = tmp_path / "out"
     assert _run(cfg, out).exit_code == 0
-    report = (out / "run.json").read_bytes()
+    assert json.loads((out / "run.json").read_bytes())["status"] == "success"
     real_write = os.write
 
     def full(fd: int, data: bytes) -> int:
@@ -252,7 +252,6 @@ def test_run_json_disk_full_after_the_outputs_exits_11(
     assert _errors(res) == [
         f"cohort: error: outputs written; cannot write {out / 'run.json'}: No space left on device"
     ]
-    assert json.loads(report)["status"] == "success"
     assert not (out / "run.json").exists()
     assert not [p for p in out.rglob(".*") if p.name != LOCK]
     assert "2026-12-01" in (out / "site-x" / "summary.html").read_text(encoding="utf-8")
