@@ -365,6 +365,7 @@ def test_a_run_stopped_by_ctrl_c_says_so_in_run_json(
     assert (out / "uci" / "candidates.csv").read_bytes() == before
 
 
+@pytest.mark.usefixtures("sigterm_stops")  # (as cli.main installs it; CliRunner does not)
 def test_a_run_stopped_by_sigterm_keeps_outputs_and_exits_143(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -375,7 +376,6 @@ def test_a_run_stopped_by_sigterm_keeps_outputs_and_exits_143(
     import time
 
     import cohort.runner as runner
-    from cohort.cli import stop_on_sigterm
 
     cfg, out, args, before = _a_good_run(tmp_path)
 
@@ -385,12 +385,7 @@ def test_a_run_stopped_by_sigterm_keeps_outputs_and_exits_143(
             time.sleep(0.01)
 
     monkeypatch.setattr(runner, "screen", killed)
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        stop_on_sigterm()
-        result = CliRunner().invoke(cli, [*args[:-3], "2026-11-26", "--out", str(out)])
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    result = CliRunner().invoke(cli, [*args[:-3], "2026-11-26", "--out", str(out)])
     assert result.exit_code == 143, result.output
     assert "cohort: error: interrupted (SIGTERM)" in result.output
     report = json.loads((out / "run.json").read_text(encoding="utf-8"))

@@ -405,32 +405,27 @@ def _children() -> set[int]:
     return {int(p) for t in tasks.iterdir() for p in (t / "children").read_text().split()}
 
 
+@pytest.mark.usefixtures("sigterm_stops")
 def test_a_reading_process_that_dies_is_replaced_by_reading_in_this_process(
     population: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """With the CLI's SIGTERM handler in place, as in a run: the rest is read here, and every
     reading process is gone (killed and reaped) once the read is over. (The hang that handler
     once caused, timing-dependent here, is shown by tests/test_reading_processes.py.)"""
-    import signal
-
     import cohort.reading as reading
-    from cohort.cli import stop_on_sigterm
 
     units = plan_units(population, 8192)
     _kill_reader_on(monkeypatch, lambda unit: unit == units[3])
     loaded = _loaded()
     job = {"types": set(PIPELINE_TYPES), "validate": "fast"}
     reading.JOB.update(job, triage=Triage(loaded.rules, loaded.relevant))
-    previous = signal.getsignal(signal.SIGTERM)
     before = _children()  # (a test server started by an earlier test is one)
     try:
-        stop_on_sigterm()
         parallel = [(u, [r[1] for r in d.rows]) for u, d in reading.read_results(units, 2, 8192)]
         left = _children() - before
         reading.JOB.update(job, triage=Triage(loaded.rules, loaded.relevant))
         serial = [(u, [r[1] for r in d.rows]) for u, d in reading.read_results(units, 1)]
     finally:
-        signal.signal(signal.SIGTERM, previous)
         reading.JOB.clear()
     assert parallel == serial and len(parallel) == len(units)
     assert "a reading process died" in caplog.text

@@ -354,6 +354,7 @@ def test_a_rename_failing_inside_a_site_names_the_files_replaced(
     assert report["outputs_partly_replaced"] == {"amr": ["candidates.csv"]}
 
 
+@pytest.mark.usefixtures("sigterm_stops")  # (SIGTERM stops the run as under `cohort`)
 def test_sigterm_between_the_renames_says_which_lists_were_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -368,8 +369,7 @@ def test_sigterm_between_the_renames_says_which_lists_were_replaced(
             time.sleep(0.01)
 
     _on_rename(monkeypatch, {out / "amr" / "candidates.csv": sigterm})
-    with _sigterm_stops():
-        res = _run(cfg, out, "2026-12-01")
+    res = _run(cfg, out, "2026-12-01")
     monkeypatch.undo()
     assert res.exit_code == 143, res.output
     said = "interrupted (SIGTERM); lists replaced by this run's: uci; previous lists kept: amr"
@@ -411,19 +411,6 @@ def test_a_rename_failing_part_way_describes_each_sites_lists(
     ]
     assert f"  B's lists: mapping {version}, as of 2026-11-25" in lines
     assert f"  B's lists: mapping {version}, as of 2026-12-01" in lines
-
-
-@contextmanager
-def _sigterm_stops() -> Iterator[None]:
-    """SIGTERM stops the run as under `cohort` (cli.main installs it; CliRunner does not)."""
-    from cohort.cli import stop_on_sigterm
-
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        stop_on_sigterm()
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def test_no_list_replaced_and_no_run_json_written_keeps_the_previous_run_json(

@@ -123,17 +123,14 @@ def test_a_dead_or_failing_worker_reads_as_none_and_closing_kills_the_others() -
 
 
 @linux
+@pytest.mark.usefixtures("sigterm_stops")
 def test_a_worker_takes_signals_by_default_dies_with_this_process_and_closes_inherited() -> None:
     """The CLI's SIGTERM handler (and Python's SIGINT one) raise KeyboardInterrupt: a worker
     must not run them. It gets SIGKILL when this process dies (PR_SET_PDEATHSIG), and holds
     no INHERITED_FDS (the run lock)."""
-    from cohort.cli import stop_on_sigterm
-
-    previous = signal.getsignal(signal.SIGTERM)
     r, w = os.pipe()
     INHERITED_FDS.update((r, w))
     try:
-        stop_on_sigterm()
         pool = ForkPool()
         try:
             pool.start(1, _echo)
@@ -142,7 +139,6 @@ def test_a_worker_takes_signals_by_default_dies_with_this_process_and_closes_inh
         finally:
             pool.close()
     finally:
-        signal.signal(signal.SIGTERM, previous)
         INHERITED_FDS.difference_update((r, w))
         os.close(r)
         os.close(w)
@@ -150,10 +146,9 @@ def test_a_worker_takes_signals_by_default_dies_with_this_process_and_closes_inh
 
 
 @linux
+@pytest.mark.usefixtures("sigterm_stops")
 def test_an_evaluation_fork_is_set_up_the_same_way() -> None:
     """map_chunks (evaluation, report writing) forks through as_child too."""
-    from cohort.cli import stop_on_sigterm
-
     parent = os.getpid()
 
     def work(parts: Iterator[list[int]]) -> Iterator[list[Any]]:
@@ -164,12 +159,7 @@ def test_an_evaluation_fork_is_set_up_the_same_way() -> None:
                 time.sleep(0.01)  # (leave the fork some chunks)
                 yield [None for _ in part]
 
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        stop_on_sigterm()
-        out = map_chunks(work, list(range(40)), 2, _dump, _load)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    out = map_chunks(work, list(range(40)), 2, _dump, _load)
     assert out is not None
     from_fork = {tuple(x) for x in out if x is not None}
     assert from_fork == {(signal.SIG_DFL, signal.SIG_DFL, signal.SIGKILL)}

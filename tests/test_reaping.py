@@ -190,19 +190,6 @@ def _sigterm_when_waiting() -> None:
     threading.Thread(target=send, daemon=True).start()
 
 
-@pytest.fixture
-def sigterm_stops() -> Iterator[None]:
-    """The CLI's SIGTERM handler (KeyboardInterrupt), as in a run."""
-    from cohort.cli import stop_on_sigterm
-
-    previous = signal.getsignal(signal.SIGTERM)
-    stop_on_sigterm()
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 @linux
 @pytest.mark.usefixtures("sigterm_stops")
 def test_sigterm_while_waiting_for_a_stopped_reading_process_ends_the_wait() -> None:
