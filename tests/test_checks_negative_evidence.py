@@ -5,20 +5,10 @@ results stay ignored (docs/rules.md, "Negative tests")."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from checks_helpers import ANTI_HBC, HBSAG, HBV_DNA, HIV_TEST, IGRA, NEGATIVE, POSITIVE, lab
 from criteria_helpers import ago, condition, context, observation, run, trial
 
 from cohort.evaluate import evaluate
-
-POSITIVE: dict[str, Any] = {"valueString": "Positive"}
-NEGATIVE: dict[str, Any] = {"valueString": "Negative"}
-HBSAG, ANTI_HBC, HBV_DNA = "5196-1", "16933-4", "29615-2"
-IGRA, HIV_TEST = "71773-6", "56888-1"
-
-
-def lab(code: str, days: int, value: dict[str, Any], rid: str) -> dict:
-    return observation(code, ago(days), **value, rid=rid)
 
 
 def notes(evidence: tuple) -> dict[str, str]:
@@ -26,7 +16,7 @@ def notes(evidence: tuple) -> dict[str, str]:
 
 
 def test_hbv_most_recent_negative_hbsag_is_used_and_an_older_positive_superseded() -> None:
-    r = run("hbv", lab(HBSAG, 100, POSITIVE, "old"), lab(HBSAG, 10, NEGATIVE, "new"))
+    r = run("hbv", lab(HBSAG, 100, POSITIVE, rid="old"), lab(HBSAG, 10, NEGATIVE, rid="new"))
     assert str(r.status) == "pass"
     assert notes(r.evidence) == {"new": "most recent: negative"}
     assert notes(r.ignored) == {"old": "superseded by a newer result"}
@@ -35,9 +25,9 @@ def test_hbv_most_recent_negative_hbsag_is_used_and_an_older_positive_superseded
 def test_hbv_pass_uses_the_most_recent_negative_of_each_check() -> None:
     r = run(
         "hbv",
-        lab(HBSAG, 10, NEGATIVE, "s"),
-        lab(ANTI_HBC, 20, NEGATIVE, "c"),
-        lab(HBV_DNA, 30, {"valueString": "Not detected"}, "d"),
+        lab(HBSAG, 10, NEGATIVE, rid="s"),
+        lab(ANTI_HBC, 20, NEGATIVE, rid="c"),
+        lab(HBV_DNA, 30, {"valueString": "Not detected"}, rid="d"),
     )
     assert str(r.status) == "pass"
     assert [(e.ref, e.note) for e in r.evidence] == [
@@ -51,7 +41,7 @@ def test_hbv_pass_uses_the_most_recent_negative_of_each_check() -> None:
 def test_a_negative_of_a_check_that_did_not_decide_a_fail_stays_ignored() -> None:
     """A fail rests on the finding: the negatives of the other checks are listed among the
     ignored (with what they were), the statuses unchanged."""
-    r = run("hbv", condition("B18.1"), lab(HBSAG, 10, NEGATIVE, "s"))
+    r = run("hbv", condition("B18.1"), lab(HBSAG, 10, NEGATIVE, rid="s"))
     assert str(r.status) == "fail"
     assert len(r.evidence) == 1
     assert r.evidence[0].ref.startswith("Condition/")
@@ -63,9 +53,9 @@ def test_every_result_check_uses_every_negative_in_its_window() -> None:
     each negative in it decided the pass; one before the window stays ignored."""
     r = run(
         "tuberculosis",
-        lab(IGRA, 20, NEGATIVE, "a"),
-        lab(IGRA, 200, NEGATIVE, "b"),
-        lab(IGRA, 500, POSITIVE, "out"),
+        lab(IGRA, 20, NEGATIVE, rid="a"),
+        lab(IGRA, 200, NEGATIVE, rid="b"),
+        lab(IGRA, 500, POSITIVE, rid="out"),
     )
     assert str(r.status) == "pass"
     assert notes(r.evidence) == {"a": "result negative", "b": "result negative"}
@@ -74,7 +64,8 @@ def test_every_result_check_uses_every_negative_in_its_window() -> None:
 
 
 def test_every_result_check_that_fails_keeps_its_negatives_ignored() -> None:
-    r = run("immunodeficiency", lab(HIV_TEST, 20, NEGATIVE, "n"), lab(HIV_TEST, 5, POSITIVE, "p"))
+    negative, positive = lab(HIV_TEST, 20, NEGATIVE, rid="n"), lab(HIV_TEST, 5, POSITIVE, rid="p")
+    r = run("immunodeficiency", negative, positive)
     assert str(r.status) == "fail"
     assert notes(r.evidence) == {"p": "result positive"}
     assert notes(r.ignored) == {"n": "result negative"}
