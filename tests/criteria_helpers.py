@@ -18,7 +18,7 @@ from cohort.criteria.base import Context, Criterion
 from cohort.criteria.loading import load_trial
 from cohort.criteria.registry import KINDS
 from cohort.criteria.trial import Trial
-from cohort.evaluate import is_screened, make_context
+from cohort.evaluate import evaluate, is_screened, make_context
 from cohort.extract import Extractor, ReadingRules
 from cohort.model import PatientFacts, Result
 from cohort.terminology import Terminology
@@ -417,6 +417,22 @@ def run(
         *resources, site=site, medications=medications, as_of=as_of, use_unverified=use_unverified
     )
     return KINDS[crit.kind].fn(crit, ctx)
+
+
+def settled(
+    cid: str,
+    *resources: dict[str, Any],
+    as_of: date = AS_OF,
+    params: dict[str, Any] | None = None,
+) -> Result:
+    """`cid`'s result as a run gives it: through `evaluate`, which unties same-day results and
+    tries every day of a partially dated one; `params` replace some of its parameters."""
+    t = trial()
+    if params:
+        crit = criterion(cid)
+        crit = dataclasses.replace(crit, params={**crit.params, **params})
+        t = dataclasses.replace(t, criteria=[crit])
+    return next(r for r in evaluate(t, context(*resources, as_of=as_of)) if r.criterion == cid)
 
 
 def screened(*resources: dict[str, Any]) -> bool:

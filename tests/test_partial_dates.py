@@ -19,6 +19,7 @@ from criteria_helpers import (
     procedure,
     qty,
     run,
+    settled,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -518,16 +519,6 @@ def test_background_only_record_starting_in_the_as_of_month_is_not_a_sure_fail()
 
 
 # --- results (Observations) with a partial date: every day is tried (criteria.obsdays) -------------
-def settled(cid: str, *resources: dict, as_of: date | None = None) -> Any:
-    """`cid`'s result through `evaluate` (which tries every day of a partial result)."""
-    from criteria_helpers import AS_OF, context, trial
-
-    from cohort.evaluate import evaluate
-
-    ctx = context(*resources, as_of=as_of or AS_OF)
-    return next(r for r in evaluate(trial(), ctx) if r.criterion == cid)
-
-
 def hb(value: float, when: str) -> dict:
     return observation("718-7", when, valueQuantity=qty(value, "g/dL", "g/dL"))
 

@@ -5,29 +5,17 @@ in its evidence (docs/rules.md, "Reading records"). Evaluated as a run does (eva
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pytest
-from criteria_helpers import ago, condition, context, observation, qty, trial
+from criteria_helpers import ago, condition, observation, qty, settled
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cohort.evaluate import evaluate
 from cohort.model import Result
 
 DAY = ago(5)
 K_UL = "10*3/uL"
-
-
-def settled(cid: str, *resources: dict[str, Any], params: dict[str, Any] | None = None) -> Result:
-    """`cid`'s result as a run gives it; `params` replace some of its parameters."""
-    t = trial()
-    if params:
-        crit = next(c for c in t.criteria if c.id == cid)
-        crit = replace(crit, params={**crit.params, **params})
-        t = replace(t, criteria=[crit])
-    return next(r for r in evaluate(t, context(*resources)) if r.criterion == cid)
 
 
 def plt(value: float, rid: str, when: str = DAY) -> dict[str, Any]:
