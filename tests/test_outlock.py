@@ -302,83 +302,76 @@ def _replaced(out: Path, inodes: dict[Path, int], site: str) -> list[str]:
             and p.stat().st_ino != inodes[p]]  # fmt: skip
 
 
-def test_a_rename_failing_at_the_second_site_says_which_lists_were_replaced(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _sigterm() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(500):  # the handler runs at the next bytecode boundary
+        time.sleep(0.01)
+
+
+KEPT_AMR = "lists replaced by this run's: uci; previous lists kept: amr"
+
+
+@pytest.mark.parametrize(
+    ("target", "then", "code", "said", "amr", "kept", "partly"),
+    [
+        # uci's lists renamed into place, then amr's first rename failed: the run said exit 9
+        # and run.json `previous_outputs_kept: true`, though uci's lists were tonight's
+        pytest.param(
+            "amr/candidates.csv", _fails(errno.EIO), 9,
+            f"cannot write {{target}}: Input/output error; {KEPT_AMR}", [], ["amr"], None,
+            id="a-rename-failing-at-the-second-site",
+        ),
+        # amr's candidates.csv renamed, its evidence.csv not: amr is neither replaced nor
+        # kept, and the line says which of its files are tonight's
+        pytest.param(
+            "amr/evidence.csv", _fails(errno.EIO), 9,
+            "cannot write {target}: Input/output error; lists replaced by this run's: uci; "
+            "partly replaced: amr (candidates.csv replaced; evidence.csv, summary.html kept)",
+            ["candidates.csv"], [], {"amr": ["candidates.csv"]},
+            id="a-rename-failing-inside-a-site",
+        ),
+        # SIGTERM after uci's lists were renamed into place, before amr's: exit 143 as ever
+        pytest.param(
+            "amr/candidates.csv", _sigterm, 143, f"interrupted (SIGTERM); {KEPT_AMR}",
+            [], ["amr"], None,
+            id="sigterm-between-the-renames",
+        ),
+    ],
+)  # fmt: skip
+@pytest.mark.usefixtures("sigterm_stops")  # (SIGTERM stops the run as under `cohort`)
+def test_a_run_stopped_part_way_through_the_renames_says_which_lists_were_replaced(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    target: str,
+    then: Callable[[], None],
+    code: int,
+    said: str,
+    amr: list[str],
+    kept: list[str],
+    partly: dict[str, list[str]] | None,
 ) -> None:
-    """uci's lists were renamed into place, then amr's first rename failed: the run said
-    exit 9 and run.json `previous_outputs_kept: true`, though uci's lists were tonight's. The
-    line and run.json now say which sites' lists were replaced and which were kept."""
+    """The run stopped (a rename failing, SIGTERM) after uci's lists were renamed into place
+    and before (or while) amr's were: the line and run.json say which sites' lists were
+    replaced, which were kept and which were partly replaced (naming the files)."""
     cfg, out, _ = _two_sites(tmp_path)
     inodes = _inodes(out)
-    target = out / "amr" / "candidates.csv"
-    _on_rename(monkeypatch, {target: _fails(errno.EIO)})
+    _on_rename(monkeypatch, {out / target: then})
     res = _run(cfg, out, "2026-12-01")
     monkeypatch.undo()
-    assert res.exit_code == 9, res.output
-    line = (
-        f"cannot write {target}: Input/output error; lists replaced by this run's: uci; "
-        "previous lists kept: amr"
-    )
+    assert res.exit_code == code, res.output
+    line = said.format(target=out / target)
     assert _errors(res) == [f"cohort: error: {line}"]
     assert _replaced(out, inodes, "uci") == ["candidates.csv", "evidence.csv", "summary.html"]
-    assert _replaced(out, inodes, "amr") == []
+    assert _replaced(out, inodes, "amr") == amr
     report = _report(out)
     assert report["status"] == "failed" and report["error"] == line
     assert report["previous_outputs_kept"] is False
-    assert report["outputs_replaced"] == ["uci"] and report["outputs_kept"] == ["amr"]
-    assert "outputs_partly_replaced" not in report
+    assert report["outputs_replaced"] == ["uci"] and report["outputs_kept"] == kept
+    if partly is None:
+        assert "outputs_partly_replaced" not in report
+    else:
+        assert report["outputs_partly_replaced"] == partly
     assert not [p for p in out.rglob(".*") if p.name != LOCK], "staged files left behind"
-
-
-def test_a_rename_failing_inside_a_site_names_the_files_replaced(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """amr's candidates.csv renamed, its evidence.csv not: amr is neither replaced nor kept,
-    and the line says which of its files are tonight's."""
-    cfg, out, _ = _two_sites(tmp_path)
-    inodes = _inodes(out)
-    target = out / "amr" / "evidence.csv"
-    _on_rename(monkeypatch, {target: _fails(errno.EIO)})
-    res = _run(cfg, out, "2026-12-01")
-    monkeypatch.undo()
-    assert res.exit_code == 9, res.output
-    assert _errors(res) == [
-        f"cohort: error: cannot write {target}: Input/output error; lists replaced by this "
-        "run's: uci; partly replaced: amr (candidates.csv replaced; evidence.csv, summary.html "
-        "kept)"
-    ]
-    assert _replaced(out, inodes, "amr") == ["candidates.csv"]
-    report = _report(out)
-    assert report["previous_outputs_kept"] is False
-    assert report["outputs_replaced"] == ["uci"] and report["outputs_kept"] == []
-    assert report["outputs_partly_replaced"] == {"amr": ["candidates.csv"]}
-
-
-@pytest.mark.usefixtures("sigterm_stops")  # (SIGTERM stops the run as under `cohort`)
-def test_sigterm_between_the_renames_says_which_lists_were_replaced(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """SIGTERM after uci's lists were renamed into place, before amr's: exit 143 as ever, and
-    the line and run.json say uci's lists are tonight's, amr's last night's."""
-    cfg, out, _ = _two_sites(tmp_path)
-    inodes = _inodes(out)
-
-    def sigterm() -> None:
-        os.kill(os.getpid(), signal.SIGTERM)
-        for _ in range(500):  # the handler runs at the next bytecode boundary
-            time.sleep(0.01)
-
-    _on_rename(monkeypatch, {out / "amr" / "candidates.csv": sigterm})
-    res = _run(cfg, out, "2026-12-01")
-    monkeypatch.undo()
-    assert res.exit_code == 143, res.output
-    said = "interrupted (SIGTERM); lists replaced by this run's: uci; previous lists kept: amr"
-    assert _errors(res) == [f"cohort: error: {said}"]
-    assert _replaced(out, inodes, "uci") == ["candidates.csv", "evidence.csv", "summary.html"]
-    assert _replaced(out, inodes, "amr") == []
-    report = _report(out)
-    assert report["error"] == said and report["previous_outputs_kept"] is False
-    assert report["outputs_replaced"] == ["uci"] and report["outputs_kept"] == ["amr"]
 
 
 def test_a_rename_failing_part_way_describes_each_sites_lists(
