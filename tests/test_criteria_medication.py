@@ -345,6 +345,10 @@ def test_high_dose_adds_concurrent_dosage_lines(
         (dosage(qty(50, "mL", "mL")), "unknown"),  # a volume without strength
         (dosage(mg(60), timing_code="XYZ"), "unknown"),
         (dosage(), "pass"),  # a line with no dose at all says nothing of one
+        # a timing given as text only is not read (docs: the unread line "may be the largest")
+        (dosage(mg(30), timing_text="2 times daily"), "unknown"),
+        # a doseRange line was taken for an instruction (no dose): the 5 mg line passed
+        (dosage(dose_range=(mg(30), mg(60))), "unknown"),
     ],
 )
 def test_high_dose_a_line_not_read_beside_a_low_one_is_unknown(

@@ -91,12 +91,6 @@ def test_a_timing_given_that_does_not_read_is_no_usable_dose(
     assert high_dose(line) == expected
 
 
-def test_an_unread_timing_beside_a_low_line_is_unknown() -> None:
-    """The unread line may be the one above the limit (docs: "may be the largest")."""
-    low = dosage(mg(5), timing_code="QD")
-    assert high_dose(dosage(mg(30), timing_text="2 times daily"), low) == "unknown"
-
-
 # --- 2. timing.repeat.when: each event a time of day ------------------------------------------
 @pytest.mark.parametrize(
     ("line", "expected"),
@@ -157,12 +151,6 @@ def test_when_events_count_as_administrations(line: dict[str, Any], expected: st
 )
 def test_a_range_decides_only_when_both_ends_agree(line: dict[str, Any], expected: str) -> None:
     assert high_dose(line) == expected
-
-
-def test_a_dose_range_beside_a_low_line_is_unknown() -> None:
-    """A doseRange line was taken for an instruction (no dose): the 5 mg line passed."""
-    low = dosage(mg(5), timing_code="QD")
-    assert high_dose(dosage(dose_range=(mg(30), mg(60))), low) == "unknown"
 
 
 def test_a_range_across_the_limit_says_so() -> None:
