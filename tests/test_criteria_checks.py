@@ -580,10 +580,8 @@ def test_pregnancy_condition_beats_negative_hcg() -> None:
         (2, "N", "pass"),
         (30, "H", "fail"),  # H, L say nothing of presence (values.csv): the number decides
         (2, "L", "pass"),
-        # a number and a flag that disagree are indeterminate (the number decided before:
-        # 30 N was a fail, 2 A a pass)
-        (30, "N", "unknown"),
-        (2, "A", "unknown"),
+        # a number and a flag that disagree (30 N, 2 A) are indeterminate: see
+        # test_a_value_and_an_interpretation_that_disagree_are_indeterminate
     ],
 )
 def test_pregnancy_quantitative_number_and_interpretation(
@@ -599,7 +597,9 @@ def test_pregnancy_quantitative_number_and_interpretation(
         (qty(250, "IU/mL"), "A", "fail"),
         (qty(250, "IU/mL"), "H", "fail"),
         (qty(10, "IU/mL", comparator="<"), "N", "pass"),
-        (qty(250, "IU/mL"), "N", "unknown"),  # disagree: indeterminate (was fail)
+        # disagree: indeterminate (was fail); the unit as text only (UCUM-coded: see
+        # test_a_value_and_an_interpretation_that_disagree_are_indeterminate)
+        (qty(250, "IU/mL"), "N", "unknown"),
         # a `<` bound says how much, not whether; A counts positive (values.csv): detected
         # below the limit (was pass)
         (qty(10, "IU/mL", comparator="<"), "A", "fail"),
@@ -798,6 +798,7 @@ def test_detected_below_the_limit_names_the_result() -> None:
         ("hbv", HBSAG, NEGATIVE, "POS"),
         ("hbv", ANTI_HBC, POSITIVE, "N"),  # unknown in a review check too (it passed)
         ("tuberculosis", IGRA, NEGATIVE, "POS"),
+        # the hCG number decided before: 30 N was a fail, 2 A a pass
         ("pregnancy_lactation", HCG_QUANT, {"valueQuantity": qty(30, "mIU/mL")}, "N"),
         ("pregnancy_lactation", HCG_QUANT, {"valueQuantity": qty(2, "mIU/mL")}, "A"),
         ("pregnancy_lactation", HCG_QUANT, {"valueQuantity": qty(5, "mIU/mL", None, "<")}, "POS"),
