@@ -61,13 +61,25 @@ def test_an_older_result_is_not_tied_with_the_newest() -> None:
     assert str(r.status) == "pass"
 
 
-@pytest.mark.parametrize(("pos_id", "neg_id"), IDS)
-def test_same_day_hbsag_positive_and_negative_is_unknown(pos_id: str, neg_id: str) -> None:
-    pos = observation("5196-1", DAY, valueString="Positive", rid=pos_id)
-    neg = observation("5196-1", DAY, valueString="Negative", rid=neg_id)
-    r = settled("hbv", pos, neg)
+@pytest.mark.parametrize(("one_id", "other_id"), IDS)
+@pytest.mark.parametrize(
+    ("code", "one", "other"),
+    [
+        pytest.param("5196-1", "Positive", "Negative", id="hbsag"),
+        # anti-HBc: the unreadable one read first is unknown (its check's finding is unknown):
+        # the day's two disagree, where both read first passed before
+        pytest.param("16933-4", "Negative", "see report", id="anti-hbc"),
+    ],
+)
+def test_same_day_hbv_results_that_disagree_are_unknown(
+    code: str, one: str, other: str, one_id: str, other_id: str
+) -> None:
+    first = observation(code, DAY, valueString=one, rid=one_id)
+    second = observation(code, DAY, valueString=other, rid=other_id)
+    r = settled("hbv", first, second)
     assert str(r.status) == "unknown", r.reason
-    assert {f"Observation/{pos_id}", f"Observation/{neg_id}"} <= {e.ref for e in r.evidence}
+    assert "without a time that orders them" in r.reason
+    assert {e.ref for e in r.evidence} == {f"Observation/{one_id}", f"Observation/{other_id}"}
 
 
 def test_any_positive_in_a_window_is_not_a_most_recent_rule() -> None:
@@ -117,18 +129,6 @@ def test_same_day_hcv_antibody_positive_and_negative_is_unknown(pos_id: str, neg
     r = settled("hcv", pos, neg)
     assert str(r.status) == "unknown", r.reason
     assert f"Observation/{pos_id}" in {e.ref for e in r.evidence}
-
-
-@pytest.mark.parametrize(("neg_id", "odd_id"), IDS)
-def test_same_day_anti_hbc_negative_and_unreadable_is_unknown(neg_id: str, odd_id: str) -> None:
-    # the unreadable one read first is unknown (its check's finding is unknown): the day's two
-    # disagree, where both read first passed before
-    neg = observation("16933-4", DAY, valueString="Negative", rid=neg_id)
-    odd = observation("16933-4", DAY, valueString="see report", rid=odd_id)
-    r = settled("hbv", neg, odd)
-    assert str(r.status) == "unknown", r.reason
-    assert "without a time that orders them" in r.reason
-    assert {e.ref for e in r.evidence} == {f"Observation/{neg_id}", f"Observation/{odd_id}"}
 
 
 def test_a_same_day_tie_beside_a_failing_condition_still_fails() -> None:
