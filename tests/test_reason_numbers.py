@@ -1,5 +1,6 @@
 """Numbers in reasons (text for people): rounded for reading, never across or onto a limit;
-evidence.csv's `value` keeps the number as read (docs/rules.md, "Reasons")."""
+evidence.csv's `value` keeps the number as read (docs/rules.md, "Tiers, score": the paragraph
+"Numbers in reasons")."""
 
 from __future__ import annotations
 
