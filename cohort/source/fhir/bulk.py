@@ -266,6 +266,18 @@ def bulk_pull(p: Puller) -> None:
             raise ServerError(f"{e}; the next run starts a new export") from None
         p.report.warn(f"the unfinished bulk export job of an earlier run is gone ({e}); new job")
         state, files, errors = _export(p, spool, {}, since_of, asked)
+    except AuthError as e:
+        status = getattr(e, "status", 0)
+        if not resumed or status not in (401, 403):  # (a token refused: the credentials')
+            raise
+        # an earlier night's job whose links expired, or a job of the credentials before a
+        # rotation: refused though tonight's token is fine; resumed, it failed (exit 7) every
+        # night. A new job refused the same way is the credentials' (exit 7)
+        p.report.warn(
+            f"the unfinished bulk export job of an earlier run is refused now (HTTP {status}:"
+            " its links expired?); new job"
+        )
+        state, files, errors = _export(p, spool, {}, since_of, asked)
     if mark and not state.get("since"):
         if mark_key == export_key(p, types) and state["key"] != mark_key:
             why = "the Observation _typeFilter asks by combo-code now: full, once"
