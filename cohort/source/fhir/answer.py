@@ -4,6 +4,8 @@ phrase a message may show."""
 
 from __future__ import annotations
 
+import codecs
+import email.message
 import email.utils
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -44,6 +46,23 @@ def reason_phrase(r: requests.Response) -> str:
         return HTTPStatus(r.status_code).phrase
     except ValueError:
         return ""
+
+
+def as_utf8(r: requests.Response) -> bytes | None:
+    """The body in UTF-8, from the charset its Content-Type names (`charset=ISO-8859-1`: FHIR
+    asks for UTF-8, a legacy server or gateway may send another); None when it names none,
+    UTF-8 or one Python does not know, or the body is not text in it."""
+    header = email.message.Message()
+    header["Content-Type"] = r.headers.get("Content-Type") or ""
+    name = header.get_param("charset")
+    if not isinstance(name, str):
+        return None
+    try:
+        if codecs.lookup(name).name == "utf-8":
+            return None
+        return r.content.decode(name).encode()
+    except (LookupError, UnicodeError):
+        return None
 
 
 def content_length(r: requests.Response) -> int | None:
