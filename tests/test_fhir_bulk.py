@@ -1009,6 +1009,34 @@ def test_bulk_unreadable_lines_in_two_files_of_one_type_are_all_counted(tmp_path
 
 
 @responses.activate
+def test_bulk_file_ending_mid_record_holds_the_mark(tmp_path, store):
+    """An export file whose last line breaks off mid-record (served cut short: a body closed
+    early without a length, a file the server did not finish writing) was one more
+    "unreadable line": the bulk mark moved past the record it held, which no later export
+    (since the mark) carries again unless it changes. The records read are stored; the mark
+    stays, so the next export repeats the window, and a full refresh removes nothing. An
+    invalid line that is whole (a bad record, not a cut file) moves the mark as before."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1"), obs(3, "p1")]), {}, kick, since)
+    s = settings(tmp_path, bulk_group="g1")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    mark = store.get_mark("uci", "fhir:bulk")
+    responses.replace(responses.GET, STATUS, json=_manifest(transactionTime="2026-11-26T10:00:00Z"))
+    responses.replace(responses.GET, f"{FILES}/Observation.ndjson",
+                      body=ndjson([obs(1, "p1"), obs(2, "p1")])[:-20])
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s), full_refresh=True)
+    assert store.get("uci", "Observation", "o1") is not None
+    assert store.get("uci", "Observation", "o3") is not None and rep.removed == 0
+    assert store.get_mark("uci", "fhir:bulk") == mark
+    assert any("0002.Observation.ndjson" in w and "breaks off" in w and "not advanced" in w
+               for w in rep.warnings)
+    responses.replace(responses.GET, f"{FILES}/Observation.ndjson",
+                      body=ndjson([obs(1, "p1")]) + b"{bad record}\n")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.get_mark("uci", "fhir:bulk").startswith("2026-11-26T10:00:00Z|")
+
+
+@responses.activate
 def test_bulk_unfiltered_export_keeps_a_panel_whose_component_is_mapped(tmp_path, store):
     """A component whose code maps is a result of its own (docs/rules.md, "Panels and
     components"), and a record with one is kept on every reading path; the unfiltered export's

@@ -294,7 +294,15 @@ def bulk_pull(p: Puller) -> None:
         merged = family(export_links(files), screened)
         screened |= merged
         p.set_mark("screened", json.dumps(sorted(screened)))
-        held = load(p, files, screened, asked, changes=bool(state.get("since")))
+        held, cut = load(p, files, screened, asked, changes=bool(state.get("since")))
+    if cut:
+        # (the server's file, or its answer, cut short: the records after the break are
+        # missing tonight; moving the mark would leave them out of every later export)
+        incomplete = True
+        p.report.warn(
+            f"bulk {', '.join(cut[:5])}: the last line breaks off mid-record (the file was not"
+            " served whole); the bulk mark was not advanced, the next export repeats this window"
+        )
     if not incomplete:
         p.swept.update(types)
     # a full export: the merged charts it does not hold (a Group's non-members) are new
