@@ -1037,6 +1037,24 @@ def test_bulk_file_ending_mid_record_holds_the_mark(tmp_path, store):
 
 
 @responses.activate
+def test_bulk_mark_from_a_transaction_time_with_an_offset_is_utc(tmp_path, store):
+    """A transactionTime in the server's own offset (HAPI writes its time zone's, e.g.
+    05:00:00-05:00) became the bulk mark as written, while the other clocks the marks are
+    compared with (the Medication check's) are UTC, and the earliest is taken by comparing
+    the text: 05:00-05:00 (10:00Z) sorted before 09:00Z. The mark is now UTC, and the next
+    export's _since is the same instant less the overlap."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    responses.replace(responses.GET, STATUS,
+                      json=_manifest(transactionTime="2026-11-25T05:00:00-05:00"))
+    s = settings(tmp_path, bulk_group="g1")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.get_mark("uci", "fhir:bulk").startswith("2026-11-25T10:00:00Z|")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert since == [None, "2026-11-25T09:55:00Z"]
+
+
+@responses.activate
 def test_bulk_unfiltered_export_keeps_a_panel_whose_component_is_mapped(tmp_path, store):
     """A component whose code maps is a result of its own (docs/rules.md, "Panels and
     components"), and a record with one is kept on every reading path; the unfiltered export's

@@ -79,14 +79,9 @@ def server_time(bundle: dict | None, r: requests.Response) -> str | None:
     UTC ISO text ("...Z"). Marks take the earliest of these by comparing the text, which is
     only right in one offset: 05:00-05:00 (10:00Z) sorted before 09:00+00:00."""
     meta = (bundle or {}).get("meta") or {}
-    when = meta.get("lastUpdated") if isinstance(meta, dict) else None
-    if isinstance(when, str):
-        try:
-            t = datetime.fromisoformat(when.replace("Z", "+00:00"))
-        except ValueError:
-            t = None
-        if t is not None and t.tzinfo is not None:
-            return _utc_iso(t)
+    when = utc_instant(meta.get("lastUpdated") if isinstance(meta, dict) else None)
+    if when is not None:
+        return when
     date = r.headers.get("Date")
     if date:
         try:
@@ -97,6 +92,18 @@ def server_time(bundle: dict | None, r: requests.Response) -> str | None:
             t = t.replace(tzinfo=UTC)  # an HTTP date is GMT
         return _utc_iso(t)
     return None
+
+
+def utc_instant(value: object) -> str | None:
+    """A FHIR instant ("2026-11-25T05:00:00-05:00") as UTC ISO text ("...T10:00:00Z"), the one
+    offset in which marks compare as text; None for anything else (no zone, not a date)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return _utc_iso(t) if t.tzinfo is not None else None
 
 
 def _utc_iso(t: datetime) -> str:

@@ -18,7 +18,7 @@ from cohort.errors import AuthError, ServerError
 from cohort.merged import family
 from cohort.source.structure import loads
 
-from .answer import retry_after
+from .answer import retry_after, utc_instant
 from .kickoff import STEPS, by_combo, combo_asked, fallbacks, refused_words, said_by_code
 from .medications import medication_since, refresh_medications
 from .ndjson import export_links, load, read_ndjson, screened_in
@@ -328,7 +328,9 @@ def bulk_pull(p: Puller) -> None:
         )
     if manifest.get("transactionTime") and not (incomplete or p.meds_unread or unexported):
         # (referenced Medications refused: the next export repeats this window, medications.py)
-        p.set_mark("bulk", f"{manifest['transactionTime']}|{state['key']}")
+        # (in UTC: the Medication check's clock, in UTC, is compared with it as text)
+        when = utc_instant(manifest["transactionTime"]) or manifest["transactionTime"]
+        p.set_mark("bulk", f"{when}|{state['key']}")
     searched = set(new) | added
     if p.refused and searched:
         # a type refused (403) on the searches of patients the export did not hold in full:
