@@ -287,6 +287,71 @@ def test_bulk_resumed_job_that_is_gone_starts_a_new_one(tmp_path, store):
     assert store.get("uci", "Observation", "o1") is not None
 
 
+@pytest.mark.parametrize("refused", ["files", "status"])
+@responses.activate
+def test_bulk_resumed_job_refused_with_the_token_starts_a_new_one(tmp_path, store, monkeypatch,
+                                                                  refused):
+    """A resumed job whose file links (the manifest asking for the token) or status URL the
+    server refuses with 403 by the next night (links expired, a job of the credentials
+    before a rotation) failed as an authentication error (exit 7) every night, the job kept
+    for the next; the credentials were fine. A resumed job refused so is replaced by a new
+    one in the same run; a new job refused the same way is still exit 7."""
+    monkeypatch.setenv("TOK", "secret-token")
+    kick, since = [], []
+    setup_server(b"", {}, kick, since)
+    m = _manifest(requiresAccessToken=True)
+    responses.replace(responses.GET, STATUS, json=m)
+    responses.replace(responses.GET, f"{FILES}/Observation.ndjson",
+                      body=requests.ConnectionError("reset"))
+    s = settings(tmp_path, bulk_group="g1", max_retries=0, auth="bearer", token_env="TOK")
+    from cohort.errors import AuthError, ServerError
+    with pytest.raises(ServerError, match="interrupted|ConnectionError"):
+        pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    job = tmp_path / "spool" / "uci" / "job.json"
+    assert job.exists()
+    if refused == "status":  # (a job whose manifest the killed run had not yet read)
+        state = json.loads(job.read_text())
+        del state["manifest"]
+        job.write_text(json.dumps(state))
+    served = {"old": True}
+
+    def answer(ok_body):
+        def cb(req):
+            assert req.headers["Authorization"] == "Bearer secret-token"
+            return (403, {}, "") if served["old"] else (200, {}, ok_body)
+        return cb
+
+    def kicked(req):
+        kick.append(parse_qsl(urlsplit(req.url).query))
+        served["old"] = False
+        return 202, {"Content-Location": STATUS}, ""
+
+    responses.remove(responses.GET, f"{BASE}/Group/g1/$export")
+    responses.add_callback(responses.GET, f"{BASE}/Group/g1/$export", callback=kicked)
+    for name in ("Condition", "Patient", "Observation"):
+        responses.remove(responses.GET, f"{FILES}/{name}.ndjson")
+    responses.add_callback(responses.GET, f"{FILES}/Condition.ndjson",
+                           callback=answer(ndjson([cond(1, "p1")])))
+    responses.add_callback(responses.GET, f"{FILES}/Patient.ndjson",
+                           callback=answer(ndjson([{"resourceType": "Patient", "id": "p1"}])))
+    responses.add_callback(responses.GET, f"{FILES}/Observation.ndjson",
+                           callback=answer(ndjson([obs(1, "p1")])))
+    responses.remove(responses.GET, STATUS)
+    responses.add_callback(responses.GET, STATUS, callback=lambda req: (
+        (403, {}, "") if served["old"] else (200, {}, json.dumps(m))))
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert len(kick) == 2
+    assert any("earlier run" in w and "HTTP 403" in w and "new job" in w for w in rep.warnings)
+    assert store.get("uci", "Observation", "o1") is not None
+    assert not job.exists()  # (finished: the spool goes)
+    # a new job refused the same way: the credentials' (exit 7), not one more new job
+    served["old"] = True
+    responses.remove(responses.GET, f"{BASE}/Group/g1/$export")
+    responses.get(f"{BASE}/Group/g1/$export", status=202, headers={"Content-Location": STATUS})
+    with pytest.raises(AuthError, match="HTTP 403"):
+        pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+
+
 @responses.activate
 def test_bulk_job_the_server_failed_is_not_resumed(tmp_path, store):
     """A job whose status URL answers 500 with an OperationOutcome (the spec's "job failed")
@@ -941,6 +1006,52 @@ def test_bulk_unreadable_lines_in_two_files_of_one_type_are_all_counted(tmp_path
     origin = db.execute("SELECT origin FROM resources WHERE type='Observation' AND id='o7'").fetchone()
     db.close()
     assert origin == ("bulk 0003.Observation.ndjson:1",)
+
+
+@responses.activate
+def test_bulk_file_ending_mid_record_holds_the_mark(tmp_path, store):
+    """An export file whose last line breaks off mid-record (served cut short: a body closed
+    early without a length, a file the server did not finish writing) was one more
+    "unreadable line": the bulk mark moved past the record it held, which no later export
+    (since the mark) carries again unless it changes. The records read are stored; the mark
+    stays, so the next export repeats the window, and a full refresh removes nothing. An
+    invalid line that is whole (a bad record, not a cut file) moves the mark as before."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1"), obs(3, "p1")]), {}, kick, since)
+    s = settings(tmp_path, bulk_group="g1")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    mark = store.get_mark("uci", "fhir:bulk")
+    responses.replace(responses.GET, STATUS, json=_manifest(transactionTime="2026-11-26T10:00:00Z"))
+    responses.replace(responses.GET, f"{FILES}/Observation.ndjson",
+                      body=ndjson([obs(1, "p1"), obs(2, "p1")])[:-20])
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s), full_refresh=True)
+    assert store.get("uci", "Observation", "o1") is not None
+    assert store.get("uci", "Observation", "o3") is not None and rep.removed == 0
+    assert store.get_mark("uci", "fhir:bulk") == mark
+    assert any("0002.Observation.ndjson" in w and "breaks off" in w and "not advanced" in w
+               for w in rep.warnings)
+    responses.replace(responses.GET, f"{FILES}/Observation.ndjson",
+                      body=ndjson([obs(1, "p1")]) + b"{bad record}\n")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.get_mark("uci", "fhir:bulk").startswith("2026-11-26T10:00:00Z|")
+
+
+@responses.activate
+def test_bulk_mark_from_a_transaction_time_with_an_offset_is_utc(tmp_path, store):
+    """A transactionTime in the server's own offset (HAPI writes its time zone's, e.g.
+    05:00:00-05:00) became the bulk mark as written, while the other clocks the marks are
+    compared with (the Medication check's) are UTC, and the earliest is taken by comparing
+    the text: 05:00-05:00 (10:00Z) sorted before 09:00Z. The mark is now UTC, and the next
+    export's _since is the same instant less the overlap."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    responses.replace(responses.GET, STATUS,
+                      json=_manifest(transactionTime="2026-11-25T05:00:00-05:00"))
+    s = settings(tmp_path, bulk_group="g1")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.get_mark("uci", "fhir:bulk").startswith("2026-11-25T10:00:00Z|")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert since == [None, "2026-11-25T09:55:00Z"]
 
 
 @responses.activate

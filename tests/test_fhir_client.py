@@ -258,6 +258,27 @@ def test_response_and_token_file_with_a_byte_order_mark(tmp_path):
     assert responses.calls[0].request.headers["Authorization"] == "Bearer secret-token"
 
 
+@pytest.mark.parametrize("charset", ["ISO-8859-1", "windows-1252", "UTF-16"])
+@responses.activate
+def test_a_page_in_the_charset_its_content_type_names_is_read(charset):
+    """A page encoded as its Content-Type says (`charset=ISO-8859-1`, a legacy server or
+    gateway: FHIR asks for UTF-8) failed as "response is not JSON" (exit 6) every night while
+    a record held a letter outside ASCII (a family name "Müller"); it is read in that charset.
+    A page that is no JSON in it either is still a ServerError."""
+    page = bundle(["a"])
+    page["entry"][0]["resource"]["name"] = [{"family": "Müller"}]
+    body = json.dumps(page, ensure_ascii=False).encode(charset)
+    ctype = f"application/fhir+json; charset={charset}"
+    responses.get(f"{BASE}/Patient", body=body, content_type=ctype)
+    c, _ = client()
+    got, _ = c.get_json("Patient", key="Patient")
+    assert got["entry"][0]["resource"]["name"] == [{"family": "Müller"}]
+    responses.replace(responses.GET, f"{BASE}/Patient", body=b'{"resourceType": "Bun',
+                      content_type=ctype)
+    with pytest.raises(ServerError, match="not JSON"):
+        c.get_json("Patient", key="Patient")
+
+
 @responses.activate
 def test_http_next_link_on_the_same_host_is_followed_over_https(monkeypatch):
     """A server behind a TLS proxy that writes http:// into its next links got the bearer token

@@ -4,6 +4,8 @@ phrase a message may show."""
 
 from __future__ import annotations
 
+import codecs
+import email.message
 import email.utils
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -46,6 +48,23 @@ def reason_phrase(r: requests.Response) -> str:
         return ""
 
 
+def as_utf8(r: requests.Response) -> bytes | None:
+    """The body in UTF-8, from the charset its Content-Type names (`charset=ISO-8859-1`: FHIR
+    asks for UTF-8, a legacy server or gateway may send another); None when it names none,
+    UTF-8 or one Python does not know, or the body is not text in it."""
+    header = email.message.Message()
+    header["Content-Type"] = r.headers.get("Content-Type") or ""
+    name = header.get_param("charset")
+    if not isinstance(name, str):
+        return None
+    try:
+        if codecs.lookup(name).name == "utf-8":
+            return None
+        return r.content.decode(name).encode()
+    except (LookupError, UnicodeError):
+        return None
+
+
 def content_length(r: requests.Response) -> int | None:
     """The Content-Length header's value, as urllib3 reads it: "42" or the list "42, 42" a
     proxy may make of it; None when missing or not one number (int() of "42, 42" crashed a
@@ -60,14 +79,9 @@ def server_time(bundle: dict | None, r: requests.Response) -> str | None:
     UTC ISO text ("...Z"). Marks take the earliest of these by comparing the text, which is
     only right in one offset: 05:00-05:00 (10:00Z) sorted before 09:00+00:00."""
     meta = (bundle or {}).get("meta") or {}
-    when = meta.get("lastUpdated") if isinstance(meta, dict) else None
-    if isinstance(when, str):
-        try:
-            t = datetime.fromisoformat(when.replace("Z", "+00:00"))
-        except ValueError:
-            t = None
-        if t is not None and t.tzinfo is not None:
-            return _utc_iso(t)
+    when = utc_instant(meta.get("lastUpdated") if isinstance(meta, dict) else None)
+    if when is not None:
+        return when
     date = r.headers.get("Date")
     if date:
         try:
@@ -78,6 +92,18 @@ def server_time(bundle: dict | None, r: requests.Response) -> str | None:
             t = t.replace(tzinfo=UTC)  # an HTTP date is GMT
         return _utc_iso(t)
     return None
+
+
+def utc_instant(value: object) -> str | None:
+    """A FHIR instant ("2026-11-25T05:00:00-05:00") as UTC ISO text ("...T10:00:00Z"), the one
+    offset in which marks compare as text; None for anything else (no zone, not a date)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return _utc_iso(t) if t.tzinfo is not None else None
 
 
 def _utc_iso(t: datetime) -> str:

@@ -18,7 +18,7 @@ from cohort.errors import AuthError, ServerError
 from cohort.merged import family
 from cohort.source.structure import loads
 
-from .answer import retry_after
+from .answer import retry_after, utc_instant
 from .kickoff import STEPS, by_combo, combo_asked, fallbacks, refused_words, said_by_code
 from .medications import medication_since, refresh_medications
 from .ndjson import export_links, load, read_ndjson, screened_in
@@ -266,6 +266,18 @@ def bulk_pull(p: Puller) -> None:
             raise ServerError(f"{e}; the next run starts a new export") from None
         p.report.warn(f"the unfinished bulk export job of an earlier run is gone ({e}); new job")
         state, files, errors = _export(p, spool, {}, since_of, asked)
+    except AuthError as e:
+        status = getattr(e, "status", 0)
+        if not resumed or status not in (401, 403):  # (a token refused: the credentials')
+            raise
+        # an earlier night's job whose links expired, or a job of the credentials before a
+        # rotation: refused though tonight's token is fine; resumed, it failed (exit 7) every
+        # night. A new job refused the same way is the credentials' (exit 7)
+        p.report.warn(
+            f"the unfinished bulk export job of an earlier run is refused now (HTTP {status}:"
+            " its links expired?); new job"
+        )
+        state, files, errors = _export(p, spool, {}, since_of, asked)
     if mark and not state.get("since"):
         if mark_key == export_key(p, types) and state["key"] != mark_key:
             why = "the Observation _typeFilter asks by combo-code now: full, once"
@@ -282,7 +294,15 @@ def bulk_pull(p: Puller) -> None:
         merged = family(export_links(files), screened)
         screened |= merged
         p.set_mark("screened", json.dumps(sorted(screened)))
-        held = load(p, files, screened, asked, changes=bool(state.get("since")))
+        held, cut = load(p, files, screened, asked, changes=bool(state.get("since")))
+    if cut:
+        # (the server's file, or its answer, cut short: the records after the break are
+        # missing tonight; moving the mark would leave them out of every later export)
+        incomplete = True
+        p.report.warn(
+            f"bulk {', '.join(cut[:5])}: the last line breaks off mid-record (the file was not"
+            " served whole); the bulk mark was not advanced, the next export repeats this window"
+        )
     if not incomplete:
         p.swept.update(types)
     # a full export: the merged charts it does not hold (a Group's non-members) are new
@@ -308,7 +328,9 @@ def bulk_pull(p: Puller) -> None:
         )
     if manifest.get("transactionTime") and not (incomplete or p.meds_unread or unexported):
         # (referenced Medications refused: the next export repeats this window, medications.py)
-        p.set_mark("bulk", f"{manifest['transactionTime']}|{state['key']}")
+        # (in UTC: the Medication check's clock, in UTC, is compared with it as text)
+        when = utc_instant(manifest["transactionTime"]) or manifest["transactionTime"]
+        p.set_mark("bulk", f"{when}|{state['key']}")
     searched = set(new) | added
     if p.refused and searched:
         # a type refused (403) on the searches of patients the export did not hold in full:

@@ -7,6 +7,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
@@ -17,7 +18,7 @@ import requests
 from cohort.errors import AuthError, ServerError
 from cohort.source.structure import loads
 
-from .answer import content_length, reason_phrase, retry_after
+from .answer import as_utf8, content_length, reason_phrase, retry_after
 from .auth import Auth, TokenEndpointDown, make_auth
 from .outcome import operation_outcome_codes, operation_outcome_text, outcome_issues, type_name
 from .settings import ServerSettings
@@ -34,6 +35,7 @@ TRANSIENT = (
 MAX_PAGES = 100_000
 FHIR_JSON = "application/fhir+json"
 DEFAULT_PORTS = {"http": 80, "https": 443}
+_NOT_JSON = object()
 
 
 @dataclass
@@ -282,6 +284,12 @@ class FhirClient:
             # orjson: strict JSON (no NaN/Infinity) and fast on large pages
             body = loads(r.content)
         except orjson.JSONDecodeError:
+            # in the charset the Content-Type names (second: a page labelled Latin-1 is as
+            # often UTF-8)
+            body = _NOT_JSON
+            with suppress(orjson.JSONDecodeError):
+                body = loads(as_utf8(r) or b"")
+        if body is _NOT_JSON:
             kind = (r.headers.get("Content-Type") or "no Content-Type").split(";")[0].strip()
             hint = ": a login or error page from a proxy?" if "html" in kind.lower() else ""
             raise ServerError(

@@ -32,8 +32,11 @@ def _open(path: Path) -> IO[bytes]:
     return cast(IO[bytes], gzip.open(path, "rb")) if magic == b"\x1f\x8b" else path.open("rb")
 
 
-def read_ndjson(path: Path, bad: list[int] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Resources of one export file; numbers of unreadable lines go to `bad` (PHI-free).
+def read_ndjson(
+    path: Path, bad: list[int] | None = None, cut: list[int] | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Resources of one export file; numbers of unreadable lines go to `bad` (PHI-free), and
+    to `cut` that of a last line which breaks off mid-record (no JSON, no newline after it).
 
     A downloaded file that cannot be read (a damaged gzip body) fails the pull with a
     ServerError, and is removed from the spool so that the next run downloads it again."""
@@ -45,6 +48,8 @@ def read_ndjson(path: Path, bad: list[int] | None = None) -> Iterator[tuple[int,
                         res = loads(line)
                     except orjson.JSONDecodeError:
                         res = None
+                        if cut is not None and not line.endswith(b"\n"):
+                            cut.append(n)
                     if isinstance(res, dict):
                         yield n, res
                     elif bad is not None:
@@ -119,7 +124,7 @@ def load(
     screened: set[str],
     asked: set[str],
     changes: bool = False,
-) -> set[str]:
+) -> tuple[set[str], list[str]]:
     """Store screened patients' records and Medications; then read referenced Medications the
     export left out (Patient-level exports hold only the patient compartment). Of the types
     searched by code, only records with a mapped code are stored, as a search would fetch them
@@ -128,15 +133,18 @@ def load(
     `skipped_types`. `changes` (an export since the last one): a stored record the export now
     holds as another patient's, not screened (moved to the right chart), is removed, as a
     fresh pull would not have it. Returns the screened patients whose Patient record the
-    export held."""
+    export held, and the names of the files whose last line breaks off mid-record (not
+    served whole: the records it held may be missing)."""
     wanted = mapped_codes(p)
     meds: list[dict[str, Any]] = []
     held: set[str] = set()
+    cut_short: list[str] = []
     left: list[Tomb] = []  # (records of patients not screened: see `changes`)
     for _, path in sorted(files, key=lambda f: f[0] != "Medication"):
         batch: list[tuple[dict, str]] = []
         bad: list[int] = []
-        for n, res in read_ndjson(path, bad):
+        cut: list[int] = []
+        for n, res in read_ndjson(path, bad, cut):
             kind = res.get("resourceType")
             if kind not in asked:
                 name = type_name(kind)
@@ -164,10 +172,12 @@ def load(
                 # twice was one warning, and the second file's lines went uncounted
                 f"bulk {path.name}: {len(bad)} unreadable line(s), first at line {bad[0]}"
             )
+        if cut:
+            cut_short.append(path.name)
     if left:
         gone = p.store.doomed(p.site, left)  # (stored, and not newer than the export's copy)
         if gone:
             p.store.drop(p.site, gone)
             p.report.removed += len(gone)
     p.fetch_medications(meds)
-    return held
+    return held, cut_short
