@@ -468,3 +468,20 @@ def test_an_outcome_text_carries_the_expression_and_location_it_names():
          "expression": ["category"], "location": ["Observation.category", 7]}]}
     assert operation_outcome_text(body) == (
         "fatal required: Required parameter missing [category, Observation.category]")
+
+
+@pytest.mark.parametrize("hint", ["0", "Tue, 14 Nov 2023 22:13:00 GMT"])  # now, 10 s ago
+@responses.activate
+def test_retry_after_now_or_past_still_backs_off(hint):
+    """A 429 saying "Retry-After: 0" (or a date already past) was retried at once: a burst spent
+    every retry in a moment against a server that had just said it was overloaded. The wait is
+    the server's ask or the client's own backoff, whichever is longer."""
+    for _ in range(3):
+        responses.get(f"{BASE}/metadata", status=429, headers={"Retry-After": hint})
+    responses.get(f"{BASE}/metadata", json={"resourceType": "CapabilityStatement"})
+    c, waits = client()
+    body, _ = c.get_json("metadata", key="metadata")
+    assert body["resourceType"] == "CapabilityStatement"
+    # backoff(attempt) is 0.5 * 2**attempt times a jitter in [0.5, 1]
+    assert len(waits) == 3
+    assert all(w >= 0.25 * 2**i for i, w in enumerate(waits))

@@ -250,7 +250,10 @@ class FhirClient:
                 hinted = retry_after(
                     r.headers.get("Retry-After"), self.clock(), r.headers.get("Date")
                 )
-                wait = min(s.max_wait, hinted) if hinted is not None else self.backoff(attempt)
+                # never below the client's own backoff: "Retry-After: 0" (or a date already
+                # past) retried at once spent every retry in one burst on an overloaded server
+                backoff = self.backoff(attempt)
+                wait = backoff if hinted is None else min(s.max_wait, max(hinted, backoff))
                 r.close()
             attempt += 1
             self.stats.add(key, retries=1, waits=wait)
