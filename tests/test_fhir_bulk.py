@@ -1391,3 +1391,27 @@ def test_bulk_export_without_type_filter_does_not_say_component_results_are_left
         assert not any("are not exported" in w and w.startswith("bulk: the server") for w in rep.warnings), (
             night, rep.warnings)
     assert "bulk-no-typefilter" in rep.quirks
+
+
+@pytest.mark.parametrize("when", [None, "2026-11-25T10:00:00", "yesterday"])
+@responses.activate
+def test_bulk_manifest_without_a_readable_transaction_time_warns(tmp_path, store, when):
+    """A manifest with no transactionTime (the Bulk Data IG requires one) set no mark and said
+    nothing: every night was a full export with no word why. One without a time zone or not a
+    date at all became the mark as written, and the next export's _since was that text. Now
+    neither sets a mark, a warning says why, and the next export is a full one."""
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    m = _manifest()
+    if when is None:
+        del m["transactionTime"]
+    else:
+        m["transactionTime"] = when
+    responses.replace(responses.GET, STATUS, json=m)
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.get("uci", "Observation", "o1") is not None
+    assert store.get_mark("uci", "fhir:bulk") is None
+    assert any("transactionTime" in w and "full" in w for w in rep.warnings)
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert since == [None, None]

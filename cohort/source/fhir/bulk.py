@@ -326,10 +326,15 @@ def bulk_pull(p: Puller) -> None:
             f"bulk: {', '.join(unexported)} refused (HTTP 403) on search, and none in the export:"
             " the bulk mark was not advanced, the next export repeats this window"
         )
-    if manifest.get("transactionTime") and not (incomplete or p.meds_unread or unexported):
+    # in UTC: the Medication check's clock, in UTC, is compared with it as text
+    when = utc_instant(manifest.get("transactionTime"))
+    if when is None:
+        p.report.warn(
+            "bulk: the manifest has no transactionTime with a time zone (the Bulk Data IG"
+            " requires one): no bulk mark was set, the next export is a full one"
+        )
+    elif not (incomplete or p.meds_unread or unexported):
         # (referenced Medications refused: the next export repeats this window, medications.py)
-        # (in UTC: the Medication check's clock, in UTC, is compared with it as text)
-        when = utc_instant(manifest["transactionTime"]) or manifest["transactionTime"]
         p.set_mark("bulk", f"{when}|{state['key']}")
     searched = set(new) | added
     if p.refused and searched:
