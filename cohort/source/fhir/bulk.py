@@ -331,7 +331,7 @@ def bulk_pull(p: Puller) -> None:
     if when is None:
         p.report.warn(
             "bulk: the manifest has no transactionTime with a time zone (the Bulk Data IG"
-            " requires one): no bulk mark was set, the next export is a full one"
+            " requires one): the bulk mark was not advanced, the next export repeats this window"
         )
     elif not (incomplete or p.meds_unread or unexported):
         # (referenced Medications refused: the next export repeats this window, medications.py)
