@@ -195,6 +195,23 @@ def test_a_window_changed_without_its_title_is_a_warning(tmp_path: Path) -> None
     assert _title_warnings(m) == []
 
 
+def test_an_age_maximum_not_in_its_title_is_a_warning(tmp_path: Path) -> None:
+    """An age range's maximum (`max_years`) is a threshold its title quotes, as `min_years`."""
+    m = _copy(tmp_path)
+    trial = m / "trials" / "sirius-sle-2.toml"
+    text = trial.read_text(encoding="utf-8").replace("min_years = 12", "min_years = 12\nmax_years = 75")
+    trial.write_text(text, encoding="utf-8")
+    line = _line_of(trial, 'title = "Age')
+    tail = "(the title is shown as written in summary.html, explain and to_confirm: update it "
+    tail += "with the rule)"
+    assert _title_warnings(m) == [
+        f"warning: {trial}:{line}: criterion 'age': key 'title': 'Age >= 12 years' does not "
+        f"mention max_years = 75 {tail}"
+    ]
+    trial.write_text(text.replace("Age >= 12 years", "Age 12 to 75 years"), encoding="utf-8")
+    assert _title_warnings(m) == []
+
+
 def test_a_misspelt_concept_no_criteria_file_names_is_a_warning(tmp_path: Path) -> None:
     """`ana_titr` typed for `ana_titer` in a concept file: its rows mapped a concept no trial
     asks for, and the ANA criterion quietly lost them; `check` said nothing."""
