@@ -275,7 +275,8 @@ def _changes(site: SiteResult, phi: bool) -> str:
         )
     legend = (
         '<p class="legend">&ldquo;No longer screened&rdquo;: in the last run&rsquo;s list, not in '
-        "this one (no SLE condition any more: refuted, entered in error or deleted). Other "
+        "this one (no condition the trial screens for any more: refuted, entered in error or "
+        "deleted). Other "
         "changes (e.g. <i>criteria changed</i>) are in the <code>change</code> column.</p>"
     )
     return _section("changes", title, summary + legend + table)
