@@ -549,3 +549,20 @@ def test_an_alias_repeated_with_an_equivalent_unit_is_a_note_not_an_error(tmp_pa
         f"note: mappings/unit_aliases.csv:{n + 1}: column 'alias': 'K/uL' is also on line 2 as "
         "'10*3/uL', the same unit as '10*6/mL' here: either line reads it alike",
     ]
+
+
+def test_a_csv_error_of_a_folder_given_as_dot_names_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cohort mappings check --mappings .` run inside a mappings folder named its CSV files by
+    the folder's name, which `.` has not: "/units.csv:19", a file at the root of the disk."""
+    m = _copy(tmp_path)
+    line = _append(m / "units.csv", "egfr,mL/min/{1.73_m2,,0,300,")
+    wrong = "column 'unit': UCUM cannot parse 'mL/min/{1.73_m2'"
+    monkeypatch.chdir(m)
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", "."])
+    assert result.exit_code == 4
+    assert f"error: mappings/units.csv:{line}: {wrong}" in result.output.splitlines()
+    monkeypatch.chdir(m / "concepts")
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", ".."])
+    assert f"error: mappings/units.csv:{line}: {wrong}" in result.output.splitlines()
