@@ -284,7 +284,8 @@ def test_a_local_row_mapping_a_code_of_another_concept_is_a_warning(tmp_path: Pa
     assert (
         f"warning: mappings/concepts/labs.csv:{plt}: column 'code': http://loinc.org|777-3 is "
         f"mapped to 2 concepts: mappings/concepts/labs.csv:{plt} (platelets); "
-        f"mappings/concepts/local.csv:{n} (anc) (intended? add exclude=Y to one of them)"
+        f"mappings/concepts/local.csv:{n} (anc) (intended? list the pair in overlaps.csv; else add "
+        "exclude=Y to one of them)"
     ) in result.output.splitlines()
 
 
@@ -410,8 +411,8 @@ def test_a_name_mapped_to_two_concepts_or_two_ingredients_is_a_warning(tmp_path:
         f"'{CS}': {f}:{mp} (methylprednisolone); {f}:{n + 3} (prednisone) (intended, for a "
         "product of both? else correct the ingredient)",
         f"warning: {f}:{medrol}: column 'code': name 'Medrol' is mapped to 2 concepts: "
-        f"{f}:{medrol} (corticosteroid_systemic); {f}:{n} (antimalarial) (intended? add "
-        "exclude=Y to one of them)",
+        f"{f}:{medrol} (corticosteroid_systemic); {f}:{n} (antimalarial) (intended? list the "
+        "pair in overlaps.csv; else add exclude=Y to one of them)",
         f"warning: {f}:{solu}: column 'ingredient': name 'Solu-Medrol' is mapped to 2 "
         f"ingredients of 'corticosteroid_systemic': {f}:{solu} (methylprednisolone); "
         f"{f}:{n + 1} (prednisone) (intended, for a product of both? else correct the "
