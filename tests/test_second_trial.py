@@ -155,7 +155,49 @@ def test_a_lupus_nephritis_trial_runs_from_data_only(tmp_path: Path) -> None:
     assert CliRunner().invoke(cli, args).exit_code == 0
     html = (out / "t2" / "summary.html").read_text(encoding="utf-8")
     assert "No longer screened" in html and "SLE" not in html
-    explained = CliRunner().invoke(cli, ["explain", "ln-76", "--config", str(cfg), "--out", str(out)])
+    args = ["explain", "ln-76", "--config", str(cfg), "--out", str(out)]
+    explained = CliRunner().invoke(cli, args)
     assert explained.exit_code == 0, explained.output
     assert "[fail] adult - Age 18 to 75 years (inclusion)" in explained.output
     assert "rule: age: min_years=18, max_years=75" in explained.output
+
+
+def test_a_site_code_of_a_condition_is_searched_as_a_condition(tmp_path: Path) -> None:
+    """A site's own problem-list code for end-stage renal disease, in local.csv (as
+    docs/criteria-kinds.md allows for any record) and read by a condition check: `check`
+    accepted it and a run from files read it, but a FHIR server was asked for it as an
+    Observation (a local.csv row takes the file of the concept's other rows, else
+    Observation), so the patient's Condition was never pulled and the exclusion passed."""
+    _luna_config(tmp_path)
+    mappings = tmp_path / "mappings"
+    with (mappings / "concepts" / "local.csv").open("a", encoding="utf-8") as fh:
+        fh.write("esrd_site,http://example.org/fhir/site-t2/problems,PL-ESRD,exact,,ESRD,")
+        fh.write("site-t2 build team,local,\n")
+    trial_file = mappings / "trials" / "luna-ln.toml"
+    text = trial_file.read_text(encoding="utf-8")
+    text = text.replace('condition = ["esrd"]', 'condition = ["esrd", "esrd_site"]')
+    trial_file.write_text(text, encoding="utf-8")
+    from cohort.criteria.loading import load_trial
+    from cohort.terminology import Terminology
+
+    term = Terminology.load(mappings)
+    trial = load_trial(trial_file)
+    tokens = term.search_tokens(trial.concepts(), trial.concept_records())
+    local = "http://example.org/fhir/site-t2/problems|PL-ESRD"
+    assert local in tokens["Condition"] and local not in tokens["Observation"]
+    # a local code of a result (eGFR) is still searched as an Observation
+    assert "http://example.org/fhir/site-t2/lab|EGFR-CKDEPI" in tokens["Observation"]
+    assert trial.concept_records()["esrd_site"] == {"conditions"}
+
+
+def test_the_records_each_concept_of_a_trial_is_read_as() -> None:
+    from cohort.criteria.loading import load_trial
+
+    records = load_trial(ROOT / "mappings" / "trials" / "sirius-sle-2.toml").concept_records()
+    assert records["sle"] == {"conditions"}  # screen_concepts and the diagnosis
+    assert records["aiha"] == {"conditions"}  # hemoglobin's alt
+    assert records["sledai"] == {"labs"}
+    assert records["plasmapheresis"] == {"procedures"}
+    assert records["live_vaccine"] == {"vaccines"}
+    assert records["belimumab"] == {"medications"}
+    assert records["hcv_rna"] == {"labs"}  # a check's unless_later

@@ -199,7 +199,8 @@ def test_an_age_maximum_not_in_its_title_is_a_warning(tmp_path: Path) -> None:
     """An age range's maximum (`max_years`) is a threshold its title quotes, as `min_years`."""
     m = _copy(tmp_path)
     trial = m / "trials" / "sirius-sle-2.toml"
-    text = trial.read_text(encoding="utf-8").replace("min_years = 12", "min_years = 12\nmax_years = 75")
+    text = trial.read_text(encoding="utf-8")
+    text = text.replace("min_years = 12", "min_years = 12\nmax_years = 75")
     trial.write_text(text, encoding="utf-8")
     line = _line_of(trial, 'title = "Age')
     tail = "(the title is shown as written in summary.html, explain and to_confirm: update it "
