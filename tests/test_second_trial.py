@@ -155,6 +155,8 @@ def test_a_lupus_nephritis_trial_runs_from_data_only(tmp_path: Path) -> None:
     assert CliRunner().invoke(cli, args).exit_code == 0
     html = (out / "t2" / "summary.html").read_text(encoding="utf-8")
     assert "No longer screened" in html and "SLE" not in html
+    # the page names its trial: a site screening two trials has two pages alike otherwise
+    assert "Trial <b>LUNA-LN (add-on therapy in active lupus nephritis)</b> (luna-ln)" in html
     args = ["explain", "ln-76", "--config", str(cfg), "--out", str(out)]
     explained = CliRunner().invoke(cli, args)
     assert explained.exit_code == 0, explained.output
