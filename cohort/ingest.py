@@ -324,7 +324,7 @@ def ingest(
             site.id,
             settings,
             store,
-            loaded.term.search_tokens(concepts),
+            loaded.term.search_tokens(concepts, loaded.trial.concept_records()),
             screen_tokens=[
                 t
                 for ts in loaded.term.search_tokens(loaded.trial.screen_concepts).values()

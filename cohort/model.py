@@ -355,3 +355,5 @@ class SiteResult:
     mapping_version: str = ""
     data_freshness: str = ""  # ISO timestamp of the newest record/sync for the site
     previous_tiers: dict[str, str] = field(default_factory=dict)  # patient_id -> tier last run
+    trial_id: str = ""  # the page names its trial (a site may screen for two)
+    trial_title: str = ""

@@ -185,6 +185,8 @@ def site_result(
         + (f" ({loaded.term.human_version})" if loaded.term.human_version else ""),
         data_freshness=freshness,
         previous_tiers=prev,
+        trial_id=loaded.trial.id,
+        trial_title=loaded.trial.title,
     )
     from cohort.tools.changes import apply
 

@@ -463,3 +463,33 @@ def test_no_phi_shows_the_inactive_word() -> None:
     from cohort.report.nophi import shown_value
 
     assert shown_value("inactive") == "inactive"
+
+
+# A trial with an age range ("18 to 75 years"): `max_years`, the oldest age that passes (the
+# whole years at as_of, as `min_years`). Before, the kind had no maximum: a second trial with
+# one needed code. as_of 2026-11-25.
+@pytest.mark.parametrize(
+    ("birth", "expected", "reason"),
+    [
+        ("1985-04-02", "pass", "age 41 >= 18 and <= 75"),
+        ("1951-11-25", "pass", "age 75 >= 18 and <= 75"),  # 75th birthday on as_of
+        ("1950-11-26", "pass", "age 75 >= 18 and <= 75"),  # 76 tomorrow
+        ("1950-11-25", "fail", "age 76 > 75"),  # 76th birthday on as_of
+        ("1950-11", "unknown", "partial birth date: age 75 or 76, cannot tell if <= 75"),
+        ("1949", "fail", "age 76 or 77 > 75 (partial birth date)"),
+        ("1951", "pass", "age 74 or 75 >= 18 and <= 75 (partial birth date)"),
+        ("2010-01-01", "fail", "age 16 < 18"),  # the minimum still applies
+    ],
+)
+def test_age_max_years_is_the_oldest_age_that_passes(
+    birth: str, expected: str, reason: str
+) -> None:
+    r = run("age", patient(birth), params={"min_years": 18, "max_years": 75})
+    assert (str(r.status), r.reason) == (expected, reason)
+
+
+def test_age_site_min_age_leaves_the_maximum() -> None:
+    params = {"min_years": 12, "max_years": 75}
+    assert status("age", patient("1948-01-01"), site={"min_age": 18}, params=params) == "fail"
+    assert status("age", patient("2012-01-01"), site={"min_age": 18}, params=params) == "fail"
+    assert status("age", patient("1990-01-01"), site={"min_age": 18}, params=params) == "pass"

@@ -260,6 +260,20 @@ TRIAL_MISTAKES = [
         "a-z or A-Z, digits and _, starting with a letter (it names a column of candidates.csv) "
         "(did you mean 'washout_12wk'?)",
     ),
+    (
+        "an age range whose maximum is below its minimum",
+        "min_years = 12",
+        "min_years = 12\nmax_years = 10",
+        "max_years",
+        "criterion 'age': key 'max_years': 10 is below min_years = 12: no age would pass",
+    ),
+    (
+        "a negative maximum age",
+        "min_years = 12",
+        "min_years = 12\nmax_years = -75",
+        "max_years",
+        "criterion 'age': key 'max_years': -75 is negative",
+    ),
 ]
 
 

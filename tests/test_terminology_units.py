@@ -242,3 +242,18 @@ def test_same_unit(a: str, b: str, same: bool) -> None:
 
     assert same_unit(a, b) is same
     assert same_unit(b, a) is same
+
+
+def test_an_annotation_in_place_of_a_unit_term_is_one() -> None:
+    """UCUM reads an annotation standing alone where a unit term stands as 1: LOINC writes
+    eGFR in `mL/min/{1.73_m2}`. Dropping the annotation left `mL/min/`, which UCUM cannot
+    parse: units.csv refused the unit, and every eGFR carrying it was not convertible."""
+    from cohort.terminology.units import ucum_problem
+
+    assert ucum_problem("mL/min/{1.73_m2}") is None
+    assert ucum_problem("/{HPF}") is None
+    units = Units({"egfr": UnitSpec("mL/min/{1.73_m2}")}, {"mL/min/1.73m2": "mL/min/{1.73_m2}"})
+    assert units.convert(Quantity(45, code="mL/min/{1.73_m2}"), "egfr") == 45
+    assert units.convert(Quantity(45, unit="mL/min/1.73m2"), "egfr") == 45  # via the alias
+    assert units.convert(Quantity(0.75, code="mL/s/{1.73_m2}"), "egfr") == pytest.approx(45)
+    assert units.convert(Quantity(45, code="mg/dL"), "egfr") is None

@@ -195,6 +195,24 @@ def test_a_window_changed_without_its_title_is_a_warning(tmp_path: Path) -> None
     assert _title_warnings(m) == []
 
 
+def test_an_age_maximum_not_in_its_title_is_a_warning(tmp_path: Path) -> None:
+    """An age range's maximum (`max_years`) is a threshold its title quotes, as `min_years`."""
+    m = _copy(tmp_path)
+    trial = m / "trials" / "sirius-sle-2.toml"
+    text = trial.read_text(encoding="utf-8")
+    text = text.replace("min_years = 12", "min_years = 12\nmax_years = 75")
+    trial.write_text(text, encoding="utf-8")
+    line = _line_of(trial, 'title = "Age')
+    tail = "(the title is shown as written in summary.html, explain and to_confirm: update it "
+    tail += "with the rule)"
+    assert _title_warnings(m) == [
+        f"warning: {trial}:{line}: criterion 'age': key 'title': 'Age >= 12 years' does not "
+        f"mention max_years = 75 {tail}"
+    ]
+    trial.write_text(text.replace("Age >= 12 years", "Age 12 to 75 years"), encoding="utf-8")
+    assert _title_warnings(m) == []
+
+
 def test_a_misspelt_concept_no_criteria_file_names_is_a_warning(tmp_path: Path) -> None:
     """`ana_titr` typed for `ana_titer` in a concept file: its rows mapped a concept no trial
     asks for, and the ANA criterion quietly lost them; `check` said nothing."""
@@ -267,7 +285,8 @@ def test_a_local_row_mapping_a_code_of_another_concept_is_a_warning(tmp_path: Pa
     assert (
         f"warning: mappings/concepts/labs.csv:{plt}: column 'code': http://loinc.org|777-3 is "
         f"mapped to 2 concepts: mappings/concepts/labs.csv:{plt} (platelets); "
-        f"mappings/concepts/local.csv:{n} (anc) (intended? add exclude=Y to one of them)"
+        f"mappings/concepts/local.csv:{n} (anc) (intended? list the pair in overlaps.csv; else add "
+        "exclude=Y to one of them)"
     ) in result.output.splitlines()
 
 
@@ -393,8 +412,8 @@ def test_a_name_mapped_to_two_concepts_or_two_ingredients_is_a_warning(tmp_path:
         f"'{CS}': {f}:{mp} (methylprednisolone); {f}:{n + 3} (prednisone) (intended, for a "
         "product of both? else correct the ingredient)",
         f"warning: {f}:{medrol}: column 'code': name 'Medrol' is mapped to 2 concepts: "
-        f"{f}:{medrol} (corticosteroid_systemic); {f}:{n} (antimalarial) (intended? add "
-        "exclude=Y to one of them)",
+        f"{f}:{medrol} (corticosteroid_systemic); {f}:{n} (antimalarial) (intended? list the "
+        "pair in overlaps.csv; else add exclude=Y to one of them)",
         f"warning: {f}:{solu}: column 'ingredient': name 'Solu-Medrol' is mapped to 2 "
         f"ingredients of 'corticosteroid_systemic': {f}:{solu} (methylprednisolone); "
         f"{f}:{n + 1} (prednisone) (intended, for a product of both? else correct the "
@@ -532,3 +551,20 @@ def test_an_alias_repeated_with_an_equivalent_unit_is_a_note_not_an_error(tmp_pa
         f"note: mappings/unit_aliases.csv:{n + 1}: column 'alias': 'K/uL' is also on line 2 as "
         "'10*3/uL', the same unit as '10*6/mL' here: either line reads it alike",
     ]
+
+
+def test_a_csv_error_of_a_folder_given_as_dot_names_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cohort mappings check --mappings .` run inside a mappings folder named its CSV files by
+    the folder's name, which `.` has not: "/units.csv:19", a file at the root of the disk."""
+    m = _copy(tmp_path)
+    line = _append(m / "units.csv", "egfr,mL/min/{1.73_m2,,0,300,")
+    wrong = "column 'unit': UCUM cannot parse 'mL/min/{1.73_m2'"
+    monkeypatch.chdir(m)
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", "."])
+    assert result.exit_code == 4
+    assert f"error: mappings/units.csv:{line}: {wrong}" in result.output.splitlines()
+    monkeypatch.chdir(m / "concepts")
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", ".."])
+    assert f"error: mappings/units.csv:{line}: {wrong}" in result.output.splitlines()

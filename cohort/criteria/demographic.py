@@ -40,12 +40,21 @@ def age(crit: Criterion, ctx: Context) -> Result:
     partial = " (partial birth date)" if oldest != youngest else ""
     note = "age at as-of" + partial
     ev = [Evidence(ref=f"Patient/{pid}", value=ages, unit="a", note=note)]
-    if youngest >= minimum:
-        return result(crit, Status.PASS, f"age {ages} >= {minimum}{partial}", ev)
+    # the oldest age that passes (an age range, "18 to 75 years"); a site's min_age leaves it
+    maximum = crit.params.get("max_years")
     if oldest < minimum:
         return result(crit, Status.FAIL, f"age {ages} < {minimum}{partial}", ev)
-    why = f"partial birth date: age {ages}, cannot tell if >= {minimum}"
-    return result(crit, Status.UNKNOWN, why, ev)
+    if maximum is not None and youngest > maximum:
+        return result(crit, Status.FAIL, f"age {ages} > {maximum}{partial}", ev)
+    if youngest < minimum:
+        why = f"partial birth date: age {ages}, cannot tell if >= {minimum}"
+        return result(crit, Status.UNKNOWN, why, ev)
+    if maximum is None:
+        return result(crit, Status.PASS, f"age {ages} >= {minimum}{partial}", ev)
+    if oldest > maximum:
+        why = f"partial birth date: age {ages}, cannot tell if <= {maximum}"
+        return result(crit, Status.UNKNOWN, why, ev)
+    return result(crit, Status.PASS, f"age {ages} >= {minimum} and <= {maximum}{partial}", ev)
 
 
 def deceased(crit: Criterion, ctx: Context) -> Result:

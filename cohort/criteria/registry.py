@@ -70,7 +70,7 @@ WINDOW: dict[str, type | tuple[type, ...]] = {
 }
 
 KINDS: dict[str, KindSpec] = {
-    "age": KindSpec(demographic.age, {"min_years": int}),
+    "age": KindSpec(demographic.age, {"min_years": int}, {"max_years": int}),
     "deceased": KindSpec(demographic.deceased, {}),
     "active_record": KindSpec(demographic.active_record, {}),
     "diagnosis": KindSpec(
@@ -281,7 +281,17 @@ def rule_problems(kind: str, params: Mapping[str, Any]) -> Iterator[Problem]:
         yield "concepts", f"kind '{kind}' needs at least one of {', '.join(_EXPOSURES)}"
     if kind == "washout" and isinstance(params.get("excluded_routes"), dict):
         yield from route_problems(params["excluded_routes"], params.get("concepts", []))
-    for key in ("min_years", "min_months", "min_titer", "max_daily_mg", "lab_default_lln"):
+    low, high = params.get("min_years"), params.get("max_years")
+    if type(low) is int and type(high) is int and 0 <= high < low:  # a negative one: below
+        yield "max_years", f"{high} is below min_years = {low}: no age would pass"
+    for key in (
+        "min_years",
+        "max_years",
+        "min_months",
+        "min_titer",
+        "max_daily_mg",
+        "lab_default_lln",
+    ):
         value = params.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
             if value < 0:

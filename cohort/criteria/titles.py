@@ -11,6 +11,7 @@ from typing import Any
 # the numbers a title quotes (fail_below 25 -> 50 under "Platelets >= 25 ...")
 TITLE_NUMBERS = (
     "min_years",
+    "max_years",
     "min_months",
     "min_titer",
     "fail_below",

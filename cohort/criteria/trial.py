@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cohort.criteria.base import Criterion
+from cohort.criteria.reads import HEAD, readers
 from cohort.criteria.registry import (
     CONCEPT_KEYS,
 )
@@ -44,6 +45,18 @@ class Trial:
         out = set(self.screen_concepts)
         for c in self.criteria:
             out |= _concepts_in(c.params)
+        return out
+
+    def concept_records(self) -> dict[str, set[str]]:
+        """The records each concept is read as (registry `reads`: "conditions", "labs", ...),
+        by the keys naming it: what a server is asked for when no concept file says it (a
+        site's code in local.csv; `Terminology.search_tokens`)."""
+        out: dict[str, set[str]] = {n: {HEAD.records} for n in self.screen_concepts}
+        for c in self.criteria:
+            keys = readers(c.kind, c.params)
+            for key, name in concept_refs(c.params):
+                if key in keys:
+                    out.setdefault(name, set()).add(keys[key].records)
         return out
 
 

@@ -92,9 +92,14 @@ def _header(site: SiteResult, phi: bool) -> str:
         else '<p class="banner nophi">No patient-level data: counts from 1 to 10 are shown as '
         "&lt;11, and counts that would let one be worked out from the others as *.</p>"
     )
+    trial = (
+        f"Trial <b>{_e(site.trial_title or site.trial_id)}</b> ({_e(site.trial_id)}) · "
+        if site.trial_id
+        else ""
+    )
     return (
         f"<header><h1>{_e(site.site_name)} — trial candidates</h1>"
-        f'<p class="meta">Site <b>{_e(site.site_id)}</b> · as of <b id="as-of">'
+        f'<p class="meta">{trial}Site <b>{_e(site.site_id)}</b> · as of <b id="as-of">'
         f"{_e(site.as_of.isoformat())}</b> · mapping version <b>{_e(site.mapping_version or '-')}"
         f"</b> · data freshness <b>{fresh}</b></p>{banner}</header>"
     )
@@ -275,7 +280,8 @@ def _changes(site: SiteResult, phi: bool) -> str:
         )
     legend = (
         '<p class="legend">&ldquo;No longer screened&rdquo;: in the last run&rsquo;s list, not in '
-        "this one (no SLE condition any more: refuted, entered in error or deleted). Other "
+        "this one (no condition the trial screens for any more: refuted, entered in error or "
+        "deleted). Other "
         "changes (e.g. <i>criteria changed</i>) are in the <code>change</code> column.</p>"
     )
     return _section("changes", title, summary + legend + table)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -275,9 +275,16 @@ class Terminology:
         return self._qualitative.named(s)
 
     # -- search and inspection ---------------------------------------------------------------
-    def search_tokens(self, concepts: Iterable[str]) -> dict[str, list[str]]:
-        """Resource type -> `system|code` tokens (exact rows, prefix expansions, products)."""
+    def search_tokens(
+        self, concepts: Iterable[str], records: Mapping[str, set[str]] | None = None
+    ) -> dict[str, list[str]]:
+        """Resource type -> `system|code` tokens (exact rows, prefix expansions, products).
+        A row of a file named for no records (local.csv) is searched as its concept's rows in
+        other files are, else as the records the trial reads the concept as (`records`:
+        `Trial.concept_records`; a site's code of a condition is a Condition), else as an
+        Observation."""
         wanted = set(concepts)
+        records = records or {}
         kinds: dict[str, set[str]] = defaultdict(set)
         for row in self._rows:
             kinds[row.concept].add(Path(row.file).stem)
@@ -294,15 +301,18 @@ class Terminology:
             if row.concept not in wanted or row.exclude or row.system == TEXT:
                 continue
             stem = Path(row.file).stem
+            stems = [stem]
             if stem not in FILE_TYPES:  # local.csv: the file of the concept's other rows
-                stem = next((k for k in sorted(kinds[row.concept]) if k in FILE_TYPES), stem)
+                typed = sorted(k for k in kinds[row.concept] if k in FILE_TYPES)
+                stems = typed[:1] or sorted(records.get(row.concept, ())) or stems
             system = self.systems.canonical(row.system)
             codes: list[str] = list(row.expand)
             if row.match in ("exact", "prefix"):
                 codes.insert(0, row.code)
             for code in codes:
                 for variant in self._variants(system, code):
-                    emit(stem, system, variant)
+                    for each in stems:
+                        emit(each, system, variant)
         for rxcui, (ing, systemic) in sorted(self._products.items()):
             if systemic and self._groups.get(ing, set()) & wanted:
                 emit("medications", RXNORM, rxcui)

@@ -27,8 +27,10 @@ class Record:
 
 
 def display_path(root: Path, path: Path) -> str:
-    """The path as shown in messages: `mappings/concepts/labs.csv`."""
-    return f"{root.name}/{path.relative_to(root).as_posix()}"
+    """The path as shown in messages: `mappings/concepts/labs.csv`. The folder's own name, also
+    when given as `.` or `..` (whose name is empty: "/units.csv" named a file at the root)."""
+    name = root.name if root.name not in ("", ".", "..") else root.resolve().name
+    return f"{name}/{path.relative_to(root).as_posix()}"
 
 
 def read_text(path: Path, shown: str) -> str:

@@ -13,6 +13,9 @@ from cohort.errors import MappingError
 from cohort.model import Quantity
 
 _ANNOTATION = re.compile(r"\{[^{}]*\}")
+# an annotation standing where a unit term stands (`mL/min/{1.73_m2}`, `/{HPF}`): UCUM reads it
+# as 1; attached to a unit (`mg{creat}`) it only labels that unit
+_LONE_ANNOTATION = re.compile(r"(^|[./])\{[^{}]*\}(?=$|[./])")
 # UCUM arbitrary units: convertible only to themselves (with prefixes), never to other units
 _ARBITRARY = re.compile(r"\[(?:IU|iU|arb'U|USP'U|GPL'U|MPL'U|APL'U|beth'U|todd'U|dye'U)\]")
 
@@ -66,7 +69,7 @@ def warm() -> None:
 @lru_cache(maxsize=2048)
 def parse_ucum(unit: str) -> Any | None:
     """A pint Quantity for a UCUM string (annotations count as 1), or None if not UCUM."""
-    bare = _ANNOTATION.sub("", unit).strip()
+    bare = _ANNOTATION.sub("", _LONE_ANNOTATION.sub(r"\g<1>1", unit.strip())).strip()
     if bare.startswith("/"):
         bare = "1" + bare
     try:

@@ -54,7 +54,8 @@ def conflicts(
             f.warn(
                 f"{grp[0].file}:{grp[0].line}",
                 f"column 'code': {what} is mapped to {len(concepts)} concepts: {where} "
-                "(intended? add exclude=Y to one of them)",
+                # exclude=Y drops a concept from the record: wrong for a code of both by design
+                "(intended? list the pair in overlaps.csv; else add exclude=Y to one of them)",
             )
 
 
