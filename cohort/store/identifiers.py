@@ -38,16 +38,19 @@ def identifier_key(ident: object) -> tuple[str, str] | None:
     return (system, value) if system and value else None
 
 
-def _named_by(res: dict[str, Any]) -> tuple[str, str] | None:
+def _named_by(res: dict[str, Any]) -> tuple[str, str] | bool:
     """The identifier a record's subject (or patient) names it by (its reference, if any, names
-    no Patient: the record was stored for none)."""
+    no Patient: the record was stored for none); else whether it gives one that lacks a system
+    or a value."""
+    given = False
     for key in ("subject", "patient"):
         ref = res.get(key)
-        if isinstance(ref, dict):
-            found = identifier_key(ref.get("identifier"))
+        if isinstance(ref, dict) and isinstance(ref.get("identifier"), dict):
+            found = identifier_key(ref["identifier"])
             if found is not None:
                 return found
-    return None
+            given = True
+    return given
 
 
 @dataclass
@@ -68,11 +71,17 @@ class Unattributed:
         if not left:
             return None
         types = ", ".join(f"{t} {n}" for t, n in left.items())
+        why = [
+            f"{n} {what}"
+            for n, what in (
+                (sum(self.by_identifier.values()), "by an identifier no single Patient holds"),
+                (sum(self.other.values()), "by no Patient reference or identifier"),
+            )
+            if n
+        ]
         return (
             f"{sum(left.values())} record(s) name no patient in this site's data and are read"
-            f" for no one ({types}): {sum(self.by_identifier.values())} by an identifier no"
-            " single Patient holds (system and value), "
-            f"{sum(self.other.values())} by no Patient reference or identifier"
+            f" for no one ({types}): {', '.join(why)}"
         )
 
 
@@ -103,10 +112,10 @@ class UnattributedTables:
         )
         for rtype, rid, blob in rows:
             key = _named_by(orjson.loads(blob))
-            if key is None:
-                found.other[rtype] += 1
-            else:
+            if isinstance(key, tuple):
                 named.append((rtype, rid, key))
+            else:
+                (found.by_identifier if key else found.other)[rtype] += 1
         if not named:
             return found
         holders = self._holders(site, {key for _, _, key in named})
