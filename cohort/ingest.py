@@ -314,7 +314,35 @@ def ingest(
 ) -> dict[str, Any]:
     """Bring a site's data into the store; returns the site's source report for run.json."""
     if not site.is_url:
-        return ingest_files(site, cfg, store, loaded, full_refresh=full_refresh)
+        report = ingest_files(site, cfg, store, loaded, full_refresh=full_refresh)
+    else:
+        report = _pull(site, cfg, store, loaded, full_refresh=full_refresh)
+    return _attribute(site, store, report)
+
+
+def _attribute(site: SiteConfig, store: Store, report: dict[str, Any]) -> dict[str, Any]:
+    """`report` once records naming their patient by identifier only are given that Patient
+    (cohort/store/identifiers.py), with the count of records left naming none (and a
+    warning): read for no one, they were left out without a word."""
+    found = store.attribute_by_identifier(site.id)
+    if found.attributed:
+        log.info(
+            "site %s: %d record(s) naming their patient by identifier only read as that Patient's",
+            site.id,
+            found.attributed,
+        )
+    report["unattributed"] = found.counts()
+    said = found.warning()
+    if said is not None:
+        report["warnings"] = [*report.get("warnings", []), said]
+        log.warning("site %s: %s", site.id, said)
+    return report
+
+
+def _pull(
+    site: SiteConfig, cfg: Config, store: Store, loaded: Loaded, *, full_refresh: bool
+) -> dict[str, Any]:
+    """A FHIR server site's pull into the store; its report for run.json."""
     from cohort.source.fhir import pull  # only server runs need requests
 
     settings = server_settings(site, cfg.path)  # (checked by load_config already)

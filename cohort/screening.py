@@ -16,7 +16,7 @@ from cohort.merged import merges_of
 from cohort.model import Candidate, PatientFacts, Result
 from cohort.rank import rank
 from cohort.report.medgaps import gaps_of
-from cohort.store import Store, patient_of
+from cohort.store import Store
 from cohort.terminology.units import warm as warm_units
 
 __all__ = ["CHUNK_PATIENTS", "EVAL_FORK_MIN", "add_side", "last_seen", "screen", "screened_ids"]
@@ -54,14 +54,15 @@ def screened_ids(site: str, store: Store, loaded: Loaded) -> list[str]:
     from cohort.extract import codes_of, text_of
 
     ids = set()
-    for res in store.iter_type(site, "Condition"):
+    # the patient as the store keys the patient's records (an identifier-only subject included)
+    for pid, res in store.iter_type_patients(site, "Condition"):
+        if not pid:
+            continue
         cc = res.get("code")
         if want & loaded.term.concepts_for(
             codes_of(cc), text_of(cc)
         ) and not loaded.rules.drop_reason(res):
-            pid = patient_of(res)  # (as the store keys the patient's records)
-            if pid:
-                ids.add(pid)
+            ids.add(pid)
     return sorted(ids)
 
 

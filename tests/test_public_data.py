@@ -257,3 +257,17 @@ def test_whole_job_on_public_data(root: Path, tmp_path: Path) -> None:
     for site in sources:
         assert (out / site / "candidates.csv").exists()
         assert report["sites"][site]["screened"] == 0
+
+
+def test_a_record_naming_its_patient_by_identifier_is_that_patients(
+    root: Path, tmp_path: Path
+) -> None:
+    """HL7's R4 example of references: Observation/48's subject is only an identifier
+    (http://example.org/ids|1234567), which Patient/23 of the same Bundle holds."""
+    src = root / "hl7-fhir-r4-examples" / "Bundle-bundle-references.json"
+    with Store(tmp_path / "s.sqlite") as store:
+        store.put_resources("s", read_path(src, ReadStats()), source=str(src))
+        found = store.attribute_by_identifier("s")
+        groups = {p: g for p, g in store.iter_by_patient("s")}
+    assert found.attributed == 1 and found.counts() == {}
+    assert ("Observation", "48") in {(r["resourceType"], r["id"]) for r in groups["23"]}

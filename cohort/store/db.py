@@ -17,6 +17,7 @@ from cohort.atomic import ensure_dir
 from cohort.errors import StoreError
 from cohort.source.refused import STUB, over_readable
 from cohort.store.census import CensusTables
+from cohort.store.identifiers import UnattributedTables
 from cohort.store.marks import MarkTables
 from cohort.store.reads import Reads
 from cohort.store.removals import Removals
@@ -35,7 +36,7 @@ __all__ = ["Store"]
 
 
 # (Reads before Removals: its count_by_type is what Removals' stub stands for)
-class Store(MarkTables, CensusTables, Reads, Removals):
+class Store(MarkTables, CensusTables, Reads, Removals, UnattributedTables):
     """SQLite store in WAL mode; the file is created 0600 and a new folder 0700."""
 
     def __init__(self, path: Path) -> None:

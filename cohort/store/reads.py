@@ -60,6 +60,16 @@ class Reads:
         for (blob,) in self._query(sql + " ORDER BY id", params):
             yield orjson.loads(blob)
 
+    def iter_type_patients(
+        self, site: str, rtype: str
+    ) -> Iterator[tuple[str | None, dict[str, Any]]]:
+        """(patient id as stored, record) of every stored record of `rtype`, by id: the stored
+        patient, not one read again from the record (a record naming its patient by identifier
+        only is given one after the read, `Store.attribute_by_identifier`)."""
+        sql = "SELECT patient, json FROM resources WHERE site=? AND type=? ORDER BY id"
+        for pid, blob in self._query(sql, (site, rtype)):
+            yield pid, orjson.loads(blob)
+
     def iter_by_patient(
         self,
         site: str,
