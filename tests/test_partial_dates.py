@@ -595,6 +595,26 @@ def test_weight_partial_month_at_the_window_start() -> None:
     assert settled("weight", weight(60, "2025-11"), weight(61, "2026-11-01")).status == "pass"
 
 
+def test_a_partial_results_evidence_row_agrees_with_the_reason() -> None:
+    """The row of the result whose days disagree says so: read alone, "outside window
+    (before 2025-11-25)" contradicted the reason's "pass on others" (README: evidence.csv
+    notes say why)."""
+    r = settled("weight", weight(60, "2025-11"))
+    [e] = [*r.evidence, *r.ignored]
+    assert e.note == (
+        "outside window (before 2025-11-25); dated only 2025-11: unknown on its first day,"
+        " pass on others"
+    )
+    low = settled("hemoglobin", hb(7.0, "2026-11"))
+    assert [e.note for e in low.evidence] == [
+        "most recent; dated only 2026-11: fail on its first day, unknown on others"
+    ]
+    # a result whose every day agrees keeps its note
+    assert [e.note for e in settled("hemoglobin", hb(7.0, "2026-10")).evidence] == [
+        "most recent"
+    ]
+
+
 def test_full_dates_are_not_tried_and_other_criteria_keep_their_result() -> None:
     full = settled("hemoglobin", hb(7.0, "2026-11-20"))
     assert (full.status, full.reason) == ("fail", "hemoglobin 7 g/dL < 8 on 2026-11-20")
