@@ -279,6 +279,9 @@ def test_a_statements_effective_period_comes_before_bounds() -> None:
         # ... and one whose bounds outlast the record ends with the record (effective[x]
         # comes first)
         ({"status": "completed", "end": ago(40)}, [(60, 120, 10), (5, 9, None)], "fail", 40),
+        # bounds ending before the record starts disagree with it: the record's days, never
+        # a shorter exposure
+        ({"status": "active"}, [(60, 400, 380), (5, 379, None)], "fail", None),
     ],
 )
 def test_a_statements_taper_steps_are_read_inside_its_effective_period(

@@ -101,13 +101,14 @@ def _bounded(e: ExposureFact, res: dict[str, Any]) -> ExposureFact:
 def _inside(b: Bounds | None, e: ExposureFact) -> Bounds | None:
     """A line's days on a record with effective[x]: from the record's start (bounds never
     start a record later) to the line's end or the record's, whichever is earlier; a line
-    without an end (read as open: `doses_of`) to the record's end, open while it is."""
-    if b is None or b.ongoing or b.end is None:
+    without an end (read as open: `doses_of`), or one ending before the record starts (the
+    two disagree: not a shorter exposure), has the record's days."""
+    if b is None or b.ongoing or b.end is None or (e.start and (b.end_last or b.end) < e.start):
         return Bounds(e.start, e.end, e.ongoing, e.start_last, e.end_last)
     end, end_last = b.end, b.end_last or b.end
     if not e.ongoing and e.end is not None:
         end, end_last = min(end, e.end), min(end_last, e.end_last or e.end)
-    if e.start is not None:  # (bounds ending before the record starts: the record's start)
+    if e.start is not None:  # (a partial end that may be before the record's start)
         end, end_last = max(end, e.start), max(end_last, e.start_last or e.start)
     return Bounds(e.start, end, False, e.start_last, end_last if end_last != end else None)
 
