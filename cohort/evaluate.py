@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -14,7 +15,8 @@ from cohort.criteria.trial import Trial
 from cohort.criteria.unnamed import settle_unnamed
 from cohort.criteria.unreadable import concepts_of, settle_unreadable
 from cohort.extract import ReadingRules
-from cohort.model import PatientFacts, Result
+from cohort.model import PatientFacts, Result, Status
+from cohort.rank import eligible_from
 
 
 def make_context(
@@ -45,9 +47,73 @@ def is_screened(trial: Trial, ctx: Context) -> bool:
 
 
 def evaluate(trial: Trial, ctx: Context) -> list[Result]:
-    results = settle(trial.criteria, ctx, _run)
-    results = settle_unnamed(trial.criteria, ctx, results, _settled)
-    return settle_unreadable(trial.criteria, ctx, results)
+    return held_back(trial, ctx, _evaluate(trial.criteria, ctx))
+
+
+def _evaluate(criteria: Sequence[Criterion], ctx: Context) -> list[Result]:
+    results = settle(criteria, ctx, _run)
+    results = settle_unnamed(criteria, ctx, results, _settled)
+    return settle_unreadable(criteria, ctx, results)
+
+
+# dates a patient's eligible_from is checked on, at most (each a later one: a chain of records
+# each failing until the next is far longer than a chart holds)
+MAX_CHECKS = 10
+
+
+def held_back(trial: Trial, ctx: Context, results: list[Result]) -> list[Result]:
+    """`results`, where the eligible_from they give is a date on which a time-limited
+    criterion would fail (docs/rules.md "Windows"), with the fail that sets that date given the
+    first date on which none would (none: one fails with no known end) and its reason saying
+    why. Only the records on file by as_of are read then (no new exposure); one whose partial
+    date may be after as_of (not on record yet, so unknown now) is on record by then."""
+    limited = [c for c in trial.criteria if c.time_limited]
+    ids = {c.id for c in limited}
+    first = day = eligible_from(results, ids)
+    why = ""
+    for _ in range(MAX_CHECKS):
+        if day is None:
+            break
+        then = _evaluate(limited, _known_on(ctx, day))
+        failing = [r for r in then if r.status is Status.FAIL]
+        if not failing:
+            break
+        later = eligible_from(then, ids)
+        if not why:
+            r = next((r for r in failing if r.eligible_from is None), failing[0])
+            end = f"until {later}" if later else "with no known end"
+            why = f"when {r.criterion} would fail {end}"
+        day = later if later is not None and later > day else None
+    else:
+        day = None  # (not settled within MAX_CHECKS dates: no date is known)
+    if day == first:
+        return results
+    return [_holding(r, first, day, why) for r in results]
+
+
+def _holding(r: Result, first: date | None, day: date | None, why: str) -> Result:
+    """A fail whose eligible_from was `first`, held back to `day`; any other result as it is."""
+    if r.status is not Status.FAIL or r.eligible_from is None or r.eligible_from != first:
+        return r
+    reason = r.reason
+    if f"(until {first}" in reason and reason.endswith(")"):
+        reason = f"{reason[:-1]}, {why})"
+    else:
+        reason = f"{reason} ({why})"
+    return replace(r, reason=reason, eligible_from=day)
+
+
+def _known_on(ctx: Context, day: date) -> Context:
+    """`ctx` on `day`, with only the records that may be dated on or before its as_of."""
+    f, cut = ctx.facts, ctx.as_of
+    facts = replace(
+        f,
+        observations=[o for o in f.observations if o.when is None or o.when <= cut],
+        exposures=[e for e in f.exposures if e.start is None or e.start <= cut],
+        immunizations=[i for i in f.immunizations if i.when is None or i.when <= cut],
+        procedures=[p for p in f.procedures if p.start is None or p.start <= cut],
+    )
+    return replace(ctx, facts=facts, as_of=day, _index={}, _sinces=set(), _seen=None, _ties=None)
 
 
 def _settled(criteria: Sequence[Criterion], ctx: Context) -> list[Result]:

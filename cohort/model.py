@@ -155,8 +155,8 @@ class Dose:
     quantity_max: Quantity | None = None  # a doseRange's high (None: no range)
     # the most administrations a day (frequencyMax, periodMax ...; None: as per_day)
     per_day_max: float | None = None
-    # its own days (Timing.repeat.bounds[x]), on a record whose lines' bounds are its interval;
-    # None: the record's (no line of it has bounds)
+    # its own days (Timing.repeat.bounds[x]; on a record with effective[x], inside the
+    # record's); None: the record's (no line of it has bounds)
     bounds: Bounds | None = None
 
 

@@ -1006,6 +1006,23 @@ def test_b_cell_low_cd19_reason_carries_the_count_and_the_dose_dates() -> None:
     )
 
 
+@pytest.mark.parametrize(("count", "expected"), [(10, "fail"), (150, "pass")])
+def test_b_cell_the_last_dose_a_count_is_read_from_is_used(count: float, expected: str) -> None:
+    """README: used `yes` is a record the outcome rests on. After the window the outcome
+    rests on the last dose (counts since it) as on the count; it was listed as ignored,
+    "outside window or undated", beside a reason naming it."""
+    last, earlier = admin(RTX, days=300), admin(RTX, days=500)
+    r = run("washout_b_cell_depletion", earlier, last, cd19(count, 5))
+    assert r.status == expected
+    by_ref = {e.ref: (e.note, used) for used in ("yes", "ignored") for e in
+              (r.evidence if used == "yes" else r.ignored)}
+    assert by_ref[f"MedicationAdministration/{last['id']}"] == (
+        "last dose, outside window: cd19_count since it read",
+        "yes",
+    )
+    assert by_ref[f"MedicationAdministration/{earlier['id']}"] == ("outside window", "ignored")
+
+
 def test_b_cell_low_cd19_without_b_cell_therapy_passes() -> None:
     assert status("washout_b_cell_depletion", cd19(5, 10, low=100)) == "pass"
 
@@ -1266,7 +1283,7 @@ def test_b_cell_cd19_comparator_shown_when_its_reference_low_cannot_be_converted
     )
     r = run("washout_b_cell_depletion", admin(RTX, days=300), o)
     assert r.status == "unknown"
-    assert r.evidence[0].value == "<50"
+    assert [e.value for e in r.evidence if e.concept == "cd19_count"] == ["<50"]
     assert "<50" in r.reason
 
 

@@ -253,6 +253,50 @@ def test_a_statements_effective_period_comes_before_bounds() -> None:
     assert (e.start, e.end) == (days_before(100), days_before(50))
 
 
+@pytest.mark.parametrize(
+    ("record", "lines", "expected", "eligible"),
+    [
+        # an ongoing statement: 60 mg to 30 days ago, 10 mg since; it fails until 84 days
+        # after the 60 mg step's end (read as one 60 mg exposure with no end, it failed for
+        # as long as the statement stays active)
+        ({"status": "active"}, [(60, 120, 30), (10, 29, None)], "fail", 30),
+        # the 60 mg step ended before the window: the 10 mg step in it decides
+        ({"status": "active"}, [(60, 200, 100), (10, 99, None)], "pass", None),
+        # a step without an end runs to the record's end (its effectivePeriod.end) ...
+        ({"status": "completed", "end": ago(40)}, [(60, 120, None)], "fail", 40),
+        # ... and one whose bounds outlast the record ends with the record (effective[x]
+        # comes first)
+        ({"status": "completed", "end": ago(40)}, [(60, 120, 10), (5, 9, None)], "fail", 40),
+        # bounds ending before the record starts disagree with it: the record's days, never
+        # a shorter exposure
+        ({"status": "active"}, [(60, 400, 380), (5, 379, None)], "fail", None),
+    ],
+)
+def test_a_statements_taper_steps_are_read_inside_its_effective_period(
+    record: dict[str, Any],
+    lines: list[tuple[float, int, int | None]],
+    expected: str,
+    eligible: int | None,
+) -> None:
+    """docs/rules.md: washout_high_dose_cs reads each dosage line over its own days, also on a
+    MedicationStatement, whose effectivePeriod stays the record's interval."""
+    s = medication(
+        "MedicationStatement",
+        PREDNISONE,
+        start=ago(120),
+        dosages=[bounded(dose, a, b) for dose, a, b in lines],
+        **record,
+    )
+    r = run("washout_high_dose_cs", s)
+    assert r.status == expected, r.reason
+    assert r.eligible_from == (days_before(eligible) + W12 if eligible is not None else None)
+    [e] = facts(s).exposures  # the record's own interval is unchanged
+    assert (e.start, e.end) == (
+        days_before(120),
+        days_before(40) if "end" in record else None,
+    )
+
+
 def test_bounds_with_a_partial_date() -> None:
     line = dosage(mg(60), frequency=1, boundsPeriod={"start": "2026-08-01", "end": "2026-10"})
     r = run("washout_high_dose_cs", taking(line, status="completed", authored="2026-08-01"))

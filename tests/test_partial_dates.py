@@ -502,6 +502,54 @@ def test_live_vaccine_in_the_as_of_month_holds_eligible_from_back_to_as_of_only(
     assert (r.status, r.eligible_from) == ("fail", date(2026, 11, 25) + timedelta(28))
 
 
+def eligible(*resources: dict) -> tuple[date | None, dict[str, Any]]:
+    """The eligible_from the run gives a patient with SLE (since 2020) and these records,
+    and the results by criterion."""
+    from criteria_helpers import context, trial
+
+    from cohort.evaluate import evaluate
+    from cohort.rank import eligible_from
+
+    sle = condition("M32.9", onset="2020-01-01")
+    results = evaluate(trial(), context(sle, *resources))
+    limited = {c.id for c in trial().criteria if c.time_limited}
+    return eligible_from(results, limited), {r.criterion: r for r in results}
+
+
+def test_eligible_from_is_held_back_by_a_washout_that_would_fail_on_that_date() -> None:
+    """docs/rules.md: eligible_from is the first date on which no fail remains; one that would
+    still fail then leaves it empty. A record started "2026-11" (as_of 2026-11-25) may not be on
+    record yet (unknown now), but on any later date it is, and it is in the window then: an
+    eligible_from of the other washout's end promised a date the patient still failed on."""
+    hcq = stmt(HCQ, status="active", start="2020-01-01")
+    tacrolimus = stmt(TACROLIMUS, status="completed", start="2026-01-01", end="2026-11-01")
+    ongoing = stmt("1092437", status="active", start="2026-11")  # belimumab, no end
+    day, by_id = eligible(hcq, tacrolimus, ongoing)
+    assert by_id["washout_belimumab"].status == "unknown"
+    assert day is None
+    assert by_id["washout_12wk"].reason == (
+        "calcineurin_inhibitor within 84 days (until 2027-01-24, when washout_belimumab"
+        " would fail with no known end)"
+    )
+    # a dose given in that month fails from then on until its own (latest) end + 36 weeks
+    cyclophosphamide = medication(
+        "MedicationRequest", "3002", status="stopped", authored="2026-06-23"
+    )
+    day, by_id = eligible(hcq, cyclophosphamide, given_on(RTX, "2026-11"))
+    assert day == date(2026, 11, 30) + timedelta(weeks=36)
+    assert by_id["washout_24wk"].reason == (
+        "cyclophosphamide within 168 days (until 2026-12-08, when washout_b_cell_depletion"
+        " would fail until 2027-08-09)"
+    )
+    # one that would then be unknown, or pass, does not hold it back: a belimumab end
+    # "2026-09" (unknown now) is out of the window by 2027-01-24
+    ended = stmt("1092437", status="completed", start="2026-01-01", end="2026-09")
+    day, by_id = eligible(hcq, tacrolimus, ended)
+    assert by_id["washout_belimumab"].status == "unknown"
+    assert day == date(2027, 1, 24)
+    assert by_id["washout_12wk"].reason == "calcineurin_inhibitor within 84 days (until 2027-01-24)"
+
+
 def test_background_only_record_starting_in_the_as_of_month_is_not_a_sure_fail() -> None:
     # ibuprofen (no qualifying concept) started "2026-11": on Nov 1-25 the patient has a
     # medication record and no therapy (fail); on Nov 26-30 no record at all (unknown)
@@ -584,6 +632,26 @@ def test_weight_partial_month_at_the_window_start() -> None:
     assert settled("weight", weight(60, "2025-12")).status == "pass"
     # a full-date result inside the window decides whatever day the partial one is
     assert settled("weight", weight(60, "2025-11"), weight(61, "2026-11-01")).status == "pass"
+
+
+def test_a_partial_results_evidence_row_agrees_with_the_reason() -> None:
+    """The row of the result whose days disagree says so: read alone, "outside window
+    (before 2025-11-25)" contradicted the reason's "pass on others" (README: evidence.csv
+    notes say why)."""
+    r = settled("weight", weight(60, "2025-11"))
+    [e] = [*r.evidence, *r.ignored]
+    assert e.note == (
+        "outside window (before 2025-11-25); dated only 2025-11: unknown on its first day,"
+        " pass on others"
+    )
+    low = settled("hemoglobin", hb(7.0, "2026-11"))
+    assert [e.note for e in low.evidence] == [
+        "most recent; dated only 2026-11: fail on its first day, unknown on others"
+    ]
+    # a result whose every day agrees keeps its note
+    assert [e.note for e in settled("hemoglobin", hb(7.0, "2026-10")).evidence] == [
+        "most recent"
+    ]
 
 
 def test_full_dates_are_not_tried_and_other_criteria_keep_their_result() -> None:

@@ -199,6 +199,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
     # (they differ when its date is partial; see _lab_after_dose).
     known = [(it.end, it.end_last) for it in items if it.end and it.end_last]
     last_end = (max(e for e, _ in known), max(e for _, e in known)) if known else None
+    last_dose: set[int] = set()  # its rows among `ignored` (outside the window)
     for it in items:
         if it.start is None and it.end is None:
             # no date at all: the data cannot tell whether it is within the window
@@ -222,7 +223,9 @@ def washout(crit: Criterion, ctx: Context) -> Result:
             ends.append(None if it.ongoing else end)
             enders.append((maybe[-1], f"{name} {it.partial()}"))
         else:
-            ignored.append(replace(it.ev, note="outside window or undated"))
+            ignored.append(replace(it.ev, note="outside window"))
+            if last_end and it.end_last and it.end_last >= last_end[0]:
+                last_dose.add(id(ignored[-1]))  # (the last dose, on some reading of its date)
     if evidence:
         # eligible_from: the first day on which every record in (or maybe in) the window is
         # out of it whatever day its partial date stands for, so from its latest end
@@ -272,7 +275,12 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         )
         return result(crit, Status.UNKNOWN, why, uncertain, ignored)
     if "lab_concepts" in p and last_end is not None:
-        return _lab_after_dose(crit, ctx, last_end, ignored)
+        # the lab rule counts from the last dose: the outcome rests on it too (used)
+        lab = "/".join(p["lab_concepts"])
+        note = f"last dose, outside window: {lab} since it read"
+        dose = [replace(e, note=note) for e in ignored if id(e) in last_dose]
+        after = _lab_after_dose(crit, ctx, last_end, [e for e in ignored if id(e) not in last_dose])
+        return replace(after, evidence=(*dose, *after.evidence))  # the dose, then the count
     return result(crit, Status.PASS, "no exposure in window", ignored=ignored)
 
 

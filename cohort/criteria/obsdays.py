@@ -19,7 +19,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 from cohort.criteria.base import Context, Criterion, result, shown
-from cohort.model import ObservationFact, PatientFacts, Result, Status
+from cohort.model import Evidence, ObservationFact, PatientFacts, Result, Status
 
 __all__ = ["MAX_TRIED", "settle"]
 
@@ -78,20 +78,32 @@ def settle(criteria: Sequence[Criterion], ctx: Context, run: Run) -> list[Result
                 other = run(crit, alt)
                 if other.status is not base.status:
                     split.add(i)
+                    when = shown(o.when, o.when_last)
+                    # its row says it too: its note alone is the first day's reading
+                    refs = {x.ref for x in ctx.facts.observations if id(x) in ids}
+                    days = f"dated only {when}: {base.status} on its first day, {other.status}"
                     out[i] = result(
                         crit,
                         Status.UNKNOWN,
-                        f"a result dated only {shown(o.when, o.when_last)} ({o.ref}):"
+                        f"a result dated only {when} ({o.ref}):"
                         f" {base.status} on some of its days, {other.status} on others"
                         f" ({base.reason})",
-                        base.evidence,
-                        base.ignored,
+                        _noted(base.evidence, refs, f"{days} on others"),
+                        _noted(base.ignored, refs, f"{days} on others"),
                     )
                 elif base.status is Status.FAIL and out[i].eligible_from != other.eligible_from:
                     # the latest date every day allows (none if a day gives none)
                     a, b = out[i].eligible_from, other.eligible_from
                     out[i] = replace(out[i], eligible_from=max(a, b) if a and b else None)
     return out
+
+
+def _noted(rows: Sequence[Evidence], refs: set[str], said: str) -> list[Evidence]:
+    """`rows` with `said` added to the note of those of the records `refs`."""
+    return [
+        replace(e, note=f"{e.note}; {said}" if e.note else said) if e.ref in refs else e
+        for e in rows
+    ]
 
 
 def _on_day(ctx: Context, ids: set[int], day: date) -> Context:

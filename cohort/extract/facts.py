@@ -39,6 +39,7 @@ from cohort.extract.unreadable import (
 )
 from cohort.model import (
     MEDICATION_TYPES,
+    Bounds,
     Code,
     ConditionFact,
     ExposureFact,
@@ -74,12 +75,18 @@ def _on_or_before(value: Any) -> DayRange | None:
     return (date.min, days[1] or days[0]) if days else None
 
 
+def _effective(res: dict[str, Any]) -> bool:
+    """The record has days of its own (effective[x]: SPEC §2's effectivePeriod)."""
+    return "effectivePeriod" in res or "effectiveDateTime" in res
+
+
 def _bounded(e: ExposureFact, res: dict[str, Any]) -> ExposureFact:
     """An exposure whose dosage lines have bounds: their days together are its days, unless
-    the record has its own (effective[x]: SPEC §2's effectivePeriod), which its lines' days
-    do not change (docs/rules.md "Exposure interval")."""
-    if "effectivePeriod" in res or "effectiveDateTime" in res:
-        return replace(e, doses=tuple(replace(d, bounds=None) for d in e.doses))
+    the record has its own (effective[x]), which its lines' days do not change; each line
+    then keeps its days inside the record's (`_inside`: a taper's steps, docs/rules.md
+    "Exposure interval")."""
+    if _effective(res):
+        return replace(e, doses=tuple(replace(d, bounds=_inside(d.bounds, e)) for d in e.doses))
     b = widest(d.bounds for d in e.doses if d.bounds is not None)
     return replace(
         e,
@@ -89,6 +96,21 @@ def _bounded(e: ExposureFact, res: dict[str, Any]) -> ExposureFact:
         start_last=b.start_last,
         end_last=b.end_last,
     )
+
+
+def _inside(b: Bounds | None, e: ExposureFact) -> Bounds | None:
+    """A line's days on a record with effective[x]: from the record's start (bounds never
+    start a record later) to the line's end or the record's, whichever is earlier; a line
+    without an end (read as open: `doses_of`), or one ending before the record starts (the
+    two disagree: not a shorter exposure), has the record's days."""
+    if b is None or b.ongoing or b.end is None or (e.start and (b.end_last or b.end) < e.start):
+        return Bounds(e.start, e.end, e.ongoing, e.start_last, e.end_last)
+    end, end_last = b.end, b.end_last or b.end
+    if not e.ongoing and e.end is not None:
+        end, end_last = min(end, e.end), min(end_last, e.end_last or e.end)
+    if e.start is not None:  # (a partial end that may be before the record's start)
+        end, end_last = max(end, e.start), max(end_last, e.start_last or e.start)
+    return Bounds(e.start, end, False, e.start_last, end_last if end_last != end else None)
 
 
 class Extractor:
@@ -346,7 +368,9 @@ class Extractor:
             dosage if isinstance(dosage, list) else [dosage] if dosage else []
         )
         said = [text_of(d.get("route")).lower() for d in dosages if isinstance(d, dict)]
-        doses = doses_of(dosages, start, ongoing)
+        # a line without an end on a record with days of its own runs to the record's end
+        # (`_inside`), whatever its status: read it as open here
+        doses = doses_of(dosages, start, ongoing or _effective(res))
         fact = ExposureFact(
             ref=ref,
             codes=codes,
