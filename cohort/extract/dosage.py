@@ -33,6 +33,7 @@ _UNREAD: Timed = (None, None, True, None)
 _HOURS = {"h": 1, "hour": 1, "hours": 1, "min": 1 / 60, "s": 1 / 3600}  # a Duration's, in hours
 # a JSON number, tested by class: a bool's class is bool, never int
 _NUMBERS: frozenset[Any] = frozenset((int, float))
+_RATES = ("rateQuantity", "rateRatio", "rateRange")
 
 
 def doses_of(
@@ -49,22 +50,32 @@ def doses_of(
             continue
         qty = high = None
         doses = d.get("doseAndRate") or ()
+        # an amount given (a dose, a rate), and a rate given alone: how much it is a day is
+        # not read, and it may add to a dose beside it (an infusion)
+        given = "dose" in d
+        rated = not given and any(k in d for k in _RATES)  # MedicationAdministration.dosage's
         for dr in doses:
-            qty = qty or quantity_of(dr.get("doseQuantity") if isinstance(dr, dict) else None)
+            if isinstance(dr, dict):
+                qty = qty or quantity_of(dr.get("doseQuantity"))
+                dosed = "doseQuantity" in dr or "doseRange" in dr
+                given = given or dosed
+                rated = rated or (not dosed and any(k in dr for k in _RATES))
         qty = qty or quantity_of(d.get("dose"))
         rate, most, unread, rep = _per_day(d.get("timing"))
         if qty is None:  # (read only where no dose quantity is)
             qty, high, bad = _dose_range(doses) if doses else (None, None, False)
-            # a line without a dose (an instruction) has none that is not read
-            unread = bad or (unread and qty is not None)
+            # a line without a dose (an instruction) has none that is not read, but one whose
+            # dose or rate does not read has
+            unread = bad or (unread and qty is not None) or (qty is None and (given or rated))
+        least = rated and qty is not None
         seq = d.get("sequence")
         sequence = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
         if rep:  # (a repeat with more than a frequency and period: it may have bounds)
             bounds = _bounds(rep, start, ongoing)
             bounded = bounded or bounds is not None
-            out.append(Dose(qty, rate, sequence, unread, high, most, bounds))
+            out.append(Dose(qty, rate, sequence, unread, high, most, bounds, least))
         else:
-            out.append(Dose(qty, rate, sequence, unread, high, most))
+            out.append(Dose(qty, rate, sequence, unread, high, most, least=least))
     if bounded:
         own = _days(start, None if ongoing else start, ongoing)
         out = [d if d.bounds is not None else replace(d, bounds=own) for d in out]

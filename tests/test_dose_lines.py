@@ -1,0 +1,84 @@
+"""washout_high_dose_cs over what a Dosage line gives: a rate beside (or instead of) its dose, a
+doseRange with one end, and days of the week (docs/rules.md `washout_high_dose_cs`). SPEC:
+> 40 mg/day prednisone-equivalent within 12 weeks fails, a corticosteroid in the window without
+a usable dose is unknown; a wrong pass of an exclusion is the worst outcome."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from criteria_helpers import ago, dosage, medication, mg, qty, run, status
+
+PREDNISONE = "8640"
+GTS = "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
+RATE_QUANTITY = {"rateQuantity": qty(10, "mg/h", "mg/h")}
+RATE_RATIO = {"rateRatio": {"numerator": mg(10), "denominator": qty(1, "h", "h")}}
+RATE_RANGE = {"rateRange": {"low": qty(5, "mg/h", "mg/h"), "high": qty(10, "mg/h", "mg/h")}}
+
+
+def taking(*dosages: dict[str, Any]) -> dict[str, Any]:
+    """An active prednisone MedicationRequest authored 10 days ago with these lines."""
+    return medication(
+        "MedicationRequest", PREDNISONE, status="active", authored=ago(10), dosages=list(dosages)
+    )
+
+
+def high_dose(*dosages: dict[str, Any]) -> str:
+    return status("washout_high_dose_cs", taking(*dosages))
+
+
+def amounts(*entries: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    """A once-a-day line whose doseAndRate holds these entries as they are."""
+    return {**dosage(frequency=1, **kw), "doseAndRate": list(entries)}
+
+
+# --- 1. a rate that gives the amount, not read ------------------------------------------------
+@pytest.mark.parametrize("rate", [RATE_QUANTITY, RATE_RATIO, RATE_RANGE])
+def test_a_rate_beside_a_low_dose_is_no_usable_dose(rate: dict[str, Any]) -> None:
+    """It was skipped: 5 mg/day, pass. The rate may be more than the 5 mg (an infusion)."""
+    assert high_dose(amounts({"doseQuantity": mg(5)}, rate)) == "unknown"
+    # ... as a line of its own beside a 5 mg line (it was taken for an instruction)
+    assert high_dose(amounts(rate), dosage(mg(5), frequency=1)) == "unknown"
+
+
+@pytest.mark.parametrize("rate", [RATE_QUANTITY, RATE_RATIO, RATE_RANGE])
+def test_a_rate_beside_a_dose_over_the_limit_still_fails(rate: dict[str, Any]) -> None:
+    assert high_dose(amounts({"doseQuantity": mg(60)}, rate)) == "fail"
+    assert high_dose(amounts(rate), dosage(mg(60), frequency=1)) == "fail"
+
+
+def test_a_rate_of_the_dose_itself_is_its_speed() -> None:
+    """One doseAndRate entry with both: the dose, given at that rate (1000 mL/h)."""
+    line = amounts({"doseQuantity": mg(5), "rateQuantity": qty(1000, "mL/h", "mL/h")})
+    assert high_dose(line) == "pass"
+
+
+def test_a_dose_quantity_without_a_value_is_no_usable_dose() -> None:
+    """A dose given whose value is left out: not an instruction without a dose."""
+    assert high_dose(amounts({"doseQuantity": {"unit": "mg"}}), dosage(mg(5))) == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("unread", "expected"),
+    [
+        # concurrent lines add up: the lines read alone are over the limit (was unknown)
+        (dosage(mg(5), timing_text="2 times daily", sequence=1), "fail"),
+        (amounts(RATE_QUANTITY, sequence=1), "fail"),
+    ],
+)
+def test_a_concurrent_set_read_in_part_fails_when_that_part_is_over(
+    unread: dict[str, Any], expected: str
+) -> None:
+    assert high_dose(dosage(mg(50), frequency=1, sequence=1), unread) == expected
+    # ... and within the limit, no usable dose
+    assert high_dose(dosage(mg(30), frequency=1, sequence=1), unread) == "unknown"
+
+
+def test_a_rate_given_on_a_medication_administration_alone_is_no_usable_dose() -> None:
+    admin = medication("MedicationAdministration", PREDNISONE, status="completed", when=ago(5))
+    admin["dosage"] = {"rateQuantity": qty(10, "mg/h", "mg/h")}
+    r = run("washout_high_dose_cs", admin)
+    assert r.status == "unknown"
+    assert "without a usable dose" in r.reason, r.reason
+
