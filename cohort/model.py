@@ -144,7 +144,7 @@ class ObservationFact:
 class Dose:
     """One dosage line: amount per administration and administrations per day."""
 
-    quantity: Quantity | None = None  # doseQuantity, or a doseRange's low
+    quantity: Quantity | None = None  # doseQuantity, or a doseRange's low (0 if it has none)
     # administrations a day (the fewest, when a range) from the timing; None when it gives none
     per_day: float | None = None
     # Dosage.sequence: lines with the same number are taken together (FHIR: "concurrent")

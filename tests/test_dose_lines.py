@@ -82,3 +82,59 @@ def test_a_rate_given_on_a_medication_administration_alone_is_no_usable_dose() -
     assert r.status == "unknown"
     assert "without a usable dose" in r.reason, r.reason
 
+
+# --- 2. a doseRange with one end --------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        # its low alone over the limit: at least that (was unknown)
+        (dosage(dose_range=(mg(50), None), frequency=1), "fail"),
+        (dosage(dose_range=(mg(25), None), frequency=2), "fail"),  # at least 50 a day
+        (dosage(dose_range=(mg(30), None), frequency=1), "unknown"),
+        (dosage(dose_range=(mg(40), None), frequency=1), "unknown"),  # 40 or more
+        (dosage(dose_range=(mg(25), None), frequency=1, frequencyMax=2), "unknown"),  # 25 ...
+        # its high alone at or within the limit: at most that (was unknown)
+        (dosage(dose_range=(None, mg(20)), frequency=1), "pass"),
+        (dosage(dose_range=(None, mg(40)), frequency=1), "pass"),
+        (dosage(dose_range=(None, mg(20)), frequency=1, frequencyMax=2), "pass"),  # 0 to 40
+        (dosage(dose_range=(None, mg(30)), frequency=1, frequencyMax=2), "unknown"),  # to 60
+        (dosage(dose_range=(None, mg(60)), frequency=1), "unknown"),
+        (dosage(dose_range=(None, qty(20000, "ug", "ug")), frequency=1), "pass"),  # 20 mg
+        (dosage(dose_range=(None, qty(60000, "ug", "ug")), frequency=1), "unknown"),
+        # an end that is no Quantity is as good as left out
+        (dosage(dose_range=({"unit": "mg"}, mg(20)), frequency=1), "pass"),
+        (dosage(dose_range=(mg(50), {"unit": "mg"}), frequency=1), "fail"),
+        (dosage(dose_range=({"unit": "mg"}, {"unit": "mg"}), frequency=1), "unknown"),
+        # with neither end: no usable dose
+        (dosage(dose_range=(None, None), frequency=1), "unknown"),
+    ],
+)
+def test_a_dose_range_with_one_end(line: dict[str, Any], expected: str) -> None:
+    assert high_dose(line) == expected
+
+
+@pytest.mark.parametrize(
+    ("range_line", "expected"),
+    [
+        (dosage(dose_range=(None, mg(20)), frequency=1), "pass"),
+        (dosage(dose_range=(mg(50), None), frequency=1), "fail"),
+        (dosage(dose_range=(mg(30), None), frequency=1), "unknown"),
+    ],
+)
+def test_a_dose_range_with_one_end_beside_a_low_line(
+    range_line: dict[str, Any], expected: str
+) -> None:
+    assert high_dose(range_line, dosage(mg(5), frequency=1)) == expected
+
+
+def test_a_dose_range_with_its_high_only_passes_on_that_high() -> None:
+    r = run("washout_high_dose_cs", taking(dosage(dose_range=(None, mg(20)), frequency=2)))
+    assert r.status == "pass", r.reason
+    [ev] = r.evidence
+    assert (ev.value, ev.unit) == ("40", "mg/day")  # 20 mg twice a day at most
+
+
+def test_a_dose_range_with_its_low_only_fails_on_that_low() -> None:
+    r = run("washout_high_dose_cs", taking(dosage(dose_range=(mg(50), None), frequency=1)))
+    assert r.status == "fail", r.reason
+    assert "prednisone 50 mg/day prednisone-equivalent > 40" in r.reason, r.reason

@@ -62,12 +62,13 @@ def doses_of(
                 rated = rated or (not dosed and any(k in dr for k in _RATES))
         qty = qty or quantity_of(d.get("dose"))
         rate, most, unread, rep = _per_day(d.get("timing"))
+        above = False  # a doseRange's low alone: only a least, as a dose beside a rate is
         if qty is None:  # (read only where no dose quantity is)
-            qty, high, bad = _dose_range(doses) if doses else (None, None, False)
+            qty, high, bad, above = _dose_range(doses) if doses else (None, None, False, False)
             # a line without a dose (an instruction) has none that is not read, but one whose
             # dose or rate does not read has
             unread = bad or (unread and qty is not None) or (qty is None and (given or rated))
-        least = rated and qty is not None
+        least = (rated or above) and qty is not None
         seq = d.get("sequence")
         sequence = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
         if rep:  # (a repeat with more than a frequency and period: it may have bounds)
@@ -170,19 +171,23 @@ def _after(start: DayRange | None, length: Any) -> DayRange | None:
     return first, last
 
 
-def _dose_range(doses: Any) -> tuple[Quantity | None, Quantity | None, bool]:
-    """The first doseRange's low and high, and whether it is given but does not read as both
-    (a range with one end, or one that is no Quantity: that end may be anything)."""
+def _dose_range(doses: Any) -> tuple[Quantity | None, Quantity | None, bool, bool]:
+    """The first doseRange's low and high, whether it is given but reads as neither, and
+    whether its low is only a least (no high: the dose may be any more). An end left out or
+    that is no Quantity may be anything on its side: without a low, the least is none (0 in
+    the high's unit)."""
     for dr in doses:
         rng = dr.get("doseRange") if isinstance(dr, dict) else None
         if rng is not None:
             if not isinstance(rng, dict):
-                return None, None, True
+                return None, None, True, False
             low, high = quantity_of(rng.get("low")), quantity_of(rng.get("high"))
-            if low is None or high is None:
-                return low or high, None, True
-            return low, high, False
-    return None, None, False
+            if high is None:
+                return low, None, low is None, low is not None
+            if low is None:
+                low = Quantity(0.0, high.unit, high.code, "", high.system)
+            return low, high, False, False
+    return None, None, False, False
 
 
 def _per_day(timing: Any) -> Timed:
