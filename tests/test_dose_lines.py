@@ -138,3 +138,53 @@ def test_a_dose_range_with_its_low_only_fails_on_that_low() -> None:
     r = run("washout_high_dose_cs", taking(dosage(dose_range=(mg(50), None), frequency=1)))
     assert r.status == "fail", r.reason
     assert "prednisone 50 mg/day prednisone-equivalent > 40" in r.reason, r.reason
+
+
+# --- 3. days of the week ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        # a weekly dose on one day: averaged over the week, as a weekly dose is (60/7)
+        (dosage(mg(60), frequency=1, period_unit="wk", dayOfWeek=["mon"]), "pass"),
+        (dosage(mg(300), frequency=1, period_unit="wk", dayOfWeek=["mon"]), "fail"),  # 42.9
+        # once a day on three days a week: 3 a week, averaged (was read as 60 mg/day: fail)
+        (dosage(mg(60), frequency=1, dayOfWeek=["mon", "wed", "fri"]), "pass"),  # 25.7
+        (dosage(mg(100), frequency=1, dayOfWeek=["mon", "wed", "fri"]), "fail"),  # 42.9
+        (dosage(mg(30), frequency=2, dayOfWeek=["mon", "wed", "fri"]), "pass"),  # 25.7
+        (dosage(mg(60), frequency=2, dayOfWeek=["mon", "wed", "fri"]), "fail"),  # 51.4
+        (dosage(mg(60), dayOfWeek=["mon", "wed", "fri"]), "pass"),  # no rate: once each day
+        (dosage(mg(60), dayOfWeek=["mon", "mon"]), "pass"),  # one day listed twice
+        (dosage(mg(45), frequency=1, dayOfWeek=["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
+         "fail"),  # fmt: skip
+        (dosage(mg(60), timing_code="QD", dayOfWeek=["mon", "wed", "fri"]), "pass"),
+        (dosage(mg(60), timing_code="BID", dayOfWeek=["mon", "wed", "fri"]), "fail"),
+        (dosage(mg(60), when=["MORN", "EVE"], dayOfWeek=["mon", "wed", "fri"]), "fail"),
+        (dosage(mg(60), when=["MORN"], dayOfWeek=["mon", "wed", "fri"]), "pass"),
+        # once a week on two days: one on each may be meant, 1 to 2 a week (as `when`)
+        (dosage(mg(210), frequency=1, period_unit="wk", dayOfWeek=["mon", "thu"]), "unknown"),
+        (dosage(mg(140), frequency=1, period_unit="wk", dayOfWeek=["mon", "thu"]), "pass"),
+        (dosage(mg(350), frequency=1, period_unit="wk", dayOfWeek=["mon", "thu"]), "fail"),
+        (dosage(mg(210), frequency=2, period_unit="wk", dayOfWeek=["mon", "thu"]), "fail"),
+        # every other day on three days: FHIR's reading (the days of both: 3 in 2 weeks) to
+        # one on each day or every other day, 60 mg is 12.9 to 30 mg/day, 100 mg 21.4 to 50
+        (dosage(mg(60), frequency=1, period=2, dayOfWeek=["mon", "wed", "fri"]), "pass"),
+        (dosage(mg(100), frequency=1, period=2, dayOfWeek=["mon", "wed", "fri"]), "unknown"),
+        (dosage(mg(200), frequency=1, period=2, dayOfWeek=["mon", "wed", "fri"]), "fail"),
+        # days that do not read: not read (no usable dose), never every day
+        (dosage(mg(5), frequency=1, dayOfWeek=["monday"]), "unknown"),
+        (dosage(mg(5), frequency=1, dayOfWeek="mon"), "unknown"),
+        (dosage(mg(5), frequency=1, dayOfWeek=[1]), "unknown"),
+        (dosage(mg(60), frequency=1, dayOfWeek=["mon", "xyz"]), "unknown"),
+        (dosage(mg(30), frequency=1, dayOfWeek=[]), "pass"),  # none listed: every day
+    ],
+)
+def test_days_of_the_week_average_over_the_week(line: dict[str, Any], expected: str) -> None:
+    assert high_dose(line) == expected
+
+
+def test_days_of_the_week_give_the_averaged_dose() -> None:
+    line = dosage(mg(70), frequency=1, dayOfWeek=["mon", "thu"])
+    r = run("washout_high_dose_cs", taking(line))
+    assert r.status == "pass", r.reason
+    [ev] = r.evidence
+    assert (ev.value, ev.unit) == ("20", "mg/day")  # 140 mg a week

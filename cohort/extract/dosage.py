@@ -19,6 +19,9 @@ _TIMING_CODES = {
     "QD": 1, "BID": 2, "TID": 3, "QID": 4, "QOD": 0.5, "AM": 1, "PM": 1, "QAM": 1, "BED": 1,
     "Q1H": 24, "Q2H": 12, "Q3H": 8, "Q4H": 6, "Q6H": 4, "Q8H": 3, "WK": 1 / 7, "MO": 1 / 30,
 }  # fmt: skip
+# the days a timing code's count is of, where more than one (every other day, a week, a month)
+_CODE_DAYS = {"QOD": 2.0, "WK": 7.0, "MO": 30.0}
+_WEEKDAYS = frozenset(("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"))  # FHIR R4 days-of-week
 # FHIR R4 EventTiming (event-timing and v3-TimingEvent) but C, AC and PC: one time of day each
 _EVENTS = frozenset(
     ("MORN", "MORN.EARLY", "MORN.LATE", "NOON", "AFT", "AFT.EARLY", "AFT.LATE", "EVE", "EVE.EARLY",
@@ -195,10 +198,11 @@ def _per_day(timing: Any) -> Timed:
     once a day; the most None when it is the fewest), whether the timing gives a rate that is
     not read, and its `repeat` when that holds more than a frequency and period (its bounds
     may be there). Only a Dosage without a timing, or whose timing has no element that says
-    how often (only bounds, a count, days of the week), gives no rate: a timing that says how
+    how often (only bounds, a count), gives no rate: a timing that says how
     often in a way not read (a code of text only or not in the list, a frequency without a
     period in days, weeks ..., a timing that is no object) is no usable dose, never once a day
-    (docs/rules.md). `frequencyMax` and `periodMax` make a range, as `when` may."""
+    (docs/rules.md). `frequencyMax` and `periodMax` make a range, as `when` may; days of the
+    week give the count on those days only (_on_days)."""
     if timing is None:
         return _NO_RATE
     if not isinstance(timing, dict):
@@ -211,6 +215,7 @@ def _per_day(timing: Any) -> Timed:
     freq: Any = rep.get("frequency")
     period, unit = rep.get("period"), rep.get("periodUnit")
     rate: Timed
+    span = (1.0, 1.0)  # the days the count is of, the fewest and the most (for dayOfWeek)
     if freq is not None or (period is not None and timing.get("code") is None):
         # a period alone is once each period ("every 8 hours")
         given = freq is not None
@@ -221,11 +226,15 @@ def _per_day(timing: Any) -> Timed:
         if len(rep) == 2 + given:  # (a frequency, period and unit, nothing more to read)
             return freq / days, None, False, None
         rate = _ranged(rep, freq, period, _PERIOD_DAYS[unit])
+        if not rate[2]:
+            ends = (period, rep.get("periodMax", period))
+            span = (min(ends) * _PERIOD_DAYS[unit], max(ends) * _PERIOD_DAYS[unit])
     elif (code := timing.get("code")) is not None:
         rate = None, None, True, rep  # text only, or codes not in the list
         for c in codes_of(code):  # a TimingAbbreviation coding wherever it is
             if (n := _TIMING_CODES.get(c.code.upper())) is not None:
                 rate = float(n), None, False, rep
+                span = (days := _CODE_DAYS.get(c.code.upper(), 1.0), days)
                 break
         if not rep:
             return rate
@@ -242,9 +251,36 @@ def _per_day(timing: Any) -> Timed:
     if when := rep.get("when"):
         rate = _at_events(when, rate)
     if rate[0] is None and (events := timing.get("event")) is not None:
-        most = _most_a_day(events)
+        most = _most_a_day(events)  # (its dates name their days)
         return (float(most), None, False, rep) if most else (None, None, True, rep)
-    return rate
+    return _on_days(rep.get("dayOfWeek"), rate, span)
+
+
+def _on_days(days: Any, rate: Timed, span: tuple[float, float]) -> Timed:
+    """`rate` (of a count over `span` days) given on `timing.repeat.dayOfWeek`'s days only,
+    averaged over the week as a weekly or every-other-day dose is (docs/rules.md). A count of
+    a day or less (3 a day, every 8 hours, none: once a day) is on each of the days: n/7 of
+    it. One of a week or more (1 a week) keeps its count, the days saying when, as `when`'s
+    events say when: more days than the count a week may mean one on each, the most. Between
+    (every other day), FHIR's reading, on the days of both (n/7 of it), is the least, the
+    count or one on each day, the more of them, the most. Days that do not read: not read."""
+    if rate[2] or days is None or days == []:
+        return rate
+    low, high, _, rep = rate
+    if not isinstance(days, list) or not all(
+        isinstance(d, str) and d.upper() in _WEEKDAYS for d in days
+    ):
+        return None, None, True, rep
+    share = len({d.upper() for d in days}) / 7
+    low = 1.0 if low is None else low
+    high = low if high is None else high
+    if span[1] <= 1:
+        low, high = low * share, high * share
+    elif span[0] >= 7:  # (a week it is given in: up to one on each day)
+        high = max(high, share * min(7 * high, 1.0))
+    else:
+        low, high = low * share, max(high, share)
+    return low, (high if high != low else None), False, rep
 
 
 def _at_events(when: Any, rate: Timed) -> Timed:
