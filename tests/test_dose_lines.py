@@ -188,3 +188,26 @@ def test_days_of_the_week_give_the_averaged_dose() -> None:
     assert r.status == "pass", r.reason
     [ev] = r.evidence
     assert (ev.value, ev.unit) == ("20", "mg/day")  # 140 mg a week
+
+
+# --- 4. values no dosage can have ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        # FHIR: frequency and frequencyMax are positiveInt; 0 or less a day passed at 0 mg/day
+        (dosage(mg(60), frequency=0), "unknown"),
+        (dosage(mg(60), frequency=-1), "unknown"),
+        (dosage(mg(30), frequency=1, frequencyMax=0), "unknown"),
+        # a dose below nothing is none read (it passed, as below the limit)
+        (dosage(mg(-60), frequency=1), "unknown"),
+        (dosage(dose_range=(mg(-60), mg(60)), frequency=1), "unknown"),  # 0 to 60
+        (dosage(dose_range=(None, mg(-5)), frequency=1), "unknown"),
+        (dosage(mg(0), frequency=1), "pass"),  # none given (a dose held)
+    ],
+)
+def test_a_count_or_dose_below_nothing_is_not_read(line: dict[str, Any], expected: str) -> None:
+    assert high_dose(line) == expected
+
+
+def test_a_dose_below_nothing_beside_a_low_line_is_unknown() -> None:
+    assert high_dose(dosage(mg(-60), frequency=1), dosage(mg(5), frequency=1)) == "unknown"

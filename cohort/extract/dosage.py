@@ -59,11 +59,11 @@ def doses_of(
         rated = not given and any(k in d for k in _RATES)  # MedicationAdministration.dosage's
         for dr in doses:
             if isinstance(dr, dict):
-                qty = qty or quantity_of(dr.get("doseQuantity"))
+                qty = qty or _amount(dr.get("doseQuantity"))
                 dosed = "doseQuantity" in dr or "doseRange" in dr
                 given = given or dosed
                 rated = rated or (not dosed and any(k in dr for k in _RATES))
-        qty = qty or quantity_of(d.get("dose"))
+        qty = qty or _amount(d.get("dose"))
         rate, most, unread, rep = _per_day(d.get("timing"))
         above = False  # a doseRange's low alone: only a least, as a dose beside a rate is
         if qty is None:  # (read only where no dose quantity is)
@@ -174,6 +174,12 @@ def _after(start: DayRange | None, length: Any) -> DayRange | None:
     return first, last
 
 
+def _amount(q: Any) -> Quantity | None:
+    """A dose Quantity, None when it does not read or is below nothing (no dose is)."""
+    amount = quantity_of(q)
+    return amount if amount is not None and amount.value >= 0 else None
+
+
 def _dose_range(doses: Any) -> tuple[Quantity | None, Quantity | None, bool, bool]:
     """The first doseRange's low and high, whether it is given but reads as neither, and
     whether its low is only a least (no high: the dose may be any more). An end left out or
@@ -184,7 +190,7 @@ def _dose_range(doses: Any) -> tuple[Quantity | None, Quantity | None, bool, boo
         if rng is not None:
             if not isinstance(rng, dict):
                 return None, None, True, False
-            low, high = quantity_of(rng.get("low")), quantity_of(rng.get("high"))
+            low, high = _amount(rng.get("low")), _amount(rng.get("high"))
             if high is None:
                 return low, None, low is None, low is not None
             if low is None:
@@ -221,7 +227,7 @@ def _per_day(timing: Any) -> Timed:
         given = freq is not None
         freq = freq if given else 1
         days = period * _PERIOD_DAYS.get(unit, 0) if period.__class__ in _NUMBERS else 0
-        if freq.__class__ not in _NUMBERS or days <= 0:
+        if freq.__class__ not in _NUMBERS or freq <= 0 or days <= 0:  # (FHIR: positiveInt)
             return None, None, True, rep
         if len(rep) == 2 + given:  # (a frequency, period and unit, nothing more to read)
             return freq / days, None, False, None
@@ -322,7 +328,9 @@ def _ranged(rep: dict[str, Any], freq: float, period: float, unit_days: float) -
     times, every `period` to `periodMax` periods."""
     most: Any = rep.get("frequencyMax", freq)
     longest: Any = rep.get("periodMax", period)
-    if most.__class__ not in _NUMBERS or longest.__class__ not in _NUMBERS or longest <= 0:
+    if most.__class__ not in _NUMBERS or longest.__class__ not in _NUMBERS:
+        return None, None, True, rep
+    if most <= 0 or longest <= 0:
         return None, None, True, rep
     low = min(freq, most) / (max(period, longest) * unit_days)
     high = max(freq, most) / (min(period, longest) * unit_days)
