@@ -211,3 +211,16 @@ def test_a_count_or_dose_below_nothing_is_not_read(line: dict[str, Any], expecte
 
 def test_a_dose_below_nothing_beside_a_low_line_is_unknown() -> None:
     assert high_dose(dosage(mg(-60), frequency=1), dosage(mg(5), frequency=1)) == "unknown"
+
+
+# --- 5. times of day ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("times", "expected"),
+    [
+        (["08:00:00", "08:00:00"], "pass"),  # one time listed twice (as `when`): 30 mg/day
+        (["08:00:00", "20:00:00"], "fail"),
+        (["08:00:00", 8], "unknown"),  # a time that is no time: of the wrong shape
+    ],
+)
+def test_each_time_of_day_counts_once(times: list[Any], expected: str) -> None:
+    assert high_dose(dosage(mg(30), timeOfDay=times)) == expected

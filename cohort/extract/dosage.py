@@ -248,10 +248,10 @@ def _per_day(timing: Any) -> Timed:
         rate = None, None, False, rep
         times = rep.get("timeOfDay")
         if times is not None:
-            if not isinstance(times, list):
+            if not isinstance(times, list) or not all(isinstance(t, str) for t in times):
                 return None, None, True, rep
-            if times:
-                rate = float(len(times)), None, False, rep  # each day at each of these times
+            if times:  # each day at each of these times (one listed twice is one)
+                rate = float(len(set(times))), None, False, rep
     if rate[2]:
         return rate
     if when := rep.get("when"):
