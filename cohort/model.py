@@ -158,8 +158,8 @@ class Dose:
     # its own days (Timing.repeat.bounds[x]), on a record whose lines' bounds are its interval;
     # None: the record's (no line of it has bounds)
     bounds: Bounds | None = None
-    # beside its dose the line gives an amount that is not read (a rate alone): its dose is
-    # only the least it may be
+    # its dose is only the least it may be: beside it the line gives an amount not read (a
+    # rate alone), or it is a doseRange's low without a high
     least: bool = False
 
 
