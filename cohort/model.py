@@ -144,7 +144,7 @@ class ObservationFact:
 class Dose:
     """One dosage line: amount per administration and administrations per day."""
 
-    quantity: Quantity | None = None  # doseQuantity, or a doseRange's low
+    quantity: Quantity | None = None  # doseQuantity, or a doseRange's low (0 if it has none)
     # administrations a day (the fewest, when a range) from the timing; None when it gives none
     per_day: float | None = None
     # Dosage.sequence: lines with the same number are taken together (FHIR: "concurrent")
@@ -158,6 +158,9 @@ class Dose:
     # its own days (Timing.repeat.bounds[x]; on a record with effective[x], inside the
     # record's); None: the record's (no line of it has bounds)
     bounds: Bounds | None = None
+    # its dose is only the least it may be: beside it the line gives an amount not read (a
+    # rate alone), or it is a doseRange's low without a high
+    least: bool = False
 
 
 @value

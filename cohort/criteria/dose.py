@@ -79,27 +79,31 @@ def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
         if given is None and strength is None:
             strength = name_strength(name, drug)
     # Lines with the same Dosage.sequence are taken together (FHIR: "concurrent"), so their
-    # doses add up, and a day's total is known only when each of them is; lines without a
-    # sequence, or with different ones (a taper's steps), stand alone: the largest counts.
-    # A line standing alone that gives no dose at all (an instruction) says nothing of one; a
-    # dose not read (a timing code not known, a volume without strength) may be the largest.
+    # doses add up, and a day's total is known only when each of them is (else the lines read
+    # are its least); lines without a sequence, or with different ones (a taper's steps),
+    # stand alone: the largest counts. A line standing alone that gives no dose at all (an
+    # instruction) says nothing of one; a dose not read (a timing code not known, a volume
+    # without strength, a rate) may be the largest, as may more than a dose read as its least.
     # A line giving a range (a doseRange, frequencyMax ...) is its least and its most mg/day.
     days: dict[tuple[int, int], list[tuple[float, float] | None]] = {}
     for i, d in enumerate(e.doses):
         if d.quantity is None and not d.unread and d.sequence is None:
             continue
         key = (0, d.sequence) if d.sequence is not None else (1, i)
-        days.setdefault(key, []).append(_line_mg(d, strength, per_ml, ctx.term))
+        line = days.setdefault(key, [])
+        line.append(_line_mg(d, strength, per_ml, ctx.term))
+        if d.least:
+            line.append(None)  # (more than its dose may be given, not read)
     totals = [
         (sum(x[0] for x in mgs if x), sum(x[1] for x in mgs if x))
         for mgs in days.values()
-        if None not in mgs
+        if any(x is not None for x in mgs)
     ]
     if not totals:
         return None
     # to 0.1 mg: the factors are rounded (6.67 for 20/3), dexamethasone 6 mg is 40 mg, not 40.02
     low, high = max(t[0] for t in totals), max(t[1] for t in totals)
-    unsure = len(totals) < len(days)
+    unsure = any(None in mgs for mgs in days.values())
     if high == low:
         return Daily(drug, round(low, 1), round(low * factor, 1), unsure)
     return Daily(

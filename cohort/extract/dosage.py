@@ -19,6 +19,9 @@ _TIMING_CODES = {
     "QD": 1, "BID": 2, "TID": 3, "QID": 4, "QOD": 0.5, "AM": 1, "PM": 1, "QAM": 1, "BED": 1,
     "Q1H": 24, "Q2H": 12, "Q3H": 8, "Q4H": 6, "Q6H": 4, "Q8H": 3, "WK": 1 / 7, "MO": 1 / 30,
 }  # fmt: skip
+# the days a timing code's count is of, where more than one (every other day, a week, a month)
+_CODE_DAYS = {"QOD": 2.0, "WK": 7.0, "MO": 30.0}
+_WEEKDAYS = frozenset(("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"))  # FHIR R4 days-of-week
 # FHIR R4 EventTiming (event-timing and v3-TimingEvent) but C, AC and PC: one time of day each
 _EVENTS = frozenset(
     ("MORN", "MORN.EARLY", "MORN.LATE", "NOON", "AFT", "AFT.EARLY", "AFT.LATE", "EVE", "EVE.EARLY",
@@ -33,6 +36,7 @@ _UNREAD: Timed = (None, None, True, None)
 _HOURS = {"h": 1, "hour": 1, "hours": 1, "min": 1 / 60, "s": 1 / 3600}  # a Duration's, in hours
 # a JSON number, tested by class: a bool's class is bool, never int
 _NUMBERS: frozenset[Any] = frozenset((int, float))
+_RATES = ("rateQuantity", "rateRatio", "rateRange")
 
 
 def doses_of(
@@ -49,22 +53,33 @@ def doses_of(
             continue
         qty = high = None
         doses = d.get("doseAndRate") or ()
+        # an amount given (a dose, a rate), and a rate given alone: how much it is a day is
+        # not read, and it may add to a dose beside it (an infusion)
+        given = "dose" in d
+        rated = not given and any(k in d for k in _RATES)  # MedicationAdministration.dosage's
         for dr in doses:
-            qty = qty or quantity_of(dr.get("doseQuantity") if isinstance(dr, dict) else None)
-        qty = qty or quantity_of(d.get("dose"))
+            if isinstance(dr, dict):
+                qty = qty or _amount(dr.get("doseQuantity"))
+                dosed = "doseQuantity" in dr or "doseRange" in dr
+                given = given or dosed
+                rated = rated or (not dosed and any(k in dr for k in _RATES))
+        qty = qty or _amount(d.get("dose"))
         rate, most, unread, rep = _per_day(d.get("timing"))
+        above = False  # a doseRange's low alone: only a least, as a dose beside a rate is
         if qty is None:  # (read only where no dose quantity is)
-            qty, high, bad = _dose_range(doses) if doses else (None, None, False)
-            # a line without a dose (an instruction) has none that is not read
-            unread = bad or (unread and qty is not None)
+            qty, high, bad, above = _dose_range(doses) if doses else (None, None, False, False)
+            # a line without a dose (an instruction) has none that is not read, but one whose
+            # dose or rate does not read has
+            unread = bad or (unread and qty is not None) or (qty is None and (given or rated))
+        least = (rated or above) and qty is not None
         seq = d.get("sequence")
         sequence = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
         if rep:  # (a repeat with more than a frequency and period: it may have bounds)
             bounds = _bounds(rep, start, ongoing)
             bounded = bounded or bounds is not None
-            out.append(Dose(qty, rate, sequence, unread, high, most, bounds))
+            out.append(Dose(qty, rate, sequence, unread, high, most, bounds, least))
         else:
-            out.append(Dose(qty, rate, sequence, unread, high, most))
+            out.append(Dose(qty, rate, sequence, unread, high, most, least=least))
     if bounded:
         own = _days(start, None if ongoing else start, ongoing)
         out = [d if d.bounds is not None else replace(d, bounds=own) for d in out]
@@ -159,19 +174,29 @@ def _after(start: DayRange | None, length: Any) -> DayRange | None:
     return first, last
 
 
-def _dose_range(doses: Any) -> tuple[Quantity | None, Quantity | None, bool]:
-    """The first doseRange's low and high, and whether it is given but does not read as both
-    (a range with one end, or one that is no Quantity: that end may be anything)."""
+def _amount(q: Any) -> Quantity | None:
+    """A dose Quantity, None when it does not read or is below nothing (no dose is)."""
+    amount = quantity_of(q)
+    return amount if amount is not None and amount.value >= 0 else None
+
+
+def _dose_range(doses: Any) -> tuple[Quantity | None, Quantity | None, bool, bool]:
+    """The first doseRange's low and high, whether it is given but reads as neither, and
+    whether its low is only a least (no high: the dose may be any more). An end left out or
+    that is no Quantity may be anything on its side: without a low, the least is none (0 in
+    the high's unit)."""
     for dr in doses:
         rng = dr.get("doseRange") if isinstance(dr, dict) else None
         if rng is not None:
             if not isinstance(rng, dict):
-                return None, None, True
-            low, high = quantity_of(rng.get("low")), quantity_of(rng.get("high"))
-            if low is None or high is None:
-                return low or high, None, True
-            return low, high, False
-    return None, None, False
+                return None, None, True, False
+            low, high = _amount(rng.get("low")), _amount(rng.get("high"))
+            if high is None:
+                return low, None, low is None, low is not None
+            if low is None:
+                low = Quantity(0.0, high.unit, high.code, "", high.system)
+            return low, high, False, False
+    return None, None, False, False
 
 
 def _per_day(timing: Any) -> Timed:
@@ -179,10 +204,11 @@ def _per_day(timing: Any) -> Timed:
     once a day; the most None when it is the fewest), whether the timing gives a rate that is
     not read, and its `repeat` when that holds more than a frequency and period (its bounds
     may be there). Only a Dosage without a timing, or whose timing has no element that says
-    how often (only bounds, a count, days of the week), gives no rate: a timing that says how
+    how often (only bounds, a count), gives no rate: a timing that says how
     often in a way not read (a code of text only or not in the list, a frequency without a
     period in days, weeks ..., a timing that is no object) is no usable dose, never once a day
-    (docs/rules.md). `frequencyMax` and `periodMax` make a range, as `when` may."""
+    (docs/rules.md). `frequencyMax` and `periodMax` make a range, as `when` may; days of the
+    week give the count on those days only (_on_days)."""
     if timing is None:
         return _NO_RATE
     if not isinstance(timing, dict):
@@ -195,21 +221,26 @@ def _per_day(timing: Any) -> Timed:
     freq: Any = rep.get("frequency")
     period, unit = rep.get("period"), rep.get("periodUnit")
     rate: Timed
+    span = (1.0, 1.0)  # the days the count is of, the fewest and the most (for dayOfWeek)
     if freq is not None or (period is not None and timing.get("code") is None):
         # a period alone is once each period ("every 8 hours")
         given = freq is not None
         freq = freq if given else 1
         days = period * _PERIOD_DAYS.get(unit, 0) if period.__class__ in _NUMBERS else 0
-        if freq.__class__ not in _NUMBERS or days <= 0:
+        if freq.__class__ not in _NUMBERS or freq <= 0 or days <= 0:  # (FHIR: positiveInt)
             return None, None, True, rep
         if len(rep) == 2 + given:  # (a frequency, period and unit, nothing more to read)
             return freq / days, None, False, None
         rate = _ranged(rep, freq, period, _PERIOD_DAYS[unit])
+        if not rate[2]:
+            ends = (period, rep.get("periodMax", period))
+            span = (min(ends) * _PERIOD_DAYS[unit], max(ends) * _PERIOD_DAYS[unit])
     elif (code := timing.get("code")) is not None:
         rate = None, None, True, rep  # text only, or codes not in the list
         for c in codes_of(code):  # a TimingAbbreviation coding wherever it is
             if (n := _TIMING_CODES.get(c.code.upper())) is not None:
                 rate = float(n), None, False, rep
+                span = (days := _CODE_DAYS.get(c.code.upper(), 1.0), days)
                 break
         if not rep:
             return rate
@@ -217,18 +248,45 @@ def _per_day(timing: Any) -> Timed:
         rate = None, None, False, rep
         times = rep.get("timeOfDay")
         if times is not None:
-            if not isinstance(times, list):
+            if not isinstance(times, list) or not all(isinstance(t, str) for t in times):
                 return None, None, True, rep
-            if times:
-                rate = float(len(times)), None, False, rep  # each day at each of these times
+            if times:  # each day at each of these times (one listed twice is one)
+                rate = float(len(set(times))), None, False, rep
     if rate[2]:
         return rate
     if when := rep.get("when"):
         rate = _at_events(when, rate)
     if rate[0] is None and (events := timing.get("event")) is not None:
-        most = _most_a_day(events)
+        most = _most_a_day(events)  # (its dates name their days)
         return (float(most), None, False, rep) if most else (None, None, True, rep)
-    return rate
+    return _on_days(rep.get("dayOfWeek"), rate, span)
+
+
+def _on_days(days: Any, rate: Timed, span: tuple[float, float]) -> Timed:
+    """`rate` (of a count over `span` days) given on `timing.repeat.dayOfWeek`'s days only,
+    averaged over the week as a weekly or every-other-day dose is (docs/rules.md). A count of
+    a day or less (3 a day, every 8 hours, none: once a day) is on each of the days: n/7 of
+    it. One of a week or more (1 a week) keeps its count, the days saying when, as `when`'s
+    events say when: more days than the count a week may mean one on each, the most. Between
+    (every other day), FHIR's reading, on the days of both (n/7 of it), is the least, the
+    count or one on each day, the more of them, the most. Days that do not read: not read."""
+    if rate[2] or days is None or days == []:
+        return rate
+    low, high, _, rep = rate
+    if not isinstance(days, list) or not all(
+        isinstance(d, str) and d.upper() in _WEEKDAYS for d in days
+    ):
+        return None, None, True, rep
+    share = len({d.upper() for d in days}) / 7
+    low = 1.0 if low is None else low
+    high = low if high is None else high
+    if span[1] <= 1:
+        low, high = low * share, high * share
+    elif span[0] >= 7:  # (a week it is given in: up to one on each day)
+        high = max(high, share * min(7 * high, 1.0))
+    else:
+        low, high = low * share, max(high, share)
+    return low, (high if high != low else None), False, rep
 
 
 def _at_events(when: Any, rate: Timed) -> Timed:
@@ -270,7 +328,9 @@ def _ranged(rep: dict[str, Any], freq: float, period: float, unit_days: float) -
     times, every `period` to `periodMax` periods."""
     most: Any = rep.get("frequencyMax", freq)
     longest: Any = rep.get("periodMax", period)
-    if most.__class__ not in _NUMBERS or longest.__class__ not in _NUMBERS or longest <= 0:
+    if most.__class__ not in _NUMBERS or longest.__class__ not in _NUMBERS:
+        return None, None, True, rep
+    if most <= 0 or longest <= 0:
         return None, None, True, rep
     low = min(freq, most) / (max(period, longest) * unit_days)
     high = max(freq, most) / (min(period, longest) * unit_days)
