@@ -99,7 +99,8 @@ def test_bulk_export_gzip_and_delete(tmp_path, store):
     assert rep.marks["bulk"].split("|")[0] == "2026-11-25T10:00:00Z"
 
 
-@pytest.mark.parametrize("url", ["Observation.ndjson", "http://[x/Observation.ndjson", "file:///etc/passwd"])
+@pytest.mark.parametrize("url", ["http://[x/Observation.ndjson", "file:///etc/passwd",
+                                 "//[x/Observation.ndjson"])
 @responses.activate
 def test_bulk_manifest_url_that_is_not_http_is_a_server_error(tmp_path, store, url):
     """A manifest whose output URL is no http(s) URL fails the pull with a ServerError naming
@@ -407,6 +408,61 @@ def test_bulk_files_on_another_host_get_no_token_unless_the_manifest_asks(tmp_pa
     to_files = [c for c in responses.calls if c.request.url.startswith(FILES)]
     assert to_files and all("Authorization" not in c.request.headers for c in to_files)
     assert responses.calls[0].request.headers["Authorization"] == "Bearer secret-token"
+
+
+@pytest.mark.parametrize("url", ["/r4/bulk-files/Observation.ndjson", "../bulk-files/Observation.ndjson"])
+@responses.activate
+def test_bulk_relative_manifest_urls_are_resolved_against_the_status_url(tmp_path, store,
+                                                                         monkeypatch, url):
+    """IBM FHIR Server writes relative file URLs into its manifest (the IG requires absolute
+    ones): the job counted as gone and every night failed. They are resolved against the
+    status URL, on the server's own host here so with its credentials, and one warning per
+    export says so (the output and the error file both relative)."""
+    monkeypatch.setenv("TOK", "secret-token")
+    kick, since = [], []
+    setup_server(b"", {}, kick, since)
+    err = url.replace("Observation.ndjson", "err.ndjson")
+    responses.replace(responses.GET, STATUS, json=_manifest(
+        output=[{"type": t, "url": url.replace("Observation", t)} for t in ("Condition", "Observation")],
+        error=[{"type": "OperationOutcome", "url": err}]))
+    here = f"{BASE}/bulk-files"  # STATUS is BASE/bulk-status/job1
+    responses.get(f"{here}/Condition.ndjson", body=ndjson([cond(1, "p1")]))
+    responses.get(f"{here}/Observation.ndjson", body=ndjson([obs(1, "p1")]))
+    issue = {"severity": "information", "code": "informational"}
+    responses.get(f"{here}/err.ndjson",
+                  body=ndjson([{"resourceType": "OperationOutcome", "issue": [issue]}]))
+    s = settings(tmp_path, bulk_group="g1", auth="bearer", token_env="TOK")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.get("uci", "Observation", "o1") is not None
+    to_files = [c for c in responses.calls if c.request.url.startswith(here)]
+    assert len(to_files) == 3
+    assert all(c.request.headers["Authorization"] == "Bearer secret-token" for c in to_files)
+    said = [w for w in rep.warnings if "relative" in w]
+    assert len(said) == 1 and "status URL" in said[0]
+    assert rep.marks["bulk"].split("|")[0] == "2026-11-25T10:00:00Z"
+
+
+@pytest.mark.parametrize("asks", [False, True])
+@responses.activate
+def test_bulk_relative_manifest_url_to_another_host_gets_the_token_only_when_asked(
+        tmp_path, store, monkeypatch, asks):
+    """A scheme-relative file URL ("//host/...") resolved against the status URL names
+    another host: it gets the credentials only when the manifest says requiresAccessToken,
+    as an absolute URL to that host does."""
+    monkeypatch.setenv("TOK", "secret-token")
+    kick, since = [], []
+    setup_server(ndjson([obs(1, "p1")]), {}, kick, since)
+    m = _manifest(requiresAccessToken=asks)
+    m["output"] = [{**o, "url": o["url"].removeprefix("https:")} for o in m["output"]]
+    responses.replace(responses.GET, STATUS, json=m)
+    s = settings(tmp_path, bulk_group="g1", auth="bearer", token_env="TOK")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.get("uci", "Observation", "o1") is not None
+    to_files = [c for c in responses.calls if c.request.url.startswith(FILES)]
+    assert len(to_files) == 3
+    sent = ["Authorization" in c.request.headers for c in to_files]
+    assert sent == [asks] * 3
+    assert len([w for w in rep.warnings if "relative" in w]) == 1
 
 
 @responses.activate

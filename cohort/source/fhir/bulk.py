@@ -27,7 +27,7 @@ from .plan import BY_CODE, COMBO_CODE, PULL_TYPES, minus_overlap, token_hash
 from .pull import Puller
 from .quirks import kicked_off
 from .search import pull_replacing, pull_types, search_path
-from .spool import JobGone, download, spool_dir
+from .spool import JobGone, absolute_urls, download, spool_dir
 
 MIN_POLL = 1.0  # seconds between two status polls at the least (see poll)
 
@@ -177,9 +177,15 @@ def _export(
         if not state.get("manifest"):  # (a resumed job may have it already)
             state["manifest"] = poll(p, state["status_url"])
             _write_state(state_file, state)
+    manifest, relative = absolute_urls(state["manifest"], state["status_url"])
+    if relative:
+        p.report.warn(
+            "bulk: the manifest's file URLs are relative (the Bulk Data IG requires absolute"
+            " ones); resolved against the status URL"
+        )
     with p.phase("bulk-download"):
-        files = download(p, state["manifest"], spool, asked=asked)
-        errors = download(p, state["manifest"], spool, "error")
+        files = download(p, manifest, spool, asked=asked)
+        errors = download(p, manifest, spool, "error")
     return state, files, errors
 
 

@@ -6,6 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -50,6 +51,31 @@ def _private(path: Path, mode: str = "wb") -> IO[bytes]:
         os.close(fd)
         raise
     return os.fdopen(fd, mode)
+
+
+def absolute_urls(manifest: dict[str, Any], status_url: str) -> tuple[dict[str, Any], bool]:
+    """The manifest with its files' relative URLs resolved against the status URL, and whether
+    one was relative (the IG requires absolute ones; IBM FHIR Server writes relative ones).
+    A resolved URL is then checked like any other (host, requiresAccessToken) by download."""
+    relative = False
+    resolved = dict(manifest)
+    for kind in ("output", "error"):
+        items = manifest.get(kind)
+        if not isinstance(items, list):
+            continue  # (download refuses it)
+        resolved[kind] = [dict(out) if isinstance(out, dict) else out for out in items]
+        for out in resolved[kind]:
+            url = out.get("url") if isinstance(out, dict) else None
+            if not isinstance(url, str) or not url:
+                continue
+            try:
+                if urlsplit(url).scheme:
+                    continue
+                out["url"] = urljoin(status_url, url)
+            except ValueError:  # e.g. "//[x": left for download to refuse as no http(s) URL
+                continue
+            relative = True
+    return resolved, relative
 
 
 def download(
