@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from cohort.cli import cli
+from cohort.criteria.titles import title_problems
 from cohort.terminology.rows import code_problem, loinc_check_digit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,6 +194,60 @@ def test_a_window_changed_without_its_title_is_a_warning(tmp_path: Path) -> None
     text = text.replace("vaccine in 4 weeks", "vaccine in 1 month")
     trial.write_text(text, encoding="utf-8")
     assert _title_warnings(m) == []
+
+
+def test_a_title_number_no_parameter_gives_is_a_warning(tmp_path: Path) -> None:
+    """A title quoting a number that is no parameter at all ("Age 12 to 75 years" with only
+    `min_years = 12`: no maximum is applied) passed `check` silently: only the parameters'
+    values were looked for in the title, never the title's numbers in the parameters."""
+    m = _copy(tmp_path)
+    trial = m / "trials" / "sirius-sle-2.toml"
+    text = trial.read_text(encoding="utf-8").replace("Age >= 12 years", "Age 12 to 75 years")
+    trial.write_text(text, encoding="utf-8")
+    line = _line_of(trial, 'title = "Age')
+    tail = "(the title is shown as written in summary.html, explain and to_confirm: update it "
+    tail += "with the rule)"
+    assert _title_warnings(m) == [
+        f"warning: {trial}:{line}: criterion 'age': key 'title': 'Age 12 to 75 years' quotes 75,"
+        f" which no parameter of the criterion gives {tail}"
+    ]
+    trial.write_text(text.replace("min_years = 12", "min_years = 12\nmax_years = 75"))
+    assert _title_warnings(m) == []
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"kind": "titer", "title": "ANA titer >= 1:80", "min_titer": 80},
+        {"kind": "lab_latest", "title": "Platelets >= 25 x10^3/uL within 3 months",
+         "fail_below": 25, "window_days": 90},
+        {"kind": "lab_latest", "title": "eGFR >= 30 mL/min/1.73m2 within 60 days",
+         "fail_below": 30, "window_days": 60},
+        {"kind": "lab_latest", "title": "24-h urine protein >= 0.5 g/24 h", "pass_at_least": 0.5},
+        {"kind": "grades", "title": "BILAG-2004: >= 1 A or >= 2 B in 12 weeks", "window_weeks": 12},
+        {"kind": "lab_latest", "title": "SLEDAI-2K >= 6", "pass_at_least": 6},
+        {"kind": "washout", "title": "No anti-CD40 or CTLA4-Fc in 6 months", "window_months": 6},
+        {"kind": "washout", "title": "No CD19 therapy in 24 weeks", "window_weeks": 24},
+        {"kind": "diagnosis", "title": "SLE diagnosed >= 1 year", "min_months": 12},
+        {"kind": "checks", "title": "No type 2 diabetes", "checks": [{"condition": ["t2d"]}]},
+        {"kind": "labs_exceed", "title": "No UPCR > 3.0 within 90 days", "window_days": 90,
+         "measures": [{"concepts": ["upcr"], "fail_above": 3.0}]},
+    ],
+)
+def test_a_title_number_that_is_a_name_unit_default_or_parameter_is_fine(raw: dict) -> None:
+    """Numbers in names and units (SLEDAI-2K, BILAG-2004, CD19, x10^3/uL, 1.73m2, 24-h), a
+    titer's "1:", a kind's default (grades: 1 A, 2 B), a period equal to the window, and a
+    nested parameter (a labs_exceed measure's limit) are no stale number."""
+    assert title_problems(raw) == []
+
+
+def test_a_nested_limit_a_title_misquotes_is_a_warning() -> None:
+    """A labs_exceed measure's limit changed from 3.0 to 2.0; its title still says 3.0."""
+    raw = {"kind": "labs_exceed", "title": "No UPCR > 3.0 within 90 days", "window_days": 90,
+           "measures": [{"concepts": ["upcr"], "fail_above": 2.0}]}
+    assert [p.split(" (")[0] for p in title_problems(raw)] == [
+        "'No UPCR > 3.0 within 90 days' quotes 3.0, which no parameter of the criterion gives"
+    ]
 
 
 def test_an_age_maximum_not_in_its_title_is_a_warning(tmp_path: Path) -> None:

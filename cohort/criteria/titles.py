@@ -21,6 +21,10 @@ TITLE_NUMBERS = (
     "min_b",
 )
 _DAYS = {"window_days": 1.0, "window_weeks": 7.0, "window_months": 365.25 / 12}
+# thresholds that are periods too ("diagnosed >= 1 year" says min_months = 12)
+_SPANS = {"min_years": 365.25, "max_years": 365.25, "min_months": 365.25 / 12}
+# what a kind applies when the file leaves a number out (labs.grades)
+_DEFAULTS: dict[str, dict[str, float]] = {"grades": {"min_a": 1.0, "min_b": 2.0}}
 # a period a title quotes: "90 days", "12 weeks", "36-week", "12 months", "1 year"
 _PERIOD = re.compile(
     r"(\d+(?:\.\d+)?)[\s-]*(days?|d|weeks?|wks?|w|months?|mos?|years?|yrs?)(?![a-z])",
@@ -46,11 +50,16 @@ def title_problems(raw: dict[str, Any]) -> list[str]:
     title = raw.get("title")
     if not isinstance(title, str) or not re.search(r"\d", title):
         return []  # a title in words only says no number that could be stale
+    tail = (
+        "(the title is shown as written in summary.html, explain and to_confirm: update it"
+        " with the rule)"
+    )
     stale = _unquoted(raw, title) + _other_window(raw, title)
+    if stale:  # (a number no parameter gives is then most likely the old value, said already)
+        return [f"'{title}' does not mention {key} = {value} {tail}" for key, value in stale]
     return [
-        f"'{title}' does not mention {key} = {value} (the title is shown as written in "
-        "summary.html, explain and to_confirm: update it with the rule)"
-        for key, value in stale
+        f"'{title}' quotes {n}, which no parameter of the criterion gives {tail}"
+        for n in _strays(raw, title)
     ]
 
 
@@ -78,8 +87,61 @@ _COMPARED = re.compile(r"(?:[<>]=?|[≤≥])\s*\d")
 def _unquoted(raw: dict[str, Any], text: str) -> list[tuple[str, Any]]:
     """The thresholds of the rule (TITLE_NUMBERS) that `text` does not quote, with values."""
     quoted = {float(n) for n in re.findall(r"\d+(?:\.\d+)?", text)}
+    periods = _periods(text)
     found = ((key, _number(raw.get(key))) for key in TITLE_NUMBERS)
-    return [(key, raw[key]) for key, value in found if value is not None and value not in quoted]
+    return [
+        (key, raw[key])
+        for key, value in found
+        if value is not None
+        and value not in quoted
+        and not (key in _SPANS and _said(value * _SPANS[key], periods))
+    ]
+
+
+# numbers of names and units, not of the rule: "CD19", "BILAG-2004", "SLEDAI-2K", "HbA1c",
+# "x10^3/uL", "1.73m2", "24-h", a titer's "1:" (its 80 is min_titer), "type 2", "3rd"
+_NOT_A_VALUE = re.compile(
+    r"(?<=[A-Za-z])\d+(?:\.\d+)?"
+    r"|(?<=[A-Za-z]-)\d+(?:\.\d+)?"
+    r"|(?<=\^)\d+"
+    r"|\d+(?=\s*[\^*⁰¹²³⁴⁵⁶⁷⁸⁹])"
+    r"|\d+(?:\.\d+)?(?=\s*m[2²])"
+    r"|\d+(?=\s*:\s*\d)"
+    r"|\d+(?=[\s-]*(?:h|hrs?|hours?)(?![a-z]))"
+    r"|\d+(?=(?:st|nd|rd|th)(?![a-z]))"
+    r"|(?<=type )\d+|(?<=class )\d+|(?<=stage )\d+|(?<=grade )\d+|(?<=phase )\d+",
+    re.IGNORECASE,
+)
+
+
+def _strays(raw: dict[str, Any], title: str) -> list[str]:
+    """The numbers `title` quotes that no parameter of the rule gives (a kind's default
+    counts; a period, a window or period threshold of as many days: "3 months", 90 days)."""
+    values = set(_numbers(raw)) | set(_DEFAULTS.get(str(raw.get("kind")), {}).values())
+    spans = {**_DAYS, **_SPANS}
+    days = [v * spans[k] for k in spans if (v := _number(raw.get(k))) is not None]
+    periods = {
+        m.start(1): float(m[1]) * _UNIT_DAYS[m[2][0].lower()] for m in _PERIOD.finditer(title)
+    }
+    names = {m.start() for m in _NOT_A_VALUE.finditer(title)}
+    strays: list[str] = []
+    for m in re.finditer(r"(?<![\d.])\d+(?:\.\d+)?", title):
+        if m.start() in names or float(m[0]) in values:
+            continue
+        if m.start() in periods and any(_said(d, [periods[m.start()]]) for d in days):
+            continue
+        strays.append(m[0])
+    return strays
+
+
+def _numbers(value: Any) -> list[float]:
+    """Every number of a criterion, its nested tables and lists too (a measure's fail_above)."""
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _numbers(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _numbers(v)]
+    number = _number(value)
+    return [] if number is None else [number]
 
 
 def _other_window(raw: dict[str, Any], text: str) -> list[tuple[str, Any]]:
