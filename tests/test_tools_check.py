@@ -224,6 +224,7 @@ def test_a_title_number_no_parameter_gives_is_a_warning(tmp_path: Path) -> None:
         {"kind": "lab_latest", "title": "eGFR >= 30 mL/min/1.73m2 within 60 days",
          "fail_below": 30, "window_days": 60},
         {"kind": "lab_latest", "title": "24-h urine protein >= 0.5 g/24 h", "pass_at_least": 0.5},
+        {"kind": "lab_latest", "title": "ANC >= 1.5 10*9/L", "fail_below": 1.5},
         {"kind": "grades", "title": "BILAG-2004: >= 1 A or >= 2 B in 12 weeks", "window_weeks": 12},
         {"kind": "lab_latest", "title": "SLEDAI-2K >= 6", "pass_at_least": 6},
         {"kind": "washout", "title": "No anti-CD40 or CTLA4-Fc in 6 months", "window_months": 6},

@@ -99,11 +99,11 @@ def _unquoted(raw: dict[str, Any], text: str) -> list[tuple[str, Any]]:
 
 
 # numbers of names and units, not of the rule: "CD19", "BILAG-2004", "SLEDAI-2K", "HbA1c",
-# "x10^3/uL", "1.73m2", "24-h", a titer's "1:" (its 80 is min_titer), "type 2", "3rd"
+# "x10^3/uL" (or 10*3), "1.73m2", "24-h", a titer's "1:" (its 80 is min_titer), "type 2", "3rd"
 _NOT_A_VALUE = re.compile(
     r"(?<=[A-Za-z])\d+(?:\.\d+)?"
     r"|(?<=[A-Za-z]-)\d+(?:\.\d+)?"
-    r"|(?<=\^)\d+"
+    r"|(?<=[\^*])\d+"
     r"|\d+(?=\s*[\^*⁰¹²³⁴⁵⁶⁷⁸⁹])"
     r"|\d+(?:\.\d+)?(?=\s*m[2²])"
     r"|\d+(?=\s*:\s*\d)"
