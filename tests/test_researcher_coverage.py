@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cohort.cli import cli
@@ -62,6 +63,7 @@ def test_coverage_suggests_the_concept_of_a_singular_display(tmp_path: Path) -> 
     assert row["why"].startswith("display words"), row
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_coverage_names_the_unverified_row_that_maps_a_code(tmp_path: Path) -> None:
     """A local code whose row is still verified=N (not read by a run) was listed as unmapped
     with no word of the row: the researcher added a second row for it instead of verifying
