@@ -123,7 +123,8 @@ def check(mappings_dir: Path | None, trial: str | None, config: Path | None) -> 
 def coverage(config: Path | None, site: str | None, out: Path, limit: int) -> None:
     """Codes in the stored data that no concept maps, ranked by screened patients.
 
-    Also mapped codes never seen in the data and values whose units did not convert.
+    Also mapped codes of the trial's concepts never seen in the data and values whose units
+    did not convert.
     Reads the local store of a previous `cohort run`; writes OUT/coverage.csv.
     """
     from cohort.tools.coverage import coverage_report, render_terminal, write_csv

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -20,3 +21,12 @@ def sigterm_stops() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run the test in its tmp_path: messages name a file under the working folder by its path
+    from there (csvfile.display_path), so a mappings copy in tmp_path reads `mappings/units.csv`
+    as the shipped folder does run from the project."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -246,6 +246,7 @@ def _outputs(out: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.usefixtures("in_tmp")
 def test_check_error_stops_run_with_the_same_message(
     case: str, tmp_path: Path, good_out: Path
 ) -> None:
@@ -269,6 +270,7 @@ def test_check_error_stops_run_with_the_same_message(
     assert report["previous_outputs_kept"] is True
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_check_lists_every_rule_of_the_loader_at_once(tmp_path: Path) -> None:
     """The loader's own line rules (result words, Y/N flags, bounds, empty cells) are check's
     too: listed with the other errors, not only once everything else is fixed."""
@@ -292,6 +294,7 @@ def test_check_lists_every_rule_of_the_loader_at_once(tmp_path: Path) -> None:
     assert [e for e in expected if e not in listed] == []
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_unit_error_after_a_parallel_read(tmp_path: Path) -> None:
     """With reading processes the UCUM registry is built while they parse: the unit is checked
     after the read, before evaluation; nothing is written but run.json."""
@@ -311,6 +314,7 @@ def test_unit_error_after_a_parallel_read(tmp_path: Path) -> None:
     assert json.loads((out / "run.json").read_text(encoding="utf-8"))["status"] == "success"
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_loading_does_not_build_the_ucum_registry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -342,6 +346,7 @@ def test_loading_does_not_build_the_ucum_registry(
         ("http://example.org/site-x/lab", "local", False),  # a site's own, marked so
     ],
 )
+@pytest.mark.usefixtures("in_tmp")
 def test_warnings_and_listed_names_do_not_stop_a_run(
     system: str, verified: str, warned: bool, tmp_path: Path, good_out: Path
 ) -> None:

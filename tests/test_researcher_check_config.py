@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 from researcher_helpers import ROOT, TRIAL, edit, run_uci, site_config
 
@@ -104,6 +105,7 @@ def test_import_valueset_with_config_adds_to_the_configs_folder(tmp_path: Path) 
     assert (ROOT / "mappings" / "concepts" / "labs.csv").read_bytes() == shipped
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_expand_rxnorm_with_config_reads_the_configs_folder(tmp_path: Path) -> None:
     m = _copy(tmp_path)
     cfg = site_config(tmp_path, m)

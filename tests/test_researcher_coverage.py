@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cohort.cli import cli
@@ -15,6 +16,7 @@ from cohort.cli import cli
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "tests" / "data" / "tools" / "site-x"
 LAB = "http://example.org/fhir/site-x/laboratory-information-system/codes"
+TRIAL = "trials/sirius-sle-2.toml"
 PLT_ROW = f"platelets,{LAB},PLT,exact,,PLATELET COUNT,site-x lab build team,N,\n"
 
 
@@ -62,6 +64,7 @@ def test_coverage_suggests_the_concept_of_a_singular_display(tmp_path: Path) -> 
     assert row["why"].startswith("display words"), row
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_coverage_names_the_unverified_row_that_maps_a_code(tmp_path: Path) -> None:
     """A local code whose row is still verified=N (not read by a run) was listed as unmapped
     with no word of the row: the researcher added a second row for it instead of verifying
@@ -92,3 +95,40 @@ def test_coverage_shows_a_cut_system_as_cut(tmp_path: Path) -> None:
     cell = line.split()[2]
     assert cell.startswith("…") and cell.endswith("/codes|PLT") and len(cell) == 48, line
     assert f",{LAB},PLT," in (tmp_path / "out" / "coverage.csv").read_text(encoding="utf-8-sig")
+
+
+def _concept_rows(m: Path) -> list[dict[str, str]]:
+    """The rows of the concept files a run reads (not verified=N), as the CSV has them."""
+    rows: list[dict[str, str]] = []
+    for path in sorted((m / "concepts").glob("*.csv")):
+        text = path.read_text(encoding="utf-8-sig").splitlines()
+        lines = [t for t in text if t.strip() and not t.lstrip().startswith("#")]
+        rows += [r for r in csv.DictReader(lines) if r["verified"].strip() != "N"]
+    return rows
+
+
+def test_coverage_lists_unseen_rows_of_the_trials_concepts_only(tmp_path: Path) -> None:
+    """The rows never seen in the data were listed for every concept of the mappings folder,
+    also those the configured trial never reads (a second trial got 4256 rows in 80 concepts):
+    only the concepts the trial's criteria file names are listed (its screening concepts
+    too), and one line says how many rows of the others were left out."""
+    cfg, m = _project(tmp_path)
+    toml = (m / TRIAL).read_text(encoding="utf-8")
+
+    def named(concept: str) -> bool:  # (every concept of a criteria file is a quoted string)
+        return f'"{concept}"' in toml
+
+    other = [r for r in _concept_rows(m) if not named(r["concept"].strip())]
+    assert {"heart_failure", "cirrhosis"} <= {r["concept"].strip() for r in other}
+    output, _ = _coverage(cfg, tmp_path / "out")
+    with (tmp_path / "out" / "coverage.csv").open(encoding="utf-8-sig", newline="") as fh:
+        unseen = [r for r in csv.DictReader(fh) if r["section"] == "mapped_never_seen"]
+    assert unseen and all(named(r["suggestion"]) for r in unseen), {
+        r["suggestion"] for r in unseen if not named(r["suggestion"])
+    }
+    assert "sle" in {r["suggestion"] for r in unseen}  # a screening concept's rows are listed
+    concepts = len({r["concept"].strip() for r in other})
+    assert (
+        f"left out: {len(other)} mapped row(s) of {concepts} concept(s) the trial sirius-sle-2 "
+        "does not read" in output.splitlines()
+    )

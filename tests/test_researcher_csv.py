@@ -50,6 +50,7 @@ def test_an_excel_saved_file_reads(tmp_path: Path) -> None:
     assert code == 0, lines
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_extra_cells_say_to_quote_a_comma(tmp_path: Path) -> None:
     m = copy_mappings(tmp_path)
     with (m / LOCAL).open("a", encoding="utf-8") as fh:
@@ -65,6 +66,7 @@ def test_extra_cells_say_to_quote_a_comma(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_a_semicolon_separated_file_says_so(tmp_path: Path) -> None:
     """A European Excel saves "CSV" with semicolons: the error was "missing column 'concept'"
     of a header that plainly has it."""
@@ -84,6 +86,7 @@ def test_a_semicolon_separated_file_says_so(tmp_path: Path) -> None:
     assert code == 4 and "separated by semicolons" in output
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_a_file_not_in_utf8_names_its_line(tmp_path: Path) -> None:
     """Excel's plain "CSV" is Windows-1252: the error said "cannot be read (UnicodeDecodeError)"
     with no line, and `import-valueset` into such a file crashed with a traceback (exit 1)."""
@@ -140,6 +143,7 @@ PLT_LOCAL = "platelets,http://example.org/lab,PLT-LOCAL,exact,,"
     ],
     ids=["last_cell", "display"],
 )
+@pytest.mark.usefixtures("in_tmp")
 def test_an_unclosed_quote_is_an_error_at_its_row(tmp_path: Path, broken: str) -> None:
     """A double quote never closed made csv read the following lines into one cell: rows
     vanished without a word, or the error named a later line and the wrong column."""
@@ -153,6 +157,7 @@ def test_an_unclosed_quote_is_an_error_at_its_row(tmp_path: Path, broken: str) -
     assert code == 4 and output.strip().splitlines()[-1] == f"cohort: error: {expected}"
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_an_unclosed_quote_on_the_last_line_is_an_error(tmp_path: Path) -> None:
     """At the end of the file csv closes the cell itself: the row read as if quoted right."""
     m = copy_mappings(tmp_path)
@@ -165,6 +170,7 @@ def test_an_unclosed_quote_on_the_last_line_is_an_error(tmp_path: Path) -> None:
     assert str(err.value) == f"mappings/{LOCAL}:{n}: {UNCLOSED}"
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_a_quoted_cell_over_two_lines_is_an_error_and_rows_keep_their_lines(
     tmp_path: Path,
 ) -> None:
@@ -236,6 +242,7 @@ TEXT_CELL = "type the code again in a cell formatted as Text (docs/mappings-howt
         "loinc_d/m/y",
     ],
 )
+@pytest.mark.usefixtures("in_tmp")
 def test_a_code_excel_altered_is_an_error_saying_how_to_fix_it(
     tmp_path: Path, file: str, old: str, new: str, message: str
 ) -> None:
@@ -259,6 +266,7 @@ def test_a_cvx_code_excel_stripped_of_its_zero_still_matches(tmp_path: Path) -> 
     assert "live_vaccine" in term.concepts_for([Code("http://hl7.org/fhir/sid/cvx", "03")])
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_a_concept_file_not_named_csv_is_a_warning(tmp_path: Path) -> None:
     """A site's own rows saved as `concepts/site-x.CSV` (or kept as an .xlsx) were never read:
     every code in it stayed unmapped and `check` said nothing."""
@@ -314,6 +322,7 @@ def test_a_concept_file_not_named_csv_is_a_warning(tmp_path: Path) -> None:
     ],
     ids=["zero_width_code", "soft_hyphen_name", "zero_width_system", "values_nbsp"],
 )
+@pytest.mark.usefixtures("in_tmp")
 def test_an_invisible_character_in_a_code_is_an_error(
     tmp_path: Path, file: str, row: str, column: str, shown: str, name: str
 ) -> None:
@@ -335,6 +344,7 @@ def test_an_invisible_character_in_a_code_is_an_error(
     assert code == 4 and output.strip().splitlines()[-1] == f"cohort: error: {expected}"
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_a_row_typed_with_semicolons_says_so(tmp_path: Path) -> None:
     """A row added by hand with semicolons (as a European Excel writes them) to a comma file:
     the error blamed an "invalid concept name" holding the whole line."""
@@ -353,6 +363,7 @@ def test_a_row_typed_with_semicolons_says_so(tmp_path: Path) -> None:
     assert code == 4 and output.strip().splitlines()[-1] == f"cohort: error: {expected}"
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_a_system_with_a_code_or_page_after_it_is_an_error(tmp_path: Path) -> None:
     """A site row's system copied from a LOINC web page (`https://loinc.org/777-3/`): marked
     verified=local, `check` said nothing (a site's own system) and the row matched nothing."""
@@ -371,6 +382,7 @@ def test_a_system_with_a_code_or_page_after_it_is_an_error(tmp_path: Path) -> No
     assert code == 4 and output.strip().splitlines()[-1] == f"cohort: error: {expected}"
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_lock_and_temp_files_beside_mapping_files_are_skipped_with_a_note(tmp_path: Path) -> None:
     """Excel (`~$labs.csv`), LibreOffice (`.~lock.labs.csv#`) and editors (`.labs.csv.swp`,
     `labs.csv~`, `#labs.csv#`, Emacs's `.#labs.csv` link) leave files beside one being edited

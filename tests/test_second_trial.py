@@ -6,6 +6,7 @@ import csv
 import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cohort.cli import cli
@@ -129,6 +130,7 @@ def _luna_config(tmp_path: Path) -> Path:
     return cfg
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_a_lupus_nephritis_trial_runs_from_data_only(tmp_path: Path) -> None:
     """A second trial with other criteria needed code: the age kind had no maximum, UCUM
     could not read eGFR's unit `mL/min/{1.73_m2}`, and summary.html said patients no longer

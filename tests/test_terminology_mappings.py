@@ -12,8 +12,8 @@ MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
 
 
 @pytest.fixture()
-def copy(tmp_path: Path) -> Path:
-    root = tmp_path / "mappings"
+def copy(in_tmp: Path) -> Path:
+    root = in_tmp / "mappings"
     shutil.copytree(MAPPINGS, root)
     return root
 
@@ -162,3 +162,34 @@ def test_a_number_that_is_not_finite_is_a_located_error(
     assert str(err.value) == (
         f"mappings/{path}:{line}: column '{column}': expected a finite number, got '{raw}'"
     )
+
+
+def test_a_copy_outside_the_working_folder_is_named_by_its_absolute_path(
+    copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A researcher's copy at /srv/trial/mappings was named `mappings/units.csv` (the folder's
+    last name), which read as the shipped file when run from the project folder, while the
+    criteria file's errors in the same output gave the full path."""
+    (copy / "units.csv").unlink()
+    elsewhere = tmp_path / "project"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(MappingError) as err:
+        Terminology.load(copy)
+    assert str(err.value) == f"{copy.resolve()}/units.csv: file not found"
+
+
+def test_a_copy_under_the_working_folder_is_named_from_it(
+    copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from the folder holding it, the copy reads `mappings/units.csv` as the shipped one
+    does from the project folder; from higher up, the path from there."""
+    (copy / "units.csv").unlink()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MappingError) as err:
+        Terminology.load(copy)
+    assert str(err.value) == "mappings/units.csv: file not found"
+    monkeypatch.chdir(tmp_path.parent)
+    with pytest.raises(MappingError) as err:
+        Terminology.load(Path(tmp_path.name) / "mappings")
+    assert str(err.value) == f"{tmp_path.name}/mappings/units.csv: file not found"

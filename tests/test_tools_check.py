@@ -269,6 +269,7 @@ def test_an_age_maximum_not_in_its_title_is_a_warning(tmp_path: Path) -> None:
     assert _title_warnings(m) == []
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_a_misspelt_concept_no_criteria_file_names_is_a_warning(tmp_path: Path) -> None:
     """`ana_titr` typed for `ana_titer` in a concept file: its rows mapped a concept no trial
     asks for, and the ANA criterion quietly lost them; `check` said nothing."""
@@ -302,6 +303,7 @@ def test_the_shipped_concepts_give_no_misspelling_warning() -> None:
     assert result.exit_code == 0 and "no criteria file names" not in result.output
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_a_misspelt_ingredient_of_a_medication_row_is_a_warning(tmp_path: Path) -> None:
     """A site's own prednisone code mapped with ingredient `predisone`: a 60 mg/day course was
     "in window without a usable dose" (unknown, not fail) as the misspelt ingredient has no
@@ -325,6 +327,7 @@ def test_a_misspelt_ingredient_of_a_medication_row_is_a_warning(tmp_path: Path) 
     assert "column 'ingredient'" not in result.output
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_a_local_row_mapping_a_code_of_another_concept_is_a_warning(tmp_path: Path) -> None:
     """A site's row in local.csv that maps LOINC 777-3 (platelets in labs.csv) to `anc`: every
     platelet count became a neutrophil count too (a patient's neutrophils went fail ->
@@ -356,6 +359,7 @@ def test_the_shipped_mappings_give_no_conflict_warning() -> None:
     assert "is mapped to" not in result.output, result.output
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_a_pair_left_out_of_overlaps_csv_warns_and_a_bad_row_is_an_error(tmp_path: Path) -> None:
     """The hiv + malignancy pair is data (mappings/overlaps.csv), not code: without its row
     the nine AIDS-associated cancers warn again; a row naming one concept twice, or giving no
@@ -392,6 +396,7 @@ def test_overlaps_look_up_no_concept_when_a_concept_file_cannot_be_read(tmp_path
     assert "overlaps.csv" not in result.output, result.output
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_a_steroid_code_outside_medications_csv_is_a_warning(tmp_path: Path) -> None:
     """A site's own prednisone code added to local.csv, as mappings/README.md shows for a
     local code: the row has no ingredient, so a 60 mg/day course was "in window without a
@@ -413,6 +418,7 @@ def test_a_steroid_code_outside_medications_csv_is_a_warning(tmp_path: Path) -> 
     ]
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_an_alias_on_two_lines_with_two_units_is_an_error_naming_both(tmp_path: Path) -> None:
     """`Thou/cumm` added as 10*3/uL and again, a typo, as /uL: `check` said nothing and the
     last line won, so a platelet count of 248 Thou/cumm was 0.248 x10^3/uL (< 25: fail). An
@@ -438,6 +444,7 @@ def test_an_alias_on_two_lines_with_two_units_is_an_error_naming_both(tmp_path: 
 CS = "corticosteroid_systemic"
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_a_name_mapped_to_two_concepts_or_two_ingredients_is_a_warning(tmp_path: Path) -> None:
     """`medrol` added as an antimalarial name: "Medrol" is a methylprednisolone brand
     (corticosteroid_systemic), so every Medrol order was an antimalarial too, and `check` said
@@ -477,6 +484,7 @@ def test_a_name_mapped_to_two_concepts_or_two_ingredients_is_a_warning(tmp_path:
     ]
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_a_bad_row_is_one_error_and_the_rest_of_its_file_is_read(tmp_path: Path) -> None:
     """`betamethasone,6,67` (a decimal comma) in ingredients.csv: its error was followed by
     154 warnings `products.csv:NN: column 'ingredient': 'budesonide' is not in
@@ -516,6 +524,7 @@ def test_a_bad_row_is_one_error_and_the_rest_of_its_file_is_read(tmp_path: Path)
 @pytest.mark.parametrize(
     "file", ["medications/ingredients.csv", "concepts/labs.csv", "systems.csv"]
 )
+@pytest.mark.usefixtures("in_tmp")
 def test_a_file_that_cannot_be_read_is_one_error_and_the_checks_against_it_skipped(
     tmp_path: Path, file: str
 ) -> None:
@@ -581,6 +590,7 @@ def test_a_missing_hint_that_no_longer_says_its_rule_is_a_warning(tmp_path: Path
     assert hint_warnings() == []
 
 
+@pytest.mark.usefixtures("in_tmp")
 def test_an_alias_repeated_with_an_equivalent_unit_is_a_note_not_an_error(tmp_path: Path) -> None:
     """`K/uL` as 10*9/L beside the shipped `K/uL,10*3/uL` (line 2): 10^9/L = 10^3/uL, so
     neither line is wrong, yet `check` called it an error ("delete the wrong line") and `run`
@@ -613,14 +623,15 @@ def test_a_csv_error_of_a_folder_given_as_dot_names_the_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`cohort mappings check --mappings .` run inside a mappings folder named its CSV files by
-    the folder's name, which `.` has not: "/units.csv:19", a file at the root of the disk."""
+    the folder's name, which `.` has not: "/units.csv:19", a file at the root of the disk. A
+    file is named from the working folder when under it, else by its absolute path."""
     m = _copy(tmp_path)
     line = _append(m / "units.csv", "egfr,mL/min/{1.73_m2,,0,300,")
     wrong = "column 'unit': UCUM cannot parse 'mL/min/{1.73_m2'"
     monkeypatch.chdir(m)
     result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", "."])
     assert result.exit_code == 4
-    assert f"error: mappings/units.csv:{line}: {wrong}" in result.output.splitlines()
+    assert f"error: units.csv:{line}: {wrong}" in result.output.splitlines()
     monkeypatch.chdir(m / "concepts")
     result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", ".."])
-    assert f"error: mappings/units.csv:{line}: {wrong}" in result.output.splitlines()
+    assert f"error: {m.resolve()}/units.csv:{line}: {wrong}" in result.output.splitlines()

@@ -16,7 +16,7 @@ from cohort.errors import MappingError
 class Record:
     """One data line of a mapping CSV with its location for error messages."""
 
-    where: str  # "mappings/units.csv:4"
+    where: str  # "mappings/units.csv:4" (csvfile.display_path)
     values: dict[str, str]
 
     def get(self, key: str) -> str:
@@ -27,10 +27,16 @@ class Record:
 
 
 def display_path(root: Path, path: Path) -> str:
-    """The path as shown in messages: `mappings/concepts/labs.csv`. The folder's own name, also
-    when given as `.` or `..` (whose name is empty: "/units.csv" named a file at the root)."""
-    name = root.name if root.name not in ("", ".", "..") else root.resolve().name
-    return f"{name}/{path.relative_to(root).as_posix()}"
+    """The path of a file under the mappings folder `root` as shown in messages: relative to the
+    working folder when under it (`mappings/units.csv` run from the project), else absolute: a
+    researcher's copy at /srv/trial/mappings named `mappings/units.csv` read as the shipped file."""
+    # (the folder resolved, not the file: a linked file is still named where the folder has it;
+    # the working folder is always resolved, so `.` and `..` are too)
+    full = root.resolve() / path.relative_to(root)
+    try:
+        return full.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return full.as_posix()
 
 
 def read_text(path: Path, shown: str) -> str:

@@ -158,7 +158,7 @@ def load_concept_rows(root: Path) -> list[MappingRow]:
     """Every row of `concepts/*.csv` (unverified ones included; the caller filters)."""
     folder = root / "concepts"
     if not folder.is_dir():
-        raise MappingError(f"{root.name}/concepts: folder not found")
+        raise MappingError(f"{display_path(root, folder)}: folder not found")
     rows: list[MappingRow] = []
     for path in data_files(folder, "*.csv"):  # (not Excel's `~$labs.csv` lock file)
         medication = path.stem == "medications"

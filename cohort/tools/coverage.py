@@ -76,6 +76,9 @@ class CoverageReport:
     never_seen: list[tuple[str, str, str, str, str]] = field(default_factory=list)
     # (site, concept, unit as written, example value, screened patients)
     unit_failures: list[tuple[str, str, str, str, int]] = field(default_factory=list)
+    trial: str = ""
+    # mapped rows of concepts the trial does not read, not listed in never_seen: (rows, concepts)
+    left_out: tuple[int, int] = (0, 0)
 
 
 def _record_entry(
@@ -147,7 +150,7 @@ def coverage_report(cfg: Config, out: Path, site_id: str | None = None) -> Cover
     sites = [s for s in cfg.sites if site_id in (None, s.id)]
     if not sites:
         raise ConfigError(f"site '{site_id}' is not in the configuration")
-    report = CoverageReport(term.version)
+    report = CoverageReport(term.version, trial=loaded.trial.id)
     found: dict[tuple[str, str, str, str], Unmapped] = {}
     seen_codes: dict[str, set[str]] = defaultdict(set)
     seen_text: set[str] = set()
@@ -219,7 +222,9 @@ def coverage_report(cfg: Config, out: Path, site_id: str | None = None) -> Cover
     report.unmapped = sorted(
         found.values(), key=lambda u: (-len(u.screened), -len(u.patients), u.rtype, u.code)
     )
-    report.never_seen = _never_seen(term, seen_codes, seen_text)
+    report.never_seen, report.left_out = _never_seen(
+        term, seen_codes, seen_text, loaded.trial.concepts()
+    )
     report.unit_failures = sorted(
         ((s, c, unit, v[0], len(v[1])) for (s, c, unit), v in failures.items()),
         key=lambda t: -t[4],
@@ -250,11 +255,18 @@ def _unit_check(
 
 
 def _never_seen(
-    term: Terminology, seen_codes: dict[str, set[str]], seen_text: set[str]
-) -> list[tuple[str, str, str, str, str]]:
+    term: Terminology, seen_codes: dict[str, set[str]], seen_text: set[str], read: set[str]
+) -> tuple[list[tuple[str, str, str, str, str]], tuple[int, int]]:
+    """The rows of the concepts the trial reads (`read`) that no code or text in the data
+    matches; (rows, concepts) of the other concepts, left out: a folder holding several
+    trials' concepts listed thousands of rows of the trials not screened for."""
     out = []
+    other: list[str] = []
     for row in term.rows():
         if row.verified == "N":
+            continue
+        if row.concept not in read:
+            other.append(row.concept)
             continue
         index = ConceptIndex([row], term.systems)
         if row.system == TEXT:
@@ -264,7 +276,7 @@ def _never_seen(
             hit = any(index.code_hits(system, c) for c in seen_codes.get(system, ()))
         if not hit:
             out.append((row.concept, row.system, row.code, row.display, f"{row.file}:{row.line}"))
-    return out
+    return out, (len(other), len(set(other)))
 
 
 def _cut(text: str, width: int, keep_end: bool = False) -> str:
@@ -306,6 +318,8 @@ def render_terminal(r: CoverageReport, limit: int) -> str:
         "",
         f"mapped rows never seen in the data: {len(r.never_seen)} "
         f"(in {len(per)} concepts; listed in coverage.csv)",
+        f"left out: {r.left_out[0]} mapped row(s) of {r.left_out[1]} concept(s) the trial "
+        f"{r.trial} does not read",
     ]
     return "\n".join(lines)
 

@@ -16,6 +16,7 @@ import requests
 from cohort.errors import MappingError, ServerError
 from cohort.extract.rules import ReadingRules
 from cohort.terminology.codes import Systems
+from cohort.terminology.csvfile import display_path
 from cohort.terminology.mappings import load_concept_rows, read_csv
 from cohort.terminology.rows import RXNORM
 from cohort.tools.csvedit import append_rows
@@ -91,7 +92,8 @@ def expand_rxnorm(
     ]
     if not ingredients:
         raise MappingError(
-            f"concept '{concept}' has no RxNorm ingredient rows in {root.name}/concepts/"
+            f"concept '{concept}' has no RxNorm ingredient rows in "
+            f"{display_path(root, root / 'concepts')}/"
         )
     path = root / "medications" / "products.csv"
     have = {
