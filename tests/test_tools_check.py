@@ -157,6 +157,13 @@ def _title_warnings(m: Path) -> list[str]:
     return [line for line in result.output.splitlines() if "key 'title'" in line]
 
 
+# the end of every title warning
+TITLE_TAIL = (
+    "(the title is shown as written in summary.html, explain and to_confirm: update it "
+    "with the rule)"
+)
+
+
 def _line_of(path: Path, start: str) -> int:
     return next(i for i, t in enumerate(path.read_text().splitlines(), 1) if t.startswith(start))
 
@@ -173,8 +180,7 @@ def test_a_window_changed_without_its_title_is_a_warning(tmp_path: Path) -> None
     text = text.replace("window_days = 90\n", "window_months = 3\n", 1)  # "90 days": the same
     trial.write_text(text, encoding="utf-8")
     bilag, bcell = _line_of(trial, 'title = "BILAG'), _line_of(trial, 'title = "No B-cell')
-    tail = "(the title is shown as written in summary.html, explain and to_confirm: update it "
-    tail += "with the rule)"
+    tail = TITLE_TAIL
     assert _title_warnings(m) == [
         f"warning: {trial}:{bilag}: criterion 'bilag': key 'title': 'BILAG-2004: >= 1 A or >= 2 "
         f"B within 90 days' does not mention min_b = 3 {tail}",
@@ -205,8 +211,7 @@ def test_a_title_number_no_parameter_gives_is_a_warning(tmp_path: Path) -> None:
     text = trial.read_text(encoding="utf-8").replace("Age >= 12 years", "Age 12 to 75 years")
     trial.write_text(text, encoding="utf-8")
     line = _line_of(trial, 'title = "Age')
-    tail = "(the title is shown as written in summary.html, explain and to_confirm: update it "
-    tail += "with the rule)"
+    tail = TITLE_TAIL
     assert _title_warnings(m) == [
         f"warning: {trial}:{line}: criterion 'age': key 'title': 'Age 12 to 75 years' quotes 75,"
         f" which no parameter of the criterion gives {tail}"
@@ -259,8 +264,7 @@ def test_an_age_maximum_not_in_its_title_is_a_warning(tmp_path: Path) -> None:
     text = text.replace("min_years = 12", "min_years = 12\nmax_years = 75")
     trial.write_text(text, encoding="utf-8")
     line = _line_of(trial, 'title = "Age')
-    tail = "(the title is shown as written in summary.html, explain and to_confirm: update it "
-    tail += "with the rule)"
+    tail = TITLE_TAIL
     assert _title_warnings(m) == [
         f"warning: {trial}:{line}: criterion 'age': key 'title': 'Age >= 12 years' does not "
         f"mention max_years = 75 {tail}"
