@@ -180,13 +180,12 @@ def test_a_window_changed_without_its_title_is_a_warning(tmp_path: Path) -> None
     text = text.replace("window_days = 90\n", "window_months = 3\n", 1)  # "90 days": the same
     trial.write_text(text, encoding="utf-8")
     bilag, bcell = _line_of(trial, 'title = "BILAG'), _line_of(trial, 'title = "No B-cell')
-    tail = TITLE_TAIL
     assert _title_warnings(m) == [
         f"warning: {trial}:{bilag}: criterion 'bilag': key 'title': 'BILAG-2004: >= 1 A or >= 2 "
-        f"B within 90 days' does not mention min_b = 3 {tail}",
+        f"B within 90 days' does not mention min_b = 3 {TITLE_TAIL}",
         f"warning: {trial}:{bcell}: criterion 'washout_b_cell_depletion': key 'title': 'No "
         f"B-cell depletion in 36 weeks (or B cells recovered)' does not mention window_weeks = "
-        f"52 {tail}",
+        f"52 {TITLE_TAIL}",
     ]
     text = text.replace("depletion in 36 weeks", "depletion in 52 weeks")
     text = text.replace(">= 2 B within", ">= 3 B within")
@@ -195,26 +194,31 @@ def test_a_window_changed_without_its_title_is_a_warning(tmp_path: Path) -> None
     live = _line_of(trial, 'title = "No live')
     assert _title_warnings(m) == [
         f"warning: {trial}:{live}: criterion 'live_vaccine': key 'title': 'No live vaccine in 4 "
-        f"weeks' does not mention window_months = 1 {tail}"
+        f"weeks' does not mention window_months = 1 {TITLE_TAIL}"
     ]
     text = text.replace("vaccine in 4 weeks", "vaccine in 1 month")
     trial.write_text(text, encoding="utf-8")
     assert _title_warnings(m) == []
 
 
+def _age_edited(tmp_path: Path, old: str, new: str) -> tuple[Path, Path, str, int]:
+    """A copy of the shipped mappings whose trial file has `old` replaced by `new`: the folder,
+    the trial file, its text and the line of the age criterion's title."""
+    m = _copy(tmp_path)
+    trial = m / "trials" / "sirius-sle-2.toml"
+    text = trial.read_text(encoding="utf-8").replace(old, new)
+    trial.write_text(text, encoding="utf-8")
+    return m, trial, text, _line_of(trial, 'title = "Age')
+
+
 def test_a_title_number_no_parameter_gives_is_a_warning(tmp_path: Path) -> None:
     """A title quoting a number that is no parameter at all ("Age 12 to 75 years" with only
     `min_years = 12`: no maximum is applied) passed `check` silently: only the parameters'
     values were looked for in the title, never the title's numbers in the parameters."""
-    m = _copy(tmp_path)
-    trial = m / "trials" / "sirius-sle-2.toml"
-    text = trial.read_text(encoding="utf-8").replace("Age >= 12 years", "Age 12 to 75 years")
-    trial.write_text(text, encoding="utf-8")
-    line = _line_of(trial, 'title = "Age')
-    tail = TITLE_TAIL
+    m, trial, text, line = _age_edited(tmp_path, "Age >= 12 years", "Age 12 to 75 years")
     assert _title_warnings(m) == [
         f"warning: {trial}:{line}: criterion 'age': key 'title': 'Age 12 to 75 years' quotes 75,"
-        f" which no parameter of the criterion gives {tail}"
+        f" which no parameter of the criterion gives {TITLE_TAIL}"
     ]
     trial.write_text(text.replace("min_years = 12", "min_years = 12\nmax_years = 75"))
     assert _title_warnings(m) == []
@@ -258,16 +262,10 @@ def test_a_nested_limit_a_title_misquotes_is_a_warning() -> None:
 
 def test_an_age_maximum_not_in_its_title_is_a_warning(tmp_path: Path) -> None:
     """An age range's maximum (`max_years`) is a threshold its title quotes, as `min_years`."""
-    m = _copy(tmp_path)
-    trial = m / "trials" / "sirius-sle-2.toml"
-    text = trial.read_text(encoding="utf-8")
-    text = text.replace("min_years = 12", "min_years = 12\nmax_years = 75")
-    trial.write_text(text, encoding="utf-8")
-    line = _line_of(trial, 'title = "Age')
-    tail = TITLE_TAIL
+    m, trial, text, line = _age_edited(tmp_path, "min_years = 12", "min_years = 12\nmax_years = 75")
     assert _title_warnings(m) == [
         f"warning: {trial}:{line}: criterion 'age': key 'title': 'Age >= 12 years' does not "
-        f"mention max_years = 75 {tail}"
+        f"mention max_years = 75 {TITLE_TAIL}"
     ]
     trial.write_text(text.replace("Age >= 12 years", "Age 12 to 75 years"), encoding="utf-8")
     assert _title_warnings(m) == []
