@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import signal
 from collections.abc import Iterable
+from pathlib import Path
 
 SIGTERM_TEXT = "SIGTERM"  # a KeyboardInterrupt's text when SIGTERM raised it (cli.stop_on_sigterm)
 
@@ -15,6 +16,22 @@ def interruption(exc: KeyboardInterrupt) -> tuple[str, int]:
     if str(exc) == SIGTERM_TEXT:
         return "SIGTERM", 128 + signal.SIGTERM
     return "Ctrl-C / SIGINT", 128 + signal.SIGINT
+
+
+def cwd_relative(full: Path) -> str:
+    """`full` (an absolute path) as messages name it: relative to the working folder when under
+    it (`mappings/units.csv` run from the project), else absolute."""
+    try:
+        return full.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return full.as_posix()
+
+
+def shown_path(path: Path) -> str:
+    """A file under its folder as messages name it (cwd_relative): the folder resolved, not the
+    file, so a linked file is named where its folder has it; the same file reads the same in
+    every message, however the path was given."""
+    return cwd_relative(path.parent.resolve() / path.name)
 
 
 class CohortError(Exception):

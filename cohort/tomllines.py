@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from cohort.errors import shown_path
+
 __all__ = ["TomlLines"]
 
 # TOML ends a line with LF or CRLF only: str.splitlines() also splits at U+2028, U+0085, form
@@ -20,6 +22,7 @@ class TomlLines:
 
     def __init__(self, path: Path, text: str):
         self.path = path
+        self.shown = shown_path(path)  # as messages name the file
         self.lines = _NEWLINE.split(text)
         self.tables = [
             (i, m[2].strip(), bool(m[1]))

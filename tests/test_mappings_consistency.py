@@ -163,8 +163,10 @@ def _trial_number_nan(m: Path) -> str:
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace("fail_below = 25", "fail_below = nan", 1), encoding="utf-8")
     line = text[: text.index("fail_below = 25")].count("\n") + 1
+    # (named from the working folder, as the CSVs are: the test runs in tmp_path)
     return (
-        f"{path}:{line}: criterion 'platelets': key 'fail_below': expected a finite number, got nan"
+        f"mappings/trials/sirius-sle-2.toml:{line}: criterion 'platelets': key 'fail_below': "
+        "expected a finite number, got nan"
     )
 
 
@@ -176,7 +178,8 @@ def _trial_concept_of_other_records(m: Path) -> str:
     path.write_text(text.replace(old, '"baff_other", "plasmapheresis"]', 1), encoding="utf-8")
     line = text[: text.index(old)].count("\n") + 1
     return (
-        f"{path}:{line}: criterion 'washout_24wk': key 'concepts': concept 'plasmapheresis' is "
+        f"mappings/trials/sirius-sle-2.toml:{line}: criterion 'washout_24wk': key 'concepts': "
+        "concept 'plasmapheresis' is "
         "mapped for Procedure records only (procedures.csv), but 'concepts' of kind 'washout' "
         "reads medication records (did you mean 'procedures'?)"
     )

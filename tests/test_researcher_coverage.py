@@ -132,3 +132,18 @@ def test_coverage_lists_unseen_rows_of_the_trials_concepts_only(tmp_path: Path) 
         f"left out: {len(other)} mapped row(s) of {concepts} concept(s) the trial sirius-sle-2 "
         "does not read" in output.splitlines()
     )
+
+
+def test_coverage_says_nothing_was_left_out_only_when_something_was(tmp_path: Path) -> None:
+    """A mappings folder holding only the trial's concepts printed "left out: 0 mapped row(s)
+    of 0 concept(s) the trial ... does not read" every time: a line with nothing to say."""
+    cfg, m = _project(tmp_path)
+    toml = (m / TRIAL).read_text(encoding="utf-8")
+    for path in sorted((m / "concepts").glob("*.csv")):
+        head, *lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [ln for ln in lines if ln.startswith("#") or f'"{ln.split(",")[0]}"' in toml]
+        path.write_text(head + "".join(kept), encoding="utf-8")
+    assert [r for r in _concept_rows(m) if f'"{r["concept"].strip()}"' not in toml] == []
+    output, _ = _coverage(cfg, tmp_path / "out")
+    assert "mapped rows never seen in the data:" in output
+    assert [ln for ln in output.splitlines() if ln.startswith("left out:")] == []

@@ -757,3 +757,30 @@ def test_a_number_that_is_not_finite_is_an_error_of_the_criteria_file(
     (exit 0), and a count of 20 passed the >= 25 rule (every comparison with nan is false);
     `inf` made every result fail, `-inf` every titer pass."""
     _refused_by_check_and_run(tmp_path, old, new, marker, message)
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_a_criteria_file_is_named_from_the_working_folder_as_the_mapping_csvs_are(
+    tmp_path: Path,
+) -> None:
+    """Run from the folder holding the mappings copy, a CSV's mistake read `mappings/units.csv:3`
+    but the criteria file's `/tmp/.../mappings/trials/sirius-sle-2.toml:24`: the same folder named
+    two ways in one listing. Both now read from the working folder, in `check` and in `run`."""
+    m = copy_mappings(tmp_path)
+    line = edit(m / TRIAL, "min_years = 12", 'min_years = "12"', "min")
+    code, lines = check_all(m)
+    assert code == 4
+    named = f"error: mappings/{TRIAL}:{line}: criterion 'age': key 'min_years'"
+    assert [ln for ln in lines if ln.startswith(named)], lines
+    code, output = run_uci(tmp_path, m)
+    assert code == 4 and f"cohort: {named}" in output
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_an_unreadable_criteria_file_is_named_from_the_working_folder(tmp_path: Path) -> None:
+    m = copy_mappings(tmp_path)
+    (m / TRIAL).write_bytes(b'[trial]\nid = "sirius-sle-2"\ntitle = "\xc2ge"\n')
+    code, lines = check_all(m)
+    assert code == 4 and any(
+        ln.startswith(f"error: mappings/{TRIAL}: not UTF-8 text") for ln in lines
+    ), lines

@@ -121,3 +121,16 @@ def test_a_line_separator_inside_a_toml_string_does_not_shift_the_line_named(
     code, lines = check_all(m)
     expected = f"{m / 'rules.toml'}:{line}: [exposure] key 'ongoin': unknown key"
     assert code == 4 and any(ln.startswith(f"error: {expected}") for ln in lines), lines
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_a_reading_rules_mistake_names_the_file_from_the_working_folder(tmp_path: Path) -> None:
+    """As the mapping CSVs are: `mappings/rules.toml:LINE`, not the folder's absolute path."""
+    m = copy_mappings(tmp_path)
+    old, new, message = RULE_MISTAKES[0]
+    line = edit(m / "rules.toml", old, new, new[:3])
+    expected = f"mappings/rules.toml:{line}: {message}"
+    code, lines = check_all(m)
+    assert code == 4 and f"error: {expected}" in lines, lines
+    code, output = run_uci(tmp_path, m)
+    assert code == 4 and output.splitlines() == [f"cohort: error: {expected}"]

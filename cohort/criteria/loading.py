@@ -30,7 +30,7 @@ from cohort.criteria.registry import (
 )
 from cohort.criteria.titles import hint_problems, title_problems
 from cohort.criteria.trial import Trial, concept_refs
-from cohort.errors import MappingError, did_you_mean
+from cohort.errors import MappingError, did_you_mean, shown_path
 from cohort.report.columns import FIXED_COLUMNS
 from cohort.tomllines import TomlLines
 
@@ -66,7 +66,7 @@ class _Problems:
     def criterion(self, index: int, cid: str, key: str, msg: str, warn: bool = False) -> None:
         line = self.where.key_line(index, cid, key)
         name = f"'{cid}'" if cid else f"#{index + 1}"
-        text = f"{self.where.path}:{line}: criterion {name}: key '{key}': {msg}"
+        text = f"{self.where.shown}:{line}: criterion {name}: key '{key}': {msg}"
         if warn:
             self.warnings.append((line, text))
         else:
@@ -74,7 +74,7 @@ class _Problems:
 
     def head(self, key: str, msg: str, warn: bool = False) -> None:
         line = self.where.head_line(key)
-        text = f"{self.where.path}:{line}: [trial] key '{key}': {msg}"
+        text = f"{self.where.shown}:{line}: [trial] key '{key}': {msg}"
         if warn:
             self.warnings.append((line, text))
         else:
@@ -82,7 +82,7 @@ class _Problems:
 
     def file(self, line: int, msg: str) -> None:
         at = f":{line}" if line else ""
-        self.found.append((line, MappingError(f"{self.where.path}{at}: {msg}")))
+        self.found.append((line, MappingError(f"{self.where.shown}{at}: {msg}")))
 
 
 def _hint(key: str, known: Iterable[str]) -> str:
@@ -295,17 +295,18 @@ def check_trial(
     `units`: the concepts units.csv gives a unit; `files`: the concept files of each concept's
     rows (terminology.mappings.concept_files; a concept of other records than its key reads is
     an error)."""
+    shown = shown_path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        unread = MappingError(f"{path}: cannot read criteria file: {exc.strerror}")
+        unread = MappingError(f"{shown}: cannot read criteria file: {exc.strerror}")
         return TrialCheck(None, [unread])
     except UnicodeDecodeError as exc:
-        return TrialCheck(None, [MappingError(f"{path}: not UTF-8 text ({exc.reason})")])
+        return TrialCheck(None, [MappingError(f"{shown}: not UTF-8 text ({exc.reason})")])
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        return TrialCheck(None, [MappingError(f"{path}: invalid TOML: {exc}")])
+        return TrialCheck(None, [MappingError(f"{shown}: invalid TOML: {exc}")])
     where = TomlLines(path, text)
     p = _Problems(where)
     for key in data:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cohort.errors import MappingError, did_you_mean
+from cohort.errors import MappingError, did_you_mean, shown_path
 from cohort.extract.elements import (
     R4_CLINICAL_STATUS,
     R4_VERIFICATION_STATUS,
@@ -44,7 +44,7 @@ class ReadingRules:
             text = path.read_text(encoding="utf-8-sig")
             data = tomllib.loads(text)
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise MappingError(f"{path}: cannot read reading rules: {exc}") from exc
+            raise MappingError(f"{shown_path(path)}: cannot read reading rules: {exc}") from exc
         _validate(path, text, data)
 
         def table(key: str) -> dict[str, frozenset[str]]:
@@ -198,7 +198,7 @@ def _validate(path: Path, text: str, data: dict[str, Any]) -> None:
 
     def fail(table: str, key: str, msg: str) -> MappingError:
         at = lines.table_key_line(table, key)
-        where = f"{path}:{at}" if at is not None else str(path)
+        where = f"{lines.shown}:{at}" if at is not None else lines.shown
         what = f"[{table}] key '{key}'" if key else f"[{table}]"
         return MappingError(f"{where}: {what}: {msg}")
 

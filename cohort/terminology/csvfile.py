@@ -9,7 +9,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cohort.errors import MappingError
+from cohort.errors import MappingError, cwd_relative
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,16 +27,12 @@ class Record:
 
 
 def display_path(root: Path, path: Path) -> str:
-    """The path of a file under the mappings folder `root` as shown in messages: relative to the
-    working folder when under it (`mappings/units.csv` run from the project), else absolute: a
-    researcher's copy at /srv/trial/mappings named `mappings/units.csv` read as the shipped file."""
+    """The path of a file under the mappings folder `root` as messages show it
+    (errors.cwd_relative): a researcher's copy at /srv/trial/mappings is not named
+    `mappings/units.csv`, read as the shipped file."""
     # (the folder resolved, not the file: a linked file is still named where the folder has it;
     # the working folder is always resolved, so `.` and `..` are too)
-    full = root.resolve() / path.relative_to(root)
-    try:
-        return full.relative_to(Path.cwd()).as_posix()
-    except ValueError:
-        return full.as_posix()
+    return cwd_relative(root.resolve() / path.relative_to(root))
 
 
 def read_text(path: Path, shown: str) -> str:

@@ -318,9 +318,12 @@ def render_terminal(r: CoverageReport, limit: int) -> str:
         "",
         f"mapped rows never seen in the data: {len(r.never_seen)} "
         f"(in {len(per)} concepts; listed in coverage.csv)",
-        f"left out: {r.left_out[0]} mapped row(s) of {r.left_out[1]} concept(s) the trial "
-        f"{r.trial} does not read",
     ]
+    if r.left_out[0]:
+        lines.append(
+            f"left out: {r.left_out[0]} mapped row(s) of {r.left_out[1]} concept(s) the trial "
+            f"{r.trial} does not read"
+        )
     return "\n".join(lines)
 
 
