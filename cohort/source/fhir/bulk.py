@@ -19,7 +19,16 @@ from cohort.merged import family
 from cohort.source.structure import loads
 
 from .answer import retry_after, utc_instant
-from .kickoff import STEPS, by_combo, combo_asked, fallbacks, refused_words, said_by_code
+from .kickoff import (
+    STEPS,
+    NoExport,
+    by_combo,
+    combo_asked,
+    fallbacks,
+    no_export,
+    refused_words,
+    said_by_code,
+)
 from .medications import medication_since, refresh_medications
 from .ndjson import export_links, load, read_ndjson, screened_in
 from .outcome import outcome_issues
@@ -27,7 +36,7 @@ from .plan import BY_CODE, COMBO_CODE, PULL_TYPES, minus_overlap, token_hash
 from .pull import Puller
 from .quirks import kicked_off
 from .search import pull_replacing, pull_types, search_path
-from .spool import JobGone, absolute_urls, download, spool_dir
+from .spool import JobGone, absolute_urls, delete_job, download, fresh, spool_dir
 
 MIN_POLL = 1.0  # seconds between two status polls at the least (see poll)
 
@@ -76,6 +85,8 @@ def kickoff(p: Puller, since_of: Callable[[bool], str | None]) -> tuple[str, str
             break
         except ServerError as e:
             status = getattr(e, "status", 0)
+            if (gone := no_export(status, p.s.bulk_group)) is not None:
+                raise gone from None
             less = next(tries, None) if status in (400, 422) else None
             if less is None:
                 raise
@@ -150,13 +161,6 @@ def poll(p: Puller, status_url: str) -> dict[str, Any]:
         p.client.sleep(wait)
 
 
-def _fresh(spool: Path) -> None:
-    """Forget an export job: its state and files (a new job starts from nothing)."""
-    for old in spool.glob("*.ndjson*"):
-        old.unlink()
-    (spool / "job.json").unlink(missing_ok=True)
-
-
 def _export(
     p: Puller,
     spool: Path,
@@ -168,7 +172,7 @@ def _export(
     state_file = spool / "job.json"
     with p.phase("bulk-export"):
         if not state:
-            _fresh(spool)
+            fresh(spool)
             url, since, combo = kickoff(p, since_of)
             # (the key of what was asked: the bulk mark's once the job is read)
             key = export_key(p, export_types(p), combo)
@@ -231,6 +235,39 @@ def export_errors(p: Puller, errors: list[tuple[str, Path]]) -> bool:
     return failed
 
 
+def _job(
+    p: Puller,
+    spool: Path,
+    state: dict[str, Any],
+    resumed: bool,
+    since_of: Callable[[bool], str | None],
+    asked: set[str],
+) -> tuple[dict[str, Any], list[tuple[str, Path]], list[tuple[str, Path]]]:
+    """_export the job `state` names when `resumed`, else a new one; a resumed job that is gone
+    or refused now is replaced by a new one."""
+    try:
+        state, files, errors = _export(p, spool, state if resumed else {}, since_of, asked)
+    except JobGone as e:
+        if not resumed:
+            fresh(spool)
+            raise ServerError(f"{e}; the next run starts a new export") from None
+        p.report.warn(f"the unfinished bulk export job of an earlier run is gone ({e}); new job")
+        state, files, errors = _export(p, spool, {}, since_of, asked)
+    except AuthError as e:
+        status = getattr(e, "status", 0)
+        if not resumed or status not in (401, 403):  # (a token refused: the credentials')
+            raise
+        # an earlier night's job whose links expired, or a job of the credentials before a
+        # rotation: refused though tonight's token is fine; resumed, it failed (exit 7) every
+        # night. A new job refused the same way is the credentials' (exit 7)
+        p.report.warn(
+            f"the unfinished bulk export job of an earlier run is refused now (HTTP {status}:"
+            " its links expired?); new job"
+        )
+        state, files, errors = _export(p, spool, {}, since_of, asked)
+    return state, files, errors
+
+
 def bulk_pull(p: Puller) -> None:
     """Export (incrementally with _since), keep screened patients' records, then delete the job."""
     p.report.mode = "bulk"
@@ -263,27 +300,16 @@ def bulk_pull(p: Puller) -> None:
     elif state.get("status_url"):
         # an earlier run's unfinished job that tonight replaces (--full-refresh, other types or
         # codes): left alone it kept the server exporting, and its files, for nothing
-        _delete_job(p, str(state["status_url"]), "the replaced earlier")
+        delete_job(p, str(state["status_url"]), "the replaced earlier")
     try:
-        state, files, errors = _export(p, spool, state if resumed else {}, since_of, asked)
-    except JobGone as e:
-        if not resumed:
-            _fresh(spool)
-            raise ServerError(f"{e}; the next run starts a new export") from None
-        p.report.warn(f"the unfinished bulk export job of an earlier run is gone ({e}); new job")
-        state, files, errors = _export(p, spool, {}, since_of, asked)
-    except AuthError as e:
-        status = getattr(e, "status", 0)
-        if not resumed or status not in (401, 403):  # (a token refused: the credentials')
-            raise
-        # an earlier night's job whose links expired, or a job of the credentials before a
-        # rotation: refused though tonight's token is fine; resumed, it failed (exit 7) every
-        # night. A new job refused the same way is the credentials' (exit 7)
-        p.report.warn(
-            f"the unfinished bulk export job of an earlier run is refused now (HTTP {status}:"
-            " its links expired?); new job"
-        )
-        state, files, errors = _export(p, spool, {}, since_of, asked)
+        state, files, errors = _job(p, spool, state, resumed, since_of, asked)
+    except NoExport as e:
+        # (advertised, yet not there: an export module switched off, a proxy not routing it)
+        p.report.warn(f"bulk: {e}; used search instead")
+        p.report.mode = "search"
+        shutil.rmtree(spool, ignore_errors=True)
+        search_path(p)
+        return
     if mark and not state.get("since"):
         if mark_key == export_key(p, types) and state["key"] != mark_key:
             why = "the Observation _typeFilter asks by combo-code now: full, once"
@@ -343,24 +369,18 @@ def bulk_pull(p: Puller) -> None:
         # (referenced Medications refused: the next export repeats this window, medications.py)
         p.set_mark("bulk", f"{when}|{state['key']}")
     searched = set(new) | added
-    if p.refused and searched:
-        # a type refused (403) on the searches of patients the export did not hold in full:
-        # complete, they would only have their changes exported, their older records of the
-        # type never fetched once it is granted; left out, they are searched again in full
+    lacking = [f"{t} refused" for t in sorted(p.refused)]
+    lacking += [f"{t} unsupported" for t in sorted(p.unsupported) if t in PULL_TYPES]
+    if lacking and searched:
+        # a type refused (403) or unsupported on the searches of patients the export did not
+        # hold in full: complete, they would only have their changes exported, their older
+        # records of the type never fetched once it is granted; left out, they are searched
+        # again in full
         p.report.warn(
-            f"bulk: {len(searched)} patient(s) fetched by search with "
-            f"{', '.join(sorted(p.refused))} refused are not marked complete; "
-            "searched again in full next run"
+            f"bulk: {len(searched)} patient(s) fetched by search with {', '.join(lacking)}"
+            " are not marked complete; searched again in full next run"
         )
         screened -= searched
     p.set_mark("complete", json.dumps(sorted(screened)))
-    _delete_job(p, state["status_url"], "the")
+    delete_job(p, state["status_url"], "the")
     shutil.rmtree(spool, ignore_errors=True)
-
-
-def _delete_job(p: Puller, status_url: str, which: str) -> None:
-    """DELETE an export job's status URL (the Bulk Data way to end a job); a failure only warns."""
-    try:
-        p.client.request("DELETE", status_url, key="bulk", ok=(200, 202, 204, 404))
-    except ServerError as e:
-        p.report.warn(f"could not delete {which} bulk export job: {e}")

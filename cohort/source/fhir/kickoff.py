@@ -5,10 +5,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from cohort.errors import ServerError
+
 from .plan import COMBO_CODE
 
 if TYPE_CHECKING:  # (quirks.py, which pull.py imports, reads `combo_asked`)
     from .pull import Params, Puller
+
+
+class NoExport(ServerError):
+    """The server does not support the export kick-off it advertises: searched instead."""
+
+
+def no_export(status: int, group: str | None) -> NoExport | None:
+    """A kick-off answered `status` as by a server without the operation (405, 501; 404 to
+    Patient/$export), or None. A Group export's 404 is most likely no such Group: a
+    configuration error, and a search would pull other patients than its members."""
+    if status in (405, 501) or (status == 404 and not group):
+        return NoExport(f"the server does not support the export kick-off (HTTP {status})")
+    return None
 
 
 def by_combo(p: Puller, types: list[str]) -> bool:

@@ -12,6 +12,7 @@ from cohort.store import reference_id
 from .answer import server_time
 from .fallback import refusal
 from .plan import MED_TYPES, chunk_values, minus_overlap
+from .unsupported import said, unsupported
 
 if TYPE_CHECKING:
     from .pull import Items, Puller
@@ -70,19 +71,26 @@ def fetch_medications(
         ids = sorted(refs - stored)
     if not ids:
         return
+    if "Medication" in p.unsupported:  # (said once: each further read would fail the same way)
+        _unread(p, records, set(ids))
+        return
     if p.cap.has_param("Medication", "_id"):
         prefix = len(p.s.base_url) + 40
         got: set[str] = set()
         for group in chunk_values(prefix, ids, p.url_limit):
             try:
                 items, _ = p.search_all("Medication", [("_id", ",".join(group))])
-            except AuthError as e:
-                if getattr(e, "status", 0) != 403:
+            except ServerError as e:
+                refused = isinstance(e, AuthError) and getattr(e, "status", 0) == 403
+                if not (refused or unsupported(e, "Medication")):
                     raise
-                # the token's scope leaves Medication out: the records are kept without it,
-                # and read again (marks held) until it is granted
+                # the token's scope leaves Medication out, or the server has no search of it:
+                # the records are kept without it, and read again (marks held) until it has
+                if not refused:
+                    p.unsupported.setdefault("Medication", e)
+                why = refusal(p, "Medication") if refused else said(e, "Medication")
                 _unread(p, records, set(ids))
-                p.report.warn(refusal(p, "Medication") + f"; referenced Medications not read{HELD}")
+                p.report.warn(why + f"; referenced Medications not read{HELD}")
                 return
             p.put(items)
             got |= {str(r.get("id")) for r, _ in items if r.get("resourceType") == "Medication"}
@@ -97,6 +105,14 @@ def fetch_medications(
             body, _ = p.client.get_json(f"Medication/{mid}", key="Medication")
         except ServerError as e:
             status = getattr(e, "status", 0)
+            if status in (405, 501):  # (404: this one gone, as the server says of a read)
+                p.unsupported.setdefault("Medication", e)
+                _unread(p, records, set(ids))
+                p.report.warn(
+                    f"Medication: the server does not support reading Medications (HTTP {status});"
+                    f" referenced Medications not read{HELD}"
+                )
+                return
             if status not in UNREADABLE:
                 raise
             if status == 403:  # (not gone: refused, as a search of them would be)
@@ -172,11 +188,15 @@ def refresh_medications(p: Puller, since: str | None) -> None:
             items, clock = p.search_all("Medication", [("_id", ",".join(group)), *changed])
             clocks.append(clock)
             p.put([(r, o) for r, o in items if r.get("resourceType") == "Medication"])
-    except AuthError as e:
-        if getattr(e, "status", 0) != 403:
+    except ServerError as e:
+        refused = isinstance(e, AuthError) and getattr(e, "status", 0) == 403
+        if not (refused or unsupported(e, "Medication")):
             raise
+        if not refused:
+            p.unsupported.setdefault("Medication", e)
         p.meds_unread.update(MED_TYPES)
-        p.report.warn(refusal(p, "Medication") + f"; stored Medications not read again{HELD}")
+        why = refusal(p, "Medication") if refused else said(e, "Medication")
+        p.report.warn(why + f"; stored Medications not read again{HELD}")
         return
     _checked(p, clocks)
 

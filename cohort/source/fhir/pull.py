@@ -71,6 +71,7 @@ class Puller:
         self.no_include: set[str] = set()
         self.no_since: set[str] = set()
         self.refused: dict[str, ServerError] = {}  # types whose search answered 403
+        self.unsupported: dict[str, ServerError] = {}  # ... 404/405/501 (unsupported.py)
         self.category_each = False  # the server takes one Observation category per search
         # what an Observation search by mapped code uses (Capability.code_params); back to
         # ("code",) when the server refuses combo-code or component-code
@@ -244,6 +245,7 @@ class Puller:
         except ServerError as e:
             if page and not isinstance(e, IncompleteSearch):
                 e.page = page + 1  # type: ignore[attr-defined]
+            e.rtype = getattr(e, "rtype", None) or rtype  # type: ignore[attr-defined]
             raise
         if isinstance(total, int) and not isinstance(total, bool) and matched < total:
             # records deleted while paging, or a server that drops some: said, not hidden

@@ -26,6 +26,7 @@ from .plan import (
     minus_overlap,
     token_hash,
 )
+from .unsupported import said, unsupported
 
 if TYPE_CHECKING:
     from .pull import Params, Puller
@@ -252,6 +253,16 @@ def pull_types(p: Puller, new: list[str], known: list[str], *, advance: bool = T
             p.report.warn(refusal(p, rtype) + "; not pulled")
             p.clear_mark(rtype)
             continue
+        except ServerError as e:
+            # a type the server has no search of (no MedicationAdministration endpoint): as
+            # one missing from its CapabilityStatement. Not Patient: charts without it would
+            # read as unknown everywhere
+            if rtype == "Patient" or not unsupported(e, rtype):
+                raise
+            p.unsupported.setdefault(rtype, e)
+            p.report.warn(said(e, rtype) + "; not pulled")
+            p.clear_mark(rtype)
+            continue
         if resweep and covers & set(p.code_params(rtype)):
             # a search by combo-code refused, by code since the mark: not pulled in full
             p.resweep.discard(rtype)
@@ -276,8 +287,10 @@ def search_path(p: Puller) -> None:
     p.report.patients_screened, p.report.patients_new = len(screened), len(new)
     p.log.info("fhir %s: screened %d patients (%d new)", p.site, len(screened), len(new))
     pull_types(p, new, known)
-    if p.refused and not p.swept:  # every type refused: credentials or scope (exit 7)
-        raise next(iter(p.refused.values()))
+    if not p.swept and (p.refused or p.unsupported):
+        # every type refused (credentials or scope: exit 7) or unsupported (exit 6): pulling
+        # nothing would mark every screened patient complete
+        raise next(iter([*p.refused.values(), *p.unsupported.values()]))
     screened |= pull_replacing(p, screened, complete)
     p.set_mark("complete", json.dumps(sorted(screened)))
 

@@ -1,4 +1,4 @@
-"""Downloading a Bulk export's files to the site's spool folder (PHI, 0700/0600), resumably."""
+"""A Bulk export's spool folder (PHI, 0700/0600): its files downloaded resumably, its job ended."""
 
 from __future__ import annotations
 
@@ -168,3 +168,18 @@ def download(
             " not downloaded"
         )
     return files
+
+
+def fresh(spool: Path) -> None:
+    """Forget an export job: its state and files (a new job starts from nothing)."""
+    for old in spool.glob("*.ndjson*"):
+        old.unlink()
+    (spool / "job.json").unlink(missing_ok=True)
+
+
+def delete_job(p: Puller, status_url: str, which: str) -> None:
+    """DELETE an export job's status URL (the Bulk Data way to end a job); a failure only warns."""
+    try:
+        p.client.request("DELETE", status_url, key="bulk", ok=(200, 202, 204, 404))
+    except ServerError as e:
+        p.report.warn(f"could not delete {which} bulk export job: {e}")
