@@ -102,8 +102,9 @@ def kickoff(p: Puller, since_of: Callable[[bool], str | None]) -> tuple[str, str
     if not loc:
         raise ServerError(f"GET {path}: 202 without Content-Location")
     # checked now (another host, not http(s)), before the job is saved to be resumed: a
-    # status URL that cannot be polled made every later run resume it and fail
-    return p.client.url(loc), since, combo
+    # status URL that cannot be polled made every later run resume it and fail (a proxy's
+    # internal address under the base path, as in search links, is taken at the base URL)
+    return p.client.url(loc, rebase=True), since, combo
 
 
 def poll(p: Puller, status_url: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from cohort.source.structure import loads
 
 from .answer import as_utf8, content_length, reason_phrase, retry_after
 from .auth import Auth, TokenEndpointDown, make_auth
+from .links import origin, safe_path, under_base, url_host
 from .outcome import operation_outcome_codes, operation_outcome_text, outcome_issues, type_name
 from .settings import ServerSettings
 
@@ -34,8 +35,8 @@ TRANSIENT = (
 )
 MAX_PAGES = 100_000
 FHIR_JSON = "application/fhir+json"
-DEFAULT_PORTS = {"http": 80, "https": 443}
 _NOT_JSON = object()
+REBASED = "the server's links name another host"
 
 
 @dataclass
@@ -76,42 +77,6 @@ class Accounting:
         return sum(getattr(t, attr) for t in self.by_type.values())
 
 
-def url_host(url: object) -> str | None:
-    """The host (netloc, without any `user:password@`: messages quote it) of an http(s) URL;
-    None for anything else, e.g. "http://[x", which urlsplit refuses, or a link that is not a
-    string."""
-    if not isinstance(url, str):
-        return None
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    return parts.netloc.rpartition("@")[2] or None
-
-
-def _origin(url: str) -> tuple[str, int | None] | None:
-    """(host in lower case, port) of an http(s) URL, the scheme's default port as None: a
-    link to "host:443" is one to "host" (a proxy's Host header in HAPI's links). None for a
-    URL with a user name (requests would send it as Basic auth) or a port that is no number."""
-    if url_host(url) is None:
-        return None
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.username is not None or not parts.hostname:
-        return None
-    return parts.hostname.lower(), None if port == DEFAULT_PORTS[parts.scheme] else port
-
-
-def safe_path(url: str) -> str:
-    """The URL path without query (queries carry patient ids: never put them in messages)."""
-    return urlsplit(url).path or "/"
-
-
 class FhirClient:
     """One requests.Session per source; at most `settings.concurrency` requests in flight."""
 
@@ -147,11 +112,12 @@ class FhirClient:
         """Whether `url` is an http(s) URL on the server's own host and port (host names are
         not case-sensitive: requests lower-cases the host it ends at, base_url is as written;
         a scheme's default port written out is the same port)."""
-        origin = _origin(url) if isinstance(url, str) else None
-        return origin is not None and origin == _origin(self.base)
+        ours = origin(url) if isinstance(url, str) else None
+        return ours is not None and ours == origin(self.base)
 
-    def url(self, path_or_url: str) -> str:
-        """Absolute URL for a path relative to the base (or an absolute URL, checked to be ours)."""
+    def url(self, path_or_url: str, *, rebase: bool = False) -> str:
+        """Absolute URL for a path relative to the base (or an absolute URL, checked to be ours;
+        with `rebase`, one on another host under the base path is taken at the base URL)."""
         try:
             url = urljoin(self.base + "/", path_or_url) if isinstance(path_or_url, str) else ""
         except ValueError:  # e.g. "http://[x": urljoin refuses it
@@ -160,9 +126,16 @@ class FhirClient:
         if host is None:
             # (the link itself is not quoted: a query may carry patient ids)
             raise ServerError("the server sent a link that is not an http(s) URL")
-        if not self.same_host(url):
-            raise ServerError(f"refusing to follow a link to another host ({host})")
         parts, base = urlsplit(url), urlsplit(self.base)
+        if not self.same_host(url):
+            if not (rebase and under_base(url, self.base)):
+                raise ServerError(f"refusing to follow a link to another host ({host})")
+            # a server behind a reverse proxy writing its own internal address into its links
+            # (http://10.0.0.5:8080/fhir?_getpages=...): the same path at the configured host,
+            # which alone gets the credentials; said once a run
+            parts = parts._replace(scheme=base.scheme)
+            if not any(w.startswith(REBASED) for w in self.warnings):
+                self.warnings.append(f"{REBASED} ({host}); followed at the base URL")
         # the host as base_url writes it (not "HOST:443"), so that a repeated link is seen
         url = urlunsplit(parts._replace(netloc=base.netloc))
         if base.scheme == "https" and parts.scheme == "http":
@@ -335,7 +308,7 @@ class FhirClient:
             )
             if not nxt:
                 return
-            url = self.url(nxt)
+            url = self.url(nxt, rebase=True)
             if url in seen or page >= MAX_PAGES:
                 # an incomplete result must not pass as complete: the run fails, marks stay put
                 raise ServerError(

@@ -14,7 +14,7 @@ from cohort.atomic import ensure_dir
 from cohort.errors import ServerError
 
 from .answer import content_length
-from .client import url_host
+from .links import url_host
 from .pull import Puller
 
 
