@@ -98,7 +98,10 @@ def _condition_check(
     label = chk["label"] if "label" in chk else ", ".join(chk["condition"])
     for c in ctx.conditions(chk["condition"]):
         concepts = ctx.concepts(c.ref, c.codes, c.text)
-        ev = Evidence(c.ref, label, c.text[:80], "", condition_shown(c))  # (no unit, note)
+        # evidence names the concepts matched (what the mapping files call them), as every
+        # other kind's does; the label is the reasons' word
+        matched = ",".join(n for n in chk["condition"] if n in concepts)
+        ev = Evidence(c.ref, matched, c.text[:80], "", condition_shown(c))  # (no unit, note)
         active = ctx.active(c) if chk.get("active") else True
         if set(chk.get("unless", [])) & concepts:
             ignored.append(_note(ev, "listed exception"))
