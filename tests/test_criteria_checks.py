@@ -875,3 +875,22 @@ def test_an_unreadable_result_beside_a_finding_is_listed() -> None:
     assert [(e.ref, e.note) for e in r.ignored] == [
         (f"Observation/{unread['id']}", "result unreadable")
     ]
+
+
+@pytest.mark.parametrize(
+    ("cid", "code", "concept"),
+    [
+        ("hbv", "B18.1", "chronic_hbv"),
+        ("immunodeficiency", "B20", "hiv"),
+        ("malignancy", "Z85.3", "malignancy_history"),
+    ],
+)
+def test_condition_check_evidence_names_the_concept_not_the_checks_label(
+    cid: str, code: str, concept: str
+) -> None:
+    """evidence.csv's `concept` column is what a researcher looks up in the mapping files
+    (README: evidence.csv): the concept the condition matched, not the check's `label` text
+    ("chronic hepatitis B", "HIV or immunodeficiency"), which reasons give."""
+    r = run(cid, condition(code, onset="2020-01-01"))
+    assert r.status == "fail"
+    assert [e.concept for e in r.evidence] == [concept]

@@ -718,7 +718,7 @@ def test_washout_12wk_without_start_date(end_days: int, expected: str) -> None:
     assert r.status == expected
     assert r.eligible_from == (days_before(end_days) + W12 if expected == "fail" else None)
     if expected == "unknown":
-        assert r.reason.startswith("calcineurin_inhibitor without a start date: cannot tell")
+        assert r.reason.startswith("calcineurin inhibitor without a start date: cannot tell")
         assert [e.note for e in r.evidence] == ["no start date: may be within window"]
 
 
@@ -832,7 +832,7 @@ def test_washout_reason_names_the_exposure_that_sets_its_until_date(records: tup
     ending last ("cyclophosphamide within 168 days (until <abatacept's end + 24 weeks>)")."""
     r = run("washout_24wk", *records)
     assert r.eligible_from == days_before(10) + W24
-    assert r.reason == f"ctla4_fc within 168 days (until {r.eligible_from})"
+    assert r.reason == f"CTLA4-Fc (abatacept) within 168 days (until {r.eligible_from})"
 
 
 def test_washout_reason_names_a_record_maybe_in_the_window_that_sets_its_date() -> None:
@@ -844,7 +844,7 @@ def test_washout_reason_names_a_record_maybe_in_the_window_that_sets_its_date() 
     )
     assert r.eligible_from == date(2026, 6, 30) + W24
     assert r.reason == (
-        f"cyclophosphamide within 168 days (until {r.eligible_from}: ctla4_fc end recorded only"
+        f"cyclophosphamide within 168 days (until {r.eligible_from}: CTLA4-Fc (abatacept) end recorded only"
         " as 2026-06 may be within it)"
     )
 
@@ -983,18 +983,18 @@ def test_b_cell_low_cd19_reason_carries_the_count_and_the_dose_dates() -> None:
     r = run("washout_b_cell_depletion", admin(RTX, days=300), cd19(10, 5))
     assert (r.status, r.reason) == (
         "fail",
-        f"cd19_count 10 /uL below lower limit 80 on {ago(5)} since last dose {ago(300)}",
+        f"CD19 B-cell count 10 /uL below lower limit 80 on {ago(5)} since last dose {ago(300)}",
     )
     r = run("washout_b_cell_depletion", admin(RTX, days=100), cd19(10, 5))
     assert r.reason == (
-        "b_cell_depleting within 252 days (then cd19_count 10 /uL below lower limit 80 on"
+        "B-cell depleting therapy within 252 days (then CD19 B-cell count 10 /uL below lower limit 80 on"
         f" {ago(5)} since last dose {ago(100)})"
     )
     below_100 = observation("8116-6", ago(5), valueQuantity=qty(100, "/uL", "/uL", "<"))
     r = run("washout_b_cell_depletion", admin(RTX, days=300), below_100)
     assert (r.status, r.reason) == (
         "unknown",
-        f"cd19_count <100 /uL on {ago(5)} since last dose {ago(300)}: cannot tell vs lower limit"
+        f"CD19 B-cell count <100 /uL on {ago(5)} since last dose {ago(300)}: cannot tell vs lower limit"
         " 80",
     )
     # a dose recorded only as a month: the reason shows it as recorded, not a day of it
@@ -1002,7 +1002,7 @@ def test_b_cell_low_cd19_reason_carries_the_count_and_the_dose_dates() -> None:
     r = run("washout_b_cell_depletion", month, cd19(10, 5))
     assert (r.status, r.reason) == (
         "fail",
-        f"cd19_count 10 /uL below lower limit 80 on {ago(5)} since last dose 2026-01",
+        f"CD19 B-cell count 10 /uL below lower limit 80 on {ago(5)} since last dose 2026-01",
     )
 
 

@@ -120,7 +120,7 @@ PARTIAL = {
         "weight",
         "2025-11",
         "a result dated only 2025-11 ({ref}): unknown on some of its days, pass on others"
-        " (no body_weight result since 2025-11-25)",
+        " (no body weight result since 2025-11-25)",
     ),
     # Patient.deceasedDateTime: Nov 1-25 on or before as_of, Nov 26-30 after it
     "deceased_month_ambiguous": (

@@ -64,7 +64,7 @@ def test_a_missing_medication_is_named_by_the_reference_display(ref: str) -> Non
     assert pf.exposures[0].text == RITUXAN and not pf.unnamed
     assert pf.unresolved == [pf.exposures[0].ref]
     got = results(request(ref, RITUXAN))["washout_b_cell_depletion"]
-    assert got.status is Status.FAIL and "b_cell_depleting" in got.reason
+    assert got.status is Status.FAIL and "B-cell depleting therapy" in got.reason
 
 
 def test_a_resolved_reference_does_not_read_the_display() -> None:

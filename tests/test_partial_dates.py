@@ -155,7 +155,7 @@ def test_washout_12wk_partial_end(end: str, expected: str, eligible: date | None
 def test_washout_12wk_ambiguous_reason_names_the_partial_date() -> None:
     r = run("washout_12wk", tacrolimus("2025-06-01", "2026-09"))
     assert r.reason == (
-        "calcineurin_inhibitor end recorded only as 2026-09: cannot tell if within 84 days"
+        "calcineurin inhibitor end recorded only as 2026-09: cannot tell if within 84 days"
         " before 2026-11-25 (ending after 2026-09-02)"
     )
 
@@ -461,7 +461,7 @@ def test_hemoglobin_aiha_dated_in_the_as_of_month() -> None:
     loose = {"use_unverified": True}  # aiha SNOMED 413603009 is verified=N (single source)
     r = run("hemoglobin", hb, condition("413603009", SNOMED, onset="2026-11"), **loose)
     assert r.status == "unknown"
-    assert r.reason == "hemoglobin 7.5 g/dL: limit 7 or 8, as aiha may be dated after 2026-11-25"
+    assert r.reason == "hemoglobin 7.5 g/dL: limit 7 or 8, as autoimmune hemolytic anemia may be dated after 2026-11-25"
     aiha = condition("413603009", SNOMED, onset="2026-10")
     assert run("hemoglobin", hb, aiha, **loose).status == "pass"
 
@@ -528,7 +528,7 @@ def test_eligible_from_is_held_back_by_a_washout_that_would_fail_on_that_date() 
     assert by_id["washout_belimumab"].status == "unknown"
     assert day is None
     assert by_id["washout_12wk"].reason == (
-        "calcineurin_inhibitor within 84 days (until 2027-01-24, when washout_belimumab"
+        "calcineurin inhibitor within 84 days (until 2027-01-24, when washout_belimumab"
         " would fail with no known end)"
     )
     # a dose given in that month fails from then on until its own (latest) end + 36 weeks
@@ -547,7 +547,7 @@ def test_eligible_from_is_held_back_by_a_washout_that_would_fail_on_that_date() 
     day, by_id = eligible(hcq, tacrolimus, ended)
     assert by_id["washout_belimumab"].status == "unknown"
     assert day == date(2027, 1, 24)
-    assert by_id["washout_12wk"].reason == "calcineurin_inhibitor within 84 days (until 2027-01-24)"
+    assert by_id["washout_12wk"].reason == "calcineurin inhibitor within 84 days (until 2027-01-24)"
 
 
 def test_background_only_record_starting_in_the_as_of_month_is_not_a_sure_fail() -> None:

@@ -93,6 +93,6 @@ def test_cd19_reason_rounds_the_count_and_a_converted_lower_limit() -> None:
     rtx = medication("MedicationAdministration", "121191", status="completed", when=ago(300))
     r = run("washout_b_cell_depletion", rtx, count)
     assert r.status == "fail"
-    assert r.reason.startswith("cd19_count 70.1 /uL below lower limit 80.1 on ")
+    assert r.reason.startswith("CD19 B-cell count 70.1 /uL below lower limit 80.1 on ")
     # (the count's row: the last dose it is read since is a used row too)
     assert [e.value for e in r.evidence if e.concept == "cd19_count"] == ["70.1234"]

@@ -119,7 +119,7 @@ OTHER: dict[str, tuple[dict[str, Any], str, str, str]] = {
     ),
     "hbsag-bad-value": (
         obs("5196-1", effectiveDateTime="2026-11-01", valueQuantity={"value": "pos"}), "hbv",
-        "unknown", "hbsag record Observation/x-hbsag-bad-value could not be read",
+        "unknown", "HBsAg record Observation/x-hbsag-bad-value could not be read",
     ),
     "patient-bad-active": ({"active": "no"}, "deceased", "unknown", "Patient.active"),
     "sle-bad-status": ({"sle": {**cond(SLE, onsetDateTime="2015-01-01"),
@@ -354,7 +354,7 @@ def test_server_pull_reads_the_same_records_alike(tmp_path: Path) -> None:
     expected = {
         # the dose text is not read, and no dose is needed: a rituximab dose 8 weeks before
         # as_of is within 36 weeks (SPEC §3) -> fail, its end date told
-        "ma-bad-dose": ("fail", "b_cell_depleting within"),
+        "ma-bad-dose": ("fail", "B-cell depleting therapy within"),
         # a clinicalStatus that is no CodeableConcept reads as none; `malignancy` counts any
         # malignancy condition (SPEC §3), active or not -> fail
         "malignancy-bad-status": ("fail", "malignancy: malignancy condition"),

@@ -49,6 +49,7 @@ class TerminologyLike(Protocol):
     def qualitative_value(self, v: ObsValue) -> str | None: ...
     def qualitative_flag(self, interpretation: Any) -> str | None: ...
     def qualitative_named(self, s: str) -> str | None: ...
+    def label(self, concept: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,12 @@ class Context:
         if hit is None:
             hit = self._concepts[ref] = self.term.concepts_for(codes, text)
         return hit
+
+    def label(self, concepts: str | Iterable[str]) -> str:
+        """What a reason calls a concept (its labels.csv label, else its name); several, or
+        an evidence row's "a,b", each so, joined by "/". Evidence keeps the names."""
+        names = concepts.split(",") if isinstance(concepts, str) else concepts
+        return "/".join(self.term.label(n) for n in names)
 
     def matching(self, facts: Sequence[F], concepts: Iterable[str]) -> list[F]:
         """The facts (in their order) with any of `concepts`; one concept lookup per fact per

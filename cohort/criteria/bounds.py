@@ -21,6 +21,14 @@ def comparator(sign: str) -> str | None:
     return _COMPARATORS.get(sign.strip())
 
 
+def amount(value: str, unit: str) -> str:
+    """A value with its unit as a reason shows it: a UCUM annotation alone (`{score}`) or `1`
+    stands for the unit 1, nothing a reader needs, so no unit is shown ("SLEDAI-2K 4 < 6")."""
+    if not unit or unit == "1" or (unit[0] == "{" and unit[-1] == "}" and unit.count("{") == 1):
+        return value
+    return f"{value} {unit}"
+
+
 def sign(o: ObservationFact) -> str:
     """The result's comparator as reported ("<", ">=", ...; "" for none)."""
     return o.value.quantity.comparator.strip() if o.value.quantity else ""

@@ -95,10 +95,13 @@ def _condition_check(
     hits, unsure, ignored, shaky = [], [], [], []
     why_unsure = why_shaky = ""
     # (the join only without a label: this runs for every condition check of every patient)
-    label = chk["label"] if "label" in chk else ", ".join(chk["condition"])
+    label = chk["label"] if "label" in chk else ", ".join(map(ctx.label, chk["condition"]))
     for c in ctx.conditions(chk["condition"]):
         concepts = ctx.concepts(c.ref, c.codes, c.text)
-        ev = Evidence(c.ref, label, c.text[:80], "", condition_shown(c))  # (no unit, note)
+        # evidence names the concepts matched (what the mapping files call them), as every
+        # other kind's does; the label is the reasons' word
+        matched = ",".join(n for n in chk["condition"] if n in concepts)
+        ev = Evidence(c.ref, matched, c.text[:80], "", condition_shown(c))  # (no unit, note)
         active = ctx.active(c) if chk.get("active") else True
         if set(chk.get("unless", [])) & concepts:
             ignored.append(_note(ev, "listed exception"))
@@ -143,7 +146,7 @@ def _lab_check(
     ctx: Context, chk: dict[str, Any], then: Status
 ) -> tuple[Status, list[Evidence], list[Evidence], str]:
     concepts = chk["lab"]
-    label = chk.get("label", concepts[0])
+    label = chk["label"] if "label" in chk else ctx.label(concepts[0])
     want = chk.get("result", "positive")
     obs, ignored = ctx.observations(concepts, window_start(ctx.as_of, chk))
     # only a cut-off (positive_at) reads the number in the canonical unit: without one a

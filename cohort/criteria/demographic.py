@@ -127,7 +127,7 @@ def diagnosis(crit: Criterion, ctx: Context) -> Result:
         return own
     # it passes only on a diagnosis its record says is not confirmed (provisional, differential)
     shaky = [c for c in found if c.verification_status in unconfirmed]
-    label = p.get("label", p["concepts"][0])
+    label = p.get("label") or ctx.label(p["concepts"][0])
     ev = [
         _named(p, c, f"verificationStatus {c.verification_status}" if c in shaky else "")
         for c in found
@@ -158,7 +158,7 @@ def _dated(crit: Criterion, ctx: Context, found: list[ConditionFact]) -> Result:
     maybe = [d for d in dated if d[0] <= cutoff]  # a partial date straddling the cutoff
     if maybe:
         c = maybe[0][2]
-        label = p.get("label", p["concepts"][0])
+        label = p.get("label") or ctx.label(p["concepts"][0])
         which = "onset " if c.onset is not None else ""
         note = "" if c.onset is not None else " (recordedDate, no onset)"
         return result(
@@ -170,7 +170,7 @@ def _dated(crit: Criterion, ctx: Context, found: list[ConditionFact]) -> Result:
         )
     if len(dated) < len(found):
         if any(c.onset_undated for c in found):
-            label = p.get("label", p["concepts"][0])
+            label = p.get("label") or ctx.label(p["concepts"][0])
             return result(
                 crit, Status.UNKNOWN, f"{label} onset recorded without a date this can read", ev
             )

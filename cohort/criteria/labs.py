@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cohort.criteria.base import Context, Criterion, result, shown, window_start
-from cohort.criteria.bounds import above, below, readable, sign
+from cohort.criteria.bounds import above, amount, below, readable, sign
 from cohort.criteria.days import condition_shown
 from cohort.criteria.recorded import NOT_CONVERTIBLE
 from cohort.model import Code, Evidence, ObservationFact, ObsValue, Result, Status
@@ -26,19 +26,20 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
     if not obs:
         when = f" since {since}" if since else ""
         return result(
-            crit, Status.UNKNOWN, f"no {'/'.join(concepts)} result{when}", ignored=ignored
+            crit, Status.UNKNOWN, f"no {ctx.label(concepts)} result{when}", ignored=ignored
         )
     o, older = obs[0], obs[1:]
     ignored += superseded(ctx, older, concepts)
     concept = ctx.obs_concept(o, concepts)
     unit = ctx.term.canonical_unit(concept) or ""
+    name = ctx.label(concept)  # (reasons name it so; evidence keeps the concept)
     v = ctx.numeric(o, concept)
     if v is None:
         ev = ctx.obs_evidence(o, concept, NOT_CONVERTIBLE, convert=False)
         return result(
             crit,
             Status.UNKNOWN,
-            f"{concept}: value/unit '{ev.value} {ev.unit}' not convertible to {unit}",
+            f"{name}: value/unit '{ev.value} {ev.unit}' not convertible to {unit}",
             [ev],
             ignored,
         )
@@ -68,8 +69,8 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
             # the condition abated in a month or year containing as_of (or is not confirmed):
             # a value between the two limits passes on some of its days and fails on others
             said = f"{cmp}{readable(v, low, threshold)}"
-            why = f"{concept} {said} {unit}: limit {low:g} or {threshold:g}"
-            name = alt["concepts"][0]
+            why = f"{name} {amount(said, unit)}: limit {low:g} or {threshold:g}"
+            alt_name = ctx.label(alt["concepts"][0])
             if None not in states:  # only a condition not confirmed
                 c = shaky[0]
                 cev = Evidence(
@@ -82,7 +83,7 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
                 return result(
                     crit,
                     Status.UNKNOWN,
-                    f"{why}, as {name} is recorded as {c.verification_status}: confirm it",
+                    f"{why}, as {alt_name} is recorded as {c.verification_status}: confirm it",
                     [ev, cev],
                     ignored,
                 )
@@ -91,7 +92,7 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
             return result(
                 crit,
                 Status.UNKNOWN,
-                f"{why}, as {name} {may} {ctx.as_of}",
+                f"{why}, as {alt_name} {may} {ctx.as_of}",
                 [ev],
                 ignored,
             )
@@ -101,7 +102,7 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
         return result(
             crit,
             Status.UNKNOWN,
-            f"{concept} {shown_v} {unit} on {when}: cannot tell vs {threshold:g}",
+            f"{name} {amount(shown_v, unit)} on {when}: cannot tell vs {threshold:g}",
             [ev],
             ignored,
         )
@@ -109,11 +110,12 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
         return result(
             crit,
             Status.FAIL,
-            f"{concept} {shown_v} {unit} < {threshold:g} on {when}",
+            f"{name} {amount(shown_v, unit)} < {threshold:g} on {when}",
             [ev],
             ignored,
         )
-    return result(crit, Status.PASS, f"{concept} {shown_v} {unit} >= {threshold:g}", [ev], ignored)
+    why = f"{name} {amount(shown_v, unit)} >= {threshold:g}"
+    return result(crit, Status.PASS, why, [ev], ignored)
 
 
 _FINAL = ("final", "amended", "corrected")  # an assessment's copy that wins over a draft
@@ -236,7 +238,7 @@ def labs_exceed(crit: Criterion, ctx: Context) -> Result:
         ignored += ign
         if not obs:
             if m.get("required"):
-                missing.append(f"no {concepts[0]} in window")
+                missing.append(f"no {ctx.label(concepts[0])} in window")
             continue
         if latest_only:
             ignored += superseded(ctx, obs[1:], concepts)
@@ -250,14 +252,14 @@ def labs_exceed(crit: Criterion, ctx: Context) -> Result:
             v = ctx.numeric(o, concept)
             if v is None:
                 evidence.append(ctx.obs_evidence(o, concept, NOT_CONVERTIBLE, convert=False))
-                unsure = unsure or f"{concept} not convertible"
+                unsure = unsure or f"{ctx.label(concept)} not convertible"
                 continue
             cmp = sign(o)
             exceeds = above(v, cmp, limit)
             note = "most recent" if latest_only else _AGAINST[exceeds]
             evidence.append(ctx.obs_evidence(o, concept, note, f"{cmp}{v:g}", unit))
             if (exceeds and not fail) or (exceeds is None and not unsure):
-                said = f"{concept} {cmp}{readable(v, limit)} {unit}"
+                said = f"{ctx.label(concept)} {amount(cmp + readable(v, limit), unit)}"
                 when = shown(o.when, o.when_last)  # as lab_latest says it
                 if exceeds:
                     fail = f"{said} > {limit:g} on {when}"

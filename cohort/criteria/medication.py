@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 from cohort.criteria.base import Context, Criterion, latest, result, shown, window_span
-from cohort.criteria.bounds import fails_below, readable, sign
+from cohort.criteria.bounds import amount, fails_below, readable, sign
 from cohort.criteria.intervals import (
     Dated,
     clear_from,
@@ -45,10 +45,11 @@ def current_medication(crit: Criterion, ctx: Context) -> Result:
             # without a start and ending on or after as_of (it may start after as_of)
             it = exposure_dated(e, concept, "")
             why_maybe = why_maybe or (
-                f"{concept} ending {shown(e.end, e.end_last)} without a start date: confirm it"
+                f"{ctx.label(concept)} ending {shown(e.end, e.end_last)} without a start date:"
+                " confirm it"
                 " is current"
                 if e.start is None
-                else f"{concept} {it.partial()}: cannot tell if current on {ctx.as_of}"
+                else f"{ctx.label(concept)} {it.partial()}: cannot tell if current on {ctx.as_of}"
             )
             maybe.append(replace(it.ev, note=f"{it.doubt()}: may be current"))
         elif e.ongoing and e.start is None:
@@ -59,7 +60,7 @@ def current_medication(crit: Criterion, ctx: Context) -> Result:
         return result(
             crit,
             Status.PASS,
-            f"current {evidence[0].concept}: {evidence[0].value}",
+            f"current {ctx.label(evidence[0].concept)}: {evidence[0].value}",
             evidence,
             ignored + maybe,
         )
@@ -70,7 +71,7 @@ def current_medication(crit: Criterion, ctx: Context) -> Result:
         return result(
             crit,
             Status.UNKNOWN,
-            f"{undated[0].concept} ongoing without a start date: confirm it is current",
+            f"{ctx.label(undated[0].concept)} ongoing without a start date: confirm it is current",
             undated,
             ignored,
         )
@@ -92,16 +93,17 @@ def any_record(crit: Criterion, ctx: Context) -> Result:
     if hits:
         ev = [exposure_evidence(e, ",".join(crit.params["concepts"]), "record found") for e in hits]
         # (the evidence's value, as quoted: `--no-phi` withholds it in both, report.nophi)
-        return result(crit, Status.FAIL, f"prior {crit.params['concepts'][0]}: {ev[0].value}", ev)
+        why = f"prior {ctx.label(crit.params['concepts'][0])}: {ev[0].value}"
+        return result(crit, Status.FAIL, why, ev)
     return result(crit, Status.PASS, "no record")
 
 
-def _named(ev: Evidence) -> str:
-    """What a reason calls a record: its concept, else its text, else its type; a vaccine by
-    what was given (`_vaccine`: its concept is the criterion's class, live_vaccine)."""
+def _named(ctx: Context, ev: Evidence) -> str:
+    """What a reason calls a record: its concept (by its label), else its text, else its type;
+    a vaccine by what was given (`_vaccine`: its concept is the criterion's class)."""
     if ev.ref.startswith("Immunization/") and ev.value:
         return ev.value
-    return ev.concept or ev.value or ev.ref.partition("/")[0]
+    return ctx.label(ev.concept) if ev.concept else ev.value or ev.ref.partition("/")[0]
 
 
 def _vaccine(ctx: Context, im: ImmunizationFact) -> str:
@@ -211,7 +213,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
             ends.append(None if it.ongoing else it.end_last)
             enders.append((evidence[-1], ""))
         elif inside is None:
-            name = _named(it.ev)
+            name = _named(ctx, it.ev)
             why_maybe = why_maybe or (
                 f"{name} {it.partial()}: cannot tell if within {span} before {ctx.as_of}"
                 f" (ending after {lo})"
@@ -247,7 +249,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         return result(
             crit,
             Status.FAIL,
-            f"{_named(ev)} within {span} ({when})",
+            f"{_named(ctx, ev)} within {span} ({when})",
             evidence + maybe,
             ignored,
             eligible,
@@ -265,9 +267,9 @@ def washout(crit: Criterion, ctx: Context) -> Result:
     if uncertain:
         why = ", ".join(
             dict.fromkeys(
-                f"undated {_named(u)} record: cannot tell if within {span}"
+                f"undated {_named(ctx, u)} record: cannot tell if within {span}"
                 if u.note.startswith("undated")
-                else f"{_named(u)} may be live, undated: cannot tell if within {span}"
+                else f"{_named(ctx, u)} may be live, undated: cannot tell if within {span}"
                 if u.note.endswith("undated")
                 else "vaccine of uncertain live status in window"
                 for u in uncertain
@@ -359,7 +361,11 @@ def _lab_after(
     if v is None:
         ev = ctx.obs_evidence(o, concept, "unit cannot be converted", convert=False)
         return result(
-            crit, Status.UNKNOWN, f"{concept} after last dose not convertible", [ev], ignored
+            crit,
+            Status.UNKNOWN,
+            f"{ctx.label(concept)} after last dose not convertible",
+            [ev],
+            ignored,
         )
     # SPEC §3: the lower limit is the result's own referenceRange.low when present (a low
     # without a unit is in the result's unit), else the criteria file's default
@@ -375,14 +381,15 @@ def _lab_after(
         return result(
             crit,
             Status.UNKNOWN,
-            f"{concept} {cmp}{readable(v)} {unit}: its reference low cannot be converted to {unit}",
+            f"{ctx.label(concept)} {amount(cmp + readable(v), unit)}: its reference low cannot be"
+            f" converted to {unit}",
             [ev],
             ignored,
         )
     # a reference low converted to the canonical unit is rounded as the count is, on the
     # count's side (the file's default is shown as written); the count on the side of both
     limit = f"{lln:g}" if low is None else readable(lln, v)
-    said = f"{concept} {cmp}{readable(v, lln, float(limit))} {unit}"
+    said = f"{ctx.label(concept)} {amount(cmp + readable(v, lln, float(limit)), unit)}"
     ev = ctx.obs_evidence(o, concept, f"lower limit {limit}", value, unit)
     status = fails_below(v, cmp, lln)
     when = f"on {ev.date} since last dose {dose}"  # as lab_latest gives a result's date

@@ -43,7 +43,7 @@ def titer(crit: Criterion, ctx: Context) -> Result:
     minimum = float(p["min_titer"])
     titer_concepts = p["titer_concepts"]
     concepts = titer_concepts + p.get("screen_concepts", [])
-    label = p.get("label") or titer_concepts[0]  # the test's name in reasons ("ANA")
+    label = p.get("label") or ctx.label(titer_concepts[0])  # the test's name in reasons ("ANA")
     obs, ignored = ctx.observations(concepts)
     newer: list[_Reading] = []  # results that do not decide, newest first
     for i, o in enumerate(obs):

@@ -64,7 +64,7 @@ def settle_unreadable(
         first, concept = hits[0]
         more = f" (and {len(hits) - 1} more)" if len(hits) > 1 else ""
         unread = (
-            f"{concept} record {first.ref} could not be read"
+            f"{ctx.label(concept)} record {first.ref} could not be read"
             + (f" ({first.why})" if first.why else "")
             + more
         )

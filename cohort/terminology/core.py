@@ -20,6 +20,7 @@ from cohort.terminology.codes import (
     norm_code,
     resolve,
 )
+from cohort.terminology.labels import load_labels
 from cohort.terminology.mappings import (
     REQUIRED,
     MappingRow,
@@ -84,6 +85,7 @@ class Terminology:
         if (root / OVERLAPS[0]).is_file():  # (only `mappings check` uses it; a run checks it)
             for rec in read_csv(root, root / OVERLAPS[0], OVERLAPS[1]):
                 overlap_row(rec)
+        self.labels = load_labels(root)
 
     @classmethod
     def load(cls, mappings_dir: Path, use_unverified: bool = False) -> Terminology:
@@ -222,6 +224,10 @@ class Terminology:
 
     def prednisone_factor(self, ingredient: str) -> float | None:
         return self._factors.get(ingredient.strip().lower())
+
+    def label(self, concept: str) -> str:
+        """What reasons call a concept: its labels.csv label, else its name."""
+        return self.labels.get(concept, concept)
 
     # -- units and values --------------------------------------------------------------------
     def canonical_unit(self, concept: str) -> str | None:

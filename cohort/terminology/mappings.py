@@ -222,7 +222,12 @@ def mapping_files(root: Path) -> list[Path]:
     """Every file a researcher edits: the terminology, the reading rules and the criteria files
     (hashed into `Terminology.version`, so that an edit to any of them changes the version)."""
     files = [root / rel for rel in REQUIRED] + data_files(root / "concepts", "*.csv")
-    files += [root / "overlaps.csv", root / "rules.toml", *data_files(root / "trials", "*.toml")]
+    files += [
+        root / "overlaps.csv",
+        root / "labels.csv",
+        root / "rules.toml",
+        *data_files(root / "trials", "*.toml"),
+    ]
     return sorted({p for p in files if p.is_file()}, key=lambda p: p.relative_to(root).as_posix())
 
 

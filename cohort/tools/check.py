@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from cohort.criteria.loading import check_trial
-from cohort.errors import MappingError
+from cohort.errors import MappingError, did_you_mean
 from cohort.extract import ReadingRules
 from cohort.lockfiles import data_files, side_file, side_files
 from cohort.terminology import Terminology
+from cohort.terminology.labels import LABELS, label_row, label_twice
 from cohort.terminology.mappings import (
     CONCEPT_COLUMNS,
     REQUIRED,
@@ -174,6 +175,28 @@ def _overlaps(root: Path, concepts: set[str] | None, f: Findings) -> set[frozens
     return pairs
 
 
+def _labels(root: Path, concepts: set[str] | None, f: Findings) -> None:
+    """`labels.csv` (optional): a bad line or a concept labelled twice is an error (a run
+    stops on it), a label of a concept no concept row names a warning (it labels nothing).
+    `concepts`: None when the concept files could not all be read."""
+    if not (root / LABELS[0]).is_file():
+        return
+    first: dict[str, int] = {}
+    for rec in _records(root, root / LABELS[0], LABELS[1], f):
+        read = _row(label_row, rec, f)
+        if read is None:
+            continue
+        if (twice := label_twice(first, rec, read[0])) is not None:
+            f.errors.append(str(twice))
+        elif concepts is not None and read[0] not in concepts:
+            hint = did_you_mean(read[0], sorted(concepts))
+            f.warn(
+                rec.where,
+                f"column 'concept': no concept rows for '{read[0]}': its label names nothing"
+                + (f" ({hint})" if hint else ""),
+            )
+
+
 def _check_trial(
     path: Path, rows: list[MappingRow], units: set[str] | None, f: Findings, use_unverified: bool
 ) -> None:
@@ -257,6 +280,7 @@ def check_mappings(
     rows = _concept_rows(root, known, f, use_unverified)
     concepts = {r.concept for r in rows} if _concepts_read(f) else None
     conflicts(rows, known, _overlaps(root, concepts, f), f)
+    _labels(root, concepts, f)
     units = _check_units(root, {r.concept for r in rows} if _concepts_read(f) else None, f)
     ingredients = _check_values_products(root, known, f)
     if ingredients is not None:
