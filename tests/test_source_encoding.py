@@ -17,6 +17,7 @@ from cohort.config import default_config, load_config
 from cohort.extract import Triage
 from cohort.ingest import Loaded
 from cohort.runner import run
+from cohort.source.fhir.bulk import read_ndjson
 from cohort.source.files import ReadStats, plan_units, read_path, read_unit
 
 # "José" and "Zoë Müller" as a Windows-1252 (or Latin-1) export writes them: one byte a letter
@@ -252,3 +253,14 @@ def test_a_rerun_of_an_unchanged_windows_1252_file_changes_no_record(tmp_path: P
     [issue] = [i for i in once["issues"] if "not UTF-8" in i["reason"]]
     assert issue["origin"] == "Patient.ndjson" and "1 line(s)" in issue["reason"]
 
+
+def test_bulk_lines_not_utf8_are_counted_as_such(tmp_path: Path) -> None:
+    """A Bulk export file must be UTF-8 (the server's fault, not a site's save): such a line is
+    not guessed at, but the unreadable lines that are not UTF-8 are counted apart."""
+    path = tmp_path / "Patient.ndjson"
+    good = orjson.dumps(_patient("a", "Smith"))
+    path.write_bytes(b"\n".join([good, _cp1252(_patient("b", JOSE)), b"{cut"]) + b"\n")
+    bad: list[int] = []
+    foreign: list[int] = []
+    assert [r["id"] for _, r in read_ndjson(path, bad, not_utf8=foreign)] == ["a"]
+    assert bad == [2, 3] and foreign == [2]
