@@ -279,6 +279,12 @@ def _read_files(
             " export still being written, or a damaged or unreadable file?"
         )
         log.warning("site %s: %s", site.id, warnings[-1])
+    if stats.recoded:  # (kept, but names may read wrong: a warning, not only an issue)
+        warnings.append(
+            f"{len(stats.recoded)} file(s) not UTF-8, read as Windows-1252 (first:"
+            f" {min(stats.recoded)}; see issues): have the export written in UTF-8"
+        )
+        log.warning("site %s: %s", site.id, warnings[-1])
     if site.server:  # (config.py: accepted, not used)
         warnings.append(
             "[sites.server] is not used: this site's source is a folder or file, not a FHIR"

@@ -1471,3 +1471,18 @@ def test_bulk_manifest_without_a_readable_transaction_time_warns(tmp_path, store
     assert any("transactionTime" in w and "repeats this window" in w for w in rep.warnings)
     pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
     assert since == [None, None]
+
+
+@responses.activate
+def test_bulk_lines_not_utf8_are_unreadable_and_the_warning_says_why(tmp_path, store):
+    """A Bulk file must be UTF-8: a line in Windows-1252 (a name "José" as the byte 0xE9) is not
+    guessed at; the warning counts it unreadable and says it is not UTF-8 (it said no why)."""
+    latin = json.dumps({**obs(7, "p1"), "note": [{"text": "José"}]}, ensure_ascii=False)
+    setup_server(ndjson([obs(1, "p1")]) + latin.encode("cp1252") + b"\n", {}, [], [])
+    s = settings(tmp_path, bulk_group="g1")
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.get("uci", "Observation", "o7") is None
+    said = [w for w in rep.warnings if "unreadable line" in w]
+    assert said == ["bulk 0002.Observation.ndjson: 1 unreadable line(s), first at line 2"
+                    " (1 not UTF-8, which Bulk Data output must be)"]
+    assert "Jos" not in " ".join(rep.warnings)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cohort.source.structure import BOM
+from cohort.source.unparsed import not_utf8_reason
 
 __all__ = [
     "GZIP_MAGIC",
@@ -72,6 +73,9 @@ class ReadStats:
     # files (origins) not read whole: unreadable, corrupt, cut short or changed while read. What
     # they hold is unknown, so a read with one drops nothing and forgets no summary (ingest).
     partial: list[str] = field(default_factory=list)
+    # lines of each file read as Windows-1252 (0: a whole document): one issue a file, also
+    # when its byte ranges are read apart (`merge`)
+    recoded: Counter[str] = field(default_factory=Counter)
 
     def issue(self, origin: str, reason: str) -> None:
         if len(self.issues) < MAX_ISSUES:
@@ -84,8 +88,31 @@ class ReadStats:
         self.issue(origin, reason)
         self.partial.append(origin)
 
+    def recode(self, origin: str, lines: int) -> None:
+        """`lines` more of the file `origin` were not UTF-8 and were read as Windows-1252."""
+        said = self._recoded_issue(origin)
+        self.recoded[origin] += lines
+        if said is None:
+            self.issue(origin, not_utf8_reason(self.recoded[origin]))
+        else:
+            said.reason = not_utf8_reason(self.recoded[origin])
+
+    def _recoded_issue(self, origin: str) -> ReadIssue | None:
+        if origin not in self.recoded:
+            return None
+        said = not_utf8_reason(self.recoded[origin])
+        return next((i for i in self.issues if i.origin == origin and i.reason == said), None)
+
     def merge(self, other: ReadStats) -> None:
         """Add the counters and issues of another read (e.g. one chunk read elsewhere)."""
+        issues = other.issues
+        for origin, lines in other.recoded.items():
+            if origin in self.recoded:  # another range of the file: its one issue counts them
+                said = not_utf8_reason(lines)
+                issues = [i for i in issues if i.origin != origin or i.reason != said]
+                self.recode(origin, lines)
+            else:
+                self.recoded[origin] = lines
         self.files += other.files
         self.read.update(other.read)
         self.rejected.update(other.rejected)
@@ -94,8 +121,8 @@ class ReadStats:
         self.skipped_files += other.skipped_files
         self.partial += other.partial
         room = max(MAX_ISSUES - len(self.issues), 0)
-        self.issues += other.issues[:room]
-        self.issues_dropped += other.issues_dropped + max(len(other.issues) - room, 0)
+        self.issues += issues[:room]
+        self.issues_dropped += other.issues_dropped + max(len(issues) - room, 0)
 
 
 def origin_of(path: Path, root: Path) -> str:

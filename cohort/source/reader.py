@@ -25,7 +25,6 @@ from cohort.source.fileinfo import (
 )
 from cohort.source.refused import dates_only, stored_for
 from cohort.source.structure import (
-    BOM,
     LEADING_TYPE,
     MAX_DEPTH,
     compact,
@@ -39,6 +38,7 @@ from cohort.source.structure import (
     rewritten,
     too_deep,
 )
+from cohort.source.unparsed import BROKE_OFF, NOT_UTF8, Refused, ends_early, from_utf16, reparsed
 from cohort.source.validate import RESOURCE_TYPES, check
 
 if TYPE_CHECKING:  # the reader only calls the triage; the triage itself belongs to extract
@@ -208,24 +208,31 @@ class Reader:
     def json_doc(self, data: bytes, origin: str) -> Iterator[_Item]:
         self.stats.files += 1
         try:
-            doc = loads(data)
-        except orjson.JSONDecodeError as e:
-            if e.colno == 1 and e.lineno > 1 and _opens_with_resource(data):
-                # NDJSON named .json (some exporters and hand-made extracts): a document that
-                # ends after its first line and goes on with another line of JSON is read line
-                # by line, instead of losing every record of the file to one issue
-                yield from self.ndjson(data.split(b"\n"), origin, count_file=False)
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError as error:
+            try:
+                doc, _, recoded = reparsed(data, error)  # (a BOM, Windows-1252)
+            except Refused as r:
+                e = r.error
+                if e.colno == 1 and e.lineno > 1 and _opens_with_resource(r.text):
+                    # NDJSON named .json (some exporters and hand-made extracts): a document
+                    # that ends after its first line and goes on with another line of JSON is
+                    # read line by line, instead of losing every record of the file to one issue
+                    yield from self.ndjson(data.split(b"\n"), origin, count_file=False)
+                    return
+                said = f"; {NOT_UTF8}" if r.not_utf8 else ""
+                where = f"invalid JSON (line {e.lineno}, column {e.colno}{said})"
+                if not data.strip():
+                    where = "empty file (still being written?)"
+                elif ends_early(r.text, e):
+                    where += f": {BROKE_OFF}"
+                self.reject(origin, "?", where)
+                # every record of the file is unknown (a Bundle cut short while being written,
+                # or corrupt): a snapshot read must not take them for deleted
+                self.stats.partial.append(origin)
                 return
-            where = f"invalid JSON (line {e.lineno}, column {e.colno})"
-            if not data.strip():
-                where = "empty file (still being written?)"
-            elif _ends_early(data, e):
-                where += f": {_BROKE_OFF}"
-            self.reject(origin, "?", where)
-            # every record of the file is unknown (a Bundle cut short while being written, or
-            # corrupt): a snapshot read must not take them for deleted
-            self.stats.partial.append(origin)
-            return
+            if recoded:
+                self.stats.recode(origin, 0)
         yield from self.resource(doc, origin)
 
     def ndjson(
@@ -242,6 +249,7 @@ class Reader:
         leading = unread or handlers
         opens_with_type = LEADING_TYPE.match  # the usual case; decoded_type for the others
         n = cut = 0  # cut: an invalid line that ends mid-record without a line end
+        recoded = 0  # lines not UTF-8, read as Windows-1252
         try:
             for n, line in enumerate(lines, start=1):
                 if not line or line.isspace():
@@ -269,20 +277,21 @@ class Reader:
                         offered = took is False
                 try:
                     doc = orjson.loads(line)
-                except orjson.JSONDecodeError:
+                except orjson.JSONDecodeError as error:
                     try:
-                        if not line.startswith(BOM):
-                            raise  # (an invalid line is parsed once, not once more)
-                        doc = orjson.loads(line[3:])  # a file opening with a byte order mark
-                        line = line[3:]  # (kept as read: stored with the mark, it never parsed)
-                    except orjson.JSONDecodeError as e:
+                        # a file opening with a byte order mark, a line not UTF-8: stored as
+                        # the UTF-8 text read, so every night's read stores the same bytes
+                        doc, line, foreign = reparsed(line, error)
+                        recoded += foreign
+                    except Refused as r:
                         if n == 1 and b"\r" in line.rstrip():
                             # lines ended by CR alone (classic Mac): the whole file read as one
                             # line, every record lost to one issue. Read it line by line.
                             yield from self.ndjson(line.split(b"\r"), origin, count_file=False)
                             continue
-                        self.reject(f"{origin}:{n}", "?", "invalid JSON")
-                        if not line.endswith(b"\n") and _ends_early(line, e):
+                        said = f", {NOT_UTF8}" if r.not_utf8 else ""
+                        self.reject(f"{origin}:{n}", "?", f"invalid JSON{said}")
+                        if not line.endswith(b"\n") and ends_early(r.text, r.error):
                             cut = n
                         continue
                 if triage is not None and not offered and doc.__class__ is dict:
@@ -296,8 +305,10 @@ class Reader:
                 yield from self.resource(doc, f"{origin}:{n}", line, offered)
             if cut and cut == n:
                 # the last line breaks off mid-record: a file still being written or cut short
-                stats.broke(origin, _BROKE_OFF)
+                stats.broke(origin, BROKE_OFF)
         finally:  # counted once, also when a corrupt file ends the read early
+            if recoded:
+                stats.recode(origin, recoded)
             for t, k in summed.items():
                 if k:
                     stats.read[t.decode()] += k
@@ -362,32 +373,14 @@ class Reader:
             try:
                 head = fh.peek(64)
                 name = named_for(path.name, head)
-                if head[:2] in UTF16_BOMS:
-                    # UTF-16 text (Windows "Unicode", e.g. PowerShell 5's Out-File): every line
-                    # was invalid JSON. Read as the UTF-8 it should have been saved as.
-                    data = fh.read().decode("utf-16").encode()
+                if head[:2] in UTF16_BOMS:  # (Windows "Unicode": every line was invalid JSON)
+                    data = from_utf16(fh.read())
                     yield from self.stream(name, io.BytesIO(data), origin)
                     return
             except UNREADABLE as e:
                 self.stats.broke(origin, unreadable(e))
                 return
             yield from self.guarded(self.stream(name, fh, origin), origin)
-
-
-_BROKE_OFF = "the file breaks off mid-record (still being written, or cut short?)"
-
-
-def _ends_early(data: bytes, e: orjson.JSONDecodeError) -> bool:
-    """Whether the JSON error `e` of `data` is its running out: nothing but blanks after it."""
-    raw = data[3:] if data[:3] == BOM else data  # (`loads` reports positions past a BOM)
-    try:
-        # orjson counts `e.pos` in characters, not bytes: with a name like "Müller" before the
-        # cut, the bytes from `e.pos` on were never blank and the cut record went unnoticed
-        text = raw.decode()
-    except UnicodeDecodeError as u:
-        # cut inside a multi-byte character: the text runs out in the middle of it
-        return u.reason == "unexpected end of data" and not raw[u.end :].strip()
-    return not text[e.pos :].strip()
 
 
 def _opens_with_resource(data: bytes) -> bool:

@@ -14,6 +14,7 @@ from cohort.errors import ServerError
 from cohort.merged import merge_links
 from cohort.source.fileinfo import UNREADABLE, unreadable
 from cohort.source.structure import loads
+from cohort.source.unparsed import NOT_UTF8, is_utf8
 from cohort.store import Tomb, patient_of, tomb_of
 
 from .outcome import type_name
@@ -33,10 +34,20 @@ def _open(path: Path) -> IO[bytes]:
 
 
 def read_ndjson(
-    path: Path, bad: list[int] | None = None, cut: list[int] | None = None
+    path: Path,
+    bad: list[int] | None = None,
+    cut: list[int] | None = None,
+    *,
+    not_utf8: list[int] | None = None,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Resources of one export file; numbers of unreadable lines go to `bad` (PHI-free), and
-    to `cut` that of a last line which breaks off mid-record (no JSON, no newline after it).
+    """Resources of one export file; numbers of unreadable lines go to `bad` (PHI-free), to
+    `cut` that of a last line which breaks off mid-record (no JSON, no newline after it), and
+    to `not_utf8` those of unreadable lines that are not UTF-8.
+
+    Such a line is not read as Windows-1252, as a local file's is (cohort/source/unparsed.py):
+    Bulk Data output must be UTF-8, and a server's text in another charset is read only when
+    the server names it (answer.as_utf8), never by a guess, which a downloaded file no longer
+    holds. The line stays unreadable, and the warning says why.
 
     A downloaded file that cannot be read (a damaged gzip body) fails the pull with a
     ServerError, and is removed from the spool so that the next run downloads it again."""
@@ -50,6 +61,8 @@ def read_ndjson(
                         res = None
                         if cut is not None and not line.endswith(b"\n"):
                             cut.append(n)
+                        if not_utf8 is not None and not is_utf8(line):
+                            not_utf8.append(n)
                     if isinstance(res, dict):
                         yield n, res
                     elif bad is not None:
@@ -144,7 +157,8 @@ def load(
         batch: list[tuple[dict, str]] = []
         bad: list[int] = []
         cut: list[int] = []
-        for n, res in read_ndjson(path, bad, cut):
+        foreign: list[int] = []
+        for n, res in read_ndjson(path, bad, cut, not_utf8=foreign):
             kind = res.get("resourceType")
             if kind not in asked:
                 name = type_name(kind)
@@ -171,6 +185,11 @@ def load(
                 # the spool file (a type may be split over several): a warning naming the type
                 # twice was one warning, and the second file's lines went uncounted
                 f"bulk {path.name}: {len(bad)} unreadable line(s), first at line {bad[0]}"
+                + (
+                    f" ({len(foreign)} {NOT_UTF8}, which Bulk Data output must be)"
+                    if foreign
+                    else ""
+                )
             )
         if cut:
             cut_short.append(path.name)
