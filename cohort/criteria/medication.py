@@ -43,13 +43,12 @@ def current_medication(crit: Criterion, ctx: Context) -> Result:
         elif current is None:
             # current on some of the days its partial dates stand for, not on others, or
             # without a start and ending on or after as_of (it may start after as_of)
-            it = exposure_dated(e, concept, "")
+            it, name = exposure_dated(e, concept, ""), ctx.label(concept)
             why_maybe = why_maybe or (
-                f"{ctx.label(concept)} ending {shown(e.end, e.end_last)} without a start date:"
-                " confirm it"
+                f"{name} ending {shown(e.end, e.end_last)} without a start date: confirm it"
                 " is current"
                 if e.start is None
-                else f"{ctx.label(concept)} {it.partial()}: cannot tell if current on {ctx.as_of}"
+                else f"{name} {it.partial()}: cannot tell if current on {ctx.as_of}"
             )
             maybe.append(replace(it.ev, note=f"{it.doubt()}: may be current"))
         elif e.ongoing and e.start is None:
