@@ -99,9 +99,15 @@ def test_a_reading_rules_mistake_stops_check_and_run(
     """rules.toml ("Researchers may edit; `cohort mappings check` validates") took any table,
     key or resource type and any value: a misspelt one was ignored and "false" in quotes was
     true, each changing who counts as a candidate without a word."""
+    _stops_check_and_run(tmp_path, old, new, message, str(tmp_path / "mappings"))
+
+
+def _stops_check_and_run(tmp_path: Path, old: str, new: str, message: str, named: str) -> None:
+    """`old` edited to `new` in a copy of rules.toml: `check` lists, and `run` stops at,
+    `message` at the line edited, the file named as `named`/rules.toml."""
     m = copy_mappings(tmp_path)
     line = edit(m / "rules.toml", old, new, new[:3])
-    expected = f"{m / 'rules.toml'}:{line}: {message}"
+    expected = f"{named}/rules.toml:{line}: {message}"
     code, lines = check_all(m)
     assert code == 4 and f"error: {expected}" in lines, lines
     code, output = run_uci(tmp_path, m)
@@ -126,11 +132,4 @@ def test_a_line_separator_inside_a_toml_string_does_not_shift_the_line_named(
 @pytest.mark.usefixtures("in_tmp")
 def test_a_reading_rules_mistake_names_the_file_from_the_working_folder(tmp_path: Path) -> None:
     """As the mapping CSVs are: `mappings/rules.toml:LINE`, not the folder's absolute path."""
-    m = copy_mappings(tmp_path)
-    old, new, message = RULE_MISTAKES[0]
-    line = edit(m / "rules.toml", old, new, new[:3])
-    expected = f"mappings/rules.toml:{line}: {message}"
-    code, lines = check_all(m)
-    assert code == 4 and f"error: {expected}" in lines, lines
-    code, output = run_uci(tmp_path, m)
-    assert code == 4 and output.splitlines() == [f"cohort: error: {expected}"]
+    _stops_check_and_run(tmp_path, *RULE_MISTAKES[0], "mappings")
