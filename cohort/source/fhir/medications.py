@@ -81,14 +81,8 @@ def fetch_medications(
             try:
                 items, _ = p.search_all("Medication", [("_id", ",".join(group))])
             except ServerError as e:
-                refused = isinstance(e, AuthError) and getattr(e, "status", 0) == 403
-                if not (refused or unsupported(e, "Medication")):
-                    raise
-                # the token's scope leaves Medication out, or the server has no search of it:
-                # the records are kept without it, and read again (marks held) until it has
-                if not refused:
-                    p.unsupported.setdefault("Medication", e)
-                why = refusal(p, "Medication") if refused else said(e, "Medication")
+                # the records are kept without it, and read again (marks held) until it reads
+                why = _not_searchable(p, e)
                 _unread(p, records, set(ids))
                 p.report.warn(why + f"; referenced Medications not read{HELD}")
                 return
@@ -189,16 +183,24 @@ def refresh_medications(p: Puller, since: str | None) -> None:
             clocks.append(clock)
             p.put([(r, o) for r, o in items if r.get("resourceType") == "Medication"])
     except ServerError as e:
-        refused = isinstance(e, AuthError) and getattr(e, "status", 0) == 403
-        if not (refused or unsupported(e, "Medication")):
-            raise
-        if not refused:
-            p.unsupported.setdefault("Medication", e)
+        why = _not_searchable(p, e)
         p.meds_unread.update(MED_TYPES)
-        why = refusal(p, "Medication") if refused else said(e, "Medication")
         p.report.warn(why + f"; stored Medications not read again{HELD}")
         return
     _checked(p, clocks)
+
+
+def _not_searchable(p: Puller, e: ServerError) -> str:
+    """A Medication search's error `e` as a warning's start when the token's scope leaves
+    Medication out (403) or the server has no search of it (unsupported.py, then remembered
+    for the night); any other error is raised again."""
+    refused = isinstance(e, AuthError) and getattr(e, "status", 0) == 403
+    if not (refused or unsupported(e, "Medication")):
+        raise e
+    if refused:
+        return refusal(p, "Medication")
+    p.unsupported.setdefault("Medication", e)
+    return said(e, "Medication")
 
 
 def _checked(p: Puller, clocks: list[str | None]) -> None:
