@@ -112,9 +112,23 @@ def test_patient_unsupported_still_fails_the_run(store, status):
     assert not store.get_mark("uci", "fhir:complete")
 
 
+def test_patient_left_out_of_the_capability_statement_is_still_pulled(store):
+    """A CapabilityStatement without Patient skipped the charts' Patients with a warning (every
+    age and sex then unknown) while a Patient 404 failed the run: Patient is asked for
+    regardless, and a server that answers it has its Patients stored."""
+    cap = capability(types=[t for t in ALL if t != "Patient"])
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = PageFake(rsps, cap=cap)
+        population(fake)
+        rep = run(store)
+    assert store.count_by_type("uci")["Patient"] == 3
+    assert not any(w.startswith("Patient:") for w in rep.warnings), rep.warnings
+
+
 def test_every_type_unsupported_still_fails_the_run(store):
-    """Screening answered, the CapabilityStatement without Patient, every patient search 404:
-    an empty chart is no result (exit 6), no patient marked complete."""
+    """Screening answered, the CapabilityStatement without Patient (asked for all the same and
+    answered), every search by patient 404: charts of Patients alone are no result (exit 6), no patient
+    marked complete."""
     cap = capability(types=[t for t in ALL if t != "Patient"])
 
     def edit(req, st, body):

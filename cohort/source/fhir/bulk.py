@@ -42,7 +42,7 @@ MIN_POLL = 1.0  # seconds between two status polls at the least (see poll)
 
 
 def export_types(p: Puller) -> list[str]:
-    return [t for t in PULL_TYPES if p.cap.has_type(t) and (t not in BY_CODE or p.tokens.get(t))]
+    return [t for t in PULL_TYPES if p.cap.pulls(t) and (t not in BY_CODE or p.tokens.get(t))]
 
 
 def export_key(p: Puller, types: list[str], combo: bool = False) -> str:
@@ -60,7 +60,7 @@ def kickoff(p: Puller, since_of: Callable[[bool], str | None]) -> tuple[str, str
     """Start an export job: (status (Content-Location) URL, its _since, whether its Observation
     filter asked by combo-code). `since_of(combo)` is the _since of an export asked so."""
     types = export_types(p)
-    missing = [t for t in PULL_TYPES if not p.cap.has_type(t)]
+    missing = [t for t in PULL_TYPES if not p.cap.pulls(t)]
     for t in missing:
         p.report.warn(f"{t}: not in the server's CapabilityStatement; not exported")
     combo = by_combo(p, types)

@@ -110,6 +110,11 @@ class Capability:
     def has_type(self, rtype: str) -> bool:
         return rtype in self.types
 
+    def pulls(self, rtype: str) -> bool:
+        """Whether `rtype` is asked for: listed, or Patient, asked regardless (charts without
+        it read as unknown everywhere, so a server without it fails the run, as on a 404)."""
+        return rtype == "Patient" or rtype in self.types
+
     def has_param(self, rtype: str, name: str) -> bool:
         params = self.types.get(rtype)
         if params is None:

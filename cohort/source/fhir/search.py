@@ -199,7 +199,7 @@ def pull_types(p: Puller, new: list[str], known: list[str], *, advance: bool = T
     move only with `advance` (a later pass's clocks would skip changes made meanwhile to the
     patients of the first)."""
     for rtype in PULL_TYPES:
-        if not p.cap.has_type(rtype):
+        if not p.cap.pulls(rtype):
             p.report.warn(f"{rtype}: not in the server's CapabilityStatement; not pulled")
             # tonight's new patients count as complete without this type: when it is back,
             # it is pulled in full for every patient, not only changes since the old mark
@@ -287,9 +287,9 @@ def search_path(p: Puller) -> None:
     p.report.patients_screened, p.report.patients_new = len(screened), len(new)
     p.log.info("fhir %s: screened %d patients (%d new)", p.site, len(screened), len(new))
     pull_types(p, new, known)
-    if not p.swept and (p.refused or p.unsupported):
-        # every type refused (credentials or scope: exit 7) or unsupported (exit 6): pulling
-        # nothing would mark every screened patient complete
+    if not p.swept - {"Patient"} and (p.refused or p.unsupported):
+        # every clinical type refused (credentials or scope: exit 7) or unsupported (exit 6):
+        # pulling no chart (Patients alone at most) would mark every screened patient complete
         raise next(iter([*p.refused.values(), *p.unsupported.values()]))
     screened |= pull_replacing(p, screened, complete)
     p.set_mark("complete", json.dumps(sorted(screened)))
