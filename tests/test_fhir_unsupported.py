@@ -165,6 +165,35 @@ def test_a_later_page_404_is_still_searched_again_from_the_first(store):
     assert not any("does not support" in w for w in rep.warnings), rep.warnings
 
 
+def test_a_restarted_search_whose_first_page_404s_fails_the_run(store):
+    """A later page 404 (paging state expired), then the first page 404 when searched again:
+    the server answered that type's search tonight, so this is a server fault, not a type it
+    lacks; skipping it would leave tonight's charts without the type (exit 6 instead)."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        seen = {"later": 0}
+
+        def edit(req, st, body):
+            if not urlsplit(req.url).path.endswith("/Observation"):
+                return st, body
+            query = dict(parse_qsl(urlsplit(req.url).query))
+            if query.get("_summary") == "count":
+                return st, body
+            if "_offset" in req.url:
+                seen["later"] += 1
+                return 404, oo("Search id not found", "not-found")
+            if seen["later"]:
+                return 404, oo("Unknown resource type", "not-supported")
+            return st, body
+
+        fake.edit = edit
+        with pytest.raises(ServerError, match="HTTP 404"):
+            run(store)
+    assert seen["later"] == 1
+    assert not store.get_mark("uci", "fhir:complete")
+
+
 @pytest.mark.parametrize("status", (405, 501))
 def test_medication_reads_the_server_does_not_support_keep_the_records(store, status):
     """Medications read one by one (no _include, no _id search) where the server answers

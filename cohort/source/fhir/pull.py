@@ -72,6 +72,7 @@ class Puller:
         self.no_since: set[str] = set()
         self.refused: dict[str, ServerError] = {}  # types whose search answered 403
         self.unsupported: dict[str, ServerError] = {}  # ... 404/405/501 (unsupported.py)
+        self.answered: set[str] = set()  # types a search's first page answered tonight
         self.category_each = False  # the server takes one Observation category per search
         # what an Observation search by mapped code uses (Capability.code_params); back to
         # ("code",) when the server refuses combo-code or component-code
@@ -227,6 +228,7 @@ class Puller:
         try:
             for page, bundle, r in self.client.search(rtype, params, count=counted):
                 if page == 1:
+                    self.answered.add(rtype)
                     clock, total = server_time(bundle, r), bundle.get("total")
                     searched(self, rtype, params, counted)
                 origin = f"GET {rtype}?{shape}#page{page}"
@@ -246,6 +248,8 @@ class Puller:
             if page and not isinstance(e, IncompleteSearch):
                 e.page = page + 1  # type: ignore[attr-defined]
             e.rtype = getattr(e, "rtype", None) or rtype  # type: ignore[attr-defined]
+            # (a type the server has searched tonight is one it supports: unsupported.py)
+            e.answered = e.rtype in self.answered  # type: ignore[attr-defined]
             raise
         if isinstance(total, int) and not isinstance(total, bool) and matched < total:
             # records deleted while paging, or a server that drops some: said, not hidden
