@@ -81,7 +81,7 @@ def screen(
     free text (`report.nophi`): both are made here, where the evidence objects still are."""
     from cohort.extract import Extractor
     from cohort.report.csv import criterion_order, evidence_text
-    from cohort.report.nophi import public_result
+    from cohort.report.nophi import public_result, reason_wording
 
     params = {"min_age": site.min_age} if site.min_age is not None else {}
     merges = merges_of(store, site.id)
@@ -94,6 +94,8 @@ def screen(
         )
     ids = merges.survivors(screened_ids(site.id, store, loaded))
     order = criterion_order(loaded.trial.infos)
+    # (labels are the reasons' fixed words: a value quoted is withheld, not a label holding it)
+    wording = frozenset() if phi else reason_wording(loaded.term, loaded.trial.criteria)
 
     def extractor_for(st: Store) -> Extractor:
         # one per process: its memo of code elements serves every chunk that process takes
@@ -122,7 +124,9 @@ def screen(
                 cand.evidence_text = evidence_text(cand, order, phi=phi)
                 cand.results = [
                     Result(r.criterion, r.status, r.reason, (), (), r.eligible_from, r.manual)
-                    for r in (cand.results if phi else map(public_result, cand.results))
+                    for r in (
+                        cand.results if phi else (public_result(x, wording) for x in cand.results)
+                    )
                 ]
                 found.append(cand)
         return found
