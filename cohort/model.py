@@ -161,6 +161,9 @@ class Dose:
     # its dose is only the least it may be: beside it the line gives an amount not read (a
     # rate alone), or it is a doseRange's low without a high
     least: bool = False
+    # Dosage.maxDosePerPeriod: each Ratio (numerator, denominator) whose ends read; the least a
+    # day of those in a unit of time caps the line's daily dose (criteria.dose)
+    caps: tuple[tuple[Quantity, Quantity], ...] = ()
 
 
 @value

@@ -224,3 +224,150 @@ def test_a_dose_below_nothing_beside_a_low_line_is_unknown() -> None:
 )
 def test_each_time_of_day_counts_once(times: list[Any], expected: str) -> None:
     assert high_dose(dosage(mg(30), timeOfDay=times)) == expected
+
+
+# --- 6. as needed (PRN) and a most per period -----------------------------------------------------
+def prn(line: dict[str, Any], **as_needed: Any) -> dict[str, Any]:
+    """`line` taken as needed (asNeededBoolean true unless another asNeeded[x] is given)."""
+    return {**line, **(as_needed or {"asNeededBoolean": True})}
+
+
+def capped(line: dict[str, Any], *caps: tuple[float, float, str]) -> dict[str, Any]:
+    """`line` with maxDosePerPeriod: one Ratio (FHIR R4) of mg per period, or a list (R5)."""
+    ratios = [{"numerator": mg(n), "denominator": qty(p, unit, unit)} for n, p, unit in caps]
+    # (each cap is (mg, period, UCUM unit of time))
+    return {**line, "maxDosePerPeriod": ratios[0] if len(ratios) == 1 else ratios}
+
+
+HEADACHE = {"text": "headache"}
+
+
+@pytest.mark.parametrize(
+    ("line", "scheduled", "expected"),
+    [
+        # 0 to 60 a day: may be over the limit, not that it is (was a fail)
+        (dosage(mg(60), frequency=1), "fail", "unknown"),
+        (dosage(mg(10), frequency=2), "pass", "pass"),  # 0 to 20
+        (dosage(mg(20), frequency=2), "pass", "pass"),  # 0 to 40: at the limit
+        (dosage(mg(25), frequency=2), "fail", "unknown"),  # 0 to 50
+        (dosage(mg(20), frequency=1, frequencyMax=3), "unknown", "unknown"),  # 0 to 60
+        (dosage(dose_range=(mg(50), mg(60)), frequency=1), "fail", "unknown"),  # 0 to 60
+        (dosage(dose_range=(mg(50), None), frequency=1), "fail", "unknown"),  # 0 or more
+        (dosage(mg(60), timing_text="as directed"), "unknown", "unknown"),  # not read
+    ],
+)
+def test_a_dose_as_needed_is_none_up_to_its_schedule(
+    line: dict[str, Any], scheduled: str, expected: str
+) -> None:
+    assert high_dose(line) == scheduled
+    assert high_dose(prn(line)) == expected
+    assert high_dose(prn(line, asNeededCodeableConcept=HEADACHE)) == expected
+    # FHIR R5's asNeeded and asNeededFor
+    assert high_dose(prn(line, asNeeded=True)) == expected
+    assert high_dose(prn(line, asNeededFor=[HEADACHE])) == expected
+
+
+@pytest.mark.parametrize("line", [dosage(mg(60), frequency=1), dosage(mg(10), frequency=2)])
+def test_a_dose_not_as_needed_is_as_scheduled(line: dict[str, Any]) -> None:
+    for flag in ({"asNeededBoolean": False}, {"asNeeded": False}, {"asNeededFor": []}):
+        assert high_dose(prn(line, **flag)) == high_dose(line)
+
+
+def test_a_dose_as_needed_passes_on_its_most() -> None:
+    r = run("washout_high_dose_cs", taking(prn(dosage(mg(10), frequency=2))))
+    assert r.status == "pass", r.reason
+    [ev] = r.evidence
+    assert (ev.value, ev.unit) == ("20", "mg/day")
+    assert "0 to 20 mg/day" in ev.note, ev.note
+    # over the limit at most: why it is unknown names the range
+    r = run("washout_high_dose_cs", taking(prn(dosage(mg(60), frequency=1))))
+    assert r.status == "unknown"
+    assert "0 to 60 mg/day prednisone-equivalent" in r.reason, r.reason
+
+
+@pytest.mark.parametrize(
+    ("line", "expected", "most"),
+    [
+        # 80 a day, at most 40 a day: at most 40 (was a fail)
+        (capped(dosage(mg(20), frequency=4), (40, 1, "d")), "pass", "40"),
+        (capped(dosage(mg(20), frequency=4), (40, 24, "h")), "pass", "40"),
+        (capped(dosage(mg(20), frequency=4), (20, 12, "h")), "pass", "40"),
+        (capped(dosage(mg(20), frequency=4), (40, 1, "h")), "fail", None),  # 960 a day
+        (capped(dosage(mg(20), frequency=4), (280, 1, "wk")), "pass", "40"),  # 280/7
+        (capped(dosage(mg(20), frequency=4), (350, 1, "wk")), "fail", None),  # 50
+        (capped(dosage(mg(60), frequency=1), (100, 1, "d")), "fail", None),  # 60: no lower
+        (capped(dosage(mg(10), frequency=2), (100, 1, "d")), "pass", "20"),  # never raised
+        # R4B/R5: a list, the smallest a day
+        (capped(dosage(mg(20), frequency=4), (100, 1, "d"), (210, 1, "wk")), "pass", "30"),
+        (capped(dosage(mg(20), frequency=4), (210, 1, "wk"), (100, 1, "d")), "pass", "30"),
+        # a range: its most lowered, its least too when above it
+        (capped(dosage(mg(20), frequency=1, frequencyMax=4), (40, 1, "d")), "pass", "40"),
+        (capped(prn(dosage(mg(60), frequency=1)), (40, 1, "d")), "pass", "40"),
+    ],
+)
+def test_a_most_per_period_caps_the_daily_dose(
+    line: dict[str, Any], expected: str, most: str | None
+) -> None:
+    r = run("washout_high_dose_cs", taking(line))
+    assert r.status == expected, r.reason
+    if most is not None:
+        [ev] = r.evidence
+        assert (ev.value, ev.unit) == (most, "mg/day")
+
+
+@pytest.mark.parametrize(
+    "period", [qty(1, "day"), qty(24, "hours"), qty(1, "d", "258703001"), qty(1, "Days")]
+)
+def test_a_most_per_period_of_a_day_in_words_or_another_system(period: dict[str, Any]) -> None:
+    """Its unit text read where there is no UCUM code: as a word, or under SNOMED's code."""
+    if period.get("system"):
+        period["system"] = "http://snomed.info/sct"
+    line = {**dosage(mg(20), frequency=4), "maxDosePerPeriod": {
+        "numerator": mg(40), "denominator": period}}  # fmt: skip
+    assert high_dose(line) == "pass"
+
+
+def test_a_most_per_period_of_a_week_is_a_seventh_of_it_a_day() -> None:
+    # 20 mg four times a day, at most 210 mg a week: 30 a day
+    r = run("washout_high_dose_cs", taking(capped(dosage(mg(20), frequency=4), (210, 1, "wk"))))
+    assert r.status == "pass", r.reason
+    [ev] = r.evidence
+    assert (ev.value, ev.unit) == ("30", "mg/day")
+
+
+@pytest.mark.parametrize(
+    "ratio",
+    [
+        {"numerator": mg(40), "denominator": qty(1, "{tab}", "{tab}")},  # not of time
+        {"numerator": mg(40), "denominator": qty(1)},  # no unit
+        {"numerator": mg(40), "denominator": qty(0, "d", "d")},  # no period
+        {"numerator": qty(40, "mL", "mL"), "denominator": qty(1, "d", "d")},  # no strength
+        {"numerator": qty(4, "{puff}", "{puff}"), "denominator": qty(1, "d", "d")},
+        {"numerator": mg(-40), "denominator": qty(1, "d", "d")},
+        {"numerator": mg(40)},
+        {"denominator": qty(1, "d", "d")},
+        "40 mg a day",
+        [],
+        [{"numerator": mg(40), "denominator": qty(1, "{tab}", "{tab}")}, "40 mg"],
+    ],
+)
+def test_a_most_per_period_that_does_not_read_changes_nothing(ratio: Any) -> None:
+    line = dosage(mg(20), frequency=4)
+    assert high_dose({**line, "maxDosePerPeriod": ratio}) == "fail"
+    line = dosage(mg(10), frequency=2)
+    assert high_dose({**line, "maxDosePerPeriod": ratio}) == "pass"
+
+
+def test_a_most_per_period_in_tablets_reads_through_the_strength() -> None:
+    """A prednisone 5 mg tablet product, at most 8 tablets a day: 40 mg."""
+    line = {**dosage(qty(4, "{tab}", "{tab}"), frequency=4)}
+    line["maxDosePerPeriod"] = {
+        "numerator": qty(8, "{tab}", "{tab}"), "denominator": qty(1, "d", "d")
+    }  # fmt: skip
+    res = medication(
+        "MedicationRequest", PREDNISONE, text="prednisone 5 MG Oral Tablet", authored=ago(10),
+        dosages=[line],
+    )
+    assert status("washout_high_dose_cs", res) == "pass"
+    del line["maxDosePerPeriod"]
+    assert status("washout_high_dose_cs", res) == "fail"  # 16 tablets: 80 mg

@@ -135,3 +135,27 @@ def test_precheck_on_arbitrary_shapes(rtype: str, body: dict[str, Any]) -> None:
     res = {**body, "resourceType": rtype}
     if precheck(res):
         assert interpreter(res) is None
+
+
+@pytest.mark.parametrize(
+    ("limit", "valid"),
+    [
+        ({"numerator": {"value": 40, "code": "mg"}, "denominator": {"value": 1, "code": "d"}}, True),
+        # FHIR R5 (and records written to it): a list of Ratios, not refused (it dropped the order)
+        ([{"numerator": {"value": 40, "code": "mg"}, "denominator": {"value": 1, "code": "d"}}],
+         True),
+        ([], True),
+        ({"numerator": {"value": "40"}}, False),
+        ([{"numerator": {"value": "40"}}], False),
+        (["40 mg a day"], False),
+        ("40 mg a day", False),
+        ([[]], False),
+    ],
+)  # fmt: skip
+def test_max_dose_per_period_one_ratio_or_a_list(limit: Any, valid: bool) -> None:
+    dosage = {"text": "x", "maxDosePerPeriod": limit}
+    res = {"resourceType": "MedicationRequest", "id": "m1", "status": "active",
+           "intent": "order", "subject": {"reference": "Patient/p1"},
+           "medicationCodeableConcept": {"text": "prednisone"}, "dosageInstruction": [dosage]}  # fmt: skip
+    assert (interpreter(res) is None) is valid, interpreter(res)
+    assert precheck(res) is valid

@@ -184,7 +184,27 @@ def _line_mg(
             return None
         least, most = min(least, high), max(least, high)
     fewest = d.per_day if d.per_day is not None else 1.0
-    return least * fewest, most * (d.per_day_max if d.per_day_max is not None else fewest)
+    least, most = least * fewest, most * (d.per_day_max if d.per_day_max is not None else fewest)
+    cap = _cap(d, strength, per_ml, term)
+    if cap is None:
+        return least, most
+    # no more a day than its maxDosePerPeriod: the most lowered to it, never raised (a least
+    # above it too: the schedule gives more than may be taken, the cap says what may be)
+    return min(least, cap), min(most, cap)
+
+
+def _cap(
+    d: Dose, strength: float | None, per_ml: float | None, term: TerminologyLike
+) -> float | None:
+    """The least mg a day of a line's maxDosePerPeriod Ratios whose numerator reads as a dose
+    does and whose denominator is of time (UCUM's: a month 30.4375 days); None: none reads."""
+    caps = []
+    for num, den in d.caps:
+        days = term.convert_to(den, "d")
+        amount = _mg(term.ucum_only(num), strength, per_ml, term)
+        if days is not None and days > 0 and amount is not None:
+            caps.append(amount / days)
+    return min(caps, default=None)
 
 
 def _mg(

@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from cohort.extract.elements import DayRange, codes_of, parse_days, quantity_of
+from cohort.extract.limits import as_needed, caps_of, none_to
 from cohort.extract.onset import TIME_UNITS, add_units
 from cohort.model import Bounds, Dose, Quantity
 
@@ -45,7 +46,8 @@ def doses_of(
     """The Dosage lines of a record (MedicationStatement.dosage, dosageInstruction ...). Once
     a line has bounds (Timing.repeat.bounds[x]), every line has its days: its bounds, from
     the record's `start` (a boundsDuration, a boundsPeriod without a start) and open while
-    the record's status is `ongoing`; a line without bounds the record's own days."""
+    the record's status is `ongoing`; a line without bounds the record's own days. A line
+    taken as needed is none up to its dose; its maxDosePerPeriod is read by the criteria."""
     out = []
     bounded = False
     for d in items:
@@ -72,14 +74,20 @@ def doses_of(
             # dose or rate does not read has
             unread = bad or (unread and qty is not None) or (qty is None and (given or rated))
         least = (rated or above) and qty is not None
+        if qty is not None and not unread and as_needed(d):
+            # taken only when needed: none up to what the schedule gives, as a doseRange's
+            # high alone (a least only stays one: no most)
+            high = high if high is not None or least else qty
+            qty = none_to(high or qty)
+        caps = caps_of(d["maxDosePerPeriod"]) if "maxDosePerPeriod" in d else ()
         seq = d.get("sequence")
         sequence = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
         if rep:  # (a repeat with more than a frequency and period: it may have bounds)
             bounds = _bounds(rep, start, ongoing)
             bounded = bounded or bounds is not None
-            out.append(Dose(qty, rate, sequence, unread, high, most, bounds, least))
+            out.append(Dose(qty, rate, sequence, unread, high, most, bounds, least, caps))
         else:
-            out.append(Dose(qty, rate, sequence, unread, high, most, least=least))
+            out.append(Dose(qty, rate, sequence, unread, high, most, least=least, caps=caps))
     if bounded:
         own = _days(start, None if ongoing else start, ongoing)
         out = [d if d.bounds is not None else replace(d, bounds=own) for d in out]

@@ -21,6 +21,7 @@ __all__ = [
     "instant",
     "integer",
     "obj",
+    "one_or_array",
     "string",
 ]
 
@@ -156,6 +157,17 @@ def array(item: Checker) -> Checker:
             raise
 
     SHAPES[run] = ("list", item)
+    return run
+
+
+def one_or_array(item: Checker) -> Checker:
+    """An element FHIR R4 allows once and R5 many times (Dosage.maxDosePerPeriod): either."""
+    many = array(item)
+
+    def run(v: Any) -> None:
+        (many if isinstance(v, list) else item)(v)
+
+    SHAPES[run] = ("one_or_list", item)
     return run
 
 

@@ -16,7 +16,8 @@ from typing import Any
 # How a leaf checker is written inline: a test on `{x}` that is true when the value is BAD, and
 # the names that test uses
 Leaves = Mapping[Callable[[Any], None], tuple[str, Mapping[str, Any]]]
-# obj checker -> ("obj", fields, required) | list checker -> ("list", item)
+# obj checker -> ("obj", fields, required) | list checker -> ("list", item) | either checker
+# -> ("one_or_list", item)
 Shapes = Mapping[Callable[[Any], None], tuple[Any, ...]]
 Precheck = Callable[[dict[str, Any]], bool]
 
@@ -46,6 +47,14 @@ class _Writer:
             self.emit(depth, f"if {var}.__class__ is not list: return False")
             self.emit(depth, f"for {item} in {var}:")
             self.check(shape[1], item, depth + 1, level + 1)
+            return
+        if shape[0] == "one_or_list":  # a list of items, or one item
+            item = f"i{level}"
+            self.emit(depth, f"if {var}.__class__ is list:")
+            self.emit(depth + 1, f"for {item} in {var}:")
+            self.check(shape[1], item, depth + 2, level + 1)
+            self.emit(depth, "else:")
+            self.check(shape[1], var, depth + 1, level + 1)
             return
         _, fields, required = shape
         self.emit(depth, f"if {var}.__class__ is not dict: return False")

@@ -30,6 +30,7 @@ from cohort.source.checkers import (
     instant,
     integer,
     obj,
+    one_or_array,
     string,
 )
 from cohort.source.precheck import compile_prechecks
@@ -82,7 +83,7 @@ _dosage = obj(
                 }
             )  # fmt: skip
         ),
-        "maxDosePerPeriod": _ratio,
+        "maxDosePerPeriod": one_or_array(_ratio),  # (R5: a list)
     }
 )
 _obs_value: dict[str, Checker] = {
