@@ -406,6 +406,10 @@ def test_bilag_latest_assessment_decides() -> None:
         (qty(25, "K/uL"), "pass"),  # not < 25
         (qty(24.9, "x10E3/uL"), "fail"),
         (qty(150, "x10E3/uL"), "pass"),
+        (qty(20, "x10(3)/mcL"), "fail"),  # Oracle Health (Cerner) style: mcL for uL
+        (qty(240, "x10(3)/mcL"), "pass"),
+        (qty(240, "K/mcL"), "pass"),
+        (qty(20000, "/mcL"), "fail"),
         (qty(20000, "/mm3", "/mm3"), "fail"),
         (qty(150000, "/mm3", "/mm3"), "pass"),
         (qty(20, "10*9/L", "10*9/L"), "fail"),
