@@ -213,6 +213,9 @@ def test_lupus_unspecified_only_is_unknown_but_screened() -> None:
     c = condition("200936003", SNOMED, onset=OLD)
     assert status("sle_diagnosis", c) == "unknown"
     assert screened(c)
+    # its evidence row names the concept it was read as (it was blank)
+    r = run("sle_diagnosis", patient("1990-01-01"), c)
+    assert [e.concept for e in r.evidence] == ["lupus_unspecified"]
 
 
 def test_lupus_unspecified_with_sle_uses_sle() -> None:
@@ -244,7 +247,10 @@ def test_old_lupus_unspecified_with_recent_sle_is_unknown_not_fail() -> None:
     r = run("sle_diagnosis", patient("1990-01-01"), old, recent)
     assert r.status == "unknown"
     assert r.reason == "lupus erythematosus not specified as systemic: confirm SLE"
-    assert {e.ref for e in r.evidence} == {f"Condition/{old['id']}", f"Condition/{recent['id']}"}
+    assert {(e.ref, e.concept) for e in r.evidence} == {
+        (f"Condition/{old['id']}", "lupus_unspecified"),
+        (f"Condition/{recent['id']}", "sle"),
+    }
     # an unspecified lupus only as recent as the cutoff allows does not rescue it
     assert status("sle_diagnosis", condition("200936003", SNOMED, onset="2026-05-26"), recent) == (
         "fail"

@@ -106,19 +106,20 @@ def diagnosis(crit: Criterion, ctx: Context) -> Result:
     p = crit.params
     found = ctx.conditions(p["concepts"])
     uncertain_why = p.get("uncertain_reason", "diagnosis not specific")
+    unsure = list(p.get("uncertain_concepts", []))
     if not found:
-        uncertain = ctx.conditions(p.get("uncertain_concepts", []))
+        uncertain = ctx.conditions(unsure)
         if uncertain:
-            return result(crit, Status.UNKNOWN, uncertain_why, _plain(uncertain))
+            return result(crit, Status.UNKNOWN, uncertain_why, _plain(ctx, uncertain, unsure))
         return result(crit, Status.FAIL, "no qualifying diagnosis")
     unconfirmed = set(p.get("unconfirmed_verification", ()))
     sure = [c for c in found if c.verification_status not in unconfirmed]
     dated = _dated(crit, ctx, found)
     if dated.status is Status.FAIL:
         # too recent; an older unspecific one (lupus erythematosus) may be the same diagnosis
-        uncertain = ctx.conditions(p.get("uncertain_concepts", []))
+        uncertain = ctx.conditions(unsure)
         if uncertain and _dated(crit, ctx, uncertain).status is Status.PASS:
-            ev = [*dated.evidence, *_plain(uncertain)]
+            ev = [*dated.evidence, *_plain(ctx, uncertain, unsure)]
             return result(crit, Status.UNKNOWN, uncertain_why, ev, dated.ignored)
     if len(sure) == len(found) or dated.status is not Status.PASS:
         return dated  # (what the unconfirmed ones cannot change)
@@ -196,6 +197,15 @@ def _named(p: Mapping[str, Any], c: ConditionFact, note: str = "") -> Evidence:
     )
 
 
-def _plain(conditions: list[ConditionFact]) -> list[Evidence]:
-    """Evidence of conditions of an uncertain concept (no concept named)."""
-    return [Evidence(ref=c.ref, value=c.text[:80], date=condition_shown(c)) for c in conditions]
+def _plain(ctx: Context, conditions: list[ConditionFact], concepts: list[str]) -> list[Evidence]:
+    """Evidence of conditions of an uncertain concept, each naming the one it matched (an
+    evidence.csv row with no concept left a researcher to guess why it was read)."""
+    return [
+        Evidence(
+            ref=c.ref,
+            concept=min(set(concepts) & ctx.concepts(c.ref, c.codes, c.text), default=""),
+            value=c.text[:80],
+            date=condition_shown(c),
+        )
+        for c in conditions
+    ]
