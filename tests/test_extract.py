@@ -210,7 +210,7 @@ def test_mrn_of_the_three_qa_variants() -> None:
 @pytest.mark.parametrize(
     "text",
     ["MRN", "MR", " mrn ", "Medical Record Number", "Medical record no.", "medical record #",
-     "MEDICAL  RECORD  NUMBER"],
+     "MEDICAL  RECORD  NUMBER", "Medical record"],
 )
 def test_mrn_by_type_text(text: str) -> None:
     ident = [{"type": {"text": "EPI"}, "value": "E1"}, {"type": {"text": text}, "value": "M-1"}]
