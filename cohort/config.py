@@ -42,6 +42,7 @@ class SiteConfig:
     min_age: int | None = None
     server: dict[str, Any] = field(default_factory=dict)
     where: str = ""  # "<config file> [[sites]] #N", for messages (load_config)
+    mrn_systems: tuple[str, ...] = ()  # `mrn_system`: Patient.identifier systems of the MRN
 
     @property
     def is_url(self) -> bool:
@@ -117,7 +118,7 @@ _KEYS = {
         "snapshot",
         "max_snapshot_removal",
     ),
-    "sites": ("id", "name", "source", "min_age", "server"),
+    "sites": ("id", "name", "source", "min_age", "server", "mrn_system"),
 }
 
 
@@ -230,13 +231,29 @@ def _sites(raw: Any, path: Path, resolve: Callable[[str], Path]) -> list[SiteCon
         if not isinstance(server, dict):
             raise ConfigError(f"{where}: [sites.server] must be a table")
         name = _get(s, "name", str, where, sid)
-        site = SiteConfig(sid, name, source, min_age, server, where)
+        site = SiteConfig(sid, name, source, min_age, server, where, _mrn_systems(s, where))
         if site.is_url:  # (checked now, not when its turn comes after other sites were read)
             server_settings(site, path)
         elif site.server:  # (ignored, as before; a misspelt key is an error as anywhere)
             _check_server_keys(site, path)
         sites.append(site)
     return sites
+
+
+def _mrn_systems(site: dict[str, Any], where: str) -> tuple[str, ...]:
+    """A site's `mrn_system`: one identifier system URI or a list of them (none when absent)."""
+    value = site.get("mrn_system", [])
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"{where}: key 'mrn_system' must be a string or a list of strings")
+    # (compared with identifier systems stripped; an empty one would be a silent no-op)
+    systems = tuple(v.strip() for v in values)
+    if "mrn_system" in site and (not systems or not all(systems)):
+        raise ConfigError(
+            f"{where}: key 'mrn_system' is empty (the system of the site's MRN identifiers,"
+            ' e.g. "urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14")'
+        )
+    return systems
 
 
 def _url_source(source: str, where: str) -> str | None:

@@ -100,7 +100,10 @@ def screen(
     def extractor_for(st: Store) -> Extractor:
         # one per process: its memo of code elements serves every chunk that process takes
         return Extractor(
-            loaded.rules, lambda mid: st.get(site.id, "Medication", mid), loaded.relevant
+            loaded.rules,
+            lambda mid: st.get(site.id, "Medication", mid),
+            loaded.relevant,
+            mrn_systems=site.mrn_systems,
         )
 
     def run_ids(st: Store, part: list[str], extractor: Extractor) -> list[Candidate]:

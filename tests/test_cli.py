@@ -176,6 +176,17 @@ def test_files_saved_with_a_byte_order_mark_read_as_without(tmp_path: Path) -> N
         ("[sites.x]\nmin_age = '18'", "[[sites]] #1: key 'min_age' must be a whole number"),
         ("[sites.x]\nmin_age = -5", "[[sites]] #1: key 'min_age' must be a whole number from 0"),
         ("[store]\npath = 7", "[store]: key 'path' must be a string"),
+        (
+            "[sites.x]\nmrn_system = 5",
+            "[[sites]] #1: key 'mrn_system' must be a string or a list of strings",
+        ),
+        (
+            "[sites.x]\nmrn_system = ['urn:oid:1.2', 5]",
+            "[[sites]] #1: key 'mrn_system' must be a string or a list of strings",
+        ),
+        ("[sites.x]\nmrn_system = ' '", "[[sites]] #1: key 'mrn_system' is empty"),
+        ("[sites.x]\nmrn_system = []", "[[sites]] #1: key 'mrn_system' is empty"),
+        ("[sites.x]\nmrn_sytem = 'x'", "unknown key 'mrn_sytem' (did you mean 'mrn_system'?)"),
     ],
 )
 def test_config_typos_and_wrong_types_are_exit_3_naming_the_key(
@@ -195,6 +206,29 @@ def test_config_typos_and_wrong_types_are_exit_3_naming_the_key(
     result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(tmp_path / "o")])
     assert result.exit_code == 3, result.output
     assert message in result.output and result.output.count("\n") == 1
+
+
+def test_mrn_column_filled_from_type_text_and_the_site_mrn_system(tmp_path: Path) -> None:
+    """QA found candidates.csv's mrn column empty: only a coded MR type was read, and Epic
+    sends its MRN with `type.text` "MRN" or by its system alone (tests/data/mrn)."""
+    epic = "urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14"
+    cfg = _config(tmp_path, str(ROOT / "tests" / "data" / "mrn"))
+    out = tmp_path / "out"
+    args = ["run", "--config", str(cfg), "--as-of", "2026-11-25", "--out", str(out)]
+
+    def mrns() -> dict[str, str]:
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        assert "00012345" not in result.output  # (PHI: never logged)
+        assert "00012345" not in (out / "run.json").read_text()
+        with (out / "uci" / "candidates.csv").open(encoding="utf-8-sig", newline="") as fh:
+            return {r["patient_id"]: r["mrn"] for r in csv.DictReader(fh)}
+
+    assert mrns() == {"m1": "00012345", "m2": "00012345", "m3": ""}
+    cfg.write_text(cfg.read_text() + f'mrn_system = "{epic}"\n')
+    assert mrns() == {"m1": "00012345", "m2": "00012345", "m3": "00012345"}
+    cfg.write_text(cfg.read_text().replace(f'"{epic}"', f'["urn:oid:1.2.3", "{epic}"]'))
+    assert mrns() == {"m1": "00012345", "m2": "00012345", "m3": "00012345"}
 
 
 def test_a_site_min_age_of_0_is_used_by_run_and_explain(tmp_path: Path) -> None:

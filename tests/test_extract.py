@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -178,6 +180,80 @@ def test_patient_fields() -> None:
     assert pf.patient.mrn == "MRN-7"
     assert pf.patient.phone == "555-1"
     assert pf.patient.postal_code == "92660"
+
+
+# The QA sample (tests/data/mrn, from real exports): the Epic MRN with only `type.text`, with a
+# coded MR, and with no type at all (its site-specific system only); each beside the EPI id.
+MRN_DATA = Path(__file__).resolve().parent / "data" / "mrn"
+EPIC_MRN = "urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14"
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+
+
+def _mrns(mrn_systems: tuple[str, ...] = ()) -> dict[str, str]:
+    lines = (MRN_DATA / "Patient.ndjson").read_text().splitlines()
+    extractor = Extractor(rules(), {}.get, mrn_systems=mrn_systems)
+    out = {}
+    for line in lines:
+        res = json.loads(line)
+        out[res["id"]] = extractor.facts(res["id"], [res]).patient.mrn
+    return out
+
+
+def test_mrn_of_the_three_qa_variants() -> None:
+    """Only a coded MR was read: the type.text "MRN" one left the mrn column empty, and one
+    known by its system alone needs the site's `mrn_system`."""
+    assert _mrns() == {"m1": "00012345", "m2": "00012345", "m3": ""}
+    assert _mrns((EPIC_MRN,)) == {"m1": "00012345", "m2": "00012345", "m3": "00012345"}
+    assert _mrns(("urn:oid:other", EPIC_MRN)) == _mrns((EPIC_MRN,))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["MRN", "MR", " mrn ", "Medical Record Number", "Medical record no.", "medical record #",
+     "MEDICAL  RECORD  NUMBER", "Medical record"],
+)
+def test_mrn_by_type_text(text: str) -> None:
+    ident = [{"type": {"text": "EPI"}, "value": "E1"}, {"type": {"text": text}, "value": "M-1"}]
+    assert facts(patient("1990-01-01", identifier=ident)).patient.mrn == "M-1"
+
+
+@pytest.mark.parametrize(
+    "text", ["EPI", "SSN", "Mr. Smith's id", "MRN (old)", "record number", "Medical"]
+)
+def test_other_type_texts_are_no_mrn(text: str) -> None:
+    ident = [{"type": {"text": text}, "value": "X-1"}]
+    assert facts(patient("1990-01-01", identifier=ident)).patient.mrn == ""
+
+
+def test_mrn_preference_system_then_coded_then_text() -> None:
+    coded = {"type": cc("MR", V2_0203), "system": "urn:oid:old", "value": "CODED"}
+    text = {"type": {"text": "Medical Record Number"}, "value": "TEXT"}
+    by_system = {"system": EPIC_MRN, "value": "SYSTEM"}
+
+    def mrn(*idents: dict[str, Any], systems: tuple[str, ...] = ()) -> str:
+        res = patient("1990-01-01", identifier=list(idents))
+        return Extractor(rules(), {}.get, mrn_systems=systems).facts("p1", [res]).patient.mrn
+
+    # the configured system wins over a coded MR, in either order, whatever its type says
+    assert mrn(coded, by_system, systems=(EPIC_MRN,)) == "SYSTEM"
+    assert mrn(by_system, coded, text, systems=(EPIC_MRN,)) == "SYSTEM"
+    assert mrn({**by_system, "type": {"text": "EPI"}}, coded, systems=(EPIC_MRN,)) == "SYSTEM"
+    # a coded MR wins over a type text; a text one over nothing
+    assert mrn(coded, text) == "CODED" and mrn(text, coded) == "CODED"
+    assert mrn(text, by_system) == "TEXT"
+    # a configured system none of them has: the rest as without one
+    assert mrn(text, coded, systems=("urn:oid:9",)) == "CODED"
+    # an identifier of the system without a value is no MRN: the next level's is
+    assert mrn({"system": EPIC_MRN}, coded, systems=(EPIC_MRN,)) == "CODED"
+
+
+def test_several_mrns_at_one_level_the_last_listed() -> None:
+    """As the coded-MR reading always did (no `use` preference): the last one listed."""
+    first = {"type": cc("MR", V2_0203), "use": "usual", "value": "A"}
+    second = {"type": cc("MR", V2_0203), "use": "old", "value": "B"}
+    assert facts(patient("1990-01-01", identifier=[first, second])).patient.mrn == "B"
+    texts = [{"type": {"text": "MRN"}, "value": "A"}, {"type": {"text": "MR"}, "value": "B"}]
+    assert facts(patient("1990-01-01", identifier=texts)).patient.mrn == "B"
 
 
 def test_patient_partial_birth_date_kept_as_recorded() -> None:

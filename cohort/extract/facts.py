@@ -118,6 +118,7 @@ class Extractor:
 
     `relevant(codes, text)`, when given, says whether an Observation can matter to any criterion;
     the others (most of a chart: vitals, routine panels) keep only their date, for `last_seen`.
+    `mrn_systems`: the site's `mrn_system` setting, given as data (extract/patient.py `mrn_of`).
     """
 
     def __init__(
@@ -125,8 +126,11 @@ class Extractor:
         rules: ReadingRules,
         medication: Callable[[str], dict[str, Any] | None],
         relevant: Callable[[tuple[Code, ...], str], bool] | None = None,
+        *,
+        mrn_systems: Iterable[str] = (),
     ):
         self.rules = rules
+        self._mrn_systems = frozenset(mrn_systems)
         self._medication = medication
         self._relevant = relevant
         self._elements = CodeElements(relevant)
@@ -192,7 +196,7 @@ class Extractor:
             if found:
                 pf.observations += found
         elif rtype == "Patient":
-            pf.patient = patient_of(res)
+            pf.patient = patient_of(res, self._mrn_systems)
         elif rtype == "Condition":
             onset = onset_days(res)
             undated = onset is UNDATED

@@ -3,22 +3,28 @@ record is in use, and the identifying columns."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
 from typing import Any
 
 from cohort.extract.elements import first_code, parse_days
 from cohort.merged import linked
 from cohort.model import Patient
 
-__all__ = ["patient_of"]
+__all__ = ["mrn_of", "patient_of"]
 
 _MR = ("MR", "MRN")
+# type.text that names a medical record number (many systems send no coding): "MRN", "MR",
+# "Medical Record Number", "Medical record no.", "medical record #" (spaces folded, any case)
+_MR_TEXT = re.compile(r"mrn?|medical record(?: number| num\.?| no\.?| ?#)?", re.IGNORECASE)
 
 
-def patient_of(res: dict[str, Any]) -> Patient:
+def patient_of(res: dict[str, Any], mrn_systems: Collection[str] = ()) -> Patient:
     """The Patient as the criteria read it. TypeError / ValueError (a record that could not be
     read: the criteria reading the Patient are unknown) when `active` or `deceasedBoolean` is
     no boolean, or `deceasedDateTime` no date: from a server (not validated), or the models of
-    `validate = "full"`, which take "false" for false; read as given they said in use, alive."""
+    `validate = "full"`, which take "false" for false; read as given they said in use, alive.
+    `mrn_systems`: the site's `mrn_system` setting (`mrn_of`)."""
     for flag in ("active", "deceasedBoolean"):
         if flag in res and not isinstance(res[flag], bool):
             raise TypeError(f"Patient.{flag}: not a boolean")
@@ -35,10 +41,7 @@ def patient_of(res: dict[str, Any]) -> Patient:
             )
             if name:
                 break
-    mrn = ""
-    for ident in res.get("identifier") or ():
-        if isinstance(ident, dict) and first_code(ident.get("type")) in _MR:
-            mrn = str(ident.get("value", ""))
+    mrn = mrn_of(res.get("identifier"), mrn_systems)
     phone = next(
         (str(t.get("value", "")) for t in res.get("telecom") or () if t.get("system") == "phone"),
         "",
@@ -57,6 +60,29 @@ def patient_of(res: dict[str, Any]) -> Patient:
         phone=phone,
         postal_code=postal,
     )
+
+
+def mrn_of(identifiers: Any, systems: Collection[str] = ()) -> str:
+    """The MRN among a Patient's identifiers ("" when none): one of the site's `systems`
+    (`mrn_system`, whatever its type says), else one whose type is coded MR, else one whose
+    type.text names a medical record number; of several at one level, the last listed (as the
+    coded-MR reading always took). An identifier without a value is none."""
+    found = ["", "", ""]
+    for ident in identifiers if isinstance(identifiers, list) else ():
+        if not isinstance(ident, dict) or ident.get("value") in (None, ""):
+            continue
+        system, kind = ident.get("system"), ident.get("type")
+        if isinstance(system, str) and system.strip() in systems:
+            found[0] = str(ident["value"])
+        elif first_code(kind) in _MR:
+            found[1] = str(ident["value"])
+        elif isinstance(kind, dict) and _is_mr_text(kind.get("text")):
+            found[2] = str(ident["value"])
+    return next((v for v in found if v), "")
+
+
+def _is_mr_text(text: Any) -> bool:
+    return isinstance(text, str) and _MR_TEXT.fullmatch(" ".join(text.split())) is not None
 
 
 def _replaced_by(res: dict[str, Any]) -> str:

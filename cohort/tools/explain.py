@@ -140,7 +140,11 @@ def explain_patient(
     loaded = Loaded.from_config(cfg)
     with open_store(cfg, out) as store:
         site, target, merges, resources, extra = _find(store, cfg, pid, site_id)
-        extractor = Extractor(loaded.rules, lambda mid: store.get(site.id, "Medication", mid))
+        extractor = Extractor(
+            loaded.rules,
+            lambda mid: store.get(site.id, "Medication", mid),
+            mrn_systems=site.mrn_systems,
+        )
         facts = merges.mark(add_side(extractor.facts(target, resources), extra))
     as_of, said, note = judged_on(out, site.id, as_of, loaded.term.version)
     olds = merges.olds.get(target, [])
