@@ -387,7 +387,7 @@ def test_high_dose_eligible_from_is_end_plus_84_days() -> None:
     assert r.status == "fail"
     assert r.eligible_from == days_before(30) + timedelta(days=84)
     # the reason says until when, as the other washouts' do
-    assert r.reason.endswith(f"within 84 days (until {r.eligible_from})"), r.reason
+    assert r.reason.endswith(f"within 12 weeks (until {r.eligible_from})"), r.reason
 
 
 def test_high_dose_ongoing_has_no_eligible_from() -> None:
@@ -417,7 +417,7 @@ def test_high_dose_evidence_names_the_drug_and_its_prednisone_equivalent() -> No
         "methylprednisolone 1000 mg/day = 1250 mg/day prednisone-equivalent",
     )
     assert r.reason == (
-        "methylprednisolone 1250 mg/day prednisone-equivalent > 40 within 84 days"
+        "methylprednisolone 1250 mg/day prednisone-equivalent > 40 within 12 weeks"
         f" (until {days_before(20) + W12})"
     )
 
@@ -591,7 +591,7 @@ def test_high_dose_reason_quotes_the_dose_that_sets_its_until_date() -> None:
     )
     assert r.eligible_from == days_before(5) + W12
     assert " 60 mg/day" in r.reason and "1250" not in r.reason, r.reason
-    assert r.reason.endswith(f"within 84 days (until {r.eligible_from})"), r.reason
+    assert r.reason.endswith(f"within 12 weeks (until {r.eligible_from})"), r.reason
 
 
 def test_high_dose_reason_names_a_dose_maybe_in_the_window_that_sets_its_date() -> None:
@@ -600,7 +600,7 @@ def test_high_dose_reason_names_a_dose_maybe_in_the_window_that_sets_its_date() 
     r = run("washout_high_dose_cs", pred(mg(60), end_days=80), maybe)
     assert r.eligible_from == date(2026, 9, 30) + W12
     assert r.reason == (
-        f"prednisone 60 mg/day prednisone-equivalent > 40 within 84 days (until {r.eligible_from}:"
+        f"prednisone 60 mg/day prednisone-equivalent > 40 within 12 weeks (until {r.eligible_from}:"
         " prednisone 50 mg/day prednisone-equivalent end recorded only as 2026-09 may be within"
         " it)"
     )
@@ -658,7 +658,7 @@ def test_high_dose_without_start_date(end: str, expected: str) -> None:
         assert r.reason.startswith(
             "prednisone 60 mg/day prednisone-equivalent without a start date"
         ), r.reason
-        assert "cannot tell if within 84 days before 2026-11-25" in r.reason
+        assert "cannot tell if within 12 weeks before 2026-11-25" in r.reason
 
 
 def test_high_dose_no_corticosteroid_passes() -> None:
@@ -832,7 +832,7 @@ def test_washout_reason_names_the_exposure_that_sets_its_until_date(records: tup
     ending last ("cyclophosphamide within 168 days (until <abatacept's end + 24 weeks>)")."""
     r = run("washout_24wk", *records)
     assert r.eligible_from == days_before(10) + W24
-    assert r.reason == f"CTLA4-Fc (abatacept) within 168 days (until {r.eligible_from})"
+    assert r.reason == f"CTLA4-Fc (abatacept) within 24 weeks (until {r.eligible_from})"
 
 
 def test_washout_reason_names_a_record_maybe_in_the_window_that_sets_its_date() -> None:
@@ -844,7 +844,7 @@ def test_washout_reason_names_a_record_maybe_in_the_window_that_sets_its_date() 
     )
     assert r.eligible_from == date(2026, 6, 30) + W24
     assert r.reason == (
-        f"cyclophosphamide within 168 days (until {r.eligible_from}: CTLA4-Fc (abatacept) end recorded only"
+        f"cyclophosphamide within 24 weeks (until {r.eligible_from}: CTLA4-Fc (abatacept) end recorded only"
         " as 2026-06 may be within it)"
     )
 
@@ -852,7 +852,7 @@ def test_washout_reason_names_a_record_maybe_in_the_window_that_sets_its_date() 
 def test_washout_ongoing_reason_names_the_exposure_without_an_end() -> None:
     r = run("washout_24wk", ORENCIA_10, stmt(None, text="cyclophosphamide", start=ago(30)))
     assert (r.status, r.eligible_from) == ("fail", None)
-    assert r.reason == "cyclophosphamide within 168 days (ongoing or no known end)"
+    assert r.reason == "cyclophosphamide within 24 weeks (ongoing or no known end)"
 
 
 IG = "immune globulin"
@@ -987,7 +987,7 @@ def test_b_cell_low_cd19_reason_carries_the_count_and_the_dose_dates() -> None:
     )
     r = run("washout_b_cell_depletion", admin(RTX, days=100), cd19(10, 5))
     assert r.reason == (
-        "B-cell depleting therapy within 252 days (then CD19 B-cell count 10 /uL below lower limit 80 on"
+        "B-cell depleting therapy within 36 weeks (then CD19 B-cell count 10 /uL below lower limit 80 on"
         f" {ago(5)} since last dose {ago(100)})"
     )
     below_100 = observation("8116-6", ago(5), valueQuantity=qty(100, "/uL", "/uL", "<"))
@@ -1305,7 +1305,7 @@ def test_high_dose_rounded_factor_at_the_limit(dose_mg: float, code: str, expect
 
 def test_live_vaccine_coded_without_text_is_named_in_the_reason() -> None:
     r = run("live_vaccine", immunization("03", ago(10)))  # CVX code only, no text or display
-    assert r.reason == "CVX 03 within 28 days (until 2026-12-13)"
+    assert r.reason == "CVX 03 within 4 weeks (until 2026-12-13)"
 
 
 def test_live_vaccine_evidence_names_its_concept_and_the_vaccine() -> None:
@@ -1409,13 +1409,13 @@ def test_live_vaccine_coded_under_cdc_cvx_page_address() -> None:
     )
     r = run("live_vaccine", im)
     assert r.status == "fail"
-    assert r.reason.startswith("CVX 03 within 28 days")
+    assert r.reason.startswith("CVX 03 within 4 weeks")
 
 
 def test_live_vaccine_reason_trims_a_spaced_cvx_code() -> None:
     r = run("live_vaccine", immunization(" 03 ", ago(10)))
     assert r.status == "fail"
-    assert r.reason.startswith("CVX 03 within 28 days")
+    assert r.reason.startswith("CVX 03 within 4 weeks")
     assert [e.value for e in r.evidence] == ["CVX 03"]
 
 

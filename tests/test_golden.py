@@ -97,17 +97,17 @@ PARTIAL = {
     "belimumab_end_month_ambiguous": (
         "washout_belimumab",
         "2025-10-21..2026-09",
-        "belimumab end recorded only as 2026-09: cannot tell if within 84 days",
+        "belimumab end recorded only as 2026-09: cannot tell if within 12 weeks",
     ),
     "belimumab_end_month_in_window": (
         "washout_belimumab",
         "2026-01-29..2026-10",
-        "belimumab within 84 days (until 2027-01-23)",
+        "belimumab within 12 weeks (until 2027-01-23)",
     ),
     "varicella_vaccine_month_ambiguous": (
         "live_vaccine",
         "2026-10",
-        "varicella virus vaccine recorded only as 2026-10: cannot tell if within 28 days",
+        "varicella virus vaccine recorded only as 2026-10: cannot tell if within 4 weeks",
     ),
     # results (criteria.obsdays): {ref} is the result's reference, as evidence.csv shows it
     "hemoglobin_low_month_ambiguous": (

@@ -100,7 +100,11 @@ def test_sle_year_only_onset_straddling_the_cutoff_is_unknown() -> None:
     [
         ({"onset": "2026-04"}, "pass", "diagnosed 2026-04 (on or before 2026-05-25)"),
         ({"onset": "2025"}, "pass", "diagnosed 2025 (on or before 2026-05-25)"),
-        ({"onset": "2026-11"}, "fail", "diagnosed 2026-11, after 2026-05-25"),  # as_of month
+        (
+            {"onset": "2026-11"},  # as_of month
+            "fail",
+            "diagnosed 2026-11, less than 6 months before the as-of date (needs on or before 2026-05-25)",
+        ),
         ({"onset": "2026-05"}, "unknown", "SLE onset recorded only as 2026-05, "),
         ({"recorded": "2026-05"}, "unknown", "SLE recorded only as 2026-05 (recordedDate"),
     ],
@@ -155,7 +159,7 @@ def test_washout_12wk_partial_end(end: str, expected: str, eligible: date | None
 def test_washout_12wk_ambiguous_reason_names_the_partial_date() -> None:
     r = run("washout_12wk", tacrolimus("2025-06-01", "2026-09"))
     assert r.reason == (
-        "calcineurin inhibitor end recorded only as 2026-09: cannot tell if within 84 days"
+        "calcineurin inhibitor end recorded only as 2026-09: cannot tell if within 12 weeks"
         " before 2026-11-25 (ending after 2026-09-02)"
     )
 
@@ -248,7 +252,7 @@ def test_live_vaccine_partial_date(
 def test_live_vaccine_ambiguous_reason() -> None:
     r = run("live_vaccine", immunization("03", "2026-10"))
     assert r.reason == (
-        "CVX 03 recorded only as 2026-10: cannot tell if within 28 days before 2026-11-25"
+        "CVX 03 recorded only as 2026-10: cannot tell if within 4 weeks before 2026-11-25"
         " (ending after 2026-10-28)"
     )
 
@@ -528,7 +532,7 @@ def test_eligible_from_is_held_back_by_a_washout_that_would_fail_on_that_date() 
     assert by_id["washout_belimumab"].status == "unknown"
     assert day is None
     assert by_id["washout_12wk"].reason == (
-        "calcineurin inhibitor within 84 days (until 2027-01-24, when washout_belimumab"
+        "calcineurin inhibitor within 12 weeks (until 2027-01-24, when washout_belimumab"
         " would fail with no known end)"
     )
     # a dose given in that month fails from then on until its own (latest) end + 36 weeks
@@ -538,7 +542,7 @@ def test_eligible_from_is_held_back_by_a_washout_that_would_fail_on_that_date() 
     day, by_id = eligible(hcq, cyclophosphamide, given_on(RTX, "2026-11"))
     assert day == date(2026, 11, 30) + timedelta(weeks=36)
     assert by_id["washout_24wk"].reason == (
-        "cyclophosphamide within 168 days (until 2026-12-08, when washout_b_cell_depletion"
+        "cyclophosphamide within 24 weeks (until 2026-12-08, when washout_b_cell_depletion"
         " would fail until 2027-08-09)"
     )
     # one that would then be unknown, or pass, does not hold it back: a belimumab end
@@ -547,7 +551,7 @@ def test_eligible_from_is_held_back_by_a_washout_that_would_fail_on_that_date() 
     day, by_id = eligible(hcq, tacrolimus, ended)
     assert by_id["washout_belimumab"].status == "unknown"
     assert day == date(2027, 1, 24)
-    assert by_id["washout_12wk"].reason == "calcineurin inhibitor within 84 days (until 2027-01-24)"
+    assert by_id["washout_12wk"].reason == "calcineurin inhibitor within 12 weeks (until 2027-01-24)"
 
 
 def test_background_only_record_starting_in_the_as_of_month_is_not_a_sure_fail() -> None:

@@ -119,6 +119,7 @@ class Span:
 
     days: int = 0
     months: int = 0
+    weeks: bool = False  # given as window_weeks: said in weeks (reasons quote the protocol's)
 
     def before(self, d: date) -> date:
         """The window's start for an as-of date `d` (exposures ending after it fail)."""
@@ -138,7 +139,14 @@ class Span:
         return first
 
     def __str__(self) -> str:
-        return f"{self.months} months" if self.months else f"{self.days} days"
+        n, unit = (
+            (self.months, "month")
+            if self.months
+            else (self.days // 7, "week")
+            if self.weeks
+            else (self.days, "day")
+        )
+        return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
 
 
 def window_span(params: dict[str, Any]) -> Span:
@@ -146,16 +154,16 @@ def window_span(params: dict[str, Any]) -> Span:
     if "window_days" in params:
         return _span(int(params["window_days"]), 0)
     if "window_weeks" in params:
-        return _span(7 * int(params["window_weeks"]), 0)
+        return _span(7 * int(params["window_weeks"]), 0, weeks=True)
     if "window_months" in params:
         return _span(0, int(params["window_months"]))
     raise KeyError("window_days, window_weeks or window_months")
 
 
 @functools.lru_cache(maxsize=256)
-def _span(days: int, months: int) -> Span:
+def _span(days: int, months: int, weeks: bool = False) -> Span:
     """One (frozen) Span per window: a washout asks for its window for every patient."""
-    return Span(days=days, months=months)
+    return Span(days=days, months=months, weeks=weeks)
 
 
 def iso(d: date | None) -> str:

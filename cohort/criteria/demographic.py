@@ -176,9 +176,13 @@ def _dated(crit: Criterion, ctx: Context, found: list[ConditionFact]) -> Result:
                 crit, Status.UNKNOWN, f"{label} onset recorded without a date this can read", ev
             )
         return result(crit, Status.UNKNOWN, "diagnosis has no onset or recorded date", ev)
-    return result(
-        crit, Status.FAIL, f"diagnosed {condition_shown(dated[0][2])}, after {cutoff}", ev
+    # the cut-off named as one: "after <date>" read as an unexplained second date (QA)
+    period = f"{months} month" if months == 1 else f"{months} months"
+    why = (
+        f"diagnosed {condition_shown(dated[0][2])}, less than {period} before the as-of date"
+        f" (needs on or before {cutoff})"
     )
+    return result(crit, Status.FAIL, why, ev)
 
 
 def _when(c: ConditionFact) -> str:

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import date
 from typing import NamedTuple
 
-from cohort.criteria.base import Context, Criterion, TerminologyLike, result, window_span
+from cohort.criteria.base import Context, Criterion, TerminologyLike, result, shown, window_span
 from cohort.criteria.intervals import (
     clear_from,
     exposure_dated,
@@ -230,6 +230,9 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
     ends: list[date | None] = []
     enders: list[tuple[str, str]] = []  # the dose each of `ends` is the end of, its doubt if any
     why_partial = why_range = ""
+    undosed: list[
+        str
+    ] = []  # each exposure in the window without a usable dose, as a reason names it
     steps = (s for e in ctx.exposures(p["concepts"]) for s in _steps(ctx, e))
     for e in steps:
         concept = ",".join(sorted(set(p["concepts"]) & ctx.concepts(e.ref, e.codes, e.text)))
@@ -269,6 +272,7 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
                 enders.append((str(daily), doubt))
         elif mg is None or most is None:
             unknown.append(replace(it.ev, note="no usable dose"))
+            undosed.append(_undosed(ctx, e, it.ev.value))
         elif mg > limit:
             fails.append(replace(it.ev, note=dose, value=f"{mg:g}", unit="mg/day"))
             ends.append(None if e.ongoing else it.end_last)  # latest possible end
@@ -298,11 +302,29 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
             eligible,
         )
     if unknown:
-        if any(u.note == "no usable dose" for u in unknown):
-            why = "corticosteroid in window without a usable dose"
+        if undosed:
+            more = len(dict.fromkeys(undosed)) - 1
+            why = f"{undosed[0]} in window without a usable dose" + (
+                f" (and {more} more)" if more else ""
+            )
         else:
             why = (
                 why_range or why_partial or f"undated corticosteroid: cannot tell if within {span}"
             )
         return result(crit, Status.UNKNOWN, why, unknown + ok, ignored)
     return result(crit, Status.PASS, "no corticosteroid above the limit in window", ok, ignored)
+
+
+def _undosed(ctx: Context, e: ExposureFact, value: str) -> str:
+    """An exposure without a usable dose as a reason names it, with its date: its corticosteroid
+    by the mappings' name (as a dose's reason names it), else its evidence value (free text that
+    `--no-phi` withholds where the reason quotes it, report.nophi), else "corticosteroid". Never
+    a dosage's text: no evidence value holds it, so nothing would withhold it."""
+    ingredients = sorted(ctx.term.medication_ingredients(e.codes, e.text))
+    factors = [(f, i) for i in ingredients if (f := ctx.term.prednisone_factor(i)) is not None]
+    name = max(factors)[1] if factors else value or "corticosteroid"
+    start = shown(e.start, e.start_last)
+    if not start:
+        return f"{name} without a start date"
+    one_day = not e.ongoing and (e.end, e.end_last) == (e.start, e.start_last)
+    return f"{name} {'on' if one_day else 'from'} {start}"

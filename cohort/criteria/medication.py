@@ -1,5 +1,4 @@
-"""Criterion kinds on exposures: `current_medication`, `any_record`, `washout` (`high_dose`:
-criteria/dose.py)."""
+"""Criterion kinds on exposures: `any_record`, `washout` (also criteria/therapy.py, dose.py)."""
 
 from __future__ import annotations
 
@@ -19,72 +18,6 @@ from cohort.criteria.intervals import (
 )
 from cohort.model import Evidence, ImmunizationFact, Quantity, Result, Status
 from cohort.terminology.codes import CVX
-
-
-def current_medication(crit: Criterion, ctx: Context) -> Result:
-    p = crit.params
-    starts = [e.start for e in ctx.facts.exposures] + ctx.facts.other_medications
-    if not any(d is None or d <= ctx.as_of for d in starts):
-        return result(crit, Status.UNKNOWN, "no medication records at all")
-    # a record whose partial start also stands for days after as_of is a record on some of
-    # those days only: on the others there is none ("no medication records at all", unknown)
-    unsure = not any(d is None or d <= ctx.as_of for d in ctx.facts.other_medications) and all(
-        e.start is not None and (e.start_last or e.start) > ctx.as_of for e in ctx.facts.exposures
-    )
-    evidence, ignored, undated, maybe = [], [], [], []
-    why_maybe = ""
-    for e in ctx.exposures(p["concepts"]):
-        concept = ",".join(sorted(set(p["concepts"]) & ctx.concepts(e.ref, e.codes, e.text)))
-        current = ctx.current(e)
-        if p.get("systemic_only", True) and not ctx.systemic(e):
-            ignored.append(exposure_evidence(e, concept, "not systemic (route or form)"))
-        elif current:
-            evidence.append(exposure_evidence(e, concept, "current"))
-        elif current is None:
-            # current on some of the days its partial dates stand for, not on others, or
-            # without a start and ending on or after as_of (it may start after as_of)
-            it, name = exposure_dated(e, concept, ""), ctx.label(concept)
-            why_maybe = why_maybe or (
-                f"{name} ending {shown(e.end, e.end_last)} without a start date: confirm it"
-                " is current"
-                if e.start is None
-                else f"{name} {it.partial()}: cannot tell if current on {ctx.as_of}"
-            )
-            maybe.append(replace(it.ev, note=f"{it.doubt()}: may be current"))
-        elif e.ongoing and e.start is None:
-            undated.append(exposure_evidence(e, concept, "ongoing, no start date"))
-        else:
-            ignored.append(exposure_evidence(e, concept, "not current on the as-of date"))
-    if evidence:
-        return result(
-            crit,
-            Status.PASS,
-            f"current {ctx.label(evidence[0].concept)}: {evidence[0].value}",
-            evidence,
-            ignored + maybe,
-        )
-    if maybe:
-        return result(crit, Status.UNKNOWN, why_maybe, maybe + undated, ignored)
-    if undated:
-        # an ongoing record without a start date: the data cannot tell it started by as_of
-        return result(
-            crit,
-            Status.UNKNOWN,
-            f"{ctx.label(undated[0].concept)} ongoing without a start date: confirm it is current",
-            undated,
-            ignored,
-        )
-    if unsure:
-        e = min(ctx.facts.exposures, key=lambda x: (x.start or ctx.as_of, x.ref))
-        began = shown(e.start, e.start_last)
-        return result(
-            crit,
-            Status.UNKNOWN,
-            f"no current qualifying therapy, the only medication records start {began}: "
-            f"cannot tell if on record by {ctx.as_of}",
-            ignored=ignored,
-        )
-    return result(crit, Status.FAIL, "no current qualifying therapy", ignored=ignored)
 
 
 def any_record(crit: Criterion, ctx: Context) -> Result:

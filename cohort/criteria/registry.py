@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cohort.criteria import checks, demographic, dose, labs, medication, titers
+from cohort.criteria import checks, demographic, dose, labs, medication, therapy, titers
 from cohort.criteria.base import Kind
 from cohort.errors import did_you_mean
 from cohort.terminology.values import RESULTS
@@ -110,7 +110,7 @@ KINDS: dict[str, KindSpec] = {
     ),
     "labs_exceed": KindSpec(labs.labs_exceed, {"measures": list}, {**WINDOW, "latest_only": bool}),
     "current_medication": KindSpec(
-        medication.current_medication,
+        therapy.current_medication,
         {"concepts": CONCEPTS},
         {"systemic_only": bool},
         reads={"concepts": MEDICATIONS},
