@@ -14,7 +14,6 @@ from checks_helpers import (
     HCV_RNA,
     HCV_RNA_QUAL,
     IGRA,
-    NEGATIVE,
     POSITIVE,
     lab,
 )

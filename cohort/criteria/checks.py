@@ -167,7 +167,7 @@ def _found(ctx: Context, chk: dict[str, Any], found: list[tuple[ConditionFact, s
 
 
 def _aside(*parts: str | None) -> str:
-    """" (a, b)" of the parts given; "" with none."""
+    """The parts given as ` (a, b)`, the reason's aside; empty with none."""
     said = [p for p in parts if p]
     return f" ({', '.join(said)})" if said else ""
 
