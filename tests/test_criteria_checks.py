@@ -274,7 +274,7 @@ def test_hcv_an_older_positive_antibody_without_later_rna_names_it() -> None:
     positive = lab(HCV_AB, 300, POSITIVE)
     r = run("hcv", positive, lab(HCV_AB, 10, NEGATIVE))
     assert r.status == "unknown", r.reason
-    assert r.reason == f"HCV antibody without later RNA positive on {ago(300)}"
+    assert r.reason == f"HCV antibody positive on {ago(300)} (no later HCV RNA)"
     assert [e.ref for e in r.evidence] == [f"Observation/{positive['id']}"]
 
 
@@ -682,8 +682,8 @@ UNCONFIRMED_EXCLUSIONS = [
     ("hbv", "B18.1", "chronic hepatitis B"),
     ("hcv", "B18.2", "chronic hepatitis C"),
     ("tuberculosis", "A15.0", "active tuberculosis"),
-    ("immunodeficiency", "B20", "HIV or immunodeficiency"),
-    ("pregnancy_lactation", "Z33.1", "pregnancy or lactation"),
+    ("immunodeficiency", "B20", "HIV infection"),
+    ("pregnancy_lactation", "Z33.1", "pregnancy"),
 ]
 
 
@@ -776,7 +776,7 @@ def test_rna_dna_detected_below_the_quantitation_limit(
 def test_detected_below_the_limit_names_the_result() -> None:
     o = lab(HBV_DNA, 30, {"valueString": "<20 IU/mL HBV DNA detected"})
     r = run("hbv", o)
-    assert r.reason == f"HBV DNA positive on {ago(30)}"
+    assert r.reason == f"HBV DNA detected on {ago(30)}"
     assert [(e.ref, e.note) for e in r.evidence] == [(f"Observation/{o['id']}", "result positive")]
 
 
@@ -866,7 +866,7 @@ def test_an_unreadable_result_that_is_not_read_still_passes(cid: str, resources:
 def test_a_review_finding_beside_an_unreadable_result_names_the_finding() -> None:
     r = run("tuberculosis", lab(IGRA, 30, POSITIVE), lab(IGRA, 60, {"valueString": "see report"}))
     assert str(r.status) == "unknown"
-    assert r.reason == f"positive IGRA (evaluate for TB) positive on {ago(30)}"
+    assert r.reason == f"IGRA positive on {ago(30)} (evaluate for TB)"
 
 
 def test_an_unreadable_result_beside_a_finding_is_listed() -> None:
@@ -890,7 +890,7 @@ def test_condition_check_evidence_names_the_concept_not_the_checks_label(
 ) -> None:
     """evidence.csv's `concept` column is what a researcher looks up in the mapping files
     (README: evidence.csv): the concept the condition matched, not the check's `label` text
-    ("chronic hepatitis B", "HIV or immunodeficiency"), which reasons give."""
+    ("chronic hepatitis B", "history of malignancy"), which reasons give."""
     r = run(cid, condition(code, onset="2020-01-01"))
     assert r.status == "fail"
     assert [e.concept for e in r.evidence] == [concept]

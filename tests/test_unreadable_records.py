@@ -357,7 +357,7 @@ def test_server_pull_reads_the_same_records_alike(tmp_path: Path) -> None:
         "ma-bad-dose": ("fail", "B-cell depleting therapy within"),
         # a clinicalStatus that is no CodeableConcept reads as none; `malignancy` counts any
         # malignancy condition (SPEC §3), active or not -> fail
-        "malignancy-bad-status": ("fail", "malignancy: malignancy condition"),
+        "malignancy-bad-status": ("fail", "malignancy: malignancy"),
         # an HBsAg value that does not read is no result to pass on -> unknown
         "hbsag-bad-value": ("unknown", "hbv: HBsAg result indeterminate or unreadable"),
     }

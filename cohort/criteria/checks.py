@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any
 
 from cohort.criteria.base import (
@@ -14,14 +15,16 @@ from cohort.criteria.base import (
     worst,
 )
 from cohort.criteria.bounds import below
-from cohort.criteria.days import condition_shown
-from cohort.model import Evidence, ObservationFact, Result, Status
+from cohort.criteria.days import condition_days, condition_shown
+from cohort.model import ConditionFact, Evidence, ObservationFact, Result, Status
 
 _LESS = re.compile(r"^\s*(<|<=|less than|below)\s*\d", re.I)
 # a measured load written as text ("1250 IU/mL", "1250"): a plain number, no bound before it
 _NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)?)(?![\d.])")
 # a check's `then` by its value: Status(...) costs an enum lookup per check per patient
 _THEN = {s.value: s for s in Status}
+# what a `numeric = "detected"` check's reason says of its finding
+_DETECTED = {"positive": "detected", "negative": "not detected"}
 
 
 def classify(ctx: Context, o: ObservationFact, concept: str, check: dict[str, Any]) -> str | None:
@@ -93,9 +96,8 @@ def _condition_check(
     of `unconfirmed` (provisional, differential: the criterion's unconfirmed_verification) is
     no established finding: unknown, naming it, unless an established one counts."""
     hits, unsure, ignored, shaky = [], [], [], []
+    found: list[tuple[ConditionFact, str]] = []  # the hits' conditions, with what they matched
     why_unsure = why_shaky = ""
-    # (the join only without a label: this runs for every condition check of every patient)
-    label = chk["label"] if "label" in chk else ", ".join(map(ctx.label, chk["condition"]))
     for c in ctx.conditions(chk["condition"]):
         concepts = ctx.concepts(c.ref, c.codes, c.text)
         # evidence names the concepts matched (what the mapping files call them), as every
@@ -108,31 +110,66 @@ def _condition_check(
         elif active and ctx.on_record(c) is None:
             # its partial date also stands for days after as_of, when it is not a record yet
             why_unsure = why_unsure or (
-                f"{label} condition recorded only as {ev.date}: may be after {ctx.as_of}"
+                f"{_named(ctx, chk, matched)} condition recorded only as {ev.date}: "
+                f"may be after {ctx.as_of}"
             )
             unsure.append(_note(ev, "partial date: may be after the as-of date"))
         elif active is None:
             # abated in a month or year that contains as_of: active on some of its days only
             abated = shown(c.abatement, c.abatement_last)
             why_unsure = why_unsure or (
-                f"{label} condition abated {abated}: cannot tell if still active on {ctx.as_of}"
+                f"{_named(ctx, chk, matched)} condition abated {abated}: "
+                f"cannot tell if still active on {ctx.as_of}"
             )
             unsure.append(_note(ev, f"abated {abated}"))
         elif not active:
             ignored.append(_note(ev, f"not active ({c.clinical_status or 'abated'})"))
         elif c.verification_status in unconfirmed:
             why_shaky = why_shaky or (
-                f"{label} condition recorded as {c.verification_status}: confirm the diagnosis"
+                f"{_named(ctx, chk, matched)} condition recorded as {c.verification_status}: "
+                "confirm the diagnosis"
             )
             shaky.append(_note(ev, f"verificationStatus {c.verification_status}: not confirmed"))
         else:
             hits.append(_note(ev, "condition"))
+            found.append((c, matched))
     if hits:
-        return then, hits, ignored + unsure + shaky, f"{label} condition"
+        return then, hits, ignored + unsure + shaky, _found(ctx, chk, found)
     if unsure or shaky:
         why = ", ".join(w for w in (why_unsure, why_shaky) if w)
         return Status.UNKNOWN, unsure + shaky, ignored, why
     return Status.PASS, [], ignored, ""
+
+
+def _named(ctx: Context, chk: dict[str, Any], matched: str) -> str:
+    """What a condition reason calls a finding: the concept matched ("pregnancy"), after the
+    check's own `label` when it sets one that says something else ("possible malignancy not in
+    the mappings: condition named as a cancer")."""
+    concept = ctx.label(matched)
+    label = chk.get("label")
+    if not label or label.casefold() == concept.casefold():
+        return concept
+    return f"{label}: {concept}"
+
+
+def _found(ctx: Context, chk: dict[str, Any], found: list[tuple[ConditionFact, str]]) -> str:
+    """A condition finding's reason: the most recent condition counted, what it is and its
+    date (onset, else the date it was recorded, said so; neither: no date), then the note."""
+    # (undated ones last: a dated condition says more to the coordinator)
+    c, matched = max(found, key=lambda f: condition_days(f[0])[0] or date.min)
+    if c.onset is not None:
+        when = f", onset {shown(c.onset, c.onset_last)}"
+    elif c.recorded is not None:
+        when = f", recorded {shown(c.recorded, c.recorded_last)}"
+    else:
+        when = ""
+    return f"{_named(ctx, chk, matched)}{when}{_aside(chk.get('note'))}"
+
+
+def _aside(*parts: str | None) -> str:
+    """The parts given as ` (a, b)`, the reason's aside; empty with none."""
+    said = [p for p in parts if p]
+    return f" ({', '.join(said)})" if said else ""
 
 
 def _note(ev: Evidence, note: str) -> Evidence:
@@ -164,6 +201,7 @@ def _lab_check(
     hits: list[Evidence] = []
     unsure: list[Evidence] = []
     read: list[Evidence] = []  # results of the other answer (negative): what a pass rests on
+    later = chk.get("unless_later")
     for o in obs:
         concept = ctx.obs_concept(o, concepts)
         cls = classify(ctx, o, concept, chk)
@@ -172,7 +210,6 @@ def _lab_check(
         # superseded, does not count
         note = f"most recent: {cls}" if other and latest else f"result {cls or 'unreadable'}"
         ev = ctx.obs_evidence(o, concept, note, convert=convert)
-        later = chk.get("unless_later")
         if (
             later
             and o.when
@@ -187,8 +224,13 @@ def _lab_check(
         else:
             unsure.append(ev)
     if hits:
+        # a load check's positive is a virus detected (the words a lab report uses)
+        said = _DETECTED.get(want, want) if chk.get("numeric") == "detected" else want
+        # after the date: that no later result cancelled it ("HCV antibody positive on ...
+        # (no later HCV RNA)": before it, the words read as if the RNA were positive), a note
+        aside = _aside(f"no later {ctx.label(later)}" if later else None, chk.get("note"))
         # (an unreadable result beside the finding is listed, as the negatives are)
-        return then, hits, ignored + read + unsure, f"{label} {want} on {hits[0].date}"
+        return then, hits, ignored + read + unsure, f"{label} {said} on {hits[0].date}{aside}"
     if unsure:
         # whatever the check's outcome: a result nobody could read may be the finding, and a
         # pass of an exclusion resting on it must not reach a coordinator (an unreadable IGRA

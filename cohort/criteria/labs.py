@@ -36,10 +36,13 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
     v = ctx.numeric(o, concept)
     if v is None:
         ev = ctx.obs_evidence(o, concept, NOT_CONVERTIBLE, convert=False)
+        # candidates.csv writes the criterion's id before the reason: a concept of that name
+        # ("platelets: platelets: value/unit ...") is not named twice
+        named = "" if name.casefold() == crit.id.replace("_", " ").casefold() else f"{name} "
         return result(
             crit,
             Status.UNKNOWN,
-            f"{name}: value/unit '{ev.value} {ev.unit}' not convertible to {unit}",
+            f"{named}value/unit '{ev.value} {ev.unit}' not convertible to {unit}",
             [ev],
             ignored,
         )

@@ -162,7 +162,8 @@ MEASURE = Table(
     reads={"concepts": LABS},
     name="a measure",
 )
-_CHECK_ANY: Types = {"then": str, "label": str}
+# `note`: a short instruction the reason adds in parentheses after the finding's date
+_CHECK_ANY: Types = {"then": str, "label": str, "note": str}
 CONDITION_CHECK = Table(
     {"condition": CONCEPTS},
     {**_CHECK_ANY, "active": bool, "unless": CONCEPTS},
@@ -327,6 +328,12 @@ def table_problems(table: Table, entry: Mapping[str, Any], key: str) -> Iterator
         if k in entry and k in table.keys and entry[k] not in words:
             yield f"{key}.{k}", f"'{entry[k]}': {choice(words)}"
     yield from window_problems(entry, key + ".")
+    note = entry.get("note")
+    if isinstance(note, str) and not note.strip():
+        yield f"{key}.note", "empty: write the instruction, or leave the key out"
+    elif isinstance(note, str) and note.strip().startswith("("):
+        # the reason adds them: "((review))" would reach the coordinator
+        yield f"{key}.note", f"'{note}': write it without parentheses (the reason adds them)"
     if "equivocal_at" in entry and "positive_at" not in entry:
         yield f"{key}.equivocal_at", "needs 'positive_at' too"
     elif "equivocal_at" in entry and _number(entry["equivocal_at"]) > _number(entry["positive_at"]):

@@ -1,0 +1,194 @@
+"""Wording of the `checks` and `lab_latest` reasons a coordinator reads in candidates.csv (QA
+review): a later concept, a note, "detected", the condition and its date, no repeated name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from checks_helpers import (
+    ANTI_HBC,
+    HBSAG,
+    HBV_DNA,
+    HCV_AB,
+    HCV_RNA,
+    HCV_RNA_QUAL,
+    IGRA,
+    POSITIVE,
+    lab,
+)
+from criteria_helpers import ago, condition, observation, qty, run
+from researcher_helpers import TRIAL, check_all, copy_mappings, edit
+
+from cohort.criteria.registry import LAB_CHECK, table_problems
+
+
+# --- 1. unless_later: "(no later <concept>)" after the date -------------------------------------
+def test_hcv_antibody_without_later_rna_says_so_after_the_date() -> None:
+    """"HCV antibody without later RNA positive on ..." read as if the RNA were positive."""
+    r = run("hcv", lab(HCV_AB, 300, POSITIVE))
+    assert (str(r.status), r.reason) == (
+        "unknown",
+        f"HCV antibody positive on {ago(300)} (no later HCV RNA)",
+    )
+
+
+def test_unless_later_names_the_later_concepts_label() -> None:
+    chk = {"lab": ["anti_hbc"], "latest": False, "unless_later": ["hbv_dna"], "then": "unknown"}
+    r = run("hbv", lab(ANTI_HBC, 40, POSITIVE), params={"checks": [chk]})
+    assert r.reason == f"anti-HBc positive on {ago(40)} (no later HBV DNA)"
+    # a later result of it cancels the finding, as before
+    later = lab(HBV_DNA, 10, {"valueString": "Not detected"})
+    assert str(run("hbv", lab(ANTI_HBC, 40, POSITIVE), later, params={"checks": [chk]}).status) \
+        == "pass"
+
+
+# --- 2. note: an instruction in parentheses after the date --------------------------------------
+@pytest.mark.parametrize(
+    ("cid", "resource", "reason"),
+    [
+        ("hbv", lab(ANTI_HBC, 30, POSITIVE), f"anti-HBc positive on {ago(30)} (review HBV status)"),
+        ("tuberculosis", lab(IGRA, 30, POSITIVE), f"IGRA positive on {ago(30)} (evaluate for TB)"),
+        (
+            "malignancy",
+            condition("D05.10", onset="2021-03-04"),
+            "carcinoma in situ, onset 2021-03-04 (review per protocol)",
+        ),
+        (
+            "cs_dependent_comorbidity",
+            condition("J45.909", onset="2019-05-06"),
+            "asthma, onset 2019-05-06 (needs systemic CS?)",
+        ),
+    ],
+)
+def test_a_checks_note_follows_the_date_in_parentheses(cid: str, resource: dict, reason: str) -> None:
+    assert run(cid, resource).reason == reason
+
+
+def test_note_and_no_later_share_one_parenthesis() -> None:
+    chk = {"lab": ["hcv_ab"], "latest": False, "unless_later": ["hcv_rna"], "then": "unknown",
+           "note": "order HCV RNA"}  # fmt: skip
+    r = run("hcv", lab(HCV_AB, 300, POSITIVE), params={"checks": [chk]})
+    assert r.reason == f"HCV antibody positive on {ago(300)} (no later HCV RNA, order HCV RNA)"
+
+
+def test_an_indeterminate_result_reason_has_no_note() -> None:
+    # the note is about a finding: "indeterminate or unreadable" says what to do itself
+    r = run("hbv", lab(ANTI_HBC, 30, {"valueString": "see report"}))
+    assert r.reason == "anti-HBc result indeterminate or unreadable"
+
+
+def test_note_is_validated_as_a_short_text() -> None:
+    entry = {"lab": ["hbsag"], "note": ""}
+    assert list(table_problems(LAB_CHECK, entry, "checks[0]")) == [
+        ("checks[0].note", "empty: write the instruction, or leave the key out")
+    ]
+    entry = {"lab": ["hbsag"], "note": "(review)"}
+    assert list(table_problems(LAB_CHECK, entry, "checks[0]")) == [
+        ("checks[0].note", "'(review)': write it without parentheses (the reason adds them)")
+    ]
+
+
+def test_a_note_that_is_no_text_is_a_located_error(tmp_path: Path) -> None:
+    m = copy_mappings(tmp_path)
+    line = edit(m / TRIAL, 'note = "evaluate for TB"', "note = 5", "note")
+    code, lines = check_all(m)
+    assert code == 4
+    assert (
+        f"error: {m / TRIAL}:{line}: criterion 'tuberculosis': key 'checks[1].note': expected a "
+        "text in quotes, got a whole number"
+    ) in lines
+
+
+# --- 3. a viral load check says "detected" ------------------------------------------------------
+@pytest.mark.parametrize(
+    ("cid", "resource", "reason"),
+    [
+        ("hbv", lab(HBV_DNA, 30, {"valueQuantity": qty(250, "IU/mL")}), "HBV DNA detected"),
+        ("hbv", lab(HBV_DNA, 30, {"valueString": "<20 IU/mL HBV DNA detected"}), "HBV DNA detected"),
+        ("hcv", lab(HCV_RNA, 30, {"valueString": "1250 IU/mL"}), "HCV RNA detected"),
+        ("hcv", lab(HCV_RNA_QUAL, 30, {"valueString": "Detected"}), "HCV RNA detected"),
+        # no `numeric = "detected"`: an antigen is positive
+        ("hbv", lab(HBSAG, 30, POSITIVE), "HBsAg positive"),
+    ],
+)
+def test_a_load_check_says_detected(cid: str, resource: dict, reason: str) -> None:
+    assert run(cid, resource).reason == f"{reason} on {ago(30)}"
+
+
+def test_a_load_check_for_a_negative_says_not_detected() -> None:
+    chk = {"lab": ["hbv_dna"], "result": "negative", "numeric": "detected", "then": "unknown"}
+    r = run("hbv", lab(HBV_DNA, 30, {"valueString": "Not detected"}), params={"checks": [chk]})
+    assert r.reason == f"HBV DNA not detected on {ago(30)}"
+
+
+# --- 4. condition checks name the condition found and its date ----------------------------------
+@pytest.mark.parametrize(
+    ("cid", "cond", "reason"),
+    [
+        ("pregnancy_lactation", condition("Z33.1", onset="2026-09-01"), "pregnancy, onset 2026-09-01"),
+        ("pregnancy_lactation", condition("Z39.1", onset="2026-10-02"), "lactation, onset 2026-10-02"),
+        # no onset: the recorded date, said so; neither: no date
+        ("pregnancy_lactation", condition("Z33.1", recorded="2026-09-03"),
+         "pregnancy, recorded 2026-09-03"),
+        ("pregnancy_lactation", condition("Z33.1"), "pregnancy"),
+        ("pregnancy_lactation", condition("Z33.1", onset="2026-09"), "pregnancy, onset 2026-09"),
+        ("hbv", condition("B18.1", onset="2020-01-01"), "chronic hepatitis B, onset 2020-01-01"),
+        ("malignancy", condition("C50.911", onset="2019-02-03"), "malignancy, onset 2019-02-03"),
+        ("immunodeficiency", condition("B20", onset="2018-04-05"), "HIV infection, onset 2018-04-05"),
+    ],
+)  # fmt: skip
+def test_a_condition_reason_names_the_condition_and_its_date(
+    cid: str, cond: dict, reason: str
+) -> None:
+    """"pregnancy_lactation: pregnancy or lactation condition" named neither which nor when."""
+    r = run(cid, cond)
+    assert (str(r.status), r.reason) == ("fail", reason)
+
+
+def test_a_checks_own_label_stays_beside_the_matched_concept() -> None:
+    chk = {"condition": ["pregnancy", "lactation"], "active": True, "label": "pregnancy status"}
+    r = run("pregnancy_lactation", condition("Z39.1", onset="2026-10-02"), params={"checks": [chk]})
+    assert r.reason == "pregnancy status: lactation, onset 2026-10-02"
+
+
+def test_the_malignancy_safety_net_keeps_its_label_and_names_the_concept() -> None:
+    cond = condition("X1", "http://ehr.example.org/problems", text="Acute myeloid leukemia",
+                     onset="2024-05-06")  # fmt: skip
+    r = run("malignancy", cond)
+    assert (str(r.status), r.reason) == (
+        "unknown",
+        "possible malignancy not in the mappings: condition named as a cancer, onset 2024-05-06"
+        " (confirm)",
+    )
+
+
+def test_the_most_recent_of_several_matching_conditions_is_named() -> None:
+    old = condition("Z33.1", onset="2026-03-01")
+    new = condition("Z39.1", onset="2026-10-02")
+    r = run("pregnancy_lactation", old, new)
+    assert r.reason == "lactation, onset 2026-10-02"
+    assert len(r.evidence) == 2  # both listed
+
+
+def test_an_unconfirmed_condition_names_the_matched_concept() -> None:
+    cond = condition("Z33.1", onset="2026-09-01", verification="provisional")
+    r = run("pregnancy_lactation", cond)
+    assert r.reason == "pregnancy condition recorded as provisional: confirm the diagnosis"
+
+
+# --- 5. a lab whose unit cannot be converted names the concept once -----------------------------
+def test_an_unconvertible_platelet_count_names_platelets_once() -> None:
+    """"platelets: platelets: value/unit ..." in candidates.csv: the criterion's column already
+    names the concept when it is the criterion's own."""
+    o = observation("777-3", ago(10), valueQuantity=qty(240, "x10(3)/mcL"))
+    r = run("platelets", o)
+    assert str(r.status) == "unknown"
+    assert r.reason == "value/unit '240 x10(3)/mcL' not convertible to 10*3/uL"
+
+
+def test_an_unconvertible_result_of_another_name_still_names_its_concept() -> None:
+    o = observation("751-8", ago(10), valueQuantity=qty(1.2, "x10(3)/mcL"))
+    r = run("neutrophils", o)
+    assert r.reason == "ANC value/unit '1.2 x10(3)/mcL' not convertible to 10*3/uL"
+
