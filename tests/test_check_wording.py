@@ -181,14 +181,14 @@ def test_an_unconfirmed_condition_names_the_matched_concept() -> None:
 def test_an_unconvertible_platelet_count_names_platelets_once() -> None:
     """"platelets: platelets: value/unit ..." in candidates.csv: the criterion's column already
     names the concept when it is the criterion's own."""
-    o = observation("777-3", ago(10), valueQuantity=qty(240, "x10(3)/mcL"))
+    o = observation("777-3", ago(10), valueQuantity=qty(240, "cells/hpf"))
     r = run("platelets", o)
     assert str(r.status) == "unknown"
-    assert r.reason == "value/unit '240 x10(3)/mcL' not convertible to 10*3/uL"
+    assert r.reason == "value/unit '240 cells/hpf' not convertible to 10*3/uL"
 
 
 def test_an_unconvertible_result_of_another_name_still_names_its_concept() -> None:
-    o = observation("751-8", ago(10), valueQuantity=qty(1.2, "x10(3)/mcL"))
+    o = observation("751-8", ago(10), valueQuantity=qty(1.2, "cells/hpf"))
     r = run("neutrophils", o)
-    assert r.reason == "ANC value/unit '1.2 x10(3)/mcL' not convertible to 10*3/uL"
+    assert r.reason == "ANC value/unit '1.2 cells/hpf' not convertible to 10*3/uL"
 
