@@ -247,11 +247,18 @@ def test_mrn_preference_system_then_coded_then_text() -> None:
     assert mrn({"system": EPIC_MRN}, coded, systems=(EPIC_MRN,)) == "CODED"
 
 
-def test_several_mrns_at_one_level_the_last_listed() -> None:
-    """As the coded-MR reading always did (no `use` preference): the last one listed."""
-    first = {"type": cc("MR", V2_0203), "use": "usual", "value": "A"}
-    second = {"type": cc("MR", V2_0203), "use": "old", "value": "B"}
-    assert facts(patient("1990-01-01", identifier=[first, second])).patient.mrn == "B"
+def test_several_mrns_at_one_level_the_last_listed_not_a_retired_one() -> None:
+    """Of several at one level the last listed (as the coded-MR reading always did), but an
+    identifier whose `use` is `old` (a retired MRN a merge kept) only when no other is there:
+    the coordinator searches the EHR by the current one."""
+    current = {"type": cc("MR", V2_0203), "use": "usual", "value": "A"}
+    retired = {"type": cc("MR", V2_0203), "use": "old", "value": "B"}
+    assert facts(patient("1990-01-01", identifier=[current, retired])).patient.mrn == "A"
+    assert facts(patient("1990-01-01", identifier=[retired, current])).patient.mrn == "A"
+    assert facts(patient("1990-01-01", identifier=[retired])).patient.mrn == "B"
+    # a retired coded MR still wins over a type text (levels first)
+    text = {"type": {"text": "MRN"}, "value": "T"}
+    assert facts(patient("1990-01-01", identifier=[text, retired])).patient.mrn == "B"
     texts = [{"type": {"text": "MRN"}, "value": "A"}, {"type": {"text": "MR"}, "value": "B"}]
     assert facts(patient("1990-01-01", identifier=texts)).patient.mrn == "B"
 

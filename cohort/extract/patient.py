@@ -65,19 +65,23 @@ def patient_of(res: dict[str, Any], mrn_systems: Collection[str] = ()) -> Patien
 def mrn_of(identifiers: Any, systems: Collection[str] = ()) -> str:
     """The MRN among a Patient's identifiers ("" when none): one of the site's `systems`
     (`mrn_system`, whatever its type says), else one whose type is coded MR, else one whose
-    type.text names a medical record number; of several at one level, the last listed (as the
-    coded-MR reading always took). An identifier without a value is none."""
-    found = ["", "", ""]
+    type.text names a medical record number; at each level an identifier whose `use` is `old`
+    (a retired MRN, kept after a merge) only when no other is there; of several alike, the last
+    listed (as the coded-MR reading always took). An identifier without a value is none."""
+    found = [""] * 6  # (level, retired) in order of preference
     for ident in identifiers if isinstance(identifiers, list) else ():
         if not isinstance(ident, dict) or ident.get("value") in (None, ""):
             continue
         system, kind = ident.get("system"), ident.get("type")
         if isinstance(system, str) and system.strip() in systems:
-            found[0] = str(ident["value"])
+            level = 0
         elif first_code(kind) in _MR:
-            found[1] = str(ident["value"])
+            level = 2
         elif isinstance(kind, dict) and _is_mr_text(kind.get("text")):
-            found[2] = str(ident["value"])
+            level = 4
+        else:
+            continue
+        found[level + (ident.get("use") == "old")] = str(ident["value"])
     return next((v for v in found if v), "")
 
 
