@@ -614,3 +614,23 @@ def test_full_refresh_help_says_it_tries_remembered_server_quirks_again() -> Non
     for param in ("_count", "category", "combo-code", "_include", "_lastUpdated", "Bulk _type",
                   "_typeFilter"):
         assert param in said, (param, said)
+
+
+def test_explain_says_which_criteria_decide_before_the_detail(tmp_path: Path) -> None:
+    """A researcher asking why a patient is excluded had to read ~26 blocks to find the fails:
+    the lines after the header name them, as candidates.csv's criterion columns have them."""
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
+    out = tmp_path / "out"
+    args = ["--config", str(cfg), "--as-of", "2026-11-25", "--out", str(out)]
+    assert CliRunner().invoke(cli, ["run", *args]).exit_code == 0
+    with (out / "uci" / "candidates.csv").open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    excluded = next(r for r in rows if r["tier"] == "excluded")
+    crits = [c for c in reader.fieldnames or [] if excluded[c] in ("pass", "fail", "unknown")]
+    fails = [c for c in crits if excluded[c] == "fail"]
+    result = CliRunner().invoke(cli, ["explain", excluded["patient_id"], *args])
+    assert result.exit_code == 0, result.output
+    head = result.output.split("\n\n")[0].splitlines()
+    assert f"fails: {', '.join(fails)}" in head, head
+    assert not any(line.startswith("fails:") for line in result.output.split("\n\n")[1:])

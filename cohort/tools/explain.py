@@ -17,7 +17,7 @@ from cohort.errors import ConfigError, SourceError
 from cohort.evaluate import evaluate, is_screened, make_context
 from cohort.extract import Extractor, codes_of, text_of
 from cohort.merged import Merges, Side, merges_of
-from cohort.model import Candidate, Evidence, Result
+from cohort.model import Candidate, Evidence, Result, Status
 from cohort.rank import rank
 from cohort.report.kept import read_lists
 from cohort.runner import Loaded
@@ -175,6 +175,7 @@ def explain_patient(
         )
     if note:  # (after the trial line: both say what the explanation was read with)
         lines.insert(2 + bool(olds), note)
+    lines += _outcome_lines(results)
     dropped = _dropped_by_concept(loaded, resources, facts.dropped)
     shown: set[str] = set()
     by_id: dict[str, Result] = {r.criterion: r for r in results}
@@ -200,3 +201,17 @@ def explain_patient(
         lines += ["", "records dropped by the reading rules (no criterion concept):"]
         lines += [f"  {ref}  -- {printable(why)}" for ref, why in rest]
     return "\n".join(lines)
+
+
+def _outcome_lines(results: list[Result]) -> list[str]:
+    """Which criteria decide the tier, before ~26 blocks of detail: a researcher asking "why
+    is this patient excluded?" reads the answer first (manual-only unknowns apart)."""
+    out = []
+    for status, word in ((Status.FAIL, "fails"), (Status.UNKNOWN, "unknown")):
+        ids = [r.criterion for r in results if r.status is status and not r.manual]
+        if ids:
+            out.append(f"{word}: {', '.join(ids)}")
+    manual = [r.criterion for r in results if r.manual]
+    if manual:
+        out.append(f"to confirm manually: {', '.join(manual)}")
+    return out
