@@ -299,6 +299,8 @@ def test_bilag_grades(grades: tuple[str, ...], expected: str) -> None:
 def test_bilag_unknown_is_manual() -> None:
     r = run("bilag")
     assert (r.status, r.manual) == ("unknown", True)
+    # the concept and the window's start, not the title spliced into a sentence
+    assert r.reason == "no BILAG-2004 assessment since 2026-08-27"
 
 
 def test_bilag_one_assessment_recorded_twice_counts_each_organ_once() -> None:

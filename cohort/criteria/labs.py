@@ -135,11 +135,14 @@ def grades(crit: Criterion, ctx: Context) -> Result:
     """Organ grades (BILAG) at the latest assessment: pass with >= min_a A or >= min_b B."""
     p = crit.params
     # an assessment is a panel header of its organ grades: read with its components
-    obs, ignored = ctx.observations(p["concepts"], window_start(ctx.as_of, p), panels=True)
+    since = window_start(ctx.as_of, p)
+    obs, ignored = ctx.observations(p["concepts"], since, panels=True)
     if not obs:
-        return result(
-            crit, Status.UNKNOWN, f"no {crit.title} assessment in window", ignored=ignored
-        )
+        # (as lab_latest says it; the title spliced in read "no BILAG-2004: >= 1 A or >= 2 B
+        # within 90 days assessment in window")
+        when = f" since {since}" if since else ""
+        why = f"no {ctx.label(p['concepts'])} assessment{when}"
+        return result(crit, Status.UNKNOWN, why, ignored=ignored)
     latest = obs[0].when
     # a component that is a result of its own is also read among its assessment's: once
     read = {o.ref for o in obs}
