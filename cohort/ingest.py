@@ -279,6 +279,14 @@ def _read_files(
             " export still being written, or a damaged or unreadable file?"
         )
         log.warning("site %s: %s", site.id, warnings[-1])
+    if stats.outcomes:  # (not read whole, above; but a file to export again, not to repair)
+        first = min(stats.outcomes)
+        warnings.append(
+            f"{len(stats.outcomes)} file(s) hold an OperationOutcome, a server's error answer,"
+            f" not data (first: {first}: {stats.outcomes[first]}): export them again; until"
+            " then nothing is dropped from the store"
+        )
+        log.warning("site %s: %s", site.id, warnings[-1])
     if stats.recoded:  # (kept, but names may read wrong: a warning, not only an issue)
         warnings.append(
             f"{len(stats.recoded)} file(s) not UTF-8, read as Windows-1252 (first:"

@@ -403,3 +403,60 @@ def test_a_failed_first_run_does_not_claim_to_have_kept_lists(tmp_path: Path) ->
         run(load_config(config), date(2026, 11, 26), out)
     report = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert report["status"] == "failed" and report["previous_outputs_kept"] is True
+
+
+def test_an_operation_outcome_saved_in_place_of_a_bundle_keeps_the_patients_records(
+    tmp_path: Path,
+) -> None:
+    """An export script saved a server's error answer (an OperationOutcome) as
+    bundle-0009.json: the run exited 0, counted it as a type not read (`skipped_types`), and
+    the snapshot sweep dropped that patient's 12 records, the patient gone from the lists.
+    An OperationOutcome as a file's whole content is an error report, not data: the file is
+    not read whole (nothing swept, a warning naming it, its severity and code only), and it is
+    read again the next night."""
+    src = copy_site("uci", tmp_path / "feed")
+    config = write_config(tmp_path, {"uci": str(src)})
+    out = tmp_path / "out"
+    first = _run(config, out, "uci")
+    before, kept = _stored(out, "Observation"), _outputs(out, "uci")
+    whole = (src / "bundle-0009.json").read_bytes()
+    (src / "bundle-0009.json").write_bytes(orjson.dumps({
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "processing",
+                   "diagnostics": "no export for Doe, Jane MRN 4711-0815"}],
+    }))  # fmt: skip
+    report = _run(config, out, "uci")
+    assert report["stored"]["removed"] == 0
+    assert _stored(out, "Observation") == before
+    assert _outputs(out, "uci") == kept
+    assert "OperationOutcome" not in report["skipped_types"]
+    said = [w for w in report["warnings"] if "OperationOutcome" in w]
+    assert len(said) == 1 and "bundle-0009.json" in said[0] and "error processing" in said[0]
+    assert "12 record(s) not found in this read are kept" in "\n".join(report["warnings"])
+    reasons = [i["reason"] for i in report["issues"] if i["origin"] == "bundle-0009.json"]
+    assert len(reasons) == 1 and "OperationOutcome (error processing)" in reasons[0]
+    text = json.dumps(report)
+    assert "Jane" not in text and "4711" not in text  # the diagnostics may quote a patient
+    # not a complete read: the export, once whole again, is read again and sweeps as ever
+    (src / "bundle-0009.json").write_bytes(whole)
+    again = _run(config, out, "uci")
+    assert "files_unchanged" not in again and again["warnings"] == []
+    assert again["read"] == first["read"] and _outputs(out, "uci") == kept
+
+
+def test_an_operation_outcome_inside_a_bundle_is_not_an_error_report(tmp_path: Path) -> None:
+    """A search Bundle's OperationOutcome entry (`search.mode` outcome: warnings about the
+    search) is a type not read, as ever: the file is read whole."""
+    folder = tmp_path / "feed"
+    folder.mkdir()
+    bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p1"}},
+        {"resource": {"resourceType": "OperationOutcome", "issue": [
+            {"severity": "warning", "code": "informational"}]}, "search": {"mode": "outcome"}},
+    ]}  # fmt: skip
+    (folder / "page.json").write_bytes(orjson.dumps(bundle))
+    stats = ReadStats()
+    got = list(read_path(folder, stats, types={"Patient"}))
+    assert [res["id"] for res, _ in got] == ["p1"]
+    assert stats.partial == [] and stats.issues == []
+    assert stats.skipped_types["OperationOutcome"] == 1

@@ -73,6 +73,9 @@ class ReadStats:
     # files (origins) not read whole: unreadable, corrupt, cut short or changed while read. What
     # they hold is unknown, so a read with one drops nothing and forgets no summary (ingest).
     partial: list[str] = field(default_factory=list)
+    # ... of them, the files whose whole content is an OperationOutcome: a server's error answer
+    # saved in place of the data (its own warning: nothing to repair in the file, re-export it)
+    outcomes: dict[str, str] = field(default_factory=dict)  # origin -> its issues' codes
     # lines of each file read as Windows-1252 (0: a whole document): one issue a file, also
     # when its byte ranges are read apart (`merge`)
     recoded: Counter[str] = field(default_factory=Counter)
@@ -120,6 +123,7 @@ class ReadStats:
         self.summarised.update(other.summarised)
         self.skipped_files += other.skipped_files
         self.partial += other.partial
+        self.outcomes.update(other.outcomes)
         room = max(MAX_ISSUES - len(self.issues), 0)
         self.issues += issues[:room]
         self.issues_dropped += other.issues_dropped + max(len(issues) - room, 0)

@@ -233,7 +233,23 @@ class Reader:
                 return
             if recoded:
                 self.stats.recode(origin, 0)
+        if isinstance(doc, dict) and doc.get("resourceType") == "OperationOutcome":
+            self.outcome(doc, origin)
+            return
         yield from self.resource(doc, origin)
+
+    def outcome(self, doc: dict[str, Any], origin: str) -> None:
+        """A file that is one OperationOutcome: the error answer of a server or export script
+        (curl saving the body of a 4xx/5xx), saved where the data should be. Not data: read
+        as a type not read, the snapshot sweep dropped every record the real file held, exit 0.
+        What that file would hold is unknown, as for a damaged one: not read whole."""
+        # (only here: it pulls in the server source's package, never needed by a good read)
+        from cohort.source.fhir.outcome import operation_outcome_codes
+
+        codes = operation_outcome_codes(doc) or "no issue"  # coded values: no diagnostics text
+        reason = f"an OperationOutcome ({codes}), not data: an error answer saved as a data file?"
+        self.stats.broke(origin, reason)
+        self.stats.outcomes[origin] = codes
 
     def ndjson(
         self, lines: Iterable[bytes], origin: str, count_file: bool = True
