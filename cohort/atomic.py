@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cohort.errors import OutputError
 
-__all__ = ["discard", "ensure_dir", "write_atomic"]
+__all__ = ["discard", "ensure_dir", "try_folder", "write_atomic"]
 
 _TMP = ".tmp"  # the end of write_atomic's temp file names (see discard)
 
@@ -73,6 +73,19 @@ def write_atomic(path: Path, data: bytes | str | Iterable[str], mode: int = 0o60
             reason = exc.strerror or exc.__class__.__name__
             raise OutputError(f"cannot write {path}: {reason}") from exc
         raise
+
+
+def try_folder(path: Path) -> None:
+    """Make and remove a file beside `path`, which is to be replaced or removed later: an
+    `OutputError` naming the folder when it takes neither (a 0555 folder, a read-only mount).
+    Named as `write_atomic`'s temp files are, so `discard(path)` also clears one left behind."""
+    probe = path.with_name(f".{path.name}.{secrets.token_hex(6)}{_TMP}")
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        raise OutputError(f"cannot write {path.parent}: {reason}") from exc
 
 
 def discard(path: Path) -> None:

@@ -87,8 +87,9 @@ def write_outputs(
     (the run's history, written to the store) fails the run with the previous outputs kept.
     `renamed` gets the files renamed into place, also when the renames stop part-way (an error,
     SIGTERM): what the failure then says was replaced. Once one is, OUT/run.json, which
-    described the lists it replaced, is removed (`drop_run_json`)."""
-    from cohort.atomic import discard, write_atomic
+    described the lists it replaced, is removed (`drop_run_json`): an OUT that would not let it
+    be fails the run before `before_replace`, nothing replaced (`try_folder`)."""
+    from cohort.atomic import discard, try_folder, write_atomic
     from cohort.report.csv import candidates_csv_chunks, evidence_csv_chunks
     from cohort.report.html import summary_html
 
@@ -131,6 +132,10 @@ def write_outputs(
             # in a file's place; checked before any file is replaced, so all are kept)
             if path.is_dir():
                 raise OutputError(f"cannot write {path}: Is a directory")
+        # run.json goes after the first rename and is written last: an OUT that takes neither
+        # (0555, its site folders writable) had every list replaced, then exit 11 with last
+        # night's run.json still there, "success" beside tonight's lists
+        try_folder(out / "run.json")
         if before_replace is not None:
             before_replace()
         renaming = True
@@ -161,7 +166,8 @@ def drop_run_json(out: Path) -> None:
     research IT's monitor, `cohort diff` and the next run of older lists, "success", counts and
     as-of date, beside tonight's. Not before the first rename: a run that replaces nothing
     keeps it, still true of the lists it kept, should its own run.json fail too.
-    Best effort (a folder in its place describes nothing)."""
+    Best effort: OUT was tried before the renames (`try_folder`), and a folder in its place
+    describes nothing."""
     with contextlib.suppress(OSError):
         (out / "run.json").unlink()
 

@@ -440,6 +440,72 @@ def test_lists_replaced_and_no_run_json_written_leaves_no_stale_run_json(
     assert not (out / "run.json").exists()
 
 
+def _read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """`folder` as a 0555 folder is for its owner (root ignores the mode): no file made,
+    removed or renamed in it; its files and subfolders as writable as ever."""
+    real_open, real_unlink, real_replace = os.open, os.unlink, os.replace
+
+    def denied(path: Any) -> None:
+        if Path(path).parent == folder:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    def open_(path: Any, flags: int, *args: Any, **kw: Any) -> int:
+        if flags & os.O_CREAT and not os.path.exists(path):
+            denied(path)
+        return real_open(path, flags, *args, **kw)
+
+    def unlink(path: Any, *args: Any, **kw: Any) -> None:
+        denied(path)
+        real_unlink(path, *args, **kw)
+
+    def replace(src: Any, dst: Any, **kw: Any) -> None:
+        denied(src)
+        denied(dst)
+        real_replace(src, dst, **kw)
+
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "unlink", unlink)
+    monkeypatch.setattr(os, "replace", replace)
+
+
+def test_an_output_folder_that_cannot_take_run_json_replaces_no_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OUT not writable (0555), its site folders (0700, from the first run) writable: every
+    list was renamed into place, then run.json could not be written (exit 11) nor removed, and
+    last night's said "success" and its as-of date beside tonight's lists, though a missing
+    run.json is what the documentation says to alert on. OUT is now tried before any list is
+    replaced: exit 9 naming OUT, every file (run.json included) last night's, and the run not
+    in the store's history."""
+    cfg, out, before = _two_sites(tmp_path)
+    _read_only(monkeypatch, out)
+    res = _run(cfg, out, "2026-12-01")
+    monkeypatch.undo()
+    assert res.exit_code == 9, res.output
+    assert _errors(res) == [f"cohort: error: cannot write {out}: Permission denied"]
+    assert _files(out) == before
+    assert _report(out)["as_of"] == "2026-11-25"
+    with Store(tmp_path / "two-store" / "store.sqlite") as store:
+        assert [r["date"] for r in store.runs()] == ["2026-11-25"]
+    assert not [p for p in out.rglob(".*") if p.name != LOCK], "staged files left behind"
+    assert _run(cfg, out, "2026-12-02").exit_code == 0
+    assert _report(out)["as_of"] == "2026-12-02"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes a 0555 folder all the same")
+def test_an_output_folder_made_read_only_replaces_no_list(tmp_path: Path) -> None:
+    """The same with a real 0555 OUT (the operations QA's case)."""
+    cfg, out, before = _two_sites(tmp_path)
+    out.chmod(0o555)
+    try:
+        res = _run(cfg, out, "2026-12-01")
+    finally:
+        out.chmod(0o700)
+    assert res.exit_code == 9, res.output
+    assert _errors(res) == [f"cohort: error: cannot write {out}: Permission denied"]
+    assert _files(out) == before
+
+
 def _tool(*args: str | Path) -> Result:
     return CliRunner().invoke(cli, [str(a) for a in args])
 
