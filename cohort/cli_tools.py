@@ -17,7 +17,7 @@ from cohort.cli_options import (
     mappings_option,
     out_option,
 )
-from cohort.errors import MappingError
+from cohort.errors import MappingError, shown_path
 from cohort.safetext import printable
 
 
@@ -100,8 +100,9 @@ def check(mappings_dir: Path | None, trial: str | None, config: Path | None) -> 
     for msg in f.notes:
         echo(f"note: {msg}")
     human = f" ({report.human_version})" if report.human_version else ""
-    echo(
-        f"mapping version {report.version}{human}: {report.rows} concept rows "
+    echo(  # (which folder: a researcher with two copies, or a --config, may not know)
+        f"checked {shown_path(root)}: mapping version {report.version}{human}: "
+        f"{report.rows} concept rows "
         f"({report.unverified} unverified), trials {', '.join(report.trials) or '-'}; "
         f"{len(f.errors)} error(s), {len(f.warnings)} warning(s)"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,7 @@ class Loaded:
     term: Terminology
     rules: ReadingRules
     trial: Trial
+    mapping_warnings: list[str] = field(default_factory=list)  # `mappings check`'s
 
     def relevant(self, codes: tuple[Code, ...], text: str) -> bool:
         """Whether a code element maps to any concept (records that do not are summarised)."""
@@ -53,6 +54,7 @@ class Loaded:
         from cohort.extract import ReadingRules
         from cohort.terminology import Terminology
         from cohort.terminology.mappings import concept_files
+        from cohort.tools.runcheck import run_checks
 
         term = Terminology.load(cfg.mappings_dir, use_unverified=cfg.use_unverified)
         rules = ReadingRules.load(cfg.mappings_dir / "rules.toml")
@@ -62,7 +64,7 @@ class Loaded:
         trial = load_trial(
             cfg.trial_file(), known, term.concept_names(), term.unit_concepts(), files
         )
-        return cls(term, rules, trial)
+        return cls(term, rules, trial, run_checks(cfg))
 
 
 def _renumber(origin: str, offset: int) -> str:

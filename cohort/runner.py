@@ -260,6 +260,7 @@ def _locked_run(
         "as_of": as_of.isoformat(),
         "config": config_name(str(cfg.path)) if cfg.path else "(built-in sample configuration)",
         "trial": cfg.trial_id,
+        "mappings_dir": str(cfg.mappings_dir),
         "sites": {},
         "warnings": [],
     }
@@ -286,6 +287,10 @@ def _locked_run(
                 loaded = Loaded.from_config(cfg)
             report["mapping_version"] = loaded.term.version
             report["mapping_human_version"] = loaded.term.human_version
+            report["mapping_warnings"] = loaded.mapping_warnings
+            if loaded.mapping_warnings:  # (listed by check: a run's log gets the count only)
+                n = len(loaded.mapping_warnings)
+                log.warning("%d mapping warning(s): run `cohort mappings check` for them", n)
             store_path = cfg.store_path or state / "store.sqlite"
             results: list[SiteResult] = []
             with Store(store_path) as store, watch.on(store_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
 from pathlib import Path
 
@@ -68,9 +69,48 @@ def test_shipped_mappings_pass_with_version() -> None:
     assert result.exit_code == 0, result.output
     human = (ROOT / "mappings" / "VERSION").read_text().strip()
     assert "mapping version sha256:" in result.output and f"({human})" in result.output
-    assert "0 error(s)" in result.output
-    # unverified rows are a counted warning naming the file, column and lines
-    assert "column 'verified'" in result.output and "unverified row(s)" in result.output
+    # unverified rows are expected there (ignored unless use_unverified): a note naming the
+    # file, column and lines, no warning, so that clean files end with no warning at all
+    assert result.output.splitlines()[-1].endswith("; 0 error(s), 0 warning(s)")
+    assert "warning:" not in result.output
+    notes = [ln for ln in result.output.splitlines() if "unverified row(s)" in ln]
+    assert notes and all(ln.startswith("note: ") for ln in notes), notes
+    with (ROOT / "mappings" / "concepts" / "conditions.csv").open(encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        unverified = [str(reader.line_num) for row in reader if row["verified"] == "N"]
+    assert len(unverified) > 10  # (else the line list is not shortened)
+    said = (
+        "mappings/concepts/conditions.csv: column 'verified': "
+        f"{len(unverified)} unverified row(s) (verified=N, ignored unless use_unverified) on "
+        f"line(s) {', '.join(unverified[:10])} … ({len(unverified) - 10} more)"
+    )
+    assert [ln for ln in notes if ln.endswith(said)], notes
+
+
+def test_check_names_the_folder_it_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its last line names the mappings folder checked (from the working folder, as files are
+    named), so that a researcher with two copies sees which one passed."""
+    m = _copy(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for given in ("mappings", "./mappings/", str(m)):
+        result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", given])
+        assert result.exit_code == 0, result.output
+        last = result.output.splitlines()[-1]
+        assert last.startswith("checked mappings: mapping version sha256:"), last
+        assert last.endswith("; 0 error(s), 0 warning(s)"), last
+    # with --config: the folder the configuration names (as `cohort run --config` loads it)
+    shutil.copytree(m, tmp_path / "site" / "edited")
+    cfg = tmp_path / "site" / "site.toml"
+    cfg.write_text(
+        '[trial]\nid = "sirius-sle-2"\nmappings = "edited"\n[[sites]]\nid = "s1"\nsource = "d"\n'
+    )
+    result = CliRunner().invoke(cli, ["mappings", "check", "--config", str(cfg)])
+    assert result.output.splitlines()[-1].startswith("checked site/edited: mapping version ")
+    # outside the working folder: its full path
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.output.splitlines()[-1].startswith(f"checked {m.resolve()}: mapping version ")
 
 
 def test_broken_files_are_located_errors(tmp_path: Path) -> None:
@@ -272,9 +312,11 @@ def test_an_age_maximum_not_in_its_title_is_a_warning(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("in_tmp")
-def test_a_misspelt_concept_no_criteria_file_names_is_a_warning(tmp_path: Path) -> None:
+def test_a_misspelt_concept_no_criteria_file_names_is_an_error(tmp_path: Path) -> None:
     """`ana_titr` typed for `ana_titer` in a concept file: its rows mapped a concept no trial
-    asks for, and the ANA criterion quietly lost them; `check` said nothing."""
+    asks for, and the ANA criterion quietly lost them; `check` said nothing, then only warned
+    (exit 0) while `cohort run` changed who was eligible. A near miss of a concept the criteria
+    read is an error, at its first row, in any concept file."""
     m = _copy(tmp_path)
     labs = m / "concepts" / "labs.csv"
     lines = labs.read_text(encoding="utf-8").splitlines()
@@ -291,11 +333,28 @@ def test_a_misspelt_concept_no_criteria_file_names_is_a_warning(tmp_path: Path) 
     labs.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with (m / "concepts" / "local.csv").open("a", encoding="utf-8") as fh:
         fh.write("hemoglobn,http://example.org/lab,HGB2,exact,,Hb,site lab,local,\n")
-    unused = _checked(m, 0, "no criteria file names")  # a warning: it may be a new trial's concept
-    assert unused == [
-        f"warning: mappings/concepts/labs.csv:{rows[0] + 1}: column 'concept': no criteria "
-        "file names concept 'ana_titr' (did you mean 'ana_titer'?)"
-    ]
+    # the QA's: a site's voclosporin row under `calcineurin_inhibtor`, its SLEDAI row `sledia`
+    med = _append(
+        m / "concepts" / "medications.csv",
+        "calcineurin_inhibtor,voclosporin,text,Voclo,exact,,Voclo,site pharmacy,local,\n",
+    )
+    local = _append(
+        m / "concepts" / "local.csv",
+        "sledia,http://example.org/fhir/site/lab,SLEDAI01,exact,,SLEDAI 2K,site lab,local,\n",
+    )
+    unused = _checked(m, 4, "no criteria file names")
+    tail = "its rows reach no criterion"
+    assert sorted(unused) == sorted(
+        [
+            f"error: mappings/concepts/labs.csv:{rows[0] + 1}: column 'concept': no criteria "
+            f"file names concept 'ana_titr' (did you mean 'ana_titer'?): {tail}",
+            f"error: mappings/concepts/medications.csv:{med}: column 'concept': no criteria "
+            f"file names concept 'calcineurin_inhibtor' (did you mean 'calcineurin_inhibitor'?)"
+            f": {tail}",
+            f"error: mappings/concepts/local.csv:{local}: column 'concept': no criteria file "
+            f"names concept 'sledia' (did you mean 'sledai'?): {tail}",
+        ]
+    )
 
 
 def test_the_shipped_concepts_give_no_misspelling_warning() -> None:
@@ -546,9 +605,9 @@ def test_a_file_that_cannot_be_read_is_one_error_and_the_checks_against_it_skipp
         f"error: mappings/{file}:{n}: not UTF-8 text (byte 0xe9): save it as 'CSV UTF-8' "
         "(Excel: File > Save As > CSV UTF-8 (Comma delimited))"
     ]
-    warnings = [line for line in lines if line.startswith("warning:")]
-    assert [w for w in warnings if "column 'verified'" not in w] == []
-    assert [line for line in lines if line.startswith("note:")] == [
+    assert [line for line in lines if line.startswith("warning:")] == []
+    notes = [line for line in lines if line.startswith("note:")]
+    assert [n for n in notes if "column 'verified'" not in n] == [
         f"note: mappings/{file}: not read (its error above): the checks of other files "
         "against it are skipped"
     ]

@@ -1,6 +1,6 @@
 """`cohort mappings check`'s checks across the concept rows: one code or name mapped to two
-concepts (or to two ingredients of one), a misspelt concept or ingredient, a steroid row without
-an ingredient (moved from check.py)."""
+concepts (or to two ingredients of one), a misspelt concept (an error) or ingredient, a steroid
+row without an ingredient (moved from check.py)."""
 
 from __future__ import annotations
 
@@ -85,10 +85,11 @@ def _intentional(concepts: set[str], overlaps: set[frozenset[str]]) -> bool:
 
 
 def misspelt_concepts(trials: list[Path], rows: list[MappingRow], f: Findings) -> None:
-    """A warning at the first row of a concept no criteria file names, in one concept file
-    only, a typo away from one they do name (`ana_titr`): its rows are lost to the criterion.
-    Any other unnamed concept is left alone (one for a trial not written yet; the shipped
-    files hold such concepts)."""
+    """An error at the first row of a concept no criteria file names, in one concept file
+    only, a typo away from one they do name (`ana_titr`): its rows are lost to the criterion,
+    which changes who is eligible, so a run stops on it too (`cohort.tools.runcheck`). Any
+    other unnamed concept is left alone (one for a trial not written yet; the shipped files
+    hold such concepts)."""
     used: set[str] = set()
     for path in trials:
         try:
@@ -104,10 +105,10 @@ def misspelt_concepts(trials: list[Path], rows: list[MappingRow], f: Findings) -
     for name, row in first.items():
         near = None if name in used or len(files[name]) > 1 else closest(name, used)
         if near is not None and _typo(name, near):
-            f.warn(
+            f.error(
                 f"{row.file}:{row.line}",
                 f"column 'concept': no criteria file names concept '{name}' "
-                f"({did_you_mean(name, used)})",
+                f"({did_you_mean(name, used)}): its rows reach no criterion",
             )
 
 

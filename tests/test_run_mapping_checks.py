@@ -1,0 +1,104 @@
+"""`cohort run` and the mapping checks: a near-miss concept stops it as `mappings check` does,
+and the warnings `mappings check` would print are counted on stderr and listed in run.json.
+
+QA: a researcher editing mapping CSVs without a programmer typed `platelet` for `platelets` in
+concepts/labs.csv; `mappings check` warned (exit 0, among four warnings expected on clean files)
+and `cohort run` said nothing while the platelet criterion lost the row's results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from researcher_helpers import copy_mappings, edit, site_config
+
+from cohort.cli import cli
+
+
+def _run(cfg: Path, out: Path) -> Result:
+    args = ["run", "--config", str(cfg), "--as-of", "2026-11-25", "--out", str(out)]
+    return CliRunner().invoke(cli, args)
+
+
+def _check(cfg: Path) -> list[str]:
+    result = CliRunner().invoke(cli, ["mappings", "check", "--config", str(cfg)])
+    return result.output.splitlines()
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_a_near_miss_concept_stops_the_run_as_check_does(tmp_path: Path) -> None:
+    m = copy_mappings(tmp_path)
+    row = "platelets,http://loinc.org,777-3,"
+    line = edit(m / "concepts" / "labs.csv", row, row.replace("platelets", "platelet"), "plate")
+    cfg = site_config(tmp_path, m)
+    result = _run(cfg, tmp_path / "out")
+    assert result.exit_code == 4, result.output
+    stopped = result.stderr.splitlines()[-1]
+    assert stopped.startswith(
+        f"cohort: error: mappings/concepts/labs.csv:{line}: column 'concept': no criteria file "
+        "names concept 'platelet' (did you mean 'platelets'?)"
+    ), stopped
+    errors = [ln for ln in _check(cfg) if ln.startswith("error:")]
+    assert errors == [stopped.removeprefix("cohort: ")]  # the line `mappings check` prints
+    assert not (tmp_path / "out" / "uci" / "candidates.csv").exists()  # nothing screened
+    report = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert report["status"] == "failed" and "'platelet'" in report["error"]
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_the_run_counts_mapping_warnings_and_lists_them_in_run_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m = copy_mappings(tmp_path)
+    cfg = site_config(tmp_path, m)
+    # clean files (unverified rows included, being notes): no line, an empty list
+    result = _run(cfg, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "mapping warning" not in result.stderr
+    report = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert report["mapping_warnings"] == []
+    assert report["mappings_dir"] == str(m)
+    # two mistakes `mappings check` warns of: a label naming no concept, and the platelet
+    # code mapped to hemoglobin too
+    with (m / "labels.csv").open("a", encoding="utf-8") as fh:
+        fh.write("platelet_count,platelet count\n")
+    with (m / "concepts" / "local.csv").open("a", encoding="utf-8") as fh:
+        fh.write("hemoglobin,http://loinc.org,777-3,exact,,Platelets,site lab,Y,\n")
+    warned = [ln.removeprefix("warning: ") for ln in _check(cfg) if ln.startswith("warning:")]
+    assert len(warned) == 2, warned
+    import cohort.tools.check
+
+    calls: list[Path] = []
+    checked = cohort.tools.check.check_mappings
+
+    def counted(root: Path, *args: object, **kwargs: object) -> object:
+        calls.append(root)
+        return checked(root, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cohort.tools.check, "check_mappings", counted)
+    result = _run(cfg, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    said = [ln for ln in result.stderr.splitlines() if "mapping warning" in ln]
+    assert len(said) == 1 and said[0].endswith(
+        "2 mapping warning(s): run `cohort mappings check` for them"
+    ), result.stderr
+    assert "platelet_count" not in result.stderr  # (the count only: check lists them)
+    report = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert report["mapping_warnings"] == warned
+    assert calls == [m]  # once per run
+
+
+def test_the_run_s_checks_leave_ucum_to_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading asks UCUM nothing (the registry is built where the run needs it anyway, and a
+    unit UCUM cannot read stops the run after the read: test_mappings_consistency)."""
+    import cohort.terminology.units as units
+    from cohort.config import default_config
+    from cohort.ingest import Loaded
+
+    def no_ucum(unit: str) -> None:
+        raise AssertionError(f"loading asked UCUM about {unit!r}")
+
+    monkeypatch.setattr(units, "parse_ucum", no_ucum)
+    assert Loaded.from_config(default_config()).mapping_warnings == []
