@@ -49,7 +49,9 @@ class Loaded:
         return bool(self.term.concepts_for(codes, text))
 
     @classmethod
-    def from_config(cls, cfg: Config) -> Loaded:
+    def from_config(cls, cfg: Config, check_cache: Path | None = None) -> Loaded:
+        """Load and validate; `check_cache`: a file keeping the last `run_checks` answer for
+        these mappings and this code (a run's state folder has one)."""
         from cohort.criteria import load_trial
         from cohort.extract import ReadingRules
         from cohort.terminology import Terminology
@@ -64,7 +66,15 @@ class Loaded:
         trial = load_trial(
             cfg.trial_file(), known, term.concept_names(), term.unit_concepts(), files
         )
-        return cls(term, rules, trial, run_checks(cfg))
+        key = (
+            "\0".join(
+                [_code_digest(), term.version, str(cfg.use_unverified), cfg.trial_id]
+            ).encode()
+            + cfg.trial_file().read_bytes()
+        )
+        return cls(
+            term, rules, trial, run_checks(cfg, hashlib.sha256(key).hexdigest(), check_cache)
+        )
 
 
 def _renumber(origin: str, offset: int) -> str:

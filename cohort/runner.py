@@ -284,7 +284,7 @@ def _locked_run(
     try:
         with run_lock(state):
             with timer.stage("load_mappings"):
-                loaded = Loaded.from_config(cfg)
+                loaded = Loaded.from_config(cfg, state / "mapping-check.json")
             report["mapping_version"] = loaded.term.version
             report["mapping_human_version"] = loaded.term.human_version
             report["mapping_warnings"] = loaded.mapping_warnings

@@ -102,3 +102,37 @@ def test_the_run_s_checks_leave_ucum_to_the_run(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(units, "parse_ucum", no_ucum)
     assert Loaded.from_config(default_config()).mapping_warnings == []
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_the_checks_are_kept_for_unchanged_mappings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checks cost ~0.4-0.8 s a run: a rerun on the same mappings and code reads their
+    answer from the state folder; any edit to the mappings checks again."""
+    import cohort.tools.check
+
+    m = copy_mappings(tmp_path)
+    cfg = site_config(tmp_path, m)
+    calls: list[Path] = []
+    checked = cohort.tools.check.check_mappings
+
+    def counted(root: Path, *args: object, **kwargs: object) -> object:
+        calls.append(root)
+        return checked(root, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cohort.tools.check, "check_mappings", counted)
+    assert _run(cfg, tmp_path / "out").exit_code == 0
+    assert _run(cfg, tmp_path / "out").exit_code == 0
+    assert calls == [m]
+    with (m / "labels.csv").open("a", encoding="utf-8") as fh:
+        fh.write("platelet_count,platelet count\n")
+    result = _run(cfg, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert calls == [m, m]
+    report = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert len(report["mapping_warnings"]) == 1  # the edit's warning, not the kept answer
+    # and a typo'd concept still stops the run after clean nights
+    row = "platelets,http://loinc.org,777-3,"
+    edit(m / "concepts" / "labs.csv", row, row.replace("platelets", "platelet"), "plate")
+    assert _run(cfg, tmp_path / "out").exit_code == 4

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+from pathlib import Path
+
+from cohort.atomic import write_atomic
 from cohort.config import Config
 from cohort.errors import MappingError
 
 
-def run_checks(cfg: Config) -> list[str]:
+def run_checks(cfg: Config, key: str = "", cache: Path | None = None) -> list[str]:
     """What `cohort mappings check --config` finds in the folder a run has just loaded: its
     first error raised (exit 4, the line `check` prints), as some are no loader's rule (a
     concept row a typo away from one the criteria read: its rows reach no criterion and
     eligibility changes silently); else its warnings, for run.json (notes are left out: what
     is skipped by design). Units UCUM cannot read are the run's `check_units`, after the read,
-    as before. Mapping files hold no patient data, so neither holds PHI."""
+    as before. Mapping files hold no patient data, so neither holds PHI.
+
+    `cache` keeps the warnings of a clean check under `key` (the mappings' and the code's
+    digest): the checks cost ~0.4-0.8 s, the same every night the mappings stay as they were."""
+    kept = _cached(cache, key)
+    if kept is not None:
+        return kept
     from cohort.tools.check import check_mappings  # (looked up here: tests count the calls)
 
     report = check_mappings(
@@ -23,4 +34,21 @@ def run_checks(cfg: Config) -> list[str]:
         more = len(errors) - 1
         tail = f" (and {more} more error(s): run `cohort mappings check`)" if more else ""
         raise MappingError(errors[0] + tail)
-    return list(report.findings.warnings)
+    warnings = list(report.findings.warnings)
+    if cache is not None and key:
+        with contextlib.suppress(OSError):  # (only a cache: the next run checks again)
+            write_atomic(cache, json.dumps({"key": key, "warnings": warnings}))
+    return warnings
+
+
+def _cached(cache: Path | None, key: str) -> list[str] | None:
+    if cache is None or not key:
+        return None
+    try:
+        kept = json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    warnings = kept.get("warnings") if isinstance(kept, dict) else None
+    if kept.get("key") != key or not isinstance(warnings, list):
+        return None
+    return [str(w) for w in warnings]
