@@ -22,6 +22,21 @@ def _run(cfg: Path, out: Path) -> Result:
     return CliRunner().invoke(cli, args)
 
 
+def _count_checks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The folders `check_mappings` is called on from now on (runcheck looks it up per call)."""
+    import cohort.tools.check
+
+    calls: list[Path] = []
+    checked = cohort.tools.check.check_mappings
+
+    def counted(root: Path, *args: object, **kwargs: object) -> object:
+        calls.append(root)
+        return checked(root, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cohort.tools.check, "check_mappings", counted)
+    return calls
+
+
 def _check(cfg: Path) -> list[str]:
     result = CliRunner().invoke(cli, ["mappings", "check", "--config", str(cfg)])
     return result.output.splitlines()
@@ -68,16 +83,7 @@ def test_the_run_counts_mapping_warnings_and_lists_them_in_run_json(
         fh.write("hemoglobin,http://loinc.org,777-3,exact,,Platelets,site lab,Y,\n")
     warned = [ln.removeprefix("warning: ") for ln in _check(cfg) if ln.startswith("warning:")]
     assert len(warned) == 2, warned
-    import cohort.tools.check
-
-    calls: list[Path] = []
-    checked = cohort.tools.check.check_mappings
-
-    def counted(root: Path, *args: object, **kwargs: object) -> object:
-        calls.append(root)
-        return checked(root, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(cohort.tools.check, "check_mappings", counted)
+    calls = _count_checks(monkeypatch)
     result = _run(cfg, tmp_path / "out")
     assert result.exit_code == 0, result.output
     said = [ln for ln in result.stderr.splitlines() if "mapping warning" in ln]
@@ -110,18 +116,9 @@ def test_the_checks_are_kept_for_unchanged_mappings(
 ) -> None:
     """The checks cost ~0.4-0.8 s a run: a rerun on the same mappings and code reads their
     answer from the state folder; any edit to the mappings checks again."""
-    import cohort.tools.check
-
     m = copy_mappings(tmp_path)
     cfg = site_config(tmp_path, m)
-    calls: list[Path] = []
-    checked = cohort.tools.check.check_mappings
-
-    def counted(root: Path, *args: object, **kwargs: object) -> object:
-        calls.append(root)
-        return checked(root, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(cohort.tools.check, "check_mappings", counted)
+    calls = _count_checks(monkeypatch)
     assert _run(cfg, tmp_path / "out").exit_code == 0
     assert _run(cfg, tmp_path / "out").exit_code == 0
     assert calls == [m]
