@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import signal
@@ -22,13 +23,13 @@ from cohort.cli_options import (
     config_option,
     out_option,
 )
-from cohort.errors import SIGTERM_TEXT, CohortError, OutputError, interruption
+from cohort.errors import STOP_SIGNALS, CohortError, OutputError, interruption
 from cohort.safetext import printable, without_queries
 
 
 class CohortGroup(click.Group):
-    """Turns a CohortError, or an interruption (Ctrl-C, SIGTERM), into one line on stderr and
-    its documented exit code."""
+    """Turns a CohortError, or an interruption (Ctrl-C, SIGTERM, SIGHUP), into one line on
+    stderr and its documented exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -38,10 +39,13 @@ class CohortGroup(click.Group):
             click.echo(f"cohort: error: {printable(_said(exc, str(exc)))}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt as exc:
-            # Ctrl-C, or SIGTERM (`stop_on_sigterm`): click's "Aborted!" exited 1, which the
-            # exit codes call a bug; 128 + the signal's number, as a shell reports it
+            # Ctrl-C, SIGTERM or SIGHUP (`stop_on_signals`): click's "Aborted!" exited 1, which
+            # the exit codes call a bug; 128 + the signal's number, as a shell reports it
             why, code = interruption(exc)
-            click.echo(f"cohort: error: {printable(_said(exc, f'interrupted ({why})'))}", err=True)
+            # (a terminal that hung up refuses the line, EIO: run.json has said why already)
+            with contextlib.suppress(OSError):
+                line = printable(_said(exc, f"interrupted ({why})"))
+                click.echo(f"cohort: error: {line}", err=True)
             ctx.exit(code)
 
 
@@ -51,14 +55,18 @@ def _said(exc: BaseException, line: str) -> str:
     return "; ".join([line, *getattr(exc, "__notes__", [])])
 
 
-def stop_on_sigterm() -> None:
-    """SIGTERM (systemd stopping the unit, `kill`) stops a run the way Ctrl-C does: run.json
-    says so and the previous outputs stay (by default the process ended with neither)."""
+def stop_on_signals() -> None:
+    """SIGTERM (systemd stopping the unit, `kill`) and SIGHUP (the terminal of a manual run
+    closed) stop a run the way Ctrl-C does: run.json says so and the previous outputs stay (by
+    default the process ended with neither). SIGHUP ignored by whatever started the run
+    (`nohup cohort run ... &`: the terminal may close) stays ignored."""
 
-    def stop(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(SIGTERM_TEXT)
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    signal.signal(signal.SIGTERM, stop)
+    for sig in STOP_SIGNALS:
+        if sig != signal.SIGHUP or signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, stop)
 
 
 class SafeFormatter(logging.Formatter):
@@ -141,10 +149,20 @@ def run(
     config: Path | None, as_of: str | None, out: Path, full_refresh: bool, no_phi: bool
 ) -> None:
     """Run the whole job: read sources, screen, rank, write the candidate lists."""
+    from cohort.errors import ConfigError
+    from cohort.report.unstarted import BUILT_IN, config_failed
     from cohort.runner import run as run_job
+    from cohort.tools.changes import config_name
 
-    cfg = load_cfg(config)
-    report = run_job(cfg, parse_as_of(as_of), out, full_refresh=full_refresh, phi=not no_phi)
+    day = parse_as_of(as_of)
+    try:
+        cfg = load_cfg(config)
+    except ConfigError as exc:
+        # OUT/run.json says so as it does for every other failure (it said last night's
+        # "success"); an OUT not made yet is not made for it
+        config_failed(out, config_name(str(config)) if config else BUILT_IN, day, exc)
+        raise
+    report = run_job(cfg, day, out, full_refresh=full_refresh, phi=not no_phi)
     for sid, site in report["sites"].items():
         tiers = site.get("tiers", {})
         click.echo(
@@ -247,7 +265,7 @@ _register_optional()
 
 
 def main() -> None:
-    stop_on_sigterm()
+    stop_on_signals()
     # An ignored SIGCHLD survives exec (a launcher's): the kernel would then reap the run's
     # worker processes as they die, and the pid of one that died (killed for memory) could be
     # another process's by the time the run kills its workers by pid. The run reaps its own.
@@ -261,7 +279,7 @@ def main() -> None:
         # The process ends here: spare the interpreter's final collection a walk over the
         # whole heap (~0.3 s after a 10k run); nothing is left to finalise that needs it.
         gc.freeze()
-        # A KeyboardInterrupt (Ctrl-C, or SIGTERM: stop_on_sigterm) raised while a string was
+        # A KeyboardInterrupt (Ctrl-C, or SIGTERM: stop_on_signals) raised while a string was
         # being exec'd (e.g. a dataclass's methods defined by a module imported lazily) marks
         # it "unhandled" for good, however it was caught: under `python -m cohort` CPython
         # (3.11, 3.12) then ends the process with SIGINT at exit, -2, in place of the 143 said

@@ -16,13 +16,17 @@ FC = TypeVar("FC", bound=Callable[..., Any])
 EPILOG = (
     "Exit codes: "
     + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items())
-    + "; 130 / 143 stopped by Ctrl-C (SIGINT) / SIGTERM (previous outputs kept, except for"
-    " the sites the message names as replaced)"
+    + "; 129 / 130 / 143 stopped by SIGHUP (its terminal closed) / Ctrl-C (SIGINT) / SIGTERM"
+    " (previous outputs kept, except for the sites the message names as replaced)"
 )
+
+# (click's Path checks a file's read permission by default, and refused an unreadable config as
+# a usage error, exit 2 with its usage text: `load_config` says so, one line, exit 3)
+CONFIG_PATH = click.Path(path_type=Path, readable=False)
 
 config_option = click.option(
     "--config",
-    type=click.Path(path_type=Path),
+    type=CONFIG_PATH,
     help="Run configuration (TOML). Default: the shipped sample data for the seed sites.",
 )
 # Screening dates accepted: windows and ages are reckoned back and forth from it, and a date
@@ -48,7 +52,7 @@ def mappings_config_option(text: str, also: str = "") -> Callable[[FC], FC]:
     `also`, another option the configuration decides)."""
     return click.option(
         "--config",
-        type=click.Path(path_type=Path),
+        type=CONFIG_PATH,
         help=f"Run configuration (TOML): {text} Not with --mappings{also}.",
     )
 

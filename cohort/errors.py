@@ -7,14 +7,17 @@ import signal
 from collections.abc import Iterable
 from pathlib import Path
 
-SIGTERM_TEXT = "SIGTERM"  # a KeyboardInterrupt's text when SIGTERM raised it (cli.stop_on_sigterm)
+# The signals the CLI turns into a KeyboardInterrupt whose text is their name
+# (cli.stop_on_signals): systemd stopping the unit, `kill`; a manual run's terminal closing
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def interruption(exc: KeyboardInterrupt) -> tuple[str, int]:
     """What stopped a run, for its one line and run.json, and its exit code: 128 + the
-    signal's number, as a shell reports it (SIGTERM 143, Ctrl-C 130)."""
-    if str(exc) == SIGTERM_TEXT:
-        return "SIGTERM", 128 + signal.SIGTERM
+    signal's number, as a shell reports it (SIGHUP 129, Ctrl-C 130, SIGTERM 143)."""
+    for sig in STOP_SIGNALS:
+        if str(exc) == sig.name:
+            return sig.name, 128 + sig
     return "Ctrl-C / SIGINT", 128 + signal.SIGINT
 
 

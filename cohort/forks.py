@@ -33,15 +33,15 @@ def close_inherited() -> None:
 
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-# The signals that stop a run (Ctrl-C, systemd): the CLI's handlers turn them into
-# KeyboardInterrupt, which only the main thread of the main process may take.
-STOPS = (signal.SIGINT, signal.SIGTERM)
+# The signals that stop a run (Ctrl-C, systemd, a terminal closing): the CLI's handlers turn
+# them into KeyboardInterrupt, which only the main thread of the main process may take.
+STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM wait (in this thread) until the block ends, then are taken: around a
-    fork, so that the KeyboardInterrupt comes once the child is on record (to be killed and
+    """SIGINT, SIGTERM and SIGHUP wait (in this thread) until the block ends, then are taken:
+    around a fork, so that the KeyboardInterrupt comes once the child is on record (to be killed and
     reaped) and never in the child before `as_child` (which would run this process's own
     error handling there: run.json, the store); around killing and reaping (a second Ctrl-C
     would leave children unkilled). A thread started in it keeps them blocked for good."""
@@ -54,8 +54,8 @@ def signals_held() -> Iterator[None]:
 
 def as_child(parent: int) -> None:
     """First thing in a process forked by `parent` (its pid, taken before the fork) inside
-    `signals_held`, to work for it: close INHERITED_FDS, take SIGTERM and SIGINT by their
-    default action (unblocked), and die with the parent.
+    `signals_held`, to work for it: close INHERITED_FDS, take SIGTERM, SIGINT and SIGHUP by
+    their default action (unblocked) unless the run ignores them, and die with the parent.
 
     The CLI's handlers raise KeyboardInterrupt, which in a worker unwinds whatever it was doing
     (a concurrent.futures worker even sent it back as its task's result and went on serving,
@@ -71,7 +71,9 @@ def as_child(parent: int) -> None:
     the main thread). A parent that died before the prctl took effect is seen by getppid."""
     close_inherited()
     for sig in STOPS:
-        signal.signal(sig, signal.SIG_DFL)
+        # (one the run ignores, `nohup`'s SIGHUP, stays so: the worker outlives the terminal too)
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)  # (one that came meanwhile ends it now)
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):  # (no libc prctl: no such guard)

@@ -64,9 +64,9 @@ class ForkPool:
         """Fork up to `nproc` workers running `work` (`size`: how many started, maybe 0)."""
         parent = os.getpid()
         ends: list[int] = []  # this process's ends of the pipes of the workers forked so far
-        # SIGINT and SIGTERM wait until every worker is on record (for `close`), and never reach
-        # a worker before `as_child`. The feeder threads start once every fork is made (none
-        # copies this process while a thread writes) and keep both blocked, so that the kernel
+        # SIGINT, SIGTERM and SIGHUP wait until every worker is on record (for `close`), and
+        # never reach a worker before `as_child`. The feeder threads start once every fork is
+        # made (none copies this process while a thread writes) and keep them blocked, so the kernel
         # delivers them to this thread, interrupting its wait for a result.
         with signals_held():
             for _ in range(nproc):
@@ -104,7 +104,7 @@ class ForkPool:
         """Kill every worker, reap it and end the feeders (waiting at most forks.REAP_SECONDS).
 
         Whatever the workers were doing is abandoned: the caller has every result it wants, or
-        does the rest itself. SIGINT and SIGTERM wait meanwhile (a second Ctrl-C would otherwise
+        does the rest itself. The stop signals wait meanwhile (a second Ctrl-C would otherwise
         leave workers unkilled); they are taken as soon as it returns."""
         with signals_held():
             for w in self.workers:

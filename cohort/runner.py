@@ -29,6 +29,7 @@ from cohort.model import Candidate, SiteResult
 from cohort.report.kept import StoreWatch, mark_failed
 from cohort.report.medgaps import add_medication_gaps
 from cohort.report.run import renamed_lists, run_history, site_summary
+from cohort.report.unstarted import BUILT_IN
 from cohort.runlock import out_lock, run_lock, why
 from cohort.screening import screen
 from cohort.store import Store
@@ -258,7 +259,7 @@ def _locked_run(
         "status": "running",
         "started": now_iso(),
         "as_of": as_of.isoformat(),
-        "config": config_name(str(cfg.path)) if cfg.path else "(built-in sample configuration)",
+        "config": config_name(str(cfg.path)) if cfg.path else BUILT_IN,
         "trial": cfg.trial_id,
         "mappings_dir": str(cfg.mappings_dir),
         "sites": {},
@@ -359,11 +360,11 @@ def _locked_run(
         failure = sys.exc_info()[1]
         # (exit 10, the store's lock held: never touch outputs the run holding it may write)
         if not isinstance(failure, LockedError):
-            _write_report(out, report, failed=failure is not None, replaced=bool(renamed))
+            write_report(out, report, failed=failure is not None, replaced=bool(renamed))
     return report
 
 
-def _write_report(out: Path, report: dict[str, Any], *, failed: bool, replaced: bool) -> None:
+def write_report(out: Path, report: dict[str, Any], *, failed: bool, replaced: bool) -> None:
     """Write run.json (staged, then renamed: never half-written). When the run has already
     failed, a run.json that cannot be written is logged and the run's own error (its one line
     and exit code) is what the caller sees. After a run that succeeded, the outputs are in

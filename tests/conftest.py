@@ -11,16 +11,17 @@ import pytest
 
 @pytest.fixture
 def sigterm_stops() -> Iterator[None]:
-    """The CLI's SIGTERM handler (KeyboardInterrupt), as in a run: cli.main installs it, CliRunner
-    and a bare call do not. The previous handler is put back after the test."""
-    from cohort.cli import stop_on_sigterm
+    """The CLI's SIGTERM and SIGHUP handlers (KeyboardInterrupt), as in a run: cli.main installs
+    them, CliRunner and a bare call do not. The previous handlers are put back after the test."""
+    from cohort.cli import stop_on_signals
 
-    previous = signal.getsignal(signal.SIGTERM)
-    stop_on_sigterm()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    stop_on_signals()
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @pytest.fixture

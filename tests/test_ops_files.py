@@ -460,3 +460,46 @@ def test_an_operation_outcome_inside_a_bundle_is_not_an_error_report(tmp_path: P
     assert [res["id"] for res, _ in got] == ["p1"]
     assert stats.partial == [] and stats.issues == []
     assert stats.skipped_types["OperationOutcome"] == 1
+
+
+def _alert_checks() -> list[str]:
+    """The check commands docs/operations.md "Alerting" gives for after exit 0, as written."""
+    text = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    section = text.split("\n## Alerting\n", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith(("python3 -c ", "jq -e "))]
+
+
+def _checks_say(night: Path) -> dict[str, int]:
+    """Each documented check's exit status, run by the shell in `night` (which holds OUT)."""
+    codes = {}
+    for line in _alert_checks():
+        if line.startswith("jq ") and shutil.which("jq") is None:
+            continue
+        res = subprocess.run(line, shell=True, cwd=night, capture_output=True, text=True,  # noqa: S602
+                             timeout=60)  # fmt: skip
+        assert res.returncode == 0 or res.stderr.count("\n") <= 1, res.stderr
+        codes[line.split()[0]] = res.returncode
+    return codes
+
+
+def test_the_documented_check_after_exit_0_fails_on_damaged_input(tmp_path: Path) -> None:
+    """Damaged input exits 0 (a file cut short, an empty source folder on the first night:
+    0 screened), said only in run.json: an alert on the exit code alone missed it. The check
+    docs/operations.md gives passes a clean night and fails those."""
+    assert [line.split()[0] for line in _alert_checks()] == ["python3", "jq"]
+    src = copy_site("uci", tmp_path / "feed")
+    night = tmp_path / "night"
+    night.mkdir()
+    config = write_config(tmp_path, {"uci": str(src)})
+    run(load_config(config), DAY, night / "OUT")
+    assert set(_checks_say(night).values()) == {0}
+    bundle = src / "bundle-0005.json"
+    bundle.write_bytes(bundle.read_bytes()[:500])  # (the export still writing it)
+    assert run(load_config(config), DAY, night / "OUT")["status"] == "success"
+    assert set(_checks_say(night).values()) == {1}
+    (tmp_path / "empty" / "feed").mkdir(parents=True)
+    first = tmp_path / "first"
+    first.mkdir()
+    config = write_config(tmp_path / "empty", {"uci": str(tmp_path / "empty" / "feed")})
+    assert run(load_config(config), DAY, first / "OUT")["sites"]["uci"]["screened"] == 0
+    assert set(_checks_say(first).values()) == {1}

@@ -1,6 +1,6 @@
 """ForkPool (the reading processes) and as_child (every fork of cohort): results in order, a
 dead or failing worker reads as None, closing kills and reaps every worker whatever it is doing,
-and a worker takes SIGTERM / SIGINT by their default action and dies with its parent.
+and a worker takes SIGTERM / SIGINT / SIGHUP by their default action and dies with its parent.
 
 Each test runs under an alarm: a pool that hangs fails it instead of blocking the suite."""
 
@@ -60,6 +60,9 @@ def _echo(task: tuple[str, Any]) -> Any:
         raise ValueError("a patient's data")  # (not sent back)
     if what == "sleep":
         time.sleep(arg)
+    if what == "hup":  # (a Python handler is no thing to send back: named)
+        hup = signal.getsignal(signal.SIGHUP)
+        return hup if isinstance(hup, signal.Handlers) else "a Python handler"
     if what == "setup":
         got = ctypes.c_int()
         ctypes.CDLL(None).prctl(2, ctypes.byref(got), 0, 0, 0)  # PR_GET_PDEATHSIG
@@ -143,6 +146,24 @@ def test_a_worker_takes_signals_by_default_dies_with_this_process_and_closes_inh
         os.close(r)
         os.close(w)
     assert (term, intr, death, held) == (signal.SIG_DFL, signal.SIG_DFL, signal.SIGKILL, [])
+
+
+@pytest.mark.usefixtures("sigterm_stops")
+@pytest.mark.parametrize("ignored", [False, True], ids=["handled", "ignored (nohup)"])
+def test_a_worker_takes_sighup_by_default_unless_the_run_ignores_it(ignored: bool) -> None:
+    """SIGHUP (a terminal closing) stops a run as SIGTERM does: a worker takes its default
+    action, never the CLI's handler; under `nohup` (ignored) the worker ignores it too, and
+    outlives the terminal with the run."""
+    if ignored:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # (the fixture puts the handler back)
+    pool = ForkPool()
+    try:
+        pool.start(1, _echo)
+        pool.submit(0, ("hup", None))
+        got = pool.result(0)
+    finally:
+        pool.close()
+    assert got == (signal.SIG_IGN if ignored else signal.SIG_DFL)
 
 
 @linux

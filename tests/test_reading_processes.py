@@ -192,22 +192,25 @@ def test_a_reading_process_killed_mid_read_leaves_the_rest_to_the_main_process(
     assert not [pid for pid in _pids(marks) if _alive(pid)]
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
 def test_sigterm_to_the_process_group_while_reading_exits_143(
-    site: Path, tmp_path: Path, cleanup: list[int]
+    site: Path, tmp_path: Path, cleanup: list[int], sig: signal.Signals
 ) -> None:
     """systemd stopping the unit signals every process of it: the reading processes end at once
-    (they do not run the CLI's SIGTERM handler) and the run exits 143, run.json saying why."""
+    (they do not run the CLI's SIGTERM handler) and the run exits 143, run.json saying why.
+    A terminal closing under a manual run (SIGHUP to its process group) likewise, exit 129: the
+    run used to die of it, run.json left saying "running" or last night's."""
     import json
 
     proc, marks, out = _start(tmp_path, site, "sleep")
     cleanup.append(-proc.pid)
     readers = _busy(marks, 2, proc)
-    os.killpg(proc.pid, signal.SIGTERM)
+    os.killpg(proc.pid, sig)
     code, err = _wait(proc)
-    assert code == 143, err
-    assert "cohort: error: interrupted (SIGTERM)" in err
+    assert code == 128 + sig, err
+    assert f"cohort: error: interrupted ({sig.name})" in err
     report = json.loads((out / "run.json").read_text(encoding="utf-8"))
-    assert report["status"] == "failed" and report["error"] == "interrupted (SIGTERM)"
+    assert report["status"] == "failed" and report["error"] == f"interrupted ({sig.name})"
     assert "KeyboardInterrupt" not in err  # (a reading process's traceback)
     assert not [pid for pid in readers if _alive(pid)]
 
