@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner, Result
+from stop_helpers import signal_during_screen
 
 from cohort.cli import cli
 
@@ -405,20 +406,12 @@ def test_a_run_stopped_by_sigterm_keeps_outputs_and_exits_143(
 ) -> None:
     """SIGTERM (systemd stopping the nightly unit, `kill`) ended the process at once: run.json
     said "running" for a run long stopped; Ctrl-C exited 1, the code of a bug ("Aborted!")."""
-    import os
     import signal
-    import time
 
     import cohort.runner as runner
 
     cfg, out, args, before = _a_good_run(tmp_path)
-
-    def killed(*_: object, **__: object) -> None:
-        os.kill(os.getpid(), signal.SIGTERM)
-        for _ in range(500):  # the handler runs at the next bytecode boundary
-            time.sleep(0.01)
-
-    monkeypatch.setattr(runner, "screen", killed)
+    signal_during_screen(monkeypatch, signal.SIGTERM)
     result = CliRunner().invoke(cli, [*args[:-3], "2026-11-26", "--out", str(out)])
     assert result.exit_code == 143, result.output
     assert "cohort: error: interrupted (SIGTERM)" in result.output

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from stop_helpers import signal_during_screen
 
 from cohort.cli import cli
 
@@ -166,16 +167,8 @@ def test_sighup_stops_a_run_as_sigterm_does_exit_129(
 ) -> None:
     """SIGHUP (the terminal of a manual catch-up run closed) ended the process at once: exit
     129 with no line saying why, and run.json not updated (last night's, or "running")."""
-    import cohort.runner as runner
-
     cfg, out, _, before = _good_night(tmp_path)
-
-    def hung_up(*_: object, **__: object) -> None:
-        os.kill(os.getpid(), signal.SIGHUP)
-        for _ in range(500):  # the handler runs at the next bytecode boundary
-            time.sleep(0.01)
-
-    monkeypatch.setattr(runner, "screen", hung_up)
+    signal_during_screen(monkeypatch, signal.SIGHUP)
     args = ["run", "--config", str(cfg), "--as-of", "2026-11-26", "--out", str(out)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 129, result.output
