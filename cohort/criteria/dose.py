@@ -230,9 +230,8 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
     ends: list[date | None] = []
     enders: list[tuple[str, str]] = []  # the dose each of `ends` is the end of, its doubt if any
     why_partial = why_range = ""
-    undosed: list[
-        str
-    ] = []  # each exposure in the window without a usable dose, as a reason names it
+    # each exposure in the window without a usable dose, as a reason names it
+    undosed: list[str] = []
     steps = (s for e in ctx.exposures(p["concepts"]) for s in _steps(ctx, e))
     for e in steps:
         concept = ",".join(sorted(set(p["concepts"]) & ctx.concepts(e.ref, e.codes, e.text)))
