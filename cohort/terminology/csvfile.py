@@ -84,7 +84,9 @@ def read_csv(
             header = [c.strip() for c in cells]
             for col in required:
                 if col not in header:
-                    raise MappingError(f"{shown}:{line}: missing column '{col}'" + _sep(cells))
+                    raise MappingError(
+                        f"{shown}:{line}: missing column '{col}'" + _case(col, header, cells)
+                    )
             continue
         problem = _cells_problem(f"{shown}:{line}", cells, len(header))
         if problem is not None:
@@ -175,6 +177,12 @@ def _rows_from(
         if not cells or all(not c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
             continue
         yield line, cells
+
+
+def _case(col: str, header: list[str], cells: list[str]) -> str:
+    """Why a header lacks a column it holds written otherwise (`Concept`: read as there)."""
+    found = next((h for h in header if h.lower() == col), None)
+    return f" (column names are lower case: found '{found}')" if found else _sep(cells)
 
 
 def _sep(header: list[str]) -> str:

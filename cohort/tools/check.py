@@ -13,6 +13,7 @@ from cohort.errors import MappingError, did_you_mean
 from cohort.extract import ReadingRules
 from cohort.lockfiles import data_files, side_file, side_files
 from cohort.terminology import Terminology
+from cohort.terminology.core import FILE_TYPES
 from cohort.terminology.labels import LABELS, label_row, label_twice
 from cohort.terminology.mappings import (
     CONCEPT_COLUMNS,
@@ -40,14 +41,16 @@ from cohort.terminology.rows import (
     unit_row,
     value_row,
 )
-from cohort.terminology.units import ucum_problem
+from cohort.terminology.units import UnitSpec, ucum_problem
 from cohort.tools.common import Findings
 from cohort.tools.rowchecks import (
     conflicts,
+    copies,
     dosed_elsewhere,
     misspelt_concepts,
     misspelt_ingredients,
 )
+from cohort.tools.thresholds import plausible_limits
 
 T = TypeVar("T")
 
@@ -115,14 +118,18 @@ def _row(read: Callable[[Record], T], rec: Record, f: Findings) -> T | None:
 
 def _concept_rows(
     root: Path, known: KnownSystems, f: Findings, use_unverified: bool
-) -> list[MappingRow]:
+) -> tuple[list[MappingRow], list[str]]:
+    """The rows of every concept file, and the files (as shown) with a header and no row."""
     rows: list[MappingRow] = []
+    empty: list[str] = []
     for path in data_files(root / "concepts", "*.csv"):
         medication = path.stem == "medications"
         required = CONCEPT_COLUMNS + (("ingredient",) if medication else ())
         shown = display_path(root, path)
         unverified: list[str] = []
+        records, errors = 0, len(f.errors)
         for rec in _records(root, path, required, f):
+            records += 1
             row = _row(partial(concept_row, shown=shown, medication=medication), rec, f)
             if row is None:
                 continue
@@ -141,6 +148,9 @@ def _concept_rows(
                 f"column 'verified': {len(unverified)} unverified row(s) (verified=N, "
                 f"{read} use_unverified) on line(s) {', '.join(unverified[:10])}{more}",
             )
+        if not records and len(f.errors) == errors:  # (read, and no line that is no row)
+            empty.append(shown)
+            _no_rows(path, shown, f)
     folder = root / "concepts"
     for path in sorted(folder.iterdir() if folder.is_dir() else ()):
         # a file of rows saved under another name is never read (a lock file is no such file)
@@ -150,7 +160,21 @@ def _concept_rows(
                 "not read: only files ending in .csv are (save the rows as 'CSV UTF-8 (Comma "
                 "delimited)' under a name ending in .csv)",
             )
-    return rows
+    return rows, empty
+
+
+def _no_rows(path: Path, shown: str, f: Findings) -> None:
+    """A concept file with its header only (Excel can save one so): an error for a file of one
+    sort of records, whose concepts the criteria read; a warning for `local.csv` or another
+    file of a site's own codes, which may have none yet."""
+    if path.stem in FILE_TYPES:
+        f.error(
+            shown,
+            "no rows (only its header): nothing is read from it (rows lost in Excel? restore "
+            "them from a copy)",
+        )
+    else:
+        f.warn(shown, "no rows (only its header)")
 
 
 def _side_files(root: Path, f: Findings) -> None:
@@ -201,30 +225,43 @@ def _labels(root: Path, concepts: set[str] | None, f: Findings) -> None:
 
 
 def _check_trial(
-    path: Path, rows: list[MappingRow], units: set[str] | None, f: Findings, use_unverified: bool
+    path: Path,
+    rows: list[MappingRow],
+    units: set[str] | None,
+    f: Findings,
+    use_unverified: bool,
+    empty: list[str],
 ) -> None:
-    """Every problem of a criteria file, as `load_trial` (so `cohort run`) raises the first."""
+    """Every problem of a criteria file, as `load_trial` (so `cohort run`) raises the first.
+    `empty`: the concept files with no rows, which each unknown concept's error names (18
+    errors blaming the criteria for labs.csv emptied in Excel hid the file's own)."""
     known: set[str] | None = {r.concept for r in rows}
     active: set[str] | None = {r.concept for r in rows if use_unverified or r.verified != "N"}
     if not _concepts_read(f):
         known = active = None  # (its concepts are not checked)
     checked = check_trial(path, known, active, units, concept_files(rows))
-    f.errors += [str(e) for e in checked.errors]
+    hint = f" ({', '.join(empty)} {'has' if len(empty) == 1 else 'have'} no rows)"
+    f.errors += [
+        str(e) + (hint if empty and ": unknown concept '" in str(e) else "") for e in checked.errors
+    ]
     f.warnings += checked.warnings
 
 
 def _check_units(
-    root: Path, known: set[str] | None, f: Findings, ucum: bool = True
+    root: Path, known: set[str] | None, f: Findings, specs: dict[str, UnitSpec], ucum: bool = True
 ) -> set[str] | None:
     """units.csv and unit_aliases.csv; the concepts units.csv gives a unit (None when it is not
-    read: the criteria's concepts are then not asked for one). `known`: the concepts of the
-    concept rows (None: not every concept file was read). `ucum`: ask UCUM about each unit."""
+    read: the criteria's concepts are then not asked for one), each line read into `specs`.
+    `known`: the concepts of the concept rows (None: not every concept file was read). `ucum`:
+    ask UCUM about each unit."""
     units: set[str] = set()
     for rec in _records(root, root / "units.csv", REQUIRED["units.csv"], f):
         units.add(rec.get("concept"))
         if known is not None and rec.get("concept") not in known:
             f.warn(rec.where, f"column 'concept': no concept rows for '{rec.get('concept')}'")
-        _row(unit_row, rec, f)  # an empty unit, a bad molar mass or plausible bound
+        read = _row(unit_row, rec, f)  # an empty unit, a bad molar mass or plausible bound
+        if read is not None:
+            specs[read[0]] = read[1]  # (a concept's last line, as the loader keeps it)
         problem = ucum_problem(rec.get("unit")) if ucum and rec.get("unit") else None
         if problem:
             f.error(rec.where, f"column 'unit': {problem}")
@@ -285,12 +322,14 @@ def check_mappings(
         raise MappingError(f"{root}: mappings folder not found")
     version, human = version_of(root)
     known = _known_systems(root, f)
-    rows = _concept_rows(root, known, f, use_unverified)
+    rows, empty = _concept_rows(root, known, f, use_unverified)
+    copies(rows, f)
     concepts = {r.concept for r in rows} if _concepts_read(f) else None
     conflicts(rows, known, _overlaps(root, concepts, f), f)
     _labels(root, concepts, f)
     known_concepts = {r.concept for r in rows} if _concepts_read(f) else None
-    units = _check_units(root, known_concepts, f, ucum=not for_run)
+    specs: dict[str, UnitSpec] = {}
+    units = _check_units(root, known_concepts, f, specs, ucum=not for_run)
     ingredients = _check_values_products(root, known, f)
     if ingredients is not None:
         misspelt_ingredients(rows, ingredients, f)
@@ -307,7 +346,8 @@ def check_mappings(
             f.error(str(trials[0]), "criteria file not found")
             trials = []
     for path in trials:
-        _check_trial(path, rows, units, f, use_unverified)
+        _check_trial(path, rows, units, f, use_unverified, empty)
+        plausible_limits(path, specs, f)
     if _concepts_read(f):
         misspelt_concepts(data_files(root / "trials", "*.toml"), rows, f)
     if not f.errors and not for_run:

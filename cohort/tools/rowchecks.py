@@ -1,12 +1,13 @@
 """`cohort mappings check`'s checks across the concept rows: one code or name mapped to two
-concepts (or to two ingredients of one), a misspelt concept (an error) or ingredient, a steroid
-row without an ingredient (moved from check.py)."""
+concepts (or to two ingredients of one), a row in two concept files (a backup copy), a misspelt
+concept (an error) or ingredient, a steroid row without an ingredient (moved from check.py)."""
 
 from __future__ import annotations
 
 import re
 import tomllib
-from collections import defaultdict
+from collections import Counter, defaultdict
+from itertools import combinations
 from pathlib import Path
 
 from cohort.criteria.trial import concept_refs
@@ -57,6 +58,69 @@ def conflicts(
                 # exclude=Y drops a concept from the record: wrong for a code of both by design
                 "(intended? list the pair in overlaps.csv; else add exclude=Y to one of them)",
             )
+
+
+def copies(rows: list[MappingRow], f: Findings) -> None:
+    """A warning per pair of concept files sharing rows (one concept, system and code; a name
+    in any case): every CSV in concepts/ is loaded, so a backup copy left there ("labs -
+    Copy.csv", "labs_old.csv") is read too, without a word, and a code removed from the file it
+    copies stays mapped. A row twice in one file is left alone (it reads the same)."""
+    first: dict[tuple[str, str, str], dict[str, int]] = defaultdict(dict)
+    for r in rows:
+        code = r.code.strip().lower() if r.system == TEXT else r.code
+        first[(r.concept, r.system, code)].setdefault(r.file, r.line)
+    pairs: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+    for files in first.values():
+        for a, b in combinations(sorted(files), 2):
+            copy, other = _copy_and_original(a, b)
+            pairs[(copy, other)].append((files[copy], files[other]))
+    size = Counter(r.file for r in rows)
+    for (copy, other), lines in sorted(pairs.items()):
+        n = len(lines)
+        why = (
+            "a backup copy? every CSV in concepts/ is loaded (move it out of the folder)"
+            if 2 * n > size[copy]  # most of its rows
+            else "the same row in two files (keep it in one)"
+        )
+        f.warn(
+            copy,
+            f"{n} {'rows repeat' if n > 1 else 'row repeats'} {other} ({_spans(sorted(lines))})"
+            f": {why}",
+        )
+
+
+def _copy_and_original(a: str, b: str) -> tuple[str, str]:
+    """Which of two concept files (as shown; `a` first by name) is the copy: not a file the
+    project names (labs.csv, local.csv), else the one named after the other (`labs_old`), else
+    the later by name."""
+    named = (*FILE_TYPES, "local")
+    sa, sb = Path(a).stem, Path(b).stem
+    if (sa in named) != (sb in named):
+        return (b, a) if sa in named else (a, b)
+    if sa.startswith(sb) and sa != sb:
+        return a, b
+    return b, a
+
+
+def _spans(lines: list[tuple[int, int]], shown: int = 3) -> str:
+    """`lines 2-82 here = lines 2-82 there, line 90 = line 95, …`: runs of (copy, original)
+    line pairs that both go up by one, the first few."""
+    runs: list[list[tuple[int, int]]] = []
+    for a, b in lines:
+        if runs and runs[-1][-1] == (a - 1, b - 1):
+            runs[-1].append((a, b))
+        else:
+            runs.append([(a, b)])
+
+    def span(run: list[tuple[int, int]], i: int) -> str:
+        if len(run) == 1:
+            return f"line {run[0][i]}"
+        return f"lines {run[0][i]}-{run[-1][i]}"
+
+    out = [f"{span(r, 0)} = {span(r, 1)}" for r in runs[:shown]]
+    out[0] = f"{span(runs[0], 0)} here = {span(runs[0], 1)} there"
+    more = f", … ({len(runs) - shown} more)" if len(runs) > shown else ""
+    return ", ".join(out) + more
 
 
 def _two_ingredients(what: str, grp: list[MappingRow], f: Findings) -> None:
