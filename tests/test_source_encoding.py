@@ -79,6 +79,29 @@ def test_bytes_windows_1252_leaves_undefined_are_read_as_latin_1(tmp_path: Path)
     assert len(_not_utf8(stats)) == 1 and stats.partial == []
 
 
+def test_a_line_mixing_utf8_and_windows_1252_keeps_both_readings(tmp_path: Path) -> None:
+    """A line whose name came through in UTF-8 and whose note was pasted from a Windows-1252
+    tool: read whole as Windows-1252, the UTF-8 "ü" became "Ã¼". Each UTF-8 character is read
+    as UTF-8 and each byte that is not UTF-8 as Windows-1252; the file is still named."""
+    line = (
+        b'{"resourceType":"Patient","id":"p1","name":[{"family":"M'
+        + "ü".encode()
+        + b'ller","given":["Jos'
+        + "é".encode("cp1252")
+        + b'"]}],"text":{"div":"'
+        + "€".encode("cp1252")
+        + b" "
+        + "€".encode()
+        + b'"}}'
+    )
+    (tmp_path / "Patient.ndjson").write_bytes(line + b"\n")
+    got, stats = _read(tmp_path)
+    assert got["p1"]["name"][0] == {"family": "Müller", "given": [JOSE]}
+    assert got["p1"]["text"]["div"] == "€ €"
+    [(origin, reason)] = _not_utf8(stats)
+    assert origin == "Patient.ndjson" and "1 line(s)" in reason
+
+
 def test_a_line_not_json_in_windows_1252_either_is_refused_saying_not_utf8(
     tmp_path: Path,
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from typing import Any
 
 import orjson
@@ -29,6 +30,18 @@ _CP1252 = {
     b: c for b in range(0x80, 0xA0) if (c := bytes([b]).decode("cp1252", "ignore")) and ord(c) != b
 }
 _FROM_LATIN1 = str.maketrans({chr(b): c for b, c in _CP1252.items()})
+_ERRORS = "cohort-windows-1252"
+
+
+def _byte_as_1252(e: UnicodeError) -> tuple[str, int]:
+    """A byte that is not UTF-8, read as Windows-1252 (a line pasted together from two tools)."""
+    if not isinstance(e, UnicodeDecodeError):
+        raise e
+    bad = e.object[e.start : e.end].decode("latin-1").translate(_FROM_LATIN1)
+    return bad, e.end
+
+
+codecs.register_error(_ERRORS, _byte_as_1252)
 
 
 def from_utf16(data: bytes) -> bytes:
@@ -47,11 +60,12 @@ def is_utf8(data: bytes) -> bool:
 
 
 def windows_1252(data: bytes) -> bytes | None:
-    """`data` read as Windows-1252 and written as UTF-8 when it is not UTF-8 (`is_utf8`), else
-    None. Called only once orjson refused `data`: valid UTF-8 pays nothing."""
+    """`data` written as UTF-8 when it is not UTF-8 (`is_utf8`), else None: its UTF-8 characters
+    as they are and every other byte read as Windows-1252. Called only once orjson refused
+    `data`: valid UTF-8 pays nothing."""
     if is_utf8(data):
         return None
-    return data.decode("latin-1").translate(_FROM_LATIN1).encode()
+    return data.decode("utf-8", _ERRORS).encode()
 
 
 class Refused(Exception):
