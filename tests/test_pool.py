@@ -41,6 +41,18 @@ def deadline() -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+@pytest.fixture(autouse=True)
+def sigint_handled() -> Iterator[None]:
+    """SIGINT as Python sets it up in a foreground process: a suite started in the background
+    by a shell without job control inherits it ignored, and a worker keeps an ignored signal
+    ignored (as nohup's SIGHUP), which is not what these tests are about."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _children() -> set[int]:
     """This process's live children (Linux; a zombie not yet reaped counts)."""
     kids: set[int] = set()
