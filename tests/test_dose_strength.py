@@ -240,3 +240,97 @@ def test_volume_with_a_tablet_strength_is_no_usable_dose() -> None:
 )  # fmt: skip
 def test_strength_denominator(resource: dict, expected: str) -> None:
     assert status("washout_high_dose_cs", resource) == expected
+
+
+# --- a dose with no unit: tablets of a tablet or capsule product of known strength -----------
+# Synthea writes `doseQuantity: {"value": 1}`, no unit, for "predniSONE 5 MG Oral Tablet": read
+# as that many tablets (capsules) only where the product is one and its strength is known
+def unitless(n: float, name: str | None, code: str | None = None, **dkw: Any) -> dict[str, Any]:
+    """An active MedicationRequest of `n` with no unit of an RxNorm product (`code`, `name`
+    its display and text), as Synthea writes one; `dkw` as criteria_helpers.dosage."""
+    return medication(
+        "MedicationRequest",
+        code,
+        text=name,
+        display=name if code else None,
+        status="active",
+        authored=ago(10),
+        dosages=[dosage({"value": n}, **dkw)],
+    )
+
+
+@pytest.mark.parametrize(
+    ("resource", "value", "read"),
+    [
+        # Synthea's record: 1 a day of prednisone 5 mg tablets is 5 mg/day
+        (unitless(1, "predniSONE 5 MG Oral Tablet", "312617", frequency=1), "5",
+         "1 (no unit; read as tablet) × 5 mg"),
+        (unitless(1, "predniSONE 5 MG Oral Tablet", "312617", frequency=3), "15",
+         "1 (no unit; read as tablet) × 5 mg"),
+        # the name from products.csv where the record gives only the code: 2 x 20 mg
+        (unitless(2, None, "312615"), "40", "2 (no unit; read as tablets) × 20 mg"),
+        # a capsule; the strength from the record's text
+        (unitless(3, "prednisone 10 MG Oral Capsule", frequency=1), "30",
+         "3 (no unit; read as capsules) × 10 mg"),
+    ],
+)  # fmt: skip
+def test_a_dose_with_no_unit_of_a_tablet_counts_tablets(
+    resource: dict[str, Any], value: str, read: str
+) -> None:
+    r = run("washout_high_dose_cs", resource)
+    assert (r.status, [e.value for e in r.evidence]) == ("pass", [value])
+    assert r.evidence[0].unit == "mg/day"
+    assert r.evidence[0].note == (
+        f"prednisone {value} mg/day = {value} mg/day prednisone-equivalent; dose {read}"
+    )
+
+
+def test_a_dose_with_no_unit_over_the_limit_says_how_it_was_read() -> None:
+    r = run("washout_high_dose_cs", unitless(3, "predniSONE 20 MG Oral Tablet", "312615"))
+    assert r.status == "fail"
+    assert r.reason == (
+        "prednisone 60 mg/day prednisone-equivalent (dose 3 (no unit; read as tablets) × 20 mg)"
+        " > 40 within 12 weeks (ongoing or no known end)"
+    )
+
+
+def test_a_dose_with_no_unit_of_a_medication_strength_per_tablet() -> None:
+    # the Medication's ingredient, 5 mg per {tbl}: its strength says it is a tablet
+    assert run("washout_high_dose_cs", taking({"value": 2}, tab(5, rx(PREDNISONE)))).evidence[
+        0
+    ].value == "10"
+    assert status("washout_high_dose_cs", taking({"value": 9}, tab(5, rx(PREDNISONE)))) == "fail"
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        # no strength: how much a tablet is cannot be told
+        unitless(1, "prednisone Oral Tablet"),
+        # a solution: 1 of what (mL, a spoonful)? (its strength per mL is no tablet's either)
+        unitless(1, "prednisone 5 MG/ML Oral Solution", "205301"),
+        taking({"value": 1}, solution(5, 1), code=cc(text="prednisolone 5 MG/ML Oral Solution")),
+        # a strength, but no tablet or capsule: an injection's vial, a pack of tablets
+        unitless(1, "methylprednisolone sodium succinate 40 MG Injection"),
+        unitless(1, "{21 (prednisone 5 MG Oral Tablet) } Pack", "763181"),
+        # a Medication strength per unit, of no form said: a tablet or a vial?
+        taking({"value": 1}, ingredient(rx(PREDNISONE), qty(5, "mg", "mg"))),
+        # a tablet, and a Medication.form that says otherwise
+        medication(
+            "MedicationRequest",
+            med_ref="#m",
+            status="active",
+            authored=ago(10),
+            contained=[
+                {"resourceType": "Medication", "id": "m", "form": cc(text="Oral suspension"),
+                 "code": cc("312617", RXNORM, "predniSONE 5 MG Oral Tablet")}
+            ],
+            dosages=[dosage({"value": 1})],
+        ),
+    ],
+)  # fmt: skip
+def test_a_dose_with_no_unit_of_another_product_is_no_usable_dose(resource: dict) -> None:
+    r = run("washout_high_dose_cs", resource)
+    assert r.status == "unknown"
+    assert r.reason.endswith("in window without a usable dose"), r.reason
+    assert [e.note for e in r.evidence] == ["no usable dose"]

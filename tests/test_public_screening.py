@@ -110,3 +110,38 @@ def test_bundle_patients_without_an_id_are_screened_under_their_uuid(tmp_path: P
     rows = _run(data, tmp_path, "2026-11-27")
     pid = uuid.removeprefix("urn:uuid:")
     assert rows[pid]["sle_diagnosis"] == "pass"
+
+
+def test_a_synthea_prednisone_order_with_no_unit_is_read_as_tablets(tmp_path: Path) -> None:
+    """Synthea (generated-sample-data-r4 fixture-subset, Claudie Walsh): MedicationRequest
+    02019043-... of RxNorm 312617 "predniSONE 5 MG Oral Tablet", authoredOn 2020-07-15,
+    `doseQuantity: {"value": 1}` with no unit, once a day. A dose with no unit of a tablet of
+    known strength is that many tablets (docs/rules.md): 5 mg/day, within 40, so
+    washout_high_dose_cs passes on it (it was unknown, "without a usable dose")."""
+    src = _root() / "generated-sample-data-r4" / "fixture-subset"
+    name = "Claudie_Walsh_498377b3-e385-40ab-9acd-06b657e2f599.json"
+    bundle = json.loads((src / name).read_text(encoding="utf-8"))
+    pid = "64f4649d-8d2e-40ae-811d-7316accdf5ee"
+    sle = _sle("sle-cw", f"urn:uuid:{pid}")
+    bundle["entry"].append(
+        {
+            "fullUrl": "urn:uuid:5d1c2b1e-0000-4000-8000-000000000002",
+            "resource": sle,
+            "request": {"method": "POST", "url": "Condition"},
+        }
+    )
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / name).write_text(json.dumps(bundle))
+    rows = _run(data, tmp_path, "2020-08-01")
+    assert rows[pid]["washout_high_dose_cs"] == "pass", rows[pid]["reasons"]
+    used = [r for r in _evidence(tmp_path, pid, "washout_high_dose_cs") if r["used"] == "yes"]
+    assert [(r["ref"], r["value"], r["unit"], r["note"]) for r in used] == [
+        (
+            "MedicationRequest/02019043-e6c5-4020-af2a-37112e3ffd3e",
+            "5",
+            "mg/day",
+            "prednisone 5 mg/day = 5 mg/day prednisone-equivalent;"
+            " dose 1 (no unit; read as tablet) × 5 mg",
+        )
+    ]

@@ -16,7 +16,7 @@ from cohort.criteria.intervals import (
     in_window,
     sets_date,
 )
-from cohort.criteria.strength import in_mg, is_unit_form, product_strength
+from cohort.criteria.strength import in_mg, is_unit_form, product_strength, solid_form
 from cohort.extract.dosage import widest
 from cohort.model import Bounds, Dose, ExposureFact, Quantity, Result, Status
 
@@ -44,6 +44,8 @@ class Daily(NamedTuple):
     unsure: bool = False
     mg_max: float | None = None  # None: no range (as mg)
     equivalent_max: float | None = None
+    # how a dose with no unit was read, as tablets of the product's strength (else "")
+    read_as: str = ""
 
     @property
     def most(self) -> float:
@@ -57,7 +59,8 @@ class Daily(NamedTuple):
         return f"{self.mg:g} to {self.mg_max:g}", f"{self.equivalent:g} to {self.equivalent_max:g}"
 
     def __str__(self) -> str:
-        return f"{self.drug} {self.amounts()[1]} mg/day prednisone-equivalent"
+        read = f" (dose {self.read_as})" if self.read_as else ""
+        return f"{self.drug} {self.amounts()[1]} mg/day prednisone-equivalent{read}"
 
 
 def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
@@ -75,9 +78,16 @@ def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
     per_ml = given.mg if given is not None and given.per_ml else None
     # else the product's name: as the record writes it, or its RxNorm product code's name
     # (products.csv), which a record coded without a display still names (SPEC §2)
-    for name in (*e.text.split(" | "), *ctx.term.product_names(e.codes)):
+    names = (*e.text.split(" | "), *ctx.term.product_names(e.codes))
+    for name in names:
         if given is None and strength is None:
             strength = name_strength(name, drug)
+    # a dose with no unit (Synthea's `{"value": 1}`) counts tablets only of a tablet or
+    # capsule of known strength: of another form (a solution, a vial, a pack) 1 of what?
+    form = None
+    if strength is not None:
+        dens = (i.denominator for i in e.ingredients if i.denominator is not None)
+        form = solid_form((*names, e.route, *(q.code or q.unit for q in dens)))
     # Lines with the same Dosage.sequence are taken together (FHIR: "concurrent"), so their
     # doses add up, and a day's total is known only when each of them is (else the lines read
     # are its least); lines without a sequence, or with different ones (a taper's steps),
@@ -91,7 +101,7 @@ def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
             continue
         key = (0, d.sequence) if d.sequence is not None else (1, i)
         line = days.setdefault(key, [])
-        line.append(_line_mg(d, strength, per_ml, ctx.term))
+        line.append(_line_mg(d, strength, per_ml, ctx.term, form))
         if d.least:
             line.append(None)  # (more than its dose may be given, not read)
     totals = [
@@ -104,8 +114,9 @@ def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
     # to 0.1 mg: the factors are rounded (6.67 for 20/3), dexamethasone 6 mg is 40 mg, not 40.02
     low, high = max(t[0] for t in totals), max(t[1] for t in totals)
     unsure = any(None in mgs for mgs in days.values())
+    read = _read_as(e.doses, strength, form) if form is not None else ""
     if high == low:
-        return Daily(drug, round(low, 1), round(low * factor, 1), unsure)
+        return Daily(drug, round(low, 1), round(low * factor, 1), unsure, read_as=read)
     return Daily(
         drug,
         round(low, 1),
@@ -113,7 +124,32 @@ def daily_dose(ctx: Context, e: ExposureFact) -> Daily | None:
         unsure,
         round(high, 1),
         round(high * factor, 1),
+        read,
     )
+
+
+def _read_as(doses: tuple[Dose, ...], strength: float | None, form: str) -> str:
+    """How the lines' doses with no unit were read: "2 (no unit; read as tablets) × 5 mg"."""
+    read = []
+    for d in doses:
+        if d.quantity is None or d.unread or not _unitless(d.quantity):
+            continue
+        n = f"{d.quantity.value:g}"
+        if d.quantity_max is not None:
+            n += f" to {d.quantity_max.value:g}"
+        many = d.quantity_max is not None or d.quantity.value != 1
+        read.append(f"{n} (no unit; read as {form}{'s' if many else ''}) × {strength:g} mg")
+    return ", ".join(dict.fromkeys(read))
+
+
+def _unitless(q: Quantity) -> bool:
+    """A dose as recorded with no unit: neither a text nor a code (of any system)."""
+    return not (q.code or q.unit).strip()
+
+
+def _bare(q: Quantity, form: str | None) -> str | None:
+    """`form` for a dose `q` with no unit (read as that many of it), else None."""
+    return form if form is not None and _unitless(q) else None
 
 
 def _steps(ctx: Context, e: ExposureFact) -> list[ExposureFact]:
@@ -168,18 +204,25 @@ def name_strength(name: str, drug: str) -> float | None:
 
 
 def _line_mg(
-    d: Dose, strength: float | None, per_ml: float | None, term: TerminologyLike
+    d: Dose,
+    strength: float | None,
+    per_ml: float | None,
+    term: TerminologyLike,
+    form: str | None = None,
 ) -> tuple[float, float] | None:
     """Milligrams a day of one dosage line, the least and the most (1 administration a day
-    when no rate is given); None when it has no usable dose."""
+    when no rate is given); None when it has no usable dose. With a solid `form` (its
+    strength known), a dose with no unit is that many of it."""
     if d.quantity is None or d.unread:
         return None
-    least = _mg(term.ucum_only(d.quantity), strength, per_ml, term)
+    least = _mg(term.ucum_only(d.quantity), strength, per_ml, term, _bare(d.quantity, form))
     if least is None:
         return None
     most = least
     if d.quantity_max is not None:  # a doseRange: its high too
-        high = _mg(term.ucum_only(d.quantity_max), strength, per_ml, term)
+        high = _mg(
+            term.ucum_only(d.quantity_max), strength, per_ml, term, _bare(d.quantity_max, form)
+        )
         if high is None:
             return None
         least, most = min(least, high), max(least, high)
@@ -208,11 +251,16 @@ def _cap(
 
 
 def _mg(
-    q: Quantity, strength: float | None, per_ml: float | None, term: TerminologyLike
+    q: Quantity,
+    strength: float | None,
+    per_ml: float | None,
+    term: TerminologyLike,
+    bare: str | None = None,
 ) -> float | None:
     """Milligrams of one dose `q`: in any mass unit (ug, kg ... as SPEC §2's UCUM semantics),
-    in tablets (`strength` mg each) or in a volume (`per_ml` mg a mL); None when not read."""
-    if is_unit_form(q.code or q.unit):
+    in tablets (`strength` mg each; `bare`: with no unit, of that tablet or capsule form) or
+    in a volume (`per_ml` mg a mL); None when not read."""
+    if bare is not None or is_unit_form(q.code or q.unit):
         return q.value * strength if strength is not None else None
     if (converted := in_mg(term, q)) is not None:
         return converted
@@ -255,6 +303,7 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
             # the record's text (--no-phi shows notes and reasons as they are: report.nophi)
             own, equivalent = daily.amounts()
             dose = f"{daily.drug} {own} mg/day = {equivalent} mg/day prednisone-equivalent"
+            dose += f"; dose {daily.read_as}" if daily.read_as else ""
         may_fail = most is None or most > limit
         if undated and may_fail:
             # no date at all: the data cannot tell whether this dose is within the window

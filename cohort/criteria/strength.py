@@ -3,7 +3,8 @@ that of the ingredient the mappings read as the drug, never another drug's (docs
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from cohort.criteria.base import Context, TerminologyLike
@@ -13,6 +14,17 @@ from cohort.model import Ingredient, Quantity
 _SOLID_FORMS = frozenset(("tbl", "tab", "tablet", "cap", "capsule"))
 # plurals made by an `s`; not "tbls", the pharmacy abbreviation for tablespoons
 _PLURAL_FORMS = _SOLID_FORMS - {"tbl"}
+# words of a product's form that is no single tablet or capsule (RxNorm's dose forms, SNOMED's
+# and an EHR's form texts): beside a tablet word, a pack of tablets, a kit, or a form that
+# contradicts it; a dose with no unit of such a product is not read as tablets
+_OTHER_FORMS = frozenset(
+    ("pack", "kit", "solution", "suspension", "syrup", "elixir", "liquid", "drops", "drop",
+     "injection", "injectable", "injector", "syringe", "cartridge", "vial", "infusion", "cream",
+     "ointment", "gel", "lotion", "foam", "paste", "powder", "granules", "spray", "inhaler",
+     "inhalant", "inhalation", "aerosol", "enema", "suppository", "patch", "concentrate",
+     "emulsion", "solutions", "suspensions", "injections", "packs", "kits")
+)  # fmt: skip
+_WORD = re.compile(r"[a-z]+")
 
 
 def is_unit_form(unit: str) -> bool:
@@ -25,6 +37,18 @@ def is_unit_form(unit: str) -> bool:
         u = u[1:-1].strip()
     u = u.removesuffix("(s)")
     return u in _SOLID_FORMS or (u[-1:] == "s" and u[:-1] in _PLURAL_FORMS)
+
+
+def solid_form(texts: Iterable[str]) -> str | None:
+    """The product's form, `tablet` or `capsule`, when its names and form texts (`texts`) name
+    that form and no other (a pack, a solution beside it): a unit of it is one tablet or
+    capsule (a dose with no unit counts them, criteria.dose); None when they name none, or
+    another too."""
+    words = {w for t in texts for w in _WORD.findall(t.lower())}
+    solid = {w for w in words if is_unit_form(w)}
+    if not solid or words & _OTHER_FORMS:
+        return None
+    return "tablet" if solid - {"cap", "caps", "capsule", "capsules"} else "capsule"
 
 
 def drug_ingredients(
