@@ -131,7 +131,7 @@ def stages(folder: Path, work: Path, as_of: date = date(2026, 11, 25)) -> dict[s
     ids = screened_ids("b", store, loaded)
     t0 = lap("screened_ids", t0)
     extractor = Extractor(
-        loaded.rules, lambda mid: store.get("b", "Medication", mid), loaded.relevant
+        loaded.rules, lambda mid: store.get("b", "Medication", mid), loaded.relevant, as_of=as_of
     )
     out: list[Candidate] = []
     t_load = t_extract = t_eval = 0.0

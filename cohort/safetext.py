@@ -3,7 +3,8 @@
 Names, values, file names and server answers may hold control characters (an ANSI escape
 sequence rewrites a terminal's screen or title; CR or LF forges a log line) and bidirectional
 controls (U+202E shows "evil\\u202Egpj.exe" as "evilexe.jpg" and reverses what follows it on the
-line). They are shown as visible escapes instead, `\\x1b`, `\\u202e`.
+line). They are shown as visible escapes instead, `\\x1b`, `\\u202e`. A long text is shortened
+at a word boundary (`clipped`).
 """
 
 from __future__ import annotations
@@ -53,3 +54,19 @@ _QUERY = re.compile(r"((?:[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/?#\"'<>]*)?/[^\s?#\"'<>
 def without_queries(text: str) -> str:
     """`text` with the query string of every URL or URL path in it replaced by `?...`."""
     return _QUERY.sub(r"\1?...", text) if "?" in text else text
+
+
+_LAST_SPACE = re.compile(r"\s\S*\Z")
+_TRAIL = " \t\r\n|,;:/"  # a separator left at a cut's end ("Lupus | SLE" cut after "|")
+
+
+def clipped(text: str, limit: int = 80) -> str:
+    """`text` when at most `limit` characters, else as much of it as fits with "…" after it,
+    cut after its last whole word (inside a word only when its first word is that long): an
+    evidence value cut mid-word ("Prednisone 5 MG Or") read as another drug or a typo."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    if not text[limit - 1].isspace() and (space := _LAST_SPACE.search(head)) is not None:
+        head = head[: space.start()]
+    return (head.rstrip(_TRAIL) or text[: limit - 1]) + "…"

@@ -104,6 +104,7 @@ def screen(
             lambda mid: st.get(site.id, "Medication", mid),
             loaded.relevant,
             mrn_systems=site.mrn_systems,
+            as_of=as_of,
         )
 
     def run_ids(st: Store, part: list[str], extractor: Extractor) -> list[Candidate]:

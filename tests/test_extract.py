@@ -263,6 +263,167 @@ def test_several_mrns_at_one_level_the_last_listed_not_a_retired_one() -> None:
     assert facts(patient("1990-01-01", identifier=texts)).patient.mrn == "B"
 
 
+def _contact(as_of: date | None = None, **fields: Any) -> tuple[str, str, str]:
+    """(name, phone, postal_code) read from a Patient with these elements."""
+    p = Extractor(rules(), {}.get, as_of=as_of).facts("p1", [patient("1990-01-01", **fields)])
+    return p.patient.name, p.patient.phone, p.patient.postal_code
+
+
+def _phone(value: str, **kw: Any) -> dict[str, Any]:
+    return {"system": "phone", "value": value, **kw}
+
+
+ENDED = {"start": "2016-12-06", "end": "2020-07-22"}
+
+
+def test_patient_old_name_phone_and_address_listed_first_are_not_read() -> None:
+    """The coordinator's CSV showed a name and a ZIP the patient no longer has: the first
+    listed was read, an `old` one (US Core's Amy Shaw, now Baxter)."""
+    got = _contact(
+        name=[{"use": "old", "given": ["Amy"], "family": "Shaw"},
+              {"use": "usual", "given": ["Amy"], "family": "Baxter"}],
+        telecom=[_phone("555-0100", use="old"), _phone("555-0199", use="home")],
+        address=[{"use": "old", "postalCode": "74047"}, {"postalCode": "74048"}],
+    )  # fmt: skip
+    assert got == ("Amy Baxter", "555-0199", "74048")
+
+
+@pytest.mark.parametrize("as_of", [None, date(2026, 11, 25)])
+def test_patient_entries_whose_period_ended_are_not_read(as_of: date | None) -> None:
+    got = _contact(
+        as_of,
+        name=[{"given": ["Amy"], "family": "Shaw", "period": ENDED},
+              {"given": ["Amy"], "family": "Baxter", "period": {"start": "2020-07-22"}}],
+        telecom=[_phone("555-0100", period=ENDED), _phone("555-0199")],
+        address=[{"postalCode": "74047", "period": ENDED}, {"postalCode": "74048"}],
+    )  # fmt: skip
+    assert got == ("Amy Baxter", "555-0199", "74048")
+
+
+def test_patient_a_period_ending_after_as_of_is_current() -> None:
+    """As of the run's day an end still to come has not ended; without a day (a tool that
+    gives none) any end ranks below an entry with none."""
+    later = {"start": "2020-01-01", "end": "2027-06"}
+    fields: dict[str, Any] = {
+        "address": [{"use": "temp", "postalCode": "10001", "period": later},
+                    {"use": "home", "postalCode": "74048", "period": ENDED}],
+    }  # fmt: skip
+    assert _contact(date(2026, 11, 25), **fields)[2] == "10001"
+    assert _contact(date(2027, 7, 1), **fields)[2] == "74048"  # both ended: the home one
+    fields["address"][1]["period"] = {"start": "2010-01-01"}
+    assert _contact(date(2026, 11, 25), **fields)[2] == "74048"  # home over temp
+    assert _contact(None, **fields)[2] == "74048"
+
+
+def test_patient_name_official_or_usual_over_nickname_and_maiden() -> None:
+    names = [
+        {"use": "nickname", "given": ["Mandy"]},
+        {"use": "maiden", "given": ["Amanda"], "family": "Shaw"},
+        {"given": ["A."], "family": "Baxter"},
+        {"use": "official", "given": ["Amanda"], "family": "Baxter"},
+    ]
+    assert _contact(name=names)[0] == "Amanda Baxter"
+    assert _contact(name=names[:3])[0] == "A. Baxter"  # no use: before a nickname
+    assert _contact(name=names[:2])[0] == "Amanda Shaw"  # a maiden name over a nickname
+    # an entry naming nobody is passed over, as before
+    assert _contact(name=[{"use": "official", "family": ""}, names[0]])[0] == "Mandy"
+
+
+def test_patient_phone_by_rank_then_use() -> None:
+    """ContactPoint.rank orders the phones (1 first), whatever their use; unranked ones after
+    the ranked; an e-mail is no phone; one without a value is none."""
+    assert _contact(telecom=[_phone("555-0001", use="home"), _phone("555-0002", rank=1)])[1] == (
+        "555-0002"
+    )
+    assert _contact(telecom=[_phone("555-0003", rank=3), _phone("555-0002", rank=2)])[1] == (
+        "555-0002"
+    )
+    assert _contact(telecom=[_phone("555-0004", use="temp"), _phone("555-0005", use="mobile")])[
+        1
+    ] == "555-0005"
+    assert _contact(
+        telecom=[{"system": "email", "value": "a@x", "rank": 1}, _phone(""), _phone("555-0006")]
+    )[1] == "555-0006"
+    # a retired phone loses to any current one, ranked first or not
+    assert _contact(telecom=[_phone("555-0007", use="old", rank=1), _phone("555-0008")])[1] == (
+        "555-0008"
+    )
+
+
+def test_patient_address_home_over_billing_and_work() -> None:
+    address = [
+        {"use": "billing", "postalCode": "10001"},
+        {"use": "work", "postalCode": "10002"},
+        {"postalCode": "10003"},
+        {"use": "home", "postalCode": "10004"},
+    ]
+    assert _contact(address=address)[2] == "10004"
+    assert _contact(address=address[:3])[2] == "10003"
+    assert _contact(address=address[:2])[2] == "10002"
+    # an address without a postal code gives none: the next one's
+    assert _contact(address=[{"use": "home", "city": "Mounds"}, address[0]])[2] == "10001"
+
+
+def test_patient_only_retired_entries_are_still_read() -> None:
+    """A name, a phone, a ZIP no longer current are better than none for finding the chart."""
+    got = _contact(
+        name=[{"use": "old", "given": ["Amy"], "family": "Shaw", "period": ENDED}],
+        telecom=[_phone("555-0100", use="old")],
+        address=[{"use": "old", "postalCode": "74047", "period": ENDED}],
+    )
+    assert got == ("Amy Shaw", "555-0100", "74047")
+
+
+def test_patient_contact_elements_of_the_wrong_shape_are_passed_over() -> None:
+    got = _contact(
+        name=["Amy", {"use": ["old"], "given": ["Amy"], "family": "Baxter"}],
+        telecom=[_phone("555-0100", rank="1", period="2020"), "555"],
+        address=[None, {"postalCode": "74048", "period": {"end": "someday"}}],
+    )
+    assert got == ("Amy Baxter", "555-0100", "74048")
+
+
+def test_the_run_reads_the_contact_columns_as_of_its_day(tmp_path: Path) -> None:
+    """candidates.csv's postal code is the one current on the run's `--as-of` day: a home
+    address whose period ends after it is still the patient's."""
+    import csv
+
+    from test_reliability_support import write_config
+
+    from cohort.config import load_config
+    from cohort.runner import run
+
+    sle = {"coding": [{"system": SNOMED, "code": "55464009"}]}
+    records = [
+        patient("1990-01-01", pid="z1", address=[
+            {"use": "home", "postalCode": "11111", "period": {"end": "2027-01-01"}},
+            {"use": "billing", "postalCode": "22222"},
+        ]),
+        {"resourceType": "Condition", "id": "z1-sle", "code": sle,
+         "subject": {"reference": "Patient/z1"}, "onsetDateTime": "2015-01-01"},
+    ]  # fmt: skip
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "z.ndjson").write_text("\n".join(json.dumps(r) for r in records))
+    for as_of, postal in ((date(2026, 11, 25), "11111"), (date(2027, 2, 1), "22222")):
+        out = tmp_path / f"out-{as_of}"
+        run(load_config(write_config(tmp_path, {"s": str(tmp_path / "site")})), as_of, out)
+        with (out / "s" / "candidates.csv").open(encoding="utf-8-sig", newline="") as f:
+            [row] = list(csv.DictReader(f))
+        assert row["postal_code"] == postal
+
+
+@pytest.mark.public_data
+def test_us_core_patient_example_reads_the_current_name_and_zip() -> None:
+    """US Core's Patient example lists Amy V. Shaw's old name and address (use old, period
+    ended 2020-07-22) before the current ones."""
+    from test_public_data import _root
+
+    res = json.loads((_root() / "us-core-examples" / "patient-example.json").read_text())
+    for as_of in (None, date(2026, 11, 25)):
+        p = Extractor(rules(), {}.get, as_of=as_of).facts(res["id"], [res]).patient
+        assert (p.name, p.phone, p.postal_code) == ("Amy V. Baxter", "555-555-5555", "74048")
+
+
 def test_patient_partial_birth_date_kept_as_recorded() -> None:
     assert facts(patient("2014-11")).patient.birth_date == "2014-11"
 

@@ -17,6 +17,7 @@ from cohort.criteria.base import (
 from cohort.criteria.bounds import below
 from cohort.criteria.days import condition_days, condition_shown
 from cohort.model import ConditionFact, Evidence, ObservationFact, Result, Status
+from cohort.safetext import clipped
 
 _LESS = re.compile(r"^\s*(<|<=|less than|below)\s*\d", re.I)
 # a measured load written as text ("1250 IU/mL", "1250"): a plain number, no bound before it
@@ -103,7 +104,7 @@ def _condition_check(
         # evidence names the concepts matched (what the mapping files call them), as every
         # other kind's does; the label is the reasons' word
         matched = ",".join(n for n in chk["condition"] if n in concepts)
-        ev = Evidence(c.ref, matched, c.text[:80], "", condition_shown(c))  # (no unit, note)
+        ev = Evidence(c.ref, matched, clipped(c.text), "", condition_shown(c))  # (no unit, note)
         active = ctx.active(c) if chk.get("active") else True
         if set(chk.get("unless", [])) & concepts:
             ignored.append(_note(ev, "listed exception"))

@@ -12,6 +12,7 @@ from cohort.criteria.days import condition_days, condition_shown, onset_bounded
 from cohort.extract.elements import parse_days
 from cohort.extract.onset import birth_days
 from cohort.model import ConditionFact, Evidence, Result, Status
+from cohort.safetext import clipped
 
 
 def years_at(born: date, on: date) -> int:
@@ -197,7 +198,7 @@ def _named(p: Mapping[str, Any], c: ConditionFact, note: str = "") -> Evidence:
     """Evidence of a condition of the criterion's concepts."""
     concept = ",".join(p["concepts"])
     return Evidence(
-        ref=c.ref, concept=concept, value=c.text[:80], date=condition_shown(c), note=note
+        ref=c.ref, concept=concept, value=clipped(c.text), date=condition_shown(c), note=note
     )
 
 
@@ -208,7 +209,7 @@ def _plain(ctx: Context, conditions: list[ConditionFact], concepts: list[str]) -
         Evidence(
             ref=c.ref,
             concept=min(set(concepts) & ctx.concepts(c.ref, c.codes, c.text), default=""),
-            value=c.text[:80],
+            value=clipped(c.text),
             date=condition_shown(c),
         )
         for c in conditions

@@ -8,6 +8,7 @@ from typing import NamedTuple, TypeVar
 from cohort.criteria.base import Context, Span, latest, shown
 from cohort.criteria.days import partly
 from cohort.model import Evidence, ExposureFact
+from cohort.safetext import clipped
 
 T = TypeVar("T")
 __all__ = ["Dated", "clear_from", "exposure_dated", "exposure_evidence", "in_window", "sets_date"]
@@ -68,7 +69,7 @@ def exposure_dated(e: ExposureFact, concept: str, note: str, value: str = "") ->
     ev = Evidence(
         ref=e.ref,
         concept=concept,
-        value=value or e.text[:80],
+        value=value or clipped(e.text),
         date=f"{shown(e.start, e.start_last)}..{end}",
         note=note,
     )

@@ -7,6 +7,7 @@ from cohort.criteria.bounds import above, amount, below, readable, sign
 from cohort.criteria.days import condition_shown
 from cohort.criteria.recorded import NOT_CONVERTIBLE
 from cohort.model import Code, Evidence, ObservationFact, ObsValue, Result, Status
+from cohort.safetext import clipped
 
 
 def superseded(ctx: Context, obs: list, concepts: list[str]) -> list[Evidence]:
@@ -79,7 +80,7 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
                 cev = Evidence(
                     ref=c.ref,
                     concept=name,
-                    value=c.text[:80],
+                    value=clipped(c.text),
                     date=condition_shown(c),
                     note=f"verificationStatus {c.verification_status}: not confirmed",
                 )

@@ -17,6 +17,7 @@ from cohort.criteria.intervals import (
     sets_date,
 )
 from cohort.model import Evidence, ImmunizationFact, Quantity, Result, Status
+from cohort.safetext import clipped
 from cohort.terminology.codes import CVX
 
 
@@ -42,7 +43,7 @@ def _vaccine(ctx: Context, im: ImmunizationFact) -> str:
     """A vaccine as evidence.csv's value shows it: its text or codes' displays, else its code
     ("CVX 03", "code 836389008"); `--no-phi` withholds it as any text (report.nophi)."""
     if im.text:
-        return im.text[:80]
+        return clipped(im.text)
     c = next((c for c in im.codes if ctx.term.canonical_system(c.system) == CVX), None)
     if c is not None:
         return f"CVX {c.code.strip()}"
@@ -106,7 +107,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         ev = Evidence(
             ref=pr.ref,
             concept=",".join(p["procedures"]),
-            value=pr.text[:80],
+            value=clipped(pr.text),
             date=shown(pr.start, pr.start_last) + ("..ongoing" if pr.ongoing else ""),
         )
         items.append(Dated.of(pr.start, pr.start_last, pr.end, pr.end_last, pr.ongoing, ev))

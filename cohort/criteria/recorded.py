@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from cohort.criteria.bounds import sign
 from cohort.criteria.days import shown
 from cohort.model import Evidence, ObservationFact, ObsValue
+from cohort.safetext import clipped
 
 if TYPE_CHECKING:
     from cohort.criteria.base import Context
@@ -34,9 +35,9 @@ def value_text(v: ObsValue) -> tuple[str, str]:
     if v.ratio:
         return f"{v.ratio[0].value:g}:{v.ratio[1].value:g}", ""
     if v.string:
-        return v.string[:80], ""
+        return clipped(v.string), ""
     if v.codes or v.text:
-        return (v.text or v.codes[0].display or v.codes[0].code)[:80], ""
+        return clipped(v.text or v.codes[0].display or v.codes[0].code), ""
     if v.boolean is not None:
         return str(v.boolean).lower(), ""
     return "", ""

@@ -132,12 +132,19 @@ def codes_of(cc: Any) -> tuple[Code, ...]:
 
 
 def text_of(cc: Any) -> str:
+    """A CodeableConcept's text and its codings' displays, each once ("MMR | MMR" said one
+    name twice in evidence): of those alike in any case the first, in their order. Name
+    matching reads the text (any case) and sees what it saw with the repeats."""
     if not isinstance(cc, dict):
         return ""
     names = [_text(cc.get("text", ""))] + [
         _text(c.get("display", "")) for c in _codings(cc) if isinstance(c, dict)
     ]
-    return " | ".join(n for n in names if n)
+    seen: dict[str, str] = {}
+    for n in names:
+        if n:
+            seen.setdefault(n.casefold(), n)
+    return " | ".join(seen.values())
 
 
 def readable_cc(cc: Any) -> dict[str, Any] | None:

@@ -119,6 +119,8 @@ class Extractor:
     `relevant(codes, text)`, when given, says whether an Observation can matter to any criterion;
     the others (most of a chart: vitals, routine panels) keep only their date, for `last_seen`.
     `mrn_systems`: the site's `mrn_system` setting, given as data (extract/patient.py `mrn_of`).
+    `as_of`: the run's day, which says whether a name, phone or address has ended
+    (extract/patient.py `patient_of`).
     """
 
     def __init__(
@@ -128,9 +130,11 @@ class Extractor:
         relevant: Callable[[tuple[Code, ...], str], bool] | None = None,
         *,
         mrn_systems: Iterable[str] = (),
+        as_of: date | None = None,
     ):
         self.rules = rules
         self._mrn_systems = frozenset(mrn_systems)
+        self._as_of = as_of
         self._medication = medication
         self._relevant = relevant
         self._elements = CodeElements(relevant)
@@ -196,7 +200,7 @@ class Extractor:
             if found:
                 pf.observations += found
         elif rtype == "Patient":
-            pf.patient = patient_of(res, self._mrn_systems)
+            pf.patient = patient_of(res, self._mrn_systems, self._as_of)
         elif rtype == "Condition":
             onset = onset_days(res)
             undated = onset is UNDATED

@@ -4,7 +4,8 @@ record is in use, and the identifying columns."""
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from datetime import date
 from typing import Any
 
 from cohort.extract.elements import first_code, parse_days
@@ -19,34 +20,25 @@ _MR = ("MR", "MRN")
 _MR_TEXT = re.compile(r"mrn?|medical record(?: number| num\.?| no\.?| ?#)?", re.IGNORECASE)
 
 
-def patient_of(res: dict[str, Any], mrn_systems: Collection[str] = ()) -> Patient:
+def patient_of(
+    res: dict[str, Any], mrn_systems: Collection[str] = (), as_of: date | None = None
+) -> Patient:
     """The Patient as the criteria read it. TypeError / ValueError (a record that could not be
     read: the criteria reading the Patient are unknown) when `active` or `deceasedBoolean` is
     no boolean, or `deceasedDateTime` no date: from a server (not validated), or the models of
     `validate = "full"`, which take "false" for false; read as given they said in use, alive.
-    `mrn_systems`: the site's `mrn_system` setting (`mrn_of`)."""
+    `mrn_systems`: the site's `mrn_system` setting (`mrn_of`). Name, phone and postal code
+    are the patient's current ones (`_current`) as of `as_of` (the run's day; None: any
+    period with an end has ended)."""
     for flag in ("active", "deceasedBoolean"):
         if flag in res and not isinstance(res[flag], bool):
             raise TypeError(f"Patient.{flag}: not a boolean")
     died = res.get("deceasedDateTime")
     if "deceasedDateTime" in res and (not isinstance(died, str) or parse_days(died) is None):
         raise ValueError("Patient.deceasedDateTime: not a date")
-    names = res.get("name") or []
-    name = ""
-    for n in names:
-        if isinstance(n, dict):
-            name = (
-                n.get("text")
-                or " ".join([*(n.get("given") or []), str(n.get("family", ""))]).strip()
-            )
-            if name:
-                break
-    mrn = mrn_of(res.get("identifier"), mrn_systems)
-    phone = next(
-        (str(t.get("value", "")) for t in res.get("telecom") or () if t.get("system") == "phone"),
-        "",
-    )
-    postal = next((str(a.get("postalCode", "")) for a in res.get("address") or () if a), "")
+    telecom = res.get("telecom")
+    telecom = telecom if isinstance(telecom, list) else []
+    phones = [t for t in telecom if isinstance(t, dict) and t.get("system") == "phone"]
     return Patient(
         id=str(res.get("id", "")),
         birth_date=str(res.get("birthDate", "")),
@@ -55,10 +47,12 @@ def patient_of(res: dict[str, Any], mrn_systems: Collection[str] = ()) -> Patien
         deceased_on=died if isinstance(died, str) else "",
         active=res.get("active") is not False,
         replaced_by=_replaced_by(res),
-        name=name,
-        mrn=mrn,
-        phone=phone,
-        postal_code=postal,
+        name=_current(res.get("name"), _NAME_USE, as_of, _name_text),
+        mrn=mrn_of(res.get("identifier"), mrn_systems),
+        phone=_current(phones, _PHONE_USE, as_of, lambda t: str(t.get("value") or "")),
+        postal_code=_current(
+            res.get("address"), _ADDRESS_USE, as_of, lambda a: str(a.get("postalCode") or "")
+        ),
     )
 
 
@@ -83,6 +77,52 @@ def mrn_of(identifiers: Any, systems: Collection[str] = ()) -> str:
             continue
         found[level + (ident.get("use") == "old")] = str(ident["value"])
     return next((v for v in found if v), "")
+
+
+# Preference by `use` (lower first; a use not listed: 1). `old` is no current entry at all.
+_NAME_USE = {"official": 0, "usual": 0, "maiden": 2, "nickname": 3, "anonymous": 3}
+_PHONE_USE = {"home": 0, "mobile": 0, "work": 0, "temp": 2}
+_ADDRESS_USE = {"home": 0, "work": 2, "temp": 2, "billing": 3}
+_NO_RANK = 1 << 31  # (ContactPoint.rank is a positive int)
+
+
+def _current(
+    entries: Any, uses: dict[str, int], as_of: date | None, value: Callable[[Any], str]
+) -> str:
+    """The value of the patient's current entry among HumanNames, ContactPoints or Addresses
+    ("" when none gives one). The coordinator's CSV showed a name and a ZIP the patient no
+    longer had: the first listed was read, and US Core's example lists the old ones first.
+    Preferred: an entry not retired (`use` `old`, or a `period` that ended before `as_of`),
+    then the lower ContactPoint `rank`, then the preferred `use`, then the first listed. A
+    retired one is read only when no other gives a value: a name is better than none."""
+    ranked = []
+    for i, e in enumerate(entries if isinstance(entries, list) else ()):
+        if not isinstance(e, dict):
+            continue
+        use, rank = e.get("use"), e.get("rank")
+        use = use if isinstance(use, str) else ""
+        ranked.append(
+            (
+                use == "old" or _ended(e.get("period"), as_of),
+                rank if isinstance(rank, int) and not isinstance(rank, bool) else _NO_RANK,
+                uses.get(use, 1),
+                i,
+                e,
+            )
+        )
+    # (a value is read in that order until one is found, as the first listed was before)
+    return next((v for *_, e in sorted(ranked, key=lambda r: r[:4]) if (v := value(e))), "")
+
+
+def _ended(period: Any, as_of: date | None) -> bool:
+    """Whether a Period's end (a partial one: its last day) is before `as_of`; without a day,
+    whether it has an end. An end that is no date reads as none."""
+    days = parse_days(period.get("end")) if isinstance(period, dict) else None
+    return days is not None and (as_of is None or (days[1] or days[0]) < as_of)
+
+
+def _name_text(n: dict[str, Any]) -> str:
+    return n.get("text") or " ".join([*(n.get("given") or []), str(n.get("family", ""))]).strip()
 
 
 def _is_mr_text(text: Any) -> bool:
