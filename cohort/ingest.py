@@ -282,6 +282,8 @@ def _read_files(
         sum(stats.rejected.values()),
         nproc,
     )
+    for note in stats.notes:  # (files skipped by design: nothing to alert on)
+        log.info("site %s: %s", site.id, note)
     warnings = []
     if partial:
         first = sorted(partial)[0]
@@ -330,6 +332,7 @@ def _read_files(
             "removed": len(stale) + len(held.doomed),
         },
         "workers": nproc,
+        "notes": stats.notes,
         "issues_total": len(stats.issues) + stats.issues_dropped,
         "issues": [{"origin": i.origin, "reason": i.reason} for i in stats.issues[:200]],
     }, not partial
