@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from cohort import __version__
+from cohort.asof import as_of_warning
 from cohort.atomic import ensure_dir, try_folder
 from cohort.config import Config, SiteConfig
 from cohort.errors import CohortError, LockedError, OutputError, ReportError, interruption
@@ -275,6 +276,10 @@ def _locked_run(
     # lists another configuration wrote are not this run's previous run (like another trial's)
     foreign = bool(kept.config) and kept.config != report["config"]
     report["warnings"] += kept_warnings(out, kept, report["config"], [s.id for s in cfg.sites])
+    far = as_of_warning(as_of)  # (a typo in a nightly job's date: the run goes on)
+    if far is not None:
+        report["warnings"].append(far)
+        log.warning("%s", far)
     renamed: list[Path] = []  # the run's files renamed into place (write_outputs)
     watch = StoreWatch()  # the sites whose records the run wrote (the lists kept never saw them)
 
