@@ -282,8 +282,6 @@ def _read_files(
         sum(stats.rejected.values()),
         nproc,
     )
-    for note in stats.notes:  # (files skipped by design: nothing to alert on)
-        log.info("site %s: %s", site.id, note)
     warnings = []
     if partial:
         first = sorted(partial)[0]

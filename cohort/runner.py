@@ -312,6 +312,8 @@ def _locked_run(
                     report["warnings"] += [
                         f"{site.id}: {w}" for w in report["sites"][site.id].get("warnings", [])
                     ]
+                    for note in report["sites"][site.id].get("notes", []):  # (by design: info)
+                        log.info("site %s: %s", site.id, note)
                 with timer.stage("evaluate"):
                     # the mapping files' UCUM units are checked where the registry is built
                     # anyway (a large file read has built it while its processes parsed; else
