@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from cohort import __version__
+from cohort.asof import today
 from cohort.cli_options import (
     AS_OF_RANGE,
     AS_OF_TEXT,
@@ -94,7 +95,7 @@ def _setup_logging(level: str) -> None:
 
 def parse_as_of(value: str | None) -> date:
     if not value:
-        return date.today()
+        return today()
     try:
         day = date.fromisoformat(value)
     except ValueError:

@@ -330,6 +330,7 @@ def _read_files(
             "removed": len(stale) + len(held.doomed),
         },
         "workers": nproc,
+        "notes": stats.notes,
         "issues_total": len(stats.issues) + stats.issues_dropped,
         "issues": [{"origin": i.origin, "reason": i.reason} for i in stats.issues[:200]],
     }, not partial

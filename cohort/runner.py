@@ -20,7 +20,8 @@ from typing import Any
 import msgspec
 
 from cohort import __version__
-from cohort.atomic import ensure_dir
+from cohort.asof import as_of_warning
+from cohort.atomic import ensure_dir, try_folder
 from cohort.config import Config, SiteConfig
 from cohort.errors import CohortError, LockedError, OutputError, ReportError, interruption
 from cohort.forks import map_chunks
@@ -90,7 +91,7 @@ def write_outputs(
     SIGTERM): what the failure then says was replaced. Once one is, OUT/run.json, which
     described the lists it replaced, is removed (`drop_run_json`): an OUT that would not let it
     be fails the run before `before_replace`, nothing replaced (`try_folder`)."""
-    from cohort.atomic import discard, try_folder, write_atomic
+    from cohort.atomic import discard, write_atomic
     from cohort.report.csv import candidates_csv_chunks, evidence_csv_chunks
     from cohort.report.html import summary_html
 
@@ -245,6 +246,9 @@ def _run(
     # held from reading the previous outputs (`change`) to writing run.json: two runs into one
     # OUT with stores of their own (the store's lock apart) mixed their lists and run.json
     with out_lock(out):
+        # an OUT that takes no file (0555, a read-only mount) failed only once every site was
+        # read and screened, when its lock file was there from an earlier run: tried first
+        try_folder(out / "run.json")
         return _locked_run(cfg, as_of, out, full_refresh=full_refresh, phi=phi)
 
 
@@ -272,6 +276,10 @@ def _locked_run(
     # lists another configuration wrote are not this run's previous run (like another trial's)
     foreign = bool(kept.config) and kept.config != report["config"]
     report["warnings"] += kept_warnings(out, kept, report["config"], [s.id for s in cfg.sites])
+    far = as_of_warning(as_of)  # (a typo in a nightly job's date: the run goes on)
+    if far is not None:
+        report["warnings"].append(far)
+        log.warning("%s", far)
     renamed: list[Path] = []  # the run's files renamed into place (write_outputs)
     watch = StoreWatch()  # the sites whose records the run wrote (the lists kept never saw them)
 
@@ -304,6 +312,8 @@ def _locked_run(
                     report["warnings"] += [
                         f"{site.id}: {w}" for w in report["sites"][site.id].get("warnings", [])
                     ]
+                    for note in report["sites"][site.id].get("notes", []):  # (by design: info)
+                        log.info("site %s: %s", site.id, note)
                 with timer.stage("evaluate"):
                     # the mapping files' UCUM units are checked where the registry is built
                     # anyway (a large file read has built it while its processes parsed; else

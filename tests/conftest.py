@@ -8,6 +8,19 @@ from pathlib import Path
 
 import pytest
 
+# "Today" for every test (cohort.asof.today; subprocesses inherit it): the tests' fixed --as-of
+# dates (2026-03-01 .. 2026-12-20) never draw run.json's "--as-of ... after/before today"
+# warning, whatever day the suite runs on
+PINNED_TODAY = "2026-12-15"
+
+
+@pytest.fixture(autouse=True)
+def pinned_today(monkeypatch: pytest.MonkeyPatch) -> str:
+    from cohort.asof import TODAY_ENV
+
+    monkeypatch.setenv(TODAY_ENV, PINNED_TODAY)
+    return PINNED_TODAY
+
 
 @pytest.fixture
 def sigterm_stops() -> Iterator[None]:

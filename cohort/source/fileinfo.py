@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from cohort.source.structure import BOM
 from cohort.source.unparsed import not_utf8_reason
 
 __all__ = [
+    "EXPORT_LOG_NOTE",
     "GZIP_MAGIC",
     "MAX_ISSUES",
     "NDJSON_SUFFIXES",
@@ -27,6 +30,7 @@ __all__ = [
     "UTF16_BOMS",
     "ReadIssue",
     "ReadStats",
+    "is_export_log",
     "is_non_data",
     "named_for",
     "origin_of",
@@ -45,6 +49,11 @@ OPENERS: dict[str, Any] = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
 GZIP_MAGIC = b"\x1f\x8b"  # how gzip data opens, whatever the file is called
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")  # how UTF-16 text opens (little, big endian)
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
+# A Bulk export client's own log beside the data (the SMART bulk-data client writes log.ndjson):
+# its event lines have no resourceType, and read as records each was a reject, so the run.json
+# of every such export had issues and the documented alert fired each night
+EXPORT_LOG_NOTE = "a Bulk export client's log (exportId, eventId), not FHIR data: skipped"
+EXPORT_LOG_HEAD = 1 << 16  # bytes of a file's first line read to tell (an event line: ~200)
 # What a corrupt or truncated file raises while it is read: one located issue, the read goes on
 UNREADABLE = (OSError, EOFError, lzma.LZMAError, tarfile.TarError, UnicodeError, zlib.error)
 
@@ -69,6 +78,8 @@ class ReadStats:
     lines: int = 0  # lines in the byte-range units read (see read_unit)
     issues: list[ReadIssue] = field(default_factory=list)
     skipped_files: int = 0  # not FHIR data (README, checksums, unknown formats)
+    # files skipped by design, with why: "origin: note" (info, not issues: nothing to repair)
+    notes: list[str] = field(default_factory=list)
     issues_dropped: int = 0  # issues beyond MAX_ISSUES (counted, not kept)
     # files (origins) not read whole: unreadable, corrupt, cut short or changed while read. What
     # they hold is unknown, so a read with one drops nothing and forgets no summary (ingest).
@@ -122,6 +133,7 @@ class ReadStats:
         self.skipped_types.update(other.skipped_types)
         self.summarised.update(other.summarised)
         self.skipped_files += other.skipped_files
+        self.notes += other.notes
         self.partial += other.partial
         self.outcomes.update(other.outcomes)
         room = max(MAX_ISSUES - len(self.issues), 0)
@@ -168,3 +180,22 @@ def is_non_data(name: str) -> bool:
     low = name.lower()
     stem = low.split(".", 1)[0]
     return low.endswith(_NON_DATA_SUFFIXES) or stem in _NON_DATA_STEMS
+
+
+def is_export_log(first_line: bytes) -> bool:
+    """Whether a file whose first line is `first_line` is a Bulk export client's event log:
+    that line a JSON object with `exportId` and `eventId` and no `resourceType`. The first
+    line decides for the whole file, whatever its name (a data file named log.ndjson is data)."""
+    line = first_line.removeprefix(BOM)
+    if b'"exportId"' not in line or b'"eventId"' not in line:
+        return False  # (most files: no parse)
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return (
+        isinstance(doc, dict)
+        and "exportId" in doc
+        and "eventId" in doc
+        and "resourceType" not in doc
+    )

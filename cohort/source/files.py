@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from cohort.errors import SourceError
 from cohort.source.fileinfo import (
+    EXPORT_LOG_HEAD,
+    EXPORT_LOG_NOTE,
     GZIP_MAGIC,
     MAX_ISSUES,
     NDJSON_SUFFIXES,
@@ -21,6 +23,7 @@ from cohort.source.fileinfo import (
     UTF16_BOMS,
     ReadIssue,
     ReadStats,
+    is_export_log,
     named_for,
     origin_of,
     unreadable,
@@ -112,6 +115,7 @@ class Unit:
     data: bytes | None = None  # lines already decompressed (see `stream_units`)
     error: str = ""  # the file broke off here: the issue to report
     skip: str = ""  # not read, and why (the issue to report)
+    note: str = ""  # not read by design, and why (a note, no issue: see `_export_log`)
     # the file's (size, modification time ns, inode) when planned; None: it could not be looked at
     stamp: tuple[int, int, int] | None = None
 
@@ -137,6 +141,9 @@ def plan_units(path: Path, chunk_bytes: int | None = None) -> list[Unit]:
         except OSError:
             size, stamp = 0, None  # gone or unreadable: the reader reports it where it opens it
         plain = f.name.lower().endswith(NDJSON_SUFFIXES)
+        if plain and _export_log(f):
+            units.append(Unit(f, root, origin, size=size, stamp=stamp, note=EXPORT_LOG_NOTE))
+            continue
         if chunk_bytes is None or not plain or size <= chunk_bytes:
             units.append(Unit(f, root, origin, size=size, stamp=stamp))
             continue
@@ -162,6 +169,16 @@ def plan_units(path: Path, chunk_bytes: int | None = None) -> list[Unit]:
             for k, (a, b) in enumerate(pairwise(cuts))
         ]
     return units
+
+
+def _export_log(path: Path) -> bool:
+    """Whether the plain NDJSON file `path` is a Bulk export client's log (`is_export_log`).
+    Decided here, for the whole file: split into byte ranges, its later ranges were data."""
+    try:
+        with path.open("rb") as fh:
+            return is_export_log(fh.readline(EXPORT_LOG_HEAD))
+    except OSError:
+        return False  # (read as data, where the reader reports it)
 
 
 _SAMPLE = 16 << 10  # bytes of a file's start and of its end that its fingerprint includes
@@ -216,6 +233,10 @@ def read_unit(
     if unit.skip:
         stats.skipped_files += 1
         stats.issue(unit.origin, unit.skip)
+        return
+    if unit.note:
+        stats.skipped_files += 1
+        stats.notes.append(f"{unit.origin}: {unit.note}")
         return
     if unit.error:
         stats.broke(unit.origin, unit.error)

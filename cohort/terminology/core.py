@@ -24,6 +24,7 @@ from cohort.terminology.labels import load_labels
 from cohort.terminology.mappings import (
     REQUIRED,
     MappingRow,
+    check_folder,
     load_concept_rows,
     read_csv,
     version_of,
@@ -89,8 +90,7 @@ class Terminology:
 
     @classmethod
     def load(cls, mappings_dir: Path, use_unverified: bool = False) -> Terminology:
-        if not Path(mappings_dir).is_dir():
-            raise MappingError(f"{mappings_dir}: mappings folder not found")
+        check_folder(Path(mappings_dir))
         return cls(Path(mappings_dir), use_unverified)
 
     # -- loading ---------------------------------------------------------------------------

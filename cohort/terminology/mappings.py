@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
+import stat
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -216,6 +218,24 @@ def not_finite(raw: str) -> str:
     """The error of a number `float()` reads that is none (`nan`, `inf`, `Infinity`, `1e400`):
     every comparison with nan is false, so a limit of nan let every value pass."""
     return f"expected a finite number, got '{raw}'"
+
+
+def check_folder(root: Path) -> None:
+    """A MappingError (exit 4) naming `root` when it is not a folder that can be listed and
+    searched: one without permissions (0000) crashed the run with a PermissionError traceback
+    (exit 1), one that can be searched but not listed (0111) read as missing every file."""
+    try:
+        folder = stat.S_ISDIR(os.stat(root).st_mode)
+        if folder:
+            os.listdir(root)
+            os.stat(os.path.join(root, "."))  # (searched: what is in it can be opened)
+    except (FileNotFoundError, NotADirectoryError):
+        folder = False
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise MappingError(f"{root}: mappings folder cannot be read: {why}") from None
+    if not folder:
+        raise MappingError(f"{root}: mappings folder not found")
 
 
 def mapping_files(root: Path) -> list[Path]:

@@ -20,6 +20,7 @@ from cohort.terminology.mappings import (
     REQUIRED,
     MappingRow,
     Record,
+    check_folder,
     concept_files,
     concept_row,
     display_path,
@@ -318,8 +319,7 @@ def check_mappings(
     again) and checks the units where it builds the UCUM registry anyway (`check_units`, after
     the read): UCUM is not asked here."""
     f = Findings()
-    if not root.is_dir():
-        raise MappingError(f"{root}: mappings folder not found")
+    check_folder(root)
     version, human = version_of(root)
     known = _known_systems(root, f)
     rows, empty = _concept_rows(root, known, f, use_unverified)

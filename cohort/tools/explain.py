@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from cohort.asof import today
 from cohort.config import Config, SiteConfig
 from cohort.criteria.base import Criterion
 from cohort.criteria.trial import concept_refs, site_title
@@ -110,9 +111,9 @@ def judged_on(out: Path, site: str, as_of: date | None, mapping: str) -> tuple[d
         day = None
     if lists is None or day is None:
         if not found.failed:
-            return date.today(), "", ""
+            return today(), "", ""
         unsaid = "the last run failed and run.json does not say which run wrote the lists kept"
-        return date.today(), "", f"{NOTE}{unsaid} (judged as of today)"
+        return today(), "", f"{NOTE}{unsaid} (judged as of today)"
     said = (
         " (the run's, from run.json)"
         if lists.by_last_run

@@ -1,0 +1,174 @@
+"""`cohort run` with an OUT or a mappings folder it cannot use: the documented exit code (9,
+4) and one line naming the path, before any site is read; never a traceback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import cohort.runner
+from cohort.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+UCI = ROOT / "sample_bundles" / "uci"
+# run as root, a process without capabilities is held to files' modes (root bypasses them by
+# CAP_DAC_OVERRIDE); as another user, nothing to drop
+NO_CAPS = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--"]
+
+
+def _config(folder: Path, mappings: Path | None = None) -> Path:
+    cfg = folder / "site.toml"
+    trial = f'mappings = "{mappings}"\n' if mappings is not None else ""
+    cfg.write_text(
+        f'[trial]\nid = "sirius-sle-2"\n{trial}\n[[sites]]\nid = "uci"\nsource = "{UCI}"\n'
+    )
+    return cfg
+
+
+@pytest.fixture
+def no_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fails the test if the run goes on to read a site (the long work)."""
+
+    def ingest(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the run read a site before it failed")
+
+    monkeypatch.setattr(cohort.runner, "ingest", ingest)
+
+
+def _run(*args: str | Path) -> tuple[int, str]:
+    res = CliRunner().invoke(cli, ["run", "--as-of", "2026-11-25", *map(str, args)])
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exc_info
+    return res.exit_code, res.stderr
+
+
+@pytest.mark.usefixtures("no_read")
+def test_an_out_that_is_a_file_is_exit_9_naming_it(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.write_text("not a folder")
+    code, err = _run("--config", _config(tmp_path), "--out", out)
+    assert code == 9
+    assert err.splitlines() == [f"cohort: error: cannot write {out}: not a folder"]
+    assert out.read_text() == "not a folder"
+
+
+@pytest.mark.usefixtures("no_read")
+def test_an_out_under_a_file_is_exit_9_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "afile" / "out"
+    code, err = _run("--config", _config(tmp_path), "--out", out)
+    assert code == 9
+    assert err.splitlines() == [f"cohort: error: cannot write {out}: Not a directory"]
+
+
+@pytest.mark.usefixtures("no_read")
+def test_a_missing_mappings_folder_is_exit_4_naming_it(tmp_path: Path) -> None:
+    maps = tmp_path / "no-such-mappings"
+    code, err = _run("--config", _config(tmp_path, maps), "--out", tmp_path / "out")
+    assert code == 4
+    assert err.splitlines() == [f"cohort: error: {maps}: mappings folder not found"]
+
+
+# ---- permissions: a subprocess held to files' modes --------------------------------------
+
+
+@pytest.fixture
+def unprivileged(tmp_path: Path) -> list[str]:
+    """The command prefix that runs a process held to files' modes (skipped when there is
+    none): tried on a 0555 folder, where it must not be able to make a file."""
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: cannot drop CAP_DAC_OVERRIDE")
+        prefix = NO_CAPS
+    probe = tmp_path / "probe"
+    probe.mkdir(mode=0o555)
+    code = "import pathlib, sys; pathlib.Path(sys.argv[1], 'x').touch()"
+    try:
+        argv = [*prefix, sys.executable, "-c", code, str(probe)]
+        tried = subprocess.run(argv, capture_output=True, check=False)
+    except OSError as exc:
+        pytest.skip(f"cannot run a process without privileges: {exc}")
+    finally:
+        probe.chmod(0o700)
+    if tried.returncode == 0:
+        pytest.skip("a process without capabilities still writes a 0555 folder here")
+    return prefix
+
+
+@pytest.fixture
+def modes_restored(tmp_path: Path) -> Iterator[None]:
+    """Gives every folder under tmp_path back its owner's permissions (pytest removes it)."""
+    yield
+    for folder, _, _ in os.walk(tmp_path):
+        os.chmod(folder, 0o700)
+    tmp_path.chmod(0o700)
+
+
+def _cli(prefix: list[str], tmp_path: Path, *args: str | Path) -> tuple[int, list[str]]:
+    """`cohort run` in a subprocess under `prefix`; a site read (the long work) would leave a
+    mark (a sitecustomize hook replaces the ingest), which the test asserts is not there."""
+    hook = tmp_path / "hook"
+    hook.mkdir(exist_ok=True)
+    mark = tmp_path / "read-a-site"
+    (hook / "sitecustomize.py").write_text(
+        "import pathlib, cohort.runner\n"
+        "def ingest(*args, **kwargs):\n"
+        f"    pathlib.Path({str(mark)!r}).touch()\n"
+        "    raise SystemExit(99)\n"
+        "cohort.runner.ingest = ingest\n"
+    )
+    argv = [*prefix, sys.executable, "-m", "cohort", "run", "--as-of", "2026-11-25"]
+    env = {**os.environ, "PYTHONPATH": f"{hook}{os.pathsep}{ROOT}"}
+    done = subprocess.run(
+        [*argv, *map(str, args)], env=env, cwd=tmp_path, capture_output=True, check=False
+    )
+    assert not mark.exists(), "the run read a site before it failed"
+    return done.returncode, done.stderr.decode().splitlines()
+
+
+@pytest.mark.usefixtures("modes_restored")
+def test_an_out_in_a_read_only_folder_is_exit_9(unprivileged: list[str], tmp_path: Path) -> None:
+    parent = tmp_path / "ro"
+    parent.mkdir(mode=0o555)
+    out = parent / "out"
+    code, err = _cli(unprivileged, tmp_path, "--config", _config(tmp_path), "--out", out)
+    assert (code, err) == (9, [f"cohort: error: cannot write {out}: Permission denied"])
+    assert not out.exists()
+
+
+@pytest.mark.usefixtures("modes_restored")
+def test_a_read_only_out_of_an_earlier_run_fails_before_reading(
+    unprivileged: list[str], tmp_path: Path
+) -> None:
+    """OUT 0555 with the lock file an earlier run left in it: the lock opened, and the run read
+    and screened every site before it found it could write nothing (exit 9 all the same)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".outputs.lock").write_text("")
+    (out / "run.json").write_text("{}")
+    out.chmod(0o555)
+    code, err = _cli(unprivileged, tmp_path, "--config", _config(tmp_path), "--out", out)
+    assert (code, err) == (9, [f"cohort: error: cannot write {out}: Permission denied"])
+    assert (out / "run.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("mode", [0o000, 0o111, 0o444], ids=["0000", "0111", "0444"])
+@pytest.mark.usefixtures("modes_restored")
+def test_an_unreadable_mappings_folder_is_exit_4_naming_it(
+    unprivileged: list[str], tmp_path: Path, mode: int
+) -> None:
+    """0000 was a PermissionError traceback (exit 1); 0111 read as a folder lacking every file
+    (`systems.csv: file not found`)."""
+    maps = tmp_path / "mappings"
+    shutil.copytree(ROOT / "mappings", maps)
+    maps.chmod(mode)
+    code, err = _cli(unprivileged, tmp_path, "--config", _config(tmp_path, maps), "--out", "out")
+    said = f"cohort: error: {maps}: mappings folder cannot be read: Permission denied"
+    assert (code, err) == (4, [said])
