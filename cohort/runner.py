@@ -292,6 +292,10 @@ def _locked_run(
             if loaded.mapping_warnings:  # (listed by check: a run's log gets the count only)
                 n = len(loaded.mapping_warnings)
                 log.warning("%d mapping warning(s): run `cohort mappings check` for them", n)
+            for site in cfg.sites:  # (a site's limit below the trial's: used, but said)
+                for said in loaded.trial.age_warnings(site.id, site.min_age):
+                    log.warning("%s", said)
+                    report["warnings"].append(said)
             store_path = cfg.store_path or state / "store.sqlite"
             results: list[SiteResult] = []
             with Store(store_path) as store, watch.on(store_path):
