@@ -33,6 +33,7 @@ from cohort.report.unstarted import BUILT_IN
 from cohort.runlock import out_lock, run_lock, why
 from cohort.screening import screen
 from cohort.store import Store
+from cohort.terminology.mappings import digests
 
 log = logging.getLogger("cohort")
 
@@ -288,6 +289,8 @@ def _locked_run(
                 loaded = Loaded.from_config(cfg, state / "mapping-check.json")
             report["mapping_version"] = loaded.term.version
             report["mapping_human_version"] = loaded.term.human_version
+            crit, maps = digests(loaded.term.root, loaded.trial.path)  # (for `cohort diff`)
+            report["criteria_digest"], report["mappings_digest"] = crit, maps
             report["mapping_warnings"] = loaded.mapping_warnings
             if loaded.mapping_warnings:  # (listed by check: a run's log gets the count only)
                 n = len(loaded.mapping_warnings)
