@@ -169,6 +169,12 @@ def _writing(out: Path, target: Path) -> Iterator[None]:
 )
 @click.option("--ingredient", default="", help="Ingredient column value (medications.csv only).")
 @click.option("--verified", is_flag=True, help="Mark the rows verified=Y (default N).")
+@click.option(
+    "--new-concept",
+    is_flag=True,
+    help="The concept is new on purpose (else a concept no row or criteria file names is "
+    "refused as a likely typo, exit 4).",
+)
 @mappings_config_option(READS_CONFIG.format("add to"))
 def import_valueset(
     file: Path,
@@ -177,11 +183,13 @@ def import_valueset(
     target: Path | None,
     ingredient: str,
     verified: bool,
+    new_concept: bool,
     config: Path | None,
 ) -> None:
     """Add the codes of a FHIR ValueSet (expansion or compose) to a concept file.
 
-    Duplicates are skipped; `source` keeps the ValueSet url, version and title.
+    Duplicates are skipped; `source` keeps the ValueSet url, version and title. The concept
+    must be one the mapping rows or criteria files name, unless --new-concept.
     """
     from cohort.tools.valueset import import_valueset as run_import
 
@@ -192,6 +200,7 @@ def import_valueset(
         target,
         ingredient=ingredient,
         verified=verified,
+        new_concept=new_concept,
     )
     for msg in res.skipped:
         echo(f"skipped: {msg}")

@@ -34,6 +34,7 @@ from cohort.report.unstarted import BUILT_IN
 from cohort.runlock import out_lock, run_lock, why
 from cohort.screening import screen
 from cohort.store import Store
+from cohort.terminology.mappings import digests
 
 log = logging.getLogger("cohort")
 
@@ -296,10 +297,16 @@ def _locked_run(
                 loaded = Loaded.from_config(cfg, state / "mapping-check.json")
             report["mapping_version"] = loaded.term.version
             report["mapping_human_version"] = loaded.term.human_version
+            crit, maps = digests(loaded.term.root, loaded.trial.path)  # (for `cohort diff`)
+            report["criteria_digest"], report["mappings_digest"] = crit, maps
             report["mapping_warnings"] = loaded.mapping_warnings
             if loaded.mapping_warnings:  # (listed by check: a run's log gets the count only)
                 n = len(loaded.mapping_warnings)
                 log.warning("%d mapping warning(s): run `cohort mappings check` for them", n)
+            for site in cfg.sites:  # (a site's limit below the trial's: used, but said)
+                for said in loaded.trial.age_warnings(site.id, site.min_age):
+                    log.warning("%s", said)
+                    report["warnings"].append(said)
             store_path = cfg.store_path or state / "store.sqlite"
             results: list[SiteResult] = []
             with Store(store_path) as store, watch.on(store_path):

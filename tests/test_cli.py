@@ -285,6 +285,31 @@ def test_a_site_min_age_shows_in_the_age_title(tmp_path: Path) -> None:
     assert [f["title"] for f in funnel if f["id"] == "age"] == ["Age >= 12 years"]
 
 
+def test_a_site_min_age_below_the_trial_s_is_a_run_warning(tmp_path: Path) -> None:
+    """A site's `min_age = 10` under a trial whose `age` criterion says `min_years = 12`
+    screened children of 10 and 11 as passing, without a word: the protocol does not admit
+    them. The run goes on (the site's setting is used) but warns in run.json and the log."""
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
+    base = cfg.read_text()
+    out = tmp_path / "out"
+
+    def age_warnings(min_age: int) -> tuple[list[str], str]:
+        cfg.write_text(base + f"min_age = {min_age}\n")
+        args = ["run", "--config", str(cfg), "--as-of", "2026-11-25", "--out", str(out)]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        warnings = json.loads((out / "run.json").read_text())["warnings"]
+        return [w for w in warnings if "min_age" in w], result.output
+
+    found, output = age_warnings(10)
+    assert found == [
+        "uci: min_age 10 is below the trial's minimum age 12 (criterion 'age', min_years in "
+        "sirius-sle-2.toml): patients aged 10 to 11 pass 'age' at this site"
+    ]
+    assert found[0] in output  # logged too
+    assert age_warnings(12)[0] == [] and age_warnings(18)[0] == []
+
+
 def test_a_run_json_that_cannot_be_written_keeps_the_run_s_own_error(tmp_path: Path) -> None:
     """run.json cannot be written (a folder in its place): a run failing for a missing source
     exited 9 naming run.json (the write's error replaced the run's own), not 5."""

@@ -96,3 +96,53 @@ def test_explain_rule_writes_booleans_as_the_trial_file_does() -> None:
 
     crit = Criterion("w", "washout", "exclusion", "t", {"concepts": ["x"], "systemic_only": True})
     assert rule_summary(crit, SiteConfig("s", "s", "x")) == "washout: concepts=[x], systemic_only=true"
+
+
+def test_diff_says_when_the_criteria_or_the_mappings_changed(tmp_path: Path) -> None:
+    """`cohort diff` gave each folder's mapping version, one hash over the criteria and the
+    mapping files together: a researcher could not tell which of the two an edit was in."""
+    import hashlib
+    import json
+
+    from tests.researcher_helpers import TRIAL, copy_mappings, run_uci
+
+    m = copy_mappings(tmp_path)
+
+    def run(name: str) -> Path:
+        code, output = run_uci(tmp_path, m, name)
+        assert code == 0, output
+        return tmp_path / name
+
+    def diff(a: Path, b: Path) -> list[str]:
+        result = CliRunner().invoke(cli, ["diff", str(a), str(b)])
+        assert result.exit_code == 0, result.output
+        return result.output.splitlines()
+
+    first = run("first")
+    report = json.loads((first / "run.json").read_text())
+    trial_bytes = (m / TRIAL).read_bytes()
+    assert report["criteria_digest"] == "sha256:" + hashlib.sha256(trial_bytes).hexdigest()
+    assert report["mappings_digest"].startswith("sha256:")
+    same = diff(first, first)
+    assert not [ln for ln in same if "changed between the runs" in ln]
+
+    (m / TRIAL).write_text(
+        (m / TRIAL).read_text().replace("fail_below = 25", "fail_below = 50", 1)
+    )
+    criteria = run("criteria")
+    lines = diff(first, criteria)
+    assert lines[2] == "criteria changed between the runs", lines
+    assert "mappings changed between the runs" not in lines
+
+    with (m / "concepts" / "labs.csv").open("a") as fh:
+        fh.write("ana_titer,http://loinc.org,33800-4,exact,,Nuclear Ab [Titer],test,Y,\n")
+    mappings = run("mappings")
+    lines = diff(criteria, mappings)
+    assert lines[2] == "mappings changed between the runs", lines
+    assert "criteria changed between the runs" not in lines
+    both = diff(first, mappings)
+    assert both[2:4] == ["criteria changed between the runs", "mappings changed between the runs"]
+    # a VERSION bump alone is neither
+    (m / "VERSION").write_text("2099.1\n")
+    bumped = run("bumped")
+    assert not [ln for ln in diff(mappings, bumped) if "changed between the runs" in ln]

@@ -335,3 +335,45 @@ def test_expand_rxnorm_guards_a_product_name_a_spreadsheet_reads_as_a_formula(
     assert added and not any(cell.startswith(FORMULA_STARTS) for cell in added[0]), added
     assert {r["rxcui"]: r for r in _rows(products)}["9990001"]["display"] == "'" + name
     assert CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)]).exit_code == 0
+
+
+def test_an_unknown_concept_is_refused_naming_close_matches(tmp_path: Path) -> None:
+    """`--concept ana_titr` (a typo) wrote rows of a new concept `ana_titr` to local.csv, which
+    no criterion reads: the import looked done and changed nothing."""
+    m = _mappings(tmp_path)
+    before = {p.name: p.read_bytes() for p in (m / "concepts").glob("*.csv")}
+    result = _import_ana(m, "ana_titr")
+    assert result.exit_code == 4, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1, result.output
+    assert "'ana_titr'" in lines[0] and "did you mean 'ana_titer'" in lines[0]
+    assert "--new-concept" in lines[0]
+    assert {p.name: p.read_bytes() for p in (m / "concepts").glob("*.csv")} == before
+
+
+def test_an_unknown_concept_far_from_any_is_refused_without_a_suggestion(tmp_path: Path) -> None:
+    m = _mappings(tmp_path)
+    result = _import_ana(m, "zzqx")
+    assert result.exit_code == 4, result.output
+    assert "'zzqx'" in result.output and "did you mean" not in result.output
+
+
+def test_new_concept_flag_adds_a_deliberately_new_concept(tmp_path: Path) -> None:
+    m = _mappings(tmp_path)
+    args = ["mappings", "import-valueset", str(DATA / "valueset-ana.json"), "--concept"]
+    result = CliRunner().invoke(cli, [*args, "ana_reflex", "--new-concept", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+    rows = [r for r in _rows(m / "concepts" / "local.csv") if r["concept"] == "ana_reflex"]
+    assert {r["code"] for r in rows} >= {"33800-4", "5048-4"}
+
+
+def test_a_concept_the_criteria_name_without_rows_yet_is_known(tmp_path: Path) -> None:
+    """A concept a criteria file names but whose rows were all deleted is no new concept."""
+    m = _mappings(tmp_path)
+    labs = m / "concepts" / "labs.csv"
+    lines = labs.read_text().splitlines(keepends=True)
+    labs.write_text("".join(ln for ln in lines if not ln.startswith("ana_titer,")))
+    assert "ana_titer" in (m / "trials" / "sirius-sle-2.toml").read_text()
+    result = _import_ana(m)
+    assert result.exit_code == 0, result.output
+    assert "added 2 row(s) for 'ana_titer'" in result.output

@@ -40,6 +40,23 @@ class Trial:
             for c in self.criteria
         ]
 
+    def age_warnings(self, site: str, min_age: int | None) -> list[str]:
+        """A site's `min_age` below an `age` criterion's `min_years`: the site's limit is the
+        one applied (a configuration's override), so patients the trial's criteria do not
+        admit pass; a run warns of it (a higher limit narrows the screening, no warning)."""
+        out = []
+        for c in self.criteria:
+            least = c.params.get("min_years")
+            if c.kind != "age" or min_age is None or not isinstance(least, int | float):
+                continue
+            if min_age < least:
+                out.append(
+                    f"{site}: min_age {min_age} is below the trial's minimum age {least} "
+                    f"(criterion '{c.id}', min_years in {self.path.name}): patients aged "
+                    f"{min_age} to {int(least) - 1} pass '{c.id}' at this site"
+                )
+        return out
+
     def concepts(self) -> set[str]:
         """Every concept the trial refers to (used by the server query plan)."""
         out = set(self.screen_concepts)

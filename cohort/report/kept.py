@@ -21,7 +21,14 @@ from cohort.report.run import Renamed
 if TYPE_CHECKING:
     from cohort.tools.changes import Kept
 
-FIELDS = ("as_of", "mapping_version", "mapping_human_version", "written_at")
+FIELDS = (
+    "as_of",
+    "mapping_version",
+    "mapping_human_version",
+    "written_at",
+    "criteria_digest",
+    "mappings_digest",
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,8 @@ class Lists:
     mapping_version: str = ""
     mapping_human_version: str = ""
     written_at: str = ""
+    criteria_digest: str = ""  # (`cohort diff`: which of the two an edit was in)
+    mappings_digest: str = ""
     store_changed_since: bool = field(default=False, compare=False)
     by_last_run: bool = field(default=False, compare=False)
 

@@ -29,6 +29,7 @@ from cohort.terminology.mappings import (
     read_csv,
     version_of,
 )
+from cohort.terminology.matched import RowLookup
 from cohort.terminology.rows import (
     OVERLAPS,
     RXNORM,
@@ -106,11 +107,13 @@ class Terminology:
             self._factors[ingredient] = factor
         self._products: dict[str, tuple[str, bool]] = {}
         self._product_names: dict[str, str] = {}  # rxcui -> RxNorm name (its strength)
+        self._product_lines: dict[str, str] = {}  # rxcui -> its `file:line` (explain)
         path = root / "medications" / "products.csv"
         for rec in read_csv(root, path, REQUIRED["medications/products.csv"]):
             rxcui, ingredient, systemic = product_row(rec)
             self._products[rxcui] = (ingredient, systemic)
             self._product_names[rxcui] = rec.get("display")
+            self._product_lines[rxcui] = rec.where
 
     def _load_units(self, root: Path) -> None:
         specs: dict[str, UnitSpec] = {}
@@ -218,6 +221,19 @@ class Terminology:
     def medication_ingredients(self, codes: Iterable[Code], text: str = "") -> frozenset[str]:
         """Ingredients named by ingredient/product codes, ATC codes or generic/brand names."""
         return self._match(codes, text)[1]
+
+    def matched_rows(self, concept: str, codes: Iterable[Code], text: str = "") -> list[str]:
+        """`system|code (file:line)` of the rows through which the codings or names are of
+        `concept` (`cohort explain`; built on the first call, a run never asks)."""
+        lookup: RowLookup | None = self.__dict__.get("_row_lookup")
+        if lookup is None:
+            systemic = {
+                rxcui: (ing, self._product_lines[rxcui])
+                for rxcui, (ing, on) in self._products.items()
+                if on
+            }
+            lookup = self._row_lookup = RowLookup(self._rows, self.systems, systemic, self._groups)
+        return lookup.matched(concept, codes, text)
 
     def ingredient_groups(self, ingredient: str) -> frozenset[str]:
         return frozenset(self._groups.get(ingredient.strip().lower(), ()))

@@ -251,6 +251,20 @@ def mapping_files(root: Path) -> list[Path]:
     return sorted({p for p in files if p.is_file()}, key=lambda p: p.relative_to(root).as_posix())
 
 
+def digests(root: Path, criteria: Path) -> tuple[str, str]:
+    """("sha256:<hex>" of the criteria file's bytes, "sha256:<hex>" over the other mapping
+    files' names and bytes, in name order): run.json's `criteria_digest` and `mappings_digest`,
+    so that `cohort diff` says which of the two changed (the mapping version hashes both, and
+    `VERSION`, which is neither)."""
+    files = hashlib.sha256()
+    for path in mapping_files(root):
+        if path.parent != root / "trials":
+            files.update(path.relative_to(root).as_posix().encode() + b"\0")
+            files.update(path.read_bytes() + b"\0")
+    digest = hashlib.sha256(criteria.read_bytes())
+    return "sha256:" + digest.hexdigest(), "sha256:" + files.hexdigest()
+
+
 def version_of(root: Path) -> tuple[str, str]:
     """("sha256:<12 hex>", human version) over the mapping files' bytes and `VERSION`."""
     digest = hashlib.sha256()

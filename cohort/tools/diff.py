@@ -34,6 +34,9 @@ class Folder:
     stamp: str
     note: str = ""
     per_site: dict[str, str] = field(default_factory=dict)
+    # (criteria_digest, mappings_digest) of the lists ("" unknown: no run.json, a run.json of an
+    # earlier cohort, or lists of more than one run)
+    digests: tuple[str, str] = ("", "")
 
 
 @dataclass
@@ -54,7 +57,7 @@ def _folder(out: Path) -> Folder:
     if not found.status:
         return Folder("-")
     if not found.failed:
-        return Folder(found.last.stamp())
+        return Folder(found.last.stamp(), digests=_digests(found.last))
     lists: dict[str, Lists | None] = {sid: found.sites.get(sid) for sid in sorted(_sites(out))}
     note = f"the last run ({_last_run(found)}) failed" + _left(lists)
     kinds = set(lists.values())
@@ -62,7 +65,21 @@ def _folder(out: Path) -> Folder:
         per_site = {sid: d.stamp() if d else "-" for sid, d in lists.items()}
         return Folder("(each site's below)", note, per_site)
     one = kinds.pop() if kinds else None
-    return Folder(one.stamp() if one else "-", note)
+    return Folder(one.stamp() if one else "-", note, digests=_digests(one))
+
+
+def _digests(lists: Lists | None) -> tuple[str, str]:
+    return (lists.criteria_digest, lists.mappings_digest) if lists else ("", "")
+
+
+def _changed(a: Folder, b: Folder) -> list[str]:
+    """Which of the criteria and the mappings the two folders' lists were written with differ
+    (said only where both run.json files give them)."""
+    out = []
+    for i, what in enumerate(("criteria", "mappings")):
+        if a.digests[i] and b.digests[i] and a.digests[i] != b.digests[i]:
+            out.append(f"{what} changed between the runs")
+    return out
 
 
 def _last_run(found: OutLists) -> str:
@@ -147,6 +164,7 @@ def render(d: OutputDiff) -> str:
         lines.append(f"{name}: {path}  mapping {folder.stamp}")
         if folder.note:  # (the last run failed: the version above is not its own)
             lines.append(f"  {name}: {folder.note}")
+    lines += _changed(*d.folders)
     if not d.sites:
         lines.append("no candidates.csv in either folder")
     for s in d.sites:

@@ -18,13 +18,26 @@ from cohort.errors import ConfigError, SourceError
 from cohort.evaluate import evaluate, is_screened, make_context
 from cohort.extract import Extractor, codes_of, text_of
 from cohort.merged import Merges, Side, merges_of
-from cohort.model import Candidate, Evidence, Result, Status
+from cohort.model import (
+    Candidate,
+    Code,
+    ConditionFact,
+    Evidence,
+    ExposureFact,
+    ImmunizationFact,
+    PatientFacts,
+    ProcedureFact,
+    Result,
+    Status,
+    UnreadableFact,
+)
 from cohort.rank import rank
 from cohort.report.kept import read_lists
 from cohort.runner import Loaded
 from cohort.safetext import printable
 from cohort.screening import add_side, last_seen
 from cohort.store import Store
+from cohort.terminology import Terminology
 from cohort.tools.common import open_store
 
 CODE_FIELDS = ("code", "medicationCodeableConcept", "vaccineCode")
@@ -56,6 +69,43 @@ def _evidence_line(e: Evidence) -> str:
     text = "  ".join(x for x in cells if x)
     note = e.full_note  # (with the value as recorded when it shows it converted)
     return printable(f"{text}  -- {note}" if note else text)
+
+
+def _codings(facts: PatientFacts) -> dict[str, tuple[list[Code], str]]:
+    """ref -> the codings and names each record is matched to concepts by (an Observation's
+    components' too: a panel's component is what a lab concept's row maps)."""
+    out: dict[str, tuple[list[Code], str]] = {}
+    records: list[
+        ConditionFact | ExposureFact | ImmunizationFact | ProcedureFact | UnreadableFact
+    ] = [
+        *facts.conditions,
+        *facts.exposures,
+        *facts.immunizations,
+        *facts.procedures,
+        *facts.unreadable,
+        *facts.unnamed,
+    ]
+    for r in records:
+        out[r.ref] = (list(r.codes), r.text)
+    for o in facts.observations:
+        codes, texts = list(o.codes), [o.text]
+        for part_codes, part_text, _ in o.components:
+            codes += part_codes
+            texts.append(part_text)
+        out[o.ref] = (codes, " | ".join(t for t in texts if t))
+    return out
+
+
+def _matched(
+    term: Terminology, e: Evidence, codings: dict[str, tuple[list[Code], str]]
+) -> list[str]:
+    """The `matched:` line under an evidence line: the mapping rows its record is of its
+    concept through (none for a record no row maps, such as the Patient)."""
+    codes, text = codings.get(e.ref, ([], ""))
+    if not e.concept or not (codes or text):
+        return []
+    rows = term.matched_rows(e.concept, codes, text)
+    return [f"    matched: {printable('; '.join(rows))}"] if rows else []
 
 
 def _find(
@@ -178,6 +228,7 @@ def explain_patient(
         lines.insert(2 + bool(olds), note)
     lines += _outcome_lines(results)
     dropped = _dropped_by_concept(loaded, resources, facts.dropped)
+    codings = _codings(facts)
     shown: set[str] = set()
     by_id: dict[str, Result] = {r.criterion: r for r in results}
     for crit in loaded.trial.criteria:
@@ -191,8 +242,10 @@ def explain_patient(
         )
         if r.eligible_from:
             lines.append(f"  passes from: {r.eligible_from}")
-        lines += [f"  used: {_evidence_line(e)}" for e in r.evidence]
-        lines += [f"  ignored: {_evidence_line(e)}" for e in r.ignored]
+        for word, shown_ev in (("used", r.evidence), ("ignored", r.ignored)):
+            for e in shown_ev:
+                lines.append(f"  {word}: {_evidence_line(e)}")
+                lines += _matched(loaded.term, e, codings)
         for ref, why, hit in dropped:
             if hit & concepts:
                 shown.add(ref)

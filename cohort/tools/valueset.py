@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cohort.errors import MappingError
+from cohort.criteria.trial import concept_refs
+from cohort.errors import MappingError, shown_path
+from cohort.lockfiles import data_files
 from cohort.safetext import printable
 from cohort.terminology.codes import Systems, norm_code
 from cohort.terminology.mappings import load_concept_rows, read_csv
@@ -76,6 +80,31 @@ def _target(root: Path, concept: str, target: Path | None) -> Path:
     return root / "concepts" / "local.csv"
 
 
+def known_concepts(root: Path) -> set[str]:
+    """The concepts of the concept rows and those the criteria files name (a criteria file that
+    does not read adds none: `mappings check` reports it)."""
+    known = {r.concept for r in load_concept_rows(root)}
+    for path in data_files(root / "trials", "*.toml"):
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        except (OSError, ValueError):
+            continue
+        known |= {name for _, name in concept_refs(data)}
+    return known
+
+
+def _unknown(concept: str, root: Path, known: set[str]) -> MappingError:
+    """A concept not `known` (to the rows or the criteria), and the ones it may be a typo of."""
+    near = difflib.get_close_matches(concept, sorted(known), n=3)
+    named = [f"'{n}'" for n in near]
+    listed = " or ".join([", ".join(named[:-1]), named[-1]] if len(named) > 1 else named)
+    hint = f" (did you mean {listed}?)" if near else ""
+    return MappingError(
+        f"--concept '{concept}': no concept row or criteria file in {shown_path(root)} names "
+        f"it{hint}; give --new-concept to start a concept of that name"
+    )
+
+
 def import_valueset(
     file: Path,
     concept: str,
@@ -84,8 +113,11 @@ def import_valueset(
     *,
     ingredient: str = "",
     verified: bool = False,
+    new_concept: bool = False,
 ) -> ImportResult:
-    """Append the ValueSet's codes as `exact` rows of `concept`; existing codes are skipped."""
+    """Append the ValueSet's codes as `exact` rows of `concept`; existing codes are skipped.
+    A `concept` no row or criteria file names is refused unless `new_concept`: a typo's rows
+    would reach no criterion, and the import would look done."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", concept):
         raise MappingError(f"--concept '{concept}': use a-z, 0-9 and _ (e.g. ana_titer)")
     try:
@@ -98,6 +130,8 @@ def import_valueset(
         codes = valueset_codes(vs)
     except MappingError as exc:
         raise MappingError(f"{file}: {exc}") from None
+    if not new_concept and concept not in (known := known_concepts(root)):
+        raise _unknown(concept, root, known)
     path = _target(root, concept, target)
     if "ingredient" in header_of(path) and not ingredient:
         raise MappingError(f"{path}: column 'ingredient': give --ingredient for this file")
