@@ -32,8 +32,8 @@ from cohort.source.structure import (
     deleted_before,
     id_from_entry,
     impossible_date,
-    loads,
     maybe_bad_date,
+    opens_with_resource,
     rewrite_refs,
     rewritten,
     too_deep,
@@ -214,7 +214,7 @@ class Reader:
                 doc, _, recoded = reparsed(data, error)  # (a BOM, Windows-1252)
             except Refused as r:
                 e = r.error
-                if e.colno == 1 and e.lineno > 1 and _opens_with_resource(r.text):
+                if e.colno == 1 and e.lineno > 1 and opens_with_resource(r.text):
                     # NDJSON named .json (some exporters and hand-made extracts): a document
                     # that ends after its first line and goes on with another line of JSON is
                     # read line by line, instead of losing every record of the file to one issue
@@ -397,12 +397,3 @@ class Reader:
                 self.stats.broke(origin, unreadable(e))
                 return
             yield from self.guarded(self.stream(name, fh, origin), origin)
-
-
-def _opens_with_resource(data: bytes) -> bool:
-    """Whether the first line of `data` is one JSON object with a resourceType."""
-    try:
-        first = loads(data.split(b"\n", 1)[0])
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(first, dict) and "resourceType" in first

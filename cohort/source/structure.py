@@ -20,6 +20,7 @@ __all__ = [
     "impossible_date",
     "loads",
     "maybe_bad_date",
+    "opens_with_resource",
     "rewrite_refs",
     "rewritten",
     "too_deep",
@@ -247,3 +248,12 @@ def decoded_type(line: bytes) -> bytes | None:
     if rtype.__class__ is str and 0 < len(rtype) <= 64 and rtype.isascii() and rtype.isalpha():
         return rtype.encode()
     return None
+
+
+def opens_with_resource(data: bytes) -> bool:
+    """Whether the first line of `data` is one JSON object with a resourceType."""
+    try:
+        first = loads(data.split(b"\n", 1)[0])
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(first, dict) and "resourceType" in first
