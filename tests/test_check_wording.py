@@ -165,10 +165,20 @@ def test_the_malignancy_safety_net_keeps_its_label_and_names_the_concept() -> No
 
 def test_the_most_recent_of_several_matching_conditions_is_named() -> None:
     old = condition("Z33.1", onset="2026-03-01")
+    new = condition("77386006", "http://snomed.info/sct", onset="2026-09-01")
+    r = run("pregnancy_lactation", old, new)
+    assert r.reason == "pregnancy, onset 2026-09-01"
+    assert len(r.evidence) == 2  # both listed
+
+
+def test_a_pregnancy_and_a_lactation_are_each_named() -> None:
+    """Pregnancy and lactation are two checks (each its own `stale_after_days`): both found,
+    both named, as any two failing checks are."""
+    old = condition("Z33.1", onset="2026-03-01")
     new = condition("Z39.1", onset="2026-10-02")
     r = run("pregnancy_lactation", old, new)
-    assert r.reason == "lactation, onset 2026-10-02"
-    assert len(r.evidence) == 2  # both listed
+    assert r.reason == "pregnancy, onset 2026-03-01, lactation, onset 2026-10-02"
+    assert len(r.evidence) == 2
 
 
 def test_an_unconfirmed_condition_names_the_matched_concept() -> None:

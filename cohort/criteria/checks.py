@@ -94,10 +94,13 @@ def _condition_check(
 ) -> tuple[Status, list[Evidence], list[Evidence], str]:
     """A condition check's outcome; one that would count but whose verificationStatus is one
     of `unconfirmed` (provisional, differential: the criterion's unconfirmed_verification) is
-    no established finding: unknown, naming it, unless an established one counts."""
-    hits, unsure, ignored, shaky = [], [], [], []
+    no established finding: unknown, naming it, unless an established one counts. So is an
+    active one dated more than the check's `stale_after_days` before as_of: likely never
+    closed (a 1995 pregnancy still marked active), for review."""
+    hits, unsure, ignored, shaky, stale = [], [], [], [], []
     found: list[tuple[ConditionFact, str]] = []  # the hits' conditions, with what they matched
-    why_unsure = why_shaky = ""
+    why_unsure = why_shaky = why_stale = ""
+    stale_days = chk.get("stale_after_days")
     for c in ctx.conditions(chk["condition"]):
         concepts = ctx.concepts(c.ref, c.codes, c.text)
         # evidence names the concepts matched (what the mapping files call them), as every
@@ -130,15 +133,28 @@ def _condition_check(
                 "confirm the diagnosis"
             )
             shaky.append(_note(ev, f"verificationStatus {c.verification_status}: not confirmed"))
+        elif stale_days is not None and _stale(ctx, c, stale_days):
+            why_stale = why_stale or (
+                f"{_named(ctx, chk, matched)}{_when(c)}, still marked active: review"
+            )
+            note = f"still marked active, dated more than {stale_days} days before as-of"
+            stale.append(_note(ev, note))
         else:
             hits.append(_note(ev, "condition"))
             found.append((c, matched))
     if hits:
-        return then, hits, ignored + unsure + shaky, _found(ctx, chk, found)
-    if unsure or shaky:
-        why = ", ".join(w for w in (why_unsure, why_shaky) if w)
-        return Status.UNKNOWN, unsure + shaky, ignored, why
+        return then, hits, ignored + unsure + shaky + stale, _found(ctx, chk, found)
+    if unsure or shaky or stale:
+        why = ", ".join(w for w in (why_unsure, why_shaky, why_stale) if w)
+        return Status.UNKNOWN, unsure + shaky + stale, ignored, why
     return Status.PASS, [], ignored, ""
+
+
+def _stale(ctx: Context, c: ConditionFact, days: int) -> bool:
+    """Whether any day the condition's date can stand for is more than `days` before as_of
+    (a partial date with days on both sides: not every day gives `then`); undated: no."""
+    first = condition_days(c)[0]
+    return first is not None and (ctx.as_of - first).days > days
 
 
 def _named(ctx: Context, chk: dict[str, Any], matched: str) -> str:
@@ -157,13 +173,17 @@ def _found(ctx: Context, chk: dict[str, Any], found: list[tuple[ConditionFact, s
     date (onset, else the date it was recorded, said so; neither: no date), then the note."""
     # (undated ones last: a dated condition says more to the coordinator)
     c, matched = max(found, key=lambda f: condition_days(f[0])[0] or date.min)
+    return f"{_named(ctx, chk, matched)}{_when(c)}{_aside(chk.get('note'))}"
+
+
+def _when(c: ConditionFact) -> str:
+    """A condition reason's date: ", onset <date>", else ", recorded <date>", as recorded;
+    neither: empty."""
     if c.onset is not None:
-        when = f", onset {shown(c.onset, c.onset_last)}"
-    elif c.recorded is not None:
-        when = f", recorded {shown(c.recorded, c.recorded_last)}"
-    else:
-        when = ""
-    return f"{_named(ctx, chk, matched)}{when}{_aside(chk.get('note'))}"
+        return f", onset {shown(c.onset, c.onset_last)}"
+    if c.recorded is not None:
+        return f", recorded {shown(c.recorded, c.recorded_last)}"
+    return ""
 
 
 def _aside(*parts: str | None) -> str:
