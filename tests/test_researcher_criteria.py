@@ -561,8 +561,8 @@ OTHER_RECORDS = [
     ),
     (
         "a lab concept as a check's exception",
-        'unless = ["malignancy_exception"], then = "fail", label = "malignancy" }',
-        'unless = ["hcg"], then = "fail", label = "malignancy" }',
+        'unless = ["malignancy_exception"], then = "fail", label = "malignancy",',
+        'unless = ["hcg"], then = "fail", label = "malignancy",',
         "unless",
         "criterion 'malignancy': key 'checks[0].unless': concept 'hcg' is mapped for Observation "
         "records only (labs.csv), but 'unless' of a condition check reads Condition records",

@@ -106,7 +106,8 @@ def _condition_check(
         # evidence names the concepts matched (what the mapping files call them), as every
         # other kind's does; the label is the reasons' word
         matched = ",".join(n for n in chk["condition"] if n in concepts)
-        ev = Evidence(c.ref, matched, c.text[:80], "", condition_shown(c))  # (no unit, note)
+        # (no unit, note; the text as a reason quotes it, so --no-phi finds it there)
+        ev = Evidence(c.ref, matched, _cut(c.text), "", condition_shown(c))
         active = ctx.active(c) if chk.get("active") else True
         if set(chk.get("unless", [])) & concepts:
             ignored.append(_note(ev, "listed exception"))
@@ -143,7 +144,8 @@ def _condition_check(
             hits.append(_note(ev, "condition"))
             found.append((c, matched))
     if hits:
-        return then, hits, ignored + unsure + shaky + stale, _found(ctx, chk, found)
+        why = _found(ctx, chk, found, hits)
+        return then, hits, ignored + unsure + shaky + stale, why
     if unsure or shaky or stale:
         why = ", ".join(w for w in (why_unsure, why_shaky, why_stale) if w)
         return Status.UNKNOWN, unsure + shaky + stale, ignored, why
@@ -168,12 +170,33 @@ def _named(ctx: Context, chk: dict[str, Any], matched: str) -> str:
     return f"{label}: {concept}"
 
 
-def _found(ctx: Context, chk: dict[str, Any], found: list[tuple[ConditionFact, str]]) -> str:
-    """A condition finding's reason: the most recent condition counted, what it is and its
-    date (onset, else the date it was recorded, said so; neither: no date), then the note."""
+def _found(
+    ctx: Context, chk: dict[str, Any], found: list[tuple[ConditionFact, str]], hits: list[Evidence]
+) -> str:
+    """A condition finding's reason: the most recent condition counted, what it is (with
+    `quote_text`, its text too: "malignancy: Malignant neoplasm of breast") and its date
+    (onset, else the date it was recorded, said so; neither: no date), then the note."""
     # (undated ones last: a dated condition says more to the coordinator)
-    c, matched = max(found, key=lambda f: condition_days(f[0])[0] or date.min)
-    return f"{_named(ctx, chk, matched)}{_when(c)}{_aside(chk.get('note'))}"
+    i = max(range(len(found)), key=lambda i: condition_days(found[i][0])[0] or date.min)
+    c, matched = found[i]
+    named = _named(ctx, chk, matched)
+    # the first name of its evidence value (text_of joins the text and displays with " | ",
+    # Synthea's twice the same): quoted as the evidence has it, which --no-phi withholds
+    quoted = hits[i].value.split(" | ")[0] if chk.get("quote_text") else ""
+    if quoted and quoted.casefold() not in (named.casefold(), ctx.label(matched).casefold()):
+        named = f"{named}: {quoted}"
+    return f"{named}{_when(c)}{_aside(chk.get('note'))}"
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    """`text` of at most `limit` characters: a longer one cut before its last word that does
+    not fit, "…" after it (a single word longer than that: cut inside it)."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    if text[limit - 1] != " ":  # inside a word: drop it
+        head = head.rpartition(" ")[0] or head
+    return head.rstrip(" |,;:-") + "…"
 
 
 def _when(c: ConditionFact) -> str:

@@ -166,9 +166,10 @@ MEASURE = Table(
 _CHECK_ANY: Types = {"then": str, "label": str, "note": str}
 CONDITION_CHECK = Table(
     {"condition": CONCEPTS},
-    {**_CHECK_ANY, "active": bool, "unless": CONCEPTS, "stale_after_days": int},
+    {**_CHECK_ANY, "active": bool, "unless": CONCEPTS, "stale_after_days": int, "quote_text": bool},
     # `unless`: concepts of the matching Condition itself (an exception); `stale_after_days`:
-    # an active one dated more than that before as_of was likely never closed (unknown)
+    # an active one dated more than that before as_of was likely never closed (unknown);
+    # `quote_text`: the reason quotes the condition's text ("malignancy: <the cancer>, onset ...")
     reads={"condition": CONDITIONS, "unless": CONDITIONS},
     name="a condition check",
 )
