@@ -74,13 +74,15 @@ def test_the_recorded_date_stands_in_for_a_missing_onset() -> None:
 def test_an_undated_or_partly_stale_condition() -> None:
     # no date at all: nothing says it is old, the check's `then` as before
     assert str(run("pregnancy_lactation", condition("Z33.1")).status) == "fail"
-    # a year of which some days are older than the limit: unknown (not every day agrees)
-    year = ago(330)[:4]
-    r = run("pregnancy_lactation", condition("Z33.1", onset=year))
+    # a month of which some days are more than 300 days before as-of (2026-01-01: 328) and
+    # some not (2026-01-31: 298): unknown (not every day agrees)
+    r = run("pregnancy_lactation", condition("Z33.1", onset="2026-01"))
     assert (str(r.status), r.reason) == (
         "unknown",
-        f"pregnancy, onset {year}, still marked active: review",
+        "pregnancy, onset 2026-01, still marked active: review",
     )
+    # a month all of whose days are within the limit: the check's `then`
+    assert str(run("pregnancy_lactation", condition("Z33.1", onset="2026-02")).status) == "fail"
 
 
 def test_a_closed_old_pregnancy_still_passes() -> None:
