@@ -139,12 +139,13 @@ def condition(
     text: str | None = None,
     onset_period: str | None = None,
     rid: str | None = None,
+    display: str | None = None,
 ) -> dict[str, Any]:
     res: dict[str, Any] = {
         "resourceType": "Condition",
         "id": rid or _id("c"),
         "subject": {"reference": "Patient/p1"},
-        "code": cc(code, system, text),
+        "code": cc(code, system, text, display),
     }
     if clinical is not None:
         res["clinicalStatus"] = cc(clinical, CLINICAL)

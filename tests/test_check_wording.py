@@ -158,17 +158,28 @@ def test_the_malignancy_safety_net_keeps_its_label_and_names_the_concept() -> No
     r = run("malignancy", cond)
     assert (str(r.status), r.reason) == (
         "unknown",
-        "possible malignancy not in the mappings: condition named as a cancer, onset 2024-05-06"
-        " (confirm)",
+        # (quote_text: and the text that names the cancer)
+        "possible malignancy not in the mappings: condition named as a cancer: Acute myeloid "
+        "leukemia, onset 2024-05-06 (confirm)",
     )
 
 
 def test_the_most_recent_of_several_matching_conditions_is_named() -> None:
     old = condition("Z33.1", onset="2026-03-01")
+    new = condition("77386006", "http://snomed.info/sct", onset="2026-09-01")
+    r = run("pregnancy_lactation", old, new)
+    assert r.reason == "pregnancy, onset 2026-09-01"
+    assert len(r.evidence) == 2  # both listed
+
+
+def test_a_pregnancy_and_a_lactation_are_each_named() -> None:
+    """Pregnancy and lactation are two checks (each its own `stale_after_days`): both found,
+    both named, as any two failing checks are."""
+    old = condition("Z33.1", onset="2026-03-01")
     new = condition("Z39.1", onset="2026-10-02")
     r = run("pregnancy_lactation", old, new)
-    assert r.reason == "lactation, onset 2026-10-02"
-    assert len(r.evidence) == 2  # both listed
+    assert r.reason == "pregnancy, onset 2026-03-01, lactation, onset 2026-10-02"
+    assert len(r.evidence) == 2
 
 
 def test_an_unconfirmed_condition_names_the_matched_concept() -> None:
@@ -192,3 +203,97 @@ def test_an_unconvertible_result_of_another_name_still_names_its_concept() -> No
     r = run("neutrophils", o)
     assert r.reason == "ANC value/unit '1.2 cells/hpf' not convertible to 10*3/uL"
 
+
+
+# --- 6. quote_text: a condition check's reason quotes the condition as written -----------------
+BREAST = "Malignant neoplasm of breast"
+LONG = (
+    "Malignant neoplasm of upper-outer quadrant of right female breast, estrogen receptor "
+    "positive, stage IIA"
+)
+
+
+@pytest.mark.parametrize(
+    ("cond", "reason"),
+    [
+        (condition("C50.911", text=BREAST, onset="2019-04-02"),
+         f"malignancy: {BREAST}, onset 2019-04-02"),
+        # Synthea writes the display as the text too: quoted once
+        (condition("254837009", "http://snomed.info/sct", text=f"{BREAST} (disorder)",
+                   display=f"{BREAST} (disorder)", onset="2019-04-02"),
+         f"malignancy: {BREAST} (disorder), onset 2019-04-02"),
+        (condition("Z85.3", text="Personal history of malignant neoplasm of breast",
+                   recorded="2020-01-02"),
+         "history of malignancy: Personal history of malignant neoplasm of breast, "
+         "recorded 2020-01-02"),
+        # no text: the concept alone, as before
+        (condition("C50.911", onset="2019-02-03"), "malignancy, onset 2019-02-03"),
+        # a text that only repeats the concept's name says nothing more
+        (condition("C50.911", text="Malignancy", onset="2019-02-03"), "malignancy, onset 2019-02-03"),
+        (condition("D05.10", text="Lobular carcinoma in situ of breast", onset="2021-03-04"),
+         "carcinoma in situ: Lobular carcinoma in situ of breast, onset 2021-03-04 "
+         "(review per protocol)"),
+    ],
+)  # fmt: skip
+def test_a_malignancy_reason_names_the_cancer(cond: dict, reason: str) -> None:
+    """"malignancy, onset 2019-04-02" named the concept, not the cancer the coordinator reads
+    about in the chart."""
+    assert run("malignancy", cond).reason == reason
+
+
+def test_a_long_condition_text_is_cut_at_a_word_in_reason_and_evidence_alike() -> None:
+    r = run("malignancy", condition("C50.911", text=LONG, onset="2019-04-02"))
+    quoted = r.reason.removeprefix("malignancy: ").removesuffix(", onset 2019-04-02")
+    assert quoted == (
+        "Malignant neoplasm of upper-outer quadrant of right female breast, estrogen…"
+    )
+    assert len(quoted) <= 80 and LONG.startswith(quoted.removesuffix("…"))
+    assert [e.value for e in r.evidence] == [quoted]
+
+
+def test_a_check_without_quote_text_names_the_concept_alone() -> None:
+    cond = condition("Z33.1", text="Pregnant state, incidental", onset="2026-09-01")
+    assert run("pregnancy_lactation", cond).reason == "pregnancy, onset 2026-09-01"
+
+
+@pytest.mark.parametrize(
+    "cond",
+    [
+        condition("C50.911", text=BREAST, onset="2019-04-02"),
+        condition("254837009", "http://snomed.info/sct", text=BREAST, display=BREAST,
+                  onset="2019-04-02"),
+        condition("C50.911", text=LONG, onset="2019-04-02"),
+    ],
+)  # fmt: skip
+def test_no_phi_withholds_the_quoted_condition_text(cond: dict) -> None:
+    from cohort.report.nophi import WITHHELD, public_result
+
+    r = public_result(run("malignancy", cond))
+    assert r.reason == f"malignancy: {WITHHELD}, onset 2019-04-02"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('label = "malignancy", quote_text = true', 'label = "malignancy", quote_text = "yes"',
+         "'checks[0].quote_text': expected true or false, got the text 'yes' (write true or "
+         "false without quotes)"),
+    ],
+)  # fmt: skip
+def test_quote_text_is_validated(old: str, new: str, message: str, tmp_path: Path) -> None:
+    m = copy_mappings(tmp_path)
+    line = edit(m / TRIAL, old, new, "{") if "{" in new else edit(m / TRIAL, old, new, "label")
+    code, lines = check_all(m)
+    expected = f"error: {m / TRIAL}:{line}: criterion 'malignancy': key {message}"
+    assert code == 4 and expected in lines, "\n".join(lines)
+
+
+def test_quote_text_on_a_lab_check_is_an_error(tmp_path: Path) -> None:
+    m = copy_mappings(tmp_path)
+    line = edit(m / TRIAL, '{ lab = ["hiv_test"],', '{ lab = ["hiv_test"], quote_text = true,', "{")
+    code, lines = check_all(m)
+    expected = (
+        f"error: {m / TRIAL}:{line}: criterion 'immunodeficiency': key 'checks[1].quote_text': "
+        "only a condition check takes it (a lab check would ignore it)"
+    )
+    assert code == 4 and expected in lines, "\n".join(lines)

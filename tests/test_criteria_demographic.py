@@ -137,6 +137,37 @@ def test_no_phi_shows_the_two_ages_of_a_partial_birth_date() -> None:
     assert shown_value("J. Smith or 12") != "J. Smith or 12"
 
 
+@pytest.mark.parametrize(
+    ("birth", "reason"),
+    [
+        ("2030-01-01", "birth date 2030-01-01 after as-of 2026-11-25"),
+        ("2026-11-26", "birth date 2026-11-26 after as-of 2026-11-25"),
+        ("2027", "birth date 2027 after as-of 2026-11-25"),
+        # some of its days are on or before as_of, some after
+        ("2026", "birth date 2026 may be after as-of 2026-11-25"),
+        ("2026-11", "birth date 2026-11 may be after as-of 2026-11-25"),
+    ],
+)
+def test_a_birth_date_after_as_of_is_unknown_not_a_negative_age(birth: str, reason: str) -> None:
+    """A birthDate after the as-of date failed `age` with "age -4 < 12": no age at all, an
+    error of the record (or of the as-of date) for the coordinator to check."""
+    r = run("age", patient(birth))
+    assert (str(r.status), r.reason) == ("unknown", reason)
+    assert [(e.ref, e.value) for e in r.evidence] == [("Patient/p1", birth)]
+
+
+def test_a_birth_on_the_as_of_date_is_age_zero() -> None:
+    r = run("age", patient("2026-11-25"))
+    assert (str(r.status), r.reason) == ("fail", "age 0 < 12")
+
+
+def test_no_phi_withholds_a_birth_date_after_as_of() -> None:
+    from cohort.report.nophi import WITHHELD, public_result
+
+    r = run("age", patient("2030-01-01"))
+    assert public_result(r).reason == f"birth date {WITHHELD} after as-of 2026-11-25"
+
+
 def test_age_site_min_age_zero_is_the_sites_limit() -> None:
     """A site's `min_age = 0` fell back to the trial's 12 (`or` took 0 for unset)."""
     assert status("age", patient("2020-01-01")) == "fail"  # 6

@@ -197,3 +197,32 @@ def test_no_phi_live_vaccine_row_still_says_what_it_is() -> None:
     [ev] = run_criterion("live_vaccine", given).evidence
     _ref, concept, value, _unit, when, note = evidence_cells(ev)
     assert (concept, value, when, note) == ("live_vaccine", WITHHELD, ago(10), "within window")
+
+
+
+def test_a_birth_date_after_as_of_reaches_the_coordinator_s_csv_but_no_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`age` of a birthDate after as-of is unknown, the date in its reason (candidates.csv, for
+    the coordinator to correct the record): not in a log line, run.json or a --no-phi reason."""
+    future = "2031-07-19"
+    records = [
+        {"resourceType": "Patient", "id": "f1", "gender": "female", "birthDate": future},
+        {"resourceType": "Condition", "id": "f1-sle", "code": SLE,
+         "subject": {"reference": "Patient/f1"}, "onsetDateTime": "2015-01-01"},
+    ]  # fmt: skip
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "f.ndjson").write_bytes(b"\n".join(orjson.dumps(r) for r in records) + b"\n")
+    cfg = load_config(write_config(tmp_path, {"s1": str(data)}, store=tmp_path / "s.sqlite"))
+    caplog.set_level(logging.DEBUG)
+    report = run(cfg, date.fromisoformat(AS_OF), tmp_path / "out")
+    assert report["status"] == "success"
+    with open(tmp_path / "out" / "s1" / "candidates.csv", newline="", encoding="utf-8-sig") as f:
+        row = next(csv.DictReader(f))
+    assert row["age"] == "unknown" and row["age_years"] == ""
+    assert f"age: birth date {future} after as-of {AS_OF}" in row["reasons"]
+    lines = [rec.getMessage() for rec in caplog.records]
+    assert lines and not [ln for ln in lines if future in ln]
+    assert future not in (tmp_path / "out" / "run.json").read_text(encoding="utf-8")
+    assert future not in public_result(run_criterion("age", records[0])).reason

@@ -190,6 +190,36 @@ def test_row_values() -> None:
     assert r3["score"] == "2.00"
 
 
+@pytest.mark.parametrize(
+    ("deceased_on", "years"),
+    [
+        ("2020-03-14", "39"),  # the day before her 40th birthday
+        ("2020-03-15", "40"),
+        ("2020-03-15T08:30:00Z", "40"),
+        ("2020", ""),  # 39 or 40: as a partial birth date, no one age
+        ("2020-06", "40"),
+        ("2026-02", "45"),  # on or before as-of (2026-03-01), after her 45th birthday
+        ("2026-05-01", "45"),  # a death recorded after as-of: her age at as-of
+        ("2026", "45"),  # may be after as-of: 45 on every day up to it
+        ("", ""),  # deceasedBoolean: when she died is not known
+    ],
+)
+def test_age_years_of_a_deceased_patient_is_her_age_at_death(deceased_on: str, years: str) -> None:
+    """`age_years` of a patient who died in 2020 gave her age at as-of (45), as if alive."""
+    site = make_site()
+    site.candidates[0].patient.deceased = True
+    site.candidates[0].patient.deceased_on = deceased_on  # born 1980-03-15; as of 2026-03-01
+    rows = _read(candidates_csv(site))
+    assert rows[1][rows[0].index("age_years")] == years
+
+
+def test_age_years_of_a_birth_date_after_as_of_is_empty() -> None:
+    site = make_site()
+    site.candidates[0].patient.birth_date = "2030-01-01"
+    rows = _read(candidates_csv(site))
+    assert rows[1][rows[0].index("age_years")] == ""
+
+
 def test_reasons_cell_splits_into_one_reason_per_criterion() -> None:
     """The reasons cell joins "id: reason" with "; "; a "; " inside a reason (free text, a
     reason quoting a record) is written ", " so splitting the cell never cuts a reason in two."""

@@ -452,7 +452,7 @@ def test_a_titer_reason_names_the_trial_s_concept() -> None:
         ("hemoglobin", "concepts"),  # lab_latest
         ("creatinine", "measures[2].concepts"),  # labs_exceed
         ("cd19_count", "lab_concepts"),  # washout's lab after the window
-        ("hcg", "checks[1].lab"),  # a check with a quantitative cut-off
+        ("hcg", "checks[2].lab"),  # a check with a quantitative cut-off
     ],
 )
 def test_a_number_compared_needs_the_concept_s_unit(concept: str, key: str, tmp_path: Path) -> None:
@@ -561,8 +561,8 @@ OTHER_RECORDS = [
     ),
     (
         "a lab concept as a check's exception",
-        'unless = ["malignancy_exception"], then = "fail", label = "malignancy" }',
-        'unless = ["hcg"], then = "fail", label = "malignancy" }',
+        'unless = ["malignancy_exception"], then = "fail", label = "malignancy",',
+        'unless = ["hcg"], then = "fail", label = "malignancy",',
         "unless",
         "criterion 'malignancy': key 'checks[0].unless': concept 'hcg' is mapped for Observation "
         "records only (labs.csv), but 'unless' of a condition check reads Condition records",
@@ -717,7 +717,7 @@ NOT_FINITE = [
         "positive_at = 25,",
         "positive_at = nan,",
         "positive",
-        "criterion 'pregnancy_lactation': key 'checks[1].positive_at': expected a finite number, "
+        "criterion 'pregnancy_lactation': key 'checks[2].positive_at': expected a finite number, "
         "got nan",
     ),
     (

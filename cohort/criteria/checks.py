@@ -95,16 +95,20 @@ def _condition_check(
 ) -> tuple[Status, list[Evidence], list[Evidence], str]:
     """A condition check's outcome; one that would count but whose verificationStatus is one
     of `unconfirmed` (provisional, differential: the criterion's unconfirmed_verification) is
-    no established finding: unknown, naming it, unless an established one counts."""
-    hits, unsure, ignored, shaky = [], [], [], []
+    no established finding: unknown, naming it, unless an established one counts. So is an
+    active one dated more than the check's `stale_after_days` before as_of: likely never
+    closed (a 1995 pregnancy still marked active), for review."""
+    hits, unsure, ignored, shaky, stale = [], [], [], [], []
     found: list[tuple[ConditionFact, str]] = []  # the hits' conditions, with what they matched
-    why_unsure = why_shaky = ""
+    why_unsure = why_shaky = why_stale = ""
+    stale_days = chk.get("stale_after_days")
     for c in ctx.conditions(chk["condition"]):
         concepts = ctx.concepts(c.ref, c.codes, c.text)
         # evidence names the concepts matched (what the mapping files call them), as every
         # other kind's does; the label is the reasons' word
         matched = ",".join(n for n in chk["condition"] if n in concepts)
-        ev = Evidence(c.ref, matched, clipped(c.text), "", condition_shown(c))  # (no unit, note)
+        # (no unit, note; the text as a reason quotes it, so --no-phi finds it there)
+        ev = Evidence(c.ref, matched, clipped(c.text), "", condition_shown(c))
         active = ctx.active(c) if chk.get("active") else True
         if set(chk.get("unless", [])) & concepts:
             ignored.append(_note(ev, "listed exception"))
@@ -131,15 +135,29 @@ def _condition_check(
                 "confirm the diagnosis"
             )
             shaky.append(_note(ev, f"verificationStatus {c.verification_status}: not confirmed"))
+        elif stale_days is not None and _stale(ctx, c, stale_days):
+            why_stale = why_stale or (
+                f"{_named(ctx, chk, matched)}{_when(c)}, still marked active: review"
+            )
+            note = f"still marked active, dated more than {stale_days} days before as-of"
+            stale.append(_note(ev, note))
         else:
             hits.append(_note(ev, "condition"))
             found.append((c, matched))
     if hits:
-        return then, hits, ignored + unsure + shaky, _found(ctx, chk, found)
-    if unsure or shaky:
-        why = ", ".join(w for w in (why_unsure, why_shaky) if w)
-        return Status.UNKNOWN, unsure + shaky, ignored, why
+        why = _found(ctx, chk, found, hits)
+        return then, hits, ignored + unsure + shaky + stale, why
+    if unsure or shaky or stale:
+        why = ", ".join(w for w in (why_unsure, why_shaky, why_stale) if w)
+        return Status.UNKNOWN, unsure + shaky + stale, ignored, why
     return Status.PASS, [], ignored, ""
+
+
+def _stale(ctx: Context, c: ConditionFact, days: int) -> bool:
+    """Whether any day the condition's date can stand for is more than `days` before as_of
+    (a partial date with days on both sides: not every day gives `then`); undated: no."""
+    first = condition_days(c)[0]
+    return first is not None and (ctx.as_of - first).days > days
 
 
 def _named(ctx: Context, chk: dict[str, Any], matched: str) -> str:
@@ -153,18 +171,32 @@ def _named(ctx: Context, chk: dict[str, Any], matched: str) -> str:
     return f"{label}: {concept}"
 
 
-def _found(ctx: Context, chk: dict[str, Any], found: list[tuple[ConditionFact, str]]) -> str:
-    """A condition finding's reason: the most recent condition counted, what it is and its
-    date (onset, else the date it was recorded, said so; neither: no date), then the note."""
+def _found(
+    ctx: Context, chk: dict[str, Any], found: list[tuple[ConditionFact, str]], hits: list[Evidence]
+) -> str:
+    """A condition finding's reason: the most recent condition counted, what it is (with
+    `quote_text`, its text too: "malignancy: Malignant neoplasm of breast") and its date
+    (onset, else the date it was recorded, said so; neither: no date), then the note."""
     # (undated ones last: a dated condition says more to the coordinator)
-    c, matched = max(found, key=lambda f: condition_days(f[0])[0] or date.min)
+    i = max(range(len(found)), key=lambda i: condition_days(found[i][0])[0] or date.min)
+    c, matched = found[i]
+    named = _named(ctx, chk, matched)
+    # the first name of its evidence value (text_of joins the text and displays with " | ",
+    # Synthea's twice the same): quoted as the evidence has it, which --no-phi withholds
+    quoted = hits[i].value.split(" | ")[0] if chk.get("quote_text") else ""
+    if quoted and quoted.casefold() not in (named.casefold(), ctx.label(matched).casefold()):
+        named = f"{named}: {quoted}"
+    return f"{named}{_when(c)}{_aside(chk.get('note'))}"
+
+
+def _when(c: ConditionFact) -> str:
+    """A condition reason's date: ", onset <date>", else ", recorded <date>", as recorded;
+    neither: empty."""
     if c.onset is not None:
-        when = f", onset {shown(c.onset, c.onset_last)}"
-    elif c.recorded is not None:
-        when = f", recorded {shown(c.recorded, c.recorded_last)}"
-    else:
-        when = ""
-    return f"{_named(ctx, chk, matched)}{when}{_aside(chk.get('note'))}"
+        return f", onset {shown(c.onset, c.onset_last)}"
+    if c.recorded is not None:
+        return f", recorded {shown(c.recorded, c.recorded_last)}"
+    return ""
 
 
 def _aside(*parts: str | None) -> str:

@@ -33,6 +33,14 @@ def age(crit: Criterion, ctx: Context) -> Result:
     bounds = birth_bounds(ctx.facts.patient.birth_date)
     if bounds is None:
         return result(crit, Status.UNKNOWN, "no usable birth date")
+    if bounds[1] > ctx.as_of:
+        # no age: an error of the record (or of the as-of date) for the coordinator ("age -4"
+        # failed it). The date goes to the reason and evidence only, never to a log; --no-phi
+        # withholds it as any evidence text it quotes (report.nophi)
+        born = shown(*bounds)
+        after = "after" if bounds[0] > ctx.as_of else "may be after"
+        ev = [Evidence(ref=f"Patient/{pid}", value=born, note=f"birth date {after} as-of")]
+        return result(crit, Status.UNKNOWN, f"birth date {born} {after} as-of {ctx.as_of}", ev)
     oldest, youngest = years_at(bounds[0], ctx.as_of), years_at(bounds[1], ctx.as_of)
     # A partial birth date spans less than a year: one age, or two (a birthday in it may fall
     # on either side of as_of's day). Reason and evidence say the same ages; neither quotes the

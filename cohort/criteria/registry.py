@@ -166,8 +166,10 @@ MEASURE = Table(
 _CHECK_ANY: Types = {"then": str, "label": str, "note": str}
 CONDITION_CHECK = Table(
     {"condition": CONCEPTS},
-    {**_CHECK_ANY, "active": bool, "unless": CONCEPTS},
-    # `unless`: concepts of the matching Condition itself (an exception)
+    {**_CHECK_ANY, "active": bool, "unless": CONCEPTS, "stale_after_days": int, "quote_text": bool},
+    # `unless`: concepts of the matching Condition itself (an exception); `stale_after_days`:
+    # an active one dated more than that before as_of was likely never closed (unknown);
+    # `quote_text`: the reason quotes the condition's text ("malignancy: <the cancer>, onset ...")
     reads={"condition": CONDITIONS, "unless": CONDITIONS},
     name="a condition check",
 )
@@ -328,6 +330,7 @@ def table_problems(table: Table, entry: Mapping[str, Any], key: str) -> Iterator
         if k in entry and k in table.keys and entry[k] not in words:
             yield f"{key}.{k}", f"'{entry[k]}': {choice(words)}"
     yield from window_problems(entry, key + ".")
+    yield from _stale_problems(entry, key)
     note = entry.get("note")
     if isinstance(note, str) and not note.strip():
         yield f"{key}.note", "empty: write the instruction, or leave the key out"
@@ -338,6 +341,20 @@ def table_problems(table: Table, entry: Mapping[str, Any], key: str) -> Iterator
         yield f"{key}.equivocal_at", "needs 'positive_at' too"
     elif "equivocal_at" in entry and _number(entry["equivocal_at"]) > _number(entry["positive_at"]):
         yield f"{key}.equivocal_at", "is above positive_at (equivocal results lie below it)"
+
+
+def _stale_problems(entry: Mapping[str, Any], key: str) -> Iterator[Problem]:
+    """A condition check's `stale_after_days`: a positive number of days, with `active`."""
+    days = entry.get("stale_after_days")
+    if type(days) is not int:  # absent, or the wrong type (said already)
+        return
+    if days <= 0:
+        yield f"{key}.stale_after_days", f"{days} is not a positive number of days"
+    elif days > _LONGEST["window_days"]:
+        yield f"{key}.stale_after_days", f"{days} is more than 100 years"
+    if entry.get("active") is not True:
+        why = "needs 'active = true' too (only a condition still marked active can be stale)"
+        yield f"{key}.stale_after_days", why
 
 
 def choice(words: tuple[str, ...]) -> str:

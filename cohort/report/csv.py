@@ -95,7 +95,7 @@ def candidate_row(site: SiteResult, c: Candidate, *, phi: bool = True) -> list[s
     ]
     if phi:
         p = c.patient
-        age = rows.age_at(p.birth_date, site.as_of) if p.birth_date else None
+        age = rows.age_of(p, site.as_of)
         row += [
             p.name,
             p.mrn,

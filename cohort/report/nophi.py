@@ -6,7 +6,8 @@ a patient ("HCQ per Dr Lee for J. Smith, MRN 123456"), so outputs meant for shar
 care team keep only values that cannot: numbers (with a comparator), ratios and titers, two
 ages (`11 or 12`, the `age` criterion's for a partial birth date), true or false, and the
 qualitative result words. Anything else is written as `WITHHELD`, also where a
-reason quotes it: a whole token run outside the run's fixed wording (a concept's label).
+reason quotes it, or one of its names (a text and displays joined by " | "): a whole token run
+outside the run's fixed wording (a concept's label).
 """
 
 from __future__ import annotations
@@ -94,14 +95,17 @@ def public_result(r: Result, wording: Collection[str] = ()) -> Result:
     if not r.reason:
         return r
     quoted = {
-        text
+        part
         for e in (*r.evidence, *r.ignored)
         for text, shown in (
             (e.value, shown_value(e.value)),
             (e.unit, shown_unit(e.unit)),
             (e.recorded_unit, shown_unit(e.recorded_unit)),
         )
-        if shown is WITHHELD and text and text in r.reason
+        if shown is WITHHELD and text
+        # a value of several names (a text and displays, joined by " | ") may be quoted by one
+        for part in {text, *text.split(" | ")}
+        if part and part in r.reason
     }
     if not quoted:
         return r

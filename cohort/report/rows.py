@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 from cohort.criteria.demographic import birth_bounds, years_at
-from cohort.model import Candidate, CriterionInfo, Result, SiteResult, Status
+from cohort.extract.elements import parse_days
+from cohort.model import Candidate, CriterionInfo, Patient, Result, SiteResult, Status
 
 TIERS = ("likely", "possible", "excluded")
 SEPARATOR = "; "  # between the items of a reasons / missing / to_confirm cell
@@ -177,14 +178,33 @@ def removed_ids(site: SiteResult) -> list[str]:
     return sorted(gone, key=lambda pid: (order.get(site.previous_tiers[pid], len(order)), pid))
 
 
-def age_at(birth_date: str, as_of: date) -> int | None:
-    """Whole years at `as_of`; for a partial birth date only when every possible day agrees
-    (the days as the `age` criterion reads them: `birth_bounds`, so the two always agree)."""
+def age_at(birth_date: str, as_of: date, earliest: date | None = None) -> int | None:
+    """Whole years at `as_of` (on every day from `earliest` to it, when given); for a partial
+    birth date only when every possible day agrees (the days as the `age` criterion reads
+    them: `birth_bounds`, so the two always agree)."""
     bounds = birth_bounds(birth_date)
     if bounds is None:
         return None
-    ages = {years_at(b, as_of) for b in bounds}
+    # (years only grow with the day: the two ends of each range decide)
+    ages = {years_at(b, on) for b in bounds for on in {earliest or as_of, as_of}}
     if len(ages) != 1:
         return None
     age = ages.pop()
     return age if 0 <= age < 150 else None
+
+
+def age_of(p: Patient, as_of: date) -> int | None:
+    """The `age_years` cell: `age_at` as_of, or at death for a patient who died on or before
+    it (a deceasedDateTime that may be after as_of: every day up to as_of; a death of no
+    date, deceasedBoolean: no age)."""
+    if not p.birth_date:
+        return None
+    if not p.deceased:
+        return age_at(p.birth_date, as_of)
+    days = parse_days(p.deceased_on)
+    if days is None:
+        return None
+    first, last = days[0], days[1] or days[0]
+    if first > as_of:  # (the data as known on as_of: alive on it)
+        return age_at(p.birth_date, as_of)
+    return age_at(p.birth_date, min(last, as_of), first)
