@@ -108,32 +108,29 @@ def _refused(tmp_path: Path, new: str, message: str) -> None:
     assert code == 4 and expected in lines, "\n".join(lines)
 
 
-def test_a_stale_after_days_that_is_not_a_positive_whole_number_is_an_error(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("= 300", "= 0", "'checks[0].stale_after_days': 0 is not a positive number of days"),
+        (
+            "= 300",
+            '= "300"',
+            "'checks[0].stale_after_days': expected a whole number, got the text '300' "
+            "(write the number without quotes)",
+        ),
+        (
+            "active = true, ",
+            "",
+            "'checks[0].stale_after_days': needs 'active = true' too (only a condition still "
+            "marked active can be stale)",
+        ),
+    ],
+    ids=["zero", "quoted", "without-active"],
+)
+def test_a_bad_stale_after_days_is_an_error(
+    tmp_path: Path, old: str, new: str, message: str
 ) -> None:
-    _refused(
-        tmp_path,
-        _ROW.replace("= 300", "= 0"),
-        "'checks[0].stale_after_days': 0 is not a positive number of days",
-    )
-
-
-def test_a_stale_after_days_in_quotes_is_an_error(tmp_path: Path) -> None:
-    _refused(
-        tmp_path,
-        _ROW.replace("= 300", '= "300"'),
-        "'checks[0].stale_after_days': expected a whole number, got the text '300' "
-        "(write the number without quotes)",
-    )
-
-
-def test_a_stale_after_days_without_active_is_an_error(tmp_path: Path) -> None:
-    _refused(
-        tmp_path,
-        _ROW.replace("active = true, ", ""),
-        "'checks[0].stale_after_days': needs 'active = true' too (only a condition still "
-        "marked active can be stale)",
-    )
+    _refused(tmp_path, _ROW.replace(old, new), message)
 
 
 def test_a_stale_after_days_on_a_lab_check_is_an_error(tmp_path: Path) -> None:
