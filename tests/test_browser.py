@@ -88,6 +88,7 @@ def make_site() -> SiteResult:
     ]
     for rank, c in enumerate(cands, 1):
         c.rank = rank
+    cands[0].change = "tier possible -> likely"
     return SiteResult(
         "uci",
         "University of Calif Irvine Med Cntr",
@@ -189,3 +190,6 @@ def test_summary_renders_in_chromium(tmp_path: Path) -> None:
     assert not [t for t, _ in dom.elements if t == "script"]
     assert "Ana &lt;script&gt;alert(1)&lt;/script&gt; Lee" in proc.stdout
     assert len(dom.with_class("series", "polyline")) == 3
+    tables = [a.get("id") for t, a in dom.elements if t == "table"]
+    assert tables.index("newly-likely") < tables.index("changes-table")
+    assert "no-longer-likely" not in tables

@@ -223,6 +223,35 @@ def test_ten_thousand_candidates_page_stays_small() -> None:
     assert '<p id="change-counts"><b>10000</b> new' in page
 
 
+def test_moves_between_likely_and_possible_are_listed_once() -> None:
+    """possible -> likely and likely -> possible have lists of their own, 100 rows each; a
+    patient from excluded to likely stays in "newly eligible" and is not listed twice."""
+    cands = [_cand(i, "likely", change="tier possible -> likely") for i in range(1, 106)]
+    cands.append(_cand(106, "likely", change="tier excluded -> likely"))
+    cands.append(_cand(107, "possible", ana="unknown", change="tier likely -> possible"))
+    cands.append(_cand(108, "possible", ana="unknown", change="criteria changed: ana_titer"))
+    site = SiteResult("uci", "UCI", date(2026, 3, 1), CRITERIA, [], cands)
+    page = summary_html(site, history=HISTORY)
+    counts = re.search(r'<p id="change-counts">(.*?)</p>', page)
+    assert counts and re.sub(r"</?b>", "", counts.group(1)) == (
+        "0 new · 1 newly eligible · 105 newly likely · 1 no longer likely · "
+        "0 no longer eligible · 0 no longer screened · 1 other changes"
+    )
+
+    def ids(table_id: str) -> list[str]:
+        table = re.search(rf'<table id="{table_id}">(.*?)</table>', page, re.S)
+        assert table, table_id
+        return re.findall(r'<td class="pid">([^<]*)</td>', table.group(1))
+
+    assert ids("newly-likely") == [f"p{i}" for i in range(1, LIST_MAX + 1)]
+    assert "5 more: the <code>change</code> column of candidates.csv" in page
+    assert ids("no-longer-likely") == ["p107"]
+    assert ids("changes-table") == ["p106"]
+    masked = summary_html(site, history=HISTORY, phi=False)
+    assert "<b>105</b> newly likely · <b>&lt;11</b> no longer likely" in masked
+    assert 'id="newly-likely"' not in masked and ">p1<" not in masked
+
+
 def test_prints_with_its_colours_and_without_cut_rows() -> None:
     """Printed from a browser (A4 or Letter), the funnel came out as blank rows: its bars and
     the legend swatches are CSS backgrounds, which browsers leave out unless "Background

@@ -198,6 +198,53 @@ def test_summary_lists_patients_no_longer_screened_or_no_longer_eligible(tmp_pat
     assert re.search(r'<tr class="change">.*?x-p001.*?tier possible -&gt; excluded', page)
 
 
+def _table_ids(page: str, table_id: str) -> list[str]:
+    """The patient ids of a summary.html table's rows, in order ([] when there is no table)."""
+    table = re.search(rf'<table id="{table_id}">(.*?)</table>', page, re.S)
+    return re.findall(r'<td class="pid">([^<]*)</td>', table.group(1)) if table else []
+
+
+def test_summary_lists_patients_newly_likely_and_no_longer_likely(tmp_path: Path) -> None:
+    """A patient gone from possible to likely (the first a coordinator wants to call) and one
+    gone from likely to possible were only counted among the "other changes": summary.html
+    named neither."""
+    cfg = _cfg(tmp_path)
+    out = tmp_path / "out"
+    _run(cfg, out, "2026-11-25")
+    path = out / "site-x" / "candidates.csv"
+    rows = list(csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines()))
+    assert [(r["patient_id"], r["tier"]) for r in rows] == [
+        ("x-p003", "likely"),
+        ("x-p001", "possible"),
+        ("x-p002", "excluded"),
+    ]
+    # the previous run: x-p003 possible, x-p001 likely, and one of x-p002's cells otherwise
+    rows[0]["tier"], rows[1]["tier"] = "possible", "likely"
+    rows[2]["age"] = "fail" if rows[2]["age"] != "fail" else "pass"
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    _run(cfg, out, "2026-11-26")
+    now = _rows(out)
+    assert now["x-p003"]["change"] == "tier possible -> likely"
+    assert now["x-p001"]["change"] == "tier likely -> possible"
+    assert now["x-p002"]["change"] == "criteria changed: age"
+    page = (out / "site-x" / "summary.html").read_text(encoding="utf-8")
+    counts = re.search(r'<p id="change-counts">(.*?)</p>', page)
+    assert counts
+    text = re.sub(r"</?b>", "", counts.group(1))
+    assert text == (
+        "0 new · 0 newly eligible · 1 newly likely · 1 no longer likely · "
+        "0 no longer eligible · 0 no longer screened · 1 other changes"
+    )
+    assert _table_ids(page, "newly-likely") == ["x-p003"]
+    assert _table_ids(page, "no-longer-likely") == ["x-p001"]
+    assert "tier possible -&gt; likely" in page and "tier likely -&gt; possible" in page
+    # neither is listed again among the other changes' table
+    assert _table_ids(page, "changes-table") == []
+
+
 def test_previous_name_is_read_without_the_formula_guard(tmp_path: Path) -> None:
     """candidates.csv guards a cell that opens like a formula with "'"; reading the previous
     run undid it for patient_id only, so summary.html's "no longer screened" list showed a

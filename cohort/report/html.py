@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from datetime import date
-from html import escape
 from typing import Any
 
-from cohort.model import Candidate, SiteResult
+from cohort.model import SiteResult
 from cohort.report import rows
+from cohort.report.htmlchanges import changes_section
+from cohort.report.htmltext import LIST_MAX
+from cohort.report.htmltext import esc as _e
+from cohort.report.htmltext import section as _section
+from cohort.report.htmltext import shown_count as _count
 from cohort.report.run import criterion_funnel, tier_counts
-from cohort.report.suppress import LESS, WITHHELD, PageCounts, approx, is_small, page_counts
+from cohort.report.suppress import LESS, WITHHELD, PageCounts, approx, page_counts
 from cohort.report.trend import KEYS, SERIES, site_history, trend_svg
-from cohort.safetext import neutral
 
 TOP_N = 25
-LIST_MAX = 100  # rows of a list (changes, upcoming dates); the rest is in candidates.csv
 STATUS_ORDER = ("pass", "unknown", "fail")
 CSS = """
 *{box-sizing:border-box}body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
@@ -23,6 +25,7 @@ main{max-width:1180px;margin:0 auto}
 header,section{background:#fff;border:1px solid #dde3e8;border-radius:8px;padding:16px 20px;
 margin-bottom:16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:0 0 10px}
+h3{font-size:15px;margin:14px 0 6px}
 .meta{color:#52616b;margin:0}.meta b{color:#1c2529;font-weight:600}
 .banner{margin:10px 0 0;padding:6px 10px;border-radius:6px;font-weight:600}
 .banner.phi{background:#fdecea;color:#8e1c12}.banner.nophi{background:#e8f1fb;color:#0d3c6e}
@@ -58,25 +61,10 @@ td.pid{white-space:nowrap}
 @page{margin:12mm}
 @media print{body{background:#fff;padding:0;font-size:11px}main{max-width:none}
 header,section{border:0;border-radius:0;padding:0;margin:0 0 12px}
-h2{break-after:avoid}.funnel-group,tr,.card,li,svg.trend{break-inside:avoid}
+h2,h3{break-after:avoid}.funnel-group,tr,.card,li,svg.trend{break-inside:avoid}
 thead{display:table-header-group}.funnel-group{grid-template-columns:190px 1fr 240px}
 .card .n{font-size:20px}}
 """
-
-
-def _section(sid: str, title: str, body: str) -> str:
-    return f'<section id="{sid}"><h2>{_e(title)}</h2>{body}</section>'
-
-
-def _e(value: Any) -> str:
-    """`value` as HTML text: escaped, and with control and bidirectional-control characters as
-    U+FFFD (a right-to-left override in a name reversed the rest of its line in the page)."""
-    return escape(neutral(str(value)), quote=True)
-
-
-def _count(n: int, mask: bool) -> str:
-    """A count as printed: 1-10 become "<11" when masking (no PHI output)."""
-    return LESS if mask and is_small(n) else str(n)
 
 
 def _header(site: SiteResult, phi: bool) -> str:
@@ -162,7 +150,7 @@ def _units(text: str) -> int:
 
 
 def _candidates(site: SiteResult, phi: bool) -> str:
-    top = [c for c in _ranked(site) if c.tier in ("likely", "possible")][:TOP_N]
+    top = [c for c in rows.ranked(site) if c.tier in ("likely", "possible")][:TOP_N]
     manual = set(site.manual_items)
     head = ["Rank", "Patient", "Tier", "Score", "Missing", "To confirm"] + (["Name"] if phi else [])
     body = []
@@ -197,94 +185,6 @@ def _candidates(site: SiteResult, phi: bool) -> str:
         f'<section id="top"><h2>Top candidates</h2>{note}<table id="candidates"><thead><tr>{ths}'
         f"</tr></thead><tbody>{''.join(body)}</tbody></table>{tail}</section>"
     )
-
-
-def _why_not_compared(site: SiteResult) -> str:
-    """Why there is nothing to compare with (README: the first run, the trial id changed,
-    another configuration file's run into the same OUT): "the first run" alone misled."""
-    prev = site.previous_tiers
-    why = getattr(prev, "not_compared", "")
-    if why == rows.OTHER_TRIAL:
-        return (
-            f"Nothing to compare with: the previous lists here were of another trial "
-            f"({getattr(prev, 'trial', '')}), which this run does not compare with"
-        )
-    if why == rows.OTHER_CONFIG:
-        return (
-            "Nothing to compare with: the previous lists here were written by another "
-            "configuration file, which this run does not compare with (run.json names it)"
-        )
-    return "No previous run of this trial to compare with (the first run)"
-
-
-def _ranked(site: SiteResult) -> list[Candidate]:
-    return sorted(site.candidates, key=lambda c: (c.rank <= 0, c.rank))
-
-
-def _changes(site: SiteResult, phi: bool) -> str:
-    title = "Changes since the last run"
-    if not rows.compared(site):
-        return _section(
-            "changes",
-            title,
-            f'<p id="no-previous-run" class="muted">{_e(_why_not_compared(site))}: changes are '
-            "shown from the next run on.</p>",
-        )
-    changed = [(c, rows.change_of(site, c)) for c in _ranked(site)]
-    changed = [(c, ch) for c, ch in changed if ch]
-    new = sum(ch == "new" for _, ch in changed)
-    eligible = sum(rows.is_newly_eligible(ch) for _, ch in changed)
-    dropped = sum(rows.is_newly_excluded(ch) for _, ch in changed)
-    removed = rows.removed_ids(site)
-    mask = not phi
-    summary = (
-        f'<p id="change-counts"><b>{_e(_count(new, mask))}</b> new · <b>'
-        f"{_e(_count(eligible, mask))}</b> newly eligible · <b>"
-        f"{_e(_count(dropped, mask))}</b> no longer eligible · <b>"
-        f"{_e(_count(len(removed), mask))}</b> no longer screened · <b>"
-        f"{_e(_count(len(changed) - new - eligible - dropped, mask))}</b> other changes</p>"
-    )
-    table = ""
-    shown = [
-        (c, ch)
-        for c, ch in changed
-        if ch == "new" or rows.is_newly_eligible(ch) or rows.is_newly_excluded(ch)
-    ]
-    if phi and (shown or removed):
-        names = getattr(site.previous_tiers, "names", {})
-        trs = [
-            f'<tr class="change"><td class="num">{c.rank}</td>'
-            f'<td class="pid">{_e(c.patient.id)}</td>'
-            f'<td class="tier-{_e(c.tier)}">{_e(c.tier)}</td><td>{_e(ch)}</td>'
-            f"<td>{_e(c.patient.name)}</td></tr>"
-            for c, ch in shown[:LIST_MAX]
-        ]
-        trs += [
-            f'<tr class="removed"><td class="num">-</td><td class="pid">{_e(pid)}</td>'
-            f'<td class="muted">(was {_e(site.previous_tiers[pid])})</td>'
-            "<td>no longer screened: not in candidates.csv</td>"
-            f"<td>{_e(names.get(pid, ''))}</td></tr>"
-            for pid in removed[: max(LIST_MAX - len(shown), 0)]
-        ]
-        more = len(shown) + len(removed) - len(trs)
-        tail = (
-            f'<p class="muted">{more} more: the <code>change</code> column of candidates.csv '
-            "(and run.json for the patients no longer screened).</p>"
-            if more > 0
-            else ""
-        )
-        table = (
-            '<table id="changes-table"><thead><tr><th class="num">Rank</th><th>Patient</th>'
-            "<th>Tier</th>"
-            f"<th>Change</th><th>Name</th></tr></thead><tbody>{''.join(trs)}</tbody></table>" + tail
-        )
-    legend = (
-        '<p class="legend">&ldquo;No longer screened&rdquo;: in the last run&rsquo;s list, not in '
-        "this one (no condition the trial screens for any more: refuted, entered in error or "
-        "deleted). Other "
-        "changes (e.g. <i>criteria changed</i>) are in the <code>change</code> column.</p>"
-    )
-    return _section("changes", title, summary + legend + table)
 
 
 def _upcoming(site: SiteResult, phi: bool) -> str:
@@ -370,7 +270,7 @@ def summary_html(site: SiteResult, *, history: list[dict[str, Any]], phi: bool =
     parts = [_header(site, phi), _tiers(site, masked), _funnel(site, masked)]
     if phi:
         parts.append(_candidates(site, phi))
-    parts += [_changes(site, phi), _upcoming(site, phi), _trend(site, history, masked)]
+    parts += [changes_section(site, phi), _upcoming(site, phi), _trend(site, history, masked)]
     csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

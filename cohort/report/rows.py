@@ -139,6 +139,11 @@ def compared(site: SiteResult) -> bool:
     return has_previous(site) or any(c.change for c in site.candidates)
 
 
+def ranked(site: SiteResult) -> list[Candidate]:
+    """The site's candidates by rank, the unranked (rank 0) last."""
+    return sorted(site.candidates, key=lambda c: (c.rank <= 0, c.rank))
+
+
 def change_of(site: SiteResult, c: Candidate) -> str:
     """`Candidate.change`, or derived from `site.previous_tiers` when the ranker left it empty."""
     if c.change or not has_previous(site):
@@ -167,6 +172,25 @@ def is_newly_excluded(change: str) -> bool:
         return False
     before, after = (s.strip() for s in change.rsplit("->", 1))
     return after == "excluded" and before.split()[-1:] in (["likely"], ["possible"])
+
+
+def _moved(change: str) -> tuple[str, str]:
+    """(before, after) tiers of a `tier a -> b` change; ("", "") for any other change."""
+    if not change.startswith("tier ") or "->" not in change:
+        return "", ""
+    before, after = (s.strip() for s in change[len("tier ") :].rsplit("->", 1))
+    return before, after
+
+
+def is_newly_likely(change: str) -> bool:
+    """True for a tier change from possible to likely (the first to call); from excluded to
+    likely is newly eligible."""
+    return _moved(change) == ("possible", "likely")
+
+
+def is_no_longer_likely(change: str) -> bool:
+    """True for a tier change from likely to possible (likely to excluded: no longer eligible)."""
+    return _moved(change) == ("likely", "possible")
 
 
 def removed_ids(site: SiteResult) -> list[str]:

@@ -1,0 +1,129 @@
+"""summary.html's "changes since the last run": counts, and with PHI the lists of patients."""
+
+from __future__ import annotations
+
+from cohort.model import Candidate, SiteResult
+from cohort.report import rows
+from cohort.report.htmltext import LIST_MAX, esc, section, shown_count
+
+HEAD = (
+    '<thead><tr><th class="num">Rank</th><th>Patient</th><th>Tier</th><th>Change</th>'
+    "<th>Name</th></tr></thead>"
+)
+MORE = "more: the <code>change</code> column of candidates.csv"
+
+
+def _why_not_compared(site: SiteResult) -> str:
+    """Why there is nothing to compare with (README: the first run, the trial id changed,
+    another configuration file's run into the same OUT): "the first run" alone misled."""
+    prev = site.previous_tiers
+    why = getattr(prev, "not_compared", "")
+    if why == rows.OTHER_TRIAL:
+        return (
+            f"Nothing to compare with: the previous lists here were of another trial "
+            f"({getattr(prev, 'trial', '')}), which this run does not compare with"
+        )
+    if why == rows.OTHER_CONFIG:
+        return (
+            "Nothing to compare with: the previous lists here were written by another "
+            "configuration file, which this run does not compare with (run.json names it)"
+        )
+    return "No previous run of this trial to compare with (the first run)"
+
+
+def _row(c: Candidate, change: str) -> str:
+    return (
+        f'<tr class="change"><td class="num">{c.rank}</td>'
+        f'<td class="pid">{esc(c.patient.id)}</td>'
+        f'<td class="tier-{esc(c.tier)}">{esc(c.tier)}</td><td>{esc(change)}</td>'
+        f"<td>{esc(c.patient.name)}</td></tr>"
+    )
+
+
+def _move_table(tid: str, title: str, moved: list[tuple[Candidate, str]]) -> str:
+    """One tier move's list, by rank (nothing when no one moved so)."""
+    if not moved:
+        return ""
+    trs = "".join(_row(c, ch) for c, ch in moved[:LIST_MAX])
+    more = len(moved) - LIST_MAX
+    tail = f'<p class="muted">{more} {MORE}.</p>' if more > 0 else ""
+    return f'<h3>{esc(title)}</h3><table id="{tid}">{HEAD}<tbody>{trs}</tbody></table>{tail}'
+
+
+def _other_table(site: SiteResult, shown: list[tuple[Candidate, str]], removed: list[str]) -> str:
+    """New, newly eligible and no longer eligible patients, then those no longer screened: one
+    list of LIST_MAX rows."""
+    if not (shown or removed):
+        return ""
+    names = getattr(site.previous_tiers, "names", {})
+    trs = [_row(c, ch) for c, ch in shown[:LIST_MAX]]
+    trs += [
+        f'<tr class="removed"><td class="num">-</td><td class="pid">{esc(pid)}</td>'
+        f'<td class="muted">(was {esc(site.previous_tiers[pid])})</td>'
+        "<td>no longer screened: not in candidates.csv</td>"
+        f"<td>{esc(names.get(pid, ''))}</td></tr>"
+        for pid in removed[: max(LIST_MAX - len(shown), 0)]
+    ]
+    more = len(shown) + len(removed) - len(trs)
+    tail = (
+        f'<p class="muted">{more} {MORE} (and run.json for the patients no longer screened).</p>'
+        if more > 0
+        else ""
+    )
+    return (
+        "<h3>New, newly eligible, no longer eligible, no longer screened</h3>"
+        f'<table id="changes-table">{HEAD}<tbody>{"".join(trs)}</tbody></table>{tail}'
+    )
+
+
+def changes_section(site: SiteResult, phi: bool) -> str:
+    title = "Changes since the last run"
+    if not rows.compared(site):
+        return section(
+            "changes",
+            title,
+            f'<p id="no-previous-run" class="muted">{esc(_why_not_compared(site))}: changes are '
+            "shown from the next run on.</p>",
+        )
+    changed = [(c, rows.change_of(site, c)) for c in rows.ranked(site)]
+    changed = [(c, ch) for c, ch in changed if ch]
+    new = sum(ch == "new" for _, ch in changed)
+    eligible = sum(rows.is_newly_eligible(ch) for _, ch in changed)
+    # each tier move is in one list only: excluded -> likely is newly eligible, not likely
+    likely = [(c, ch) for c, ch in changed if rows.is_newly_likely(ch)]
+    unlikely = [(c, ch) for c, ch in changed if rows.is_no_longer_likely(ch)]
+    dropped = sum(rows.is_newly_excluded(ch) for _, ch in changed)
+    removed = rows.removed_ids(site)
+    other = len(changed) - new - eligible - len(likely) - len(unlikely) - dropped
+    counts = [
+        (new, "new"),
+        (eligible, "newly eligible"),
+        (len(likely), "newly likely"),
+        (len(unlikely), "no longer likely"),
+        (dropped, "no longer eligible"),
+        (len(removed), "no longer screened"),
+        (other, "other changes"),
+    ]
+    line = " · ".join(f"<b>{esc(shown_count(n, not phi))}</b> {what}" for n, what in counts)
+    summary = f'<p id="change-counts">{line}</p>'
+    tables = ""
+    if phi:
+        shown = [
+            (c, ch)
+            for c, ch in changed
+            if ch == "new" or rows.is_newly_eligible(ch) or rows.is_newly_excluded(ch)
+        ]
+        tables = (
+            _move_table("newly-likely", "Newly likely (possible → likely)", likely)
+            + _move_table("no-longer-likely", "No longer likely (likely → possible)", unlikely)
+            + _other_table(site, shown, removed)
+        )
+    legend = (
+        '<p class="legend">&ldquo;Newly likely&rdquo;: possible in the last run, likely now '
+        "(from excluded to likely or possible is &ldquo;newly eligible&rdquo;); &ldquo;no "
+        "longer likely&rdquo;: likely then, possible now. &ldquo;No longer screened&rdquo;: in "
+        "the last run&rsquo;s list, not in this one (no condition the trial screens for any "
+        "more: refuted, entered in error or deleted). Other changes (e.g. <i>criteria "
+        "changed</i>) are in the <code>change</code> column.</p>"
+    )
+    return section("changes", title, summary + legend + tables)
