@@ -9,6 +9,7 @@ from typing import Any
 
 from cohort.criteria.base import Context, Criterion, TerminologyLike
 from cohort.criteria.obsdays import settle
+from cohort.criteria.ordering import in_order
 from cohort.criteria.registry import KINDS
 from cohort.criteria.ties import untie
 from cohort.criteria.trial import Trial
@@ -47,7 +48,10 @@ def is_screened(trial: Trial, ctx: Context) -> bool:
 
 
 def evaluate(trial: Trial, ctx: Context) -> list[Result]:
-    return held_back(trial, ctx, _evaluate(trial.criteria, ctx))
+    """Every criterion's result for the patient, its evidence rows in reading order (the used
+    ones as the criterion gives them, the ignored newest first: criteria.ordering.in_order),
+    the one order evidence.csv, `cohort explain` and summary.html read them in."""
+    return [in_order(r) for r in held_back(trial, ctx, _evaluate(trial.criteria, ctx))]
 
 
 def _evaluate(criteria: Sequence[Criterion], ctx: Context) -> list[Result]:

@@ -17,10 +17,11 @@ from checks_helpers import (
     POSITIVE,
     lab,
 )
-from criteria_helpers import ago, condition, observation, qty, run
+from criteria_helpers import ICD, SNOMED, ago, condition, observation, qty, run
 from researcher_helpers import TRIAL, check_all, copy_mappings, edit
 
 from cohort.criteria.registry import LAB_CHECK, table_problems
+from cohort.model import Result
 
 
 # --- 1. unless_later: "(no later <concept>)" after the date -------------------------------------
@@ -297,3 +298,69 @@ def test_quote_text_on_a_lab_check_is_an_error(tmp_path: Path) -> None:
         "only a condition check takes it (a lab check would ignore it)"
     )
     assert code == 4 and expected in lines, "\n".join(lines)
+
+
+# --- 7. a condition set aside by a check's `unless` names what set it aside ----------------------
+# "listed exception" on every such row: a breast DCIS set aside by the safety net (it is an
+# in-situ carcinoma, which its own check reviews) read as allowed by the protocol, whose only
+# exceptions are BCC of skin and cervical CIS.
+EXCEPTION = "set aside as basal cell carcinoma of skin or cervical carcinoma in situ"
+IN_SITU = "set aside as carcinoma in situ (reviewed by the carcinoma in situ check)"
+NAMED = ["malignancy_named"]
+
+
+def _aside(r: Result) -> list[tuple[str, str]]:
+    return [(e.concept, e.note) for e in r.ignored if e.note.startswith("set aside")]
+
+
+def test_an_in_situ_carcinoma_set_aside_by_the_safety_net_names_the_check_reviewing_it() -> None:
+    dcis = condition("D05.10", text="Intraductal carcinoma in situ of breast", onset="2025-10-21")
+    r = run("malignancy", dcis)
+    assert str(r.status) == "unknown"  # the in-situ check's: "review per protocol"
+    assert r.reason.startswith("carcinoma in situ: Intraductal carcinoma in situ of breast")
+    assert _aside(r) == [("malignancy_named", IN_SITU)]
+
+
+@pytest.mark.parametrize(
+    "cond",
+    [
+        condition("254701007", SNOMED, text="Basal cell carcinoma of skin of nose"),
+        condition("C44.91", text="Basal cell carcinoma of skin, unspecified"),
+        condition("D06.9", text="Carcinoma in situ of cervix, unspecified"),
+    ],
+)
+def test_a_protocol_exception_is_named_by_its_label(cond: dict) -> None:
+    r = run("malignancy", cond)
+    assert str(r.status) == "pass"
+    aside = _aside(r)
+    assert aside and {note for _, note in aside} == {EXCEPTION}
+    assert ("malignancy_named", EXCEPTION) in aside
+
+
+def test_without_another_check_of_the_concept_no_check_is_named() -> None:
+    """Any criteria file: the `unless` concept's label, and a reviewing check only where one of
+    the criterion's other checks has that concept in its `condition`."""
+    dcis = condition("D05.10", text="Intraductal carcinoma in situ of breast")
+    alone = [{"condition": NAMED, "unless": ["in_situ_neoplasm"], "then": "unknown"}]
+    r = run("malignancy", dcis, params={"checks": alone})
+    assert (str(r.status), _aside(r)) == ("pass", [("malignancy_named", "set aside as carcinoma in situ")])
+    # the reviewing check named by its label, else by its concept's
+    for other, word in (({"label": "CIS"}, "CIS"), ({}, "carcinoma in situ")):
+        review = {"condition": ["in_situ_neoplasm"], "then": "unknown", **other}
+        r = run("malignancy", dcis, params={"checks": [*alone, review]})
+        want = f"set aside as carcinoma in situ (reviewed by the {word} check)"
+        assert (str(r.status), _aside(r)) == ("unknown", [("malignancy_named", want)])
+
+
+def test_a_check_that_sets_the_record_aside_too_is_not_named_as_reviewing_it() -> None:
+    """A BCC of skin coded also as a carcinoma in situ of skin: the in-situ check sets it aside
+    as the protocol's exception too, so the safety net names both concepts and no reviewing
+    check (none reviews it)."""
+    bcc = condition("254701007", SNOMED, text="Basal cell carcinoma in situ of skin")
+    bcc["code"]["coding"].append({"system": ICD, "code": "D04.9"})
+    r = run("malignancy", bcc)
+    assert str(r.status) == "pass"
+    assert _aside(r) == [
+        ("in_situ_neoplasm", EXCEPTION),
+        ("malignancy_named", f"{EXCEPTION}, and as carcinoma in situ"),
+    ]

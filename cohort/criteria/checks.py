@@ -91,13 +91,18 @@ def _reading(
 
 
 def _condition_check(
-    ctx: Context, chk: dict[str, Any], then: Status, unconfirmed: frozenset[str] = frozenset()
+    ctx: Context,
+    chk: dict[str, Any],
+    then: Status,
+    unconfirmed: frozenset[str] = frozenset(),
+    others: list[dict[str, Any]] | None = None,
 ) -> tuple[Status, list[Evidence], list[Evidence], str]:
     """A condition check's outcome; one that would count but whose verificationStatus is one
     of `unconfirmed` (provisional, differential: the criterion's unconfirmed_verification) is
     no established finding: unknown, naming it, unless an established one counts. So is an
     active one dated more than the check's `stale_after_days` before as_of: likely never
-    closed (a 1995 pregnancy still marked active), for review."""
+    closed (a 1995 pregnancy still marked active), for review. `others`: the criterion's
+    checks, which the note of a condition its `unless` sets aside may name (`_set_aside`)."""
     hits, unsure, ignored, shaky, stale = [], [], [], [], []
     found: list[tuple[ConditionFact, str]] = []  # the hits' conditions, with what they matched
     why_unsure = why_shaky = why_stale = ""
@@ -110,8 +115,8 @@ def _condition_check(
         # (no unit, note; the text as a reason quotes it, so --no-phi finds it there)
         ev = Evidence(c.ref, matched, clipped(c.text), "", condition_shown(c))
         active = ctx.active(c) if chk.get("active") else True
-        if set(chk.get("unless", [])) & concepts:
-            ignored.append(_note(ev, "listed exception"))
+        if "unless" in chk and not concepts.isdisjoint(chk["unless"]):
+            ignored.append(_note(ev, _set_aside(ctx, chk, concepts, others or [])))
         elif active and ctx.on_record(c) is None:
             # its partial date also stands for days after as_of, when it is not a record yet
             why_unsure = why_unsure or (
@@ -151,6 +156,32 @@ def _condition_check(
         why = ", ".join(w for w in (why_unsure, why_shaky, why_stale) if w)
         return Status.UNKNOWN, unsure + shaky + stale, ignored, why
     return Status.PASS, [], ignored, ""
+
+
+def _set_aside(
+    ctx: Context, chk: dict[str, Any], concepts: frozenset[str], checks: list[dict[str, Any]]
+) -> str:
+    """The note of a condition the check's `unless` sets aside: the label of each `unless`
+    concept it is, and the check of the criterion that reviews it instead, when another has the
+    concept in its `condition` and does not set the record aside too. "listed exception" on
+    every such row read as allowed by the protocol, a breast DCIS that the safety net leaves to
+    the in-situ check included."""
+    said = []
+    for concept in chk["unless"]:
+        if concept not in concepts:
+            continue
+        by = next(
+            (
+                o.get("label") or ctx.label(o["condition"])
+                for o in checks
+                if o is not chk
+                and concept in o.get("condition", ())
+                and concepts.isdisjoint(o.get("unless", ()))
+            ),
+            None,
+        )
+        said.append(ctx.label(concept) + (f" (reviewed by the {by} check)" if by else ""))
+    return "set aside as " + ", and as ".join(said)
 
 
 def _stale(ctx: Context, c: ConditionFact, days: int) -> bool:
@@ -282,7 +313,9 @@ def checks(crit: Criterion, ctx: Context) -> Result:
         word = chk.get("then", "fail")
         then = _THEN.get(word) or Status(word)  # (Status: the error for a word not listed)
         if "condition" in chk:
-            status, ev, ign, why = _condition_check(ctx, chk, then, unconfirmed)
+            status, ev, ign, why = _condition_check(
+                ctx, chk, then, unconfirmed, crit.params["checks"]
+            )
         else:
             status, ev, ign, why = _lab_check(ctx, chk, then)
         ignored += ign
