@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from cohort.cli import cli
-from tests.researcher_helpers import copy_mappings, csv_rows, run_uci, site_config
+from researcher_helpers import copy_mappings, csv_rows, run_uci, site_config
 
 MATCHED = re.compile(r"^    matched: (.+)$")
 ONE = re.compile(r"^(?P<system>[^|]+)\|(?P<code>.+) \((?P<file>.+):(?P<line>\d+)\)$")
