@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 
 from click.testing import CliRunner
+from researcher_helpers import copy_mappings, csv_rows, run_uci, site_config
 
 from cohort.cli import cli
-from researcher_helpers import copy_mappings, csv_rows, run_uci, site_config
 
 MATCHED = re.compile(r"^    matched: (.+)$")
 ONE = re.compile(r"^(?P<system>[^|]+)\|(?P<code>.+) \((?P<file>.+):(?P<line>\d+)\)$")
