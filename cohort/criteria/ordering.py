@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import replace
 from datetime import date
 from itertools import pairwise
 
@@ -87,7 +88,4 @@ def in_order(r: Result) -> Result:
     ordered = sorted(r.ignored, key=_newest_first)
     if all(a is b for a, b in zip(ordered, r.ignored, strict=True)):
         return r
-    # (positional, in the field order, as criteria.base.result builds a Result)
-    return Result(
-        r.criterion, r.status, r.reason, r.evidence, tuple(ordered), r.eligible_from, r.manual
-    )
+    return replace(r, ignored=tuple(ordered))

@@ -158,20 +158,14 @@ def change_of(site: SiteResult, c: Candidate) -> str:
 
 def is_newly_eligible(change: str) -> bool:
     """True for a change that moved the patient into likely/possible from excluded or nothing."""
-    if change == "new":
-        return False
-    if "->" not in change:
-        return False
-    before, after = (s.strip() for s in change.rsplit("->", 1))
-    return after in ("likely", "possible") and before.endswith("excluded")
+    before, after = _moved(change)
+    return before == "excluded" and after in ("likely", "possible")
 
 
 def is_newly_excluded(change: str) -> bool:
     """True for a tier change from likely/possible to excluded (stop calling)."""
-    if "->" not in change:
-        return False
-    before, after = (s.strip() for s in change.rsplit("->", 1))
-    return after == "excluded" and before.split()[-1:] in (["likely"], ["possible"])
+    before, after = _moved(change)
+    return before in ("likely", "possible") and after == "excluded"
 
 
 def _moved(change: str) -> tuple[str, str]:
