@@ -40,6 +40,14 @@ def _rows(out: Path) -> dict[str, dict[str, str]]:
         return {r["patient_id"]: r for r in csv.DictReader(fh)}
 
 
+def _write_rows(path: Path, rows: list[dict[str, str]]) -> None:
+    """Rewrite a candidates.csv as an earlier run would have left it."""
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
 def test_first_run_has_no_change_and_previous_is_read(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path)
     out = tmp_path / "out"
@@ -66,10 +74,7 @@ def test_criteria_changed_without_tier_change(tmp_path: Path) -> None:
             r["weight"] = "unknown"  # only a criterion cell differs
         if r["patient_id"] == "x-p002":
             r["patient_id"] = "x-gone"
-    with path.open("w", encoding="utf-8-sig", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    _write_rows(path, rows)
     _run(cfg, out, "2026-12-20")
     now = _rows(out)
     assert now["x-p001"]["change"] == "tier possible -> excluded"
@@ -221,10 +226,7 @@ def test_summary_lists_patients_newly_likely_and_no_longer_likely(tmp_path: Path
     # the previous run: x-p003 possible, x-p001 likely, and one of x-p002's cells otherwise
     rows[0]["tier"], rows[1]["tier"] = "possible", "likely"
     rows[2]["age"] = "fail" if rows[2]["age"] != "fail" else "pass"
-    with path.open("w", encoding="utf-8-sig", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    _write_rows(path, rows)
     _run(cfg, out, "2026-11-26")
     now = _rows(out)
     assert now["x-p003"]["change"] == "tier possible -> likely"
