@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 from pathlib import Path
 
 from click.testing import CliRunner
+from researcher_helpers import TRIAL, copy_mappings, run_uci
 
 from cohort.cli import cli
 from cohort.criteria.base import Criterion
@@ -101,11 +104,6 @@ def test_explain_rule_writes_booleans_as_the_trial_file_does() -> None:
 def test_diff_says_when_the_criteria_or_the_mappings_changed(tmp_path: Path) -> None:
     """`cohort diff` gave each folder's mapping version, one hash over the criteria and the
     mapping files together: a researcher could not tell which of the two an edit was in."""
-    import hashlib
-    import json
-
-    from tests.researcher_helpers import TRIAL, copy_mappings, run_uci
-
     m = copy_mappings(tmp_path)
 
     def run(name: str) -> Path:
