@@ -11,6 +11,7 @@ import functools
 import math
 
 from cohort.model import ObservationFact, Status
+from cohort.terminology.units import readable_unit
 
 _COMPARATORS = {"": "", "=": "", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _BELOW_FAILS = {True: Status.FAIL, False: Status.PASS, None: Status.UNKNOWN}
@@ -22,11 +23,17 @@ def comparator(sign: str) -> str | None:
 
 
 def amount(value: str, unit: str) -> str:
-    """A value with its unit as a reason shows it: a UCUM annotation alone (`{score}`) or `1`
-    stands for the unit 1, nothing a reader needs, so no unit is shown ("SLEDAI-2K 4 < 6")."""
-    if not unit or unit == "1" or (unit[0] == "{" and unit[-1] == "}" and unit.count("{") == 1):
-        return value
-    return f"{value} {unit}"
+    """A value with its unit as a reason shows it (`readable_unit`): "20 x10^3/uL"; a UCUM
+    annotation alone (`{score}`) or `1` stands for the unit 1, nothing a reader needs, so no
+    unit is shown ("SLEDAI-2K 4 < 6")."""
+    shown = readable_unit(unit)
+    return f"{value} {shown}" if shown else value
+
+
+def to_unit(unit: str) -> str:
+    """The unit a value could not be converted to, as a reason names it: `readable_unit`, and
+    an annotation as written (a value is "not convertible to {titer}", not to nothing)."""
+    return readable_unit(unit) or unit
 
 
 def sign(o: ObservationFact) -> str:

@@ -16,6 +16,7 @@ from cohort.criteria.base import (
 )
 from cohort.criteria.bounds import below
 from cohort.criteria.days import condition_days, condition_shown
+from cohort.criteria.ids import says_id
 from cohort.model import ConditionFact, Evidence, ObservationFact, Result, Status
 from cohort.safetext import clipped
 
@@ -92,6 +93,7 @@ def _reading(
 
 def _condition_check(
     ctx: Context,
+    cid: str,
     chk: dict[str, Any],
     then: Status,
     unconfirmed: frozenset[str] = frozenset(),
@@ -101,8 +103,9 @@ def _condition_check(
     of `unconfirmed` (provisional, differential: the criterion's unconfirmed_verification) is
     no established finding: unknown, naming it, unless an established one counts. So is an
     active one dated more than the check's `stale_after_days` before as_of: likely never
-    closed (a 1995 pregnancy still marked active), for review. `others`: the criterion's
-    checks, which the note of a condition its `unless` sets aside may name (`_set_aside`)."""
+    closed (a 1995 pregnancy still marked active), for review. `cid`: the criterion's id,
+    not said again in its reasons (`_named`). `others`: the criterion's checks, which the note
+    of a condition its `unless` sets aside may name (`_set_aside`)."""
     hits, unsure, ignored, shaky, stale = [], [], [], [], []
     found: list[tuple[ConditionFact, str]] = []  # the hits' conditions, with what they matched
     why_unsure = why_shaky = why_stale = ""
@@ -120,7 +123,7 @@ def _condition_check(
         elif active and ctx.on_record(c) is None:
             # its partial date also stands for days after as_of, when it is not a record yet
             why_unsure = why_unsure or (
-                f"{_named(ctx, chk, matched)} condition recorded only as {ev.date}: "
+                f"{_named(ctx, cid, chk, matched)} condition recorded only as {ev.date}: "
                 f"may be after {ctx.as_of}"
             )
             unsure.append(_note(ev, "partial date: may be after the as-of date"))
@@ -128,7 +131,7 @@ def _condition_check(
             # abated in a month or year that contains as_of: active on some of its days only
             abated = shown(c.abatement, c.abatement_last)
             why_unsure = why_unsure or (
-                f"{_named(ctx, chk, matched)} condition abated {abated}: "
+                f"{_named(ctx, cid, chk, matched)} condition abated {abated}: "
                 f"cannot tell if still active on {ctx.as_of}"
             )
             unsure.append(_note(ev, f"abated {abated}"))
@@ -136,13 +139,13 @@ def _condition_check(
             ignored.append(_note(ev, f"not active ({c.clinical_status or 'abated'})"))
         elif c.verification_status in unconfirmed:
             why_shaky = why_shaky or (
-                f"{_named(ctx, chk, matched)} condition recorded as {c.verification_status}: "
+                f"{_named(ctx, cid, chk, matched)} condition recorded as {c.verification_status}: "
                 "confirm the diagnosis"
             )
             shaky.append(_note(ev, f"verificationStatus {c.verification_status}: not confirmed"))
         elif stale_days is not None and _stale(ctx, c, stale_days):
             why_stale = why_stale or (
-                f"{_named(ctx, chk, matched)}{_when(c)}, still marked active: review"
+                f"{_named(ctx, cid, chk, matched)}{_when(c)}, still marked active: review"
             )
             note = f"still marked active, dated more than {stale_days} days before as-of"
             stale.append(_note(ev, note))
@@ -150,7 +153,7 @@ def _condition_check(
             hits.append(_note(ev, "condition"))
             found.append((c, matched))
     if hits:
-        why = _found(ctx, chk, found, hits)
+        why = _found(ctx, cid, chk, found, hits)
         return then, hits, ignored + unsure + shaky + stale, why
     if unsure or shaky or stale:
         why = ", ".join(w for w in (why_unsure, why_shaky, why_stale) if w)
@@ -191,32 +194,40 @@ def _stale(ctx: Context, c: ConditionFact, days: int) -> bool:
     return first is not None and (ctx.as_of - first).days > days
 
 
-def _named(ctx: Context, chk: dict[str, Any], matched: str) -> str:
+def _named(ctx: Context, cid: str, chk: dict[str, Any], matched: str, quoted: str = "") -> str:
     """What a condition reason calls a finding: the concept matched ("pregnancy"), after the
     check's own `label` when it sets one that says something else ("possible malignancy not in
-    the mappings: condition named as a cancer")."""
+    the mappings: condition named as a cancer"), then the condition's text `quoted` when that
+    says more. A first name that is the criterion's id in words is dropped before another:
+    candidates.csv writes "<id>: " before the reason ("malignancy: malignancy: Malignant
+    neoplasm of breast" said it twice)."""
     concept = ctx.label(matched)
     label = chk.get("label")
-    if not label or label.casefold() == concept.casefold():
-        return concept
-    return f"{label}: {concept}"
+    names = [label, concept] if label and label.casefold() != concept.casefold() else [concept]
+    if quoted and quoted.casefold() not in {n.casefold() for n in names}:
+        names.append(quoted)
+    if len(names) > 1 and says_id(cid, names[0]):
+        del names[0]
+    return ": ".join(names)
 
 
 def _found(
-    ctx: Context, chk: dict[str, Any], found: list[tuple[ConditionFact, str]], hits: list[Evidence]
+    ctx: Context,
+    cid: str,
+    chk: dict[str, Any],
+    found: list[tuple[ConditionFact, str]],
+    hits: list[Evidence],
 ) -> str:
     """A condition finding's reason: the most recent condition counted, what it is (with
-    `quote_text`, its text too: "malignancy: Malignant neoplasm of breast") and its date
+    `quote_text`, its text too: "history of malignancy: Personal history of ...") and its date
     (onset, else the date it was recorded, said so; neither: no date), then the note."""
     # (undated ones last: a dated condition says more to the coordinator)
     i = max(range(len(found)), key=lambda i: condition_days(found[i][0])[0] or date.min)
     c, matched = found[i]
-    named = _named(ctx, chk, matched)
     # the first name of its evidence value (text_of joins the text and displays with " | ",
     # Synthea's twice the same): quoted as the evidence has it, which --no-phi withholds
     quoted = hits[i].value.split(" | ")[0] if chk.get("quote_text") else ""
-    if quoted and quoted.casefold() not in (named.casefold(), ctx.label(matched).casefold()):
-        named = f"{named}: {quoted}"
+    named = _named(ctx, cid, chk, matched, quoted)
     return f"{named}{_when(c)}{_aside(chk.get('note'))}"
 
 
@@ -314,7 +325,7 @@ def checks(crit: Criterion, ctx: Context) -> Result:
         then = _THEN.get(word) or Status(word)  # (Status: the error for a word not listed)
         if "condition" in chk:
             status, ev, ign, why = _condition_check(
-                ctx, chk, then, unconfirmed, crit.params["checks"]
+                ctx, crit.id, chk, then, unconfirmed, crit.params["checks"]
             )
         else:
             status, ev, ign, why = _lab_check(ctx, chk, then)

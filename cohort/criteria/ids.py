@@ -4,6 +4,9 @@ An id names its column in candidates.csv (and its piece of the reasons cell, its
 evidence.csv, its line in `cohort explain`): `"platelets "` with a space after it was a column of
 its own beside `platelets`, and a `cohort diff` against an earlier run saw one criterion gone and
 another added. Such an id is refused on load (criteria.loading) with the id meant.
+
+candidates.csv writes the id before each reason ("platelets: ..."), so a reason does not begin
+with a name that only says the id again (`says_id`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["id_problem"]
+__all__ = ["id_problem", "says_id"]
 
 _ID = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _OTHER = re.compile(r"\W+")  # (a letter outside ASCII stays: no id is meant)
@@ -33,6 +36,14 @@ def id_problem(cid: str) -> str | None:
         f"'{shown}' {where} {_name(ch)}: an id is letters a-z or A-Z, digits and _, starting "
         f"with a letter (it names a column of candidates.csv){hint}"
     )
+
+
+def says_id(cid: str, name: str) -> bool:
+    """Whether `name` is the criterion id `cid` in words (`_` as spaces, any case): written
+    after "<id>: " it said the id twice ("malignancy: malignancy: Malignant neoplasm ...",
+    "prior_ianalumab: prior ianalumab: VAY736"). Only the whole name: "HCV antibody" is not
+    `hcv` said again."""
+    return name.casefold() == cid.replace("_", " ").casefold()
 
 
 def _first_bad(cid: str) -> tuple[int, str]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from cohort.criteria.base import Context, Criterion, result, shown, window_start
-from cohort.criteria.bounds import above, amount, below, readable, sign
+from cohort.criteria.bounds import above, amount, below, readable, sign, to_unit
 from cohort.criteria.days import condition_shown
+from cohort.criteria.ids import says_id
 from cohort.criteria.recorded import NOT_CONVERTIBLE
 from cohort.model import Code, Evidence, ObservationFact, ObsValue, Result, Status
 from cohort.safetext import clipped
@@ -39,11 +40,11 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
         ev = ctx.obs_evidence(o, concept, NOT_CONVERTIBLE, convert=False)
         # candidates.csv writes the criterion's id before the reason: a concept of that name
         # ("platelets: platelets: value/unit ...") is not named twice
-        named = "" if name.casefold() == crit.id.replace("_", " ").casefold() else f"{name} "
+        named = "" if says_id(crit.id, name) else f"{name} "
         return result(
             crit,
             Status.UNKNOWN,
-            f"{named}value/unit '{ev.value} {ev.unit}' not convertible to {unit}",
+            f"{named}value/unit '{ev.value} {ev.unit}' not convertible to {to_unit(unit)}",
             [ev],
             ignored,
         )

@@ -6,8 +6,10 @@ import re
 from dataclasses import replace
 from datetime import date, timedelta
 
-from cohort.criteria.base import Context, Criterion, latest, result, shown, window_span
-from cohort.criteria.bounds import amount, fails_below, readable, sign
+from cohort.criteria.base import Context, Criterion, Span, latest, result, shown, window_span
+from cohort.criteria.bounds import amount, fails_below, readable, sign, to_unit
+from cohort.criteria.days import partly
+from cohort.criteria.ids import says_id
 from cohort.criteria.intervals import (
     Dated,
     clear_from,
@@ -26,7 +28,13 @@ def any_record(crit: Criterion, ctx: Context) -> Result:
     if hits:
         ev = [exposure_evidence(e, ",".join(crit.params["concepts"]), "record found") for e in hits]
         # (the evidence's value, as quoted: `--no-phi` withholds it in both, report.nophi)
-        why = f"prior {ctx.label(crit.params['concepts'][0])}: {ev[0].value}"
+        label = ctx.label(crit.params["concepts"][0])
+        what = f"prior {label}"
+        if says_id(crit.id, what):
+            # candidates.csv writes "prior_ianalumab: " before it: the record alone
+            why = ev[0].value or label
+        else:
+            why = f"{what}: {ev[0].value}" if ev[0].value else what
         return result(crit, Status.FAIL, why, ev)
     return result(crit, Status.PASS, "no record")
 
@@ -48,6 +56,20 @@ def _vaccine(ctx: Context, im: ImmunizationFact) -> str:
     if c is not None:
         return f"CVX {c.code.strip()}"
     return f"code {im.codes[0].code.strip()}" if im.codes else ""
+
+
+def _maybe_live(ctx: Context, ev: Evidence, first: date, last: date, lo: date, span: Span) -> str:
+    """The reason of a vaccine that may be live given on a day that may be in the window
+    (after `lo`): which, when, and the day it would clear if live ("zoster vaccine on
+    2026-11-11 may be live (within 4 weeks, until 2026-12-09 if live)"), as a live one's
+    fail names it. `first`, `last`: the days its date may stand for; a partial one is said so
+    and clears from its last day that is a record (a later day is no record yet)."""
+    when = f"recorded only as {ev.date}" if partly(first, last) else f"on {ev.date}"
+    inside = f"within {span}" if first > lo else f"cannot tell if within {span}"
+    clear = clear_from([min(last, ctx.as_of)], span)
+    # (", ", not "; ": candidates.csv separates the reasons of a cell by "; ")
+    until = f", until {clear} if live" if clear else ""
+    return f"{_named(ctx, ev)} {when} may be live ({inside}{until})"
 
 
 def _excluded_route(
@@ -85,6 +107,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
     ends: list[date | None] = []
     enders: list[tuple[Evidence, str]] = []  # whose end each of `ends` is, and its doubt if any
     uncertain: list[Evidence] = []
+    live_if: dict[int, str] = {}  # the reason of each dated vaccine that may be live, by id()
     why_maybe = ""
     items: list[Dated] = []
     # immunizations: one date is both start and end, so on the days it is a record (on or
@@ -127,6 +150,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
                 uncertain.append(replace(ev, note="may be live, undated"))
             elif last and im.when <= ctx.as_of and last > lo:
                 uncertain.append(replace(ev, note="may be live"))
+                live_if[id(uncertain[-1])] = _maybe_live(ctx, ev, im.when, last, lo, span)
             continue
         items.append(Dated.of(im.when, im.when_last, im.when, im.when_last, False, ev))
         same_day.add(im.ref)
@@ -204,7 +228,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
                 if u.note.startswith("undated")
                 else f"{_named(ctx, u)} may be live, undated: cannot tell if within {span}"
                 if u.note.endswith("undated")
-                else "vaccine of uncertain live status in window"
+                else live_if[id(u)]
                 for u in uncertain
             )
         )
@@ -315,7 +339,7 @@ def _lab_after(
             crit,
             Status.UNKNOWN,
             f"{ctx.label(concept)} {amount(cmp + readable(v), unit)}: its reference low cannot be"
-            f" converted to {unit}",
+            f" converted to {to_unit(unit)}",
             [ev],
             ignored,
         )

@@ -18,6 +18,8 @@ _ANNOTATION = re.compile(r"\{[^{}]*\}")
 _LONE_ANNOTATION = re.compile(r"(^|[./])\{[^{}]*\}(?=$|[./])")
 # UCUM arbitrary units: convertible only to themselves (with prefixes), never to other units
 _ARBITRARY = re.compile(r"\[(?:IU|iU|arb'U|USP'U|GPL'U|MPL'U|APL'U|beth'U|todd'U|dye'U)\]")
+# a UCUM power of ten as a factor of its own (`10*3/uL`, `10*-3`), not the tail of a number
+_POWER = re.compile(r"(?<![\w.*^])10\*([+-]?\d+)")
 
 
 @lru_cache(maxsize=1)
@@ -111,6 +113,20 @@ def arbitrary(unit: str) -> list[str]:
     """The arbitrary-unit atoms of a UCUM unit, [iU] read as [IU] (UCUM defines [IU] as 1 [iU]):
     any other arbitrary unit converts only to itself."""
     return sorted("[IU]" if atom == "[iU]" else atom for atom in _ARBITRARY.findall(unit))
+
+
+@lru_cache(maxsize=256)  # (reasons show a unit for every patient a lab criterion reads)
+def readable_unit(unit: str) -> str:
+    """A UCUM unit as a reason shows it, in the notation of the trial's titles: a power of ten
+    as "x10^3/uL" (UCUM `10*3/uL`: "20 10*3/uL" read as a multiplication); an annotation alone
+    (`{titer}`, `{score}`) or `1`, a number without unit to UCUM, as nothing; any other as it is
+    ("mg/dL", "m[IU]/mL"). Reasons only: evidence.csv keeps the concept's UCUM unit."""
+    u = unit.strip()
+    if u in ("", "1") or _ANNOTATION.fullmatch(u):
+        return ""
+    if "10*" not in u:
+        return u
+    return _POWER.sub(lambda m: ("x" if m.start() == 0 else "") + f"10^{m.group(1)}", u)
 
 
 @dataclass(frozen=True, slots=True)
