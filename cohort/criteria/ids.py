@@ -6,7 +6,9 @@ its own beside `platelets`, and a `cohort diff` against an earlier run saw one c
 another added. Such an id is refused on load (criteria.loading) with the id meant.
 
 candidates.csv writes the id before each reason ("platelets: ..."), so a reason does not begin
-with a name that only says the id again (`says_id`).
+with a name that only says the id again (`says_id`), and where "id: reason" is written the id in
+words before a value is left out ("platelets: 20 x10^3/uL < 25", not "platelets: platelets 20 ...":
+`without_id`).
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["id_problem", "says_id"]
+__all__ = ["id_problem", "says_id", "without_id"]
 
 _ID = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _OTHER = re.compile(r"\W+")  # (a letter outside ASCII stays: no id is meant)
+# what a value begins with: a digit (a number, a titer 1:40, a date), a comparator, a signed number
+_VALUE = re.compile(r"[0-9<>=\u2264\u2265]|[+\-\u2212][0-9.]")
 # characters not seen on screen (a zero-width space, a soft hyphen, a control, a line break)
 _INVISIBLE = {"Cc", "Cf", "Zl", "Zp"}
 
@@ -44,6 +48,17 @@ def says_id(cid: str, name: str) -> bool:
     "prior_ianalumab: prior ianalumab: VAY736"). Only the whole name: "HCV antibody" is not
     `hcv` said again."""
     return name.casefold() == cid.replace("_", " ").casefold()
+
+
+def without_id(cid: str, reason: str) -> str:
+    """`reason` without a leading name that is the id `cid` in words (`says_id`) when a space
+    and a value follow it ("age 11 < 12" under `age`: "11 < 12"; "ANA titer 1:40 < 1:80" under
+    `ana_titer`), for "<id>: <reason>". A name that goes on ("HCV antibody positive" under `hcv`,
+    "ANA positive", "SLEDAI-2K 4 < 6" under `sledai`) is another name and stays."""
+    n = len(cid)  # (the id in words is as long as the id: `_` -> space)
+    if reason[n : n + 1] != " " or not _VALUE.match(reason, n + 1):
+        return reason
+    return reason[n + 1 :] if says_id(cid, reason[:n]) else reason
 
 
 def _first_bad(cid: str) -> tuple[int, str]:

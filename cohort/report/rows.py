@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from cohort.criteria.demographic import birth_bounds, years_at
+from cohort.criteria.ids import without_id
 from cohort.extract.elements import parse_days
 from cohort.model import Candidate, CriterionInfo, Patient, Result, SiteResult, Status
 
@@ -80,14 +81,16 @@ def reasons(site: SiteResult, c: Candidate, done: Ordered | None = None) -> str:
     """Fails' reasons (plus unknown non-manual reasons when not excluded), "id: reason; ...".
 
     "; " separates the reasons, so one inside a reason (free text quoted from a record) is
-    written ", ": splitting the cell on "; " gives exactly one "id: reason" per criterion."""
+    written ", ": splitting the cell on "; " gives exactly one "id: reason" per criterion.
+    A reason beginning with the id in words before a value is written without it
+    (`without_id`: "age: 11 < 12", not "age: age 11 < 12"), whatever the criterion's kind."""
     excluded = c.tier == "excluded" or any(r.status == Status.FAIL for r in c.results)
     parts: list[str] = []
     for r, info in done if done is not None else ordered(site, c):
         if r.status == Status.FAIL or (
             r.status == Status.UNKNOWN and not excluded and not _is_manual(r, info)
         ):
-            why = r.reason.replace(SEPARATOR, ", ")
+            why = without_id(r.criterion, r.reason).replace(SEPARATOR, ", ")
             parts.append(f"{r.criterion}: {why}" if why else r.criterion)
     return SEPARATOR.join(parts)
 
