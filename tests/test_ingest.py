@@ -685,7 +685,14 @@ def test_a_patient_id_starting_with_a_dash_is_the_same_patient_on_the_next_run(
     assert text.splitlines()[1].split(",")[1] == "'-p1"  # Excel-safe on disk
     second = run(cfg, AS_OF, tmp_path / "out")
     changes = second["sites"]["t"]["changes"]
-    assert changes == {"new": 0, "removed": 0, "tier_changed": 0, "criteria_changed": 0}
+    assert changes == {
+        "new": 0,
+        "removed": 0,
+        "tier_changed": 0,
+        "criteria_changed": 0,
+        "newly_likely": 0,
+        "no_longer_likely": 0,
+    }
     text = (tmp_path / "out" / "t" / "candidates.csv").read_text(encoding="utf-8-sig")
     assert ",new," not in text
 

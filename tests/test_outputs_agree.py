@@ -82,3 +82,14 @@ def test_outputs_agree(outputs: Path, site: str) -> None:
         str(info["changes"]["new"]),
         str(info["changes"]["removed"]),
     )
+    moves = re.search(r"<b>(\d+)</b> newly likely · <b>(\d+)</b> no longer likely", page)
+    assert moves and moves.groups() == (
+        str(info["changes"]["newly_likely"]),
+        str(info["changes"]["no_longer_likely"]),
+    )
+    assert info["changes"]["newly_likely"] == sum(
+        r["change"] == "tier possible -> likely" for r in rows
+    )
+    assert info["changes"]["no_longer_likely"] == sum(
+        r["change"] == "tier likely -> possible" for r in rows
+    )

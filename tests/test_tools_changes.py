@@ -87,6 +87,8 @@ def test_criteria_changed_without_tier_change(tmp_path: Path) -> None:
         "removed": 1,
         "tier_changed": 1,
         "criteria_changed": 2,
+        "newly_likely": 0,
+        "no_longer_likely": 0,
     }
 
 
@@ -247,6 +249,69 @@ def test_summary_lists_patients_newly_likely_and_no_longer_likely(tmp_path: Path
     assert _table_ids(page, "changes-table") == []
 
 
+def test_run_json_counts_the_summary_lists_of_newly_likely_and_no_longer_likely(
+    tmp_path: Path,
+) -> None:
+    """run.json counted tier moves only as `tier_changed`: a monitor reading it could not say
+    "1 newly likely" without parsing summary.html. Its counts are the lengths of the lists."""
+    cfg = _cfg(tmp_path)
+    out = tmp_path / "out"
+    _run(cfg, out, "2026-11-25")
+    path = out / "site-x" / "candidates.csv"
+    first = list(csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines()))
+    tiers = {r["patient_id"]: r["tier"] for r in first}
+    assert tiers == {"x-p003": "likely", "x-p001": "possible", "x-p002": "excluded"}
+
+    def again(before: dict[str, str], as_of: str) -> tuple[dict[str, int], str]:
+        """Run once more after a previous run that had the tiers `before`."""
+        _write_rows(path, [dict(r, tier=before[r["patient_id"]]) for r in first])
+        _run(cfg, out, as_of)
+        report = json.loads((out / "run.json").read_text())
+        page = (out / "site-x" / "summary.html").read_text(encoding="utf-8")
+        return report["sites"]["site-x"]["changes"], page
+
+    # x-p003 possible -> likely, x-p001 likely -> possible
+    before = {"x-p003": "possible", "x-p001": "likely", "x-p002": "excluded"}
+    changes, page = again(before, "2026-11-26")
+    assert _table_ids(page, "newly-likely") == ["x-p003"]
+    assert _table_ids(page, "no-longer-likely") == ["x-p001"]
+    assert changes["newly_likely"] == len(_table_ids(page, "newly-likely")) == 1
+    assert changes["no_longer_likely"] == len(_table_ids(page, "no-longer-likely")) == 1
+    assert changes["tier_changed"] == 2
+
+    # excluded -> likely is newly eligible, not newly likely; possible -> excluded neither
+    before = {"x-p003": "excluded", "x-p001": "likely", "x-p002": "possible"}
+    changes, page = again(before, "2026-11-27")
+    now = _rows(out)
+    assert now["x-p003"]["change"] == "tier excluded -> likely"
+    assert now["x-p002"]["change"] == "tier possible -> excluded"
+    assert _table_ids(page, "newly-likely") == [] and changes["newly_likely"] == 0
+    assert _table_ids(page, "no-longer-likely") == ["x-p001"]
+    assert changes["no_longer_likely"] == 1 and changes["tier_changed"] == 3
+
+    # --no-phi leaves the lists out of summary.html; run.json counts them all the same
+    before = {"x-p003": "possible", "x-p001": "possible", "x-p002": "excluded"}
+    _write_rows(path, [dict(r, tier=before[r["patient_id"]]) for r in first])
+    result = CliRunner().invoke(
+        cli,
+        ["run", "--config", str(cfg), "--as-of", "2026-11-28", "--out", str(out), "--no-phi"],
+    )
+    assert result.exit_code == 0, result.output
+    changes = json.loads((out / "run.json").read_text())["sites"]["site-x"]["changes"]
+    assert (changes["newly_likely"], changes["no_longer_likely"]) == (1, 0)
+    page = (out / "site-x" / "summary.html").read_text(encoding="utf-8")
+    assert _table_ids(page, "newly-likely") == [] and 'id="change-counts"' in page
+
+
+def test_run_json_counts_no_tier_moves_on_a_first_run(tmp_path: Path) -> None:
+    """Nothing to compare with: the counts are there, 0 (a monitor reads them every night)."""
+    cfg = _cfg(tmp_path)
+    out = tmp_path / "out"
+    _run(cfg, out, "2026-11-25")
+    changes = json.loads((out / "run.json").read_text())["sites"]["site-x"]["changes"]
+    assert changes["newly_likely"] == 0 and changes["no_longer_likely"] == 0
+
+
 def test_previous_name_is_read_without_the_formula_guard(tmp_path: Path) -> None:
     """candidates.csv guards a cell that opens like a formula with "'"; reading the previous
     run undid it for patient_id only, so summary.html's "no longer screened" list showed a
@@ -288,6 +353,8 @@ def test_a_failed_first_run_of_a_new_trial_does_not_make_the_old_lists_its_own(
         "removed": 0,
         "tier_changed": 0,
         "criteria_changed": 0,
+        "newly_likely": 0,
+        "no_longer_likely": 0,
     }
     assert 'id="no-previous-run"' in (out / "site-x" / "summary.html").read_text()
 

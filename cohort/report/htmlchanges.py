@@ -85,13 +85,11 @@ def changes_section(site: SiteResult, phi: bool) -> str:
             f'<p id="no-previous-run" class="muted">{esc(_why_not_compared(site))}: changes are '
             "shown from the next run on.</p>",
         )
-    changed = [(c, rows.change_of(site, c)) for c in rows.ranked(site)]
-    changed = [(c, ch) for c, ch in changed if ch]
+    changed = rows.changed(site)
     new = sum(ch == "new" for _, ch in changed)
     eligible = sum(rows.is_newly_eligible(ch) for _, ch in changed)
     # each tier move is in one list only: excluded -> likely is newly eligible, not likely
-    likely = [(c, ch) for c, ch in changed if rows.is_newly_likely(ch)]
-    unlikely = [(c, ch) for c, ch in changed if rows.is_no_longer_likely(ch)]
+    likely, unlikely = rows.likely_moves(changed)
     dropped = sum(rows.is_newly_excluded(ch) for _, ch in changed)
     removed = rows.removed_ids(site)
     other = len(changed) - new - eligible - len(likely) - len(unlikely) - dropped

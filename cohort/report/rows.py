@@ -190,6 +190,26 @@ def is_no_longer_likely(change: str) -> bool:
     return _moved(change) == ("likely", "possible")
 
 
+Changed = list[tuple[Candidate, str]]
+
+
+def changed(site: SiteResult) -> Changed:
+    """The candidates with a change (`change_of`), by rank, with it; [] when the run was not
+    compared with a previous one (`compared`)."""
+    if not compared(site):
+        return []
+    out = [(c, change_of(site, c)) for c in ranked(site)]
+    return [(c, ch) for c, ch in out if ch]
+
+
+def likely_moves(moved: Changed) -> tuple[Changed, Changed]:
+    """(newly likely, no longer likely) of `changed`'s list, by rank: what summary.html lists
+    and run.json counts (one reading of the tier moves, so the two always agree)."""
+    likely = [(c, ch) for c, ch in moved if is_newly_likely(ch)]
+    unlikely = [(c, ch) for c, ch in moved if is_no_longer_likely(ch)]
+    return likely, unlikely
+
+
 def removed_ids(site: SiteResult) -> list[str]:
     """Patients of the previous run that are not screened now (no row in candidates.csv),
     by their previous tier then id."""

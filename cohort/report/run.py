@@ -93,6 +93,7 @@ def criterion_funnel(site: SiteResult) -> list[dict[str, Any]]:
 def site_summary(sr: SiteResult, prev: dict[str, str]) -> dict[str, Any]:
     """run.json's counts of one site: screened, tiers, the criterion funnel, changes."""
     current = {c.patient.id for c in sr.candidates}
+    likely, unlikely = rows.likely_moves(rows.changed(sr))  # (summary.html's two lists)
     return {
         "screened": len(sr.candidates),
         "tiers": tier_counts(sr),
@@ -102,6 +103,8 @@ def site_summary(sr: SiteResult, prev: dict[str, str]) -> dict[str, Any]:
             "removed": len(set(prev) - current),
             "tier_changed": sum(1 for c in sr.candidates if c.change.startswith("tier ")),
             "criteria_changed": len(getattr(prev, "changed", {})),
+            "newly_likely": len(likely),
+            "no_longer_likely": len(unlikely),
         },
     }
 
