@@ -341,13 +341,15 @@ def test_a_file_name_that_is_not_utf8_is_read_and_named_in_escapes(
     raw = os.fsencode(src) + b"/Condition-caf\xe9.ndjson"
     os.rename(src / "Condition.ndjson", raw)
     with open(raw, "ab") as fh:
-        fh.write(b"{not json}\n")
+        # a record refused with its id (stored as a stub): an issue naming the file, and a
+        # file still read whole (a line that is no JSON is not: it is read again every night)
+        fh.write(b'{"resourceType": "Condition", "id": "refused"}\n')
     config = write_config(tmp_path, {"amr": str(src)})
     out = tmp_path / "out"
     report = _run(config, out)
     assert report["read"]["Condition"] == 94
     assert report["issues"] == [
-        {"origin": "Condition-caf\\xe9.ndjson:95", "reason": "invalid JSON"}
+        {"origin": "Condition-caf\\xe9.ndjson:95", "reason": "Condition.subject: missing"}
     ]
     assert _run(config, out)["files_unchanged"] is True
     folder = os.fsencode(src) + b"/more-caf\xe9"

@@ -29,7 +29,7 @@ from cohort.source.fileinfo import (
     unreadable,
     utf8_name,
 )
-from cohort.source.reader import Reader
+from cohort.source.filereader import FileReader
 from cohort.source.validate import MODES
 
 if TYPE_CHECKING:  # the reader only calls the triage; the triage itself belongs to extract
@@ -229,7 +229,7 @@ def read_unit(
 ) -> Iterator[_Item]:
     """(resource, origin, raw) of one unit. Line numbers in a range's origins count from the
     range's first line: the caller, who knows the earlier ranges, adds their line counts."""
-    reader = Reader(stats, types, validate, triage)
+    reader = FileReader(stats, types, validate, triage)
     if unit.skip:
         stats.skipped_files += 1
         stats.issue(unit.origin, unit.skip)

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import io
-import tarfile
-from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from cohort.source.fileinfo import (
-    NDJSON_SUFFIXES,
-    OPENERS,
-    TAR_SUFFIXES,
-    UNREADABLE,
-    UTF16_BOMS,
-    ReadStats,
-    is_non_data,
-    named_for,
-    origin_of,
-    unreadable,
-    utf8_name,
-)
+from cohort.source.fileinfo import ReadStats
 from cohort.source.refused import dates_only, stored_for
 from cohort.source.structure import (
     LEADING_TYPE,
@@ -38,16 +23,16 @@ from cohort.source.structure import (
     rewritten,
     too_deep,
 )
-from cohort.source.unparsed import BROKE_OFF, NOT_UTF8, Refused, ends_early, from_utf16, reparsed
+from cohort.source.unparsed import BROKE_OFF, NOT_UTF8, Refused, ends_early, reparsed
 from cohort.source.validate import RESOURCE_TYPES, check
 
 if TYPE_CHECKING:  # the reader only calls the triage; the triage itself belongs to extract
     from cohort.extract.census import Triage
 
-__all__ = ["Reader"]
+__all__ = ["Item", "Reader"]
 
 # (resource, origin, the JSON text as read when it is one NDJSON line, else None)
-_Item = tuple[dict[str, Any], str, bytes | None]
+Item = tuple[dict[str, Any], str, bytes | None]
 
 
 class Reader:
@@ -77,6 +62,7 @@ class Reader:
             frozenset(RESOURCE_TYPES - types - {"Bundle"}) if types is not None else frozenset()
         )
         self._unread = frozenset(t.encode() for t in self._unread_names)
+        self._file = ""  # the file being read (a record that cannot be named leaves it unread)
 
     # ---- resources -------------------------------------------------------------------------
 
@@ -84,25 +70,38 @@ class Reader:
         self.stats.rejected[rtype] += 1
         self.stats.issue(origin, reason)
 
+    def unnamed(self, origin: str, rtype: str, reason: str) -> None:
+        """Reject a record with no type and id a stored record could have (a damaged line)."""
+        self.reject(origin, rtype, reason)
+        self.lost()
+
+    def lost(self) -> None:
+        """The file being read held a record this read cannot name: which stored record it was
+        is unknown, so the file is not read whole, and a snapshot read drops none (ingest) that
+        it did not find; else one damaged line of a stored record took it for deleted."""
+        partial = self.stats.partial
+        if self._file and (not partial or partial[-1] != self._file):
+            partial.append(self._file)
+
     def resource(
         self, res: Any, origin: str, raw: bytes | None = None, offered: bool = False
-    ) -> Iterator[_Item]:
+    ) -> Iterator[Item]:
         """Yield `res` (or, for a Bundle, its entries) after type filter and validation.
 
         `offered`: the triage already declined this record (no need to ask again)."""
         if not isinstance(res, dict):
-            self.reject(origin, "?", "not a JSON object")
+            self.unnamed(origin, "?", "not a JSON object")
             return
         rtype = res.get("resourceType")
         if not isinstance(rtype, str) or not rtype:
-            self.reject(origin, "?", "resourceType: missing or not a string")
+            self.unnamed(origin, "?", "resourceType: missing or not a string")
             return
         if rtype == "Bundle":
             yield from self.bundle(res, origin, {})
             return
         if rtype not in RESOURCE_TYPES:
             # A misspelt type ("Patientt") is broken data, not a type we merely do not read.
-            self.reject(origin, "?", "resourceType: not a FHIR R4 resource type")
+            self.unnamed(origin, "?", "resourceType: not a FHIR R4 resource type")
             return
         if self.types is not None and rtype not in self.types:
             self.stats.skipped_types[rtype] += 1
@@ -124,17 +123,17 @@ class Reader:
             # orjson parses 1024 levels but serialises only 255 (the store would crash) and
             # recursive walkers would hit Python's recursion limit: refuse it here, located.
             self.reject(origin, rtype, f"{rtype}: nested deeper than {MAX_DEPTH} levels")
-            yield from stored_for(res, origin, f"{rtype}: nested deeper than {MAX_DEPTH} levels")
+            yield from self.refused(res, origin, f"{rtype}: nested deeper than {MAX_DEPTH} levels")
             return
         if "id" not in res:
             # The store is keyed by (type, id): a resource without an id cannot be kept.
-            self.reject(origin, rtype, f"{rtype}.id: missing")
+            self.unnamed(origin, rtype, f"{rtype}.id: missing")
             return
         reason = check(res, self.validate)
         if reason is not None:
             if not dates_only(res, self.validate):
                 self.reject(origin, rtype, reason)
-                yield from stored_for(res, origin, reason)
+                yield from self.refused(res, origin, reason)
                 return
             # only a date the criteria read: kept, read as a server's records are (refused.py)
             self.stats.issue(origin, f"{reason}; kept, the date read as far as it reads")
@@ -150,10 +149,18 @@ class Reader:
             return
         yield res, origin, raw
 
-    def bundle(self, bundle: dict[str, Any], origin: str, outer: dict[str, str]) -> Iterator[_Item]:
+    def refused(self, res: dict[str, Any], origin: str, reason: str) -> Sequence[Item]:
+        """The stub stored in a refused record's place; none when its id is not one a record
+        can have ("x y", 7: a damaged id), which leaves the file not read whole (`lost`)."""
+        stub = stored_for(res, origin, reason)
+        if not stub:
+            self.lost()
+        return stub
+
+    def bundle(self, bundle: dict[str, Any], origin: str, outer: dict[str, str]) -> Iterator[Item]:
         entries = bundle.get("entry", [])
         if not isinstance(entries, list):
-            self.reject(origin, "Bundle", "Bundle.entry: not an array")
+            self.unnamed(origin, "Bundle", "Bundle.entry: not an array")
             return
         base = origin if "#" in origin else origin + "#"
         sep = "." if "#" in origin else ""
@@ -178,7 +185,7 @@ class Reader:
         for i, entry in enumerate(entries):
             where = f"{base}{sep}entry[{i}]"
             if not isinstance(entry, dict):
-                self.reject(where, "?", "Bundle.entry: not an object")
+                self.unnamed(where, "?", "Bundle.entry: not an object")
                 continue
             if "resource" not in entry or i in gone:
                 # DELETE requests, transaction-response entries: nothing to read; a history's
@@ -205,8 +212,9 @@ class Reader:
 
     # ---- documents -------------------------------------------------------------------------
 
-    def json_doc(self, data: bytes, origin: str) -> Iterator[_Item]:
+    def json_doc(self, data: bytes, origin: str) -> Iterator[Item]:
         self.stats.files += 1
+        self._file = origin
         try:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError as error:
@@ -236,6 +244,12 @@ class Reader:
         if isinstance(doc, dict) and doc.get("resourceType") == "OperationOutcome":
             self.outcome(doc, origin)
             return
+        if isinstance(doc, dict) and "resourceType" not in doc:
+            # a JSON file that is no FHIR at all (a FHIR package's _package.json, an export's
+            # metadata), not a damaged record: rejected, the file still read whole, else such
+            # a file beside the data held back every deletion every night
+            self.reject(origin, "?", "resourceType: missing or not a string")
+            return
         yield from self.resource(doc, origin)
 
     def outcome(self, doc: dict[str, Any], origin: str) -> None:
@@ -253,8 +267,9 @@ class Reader:
 
     def ndjson(
         self, lines: Iterable[bytes], origin: str, count_file: bool = True
-    ) -> Iterator[_Item]:
+    ) -> Iterator[Item]:
         self.stats.files += count_file
+        self._file = origin
         stats = self.stats
         # Records the triage summarises (most of a Bulk export) skip the per-resource machinery
         # below, as resource() would do for them: a valid type, read, not a Bundle.
@@ -306,7 +321,7 @@ class Reader:
                             yield from self.ndjson(line.split(b"\r"), origin, count_file=False)
                             continue
                         said = f", {NOT_UTF8}" if r.not_utf8 else ""
-                        self.reject(f"{origin}:{n}", "?", f"invalid JSON{said}")
+                        self.unnamed(f"{origin}:{n}", "?", f"invalid JSON{said}")
                         if not line.endswith(b"\n") and ends_early(r.text, r.error):
                             cut = n
                         continue
@@ -321,7 +336,9 @@ class Reader:
                 yield from self.resource(doc, f"{origin}:{n}", line, offered)
             if cut and cut == n:
                 # the last line breaks off mid-record: a file still being written or cut short
-                stats.broke(origin, BROKE_OFF)
+                # (not read whole already, as any line that is no JSON: one entry, said why)
+                stats.issue(origin, BROKE_OFF)
+                self.lost()
         finally:  # counted once, also when a corrupt file ends the read early
             if recoded:
                 stats.recode(origin, recoded)
@@ -329,71 +346,3 @@ class Reader:
                 if k:
                     stats.read[t.decode()] += k
                     stats.summarised[t.decode()] += k
-
-    def stream(self, name: str, fh: IO[bytes], origin: str) -> Iterator[_Item]:
-        """Dispatch one byte stream by its (lower-cased) name; compressed names recurse."""
-        low = name.lower()
-        for suffix, opener in OPENERS.items():
-            if low.endswith(suffix):
-                with opener(fh, "rb") as inner:
-                    yield from self.stream(name[: -len(suffix)], inner, origin)
-                return
-        if low.endswith(NDJSON_SUFFIXES):
-            yield from self.ndjson(fh, origin)
-        elif low.endswith(".json"):
-            # Memory is bounded by one file: a Bundle must be parsed whole to resolve fullUrls.
-            yield from self.json_doc(fh.read(), origin)
-        elif is_non_data(name):
-            self.stats.skipped_files += 1
-        else:
-            self.stats.skipped_files += 1
-            self.stats.issue(origin, "skipped: not a FHIR JSON or NDJSON file")
-
-    def tar(self, path: Path, origin: str) -> Iterator[_Item]:
-        # Stream mode ("r|*"): members are read in archive order without seeking or listing.
-        with tarfile.open(path, mode="r|*") as tf:
-            for member in tf:
-                if not member.isfile():
-                    continue
-                fh = tf.extractfile(member)
-                if fh is None:
-                    continue
-                mname = utf8_name(member.name.removeprefix("./"))
-                if Path(mname).name.startswith("."):
-                    continue  # e.g. macOS "._x.json" resource forks
-                with fh:
-                    yield from self.guarded(self.stream(mname, fh, f"{origin}/{mname}"), origin)
-
-    def guarded(self, it: Iterator[_Item], origin: str) -> Iterator[_Item]:
-        """Turn a corrupt or truncated file into one located issue; the read goes on."""
-        try:
-            yield from it
-        except UNREADABLE as e:
-            self.stats.broke(origin, unreadable(e))
-
-    def file(self, path: Path, root: Path) -> Iterator[_Item]:
-        origin = origin_of(path, root)
-        low = path.name.lower()
-        if low.endswith(TAR_SUFFIXES):
-            yield from self.guarded(self.tar(path, origin), origin)
-            return
-        if is_non_data(path.name):
-            self.stats.skipped_files += 1
-            return
-        try:
-            fh = path.open("rb")
-        except OSError as e:  # (also a dangling symbolic link)
-            self.stats.broke(origin, unreadable(e, "opened"))
-            return
-        with fh:
-            try:
-                head = fh.peek(64)
-                name = named_for(path.name, head)
-                if head[:2] in UTF16_BOMS:  # (Windows "Unicode": every line was invalid JSON)
-                    data = from_utf16(fh.read())
-                    yield from self.stream(name, io.BytesIO(data), origin)
-                    return
-            except UNREADABLE as e:
-                self.stats.broke(origin, unreadable(e))
-                return
-            yield from self.guarded(self.stream(name, fh, origin), origin)

@@ -1,0 +1,98 @@
+"""Read one FHIR file or archive member by its name: compression, tar archives, NDJSON or JSON."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from cohort.source.fileinfo import (
+    NDJSON_SUFFIXES,
+    OPENERS,
+    TAR_SUFFIXES,
+    UNREADABLE,
+    UTF16_BOMS,
+    is_non_data,
+    named_for,
+    origin_of,
+    unreadable,
+    utf8_name,
+)
+from cohort.source.reader import Item, Reader
+from cohort.source.unparsed import from_utf16
+
+__all__ = ["FileReader"]
+
+
+class FileReader(Reader):
+    """A Reader of files: each file's bytes dispatched to the NDJSON or JSON document reader."""
+
+    def stream(self, name: str, fh: IO[bytes], origin: str) -> Iterator[Item]:
+        """Dispatch one byte stream by its (lower-cased) name; compressed names recurse."""
+        low = name.lower()
+        for suffix, opener in OPENERS.items():
+            if low.endswith(suffix):
+                with opener(fh, "rb") as inner:
+                    yield from self.stream(name[: -len(suffix)], inner, origin)
+                return
+        if low.endswith(NDJSON_SUFFIXES):
+            yield from self.ndjson(fh, origin)
+        elif low.endswith(".json"):
+            # Memory is bounded by one file: a Bundle must be parsed whole to resolve fullUrls.
+            yield from self.json_doc(fh.read(), origin)
+        elif is_non_data(name):
+            self.stats.skipped_files += 1
+        else:
+            self.stats.skipped_files += 1
+            self.stats.issue(origin, "skipped: not a FHIR JSON or NDJSON file")
+
+    def tar(self, path: Path, origin: str) -> Iterator[Item]:
+        # Stream mode ("r|*"): members are read in archive order without seeking or listing.
+        with tarfile.open(path, mode="r|*") as tf:
+            for member in tf:
+                if not member.isfile():
+                    continue
+                fh = tf.extractfile(member)
+                if fh is None:
+                    continue
+                mname = utf8_name(member.name.removeprefix("./"))
+                if Path(mname).name.startswith("."):
+                    continue  # e.g. macOS "._x.json" resource forks
+                with fh:
+                    yield from self.guarded(self.stream(mname, fh, f"{origin}/{mname}"), origin)
+
+    def guarded(self, it: Iterator[Item], origin: str) -> Iterator[Item]:
+        """Turn a corrupt or truncated file into one located issue; the read goes on."""
+        try:
+            yield from it
+        except UNREADABLE as e:
+            self.stats.broke(origin, unreadable(e))
+
+    def file(self, path: Path, root: Path) -> Iterator[Item]:
+        origin = origin_of(path, root)
+        low = path.name.lower()
+        if low.endswith(TAR_SUFFIXES):
+            yield from self.guarded(self.tar(path, origin), origin)
+            return
+        if is_non_data(path.name):
+            self.stats.skipped_files += 1
+            return
+        try:
+            fh = path.open("rb")
+        except OSError as e:  # (also a dangling symbolic link)
+            self.stats.broke(origin, unreadable(e, "opened"))
+            return
+        with fh:
+            try:
+                head = fh.peek(64)
+                name = named_for(path.name, head)
+                if head[:2] in UTF16_BOMS:  # (Windows "Unicode": every line was invalid JSON)
+                    data = from_utf16(fh.read())
+                    yield from self.stream(name, io.BytesIO(data), origin)
+                    return
+            except UNREADABLE as e:
+                self.stats.broke(origin, unreadable(e))
+                return
+            yield from self.guarded(self.stream(name, fh, origin), origin)
