@@ -18,6 +18,7 @@ from cohort.extract import Triage
 from cohort.held import Held
 from cohort.model import PIPELINE_TYPES, Code
 from cohort.reading import JOB, read_results, workers_for_files
+from cohort.snapshot import History, counts, refuse_mass_removal, remember
 from cohort.source.files import (
     ReadStats,
     Unit,
@@ -25,7 +26,7 @@ from cohort.source.files import (
     plan_units,
 )
 from cohort.store import PutStats, Store, Tombstones
-from cohort.store.schema import FILES_COUNT_MARK, FILES_MARK
+from cohort.store.schema import FILES_MARK, SOURCE_MARK
 
 if TYPE_CHECKING:
     from cohort.criteria import Trial
@@ -102,6 +103,7 @@ def ingest_files(
         exc.args = (f"site '{site.id}': source: {exc}", *exc.args[1:])
         raise
     key = FILES_MARK + site.source
+    history = History.of(store, site)
     stamp = _files_stamp(units, cfg, loaded)
     last = store.get_mark(site.id, key) or ""
     last_stamp, _, last_report = last.partition("\n")
@@ -115,63 +117,24 @@ def ingest_files(
         else:
             report["stored"] = {"inserted": 0, "updated": 0, "unchanged": kept, "removed": 0}
             log.info("site %s: files unchanged since the last complete read", site.id)
+            if history.last != site.source:  # (back to a folder read before: snapshot = false)
+                store.set_mark(site.id, SOURCE_MARK, site.source)
             return {**report, "workers": 0, "files_unchanged": True}
     # forgotten until this read completes: a read that dies halfway never looks complete
     store.set_mark(site.id, key, "")
-    report, whole = _read_files(site, cfg, store, loaded, units, _last_counts(store, site.id))
+    if cfg.snapshot:
+        # nor does another source's complete read stand once this one writes the site's records
+        # (a read refused by the guard keeps what it stored: pointed back at the old folder,
+        # "unchanged" skipped the read whose sweep drops them)
+        for other in store.mark_keys(site.id, FILES_MARK):
+            if other != key:
+                store.set_mark(site.id, other, "")
+    report, whole = _read_files(site, cfg, store, loaded, units, history)
     if whole:
-        store.set_mark(site.id, FILES_COUNT_MARK, json.dumps(_counts(report)))
+        remember(store, site, report)
     if stamp is not None and whole:  # (a file not read whole is read again next time)
         store.set_mark(site.id, key, stamp + "\n" + json.dumps(report))
     return report
-
-
-def _refuse_mass_removal(
-    site: SiteConfig,
-    store: Store,
-    stale: list[tuple[str, str]],
-    limit: float,
-    counts: tuple[dict[str, int], dict[str, int] | None],
-) -> None:
-    """SourceError when a snapshot read lacks more than `limit` of a type's stored records: an
-    export folder emptied before tonight's export arrives (or that arrived in part) would empty
-    the store and the candidate lists, exit 0. Raised before any census or record is dropped.
-
-    `counts`: records of each type this read found (kept, summarised or rejected), and those of
-    the last complete read (None: not known). A type the export holds as many records of as
-    then has lost none: its stored records this read did not keep were read, and summarised or
-    rejected under changed mappings, rules or validation (a researcher unmapping a lab); those
-    go without a refusal that no rerun could lift."""
-    now, before = counts
-    whole = {t for t, n in (before or {}).items() if now.get(t, 0) >= n}
-    over = store.over_removal(site.id, stale, limit, exempt=whole)
-    if over is not None:
-        rtype, n, stored = over
-        raise SourceError(
-            f"site {site.id}: {site.source} lacks {n} of the {stored} {rtype} records"
-            f" read from it before (over [run] max_snapshot_removal = {limit:g}): an"
-            " incomplete export? Nothing was removed; rerun once it is complete (or, if they"
-            " were deleted on purpose, set max_snapshot_removal higher for one run)"
-        )
-
-
-def _counts(report: dict[str, Any]) -> dict[str, int]:
-    """Records of each type a file read found: kept, summarised or rejected."""
-    out = dict(report.get("read", {}))
-    for rtype, n in report.get("rejected", {}).items():
-        if rtype != "?":
-            out[rtype] = out.get(rtype, 0) + n
-    return out
-
-
-def _last_counts(store: Store, site: str) -> dict[str, int] | None:
-    try:
-        found = json.loads(store.get_mark(site, FILES_COUNT_MARK) or "null")
-    except ValueError:
-        return None
-    if not isinstance(found, dict):
-        return None
-    return {t: n for t, n in found.items() if isinstance(n, int)}
 
 
 def _files_stamp(units: list[Unit], cfg: Config, loaded: Loaded) -> str | None:
@@ -207,10 +170,10 @@ def _read_files(
     store: Store,
     loaded: Loaded,
     units: list[Unit],
-    before: dict[str, int] | None = None,
+    history: History | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """The read's report, and whether every file was read whole (`before`: the records by
-    type of the last complete read, see _refuse_mass_removal)."""
+    """The read's report, and whether every file was read whole (`history`: the site's
+    earlier reads, for the snapshot guard: cohort.snapshot)."""
     nproc = workers_for_files(units, cfg.workers)
     # increments (snapshot = false): a summarised record leaves a tombstone, so a stored older
     # copy of it goes (a snapshot read's sweep drops it anyway: nothing more is read there)
@@ -263,8 +226,9 @@ def _read_files(
         # damaged file that night), so nothing goes until a read of every file whole
         stale, spared = [], len(stale)
     if stale:
-        now = _counts({"read": stats.read, "rejected": stats.rejected})
-        _refuse_mass_removal(site, store, stale, cfg.max_snapshot_removal, (now, before))
+        found = counts({"read": stats.read, "rejected": stats.rejected})
+        past = history or History(site.source, None, (), None)
+        refuse_mass_removal(site, store, stale, cfg.max_snapshot_removal, found, past, put.new)
     if partial:  # (its summaries stay as last read, as its records do)
         store.carry_census(site.id, site.source, gen)
     store.commit_census(site.id, site.source, gen)
@@ -344,6 +308,7 @@ def ingest(
         report = ingest_files(site, cfg, store, loaded, full_refresh=full_refresh)
     else:
         report = _pull(site, cfg, store, loaded, full_refresh=full_refresh)
+        store.set_mark(site.id, SOURCE_MARK, site.source)  # (a file read's: ingest_files)
     return _attribute(site, store, report)
 
 

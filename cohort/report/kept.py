@@ -106,6 +106,10 @@ class OutLists:
     status: str = ""  # "" without a readable run.json (else its status, or "unknown")
     last: Lists = field(default_factory=Lists)  # the last run (the lists it wrote, or would have)
     sites: dict[str, Lists] = field(default_factory=dict)
+    # `sites` names every site whose lists run.json describes (a successful run's, or a failed
+    # run's `outputs_sites`): a site's lists in OUT that it does not name are an earlier run's,
+    # left over (a run of a configuration without that site; run.json warns of them)
+    complete: bool = False
 
     @property
     def failed(self) -> bool:
@@ -119,7 +123,11 @@ def read_lists(out: Path) -> OutLists:
     if not report:
         return OutLists()
     last = own_lists(report, str(report.get("finished") or ""))
-    return OutLists(str(report.get("status") or "unknown"), last, lists_of(report))
+    status = str(report.get("status") or "unknown")
+    complete = status == "success" or (
+        status == "failed" and isinstance(report.get("outputs_sites"), dict)
+    )
+    return OutLists(status, last, lists_of(report), complete)
 
 
 def _stored_any(site_report: Any) -> bool:

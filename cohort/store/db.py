@@ -163,6 +163,8 @@ class Store(MarkTables, CensusTables, Reads, Removals, UnattributedTables):
         try:
             if fresh and not lift and self._insert_new(site, batch, source):
                 counts.inserted = len(batch)
+                for row in batch:
+                    counts.new[row[0]] = counts.new.get(row[0], 0) + 1
             else:
                 with self._transaction():
                     self._put_many(site, batch, source, counts, lift or ())
@@ -173,6 +175,8 @@ class Store(MarkTables, CensusTables, Reads, Removals, UnattributedTables):
         stats.updated += counts.updated
         stats.unchanged += counts.unchanged
         stats.older += counts.older
+        for rtype, n in counts.new.items():
+            stats.new[rtype] = stats.new.get(rtype, 0) + n
 
     def _insert_new(self, site: str, batch: list[Row], source: str) -> bool:
         """Insert a batch of new keys in one transaction; False (nothing written) on a clash."""
@@ -264,6 +268,7 @@ class Store(MarkTables, CensusTables, Reads, Removals, UnattributedTables):
                 counts.updated += 1
             else:
                 counts.inserted += 1
+                counts.new[rtype] = counts.new.get(rtype, 0) + 1
             known[key] = (version, updated, digest, blob)
             out.pop(key, None)  # keep write order = last-seen order
             out[key] = (rtype, rid, version, updated, patient, origin, digest, blob)

@@ -41,6 +41,11 @@ class MarkTables:
         except sqlite3.Error as e:
             raise self._err("write", e) from None
 
+    def mark_keys(self, site: str, prefix: str) -> list[str]:
+        """The keys of `site`'s marks that start with `prefix`."""
+        rows = self._query("SELECT key FROM marks WHERE site=? ORDER BY key", (site,))
+        return [k for (k,) in rows if k.startswith(prefix)]
+
     def add_run(self, record: dict[str, Any]) -> None:
         started = record.get("started")
         if not isinstance(started, str):

@@ -75,12 +75,16 @@ class Removals:
         stale: list[tuple[str, str]],
         limit: float,
         exempt: Collection[str] = (),
+        added: dict[str, int] | None = None,
     ) -> tuple[str, int, int] | None:
         """(type, to drop, stored) of the first type (not `exempt`) of which dropping `stale`
         would remove more than `limit` of the site's records (and more than MASS_REMOVAL_MIN):
         a snapshot or full refresh that found so little is an incomplete answer, not deletions
-        (callers refuse)."""
+        (callers refuse). `added`: records of each type the read inserted, not counted as
+        stored (a folder of other patients, as many, would lack only half of a doubled count)."""
         stored = self.count_by_type(site)
+        for rtype, n in (added or {}).items():
+            stored[rtype] = stored.get(rtype, 0) - n
         for rtype, n in sorted(Counter(t for t, _ in stale).items()):
             if rtype in exempt:
                 continue

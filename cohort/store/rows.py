@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +34,9 @@ class PutStats:
     updated: int = 0
     unchanged: int = 0
     older: int = 0  # an older version than the stored one: never replaces it
+    # inserted, by type: the snapshot guard weighs what a read lacks against the records stored
+    # before it, not also those it added (cohort.ingest)
+    new: dict[str, int] = field(default_factory=dict)
 
 
 # patient reference -> its id: a chart repeats one reference on every record (~1 us saved a

@@ -10,6 +10,7 @@ __all__ = [
     "PATIENT_INDEX",
     "SCHEMA",
     "SET_MARK",
+    "SOURCE_MARK",
 ]
 
 # (dropped during a first load and built at its end: Store.first_load)
@@ -76,6 +77,9 @@ CENSUS_MARK = "census-gen:"
 FILES_MARK = "files-read:"
 # mark key of a site's last complete file read: records read (kept, summarised or rejected) by type
 FILES_COUNT_MARK = "files-count"
+# mark key of the source (folder, file or server URL) of a site's last complete read: a snapshot
+# read of another source is told apart from an export that lost records (cohort.ingest)
+SOURCE_MARK = "source"
 # mark key prefix of a FHIR server pull's sync positions (cohort.source.fhir.pull)
 FHIR_MARK = "fhir:"
 # side_dates token prefix of a summarised medication record's start ("m" alone: undated)

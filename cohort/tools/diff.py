@@ -23,6 +23,9 @@ class SiteDiff:
     criteria_removed: list[str] = field(default_factory=list)  # columns of A only
     criteria_added: list[str] = field(default_factory=list)  # columns of B only
     only_in: str = ""  # "A" or "B" when the site exists in one folder only
+    # "A", "B" or "A and B": the folder's run.json does not describe the site's lists (left over
+    # from an earlier run, see OutLists.complete): not compared, as another run's lists
+    left_over: str = ""
 
 
 @dataclass
@@ -58,7 +61,8 @@ def _folder(out: Path) -> Folder:
         return Folder("-")
     if not found.failed:
         return Folder(found.last.stamp(), digests=_digests(found.last))
-    lists: dict[str, Lists | None] = {sid: found.sites.get(sid) for sid in sorted(_sites(out))}
+    mine = sorted(_sites(out) - _left_over(found, out))  # (the others: said per site)
+    lists: dict[str, Lists | None] = {sid: found.sites.get(sid) for sid in mine}
     note = f"the last run ({_last_run(found)}) failed" + _left(lists)
     kinds = set(lists.values())
     if len(kinds) > 1:
@@ -108,6 +112,12 @@ def _sites(out: Path) -> set[str]:
     return {p.parent.name for p in out.glob("*/candidates.csv")}
 
 
+def _left_over(found: OutLists, out: Path) -> set[str]:
+    """Sites with lists in `out` that its run.json does not describe (none when it cannot
+    tell: no run.json, or a failed run's that names no lists)."""
+    return {s for s in _sites(out) if s not in found.sites} if found.complete else set()
+
+
 def diff_site(site: str, a: Path, b: Path) -> SiteDiff:
     """Compare one site's candidates.csv in two output folders."""
     d = SiteDiff(site)
@@ -149,8 +159,13 @@ def _items(cell: str) -> set[str]:
 def diff_outputs(a: Path, b: Path) -> OutputDiff:
     """Every site found in either folder (OUT/<site>/candidates.csv)."""
     sa, sb = _sites(a), _sites(b)
+    la, lb = _left_over(read_lists(a), a), _left_over(read_lists(b), b)
     sites = []
     for site in sorted(sa | sb):
+        left = " and ".join(n for n, lo in (("A", la), ("B", lb)) if site in lo)
+        if left:
+            sites.append(SiteDiff(site, left_over=left))
+            continue
         d = diff_site(site, a, b)
         d.only_in = "A" if site not in sb else "B" if site not in sa else ""
         sites.append(d)
@@ -169,6 +184,13 @@ def render(d: OutputDiff) -> str:
         lines.append("no candidates.csv in either folder")
     for s in d.sites:
         lines.append("")
+        if s.left_over:
+            whose = "their run.json" if " and " in s.left_over else f"{s.left_over}'s run.json"
+            lines.append(
+                f"site {s.site}: in {s.left_over} left over from an earlier run (not in {whose}):"
+                " not compared"
+            )
+            continue
         if s.only_in:
             lines.append(f"site {s.site}: only in {s.only_in}")
         else:
