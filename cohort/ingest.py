@@ -18,13 +18,16 @@ from cohort.extract import Triage
 from cohort.held import Held
 from cohort.model import PIPELINE_TYPES, Code
 from cohort.reading import JOB, read_results, workers_for_files
+from cohort.readreport import files_report
 from cohort.snapshot import History, counts, refuse_mass_removal, remember
+from cohort.source.fileinfo import origin_of
 from cohort.source.files import (
     ReadStats,
     Unit,
     fingerprint,
     plan_units,
 )
+from cohort.source.names import FileNames
 from cohort.store import PutStats, Store, Tombstones
 from cohort.store.schema import FILES_MARK, SOURCE_MARK
 
@@ -87,7 +90,13 @@ def _renumber(origin: str, offset: int) -> str:
 
 
 def ingest_files(
-    site: SiteConfig, cfg: Config, store: Store, loaded: Loaded, *, full_refresh: bool = False
+    site: SiteConfig,
+    cfg: Config,
+    store: Store,
+    loaded: Loaded,
+    *,
+    full_refresh: bool = False,
+    names: FileNames | None = None,
 ) -> dict[str, Any]:
     """Read a file source into the store: kept records upserted, the rest summarised.
 
@@ -95,10 +104,15 @@ def ingest_files(
     cohort's code are all as at the last complete read of this source, that read stands (a
     nightly rerun over an unchanged export): nothing is read, and the report is the last
     read's with `files_unchanged`. `full_refresh` reads anyway. A read with a file it could not
-    read whole (see `ReadStats.partial`) is not complete: the next run reads again.
+    read whole (see `ReadStats.partial`) is not complete: the next run reads again. The report
+    and the log name files as `names` show them (cohort/source/names.py: no patient's name).
     """
+    names = FileNames() if names is None else names
+    source = Path(site.source)
+    if source.is_file():  # (named in the config and run.json's `source` already)
+        names.given = origin_of(source, source.parent)
     try:
-        units = plan_units(Path(site.source), cfg.chunk_mb << 20)
+        units = plan_units(source, cfg.chunk_mb << 20, names)
     except SourceError as exc:  # ("data path not found: ..." said neither which site nor key)
         exc.args = (f"site '{site.id}': source: {exc}", *exc.args[1:])
         raise
@@ -129,7 +143,7 @@ def ingest_files(
         for other in store.mark_keys(site.id, FILES_MARK):
             if other != key:
                 store.set_mark(site.id, other, "")
-    report, whole = _read_files(site, cfg, store, loaded, units, history)
+    report, whole = _read_files(site, cfg, store, loaded, units, history, names)
     if whole:
         remember(store, site, report)
     if stamp is not None and whole:  # (a file not read whole is read again next time)
@@ -170,10 +184,11 @@ def _read_files(
     store: Store,
     loaded: Loaded,
     units: list[Unit],
-    history: History | None = None,
+    history: History | None,
+    names: FileNames,
 ) -> tuple[dict[str, Any], bool]:
     """The read's report, and whether every file was read whole (`history`: the site's
-    earlier reads, for the snapshot guard: cohort.snapshot)."""
+    earlier reads, for the snapshot guard: cohort.snapshot; `names`: how it names files)."""
     nproc = workers_for_files(units, cfg.workers)
     # increments (snapshot = false): a summarised record leaves a tombstone, so a stored older
     # copy of it goes (a snapshot read's sweep drops it anyway: nothing more is read there)
@@ -246,66 +261,29 @@ def _read_files(
         sum(stats.rejected.values()),
         nproc,
     )
-    warnings = []
-    if partial:
-        first = sorted(partial)[0]
-        kept = f"; {spared} record(s) not found in this read are kept" if spared else ""
-        warnings.append(
-            f"{len(partial)} file(s) not read whole (first: {first}; see issues){kept}: an"
-            " export still being written, or a damaged or unreadable file?"
-        )
-        log.warning("site %s: %s", site.id, warnings[-1])
-    if stats.outcomes:  # (not read whole, above; but a file to export again, not to repair)
-        first = min(stats.outcomes)
-        warnings.append(
-            f"{len(stats.outcomes)} file(s) hold an OperationOutcome, a server's error answer,"
-            f" not data (first: {first}: {stats.outcomes[first]}): export them again; until"
-            " then nothing is dropped from the store"
-        )
-        log.warning("site %s: %s", site.id, warnings[-1])
-    if stats.recoded:  # (kept, but names may read wrong: a warning, not only an issue)
-        warnings.append(
-            f"{len(stats.recoded)} file(s) not UTF-8, read as Windows-1252 (first:"
-            f" {min(stats.recoded)}; see issues): have the export written in UTF-8"
-        )
-        log.warning("site %s: %s", site.id, warnings[-1])
-    if site.server:  # (config.py: accepted, not used)
-        warnings.append(
-            "[sites.server] is not used: this site's source is a folder or file, not a FHIR"
-            " server URL"
-        )
-    if not stats.read:  # (a feed that did not arrive: loud, not a quiet empty list)
-        warnings.append(f"no FHIR records read from {site.source} ({stats.files} data file(s))")
-        log.warning("site %s: %s", site.id, warnings[-1])
-    return {
-        "source": site.source,
-        "kind": "files",
-        "warnings": warnings,
-        "files": stats.files,
-        "read": dict(stats.read),
-        "rejected": dict(stats.rejected),
-        "skipped_types": dict(stats.skipped_types),
-        "summarised": dict(stats.summarised),
-        "stored": {
-            "inserted": put.inserted,
-            "updated": put.updated,
-            "unchanged": put.unchanged,
-            # a snapshot read's sweep; an increment's records replaced by summarised copies
-            "removed": len(stale) + len(held.doomed),
-        },
-        "workers": nproc,
-        "notes": stats.notes,
-        "issues_total": len(stats.issues) + stats.issues_dropped,
-        "issues": [{"origin": i.origin, "reason": i.reason} for i in stats.issues[:200]],
-    }, not partial
+    stored = {
+        "inserted": put.inserted,
+        "updated": put.updated,
+        "unchanged": put.unchanged,
+        # a snapshot read's sweep; an increment's records replaced by summarised copies
+        "removed": len(stale) + len(held.doomed),
+    }
+    return files_report(site, stats, units, names, spared, stored, nproc), not partial
 
 
 def ingest(
-    site: SiteConfig, cfg: Config, store: Store, loaded: Loaded, *, full_refresh: bool
+    site: SiteConfig,
+    cfg: Config,
+    store: Store,
+    loaded: Loaded,
+    *,
+    full_refresh: bool,
+    names: FileNames | None = None,
 ) -> dict[str, Any]:
-    """Bring a site's data into the store; returns the site's source report for run.json."""
+    """Bring a site's data into the store; returns the site's source report for run.json
+    (`names`: the pseudonyms it gave files, cohort/source/names.py)."""
     if not site.is_url:
-        report = ingest_files(site, cfg, store, loaded, full_refresh=full_refresh)
+        report = ingest_files(site, cfg, store, loaded, full_refresh=full_refresh, names=names)
     else:
         report = _pull(site, cfg, store, loaded, full_refresh=full_refresh)
         store.set_mark(site.id, SOURCE_MARK, site.source)  # (a file read's: ingest_files)

@@ -24,6 +24,7 @@ from cohort.asof import as_of_warning
 from cohort.atomic import ensure_dir, try_folder
 from cohort.config import Config, SiteConfig
 from cohort.errors import CohortError, LockedError, OutputError, ReportError, interruption
+from cohort.filenames import kept_names
 from cohort.forks import map_chunks
 from cohort.ingest import Loaded, ingest
 from cohort.model import Candidate, SiteResult
@@ -311,10 +312,11 @@ def _locked_run(
             results: list[SiteResult] = []
             with Store(store_path) as store, watch.on(store_path):
                 for site in cfg.sites:
-                    with timer.stage("ingest"):
+                    # (the pseudonyms it gives files are listed where the store is)
+                    with timer.stage("ingest"), kept_names(state, site) as names:
                         watch.reading(site.id)
                         report["sites"][site.id] = ingest(
-                            site, cfg, store, loaded, full_refresh=full_refresh
+                            site, cfg, store, loaded, full_refresh=full_refresh, names=names
                         )
                     report["warnings"] += [
                         f"{site.id}: {w}" for w in report["sites"][site.id].get("warnings", [])

@@ -19,6 +19,7 @@ import pytest
 from test_reliability_support import AS_OF, SAMPLES, Scenarios, report_at_end, write_config
 
 from cohort.config import load_config
+from cohort.filenames import FILE_NAMES, read_names
 from cohort.runner import run
 
 BAD = Path(__file__).parent / "data" / "bad"
@@ -143,8 +144,16 @@ def _dump_deep(obj: Any) -> bytes:
         sys.setrecursionlimit(old)
 
 
-def _issues(report: dict[str, Any]) -> dict[str, str]:
-    return {i["origin"]: i["reason"] for i in report["sites"]["amr"]["issues"]}
+def _issues(report: dict[str, Any], out: Path) -> dict[str, str]:
+    """origin -> reason, a file named by pseudonym (not Bulk-style: `bad/deep.json`) by its
+    path again, as the store folder's file-names.tsv lists it."""
+    names = {k: path for k, [(_, _, path)] in read_names(out / ".cohort" / FILE_NAMES).items()}
+    got = {}
+    for i in report["sites"]["amr"]["issues"]:
+        origin = i["origin"]
+        head = origin.split(":")[0].split("#")[0]
+        got[names[head] + origin[len(head) :] if head in names else origin] = i["reason"]
+    return got
 
 
 def test_no_crash_and_valid_patients_unchanged(corpus_run: tuple[dict, Path, Path]) -> None:
@@ -202,7 +211,7 @@ def test_each_bad_record_has_a_located_issue(corpus_run: tuple[dict, Path, Path]
     report, _, _ = corpus_run
     base = sum(1 for ln in (SAMPLES / "amr" / "Condition.ndjson").read_bytes().splitlines())
     lines = {f"n{i}": base + i for i in range(1, 9)}
-    issues = _issues(report)
+    issues = _issues(report, corpus_run[1])
     for where, words in EXPECTED.items():
         origin = where.format(**lines)
         with RUNS.scenario(f"bad input {origin}"):
@@ -262,4 +271,5 @@ def test_100mb_file(tmp_path: Path) -> None:
         assert report["status"] == "success"
         s = report["sites"]["amr"]
         assert s["skipped_types"]["Basic"] == (n // 1000) * 1000
-        assert _issues(report)[f"big.ndjson:{(n // 1000) * 1000 + 1}"] == "invalid JSON"
+        last = f"big.ndjson:{(n // 1000) * 1000 + 1}"
+        assert _issues(report, tmp_path / "out")[last] == "invalid JSON"

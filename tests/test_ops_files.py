@@ -8,6 +8,7 @@ located and reported, and never makes a snapshot read drop records it merely cou
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import shutil
@@ -25,11 +26,17 @@ from test_reliability_support import AS_OF, REPO, copy_site, write_config
 import cohort.ingest as ingest
 from cohort.config import load_config
 from cohort.errors import SourceError, StoreError
+from cohort.filenames import FILE_NAMES, read_names
 from cohort.runner import run
 from cohort.source.files import ReadStats, plan_units, read_path
 from cohort.store import Store
 
 DAY = date.fromisoformat(AS_OF)
+
+
+def _pseudonym(path: str) -> str:
+    """How run.json names a file not named Bulk-style (docs/security.md)."""
+    return "file-" + hashlib.sha256(path.encode()).hexdigest()[:8]
 
 
 def _run(config: Path, out: Path, site: str = "amr", **kw: Any) -> dict[str, Any]:
@@ -115,8 +122,8 @@ def test_an_unreadable_or_vanished_file_keeps_its_records(
     os.symlink(tmp_path / "gone.ndjson", src / "Procedure.ndjson")
     real = ingest.plan_units
 
-    def vanishing(path: Path, chunk: int | None = None) -> Any:
-        units = real(path, chunk)
+    def vanishing(path: Path, chunk: int | None = None, names: Any = None) -> Any:
+        units = real(path, chunk, names)
         (src / "Immunization.ndjson").unlink()  # after the listing, before the read
         return units
 
@@ -152,8 +159,8 @@ def test_a_file_still_growing_when_read_is_read_again_next_run(
     }
     real = ingest.plan_units
 
-    def growing(path: Path, chunk: int | None = None) -> Any:
-        units = real(path, 4096)  # Condition.ndjson (53 KB) read in byte ranges
+    def growing(path: Path, chunk: int | None = None, names: Any = None) -> Any:
+        units = real(path, 4096, names)  # Condition.ndjson (53 KB) read in byte ranges
         with (src / "Condition.ndjson").open("ab") as fh:
             fh.write(orjson.dumps(extra) + b"\n")
         return units
@@ -191,7 +198,9 @@ def test_a_linked_folder_is_named_as_skipped(tmp_path: Path) -> None:
     ]
     config = write_config(tmp_path, {"amr": str(src)})
     out = tmp_path / "out"
-    assert _run(config, out)["issues"][0] == {"origin": "conditions", "reason": skipped}
+    # (run.json names a folder whose name is not Bulk-style by its pseudonym: test_file_names)
+    shown = _pseudonym("conditions")
+    assert _run(config, out)["issues"][0] == {"origin": shown, "reason": skipped}
     assert _run(config, out)["files_unchanged"] is True
 
 
@@ -348,9 +357,11 @@ def test_a_file_name_that_is_not_utf8_is_read_and_named_in_escapes(
     out = tmp_path / "out"
     report = _run(config, out)
     assert report["read"]["Condition"] == 94
-    assert report["issues"] == [
-        {"origin": "Condition-caf\\xe9.ndjson:95", "reason": "Condition.subject: missing"}
-    ]
+    # run.json names it by pseudonym (not Bulk-style), the store folder's list as escaped
+    name = _pseudonym("Condition-caf\\xe9.ndjson")
+    assert report["issues"] == [{"origin": f"{name}:95", "reason": "Condition.subject: missing"}]
+    listed = read_names(out / ".cohort" / FILE_NAMES)[name]
+    assert listed == [("amr", str(src), "Condition-caf\\xe9.ndjson")]
     assert _run(config, out)["files_unchanged"] is True
     folder = os.fsencode(src) + b"/more-caf\xe9"
     os.mkdir(folder)
@@ -362,10 +373,13 @@ def test_a_file_name_that_is_not_utf8_is_read_and_named_in_escapes(
         return real(path)
 
     monkeypatch.setattr(os, "scandir", denied)
-    with pytest.raises(SourceError, match=r"more-caf\\xe9: Permission denied"):
+    folder_name = _pseudonym("more-caf\\xe9")
+    with pytest.raises(SourceError, match=rf"{folder_name} \(a pseudonym.*: Permission denied"):
         run(load_config(config), DAY, out)
     written = json.loads((out / "run.json").read_text(encoding="utf-8"))
-    assert written["status"] == "failed" and "more-caf\\xe9" in written["error"]
+    assert written["status"] == "failed" and folder_name in written["error"]
+    listed = read_names(out / ".cohort" / FILE_NAMES)[folder_name]
+    assert listed == [("amr", str(src), "more-caf\\xe9")]
 
 
 def test_utf16_text_is_read_as_utf8(tmp_path: Path) -> None:

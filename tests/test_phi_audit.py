@@ -5,6 +5,7 @@ Each test names in its docstring what leaked or was unsafe before its fix."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -141,7 +142,10 @@ def test_control_characters_in_names_reach_no_terminal(tmp_path: Path) -> None:
 
     res = cli(site)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "not read whole" in res.stderr and r"bad\x1b]0;pwned\x07\x1b[2J\x0dINFO" in res.stderr
+    # (a name that is not Bulk-style is said by its pseudonym now: tests/test_file_names.py)
+    shown = "file-" + hashlib.sha256(ESC_NAME.encode()).hexdigest()[:8]
+    assert "not read whole" in res.stderr and f"(first: {shown};" in res.stderr
+    assert "pwned" not in res.stderr
     missing = cli(tmp_path / ESC_NAME)
     assert missing.returncode != 0 and "cohort: error:" in missing.stderr
     for out in (res, missing):
@@ -412,14 +416,16 @@ def test_run_json_escapes_bidi_and_c1_characters(tmp_path: Path) -> None:
     """run.json is read on a terminal (`cat`, `jq`): a file name with U+202E (or a C1 control
     such as U+009B, an escape sequence's start on some terminals) went into its issues as it
     was, so the origin printed reversed ("evil<RLO>gpj.ndjson" as "eviljson.jpg..."). Such
-    characters are JSON \\u escapes now; the file still parses to the same name."""
+    characters are JSON \\u escapes now; the file still parses to the same name. (The source
+    file itself: run.json names any other file that is not Bulk-style by its pseudonym.)"""
     site = tmp_path / "amr"
     site.mkdir()
     name = "evil\u202egpj\u009b.ndjson"
     (site / name).write_text('{"resourceType": "Patient", "id": "f1", "birthDate": "x"}\n')
     cfg = tmp_path / "c.toml"
+    source = json.dumps(str(site / name))  # (a TOML basic string reads JSON's escapes)
     cfg.write_text(f'[trial]\nid = "sirius-sle-2"\n[[sites]]\nid = "amr"\nname = "A"\n'
-                   f'source = "{site}"\n')  # fmt: skip
+                   f"source = {source}\n")  # fmt: skip
     run(load_config(cfg), date.fromisoformat(AS_OF), tmp_path / "out")
     text = (tmp_path / "out" / "run.json").read_text(encoding="utf-8")
     assert "\u202e" not in text and "\u009b" not in text and r"evil\u202egpj\u009b" in text

@@ -9,6 +9,7 @@ goes through `cohort run` (files) and through a FHIR server pull, and candidates
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import subprocess
@@ -38,6 +39,9 @@ ACTIVE = {
     ]
 }
 NAME = "Zebulon Quartermaine"  # on every Patient: must never reach a message
+
+# how run.json and the reasons name the test's all.ndjson (not a Bulk-style name: a pseudonym)
+ALL = "file-" + hashlib.sha256(b"all.ndjson").hexdigest()[:8]
 
 
 def cc(system: str, code: str) -> dict[str, Any]:
@@ -254,7 +258,7 @@ def test_the_evidence_names_the_record_that_could_not_be_read(file_run: Any) -> 
     assert ("medication-refused", "washout_b_cell_depletion",
             "MedicationAdministration/x-medication-refused") in found  # fmt: skip
     note = next(r["note"] for r in rows if r["patient_id"] == "medication-refused")
-    assert "Medication/x-medication-refused-1: all.ndjson:" in note and "ingredient" in note
+    assert f"Medication/x-medication-refused-1: {ALL}:" in note and "ingredient" in note
     assert ("patient-bad-active", "active_record", "Patient/patient-bad-active") in found
 
 
@@ -305,7 +309,7 @@ def test_every_problem_stays_a_located_issue_without_phi(file_run: Any) -> None:
     bad = [n for n, r in enumerate(records, 1) if r["id"] in made_bad
            or r["id"].startswith("x-") and r["id"] not in ("x-ana-pass-and-bad-1",
                                                            "x-medication-refused")]  # fmt: skip
-    missing = [n for n in bad if f"all.ndjson:{n}" not in origins]
+    missing = [n for n in bad if f"{ALL}:{n}" not in origins]
     assert not missing, (missing, issues)
     text = (out / "run.json").read_text(encoding="utf-8")
     assert NAME not in text and "around 2019" not in text and "last spring" not in text
@@ -380,12 +384,13 @@ def test_stub_keeps_codes_statuses_and_a_shaped_reason_only() -> None:
                        "ingredient": 3}],
         "meta": {"versionId": "2", "source": NAME},
     }  # fmt: skip
-    stub = stub_of(res, "a.ndjson:3", "MedicationRequest.dosageInstruction: not an array")
+    reason = "MedicationRequest.dosageInstruction: not an array"
+    stub = stub_of(res, "MedicationRequest.ndjson:3", reason)
     assert stub is not None and NAME not in json.dumps(stub)
     assert stub["status"] == "entered-in-error" and stub["meta"] == {"versionId": "2"}
     assert stub["contained"][0]["code"] == cc(RX, "121191")
     assert stub_why(stub[MARK]) == (
-        "a.ndjson:3: MedicationRequest.dosageInstruction: not an array"
+        "MedicationRequest.ndjson:3: MedicationRequest.dosageInstruction: not an array"
     )
     assert stub_why({"reason": f"Patient.name: {NAME}", "origin": NAME}) == ""
     assert stub_of({**res, "id": "bad id"}, "a", "x") is None

@@ -30,6 +30,7 @@ from cohort.source.fileinfo import (
     utf8_name,
 )
 from cohort.source.filereader import FileReader
+from cohort.source.names import PREFIX, FileNames
 from cohort.source.validate import MODES
 
 if TYPE_CHECKING:  # the reader only calls the triage; the triage itself belongs to extract
@@ -52,7 +53,7 @@ __all__ = [
 _Item = tuple[dict[str, Any], str, bytes | None]
 
 
-def _walk(directory: Path) -> Iterator[tuple[Path, str]]:
+def _walk(directory: Path, root: Path, names: FileNames) -> Iterator[tuple[Path, str]]:
     """(file, why it is skipped or "") under `directory`, sorted by name at each level; hidden
     entries left out.
 
@@ -60,18 +61,23 @@ def _walk(directory: Path) -> Iterator[tuple[Path, str]]:
     exports) but named as skipped: it was left out without a word, and the records in it with
     it. A link to nothing is yielded as a file, so that its read reports it (it was left out
     silently too). Other special files (FIFOs, devices, sockets) are left out: opening one
-    could block the run."""
+    could block the run. A folder under `root` is named as `names` show it (a folder may be
+    named after a patient as a file may)."""
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except OSError as e:
         where = utf8_name(str(directory))
+        if directory != root:
+            where = names.show(origin_of(directory, root))
+        if where.startswith(PREFIX):
+            where += " (a pseudonym: file-names.tsv in the store's folder names it)"
         raise SourceError(f"cannot list directory {where}: {e.strerror}") from None
     for entry in entries:
         if entry.name.startswith("."):
             continue
         path = Path(entry.path)
         if entry.is_dir(follow_symlinks=False):
-            yield from _walk(path)
+            yield from _walk(path, root, names)
         elif entry.is_file() or (entry.is_symlink() and not path.exists()):
             yield path, ""
         elif entry.is_symlink() and entry.is_dir():
@@ -120,15 +126,21 @@ class Unit:
     stamp: tuple[int, int, int] | None = None
 
 
-def plan_units(path: Path, chunk_bytes: int | None = None) -> list[Unit]:
+def plan_units(
+    path: Path, chunk_bytes: int | None = None, names: FileNames | None = None
+) -> list[Unit]:
     """The units of `path` (a directory, recursively and sorted, or a file) in reading order;
-    plain NDJSON files above `chunk_bytes` are split (None: every file is one unit)."""
+    plain NDJSON files above `chunk_bytes` are split (None: every file is one unit). `names`:
+    how an error names a folder under `path` (`FileNames.show`)."""
     path = Path(path)
     if not path.exists():
         raise SourceError(f"data path not found: {path}")
     if not (path.is_dir() or path.is_file()):  # (a FIFO would block the run on its first read)
         raise SourceError(f"data path is neither a folder nor a regular file: {path}")
-    root, files = (path, _walk(path)) if path.is_dir() else (path.parent, iter([(path, "")]))
+    if path.is_dir():
+        root, files = path, _walk(path, path, names or FileNames())
+    else:
+        root, files = path.parent, iter([(path, "")])
     units: list[Unit] = []
     for f, skip in files:
         origin = origin_of(f, root)

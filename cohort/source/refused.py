@@ -11,6 +11,7 @@ import orjson
 
 from cohort.model import PIPELINE_TYPES
 from cohort.source.checkers import ID_RE, Invalid
+from cohort.source.names import FileNames
 from cohort.source.validate import _META, check, valid_codeable_concept
 
 __all__ = [
@@ -232,4 +233,7 @@ def stub_why(mark: Any) -> str:
     reason, origin = mark.get("reason"), mark.get("origin")
     reason = reason if isinstance(reason, str) and _REASON.fullmatch(reason) else ""
     origin = origin if isinstance(origin, str) and _ORIGIN.fullmatch(origin) else ""
+    # (quoted in candidates.csv and evidence.csv, --no-phi ones too: a file named after its
+    # patient is named by its pseudonym, as in run.json)
+    origin = FileNames().show(origin) if origin else ""
     return ": ".join(x for x in (origin, reason) if x)

@@ -13,6 +13,7 @@ import orjson
 
 from cohort.errors import StoreError
 from cohort.source.checkers import ID_RE
+from cohort.source.names import FileNames
 
 __all__ = [
     "PutStats",
@@ -190,7 +191,8 @@ def prepare_row(res: dict[str, Any], origin: str, raw: bytes | None = None) -> R
     """
     rtype, rid = res.get("resourceType"), res.get("id")
     if not isinstance(rtype, str) or not isinstance(rid, str):
-        raise StoreError(f"cannot store a resource without resourceType and id ({origin})")
+        where = FileNames().show(origin)  # (a file named after its patient: no name)
+        raise StoreError(f"cannot store a resource without resourceType and id ({where})")
     meta = res.get("meta")
     if isinstance(meta, dict):
         version = meta.get("versionId") if isinstance(meta.get("versionId"), str) else None
