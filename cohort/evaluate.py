@@ -11,6 +11,7 @@ from cohort.criteria.base import Context, Criterion, TerminologyLike
 from cohort.criteria.obsdays import settle
 from cohort.criteria.ordering import in_order
 from cohort.criteria.registry import KINDS
+from cohort.criteria.searched import with_searched
 from cohort.criteria.ties import untie
 from cohort.criteria.trial import Trial
 from cohort.criteria.unnamed import settle_unnamed
@@ -51,7 +52,10 @@ def evaluate(trial: Trial, ctx: Context) -> list[Result]:
     """Every criterion's result for the patient, its evidence rows in reading order (the used
     ones as the criterion gives them, the ignored newest first: criteria.ordering.in_order),
     the one order evidence.csv, `cohort explain` and summary.html read them in."""
-    return [in_order(r) for r in held_back(trial, ctx, _evaluate(trial.criteria, ctx))]
+    results = held_back(trial, ctx, _evaluate(trial.criteria, ctx))
+    # (last: a fail or unknown on no record gets its search row once settled, criteria.searched)
+    by_id = {c.id: c for c in trial.criteria}
+    return [in_order(with_searched(by_id[r.criterion], ctx, r)) for r in results]
 
 
 def _evaluate(criteria: Sequence[Criterion], ctx: Context) -> list[Result]:

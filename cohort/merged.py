@@ -13,15 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from datetime import date
 from typing import Any
 
 from cohort.model import PatientFacts
 from cohort.store import Store, reference_id
+from cohort.store.census import Side
 
 __all__ = ["LINKED", "Merges", "Side", "family", "linked", "merge_links", "merges_of"]
-
-Side = tuple[list[date], list[date | None]]
 
 
 class Merges:
@@ -82,7 +80,11 @@ class Merges:
         parts = [side[p] for p in (pid, *self.olds[pid]) if p in side]
         if not parts:
             return None
-        return [d for s in parts for d in s[0]], [m for s in parts for m in s[1]]
+        counts: dict[str, int] = {}
+        for s in parts:
+            for rtype, n in s[2].items():
+                counts[rtype] = counts.get(rtype, 0) + n
+        return [d for s in parts for d in s[0]], [m for s in parts for m in s[1]], counts
 
 
 # (bytes every Patient with a merge link holds, either type: Store.iter_type's filter)

@@ -262,6 +262,9 @@ class PatientFacts:
     # starts (None: undated) of valid medication records no criterion reads: they still show
     # that the patient has medication records (`current_medication`)
     other_medications: list[date | None] = field(default_factory=list)
+    # summarised records per type (Store.side_facts): what a criterion that finds nothing says
+    # is on file besides (criteria.searched); a store read before counts were kept has none
+    other_counts: dict[str, int] = field(default_factory=dict)
     unreadable: list[UnreadableFact] = field(default_factory=list)
     # medication records whose referenced Medication is not in the data (refs), and those that
     # name no drug at all: what a medication criterion they could change cannot pass on

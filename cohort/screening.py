@@ -17,6 +17,7 @@ from cohort.model import Candidate, PatientFacts, Result
 from cohort.rank import rank
 from cohort.report.medgaps import gaps_of
 from cohort.store import Store
+from cohort.store.census import Side
 from cohort.terminology.units import warm as warm_units
 
 __all__ = ["CHUNK_PATIENTS", "EVAL_FORK_MIN", "add_side", "last_seen", "screen", "screened_ids"]
@@ -38,13 +39,12 @@ def last_seen(facts: PatientFacts, as_of: date) -> date | None:
     return max(dates) if dates else None
 
 
-def add_side(
-    facts: PatientFacts, side: tuple[list[date], list[date | None]] | None
-) -> PatientFacts:
+def add_side(facts: PatientFacts, side: Side | None) -> PatientFacts:
     """`facts` with what the patient's summarised records contribute (Store.side_facts)."""
     if side is not None:
         facts.other_dates += side[0]
         facts.other_medications += side[1]
+        facts.other_counts = side[2]
     return facts
 
 

@@ -279,7 +279,11 @@ def test_unmapped_medication_records_are_summarised_once_valid(tmp_path: Path) -
         # it (no concept maps its drug: no criterion reads it)
         assert store.count_by_type("s") == {"Condition": 1, "MedicationRequest": 2, "Patient": 1}
         assert store.side_facts("s", ["p1"]) == {
-            "p1": ([date(2026, 8, 1)], [date(2026, 8, 1), None])
+            "p1": (
+                [date(2026, 8, 1)],
+                [date(2026, 8, 1), None],
+                {"MedicationRequest": 1, "MedicationStatement": 1},  # summarised, counted
+            )
         }
     cells = _first_row(tmp_path / "out")
     assert cells["last_seen"] == "2026-09-01"  # r3, stored

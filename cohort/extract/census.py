@@ -22,7 +22,7 @@ from cohort.extract.lines import LINE_TYPES
 from cohort.extract.rules import ReadingRules
 from cohort.model import Code, ObsValue, Quantity
 from cohort.store import Tomb, reference_id, tomb_of
-from cohort.store.schema import MEDICATION_MARK
+from cohort.store.schema import COUNTS_MARK, MEDICATION_MARK
 
 __all__ = [
     "CODE_ELEMENT",
@@ -131,9 +131,24 @@ class Census:
     records: int = 0
     dates: dict[str, set[str]] = field(default_factory=dict)
     entries: dict[bytes, CensusEntry] = field(default_factory=dict)
+    # type -> patient -> summarised records: what a criterion that finds nothing says is on
+    # file besides (criteria.searched); one integer increment per record on the hot path
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def date_rows(self) -> list[tuple[str, str]]:
-        return [(pid, ",".join(sorted(ds))) for pid, ds in self.dates.items()]
+        """(patient, text) side_dates rows: the date tokens, then after COUNTS_MARK the
+        per-type counts ("2026-01-01,m2026-02-02;MedicationRequest=3,Observation=12")."""
+        counted: dict[str, list[str]] = {}
+        for rtype in sorted(self.counts):
+            for pid, n in self.counts[rtype].items():
+                counted.setdefault(pid, []).append(f"{rtype}={n}")
+        rows = []
+        for pid, ds in self.dates.items():
+            tail = counted.pop(pid, None)
+            text = ",".join(sorted(ds))
+            rows.append((pid, f"{text}{COUNTS_MARK}{','.join(tail)}" if tail else text))
+        rows += [(pid, COUNTS_MARK + ",".join(tail)) for pid, tail in counted.items()]
+        return rows
 
     def entry_rows(self) -> list[tuple[str, str, str, int, str, str]]:
         return [e.to_row() for e in self.entries.values()]
@@ -296,6 +311,10 @@ class Triage:
         """Count one summarised record (`entry`: its code's entry, when already looked up)."""
         census = self.census
         census.records += 1
+        counted = census.counts.get(rtype)
+        if counted is None:
+            counted = census.counts[rtype] = {}
+        counted[pid] = counted.get(pid, 0) + 1
         if when is not None:
             day = when.isoformat()
             ds = census.dates.get(pid)

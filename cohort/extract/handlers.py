@@ -82,6 +82,7 @@ def _coded(triage: Triage, rtype: str) -> Handler:
     dropped = triage.rules.dropped_statuses(rtype)
     census = triage.census
     entries, dates = census.entries, census.dates
+    counted = census.counts.setdefault(rtype, {})  # (`take` drops this handler with the census)
     patient = triage._line_patient
     dated = rtype == "Observation"
 
@@ -131,6 +132,7 @@ def _coded(triage: Triage, rtype: str) -> Handler:
         if pid is None:
             return False
         census.records += 1
+        counted[pid] = counted.get(pid, 0) + 1
         if day is not None:
             days = dates.get(pid)
             if days is None:

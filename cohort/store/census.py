@@ -10,9 +10,21 @@ from typing import Any
 
 import orjson
 
-from cohort.store.schema import CENSUS_MARK, FHIR_MARK, FILES_MARK, MEDICATION_MARK, SET_MARK
+from cohort.store.schema import (
+    CARRIED_MARK,
+    CENSUS_MARK,
+    COUNTS_MARK,
+    FHIR_MARK,
+    FILES_MARK,
+    MEDICATION_MARK,
+    SET_MARK,
+)
 
-__all__ = ["CensusTables"]
+__all__ = ["CensusTables", "Side"]
+
+# What a patient's summarised records say (Store.side_facts): their dates (for last_seen), the
+# starts of the medication records (None: undated) and the number of records per type
+Side = tuple[list[date], list[date | None], dict[str, int]]
 
 # A row `t` of side_dates or census is of its source's current generation (parameter: CENSUS_MARK)
 _CURRENT = (
@@ -76,21 +88,28 @@ class CensusTables:
         censuses hold that it lacks: for a read that could not read every file whole. What such
         a file holds is unknown, so its summarised records stay as last read, as its stored
         records do (cohort.ingest): their dates still date `last_seen`, a medication record
-        still counts as one. Per patient, the date tokens `gen` lacks, in one row (so nights of
-        damaged reads in a row add no rows); per code element, the census rows of one `gen` has
-        none of (one it has keeps this read's counts, which coverage shows)."""
+        still counts as one. Per patient, the date tokens `gen` lacks, and each per-type count
+        above `gen`'s, as a floor (a count is no set: what `gen` read of the file is unknown),
+        in one row (so nights of damaged reads in a row add no rows); per code element, the
+        census rows of one `gen` has none of (one it has keeps this read's counts, which
+        coverage shows)."""
         rows = "SELECT patient, dates FROM side_dates t WHERE site=? AND {} ORDER BY patient"
         fresh = _tokens(self._query(rows.format("source=? AND gen=?"), (site, source, gen)))
         now = next(fresh, None)
         carried = []
         # (both in patient order: this read's census is walked, not held in memory)
-        for pid, tokens in _tokens(self._query(rows.format(_CURRENT), (site, CENSUS_MARK))):
+        for pid, tokens, counts in _tokens(self._query(rows.format(_CURRENT), (site, CENSUS_MARK))):
             while now is not None and now[0] < pid:
                 now = next(fresh, None)
             if now is not None and now[0] == pid:
                 tokens -= now[1]
-            if tokens:
-                carried.append((site, source, gen, pid, ",".join(sorted(tokens))))
+                counts = {t: n for t, n in counts.items() if n > now[2].get(t, 0)}
+            if tokens or counts:
+                text = ",".join(sorted(tokens))
+                if counts:
+                    floors = (f"{CARRIED_MARK}{t}={n}" for t, n in sorted(counts.items()))
+                    text += COUNTS_MARK + ",".join(floors)
+                carried.append((site, source, gen, pid, text))
         entries = (
             "INSERT INTO census"  # noqa: S608 (constant SQL)
             " (site, source, gen, rtype, codes, text, records, patients, sample)"
@@ -143,22 +162,26 @@ class CensusTables:
 
     def side_dates(self, site: str, patient_ids: Iterable[str]) -> dict[str, list[date]]:
         """Dates of the summarised records of these patients (current censuses only)."""
-        return {pid: dates for pid, (dates, _) in self.side_facts(site, patient_ids).items()}
+        return {pid: side[0] for pid, side in self.side_facts(site, patient_ids).items()}
 
-    def side_facts(
-        self, site: str, patient_ids: Iterable[str]
-    ) -> dict[str, tuple[list[date], list[date | None]]]:
-        """(record dates, medication starts) of the summarised records of these patients.
+    def side_facts(self, site: str, patient_ids: Iterable[str]) -> dict[str, Side]:
+        """(record dates, medication starts, records per type) of the summarised records of
+        these patients.
 
         A medication start is stored as a date token marked `MEDICATION_MARK` (alone: undated),
-        beside the plain date that `last_seen` reads (cohort.extract.census)."""
-        out: dict[str, tuple[list[date], list[date | None]]] = {}
+        beside the plain date that `last_seen` reads; the counts follow COUNTS_MARK
+        (cohort.extract.census)."""
+        out: dict[str, Side] = {}
+        floors: dict[str, dict[str, int]] = {}  # counts carried over a damaged read
         for pid, text in self._query(
             "SELECT patient, dates FROM side_dates t WHERE site=?"  # noqa: S608 (constant SQL)
             " AND patient IN (SELECT value FROM json_each(?)) AND " + _CURRENT,
             (site, orjson.dumps(list(patient_ids)).decode(), CENSUS_MARK),
         ):
-            dates, meds = out.setdefault(pid, ([], []))
+            dates, meds, counts = out.setdefault(pid, ([], [], {}))
+            text, _, tail = text.partition(COUNTS_MARK)
+            if tail:
+                _add_counts(tail, counts, floors.setdefault(pid, {}))
             if MEDICATION_MARK not in text:  # (nearly every row: dates only, read in one go)
                 dates += map(date.fromisoformat, filter(None, text.split(",")))
                 continue
@@ -167,6 +190,8 @@ class CensusTables:
                     meds.append(date.fromisoformat(token[1:]) if len(token) > 1 else None)
                 elif token:
                     dates.append(date.fromisoformat(token))
+        for pid, floor in floors.items():
+            _floored(out[pid][2], floor)
         return out
 
     def census_rows(self, site: str) -> Iterator[tuple[Any, ...]]:
@@ -178,7 +203,38 @@ class CensusTables:
         )
 
 
-def _tokens(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[str, set[str]]]:
-    """(patient, date tokens) of side_dates rows in patient order, one patient at a time."""
+def _tokens(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[str, set[str], dict[str, int]]]:
+    """(patient, date tokens, counts per type) of side_dates rows in patient order, one patient
+    at a time."""
     for pid, group in groupby(rows, key=itemgetter(0)):
-        yield pid, {token for _, text in group for token in text.split(",") if token}
+        tokens: set[str] = set()
+        counts: dict[str, int] = {}
+        floor: dict[str, int] = {}
+        for _, text in group:
+            head, _, tail = text.partition(COUNTS_MARK)
+            tokens.update(token for token in head.split(",") if token)
+            if tail:
+                _add_counts(tail, counts, floor)
+        yield pid, tokens, _floored(counts, floor)
+
+
+def _add_counts(tail: str, counts: dict[str, int], floor: dict[str, int]) -> None:
+    """Add a row's "Type=n" counts to `counts` (a generation's rows are summed: each reading
+    process summarised its own records) and its carried "~Type=n" ones to `floor`."""
+    for token in tail.split(","):
+        rtype, _, n = token.partition("=")
+        if not n.isdigit():
+            continue
+        if rtype.startswith(CARRIED_MARK):
+            rtype = rtype[len(CARRIED_MARK) :]
+            floor[rtype] = max(floor.get(rtype, 0), int(n))
+        else:
+            counts[rtype] = counts.get(rtype, 0) + int(n)
+
+
+def _floored(counts: dict[str, int], floor: dict[str, int]) -> dict[str, int]:
+    """`counts` raised to the counts carried over a damaged read (in place)."""
+    for rtype, n in floor.items():
+        if n > counts.get(rtype, 0):
+            counts[rtype] = n
+    return counts

@@ -1,7 +1,9 @@
 """The store's SQLite schema and the statements shared by its writers."""
 
 __all__ = [
+    "CARRIED_MARK",
     "CENSUS_MARK",
+    "COUNTS_MARK",
     "FHIR_MARK",
     "FILES_COUNT_MARK",
     "FILES_MARK",
@@ -84,6 +86,11 @@ SOURCE_MARK = "source"
 FHIR_MARK = "fhir:"
 # side_dates token prefix of a summarised medication record's start ("m" alone: undated)
 MEDICATION_MARK = "m"
+# side_dates text: after it, the patient's summarised records per type ("Observation=12"),
+# summed over a generation's rows; a count carried over a damaged read (carry_census) is marked
+# CARRIED_MARK and taken as a floor ("~Observation=12"). A row written before counts has none.
+COUNTS_MARK = ";"
+CARRIED_MARK = "~"
 
 # A resource row, bound by `rows.bound`: NULLIF turns the 0 it binds for None into NULL
 INSERT = (

@@ -1,0 +1,152 @@
+"""The evidence row of a criterion that fails or is unknown on no record: what it searched."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date
+
+from cohort.criteria.base import Context, Criterion, window_span
+from cohort.criteria.registry import (
+    CONDITIONS,
+    KINDS,
+    LABS,
+    MEASURE,
+    MEDICATIONS,
+    PROCEDURES,
+    RECORDS,
+    VACCINES,
+    tables_of,
+)
+from cohort.model import (
+    MEDICATION_TYPES,
+    ConditionFact,
+    Evidence,
+    ExposureFact,
+    ImmunizationFact,
+    ObservationFact,
+    ProcedureFact,
+    Result,
+    Status,
+)
+
+__all__ = ["with_searched"]
+
+# QA: "no current qualifying therapy" with no evidence row at all read as nothing looked at,
+# and could not tell a chart without medication records from one whose records map to no
+# concept (summarised at read time, never stored). Such a result gets one row, with no record
+# reference, naming what was searched and what else of those records is on file.
+
+# the types of the records each sort of concept list is matched against (registry.RECORDS)
+_TYPES: dict[str, tuple[str, ...]] = {
+    MEDICATIONS: MEDICATION_TYPES,
+    LABS: ("Observation",),
+    CONDITIONS: ("Condition",),
+    PROCEDURES: ("Procedure",),
+    VACCINES: ("Immunization",),
+}
+_COVERAGE = "see cohort mappings coverage"
+Fact = ConditionFact | ObservationFact | ExposureFact | ImmunizationFact | ProcedureFact
+
+
+def with_searched(crit: Criterion, ctx: Context, r: Result) -> Result:
+    """`r`, and when it fails or is unknown with no evidence row at all, of a kind that
+    searches records, with the one row saying what was searched and found (docs/rules.md).
+
+    A result with rows already shows what it rests on: the records it set aside (a qualifying
+    therapy that ended, a result before the window, one whose partial date may be in it)."""
+    if r.status is Status.PASS or r.evidence or r.ignored:
+        return r
+    sought = _sought(crit)
+    if not sought:
+        return r  # (age, deceased, active_record: the Patient record, not a search)
+    searched = ", ".join(f"{_noun(sort)} of {', '.join(names)}" for sort, names in sought.items())
+    others = "; ".join(_others(ctx, sort, names) for sort, names in sought.items())
+    note = f"searched: {searched} {_when(crit, ctx.as_of)}: none; {others}"
+    concepts = ",".join(dict.fromkeys(n for names in sought.values() for n in names))
+    return replace(r, evidence=(Evidence(ref="", concept=concepts, note=note),))
+
+
+def _sought(crit: Criterion) -> dict[str, list[str]]:
+    """The concepts a criterion searches, by the sort of records they are matched against."""
+    spec = KINDS.get(crit.kind)
+    if spec is None:
+        return {}
+    out: dict[str, list[str]] = {}
+    lists = [(sort, crit.params.get(key)) for key, sort in spec.reads.items()]
+    # (an `alt` only lowers a limit and a check concludes from a finding: neither is searched
+    # for; a measure is)
+    for _, table, entry in tables_of(crit.kind, crit.params):
+        if table is MEASURE and isinstance(entry, dict):
+            lists += [(sort, entry.get(key)) for key, sort in table.reads.items()]
+    for sort, names in lists:
+        for name in names if isinstance(names, list) else ():
+            if isinstance(name, str) and name not in out.get(sort, ()):
+                out.setdefault(sort, []).append(name)
+    return out
+
+
+def _noun(sort: str, n: int = 2) -> str:
+    return f"{RECORDS[sort]} record" + ("s" if n != 1 else "")
+
+
+def _when(crit: Criterion, as_of: date) -> str:
+    """The search's time frame, as the kind reads it."""
+    if crit.kind == "current_medication":
+        return f"current on {as_of}"
+    try:
+        return f"in the {window_span(crit.params)} before {as_of}"
+    except KeyError:  # (no window)
+        return f"on record by {as_of}"
+
+
+def _others(ctx: Context, sort: str, names: Sequence[str]) -> str:
+    """What else of the records of `sort` is on file: stored ones of other concepts or of none,
+    and summarised ones (of no concept: counted at read time, Store.side_facts); for medication
+    records the latest start on or before as_of (summarised medication records keep theirs)."""
+    f = ctx.facts
+    facts: Sequence[Fact]
+    if sort == MEDICATIONS:
+        facts = f.exposures
+    elif sort == LABS:
+        facts = f.observations
+    elif sort == CONDITIONS:
+        facts = f.conditions
+    elif sort == PROCEDURES:
+        facts = f.procedures
+    else:
+        facts = f.immunizations
+    want = set(names)
+    sought: set[str] = set()
+    mapped: set[str] = set()
+    known: set[str] = set()
+    for fact in facts:
+        record = fact.ref.partition("#")[0]  # (a component is part of its Observation)
+        known.add(record)
+        concepts = ctx.concepts(fact.ref, fact.codes, fact.text)
+        if want & concepts:
+            sought.add(record)
+        elif concepts:
+            mapped.add(record)
+    mapped -= sought
+    unmapped = len(known - sought - mapped) + sum(f.other_counts.get(t, 0) for t in _TYPES[sort])
+    starts: list[date | None] = []
+    if sort == MEDICATIONS:
+        # (a store read before counts were kept has the distinct starts only: at least those)
+        unmapped = max(unmapped, len(known - sought - mapped) + len(f.other_medications))
+        starts = [e.start for e in f.exposures if e.ref not in sought] + f.other_medications
+    n = len(mapped) + unmapped
+    if not n:
+        return f"no {'other ' if known else ''}{_noun(sort)} on file"
+    said = f"{n} other {_noun(sort, 1)}(s) on file"
+    dated = [s for s in starts if s is not None and s <= ctx.as_of]
+    if dated:
+        said += f", latest {max(dated)}"
+    if mapped and unmapped:
+        return (
+            f"{said} ({len(mapped)} mapped to other concepts, {unmapped} not mapped to any"
+            f" concept: {_COVERAGE})"
+        )
+    if unmapped:
+        return f"{said}, not mapped to any concept ({_COVERAGE})"
+    return f"{said}, mapped to other concepts"
