@@ -30,7 +30,7 @@ from .kickoff import (
     said_by_code,
 )
 from .medications import medication_since, refresh_medications
-from .ndjson import export_links, load, read_ndjson, screened_in
+from .ndjson import export_links, load, not_whole, read_ndjson, screened_in
 from .outcome import outcome_issues
 from .plan import BY_CODE, COMBO_CODE, PULL_TYPES, minus_overlap, token_hash
 from .pull import Puller
@@ -327,15 +327,12 @@ def bulk_pull(p: Puller) -> None:
         merged = family(export_links(files), screened)
         screened |= merged
         p.set_mark("screened", json.dumps(sorted(screened)))
-        held, cut = load(p, files, screened, asked, changes=bool(state.get("since")))
-    if cut:
-        # (the server's file, or its answer, cut short: the records after the break are
-        # missing tonight; moving the mark would leave them out of every later export)
+        held, cut, damaged = load(p, files, screened, asked, changes=bool(state.get("since")))
+    if not_whole(p, cut, damaged):
         incomplete = True
-        p.report.warn(
-            f"bulk {', '.join(cut[:5])}: the last line breaks off mid-record (the file was not"
-            " served whole); the bulk mark was not advanced, the next export repeats this window"
-        )
+    # an export that lacks records (error files, a file cut short or damaged): nothing of the
+    # site is swept, not even the types searched for its new patients below (sweep.py)
+    p.partial = incomplete
     if not incomplete:
         p.swept.update(types)
     # a full export: the merged charts it does not hold (a Group's non-members) are new

@@ -15,9 +15,10 @@ from cohort.merged import merge_links
 from cohort.source.fileinfo import UNREADABLE, unreadable
 from cohort.source.structure import loads
 from cohort.source.unparsed import NOT_UTF8, is_utf8
+from cohort.source.validate import RESOURCE_TYPES
 from cohort.store import Tomb, patient_of, tomb_of
 
-from .outcome import type_name
+from .outcome import keyed, type_name
 from .plan import BY_CODE
 
 if TYPE_CHECKING:
@@ -104,6 +105,30 @@ def export_links(files: list[tuple[str, Path]]) -> dict[str, str]:
     )
 
 
+def not_whole(p: Puller, cut: list[str], damaged: list[str]) -> bool:
+    """Warn (run.json, and the log: records may stay stale until the export is whole) of the
+    export files `load` found cut short or damaged; True when there is one. The bulk mark
+    then stays (moving it would leave the records they held out of every later export: one
+    since the mark holds a record only if it changes once more) and nothing is swept."""
+    said = []
+    if cut:  # (the server's file, or its answer, cut short: the records after the break)
+        said.append(
+            f"bulk {', '.join(cut[:5])}: the last line breaks off mid-record (the file was not"
+            " served whole); the bulk mark was not advanced, the next export repeats this window"
+        )
+    if damaged:  # (a full refresh took the stored copy of the record a line held for deleted)
+        said.append(
+            f"bulk {', '.join(damaged[:5])}: not read whole (a line that is no JSON, or a"
+            " record with no resource type or id: which record it held is unknown); no stored"
+            " record is removed as gone from the server, and the bulk mark was not advanced:"
+            " the next export repeats this window"
+        )
+    for msg in said:
+        p.report.warn(msg)
+        p.log.warning("fhir %s: %s", p.site, msg)
+    return bool(said)
+
+
 def mapped_codes(p: Puller) -> dict[str, set[tuple[str | None, str]]]:
     """For each type searched by code, the (system or None: any, code) pairs of its mapped
     codes: what its searches (and the export's _typeFilter) ask for."""
@@ -137,7 +162,7 @@ def load(
     screened: set[str],
     asked: set[str],
     changes: bool = False,
-) -> tuple[set[str], list[str]]:
+) -> tuple[set[str], list[str], list[str]]:
     """Store screened patients' records and Medications; then read referenced Medications the
     export left out (Patient-level exports hold only the patient compartment). Of the types
     searched by code, only records with a mapped code are stored, as a search would fetch them
@@ -146,20 +171,33 @@ def load(
     `skipped_types`. `changes` (an export since the last one): a stored record the export now
     holds as another patient's, not screened (moved to the right chart), is removed, as a
     fresh pull would not have it. Returns the screened patients whose Patient record the
-    export held, and the names of the files whose last line breaks off mid-record (not
-    served whole: the records it held may be missing)."""
+    export held, the names of the files whose last line breaks off mid-record (not served
+    whole: the records it held may be missing), and those of the other files with a damaged
+    line: no JSON object, or a record that cannot be named (no R4 resourceType; of a type
+    asked, no id). Which stored record such a line held is unknown: not read whole either."""
     wanted = mapped_codes(p)
     meds: list[dict[str, Any]] = []
     held: set[str] = set()
     cut_short: list[str] = []
+    damaged: list[str] = []
     left: list[Tomb] = []  # (records of patients not screened: see `changes`)
     for _, path in sorted(files, key=lambda f: f[0] != "Medication"):
         batch: list[tuple[dict, str]] = []
         bad: list[int] = []
         cut: list[int] = []
         foreign: list[int] = []
+        unnamed: list[int] = []
         for n, res in read_ndjson(path, bad, cut, not_utf8=foreign):
             kind = res.get("resourceType")
+            if (
+                kind.__class__ is not str
+                or kind not in RESOURCE_TYPES
+                or (kind in asked and not keyed(res))
+            ):
+                # (a damaged record: which one it was is unknown; put() would drop it, and a
+                # full refresh took its stored copy for deleted on the server)
+                unnamed.append(n)
+                continue
             if kind not in asked:
                 name = type_name(kind)
                 p.report.skipped_types[name] = p.report.skipped_types.get(name, 0) + 1
@@ -191,12 +229,19 @@ def load(
                     else ""
                 )
             )
+        if unnamed:
+            p.report.warn(
+                f"bulk {path.name}: {len(unnamed)} record(s) with no FHIR R4 resourceType or"
+                f" no id, first at line {unnamed[0]}"
+            )
         if cut:
             cut_short.append(path.name)
+        if unnamed or set(bad) - set(cut):  # (a cut last line alone: `cut_short`'s warning)
+            damaged.append(path.name)
     if left:
         gone = p.store.doomed(p.site, left)  # (stored, and not newer than the export's copy)
         if gone:
             p.store.drop(p.site, gone)
             p.report.removed += len(gone)
     p.fetch_medications(meds)
-    return held, cut_short
+    return held, cut_short, damaged

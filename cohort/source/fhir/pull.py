@@ -93,6 +93,12 @@ class Puller:
         # types pulled in full tonight because what their mark was searched with changed
         # (mapped codes, categories): swept as by a full refresh (sweep.py)
         self.resweep: set[str] = set()
+        # tonight's answer lacks records (a Bulk export's error files, a file cut short or with
+        # a damaged line): nothing of the site is removed as gone from the server (sweep.py)
+        self.partial = False
+        # records of each type this pull inserted: the sweep's guard weighs what it no longer
+        # found against the records stored before the pull, not also these
+        self.added: dict[str, int] = {}
         # the server's quirks learned on earlier nights (quirks.py; pull() loads them)
         self.quirks = Quirks(None, 0.0, reprobe=True)
 
@@ -148,6 +154,8 @@ class Puller:
         self.report.stored += st.inserted
         self.report.updated += st.updated
         self.report.unchanged += st.unchanged
+        for rtype, n in st.new.items():
+            self.added[rtype] = self.added.get(rtype, 0) + n
 
     # -- searching ---------------------------------------------------------------------------
     def code_params(self, rtype: str) -> tuple[str, ...]:

@@ -21,10 +21,12 @@ def sweep(p: Puller, limit: float) -> int:
     every medication type was fetched (a record of a type not fetched may reference one).
     Without a full refresh, the types pulled in full because what their searches ask for
     changed (`p.resweep`: a mapping edit) are swept alike, as a fresh pull would lack what
-    they no longer find. ServerError, nothing removed, when a type would lose more than
-    `limit` of its records; those whose code no mapping has any more (expected to go) do not
-    count."""
-    if not p.swept or not (p.full_refresh or p.resweep):
+    they no longer find. Nothing when tonight's answer is not whole (`p.partial`: a Bulk file
+    with a damaged line, which held a record unknown). ServerError, nothing removed, when a
+    type would lose more than `limit` of the records stored before this pull (those it added
+    do not make up for those it lacks); those whose code no mapping has any more (expected to
+    go) do not count."""
+    if not p.swept or not (p.full_refresh or p.resweep) or p.partial:
         return 0
     types = set(p.swept) if p.full_refresh else p.swept & p.resweep
     if all(t in types for t in MED_TYPES):
@@ -32,14 +34,15 @@ def sweep(p: Puller, limit: float) -> int:
     stale = [(t, i) for t, i in p.store.stale(p.site, p.seen) if t in types]
     if not stale:
         return 0
-    over = p.store.over_removal(p.site, [k for k in stale if not _unmapped(p, k)], limit)
+    counted = [k for k in stale if not _unmapped(p, k)]
+    over = p.store.over_removal(p.site, counted, limit, added=p.added)
     if over is not None:
         rtype, n, stored = over
         what = "the full refresh" if p.full_refresh else "tonight's full pull (mappings changed)"
         raise ServerError(
             f"{rtype}: {what} no longer found {n} of the {stored} records"
-            f" stored from this server (over [run] max_snapshot_removal = {limit:g}): a"
-            " partial answer? Nothing was removed; set it higher for one run if expected"
+            f" stored from this server before it (over [run] max_snapshot_removal = {limit:g}):"
+            " a partial answer? Nothing was removed; set it higher for one run if expected"
         )
     p.store.drop(p.site, stale)
     p.report.removed += len(stale)
