@@ -72,8 +72,13 @@ class Config:
         """`trial_path`; a ConfigError naming `[trial] id` (and the trial meant) when the
         mappings' trials/ folder has no such file (a typo of the id, not a broken file)."""
         path, folder = self.trial_path, self.mappings_dir / "trials"
-        if path.is_file() or not folder.is_dir():
-            return path  # (a missing folder: the loader's own error)
+        try:
+            # (a missing or unreadable folder, a file that is there but cannot be read, or a
+            # folder in its place: the loader's own error, which names it, as in a run)
+            if path.exists() or not folder.is_dir():
+                return path
+        except OSError:
+            return path
         names = [p.stem for p in data_files(folder, "*.toml")]
         hint = did_you_mean(self.trial_id, names) or f"trials there: {', '.join(names) or 'none'}"
         where = f"{self.path} [trial]" if self.path else "[trial]"

@@ -299,7 +299,10 @@ def check_trial(
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        unread = MappingError(f"{shown}: cannot read criteria file: {exc.strerror}")
+        if isinstance(exc, FileNotFoundError):
+            unread = MappingError(f"{shown}: cannot read criteria file: {exc.strerror}")
+        else:  # (as every mapping file's: csvfile.read_bytes)
+            unread = MappingError(f"{shown}: cannot be read ({exc.__class__.__name__})")
         return TrialCheck(None, [unread])
     except UnicodeDecodeError as exc:
         return TrialCheck(None, [MappingError(f"{shown}: not UTF-8 text ({exc.reason})")])
