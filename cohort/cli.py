@@ -17,6 +17,7 @@ import click
 from cohort import __version__
 from cohort.asof import today
 from cohort.cli_options import (
+    AS_OF_FORM,
     AS_OF_RANGE,
     AS_OF_TEXT,
     EPILOG,
@@ -94,15 +95,22 @@ def _setup_logging(level: str) -> None:
 
 
 def parse_as_of(value: str | None) -> date:
+    """The --as-of date of every command taking one (run, explain, sample), today when not
+    given; a usage error (exit 2) naming the value unless it is YYYY-MM-DD in AS_OF_RANGE."""
     if not value:
         return today()
+    hint = "'--as-of'"
     try:
+        # (Python 3.11's fromisoformat also reads 2026-W48-7 and 20270106, which the help does
+        # not allow: a week date ran as of a day nobody wrote)
+        if not AS_OF_FORM.fullmatch(value):
+            raise ValueError(value)
         day = date.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"'{value}' is not a date (YYYY-MM-DD)") from None
+        raise click.BadParameter(f"'{value}' is not a date (YYYY-MM-DD)", param_hint=hint) from None
     first, last = AS_OF_RANGE
     if not first <= day <= last:
-        raise click.BadParameter(f"'{value}' is outside {first} .. {last}")
+        raise click.BadParameter(f"'{value}' is outside {first} .. {last}", param_hint=hint)
     return day
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -33,6 +34,7 @@ config_option = click.option(
 # near the calendar's ends (0001-01-01, 9999-12-31) crashed the evaluation (OverflowError)
 AS_OF_RANGE = (date(1900, 1, 1), date(2999, 12, 31))
 AS_OF_TEXT = f"{AS_OF_RANGE[0]} to {AS_OF_RANGE[1]}"
+AS_OF_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # the only form the help allows
 
 as_of_option = click.option(
     "--as-of",

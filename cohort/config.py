@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from cohort.errors import KIND_NAMES, ConfigError, did_you_mean
 from cohort.lockfiles import data_files
+from cohort.tomlsyntax import loads
 
 if TYPE_CHECKING:
     from cohort.source.fhir.settings import ServerSettings
@@ -72,8 +72,13 @@ class Config:
         """`trial_path`; a ConfigError naming `[trial] id` (and the trial meant) when the
         mappings' trials/ folder has no such file (a typo of the id, not a broken file)."""
         path, folder = self.trial_path, self.mappings_dir / "trials"
-        if path.is_file() or not folder.is_dir():
-            return path  # (a missing folder: the loader's own error)
+        try:
+            # (a missing or unreadable folder, a file that is there but cannot be read, or a
+            # folder in its place: the loader's own error, which names it, as in a run)
+            if path.exists() or not folder.is_dir():
+                return path
+        except OSError:
+            return path
         names = [p.stem for p in data_files(folder, "*.toml")]
         hint = did_you_mean(self.trial_id, names) or f"trials there: {', '.join(names) or 'none'}"
         where = f"{self.path} [trial]" if self.path else "[trial]"
@@ -141,7 +146,7 @@ def _known_keys(table: dict[str, Any], name: str, where: str) -> None:
 
 def load_config(path: Path) -> Config:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: config file not found") from exc
     except OSError as exc:
@@ -151,8 +156,7 @@ def load_config(path: Path) -> Config:
         raise ConfigError(
             f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}): save it as UTF-8"
         ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    data = loads(text, str(path), ConfigError)
     base = path.resolve().parent
 
     def resolve(p: str) -> Path:

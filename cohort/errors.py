@@ -43,6 +43,14 @@ class CohortError(Exception):
     exit_code = 1
 
 
+class ArgumentError(CohortError):
+    """A command-line argument names what is not there (`cohort explain`'s patient id not in
+    the store): the command line is wrong, exit 2 as for a usage error (it was 5, "data source
+    cannot be read", which sends whoever is alerted to the source)."""
+
+    exit_code = 2
+
+
 class ConfigError(CohortError):
     """The run configuration (TOML) is missing, malformed or inconsistent."""
 
@@ -102,7 +110,7 @@ class ReportError(CohortError):
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "unexpected internal error (a bug: please report it)",
-    2: "command-line usage error",
+    2: "command-line usage error (also: a patient id cohort explain does not find)",
     3: "configuration error",
     4: "mapping or criteria file error",
     5: "data source cannot be read",

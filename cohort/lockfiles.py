@@ -11,7 +11,11 @@ listed through `data_files`; `cohort mappings check` names the files skipped (`s
 
 from __future__ import annotations
 
+import os
+from fnmatch import fnmatchcase
 from pathlib import Path
+
+from cohort.errors import MappingError, shown_path
 
 __all__ = ["data_files", "side_file", "side_files"]
 
@@ -38,8 +42,17 @@ def side_file(name: str) -> str | None:
 
 
 def data_files(folder: Path, pattern: str) -> list[Path]:
-    """`folder.glob(pattern)` in name order, without the files `side_file` names."""
-    return sorted(p for p in folder.glob(pattern) if side_file(p.name) is None)
+    """`folder.glob(pattern)` in name order, without the files `side_file` names; none when
+    there is no such folder, a MappingError naming it when it cannot be listed (glob saw no
+    file in it: an unreadable concepts/ read as no concept rows, and the run blamed the
+    criteria for every concept they name)."""
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise MappingError(f"{shown_path(folder)}: cannot be read ({type(exc).__name__})") from None
+    return sorted(folder / n for n in names if fnmatchcase(n, pattern) and side_file(n) is None)
 
 
 def side_files(root: Path) -> list[tuple[Path, str]]:
@@ -49,11 +62,14 @@ def side_files(root: Path) -> list[tuple[Path, str]]:
     found: list[tuple[Path, str]] = []
     for sub in FOLDERS:
         folder = root / sub if sub else root
-        if not folder.is_dir():
-            continue
-        for path in folder.iterdir():
-            what = side_file(path.name)
-            mapping = any(ext in path.name.lower() for ext in _MAPPING)
-            if what and mapping and (path.is_file() or path.is_symlink()):
-                found.append((path, what))
+        try:
+            if not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                what = side_file(path.name)
+                mapping = any(ext in path.name.lower() for ext in _MAPPING)
+                if what and mapping and (path.is_file() or path.is_symlink()):
+                    found.append((path, what))
+        except OSError:
+            continue  # (a folder that cannot be read: its error is the loader's, not a note's)
     return sorted(found, key=lambda f: f[0].relative_to(root).as_posix())

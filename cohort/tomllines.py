@@ -9,12 +9,12 @@ from pathlib import Path
 
 from cohort.errors import shown_path
 
-__all__ = ["TomlLines"]
+__all__ = ["NEWLINE", "TABLE_LINE", "TomlLines"]
 
 # TOML ends a line with LF or CRLF only: str.splitlines() also splits at U+2028, U+0085, form
 # feeds..., which a TOML string may hold, and every later line number was off by one
-_NEWLINE = re.compile(r"\r?\n")
-_TABLE_LINE = re.compile(r"""^\s*\[(\[)?\s*([A-Za-z0-9_.\-"' ]+?)\s*\]\]?\s*(#.*)?$""")
+NEWLINE = re.compile(r"\r?\n")
+TABLE_LINE = re.compile(r"""^\s*\[(\[)?\s*([A-Za-z0-9_.\-"' ]+?)\s*\]\]?\s*(#.*)?$""")
 
 
 class TomlLines:
@@ -23,11 +23,11 @@ class TomlLines:
     def __init__(self, path: Path, text: str):
         self.path = path
         self.shown = shown_path(path)  # as messages name the file
-        self.lines = _NEWLINE.split(text)
+        self.lines = NEWLINE.split(text)
         self.tables = [
             (i, m[2].strip(), bool(m[1]))
             for i, ln in enumerate(self.lines)
-            if (m := _TABLE_LINE.match(ln))
+            if (m := TABLE_LINE.match(ln))
         ]
         self.blocks = [i for i, name, array in self.tables if array and name == "criteria"]
 

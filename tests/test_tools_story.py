@@ -165,7 +165,7 @@ def test_explain_unknown_patient_and_missing_store(tmp_path: Path) -> None:
     out = tmp_path / "out"
     run(cfg, out)
     result = CliRunner().invoke(cli, ["explain", "nobody", "--config", str(cfg), "--out", str(out)])
-    assert result.exit_code == 5 and "not in the local store" in result.output
+    assert result.exit_code == 2 and "not in the local store" in result.output
 
 
 def test_explain_takes_the_run_s_as_of_date_by_default(tmp_path: Path) -> None:

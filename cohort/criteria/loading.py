@@ -8,7 +8,6 @@ the key itself. The kinds, their parameters and the rules between them are in re
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from cohort.criteria.trial import Trial, concept_refs
 from cohort.errors import MappingError, did_you_mean, shown_path
 from cohort.report.columns import FIXED_COLUMNS
 from cohort.tomllines import TomlLines
+from cohort.tomlsyntax import loads
 
 # keys every criterion may have besides its kind's parameters, and their types
 _META: dict[str, type] = {
@@ -299,14 +299,17 @@ def check_trial(
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        unread = MappingError(f"{shown}: cannot read criteria file: {exc.strerror}")
+        if isinstance(exc, FileNotFoundError):
+            unread = MappingError(f"{shown}: cannot read criteria file: {exc.strerror}")
+        else:  # (as every mapping file's: csvfile.read_bytes)
+            unread = MappingError(f"{shown}: cannot be read ({exc.__class__.__name__})")
         return TrialCheck(None, [unread])
     except UnicodeDecodeError as exc:
         return TrialCheck(None, [MappingError(f"{shown}: not UTF-8 text ({exc.reason})")])
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        return TrialCheck(None, [MappingError(f"{shown}: invalid TOML: {exc}")])
+        data = loads(text, shown, MappingError)
+    except MappingError as exc:
+        return TrialCheck(None, [exc])
     where = TomlLines(path, text)
     p = _Problems(where)
     for key in data:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from cohort.extract.elements import (
 )
 from cohort.model import MEDICATION_TYPES, PIPELINE_TYPES
 from cohort.tomllines import TomlLines
+from cohort.tomlsyntax import loads
 
 __all__ = ["ReadingRules"]
 
@@ -40,11 +40,16 @@ class ReadingRules:
     def load(cls, path: Path) -> ReadingRules:
         """The rules of `path`; a misspelt table, key or resource type, or a value of the wrong
         type, is a MappingError naming the line and key (ignored, it would change who counts)."""
+        shown = shown_path(path)
         try:
             text = path.read_text(encoding="utf-8-sig")
-            data = tomllib.loads(text)
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise MappingError(f"{shown_path(path)}: cannot read reading rules: {exc}") from exc
+        except FileNotFoundError as exc:
+            raise MappingError(f"{shown}: cannot read reading rules: {exc.strerror}") from None
+        except OSError as exc:  # (as every mapping file's: csvfile.read_bytes)
+            raise MappingError(f"{shown}: cannot be read ({type(exc).__name__})") from None
+        except UnicodeDecodeError as exc:
+            raise MappingError(f"{shown}: cannot read reading rules: {exc}") from None
+        data = loads(text, shown, MappingError)
         _validate(path, text, data)
 
         def table(key: str) -> dict[str, frozenset[str]]:

@@ -35,13 +35,30 @@ def display_path(root: Path, path: Path) -> str:
     return cwd_relative(root.resolve() / path.relative_to(root))
 
 
+def read_bytes(path: Path, shown: str) -> bytes:
+    """A mapping file's bytes; a MappingError naming it (`shown`) when it is missing or cannot
+    be read (no permission, a folder in its place: any OSError, which crashed a run, exit 1)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise MappingError(f"{shown}: file not found") from None
+    except OSError as exc:
+        raise MappingError(f"{shown}: cannot be read ({exc.__class__.__name__})") from None
+
+
+def is_file(path: Path, shown: str) -> bool:
+    """`path.is_file()`; a MappingError naming it when that cannot be told (a folder on its
+    way that cannot be looked into: Path.is_file raises PermissionError)."""
+    try:
+        return path.is_file()
+    except OSError as exc:
+        raise MappingError(f"{shown}: cannot be read ({exc.__class__.__name__})") from None
+
+
 def read_text(path: Path, shown: str) -> str:
     """A mapping file's text (UTF-8, a byte order mark dropped); MappingError naming the line
     of a byte that is not UTF-8 (Excel's plain "CSV" is the Windows code page)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise MappingError(f"{shown}: cannot be read ({exc.__class__.__name__})") from exc
+    data = read_bytes(path, shown)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -76,8 +93,6 @@ def read_csv(
     the reading goes on after it. A file not read at all (not found, not UTF-8, a column
     missing) raises in either case."""
     shown = display_path(root, path)
-    if not path.is_file():
-        raise MappingError(f"{shown}: file not found")
     header: list[str] | None = None
     for line, cells in csv_rows(read_text(path, shown), shown, bad):
         if header is None:

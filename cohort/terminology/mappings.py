@@ -12,9 +12,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cohort.errors import MappingError, did_you_mean
+from cohort.errors import MappingError, did_you_mean, shown_path
 from cohort.lockfiles import data_files
-from cohort.terminology.csvfile import Record, display_path, read_csv, read_text
+from cohort.terminology.csvfile import (
+    Record,
+    display_path,
+    is_file,
+    read_bytes,
+    read_csv,
+    read_text,
+)
 
 MATCH_KINDS = ("exact", "prefix", "range", "glob")
 VERIFIED_FLAGS = ("Y", "N", "local")
@@ -248,7 +255,8 @@ def mapping_files(root: Path) -> list[Path]:
         root / "rules.toml",
         *data_files(root / "trials", "*.toml"),
     ]
-    return sorted({p for p in files if p.is_file()}, key=lambda p: p.relative_to(root).as_posix())
+    found = {p for p in files if is_file(p, display_path(root, p))}
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
 def digests(root: Path, criteria: Path) -> tuple[str, str]:
@@ -260,8 +268,8 @@ def digests(root: Path, criteria: Path) -> tuple[str, str]:
     for path in mapping_files(root):
         if path.parent != root / "trials":
             files.update(path.relative_to(root).as_posix().encode() + b"\0")
-            files.update(path.read_bytes() + b"\0")
-    digest = hashlib.sha256(criteria.read_bytes())
+            files.update(read_bytes(path, display_path(root, path)) + b"\0")
+    digest = hashlib.sha256(read_bytes(criteria, shown_path(criteria)))
     return "sha256:" + digest.hexdigest(), "sha256:" + files.hexdigest()
 
 
@@ -270,10 +278,10 @@ def version_of(root: Path) -> tuple[str, str]:
     digest = hashlib.sha256()
     for path in mapping_files(root):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
+        digest.update(read_bytes(path, display_path(root, path)) + b"\0")
     human = ""
     version_file = root / "VERSION"
-    if version_file.is_file():
+    if is_file(version_file, display_path(root, version_file)):
         human = read_text(version_file, display_path(root, version_file)).strip()
     digest.update(b"VERSION\0" + human.encode())
     return "sha256:" + digest.hexdigest()[:12], human

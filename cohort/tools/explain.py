@@ -14,7 +14,7 @@ from cohort.asof import today
 from cohort.config import Config, SiteConfig
 from cohort.criteria.base import Criterion
 from cohort.criteria.trial import concept_refs, site_title
-from cohort.errors import ConfigError, SourceError
+from cohort.errors import ArgumentError, ConfigError
 from cohort.evaluate import evaluate, is_screened, make_context
 from cohort.extract import Extractor, codes_of, text_of
 from cohort.merged import Merges, Side, merges_of
@@ -123,7 +123,7 @@ def _find(
         for got, resources, extra in merges.records(store, site.id, [target]):
             return site, got, merges, resources, extra
     where = f"site {site_id}" if site_id else "any site"
-    raise SourceError(f"patient '{pid}' is not in the local store for {where}")
+    raise ArgumentError(f"patient '{pid}' is not in the local store for {where}")
 
 
 def _dropped_by_concept(
