@@ -316,6 +316,9 @@ class Result:
     ignored: tuple[Evidence, ...] = ()
     eligible_from: date | None = None  # set on a time-limited FAIL: first date it passes
     manual: bool = False  # an UNKNOWN that is for the coordinator to confirm, not a data gap
+    # an UNKNOWN resting only on results whose value/unit could not be converted: what they are
+    # ("platelets"), so `missing` asks for a readable value, not the test the chart already has
+    unconvertible: str = ""
 
 
 @dataclass(slots=True)

@@ -127,7 +127,16 @@ def screen(
                 # candidates travel back from the forks and stay in memory until the report
                 cand.evidence_text = evidence_text(cand, order, phi=phi)
                 cand.results = [
-                    Result(r.criterion, r.status, r.reason, (), (), r.eligible_from, r.manual)
+                    Result(
+                        r.criterion,
+                        r.status,
+                        r.reason,
+                        (),
+                        (),
+                        r.eligible_from,
+                        r.manual,
+                        r.unconvertible,
+                    )
                     for r in (
                         cand.results if phi else (public_result(x, wording) for x in cand.results)
                     )

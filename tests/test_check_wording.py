@@ -74,9 +74,9 @@ def test_note_and_no_later_share_one_parenthesis() -> None:
 
 
 def test_an_indeterminate_result_reason_has_no_note() -> None:
-    # the note is about a finding: "indeterminate or unreadable" says what to do itself
+    # the note is about a finding: a result that decides nothing says what it is itself
     r = run("hbv", lab(ANTI_HBC, 30, {"valueString": "see report"}))
-    assert r.reason == "anti-HBc result indeterminate or unreadable"
+    assert r.reason == f"anti-HBc result 'see report' on {ago(30)}: unreadable"
 
 
 def test_note_is_validated_as_a_short_text() -> None:

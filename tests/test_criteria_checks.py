@@ -810,7 +810,9 @@ def test_a_value_and_an_interpretation_that_disagree_are_indeterminate(
 ) -> None:
     r = run(cid, lab(code, 10, value, interpretation=interp))
     assert str(r.status) == "unknown", r.reason
-    assert r.reason.endswith("result indeterminate or unreadable")
+    # the result, its date and why it decides nothing (was "result indeterminate or unreadable")
+    assert f" on {ago(10)}: " in r.reason
+    assert r.reason.endswith((": value and interpretation disagree", ": indeterminate")), r.reason
 
 
 # --- a result the tool cannot read, in a check whose finding is unknown ------------------------
@@ -836,10 +838,12 @@ IGRA_HIGH = {"valueQuantity": qty(2.5, "[IU]/mL", "[IU]/mL")}  # no cut-off: fla
 def test_an_unreadable_result_of_a_review_check_is_unknown(cid: str, resources: list) -> None:
     r = run(cid, *resources)
     assert str(r.status) == "unknown", r.reason  # was pass
-    assert r.reason.endswith("result indeterminate or unreadable")
     unread = [e for e in r.evidence if e.note in ("result unreadable", "result indeterminate")]
     assert len(unread) == 1
     assert r.evidence == tuple(unread)
+    # the reason names that result by its date (was "result indeterminate or unreadable")
+    assert f" on {unread[0].date}" in r.reason
+    assert "indeterminate or unreadable" not in r.reason
 
 
 @pytest.mark.parametrize(

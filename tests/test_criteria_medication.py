@@ -832,7 +832,10 @@ def test_washout_reason_names_the_exposure_that_sets_its_until_date(records: tup
     ending last ("cyclophosphamide within 168 days (until <abatacept's end + 24 weeks>)")."""
     r = run("washout_24wk", *records)
     assert r.eligible_from == days_before(10) + W24
-    assert r.reason == f"CTLA4-Fc (abatacept) within 24 weeks (until {r.eligible_from})"
+    # (the label names the ingredient already: not said twice)
+    assert r.reason == (
+        f"CTLA4-Fc (abatacept) last {ago(10)}, within 24 weeks (until {r.eligible_from})"
+    )
 
 
 def test_washout_reason_names_a_record_maybe_in_the_window_that_sets_its_date() -> None:
@@ -844,15 +847,15 @@ def test_washout_reason_names_a_record_maybe_in_the_window_that_sets_its_date() 
     )
     assert r.eligible_from == date(2026, 6, 30) + W24
     assert r.reason == (
-        f"cyclophosphamide within 24 weeks (until {r.eligible_from}: CTLA4-Fc (abatacept) end recorded only"
-        " as 2026-06 may be within it)"
+        f"cyclophosphamide last {ago(165)}, within 24 weeks (until {r.eligible_from}: CTLA4-Fc"
+        " (abatacept) end recorded only as 2026-06 may be within it)"
     )
 
 
 def test_washout_ongoing_reason_names_the_exposure_without_an_end() -> None:
     r = run("washout_24wk", ORENCIA_10, stmt(None, text="cyclophosphamide", start=ago(30)))
     assert (r.status, r.eligible_from) == ("fail", None)
-    assert r.reason == "cyclophosphamide within 24 weeks (ongoing or no known end)"
+    assert r.reason == f"cyclophosphamide since {ago(30)}, within 24 weeks (ongoing or no known end)"
 
 
 IG = "immune globulin"
@@ -987,8 +990,8 @@ def test_b_cell_low_cd19_reason_carries_the_count_and_the_dose_dates() -> None:
     )
     r = run("washout_b_cell_depletion", admin(RTX, days=100), cd19(10, 5))
     assert r.reason == (
-        "B-cell depleting therapy within 36 weeks (then CD19 B-cell count 10 /uL below lower limit 80 on"
-        f" {ago(5)} since last dose {ago(100)})"
+        f"rituximab (B-cell depleting therapy) on {ago(100)}, within 36 weeks (then CD19 B-cell"
+        f" count 10 /uL below lower limit 80 on {ago(5)} since last dose {ago(100)})"
     )
     below_100 = observation("8116-6", ago(5), valueQuantity=qty(100, "/uL", "/uL", "<"))
     r = run("washout_b_cell_depletion", admin(RTX, days=300), below_100)
@@ -1305,7 +1308,7 @@ def test_high_dose_rounded_factor_at_the_limit(dose_mg: float, code: str, expect
 
 def test_live_vaccine_coded_without_text_is_named_in_the_reason() -> None:
     r = run("live_vaccine", immunization("03", ago(10)))  # CVX code only, no text or display
-    assert r.reason == "CVX 03 within 4 weeks (until 2026-12-13)"
+    assert r.reason == f"CVX 03 on {ago(10)}, within 4 weeks (until 2026-12-13)"
 
 
 def test_live_vaccine_evidence_names_its_concept_and_the_vaccine() -> None:
@@ -1409,13 +1412,13 @@ def test_live_vaccine_coded_under_cdc_cvx_page_address() -> None:
     )
     r = run("live_vaccine", im)
     assert r.status == "fail"
-    assert r.reason.startswith("CVX 03 within 4 weeks")
+    assert r.reason.startswith(f"CVX 03 on {ago(10)}, within 4 weeks")
 
 
 def test_live_vaccine_reason_trims_a_spaced_cvx_code() -> None:
     r = run("live_vaccine", immunization(" 03 ", ago(10)))
     assert r.status == "fail"
-    assert r.reason.startswith("CVX 03 within 4 weeks")
+    assert r.reason.startswith(f"CVX 03 on {ago(10)}, within 4 weeks")
     assert [e.value for e in r.evidence] == ["CVX 03"]
 
 

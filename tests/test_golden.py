@@ -102,7 +102,7 @@ PARTIAL = {
     "belimumab_end_month_in_window": (
         "washout_belimumab",
         "2026-01-29..2026-10",
-        "belimumab within 12 weeks (until 2027-01-23)",
+        "belimumab last 2026-10, within 12 weeks (until 2027-01-23)",
     ),
     "varicella_vaccine_month_ambiguous": (
         "live_vaccine",
@@ -167,3 +167,41 @@ def test_reasons_cell_splits_into_one_reason_per_criterion(golden_run: Path) -> 
                     assert crit in ids, (site, r["patient_id"], part, r["reasons"])
                     seen += 1
     assert seen > 50  # the samples give many reasons, of every kind that fails or is unknown
+
+
+# QA review of the sample run (tests/test_reason_details.py): what each reason and `missing`
+# item gives a coordinator. scenario: (criterion, text its reasons piece holds)
+DETAILS = {
+    # an indeterminate hCG: its value, date and the equivocal range, not "or unreadable"
+    "review_unknowns": ("pregnancy_lactation", "hCG 12 mIU/mL on 2026-11-15: indeterminate (5-25)"),
+    "prior_ianalumab_text": ("prior_ianalumab", "VAY736 from 2024-09-16 to 2025-07-13"),
+    "tacrolimus_6wk": (
+        "washout_12wk",
+        "tacrolimus (calcineurin inhibitor) last 2026-10-14, within 12 weeks (until 2027-01-06)",
+    ),
+    "rituximab_20wk": (
+        "washout_b_cell_depletion",
+        "rituximab (B-cell depleting therapy) on 2026-07-08, within 36 weeks (until 2027-03-17)",
+    ),
+    "ana_lt_1_40": ("ana_titer", "below 1:40 (limit 1:80) on 2026-05-09"),
+}
+
+
+def test_reasons_and_missing_say_what_a_coordinator_needs(golden_run: Path) -> None:
+    with EXPECTED.open(encoding="utf-8") as f:
+        expected = list(csv.DictReader(f))
+    seen = set()
+    for site in SITES:
+        with (golden_run / site / "candidates.csv").open(encoding="utf-8-sig") as f:
+            got = {r["patient_id"]: r for r in csv.DictReader(f)}
+        for row in (r for r in expected if r["site"] == site):
+            g = got[row["patient_id"]]
+            if row["scenario"] in DETAILS:
+                crit, said = DETAILS[row["scenario"]]
+                assert f"{crit}: {said}" in g["reasons"].split("; "), (row, g["reasons"])
+                seen.add(row["scenario"])
+            if row["scenario"] == "platelets_unconvertible":
+                # the count is there, unreadable: no CBC to order
+                assert g["missing"] == "platelets: readable value/unit (check the lab's unit)"
+                seen.add(row["scenario"])
+    assert seen == {*DETAILS, "platelets_unconvertible"}

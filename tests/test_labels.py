@@ -50,14 +50,16 @@ def stmt(code: str, start: str, end: str) -> dict:
 def test_washout_reason_names_the_medication_group_by_its_label() -> None:
     r = run("washout_12wk", stmt("42316", ago(100), ago(10)))  # tacrolimus
     assert r.status == "fail"
-    assert r.reason.startswith("calcineurin inhibitor within 12 weeks (until ")
+    # the drug as the mappings name its ingredient, then its group by the label
+    assert r.reason.startswith(f"tacrolimus (calcineurin inhibitor) last {ago(10)}, within 12 weeks")
     assert r.evidence[0].concept == "calcineurin_inhibitor"  # evidence.csv keeps the id
 
 
 def test_b_cell_washout_reason_uses_the_label() -> None:
     r = run("washout_b_cell_depletion", stmt("121191", ago(100), ago(10)))  # rituximab
     assert r.status == "fail"
-    assert r.reason.startswith("B-cell depleting therapy within 36 weeks")
+    assert r.reason.startswith("rituximab (B-cell depleting therapy) last ")
+    assert ", within 36 weeks" in r.reason
     assert r.evidence[0].concept == "b_cell_depleting"
 
 
@@ -126,7 +128,7 @@ def test_without_labels_csv_a_concept_reads_as_its_id(tmp_path: Path) -> None:
     (root / "labels.csv").unlink()
     crit = criterion("washout_12wk")
     r = KINDS[crit.kind].fn(crit, _context(root, stmt("42316", ago(100), ago(10))))
-    assert r.reason.startswith("calcineurin_inhibitor within 12 weeks (until ")
+    assert r.reason.startswith(f"tacrolimus (calcineurin_inhibitor) last {ago(10)}, within 12 weeks")
     crit = criterion("sledai")
     ctx = _context(root, observation("SLEDAI-2K", ago(20), FLOWSHEET, valueInteger=4))
     assert KINDS[crit.kind].fn(crit, ctx).reason == f"sledai 4 < 6 on {ago(20)}"
@@ -234,11 +236,13 @@ def test_label_in_outputs_goes_through_safe_cells_and_html_escaping(tmp_path: Pa
     with (out / "s1" / "candidates.csv").open(encoding="utf-8-sig", newline="") as f:
         row = next(csv.DictReader(f))
     # the "; " inside a label is written ", " (one reason per criterion)
-    assert "washout_12wk: <b>CNI</b>, =1+1 within 12 weeks (until " in row["reasons"]
+    assert f"washout_12wk: tacrolimus (<b>CNI</b>, =1+1) last {ago(10)}, within 12 weeks (until " in (
+        row["reasons"]
+    )
     # the upcoming-dates list quotes the reasons: escaped
     html = (out / "s1" / "summary.html").read_text("utf-8")
     assert "<b>CNI</b>" not in html
-    assert "&lt;b&gt;CNI&lt;/b&gt;, =1+1 within 12 weeks" in html
+    assert "&lt;b&gt;CNI&lt;/b&gt;, =1+1) last" in html
     with (out / "s1" / "evidence.csv").open(encoding="utf-8-sig", newline="") as f:
         concepts = {r["concept"] for r in csv.DictReader(f) if r["criterion"] == "washout_12wk"}
     assert concepts == {"calcineurin_inhibitor"}

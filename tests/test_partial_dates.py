@@ -532,8 +532,8 @@ def test_eligible_from_is_held_back_by_a_washout_that_would_fail_on_that_date() 
     assert by_id["washout_belimumab"].status == "unknown"
     assert day is None
     assert by_id["washout_12wk"].reason == (
-        "calcineurin inhibitor within 12 weeks (until 2027-01-24, when washout_belimumab"
-        " would fail with no known end)"
+        "tacrolimus (calcineurin inhibitor) last 2026-11-01, within 12 weeks (until 2027-01-24,"
+        " when washout_belimumab would fail with no known end)"
     )
     # a dose given in that month fails from then on until its own (latest) end + 36 weeks
     cyclophosphamide = medication(
@@ -542,8 +542,8 @@ def test_eligible_from_is_held_back_by_a_washout_that_would_fail_on_that_date() 
     day, by_id = eligible(hcq, cyclophosphamide, given_on(RTX, "2026-11"))
     assert day == date(2026, 11, 30) + timedelta(weeks=36)
     assert by_id["washout_24wk"].reason == (
-        "cyclophosphamide within 24 weeks (until 2026-12-08, when washout_b_cell_depletion"
-        " would fail until 2027-08-09)"
+        "cyclophosphamide on 2026-06-23, within 24 weeks (until 2026-12-08, when"
+        " washout_b_cell_depletion would fail until 2027-08-09)"
     )
     # one that would then be unknown, or pass, does not hold it back: a belimumab end
     # "2026-09" (unknown now) is out of the window by 2027-01-24
@@ -551,7 +551,9 @@ def test_eligible_from_is_held_back_by_a_washout_that_would_fail_on_that_date() 
     day, by_id = eligible(hcq, tacrolimus, ended)
     assert by_id["washout_belimumab"].status == "unknown"
     assert day == date(2027, 1, 24)
-    assert by_id["washout_12wk"].reason == "calcineurin inhibitor within 12 weeks (until 2027-01-24)"
+    assert by_id["washout_12wk"].reason == (
+        "tacrolimus (calcineurin inhibitor) last 2026-11-01, within 12 weeks (until 2027-01-24)"
+    )
 
 
 def test_background_only_record_starting_in_the_as_of_month_is_not_a_sure_fail() -> None:

@@ -79,7 +79,7 @@ def test_prior_ianalumab_names_the_record_once() -> None:
     """"prior_ianalumab: prior ianalumab: VAY736" (sample uci-p0058)."""
     stmt = medication("MedicationStatement", None, text="VAY736", status="completed",
                       start="2024-09-16", end="2025-07-13")  # fmt: skip
-    assert run("prior_ianalumab", stmt).reason == "VAY736"
+    assert run("prior_ianalumab", stmt).reason == "VAY736 from 2024-09-16 to 2025-07-13"
 
 
 def test_any_record_under_another_id_still_says_prior() -> None:
@@ -87,15 +87,15 @@ def test_any_record_under_another_id_still_says_prior() -> None:
     stmt = medication("MedicationStatement", None, text="VAY736", status="completed",
                       start="2024-09-16", end="2025-07-13")  # fmt: skip
     r = KINDS[crit.kind].fn(crit, context(stmt))
-    assert r.reason == "prior ianalumab: VAY736"
+    assert r.reason == "prior ianalumab: VAY736 from 2024-09-16 to 2025-07-13"
 
 
 def test_no_phi_withholds_the_record_named_alone() -> None:
     stmt = medication("MedicationStatement", None, text="VAY736 per Dr Lee", status="completed",
                       start="2024-09-16")  # fmt: skip
     r = run("prior_ianalumab", stmt)
-    assert r.reason == "VAY736 per Dr Lee"
-    assert public_result(r).reason == WITHHELD
+    assert r.reason == "VAY736 per Dr Lee on 2024-09-16"
+    assert public_result(r).reason == f"{WITHHELD} on 2024-09-16"
 
 
 # --- 2. a vaccine that may be live: which, when, and until when if live --------------------------
@@ -186,7 +186,8 @@ def test_an_uncertain_vaccine_coded_in_snomed_is_named_by_its_code() -> None:
         ("g/dL", "g/dL"),
         ("mg/mg", "mg/mg"),
         ("/uL", "/uL"),
-        ("m[IU]/mL", "m[IU]/mL"),
+        ("m[IU]/mL", "mIU/mL"),  # the international unit without UCUM's brackets
+        ("[IU]/L", "IU/L"),
         ("mL/min/{1.73_m2}", "mL/min/{1.73_m2}"),  # an annotation inside a unit stays
     ],
 )

@@ -66,9 +66,9 @@ def test_a_window_in_weeks_is_the_same_days() -> None:
 
 def test_washout_reasons_say_the_protocol_weeks() -> None:
     r = run("washout_belimumab", medication(code="1092437", status="completed", when=ago(10)))
-    assert r.reason == f"belimumab within 12 weeks (until {r.eligible_from})"
+    assert r.reason == f"belimumab on {ago(10)}, within 12 weeks (until {r.eligible_from})"
     r = run("live_vaccine", immunization("03", ago(10)))
-    assert r.reason == "CVX 03 within 4 weeks (until 2026-12-13)"
+    assert r.reason == f"CVX 03 on {ago(10)}, within 4 weeks (until 2026-12-13)"
 
 
 def test_washout_in_days_in_the_file_says_days() -> None:
@@ -77,7 +77,7 @@ def test_washout_in_days_in_the_file_says_days() -> None:
         {"window_days": 90},
         medication(code="1092437", status="completed", when=ago(10)),
     )
-    assert r.reason == f"belimumab within 90 days (until {r.eligible_from})"
+    assert r.reason == f"belimumab on {ago(10)}, within 90 days (until {r.eligible_from})"
 
 
 def test_high_dose_reason_says_weeks() -> None:

@@ -358,12 +358,12 @@ def test_server_pull_reads_the_same_records_alike(tmp_path: Path) -> None:
     expected = {
         # the dose text is not read, and no dose is needed: a rituximab dose 8 weeks before
         # as_of is within 36 weeks (SPEC §3) -> fail, its end date told
-        "ma-bad-dose": ("fail", "B-cell depleting therapy within"),
+        "ma-bad-dose": ("fail", "rituximab (B-cell depleting therapy) on 2026-10-01, within"),
         # a clinicalStatus that is no CodeableConcept reads as none; `malignancy` counts any
         # malignancy condition (SPEC §3), active or not -> fail
         "malignancy-bad-status": ("fail", "malignancy: malignancy"),
         # an HBsAg value that does not read is no result to pass on -> unknown
-        "hbsag-bad-value": ("unknown", "hbv: HBsAg result indeterminate or unreadable"),
+        "hbsag-bad-value": ("unknown", "hbv: HBsAg result on 2026-11-01: unreadable"),
     }
     for pid, (status, reason) in expected.items():
         crit = OTHER[pid][1]

@@ -38,6 +38,7 @@ class TerminologyLike(Protocol):
 
     def concepts_for(self, codes: Iterable[Code], text: str = "") -> frozenset[str]: ...
     def medication_ingredients(self, codes: Iterable[Code], text: str = "") -> frozenset[str]: ...
+    def ingredient_groups(self, ingredient: str) -> frozenset[str]: ...
     def prednisone_factor(self, ingredient: str) -> float | None: ...
     def product_names(self, codes: Iterable[Code]) -> list[str]: ...
     def canonical_unit(self, concept: str) -> str | None: ...
@@ -385,6 +386,7 @@ def result(
     evidence: Iterable[Evidence] = (),
     ignored: Iterable[Evidence] = (),
     eligible_from: date | None = None,
+    unconvertible: str = "",
 ) -> Result:
     # (positional, in the field order: keywords cost ~1.8x for each of ~270k results a 10k run)
     return Result(
@@ -395,4 +397,5 @@ def result(
         tuple(ignored),
         eligible_from if status is Status.FAIL else None,  # eligible_from
         crit.manual_when_unknown and status is Status.UNKNOWN,  # manual
+        unconvertible if status is Status.UNKNOWN else "",  # unconvertible
     )

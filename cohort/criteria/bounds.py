@@ -15,6 +15,8 @@ from cohort.terminology.units import readable_unit
 
 _COMPARATORS = {"": "", "=": "", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _BELOW_FAILS = {True: Status.FAIL, False: Status.PASS, None: Status.UNKNOWN}
+# a comparator as a reason says it before a value ("below 20 x10^3/uL", not "<20 ... < 25")
+_IN_WORDS = {"<": "below", "<=": "at most", ">": "above", ">=": "at least"}
 
 
 def comparator(sign: str) -> str | None:
@@ -28,6 +30,17 @@ def amount(value: str, unit: str) -> str:
     unit is shown ("SLEDAI-2K 4 < 6")."""
     shown = readable_unit(unit)
     return f"{value} {shown}" if shown else value
+
+
+def versus(sign: str, value: str, verdict: str, limit: str, limit_name: str = "limit") -> str:
+    """A result against a limit as a reason says it: `value verdict limit` ("20 x10^3/uL < 25");
+    a value reported with a comparator in words, the limit beside it ("below 20 x10^3/uL
+    (limit 25)"): "<20 x10^3/uL < 25", "<1:40 < 1:80" read as a slip. `value` is without the
+    comparator, with its unit."""
+    words = _IN_WORDS.get(comparator(sign) or "")
+    if words is None:
+        return f"{value} {verdict} {limit}"
+    return f"{words} {value} ({limit_name} {limit})"
 
 
 def to_unit(unit: str) -> str:

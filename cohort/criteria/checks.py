@@ -1,94 +1,23 @@
-"""The `checks` kind: condition/lab findings, each with the outcome it causes; worst wins."""
+"""The `checks` kind: condition/lab findings, each with the outcome it causes; worst wins.
+
+A lab check's reading and wording: criteria.labchecks."""
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Any
 
-from cohort.criteria.base import (
-    Context,
-    Criterion,
-    result,
-    shown,
-    window_start,
-    worst,
-)
-from cohort.criteria.bounds import below
+from cohort.criteria.base import Context, Criterion, result, shown, worst
 from cohort.criteria.days import condition_days, condition_shown
 from cohort.criteria.ids import says_id
-from cohort.model import ConditionFact, Evidence, ObservationFact, Result, Status
+from cohort.criteria.labchecks import aside, classify, lab_check, with_note
+from cohort.model import ConditionFact, Evidence, Result, Status
 from cohort.safetext import clipped
 
-_LESS = re.compile(r"^\s*(<|<=|less than|below)\s*\d", re.I)
-# a measured load written as text ("1250 IU/mL", "1250"): a plain number, no bound before it
-_NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)?)(?![\d.])")
+__all__ = ["checks", "classify"]
+
 # a check's `then` by its value: Status(...) costs an enum lookup per check per patient
 _THEN = {s.value: s for s in Status}
-# what a `numeric = "detected"` check's reason says of its finding
-_DETECTED = {"positive": "detected", "negative": "not detected"}
-
-
-def classify(ctx: Context, o: ObservationFact, concept: str, check: dict[str, Any]) -> str | None:
-    """positive / negative / indeterminate for a presence-type finding, None when unreadable.
-
-    The value is read first: a number against the check's cut-off (the trial's cut-off, not the
-    lab's), a load (`numeric = "detected"`), else its result words or code. An interpretation
-    that says otherwise makes it indeterminate: neither is picked (docs/rules.md). A load given
-    only as a `<` bound says how much, not whether: the interpretation, or words beside it
-    ("<20 IU/mL detected"), decide; with neither it is not detected.
-    """
-    said, bound = _reading(ctx, o, concept, check)
-    # (most results have no interpretation: no lookup then, as classify runs for every result)
-    flag = ctx.term.qualitative_flag(o.interpretation) if o.interpretation else None
-    if bound:
-        return flag or "negative"
-    if said is None:
-        said = ctx.term.qualitative_value(o.value)
-    if said is None:
-        return flag
-    return said if flag is None or flag == said else "indeterminate"
-
-
-def _reading(
-    ctx: Context, o: ObservationFact, concept: str, check: dict[str, Any]
-) -> tuple[str | None, bool]:
-    """What the check's numeric rule reads in the value (a number against its cut-off, a load
-    with the words written beside it; None: nothing), and whether that is a load's `<` bound
-    alone, which says nothing of whether the virus was detected."""
-    qty = o.value.quantity
-    if "positive_at" in check and qty is not None:
-        v = ctx.numeric(o, concept)
-        if v is not None:
-            # a comparator ("<30", ">10") may leave the value on either side of a cut-off
-            under_positive = below(v, qty.comparator, float(check["positive_at"]))
-            if under_positive is False:
-                return "positive", False
-            equivocal = float(check.get("equivocal_at", check["positive_at"]))
-            if under_positive and below(v, qty.comparator, equivocal):
-                return "negative", False
-            return "indeterminate", False
-    if check.get("numeric") != "detected":
-        return None, False
-    if qty is not None:
-        if qty.comparator in ("<", "<="):
-            return None, True
-        return ("negative" if qty.value <= 0 else "positive"), False
-    text = o.value.string
-    if not text:
-        return None, False
-    # words inside the text ("<20 IU/mL HBV DNA detected", "Target not detected") say whether
-    # whatever number is beside them; only a plain number they deny is a contradiction
-    named = ctx.term.qualitative_named(text)
-    if named == "positive":
-        return named, False
-    if named is None and _LESS.match(text):
-        return None, True
-    number = _NUMBER.match(text)
-    # a plain number above zero is a measured load, as in a valueQuantity ("0" stays unread)
-    if number is not None and float(number[1]) > 0:
-        return ("positive" if named is None else "indeterminate"), False
-    return named, False
 
 
 def _condition_check(
@@ -119,14 +48,14 @@ def _condition_check(
         ev = Evidence(c.ref, matched, clipped(c.text), "", condition_shown(c))
         active = ctx.active(c) if chk.get("active") else True
         if "unless" in chk and not concepts.isdisjoint(chk["unless"]):
-            ignored.append(_note(ev, _set_aside(ctx, chk, concepts, others or [])))
+            ignored.append(with_note(ev, _set_aside(ctx, chk, concepts, others or [])))
         elif active and ctx.on_record(c) is None:
             # its partial date also stands for days after as_of, when it is not a record yet
             why_unsure = why_unsure or (
                 f"{_named(ctx, cid, chk, matched)} condition recorded only as {ev.date}: "
                 f"may be after {ctx.as_of}"
             )
-            unsure.append(_note(ev, "partial date: may be after the as-of date"))
+            unsure.append(with_note(ev, "partial date: may be after the as-of date"))
         elif active is None:
             # abated in a month or year that contains as_of: active on some of its days only
             abated = shown(c.abatement, c.abatement_last)
@@ -134,23 +63,24 @@ def _condition_check(
                 f"{_named(ctx, cid, chk, matched)} condition abated {abated}: "
                 f"cannot tell if still active on {ctx.as_of}"
             )
-            unsure.append(_note(ev, f"abated {abated}"))
+            unsure.append(with_note(ev, f"abated {abated}"))
         elif not active:
-            ignored.append(_note(ev, f"not active ({c.clinical_status or 'abated'})"))
+            ignored.append(with_note(ev, f"not active ({c.clinical_status or 'abated'})"))
         elif c.verification_status in unconfirmed:
             why_shaky = why_shaky or (
                 f"{_named(ctx, cid, chk, matched)} condition recorded as {c.verification_status}: "
                 "confirm the diagnosis"
             )
-            shaky.append(_note(ev, f"verificationStatus {c.verification_status}: not confirmed"))
+            note = f"verificationStatus {c.verification_status}: not confirmed"
+            shaky.append(with_note(ev, note))
         elif stale_days is not None and _stale(ctx, c, stale_days):
             why_stale = why_stale or (
                 f"{_named(ctx, cid, chk, matched)}{_when(c)}, still marked active: review"
             )
             note = f"still marked active, dated more than {stale_days} days before as-of"
-            stale.append(_note(ev, note))
+            stale.append(with_note(ev, note))
         else:
-            hits.append(_note(ev, "condition"))
+            hits.append(with_note(ev, "condition"))
             found.append((c, matched))
     if hits:
         why = _found(ctx, cid, chk, found, hits)
@@ -228,7 +158,7 @@ def _found(
     # Synthea's twice the same): quoted as the evidence has it, which --no-phi withholds
     quoted = hits[i].value.split(" | ")[0] if chk.get("quote_text") else ""
     named = _named(ctx, cid, chk, matched, quoted)
-    return f"{named}{_when(c)}{_aside(chk.get('note'))}"
+    return f"{named}{_when(c)}{aside(chk.get('note'))}"
 
 
 def _when(c: ConditionFact) -> str:
@@ -241,100 +171,28 @@ def _when(c: ConditionFact) -> str:
     return ""
 
 
-def _aside(*parts: str | None) -> str:
-    """The parts given as ` (a, b)`, the reason's aside; empty with none."""
-    said = [p for p in parts if p]
-    return f" ({', '.join(said)})" if said else ""
-
-
-def _note(ev: Evidence, note: str) -> Evidence:
-    # the constructor, not dataclasses.replace: this runs for every ignored record
-    return Evidence(
-        ev.ref, ev.concept, ev.value, ev.unit, ev.date, note, ev.recorded_value, ev.recorded_unit
-    )
-
-
-def _lab_check(
-    ctx: Context, chk: dict[str, Any], then: Status
-) -> tuple[Status, list[Evidence], list[Evidence], str]:
-    concepts = chk["lab"]
-    label = chk["label"] if "label" in chk else ctx.label(concepts[0])
-    want = chk.get("result", "positive")
-    obs, ignored = ctx.observations(concepts, window_start(ctx.as_of, chk))
-    # only a cut-off (positive_at) reads the number in the canonical unit: without one a
-    # result is shown as recorded ("500 copies/mL" detected is read, never "cannot be converted")
-    convert = "positive_at" in chk
-    latest = chk.get("latest", True)
-    if latest:
-        ignored += [
-            ctx.obs_evidence(
-                o, ctx.obs_concept(o, concepts), "superseded by a newer result", convert=convert
-            )
-            for o in obs[1:]
-        ]
-        obs = obs[:1]
-    hits: list[Evidence] = []
-    unsure: list[Evidence] = []
-    read: list[Evidence] = []  # results of the other answer (negative): what a pass rests on
-    later = chk.get("unless_later")
-    for o in obs:
-        concept = ctx.obs_concept(o, concepts)
-        cls = classify(ctx, o, concept, chk)
-        other = cls not in (want, "indeterminate", None)
-        # a `latest` check's negative says it is the most recent: why an older positive,
-        # superseded, does not count
-        note = f"most recent: {cls}" if other and latest else f"result {cls or 'unreadable'}"
-        ev = ctx.obs_evidence(o, concept, note, convert=convert)
-        if (
-            later
-            and o.when
-            and any(x.when and x.when >= o.when for x in ctx.observations(later)[0])
-        ):
-            ignored.append(_note(ev, f"followed by {later[0]}"))
-            continue
-        if other:
-            read.append(ev)
-        elif cls == want:
-            hits.append(ev)
-        else:
-            unsure.append(ev)
-    if hits:
-        # a load check's positive is a virus detected (the words a lab report uses)
-        said = _DETECTED.get(want, want) if chk.get("numeric") == "detected" else want
-        # after the date: that no later result cancelled it ("HCV antibody positive on ...
-        # (no later HCV RNA)": before it, the words read as if the RNA were positive), a note
-        aside = _aside(f"no later {ctx.label(later)}" if later else None, chk.get("note"))
-        # (an unreadable result beside the finding is listed, as the negatives are)
-        return then, hits, ignored + read + unsure, f"{label} {said} on {hits[0].date}{aside}"
-    if unsure:
-        # whatever the check's outcome: a result nobody could read may be the finding, and a
-        # pass of an exclusion resting on it must not reach a coordinator (an unreadable IGRA
-        # passed `tuberculosis`, whose finding is only unknown)
-        return Status.UNKNOWN, unsure, ignored + read, f"{label} result indeterminate or unreadable"
-    # a pass's evidence: the results read that gave the other answer
-    return Status.PASS, read, ignored, ""
-
-
 def checks(crit: Criterion, ctx: Context) -> Result:
-    outcomes: list[tuple[Status, list[Evidence], str]] = []
+    # each outcome: status, evidence, reason, and what its values not convertible are ("")
+    outcomes: list[tuple[Status, list[Evidence], str, str]] = []
     ignored: list[Evidence] = []
     read: list[Evidence] = []  # the negative results passing checks rest on
     unconfirmed = frozenset(crit.params.get("unconfirmed_verification", ()))
     for chk in crit.params["checks"]:
         word = chk.get("then", "fail")
         then = _THEN.get(word) or Status(word)  # (Status: the error for a word not listed)
+        unread = ""
         if "condition" in chk:
             status, ev, ign, why = _condition_check(
                 ctx, crit.id, chk, then, unconfirmed, crit.params["checks"]
             )
         else:
-            status, ev, ign, why = _lab_check(ctx, chk, then)
+            status, ev, ign, why, unread = lab_check(ctx, chk, then)
         ignored += ign
         if status is not Status.PASS:
-            outcomes.append((status, ev, why))
+            outcomes.append((status, ev, why, unread))
         elif ev:
             read += ev
-    status = worst(s for s, _, _ in outcomes) if outcomes else Status.PASS  # (nearly always)
+    status = worst(o[0] for o in outcomes) if outcomes else Status.PASS  # (nearly always)
     if status is Status.PASS:
         # the negatives read are why it passes (a most recent negative HBsAg is why an older
         # positive does not fail): used evidence, not "ignored" (docs/rules.md)
@@ -342,6 +200,8 @@ def checks(crit: Criterion, ctx: Context) -> Result:
     # a fail or unknown rests on its findings alone: the other checks' negatives are listed
     # among the ignored, each note saying what it was
     chosen = [o for o in outcomes if o[0] is status]
-    evidence = [e for _, ev, _ in chosen for e in ev]
-    why = ", ".join(why for _, _, why in chosen)
-    return result(crit, status, why, evidence, ignored + read)
+    evidence = [e for o in chosen for e in o[1]]
+    why = ", ".join(o[2] for o in chosen)
+    # only values not convertible: `missing` asks for readable ones (report.rows)
+    unread = ", ".join(o[3] for o in chosen) if all(o[3] for o in chosen) else ""
+    return result(crit, status, why, evidence, ignored + read, unconvertible=unread)

@@ -20,8 +20,11 @@ __all__ = ["id_problem", "says_id", "without_id"]
 
 _ID = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _OTHER = re.compile(r"\W+")  # (a letter outside ASCII stays: no id is meant)
-# what a value begins with: a digit (a number, a titer 1:40, a date), a comparator, a signed number
-_VALUE = re.compile(r"[0-9<>=\u2264\u2265]|[+\-\u2212][0-9.]")
+# what a value begins with: a digit (a number, a titer 1:40, a date), a comparator, a signed number;
+# a comparator may be said in words before it ("below 1:40 (limit 1:80)": criteria.bounds.versus)
+_VALUE = re.compile(
+    r"(?:(?:below|above|at least|at most) (?=[0-9]))?(?:[0-9<>=\u2264\u2265]|[+\-\u2212][0-9.])"
+)
 # characters not seen on screen (a zero-width space, a soft hyphen, a control, a line break)
 _INVISIBLE = {"Cc", "Cf", "Zl", "Zp"}
 
@@ -53,7 +56,8 @@ def says_id(cid: str, name: str) -> bool:
 def without_id(cid: str, reason: str) -> str:
     """`reason` without a leading name that is the id `cid` in words (`says_id`) when a space
     and a value follow it ("age 11 < 12" under `age`: "11 < 12"; "ANA titer 1:40 < 1:80" under
-    `ana_titer`), for "<id>: <reason>". A name that goes on ("HCV antibody positive" under `hcv`,
+    `ana_titer`; a comparator in words, "ANA titer below 1:40 (limit 1:80)": "below 1:40 ..."),
+    for "<id>: <reason>". A name that goes on ("HCV antibody positive" under `hcv`,
     "ANA positive", "SLEDAI-2K 4 < 6" under `sledai`) is another name and stays."""
     n = len(cid)  # (the id in words is as long as the id: `_` -> space)
     if reason[n : n + 1] != " " or not _VALUE.match(reason, n + 1):

@@ -11,7 +11,16 @@ from cohort.model import Evidence, ExposureFact
 from cohort.safetext import clipped
 
 T = TypeVar("T")
-__all__ = ["Dated", "clear_from", "exposure_dated", "exposure_evidence", "in_window", "sets_date"]
+__all__ = [
+    "Dated",
+    "clear_from",
+    "dates_said",
+    "exposure_dated",
+    "exposure_evidence",
+    "in_window",
+    "last_said",
+    "sets_date",
+]
 
 
 class Dated(NamedTuple):
@@ -62,6 +71,28 @@ class Dated(NamedTuple):
         if not partly(*start):
             return f"end recorded only as {shown(*end)}"
         return f"start and end recorded only as {shown(*start)} and {shown(*end)}"
+
+
+def dates_said(it: Dated) -> str:
+    """A record's dates as a reason gives them after its name, as recorded: " from 2024-09-16
+    to 2025-07-13", " on 2024-09-16" (one day), " from 2024-09-16, ongoing", " until
+    2025-07-13" (no start), ", no date recorded"."""
+    start, end = shown(it.start, it.start_last), shown(it.end, it.end_last)
+    if it.start is None:
+        return f" until {end}" if it.end is not None else ", no date recorded"
+    if it.ongoing or it.end is None:
+        return f" from {start}" + (", ongoing" if it.ongoing else "")
+    return f" on {start}" if start == end else f" from {start} to {end}"
+
+
+def last_said(it: Dated) -> str:
+    """When a record in a washout's window was last given, as recorded: "on 2026-07-08" (one
+    day), "last 2026-10-14" (its end), "since 2025-10-21" (ongoing, or no end)."""
+    end = shown(it.end, it.end_last)
+    if it.ongoing or it.end is None:
+        return f"since {shown(it.start, it.start_last)}" if it.start is not None else "ongoing"
+    one_day = it.start is not None and shown(it.start, it.start_last) == end
+    return f"on {end}" if one_day else f"last {end}"
 
 
 def exposure_dated(e: ExposureFact, concept: str, note: str, value: str = "") -> Dated:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cohort.criteria.base import Context, Criterion, result, shown, window_start
-from cohort.criteria.bounds import above, amount, below, readable, sign, to_unit
+from cohort.criteria.bounds import above, amount, below, readable, sign, to_unit, versus
 from cohort.criteria.days import condition_shown
 from cohort.criteria.ids import says_id
 from cohort.criteria.recorded import NOT_CONVERTIBLE
@@ -47,6 +47,7 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
             f"{named}value/unit '{ev.value} {ev.unit}' not convertible to {to_unit(unit)}",
             [ev],
             ignored,
+            unconvertible=name,
         )
     cmp = sign(o)
     # as reported ("<20" is not 20); the evidence row keeps the number, reasons round it
@@ -102,25 +103,21 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
                 ignored,
             )
     is_below = below(v, cmp, threshold)
-    shown_v = f"{cmp}{readable(v, threshold)}"
     if is_below is None:
+        shown_v = amount(f"{cmp}{readable(v, threshold)}", unit)
         return result(
             crit,
             Status.UNKNOWN,
-            f"{name} {amount(shown_v, unit)} on {when}: cannot tell vs {threshold:g}",
+            f"{name} {shown_v} on {when}: cannot tell vs {threshold:g}",
             [ev],
             ignored,
         )
+    # "<20" against 25: "below 20 x10^3/uL (limit 25)" (`versus`), as reported, not 20
+    value = amount(readable(v, threshold), unit)
+    said = versus(cmp, value, "<" if is_below else ">=", f"{threshold:g}")
     if is_below:
-        return result(
-            crit,
-            Status.FAIL,
-            f"{name} {amount(shown_v, unit)} < {threshold:g} on {when}",
-            [ev],
-            ignored,
-        )
-    why = f"{name} {amount(shown_v, unit)} >= {threshold:g}"
-    return result(crit, Status.PASS, why, [ev], ignored)
+        return result(crit, Status.FAIL, f"{name} {said} on {when}", [ev], ignored)
+    return result(crit, Status.PASS, f"{name} {said}", [ev], ignored)
 
 
 _FINAL = ("final", "amended", "corrected")  # an assessment's copy that wins over a draft
@@ -239,6 +236,7 @@ def labs_exceed(crit: Criterion, ctx: Context) -> Result:
     since = window_start(ctx.as_of, p)
     latest_only = p.get("latest_only", False)
     evidence, ignored, fails, missing = [], [], [], []
+    unread: list[str] = []  # the measures whose gap (in `missing`) is a value not convertible
     for m in p["measures"]:
         concepts = m["concepts"]
         limit = float(m["fail_above"])
@@ -253,32 +251,42 @@ def labs_exceed(crit: Criterion, ctx: Context) -> Result:
             obs = obs[:1]
         # newest first: the measure's reason names its most recent result above the limit,
         # else its most recent one that cannot be compared
-        fail = unsure = ""
+        # (unread_name: the name of the value not convertible when that is the measure's `unsure`)
+        fail = unsure = unread_name = ""
         for o in obs:
             concept = ctx.obs_concept(o, concepts)
             unit = ctx.term.canonical_unit(concept) or ""
             v = ctx.numeric(o, concept)
             if v is None:
                 evidence.append(ctx.obs_evidence(o, concept, NOT_CONVERTIBLE, convert=False))
-                unsure = unsure or f"{ctx.label(concept)} not convertible"
+                if not unsure:
+                    unread_name = ctx.label(concept)
+                    unsure = f"{unread_name} not convertible"
                 continue
             cmp = sign(o)
             exceeds = above(v, cmp, limit)
             note = "most recent" if latest_only else _AGAINST[exceeds]
             evidence.append(ctx.obs_evidence(o, concept, note, f"{cmp}{v:g}", unit))
             if (exceeds and not fail) or (exceeds is None and not unsure):
-                said = f"{ctx.label(concept)} {amount(cmp + readable(v, limit), unit)}"
+                name = ctx.label(concept)
                 when = shown(o.when, o.when_last)  # as lab_latest says it
                 if exceeds:
-                    fail = f"{said} > {limit:g} on {when}"
+                    said = versus(cmp, amount(readable(v, limit), unit), ">", f"{limit:g}")
+                    fail = f"{name} {said} on {when}"
                 else:
-                    unsure = f"{said} on {when}: cannot tell vs {limit:g}"
+                    said = amount(cmp + readable(v, limit), unit)
+                    unsure = f"{name} {said} on {when}: cannot tell vs {limit:g}"
         if fail:
             fails.append(fail)
         elif unsure:
             missing.append(unsure)
+            if unread_name:
+                unread.append(unread_name)
     if fails:
         return result(crit, Status.FAIL, ", ".join(fails), evidence, ignored)
     if missing:
-        return result(crit, Status.UNKNOWN, ", ".join(missing), evidence, ignored)
+        # only values not convertible: `missing` asks for readable ones, not the tests
+        said = ", ".join(unread) if len(unread) == len(missing) else ""
+        why = ", ".join(missing)
+        return result(crit, Status.UNKNOWN, why, evidence, ignored, unconvertible=said)
     return result(crit, Status.PASS, "no value above its limit", evidence, ignored)

@@ -7,18 +7,20 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 from cohort.criteria.base import Context, Criterion, Span, latest, result, shown, window_span
-from cohort.criteria.bounds import amount, fails_below, readable, sign, to_unit
+from cohort.criteria.bounds import amount, fails_below, readable, sign, to_unit, versus
 from cohort.criteria.days import partly
 from cohort.criteria.ids import says_id
 from cohort.criteria.intervals import (
     Dated,
     clear_from,
+    dates_said,
     exposure_dated,
     exposure_evidence,
     in_window,
+    last_said,
     sets_date,
 )
-from cohort.model import Evidence, ImmunizationFact, Quantity, Result, Status
+from cohort.model import Evidence, ExposureFact, ImmunizationFact, Quantity, Result, Status
 from cohort.safetext import clipped
 from cohort.terminology.codes import CVX
 
@@ -26,16 +28,19 @@ from cohort.terminology.codes import CVX
 def any_record(crit: Criterion, ctx: Context) -> Result:
     hits = ctx.exposures(crit.params["concepts"])
     if hits:
-        ev = [exposure_evidence(e, ",".join(crit.params["concepts"]), "record found") for e in hits]
+        dated = [exposure_dated(e, ",".join(crit.params["concepts"]), "record found") for e in hits]
+        ev = [it.ev for it in dated]
+        # the reason names the most recent record (ongoing, else by its end, else its start)
+        last = max(dated, key=lambda it: (it.ongoing, it.end_last or it.start_last or date.min))
         # (the evidence's value, as quoted: `--no-phi` withholds it in both, report.nophi)
         label = ctx.label(crit.params["concepts"][0])
         what = f"prior {label}"
         if says_id(crit.id, what):
             # candidates.csv writes "prior_ianalumab: " before it: the record alone
-            why = ev[0].value or label
+            why = last.ev.value or label
         else:
-            why = f"{what}: {ev[0].value}" if ev[0].value else what
-        return result(crit, Status.FAIL, why, ev)
+            why = f"{what}: {last.ev.value}" if last.ev.value else what
+        return result(crit, Status.FAIL, why + dates_said(last), ev)
     return result(crit, Status.PASS, "no record")
 
 
@@ -45,6 +50,23 @@ def _named(ctx: Context, ev: Evidence) -> str:
     if ev.ref.startswith("Immunization/") and ev.value:
         return ev.value
     return ctx.label(ev.concept) if ev.concept else ev.value or ev.ref.partition("/")[0]
+
+
+def _ingredients(ctx: Context, e: ExposureFact, matched: set[str]) -> str:
+    """The exposure's ingredients of the `matched` concepts as the mappings name them
+    ("tacrolimus" of a record of "Prograf"), "/"-joined; "" when none is known. Fixed wording,
+    never the record's text, which `--no-phi` withholds (report.nophi)."""
+    found = ctx.term.medication_ingredients(e.codes, e.text)
+    return "/".join(sorted(i for i in found if ctx.term.ingredient_groups(i) & matched))
+
+
+def _drug(ctx: Context, ev: Evidence, drug: str | None) -> str:
+    """A washout record as its fail names it: the drug, then its class when that does not name
+    it already ("tacrolimus (calcineurin inhibitor)", "belimumab"); no drug known: `_named`."""
+    named = _named(ctx, ev)
+    if not drug or all(d.casefold() in named.casefold() for d in drug.split("/")):
+        return named  # ("CTLA4-Fc (abatacept)" names it already)
+    return f"{drug} ({named})"
 
 
 def _vaccine(ctx: Context, im: ImmunizationFact) -> str:
@@ -110,6 +132,8 @@ def washout(crit: Criterion, ctx: Context) -> Result:
     live_if: dict[int, str] = {}  # the reason of each dated vaccine that may be live, by id()
     why_maybe = ""
     items: list[Dated] = []
+    drugs: dict[int, str] = {}  # each medication item's ingredients, by id() of its evidence
+    given: dict[int, str] = {}  # what a fail's reason says of each in-window record, by id()
     # immunizations: one date is both start and end, so on the days it is a record (on or
     # before as_of) it also ends by as_of
     same_day: set[str] = set()
@@ -126,6 +150,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
             )
             continue
         items.append(exposure_dated(e, concept, ""))
+        drugs[id(items[-1].ev)] = _ingredients(ctx, e, matched)
     for pr in ctx.procedures(p.get("procedures", [])):
         ev = Evidence(
             ref=pr.ref,
@@ -167,6 +192,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         inside = in_window(ctx, it, lo)
         if inside:
             evidence.append(replace(it.ev, note="within window"))
+            given[id(evidence[-1])] = f"{_drug(ctx, it.ev, drugs.get(id(it.ev)))} {last_said(it)}"
             ends.append(None if it.ongoing else it.end_last)
             enders.append((evidence[-1], ""))
         elif inside is None:
@@ -206,7 +232,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         return result(
             crit,
             Status.FAIL,
-            f"{_named(ctx, ev)} within {span} ({when})",
+            f"{given[id(ev)]}, within {span} ({when})",
             evidence + maybe,
             ignored,
             eligible,
@@ -317,13 +343,9 @@ def _lab_after(
     unit = ctx.term.canonical_unit(concept) or ""
     if v is None:
         ev = ctx.obs_evidence(o, concept, "unit cannot be converted", convert=False)
-        return result(
-            crit,
-            Status.UNKNOWN,
-            f"{ctx.label(concept)} after last dose not convertible",
-            [ev],
-            ignored,
-        )
+        name = ctx.label(concept)
+        why = f"{name} after last dose not convertible"
+        return result(crit, Status.UNKNOWN, why, [ev], ignored, unconvertible=name)
     # SPEC §3: the lower limit is the result's own referenceRange.low when present (a low
     # without a unit is in the result's unit), else the criteria file's default
     low = o.ref_low
@@ -346,13 +368,19 @@ def _lab_after(
     # a reference low converted to the canonical unit is rounded as the count is, on the
     # count's side (the file's default is shown as written); the count on the side of both
     limit = f"{lln:g}" if low is None else readable(lln, v)
-    said = f"{ctx.label(concept)} {amount(cmp + readable(v, lln, float(limit)), unit)}"
+    count = amount(readable(v, lln, float(limit)), unit)
     ev = ctx.obs_evidence(o, concept, f"lower limit {limit}", value, unit)
     status = fails_below(v, cmp, lln)
     when = f"on {ev.date} since last dose {dose}"  # as lab_latest gives a result's date
-    why = {
-        Status.UNKNOWN: f"{when}: cannot tell vs lower limit {limit}",
-        Status.FAIL: f"below lower limit {limit} {when}",
-        Status.PASS: f">= lower limit {limit}",
-    }[status]
-    return result(crit, status, f"{said} {why}", [ev], ignored)
+    if status is Status.UNKNOWN:
+        said = f"{amount(cmp + readable(v, lln, float(limit)), unit)} {when}: cannot tell vs"
+        said += f" lower limit {limit}"
+    elif cmp.strip():
+        # "<5" below 80: "below 5 /uL (lower limit 80)" (`versus`), not "<5 /uL below ..."
+        said = versus(cmp, count, "", limit, "lower limit")
+        said += f" {when}" if status is Status.FAIL else ""
+    elif status is Status.FAIL:
+        said = f"{count} below lower limit {limit} {when}"
+    else:
+        said = f"{count} >= lower limit {limit}"
+    return result(crit, status, f"{ctx.label(concept)} {said}", [ev], ignored)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cohort.criteria.base import Context, Criterion, result, shown
-from cohort.criteria.bounds import fails_below, readable
+from cohort.criteria.bounds import fails_below, readable, versus
 from cohort.criteria.labs import superseded
 from cohort.model import Evidence, ObservationFact, ObsValue, Result, Status
 from cohort.terminology.values import Titer, split_dilution
@@ -137,7 +137,11 @@ def _titer_result(
             return _Reading(ev, Status.UNKNOWN, why)
         status = fails_below(float(t.value), t.comparator, minimum)
         ev = ctx.obs_evidence(o, concept, "most recent titer", str(t), "{titer}")
-        return _Reading(ev, status, f"{label} titer {t} {_VERDICT[status]} 1:{minimum:g} on {when}")
+        if status is Status.UNKNOWN:
+            against = f"{t} {_VERDICT[status]} 1:{minimum:g}"
+        else:
+            against = versus(t.comparator, _dilution(t), _VERDICT[status], f"1:{minimum:g}")
+        return _Reading(ev, status, f"{label} titer {against} on {when}")
     said, note = _with_flag(words or ctx.term.qualitative_value(o.value), flag)
     if said == "negative":
         # "Negative", or negative at a dilution: the most recent titer, and a fail
@@ -148,6 +152,11 @@ def _titer_result(
     ev = ctx.obs_evidence(o, concept, note)
     why = f"most recent {label} titer result of {when} {_WHY[note]}: cannot tell"
     return _Reading(ev, Status.UNKNOWN, why)
+
+
+def _dilution(t: Titer) -> str:
+    """The dilution without its comparator ("1:40" of "<1:40"), for `versus` to say it."""
+    return str(t)[len(t.comparator) :]
 
 
 def _words(ctx: Context, s: str) -> str | None:
@@ -184,7 +193,11 @@ def _screen_result(
         and fails_below(at.value, at.comparator, minimum) is Status.PASS
     ):
         ev = ctx.obs_evidence(o, concept, "positive screen at a dilution", str(at))
-        why = f"{label} positive at {at} >= 1:{minimum:g} on {shown(o.when, o.when_last)}"
+        limit = f"1:{minimum:g}"
+        # ("positive below/above ..." in words where the dilution has a comparator: versus)
+        said = versus(at.comparator, _dilution(at), ">=", limit)
+        said = said if at.comparator.strip() else f"at {said}"
+        why = f"{label} positive {said} on {shown(o.when, o.when_last)}"
         return _Reading(ev, Status.PASS, why)
     if said is None:
         return _Reading(ctx.obs_evidence(o, concept, note))

@@ -61,9 +61,10 @@ def evidence_cells(e: Evidence) -> list[str]:
 
 def reason_wording(term: Terminology, criteria: Iterable[Criterion]) -> frozenset[str]:
     """The run's fixed wording a reason may name a concept or a record by: every concept's
-    label (and name: a concept without a label reads as its name) and each string of the
-    criteria's parameters (concept lists, a criterion's own `label`, its words)."""
-    names = set(term.labels) | term.concept_names()
+    label (and name: a concept without a label reads as its name), every ingredient's name as
+    the mappings give it (a washout's drug: "tacrolimus" of a record of "Prograf") and each
+    string of the criteria's parameters (concept lists, a criterion's own `label`, its words)."""
+    names = set(term.labels) | term.concept_names() | term.ingredient_names()
     stack: list[Any] = [c.params for c in criteria]
     while stack:
         item = stack.pop()

@@ -114,13 +114,26 @@ def to_confirm_items(site: SiteResult, c: Candidate, done: Ordered | None = None
 
 
 def missing_items(site: SiteResult, c: Candidate, done: Ordered | None = None) -> list[str]:
-    """For unknown non-manual criteria: what would resolve them (hint, else title)."""
+    """For unknown non-manual criteria: what would resolve them (hint, else title); for one
+    whose unknown rests only on values that could not be converted (`Result.unconvertible`),
+    a readable value of them: the result is there, and the hint ("CBC within 90 days") had
+    the coordinator order a test the chart already has."""
     items = [
-        (info.missing_hint if info and info.missing_hint else _title(r, info))
+        _missing(r, info)
         for r, info in (done if done is not None else ordered(site, c))
         if r.status == Status.UNKNOWN and not _is_manual(r, info)
     ]
     return _dedupe(items)
+
+
+def _missing(r: Result, info: CriterionInfo | None) -> str:
+    if r.unconvertible:
+        return f"{r.unconvertible}: {READABLE_VALUE}"
+    return info.missing_hint if info and info.missing_hint else _title(r, info)
+
+
+# what resolves an unknown from a value/unit that cannot be converted (`missing_items`)
+READABLE_VALUE = "readable value/unit (check the lab's unit)"
 
 
 # why lists in OUT are not compared with (`PreviousRun.not_compared`; summary.html says which)

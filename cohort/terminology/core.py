@@ -352,6 +352,11 @@ class Terminology:
     def concept_names(self) -> set[str]:
         return {r.concept for r in self._rows}
 
+    def ingredient_names(self) -> set[str]:
+        """Every ingredient the mappings name (medications/ingredients.csv, concept rows):
+        what a washout's reason calls a drug, never a record's text (report.nophi)."""
+        return set(self._factors) | set(self._groups)
+
     def rows(self) -> list[MappingRow]:
         """Every concept row as loaded, unverified ones included (for `mappings check`)."""
         return list(self._all_rows)

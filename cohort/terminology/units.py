@@ -119,11 +119,14 @@ def arbitrary(unit: str) -> list[str]:
 def readable_unit(unit: str) -> str:
     """A UCUM unit as a reason shows it, in the notation of the trial's titles: a power of ten
     as "x10^3/uL" (UCUM `10*3/uL`: "20 10*3/uL" read as a multiplication); an annotation alone
-    (`{titer}`, `{score}`) or `1`, a number without unit to UCUM, as nothing; any other as it is
-    ("mg/dL", "m[IU]/mL"). Reasons only: evidence.csv keeps the concept's UCUM unit."""
+    (`{titer}`, `{score}`) or `1`, a number without unit to UCUM, as nothing; the international
+    unit without its brackets ("mIU/mL" of `m[IU]/mL`); any other as it is ("mg/dL"). Reasons
+    only: evidence.csv keeps the concept's UCUM unit."""
     u = unit.strip()
     if u in ("", "1") or _ANNOTATION.fullmatch(u):
         return ""
+    # UCUM's brackets of the international unit are no part of how a lab writes it ("mIU/mL")
+    u = u.replace("[IU]", "IU").replace("[iU]", "IU")
     if "10*" not in u:
         return u
     return _POWER.sub(lambda m: ("x" if m.start() == 0 else "") + f"10^{m.group(1)}", u)
