@@ -24,6 +24,19 @@ def copy_mappings(tmp_path: Path) -> Path:
     return m
 
 
+def relative_project(folder: Path) -> Path:
+    """A copy of mappings/ in `folder` and a config naming it relatively (`mappings =
+    "mappings"`, the uci sample site), as a researcher keeps them side by side: a test running
+    in `folder` sees paths in messages as the researcher would."""
+    shutil.copytree(ROOT / "mappings", folder / "mappings")
+    cfg = folder / "p.toml"
+    cfg.write_text(
+        f'[trial]\nid = "sirius-sle-2"\nmappings = "mappings"\n\n'
+        f'[[sites]]\nid = "uci"\nsource = "{UCI}"\n'
+    )
+    return cfg
+
+
 def site_config(tmp_path: Path, m: Path, trial: str = "sirius-sle-2") -> Path:
     cfg = tmp_path / "site.toml"
     cfg.write_text(

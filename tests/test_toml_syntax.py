@@ -6,29 +6,18 @@ document after a statement (at line 215, column 16)")."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from researcher_helpers import relative_project
 
 from cohort.cli import cli
 from cohort.errors import MappingError
 from cohort.tomlsyntax import loads
 
-ROOT = Path(__file__).resolve().parent.parent
-UCI = ROOT / "sample_bundles" / "uci"
 TRIAL = "mappings/trials/sirius-sle-2.toml"
 
-
-def _project(folder: Path) -> Path:
-    shutil.copytree(ROOT / "mappings", folder / "mappings")
-    cfg = folder / "p.toml"
-    cfg.write_text(
-        f'[trial]\nid = "sirius-sle-2"\nmappings = "mappings"\n\n'
-        f'[[sites]]\nid = "uci"\nsource = "{UCI}"\n'
-    )
-    return cfg
 
 
 def _edit(path: Path, old: str, new: str, after: str = "") -> int:
@@ -95,7 +84,7 @@ CRITERIA_CASES = {
 def test_a_criteria_file_syntax_mistake_names_line_criterion_key_and_a_hint(
     in_tmp: Path, case: str
 ) -> None:
-    cfg = _project(in_tmp)
+    cfg = relative_project(in_tmp)
     old, new, wanted = CRITERIA_CASES[case]
     line = _edit(in_tmp / TRIAL, old, new, after=PLATELETS)
     if case == "key twice":
@@ -113,7 +102,7 @@ def test_a_criteria_file_syntax_mistake_names_line_criterion_key_and_a_hint(
 def test_a_quote_not_closed_in_single_quotes_is_found_on_its_own_line(in_tmp: Path) -> None:
     """tomllib says "Expected \"'\" (at end of document)" for a literal string left open:
     the line is the one whose quote is not closed, not the file's last."""
-    cfg = _project(in_tmp)
+    cfg = relative_project(in_tmp)
     line = _edit(in_tmp / TRIAL, 'missing_hint = "CBC within 90 days"', "missing_hint = 'CBC")
     code, error = _errors(cfg, in_tmp / "out")["run"]
     assert code == 4
@@ -122,7 +111,7 @@ def test_a_quote_not_closed_in_single_quotes_is_found_on_its_own_line(in_tmp: Pa
 
 
 def test_a_table_given_twice_names_both_lines(in_tmp: Path) -> None:
-    cfg = _project(in_tmp)
+    cfg = relative_project(in_tmp)
     path = in_tmp / TRIAL
     text = path.read_text(encoding="utf-8")
     first = text.split("\n").index("[trial]") + 1
@@ -135,7 +124,7 @@ def test_a_table_given_twice_names_both_lines(in_tmp: Path) -> None:
 
 
 def test_any_other_syntax_mistake_keeps_the_shape(in_tmp: Path) -> None:
-    cfg = _project(in_tmp)
+    cfg = relative_project(in_tmp)
     line = _edit(in_tmp / TRIAL, "[trial]", "[trial")
     code, error = _errors(cfg, in_tmp / "out")["run"]
     assert code == 4
@@ -144,7 +133,7 @@ def test_any_other_syntax_mistake_keeps_the_shape(in_tmp: Path) -> None:
 
 
 def test_reading_rules_syntax_mistake(in_tmp: Path) -> None:
-    cfg = _project(in_tmp)
+    cfg = relative_project(in_tmp)
     rules = in_tmp / "mappings" / "rules.toml"
     table, key = _first_key(rules)
     line = _edit(rules, key, key + "\n" + key)
@@ -180,7 +169,7 @@ CONFIG_CASES = {
 def test_a_config_syntax_mistake_is_exit_3_with_line_table_key_and_hint(
     in_tmp: Path, case: str
 ) -> None:
-    cfg = _project(in_tmp)
+    cfg = relative_project(in_tmp)
     extra, where, hint = CONFIG_CASES[case]
     before = cfg.read_text(encoding="utf-8")
     cfg.write_text(before + "\n" + extra, encoding="utf-8")
@@ -195,7 +184,7 @@ def test_a_config_syntax_mistake_is_exit_3_with_line_table_key_and_hint(
 
 
 def test_a_config_site_block_is_named_by_its_number(in_tmp: Path) -> None:
-    cfg = _project(in_tmp)
+    cfg = relative_project(in_tmp)
     before = cfg.read_text(encoding="utf-8")
     cfg.write_text(before + '\n[[sites]]\nid = "amr"\nmin_age = 18 years\n', encoding="utf-8")
     code, error = _errors(cfg, in_tmp / "out")["run"]

@@ -10,27 +10,14 @@ tests always run; one real-chmod test runs when not root."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from researcher_helpers import relative_project
 
 from cohort.cli import cli
-
-ROOT = Path(__file__).resolve().parent.parent
-UCI = ROOT / "sample_bundles" / "uci"
-
-
-def _project(folder: Path) -> Path:
-    shutil.copytree(ROOT / "mappings", folder / "mappings")
-    cfg = folder / "p.toml"
-    cfg.write_text(
-        f'[trial]\nid = "sirius-sle-2"\nmappings = "mappings"\n\n'
-        f'[[sites]]\nid = "uci"\nsource = "{UCI}"\n'
-    )
-    return cfg
 
 
 def unreadable(monkeypatch: pytest.MonkeyPatch, path: Path, error: type[OSError]) -> None:
@@ -99,7 +86,7 @@ CASES = {
 def test_an_unreadable_mapping_file_or_folder_is_exit_4_naming_it_in_run_and_check(
     in_tmp: Path, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
-    cfg = _project(in_tmp)
+    cfg = relative_project(in_tmp)
     unreadable(monkeypatch, in_tmp / CASES[case], PermissionError)
     said = {}
     for command in ("run", "check"):
@@ -122,7 +109,7 @@ def test_an_unreadable_mappings_folder_in_check_with_a_config_is_as_in_run(
 ) -> None:
     """`mappings check --config` looked for the criteria file in the folder first and crashed
     (os.stat refused); `run` says the folder cannot be read: so does `check` now."""
-    cfg = _project(in_tmp)
+    cfg = relative_project(in_tmp)
     unreadable(monkeypatch, in_tmp / "mappings", PermissionError)
     outputs = [_invoke(cfg, command, in_tmp / "out") for command in ("run", "check")]
     for code, output in outputs:
@@ -137,7 +124,7 @@ def test_a_criteria_file_that_is_a_folder_is_exit_4_naming_it(
     in_tmp: Path, command: str
 ) -> None:
     """Any OSError, not only PermissionError: a folder where the criteria file should be."""
-    cfg = _project(in_tmp)
+    cfg = relative_project(in_tmp)
     trial = in_tmp / "mappings" / "trials" / "sirius-sle-2.toml"
     trial.unlink()
     trial.mkdir()
@@ -151,7 +138,7 @@ def test_a_criteria_file_that_is_a_folder_is_exit_4_naming_it(
 def test_a_concept_file_that_cannot_be_opened_for_another_reason(
     in_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cfg = _project(in_tmp)
+    cfg = relative_project(in_tmp)
     unreadable(monkeypatch, in_tmp / "mappings" / "concepts" / "labs.csv", IsADirectoryError)
     code, output = _invoke(cfg, "run", in_tmp / "out")
     assert code == 4, output
@@ -163,7 +150,7 @@ def test_a_concept_file_that_cannot_be_opened_for_another_reason(
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
 @pytest.mark.parametrize("command", ["run", "check"])
 def test_a_real_unreadable_concept_file(in_tmp: Path, command: str) -> None:
-    cfg = _project(in_tmp)
+    cfg = relative_project(in_tmp)
     labs = in_tmp / "mappings" / "concepts" / "labs.csv"
     labs.chmod(0)
     try:
