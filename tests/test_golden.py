@@ -184,6 +184,13 @@ DETAILS = {
         "rituximab (B-cell depleting therapy) on 2026-07-08, within 36 weeks (until 2027-03-17)",
     ),
     "ana_lt_1_40": ("ana_titer", "below 1:40 (limit 1:80) on 2026-05-09"),
+    # the id in words before ", " is left out ("immunodeficiency: immunodeficiency, onset ...")
+    "immunodeficiency_d839": ("immunodeficiency", "onset 2025-10-21"),
+    # the drug by the mappings' name, its group after it
+    "background_past_only": (
+        "background_therapy",
+        "no current qualifying therapy (last: hydroxychloroquine (antimalarial), ended 2025-11-25)",
+    ),
 }
 
 

@@ -36,14 +36,23 @@ STRIPPED = [
     ("weight", "Weight ≥ 150 kg", "≥ 150 kg"),
     ("temperature", "temperature -2 < 35", "-2 < 35"),
     ("score", "score = 3", "= 3"),
+    # a comma after the name: what follows it; the rest in parentheses: what they hold
+    ("immunodeficiency", "immunodeficiency, onset 2025-10-21", "onset 2025-10-21"),
+    ("deceased", "deceased (no date recorded)", "no date recorded"),
+    ("prior_ianalumab", "Prior ianalumab, last 2025-07-13", "last 2025-07-13"),
 ]
 KEPT = [
     ("hcv", "HCV antibody positive on 2026-03-01 (no later HCV RNA)"),
     ("hbv", "HBV DNA detected on 2026-10-01"),
     ("ana_titer", "ANA positive without a titer"),
     ("sledai", "SLEDAI-2K 4 < 6 on 2026-10-01"),  # no space after the id's word
-    ("immunodeficiency", "immunodeficiency, onset 2025-01-02"),  # a comma, not a value
-    ("deceased", "deceased (no date recorded)"),
+    ("immunodeficiency", "immunodeficiency disorder, onset 2025-01-02"),  # the name goes on
+    ("immunodeficiency", "immunodeficiency,"),  # nothing after the comma
+    ("immunodeficiency", "immunodeficiency,onset 2025-01-02"),  # a comma without its space
+    ("deceased", "deceased ()"),  # nothing in the parentheses
+    ("deceased", "deceased (no date recorded) (confirm)"),  # not the whole remainder
+    ("deceased", "deceased (no date (recorded)"),
+    ("deceased", "deceased (no date recorded"),
     ("platelets", "no platelets result since 2026-08-27"),
     ("age", "age-related 11"),
     ("hemoglobin", "hemoglobin - see chart"),  # a dash alone is no sign of a number
@@ -97,11 +106,19 @@ def test_the_reasons_cell_still_splits_into_one_id_and_reason_per_criterion() ->
 
 
 @pytest.mark.parametrize("phi", [True, False])
-def test_candidates_csv_with_and_without_phi(phi: bool) -> None:
+@pytest.mark.parametrize(
+    ("cid", "reason", "cell"),
+    [
+        ("deceased", "deceased 2026-11-22", "deceased: 2026-11-22"),
+        ("deceased", "deceased (no date recorded)", "deceased: no date recorded"),
+        ("immunodeficiency", "immunodeficiency, onset 2025-10-21", "immunodeficiency: onset 2025-10-21"),
+    ],
+)  # fmt: skip
+def test_candidates_csv_with_and_without_phi(cid: str, reason: str, cell: str, phi: bool) -> None:
     """`--no-phi` withholds free text before the cell is written: the id is left out alike."""
-    site = _site(Result("deceased", Status.FAIL, "deceased 2026-11-22"))
+    site = _site(Result(cid, Status.FAIL, reason))
     got = next(csv.DictReader(io.StringIO(candidates_csv(site, phi=phi).lstrip("\ufeff"))))
-    assert got["reasons"] == "deceased: 2026-11-22"
+    assert got["reasons"] == cell
 
 
 def test_summary_html_lists_the_reason_without_the_name() -> None:

@@ -187,6 +187,39 @@ def test_background_fail_names_the_last_therapy_and_its_end() -> None:
         medication(code=PREDNISONE, status="completed", start="2025-01-01", end="2026-03-01"),
     )
     assert r.status == "fail"
+    # the drug by the mappings' name, its group after it (as a washout's fail names it)
+    assert r.reason == (
+        "no current qualifying therapy (last: hydroxychloroquine (antimalarial), ended 2026-10-01)"
+    )
+
+
+def test_background_fail_names_the_drug_by_the_mappings_not_the_record_text() -> None:
+    """The record's free text is not quoted: --no-phi keeps the reason whole."""
+    record = medication(
+        code=HCQ, text="Plaquenil per Dr Lee", status="completed", start="2025-01-01", end="2026-10-01"
+    )
+    r = run("background_therapy", record)
+    assert r.status == "fail"
+    assert "Dr Lee" not in r.reason and "Plaquenil" not in r.reason
+    assert "hydroxychloroquine (antimalarial)" in r.reason
+    wording = reason_wording(terminology(), trial().criteria)
+    assert public_result(r, wording).reason == r.reason
+
+
+def test_background_fail_by_a_label_that_names_the_drug_says_it_once() -> None:
+    record = medication(text="belimumab", status="completed", start="2025-01-01", end="2026-10-01")
+    r = run("background_therapy", record, params={"concepts": ["belimumab"]})
+    assert (r.status, r.reason) == (
+        "fail",
+        "no current qualifying therapy (last: belimumab, ended 2026-10-01)",
+    )
+
+
+def test_background_fail_without_a_known_ingredient_names_the_group() -> None:
+    # a record of the group by a code whose ingredient the mappings do not know
+    ctx = context(medication(code=HCQ, status="completed", start="2025-01-01", end="2026-10-01"))
+    ctx = dataclasses.replace(ctx, term=_NoIngredients())
+    r = KINDS["current_medication"].fn(criterion("background_therapy"), ctx)
     assert r.reason == "no current qualifying therapy (last: antimalarial, ended 2026-10-01)"
 
 

@@ -7,8 +7,8 @@ another added. Such an id is refused on load (criteria.loading) with the id mean
 
 candidates.csv writes the id before each reason ("platelets: ..."), so a reason does not begin
 with a name that only says the id again (`says_id`), and where "id: reason" is written the id in
-words before a value is left out ("platelets: 20 x10^3/uL < 25", not "platelets: platelets 20 ...":
-`without_id`).
+words before a value, a comma or a parenthesis is left out ("platelets: 20 x10^3/uL < 25", not
+"platelets: platelets 20 ...": `without_id`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ _OTHER = re.compile(r"\W+")  # (a letter outside ASCII stays: no id is meant)
 _VALUE = re.compile(
     r"(?:(?:below|above|at least|at most) (?=[0-9]))?(?:[0-9<>=\u2264\u2265]|[+\-\u2212][0-9.])"
 )
+_PARENS = re.compile(r"[()]")
 # characters not seen on screen (a zero-width space, a soft hyphen, a control, a line break)
 _INVISIBLE = {"Cc", "Cf", "Zl", "Zp"}
 
@@ -57,12 +58,23 @@ def without_id(cid: str, reason: str) -> str:
     """`reason` without a leading name that is the id `cid` in words (`says_id`) when a space
     and a value follow it ("age 11 < 12" under `age`: "11 < 12"; "ANA titer 1:40 < 1:80" under
     `ana_titer`; a comparator in words, "ANA titer below 1:40 (limit 1:80)": "below 1:40 ..."),
-    for "<id>: <reason>". A name that goes on ("HCV antibody positive" under `hcv`,
+    or a comma and a space ("immunodeficiency, onset 2025-10-21": "onset 2025-10-21"), or when
+    the rest is one parenthesis ("deceased (no date recorded)": "no date recorded"), for
+    "<id>: <reason>". A name that goes on ("HCV antibody positive" under `hcv`,
     "ANA positive", "SLEDAI-2K 4 < 6" under `sledai`) is another name and stays."""
     n = len(cid)  # (the id in words is as long as the id: `_` -> space)
-    if reason[n : n + 1] != " " or not _VALUE.match(reason, n + 1):
+    if not says_id(cid, reason[:n]):
         return reason
-    return reason[n + 1 :] if says_id(cid, reason[:n]) else reason
+    rest = reason[n:]
+    if rest[:1] == " " and _VALUE.match(rest, 1):
+        return rest[1:]
+    if rest[:2] == ", " and rest[2:].strip():
+        return rest[2:]
+    # the whole remainder one parenthesis: what it holds ("deceased (no date recorded)")
+    inner = rest[2:-1]
+    if rest[:2] == " (" and rest[-1:] == ")" and inner.strip() and not _PARENS.search(inner):
+        return inner
+    return reason
 
 
 def _first_bad(cid: str) -> tuple[int, str]:

@@ -52,7 +52,7 @@ def _named(ctx: Context, ev: Evidence) -> str:
     return ctx.label(ev.concept) if ev.concept else ev.value or ev.ref.partition("/")[0]
 
 
-def _ingredients(ctx: Context, e: ExposureFact, matched: set[str]) -> str:
+def ingredients(ctx: Context, e: ExposureFact, matched: set[str]) -> str:
     """The exposure's ingredients of the `matched` concepts as the mappings name them
     ("tacrolimus" of a record of "Prograf"), "/"-joined; "" when none is known. Fixed wording,
     never the record's text, which `--no-phi` withholds (report.nophi)."""
@@ -60,13 +60,18 @@ def _ingredients(ctx: Context, e: ExposureFact, matched: set[str]) -> str:
     return "/".join(sorted(i for i in found if ctx.term.ingredient_groups(i) & matched))
 
 
-def _drug(ctx: Context, ev: Evidence, drug: str | None) -> str:
-    """A washout record as its fail names it: the drug, then its class when that does not name
-    it already ("tacrolimus (calcineurin inhibitor)", "belimumab"); no drug known: `_named`."""
-    named = _named(ctx, ev)
+def drug_named(named: str, drug: str | None) -> str:
+    """A record as a fail names it: the drug (`ingredients`), then its class `named` when that
+    does not name it already ("tacrolimus (calcineurin inhibitor)", "belimumab"); no drug
+    known: `named`. Also background_therapy's "last: ..." (criteria.therapy)."""
     if not drug or all(d.casefold() in named.casefold() for d in drug.split("/")):
         return named  # ("CTLA4-Fc (abatacept)" names it already)
     return f"{drug} ({named})"
+
+
+def _drug(ctx: Context, ev: Evidence, drug: str | None) -> str:
+    """A washout record as its fail names it (`drug_named`); no drug known: `_named`."""
+    return drug_named(_named(ctx, ev), drug)
 
 
 def _vaccine(ctx: Context, im: ImmunizationFact) -> str:
@@ -150,7 +155,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
             )
             continue
         items.append(exposure_dated(e, concept, ""))
-        drugs[id(items[-1].ev)] = _ingredients(ctx, e, matched)
+        drugs[id(items[-1].ev)] = ingredients(ctx, e, matched)
     for pr in ctx.procedures(p.get("procedures", [])):
         ev = Evidence(
             ref=pr.ref,

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from cohort.criteria.base import Context, Criterion, latest, result, shown
 from cohort.criteria.intervals import exposure_dated, exposure_evidence
+from cohort.criteria.medication import drug_named, ingredients
 from cohort.model import ExposureFact, Result, Status
 
 
@@ -83,14 +84,18 @@ def _none_current(
     ctx: Context, past: list[tuple[ExposureFact, str]], local: list[ExposureFact]
 ) -> str:
     """A fail's reason, with what was found but not counted (QA: "no current qualifying
-    therapy" read as no record at all): the qualifying record that ended last, by its concept's
-    label; else, when only records not systemic were set aside, their ingredients by the
-    mappings' names. Fixed wording only: a record's free text is not quoted."""
+    therapy" read as no record at all): the qualifying record that ended last, by its drug and
+    its concept's label as a washout's fail names it ("hydroxychloroquine (antimalarial)",
+    criteria.medication.drug_named); else, when only records not systemic were set aside,
+    their ingredients by the mappings' names. Fixed wording only: a record's free text is not
+    quoted."""
     why = "no current qualifying therapy"
     ended = [(latest(e.end, e.end_last), e, c) for e, c in past if e.end is not None]
     if ended:
         _, e, concept = max(ended, key=lambda x: (x[0], x[1].ref))
-        return f"{why} (last: {ctx.label(concept)}, ended {shown(e.end, e.end_last)})"
+        drug = ingredients(ctx, e, set(concept.split(",")))
+        last = drug_named(ctx.label(concept), drug)
+        return f"{why} (last: {last}, ended {shown(e.end, e.end_last)})"
     if local and not past:
         names = sorted({i for e in local for i in ctx.term.medication_ingredients(e.codes, e.text)})
         which = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "") if names else "records"
