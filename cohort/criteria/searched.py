@@ -45,6 +45,14 @@ _TYPES: dict[str, tuple[str, ...]] = {
     PROCEDURES: ("Procedure",),
     VACCINES: ("Immunization",),
 }
+# the PatientFacts list each sort's records are extracted into
+_FACTS = {
+    MEDICATIONS: "exposures",
+    LABS: "observations",
+    CONDITIONS: "conditions",
+    PROCEDURES: "procedures",
+    VACCINES: "immunizations",
+}
 _COVERAGE = "see cohort mappings coverage"
 Fact = ConditionFact | ObservationFact | ExposureFact | ImmunizationFact | ProcedureFact
 
@@ -105,17 +113,7 @@ def _others(ctx: Context, sort: str, names: Sequence[str]) -> str:
     and summarised ones (of no concept: counted at read time, Store.side_facts); for medication
     records the latest start on or before as_of (summarised medication records keep theirs)."""
     f = ctx.facts
-    facts: Sequence[Fact]
-    if sort == MEDICATIONS:
-        facts = f.exposures
-    elif sort == LABS:
-        facts = f.observations
-    elif sort == CONDITIONS:
-        facts = f.conditions
-    elif sort == PROCEDURES:
-        facts = f.procedures
-    else:
-        facts = f.immunizations
+    facts: Sequence[Fact] = getattr(f, _FACTS[sort])
     want = set(names)
     sought: set[str] = set()
     mapped: set[str] = set()
