@@ -45,8 +45,9 @@ class CohortError(Exception):
 
 class ArgumentError(CohortError):
     """A command-line argument names what is not there (`cohort explain`'s patient id not in
-    the store): the command line is wrong, exit 2 as for a usage error (it was 5, "data source
-    cannot be read", which sends whoever is alerted to the source)."""
+    the store, a `--site` not in the configuration): the command line is wrong, exit 2 as for
+    a usage error (it was 5, "data source cannot be read", and 3, "configuration error",
+    which send whoever is alerted to the source or the configuration)."""
 
     exit_code = 2
 
@@ -110,7 +111,10 @@ class ReportError(CohortError):
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "unexpected internal error (a bug: please report it)",
-    2: "command-line usage error (also: a patient id cohort explain does not find)",
+    2: (
+        "command-line usage error (also: a patient id cohort explain does not find, a --site"
+        " the configuration does not have)"
+    ),
     3: "configuration error",
     4: "mapping or criteria file error",
     5: "data source cannot be read",

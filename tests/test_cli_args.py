@@ -2,10 +2,12 @@
 another ISO 8601 form than YYYY-MM-DD (Python 3.11's date.fromisoformat reads week dates and
 basic forms, and `--as-of 2026-W48-7` ran as of 2026-11-29), and a patient `cohort explain`
 does not find in the store (exit 5, "data source cannot be read", alerted on as a broken
-source)."""
+source), and a `--site` of `explain` or `mappings coverage` that the configuration does not have
+(exit 3, "configuration error"), or a patient listed only by a site folder left in OUT."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,86 @@ def test_explain_a_patient_not_in_the_store_is_the_usage_code_not_a_source_error
     )
     assert result.exit_code == 2
     assert EXIT_CODES[result.exit_code] != EXIT_CODES[5]
+
+
+SITE_X = ROOT / "tests" / "data" / "tools" / "site-x"
+
+
+def _site_args(command: str, out: Path, *more: str) -> list[str]:
+    if command == "explain":
+        return ["explain", "uci-p001", "--out", str(out), *more]
+    return ["mappings", "coverage", "--out", str(out), *more]
+
+
+@pytest.mark.parametrize("command", ["explain", "coverage"])
+def test_a_site_not_in_the_configuration_is_a_usage_error_naming_its_sites(
+    tmp_path: Path, command: str
+) -> None:
+    """`--site` naming no site of the configuration exited 3, "configuration error", which
+    sends whoever is alerted to a configuration that is fine: the command line is wrong."""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, _site_args(command, out, "--site", "xyz"))
+    assert result.output == (
+        "cohort: error: --site xyz is not a site of the built-in sample configuration;"
+        " its sites: uci, amr\n"
+    )
+    assert result.exit_code == 2
+    assert not out.exists()  # (refused before the store or OUT is touched)
+    cfg = tmp_path / "two.toml"
+    cfg.write_text(
+        '[trial]\nid = "sirius-sle-2"\n'
+        f'[[sites]]\nid = "x"\nsource = "{SITE_X}"\n[[sites]]\nid = "y"\nsource = "{SITE_X}"\n'
+    )
+    result = CliRunner().invoke(cli, _site_args(command, out, "--site", "X", "--config", str(cfg)))
+    assert result.output == f"cohort: error: --site X is not a site of {cfg}; its sites: x, y\n"
+    assert result.exit_code == 2
+
+
+def _left_over_site(tmp_path: Path) -> tuple[Path, Path]:
+    """OUT after a run of sites x and y, then one of a configuration without y: OUT/y holds
+    the first run's lists (patients y-p001...), the store still y's records. (config, OUT)"""
+    shutil.copytree(SITE_X, tmp_path / "x")
+    (tmp_path / "y").mkdir()
+    for path in SITE_X.glob("*.json"):
+        text = path.read_text(encoding="utf-8").replace("x-p00", "y-p00")
+        (tmp_path / "y" / path.name.replace("x-p00", "y-p00")).write_text(text, encoding="utf-8")
+    both, one = tmp_path / "both.toml", tmp_path / "one.toml"
+    sites = {s: f'[[sites]]\nid = "{s}"\nsource = "{tmp_path / s}"\n' for s in ("x", "y")}
+    both.write_text('[trial]\nid = "sirius-sle-2"\n' + sites["x"] + sites["y"])
+    one.write_text('[trial]\nid = "sirius-sle-2"\n' + sites["x"])
+    out = tmp_path / "out"
+    for cfg, day in ((both, "2026-11-25"), (one, "2026-11-26")):
+        args = ["--log-level", "error", "run", "--config", str(cfg), "--as-of", day]
+        assert CliRunner().invoke(cli, [*args, "--out", str(out)]).exit_code == 0
+    assert "y-p001" in (out / "y" / "candidates.csv").read_text(encoding="utf-8-sig")
+    return one, out
+
+
+def test_explain_a_patient_of_a_site_left_over_in_out_says_so(tmp_path: Path) -> None:
+    """A coordinator reads y-p001 in OUT/y/candidates.csv, left by a run before site y left
+    the configuration, and asks why: "not in the local store for any site" contradicted the
+    list they read it in. Not explained from the stale store either (the site's settings are
+    gone with it): exit 2, naming the list and why it is not explained."""
+    cfg, out = _left_over_site(tmp_path)
+    args = ["explain", "y-p001", "--config", str(cfg), "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.output == (
+        f"cohort: error: patient 'y-p001' is not in the local store for any site of {cfg}"
+        f" (its sites: x); {out / 'y' / 'candidates.csv'} lists it: site y's list from an"
+        " earlier run, a site this configuration does not screen\n"
+    )
+    assert result.exit_code == 2
+    result = CliRunner().invoke(cli, [*args, "--site", "y"])
+    assert result.output == (
+        f"cohort: error: --site y is not a site of {cfg}; its sites: x ({out / 'y'} holds"
+        " site y's lists from an earlier run, a site this configuration does not screen)\n"
+    )
+    assert result.exit_code == 2
+    result = CliRunner().invoke(cli, ["mappings", "coverage", "--config", str(cfg),
+                                      "--out", str(out), "--site", "y"])  # fmt: skip
+    assert result.exit_code == 2 and "--site y is not a site of" in result.output
+    assert not (out / "coverage.csv").exists()
+    # the configuration's own sites are explained as before
+    result = CliRunner().invoke(cli, ["explain", "x-p001", "--config", str(cfg), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("patient x-p001 at site x, as of 2026-11-26 (the run's")

@@ -10,7 +10,6 @@ from typing import Any
 
 from cohort.atomic import write_atomic
 from cohort.config import Config
-from cohort.errors import ConfigError
 from cohort.extract import Extractor
 from cohort.extract.census import CensusEntry, value_summary
 from cohort.extract.unreadable import own_codes
@@ -23,6 +22,7 @@ from cohort.store import Store
 from cohort.terminology import Terminology
 from cohort.terminology.codes import TEXT, ConceptIndex
 from cohort.tools.common import open_store, table
+from cohort.tools.sites import chosen_sites
 from cohort.tools.suggest import Suggester
 
 COLUMNS = (
@@ -145,11 +145,9 @@ def _medications(store: Store, site: str) -> Callable[[str], dict[str, Any] | No
 
 def coverage_report(cfg: Config, out: Path, site_id: str | None = None) -> CoverageReport:
     """Scan every stored patient of the site(s); rank unmapped codes by screened patients."""
+    sites = chosen_sites(cfg, site_id, out)
     loaded = Loaded.from_config(cfg)
     term = loaded.term
-    sites = [s for s in cfg.sites if site_id in (None, s.id)]
-    if not sites:
-        raise ConfigError(f"site '{site_id}' is not in the configuration")
     report = CoverageReport(term.version, trial=loaded.trial.id)
     found: dict[tuple[str, str, str, str], Unmapped] = {}
     seen_codes: dict[str, set[str]] = defaultdict(set)

@@ -14,7 +14,7 @@ from cohort.asof import today
 from cohort.config import Config, SiteConfig
 from cohort.criteria.base import Criterion
 from cohort.criteria.trial import concept_refs, site_title
-from cohort.errors import ArgumentError, ConfigError
+from cohort.errors import ArgumentError
 from cohort.evaluate import evaluate, is_screened, make_context
 from cohort.extract import Extractor, codes_of, text_of
 from cohort.merged import Merges, Side, merges_of
@@ -39,6 +39,7 @@ from cohort.screening import add_side, last_seen
 from cohort.store import Store
 from cohort.terminology import Terminology
 from cohort.tools.common import open_store
+from cohort.tools.sites import chosen_sites, config_label, listed_elsewhere
 
 CODE_FIELDS = ("code", "medicationCodeableConcept", "vaccineCode")
 
@@ -109,20 +110,23 @@ def _matched(
 
 
 def _find(
-    store: Store, cfg: Config, pid: str, site_id: str | None
+    store: Store, cfg: Config, out: Path, pid: str, site_id: str | None
 ) -> tuple[SiteConfig, str, Merges, list, Side | None]:
     """(site, the patient as screening reads it, the site's merges, records, side facts):
     a merged chart's patient is the one that replaced it, read with its records
     (cohort/merged.py)."""
-    sites = [s for s in cfg.sites if site_id in (None, s.id)]
-    if site_id and not sites:
-        raise ConfigError(f"site '{site_id}' is not in the configuration")
-    for site in sites:
+    for site in chosen_sites(cfg, site_id):
         merges = merges_of(store, site.id)
         target = merges.into.get(pid, pid)
         for got, resources, extra in merges.records(store, site.id, [target]):
             return site, got, merges, resources, extra
     where = f"site {site_id}" if site_id else "any site"
+    # a patient of a site taken out of the configuration, whose list is still in OUT: not
+    # explained from the store (its site's settings went with it), said rather than denied
+    elsewhere = listed_elsewhere(cfg, out, pid)
+    if elsewhere:
+        ids = ", ".join(s.id for s in cfg.sites)
+        where += f" of {config_label(cfg)} (its sites: {ids}){elsewhere}"
     raise ArgumentError(f"patient '{pid}' is not in the local store for {where}")
 
 
@@ -188,9 +192,10 @@ def explain_patient(
 
     Values, reasons and notes quote the data: their control characters (an ANSI escape
     sequence, a CR) and bidirectional controls are shown as escapes, one line each."""
+    chosen_sites(cfg, site_id, out)  # (a --site the configuration lacks: before any reading)
     loaded = Loaded.from_config(cfg)
     with open_store(cfg, out) as store:
-        site, target, merges, resources, extra = _find(store, cfg, pid, site_id)
+        site, target, merges, resources, extra = _find(store, cfg, out, pid, site_id)
         extractor = Extractor(
             loaded.rules,
             lambda mid: store.get(site.id, "Medication", mid),
