@@ -121,14 +121,19 @@ def ingest_files(
     stamp = _files_stamp(units, cfg, loaded)
     last = store.get_mark(site.id, key) or ""
     last_stamp, _, last_report = last.partition("\n")
+    last_report, _, last_names = last_report.partition("\n")
     if stamp is not None and not full_refresh and last_stamp == stamp:
         try:
             report: dict[str, Any] = json.loads(last_report)
             stored = report["stored"]
             kept = stored["inserted"] + stored["updated"] + stored["unchanged"]
-        except (ValueError, KeyError, TypeError):
+            hidden = json.loads(last_names) if last_names else {}
+            hidden = {str(k): str(v) for k, v in hidden.items()}
+        except (ValueError, KeyError, TypeError, AttributeError):
             pass  # a mark this version cannot read: read the files again
         else:
+            # (the last read's pseudonyms, shown again: listed again, file-names.tsv deleted)
+            names.hidden.update(hidden)
             report["stored"] = {"inserted": 0, "updated": 0, "unchanged": kept, "removed": 0}
             log.info("site %s: files unchanged since the last complete read", site.id)
             if history.last != site.source:  # (back to a folder read before: snapshot = false)
@@ -147,7 +152,8 @@ def ingest_files(
     if whole:
         remember(store, site, report)
     if stamp is not None and whole:  # (a file not read whole is read again next time)
-        store.set_mark(site.id, key, stamp + "\n" + json.dumps(report))
+        # (the store holds PHI already: the files' names may be kept there)
+        store.set_mark(site.id, key, f"{stamp}\n{json.dumps(report)}\n{json.dumps(names.hidden)}")
     return report
 
 

@@ -28,6 +28,8 @@ def files_report(
     """The report of a read of `units` (`spared`: records not found that a file not read whole
     kept); its warnings are logged as they are made."""
     warnings = []
+    for path in stats.stubbed:  # (shown by a stub's reason, not by `show`: `FileNames.keep`)
+        names.keep(path)
     partial = set(stats.partial)
     if partial:
         first = names.show(sorted(partial)[0])

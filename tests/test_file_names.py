@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -27,6 +28,8 @@ from cohort.source.refused import stub_why
 
 DAY = date.fromisoformat(AS_OF)
 LIZ = "Liz_Conn_27c911c6-f045-4ffa-af5d-6eba57ac94b2.json"
+AARON = "Aaron697_Brekke496_2fa15bc7-8866-461a-9000-f739e425860a"
+PSEUDONYM = re.compile(r"file-[0-9a-f]{8}")
 
 
 def _fixture_subset() -> Path:
@@ -164,6 +167,13 @@ def test_locations_are_kept_after_a_pseudonym() -> None:
     assert given.show("Smith.tgz") == "Smith.tgz"
     assert given.show("Smith.tgz/Condition.ndjson:3") == "Smith.tgz/Condition.ndjson:3"
     assert given.show("Smith.tgz/Jones.json").startswith("file-")
+    # a refused record's stub knows no `given` (stub_why): its file's pseudonym is kept too
+    member = "file-" + hashlib.sha256(b"Smith.tgz/Condition.ndjson").hexdigest()[:8]
+    assert given.keep("Smith.tgz/Condition.ndjson") == member
+    assert stub_why({"reason": "Condition.code: missing",
+                     "origin": "Smith.tgz/Condition.ndjson:3"}).startswith(f"{member}:3: ")  # fmt: skip
+    assert given.hidden[member] == "Smith.tgz/Condition.ndjson"
+    assert given.keep("Condition.ndjson") == "Condition.ndjson"
 
 
 def test_a_refused_records_reason_names_its_file_by_pseudonym() -> None:
@@ -203,3 +213,104 @@ def test_a_folder_that_cannot_be_listed_is_named_by_pseudonym(
         run(load_config(write_config(tmp_path, {"s": str(src)})), DAY, out)
     assert read_names(out / ".cohort" / FILE_NAMES) == {name: [("s", str(src), "Smith_John")]}
     assert name in json.loads((out / "run.json").read_text(encoding="utf-8"))["error"]
+
+
+def _aaron(kind: str) -> bytes:
+    """A Synthea-style patient file: an SLE patient and a malignancy Condition refused on
+    reading (its clinicalStatus is a string), whose stub makes `malignancy` unknown and names
+    the record's file in candidates.csv's reasons and evidence.csv's notes."""
+    sct = "http://snomed.info/sct"
+    clinical = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+    status = {"coding": [{"system": clinical, "code": "active"}]}
+    records = [
+        {"resourceType": "Patient", "id": "aaron", "birthDate": "1990-05-01",
+         "gender": "female"},
+        {"resourceType": "Condition", "id": "sle", "clinicalStatus": status,
+         "code": {"coding": [{"system": sct, "code": "55464009"}]},
+         "subject": {"reference": "Patient/aaron"}, "onsetDateTime": "2015-01-01"},
+        {"resourceType": "Condition", "id": "bad", "clinicalStatus": "active",
+         "code": {"coding": [{"system": sct, "code": "363346000"}]},
+         "subject": {"reference": "Patient/aaron"}},
+    ]  # fmt: skip
+    if kind == "ndjson":
+        return "".join(json.dumps(r) + "\n" for r in records).encode()
+    entries = [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in records]
+    return json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}).encode()
+
+
+def _said(out: Path) -> tuple[str, str, str]:
+    """candidates.csv, evidence.csv and run.json of site `s`."""
+    return (
+        (out / "s" / "candidates.csv").read_text(encoding="utf-8-sig"),
+        (out / "s" / "evidence.csv").read_text(encoding="utf-8-sig"),
+        (out / "run.json").read_text(encoding="utf-8"),
+    )
+
+
+@pytest.mark.parametrize("kind", ["json", "ndjson"])
+@pytest.mark.parametrize("folder", [True, False], ids=["folder", "single-file"])
+def test_every_pseudonym_shown_is_listed(tmp_path: Path, kind: str, folder: bool) -> None:
+    """A single patient-named file as a site's source: the refused record's stub named its
+    file by pseudonym in candidates.csv and evidence.csv, and file-names.tsv did not list it
+    (run.json names that file as configured). Every pseudonym shown anywhere is listed now, in
+    the store's folder only (never elsewhere in OUT), 0600 also once a rerun rewrites it."""
+    name = f"{AARON}.{kind}"
+    src = tmp_path / "feed" / name
+    src.parent.mkdir()
+    src.write_bytes(_aaron(kind))
+    source = src.parent if folder else src
+    state = tmp_path / "state"
+    config = write_config(tmp_path, {"s": str(source)}, store=state / "store.sqlite")
+    out = tmp_path / "out"
+    first = _cli(config, out)
+    assert first.returncode == 0, first.stderr[-1500:]
+    rows, notes, report, logged = (*_said(out), first.stderr)
+    mine = "file-" + hashlib.sha256(name.encode()).hexdigest()[:8]  # as documented
+    assert mine in rows and mine in notes  # (the test's premise: the stub names its file)
+    for said in (rows, notes, logged, *([report] if folder else [])):
+        assert "Aaron697" not in said and "Brekke496" not in said
+    listing = state / FILE_NAMES
+    # then read again (the list written again), then, the list deleted, a run over unchanged
+    # files (not read: the last read's issues and stubs are shown again, so listed again)
+    for rerun in (None, ["--full-refresh"], []):
+        if rerun is not None:
+            if not rerun:
+                listing.unlink()
+            again = subprocess.run(
+                [sys.executable, "-m", "cohort", "run", "--config", str(config), "--as-of",
+                 AS_OF, "--out", str(out), *rerun],
+                capture_output=True, text=True, cwd=REPO, timeout=600,
+            )  # fmt: skip
+            assert again.returncode == 0, again.stderr[-1500:]
+            assert json.loads((out / "run.json").read_text())["sites"]["s"].get(
+                "files_unchanged", False
+            ) is (not rerun)
+            rows, notes, report, logged = (*_said(out), again.stderr)
+        listed = read_names(listing)
+        shown = set(PSEUDONYM.findall(rows + notes + report + logged))
+        assert mine in shown
+        assert {p: listed.get(p) for p in shown} == {p: [("s", str(source), name)] for p in shown}
+        assert stat.S_IMODE(listing.stat().st_mode) == 0o600
+        # OUT holds no list and, but for a single file's configured `source`, no file's name
+        assert not list(out.rglob(FILE_NAMES))
+        for path in out.rglob("*"):
+            if path.is_file() and (folder or path.name != "run.json"):
+                assert b"Aaron697" not in path.read_bytes(), path
+
+
+def test_a_refused_record_past_the_issue_limit_has_its_file_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issues past MAX_ISSUES are counted, not kept, so not shown in run.json; the stub of a
+    record refused there still names its file in candidates.csv: listed all the same."""
+    monkeypatch.setattr("cohort.source.fileinfo.MAX_ISSUES", 0)
+    src = tmp_path / "feed"
+    src.mkdir()
+    (src / f"{AARON}.json").write_bytes(_aaron("json"))
+    out = tmp_path / "out"
+    cfg = load_config(write_config(tmp_path, {"s": str(src)}, run={"workers": 1}))
+    report = run(cfg, DAY, out)
+    assert report["sites"]["s"]["issues"] == []
+    mine = "file-" + hashlib.sha256(f"{AARON}.json".encode()).hexdigest()[:8]
+    assert mine in (out / "s" / "candidates.csv").read_text(encoding="utf-8-sig")
+    assert read_names(out / ".cohort" / FILE_NAMES) == {mine: [("s", str(src), f"{AARON}.json")]}

@@ -90,6 +90,9 @@ class ReadStats:
     # lines of each file read as Windows-1252 (0: a whole document): one issue a file, also
     # when its byte ranges are read apart (`merge`)
     recoded: Counter[str] = field(default_factory=Counter)
+    # the files holding a refused record stored as a stub, which names its file in candidates.csv
+    # and evidence.csv (listed in file-names.tsv: an issue past MAX_ISSUES is shown nowhere)
+    stubbed: set[str] = field(default_factory=set)
 
     def issue(self, origin: str, reason: str) -> None:
         if len(self.issues) < MAX_ISSUES:
@@ -136,6 +139,7 @@ class ReadStats:
         self.notes += other.notes
         self.partial += other.partial
         self.outcomes.update(other.outcomes)
+        self.stubbed |= other.stubbed
         room = max(MAX_ISSUES - len(self.issues), 0)
         self.issues += issues[:room]
         self.issues_dropped += other.issues_dropped + max(len(issues) - room, 0)

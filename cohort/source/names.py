@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from cohort.source.r4_types import RESOURCE_TYPES
 
-__all__ = ["PREFIX", "FileNames", "bulk_named", "pseudonym"]
+__all__ = ["PREFIX", "FileNames", "bulk_named", "file_of", "pseudonym"]
 
 PREFIX = "file-"
 # Where in a file an origin points (`files.py`, `reader.py`): an NDJSON line, a Bundle entry
@@ -36,6 +36,12 @@ def bulk_named(name: str) -> bool:
     return found is not None and found[1].lower() in _WORDS
 
 
+def file_of(origin: str) -> str:
+    """The file's path of `origin`, its line or entry left out."""
+    where = _WHERE.search(origin)
+    return origin[: where.start()] if where is not None else origin
+
+
 def pseudonym(path: str) -> str:
     """`file-` and the first 8 hex digits of the SHA-256 of `path` (UTF-8), a file's path under
     its source folder as origins write it: the same file has the same one every night."""
@@ -57,14 +63,22 @@ class FileNames:
     def show(self, origin: str) -> str:
         """`origin` (a path under the source, maybe `:line` and `#entry[i]`) as run.json says it:
         the path as it is when each of its parts is Bulk-style, else its pseudonym."""
-        where = _WHERE.search(origin)
-        cut = where.start() if where is not None else len(origin)
-        path, at = origin[:cut], origin[cut:]
+        path = file_of(origin)
+        at = origin[len(path) :]
         if path == self.given:
             return origin
         rest = path.removeprefix(self.given + "/") if self.given else path
         if all(bulk_named(part) for part in rest.split("/")):
             return origin
+        return self.keep(path) + at
+
+    def keep(self, path: str) -> str:
+        """The name of the file at `path` that knows no `given` (a refused record's stub names
+        its file so in candidates.csv and evidence.csv: `stub_why`), kept in `hidden` when it
+        is a pseudonym: a site whose source is that one patient-named file names it as it is
+        in run.json, and by its pseudonym there."""
+        if all(bulk_named(part) for part in path.split("/")):
+            return path
         name = pseudonym(path)
         self.hidden[name] = path
-        return name + at
+        return name

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from cohort.source.fileinfo import ReadStats
+from cohort.source.names import file_of
 from cohort.source.refused import dates_only, stored_for
 from cohort.source.structure import (
     LEADING_TYPE,
@@ -155,6 +156,8 @@ class Reader:
         stub = stored_for(res, origin, reason)
         if not stub:
             self.lost()
+        else:
+            self.stats.stubbed.add(file_of(origin))
         return stub
 
     def bundle(self, bundle: dict[str, Any], origin: str, outer: dict[str, str]) -> Iterator[Item]:
