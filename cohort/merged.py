@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
+from datetime import date
 from typing import Any
 
 from cohort.model import PatientFacts
@@ -81,10 +82,13 @@ class Merges:
         if not parts:
             return None
         counts: dict[str, int] = {}
+        latest: dict[str, date] = {}
         for s in parts:
             for rtype, n in s[2].items():
                 counts[rtype] = counts.get(rtype, 0) + n
-        return [d for s in parts for d in s[0]], [m for s in parts for m in s[1]], counts
+            for rtype, day in s[3].items():
+                latest[rtype] = max(day, latest.get(rtype, day))
+        return [d for s in parts for d in s[0]], [m for s in parts for m in s[1]], counts, latest
 
 
 # (bytes every Patient with a merge link holds, either type: Store.iter_type's filter)

@@ -265,6 +265,9 @@ class PatientFacts:
     # summarised records per type (Store.side_facts): what a criterion that finds nothing says
     # is on file besides (criteria.searched); a store read before counts were kept has none
     other_counts: dict[str, int] = field(default_factory=dict)
+    # ... and the date of the latest of each type (not medication records: every start is in
+    # other_medications); a store read before these were kept has none
+    other_latest: dict[str, date] = field(default_factory=dict)
     unreadable: list[UnreadableFact] = field(default_factory=list)
     # medication records whose referenced Medication is not in the data (refs), and those that
     # name no drug at all: what a medication criterion they could change cannot pass on

@@ -45,6 +45,7 @@ def add_side(facts: PatientFacts, side: Side | None) -> PatientFacts:
         facts.other_dates += side[0]
         facts.other_medications += side[1]
         facts.other_counts = side[2]
+        facts.other_latest = side[3]
     return facts
 
 

@@ -82,10 +82,11 @@ class Nights:
         with Store(self.root / "store.db") as store:
             return store.get("s", rtype, rid) is not None
 
-    def side(self, *pids: str) -> dict[str, tuple[list[date], list[date | None], dict[str, int]]]:
+    def side(self, *pids: str) -> dict[str, tuple[list[date], list[date | None], dict[str, int],
+                                                   dict[str, date]]]:  # fmt: skip
         with Store(self.root / "store.db") as store:
             found = store.side_facts("s", pids)
-        return {p: (sorted(d), sorted(m, key=str), c) for p, (d, m, c) in found.items()}
+        return {p: (sorted(d), sorted(m, key=str), c, t) for p, (d, m, c, t) in found.items()}
 
     def census(self) -> list[tuple[Any, ...]]:
         with Store(self.root / "store.db") as store:
@@ -221,8 +222,8 @@ def test_a_carried_census_adds_only_what_the_read_lacks(tmp_path: Path) -> None:
         store.carry_census("s", "src", gen)
         store.commit_census("s", "src", gen)
         assert store.side_facts("s", ["p1", "p2"]) == {
-            "p1": ([date(2026, 1, 1), date(2026, 3, 3)], [date(2025, 1, 1)], {}),
-            "p2": ([date(2026, 2, 2)], [], {}),
+            "p1": ([date(2026, 1, 1), date(2026, 3, 3)], [date(2025, 1, 1)], {}, {}),
+            "p2": ([date(2026, 2, 2)], [], {}, {}),
         }
         rows = store.census_rows("s")
         assert sorted((json.loads(r[1])[0][1], r[3]) for r in rows) == [

@@ -283,6 +283,7 @@ def test_unmapped_medication_records_are_summarised_once_valid(tmp_path: Path) -
                 [date(2026, 8, 1)],
                 [date(2026, 8, 1), None],
                 {"MedicationRequest": 1, "MedicationStatement": 1},  # summarised, counted
+                {},  # (every start is kept: no latest)
             )
         }
     cells = _first_row(tmp_path / "out")

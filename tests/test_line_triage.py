@@ -112,9 +112,13 @@ def records(draw: st.DrawFn) -> dict[str, Any]:
     elif kind == "Procedure":
         res |= {"status": status, "code": _coded(draw(st.sampled_from(PROCEDURES))),
                 "subject": {"reference": f"Patient/{pid}"}}  # fmt: skip
+        for where in draw(st.sets(st.sampled_from(["performedDateTime", "performedPeriod"]))):
+            when = f"202{draw(st.integers(0, 6))}-0{draw(st.integers(1, 9))}-1{draw(st.integers(0, 9))}"
+            res[where] = {"start": when} if where == "performedPeriod" else when
     else:
+        when = draw(st.sampled_from(["2026-01-01", "2025-03-0", "2024-07-11T09:00:00Z"]))
         res |= {"status": status, "vaccineCode": _coded(draw(st.sampled_from(VACCINES))),
-                "patient": {"reference": f"Patient/{pid}"}, "occurrenceDateTime": "2026-01-01"}  # fmt: skip
+                "patient": {"reference": f"Patient/{pid}"}, "occurrenceDateTime": when}  # fmt: skip
     # one or two mutations anywhere in the record: a value of another type, a key dropped
     res = copy.deepcopy(res)  # the shared examples above stay as they are
     for _ in range(draw(st.integers(0, 2))):
@@ -171,6 +175,7 @@ def _same(lines: list[bytes]) -> None:
     assert fast_census.dates == slow_census.dates
     # (a handler binds its type's counts when made: an empty one where it took no line)
     assert {t: n for t, n in fast_census.counts.items() if n} == slow_census.counts
+    assert {t: d for t, d in fast_census.latest.items() if d} == slow_census.latest
     assert list(fast_census.entries) == list(slow_census.entries)
     assert [e.to_row() for e in fast_census.entries.values()] == [
         e.to_row() for e in slow_census.entries.values()
@@ -390,3 +395,45 @@ def test_a_do_not_perform_element_drops_only_a_medication_request() -> None:
     assert rules.drop_reason({"resourceType": "Condition", "doNotPerform": True}) is None
     order = {"resourceType": "MedicationRequest", "doNotPerform": True, "status": "active"}
     assert rules.drop_reason(order) == "doNotPerform"
+
+
+def test_the_census_keeps_each_patients_latest_date_per_type() -> None:
+    """What a criterion that finds nothing dates the other records on file by (criteria.searched)
+    : the latest of each type's summarised records, read alike from the bytes and the record."""
+    subject = {"reference": "Patient/p1"}
+    obs = [{"resourceType": "Observation", "id": f"o{i}", "status": "final", "subject": subject,
+            "code": _coded(OBS_CODES[1]), "effectiveDateTime": when}
+           for i, when in enumerate(["2026-03-01T10:00:00Z", "2026-05-02", "2026-04-01"])]
+    conds = [{"resourceType": "Condition", "id": "c1", "subject": subject,
+              "code": _coded(CONDITIONS[1]), "onsetDateTime": "2019-01-01",
+              "recordedDate": "2021-02-03"},
+             {"resourceType": "Condition", "id": "c2", "subject": subject,
+              "code": _coded(CONDITIONS[2]), "onsetPeriod": {"start": "2020-06-07"}}]
+    procs = [{"resourceType": "Procedure", "id": "p1", "status": "completed", "subject": subject,
+              "code": _coded(PROCEDURES[0]), "performedPeriod": {"start": "2025-08-09"}},
+             {"resourceType": "Procedure", "id": "p2", "status": "completed", "subject": subject,
+              "code": _coded(PROCEDURES[0]), "performedDateTime": "2024-01-01T08:00:00Z"},
+             {"resourceType": "Procedure", "id": "p3", "status": "completed", "subject": subject,
+              "code": _coded(PROCEDURES[0])}]  # (undated: counted, not dated)
+    vacs = [{"resourceType": "Immunization", "id": "i1", "status": "completed",
+             "patient": subject, "vaccineCode": _coded(VACCINES[0]),
+             "occurrenceDateTime": "2025-10-11"},
+            {"resourceType": "Immunization", "id": "i2", "status": "completed",
+             "patient": subject, "vaccineCode": _coded(VACCINES[0]),
+             "occurrenceString": "last spring"}]  # fmt: skip
+    lines = [orjson.dumps(r) for r in [*obs, *conds, *procs, *vacs]]
+    _same(lines)
+    _, stats, census = _read(lines, True)
+    assert sum(stats.summarised.values()) == len(lines)
+    assert census.counts == {"Observation": {"p1": 3}, "Condition": {"p1": 2},
+                             "Procedure": {"p1": 3}, "Immunization": {"p1": 2}}  # fmt: skip
+    assert census.latest == {"Observation": {"p1": "2026-05-02"},
+                             "Condition": {"p1": "2021-02-03"},
+                             "Procedure": {"p1": "2025-08-09"},
+                             "Immunization": {"p1": "2025-10-11"}}  # fmt: skip
+    [(pid, text)] = census.date_rows()
+    assert pid == "p1"
+    assert text.partition(";")[2] == (
+        "Condition=2,Condition@2021-02-03,Immunization=2,Immunization@2025-10-11,"
+        "Observation=3,Observation@2026-05-02,Procedure=3,Procedure@2025-08-09"
+    )

@@ -100,8 +100,8 @@ def test_summarised_dates_with_medication_marks_and_empty_tokens(tmp_path: Path)
         store.commit_census("s", "src", gen)
         got = store.side_facts("s", ["p1", "p2", "p3", "p4"])
     assert got == {
-        "p1": ([date(2026, 1, 1), date(2026, 2, 2)], [], {}),
-        "p2": ([date(2026, 3, 3)], [date(2026, 3, 3), None], {}),
-        "p3": ([], [], {}),
-        "p4": ([], [date(2026, 4, 4)], {}),
+        "p1": ([date(2026, 1, 1), date(2026, 2, 2)], [], {}, {}),
+        "p2": ([date(2026, 3, 3)], [date(2026, 3, 3), None], {}, {}),
+        "p3": ([], [], {}, {}),
+        "p4": ([], [date(2026, 4, 4)], {}, {}),
     }

@@ -10,13 +10,28 @@ from typing import Any
 
 import orjson
 from click.testing import CliRunner
-from criteria_helpers import AS_OF, ago, medication, settled
+from criteria_helpers import (
+    AS_OF,
+    ago,
+    condition,
+    days_before,
+    facts,
+    medication,
+    observation,
+    rules,
+    settled,
+    terminology,
+    trial,
+)
 from test_reliability_support import write_config
 
 from cohort.cli import cli
 from cohort.config import load_config
+from cohort.evaluate import evaluate, make_context
 from cohort.runner import run
+from cohort.screening import add_side
 from cohort.store import Store
+from cohort.store.census import Side
 
 SNOMED = "http://snomed.info/sct"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -79,6 +94,7 @@ def test_absence_leaves_one_searched_row_with_the_summarised_records_counted(
         # the three medication records and two results were summarised, not stored: counted
         side = store.side_facts("s", ["p1"])["p1"]
         assert side[2] == {"MedicationRequest": 3, "Observation": 2}
+        assert side[3] == {"Observation": date(2026, 7, 1)}  # the latest of the two results
     rows = _evidence(tmp_path / "out")
 
     # only medication records no concept maps: a fail resting on one row saying so
@@ -104,7 +120,7 @@ def test_absence_leaves_one_searched_row_with_the_summarised_records_counted(
     [sledai] = _rows(rows, "p1", "sledai")
     assert sledai["status"] == "unknown" and sledai["ref"] == "" and sledai["concept"] == "sledai"
     assert f"Observation records of sledai in the 90 days before {AS_OF}: none" in sledai["note"]
-    assert "2 other Observation record(s) on file" in sledai["note"]
+    assert "2 other Observation record(s) on file, latest 2026-07-01" in sledai["note"]
     [none] = _rows(rows, "p2", "sledai")
     assert "no Observation records on file" in none["note"]
 
@@ -164,3 +180,91 @@ def test_a_damaged_read_keeps_the_counts_last_read(tmp_path: Path) -> None:
         store.carry_census("s", "src", gen)
         store.commit_census("s", "src", gen)
         assert store.side_facts("s", ["p1"])["p1"][2] == {"MedicationRequest": 5, "Observation": 2}
+
+
+def _searched(cid: str, *resources: dict[str, Any], side: Side, as_of: date = AS_OF) -> str:
+    """The note of `cid`'s one evidence row, the patient's summarised records being `side`."""
+    ctx = make_context(add_side(facts(*resources), side), terminology(), as_of, rules(), None)
+    [r] = [r for r in evaluate(trial(), ctx) if r.criterion == cid]
+    assert r.status.value != "pass"
+    [row] = r.evidence
+    assert row.ref == ""
+    return row.note
+
+
+def _side(rtype: str, n: int, latest: date | None) -> Side:
+    return [], [], {rtype: n}, {rtype: latest} if latest else {}
+
+
+# (no concept maps either code: a heart rate, and a finding of a made-up code)
+HR = "8867-4"
+OTHER = "999999999"
+
+
+def test_the_searched_row_dates_the_other_results_summarised_or_stored() -> None:
+    stored = observation(HR, ago(40), valueQuantity={"value": 70, "unit": "/min"})
+    # a summarised result more recent than the stored one ...
+    note = _searched("neutrophils", stored, side=_side("Observation", 3, days_before(10)))
+    assert f"; 4 other Observation record(s) on file, latest {ago(10)}, not mapped" in note
+    # ... or older: the stored one is the latest
+    note = _searched("neutrophils", stored, side=_side("Observation", 3, days_before(90)))
+    assert f"; 4 other Observation record(s) on file, latest {ago(40)}, not mapped" in note
+    # summarised results alone
+    note = _searched("neutrophils", side=_side("Observation", 3, days_before(90)))
+    assert f"; 3 other Observation record(s) on file, latest {ago(90)}, not mapped" in note
+
+
+def test_the_searched_row_dates_the_other_conditions_summarised_or_stored() -> None:
+    stored = condition(OTHER, "http://snomed.info/sct", onset=ago(100))
+    note = _searched("sle_diagnosis", stored, side=_side("Condition", 2, days_before(20)))
+    assert f"; 3 other Condition record(s) on file, latest {ago(20)}, not mapped" in note
+    note = _searched("sle_diagnosis", stored, side=_side("Condition", 2, days_before(200)))
+    assert f"; 3 other Condition record(s) on file, latest {ago(100)}, not mapped" in note
+    # a record's recordedDate dates it before its onset (as last_seen reads it)
+    stored = condition(OTHER, "http://snomed.info/sct", onset=ago(300), recorded=ago(50))
+    note = _searched("sle_diagnosis", stored, side=_side("Condition", 2, days_before(200)))
+    assert f"; 3 other Condition record(s) on file, latest {ago(50)}, not mapped" in note
+
+
+def test_the_searched_row_leaves_out_a_latest_it_cannot_tell() -> None:
+    stored = observation(HR, ago(40), valueQuantity={"value": 70, "unit": "/min"})
+    # a store read before latest dates were kept: counted, not dated (the stored result may
+    # not be the latest)
+    note = _searched("neutrophils", stored, side=_side("Observation", 3, None))
+    assert note.endswith("; 4 other Observation record(s) on file, not mapped to any concept"
+                         " (see cohort mappings coverage)")  # fmt: skip
+    # an as-of date before the latest summarised result: of those only the latest is kept,
+    # so the latest on or before the as-of date is unknown (the stored one may not be it)
+    note = _searched(
+        "neutrophils", stored, side=_side("Observation", 3, days_before(10)), as_of=days_before(20)
+    )
+    assert "4 other Observation record(s) on file, not mapped" in note
+    assert "latest" not in note
+
+
+def test_the_census_keeps_the_latest_date_per_type_and_reads_an_older_store(
+    tmp_path: Path,
+) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        gen = store.begin_census("s", "src")
+        rows = [
+            ("p1", "2026-01-01,2026-03-03;Condition=1,Condition@2026-01-01,Observation=1,"
+                   "Observation@2026-03-03"),
+            ("p1", ";Observation=2,Observation@2026-02-02"),  # (another reading process's)
+            ("p2", "2026-01-01;Observation=4"),  # written before latest dates were kept
+        ]  # fmt: skip
+        store.add_census("s", "src", gen, rows, [])
+        store.commit_census("s", "src", gen)
+        got = store.side_facts("s", ["p1", "p2"])
+        assert got["p1"][2:] == (
+            {"Condition": 1, "Observation": 3},
+            {"Condition": date(2026, 1, 1), "Observation": date(2026, 3, 3)},
+        )
+        assert got["p2"][2:] == ({"Observation": 4}, {})
+        # a damaged read keeps the latest last read where it read none as late
+        gen = store.begin_census("s", "src")
+        store.add_census("s", "src", gen, [("p1", ";Observation=1,Observation@2026-02-02")], [])
+        store.carry_census("s", "src", gen)
+        store.commit_census("s", "src", gen)
+        got = store.side_facts("s", ["p1"])
+        assert got["p1"][3] == {"Condition": date(2026, 1, 1), "Observation": date(2026, 3, 3)}

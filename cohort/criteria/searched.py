@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date
+from operator import attrgetter
+from typing import Any
 
 from cohort.criteria.base import Context, Criterion, window_span
 from cohort.criteria.registry import (
@@ -55,6 +57,15 @@ _FACTS = {
 }
 _COVERAGE = "see cohort mappings coverage"
 Fact = ConditionFact | ObservationFact | ExposureFact | ImmunizationFact | ProcedureFact
+# the date a stored record of each sort is dated by (as screening.last_seen and the census read
+# it; None: undated, date.min: only known as on or before some day)
+_DATED: dict[str, Callable[[Any], date | None]] = {
+    MEDICATIONS: attrgetter("start"),
+    LABS: attrgetter("when"),
+    CONDITIONS: lambda c: c.recorded or c.onset,
+    PROCEDURES: attrgetter("start"),
+    VACCINES: attrgetter("when"),
+}
 
 
 def with_searched(crit: Criterion, ctx: Context, r: Result) -> Result:
@@ -110,8 +121,8 @@ def _when(crit: Criterion, as_of: date) -> str:
 
 def _others(ctx: Context, sort: str, names: Sequence[str]) -> str:
     """What else of the records of `sort` is on file: stored ones of other concepts or of none,
-    and summarised ones (of no concept: counted at read time, Store.side_facts); for medication
-    records the latest start on or before as_of (summarised medication records keep theirs)."""
+    and summarised ones (of no concept: counted at read time, Store.side_facts), with the date
+    of the latest on or before as_of of both."""
     f = ctx.facts
     facts: Sequence[Fact] = getattr(f, _FACTS[sort])
     want = set(names)
@@ -128,18 +139,16 @@ def _others(ctx: Context, sort: str, names: Sequence[str]) -> str:
             mapped.add(record)
     mapped -= sought
     unmapped = len(known - sought - mapped) + sum(f.other_counts.get(t, 0) for t in _TYPES[sort])
-    starts: list[date | None] = []
     if sort == MEDICATIONS:
         # (a store read before counts were kept has the distinct starts only: at least those)
         unmapped = max(unmapped, len(known - sought - mapped) + len(f.other_medications))
-        starts = [e.start for e in f.exposures if e.ref not in sought] + f.other_medications
     n = len(mapped) + unmapped
     if not n:
         return f"no {'other ' if known else ''}{_noun(sort)} on file"
     said = f"{n} other {_noun(sort, 1)}(s) on file"
-    dated = [s for s in starts if s is not None and s <= ctx.as_of]
-    if dated:
-        said += f", latest {max(dated)}"
+    latest = _latest(ctx, sort, [x for x in facts if x.ref.partition("#")[0] not in sought])
+    if latest is not None:
+        said += f", latest {latest}"
     if mapped and unmapped:
         return (
             f"{said} ({len(mapped)} mapped to other concepts, {unmapped} not mapped to any"
@@ -148,3 +157,27 @@ def _others(ctx: Context, sort: str, names: Sequence[str]) -> str:
     if unmapped:
         return f"{said}, not mapped to any concept ({_COVERAGE})"
     return f"{said}, mapped to other concepts"
+
+
+def _latest(ctx: Context, sort: str, facts: Sequence[Fact]) -> date | None:
+    """The date of the latest on or before as_of of the records of `sort` on file besides those
+    found: `facts` (stored) and the summarised ones, which keep every start of a medication
+    record and, of the other types, the latest per type. None when there is none, or it cannot
+    be told: a type summarised after as_of (of those only the latest is kept, so one on or
+    before as_of later than the others may be hidden), or counted with no date (a store read
+    before these dates were kept, or records that all had none)."""
+    f = ctx.facts
+    dated = _DATED[sort]
+    days = [dated(fact) for fact in facts]
+    if sort == MEDICATIONS:
+        days += f.other_medications
+    else:
+        for t in _TYPES[sort]:
+            if f.other_counts.get(t):
+                day = f.other_latest.get(t)
+                if day is None or day > ctx.as_of:
+                    return None
+                days.append(day)
+    # (None: undated; date.min: only known as on or before some day)
+    on_file = [d for d in days if d is not None and date.min < d <= ctx.as_of]
+    return max(on_file) if on_file else None

@@ -22,7 +22,7 @@ from cohort.extract.lines import LINE_TYPES
 from cohort.extract.rules import ReadingRules
 from cohort.model import Code, ObsValue, Quantity
 from cohort.store import Tomb, reference_id, tomb_of
-from cohort.store.schema import COUNTS_MARK, MEDICATION_MARK
+from cohort.store.schema import COUNTS_MARK, LATEST_MARK, MEDICATION_MARK
 
 __all__ = [
     "CODE_ELEMENT",
@@ -134,14 +134,23 @@ class Census:
     # type -> patient -> summarised records: what a criterion that finds nothing says is on
     # file besides (criteria.searched); one integer increment per record on the hot path
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # type -> patient -> ISO date of the latest dated one (not of medication records, whose
+    # every start is kept): what that row dates them by; one comparison per dated record
+    latest: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def date_rows(self) -> list[tuple[str, str]]:
         """(patient, text) side_dates rows: the date tokens, then after COUNTS_MARK the
-        per-type counts ("2026-01-01,m2026-02-02;MedicationRequest=3,Observation=12")."""
+        per-type counts, each with its latest date where one is known
+        ("2026-01-01,m2026-02-02;MedicationRequest=3,Observation=12,Observation@2026-01-01")."""
         counted: dict[str, list[str]] = {}
         for rtype in sorted(self.counts):
+            latest = self.latest.get(rtype, {})
             for pid, n in self.counts[rtype].items():
-                counted.setdefault(pid, []).append(f"{rtype}={n}")
+                tokens = counted.setdefault(pid, [])
+                tokens.append(f"{rtype}={n}")
+                day = latest.get(pid)
+                if day is not None:
+                    tokens.append(f"{rtype}{LATEST_MARK}{day}")
         rows = []
         for pid, ds in self.dates.items():
             tail = counted.pop(pid, None)
@@ -210,8 +219,9 @@ class Triage:
             return False  # a component is a result of its own (or malformed: validation names it)
         if self.rules.drop_reason(res) is not None:
             return False
-        # the date last_seen takes from it (see screening.last_seen; Procedures and Immunizations
-        # do not count there, so theirs is not needed)
+        # its date: the one last_seen takes from it (see screening.last_seen), and the latest a
+        # criterion that finds nothing names (criteria.searched); Procedures and Immunizations
+        # do not count for last_seen, and one without a date is summarised all the same
         when = None
         if rtype == "Observation":
             when = obs_date(res)
@@ -219,12 +229,21 @@ class Triage:
             if not isinstance(res.get("onsetPeriod", {}), dict):
                 return False  # malformed: kept whole, so validation rejects it
             when = parse_date(res.get("recordedDate")) or condition_onset(res)
-        if when is None and rtype in _DATED:
+        elif rtype == "Procedure":
+            period = res.get("performedPeriod")
+            when = parse_date(res.get("performedDateTime")) or parse_date(
+                period.get("start") if isinstance(period, dict) else None
+            )
+        else:
+            # (not `recorded`: an occurrence "on or before" it, never that date itself)
+            when = parse_date(res.get("occurrenceDateTime"))
+        dated = rtype in _DATED
+        if when is None and dated:
             return False  # no readable date: kept whole, so validation looks at it
         pid = _patient_id(res.get(_PATIENT_ELEMENT.get(rtype, "subject")))
         if pid is None:
             return False
-        entry = self._count(rtype, key, codes, text, pid, when)
+        entry = self._count(rtype, key, codes, text, pid, when, when if dated else None)
         if rtype == "Observation":
             _sample(entry, res)
         if self.tombs is not None:
@@ -258,7 +277,8 @@ class Triage:
         if pid is None or not isinstance(res.get("effectivePeriod") or {}, dict):
             return False  # (a malformed period: kept, the Extractor drops it with the reason)
         start = exposure_start(res)  # the start the Extractor gives its exposure
-        self._count(rtype, key, codes, text, pid, start)
+        # (no latest: every start is kept, below)
+        self._count(rtype, key, codes, text, pid, None, start)
         mark = MEDICATION_MARK + (start.isoformat() if start else "")
         self.census.dates.setdefault(pid, set()).add(mark)
         if self.tombs is not None:
@@ -306,17 +326,29 @@ class Triage:
         text: str,
         pid: str,
         when: date | None,
+        seen: date | None,
         entry: CensusEntry | None = None,
     ) -> CensusEntry:
-        """Count one summarised record (`entry`: its code's entry, when already looked up)."""
+        """Count one summarised record dated `when` (None: undated, or no latest kept) and
+        `seen` for last_seen (None: not read there); `entry`: its code's entry, when already
+        looked up."""
         census = self.census
         census.records += 1
         counted = census.counts.get(rtype)
         if counted is None:
             counted = census.counts[rtype] = {}
         counted[pid] = counted.get(pid, 0) + 1
+        day = ""
         if when is not None:
             day = when.isoformat()
+            latest = census.latest.get(rtype)
+            if latest is None:
+                latest = census.latest[rtype] = {}
+            if day > latest.get(pid, ""):
+                latest[pid] = day
+        if seen is not None:
+            if seen is not when:
+                day = seen.isoformat()
             ds = census.dates.get(pid)
             if ds is None:
                 census.dates[pid] = {day}

@@ -75,16 +75,18 @@ def _parsed_tomb(rtype: str, line: bytes) -> Tomb | None:
 
 
 def _coded(triage: Triage, rtype: str) -> Handler:
-    """Observation, Procedure, Immunization: the code, status, subject (and an Observation's
-    date and value samples)."""
+    """Observation, Procedure, Immunization: the code, status, subject, date (and an
+    Observation's value samples)."""
     decode_line = decoder(rtype)
     read_text = triage._elements.read_text
     dropped = triage.rules.dropped_statuses(rtype)
     census = triage.census
     entries, dates = census.entries, census.dates
-    counted = census.counts.setdefault(rtype, {})  # (`take` drops this handler with the census)
+    # (`take` drops this handler with the census)
+    counted = census.counts.setdefault(rtype, {})
+    latest = census.latest.setdefault(rtype, {})
     patient = triage._line_patient
-    dated = rtype == "Observation"
+    dated = rtype == "Observation"  # (one without a date is kept; last_seen reads its date)
 
     # `offer` for one line, with `_count` inlined: this runs for most lines of a Bulk
     # export, and the calls it saves were ~1 us of ~4 (bench/RESULTS.md, eighth pass)
@@ -108,9 +110,9 @@ def _coded(triage: Triage, rtype: str) -> Handler:
         if ("" if rec.status is UNSET else rec.status) in dropped:
             return False
         entry = entries.get(key)
-        day, unit, sample = None, None, None
+        unit, sample = None, None
+        day = rec.day()
         if dated:
-            day = rec.day()
             if day is None:
                 return False
             vq = rec.valueQuantity
@@ -134,11 +136,14 @@ def _coded(triage: Triage, rtype: str) -> Handler:
         census.records += 1
         counted[pid] = counted.get(pid, 0) + 1
         if day is not None:
-            days = dates.get(pid)
-            if days is None:
-                dates[pid] = {day}
-            else:
-                days.add(day)
+            if day > latest.get(pid, ""):
+                latest[pid] = day
+            if dated:
+                days = dates.get(pid)
+                if days is None:
+                    dates[pid] = {day}
+                else:
+                    days.add(day)
         if entry is None:
             entry = entries[key] = CensusEntry(rtype, codes, text)
         entry.records += 1
@@ -196,7 +201,7 @@ def _condition(triage: Triage) -> Handler:
         pid = patient(rec.subject)
         if pid is None:
             return False
-        count("Condition", key, codes, text, pid, when)
+        count("Condition", key, codes, text, pid, when, when)
         return True
 
     return handle

@@ -50,19 +50,47 @@ class _Component(msgspec.Struct, gc=False):
 
 
 class Line(msgspec.Struct, gc=False):
-    """A Procedure: its type, status, code element (as raw JSON text) and subject."""
+    """A line's type, status, code element (as raw JSON text) and subject."""
 
     resourceType: str
     status: str | UnsetType = UNSET
     code: Raw = _NO_RAW
     subject: _Ref | UnsetType = UNSET
 
+    def day(self) -> str | None:
+        """The record's date as the census writes it (ISO; None: none read)."""
+        return None
+
+
+class _Procedure(Line):
+    """A Procedure: also its date (`Triage.offer` reads the same)."""
+
+    performedDateTime: str | UnsetType = UNSET
+    performedPeriod: _Period | UnsetType = UNSET
+
+    def day(self) -> str | None:
+        first = self.performedDateTime
+        if first.__class__ is str:
+            day = _ISO_DAYS.get(first[:10]) or _iso_day(first)  # (most: one lookup)
+            if day is not None:
+                return day
+        period = self.performedPeriod
+        if not period:
+            return None
+        start = period.start
+        return (_ISO_DAYS.get(start[:10]) or _iso_day(start)) if start.__class__ is str else None
+
 
 class _Immunization(Line):
-    """The same elements under Immunization's names."""
+    """The same elements under Immunization's names, and its date."""
 
     code: Raw = msgspec.field(default=_NO_RAW, name="vaccineCode")
     subject: _Ref | UnsetType = msgspec.field(default=UNSET, name="patient")
+    occurrenceDateTime: str | UnsetType = UNSET
+
+    def day(self) -> str | None:
+        first = self.occurrenceDateTime
+        return (_ISO_DAYS.get(first[:10]) or _iso_day(first)) if first.__class__ is str else None
 
 
 class _ConditionLine(Line):
@@ -123,15 +151,11 @@ class ObservationLine(Line):
         """`date()` as the census writes it (ISO), memoised by the text it reads."""
         first = self.effectiveDateTime
         if first.__class__ is str:
-            head = first[:10]  # all that parse_date reads of it
-            hit = _ISO_DAYS.get(head)
+            hit = _ISO_DAYS.get(first[:10])  # (inline: most lines, one lookup)
             if hit is not None:
                 return hit
-            when = parse_date(head)
-            if when is not None:
-                iso = when.isoformat()
-                if len(_ISO_DAYS) < 100_000:
-                    _ISO_DAYS[head] = iso
+            iso = _iso_day(first)
+            if iso is not None:
                 return iso
         when = self.date()
         return None if when is None else when.isoformat()
@@ -152,12 +176,30 @@ class KeyLine(msgspec.Struct, gc=False):
 
 KEY_DECODER = msgspec.json.Decoder(KeyLine)
 
-# effectiveDateTime's first 10 characters -> the ISO day it reads as (see ObservationLine.day)
+# a date element's first 10 characters -> the ISO day it reads as (see _iso_day)
 _ISO_DAYS: dict[str, str] = {}
+
+
+def _iso_day(value: str | UnsetType) -> str | None:
+    """`parse_date(value)` as the census writes it (ISO), memoised by the text it reads."""
+    if value.__class__ is not str:
+        return None
+    head = value[:10]  # all that parse_date reads of it
+    hit = _ISO_DAYS.get(head)
+    if hit is not None:
+        return hit
+    when = parse_date(head)
+    if when is None:
+        return None
+    iso = when.isoformat()
+    if len(_ISO_DAYS) < 100_000:
+        _ISO_DAYS[head] = iso
+    return iso
+
 
 _DECODERS: dict[str, msgspec.json.Decoder[Line]] = {
     "Observation": msgspec.json.Decoder(ObservationLine),
-    "Procedure": msgspec.json.Decoder(Line),
+    "Procedure": msgspec.json.Decoder(_Procedure),
     "Immunization": msgspec.json.Decoder(_Immunization),
     "Condition": msgspec.json.Decoder(_ConditionLine),
 }

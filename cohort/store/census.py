@@ -16,6 +16,7 @@ from cohort.store.schema import (
     COUNTS_MARK,
     FHIR_MARK,
     FILES_MARK,
+    LATEST_MARK,
     MEDICATION_MARK,
     SET_MARK,
 )
@@ -23,8 +24,9 @@ from cohort.store.schema import (
 __all__ = ["CensusTables", "Side"]
 
 # What a patient's summarised records say (Store.side_facts): their dates (for last_seen), the
-# starts of the medication records (None: undated) and the number of records per type
-Side = tuple[list[date], list[date | None], dict[str, int]]
+# starts of the medication records (None: undated), the number of records per type and the date
+# of the latest per type (not of medication records; none in a store read before they were kept)
+Side = tuple[list[date], list[date | None], dict[str, int], dict[str, date]]
 
 # A row `t` of side_dates or census is of its source's current generation (parameter: CENSUS_MARK)
 _CURRENT = (
@@ -90,25 +92,29 @@ class CensusTables:
         records do (cohort.ingest): their dates still date `last_seen`, a medication record
         still counts as one. Per patient, the date tokens `gen` lacks, and each per-type count
         above `gen`'s, as a floor (a count is no set: what `gen` read of the file is unknown),
-        in one row (so nights of damaged reads in a row add no rows); per code element, the
-        census rows of one `gen` has none of (one it has keeps this read's counts, which
-        coverage shows)."""
+        and each per-type latest date later than `gen`'s, in one row (so nights of damaged
+        reads in a row add no rows); per code element, the census rows of one `gen` has none
+        of (one it has keeps this read's counts, which coverage shows)."""
         rows = "SELECT patient, dates FROM side_dates t WHERE site=? AND {} ORDER BY patient"
         fresh = _tokens(self._query(rows.format("source=? AND gen=?"), (site, source, gen)))
         now = next(fresh, None)
         carried = []
         # (both in patient order: this read's census is walked, not held in memory)
-        for pid, tokens, counts in _tokens(self._query(rows.format(_CURRENT), (site, CENSUS_MARK))):
+        for pid, tokens, counts, latest in _tokens(
+            self._query(rows.format(_CURRENT), (site, CENSUS_MARK))
+        ):
             while now is not None and now[0] < pid:
                 now = next(fresh, None)
             if now is not None and now[0] == pid:
                 tokens -= now[1]
                 counts = {t: n for t, n in counts.items() if n > now[2].get(t, 0)}
-            if tokens or counts:
+                latest = {t: d for t, d in latest.items() if d > now[3].get(t, "")}
+            if tokens or counts or latest:
                 text = ",".join(sorted(tokens))
-                if counts:
-                    floors = (f"{CARRIED_MARK}{t}={n}" for t, n in sorted(counts.items()))
-                    text += COUNTS_MARK + ",".join(floors)
+                if counts or latest:
+                    tail = [f"{CARRIED_MARK}{t}={n}" for t, n in sorted(counts.items())]
+                    tail += (f"{t}{LATEST_MARK}{d}" for t, d in sorted(latest.items()))
+                    text += COUNTS_MARK + ",".join(tail)
                 carried.append((site, source, gen, pid, text))
         entries = (
             "INSERT INTO census"  # noqa: S608 (constant SQL)
@@ -165,23 +171,24 @@ class CensusTables:
         return {pid: side[0] for pid, side in self.side_facts(site, patient_ids).items()}
 
     def side_facts(self, site: str, patient_ids: Iterable[str]) -> dict[str, Side]:
-        """(record dates, medication starts, records per type) of the summarised records of
-        these patients.
+        """(record dates, medication starts, records per type, latest date per type) of the
+        summarised records of these patients.
 
         A medication start is stored as a date token marked `MEDICATION_MARK` (alone: undated),
-        beside the plain date that `last_seen` reads; the counts follow COUNTS_MARK
-        (cohort.extract.census)."""
+        beside the plain date that `last_seen` reads; the counts and latest dates follow
+        COUNTS_MARK (cohort.extract.census)."""
         out: dict[str, Side] = {}
         floors: dict[str, dict[str, int]] = {}  # counts carried over a damaged read
+        latest: dict[str, dict[str, str]] = {}
         for pid, text in self._query(
             "SELECT patient, dates FROM side_dates t WHERE site=?"  # noqa: S608 (constant SQL)
             " AND patient IN (SELECT value FROM json_each(?)) AND " + _CURRENT,
             (site, orjson.dumps(list(patient_ids)).decode(), CENSUS_MARK),
         ):
-            dates, meds, counts = out.setdefault(pid, ([], [], {}))
+            dates, meds, counts, _ = out.setdefault(pid, ([], [], {}, {}))
             text, _, tail = text.partition(COUNTS_MARK)
             if tail:
-                _add_counts(tail, counts, floors.setdefault(pid, {}))
+                _add_counts(tail, counts, floors.setdefault(pid, {}), latest.setdefault(pid, {}))
             if MEDICATION_MARK not in text:  # (nearly every row: dates only, read in one go)
                 dates += map(date.fromisoformat, filter(None, text.split(",")))
                 continue
@@ -192,6 +199,8 @@ class CensusTables:
                     dates.append(date.fromisoformat(token))
         for pid, floor in floors.items():
             _floored(out[pid][2], floor)
+        for pid, days in latest.items():
+            out[pid][3].update((t, date.fromisoformat(d)) for t, d in days.items())
         return out
 
     def census_rows(self, site: str) -> Iterator[tuple[Any, ...]]:
@@ -203,27 +212,36 @@ class CensusTables:
         )
 
 
-def _tokens(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[str, set[str], dict[str, int]]]:
-    """(patient, date tokens, counts per type) of side_dates rows in patient order, one patient
-    at a time."""
+def _tokens(
+    rows: Iterator[tuple[Any, ...]],
+) -> Iterator[tuple[str, set[str], dict[str, int], dict[str, str]]]:
+    """(patient, date tokens, counts per type, latest ISO date per type) of side_dates rows in
+    patient order, one patient at a time."""
     for pid, group in groupby(rows, key=itemgetter(0)):
         tokens: set[str] = set()
         counts: dict[str, int] = {}
         floor: dict[str, int] = {}
+        latest: dict[str, str] = {}
         for _, text in group:
             head, _, tail = text.partition(COUNTS_MARK)
             tokens.update(token for token in head.split(",") if token)
             if tail:
-                _add_counts(tail, counts, floor)
-        yield pid, tokens, _floored(counts, floor)
+                _add_counts(tail, counts, floor, latest)
+        yield pid, tokens, _floored(counts, floor), latest
 
 
-def _add_counts(tail: str, counts: dict[str, int], floor: dict[str, int]) -> None:
+def _add_counts(
+    tail: str, counts: dict[str, int], floor: dict[str, int], latest: dict[str, str]
+) -> None:
     """Add a row's "Type=n" counts to `counts` (a generation's rows are summed: each reading
-    process summarised its own records) and its carried "~Type=n" ones to `floor`."""
+    process summarised its own records), its carried "~Type=n" ones to `floor` and its
+    "Type@date" ones to `latest` (the latest of them: ISO dates order as text)."""
     for token in tail.split(","):
         rtype, _, n = token.partition("=")
         if not n.isdigit():
+            rtype, mark, day = token.partition(LATEST_MARK)
+            if mark and day > latest.get(rtype, ""):
+                latest[rtype] = day
             continue
         if rtype.startswith(CARRIED_MARK):
             rtype = rtype[len(CARRIED_MARK) :]

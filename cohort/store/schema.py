@@ -8,6 +8,7 @@ __all__ = [
     "FILES_COUNT_MARK",
     "FILES_MARK",
     "INSERT",
+    "LATEST_MARK",
     "MEDICATION_MARK",
     "PATIENT_INDEX",
     "SCHEMA",
@@ -91,6 +92,10 @@ MEDICATION_MARK = "m"
 # CARRIED_MARK and taken as a floor ("~Observation=12"). A row written before counts has none.
 COUNTS_MARK = ";"
 CARRIED_MARK = "~"
+# side_dates text, among the counts: the date of the patient's latest summarised record of a type
+# ("Observation@2026-10-02"; the latest over a generation's rows). A row written before these
+# has none (no date is shown); a reader from before them skips them (no "=": no count).
+LATEST_MARK = "@"
 
 # A resource row, bound by `rows.bound`: NULLIF turns the 0 it binds for None into NULL
 INSERT = (
