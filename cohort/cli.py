@@ -97,7 +97,7 @@ def _setup_logging(level: str) -> None:
 def parse_as_of(value: str | None) -> date:
     """The --as-of date of every command taking one (run, explain, sample), today when not
     given; a usage error (exit 2) naming the value unless it is YYYY-MM-DD in AS_OF_RANGE."""
-    if not value:
+    if value is None:  # (not "": `--as-of "$DAY"` with the variable unset is a slip, not today)
         return today()
     hint = "'--as-of'"
     try:
