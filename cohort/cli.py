@@ -21,6 +21,7 @@ from cohort.cli_options import (
     AS_OF_RANGE,
     AS_OF_TEXT,
     EPILOG,
+    OUT_PATH,
     as_of_option,
     config_option,
     out_option,
@@ -184,7 +185,7 @@ def run(
 @cli.command(epilog=EPILOG)
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    type=OUT_PATH,
     required=True,
     help="Folder to write the synthetic data into.",
 )

@@ -59,3 +59,23 @@ def test_explain_a_patient_not_in_the_store_is_the_usage_code_not_a_source_error
     )
     assert result.exit_code == 2
     assert EXIT_CODES[result.exit_code] != EXIT_CODES[5]
+
+
+@pytest.mark.parametrize("command", ["run", "explain", "sample", "coverage"])
+def test_an_empty_out_is_a_usage_error_and_nothing_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """`--out "$OUT"` in a cron line whose variable is unset took the working directory for
+    OUT: `cohort run` wrote its lists (PHI) into ./<site>/ (a site's own source folder, when
+    the config sat beside it), run.json and the store into the working directory, exit 0."""
+    monkeypatch.chdir(tmp_path)
+    args = {
+        "run": ["run", "--as-of", "2026-11-25", "--out", ""],
+        "explain": ["explain", "uci-p001", "--out", ""],
+        "sample": ["sample", "--patients", "1", "--out", ""],
+        "coverage": ["mappings", "coverage", "--out", ""],
+    }[command]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "--out" in result.output and "''" in result.output, result.output
+    assert list(tmp_path.iterdir()) == []
