@@ -21,6 +21,7 @@ from cohort.cli_options import (
     AS_OF_RANGE,
     AS_OF_TEXT,
     EPILOG,
+    OUT_PATH,
     as_of_option,
     config_option,
     out_option,
@@ -97,7 +98,7 @@ def _setup_logging(level: str) -> None:
 def parse_as_of(value: str | None) -> date:
     """The --as-of date of every command taking one (run, explain, sample), today when not
     given; a usage error (exit 2) naming the value unless it is YYYY-MM-DD in AS_OF_RANGE."""
-    if not value:
+    if value is None:  # (not "": `--as-of "$DAY"` with the variable unset is a slip, not today)
         return today()
     hint = "'--as-of'"
     try:
@@ -184,7 +185,7 @@ def run(
 @cli.command(epilog=EPILOG)
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    type=OUT_PATH,
     required=True,
     help="Folder to write the synthetic data into.",
 )

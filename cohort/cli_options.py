@@ -59,8 +59,19 @@ def mappings_config_option(text: str, also: str = "") -> Callable[[FC], FC]:
     )
 
 
+class FolderPath(click.Path):
+    """A folder option's path, refused when blank: Path("") is the working directory, and
+    `--out "$OUT"` with the variable unset wrote the lists (PHI) and the store there."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail(f"'{value}' names no folder", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+OUT_PATH = FolderPath(path_type=Path)
+
+
 def out_option(text: str) -> Callable[[FC], FC]:
     """--out with the given help text (each command says what it writes there)."""
-    return click.option(
-        "--out", type=click.Path(path_type=Path), default=Path("out"), show_default=True, help=text
-    )
+    return click.option("--out", type=OUT_PATH, default=Path("out"), show_default=True, help=text)

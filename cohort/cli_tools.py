@@ -265,7 +265,7 @@ def explain(
     from cohort.tools.explain import explain_patient
 
     cfg = _cfg(config)
-    day = parse_as_of(as_of) if as_of else None
+    day = parse_as_of(as_of) if as_of is not None else None
     # run.json's as-of date and the store, read while no run replaces them (its lock, shared);
     # printed after letting go: a terminal paging it never holds up the nightly run
     with out_read_lock(out):

@@ -109,6 +109,15 @@ def _get(table: dict[str, Any], key: str, kind: type, where: str, default: Any =
     return value
 
 
+def _folder(table: dict[str, Any], key: str, where: str, instead: str) -> str:
+    """A path key's text, refused when blank: it resolved to the config file's own folder (the
+    store opened there, exit 8, its lock written there; its mapping files not found, exit 4)."""
+    value: str = _get(table, key, str, where)
+    if not value.strip():
+        raise ConfigError(f"{where}: key '{key}' is empty ({instead})")
+    return value
+
+
 # Every key a configuration may hold, by table: anything else is a typo that would otherwise be
 # ignored without a word (`min_agee = 18` left the site's age limit at the trial's).
 _KEYS = {
@@ -167,10 +176,16 @@ def load_config(path: Path) -> Config:
     trial = _table(data, "trial", str(path))
     where = f"{path} [trial]"
     trial_id = _get(trial, "id", str, where)
-    mappings = resolve(_get(trial, "mappings", str, where)) if "mappings" in trial else None
+    shipped_ones = "leave the key out for the shipped mappings"
+    mappings = (
+        resolve(_folder(trial, "mappings", where, shipped_ones)) if "mappings" in trial else None
+    )
     use_unverified = _get(trial, "use_unverified", bool, where, False)
     store = _table(data, "store", str(path))
-    store_path = resolve(_get(store, "path", str, f"{path} [store]")) if store else None
+    default_store = "leave [store] out for OUT/.cohort/store.sqlite"
+    store_path = (
+        resolve(_folder(store, "path", f"{path} [store]", default_store)) if store else None
+    )
     sites = _sites(data.get("sites"), path, resolve)
     run = _table(data, "run", str(path))
     where = f"{path} [run]"

@@ -381,6 +381,35 @@ def test_an_empty_site_source_is_exit_3(tmp_path: Path) -> None:
     assert not (out / "uci").exists()
 
 
+@pytest.mark.parametrize(
+    ("table", "line", "named"),
+    [
+        ("[store]", 'path = ""', "[store]: key 'path'"),
+        ("[trial]", 'mappings = " "', "[trial]: key 'mappings'"),
+    ],
+)
+def test_an_empty_store_path_or_mappings_folder_is_exit_3(
+    tmp_path: Path, table: str, line: str, named: str
+) -> None:
+    """`[store] path = ""` took the config file's own folder for the store (exit 8, `cannot
+    open store /etc/cohort: IsADirectoryError`, after writing run.lock and mapping-check.json
+    into it), and `[trial] mappings = ""` took it for the mappings folder (exit 4, naming only
+    `systems.csv: file not found`): both are configuration errors naming the key, as an empty
+    `source` is."""
+    cfg = _config(tmp_path, str(ROOT / "sample_bundles" / "uci"))
+    text = cfg.read_text()
+    if table == "[store]":
+        text += f"[store]\n{line}\n"
+    else:
+        text = text.replace('id = "sirius-sle-2"\n', f'id = "sirius-sle-2"\n{line}\n', 1)
+    cfg.write_text(text)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--out", str(out)])
+    assert result.exit_code == 3, result.output
+    assert f"{named} is empty" in result.output and result.output.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site.toml"]
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "cp1252"])
 def test_a_config_not_in_utf8_is_exit_3_naming_its_line(tmp_path: Path, encoding: str) -> None:
     """A config saved as Notepad's "Unicode" (UTF-16) or in the Windows code page (a site name

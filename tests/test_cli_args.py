@@ -19,7 +19,8 @@ from cohort.errors import EXIT_CODES
 ROOT = Path(__file__).resolve().parent.parent
 
 # what date.fromisoformat reads in Python 3.11 besides YYYY-MM-DD, and a few more slips
-NOT_YYYY_MM_DD = ["2026-W48-7", "2026W487", "2026-W48", "20270106", "2026-1-5", " 2026-11-29"]
+# ... and "": `--as-of "$DAY"` in a cron line whose variable is unset ran as of today, exit 0
+NOT_YYYY_MM_DD = ["2026-W48-7", "2026W487", "2026-W48", "20270106", "2026-1-5", " 2026-11-29", ""]
 
 
 def _args(command: str, value: str, out: Path) -> list[str]:
@@ -143,3 +144,23 @@ def test_explain_a_patient_of_a_site_left_over_in_out_says_so(tmp_path: Path) ->
     result = CliRunner().invoke(cli, ["explain", "x-p001", "--config", str(cfg), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("patient x-p001 at site x, as of 2026-11-26 (the run's")
+
+
+@pytest.mark.parametrize("command", ["run", "explain", "sample", "coverage"])
+def test_an_empty_out_is_a_usage_error_and_nothing_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """`--out "$OUT"` in a cron line whose variable is unset took the working directory for
+    OUT: `cohort run` wrote its lists (PHI) into ./<site>/ (a site's own source folder, when
+    the config sat beside it), run.json and the store into the working directory, exit 0."""
+    monkeypatch.chdir(tmp_path)
+    args = {
+        "run": ["run", "--as-of", "2026-11-25", "--out", ""],
+        "explain": ["explain", "uci-p001", "--out", ""],
+        "sample": ["sample", "--patients", "1", "--out", ""],
+        "coverage": ["mappings", "coverage", "--out", ""],
+    }[command]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "--out" in result.output and "''" in result.output, result.output
+    assert list(tmp_path.iterdir()) == []

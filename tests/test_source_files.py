@@ -256,6 +256,24 @@ def test_gzip_with_a_corrupt_deflate_stream_is_an_issue_not_a_crash(tmp_path: Pa
     assert reasons == {n: "file cannot be read (zlib.error)" for n in names}
 
 
+def test_an_empty_compressed_file_is_not_read_whole(tmp_path: Path) -> None:
+    """A 0-byte .gz (a download that died before its first byte) is a compressed stream that
+    ends early, as a 0-byte .xz or .bz2 is: gzip.open read it as no data, so a snapshot read
+    dropped the records of Condition.000.ndjson.gz from the store, exit 0, no issue."""
+    shutil.copy(DATA / "ndjson" / "Patient.ndjson", tmp_path / "Patient.ndjson")
+    for name in ("Condition.000.ndjson.gz", "Obs.ndjson.xz", "Obs.ndjson.bz2"):
+        (tmp_path / name).write_bytes(b"")
+    with tarfile.open(tmp_path / "z.tar", "w") as tf:
+        tf.addfile(tarfile.TarInfo("in/Obs.ndjson.gz"), io.BytesIO(b""))
+    stats = ReadStats()
+    got = list(read_path(tmp_path, stats))
+    assert len(got) == 2  # the two good Patients
+    names = ("Condition.000.ndjson.gz", "Obs.ndjson.xz", "Obs.ndjson.bz2", "z.tar")
+    reasons = {i.origin: i.reason for i in stats.issues if not i.origin.startswith("Patient")}
+    assert reasons == {n: "file cannot be read (EOFError)" for n in names}
+    assert sorted(p for p in stats.partial if not p.startswith("Patient")) == sorted(names)
+
+
 def test_missing_path_raises_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="nope"):
         read_path(tmp_path / "nope", ReadStats())

@@ -34,6 +34,10 @@ class FileReader(Reader):
         low = name.lower()
         for suffix, opener in OPENERS.items():
             if low.endswith(suffix):
+                if _at_end(fh):
+                    # (gzip reads no bytes as no data, where xz and bz2 raise: a download that
+                    # died before its first byte read as an empty export, its records dropped)
+                    raise EOFError("compressed file is empty")
                 with opener(fh, "rb") as inner:
                     yield from self.stream(name[: -len(suffix)], inner, origin)
                 return
@@ -96,3 +100,9 @@ class FileReader(Reader):
                 self.stats.broke(origin, unreadable(e))
                 return
             yield from self.guarded(self.stream(name, fh, origin), origin)
+
+
+def _at_end(fh: IO[bytes]) -> bool:
+    """Whether `fh` holds no more bytes (a stream that cannot peek is taken to hold some)."""
+    peek = getattr(fh, "peek", None)
+    return peek is not None and not peek(1)
