@@ -164,3 +164,34 @@ def test_an_empty_out_is_a_usage_error_and_nothing_is_written(
     assert result.exit_code == 2, result.output
     assert "--out" in result.output and "''" in result.output, result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_explain_a_site_put_back_says_its_lists_are_an_earlier_run_s(
+    tmp_path: Path, pinned_today: str
+) -> None:
+    """Site y put back in the configuration after a run without it: OUT/y/candidates.csv is
+    the 2026-11-25 run's, which the last run.json (a successful run of x only) does not
+    describe. `cohort explain y-p001` judged as of today with no note, beside a list of
+    another day that may say otherwise; it now says so in its note line."""
+    _, out = _left_over_site(tmp_path)
+    both = tmp_path / "both.toml"
+    args = ["explain", "y-p001", "--config", str(both), "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith(f"patient y-p001 at site y, as of {pinned_today}: tier ")
+    assert lines[2] == (
+        f"note: this may not match candidates.csv: {out / 'y'} holds site y's lists from an"
+        " earlier run, which run.json does not describe (judged as of today)"
+    )
+    # site x's lists are the last run's: judged as of their day, no note
+    args = ["explain", "x-p001", "--config", str(both), "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("patient x-p001 at site x, as of 2026-11-26 (the run's")
+    assert not [ln for ln in result.output.splitlines() if ln.startswith("note:")]
+    # an explicit date is the reader's: no note
+    result = CliRunner().invoke(cli, ["explain", "y-p001", "--config", str(both),
+                                      "--out", str(out), "--as-of", "2026-11-25"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert not [ln for ln in result.output.splitlines() if ln.startswith("note:")]

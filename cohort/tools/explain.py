@@ -154,7 +154,8 @@ def judged_on(out: Path, site: str, as_of: date | None, mapping: str) -> tuple[d
     """(the day to judge on, what the first line adds about it, a note line or ""): without
     `as_of`, the day of `site`'s lists in `out` (run.json: the last run's, or after a failed
     run the lists it kept), else today; `explain` is asked why the CSV says what it says. The
-    note says what may still make it differ from the CSV (`mapping`: the version read now)."""
+    note says what may still make it differ from the CSV (`mapping`: the version read now), or
+    that `out` holds the site's lists from a run run.json does not describe."""
     if as_of is not None:
         return as_of, "", ""
     found = read_lists(out)
@@ -164,6 +165,10 @@ def judged_on(out: Path, site: str, as_of: date | None, mapping: str) -> tuple[d
     except ValueError:
         day = None
     if lists is None or day is None:
+        if lists is None and found.status == "success" and (out / site / "candidates.csv").exists():
+            # (a site put back in the configuration: its folder is a run's before the last)
+            earlier = f"{out / site} holds site {site}'s lists from an earlier run, which run.json"
+            return today(), "", f"{NOTE}{earlier} does not describe (judged as of today)"
         if not found.failed:
             return today(), "", ""
         unsaid = "the last run failed and run.json does not say which run wrote the lists kept"

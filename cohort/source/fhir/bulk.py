@@ -33,7 +33,7 @@ from .medications import medication_since, refresh_medications
 from .ndjson import export_links, load, not_whole, read_ndjson, screened_in
 from .outcome import outcome_issues
 from .plan import BY_CODE, COMBO_CODE, PULL_TYPES, minus_overlap, token_hash
-from .pull import Puller
+from .puller import Puller
 from .quirks import kicked_off
 from .search import pull_replacing, pull_types, search_path
 from .spool import JobGone, absolute_urls, delete_job, download, fresh, spool_dir

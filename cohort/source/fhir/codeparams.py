@@ -13,7 +13,7 @@ from cohort.errors import ServerError
 from .plan import BY_CODE, COMBO_CODE, COMPONENT_CODE, token_hash
 
 if TYPE_CHECKING:
-    from .pull import Params, Puller
+    from .puller import Params, Puller
 
 # what a search by each parameter finds: a record by its own code, by a component's, or both
 COVERS = {"code": {"own"}, COMBO_CODE: {"own", "component"}, COMPONENT_CODE: {"component"}}

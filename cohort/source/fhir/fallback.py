@@ -12,7 +12,7 @@ from .outcome import IncompleteSearch
 from .plan import COMBO_CODE, COMPONENT_CODE, DEFAULT_CATEGORIES
 
 if TYPE_CHECKING:
-    from .pull import Items, Params, Puller
+    from .puller import Items, Params, Puller
 
 
 def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | None:

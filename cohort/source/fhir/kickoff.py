@@ -10,7 +10,7 @@ from cohort.errors import ServerError
 from .plan import COMBO_CODE
 
 if TYPE_CHECKING:  # (quirks.py, which pull.py imports, reads `combo_asked`)
-    from .pull import Params, Puller
+    from .puller import Params, Puller
 
 
 class NoExport(ServerError):

@@ -15,7 +15,7 @@ from .plan import MED_TYPES, chunk_values, minus_overlap
 from .unsupported import said, unsupported
 
 if TYPE_CHECKING:
-    from .pull import Items, Puller
+    from .puller import Items, Puller
 
 # a Medication read by id that the server will not give: the record that references it is kept
 # (failing would fail every night while it is referenced), and run.json says so

@@ -22,7 +22,7 @@ from .outcome import keyed, type_name
 from .plan import BY_CODE
 
 if TYPE_CHECKING:
-    from .pull import Puller
+    from .puller import Puller
 
 # records stored per store call while loading an export
 BATCH = 2000

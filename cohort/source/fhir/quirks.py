@@ -19,7 +19,7 @@ from .kickoff import combo_asked
 from .plan import COMBO_CODE, COMPONENT_CODE, DEFAULT_CATEGORIES, MED_TYPES, PULL_TYPES
 
 if TYPE_CHECKING:
-    from .pull import Params, Puller
+    from .puller import Params, Puller
 
 REPROBE_DAYS = 30
 

@@ -29,7 +29,7 @@ from .plan import (
 from .unsupported import said, unsupported
 
 if TYPE_CHECKING:
-    from .pull import Params, Puller
+    from .puller import Params, Puller
 
 FIRST_BATCH = 100  # ids per search while a type's records per patient are not yet known
 PAGE_FILL = 0.9  # later searches aim at this share of a page (a spill costs one more request)

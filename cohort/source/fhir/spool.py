@@ -15,7 +15,7 @@ from cohort.errors import ServerError
 
 from .answer import content_length
 from .links import url_host
-from .pull import Puller
+from .puller import Puller
 
 
 class JobGone(ServerError):

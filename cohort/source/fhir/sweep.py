@@ -12,7 +12,7 @@ from .ndjson import has_mapped_code
 from .plan import BY_CODE, MED_TYPES
 
 if TYPE_CHECKING:
-    from .pull import Puller
+    from .puller import Puller
 
 
 def sweep(p: Puller, limit: float) -> int:

@@ -11,10 +11,10 @@ UNSUPPORTED = frozenset({404, 405, 501})
 
 def unsupported(e: ServerError, rtype: str) -> bool:
     """Whether `e` is the server saying it has no search of `rtype`: 404, 405 or 501 to the
-    first page of a search of that type (Puller._search names the type; a later page's 404 is
-    paging state that expired, searched again by Puller.search_all), while no search of the type
-    has been answered tonight (then it is a server fault: a search restarted from its first
-    page, a later batch's)."""
+    first page of a search of that type (paging.search_pages names the type; a later page's
+    404 is paging state that expired, searched again by paging.search_all), while no search of
+    the type has been answered tonight (then it is a server fault: a search restarted from its
+    first page, a later batch's)."""
     return (
         getattr(e, "status", 0) in UNSUPPORTED
         and getattr(e, "page", 1) == 1

@@ -1,0 +1,131 @@
+"""One search of a FHIR server, every page of it: the server's paging state expired, a
+refused query asked again (fallback.py), an OperationOutcome entry on a page (Puller.search_all)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cohort.errors import ServerError
+
+from .answer import server_time
+from .codeparams import current as obs_current
+from .fallback import each_category
+from .outcome import INCOMPLETE_CODES, IncompleteSearch, on_page, outcome_issues
+from .quirks import confirm, searched
+
+if TYPE_CHECKING:
+    from .puller import Items, Params, Puller
+
+
+def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None]:
+    """Every page of one search, with vendor fallbacks; (items, earliest server time)."""
+    restarted = False
+    # quirks whose fallback this search took: with what (and whether _count was sent)
+    tried: dict[str, tuple[Params, bool]] = {}
+    while True:
+        current = obs_current(p, params) if rtype == "Observation" else params
+        if current is None:  # (a component-code twin refused: the code twin is searched)
+            # (that quirk only: a bare 400 dropped _count first, which was not the reason)
+            confirm(p, {k: v for k, v in tried.items() if k == "observation-code-only"}, params)
+            return [], None
+        params = current
+        if p.category_each and "," in dict(params).get("category", ""):
+            got = each_category(p, rtype, params)
+            confirm(p, tried, params)
+            return got
+        try:
+            got = search_pages(p, rtype, params)
+        except IncompleteSearch as e:
+            fixed = p._fallback(rtype, params, e)
+            if fixed is None:
+                raise
+            params = fixed
+        except ServerError as e:
+            page = getattr(e, "page", 1)
+            status = getattr(e, "status", 0)
+            if page > 1 and status in (400, 404, 410) and not restarted:
+                # the server's own next link refused: its paging state (HAPI _getpages,
+                # a continuation token) expired; once more from the first page
+                restarted = True
+                p.report.warn(
+                    f"{rtype}: the server no longer had a search's later pages "
+                    f"(HTTP {status}); searched again from the first page"
+                )
+                continue
+            if page > 1 and status:  # a later page failed: not a refusal of the query
+                raise on_page(e, rtype, page) from None
+            if page > 1:
+                raise
+            fixed = p._fallback(rtype, params, e)
+            if fixed is None:
+                raise
+            sent = getattr(e, "counted", p.client.send_count)
+            if (quirk := getattr(e, "quirk", None)) and (
+                quirk == "no-count" or sent == p.client.send_count
+            ):
+                # (not when a parallel search switched _count off meanwhile: the retry
+                # differs by that too, so its answer does not show this was the reason)
+                tried[quirk] = (fixed, p.client.send_count)
+            params = fixed
+        else:
+            confirm(p, tried, params)
+            return got
+
+
+def search_pages(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None]:
+    """The pages of one search as the server gives them; (items, the first page's server time)."""
+    items: Items = []
+    clock: str | None = None
+    total: object = None
+    matched = page = 0
+    shape = "&".join(f"{k}=.." for k in dict.fromkeys(k for k, _ in params))
+    counted = p.client.send_count  # (read once: a parallel search may switch it off)
+    try:
+        for page, bundle, r in p.client.search(rtype, params, count=counted):
+            if page == 1:
+                p.answered.add(rtype)
+                clock, total = server_time(bundle, r), bundle.get("total")
+                searched(p, rtype, params, counted)
+            origin = f"GET {rtype}?{shape}#page{page}"
+            for entry in bundle.get("entry") or []:
+                res = entry.get("resource") if isinstance(entry, dict) else None
+                if not isinstance(res, dict) or res.get("resourceType") is None:
+                    continue
+                if res.get("resourceType") == "OperationOutcome":
+                    page_outcome(p, rtype, res)
+                    continue
+                items.append((res, origin))
+                how = entry.get("search")
+                mode = how.get("mode", "match") if isinstance(how, dict) else "match"
+                if mode == "match" and res.get("resourceType") == rtype:
+                    matched += 1
+    except ServerError as e:
+        if page and not isinstance(e, IncompleteSearch):
+            e.page = page + 1  # type: ignore[attr-defined]
+        e.rtype = getattr(e, "rtype", None) or rtype  # type: ignore[attr-defined]
+        # (a type the server has searched tonight is one it supports: unsupported.py)
+        e.answered = e.rtype in p.answered  # type: ignore[attr-defined]
+        raise
+    if isinstance(total, int) and not isinstance(total, bool) and matched < total:
+        # records deleted while paging, or a server that drops some: said, not hidden
+        p.report.warn(
+            f"{rtype}: a search returned {matched} of the {total} matches its total announced"
+        )
+    return items, clock
+
+
+def page_outcome(p: Puller, rtype: str, res: dict) -> None:
+    """An OperationOutcome entry of a search page: an error, or a result flagged incomplete
+    (truncated, too costly), fails the search; anything else is a run.json warning."""
+    for severity, code in outcome_issues(res):
+        if severity in ("fatal", "error") or (
+            code in INCOMPLETE_CODES and severity != "information"
+        ):
+            raise IncompleteSearch(
+                f"{rtype}: the server flagged a search result as failed or incomplete "
+                f"({severity} {code}); nothing of it is recorded as complete"
+            )
+        p.report.warn(
+            f"{rtype}: the server attached an OperationOutcome to search results "
+            f"({severity} {code}); the results were kept"
+        )
