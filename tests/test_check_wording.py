@@ -205,6 +205,26 @@ def test_an_unconvertible_result_of_another_name_still_names_its_concept() -> No
     assert r.reason == "ANC value/unit '1.2 cells/hpf' not convertible to x10^3/uL"
 
 
+def test_a_result_outside_the_plausible_range_says_so_not_that_its_unit_does_not_convert() -> None:
+    """A platelet count of 32500 in 10*3/uL (a typo, or /uL recorded as 10*3/uL) read
+    "value/unit '32500 10*3/uL' not convertible to x10^3/uL": untrue, as it is already in that
+    unit; it is no value because units.csv's plausible range (0-5000) rules it out."""
+    o = observation("777-3", ago(10), valueQuantity=qty(32500, "10*3/uL"))
+    r = run("platelets", o)
+    assert str(r.status) == "unknown"
+    assert r.reason == "32500 x10^3/uL outside the plausible range 0-5000 x10^3/uL (check the result)"
+    o = observation("718-7", ago(10), valueQuantity=qty(125, "g/dL"))
+    r = run("hemoglobin", o)
+    assert r.reason == "125 g/dL outside the plausible range 0-30 g/dL (check the result)"
+    # converted from another unit: the number compared with the range, and as recorded
+    o = observation("751-8", ago(10), valueQuantity=qty(900000, "/uL"))
+    r = run("neutrophils", o)
+    assert r.reason == (
+        "ANC 900 x10^3/uL (recorded 900000 /uL) outside the plausible range 0-500 x10^3/uL"
+        " (check the result)"
+    )
+
+
 
 # --- 6. quote_text: a condition check's reason quotes the condition as written -----------------
 BREAST = "Malignant neoplasm of breast"

@@ -475,14 +475,18 @@ def test_a_number_compared_needs_the_concept_s_unit(concept: str, key: str, tmp_
 
 def test_a_criteria_file_not_in_utf8_is_an_error(tmp_path: Path) -> None:
     """A criteria file saved as Windows-1252 (Notepad, an accented title) crashed `check` and
-    `run` with a UnicodeDecodeError traceback (exit 1)."""
+    `run` with a UnicodeDecodeError traceback (exit 1); then it read "not UTF-8 text (invalid
+    start byte)", with no line or byte, where a mapping CSV and a configuration name both."""
     m = copy_mappings(tmp_path)
     path = m / TRIAL
-    path.write_bytes(path.read_bytes().replace(b'title = "Age >= 12 years"', b'title = "\xc2ge"'))
+    old = path.read_bytes()
+    line = old[: old.index(b'title = "Age >= 12 years"')].count(b"\n") + 1
+    path.write_bytes(old.replace(b'title = "Age >= 12 years"', b'title = "\xc2ge"'))
+    expected = f"{path}:{line}: not UTF-8 text (byte 0xc2): save it as UTF-8"
     code, lines = check_all(m)
-    assert code == 4 and any(f"error: {path}: not UTF-8 text" in ln for ln in lines), lines
+    assert code == 4 and f"error: {expected}" in lines, lines
     code, output = run_uci(tmp_path, m)
-    assert code == 4 and f"cohort: error: {path}: not UTF-8 text" in output
+    assert code == 4 and output.splitlines() == [f"cohort: error: {expected}"]
 
 
 def test_unconfirmed_verification_of_checks_without_a_condition_check_is_an_error() -> None:
@@ -782,5 +786,5 @@ def test_an_unreadable_criteria_file_is_named_from_the_working_folder(tmp_path: 
     (m / TRIAL).write_bytes(b'[trial]\nid = "sirius-sle-2"\ntitle = "\xc2ge"\n')
     code, lines = check_all(m)
     assert code == 4 and any(
-        ln.startswith(f"error: mappings/{TRIAL}: not UTF-8 text") for ln in lines
+        ln.startswith(f"error: mappings/{TRIAL}:3: not UTF-8 text") for ln in lines
     ), lines

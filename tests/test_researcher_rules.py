@@ -133,3 +133,20 @@ def test_a_line_separator_inside_a_toml_string_does_not_shift_the_line_named(
 def test_a_reading_rules_mistake_names_the_file_from_the_working_folder(tmp_path: Path) -> None:
     """As the mapping CSVs are: `mappings/rules.toml:LINE`, not the folder's absolute path."""
     _stops_check_and_run(tmp_path, *RULE_MISTAKES[0], "mappings")
+
+
+def test_a_reading_rules_file_saved_in_a_windows_code_page_names_the_line_and_byte(
+    tmp_path: Path,
+) -> None:
+    """rules.toml saved as "ANSI" (Notepad, a word with an accent): `check` and `run` said
+    "cannot read reading rules: 'utf-8' codec can't decode byte 0xe9 in position 1234: ...",
+    a Python message with no line, where every other mapping file names its line and byte."""
+    m = copy_mappings(tmp_path)
+    line = edit(m / "rules.toml", "non_systemic_words = [", "# caf\u00e9\nnon_systemic_words = [", "#")
+    path = m / "rules.toml"
+    path.write_bytes(path.read_text(encoding="utf-8").encode("cp1252"))
+    expected = f"{m}/rules.toml:{line}: not UTF-8 text (byte 0xe9): save it as UTF-8"
+    code, lines = check_all(m)
+    assert code == 4 and f"error: {expected}" in lines, lines
+    code, output = run_uci(tmp_path, m)
+    assert code == 4 and output.splitlines() == [f"cohort: error: {expected}"]

@@ -410,6 +410,30 @@ def test_a_local_row_mapping_a_code_of_another_concept_is_a_warning(tmp_path: Pa
     ) in result.output.splitlines()
 
 
+@pytest.mark.usefixtures("in_tmp")
+def test_a_row_excluding_a_code_its_concept_maps_is_a_warning(tmp_path: Path) -> None:
+    """A researcher copies the SLE row to exclude a drug-induced lupus code and forgets to
+    change the code: 55464009 both maps to `sle` and excludes it, the exclude row wins, and the
+    sample run screened 4 patients of 73 instead; `check` said nothing (0 warnings)."""
+    m = _copy(tmp_path)
+    n = _append(
+        m / "concepts" / "conditions.csv",
+        "sle,http://snomed.info/sct,55464009,exact,Y,Drug-induced lupus,me,Y,\n",
+    )
+    conditions = (m / "concepts" / "conditions.csv").read_text(encoding="utf-8").splitlines()
+    sle = next(
+        i for i, t in enumerate(conditions, 1) if t.startswith("sle,http://snomed.info/sct,55464009,")
+    )
+    result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", str(m)])
+    assert result.exit_code == 0, result.output
+    assert (
+        f"warning: mappings/concepts/conditions.csv:{n}: column 'exclude': "
+        f"http://snomed.info/sct|55464009 is excluded from 'sle' and mapped to it on "
+        f"mappings/concepts/conditions.csv:{sle}: exclude=Y wins, so no record with it counts as "
+        "'sle' (change the code, or remove one of the rows)"
+    ) in result.output.splitlines(), result.output
+
+
 def test_the_shipped_mappings_give_no_conflict_warning() -> None:
     """The nine AIDS-associated cancers of VSAC All Primary and Secondary Cancer (420524008
     Kaposi's sarcoma associated with AIDS) are rows of `hiv` and of `malignancy` by design: no

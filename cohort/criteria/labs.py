@@ -19,6 +19,26 @@ def superseded(ctx: Context, obs: list, concepts: list[str]) -> list[Evidence]:
     ]
 
 
+def _no_value(ctx: Context, o: ObservationFact, concept: str, ev: Evidence, unit: str) -> str:
+    """Why result `o` (`ev`: as recorded) is no value in the canonical `unit`: its number is
+    outside the concept's plausible range (units.csv), or its value/unit does not convert.
+    (QA: "value/unit '32500 10*3/uL' not convertible to x10^3/uL" was untrue of a typo.)"""
+    q = o.value.quantity
+    far = ctx.term.outside(q, concept) if q is not None and (q.unit or q.code) else None
+    if far is None:
+        return f"value/unit '{ev.value} {ev.unit}' not convertible to {to_unit(unit)}"
+    value, low, high = far
+    number = f"{sign(o)}{value:g}"
+    said = f"{number} {to_unit(unit)}"
+    if (ev.value, ev.unit) != (number, unit):
+        said += f" (recorded {ev.value} {ev.unit})"
+    if low is not None and high is not None:
+        span = f"{low:g}-{high:g}"
+    else:
+        span = f">= {low:g}" if low is not None else f"<= {high:g}"
+    return f"{said} outside the plausible range {span} {to_unit(unit)} (check the result)"
+
+
 def lab_latest(crit: Criterion, ctx: Context) -> Result:
     """Most recent numeric result in a window against a threshold (fail_below or pass_at_least)."""
     p = crit.params
@@ -44,7 +64,7 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
         return result(
             crit,
             Status.UNKNOWN,
-            f"{named}value/unit '{ev.value} {ev.unit}' not convertible to {to_unit(unit)}",
+            f"{named}{_no_value(ctx, o, concept, ev, unit)}",
             [ev],
             ignored,
             unconvertible=name,

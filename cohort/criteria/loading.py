@@ -32,7 +32,7 @@ from cohort.criteria.trial import Trial, concept_refs
 from cohort.errors import MappingError, did_you_mean, shown_path
 from cohort.report.columns import FIXED_COLUMNS
 from cohort.tomllines import TomlLines
-from cohort.tomlsyntax import loads
+from cohort.tomlsyntax import loads, utf8_text
 
 # keys every criterion may have besides its kind's parameters, and their types
 _META: dict[str, type] = {
@@ -297,16 +297,15 @@ def check_trial(
     an error)."""
     shown = shown_path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        raw = path.read_bytes()
     except OSError as exc:
         if isinstance(exc, FileNotFoundError):
             unread = MappingError(f"{shown}: cannot read criteria file: {exc.strerror}")
         else:  # (as every mapping file's: csvfile.read_bytes)
             unread = MappingError(f"{shown}: cannot be read ({exc.__class__.__name__})")
         return TrialCheck(None, [unread])
-    except UnicodeDecodeError as exc:
-        return TrialCheck(None, [MappingError(f"{shown}: not UTF-8 text ({exc.reason})")])
     try:
+        text = utf8_text(raw, shown, MappingError)
         data = loads(text, shown, MappingError)
     except MappingError as exc:
         return TrialCheck(None, [exc])

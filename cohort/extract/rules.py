@@ -15,7 +15,7 @@ from cohort.extract.elements import (
 )
 from cohort.model import MEDICATION_TYPES, PIPELINE_TYPES
 from cohort.tomllines import TomlLines
-from cohort.tomlsyntax import loads
+from cohort.tomlsyntax import loads, utf8_text
 
 __all__ = ["ReadingRules"]
 
@@ -42,13 +42,12 @@ class ReadingRules:
         type, is a MappingError naming the line and key (ignored, it would change who counts)."""
         shown = shown_path(path)
         try:
-            text = path.read_text(encoding="utf-8-sig")
+            raw = path.read_bytes()
         except FileNotFoundError as exc:
             raise MappingError(f"{shown}: cannot read reading rules: {exc.strerror}") from None
         except OSError as exc:  # (as every mapping file's: csvfile.read_bytes)
             raise MappingError(f"{shown}: cannot be read ({type(exc).__name__})") from None
-        except UnicodeDecodeError as exc:
-            raise MappingError(f"{shown}: cannot read reading rules: {exc}") from None
+        text = utf8_text(raw, shown, MappingError)
         data = loads(text, shown, MappingError)
         _validate(path, text, data)
 

@@ -266,6 +266,11 @@ class Terminology:
         found = memo[key] = self.units.convert(self.ucum_only(q), concept)
         return found
 
+    def outside(self, q: Quantity, concept: str) -> tuple[float, float | None, float | None] | None:
+        """`q` converted, and the plausible range (low, high) it lies outside: why `convert`
+        gave None (`Units.outside`); else None."""
+        return self.units.outside(self.ucum_only(q), concept)
+
     def convert_to(self, q: Quantity, unit: str) -> float | None:
         """`q` in a UCUM unit that is no concept's (a dose in mg); None when not convertible."""
         return self.units.to(self.ucum_only(q), unit)

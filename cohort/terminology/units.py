@@ -194,6 +194,20 @@ class Units:
             return None
         return None if spec.high is not None and value > spec.high else value
 
+    def outside(self, q: Quantity, concept: str) -> tuple[float, float | None, float | None] | None:
+        """`q` in the concept's canonical unit and the plausible range (low, high), when
+        `convert` said None only because the number is outside it (a typo: 32500 10*3/uL)."""
+        spec = self.specs.get(concept)
+        if spec is None or (spec.low is None and spec.high is None) or not math.isfinite(q.value):
+            return None
+        try:
+            value = self._convert_any(q, spec)
+        except Exception:  # (as in convert)
+            return None
+        if value is None or self.convert(q, concept) is not None:
+            return None
+        return value, spec.low, spec.high
+
     def to(self, q: Quantity, unit: str) -> float | None:
         """`q` in the UCUM `unit` (no molar mass, no plausible range: e.g. a dose in mg);
         None when no sound conversion exists."""

@@ -44,9 +44,10 @@ def conflicts(
         system = known.canonical(r.system)
         groups[(family, system, norm_code(system, r.code))].append(r)
     for (_, system, code), grp in sorted(groups.items()):
-        if any(r.exclude for r in grp):
-            continue
         what = f"name '{grp[0].code.strip()}'" if system == TEXT else f"{system}|{code}"
+        if any(r.exclude for r in grp):
+            _excluded_too(what, grp, f)
+            continue
         concepts = {r.concept for r in grp}
         if len(concepts) == 1:
             _two_ingredients(what, grp, f)
@@ -57,6 +58,21 @@ def conflicts(
                 f"column 'code': {what} is mapped to {len(concepts)} concepts: {where} "
                 # exclude=Y drops a concept from the record: wrong for a code of both by design
                 "(intended? list the pair in overlaps.csv; else add exclude=Y to one of them)",
+            )
+
+
+def _excluded_too(what: str, grp: list[MappingRow], f: Findings) -> None:
+    """A code (or name) that excludes a concept and maps to it: the exclude row wins, so the
+    concept's own row never matches (a row copied to exclude a code, its code left unchanged:
+    SLE's 55464009 so screened 4 sample patients of 73, without a word)."""
+    for r in grp:
+        mapped = [x for x in grp if not x.exclude and x.concept == r.concept] if r.exclude else []
+        if mapped:
+            f.warn(
+                f"{r.file}:{r.line}",
+                f"column 'exclude': {what} is excluded from '{r.concept}' and mapped to it on "
+                f"{mapped[0].file}:{mapped[0].line}: exclude=Y wins, so no record with it counts "
+                f"as '{r.concept}' (change the code, or remove one of the rows)",
             )
 
 
