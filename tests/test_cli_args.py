@@ -7,6 +7,7 @@ source), and a `--site` of `explain` or `mappings coverage` that the configurati
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -194,4 +195,69 @@ def test_explain_a_site_put_back_says_its_lists_are_an_earlier_run_s(
     result = CliRunner().invoke(cli, ["explain", "y-p001", "--config", str(both),
                                       "--out", str(out), "--as-of", "2026-11-25"])  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert not [ln for ln in result.output.splitlines() if ln.startswith("note:")]
+
+
+def _damage_run_json(out: Path, damage: str) -> None:
+    """OUT/run.json (a successful run of site x as of 2026-11-26) as `damage` leaves it."""
+    run_json = out / "run.json"
+    report = json.loads(run_json.read_text(encoding="utf-8"))
+    assert report["status"] == "success" and report["as_of"] == "2026-11-26"
+    if damage == "missing":  # (an exit-11 run could not write it; or removed by hand)
+        run_json.unlink()
+    elif damage == "not json":
+        run_json.write_text(run_json.read_text(encoding="utf-8")[:40], encoding="utf-8")
+    elif damage == "as_of":  # (edited by hand: a day written another way)
+        run_json.write_text(json.dumps({**report, "as_of": "26/11/2026"}), encoding="utf-8")
+    else:  # a failed run's description of the lists it kept, whose as_of is not a date
+        kept = {"x": {"as_of": 20261126, "mapping_version": report["mapping_version"]}}
+        failed = {**report, "status": "failed", "as_of": "2026-11-27", "outputs_sites": kept}
+        run_json.write_text(json.dumps(failed), encoding="utf-8")
+
+
+UNDATED = {
+    "missing": "there is no run.json in {out} to say which run wrote site x's lists",
+    "not json": "run.json is damaged and does not say which run wrote site x's lists",
+    "as_of": "run.json gives no readable as-of date for site x's lists",
+    "failed as_of": "run.json gives no readable as-of date for site x's lists",
+}
+
+
+@pytest.mark.parametrize("damage", list(UNDATED))
+def test_explain_says_why_it_judges_as_of_today_beside_lists_run_json_does_not_date(
+    tmp_path: Path, pinned_today: str, damage: str
+) -> None:
+    """OUT/x/candidates.csv is the 2026-11-26 run's, but OUT/run.json is gone (an exit-11
+    run), not JSON, or gives a day that is not a date: `cohort explain x-p001` judged as of
+    today with no note, beside a list of another day that may say otherwise. It now says why
+    the day is today in its note line."""
+    cfg, out = _left_over_site(tmp_path)
+    _damage_run_json(out, damage)
+    args = ["explain", "x-p001", "--config", str(cfg), "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith(f"patient x-p001 at site x, as of {pinned_today}: tier ")
+    assert lines[2] == (
+        "note: this may not match candidates.csv: "
+        + UNDATED[damage].format(out=out)
+        + " (judged as of today)"
+    )
+    # an explicit date is the reader's: no note
+    result = CliRunner().invoke(cli, [*args, "--as-of", "2026-11-26"])
+    assert result.exit_code == 0, result.output
+    assert not [ln for ln in result.output.splitlines() if ln.startswith("note:")]
+
+
+def test_explain_without_lists_or_run_json_judges_as_of_today_without_a_note(
+    tmp_path: Path, pinned_today: str
+) -> None:
+    """No lists in OUT (its site folder and run.json removed, the store kept): nothing for the
+    explanation to differ from, no note."""
+    cfg, out = _left_over_site(tmp_path)
+    (out / "run.json").unlink()
+    shutil.rmtree(out / "x")
+    result = CliRunner().invoke(cli, ["explain", "x-p001", "--config", str(cfg), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"patient x-p001 at site x, as of {pinned_today}: tier ")
     assert not [ln for ln in result.output.splitlines() if ln.startswith("note:")]

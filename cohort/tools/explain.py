@@ -32,7 +32,7 @@ from cohort.model import (
     UnreadableFact,
 )
 from cohort.rank import rank
-from cohort.report.kept import read_lists
+from cohort.report.kept import Lists, OutLists, read_lists
 from cohort.runner import Loaded
 from cohort.safetext import printable
 from cohort.screening import add_side, last_seen
@@ -150,12 +150,31 @@ def _dropped_by_concept(
 NOTE = "note: this may not match candidates.csv: "
 
 
+def _undated(out: Path, site: str, found: OutLists, lists: Lists | None) -> str:
+    """Why `site` is judged as of today though `out` may hold its lists, for the note (""
+    when it holds none: nothing to differ from); `lists`: run.json's description of them."""
+    if lists is not None:  # (run.json edited by hand, or damaged)
+        return f"run.json gives no readable as-of date for site {site}'s lists"
+    if found.failed:
+        return "the last run failed and run.json does not say which run wrote the lists kept"
+    folder = out / site
+    if not (folder / "candidates.csv").exists():
+        return ""
+    if found.status == "success":  # (a site put back: its folder is a run's before the last)
+        earlier = f"{folder} holds site {site}'s lists from an earlier run"
+        return f"{earlier}, which run.json does not describe"
+    if not (out / "run.json").exists():  # (a run that exited 11, or removed by hand)
+        return f"there is no run.json in {out} to say which run wrote site {site}'s lists"
+    # (not JSON, or of no finished run: cohort writes run.json last, with its status)
+    return f"run.json is damaged and does not say which run wrote site {site}'s lists"
+
+
 def judged_on(out: Path, site: str, as_of: date | None, mapping: str) -> tuple[date, str, str]:
     """(the day to judge on, what the first line adds about it, a note line or ""): without
     `as_of`, the day of `site`'s lists in `out` (run.json: the last run's, or after a failed
     run the lists it kept), else today; `explain` is asked why the CSV says what it says. The
     note says what may still make it differ from the CSV (`mapping`: the version read now), or
-    that `out` holds the site's lists from a run run.json does not describe."""
+    why the day is today beside lists in `out` (`_undated`)."""
     if as_of is not None:
         return as_of, "", ""
     found = read_lists(out)
@@ -165,14 +184,8 @@ def judged_on(out: Path, site: str, as_of: date | None, mapping: str) -> tuple[d
     except ValueError:
         day = None
     if lists is None or day is None:
-        if lists is None and found.status == "success" and (out / site / "candidates.csv").exists():
-            # (a site put back in the configuration: its folder is a run's before the last)
-            earlier = f"{out / site} holds site {site}'s lists from an earlier run, which run.json"
-            return today(), "", f"{NOTE}{earlier} does not describe (judged as of today)"
-        if not found.failed:
-            return today(), "", ""
-        unsaid = "the last run failed and run.json does not say which run wrote the lists kept"
-        return today(), "", f"{NOTE}{unsaid} (judged as of today)"
+        undated = _undated(out, site, found, lists)
+        return today(), "", (f"{NOTE}{undated} (judged as of today)" if undated else "")
     said = (
         " (the run's, from run.json)"
         if lists.by_last_run
