@@ -33,7 +33,7 @@ from cohort.report.medgaps import add_medication_gaps
 from cohort.report.run import renamed_lists, run_history, site_summary
 from cohort.report.unstarted import BUILT_IN
 from cohort.runlock import out_lock, run_lock, why
-from cohort.screening import screen
+from cohort.screening import screen, warn_unscreened
 from cohort.store import Store
 from cohort.terminology.mappings import digests
 
@@ -341,6 +341,7 @@ def _locked_run(
                     results.append(sr)
                     report["sites"][site.id].update(site_summary(sr, prev))
                     add_medication_gaps(site.id, cands, report)
+                    warn_unscreened(site.id, len(cands), store, loaded, report)
                 history = run_history(store.runs(), results, as_of)
                 tiers = {
                     sr.site_id: report["sites"][sr.site_id]["tiers"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
 import msgspec
 
@@ -20,7 +21,15 @@ from cohort.store import Store
 from cohort.store.census import Side
 from cohort.terminology.units import warm as warm_units
 
-__all__ = ["CHUNK_PATIENTS", "EVAL_FORK_MIN", "add_side", "last_seen", "screen", "screened_ids"]
+__all__ = [
+    "CHUNK_PATIENTS",
+    "EVAL_FORK_MIN",
+    "add_side",
+    "last_seen",
+    "screen",
+    "screened_ids",
+    "warn_unscreened",
+]
 
 CHUNK_PATIENTS = 1000  # patients evaluated per store query
 EVAL_FORK_MIN = 200  # screened patients from which evaluation forks (see screen)
@@ -65,6 +74,33 @@ def screened_ids(site: str, store: Store, loaded: Loaded) -> list[str]:
         ) and not loaded.rules.drop_reason(res):
             ids.add(pid)
     return sorted(ids)
+
+
+def warn_unscreened(
+    site: str, screened: int, store: Store, loaded: Loaded, report: dict[str, Any]
+) -> None:
+    """A warning in run.json's `report` and the log for a site whose patients were read but
+    none screened: unmapped site codes for SLE and a cohort with no SLE patient both look like
+    an empty list, exit 0. A site with no patient read is warned of by its read already."""
+    if screened:
+        return
+    patients = store.count_by_type(site).get("Patient", 0)
+    if not patients:
+        return
+    concepts = [f"'{c}'" for c in loaded.trial.screen_concepts]
+    which = (
+        f"the screening concept {concepts[0]}"
+        if len(concepts) == 1
+        else f"a screening concept ({', '.join(concepts)})"
+    )
+    said = (
+        f"{patients} patient(s) read, none screened: no patient has a Condition mapped to "
+        f"{which}: a site's own codes count only once mapped (`cohort mappings coverage --site "
+        f"{site}` lists the stored codes no concept maps)"
+    )
+    log.warning("site %s: %s", site, said)
+    report["sites"][site].setdefault("warnings", []).append(said)
+    report["warnings"].append(f"{site}: {said}")
 
 
 def screen(

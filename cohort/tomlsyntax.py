@@ -18,6 +18,7 @@ _COMMENT = re.compile(r"\s+#.*$")
 _DECIMAL_COMMA = re.compile(r"^([+-]?\d+),(\d+)$")
 # a number then a word, not a digit (a unit: `90 days`, `16 MB`, `25 %`; `2 3` is no unit)
 _WITH_UNIT = re.compile(r"^([+-]?\d[\d_.eE+\-]*)\s+[^\s\d\"'\[{,].*$")
+_TITER = re.compile(r"^1\s*:\s*(\d+)$")  # `min_titer = 1:160`
 _BARE_WORD = re.compile(r"^[A-Za-z_][^\"'\[\]{}=]*$")
 _VALUES = 'write a number (25.5), "text" in quotes, true or false, or a [list]'
 # tomllib's words for a string whose line ended before its closing quote (or the file did)
@@ -92,6 +93,10 @@ def _explain(what: str, lines: list[str], line: int) -> tuple[int, str]:
             )
         if m:
             return line, f"'{value}' is not a number: use a point: {m[1]}.{m[2]}"
+        if m := _TITER.match(value):  # (a titer as a lab writes it: its number is below 1)
+            return line, (
+                f"'{value}' is not a number: write the dilution's denominator: {key} = {m[1]}"
+            )
         if m := _WITH_UNIT.match(value):
             return line, (
                 f"'{value}' is not a number: a number cannot carry a unit: write the number "

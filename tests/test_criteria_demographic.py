@@ -120,10 +120,11 @@ def test_age_reason_and_evidence_agree_on_a_partial_birth_date(
 ) -> None:
     """A birth date of "2014" failed a site's 18 with "age 12 < 18" beside the evidence "11 a":
     the reason took the oldest age, the evidence the youngest, and neither said the age was
-    one of two. Both now give the ages possible (one when every birthday agrees)."""
+    one of two. Both now give the ages possible (one when every birthday agrees), in `years`
+    (UCUM's `a`, "11 a", a coordinator does not read as years)."""
     r = run("age", patient(birth), site={"min_age": site})
     assert (str(r.status), r.reason) == (status, reason)
-    assert [(e.value, e.unit) for e in r.evidence] == [(value, "a")]
+    assert [(e.value, e.unit) for e in r.evidence] == [(value, "years")]
     shown = "age at as-of" + (" (partial birth date)" if note else "")
     assert r.evidence[0].note == shown
 

@@ -287,7 +287,7 @@ def test_check_lists_every_rule_of_the_loader_at_once(tmp_path: Path) -> None:
     expected += [
         "mappings/values.csv:2: column 'result': 'posit' is not one of positive, negative, "
         "indeterminate",
-        "mappings/medications/products.csv:2: column 'systemic': 'yes' is not Y or N",
+        "mappings/medications/products.csv:2: column 'systemic': 'yes' is not Y or N (either case)",
         "mappings/unit_aliases.csv:3: column 'alias': empty",
         "mappings/units.csv:3: column 'plausible_min': 'low' is not a number",
     ]

@@ -51,6 +51,22 @@ TRIAL_MISTAKES = [
         "(write the number without quotes)",
     ),
     (
+        "a titer in quotes",
+        "min_titer = 80",
+        'min_titer = "1:160"',
+        "min_titer",
+        "criterion 'ana_titer': key 'min_titer': expected a number, got the text '1:160' "
+        "(write the dilution's denominator as a number, without quotes: min_titer = 160)",
+    ),
+    (
+        "a titer's denominator in quotes",
+        "min_titer = 80",
+        'min_titer = "160"',
+        "min_titer",
+        "criterion 'ana_titer': key 'min_titer': expected a number, got the text '160' "
+        "(write the number without quotes)",
+    ),
+    (
         "result misspelt",
         'result = "positive", then = "fail", label = "HBsAg"',
         'result = "postive", then = "fail", label = "HBsAg"',

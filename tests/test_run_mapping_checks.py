@@ -133,3 +133,58 @@ def test_the_checks_are_kept_for_unchanged_mappings(
     row = "platelets,http://loinc.org,777-3,"
     edit(m / "concepts" / "labs.csv", row, row.replace("platelets", "platelet"), "plate")
     assert _run(cfg, tmp_path / "out").exit_code == 4
+
+
+LOCAL_SLE = "http://example.org/fhir/site-x/problems"
+
+
+def _write_site(data: Path) -> None:
+    """Two patients; one has SLE coded only with a code local to the site (not yet mapped)."""
+    data.mkdir()
+    patients = [
+        {"resourceType": "Patient", "id": pid, "birthDate": "1990-01-01", "gender": "female"}
+        for pid in ("p1", "p2")
+    ]
+    condition = {
+        "resourceType": "Condition",
+        "id": "c1",
+        "subject": {"reference": "Patient/p1"},
+        "clinicalStatus": {"coding": [{"code": "active"}]},
+        "code": {"coding": [{"system": LOCAL_SLE, "code": "PL-0417"}]},
+    }
+    (data / "Patient.ndjson").write_text("\n".join(json.dumps(p) for p in patients) + "\n")
+    (data / "Condition.ndjson").write_text(json.dumps(condition) + "\n")
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_a_site_that_reads_patients_but_screens_none_is_a_warning(tmp_path: Path) -> None:
+    """QA: a site whose SLE codes are its own (or public data with no SLE patient) screened
+    nobody, exit 0 and not a word: research IT could not tell a broken mapping from an empty
+    cohort. run.json and the log now say so, naming the site and pointing at coverage."""
+    m = copy_mappings(tmp_path)
+    _write_site(tmp_path / "data")
+    cfg = tmp_path / "site.toml"
+    cfg.write_text(
+        f'[trial]\nid = "sirius-sle-2"\nmappings = "{m}"\n'
+        f'[[sites]]\nid = "s1"\nsource = "{tmp_path / "data"}"\n'
+    )
+    result = _run(cfg, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    said = (
+        "2 patient(s) read, none screened: no patient has a Condition mapped to a screening "
+        "concept ('sle', 'lupus_unspecified'): a site's own codes count only once mapped "
+        "(`cohort mappings coverage --site s1` lists the stored codes no concept maps)"
+    )
+    report = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert report["sites"]["s1"]["screened"] == 0
+    assert report["sites"]["s1"]["warnings"] == [said]
+    assert report["warnings"] == [f"s1: {said}"]
+    assert f"site s1: {said}" in result.stderr
+    # the site's code mapped: screened, and no such warning
+    with (m / "concepts" / "local.csv").open("a", encoding="utf-8") as fh:
+        fh.write(f"sle,{LOCAL_SLE},PL-0417,exact,,SLE (problem list),site-x,local,\n")
+    result = _run(cfg, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert report["sites"]["s1"]["screened"] == 1
+    assert report["warnings"] == [] and "none screened" not in result.stderr

@@ -7,6 +7,9 @@ import pytest
 
 from cohort.errors import MappingError
 from cohort.terminology import Terminology
+from cohort.terminology.csvfile import Record
+from cohort.terminology.mappings import concept_row
+from cohort.terminology.rows import product_row, value_row
 
 MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
 
@@ -193,3 +196,44 @@ def test_a_copy_under_the_working_folder_is_named_from_it(
     with pytest.raises(MappingError) as err:
         Terminology.load(Path(tmp_path.name) / "mappings")
     assert str(err.value) == f"{tmp_path.name}/mappings/units.csv: file not found"
+
+
+def _concept_record(exclude: str, verified: str) -> Record:
+    cells = {"concept": "sle", "system": "http://snomed.info/sct", "code": "55464009"}
+    return Record("f.csv:2", {**cells, "match": "exact", "exclude": exclude, "verified": verified})
+
+
+@pytest.mark.parametrize(
+    ("exclude", "verified", "excluded", "flag"),
+    [("y", "n", True, "N"), ("n", "y", False, "Y"), ("Y", "Local", True, "local"), ("", "N", False, "N")],
+)  # fmt: skip
+def test_yes_no_columns_read_in_either_case(
+    exclude: str, verified: str, excluded: bool, flag: str
+) -> None:
+    """`exclude` read `y` while `verified` refused `n`: every such column reads either case."""
+    row = concept_row(_concept_record(exclude, verified), "f.csv", medication=False)
+    assert (row.exclude, row.verified) == (excluded, flag)
+    product = {"rxcui": "1092437", "ingredient": "belimumab", "systemic": "n"}
+    assert product_row(Record("p.csv:2", product)) == ("1092437", "belimumab", False)
+    value = {"kind": "string", "code": "Positive", "result": "positive", "verified": "y"}
+    assert value_row(Record("v.csv:2", value))[4] == "Y"
+
+
+@pytest.mark.parametrize(
+    ("exclude", "verified", "said"),
+    [
+        ("yes", "Y", "f.csv:2: column 'exclude': 'yes' is not Y, N or empty (either case)"),
+        ("", "yes", "f.csv:2: column 'verified': 'yes' is not Y, N or local (either case)"),
+        ("", "", "f.csv:2: column 'verified': '' is not Y, N or local (either case)"),
+    ],
+)
+def test_a_yes_no_cell_that_is_neither_names_what_is_read(
+    exclude: str, verified: str, said: str
+) -> None:
+    with pytest.raises(MappingError) as err:
+        concept_row(_concept_record(exclude, verified), "f.csv", medication=False)
+    assert str(err.value) == said
+    product = {"rxcui": "1092437", "ingredient": "belimumab", "systemic": "yes"}
+    with pytest.raises(MappingError) as err:
+        product_row(Record("p.csv:2", product))
+    assert str(err.value) == "p.csv:2: column 'systemic': 'yes' is not Y or N (either case)"

@@ -203,6 +203,8 @@ def test_a_config_site_block_is_named_by_its_number(in_tmp: Path) -> None:
         ("a = \"it's\"\nb = 'ok\n", "f.toml:2: key 'b': a quote is not closed"),
         ("[[criteria]]\nid = \"x\"\n[[criteria]]\nn = 2 3\n", "f.toml:4: criterion #2: key 'n': "
          "'2 3' is not one value"),
+        ("[[criteria]]\nid = \"t\"\nmin_titer = 1:160\n", "f.toml:3: criterion 't': key "
+         "'min_titer': '1:160' is not a number: write the dilution's denominator: min_titer = 160"),
     ],
 )  # fmt: skip
 def test_syntax_messages(text: str, said: str) -> None:

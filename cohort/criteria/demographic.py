@@ -48,7 +48,8 @@ def age(crit: Criterion, ctx: Context) -> Result:
     ages = str(oldest) if oldest == youngest else f"{youngest} or {oldest}"
     partial = " (partial birth date)" if oldest != youngest else ""
     note = "age at as-of" + partial
-    ev = [Evidence(ref=f"Patient/{pid}", value=ages, unit="a", note=note)]
+    # (in words: UCUM's `a`, "35 a", is no unit a coordinator reads as years; nothing converts it)
+    ev = [Evidence(ref=f"Patient/{pid}", value=ages, unit="years", note=note)]
     # the oldest age that passes (an age range, "18 to 75 years"); a site's min_age leaves it
     maximum = crit.params.get("max_years")
     if oldest < minimum:

@@ -15,6 +15,7 @@ from typing import Any
 
 from cohort.criteria.base import Criterion
 from cohort.criteria.ids import id_problem
+from cohort.criteria.quoted import quoted_hint
 from cohort.criteria.reads import HEAD, Reader, readers, records_problem
 from cohort.criteria.registry import (
     CHECK_KEYS,
@@ -106,12 +107,7 @@ def _type_problem(key: str, value: Any, want: Any) -> str | None:
         return None
     expected = _tname(wants)
     if isinstance(value, str):
-        how = {
-            "a number": "write the number without quotes",
-            "a whole number": "write the number without quotes",
-            "true or false": "write true or false without quotes",
-            "a list": f'write a list, e.g. ["{value}"]',
-        }.get(expected, "")
+        how = quoted_hint(key, value, expected)
         return f"expected {expected}, got the text '{value}'" + (f" ({how})" if how else "")
     if isinstance(value, bool):
         return f"expected {expected}, got {str(value).lower()}"

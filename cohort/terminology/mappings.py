@@ -76,12 +76,21 @@ def invisible_problem(text: str) -> str | None:
 _INVISIBLE = {"Cc", "Cf", "Zs", "Zl", "Zp"}
 
 
+def flag(rec: Record, column: str, allowed: tuple[str, ...]) -> str:
+    """A flag column's cell (`Y`, `N`, ...) as `allowed` writes it, read in either case (`y`,
+    `n`, `Local`); a MappingError naming the values read otherwise."""
+    cell = rec.get(column)
+    found = next((a for a in allowed if a.lower() == cell.lower()), None)
+    if found is None:
+        words = [a or "empty" for a in allowed]
+        said = f"{', '.join(words[:-1])} or {words[-1]}"
+        raise rec.fail(column, f"'{cell}' is not {said} (either case)")
+    return found
+
+
 def verified_flag(rec: Record) -> str:
     """A row's `verified` cell, one of VERIFIED_FLAGS (MappingError naming it otherwise)."""
-    verified = rec.get("verified")
-    if verified not in VERIFIED_FLAGS:
-        raise rec.fail("verified", f"'{verified}' is not one of {', '.join(VERIFIED_FLAGS)}")
-    return verified
+    return flag(rec, "verified", VERIFIED_FLAGS)
 
 
 # A `..` range enumerates its codes: a typo such as M32.10..M32.99999999 must not exhaust
@@ -136,9 +145,7 @@ def concept_row(rec: Record, shown: str, *, medication: bool) -> MappingRow:
         lo, hi = code.split("-", 1)
         if len(lo.replace(".", "")) != len(hi.replace(".", "")):
             raise rec.fail("code", f"range '{code}' bounds differ in length")
-    exclude = rec.get("exclude").upper()
-    if exclude not in ("", "Y", "N"):
-        raise rec.fail("exclude", f"'{rec.get('exclude')}' is not Y, N or empty")
+    exclude = flag(rec, "exclude", ("Y", "N", ""))
     verified = verified_flag(rec)
     ingredient = rec.get("ingredient").lower()
     if medication and not ingredient:

@@ -14,6 +14,7 @@ from cohort.terminology.codes import CVX, ICD10CM, TEXT, Systems
 from cohort.terminology.mappings import (
     MappingRow,
     Record,
+    flag,
     invisible_problem,
     parse_bound,
     parse_number,
@@ -233,9 +234,7 @@ def ingredient_row(rec: Record) -> tuple[str, float | None]:
 
 def product_row(rec: Record) -> tuple[str, str, bool]:
     """One line of medications/products.csv: (rxcui, ingredient, systemic)."""
-    systemic = rec.get("systemic").upper()
-    if systemic not in ("Y", "N"):
-        raise rec.fail("systemic", f"'{rec.get('systemic')}' is not Y or N")
+    systemic = flag(rec, "systemic", ("Y", "N"))
     if not rec.get("rxcui") or not rec.get("ingredient"):
         raise rec.fail("rxcui" if not rec.get("rxcui") else "ingredient", "empty")
     problem = code_problem(RXNORM, rec.get("rxcui"))
