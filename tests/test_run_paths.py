@@ -228,3 +228,18 @@ def test_a_server_source_is_no_folder_to_be_inside(tmp_path: Path) -> None:
     assert inside_a_source("OUT", tmp_path / "out", [server, folder]) is None
     said = inside_a_source("OUT", tmp_path / "amr" / "out", [server, folder])
     assert said is not None and said.startswith("site amr: OUT is inside its source folder")
+
+
+@pytest.mark.usefixtures("no_read")
+def test_a_mapping_check_file_that_cannot_be_written_is_the_stores_exit_8(tmp_path: Path) -> None:
+    """mapping-check.json sits in the store's folder (`[store] path`), not in OUT: a failure to
+    write it was exit 9, "output cannot be written", which sends whoever is alerted to OUT."""
+    state = tmp_path / "state"
+    (state / "mapping-check.json").mkdir(parents=True)  # (something in its place)
+    (state / "mapping-check.json" / "x").write_text("")
+    cfg = _config(tmp_path)
+    cfg.write_text(cfg.read_text().replace("[[sites]]", f'[store]\npath = "{state / "s.db"}"\n\n[[sites]]'))
+    code, err = _run("--config", cfg, "--out", tmp_path / "out")
+    assert code == 8, err
+    assert len(err.splitlines()) == 1 and f"{state / 'mapping-check.json'}" in err, err
+    assert "store" in err, err
