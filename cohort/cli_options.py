@@ -41,12 +41,6 @@ as_of_option = click.option(
     "as_of",
     help=f"Screening reference date YYYY-MM-DD ({AS_OF_TEXT}). Default: today.",
 )
-mappings_option = click.option(
-    "--mappings",
-    "mappings_dir",
-    type=click.Path(path_type=Path),
-    help="Mappings folder. Default: the shipped one.",
-)
 
 
 def mappings_config_option(text: str, also: str = "") -> Callable[[FC], FC]:
@@ -61,7 +55,8 @@ def mappings_config_option(text: str, also: str = "") -> Callable[[FC], FC]:
 
 class FolderPath(click.Path):
     """A folder option's path, refused when blank: Path("") is the working directory, and
-    `--out "$OUT"` with the variable unset wrote the lists (PHI) and the store there."""
+    `--out "$OUT"` with the variable unset wrote the lists (PHI) and the store there
+    (`--mappings`: checked it as the mappings folder)."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, str) and not value.strip():
@@ -70,6 +65,14 @@ class FolderPath(click.Path):
 
 
 OUT_PATH = FolderPath(path_type=Path)
+
+mappings_option = click.option(
+    "--mappings",
+    "mappings_dir",
+    # (blank: the working directory was checked as the mappings folder, "7 error(s)", exit 4)
+    type=FolderPath(path_type=Path),
+    help="Mappings folder. Default: the shipped one.",
+)
 
 
 def out_option(text: str) -> Callable[[FC], FC]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -187,6 +188,10 @@ def load_config(path: Path) -> Config:
         resolve(_folder(store, "path", f"{path} [store]", default_store)) if store else None
     )
     sites = _sites(data.get("sites"), path, resolve)
+    if store_path is not None:
+        said = inside_a_source(f"the store's folder {store_path.parent}", store_path.parent, sites)
+        if said is not None:
+            raise ConfigError(f"{path} [store]: key 'path': {said}; put the store outside it")
     run = _table(data, "run", str(path))
     where = f"{path} [run]"
     validate = _get(run, "validate", str, where, "fast")
@@ -257,6 +262,21 @@ def _sites(raw: Any, path: Path, resolve: Callable[[str], Path]) -> list[SiteCon
             _check_server_keys(site, path)
         sites.append(site)
     return sites
+
+
+def inside_a_source(what: str, folder: Path, sites: Sequence[SiteConfig]) -> str | None:
+    """Why `folder` (`what`: OUT, the store's folder) cannot be written to, when it is a site's
+    source folder or inside it (links followed): the next night reads what a run writes there
+    (run.json, mapping-check.json, a Bulk spool) as the site's data. None when it is in none
+    (a server's site has no folder)."""
+    real = Path(os.path.realpath(folder))
+    for site in sites:
+        if not site.is_url and real.is_relative_to(os.path.realpath(site.source)):
+            return (
+                f"site {site.id}: {what} is inside its source folder {site.source}, and the next"
+                " run would read the files written there as the site's data"
+            )
+    return None
 
 
 def _mrn_systems(site: dict[str, Any], where: str) -> tuple[str, ...]:

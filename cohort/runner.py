@@ -22,8 +22,15 @@ import msgspec
 from cohort import __version__
 from cohort.asof import as_of_warning
 from cohort.atomic import ensure_dir, try_folder
-from cohort.config import Config, SiteConfig
-from cohort.errors import CohortError, LockedError, OutputError, ReportError, interruption
+from cohort.config import Config, SiteConfig, inside_a_source
+from cohort.errors import (
+    ArgumentError,
+    CohortError,
+    LockedError,
+    OutputError,
+    ReportError,
+    interruption,
+)
 from cohort.filenames import kept_names
 from cohort.forks import map_chunks
 from cohort.ingest import Loaded, ingest
@@ -241,6 +248,9 @@ def _run(
 ) -> dict[str, Any]:
     """OUT made and locked, then the job. A run that cannot (OUT cannot be made, or another
     run holds its lock) writes nothing there, run.json included: it may not be its own."""
+    said = inside_a_source(f"OUT {out}", out, cfg.sites)
+    if said is not None:
+        raise ArgumentError(f"{said}; give --out a folder outside it")
     try:
         ensure_dir(out)  # PHI lives here: owner only (and every folder made for it)
     except OSError as exc:

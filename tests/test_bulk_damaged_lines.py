@@ -198,3 +198,30 @@ def test_full_refresh_guard_passes_a_replacement_within_the_limit(tmp_path, stor
     rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s), full_refresh=True,
                max_removal=0.5)
     assert rep.removed == 30 and store.count_by_type("uci")["Observation"] == 80
+
+
+@responses.activate
+def test_an_empty_downloaded_file_removes_nothing_and_holds_the_mark(tmp_path, store, caplog):
+    """The manifest lists a second Observation file, and its download is 0 bytes (a body that
+    died before its first byte): it read as a file with no records, and the full refresh
+    removed o3, which it held, as gone from the server (`removed == 1`), no warning, the mark
+    moved. Now the file is not read whole, as a 0-byte local .ndjson is."""
+    setup_server(ndjson([obs(1, "p1"), obs(2, "p1"), O3]), {}, [], [])
+    s = settings(tmp_path, bulk_group="g1")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    mark = store.get_mark("uci", "fhir:bulk")
+    split = _manifest(transactionTime="2026-11-26T10:00:00Z")
+    split["output"].append({"type": "Observation", "url": f"{FILES}/Observation.001.ndjson"})
+    responses.replace(responses.GET, STATUS, json=split)
+    responses.replace(responses.GET, f"{FILES}/Observation.ndjson",
+                      body=ndjson([obs(1, "p1"), obs(2, "p1")]))
+    responses.get(f"{FILES}/Observation.001.ndjson", body=b"")
+    with caplog.at_level(logging.WARNING):
+        rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s),
+                   full_refresh=True)
+    assert rep.removed == 0 and store.get("uci", "Observation", "o3") is not None
+    assert store.get_mark("uci", "fhir:bulk") == mark
+    said = _said(rep.to_dict()["warnings"], "0003.Observation.ndjson")
+    assert len(said) == 1 and "empty" in said[0] and "not advanced" in said[0]
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("0003.Observation.ndjson" in m and "not read whole" in m for m in logged)

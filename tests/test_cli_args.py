@@ -261,3 +261,24 @@ def test_explain_without_lists_or_run_json_judges_as_of_today_without_a_note(
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"patient x-p001 at site x, as of {pinned_today}: tier ")
     assert not [ln for ln in result.output.splitlines() if ln.startswith("note:")]
+
+
+@pytest.mark.parametrize("command", ["check", "import-valueset", "expand-rxnorm"])
+def test_an_empty_mappings_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """`--mappings "$MAPS"` with the variable unset took the working directory for the
+    mappings folder: `cohort mappings check` checked it ("7 error(s)", exit 4), as if the
+    mappings were broken. Now a usage error naming the option, as an empty --out is."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "vs.json").write_text('{"resourceType": "ValueSet"}')
+    args = {
+        "check": ["mappings", "check", "--mappings", ""],
+        "import-valueset": ["mappings", "import-valueset", "vs.json", "--concept", "sle",
+                            "--mappings", ""],
+        "expand-rxnorm": ["mappings", "expand-rxnorm", "--concept", "hcq", "--mappings", ""],
+    }[command]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "--mappings" in result.output and "''" in result.output, result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["vs.json"]

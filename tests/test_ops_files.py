@@ -64,6 +64,10 @@ def _cut_gzip(path: Path) -> None:
     path.write_bytes(data[: len(data) * 6 // 10])  # ~40% of the records unread: under the guard
 
 
+def _emptied(path: Path) -> None:
+    path.write_bytes(b"")  # a copy that died before its first byte
+
+
 def _cut_bundle(path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -75,6 +79,7 @@ def _cut_bundle(path: Path) -> None:
         ("amr", "Patient.ndjson", "Patient", _cut_ndjson),
         ("amr", "Observation.ndjson.gz", "Observation", _cut_gzip),
         ("uci", "bundle-0003.json", "Observation", _cut_bundle),
+        ("amr", "Immunization.ndjson", "Immunization", _emptied),
     ],
 )
 def test_a_file_cut_short_keeps_the_records_earlier_reads_took_from_it(
@@ -249,7 +254,7 @@ def test_a_moved_source_folder_drops_what_the_new_export_lacks(tmp_path: Path) -
     shutil.copytree(src, moved)
     config = write_config(tmp_path, {"amr": str(moved)})
     assert _run(config, out)["stored"]["inserted"] == 0  # the same export: nothing new
-    (moved / "Procedure.ndjson").write_bytes(b"")
+    (moved / "Procedure.ndjson").unlink()  # (an empty file is not read whole)
     (moved / "Extra.ndjson").unlink()
     report = _run(config, out)
     assert report["stored"]["removed"] == 1 and _stored(out, "Procedure") == 0
@@ -318,7 +323,7 @@ def test_a_store_too_full_for_the_run_history_keeps_the_previous_outputs(
     out = tmp_path / "out"
     _run(config, out)
     kept = _outputs(out)
-    (src / "Procedure.ndjson").write_bytes(b"")  # tonight's outputs would differ
+    (src / "Procedure.ndjson").unlink()  # tonight's outputs would differ
 
     def full(self: Store, record: dict[str, Any]) -> None:
         raise StoreError(

@@ -172,3 +172,74 @@ def test_an_unreadable_mappings_folder_is_exit_4_naming_it(
     code, err = _cli(unprivileged, tmp_path, "--config", _config(tmp_path, maps), "--out", "out")
     said = f"cohort: error: {maps}: mappings folder cannot be read: Permission denied"
     assert (code, err) == (4, [said])
+
+
+def _site_folder(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """A private copy of site uci's folder, a config reading it, and what the folder holds."""
+    src = tmp_path / "bulk"
+    shutil.copytree(UCI, src)
+    cfg = tmp_path / "site.toml"
+    cfg.write_text(f'[trial]\nid = "sirius-sle-2"\n\n[[sites]]\nid = "uci"\nsource = "{src}"\n')
+    return src, cfg, sorted(p.name for p in src.iterdir())
+
+
+@pytest.mark.parametrize("where", ["bulk/out", "bulk", "bulk/deep/out"])
+@pytest.mark.usefixtures("no_read")
+def test_an_out_inside_a_sites_source_folder_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """`--out bulk/out` with site uci's source `bulk`: the run wrote run.json and the lists
+    there, and every later night read OUT/run.json as data (a rejected record issue each night,
+    the lists' folders walked). Refused before anything is read or written: exit 2, naming the
+    site and its source folder."""
+    src, cfg, held = _site_folder(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    code, err = _run("--config", cfg, "--out", where)
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert "site uci" in err and f"inside its source folder {src}" in err, err
+    assert sorted(p.name for p in src.iterdir()) == held  # nothing written there
+
+
+def test_a_store_folder_inside_a_sites_source_folder_is_refused(tmp_path: Path) -> None:
+    """`[store] path` inside a site's source folder: the store's folder holds mapping-check.json
+    (and a Bulk spool's NDJSON, by default), read as data the next night. Refused on load, with
+    the blank store path the loader already refuses: exit 3, naming the site and the key."""
+    src, cfg, held = _site_folder(tmp_path)
+    for store in (src / "state" / "store.sqlite", src / "store.sqlite"):
+        text = cfg.read_text().replace("[[sites]]", f'[store]\npath = "{store}"\n\n[[sites]]')
+        cfg.with_name("store.toml").write_text(text)
+        code, err = _run("--config", cfg.with_name("store.toml"), "--out", tmp_path / "out")
+        assert code == 3, err
+        assert "[store]" in err and "site uci" in err, err
+        assert f"inside its source folder {src}" in err, err
+        assert sorted(p.name for p in src.iterdir()) == held
+        assert not (tmp_path / "out").exists()
+
+
+def test_a_server_source_is_no_folder_to_be_inside(tmp_path: Path) -> None:
+    """A site read from a FHIR server has no source folder: an OUT or store anywhere is fine."""
+    from cohort.config import SiteConfig, inside_a_source
+
+    server = SiteConfig("uci", "UCI", "https://fhir.example.invalid/r4")
+    folder = SiteConfig("amr", "AMR", str(tmp_path / "amr"))
+    # (a URL taken for a path: a folder https:/fhir.example.invalid/r4 under the working one)
+    assert inside_a_source("OUT", Path("https:/fhir.example.invalid/r4/out"), [server]) is None
+    assert inside_a_source("OUT", tmp_path / "out", [server, folder]) is None
+    said = inside_a_source("OUT", tmp_path / "amr" / "out", [server, folder])
+    assert said is not None and said.startswith("site amr: OUT is inside its source folder")
+
+
+@pytest.mark.usefixtures("no_read")
+def test_a_mapping_check_file_that_cannot_be_written_is_the_stores_exit_8(tmp_path: Path) -> None:
+    """mapping-check.json sits in the store's folder (`[store] path`), not in OUT: a failure to
+    write it was exit 9, "output cannot be written", which sends whoever is alerted to OUT."""
+    state = tmp_path / "state"
+    (state / "mapping-check.json").mkdir(parents=True)  # (something in its place)
+    (state / "mapping-check.json" / "x").write_text("")
+    cfg = _config(tmp_path)
+    cfg.write_text(cfg.read_text().replace("[[sites]]", f'[store]\npath = "{state / "s.db"}"\n\n[[sites]]'))
+    code, err = _run("--config", cfg, "--out", tmp_path / "out")
+    assert code == 8, err
+    assert len(err.splitlines()) == 1 and f"{state / 'mapping-check.json'}" in err, err
+    assert "store" in err, err

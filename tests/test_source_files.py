@@ -274,6 +274,26 @@ def test_an_empty_compressed_file_is_not_read_whole(tmp_path: Path) -> None:
     assert sorted(p for p in stats.partial if not p.startswith("Patient")) == sorted(names)
 
 
+def test_an_empty_ndjson_file_is_not_read_whole(tmp_path: Path) -> None:
+    """A 0-byte .ndjson or .jsonl (a copy or download that died before its first byte) read as
+    a complete file that holds no records: a snapshot read dropped the 7 Conditions it held
+    last night, exit 0, no issue. It is now an issue naming the file, and not read whole, as a
+    0-byte .json and .gz are; also as a tar archive's member."""
+    shutil.copy(DATA / "ndjson" / "Patient.ndjson", tmp_path / "Patient.ndjson")
+    for name in ("Condition.ndjson", "Obs.jsonl"):
+        (tmp_path / name).write_bytes(b"")
+    with tarfile.open(tmp_path / "z.tar", "w") as tf:
+        tf.addfile(tarfile.TarInfo("in/Obs.ndjson"), io.BytesIO(b""))
+    stats = ReadStats()
+    got = list(read_path(tmp_path, stats))
+    assert len(got) == 2  # the two good Patients
+    names = ("Condition.ndjson", "Obs.jsonl", "z.tar/in/Obs.ndjson")
+    reasons = {i.origin: i.reason for i in stats.issues if not i.origin.startswith("Patient")}
+    assert reasons == {n: "empty file (still being written?)" for n in names}
+    assert sorted(p for p in stats.partial if not p.startswith("Patient")) == sorted(names)
+    assert stats.files == 4
+
+
 def test_missing_path_raises_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="nope"):
         read_path(tmp_path / "nope", ReadStats())

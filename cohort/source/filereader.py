@@ -21,7 +21,7 @@ from cohort.source.fileinfo import (
     utf8_name,
 )
 from cohort.source.reader import Item, Reader
-from cohort.source.unparsed import from_utf16
+from cohort.source.unparsed import EMPTY_FILE, from_utf16
 
 __all__ = ["FileReader"]
 
@@ -29,8 +29,9 @@ __all__ = ["FileReader"]
 class FileReader(Reader):
     """A Reader of files: each file's bytes dispatched to the NDJSON or JSON document reader."""
 
-    def stream(self, name: str, fh: IO[bytes], origin: str) -> Iterator[Item]:
-        """Dispatch one byte stream by its (lower-cased) name; compressed names recurse."""
+    def stream(self, name: str, fh: IO[bytes], origin: str, stored: bool = True) -> Iterator[Item]:
+        """Dispatch one byte stream by its (lower-cased) name; compressed names recurse.
+        `stored`: `fh` holds the bytes as stored (a file, an archive member), not decompressed."""
         low = name.lower()
         for suffix, opener in OPENERS.items():
             if low.endswith(suffix):
@@ -39,9 +40,17 @@ class FileReader(Reader):
                     # died before its first byte read as an empty export, its records dropped)
                     raise EOFError("compressed file is empty")
                 with opener(fh, "rb") as inner:
-                    yield from self.stream(name[: -len(suffix)], inner, origin)
+                    yield from self.stream(name[: -len(suffix)], inner, origin, stored=False)
                 return
         if low.endswith(NDJSON_SUFFIXES):
+            if stored and _at_end(fh):
+                # A copy or download that died before its first byte, read as a file with no
+                # records: a snapshot read dropped every record it held. (Bulk Data servers
+                # leave out a type with no records; a whole compressed stream of nothing was
+                # written to its end, and is read as empty.)
+                self.stats.files += 1
+                self.stats.broke(origin, EMPTY_FILE)
+                return
             yield from self.ndjson(fh, origin)
         elif low.endswith(".json"):
             # Memory is bounded by one file: a Bundle must be parsed whole to resolve fullUrls.

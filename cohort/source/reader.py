@@ -24,7 +24,7 @@ from cohort.source.structure import (
     rewritten,
     too_deep,
 )
-from cohort.source.unparsed import BROKE_OFF, NOT_UTF8, Refused, ends_early, reparsed
+from cohort.source.unparsed import BROKE_OFF, EMPTY_FILE, NOT_UTF8, Refused, ends_early, reparsed
 from cohort.source.validate import RESOURCE_TYPES, check
 
 if TYPE_CHECKING:  # the reader only calls the triage; the triage itself belongs to extract
@@ -234,7 +234,7 @@ class Reader:
                 said = f"; {NOT_UTF8}" if r.not_utf8 else ""
                 where = f"invalid JSON (line {e.lineno}, column {e.colno}{said})"
                 if not data.strip():
-                    where = "empty file (still being written?)"
+                    where = EMPTY_FILE
                 elif ends_early(r.text, e):
                     where += f": {BROKE_OFF}"
                 self.reject(origin, "?", where)

@@ -11,6 +11,7 @@ from cohort.source.structure import BOM
 
 __all__ = [
     "BROKE_OFF",
+    "EMPTY_FILE",
     "NOT_UTF8",
     "Refused",
     "ends_early",
@@ -22,6 +23,7 @@ __all__ = [
 ]
 
 BROKE_OFF = "the file breaks off mid-record (still being written, or cut short?)"
+EMPTY_FILE = "empty file (still being written?)"  # a data file of no bytes: not read whole
 NOT_UTF8 = "not UTF-8"  # how every issue about such text opens or says it
 
 # Windows-1252 as browsers read it (WHATWG): the five bytes it leaves undefined (0x81, 0x8D,

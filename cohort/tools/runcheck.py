@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
 from cohort.atomic import write_atomic
 from cohort.config import Config
-from cohort.errors import MappingError
+from cohort.errors import MappingError, OutputError, StoreError
 
 
 def run_checks(cfg: Config, key: str = "", cache: Path | None = None) -> list[str]:
@@ -36,8 +35,12 @@ def run_checks(cfg: Config, key: str = "", cache: Path | None = None) -> list[st
         raise MappingError(errors[0] + tail)
     warnings = list(report.findings.warnings)
     if cache is not None and key:
-        with contextlib.suppress(OSError):  # (only a cache: the next run checks again)
+        try:
             write_atomic(cache, json.dumps({"key": key, "warnings": warnings}))
+        except OutputError as e:
+            # the store's folder, not OUT: exit 8 as the store's own files there (was exit 9,
+            # "output cannot be written", which sends whoever is alerted to OUT)
+            raise StoreError(f"store's folder: {e}") from None
     return warnings
 
 

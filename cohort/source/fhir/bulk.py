@@ -327,8 +327,10 @@ def bulk_pull(p: Puller) -> None:
         merged = family(export_links(files), screened)
         screened |= merged
         p.set_mark("screened", json.dumps(sorted(screened)))
-        held, cut, damaged = load(p, files, screened, asked, changes=bool(state.get("since")))
-    if not_whole(p, cut, damaged):
+        held, cut, damaged, empty = load(
+            p, files, screened, asked, changes=bool(state.get("since"))
+        )
+    if not_whole(p, cut, damaged, empty):
         incomplete = True
     # an export that lacks records (error files, a file cut short or damaged): nothing of the
     # site is swept, not even the types searched for its new patients below (sweep.py)

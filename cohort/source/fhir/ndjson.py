@@ -105,12 +105,19 @@ def export_links(files: list[tuple[str, Path]]) -> dict[str, str]:
     )
 
 
-def not_whole(p: Puller, cut: list[str], damaged: list[str]) -> bool:
+def not_whole(p: Puller, cut: list[str], damaged: list[str], empty: list[str]) -> bool:
     """Warn (run.json, and the log: records may stay stale until the export is whole) of the
-    export files `load` found cut short or damaged; True when there is one. The bulk mark
-    then stays (moving it would leave the records they held out of every later export: one
-    since the mark holds a record only if it changes once more) and nothing is swept."""
+    export files `load` found cut short, damaged or empty; True when there is one. The bulk
+    mark then stays (moving it would leave the records they held out of every later export:
+    one since the mark holds a record only if it changes once more) and nothing is swept."""
     said = []
+    if empty:  # (the IG has a server leave out a type with no records, not list an empty file)
+        said.append(
+            f"bulk {', '.join(empty[:5])}: not read whole (an empty file, which the manifest"
+            " listed: a download that ended before its first byte?); no stored record is"
+            " removed as gone from the server, and the bulk mark was not advanced: the next"
+            " export repeats this window"
+        )
     if cut:  # (the server's file, or its answer, cut short: the records after the break)
         said.append(
             f"bulk {', '.join(cut[:5])}: the last line breaks off mid-record (the file was not"
@@ -162,7 +169,7 @@ def load(
     screened: set[str],
     asked: set[str],
     changes: bool = False,
-) -> tuple[set[str], list[str], list[str]]:
+) -> tuple[set[str], list[str], list[str], list[str]]:
     """Store screened patients' records and Medications; then read referenced Medications the
     export left out (Patient-level exports hold only the patient compartment). Of the types
     searched by code, only records with a mapped code are stored, as a search would fetch them
@@ -174,14 +181,20 @@ def load(
     export held, the names of the files whose last line breaks off mid-record (not served
     whole: the records it held may be missing), and those of the other files with a damaged
     line: no JSON object, or a record that cannot be named (no R4 resourceType; of a type
-    asked, no id). Which stored record such a line held is unknown: not read whole either."""
+    asked, no id). Which stored record such a line held is unknown: not read whole either;
+    nor are the files of no bytes, named last."""
     wanted = mapped_codes(p)
     meds: list[dict[str, Any]] = []
     held: set[str] = set()
     cut_short: list[str] = []
     damaged: list[str] = []
+    empty: list[str] = []
     left: list[Tomb] = []  # (records of patients not screened: see `changes`)
     for _, path in sorted(files, key=lambda f: f[0] != "Medication"):
+        if path.stat().st_size == 0:
+            # read as a file of no records, a full refresh removed every record it held
+            empty.append(path.name)
+            continue
         batch: list[tuple[dict, str]] = []
         bad: list[int] = []
         cut: list[int] = []
@@ -244,4 +257,4 @@ def load(
             p.store.drop(p.site, gone)
             p.report.removed += len(gone)
     p.fetch_medications(meds)
-    return held, cut_short, damaged
+    return held, cut_short, damaged, empty
