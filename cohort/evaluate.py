@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from cohort.criteria.base import Context, Criterion, TerminologyLike
+from cohort.criteria.dropped import with_dropped
 from cohort.criteria.obsdays import settle
 from cohort.criteria.ordering import in_order
 from cohort.criteria.registry import KINDS
@@ -50,12 +51,17 @@ def is_screened(trial: Trial, ctx: Context) -> bool:
 
 def evaluate(trial: Trial, ctx: Context) -> list[Result]:
     """Every criterion's result for the patient, its evidence rows in reading order (the used
-    ones as the criterion gives them, the ignored newest first: criteria.ordering.in_order),
+    ones as the criterion gives them, the ignored, with the records of its concepts the reading
+    rules dropped, newest first: criteria.ordering.in_order),
     the one order evidence.csv, `cohort explain` and summary.html read them in."""
     results = held_back(trial, ctx, _evaluate(trial.criteria, ctx))
-    # (last: a fail or unknown on no record gets its search row once settled, criteria.searched)
+    # (last: a fail or unknown on no record gets its search row once settled, criteria.searched;
+    # the records the reading rules dropped are no record it rests on, criteria.dropped)
     by_id = {c.id: c for c in trial.criteria}
-    return [in_order(with_searched(by_id[r.criterion], ctx, r)) for r in results]
+    return [
+        in_order(with_dropped(by_id[r.criterion], ctx, with_searched(by_id[r.criterion], ctx, r)))
+        for r in results
+    ]
 
 
 def _evaluate(criteria: Sequence[Criterion], ctx: Context) -> list[Result]:

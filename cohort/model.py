@@ -245,6 +245,22 @@ class UnreadableFact:
     why: str = ""  # PHI-free: where it was read and the validator's reason, or the problem
 
 
+@value
+class DroppedFact:
+    """A record the reading rules dropped (`why`: "status cancelled"), or one whose reading
+    failed (`by_rule` False): read by no criterion, but ignored evidence of those reading its
+    concepts (criteria.dropped), with `fact`, what it reads as, for its date and value."""
+
+    ref: str
+    why: str
+    codes: tuple[Code, ...] = ()
+    text: str = ""
+    fact: (
+        ConditionFact | ObservationFact | ExposureFact | ImmunizationFact | ProcedureFact | None
+    ) = None
+    by_rule: bool = True
+
+
 @dataclass(slots=True)
 class PatientFacts:
     """Everything the criteria may read about one patient (valid records only)."""
@@ -255,8 +271,7 @@ class PatientFacts:
     exposures: list[ExposureFact] = field(default_factory=list)
     immunizations: list[ImmunizationFact] = field(default_factory=list)
     procedures: list[ProcedureFact] = field(default_factory=list)
-    # records dropped by the reading rules (entered-in-error, refuted, ...): (ref, why)
-    dropped: list[tuple[str, str]] = field(default_factory=list)
+    dropped: list[DroppedFact] = field(default_factory=list)
     # dates of valid records no criterion reads (kept for `last_seen` only)
     other_dates: list[date] = field(default_factory=list)
     # starts (None: undated) of valid medication records no criterion reads: they still show

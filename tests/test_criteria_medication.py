@@ -1450,7 +1450,7 @@ def test_a_do_not_perform_order_is_no_exposure(cid: str, resource: dict) -> None
     r = run(cid, _not_given(resource))
     assert r.status == ("unknown" if cid == "background_therapy" else "pass")
     ctx = context(_not_given(resource))
-    assert ctx.facts.exposures == [] and ctx.facts.dropped == [(
+    assert ctx.facts.exposures == [] and [(d.ref, d.why) for d in ctx.facts.dropped] == [(
         f"MedicationRequest/{resource['id']}", "doNotPerform"
     )]  # fmt: skip
 

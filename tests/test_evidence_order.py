@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 from click.testing import CliRunner
-from criteria_helpers import ago, context, observation, qty, run, trial
+from criteria_helpers import ago, context, medication, observation, qty, run, trial
 from test_reliability_support import AS_OF, write_config
 
 from cohort.cli import cli
@@ -167,3 +167,95 @@ def test_evidence_csv_and_explain_list_weights_in_the_same_order(tmp_path: Path)
         if line.startswith(("  used: ", "  ignored: "))
     ]
     assert shown == [("used:" if u == "yes" else "ignored:", ref) for u, ref, _ in want]
+
+
+# --- records the reading rules dropped (QA audit): in evidence.csv as in `cohort explain` --------
+HB = "718-7"  # hemoglobin
+
+
+def test_a_dropped_record_is_an_ignored_row_of_the_criteria_reading_its_concept() -> None:
+    """A cancelled hemoglobin of 6.0, newer than the 12.5 used: `cohort explain` listed it as
+    ignored, evidence.csv did not. Now every reader of the result has it, dated and valued as a
+    result is, the note naming the reading rule; a dropped record of no criterion's concept is
+    evidence of none."""
+    used = observation(HB, ago(15), valueQuantity=qty(12.5, "g/dL", "g/dL"), rid="hb-used")
+    cancelled = observation(
+        HB, ago(2), status="cancelled", valueQuantity=qty(60, "g/L", "g/L"), rid="hb-cancelled"
+    )
+    old = observation(HB, ago(400), valueQuantity=qty(11, "g/dL", "g/dL"), rid="hb-old")
+    unmapped = observation("0000-0", ago(1), status="entered-in-error", rid="no-concept")
+    r = _evaluated("hemoglobin", used, cancelled, old, unmapped)
+    assert str(r.status) == "pass" and [e.ref for e in r.evidence] == ["Observation/hb-used"]
+    assert r.ignored[0] == Evidence(
+        "Observation/hb-cancelled", "hemoglobin", "6", "g/dL", ago(2),
+        "dropped by the reading rules: status cancelled", "60", "g/L",
+    )  # fmt: skip
+    assert [e.ref for e in r.ignored] == ["Observation/hb-cancelled", "Observation/hb-old"]
+    every = evaluate(trial(), context(used, cancelled, old, unmapped))
+    assert not any(e.ref == "Observation/no-concept" for x in every for e in x.ignored)
+
+
+def test_a_dropped_medication_record_shows_its_dates() -> None:
+    belimumab = medication(
+        "MedicationStatement", text="belimumab", status="entered-in-error",
+        start=ago(30), end=ago(10), rid="bel",
+    )  # fmt: skip
+    r = _evaluated("washout_belimumab", belimumab)
+    assert str(r.status) == "pass" and r.evidence == ()
+    assert [(e.ref, e.concept, e.date, e.note) for e in r.ignored] == [(
+        "MedicationStatement/bel", "belimumab", f"{ago(30)}..{ago(10)}",
+        "dropped by the reading rules: status entered-in-error",
+    )]  # fmt: skip
+
+
+def _hb_site(folder: Path) -> Path:
+    sle = {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]}
+    subject = {"reference": "Patient/hb-1"}
+    records = [
+        {"resourceType": "Patient", "id": "hb-1", "birthDate": "1980-01-01", "gender": "female"},
+        {"resourceType": "Condition", "id": "hb-1-sle", "code": sle, "subject": subject,
+         "onsetDateTime": "2015-01-01"},
+    ]  # fmt: skip
+    for rid, days, status, value in (
+        ("hb-used", 15, "final", 12.5), ("hb-cancelled", 2, "cancelled", 6.0),
+        ("hb-old", 400, "final", 11.0), ("hb-undated", None, "final", 10.0),
+    ):  # fmt: skip
+        o = observation(HB, ago(days) if days is not None else None, status=status,
+                        valueQuantity=qty(value, "g/dL", "g/dL"), rid=rid)  # fmt: skip
+        records.append({**o, "subject": subject})
+    site = folder / "site"
+    site.mkdir()
+    (site / "all.ndjson").write_bytes(b"\n".join(orjson.dumps(r) for r in records) + b"\n")
+    return site
+
+
+def test_evidence_csv_lists_the_dropped_result_explain_shows_in_the_same_order(
+    tmp_path: Path,
+) -> None:
+    cfg = write_config(tmp_path, {"s": str(_hb_site(tmp_path))})
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["run", "--config", str(cfg), "--as-of", AS_OF, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    text = (out / "s" / "evidence.csv").read_text(encoding="utf-8-sig")
+    rows = [r for r in csv.DictReader(io.StringIO(text)) if r["criterion"] == "hemoglobin"]
+    want = [
+        ("yes", "Observation/hb-used", ago(15), "most recent"),
+        ("ignored", "Observation/hb-cancelled", ago(2),
+         "dropped by the reading rules: status cancelled"),
+        ("ignored", "Observation/hb-old", ago(400), f"outside window (before {ago(90)})"),
+        ("ignored", "Observation/hb-undated", "", "no date"),
+    ]  # fmt: skip
+    assert [(r["used"], r["ref"], r["date"], r["note"]) for r in rows] == want
+    assert (rows[1]["value"], rows[1]["unit"]) == ("6", "g/dL")
+    args = ["explain", "hb-1", "--config", str(cfg), "--as-of", AS_OF, "--out", str(out)]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    start = next(i for i, line in enumerate(lines) if "] hemoglobin - " in line)
+    end = lines.index("", start)
+    shown = [line for line in lines[start:end] if line.startswith(("  used: ", "  ignored: "))]
+    assert [tuple(line.split()[:2]) for line in shown] == [
+        ("used:" if u == "yes" else "ignored:", ref) for u, ref, _, _ in want
+    ]
+    assert shown[1].endswith(f"hemoglobin  6 g/dL  {ago(2)}  -- {want[1][3]}")
+    assert "records dropped by the reading rules" not in res.output

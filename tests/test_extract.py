@@ -115,7 +115,7 @@ def test_reference_id(ref: Any, rtype: str, expected: str | None) -> None:
 def test_dropped_records(resource: dict) -> None:
     pf = facts(resource)
     ref = f"{resource['resourceType']}/{resource['id']}"
-    assert [r for r, _ in pf.dropped] == [ref]
+    assert [d.ref for d in pf.dropped] == [ref]
     assert not (
         pf.conditions or pf.observations or pf.exposures or pf.immunizations or pf.procedures
     )
@@ -558,7 +558,9 @@ def test_refuted_in_a_later_coding_drops_the_condition() -> None:
     c = condition("M32.14", verification=None)
     refuted = {"system": THO + "condition-ver-status", "code": "refuted"}
     c["verificationStatus"] = {"coding": [LOCAL, refuted]}
-    assert facts(c).dropped == [(f"Condition/{c['id']}", "verificationStatus refuted")]
+    assert [(d.ref, d.why) for d in facts(c).dropped] == [
+        (f"Condition/{c['id']}", "verificationStatus refuted")
+    ]
     assert rules().drop_reason(c) == "verificationStatus refuted"
 
 
@@ -927,7 +929,7 @@ def test_malformed_record_is_dropped_not_fatal() -> None:
     good = condition("M32.14", onset="2019-01-01")
     pf = facts(bad, good)
     assert [c.ref for c in pf.conditions] == [f"Condition/{good['id']}"]
-    assert [r for r, _ in pf.dropped] == [f"Condition/{bad['id']}"]
+    assert [d.ref for d in pf.dropped] == [f"Condition/{bad['id']}"]
 
 
 def test_unknown_resource_types_are_ignored() -> None:

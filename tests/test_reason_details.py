@@ -310,3 +310,67 @@ def test_a_cd19_count_below_a_reported_bound_in_words() -> None:
 )
 def test_the_id_in_words_before_a_value_in_words_is_left_out(reason: str, shown: str) -> None:
     assert without_id("ana_titer", reason) == shown
+
+
+# --- 6. a value that converts but is outside the plausible range (units.csv): not "unconvertible" --
+PLT_RANGE = "outside the plausible range 0-5000 x10^3/uL (check the result)"
+
+
+def test_an_implausible_value_s_evidence_note_and_missing_item_say_so() -> None:
+    """A platelet count of 32500 10*3/uL is in the concept's unit: its evidence note said "unit
+    or value cannot be converted" and `missing` asked to check the lab's unit."""
+    o = observation("777-3", ago(10), valueQuantity=qty(32500, "10*3/uL"))
+    r = run("platelets", o)
+    assert str(r.status) == "unknown"
+    [ev] = r.evidence
+    assert (ev.value, ev.unit, ev.note) == ("32500", "10*3/uL", f"32500 x10^3/uL {PLT_RANGE}")
+    assert _missing(r) == ["platelets: plausible value (check the result)"]
+    # an older implausible one, set aside, says so too; a unit that does not convert still
+    # says that
+    older = observation("777-3", ago(20), valueQuantity=qty(32500, "10*3/uL"))
+    furlongs = observation("777-3", ago(30), valueQuantity=qty(250, "furlongs"))
+    newest = observation("777-3", ago(5), valueQuantity=qty(250, "10*3/uL"))
+    r = run("platelets", newest, older, furlongs)
+    notes = {e.date: e.note for e in r.ignored}
+    assert notes[ago(20)] == f"superseded by a newer result; 32500 x10^3/uL {PLT_RANGE}"
+    assert notes[ago(30)] == "superseded by a newer result; unit or value cannot be converted"
+
+
+def test_labs_exceed_names_an_implausible_value_and_its_range() -> None:
+    creat = observation("2160-0", ago(3), valueQuantity=qty(500, "mg/dL"))
+    r = run("severe_lupus_nephritis", creat)
+    assert str(r.status) == "unknown"
+    said = "500 mg/dL outside the plausible range 0-40 mg/dL (check the result)"
+    assert r.reason == f"creatinine {said}"
+    assert [e.note for e in r.evidence] == [said]
+    assert _missing(Result(r.criterion, r.status, r.reason, unconvertible=r.unconvertible)) == [
+        "creatinine: plausible value (check the result)"
+    ]
+    furlongs = observation("2160-0", ago(3), valueQuantity=qty(1, "furlongs"))
+    assert run("severe_lupus_nephritis", furlongs).reason == "creatinine not convertible"
+
+
+def test_a_lab_check_names_an_implausible_value_and_its_range() -> None:
+    hcg = lab(HCG_QUANT, 10, {"valueQuantity": qty(6000000, "mIU/mL", "m[IU]/mL")})
+    r = run("pregnancy_lactation", hcg)
+    assert str(r.status) == "unknown"
+    said = "6000000 mIU/mL outside the plausible range 0-5000000 mIU/mL (check the result)"
+    assert r.reason == f"hCG {said}"
+    assert r.unconvertible == "hCG"
+    assert [e.note for e in r.evidence] == [f"result unreadable; {said}"]
+
+
+def test_a_cd19_count_after_the_last_dose_names_an_implausible_value_and_its_range() -> None:
+    admin = medication("MedicationAdministration", RITUXIMAB, status="completed", when=ago(300))
+    cd19 = observation("8116-6", ago(5), valueQuantity=qty(50000, "/uL", "/uL"))
+    r = run("washout_b_cell_depletion", admin, cd19)
+    said = "50000 /uL outside the plausible range 0-20000 /uL (check the result)"
+    assert (str(r.status), r.unconvertible) == ("unknown", "CD19 B-cell count")
+    assert r.reason == f"CD19 B-cell count after last dose {said}"
+    assert [e.note for e in r.evidence if e.ref == f"Observation/{cd19['id']}"] == [said]
+    cd19 = observation("8116-6", ago(5), valueQuantity=qty(50, "%", "%"))
+    r = run("washout_b_cell_depletion", admin, cd19)
+    assert r.reason == "CD19 B-cell count after last dose not convertible"
+    assert [e.note for e in r.evidence if e.ref == f"Observation/{cd19['id']}"] == [
+        "unit cannot be converted"
+    ]

@@ -8,6 +8,7 @@ from typing import Any
 
 from cohort.criteria.base import Context, window_start
 from cohort.criteria.bounds import amount, below, to_unit
+from cohort.criteria.plausible import implausible
 from cohort.model import Evidence, ObservationFact, Status
 
 _LESS = re.compile(r"^\s*(<|<=|less than|below)\s*\d", re.I)
@@ -178,6 +179,8 @@ def _undecided(
     converted to the cut-off's."""
     q, when = o.value.quantity, ev.date
     if cls is None and q is not None and "positive_at" in chk and ctx.numeric(o, concept) is None:
+        if far := implausible(ctx, o, concept):  # (converts, but not to a plausible number)
+            return f"{label} {far}", True
         unit = to_unit(ctx.term.canonical_unit(concept) or "")
         return f"{label} value/unit '{ev.value} {ev.unit}' not convertible to {unit}", True
     if cls is not None:

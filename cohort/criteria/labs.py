@@ -6,7 +6,7 @@ from cohort.criteria.base import Context, Criterion, result, shown, window_start
 from cohort.criteria.bounds import above, amount, below, readable, sign, to_unit, versus
 from cohort.criteria.days import condition_shown
 from cohort.criteria.ids import says_id
-from cohort.criteria.recorded import NOT_CONVERTIBLE
+from cohort.criteria.plausible import NOT_CONVERTIBLE, implausible, unconverted_note
 from cohort.model import Code, Evidence, ObservationFact, ObsValue, Result, Status
 from cohort.safetext import clipped
 
@@ -23,20 +23,8 @@ def _no_value(ctx: Context, o: ObservationFact, concept: str, ev: Evidence, unit
     """Why result `o` (`ev`: as recorded) is no value in the canonical `unit`: its number is
     outside the concept's plausible range (units.csv), or its value/unit does not convert.
     (QA: "value/unit '32500 10*3/uL' not convertible to x10^3/uL" was untrue of a typo.)"""
-    q = o.value.quantity
-    far = ctx.term.outside(q, concept) if q is not None and (q.unit or q.code) else None
-    if far is None:
-        return f"value/unit '{ev.value} {ev.unit}' not convertible to {to_unit(unit)}"
-    value, low, high = far
-    number = f"{sign(o)}{value:g}"
-    said = f"{number} {to_unit(unit)}"
-    if (ev.value, ev.unit) != (number, unit):
-        said += f" (recorded {ev.value} {ev.unit})"
-    if low is not None and high is not None:
-        span = f"{low:g}-{high:g}"
-    else:
-        span = f">= {low:g}" if low is not None else f"<= {high:g}"
-    return f"{said} outside the plausible range {span} {to_unit(unit)} (check the result)"
+    far = implausible(ctx, o, concept)
+    return far or f"value/unit '{ev.value} {ev.unit}' not convertible to {to_unit(unit)}"
 
 
 def lab_latest(crit: Criterion, ctx: Context) -> Result:
@@ -57,7 +45,7 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
     name = ctx.label(concept)  # (reasons name it so; evidence keeps the concept)
     v = ctx.numeric(o, concept)
     if v is None:
-        ev = ctx.obs_evidence(o, concept, NOT_CONVERTIBLE, convert=False)
+        ev = ctx.obs_evidence(o, concept, unconverted_note(ctx, o, concept), convert=False)
         # candidates.csv writes the criterion's id before the reason: a concept of that name
         # ("platelets: platelets: value/unit ...") is not named twice
         named = "" if says_id(crit.id, name) else f"{name} "
@@ -278,10 +266,11 @@ def labs_exceed(crit: Criterion, ctx: Context) -> Result:
             unit = ctx.term.canonical_unit(concept) or ""
             v = ctx.numeric(o, concept)
             if v is None:
-                evidence.append(ctx.obs_evidence(o, concept, NOT_CONVERTIBLE, convert=False))
+                far = implausible(ctx, o, concept)
+                evidence.append(ctx.obs_evidence(o, concept, far or NOT_CONVERTIBLE, convert=False))
                 if not unsure:
                     unread_name = ctx.label(concept)
-                    unsure = f"{unread_name} not convertible"
+                    unsure = f"{unread_name} {far or 'not convertible'}"
                 continue
             cmp = sign(o)
             exceeds = above(v, cmp, limit)

@@ -20,6 +20,7 @@ from cohort.criteria.intervals import (
     last_said,
     sets_date,
 )
+from cohort.criteria.plausible import implausible
 from cohort.model import Evidence, ExposureFact, ImmunizationFact, Quantity, Result, Status
 from cohort.safetext import clipped
 from cohort.terminology.codes import CVX
@@ -336,20 +337,16 @@ def _lab_after(
     obs, ign = ctx.observations(p["lab_concepts"], since)
     ignored += ign
     if not obs:
-        return result(
-            crit,
-            Status.PASS,
-            f"last dose {dose}, outside window, no count since",
-            ignored=ignored,
-        )
+        why = f"last dose {dose}, outside window, no count since"
+        return result(crit, Status.PASS, why, ignored=ignored)
     o = obs[0]
     concept = ctx.obs_concept(o, p["lab_concepts"])
     v = ctx.numeric(o, concept)
     unit = ctx.term.canonical_unit(concept) or ""
-    if v is None:
-        ev = ctx.obs_evidence(o, concept, "unit cannot be converted", convert=False)
-        name = ctx.label(concept)
-        why = f"{name} after last dose not convertible"
+    if v is None:  # (a number outside the plausible range is said so: criteria.plausible)
+        far, name = implausible(ctx, o, concept), ctx.label(concept)
+        ev = ctx.obs_evidence(o, concept, far or "unit cannot be converted", convert=False)
+        why = f"{name} after last dose {far or 'not convertible'}"
         return result(crit, Status.UNKNOWN, why, [ev], ignored, unconvertible=name)
     # SPEC §3: the lower limit is the result's own referenceRange.low when present (a low
     # without a unit is in the result's unit), else the criteria file's default

@@ -5,8 +5,9 @@ result otherwise than recorded (converted: the number or the unit changed) keeps
 value and unit, which its note names ("most recent; recorded 248 Thou/cumm"), so a coordinator
 checking the chart sees that a conversion gave the number. Rows of results the criterion did not
 decide on (ignored: outside the window, superseded, ...) are converted alike; one whose unit or
-value cannot be converted is shown as recorded, its note saying so. A result not read as a
-number in a unit (a titer, a score, a result word) is shown as recorded.
+value cannot be converted, or whose number is outside the plausible range, is shown as
+recorded, its note saying so (criteria.plausible). A result not read as a number in a unit (a
+titer, a score, a result word) is shown as recorded.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from typing import TYPE_CHECKING
 
 from cohort.criteria.bounds import sign
 from cohort.criteria.days import shown
+from cohort.criteria.plausible import unconverted_note
 from cohort.model import Evidence, ObservationFact, ObsValue
 from cohort.safetext import clipped
 
 if TYPE_CHECKING:
     from cohort.criteria.base import Context
 
-NOT_CONVERTIBLE = "unit or value cannot be converted"
 _ANNOTATION = re.compile(r"\{[^{}]*\}")
 
 
@@ -61,9 +62,9 @@ def obs_evidence(
 ) -> Evidence:
     """The evidence row of result `o`: `value` and `unit` as the caller read them (one left
     empty is the result's own); with neither, and `convert`, a number in the concept's
-    canonical unit (one whose unit or value cannot be converted as recorded, the note saying
-    so); else as recorded. A row showing a number otherwise than recorded keeps the recorded
-    value and unit (`Evidence.full_note` names them)."""
+    canonical unit (one that is no value there as recorded, the note saying why); else as
+    recorded. A row showing a number otherwise than recorded keeps the recorded value and unit
+    (`Evidence.full_note` names them)."""
     raw_value, raw_unit = value_text(o.value)
     q = o.value.quantity
     if not (value and unit):
@@ -72,7 +73,8 @@ def obs_evidence(
             if canonical and _dimensional(canonical):
                 v = ctx.numeric(o, concept)
                 if v is None:
-                    note = f"{note}; {NOT_CONVERTIBLE}" if note else NOT_CONVERTIBLE
+                    why = unconverted_note(ctx, o, concept)
+                    note = f"{note}; {why}" if note else why
                 else:
                     value, unit = f"{sign(o)}{v:g}", canonical
         value, unit = value or raw_value, unit or raw_unit

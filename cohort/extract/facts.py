@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from cohort.extract.dosage import doses_of, widest
+from cohort.extract.dropped import dropped
 from cohort.extract.elements import (
     Coded,
     CodeElements,
@@ -145,9 +146,8 @@ class Extractor:
         for res in resources:
             rtype = res.get("resourceType", "")
             ref = f"{rtype}/{res.get('id', '')}"
-            why = self.rules.drop_reason(res)
-            if why:
-                pf.dropped.append((ref, why))
+            if why := self.rules.drop_reason(res):
+                pf.dropped.append(dropped(self._add, rtype, ref, res, why))
                 continue
             if MARK in res:  # a stub of a record refused on reading (source.refused)
                 pf.unreadable.append(refused(ref, res))
@@ -156,13 +156,13 @@ class Extractor:
                     continue
                 res = kept
                 if why := self.rules.drop_reason(res):
-                    pf.dropped.append((ref, why))
+                    pf.dropped.append(dropped(self._add, rtype, ref, res, why))
                     continue
             try:
                 self._add(pf, rtype, ref, res)
             except (AttributeError, TypeError, ValueError) as exc:
                 # a malformed element of one record must not lose the patient, nor be lost
-                pf.dropped.append((ref, f"unreadable: {type(exc).__name__}"))
+                pf.dropped.append(dropped(self._add, rtype, ref, res, exc))
                 pf.unreadable.append(failed(ref, res, exc))
             else:
                 if rtype == "Condition" and needs_birth(res):

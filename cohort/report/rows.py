@@ -6,6 +6,7 @@ from datetime import date
 
 from cohort.criteria.demographic import birth_bounds, years_at
 from cohort.criteria.ids import without_id
+from cohort.criteria.plausible import only_implausible
 from cohort.extract.elements import parse_days
 from cohort.model import Candidate, CriterionInfo, Patient, Result, SiteResult, Status
 
@@ -128,12 +129,15 @@ def missing_items(site: SiteResult, c: Candidate, done: Ordered | None = None) -
 
 def _missing(r: Result, info: CriterionInfo | None) -> str:
     if r.unconvertible:
-        return f"{r.unconvertible}: {READABLE_VALUE}"
+        what = PLAUSIBLE_VALUE if only_implausible(r.reason) else READABLE_VALUE
+        return f"{r.unconvertible}: {what}"
     return info.missing_hint if info and info.missing_hint else _title(r, info)
 
 
-# what resolves an unknown from a value/unit that cannot be converted (`missing_items`)
+# what resolves an unknown from a value/unit that cannot be converted (`missing_items`), and
+# from values that convert but lie outside the plausible range (criteria.plausible)
 READABLE_VALUE = "readable value/unit (check the lab's unit)"
+PLAUSIBLE_VALUE = "plausible value (check the result)"
 
 
 # why lists in OUT are not compared with (`PreviousRun.not_compared`; summary.html says which)

@@ -8,20 +8,21 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from cohort.asof import today
 from cohort.config import Config, SiteConfig
 from cohort.criteria.base import Criterion
-from cohort.criteria.trial import concept_refs, site_title
+from cohort.criteria.dropped import unclaimed
+from cohort.criteria.trial import site_title
 from cohort.errors import ArgumentError
 from cohort.evaluate import evaluate, is_screened, make_context
-from cohort.extract import Extractor, codes_of, text_of
+from cohort.extract import Extractor
 from cohort.merged import Merges, Side, merges_of
 from cohort.model import (
     Candidate,
     Code,
     ConditionFact,
+    DroppedFact,
     Evidence,
     ExposureFact,
     ImmunizationFact,
@@ -40,8 +41,6 @@ from cohort.store import Store
 from cohort.terminology import Terminology
 from cohort.tools.common import open_store
 from cohort.tools.sites import chosen_sites, config_label, listed_elsewhere
-
-CODE_FIELDS = ("code", "medicationCodeableConcept", "vaccineCode")
 
 
 def rule_summary(c: Criterion, site: SiteConfig) -> str:
@@ -77,7 +76,12 @@ def _codings(facts: PatientFacts) -> dict[str, tuple[list[Code], str]]:
     components' too: a panel's component is what a lab concept's row maps)."""
     out: dict[str, tuple[list[Code], str]] = {}
     records: list[
-        ConditionFact | ExposureFact | ImmunizationFact | ProcedureFact | UnreadableFact
+        ConditionFact
+        | DroppedFact
+        | ExposureFact
+        | ImmunizationFact
+        | ProcedureFact
+        | UnreadableFact
     ] = [
         *facts.conditions,
         *facts.exposures,
@@ -85,6 +89,7 @@ def _codings(facts: PatientFacts) -> dict[str, tuple[list[Code], str]]:
         *facts.procedures,
         *facts.unreadable,
         *facts.unnamed,
+        *facts.dropped,  # (by the codes its concepts are read by: the fact's, when it reads)
     ]
     for r in records:
         out[r.ref] = (list(r.codes), r.text)
@@ -128,23 +133,6 @@ def _find(
         ids = ", ".join(s.id for s in cfg.sites)
         where += f" of {config_label(cfg)} (its sites: {ids}){elsewhere}"
     raise ArgumentError(f"patient '{pid}' is not in the local store for {where}")
-
-
-def _dropped_by_concept(
-    loaded: Loaded, resources: list[dict[str, Any]], dropped: list[tuple[str, str]]
-) -> list[tuple[str, str, frozenset[str]]]:
-    """(ref, why, concepts) of each record the reading rules dropped."""
-    by_ref = {f"{r.get('resourceType')}/{r.get('id', '')}": r for r in resources}
-    out = []
-    for ref, why in dropped:
-        res = by_ref.get(ref, {})
-        concepts: frozenset[str] = frozenset()
-        for fld in CODE_FIELDS:
-            if fld in res:
-                cc = res[fld]
-                concepts |= loaded.term.concepts_for(codes_of(cc), text_of(cc))
-        out.append((ref, why, concepts))
-    return out
 
 
 NOTE = "note: this may not match candidates.csv: "
@@ -250,13 +238,10 @@ def explain_patient(
     if note:  # (after the trial line: both say what the explanation was read with)
         lines.insert(2 + bool(olds), note)
     lines += _outcome_lines(results)
-    dropped = _dropped_by_concept(loaded, resources, facts.dropped)
     codings = _codings(facts)
-    shown: set[str] = set()
     by_id: dict[str, Result] = {r.criterion: r for r in results}
     for crit in loaded.trial.criteria:
         r = by_id[crit.id]
-        concepts = {name for _, name in concept_refs(crit.params)}
         title = site_title(crit, site.min_age)
         lines += ["", f"[{r.status.value}] {crit.id} - {title} ({crit.type})"]
         lines.append(f"  rule: {rule_summary(crit, site)}")
@@ -269,14 +254,11 @@ def explain_patient(
             for e in shown_ev:
                 lines.append(f"  {word}: {_evidence_line(e)}")
                 lines += _matched(loaded.term, e, codings)
-        for ref, why, hit in dropped:
-            if hit & concepts:
-                shown.add(ref)
-                lines.append(f"  ignored: {ref}  -- dropped by the reading rules: {printable(why)}")
-    rest = [(ref, why) for ref, why, _ in dropped if ref not in shown]
+    # (the dropped records of a criterion's concepts are among its ignored rows: evaluate)
+    rest = unclaimed(loaded.trial.criteria, ctx)
     if rest:
         lines += ["", "records dropped by the reading rules (no criterion concept):"]
-        lines += [f"  {ref}  -- {printable(why)}" for ref, why in rest]
+        lines += [f"  {d.ref}  -- {printable(d.why)}" for d in rest]
     return "\n".join(lines)
 
 

@@ -1,0 +1,78 @@
+"""Records the reading rules dropped (`PatientFacts.dropped`) as ignored evidence rows of the
+criteria reading their concepts: one list, which evidence.csv, `cohort explain` and every other
+reader of a result show alike (README "What it writes")."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from cohort.criteria.base import Context, Criterion
+from cohort.criteria.days import condition_shown, shown
+from cohort.criteria.intervals import exposure_evidence
+from cohort.criteria.trial import concept_refs
+from cohort.model import (
+    ConditionFact,
+    DroppedFact,
+    Evidence,
+    ExposureFact,
+    ImmunizationFact,
+    ObservationFact,
+    ProcedureFact,
+    Result,
+)
+from cohort.safetext import clipped
+
+__all__ = ["dropped_note", "unclaimed", "with_dropped"]
+
+
+def dropped_note(d: DroppedFact) -> str:
+    """Why a dropped record is set aside, as its evidence row's note says."""
+    return f"dropped by the reading rules: {d.why}" if d.by_rule else f"not read: {d.why}"
+
+
+def _concepts(d: DroppedFact, ctx: Context) -> frozenset[str]:
+    # (memoised apart from a kept record of the same reference: a stub's readable copy)
+    return ctx.concepts(d.ref + " (dropped)", d.codes, d.text)
+
+
+def _wanted(crit: Criterion) -> frozenset[str]:
+    return frozenset(name for _, name in concept_refs(crit.params))
+
+
+def with_dropped(crit: Criterion, ctx: Context, r: Result) -> Result:
+    """`r` with a row among its ignored ones for each dropped record of a concept `crit`
+    reads (not one its rows already show: a record that failed to read is one of them,
+    criteria.unreadable), dated and valued as the record reads (a result in the concept's
+    canonical unit), the note naming the reading rule."""
+    if not ctx.facts.dropped:
+        return r  # (nearly every patient)
+    want = _wanted(crit)
+    shown_refs = {e.ref for e in (*r.evidence, *r.ignored)}
+    rows = []
+    for d in ctx.facts.dropped:
+        hit = want & _concepts(d, ctx)
+        if hit and d.ref not in shown_refs:
+            rows.append(_row(ctx, d, min(hit)))  # (the first in sorted order, as a result's)
+    return replace(r, ignored=(*r.ignored, *rows)) if rows else r
+
+
+def unclaimed(criteria: Sequence[Criterion], ctx: Context) -> list[DroppedFact]:
+    """The dropped records of no criterion's concepts (`cohort explain` lists them apart)."""
+    want = frozenset().union(*(_wanted(c) for c in criteria))
+    return [d for d in ctx.facts.dropped if not want & _concepts(d, ctx)]
+
+
+def _row(ctx: Context, d: DroppedFact, concept: str) -> Evidence:
+    note, f = dropped_note(d), d.fact
+    if isinstance(f, ObservationFact):
+        return ctx.obs_evidence(f, concept, note)
+    if isinstance(f, ExposureFact):
+        return exposure_evidence(f, concept, note)
+    if isinstance(f, ConditionFact):
+        return Evidence(d.ref, concept, clipped(f.text), "", condition_shown(f), note)
+    if isinstance(f, ImmunizationFact):
+        return Evidence(d.ref, concept, clipped(f.text), "", shown(f.when, f.when_last), note)
+    if isinstance(f, ProcedureFact):
+        return Evidence(d.ref, concept, clipped(f.text), "", shown(f.start, f.start_last), note)
+    return Evidence(d.ref, concept, clipped(d.text), note=note)

@@ -1,0 +1,60 @@
+"""A result whose number converts to its concept's unit but lies outside the plausible range
+(units.csv) is said so, value, unit and range, wherever a result that is no value is named (a
+reason, an evidence note, `missing`): "not convertible" only of one that does not convert (QA:
+a platelet count of 32500 10*3/uL, already in the unit, was "unit or value cannot be
+converted")."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cohort.criteria.bounds import readable, sign, to_unit
+
+if TYPE_CHECKING:
+    from cohort.criteria.base import Context
+    from cohort.model import ObservationFact
+
+__all__ = ["NOT_CONVERTIBLE", "OUTSIDE", "implausible", "only_implausible", "unconverted_note"]
+
+NOT_CONVERTIBLE = "unit or value cannot be converted"  # (an evidence note)
+OUTSIDE = "outside the plausible range"
+
+
+def implausible(ctx: Context, o: ObservationFact, concept: str) -> str:
+    """ "32500 x10^3/uL outside the plausible range 0-5000 x10^3/uL (check the result)" (the
+    number as recorded after it when converted: "900 x10^3/uL (recorded 900000 /uL) ..."), or
+    "" when `o` is no number that converts to `concept`'s unit outside its range."""
+    q = o.value.quantity
+    far = ctx.term.outside(q, concept) if q is not None and (q.unit or q.code) else None
+    if q is None or far is None:
+        return ""
+    value, low, high = far
+    unit = ctx.term.canonical_unit(concept) or ""
+    number = f"{sign(o)}{_number(value)}"
+    said = f"{number} {to_unit(unit)}"
+    raw_unit = q.unit or q.code
+    if value != q.value or not (unit == q.code or to_unit(raw_unit) == to_unit(unit)):
+        said += f" (recorded {q.comparator.strip()}{_number(q.value)} {raw_unit})"
+    if low is not None and high is not None:
+        span = f"{_number(low)}-{_number(high)}"
+    else:
+        span = f">= {_number(low)}" if low is not None else f"<= {_number(high or 0)}"
+    return f"{said} {OUTSIDE} {span} {to_unit(unit)} (check the result)"
+
+
+def _number(x: float) -> str:
+    """`x` as a reason shows it (`readable`: 32500, not 3.25e+04), but a number past any
+    plausible range's digits as Python writes it (1e+308, not 309 digits)."""
+    return readable(x) if abs(x) < 1e15 else f"{x:g}"
+
+
+def unconverted_note(ctx: Context, o: ObservationFact, concept: str) -> str:
+    """The evidence note of a result no value in `concept`'s unit: why."""
+    return implausible(ctx, o, concept) or NOT_CONVERTIBLE
+
+
+def only_implausible(reason: str) -> bool:
+    """Whether an unknown resting on results that are no value (`Result.unconvertible`) rests
+    only on implausible ones (`missing` then asks for a plausible value, not the lab's unit):
+    each such result is named by `implausible`, one that does not convert "not convertible"."""
+    return OUTSIDE in reason and "not convertible" not in reason

@@ -1,0 +1,65 @@
+"""A record the extractor does not read (dropped by the reading rules, or failing to read),
+kept with what it would read as: the criteria reading its concepts list it as ignored."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from cohort.extract.elements import codes_of, text_of
+from cohort.model import (
+    ConditionFact,
+    DroppedFact,
+    ExposureFact,
+    ImmunizationFact,
+    ObservationFact,
+    Patient,
+    PatientFacts,
+    ProcedureFact,
+)
+
+Fact = ConditionFact | ObservationFact | ExposureFact | ImmunizationFact | ProcedureFact
+
+# where a record names what it is of: its concepts, when it does not read as a fact
+CODE_FIELDS = ("code", "medicationCodeableConcept", "vaccineCode")
+
+
+def dropped(
+    read: Callable[[PatientFacts, str, str, dict[str, Any]], None],
+    rtype: str,
+    ref: str,
+    res: dict[str, Any],
+    why: str | Exception,
+) -> DroppedFact:
+    """`res` (`ref`), dropped by the reading rules because `why`, or failing to read (`why`
+    the error), with the fact `read` (the extractor's reading of one record) makes of it in a
+    scratch chart: its date and value as a kept record's (a medication record's drug through
+    its Medication); none when it makes none (a code no concept maps, a malformed element),
+    the record's own code element then naming it."""
+    if isinstance(why, Exception):
+        return _named(ref, f"unreadable: {type(why).__name__}", res, by_rule=False)
+    scratch = PatientFacts(patient=Patient(id=""))
+    try:
+        read(scratch, rtype, ref, res)
+    except (AttributeError, TypeError, ValueError):
+        return _named(ref, why, res)  # (an entered-in-error record may hold anything)
+    facts: tuple[Fact, ...] = (
+        *scratch.conditions,
+        *scratch.observations,
+        *scratch.exposures,
+        *scratch.immunizations,
+        *scratch.procedures,
+    )
+    fact = next((f for f in facts if f.ref == ref), None)
+    if fact is None:
+        return _named(ref, why, res)
+    return DroppedFact(ref, why, fact.codes, fact.text, fact)
+
+
+def _named(ref: str, why: str, res: dict[str, Any], by_rule: bool = True) -> DroppedFact:
+    """A dropped record that reads as no fact, with the codes of its own code element."""
+    cc = next((res[f] for f in CODE_FIELDS if f in res), None)
+    try:
+        return DroppedFact(ref, why, codes_of(cc), text_of(cc), by_rule=by_rule)
+    except (AttributeError, TypeError, ValueError):
+        return DroppedFact(ref, why, by_rule=by_rule)
