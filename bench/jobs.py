@@ -83,8 +83,9 @@ def stages(folder: Path, work: Path, as_of: date = date(2026, 11, 25)) -> dict[s
     from cohort.ingest import ingest_files
     from cohort.model import PIPELINE_TYPES as TYPES
     from cohort.model import Candidate
+    from cohort.outputs import write_outputs
     from cohort.rank import rank
-    from cohort.runner import Loaded, site_result, write_outputs
+    from cohort.runner import Loaded, site_result
     from cohort.screening import last_seen, screened_ids
     from cohort.source.files import ReadStats, read_path
     from cohort.source.validate import check

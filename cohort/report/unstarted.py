@@ -25,9 +25,10 @@ def config_failed(out: Path, config: str, as_of: date, exc: ConfigError) -> None
     An OUT that does not exist is not made for it, nor is one holding no run's outputs
     written to; one that a run holds (writing it: run.json is that run's) is left alone, and
     one whose lock or run.json cannot be written is logged: the error stays the config's."""
+    from cohort.outputs import write_report
     from cohort.report.kept import mark_failed
     from cohort.runlock import out_lock
-    from cohort.runner import now_iso, write_report
+    from cohort.runner import now_iso
     from cohort.tools.changes import kept_outputs
 
     if not out.is_dir() or not ((out / "run.json").is_file() or any(out.glob("*/candidates.csv"))):
