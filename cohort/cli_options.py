@@ -21,9 +21,30 @@ EPILOG = (
     " (previous outputs kept, except for the sites the message names as replaced)"
 )
 
+
+class FolderPath(click.Path):
+    """A folder option's path, refused when blank: Path("") is the working directory, and
+    `--out "$OUT"` with the variable unset wrote the lists (PHI) and the store there
+    (`--mappings`: checked it as the mappings folder)."""
+
+    names = "folder"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail(f"'{value}' names no {self.names}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class FilePath(FolderPath):
+    """A file option's path, refused when blank: `--config ""` read the working directory as
+    the configuration ("cannot read config: Is a directory", exit 3, naming no option)."""
+
+    names = "file"
+
+
 # (click's Path checks a file's read permission by default, and refused an unreadable config as
 # a usage error, exit 2 with its usage text: `load_config` says so, one line, exit 3)
-CONFIG_PATH = click.Path(path_type=Path, readable=False)
+CONFIG_PATH = FilePath(path_type=Path, readable=False)
 
 config_option = click.option(
     "--config",
@@ -51,17 +72,6 @@ def mappings_config_option(text: str, also: str = "") -> Callable[[FC], FC]:
         type=CONFIG_PATH,
         help=f"Run configuration (TOML): {text} Not with --mappings{also}.",
     )
-
-
-class FolderPath(click.Path):
-    """A folder option's path, refused when blank: Path("") is the working directory, and
-    `--out "$OUT"` with the variable unset wrote the lists (PHI) and the store there
-    (`--mappings`: checked it as the mappings folder)."""
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str) and not value.strip():
-            self.fail(f"'{value}' names no folder", param, ctx)
-        return super().convert(value, param, ctx)
 
 
 OUT_PATH = FolderPath(path_type=Path)

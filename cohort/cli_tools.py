@@ -12,6 +12,7 @@ import click
 from cohort.cli_options import (
     AS_OF_TEXT,
     EPILOG,
+    FilePath,
     config_option,
     mappings_config_option,
     mappings_option,
@@ -163,7 +164,7 @@ def _writing(out: Path, target: Path) -> Iterator[None]:
 @click.option(
     "--file",
     "target",
-    type=click.Path(path_type=Path),
+    type=FilePath(path_type=Path),  # (blank: the working directory, "concept file not found")
     help="Concept CSV to append to (relative to the mappings folder allowed). "
     "Default: the file already holding the concept, else concepts/local.csv.",
 )

@@ -192,6 +192,7 @@ def load_config(path: Path) -> Config:
         said = inside_a_source(f"the store's folder {store_path.parent}", store_path.parent, sites)
         if said is not None:
             raise ConfigError(f"{path} [store]: key 'path': {said}; put the store outside it")
+    _spools_outside(sites, path)
     run = _table(data, "run", str(path))
     where = f"{path} [run]"
     validate = _get(run, "validate", str, where, "fast")
@@ -265,10 +266,10 @@ def _sites(raw: Any, path: Path, resolve: Callable[[str], Path]) -> list[SiteCon
 
 
 def inside_a_source(what: str, folder: Path, sites: Sequence[SiteConfig]) -> str | None:
-    """Why `folder` (`what`: OUT, the store's folder) cannot be written to, when it is a site's
-    source folder or inside it (links followed): the next night reads what a run writes there
-    (run.json, mapping-check.json, a Bulk spool) as the site's data. None when it is in none
-    (a server's site has no folder)."""
+    """Why `folder` (`what`: OUT, the store's folder, a Bulk spool) cannot be written to, when
+    it is a site's source folder or inside it (links followed): the next night reads what a run
+    writes there (run.json, mapping-check.json, a Bulk spool) as the site's data. None when it
+    is in none (a server's site has no folder)."""
     real = Path(os.path.realpath(folder))
     for site in sites:
         if not site.is_url and real.is_relative_to(os.path.realpath(site.source)):
@@ -277,6 +278,22 @@ def inside_a_source(what: str, folder: Path, sites: Sequence[SiteConfig]) -> str
                 " run would read the files written there as the site's data"
             )
     return None
+
+
+def _spools_outside(sites: list[SiteConfig], path: Path) -> None:
+    """ConfigError for a server site's `spool_dir` inside a site's source folder: a run stopped
+    before its export job ended leaves the job's NDJSON there, read as that site's data. (The
+    default spool, next to the store, is checked with the store's folder, or with OUT.)"""
+    for site in sites:
+        spool_dir = site.server.get("spool_dir") if site.is_url else None
+        if not isinstance(spool_dir, str) or not spool_dir:
+            continue
+        # (as cohort.source.fhir.spool.spool_dir takes it: a relative one from the working folder)
+        spool = Path(spool_dir) / site.id
+        said = inside_a_source(f"the Bulk spool folder {spool}", spool, sites)
+        if said is not None:
+            where = _server_where(site, path)
+            raise ConfigError(f"{where}: key 'spool_dir': {said}; put the spool outside it")
 
 
 def _mrn_systems(site: dict[str, Any], where: str) -> tuple[str, ...]:

@@ -225,3 +225,57 @@ def test_an_empty_downloaded_file_removes_nothing_and_holds_the_mark(tmp_path, s
     assert len(said) == 1 and "empty" in said[0] and "not advanced" in said[0]
     logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("0003.Observation.ndjson" in m and "not read whole" in m for m in logged)
+
+
+def _split_export(count) -> dict:
+    """Tonight's manifest: o1 and o2 in Observation.ndjson, and a second Observation file,
+    0 bytes, its item saying `count` (left out when None)."""
+    split = _manifest(transactionTime="2026-11-26T10:00:00Z")
+    item = {"type": "Observation", "url": f"{FILES}/Observation.001.ndjson"}
+    split["output"].append(item if count is None else {**item, "count": count})
+    responses.replace(responses.GET, STATUS, json=split)
+    responses.replace(responses.GET, f"{FILES}/Observation.ndjson",
+                      body=ndjson([obs(1, "p1"), obs(2, "p1")]))
+    responses.get(f"{FILES}/Observation.001.ndjson", body=b"")
+    return split
+
+
+@responses.activate
+def test_an_empty_file_the_manifest_counts_as_empty_is_read_whole(tmp_path, store, caplog):
+    """A server that lists an empty file on purpose, `"count": 0` in its manifest item (the
+    Bulk Data IG's optional count): its 0-byte download was "not read whole", and the bulk mark
+    was held back every night for ever. It is now a whole file of no records: the full refresh
+    removes o3, which the export no longer holds, no warning, and the mark moves."""
+    setup_server(ndjson([obs(1, "p1"), obs(2, "p1"), O3]), {}, [], [])
+    s = settings(tmp_path, bulk_group="g1")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    assert store.get("uci", "Observation", "o3") is not None
+    _split_export(0)
+    with caplog.at_level(logging.WARNING):
+        rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s),
+                   full_refresh=True)
+    assert rep.removed == 1 and store.get("uci", "Observation", "o3") is None
+    assert store.get("uci", "Observation", "o1") is not None
+    assert store.get_mark("uci", "fhir:bulk").startswith("2026-11-26T10:00:00Z|")
+    assert not [w for w in rep.to_dict()["warnings"] if "not read whole" in w]
+    assert not [r for r in caplog.records if "not read whole" in r.getMessage()]
+
+
+@pytest.mark.parametrize("count", [2, "0", False, None])
+@responses.activate
+def test_an_empty_file_the_manifest_does_not_count_as_empty_holds_the_mark(
+    tmp_path, store, count
+):
+    """A 0-byte download whose item gives no count, another count, or a count that is not the
+    number 0: not read whole, as before (o3 stays, the mark is held)."""
+    setup_server(ndjson([obs(1, "p1"), obs(2, "p1"), O3]), {}, [], [])
+    s = settings(tmp_path, bulk_group="g1")
+    pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s))
+    mark = store.get_mark("uci", "fhir:bulk")
+    _split_export(count)
+    rep = pull("uci", s, store, TOKENS, screen_tokens=[SLE], client=nosleep(s),
+               full_refresh=True)
+    assert rep.removed == 0 and store.get("uci", "Observation", "o3") is not None
+    assert store.get_mark("uci", "fhir:bulk") == mark
+    said = _said(rep.to_dict()["warnings"], "0003.Observation.ndjson")
+    assert len(said) == 1 and "empty" in said[0], rep.to_dict()["warnings"]

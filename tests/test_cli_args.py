@@ -282,3 +282,52 @@ def test_an_empty_mappings_is_a_usage_error(
     assert result.exit_code == 2, result.output
     assert "--mappings" in result.output and "''" in result.output, result.output
     assert [p.name for p in tmp_path.iterdir()] == ["vs.json"]
+
+
+CONFIG_COMMANDS = {
+    "run": ["run", "--out", "out"],
+    "explain": ["explain", "uci-p001", "--out", "out"],
+    "check": ["mappings", "check"],
+    "coverage": ["mappings", "coverage", "--out", "out"],
+    "import-valueset": ["mappings", "import-valueset", "vs.json", "--concept", "sle"],
+    "expand-rxnorm": ["mappings", "expand-rxnorm", "--concept", "hcq"],
+}
+
+
+@pytest.mark.parametrize("blank", ["", " "])
+@pytest.mark.parametrize("command", list(CONFIG_COMMANDS))
+def test_an_empty_config_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, blank: str
+) -> None:
+    """`--config "$CFG"` with the variable unset read the working directory as the config:
+    `cohort: error: .: cannot read config: Is a directory`, exit 3, which named no option (and
+    `cohort run` wrote a failed OUT/run.json for it). Now a usage error naming the option, as
+    an empty --out or --mappings is, and nothing is written."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "vs.json").write_text('{"resourceType": "ValueSet"}')
+    result = CliRunner().invoke(cli, [*CONFIG_COMMANDS[command], "--config", blank])
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '--config': '{blank}' names no file" in result.output, result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["vs.json"]
+
+
+@pytest.mark.parametrize("blank", ["", " "])
+def test_an_empty_import_valueset_file_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blank: str
+) -> None:
+    """`cohort mappings import-valueset --file "$CSV"` with the variable unset took the working
+    directory for the concept file: `cohort: error: .: concept file not found`, exit 4, as if
+    the mappings were broken. Now a usage error naming the option; no mapping file changes."""
+    maps = tmp_path / "maps"
+    shutil.copytree(ROOT / "mappings", maps)
+    before = {p: p.read_bytes() for p in maps.rglob("*") if p.is_file()}
+    monkeypatch.chdir(tmp_path)
+    vs = {"resourceType": "ValueSet", "url": "http://example.org/vs",
+          "expansion": {"contains": [{"system": "http://snomed.info/sct", "code": "55464009"}]}}
+    (tmp_path / "vs.json").write_text(json.dumps(vs))
+    args = ["mappings", "import-valueset", "vs.json", "--concept", "sle", "--mappings", str(maps),
+            "--file", blank]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '--file': '{blank}' names no file" in result.output, result.output
+    assert {p: p.read_bytes() for p in maps.rglob("*") if p.is_file()} == before

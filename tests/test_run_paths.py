@@ -243,3 +243,43 @@ def test_a_mapping_check_file_that_cannot_be_written_is_the_stores_exit_8(tmp_pa
     assert code == 8, err
     assert len(err.splitlines()) == 1 and f"{state / 'mapping-check.json'}" in err, err
     assert "store" in err, err
+
+
+def _with_server_site(cfg: Path, spool: Path | None) -> Path:
+    """`cfg` with a second site, amr, read from a FHIR server by Bulk export, its spool_dir
+    `spool` (none: the default, next to the store)."""
+    table = f'spool_dir = "{spool}"\n' if spool is not None else ""
+    server = cfg.with_name("server.toml")
+    server.write_text(
+        cfg.read_text()
+        + '\n[[sites]]\nid = "amr"\nsource = "https://fhir.example.invalid/r4"\n'
+        + f"\n[sites.server]\nbulk = true\n{table}"
+    )
+    return server
+
+
+@pytest.mark.parametrize("inside", ["spool", "", "deep/spool"])
+def test_a_bulk_spool_inside_a_sites_source_folder_is_refused(tmp_path: Path, inside: str) -> None:
+    """A server site's `spool_dir` inside a file site's source folder: the export's NDJSON was
+    downloaded there (`<spool_dir>/amr/0002.Observation.ndjson`), and read as site uci's data
+    (another site's patients) whenever a run stopped before the job ended. Refused on load, as
+    a store folder there is: exit 3, naming the server table, the key and the site."""
+    src, cfg, held = _site_folder(tmp_path)
+    code, err = _run("--config", _with_server_site(cfg, src / inside), "--out", tmp_path / "out")
+    assert code == 3, err
+    assert len(err.splitlines()) == 1, err
+    assert "[sites.server] (site 'amr'): key 'spool_dir'" in err, err
+    assert "site uci" in err and f"inside its source folder {src}" in err, err
+    assert sorted(p.name for p in src.iterdir()) == held
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bulk_spool_outside_every_source_folder_loads(tmp_path: Path) -> None:
+    """A spool_dir beside the source folder (`bulk-spool` next to `bulk`, or a folder whose
+    name only starts like it), or the default one: the configuration loads."""
+    from cohort.config import load_config
+
+    src, cfg, _ = _site_folder(tmp_path)
+    for spool in (tmp_path / "bulk-spool", tmp_path / "spool", None):
+        loaded = load_config(_with_server_site(cfg, spool))
+        assert [s.id for s in loaded.sites] == ["uci", "amr"]

@@ -4,7 +4,7 @@ the screened patients' records into the store."""
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -111,7 +111,7 @@ def not_whole(p: Puller, cut: list[str], damaged: list[str], empty: list[str]) -
     mark then stays (moving it would leave the records they held out of every later export:
     one since the mark holds a record only if it changes once more) and nothing is swept."""
     said = []
-    if empty:  # (the IG has a server leave out a type with no records, not list an empty file)
+    if empty:  # (the IG has a server leave out a type with no records, or count 0 in its item)
         said.append(
             f"bulk {', '.join(empty[:5])}: not read whole (an empty file, which the manifest"
             " listed: a download that ended before its first byte?); no stored record is"
@@ -169,6 +169,7 @@ def load(
     screened: set[str],
     asked: set[str],
     changes: bool = False,
+    none_held: Collection[str] = (),
 ) -> tuple[set[str], list[str], list[str], list[str]]:
     """Store screened patients' records and Medications; then read referenced Medications the
     export left out (Patient-level exports hold only the patient compartment). Of the types
@@ -182,7 +183,8 @@ def load(
     whole: the records it held may be missing), and those of the other files with a damaged
     line: no JSON object, or a record that cannot be named (no R4 resourceType; of a type
     asked, no id). Which stored record such a line held is unknown: not read whole either;
-    nor are the files of no bytes, named last."""
+    nor are the files of no bytes, named last, but for those `none_held` names (the manifest
+    says they hold no records: spool.counted_empty)."""
     wanted = mapped_codes(p)
     meds: list[dict[str, Any]] = []
     held: set[str] = set()
@@ -191,7 +193,7 @@ def load(
     empty: list[str] = []
     left: list[Tomb] = []  # (records of patients not screened: see `changes`)
     for _, path in sorted(files, key=lambda f: f[0] != "Medication"):
-        if path.stat().st_size == 0:
+        if path.stat().st_size == 0 and path.name not in none_held:
             # read as a file of no records, a full refresh removed every record it held
             empty.append(path.name)
             continue

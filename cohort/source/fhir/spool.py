@@ -78,6 +78,24 @@ def absolute_urls(manifest: dict[str, Any], status_url: str) -> tuple[dict[str, 
     return resolved, relative
 
 
+def spool_name(kind: str, i: int, rtype: str) -> str:
+    """The spool file of the manifest's `kind` ("output" or "error") item `i`, of type `rtype`."""
+    return f"{'error-' if kind == 'error' else ''}{i:04d}.{rtype}.ndjson"
+
+
+def counted_empty(manifest: dict[str, Any]) -> set[str]:
+    """The spool files of the output items the manifest says hold no records (`"count": 0`,
+    the Bulk Data IG's optional count): a 0-byte download of one is whole, not one that died
+    before its first byte (ndjson.load)."""
+    items = manifest.get("output")
+    return {
+        spool_name("output", i, str(out.get("type", "")))
+        for i, out in enumerate(items if isinstance(items, list) else [])
+        # (the number 0 only: not "0", nor false, which Python takes for 0)
+        if isinstance(out, dict) and type(out.get("count")) is int and out["count"] == 0
+    }
+
+
 def download(
     p: Puller,
     manifest: dict[str, Any],
@@ -106,7 +124,7 @@ def download(
             # stored, and no full refresh removed them (it sweeps the types exported)
             unasked[rtype] = unasked.get(rtype, 0) + 1
             continue
-        final = spool / f"{'error-' if kind == 'error' else ''}{i:04d}.{rtype}.ndjson"
+        final = spool / spool_name(kind, i, rtype)
         files.append((rtype, final))
         if final.exists():
             continue
