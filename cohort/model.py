@@ -5,26 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import TYPE_CHECKING, TypeVar
 
-_T = TypeVar("_T")
-
-if TYPE_CHECKING:
-    from typing_extensions import dataclass_transform
-
-    @dataclass_transform(frozen_default=True)
-    def value(cls: type[_T]) -> type[_T]:
-        """What the type checker enforces: a frozen dataclass, never assigned to once built."""
-        ...
-
-else:
-
-    def value(cls):
-        # What runs: the same class minus the per-field object.__setattr__ a frozen dataclass
-        # pays on construction (0.78 vs 0.19 us for six fields, and ~2M facts, evidence and
-        # results are built per 10k screened patients); hashed by value like a frozen one.
-        return dataclass(slots=True, unsafe_hash=True)(cls)
-
+from cohort.valuetype import value
 
 # The FHIR resource types the pipeline reads; everything else is counted and skipped.
 PIPELINE_TYPES = frozenset(
@@ -297,6 +279,14 @@ class Status(StrEnum):
     UNKNOWN = "unknown"
 
 
+class NoValue(StrEnum):
+    """What the results an unknown rests on are, when none of them is a value (`Result`)."""
+
+    NONE = ""  # (not so: a value that decides nothing, no result, or not an unknown)
+    UNCONVERTIBLE = "not convertible"  # to the concept's unit (one of them at least)
+    IMPLAUSIBLE = "implausible"  # each converts, outside the plausible range (units.csv)
+
+
 @value
 class Evidence:
     ref: str  # resource reference, e.g. "Observation/abc"
@@ -337,6 +327,9 @@ class Result:
     # an UNKNOWN resting only on results whose value/unit could not be converted: what they are
     # ("platelets"), so `missing` asks for a readable value, not the test the chart already has
     unconvertible: str = ""
+    # ... and which kind they are: IMPLAUSIBLE asks for a plausible value instead (NONE beside
+    # a name, as a Result built by hand may have it, is taken as UNCONVERTIBLE)
+    no_value: NoValue = NoValue.NONE
 
 
 @dataclass(slots=True)

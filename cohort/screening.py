@@ -173,6 +173,7 @@ def screen(
                         r.eligible_from,
                         r.manual,
                         r.unconvertible,
+                        r.no_value,
                     )
                     for r in (
                         cand.results if phi else (public_result(x, wording) for x in cand.results)

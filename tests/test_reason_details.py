@@ -23,7 +23,7 @@ from criteria_helpers import (
 )
 
 from cohort.criteria.ids import without_id
-from cohort.model import Candidate, CriterionInfo, Patient, Result, SiteResult, Status
+from cohort.model import Candidate, CriterionInfo, NoValue, Patient, Result, SiteResult, Status
 from cohort.report import rows
 from cohort.report.nophi import WITHHELD, public_result, reason_wording
 
@@ -215,6 +215,13 @@ def test_the_unconvertible_result_is_named_by_its_label() -> None:
 def test_any_kind_can_say_so_through_the_result() -> None:
     r = Result("neutrophils", Status.UNKNOWN, "x", unconvertible="ANC")
     assert _missing(r) == ["ANC: readable value/unit (check the lab's unit)"]
+    # which of the two `missing` asks for is what the result says its results are, whatever
+    # its reason's words (they once decided it: a quoted or reworded reason misled it)
+    quoted = "ANC '1.2 outside the plausible range' cannot be read"
+    r = Result("neutrophils", Status.UNKNOWN, quoted, unconvertible="ANC")
+    assert _missing(r) == ["ANC: readable value/unit (check the lab's unit)"]
+    r = Result("neutrophils", Status.UNKNOWN, "x", unconvertible="ANC", no_value=NoValue.IMPLAUSIBLE)
+    assert _missing(r) == ["ANC: plausible value (check the result)"]
     # a pass or fail never adds a missing item
     assert _missing(Result("neutrophils", Status.FAIL, "x", unconvertible="ANC")) == []
 
@@ -343,9 +350,8 @@ def test_labs_exceed_names_an_implausible_value_and_its_range() -> None:
     said = "500 mg/dL outside the plausible range 0-40 mg/dL (check the result)"
     assert r.reason == f"creatinine {said}"
     assert [e.note for e in r.evidence] == [said]
-    assert _missing(Result(r.criterion, r.status, r.reason, unconvertible=r.unconvertible)) == [
-        "creatinine: plausible value (check the result)"
-    ]
+    assert r.no_value is NoValue.IMPLAUSIBLE
+    assert _missing(r) == ["creatinine: plausible value (check the result)"]
     furlongs = observation("2160-0", ago(3), valueQuantity=qty(1, "furlongs"))
     assert run("severe_lupus_nephritis", furlongs).reason == "creatinine not convertible"
 
@@ -357,7 +363,42 @@ def test_a_lab_check_names_an_implausible_value_and_its_range() -> None:
     said = "6000000 mIU/mL outside the plausible range 0-5000000 mIU/mL (check the result)"
     assert r.reason == f"hCG {said}"
     assert r.unconvertible == "hCG"
-    assert [e.note for e in r.evidence] == [f"result unreadable; {said}"]
+    # its note says why it decides nothing, as lab_latest's does: no "result unreadable" first
+    assert [e.note for e in r.evidence] == [said]
+    assert _missing(r) == ["hCG: plausible value (check the result)"]
+    # one whose unit does not convert still says it is unreadable, and why
+    furlongs = lab(HCG_QUANT, 10, {"valueQuantity": qty(12, "furlongs")})
+    r = run("pregnancy_lactation", furlongs)
+    assert [e.note for e in r.evidence] == ["result unreadable; unit or value cannot be converted"]
+    assert _missing(r) == ["hCG: readable value/unit (check the lab's unit)"]
+
+
+def test_a_lab_check_asks_for_a_plausible_value_only_if_every_unread_result_is_one() -> None:
+    """hCG reads every result in its window (`latest = false`): the unknown rests on each one
+    unread, and the newest alone names it. One beside it whose unit does not convert still
+    needs the lab's unit checked."""
+    newest = lab(HCG_QUANT, 5, {"valueQuantity": qty(6000000, "mIU/mL", "m[IU]/mL")})
+    older = lab(HCG_QUANT, 10, {"valueQuantity": qty(12, "furlongs")})
+    r = run("pregnancy_lactation", newest, older)
+    assert str(r.status) == "unknown"
+    assert r.reason.startswith("hCG 6000000 mIU/mL outside the plausible range")
+    assert (r.unconvertible, r.no_value) == ("hCG", NoValue.UNCONVERTIBLE)
+    assert _missing(r) == ["hCG: readable value/unit (check the lab's unit)"]
+    also = lab(HCG_QUANT, 10, {"valueQuantity": qty(7000000, "mIU/mL", "m[IU]/mL")})
+    r = run("pregnancy_lactation", newest, also)
+    assert (r.unconvertible, r.no_value) == ("hCG", NoValue.IMPLAUSIBLE)
+    assert _missing(r) == ["hCG: plausible value (check the result)"]
+
+
+def test_an_implausible_value_whose_recorded_unit_says_not_convertible_is_still_one() -> None:
+    """The reason quotes the unit as recorded: its words "not convertible" had `missing` (which
+    searched the reason) ask to check the lab's unit of a count that converts."""
+    o = observation("777-3", ago(10), valueQuantity=qty(32500000, "/uL not convertible", "/uL"))
+    r = run("platelets", o)
+    assert str(r.status) == "unknown"
+    assert r.reason == f"32500 x10^3/uL (recorded 32500000 /uL not convertible) {PLT_RANGE}"
+    assert (r.unconvertible, r.no_value) == ("platelets", NoValue.IMPLAUSIBLE)
+    assert _missing(r) == ["platelets: plausible value (check the result)"]
 
 
 def test_a_cd19_count_after_the_last_dose_names_an_implausible_value_and_its_range() -> None:

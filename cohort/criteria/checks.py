@@ -11,7 +11,8 @@ from cohort.criteria.base import Context, Criterion, result, shown, worst
 from cohort.criteria.days import condition_days, condition_shown
 from cohort.criteria.ids import says_id
 from cohort.criteria.labchecks import aside, classify, lab_check, with_note
-from cohort.model import ConditionFact, Evidence, Result, Status
+from cohort.criteria.plausible import combined
+from cohort.model import ConditionFact, Evidence, NoValue, Result, Status
 from cohort.safetext import clipped
 
 __all__ = ["checks", "classify"]
@@ -172,24 +173,25 @@ def _when(c: ConditionFact) -> str:
 
 
 def checks(crit: Criterion, ctx: Context) -> Result:
-    # each outcome: status, evidence, reason, and what its values not convertible are ("")
-    outcomes: list[tuple[Status, list[Evidence], str, str]] = []
+    # each outcome: status, evidence, reason, what its values not convertible are ("") and
+    # which kind (`Result.no_value`)
+    outcomes: list[tuple[Status, list[Evidence], str, str, NoValue]] = []
     ignored: list[Evidence] = []
     read: list[Evidence] = []  # the negative results passing checks rest on
     unconfirmed = frozenset(crit.params.get("unconfirmed_verification", ()))
     for chk in crit.params["checks"]:
         word = chk.get("then", "fail")
         then = _THEN.get(word) or Status(word)  # (Status: the error for a word not listed)
-        unread = ""
+        unread, kind = "", NoValue.NONE
         if "condition" in chk:
             status, ev, ign, why = _condition_check(
                 ctx, crit.id, chk, then, unconfirmed, crit.params["checks"]
             )
         else:
-            status, ev, ign, why, unread = lab_check(ctx, chk, then)
+            status, ev, ign, why, unread, kind = lab_check(ctx, chk, then)
         ignored += ign
         if status is not Status.PASS:
-            outcomes.append((status, ev, why, unread))
+            outcomes.append((status, ev, why, unread, kind))
         elif ev:
             read += ev
     status = worst(o[0] for o in outcomes) if outcomes else Status.PASS  # (nearly always)
@@ -204,4 +206,5 @@ def checks(crit: Criterion, ctx: Context) -> Result:
     why = ", ".join(o[2] for o in chosen)
     # only values not convertible: `missing` asks for readable ones (report.rows)
     unread = ", ".join(o[3] for o in chosen) if all(o[3] for o in chosen) else ""
-    return result(crit, status, why, evidence, ignored + read, unconvertible=unread)
+    kind = combined(o[4] for o in chosen)
+    return result(crit, status, why, evidence, ignored + read, unconvertible=unread, no_value=kind)

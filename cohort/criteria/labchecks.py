@@ -8,8 +8,8 @@ from typing import Any
 
 from cohort.criteria.base import Context, window_start
 from cohort.criteria.bounds import amount, below, to_unit
-from cohort.criteria.plausible import implausible
-from cohort.model import Evidence, ObservationFact, Status
+from cohort.criteria.plausible import combined, implausible
+from cohort.model import Evidence, NoValue, ObservationFact, Status
 
 _LESS = re.compile(r"^\s*(<|<=|less than|below)\s*\d", re.I)
 # a measured load written as text ("1250 IU/mL", "1250"): a plain number, no bound before it
@@ -96,9 +96,10 @@ def with_note(ev: Evidence, note: str) -> Evidence:
 
 def lab_check(
     ctx: Context, chk: dict[str, Any], then: Status
-) -> tuple[Status, list[Evidence], list[Evidence], str, str]:
+) -> tuple[Status, list[Evidence], list[Evidence], str, str, NoValue]:
     """The check's outcome, evidence, ignored rows and reason; and, when its unknown rests only
-    on values that could not be converted, what they are (`Result.unconvertible`)."""
+    on values that could not be converted, what they are and which kind (`Result.unconvertible`,
+    `Result.no_value`)."""
     concepts = chk["lab"]
     label = chk["label"] if "label" in chk else ctx.label(concepts[0])
     want = chk.get("result", "positive")
@@ -117,7 +118,8 @@ def lab_check(
         obs = obs[:1]
     hits: list[Evidence] = []
     unsure: list[Evidence] = []
-    why_unsure: list[tuple[str, bool]] = []  # each unsure result's reason, and if unconvertible
+    # each unsure result's reason, and whether it is no value (which kind) or NONE
+    why_unsure: list[tuple[str, NoValue]] = []
     read: list[Evidence] = []  # results of the other answer (negative): what a pass rests on
     later = chk.get("unless_later")
     for o in obs:
@@ -127,7 +129,10 @@ def lab_check(
         # a `latest` check's negative says it is the most recent: why an older positive,
         # superseded, does not count
         note = f"most recent: {cls}" if other and latest else f"result {cls or 'unreadable'}"
-        ev = ctx.obs_evidence(o, concept, note, convert=convert)
+        # a number outside the plausible range is not unreadable: its note says only that, as
+        # lab_latest's does (not "result unreadable; 6000000 mIU/mL outside the plausible ...")
+        far = implausible(ctx, o, concept) if cls is None and convert else ""
+        ev = ctx.obs_evidence(o, concept, far or note, convert=convert and not far)
         if (
             later
             and o.when
@@ -150,15 +155,16 @@ def lab_check(
         after = aside(f"no later {ctx.label(later)}" if later else None, chk.get("note"))
         # (an unreadable result beside the finding is listed, as the negatives are)
         why = f"{label} {said} on {hits[0].date}{after}"
-        return then, hits, ignored + read + unsure, why, ""
+        return then, hits, ignored + read + unsure, why, "", NoValue.NONE
     if unsure:
         # whatever the check's outcome: a result nobody could read may be the finding, and a
         # pass of an exclusion resting on it must not reach a coordinator (an unreadable IGRA
         # passed `tuberculosis`, whose finding is only unknown). The newest names it.
-        unread = label if all(u for _, u in why_unsure) else ""
-        return Status.UNKNOWN, unsure, ignored + read, why_unsure[0][0], unread
+        kind = combined(k for _, k in why_unsure)
+        unread = label if kind is not NoValue.NONE else ""
+        return Status.UNKNOWN, unsure, ignored + read, why_unsure[0][0], unread, kind
     # a pass's evidence: the results read that gave the other answer
-    return Status.PASS, read, ignored, "", ""
+    return Status.PASS, read, ignored, "", "", NoValue.NONE
 
 
 def _undecided(
@@ -169,20 +175,21 @@ def _undecided(
     concept: str,
     cls: str | None,
     ev: Evidence,
-) -> tuple[str, bool]:
+) -> tuple[str, NoValue]:
     """The reason of a result that decides nothing, with its value as evidence.csv shows it,
     its date and why: "hCG 12 mIU/mL on 2026-11-15: indeterminate (5-25)" (between the
     equivocal and positive cut-offs), "anti-HBc indeterminate on ..." (said so), "... 'Negative'
     on ...: value and interpretation disagree", "hCG result 'see report' on ...: unreadable",
     "IGRA 2.5 IU/mL on ...: no cut-off to read it by" (QA: "result indeterminate or unreadable"
-    told neither the value nor which); and whether it is a value whose unit could not be
-    converted to the cut-off's."""
+    told neither the value nor which); and, of a number that is no value in the cut-off's
+    unit, which kind it is (NONE: another reason)."""
     q, when = o.value.quantity, ev.date
     if cls is None and q is not None and "positive_at" in chk and ctx.numeric(o, concept) is None:
         if far := implausible(ctx, o, concept):  # (converts, but not to a plausible number)
-            return f"{label} {far}", True
+            return f"{label} {far}", NoValue.IMPLAUSIBLE
         unit = to_unit(ctx.term.canonical_unit(concept) or "")
-        return f"{label} value/unit '{ev.value} {ev.unit}' not convertible to {unit}", True
+        why = f"{label} value/unit '{ev.value} {ev.unit}' not convertible to {unit}"
+        return why, NoValue.UNCONVERTIBLE
     if cls is not None:
         why = _indeterminate(ctx, o, concept, chk)
     elif q is not None:
@@ -192,13 +199,13 @@ def _undecided(
     else:
         why = "unreadable"
     if q is not None:
-        return f"{label} {amount(ev.value, ev.unit)} on {when}: {why}", False
+        return f"{label} {amount(ev.value, ev.unit)} on {when}: {why}", NoValue.NONE
     if not ev.value:
-        return f"{label} result on {when}: {why}", False
+        return f"{label} result on {when}: {why}", NoValue.NONE
     if why == "indeterminate" and ctx.term.qualitative_value(o.value) == why:
-        return f"{label} {ev.value.strip().lower()} on {when}", False  # "Equivocal": said so
+        return f"{label} {ev.value.strip().lower()} on {when}", NoValue.NONE  # "Equivocal": said so
     said = f"result '{ev.value}'" if cls is None else f"'{ev.value}'"
-    return f"{label} {said} on {when}: {why}", False
+    return f"{label} {said} on {when}: {why}", NoValue.NONE
 
 
 def _indeterminate(ctx: Context, o: ObservationFact, concept: str, chk: dict[str, Any]) -> str:

@@ -6,8 +6,8 @@ from cohort.criteria.base import Context, Criterion, result, shown, window_start
 from cohort.criteria.bounds import above, amount, below, readable, sign, to_unit, versus
 from cohort.criteria.days import condition_shown
 from cohort.criteria.ids import says_id
-from cohort.criteria.plausible import NOT_CONVERTIBLE, implausible, unconverted_note
-from cohort.model import Code, Evidence, ObservationFact, ObsValue, Result, Status
+from cohort.criteria.plausible import NOT_CONVERTIBLE, combined, implausible, kind_of
+from cohort.model import Code, Evidence, NoValue, ObservationFact, ObsValue, Result, Status
 from cohort.safetext import clipped
 
 
@@ -17,14 +17,6 @@ def superseded(ctx: Context, obs: list, concepts: list[str]) -> list[Evidence]:
         ctx.obs_evidence(o, ctx.obs_concept(o, concepts), "superseded by a newer result")
         for o in obs
     ]
-
-
-def _no_value(ctx: Context, o: ObservationFact, concept: str, ev: Evidence, unit: str) -> str:
-    """Why result `o` (`ev`: as recorded) is no value in the canonical `unit`: its number is
-    outside the concept's plausible range (units.csv), or its value/unit does not convert.
-    (QA: "value/unit '32500 10*3/uL' not convertible to x10^3/uL" was untrue of a typo.)"""
-    far = implausible(ctx, o, concept)
-    return far or f"value/unit '{ev.value} {ev.unit}' not convertible to {to_unit(unit)}"
 
 
 def lab_latest(crit: Criterion, ctx: Context) -> Result:
@@ -45,17 +37,23 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
     name = ctx.label(concept)  # (reasons name it so; evidence keeps the concept)
     v = ctx.numeric(o, concept)
     if v is None:
-        ev = ctx.obs_evidence(o, concept, unconverted_note(ctx, o, concept), convert=False)
+        # a number outside the concept's plausible range (units.csv) says so, "not convertible"
+        # only a value/unit that is not (QA: "value/unit '32500 10*3/uL' not convertible to
+        # x10^3/uL" was untrue of a typo); the evidence row shows it as recorded
+        far = implausible(ctx, o, concept)
+        ev = ctx.obs_evidence(o, concept, far or NOT_CONVERTIBLE, convert=False)
+        why = far or f"value/unit '{ev.value} {ev.unit}' not convertible to {to_unit(unit)}"
         # candidates.csv writes the criterion's id before the reason: a concept of that name
         # ("platelets: platelets: value/unit ...") is not named twice
         named = "" if says_id(crit.id, name) else f"{name} "
         return result(
             crit,
             Status.UNKNOWN,
-            f"{named}{_no_value(ctx, o, concept, ev, unit)}",
+            f"{named}{why}",
             [ev],
             ignored,
             unconvertible=name,
+            no_value=kind_of(far),
         )
     cmp = sign(o)
     # as reported ("<20" is not 20); the evidence row keeps the number, reasons round it
@@ -245,6 +243,7 @@ def labs_exceed(crit: Criterion, ctx: Context) -> Result:
     latest_only = p.get("latest_only", False)
     evidence, ignored, fails, missing = [], [], [], []
     unread: list[str] = []  # the measures whose gap (in `missing`) is a value not convertible
+    kinds: list[NoValue] = []  # ... and which kind each is
     for m in p["measures"]:
         concepts = m["concepts"]
         limit = float(m["fail_above"])
@@ -261,6 +260,7 @@ def labs_exceed(crit: Criterion, ctx: Context) -> Result:
         # else its most recent one that cannot be compared
         # (unread_name: the name of the value not convertible when that is the measure's `unsure`)
         fail = unsure = unread_name = ""
+        unread_kind = NoValue.NONE
         for o in obs:
             concept = ctx.obs_concept(o, concepts)
             unit = ctx.term.canonical_unit(concept) or ""
@@ -269,7 +269,7 @@ def labs_exceed(crit: Criterion, ctx: Context) -> Result:
                 far = implausible(ctx, o, concept)
                 evidence.append(ctx.obs_evidence(o, concept, far or NOT_CONVERTIBLE, convert=False))
                 if not unsure:
-                    unread_name = ctx.label(concept)
+                    unread_name, unread_kind = ctx.label(concept), kind_of(far)
                     unsure = f"{unread_name} {far or 'not convertible'}"
                 continue
             cmp = sign(o)
@@ -291,11 +291,15 @@ def labs_exceed(crit: Criterion, ctx: Context) -> Result:
             missing.append(unsure)
             if unread_name:
                 unread.append(unread_name)
+                kinds.append(unread_kind)
     if fails:
         return result(crit, Status.FAIL, ", ".join(fails), evidence, ignored)
     if missing:
         # only values not convertible: `missing` asks for readable ones, not the tests
         said = ", ".join(unread) if len(unread) == len(missing) else ""
         why = ", ".join(missing)
-        return result(crit, Status.UNKNOWN, why, evidence, ignored, unconvertible=said)
+        kind = combined(kinds)
+        return result(
+            crit, Status.UNKNOWN, why, evidence, ignored, unconvertible=said, no_value=kind
+        )
     return result(crit, Status.PASS, "no value above its limit", evidence, ignored)

@@ -20,7 +20,7 @@ from cohort.criteria.intervals import (
     last_said,
     sets_date,
 )
-from cohort.criteria.plausible import implausible
+from cohort.criteria.plausible import implausible, kind_of
 from cohort.model import Evidence, ExposureFact, ImmunizationFact, Quantity, Result, Status
 from cohort.safetext import clipped
 from cohort.terminology.codes import CVX
@@ -347,7 +347,8 @@ def _lab_after(
         far, name = implausible(ctx, o, concept), ctx.label(concept)
         ev = ctx.obs_evidence(o, concept, far or "unit cannot be converted", convert=False)
         why = f"{name} after last dose {far or 'not convertible'}"
-        return result(crit, Status.UNKNOWN, why, [ev], ignored, unconvertible=name)
+        kind = kind_of(far)
+        return result(crit, Status.UNKNOWN, why, [ev], ignored, unconvertible=name, no_value=kind)
     # SPEC §3: the lower limit is the result's own referenceRange.low when present (a low
     # without a unit is in the result's unit), else the criteria file's default
     low = o.ref_low

@@ -9,12 +9,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cohort.criteria.bounds import readable, sign, to_unit
+from cohort.model import NoValue
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from cohort.criteria.base import Context
     from cohort.model import ObservationFact
 
-__all__ = ["NOT_CONVERTIBLE", "OUTSIDE", "implausible", "only_implausible", "unconverted_note"]
+__all__ = [
+    "NOT_CONVERTIBLE",
+    "OUTSIDE",
+    "combined",
+    "implausible",
+    "kind_of",
+    "unconverted_note",
+]
 
 NOT_CONVERTIBLE = "unit or value cannot be converted"  # (an evidence note)
 OUTSIDE = "outside the plausible range"
@@ -53,8 +63,17 @@ def unconverted_note(ctx: Context, o: ObservationFact, concept: str) -> str:
     return implausible(ctx, o, concept) or NOT_CONVERTIBLE
 
 
-def only_implausible(reason: str) -> bool:
-    """Whether an unknown resting on results that are no value (`Result.unconvertible`) rests
-    only on implausible ones (`missing` then asks for a plausible value, not the lab's unit):
-    each such result is named by `implausible`, one that does not convert "not convertible"."""
-    return OUTSIDE in reason and "not convertible" not in reason
+def kind_of(far: str) -> NoValue:
+    """The kind of a result that is no value in its concept's unit (`Result.no_value`), `far`
+    what `implausible` says of it ("": its value/unit does not convert)."""
+    return NoValue.IMPLAUSIBLE if far else NoValue.UNCONVERTIBLE
+
+
+def combined(kinds: Iterable[NoValue]) -> NoValue:
+    """The kind of the results an unknown rests on, each of `kinds`: IMPLAUSIBLE only when each
+    is (`missing` then asks for a plausible value, not the lab's unit), NONE when one is a
+    value or there are none."""
+    found = set(kinds)
+    if not found or NoValue.NONE in found:
+        return NoValue.NONE
+    return NoValue.IMPLAUSIBLE if found == {NoValue.IMPLAUSIBLE} else NoValue.UNCONVERTIBLE

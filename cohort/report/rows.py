@@ -6,9 +6,8 @@ from datetime import date
 
 from cohort.criteria.demographic import birth_bounds, years_at
 from cohort.criteria.ids import without_id
-from cohort.criteria.plausible import only_implausible
 from cohort.extract.elements import parse_days
-from cohort.model import Candidate, CriterionInfo, Patient, Result, SiteResult, Status
+from cohort.model import Candidate, CriterionInfo, NoValue, Patient, Result, SiteResult, Status
 
 TIERS = ("likely", "possible", "excluded")
 SEPARATOR = "; "  # between the items of a reasons / missing / to_confirm cell
@@ -117,8 +116,9 @@ def to_confirm_items(site: SiteResult, c: Candidate, done: Ordered | None = None
 def missing_items(site: SiteResult, c: Candidate, done: Ordered | None = None) -> list[str]:
     """For unknown non-manual criteria: what would resolve them (hint, else title); for one
     whose unknown rests only on values that could not be converted (`Result.unconvertible`),
-    a readable value of them: the result is there, and the hint ("CBC within 90 days") had
-    the coordinator order a test the chart already has."""
+    a readable value of them (a plausible one when each converts but is not: `Result.no_value`):
+    the result is there, and the hint ("CBC within 90 days") had the coordinator order a test
+    the chart already has."""
     items = [
         _missing(r, info)
         for r, info in (done if done is not None else ordered(site, c))
@@ -129,7 +129,7 @@ def missing_items(site: SiteResult, c: Candidate, done: Ordered | None = None) -
 
 def _missing(r: Result, info: CriterionInfo | None) -> str:
     if r.unconvertible:
-        what = PLAUSIBLE_VALUE if only_implausible(r.reason) else READABLE_VALUE
+        what = PLAUSIBLE_VALUE if r.no_value is NoValue.IMPLAUSIBLE else READABLE_VALUE
         return f"{r.unconvertible}: {what}"
     return info.missing_hint if info and info.missing_hint else _title(r, info)
 
