@@ -44,6 +44,8 @@ class SiteConfig:
     server: dict[str, Any] = field(default_factory=dict)
     where: str = ""  # "<config file> [[sites]] #N", for messages (load_config)
     mrn_systems: tuple[str, ...] = ()  # `mrn_system`: Patient.identifier systems of the MRN
+    # how messages name `server`'s secret files (settings.resolve_files; a server site's only)
+    shown: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_url(self) -> bool:
@@ -258,6 +260,7 @@ def _sites(raw: Any, path: Path, resolve: Callable[[str], Path]) -> list[SiteCon
         name = _get(s, "name", str, where, sid)
         site = SiteConfig(sid, name, source, min_age, server, where, _mrn_systems(s, where))
         if site.is_url:  # (checked now, not when its turn comes after other sites were read)
+            _resolve_server_files(site, path, resolve)
             server_settings(site, path)
         elif site.server:  # (ignored, as before; a misspelt key is an error as anywhere)
             _check_server_keys(site, path)
@@ -288,8 +291,7 @@ def _spools_outside(sites: list[SiteConfig], path: Path) -> None:
         spool_dir = site.server.get("spool_dir") if site.is_url else None
         if not isinstance(spool_dir, str) or not spool_dir:
             continue
-        # (as cohort.source.fhir.spool.spool_dir takes it: a relative one from the working folder)
-        spool = Path(spool_dir) / site.id
+        spool = Path(spool_dir) / site.id  # (resolved by _resolve_server_files)
         said = inside_a_source(f"the Bulk spool folder {spool}", spool, sites)
         if said is not None:
             where = _server_where(site, path)
@@ -334,6 +336,14 @@ def _server_where(site: SiteConfig, path: Path | None) -> str:
     return f"{path} [sites.server] (site '{site.id}')" if path else f"site '{site.id}'"
 
 
+def _resolve_server_files(site: SiteConfig, path: Path, resolve: Callable[[str], Path]) -> None:
+    """A server site's file keys (`token_file`, `spool_dir`, ...) resolved in `site.server` as
+    the config's other paths are, so every later use reads the same file wherever it runs."""
+    from cohort.source.fhir.settings import resolve_files  # (server sites only)
+
+    site.server, site.shown = resolve_files(site.server, _server_where(site, path), resolve)
+
+
 def server_settings(site: SiteConfig, path: Path | None) -> ServerSettings:
     """A FHIR server site's settings: its `source` URL and [sites.server] table, checked as
     every config key is (ConfigError naming the config file `path`, the table and the key).
@@ -344,7 +354,9 @@ def server_settings(site: SiteConfig, path: Path | None) -> ServerSettings:
     if url_at is None:  # (base_url is the URL used; the source is written to run.json still)
         no_secret(site.source, site.where or f"site '{site.id}'", "source")
     table = {"base_url": site.source, **site.server}
-    return ServerSettings.from_dict(table, _server_where(site, path), url_at=url_at)
+    settings = ServerSettings.from_dict(table, _server_where(site, path), url_at=url_at)
+    settings.shown = dict(site.shown)
+    return settings
 
 
 def _check_server_keys(site: SiteConfig, path: Path) -> None:

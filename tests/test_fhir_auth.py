@@ -234,3 +234,46 @@ def test_smart_assertion_is_accepted_by_a_server_whose_clock_is_a_minute_behind(
     server_now = t["now"] - 60  # the server's clock, a minute behind this machine's
     assert claims["exp"] <= server_now + 300
     assert claims["exp"] > t["now"] + 60  # and still long enough to reach the server
+
+
+def _loaded_server(tmp_path, monkeypatch, table: str):
+    """The server settings of a config in tmp_path/etc whose [sites.server] is `table`, loaded
+    and used from another working directory (cron's / or $HOME)."""
+    from cohort.config import load_config, server_settings
+
+    etc = tmp_path / "etc"
+    (etc / "secrets").mkdir(parents=True)
+    cfg = etc / "site.toml"
+    cfg.write_text(f'[trial]\nid = "sirius-sle-2"\n\n[[sites]]\nid = "amr"\nsource = "{BASE}"\n'
+                   f"[sites.server]\n{table}\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    loaded = load_config(cfg)
+    return server_settings(loaded.sites[0], loaded.path), etc / "secrets"
+
+
+def test_a_relative_token_file_is_read_beside_the_config(tmp_path, monkeypatch):
+    """`token_file = "secrets/token"` was read from the working directory: under cron, from
+    $HOME or /, where there is no such file (exit 3 every night) or another one."""
+    from cohort.source.fhir.auth import BearerAuth
+
+    s, secrets = _loaded_server(tmp_path, monkeypatch, 'auth = "bearer"\ntoken_file = "secrets/token"')
+    (secrets / "token").write_text("tok-123\n")
+    assert BearerAuth(s).headers() == {"Authorization": "Bearer tok-123"}
+
+
+def test_a_missing_relative_secret_file_is_named_where_it_was_looked_for(tmp_path, monkeypatch):
+    """The message names the file looked for (beside the config), not the path as written;
+    a value not written as a path (it may be the token itself) is still not quoted."""
+    from cohort.source.fhir.auth import BasicAuth, SmartBackendAuth
+
+    s, secrets = _loaded_server(tmp_path, monkeypatch, 'auth = "basic"\nusername = "u"\n'
+                                'password_file = "./secrets/pw"')
+    with pytest.raises(ConfigError) as e:
+        BasicAuth(s)
+    assert f"cannot read secret file {secrets / 'pw'}:" in str(e.value)
+    s, _ = _loaded_server(tmp_path / "2", monkeypatch, 'auth = "smart-backend"\nclient_id = "c"\n'
+                          'private_key_file = "MIIEvQIBADANBg"')
+    with pytest.raises(ConfigError) as e:
+        SmartBackendAuth(s, None)
+    assert "MIIEvQIBADANBg" not in str(e.value) and "named in the config" in str(e.value)

@@ -283,3 +283,79 @@ def test_a_bulk_spool_outside_every_source_folder_loads(tmp_path: Path) -> None:
     for spool in (tmp_path / "bulk-spool", tmp_path / "spool", None):
         loaded = load_config(_with_server_site(cfg, spool))
         assert [s.id for s in loaded.sites] == ["uci", "amr"]
+
+
+def test_a_relative_spool_inside_a_relative_source_folder_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`source = "bulk"` and `spool_dir = "bulk/spool"` in one config: the source was taken
+    from the config's folder, the spool from the working directory (/ or $HOME under cron), so
+    the check saw two different folders and let the spool in; both are the config's now."""
+    src, cfg, held = _site_folder(tmp_path)
+    cfg.write_text(cfg.read_text().replace(f'"{src}"', '"bulk"'))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, err = _run("--config", _with_server_site(cfg, Path("bulk/spool")), "--out", tmp_path / "out")
+    assert code == 3, err
+    assert "[sites.server] (site 'amr'): key 'spool_dir'" in err, err
+    assert f"inside its source folder {src}" in err, err
+    assert sorted(p.name for p in src.iterdir()) == held
+    assert not (elsewhere / "bulk").exists()
+
+
+FILE_KEYS = ("token_file", "password_file", "private_key_file", "ca_bundle", "spool_dir")
+
+
+def _server_config(folder: Path, key: str, value: str) -> Path:
+    """folder/etc/site.toml: site uci (files), then site amr on a FHIR server whose
+    [sites.server] table sets `key` to `value` (a TOML string)."""
+    etc = folder / "etc"
+    etc.mkdir(exist_ok=True)
+    cfg = etc / "site.toml"
+    cfg.write_text(
+        f'[trial]\nid = "sirius-sle-2"\n\n[[sites]]\nid = "uci"\nsource = "{UCI}"\n\n'
+        '[[sites]]\nid = "amr"\nsource = "https://fhir.example.invalid/r4"\n'
+        f'[sites.server]\n{key} = "{value}"\n'
+    )
+    return cfg
+
+
+@pytest.mark.parametrize("key", FILE_KEYS)
+@pytest.mark.parametrize("written", ["secrets/x", "./secrets/x", "~/secrets/x", "ABS"])
+def test_a_server_file_key_is_relative_to_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, written: str
+) -> None:
+    """`token_file = "secrets/token"` beside the config was read from the working directory,
+    / or $HOME under cron and systemd, and `~` was not expanded in ca_bundle or spool_dir: the
+    file keys of [sites.server] are resolved as `source` and `[store] path` are now, relative
+    to the config file's folder with `~` expanded, as the config loads."""
+    from cohort.config import load_config
+
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere.mkdir() or elsewhere)
+    meant = {
+        "secrets/x": tmp_path / "etc" / "secrets" / "x",
+        "./secrets/x": tmp_path / "etc" / "secrets" / "x",
+        "~/secrets/x": home / "secrets" / "x",
+        "ABS": tmp_path / "abs" / "x",
+    }[written]
+    meant.parent.mkdir(parents=True)
+    meant.write_text("-----BEGIN CERTIFICATE-----\n")  # (a ca_bundle must be there on load)
+    cfg = _server_config(tmp_path, key, str(meant) if written == "ABS" else written)
+    assert load_config(cfg).sites[1].server[key] == str(meant)
+
+
+@pytest.mark.parametrize("key", FILE_KEYS)
+@pytest.mark.parametrize("blank", ["", "  "])
+@pytest.mark.usefixtures("no_read")
+def test_a_blank_server_file_key_is_exit_3_naming_it(tmp_path: Path, key: str, blank: str) -> None:
+    """`token_file = ""` was taken as no file at all, and `spool_dir = " "` as a folder named
+    " " in the working directory: a blank file key is a config error naming it, as a blank
+    `[store] path` or `source` is."""
+    cfg = _server_config(tmp_path, key, blank)
+    code, err = _run("--config", cfg, "--out", tmp_path / "out")
+    assert code == 3, err
+    assert err.startswith(f"cohort: error: {cfg} [sites.server] (site 'amr'): key '{key}' is empty")
+    assert len(err.splitlines()) == 1, err

@@ -16,7 +16,7 @@ import requests
 
 from cohort.errors import AuthError, ConfigError, ServerError
 
-from .settings import ServerSettings, read_secret, shown_path
+from .settings import ServerSettings, read_secret
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # seconds. SMART has the server refuse an exp more than 5 minutes after its own clock: 300 was
@@ -97,7 +97,7 @@ class BearerAuth:
 
     def _read(self) -> str:
         s = self._settings
-        return read_secret(s.token_env, s.token_file, "bearer token")
+        return read_secret(s.token_env, s.token_file, "bearer token", s.shown_file("token_file"))
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token}"}
@@ -113,7 +113,12 @@ class BearerAuth:
 class BasicAuth:
     def __init__(self, settings: ServerSettings) -> None:
         user = settings.username or read_secret(settings.username_env, "", "basic auth username")
-        password = read_secret(settings.password_env, settings.password_file, "basic auth password")
+        password = read_secret(
+            settings.password_env,
+            settings.password_file,
+            "basic auth password",
+            settings.shown_file("password_file"),
+        )
         raw = f"{user}:{password}".encode()
         self._value = "Basic " + base64.b64encode(raw).decode("ascii")
 
@@ -153,7 +158,7 @@ class SmartBackendAuth:
         except OSError as e:
             raise ConfigError(
                 f"smart-backend: cannot read private_key_file "
-                f"{shown_path(settings.private_key_file)}: {e.strerror}"
+                f"{settings.shown_file('private_key_file')}: {e.strerror}"
             ) from None
 
     def __repr__(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,16 @@ from cohort.errors import KIND_NAMES, ConfigError, did_you_mean
 
 AUTH_KINDS = ("none", "bearer", "basic", "smart-backend")
 ALGS = ("RS384", "ES384")
+# The keys naming a file or folder, each with what to write instead of a blank one: resolved as
+# the config loads (`resolve_files`), as its other paths are; the first three are secrets
+FILE_KEYS = {
+    "token_file": "a file holding the token; leave the key out to use token_env",
+    "password_file": "a file holding the password; leave the key out to use password_env",
+    "private_key_file": "the client's private key file (PEM)",
+    "ca_bundle": "a PEM file of the server's CA; leave the key out for the system's CAs",
+    "spool_dir": "a folder; leave the key out for bulk-spool/ next to the store",
+}
+SECRET_FILES = ("token_file", "password_file", "private_key_file")
 
 
 def is_loopback(host: str) -> bool:
@@ -62,11 +73,13 @@ class ServerSettings:
     max_url_length: int = 6000  # halved automatically when a server answers 414/431
     sync_overlap: float = 300.0  # seconds subtracted from a high-water mark (clock skew)
     match_system: bool = False  # search system|code; default bare codes (EHR system URIs vary)
+    # not a key: how messages name the secret files of a loaded config (`resolve_files`)
+    shown: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def check_keys(cls, d: dict[str, Any], where: str) -> None:
         """ConfigError for a key no server setting has, naming `where` and a "did you mean"."""
-        known = sorted(f.name for f in fields(cls))
+        known = sorted(f.name for f in fields(cls) if f.name != "shown")
         for key in d:
             if key not in known:
                 hint = did_you_mean(key, known) or f"known: {', '.join(known)}"
@@ -169,6 +182,32 @@ class ServerSettings:
         """TLS verification for requests: on by default, or a CA bundle path."""
         return self.ca_bundle or True
 
+    def shown_file(self, key: str) -> str:
+        """A secret file key's file as a message may name it (`shown`, else `shown_path`)."""
+        return self.shown.get(key) or shown_path(getattr(self, key))
+
+
+def resolve_files(
+    table: dict[str, Any], where: str, resolve: Callable[[str], Path]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """`table` with its file keys' paths resolved by `resolve` (from the config file's folder,
+    `~` expanded: under cron the working directory is / or $HOME), and how messages name its
+    secret files: by the resolved path when written as a path (`shown_path`), else as
+    `shown_path` does, since the value may be the secret itself, which the resolved path would
+    hold too. A blank one is a ConfigError naming the key; a value of the wrong type is left
+    for `from_dict` to name."""
+    resolved, shown = dict(table), {}
+    for key, instead in FILE_KEYS.items():
+        value = table.get(key)
+        if not isinstance(value, str):
+            continue
+        if not value.strip():  # (else "" was no file, and " " a file of that name)
+            raise ConfigError(f"{where}: key '{key}' is empty ({instead})")
+        resolved[key] = str(resolve(value))
+        if key in SECRET_FILES:
+            shown[key] = resolved[key] if shown_path(value) == value else shown_path(value)
+    return resolved, shown
+
 
 def no_secret(url: str, where: str, key: str) -> None:
     """ConfigError when a URL holds a user name, password or query: requests would send a
@@ -199,10 +238,10 @@ def shown_path(path: str) -> str:
     return path if ok else "(named in the config; not a path from /, ~ or .)"
 
 
-def read_secret(env: str, path: str, what: str) -> str:
+def read_secret(env: str, path: str, what: str, shown: str = "") -> str:
     """A secret from an environment variable or a file (first line); AuthError-free ConfigError.
-    Messages quote the variable's or file's name only when shaped as one (`shown_env`,
-    `shown_path`): they go to stderr and run.json."""
+    Messages quote the variable's or file's name only when shaped as one (`shown_env`; the
+    file's `shown`, else `shown_path`): they go to stderr and run.json."""
     if env:
         value = os.environ.get(env, "")
         if value:
@@ -210,14 +249,13 @@ def read_secret(env: str, path: str, what: str) -> str:
         if not path:
             raise ConfigError(f"{what}: environment variable {shown_env(env)} is not set")
     if path:
+        shown = shown or shown_path(path)
         try:
             text = Path(path).expanduser().read_text(encoding="utf-8-sig")
         except OSError as e:
-            raise ConfigError(
-                f"{what}: cannot read secret file {shown_path(path)}: {e.strerror}"
-            ) from None
+            raise ConfigError(f"{what}: cannot read secret file {shown}: {e.strerror}") from None
         value = text.strip().splitlines()[0].strip() if text.strip() else ""
         if not value:
-            raise ConfigError(f"{what}: secret file {shown_path(path)} is empty")
+            raise ConfigError(f"{what}: secret file {shown} is empty")
         return value
     raise ConfigError(f"{what}: no environment variable or file configured")
