@@ -172,7 +172,11 @@ def load_config(path: Path) -> Config:
     base = path.resolve().parent
 
     def resolve(p: str) -> Path:
-        q = Path(p).expanduser()
+        try:
+            q = Path(p).expanduser()
+        except RuntimeError:  # ("~name/..." for a user this machine does not have)
+            user = p.split("/", 1)[0]  # (only that part: the value may be a pasted secret)
+            raise ConfigError(f"{path}: '{user}' in a path names no user on this machine") from None
         return q if q.is_absolute() else base / q
 
     _known_keys(data, "", str(path))

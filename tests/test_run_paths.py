@@ -359,3 +359,16 @@ def test_a_blank_server_file_key_is_exit_3_naming_it(tmp_path: Path, key: str, b
     assert code == 3, err
     assert err.startswith(f"cohort: error: {cfg} [sites.server] (site 'amr'): key '{key}' is empty")
     assert len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("key", FILE_KEYS)
+@pytest.mark.usefixtures("no_read")
+def test_a_path_naming_no_user_is_exit_3_not_a_bug(tmp_path: Path, key: str) -> None:
+    """`~nosuchuser/x` made Path.expanduser raise RuntimeError: "internal error
+    (RuntimeError); this is a bug", exit 1, for a mistyped path in the config."""
+    cfg = _server_config(tmp_path, key, "~nosuchuser-cohort/x")
+    code, err = _run("--config", cfg, "--out", tmp_path / "out")
+    assert code == 3, err
+    assert err == (
+        f"cohort: error: {cfg}: '~nosuchuser-cohort' in a path names no user on this machine\n"
+    ), err
