@@ -15,6 +15,7 @@ from datetime import date, timedelta
 import pytest
 from criteria_helpers import (
     AS_OF,
+    FLOWSHEET,
     LOINC,
     RXNORM,
     SNOMED,
@@ -270,6 +271,27 @@ def test_background_therapy_current(resource, expected):
             [
                 observation("2160-0", ago(-1), valueQuantity=qty(3.0, "mg/dL", "mg/dL")),
                 observation("2160-0", ago(10), valueQuantity=qty(1.0, "mg/dL", "mg/dL")),
+            ],
+            "pass",
+        ),
+        # SPEC §3 "HCV antibody positive with no later RNA -> unknown": an RNA after as_of is
+        # not known on as_of
+        ("hcv", [pos("16128-1", ago(10)), neg("11259-9", ago(-2))], "unknown"),
+        # SPEC §3 "most recent SLEDAI-2K within 90 days >= 6"
+        (
+            "sledai",
+            [
+                observation("SLEDAI-2K", ago(-1), FLOWSHEET, valueQuantity=qty(3, "{score}", "{score}")),
+                observation("SLEDAI-2K", ago(10), FLOWSHEET, valueQuantity=qty(8, "{score}", "{score}")),
+            ],
+            "pass",
+        ),
+        # SPEC §3 "most recent CD19 B-cell count since the last dose below the lower limit"
+        (
+            "washout_b_cell_depletion",
+            [
+                medication(code=RITUXIMAB, status="completed", when=ago(300)),
+                observation("8116-6", ago(-1), valueQuantity=qty(5, "/uL", "/uL")),
             ],
             "pass",
         ),
