@@ -206,7 +206,7 @@ def test_background_one_current_among_past_passes() -> None:
 # --- prior_ianalumab ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "name",
-    ["VAY736", "VAY-736", "ianalumab", "Ianalumab 300 mg s.c.", "study drug VAY736 (blinded)"],
+    ["VAY736", "VAY-736", "VAY 736", "ianalumab", "Ianalumab 300 mg s.c.", "study drug VAY736 (blinded)"],
 )
 def test_prior_ianalumab_by_name_fails_any_time(name: str) -> None:
     r = run(
@@ -939,6 +939,7 @@ RTX = "121191"
         ({"text": "Ocrevus"}, 100, "fail"),
         ({"text": "obinutuzumab"}, 100, "fail"),
         ({"text": "Uplizna (inebilizumab)"}, 100, "fail"),
+        ({"text": "Briumvi 150 mg IV"}, 100, "fail"),  # ublituximab: SPEC's "..."
         ({"text": "rituximab"}, 252, "pass"),  # boundary, no CD19 since
     ],
 )

@@ -250,6 +250,11 @@ TEXT_NOT_IN_REFERENCE = {
     "ivig": "abbreviation of 'immune globulin IV' (medications.csv)",
     "scig": "abbreviation of 'immune globulin SC' (medications.csv)",
     "vay-736": "hyphenated spelling of the code name VAY736 (medications.csv, brand_names.csv)",
+    "vay 736": "spaced spelling of the code name VAY736 (medications.csv, brand_names.csv)",
+    # SPEC's B-cell-depleting list ends "inebilizumab, ..."; the reference has no row for this
+    # anti-CD20 antibody (approved 2022), so its names come from its FDA label (openFDA)
+    "ublituximab": "anti-CD20 antibody of SPEC's '...' (openFDA label), not in the reference",
+    "briumvi": "brand of ublituximab-xiiy (openFDA label), not in the reference",
     # an allowed background DMARD of the SPEC (test_spec_audit background_therapy); marketed in
     # Japan only, so no RxNorm code and no row in the reference
     "mizoribine": "SPEC background DMARD; no RxNorm code, not in the reference",
