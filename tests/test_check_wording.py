@@ -205,6 +205,15 @@ def test_an_unconvertible_result_of_another_name_still_names_its_concept() -> No
     assert r.reason == "ANC value/unit '1.2 cells/hpf' not convertible to x10^3/uL"
 
 
+def test_a_result_with_no_unit_says_so() -> None:
+    """A platelet count recorded as a bare number read "value/unit '20 ' not convertible to
+    x10^3/uL", a stray space where the unit was; the reason now says the unit is missing."""
+    o = observation("777-3", ago(10), valueQuantity={"value": 20})
+    r = run("platelets", o)
+    assert str(r.status) == "unknown"
+    assert r.reason == "value '20' (no unit) not convertible to x10^3/uL"
+
+
 def test_a_result_outside_the_plausible_range_says_so_not_that_its_unit_does_not_convert() -> None:
     """A platelet count of 32500 in 10*3/uL (a typo, or /uL recorded as 10*3/uL) read
     "value/unit '32500 10*3/uL' not convertible to x10^3/uL": untrue, as it is already in that

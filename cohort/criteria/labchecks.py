@@ -8,7 +8,7 @@ from typing import Any
 
 from cohort.criteria.base import Context, window_start
 from cohort.criteria.bounds import amount, below, to_unit
-from cohort.criteria.plausible import combined, implausible
+from cohort.criteria.plausible import as_recorded, combined, implausible
 from cohort.model import Evidence, NoValue, ObservationFact, Status
 
 _LESS = re.compile(r"^\s*(<|<=|less than|below)\s*\d", re.I)
@@ -188,7 +188,7 @@ def _undecided(
         if far := implausible(ctx, o, concept):  # (converts, but not to a plausible number)
             return f"{label} {far}", NoValue.IMPLAUSIBLE
         unit = to_unit(ctx.term.canonical_unit(concept) or "")
-        why = f"{label} value/unit '{ev.value} {ev.unit}' not convertible to {unit}"
+        why = f"{label} {as_recorded(ev.value, ev.unit)} not convertible to {unit}"
         return why, NoValue.UNCONVERTIBLE
     if cls is not None:
         why = _indeterminate(ctx, o, concept, chk)

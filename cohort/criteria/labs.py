@@ -6,7 +6,7 @@ from cohort.criteria.base import Context, Criterion, result, shown, window_start
 from cohort.criteria.bounds import above, amount, below, readable, sign, to_unit, versus
 from cohort.criteria.days import condition_shown
 from cohort.criteria.ids import says_id
-from cohort.criteria.plausible import NOT_CONVERTIBLE, combined, implausible, kind_of
+from cohort.criteria.plausible import NOT_CONVERTIBLE, as_recorded, combined, implausible, kind_of
 from cohort.model import Code, Evidence, NoValue, ObservationFact, ObsValue, Result, Status
 from cohort.safetext import clipped
 
@@ -42,7 +42,7 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
         # x10^3/uL" was untrue of a typo); the evidence row shows it as recorded
         far = implausible(ctx, o, concept)
         ev = ctx.obs_evidence(o, concept, far or NOT_CONVERTIBLE, convert=False)
-        why = far or f"value/unit '{ev.value} {ev.unit}' not convertible to {to_unit(unit)}"
+        why = far or f"{as_recorded(ev.value, ev.unit)} not convertible to {to_unit(unit)}"
         # candidates.csv writes the criterion's id before the reason: a concept of that name
         # ("platelets: platelets: value/unit ...") is not named twice
         named = "" if says_id(crit.id, name) else f"{name} "

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from cohort.model import ObservationFact
 
 __all__ = [
+    "as_recorded",
     "NOT_CONVERTIBLE",
     "OUTSIDE",
     "combined",
@@ -56,6 +57,12 @@ def _number(x: float) -> str:
     """`x` as a reason shows it (`readable`: 32500, not 3.25e+04), but a number past any
     plausible range's digits as Python writes it (1e+308, not 309 digits)."""
     return readable(x) if abs(x) < 1e15 else f"{x:g}"
+
+
+def as_recorded(value: str, unit: str) -> str:
+    """A result that is no value in its concept's unit, as a reason quotes it: "value/unit
+    '240 cells/hpf'", or "value '20' (no unit)" (was "'20 '")."""
+    return f"value/unit '{value} {unit}'" if unit else f"value '{value}' (no unit)"
 
 
 def unconverted_note(ctx: Context, o: ObservationFact, concept: str) -> str:
