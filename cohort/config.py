@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from cohort.errors import KIND_NAMES, ConfigError, did_you_mean
 from cohort.lockfiles import data_files
 from cohort.tomlsyntax import loads
+from cohort.utf8 import utf8_text
 
 if TYPE_CHECKING:
     from cohort.source.fhir.settings import ServerSettings
@@ -158,16 +159,12 @@ def _known_keys(table: dict[str, Any], name: str, where: str) -> None:
 
 def load_config(path: Path) -> Config:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        raw = path.read_bytes()
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: config file not found") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:  # (Notepad's "Unicode" is UTF-16; ANSI a code page)
-        line = exc.object[: exc.start].count(b"\n") + 1
-        raise ConfigError(
-            f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}): save it as UTF-8"
-        ) from None
+    text = utf8_text(raw, str(path), ConfigError)
     data = loads(text, str(path), ConfigError)
     base = path.resolve().parent
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from cohort.errors import CohortError
 from cohort.tomllines import NEWLINE, TABLE_LINE
+from cohort.utf8 import utf8_text as utf8_text  # (TOML readers import it from here)
 
 __all__ = ["loads", "syntax_message", "utf8_text"]
 
@@ -29,19 +30,6 @@ _OPEN_QUOTE = (
     "Expected \"'",  # (a literal string's quote: "'" or "'''")
     "Expected '\"",
 )
-
-
-def utf8_text(data: bytes, shown: str, error: type[CohortError]) -> str:
-    """A TOML file's text (UTF-8, a byte order mark dropped); else an `error` naming the line
-    and the byte, as a mapping CSV's is (Notepad's "ANSI" is the Windows code page)."""
-    body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = body[: exc.start].count(b"\n") + 1
-        raise error(
-            f"{shown}:{line}: not UTF-8 text (byte 0x{body[exc.start]:02x}): save it as UTF-8"
-        ) from None
 
 
 def loads(text: str, shown: str, error: type[CohortError]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cohort.errors import MappingError, cwd_relative
+from cohort.utf8 import utf8_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +59,8 @@ def is_file(path: Path, shown: str) -> bool:
 def read_text(path: Path, shown: str) -> str:
     """A mapping file's text (UTF-8, a byte order mark dropped); MappingError naming the line
     of a byte that is not UTF-8 (Excel's plain "CSV" is the Windows code page)."""
-    data = read_bytes(path, shown)
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise MappingError(
-            f"{shown}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}): save it as "
-            "'CSV UTF-8' (Excel: File > Save As > CSV UTF-8 (Comma delimited))"
-        ) from None
+    excel = "save it as 'CSV UTF-8' (Excel: File > Save As > CSV UTF-8 (Comma delimited))"
+    return utf8_text(read_bytes(path, shown), shown, MappingError, excel)
 
 
 LINE_END = re.compile(r"\r\n|\r|\n")  # a CSV line end (csv_lines; tools.csvedit)
