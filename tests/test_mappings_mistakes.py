@@ -79,6 +79,23 @@ def test_a_threshold_outside_its_concepts_plausible_range_warns(tmp_path: Path) 
 
 
 @pytest.mark.usefixtures("in_tmp")
+def test_a_limit_that_is_no_finite_number_is_an_error_only(tmp_path: Path) -> None:
+    """`fail_below = nan` (or `inf`, `1e400`) is an error ("expected a finite number"); `check`
+    also warned "nan is outside the plausible range of hemoglobin (0-30 g/dL): is it in another
+    unit?", which sends a researcher looking for a unit mistake that is not there."""
+    m = _copy(tmp_path)
+    trial = m / "trials" / "sirius-sle-2.toml"
+    hb = _replace(trial, "fail_below = 8.0\n", "fail_below = nan\n")
+    plt = _replace(trial, "fail_below = 25\n", "fail_below = 1e400\n")
+    errors, warnings = _check(tmp_path)
+    assert sorted(errors) == [
+        f"{TRIAL}:{plt}: criterion 'platelets': key 'fail_below': expected a finite number, got inf",
+        f"{TRIAL}:{hb}: criterion 'hemoglobin': key 'fail_below': expected a finite number, got nan",
+    ]
+    assert [w for w in warnings if "plausible range" in w] == []
+
+
+@pytest.mark.usefixtures("in_tmp")
 def test_a_backup_copy_of_a_concept_file_warns_once_per_pair(tmp_path: Path) -> None:
     """Excel's "labs - Copy.csv" beside labs.csv was loaded as concept rows without a word (an
     edit to labs.csv no longer removed a code). One warning per pair of files, at the copy,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -76,6 +77,8 @@ def plausible_limits(path: Path, specs: Mapping[str, UnitSpec], f: Findings) -> 
         for key, value, concepts in lab_limits(raw["kind"], raw):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 continue  # (a type error of check_trial's)
+            if not math.isfinite(value):
+                continue  # nan, inf: an error of check_trial's, no unit mistake
             for name in concepts if isinstance(concepts, list) else []:
                 spec = specs.get(name) if isinstance(name, str) else None
                 if spec is None or (shown := _outside(float(value), spec)) is None:
