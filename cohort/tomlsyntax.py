@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from typing import Any
@@ -96,6 +97,9 @@ def _explain(what: str, lines: list[str], line: int) -> tuple[int, str]:
             return line, "no value after '=' (write one, or remove the line)"
         if value.lower() in ("true", "false"):
             return line, f"'{value}' is not true or false: write it in lower case: {value.lower()}"
+        if near := difflib.get_close_matches(value.lower(), ("true", "false"), n=1, cutoff=0.75):
+            # (`use_unverified = fals` was told to quote it: "fals" is no true or false either)
+            return line, f"'{value}' is not a value: write true or false, no quotes ({near[0]}?)"
         if _BARE_WORD.match(value):
             return line, f"'{value}' is not a value: text is written in quotes: \"{value}\""
         return line, f"'{value}' is not a value: {_VALUES}"

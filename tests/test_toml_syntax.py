@@ -211,3 +211,16 @@ def test_syntax_messages(text: str, said: str) -> None:
     with pytest.raises(MappingError) as err:
         loads(text, "f.toml", MappingError)
     assert str(err.value).startswith(said), str(err.value)
+
+
+def test_a_misspelt_true_or_false_is_told_to_write_it_not_quote_it(in_tmp: Path) -> None:
+    """`systemic_only = ture` was told "text is written in quotes: \"ture\"", which is no
+    true or false either: a bare word close to one of them is told to write it."""
+    cfg = relative_project(in_tmp)
+    line = _edit(in_tmp / TRIAL, "systemic_only = true", "systemic_only = ture")
+    said = _errors(cfg, in_tmp / "out")
+    assert said["run"] == said["check"], said
+    code, error = said["run"]
+    assert code == 4
+    assert f"{TRIAL}:{line}:" in error and "key 'systemic_only'" in error, error
+    assert error.endswith("'ture' is not a value: write true or false, no quotes (true?)"), error
