@@ -472,6 +472,80 @@ def test_expired_paging_state_restarts_the_search_once(store):
     assert any("no longer had a search's later pages (HTTP 410)" in w for w in rep.warnings)
 
 
+def _shifting(fake, attempts: dict, shifted_attempts: int):
+    """An `edit` paging the patients' Condition search by offset over a result set that moved
+    after page 1 (sekmet orders by its write sequence: c0 and c0b, updated meanwhile, went
+    last; on later reads more) on the first `shifted_attempts` reads of the search."""
+    order = [r for (t, _), r in sorted(fake.db.items()) if t == "Condition"]
+
+    def edit(req, status, body):
+        if not _pages_of("Condition", req):
+            return status, body
+        off = int(dict(parse_qsl(urlsplit(req.url).query)).get("_offset", 0))
+        if off == 0:
+            attempts["n"] += 1
+        elif attempts["n"] <= shifted_attempts:
+            k = attempts["n"] + 1
+            moved = order[k:] + order[:k]
+            body["entry"] = [{"resource": r, "search": {"mode": "match"}} for r in moved[off:off + 2]]
+        return status, body
+
+    return edit
+
+
+def test_results_moving_while_paged_are_searched_again(store):
+    """Offset paging over records updated meanwhile: the updated records came twice (pages 1
+    and 3), so the count matched the total, and c1b, which slid onto page 1, never came. A full
+    refresh removed it as deleted on the server (a real server did so to a patient being
+    charted during the run). A match seen twice in one search now repeats it."""
+    attempts = {"n": 0}
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        run(store)
+        fake.edit = _shifting(fake, attempts, 1)
+        rep = run(store, full_refresh=True)
+    assert store.get("uci", "Condition", "c1b") is not None and rep.removed == 0
+    assert attempts["n"] == 2
+    assert any("Condition: a search's results moved while its pages were read" in w
+               for w in rep.warnings), rep.warnings
+
+
+def test_results_that_keep_moving_fail_the_pull_removing_nothing(store):
+    from cohort.errors import ServerError
+
+    attempts = {"n": 0}
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        run(store)
+        fake.edit = _shifting(fake, attempts, 99)
+        with pytest.raises(ServerError, match="kept moving while its pages were read"):
+            run(store, full_refresh=True)
+    assert attempts["n"] == 3 and store.get("uci", "Condition", "c1b") is not None
+
+
+def test_a_record_listed_twice_alike_on_a_second_read_is_kept(store):
+    """A server that lists one record twice in a search, the same on every read (nothing
+    moved), is read twice and taken as it is, with no warning (it used to be taken at once)."""
+    attempts = {"n": 0}
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            if _pages_of("Condition", req):
+                if "_offset" not in req.url:
+                    attempts["n"] += 1
+                body["entry"] = body["entry"] + body["entry"][:1]
+            return status, body
+
+        fake.edit = edit
+        rep = run(store)
+    assert attempts["n"] == 2 and store.count_by_type("uci")["Condition"] == 6
+    assert not any("moved" in w for w in rep.warnings), rep.warnings
+
+
 def test_later_page_400_is_not_taken_for_a_rejected_parameter(store):
     """A 400 on a server's own next link (an invalid continuation token) was read as the
     server rejecting `_lastUpdated` (or `_include`): the type was pulled in full for every
