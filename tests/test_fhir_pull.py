@@ -806,6 +806,31 @@ def test_a_later_pass_for_replacing_charts_does_not_move_the_marks(store):
     assert all(v < "2026-11-25T11" for v in stamps.values()), stamps
 
 
+def test_a_mark_is_the_earlier_clock_when_two_fall_in_one_second(store):
+    """Marks took the earliest server clock by comparing text: 10:00:00Z (a clock on the
+    second: sekmet's meta.lastUpdated ".000Z", a Date header) sorted after 10:00:00.500000Z
+    ('.' < 'Z'), so the mark moved half a second past a search's clock and, with
+    sync_overlap = 0, a record changed in that half second was never pulled."""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake, n=2)
+        run(store, cfg={"sync_overlap": 0})
+        fake.clock = "2026-11-26T10:00:00.000Z"
+        _unscreened(fake, "p2")
+        fake.add({"resourceType": "Condition", "id": "c2", "subject": {"reference": "Patient/p2"},
+                  "code": {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]}})
+
+        def edit(req, status, body):
+            if _pages_of("Observation", req) and "p2" in req.url:  # (the new patient's search)
+                body["meta"]["lastUpdated"] = "2026-11-26T10:00:00.500Z"
+            return status, body
+
+        fake.edit = edit
+        rep = run(store, cfg={"sync_overlap": 0})
+    assert rep.patients_new == 1
+    assert rep.marks["Observation"].split("|")[0] == "2026-11-26T10:00:00Z", rep.marks
+
+
 def _without_included_medications(req, status, body):
     if _pages_of("MedicationRequest", req) and "_include" in req.url:
         body["entry"] = [e for e in body["entry"] if e["resource"]["resourceType"] != "Medication"]
