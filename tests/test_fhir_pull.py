@@ -525,6 +525,33 @@ def test_results_that_keep_moving_fail_the_pull_removing_nothing(store):
     assert attempts["n"] == 3 and store.get("uci", "Condition", "c1b") is not None
 
 
+def test_results_short_of_their_total_after_a_deletion_are_searched_again(store):
+    """Records deleted on the server after page 1 (c0, c0b) move the rest back: c1b slid onto
+    page 1 unseen, the search returned 4 of its total 6, a warning only, and a full refresh
+    removed c1b as deleted on the server. A read short of its total is now read again."""
+    reads = {"n": 0}
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        run(store)
+
+        def edit(req, status, body):
+            if _pages_of("Condition", req) and "_offset" not in req.url:
+                reads["n"] += 1
+                if reads["n"] == 1:
+                    body["total"] = 6
+                    del fake.db[("Condition", "c0")], fake.db[("Condition", "c0b")]
+            return status, body
+
+        fake.edit = edit
+        rep = run(store, full_refresh=True)
+    assert reads["n"] == 2
+    assert store.get("uci", "Condition", "c1b") is not None
+    assert store.get("uci", "Condition", "c0b") is None  # (deleted there: removed)
+    assert any("Condition: a search's results moved while its pages were read" in w
+               for w in rep.warnings), rep.warnings
+
+
 def test_a_record_listed_twice_alike_on_a_second_read_is_kept(store):
     """A server that lists one record twice in a search, the same on every read (nothing
     moved), is read twice and taken as it is, with no warning (it used to be taken at once)."""

@@ -21,13 +21,16 @@ MOVED_TRIES = 3
 
 
 class PagesMoved(ServerError):
-    """A search returned a record twice: offset paging (`_offset`, as sekmet pages) over
-    records written meanwhile shifts the ones after them, and a record may have been skipped.
-    `got`: the search's (items, clock); `order`: the ids of its matches as they came."""
+    """A search returned a record twice, or fewer than its total: offset paging (`_offset`,
+    as sekmet pages) over records written or deleted meanwhile shifts the ones after them, and
+    a record may have been skipped. `got`: the search's (items, clock); `order`: the ids of its
+    matches as they came; `short`: the warning a read with fewer than its total gives."""
 
-    def __init__(self, msg: str, got: tuple[Items, str | None], order: list[str]) -> None:
+    def __init__(
+        self, msg: str, got: tuple[Items, str | None], order: list[str], short: str | None
+    ) -> None:
         super().__init__(msg)
-        self.got, self.order = got, order
+        self.got, self.order, self.short = got, order, short
 
 
 def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None]:
@@ -52,6 +55,9 @@ def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None
         except PagesMoved as e:
             if e.order in moved:
                 # read twice alike: nothing moved, the server lists that record twice itself
+                # (or counts in its total what it does not return: said)
+                if e.short:
+                    p.report.warn(e.short)
                 confirm(p, tried, params)
                 return e.got
             if moved:
@@ -62,8 +68,8 @@ def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None
                 # server, and a mark moved past it would never bring it)
                 raise ServerError(
                     f"{rtype}: a search's results kept moving while its pages were read "
-                    f"({len(moved)} reads; records written meanwhile): records may have been "
-                    "skipped; nothing of it is recorded as complete"
+                    f"({len(moved)} reads; records written or deleted meanwhile): records may "
+                    "have been skipped; nothing of it is recorded as complete"
                 ) from None
             continue
         except IncompleteSearch as e:
@@ -108,8 +114,8 @@ def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None
 def said_moved(p: Puller, rtype: str) -> None:
     p.report.warn(
         f"{rtype}: a search's results moved while its pages were read (a record came twice, "
-        "so another may have been skipped: records written meanwhile); searched again from "
-        "the first page"
+        "or fewer than its total: records written or deleted meanwhile, so another may have "
+        "been skipped); searched again from the first page"
     )
 
 
@@ -150,13 +156,12 @@ def search_pages(p: Puller, rtype: str, params: Params) -> tuple[Items, str | No
         # (a type the server has searched tonight is one it supports: unsupported.py)
         e.answered = e.rtype in p.answered  # type: ignore[attr-defined]
         raise
-    if len(set(order)) < len(order):
-        raise PagesMoved(f"GET {rtype}: a record came twice", (items, clock), order)
+    short = None
     if isinstance(total, int) and not isinstance(total, bool) and matched < total:
-        # records deleted while paging, or a server that drops some: said, not hidden
-        p.report.warn(
-            f"{rtype}: a search returned {matched} of the {total} matches its total announced"
-        )
+        # records deleted while paging (read again), or a server that drops some: said
+        short = f"{rtype}: a search returned {matched} of the {total} matches its total announced"
+    if short or len(set(order)) < len(order):
+        raise PagesMoved(f"GET {rtype}: results moved", (items, clock), order, short)
     return items, clock
 
 
