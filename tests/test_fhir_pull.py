@@ -472,6 +472,107 @@ def test_expired_paging_state_restarts_the_search_once(store):
     assert any("no longer had a search's later pages (HTTP 410)" in w for w in rep.warnings)
 
 
+def _shifting(fake, attempts: dict, shifted_attempts: int):
+    """An `edit` paging the patients' Condition search by offset over a result set that moved
+    after page 1 (sekmet orders by its write sequence: c0 and c0b, updated meanwhile, went
+    last; on later reads more) on the first `shifted_attempts` reads of the search."""
+    order = [r for (t, _), r in sorted(fake.db.items()) if t == "Condition"]
+
+    def edit(req, status, body):
+        if not _pages_of("Condition", req):
+            return status, body
+        off = int(dict(parse_qsl(urlsplit(req.url).query)).get("_offset", 0))
+        if off == 0:
+            attempts["n"] += 1
+        elif attempts["n"] <= shifted_attempts:
+            k = attempts["n"] + 1
+            moved = order[k:] + order[:k]
+            body["entry"] = [{"resource": r, "search": {"mode": "match"}} for r in moved[off:off + 2]]
+        return status, body
+
+    return edit
+
+
+def test_results_moving_while_paged_are_searched_again(store):
+    """Offset paging over records updated meanwhile: the updated records came twice (pages 1
+    and 3), so the count matched the total, and c1b, which slid onto page 1, never came. A full
+    refresh removed it as deleted on the server (a real server did so to a patient being
+    charted during the run). A match seen twice in one search now repeats it."""
+    attempts = {"n": 0}
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        run(store)
+        fake.edit = _shifting(fake, attempts, 1)
+        rep = run(store, full_refresh=True)
+    assert store.get("uci", "Condition", "c1b") is not None and rep.removed == 0
+    assert attempts["n"] == 2
+    assert any("Condition: a search's results moved while its pages were read" in w
+               for w in rep.warnings), rep.warnings
+
+
+def test_results_that_keep_moving_fail_the_pull_removing_nothing(store):
+    from cohort.errors import ServerError
+
+    attempts = {"n": 0}
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        run(store)
+        fake.edit = _shifting(fake, attempts, 99)
+        with pytest.raises(ServerError, match="kept moving while its pages were read"):
+            run(store, full_refresh=True)
+    assert attempts["n"] == 3 and store.get("uci", "Condition", "c1b") is not None
+
+
+def test_results_short_of_their_total_after_a_deletion_are_searched_again(store):
+    """Records deleted on the server after page 1 (c0, c0b) move the rest back: c1b slid onto
+    page 1 unseen, the search returned 4 of its total 6, a warning only, and a full refresh
+    removed c1b as deleted on the server. A read short of its total is now read again."""
+    reads = {"n": 0}
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+        run(store)
+
+        def edit(req, status, body):
+            if _pages_of("Condition", req) and "_offset" not in req.url:
+                reads["n"] += 1
+                if reads["n"] == 1:
+                    body["total"] = 6
+                    del fake.db[("Condition", "c0")], fake.db[("Condition", "c0b")]
+            return status, body
+
+        fake.edit = edit
+        rep = run(store, full_refresh=True)
+    assert reads["n"] == 2
+    assert store.get("uci", "Condition", "c1b") is not None
+    assert store.get("uci", "Condition", "c0b") is None  # (deleted there: removed)
+    assert any("Condition: a search's results moved while its pages were read" in w
+               for w in rep.warnings), rep.warnings
+
+
+def test_a_record_listed_twice_alike_on_a_second_read_is_kept(store):
+    """A server that lists one record twice in a search, the same on every read (nothing
+    moved), is read twice and taken as it is, with no warning (it used to be taken at once)."""
+    attempts = {"n": 0}
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake)
+
+        def edit(req, status, body):
+            if _pages_of("Condition", req):
+                if "_offset" not in req.url:
+                    attempts["n"] += 1
+                body["entry"] = body["entry"] + body["entry"][:1]
+            return status, body
+
+        fake.edit = edit
+        rep = run(store)
+    assert attempts["n"] == 2 and store.count_by_type("uci")["Condition"] == 6
+    assert not any("moved" in w for w in rep.warnings), rep.warnings
+
+
 def test_later_page_400_is_not_taken_for_a_rejected_parameter(store):
     """A 400 on a server's own next link (an invalid continuation token) was read as the
     server rejecting `_lastUpdated` (or `_include`): the type was pulled in full for every
@@ -730,6 +831,31 @@ def test_a_later_pass_for_replacing_charts_does_not_move_the_marks(store):
     assert store.get("uci", "Observation", "o-q7") is not None
     stamps = {k: rep.marks[k].split("|")[0] for k in ("Patient", "Condition", "Observation")}
     assert all(v < "2026-11-25T11" for v in stamps.values()), stamps
+
+
+def test_a_mark_is_the_earlier_clock_when_two_fall_in_one_second(store):
+    """Marks took the earliest server clock by comparing text: 10:00:00Z (a clock on the
+    second: sekmet's meta.lastUpdated ".000Z", a Date header) sorted after 10:00:00.500000Z
+    ('.' < 'Z'), so the mark moved half a second past a search's clock and, with
+    sync_overlap = 0, a record changed in that half second was never pulled."""
+    with responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)
+        population(fake, n=2)
+        run(store, cfg={"sync_overlap": 0})
+        fake.clock = "2026-11-26T10:00:00.000Z"
+        _unscreened(fake, "p2")
+        fake.add({"resourceType": "Condition", "id": "c2", "subject": {"reference": "Patient/p2"},
+                  "code": {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]}})
+
+        def edit(req, status, body):
+            if _pages_of("Observation", req) and "p2" in req.url:  # (the new patient's search)
+                body["meta"]["lastUpdated"] = "2026-11-26T10:00:00.500Z"
+            return status, body
+
+        fake.edit = edit
+        rep = run(store, cfg={"sync_overlap": 0})
+    assert rep.patients_new == 1
+    assert rep.marks["Observation"].split("|")[0] == "2026-11-26T10:00:00Z", rep.marks
 
 
 def _without_included_medications(req, status, body):

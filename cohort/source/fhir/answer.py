@@ -7,6 +7,7 @@ from __future__ import annotations
 import codecs
 import email.message
 import email.utils
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from http import HTTPStatus
 
@@ -92,6 +93,20 @@ def server_time(bundle: dict | None, r: requests.Response) -> str | None:
             t = t.replace(tzinfo=UTC)  # an HTTP date is GMT
         return _utc_iso(t)
     return None
+
+
+def earliest(clocks: Iterable[str | None]) -> str | None:
+    """The earliest of server clocks (UTC ISO text; None ignored), compared as instants: as
+    text "10:00:00Z" (a clock on the second) sorted after "10:00:00.500000Z" ('.' < 'Z')."""
+    return min((c for c in clocks if c), key=_instant_key, default=None)
+
+
+def _instant_key(clock: str) -> tuple[int, datetime | str]:
+    try:
+        t = datetime.fromisoformat(clock.replace("Z", "+00:00"))
+    except ValueError:
+        return (1, clock)  # (not an instant: after every one, by text among themselves)
+    return (0, t if t.tzinfo else t.replace(tzinfo=UTC))
 
 
 def utc_instant(value: object) -> str | None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from cohort.errors import ServerError
 
+from .answer import earliest
 from .codeparams import without_components
 from .outcome import IncompleteSearch
 from .plan import COMBO_CODE, COMPONENT_CODE, DEFAULT_CATEGORIES
@@ -90,7 +91,7 @@ def each_category(p: Puller, rtype: str, params: Params) -> tuple[Items, str | N
                 seen.add(key)
                 items.append((res, origin))
         clocks += [clock] if clock else []
-    return items, min(clocks, default=None)
+    return items, earliest(clocks)
 
 
 def _without_since(p: Puller, rtype: str, params: Params, e: ServerError) -> Params:

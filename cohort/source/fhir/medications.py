@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from cohort.errors import AuthError, ServerError
 from cohort.store import reference_id
 
-from .answer import server_time
+from .answer import earliest, server_time
 from .fallback import refusal
 from .plan import MED_TYPES, chunk_values, minus_overlap
 from .unsupported import said, unsupported
@@ -132,7 +132,7 @@ def medication_since(p: Puller, marks: list[str | None]) -> str | None:
     # (a Medication changed between tonight's check and those clocks: not checked again
     # from them; the last check's clock, when earlier, covers it)
     clocks += [checked] if checked else []
-    return minus_overlap(min(clocks), timedelta(seconds=p.s.sync_overlap))
+    return minus_overlap(earliest(clocks) or clocks[0], timedelta(seconds=p.s.sync_overlap))
 
 
 def refresh_medications(p: Puller, since: str | None) -> None:
@@ -206,5 +206,5 @@ def _not_searchable(p: Puller, e: ServerError) -> str:
 def _checked(p: Puller, clocks: list[str | None]) -> None:
     """The stored Medications were checked: the earliest clock of the check's answers is
     where the next check starts at the latest (CHECKED); none read, the last one is kept."""
-    if known := [c for c in clocks if c]:
-        p.set_mark(CHECKED, min(known))
+    if known := earliest(clocks):
+        p.set_mark(CHECKED, known)

@@ -16,10 +16,27 @@ from .quirks import confirm, searched
 if TYPE_CHECKING:
     from .puller import Items, Params, Puller
 
+# reads of one search whose results moved while paged, before the pull fails (exit 6)
+MOVED_TRIES = 3
+
+
+class PagesMoved(ServerError):
+    """A search returned a record twice, or fewer than its total: offset paging (`_offset`,
+    as sekmet pages) over records written or deleted meanwhile shifts the ones after them, and
+    a record may have been skipped. `got`: the search's (items, clock); `order`: the ids of its
+    matches as they came; `short`: the warning a read with fewer than its total gives."""
+
+    def __init__(
+        self, msg: str, got: tuple[Items, str | None], order: list[str], short: str | None
+    ) -> None:
+        super().__init__(msg)
+        self.got, self.order, self.short = got, order, short
+
 
 def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None]:
     """Every page of one search, with vendor fallbacks; (items, earliest server time)."""
     restarted = False
+    moved: list[list[str]] = []  # the order of each read of this search that had a record twice
     # quirks whose fallback this search took: with what (and whether _count was sent)
     tried: dict[str, tuple[Params, bool]] = {}
     while True:
@@ -35,6 +52,26 @@ def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None
             return got
         try:
             got = search_pages(p, rtype, params)
+        except PagesMoved as e:
+            if e.order in moved:
+                # read twice alike: nothing moved, the server lists that record twice itself
+                # (or counts in its total what it does not return: said)
+                if e.short:
+                    p.report.warn(e.short)
+                confirm(p, tried, params)
+                return e.got
+            if moved:
+                said_moved(p, rtype)
+            moved.append(e.order)
+            if len(moved) >= MOVED_TRIES:
+                # (kept, a full refresh would remove what was skipped as deleted on the
+                # server, and a mark moved past it would never bring it)
+                raise ServerError(
+                    f"{rtype}: a search's results kept moving while its pages were read "
+                    f"({len(moved)} reads; records written or deleted meanwhile): records may "
+                    "have been skipped; nothing of it is recorded as complete"
+                ) from None
+            continue
         except IncompleteSearch as e:
             fixed = p._fallback(rtype, params, e)
             if fixed is None:
@@ -68,8 +105,18 @@ def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None
                 tried[quirk] = (fixed, p.client.send_count)
             params = fixed
         else:
+            if moved:  # (a record came twice, now not: the first read's results moved)
+                said_moved(p, rtype)
             confirm(p, tried, params)
             return got
+
+
+def said_moved(p: Puller, rtype: str) -> None:
+    p.report.warn(
+        f"{rtype}: a search's results moved while its pages were read (a record came twice, "
+        "or fewer than its total: records written or deleted meanwhile, so another may have "
+        "been skipped); searched again from the first page"
+    )
 
 
 def search_pages(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None]:
@@ -78,6 +125,7 @@ def search_pages(p: Puller, rtype: str, params: Params) -> tuple[Items, str | No
     clock: str | None = None
     total: object = None
     matched = page = 0
+    order: list[str] = []  # the ids of the matches, as they came
     shape = "&".join(f"{k}=.." for k in dict.fromkeys(k for k, _ in params))
     counted = p.client.send_count  # (read once: a parallel search may switch it off)
     try:
@@ -99,6 +147,8 @@ def search_pages(p: Puller, rtype: str, params: Params) -> tuple[Items, str | No
                 mode = how.get("mode", "match") if isinstance(how, dict) else "match"
                 if mode == "match" and res.get("resourceType") == rtype:
                     matched += 1
+                    if isinstance(res.get("id"), str):
+                        order.append(res["id"])
     except ServerError as e:
         if page and not isinstance(e, IncompleteSearch):
             e.page = page + 1  # type: ignore[attr-defined]
@@ -106,11 +156,12 @@ def search_pages(p: Puller, rtype: str, params: Params) -> tuple[Items, str | No
         # (a type the server has searched tonight is one it supports: unsupported.py)
         e.answered = e.rtype in p.answered  # type: ignore[attr-defined]
         raise
+    short = None
     if isinstance(total, int) and not isinstance(total, bool) and matched < total:
-        # records deleted while paging, or a server that drops some: said, not hidden
-        p.report.warn(
-            f"{rtype}: a search returned {matched} of the {total} matches its total announced"
-        )
+        # records deleted while paging (read again), or a server that drops some: said
+        short = f"{rtype}: a search returned {matched} of the {total} matches its total announced"
+    if short or len(set(order)) < len(order):
+        raise PagesMoved(f"GET {rtype}: results moved", (items, clock), order, short)
     return items, clock
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from cohort.errors import ServerError
 from cohort.store.schema import FHIR_MARK
 
+from .answer import earliest
 from .client import FhirClient
 from .fallback import fallback
 from .medications import fetch_medications, medications_of
@@ -169,7 +170,7 @@ class Puller:
                 if rtype in MED_TYPES:
                     # also where _include was accepted: a server may leave Medications out
                     self.fetch_medications(*medications_of(items))
-        return count, min(clocks) if clocks else None
+        return count, earliest(clocks)
 
     def run_split(self, rtype: str, build: Callable[[], list[Params]]) -> tuple[int, str | None]:
         """run_searches, re-splitting with a halved URL limit when the server refuses a long URL

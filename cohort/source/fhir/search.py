@@ -11,7 +11,7 @@ from cohort.errors import AuthError, ServerError
 from cohort.merged import LINKED, family, merge_links
 from cohort.store import patient_of
 
-from .answer import server_time
+from .answer import earliest, server_time
 from .codeparams import COVERS, covered, mark_hash, since_param
 from .fallback import refusal
 from .medications import medication_since, refresh_medications
@@ -56,8 +56,8 @@ def pull_ids(p: Puller, rtype: str, ids: list[str], since: str | None) -> tuple[
 
 
 def _earliest(*clocks: str | None) -> str | None:
-    """The earliest server clock given (ISO instants of one server compare as text)."""
-    return min((c for c in clocks if c), default=None)
+    """The earliest server clock given."""
+    return earliest(clocks)
 
 
 def queries(p: Puller, rtype: str, ids: list[str], since: str | None, batch: int) -> list[Params]:
@@ -190,7 +190,7 @@ def screen(p: Puller) -> set[str]:
     screened = found | p.id_set("screened")
     p.set_mark("screened", json.dumps(sorted(screened)))
     if clocks:
-        p.set_mark("screen", f"{min(clocks)}|{token_hash(p.screen_tokens)}")
+        p.set_mark("screen", f"{earliest(clocks)}|{token_hash(p.screen_tokens)}")
     return screened
 
 
