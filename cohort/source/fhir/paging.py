@@ -36,7 +36,9 @@ class PagesMoved(ServerError):
 def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None]:
     """Every page of one search, with vendor fallbacks; (items, earliest server time)."""
     restarted = False
-    moved: list[list[str]] = []  # the order of each read of this search that had a record twice
+    # the records of each read of this search that had a record twice or fell short of its
+    # total, sorted: a server whose order is not stable returns the same ones in another order
+    moved: list[list[str]] = []
     # quirks whose fallback this search took: with what (and whether _count was sent)
     tried: dict[str, tuple[Params, bool]] = {}
     while True:
@@ -53,7 +55,8 @@ def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None
         try:
             got = search_pages(p, rtype, params)
         except PagesMoved as e:
-            if e.order in moved:
+            read = sorted(e.order)
+            if read in moved:
                 # read twice alike: nothing moved, the server lists that record twice itself
                 # (or counts in its total what it does not return: said)
                 if e.short:
@@ -62,7 +65,7 @@ def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None
                 return e.got
             if moved:
                 said_moved(p, rtype)
-            moved.append(e.order)
+            moved.append(read)
             if len(moved) >= MOVED_TRIES:
                 # (kept, a full refresh would remove what was skipped as deleted on the
                 # server, and a mark moved past it would never bring it)
