@@ -1303,3 +1303,18 @@ def test_search_pull_drops_stored_records_of_types_not_read(store):
     assert rep.to_dict()["dropped_types"] == {"Encounter": 1}
     assert store.get("uci", "Encounter", "e1") is None
     assert store.count_by_type("uci")["Medication"] == 3
+
+
+def test_a_base_url_whose_host_changed_case_is_the_same_server(store):
+    """QA: `LOCALHOST` -> `localhost` in the config was "base_url changed since the last pull:
+    full refresh", with its removals; a host (and scheme) is case-insensitive, a path is not."""
+    from cohort.source.fhir.pull import same_server
+
+    upper = BASE.upper().replace("/R4", "/r4")  # HTTPS://FHIR.EXAMPLE.../r4
+    with responses.RequestsMock() as rsps:
+        population(FakeFhir(rsps))
+        run(store)
+        rep = run(store, cfg={"base_url": upper})
+    assert rep.incremental and not any("base_url changed" in w for w in rep.warnings)
+    assert same_server(BASE, upper) and same_server(BASE + "/", BASE)
+    assert not same_server(BASE, BASE.replace("/r4", "/R4"))

@@ -7,6 +7,7 @@ import logging
 import time
 from contextlib import suppress
 from typing import Any
+from urllib.parse import urlsplit
 
 from cohort.errors import ServerError, StoreError
 
@@ -57,7 +58,7 @@ def pull(
                 "GET metadata: the CapabilityStatement lists none of " + ", ".join(PULL_TYPES)
             )
         base_mark = p.mark("base_url")
-        if base_mark and base_mark != settings.base_url:
+        if base_mark and not same_server(base_mark, settings.base_url):
             p.full_refresh = True
             p.report.warn("base_url changed since the last pull: full refresh")
         if settings.bulk:
@@ -96,3 +97,17 @@ def pull(
         p.report.unchanged,
     )
     return p.report
+
+
+def same_server(a: str, b: str) -> bool:
+    """Whether two base URLs name the same server and path: the scheme and host are
+    case-insensitive (RFC 3986), so `https://FHIR.example.org/r4` after
+    `https://fhir.example.org/r4` is no new server (QA: it forced a full refresh, with its
+    removals); the path is not."""
+    x, y = urlsplit(a.rstrip("/")), urlsplit(b.rstrip("/"))
+    return (x.scheme.lower(), x.netloc.lower(), x.path, x.query) == (
+        y.scheme.lower(),
+        y.netloc.lower(),
+        y.path,
+        y.query,
+    )
