@@ -148,6 +148,39 @@ def test_connection_error_retried():
     assert len(waits) == 1
 
 
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate",
+         "the server's TLS certificate does not verify"),
+        ("[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)", "no TLS at that port"),
+    ],
+)
+@responses.activate
+def test_a_tls_failure_no_retry_can_mend_is_not_retried(text: str, said: str) -> None:
+    """QA: https to a plain-http port (or a certificate the hospital's CA signs, without
+    `ca_bundle`) was retried 6 times, with back-offs, before exit 6 said "SSLError"."""
+    err = requests.exceptions.SSLError(
+        f"HTTPSConnectionPool(host='h', port=443): Max retries exceeded with url: "
+        f"/r4/Patient?identifier=secret-mrn (Caused by SSLError(SSLError(1, '{text}')))"
+    )
+    responses.get(f"{BASE}/Patient", body=err)
+    c, waits = client()
+    with pytest.raises(ServerError) as e:
+        c.get_json("Patient?identifier=secret-mrn", key="Patient")
+    assert waits == [] and said in str(e.value), str(e.value)
+    assert "secret-mrn" not in str(e.value)
+
+
+@responses.activate
+def test_another_tls_failure_is_retried() -> None:
+    responses.get(f"{BASE}/Patient", body=requests.exceptions.SSLError("EOF occurred in violation of protocol"))
+    responses.get(f"{BASE}/Patient", json=bundle([]))
+    c, waits = client()
+    c.get_json("Patient", key="Patient")
+    assert len(waits) == 1
+
+
 @responses.activate
 def test_operation_outcome_one_line_without_query():
     responses.get(f"{BASE}/Observation", status=400, json=oo("Unknown code system"))
