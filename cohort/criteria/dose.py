@@ -9,6 +9,7 @@ from datetime import date
 from typing import NamedTuple
 
 from cohort.criteria.base import Context, Criterion, TerminologyLike, result, shown, window_span
+from cohort.criteria.dose_days import same_day
 from cohort.criteria.intervals import (
     clear_from,
     exposure_dated,
@@ -280,7 +281,10 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
     why_partial = why_range = ""
     # each exposure in the window without a usable dose, as a reason names it
     undosed: list[str] = []
-    steps = (s for e in ctx.exposures(p["concepts"]) for s in _steps(ctx, e))
+    # each step of each exposure, a day's administrations of a drug together
+    steps = same_day(
+        ctx, (s for e in ctx.exposures(p["concepts"]) for s in _steps(ctx, e)), daily_dose
+    )
     for e in steps:
         concept = ",".join(sorted(set(p["concepts"]) & ctx.concepts(e.ref, e.codes, e.text)))
         if not ctx.systemic(e):

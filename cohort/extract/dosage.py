@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
 from cohort.extract.elements import DayRange, codes_of, parse_days, quantity_of
 from cohort.extract.limits import as_needed, caps_of, none_to
-from cohort.extract.onset import TIME_UNITS, add_units
+from cohort.extract.steps import after, step_starts
 from cohort.model import Bounds, Dose, Quantity
 
 __all__ = ["doses_of", "widest"]
@@ -34,7 +33,6 @@ _EVENTS = frozenset(
 Timed = tuple[float | None, float | None, bool, dict[str, Any] | None]
 _NO_RATE: Timed = (None, None, False, None)
 _UNREAD: Timed = (None, None, True, None)
-_HOURS = {"h": 1, "hour": 1, "hours": 1, "min": 1 / 60, "s": 1 / 3600}  # a Duration's, in hours
 # a JSON number, tested by class: a bool's class is bool, never int
 _NUMBERS: frozenset[Any] = frozenset((int, float))
 _RATES = ("rateQuantity", "rateRatio", "rateRange")
@@ -50,6 +48,8 @@ def doses_of(
     taken as needed is none up to its dose; its maxDosePerPeriod is read by the criteria."""
     out = []
     bounded = False
+    items = list(items)
+    starts = step_starts(items, start)  # (a taper's steps of a boundsDuration each)
     for d in items:
         if not isinstance(d, dict):
             continue
@@ -83,7 +83,9 @@ def doses_of(
         seq = d.get("sequence")
         sequence = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
         if rep:  # (a repeat with more than a frequency and period: it may have bounds)
-            bounds = _bounds(rep, start, ongoing)
+            bounds = _bounds(
+                rep, start, ongoing, starts.get(sequence) if sequence is not None else None
+            )
             bounded = bounded or bounds is not None
             out.append(Dose(qty, rate, sequence, unread, high, most, bounds, least, caps))
         else:
@@ -116,11 +118,14 @@ def widest(bounds: Iterable[Bounds]) -> Bounds:
     )
 
 
-def _bounds(rep: dict[str, Any], start: DayRange | None, ongoing: bool) -> Bounds | None:
+def _bounds(
+    rep: dict[str, Any], start: DayRange | None, ongoing: bool, step: DayRange | None = None
+) -> Bounds | None:
     """A line's days by its `repeat.bounds[x]`: a boundsPeriod, from the record's own `start`
     (SPEC's: authoredOn) or its own start, whichever is earlier (an order written for next
     week is an exposure from when it was written, as SPEC reads it), a boundsDuration or the
-    longest of a boundsRange from the record's `start`; without an end, open while the
+    longest of a boundsRange from the record's `start` (a boundsDuration ending that long after
+    `step`, where its line is a taper's later step: extract.steps); without an end, open while the
     record's status is `ongoing`, else ending on its latest start. None: no bounds, or none
     that read (the line has the record's days)."""
     period, length = rep.get("boundsPeriod"), rep.get("boundsDuration")
@@ -135,8 +140,8 @@ def _bounds(rep: dict[str, Any], start: DayRange | None, ongoing: bool) -> Bound
         first = _earliest(own, start)
         if last is None and not ongoing:
             last = own or start
-    elif length is not None:
-        first, last = start, _after(start, length)
+    elif length is not None:  # (a taper's later step ends its length after the one before)
+        first, last = start, after(step or start, length)
         if last is None:
             return None
     else:
@@ -163,23 +168,6 @@ def _days(start: DayRange | None, end: DayRange | None, ongoing: bool) -> Bounds
         start[1] if start else None,
         end[1] if end else None,
     )
-
-
-def _after(start: DayRange | None, length: Any) -> DayRange | None:
-    """The day `length` (a Duration) after `start`, each of its days (None: no start, or a
-    length that does not read); a part of a unit is a whole one (the later day)."""
-    q = quantity_of(length)
-    if start is None or q is None or not 0 <= q.value < 1e5:
-        return None
-    unit = TIME_UNITS.get(q.code) or TIME_UNITS.get(q.unit.strip().lower())
-    n = math.ceil(q.value)
-    if unit is None and (hours := _HOURS.get(q.code) or _HOURS.get(q.unit.strip().lower())):
-        unit, n = (0, 1), math.ceil(q.value * hours / 24)
-    if unit is None:
-        return None
-    first = add_units(start[0], n, unit)
-    last = add_units(start[1], n, unit) if start[1] is not None else None
-    return first, last
 
 
 def _amount(q: Any) -> Quantity | None:
