@@ -87,6 +87,10 @@ def test_background_exposure_intervals(resource: dict, expected: str) -> None:
         ({"code": "27169"}, "pass"),  # leflunomide
         ({"code": None, "text": "mizoribine"}, "pass"),
         ({"code": None, "text": "CellCept 500 mg"}, "pass"),
+        # systemic corticosteroids named only by a US brand (openFDA NDC brand_name)
+        ({"code": None, "text": "Cortef 10 mg tablet"}, "pass"),  # hydrocortisone
+        ({"code": None, "text": "Orapred ODT 15 mg"}, "pass"),  # prednisolone
+        ({"code": None, "text": "Emflaza 36 mg"}, "pass"),  # deflazacort
         ({"code": "H02AB07", "system": "http://www.whocc.no/atc"}, "pass"),  # ATC prednisone
         ({"code": PREDNISONE, "system": "urn:oid:2.16.840.1.113883.6.88"}, "pass"),
         ({"code": "42316"}, "fail"),  # tacrolimus: not a background therapy

@@ -139,6 +139,27 @@ def outcome(*resources: dict[str, Any]) -> tuple[str, str]:
             order(dosage(mg(80), route="Intramuscular"), code=None, text="Depo-Medrol 80 mg/mL"),
             ("fail", "100"),
         ),
+        # Solu-Cortef (hydrocortisone sodium succinate, openFDA NDC 0009-0011) 100 mg IV every
+        # 8 hours, named only by its brand: 300 mg x 0.25 = 75
+        (
+            order(
+                dosage(mg(100), period=8, period_unit="h", route="Intravenous"),
+                code=None,
+                text="Solu-Cortef 100 mg IV every 8 hours",
+            ),
+            ("fail", "75"),
+        ),
+        # Hemady (dexamethasone 20 mg tablet, openFDA NDC 82111-955) once a day: 20 x 6.67
+        (order(dosage(mg(20), frequency=1), code=None, text="HEMADY 20 mg"), ("fail", "133.4")),
+        # Celestone Soluspan (betamethasone injectable suspension) 12 mg IM: 12 x 6.67 = 80.04
+        (
+            order(
+                dosage(mg(12), route="Intramuscular"),
+                code=None,
+                text="Celestone Soluspan 6 mg/mL",
+            ),
+            ("fail", "80"),
+        ),
         # a single 1 g methylprednisolone administration: 1250
         (given(METHYLPRED, f"{ago(5)}T10:00:00Z", mg(1000)), ("fail", "1250")),
     ],
@@ -202,6 +223,18 @@ def test_a_volume_of_a_vial_reads_through_its_strength_per_ml() -> None:
             dosage({"value": 1, "unit": "application"}, frequency=2),
             code=None,
             text="hydrocortisone 2.5 % Topical Cream",
+        ),
+        # a Kenalog (triamcinolone) cream: no systemic brand name, and "cream" is non-systemic
+        order(
+            dosage({"value": 1, "unit": "application"}, frequency=2),
+            code=None,
+            text="Kenalog 0.1 % cream",
+        ),
+        # the same ointment by the generic name: non-systemic by its form word
+        order(
+            dosage({"value": 1, "unit": "application"}, frequency=2),
+            code=None,
+            text="triamcinolone acetonide 0.1 % ointment",
         ),
         # oral budesonide (9 mg, largely first-pass metabolised) is not a systemic
         # corticosteroid of the trial's concept

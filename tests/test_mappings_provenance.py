@@ -255,6 +255,19 @@ TEXT_NOT_IN_REFERENCE = {
     # anti-CD20 antibody (approved 2022), so its names come from its FDA label (openFDA)
     "ublituximab": "anti-CD20 antibody of SPEC's '...' (openFDA label), not in the reference",
     "briumvi": "brand of ublituximab-xiiy (openFDA label), not in the reference",
+    # US brands of systemic (oral, IV, IM) corticosteroids the reference's brand_names.csv leaves
+    # out (a chart naming only "Solu-Cortef" passed washout_high_dose_cs); each from openFDA,
+    # the NDC product or label named in the row. Not Kenalog (also a cream, spray and paste;
+    # no openFDA record of Kenalog-40/-80 was found), Pred Forte, Maxidex, Ozurdex, Triesence
+    # (eye), Zilretta, Kenalog-10 (intra-articular only) or budesonide brands.
+    "solu-cortef": "hydrocortisone sodium succinate IV/IM (openFDA NDC 0009-0011, label)",
+    "cortef": "hydrocortisone tablets (openFDA NDC 0009-0044)",
+    "alkindi": "hydrocortisone granules (openFDA NDC 71863-110 'Alkindi Sprinkle')",
+    "orapred": "prednisolone sodium phosphate ODT (openFDA NDC 59212-700 'Orapred ODT')",
+    "hemady": "dexamethasone 20 mg tablets (openFDA NDC 82111-955)",
+    "taperdex": "dexamethasone tablet pack (openFDA NDC 71205-013 'TaperDex 12-day')",
+    "celestone soluspan": "betamethasone injectable suspension (openFDA label; RxNorm BN 47847)",
+    "emflaza": "deflazacort tablets (openFDA NDC 52856-504; RxNorm BN 1870945)",
     # an allowed background DMARD of the SPEC (test_spec_audit background_therapy); marketed in
     # Japan only, so no RxNorm code and no row in the reference
     "mizoribine": "SPEC background DMARD; no RxNorm code, not in the reference",

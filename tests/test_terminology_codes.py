@@ -185,10 +185,44 @@ def test_atc_and_immunoglobulin(term: Terminology) -> None:
         ("quinacrine 100 mg", "antimalarial"),
         ("mizoribine", "dmard_background"),
         ("Solu-Medrol 1 g", "corticosteroid_systemic"),
+        # systemic corticosteroid brands (openFDA NDC brand_name; mappings 2026.11-10)
+        ("Solu-Cortef 100 mg IV every 8 hours", "corticosteroid_systemic"),
+        ("SOLU-CORTEF 100 mg/2mL", "corticosteroid_systemic"),
+        ("CORTEF 20 mg tablet", "corticosteroid_systemic"),
+        ("Alkindi Sprinkle 2 mg", "corticosteroid_systemic"),
+        ("Orapred ODT 30 mg", "corticosteroid_systemic"),
+        ("Hemady 20 mg", "corticosteroid_systemic"),
+        ("TaperDex 12-day", "corticosteroid_systemic"),
+        ("Celestone Soluspan 6 mg/mL", "corticosteroid_systemic"),
+        ("EMFLAZA 36 mg", "corticosteroid_systemic"),
     ],
 )
 def test_names_in_text(term: Terminology, text: str, concept: str) -> None:
     assert concept in term.concepts_for([], text)
+
+
+@pytest.mark.parametrize(
+    ("text", "ingredient"),
+    [
+        ("Solu-Cortef 100 mg", "hydrocortisone"),
+        ("Cortef 10 mg", "hydrocortisone"),
+        ("Alkindi Sprinkle 0.5 mg", "hydrocortisone"),
+        ("Orapred ODT 10 mg", "prednisolone"),
+        ("Hemady 20 mg", "dexamethasone"),
+        ("TaperDex 6-day", "dexamethasone"),
+        ("Celestone Soluspan", "betamethasone"),
+        ("Emflaza 18 mg", "deflazacort"),
+    ],
+)
+def test_steroid_brands_name_their_ingredient(term: Terminology, text: str, ingredient: str) -> None:
+    # the ingredient gives the prednisone factor a dose is converted with
+    assert term.medication_ingredients([], text) == {ingredient}
+
+
+def test_topical_steroid_brands_are_not_systemic_names(term: Terminology) -> None:
+    # Kenalog is also a cream, a spray and a paste: no row names it (the injection's
+    # "Kenalog-40" is not in a source the search reached), so it gives no concept at all
+    assert term.concepts_for([], "Kenalog 0.1 % cream") == frozenset()
 
 
 def test_names_are_whole_words(term: Terminology) -> None:
