@@ -375,3 +375,59 @@ def test_public_immunizations_with_their_date_withheld_are_read(root: Path, tmp_
     got, stats = _read_lines(tmp_path, withheld)
     assert stats.issues == [] and stats.read == {"Immunization": 40}
     assert got == withheld
+
+
+def test_a_result_over_a_period_known_only_by_its_end_is_dated(tmp_path: Path) -> None:
+    """FHIR R4 Period: start 0..1 ("if missing, the start of the period is not known"). A
+    result made over a period that ended on 2026-11-01 (a 24-hour urine, a result an EHR
+    stamps with its end) was read as undated and ignored; its end dates it (SPEC §3: a result
+    is within N days when it overlaps them)."""
+    from click.testing import CliRunner
+
+    from cohort.cli import cli
+
+    sle = {
+        "resourceType": "Condition",
+        "id": "sle",
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": "active",
+                }
+            ]
+        },
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]},
+        "subject": {"reference": "Patient/p"},
+        "onsetDateTime": "2020-03-01",
+    }
+    hb = {
+        "resourceType": "Observation",
+        "id": "hb",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+        "subject": {"reference": "Patient/p"},
+        "effectivePeriod": {"end": "2026-11-01T08:00:00Z"},
+        "valueQuantity": {"value": 7.0, "unit": "g/dL"},
+    }
+    # a result no concept maps, dated the same way: the patient's newest record (last_seen)
+    bp = hb | {"id": "bp", "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+               "effectivePeriod": {"end": "2026-11-20"}}  # fmt: skip
+    data = tmp_path / "data"
+    data.mkdir()
+    patient = {"resourceType": "Patient", "id": "p", "birthDate": "1980-01-01"}
+    (data / "p.ndjson").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in (patient, sle, hb, bp)))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[trial]\nid = "sirius-sle-2"\n[[sites]]\nid = "s"\nsource = "{data}"\n')
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli, ["run", "--config", str(cfg), "--as-of", "2026-11-25", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    import csv
+
+    with (out / "s" / "candidates.csv").open(encoding="utf-8-sig") as fh:
+        (row,) = csv.DictReader(fh)
+    assert row["hemoglobin"] == "fail", row["reasons"]
+    assert "7 g/dL < 8 on 2026-11-01" in row["reasons"]
+    assert row["last_seen"] == "2026-11-20"
