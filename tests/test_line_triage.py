@@ -79,7 +79,7 @@ def records(draw: st.DrawFn) -> dict[str, Any]:
         )
         where = draw(st.sampled_from(["effectiveDateTime", "effectivePeriod", "issued", "none"]))
         if where == "effectivePeriod":
-            res[where] = {"start": when}
+            res[where] = {draw(st.sampled_from(["start", "end"])): when}
         elif where == "issued":
             res[where] = when + "T08:00:00Z"
         elif where != "none":

@@ -277,3 +277,157 @@ def test_a_record_naming_its_patient_by_identifier_is_that_patients(
         groups = {p: g for p, g in store.iter_by_patient("s")}
     assert found.attributed == 1 and found.counts() == {}
     assert ("Observation", "48") in {(r["resourceType"], r["id"]) for r in groups["23"]}
+
+
+# FHIR R4 JSON: a primitive with no value but an extension is written only as its `_name`
+# sibling (json.html); it is present (ele-1: a value or children), so it meets a 1..1
+# cardinality. US Core's and IPS's missing-data rules send a required primitive that is not
+# known that way, with a data-absent-reason extension.
+_DAR = {
+    "extension": [
+        {"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}
+    ]
+}
+
+
+def _absent(res: dict[str, Any], name: str) -> dict[str, Any]:
+    """`res` with element `name` (a primitive) given only by a data-absent-reason extension."""
+    out = {k: v for k, v in res.items() if k != name}
+    out["_" + name] = _DAR
+    return out
+
+
+def _read_lines(tmp_path: Path, records: list[dict[str, Any]]) -> tuple[list[dict], ReadStats]:
+    path = tmp_path / "data.ndjson"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    got, stats = read(path)
+    return [r for r, _ in got], stats
+
+
+def test_a_required_primitive_given_only_by_an_extension_is_read(tmp_path: Path) -> None:
+    subject = {"reference": "Patient/p1"}
+    med = {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "8640"}]}
+    records = [
+        _absent(
+            {
+                "resourceType": "Observation",
+                "id": "o1",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+                "subject": subject,
+                "effectiveDateTime": "2026-11-01",
+                "valueQuantity": {"value": 7.0, "unit": "g/dL"},
+            },
+            "status",
+        ),
+        _absent(
+            {
+                "resourceType": "MedicationRequest",
+                "id": "mr1",
+                "status": "active",
+                "intent": "order",
+                "medicationCodeableConcept": med,
+                "subject": subject,
+                "authoredOn": "2026-09-01",
+            },
+            "intent",
+        ),
+        _absent(
+            {
+                "resourceType": "Immunization",
+                "id": "i1",
+                "status": "completed",
+                "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "03"}]},
+                "patient": subject,
+                "occurrenceDateTime": "2026-11-01",
+            },
+            "occurrenceDateTime",
+        ),
+        _absent(
+            {
+                "resourceType": "MedicationAdministration",
+                "id": "ma1",
+                "status": "completed",
+                "medicationCodeableConcept": med,
+                "subject": subject,
+                "effectiveDateTime": "2026-11-01",
+            },
+            "effectiveDateTime",
+        ),
+    ]
+    got, stats = _read_lines(tmp_path, records)
+    assert stats.issues == [] and not stats.rejected
+    assert got == records  # each read whole, none a stub of a refused record
+    # an `_name` holding no extension (an id alone) is no element: still missing
+    bare = {k: v for k, v in records[0].items() if k != "_status"} | {"_status": {"id": "s"}}
+    _, stats = _read_lines(tmp_path, [bare])
+    assert [i.reason for i in stats.issues] == ["Observation.status: missing"]
+
+
+def test_public_immunizations_with_their_date_withheld_are_read(root: Path, tmp_path: Path) -> None:
+    """The Inferno export's Immunizations, each with its occurrence date replaced by a
+    data-absent-reason extension (US Core's way of sending a required date not known)."""
+    src = root / "inferno-reference-server" / "bulk-ndjson" / "Immunization.ndjson"
+    real = [orjson.loads(line) for line in src.read_bytes().splitlines() if line.strip()]
+    # (one gives its date as occurrenceString: the other choice, withheld the same way)
+    withheld = [_absent(r, next(k for k in r if k.startswith("occurrence"))) for r in real]
+    assert len(withheld) == 40 and sum("_occurrenceString" in r for r in withheld) == 1
+    got, stats = _read_lines(tmp_path, withheld)
+    assert stats.issues == [] and stats.read == {"Immunization": 40}
+    assert got == withheld
+
+
+def test_a_result_over_a_period_known_only_by_its_end_is_dated(tmp_path: Path) -> None:
+    """FHIR R4 Period: start 0..1 ("if missing, the start of the period is not known"). A
+    result made over a period that ended on 2026-11-01 (a 24-hour urine, a result an EHR
+    stamps with its end) was read as undated and ignored; its end dates it (SPEC §3: a result
+    is within N days when it overlaps them)."""
+    from click.testing import CliRunner
+
+    from cohort.cli import cli
+
+    sle = {
+        "resourceType": "Condition",
+        "id": "sle",
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": "active",
+                }
+            ]
+        },
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]},
+        "subject": {"reference": "Patient/p"},
+        "onsetDateTime": "2020-03-01",
+    }
+    hb = {
+        "resourceType": "Observation",
+        "id": "hb",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+        "subject": {"reference": "Patient/p"},
+        "effectivePeriod": {"end": "2026-11-01T08:00:00Z"},
+        "valueQuantity": {"value": 7.0, "unit": "g/dL"},
+    }
+    # a result no concept maps, dated the same way: the patient's newest record (last_seen)
+    bp = hb | {"id": "bp", "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+               "effectivePeriod": {"end": "2026-11-20"}}  # fmt: skip
+    data = tmp_path / "data"
+    data.mkdir()
+    patient = {"resourceType": "Patient", "id": "p", "birthDate": "1980-01-01"}
+    (data / "p.ndjson").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in (patient, sle, hb, bp)))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[trial]\nid = "sirius-sle-2"\n[[sites]]\nid = "s"\nsource = "{data}"\n')
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli, ["run", "--config", str(cfg), "--as-of", "2026-11-25", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    import csv
+
+    with (out / "s" / "candidates.csv").open(encoding="utf-8-sig") as fh:
+        (row,) = csv.DictReader(fh)
+    assert row["hemoglobin"] == "fail", row["reasons"]
+    assert "7 g/dL < 8 on 2026-11-01" in row["reasons"]
+    assert row["last_seen"] == "2026-11-20"

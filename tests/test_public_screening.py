@@ -145,3 +145,93 @@ def test_a_synthea_prednisone_order_with_no_unit_is_read_as_tablets(tmp_path: Pa
             " dose 1 (no unit; read as tablet) × 5 mg",
         )
     ]
+
+
+# FHIR R4 transactions may reference a resource by search criteria (http.html "Conditional
+# References": `Patient?identifier=system|value`, resolved by the server to the one match).
+# Synthea writes its Practitioners, Organizations and Locations so (the pathling and HIV
+# bundles here: 28,222 `Practitioner?identifier=...`); a record naming its Patient so was
+# read for no one.
+_MRN = "http://hosp.example.org/mrn"
+
+
+def _conditional_bundle(reference: str) -> dict[str, Any]:
+    patient = {
+        "resourceType": "Patient",
+        "id": "c1",
+        "birthDate": "1980-01-01",
+        "identifier": [{"system": _MRN, "value": "A 7/1"}],
+    }
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:5d1c2b1e-0000-4000-8000-000000000010",
+                "resource": patient,
+                "request": {"method": "PUT", "url": "Patient/c1"},
+            },
+            {
+                "fullUrl": "urn:uuid:5d1c2b1e-0000-4000-8000-000000000011",
+                "resource": _sle("sle-c1", reference),
+                "request": {"method": "POST", "url": "Condition"},
+            },
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        f"Patient?identifier={_MRN}|A 7/1",
+        "Patient?identifier=http%3A%2F%2Fhosp.example.org%2Fmrn%7CA%207%2F1",  # URL-encoded
+    ],
+)
+def test_a_conditional_patient_reference_is_that_patients(reference: str, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "t.json").write_text(json.dumps(_conditional_bundle(reference)))
+    rows = _run(data, tmp_path, "2026-11-25")
+    assert rows["c1"]["sle_diagnosis"] == "pass"
+
+
+def test_a_conditional_reference_naming_no_one_patient_is_no_ones(tmp_path: Path) -> None:
+    # a value with no system (any system matches in a search: not one patient for sure),
+    # another search parameter, another type
+    for reference in (
+        "Patient?identifier=A 7/1",
+        f"Patient?identifier={_MRN}|A 7/2",
+        "Patient?name=Smith",
+        f"Group?identifier={_MRN}|A 7/1",
+    ):
+        data = tmp_path / "data"
+        shutil.rmtree(data, ignore_errors=True)
+        data.mkdir()
+        (data / "t.json").write_text(json.dumps(_conditional_bundle(reference)))
+        assert "c1" not in _run(data, tmp_path, "2026-11-25"), reference
+
+
+def test_a_synthea_bundle_naming_its_patient_as_it_names_practitioners(tmp_path: Path) -> None:
+    """generated-sample-data-r4 fixture-subset (Buster Hoeger), a real transaction bundle, given
+    an SLE Condition whose subject is a conditional reference on the Patient's Synthea
+    identifier, written as Synthea writes its Practitioner references."""
+    src = _root() / "generated-sample-data-r4" / "fixture-subset"
+    name = "Buster_Hoeger_ad2e3fc5-2b5d-4cb9-8d03-9ea0f4ac8423.json"
+    bundle = json.loads((src / name).read_text(encoding="utf-8"))
+    patient = bundle["entry"][0]["resource"]
+    ident = next(
+        i for i in patient["identifier"] if i["system"] == "https://github.com/synthetichealth/synthea"
+    )
+    sle = _sle("sle-bh", f"Patient?identifier={ident['system']}|{ident['value']}")
+    bundle["entry"].append(
+        {
+            "fullUrl": "urn:uuid:5d1c2b1e-0000-4000-8000-000000000012",
+            "resource": sle,
+            "request": {"method": "POST", "url": "Condition"},
+        }
+    )
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / name).write_text(json.dumps(bundle))
+    rows = _run(data, tmp_path, "2026-11-25")
+    assert rows[patient["id"]]["sle_diagnosis"] == "pass"

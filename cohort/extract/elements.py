@@ -300,8 +300,13 @@ def obs_when(res: dict[str, Any]) -> tuple[str, DayRange | None]:
     if days is not None:  # (most results: read no further element)
         return (value if len(value) > 10 else ""), days
     period = res.get("effectivePeriod")
-    start = period.get("start") if isinstance(period, dict) else None
-    for value in (start, res.get("effectiveInstant"), res.get("issued")):
+    start = end = None
+    if isinstance(period, dict):
+        start = period.get("start")
+        # a Period with no start ("not known", R4) dates the result by its end: it was made
+        # by then, and a window its end is in overlaps it (SPEC §3)
+        end = period.get("end") if start is None else None
+    for value in (start, end, res.get("effectiveInstant"), res.get("issued")):
         days = parse_days(value)
         if days is not None:  # (parse_days read a date: `value` is a str)
             return (value if len(value) > 10 else ""), days

@@ -38,6 +38,7 @@ class _Ref(msgspec.Struct, gc=False):
 
 class _Period(msgspec.Struct, gc=False):
     start: str | UnsetType = UNSET
+    end: str | UnsetType = UNSET
 
 
 class _Quantity(msgspec.Struct, gc=False):
@@ -143,6 +144,7 @@ class ObservationLine(Line):
         return (
             parse_date(self.effectiveDateTime)
             or parse_date(period.start if period else None)
+            or parse_date(period.end if period and period.start is UNSET else None)
             or parse_date(self.effectiveInstant)
             or parse_date(self.issued)
         )

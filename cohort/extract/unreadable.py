@@ -71,10 +71,12 @@ def medication_refused(ref: str, med: dict[str, Any], codes: tuple[Code, ...]) -
 
 def unread_date(res: dict[str, Any]) -> bool:
     """Whether a result with no date that reads gives one (a string that is no date, a Period
-    with a start): such a result may be the most recent, or in any window."""
+    with a start or an end): such a result may be the most recent, or in any window."""
     periods = [res.get(k) for k in RESULT_PERIODS]
     return any(res.get(k) is not None for k in RESULT_DATES) or any(
-        isinstance(period, dict) and period.get("start") is not None for period in periods
+        isinstance(period, dict)
+        and (period.get("start") is not None or period.get("end") is not None)
+        for period in periods
     )
 
 

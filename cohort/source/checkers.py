@@ -22,6 +22,7 @@ __all__ = [
     "integer",
     "obj",
     "one_or_array",
+    "present",
     "string",
 ]
 
@@ -117,6 +118,22 @@ def decimal(v: Any) -> None:
 SHAPES: dict[Checker, tuple[Any, ...]] = {}
 
 
+def present(v: dict[str, Any], name: str) -> bool:
+    """Whether element `name` is in object `v`: its value, or a primitive with no value but
+    an extension, which FHIR R4 JSON writes only as its `_name` sibling (json.html; ele-1: an
+    element is a value or children). US Core and IPS send a required primitive that is not
+    known so, with a data-absent-reason extension (`"_occurrenceDateTime": {"extension":
+    [...]}`); an `_name` with only an id is no element."""
+    if name in v:
+        return True
+    sibling = v.get("_" + name)
+    return (
+        isinstance(sibling, dict)
+        and isinstance(sibling.get("extension"), list)
+        and bool(sibling["extension"])
+    )
+
+
 def obj(fields: dict[str, Checker], required: tuple[str, ...] = ()) -> Checker:
     """A checker for a JSON object whose listed elements have the given checkers."""
     get = fields.get
@@ -125,7 +142,7 @@ def obj(fields: dict[str, Checker], required: tuple[str, ...] = ()) -> Checker:
         if not isinstance(v, dict):
             raise Invalid("not an object")
         for name in required:
-            if name not in v:
+            if name not in v and not present(v, name):
                 raise Invalid("missing", f".{name}")
         # Walk the object's own keys (fewer than the spec's): the first bad element in document
         # order is the one reported.

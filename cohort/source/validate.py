@@ -31,6 +31,7 @@ from cohort.source.checkers import (
     integer,
     obj,
     one_or_array,
+    present,
     string,
 )
 from cohort.source.precheck import compile_prechecks
@@ -282,7 +283,7 @@ def _check_fast(resource: dict[str, Any]) -> None:
     if checker is not None:
         _under(rtype, checker, resource)
         for group in _SPECS[rtype][2]:
-            if not any(name in resource for name in group):
+            if not any(present(resource, name) for name in group):
                 # the choice's base name, e.g. "medication[x]" (names start lowercase, then a type)
                 base = re.sub(r"[A-Z].*$", "", group[0])
                 raise Invalid("missing", f"{rtype}.{base}[x]")

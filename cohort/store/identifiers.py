@@ -7,21 +7,29 @@
 # given to the one stored Patient whose identifiers hold the same system and value (both
 # compared exactly, as FHIR's token search does); none, several, or an identifier without a
 # system name no one for sure, and those records, with every other record naming no patient,
-# are counted for a run.json warning.
+# are counted for a run.json warning. A conditional reference of a transaction
+# (`Patient?identifier=system|value`, R4 http.html: the server resolves it to the one Patient
+# matching) names its patient the same way; Synthea so names its Practitioners.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
 from cohort.errors import StoreError
 
 __all__ = ["Unattributed", "UnattributedTables", "identifier_key"]
+
+# a search token's system|value bar, and FHIR's search escapes (`\|`, `\,`, `\$`, `\\`)
+_TOKEN_BAR = re.compile(r"(?<!\\)\|")
+_UNESCAPE = re.compile(r"\\([|,$\\])")
 
 # types whose records are no patient's data (a Medication) or are the patient
 _NOT_CLINICAL = ("Patient", "Medication")
@@ -38,18 +46,42 @@ def identifier_key(ident: object) -> tuple[str, str] | None:
     return (system, value) if system and value else None
 
 
+def _conditional(ref: object) -> tuple[str, str] | bool:
+    """(system, value) of a conditional reference `Patient?identifier=system|value` (each part
+    URL-decoded); True for one on identifier that names no system or value (a token without a
+    system matches any system: no one patient for sure); False for anything else."""
+    if not isinstance(ref, str) or not ref.startswith("Patient?identifier="):
+        return False
+    query = ref[len("Patient?identifier=") :]
+    if "&" in query:
+        return True  # more criteria than the identifier: not read
+    # URL-decoded (`%7C` is the bar), then split at the first bar not escaped as `\|`
+    parts = _TOKEN_BAR.split(unquote(query), maxsplit=1)
+    if len(parts) != 2:
+        return True
+    system, value = (_UNESCAPE.sub(r"\1", part) for part in parts)
+    found = identifier_key({"system": system, "value": value})
+    return True if found is None else found
+
+
 def _named_by(res: dict[str, Any]) -> tuple[str, str] | bool:
-    """The identifier a record's subject (or patient) names it by (its reference, if any, names
-    no Patient: the record was stored for none); else whether it gives one that lacks a system
-    or a value."""
+    """The identifier a record's subject (or patient) names it by, as a Reference's
+    `identifier` or a conditional reference (its reference names no Patient otherwise: the
+    record was stored for none); else whether it gives one that lacks a system or a value."""
     given = False
     for key in ("subject", "patient"):
         ref = res.get(key)
-        if isinstance(ref, dict) and isinstance(ref.get("identifier"), dict):
+        if not isinstance(ref, dict):
+            continue
+        if isinstance(ref.get("identifier"), dict):
             found = identifier_key(ref["identifier"])
             if found is not None:
                 return found
             given = True
+        conditional = _conditional(ref.get("reference"))
+        if isinstance(conditional, tuple):
+            return conditional
+        given = given or conditional
     return given
 
 
