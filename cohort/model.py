@@ -146,6 +146,9 @@ class Dose:
     # Dosage.maxDosePerPeriod: each Ratio (numerator, denominator) whose ends read; the least a
     # day of those in a unit of time caps the line's daily dose (criteria.dose)
     caps: tuple[tuple[Quantity, Quantity], ...] = ()
+    # the same dose in its other doseAndRate entries' forms (Epic's "calculated" 60 mg beside
+    # its "ordered" 1 mg/kg), each (least, most: None when no range); criteria.dose_forms
+    forms: tuple[tuple[Quantity, Quantity | None], ...] = ()
 
 
 @value

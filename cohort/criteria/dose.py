@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from cohort.criteria.base import Context, Criterion, TerminologyLike, result, shown, window_span
 from cohort.criteria.dose_days import same_day
+from cohort.criteria.dose_forms import dose_span
 from cohort.criteria.intervals import (
     clear_from,
     exposure_dated,
@@ -216,17 +217,11 @@ def _line_mg(
     strength known), a dose with no unit is that many of it."""
     if d.quantity is None or d.unread:
         return None
-    least = _mg(term.ucum_only(d.quantity), strength, per_ml, term, _bare(d.quantity, form))
-    if least is None:
+    # (of each form its doseAndRate entries give it that reads; a doseRange: its high too)
+    span = dose_span(d, lambda q: _mg(term.ucum_only(q), strength, per_ml, term, _bare(q, form)))
+    if span is None:
         return None
-    most = least
-    if d.quantity_max is not None:  # a doseRange: its high too
-        high = _mg(
-            term.ucum_only(d.quantity_max), strength, per_ml, term, _bare(d.quantity_max, form)
-        )
-        if high is None:
-            return None
-        least, most = min(least, high), max(least, high)
+    least, most = span
     fewest = d.per_day if d.per_day is not None else 1.0
     least, most = least * fewest, most * (d.per_day_max if d.per_day_max is not None else fewest)
     cap = _cap(d, strength, per_ml, term)

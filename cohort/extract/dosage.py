@@ -6,10 +6,11 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from cohort.extract.elements import DayRange, codes_of, parse_days, quantity_of
-from cohort.extract.limits import as_needed, caps_of, none_to
+from cohort.extract.elements import DayRange, codes_of, parse_days
+from cohort.extract.entries import amount, forms_of, needed
+from cohort.extract.limits import as_needed, caps_of
 from cohort.extract.steps import after, step_starts
-from cohort.model import Bounds, Dose, Quantity
+from cohort.model import Bounds, Dose
 
 __all__ = ["doses_of", "widest"]
 
@@ -53,7 +54,6 @@ def doses_of(
     for d in items:
         if not isinstance(d, dict):
             continue
-        qty = high = None
         doses = d.get("doseAndRate") or ()
         # an amount given (a dose, a rate), and a rate given alone: how much it is a day is
         # not read, and it may add to a dose beside it (an infusion)
@@ -61,35 +61,35 @@ def doses_of(
         rated = not given and any(k in d for k in _RATES)  # MedicationAdministration.dosage's
         for dr in doses:
             if isinstance(dr, dict):
-                qty = qty or _amount(dr.get("doseQuantity"))
                 dosed = "doseQuantity" in dr or "doseRange" in dr
                 given = given or dosed
                 rated = rated or (not dosed and any(k in dr for k in _RATES))
-        qty = qty or _amount(d.get("dose"))
+        # the dose in each form its entries give it (extract.entries): the first is the line's
+        # quantity, the others its `forms`
+        forms = forms_of(doses)
+        if (given_dose := amount(d.get("dose"))) is not None:
+            forms.insert(0, (given_dose, None, False))
+        qty, high, _ = forms[0] if forms else (None, None, False)
         rate, most, unread, rep = _per_day(d.get("timing"))
-        above = False  # a doseRange's low alone: only a least, as a dose beside a rate is
-        if qty is None:  # (read only where no dose quantity is)
-            qty, high, bad, above = _dose_range(doses) if doses else (None, None, False, False)
-            # a line without a dose (an instruction) has none that is not read, but one whose
-            # dose or rate does not read has
-            unread = bad or (unread and qty is not None) or (qty is None and (given or rated))
-        least = (rated or above) and qty is not None
+        # a line without a dose (an instruction) has none that is not read, but one whose
+        # dose or rate does not read has
+        unread = (unread and qty is not None) or (qty is None and (given or rated))
+        # only a least: beside a rate alone, or a form that is a doseRange's low alone
+        least = (rated or any(f[2] for f in forms)) and qty is not None
         if qty is not None and not unread and as_needed(d):
-            # taken only when needed: none up to what the schedule gives, as a doseRange's
-            # high alone (a least only stays one: no most)
-            high = high if high is not None or least else qty
-            qty = none_to(high or qty)
+            forms = [needed(f, least) for f in forms]  # (none up to what each gives)
+            qty, high, _ = forms[0]
+        others = tuple((low, top) for low, top, _ in forms[1:])
         caps = caps_of(d["maxDosePerPeriod"]) if "maxDosePerPeriod" in d else ()
         seq = d.get("sequence")
         sequence = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+        bounds = None
         if rep:  # (a repeat with more than a frequency and period: it may have bounds)
             bounds = _bounds(
                 rep, start, ongoing, starts.get(sequence) if sequence is not None else None
             )
             bounded = bounded or bounds is not None
-            out.append(Dose(qty, rate, sequence, unread, high, most, bounds, least, caps))
-        else:
-            out.append(Dose(qty, rate, sequence, unread, high, most, least=least, caps=caps))
+        out.append(Dose(qty, rate, sequence, unread, high, most, bounds, least, caps, others))
     if bounded:
         own = _days(start, None if ongoing else start, ongoing)
         out = [d if d.bounds is not None else replace(d, bounds=own) for d in out]
@@ -168,31 +168,6 @@ def _days(start: DayRange | None, end: DayRange | None, ongoing: bool) -> Bounds
         start[1] if start else None,
         end[1] if end else None,
     )
-
-
-def _amount(q: Any) -> Quantity | None:
-    """A dose Quantity, None when it does not read or is below nothing (no dose is)."""
-    amount = quantity_of(q)
-    return amount if amount is not None and amount.value >= 0 else None
-
-
-def _dose_range(doses: Any) -> tuple[Quantity | None, Quantity | None, bool, bool]:
-    """The first doseRange's low and high, whether it is given but reads as neither, and
-    whether its low is only a least (no high: the dose may be any more). An end left out or
-    that is no Quantity may be anything on its side: without a low, the least is none (0 in
-    the high's unit)."""
-    for dr in doses:
-        rng = dr.get("doseRange") if isinstance(dr, dict) else None
-        if rng is not None:
-            if not isinstance(rng, dict):
-                return None, None, True, False
-            low, high = _amount(rng.get("low")), _amount(rng.get("high"))
-            if high is None:
-                return low, None, low is None, low is not None
-            if low is None:
-                low = Quantity(0.0, high.unit, high.code, "", high.system)
-            return low, high, False, False
-    return None, None, False, False
 
 
 def _per_day(timing: Any) -> Timed:
