@@ -112,8 +112,8 @@ def outcome(*resources: dict[str, Any]) -> tuple[str, str]:
             order(dosage(mg(500), frequency=1, period=1, period_unit="wk"), code=METHYLPRED),
             ("fail", "89.3"),
         ),
-        # dexamethasone 6 mg a day (10 days): 6 x 20/3 = 40 exactly, not above (rounded to
-        # 0.1 mg, never 40.02)
+        # dexamethasone 6 mg a day (10 days): 6 x 6.67 (ingredients.csv) = 40.02, which the
+        # rounding to 0.1 mg makes 40: not above 40
         (
             order(dosage(mg(6), frequency=1, boundsDuration=days(10)), code=DEXAMETHASONE),
             ("pass", "40"),
