@@ -104,7 +104,8 @@ def check(mappings_dir: Path | None, trial: str | None, config: Path | None) -> 
     echo(  # (which folder: a researcher with two copies, or a --config, may not know)
         f"checked {shown_path(root)}: mapping version {report.version}{human}: "
         f"{report.rows} concept rows "
-        f"({report.unverified} unverified), trials {', '.join(report.trials) or '-'}; "
+        f"({report.unverified} unverified), {report.routes} route codes, "
+        f"trials {', '.join(report.trials) or '-'}; "
         f"{len(f.errors)} error(s), {len(f.warnings)} warning(s)"
     )
     if f.errors:

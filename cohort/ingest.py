@@ -63,7 +63,8 @@ class Loaded:
         from cohort.tools.runcheck import run_checks
 
         term = Terminology.load(cfg.mappings_dir, use_unverified=cfg.use_unverified)
-        rules = ReadingRules.load(cfg.mappings_dir / "rules.toml")
+        # (a dosage route sent as a bare code is named by the terminology's routes.csv)
+        rules = ReadingRules.load(cfg.mappings_dir / "rules.toml").with_routes(term.route_name)
         # a concept with unverified rows only is known (`mappings check` warns it is empty)
         known = {r.concept for r in term.rows()}
         files = concept_files(term.rows())  # (a concept of other records than its key reads)

@@ -52,7 +52,8 @@ def terminology(use_unverified: bool = False) -> Terminology:
 
 @lru_cache(maxsize=1)
 def rules() -> ReadingRules:
-    return ReadingRules.load(MAPPINGS / "rules.toml")
+    """The shipped reading rules, naming bare route codes by routes.csv as a run's do."""
+    return ReadingRules.load(MAPPINGS / "rules.toml").with_routes(terminology().route_name)
 
 
 @lru_cache(maxsize=1)

@@ -213,6 +213,12 @@ def test_a_volume_of_a_vial_reads_through_its_strength_per_ml() -> None:
             {**dosage(mg(6), timing_code="QID"), "route": cc("54485002", SNOMED, None, "Ophthalmic route")},
             code=DEXAMETHASONE,
         ),
+        # the same eye drops with the route as a bare code, as some EHRs send it: its display
+        # comes from mappings/routes.csv ("Ophthalmic use", FHIR R4 route-codes)
+        order(
+            {**dosage(mg(6), timing_code="QID"), "route": cc("54485002", SNOMED)},
+            code=DEXAMETHASONE,
+        ),
         # an inhaled dose by SNOMED's "Respiratory tract route"
         order(
             {**dosage(mg(8)), "route": cc("447694001", SNOMED, None, "Respiratory tract route")},
@@ -243,6 +249,13 @@ def test_a_volume_of_a_vial_reads_through_its_strength_per_ml() -> None:
 )
 def test_non_systemic_corticosteroids_pass(resource: dict[str, Any]) -> None:
     assert outcome(resource)[0] == "pass"
+
+
+def test_a_bare_oral_route_code_stays_systemic() -> None:
+    """Dexamethasone 6 mg QID by route code 26643006 (Oral, no display): 24 mg x 6.67 = 160.08
+    mg/day prednisone-equivalent (shown to one decimal), > 40: fails (SPEC), as with no route."""
+    d = {**dosage(mg(6), timing_code="QID"), "route": cc("26643006", SNOMED)}
+    assert outcome(order(d, code=DEXAMETHASONE)) == ("fail", "160.1")
 
 
 # --- administrations on one day add up ---------------------------------------------------------

@@ -902,3 +902,56 @@ def test_value_codes_are_the_listed_ones(term: Terminology, ref: Reference) -> N
     assert all(src.strip() and verified == "Y" for src, verified in coded.values())
     # none of them is in the reference (if one appears there, check it like a concept row)
     assert not [k for k in coded if ref.codes.get(ref.key(*k))]
+
+
+# routes.csv names SNOMED CT route-of-administration codes (a dosage route sent as a code with no
+# display). The reference has no route table, so these cannot be checked here; each row names the
+# public source it was copied from: the FHIR R4 value set "SNOMED CT Route Codes"
+# (http://hl7.org/fhir/ValueSet/route-codes), its expansion on hl7.org/fhir/R4, or a repository's
+# copy of that value set. Listed so that a new route code is a deliberate edit of this test.
+ROUTES_OUTSIDE_REFERENCE = {
+    (SNOMED, c)
+    for c in (
+        "6064005",  # Topical route
+        "10547007",  # Auricular use
+        "16857009",  # Vaginal use
+        "37161004",  # Rectal use
+        "45890007",  # Transdermal use
+        "46713006",  # Nasal use
+        "54485002",  # Ophthalmic use
+        "372449004",  # Dental use
+        "372452007",  # Endotracheopulmonary use
+        "372457001",  # Gingival use
+        "372468001",  # Intraocular use
+        "372473007",  # Oromucosal use
+        "418401004",  # Intravitreal route
+        "418664002",  # Oropharyngeal route
+        "446105004",  # Conjunctival route
+        "447081004",  # Lower respiratory tract route
+        "447694001",  # Respiratory tract route
+        "448598008",  # Cutaneous route
+        "26643006",  # Oral use
+        "47625008",  # Intravenous use
+        "78421000",  # Intramuscular use
+        "34206005",  # SC use
+        "37839007",  # Sublingual use
+        "54471007",  # Buccal use
+    )
+}
+
+
+def test_route_codes_are_the_listed_ones(term: Terminology, ref: Reference) -> None:
+    with (MAPPINGS / "routes.csv").open(encoding="utf-8", newline="") as fh:
+        coded = {
+            (term.canonical_system(r["system"]), r["code"].strip()): (r["source"], r["verified"])
+            for r in csv.DictReader(fh)
+            if not r["system"].startswith("#")
+        }
+    assert set(coded) == ROUTES_OUTSIDE_REFERENCE
+    # verified=Y only with the FHIR R4 route-codes value set named as the source
+    assert all(
+        verified == "Y" and "http://hl7.org/fhir/ValueSet/route-codes" in src and " R4 " in src
+        for src, verified in coded.values()
+    )
+    # none of them is in the reference (if one appears there, check it like a concept row)
+    assert not [k for k in coded if ref.codes.get(ref.key(*k))]

@@ -28,6 +28,7 @@ from cohort.extract.ingredients import ingredients_of
 from cohort.extract.medref import name_from_reference, resolve_medication
 from cohort.extract.onset import UNDATED, birth_days, needs_birth, onset_by_age, onset_days
 from cohort.extract.patient import patient_of
+from cohort.extract.routes import route_text
 from cohort.extract.rules import ReadingRules
 from cohort.extract.unreadable import (
     MARK,
@@ -375,7 +376,8 @@ class Extractor:
         dosages = res.get("dosageInstruction") or (
             dosage if isinstance(dosage, list) else [dosage] if dosage else []
         )
-        said = [text_of(d.get("route")).lower() for d in dosages if isinstance(d, dict)]
+        name = self.rules.route_name
+        said = [route_text(d.get("route"), name).lower() for d in dosages if isinstance(d, dict)]
         # a line without an end on a record with days of its own runs to the record's end
         # (`_inside`), whatever its status: read it as open here
         doses = doses_of(dosages, start, ongoing or _effective(res))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from cohort.extract.elements import (
     R4_VERIFICATION_STATUS,
     verification_status,
 )
+from cohort.extract.routes import RouteName
 from cohort.model import MEDICATION_TYPES, PIPELINE_TYPES
 from cohort.tomllines import TomlLines
 from cohort.tomlsyntax import loads, utf8_text
@@ -31,6 +32,8 @@ class ReadingRules:
     ongoing: frozenset[str]
     non_systemic: re.Pattern[str] = field(default=re.compile(r"(?!x)x"))
     drop_intent: dict[str, frozenset[str]] = field(default_factory=dict)
+    # a bare route code's name (Terminology.route_name, routes.csv): set by `with_routes`
+    route_name: RouteName | None = field(default=None, compare=False, repr=False)
     # resourceType -> the statuses that drop it ("*" and its own), filled as types are met
     _dropped: dict[str, frozenset[str]] = field(
         default_factory=dict, init=False, compare=False, repr=False
@@ -67,6 +70,11 @@ class ReadingRules:
             non_systemic=pattern,
             drop_intent=table("drop_intent"),
         )
+
+    def with_routes(self, name: RouteName | None) -> ReadingRules:
+        """These rules, naming a dosage route given as a code alone by `name` (the mappings'
+        routes.csv, read by the terminology: `Loaded` joins the two)."""
+        return replace(self, route_name=name)
 
     def dropped_statuses(self, rtype: str) -> frozenset[str]:
         """The statuses that drop a record of `rtype`: those listed for "*" and for the type."""

@@ -30,6 +30,7 @@ from cohort.terminology.mappings import (
     version_of,
 )
 from cohort.terminology.matched import RowLookup
+from cohort.terminology.routes import load_routes
 from cohort.terminology.rows import (
     OVERLAPS,
     RXNORM,
@@ -88,6 +89,7 @@ class Terminology:
             for rec in read_csv(root, root / OVERLAPS[0], OVERLAPS[1]):
                 overlap_row(rec)
         self.labels = load_labels(root)
+        self.routes = load_routes(root, known, self.systems.canonical, use_unverified)
 
     @classmethod
     def load(cls, mappings_dir: Path, use_unverified: bool = False) -> Terminology:
@@ -244,6 +246,10 @@ class Terminology:
     def label(self, concept: str) -> str:
         """What reasons call a concept: its labels.csv label, else its name."""
         return self.labels.get(concept, concept)
+
+    def route_name(self, system: str, code: str) -> str:
+        """The routes.csv display of a route code ("" if none): what a bare code is called."""
+        return self.routes.name(system, code)
 
     # -- units and values --------------------------------------------------------------------
     def canonical_unit(self, concept: str) -> str | None:

@@ -259,6 +259,7 @@ def mapping_files(root: Path) -> list[Path]:
     files += [
         root / "overlaps.csv",
         root / "labels.csv",
+        root / "routes.csv",
         root / "rules.toml",
         *data_files(root / "trials", "*.toml"),
     ]

@@ -27,6 +27,7 @@ from cohort.terminology.mappings import (
     read_csv,
     version_of,
 )
+from cohort.terminology.routes import ROUTES, route_row, route_twice
 from cohort.terminology.rows import (
     OVERLAPS,
     KnownSystems,
@@ -66,6 +67,7 @@ class CheckReport:
     rows: int = 0
     unverified: int = 0
     trials: list[str] = field(default_factory=list)
+    routes: int = 0  # lines of routes.csv read
 
 
 def _known_systems(root: Path, f: Findings) -> KnownSystems:
@@ -225,6 +227,25 @@ def _labels(root: Path, concepts: set[str] | None, f: Findings) -> None:
             )
 
 
+def _routes(root: Path, known: KnownSystems, f: Findings) -> int:
+    """`routes.csv` (optional): a bad line, or a code on two lines with two displays, is an
+    error (a run stops on it); a system systems.csv does not name, a warning. Its lines read."""
+    if not (root / ROUTES[0]).is_file():
+        return 0
+    first: dict[tuple[str, str], tuple[int, str]] = {}
+    count = 0
+    for rec in _records(root, root / ROUTES[0], ROUTES[1], f):
+        count += 1
+        read = _row(partial(route_row, known=known), rec, f)
+        if read is None:
+            continue
+        system, code, display, verified = read
+        if (twice := route_twice(first, rec, (known.canonical(system), code), display)) is not None:
+            f.errors.append(str(twice))
+        _unlisted(rec, system, verified, known, f)
+    return count
+
+
 def _check_trial(
     path: Path,
     rows: list[MappingRow],
@@ -327,6 +348,7 @@ def check_mappings(
     concepts = {r.concept for r in rows} if _concepts_read(f) else None
     conflicts(rows, known, _overlaps(root, concepts, f), f)
     _labels(root, concepts, f)
+    routes = _routes(root, known, f)
     known_concepts = {r.concept for r in rows} if _concepts_read(f) else None
     specs: dict[str, UnitSpec] = {}
     units = _check_units(root, known_concepts, f, specs, ucum=not for_run)
@@ -362,4 +384,5 @@ def check_mappings(
         rows=len(rows),
         unverified=sum(r.verified == "N" for r in rows),
         trials=[p.stem for p in trials],
+        routes=routes,
     )
