@@ -10,7 +10,7 @@ from dataclasses import replace
 from cohort.criteria.base import Context, Criterion
 from cohort.criteria.days import condition_shown, shown
 from cohort.criteria.intervals import exposure_evidence
-from cohort.criteria.trial import concept_refs
+from cohort.criteria.trial import concepts_read
 from cohort.model import (
     ConditionFact,
     DroppedFact,
@@ -37,7 +37,7 @@ def _concepts(d: DroppedFact, ctx: Context) -> frozenset[str]:
 
 
 def _wanted(crit: Criterion) -> frozenset[str]:
-    return frozenset(name for _, name in concept_refs(crit.params))
+    return concepts_read(crit)
 
 
 def with_dropped(crit: Criterion, ctx: Context, r: Result) -> Result:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cohort.criteria.base import Context, Criterion, result
-from cohort.criteria.trial import concept_refs
+from cohort.criteria.trial import concepts_read
 from cohort.model import Evidence, Result, Status, UnreadableFact
 
 __all__ = ["PATIENT_KINDS", "concepts_of", "settle_unreadable", "unreadable_of"]
@@ -33,7 +33,7 @@ def concepts_of(u: UnreadableFact, ctx: Context) -> frozenset[str]:
 def unreadable_of(crit: Criterion, ctx: Context) -> list[tuple[UnreadableFact, str]]:
     """The patient's unreadable records that `crit` would read, each with the concept it
     reads them as ("Patient" for a Patient record)."""
-    want = {name for _, name in concept_refs(crit.params)}
+    want = concepts_read(crit)
     out = []
     for u in ctx.facts.unreadable:
         if u.ref.startswith("Patient/"):
