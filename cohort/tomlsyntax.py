@@ -11,7 +11,7 @@ from cohort.errors import CohortError
 from cohort.tomllines import NEWLINE, TABLE_LINE
 from cohort.utf8 import utf8_text as utf8_text  # (TOML readers import it from here)
 
-__all__ = ["loads", "syntax_message", "utf8_text"]
+__all__ = ["TITER", "loads", "syntax_message", "utf8_text"]
 
 # tomllib says where only at the end of its message: "... (at line 215, column 16)"
 _AT = re.compile(r"\s*\((?:at line (\d+), column \d+|at end of document)\)$")
@@ -20,7 +20,9 @@ _COMMENT = re.compile(r"\s+#.*$")
 _DECIMAL_COMMA = re.compile(r"^([+-]?\d+),(\d+)$")
 # a number then a word, not a digit (a unit: `90 days`, `16 MB`, `25 %`; `2 3` is no unit)
 _WITH_UNIT = re.compile(r"^([+-]?\d[\d_.eE+\-]*)\s+[^\s\d\"'\[{,].*$")
-_TITER = re.compile(r"^1\s*:\s*(\d+)$")  # `min_titer = 1:160`
+# a titer as a lab writes it (`min_titer = 1:160`), whose number in a criteria file is the
+# denominator (criteria.quoted reads it in a quoted value too)
+TITER = re.compile(r"^\s*1\s*:\s*(\d+)\s*$")
 _BARE_WORD = re.compile(r"^[A-Za-z_][^\"'\[\]{}=]*$")
 _VALUES = 'write a number (25.5), "text" in quotes, true or false, or a [list]'
 # tomllib's words for a string whose line ended before its closing quote (or the file did)
@@ -82,7 +84,7 @@ def _explain(what: str, lines: list[str], line: int) -> tuple[int, str]:
             )
         if m:
             return line, f"'{value}' is not a number: use a point: {m[1]}.{m[2]}"
-        if m := _TITER.match(value):  # (a titer as a lab writes it: its number is below 1)
+        if m := TITER.match(value):  # (a titer as a lab writes it: its number is below 1)
             return line, (
                 f"'{value}' is not a number: write the dilution's denominator: {key} = {m[1]}"
             )

@@ -18,9 +18,9 @@ if TYPE_CHECKING:
     from cohort.model import ObservationFact
 
 __all__ = [
-    "as_recorded",
     "NOT_CONVERTIBLE",
     "OUTSIDE",
+    "as_recorded",
     "combined",
     "implausible",
     "kind_of",

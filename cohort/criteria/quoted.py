@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import re
-
-# a titer as a lab writes it ("1:160"), whose number in a criteria file is the denominator
-TITER = re.compile(r"^\s*1\s*:\s*(\d+)\s*$")
+from cohort.tomlsyntax import TITER
 
 
 def quoted_hint(key: str, value: str, expected: str) -> str:

@@ -70,16 +70,8 @@ class _Procedure(Line):
     performedPeriod: _Period | UnsetType = UNSET
 
     def day(self) -> str | None:
-        first = self.performedDateTime
-        if first.__class__ is str:
-            day = _ISO_DAYS.get(first[:10]) or _iso_day(first)  # (most: one lookup)
-            if day is not None:
-                return day
         period = self.performedPeriod
-        if not period:
-            return None
-        start = period.start
-        return (_ISO_DAYS.get(start[:10]) or _iso_day(start)) if start.__class__ is str else None
+        return _iso_day(self.performedDateTime) or (_iso_day(period.start) if period else None)
 
 
 class _Immunization(Line):
@@ -90,8 +82,7 @@ class _Immunization(Line):
     occurrenceDateTime: str | UnsetType = UNSET
 
     def day(self) -> str | None:
-        first = self.occurrenceDateTime
-        return (_ISO_DAYS.get(first[:10]) or _iso_day(first)) if first.__class__ is str else None
+        return _iso_day(self.occurrenceDateTime)
 
 
 class _ConditionLine(Line):
