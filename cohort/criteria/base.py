@@ -109,6 +109,9 @@ class Context:
     # results (ids) to put first in such a run
     _ties: list[Tie] | None = None
     _prefer: frozenset[int] = frozenset()
+    # what a step after the criteria builds once per patient (criteria.searched); reset with
+    # _index wherever the facts or their concepts change
+    _memo: dict[str, Any] = field(default_factory=dict)
 
     def concepts(self, ref: str, codes: Iterable[Code], text: str = "") -> frozenset[str]:
         hit = self._concepts.get(ref)

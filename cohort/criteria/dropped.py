@@ -48,12 +48,12 @@ def with_dropped(crit: Criterion, ctx: Context, r: Result) -> Result:
     if not ctx.facts.dropped:
         return r  # (nearly every patient)
     want = _wanted(crit)
+    hits = [(d, hit) for d in ctx.facts.dropped if (hit := want & _concepts(d, ctx))]
+    if not hits:
+        return r  # (most criteria read none of a patient's dropped records)
     shown_refs = {e.ref for e in (*r.evidence, *r.ignored)}
-    rows = []
-    for d in ctx.facts.dropped:
-        hit = want & _concepts(d, ctx)
-        if hit and d.ref not in shown_refs:
-            rows.append(_row(ctx, d, min(hit)))  # (the first in sorted order, as a result's)
+    # (the first concept in sorted order, as a result's)
+    rows = [_row(ctx, d, min(hit)) for d, hit in hits if d.ref not in shown_refs]
     return replace(r, ignored=(*r.ignored, *rows)) if rows else r
 
 

@@ -119,34 +119,46 @@ def _when(crit: Criterion, as_of: date) -> str:
         return f"on record by {as_of}"
 
 
+def _records(ctx: Context, sort: str) -> dict[str, tuple[frozenset[str], list[Fact]]]:
+    """Per record of `sort` on file (a component is part of its Observation): the concepts of
+    its facts and the facts; built once per patient (several criteria may each search the same
+    sort: a rescan and a concept lookup per fact each time showed in the profile)."""
+    key = f"searched:{sort}"
+    found: dict[str, tuple[frozenset[str], list[Fact]]] | None = ctx._memo.get(key)
+    if found is None:
+        found = ctx._memo[key] = {}
+        for fact in getattr(ctx.facts, _FACTS[sort]):
+            record = fact.ref.partition("#")[0]
+            concepts = ctx.concepts(fact.ref, fact.codes, fact.text)
+            had = found.get(record)
+            if had is None:
+                found[record] = (concepts, [fact])
+            else:
+                found[record] = (had[0] | concepts, [*had[1], fact])
+    return found
+
+
 def _others(ctx: Context, sort: str, names: Sequence[str]) -> str:
     """What else of the records of `sort` is on file: stored ones of other concepts or of none,
     and summarised ones (of no concept: counted at read time, Store.side_facts), with the date
     of the latest on or before as_of of both."""
     f = ctx.facts
-    facts: Sequence[Fact] = getattr(f, _FACTS[sort])
-    want = set(names)
-    sought: set[str] = set()
-    mapped: set[str] = set()
-    known: set[str] = set()
-    for fact in facts:
-        record = fact.ref.partition("#")[0]  # (a component is part of its Observation)
-        known.add(record)
-        concepts = ctx.concepts(fact.ref, fact.codes, fact.text)
-        if want & concepts:
-            sought.add(record)
-        elif concepts:
-            mapped.add(record)
-    mapped -= sought
-    unmapped = len(known - sought - mapped) + sum(f.other_counts.get(t, 0) for t in _TYPES[sort])
+    records = _records(ctx, sort)
+    want = frozenset(names)
+    sought = {record for record, (concepts, _) in records.items() if not want.isdisjoint(concepts)}
+    mapped = {record for record, (concepts, _) in records.items() if concepts} - sought
+    known = len(records)
+    unmapped = known - len(sought) - len(mapped)
+    unmapped += sum(f.other_counts.get(t, 0) for t in _TYPES[sort])
     if sort == MEDICATIONS:
         # (a store read before counts were kept has the distinct starts only: at least those)
-        unmapped = max(unmapped, len(known - sought - mapped) + len(f.other_medications))
+        unmapped = max(unmapped, known - len(sought) - len(mapped) + len(f.other_medications))
     n = len(mapped) + unmapped
     if not n:
         return f"no {'other ' if known else ''}{_noun(sort)} on file"
     said = f"{n} other {_noun(sort, 1)}(s) on file"
-    latest = _latest(ctx, sort, [x for x in facts if x.ref.partition("#")[0] not in sought])
+    rest = [x for record, (_, facts) in records.items() if record not in sought for x in facts]
+    latest = _latest(ctx, sort, rest)
     if latest is not None:
         said += f", latest {latest}"
     if mapped and unmapped:

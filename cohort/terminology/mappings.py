@@ -62,6 +62,8 @@ def invisible_problem(text: str) -> str | None:
     """Why a code, name or system cannot match as written: a character not seen on screen (a
     zero-width space, a soft hyphen, a control, a space other than the plain one), which no
     record's code holds where the researcher sees none; None when there is none."""
+    if text.isprintable():
+        return None  # (every character of _INVISIBLE but the plain space is not printable)
     odd = [ch for ch in text if ch != " " and unicodedata.category(ch) in _INVISIBLE]
     if not odd:
         return None

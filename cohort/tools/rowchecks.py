@@ -4,6 +4,7 @@ concept (an error) or ingredient, a steroid row without an ingredient (moved fro
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from collections import Counter, defaultdict
@@ -19,6 +20,12 @@ from cohort.terminology.rows import KnownSystems
 from cohort.tools.common import Findings
 
 
+@functools.lru_cache(maxsize=64)
+def _stem(file: str) -> str:
+    """A concept file's stem (`labs`): a few files, asked once per row by several checks."""
+    return Path(file).stem
+
+
 def conflicts(
     rows: list[MappingRow], known: KnownSystems, overlaps: set[frozenset[str]], f: Findings
 ) -> None:
@@ -29,13 +36,13 @@ def conflicts(
     concept. A pair of `overlaps` (overlaps.csv) is by design."""
     families: dict[str, set[str]] = defaultdict(set)
     for r in rows:
-        if Path(r.file).stem in FILE_TYPES:
-            families[r.concept].add(Path(r.file).stem)
+        if _stem(r.file) in FILE_TYPES:
+            families[r.concept].add(_stem(r.file))
     groups: dict[tuple[str, str, str], list[MappingRow]] = defaultdict(list)
     for r in rows:
         if r.verified == "N" or (r.system != TEXT and r.match != "exact"):
             continue  # (a name is matched as a whole word, whatever its `match`)
-        family = Path(r.file).stem
+        family = _stem(r.file)
         if family not in FILE_TYPES:
             family = min(families[r.concept], default="labs")
         if r.system == TEXT:
@@ -224,10 +231,10 @@ def dosed_elsewhere(
     dosed = {
         r.concept
         for r in rows
-        if Path(r.file).stem == "medications" and ingredients.get(r.ingredient) is not None
+        if _stem(r.file) == "medications" and ingredients.get(r.ingredient) is not None
     }
     for r in rows:
-        if r.concept in dosed and Path(r.file).stem != "medications":
+        if r.concept in dosed and _stem(r.file) != "medications":
             f.warn(
                 f"{r.file}:{r.line}",
                 f"column 'concept': a row of '{r.concept}' outside concepts/medications.csv "
