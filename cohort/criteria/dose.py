@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from bisect import bisect
 from dataclasses import replace
 from datetime import date
 from typing import NamedTuple
@@ -11,6 +9,7 @@ from typing import NamedTuple
 from cohort.criteria.base import Context, Criterion, TerminologyLike, result, shown, window_span
 from cohort.criteria.dose_days import same_day
 from cohort.criteria.dose_forms import dose_span
+from cohort.criteria.dose_overlap import Within, noted, overlap, said
 from cohort.criteria.intervals import (
     clear_from,
     exposure_dated,
@@ -18,19 +17,15 @@ from cohort.criteria.intervals import (
     in_window,
     sets_date,
 )
-from cohort.criteria.strength import in_mg, is_unit_form, product_strength, solid_form
-from cohort.extract.dosage import widest
-from cohort.model import Bounds, Dose, ExposureFact, Quantity, Result, Status
-
-# "20 MG", not a concentration or rate ("10 MG/ML", "15 mg / 5 mL", "0.001 MG/MG", "5 MG/HR"):
-# a slash after it starts a combination's next ingredient only when no unit follows it
-_STRENGTH = re.compile(
-    r"(\d+(?:\.\d+)?)\s*MG\b"
-    r"(?!\s*/\s*(?:\d+(?:\.\d+)?\s*)?(?:ML|L|MG|G|MCG|UG|KG|M2|ACTUAT|HR|H|D|DAY)\b)",
-    re.I,
+from cohort.criteria.strength import (
+    in_mg,
+    is_unit_form,
+    name_strength,
+    product_strength,
+    solid_form,
 )
-# RxNorm's separator of a combination's ingredients and of a kit's or pack's parts
-_PART = re.compile(r"\s/\s")
+from cohort.extract.dosage import widest
+from cohort.model import Bounds, Dose, Evidence, ExposureFact, Quantity, Result, Status
 
 
 class Daily(NamedTuple):
@@ -188,23 +183,6 @@ def _steps(ctx: Context, e: ExposureFact) -> list[ExposureFact]:
     ]
 
 
-def name_strength(name: str, drug: str) -> float | None:
-    """The mg per tablet a product name gives `drug` ("prednisone 20 MG Oral Tablet"); of a
-    combination or kit ("A 5 MG / B 20 MG Oral Tablet"), the strength in the part naming it;
-    None when it names none, or several that differ (a pack of two strengths)."""
-    seps = [m.start() for m in _PART.finditer(name)]
-    word = re.compile(rf"\b{re.escape(drug)}\b", re.I)
-    found = set()
-    for m in _STRENGTH.finditer(name):
-        if seps:  # the part it is in: from the separator before it to the one after
-            i = bisect(seps, m.start())
-            part = name[seps[i - 1] if i else 0 : seps[i] if i < len(seps) else len(name)]
-            if not word.search(part):
-                continue  # another ingredient's strength
-        found.add(float(m[1]))
-    return found.pop() if len(found) == 1 else None
-
-
 def _line_mg(
     d: Dose,
     strength: float | None,
@@ -270,12 +248,14 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
     span = window_span(p)
     lo = span.before(ctx.as_of)
     limit = float(p["max_daily_mg"])
-    fails, unknown, ok, ignored = [], [], [], []
+    fails, unknown, ignored = [], [], []
+    ok: list[Evidence] = []
     ends: list[date | None] = []
     enders: list[tuple[str, str]] = []  # the dose each of `ends` is the end of, its doubt if any
     why_partial = why_range = ""
     # each exposure in the window without a usable dose, as a reason names it
     undosed: list[str] = []
+    within: list[Within] = []  # each with a dose within the limit (criteria.dose_overlap)
     # each step of each exposure, a day's administrations of a drug together
     steps = same_day(
         ctx, (s for e in ctx.exposures(p["concepts"]) for s in _steps(ctx, e)), daily_dose
@@ -317,7 +297,7 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
             if daily is not None:
                 ends.append(None if e.ongoing else it.end_last)  # it may fail as long
                 enders.append((str(daily), doubt))
-        elif mg is None or most is None:
+        elif daily is None or mg is None or most is None:
             unknown.append(replace(it.ev, note="no usable dose"))
             undosed.append(_undosed(ctx, e, it.ev.value))
         elif mg > limit:
@@ -331,6 +311,7 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
                 f"{daily} within {span}: cannot tell if > {limit:g} (the dosage gives a range)"
             )
         else:
+            within.append((it, e.ref, daily.drug, most, len(ok)))
             # (the most it may be: what the pass rests on)
             ok.append(replace(it.ev, note=dose, value=f"{most:g}", unit="mg/day"))
     if fails:
@@ -348,6 +329,9 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
             ignored,
             eligible,
         )
+    # no record alone over the limit: records taken together may be (only where 2 may be)
+    found = overlap(within, lo, ctx.as_of, limit) if len(within) > 1 else None
+    rows = ok if found is None else noted(ok, found)
     if unknown:
         if undosed:
             more = len(dict.fromkeys(undosed)) - 1
@@ -358,7 +342,9 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
             why = (
                 why_range or why_partial or f"undated corticosteroid: cannot tell if within {span}"
             )
-        return result(crit, Status.UNKNOWN, why, unknown + ok, ignored)
+        return result(crit, Status.UNKNOWN, why, unknown + rows, ignored)
+    if found is not None:
+        return result(crit, Status.UNKNOWN, said(found, limit), rows, ignored)
     return result(crit, Status.PASS, "no corticosteroid above the limit in window", ok, ignored)
 
 

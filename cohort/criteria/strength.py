@@ -1,9 +1,10 @@
-"""The strength a Medication's ingredients give a corticosteroid (`washout_high_dose_cs`):
-that of the ingredient the mappings read as the drug, never another drug's (docs/rules.md)."""
+"""The strength a Medication's ingredients or a product's name give a corticosteroid
+(`washout_high_dose_cs`): the drug's, never another drug's (docs/rules.md)."""
 
 from __future__ import annotations
 
 import re
+from bisect import bisect
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -25,6 +26,16 @@ _OTHER_FORMS = frozenset(
      "emulsion", "solutions", "suspensions", "injections", "packs", "kits")
 )  # fmt: skip
 _WORD = re.compile(r"[a-z]+")
+
+# "20 MG", not a concentration or rate ("10 MG/ML", "15 mg / 5 mL", "0.001 MG/MG", "5 MG/HR"):
+# a slash after it starts a combination's next ingredient only when no unit follows it
+_STRENGTH = re.compile(
+    r"(\d+(?:\.\d+)?)\s*MG\b"
+    r"(?!\s*/\s*(?:\d+(?:\.\d+)?\s*)?(?:ML|L|MG|G|MCG|UG|KG|M2|ACTUAT|HR|H|D|DAY)\b)",
+    re.I,
+)
+# RxNorm's separator of a combination's ingredients and of a kit's or pack's parts
+_PART = re.compile(r"\s/\s")
 
 
 def is_unit_form(unit: str) -> bool:
@@ -121,3 +132,20 @@ def in_mg(term: TerminologyLike, q: Quantity) -> float | None:
     if unit == "g":
         return q.value * 1000
     return term.convert_to(q, "mg")
+
+
+def name_strength(name: str, drug: str) -> float | None:
+    """The mg per tablet a product name gives `drug` ("prednisone 20 MG Oral Tablet"); of a
+    combination or kit ("A 5 MG / B 20 MG Oral Tablet"), the strength in the part naming it;
+    None when it names none, or several that differ (a pack of two strengths)."""
+    seps = [m.start() for m in _PART.finditer(name)]
+    word = re.compile(rf"\b{re.escape(drug)}\b", re.I)
+    found = set()
+    for m in _STRENGTH.finditer(name):
+        if seps:  # the part it is in: from the separator before it to the one after
+            i = bisect(seps, m.start())
+            part = name[seps[i - 1] if i else 0 : seps[i] if i < len(seps) else len(name)]
+            if not word.search(part):
+                continue  # another ingredient's strength
+        found.add(float(m[1]))
+    return found.pop() if len(found) == 1 else None

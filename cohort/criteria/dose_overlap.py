@@ -1,0 +1,109 @@
+"""Corticosteroid records on the same days (`high_dose`): within the limit each, over it summed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, timedelta
+from typing import NamedTuple
+
+from cohort.criteria.intervals import Dated
+from cohort.model import Evidence
+
+__all__ = ["Within", "noted", "overlap", "said"]
+
+_DAY = timedelta(days=1)
+
+# a record (or a taper's step) in the window with a usable dose within the limit: its dates,
+# its reference, its drug, the most prednisone-equivalent mg/day it may be and its evidence
+# row's index (a plain tuple: one is made for each such record, read only beside another)
+Within = tuple[Dated, str, str, float, int]
+
+
+class Taken(NamedTuple):
+    """A record's days surely in the window (first to last), with what `Within` gives."""
+
+    first: date
+    last: date
+    ref: str
+    drug: str
+    most: float
+    row: int
+
+
+class Overlap(NamedTuple):
+    """The first day records add up over the limit, those counted that day, their total."""
+
+    day: date
+    together: list[Taken]
+    total: float
+
+
+def overlap(within: list[Within], lo: date, as_of: date, limit: float) -> Overlap | None:
+    """The first day after `lo` to `as_of` on which records `within` the limit, of different
+    drugs or doses, are taken together at more than `limit` mg/day; None when on none."""
+    # at most every drug and dose at once (same drug and dose counted once): most charts stop here
+    if round(sum({(w[2], w[3]): w[3] for w in within}.values()), 1) <= limit:
+        return None
+    records = [t for w in within if (t := _taken(w, lo, as_of)) is not None]
+    # (a day's total is highest on a day a record starts: only records end between them)
+    for day in sorted({t.first for t in records}):
+        together = _counted([t for t in records if t.first <= day <= t.last])
+        total = round(sum(t.most for t in together), 1)  # (each to 0.1: 13.3 + 13.3 + 13.4)
+        if total > limit:
+            return Overlap(day, together, total)
+    return None
+
+
+def _taken(w: Within, lo: date, as_of: date) -> Taken | None:
+    """A record's days in the window on every reading of its partial dates: from the latest day
+    it may start to the earliest it may end (as_of when ongoing); None when there are none (or
+    it has no date)."""
+    it, ref, drug, most, row = w
+    if it.start_last is None or (it.end is None and not it.ongoing):
+        return None
+    first = max(it.start_last, lo + _DAY)  # (the window is after lo: intervals._overlaps)
+    last = as_of if it.ongoing or it.end is None else min(it.end, as_of)
+    return Taken(first, last, ref, drug, most, row) if first <= last else None
+
+
+def _counted(on: list[Taken]) -> list[Taken]:
+    """The records of one day that add up, by the day they start: of one record's steps the
+    largest (a taper's steps stand alone, as its dosage lines do); of one drug at one dose one
+    (a renewal, one therapy recorded as a statement and an order, or a day's administrations,
+    each of which shows the day's total: criteria.dose_days)."""
+    largest: dict[str, Taken] = {}
+    for t in on:
+        seen = largest.get(t.ref)
+        if seen is None or t.most > seen.most:
+            largest[t.ref] = t
+    once: dict[tuple[str, float], Taken] = {}
+    for t in largest.values():
+        once.setdefault((t.drug, t.most), t)
+    return sorted(once.values(), key=lambda t: t.first)
+
+
+def _doses(together: list[Taken]) -> str:
+    """ "prednisone 30 mg/day and methylprednisolone 20 mg/day" (", " between more)."""
+    each = [f"{t.drug} {t.most:g} mg/day" for t in together]
+    return ", ".join(each[:-1]) + f" and {each[-1]}" if len(each) > 1 else each[0]
+
+
+def said(o: Overlap, limit: float) -> str:
+    """The reason of an unknown on records that add up: which, when, how much, what to check."""
+    two = len(o.together) == 2
+    return (
+        f"{_doses(o.together)} prednisone-equivalent overlap on {o.day}: {o.total:g} mg/day"
+        f" together if {'both' if two else 'all'} were taken (> {limit:g}); check whether one"
+        f" replaced {'the other' if two else 'another'}"
+    )
+
+
+def noted(rows: list[Evidence], o: Overlap) -> list[Evidence]:
+    """`rows` with those of the records that add up first, each naming the others it overlaps."""
+    first = []
+    for t in o.together:
+        others = _doses([u for u in o.together if u is not t])
+        note = f"{rows[t.row].note}; overlaps {others} prednisone-equivalent on {o.day}"
+        first.append(replace(rows[t.row], note=f"{note}: {o.total:g} mg/day together"))
+    counted = {t.row for t in o.together}
+    return first + [r for i, r in enumerate(rows) if i not in counted]
