@@ -1,7 +1,7 @@
 """washout_high_dose_cs on corticosteroid records taken over the same days: when no record alone
 is over 40 mg/day prednisone-equivalent but records overlapping on a day in the 12-week window
 add up to more, the result is unknown (one may have replaced the other), never a fail; a
-duplicate or renewal (same drug, same dose) is counted once. Values reasoned by hand from
+drug's records (a duplicate, a renewal, a dose change) count once, at the larger dose. Values reasoned by hand from
 docs/rules.md (methylprednisolone x 1.25, dexamethasone x 6.67; window 2026-09-03..2026-11-25
 as of 2026-11-25)."""
 
@@ -112,15 +112,27 @@ def test_a_duplicate_beside_another_drug_is_still_counted_once() -> None:
     assert r.status == "pass", r.reason
 
 
-def test_a_renewal_with_another_dose_is_unknown() -> None:
-    # prednisone 30 mg to 2026-10-26, then 20 mg from 2026-10-23: 50 mg/day over the three days
-    # both run if both were taken (only the same drug at the same dose is taken for a renewal)
+def test_a_renewal_with_another_dose_is_counted_once_at_the_larger() -> None:
+    # prednisone 30 mg to 2026-10-26, then 20 mg from 2026-10-23: a dose changed by a new order
+    # while the old one runs, one drug, read as its larger dose (30), not 50
     r = run(CID, statement(PREDNISONE, 30, ago(80), ago(30)), statement(PREDNISONE, 20, ago(33)))
+    assert (r.status, [e.value for e in r.evidence]) == ("pass", ["30", "20"])
+    assert not any("together" in e.note for e in r.evidence)
+
+
+def test_one_drug_at_two_doses_beside_another_adds_its_larger_dose() -> None:
+    # prednisone 30 and 20 (one drug: 30) beside methylprednisolone 16 (20): 50 from 2026-10-05
+    r = run(
+        CID,
+        order(PREDNISONE, 30, ago(55)),
+        order(PREDNISONE, 20, ago(53)),
+        order(METHYLPRED, 16, ago(51)),
+    )
     assert r.status == "unknown"
     assert r.reason == (
-        "prednisone 30 mg/day and prednisone 20 mg/day prednisone-equivalent overlap on"
-        " 2026-10-23: 50 mg/day together if both were taken (> 40); check whether one replaced"
-        " the other"
+        "prednisone 30 mg/day and methylprednisolone 20 mg/day prednisone-equivalent overlap"
+        " on 2026-10-05: 50 mg/day together if both were taken (> 40); check whether one"
+        " replaced the other"
     )
 
 

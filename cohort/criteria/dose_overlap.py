@@ -41,8 +41,11 @@ class Overlap(NamedTuple):
 def overlap(within: list[Within], lo: date, as_of: date, limit: float) -> Overlap | None:
     """The first day after `lo` to `as_of` on which records `within` the limit, of different
     drugs or doses, are taken together at more than `limit` mg/day; None when on none."""
-    # at most every drug and dose at once (same drug and dose counted once): most charts stop here
-    if round(sum({(w[2], w[3]): w[3] for w in within}.values()), 1) <= limit:
+    # at most every drug at its largest dose at once (one drug counted once): most charts stop here
+    most: dict[str, float] = {}
+    for w in within:
+        most[w[2]] = max(most.get(w[2], 0.0), w[3])
+    if round(sum(most.values()), 1) <= limit:
         return None
     records = [t for w in within if (t := _taken(w, lo, as_of)) is not None]
     # (a day's total is highest on a day a record starts: only records end between them)
@@ -67,18 +70,16 @@ def _taken(w: Within, lo: date, as_of: date) -> Taken | None:
 
 
 def _counted(on: list[Taken]) -> list[Taken]:
-    """The records of one day that add up, by the day they start: of one record's steps the
-    largest (a taper's steps stand alone, as its dosage lines do); of one drug at one dose one
-    (a renewal, one therapy recorded as a statement and an order, or a day's administrations,
-    each of which shows the day's total: criteria.dose_days)."""
-    largest: dict[str, Taken] = {}
+    """The records of one day that add up, by the day they start: of one drug, the record at
+    its largest dose only (a renewal, a dose changed by a new order while the old one is still
+    open, one therapy recorded as a statement and an order, a day's administrations, each of
+    which shows the day's total: criteria.dose_days; as one record's taper steps and dosage
+    lines stand alone)."""
+    once: dict[str, Taken] = {}
     for t in on:
-        seen = largest.get(t.ref)
+        seen = once.get(t.drug)
         if seen is None or t.most > seen.most:
-            largest[t.ref] = t
-    once: dict[tuple[str, float], Taken] = {}
-    for t in largest.values():
-        once.setdefault((t.drug, t.most), t)
+            once[t.drug] = t
     return sorted(once.values(), key=lambda t: t.first)
 
 
