@@ -139,13 +139,14 @@ def name_strength(name: str, drug: str) -> float | None:
     combination or kit ("A 5 MG / B 20 MG Oral Tablet"), the strength in the part naming it;
     None when it names none, or several that differ (a pack of two strengths)."""
     seps = [m.start() for m in _PART.finditer(name)]
-    word = re.compile(rf"\b{re.escape(drug)}\b", re.I)
+    # (the drug's word is looked for only in a name of several parts: most names have one)
+    word = re.compile(rf"\b{re.escape(drug)}\b", re.I) if seps else None
     found = set()
     for m in _STRENGTH.finditer(name):
         if seps:  # the part it is in: from the separator before it to the one after
             i = bisect(seps, m.start())
             part = name[seps[i - 1] if i else 0 : seps[i] if i < len(seps) else len(name)]
-            if not word.search(part):
+            if word is not None and not word.search(part):
                 continue  # another ingredient's strength
         found.add(float(m[1]))
     return found.pop() if len(found) == 1 else None
