@@ -119,22 +119,31 @@ def _when(crit: Criterion, as_of: date) -> str:
         return f"on record by {as_of}"
 
 
-def _records(ctx: Context, sort: str) -> dict[str, tuple[frozenset[str], list[Fact]]]:
+# a record's concepts and the day it is dated on or before as_of (None: undated or after it)
+Record = tuple[frozenset[str], date | None]
+
+
+def _records(ctx: Context, sort: str) -> dict[str, Record]:
     """Per record of `sort` on file (a component is part of its Observation): the concepts of
-    its facts and the facts; built once per patient (several criteria may each search the same
-    sort: a rescan and a concept lookup per fact each time showed in the profile)."""
+    its facts and the latest day of theirs on or before as_of; built once per patient (several
+    criteria may each search the same sort: a rescan each time showed in the profile)."""
     key = f"searched:{sort}"
-    found: dict[str, tuple[frozenset[str], list[Fact]]] | None = ctx._memo.get(key)
+    found: dict[str, Record] | None = ctx._memo.get(key)
     if found is None:
         found = ctx._memo[key] = {}
+        dated, as_of = _DATED[sort], ctx.as_of
         for fact in getattr(ctx.facts, _FACTS[sort]):
             record = fact.ref.partition("#")[0]
             concepts = ctx.concepts(fact.ref, fact.codes, fact.text)
+            day = dated(fact)
+            # (None: undated; date.min: only known as on or before some day)
+            if day is not None and not date.min < day <= as_of:
+                day = None
             had = found.get(record)
-            if had is None:
-                found[record] = (concepts, [fact])
-            else:
-                found[record] = (had[0] | concepts, [*had[1], fact])
+            if had is not None:
+                concepts = had[0] | concepts
+                day = had[1] if day is None or (had[1] is not None and had[1] > day) else day
+            found[record] = (concepts, day)
     return found
 
 
@@ -145,25 +154,32 @@ def _others(ctx: Context, sort: str, names: Sequence[str]) -> str:
     f = ctx.facts
     records = _records(ctx, sort)
     want = frozenset(names)
-    sought = {record for record, (concepts, _) in records.items() if not want.isdisjoint(concepts)}
-    mapped = {record for record, (concepts, _) in records.items() if concepts} - sought
+    sought = mapped = 0
+    latest: date | None = None  # of the stored records besides those found
+    for concepts, day in records.values():
+        if not want.isdisjoint(concepts):
+            sought += 1
+            continue
+        if concepts:
+            mapped += 1
+        if day is not None and (latest is None or day > latest):
+            latest = day
     known = len(records)
-    unmapped = known - len(sought) - len(mapped)
+    unmapped = known - sought - mapped
     unmapped += sum(f.other_counts.get(t, 0) for t in _TYPES[sort])
     if sort == MEDICATIONS:
         # (a store read before counts were kept has the distinct starts only: at least those)
-        unmapped = max(unmapped, known - len(sought) - len(mapped) + len(f.other_medications))
-    n = len(mapped) + unmapped
+        unmapped = max(unmapped, known - sought - mapped + len(f.other_medications))
+    n = mapped + unmapped
     if not n:
         return f"no {'other ' if known else ''}{_noun(sort)} on file"
     said = f"{n} other {_noun(sort, 1)}(s) on file"
-    rest = [x for record, (_, facts) in records.items() if record not in sought for x in facts]
-    latest = _latest(ctx, sort, rest)
+    latest = _latest(ctx, sort, latest)
     if latest is not None:
         said += f", latest {latest}"
     if mapped and unmapped:
         return (
-            f"{said} ({len(mapped)} mapped to other concepts, {unmapped} not mapped to any"
+            f"{said} ({mapped} mapped to other concepts, {unmapped} not mapped to any"
             f" concept: {_COVERAGE})"
         )
     if unmapped:
@@ -171,16 +187,15 @@ def _others(ctx: Context, sort: str, names: Sequence[str]) -> str:
     return f"{said}, mapped to other concepts"
 
 
-def _latest(ctx: Context, sort: str, facts: Sequence[Fact]) -> date | None:
+def _latest(ctx: Context, sort: str, stored: date | None) -> date | None:
     """The date of the latest on or before as_of of the records of `sort` on file besides those
-    found: `facts` (stored) and the summarised ones, which keep every start of a medication
-    record and, of the other types, the latest per type. None when there is none, or it cannot
-    be told: a type summarised after as_of (of those only the latest is kept, so one on or
-    before as_of later than the others may be hidden), or counted with no date (a store read
-    before these dates were kept, or records that all had none)."""
+    found: `stored` (of the stored ones) and the summarised ones, which keep every start of a
+    medication record and, of the other types, the latest per type. None when there is none,
+    or it cannot be told: a type summarised after as_of (of those only the latest is kept, so
+    one on or before as_of later than the others may be hidden), or counted with no date (a
+    store read before these dates were kept, or records that all had none)."""
     f = ctx.facts
-    dated = _DATED[sort]
-    days = [dated(fact) for fact in facts]
+    days: list[date | None] = [stored]
     if sort == MEDICATIONS:
         days += f.other_medications
     else:
