@@ -22,12 +22,7 @@ from cohort.criteria.registry import (
 )
 from cohort.model import (
     MEDICATION_TYPES,
-    ConditionFact,
     Evidence,
-    ExposureFact,
-    ImmunizationFact,
-    ObservationFact,
-    ProcedureFact,
     Result,
     Status,
 )
@@ -56,7 +51,6 @@ _FACTS = {
     VACCINES: "immunizations",
 }
 _COVERAGE = "see cohort mappings coverage"
-Fact = ConditionFact | ObservationFact | ExposureFact | ImmunizationFact | ProcedureFact
 # the date a stored record of each sort is dated by (as screening.last_seen and the census read
 # it; None: undated, date.min: only known as on or before some day)
 _DATED: dict[str, Callable[[Any], date | None]] = {
