@@ -95,6 +95,9 @@ def _current(
     Preferred: an entry not retired (`use` `old`, or a `period` that ended before `as_of`),
     then the lower ContactPoint `rank`, then the preferred `use`, then the first listed. A
     retired one is read only when no other gives a value: a name is better than none."""
+    if isinstance(entries, list) and len(entries) == 1:
+        # (nearly every chart: one name, one phone, one address, read whatever it says)
+        return value(entries[0]) if isinstance(entries[0], dict) else ""
     ranked = []
     for i, e in enumerate(entries if isinstance(entries, list) else ()):
         if not isinstance(e, dict):
