@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from enum import StrEnum
 
+from cohort.results import CriterionInfo as CriterionInfo  # (importers take them from here too)
+from cohort.results import Evidence as Evidence
+from cohort.results import NoValue as NoValue
+from cohort.results import Result as Result
+from cohort.results import Status as Status
 from cohort.valuetype import value
 
 # The FHIR resource types the pipeline reads; everything else is counted and skipped.
@@ -276,65 +280,6 @@ class PatientFacts:
     unnamed: list[UnreadableFact] = field(default_factory=list)
 
 
-class Status(StrEnum):
-    PASS = "pass"  # noqa: S105 - a criterion outcome, not a password
-    FAIL = "fail"
-    UNKNOWN = "unknown"
-
-
-class NoValue(StrEnum):
-    """What the results an unknown rests on are, when none of them is a value (`Result`)."""
-
-    NONE = ""  # (not so: a value that decides nothing, no result, or not an unknown)
-    UNCONVERTIBLE = "not convertible"  # to the concept's unit (one of them at least)
-    IMPLAUSIBLE = "implausible"  # each converts, outside the plausible range (units.csv)
-
-
-@value
-class Evidence:
-    ref: str  # resource reference, e.g. "Observation/abc"
-    concept: str = ""
-    value: str = ""  # as used, e.g. "1:160", "7.2", "positive"
-    unit: str = ""  # canonical unit of the concept when converted
-    date: str = ""  # ISO date
-    note: str = ""  # why it was used or ignored
-    # the result as recorded ("248", "Thou/cumm") when value/unit show it otherwise (converted
-    # to the canonical unit): the note written names it (`full_note`)
-    recorded_value: str = ""
-    recorded_unit: str = ""
-
-    @property
-    def full_note(self) -> str:
-        """The note as evidence.csv and `cohort explain` write it."""
-        return with_recorded(self.note, self.recorded_value, self.recorded_unit)
-
-
-def with_recorded(note: str, value: str, unit: str) -> str:
-    """`note`, then the result as recorded when there is one: "most recent; recorded 248
-    Thou/cumm" (a converted result's evidence row, README: evidence.csv)."""
-    if not value:
-        return note
-    recorded = f"recorded {value} {unit}" if unit else f"recorded {value}"
-    return f"{note}; {recorded}" if note else recorded
-
-
-@value
-class Result:
-    criterion: str
-    status: Status
-    reason: str
-    evidence: tuple[Evidence, ...] = ()
-    ignored: tuple[Evidence, ...] = ()
-    eligible_from: date | None = None  # set on a time-limited FAIL: first date it passes
-    manual: bool = False  # an UNKNOWN that is for the coordinator to confirm, not a data gap
-    # an UNKNOWN resting only on results whose value/unit could not be converted: what they are
-    # ("platelets"), so `missing` asks for a readable value, not the test the chart already has
-    unconvertible: str = ""
-    # ... and which kind they are: IMPLAUSIBLE asks for a plausible value instead (NONE beside
-    # a name, as a Result built by hand may have it, is taken as UNCONVERTIBLE)
-    no_value: NoValue = NoValue.NONE
-
-
 @dataclass(slots=True)
 class Candidate:
     """One screened patient with results, tier and rank."""
@@ -353,19 +298,6 @@ class Candidate:
     # evidence.csv rows of this candidate, rendered where it was evaluated (report.csv
     # evidence_text); its results then carry no evidence objects. None: render from results.
     evidence_text: str | None = field(default=None, repr=False, compare=False)
-
-
-@value
-class CriterionInfo:
-    """What the report needs to know about a criterion (from the trial file)."""
-
-    id: str
-    type: str  # "inclusion" | "exclusion"
-    title: str  # short human label, e.g. "ANA titer >= 1:80"
-    manual_when_unknown: bool = (
-        False  # sledai/bilag: an unknown goes to `to_confirm`, not `missing`
-    )
-    missing_hint: str = ""  # what would resolve an unknown, e.g. "CBC within 90 days"
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ from typing import Any
 from test_reliability_support import write_config
 
 from cohort.config import load_config
-from cohort.extract.census import CensusEntry
+from cohort.extract.census_data import CensusEntry
 from cohort.model import Code
 from cohort.runner import run
 from cohort.samples.fhir import Builder, birth_date, rxmed

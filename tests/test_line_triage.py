@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from cohort.config import default_config
 from cohort.extract import Triage
-from cohort.extract.census import Census
+from cohort.extract.census_data import Census
 from cohort.ingest import Loaded
 from cohort.source.files import ReadStats
 from cohort.source.reader import Reader

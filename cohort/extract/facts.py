@@ -10,22 +10,20 @@ from typing import Any
 from cohort.extract.dosage import doses_of, widest
 from cohort.extract.dropped import dropped
 from cohort.extract.elements import (
-    Coded,
     CodeElements,
     DayRange,
     clinical_status,
     codes_of,
     exposure_start_days,
     obs_date,
-    obs_value,
     obs_when,
     parse_days,
-    quantity_of,
     text_of,
     verification_status,
 )
 from cohort.extract.ingredients import ingredients_of
 from cohort.extract.medref import name_from_reference, resolve_medication
+from cohort.extract.observations import components_of, observation_of
 from cohort.extract.onset import UNDATED, birth_days, needs_birth, onset_by_age, onset_days
 from cohort.extract.patient import patient_of
 from cohort.extract.routes import route_text
@@ -47,8 +45,6 @@ from cohort.model import (
     ExposureFact,
     ImmunizationFact,
     Ingredient,
-    ObservationFact,
-    ObsValue,
     Patient,
     PatientFacts,
     ProcedureFact,
@@ -57,7 +53,6 @@ from cohort.model import (
 # Procedure statuses as the medication statuses SPEC §2 names ([exposure] ongoing in
 # rules.toml): in-progress is a procedure's active; preparation (not begun) none of them
 _PROCEDURE_STATUS = {"in-progress": "active", "on-hold": "on-hold"}
-_NO_VALUE = ObsValue()  # a result without a value (built once: compared for every result)
 
 
 def _first(days: DayRange | None) -> date | None:
@@ -183,7 +178,7 @@ class Extractor:
         if rtype == "Observation":  # (first: most of a chart)
             coded = self._elements.read(res.get("code"))[1]
             parts = res.get("component")
-            found = self._components(ref, res, parts) if parts else None
+            found = components_of(self._elements, ref, res, parts) if parts else None
             if self._relevant and not coded[2]:
                 # its own code maps to nothing: its date counts for last_seen, as a summarised
                 # record's does, and the components that map are results of their own
@@ -197,7 +192,7 @@ class Extractor:
             dated = obs_when(res)
             if dated[1] is None and unread_date(res):  # a date given that does not read
                 pf.unreadable.append(undated_result(ref, res))
-            pf.observations.append(self._observation(ref, res, coded, dated))
+            pf.observations.append(observation_of(ref, res, coded, dated))
             if found:
                 pf.observations += found
         elif rtype == "Patient":
@@ -263,84 +258,6 @@ class Extractor:
                     ongoing=ongoing,
                 )
             )
-
-    def _components(self, ref: str, res: dict[str, Any], parts: Any) -> list[ObservationFact]:
-        """The components of `res` whose code maps to a concept (without `relevant`: every
-        coded one), each a result of its own: `<ref>#component[<i>]`, the parent's dates and
-        status, its own code, value, interpretation, reference range and dataAbsentReason."""
-        out: list[ObservationFact] = []
-        if not isinstance(parts, list):
-            return out  # (validation rejects such a record before it is stored)
-        when = None
-        status = str(res.get("status", ""))
-        for i, part in enumerate(parts):
-            if not isinstance(part, dict):
-                continue
-            coded = self._elements.read(part.get("code"))[1]
-            if not coded[2] or not (coded[0] or coded[1]):
-                continue
-            if when is None:
-                when = obs_when(res)
-            out.append(self._observation(f"{ref}#component[{i}]", part, coded, when, status, ref))
-        return out
-
-    def _observation(
-        self,
-        ref: str,
-        res: dict[str, Any],
-        coded: Coded,
-        when: tuple[str, DayRange | None],
-        status: str | None = None,
-        part_of: str = "",
-    ) -> ObservationFact:
-        """The result of an Observation `res`, or of one of its components (`part_of` its
-        parent's ref, whose `when` and `status` it takes)."""
-        # (each list read only when present: most results have none of them)
-        low = None
-        ranges = res.get("referenceRange")
-        if ranges:
-            for rr in ranges:
-                low = low or quantity_of(rr.get("low") if isinstance(rr, dict) else None)
-        parts = res.get("component")
-        components = (
-            tuple(
-                (codes_of(c.get("code")), text_of(c.get("code")), obs_value(c))
-                for c in parts
-                if isinstance(c, dict)
-            )
-            if parts
-            else ()
-        )
-        interp: tuple[Code, ...] = ()
-        flags = res.get("interpretation")
-        if flags:
-            for cc in flags:
-                interp += codes_of(cc)
-        stamp, days = when
-        value = obs_value(res)
-        bare = not interp and value == _NO_VALUE  # no value of its own
-        reason = bool(res.get("dataAbsentReason"))
-        # (positional, in the field order, each named: keywords cost ~2x for ~230k results a
-        # 10k dense population)
-        return ObservationFact(
-            ref,
-            coded[0],  # codes
-            str(res.get("status", "")) if status is None else status,  # status
-            days[0] if days else None,  # when (_first, _last inline: once per result)
-            value,
-            interp,  # interpretation
-            low,  # ref_low
-            coded[1],  # text
-            components,
-            days[1] if days else None,  # when_last
-            stamp,
-            # absent: no value, interpretation or component, only a dataAbsentReason
-            reason and bare and not components,
-            # panel: no value, interpretation or dataAbsentReason: a header of members or
-            # components
-            bare and not reason and bool(components or res.get("hasMember")),
-            part_of,
-        )
 
     def _exposure(self, ref: str, res: dict[str, Any], pf: PatientFacts) -> ExposureFact:
         codes = codes_of(res.get("medicationCodeableConcept"))

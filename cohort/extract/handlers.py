@@ -14,7 +14,8 @@ import msgspec
 import orjson
 from msgspec import UNSET
 
-from cohort.extract.census import _SAMPLES, CensusEntry, Triage, _sample
+from cohort.extract.census import Triage
+from cohort.extract.census_data import SAMPLES, CensusEntry, add_sample
 from cohort.extract.elements import parse_date, verification_status
 from cohort.extract.lines import KEY_DECODER, decoder
 from cohort.store import Tomb, tomb_of
@@ -118,18 +119,18 @@ def _coded(triage: Triage, rtype: str) -> Handler:
             vq = rec.valueQuantity
             quantity = bool(vq or rec.valueInteger)
             if entry is None or (
-                len(entry.values) < _SAMPLES or (quantity and len(entry.quantities) < _SAMPLES)
+                len(entry.values) < SAMPLES or (quantity and len(entry.quantities) < SAMPLES)
             ):  # (entry.sampling(quantity))
                 if quantity:
-                    return None  # the census samples this quantity: _sample decides
-                # What _sample reads of this record, without parsing it whole: most such
+                    return None  # the census samples this quantity: add_sample decides
+                # What add_sample reads of this record, without parsing it whole: most such
                 # records are panels of components (no value: nothing to sample) or
                 # codes with fewer than 3 distinct values, which sample every record.
                 sample = rec.other_values()
                 if sample is None:
                     return None
             if vq:
-                unit = vq.code or vq.unit or None  # what _sample adds once samples are full
+                unit = vq.code or vq.unit or None  # what add_sample adds once samples are full
         pid = patient(rec.subject)
         if pid is None:
             return False
@@ -151,7 +152,7 @@ def _coded(triage: Triage, rtype: str) -> Handler:
         if unit:
             entry.units.add(unit)
         if sample:
-            _sample(entry, sample)
+            add_sample(entry, sample)
         return True
 
     return handle

@@ -17,7 +17,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from cohort.model import Candidate, Evidence, Result, with_recorded
+from cohort.model import Candidate, Evidence, Result
+from cohort.results import with_recorded
 
 if TYPE_CHECKING:
     from cohort.criteria.base import Criterion

@@ -176,7 +176,7 @@ class CensusTables:
 
         A medication start is stored as a date token marked `MEDICATION_MARK` (alone: undated),
         beside the plain date that `last_seen` reads; the counts and latest dates follow
-        COUNTS_MARK (cohort.extract.census)."""
+        COUNTS_MARK (cohort.extract.census_data `Census.date_rows`)."""
         out: dict[str, Side] = {}
         floors: dict[str, dict[str, int]] = {}  # counts carried over a damaged read
         latest: dict[str, dict[str, str]] = {}

@@ -73,6 +73,15 @@ def dotted(system: str, normed: str) -> str:
     return normed
 
 
+def spellings(system: str, code: str) -> list[str]:
+    """Spellings a server may hold: ICD with and without dot, CVX with and without zero."""
+    normed = norm_code(system, code)
+    forms = [code.strip(), normed]
+    if system == ICD10CM:
+        forms.append(dotted(system, normed))
+    return list(dict.fromkeys(f for f in forms if f))
+
+
 def name_pattern(names: Iterable[str]) -> re.Pattern[str] | None:
     """One case-insensitive regex matching any of the names as whole words."""
     alts = sorted({n.strip() for n in names if n.strip()}, key=len, reverse=True)

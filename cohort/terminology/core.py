@@ -8,19 +8,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cohort.errors import MappingError
 from cohort.model import Code, ObsValue, Quantity
-from cohort.terminology.codes import (
-    ICD10CM,
-    TEXT,
-    UCUM,
-    ConceptIndex,
-    Systems,
-    dotted,
-    norm_code,
-    resolve,
-)
+from cohort.terminology.codes import TEXT, UCUM, ConceptIndex, Systems, resolve, spellings
 from cohort.terminology.labels import load_labels
+from cohort.terminology.loading import (
+    load_factors,
+    load_products,
+    load_units,
+    load_values,
+    raise_first,
+)
 from cohort.terminology.mappings import (
     REQUIRED,
     MappingRow,
@@ -35,19 +32,11 @@ from cohort.terminology.rows import (
     OVERLAPS,
     RXNORM,
     KnownSystems,
-    alias_conflict,
-    alias_row,
-    coding_problems,
     concept_problems,
-    ingredient_row,
     overlap_row,
-    product_row,
     system_pair,
-    unit_row,
-    value_row,
 )
-from cohort.terminology.units import Units, UnitSpec
-from cohort.terminology.values import Qualitative, Titer, parse_titer
+from cohort.terminology.values import Titer, parse_titer
 
 MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
 FILE_TYPES: dict[str, tuple[str, ...]] = {
@@ -76,15 +65,21 @@ class Terminology:
         known = KnownSystems(pairs)  # systems.csv alone: before the rows' own systems join
         self._all_rows = load_concept_rows(root)
         for row in self._all_rows:  # every row, unverified ones too (as `mappings check`)
-            _first(concept_problems(row, known))
+            raise_first(concept_problems(row, known))
         self._rows = [r for r in self._all_rows if use_unverified or r.verified != "N"]
         for row in self._rows:
             if row.system != TEXT:
                 self.systems.add(row.system, row.system)
         self.index = ConceptIndex(self._rows, self.systems)
-        self._load_medications(root)
-        self._load_units(root)
-        self._load_values(root, known)
+        self._groups: dict[str, set[str]] = defaultdict(set)
+        for row in self._rows:
+            if row.ingredient and not row.exclude:
+                self._groups[row.ingredient].add(row.concept)
+        self._factors = load_factors(root)
+        # rxcui -> (ingredient, systemic), its RxNorm name (its strength), its `file:line`
+        self._products, self._product_names, self._product_lines = load_products(root)
+        self.units = load_units(root)
+        self._qualitative = load_values(root, known, self.systems.canonical, use_unverified)
         if (root / OVERLAPS[0]).is_file():  # (only `mappings check` uses it; a run checks it)
             for rec in read_csv(root, root / OVERLAPS[0], OVERLAPS[1]):
                 overlap_row(rec)
@@ -96,68 +91,12 @@ class Terminology:
         check_folder(Path(mappings_dir))
         return cls(Path(mappings_dir), use_unverified)
 
-    # -- loading ---------------------------------------------------------------------------
-    def _load_medications(self, root: Path) -> None:
-        self._groups: dict[str, set[str]] = defaultdict(set)
-        for row in self._rows:
-            if row.ingredient and not row.exclude:
-                self._groups[row.ingredient].add(row.concept)
-        self._factors: dict[str, float | None] = {}
-        path = root / "medications" / "ingredients.csv"
-        for rec in read_csv(root, path, REQUIRED["medications/ingredients.csv"]):
-            ingredient, factor = ingredient_row(rec)
-            self._factors[ingredient] = factor
-        self._products: dict[str, tuple[str, bool]] = {}
-        self._product_names: dict[str, str] = {}  # rxcui -> RxNorm name (its strength)
-        self._product_lines: dict[str, str] = {}  # rxcui -> its `file:line` (explain)
-        path = root / "medications" / "products.csv"
-        for rec in read_csv(root, path, REQUIRED["medications/products.csv"]):
-            rxcui, ingredient, systemic = product_row(rec)
-            self._products[rxcui] = (ingredient, systemic)
-            self._product_names[rxcui] = rec.get("display")
-            self._product_lines[rxcui] = rec.where
-
-    def _load_units(self, root: Path) -> None:
-        specs: dict[str, UnitSpec] = {}
-        written: list[tuple[str, str, str]] = []  # UCUM is asked about these in check_units
-        for rec in read_csv(root, root / "units.csv", REQUIRED["units.csv"]):
-            concept, spec = unit_row(rec)
-            specs[concept] = spec
-            written.append((rec.where, "unit", spec.unit))
-        aliases: dict[str, str] = {}
-        first: dict[str, tuple[int, str]] = {}  # alias -> its first line and unit
-        for rec in read_csv(root, root / "unit_aliases.csv", REQUIRED["unit_aliases.csv"]):
-            alias, ucum = alias_row(rec)
-            problem = alias_conflict(first, rec, alias, ucum)
-            if problem is not None:
-                raise problem
-            # (the first line's unit: a later one is the same unit, or an error above)
-            aliases.setdefault(alias, ucum)
-            written.append((rec.where, "ucum", ucum))
-        self.units = Units(specs, aliases, written)
-
-    def _load_values(self, root: Path, known: KnownSystems) -> None:
-        codes: dict[tuple[str, str], str] = {}
-        strings: dict[str, str] = {}
-        interp: dict[tuple[str, str], str] = {}
-        for rec in read_csv(root, root / "values.csv", REQUIRED["values.csv"]):
-            kind, system, code, result, verified = value_row(rec)
-            if verified == "N" and not self.use_unverified:
-                continue
-            if kind == "string":
-                strings[code] = result
-                continue
-            _first(coding_problems(rec.where, known, system, [code]))
-            key = (self.systems.canonical(system), code)
-            (codes if kind == "code" else interp)[key] = result
-        self._qualitative = Qualitative(codes, strings, interp, self.systems.canonical)
-
     def check_units(self) -> None:
         """Raise the first unit of units.csv or unit_aliases.csv that UCUM cannot read (as
         `mappings check` reports it). Not part of loading: it needs the UCUM registry (~0.25 s
         to build), so a run calls it once the registry is built or about to be, before
         evaluation and before any output is written."""
-        _first(self.units.problems())
+        raise_first(self.units.problems())
 
     # -- codes and concepts ------------------------------------------------------------------
     def canonical_system(self, system: str) -> str:
@@ -343,22 +282,13 @@ class Terminology:
             if row.match in ("exact", "prefix"):
                 codes.insert(0, row.code)
             for code in codes:
-                for variant in self._variants(system, code):
+                for variant in spellings(system, code):
                     for each in stems:
                         emit(each, system, variant)
         for rxcui, (ing, systemic) in sorted(self._products.items()):
             if systemic and self._groups.get(ing, set()) & wanted:
                 emit("medications", RXNORM, rxcui)
         return dict(out)
-
-    @staticmethod
-    def _variants(system: str, code: str) -> list[str]:
-        """Spellings a server may hold: ICD with and without dot, CVX with and without zero."""
-        normed = norm_code(system, code)
-        forms = [code.strip(), normed]
-        if system == ICD10CM:
-            forms.append(dotted(system, normed))
-        return list(dict.fromkeys(f for f in forms if f))
 
     def concept_names(self) -> set[str]:
         return {r.concept for r in self._rows}
@@ -371,9 +301,3 @@ class Terminology:
     def rows(self) -> list[MappingRow]:
         """Every concept row as loaded, unverified ones included (for `mappings check`)."""
         return list(self._all_rows)
-
-
-def _first(problems: Iterable[MappingError]) -> None:
-    """Loading stops at the first problem (`mappings check` collects them all)."""
-    for problem in problems:
-        raise problem

@@ -10,7 +10,7 @@ from typing import Any
 
 from cohort.config import Config
 from cohort.extract import Extractor
-from cohort.extract.census import CensusEntry
+from cohort.extract.census_data import CensusEntry
 from cohort.merged import merges_of
 from cohort.model import Code, ObservationFact
 from cohort.runner import Loaded

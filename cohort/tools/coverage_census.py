@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cohort.extract.census import CensusEntry, value_summary
+from cohort.extract.census_data import CensusEntry, value_summary
 from cohort.extract.unreadable import own_codes
 from cohort.model import Code, ObservationFact, PatientFacts, Quantity
 from cohort.terminology import Terminology
