@@ -4,6 +4,7 @@ own code system's coding, and terminology, which canonicalises systems by mappin
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import SplitResult, urlsplit
 
 __all__ = ["system_key", "url_parts"]
@@ -20,6 +21,7 @@ def url_parts(s: str) -> SplitResult | None:
         return None
 
 
+@functools.lru_cache(maxsize=1024)  # (a few dozen systems, each asked per mapping row)
 def system_key(system: str) -> str:
     """Lookup key: case-insensitive, scheme-, `www.`- and trailing-slash-insensitive; a query
     is kept (CDC's `vaccines.asp?rpt=cvx` is CVX, `?rpt=mvx` is not)."""

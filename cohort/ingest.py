@@ -77,9 +77,8 @@ class Loaded:
             ).encode()
             + cfg.trial_file().read_bytes()
         )
-        return cls(
-            term, rules, trial, run_checks(cfg, hashlib.sha256(key).hexdigest(), check_cache)
-        )
+        checked = run_checks(cfg, hashlib.sha256(key).hexdigest(), check_cache, term.rows())
+        return cls(term, rules, trial, checked)
 
 
 def _renumber(origin: str, offset: int) -> str:

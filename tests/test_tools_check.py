@@ -720,3 +720,27 @@ def test_a_csv_error_of_a_folder_given_as_dot_names_the_folder(
     monkeypatch.chdir(m / "concepts")
     result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", ".."])
     assert f"error: {m.resolve()}/units.csv:{line}: {wrong}" in result.output.splitlines()
+
+
+def test_a_runs_check_of_the_rows_it_loaded_finds_what_reading_them_finds(tmp_path: Path) -> None:
+    # A run checks the concept rows its loader has just read (not read a second time): the
+    # findings must be those of reading the files. Planted: a system systems.csv does not name
+    # (warning), an unverified row (note) and a concept file of a header only (warning)
+    from cohort.terminology import Terminology
+    from cohort.tools.check import check_mappings
+
+    m = _copy(tmp_path)
+    odd = _append(m / "concepts" / "labs.csv", "ana_titer,http://example.org/x,A1,exact,,,t,Y,\n")
+    unv = _append(m / "concepts" / "labs.csv", "ana_titer,http://loinc.org,29953-7,exact,,,t,N,\n")
+    (m / "concepts" / "site.csv").write_text(
+        "concept,system,code,match,exclude,display,source,verified,expand\n", encoding="utf-8"
+    )
+    rows = Terminology.load(m).rows()
+    read = check_mappings(m, "sirius-sle-2", for_run=True).findings
+    given = check_mappings(m, "sirius-sle-2", for_run=True, loaded=rows).findings
+    assert (given.errors, given.warnings, given.notes) == (read.errors, read.warnings, read.notes)
+    labs = "concepts/labs.csv"
+    assert given.errors == []
+    assert any(f"{labs}:{odd}: column 'system'" in w for w in given.warnings)
+    assert any(f"{labs}:" in n and str(unv) in n and "unverified" in n for n in given.notes)
+    assert any("site.csv: no rows (only its header)" in w for w in given.warnings)

@@ -82,6 +82,8 @@ def flag(rec: Record, column: str, allowed: tuple[str, ...]) -> str:
     """A flag column's cell (`Y`, `N`, ...) as `allowed` writes it, read in either case (`y`,
     `n`, `Local`); a MappingError naming the values read otherwise."""
     cell = rec.get(column)
+    if cell in allowed:
+        return cell  # (as written: nearly every cell)
     found = next((a for a in allowed if a.lower() == cell.lower()), None)
     if found is None:
         words = [a or "empty" for a in allowed]

@@ -37,13 +37,16 @@ def known_systems(root: Path, f: Findings) -> KnownSystems:
     return KnownSystems(p for rec in rows if (p := read_row(system_pair, rec, f)) is not None)
 
 
-def unlisted(rec: Record, system: str, verified: str, known: KnownSystems, f: Findings) -> None:
-    """A warning for a system systems.csv does not name (a misspelt one is an error instead)."""
+def unlisted(
+    rec: Record | str, system: str, verified: str, known: KnownSystems, f: Findings
+) -> None:
+    """A warning for a system systems.csv does not name (a misspelt one is an error instead);
+    `rec`: the line, or where it is ("mappings/concepts/labs.csv:4")."""
     if "systems.csv" in f.unread or verified == "local":
         return  # (not read: its error is reported, and every system would be missing)
     if not known.known(system) and known.near_miss(system) is None:
         f.warn(
-            rec.where,
+            rec if isinstance(rec, str) else rec.where,
             f"column 'system': code system '{system}' is not in systems.csv "
             "(add it there, or mark a site's own rows verified=local)",
         )

@@ -8,9 +8,12 @@ from pathlib import Path
 from cohort.atomic import write_atomic
 from cohort.config import Config
 from cohort.errors import MappingError, OutputError, StoreError
+from cohort.terminology.mappings import MappingRow
 
 
-def run_checks(cfg: Config, key: str = "", cache: Path | None = None) -> list[str]:
+def run_checks(
+    cfg: Config, key: str = "", cache: Path | None = None, rows: list[MappingRow] | None = None
+) -> list[str]:
     """What `cohort mappings check --config` finds in the folder a run has just loaded: its
     first error raised (exit 4, the line `check` prints), as some are no loader's rule (a
     concept row a typo away from one the criteria read: its rows reach no criterion and
@@ -19,14 +22,19 @@ def run_checks(cfg: Config, key: str = "", cache: Path | None = None) -> list[st
     as before. Mapping files hold no patient data, so neither holds PHI.
 
     `cache` keeps the warnings of a clean check under `key` (the mappings' and the code's
-    digest): the checks cost ~0.4-0.8 s, the same every night the mappings stay as they were."""
+    digest): the checks cost ~0.4-0.8 s, the same every night the mappings stay as they were.
+    `rows`: the concept rows the run has loaded (Terminology.rows), not read again."""
     kept = _cached(cache, key)
     if kept is not None:
         return kept
     from cohort.tools.check import check_mappings  # (looked up here: tests count the calls)
 
     report = check_mappings(
-        cfg.mappings_dir, cfg.trial_id, use_unverified=cfg.use_unverified, for_run=True
+        cfg.mappings_dir,
+        cfg.trial_id,
+        use_unverified=cfg.use_unverified,
+        for_run=True,
+        loaded=rows,
     )
     errors = report.findings.errors
     if errors:
