@@ -5,7 +5,6 @@ reader of a result show alike (README "What it writes")."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 from cohort.criteria.base import Context, Criterion
 from cohort.criteria.days import condition_shown, shown
@@ -54,7 +53,7 @@ def with_dropped(crit: Criterion, ctx: Context, r: Result) -> Result:
     shown_refs = {e.ref for e in (*r.evidence, *r.ignored)}
     # (the first concept in sorted order, as a result's)
     rows = [_row(ctx, d, min(hit)) for d, hit in hits if d.ref not in shown_refs]
-    return replace(r, ignored=(*r.ignored, *rows)) if rows else r
+    return r.with_rows(r.evidence, (*r.ignored, *rows)) if rows else r
 
 
 def unclaimed(criteria: Sequence[Criterion], ctx: Context) -> list[DroppedFact]:

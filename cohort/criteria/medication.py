@@ -178,9 +178,9 @@ def washout(crit: Criterion, ctx: Context) -> Result:
             # on any day its date may stand for (a vaccine that may be live is only a doubt)
             last = latest(im.when, im.when_last)
             if im.when is None:  # no date at all, as an undated live one (below): a doubt
-                uncertain.append(replace(ev, note="may be live, undated"))
+                uncertain.append(ev.noted("may be live, undated"))
             elif last and im.when <= ctx.as_of and last > lo:
-                uncertain.append(replace(ev, note="may be live"))
+                uncertain.append(ev.noted("may be live"))
                 live_if[id(uncertain[-1])] = _maybe_live(ctx, ev, im.when, last, lo, span)
             continue
         items.append(Dated.of(im.when, im.when_last, im.when, im.when_last, False, ev))
@@ -193,11 +193,11 @@ def washout(crit: Criterion, ctx: Context) -> Result:
     for it in items:
         if it.start is None and it.end is None:
             # no date at all: the data cannot tell whether it is within the window
-            uncertain.append(replace(it.ev, note="undated: cannot tell if within window"))
+            uncertain.append(it.ev.noted("undated: cannot tell if within window"))
             continue
         inside = in_window(ctx, it, lo)
         if inside:
-            evidence.append(replace(it.ev, note="within window"))
+            evidence.append(it.ev.noted("within window"))
             given[id(evidence[-1])] = f"{_drug(ctx, it.ev, drugs.get(id(it.ev)))} {last_said(it)}"
             ends.append(None if it.ongoing else it.end_last)
             enders.append((evidence[-1], ""))
@@ -207,14 +207,14 @@ def washout(crit: Criterion, ctx: Context) -> Result:
                 f"{name} {it.partial()}: cannot tell if within {span} before {ctx.as_of}"
                 f" (ending after {lo})"
             )
-            maybe.append(replace(it.ev, note=f"{it.doubt()}: may be within window"))
+            maybe.append(it.ev.noted(f"{it.doubt()}: may be within window"))
             end = it.end_last
             if end is not None and it.ev.ref in same_day:
                 end = min(end, ctx.as_of)  # a later day is a new exposure, not this record
             ends.append(None if it.ongoing else end)
             enders.append((maybe[-1], f"{name} {it.partial()}"))
         else:
-            ignored.append(replace(it.ev, note="outside window"))
+            ignored.append(it.ev.noted("outside window"))
             if last_end and it.end_last and it.end_last >= last_end[0]:
                 last_dose.add(id(ignored[-1]))  # (the last dose, on some reading of its date)
     if evidence:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import replace
 from datetime import date
 from itertools import pairwise
 
@@ -88,4 +87,4 @@ def in_order(r: Result) -> Result:
     ordered = sorted(r.ignored, key=_newest_first)
     if all(a is b for a, b in zip(ordered, r.ignored, strict=True)):
         return r
-    return replace(r, ignored=tuple(ordered))
+    return r.with_rows(r.evidence, tuple(ordered))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import date
 from operator import attrgetter
 from typing import Any
@@ -77,7 +76,7 @@ def with_searched(crit: Criterion, ctx: Context, r: Result) -> Result:
     others = "; ".join(_others(ctx, sort, names) for sort, names in sought.items())
     note = f"searched: {searched} {_when(crit, ctx.as_of)}: none; {others}"
     concepts = ",".join(dict.fromkeys(n for names in sought.values() for n in names))
-    return replace(r, evidence=(Evidence(ref="", concept=concepts, note=note),))
+    return r.with_rows((Evidence(ref="", concept=concepts, note=note),), r.ignored)
 
 
 def _sought(crit: Criterion) -> dict[str, list[str]]:
