@@ -225,7 +225,10 @@ def sub_run(tree: Path, args: list[str], results: Path) -> list[Row]:
     if rc:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
         raise SystemExit(f"{tail}\n`bench run` in {tree} failed (exit {rc}); see {log}")
-    return parse_results(results.read_text())
+    rows = parse_results(results.read_text())
+    if not rows:
+        raise SystemExit(f"{results}: no results table with the columns {RUN_COLUMNS[:3]}")
+    return rows
 
 
 def section(argv: list[str], about: str, tbl: str, base: str, head: str) -> str:
