@@ -20,6 +20,13 @@ from bench.gen import dataset_dir, generate, info
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = "2026-11-25"  # the generated populations' as-of date
+# the results table's columns; `bench ab` reads sub-runs' tables by these names
+COL_E2E, COL_RATIO, COL_RSS, COL_EVAL = (
+    "e2e first s", "ratio e2e/floor", "peak RSS MB", "eval s (run.json)"
+)  # fmt: skip
+RUN_COLUMNS = ("scale", "format", "resources", "MB", "orjson floor s", "floor res/s", COL_E2E,
+               "e2e res/s", COL_RATIO, COL_RSS, "rerun s", COL_EVAL,
+               "full validation s (extrapolated)")  # fmt: skip
 
 
 def child(cmd: list[str], log: Path) -> tuple[float, float, int]:
@@ -154,12 +161,7 @@ def markdown(cmd: str, rows: list[dict[str, Any]]) -> str:
         f"Command: `{cmd}`",
         "",
     ]
-    out += [
-        "| scale | format | resources | MB | orjson floor s | floor res/s | e2e first s | "
-        "e2e res/s | ratio e2e/floor | peak RSS MB | rerun s | eval s (run.json) | "
-        "full validation s (extrapolated) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    out += ["| " + " | ".join(RUN_COLUMNS) + " |", "|---" * len(RUN_COLUMNS) + "|"]
     for r in rows:
         fl, e = r["floor"], r["e2e"]
         n = fl["resources"]
@@ -201,6 +203,11 @@ def markdown(cmd: str, rows: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["ab"]:  # compares two commits by running `run` in each tree
+        from bench.ab import main as ab_main
+
+        ab_main(sys.argv[2:])
+        return
     if sys.argv[1:2] == ["server"]:  # the server-side harness has its own options
         from bench.server import main as server_main
 
