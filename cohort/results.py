@@ -79,6 +79,9 @@ class Result:
     # ... and which kind they are: IMPLAUSIBLE asks for a plausible value instead (NONE beside
     # a name, as a Result built by hand may have it, is taken as UNCONVERTIBLE)
     no_value: NoValue = NoValue.NONE
+    # an UNKNOWN of a kind the criterion's `missing_hint` does not resolve: what does (the
+    # doses of overlapping corticosteroid records are on file; which record stands is not)
+    hint: str = ""
 
     def with_rows(self, evidence: tuple[Evidence, ...], ignored: tuple[Evidence, ...]) -> Result:
         """This result with other evidence rows (positional, as `Evidence.noted`: asked of a
@@ -93,6 +96,7 @@ class Result:
             self.manual,
             self.unconvertible,
             self.no_value,
+            self.hint,
         )
 
 

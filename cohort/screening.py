@@ -174,6 +174,7 @@ def screen(
                         r.manual,
                         r.unconvertible,
                         r.no_value,
+                        r.hint,
                     )
                     for r in (
                         cand.results if phi else (public_result(x, wording) for x in cand.results)

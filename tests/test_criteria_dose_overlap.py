@@ -262,3 +262,22 @@ def test_evidence_csv_and_explain_show_the_overlapping_rows() -> None:
         " prednisone 30 mg/day = 30 mg/day prednisone-equivalent; overlaps methylprednisolone"
         " 20 mg/day prednisone-equivalent on 2026-10-05: 50 mg/day together"
     )
+
+
+def test_the_missing_column_asks_which_order_stands_not_for_a_dose() -> None:
+    # both doses are on file: candidates.csv's `missing` asked for the criterion's hint
+    # ("corticosteroid dose"), which the chart already has; what resolves it is whether one
+    # record replaced the other. A record without a usable dose still asks for a dose.
+    from cohort.model import CriterionInfo
+    from cohort.report import rows
+
+    info = CriterionInfo(CID, "exclusion", "Corticosteroid", missing_hint="corticosteroid dose")
+
+    def missing(r: Any) -> list[str]:
+        c = Candidate(Patient("p1", "1990-01-01", "female"), [r], tier="possible")
+        return rows.missing_items(SiteResult("s", "Site", AS_OF, [info], [], [c]), c)
+
+    both = run(CID, order(PREDNISONE, 30, ago(55)), order(METHYLPRED, 16, ago(51)))
+    assert missing(both) == ["corticosteroid records overlapping: whether one replaced the other"]
+    undosed = run(CID, statement(PREDNISONE, None, ago(55)), order(METHYLPRED, 16, ago(51)))
+    assert missing(undosed) == ["corticosteroid dose"]

@@ -31,12 +31,13 @@ def test_with_rows_keeps_every_field_but_the_rows() -> None:
         True,
         "platelets",
         NoValue.IMPLAUSIBLE,
+        "a hint",
     )
     # (a field added without a default of its own would make the call above fail; one added
     # with a value here must come through)
     assert {f.name for f in fields(Result)} == {
         "criterion", "status", "reason", "evidence", "ignored", "eligible_from", "manual",
-        "unconvertible", "no_value",
+        "unconvertible", "no_value", "hint",
     }  # fmt: skip
     rows, ignored = (_evidence("c"),), (_evidence("d"), _evidence("e"))
     assert r.with_rows(rows, ignored) == replace(r, evidence=rows, ignored=ignored)

@@ -310,6 +310,7 @@ def result(
     eligible_from: date | None = None,
     unconvertible: str = "",
     no_value: NoValue = NoValue.NONE,
+    hint: str = "",
 ) -> Result:
     # (positional, in the field order: keywords cost ~1.8x for each of ~270k results a 10k run)
     named = unconvertible if status is Status.UNKNOWN else ""
@@ -323,4 +324,5 @@ def result(
         crit.manual_when_unknown and status is Status.UNKNOWN,  # manual
         named,  # unconvertible
         no_value if named else NoValue.NONE,  # no_value: the kind of the results named
+        hint if status is Status.UNKNOWN else "",  # hint
     )

@@ -9,7 +9,7 @@ from typing import NamedTuple
 from cohort.criteria.base import Context, Criterion, TerminologyLike, result, shown, window_span
 from cohort.criteria.dose_days import same_day
 from cohort.criteria.dose_forms import dose_span
-from cohort.criteria.dose_overlap import Within, noted, overlap, said
+from cohort.criteria.dose_overlap import OVERLAP_HINT, Within, noted, overlap, said
 from cohort.criteria.intervals import (
     clear_from,
     exposure_dated,
@@ -344,7 +344,7 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
             )
         return result(crit, Status.UNKNOWN, why, unknown + rows, ignored)
     if found is not None:
-        return result(crit, Status.UNKNOWN, said(found, limit), rows, ignored)
+        return result(crit, Status.UNKNOWN, said(found, limit), rows, ignored, hint=OVERLAP_HINT)
     return result(crit, Status.PASS, "no corticosteroid above the limit in window", ok, ignored)
 
 

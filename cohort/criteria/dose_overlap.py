@@ -9,7 +9,10 @@ from typing import NamedTuple
 from cohort.criteria.intervals import Dated
 from cohort.model import Evidence
 
-__all__ = ["Within", "noted", "overlap", "said"]
+__all__ = ["OVERLAP_HINT", "Within", "noted", "overlap", "said"]
+
+# what resolves such an unknown (candidates.csv `missing`): not a dose, both are on file
+OVERLAP_HINT = "corticosteroid records overlapping: whether one replaced the other"
 
 _DAY = timedelta(days=1)
 

@@ -131,6 +131,8 @@ def _missing(r: Result, info: CriterionInfo | None) -> str:
     if r.unconvertible:
         what = PLAUSIBLE_VALUE if r.no_value is NoValue.IMPLAUSIBLE else READABLE_VALUE
         return f"{r.unconvertible}: {what}"
+    if r.hint:
+        return r.hint
     return info.missing_hint if info and info.missing_hint else _title(r, info)
 
 
