@@ -181,6 +181,12 @@ def tree_for(sha: str, cache: Path) -> Path:
     return path
 
 
+def _inside(path: Path, tree: Path) -> bool:
+    """Whether a module file is the tree's own (not a copy installed in its `.venv`)."""
+    path, tree = path.resolve(), tree.resolve()
+    return path.is_relative_to(tree) and not path.is_relative_to(tree / ".venv")
+
+
 def check_tree(tree: Path, role: str, label: str, flags: list[str]) -> None:
     """Refuse early when the tree's own `bench run` lacks a given option, or when the interpreter
     would import cohort or bench from elsewhere (an installed copy) than the tree."""
@@ -194,7 +200,7 @@ def check_tree(tree: Path, role: str, label: str, flags: list[str]) -> None:
     lines = p.stdout.splitlines()
     if p.returncode:
         raise SystemExit(f"{role} tree {tree}: `bench run --help` failed:\n{p.stderr[-2000:]}")
-    if len(lines) < 2 or not all(f.startswith(str(tree)) for f in lines[:2]):
+    if len(lines) < 2 or not all(_inside(Path(f), tree) for f in lines[:2]):
         raise SystemExit(
             f"{role} tree {tree}: cohort/bench not imported from it:\n{p.stdout}{p.stderr}"
         )
@@ -281,12 +287,17 @@ def main(argv: list[str]) -> None:
     if a.scale or a.synthea or a.synthea_bundles or a.sle_synthea:
         # once, by this tree's code, before any timed round; both trees then read these files
         gen = ["-m", "bench", "gen", *passthrough(a, GEN_OPTIONS)]
-        subprocess.run([sys.executable, *gen], check=True, cwd=ROOT)
-    runs_dir = (a.cache / "ab" / "runs" / time.strftime("%Y%m%d-%H%M%S")).resolve()
+        if subprocess.run([sys.executable, *gen], cwd=ROOT).returncode:
+            raise SystemExit(f"`python {' '.join(gen)}` failed (its error above)")
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"  # (two runs in one second apart)
+    runs_dir = (a.cache / "ab" / "runs" / stamp).resolve()
     runs_dir.mkdir(parents=True, exist_ok=True)
     runs: dict[str, list[list[Row]]] = {"base": [], "head": []}
     for i in range(1, a.rounds + 1):
-        for role, (tree, label) in trees.items():
+        # base first in odd rounds, head first in even ones: the order's own effect (a warm
+        # page cache, a box speeding up or slowing down) falls on both alike
+        order = list(trees.items()) if i % 2 else list(trees.items())[::-1]
+        for role, (tree, label) in order:
             t0 = time.perf_counter()
             print(f"round {i}/{a.rounds}: {role} {label} ({tree}) ...", flush=True)
             runs[role].append(sub_run(tree, args, runs_dir / f"{role}-{i}.md"))
@@ -295,7 +306,8 @@ def main(argv: list[str]) -> None:
     extra = f" plus the uncommitted files of {ROOT}" if a.head == WORKTREE else ""
     about = (
         f"Base {base} = {_describe(base_sha)}; head {head} = {_describe(head_sha)}{extra}; "
-        f"{a.rounds} round(s), base then head each round. The runs' own results: {runs_dir}"
+        f"{a.rounds} round(s), base first in odd rounds, head first in even ones. The runs' own"
+        f" results: {runs_dir}"
     )
     text = section(argv, about, table(base, head, runs["base"], runs["head"]), base, head)
     print(text)

@@ -281,3 +281,22 @@ def test_the_missing_column_asks_which_order_stands_not_for_a_dose() -> None:
     assert missing(both) == ["corticosteroid records overlapping: whether one replaced the other"]
     undosed = run(CID, statement(PREDNISONE, None, ago(55)), order(METHYLPRED, 16, ago(51)))
     assert missing(undosed) == ["corticosteroid dose"]
+
+
+def test_a_switch_on_the_day_one_record_ends_is_no_overlap() -> None:
+    # prednisone 30 mg 2026-09-06..2026-10-06, methylprednisolone 16 mg (20) from 2026-10-06:
+    # charted as a switch on that day (the end day is the day the other took over), passes
+    r = run(CID, statement(PREDNISONE, 30, ago(80), ago(50)), order(METHYLPRED, 16, ago(50)))
+    assert r.status == "pass", r.reason
+    # a day earlier they run together for a day: 50 mg/day on 2026-10-05, unknown
+    r = run(CID, statement(PREDNISONE, 30, ago(80), ago(50)), order(METHYLPRED, 16, ago(51)))
+    assert r.status == "unknown"
+    assert "overlap on 2026-10-05: 50 mg/day" in r.reason
+
+
+def test_a_one_day_record_counts_on_its_day() -> None:
+    # prednisone 30 mg given once on 2026-10-20 beside methylprednisolone 16 mg (20) ongoing:
+    # its one day is its end day too, and counts (50 mg/day that day)
+    r = run(CID, given(PREDNISONE, "2026-10-20T08:00:00Z", 30), order(METHYLPRED, 16, ago(51)))
+    assert r.status == "unknown"
+    assert "overlap on 2026-10-20: 50 mg/day" in r.reason

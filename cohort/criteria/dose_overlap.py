@@ -62,13 +62,18 @@ def overlap(within: list[Within], lo: date, as_of: date, limit: float) -> Overla
 
 def _taken(w: Within, lo: date, as_of: date) -> Taken | None:
     """A record's days in the window on every reading of its partial dates: from the latest day
-    it may start to the earliest it may end (as_of when ongoing); None when there are none (or
-    it has no date)."""
+    it may start to the day before the earliest it may end (as_of when ongoing; its one day for
+    a record of one day); None when there are none (or it has no date). Its end day is left
+    out: a switch is charted as one record ending the day the other starts, and that day the
+    patient took one of them."""
     it, ref, drug, most, row = w
     if it.start_last is None or (it.end is None and not it.ongoing):
         return None
     first = max(it.start_last, lo + _DAY)  # (the window is after lo: intervals._overlaps)
-    last = as_of if it.ongoing or it.end is None else min(it.end, as_of)
+    if it.ongoing or it.end is None:
+        last = as_of
+    else:
+        last = min(it.end - _DAY if it.end > it.start_last else it.end, as_of)
     return Taken(first, last, ref, drug, most, row) if first <= last else None
 
 
