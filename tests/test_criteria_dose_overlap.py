@@ -300,3 +300,36 @@ def test_a_one_day_record_counts_on_its_day() -> None:
     r = run(CID, given(PREDNISONE, "2026-10-20T08:00:00Z", 30), order(METHYLPRED, 16, ago(51)))
     assert r.status == "unknown"
     assert "overlap on 2026-10-20: 50 mg/day" in r.reason
+
+
+def test_an_order_written_ahead_of_its_first_dose_counts_from_that_dose() -> None:
+    # prednisone 30 mg 2026-09-06..2026-10-19; methylprednisolone 16 mg ordered on 2026-10-01
+    # to start on 2026-10-20 (its dosage's boundsPeriod), the day after: never taken together.
+    # (The order is an exposure from 2026-10-01, SPEC's start, for a fail; an overlap counts
+    # only days it is surely taken.) Found in review: read as 50 mg/day from 2026-10-01.
+    methyl = medication(
+        "MedicationRequest", METHYLPRED, status="active", authored=ago(55),
+        dosages=[dosage(mg(16), frequency=1, boundsPeriod={"start": ago(36)})],
+    )  # fmt: skip
+    assert (ago(55), ago(36)) == ("2026-10-01", "2026-10-20")
+    r = run(CID, statement(PREDNISONE, 30, ago(80), ago(37)), methyl)
+    assert r.status == "pass", r.reason
+    # started on 2026-10-15 instead, it runs beside prednisone for 5 days: unknown from then
+    methyl["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]["start"] = ago(41)
+    r = run(CID, statement(PREDNISONE, 30, ago(80), ago(37)), methyl)
+    assert r.status == "unknown"
+    assert f"overlap on {ago(41)}: 50 mg/day" in r.reason
+
+
+def test_a_taper_stepping_up_counts_each_step_from_its_own_start() -> None:
+    # one prednisone order: 10 mg 2026-10-01..10-10, then 30 mg 2026-10-21..10-30; beside it
+    # methylprednisolone 16 mg (20) 2026-10-05..10-12: at most 30 mg/day together, passes
+    lines = [
+        dosage(mg(10), frequency=1, boundsPeriod={"start": ago(55), "end": ago(46)}),
+        dosage(mg(30), frequency=1, boundsPeriod={"start": ago(35), "end": ago(26)}),
+    ]
+    pred = medication(
+        "MedicationRequest", PREDNISONE, status="completed", authored=ago(55), dosages=lines
+    )
+    r = run(CID, pred, statement(METHYLPRED, 16, ago(51), ago(44)))
+    assert r.status == "pass", r.reason

@@ -9,7 +9,7 @@ from typing import NamedTuple
 from cohort.criteria.base import Context, Criterion, TerminologyLike, result, shown, window_span
 from cohort.criteria.dose_days import same_day
 from cohort.criteria.dose_forms import dose_span
-from cohort.criteria.dose_overlap import OVERLAP_HINT, Within, noted, overlap, said
+from cohort.criteria.dose_overlap import OVERLAP_HINT, Within, first_dose, noted, overlap, said
 from cohort.criteria.intervals import (
     clear_from,
     exposure_dated,
@@ -311,7 +311,7 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
                 f"{daily} within {span}: cannot tell if > {limit:g} (the dosage gives a range)"
             )
         else:
-            within.append((it, e.ref, daily.drug, most, len(ok)))
+            within.append((it, e.ref, daily.drug, most, len(ok), first_dose(e.doses)))
             # (the most it may be: what the pass rests on)
             ok.append(replace(it.ev, note=dose, value=f"{most:g}", unit="mg/day"))
     if fails:

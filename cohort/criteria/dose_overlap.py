@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import NamedTuple
 
 from cohort.criteria.intervals import Dated
-from cohort.model import Evidence
+from cohort.model import Dose, Evidence
 
-__all__ = ["OVERLAP_HINT", "Within", "noted", "overlap", "said"]
+__all__ = ["OVERLAP_HINT", "Within", "first_dose", "noted", "overlap", "said"]
 
 # what resolves such an unknown (candidates.csv `missing`): not a dose, both are on file
 OVERLAP_HINT = "corticosteroid records overlapping: whether one replaced the other"
@@ -17,9 +18,10 @@ OVERLAP_HINT = "corticosteroid records overlapping: whether one replaced the oth
 _DAY = timedelta(days=1)
 
 # a record (or a taper's step) in the window with a usable dose within the limit: its dates,
-# its reference, its drug, the most prednisone-equivalent mg/day it may be and its evidence
-# row's index (a plain tuple: one is made for each such record, read only beside another)
-Within = tuple[Dated, str, str, float, int]
+# its reference, its drug, the most prednisone-equivalent mg/day it may be, its evidence row's
+# index and the day its dosage lines start on where later than its dates' (`first_dose`; a
+# plain tuple: one is made for each such record, read only beside another)
+Within = tuple[Dated, str, str, float, int, date | None]
 
 
 class Taken(NamedTuple):
@@ -66,15 +68,26 @@ def _taken(w: Within, lo: date, as_of: date) -> Taken | None:
     a record of one day); None when there are none (or it has no date). Its end day is left
     out: a switch is charted as one record ending the day the other starts, and that day the
     patient took one of them."""
-    it, ref, drug, most, row = w
+    it, ref, drug, most, row, dosed = w
     if it.start_last is None or (it.end is None and not it.ongoing):
         return None
-    first = max(it.start_last, lo + _DAY)  # (the window is after lo: intervals._overlaps)
+    # (the window is after lo: intervals._overlaps)
+    first = max(it.start_last, dosed or it.start_last, lo + _DAY)
     if it.ongoing or it.end is None:
         last = as_of
     else:
         last = min(it.end - _DAY if it.end > it.start_last else it.end, as_of)
     return Taken(first, last, ref, drug, most, row) if first <= last else None
+
+
+def first_dose(doses: Iterable[Dose]) -> date | None:
+    """The day a record's (or a step's) dosage lines are first taken on, where each line's own
+    boundsPeriod starts after the record's start (`Dose.starts`: an order written ahead of its
+    first dose, a taper's later step); None: from the record's start."""
+    starts = [d.starts for d in doses if d.quantity is not None or d.unread]
+    if not starts or None in starts:
+        return None
+    return min(s for s in starts if s is not None)
 
 
 def _counted(on: list[Taken]) -> list[Taken]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
+from datetime import date
 from typing import Any
 
 from cohort.extract.elements import DayRange, codes_of, parse_days
@@ -83,13 +84,16 @@ def doses_of(
         caps = caps_of(d["maxDosePerPeriod"]) if "maxDosePerPeriod" in d else ()
         seq = d.get("sequence")
         sequence = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
-        bounds = None
+        bounds, taken = None, None
         if rep:  # (a repeat with more than a frequency and period: it may have bounds)
             bounds = _bounds(
                 rep, start, ongoing, starts.get(sequence) if sequence is not None else None
             )
             bounded = bounded or bounds is not None
-        out.append(Dose(qty, rate, sequence, unread, high, most, bounds, least, caps, others))
+            taken = _taken_from(rep, bounds)
+        out.append(
+            Dose(qty, rate, sequence, unread, high, most, bounds, least, caps, others, taken)
+        )
     if bounded:
         own = _days(start, None if ongoing else start, ongoing)
         out = [d if d.bounds is not None else replace(d, bounds=own) for d in out]
@@ -149,6 +153,17 @@ def _bounds(
     if last is None and not ongoing:
         last = first
     return _days(first, last, last is None)
+
+
+def _taken_from(rep: dict[str, Any], bounds: Bounds | None) -> date | None:
+    """The latest day a line's own boundsPeriod.start may be, where `bounds` (widened to the
+    record's earlier start by `_bounds`) begin before it; else None (`Dose.starts`)."""
+    period = rep.get("boundsPeriod")
+    own = parse_days(period.get("start")) if isinstance(period, dict) else None
+    if own is None or bounds is None or bounds.start is None:
+        return None
+    day = own[1] or own[0]
+    return day if day > (bounds.start_last or bounds.start) else None
 
 
 def _earliest(a: DayRange | None, b: DayRange | None) -> DayRange | None:
