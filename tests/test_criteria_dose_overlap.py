@@ -333,3 +333,24 @@ def test_a_taper_stepping_up_counts_each_step_from_its_own_start() -> None:
     )
     r = run(CID, pred, statement(METHYLPRED, 16, ago(51), ago(44)))
     assert r.status == "pass", r.reason
+
+
+def test_a_taper_of_durations_stepping_up_counts_each_step_from_its_start() -> None:
+    # one prednisone order of 2026-10-01: 10 mg for 10 days (sequence 1), then 30 mg for 10
+    # days (sequence 2, from 2026-10-11); methylprednisolone 16 mg (20) 2026-10-03..10-08:
+    # 30 mg/day together at most, passes (step 2 read from 2026-10-01 made it 50)
+    lines = [
+        dosage(mg(10), frequency=1, sequence=1, boundsDuration={"value": 10, "unit": "d",
+               "system": "http://unitsofmeasure.org", "code": "d"}),
+        dosage(mg(30), frequency=1, sequence=2, boundsDuration={"value": 10, "unit": "d",
+               "system": "http://unitsofmeasure.org", "code": "d"}),
+    ]  # fmt: skip
+    pred = medication(
+        "MedicationRequest", PREDNISONE, status="completed", authored=ago(55), dosages=lines
+    )
+    r = run(CID, pred, statement(METHYLPRED, 16, ago(53), ago(48)))
+    assert r.status == "pass", r.reason
+    # methylprednisolone 2026-10-12..10-16 instead: beside the 30 mg step, 50 mg/day
+    r = run(CID, pred, statement(METHYLPRED, 16, ago(44), ago(40)))
+    assert r.status == "unknown"
+    assert f"overlap on {ago(44)}: 50 mg/day" in r.reason

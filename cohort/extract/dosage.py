@@ -86,11 +86,10 @@ def doses_of(
         sequence = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
         bounds, taken = None, None
         if rep:  # (a repeat with more than a frequency and period: it may have bounds)
-            bounds = _bounds(
-                rep, start, ongoing, starts.get(sequence) if sequence is not None else None
-            )
+            step = starts.get(sequence) if sequence is not None else None
+            bounds = _bounds(rep, start, ongoing, step)
             bounded = bounded or bounds is not None
-            taken = _taken_from(rep, bounds)
+            taken = _taken_from(rep, bounds, step)
         out.append(
             Dose(qty, rate, sequence, unread, high, most, bounds, least, caps, others, taken)
         )
@@ -155,11 +154,12 @@ def _bounds(
     return _days(first, last, last is None)
 
 
-def _taken_from(rep: dict[str, Any], bounds: Bounds | None) -> date | None:
-    """The latest day a line's own boundsPeriod.start may be, where `bounds` (widened to the
-    record's earlier start by `_bounds`) begin before it; else None (`Dose.starts`)."""
+def _taken_from(rep: dict[str, Any], bounds: Bounds | None, step: DayRange | None) -> date | None:
+    """The latest day a line's own start may be (its boundsPeriod.start; of a taper's step of
+    a duration, the day the steps before it end: `step`), where `bounds` (which `_bounds`
+    begins on the record's earlier start) begin before it; else None (`Dose.starts`)."""
     period = rep.get("boundsPeriod")
-    own = parse_days(period.get("start")) if isinstance(period, dict) else None
+    own = parse_days(period.get("start")) if isinstance(period, dict) else step
     if own is None or bounds is None or bounds.start is None:
         return None
     day = own[1] or own[0]
