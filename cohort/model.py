@@ -153,7 +153,8 @@ class Dose:
     # the same dose in its other doseAndRate entries' forms (Epic's "calculated" 60 mg beside
     # its "ordered" 1 mg/kg), each (least, most: None when no range); criteria.dose_forms
     forms: tuple[tuple[Quantity, Quantity | None], ...] = ()
-    # the latest day its own boundsPeriod.start may be, where that is after the record's start
+    # the latest day its own start may be (its boundsPeriod.start; a taper's step of a
+    # boundsDuration: the end of the steps before it), where that is after the record's start
     # its `bounds` begin on (an order written ahead of its first dose: an exposure from when it
     # was written, SPEC's start; taken from this day); None: as its bounds
     starts: date | None = None
