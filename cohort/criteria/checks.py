@@ -10,7 +10,7 @@ from typing import Any
 from cohort.criteria.base import Context, Criterion, result, shown, worst
 from cohort.criteria.days import condition_days, condition_shown
 from cohort.criteria.ids import says_id
-from cohort.criteria.labchecks import aside, classify, lab_check, with_note
+from cohort.criteria.labchecks import aside, classify, lab_check
 from cohort.criteria.plausible import combined
 from cohort.model import ConditionFact, Evidence, NoValue, Result, Status
 from cohort.safetext import clipped
@@ -49,14 +49,14 @@ def _condition_check(
         ev = Evidence(c.ref, matched, clipped(c.text), "", condition_shown(c))
         active = ctx.active(c) if chk.get("active") else True
         if "unless" in chk and not concepts.isdisjoint(chk["unless"]):
-            ignored.append(with_note(ev, _set_aside(ctx, chk, concepts, others or [])))
+            ignored.append(ev.noted(_set_aside(ctx, chk, concepts, others or [])))
         elif active and ctx.on_record(c) is None:
             # its partial date also stands for days after as_of, when it is not a record yet
             why_unsure = why_unsure or (
                 f"{_named(ctx, cid, chk, matched)} condition recorded only as {ev.date}: "
                 f"may be after {ctx.as_of}"
             )
-            unsure.append(with_note(ev, "partial date: may be after the as-of date"))
+            unsure.append(ev.noted("partial date: may be after the as-of date"))
         elif active is None:
             # abated in a month or year that contains as_of: active on some of its days only
             abated = shown(c.abatement, c.abatement_last)
@@ -64,24 +64,24 @@ def _condition_check(
                 f"{_named(ctx, cid, chk, matched)} condition abated {abated}: "
                 f"cannot tell if still active on {ctx.as_of}"
             )
-            unsure.append(with_note(ev, f"abated {abated}"))
+            unsure.append(ev.noted(f"abated {abated}"))
         elif not active:
-            ignored.append(with_note(ev, f"not active ({c.clinical_status or 'abated'})"))
+            ignored.append(ev.noted(f"not active ({c.clinical_status or 'abated'})"))
         elif c.verification_status in unconfirmed:
             why_shaky = why_shaky or (
                 f"{_named(ctx, cid, chk, matched)} condition recorded as {c.verification_status}: "
                 "confirm the diagnosis"
             )
             note = f"verificationStatus {c.verification_status}: not confirmed"
-            shaky.append(with_note(ev, note))
+            shaky.append(ev.noted(note))
         elif stale_days is not None and _stale(ctx, c, stale_days):
             why_stale = why_stale or (
                 f"{_named(ctx, cid, chk, matched)}{_when(c)}, still marked active: review"
             )
             note = f"still marked active, dated more than {stale_days} days before as-of"
-            stale.append(with_note(ev, note))
+            stale.append(ev.noted(note))
         else:
-            hits.append(with_note(ev, "condition"))
+            hits.append(ev.noted("condition"))
             found.append((c, matched))
     if hits:
         why = _found(ctx, cid, chk, found, hits)

@@ -269,7 +269,7 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
         undated = e.start is None and e.end is None
         inside = None if undated else in_window(ctx, it, lo)
         if inside is False:
-            ignored.append(replace(it.ev, note="outside window"))
+            ignored.append(it.ev.noted("outside window"))
             continue
         daily = daily_dose(ctx, e)
         if daily is not None and daily.unsure and daily.equivalent <= limit:
@@ -286,19 +286,19 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
         may_fail = most is None or most > limit
         if undated and may_fail:
             # no date at all: the data cannot tell whether this dose is within the window
-            unknown.append(replace(it.ev, note="undated: cannot tell if within window"))
+            unknown.append(it.ev.noted("undated: cannot tell if within window"))
         elif inside is None and may_fail:
             # in the window on some of the days its partial dates stand for, not on others
             doubt = f"{daily or 'corticosteroid'} {it.partial()}"
             why_partial = why_partial or (
                 f"{doubt}: cannot tell if within {span} before {ctx.as_of} (ending after {lo})"
             )
-            unknown.append(replace(it.ev, note=f"{it.doubt()}: may be within window; {dose}"))
+            unknown.append(it.ev.noted(f"{it.doubt()}: may be within window; {dose}"))
             if daily is not None:
                 ends.append(None if e.ongoing else it.end_last)  # it may fail as long
                 enders.append((str(daily), doubt))
         elif daily is None or mg is None or most is None:
-            unknown.append(replace(it.ev, note="no usable dose"))
+            unknown.append(it.ev.noted("no usable dose"))
             undosed.append(_undosed(ctx, e, it.ev.value))
         elif mg > limit:
             fails.append(replace(it.ev, note=dose, value=f"{mg:g}", unit="mg/day"))
@@ -306,7 +306,7 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
             enders.append((str(daily), ""))
         elif most > limit:
             # a range with its least within the limit and its most above it
-            unknown.append(replace(it.ev, note=f"{dose}: may be > {limit:g}"))
+            unknown.append(it.ev.noted(f"{dose}: may be > {limit:g}"))
             why_range = why_range or (
                 f"{daily} within {span}: cannot tell if > {limit:g} (the dosage gives a range)"
             )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import date, timedelta
 from typing import NamedTuple
 
@@ -126,6 +125,6 @@ def noted(rows: list[Evidence], o: Overlap) -> list[Evidence]:
     for t in o.together:
         others = _doses([u for u in o.together if u is not t])
         note = f"{rows[t.row].note}; overlaps {others} prednisone-equivalent on {o.day}"
-        first.append(replace(rows[t.row], note=f"{note}: {o.total:g} mg/day together"))
+        first.append(rows[t.row].noted(f"{note}: {o.total:g} mg/day together"))
     counted = {t.row for t in o.together}
     return first + [r for i, r in enumerate(rows) if i not in counted]

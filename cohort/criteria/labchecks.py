@@ -87,13 +87,6 @@ def aside(*parts: str | None) -> str:
     return f" ({', '.join(said)})" if said else ""
 
 
-def with_note(ev: Evidence, note: str) -> Evidence:
-    # the constructor, not dataclasses.replace: this runs for every ignored record
-    return Evidence(
-        ev.ref, ev.concept, ev.value, ev.unit, ev.date, note, ev.recorded_value, ev.recorded_unit
-    )
-
-
 def lab_check(
     ctx: Context, chk: dict[str, Any], then: Status
 ) -> tuple[Status, list[Evidence], list[Evidence], str, str, NoValue]:
@@ -138,7 +131,7 @@ def lab_check(
             and o.when
             and any(x.when and x.when >= o.when for x in ctx.observations(later)[0])
         ):
-            ignored.append(with_note(ev, f"followed by {later[0]}"))
+            ignored.append(ev.noted(f"followed by {later[0]}"))
             continue
         if other:
             read.append(ev)

@@ -269,7 +269,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         # the lab rule counts from the last dose: the outcome rests on it too (used)
         lab = "/".join(p["lab_concepts"])
         note = f"last dose, outside window: {lab} since it read"
-        dose = [replace(e, note=note) for e in ignored if id(e) in last_dose]
+        dose = [e.noted(note) for e in ignored if id(e) in last_dose]
         after = _lab_after_dose(crit, ctx, last_end, [e for e in ignored if id(e) not in last_dose])
         return replace(after, evidence=(*dose, *after.evidence))  # the dose, then the count
     return result(crit, Status.PASS, "no exposure in window", ignored=ignored)

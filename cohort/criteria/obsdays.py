@@ -100,10 +100,7 @@ def settle(criteria: Sequence[Criterion], ctx: Context, run: Run) -> list[Result
 
 def _noted(rows: Sequence[Evidence], refs: set[str], said: str) -> list[Evidence]:
     """`rows` with `said` added to the note of those of the records `refs`."""
-    return [
-        replace(e, note=f"{e.note}; {said}" if e.note else said) if e.ref in refs else e
-        for e in rows
-    ]
+    return [e.noted(f"{e.note}; {said}" if e.note else said) if e.ref in refs else e for e in rows]
 
 
 def _on_day(ctx: Context, ids: set[int], day: date) -> Context:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from cohort.criteria.base import Context, Criterion, latest, result, shown
 from cohort.criteria.intervals import exposure_dated, exposure_evidence
 from cohort.criteria.medication import drug_named, ingredients
@@ -42,7 +40,7 @@ def current_medication(crit: Criterion, ctx: Context) -> Result:
                 if e.start is None
                 else f"{name} {it.partial()}: cannot tell if current on {ctx.as_of}"
             )
-            maybe.append(replace(it.ev, note=f"{it.doubt()}: may be current"))
+            maybe.append(it.ev.noted(f"{it.doubt()}: may be current"))
         elif e.ongoing and e.start is None:
             undated.append(exposure_evidence(e, concept, "ongoing, no start date"))
         else:

@@ -122,9 +122,7 @@ def _unknown(crit: Criterion, base: Result, each: list[Reading], *ties: Tie) -> 
                 continue
             seen.add(e.ref)
             if e.ref in tied:
-                e = replace(
-                    e, note=f"{_was(e.note)}{tied[e.ref]} if the most recent (same day, no order)"
-                )
+                e = e.noted(f"{_was(e.note)}{tied[e.ref]} if the most recent (same day, no order)")
             evidence.append(e)
     ignored = [e for e in base.ignored if e.ref not in seen]
     return result(crit, Status.UNKNOWN, why, evidence, ignored)

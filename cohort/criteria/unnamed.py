@@ -72,7 +72,7 @@ def _settled(crit: Criterion, res: Result, alt: Result, unnamed: list[Unreadable
     why = {u.ref: u.why for u in unnamed}
     # the records the other reading used (dated, as its evidence), else every such record
     used = [ev for ev in alt.evidence if ev.ref in why] or [Evidence(u.ref) for u in unnamed]
-    evidence = [replace(ev, note=f"names no drug: {why[ev.ref]}") for ev in used]
+    evidence = [ev.noted(f"names no drug: {why[ev.ref]}") for ev in used]
     first = used[0].ref
     more = f" (and {len(used) - 1} more)" if len(used) > 1 else ""
     named = f"{first} names no drug ({why[first]}){more}"
