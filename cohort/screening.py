@@ -14,7 +14,7 @@ from cohort.evaluate import evaluate, is_screened, make_context
 from cohort.forks import map_chunks, workers_for
 from cohort.ingest import Loaded
 from cohort.merged import merges_of
-from cohort.model import Candidate, PatientFacts, Result
+from cohort.model import Candidate, PatientFacts
 from cohort.rank import rank
 from cohort.report.medgaps import gaps_of
 from cohort.store import Store
@@ -164,18 +164,7 @@ def screen(
                 # candidates travel back from the forks and stay in memory until the report
                 cand.evidence_text = evidence_text(cand, order, phi=phi)
                 cand.results = [
-                    Result(
-                        r.criterion,
-                        r.status,
-                        r.reason,
-                        (),
-                        (),
-                        r.eligible_from,
-                        r.manual,
-                        r.unconvertible,
-                        r.no_value,
-                        r.hint,
-                    )
+                    r.with_rows((), ())
                     for r in (
                         cand.results if phi else (public_result(x, wording) for x in cand.results)
                     )
