@@ -66,8 +66,9 @@ class Loaded:
         # (a dosage route sent as a bare code is named by the terminology's routes.csv)
         rules = ReadingRules.load(cfg.mappings_dir / "rules.toml").with_routes(term.route_name)
         # a concept with unverified rows only is known (`mappings check` warns it is empty)
-        known = {r.concept for r in term.rows()}
-        files = concept_files(term.rows())  # (a concept of other records than its key reads)
+        rows = term.rows()
+        known = {r.concept for r in rows}
+        files = concept_files(rows)  # (a concept of other records than its key reads)
         trial = load_trial(
             cfg.trial_file(), known, term.concept_names(), term.unit_concepts(), files
         )
@@ -77,7 +78,7 @@ class Loaded:
             ).encode()
             + cfg.trial_file().read_bytes()
         )
-        checked = run_checks(cfg, hashlib.sha256(key).hexdigest(), check_cache, term.rows())
+        checked = run_checks(cfg, hashlib.sha256(key).hexdigest(), check_cache, rows)
         return cls(term, rules, trial, checked)
 
 

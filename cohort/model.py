@@ -105,7 +105,9 @@ class ObservationFact:
     ref: str
     codes: tuple[Code, ...]
     status: str
-    when: date | None  # effectiveDateTime / effectivePeriod.start / effectiveInstant / issued
+    # effectiveDateTime / effectivePeriod.start (its end when it has no start) / effectiveInstant
+    # / issued
+    when: date | None
     value: ObsValue
     interpretation: tuple[Code, ...] = ()
     ref_low: Quantity | None = None  # referenceRange[0].low

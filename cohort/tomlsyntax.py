@@ -9,9 +9,8 @@ from typing import Any
 
 from cohort.errors import CohortError
 from cohort.tomllines import NEWLINE, TABLE_LINE
-from cohort.utf8 import utf8_text as utf8_text  # (TOML readers import it from here)
 
-__all__ = ["TITER", "loads", "syntax_message", "utf8_text"]
+__all__ = ["TITER", "loads", "syntax_message"]
 
 # tomllib says where only at the end of its message: "... (at line 215, column 16)"
 _AT = re.compile(r"\s*\((?:at line (\d+), column \d+|at end of document)\)$")

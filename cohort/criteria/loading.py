@@ -33,7 +33,8 @@ from cohort.criteria.trial import Trial, concept_refs
 from cohort.errors import MappingError, did_you_mean, shown_path
 from cohort.report.columns import FIXED_COLUMNS
 from cohort.tomllines import TomlLines
-from cohort.tomlsyntax import loads, utf8_text
+from cohort.tomlsyntax import loads
+from cohort.utf8 import utf8_text
 
 # keys every criterion may have besides its kind's parameters, and their types
 _META: dict[str, type] = {

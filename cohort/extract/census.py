@@ -25,9 +25,10 @@ from cohort.store.schema import MEDICATION_MARK
 __all__ = ["CODE_ELEMENT", "MEDICATION_ELEMENT", "Triage"]
 
 # The types read through one coded element: a record whose element maps to no concept can
-# matter only to `last_seen` (the date of an Observation or Condition) and to `cohort mappings
-# coverage` (its code). Medication records are always kept whole (a medication is known only
-# once its Medication is resolved).
+# matter only to `last_seen` (the date of an Observation or Condition), to the "searched"
+# evidence rows (its type's count and latest date per patient: criteria.searched) and to
+# `cohort mappings coverage` (its code). Medication records are always kept whole (a
+# medication is known only once its Medication is resolved).
 CODE_ELEMENT = {
     "Observation": "code",
     "Condition": "code",
@@ -211,11 +212,9 @@ class Triage:
         pid: str,
         when: date | None,
         seen: date | None,
-        entry: CensusEntry | None = None,
     ) -> CensusEntry:
         """Count one summarised record dated `when` (None: undated, or no latest kept) and
-        `seen` for last_seen (None: not read there); `entry`: its code's entry, when already
-        looked up."""
+        `seen` for last_seen (None: not read there)."""
         census = self.census
         census.records += 1
         counted = census.counts.get(rtype)
@@ -238,8 +237,7 @@ class Triage:
                 census.dates[pid] = {day}
             else:
                 ds.add(day)
-        if entry is None:
-            entry = census.entries.get(key)
+        entry = census.entries.get(key)
         if entry is None:
             entry = census.entries[key] = CensusEntry(rtype, codes, text)
         entry.records += 1

@@ -81,7 +81,8 @@ class CensusEntry:
 
 @dataclass
 class Census:
-    """What a read summarised: record dates per patient and one entry per distinct code element.
+    """What a read summarised: record dates per patient, per type the records and the latest
+    date of each patient, and one entry per distinct code element.
 
     Bounded by patients x distinct codes, not by the number of records; each reading process
     fills its own and the writer stores them one after the other.

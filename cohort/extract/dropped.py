@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from cohort.extract.elements import codes_of, text_of
+from cohort.extract.unreadable import own_codes
 from cohort.model import (
     ConditionFact,
     DroppedFact,
@@ -19,9 +19,6 @@ from cohort.model import (
 )
 
 Fact = ConditionFact | ObservationFact | ExposureFact | ImmunizationFact | ProcedureFact
-
-# where a record names what it is of: its concepts, when it does not read as a fact
-CODE_FIELDS = ("code", "medicationCodeableConcept", "vaccineCode")
 
 
 def dropped(
@@ -58,8 +55,5 @@ def dropped(
 
 def _named(ref: str, why: str, res: dict[str, Any], by_rule: bool = True) -> DroppedFact:
     """A dropped record that reads as no fact, with the codes of its own code element."""
-    cc = next((res[f] for f in CODE_FIELDS if f in res), None)
-    try:
-        return DroppedFact(ref, why, codes_of(cc), text_of(cc), by_rule=by_rule)
-    except (AttributeError, TypeError, ValueError):
-        return DroppedFact(ref, why, by_rule=by_rule)
+    codes, text = own_codes(res)
+    return DroppedFact(ref, why, codes, text, by_rule=by_rule)

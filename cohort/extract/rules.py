@@ -16,7 +16,8 @@ from cohort.extract.elements import (
 from cohort.extract.routes import RouteName
 from cohort.model import MEDICATION_TYPES, PIPELINE_TYPES
 from cohort.tomllines import TomlLines
-from cohort.tomlsyntax import loads, utf8_text
+from cohort.tomlsyntax import loads
+from cohort.utf8 import utf8_text
 
 __all__ = ["ReadingRules"]
 

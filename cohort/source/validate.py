@@ -283,7 +283,10 @@ def _check_fast(resource: dict[str, Any]) -> None:
     if checker is not None:
         _under(rtype, checker, resource)
         for group in _SPECS[rtype][2]:
-            if not any(present(resource, name) for name in group):
+            # (the element itself nearly always: `present` reads a `_name` extension too)
+            if not any(n in resource for n in group) and not any(
+                present(resource, name) for name in group
+            ):
                 # the choice's base name, e.g. "medication[x]" (names start lowercase, then a type)
                 base = re.sub(r"[A-Z].*$", "", group[0])
                 raise Invalid("missing", f"{rtype}.{base}[x]")

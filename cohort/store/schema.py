@@ -83,7 +83,7 @@ FILES_COUNT_MARK = "files-count"
 # mark key of the source (folder, file or server URL) of a site's last complete read: a snapshot
 # read of another source is told apart from an export that lost records (cohort.ingest)
 SOURCE_MARK = "source"
-# mark key prefix of a FHIR server pull's sync positions (cohort.source.fhir.pull)
+# mark key prefix of a FHIR server pull's sync positions (cohort.source.fhir.puller)
 FHIR_MARK = "fhir:"
 # side_dates token prefix of a summarised medication record's start ("m" alone: undated)
 MEDICATION_MARK = "m"

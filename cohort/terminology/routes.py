@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cohort.errors import MappingError
 from cohort.terminology.csvfile import Record, read_csv
+from cohort.terminology.loading import raise_first
 from cohort.terminology.mappings import invisible_problem, verified_flag
 from cohort.terminology.rows import KnownSystems, coding_problems
 
@@ -23,8 +24,7 @@ def route_row(rec: Record, known: KnownSystems) -> tuple[str, str, str, str]:
         if problem := invisible_problem(text):
             raise rec.fail(column, problem)
     verified = verified_flag(rec)
-    for error in coding_problems(rec.where, known, system, [code]):
-        raise error
+    raise_first(coding_problems(rec.where, known, system, [code]))
     return system, code, display, verified
 
 
@@ -47,9 +47,6 @@ class RouteNames:
     def __init__(self, names: dict[tuple[str, str], str], canonical: Callable[[str], str]) -> None:
         self._names = names
         self._canonical = canonical
-
-    def __len__(self) -> int:
-        return len(self._names)
 
     def name(self, system: str, code: str) -> str:
         """The display of a route code; "" when routes.csv does not name it."""

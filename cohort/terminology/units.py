@@ -190,9 +190,7 @@ class Units:
             value = self._convert_any(q, spec)
         except Exception:  # pint raises for offset units (Cel, [degF]) and odd expressions
             return None
-        if value is None or (spec.low is not None and value < spec.low):
-            return None
-        return None if spec.high is not None and value > spec.high else value
+        return None if value is None or _outside(spec, value) else value
 
     def outside(self, q: Quantity, concept: str) -> tuple[float, float | None, float | None] | None:
         """`q` in the concept's canonical unit and the plausible range (low, high), when
@@ -204,7 +202,7 @@ class Units:
             value = self._convert_any(q, spec)
         except Exception:  # (as in convert)
             return None
-        if value is None or self.convert(q, concept) is not None:
+        if value is None or not _outside(spec, value):
             return None
         return value, spec.low, spec.high
 
@@ -290,3 +288,10 @@ def _to(quantity: Any, target: Any) -> float | None:
         return None
     value = float(converted.magnitude) / float(target.magnitude)
     return value if math.isfinite(value) else None
+
+
+def _outside(spec: UnitSpec, value: float) -> bool:
+    """Whether a converted value lies outside the concept's plausible range."""
+    return (spec.low is not None and value < spec.low) or (
+        spec.high is not None and value > spec.high
+    )

@@ -13,7 +13,6 @@ from cohort.extract import ReadingRules
 from cohort.lockfiles import data_files, side_file, side_files
 from cohort.terminology import Terminology
 from cohort.terminology.core import FILE_TYPES
-from cohort.terminology.csvfile import Record
 from cohort.terminology.mappings import (
     CONCEPT_COLUMNS,
     MappingRow,
@@ -87,12 +86,12 @@ def _concept_rows(
         shown = display_path(root, path)
         unverified: list[str] = []
         records, errors = 0, len(f.errors)
-        lines: Iterator[tuple[MappingRow | None, Record | str]]
+        lines: Iterator[tuple[MappingRow | None, str]]
         if loaded is None:
             lines = _read_rows(root, path, required, shown, medication, f)
         else:
             lines = ((r, f"{r.file}:{r.line}") for r in by_file.get(shown, ()))
-        for row, rec in lines:
+        for row, where in lines:
             records += 1
             if row is None:
                 continue
@@ -101,7 +100,7 @@ def _concept_rows(
                 unverified.append(str(row.line))
             if loaded is None:  # (the loader raises the first of these: none in its rows)
                 f.errors += [str(p) for p in concept_problems(row, known)]
-            unlisted(rec, row.system, row.verified, known, f)
+            unlisted(where, row.system, row.verified, known, f)
         if unverified:
             # a note: the shipped files hold such rows by design (codes no public source
             # verified), and warnings every clean file gives teach a researcher to skip them all
@@ -129,12 +128,12 @@ def _concept_rows(
 
 def _read_rows(
     root: Path, path: Path, required: tuple[str, ...], shown: str, medication: bool, f: Findings
-) -> Iterator[tuple[MappingRow | None, Record | str]]:
+) -> Iterator[tuple[MappingRow | None, str]]:
     """Each line of a concept file that is a row, read as the loader reads it (None: its
     error reported), with the line."""
     read = partial(concept_row, shown=shown, medication=medication)
     for rec in csv_records(root, path, required, f):
-        yield read_row(read, rec, f), rec
+        yield read_row(read, rec, f), rec.where
 
 
 def _no_rows(path: Path, shown: str, f: Findings) -> None:

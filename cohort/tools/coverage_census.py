@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cohort.extract.census_data import CensusEntry, value_summary
+from cohort.extract.census_data import SAMPLES, CensusEntry, value_summary
 from cohort.extract.unreadable import own_codes
 from cohort.model import Code, ObservationFact, PatientFacts, Quantity
 from cohort.terminology import Terminology
@@ -62,10 +62,10 @@ def count_entry(
         u.patients |= entry.patients
         u.screened |= entry.patients & screened
         for value in entry.values:
-            if value not in u.values and len(u.values) < 3:
+            if value not in u.values and len(u.values) < SAMPLES:
                 u.values.append(value)
         u.units |= entry.units
-        u.quantities += entry.quantities[: 3 - len(u.quantities)]
+        u.quantities += entry.quantities[: SAMPLES - len(u.quantities)]
 
 
 def unread(

@@ -37,16 +37,14 @@ def known_systems(root: Path, f: Findings) -> KnownSystems:
     return KnownSystems(p for rec in rows if (p := read_row(system_pair, rec, f)) is not None)
 
 
-def unlisted(
-    rec: Record | str, system: str, verified: str, known: KnownSystems, f: Findings
-) -> None:
-    """A warning for a system systems.csv does not name (a misspelt one is an error instead);
-    `rec`: the line, or where it is ("mappings/concepts/labs.csv:4")."""
+def unlisted(where: str, system: str, verified: str, known: KnownSystems, f: Findings) -> None:
+    """A warning at `where` ("mappings/concepts/labs.csv:4") for a system systems.csv does not
+    name (a misspelt one is an error instead)."""
     if "systems.csv" in f.unread or verified == "local":
         return  # (not read: its error is reported, and every system would be missing)
     if not known.known(system) and known.near_miss(system) is None:
         f.warn(
-            rec if isinstance(rec, str) else rec.where,
+            where,
             f"column 'system': code system '{system}' is not in systems.csv "
             "(add it there, or mark a site's own rows verified=local)",
         )
@@ -133,7 +131,7 @@ def check_routes(root: Path, known: KnownSystems, f: Findings) -> int:
         system, code, display, verified = read
         if (twice := route_twice(first, rec, (known.canonical(system), code), display)) is not None:
             f.errors.append(str(twice))
-        unlisted(rec, system, verified, known, f)
+        unlisted(rec.where, system, verified, known, f)
     return count
 
 
@@ -177,7 +175,7 @@ def check_values_products(
         value = read_row(value_row, rec, f)
         if value is not None and value[0] != "string":
             f.errors += [str(p) for p in coding_problems(rec.where, known, value[1], [value[2]])]
-            unlisted(rec, value[1], value[4], known, f)
+            unlisted(rec.where, value[1], value[4], known, f)
     ingredients: dict[str, float | None] = {}
     for rec in csv_records(
         root, root / "medications/ingredients.csv", REQUIRED["medications/ingredients.csv"], f

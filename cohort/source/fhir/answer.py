@@ -110,8 +110,9 @@ def _instant_key(clock: str) -> tuple[int, datetime | str]:
 
 
 def utc_instant(value: object) -> str | None:
-    """A FHIR instant ("2026-11-25T05:00:00-05:00") as UTC ISO text ("...T10:00:00Z"), the one
-    offset in which marks compare as text; None for anything else (no zone, not a date)."""
+    """A FHIR instant ("2026-11-25T05:00:00-05:00") as UTC ISO text ("...T10:00:00Z"); marks
+    are compared as instants (`earliest`: the text drops a zero fraction); None for anything
+    else (no zone, not a date)."""
     if not isinstance(value, str):
         return None
     try:

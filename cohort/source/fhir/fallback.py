@@ -69,7 +69,7 @@ def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | 
         p.report.warn(
             f"{rtype}: server takes one category per search; searched category by category"
         )
-        return params  # (Puller.search_all splits it)
+        return params  # (paging.search_all splits it)
     if component and not named:  # (before _lastUpdated, which costs a full pull)
         return without_components(p, component[0], e, params)
     if "_lastUpdated" in names and status == 400 and not named:

@@ -9,7 +9,7 @@ from cohort.errors import ServerError
 
 from .plan import COMBO_CODE
 
-if TYPE_CHECKING:  # (quirks.py, which pull.py imports, reads `combo_asked`)
+if TYPE_CHECKING:  # (quirks.py, which puller.py imports, reads `combo_asked`)
     from .puller import Params, Puller
 
 

@@ -1,5 +1,5 @@
 """One search of a FHIR server, every page of it: the server's paging state expired, a
-refused query asked again (fallback.py), an OperationOutcome entry on a page (Puller.search_all)."""
+refused query asked again (fallback.py), an OperationOutcome entry on a page (search_all)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from cohort.errors import ServerError
 
 from .answer import server_time
 from .codeparams import current as obs_current
-from .fallback import each_category
+from .fallback import each_category, fallback
 from .outcome import INCOMPLETE_CODES, IncompleteSearch, on_page, outcome_issues
 from .quirks import confirm, searched
 
@@ -76,7 +76,7 @@ def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None
                 ) from None
             continue
         except IncompleteSearch as e:
-            fixed = p._fallback(rtype, params, e)
+            fixed = fallback(p, rtype, params, e)
             if fixed is None:
                 raise
             params = fixed
@@ -96,7 +96,7 @@ def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None
                 raise on_page(e, rtype, page) from None
             if page > 1:
                 raise
-            fixed = p._fallback(rtype, params, e)
+            fixed = fallback(p, rtype, params, e)
             if fixed is None:
                 raise
             sent = getattr(e, "counted", p.client.send_count)

@@ -16,7 +16,6 @@ from cohort.store.schema import FHIR_MARK
 
 from .answer import earliest
 from .client import FhirClient
-from .fallback import fallback
 from .medications import fetch_medications, medications_of
 from .outcome import keyed, type_name
 from .paging import search_all
@@ -149,9 +148,6 @@ class Puller:
     def search_all(self, rtype: str, params: Params) -> tuple[Items, str | None]:
         """Every page of one search, with vendor fallbacks; (items, earliest server time)."""
         return search_all(self, rtype, params)
-
-    def _fallback(self, rtype: str, params: Params, e: ServerError) -> Params | None:
-        return fallback(self, rtype, params, e)
 
     def _without_include(self, rtype: str, params: Params, why: str) -> Params:
         self.no_include.add(rtype)
