@@ -277,3 +277,85 @@ def test_a_missing_relative_secret_file_is_named_where_it_was_looked_for(tmp_pat
     with pytest.raises(ConfigError) as e:
         SmartBackendAuth(s, None)
     assert "MIIEvQIBADANBg" not in str(e.value) and "named in the config" in str(e.value)
+
+
+CERT_BAD = "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate"
+NO_TLS = "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)"
+CERT_SAID = ("the server's TLS certificate does not verify (set `ca_bundle` to the hospital's CA "
+             "file if it uses its own)")
+NO_TLS_SAID = "no TLS at that port (an http:// server named https://?)"
+
+
+def ssl_error(url: str, text: str):
+    import requests
+
+    return requests.exceptions.SSLError(
+        f"HTTPSConnectionPool(host='h', port=443): Max retries exceeded with url: {url} "
+        f"(Caused by SSLError(SSLError(1, '{text}')))")
+
+
+@pytest.mark.parametrize(("text", "said"), [(CERT_BAD, CERT_SAID), (NO_TLS, NO_TLS_SAID)])
+@responses.activate
+def test_a_tls_failure_for_good_on_smart_discovery_fails_at_once(tmp_path, text, said):
+    """QA: a certificate that does not verify (no `ca_bundle`) on SMART discovery was taken for
+    a token endpoint down: retried max_retries times with back-offs, then "SMART discovery
+    failed (SSLError) (after 6 attempts)". It fails at once, exit 6 as for the server itself."""
+    from cohort.errors import ServerError
+
+    well_known = f"{BASE}/.well-known/smart-configuration"
+    responses.get(well_known, body=ssl_error("/r4/.well-known/smart-configuration", text))
+    c, _, _ = smart(tmp_path)
+    waits: list[float] = []
+    c.sleep = waits.append
+    with pytest.raises(ServerError) as e:
+        c.get_json("Patient?identifier=secret-mrn", key="Patient")
+    assert str(e.value) == f"SMART discovery: {said}"
+    assert e.value.exit_code == 6 and not isinstance(e.value, AuthError)
+    assert waits == [] and [call.request.url for call in responses.calls] == [well_known]
+
+
+@pytest.mark.parametrize(("text", "said"), [(CERT_BAD, CERT_SAID), (NO_TLS, NO_TLS_SAID)])
+@responses.activate
+def test_a_tls_failure_for_good_on_the_token_endpoint_fails_at_once(tmp_path, text, said):
+    from cohort.errors import ServerError
+
+    responses.post(TOKEN_URL, body=ssl_error("/token", text))
+    c, _, _ = smart(tmp_path, token_url=TOKEN_URL)
+    waits: list[float] = []
+    c.sleep = waits.append
+    with pytest.raises(ServerError) as e:
+        c.get_json("Patient?identifier=secret-mrn", key="Patient")
+    # the host named: a token endpoint is often another server than the FHIR server's
+    assert str(e.value) == f"token endpoint (auth.example.invalid): {said}"
+    assert e.value.exit_code == 6 and not isinstance(e.value, AuthError)
+    assert waits == [] and [call.request.method for call in responses.calls] == ["POST"]
+
+
+@responses.activate
+def test_a_transient_tls_failure_on_discovery_or_the_token_endpoint_is_retried(tmp_path):
+    from cohort.errors import ServerError
+
+    eof = "EOF occurred in violation of protocol (_ssl.c:2427)"
+    well_known = f"{BASE}/.well-known/smart-configuration"
+    responses.get(well_known, body=ssl_error("/r4/.well-known/smart-configuration", eof))
+    responses.get(well_known, json={"token_endpoint": TOKEN_URL})
+    responses.post(TOKEN_URL, body=ssl_error("/token", eof))
+    responses.add_callback(responses.POST, TOKEN_URL, callback=token_cb([]))
+    responses.get(f"{BASE}/Patient", json={"resourceType": "Bundle"})
+    c, _, _ = smart(tmp_path)
+    waits: list[float] = []
+    c.sleep = waits.append
+    c.get_json("Patient", key="Patient")
+    # discovery cut off, discovery, token cut off, token, the search
+    assert [call.request.method for call in responses.calls] == ["GET", "GET", "POST", "POST", "GET"]
+    assert len(waits) == 2 and responses.calls[-1].request.headers["Authorization"] == "Bearer at1"
+
+    responses.replace(responses.POST, TOKEN_URL, body=ssl_error("/token", eof))
+    c, _, _ = smart(tmp_path, token_url=TOKEN_URL, max_retries=2)
+    waits.clear()
+    c.sleep = waits.append
+    start = len(responses.calls)
+    with pytest.raises(ServerError) as e:
+        c.get_json("Patient", key="Patient")
+    assert str(e.value) == "token endpoint unreachable (SSLError) (after 3 attempts)"
+    assert len(responses.calls) - start == 3 and len(waits) == 2

@@ -16,7 +16,9 @@ import requests
 
 from cohort.errors import AuthError, ConfigError, ServerError
 
+from .links import url_host
 from .settings import ServerSettings, read_secret
+from .tls import tls_refused
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # seconds. SMART has the server refuse an exp more than 5 minutes after its own clock: 300 was
@@ -28,6 +30,16 @@ REFRESH_MARGIN = 60.0  # refresh a token this long before it expires
 class TokenEndpointDown(ServerError):
     """The token endpoint (or SMART discovery) is unreachable or answered 429/5xx: a server
     problem the client retries like any other (exit 6 in the end), not a credentials one."""
+
+
+def _unreachable(where: str, e: requests.RequestException, down: str) -> ServerError:
+    """A TLS failure no retry mends as a plain ServerError, failing at once with exit 6 as the
+    FHIR server's own does (a certificate is no credential: exit 7 says "renew them"); any
+    other as TokenEndpointDown, retried."""
+    why = tls_refused(e)
+    if why is not None:
+        return ServerError(f"{where}: {why}")
+    return TokenEndpointDown(f"{down} ({type(e).__name__})")
 
 
 def _transient(status: int) -> bool:
@@ -174,7 +186,7 @@ class SmartBackendAuth:
                 verify=self._s.verify,
             )
         except requests.RequestException as e:
-            raise TokenEndpointDown(f"SMART discovery failed ({type(e).__name__})") from None
+            raise _unreachable("SMART discovery", e, "SMART discovery failed") from None
         self._account(r)
         if r.status_code != 200:
             kind = TokenEndpointDown if _transient(r.status_code) else AuthError
@@ -232,7 +244,9 @@ class SmartBackendAuth:
                 verify=self._s.verify,
             )
         except requests.RequestException as e:
-            raise TokenEndpointDown(f"token endpoint unreachable ({type(e).__name__})") from None
+            # the host named: the token endpoint is often another server than the FHIR server
+            where = f"token endpoint ({url_host(self.token_url)})"
+            raise _unreachable(where, e, "token endpoint unreachable") from None
         self._account(r, t0)
         if _transient(r.status_code):
             raise TokenEndpointDown(f"token endpoint unavailable: HTTP {r.status_code}")

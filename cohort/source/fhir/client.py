@@ -23,6 +23,7 @@ from .auth import Auth, TokenEndpointDown, make_auth
 from .links import origin, safe_path, under_base, url_host
 from .outcome import operation_outcome_codes, operation_outcome_text, outcome_issues, type_name
 from .settings import ServerSettings
+from .tls import tls_refused
 
 log = logging.getLogger("cohort.fhir")
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -351,21 +352,3 @@ def _with_count(url: str, count: int) -> str:
         for k, v in parse_qsl(p.query, keep_blank_values=True)
     ]
     return urlunsplit(p._replace(query=urlencode(q, safe=",|:/")))
-
-
-# what an SSLError's text says when no retry can help: the certificate does not verify (`verify`,
-# `ca_bundle`), or the port speaks plain http (QA: https to an http port was retried 6 times)
-_TLS_FOR_GOOD = {
-    "CERTIFICATE_VERIFY_FAILED": "the server's TLS certificate does not verify (set `ca_bundle` "
-    "to the hospital's CA file if it uses its own)",
-    "WRONG_VERSION_NUMBER": "no TLS at that port (an http:// server named https://?)",
-}
-
-
-def tls_refused(e: Exception) -> str | None:
-    """Why a TLS failure is for good, or None for one worth another attempt (a handshake cut
-    off). Only the reason is read of the error's text, which also quotes the URL."""
-    if not isinstance(e, requests.exceptions.SSLError):
-        return None
-    text = str(e)
-    return next((why for key, why in _TLS_FOR_GOOD.items() if key in text), None)
