@@ -57,6 +57,12 @@ class Puller:
         self.unsupported: dict[str, ServerError] = {}  # ... 404/405/501 (unsupported.py)
         self.answered: set[str] = set()  # types a search's first page answered tonight
         self.category_each = False  # the server takes one Observation category per search
+        # types whose search was read twice alike short of its Bundle.total, no record twice:
+        # the server's totals of the type count what it never returns (deleted or _include'd
+        # records, an estimate), so its later shortfalls are taken without a second read
+        # (per type, not per server: a count may be wrong in one table or index only, and
+        # another type keeps its re-read of pages moved by a deletion; paging.search_all)
+        self.overcounts: set[str] = set()
         # what an Observation search by mapped code uses (Capability.code_params); back to
         # ("code",) when the server refuses combo-code or component-code
         self.obs_params: tuple[str, ...] = ("code",)
