@@ -129,10 +129,12 @@ def cli(log_level: str) -> None:
     _setup_logging(log_level)
 
 
-def load_cfg(config: Path | None) -> Any:
+def load_cfg(config: Path | None, *, writing: bool = True) -> Any:
+    """`--config`'s configuration, else the shipped sample one; `writing=False` only for a
+    command that writes neither the store nor a Bulk spool (load_config)."""
     from cohort.config import default_config, load_config
 
-    return load_config(config) if config else default_config()
+    return load_config(config, writing=writing) if config else default_config()
 
 
 @cli.command(epilog=EPILOG)

@@ -31,10 +31,13 @@ def echo(text: str) -> None:
 OUT_HELP = "Output folder of the run (its store is OUT/.cohort/store.sqlite unless configured)."
 
 
-def _cfg(config: Path | None) -> Any:
+def _cfg(config: Path | None, *, writing: bool = True) -> Any:
+    """cli.load_cfg (imported here: cli imports this module). These commands read the store
+    and spool a run writes, never write them: each says so (`writing=False`), so that a store
+    or spool inside a source folder refuses their configuration only for `cohort run`."""
     from cohort.cli import load_cfg
 
-    return load_cfg(config)
+    return load_cfg(config, writing=writing)
 
 
 def _mappings_dir(mappings: Path | None, config: Path | None = None, **others: Any) -> Path:
@@ -52,7 +55,7 @@ def _mappings_dir(mappings: Path | None, config: Path | None = None, **others: A
             raise click.UsageError(
                 f"'--{name}' cannot be used with '--config' (the configuration names {what})"
             )
-    return Path(_cfg(config).mappings_dir)
+    return Path(_cfg(config, writing=False).mappings_dir)
 
 
 _DECIDED = {"mappings": "its mappings folder: [trial] mappings", "trial": "its trial: [trial] id"}
@@ -89,7 +92,7 @@ def check(mappings_dir: Path | None, trial: str | None, config: Path | None) -> 
     root = _mappings_dir(mappings_dir, config, trial=trial)
     unverified = False
     if config is not None:
-        cfg = _cfg(config)
+        cfg = _cfg(config, writing=False)
         cfg.trial_file()  # a [trial] id without a criteria file: the run's ConfigError
         trial, unverified = cfg.trial_id, cfg.use_unverified
     report = check_mappings(root, trial, use_unverified=unverified)
@@ -132,7 +135,7 @@ def coverage(config: Path | None, site: str | None, out: Path, limit: int) -> No
     """
     from cohort.tools.coverage import coverage_report, render_terminal, write_csv
 
-    cfg = _cfg(config)
+    cfg = _cfg(config, writing=False)
     report = coverage_report(cfg, out, site)
     echo(render_terminal(report, limit))
     target = out / "coverage.csv"
@@ -266,7 +269,7 @@ def explain(
     from cohort.runlock import out_read_lock
     from cohort.tools.explain import explain_patient
 
-    cfg = _cfg(config)
+    cfg = _cfg(config, writing=False)
     day = parse_as_of(as_of) if as_of is not None else None
     # run.json's as-of date and the store, read while no run replaces them (its lock, shared);
     # printed after letting go: a terminal paging it never holds up the nightly run

@@ -157,7 +157,11 @@ def _known_keys(table: dict[str, Any], name: str, where: str) -> None:
             raise ConfigError(f"{where}: unknown key '{key}' ({hint})")
 
 
-def load_config(path: Path) -> Config:
+def load_config(path: Path, *, writing: bool = True) -> Config:
+    """The configuration in `path`, every key checked (ConfigError naming file and key).
+    `writing=False` for a command that writes neither the store nor a Bulk spool (`mappings
+    check`, `explain`): only then may they lie inside a site's source folder, a place a run
+    refuses to write (the next night reads what it left there as the site's data)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError as exc:
@@ -191,11 +195,8 @@ def load_config(path: Path) -> Config:
         resolve(_folder(store, "path", f"{path} [store]", default_store)) if store else None
     )
     sites = _sites(data.get("sites"), path, resolve)
-    if store_path is not None:
-        said = inside_a_source(f"the store's folder {store_path.parent}", store_path.parent, sites)
-        if said is not None:
-            raise ConfigError(f"{path} [store]: key 'path': {said}; put the store outside it")
-    _spools_outside(sites, path)
+    if writing:
+        _written_outside_sources(store_path, sites, path)
     run = _table(data, "run", str(path))
     where = f"{path} [run]"
     validate = _get(run, "validate", str, where, "fast")
@@ -284,10 +285,15 @@ def inside_a_source(what: str, folder: Path, sites: Sequence[SiteConfig]) -> str
     return None
 
 
-def _spools_outside(sites: list[SiteConfig], path: Path) -> None:
-    """ConfigError for a server site's `spool_dir` inside a site's source folder: a run stopped
-    before its export job ended leaves the job's NDJSON there, read as that site's data. (The
-    default spool, next to the store, is checked with the store's folder, or with OUT.)"""
+def _written_outside_sources(store_path: Path | None, sites: list[SiteConfig], path: Path) -> None:
+    """ConfigError for `[store] path`, or a server site's `spool_dir`, inside a site's source
+    folder: the store's folder holds mapping-check.json, and a run stopped before its export
+    job ended leaves the job's NDJSON in the spool, both read as that site's data. (The default
+    spool, next to the store, is checked with the store's folder, or with OUT.)"""
+    if store_path is not None:
+        said = inside_a_source(f"the store's folder {store_path.parent}", store_path.parent, sites)
+        if said is not None:
+            raise ConfigError(f"{path} [store]: key 'path': {said}; put the store outside it")
     for site in sites:
         spool_dir = site.server.get("spool_dir") if site.is_url else None
         if not isinstance(spool_dir, str) or not spool_dir:
