@@ -303,6 +303,23 @@ def test_fresh_load_inserts_and_falls_back_to_upserts_on_a_repeated_key(store: S
     assert store.get("s", "Observation", "o2")["valueQuantity"]["value"] == 1.0
 
 
+def test_fresh_load_with_a_key_twice_in_one_batch_keeps_the_newer_copy(store: Store) -> None:
+    """A record twice in one batch of a first load (two files of one export): the primary key
+    refuses the plain inserts, the batch is rolled back and redone as upserts: one row, the
+    newer version, whichever came first; the batch's other records all stored once."""
+    from cohort.store import prepare_row
+
+    newer = prepare_row(obs("o1", "a", 9.0, versionId="2"), "g:1")
+    older = prepare_row(obs("o1", "a", 0.5, versionId="1"), "f:1")
+    others = [prepare_row(obs(f"x{i}", "a", versionId="1"), f"f:{i}") for i in range(3)]
+    stats = PutStats()
+    store.put_rows("s", [others[0], newer, others[1], older, others[2]], source="src",
+                   stats=stats, fresh=True)
+    assert store.count_by_type("s") == {"Observation": 4}
+    assert store.get("s", "Observation", "o1")["valueQuantity"]["value"] == 9.0
+    assert (stats.inserted, stats.older) == (4, 1)
+
+
 def _patient_index(store: Store) -> list[Any]:
     return store._db.execute(
         "SELECT sql FROM sqlite_master WHERE type='index' AND name='resources_patient'"
