@@ -105,8 +105,8 @@ class ObservationFact:
     ref: str
     codes: tuple[Code, ...]
     status: str
-    # effectiveDateTime / effectivePeriod.start (its end when it has no start) / effectiveInstant
-    # / issued
+    # effectiveDateTime / effectivePeriod.start (its end when it has no start) / effectiveTiming
+    # (its earliest event, else its boundsPeriod as effectivePeriod) / effectiveInstant / issued
     when: date | None
     value: ObsValue
     interpretation: tuple[Code, ...] = ()
@@ -116,7 +116,8 @@ class ObservationFact:
     components: tuple[tuple[tuple[Code, ...], str, ObsValue], ...] = ()
     when_last: date | None = None  # last day of a partial date (see ConditionFact)
     # the date element as recorded when it has a time of day, else "": orders the results of
-    # one day, read (extract.instant_of) only when two share a day (criteria.ordering.newest_first)
+    # one day, read (extract.obs_dates.instant_of) only when two share a day
+    # (criteria.ordering.newest_first)
     stamp: str = ""
     # no value, interpretation or component, only a dataAbsentReason: no result at all
     absent: bool = False

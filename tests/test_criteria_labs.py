@@ -15,6 +15,7 @@ from criteria_helpers import (
     cc,
     component,
     condition,
+    facts,
     observation,
     qty,
     run,
@@ -675,6 +676,47 @@ def test_nephritis_no_data_is_unknown() -> None:
 @pytest.mark.parametrize(("days", "expected"), [(90, "pass"), (91, "unknown")])
 def test_nephritis_creatinine_window(days: int, expected: str) -> None:
     assert status("severe_lupus_nephritis", creat(qty(1.0, "mg/dL", "mg/dL"), days)) == expected
+
+
+def timed(value: dict, timing: dict[str, Any], **kw: Any) -> dict:
+    """A creatinine dated only by effectiveTiming (FHIR R4 Observation.effective[x])."""
+    return observation("2160-0", None, valueQuantity=value, effectiveTiming=timing, **kw)
+
+
+def test_nephritis_creatinine_dated_by_its_timing() -> None:
+    """A result dated by effectiveTiming alone was undated and ignored (a creatinine of 3 in
+    the window passed unseen: unknown, none in the window). Its earliest event dates it
+    (2026-09-30, 56 days before as_of: in the 90-day window), not the first listed; without
+    events, repeat.boundsPeriod.start."""
+    high = qty(3.0, MG, MG)
+    r = run("severe_lupus_nephritis",
+            timed(high, {"event": ["2026-10-01T08:00:00Z", "2026-09-30"]}))  # fmt: skip
+    assert (r.status, r.reason) == ("fail", "creatinine 3 mg/dL > 2 on 2026-09-30")
+    r = run("severe_lupus_nephritis",
+            timed(high, {"repeat": {"boundsPeriod": {"start": "2026-10-10"}}}))  # fmt: skip
+    assert (r.status, r.reason) == ("fail", "creatinine 3 mg/dL > 2 on 2026-10-10")
+    # its earliest event 2026-08-26 is 91 days before as_of: outside the window, though the
+    # event listed first (2026-11-20) is in it
+    r = run("severe_lupus_nephritis", timed(high, {"event": ["2026-11-20", "2026-08-26"]}))
+    assert r.status == "unknown"
+    assert status("severe_lupus_nephritis",
+                  timed(qty(1.0, MG, MG), {"event": ["2026-11-20", "2026-08-27"]})) == "pass"  # fmt: skip
+
+
+def test_nephritis_creatinine_with_a_malformed_timing() -> None:
+    """An event that is no dateTime (a number) reads as no date, as a malformed
+    effectivePeriod does: `issued` dates the result; else it is undated (no creatinine in the
+    window: unknown) and a record whose date does not read."""
+    high = qty(3.0, MG, MG)
+    for bad in ({"effectiveTiming": {"event": [5]}}, {"effectivePeriod": {"start": 5}}):
+        issued = {**bad, "issued": "2026-10-12T09:00:00Z"}
+        r = run("severe_lupus_nephritis", observation("2160-0", None, valueQuantity=high, **issued))
+        assert (r.status, r.reason) == ("fail", "creatinine 3 mg/dL > 2 on 2026-10-12"), bad
+        undated = observation("2160-0", None, valueQuantity=high, **bad)
+        r = run("severe_lupus_nephritis", undated)
+        assert (r.status, r.reason) == ("unknown", "no creatinine in window"), bad
+        [f] = facts(undated).unreadable
+        assert (f.ref, f.why) == (f"Observation/{undated['id']}", "its date does not read"), bad
 
 
 def test_nephritis_old_high_proteinuria_outside_window_ignored() -> None:

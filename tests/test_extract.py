@@ -574,13 +574,52 @@ def test_refuted_in_a_later_coding_drops_the_condition() -> None:
         ({"issued": "2026-10-05T12:00:00Z"}, date(2026, 10, 5)),
         ({"effectiveDateTime": "2026-10-01", "issued": "2026-10-09"}, date(2026, 10, 1)),
         ({}, None),
+        # effectiveTiming: its earliest event that reads (not the first listed), else
+        # repeat.boundsPeriod's start (its end when it has no start, as effectivePeriod's)
+        ({"effectiveTiming": {"event": ["2026-10-01T08:00:00Z", "2026-09-30"]}},
+         date(2026, 9, 30)),
+        ({"effectiveTiming": {"event": ["someday", 5, "2026-10-06"]}}, date(2026, 10, 6)),
+        ({"effectiveTiming": {"repeat": {"boundsPeriod": {"start": "2026-10-07"},
+                                         "frequency": 2}}}, date(2026, 10, 7)),
+        ({"effectiveTiming": {"repeat": {"boundsPeriod": {"end": "2026-10-08"}}}},
+         date(2026, 10, 8)),
+        ({"effectiveTiming": {"event": ["2026-10-03"],
+                              "repeat": {"boundsPeriod": {"start": "2026-10-01"}}}},
+         date(2026, 10, 3)),
+        # after effectivePeriod, before effectiveInstant and issued (FHIR's order of the choices)
+        ({"effectivePeriod": {"start": "2026-10-02"},
+          "effectiveTiming": {"event": ["2026-09-01"]}}, date(2026, 10, 2)),
+        ({"effectiveTiming": {"event": ["2026-10-03"]},
+          "effectiveInstant": "2026-10-04T00:00:00Z", "issued": "2026-10-05T12:00:00Z"},
+         date(2026, 10, 3)),
+        # a malformed Timing reads as none (as a malformed effectivePeriod): `issued` dates it
+        ({"effectiveTiming": {"event": [5]}, "issued": "2026-10-05T12:00:00Z"},
+         date(2026, 10, 5)),
+        ({"effectiveTiming": {"event": "2026-10-01", "repeat": []},
+          "issued": "2026-10-05T12:00:00Z"}, date(2026, 10, 5)),
+        ({"effectiveTiming": ["2026-10-01"], "issued": "2026-10-05T12:00:00Z"}, date(2026, 10, 5)),
+        ({"effectiveTiming": {"event": [None]}}, None),
     ],
-)
+)  # fmt: skip
 def test_observation_date(fields: dict, expected: date | None) -> None:
     o = observation("777-3", None, valueQuantity=qty(1, "K/uL"))
     o.update(fields)
     [f] = facts(o).observations
     assert f.when == expected
+
+
+def test_a_timing_s_events_give_the_earliest_and_its_time() -> None:
+    """Timing.event lists the times it occurred: the earliest is when the result was observed,
+    and on one day its time orders it among that day's results (ObservationFact.stamp); a
+    partial event is read as its first day, and its last day kept."""
+    o = observation("777-3", None, valueQuantity=qty(1, "K/uL"))
+    o["effectiveTiming"] = {"event": ["2026-10-01T10:00:00Z", "2026-10-01T08:00:00Z",
+                                      "2026-10-01"]}  # fmt: skip
+    [f] = facts(o).observations
+    assert (f.when, f.stamp, f.when_last) == (date(2026, 10, 1), "2026-10-01T08:00:00Z", None)
+    o["effectiveTiming"] = {"event": ["2026-10-15", "2026-10"]}
+    [f] = facts(o).observations
+    assert (f.when, f.stamp, f.when_last) == (date(2026, 10, 1), "", date(2026, 10, 31))
 
 
 def test_observation_values() -> None:

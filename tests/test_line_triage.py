@@ -77,9 +77,15 @@ def records(draw: st.DrawFn) -> dict[str, Any]:
         when = draw(st.sampled_from(["2026-01-0", "2025-12-3", "2024-02-2"])) + str(
             draw(st.integers(1, 9))
         )
-        where = draw(st.sampled_from(["effectiveDateTime", "effectivePeriod", "issued", "none"]))
+        where = draw(st.sampled_from(["effectiveDateTime", "effectivePeriod", "effectiveTiming",
+                                      "issued", "none"]))  # fmt: skip
         if where == "effectivePeriod":
             res[where] = {draw(st.sampled_from(["start", "end"])): when}
+        elif where == "effectiveTiming":
+            res[where] = draw(st.sampled_from([
+                {"event": [when]}, {"event": [when + "T08:00:00Z", "2023-06-01", "x"]},
+                {"event": ["x"], "repeat": {"boundsPeriod": {"start": when}}},
+                {"repeat": {"boundsPeriod": {"end": when}, "frequency": 1}}, {"event": []}]))  # fmt: skip
         elif where == "issued":
             res[where] = when + "T08:00:00Z"
         elif where != "none":
@@ -437,3 +443,42 @@ def test_the_census_keeps_each_patients_latest_date_per_type() -> None:
         "Condition=2,Condition@2021-02-03,Immunization=2,Immunization@2025-10-11,"
         "Observation=3,Observation@2026-05-02,Procedure=3,Procedure@2025-08-09"
     )
+
+
+def test_line_triage_dates_a_result_by_its_timing() -> None:
+    """effectiveTiming dates a result alike from the bytes and the parsed record: its earliest
+    event, else repeat.boundsPeriod's start (its end without a start); a Timing of another
+    shape (an event that is a number or null, events not in a list, a repeat that is a list)
+    fails the decode and the line is read whole, where it reads as no date (`issued` dates it,
+    or, undated, it is kept)."""
+    base = {"resourceType": "Observation", "status": "final", "code": _coded(OBS_CODES[0])}
+    timings: list[tuple[Any, str | None, bool | None]] = [  # (timing, census day, from bytes)
+        ({"event": ["2026-10-01T08:00:00Z", "2026-09-30"]}, "2026-09-30", True),
+        ({"event": ["x", "2026-05"]}, "2026-05-01", True),
+        ({"repeat": {"boundsPeriod": {"start": "2026-08-01"}, "frequency": 2}}, "2026-08-01", True),
+        ({"repeat": {"boundsPeriod": {"end": "2026-08-02"}}}, "2026-08-02", True),
+        ({"event": [5]}, None, None),
+        ({"event": [None, "2026-10-01"]}, "2026-10-01", None),  # (null: no date, the next reads)
+        ({"event": "2026-10-01"}, None, None),
+        ({"repeat": []}, None, None),
+        ("2026-10-01", None, None),
+    ]  # fmt: skip
+    lines = [
+        orjson.dumps({**base, "id": f"o{i}", "subject": {"reference": f"Patient/p{i}"},
+                      "effectiveTiming": timing})
+        for i, (timing, _, _) in enumerate(timings)
+    ]  # fmt: skip
+    # the broken ones again, with an `issued`: dated by it where their Timing gives no date
+    lines += [
+        orjson.dumps({**base, "id": f"i{i}", "subject": {"reference": f"Patient/q{i}"},
+                      "effectiveTiming": timing, "issued": "2026-07-07T07:00:00Z"})
+        for i, (timing, _, answer) in enumerate(timings) if answer is None
+    ]  # fmt: skip
+    _same(lines)
+    triage = Triage(LOADED.rules, LOADED.relevant)
+    answers = [triage.offer_line(line, "Observation") for line in lines]
+    assert answers == [t[2] for t in timings] + [None] * 5
+    _, _, census = _read(lines, True)
+    want = {f"p{i}": day for i, (_, day, _) in enumerate(timings) if day}
+    want |= {f"q{i}": timings[i][1] or "2026-07-07" for i in range(4, 9)}
+    assert census.latest["Observation"] == want

@@ -105,6 +105,12 @@ DATES: dict[str, tuple[dict[str, Any], str, str, str]] = {
                            "unknown", "2026"),
     "hbsag-word-date": (obs("5196-1", effectiveDateTime="Nov 2026", **POS), "hbv", "unknown",
                         "could not be read"),
+    # effectiveTiming's dates are read (its events, repeat.boundsPeriod) as effectivePeriod's
+    "hbsag-timing-slashed": (obs("5196-1", effectiveTiming={"event": ["2026/11/01"]}, **POS),
+                             "hbv", "unknown", "2026"),
+    "hbsag-timing-word": (obs("5196-1", effectiveTiming={"repeat": {"boundsPeriod": {
+                              "start": "Nov 2026"}}}, **POS), "hbv", "unknown",
+                          "could not be read"),
     "birth-with-time": ({"birthDate": "1990-05-01T00:00:00"}, "age", "pass", ""),
     "birth-slashed": ({"birthDate": "1990/05/01"}, "age", "pass", ""),  # as 1990: 35 or 36
     "sle-bad-onset": ({"sle": cond(SLE, onsetDateTime="around 2019")}, "sle_diagnosis",
@@ -126,6 +132,11 @@ OTHER: dict[str, tuple[dict[str, Any], str, str, str]] = {
         "unknown", "HBsAg record Observation/x-hbsag-bad-value could not be read",
     ),
     "patient-bad-active": ({"active": "no"}, "deceased", "unknown", "Patient.active"),
+    # an event that is no string: refused, as an effectivePeriod.start that is a number
+    "hbsag-timing-number": (
+        obs("5196-1", effectiveTiming={"event": [5]}, **POS), "hbv", "unknown",
+        "HBsAg record Observation/x-hbsag-timing-number could not be read",
+    ),
     "sle-bad-status": ({"sle": {**cond(SLE, onsetDateTime="2015-01-01"),
                                 "clinicalStatus": "active"}},
                        "sle_diagnosis", "unknown", "could not be read"),  # fmt: skip
@@ -317,6 +328,25 @@ def test_every_problem_stays_a_located_issue_without_phi(file_run: Any) -> None:
     assert "around 2019" not in reasons and "375 mg/m2" not in reasons
 
 
+def test_a_result_s_timing_is_validated_as_its_other_dates(file_run: Any) -> None:
+    """effectiveTiming's dates are validated as effectivePeriod's are: one that is a string but
+    no FHIR date keeps the record (the issue says so), one that is no string refuses it."""
+    report, _ = file_run
+    records = _records({**DATES, **OTHER})
+    line = {r["id"]: n for n, r in enumerate(records, 1)}
+    said = {i["origin"]: i["reason"] for i in report["sites"]["s"]["issues"]}
+    assert said[f"{ALL}:{line['x-hbsag-timing-slashed']}"] == (
+        "Observation.effectiveTiming.event[0]: not a valid FHIR dateTime; kept, the date read "
+        "as far as it reads"
+    )
+    assert said[f"{ALL}:{line['x-hbsag-timing-word']}"].startswith(
+        "Observation.effectiveTiming.repeat.boundsPeriod.start: not a valid FHIR dateTime; kept"
+    )
+    assert said[f"{ALL}:{line['x-hbsag-timing-number']}"] == (
+        "Observation.effectiveTiming.event[0]: not a valid FHIR dateTime"
+    )
+
+
 def test_a_forged_marker_quotes_nothing(tmp_path: Path) -> None:
     """A record carrying the key cohort marks a rejected record's stub with cannot put its text
     into a reason. `_cohortRejected` is no FHIR element (docs/architecture.md: the key of a
@@ -420,9 +450,9 @@ def test_a_malformed_code_element_reads_alike_in_the_stub(cc: dict[str, Any]) ->
 def test_one_list_of_a_result_s_date_elements() -> None:
     """What obs_when reads a result's date from is the list source.refused keeps a record
     refused for a date by, and extract.unreadable asks of a result whose date does not read."""
-    from cohort.extract.elements import obs_when
+    from cohort.extract.obs_dates import obs_when
     from cohort.extract.unreadable import unread_date
-    from cohort.source.refused import RESULT_DATES, RESULT_PERIODS
+    from cohort.source.refused import RESULT_DATES, RESULT_PERIODS, RESULT_TIMINGS
 
     for name in RESULT_DATES:
         assert obs_when({name: "2026-11-01T08:00:00Z"})[1] is not None, name
@@ -430,3 +460,11 @@ def test_one_list_of_a_result_s_date_elements() -> None:
     for name in RESULT_PERIODS:
         assert obs_when({name: {"start": "2026-11-01"}})[1] is not None, name
         assert unread_date({name: {"start": "someday"}}), name
+    for name in RESULT_TIMINGS:
+        assert obs_when({name: {"event": ["2026-11-01"]}})[1] is not None, name
+        assert unread_date({name: {"event": ["someday"]}}), name
+        assert unread_date({name: {"event": [5]}}), name
+        bounds = {"repeat": {"boundsPeriod": {"start": "2026-11-01"}}}
+        assert obs_when({name: bounds})[1] is not None, name
+        assert unread_date({name: {"repeat": {"boundsPeriod": {"end": "someday"}}}}), name
+        assert not unread_date({name: {"event": [], "repeat": {"frequency": 1}}}), name

@@ -8,7 +8,7 @@ import re
 from datetime import date
 from itertools import pairwise
 
-from cohort.extract.elements import instant_of
+from cohort.extract.obs_dates import instant_of
 from cohort.model import Evidence, ObservationFact, Result
 
 __all__ = ["Tie", "evidence_day", "in_order", "newest_first"]

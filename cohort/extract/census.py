@@ -13,10 +13,10 @@ from cohort.extract.elements import (
     CodeElements,
     condition_onset,
     exposure_start,
-    obs_date,
     parse_date,
 )
 from cohort.extract.lines import LINE_TYPES
+from cohort.extract.obs_dates import obs_date
 from cohort.extract.rules import ReadingRules
 from cohort.model import Code
 from cohort.store import Tomb, reference_id, tomb_of

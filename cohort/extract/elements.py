@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import calendar
-import functools
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import orjson
@@ -28,11 +27,7 @@ __all__ = [
     "exposure_start",
     "exposure_start_days",
     "first_code",
-    "instant_of",
-    "obs_date",
-    "obs_days",
     "obs_value",
-    "obs_when",
     "parse_date",
     "parse_days",
     "quantity_of",
@@ -283,56 +278,6 @@ def exposure_start(res: dict[str, Any]) -> date | None:
     """The first day of `exposure_start_days`."""
     days = exposure_start_days(res)
     return days[0] if days else None
-
-
-def obs_date(res: dict[str, Any]) -> date | None:
-    """A result's date (a partial one as its first day)."""
-    days = obs_days(res)
-    return days[0] if days else None
-
-
-def obs_when(res: dict[str, Any]) -> tuple[str, DayRange | None]:
-    """A result's date element as recorded when it has a time of day ("" when not: a date, or
-    no date), and its days (`parse_days`). The text is kept, not read: `instant_of` reads it
-    only where two results share a day (see criteria.ordering.newest_first)."""
-    value: Any = res.get("effectiveDateTime")
-    days = parse_days(value)
-    if days is not None:  # (most results: read no further element)
-        return (value if len(value) > 10 else ""), days
-    period = res.get("effectivePeriod")
-    start = end = None
-    if isinstance(period, dict):
-        start = period.get("start")
-        # a Period with no start ("not known", R4) dates the result by its end: it was made
-        # by then, and a window its end is in overlaps it (SPEC §3)
-        end = period.get("end") if start is None else None
-    for value in (start, end, res.get("effectiveInstant"), res.get("issued")):
-        days = parse_days(value)
-        if days is not None:  # (parse_days read a date: `value` is a str)
-            return (value if len(value) > 10 else ""), days
-    return "", None
-
-
-def obs_days(res: dict[str, Any]) -> DayRange | None:
-    """A result's date, with a partial date's last day (`parse_days`)."""
-    return obs_when(res)[1]
-
-
-@functools.lru_cache(maxsize=4096)
-def instant_of(stamp: str) -> float | None:
-    """The instant (POSIX seconds) of a dateTime with a time of day, else None: it orders
-    results of the same day ("most recent"). A time without a zone is read as UTC; a leap
-    second (hh:mm:60, valid FHIR, which datetime refuses) as the second after hh:mm:59."""
-    if len(stamp) <= 10 or "T" not in stamp:
-        return None
-    leap = stamp[16:19] == ":60"
-    try:
-        at = datetime.fromisoformat(
-            (stamp[:17] + "59" + stamp[19:] if leap else stamp).replace("Z", "+00:00")
-        )
-    except ValueError:
-        return None
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp() + leap
 
 
 # (codes, text, maps to a concept, well-formed) of one code element

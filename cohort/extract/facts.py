@@ -15,14 +15,13 @@ from cohort.extract.elements import (
     clinical_status,
     codes_of,
     exposure_start_days,
-    obs_date,
-    obs_when,
     parse_days,
     text_of,
     verification_status,
 )
 from cohort.extract.ingredients import ingredients_of
 from cohort.extract.medref import name_from_reference, resolve_medication
+from cohort.extract.obs_dates import obs_date, obs_when
 from cohort.extract.observations import components_of, observation_of
 from cohort.extract.onset import UNDATED, birth_days, needs_birth, onset_by_age, onset_days
 from cohort.extract.patient import patient_of

@@ -41,6 +41,32 @@ class _Period(msgspec.Struct, gc=False):
     end: str | UnsetType = UNSET
 
 
+class _Repeat(msgspec.Struct, gc=False):
+    boundsPeriod: _Period | UnsetType = UNSET
+
+
+class _Timing(msgspec.Struct, gc=False):
+    """An effectiveTiming: its events must be strings (a number or null fails the decode)."""
+
+    event: list[str] | UnsetType = UNSET
+    repeat: _Repeat | UnsetType = UNSET
+
+    def date(self) -> date | None:
+        """What `obs_dates.timing_date` dates it by: its earliest event that reads, else its
+        bounds' start, their end when they have no start."""
+        first = None
+        for value in self.event or ():
+            day = parse_date(value)
+            if day is not None and (first is None or day < first):
+                first = day
+        if first is not None:
+            return first
+        bounds = self.repeat.boundsPeriod if self.repeat else UNSET
+        if not bounds:
+            return None
+        return parse_date(bounds.end if bounds.start is UNSET else bounds.start)
+
+
 class _Quantity(msgspec.Struct, gc=False):
     code: str | UnsetType = UNSET
     unit: str | UnsetType = UNSET
@@ -110,6 +136,9 @@ class ObservationLine(Line):
     valueBoolean: Raw = _NO_RAW
     # each component's code element (as raw JSON text): one that maps keeps the record
     component: list[_Component] | UnsetType = UNSET
+    # (last: msgspec looks a key up from the field after the one last matched, so a rare
+    # element declared between effectiveDateTime and issued would cost most lines a compare)
+    effectiveTiming: _Timing | UnsetType = UNSET
 
     def other_values(self) -> dict[str, Any] | None:
         """The value elements other than a quantity, parsed: what `obs_value` reads of a record
@@ -130,12 +159,13 @@ class ObservationLine(Line):
         return out
 
     def date(self) -> date | None:
-        """The date `elements.obs_date` reads from the same record."""
-        period = self.effectivePeriod
+        """The date `obs_dates.obs_date` reads from the same record."""
+        period, timing = self.effectivePeriod, self.effectiveTiming
         return (
             parse_date(self.effectiveDateTime)
             or parse_date(period.start if period else None)
             or parse_date(period.end if period and period.start is UNSET else None)
+            or (timing.date() if timing else None)
             or parse_date(self.effectiveInstant)
             or parse_date(self.issued)
         )

@@ -10,10 +10,10 @@ from cohort.extract.elements import (
     DayRange,
     codes_of,
     obs_value,
-    obs_when,
     quantity_of,
     text_of,
 )
+from cohort.extract.obs_dates import obs_when
 from cohort.model import Code, ObservationFact, ObsValue
 
 _NO_VALUE = ObsValue()  # a result without a value (built once: compared for every result)

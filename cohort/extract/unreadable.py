@@ -9,7 +9,14 @@ from typing import Any
 
 from cohort.extract.elements import codes_of, text_of
 from cohort.model import Code, UnreadableFact
-from cohort.source.refused import MARK, RESULT_DATES, RESULT_PERIODS, kept_copy, stub_why
+from cohort.source.refused import (
+    MARK,
+    RESULT_DATES,
+    RESULT_PERIODS,
+    RESULT_TIMINGS,
+    kept_copy,
+    stub_why,
+)
 
 __all__ = [
     "MARK",
@@ -71,12 +78,30 @@ def medication_refused(ref: str, med: dict[str, Any], codes: tuple[Code, ...]) -
 
 def unread_date(res: dict[str, Any]) -> bool:
     """Whether a result with no date that reads gives one (a string that is no date, a Period
-    with a start or an end): such a result may be the most recent, or in any window."""
+    with a start or an end, a Timing with events or bounds): such a result may be the most
+    recent, or in any window."""
     periods = [res.get(k) for k in RESULT_PERIODS]
-    return any(res.get(k) is not None for k in RESULT_DATES) or any(
-        isinstance(period, dict)
-        and (period.get("start") is not None or period.get("end") is not None)
-        for period in periods
+    return (
+        any(res.get(k) is not None for k in RESULT_DATES)
+        or any(_bounded(period) for period in periods)
+        or any(_timed(res.get(k)) for k in RESULT_TIMINGS)
+    )
+
+
+def _bounded(period: Any) -> bool:
+    """A Period with a start or an end."""
+    return isinstance(period, dict) and (
+        period.get("start") is not None or period.get("end") is not None
+    )
+
+
+def _timed(timing: Any) -> bool:
+    """A Timing given with events or bounds (or given as something else than an object)."""
+    if not isinstance(timing, dict):
+        return timing is not None
+    repeat = timing.get("repeat")
+    return bool(timing.get("event")) or (
+        isinstance(repeat, dict) and _bounded(repeat.get("boundsPeriod"))
     )
 
 

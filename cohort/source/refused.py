@@ -18,6 +18,7 @@ __all__ = [
     "MARK",
     "RESULT_DATES",
     "RESULT_PERIODS",
+    "RESULT_TIMINGS",
     "STUB",
     "dates_only",
     "kept_copy",
@@ -50,17 +51,22 @@ _READ_DATES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]
     ),
     "Procedure": (("performedDateTime",), ("performedPeriod",), ()),
 }
-# a result's date elements (the Period read by its start): also what extract.unreadable asks
-# of a result whose date does not read, and what extract.elements.obs_when reads
+# Timings whose dates the criteria read: each `event` and `repeat.boundsPeriod` (start and end)
+_READ_TIMINGS: dict[str, tuple[str, ...]] = {"Observation": ("effectiveTiming",)}
+# a result's date elements (the Period read by its start, the Timing by its earliest event):
+# also what extract.unreadable asks of a result whose date does not read, and what
+# extract.obs_dates.obs_when reads
 RESULT_DATES, RESULT_PERIODS, _ = _READ_DATES["Observation"]
+RESULT_TIMINGS = _READ_TIMINGS["Observation"]
 _INSTANTS = frozenset({"effectiveInstant", "issued"})
 _DAY, _INSTANT = "2000-01-01", "2000-01-01T00:00:00Z"
 
 
 def dates_only(resource: dict[str, Any], mode: str = "fast") -> bool:
     """Whether `resource`, which `check` refused, would pass with each date element the
-    criteria read (`_READ_DATES`) a valid date: its only problems are such a date that is no
-    FHIR date (a string), or a required one left out. Asked only of refused records."""
+    criteria read (`_READ_DATES`, `_READ_TIMINGS`) a valid date: its only problems are such a
+    date that is no FHIR date (a string), or a required one left out. Asked only of refused
+    records."""
     spec = _READ_DATES.get(resource.get("resourceType"))  # type: ignore[arg-type]
     if spec is None:
         return False
@@ -72,11 +78,32 @@ def dates_only(resource: dict[str, Any], mode: str = "fast") -> bool:
     for name in periods:
         period = fixed.get(name)
         if isinstance(period, dict):
-            fixed[name] = {k: _DAY if isinstance(v, str) and k in ("start", "end") else v
-                           for k, v in period.items()}  # fmt: skip
+            fixed[name] = _fixed_period(period)
+    for name in _READ_TIMINGS.get(resource["resourceType"], ()):
+        timing = fixed.get(name)
+        if isinstance(timing, dict):
+            fixed[name] = _fixed_timing(timing)
     if required and not any(name in fixed for name in required):
         fixed[required[0]] = _DAY
     return fixed != resource and check(fixed, mode) is None
+
+
+def _fixed_period(period: dict[str, Any]) -> dict[str, Any]:
+    """`period` with a valid date for each string start and end."""
+    return {k: _DAY if isinstance(v, str) and k in ("start", "end") else v
+            for k, v in period.items()}  # fmt: skip
+
+
+def _fixed_timing(timing: dict[str, Any]) -> dict[str, Any]:
+    """`timing` with a valid date for each string event and its bounds' string start and end."""
+    fixed = dict(timing)
+    events = fixed.get("event")
+    if isinstance(events, list):
+        fixed["event"] = [_DAY if isinstance(e, str) else e for e in events]
+    repeat = fixed.get("repeat")
+    if isinstance(repeat, dict) and isinstance(repeat.get("boundsPeriod"), dict):
+        fixed["repeat"] = {**repeat, "boundsPeriod": _fixed_period(repeat["boundsPeriod"])}
+    return fixed
 
 
 # The key of a stub's note (why and where the record was refused): no FHIR element is named so

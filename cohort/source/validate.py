@@ -68,6 +68,9 @@ _timing = obj(
         "code": _cc,
     }
 )
+# a result's effectiveTiming: only the dates that date it (obs_dates.timing_date), as for the
+# other elements a result is read by; the rest of a Timing is not read for a result
+_result_timing = obj({"event": array(datetime), "repeat": obj({"boundsPeriod": _period})})
 _dosage = obj(
     {
         "text": string,
@@ -142,6 +145,7 @@ _SPECS: dict[str, _Spec] = {
             "subject": _reference,
             "effectiveDateTime": datetime,
             "effectivePeriod": _period,
+            "effectiveTiming": _result_timing,
             "effectiveInstant": instant,
             "issued": instant,
             **_obs_value,
