@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -120,6 +121,22 @@ def rounds(
     fl = {**{k: v for k, v in pairs[0][0].items() if k.startswith("full_")}, **fl}
     e = {**pairs[0][1], "first": e["first"]}
     return {"floor": fl, "e2e": e, "ratios": [round(x, 3) for x in ratios]}
+
+
+def folder_slots(folders: list[Path]) -> list[tuple[Path, str, str]]:
+    """Each `--folder` resolved, with its row label and its work folder's name: the folder's
+    name, or where two given folders share one (exports/nov, backup/nov), the whole path and a
+    digest of it, so neither row nor store is the other's (`bench ab` keys rows by label)."""
+    resolved = [f.resolve() for f in folders]
+    names = [f.name for f in resolved]
+    out = []
+    for f in resolved:
+        if names.count(f.name) == 1:
+            out.append((f, f.name, f"folder-{f.name}"))
+        else:
+            digest = hashlib.sha256(str(f).encode()).hexdigest()[:10]
+            out.append((f, str(f), f"folder-{f.name}-{digest}"))
+    return out
 
 
 def _read_types_only(folder: Path) -> Path:
@@ -329,12 +346,11 @@ def main() -> None:
         for n in counts
     ]
     rows = []
-    for given in folders:
+    for folder, label, slot in folder_slots(folders):
         # as it is: no generation, no per-type subset (cohort reads only its types anyway)
-        folder = given.resolve()
         print(f"data {folder}: as given", flush=True)
-        work = a.cache / "work" / f"folder-{folder.name}"
-        row: dict[str, Any] = {"scale": f"folder {folder.name}", "format": "as given", "data": {}}
+        work = a.cache / "work" / slot
+        row: dict[str, Any] = {"scale": f"folder {label}", "format": "as given", "data": {}}
         row.update(rounds(folder, work, a.repeat, a.full_sample, not a.no_rerun, a.as_of))
         if not a.no_stages:
             row["stages"] = job("stages", folder, work, a.as_of)

@@ -145,3 +145,16 @@ def test_paths_keep_their_meaning(tmp_path):
     a = parser().parse_args(["--base", "x", "--folder", str(tmp_path), "--cache", str(tmp_path)])
     assert passthrough(a) == ["--folder", str(tmp_path), "--cache", str(tmp_path)]
     assert isinstance(a.folder[0], Path)
+
+
+def test_two_folders_of_one_name_get_their_own_row_and_work_folder(tmp_path: Path) -> None:
+    from bench.__main__ import folder_slots
+
+    nov, old_nov, dec = (tmp_path / "exports/nov", tmp_path / "backup/nov", tmp_path / "dec")
+    slots = folder_slots([nov, old_nov, dec])
+    assert [f for f, _, _ in slots] == [nov.resolve(), old_nov.resolve(), dec.resolve()]
+    labels = [label for _, label, _ in slots]
+    assert labels == [str(nov.resolve()), str(old_nov.resolve()), "dec"]
+    works = [slot for _, _, slot in slots]
+    assert works[2] == "folder-dec"
+    assert works[0] != works[1] and all(w.startswith("folder-nov-") for w in works[:2])
