@@ -450,8 +450,8 @@ def test_total_larger_than_the_matches_returned_is_a_warning(store):
         fake.edit = edit
         rep = run(store)
     assert ("Immunization: the server's Bundle.total overcounts (a search returned 3 of the 5 "
-            "matches its total announced, read twice alike); later shortfalls against total not "
-            "read again") in rep.warnings
+            "matches its total announced, read twice alike); later shortfalls against total by up "
+            "to as many not read again") in rep.warnings
 
 
 def test_expired_paging_state_restarts_the_search_once(store):
@@ -597,8 +597,8 @@ def test_a_server_always_short_of_its_total_in_another_order_each_read_is_taken(
         rep = run(store)
     assert attempts["n"] == 2 and store.count_by_type("uci")["Condition"] == 6
     assert ("Condition: the server's Bundle.total overcounts (a search returned 6 of the 7 "
-            "matches its total announced, read twice alike); later shortfalls against total not "
-            "read again") in rep.warnings
+            "matches its total announced, read twice alike); later shortfalls against total by up "
+            "to as many not read again") in rep.warnings
 
 
 def test_later_page_400_is_not_taken_for_a_rejected_parameter(store):

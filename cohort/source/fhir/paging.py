@@ -25,13 +25,19 @@ class PagesMoved(ServerError):
     as sekmet pages) over records written or deleted meanwhile shifts the ones after them, and
     a record may have been skipped. `got`: the search's (items, clock); `order`: the ids of its
     matches as they came; `short`: how a read with fewer than its total fell short ("a search
-    returned 3 of the 5 matches its total announced"); `twice`: a record came twice."""
+    returned 3 of the 5 matches its total announced"), `short_by` by how many (else 0);
+    `twice`: a record came twice."""
 
     def __init__(
-        self, msg: str, got: tuple[Items, str | None], order: list[str], short: str | None
+        self,
+        msg: str,
+        got: tuple[Items, str | None],
+        order: list[str],
+        short: str | None,
+        short_by: int = 0,
     ) -> None:
         super().__init__(msg)
-        self.got, self.order, self.short = got, order, short
+        self.got, self.order, self.short, self.short_by = got, order, short, short_by
         self.twice = len(set(order)) < len(order)
 
 
@@ -41,6 +47,7 @@ def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None
     # the records of each read of this search that had a record twice or fell short of its
     # total, sorted: a server whose order is not stable returns the same ones in another order
     moved: list[list[str]] = []
+    twice = False  # whether one of those reads had a record twice (pages moved for sure)
     # quirks whose fallback this search took: with what (and whether _count was sent)
     tried: dict[str, tuple[Params, bool]] = {}
     while True:
@@ -57,15 +64,18 @@ def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None
         try:
             got = search_pages(p, rtype, params)
         except PagesMoved as e:
-            if not e.twice and rtype in p.overcounts:
-                # only short of a total this server's totals of the type always overshoot:
-                # taken as a clean read. What is lost: a record deleted on the server while
-                # these pages were read shifts the rest back and one slides past the next
-                # offset unseen, with no record twice (an update still brings one twice and
-                # is read again), so that record is missed tonight: a full refresh removes it,
-                # an incremental mark moves past it. Reading every search twice instead
-                # doubled a whole pull's requests on such a server (docs/scheduling.md).
-                if moved:
+            if not e.twice and 0 < e.short_by <= p.overcounts.get(rtype, 0):
+                # only short of its total by no more than this server's totals of the type
+                # were seen to overshoot tonight (read twice alike): taken as a clean read.
+                # What is lost: a record deleted on the server while these pages were read
+                # shifts the rest back and one slides past the next offset unseen, with no
+                # record twice (an update still brings one twice and is read again), or a
+                # page the server cut short once, by no more than that bound: missed tonight
+                # (a full refresh removes it, an incremental mark moves past it). Reading
+                # every search twice instead doubled a whole pull's requests on such a server
+                # (docs/scheduling.md). (An earlier read of this search short only, before
+                # the type's overcount was known, moved nothing: no warning for it.)
+                if twice:
                     said_moved(p, rtype)
                 confirm(p, tried, params)
                 return e.got
@@ -80,6 +90,7 @@ def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None
             if moved:
                 said_moved(p, rtype)
             moved.append(read)
+            twice = twice or e.twice
             if len(moved) >= MOVED_TRIES:
                 # (kept, a full refresh would remove what was skipped as deleted on the
                 # server, and a mark moved past it would never bring it)
@@ -138,14 +149,19 @@ def said_moved(p: Puller, rtype: str) -> None:
 
 def said_short(p: Puller, rtype: str, e: PagesMoved) -> None:
     """A search read twice alike, short of its total: with no record twice, the type's totals
-    overcount, and its later shortfalls tonight are taken at their first read (one warning)."""
+    overcount, and its later shortfalls tonight by no more than the most seen so (read twice
+    alike) are taken at their first read (one warning per type)."""
     if e.twice:  # (also a record listed twice: no sign that the total is what is wrong)
         p.report.warn(f"{rtype}: {e.short}")
-    elif rtype not in p.overcounts:
-        p.overcounts.add(rtype)
+        return
+    # (searches of one type in parallel: one may flag it while another has read once already)
+    with p.lock:
+        known = p.overcounts.get(rtype)
+        p.overcounts[rtype] = max(known or 0, e.short_by)
+    if known is None:
         p.report.warn(
             f"{rtype}: the server's Bundle.total overcounts ({e.short}, read twice alike); "
-            "later shortfalls against total not read again"
+            f"later shortfalls against total by up to as many not read again"
         )
 
 
@@ -186,12 +202,13 @@ def search_pages(p: Puller, rtype: str, params: Params) -> tuple[Items, str | No
         # (a type the server has searched tonight is one it supports: unsupported.py)
         e.answered = e.rtype in p.answered  # type: ignore[attr-defined]
         raise
-    short = None
+    short, short_by = None, 0
     if isinstance(total, int) and not isinstance(total, bool) and matched < total:
         # records deleted while paging (read again), or a server that drops some: said
         short = f"a search returned {matched} of the {total} matches its total announced"
+        short_by = total - matched
     if short or len(set(order)) < len(order):
-        raise PagesMoved(f"GET {rtype}: results moved", (items, clock), order, short)
+        raise PagesMoved(f"GET {rtype}: results moved", (items, clock), order, short, short_by)
     return items, clock
 
 

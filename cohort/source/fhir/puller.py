@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -62,7 +63,8 @@ class Puller:
         # records, an estimate), so its later shortfalls are taken without a second read
         # (per type, not per server: a count may be wrong in one table or index only, and
         # another type keeps its re-read of pages moved by a deletion; paging.search_all)
-        self.overcounts: set[str] = set()
+        self.overcounts: dict[str, int] = {}  # type -> the most a total overshot (read alike)
+        self.lock = threading.Lock()  # (searches run in threads: `concurrency`)
         # what an Observation search by mapped code uses (Capability.code_params); back to
         # ("code",) when the server refuses combo-code or component-code
         self.obs_params: tuple[str, ...] = ("code",)
