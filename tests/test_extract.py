@@ -574,11 +574,15 @@ def test_refuted_in_a_later_coding_drops_the_condition() -> None:
         ({"issued": "2026-10-05T12:00:00Z"}, date(2026, 10, 5)),
         ({"effectiveDateTime": "2026-10-01", "issued": "2026-10-09"}, date(2026, 10, 1)),
         ({}, None),
-        # effectiveTiming: its earliest event that reads (not the first listed), else
+        # effectiveTiming: its earliest event (not the first listed), else
         # repeat.boundsPeriod's start (its end when it has no start, as effectivePeriod's)
         ({"effectiveTiming": {"event": ["2026-10-01T08:00:00Z", "2026-09-30"]}},
          date(2026, 9, 30)),
-        ({"effectiveTiming": {"event": ["someday", 5, "2026-10-06"]}}, date(2026, 10, 6)),
+        # an event that does not read leaves the earliest unknown (as a Period's start that
+        # does not read): not the next one that reads; `issued` where there is one
+        ({"effectiveTiming": {"event": ["someday", 5, "2026-10-06"]}}, None),
+        ({"effectiveTiming": {"event": ["Aug 2026", "2026-11-20"]},
+          "issued": "2026-11-21T09:00:00Z"}, date(2026, 11, 21)),
         ({"effectiveTiming": {"repeat": {"boundsPeriod": {"start": "2026-10-07"},
                                          "frequency": 2}}}, date(2026, 10, 7)),
         ({"effectiveTiming": {"repeat": {"boundsPeriod": {"end": "2026-10-08"}}}},
@@ -619,7 +623,15 @@ def test_a_timing_s_events_give_the_earliest_and_its_time() -> None:
     assert (f.when, f.stamp, f.when_last) == (date(2026, 10, 1), "2026-10-01T08:00:00Z", None)
     o["effectiveTiming"] = {"event": ["2026-10-15", "2026-10"]}
     [f] = facts(o).observations
-    assert (f.when, f.stamp, f.when_last) == (date(2026, 10, 1), "", date(2026, 10, 31))
+    assert (f.when, f.stamp, f.when_last) == (date(2026, 10, 1), "", date(2026, 10, 15))
+    # the earliest of a year and a day in it is on or before that day: not the whole year
+    o["effectiveTiming"] = {"event": ["2026", "2026-01-10T08:00:00Z"]}
+    [f] = facts(o).observations
+    assert (f.when, f.stamp, f.when_last) == (date(2026, 1, 1), "", date(2026, 1, 10))
+    # a month and its first day: that day, the whole date with its time
+    o["effectiveTiming"] = {"event": ["2026-03", "2026-03-01T07:30:00Z"]}
+    [f] = facts(o).observations
+    assert (f.when, f.stamp, f.when_last) == (date(2026, 3, 1), "2026-03-01T07:30:00Z", None)
 
 
 def test_observation_values() -> None:

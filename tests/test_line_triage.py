@@ -447,14 +447,17 @@ def test_the_census_keeps_each_patients_latest_date_per_type() -> None:
 
 def test_line_triage_dates_a_result_by_its_timing() -> None:
     """effectiveTiming dates a result alike from the bytes and the parsed record: its earliest
-    event, else repeat.boundsPeriod's start (its end without a start); a Timing of another
+    event (none when one does not read), else repeat.boundsPeriod's start (its end without a
+    start); a Timing of another
     shape (an event that is a number or null, events not in a list, a repeat that is a list)
     fails the decode and the line is read whole, where it reads as no date (`issued` dates it,
     or, undated, it is kept)."""
     base = {"resourceType": "Observation", "status": "final", "code": _coded(OBS_CODES[0])}
     timings: list[tuple[Any, str | None, bool | None]] = [  # (timing, census day, from bytes)
         ({"event": ["2026-10-01T08:00:00Z", "2026-09-30"]}, "2026-09-30", True),
-        ({"event": ["x", "2026-05"]}, "2026-05-01", True),
+        # an event that does not read: the earliest is unknown, undated (kept whole)
+        ({"event": ["x", "2026-05"]}, None, False),
+        ({"event": ["2026", "2026-01-10"]}, "2026-01-01", True),
         ({"repeat": {"boundsPeriod": {"start": "2026-08-01"}, "frequency": 2}}, "2026-08-01", True),
         ({"repeat": {"boundsPeriod": {"end": "2026-08-02"}}}, "2026-08-02", True),
         ({"event": [5]}, None, None),
@@ -480,5 +483,5 @@ def test_line_triage_dates_a_result_by_its_timing() -> None:
     assert answers == [t[2] for t in timings] + [None] * 5
     _, _, census = _read(lines, True)
     want = {f"p{i}": day for i, (_, day, _) in enumerate(timings) if day}
-    want |= {f"q{i}": timings[i][1] or "2026-07-07" for i in range(4, 9)}
+    want |= {f"q{i}": t[1] or "2026-07-07" for i, t in enumerate(timings) if t[2] is None}
     assert census.latest["Observation"] == want

@@ -52,15 +52,12 @@ class _Timing(msgspec.Struct, gc=False):
     repeat: _Repeat | UnsetType = UNSET
 
     def date(self) -> date | None:
-        """What `obs_dates.timing_date` dates it by: its earliest event that reads, else its
-        bounds' start, their end when they have no start."""
-        first = None
-        for value in self.event or ():
-            day = parse_date(value)
-            if day is not None and (first is None or day < first):
-                first = day
-        if first is not None:
-            return first
+        """The first day `obs_dates.timing_when` dates it by: its earliest event's, none when an
+        event does not read; with no event, its bounds' start, their end when they have none."""
+        if self.event:
+            days = [parse_date(value) for value in self.event]
+            read = [day for day in days if day is not None]
+            return min(read) if len(read) == len(days) else None
         bounds = self.repeat.boundsPeriod if self.repeat else UNSET
         if not bounds:
             return None

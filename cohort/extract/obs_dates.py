@@ -8,7 +8,7 @@ from typing import Any
 
 from cohort.extract.elements import DayRange, parse_days
 
-__all__ = ["instant_of", "obs_date", "obs_days", "obs_when", "timing_date"]
+__all__ = ["instant_of", "obs_date", "obs_days", "obs_when", "timing_when"]
 
 
 def obs_date(res: dict[str, Any]) -> date | None:
@@ -32,13 +32,20 @@ def obs_when(res: dict[str, Any]) -> tuple[str, DayRange | None]:
         # a Period with no start ("not known", R4) dates the result by its end: it was made
         # by then, and a window its end is in overlaps it (SPEC §3)
         end = period.get("end") if start is None else None
+    for value in (start, end):
+        days = parse_days(value)
+        if days is not None:  # (parse_days read a date: `value` is a str)
+            return (value if len(value) > 10 else ""), days
     # effective[x] in R4's order (dateTime, Period, Timing, instant; valid FHIR has one), then
     # `issued`, the time the result was made available
     timing = res.get("effectiveTiming")
-    at = timing_date(timing) if timing is not None else None
-    for value in (start, end, at, res.get("effectiveInstant"), res.get("issued")):
+    if timing is not None:
+        dated = timing_when(timing)
+        if dated is not None:
+            return dated
+    for value in (res.get("effectiveInstant"), res.get("issued")):
         days = parse_days(value)
-        if days is not None:  # (parse_days read a date: `value` is a str)
+        if days is not None:
             return (value if len(value) > 10 else ""), days
     return "", None
 
@@ -48,32 +55,45 @@ def obs_days(res: dict[str, Any]) -> DayRange | None:
     return obs_when(res)[1]
 
 
-def timing_date(timing: Any) -> Any:
-    """The element that dates a Timing (effectiveTiming), None when none: its earliest `event`
-    that reads as a date, else `repeat.boundsPeriod` read as effectivePeriod is (its start, its
-    end when it has no start). `lines._Timing.date` reads the same from a line's bytes."""
-    # The earliest, not the first listed: R4 gives the events no order, and the result was
-    # observed when its first event took place (as a Period's start dates it). On one day the
-    # earliest time where both have one (it orders the day's results), else the first listed.
+def timing_when(timing: Any) -> tuple[str, DayRange] | None:
+    """What dates a Timing (effectiveTiming), as `obs_when` gives it; None when nothing does.
+
+    Its events when it lists any: the days its earliest may be on, from the earliest first day
+    to the earliest last day (["2026", "2026-01-10"]: 2026-01-01 to 2026-01-10), and, on one
+    day, the event whose time is soonest (the first listed without one) for ordering the day.
+    R4 gives the events no order: the result was observed at the first of them, as a Period's
+    start dates it. An event that does not read leaves the earliest unknown: nothing, as a
+    Period whose start does not read. Else its `repeat.boundsPeriod`, read as effectivePeriod
+    is (its start; its end when it has no start). `lines._Timing.date` reads the same first
+    day from a line's bytes."""
     if not isinstance(timing, dict):
         return None
-    best: str | None = None
-    first: date | None = None
     events = timing.get("event")
-    for value in events if isinstance(events, list) else ():
-        days = parse_days(value)
-        if days is not None and (
-            first is None or days[0] < first or (days[0] == first and _sooner(value, best))
-        ):
-            best, first = value, days[0]
-    if best is not None:
-        return best
+    given = [v for v in events if v is not None] if isinstance(events, list) else []
+    if given:
+        read = [(v, parse_days(v)) for v in given]
+        ranges = [days for _, days in read if days is not None]
+        if len(ranges) < len(read):
+            return None
+        first = min(days[0] for days in ranges)
+        last = min(days[1] or days[0] for days in ranges)
+        if last != first:
+            return "", (first, last)
+        best: str | None = None  # (one event is a whole date on `first`: last == first)
+        for value, days in read:
+            if days == (first, None) and (best is None or _sooner(value, best)):
+                best = value
+        return (best if best is not None and len(best) > 10 else ""), (first, None)
     repeat = timing.get("repeat")
     bounds = repeat.get("boundsPeriod") if isinstance(repeat, dict) else None
     if not isinstance(bounds, dict):
         return None
     start = bounds.get("start")
-    return start if start is not None else bounds.get("end")
+    value = start if start is not None else bounds.get("end")
+    days = parse_days(value)
+    if days is None or not isinstance(value, str):
+        return None
+    return (value if len(value) > 10 else ""), days
 
 
 def _sooner(stamp: str, than: str | None) -> bool:
