@@ -234,17 +234,20 @@ def _per_day(timing: Any) -> Timed:
         rate = None, None, False, rep
         times = rep.get("timeOfDay")
         if times is not None:
-            if not isinstance(times, list) or not all(isinstance(t, str) for t in times):
+            if not isinstance(times, list) or not all(
+                isinstance(t, str) or t is None for t in times
+            ):
                 return None, None, True, rep
             if times:  # each day at each of these times (one listed twice is one)
-                rate = float(len(set(times))), None, False, rep
+                named = {t for t in times if t is not None}
+                rate = _up_to(len(named), times.count(None), rep)
     if rate[2]:
         return rate
     if when := rep.get("when"):
         rate = _at_events(when, rate)
     if rate[0] is None and (events := timing.get("event")) is not None:
         most = _most_a_day(events)  # (its dates name their days)
-        return (float(most), None, False, rep) if most else (None, None, True, rep)
+        return _up_to(*most, rep) if most else (None, None, True, rep)
     return _on_days(rep.get("dayOfWeek"), rate, span)
 
 
@@ -323,13 +326,27 @@ def _ranged(rep: dict[str, Any], freq: float, period: float, unit_days: float) -
     return low, (high if high != low else None), False, rep
 
 
-def _most_a_day(events: Any) -> int | None:
-    """The most of Timing.event's dateTimes on one day (None: not a list of dates)."""
+def _most_a_day(events: Any) -> tuple[int, int] | None:
+    """The most of Timing.event's dateTimes on one day, and how many nulls (events whose date
+    is not given: valid FHIR with an `_event` extension) may add to it (None: not a list of
+    dates and nulls)."""
     if not isinstance(events, list) or not events:
         return None
     days: dict[str, int] = {}
+    nulls = 0
     for e in events:
-        if parse_days(e) is None:
+        if e is None:
+            nulls += 1
+        elif parse_days(e) is None:
             return None
-        days[e[:10]] = days.get(e[:10], 0) + 1
-    return max(days.values())
+        else:
+            days[e[:10]] = days.get(e[:10], 0) + 1
+    return max(days.values(), default=0), nulls
+
+
+def _up_to(known: int, nulls: int, rep: dict[str, Any]) -> Timed:
+    """A count of `known` administrations a day and `nulls` whose day or time is not given
+    (a null with its `_name` extension): each of those may fall with a known one or not, so
+    from `known` (at least one) to `known` + `nulls` a day (a wrong pass is the worst)."""
+    low, high = max(known, 1), known + nulls
+    return float(low), (float(high) if high > low else None), False, rep

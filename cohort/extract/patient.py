@@ -125,7 +125,17 @@ def _ended(period: Any, as_of: date | None) -> bool:
 
 
 def _name_text(n: dict[str, Any]) -> str:
-    return n.get("text") or " ".join([*(n.get("given") or []), str(n.get("family", ""))]).strip()
+    """A HumanName's text, else its given names and family. A part that is no string is passed
+    over: a null given name with its `_given` extension (valid FHIR: the name is not known),
+    or, from a server, a part of another type."""
+    text = n.get("text")
+    if isinstance(text, str) and text:
+        return text
+    given = n.get("given")
+    parts = [given] if isinstance(given, str) else given if isinstance(given, list) else []
+    family = n.get("family")
+    parts = [p for p in (*parts, family) if isinstance(p, str) and p]
+    return " ".join(parts).strip()
 
 
 def _is_mr_text(text: Any) -> bool:

@@ -96,13 +96,13 @@ def _bounded(period: Any) -> bool:
 
 
 def _timed(timing: Any) -> bool:
-    """A Timing given with events or bounds (or given as something else than an object)."""
+    """A Timing given with events or bounds (or given as something else than an object). A
+    null event is none given (valid FHIR with its `_event` extension: the date is not known)."""
     if not isinstance(timing, dict):
         return timing is not None
-    repeat = timing.get("repeat")
-    return bool(timing.get("event")) or (
-        isinstance(repeat, dict) and _bounded(repeat.get("boundsPeriod"))
-    )
+    repeat, events = timing.get("repeat"), timing.get("event")
+    given = any(e is not None for e in events) if isinstance(events, list) else bool(events)
+    return given or (isinstance(repeat, dict) and _bounded(repeat.get("boundsPeriod")))
 
 
 def undated_result(ref: str, res: dict[str, Any]) -> UnreadableFact:

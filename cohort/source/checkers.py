@@ -23,6 +23,7 @@ __all__ = [
     "obj",
     "one_or_array",
     "present",
+    "primitives",
     "string",
 ]
 
@@ -137,6 +138,8 @@ def present(v: dict[str, Any], name: str) -> bool:
 def obj(fields: dict[str, Checker], required: tuple[str, ...] = ()) -> Checker:
     """A checker for a JSON object whose listed elements have the given checkers."""
     get = fields.get
+    # arrays of primitives: checked with their `_name` companion array (`primitives`)
+    paired = {name: PAIRED[c] for name, c in fields.items() if c in PAIRED}
 
     def run(v: Any) -> None:
         if not isinstance(v, dict):
@@ -150,7 +153,11 @@ def obj(fields: dict[str, Checker], required: tuple[str, ...] = ()) -> Checker:
         try:
             for name, value in v.items():
                 checker = get(name)
-                if checker is not None:
+                if checker is None:
+                    continue
+                if paired and name in paired:
+                    paired[name](value, v.get("_" + name))
+                else:
                     checker(value)
         except Invalid as e:
             e.path = f".{name}{e.path}"
@@ -160,7 +167,16 @@ def obj(fields: dict[str, Checker], required: tuple[str, ...] = ()) -> Checker:
     return run
 
 
+# an array-of-primitives checker -> the same check given the element's `_name` companion
+PAIRED: dict[Checker, Callable[[Any, Any], None]] = {}
+
+
 def array(item: Checker) -> Checker:
+    """A checker for a JSON array of items that `item` accepts (`primitives` for a primitive
+    `item`: a leaf of LEAVES)."""
+    if item in LEAVES:
+        return primitives(item)
+
     def run(v: Any) -> None:
         if not isinstance(v, list):
             raise Invalid("not an array")
@@ -175,6 +191,43 @@ def array(item: Checker) -> Checker:
 
     SHAPES[run] = ("list", item)
     return run
+
+
+def primitives(item: Checker) -> Checker:
+    """A checker for an array of primitives: each value one that `item` accepts, or null where
+    the element's `_name` companion array has an object (its id or extensions) at the same
+    position (FHIR R4 json.html, "Primitive Types": a repeating primitive with no value but an
+    extension, e.g. a given name whose data-absent-reason is `unknown`). A null without one is
+    refused as before, for the value `item` refuses. Called from `obj` with the companion;
+    alone (no companion known) every null is refused."""
+
+    def paired(v: Any, companion: Any) -> None:
+        if not isinstance(v, list):
+            raise Invalid("not an array")
+        i = 0
+        try:
+            for i, x in enumerate(v):
+                # (a null is rare: the companion is looked at only for one)
+                if x is None and _has_object(companion, i):
+                    continue
+                item(x)
+        except Invalid as e:
+            e.path = f"[{i}]{e.path}"
+            raise
+
+    def run(v: Any) -> None:
+        paired(v, None)
+
+    # the compiled precheck writes it as any list: a null fails its item test, and the walk
+    # (which reads the companion) decides
+    SHAPES[run] = ("list", item)
+    PAIRED[run] = paired
+    return run
+
+
+def _has_object(companion: Any, i: int) -> bool:
+    """Whether a `_name` companion array holds a JSON object at position `i`."""
+    return isinstance(companion, list) and i < len(companion) and isinstance(companion[i], dict)
 
 
 def one_or_array(item: Checker) -> Checker:

@@ -4,9 +4,10 @@
 # builds located reasons; on valid data (nearly all of it) that walk cost ~5.8 us of the ~17 us
 # a kept Observation line costs to read (bench/RESULTS.md). A generated function per resource
 # type answers "valid?" with inline type tests and field lookups (~2 us). It must never accept
-# what the interpreter rejects: where unsure (contained resources) it says no, and `check` then
-# asks the interpreter, which also names the problem; a checker it cannot write inline is an
-# error at import.
+# what the interpreter rejects: where unsure (contained resources; a null in an array of
+# primitives, valid only beside its `_name` companion, which it does not read) it says no, and
+# `check` then asks the interpreter, which also names the problem; a checker it cannot write
+# inline is an error at import.
 
 from __future__ import annotations
 
