@@ -12,6 +12,7 @@ from cohort.extract.entries import amount, forms_of, needed
 from cohort.extract.limits import as_needed, caps_of
 from cohort.extract.steps import after, step_starts
 from cohort.model import Bounds, Dose
+from cohort.source.checkers import present
 
 __all__ = ["doses_of", "widest"]
 
@@ -192,7 +193,8 @@ def _per_day(timing: Any) -> Timed:
     may be there). Only a Dosage without a timing, or whose timing has no element that says
     how often (only bounds, a count), gives no rate: a timing that says how
     often in a way not read (a code of text only or not in the list, a frequency without a
-    period in days, weeks ..., a timing that is no object) is no usable dose, never once a day
+    period in days, weeks ..., a timing that is no object, a `frequency`, `frequencyMax` or
+    `periodMax` sent as its `_name` extension alone) is no usable dose, never once a day
     (docs/rules.md). `frequencyMax` and `periodMax` make a range, as `when` may; days of the
     week give the count on those days only (_on_days)."""
     if timing is None:
@@ -205,6 +207,9 @@ def _per_day(timing: Any) -> Timed:
     elif not isinstance(rep, dict):
         return _UNREAD
     freq: Any = rep.get("frequency")
+    if freq is None and rep and present(rep, "frequency"):
+        # a frequency sent as its `_frequency` extension alone: how often is not known
+        return None, None, True, rep
     period, unit = rep.get("period"), rep.get("periodUnit")
     rate: Timed
     span = (1.0, 1.0)  # the days the count is of, the fewest and the most (for dayOfWeek)
@@ -315,6 +320,10 @@ def _events(when: Any) -> int | None:
 def _ranged(rep: dict[str, Any], freq: float, period: float, unit_days: float) -> Timed:
     """`freq` times a `period` (> 0) of `unit_days` days, or a range: up to `frequencyMax`
     times, every `period` to `periodMax` periods."""
+    if ("_frequencyMax" in rep or "_periodMax" in rep) and any(
+        k not in rep and present(rep, k) for k in ("frequencyMax", "periodMax")
+    ):
+        return None, None, True, rep  # an end of the range sent as its extension alone
     most: Any = rep.get("frequencyMax", freq)
     longest: Any = rep.get("periodMax", period)
     if most.__class__ not in _NUMBERS or longest.__class__ not in _NUMBERS:

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from cohort.extract.elements import DayRange, parse_days, quantity_of
+from cohort.source.checkers import present
 
 __all__ = [
     "TIME_UNITS",
@@ -37,8 +38,9 @@ _OPEN_END = date.max  # "on or after" (an age ">", a Range with only a low)
 
 def onset_days(res: dict[str, Any]) -> DayRange | None:
     """Condition.onset[x] read without the birth date: its days (first, last or None when a full
-    date); `UNDATED` when given but not datable, or an Age or Range (then `onset_by_age`); None
-    when there is no onset. AttributeError if onsetPeriod is no object."""
+    date); `UNDATED` when given but not datable (also a primitive onset with an extension and
+    no value), or an Age or Range (then `onset_by_age`); None when there is no onset.
+    AttributeError if onsetPeriod is no object."""
     if "onsetDateTime" in res:
         return parse_days(res["onsetDateTime"]) or UNDATED
     if "onsetPeriod" in res:
@@ -49,6 +51,10 @@ def onset_days(res: dict[str, Any]) -> DayRange | None:
         end = parse_days(period.get("end"))
         return (_OPEN_START, end[1] or end[0]) if end is not None else UNDATED
     if any(k in res for k in (*_AGES, "onsetString")):
+        return UNDATED
+    # an onset sent as its `_onsetDateTime` / `_onsetString` extension alone (a
+    # data-absent-reason: FHIR R4 json.html) is given, with no value: undated, not none
+    if present(res, "onsetDateTime") or present(res, "onsetString"):
         return UNDATED
     return None
 

@@ -1,0 +1,74 @@
+"""A primitive sent only as its `_element` companion (FHIR R4 JSON, "Primitive Types": an
+element with no value but an id or extensions, e.g. a data-absent-reason) is present, without a
+value: read as the same element with a value that cannot be read, never as one left out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from criteria_helpers import ago, condition, facts, medication, mg, patient, run, status
+
+from cohort.source.validate import check
+
+ABSENT = {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+                         "valueCode": "unknown"}]}  # fmt: skip
+BORN = "1990-01-01"
+RECENT_RECORD = "2026-10-26"  # a month before the helpers' as-of, 2026-11-25
+
+
+def sle_recorded_last_month(**onset: Any) -> dict[str, Any]:
+    return {**condition("M32.9", recorded=RECENT_RECORD), **onset}
+
+
+# --- Condition.onset[x]: an onset given, not known ------------------------------------------------
+@pytest.mark.parametrize("name", ["_onsetDateTime", "_onsetString"])
+def test_an_onset_sent_as_its_extension_alone_is_an_undated_onset(name: str) -> None:
+    c = sle_recorded_last_month(**{name: ABSENT})
+    assert check(c, "fast") is None
+    [f] = facts(patient(BORN), c).conditions
+    # as onsetString "unknown": an onset the record gives that cannot be dated, so the
+    # recordedDate (last month) does not stand for it
+    assert (f.onset, f.onset_last, f.onset_undated) == (None, None, True)
+    r = run("sle_diagnosis", patient(BORN), c)
+    assert r.status == "unknown", r.reason  # was fail: "SLE only newer" on its recordedDate
+    assert r.reason == "SLE onset recorded without a date this can read"
+
+
+def test_an_onset_companion_with_only_an_id_is_no_onset() -> None:
+    # an `_element` with no extension is no element (ele-1): the recordedDate dates it
+    c = sle_recorded_last_month(_onsetDateTime={"id": "o1"})
+    [f] = facts(patient(BORN), c).conditions
+    assert (f.onset, f.onset_undated) == (None, False)
+    assert run("sle_diagnosis", patient(BORN), c).status == "fail"
+
+
+# --- Timing.repeat: how often, given without a value ---------------------------------------------
+def prednisone_line(dose_mg: float, **repeat: Any) -> dict[str, Any]:
+    """An active prednisone order authored 10 days ago: one line of `dose_mg` with this repeat."""
+    line = {"doseAndRate": [{"doseQuantity": mg(dose_mg)}], "timing": {"repeat": repeat}}
+    return medication("MedicationRequest", "8640", authored=ago(10), dosages=[line])
+
+
+@pytest.mark.parametrize(
+    ("dose_mg", "repeat", "expected"),
+    [
+        # a frequency not known, each day: 30 mg once, or more often (was once a day, pass)
+        (30, {"_frequency": ABSENT, "period": 1, "periodUnit": "d"}, "unknown"),
+        # once to an unknown most a day: 30 mg or more (was once a day, pass)
+        (30, {"frequency": 1, "_frequencyMax": ABSENT, "period": 1, "periodUnit": "d"}, "unknown"),
+        # once every 1 to an unknown number of days: 50 mg/day or less (was 50 mg/day, fail)
+        (50, {"frequency": 1, "period": 1, "_periodMax": ABSENT, "periodUnit": "d"}, "unknown"),
+        # with their values, as before
+        (30, {"frequency": 1, "period": 1, "periodUnit": "d"}, "pass"),
+        (30, {"frequency": 2, "period": 1, "periodUnit": "d"}, "fail"),
+        # an `_element` with only an id is no element: once a day
+        (30, {"_frequency": {"id": "f"}, "period": 1, "periodUnit": "d"}, "pass"),
+    ],
+)
+def test_a_timing_count_sent_as_its_extension_alone_is_not_read(
+    dose_mg: float, repeat: dict[str, Any], expected: str
+) -> None:
+    order = {**prednisone_line(dose_mg, **repeat), "intent": "order"}
+    assert check(order, "fast") is None
+    assert status("washout_high_dose_cs", order) == expected
