@@ -69,6 +69,8 @@ class Patient:
     sex: str = ""
     deceased: bool = False
     deceased_on: str = ""  # deceasedDateTime as recorded ("" for deceasedBoolean or none)
+    # deceased[x] given with no value (its `_name` extension alone): whether or when not known
+    deceased_unknown: bool = False
     active: bool = True  # Patient.active (absent: true, no statement that it is not in use)
     replaced_by: str = ""  # the id its first Patient.link of type replaced-by names, if any
     replaced_loop: bool = False  # those links lead back to it (a merge loop: cohort/merged.py)

@@ -72,3 +72,23 @@ def test_a_timing_count_sent_as_its_extension_alone_is_not_read(
     order = {**prednisone_line(dose_mg, **repeat), "intent": "order"}
     assert check(order, "fast") is None
     assert status("washout_high_dose_cs", order) == expected
+
+
+# --- Patient.deceased[x]: given, with no value ---------------------------------------------------
+@pytest.mark.parametrize("name", ["_deceasedDateTime", "_deceasedBoolean"])
+def test_a_death_sent_as_its_extension_alone_is_not_known(name: str) -> None:
+    """deceased[x] given with no value (a data-absent-reason): whether or when the patient died
+    is not known. It read as no death recorded (`deceased` passed); now unknown, as a death
+    recorded only as `2026` is when as_of falls in it."""
+    p = patient(BORN, **{name: ABSENT})
+    assert check(p, "fast") is None
+    r = run("deceased", p)
+    assert r.status == "unknown"
+    assert r.reason == "death recorded without a value (Patient.deceased[x])"
+    # the other Patient criteria read as before
+    assert status("age", p) == "pass"
+    assert status("active_record", p) == "pass"
+
+
+def test_a_death_companion_with_only_an_id_is_no_death() -> None:
+    assert status("deceased", patient(BORN, _deceasedDateTime={"id": "d"})) == "pass"

@@ -69,9 +69,14 @@ def age(crit: Criterion, ctx: Context) -> Result:
 
 def deceased(crit: Criterion, ctx: Context) -> Result:
     """Patient.deceased[x]: a patient who died on or before as_of fails (no end: not a washout);
-    none recorded, or a death dated after as_of (the data as known on as_of), passes."""
+    none recorded, or a death dated after as_of (the data as known on as_of), passes; a
+    deceased[x] given with no value (a data-absent-reason) is unknown."""
     pt = ctx.facts.patient
     if not pt.deceased:
+        if pt.deceased_unknown:  # deceased[x] given with no value: not known
+            ev = [Evidence(ref=f"Patient/{pt.id}", value="not known", note="Patient.deceased[x]")]
+            why = "death recorded without a value (Patient.deceased[x])"
+            return result(crit, Status.UNKNOWN, why, ev)
         return result(crit, Status.PASS, "no death recorded")
     days = parse_days(pt.deceased_on)
     ref = f"Patient/{pt.id}"

@@ -11,6 +11,7 @@ from typing import Any
 from cohort.extract.elements import first_code, parse_days
 from cohort.merged import linked
 from cohort.model import Patient
+from cohort.source.checkers import present
 
 __all__ = ["mrn_of", "patient_of"]
 
@@ -29,7 +30,8 @@ def patient_of(
     `validate = "full"`, which take "false" for false; read as given they said in use, alive.
     `mrn_systems`: the site's `mrn_system` setting (`mrn_of`). Name, phone and postal code
     are the patient's current ones (`_current`) as of `as_of` (the run's day; None: any
-    period with an end has ended)."""
+    period with an end has ended). A deceased[x] given with no value (its `_name` extension
+    alone) is `deceased_unknown`: whether or when the patient died is not known."""
     for flag in ("active", "deceasedBoolean"):
         if flag in res and not isinstance(res[flag], bool):
             raise TypeError(f"Patient.{flag}: not a boolean")
@@ -39,12 +41,17 @@ def patient_of(
     telecom = res.get("telecom")
     telecom = telecom if isinstance(telecom, list) else []
     phones = [t for t in telecom if isinstance(t, dict) and t.get("system") == "phone"]
+    deceased = res.get("deceasedBoolean") is True or "deceasedDateTime" in res
     return Patient(
         id=str(res.get("id", "")),
         birth_date=str(res.get("birthDate", "")),
         sex=str(res.get("gender", "")),
-        deceased=res.get("deceasedBoolean") is True or "deceasedDateTime" in res,
+        deceased=deceased,
         deceased_on=died if isinstance(died, str) else "",
+        # deceased[x] sent as its `_name` extension alone (e.g. a data-absent-reason)
+        deceased_unknown=not deceased
+        and "deceasedBoolean" not in res
+        and (present(res, "deceasedBoolean") or present(res, "deceasedDateTime")),
         active=res.get("active") is not False,
         replaced_by=_replaced_by(res),
         name=_current(res.get("name"), _NAME_USE, as_of, _name_text),
