@@ -10,6 +10,8 @@ from typing import Any
 import msgspec
 import orjson
 
+from cohort.source.checkers import ID_RE
+
 __all__ = [
     "LEADING_TYPE",
     "MAX_DEPTH",
@@ -134,7 +136,9 @@ def impossible_date(res: dict[str, Any]) -> str | None:
 
 
 def id_from_entry(rtype: str, full_url: Any, request: Any) -> str | None:
-    """The id of an id-less entry: request.url "Type/id", a urn:uuid fullUrl, or ".../Type/id"."""
+    """The id of an id-less entry: request.url "Type/id", a urn:uuid fullUrl, a urn:oid one
+    whose OID is a FHIR id (R4 references.html: Bundle resources "identified with urn:uuid: or
+    urn:oid: fullUrls"), or ".../Type/id"."""
     if isinstance(request, dict):
         url = request.get("url")
         if isinstance(url, str):
@@ -144,6 +148,9 @@ def id_from_entry(rtype: str, full_url: Any, request: Any) -> str | None:
     if isinstance(full_url, str):
         if full_url.startswith("urn:uuid:"):
             return full_url[len("urn:uuid:") :]
+        if full_url.startswith("urn:oid:"):
+            oid = full_url[len("urn:oid:") :]
+            return oid if ID_RE.fullmatch(oid) else None
         parts = full_url.rstrip("/").split("/")
         if "_history" in parts:
             parts = parts[: parts.index("_history")]
