@@ -7,7 +7,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from criteria_helpers import ago, condition, facts, medication, mg, patient, run, status
+from criteria_helpers import (
+    UCUM,
+    ago,
+    condition,
+    facts,
+    medication,
+    mg,
+    observation,
+    patient,
+    qty,
+    run,
+    status,
+)
 
 from cohort.source.validate import check
 
@@ -92,3 +104,36 @@ def test_a_death_sent_as_its_extension_alone_is_not_known(name: str) -> None:
 
 def test_a_death_companion_with_only_an_id_is_no_death() -> None:
     assert status("deceased", patient(BORN, _deceasedDateTime={"id": "d"})) == "pass"
+
+
+# --- Observation.value[x]: a value given, not known -----------------------------------------------
+K_UL = "10*3/uL"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"valueQuantity": {"_value": ABSENT, "unit": K_UL, "system": UCUM, "code": K_UL}},
+        {"valueQuantity": {"_value": ABSENT}},
+        {"_valueString": ABSENT},
+        {"_valueInteger": ABSENT},
+    ],
+)
+def test_a_value_sent_as_its_extension_alone_is_no_count(value: dict[str, Any]) -> None:
+    """A result whose value[x] is given with no value (obs-6 leaves dataAbsentReason out beside
+    a value[x]; the value's own data-absent-reason says it) is no count, as one with only a
+    dataAbsentReason: the older platelet count in the window is the most recent. It was read as
+    a value that does not convert ("value '' (no unit) not convertible"), unknown."""
+    newer = observation("777-3", ago(5), **value)
+    count = observation("777-3", ago(20), valueQuantity=qty(20, K_UL, K_UL))
+    assert check(newer, "fast") is None
+    r = run("platelets", newer, count)
+    assert r.status == "fail", r.reason
+    assert r.evidence[0].ref == f"Observation/{count['id']}"
+    assert status("platelets", newer) == "unknown"  # no count at all
+
+
+def test_a_value_with_a_value_and_an_extension_is_read() -> None:
+    newer = observation("777-3", ago(5), valueQuantity={**qty(150, K_UL, K_UL), "_value": ABSENT})
+    count = observation("777-3", ago(20), valueQuantity=qty(20, K_UL, K_UL))
+    assert status("platelets", newer, count) == "pass"

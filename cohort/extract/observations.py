@@ -15,8 +15,21 @@ from cohort.extract.elements import (
 )
 from cohort.extract.obs_dates import obs_when
 from cohort.model import Code, ObservationFact, ObsValue
+from cohort.source.checkers import present
 
 _NO_VALUE = ObsValue()  # a result without a value (built once: compared for every result)
+# the primitive value[x] an Observation (or a component) may send as its `_name` alone
+_PRIMITIVE_VALUES = ("valueString", "valueBoolean", "valueInteger", "valueDateTime", "valueTime")
+
+
+def _value_not_known(res: dict[str, Any]) -> bool:
+    """Whether a result's value[x] is given with no value but an extension (a data-absent-
+    reason; obs-6 leaves dataAbsentReason out beside a value[x]): a primitive sent as its
+    `_valueString` ... alone, or a valueQuantity whose `value` is sent as `_value` alone."""
+    vq = res.get("valueQuantity")
+    if isinstance(vq, dict):
+        return "value" not in vq and present(vq, "value")
+    return any(k not in res and present(res, k) for k in _PRIMITIVE_VALUES)
 
 
 def components_of(
@@ -76,7 +89,8 @@ def observation_of(
     stamp, days = when
     value = obs_value(res)
     bare = not interp and value == _NO_VALUE  # no value of its own
-    reason = bool(res.get("dataAbsentReason"))
+    # why there is none: a dataAbsentReason, or the value's own extension (read only then)
+    reason = bool(res.get("dataAbsentReason")) or (bare and _value_not_known(res))
     # (positional, in the field order, each named: keywords cost ~2x for ~230k results a
     # 10k dense population)
     return ObservationFact(
@@ -91,7 +105,8 @@ def observation_of(
         components,
         days[1] if days else None,  # when_last
         stamp,
-        # absent: no value, interpretation or component, only a dataAbsentReason
+        # absent: no value, interpretation or component, only a dataAbsentReason (or the
+        # value[x]'s own extension)
         reason and bare and not components,
         # panel: no value, interpretation or dataAbsentReason: a header of members or
         # components
