@@ -226,6 +226,30 @@ def test_each_time_of_day_counts_once(times: list[Any], expected: str) -> None:
     assert high_dose(dosage(mg(30), timeOfDay=times)) == expected
 
 
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        # a period alone is once each period, but two times of day beside it may mean one at
+        # each (an EHR's "daily at 08:00 and 20:00"): 30 to 60 mg/day, not 30 (a wrong pass)
+        (dosage(mg(30), period=1, timeOfDay=["08:00:00", "20:00:00"]), "unknown"),
+        (dosage(mg(30), frequency=1, timeOfDay=["08:00:00", "20:00:00"]), "unknown"),
+        (dosage(mg(15), period=1, timeOfDay=["08:00:00", "20:00:00"]), "pass"),  # 15 to 30
+        (dosage(mg(25), frequency=2, timeOfDay=["08:00:00", "20:00:00"]), "fail"),  # 50: agree
+        (dosage(mg(30), period=1, timeOfDay=["08:00:00"]), "pass"),  # one time, once a day
+        # a weekly dose at two times: at most twice on its day (60 mg a week: under the limit)
+        (dosage(mg(30), period=1, period_unit="wk", timeOfDay=["08:00:00", "20:00:00"]),
+         "pass"),
+        (dosage(mg(30), period=1, timeOfDay=["08:00:00", 8]), "unknown"),  # no time: unread
+        (dosage(mg(30), timing_code="QD", timeOfDay=["08:00:00", "20:00:00"]), "unknown"),
+    ],
+)  # fmt: skip
+def test_times_of_day_beside_a_count_may_each_be_one(line: dict[str, Any], expected: str) -> None:
+    """timing.repeat.timeOfDay beside a frequency, period or code: the count stands (FHIR),
+    but each time may be an administration of its own (as `when`'s events beside a count):
+    the most a day is then the number of times, where that is more."""
+    assert high_dose(line) == expected
+
+
 # --- 6. as needed (PRN) and a most per period -----------------------------------------------------
 def prn(line: dict[str, Any], **as_needed: Any) -> dict[str, Any]:
     """`line` taken as needed (asNeededBoolean true unless another asNeeded[x] is given)."""

@@ -213,6 +213,7 @@ def _per_day(timing: Any) -> Timed:
     period, unit = rep.get("period"), rep.get("periodUnit")
     rate: Timed
     span = (1.0, 1.0)  # the days the count is of, the fewest and the most (for dayOfWeek)
+    counted = False  # whether timeOfDay gave the count (else it may stand beside one)
     if freq is not None or (period is not None and timing.get("code") is None):
         # a period alone is once each period ("every 8 hours")
         given = freq is not None
@@ -238,6 +239,7 @@ def _per_day(timing: Any) -> Timed:
     else:
         rate = None, None, False, rep
         times = rep.get("timeOfDay")
+        counted = True  # (the times are the count itself here, not beside one)
         if times is not None:
             if not isinstance(times, list) or not all(
                 isinstance(t, str) or t is None for t in times
@@ -248,6 +250,10 @@ def _per_day(timing: Any) -> Timed:
                 rate = _up_to(len(named), times.count(None), rep)
     if rate[2]:
         return rate
+    if not counted and (times := rep.get("timeOfDay")) is not None:
+        rate = _at_times(times, rate)
+        if rate[2]:
+            return rate
     if when := rep.get("when"):
         rate = _at_events(when, rate)
     if rate[0] is None and (events := timing.get("event")) is not None:
@@ -281,6 +287,23 @@ def _on_days(days: Any, rate: Timed, span: tuple[float, float]) -> Timed:
     else:
         low, high = low * share, max(high, share)
     return low, (high if high != low else None), False, rep
+
+
+def _at_times(times: Any, rate: Timed) -> Timed:
+    """`rate` (a frequency, a period or a timing code) with `timing.repeat.timeOfDay` beside
+    it: that count stands (FHIR), but an EHR may mean one administration at each time on each
+    day it is given ("daily" at 08:00 and 20:00: a period alone reads once a day): that is its
+    most, if more, as `when`'s events beside a count (`_at_events`; a null time may be one more,
+    `_up_to`). Times that are not a list of times say how often in a way not read."""
+    low, high, _, rep = rate
+    if not isinstance(times, list) or not all(isinstance(t, str) or t is None for t in times):
+        return None, None, True, rep
+    if low is None or not times:
+        return rate
+    n = len({t for t in times if t is not None}) + times.count(None)
+    most = high if high is not None else low
+    each = n * min(most, 1.0)
+    return (low, each, False, rep) if each > most else rate
 
 
 def _at_events(when: Any, rate: Timed) -> Timed:
