@@ -76,6 +76,9 @@ def prednisone_line(dose_mg: float, **repeat: Any) -> dict[str, Any]:
         (30, {"frequency": 2, "period": 1, "periodUnit": "d"}, "fail"),
         # an `_element` with only an id is no element: once a day
         (30, {"_frequency": {"id": "f"}, "period": 1, "periodUnit": "d"}, "pass"),
+        # every ? hours: as often as every hour (10 mg: was once a day, pass)
+        (10, {"_period": ABSENT, "periodUnit": "h"}, "unknown"),
+        (30, {"_period": ABSENT, "periodUnit": "h", "timeOfDay": ["08:00:00"]}, "unknown"),
     ],
 )
 def test_a_timing_count_sent_as_its_extension_alone_is_not_read(
@@ -96,7 +99,7 @@ def test_a_death_sent_as_its_extension_alone_is_not_known(name: str) -> None:
     assert check(p, "fast") is None
     r = run("deceased", p)
     assert r.status == "unknown"
-    assert r.reason == "death recorded without a value (Patient.deceased[x])"
+    assert r.reason == "whether the patient died is not known (Patient.deceased[x] without a value)"
     # the other Patient criteria read as before
     assert status("age", p) == "pass"
     assert status("active_record", p) == "pass"
@@ -131,6 +134,17 @@ def test_a_value_sent_as_its_extension_alone_is_no_count(value: dict[str, Any]) 
     assert r.status == "fail", r.reason
     assert r.evidence[0].ref == f"Observation/{count['id']}"
     assert status("platelets", newer) == "unknown"  # no count at all
+
+
+def test_a_value_sent_as_another_extension_alone_is_not_read_as_no_count() -> None:
+    """Only a data-absent-reason says there is no value: a value sent as another extension
+    alone (a vendor's, originalText) is a value not read, unknown, as before: not a result
+    that is skipped for the older count."""
+    other = {"extension": [{"url": "http://example.org/fhir/lab-value", "valueString": "150"}]}
+    for value in ({"_valueString": other}, {"valueQuantity": {"_value": other}}):
+        newer = observation("777-3", ago(5), **value)
+        count = observation("777-3", ago(20), valueQuantity=qty(20, K_UL, K_UL))
+        assert status("platelets", newer, count) == "unknown", value
 
 
 def test_a_value_with_a_value_and_an_extension_is_read() -> None:

@@ -241,6 +241,10 @@ def test_each_time_of_day_counts_once(times: list[Any], expected: str) -> None:
          "pass"),
         (dosage(mg(30), period=1, timeOfDay=["08:00:00", 8]), "unknown"),  # no time: unread
         (dosage(mg(30), timing_code="QD", timeOfDay=["08:00:00", "20:00:00"]), "unknown"),
+        # times and `when` events beside a weekly count: the most is the more of the two, not
+        # their product (80 mg a week at 2 times or 2 events: up to 160 mg/week, 22.9 mg/day)
+        (dosage(mg(80), frequency=1, period_unit="wk", timeOfDay=["08:00:00", "20:00:00"],
+                when=["MORN", "EVE"]), "pass"),
     ],
 )  # fmt: skip
 def test_times_of_day_beside_a_count_may_each_be_one(line: dict[str, Any], expected: str) -> None:

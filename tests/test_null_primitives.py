@@ -58,8 +58,6 @@ def dose_order(event: list[Any], companion: Any) -> dict[str, Any]:
         jim(),
         timed_result([None, "2026-11-20"], [ABSENT, None]),
         dose_order([None, "2026-11-20"], [ABSENT, None]),
-        # an `id` alone in the companion is one too (FHIR: an id or extensions)
-        jim(given=[None, "Jim"], _given=[{"id": "g0"}]),
         # every value null, each with its companion
         jim(given=[None, None], _given=[ABSENT, ABSENT]),
     ],
@@ -87,6 +85,9 @@ def test_a_null_with_its_companion_is_valid(res: dict[str, Any]) -> None:
         (jim(given=[None, None, 5], _given=[ABSENT, None]),
          "Patient.name[0].given[1]: not a string"),
         (jim(given=[None, 5], _given=[ABSENT, None]), "Patient.name[0].given[1]: not a string"),
+        # a companion with only an id is no element (ele-1: a value or children), as present()
+        (jim(given=[None, "Jim"], _given=[{"id": "g0"}]), "Patient.name[0].given[0]: not a string"),
+        (jim(given=[None, "Jim"], _given=[{}]), "Patient.name[0].given[0]: not a string"),
         # a companion of another element does not stand for `given`
         (jim(_given=..., _family=[None, ABSENT]), "Patient.name[0].given[1]: not a string"),
         (timed_result([None, "2026-11-20"]),
@@ -143,11 +144,17 @@ def test_the_name_reads_without_the_nulls(name: dict[str, Any], text: str) -> No
     assert not pf.unreadable and not pf.dropped
 
 
-def test_a_result_is_dated_by_its_events_that_are_given() -> None:
+def test_a_result_with_an_event_not_known_has_no_earliest() -> None:
+    """An event whose date is not known (null beside its `_event`) may be the earliest: the
+    result is not dated by the others (a newer Hb dated so was taken as the most recent), as an
+    event that does not read; undated, listed as a date that does not read."""
     pf = facts(timed_result([None, "2026-11-20"], [ABSENT, None]))
     [obs] = pf.observations
-    assert obs.when == date(2026, 11, 20) and obs.when_last is None
-    assert not pf.unreadable
+    assert obs.when is None
+    assert [u.ref for u in pf.unreadable] == [f"Observation/{obs.ref.split('/')[-1]}"]
+    # every event not known: no date given at all (as `_effectiveDateTime` alone)
+    pf = facts(timed_result([None], [ABSENT]))
+    assert pf.observations[0].when is None and not pf.unreadable
 
 
 @pytest.mark.parametrize(

@@ -75,7 +75,7 @@ def deceased(crit: Criterion, ctx: Context) -> Result:
     if not pt.deceased:
         if pt.deceased_unknown:  # deceased[x] given with no value: not known
             ev = [Evidence(ref=f"Patient/{pt.id}", value="not known", note="Patient.deceased[x]")]
-            why = "death recorded without a value (Patient.deceased[x])"
+            why = "whether the patient died is not known (Patient.deceased[x] without a value)"
             return result(crit, Status.UNKNOWN, why, ev)
         return result(crit, Status.PASS, "no death recorded")
     days = parse_days(pt.deceased_on)

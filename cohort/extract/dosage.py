@@ -207,10 +207,12 @@ def _per_day(timing: Any) -> Timed:
     elif not isinstance(rep, dict):
         return _UNREAD
     freq: Any = rep.get("frequency")
-    if freq is None and rep and present(rep, "frequency"):
-        # a frequency sent as its `_frequency` extension alone: how often is not known
-        return None, None, True, rep
     period, unit = rep.get("period"), rep.get("periodUnit")
+    if rep and (
+        (freq is None and present(rep, "frequency")) or (period is None and present(rep, "period"))
+    ):
+        # a frequency or period sent as its `_name` extension alone: how often is not known
+        return None, None, True, rep
     rate: Timed
     span = (1.0, 1.0)  # the days the count is of, the fewest and the most (for dayOfWeek)
     counted = False  # whether timeOfDay gave the count (else it may stand beside one)
@@ -250,11 +252,15 @@ def _per_day(timing: Any) -> Timed:
                 rate = _up_to(len(named), times.count(None), rep)
     if rate[2]:
         return rate
+    when = rep.get("when")
     if not counted and (times := rep.get("timeOfDay")) is not None:
-        rate = _at_times(times, rate)
-        if rate[2]:
-            return rate
-    if when := rep.get("when"):
+        beside = _at_times(times, rate)
+        if beside[2]:
+            return beside
+        # with `when` events too: the more of the two most, not their product
+        rate = _wider(beside, _at_events(when, rate)) if when else beside
+        when = None
+    if when:
         rate = _at_events(when, rate)
     if rate[0] is None and (events := timing.get("event")) is not None:
         most = _most_a_day(events)  # (its dates name their days)
@@ -304,6 +310,13 @@ def _at_times(times: Any, rate: Timed) -> Timed:
     most = high if high is not None else low
     each = n * min(most, 1.0)
     return (low, each, False, rep) if each > most else rate
+
+
+def _wider(a: Timed, b: Timed) -> Timed:
+    """Two readings of one count's most a day (times of day, events): the larger most."""
+    low = a[0] if a[0] is not None else 0.0
+    most = max(x[1] if x[1] is not None else (x[0] or 0.0) for x in (a, b))
+    return a[0], (most if most > low else None), False, a[3]
 
 
 def _at_events(when: Any, rate: Timed) -> Timed:

@@ -62,15 +62,18 @@ def timing_when(timing: Any) -> tuple[str, DayRange] | None:
     to the earliest last day (["2026", "2026-01-10"]: 2026-01-01 to 2026-01-10), and, on one
     day, the event whose time is soonest (the first listed without one) for ordering the day.
     R4 gives the events no order: the result was observed at the first of them, as a Period's
-    start dates it. An event that does not read leaves the earliest unknown: nothing, as a
-    Period whose start does not read. Else its `repeat.boundsPeriod`, read as effectivePeriod
+    start dates it. An event that does not read, or a null one (its date not known, beside its
+    `_event` extension), leaves the earliest unknown: nothing, as a Period whose start does not
+    read. Else its `repeat.boundsPeriod`, read as effectivePeriod
     is (its start; its end when it has no start). `lines._Timing.date` reads the same first
     day from a line's bytes."""
     if not isinstance(timing, dict):
         return None
     events = timing.get("event")
-    given = [v for v in events if v is not None] if isinstance(events, list) else []
+    given = events if isinstance(events, list) and events else []
     if given:
+        # an event that does not read, or whose date is not known (a null beside its `_event`
+        # extension), may be the earliest: no date
         read = [(v, parse_days(v)) for v in given]
         ranges = [days for _, days in read if days is not None]
         if len(ranges) < len(read):

@@ -15,21 +15,30 @@ from cohort.extract.elements import (
 )
 from cohort.extract.obs_dates import obs_when
 from cohort.model import Code, ObservationFact, ObsValue
-from cohort.source.checkers import present
 
 _NO_VALUE = ObsValue()  # a result without a value (built once: compared for every result)
 # the primitive value[x] an Observation (or a component) may send as its `_name` alone
+_ABSENT_URL = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 _PRIMITIVE_VALUES = ("valueString", "valueBoolean", "valueInteger", "valueDateTime", "valueTime")
 
 
 def _value_not_known(res: dict[str, Any]) -> bool:
-    """Whether a result's value[x] is given with no value but an extension (a data-absent-
-    reason; obs-6 leaves dataAbsentReason out beside a value[x]): a primitive sent as its
-    `_valueString` ... alone, or a valueQuantity whose `value` is sent as `_value` alone."""
+    """Whether a result's value[x] is given with no value but a data-absent-reason extension
+    (obs-6 leaves dataAbsentReason out beside a value[x]): a primitive sent as its
+    `_valueString` ... alone, or a valueQuantity whose `value` is sent as `_value` alone. Any
+    other extension (a vendor's, one carrying the value) is a value not read, not none."""
     vq = res.get("valueQuantity")
     if isinstance(vq, dict):
-        return "value" not in vq and present(vq, "value")
-    return any(k not in res and present(res, k) for k in _PRIMITIVE_VALUES)
+        return "value" not in vq and _absent_reason(vq.get("_value"))
+    return any(k not in res and _absent_reason(res.get("_" + k)) for k in _PRIMITIVE_VALUES)
+
+
+def _absent_reason(companion: Any) -> bool:
+    """Whether an `_name` companion carries the data-absent-reason extension."""
+    exts = companion.get("extension") if isinstance(companion, dict) else None
+    return isinstance(exts, list) and any(
+        isinstance(e, dict) and e.get("url") == _ABSENT_URL for e in exts
+    )
 
 
 def components_of(

@@ -226,8 +226,12 @@ def primitives(item: Checker) -> Checker:
 
 
 def _has_object(companion: Any, i: int) -> bool:
-    """Whether a `_name` companion array holds a JSON object at position `i`."""
-    return isinstance(companion, list) and i < len(companion) and isinstance(companion[i], dict)
+    """Whether a `_name` companion array holds an element at position `i`: an object with
+    extensions (an id alone is no element, ele-1: a value or children; as `present`)."""
+    if not isinstance(companion, list) or i >= len(companion):
+        return False
+    at = companion[i]
+    return isinstance(at, dict) and isinstance(at.get("extension"), list) and bool(at["extension"])
 
 
 def one_or_array(item: Checker) -> Checker:
