@@ -461,7 +461,8 @@ def test_line_triage_dates_a_result_by_its_timing() -> None:
         ({"repeat": {"boundsPeriod": {"start": "2026-08-01"}, "frequency": 2}}, "2026-08-01", True),
         ({"repeat": {"boundsPeriod": {"end": "2026-08-02"}}}, "2026-08-02", True),
         ({"event": [5]}, None, None),
-        ({"event": [None, "2026-10-01"]}, "2026-10-01", None),  # (null: no date, the next reads)
+        # (null: its date not known, so the earliest is not: no date, `issued` dates it)
+        ({"event": [None, "2026-10-01"]}, None, None),
         ({"event": "2026-10-01"}, None, None),
         ({"repeat": []}, None, None),
         ("2026-10-01", None, None),
