@@ -96,6 +96,19 @@ def test_last_updated_compare_when_versions_not_numeric(store: Store) -> None:
     assert store.get("s", "Observation", "1")["valueQuantity"]["value"] == 0  # type: ignore[index]
 
 
+def test_a_leap_second_last_updated_compares_as_its_instant(store: Store) -> None:
+    """lastUpdated at a leap second (23:59:60Z, a valid FHIR instant that datetime refuses) is
+    the second after 23:59:59: compared as an instant, not as text ('2016-12-31T23:59:60Z'
+    sorts before '2017-01-01T00:30:00+01:00' as text, though that is 23:30Z, half an hour
+    earlier)."""
+    earlier = obs("1", "p", 1, versionId="a", lastUpdated="2017-01-01T00:30:00+01:00")
+    leap = obs("1", "p", 2, versionId="b", lastUpdated="2016-12-31T23:59:60Z")
+    store.put_resources("s", items(earlier), source="t")
+    assert store.put_resources("s", items(leap), source="t").updated == 1
+    assert store.put_resources("s", items(earlier), source="t").older == 1
+    assert store.get("s", "Observation", "1")["valueQuantity"]["value"] == 2  # type: ignore[index]
+
+
 @pytest.mark.parametrize("odd", ["\u00b2", "\u2460", "\u0663", "9" * 5000])  # ², ①, ٣, long
 def test_version_ids_of_non_ascii_digits_are_not_counters(store: Store, odd: str) -> None:
     """isdigit() is true for "²" and "①" but int() refuses them, as it refuses more than 4,300

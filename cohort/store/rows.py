@@ -6,7 +6,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -100,10 +100,15 @@ def patient_of(res: dict[str, Any]) -> str | None:
 
 
 def _parse_instant(s: str) -> datetime | None:
+    # a leap second (hh:mm:60, a valid FHIR instant, which datetime refuses) as the second
+    # after hh:mm:59, as extract.obs_dates.instant_of reads one
+    leap = s[16:19] == ":60"
     try:
-        dt = datetime.fromisoformat(s)
+        dt = datetime.fromisoformat(s[:17] + "59" + s[19:] if leap else s)
     except ValueError:
         return None
+    if leap:
+        dt += timedelta(seconds=1)
     # A missing offset (not valid FHIR, but seen) is read as UTC so comparisons never raise.
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
