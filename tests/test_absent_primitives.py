@@ -47,6 +47,22 @@ def test_an_onset_sent_as_its_extension_alone_is_an_undated_onset(name: str) -> 
     assert r.reason == "SLE onset recorded without a date this can read"
 
 
+@pytest.mark.parametrize(
+    "onset", [{"_onsetDateTime": ABSENT}, {"onsetString": "since childhood"}, {"onsetAge": {}}]
+)
+def test_an_undated_onset_recorded_long_before_passes(onset: dict[str, Any]) -> None:
+    """An onset the record gives but cannot date is no later than the record: an SLE recorded
+    on 2020-01-01 was diagnosed by then, long before the 6-month cutoff (2026-05-25): pass,
+    not unknown (every SLE of an EHR that sends its onset as a data-absent-reason was unknown)."""
+    c = {**condition("M32.9", recorded="2020-01-01"), **onset}
+    r = run("sle_diagnosis", patient(BORN), c)
+    assert r.status == "pass", r.reason
+    assert r.reason == "diagnosed on or before its record of 2020-01-01 (onset not dated; on or before 2026-05-25)"
+    # recorded after the cutoff: the onset may be before it or not
+    late = {**condition("M32.9", recorded="2026-06-01"), **onset}
+    assert status("sle_diagnosis", patient(BORN), late) == "unknown"
+
+
 def test_an_onset_companion_with_only_an_id_is_no_onset() -> None:
     # an `_element` with no extension is no element (ele-1): the recordedDate dates it
     c = sle_recorded_last_month(_onsetDateTime={"id": "o1"})

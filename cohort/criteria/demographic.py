@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 
 from cohort.criteria.base import Context, Criterion, months_before, result, shown
-from cohort.criteria.days import condition_days, condition_shown, onset_bounded
+from cohort.criteria.days import condition_days, condition_shown, latest, onset_bounded
 from cohort.extract.elements import parse_days
 from cohort.extract.onset import birth_days
 from cohort.model import ConditionFact, Evidence, Result, Status
@@ -171,6 +171,13 @@ def _dated(crit: Criterion, ctx: Context, found: list[ConditionFact]) -> Result:
             f"diagnosed {_when(sure[0][2])} (on or before {cutoff})",
             ev,
         )
+    # an onset the record gives but cannot date is no later than the record (condition_days)
+    for c in found:
+        last = latest(c.recorded, c.recorded_last) if c.onset_undated and c.onset is None else None
+        if last is not None and last <= cutoff:
+            when = shown(c.recorded, c.recorded_last)
+            why = f"diagnosed on or before its record of {when} (onset not dated; on or before"
+            return result(crit, Status.PASS, f"{why} {cutoff})", ev)
     maybe = [d for d in dated if d[0] <= cutoff]  # a partial date straddling the cutoff
     if maybe:
         c = maybe[0][2]
