@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from cohort.extract.elements import DayRange, parse_days
+from cohort.instants import parse_instant
 
 __all__ = ["instant_of", "obs_date", "obs_days", "obs_when", "timing_when"]
 
@@ -113,11 +114,5 @@ def instant_of(stamp: str) -> float | None:
     second (hh:mm:60, valid FHIR, which datetime refuses) as the second after hh:mm:59."""
     if len(stamp) <= 10 or "T" not in stamp:
         return None
-    leap = stamp[16:19] == ":60"
-    try:
-        at = datetime.fromisoformat(
-            (stamp[:17] + "59" + stamp[19:] if leap else stamp).replace("Z", "+00:00")
-        )
-    except ValueError:
-        return None
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp() + leap
+    at = parse_instant(stamp)
+    return None if at is None else at.timestamp()

@@ -6,12 +6,12 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from cohort.errors import StoreError
+from cohort.instants import parse_instant
 from cohort.source.checkers import ID_RE
 from cohort.source.names import FileNames
 
@@ -99,20 +99,6 @@ def patient_of(res: dict[str, Any]) -> str | None:
     return None
 
 
-def _parse_instant(s: str) -> datetime | None:
-    # a leap second (hh:mm:60, a valid FHIR instant, which datetime refuses) as the second
-    # after hh:mm:59, as extract.obs_dates.instant_of reads one
-    leap = s[16:19] == ":60"
-    try:
-        dt = datetime.fromisoformat(s[:17] + "59" + s[19:] if leap else s)
-    except ValueError:
-        return None
-    if leap:
-        dt += timedelta(seconds=1)
-    # A missing offset (not valid FHIR, but seen) is read as UTC so comparisons never raise.
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
-
-
 def _counter(v: str) -> bool:
     """A versionId that reads as a counter: ASCII digits only ("²" is a digit to isdigit, not
     to int), and not more of them than int() reads (4,300)."""
@@ -128,7 +114,7 @@ def compare_versions(
     if nv is not None and ov is not None and _counter(nv) and _counter(ov) and int(nv) != int(ov):
         return 1 if int(nv) > int(ov) else -1
     if nl is not None and ol is not None and nl != ol:
-        a, b = _parse_instant(nl), _parse_instant(ol)
+        a, b = parse_instant(nl), parse_instant(ol)
         if a is not None and b is not None:
             if a != b:
                 return 1 if a > b else -1
