@@ -35,10 +35,11 @@ class PagesMoved(ServerError):
         order: list[str],
         short: str | None,
         short_by: int = 0,
+        twice: bool = False,
     ) -> None:
         super().__init__(msg)
         self.got, self.order, self.short, self.short_by = got, order, short, short_by
-        self.twice = len(set(order)) < len(order)
+        self.twice = twice
 
 
 def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None]:
@@ -47,7 +48,6 @@ def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None
     # the records of each read of this search that had a record twice or fell short of its
     # total, sorted: a server whose order is not stable returns the same ones in another order
     moved: list[list[str]] = []
-    twice = False  # whether one of those reads had a record twice (pages moved for sure)
     # quirks whose fallback this search took: with what (and whether _count was sent)
     tried: dict[str, tuple[Params, bool]] = {}
     while True:
@@ -75,7 +75,7 @@ def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None
                 # every search twice instead doubled a whole pull's requests on such a server
                 # (docs/scheduling.md). (An earlier read of this search short only, before
                 # the type's overcount was known, moved nothing: no warning for it.)
-                if twice:
+                if any(len(set(r)) < len(r) for r in moved):  # (one came twice: moved)
                     said_moved(p, rtype)
                 confirm(p, tried, params)
                 return e.got
@@ -90,7 +90,6 @@ def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None
             if moved:
                 said_moved(p, rtype)
             moved.append(read)
-            twice = twice or e.twice
             if len(moved) >= MOVED_TRIES:
                 # (kept, a full refresh would remove what was skipped as deleted on the
                 # server, and a mark moved past it would never bring it)
@@ -207,8 +206,11 @@ def search_pages(p: Puller, rtype: str, params: Params) -> tuple[Items, str | No
         # records deleted while paging (read again), or a server that drops some: said
         short = f"a search returned {matched} of the {total} matches its total announced"
         short_by = total - matched
-    if short or len(set(order)) < len(order):
-        raise PagesMoved(f"GET {rtype}: results moved", (items, clock), order, short, short_by)
+    twice = len(set(order)) < len(order)
+    if short or twice:
+        raise PagesMoved(
+            f"GET {rtype}: results moved", (items, clock), order, short, short_by, twice
+        )
     return items, clock
 
 

@@ -60,9 +60,9 @@ class Puller:
         self.category_each = False  # the server takes one Observation category per search
         # types whose search was read twice alike short of its Bundle.total, no record twice:
         # the server's totals of the type count what it never returns (deleted or _include'd
-        # records, an estimate), so its later shortfalls are taken without a second read
-        # (per type, not per server: a count may be wrong in one table or index only, and
-        # another type keeps its re-read of pages moved by a deletion; paging.search_all)
+        # records, an estimate), so its later shortfalls by no more are taken without a
+        # second read (per type, not per server: a count may be wrong in one table or index
+        # only, and another type keeps its re-read of pages moved by a deletion; paging.py)
         self.overcounts: dict[str, int] = {}  # type -> the most a total overshot (read alike)
         self.lock = threading.Lock()  # (searches run in threads: `concurrency`)
         # what an Observation search by mapped code uses (Capability.code_params); back to
