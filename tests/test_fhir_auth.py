@@ -294,40 +294,41 @@ def ssl_error(url: str, text: str):
         f"(Caused by SSLError(SSLError(1, '{text}')))")
 
 
+def _search_error(c):
+    """The ServerError a search with client `c` ends in, and the back-off waits it slept."""
+    from cohort.errors import ServerError
+
+    waits: list[float] = []
+    c.sleep = waits.append
+    with pytest.raises(ServerError) as e:
+        c.get_json("Patient?identifier=secret-mrn", key="Patient")
+    return e.value, waits
+
+
 @pytest.mark.parametrize(("text", "said"), [(CERT_BAD, CERT_SAID), (NO_TLS, NO_TLS_SAID)])
 @responses.activate
 def test_a_tls_failure_for_good_on_smart_discovery_fails_at_once(tmp_path, text, said):
     """QA: a certificate that does not verify (no `ca_bundle`) on SMART discovery was taken for
     a token endpoint down: retried max_retries times with back-offs, then "SMART discovery
     failed (SSLError) (after 6 attempts)". It fails at once, exit 6 as for the server itself."""
-    from cohort.errors import ServerError
-
     well_known = f"{BASE}/.well-known/smart-configuration"
     responses.get(well_known, body=ssl_error("/r4/.well-known/smart-configuration", text))
     c, _, _ = smart(tmp_path)
-    waits: list[float] = []
-    c.sleep = waits.append
-    with pytest.raises(ServerError) as e:
-        c.get_json("Patient?identifier=secret-mrn", key="Patient")
-    assert str(e.value) == f"SMART discovery: {said}"
-    assert e.value.exit_code == 6 and not isinstance(e.value, AuthError)
+    error, waits = _search_error(c)
+    assert str(error) == f"SMART discovery: {said}"
+    assert error.exit_code == 6 and not isinstance(error, AuthError)
     assert waits == [] and [call.request.url for call in responses.calls] == [well_known]
 
 
 @pytest.mark.parametrize(("text", "said"), [(CERT_BAD, CERT_SAID), (NO_TLS, NO_TLS_SAID)])
 @responses.activate
 def test_a_tls_failure_for_good_on_the_token_endpoint_fails_at_once(tmp_path, text, said):
-    from cohort.errors import ServerError
-
     responses.post(TOKEN_URL, body=ssl_error("/token", text))
     c, _, _ = smart(tmp_path, token_url=TOKEN_URL)
-    waits: list[float] = []
-    c.sleep = waits.append
-    with pytest.raises(ServerError) as e:
-        c.get_json("Patient?identifier=secret-mrn", key="Patient")
+    error, waits = _search_error(c)
     # the host named: a token endpoint is often another server than the FHIR server's
-    assert str(e.value) == f"token endpoint (auth.example.invalid): {said}"
-    assert e.value.exit_code == 6 and not isinstance(e.value, AuthError)
+    assert str(error) == f"token endpoint (auth.example.invalid): {said}"
+    assert error.exit_code == 6 and not isinstance(error, AuthError)
     assert waits == [] and [call.request.method for call in responses.calls] == ["POST"]
 
 
