@@ -9,7 +9,7 @@ from typing import NamedTuple
 from cohort.criteria.base import Context, Criterion, TerminologyLike, result, shown, window_span
 from cohort.criteria.dose_days import same_day
 from cohort.criteria.dose_forms import dose_span
-from cohort.criteria.dose_overlap import OVERLAP_HINT, Within, first_dose, noted, overlap, said
+from cohort.criteria.dose_overlap import OVERLAP_HINT, Within, noted, overlap, said
 from cohort.criteria.intervals import (
     clear_from,
     exposure_dated,
@@ -274,8 +274,8 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
         daily = daily_dose(ctx, e)
         if daily is not None and daily.unsure and daily.equivalent <= limit:
             daily = None  # a line not read may be above the limit: no usable dose
-        # its least and its most (a range: a doseRange, frequencyMax ...)
-        mg, most = (daily.equivalent, daily.most) if daily is not None else (None, None)
+        # its most (a range: a doseRange, frequencyMax ...; its least: daily.equivalent)
+        most = daily.most if daily is not None else None
         dose = "no usable dose"
         if daily is not None:
             # the drug's own dose and its equivalent; the drug named by the mappings, not by
@@ -297,23 +297,23 @@ def high_dose(crit: Criterion, ctx: Context) -> Result:
             if daily is not None:
                 ends.append(None if e.ongoing else it.end_last)  # it may fail as long
                 enders.append((str(daily), doubt))
-        elif daily is None or mg is None or most is None:
+        elif daily is None:
             unknown.append(it.ev.noted("no usable dose"))
             undosed.append(_undosed(ctx, e, it.ev.value))
-        elif mg > limit:
-            fails.append(replace(it.ev, note=dose, value=f"{mg:g}", unit="mg/day"))
+        elif daily.equivalent > limit:
+            fails.append(replace(it.ev, note=dose, value=f"{daily.equivalent:g}", unit="mg/day"))
             ends.append(None if e.ongoing else it.end_last)  # latest possible end
             enders.append((str(daily), ""))
-        elif most > limit:
+        elif daily.most > limit:
             # a range with its least within the limit and its most above it
             unknown.append(it.ev.noted(f"{dose}: may be > {limit:g}"))
             why_range = why_range or (
                 f"{daily} within {span}: cannot tell if > {limit:g} (the dosage gives a range)"
             )
         else:
-            within.append((it, e.ref, daily.drug, most, len(ok), first_dose(e.doses)))
+            within.append((it, daily.drug, daily.most, len(ok), e.doses))
             # (the most it may be: what the pass rests on)
-            ok.append(replace(it.ev, note=dose, value=f"{most:g}", unit="mg/day"))
+            ok.append(replace(it.ev, note=dose, value=f"{daily.most:g}", unit="mg/day"))
     if fails:
         eligible = clear_from(ends, span)
         # as the other washouts say it: until when, or that no end is known

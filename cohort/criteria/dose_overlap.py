@@ -16,11 +16,11 @@ OVERLAP_HINT = "corticosteroid records overlapping: whether one replaced the oth
 
 _DAY = timedelta(days=1)
 
-# a record (or a taper's step) in the window with a usable dose within the limit: its dates,
-# its reference, its drug, the most prednisone-equivalent mg/day it may be, its evidence row's
-# index and the day its dosage lines start on where later than its dates' (`first_dose`; a
-# plain tuple: one is made for each such record, read only beside another)
-Within = tuple[Dated, str, str, float, int, date | None]
+# a record (or a taper's step) in the window with a usable dose within the limit: its dates
+# (with its evidence row), its drug, the most prednisone-equivalent mg/day it may be, its
+# evidence row's index and its dosage lines (when they start: `first_dose`, read only beside
+# another record; a plain tuple: one is made for each such record)
+Within = tuple[Dated, str, float, int, tuple[Dose, ...]]
 
 
 class Taken(NamedTuple):
@@ -28,7 +28,6 @@ class Taken(NamedTuple):
 
     first: date
     last: date
-    ref: str
     drug: str
     most: float
     row: int
@@ -48,7 +47,7 @@ def overlap(within: list[Within], lo: date, as_of: date, limit: float) -> Overla
     # at most every drug at its largest dose at once (one drug counted once): most charts stop here
     most: dict[str, float] = {}
     for w in within:
-        most[w[2]] = max(most.get(w[2], 0.0), w[3])
+        most[w[1]] = max(most.get(w[1], 0.0), w[2])
     if round(sum(most.values()), 1) <= limit:
         return None
     records = [t for w in within if (t := _taken(w, lo, as_of)) is not None]
@@ -67,16 +66,17 @@ def _taken(w: Within, lo: date, as_of: date) -> Taken | None:
     a record of one day); None when there are none (or it has no date). Its end day is left
     out: a switch is charted as one record ending the day the other starts, and that day the
     patient took one of them."""
-    it, ref, drug, most, row, dosed = w
+    it, drug, most, row, doses = w
     if it.start_last is None or (it.end is None and not it.ongoing):
         return None
+    dosed = first_dose(doses)
     # (the window is after lo: intervals._overlaps)
     first = max(it.start_last, dosed or it.start_last, lo + _DAY)
     if it.ongoing or it.end is None:
         last = as_of
     else:
         last = min(it.end - _DAY if it.end > it.start_last else it.end, as_of)
-    return Taken(first, last, ref, drug, most, row) if first <= last else None
+    return Taken(first, last, drug, most, row) if first <= last else None
 
 
 def first_dose(doses: Iterable[Dose]) -> date | None:
