@@ -127,9 +127,7 @@ def _known_on(ctx: Context, day: date) -> Context:
         immunizations=[i for i in f.immunizations if i.when is None or i.when <= cut],
         procedures=[p for p in f.procedures if p.start is None or p.start <= cut],
     )
-    return replace(
-        ctx, facts=facts, as_of=day, _index={}, _memo={}, _sinces=set(), _seen=None, _ties=None
-    )
+    return ctx.fresh(facts=facts, as_of=day, _ties=None)
 
 
 def _settled(criteria: Sequence[Criterion], ctx: Context) -> list[Result]:

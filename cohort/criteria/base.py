@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Protocol, TypeVar
 
@@ -110,8 +110,13 @@ class Context:
     _ties: list[Tie] | None = None
     _prefer: frozenset[int] = frozenset()
     # what a step after the criteria builds once per patient (criteria.searched); reset with
-    # _index wherever the facts or their concepts change
+    # _index wherever the facts or their concepts change (`fresh`)
     _memo: dict[str, Any] = field(default_factory=dict)
+
+    def fresh(self, **changes: Any) -> Context:
+        """This context with `changes` (other facts, as_of, concepts ...) and every cache built
+        from the facts emptied: the one place a new cache is reset too."""
+        return replace(self, _index={}, _memo={}, _sinces=set(), _seen=None, **changes)
 
     def concepts(self, ref: str, codes: Iterable[Code], text: str = "") -> frozenset[str]:
         hit = self._concepts.get(ref)

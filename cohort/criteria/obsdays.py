@@ -110,7 +110,7 @@ def _on_day(ctx: Context, ids: set[int], day: date) -> Context:
         replace(x, when=day, when_last=None) if id(x) in ids else x for x in ctx.facts.observations
     ]
     facts: PatientFacts = replace(ctx.facts, observations=obs)
-    return replace(ctx, facts=facts, _index={}, _memo={}, _sinces=set(), _seen=None)
+    return ctx.fresh(facts=facts)
 
 
 def _marks(ctx: Context) -> set[date]:

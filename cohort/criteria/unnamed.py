@@ -13,7 +13,6 @@ order of five years ago is in no washout's window and changes none. docs/rules.m
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 from cohort.criteria.base import Context, Criterion, result
 from cohort.criteria.registry import KINDS, MEDICATIONS
@@ -56,9 +55,7 @@ def settle_unnamed(
         # the same patient with each such record read as any of the criterion's drugs (a fresh
         # context: its memos and index are of the records as they name themselves)
         seeded = {u.ref: drugs for u in ctx.facts.unnamed}
-        what_if = replace(
-            ctx, _concepts=seeded, _index={}, _memo={}, _sinces=set(), _seen=None, _ties=None
-        )
+        what_if = ctx.fresh(_concepts=seeded, _ties=None)
         alt = run([crit], what_if)[0]
         if alt.status is res.status and alt.eligible_from == res.eligible_from:
             out.append(res)
