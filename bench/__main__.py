@@ -123,6 +123,16 @@ def rounds(
     return {"floor": fl, "e2e": e, "ratios": [round(x, 3) for x in ratios]}
 
 
+# the options that name a population (`bench gen` has all but --folder)
+POPULATIONS = ("scale", "synthea", "synthea_bundles", "sle_synthea", "folder")
+
+
+def require_population(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
+    """A usage error unless `a` names at least one population (`bench run`, `gen`, `ab`)."""
+    if not any(getattr(a, name, None) for name in POPULATIONS):
+        ap.error("give --scale, --synthea, --synthea-bundles, --sle-synthea and/or --folder")
+
+
 def folder_slots(folders: list[Path]) -> list[tuple[Path, str, str]]:
     """Each `--folder` resolved, with its row label and its work folder's name: the folder's
     name, or where two given folders share one (exports/nov, backup/nov), the whole path and a
@@ -312,9 +322,8 @@ def main() -> None:
     r.add_argument("--no-stages", action="store_true", help="skip the per-stage child")
     r.add_argument("--results", type=Path, help="append a markdown section to this file")
     a = ap.parse_args()
+    require_population(ap, a)
     folders = getattr(a, "folder", [])
-    if not (a.scale or a.synthea or a.synthea_bundles or a.sle_synthea or folders):
-        ap.error("give --scale, --synthea, --synthea-bundles, --sle-synthea and/or --folder")
     for f in folders:
         if not f.is_dir():
             ap.error(f"--folder {f}: not a folder")

@@ -13,12 +13,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.__main__ import COL_E2E, COL_EVAL, COL_RATIO, COL_RSS, RUN_COLUMNS, machine
+from bench.__main__ import (
+    COL_E2E,
+    COL_EVAL,
+    COL_RATIO,
+    COL_RSS,
+    POPULATIONS,
+    RUN_COLUMNS,
+    machine,
+    require_population,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKTREE = "WORKTREE"  # --head WORKTREE: the files of this tree as they are, uncommitted too
 # `bench run` options passed through as given: repeatable, one value, flags
-REPEATED = ("scale", "synthea", "synthea_bundles", "sle_synthea", "folder")
+REPEATED = POPULATIONS
 VALUED = ("format", "pad", "full_sample", "repeat", "as_of")
 FLAGS = ("read_types_only", "no_rerun", "no_stages")
 GEN_OPTIONS = ("scale", "synthea", "synthea_bundles", "sle_synthea", "format", "pad")
@@ -267,8 +276,7 @@ def main(argv: list[str]) -> None:
     a = ap.parse_args(argv)
     if a.rounds < 1:
         ap.error("--rounds must be at least 1")
-    if not (a.scale or a.synthea or a.synthea_bundles or a.sle_synthea or a.folder):
-        ap.error("give --scale, --synthea, --synthea-bundles, --sle-synthea and/or --folder")
+    require_population(ap, a)
     if a.head is None and git("status", "--porcelain", "--", "cohort", "bench"):
         ap.error(
             f"{ROOT} has uncommitted changes to cohort/ or bench/: commit them, or give "
