@@ -14,6 +14,7 @@ from cohort.source.structure import (
     LEADING_TYPE,
     MAX_DEPTH,
     compact,
+    created_id,
     decoded_type,
     deleted_before,
     id_from_entry,
@@ -169,6 +170,7 @@ class Reader:
         sep = "." if "#" in origin else ""
         # First pass: give id-less resources an id and map every fullUrl to "Type/id".
         refs = dict(outer)
+        creates = bundle.get("type") in ("transaction", "batch")
         for entry in entries:
             if not isinstance(entry, dict):
                 continue
@@ -179,6 +181,8 @@ class Reader:
             full_url = entry.get("fullUrl")
             if "id" not in res:
                 rid = id_from_entry(rtype, full_url, entry.get("request"))
+                if rid is None and full_url is None and creates:
+                    rid = created_id(entry, res)
                 if rid is not None:
                     res["id"] = rid
             if isinstance(full_url, str) and isinstance(res.get("id"), str):

@@ -3,6 +3,7 @@ and the type of an NDJSON line read from its bytes."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import date
 from typing import Any
@@ -16,6 +17,7 @@ __all__ = [
     "LEADING_TYPE",
     "MAX_DEPTH",
     "compact",
+    "created_id",
     "decoded_type",
     "deleted_before",
     "id_from_entry",
@@ -157,6 +159,21 @@ def id_from_entry(rtype: str, full_url: Any, request: Any) -> str | None:
         if len(parts) >= 2 and parts[-2] == rtype and parts[-1]:
             return parts[-1]
     return None
+
+
+def created_id(entry: dict[str, Any], res: dict[str, Any]) -> str | None:
+    """The id of a record a transaction or batch creates without naming it (a POST with no
+    fullUrl and no id: FHIR R4 bundle.html lets a server assign one), taken from its content so
+    that the same record read again (the same file next night, or another file) keeps its id;
+    None for any other entry, or content too deep to serialise (refused later, located)."""
+    request = entry.get("request")
+    if not isinstance(request, dict) or request.get("method") != "POST":
+        return None
+    try:
+        blob = orjson.dumps(res, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return None
+    return "post-" + hashlib.sha256(blob).hexdigest()[:40]
 
 
 def deleted_before(entries: list[Any]) -> set[int]:
