@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from cohort.criteria.base import Context, Criterion, TerminologyLike
+from cohort.criteria.doubtful import settle_doubtful
 from cohort.criteria.dropped import with_dropped
 from cohort.criteria.obsdays import settle
 from cohort.criteria.ordering import in_order
@@ -67,6 +68,7 @@ def evaluate(trial: Trial, ctx: Context) -> list[Result]:
 def _evaluate(criteria: Sequence[Criterion], ctx: Context) -> list[Result]:
     results = settle(criteria, ctx, _run)
     results = settle_unnamed(criteria, ctx, results, _settled)
+    results = settle_doubtful(criteria, ctx, results, _settled)
     return settle_unreadable(criteria, ctx, results)
 
 

@@ -100,6 +100,9 @@ class ConditionFact:
     # An onset the record gives but that cannot be dated (onsetString, an Age without a birth
     # date): no onset to decide on, and not the recordedDate either (docs/rules.md).
     onset_undated: bool = False
+    # An abatement the record gives but that cannot be dated (`_abatementDateTime` sent alone,
+    # abatementString, an Age or Range): over at a time not known (docs/rules.md).
+    abatement_undated: bool = False
 
 
 @value
@@ -260,6 +263,17 @@ class DroppedFact:
     by_rule: bool = True
 
 
+@value
+class DoubtFact:
+    """A record read as given (its facts among the patient's) whose status, intent or
+    doNotPerform is sent without a value (`why`, PHI-free): it may be one the reading rules drop,
+    or (`ongoing`: its reading so; None when no status changes it) one that stays open."""
+
+    ref: str
+    why: str
+    ongoing: ExposureFact | ProcedureFact | None = None
+
+
 @dataclass(slots=True)
 class PatientFacts:
     """Everything the criteria may read about one patient (valid records only)."""
@@ -288,6 +302,9 @@ class PatientFacts:
     # (extract.medref, criteria.unnamed)
     unresolved: list[str] = field(default_factory=list)
     unnamed: list[UnreadableFact] = field(default_factory=list)
+    # records whose status (intent, doNotPerform) is sent without a value: they may not count,
+    # or stay open (extract.facts, criteria.doubtful)
+    doubtful: list[DoubtFact] = field(default_factory=list)
 
 
 @dataclass(slots=True)

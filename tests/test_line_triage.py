@@ -33,6 +33,7 @@ PROCEDURES = [(SNOMED, "234947003"), (SNOMED, "73761001")]
 # SLE (read by the criteria) and conditions none reads
 CONDITIONS = [(SNOMED, "55464009"), (SNOMED, "195662009"), (SNOMED, "10509002")]
 VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+ABSENT_URL = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 LOCAL_STATUS = {"system": "http://ehr.example.org/ver", "code": "R", "display": "Ruled out"}
 VALUES: list[tuple[str, Any]] = [
     ("valueQuantity", {"value": 172.5, "unit": "cm", "system": "http://unitsofmeasure.org",
@@ -125,6 +126,12 @@ def records(draw: st.DrawFn) -> dict[str, Any]:
         when = draw(st.sampled_from(["2026-01-01", "2025-03-0", "2024-07-11T09:00:00Z"]))
         res |= {"status": status, "vaccineCode": _coded(draw(st.sampled_from(VACCINES))),
                 "patient": {"reference": f"Patient/{pid}"}, "occurrenceDateTime": when}  # fmt: skip
+    # a status, or a Condition's abatement, sent as its extension alone (valid FHIR JSON: no
+    # value, a data-absent-reason; the record is not read as one with the most permissive value)
+    if draw(st.integers(0, 5)) == 0:
+        name = "abatementDateTime" if kind == "Condition" else "status"
+        res.pop(name, None)
+        res["_" + name] = {"extension": [{"url": ABSENT_URL, "valueCode": "unknown"}]}
     # one or two mutations anywhere in the record: a value of another type, a key dropped
     res = copy.deepcopy(res)  # the shared examples above stay as they are
     for _ in range(draw(st.integers(0, 2))):

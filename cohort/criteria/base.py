@@ -169,7 +169,10 @@ class Context:
 
     def active(self, c: ConditionFact) -> bool | None:
         """Whether the condition is active on as_of; None when it abated in a partial month or
-        year that contains as_of (active on some of its days, not on others)."""
+        year that contains as_of (active on some of its days, not on others), or on a day not
+        given while its status says active (FHIR con-4: an abated one is not; docs/rules.md)."""
+        if c.abatement_undated:
+            return None if self._active_status(c) else False
         if c.abatement and c.abatement <= self.as_of:
             if (c.abatement_last or c.abatement) <= self.as_of:  # its last possible day
                 return False

@@ -59,7 +59,7 @@ def _condition_check(
             unsure.append(ev.noted("partial date: may be after the as-of date"))
         elif active is None:
             # abated in a month or year that contains as_of: active on some of its days only
-            abated = shown(c.abatement, c.abatement_last)
+            abated = shown(c.abatement, c.abatement_last) or "on a date not given"
             why_unsure = why_unsure or (
                 f"{_named(ctx, cid, chk, matched)} condition abated {abated}: "
                 f"cannot tell if still active on {ctx.as_of}"

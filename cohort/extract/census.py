@@ -158,6 +158,8 @@ class Triage:
         key, (codes, text, relevant, valid) = self._elements.read(element)
         if key is None or relevant or not valid or self.rules.drop_reason(res) is not None:
             return False
+        if self.rules.doubt(res) is not None:
+            return False  # it may not count: kept whole, read as the Extractor reads it
         pid = _patient_id(res.get("subject"))
         if pid is None or not isinstance(res.get("effectivePeriod") or {}, dict):
             return False  # (a malformed period: kept, the Extractor drops it with the reason)

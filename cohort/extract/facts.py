@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from cohort.extract.dosage import doses_of, widest
+from cohort.extract.doubtful import Doubts
 from cohort.extract.dropped import dropped
 from cohort.extract.elements import (
     CodeElements,
@@ -23,10 +24,17 @@ from cohort.extract.ingredients import ingredients_of
 from cohort.extract.medref import name_from_reference, resolve_medication
 from cohort.extract.obs_dates import obs_date, obs_when
 from cohort.extract.observations import components_of, observation_of
-from cohort.extract.onset import UNDATED, birth_days, needs_birth, onset_by_age, onset_days
+from cohort.extract.onset import (
+    UNDATED,
+    abatement_days,
+    birth_days,
+    needs_birth,
+    onset_by_age,
+    onset_days,
+)
 from cohort.extract.patient import patient_of
 from cohort.extract.routes import route_text
-from cohort.extract.rules import ReadingRules
+from cohort.extract.rules import PROCEDURE_STATUS, ReadingRules
 from cohort.extract.unreadable import (
     MARK,
     failed,
@@ -48,10 +56,6 @@ from cohort.model import (
     PatientFacts,
     ProcedureFact,
 )
-
-# Procedure statuses as the medication statuses SPEC §2 names ([exposure] ongoing in
-# rules.toml): in-progress is a procedure's active; preparation (not begun) none of them
-_PROCEDURE_STATUS = {"in-progress": "active", "on-hold": "on-hold"}
 
 
 def _first(days: DayRange | None) -> date | None:
@@ -134,6 +138,7 @@ class Extractor:
         self._medication = medication
         self._relevant = relevant
         self._elements = CodeElements(relevant)
+        self._doubts = Doubts(rules)
 
     def facts(self, patient_id: str, resources: Iterable[dict[str, Any]]) -> PatientFacts:
         pf = PatientFacts(patient=Patient(id=patient_id))
@@ -162,6 +167,8 @@ class Extractor:
             else:
                 if rtype == "Condition" and needs_birth(res):
                     by_age.append((len(pf.conditions) - 1, res))
+                elif (why := self.rules.doubt(res)) is not None:
+                    self._doubts.note(self._add, pf, rtype, ref, res, why)
         if by_age:  # (once every record is read: the Patient may come after its Conditions)
             birth = birth_days(pf.patient.birth_date)
             for i, res in by_age:
@@ -202,9 +209,7 @@ class Extractor:
             if undated:
                 onset = None
             recorded = parse_days(res.get("recordedDate"))
-            abatement = parse_days(res.get("abatementDateTime")) or parse_days(
-                (res.get("abatementPeriod") or {}).get("end")
-            )
+            abatement, abated_undated = abatement_days(res)
             pf.conditions.append(
                 ConditionFact(
                     ref=ref,
@@ -219,6 +224,7 @@ class Extractor:
                     recorded_last=_last(recorded),
                     abatement_last=_last(abatement),
                     onset_undated=undated,
+                    abatement_undated=abated_undated,
                 )
             )
         elif rtype in MEDICATION_TYPES:
@@ -241,7 +247,7 @@ class Extractor:
             end = parse_days(period.get("end"))
             status = str(res.get("status", ""))
             # without an end, open while its status is one SPEC §2 leaves open (as a record's)
-            ongoing = end is None and _PROCEDURE_STATUS.get(status) in self.rules.ongoing
+            ongoing = end is None and PROCEDURE_STATUS.get(status) in self.rules.ongoing
             if end is None and not ongoing:
                 end = start
             pf.procedures.append(

@@ -1,4 +1,5 @@
-"""A Condition's onset[x] as days: a date, a Period, or an Age or Range from the birth date."""
+"""A Condition's onset[x] as days (a date, a Period, or an Age or Range from the birth date);
+its abatement[x]."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from cohort.source.checkers import present
 
 __all__ = [
     "TIME_UNITS",
+    "abatement_days",
     "UNDATED",
     "add_units",
     "birth_days",
@@ -120,3 +122,26 @@ def add_units(d: date, n: int, unit: tuple[int, int]) -> date:
         return d + timedelta(days=n * days)
     y, m = divmod(d.year * 12 + d.month - 1 + n * months, 12)
     return date(y, m + 1, min(d.day, calendar.monthrange(y, m + 1)[1]))
+
+
+# abatement[x] choices read as "abated, at a time not given" (an Age or Range is not dated from
+# the birth date: the condition is then neither surely active nor surely over)
+_UNDATED_ABATEMENTS = ("abatementString", "abatementAge", "abatementRange")
+
+
+def abatement_days(res: dict[str, Any]) -> tuple[DayRange | None, bool]:
+    """A Condition's abatement: its days (abatementDateTime, abatementPeriod.end), and whether
+    one is given that has no date to read (abatementString, an Age or Range, a date that does
+    not read, `_abatementDateTime` / `_abatementString` sent alone: FHIR R4 JSON's value not
+    known). AttributeError if abatementPeriod is no object."""
+    given = res.get("abatementDateTime")
+    days = parse_days(given) or parse_days((res.get("abatementPeriod") or {}).get("end"))
+    if days is not None:
+        return days, False
+    undated = (
+        given is not None
+        or any(k in res for k in _UNDATED_ABATEMENTS)
+        or present(res, "abatementDateTime")
+        or present(res, "abatementString")
+    )
+    return None, undated

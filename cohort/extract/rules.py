@@ -15,11 +15,16 @@ from cohort.extract.elements import (
 )
 from cohort.extract.routes import RouteName
 from cohort.model import MEDICATION_TYPES, PIPELINE_TYPES
+from cohort.source.checkers import present
 from cohort.tomllines import TomlLines
 from cohort.tomlsyntax import loads
 from cohort.utf8 import utf8_text
 
-__all__ = ["ReadingRules"]
+__all__ = ["PROCEDURE_STATUS", "R4_STATUS", "STATUS_NOT_GIVEN", "ReadingRules"]
+
+# Procedure statuses as the medication statuses SPEC §2 names ([exposure] ongoing in
+# rules.toml): in-progress is a procedure's active; preparation (not begun) none of them
+PROCEDURE_STATUS = {"in-progress": "active", "on-hold": "on-hold"}
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,29 @@ class ReadingRules:
                 return f"verificationStatus {vs}"
         return None
 
+    def doubt(self, res: dict[str, Any]) -> str | None:
+        """What of `res` that decides whether it counts, or stays open, is sent as its `_name`
+        extension alone (FHIR R4 JSON: present, no value; e.g. a data-absent-reason): its
+        status, a MedicationRequest's intent or doNotPerform; None nearly always (a status is
+        required: one lookup). Asked of a record `drop_reason` keeps: a value it does give
+        still decides (a proposal is dropped whatever its doNotPerform)."""
+        rtype = res.get("resourceType")
+        if rtype not in _DOUBTED:
+            return None
+        if "status" not in res and present(res, "status"):
+            return STATUS_NOT_GIVEN
+        if rtype != "MedicationRequest":
+            return None
+        if "intent" not in res and self.drop_intent.get(rtype) and present(res, "intent"):
+            return "intent not given"
+        if "doNotPerform" not in res and present(res, "doNotPerform"):
+            return "doNotPerform not given"
+        return None
+
+
+STATUS_NOT_GIVEN = "status not given"  # (a `doubt`: its only one an open reading changes)
+# the types whose status the reading rules read (Condition and Patient have none)
+_DOUBTED = frozenset({*MEDICATION_TYPES, "Observation", "Immunization", "Procedure"})
 
 # The tables of rules.toml: a table of resource types (each a list of codes), or fixed keys.
 _TYPES = "resource types"
