@@ -419,6 +419,8 @@ def test_bilag_latest_assessment_decides() -> None:
         (qty(150, "10*9/L", "10*9/L"), "pass"),
         (qty(150, "10*3/uL", "10*3/uL"), "pass"),
         (qty(150, "G/L"), "pass"),
+        (qty(84, "K/ul"), "pass"),  # K/uL's alias whatever the case, not UCUM's kelvin per uL
+        (qty(20, "K/ul"), "fail"),
         (qty(150, "%"), "unknown"),  # unconvertible
         (qty(150, "furlongs"), "unknown"),
         ({"value": 150}, "unknown"),  # no unit

@@ -257,3 +257,31 @@ def test_an_annotation_in_place_of_a_unit_term_is_one() -> None:
     assert units.convert(Quantity(45, unit="mL/min/1.73m2"), "egfr") == 45  # via the alias
     assert units.convert(Quantity(0.75, code="mL/s/{1.73_m2}"), "egfr") == pytest.approx(45)
     assert units.convert(Quantity(45, code="mg/dL"), "egfr") is None
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "concept", "expected"),
+    [
+        # `K/ul` (the platelet and leukocyte unit of the FHIR R4 example Bundle "report") is
+        # valid UCUM, kelvin per microlitre (UCUM's `l` is a litre too), so it was read as that
+        # and could not convert; the alias `K/uL`, looked up whatever the case
+        # (mappings/README.md), says thousand per microlitre
+        (84, "K/ul", "platelets", 84),
+        (2.5, "K/ul", "anc", 2.5),
+        (12, "G/dL", "hemoglobin", 12),  # UCUM: gauss per decilitre; alias g/dl: g/dL
+    ],
+)
+def test_a_case_variant_of_an_alias_reads_as_the_alias_when_ucum_gives_no_conversion(
+    term: Terminology, value: float, unit: str, concept: str, expected: float
+) -> None:
+    assert term.convert(Quantity(value, unit=unit), concept) == pytest.approx(expected)
+
+
+def test_a_unit_ucum_converts_keeps_its_ucum_reading_before_any_case_folded_alias(
+    term: Terminology,
+) -> None:
+    # `g/l` is gram per litre in UCUM: 120 g/l = 12 g/dL (the folded alias `G/L`, 10*9/L,
+    # is not asked); a case-folded alias that does not convert either still gives no value
+    assert term.convert(Quantity(120, unit="g/l"), "hemoglobin") == pytest.approx(12)
+    assert term.convert(Quantity(84, unit="K/ul"), "body_weight") is None
+    assert term.convert(Quantity(150, unit="g/l"), "platelets") is None

@@ -226,7 +226,14 @@ class Units:
             source = self.to_ucum(written)
             if parse_ucum(source) is None:
                 continue
-            return self._convert(q.value, source, spec)
+            value = self._convert(q.value, source, spec)
+            if value is None:
+                # a case variant of an alias may be valid UCUM of another kind (`K/ul`: kelvin
+                # per microlitre); the alias, looked up whatever the case, is then what it says
+                folded = self._folded.get(written.strip().lower())
+                if folded is not None and folded != source and parse_ucum(folded) is not None:
+                    return self._convert(q.value, folded, spec)
+            return value
         if not _ANNOTATION.sub("", spec.unit).strip():
             return float(q.value)  # a count or score with no unit: {score}, {titer}
         return None
