@@ -285,3 +285,22 @@ def test_a_unit_ucum_converts_keeps_its_ucum_reading_before_any_case_folded_alia
     assert term.convert(Quantity(120, unit="g/l"), "hemoglobin") == pytest.approx(12)
     assert term.convert(Quantity(84, unit="K/ul"), "body_weight") is None
     assert term.convert(Quantity(150, unit="g/l"), "platelets") is None
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "concept", "expected"),
+    [
+        # spellings a lab or an EHR writes that neither UCUM nor an alias read (unknown before)
+        (2400, "oz", "body_weight", 2400 * 0.028349523125),  # Epic keeps weights in ounces
+        (150, "lbs.", "body_weight", 150 * 0.45359237),
+        (150, "pounds", "body_weight", 150 * 0.45359237),
+        (1.2, "x10*9/L", "anc", 1.2),  # 10^9/L = 10^3/uL
+        (150, "x10*3/uL", "platelets", 150),
+        (150, "Thousand/uL", "platelets", 150),
+        (150, "x10^3/µL", "platelets", 150),
+    ],
+)
+def test_common_unit_spellings_read_through_the_shipped_aliases(
+    term: Terminology, value: float, unit: str, concept: str, expected: float
+) -> None:
+    assert term.convert(Quantity(value, unit=unit), concept) == pytest.approx(expected)
