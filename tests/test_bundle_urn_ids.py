@@ -98,3 +98,16 @@ def test_an_anonymous_entry_that_is_no_create_still_names_no_record(tmp_path: Pa
         path.write_bytes(orjson.dumps(doc))
         stats = ReadStats()
         assert [r for r, _ in read_path(path, stats)] == [] and stats.rejected["Observation"] == 1
+
+
+def test_a_post_whose_fullurl_key_is_damaged_is_not_read_as_an_anonymous_create(
+    tmp_path: Path,
+) -> None:
+    # `fullUrk`: the entry had a fullUrl (its id, which other entries may reference): reading
+    # it under a new id would store it twice beside the copy read before the damage
+    a = observation("718-7", "2026-11-20", valueQuantity=qty(13.1, "g/dL", "g/dL"))
+    entry = {**_post(a), "fullUrk": "urn:uuid:5b0f0c3e-0000-4000-8000-000000000001"}
+    path = tmp_path / "tx.json"
+    path.write_bytes(orjson.dumps(_tx([entry])))
+    stats = ReadStats()
+    assert [r for r, _ in read_path(path, stats)] == [] and stats.rejected["Observation"] == 1

@@ -161,6 +161,12 @@ def id_from_entry(rtype: str, full_url: Any, request: Any) -> str | None:
     return None
 
 
+# Bundle.entry's elements (FHIR R4): an entry with any other key is damaged, not anonymous
+_ENTRY_KEYS = frozenset(
+    "id extension modifierExtension link fullUrl resource search request response".split()
+)
+
+
 def created_id(entry: dict[str, Any], res: dict[str, Any]) -> str | None:
     """The id of a record a transaction or batch creates without naming it (a POST with no
     fullUrl and no id: FHIR R4 bundle.html lets a server assign one), taken from its content so
@@ -169,6 +175,8 @@ def created_id(entry: dict[str, Any], res: dict[str, Any]) -> str | None:
     request = entry.get("request")
     if not isinstance(request, dict) or request.get("method") != "POST":
         return None
+    if not entry.keys() <= _ENTRY_KEYS:
+        return None  # a key no entry has (a damaged `fullUrl`): not to be read as a create
     try:
         blob = orjson.dumps(res, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:
