@@ -86,6 +86,12 @@ DATES: dict[str, tuple[dict[str, Any], str, str, str]] = {
         {**ritux(effectiveDateTime="last spring"), "resourceType": "MedicationStatement"},
         "washout_b_cell_depletion", "unknown", "",
     ),
+    # a statement without effective[x] was taken on or before its dateAsserted: 2019, long
+    # before the 36 weeks (a refused stub made it unknown)
+    "ms-slashed-asserted": (
+        {**ritux(dateAsserted="2019/01/01"), "resourceType": "MedicationStatement"},
+        "washout_b_cell_depletion", "pass", "",
+    ),
     "mr-slashed-authored": (
         {"resourceType": "MedicationRequest", "status": "completed", "intent": "order",
          "medicationCodeableConcept": cc(RX, "121191"), "authoredOn": "2026/10/01"},

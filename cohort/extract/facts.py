@@ -70,7 +70,8 @@ def _last(days: DayRange | None) -> date | None:
 def _on_or_before(value: Any) -> DayRange | None:
     """An Immunization given on some day up to its `recorded` date (no occurrenceDateTime:
     occurrenceString "last spring"): "first captured in the record - potentially significantly
-    after the occurrence" (FHIR R4), so never that date itself (docs/rules.md)."""
+    after the occurrence" (FHIR R4), so never that date itself (docs/rules.md); a
+    MedicationStatement without effective[x] so up to its `dateAsserted`."""
     days = parse_days(value)
     return (date.min, days[1] or days[0]) if days else None
 
@@ -289,6 +290,11 @@ class Extractor:
         if "medicationReference" in res and not (codes or any(names)):
             names.append(name_from_reference(pf, ref, res, med, dropped or ""))
         start = exposure_start_days(res)
+        statement = res.get("resourceType") == "MedicationStatement"
+        if start is None and statement and not _effective(res):
+            # no effective[x] (R4: 0..1): taken on some day up to its assertion, as an
+            # Immunization up to its `recorded` date, not undated (docs/rules.md)
+            start = _on_or_before(res.get("dateAsserted"))
         status = str(res.get("status", ""))
         end = parse_days((res.get("effectivePeriod") or {}).get("end"))
         ongoing = end is None and status in self.rules.ongoing

@@ -37,7 +37,7 @@ _READ_DATES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]
     "Patient": (("birthDate",), (), ()),
     "Condition": (("onsetDateTime", "recordedDate"), ("onsetPeriod",), ()),
     "Observation": (("effectiveDateTime", "effectiveInstant", "issued"), ("effectivePeriod",), ()),
-    "MedicationStatement": (("effectiveDateTime",), ("effectivePeriod",), ()),
+    "MedicationStatement": (("effectiveDateTime", "dateAsserted"), ("effectivePeriod",), ()),
     "MedicationRequest": (("authoredOn",), (), ()),
     "MedicationAdministration": (
         ("effectiveDateTime",),
