@@ -103,6 +103,15 @@ def warn_unscreened(
     report["warnings"].append(f"{site}: {said}")
 
 
+def site_params(site: SiteConfig) -> dict[str, Any]:
+    """What the criteria read of the site (Context.site): its `min_age`, and `pulled` for a
+    FHIR server source, which is asked only for the results and procedures of mapped codes."""
+    params: dict[str, Any] = {"min_age": site.min_age} if site.min_age is not None else {}
+    if site.is_url:
+        params["pulled"] = True
+    return params
+
+
 def screen(
     site: SiteConfig,
     store: Store,
@@ -120,7 +129,7 @@ def screen(
     from cohort.report.csv import criterion_order, evidence_text
     from cohort.report.nophi import public_result, reason_wording
 
-    params = {"min_age": site.min_age} if site.min_age is not None else {}
+    params = site_params(site)
     merges = merges_of(store, site.id)
     if merges:
         log.info(

@@ -50,6 +50,11 @@ _FACTS = {
     VACCINES: "immunizations",
 }
 _COVERAGE = "see cohort mappings coverage"
+# the sorts a FHIR server is searched by code for (its Conditions, medication records and
+# Immunizations are pulled whole): of these, records of no mapped code were never fetched, and
+# a bare "no Observation records on file" read as a chart without any
+_BY_CODE = frozenset({LABS, PROCEDURES})
+_PULLED = " (from a FHIR server only those of mapped codes are pulled)"
 # the date a stored record of each sort is dated by (as screening.last_seen and the census read
 # it; None: undated, date.min: only known as on or before some day)
 _DATED: dict[str, Callable[[Any], date | None]] = {
@@ -141,6 +146,13 @@ def _records(ctx: Context, sort: str) -> dict[str, Record]:
 
 
 def _others(ctx: Context, sort: str, names: Sequence[str]) -> str:
+    """What else of the records of `sort` is on file; on a site pulled from a FHIR server
+    (`ctx.site["pulled"]`), of a sort it is searched by code for, saying so."""
+    said = _on_file(ctx, sort, names)
+    return said + _PULLED if sort in _BY_CODE and ctx.site.get("pulled") else said
+
+
+def _on_file(ctx: Context, sort: str, names: Sequence[str]) -> str:
     """What else of the records of `sort` is on file: stored ones of other concepts or of none,
     and summarised ones (of no concept: counted at read time, Store.side_facts), with the date
     of the latest on or before as_of of both."""

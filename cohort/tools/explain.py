@@ -36,7 +36,7 @@ from cohort.rank import rank
 from cohort.report.kept import Lists, OutLists, read_lists
 from cohort.runner import Loaded
 from cohort.safetext import printable
-from cohort.screening import add_side, last_seen
+from cohort.screening import add_side, last_seen, site_params
 from cohort.store import Store
 from cohort.terminology import Terminology
 from cohort.tools.common import open_store
@@ -210,8 +210,7 @@ def explain_patient(
         facts = merges.mark(add_side(extractor.facts(target, resources), extra))
     as_of, said, note = judged_on(out, site.id, as_of, loaded.term.version)
     olds = merges.olds.get(target, [])
-    params = {"min_age": site.min_age} if site.min_age is not None else {}
-    ctx = make_context(facts, loaded.term, as_of, loaded.rules, params)
+    ctx = make_context(facts, loaded.term, as_of, loaded.rules, site_params(site))
     results = evaluate(loaded.trial, ctx)
     time_limited = {c.id for c in loaded.trial.criteria if c.time_limited}
     cand = rank(
