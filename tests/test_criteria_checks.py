@@ -489,6 +489,43 @@ def test_malignancy_named_but_not_mapped_says_confirm() -> None:
     assert "confirm" in r.reason
 
 
+# A condition whose code maps to no TB concept but whose text or display names tuberculosis
+# (a code no system knows, as the public Synthea HIV sample's "Tuberculosis"): unknown ("possible
+# tuberculosis not in the mappings: confirm"), never a silent pass; only while active, and not
+# a latent infection, a history, a screening or an exposure, nor a record coded as such.
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ([_named("Tuberculosis")], "unknown"),
+        ([_named("Pulmonary tuberculosis")], "unknown"),
+        ([_named("Tuberculous pleurisy")], "unknown"),
+        ([_named("Tuberculosis", clinical="resolved")], "pass"),  # active only, as coded
+        ([_named("Tuberculosis", verification="refuted")], "pass"),
+        ([_named("Latent tuberculosis infection")], "pass"),
+        ([_named("Latent tuberculosis", "Z22.7", ICD)], "pass"),
+        ([_named("Personal history of tuberculosis", "Z86.11", ICD)], "pass"),
+        ([_named("History of tuberculosis")], "pass"),
+        ([_named("Family history of tuberculosis")], "pass"),
+        ([_named("Screening for tuberculosis")], "pass"),
+        ([_named("Exposure to tuberculosis")], "pass"),
+        # a coded active TB still fails (worst wins), also beside a named one
+        ([_named("Tuberculosis of lung", "A15.0", ICD)], "fail"),
+        ([_named("Tuberculosis"), condition("A15.0")], "fail"),
+    ],
+)
+def test_tuberculosis_named_but_not_mapped(resources: list[dict], expected: str) -> None:
+    assert status("tuberculosis", *resources) == expected
+
+
+def test_tuberculosis_named_but_not_mapped_says_confirm() -> None:
+    r = run("tuberculosis", _named("Pulmonary tuberculosis", onset="2025-02-03"))
+    assert (str(r.status), r.reason) == (
+        "unknown",
+        "possible tuberculosis not in the mappings: condition named as tuberculosis: Pulmonary "
+        "tuberculosis, onset 2025-02-03 (confirm)",
+    )
+
+
 # --- pregnancy_lactation -----------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("resources", "expected"),

@@ -315,6 +315,15 @@ TEXT_NOT_IN_REFERENCE = {
     },
     "family history": "malignancy_named exclusion name: a relative's cancer is no malignancy",
     "encounter for screening": "malignancy_named exclusion name: ICD-10-CM Z12 screening wording",
+    # tb_named (conditions.csv): the same safety net for `tuberculosis` (oracle differential:
+    # the public Synthea HIV sample's active "Tuberculosis" under a malformed SNOMED code passed)
+    "tuberculosis": "tb_named: the word naming the disease (SPEC §3 tuberculosis safety net)",
+    "tuberculous": "tb_named: the adjective naming the disease",
+    "latent": "tb_named exclusion name: ICD-10-CM Z22.7 'Latent tuberculosis'",
+    "history": "tb_named exclusion name: ICD-10-CM Z86.11 'Personal history of tuberculosis'",
+    "screening": "tb_named exclusion name: ICD-10-CM Z11.1 screening wording",
+    "exposure": "tb_named exclusion name: ICD-10-CM Z20.1 exposure wording",
+    "without active tuberculosis": "tb_named exclusion name: ICD-10-CM R76.11 wording",
 }
 
 # Public systems the reference covers; a verified=local row must use none of them (a site's own
