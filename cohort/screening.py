@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -21,6 +21,9 @@ from cohort.store import Store
 from cohort.store.census import Side
 from cohort.terminology.units import warm as warm_units
 
+if TYPE_CHECKING:
+    from cohort.extract import Extractor
+
 __all__ = [
     "CHUNK_PATIENTS",
     "EVAL_FORK_MIN",
@@ -28,6 +31,7 @@ __all__ = [
     "last_seen",
     "screen",
     "screened_ids",
+    "site_extractor",
     "warn_unscreened",
 ]
 
@@ -112,6 +116,20 @@ def site_params(site: SiteConfig) -> dict[str, Any]:
     return params
 
 
+def site_extractor(site: SiteConfig, store: Store, loaded: Loaded, as_of: date) -> Extractor:
+    """The Extractor a site's patients are read with: `screen` and `cohort explain` alike, so
+    that explain's evidence is the run's (summarised Observations read as the run reads them)."""
+    from cohort.extract import Extractor
+
+    return Extractor(
+        loaded.rules,
+        lambda mid: store.get(site.id, "Medication", mid),
+        loaded.relevant,
+        mrn_systems=site.mrn_systems,
+        as_of=as_of,
+    )
+
+
 def screen(
     site: SiteConfig,
     store: Store,
@@ -125,7 +143,6 @@ def screen(
 
     Without `phi` (`--no-phi`) the evidence rows are rendered, and the reasons kept, without
     free text (`report.nophi`): both are made here, where the evidence objects still are."""
-    from cohort.extract import Extractor
     from cohort.report.csv import criterion_order, evidence_text
     from cohort.report.nophi import public_result, reason_wording
 
@@ -145,13 +162,7 @@ def screen(
 
     def extractor_for(st: Store) -> Extractor:
         # one per process: its memo of code elements serves every chunk that process takes
-        return Extractor(
-            loaded.rules,
-            lambda mid: st.get(site.id, "Medication", mid),
-            loaded.relevant,
-            mrn_systems=site.mrn_systems,
-            as_of=as_of,
-        )
+        return site_extractor(site, st, loaded, as_of)
 
     def run_ids(st: Store, part: list[str], extractor: Extractor) -> list[Candidate]:
         found: list[Candidate] = []

@@ -191,8 +191,13 @@ class Extractor:
                 # record's does, and the components that map are results of their own
                 if when := obs_date(res):
                     pf.other_dates.append(when)
-                elif found and unread_date(res):
-                    pf.unreadable.append(undated_result(ref, res))
+                elif found:
+                    if unread_date(res):
+                        pf.unreadable.append(undated_result(ref, res))
+                else:
+                    # undated, so kept whole (extract.census.Triage) and in no census: still a
+                    # record on file that a criterion finding nothing counts (criteria.searched)
+                    pf.observations.append(observation_of(ref, res, coded, obs_when(res)))
                 if found:
                     pf.observations += found
                 return

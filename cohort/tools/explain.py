@@ -16,7 +16,6 @@ from cohort.criteria.dropped import unclaimed
 from cohort.criteria.trial import site_title
 from cohort.errors import ArgumentError
 from cohort.evaluate import evaluate, is_screened, make_context
-from cohort.extract import Extractor
 from cohort.merged import Merges, Side, merges_of
 from cohort.model import (
     Candidate,
@@ -36,7 +35,7 @@ from cohort.rank import rank
 from cohort.report.kept import Lists, OutLists, read_lists
 from cohort.runner import Loaded
 from cohort.safetext import printable
-from cohort.screening import add_side, last_seen, site_params
+from cohort.screening import add_side, last_seen, site_extractor, site_params
 from cohort.store import Store
 from cohort.terminology import Terminology
 from cohort.tools.common import open_store
@@ -202,13 +201,9 @@ def explain_patient(
     loaded = Loaded.from_config(cfg)
     with open_store(cfg, out) as store:
         site, target, merges, resources, extra = _find(store, cfg, out, pid, site_id)
-        extractor = Extractor(
-            loaded.rules,
-            lambda mid: store.get(site.id, "Medication", mid),
-            mrn_systems=site.mrn_systems,
-        )
+        as_of, said, note = judged_on(out, site.id, as_of, loaded.term.version)
+        extractor = site_extractor(site, store, loaded, as_of)
         facts = merges.mark(add_side(extractor.facts(target, resources), extra))
-    as_of, said, note = judged_on(out, site.id, as_of, loaded.term.version)
     olds = merges.olds.get(target, [])
     ctx = make_context(facts, loaded.term, as_of, loaded.rules, site_params(site))
     results = evaluate(loaded.trial, ctx)
