@@ -230,3 +230,37 @@ def test_a_carried_census_adds_only_what_the_read_lacks(tmp_path: Path) -> None:
             ("8310-5", 2),
             ("8867-4", 3),
         ]
+
+
+def test_carrying_a_large_census_is_not_quadratic(tmp_path: Path) -> None:
+    """A damaged night carries the census over in time linear in its rows: 615 Synthea patients
+    (28765 census rows) took 81 s of a 86 s read, a pair-wise scan of both generations."""
+
+    def entry(i: int) -> tuple[Any, ...]:
+        codes = (Code("http://loinc.org", f"{i}-0", ""),)
+        return CensusEntry("Observation", codes, "", 1, {"p1"}).to_row()
+
+    n = 3000
+    with Store(tmp_path / "s.sqlite") as store:
+        gen = store.begin_census("s", "src")
+        store.add_census("s", "src", gen, [("p1", "2026-01-01")], [entry(i) for i in range(n)])
+        store.commit_census("s", "src", gen)
+        gen = store.begin_census("s", "src")
+        # tonight's read found all but the last code element again
+        store.add_census("s", "src", gen, [("p1", "2026-01-01")], [entry(i) for i in range(n - 1)])
+        steps = [0]
+
+        def count() -> int:
+            steps[0] += 1
+            return 0
+
+        # sqlite virtual-machine instructions, in thousands: deterministic, unlike a timing
+        store._db.set_progress_handler(count, 1000)
+        store.carry_census("s", "src", gen)
+        store._db.set_progress_handler(None, 0)
+        store.commit_census("s", "src", gen)
+        codes = sorted(json.loads(r[1])[0][1] for r in store.census_rows("s"))
+    # every code element once: the one the read lacked carried, none twice
+    assert codes == sorted(f"{i}-0" for i in range(n))
+    # a pair-wise scan is n * n = 9 million row visits (hundreds of thousands of steps here)
+    assert steps[0] < 20 * n // 100

@@ -94,3 +94,36 @@ def test_records_no_single_patient_holds_are_counted_in_a_warning(tmp_path: Path
     # counts only: no identifier value, record or patient id
     for text in ("M-1", "M-9", "M-3", "ca-", "p1", "p2"):
         assert text not in said[0]
+
+
+def test_a_night_after_the_identifier_moved_reads_the_record_as_its_new_holder(
+    tmp_path: Path,
+) -> None:
+    """The record is re-read unchanged into the same store: its patient is the one holding the
+    identifier tonight, as a read into a fresh store finds (it kept last night's patient, who
+    no longer holds the MRN, and screened them with the SLE diagnosis)."""
+    sle = _by_identifier(condition("M32.14", onset=ago(3000), rid="sle-4"), "M-1")
+    first = [
+        patient("1980-05-01", pid="p1", identifier=_mrn("M-1")),
+        patient("1981-05-01", pid="p2", identifier=_mrn("M-2")),
+        sle,
+    ]
+    site = run_records(tmp_path, first)
+    assert [r["patient_id"] for r in csv_rows(site / "candidates.csv")] == ["p1"]
+    # the MRN corrected: M-1 is p2's, p1 has another
+    moved = [
+        patient("1980-05-01", pid="p1", identifier=_mrn("M-9")),
+        patient("1981-05-01", pid="p2", identifier=_mrn("M-1")),
+        sle,
+    ]
+    site = run_records(tmp_path, moved)
+    assert [r["patient_id"] for r in csv_rows(site / "candidates.csv")] == ["p2"]
+    # two charts holding it: no one for sure
+    both = [
+        patient("1980-05-01", pid="p1", identifier=_mrn("M-1")),
+        patient("1981-05-01", pid="p2", identifier=_mrn("M-1")),
+        sle,
+    ]
+    site = run_records(tmp_path, both)
+    assert csv_rows(site / "candidates.csv") == []
+    assert _report(site)["sites"]["s1"]["unattributed"] == {"Condition": 1}

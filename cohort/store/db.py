@@ -208,15 +208,24 @@ class Store(MarkTables, CensusTables, Reads, Removals, UnattributedTables):
         stored copy is not current, so the first row of the key replaces it even when older.
         """
         ids: dict[str, list[str]] = {}
+        # keys read naming no patient (Medications; a record naming its patient by identifier
+        # only): few, so the stored patient is looked at only for them
+        nobody: set[tuple[str, str]] = set()
         for row in batch:
             ids.setdefault(row[0], []).append(row[1])
+            if not row[4]:
+                nobody.add((row[0], row[1]))
         # (version, lastUpdated, hash, JSON text when known) of each key seen so far
         known: dict[tuple[str, str], tuple[Any, Any, Any, bytes | None]] = {}
+        # stored with the patient the identifier pass gave them (Store.attribute_by_identifier)
+        attributed: set[tuple[str, str]] = set()
         for rtype, rids in ids.items():
-            for rid, version, updated, digest in self._select(
-                "id, version, last_updated, hash", site, rtype, rids
+            for rid, version, updated, digest, patient in self._select(
+                "id, version, last_updated, hash, patient", site, rtype, rids
             ):
                 known[(rtype, rid)] = (version, updated, digest, None)
+                if patient is not None and nobody and (rtype, rid) in nobody:
+                    attributed.add((rtype, rid))
         # the stored JSON, fetched only where the bytes differ and the versions do not decide,
         # or a refused record's stub comes over it (source.refused.over_readable)
         texts: dict[str, list[str]] = {}
@@ -235,6 +244,7 @@ class Store(MarkTables, CensusTables, Reads, Removals, UnattributedTables):
         }
         out: dict[tuple[str, str], Row] = {}
         rehash: dict[tuple[str, str], str] = {}  # same content as stored, other bytes
+        unchanged: set[tuple[str, str]] = set()  # (only kept while `attributed` has keys)
         lifted = set(lift)
         for rtype, rid, version, updated, patient, origin, digest, blob in batch:
             key = (rtype, rid)
@@ -258,10 +268,14 @@ class Store(MarkTables, CensusTables, Reads, Removals, UnattributedTables):
                 if newer is None:
                     if old[2] == digest:
                         counts.unchanged += 1
+                        if attributed:
+                            unchanged.add(key)
                         continue
                     text = old[3] if old[3] is not None else stored.get(key)
                     if text is not None and same_content(text, blob):
                         counts.unchanged += 1
+                        if attributed:
+                            unchanged.add(key)
                         if old[3] is None:
                             rehash[key] = digest
                         continue
@@ -280,6 +294,13 @@ class Store(MarkTables, CensusTables, Reads, Removals, UnattributedTables):
         self._db.executemany(
             "UPDATE resources SET hash=? WHERE site=? AND type=? AND id=?",
             [(d, site, t, i) for (t, i), d in rehash.items() if (t, i) not in out],
+        )
+        # Read again unchanged, such a record names its patient by identifier as before, but
+        # who holds it is tonight's Patients' to say: the identifier pass gives it again (it
+        # kept last night's holder, unlike a read into a new store)
+        self._db.executemany(
+            "UPDATE resources SET patient=NULL WHERE site=? AND type=? AND id=?",
+            [(site, t, i) for t, i in attributed if (t, i) in unchanged and (t, i) not in out],
         )
 
     def _select(self, columns: str, site: str, rtype: str, rids: list[str]) -> Iterator[Any]:
