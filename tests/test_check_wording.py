@@ -20,7 +20,8 @@ from checks_helpers import (
 from criteria_helpers import ICD, SNOMED, ago, condition, observation, qty, run
 from researcher_helpers import TRIAL, check_all, copy_mappings, edit
 
-from cohort.criteria.registry import LAB_CHECK, table_problems
+from cohort.criteria.problems import table_problems
+from cohort.criteria.registry import LAB_CHECK
 from cohort.model import Result
 
 

@@ -508,7 +508,7 @@ def test_a_criteria_file_not_in_utf8_is_an_error(tmp_path: Path) -> None:
 def test_unconfirmed_verification_of_checks_without_a_condition_check_is_an_error() -> None:
     """On a `checks` criterion it applies to its condition checks: with none it would do
     nothing, silently."""
-    from cohort.criteria.registry import rule_problems
+    from cohort.criteria.problems import rule_problems
 
     labs_only = {"checks": [{"lab": ["hbsag"]}], "unconfirmed_verification": ["provisional"]}
     assert list(rule_problems("checks", labs_only)) == [

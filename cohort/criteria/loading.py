@@ -15,6 +15,7 @@ from typing import Any
 
 from cohort.criteria.base import Criterion
 from cohort.criteria.ids import id_problem
+from cohort.criteria.problems import rule_problems, table_problems
 from cohort.criteria.quoted import quoted_hint
 from cohort.criteria.reads import HEAD, Reader, readers, records_problem
 from cohort.criteria.registry import (
@@ -24,8 +25,6 @@ from cohort.criteria.registry import (
     KINDS,
     Table,
     numeric_concepts,
-    rule_problems,
-    table_problems,
     tables_of,
 )
 from cohort.criteria.titles import hint_problems, title_problems

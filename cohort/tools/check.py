@@ -200,7 +200,7 @@ def check_mappings(
     copies(rows, f)
     concepts = {r.concept for r in rows} if _concepts_read(f) else None
     conflicts(rows, known, check_overlaps(root, concepts, f), f)
-    check_labels(root, concepts, f)
+    labelled = check_labels(root, concepts, f)
     routes = check_routes(root, known, f)
     known_concepts = {r.concept for r in rows} if _concepts_read(f) else None
     specs: dict[str, UnitSpec] = {}
@@ -224,7 +224,7 @@ def check_mappings(
         _check_trial(path, rows, units, f, use_unverified, empty)
         plausible_limits(path, specs, f)
     if _concepts_read(f):
-        misspelt_concepts(data_files(root / "trials", "*.toml"), rows, f)
+        misspelt_concepts(data_files(root / "trials", "*.toml"), rows, f, labelled)
     if not f.errors and not for_run:
         try:  # anything the loader rejects that the checks above did not name (no concepts/)
             Terminology.load(root, use_unverified=use_unverified)

@@ -94,12 +94,12 @@ def check_overlaps(root: Path, concepts: set[str] | None, f: Findings) -> set[fr
     return pairs
 
 
-def check_labels(root: Path, concepts: set[str] | None, f: Findings) -> None:
+def check_labels(root: Path, concepts: set[str] | None, f: Findings) -> set[str]:
     """`labels.csv` (optional): a bad line or a concept labelled twice is an error (a run
     stops on it), a label of a concept no concept row names a warning (it labels nothing).
-    `concepts`: None when the concept files could not all be read."""
+    `concepts`: None when the concept files could not all be read. The concepts labelled."""
     if not (root / LABELS[0]).is_file():
-        return
+        return set()
     first: dict[str, int] = {}
     for rec in csv_records(root, root / LABELS[0], LABELS[1], f):
         read = read_row(label_row, rec, f)
@@ -114,6 +114,7 @@ def check_labels(root: Path, concepts: set[str] | None, f: Findings) -> None:
                 f"column 'concept': no concept rows for '{read[0]}': its label names nothing"
                 + (f" ({hint})" if hint else ""),
             )
+    return set(first)
 
 
 def check_routes(root: Path, known: KnownSystems, f: Findings) -> int:

@@ -8,6 +8,7 @@ import functools
 import re
 import tomllib
 from collections import Counter, defaultdict
+from collections.abc import Set
 from itertools import combinations
 from pathlib import Path
 
@@ -171,25 +172,39 @@ def _intentional(concepts: set[str], overlaps: set[frozenset[str]]) -> bool:
     return len(names) == 2 and names[1].startswith(names[0] + "_")
 
 
-def misspelt_concepts(trials: list[Path], rows: list[MappingRow], f: Findings) -> None:
+# a criteria file's whole-line comments (a block commented out) and the names quoted in them
+_COMMENT = re.compile(r"^[ \t]*#(.*)$", re.MULTILINE)
+_QUOTED = re.compile(r'"([A-Za-z][A-Za-z0-9_]*)"')
+
+
+def misspelt_concepts(
+    trials: list[Path], rows: list[MappingRow], f: Findings, labelled: Set[str] = frozenset()
+) -> None:
     """An error at the first row of a concept no criteria file names, in one concept file
     only, a typo away from one they do name (`ana_titr`): its rows are lost to the criterion,
     which changes who is eligible, so a run stops on it too (`cohort.tools.runcheck`). Any
     other unnamed concept is left alone (one for a trial not written yet; the shipped files
-    hold such concepts)."""
+    hold such concepts), and so is one `labelled` (labels.csv) or named in a criteria file's
+    comment: a concept of its own, whose criterion was switched off (docs/criteria-kinds.md:
+    its block deleted or commented out; `chronic_hbv` is no typo of `chronic_hcv`)."""
     used: set[str] = set()
+    commented: set[str] = set()
     for path in trials:
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+            text = path.read_text(encoding="utf-8-sig")
+            data = tomllib.loads(text)
         except (OSError, ValueError):
             return  # its error is reported; what the criteria name is not known
         used |= {name for _, name in concept_refs(data)}
+        commented |= {w for c in _COMMENT.findall(text) for w in _QUOTED.findall(c)}
     files: dict[str, set[str]] = defaultdict(set)
     first: dict[str, MappingRow] = {}
     for r in rows:
         files[r.concept].add(r.file)
         first.setdefault(r.concept, r)
     for name, row in first.items():
+        if name in labelled or name in commented:
+            continue
         near = None if name in used or len(files[name]) > 1 else closest(name, used)
         if near is not None and _typo(name, near):
             f.error(
