@@ -103,27 +103,18 @@ def test_a_night_after_the_identifier_moved_reads_the_record_as_its_new_holder(
     identifier tonight, as a read into a fresh store finds (it kept last night's patient, who
     no longer holds the MRN, and screened them with the SLE diagnosis)."""
     sle = _by_identifier(condition("M32.14", onset=ago(3000), rid="sle-4"), "M-1")
-    first = [
-        patient("1980-05-01", pid="p1", identifier=_mrn("M-1")),
-        patient("1981-05-01", pid="p2", identifier=_mrn("M-2")),
-        sle,
-    ]
-    site = run_records(tmp_path, first)
+
+    def night(mrn1: str, mrn2: str) -> Path:
+        charts = [patient("1980-05-01", pid="p1", identifier=_mrn(mrn1)),
+                  patient("1981-05-01", pid="p2", identifier=_mrn(mrn2))]  # fmt: skip
+        return run_records(tmp_path, [*charts, sle])
+
+    site = night("M-1", "M-2")
     assert [r["patient_id"] for r in csv_rows(site / "candidates.csv")] == ["p1"]
     # the MRN corrected: M-1 is p2's, p1 has another
-    moved = [
-        patient("1980-05-01", pid="p1", identifier=_mrn("M-9")),
-        patient("1981-05-01", pid="p2", identifier=_mrn("M-1")),
-        sle,
-    ]
-    site = run_records(tmp_path, moved)
+    site = night("M-9", "M-1")
     assert [r["patient_id"] for r in csv_rows(site / "candidates.csv")] == ["p2"]
     # two charts holding it: no one for sure
-    both = [
-        patient("1980-05-01", pid="p1", identifier=_mrn("M-1")),
-        patient("1981-05-01", pid="p2", identifier=_mrn("M-1")),
-        sle,
-    ]
-    site = run_records(tmp_path, both)
+    site = night("M-1", "M-1")
     assert csv_rows(site / "candidates.csv") == []
     assert _report(site)["sites"]["s1"]["unattributed"] == {"Condition": 1}

@@ -290,6 +290,22 @@ TRIAL_MISTAKES = [
         "max_years",
         "criterion 'age': key 'max_years': -75 is negative",
     ),
+    # a sign typed by mistake: every patient with a readable BILAG grade has at least -1 A
+    # grades, so `bilag` passed for all of them (accepted without an error before)
+    (
+        "a negative number of A grades",
+        "min_a = 1",
+        "min_a = -1",
+        "min_a",
+        "criterion 'bilag': key 'min_a': -1 is negative",
+    ),
+    (
+        "a negative number of B grades",
+        "min_b = 2",
+        "min_b = -2",
+        "min_b",
+        "criterion 'bilag': key 'min_b': -2 is negative",
+    ),
 ]
 
 

@@ -33,6 +33,7 @@ from criteria_helpers import (
     trial,
 )
 from fhir_fakes import BASE, SLE, TOKENS, FakeFhir, population
+from test_absent_primitives import ABSENT
 from test_line_triage import LOADED, _same
 from test_reliability_support import write_config
 
@@ -44,8 +45,6 @@ from cohort.source.fhir import ServerSettings, pull
 from cohort.source.validate import check
 from cohort.store import Store
 
-ABSENT = {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
-                         "valueCode": "unknown"}]}  # fmt: skip
 RTX, HCQ = "121191", "5521"  # rituximab, hydroxychloroquine (RxNorm)
 W36 = timedelta(weeks=36)
 
