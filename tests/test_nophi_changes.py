@@ -85,3 +85,56 @@ def test_no_longer_eligible_cannot_be_worked_out_from_the_trend() -> None:
         )
     ]
     assert fits == list(_span(dropped)[:100])
+
+
+def _site_unchanged() -> SiteResult:
+    """13 patients, all excluded, the same as last run: p000 fails the washout (12 pass it),
+    the 12 others fail the age criterion. The cards print every count as "*" (the washout's
+    12 pass and 1 fail add up to 13: "*" and "<11" would tell 1-2)."""
+    p, f = Status.PASS, Status.FAIL
+    cands, before = [], {}
+    for i in range(13):
+        results = [Result("age", p if i == 0 else f, ""), Result("washout", f if i == 0 else p, "")]
+        cands.append(Candidate(Patient(f"p{i:03d}", ""), results, tier="excluded", rank=i + 1))
+        before[f"p{i:03d}"] = "excluded"
+    return SiteResult("s", "Site", date(2026, 3, 1), CRITERIA, [], cands, previous_tiers=before)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known leak, not fixed: 0 new and 0 no longer screened tie this run's hidden "
+    "screened count to the trend's previous run (by its ten)",
+)
+def test_hidden_screened_is_not_told_by_the_trend_and_the_changes() -> None:
+    """Screened now = screened last run + new - no longer screened. The cards print screened
+    as "*" and the washout as "* pass · 0 unknown · <11 fail"; the trend's last run prints
+    11–19 screened and the changes 0 new, 0 no longer screened: screened is 11 to 19 now, so
+    the washout's fails (screened minus at least 11 passes) are 1 to 8, never 9 or 10."""
+    site = _site_unchanged()
+    history = [
+        {"date": "2026-02-28", "site": "s", "screened": 13, "likely": 0, "possible": 0,
+         "excluded": 13},
+    ]  # fmt: skip
+    page = summary_html(site, history=history, phi=False)
+    line = re.search(r'id="change-counts">(.*?)</p>', page)
+    assert line
+    changes = {what: n for n, what in re.findall(r"<b>([^<]*)</b> ([a-z ]+?)(?: ·|$)", line[1])}
+    cells = re.search(r'data-criterion="washout">.*?<div class="nums">(.*?)</div>', page)
+    today = re.search(r"<tr><td>2026-03-01</td>(.*?)</tr>", page)
+    assert cells and today
+    nums = re.sub(r"<[^>]+>", "", cells[1])
+    passed, unknown, failed = re.findall(r"(\S+) (?:pass|unknown|fail)", nums)
+    assert not (failed.isdigit() and 0 < int(failed) < 11)
+    screened = _span(re.findall(r">([^<]*)</td>", today[1])[0])
+    before = re.search(r"<tr><td>2026-02-28</td>(.*?)</tr>", page)
+    if before:
+        then = _span(re.findall(r">([^<]*)</td>", before[1])[0])
+        new, gone = _span(changes["new"]), _span(changes["no longer screened"])
+        low, high = then[0] - gone[-1], then[-1] + new[-1]
+        screened = range(max(screened[0], low), min(screened[-1], high) + 1)
+    fits = [
+        x
+        for x in _span(failed)[:100]
+        if any(s - x - u in _span(passed) for s in screened[:200] for u in _span(unknown)[:100])
+    ]
+    assert fits == list(_span(failed)[:100])
