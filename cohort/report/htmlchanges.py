@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cohort.model import Candidate, SiteResult
 from cohort.report import rows
-from cohort.report.htmltext import LIST_MAX, esc, section, shown_count
+from cohort.report.htmltext import LIST_MAX, esc, section
 
 HEAD = (
     '<thead><tr><th class="num">Rank</th><th>Patient</th><th>Tier</th><th>Change</th>'
@@ -102,8 +102,17 @@ def changes_section(site: SiteResult, phi: bool) -> str:
         (len(removed), "no longer screened"),
         (other, "other changes"),
     ]
-    line = " · ".join(f"<b>{esc(shown_count(n, not phi))}</b> {what}" for n, what in counts)
-    summary = f'<p id="change-counts">{line}</p>'
+    if phi:
+        line = " · ".join(f"<b>{esc(str(n))}</b> {what}" for n, what in counts)
+        summary = f'<p id="change-counts">{line}</p>'
+    else:
+        # exact counts, read with the trend's row of the run compared with and today's tiers,
+        # tell a count the page shows as "<11" (docs/security.md); "<11" for 1-10 alone does not
+        summary = (
+            '<p id="change-counts" class="muted">Counts of changes are withheld on this page: '
+            "read with the trend and the tier counts they could tell a count under 11. Each "
+            "patient&rsquo;s change is in the <code>change</code> column of candidates.csv.</p>"
+        )
     tables = ""
     if phi:
         shown = [
