@@ -22,6 +22,9 @@ class Unmapped:
     system: str
     code: str
     display: str = ""
+    # display -> records carrying it: the most carried names the code, so that the name does
+    # not depend on the order the records were read in (a file format's order)
+    displays: dict[str, int] = field(default_factory=dict)
     screened: set[str] = field(default_factory=set)
     patients: set[str] = field(default_factory=set)
     records: int = 0
@@ -57,7 +60,10 @@ def count_entry(
         u = found.setdefault(
             (site, entry.rtype, system, code), Unmapped(site, entry.rtype, system, code)
         )
-        u.display = u.display or display or entry.text
+        label = display or entry.text
+        if label:
+            u.displays[label] = u.displays.get(label, 0) + entry.records
+            u.display = min(u.displays, key=lambda d: (-u.displays[d], d))
         u.records += entry.records
         u.patients |= entry.patients
         u.screened |= entry.patients & screened
