@@ -34,6 +34,18 @@ def _changes(line: str) -> dict[str, str]:
     return {k: printed.get(k, "withheld") for k in kinds}
 
 
+def _no_phi_page(site: SiteResult, last_run: tuple[int, int, int]) -> tuple[str, dict[str, str]]:
+    """The `--no-phi` page of `site`, its last run's (screened, possible, excluded) in the
+    trend (none likely), and the change counts it prints."""
+    screened, possible, excluded = last_run
+    history = [{"date": "2026-02-28", "site": "s", "screened": screened, "likely": 0,
+                "possible": possible, "excluded": excluded}]  # fmt: skip
+    page = summary_html(site, history=history, phi=False)
+    line = re.search(r'id="change-counts"[^>]*>(.*?)</p>', page)
+    assert line
+    return page, _changes(line[1])
+
+
 def _site_moved() -> SiteResult:
     """Last run: 20 possible, 40 excluded. Now 17 of the excluded are possible (their washout
     ended) and 1 possible patient is excluded: 36 possible, 24 excluded, no one new or gone."""
@@ -56,15 +68,7 @@ def test_no_longer_eligible_cannot_be_worked_out_from_the_trend() -> None:
     eligible, 0 new, 0 no longer screened and "<11" no longer eligible: 24 = E - 17 + X with E
     from 40 to 49 leaves X = 41 - E, so X = 1 (and E = 40). Every value 1-10 of the "<11" must
     still fit the printed page."""
-    site = _site_moved()
-    history = [
-        {"date": "2026-02-28", "site": "s", "screened": 60, "likely": 0, "possible": 20,
-         "excluded": 40},
-    ]  # fmt: skip
-    page = summary_html(site, history=history, phi=False)
-    line = re.search(r'id="change-counts"[^>]*>(.*?)</p>', page)
-    assert line
-    changes = _changes(line[1])
+    page, changes = _no_phi_page(_site_moved(), last_run=(60, 20, 40))
     dropped = changes["no longer eligible"]  # 1: the count a reader must not learn
     assert not (dropped.isdigit() and 0 < int(dropped) < 11)
     before = re.search(r"<tr><td>2026-02-28</td>(.*?)</tr>", page)
@@ -107,15 +111,7 @@ def test_hidden_screened_is_not_told_by_the_trend_and_the_changes() -> None:
     as "*" and the washout as "* pass · 0 unknown · <11 fail"; the trend's last run prints
     11–19 screened and the changes 0 new, 0 no longer screened: screened is 11 to 19 now, so
     the washout's fails (screened minus at least 11 passes) are 1 to 8, never 9 or 10."""
-    site = _site_unchanged()
-    history = [
-        {"date": "2026-02-28", "site": "s", "screened": 13, "likely": 0, "possible": 0,
-         "excluded": 13},
-    ]  # fmt: skip
-    page = summary_html(site, history=history, phi=False)
-    line = re.search(r'id="change-counts"[^>]*>(.*?)</p>', page)
-    assert line
-    changes = _changes(line[1])
+    page, changes = _no_phi_page(_site_unchanged(), last_run=(13, 0, 13))
     cells = re.search(r'data-criterion="washout">.*?<div class="nums">(.*?)</div>', page)
     today = re.search(r"<tr><td>2026-03-01</td>(.*?)</tr>", page)
     assert cells and today
