@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from cohort.criteria.base import Context, Criterion, result
 from cohort.criteria.registry import KINDS, MEDICATIONS
 from cohort.criteria.trial import concepts_read
+from cohort.criteria.unnamed import Run, same_outcome
 from cohort.model import (
     DoubtFact,
     Evidence,
@@ -23,7 +24,6 @@ from cohort.model import (
 
 __all__ = ["settle_doubtful"]
 
-Run = Callable[[Sequence[Criterion], Context], list[Result]]
 Read = ExposureFact | ObservationFact | ImmunizationFact | ProcedureFact
 
 
@@ -63,7 +63,7 @@ def settle_doubtful(
             out.append(res)
             continue
         alts = [run([crit], ctx.fresh(facts=facts, _ties=None))[0] for facts in readings]
-        if all(a.status is res.status and a.eligible_from == res.eligible_from for a in alts):
+        if all(same_outcome(a, res) for a in alts):
             out.append(res)
         else:
             out.append(_settled(crit, res, alts, doubtful))

@@ -18,9 +18,14 @@ from cohort.criteria.base import Context, Criterion, result
 from cohort.criteria.registry import KINDS, MEDICATIONS
 from cohort.model import Evidence, Result, Status, UnreadableFact
 
-__all__ = ["settle_unnamed"]
+__all__ = ["Run", "same_outcome", "settle_unnamed"]
 
 Run = Callable[[Sequence[Criterion], Context], list[Result]]
+
+
+def same_outcome(a: Result, b: Result) -> bool:
+    """Whether another reading of the records left a criterion's outcome as it was."""
+    return a.status is b.status and a.eligible_from == b.eligible_from
 
 
 def _drugs(crit: Criterion) -> frozenset[str]:
@@ -57,7 +62,7 @@ def settle_unnamed(
         seeded = {u.ref: drugs for u in ctx.facts.unnamed}
         what_if = ctx.fresh(_concepts=seeded, _ties=None)
         alt = run([crit], what_if)[0]
-        if alt.status is res.status and alt.eligible_from == res.eligible_from:
+        if same_outcome(alt, res):
             out.append(res)
         else:
             out.append(_settled(crit, res, alt, ctx.facts.unnamed))

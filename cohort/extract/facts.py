@@ -191,13 +191,12 @@ class Extractor:
                 # record's does, and the components that map are results of their own
                 if when := obs_date(res):
                     pf.other_dates.append(when)
-                elif found:
-                    if unread_date(res):
-                        pf.unreadable.append(undated_result(ref, res))
-                else:
+                elif not found:
                     # undated, so kept whole (extract.census.Triage) and in no census: still a
                     # record on file that a criterion finding nothing counts (criteria.searched)
                     pf.observations.append(observation_of(ref, res, coded, obs_when(res)))
+                elif unread_date(res):
+                    pf.unreadable.append(undated_result(ref, res))
                 if found:
                     pf.observations += found
                 return

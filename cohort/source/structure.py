@@ -162,8 +162,19 @@ def id_from_entry(rtype: str, full_url: Any, request: Any) -> str | None:
 
 
 # Bundle.entry's elements (FHIR R4): an entry with any other key is damaged, not anonymous
-_ENTRY_KEYS = frozenset(("id", "extension", "modifierExtension", "link", "fullUrl", "resource"))
-_ENTRY_KEYS |= {"search", "request", "response"}
+_ENTRY_KEYS = frozenset(
+    {
+        "id",
+        "extension",
+        "modifierExtension",
+        "link",
+        "fullUrl",
+        "resource",
+        "search",
+        "request",
+        "response",
+    }
+)
 
 
 def created_id(entry: dict[str, Any], res: dict[str, Any]) -> str | None:
