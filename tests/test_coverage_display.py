@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import itertools
 
+from criteria_helpers import terminology
+
 from cohort.extract.census_data import CensusEntry
 from cohort.model import Code
 from cohort.tools.coverage_census import Unmapped, count_entry
-from tests.criteria_helpers import terminology
 
 LOINC = "http://loinc.org"
 TERM = terminology()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from criteria_helpers import ago, days_before, medication, settled, status
+
 from cohort.criteria.base import Status
-from tests.criteria_helpers import ago, days_before, medication, settled, status
 
 BELIMUMAB, HCQ, RITUXIMAB = "1092437", "5521", "121191"
 
@@ -18,7 +19,7 @@ def statement(code: str, state: str, asserted: str | None) -> dict[str, Any]:
     return res
 
 
-def test_a_completed_statement_asserted_before_the_window_is_outside_it():
+def test_a_completed_statement_asserted_before_the_window_is_outside_it() -> None:
     # rituximab "completed", asserted 400 days ago: taken on some day up to then, so before
     # the 36-week (252-day) window; it read as undated: unknown for good
     assert status("washout_b_cell_depletion", statement(RITUXIMAB, "completed", ago(400))) == (
@@ -26,20 +27,20 @@ def test_a_completed_statement_asserted_before_the_window_is_outside_it():
     )
 
 
-def test_a_completed_statement_asserted_in_the_window_may_be_in_it():
+def test_a_completed_statement_asserted_in_the_window_may_be_in_it() -> None:
     # asserted 100 days ago: taken on some day up to then, maybe within 252 days: cannot tell
     r = settled("washout_b_cell_depletion", statement(RITUXIMAB, "completed", ago(100)))
     assert (r.status, r.eligible_from) == (Status.UNKNOWN, None)
 
 
-def test_an_active_statement_asserted_by_as_of_is_current():
+def test_an_active_statement_asserted_by_as_of_is_current() -> None:
     # SPEC §2: open while active; started on or before its assertion 30 days ago, so current
     assert status("background_therapy", statement(HCQ, "active", ago(30))) == "pass"
     # no date at all: still cannot be placed
     assert status("background_therapy", statement(HCQ, "active", None)) == "unknown"
 
 
-def test_an_active_statement_asserted_by_as_of_fails_a_washout_with_no_known_end():
+def test_an_active_statement_asserted_by_as_of_fails_a_washout_with_no_known_end() -> None:
     r = settled("washout_belimumab", statement(BELIMUMAB, "active", ago(30)))
     assert (r.status, r.eligible_from) == (Status.FAIL, None)
     # asserted after as_of: it may have started after as_of too (no record yet)
@@ -47,7 +48,7 @@ def test_an_active_statement_asserted_by_as_of_fails_a_washout_with_no_known_end
     assert late.status is Status.UNKNOWN
 
 
-def test_the_assertion_bounds_a_statement_with_no_start_only():
+def test_the_assertion_bounds_a_statement_with_no_start_only() -> None:
     # effective[x] decides where given: a start 20 days ago is in the window whatever the
     # assertion (400 days ago, a slip) says
     res = statement(BELIMUMAB, "completed", ago(400))
