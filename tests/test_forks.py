@@ -22,6 +22,24 @@ def _load(blob: bytes) -> list[list[int]]:
     return [list(r) for r in json.loads(blob)]
 
 
+class _Handshake:
+    """A fork says it has taken a chunk; this process waits for that (not for a sleep to be
+    long enough on a loaded machine)."""
+
+    def __init__(self) -> None:
+        self.r, self.w = os.pipe()
+
+    def took_one(self) -> None:
+        os.write(self.w, b"1")
+
+    def wait(self) -> None:
+        os.read(self.r, 1)
+
+    def close(self) -> None:
+        os.close(self.r)
+        os.close(self.w)
+
+
 @pytest.mark.parametrize(("nproc", "n"), [(2, 23), (3, 23), (2, 1), (3, 500)])
 def test_results_come_back_in_item_order_through_the_codec(nproc: int, n: int) -> None:
     items = list(range(n))
@@ -57,14 +75,22 @@ def test_a_slow_process_takes_fewer_chunks() -> None:
 def test_a_fork_that_does_most_of_the_work_hands_it_all_back_in_order() -> None:
     """Each chunk a fork finishes is written as it goes and read back in its place."""
     parent = os.getpid()
+    fork_took = _Handshake()
 
     def work(parts: Iterator[list[int]]) -> Iterator[list[list[int]]]:
-        for part in parts:
-            if os.getpid() == parent:
+        for n, part in enumerate(parts):
+            if os.getpid() != parent:
+                fork_took.took_one()
+            elif n == 0:
+                fork_took.wait()  # (the fork is at work, however late it started)
+            else:
                 time.sleep(0.05)
             yield [[i * 3, os.getpid()] for i in part]
 
-    out = map_chunks(work, list(range(200)), 2, _dump, _load, per_process=16)
+    try:
+        out = map_chunks(work, list(range(200)), 2, _dump, _load, per_process=16)
+    finally:
+        fork_took.close()
     assert out is not None
     assert [v for v, _ in out] == [i * 3 for i in range(200)]
     assert sum(1 for _, pid in out if pid != parent) > 100  # most came from the fork
@@ -87,15 +113,21 @@ def test_one_connection_per_process() -> None:
 
 def test_a_fork_that_dies_gives_none() -> None:
     parent = os.getpid()
+    fork_took = _Handshake()
 
     def dies_in_a_fork(parts: Iterator[list[int]]) -> Iterator[list[list[int]]]:
-        for part in parts:
+        for n, part in enumerate(parts):
             if os.getpid() != parent:
+                fork_took.took_one()
                 os._exit(9)  # as if killed for memory
-            time.sleep(0.1)  # leave the fork a chunk to die on (it starts within ms)
+            if n == 0:
+                fork_took.wait()  # (so the fork has a chunk to die on, however late it starts)
             yield [[i] for i in part]
 
-    assert map_chunks(dies_in_a_fork, list(range(10)), 2, _dump, _load) is None
+    try:
+        assert map_chunks(dies_in_a_fork, list(range(10)), 2, _dump, _load) is None
+    finally:
+        fork_took.close()
 
 
 def test_an_error_in_this_process_propagates() -> None:
@@ -109,30 +141,47 @@ def test_an_error_in_this_process_propagates() -> None:
 
 
 def test_a_result_per_chunk_taken_is_required() -> None:
+    parent = os.getpid()
+    hold_r, hold_w = os.pipe()  # never written: the fork waits on it until it is killed
+
     def skips(parts: Iterator[list[int]]) -> Iterator[list[list[int]]]:
+        if os.getpid() != parent:
+            os.read(hold_r, 1)  # (so this process takes every chunk, whatever the timing)
         for _ in parts:
             pass
         yield []
 
-    with pytest.raises(ValueError, match="chunks taken"):
-        map_chunks(skips, list(range(10)), 2, _dump, _load)
+    try:
+        with pytest.raises(ValueError, match="10 chunks taken but 1 results"):
+            map_chunks(skips, list(range(10)), 2, _dump, _load)
+    finally:
+        os.close(hold_r)
+        os.close(hold_w)
 
 
 def test_forks_are_reaped_when_reading_their_results_fails() -> None:
     """An error after the work (here the caller's codec) still kills and reaps every fork."""
     started: list[int] = []
+    parent = os.getpid()
+    fork_took = _Handshake()
 
     def work(parts: Iterator[list[int]]) -> Iterator[list[list[int]]]:
-        for part in parts:
-            time.sleep(0.02)  # leave the forks some chunks
+        for n, part in enumerate(parts):
+            if os.getpid() != parent:
+                fork_took.took_one()
+            elif n == 0:
+                fork_took.wait()  # (a fork has results to read, however late it starts)
             yield [[i, os.getpid()] for i in part]
 
     def bad_load(blob: bytes) -> list[list[int]]:
         started.extend(pid for _, pid in _load(blob))
         raise ValueError("cannot decode")
 
-    with pytest.raises(ValueError, match="cannot decode"):
-        map_chunks(work, list(range(60)), 3, _dump, bad_load)
+    try:
+        with pytest.raises(ValueError, match="cannot decode"):
+            map_chunks(work, list(range(60)), 3, _dump, bad_load)
+    finally:
+        fork_took.close()
     assert started  # a fork's results were being read when it failed
     for pid in set(started):
         with pytest.raises(ChildProcessError):  # already reaped: no zombie left behind
