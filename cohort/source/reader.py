@@ -25,7 +25,15 @@ from cohort.source.structure import (
     rewritten,
     too_deep,
 )
-from cohort.source.unparsed import BROKE_OFF, EMPTY_FILE, NOT_UTF8, Refused, ends_early, reparsed
+from cohort.source.unparsed import (
+    BROKE_OFF,
+    EMPTY_FILE,
+    NOT_UTF8,
+    Refused,
+    breaks_off,
+    ends_early,
+    reparsed,
+)
 from cohort.source.validate import RESOURCE_TYPES, check
 
 if TYPE_CHECKING:  # the reader only calls the triage; the triage itself belongs to extract
@@ -287,6 +295,7 @@ class Reader:
         leading = unread or handlers
         opens_with_type = LEADING_TYPE.match  # the usual case; decoded_type for the others
         n = cut = 0  # cut: an invalid line that ends mid-record without a line end
+        skipped = 0  # the last line skipped unparsed (an unread type)
         recoded = 0  # lines not UTF-8, read as Windows-1252
         try:
             for n, line in enumerate(lines, start=1):
@@ -303,6 +312,7 @@ class Reader:
                         # ... about two thirds of Synthea's bytes): a line of such a type
                         # that names no other is counted without being parsed.
                         stats.skipped_types[lead.decode()] += 1
+                        skipped = n
                         continue
                     handle = handlers.get(lead)
                     if handle is not None:
@@ -341,6 +351,10 @@ class Reader:
                             continue
                         offered = True  # kept: resource() need not ask again
                 yield from self.resource(doc, f"{origin}:{n}", line, offered)
+            if skipped and skipped == n and breaks_off(line):
+                # a download that stopped in a file of a type no criterion reads (Encounter):
+                # said as for a type read, at the price of parsing that one line
+                cut = n
             if cut and cut == n:
                 # the last line breaks off mid-record: a file still being written or cut short
                 # (not read whole already, as any line that is no JSON: one entry, said why)

@@ -14,6 +14,7 @@ __all__ = [
     "EMPTY_FILE",
     "NOT_UTF8",
     "Refused",
+    "breaks_off",
     "ends_early",
     "from_utf16",
     "is_utf8",
@@ -119,3 +120,18 @@ def ends_early(data: bytes, e: orjson.JSONDecodeError) -> bool:
         # cut inside a multi-byte character: the text runs out in the middle of it
         return u.reason == "unexpected end of data" and not raw[u.end :].strip()
     return not text[e.pos :].strip()
+
+
+def breaks_off(line: bytes) -> bool:
+    """Whether `line`, a file's last, runs out mid-record (a line end after it: whole). For the
+    last line of a type skipped unparsed: one parse a file, not a line."""
+    if line.endswith(b"\n"):
+        return False
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        try:
+            reparsed(line, error)
+        except Refused as r:
+            return ends_early(r.text, r.error)
+    return False
