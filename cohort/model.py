@@ -101,7 +101,7 @@ class ConditionFact:
     # date): no onset to decide on, and not the recordedDate either (docs/rules.md).
     onset_undated: bool = False
     # An abatement the record gives but that cannot be dated (`_abatementDateTime` sent alone,
-    # abatementString, an Age or Range): over at a time not known (docs/rules.md).
+    # abatementString, an Age or Range no birth date dates): over at a time not known.
     abatement_undated: bool = False
 
 

@@ -26,6 +26,7 @@ from cohort.extract.obs_dates import obs_date, obs_when
 from cohort.extract.observations import components_of, observation_of
 from cohort.extract.onset import (
     UNDATED,
+    abatement_by_age,
     abatement_days,
     birth_days,
     needs_birth,
@@ -173,12 +174,14 @@ class Extractor:
         if by_age:  # (once every record is read: the Patient may come after its Conditions)
             birth = birth_days(pf.patient.birth_date)
             for i, res in by_age:
-                days = onset_by_age(res, birth)
-                if days is not None:
-                    c = pf.conditions[i]
-                    pf.conditions[i] = replace(
-                        c, onset=days[0], onset_last=days[1], onset_undated=False
+                c = pf.conditions[i]
+                if (days := onset_by_age(res, birth)) is not None:
+                    c = replace(c, onset=days[0], onset_last=days[1], onset_undated=False)
+                if c.abatement_undated and (days := abatement_by_age(res, birth)) is not None:
+                    c = replace(
+                        c, abatement=days[0], abatement_last=days[1], abatement_undated=False
                     )
+                pf.conditions[i] = c
         return pf
 
     def _add(self, pf: PatientFacts, rtype: str, ref: str, res: dict[str, Any]) -> None:

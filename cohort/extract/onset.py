@@ -1,5 +1,5 @@
-"""A Condition's onset[x] as days (a date, a Period, or an Age or Range from the birth date);
-its abatement[x]."""
+"""A Condition's onset[x] and abatement[x] as days (a date, a Period, or an Age or Range from
+the birth date)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from cohort.source.checkers import present
 
 __all__ = [
     "TIME_UNITS",
-    "abatement_days",
     "UNDATED",
+    "abatement_by_age",
+    "abatement_days",
     "add_units",
     "birth_days",
     "needs_birth",
@@ -26,6 +27,7 @@ __all__ = [
 # known unit): the condition is then not decided on its recordedDate (docs/rules.md).
 UNDATED: Any = object()
 _AGES = ("onsetAge", "onsetRange")
+_ABATED_AGES = ("abatementAge", "abatementRange")
 # an Age's unit (UCUM code, or the unit text) -> (months, days) per unit
 # units of time (UCUM codes and words) as (months, days) each
 TIME_UNITS = {
@@ -62,8 +64,8 @@ def onset_days(res: dict[str, Any]) -> DayRange | None:
 
 
 def needs_birth(res: dict[str, Any]) -> bool:
-    """Whether the onset is an Age or a Range of ages (read once the Patient is)."""
-    return any(k in res for k in _AGES)
+    """Whether the onset or abatement is an Age or a Range of ages (read once the Patient is)."""
+    return any(k in res for k in _AGES) or any(k in res for k in _ABATED_AGES)
 
 
 def birth_days(text: str) -> tuple[date, date] | None:
@@ -75,12 +77,26 @@ def birth_days(text: str) -> tuple[date, date] | None:
 
 
 def onset_by_age(res: dict[str, Any], birth: tuple[date, date] | None) -> DayRange | None:
-    """The days of an onsetAge / onsetRange of a patient born in `birth` (None: undated)."""
-    if birth is None:
+    """The days of an onsetAge / onsetRange of a patient born in `birth` (None: undated, or
+    no such onset)."""
+    return _by_age(res, birth, *_AGES)
+
+
+def abatement_by_age(res: dict[str, Any], birth: tuple[date, date] | None) -> DayRange | None:
+    """The days of an abatementAge / abatementRange, read as an onset's are: a Range from its
+    low's first day to its high's last, so the condition is surely over only once its high is
+    past (None: undated, or no such abatement)."""
+    return _by_age(res, birth, *_ABATED_AGES)
+
+
+def _by_age(
+    res: dict[str, Any], birth: tuple[date, date] | None, age_key: str, range_key: str
+) -> DayRange | None:
+    if birth is None or (age_key not in res and range_key not in res):
         return None
     try:
-        if "onsetAge" in res:
-            age = quantity_of(res["onsetAge"])
+        if age_key in res:
+            age = quantity_of(res[age_key])
             days = _age_days(age, birth) if age is not None else None
             if days is None or age is None:
                 return None
@@ -89,7 +105,7 @@ def onset_by_age(res: dict[str, Any], birth: tuple[date, date] | None) -> DayRan
             elif age.comparator in (">", ">="):
                 days = (days[0], _OPEN_END)
         else:
-            rng = res["onsetRange"] if isinstance(res["onsetRange"], dict) else {}
+            rng = res[range_key] if isinstance(res[range_key], dict) else {}
             low, high = quantity_of(rng.get("low")), quantity_of(rng.get("high"))
             lows = _age_days(low, birth) if low is not None else None
             highs = _age_days(high, birth) if high is not None else None
@@ -124,16 +140,16 @@ def add_units(d: date, n: int, unit: tuple[int, int]) -> date:
     return date(y, m + 1, min(d.day, calendar.monthrange(y, m + 1)[1]))
 
 
-# abatement[x] choices read as "abated, at a time not given" (an Age or Range is not dated from
-# the birth date: the condition is then neither surely active nor surely over)
-_UNDATED_ABATEMENTS = ("abatementString", "abatementAge", "abatementRange")
+# abatement[x] choices read as "abated, at a time not given" (an Age or Range until the birth
+# date dates it, `abatement_by_age`: without one, neither surely active nor surely over)
+_UNDATED_ABATEMENTS = ("abatementString", *_ABATED_AGES)
 
 
 def abatement_days(res: dict[str, Any]) -> tuple[DayRange | None, bool]:
     """A Condition's abatement: its days (abatementDateTime, abatementPeriod.end), and whether
-    one is given that has no date to read (abatementString, an Age or Range, a date that does
-    not read, `_abatementDateTime` / `_abatementString` sent alone: FHIR R4 JSON's value not
-    known). AttributeError if abatementPeriod is no object."""
+    one is given that has no date to read (abatementString, an Age or Range until the birth
+    date dates it, a date that does not read, `_abatementDateTime` / `_abatementString` sent
+    alone: FHIR R4 JSON's value not known). AttributeError if abatementPeriod is no object."""
     given = res.get("abatementDateTime")
     days = parse_days(given) or parse_days((res.get("abatementPeriod") or {}).get("end"))
     if days is not None:
