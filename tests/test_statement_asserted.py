@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
-from criteria_helpers import ago, days_before, medication, settled, status
+from criteria_helpers import AS_OF, ago, days_before, medication, run, settled, status
 
 from cohort.criteria.base import Status
+from cohort.model import Candidate, Patient, SiteResult
+from cohort.report.csv import evidence_csv
 
 BELIMUMAB, HCQ, RITUXIMAB = "1092437", "5521", "121191"
 
@@ -55,3 +59,41 @@ def test_the_assertion_bounds_a_statement_with_no_start_only() -> None:
     res["effectiveDateTime"] = ago(20)
     r = settled("washout_belimumab", res)
     assert (r.status, r.eligible_from) == (Status.FAIL, days_before(20 - 84))
+
+
+def _dates(cid: str, *records: dict[str, Any]) -> list[str]:
+    r = settled(cid, *records)
+    return [e.date for e in r.evidence + r.ignored if e.ref]
+
+
+def test_evidence_dates_a_statement_on_or_before_its_assertion_once() -> None:
+    """A completed statement dated by its dateAsserted alone starts and ends on some day up to
+    it: evidence showed `../2025-10-21..../2025-10-21` (start..end, each "on or before"); it
+    now shows `../2025-10-21`, on or before that day."""
+    done = statement(RITUXIMAB, "completed", ago(400))
+    assert _dates("washout_b_cell_depletion", done) == [f"../{ago(400)}"]
+    assert _dates("washout_b_cell_depletion", statement(RITUXIMAB, "stopped", ago(100))) == [
+        f"../{ago(100)}"
+    ]
+    # open while active: its start on or before the assertion, no end (as before)
+    active = statement(BELIMUMAB, "active", ago(30))
+    assert _dates("washout_belimumab", active) == [f"../{ago(30)}..ongoing"]
+
+
+def test_other_exposure_date_formats_are_unchanged() -> None:
+    # one full day, one partial month, a start and an end: as before
+    one_day = medication(code=BELIMUMAB, status="completed", when=ago(20))
+    assert _dates("washout_belimumab", one_day) == [f"{ago(20)}..{ago(20)}"]
+    month = medication(code=BELIMUMAB, status="completed", when="2026-10")
+    assert _dates("washout_belimumab", month) == ["2026-10..2026-10"]
+    # an assertion with an effective date: dated by that, as a one-day record
+    dated = statement(BELIMUMAB, "completed", ago(400))
+    dated["effectiveDateTime"] = ago(20)
+    assert _dates("washout_belimumab", dated) == [f"{ago(20)}..{ago(20)}"]
+
+
+def test_evidence_csv_shows_the_on_or_before_day_once() -> None:
+    results = [run("washout_b_cell_depletion", statement(RITUXIMAB, "completed", ago(400)))]
+    site = SiteResult("s", "Site", AS_OF, [], [], [Candidate(Patient("p1"), results)])
+    rows = list(csv.DictReader(io.StringIO(evidence_csv(site).removeprefix("\ufeff"))))
+    assert [row["date"] for row in rows if row["ref"]] == [f"../{ago(400)}"]

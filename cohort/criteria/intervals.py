@@ -96,14 +96,13 @@ def last_said(it: Dated) -> str:
 
 
 def exposure_dated(e: ExposureFact, concept: str, note: str, value: str = "") -> Dated:
+    start = shown(e.start, e.start_last)
     end = "ongoing" if e.ongoing else shown(e.end, e.end_last)
-    ev = Evidence(
-        ref=e.ref,
-        concept=concept,
-        value=value or clipped(e.text),
-        date=f"{shown(e.start, e.start_last)}..{end}",
-        note=note,
-    )
+    # one "on or before" day as start and end (a statement dated by its dateAsserted alone) is
+    # shown once: `../2019-03-01`, not `../2019-03-01..../2019-03-01` (a full or partial one
+    # day keeps `2019-03-01..2019-03-01`)
+    when = start if start == end and e.start == date.min else f"{start}..{end}"
+    ev = Evidence(ref=e.ref, concept=concept, value=value or clipped(e.text), date=when, note=note)
     return Dated.of(e.start, e.start_last, e.end, e.end_last, e.ongoing, ev)
 
 
