@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from cohort.errors import KIND_NAMES, ConfigError, did_you_mean
 from cohort.lockfiles import data_files
+from cohort.tomllines import config_line
 from cohort.tomlsyntax import loads
 from cohort.utf8 import utf8_text
 
@@ -169,6 +170,18 @@ def load_config(path: Path, *, writing: bool = True) -> Config:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
     text = utf8_text(raw, str(path), ConfigError)
+    try:
+        return _load(path, text, writing)
+    except ConfigError as exc:
+        said = str(exc).removeprefix(str(path))
+        line = config_line(text, said) if said != str(exc) else None
+        if line is None:
+            raise
+        raise ConfigError(f"{path}:{line}: {said.lstrip(' ').removeprefix(': ')}") from None
+
+
+def _load(path: Path, text: str, writing: bool) -> Config:
+    """`load_config` of the file's `text`."""
     data = loads(text, str(path), ConfigError)
     base = path.resolve().parent
 

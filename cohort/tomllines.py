@@ -128,3 +128,32 @@ class TomlLines:
         if at is None:
             at = self._find(range(len(self.lines)), key)
         return at + 1 if at is not None else 0
+
+
+# a configuration's error as config.py words it: "<file> [[sites]] #2: key 'id': ...",
+# "<file> [run]: unknown key 'worker' ...", "<file>: unknown key 'runn' ..."
+_CONFIG_SAID = re.compile(
+    r"^ ?(?:\[\[(?P<array>\w+)\]\] #(?P<n>\d+)|\[(?P<table>\w+)\])?"
+    r": (?:unknown )?key '(?P<key>[^']+)'"
+)
+
+
+def config_line(text: str, said: str) -> int | None:
+    """The line of the key a configuration error `said` (what follows the file's name) is
+    about: a TOML slip named its line, a wrong key or value only its table ("[[sites]] #2"),
+    and the researcher counted tables. None when it is not found."""
+    m = _CONFIG_SAID.match(said)
+    if m is None:
+        return None
+    lines = TomlLines(Path(), text)
+    key = m["key"]
+    if m["array"]:
+        starts = [i for i, name, array in lines.tables if array and name == m["array"]]
+        n = int(m["n"]) - 1
+        if n >= len(starts):
+            return None
+        at = lines._find(lines._span(starts[n]), key)
+        return (at if at is not None else starts[n]) + 1
+    if m["table"]:
+        return lines.table_key_line(m["table"], key)
+    return lines.top_line(key) or None

@@ -102,7 +102,11 @@ def _explain(what: str, lines: list[str], line: int) -> tuple[int, str]:
             # (`use_unverified = fals` was told to quote it: "fals" is no true or false either)
             return line, f"'{value}' is not a value: write true or false, no quotes ({near[0]}?)"
         if _BARE_WORD.match(value):
-            return line, f"'{value}' is not a value: text is written in quotes: \"{value}\""
+            # (`fail_below = twenty` was told to quote it, and the text was then no number)
+            return line, (
+                f"'{value}' is not a value: a number is written in digits (25.5), text in "
+                f'quotes ("{value}")'
+            )
         return line, f"'{value}' is not a value: {_VALUES}"
     return line, "invalid TOML: " + what[:1].lower() + what[1:]
 

@@ -53,7 +53,9 @@ def _refused_by_run(cfg: Path, tmp_path: Path, key: str) -> None:
     res = _cohort("run", "--config", cfg, "--as-of", AS_OF, "--out", out)
     assert res.exit_code == 3, res.output
     (line,) = res.stderr.splitlines()
-    assert line.startswith(f"cohort: error: {cfg} ") and f"key '{key}': site uci: " in line, line
+    # ([store] path by its line, 5 of _config's text; a [sites.server] key by its table)
+    where = f"{cfg}:5: [store]: " if key == "path" else f"{cfg} [sites.server] (site 'amr'): "
+    assert line.startswith(f"cohort: error: {where}") and f"key '{key}': site uci: " in line, line
     assert f"is inside its source folder {src}, and the next run would read" in line, line
     assert sorted(p.name for p in src.iterdir()) == held
     assert not out.exists()

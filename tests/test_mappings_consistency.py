@@ -44,12 +44,18 @@ Breaker = Callable[[Path], str]
 
 def _unit(m: Path) -> str:
     edit_line(m / "units.csv", 2, "platelets,10*3/uL,", "platelets,10*3/µL,")  # µ is not UCUM
-    return "mappings/units.csv:2: column 'unit': UCUM cannot parse '10*3/µL'"
+    return (
+        "mappings/units.csv:2: column 'unit': UCUM cannot parse '10*3/µL': unit_aliases.csv "
+        "reads it as 10*3/uL: write 10*3/uL"
+    )
 
 
 def _alias_ucum(m: Path) -> str:
     edit_line(m / "unit_aliases.csv", 2, "K/uL,10*3/uL,", "K/uL,x10E3/uL,")
-    return "mappings/unit_aliases.csv:2: column 'ucum': UCUM cannot parse 'x10E3/uL'"
+    return (
+        "mappings/unit_aliases.csv:2: column 'ucum': UCUM cannot parse 'x10E3/uL': "
+        "unit_aliases.csv reads it as 10*3/uL: write 10*3/uL"
+    )
 
 
 def _alias_twice(m: Path) -> str:

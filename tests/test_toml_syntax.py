@@ -78,7 +78,7 @@ CRITERIA_CASES = {
     "text without quotes": (
         'kind = "lab_latest"',
         "kind = lab_latest",
-        ["criterion 'platelets'", "key 'kind'", 'in quotes: "lab_latest"'],
+        ["criterion 'platelets'", "key 'kind'", 'text in quotes ("lab_latest")'],
     ),
 }
 

@@ -712,7 +712,11 @@ def test_a_csv_error_of_a_folder_given_as_dot_names_the_folder(
     file is named from the working folder when under it, else by its absolute path."""
     m = _copy(tmp_path)
     line = _append(m / "units.csv", "egfr,mL/min/{1.73_m2,,0,300,")
-    wrong = "column 'unit': UCUM cannot parse 'mL/min/{1.73_m2'"
+    wrong = (
+        "column 'unit': UCUM cannot parse 'mL/min/{1.73_m2': write the unit in UCUM (10*3/uL, "
+        "[IU]/mL, mg/dL, umol/L; https://ucum.org), or map a lab's spelling to it in "
+        "unit_aliases.csv"
+    )
     monkeypatch.chdir(m)
     result = CliRunner().invoke(cli, ["mappings", "check", "--mappings", "."])
     assert result.exit_code == 4

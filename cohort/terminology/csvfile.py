@@ -4,6 +4,7 @@ its location, a line that is no row of its file reported where `mappings check` 
 from __future__ import annotations
 
 import csv
+import difflib
 import re
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
@@ -91,11 +92,14 @@ def read_csv(
     for line, cells in csv_rows(read_text(path, shown), shown, bad):
         if header is None:
             header = [c.strip() for c in cells]
+            known = (*required, *_COLUMNS.get(_kind(path), ()))
             for col in required:
                 if col not in header:
                     raise MappingError(
-                        f"{shown}:{line}: missing column '{col}'" + _case(col, header, cells)
+                        f"{shown}:{line}: missing column '{col}'" + _case(col, header, cells, known)
                     )
+            if (typo := _misspelt(header, known)) is not None:
+                raise MappingError(f"{shown}:{line}: {typo}")
             continue
         problem = _cells_problem(f"{shown}:{line}", cells, len(header))
         if problem is not None:
@@ -188,10 +192,57 @@ def _rows_from(
         yield line, cells
 
 
-def _case(col: str, header: list[str], cells: list[str]) -> str:
-    """Why a header lacks a column it holds written otherwise (`Concept`: read as there)."""
+# every column a mapping file has, required or optional, by its name (`concepts`: each file in
+# concepts/): a header cell a typo away from one the header lacks is that column misspelt, and
+# its cells were read by nothing (`plausable_min`: the plausible range dropped without a word)
+_COLUMNS: dict[str, tuple[str, ...]] = {
+    "systems.csv": ("canonical", "alias", "note", "source"),
+    "units.csv": ("concept", "unit", "molar_mass_g_per_mol", "plausible_min", "plausible_max")
+    + ("notes",),
+    "unit_aliases.csv": ("alias", "ucum", "notes"),
+    "values.csv": ("kind", "system", "code", "result", "source", "verified"),
+    "ingredients.csv": ("ingredient", "prednisone_factor", "source"),
+    "products.csv": ("rxcui", "ingredient", "display", "systemic", "source"),
+    "routes.csv": ("system", "code", "display", "source", "verified"),
+    "labels.csv": ("concept", "label"),
+    "overlaps.csv": ("concept", "also", "why"),
+    "concepts": ("concept", "ingredient", "system", "code", "match", "exclude", "display")
+    + ("source", "verified", "expand"),
+}
+_TYPO = 0.75  # (difflib ratio: `concpet` 0.86, `ucmu` 0.75; a researcher's `comment` 0.57)
+
+
+def _kind(path: Path) -> str:
+    return "concepts" if path.parent.name == "concepts" else path.name
+
+
+def _near(cell: str, header: list[str], known: tuple[str, ...]) -> str | None:
+    """The column of `known` the header lacks that `cell` (no column of the file) misspells."""
+    if not cell or cell in known:
+        return None
+    lacking = [k for k in known if k not in header]
+    near = difflib.get_close_matches(cell.lower(), lacking, n=1, cutoff=_TYPO)
+    return near[0] if near else None
+
+
+def _misspelt(header: list[str], known: tuple[str, ...]) -> str | None:
+    """An optional column misspelt in the header; a column of the researcher's own (a
+    `comment`) is no misspelling and stays unread, as before."""
+    for cell in header:
+        if (near := _near(cell, header, known)) is not None:
+            meant = f"(did you mean '{near}'?): nothing reads it: write '{near}'"
+            return f"unknown column '{cell}' {meant}"
+    return None
+
+
+def _case(col: str, header: list[str], cells: list[str], known: tuple[str, ...] = ()) -> str:
+    """Why a header lacks a column it holds written otherwise (`Concept`: read as there;
+    `concpet`: misspelt)."""
     found = next((h for h in header if h.lower() == col), None)
-    return f" (column names are lower case: found '{found}')" if found else _sep(cells)
+    if found:
+        return f" (column names are lower case: found '{found}')"
+    typo = next((h for h in header if _near(h, header, known) == col), None)
+    return f" (found '{typo}': write '{col}')" if typo else _sep(cells)
 
 
 def _sep(header: list[str]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -81,12 +81,24 @@ def parse_ucum(unit: str) -> Any | None:
     return parsed if hasattr(parsed, "to") else None
 
 
-def ucum_problem(unit: str) -> str | None:
+_UCUM_HINT = (
+    "write the unit in UCUM (10*3/uL, [IU]/mL, mg/dL, umol/L; https://ucum.org), or map a "
+    "lab's spelling to it in unit_aliases.csv"
+)
+
+
+def ucum_problem(unit: str, aliases: Mapping[str, str] | None = None) -> str | None:
     """Why a unit written in units.csv or unit_aliases.csv is unusable (None when UCUM reads
-    it): no conversion to or from it could ever succeed. The first call builds the registry."""
+    it): no conversion to or from it could ever succeed, and what to write (`aliases`: the
+    unit_aliases.csv table, whose UCUM unit a lab's spelling there is). The first call builds
+    the registry."""
     if unit and parse_ucum(unit) is not None:
         return None
-    return f"UCUM cannot parse '{unit}'"
+    # (a researcher writes the unit as the lab report shows it: `x10^3/uL`)
+    meant = (aliases or {}).get(unit.strip())
+    if meant is not None and parse_ucum(meant) is not None:
+        return f"UCUM cannot parse '{unit}': unit_aliases.csv reads it as {meant}: write {meant}"
+    return f"UCUM cannot parse '{unit}': {_UCUM_HINT}"
 
 
 def same_unit(a: str, b: str) -> bool:
@@ -164,7 +176,10 @@ class Units:
         """Each unit of the mapping files that UCUM cannot read, located (file:line, column).
         Needs the UCUM registry (~0.25 s to build), so loading does not ask: a run asks once,
         before evaluation (`Terminology.check_units`); `mappings check` asks `ucum_problem`."""
-        found = ((where, column, ucum_problem(unit)) for where, column, unit in self.written)
+        found = (
+            (where, column, ucum_problem(unit, self.aliases))
+            for where, column, unit in self.written
+        )
         return [MappingError(f"{w}: column '{c}': {p}") for w, c, p in found if p is not None]
 
     def to_ucum(self, unit: str) -> str:

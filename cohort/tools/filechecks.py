@@ -25,6 +25,13 @@ from cohort.terminology.rows import (
     unit_row,
     value_row,
 )
+from cohort.terminology.twice import (
+    Firsts,
+    ingredient_twice,
+    product_twice,
+    unit_twice,
+    value_twice,
+)
 from cohort.terminology.units import UnitSpec, ucum_problem
 from cohort.tools.common import Findings
 
@@ -144,16 +151,18 @@ def check_unit_files(
     `known`: the concepts of the concept rows (None: not every concept file was read). `ucum`:
     ask UCUM about each unit."""
     units: set[str] = set()
+    seen: Firsts = {}
+    asked: list[tuple[str, str, str]] = []  # (where, column, unit) UCUM is asked about
     for rec in csv_records(root, root / "units.csv", REQUIRED["units.csv"], f):
         units.add(rec.get("concept"))
         if known is not None and rec.get("concept") not in known:
             f.warn(rec.where, f"column 'concept': no concept rows for '{rec.get('concept')}'")
         read = read_row(unit_row, rec, f)  # an empty unit, a bad molar mass or plausible bound
         if read is not None:
+            _found(f, unit_twice(seen, rec, *read))
             specs[read[0]] = read[1]  # (a concept's last line, as the loader keeps it)
-        problem = ucum_problem(rec.get("unit")) if ucum and rec.get("unit") else None
-        if problem:
-            f.error(rec.where, f"column 'unit': {problem}")
+        if ucum and rec.get("unit"):
+            asked.append((rec.where, "unit", rec.get("unit")))
     first: dict[str, tuple[int, str]] = {}  # alias -> its first line and unit
     for rec in csv_records(root, root / "unit_aliases.csv", REQUIRED["unit_aliases.csv"], f):
         alias = read_row(alias_row, rec, f)
@@ -161,9 +170,13 @@ def check_unit_files(
             f.errors.append(str(twice))
         elif alias is not None and (same := alias_same_unit(first, *alias)) is not None:
             f.note(rec.where, same)
-        problem = ucum_problem(rec.get("ucum")) if ucum and rec.get("ucum") else None
-        if problem:
-            f.error(rec.where, f"column 'ucum': {problem}")
+        if ucum and rec.get("ucum"):
+            asked.append((rec.where, "ucum", rec.get("ucum")))
+    # (asked once the aliases are read, as a run does: the hint names a lab spelling's unit)
+    aliases = {alias: seen[1] for alias, seen in first.items()}
+    for where, column, unit in asked:
+        if problem := ucum_problem(unit, aliases):
+            f.error(where, f"column '{column}': {problem}")
     return None if "units.csv" in f.unread else units
 
 
@@ -172,23 +185,33 @@ def check_values_products(
 ) -> dict[str, float | None] | None:
     """values.csv, ingredients.csv and products.csv; ingredients.csv's prednisone factors (None
     when it is not read: nothing is compared with it)."""
+    first: Firsts = {}
     for rec in csv_records(root, root / "values.csv", REQUIRED["values.csv"], f):
         value = read_row(value_row, rec, f)
         if value is not None and value[0] != "string":
             f.errors += [str(p) for p in coding_problems(rec.where, known, value[1], [value[2]])]
             unlisted(rec.where, value[1], value[4], known, f)
+        if value is not None:
+            kind, system, code, result, _ = value
+            _found(f, value_twice(first, rec, kind, known.canonical(system), code, result))
     ingredients: dict[str, float | None] = {}
+    first = {}
     for rec in csv_records(
         root, root / "medications/ingredients.csv", REQUIRED["medications/ingredients.csv"], f
     ):
         ingredient = read_row(ingredient_row, rec, f)
+        if ingredient is not None:
+            _found(f, ingredient_twice(first, rec, *ingredient))
         name, factor = ingredient if ingredient else (rec.get("ingredient").lower(), None)
         ingredients[name] = factor
     read = "medications/ingredients.csv" not in f.unread
+    first = {}
     for rec in csv_records(
         root, root / "medications/products.csv", REQUIRED["medications/products.csv"], f
     ):
         product = read_row(product_row, rec, f)
+        if product is not None:
+            _found(f, product_twice(first, rec, *product))
         if product is not None and read and product[1] not in ingredients:
             f.warn(
                 rec.where,
@@ -196,3 +219,9 @@ def check_values_products(
                 "medications/ingredients.csv",
             )
     return ingredients if read else None
+
+
+def _found(f: Findings, problem: MappingError | None) -> None:
+    """A line twice with other content (`twice`): an error, as the run stops on it."""
+    if problem is not None:
+        f.errors.append(str(problem))
