@@ -71,15 +71,22 @@ def with_searched(crit: Criterion, ctx: Context, r: Result) -> Result:
     searches records, with the one row saying what was searched and found (docs/rules.md).
 
     A result with rows already shows what it rests on: the records it set aside (a qualifying
-    therapy that ended, a result before the window, one whose partial date may be in it)."""
-    if r.status is Status.PASS or r.evidence or r.ignored:
+    therapy that ended, a result before the window, one whose partial date may be in it). One
+    whose only rows are such records set aside gets the row too when records no concept maps
+    are on file: one of them may be the recent result under a local code (QA: "no platelets
+    result since ..." beside an older count read the same as no recent count)."""
+    if r.status is Status.PASS or r.evidence:
         return r
     sought = _sought(crit)
     if not sought:
         return r  # (age, deceased, active_record: the Patient record, not a search)
+    said = [_others(ctx, sort, names) for sort, names in sought.items()]
+    if r.ignored and not any(unmapped for _, unmapped in said):
+        return r
     searched = ", ".join(f"{_noun(sort)} of {', '.join(names)}" for sort, names in sought.items())
-    others = "; ".join(_others(ctx, sort, names) for sort, names in sought.items())
-    note = f"searched: {searched} {_when(crit, ctx.as_of)}: none; {others}"
+    others = "; ".join(text for text, _ in said)
+    found = "none usable" if r.ignored else "none"
+    note = f"searched: {searched} {_when(crit, ctx.as_of)}: {found}; {others}"
     concepts = ",".join(dict.fromkeys(n for names in sought.values() for n in names))
     return r.with_rows((Evidence(ref="", concept=concepts, note=note),), r.ignored)
 
@@ -145,17 +152,18 @@ def _records(ctx: Context, sort: str) -> dict[str, Record]:
     return found
 
 
-def _others(ctx: Context, sort: str, names: Sequence[str]) -> str:
-    """What else of the records of `sort` is on file; on a site pulled from a FHIR server
-    (`ctx.site["pulled"]`), of a sort it is searched by code for, saying so."""
-    said = _on_file(ctx, sort, names)
-    return said + _PULLED if sort in _BY_CODE and ctx.site.get("pulled") else said
+def _others(ctx: Context, sort: str, names: Sequence[str]) -> tuple[str, int]:
+    """What else of the records of `sort` is on file, and how many of them no concept maps; on
+    a site pulled from a FHIR server (`ctx.site["pulled"]`), of a sort it is searched by code
+    for, saying so."""
+    said, unmapped = _on_file(ctx, sort, names)
+    return (said + _PULLED if sort in _BY_CODE and ctx.site.get("pulled") else said), unmapped
 
 
-def _on_file(ctx: Context, sort: str, names: Sequence[str]) -> str:
+def _on_file(ctx: Context, sort: str, names: Sequence[str]) -> tuple[str, int]:
     """What else of the records of `sort` is on file: stored ones of other concepts or of none,
     and summarised ones (of no concept: counted at read time, Store.side_facts), with the date
-    of the latest on or before as_of of both."""
+    of the latest on or before as_of of both; and the number of those no concept maps."""
     f = ctx.facts
     records = _records(ctx, sort)
     want = frozenset(names)
@@ -177,7 +185,7 @@ def _on_file(ctx: Context, sort: str, names: Sequence[str]) -> str:
         unmapped = max(unmapped, known - sought - mapped + len(f.other_medications))
     n = mapped + unmapped
     if not n:
-        return f"no {'other ' if known else ''}{_noun(sort)} on file"
+        return f"no {'other ' if known else ''}{_noun(sort)} on file", 0
     said = f"{n} other {_noun(sort, 1)}(s) on file"
     latest = _latest(ctx, sort, latest)
     if latest is not None:
@@ -186,10 +194,10 @@ def _on_file(ctx: Context, sort: str, names: Sequence[str]) -> str:
         return (
             f"{said} ({mapped} mapped to other concepts, {unmapped} not mapped to any"
             f" concept: {_COVERAGE})"
-        )
+        ), unmapped
     if unmapped:
-        return f"{said}, not mapped to any concept ({_COVERAGE})"
-    return f"{said}, mapped to other concepts"
+        return f"{said}, not mapped to any concept ({_COVERAGE})", unmapped
+    return f"{said}, mapped to other concepts", 0
 
 
 def _latest(ctx: Context, sort: str, stored: date | None) -> date | None:

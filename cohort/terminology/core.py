@@ -216,6 +216,10 @@ class Terminology:
         gave None (`Units.outside`); else None."""
         return self.units.outside(self.ucum_only(q), concept)
 
+    def unit_readable(self, q: Quantity) -> bool:
+        """Whether UCUM reads `q`'s unit, unit_aliases.csv included (`Units.readable`)."""
+        return self.units.readable(self.ucum_only(q))
+
     def convert_to(self, q: Quantity, unit: str) -> float | None:
         """`q` in a UCUM unit that is no concept's (a dose in mg); None when not convertible."""
         return self.units.to(self.ucum_only(q), unit)

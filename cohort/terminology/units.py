@@ -191,6 +191,11 @@ class Units:
             return u
         return self._folded.get(u.lower(), u)
 
+    def readable(self, q: Quantity) -> bool:
+        """Whether UCUM reads a unit `q` is written in (its code or its text), through the
+        alias table as a conversion reads it: one that is not can never convert."""
+        return any(w.strip() and parse_ucum(self.to_ucum(w)) is not None for w in (q.code, q.unit))
+
     def canonical_unit(self, concept: str) -> str | None:
         spec = self.specs.get(concept)
         return spec.unit if spec else None

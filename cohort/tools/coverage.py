@@ -138,6 +138,8 @@ def coverage_report(cfg: Config, out: Path, site_id: str | None = None) -> Cover
             u.why = NO_DRUG_WHY  # (no name to suggest a concept for: the data's gap)
         else:
             u.suggestion, u.why = sug.suggest(u)
+            if u.suggestion:
+                u.unread_units = sug.unread_units(u, u.suggestion)
     report.unmapped = sorted(
         found.values(), key=lambda u: (-len(u.screened), -len(u.patients), u.rtype, u.code)
     )

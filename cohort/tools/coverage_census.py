@@ -34,6 +34,8 @@ class Unmapped:
     suggestion: str = ""
     why: str = ""
     unverified_at: str = ""  # file:line of a verified=N row that maps it
+    # its values' units UCUM cannot read, to add to unit_aliases.csv for the suggested concept
+    unread_units: list[str] = field(default_factory=list)
 
 
 def record_entry(

@@ -12,6 +12,7 @@ from cohort.tools.common import table
 
 if TYPE_CHECKING:
     from cohort.tools.coverage import CoverageReport
+    from cohort.tools.coverage_census import Unmapped
 
 COLUMNS = (
     "section",
@@ -51,7 +52,7 @@ def render_terminal(r: CoverageReport, limit: int) -> str:
             str(len(u.screened)),
             _cut(" ".join(u.values), 20),
             _cut(" ".join(sorted(u.units)), 12),
-            u.suggestion + (f" (verified=N row {u.unverified_at})" if u.unverified_at else ""),
+            u.suggestion + _aside(u),
         )
         for u in r.unmapped[:limit]
     ]
@@ -77,6 +78,17 @@ def render_terminal(r: CoverageReport, limit: int) -> str:
             f"{r.trial} does not read"
         )
     return "\n".join(lines)
+
+
+def _aside(u: Unmapped) -> str:
+    """What the terminal adds to a suggestion: the row to verify, or the units to alias."""
+    if u.unverified_at:
+        return f" (verified=N row {u.unverified_at})"
+    if len(u.unread_units) == 1:
+        return f" (unit {u.unread_units[0]}: add it to unit_aliases.csv)"
+    if u.unread_units:
+        return f" (units {', '.join(u.unread_units)}: add them to unit_aliases.csv)"
+    return ""
 
 
 def write_csv(r: CoverageReport, path: Path) -> Path:

@@ -77,6 +77,9 @@ STOP = {
     "personal",
     "ml",
     "mg",
+    # a lab report's abbreviations of "count" and "automated" ("PLATELET CT AUTO")
+    "ct",
+    "auto",
     "iv",
     "po",
     "tablet",
@@ -229,8 +232,11 @@ class Suggester:
         shown = Said.of(u.display or u.code)
         family = _family(u.rtype)
         titer = any(":" in v and self.term.titer(ObsValue(string=v)) for v in u.values)
-        # (a quantity without any unit says nothing of the dimension)
-        quantities = [q for q in u.quantities[:3] if q.unit.strip() or q.code.strip()]
+        # (a quantity without any unit says nothing of the dimension; nor does one in a unit
+        # UCUM cannot read, a lab's own spelling not yet in unit_aliases.csv: it can never
+        # convert, so it rules no concept out, and the words alone must match strongly)
+        quantities = self._readable(u)
+        unread = not quantities and bool(self._unread(u))
         best: tuple[float, str, str] = (0.0, "", "")
         for concept in self.profiles:
             if not self._in_family(concept, u.rtype):
@@ -239,7 +245,7 @@ class Suggester:
             if known and shown.specimens - known:
                 continue  # a stool or urine hemoglobin is not a blood one
             score, first = self._words(concept, shown, family == "labs")
-            if score < (STRONG if family == "vaccines" else 0.5):
+            if score < (STRONG if family == "vaccines" or unread else 0.5):
                 continue  # a unit or values shaped alike are no evidence by themselves
             why = [first]
             unit = self.term.canonical_unit(concept) or ""
@@ -253,7 +259,47 @@ class Suggester:
                 why.append(f"unit converts to {unit}")
             if score > best[0]:
                 best = (score, concept, ", ".join(why))
+        if best[1] and (units := self.unread_units(u, best[1])):
+            best = (best[0], best[1], f"{best[2]}, {_alias_hint(units, best[1], self.term)}")
         return best[1], best[2]
+
+    def unread_units(self, u: Item, concept: str) -> list[str]:
+        """The units of the item's values UCUM cannot read, even through unit_aliases.csv, when
+        `concept` compares numbers (a canonical unit that is no annotation) and no value is in
+        a unit UCUM reads: once the code is mapped to it, every value would be "not
+        convertible" until those units are added to unit_aliases.csv."""
+        unit = self.term.canonical_unit(concept) or ""
+        if not unit or unit.startswith("{") or self._readable(u):
+            return []
+        return self._unread(u)
+
+    def _readable(self, u: Item) -> list[Quantity]:
+        """The item's first quantities with a unit UCUM reads (alias table included)."""
+        return [
+            q
+            for q in u.quantities[:3]
+            if (q.unit.strip() or q.code.strip()) and self.term.unit_readable(q)
+        ]
+
+    def _unread(self, u: Item) -> list[str]:
+        """The units, as written, of the item's first quantities UCUM cannot read."""
+        found = (
+            (q.unit.strip() or q.code.strip())
+            for q in u.quantities[:3]
+            if (q.unit.strip() or q.code.strip()) and not self.term.unit_readable(q)
+        )
+        return sorted(set(found))
+
+
+def _alias_hint(units: list[str], concept: str, term: Terminology) -> str:
+    """What to do about units UCUM cannot read (docs/mappings-howto.md section 3)."""
+    named = ", ".join(f"'{x}'" for x in units)
+    one = len(units) == 1
+    return (
+        f"UCUM cannot read unit{'' if one else 's'} {named}: add {'it' if one else 'them'} to"
+        f" unit_aliases.csv as the UCUM unit {'it means' if one else 'they mean'}"
+        f" ({term.canonical_unit(concept)}, or one that converts to it)"
+    )
 
 
 def _family(rtype: str) -> str:
