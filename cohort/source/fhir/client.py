@@ -38,6 +38,7 @@ MAX_PAGES = 100_000
 FHIR_JSON = "application/fhir+json"
 _NOT_JSON = object()
 REBASED = "the server's links name another host"
+ESCAPED = "the server's next links escape '&' as '&amp;'; read as '&'"
 
 
 @dataclass
@@ -311,13 +312,24 @@ class FhirClient:
             )
             if not nxt:
                 return
-            url = self.url(nxt, rebase=True)
+            url = self.url(self._unescaped(nxt), rebase=True)
             if url in seen or page >= MAX_PAGES:
                 # an incomplete result must not pass as complete: the run fails, marks stay put
                 raise ServerError(
                     f"{rtype}: server repeated a next link (page {page}); search incomplete"
                 )
             seen.add(url)
+
+    def _unescaped(self, link: str) -> str:
+        """A next link with its query's `&` written `&amp;` (HTML-escaped by a server or
+        gateway) read with `&`: followed as written, the server took `amp;_offset` for an
+        unknown parameter and answered the first page again. No FHIR parameter is named
+        `amp;...`, and an `&` inside a value is sent as %26, so nothing else is changed."""
+        if not isinstance(link, str) or "&amp;" not in link:
+            return link
+        if ESCAPED not in self.warnings:
+            self.warnings.append(ESCAPED)
+        return link.replace("&amp;", "&")
 
     def _page(self, url: str, key: str) -> tuple[dict, requests.Response]:
         """One search page; on a 5xx that hides a timeout, retry once with half the page size."""
