@@ -35,6 +35,9 @@ TRANSIENT = (
     requests.exceptions.ContentDecodingError,
 )
 MAX_PAGES = 100_000
+# pages in a row with no entry, each with a next link, before a search is taken for endless:
+# Epic filters a page after paging it (a few come empty), a buggy server links on for ever
+MAX_EMPTY = 20
 FHIR_JSON = "application/fhir+json"
 _NOT_JSON = object()
 REBASED = "the server's links name another host"
@@ -293,7 +296,7 @@ class FhirClient:
         query = [*params, *([("_count", str(self.settings.page_size))] if counted else [])]
         url = self.url(f"{rtype}?{urlencode(query, safe=',|:/')}")
         seen: set[str] = {url}
-        page = 0
+        page = empty = 0
         while url:
             page += 1
             try:
@@ -312,6 +315,12 @@ class FhirClient:
             )
             if not nxt:
                 return
+            empty = 0 if _has_entry(bundle) else empty + 1
+            if empty >= MAX_EMPTY:
+                raise ServerError(
+                    f"{rtype}: the server sent {empty} pages in a row with no entry, each with a "
+                    f"next link (page {page}); search incomplete"
+                )
             url = self.url(self._unescaped(nxt), rebase=True)
             if url in seen or page >= MAX_PAGES:
                 # an incomplete result must not pass as complete: the run fails, marks stay put
@@ -348,6 +357,17 @@ class FhirClient:
             kind = type_name(body.get("resourceType"))
             raise ServerError(f"GET {safe_path(url)}: expected a Bundle, got {kind}")
         return body, r
+
+
+def _has_entry(bundle: dict) -> bool:
+    """Whether a page holds a resource besides OperationOutcomes (stops at the first)."""
+    entries = bundle.get("entry")
+    return isinstance(entries, list) and any(
+        isinstance(e, dict)
+        and isinstance(res := e.get("resource"), dict)
+        and res.get("resourceType") != "OperationOutcome"
+        for e in entries
+    )
 
 
 def _count_of(url: str) -> int:
