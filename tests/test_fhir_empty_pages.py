@@ -52,3 +52,38 @@ def test_an_endless_chain_of_empty_pages_fails_the_search():
         "(page 21); search incomplete"
     )
     assert len(responses.calls) == 21  # (the first page and 20 empty ones)
+
+
+def test_later_pages_that_only_repeat_earlier_records_fail_the_search(tmp_path):
+    """A server (or a gateway dropping `_offset`) answering every next link with the first
+    page again: each read brought c0 and c1 twice, read twice alike it was taken as the
+    server listing them twice, and p2 (on the page never served) was silently not screened:
+    exit 0 and 51 of 143 candidates in the proxy harness, no warning (no Bundle.total to
+    fall short of). A later page of nothing but records of earlier pages, on two reads alike,
+    now fails the search as incomplete."""
+    from fhir_fakes import SLE, TOKENS, population
+    from test_fhir_pull import PageFake, settings
+
+    from cohort.source.fhir import pull
+    from cohort.store import Store
+
+    first: dict[str, list] = {}
+
+    def edit(req, status, body):
+        if urlsplit(req.url).path.endswith("/Condition"):
+            if "_offset" not in req.url:
+                first["entry"] = body["entry"]
+            else:
+                body["entry"] = first["entry"]  # (the next link's page: the first again)
+        return status, body
+
+    with Store(tmp_path / "s.db") as store, responses.RequestsMock() as rsps:
+        fake = PageFake(rsps)  # (two records a page: c0, c1 | c2)
+        population(fake)
+        fake.edit = edit
+        with pytest.raises(ServerError) as caught:
+            pull("uci", settings(), store, TOKENS, screen_tokens=[SLE])
+    assert str(caught.value) == (
+        "Condition: a search's later pages repeated only records of its earlier pages, on two "
+        "reads alike (the server does not page as its next links say); search incomplete"
+    )
