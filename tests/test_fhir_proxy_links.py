@@ -138,3 +138,22 @@ def test_a_bulk_status_url_naming_an_internal_host_is_polled_at_the_base_url(tmp
     # (responses refuses a request to any host but BASE's: the status URL was polled there)
     assert rep.mode == "bulk" and store.get("uci", "Observation", "o0") is not None
     assert NOTE.format("10.0.0.5:8080") in rep.warnings
+
+
+@responses.activate
+def test_next_links_with_html_escaped_ampersands_are_read_as_plain_ones():
+    """A server (or gateway) that HTML-escapes its next links writes `&amp;` between the query's
+    parameters. Followed as written, the server read `amp;_offset` as an unknown parameter,
+    answered the first page again, and the run failed each night "server repeated a next link"
+    (or, with `amp;code` ignored, pulled records of codes not asked for). Read as `&`, once
+    said in a warning."""
+    responses.get(f"{BASE}/Patient", json=bundle(["a"], f"{BASE}/Patient?_id=a,b,c&amp;_count=1&amp;_offset=1"),
+                  match=[responses.matchers.query_param_matcher({"_id": "a,b,c", "_count": "1000"})])
+    responses.get(f"{BASE}/Patient", json=bundle(["b"], "Patient?_id=a,b,c&amp;_count=1&amp;_offset=2"),
+                  match=[responses.matchers.query_param_matcher({"_id": "a,b,c", "_count": "1", "_offset": "1"})])
+    responses.get(f"{BASE}/Patient", json=bundle(["c"]),
+                  match=[responses.matchers.query_param_matcher({"_id": "a,b,c", "_count": "1", "_offset": "2"})])
+    c, _ = client()
+    pages = list(c.search("Patient", [("_id", "a,b,c")]))
+    assert [b["entry"][0]["resource"]["id"] for _, b, _ in pages] == ["a", "b", "c"]
+    assert c.warnings == ["the server's next links escape '&' as '&amp;'; read as '&'"]

@@ -35,9 +35,13 @@ TRANSIENT = (
     requests.exceptions.ContentDecodingError,
 )
 MAX_PAGES = 100_000
+# pages in a row with no entry, each with a next link, before a search is taken for endless:
+# Epic filters a page after paging it (a few come empty), a buggy server links on for ever
+MAX_EMPTY = 20
 FHIR_JSON = "application/fhir+json"
 _NOT_JSON = object()
 REBASED = "the server's links name another host"
+ESCAPED = "the server's next links escape '&' as '&amp;'; read as '&'"
 
 
 @dataclass
@@ -292,7 +296,7 @@ class FhirClient:
         query = [*params, *([("_count", str(self.settings.page_size))] if counted else [])]
         url = self.url(f"{rtype}?{urlencode(query, safe=',|:/')}")
         seen: set[str] = {url}
-        page = 0
+        page = empty = 0
         while url:
             page += 1
             try:
@@ -311,13 +315,30 @@ class FhirClient:
             )
             if not nxt:
                 return
-            url = self.url(nxt, rebase=True)
+            empty = 0 if _has_entry(bundle) else empty + 1
+            if empty >= MAX_EMPTY:
+                raise ServerError(
+                    f"{rtype}: the server sent {empty} pages in a row with no entry, each with a "
+                    f"next link (page {page}); search incomplete"
+                )
+            url = self.url(self._unescaped(nxt), rebase=True)
             if url in seen or page >= MAX_PAGES:
                 # an incomplete result must not pass as complete: the run fails, marks stay put
                 raise ServerError(
                     f"{rtype}: server repeated a next link (page {page}); search incomplete"
                 )
             seen.add(url)
+
+    def _unescaped(self, link: str) -> str:
+        """A next link with its query's `&` written `&amp;` (HTML-escaped by a server or
+        gateway) read with `&`: followed as written, the server took `amp;_offset` for an
+        unknown parameter and answered the first page again. No FHIR parameter is named
+        `amp;...`, and an `&` inside a value is sent as %26, so nothing else is changed."""
+        if not isinstance(link, str) or "&amp;" not in link:
+            return link
+        if ESCAPED not in self.warnings:
+            self.warnings.append(ESCAPED)
+        return link.replace("&amp;", "&")
 
     def _page(self, url: str, key: str) -> tuple[dict, requests.Response]:
         """One search page; on a 5xx that hides a timeout, retry once with half the page size."""
@@ -336,6 +357,17 @@ class FhirClient:
             kind = type_name(body.get("resourceType"))
             raise ServerError(f"GET {safe_path(url)}: expected a Bundle, got {kind}")
         return body, r
+
+
+def _has_entry(bundle: dict) -> bool:
+    """Whether a page holds a resource besides OperationOutcomes (stops at the first)."""
+    entries = bundle.get("entry")
+    return isinstance(entries, list) and any(
+        isinstance(e, dict)
+        and isinstance(res := e.get("resource"), dict)
+        and res.get("resourceType") != "OperationOutcome"
+        for e in entries
+    )
 
 
 def _count_of(url: str) -> int:

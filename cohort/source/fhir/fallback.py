@@ -42,6 +42,9 @@ def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | 
         )
         return [*params, ("category", ",".join(p.obs_category))]
     named = named_in(text, names | {"_count"})
+    ids = id_param(rtype, params)
+    if ids and named_in(text, {ids, "patient"}):
+        return _each_patient(p, rtype, params, e)
     component = [k for k in (COMBO_CODE, COMPONENT_CODE) if k in names]
     if component and component[0] in named:
         return without_components(p, component[0], e, params)
@@ -74,18 +77,53 @@ def fallback(p: Puller, rtype: str, params: Params, e: ServerError) -> Params | 
         return without_components(p, component[0], e, params)
     if "_lastUpdated" in names and status == 400 and not named:
         return _without_since(p, rtype, params, e)
+    if ids and status == 400 and not named:  # (last: it costs a request per patient)
+        return _each_patient(p, rtype, params, e)
     return None
 
 
-def each_category(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None]:
-    """search_all once per value of the search's comma-joined `category`: the records of all,
-    each once, and the earliest server clock."""
-    rest = [(k, v) for k, v in params if k != "category"]
+def named_refusal(e: ServerError, params: Params) -> ServerError:
+    """`e`, a refusal (400/422) no fallback got past, saying which of the search's parameters
+    its answer names ("GET /fhir/Condition: HTTP 400: error not-supported" said nothing of
+    what the server refused): the names are the search's own, never the answer's text."""
+    text = str(getattr(e, "outcome", "")).lower()
+    named = named_in(text, {k for k, _ in params})
+    if getattr(e, "status", 0) not in (400, 422) or not named:
+        return e
+    which = ", ".join(f"'{k}'" for k in sorted(named))
+    err = type(e)(
+        f"{e} (the answer names the search's parameter {which}, which cannot be left out)"
+    )
+    err.__dict__.update(e.__dict__)
+    return err
+
+
+def id_param(rtype: str, params: Params) -> str | None:
+    """The parameter of a search that lists several patients ("patient", or "_id" in a
+    search of Patients), else None (not Medications by id: a list of those refused says
+    nothing of patients)."""
+    key = "_id" if rtype == "Patient" else "patient"
+    return next((k for k, v in params if k == key and "," in v), None)
+
+
+def _each_patient(p: Puller, rtype: str, params: Params, e: ServerError) -> Params:
+    # (Epic and athena document one patient per search; paging.search_all splits the list,
+    # and search.pull_ids plans one patient per search from then on)
+    p.patient_each = True
+    e.quirk = "patient-each"  # type: ignore[attr-defined]
+    p.report.warn("server takes one patient per search; searched patient by patient")
+    return params
+
+
+def each_value(p: Puller, rtype: str, params: Params, name: str) -> tuple[Items, str | None]:
+    """search_all once per value of the search's comma-joined parameter `name` (a category, a
+    patient): the records of all, each once, and the earliest server clock."""
+    rest = [(k, v) for k, v in params if k != name]
     items: Items = []
     seen: set[tuple[object, object]] = set()
     clocks: list[str] = []
-    for cat in dict(params)["category"].split(","):
-        got, clock = p.search_all(rtype, [*rest, ("category", cat)])
+    for value in dict(params)[name].split(","):
+        got, clock = p.search_all(rtype, [*rest, (name, value)])
         for res, origin in got:
             if (key := (res.get("resourceType"), res.get("id"))) not in seen:
                 seen.add(key)

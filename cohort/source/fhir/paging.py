@@ -9,7 +9,7 @@ from cohort.errors import ServerError
 
 from .answer import server_time
 from .codeparams import current as obs_current
-from .fallback import each_category, fallback
+from .fallback import each_value, fallback, id_param, named_refusal
 from .outcome import INCOMPLETE_CODES, IncompleteSearch, on_page, outcome_issues
 from .quirks import confirm, searched
 
@@ -26,7 +26,8 @@ class PagesMoved(ServerError):
     a record may have been skipped. `got`: the search's (items, clock); `order`: the ids of its
     matches as they came; `short`: how a read with fewer than its total fell short ("a search
     returned 3 of the 5 matches its total announced"), `short_by` by how many (else 0);
-    `twice`: a record came twice."""
+    `twice`: a record came twice; `stale`: a later page brought only records of earlier ones
+    (the read stopped there)."""
 
     def __init__(
         self,
@@ -36,10 +37,11 @@ class PagesMoved(ServerError):
         short: str | None,
         short_by: int = 0,
         twice: bool = False,
+        stale: bool = False,
     ) -> None:
         super().__init__(msg)
         self.got, self.order, self.short, self.short_by = got, order, short, short_by
-        self.twice = twice
+        self.twice, self.stale = twice, stale
 
 
 def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None]:
@@ -58,7 +60,11 @@ def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None
             return [], None
         params = current
         if p.category_each and "," in dict(params).get("category", ""):
-            got = each_category(p, rtype, params)
+            got = each_value(p, rtype, params, "category")
+            confirm(p, tried, params)
+            return got
+        if (ids := id_param(rtype, params)) and p.patient_each:
+            got = each_value(p, rtype, params, ids)
             confirm(p, tried, params)
             return got
         try:
@@ -80,6 +86,14 @@ def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None
                 confirm(p, tried, params)
                 return e.got
             read = sorted(e.order)
+            if read in moved and e.stale:
+                # (a gateway dropping `_offset`, a server ignoring its own page token: taken
+                # as listing records twice, the pages never served were silently lost)
+                raise ServerError(
+                    f"{rtype}: a search's later pages repeated only records of its earlier "
+                    "pages, on two reads alike (the server does not page as its next links "
+                    "say); search incomplete"
+                ) from None
             if read in moved:
                 # read twice alike: nothing moved, the server lists that record twice itself
                 # (or counts in its total what it does not return: said)
@@ -122,7 +136,7 @@ def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None
                 raise
             fixed = fallback(p, rtype, params, e)
             if fixed is None:
-                raise
+                raise named_refusal(e, params) from None
             sent = getattr(e, "counted", p.client.send_count)
             if (quirk := getattr(e, "quirk", None)) and (
                 quirk == "no-count" or sent == p.client.send_count
@@ -130,6 +144,10 @@ def search_all(p: Puller, rtype: str, params: Params) -> tuple[Items, str | None
                 # (not when a parallel search switched _count off meanwhile: the retry
                 # differs by that too, so its answer does not show this was the reason)
                 tried[quirk] = (fixed, p.client.send_count)
+            if quirk == "patient-each":
+                # (a bare 400 first drops _count, which did not help: not learned; were it
+                # needed too, the next night's first single-patient search learns it)
+                tried.pop("no-count", None)
             params = fixed
         else:
             if moved:  # (a record came twice, now not: the first read's results moved)
@@ -171,6 +189,8 @@ def search_pages(p: Puller, rtype: str, params: Params) -> tuple[Items, str | No
     total: object = None
     matched = page = 0
     order: list[str] = []  # the ids of the matches, as they came
+    known: set[str] = set()  # (the same, to tell a page that brings no new one)
+    stale = False
     shape = "&".join(f"{k}=.." for k in dict.fromkeys(k for k, _ in params))
     counted = p.client.send_count  # (read once: a parallel search may switch it off)
     try:
@@ -180,6 +200,7 @@ def search_pages(p: Puller, rtype: str, params: Params) -> tuple[Items, str | No
                 clock, total = server_time(bundle, r), bundle.get("total")
                 searched(p, rtype, params, counted)
             origin = f"GET {rtype}?{shape}#page{page}"
+            before = len(order)
             for entry in bundle.get("entry") or []:
                 res = entry.get("resource") if isinstance(entry, dict) else None
                 if not isinstance(res, dict) or res.get("resourceType") is None:
@@ -194,6 +215,11 @@ def search_pages(p: Puller, rtype: str, params: Params) -> tuple[Items, str | No
                     matched += 1
                     if isinstance(res.get("id"), str):
                         order.append(res["id"])
+            ids = order[before:]
+            if page > 1 and ids and known.issuperset(ids):
+                stale = True  # (read no further: such a server may link on for ever)
+                break
+            known.update(ids)
     except ServerError as e:
         if page and not isinstance(e, IncompleteSearch):
             e.page = page + 1  # type: ignore[attr-defined]
@@ -202,14 +228,15 @@ def search_pages(p: Puller, rtype: str, params: Params) -> tuple[Items, str | No
         e.answered = e.rtype in p.answered  # type: ignore[attr-defined]
         raise
     short, short_by = None, 0
+    twice = stale or len(known) < len(order)
+    matched -= len(order) - len(known) if not stale else 0  # (each record once)
     if isinstance(total, int) and not isinstance(total, bool) and matched < total:
         # records deleted while paging (read again), or a server that drops some: said
         short = f"a search returned {matched} of the {total} matches its total announced"
         short_by = total - matched
-    twice = len(set(order)) < len(order)
     if short or twice:
         raise PagesMoved(
-            f"GET {rtype}: results moved", (items, clock), order, short, short_by, twice
+            f"GET {rtype}: results moved", (items, clock), order, short, short_by, twice, stale
         )
     return items, clock
 

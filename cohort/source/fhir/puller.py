@@ -58,6 +58,7 @@ class Puller:
         self.unsupported: dict[str, ServerError] = {}  # ... 404/405/501 (unsupported.py)
         self.answered: set[str] = set()  # types a search's first page answered tonight
         self.category_each = False  # the server takes one Observation category per search
+        self.patient_each = False  # the server takes one patient per search
         # types whose search was read twice alike short of its Bundle.total, no record twice:
         # the server's totals of the type count what it never returns (deleted or _include'd
         # records, an estimate), so its later shortfalls by no more are taken without a

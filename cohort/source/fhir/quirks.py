@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from cohort.store.schema import FHIR_MARK
 
+from .fallback import id_param
 from .kickoff import combo_asked
 from .plan import COMBO_CODE, COMPONENT_CODE, DEFAULT_CATEGORIES, MED_TYPES, PULL_TYPES
 
@@ -28,6 +29,7 @@ QUIRKS = {
     "no-count": "refuses _count",
     "observation-category": "requires category in an Observation search",
     "category-each": "takes one Observation category per search",
+    "patient-each": "takes one patient per search",
     "observation-code-only": "refuses the combo-code / component-code it lists in an Observation"
     " search",
     "bulk-no-medication": "refuses Medication in a Bulk export's _type",
@@ -137,6 +139,8 @@ def load(p: Puller) -> Quirks:
         p.obs_category = list(DEFAULT_CATEGORIES)
     if q.on("category-each"):
         p.category_each = True
+    if q.on("patient-each"):
+        p.patient_each = True
     if p.full_refresh:
         # a full refresh sends no _lastUpdated, so it cannot try this quirk again: forgotten,
         # the next night asks with _lastUpdated (and learns it anew if still refused)
@@ -186,6 +190,8 @@ def searched(p: Puller, rtype: str, params: Params, counted: bool) -> None:
     if counted:
         passed(p, "no-count")
     keys = {k for k, _ in params}
+    if id_param(rtype, params):
+        passed(p, "patient-each")
     if "_include" in keys:
         passed(p, f"no-include:{rtype}")
     if "_lastUpdated" in keys:

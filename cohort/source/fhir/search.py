@@ -41,15 +41,17 @@ def pull_ids(p: Puller, rtype: str, ids: list[str], since: str | None) -> tuple[
     page. Types with few records per patient (Immunization, Procedure) thus need a few
     searches where a fixed batch needs one per 100 patients; a page-filling type keeps
     FIRST_BATCH. Never more than `patient_batch` ids (what the server tolerates)."""
-    first = min(p.s.patient_batch, FIRST_BATCH)
+    most = 1 if p.patient_each else p.s.patient_batch  # (a server taking one: quirks.py)
+    first = min(most, FIRST_BATCH)
     head, rest = ids[: first * p.s.concurrency], ids[first * p.s.concurrency :]
     n, clock = p.run_split(rtype, lambda: queries(p, rtype, head, since, first))
     if rest:
         per_patient = n / len(head)
-        size = p.s.patient_batch
+        most = 1 if p.patient_each else most  # (learned by the head's searches)
+        size = most
         if per_patient > 0:
             size = int(PAGE_FILL * p.s.page_size / per_patient)
-            size = max(first, min(p.s.patient_batch, size))
+            size = max(min(first, most), min(most, size))
         m, later = p.run_split(rtype, lambda: queries(p, rtype, rest, since, size))
         n, clock = n + m, _earliest(clock, later)
     return n, clock
