@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from cohort.model import SiteResult
+from cohort.model import Candidate, SiteResult
 from cohort.report import rows
 from cohort.report.htmlchanges import changes_section
 from cohort.report.htmltext import LIST_MAX
@@ -187,11 +187,25 @@ def _candidates(site: SiteResult, phi: bool) -> str:
     )
 
 
-def _upcoming(site: SiteResult, phi: bool) -> str:
-    dated = sorted(
+def _dated(site: SiteResult) -> list[Candidate]:
+    """The patients with an eligibility date, by date then rank."""
+    return sorted(
         (c for c in site.candidates if c.eligible_from),
         key=lambda c: (c.eligible_from, c.rank),
     )
+
+
+def _per_day(dated: list[Candidate]) -> dict[str, int]:
+    """Patients per eligibility date (the `--no-phi` list), in date order."""
+    per_day: dict[str, int] = {}
+    for c in dated:
+        day = rows.fmt_date(c.eligible_from)
+        per_day[day] = per_day.get(day, 0) + 1
+    return per_day
+
+
+def _upcoming(site: SiteResult, phi: bool) -> str:
+    dated = _dated(site)
     if not dated:
         return _section("upcoming", "Upcoming eligibility dates", '<p class="muted">None.</p>')
     if phi:
@@ -204,11 +218,7 @@ def _upcoming(site: SiteResult, phi: bool) -> str:
         )
         more = len(dated) - LIST_MAX
     else:
-        per_day: dict[str, int] = {}
-        for c in dated:
-            per_day[rows.fmt_date(c.eligible_from)] = (
-                per_day.get(rows.fmt_date(c.eligible_from), 0) + 1
-            )
+        per_day = _per_day(dated)
         items = "".join(
             f'<li data-date="{_e(d)}"><b>{_e(d)}</b> — {_e(_count(n, True))} patient(s)</li>'
             for d, n in list(per_day.items())[:LIST_MAX]
@@ -266,7 +276,9 @@ def _trend(site: SiteResult, history: list[dict[str, Any]], masked: PageCounts |
 
 def summary_html(site: SiteResult, *, history: list[dict[str, Any]], phi: bool = True) -> str:
     """The site's summary page; with `phi=False` it holds counts only, 1-10 shown as "<11"."""
-    masked = None if phi else page_counts(tier_counts(site), criterion_funnel(site))
+    # the upcoming dates list excluded patients: their counts bound excluded from below
+    days = [] if phi else list(_per_day(_dated(site)).values())
+    masked = None if phi else page_counts(tier_counts(site), criterion_funnel(site), days)
     parts = [_header(site, phi), _tiers(site, masked), _funnel(site, masked)]
     if phi:
         parts.append(_candidates(site, phi))

@@ -15,7 +15,8 @@ Three rules:
 Then the page as printed is read the way a reader can (`narrowed`): screened, each criterion's
 printed cells, the printed "left" counts and the tier counts, linked by what a "left" is (the
 first is screened minus the first criterion's fails; each next one is the previous minus 0 to
-that criterion's fails, and at most screened minus them; the last is likely + possible). Where
+that criterion's fails, and at most screened minus them; the last is likely + possible; the
+upcoming dates' patients per day are excluded ones, so they add up to at most excluded). Where
 that still narrows a "<11", more cells are withheld, the fewest found step by step
 (`_close`); failing that, the whole page's counts are.
 Zero is shown: no patient is no one to single out.
@@ -96,6 +97,7 @@ class PageCounts:
     tiers: dict[str, str] = field(default_factory=dict)
     funnel: list[dict[str, str]] = field(default_factory=list)  # pass/unknown/fail/remaining
     withhold_all: bool = False
+    days: list[str] = field(default_factory=list)  # upcoming dates' patients, as printed
 
 
 def label(n: int, hidden: bool) -> str:
@@ -106,10 +108,13 @@ def label(n: int, hidden: bool) -> str:
     return WITHHELD if hidden else str(n)
 
 
-def page_counts(tiers: Mapping[str, int], funnel: Sequence[Mapping[str, Any]]) -> PageCounts:
+def page_counts(
+    tiers: Mapping[str, int], funnel: Sequence[Mapping[str, Any]], days: Sequence[int] = ()
+) -> PageCounts:
     """The texts of the tier counts and funnel counts of one run, suppressed together.
 
-    `tiers`: screened plus one count per tier (run.tier_counts); `funnel`: run.criterion_funnel.
+    `tiers`: screened plus one count per tier (run.tier_counts); `funnel`: run.criterion_funnel;
+    `days`: the upcoming eligibility dates' patient counts the page prints beside them.
     """
     screened = tiers.get("screened", 0)
     parts = {k: n for k, n in tiers.items() if k != "screened"}
@@ -148,6 +153,7 @@ def page_counts(tiers: Mapping[str, int], funnel: Sequence[Mapping[str, Any]]) -
         shown[i] = True  # (what the tiers already tell)
     for entry, n, ok in zip(out.funnel, remaining, shown, strict=True):
         entry["remaining"] = label(n, not ok)
+    out.days = [label(n, False) for n in days]
     if not is_small(screened) and not _close(out):
         return page_counts_withheld(tiers, funnel)
     return out
@@ -183,13 +189,20 @@ def _span(text: str) -> Span:
 
 
 def _possible(
-    screened: int, tiers: Mapping[str, Span], funnel: Sequence[Mapping[str, Span]]
+    screened: int,
+    tiers: Mapping[str, Span],
+    funnel: Sequence[Mapping[str, Span]],
+    dated: int = 0,
 ) -> bool:
     """Whether some run fits the printed spans: per criterion pass + unknown + fail = screened;
     left[0] = screened - fail[0]; left[i] in [left[i-1] - fail[i], min(left[i-1], screened -
-    fail[i])]; the tiers add up to screened and likely + possible = the last left. The chain
+    fail[i])]; the tiers add up to screened and likely + possible = the last left; excluded is
+    at least `dated` (the upcoming dates' patients, each one excluded). The chain
     links each step to the next only through "left", and each step's set of possible "left"
     values is a range, so carrying the range along is exact."""
+    if dated:
+        low, high = tiers.get("excluded", (0, 0))
+        tiers = {**tiers, "excluded": (max(low, dated), high)}
     s = screened
     lo = hi = s
     for i, g in enumerate(funnel):
@@ -213,21 +226,23 @@ def _possible(
 
 
 def narrowed(
-    tiers: Mapping[str, str], funnel: Sequence[Mapping[str, str]]
+    tiers: Mapping[str, str], funnel: Sequence[Mapping[str, str]], days: Sequence[str] = ()
 ) -> list[tuple[str, int]]:
     """Every (cell, value) a printed "<11" cannot be, given the rest of the printed page:
-    empty when each "<11" can still be anything from 1 to 10. Cells: a tier's name, or
-    "i.pass" / "i.unknown" / "i.fail" / "i.remaining" for the i-th criterion."""
+    empty when each "<11" can still be anything from 1 to 10. Cells: a tier's name,
+    "i.pass" / "i.unknown" / "i.fail" / "i.remaining" for the i-th criterion, or "days" for
+    the upcoming dates' "<11"s (alike: only their sum is tied to the rest)."""
     if not tiers.get("screened", "0").isdigit():
         return []  # screened itself hidden ("<11" or "*"): nothing adds up to a known total
     screened = int(tiers["screened"])
     t = {k: _span(v) for k, v in tiers.items()}
     f = [{k: _span(v) for k, v in g.items()} for g in funnel]
+    dated = sum(_span(d)[0] for d in days)
     out: list[tuple[str, int]] = []
     for k, text in tiers.items():
         if text == LESS and k != "screened":
             for v in range(1, SMALL):
-                if not _possible(screened, {**t, k: (v, v)}, f):
+                if not _possible(screened, {**t, k: (v, v)}, f, dated):
                     out.append((k, v))
     for i, g in enumerate(funnel):
         for k, text in g.items():
@@ -235,8 +250,11 @@ def narrowed(
                 continue
             for v in range(1, SMALL):
                 trial = [*f[:i], {**f[i], k: (v, v)}, *f[i + 1 :]]
-                if not _possible(screened, t, trial):
+                if not _possible(screened, t, trial, dated):
                     out.append((f"{i}.{k}", v))
+    # a larger day only raises the sum: if one "<11" day can be 10, each value of each can
+    if LESS in days and not _possible(screened, t, f, dated + SMALL - 2):
+        out.append(("days", SMALL - 1))
     return out
 
 
@@ -253,7 +271,7 @@ def _close(out: PageCounts) -> bool:
             shown += [(g, k) for k in ("remaining", "pass", "unknown", "fail") if _hideable(g[k])]
         return shown
 
-    while bad := len(narrowed(out.tiers, out.funnel)):
+    while bad := len(narrowed(out.tiers, out.funnel, out.days)):
         shown = cells()
         steps = [[c] for c in shown]
         steps += [[a, b] for n, a in enumerate(shown) for b in shown[n + 1 :] if a[0] is b[0]]
@@ -262,7 +280,7 @@ def _close(out: PageCounts) -> bool:
             was = [d[k] for d, k in step]
             for d, k in step:
                 d[k] = WITHHELD
-            score = (len(narrowed(out.tiers, out.funnel)), len(step))
+            score = (len(narrowed(out.tiers, out.funnel, out.days)), len(step))
             for (d, k), text in zip(step, was, strict=True):
                 d[k] = text
             if score[0] < bad and (best is None or score < best[0]):
