@@ -183,16 +183,23 @@ def test_a_worker_takes_sighup_by_default_unless_the_run_ignores_it(ignored: boo
 def test_an_evaluation_fork_is_set_up_the_same_way() -> None:
     """map_chunks (evaluation, report writing) forks through as_child too."""
     parent = os.getpid()
+    took_r, took_w = os.pipe()
 
     def work(parts: Iterator[list[int]]) -> Iterator[list[Any]]:
-        for part in parts:
+        for n, part in enumerate(parts):
             if os.getpid() != parent:
+                os.write(took_w, b"1")
                 yield [_echo(("setup", []))[:3] for _ in part]
             else:
-                time.sleep(0.01)  # (leave the fork some chunks)
+                if n == 0:  # (the fork has a chunk, however late it starts: not a sleep)
+                    os.read(took_r, 1)
                 yield [None for _ in part]
 
-    out = map_chunks(work, list(range(40)), 2, _dump, _load)
+    try:
+        out = map_chunks(work, list(range(40)), 2, _dump, _load)
+    finally:
+        os.close(took_r)
+        os.close(took_w)
     assert out is not None
     from_fork = {tuple(x) for x in out if x is not None}
     assert from_fork == {(signal.SIG_DFL, signal.SIG_DFL, signal.SIGKILL)}
