@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,29 @@ def pinned_today(monkeypatch: pytest.MonkeyPatch) -> str:
 
     monkeypatch.setenv(TODAY_ENV, PINNED_TODAY)
     return PINNED_TODAY
+
+
+def _pytests(handler: logging.Handler) -> bool:
+    """Whether `handler` is one of pytest's own (caplog's, live logging's): pytest adds and
+    removes those itself around each phase of a test."""
+    return type(handler).__module__.startswith("_pytest")
+
+
+@pytest.fixture(autouse=True)
+def root_logger_restored() -> Iterator[None]:
+    """The root logger's level and handlers as before the test: `cli` (any CliRunner run)
+    sets them for the whole process (logging.basicConfig), so a test's caplog took WARNINGs
+    or not by which test ran before it (tests/test_logging_isolation.py)."""
+    root = logging.getLogger()
+    level, kept = root.level, [h for h in root.handlers if not _pytests(h)]
+    yield
+    for handler in root.handlers[:]:
+        if not _pytests(handler) and handler not in kept:
+            root.removeHandler(handler)
+    for handler in kept:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture
