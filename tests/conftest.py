@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,34 @@ def pinned_today(monkeypatch: pytest.MonkeyPatch) -> str:
 
     monkeypatch.setenv(TODAY_ENV, PINNED_TODAY)
     return PINNED_TODAY
+
+
+def _pytests(handler: logging.Handler) -> bool:
+    """Whether `handler` is one of pytest's own (caplog's, live logging's): pytest adds and
+    removes those itself around each phase of a test."""
+    return type(handler).__module__.startswith("_pytest")
+
+
+# the root logger before any test (or any module's fixture) ran: its level, its own handlers
+_ROOT_LEVEL = logging.getLogger().level
+_ROOT_HANDLERS = [h for h in logging.getLogger().handlers if not _pytests(h)]
+
+
+@pytest.fixture(autouse=True)
+def root_logger_restored() -> Iterator[None]:
+    """The root logger's level and handlers put back after each test as they were before the
+    first: `cli` (any CliRunner run, in a test or a module's fixture) sets them for the whole
+    process (logging.basicConfig), so a test's caplog took WARNINGs or not by which test ran
+    before it (tests/test_logging_isolation.py)."""
+    yield
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        if not _pytests(handler) and handler not in _ROOT_HANDLERS:
+            root.removeHandler(handler)
+    for handler in _ROOT_HANDLERS:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(_ROOT_LEVEL)
 
 
 @pytest.fixture

@@ -49,7 +49,20 @@ def start_sekmet(workdir: Path, *, server_auth: dict[str, Any] | None = None,
     """Start sekmet on a free loopback port with a fresh data_dir; wait for /metadata."""
     if not SEKMET.exists():
         pytest.skip(SKIP_REASON)
-    port = free_port()
+    for _ in range(5):  # (a port found free can be taken before sekmet binds it: another one)
+        server = _start_on(free_port(), workdir, server_auth, timeout)
+        if server is not None:
+            return server
+    raise RuntimeError(f"sekmet found its port taken 5 times; see {workdir / 'sekmet.log'}")
+
+
+# uvicorn's line once it listens: until then an answer at the port is another process's
+_LISTENING = "Uvicorn running on"
+
+
+def _start_on(port: int, workdir: Path, server_auth: dict[str, Any] | None,
+              timeout: float) -> SekmetServer | None:
+    """sekmet on `port`, answering /metadata; None if another process holds the port."""
     base = f"http://127.0.0.1:{port}/fhir"
     workdir.mkdir(parents=True, exist_ok=True)
     data = workdir / "data"
@@ -70,14 +83,18 @@ def start_sekmet(workdir: Path, *, server_auth: dict[str, Any] | None = None,
     server = SekmetServer(base, port, data, proc, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        said = log.read_text(errors="replace")
         if proc.poll() is not None:
-            raise RuntimeError(f"sekmet exited ({proc.returncode}); see {log}:\n{log.read_text()[-2000:]}")
-        try:
-            r = requests.get(f"{base}/metadata", timeout=2)
-            if r.status_code in (200, 401):
-                return server
-        except requests.RequestException:
-            pass
+            if "address already in use" in said:
+                return None
+            raise RuntimeError(f"sekmet exited ({proc.returncode}); see {log}:\n{said[-2000:]}")
+        if _LISTENING in said:
+            try:
+                r = requests.get(f"{base}/metadata", timeout=2)
+                if r.status_code in (200, 401):
+                    return server
+            except requests.RequestException:
+                pass
         time.sleep(0.3)
     server.stop()
     raise RuntimeError(f"sekmet did not answer /metadata within {timeout:.0f}s; see {log}")

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
+from test_pool import _children
 from test_reliability_support import write_config
 
 from cohort.config import default_config, load_config
@@ -401,14 +402,6 @@ def _kill_reader_on(monkeypatch: pytest.MonkeyPatch, dies: Callable[[Unit], bool
     dying.__qualname__ = dying.__name__ = "_read"
     dying.__module__ = "cohort.reading"
     monkeypatch.setattr(reading, "_read", dying)
-
-
-def _children() -> set[int]:
-    """This process's children not yet reaped (Linux; elsewhere none are seen)."""
-    tasks = Path("/proc/self/task")
-    if not tasks.is_dir():
-        return set()
-    return {int(p) for t in tasks.iterdir() for p in (t / "children").read_text().split()}
 
 
 @pytest.mark.usefixtures("sigterm_stops")

@@ -54,10 +54,17 @@ def sigint_handled() -> Iterator[None]:
 
 
 def _children() -> set[int]:
-    """This process's live children (Linux; a zombie not yet reaped counts)."""
+    """This process's live children (Linux; a zombie not yet reaped counts; elsewhere none are
+    seen)."""
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        return set()
     kids: set[int] = set()
-    for task in Path("/proc/self/task").iterdir():
-        kids.update(int(p) for p in (task / "children").read_text().split())
+    for task in tasks.iterdir():
+        try:
+            kids.update(int(p) for p in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # (a thread that ended since the listing; cohort forks from the main one)
     return kids
 
 
@@ -94,6 +101,28 @@ def _is_open(fd: int) -> bool:
     except OSError:
         return False
     return True
+
+
+@linux
+def test_children_passes_over_a_thread_that_ended_meanwhile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """_children lists this process's threads, then reads each one's children: a thread that
+    ended in between (a feeder of the previous test's pool, ending once its worker was killed
+    for real) failed the next test with FileNotFoundError."""
+    import threading
+
+    go = threading.Event()
+    thread = threading.Thread(target=go.wait)
+    thread.start()
+    ended = Path(f"/proc/self/task/{thread.native_id}")
+    go.set()
+    thread.join()
+    while ended.exists():  # (joined, the thread may not have quite ended; the alarm guards)
+        time.sleep(0.01)
+    kids = _children()
+    real = Path.iterdir
+    tasks = Path("/proc/self/task")
+    monkeypatch.setattr(Path, "iterdir", lambda p: iter([*real(p), ended] if p == tasks else real(p)))
+    assert _children() == kids
 
 
 @linux
@@ -183,16 +212,23 @@ def test_a_worker_takes_sighup_by_default_unless_the_run_ignores_it(ignored: boo
 def test_an_evaluation_fork_is_set_up_the_same_way() -> None:
     """map_chunks (evaluation, report writing) forks through as_child too."""
     parent = os.getpid()
+    took_r, took_w = os.pipe()
 
     def work(parts: Iterator[list[int]]) -> Iterator[list[Any]]:
-        for part in parts:
+        for n, part in enumerate(parts):
             if os.getpid() != parent:
+                os.write(took_w, b"1")
                 yield [_echo(("setup", []))[:3] for _ in part]
             else:
-                time.sleep(0.01)  # (leave the fork some chunks)
+                if n == 0:  # (the fork has a chunk, however late it starts: not a sleep)
+                    os.read(took_r, 1)
                 yield [None for _ in part]
 
-    out = map_chunks(work, list(range(40)), 2, _dump, _load)
+    try:
+        out = map_chunks(work, list(range(40)), 2, _dump, _load)
+    finally:
+        os.close(took_r)
+        os.close(took_w)
     assert out is not None
     from_fork = {tuple(x) for x in out if x is not None}
     assert from_fork == {(signal.SIG_DFL, signal.SIG_DFL, signal.SIGKILL)}
