@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import io
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+import ijson
+
+from cohort.source.bigjson import BIG_JSON, NotStreamed, bundle_type, entries, read_head, spooled
 from cohort.source.fileinfo import (
     NDJSON_SUFFIXES,
     OPENERS,
@@ -21,7 +25,7 @@ from cohort.source.fileinfo import (
     utf8_name,
 )
 from cohort.source.reader import Item, Reader
-from cohort.source.unparsed import EMPTY_FILE, from_utf16
+from cohort.source.unparsed import BROKE_OFF, EMPTY_FILE, from_utf16
 
 __all__ = ["FileReader"]
 
@@ -53,13 +57,50 @@ class FileReader(Reader):
                 return
             yield from self.ndjson(fh, origin)
         elif low.endswith(".json"):
-            # Memory is bounded by one file: a Bundle must be parsed whole to resolve fullUrls.
-            yield from self.json_doc(fh.read(), origin)
+            head = read_head(fh, BIG_JSON)
+            if len(head) < BIG_JSON:  # (most files: a patient's Bundle, parsed at orjson's speed)
+                yield from self.json_doc(head, origin)
+            elif (btype := bundle_type(head)) is None:
+                yield from self.json_doc(head + fh.read(), origin)  # (memory: the file)
+            else:
+                yield from self.big_bundle(head, fh, origin, btype)
         elif is_non_data(name):
             self.stats.skipped_files += 1
         else:
             self.stats.skipped_files += 1
             self.stats.issue(origin, "skipped: not a FHIR JSON or NDJSON file")
+
+    def big_bundle(self, head: bytes, fh: IO[bytes], origin: str, btype: str) -> Iterator[Item]:
+        """A Bundle too large to parse whole, read entry by entry: a first pass names each
+        entry and writes it to an unnamed spool file (nothing on disk once closed, even if
+        killed: PHI), the second reads them back as `bundle` does from a parsed Bundle."""
+        with tempfile.TemporaryFile(prefix="cohort-bundle-") as spool:
+            try:
+                refs = entries(head, fh, btype, spool)
+            except NotStreamed as error:
+                yield from self.not_streamed(fh, origin, error)
+                return
+            self.stats.files += 1
+            self._file = origin
+            for i, entry in enumerate(spooled(spool)):
+                yield from self.entry(entry, f"{origin}#entry[{i}]", refs)
+
+    def not_streamed(self, fh: IO[bytes], origin: str, error: Exception) -> Iterator[Item]:
+        """A large Bundle that does not stream: read whole again where the file can be (its
+        error, or the value only orjson reads, exactly as for a small file); else refused as
+        not read whole. (ijson's message quotes the text: not repeated, it may be PHI.)"""
+        try:
+            fh.seek(0)
+            data = fh.read()
+        except (OSError, tarfile.StreamError, io.UnsupportedOperation, AttributeError):
+            # (a member of a tar read as a stream cannot go back: tarfile has no seekable())
+            self.stats.files += 1
+            self._file = origin
+            cut = isinstance(error, ijson.IncompleteJSONError) and "premature EOF" in str(error)
+            self.reject(origin, "?", "invalid JSON" + (f": {BROKE_OFF}" if cut else ""))
+            self.stats.partial.append(origin)
+            return
+        yield from self.json_doc(data, origin)
 
     def tar(self, path: Path, origin: str) -> Iterator[Item]:
         # Stream mode ("r|*"): members are read in archive order without seeking or listing.

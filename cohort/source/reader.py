@@ -14,12 +14,11 @@ from cohort.source.structure import (
     LEADING_TYPE,
     MAX_DEPTH,
     compact,
-    created_id,
     decoded_type,
     deleted_before,
-    id_from_entry,
     impossible_date,
     maybe_bad_date,
+    name_entry,
     opens_with_resource,
     rewrite_refs,
     rewritten,
@@ -180,50 +179,39 @@ class Reader:
         refs = dict(outer)
         creates = bundle.get("type") in ("transaction", "batch")
         for entry in entries:
-            if not isinstance(entry, dict):
-                continue
-            res = entry.get("resource")
-            if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
-                continue
-            rtype = res["resourceType"]
-            full_url = entry.get("fullUrl")
-            if "id" not in res:
-                rid = id_from_entry(rtype, full_url, entry.get("request"))
-                if rid is None and full_url is None and creates:
-                    rid = created_id(entry, res)
-                if rid is not None:
-                    res["id"] = rid
-            if isinstance(full_url, str) and isinstance(res.get("id"), str):
-                refs[full_url] = f"{rtype}/{res['id']}"
+            name_entry(entry, refs, creates)
         # Second pass: rewrite references, then yield (nested Bundles recurse with this map).
         gone = deleted_before(entries) if bundle.get("type") == "history" else ()
         for i, entry in enumerate(entries):
-            where = f"{base}{sep}entry[{i}]"
-            if not isinstance(entry, dict):
-                self.unnamed(where, "?", "Bundle.entry: not an object")
-                continue
-            if "resource" not in entry or i in gone:
-                # DELETE requests, transaction-response entries: nothing to read; a history's
-                # versions of a record it deleted later (`gone`): not current
-                continue
-            res = entry["resource"]
-            rtype = res.get("resourceType") if isinstance(res, dict) else None
-            if rtype == "Bundle":
-                yield from self.bundle(res, where, refs)
-                continue
-            if rtype.__class__ is str and rtype in self._unread_names:  # (a list: unhashable)
-                # as resource() would count it, before the walks below: in a Synthea bundle
-                # most entries are types no criterion reads (Claim, Encounter, ...)
-                self.stats.skipped_types[rtype] += 1
-                continue
-            raw = None
-            if refs and isinstance(res, dict):
-                raw = rewritten(res, refs)
-                if raw is not None:
-                    res = orjson.loads(raw)  # (the same content, references rewritten)
-                elif not too_deep(res):
-                    rewrite_refs(res, refs)
-            yield from self.resource(res, where, raw)
+            if i not in gone:
+                # (a history's versions of a record it deleted later: not current)
+                yield from self.entry(entry, f"{base}{sep}entry[{i}]", refs)
+
+    def entry(self, entry: Any, where: str, refs: dict[str, str]) -> Iterator[Item]:
+        """One Bundle entry's resource, its references rewritten through `refs`."""
+        if not isinstance(entry, dict):
+            self.unnamed(where, "?", "Bundle.entry: not an object")
+            return
+        if "resource" not in entry:
+            return  # DELETE requests, transaction-response entries: nothing to read
+        res = entry["resource"]
+        rtype = res.get("resourceType") if isinstance(res, dict) else None
+        if rtype == "Bundle":
+            yield from self.bundle(res, where, refs)
+            return
+        if rtype.__class__ is str and rtype in self._unread_names:  # (a list: unhashable)
+            # as resource() would count it, before the walks below: in a Synthea bundle
+            # most entries are types no criterion reads (Claim, Encounter, ...)
+            self.stats.skipped_types[rtype] += 1
+            return
+        raw = None
+        if refs and isinstance(res, dict):
+            raw = rewritten(res, refs)
+            if raw is not None:
+                res = orjson.loads(raw)  # (the same content, references rewritten)
+            elif not too_deep(res):
+                rewrite_refs(res, refs)
+        yield from self.resource(res, where, raw)
 
     # ---- documents -------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ __all__ = [
     "created_id",
     "decoded_type",
     "deleted_before",
+    "name_entry",
     "id_from_entry",
     "impossible_date",
     "loads",
@@ -192,6 +193,27 @@ def created_id(entry: dict[str, Any], res: dict[str, Any]) -> str | None:
     except orjson.JSONEncodeError:
         return None
     return "post-" + hashlib.sha256(blob).hexdigest()[:40]
+
+
+def name_entry(entry: Any, refs: dict[str, str], creates: bool) -> None:
+    """A Bundle's first pass, one entry: an id for an id-less resource (from its fullUrl or
+    request, or a content id for a transaction's POST without either), and its fullUrl mapped
+    to "Type/id" in `refs`."""
+    if not isinstance(entry, dict):
+        return
+    res = entry.get("resource")
+    if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
+        return
+    rtype = res["resourceType"]
+    full_url = entry.get("fullUrl")
+    if "id" not in res:
+        rid = id_from_entry(rtype, full_url, entry.get("request"))
+        if rid is None and full_url is None and creates:
+            rid = created_id(entry, res)
+        if rid is not None:
+            res["id"] = rid
+    if isinstance(full_url, str) and isinstance(res.get("id"), str):
+        refs[full_url] = f"{rtype}/{res['id']}"
 
 
 def deleted_before(entries: list[Any]) -> set[int]:
