@@ -24,8 +24,12 @@ def interruption(exc: KeyboardInterrupt) -> tuple[str, int]:
 def cwd_relative(full: Path) -> str:
     """`full` (an absolute path) as messages name it: relative to the working folder when under
     it (`mappings/units.csv` run from the project), else absolute."""
+    cwd = Path.cwd()
+    if cwd == Path(cwd.anchor):
+        # cron's and systemd's working folder: `srv/maps/labs.csv` read as a path from nowhere
+        return full.as_posix()
     try:
-        return full.relative_to(Path.cwd()).as_posix()
+        return full.relative_to(cwd).as_posix()
     except ValueError:
         return full.as_posix()
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from cohort import __version__
 from cohort.config import Config, SiteConfig, server_settings
-from cohort.errors import ServerError, SourceError
+from cohort.errors import ConfigError, ServerError, SourceError
 from cohort.extract import Triage
 from cohort.held import Held
 from cohort.model import PIPELINE_TYPES, Code
@@ -321,6 +321,7 @@ def _pull(
 ) -> dict[str, Any]:
     """A FHIR server site's pull into the store; its report for run.json."""
     from cohort.source.fhir import pull  # only server runs need requests
+    from cohort.source.fhir.auth import renew_hint
 
     settings = server_settings(site, cfg.path)  # (checked by load_config already)
     concepts = loaded.trial.concepts()
@@ -345,6 +346,14 @@ def _pull(
         # (host and port only: a URL's user:password part is a secret)
         url = urlsplit(settings.base_url)
         host = f"{url.hostname}:{url.port}" if url.port else str(url.hostname)
-        exc.args = (f"site '{site.id}' ({host}): {exc}", *exc.args[1:])
+        said = f"site '{site.id}' ({host}): {exc}"
+        if getattr(exc, "credentials_refused", False):
+            # "HTTP 401: error login" alone does not say which of the site's secrets to renew
+            said += "; " + renew_hint(settings)
+        exc.args = (said, *exc.args[1:])
+        raise
+    except ConfigError as exc:
+        # a secret read only now (a variable unset, a key file missing): of which site's table
+        exc.args = (f"site '{site.id}': {exc}", *exc.args[1:])
         raise
     return {"source": site.source, "kind": "fhir", **report.to_dict()}

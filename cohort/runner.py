@@ -212,6 +212,17 @@ def _locked_run(
                     log.warning("%s", said)
                     report["warnings"].append(said)
             store_path = cfg.store_path or state / "store.sqlite"
+            if kept.sites and not foreign and not store_path.exists():
+                # made anew without a word, a moved store or an unmounted volume cost a full
+                # read (a server's full pull) and the run's history, exit 0 and run.json clean
+                said = (
+                    f"the store {store_path} was not there, though {out} holds an earlier run's "
+                    "lists: a new store was made and every site read in full (a server site's "
+                    "records all pulled again, as by --full-refresh); moved, or its volume not "
+                    "mounted? point [store] path at it"
+                )
+                log.warning("%s", said)
+                report["warnings"].append(said)
             results: list[SiteResult] = []
             with Store(store_path) as store, watch.on(store_path):
                 for site in cfg.sites:

@@ -31,6 +31,7 @@ from cohort.store.rows import (
     same_content,
 )
 from cohort.store.schema import INSERT, PATIENT_INDEX, SCHEMA
+from cohort.store.why import why
 
 __all__ = ["Store"]
 
@@ -52,7 +53,7 @@ class Store(MarkTables, CensusTables, Reads, Removals, UnattributedTables):
             # Autocommit mode: transactions are explicit BEGIN/COMMIT around each batch.
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"cannot open store {self.path}: {_why(e)}") from None
+            raise StoreError(f"cannot open store {self.path}: {why(e, self.path)}") from None
         try:
             # 16 KB pages for a new store: rows carry ~0.5-1 KB of JSON each, and bulk inserts
             # run ~30% faster than with 4 KB pages (bench/RESULTS.md). An existing file keeps its.
@@ -73,7 +74,7 @@ class Store(MarkTables, CensusTables, Reads, Removals, UnattributedTables):
             self._db.executescript(SCHEMA)
         except sqlite3.Error as e:
             self._db.close()
-            raise StoreError(f"cannot open store {self.path}: {_why(e)}") from None
+            raise StoreError(f"cannot open store {self.path}: {why(e, self.path)}") from None
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -81,7 +82,7 @@ class Store(MarkTables, CensusTables, Reads, Removals, UnattributedTables):
         try:
             self._db.close()
         except sqlite3.Error as e:
-            raise StoreError(f"cannot close store {self.path}: {_why(e)}") from None
+            raise StoreError(f"cannot close store {self.path}: {why(e)}") from None
 
     def __enter__(self) -> Store:
         return self
@@ -95,7 +96,7 @@ class Store(MarkTables, CensusTables, Reads, Removals, UnattributedTables):
         self.close()
 
     def _err(self, action: str, e: sqlite3.Error) -> StoreError:
-        return StoreError(f"cannot {action} store {self.path}: {_why(e)}")
+        return StoreError(f"cannot {action} store {self.path}: {why(e, self.path)}")
 
     # ---- resources -------------------------------------------------------------------------
 
@@ -378,10 +379,3 @@ class Store(MarkTables, CensusTables, Reads, Removals, UnattributedTables):
                 yield from rows
         except sqlite3.Error as e:
             raise self._err("read", e) from None
-
-
-def _why(e: BaseException) -> str:
-    # sqlite and OS messages name the problem ("database is locked", "Permission denied"),
-    # never row values; the class name is kept for context.
-    msg = getattr(e, "strerror", None) or str(e)
-    return f"{type(e).__name__}: {msg}"

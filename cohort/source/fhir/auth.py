@@ -13,13 +13,17 @@ from typing import Any, Protocol
 
 import jwt
 import requests
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from cohort.errors import AuthError, ConfigError, ServerError
 
 from .links import url_host
-from .settings import ServerSettings, read_secret
+from .settings import ServerSettings, read_secret, shown_env
 from .tls import tls_refused
 
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # seconds. SMART has the server refuse an exp more than 5 minutes after its own clock: 300 was
 # refused whenever this machine's clock ran ahead of the server's; 240 leaves a minute of skew
@@ -166,12 +170,15 @@ class SmartBackendAuth:
         self.token_url = settings.token_url
         path = Path(settings.private_key_file).expanduser()
         try:
-            self._key = path.read_bytes()
+            pem = path.read_bytes()
         except OSError as e:
             raise ConfigError(
                 f"smart-backend: cannot read private_key_file "
                 f"{settings.shown_file('private_key_file')}: {e.strerror}"
             ) from None
+        # checked now, not at the first token request: a public key there was exit 1 ("a bug"),
+        # a key of the other kind than `alg` exit 7 ("renew the credentials"); both are config
+        self._key = private_key(pem, settings.alg, settings.shown_file("private_key_file"))
 
     def __repr__(self) -> str:
         return f"SmartBackendAuth(client_id={self._s.client_id!r}, token_url={self.token_url!r})"
@@ -253,7 +260,9 @@ class SmartBackendAuth:
         body = _json_object(r)
         token = body.get("access_token")
         if r.status_code != 200 or not token or not isinstance(token, str):
-            raise AuthError(f"token request refused: HTTP {r.status_code}: {_refusal(body)}")
+            err = AuthError(f"token request refused: HTTP {r.status_code}: {_refusal(body)}")
+            err.credentials_refused = True  # type: ignore[attr-defined]
+            raise err
         self._token = token
         lifetime = token_lifetime(body.get("expires_in"))
         self._expires = self._clock() + lifetime
@@ -269,6 +278,67 @@ class SmartBackendAuth:
         with self._lock:
             self._token = ""
         return True
+
+
+def private_key(pem: bytes, alg: str, shown: str) -> PrivateKey:
+    """The PEM private key that signs with `alg` (RS384: RSA; ES384: EC P-384), else a
+    ConfigError naming the file as `shown` and what is wrong, never quoting the file."""
+    where = f"smart-backend: private_key_file {shown}"
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except TypeError:
+        raise ConfigError(f"{where} is encrypted: give a key without a passphrase") from None
+    except (ValueError, UnsupportedAlgorithm):
+        public = b"PUBLIC KEY-----" in pem
+        said = "holds a public key, not the private key" if public else "is no PEM private key"
+        raise ConfigError(f"{where} {said}") from None
+    if isinstance(key, rsa.RSAPrivateKey):
+        kind = "an RSA key"
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        kind = f"an EC key (curve {key.curve.name})"
+    else:
+        kind = f"a {type(key).__name__.removeprefix('_')} key"
+    if alg.startswith("RS") and not isinstance(key, rsa.RSAPrivateKey):
+        raise ConfigError(f"{where} holds {kind}: alg = '{alg}' needs an RSA key")
+    ok_ec = isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp384r1"
+    if alg == "ES384" and not ok_ec:
+        raise ConfigError(f"{where} holds {kind}: alg = 'ES384' needs an EC P-384 key")
+    return key  # type: ignore[return-value]
+
+
+def renew_hint(settings: ServerSettings) -> str:
+    """What a 401 (or a refused token request) asks research IT to look at, by config key; no
+    secret: the variable's or file's name only, as messages may quote them."""
+    a = settings.auth
+    if a == "smart-backend":
+        ids = f"client_id '{settings.client_id}'" + (
+            f", key_id '{settings.key_id}'" if settings.key_id else ""
+        )
+        return (
+            f"the server refused the credentials (auth = {a}, {ids}): check them against the "
+            "client and the public key (JWKS) registered at the EHR"
+        )
+    if a == "bearer":
+        named = (
+            f"token_env {shown_env(settings.token_env)}"
+            if settings.token_env
+            else f"token_file {settings.shown_file('token_file')}"
+        )
+    elif a == "basic":
+        user = (
+            f"username '{settings.username}'"
+            if settings.username
+            else f"username_env {shown_env(settings.username_env)}"
+        )
+        pw = (
+            f"password_env {shown_env(settings.password_env)}"
+            if settings.password_env
+            else f"password_file {settings.shown_file('password_file')}"
+        )
+        named = f"{user}, {pw}"
+    else:
+        return "the server asks for credentials: set [sites.server] auth"
+    return f"the server refused the credentials (auth = {a}, {named}): renew them"
 
 
 def make_auth(

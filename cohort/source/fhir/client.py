@@ -252,6 +252,7 @@ class FhirClient:
         kind = AuthError if r.status_code in (401, 403) else ServerError
         err = kind(f"{method} {safe_path(url)}: HTTP {r.status_code}: {said}".rstrip(": "))
         err.status = r.status_code  # type: ignore[attr-defined]
+        err.credentials_refused = r.status_code == 401  # type: ignore[attr-defined]
         err.outcome = operation_outcome_text(body) or (r.reason or "")  # type: ignore[attr-defined]
         # (a Bulk status URL's way of saying that its job failed, unlike a proxy's bare 502)
         is_outcome = isinstance(body, dict) and body.get("resourceType") == "OperationOutcome"

@@ -205,7 +205,11 @@ def resolve_files(
             raise ConfigError(f"{where}: key '{key}' is empty ({instead})")
         resolved[key] = str(resolve(value))
         if key in SECRET_FILES:
-            shown[key] = resolved[key] if shown_path(value) == value else shown_path(value)
+            # `keys/site.pem` beside the config (documented) is a path too when its folder is
+            # there: a token or password has no folder of its first part's name beside it
+            folder = "/" in value and Path(resolved[key]).parent.is_dir()
+            as_path = shown_path(value) == value or (folder and not _blank_in(value))
+            shown[key] = resolved[key] if as_path else shown_path(value)
     return resolved, shown
 
 
@@ -234,8 +238,12 @@ def shown_env(name: str) -> str:
 def shown_path(path: str) -> str:
     """A secret file's name as a message may quote it: a path (from /, ~ or .); anything else
     may be the secret itself (a token or a PEM key pasted into `token_file`)."""
-    ok = path.startswith(("/", "~", "./", "../")) and not any(c.isspace() for c in path)
-    return path if ok else "(named in the config; not a path from /, ~ or .)"
+    ok = path.startswith(("/", "~", "./", "../")) and not _blank_in(path)
+    return path if ok else "(named in the config; not quoted, as it may be the secret itself)"
+
+
+def _blank_in(text: str) -> bool:
+    return any(c.isspace() for c in text)
 
 
 def read_secret(env: str, path: str, what: str, shown: str = "") -> str:
