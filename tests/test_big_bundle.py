@@ -176,3 +176,46 @@ def test_a_gzipped_big_bundle_streams(tmp_path: Path, monkeypatch: pytest.Monkey
     (whole, ws), (streamed, ss), ways = _both(packed.parent, monkeypatch)
     assert ways == ["transaction"] and streamed == whole and _stats(ss) == _stats(ws)
     assert len(streamed) == 4
+
+
+def _ndjson_lines() -> list[bytes]:
+    person = patient("1980-02-03")
+    hb = observation("718-7", "2026-11-20", valueQuantity=qty(13.1, "g/dL", "g/dL"))
+    plt = observation("777-3", "2026-11-21", valueQuantity=qty(250, "10*3/uL", "10*3/uL"))
+    return [orjson.dumps(r) for r in (person, hb, plt)]
+
+
+@pytest.mark.parametrize(
+    ("body", "streams"),
+    [
+        (b"\n".join(_ndjson_lines()) + b"\n", True),
+        (b"\r\n".join(_ndjson_lines()) + b"\r\n", True),  # (Windows line ends)
+        (b"\n\n".join(_ndjson_lines()), True),  # a blank line between, no last line end
+        (b"\n".join([*_ndjson_lines(), b"not json"]) + b"\n", True),  # a damaged line
+        (b"\n".join(_ndjson_lines())[:-9], True),  # the last line cut short
+        (b"\n  ".join(_ndjson_lines()), False),  # (parsed whole: invalid JSON, as before)
+        (orjson.dumps(patient("1980-02-03"), option=orjson.OPT_INDENT_2), False),
+    ],
+)
+def test_a_large_ndjson_named_json_is_read_a_line_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: bytes, streams: bool
+) -> None:
+    """An exporter's NDJSON named `.json`: read as a stream (memory: a line) with the records,
+    issues and counts of the whole file parsed and then split into lines."""
+    path = tmp_path / "Observation.json"
+    path.write_bytes(body * 20)  # (past the lowered threshold)
+    whole, ws = _read(path)
+    parsed: list[str] = []
+    real = filereader.FileReader.json_doc
+
+    def spy(self: Any, data: bytes, origin: str) -> Any:
+        parsed.append(origin)
+        return real(self, data, origin)
+
+    monkeypatch.setattr(filereader, "BIG_JSON", 1024)
+    monkeypatch.setattr(filereader.FileReader, "json_doc", spy)
+    streamed, ss = _read(path)
+    assert streamed == whole and _stats(ss) == _stats(ws)
+    assert parsed == ([] if streams else ["Observation.json"])
+    if streams:
+        assert whole  # (records read, not one issue for the file)

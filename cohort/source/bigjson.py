@@ -9,9 +9,18 @@ from typing import IO, Any
 import ijson
 import orjson
 
-from cohort.source.structure import name_entry
+from cohort.source.structure import name_entry, opens_with_resource
 
-__all__ = ["BIG_JSON", "NotStreamed", "bundle_type", "entries", "read_head", "spooled"]
+__all__ = [
+    "BIG_JSON",
+    "NotStreamed",
+    "bundle_type",
+    "entries",
+    "joined",
+    "ndjson_named_json",
+    "read_head",
+    "spooled",
+]
 
 # A .json file this large or larger is a Bundle streamed entry by entry when it can be (its
 # `type` before its `entry`, as every serializer writes them): parsed whole, a Bundle takes
@@ -78,13 +87,30 @@ class _Joined(io.RawIOBase):
         return len(data)
 
 
+def joined(head: bytes, fh: IO[bytes]) -> IO[bytes]:
+    """`head` and the rest of `fh` as one buffered stream (lines or reads)."""
+    return io.BufferedReader(_Joined(head, fh), 2**20)
+
+
+def ndjson_named_json(head: bytes) -> bool:
+    """Whether a large .json file is NDJSON (an exporter's `Patient.json` of one resource a
+    line): its first line one JSON object with a resourceType, the next text starting a line.
+    Parsed whole, such a file is then read line by line from a copy split in memory (twice its
+    size); read as a stream, a line at a time, with the same result."""
+    first, sep, rest = head.partition(b"\n")
+    if not sep or not opens_with_resource(first):
+        return False
+    text = rest.lstrip()
+    at = len(rest) - len(text)  # (where parsing it whole stops: at a line's start, or not)
+    return bool(text) and (at == 0 or rest[at - 1 : at] == b"\n")
+
+
 def entries(head: bytes, fh: IO[bytes], btype: str, spool: IO[bytes]) -> dict[str, str]:
     """The Bundle's first pass, streamed: each entry named (`name_entry`) and written to
     `spool` as one line; its fullUrl -> "Type/id" map. Raises `NotStreamed` on bad JSON."""
     refs: dict[str, str] = {}
     creates = btype in ("transaction", "batch")
-    stream = io.BufferedReader(_Joined(head, fh), 2**20)
-    for entry in ijson.items(stream, "entry.item", use_float=True):
+    for entry in ijson.items(joined(head, fh), "entry.item", use_float=True):
         name_entry(entry, refs, creates)
         spool.write(orjson.dumps(entry))
         spool.write(b"\n")

@@ -11,7 +11,16 @@ from typing import IO
 
 import ijson
 
-from cohort.source.bigjson import BIG_JSON, NotStreamed, bundle_type, entries, read_head, spooled
+from cohort.source.bigjson import (
+    BIG_JSON,
+    NotStreamed,
+    bundle_type,
+    entries,
+    joined,
+    ndjson_named_json,
+    read_head,
+    spooled,
+)
 from cohort.source.fileinfo import (
     NDJSON_SUFFIXES,
     OPENERS,
@@ -60,10 +69,14 @@ class FileReader(Reader):
             head = read_head(fh, BIG_JSON)
             if len(head) < BIG_JSON:  # (most files: a patient's Bundle, parsed at orjson's speed)
                 yield from self.json_doc(head, origin)
-            elif (btype := bundle_type(head)) is None:
-                yield from self.json_doc(head + fh.read(), origin)  # (memory: the file)
-            else:
+            elif (btype := bundle_type(head)) is not None:
                 yield from self.big_bundle(head, fh, origin, btype)
+            elif ndjson_named_json(head):
+                self.stats.files += 1
+                self._file = origin
+                yield from self.ndjson(joined(head, fh), origin, count_file=False)
+            else:
+                yield from self.json_doc(head + fh.read(), origin)  # (memory: the file)
         elif is_non_data(name):
             self.stats.skipped_files += 1
         else:
