@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import re
+from collections import deque
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -18,30 +20,41 @@ __all__ = [
     "entries",
     "joined",
     "ndjson_named_json",
+    "looked_at",
     "read_head",
     "spooled",
 ]
 
-# A .json file this large or larger is a Bundle streamed entry by entry when it can be (its
-# `type` before its `entry`, as every serializer writes them): parsed whole, a Bundle takes
-# ~8x its size in memory (a 290 MB collection Bundle of 615 Synthea charts: 2.3 GB peak,
-# streamed: the run's usual ~0.3 GB; bench/RESULTS.md). Smaller files are parsed whole, with
-# orjson, as before (a patient's Bundle: faster, and what most files are).
-BIG_JSON = 64 * 2**20
+# A .json file this large or larger (`[run] chunk_mb`'s default) is a Bundle streamed entry by
+# entry when it can be (its `type` before its `entry`, as every serializer writes them), or NDJSON
+# read a line at a time: parsed whole, a Bundle takes ~8x its size in memory (a 290 MB collection
+# Bundle of 615 Synthea charts: 2.3 GB peak; streamed: 0.16 GB; bench/RESULTS.md). Smaller files
+# are parsed whole with orjson, as before (a patient's Bundle: faster; Synthea's are 0.4 MB, at
+# most 1.7 MB).
+BIG_JSON = 16 * 2**20
+_PART = 2**20  # (read a MB at a time: one read of BIG_JSON bytes cost a small file ~4x a plain
+# read, a buffer made for the whole size)
+_LOOK = 4 * _PART  # the first bytes looked at to tell a Bundle or NDJSON (else: parsed whole)
 
 # what a Bundle streamed cannot be read past (a damaged or cut-short file; a number or text
 # orjson cannot write back: an integer past 64 bits, a lone surrogate)
 NotStreamed = (ijson.JSONError, ValueError, TypeError)
+_BLANK = re.compile(rb"[ \t\r\n]*")
 
 
-def read_head(fh: IO[bytes], size: int) -> bytes:
-    """Up to `size` bytes of `fh` (fewer only at its end). (Read a MB at a time: one read of
-    `size` bytes costs a small file ~4x a plain read, the buffer made for the whole size.)"""
+def read_head(fh: IO[bytes], size: int) -> list[bytes]:
+    """Up to `size` bytes of `fh` (fewer only at its end), in pieces of at most a MB (joined,
+    a large file's first bytes would be held twice)."""
     parts = []
-    while size > 0 and (part := fh.read(min(size, 2**20))):
+    while size > 0 and (part := fh.read(min(size, _PART))):
         parts.append(part)
         size -= len(part)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    return parts
+
+
+def looked_at(parts: list[bytes]) -> bytes:
+    """The first bytes of a large file, as `bundle_type` and `ndjson_named_json` see them."""
+    return b"".join(parts[: _LOOK // _PART])
 
 
 def bundle_type(head: bytes) -> str | None:
@@ -67,29 +80,37 @@ def bundle_type(head: bytes) -> str | None:
 
 
 class _Joined(io.RawIOBase):
-    """`head`, then the rest of `fh`: the file as one stream again."""
+    """The first bytes read (`parts`), then the rest of `fh`: the file as one stream again, each
+    part let go once read."""
 
-    def __init__(self, head: bytes, fh: IO[bytes]) -> None:
-        self._head = memoryview(head)
+    def __init__(self, parts: list[bytes], fh: IO[bytes]) -> None:
+        self._parts = deque(memoryview(p) for p in parts)
         self._fh = fh
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        if self._head:
-            n = min(len(buffer), len(self._head))
-            buffer[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
+        while self._parts:
+            part = self._parts[0]
+            n = min(len(buffer), len(part))
+            buffer[:n] = part[:n]
+            if n < len(part):
+                self._parts[0] = part[n:]
+            else:
+                self._parts.popleft()
+            if n:
+                return n
         data = self._fh.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
 
 
-def joined(head: bytes, fh: IO[bytes]) -> IO[bytes]:
-    """`head` and the rest of `fh` as one buffered stream (lines or reads)."""
-    return io.BufferedReader(_Joined(head, fh), 2**20)
+def joined(parts: list[bytes], fh: IO[bytes]) -> IO[bytes]:
+    """`parts` (taken: the list is emptied) and the rest of `fh` as one buffered stream."""
+    stream = io.BufferedReader(_Joined(parts, fh), _PART)
+    parts.clear()
+    return stream
 
 
 def ndjson_named_json(head: bytes) -> bool:
@@ -97,20 +118,21 @@ def ndjson_named_json(head: bytes) -> bool:
     line): its first line one JSON object with a resourceType, the next text starting a line.
     Parsed whole, such a file is then read line by line from a copy split in memory (twice its
     size); read as a stream, a line at a time, with the same result."""
-    first, sep, rest = head.partition(b"\n")
-    if not sep or not opens_with_resource(first):
+    end = head.find(b"\n")
+    if end < 0 or not opens_with_resource(head[:end]):
         return False
-    text = rest.lstrip()
-    at = len(rest) - len(text)  # (where parsing it whole stops: at a line's start, or not)
-    return bool(text) and (at == 0 or rest[at - 1 : at] == b"\n")
+    blank = _BLANK.match(head, end + 1)
+    at = blank.end() if blank else end + 1
+    # (where parsing it whole stops: at a line's start, or within a line: invalid, as before)
+    return at < len(head) and head[at - 1] == ord("\n")
 
 
-def entries(head: bytes, fh: IO[bytes], btype: str, spool: IO[bytes]) -> dict[str, str]:
+def entries(stream: IO[bytes], btype: str, spool: IO[bytes]) -> dict[str, str]:
     """The Bundle's first pass, streamed: each entry named (`name_entry`) and written to
     `spool` as one line; its fullUrl -> "Type/id" map. Raises `NotStreamed` on bad JSON."""
     refs: dict[str, str] = {}
     creates = btype in ("transaction", "batch")
-    for entry in ijson.items(joined(head, fh), "entry.item", use_float=True):
+    for entry in ijson.items(stream, "entry.item", use_float=True):
         name_entry(entry, refs, creates)
         spool.write(orjson.dumps(entry))
         spool.write(b"\n")

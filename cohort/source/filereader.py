@@ -17,6 +17,7 @@ from cohort.source.bigjson import (
     bundle_type,
     entries,
     joined,
+    looked_at,
     ndjson_named_json,
     read_head,
     spooled,
@@ -66,30 +67,45 @@ class FileReader(Reader):
                 return
             yield from self.ndjson(fh, origin)
         elif low.endswith(".json"):
-            head = read_head(fh, BIG_JSON)
-            if len(head) < BIG_JSON:  # (most files: a patient's Bundle, parsed at orjson's speed)
-                yield from self.json_doc(head, origin)
-            elif (btype := bundle_type(head)) is not None:
-                yield from self.big_bundle(head, fh, origin, btype)
-            elif ndjson_named_json(head):
-                self.stats.files += 1
-                self._file = origin
-                yield from self.ndjson(joined(head, fh), origin, count_file=False)
+            parts = read_head(fh, BIG_JSON)
+            if sum(map(len, parts)) < BIG_JSON:  # (most files: parsed at orjson's speed)
+                yield from self.json_doc(b"".join(parts), origin)
             else:
-                yield from self.json_doc(head + fh.read(), origin)  # (memory: the file)
+                yield from self.big_json(parts, fh, origin)
         elif is_non_data(name):
             self.stats.skipped_files += 1
         else:
             self.stats.skipped_files += 1
             self.stats.issue(origin, "skipped: not a FHIR JSON or NDJSON file")
 
-    def big_bundle(self, head: bytes, fh: IO[bytes], origin: str, btype: str) -> Iterator[Item]:
-        """A Bundle too large to parse whole, read entry by entry: a first pass names each
-        entry and writes it to an unnamed spool file (nothing on disk once closed, even if
-        killed: PHI), the second reads them back as `bundle` does from a parsed Bundle."""
+    def big_json(self, parts: list[bytes], fh: IO[bytes], origin: str) -> Iterator[Item]:
+        """A .json file of BIG_JSON or more (its first bytes in `parts`, taken): a Bundle read
+        entry by entry, NDJSON a line at a time, anything else parsed whole as a small file is."""
+        head = looked_at(parts)
+        btype = bundle_type(head)
+        lines = btype is None and ndjson_named_json(head)
+        del head
+        if btype is not None:
+            yield from self.big_bundle(joined(parts, fh), fh, origin, btype)
+        elif lines:
+            self.stats.files += 1
+            self._file = origin
+            yield from self.ndjson(joined(parts, fh), origin, count_file=False)
+        else:
+            data = b"".join([*parts, fh.read()])  # (memory: the file)
+            parts.clear()
+            yield from self.json_doc(data, origin)
+
+    def big_bundle(
+        self, stream: IO[bytes], fh: IO[bytes], origin: str, btype: str
+    ) -> Iterator[Item]:
+        """A Bundle too large to parse whole (`stream`: `fh` from its start), read entry by
+        entry: a first pass names each entry and writes it to an unnamed spool file (nothing
+        on disk once closed, even if killed: PHI), the second reads them back as `bundle` does
+        from a parsed Bundle."""
         with tempfile.TemporaryFile(prefix="cohort-bundle-") as spool:
             try:
-                refs = entries(head, fh, btype, spool)
+                refs = entries(stream, btype, spool)
             except NotStreamed as error:
                 yield from self.not_streamed(fh, origin, error)
                 return
