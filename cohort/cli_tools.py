@@ -193,8 +193,10 @@ def import_valueset(
 ) -> None:
     """Add the codes of a FHIR ValueSet (expansion or compose) to a concept file.
 
-    Duplicates are skipped; `source` keeps the ValueSet url, version and title. The concept
-    must be one the mapping rows or criteria files name, unless --new-concept.
+    FILE: the ValueSet's JSON, or a Bundle holding one. Codes the concept maps or excludes
+    already are skipped and listed, a code of another concept is added and noted; `source`
+    keeps the ValueSet url, version and title. The concept must be one the mapping rows or
+    criteria files name, unless --new-concept.
     """
     from cohort.tools.valueset import import_valueset as run_import
 
@@ -209,6 +211,8 @@ def import_valueset(
     )
     for msg in res.skipped:
         echo(f"skipped: {msg}")
+    for msg in res.notes:
+        echo(f"note: {msg}")
     again = (
         f" --config {config}" if config else f" --mappings {mappings_dir}" if mappings_dir else ""
     )
@@ -239,6 +243,11 @@ def expand_rxnorm(
     from cohort.tools.rxnav import expand_rxnorm as run_expand
 
     res = run_expand(concept, _mappings_dir(mappings_dir, config), timeout=timeout)
+    for msg in res.empty:
+        echo(
+            f"note: {msg}: RxNav lists no products (a retired RxCUI, or no ingredient? "
+            "look it up on RxNav)"
+        )
     echo(
         f"added {res.added} product(s) to {res.path} from {res.asked} ingredient "
         f"RxCUI(s); {res.known} already present"

@@ -6,7 +6,7 @@ The only module of the tools that talks HTTP; evaluation never imports it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ from cohort.tools.csvedit import append_rows
 
 BASE = "https://rxnav.nlm.nih.gov/REST"
 TTYS = "SCD+SBD+GPCK+BPCK"
+# what to do when RxNav is reachable but does not answer as documented (busy, down, a proxy)
+AGAIN = "try again later"
 
 
 @dataclass
@@ -31,6 +33,8 @@ class ExpandResult:
     asked: int = 0
     added: int = 0
     known: int = 0
+    # the ingredient RxCUIs RxNav lists no products for (retired, or not an ingredient)
+    empty: list[str] = field(default_factory=list)
 
 
 def related_products(
@@ -46,11 +50,17 @@ def related_products(
             "internet is available (nothing was changed)"
         ) from None
     if resp.status_code != 200:
-        raise ServerError(f"RxNav answered HTTP {resp.status_code} for RxCUI {rxcui}")
+        raise ServerError(
+            f"RxNav answered HTTP {resp.status_code} for RxCUI {rxcui}: {AGAIN} "
+            "(nothing was changed)"
+        )
     try:
         data: Any = resp.json()
     except ValueError:
-        raise ServerError(f"RxNav sent a non-JSON answer for RxCUI {rxcui}") from None
+        raise ServerError(
+            f"RxNav sent a non-JSON answer for RxCUI {rxcui} (a proxy's page?): {AGAIN} "
+            "(nothing was changed)"
+        ) from None
     out: list[dict[str, str]] = []
     groups = ((data or {}).get("relatedGroup") or {}).get("conceptGroup") or []
     for group in groups:
@@ -105,7 +115,10 @@ def expand_rxnorm(
     new: list[dict[str, str]] = []
     for rxcui, ingredient in ingredients:
         res.asked += 1
-        for p in related_products(rxcui, timeout=timeout):
+        products = related_products(rxcui, timeout=timeout)
+        if not products:
+            res.empty.append(f"RxCUI {rxcui} ({ingredient})")
+        for p in products:
             if p["rxcui"] in have:
                 res.known += 1
                 continue

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import difflib
-import json
 import re
 import tomllib
-from collections.abc import Iterator
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,18 @@ from cohort.criteria.trial import concept_refs
 from cohort.errors import MappingError, shown_path
 from cohort.lockfiles import data_files
 from cohort.safetext import printable
-from cohort.terminology.codes import Systems, norm_code
-from cohort.terminology.mappings import load_concept_rows, read_csv
+from cohort.terminology.codes import ConceptIndex, Systems, norm_code
+from cohort.terminology.mappings import MappingRow, load_concept_rows, read_csv
 from cohort.terminology.rows import code_problem
+from cohort.tools.common import Findings
 from cohort.tools.csvedit import append_rows, header_of, key_problem
+from cohort.tools.filechecks import check_labels
+from cohort.tools.rowchecks import misspelt_concepts, misspelt_ingredients
+from cohort.tools.vsread import load_valueset, valueset_codes
+
+_ING = ("ingredient",)
+# the concept or ingredient a `check` finding suggests ("did you mean 'hiv_test'?")
+_NEAR = re.compile(r"did you mean '([^']+)'")
 
 
 @dataclass
@@ -26,36 +33,7 @@ class ImportResult:
     path: Path
     added: int = 0
     skipped: list[str] = field(default_factory=list)
-
-
-def _contains(items: Any) -> Iterator[dict[str, Any]]:
-    """`expansion.contains`, depth first (nested `contains` included, abstract ones skipped)."""
-    for item in items or ():
-        if not isinstance(item, dict):
-            continue
-        if item.get("code") and item.get("system") and not item.get("abstract"):
-            yield item
-        yield from _contains(item.get("contains"))
-
-
-def valueset_codes(vs: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(system, code, display) from the expansion, else from `compose.include[].concept`."""
-    if vs.get("resourceType") != "ValueSet":
-        raise MappingError("not a FHIR ValueSet (resourceType is not 'ValueSet')")
-    expansion = vs.get("expansion") or {}
-    found = [
-        (str(c["system"]), str(c["code"]), str(c.get("display", "")))
-        for c in _contains(expansion.get("contains"))
-    ]
-    if found:
-        return found
-    for inc in (vs.get("compose") or {}).get("include") or ():
-        for c in inc.get("concept") or () if isinstance(inc, dict) else ():
-            if isinstance(c, dict) and c.get("code") and inc.get("system"):
-                found.append((str(inc["system"]), str(c["code"]), str(c.get("display", ""))))
-    if not found:
-        raise MappingError("the ValueSet has no expansion.contains or compose.include.concept")
-    return found
+    notes: list[str] = field(default_factory=list)
 
 
 def source_of(vs: dict[str, Any]) -> str:
@@ -105,6 +83,48 @@ def _unknown(concept: str, root: Path, known: set[str]) -> MappingError:
     )
 
 
+def _refuse_typos(root: Path, concept: str, ingredient: str, rows: list[MappingRow]) -> None:
+    """Refuse, as `check` would then report, a new concept a typo away from one a criteria
+    file names (an error: `run` stops on its rows) and an ingredient a typo away from one
+    `ingredients.csv` lists (its doses lose their prednisone factor and products)."""
+    if concept not in {r.concept for r in rows}:
+        f = Findings()
+        new = MappingRow(concept, "text", concept, file="<new>")
+        labelled = check_labels(root, None, Findings())
+        misspelt_concepts(data_files(root / "trials", "*.toml"), [*rows, new], f, labelled)
+        for err in f.errors:
+            if err.startswith("<new>:") and (near := _NEAR.search(err)):
+                raise MappingError(
+                    f"--concept '{concept}' is a typo away from '{near[1]}', which a criteria "
+                    f"file names: `check` and `run` stop on rows of '{concept}' until a criteria "
+                    "file names it (name it there first, or pick another name); nothing was written"
+                )
+    listed = root / "medications" / "ingredients.csv"
+    if ingredient and listed.is_file():
+        known = {(r.get("ingredient") or "").strip().lower() for r in read_csv(root, listed, _ING)}
+        f = Findings()
+        row = MappingRow(concept, "text", concept, ingredient=ingredient, file="<new>")
+        misspelt_ingredients([row], dict.fromkeys(known), f)
+        if f.warnings and (near := _NEAR.search(f.warnings[0])):
+            raise MappingError(
+                f"--ingredient '{ingredient}' is not in medications/ingredients.csv (did you "
+                f"mean '{near[1]}'?): the rows' doses would have no prednisone equivalent; "
+                "nothing was written"
+            )
+
+
+def _exact_rows(
+    rows: list[MappingRow], systems: Systems
+) -> dict[tuple[str, str], list[MappingRow]]:
+    """The `exact` rows by (canonical system, code as compared): where a code is mapped."""
+    out: dict[tuple[str, str], list[MappingRow]] = defaultdict(list)
+    for r in rows:
+        if r.match == "exact":
+            system = systems.canonical(r.system)
+            out[(system, norm_code(system, r.code))].append(r)
+    return out
+
+
 def import_valueset(
     file: Path,
     concept: str,
@@ -115,56 +135,62 @@ def import_valueset(
     verified: bool = False,
     new_concept: bool = False,
 ) -> ImportResult:
-    """Append the ValueSet's codes as `exact` rows of `concept`; existing codes are skipped.
-    A `concept` no row or criteria file names is refused unless `new_concept`: a typo's rows
-    would reach no criterion, and the import would look done."""
+    """Append the ValueSet's codes as `exact` rows of `concept`; codes the concept's rows map
+    (an exact, prefix, range or glob row) or exclude are skipped, and a code mapped to another
+    concept is added and named in a note. A `concept` no row or criteria file names is refused
+    unless `new_concept`: a typo's rows would reach no criterion, and the import would look done."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", concept):
         raise MappingError(f"--concept '{concept}': use a-z, 0-9 and _ (e.g. ana_titer)")
-    try:
-        vs = json.loads(file.read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError) as exc:
-        raise MappingError(f"{file}: cannot read the ValueSet ({type(exc).__name__})") from exc
-    if not isinstance(vs, dict):
-        raise MappingError(f"{file}: not a FHIR ValueSet")
-    try:
-        codes = valueset_codes(vs)
-    except MappingError as exc:
-        raise MappingError(f"{file}: {exc}") from None
+    vs = load_valueset(file)
+    listed = valueset_codes(vs, file)
     if not new_concept and concept not in (known := known_concepts(root)):
         raise _unknown(concept, root, known)
     path = _target(root, concept, target)
     if "ingredient" in header_of(path) and not ingredient:
         raise MappingError(f"{path}: column 'ingredient': give --ingredient for this file")
+    ingredient = ingredient.strip().lower()
+    rows = load_concept_rows(root)
+    _refuse_typos(root, concept, ingredient, rows)
     systems = Systems(
         (r.get("canonical"), r.get("alias"))
         for r in read_csv(root, root / "systems.csv", ("canonical", "alias"))
     )
-    have = {
-        (r.concept, systems.canonical(r.system), norm_code(systems.canonical(r.system), r.code))
-        for r in load_concept_rows(root)
-    }
-    res = ImportResult(path)
+    index = ConceptIndex(rows, systems)
+    where = _exact_rows(rows, systems)
+    res = ImportResult(path, skipped=list(listed.skipped))
     source = source_of(vs)
+    added: set[tuple[str, str]] = set()
     new: list[dict[str, str]] = []
-    for system, code, display in codes:
+    for system, code, display in listed.codes:
+        shown = printable(f"{system}|{code}")
         problem = key_problem("system", system) or key_problem("code", code)
         if problem:
-            res.skipped.append(f"{printable(f'{system}|{code}')}: {problem}")
+            res.skipped.append(f"{shown}: {problem}")
             continue
         canonical = systems.canonical(system)
-        key = (concept, canonical, norm_code(canonical, code))
-        if key in have:
-            res.skipped.append(f"{system}|{code}: already mapped to '{concept}'")
+        key = (canonical, norm_code(canonical, code))
+        hits = index.code_hits(canonical, code)
+        if any(h.concept == concept and h.exclude for h in hits):
+            res.skipped.append(f"{shown}: excluded from '{concept}' by an exclude=Y row")
+            continue
+        if key in added or any(h.concept == concept for h in hits):
+            res.skipped.append(f"{shown}: already mapped to '{concept}'")
             continue
         problem = code_problem(canonical, code)
         if problem:
-            res.skipped.append(f"{system}|{code}: {problem}")
+            res.skipped.append(f"{shown}: {problem}")
             continue
-        have.add(key)
+        added.add(key)
+        for other in sorted({h.concept for h in hits if not h.exclude} - {concept}):
+            at = next((f" ({r.file}:{r.line})" for r in where[key] if r.concept == other), "")
+            res.notes.append(
+                f"{shown}: also mapped to '{other}'{at}: added; delete the new row if the code "
+                f"is not one of '{concept}'"
+            )
         new.append(
             {
                 "concept": concept,
-                "ingredient": ingredient.lower(),
+                "ingredient": ingredient,
                 "system": canonical,
                 "code": code,
                 "match": "exact",
