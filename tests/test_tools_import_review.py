@@ -242,3 +242,56 @@ def test_expand_rxnorm_names_an_rxcui_rxnav_has_no_products_for(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert "note: RxCUI 5521 (hydroxychloroquine): RxNav lists no products" in result.output
     assert "note: RxCUI 2393 (chloroquine): RxNav lists no products" in result.output
+
+
+def test_file_outside_concepts_is_refused(tmp_path: Path) -> None:
+    # units.csv has a `concept` column too: the rows were written there with empty units,
+    # which `check` and `run` then stop on
+    m = _mappings(tmp_path)
+    contains = [{"system": LOINC, "code": "13056-7", "display": "Platelets in Plasma"}]
+    vs = _vs(tmp_path, {"expansion": {"contains": contains}})
+    for name in ("units.csv", "values.csv", "medications/products.csv"):
+        before = (m / name).read_bytes()
+        result = _import(m, vs, "platelets", "--file", name)
+        assert result.exit_code == 4
+        assert (
+            f"--file {m / name}: not a concept file of {m} (a .csv in concepts/): "
+            "nothing was written"
+        ) in result.output
+        assert (m / name).read_bytes() == before
+    other = _mappings(tmp_path / "other")
+    result = _import(m, vs, "platelets", "--file", str(other / "concepts" / "labs.csv"))
+    assert result.exit_code == 4 and "not a concept file of" in result.output
+
+
+def test_a_missing_concept_file_says_how_to_start_one(tmp_path: Path) -> None:
+    m = _mappings(tmp_path)
+    contains = [{"system": LOINC, "code": "13056-7", "display": "Platelets in Plasma"}]
+    vs = _vs(tmp_path, {"expansion": {"contains": contains}})
+    result = _import(m, vs, "platelets", "--file", "concepts/site-x.csv")
+    assert result.exit_code == 4
+    assert "concepts/site-x.csv: concept file not found" in result.output
+    assert "concept,system,code,match,exclude,display,source,verified" in result.output
+
+
+def test_one_page_of_a_paged_expansion_is_refused(tmp_path: Path) -> None:
+    # a server's $expand with count=2 answers 2 of the 5 codes (expansion.total 5): the file
+    # is a page, and importing it would look like the whole value set
+    m = _mappings(tmp_path)
+    contains = [
+        {"system": ICD, "code": "D69.3", "display": "ITP"},
+        {"system": ICD, "code": "D69.41", "display": "Evans syndrome"},
+    ]
+    before = (m / "concepts" / "local.csv").read_bytes()
+    vs = _vs(tmp_path, {"expansion": {"total": 5, "offset": 0, "contains": contains}})
+    result = _import(m, vs, "itp", "--new-concept")
+    assert result.exit_code == 4
+    assert (
+        f"{vs}: holds 2 of the expansion's 5 codes (one page of it): download the whole "
+        "expansion"
+    ) in result.output
+    assert (m / "concepts" / "local.csv").read_bytes() == before
+    # the whole expansion (total = what it holds, nested entries counted) is imported
+    whole = [{**contains[0], "contains": [contains[1]]}]
+    vs = _vs(tmp_path, {"expansion": {"total": 2, "contains": whole}})
+    assert _import(m, vs, "itp", "--new-concept").exit_code == 0

@@ -24,6 +24,7 @@ from cohort.tools.rowchecks import misspelt_concepts, misspelt_ingredients
 from cohort.tools.vsread import load_valueset, valueset_codes
 
 _ING = ("ingredient",)
+_HEADER = "concept,system,code,match,exclude,display,source,verified"
 # the concept or ingredient a `check` finding suggests ("did you mean 'hiv_test'?")
 _NEAR = re.compile(r"did you mean '([^']+)'")
 
@@ -50,7 +51,17 @@ def _target(root: Path, concept: str, target: Path | None) -> Path:
         inside = root / target
         path = target if target.is_absolute() or not inside.is_file() else inside
         if not path.is_file():
-            raise MappingError(f"{path}: concept file not found")
+            raise MappingError(
+                f"{path}: concept file not found: leave out --file (the concept's file, else "
+                f"concepts/local.csv), or start it with the header line {_HEADER}"
+            )
+        # a file the folder does not load as concept rows (units.csv has a `concept` column
+        # too) would take rows that are broken there, or that nothing reads
+        if path.suffix != ".csv" or path.resolve().parent != (root / "concepts").resolve():
+            raise MappingError(
+                f"--file {path}: not a concept file of {shown_path(root)} (a .csv in "
+                "concepts/): nothing was written"
+            )
         return path
     for row in load_concept_rows(root):
         if row.concept == concept:

@@ -115,7 +115,16 @@ def valueset_codes(vs: dict[str, Any], file: Path) -> Codes:
     whole system) is refused whole: the codes listed beside it would look like all of them."""
     out = Codes()
     expansion = _part(vs, "expansion")
-    for where, item in _contains(expansion.get("contains"), "expansion.contains"):
+    entries = list(_contains(expansion.get("contains"), "expansion.contains"))
+    total = expansion.get("total")
+    # a server pages a large $expand (count, offset): a page would look like the whole set
+    if isinstance(total, int) and total > len(entries):
+        raise MappingError(
+            f"{file}: holds {len(entries)} of the expansion's {total} codes (one page of it): "
+            "download the whole expansion (a terminology server: $expand without count); "
+            "nothing was written"
+        )
+    for where, item in entries:
         _entry(where, item.get("system"), item, out)
     if out.codes or out.skipped:
         return out
