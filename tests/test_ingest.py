@@ -378,7 +378,7 @@ def test_unmapped_procedures_and_immunizations_are_summarised_without_a_date() -
     assert [triage.offer(r) for r in kept] == [False] * len(kept)
     census = triage.take()
     assert census.records == 2 and census.dates == {}
-    assert {(e.rtype, e.codes[0].code, frozenset(e.patients)) for e in census.entries.values()} == {
+    assert {(e.rtype, e.codes[0].code, frozenset(e.patients)) for e in census.all_entries()} == {
         ("Immunization", "140", frozenset({"p1"})),
         ("Procedure", "234947003", frozenset({"p2"})),
     }

@@ -239,9 +239,12 @@ class Triage:
                 census.dates[pid] = {day}
             else:
                 ds.add(day)
-        entry = census.entries.get(key)
+        by_code = census.entries.get(rtype)
+        if by_code is None:
+            by_code = census.entries[rtype] = {}
+        entry = by_code.get(key)
         if entry is None:
-            entry = census.entries[key] = CensusEntry(rtype, codes, text)
+            entry = by_code[key] = CensusEntry(rtype, codes, text)
         entry.records += 1
         entry.patients.add(pid)
         return entry

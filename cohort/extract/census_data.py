@@ -82,7 +82,7 @@ class CensusEntry:
 @dataclass
 class Census:
     """What a read summarised: record dates per patient, per type the records and the latest
-    date of each patient, and one entry per distinct code element.
+    date of each patient, and one entry per type and distinct code element.
 
     Bounded by patients x distinct codes, not by the number of records; each reading process
     fills its own and the writer stores them one after the other.
@@ -90,7 +90,9 @@ class Census:
 
     records: int = 0
     dates: dict[str, set[str]] = field(default_factory=dict)
-    entries: dict[bytes, CensusEntry] = field(default_factory=dict)
+    # type -> code element's JSON -> entry: one file may hold an order and its administration
+    # under the same element, each counted under its own type
+    entries: dict[str, dict[bytes, CensusEntry]] = field(default_factory=dict)
     # type -> patient -> summarised records: what a criterion that finds nothing says is on
     # file besides (criteria.searched); one integer increment per record on the hot path
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -119,8 +121,11 @@ class Census:
         rows += [(pid, COUNTS_MARK + ",".join(tail)) for pid, tail in counted.items()]
         return rows
 
+    def all_entries(self) -> list[CensusEntry]:
+        return [e for by_code in self.entries.values() for e in by_code.values()]
+
     def entry_rows(self) -> list[tuple[str, str, str, int, str, str]]:
-        return [e.to_row() for e in self.entries.values()]
+        return [e.to_row() for e in self.all_entries()]
 
 
 def add_sample(entry: CensusEntry, res: dict[str, Any]) -> None:

@@ -82,7 +82,8 @@ def _coded(triage: Triage, rtype: str) -> Handler:
     read_text = triage._elements.read_text
     dropped = triage.rules.dropped_statuses(rtype)
     census = triage.census
-    entries, dates = census.entries, census.dates
+    # this type's entries: an order and its administration often carry the same element
+    entries, dates = census.entries.setdefault(rtype, {}), census.dates
     # (`take` drops this handler with the census)
     counted = census.counts.setdefault(rtype, {})
     latest = census.latest.setdefault(rtype, {})

@@ -53,8 +53,8 @@ class CoverageReport:
     version: str
     unmapped: list[Unmapped] = field(default_factory=list)
     never_seen: list[tuple[str, str, str, str, str]] = field(default_factory=list)
-    # (site, concept, unit as written, example value, screened patients)
-    unit_failures: list[tuple[str, str, str, str, int]] = field(default_factory=list)
+    # (site, concept, unit as written, example value, screened patients, patients, records)
+    unit_failures: list[tuple[str, str, str, str, int, int, int]] = field(default_factory=list)
     trial: str = ""
     # mapped rows of concepts the trial does not read, not listed in never_seen: (rows, concepts)
     left_out: tuple[int, int] = (0, 0)
@@ -113,7 +113,7 @@ def coverage_report(cfg: Config, out: Path, site_id: str | None = None) -> Cover
                         entry = record_entry(rtype, codes, text, pid, o)
                         count_entry(found, site.id, entry, screened, term)
                     elif o is not None and o.value.quantity is not None:
-                        unit_check(failures, site.id, pid in screened, o, concepts, term)
+                        unit_check(failures, site.id, pid, pid in screened, o, concepts, term)
             for row in store.census_rows(site.id):
                 # records summarised at ingest (no concept when read): counted here as they
                 # would be had they been stored, unless a mapping edit has since mapped them
@@ -147,7 +147,10 @@ def coverage_report(cfg: Config, out: Path, site_id: str | None = None) -> Cover
         term, seen_codes, seen_text, loaded.trial.concepts()
     )
     report.unit_failures = sorted(
-        ((s, c, unit, v[0], len(v[1])) for (s, c, unit), v in failures.items()),
-        key=lambda t: -t[4],
+        (
+            (s, c, unit, v[0], len(v[1]), len(v[2]), len(v[3]))
+            for (s, c, unit), v in failures.items()
+        ),
+        key=lambda t: (-t[4], -t[5], -t[6]),
     )
     return report

@@ -104,11 +104,14 @@ def unread(
 def unit_check(
     failures: dict,
     site: str,
+    pid: str,
     screened: bool,
     o: ObservationFact,
     concepts: frozenset[str],
     term: Terminology,
 ) -> None:
+    """Count a mapped result whose unit does not convert to a concept's: under (site, concept,
+    unit as written), [first value, screened patients, patients, records]."""
     q = o.value.quantity
     assert q is not None
     for concept in sorted(concepts):
@@ -118,9 +121,13 @@ def unit_check(
         if term.convert(q, concept) is None:
             read = term.ucum_only(q)  # the unit conversion read: a non-UCUM code is not
             written = read.code or read.unit or "(no unit)"
-            entry = failures.setdefault((site, concept, written), [f"{q.value:g}", set()])
+            entry = failures.setdefault(
+                (site, concept, written), [f"{q.value:g}", set(), set(), set()]
+            )
             if screened:
-                entry[1].add(o.ref)
+                entry[1].add(pid)
+            entry[2].add(pid)
+            entry[3].add(o.ref)
 
 
 def never_seen(

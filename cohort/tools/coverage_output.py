@@ -61,8 +61,8 @@ def render_terminal(r: CoverageReport, limit: int) -> str:
     )
     lines += ["", f"unit failures ({len(r.unit_failures)}):"]
     lines += table(
-        ("site", "concept", "unit", "example", "records"),
-        [(s, c, u, v, str(n)) for s, c, u, v, n in r.unit_failures[:limit]],
+        ("site", "concept", "unit", "example", "screened", "records"),
+        [(s, c, u, v, str(n), str(k)) for s, c, u, v, n, _, k in r.unit_failures[:limit]],
     )
     per: dict[str, int] = defaultdict(int)
     for concept, *_ in r.never_seen:
@@ -116,7 +116,7 @@ def write_csv(r: CoverageReport, path: Path) -> Path:
                 r.version,
             ]
         )
-    for s, concept, unit, value, n in r.unit_failures:
+    for s, concept, unit, value, screened, patients, records in r.unit_failures:
         rows.append(
             [
                 "unit_not_converted",
@@ -125,9 +125,9 @@ def write_csv(r: CoverageReport, path: Path) -> Path:
                 "",
                 "",
                 "",
-                n,
-                "",
-                "",
+                screened,
+                patients,
+                records,
                 value,
                 unit,
                 concept,
