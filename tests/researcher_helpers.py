@@ -94,6 +94,12 @@ def run_records(
     return out / "s1"
 
 
+def commented_rows(path: Path) -> list[dict[str, str]]:
+    """A mapping CSV's rows, its `#` comment lines left out (as cohort reads them)."""
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return list(csv.DictReader(line for line in fh if not line.startswith("#")))
+
+
 def csv_rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8-sig") as f:
         return list(csv.DictReader(f))

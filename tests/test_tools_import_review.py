@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import responses
 from click.testing import CliRunner, Result
+from researcher_helpers import commented_rows, copy_mappings
 
 from cohort.cli import cli
 from cohort.tools.rxnav import BASE
@@ -20,17 +19,6 @@ ICD = "http://hl7.org/fhir/sid/icd-10-cm"
 LOINC = "http://loinc.org"
 SCT = "http://snomed.info/sct"
 SCT_US = "http://snomed.info/sct/731000124108/version/20240301"
-
-
-def _mappings(tmp_path: Path) -> Path:
-    m = tmp_path / "mappings"
-    shutil.copytree(ROOT / "mappings", m)
-    return m
-
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        return list(csv.DictReader(line for line in fh if not line.startswith("#")))
 
 
 def _vs(tmp_path: Path, body: dict[str, Any], name: str = "vs.json") -> Path:
@@ -52,7 +40,7 @@ def _check(m: Path) -> Result:
 def test_compose_exclude_codes_are_not_imported(tmp_path: Path) -> None:
     # the ValueSet lists D69.3 and D69.41 and excludes D69.41 (Evans syndrome): only D69.3 is
     # a member, so D69.41 must not become a row
-    m = _mappings(tmp_path)
+    m = copy_mappings(tmp_path)
     compose = {
         "include": [
             {
@@ -67,7 +55,7 @@ def test_compose_exclude_codes_are_not_imported(tmp_path: Path) -> None:
     }
     result = _import(m, _vs(tmp_path, {"compose": compose}), "itp", "--new-concept")
     assert result.exit_code == 0, result.output
-    codes = [r["code"] for r in _rows(m / "concepts" / "local.csv") if r["concept"] == "itp"]
+    codes = [r["code"] for r in commented_rows(m / "concepts" / "local.csv") if r["concept"] == "itp"]
     assert codes == ["D69.3"]
     assert f"skipped: {ICD}|D69.41: excluded by the ValueSet's compose.exclude" in result.output
 
@@ -75,7 +63,7 @@ def test_compose_exclude_codes_are_not_imported(tmp_path: Path) -> None:
 def test_compose_selecting_codes_by_a_filter_is_refused_whole(tmp_path: Path) -> None:
     # `is-a 302215000` (thrombocytopenic disorder) needs a terminology server to list its
     # codes: importing the two listed ones alone would look like the whole value set
-    m = _mappings(tmp_path)
+    m = copy_mappings(tmp_path)
     compose = {
         "include": [
             {"system": ICD, "concept": [{"code": "D69.3", "display": "ITP"}]},
@@ -92,7 +80,7 @@ def test_compose_selecting_codes_by_a_filter_is_refused_whole(tmp_path: Path) ->
 
 
 def test_abstract_and_incomplete_entries_are_listed_not_dropped(tmp_path: Path) -> None:
-    m = _mappings(tmp_path)
+    m = copy_mappings(tmp_path)
     contains = [
         {"system": ICD, "code": "D69.6", "abstract": True, "display": "Thrombocytopenia"},
         {"system": ICD, "display": "no code"},
@@ -110,7 +98,7 @@ def test_abstract_and_incomplete_entries_are_listed_not_dropped(tmp_path: Path) 
 def test_codes_a_prefix_row_covers_or_an_exclude_row_removes_are_skipped(tmp_path: Path) -> None:
     # sle has prefix rows M32 and M32.1 (so M32.11 is mapped already) and an exclude=Y row
     # for M32.0 (drug-induced lupus is not SLE): neither becomes a new exact row
-    m = _mappings(tmp_path)
+    m = copy_mappings(tmp_path)
     contains = [
         {"system": ICD, "version": "2026", "code": "M32.11", "display": "Endocarditis in SLE"},
         {"system": ICD, "version": "2026", "code": "M32.0", "display": "Drug-induced SLE"},
@@ -129,7 +117,7 @@ def test_codes_a_prefix_row_covers_or_an_exclude_row_removes_are_skipped(tmp_pat
 def test_a_code_mapped_to_another_concept_is_named_with_its_line(tmp_path: Path) -> None:
     # 718-7 is hemoglobin (labs.csv line 17); a platelet ValueSet that carries it by mistake
     # must say so, not add it in silence (verified=N rows are not compared by `check`)
-    m = _mappings(tmp_path)
+    m = copy_mappings(tmp_path)
     contains = [
         {"system": LOINC, "version": "2.76", "code": "718-7", "display": "Hemoglobin"},
         {"system": LOINC, "version": "2.76", "code": "777-3", "display": "Platelets"},
@@ -145,7 +133,7 @@ def test_a_code_mapped_to_another_concept_is_named_with_its_line(tmp_path: Path)
 
 
 def test_an_ingredient_a_typo_away_from_a_listed_one_is_refused(tmp_path: Path) -> None:
-    m = _mappings(tmp_path)
+    m = copy_mappings(tmp_path)
     contains = [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1311628"}]
     before = (m / "concepts" / "medications.csv").read_bytes()
     vs = _vs(tmp_path, {"expansion": {"contains": contains}})
@@ -164,7 +152,7 @@ def test_an_ingredient_a_typo_away_from_a_listed_one_is_refused(tmp_path: Path) 
 def test_a_new_concept_a_typo_away_from_a_criterion_s_is_refused(tmp_path: Path) -> None:
     # `check` (and so `run`) stops on rows of 'hiv_tst' beside the criteria's 'hiv_test':
     # --new-concept may not write a folder that no longer runs
-    m = _mappings(tmp_path)
+    m = copy_mappings(tmp_path)
     contains = [{"system": LOINC, "code": "7917-8", "display": "HIV 1 Ab"}]
     vs = _vs(tmp_path, {"expansion": {"contains": contains}})
     result = _import(m, vs, "hiv_tst", "--new-concept")
@@ -176,7 +164,7 @@ def test_a_new_concept_a_typo_away_from_a_criterion_s_is_refused(tmp_path: Path)
 
 
 def test_a_searchset_bundle_holding_one_valueset_is_imported(tmp_path: Path) -> None:
-    m = _mappings(tmp_path)
+    m = copy_mappings(tmp_path)
     vs = {
         "resourceType": "ValueSet",
         "url": "http://example.org/fhir/ValueSet/b",
@@ -188,7 +176,7 @@ def test_a_searchset_bundle_holding_one_valueset_is_imported(tmp_path: Path) -> 
     path.write_text(json.dumps(bundle))
     result = _import(m, path, "itp", "--new-concept")
     assert result.exit_code == 0, result.output
-    rows = [r for r in _rows(m / "concepts" / "local.csv") if r["concept"] == "itp"]
+    rows = [r for r in commented_rows(m / "concepts" / "local.csv") if r["concept"] == "itp"]
     assert [(r["code"], r["source"]) for r in rows] == [
         ("D69.3", "ValueSet http://example.org/fhir/ValueSet/b expansion (B)")
     ]
@@ -200,7 +188,7 @@ def test_a_searchset_bundle_holding_one_valueset_is_imported(tmp_path: Path) -> 
 
 
 def test_other_json_says_what_to_download(tmp_path: Path) -> None:
-    m = _mappings(tmp_path)
+    m = copy_mappings(tmp_path)
     cs = tmp_path / "cs.json"
     cs.write_text('{"resourceType": "CodeSystem", "url": "x"}')
     result = _import(m, cs, "sle")
@@ -216,7 +204,7 @@ def test_other_json_says_what_to_download(tmp_path: Path) -> None:
 
 @responses.activate
 def test_expand_rxnorm_server_error_says_nothing_changed_and_what_to_do(tmp_path: Path) -> None:
-    m = _mappings(tmp_path)
+    m = copy_mappings(tmp_path)
     before = (m / "medications" / "products.csv").read_bytes()
     responses.add(responses.GET, re.compile(re.escape(BASE) + ".*"), status=503)
     args = ["mappings", "expand-rxnorm", "--concept", "antimalarial", "--mappings", str(m)]
@@ -231,7 +219,7 @@ def test_expand_rxnorm_server_error_says_nothing_changed_and_what_to_do(tmp_path
 @responses.activate
 def test_expand_rxnorm_names_an_rxcui_rxnav_has_no_products_for(tmp_path: Path) -> None:
     # RxNav answers an RxCUI it retired (or a non-ingredient) with no concept groups
-    m = _mappings(tmp_path)
+    m = copy_mappings(tmp_path)
     responses.add(
         responses.GET,
         re.compile(re.escape(BASE) + r"/rxcui/\d+/related\.json.*"),
@@ -247,7 +235,7 @@ def test_expand_rxnorm_names_an_rxcui_rxnav_has_no_products_for(tmp_path: Path) 
 def test_file_outside_concepts_is_refused(tmp_path: Path) -> None:
     # units.csv has a `concept` column too: the rows were written there with empty units,
     # which `check` and `run` then stop on
-    m = _mappings(tmp_path)
+    m = copy_mappings(tmp_path)
     contains = [{"system": LOINC, "code": "13056-7", "display": "Platelets in Plasma"}]
     vs = _vs(tmp_path, {"expansion": {"contains": contains}})
     for name in ("units.csv", "values.csv", "medications/products.csv"):
@@ -259,13 +247,13 @@ def test_file_outside_concepts_is_refused(tmp_path: Path) -> None:
             "nothing was written"
         ) in result.output
         assert (m / name).read_bytes() == before
-    other = _mappings(tmp_path / "other")
+    other = copy_mappings(tmp_path / "other")
     result = _import(m, vs, "platelets", "--file", str(other / "concepts" / "labs.csv"))
     assert result.exit_code == 4 and "not a concept file of" in result.output
 
 
 def test_a_missing_concept_file_says_how_to_start_one(tmp_path: Path) -> None:
-    m = _mappings(tmp_path)
+    m = copy_mappings(tmp_path)
     contains = [{"system": LOINC, "code": "13056-7", "display": "Platelets in Plasma"}]
     vs = _vs(tmp_path, {"expansion": {"contains": contains}})
     result = _import(m, vs, "platelets", "--file", "concepts/site-x.csv")
@@ -277,7 +265,7 @@ def test_a_missing_concept_file_says_how_to_start_one(tmp_path: Path) -> None:
 def test_one_page_of_a_paged_expansion_is_refused(tmp_path: Path) -> None:
     # a server's $expand with count=2 answers 2 of the 5 codes (expansion.total 5): the file
     # is a page, and importing it would look like the whole value set
-    m = _mappings(tmp_path)
+    m = copy_mappings(tmp_path)
     contains = [
         {"system": ICD, "code": "D69.3", "display": "ITP"},
         {"system": ICD, "code": "D69.41", "display": "Evans syndrome"},
