@@ -2,7 +2,8 @@
 against sekmet behind a fault-injecting proxy. A 206 whose Content-Range did not start where the
 .part file ends was appended to it (records repeated or lost at the seam); a file the server's
 body ended early, without a Content-Length to tell, passed as whole though the manifest's
-`count` said it held more records, and the bulk mark moved past the ones it lacked."""
+`count` said it held more records, and the bulk mark moved past the ones it lacked; and a
+connection dropped mid-file failed the run (exit 6), resumed only by the next one."""
 
 from __future__ import annotations
 
