@@ -36,7 +36,7 @@ from .plan import BY_CODE, COMBO_CODE, PULL_TYPES, minus_overlap, token_hash
 from .puller import Puller
 from .quirks import kicked_off
 from .search import pull_replacing, pull_types, search_path
-from .spool import JobGone, absolute_urls, counted_empty, delete_job, download, fresh, spool_dir
+from .spool import JobGone, absolute_urls, counts, delete_job, download, fresh, spool_dir
 
 MIN_POLL = 1.0  # seconds between two status polls at the least (see poll)
 
@@ -327,10 +327,8 @@ def bulk_pull(p: Puller) -> None:
         merged = family(export_links(files), screened)
         screened |= merged
         p.set_mark("screened", json.dumps(sorted(screened)))
-        held, cut, damaged, empty = load(
-            p, files, screened, asked, bool(state.get("since")), counted_empty(manifest)
-        )
-    if not_whole(p, cut, damaged, empty):
+        held, *unwhole = load(p, files, screened, asked, bool(state.get("since")), counts(manifest))
+    if not_whole(p, *unwhole):
         incomplete = True
     # an export that lacks records (error files, a file cut short or damaged): nothing of the
     # site is swept, not even the types searched for its new patients below (sweep.py)

@@ -4,7 +4,7 @@ the screened patients' records into the store."""
 from __future__ import annotations
 
 import gzip
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -105,9 +105,12 @@ def export_links(files: list[tuple[str, Path]]) -> dict[str, str]:
     )
 
 
-def not_whole(p: Puller, cut: list[str], damaged: list[str], empty: list[str]) -> bool:
+def not_whole(
+    p: Puller, cut: list[str], damaged: list[str], empty: list[str], short: list[str]
+) -> bool:
     """Warn (run.json, and the log: records may stay stale until the export is whole) of the
-    export files `load` found cut short, damaged or empty; True when there is one. The bulk
+    export files `load` found cut short, damaged, empty or short of their count (`short`:
+    "name (n record(s) of the m the manifest counts)"); True when there is one. The bulk
     mark then stays (moving it would leave the records they held out of every later export:
     one since the mark holds a record only if it changes once more) and nothing is swept."""
     said = []
@@ -129,6 +132,12 @@ def not_whole(p: Puller, cut: list[str], damaged: list[str], empty: list[str]) -
             " record with no resource type or id: which record it held is unknown); no stored"
             " record is removed as gone from the server, and the bulk mark was not advanced:"
             " the next export repeats this window"
+        )
+    if short:  # (a body that ended early between two lines, with no Content-Length to tell)
+        said.append(
+            f"bulk {', '.join(short[:5])}: fewer records than the manifest counts (the file"
+            " was not served whole); no stored record is removed as gone from the server, and"
+            " the bulk mark was not advanced: the next export repeats this window"
         )
     for msg in said:
         p.report.warn(msg)
@@ -169,8 +178,8 @@ def load(
     screened: set[str],
     asked: set[str],
     changes: bool = False,
-    none_held: Collection[str] = (),
-) -> tuple[set[str], list[str], list[str], list[str]]:
+    counts: Mapping[str, int] | None = None,
+) -> tuple[set[str], list[str], list[str], list[str], list[str]]:
     """Store screened patients' records and Medications; then read referenced Medications the
     export left out (Patient-level exports hold only the patient compartment). Of the types
     searched by code, only records with a mapped code are stored, as a search would fetch them
@@ -183,17 +192,19 @@ def load(
     whole: the records it held may be missing), and those of the other files with a damaged
     line: no JSON object, or a record that cannot be named (no R4 resourceType; of a type
     asked, no id). Which stored record such a line held is unknown: not read whole either;
-    nor are the files of no bytes, named last, but for those `none_held` names (the manifest
-    says they hold no records: spool.counted_empty)."""
+    nor are the files of no bytes, but for those the manifest counts 0 records in (`counts`,
+    by file name: spool.counts), nor, named last, those holding fewer lines than it counts."""
     wanted = mapped_codes(p)
     meds: list[dict[str, Any]] = []
     held: set[str] = set()
     cut_short: list[str] = []
     damaged: list[str] = []
     empty: list[str] = []
+    short: list[str] = []
+    counts = counts or {}
     left: list[Tomb] = []  # (records of patients not screened: see `changes`)
     for _, path in sorted(files, key=lambda f: f[0] != "Medication"):
-        if path.stat().st_size == 0 and path.name not in none_held:
+        if path.stat().st_size == 0 and counts.get(path.name) != 0:
             # read as a file of no records, a full refresh removed every record it held
             empty.append(path.name)
             continue
@@ -202,7 +213,9 @@ def load(
         cut: list[int] = []
         foreign: list[int] = []
         unnamed: list[int] = []
+        read = 0  # (records read: with its unreadable lines, what the manifest counts)
         for n, res in read_ndjson(path, bad, cut, not_utf8=foreign):
+            read += 1
             kind = res.get("resourceType")
             if (
                 kind.__class__ is not str
@@ -253,10 +266,13 @@ def load(
             cut_short.append(path.name)
         if unnamed or set(bad) - set(cut):  # (a cut last line alone: `cut_short`'s warning)
             damaged.append(path.name)
+        # (one whose last line breaks off: `cut_short`'s warning says it already)
+        if not cut and read + len(bad) < counts.get(path.name, 0):
+            short.append(f"{path.name} ({read + len(bad)} record(s) of the {counts[path.name]})")
     if left:
         gone = p.store.doomed(p.site, left)  # (stored, and not newer than the export's copy)
         if gone:
             p.store.drop(p.site, gone)
             p.report.removed += len(gone)
     p.fetch_medications(meds)
-    return held, cut_short, damaged, empty
+    return held, cut_short, damaged, empty, short

@@ -83,17 +83,24 @@ def spool_name(kind: str, i: int, rtype: str) -> str:
     return f"{'error-' if kind == 'error' else ''}{i:04d}.{rtype}.ndjson"
 
 
-def counted_empty(manifest: dict[str, Any]) -> set[str]:
-    """The spool files of the output items the manifest says hold no records (`"count": 0`,
-    the Bulk Data IG's optional count): a 0-byte download of one is whole, not one that died
-    before its first byte (ndjson.load)."""
+def counts(manifest: dict[str, Any]) -> dict[str, int]:
+    """The spool file of each output item -> the number of records the manifest says it holds
+    (the Bulk Data IG's optional `count`): a 0-byte download of one counted 0 is whole, not one
+    that died before its first byte, and one holding fewer was not served whole (ndjson.load)."""
     items = manifest.get("output")
     return {
-        spool_name("output", i, str(out.get("type", "")))
+        spool_name("output", i, str(out.get("type", ""))): out["count"]
         for i, out in enumerate(items if isinstance(items, list) else [])
-        # (the number 0 only: not "0", nor false, which Python takes for 0)
-        if isinstance(out, dict) and type(out.get("count")) is int and out["count"] == 0
+        # (a number only: not "0", nor false, which Python takes for 0)
+        if isinstance(out, dict) and type(out.get("count")) is int and out["count"] >= 0
     }
+
+
+def _range_start(r: requests.Response) -> int | None:
+    """Where a 206's Content-Range says its bytes start, or None when it says no such thing."""
+    unit, _, span = (r.headers.get("Content-Range") or "").strip().partition(" ")
+    start = span.partition("-")[0].strip()
+    return int(start) if unit.lower() == "bytes" and start.isdigit() else None
 
 
 def download(
@@ -128,57 +135,14 @@ def download(
         files.append((rtype, final))
         if final.exists():
             continue
-        part = final.with_name(final.name + ".part")
-        have = part.stat().st_size if part.exists() else 0
         host = url_host(url)
         if host is None:
             raise JobGone(f"bulk manifest: {kind} {i} ({rtype}) has no http(s) URL")
         same_host = p.client.same_host(url)
         if same_host:
             url = p.client.url(url)  # (an http:// link of ours is followed over https)
-        while True:
-            headers = {"Accept": "application/fhir+ndjson", "Accept-Encoding": "gzip"}
-            if have:
-                headers.update({"Range": f"bytes={have}-", "Accept-Encoding": "identity"})
-            try:
-                r = p.client.request(
-                    "GET",
-                    url,
-                    key=rtype,
-                    headers=headers,
-                    stream=True,
-                    ok=(200, 206),
-                    auth=use_token or same_host,
-                    foreign=True,
-                )
-                break
-            except ServerError as e:
-                status = getattr(e, "status", 0)
-                if status == 416 and have:
-                    # nothing left after the .part (cut after its last byte), or the file
-                    # changed: fetched whole (was refused, the same way, every later night)
-                    part.unlink()
-                    have = 0
-                    continue
-                if status in (404, 410) or (status in (401, 403) and not (use_token or same_host)):
-                    # an expired file link (a signed URL answers 403): the job's files are gone
-                    raise JobGone(
-                        f"bulk {kind} file {i} ({rtype}): HTTP {status} (expired?)"
-                    ) from None
-                raise
-        mode = "ab" if r.status_code == 206 and have else "wb"
-        n = 0
-        try:
-            with _private(part, mode) as f:
-                for chunk in r.iter_content(1 << 16):
-                    f.write(chunk)
-                    n += len(chunk)
-        except (requests.RequestException, OSError) as e:
-            # the .part file stays: the next run resumes it with a Range request
-            raise ServerError(f"bulk download of {rtype} interrupted: {type(e).__name__}") from None
-        finally:
-            r.close()
-        p.client.stats.add(rtype, nbytes=n if content_length(r) is None else 0)
+        part = final.with_name(final.name + ".part")
+        _fetch(p, url, part, (kind, i, rtype), use_token or same_host)
         part.rename(final)
     for rtype, n in sorted(unasked.items()):
         p.report.warn(
@@ -186,6 +150,81 @@ def download(
             " not downloaded"
         )
     return files
+
+
+def _fetch(p: Puller, url: str, part: Path, item: tuple[str, int, str], auth: bool) -> None:
+    """Download one manifest `item` (kind, index, type) to `part`, resuming what it holds: a
+    connection lost mid-file is resumed (Range) in the run, again and again while the file
+    grows, up to max_retries attempts in a row that add nothing; then the run fails and the
+    .part file stays for the next run to resume."""
+    best, stalls = part.stat().st_size if part.exists() else 0, 0
+    while True:
+        r, have = _get(p, url, part, item, auth)
+        n = 0
+        try:
+            with _private(part, "ab" if r.status_code == 206 and have else "wb") as f:
+                for chunk in r.iter_content(1 << 16):
+                    f.write(chunk)
+                    n += len(chunk)
+        except (requests.RequestException, OSError) as e:
+            size = part.stat().st_size if part.exists() else 0
+            stalls = 0 if size > best else stalls + 1
+            best = max(best, size)
+            # (a RequestException is an OSError too: a disk error is one that is not)
+            if not isinstance(e, requests.RequestException) or stalls > p.s.max_retries:
+                why = f"bulk download of {item[2]} interrupted: {type(e).__name__}"
+                raise ServerError(why) from None
+            wait = p.client.backoff(stalls)
+            p.client.stats.add(item[2], retries=1, waits=wait)
+            p.client.sleep(wait)
+            continue
+        finally:
+            r.close()
+        p.client.stats.add(item[2], nbytes=n if content_length(r) is None else 0)
+        return
+
+
+def _get(
+    p: Puller, url: str, part: Path, item: tuple[str, int, str], auth: bool
+) -> tuple[requests.Response, int]:
+    """The answer to a request for `item`'s file from the end of `part` (Range), and that
+    offset: 0 when the file is to be fetched whole."""
+    kind, i, rtype = item
+    have = part.stat().st_size if part.exists() else 0
+    while True:
+        headers = {"Accept": "application/fhir+ndjson", "Accept-Encoding": "gzip"}
+        if have:
+            headers.update({"Range": f"bytes={have}-", "Accept-Encoding": "identity"})
+        try:
+            r = p.client.request(
+                "GET",
+                url,
+                key=rtype,
+                headers=headers,
+                stream=True,
+                ok=(200, 206),
+                auth=auth,
+                foreign=True,
+            )
+        except ServerError as e:
+            status = getattr(e, "status", 0)
+            if status == 416 and have:
+                # nothing left after the .part (cut after its last byte), or the file
+                # changed: fetched whole (was refused, the same way, every later night)
+                part.unlink()
+                have = 0
+                continue
+            if status in (404, 410) or (status in (401, 403) and not auth):
+                # an expired file link (a signed URL answers 403): the job's files are gone
+                raise JobGone(f"bulk {kind} file {i} ({rtype}): HTTP {status} (expired?)") from None
+            raise
+        if r.status_code != 206 or not have or _range_start(r) == have:
+            return r, have
+        # bytes from another offset than the .part's end (or from one not said): appended,
+        # they repeated or left out bytes at the seam, a line of two records' halves
+        r.close()
+        part.unlink()
+        have = 0
 
 
 def fresh(spool: Path) -> None:
