@@ -37,10 +37,14 @@ def relative_project(folder: Path) -> Path:
     return cfg
 
 
-def site_config(tmp_path: Path, m: Path, trial: str = "sirius-sle-2") -> Path:
+def site_config(
+    tmp_path: Path, m: Path, trial: str = "sirius-sle-2", site: str = "uci", source: Path = UCI
+) -> Path:
+    """A config of one site (the uci sample by default) with the mappings `m`."""
     cfg = tmp_path / "site.toml"
     cfg.write_text(
-        f'[trial]\nid = "{trial}"\nmappings = "{m}"\n[[sites]]\nid = "uci"\nsource = "{UCI}"\n'
+        f'[trial]\nid = "{trial}"\nmappings = "{m}"\n'
+        f'[[sites]]\nid = "{site}"\nsource = "{source}"\n'
     )
     return cfg
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from researcher_helpers import copy_mappings, site_config
 from test_tools_suggest import lab
 
 from cohort.cli import cli
@@ -94,13 +95,8 @@ def _coverage(cfg: Path, out: Path) -> tuple[str, dict[str, str]]:
 
 
 def test_coverage_suggests_the_concept_and_the_alias_to_add(tmp_path: Path) -> None:
-    m = tmp_path / "mappings"
-    shutil.copytree(ROOT / "mappings", m)
-    cfg = tmp_path / "site.toml"
-    cfg.write_text(
-        f'[trial]\nid = "sirius-sle-2"\nmappings = "{m}"\n'
-        f'[[sites]]\nid = "site-x"\nsource = "{_site(tmp_path)}"\n'
-    )
+    m = copy_mappings(tmp_path)
+    cfg = site_config(tmp_path, m, site="site-x", source=_site(tmp_path))
     output, row = _coverage(cfg, tmp_path / "out")
     assert (row["section"], row["units"]) == ("unmapped", "K/cumm")
     assert (row["suggestion"], row["why"]) == ("platelets", f"display words, {ALIAS_HINT}")

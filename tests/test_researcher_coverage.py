@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from researcher_helpers import copy_mappings, site_config
 
 from cohort.cli import cli
 
@@ -32,14 +33,8 @@ def _project(tmp_path: Path) -> tuple[Path, Path]:
                 if coding.get("code") == "777-3":
                     coding.update(system=LAB, code="PLT", display="PLATELET COUNT")
         path.write_text(json.dumps(bundle))
-    m = tmp_path / "mappings"
-    shutil.copytree(ROOT / "mappings", m)
-    cfg = tmp_path / "site.toml"
-    cfg.write_text(
-        f'[trial]\nid = "sirius-sle-2"\nmappings = "{m}"\n'
-        f'[[sites]]\nid = "site-x"\nsource = "{data}"\n'
-    )
-    return cfg, m
+    m = copy_mappings(tmp_path)
+    return site_config(tmp_path, m, site="site-x", source=data), m
 
 
 def _coverage(cfg: Path, out: Path) -> tuple[str, dict[str, str]]:
