@@ -28,6 +28,9 @@ def echo(text: str) -> None:
     click.echo(printable(text, keep="\n"))
 
 
+# codes a ValueSet import finds mapped already, listed one by one up to this many (re-importing
+# an updated 10,000-code set listed every one); the rest counted in one line
+SHOWN_ALREADY = 20
 OUT_HELP = "Output folder of the run (its store is OUT/.cohort/store.sqlite unless configured)."
 
 
@@ -209,8 +212,11 @@ def import_valueset(
         verified=verified,
         new_concept=new_concept,
     )
-    for msg in res.skipped:
+    for msg in res.skipped + res.already[:SHOWN_ALREADY]:
         echo(f"skipped: {msg}")
+    if len(res.already) > SHOWN_ALREADY:
+        more = len(res.already) - SHOWN_ALREADY
+        echo(f"skipped: ... and {more} more code(s) already mapped to '{concept}'")
     for msg in res.notes:
         echo(f"note: {msg}")
     again = (
@@ -218,7 +224,7 @@ def import_valueset(
     )
     echo(
         f"added {res.added} row(s) for '{concept}' to {res.path} "
-        f"({len(res.skipped)} skipped); run `cohort mappings check{again}`"
+        f"({len(res.skipped) + len(res.already)} skipped); run `cohort mappings check{again}`"
     )
 
 

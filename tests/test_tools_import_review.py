@@ -283,3 +283,24 @@ def test_one_page_of_a_paged_expansion_is_refused(tmp_path: Path) -> None:
     whole = [{**contains[0], "contains": [contains[1]]}]
     vs = _vs(tmp_path, {"expansion": {"total": 2, "contains": whole}})
     assert _import(m, vs, "itp", "--new-concept").exit_code == 0
+
+
+def test_a_second_import_of_a_large_set_counts_the_codes_mapped_already(tmp_path: Path) -> None:
+    """Re-importing an updated 10,000-code set printed a line per code mapped already: the
+    first 20 are listed, the rest counted in one line; the total still says how many."""
+    m = copy_mappings(tmp_path)
+    local = "http://hospital.example.org/fhir/CodeSystem/lab"
+    codes = [{"system": local, "code": f"PLT-{i}", "display": f"Platelets {i}"}
+             for i in range(45)]  # fmt: skip
+    vs = _vs(tmp_path, {"expansion": {"contains": codes}})
+    args = ["mappings", "import-valueset", str(vs), "--concept", "platelets", "--mappings", str(m)]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert "added 45 row(s)" in first.output
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0, again.output
+    listed = [line for line in again.output.splitlines() if "already mapped" in line]
+    assert len(listed) == 21
+    assert listed[0] == f"skipped: {local}|PLT-0: already mapped to 'platelets'"
+    assert listed[-1] == "skipped: ... and 25 more code(s) already mapped to 'platelets'"
+    assert "added 0 row(s) for 'platelets'" in again.output and "(45 skipped)" in again.output

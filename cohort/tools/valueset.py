@@ -34,6 +34,8 @@ class ImportResult:
     path: Path
     added: int = 0
     skipped: list[str] = field(default_factory=list)
+    # codes the concept maps already (apart: a second import of a large set lists thousands)
+    already: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -185,7 +187,7 @@ def import_valueset(
             res.skipped.append(f"{shown}: excluded from '{concept}' by an exclude=Y row")
             continue
         if key in added or any(h.concept == concept for h in hits):
-            res.skipped.append(f"{shown}: already mapped to '{concept}'")
+            res.already.append(f"{shown}: already mapped to '{concept}'")
             continue
         problem = code_problem(canonical, code)
         if problem:
