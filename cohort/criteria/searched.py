@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import date
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from cohort.criteria.base import Context, Criterion, window_span
 from cohort.criteria.registry import (
@@ -80,11 +80,11 @@ def with_searched(crit: Criterion, ctx: Context, r: Result) -> Result:
     sought = _sought(crit)
     if not sought:
         return r  # (age, deceased, active_record: the Patient record, not a search)
-    said = [_others(ctx, sort, names) for sort, names in sought.items()]
-    if r.ignored and not any(unmapped for _, unmapped in said):
-        return r
+    counts = {sort: _count(ctx, sort, names) for sort, names in sought.items()}
+    if r.ignored and not any(c.unmapped for c in counts.values()):
+        return r  # (before any text is made: the usual case of records set aside)
     searched = ", ".join(f"{_noun(sort)} of {', '.join(names)}" for sort, names in sought.items())
-    others = "; ".join(text for text, _ in said)
+    others = "; ".join(_others(ctx, sort, c) for sort, c in counts.items())
     found = "none usable" if r.ignored else "none"
     note = f"searched: {searched} {_when(crit, ctx.as_of)}: {found}; {others}"
     concepts = ",".join(dict.fromkeys(n for names in sought.values() for n in names))
@@ -152,18 +152,20 @@ def _records(ctx: Context, sort: str) -> dict[str, Record]:
     return found
 
 
-def _others(ctx: Context, sort: str, names: Sequence[str]) -> tuple[str, int]:
-    """What else of the records of `sort` is on file, and how many of them no concept maps; on
-    a site pulled from a FHIR server (`ctx.site["pulled"]`), of a sort it is searched by code
-    for, saying so."""
-    said, unmapped = _on_file(ctx, sort, names)
-    return (said + _PULLED if sort in _BY_CODE and ctx.site.get("pulled") else said), unmapped
+class _Counted(NamedTuple):
+    """The records of a sort on file besides those a criterion found: stored ones (`known`,
+    of them `mapped` to other concepts), `unmapped` (stored or summarised), and the latest
+    day of the stored ones."""
+
+    known: int
+    mapped: int
+    unmapped: int
+    latest: date | None
 
 
-def _on_file(ctx: Context, sort: str, names: Sequence[str]) -> tuple[str, int]:
+def _count(ctx: Context, sort: str, names: Sequence[str]) -> _Counted:
     """What else of the records of `sort` is on file: stored ones of other concepts or of none,
-    and summarised ones (of no concept: counted at read time, Store.side_facts), with the date
-    of the latest on or before as_of of both; and the number of those no concept maps."""
+    and summarised ones (of no concept: counted at read time, Store.side_facts)."""
     f = ctx.facts
     records = _records(ctx, sort)
     want = frozenset(names)
@@ -183,21 +185,34 @@ def _on_file(ctx: Context, sort: str, names: Sequence[str]) -> tuple[str, int]:
     if sort == MEDICATIONS:
         # (a store read before counts were kept has the distinct starts only: at least those)
         unmapped = max(unmapped, known - sought - mapped + len(f.other_medications))
-    n = mapped + unmapped
+    return _Counted(known, mapped, unmapped, latest)
+
+
+def _others(ctx: Context, sort: str, c: _Counted) -> str:
+    """What else of the records of `sort` is on file, with the date of the latest on or before
+    as_of of both; on a site pulled from a FHIR server (`ctx.site["pulled"]`), of a sort it is
+    searched by code for, saying so."""
+    said = _on_file(ctx, sort, c)
+    return said + _PULLED if sort in _BY_CODE and ctx.site.get("pulled") else said
+
+
+def _on_file(ctx: Context, sort: str, c: _Counted) -> str:
+    """`c` as the evidence note says it."""
+    n = c.mapped + c.unmapped
     if not n:
-        return f"no {'other ' if known else ''}{_noun(sort)} on file", 0
+        return f"no {'other ' if c.known else ''}{_noun(sort)} on file"
     said = f"{n} other {_noun(sort, 1)}(s) on file"
-    latest = _latest(ctx, sort, latest)
+    latest = _latest(ctx, sort, c.latest)
     if latest is not None:
         said += f", latest {latest}"
-    if mapped and unmapped:
+    if c.mapped and c.unmapped:
         return (
-            f"{said} ({mapped} mapped to other concepts, {unmapped} not mapped to any"
+            f"{said} ({c.mapped} mapped to other concepts, {c.unmapped} not mapped to any"
             f" concept: {_COVERAGE})"
-        ), unmapped
-    if unmapped:
-        return f"{said}, not mapped to any concept ({_COVERAGE})", unmapped
-    return f"{said}, mapped to other concepts", 0
+        )
+    if c.unmapped:
+        return f"{said}, not mapped to any concept ({_COVERAGE})"
+    return f"{said}, mapped to other concepts"
 
 
 def _latest(ctx: Context, sort: str, stored: date | None) -> date | None:

@@ -19,8 +19,8 @@ __all__ = [
     "bundle_type",
     "entries",
     "joined",
-    "ndjson_named_json",
     "looked_at",
+    "ndjson_named_json",
     "read_head",
     "spooled",
 ]
@@ -28,7 +28,7 @@ __all__ = [
 # A .json file this large or larger (`[run] chunk_mb`'s default) is a Bundle streamed entry by
 # entry when it can be (its `type` before its `entry`, as every serializer writes them), or NDJSON
 # read a line at a time: parsed whole, a Bundle takes ~8x its size in memory (a 290 MB collection
-# Bundle of 615 Synthea charts: 2.3 GB peak; streamed: 0.16 GB; bench/RESULTS.md). Smaller files
+# Bundle of 615 Synthea charts: 2.3 GB peak; streamed: 0.11 GB; bench/RESULTS.md). Smaller files
 # are parsed whole with orjson, as before (a patient's Bundle: faster; Synthea's are 0.4 MB, at
 # most 1.7 MB).
 BIG_JSON = 16 * 2**20
