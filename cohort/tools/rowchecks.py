@@ -177,6 +177,28 @@ _COMMENT = re.compile(r"^[ \t]*#(.*)$", re.MULTILINE)
 _QUOTED = re.compile(r'"([A-Za-z][A-Za-z0-9_]*)"')
 
 
+def trial_names(trials: list[Path]) -> tuple[set[str], set[str]] | None:
+    """The concepts the criteria files name, and those named in their comments (a criterion
+    switched off); None when one cannot be read (its error is reported elsewhere)."""
+    used: set[str] = set()
+    commented: set[str] = set()
+    for path in trials:
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+            data = tomllib.loads(text)
+        except (OSError, ValueError):
+            return None
+        used |= {name for _, name in concept_refs(data)}
+        commented |= {w for c in _COMMENT.findall(text) for w in _QUOTED.findall(c)}
+    return used, commented
+
+
+def concept_typo(name: str, used: Set[str]) -> str | None:
+    """The concept a criteria file names that `name`, named by none, is a typo of."""
+    near = None if name in used else closest(name, used)
+    return near if near is not None and _typo(name, near) else None
+
+
 def misspelt_concepts(
     trials: list[Path], rows: list[MappingRow], f: Findings, labelled: Set[str] = frozenset()
 ) -> None:
@@ -187,26 +209,19 @@ def misspelt_concepts(
     hold such concepts), and so is one `labelled` (labels.csv) or named in a criteria file's
     comment: a concept of its own, whose criterion was switched off (docs/criteria-kinds.md:
     its block deleted or commented out; `chronic_hbv` is no typo of `chronic_hcv`)."""
-    used: set[str] = set()
-    commented: set[str] = set()
-    for path in trials:
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-            data = tomllib.loads(text)
-        except (OSError, ValueError):
-            return  # its error is reported; what the criteria name is not known
-        used |= {name for _, name in concept_refs(data)}
-        commented |= {w for c in _COMMENT.findall(text) for w in _QUOTED.findall(c)}
+    names = trial_names(trials)
+    if names is None:
+        return
+    used, commented = names
     files: dict[str, set[str]] = defaultdict(set)
     first: dict[str, MappingRow] = {}
     for r in rows:
         files[r.concept].add(r.file)
         first.setdefault(r.concept, r)
     for name, row in first.items():
-        if name in labelled or name in commented:
+        if name in labelled or name in commented or len(files[name]) > 1:
             continue
-        near = None if name in used or len(files[name]) > 1 else closest(name, used)
-        if near is not None and _typo(name, near):
+        if concept_typo(name, used) is not None:
             f.error(
                 f"{row.file}:{row.line}",
                 f"column 'concept': no criteria file names concept '{name}' "
@@ -258,18 +273,25 @@ def dosed_elsewhere(
             )
 
 
+def ingredient_typo(ingredient: str, ingredients: Set[str]) -> str | None:
+    """The ingredient ingredients.csv lists that `ingredient`, not listed, is a typo of (one
+    letter changed, left out, added or swapped; drug names share stems, abrocitinib is two
+    from baricitinib); None below 5 letters."""
+    if len(ingredient) < 5 or ingredient in ingredients:
+        return None
+    near = closest(ingredient, ingredients)
+    return near if near is not None and _edits(ingredient, near) == 1 else None
+
+
 def misspelt_ingredients(
     rows: list[MappingRow], ingredients: dict[str, float | None], f: Findings
 ) -> None:
     """A warning at a medication row whose ingredient ingredients.csv lacks but is a typo
-    away from one it lists (`predisone`: one letter changed, left out, added or swapped; drug
-    names share stems, abrocitinib is two from baricitinib): no prednisone factor, no products.
-    Any other unlisted ingredient is a drug of its own (it needs no factor unless a steroid)."""
+    away from one it lists (`predisone`, `ingredient_typo`): no prednisone factor, no
+    products. Any other unlisted ingredient is a drug of its own (it needs no factor unless a
+    steroid)."""
     for r in rows:
-        if len(r.ingredient) < 5 or r.ingredient in ingredients:
-            continue
-        near = closest(r.ingredient, ingredients)
-        if near is not None and _edits(r.ingredient, near) == 1:
+        if (near := ingredient_typo(r.ingredient, ingredients.keys())) is not None:
             f.warn(
                 f"{r.file}:{r.line}",
                 f"column 'ingredient': '{r.ingredient}' is not in medications/ingredients.csv "

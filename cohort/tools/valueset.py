@@ -20,13 +20,11 @@ from cohort.terminology.rows import code_problem
 from cohort.tools.common import Findings
 from cohort.tools.csvedit import append_rows, header_of, key_problem
 from cohort.tools.filechecks import check_labels
-from cohort.tools.rowchecks import misspelt_concepts, misspelt_ingredients
+from cohort.tools.rowchecks import concept_typo, ingredient_typo, trial_names
 from cohort.tools.vsread import load_valueset, valueset_codes
 
 _ING = ("ingredient",)
 _HEADER = "concept,system,code,match,exclude,display,source,verified"
-# the concept or ingredient a `check` finding suggests ("did you mean 'hiv_test'?")
-_NEAR = re.compile(r"did you mean '([^']+)'")
 
 
 @dataclass
@@ -97,31 +95,28 @@ def _unknown(concept: str, root: Path, known: set[str]) -> MappingError:
 
 
 def _refuse_typos(root: Path, concept: str, ingredient: str, rows: list[MappingRow]) -> None:
-    """Refuse, as `check` would then report, a new concept a typo away from one a criteria
-    file names (an error: `run` stops on its rows) and an ingredient a typo away from one
-    `ingredients.csv` lists (its doses lose their prednisone factor and products)."""
-    if concept not in {r.concept for r in rows}:
-        f = Findings()
-        new = MappingRow(concept, "text", concept, file="<new>")
+    """Refuse, as `check` would then report (rowchecks' own tests), a new concept a typo away
+    from one a criteria file names (an error: `run` stops on its rows) and an ingredient a
+    typo away from one `ingredients.csv` lists (its doses lose their prednisone factor and
+    products)."""
+    names = trial_names(data_files(root / "trials", "*.toml"))
+    if names is not None and concept not in {r.concept for r in rows}:
+        used, commented = names
         labelled = check_labels(root, None, Findings())
-        misspelt_concepts(data_files(root / "trials", "*.toml"), [*rows, new], f, labelled)
-        for err in f.errors:
-            if err.startswith("<new>:") and (near := _NEAR.search(err)):
-                raise MappingError(
-                    f"--concept '{concept}' is a typo away from '{near[1]}', which a criteria "
-                    f"file names: `check` and `run` stop on rows of '{concept}' until a criteria "
-                    "file names it (name it there first, or pick another name); nothing was written"
-                )
+        near = None if concept in labelled | commented else concept_typo(concept, used)
+        if near is not None:
+            raise MappingError(
+                f"--concept '{concept}' is a typo away from '{near}', which a criteria "
+                f"file names: `check` and `run` stop on rows of '{concept}' until a criteria "
+                "file names it (name it there first, or pick another name); nothing was written"
+            )
     listed = root / "medications" / "ingredients.csv"
     if ingredient and listed.is_file():
         known = {(r.get("ingredient") or "").strip().lower() for r in read_csv(root, listed, _ING)}
-        f = Findings()
-        row = MappingRow(concept, "text", concept, ingredient=ingredient, file="<new>")
-        misspelt_ingredients([row], dict.fromkeys(known), f)
-        if f.warnings and (near := _NEAR.search(f.warnings[0])):
+        if (near := ingredient_typo(ingredient, known)) is not None:
             raise MappingError(
                 f"--ingredient '{ingredient}' is not in medications/ingredients.csv (did you "
-                f"mean '{near[1]}'?): the rows' doses would have no prednisone equivalent; "
+                f"mean '{near}'?): the rows' doses would have no prednisone equivalent; "
                 "nothing was written"
             )
 
