@@ -197,7 +197,8 @@ def import_valueset(
     """Add the codes of a FHIR ValueSet (expansion or compose) to a concept file.
 
     FILE: the ValueSet's JSON, or a Bundle holding one. Codes the concept maps or excludes
-    already are skipped and listed, a code of another concept is added and noted; `source`
+    already are skipped and listed (of those mapped already, the first 20 and a count), a code
+    of another concept is added and noted; `source`
     keeps the ValueSet url, version and title. The concept must be one the mapping rows or
     criteria files name, unless --new-concept.
     """

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from cohort.store import Store
+
 # "Today" for every test (cohort.asof.today; subprocesses inherit it): the tests' fixed --as-of
 # dates (2026-03-01 .. 2026-12-20) never draw run.json's "--as-of ... after/before today"
 # warning, whatever day the suite runs on
@@ -73,3 +75,10 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     as the shipped folder does run from the project."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """An empty store of its own (the server-pull tests' store; test_store.py has its own)."""
+    with Store(tmp_path / "s.db") as s:
+        yield s

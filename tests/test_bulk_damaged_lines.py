@@ -30,15 +30,8 @@ from test_fhir_bulk import (
 
 from cohort.errors import ServerError
 from cohort.source.fhir import pull
-from cohort.store import Store
 
 MARK = "2026-11-25T10:00:00Z"
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "s.db") as s:
-        yield s
 
 
 def _line(res) -> bytes:

@@ -27,13 +27,6 @@ from test_fhir_bulk import (
 
 from cohort.errors import ServerError
 from cohort.source.fhir import pull
-from cohort.store import Store
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "s.db") as s:
-        yield s
 
 
 def _serve_range(full: bytes, answer_from: int):

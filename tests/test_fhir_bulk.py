@@ -12,7 +12,6 @@ import responses
 from fhir_fakes import BASE, SLE, TOKENS, capability, oo
 
 from cohort.source.fhir import ServerSettings, pull
-from cohort.store import Store
 
 STATUS = f"{BASE}/bulk-status/job1"
 FILES = "https://files.example.invalid/job1"
@@ -37,12 +36,6 @@ def obs(i, pid, code="718-7"):
 def nosleep(s):
     from cohort.source.fhir.client import FhirClient
     return FhirClient(s, sleep=lambda _: None)
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "s.db") as s:
-        yield s
 
 
 def settings(tmp_path, **kw):

@@ -12,7 +12,6 @@ import responses
 from fhir_fakes import BASE, SLE, TOKENS, FakeFhir, capability, oo, population
 
 from cohort.source.fhir import ServerSettings, pull
-from cohort.store import Store
 
 PLT = "http://loinc.org|777-3"
 CBC = "http://loinc.org|58410-2"
@@ -44,12 +43,6 @@ def panel(rid: str, pid: str, part: str = PLT) -> dict:
 
 def settings(**kw) -> ServerSettings:
     return ServerSettings.from_dict({"base_url": BASE, "max_retries": 1, **kw}, "sites[0].server")
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "s.db") as s:
-        yield s
 
 
 def run(store, **kw):

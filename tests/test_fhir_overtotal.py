@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import threading
 
-import pytest
 import responses
 from fhir_fakes import population
 from test_fhir_pull import PageFake, _pages_of, run
-
-from cohort.store import Store
 
 # (one search per patient, one at a time: the reads of each can be counted in order)
 ONE_BY_ONE = {"patient_batch": 1, "concurrency": 1}
@@ -22,12 +19,6 @@ def overcounts(rtype: str, matched: int, total: int) -> str:
         f"{total} matches its total announced, read twice alike); later shortfalls against "
         "total by up to as many not read again"
     )
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "s.db") as s:
-        yield s
 
 
 def _too_high(

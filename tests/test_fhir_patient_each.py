@@ -14,15 +14,8 @@ from test_fhir_quirks import DAY, KEY, T0
 
 from cohort.source.fhir import pull
 from cohort.source.fhir.client import FhirClient
-from cohort.store import Store
 
 NOTE = "server takes one patient per search; searched patient by patient"
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "s.db") as s:
-        yield s
 
 
 def _listed(req) -> bool:

@@ -14,16 +14,9 @@ from test_fhir_pull import PageFake, run
 
 from cohort.errors import ServerError
 from cohort.source.fhir import ServerSettings, pull
-from cohort.store import Store
 
 INTERNAL = "http://10.0.0.5:8080/r4"  # (BASE is https://fhir.example.invalid/r4)
 NOTE = "the server's links name another host ({}); followed at the base URL"
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "s.db") as s:
-        yield s
 
 
 @responses.activate

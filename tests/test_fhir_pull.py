@@ -18,12 +18,6 @@ def settings(**kw) -> ServerSettings:
     return ServerSettings.from_dict({"base_url": BASE, "max_retries": 1, **kw}, "sites[0].server")
 
 
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "s.db") as s:
-        yield s
-
-
 def run(store, fake=None, **kw):
     return pull("uci", settings(**kw.pop("cfg", {})), store, TOKENS, screen_tokens=[SLE], **kw)
 

@@ -19,13 +19,6 @@ from test_fhir_pull import OBS_CAT, SLEDAI, CategoryFake, PageFake, _sledai_popu
 from cohort.source.fhir import pull
 from cohort.source.fhir.client import FhirClient
 from cohort.source.fhir.plan import DEFAULT_CATEGORIES
-from cohort.store import Store
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "s.db") as s:
-        yield s
 
 
 def _query(req) -> dict[str, str]:

@@ -11,13 +11,6 @@ from test_fhir_pull import PageFake, settings
 
 from cohort.errors import ServerError
 from cohort.source.fhir import pull
-from cohort.store import Store
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "s.db") as s:
-        yield s
 
 
 def test_a_refusal_naming_a_parameter_that_cannot_be_left_out_says_which(store):

@@ -13,16 +13,9 @@ from test_fhir_pull import PageFake, run
 
 from cohort.errors import ServerError
 from cohort.source.fhir import ServerSettings, pull
-from cohort.store import Store
 
 UNSUPPORTED = (404, 405, 501)
 SX = {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]}
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "s.db") as s:
-        yield s
 
 
 def _unsupported(status: int, *rtypes: str, searches_only: bool = True):
