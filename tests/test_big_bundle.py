@@ -4,6 +4,7 @@ file): the records, ids, rewritten references and issues are those of the file p
 from __future__ import annotations
 
 import gzip
+import io
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -219,3 +220,83 @@ def test_a_large_ndjson_named_json_is_read_a_line_at_a_time(
     assert parsed == ([] if streams else ["Observation.json"])
     if streams:
         assert whole  # (records read, not one issue for the file)
+
+
+def _noted(tmp_path: Path, text: bytes) -> Path:
+    """A collection Bundle (past the lowered threshold) of a patient and three results, the
+    second's note holding `text` as written in the file."""
+    person = patient("1980-02-03")
+    results = [observation("718-7", f"2026-11-{day}", valueQuantity=qty(13.1, "g/dL", "g/dL"))
+               for day in (10, 11, 12)]
+    for i, r in enumerate(results):
+        r["id"] = f"hb{i}"
+        r["note"] = [{"text": f"NOTE{i}"}]
+    bundle = {"resourceType": "Bundle", "type": "collection",
+              "entry": [{"resource": r} for r in (person, *results)]}
+    path = tmp_path / "big.json"
+    path.write_bytes(orjson.dumps(bundle).replace(b"NOTE1", text))
+    assert path.stat().st_size > 1024
+    return path
+
+
+@pytest.mark.parametrize(
+    "escaped",
+    [
+        rb"\ud800",  # a lone high surrogate (ijson read it as "?")
+        rb"x\uD83Dy",  # (upper-case hex) followed by text
+        rb"\ud800\u0041",  # followed by an escape that is no low surrogate (ijson: one character)
+        rb"\udc00",  # a lone low surrogate
+    ],
+)
+def test_a_lone_surrogate_in_a_big_bundle_is_refused_as_in_a_small_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, escaped: bytes
+) -> None:
+    """A lone UTF-16 surrogate escape is no text orjson reads: a small Bundle holding one is
+    refused naming the file; streamed, the same file was read with the text as "?"."""
+    path = _noted(tmp_path, b"a" + escaped + b"b")
+    (whole, ws), (streamed, ss), ways = _both(path, monkeypatch)
+    assert whole == []  # (parsed whole: the file is refused, none of its records read)
+    assert ws.partial == ["big.json"] and ws.issues[0].origin == "big.json"
+    assert ws.issues[0].reason.startswith("invalid JSON (line 1, column ")
+    assert streamed == whole and _stats(ss) == _stats(ws)
+
+
+def test_a_surrogate_pair_and_an_escaped_backslash_read_to_the_same_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pair (an emoji escaped) is text both read alike, and so is a backslash written before
+    "ud800" (no escape; the stream's check does not count backslashes, so this Bundle is read
+    whole again): the same records either way."""
+    path = _noted(tmp_path, rb"a\ud83d\ude00 \\ud800 b")
+    (whole, ws), (streamed, ss), ways = _both(path, monkeypatch)
+    assert len(whole) == 4 and ws.partial == [] and ways == ["collection"]
+    assert streamed == whole and _stats(ss) == _stats(ws)
+    assert "\U0001f600 \\ud800 b" in orjson.loads(whole[2][0])["note"][0]["text"]
+
+
+@pytest.mark.parametrize(
+    ("text", "lone"),
+    [
+        (rb'{"a":"xx\ud800yy"}', True),
+        (rb'{"a":"xx\uDBFFyy"}', True),
+        (rb'{"a":"xx\udfffyy"}', True),
+        (rb'{"a":"xx\ud800\u0041"}', True),
+        (rb'{"a":"xx\ud800"}', True),
+        (rb'{"a":"xx\ud83d\ude00yy"}', False),
+        (rb'{"a":"xx\u00e9\ud7ffyy"}', False),
+        (rb'{"a":"xx\ud83d\udE00\ud83d\udE00"}', False),
+    ],
+)
+def test_a_lone_surrogate_is_found_wherever_the_reads_split_it(text: bytes, lone: bool) -> None:
+    """The stream is checked a read at a time: an escape (and what tells whether it is lone)
+    split across two reads at any byte is judged as in one piece."""
+    from cohort.source.bigjson import LoneSurrogate, joined
+
+    for at in range(1, len(text)):
+        stream = joined([text[:at]], io.BytesIO(text[at:]), strict=True)
+        if lone:
+            with pytest.raises(LoneSurrogate):
+                stream.read()
+        else:
+            assert stream.read() == text
+        assert joined([text[:at]], io.BytesIO(text[at:])).read() == text  # (NDJSON: no check)

@@ -79,18 +79,60 @@ def bundle_type(head: bytes) -> str | None:
     return None
 
 
+# A UTF-16 surrogate escape that is not half of a pair: a high one not followed by a low one, a
+# low one not preceded by a high one. orjson refuses the text (a Bundle parsed whole is refused,
+# naming the file); ijson reads a lone high one as "?" (or, before an escape that is no low
+# surrogate, as one other character). A backslash escaped before `ud800` (text, no escape)
+# matches too: such a Bundle is read whole, as a small one, to the same records.
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")  # (a literal start: searched at ~2 GB/s)
+_HIGH = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}")
+_LOW = re.compile(rb"\\u[dD][c-fC-F]")
+_AHEAD, _KEEP = 10, 16  # the bytes a match looks at from its start, and with those before it
+
+
+class LoneSurrogate(ValueError):
+    """A Bundle being streamed holds a lone surrogate escape (one of `NotStreamed`)."""
+
+
 class _Joined(io.RawIOBase):
     """The first bytes read (`parts`), then the rest of `fh`: the file as one stream again, each
-    part let go once read."""
+    part let go once read; with `strict`, raising LoneSurrogate where the bytes hold one."""
 
-    def __init__(self, parts: list[bytes], fh: IO[bytes]) -> None:
+    def __init__(self, parts: list[bytes], fh: IO[bytes], strict: bool) -> None:
         self._parts = deque(memoryview(p) for p in parts)
         self._fh = fh
+        self._tail: bytes | None = b"" if strict else None  # the last bytes read, unchecked
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
+        n = self._read(buffer)
+        if self._tail is not None:
+            self._check(bytes(buffer[:n]) if n else b"")
+        return n
+
+    def _check(self, data: bytes) -> None:
+        """Look for a lone surrogate escape in the bytes read (`data`: the next ones; empty at
+        the end). Whether one at a position is lone reads 6 bytes before it and 10 from it, so
+        the last _AHEAD positions wait for the next read, and _KEEP bytes are kept for it."""
+        tail = self._tail or b""
+        text = tail + data
+        at = max(len(tail) - _AHEAD, 0)  # (positions before it were looked at already)
+        last = len(text) - _AHEAD if data else len(text)
+        while (found := _SURROGATE.search(text, at)) is not None and found.start() <= last:
+            at = found.start()
+            if _HIGH.match(text, at) is not None:
+                if _LOW.match(text, at + 6) is None:
+                    raise LoneSurrogate("a lone UTF-16 surrogate escape")
+                at += 12  # (a pair)
+            elif at < 6 or _HIGH.fullmatch(text, at - 6, at) is None:
+                raise LoneSurrogate("a lone UTF-16 surrogate escape")
+            else:
+                at += 6  # (a pair's low half, its high half before `at`)
+        self._tail = text[-_KEEP:]
+
+    def _read(self, buffer: Any) -> int:
         while self._parts:
             part = self._parts[0]
             n = min(len(buffer), len(part))
@@ -106,9 +148,10 @@ class _Joined(io.RawIOBase):
         return len(data)
 
 
-def joined(parts: list[bytes], fh: IO[bytes]) -> IO[bytes]:
-    """`parts` (taken: the list is emptied) and the rest of `fh` as one buffered stream."""
-    stream = io.BufferedReader(_Joined(parts, fh), _PART)
+def joined(parts: list[bytes], fh: IO[bytes], *, strict: bool = False) -> IO[bytes]:
+    """`parts` (taken: the list is emptied) and the rest of `fh` as one buffered stream
+    (`strict`: a Bundle's, raising LoneSurrogate, one of NotStreamed, on a lone surrogate)."""
+    stream = io.BufferedReader(_Joined(parts, fh, strict), _PART)
     parts.clear()
     return stream
 

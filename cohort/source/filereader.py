@@ -86,7 +86,7 @@ class FileReader(Reader):
         lines = btype is None and ndjson_named_json(head)
         del head
         if btype is not None:
-            yield from self.big_bundle(joined(parts, fh), fh, origin, btype)
+            yield from self.big_bundle(joined(parts, fh, strict=True), fh, origin, btype)
         elif lines:
             self.stats.files += 1
             self._file = origin
