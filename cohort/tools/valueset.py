@@ -150,7 +150,16 @@ def import_valueset(
     if not re.fullmatch(r"[a-z][a-z0-9_]*", concept):
         raise MappingError(f"--concept '{concept}': use a-z, 0-9 and _ (e.g. ana_titer)")
     vs = load_valueset(file)
-    listed = valueset_codes(vs, file)
+    systems = Systems(
+        (r.get("canonical"), r.get("alias"))
+        for r in read_csv(root, root / "systems.csv", ("canonical", "alias"))
+    )
+
+    def compared(system: str, code: str) -> tuple[str, str]:
+        canonical = systems.canonical(system)
+        return canonical, norm_code(canonical, code)
+
+    listed = valueset_codes(vs, file, compared)
     if not new_concept and concept not in (known := known_concepts(root)):
         raise _unknown(concept, root, known)
     path = _target(root, concept, target)
@@ -159,10 +168,6 @@ def import_valueset(
     ingredient = ingredient.strip().lower()
     rows = load_concept_rows(root)
     _refuse_typos(root, concept, ingredient, rows)
-    systems = Systems(
-        (r.get("canonical"), r.get("alias"))
-        for r in read_csv(root, root / "systems.csv", ("canonical", "alias"))
-    )
     index = ConceptIndex(rows, systems)
     where = _exact_rows(rows, systems)
     res = ImportResult(path, skipped=list(listed.skipped))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,10 +109,21 @@ def _part(vs: dict[str, Any], key: str) -> dict[str, Any]:
     return part if isinstance(part, dict) else {}
 
 
-def valueset_codes(vs: dict[str, Any], file: Path) -> Codes:
-    """The expansion's codes, else those `compose.include` lists less `compose.exclude`'s.
-    A compose part that selects codes it does not list (a filter, another value set, a
-    whole system) is refused whole: the codes listed beside it would look like all of them."""
+def _as_written(system: str, code: str) -> tuple[str, str]:
+    return system, code
+
+
+def valueset_codes(
+    vs: dict[str, Any],
+    file: Path,
+    key: Callable[[str, str], tuple[str, str]] = _as_written,
+) -> Codes:
+    """The expansion's codes, else those `compose.include` lists less `compose.exclude`'s, a
+    code compared by its `key` (system, code): the caller's systems.csv's canonical system and
+    the code as the tool compares it, so an exclude naming the system by an alias (an OID, an
+    edition URI) excludes. A compose part that selects codes it does not list (a filter,
+    another value set, a whole system) is refused whole: the codes listed beside it would look
+    like all of them."""
     out = Codes()
     expansion = _part(vs, "expansion")
     entries = list(_contains(expansion.get("contains"), "expansion.contains"))
@@ -135,7 +146,8 @@ def valueset_codes(vs: dict[str, Any], file: Path) -> Codes:
             continue
         if not exc.get("concept"):
             raise _not_listed("exclude", n, exc, file)
-        excluded |= {(str(exc.get("system")), str(c.get("code"))) for c in exc["concept"]}
+        system = str(exc.get("system"))
+        excluded |= {key(system, str(c.get("code"))) for c in exc["concept"] if isinstance(c, dict)}
     for n, inc in enumerate(compose.get("include") or (), 1):
         if not isinstance(inc, dict):
             continue
@@ -144,7 +156,7 @@ def valueset_codes(vs: dict[str, Any], file: Path) -> Codes:
         for k, c in enumerate(inc["concept"], 1):
             if not isinstance(c, dict):
                 continue
-            if (str(inc.get("system")), str(c.get("code"))) in excluded:
+            if key(str(inc.get("system")), str(c.get("code"))) in excluded:
                 shown = printable(f"{inc.get('system')}|{c.get('code')}")
                 out.skipped.append(f"{shown}: excluded by the ValueSet's compose.exclude")
                 continue
