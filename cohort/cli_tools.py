@@ -250,6 +250,8 @@ def expand_rxnorm(
     from cohort.tools.rxnav import expand_rxnorm as run_expand
 
     res = run_expand(concept, _mappings_dir(mappings_dir, config), timeout=timeout)
+    for msg in res.skipped:  # (products.csv maps them already, or import-valueset can)
+        echo(f"skipped: {msg}: not sent to RxNav")
     for msg in res.empty:
         echo(
             f"note: {msg}: RxNav lists no products (a retired RxCUI, or no ingredient? "

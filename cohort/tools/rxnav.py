@@ -15,6 +15,7 @@ import requests
 
 from cohort.errors import MappingError, ServerError
 from cohort.extract.rules import ReadingRules
+from cohort.safetext import printable
 from cohort.terminology.codes import Systems
 from cohort.terminology.csvfile import display_path
 from cohort.terminology.mappings import load_concept_rows, read_csv
@@ -25,6 +26,13 @@ BASE = "https://rxnav.nlm.nih.gov/REST"
 TTYS = "SCD+SBD+GPCK+BPCK"
 # what to do when RxNav is reachable but does not answer as documented (busy, down, a proxy)
 AGAIN = "try again later"
+# A display that names an RxNorm product, not an ingredient: a strength ("200 MG", "0.5 mg/mL",
+# "1 %"), a brand in brackets (SBD: "... [Plaquenil]") or a pack in braces (GPCK/BPCK). An
+# ingredient row's display is the ingredient's name (RxNorm writes no strength in an IN or PIN)
+_PRODUCT_NAME = re.compile(
+    r"\d\s*(?:mg|mcg|ug|g|ml|l|unt|unit|units|meq|mmol|iu|actuat|hr)\b|\d\s*%|\[[^\]]+\]|\{",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -35,6 +43,8 @@ class ExpandResult:
     known: int = 0
     # the ingredient RxCUIs RxNav lists no products for (retired, or not an ingredient)
     empty: list[str] = field(default_factory=list)
+    # the concept's RxNorm rows of products (an SCD or SBD import-valueset wrote), not asked
+    skipped: list[str] = field(default_factory=list)
 
 
 def related_products(
@@ -84,6 +94,18 @@ def _non_systemic(root: Path) -> re.Pattern[str] | None:
     return ReadingRules.load(root / "rules.toml").non_systemic
 
 
+def _product(rxcui: str, display: str, listed: dict[str, str]) -> str | None:
+    """Why a concept row's RxCUI is a product's, by its display or else the name its
+    products.csv line gives it (which lists ingredients' own RxCUIs too, by their names);
+    None: taken for an ingredient's."""
+    if _PRODUCT_NAME.search(display):
+        return f" ({printable(display)}): a product"
+    name = listed.get(rxcui, "")
+    if _PRODUCT_NAME.search(name):
+        return f": a product (medications/products.csv: {printable(name)})"
+    return None
+
+
 def expand_rxnorm(
     concept: str, root: Path, *, timeout: float = 20.0, today: date | None = None
 ) -> ExpandResult:
@@ -92,24 +114,35 @@ def expand_rxnorm(
         (r.get("canonical"), r.get("alias"))
         for r in read_csv(root, root / "systems.csv", ("canonical", "alias"))
     )
-    ingredients = [
-        (r.code.strip(), r.ingredient)
-        for r in load_concept_rows(root)
-        if r.concept == concept
-        and not r.exclude
-        and r.match == "exact"
-        and systems.canonical(r.system) == RXNORM
-    ]
+    path = root / "medications" / "products.csv"
+    listed = {
+        str(r.get("rxcui")): str(r.get("display") or "")
+        for r in read_csv(root, path, ("rxcui", "ingredient", "display", "systemic"))
+    }
+    have = set(listed)
+    ingredients: list[tuple[str, str]] = []
+    skipped: list[str] = []
+    for r in load_concept_rows(root):
+        if (
+            r.concept != concept
+            or r.exclude
+            or r.match != "exact"
+            or systems.canonical(r.system) != RXNORM
+        ):
+            continue
+        rxcui = r.code.strip()
+        why = _product(rxcui, r.display, listed)
+        if why is None:
+            ingredients.append((rxcui, r.ingredient))
+        else:
+            skipped.append(f"RxCUI {rxcui}{why}, not an ingredient ({r.file}:{r.line})")
     if not ingredients:
+        only = f" (only {len(skipped)} product row(s))" if skipped else ""
         raise MappingError(
             f"concept '{concept}' has no RxNorm ingredient rows in "
-            f"{display_path(root, root / 'concepts')}/"
+            f"{display_path(root, root / 'concepts')}/{only}"
         )
-    path = root / "medications" / "products.csv"
-    have = {
-        r.get("rxcui") for r in read_csv(root, path, ("rxcui", "ingredient", "display", "systemic"))
-    }
-    res = ExpandResult(path)
+    res = ExpandResult(path, skipped=skipped)
     non_systemic = _non_systemic(root)
     source = f"RxNav related.json {(today or date.today()).isoformat()}"
     new: list[dict[str, str]] = []
