@@ -245,10 +245,14 @@ def _job(
     asked: set[str],
 ) -> tuple[dict[str, Any], list[tuple[str, Path]], list[tuple[str, Path]]]:
     """_export the job `state` names when `resumed`, else a new one; a resumed job that is gone
-    or refused now is replaced by a new one."""
+    or refused now is replaced by a new one. A job given up is DELETEd (the Bulk Data IG's way
+    to let the server free its files: one whose links expired keeps them until then)."""
     try:
         state, files, errors = _export(p, spool, state if resumed else {}, since_of, asked)
     except JobGone as e:
+        abandoned = _read_state(p, spool / "job.json").get("status_url")
+        if isinstance(abandoned, str) and abandoned:  # (none: a manifest refused before)
+            delete_job(p, abandoned, "the abandoned")
         if not resumed:
             fresh(spool)
             raise ServerError(f"{e}; the next run starts a new export") from None
@@ -265,6 +269,7 @@ def _job(
             f"the unfinished bulk export job of an earlier run is refused now (HTTP {status}:"
             " its links expired?); new job"
         )
+        delete_job(p, str(state["status_url"]), "the abandoned")  # (refused too, most likely)
         state, files, errors = _export(p, spool, {}, since_of, asked)
     return state, files, errors
 

@@ -235,8 +235,9 @@ def fresh(spool: Path) -> None:
 
 
 def delete_job(p: Puller, status_url: str, which: str) -> None:
-    """DELETE an export job's status URL (the Bulk Data way to end a job); a failure only warns."""
+    """DELETE an export job's status URL (the Bulk Data way to end a job); a failure only warns
+    (its message names the URL's path, never its query or the token: client.error)."""
     try:
-        p.client.request("DELETE", status_url, key="bulk", ok=(200, 202, 204, 404))
+        p.client.request("DELETE", status_url, key="bulk", ok=(200, 202, 204, 404, 410))
     except ServerError as e:
         p.report.warn(f"could not delete {which} bulk export job: {e}")
