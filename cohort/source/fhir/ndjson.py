@@ -20,12 +20,14 @@ from cohort.store import Tomb, patient_of, tomb_of
 
 from .outcome import keyed, type_name
 from .plan import BY_CODE
+from .spool import served_whole
 
 if TYPE_CHECKING:
     from .puller import Puller
 
 # records stored per store call while loading an export
 BATCH = 2000
+_OVERCOUNTS = "bulk-overcounts"  # (the mark: this server's `count` was seen to overcount)
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -201,6 +203,7 @@ def load(
     damaged: list[str] = []
     empty: list[str] = []
     short: list[str] = []
+    over: list[str] = []  # (short of their count, yet served whole: the count is wrong)
     counts = counts or {}
     left: list[Tomb] = []  # (records of patients not screened: see `changes`)
     for _, path in sorted(files, key=lambda f: f[0] != "Medication"):
@@ -268,11 +271,34 @@ def load(
             damaged.append(path.name)
         # (one whose last line breaks off: `cut_short`'s warning says it already)
         if not cut and read + len(bad) < counts.get(path.name, 0):
-            short.append(f"{path.name} ({read + len(bad)} record(s) of the {counts[path.name]})")
+            n, counted = read + len(bad), counts[path.name]
+            if served_whole(path):
+                over.append(f"{path.name} ({n} record(s); the manifest counts {counted})")
+            else:
+                short.append(f"{path.name} ({n} record(s) of the {counted})")
     if left:
         gone = p.store.doomed(p.site, left)  # (stored, and not newer than the export's copy)
         if gone:
             p.store.drop(p.site, gone)
             p.report.removed += len(gone)
     p.fetch_medications(meds)
+    if over:
+        _overcounts(p, over)
     return held, cut_short, damaged, empty, short
+
+
+def _overcounts(p: Puller, over: list[str]) -> None:
+    """Say that the manifest's `count` overcounts files served whole: a run.json (and log)
+    warning the first night a site's server does (a store mark remembers it), later nights a
+    line of the log's at info level."""
+    msg = (
+        f"bulk {', '.join(over[:5])}: fewer records than the manifest counts, though the file"
+        " was served whole (its Content-Length matched, its last line complete): taken as"
+        " whole, the count is the server's error (the Bulk Data IG's `count` is optional)"
+    )
+    if p.mark(_OVERCOUNTS):
+        p.log.info("fhir %s: %s", p.site, msg)
+        return
+    p.report.warn(msg + "; said once, later nights in the log only")
+    p.log.warning("fhir %s: %s", p.site, msg)
+    p.set_mark(_OVERCOUNTS, "1")

@@ -135,6 +135,7 @@ def download(
         files.append((rtype, final))
         if final.exists():
             continue
+        _sized_mark(final).unlink(missing_ok=True)  # (of an earlier download of the name)
         host = url_host(url)
         if host is None:
             raise JobGone(f"bulk manifest: {kind} {i} ({rtype}) has no http(s) URL")
@@ -142,7 +143,8 @@ def download(
         if same_host:
             url = p.client.url(url)  # (an http:// link of ours is followed over https)
         part = final.with_name(final.name + ".part")
-        _fetch(p, url, part, (kind, i, rtype), use_token or same_host)
+        if _fetch(p, url, part, (kind, i, rtype), use_token or same_host):
+            _sized_mark(final).touch()
         part.rename(final)
     for rtype, n in sorted(unasked.items()):
         p.report.warn(
@@ -152,11 +154,34 @@ def download(
     return files
 
 
-def _fetch(p: Puller, url: str, part: Path, item: tuple[str, int, str], auth: bool) -> None:
+def _sized_mark(final: Path) -> Path:
+    """The file beside a downloaded spool file saying its last answer's bytes were all those
+    its Content-Length announced (fresh() removes it with the spool files)."""
+    return final.with_name(final.name + ".sized")
+
+
+def served_whole(final: Path) -> bool:
+    """Whether a downloaded file is all the server sent as its whole: the last answer's bytes
+    matched the Content-Length it announced (a resumed one's Range answer started where the
+    part before it ended: _get), and the file ends at a line's end. Such a file holding fewer
+    records than the manifest's optional `count` is taken as whole: that count is the server's
+    error. A body with no Content-Length (its end may be a dropped connection's) is not."""
+    if not _sized_mark(final).exists():
+        return False
+    try:
+        with final.open("rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) == b"\n"
+    except OSError:  # (an empty file: no last line)
+        return False
+
+
+def _fetch(p: Puller, url: str, part: Path, item: tuple[str, int, str], auth: bool) -> bool:
     """Download one manifest `item` (kind, index, type) to `part`, resuming what it holds: a
     connection lost mid-file is resumed (Range) in the run, again and again while the file
     grows, up to max_retries attempts in a row that add nothing; then the run fails and the
-    .part file stays for the next run to resume."""
+    .part file stays for the next run to resume. True when the last answer's bytes were the
+    Content-Length it announced (gzip: the bytes sent, not those written)."""
     best, stalls = part.stat().st_size if part.exists() else 0, 0
     while True:
         r, have = _get(p, url, part, item, auth)
@@ -166,6 +191,9 @@ def _fetch(p: Puller, url: str, part: Path, item: tuple[str, int, str], auth: bo
                 for chunk in r.iter_content(1 << 16):
                     f.write(chunk)
                     n += len(chunk)
+            length = content_length(r)
+            tell = getattr(r.raw, "tell", None)
+            sized = length is not None and callable(tell) and tell() == length
         except (requests.RequestException, OSError) as e:
             size = part.stat().st_size if part.exists() else 0
             stalls = 0 if size > best else stalls + 1
@@ -181,7 +209,7 @@ def _fetch(p: Puller, url: str, part: Path, item: tuple[str, int, str], auth: bo
         finally:
             r.close()
         p.client.stats.add(item[2], nbytes=n if content_length(r) is None else 0)
-        return
+        return sized
 
 
 def _get(
