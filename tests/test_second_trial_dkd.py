@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+from datetime import date
 from pathlib import Path
 
 import dkd_oracle
@@ -150,7 +151,7 @@ def test_the_dkd_trial_on_hand_made_patients(tmp_path: Path) -> None:
     )
     # the patients the oracle, written apart, screens and judges alike
     candidates = str(out / "t1" / "candidates.csv")
-    lines = dkd_oracle.compare(str(DKD / "data"), dkd_oracle.date(2026, 11, 25), candidates)
+    lines = dkd_oracle.compare(str(DKD / "data"), date(2026, 11, 25), candidates)
     assert lines == ["19 screened by the oracle, 19 rows, 0 difference(s)"]
     # a second night: the changes legend and every output speak of this trial only
     _run(cfg, out, "2026-11-26")
@@ -191,7 +192,7 @@ def test_the_dkd_trial_on_the_public_synthea_bundles(tmp_path: Path, as_of: str)
     out = tmp_path / "out"
     _run(cfg, out, as_of)
     candidates = out / "synthea" / "candidates.csv"
-    lines = dkd_oracle.compare(str(archive), dkd_oracle.date.fromisoformat(as_of), str(candidates))
+    lines = dkd_oracle.compare(str(archive), date.fromisoformat(as_of), str(candidates))
     assert lines[-1].endswith(" 0 difference(s)"), "\n".join(lines)
     assert not lines[-1].startswith("0 screened"), lines[-1]
     for path in (out / "run.json", *(out / "synthea").iterdir()):
@@ -215,7 +216,7 @@ def test_the_dkd_trial_on_the_ten_patient_bulk_export(tmp_path: Path) -> None:
     assert fails == {"dialysis_transplant_condition", "dialysis_transplant_procedure", "deceased"}
     assert (row["tier"], row["eligible_from"]) == ("excluded", "")
     candidates = str(out / "bulk10" / "candidates.csv")
-    lines = dkd_oracle.compare(str(source), dkd_oracle.date(2023, 3, 31), candidates)
+    lines = dkd_oracle.compare(str(source), date(2023, 3, 31), candidates)
     assert lines == ["1 screened by the oracle, 1 rows, 0 difference(s)"]
 
 
