@@ -102,6 +102,16 @@ def warn_unscreened(
         f"{which}: a site's own codes count only once mapped (`cohort mappings coverage --site "
         f"{site}` lists the stored codes no concept maps)"
     )
+    # a second trial's codes taken from the data are verified=N: mapped, yet not read
+    read = loaded.term.concept_names()
+    unread = {r.concept for r in loaded.term.rows()} & (set(loaded.trial.screen_concepts) - read)
+    if unread:
+        named = ", ".join(f"'{c}'" for c in sorted(unread))
+        has = "has" if len(unread) == 1 else "have"
+        said += (
+            f"; {named} {has} only unverified rows (verified=N), which a run reads only with "
+            "use_unverified = true in [trial]"
+        )
     log.warning("site %s: %s", site, said)
     report["sites"][site].setdefault("warnings", []).append(said)
     report["warnings"].append(f"{site}: {said}")

@@ -188,3 +188,38 @@ def test_a_site_that_reads_patients_but_screens_none_is_a_warning(tmp_path: Path
     report = json.loads((tmp_path / "out" / "run.json").read_text())
     assert report["sites"]["s1"]["screened"] == 1
     assert report["warnings"] == [] and "none screened" not in result.stderr
+
+
+@pytest.mark.usefixtures("in_tmp")
+def test_none_screened_says_when_the_screening_rows_are_all_unverified(tmp_path: Path) -> None:
+    """A second trial's codes taken from the data are verified=N: a run without
+    `use_unverified` screened nobody and said only that a site's own codes count once mapped,
+    though the site's code was mapped (docs/mappings-howto.md)."""
+    m = copy_mappings(tmp_path)
+    _write_site(tmp_path / "data")
+    with (m / "concepts" / "local.csv").open("a", encoding="utf-8") as fh:
+        fh.write(f"sle,{LOCAL_SLE},PL-0417,exact,,SLE (problem list),site-x,N,\n")
+    trial = m / "trials" / "sirius-sle-2.toml"
+    text = trial.read_text(encoding="utf-8")
+    # a trial screening on a concept whose one row is that unverified one
+    trial.write_text(
+        text.replace('screen_concepts = ["sle", "lupus_unspecified"]', 'screen_concepts = ["sle"]'),
+        encoding="utf-8",
+    )
+    conditions = m / "concepts" / "conditions.csv"
+    lines = conditions.read_text(encoding="utf-8").splitlines(keepends=True)
+    conditions.write_text("".join(ln for ln in lines if not ln.startswith("sle,")), "utf-8")
+    cfg = tmp_path / "site.toml"
+    cfg.write_text(
+        f'[trial]\nid = "sirius-sle-2"\nmappings = "{m}"\n'
+        f'[[sites]]\nid = "s1"\nsource = "{tmp_path / "data"}"\n'
+    )
+    result = _run(cfg, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert report["sites"]["s1"]["warnings"] == [
+        "2 patient(s) read, none screened: no patient has a Condition mapped to the screening "
+        "concept 'sle': a site's own codes count only once mapped (`cohort mappings coverage "
+        "--site s1` lists the stored codes no concept maps); 'sle' has only unverified rows "
+        "(verified=N), which a run reads only with use_unverified = true in [trial]"
+    ]

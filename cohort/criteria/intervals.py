@@ -7,7 +7,7 @@ from typing import NamedTuple, TypeVar
 
 from cohort.criteria.base import Context, Span, latest, shown
 from cohort.criteria.days import partly
-from cohort.model import Evidence, ExposureFact
+from cohort.model import Evidence, ExposureFact, ProcedureFact
 from cohort.safetext import clipped
 
 T = TypeVar("T")
@@ -19,6 +19,7 @@ __all__ = [
     "exposure_evidence",
     "in_window",
     "last_said",
+    "procedure_dated",
     "sets_date",
 ]
 
@@ -104,6 +105,13 @@ def exposure_dated(e: ExposureFact, concept: str, note: str, value: str = "") ->
     when = start if start == end and e.start == date.min else f"{start}..{end}"
     ev = Evidence(ref=e.ref, concept=concept, value=value or clipped(e.text), date=when, note=note)
     return Dated.of(e.start, e.start_last, e.end, e.end_last, e.ongoing, ev)
+
+
+def procedure_dated(pr: ProcedureFact, concept: str, note: str = "") -> Dated:
+    """A Procedure as an interval, its evidence dated by its start (`..ongoing` while open)."""
+    when = shown(pr.start, pr.start_last) + ("..ongoing" if pr.ongoing else "")
+    ev = Evidence(ref=pr.ref, concept=concept, value=clipped(pr.text), date=when, note=note)
+    return Dated.of(pr.start, pr.start_last, pr.end, pr.end_last, pr.ongoing, ev)
 
 
 def exposure_evidence(e: ExposureFact, concept: str, note: str, value: str = "") -> Evidence:

@@ -1,4 +1,4 @@
-"""Criterion kinds on exposures: `any_record`, `washout` (also criteria/therapy.py, dose.py)."""
+"""Criterion kind `washout`, and what the exposure kinds share (criteria/therapy.py, dose.py)."""
 
 from __future__ import annotations
 
@@ -9,40 +9,20 @@ from datetime import date, timedelta
 from cohort.criteria.base import Context, Criterion, Span, latest, result, shown, window_span
 from cohort.criteria.bounds import amount, fails_below, readable, sign, to_unit, versus
 from cohort.criteria.days import partly
-from cohort.criteria.ids import says_id
 from cohort.criteria.intervals import (
     Dated,
     clear_from,
-    dates_said,
     exposure_dated,
     exposure_evidence,
     in_window,
     last_said,
+    procedure_dated,
     sets_date,
 )
 from cohort.criteria.plausible import implausible, kind_of
 from cohort.model import Evidence, ExposureFact, ImmunizationFact, Quantity, Result, Status
 from cohort.safetext import clipped
 from cohort.terminology.codes import CVX
-
-
-def any_record(crit: Criterion, ctx: Context) -> Result:
-    hits = ctx.exposures(crit.params["concepts"])
-    if hits:
-        dated = [exposure_dated(e, ",".join(crit.params["concepts"]), "record found") for e in hits]
-        ev = [it.ev for it in dated]
-        # the reason names the most recent record (ongoing, else by its end, else its start)
-        last = max(dated, key=lambda it: (it.ongoing, it.end_last or it.start_last or date.min))
-        # (the evidence's value, as quoted: `--no-phi` withholds it in both, report.nophi)
-        label = ctx.label(crit.params["concepts"][0])
-        what = f"prior {label}"
-        if says_id(crit.id, what):
-            # candidates.csv writes "prior_ianalumab: " before it: the record alone
-            why = last.ev.value or label
-        else:
-            why = f"{what}: {last.ev.value}" if last.ev.value else what
-        return result(crit, Status.FAIL, why + dates_said(last), ev)
-    return result(crit, Status.PASS, "no record")
 
 
 def _named(ctx: Context, ev: Evidence) -> str:
@@ -158,13 +138,9 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         items.append(exposure_dated(e, concept, ""))
         drugs[id(items[-1].ev)] = ingredients(ctx, e, matched)
     for pr in ctx.procedures(p.get("procedures", [])):
-        ev = Evidence(
-            ref=pr.ref,
-            concept=",".join(p["procedures"]),
-            value=clipped(pr.text),
-            date=shown(pr.start, pr.start_last) + ("..ongoing" if pr.ongoing else ""),
-        )
-        items.append(Dated.of(pr.start, pr.start_last, pr.end, pr.end_last, pr.ongoing, ev))
+        # named by the concept its code maps (dialysis), not every one of the key's
+        matched = set(p["procedures"]) & ctx.concepts(pr.ref, pr.codes, pr.text)
+        items.append(procedure_dated(pr, ",".join(sorted(matched))))
     vaccines = p.get("immunizations", []) + p.get("uncertain_immunizations", [])
     for im in ctx.immunizations(vaccines):
         matched = set(vaccines) & ctx.concepts(im.ref, im.codes, im.text)

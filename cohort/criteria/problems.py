@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from cohort.criteria.registry import CHOICES, EXPOSURES, WINDOW, Table
+from cohort.criteria.registry import CHOICES, EXPOSURES, RECORD_KEYS, WINDOW, Table
 from cohort.errors import did_you_mean
 
 # parameters that only make sense together: (key, the key it needs)
@@ -70,6 +70,8 @@ def rule_problems(kind: str, params: Mapping[str, Any]) -> Iterator[Problem]:
         yield "unconfirmed_verification", "no condition check in 'checks' for it to apply to"
     if kind == "washout" and not set(EXPOSURES) & params.keys():
         yield "concepts", f"kind '{kind}' needs at least one of {', '.join(EXPOSURES)}"
+    if kind == "any_record" and not set(RECORD_KEYS) & params.keys():
+        yield "concepts", f"kind '{kind}' needs at least one of {', '.join(RECORD_KEYS)}"
     if kind == "washout" and isinstance(params.get("excluded_routes"), dict):
         yield from route_problems(params["excluded_routes"], params.get("concepts", []))
     low, high = params.get("min_years"), params.get("max_years")

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cohort.criteria import checks, demographic, dose, labs, medication, therapy, titers
+from cohort.criteria import checks, demographic, dose, labs, medication, records, therapy, titers
 from cohort.criteria.base import Kind
 from cohort.terminology.values import RESULTS
 
@@ -116,7 +116,10 @@ KINDS: dict[str, KindSpec] = {
         reads={"concepts": MEDICATIONS},
     ),
     "any_record": KindSpec(
-        medication.any_record, {"concepts": CONCEPTS}, reads={"concepts": MEDICATIONS}
+        records.any_record,
+        {},
+        {"concepts": CONCEPTS, "procedures": CONCEPTS},  # at least one (criteria.problems)
+        reads={"concepts": MEDICATIONS, "procedures": PROCEDURES},
     ),
     "washout": KindSpec(
         medication.washout,
@@ -217,8 +220,9 @@ CONCEPT_KEYS = frozenset(
     }
 )
 
-# the keys of a washout's exposures (at least one of them)
+# the keys of a washout's exposures, and of an any_record's records (at least one of them)
 EXPOSURES = ("concepts", "procedures", "immunizations", "uncertain_immunizations")
+RECORD_KEYS = ("concepts", "procedures")
 # keys that name the same thing in different records: a concept under one of them whose rows
 # all map another one's records is told to move there ("did you mean 'procedures'?")
 SAME_ROLE: tuple[tuple[str, ...], ...] = (EXPOSURES, ("condition", "lab"))

@@ -75,11 +75,31 @@ def untie(crit: Criterion, ctx: Context, run: Run) -> Result:
                 return _unknown(crit, base, sorted(pair, key=_first), *(t for _, t in moved))
             readings.append((_refs(combo), r))
     if base.status is not Status.FAIL:
-        return base
+        return _agreed(base, runs)
     # the latest date every reading allows (none if one gives none)
     dates = [base.eligible_from, *(r.eligible_from for _, r in readings)]
     later = max(dates) if all(dates) else None  # type: ignore[type-var]
-    return base if later == base.eligible_from else replace(base, eligible_from=later)
+    return _agreed(
+        base if later == base.eligible_from else replace(base, eligible_from=later), runs
+    )
+
+
+_SUPERSEDED = "superseded by a newer result"
+
+
+def _agreed(res: Result, runs: list[Tie]) -> Result:
+    """The outcome every reading agrees on, its tied results not read first noted as giving
+    it too: they are no older than the one read first, so not "superseded by a newer result"
+    (a coordinator took the one quoted for the latest)."""
+    tied = {o.ref for tie in runs for o in tie}
+    said = f"{res.status} if the most recent too (same day, no order)"
+    ignored = tuple(
+        replace(e, note=said + e.note.removeprefix(_SUPERSEDED))
+        if e.ref in tied and e.note.startswith(_SUPERSEDED)
+        else e
+        for e in res.ignored
+    )
+    return replace(res, ignored=ignored) if ignored != res.ignored else res
 
 
 def _pairs(

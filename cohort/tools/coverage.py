@@ -125,7 +125,7 @@ def coverage_report(cfg: Config, out: Path, site_id: str | None = None) -> Cover
                     seen_text.add(entry.text)
                 if not term.concepts_for(entry.codes, entry.text):
                     count_entry(found, site.id, entry, screened, term)
-    sug = Suggester(term)
+    sug = Suggester(term, loaded.trial.concepts())
     for u in found.values():
         waiting = sug.unverified_row(u)
         if waiting is not None:

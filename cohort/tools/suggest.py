@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -162,13 +163,18 @@ class Said:
 class Suggester:
     """Suggests a concept from display words, titer-shaped values and unit dimensions."""
 
-    def __init__(self, term: Terminology) -> None:
+    def __init__(self, term: Terminology, concepts: Iterable[str] | None = None) -> None:
+        """`concepts`: those a suggestion may name (the configured trial's; None: every one).
+        Each is known by the rows a run reads: verified=N ones too with `use_unverified`."""
         self.term = term
         self.family: dict[str, set[str]] = defaultdict(set)
         self.profiles: dict[str, list[Said]] = defaultdict(list)
+        wanted = None if concepts is None else set(concepts)
         for r in term.rows():
-            if r.verified == "N":
+            if r.verified == "N" and not term.use_unverified:
                 continue
+            if wanted is not None and r.concept not in wanted:
+                continue  # another trial's concept: mapping to it changes nothing here
             self.family[r.concept].add(Path(r.file).stem)
             self.profiles[r.concept].append(Said.of(r.code if r.system == TEXT else r.display))
         # a concept's name and its label ("chronic_hbv"; "chronic hepatitis B"), the words of

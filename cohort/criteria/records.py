@@ -1,0 +1,35 @@
+"""Criterion kind `any_record`: any medication record or Procedure of its concepts, ever."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from cohort.criteria.base import Context, Criterion, result
+from cohort.criteria.ids import says_id
+from cohort.criteria.intervals import Dated, dates_said, exposure_dated, procedure_dated
+from cohort.model import Result, Status
+
+
+def any_record(crit: Criterion, ctx: Context) -> Result:
+    p = crit.params
+    dated: list[Dated] = []
+    if p.get("concepts"):
+        joined = ",".join(p["concepts"])
+        dated += [exposure_dated(e, joined, "record found") for e in ctx.exposures(p["concepts"])]
+    for pr in ctx.procedures(p.get("procedures", [])):
+        # named by the concept its code maps (a dialysis), not every one of the key's
+        matched = sorted(set(p["procedures"]) & ctx.concepts(pr.ref, pr.codes, pr.text))
+        dated.append(procedure_dated(pr, ",".join(matched), "record found"))
+    if not dated:
+        return result(crit, Status.PASS, "no record")
+    # the reason names the most recent record (ongoing, else by its end, else its start)
+    last = max(dated, key=lambda it: (it.ongoing, it.end_last or it.start_last or date.min))
+    # (the evidence's value, as quoted: `--no-phi` withholds it in both, report.nophi)
+    label = ctx.label(last.ev.concept.split(",")[0])
+    what = f"prior {label}"
+    if says_id(crit.id, what):
+        # candidates.csv writes "prior_ianalumab: " before it: the record alone
+        why = last.ev.value or label
+    else:
+        why = f"{what}: {last.ev.value}" if last.ev.value else what
+    return result(crit, Status.FAIL, why + dates_said(last), [it.ev for it in dated])
