@@ -40,6 +40,7 @@ class Folder:
     # (criteria_digest, mappings_digest) of the lists ("" unknown: no run.json, a run.json of an
     # earlier cohort, or lists of more than one run)
     digests: tuple[str, str] = ("", "")
+    code: str = ""  # the code_version of the lists ("" unknown, as for `digests`)
 
 
 @dataclass
@@ -60,7 +61,7 @@ def _folder(out: Path) -> Folder:
     if not found.status:
         return Folder("-")
     if not found.failed:
-        return Folder(found.last.stamp(), digests=_digests(found.last))
+        return Folder(found.last.stamp(), digests=_digests(found.last), code=_code(found.last))
     mine = sorted(_sites(out) - _left_over(found, out))  # (the others: said per site)
     lists: dict[str, Lists | None] = {sid: found.sites.get(sid) for sid in mine}
     note = f"the last run ({_last_run(found)}) failed" + _left(lists)
@@ -69,11 +70,15 @@ def _folder(out: Path) -> Folder:
         per_site = {sid: d.stamp() if d else "-" for sid, d in lists.items()}
         return Folder("(each site's below)", note, per_site)
     one = kinds.pop() if kinds else None
-    return Folder(one.stamp() if one else "-", note, digests=_digests(one))
+    return Folder(one.stamp() if one else "-", note, digests=_digests(one), code=_code(one))
 
 
 def _digests(lists: Lists | None) -> tuple[str, str]:
     return (lists.criteria_digest, lists.mappings_digest) if lists else ("", "")
+
+
+def _code(lists: Lists | None) -> str:
+    return lists.code_version if lists else ""
 
 
 def _changed(a: Folder, b: Folder) -> list[str]:
@@ -83,6 +88,8 @@ def _changed(a: Folder, b: Folder) -> list[str]:
     for i, what in enumerate(("criteria", "mappings")):
         if a.digests[i] and b.digests[i] and a.digests[i] != b.digests[i]:
             out.append(f"{what} changed between the runs")
+    if a.code and b.code and a.code != b.code:  # (an upgrade: rules may read records otherwise)
+        out.append(f"cohort changed between the runs (code {a.code} -> {b.code})")
     return out
 
 
