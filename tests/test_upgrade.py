@@ -192,6 +192,18 @@ def test_diff_and_explain_say_the_lists_are_another_cohort_s(
     assert "cohort changed between the runs (code sha256:0123456789ab -> " in said.output
     same = runner.invoke(cli, ["diff", str(out), str(out)])
     assert "cohort changed" not in same.output
+    # lists an earlier cohort wrote (no code_version; the copy kept before an upgrade)
+    report.pop("code_version")
+    (older / "run.json").write_text(json.dumps(report), encoding="utf-8")
+    said = runner.invoke(cli, ["diff", str(older), str(out)])
+    now = _report(out)["code_version"]
+    assert f"cohort changed between the runs (code not recorded: an earlier cohort -> {now})" in (
+        said.output
+    )
+    # no run.json at all: whose the lists are is unknown, nothing said
+    (older / "run.json").unlink()
+    assert "cohort changed" not in runner.invoke(cli, ["diff", str(older), str(out)]).output
+    (older / "run.json").write_text(json.dumps({**report, "code_version": "sha256:0123456789ab"}))
     pid = _rows(out)[1][0]["patient_id"]
     args = ["explain", pid, "--config", str(cfg_path), "--out", str(older)]
     told = runner.invoke(cli, args)

@@ -40,7 +40,8 @@ class Folder:
     # (criteria_digest, mappings_digest) of the lists ("" unknown: no run.json, a run.json of an
     # earlier cohort, or lists of more than one run)
     digests: tuple[str, str] = ("", "")
-    code: str = ""  # the code_version of the lists ("" unknown, as for `digests`)
+    # the code_version of the lists (UNRECORDED: a run.json of a cohort before it; "" unknown)
+    code: str = ""
 
 
 @dataclass
@@ -52,6 +53,7 @@ class OutputDiff:
 
 
 NONE = "(no such criterion)"
+UNRECORDED = "not recorded: an earlier cohort"
 
 
 def _folder(out: Path) -> Folder:
@@ -78,7 +80,9 @@ def _digests(lists: Lists | None) -> tuple[str, str]:
 
 
 def _code(lists: Lists | None) -> str:
-    return lists.code_version if lists else ""
+    """The lists' code_version, UNRECORDED when run.json describes them without one (a
+    cohort from before it: the copy of OUT kept before an upgrade)."""
+    return (lists.code_version or UNRECORDED) if lists else ""
 
 
 def _changed(a: Folder, b: Folder) -> list[str]:
