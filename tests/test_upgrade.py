@@ -230,9 +230,16 @@ def test_a_server_pull_after_an_upgrade_goes_on_from_its_marks(
             _pull(store, bulk, tmp_path)
             _upgrade(monkeypatch)
             fake.clock = "2026-11-26T10:00:00Z"
+            fake.log.clear()
             rep = _pull(store, bulk, tmp_path)
     assert rep.incremental is True
     assert not [w for w in rep.warnings if "full" in w]
+    if bulk:  # the export asks for what changed since the mark
+        kickoffs = [q for q in fake.log if q.startswith("Patient/$export")]
+        assert kickoffs and all("_since" in q for q in kickoffs)
+    else:  # every search of a type asks for what changed since its mark
+        searches = [q for q in fake.log if q.split("?")[0] in ("Condition", "Observation")]
+        assert searches and all("_lastUpdated" in q for q in searches)
 
 
 def _pull(store: Store, bulk: bool, tmp_path: Path) -> Any:
