@@ -6,12 +6,11 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from cohort import __version__
+from cohort import codeversion
 from cohort.config import Config, SiteConfig, server_settings
 from cohort.errors import ConfigError, ServerError, SourceError
 from cohort.extract import Triage
@@ -74,7 +73,7 @@ class Loaded:
         )
         key = (
             "\0".join(
-                [_code_digest(), term.version, str(cfg.use_unverified), cfg.trial_id]
+                [codeversion.code_digest(), term.version, str(cfg.use_unverified), cfg.trial_id]
             ).encode()
             + cfg.trial_file().read_bytes()
         )
@@ -168,20 +167,9 @@ def _files_stamp(units: list[Unit], cfg: Config, loaded: Loaded) -> str | None:
         rules = (cfg.mappings_dir / "rules.toml").read_bytes()
     except OSError:
         return None
-    parts = [_code_digest(), loaded.term.version, str(cfg.use_unverified), cfg.validate]
+    parts = [codeversion.code_digest(), loaded.term.version, str(cfg.use_unverified), cfg.validate]
     parts += [str(cfg.snapshot), files]
     digest = hashlib.sha256("\0".join(parts).encode() + b"\0" + rules)
-    return digest.hexdigest()
-
-
-@lru_cache(maxsize=1)
-def _code_digest() -> str:
-    """This cohort's code (every module's bytes), not only its version number: a changed
-    reader must read again even before a release."""
-    digest = hashlib.sha256(__version__.encode())
-    package = Path(__file__).parent
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 

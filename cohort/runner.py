@@ -17,6 +17,7 @@ from typing import Any
 from cohort import __version__
 from cohort.asof import as_of_warning
 from cohort.atomic import ensure_dir, try_folder
+from cohort.codeversion import code_version
 from cohort.config import Config, SiteConfig, inside_a_source
 from cohort.errors import (
     ArgumentError,
@@ -160,7 +161,14 @@ def _run(
 def _locked_run(
     cfg: Config, as_of: date, out: Path, *, full_refresh: bool, phi: bool
 ) -> dict[str, Any]:
-    from cohort.tools.changes import config_name, kept_outputs, kept_warnings, not_compared
+    from cohort.tools.changes import (
+        config_name,
+        kept_outputs,
+        kept_warnings,
+        not_compared,
+        other_code,
+        upgrade_warnings,
+    )
 
     timer = Timer()
     report: dict[str, Any] = {
@@ -171,6 +179,7 @@ def _locked_run(
         "config": config_name(str(cfg.path)) if cfg.path else BUILT_IN,
         "trial": cfg.trial_id,
         "mappings_dir": str(cfg.mappings_dir),
+        "code_version": code_version(),
         "sites": {},
         "warnings": [],
     }
@@ -224,6 +233,7 @@ def _locked_run(
                 log.warning("%s", said)
                 report["warnings"].append(said)
             results: list[SiteResult] = []
+            upgraded: dict[str, str] = {}  # site -> another cohort that wrote its lists
             with Store(store_path) as store, watch.on(store_path):
                 for site in cfg.sites:
                     # (the pseudonyms it gives files are listed where the store is)
@@ -253,9 +263,14 @@ def _locked_run(
                         site, cands, loaded, as_of, prev, newest.isoformat() if newest else ""
                     )
                     results.append(sr)
+                    # (after site_result: lists of another trial are not compared)
+                    upgraded[site.id] = other_code(prev, report["code_version"])
                     report["sites"][site.id].update(site_summary(sr, prev))
                     add_medication_gaps(site.id, cands, report)
                     warn_unscreened(site.id, len(cands), store, loaded, report)
+                for said in upgrade_warnings(out, upgraded):
+                    log.warning("%s", said)
+                    report["warnings"].append(said)
                 history = run_history(store.runs(), results, as_of)
                 tiers = {
                     sr.site_id: report["sites"][sr.site_id]["tiers"]

@@ -94,6 +94,7 @@ def test_a_failed_run_json_describes_the_lists_it_kept(tmp_path: Path) -> None:
         "written_at": good["finished"],
         "criteria_digest": good["criteria_digest"],
         "mappings_digest": good["mappings_digest"],
+        "code_version": good["code_version"],
     }
     assert {k: report[f"outputs_{k}"] for k in kept} == kept
     assert report["outputs_sites"] == {"x": {**kept, "store_changed_since": False}}

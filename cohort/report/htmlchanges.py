@@ -133,4 +133,18 @@ def changes_section(site: SiteResult, phi: bool) -> str:
         "more: refuted, entered in error or deleted). Other changes (e.g. <i>criteria "
         "changed</i>) are in the <code>change</code> column.</p>"
     )
-    return section("changes", title, summary + legend + tables)
+    return section("changes", title, summary + _other_code(site) + legend + tables)
+
+
+def _other_code(site: SiteResult) -> str:
+    """The first run after an upgrade: the lists compared with are another cohort's, whose
+    rules may have read unchanged records otherwise (`PreviousRun.other_code`)."""
+    said = getattr(site.previous_tiers, "other_code", "")
+    if not said:
+        return ""
+    return (
+        f'<p id="cohort-changed" class="muted">The last run&rsquo;s lists were written by '
+        f"another version of cohort ({esc(said)}): some of these changes may be the "
+        "upgrade&rsquo;s (a criterion read otherwise), not the charts&rsquo;; "
+        "<code>cohort diff</code> of a copy of the earlier lists names them.</p>"
+    )

@@ -28,6 +28,7 @@ FIELDS = (
     "written_at",
     "criteria_digest",
     "mappings_digest",
+    "code_version",
 )
 
 
@@ -44,6 +45,7 @@ class Lists:
     written_at: str = ""
     criteria_digest: str = ""  # (`cohort diff`: which of the two an edit was in)
     mappings_digest: str = ""
+    code_version: str = ""  # ("" from a cohort before run.json named it: see other_code)
     store_changed_since: bool = field(default=False, compare=False)
     by_last_run: bool = field(default=False, compare=False)
 
@@ -64,6 +66,15 @@ class Lists:
         """The mapping version as run.json and the summaries show it: `sha256:... (VERSION)`."""
         human = f" ({self.mapping_human_version})" if self.mapping_human_version else ""
         return (self.mapping_version or "-") + human
+
+    def other_code(self, now: str) -> str:
+        """How the lists' code differs from `now` (this cohort's `code_version`), for a note:
+        "" when it is the same."""
+        if self.code_version == now:
+            return ""
+        if not self.code_version:
+            return "an earlier one, which did not record its code"
+        return f"code {self.code_version}"
 
     def stamp(self) -> str:
         return self.mapping() + (f", as of {self.as_of}" if self.as_of else "")

@@ -37,6 +37,11 @@ class PreviousRun(dict[str, str]):
         # why lists that were there are not compared with: OTHER_TRIAL, OTHER_CONFIG ("" when
         # compared, or none were there: the first run), for summary.html to say so
         self.not_compared = ""
+        # the lists' own run, as OUT/run.json describes them (None: it does not say)
+        self.lists: Lists | None = None
+        # set by the runner when those lists were written by another version of cohort's code
+        # (Lists.other_code): summary.html says that changes may be the upgrade's
+        self.other_code = ""
 
     def forget(self, why: str) -> None:
         """Compare with nothing: the lists read are not comparable (`why`)."""
@@ -105,7 +110,9 @@ def read_previous(path: Path) -> PreviousRun:
         prev.cells[r["patient_id"]] = {c: r.get(c, "") for c in criteria}
         if r.get("name"):
             prev.names[r["patient_id"]] = r["name"]
-    prev.trial = outputs_trial(run_report(path.parent.parent))
+    report = run_report(path.parent.parent)
+    prev.trial = outputs_trial(report)
+    prev.lists = lists_of(report).get(path.parent.name)
     return prev
 
 
@@ -204,3 +211,31 @@ def apply(prev: dict[str, str], sr: SiteResult, trial_id: str) -> None:
             prev.changed[c.patient.id] = changed
             if not c.change:
                 c.change = "criteria changed: " + ", ".join(changed)
+
+
+def other_code(prev: dict[str, str], now: str) -> str:
+    """What wrote the lists a site's `change` was computed against, when that was another
+    version of cohort's code than `now` (this run's `code_version`): an upgrade's first night,
+    whose changes may be the new code's, not the records'. "" when it was not, or whose they
+    are is unknown (nothing compared; no run.json describing them). Sets
+    `PreviousRun.other_code` for summary.html."""
+    if not isinstance(prev, PreviousRun) or not prev.found or prev.lists is None:
+        return ""
+    said = prev.lists.other_code(now)
+    prev.other_code = said
+    this = f"; this run's {now}" if prev.lists.code_version else ""
+    return f"{said}{this}" if said else ""
+
+
+def upgrade_warnings(out: Path, by_site: dict[str, str]) -> list[str]:
+    """run.json's warnings of `other_code` (site -> what wrote its lists), one per writer."""
+    said = []
+    for what in dict.fromkeys(w for w in by_site.values() if w):
+        sites = [sid for sid, w in by_site.items() if w == what]
+        which = f"site {sites[0]}" if len(sites) == 1 else "sites " + ", ".join(sites)
+        said.append(
+            f"the lists in {out} of {which} were written by another version of cohort ({what}):"
+            " the `change` column and summary.html's changes since the last run include what"
+            " the upgrade changed, not only the records"
+        )
+    return said

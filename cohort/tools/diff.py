@@ -40,6 +40,8 @@ class Folder:
     # (criteria_digest, mappings_digest) of the lists ("" unknown: no run.json, a run.json of an
     # earlier cohort, or lists of more than one run)
     digests: tuple[str, str] = ("", "")
+    # the code_version of the lists (UNRECORDED: a run.json of a cohort before it; "" unknown)
+    code: str = ""
 
 
 @dataclass
@@ -51,6 +53,7 @@ class OutputDiff:
 
 
 NONE = "(no such criterion)"
+UNRECORDED = "not recorded: an earlier cohort"
 
 
 def _folder(out: Path) -> Folder:
@@ -60,7 +63,7 @@ def _folder(out: Path) -> Folder:
     if not found.status:
         return Folder("-")
     if not found.failed:
-        return Folder(found.last.stamp(), digests=_digests(found.last))
+        return Folder(found.last.stamp(), digests=_digests(found.last), code=_code(found.last))
     mine = sorted(_sites(out) - _left_over(found, out))  # (the others: said per site)
     lists: dict[str, Lists | None] = {sid: found.sites.get(sid) for sid in mine}
     note = f"the last run ({_last_run(found)}) failed" + _left(lists)
@@ -69,11 +72,17 @@ def _folder(out: Path) -> Folder:
         per_site = {sid: d.stamp() if d else "-" for sid, d in lists.items()}
         return Folder("(each site's below)", note, per_site)
     one = kinds.pop() if kinds else None
-    return Folder(one.stamp() if one else "-", note, digests=_digests(one))
+    return Folder(one.stamp() if one else "-", note, digests=_digests(one), code=_code(one))
 
 
 def _digests(lists: Lists | None) -> tuple[str, str]:
     return (lists.criteria_digest, lists.mappings_digest) if lists else ("", "")
+
+
+def _code(lists: Lists | None) -> str:
+    """The lists' code_version, UNRECORDED when run.json describes them without one (a
+    cohort from before it: the copy of OUT kept before an upgrade)."""
+    return (lists.code_version or UNRECORDED) if lists else ""
 
 
 def _changed(a: Folder, b: Folder) -> list[str]:
@@ -83,6 +92,8 @@ def _changed(a: Folder, b: Folder) -> list[str]:
     for i, what in enumerate(("criteria", "mappings")):
         if a.digests[i] and b.digests[i] and a.digests[i] != b.digests[i]:
             out.append(f"{what} changed between the runs")
+    if a.code and b.code and a.code != b.code:  # (an upgrade: rules may read records otherwise)
+        out.append(f"cohort changed between the runs (code {a.code} -> {b.code})")
     return out
 
 

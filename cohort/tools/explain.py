@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 
 from cohort.asof import today
+from cohort.codeversion import code_version
 from cohort.config import Config, SiteConfig
 from cohort.criteria.base import Criterion
 from cohort.criteria.dropped import unclaimed
@@ -186,6 +187,9 @@ def judged_on(out: Path, site: str, as_of: date | None, mapping: str) -> tuple[d
         )
     if lists.mapping_version and lists.mapping_version != mapping:
         why.append(f"the mappings are not the lists' ({lists.mapping()})")
+    other = lists.other_code(code_version())
+    if other:  # (an upgrade since they were written: its rules may read records otherwise)
+        why.append(f"cohort's code is not the lists' ({other.removeprefix('code ')})")
     return day, said, (NOTE + "; ".join(why) if why else "")
 
 
