@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import os
 import sqlite3
 from collections.abc import Iterator
 from datetime import date
@@ -128,3 +129,30 @@ def _has_index(path: Path) -> bool:
     finally:
         db.close()
     return found is not None
+
+
+def test_an_evaluation_fork_copies_the_wal_into_the_store_file(
+    site_folder: Path, tmp_path: Path, loaded: Loaded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pages a read leaves in the WAL are copied into the store file by the evaluation's
+    fork, beside the evaluation, not by the store's close at the end of the run, alone."""
+    from cohort.screening import screen
+
+    site = SiteConfig("t", "T", str(site_folder))
+    cfg = dataclasses.replace(default_config(), workers=2)
+    said = tmp_path / "backfilled-by"
+    real = Store.backfill
+
+    def backfill(self: Store) -> None:
+        with open(said, "a") as f:  # (the fork's pid, where this process can read it)
+            f.write(f"{os.getpid()}\n")
+        real(self)
+
+    monkeypatch.setattr(Store, "backfill", backfill)
+    with Store(tmp_path / "s.sqlite") as store:
+        ingest.ingest_files(site, cfg, store, loaded)
+        cands = screen(site, store, loaded, AS_OF, 2)
+        serial = screen(site, store, loaded, AS_OF, 1)
+    assert len(cands) > 20 and cands == serial
+    by = said.read_text().split()
+    assert len(by) == 1 and int(by[0]) != os.getpid()

@@ -1,10 +1,10 @@
-"""A first load into a new store: the patient index dropped, and built once the rows are in."""
+"""After a load: a new store's patient index built once the rows are in, the WAL copied back."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from cohort.errors import StoreError
@@ -14,7 +14,7 @@ __all__ = ["Loads"]
 
 
 class Loads:
-    """`Store.first_load`."""
+    """`Store.first_load` and `Store.backfill`."""
 
     # provided by Store
     _db: sqlite3.Connection
@@ -63,3 +63,12 @@ class Loads:
                 except sqlite3.Error as e:
                     if not failed:  # (else the load's own error is the one to see)
                         raise self._err("write", e) from None
+
+    def backfill(self) -> None:
+        """Copy what the WAL holds into the store file now (a passive checkpoint: readers and
+        a writer go on meanwhile). Up to ~80 MB of a load's pages are left there
+        (`wal_autocheckpoint`), which the close at the end of a run would otherwise copy
+        alone; an evaluation fork does it beside the evaluation (cohort.screening). Best
+        effort: what it cannot copy, or an error, is left to that close."""
+        with suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
