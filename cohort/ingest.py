@@ -200,9 +200,12 @@ def _read_files(
     lines_before: dict[str, int] = {}
     held = Held(tombs=None if cfg.snapshot else Tombstones())
     try:
-        with store.first_load():  # (a new store: the patient index is built at the end)
+        # (a new store: the patient index is built at the end, or, with reading processes,
+        # while they read the last units: the rows of those few go in through it)
+        with store.first_load() as index_now:
             chunk = cfg.chunk_mb << 20
-            for unit, done in read_results(units, nproc, chunk, pieces=not cfg.snapshot):
+            read = read_results(units, nproc, chunk, pieces=not cfg.snapshot, last_given=index_now)
+            for unit, done in read:
                 offset = lines_before.get(unit.origin, 0) if unit.part else 0
                 lines_before[unit.origin] = offset + done.lines
                 rows = done.rows

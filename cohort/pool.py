@@ -24,7 +24,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cohort.forks import as_child, kill_and_reap, signals_held
@@ -40,9 +40,11 @@ _PIPE_BYTES = 1 << 20  # (Linux: bigger pipes, fewer switches between the proces
 @dataclass
 class _Worker:
     pid: int  # 0 once reaped
-    results: int  # this process's end of the worker's results pipe
+    results: int  # this process's end of the worker's results pipe (its drain thread's)
     frames: queue.SimpleQueue[bytes | None]  # tasks, for the feeder thread to write to it
     feeder: threading.Thread | None = None
+    got: queue.SimpleQueue[bytearray | None] = field(default_factory=queue.SimpleQueue)
+    drain: threading.Thread | None = None
 
 
 class ForkPool:
@@ -52,9 +54,14 @@ class ForkPool:
 
     A worker takes its tasks from a pipe that a thread of this process writes (so a big task
     never holds this thread up, nor deadlocks with the worker writing a big result back) and
-    sends its results back through another. `result(i)` waits for worker i's next one: None if
-    the worker died, or failed (its exception is not sent: it may quote the data, and the
-    caller, doing the task itself, sees the real error). Only a live worker is waited for.
+    sends its results back through another, which a second thread of this process drains as
+    they come: a worker never waits for this thread to take its result (a result is larger
+    than a pipe holds; the caller takes them in task order and writes the store meanwhile), so
+    it goes on to its next task at once (10k SLE + Synthea read: the reading processes waited
+    ~2.5 s each to hand results over; bench/RESULTS.md, thirty-first pass). `result(i)` waits
+    for worker i's next one: None if the worker died, or failed (its exception is not sent: it
+    may quote the data, and the caller, doing the task itself, sees the real error). Only a
+    live worker is waited for.
     """
 
     def __init__(self) -> None:
@@ -65,9 +72,10 @@ class ForkPool:
         parent = os.getpid()
         ends: list[int] = []  # this process's ends of the pipes of the workers forked so far
         # SIGINT, SIGTERM and SIGHUP wait until every worker is on record (for `close`), and
-        # never reach a worker before `as_child`. The feeder threads start once every fork is
-        # made (none copies this process while a thread writes) and keep them blocked, so the kernel
-        # delivers them to this thread, interrupting its wait for a result.
+        # never reach a worker before `as_child`. The feeder and drain threads start once every
+        # fork is made (none copies this process while a thread writes or reads) and keep them
+        # blocked, so the kernel delivers them to this thread, interrupting its wait for a
+        # result.
         with signals_held():
             for _ in range(nproc):
                 try:
@@ -86,6 +94,13 @@ class ForkPool:
                 except RuntimeError:  # (no thread to be had: the worker sees end of file, ends)
                     w.feeder = None
                     os.close(fd)
+                w.drain = threading.Thread(
+                    target=_drain, args=(w.results, w.got), name="cohort-drain", daemon=True
+                )
+                try:
+                    w.drain.start()
+                except RuntimeError:  # (none to be had: `result` reads the pipe itself)
+                    w.drain = None
 
     @property
     def size(self) -> int:
@@ -97,8 +112,12 @@ class ForkPool:
 
     def result(self, i: int) -> Any | None:
         """Worker i's next result, waiting for it; None if the worker is gone."""
-        blob = _recv(self.workers[i].results)
-        return None if blob is None else pickle.loads(blob)  # noqa: S301 (our own fork's)
+        w = self.workers[i]
+        blob = w.got.get() if w.drain is not None else _recv(w.results)
+        if blob is None:
+            w.got.put(None)  # (gone for good: a later call reads None again, not waits)
+            return None
+        return pickle.loads(blob)  # noqa: S301 (our own fork's)
 
     def close(self) -> None:
         """Kill every worker, reap it and end the feeders (waiting at most forks.REAP_SECONDS).
@@ -113,8 +132,11 @@ class ForkPool:
             for w in self.workers:
                 if w.feeder is not None:  # (one writing to a worker left unkilled stays)
                     w.feeder.join(max(0.0, deadline - time.monotonic()))
-                with contextlib.suppress(OSError):
-                    os.close(w.results)
+                if w.drain is not None:  # (it closes the pipe at end of file: a killed worker)
+                    w.drain.join(max(0.0, deadline - time.monotonic()))
+                if w.drain is None:
+                    with contextlib.suppress(OSError):
+                        os.close(w.results)
             self.workers = []
 
 
@@ -172,6 +194,20 @@ def _feed(fd: int, frames: queue.SimpleQueue[bytes | None]) -> None:
     except OSError:
         pass
     finally:
+        os.close(fd)
+
+
+def _drain(fd: int, got: queue.SimpleQueue[bytearray | None]) -> None:
+    """A drain thread: each message of a worker's results pipe queued as it comes, None at end
+    of file (the worker died, or was killed by `close`), which closes the pipe: this thread
+    owns it (closed under a blocked read, its number could be reused by another file)."""
+    try:
+        while (blob := _recv(fd)) is not None:
+            got.put(blob)
+    except OSError:
+        pass
+    finally:
+        got.put(None)
         os.close(fd)
 
 

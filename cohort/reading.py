@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import marshal
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,7 +110,12 @@ def _batched(units: Iterator[Unit], chunk_bytes: int) -> Iterator[list[Unit]]:
 
 
 def read_results(
-    units: list[Unit], nproc: int, chunk_bytes: int = 16 << 20, *, pieces: bool = False
+    units: list[Unit],
+    nproc: int,
+    chunk_bytes: int = 16 << 20,
+    *,
+    pieces: bool = False,
+    last_given: Callable[[], None] | None = None,
 ) -> Iterator[tuple[Unit, _Done]]:
     """Each unit's result, in unit order, with bounded memory: units go to the workers in
     batches of about `chunk_bytes` (many small files make one task), 2 batches per worker in
@@ -124,6 +129,10 @@ def read_results(
     first batch not yet handed over on are read in this process instead: every earlier unit was
     already written in order. However the caller stops (an error, SIGTERM), the workers are
     killed and reaped; they also die with this process (see `as_child`).
+
+    `last_given` is called once, with workers, when the last unit has gone to them, at least
+    one has come back and some are still theirs: what this process has to do anyway at the end
+    of the read (the patient index) it can do then, while they read the last ones.
     """
     if nproc <= 1:
         for u in stream_units(units, chunk_bytes) if pieces else units:
@@ -137,9 +146,16 @@ def read_results(
         pool.start(nproc, _read_all)
         load = [0] * pool.size  # batches given to each worker and not yet handed over
 
+        left = True  # (units not yet given to a worker)
+
         def submit() -> None:
             """Fill the window, each batch to the worker with the fewest."""
-            while len(given) < 2 * pool.size and (batch := next(todo, None)) is not None:
+            nonlocal left
+            while left and len(given) < 2 * pool.size:
+                batch = next(todo, None)
+                if batch is None:
+                    left = False
+                    break
                 i = load.index(min(load))
                 pool.submit(i, batch)
                 load[i] += 1
@@ -160,6 +176,9 @@ def read_results(
             load[i] -= 1
             yield from zip(batch, dones, strict=True)
             submit()
+            if not left and given and last_given is not None:
+                last_given()
+                last_given = None
     finally:
         pool.close()
     for batch, _ in given:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -213,8 +214,12 @@ def screen(
     if nproc > 1:
         warm_units()  # build the UCUM registry once, before the forks copy this process
 
+        me = os.getpid()
+
         def in_worker(parts: Iterator[list[str]]) -> Iterator[list[Candidate]]:
             with Store(store.path) as mine:
+                if os.getpid() != me:  # (in the fork: beside this process's first chunks)
+                    mine.backfill()
                 extractor = extractor_for(mine)
                 for part in parts:
                     yield run_ids(mine, part, extractor)

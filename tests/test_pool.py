@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import signal
 import sys
 import time
@@ -79,6 +80,9 @@ def _echo(task: tuple[str, Any]) -> Any:
         raise ValueError("a patient's data")  # (not sent back)
     if what == "sleep":
         time.sleep(arg)
+    if what == "mark":  # (a pipe the test made before the fork: written when reached)
+        os.write(arg, b"1")
+        return "marked"
     if what == "hup":  # (a Python handler is no thing to send back: named)
         hup = signal.getsignal(signal.SIGHUP)
         return hup if isinstance(hup, signal.Handlers) else "a Python handler"
@@ -141,6 +145,30 @@ def test_results_come_back_in_order_with_big_tasks_and_results() -> None:
     assert [blob for _, blob in got] == blobs
     assert len({pid for pid, _ in got}) == 2 and os.getpid() not in {pid for pid, _ in got}
     assert not _children() - before
+
+
+@linux
+def test_a_worker_goes_on_to_its_next_task_before_its_big_results_are_taken() -> None:
+    """A worker's results are drained as they come: one whose results each outgrow a pipe
+    works through every task queued for it while this process takes none of them (it writes
+    the store meanwhile), instead of waiting, blocked mid-result, for the first to be taken."""
+    r, w = os.pipe()
+    pool = ForkPool()
+    try:
+        pool.start(1, _echo)
+        for i in range(3):
+            pool.submit(0, ("echo", bytes([i]) * BIG))
+        pool.submit(0, ("mark", w))
+        ready, _, _ = select.select([r], [], [], 20)  # (only its last task writes here)
+        assert ready, "the worker waited for its first result to be taken"
+        assert os.read(r, 1) == b"1"
+        got = [pool.result(0) for _ in range(4)]
+    finally:
+        pool.close()
+        os.close(r)
+        os.close(w)
+    assert [blob for _, blob in got[:3]] == [bytes([i]) * BIG for i in range(3)]
+    assert got[3] == "marked"
 
 
 @linux

@@ -181,13 +181,15 @@ def test_closing_the_pool_ends_a_stopped_worker() -> None:
 
 
 def _sigterm_when_waiting() -> None:
-    """A thread sends the main thread SIGTERM once it waits on a pipe."""
+    """A thread sends the main thread SIGTERM once it waits on a pipe (a fork's), or on the
+    queue a reading process's drain thread fills (a futex)."""
     task = Path(f"/proc/self/task/{os.getpid()}")  # (the main thread's)
 
     def waiting() -> bool:
         state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
         wchan = (task / "wchan").read_text()
-        return state == "S" and ("pipe" in wchan or wchan in ("", "0"))  # (0: not shown)
+        # (0: not shown)
+        return state == "S" and ("pipe" in wchan or "futex" in wchan or wchan in ("", "0"))
 
     def send() -> None:
         _until(waiting)

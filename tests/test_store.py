@@ -362,6 +362,64 @@ def test_first_load_builds_the_patient_index_at_its_end(store: Store, tmp_path: 
         assert len(_patient_index(again)) == 1
 
 
+def test_first_load_builds_the_patient_index_when_asked_and_rows_after_go_in_through_it(
+    store: Store,
+) -> None:
+    """The index may be built before the load ends (while other processes read the last
+    units): the rows written after it are in it, and it is built once."""
+    from cohort.store import prepare_row
+
+    with store.first_load() as index_now:
+        first = [prepare_row(obs(f"o{i}", f"p{i % 2}"), f"f:{i}") for i in range(4)]
+        store.put_rows("s", first, source="src", stats=PutStats(), fresh=True)
+        assert _patient_index(store) == []
+        index_now()
+        assert len(_patient_index(store)) == 1
+        later = [prepare_row(obs(f"o{i}", f"p{i % 3}"), f"f:{i}") for i in range(4, 7)]
+        store.put_rows("s", later, source="src", stats=PutStats(), fresh=True)
+        index_now()  # (built already: nothing)
+    assert len(_patient_index(store)) == 1
+    assert store._db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    got = {pid: sorted(r["id"] for r in rs) for pid, rs in store.iter_by_patient("s", ["p0", "p1", "p2"])}
+    # o0..o3 by i % 2, o4..o6 by i % 3
+    assert got == {"p0": ["o0", "o2", "o6"], "p1": ["o1", "o3", "o4"], "p2": ["o5"]}
+    # a store with rows keeps its index, and asking for it changes nothing
+    with store.first_load() as index_now:
+        index_now()
+    assert len(_patient_index(store)) == 1
+
+
+def test_backfill_leaves_every_record_in_the_store_file(tmp_path: Path) -> None:
+    """What the WAL holds is copied into the store file while the store stays open (and
+    readable): the file alone then has every record."""
+    import shutil
+
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        store.put_resources("s", items(*(obs(f"o{i}", "p1") for i in range(50))), source="src")
+        reader = Store(path)  # (a reader open meanwhile, as the evaluation's are)
+        try:
+            assert len(list(reader.iter_by_patient("s", ["p1"]))[0][1]) == 50
+            shutil.copy(path, tmp_path / "before.sqlite")
+            store.backfill()
+            shutil.copy(path, tmp_path / "after.sqlite")
+            assert len(list(reader.iter_by_patient("s", ["p1"]))[0][1]) == 50
+        finally:
+            reader.close()
+
+    def stored(copy: Path) -> int:
+        db = sqlite3.connect(copy)  # (the file alone: no WAL beside it)
+        try:
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name='resources'").fetchone():
+                return int(db.execute("SELECT count(*) FROM resources").fetchone()[0])
+            return 0
+        finally:
+            db.close()
+
+    assert stored(tmp_path / "before.sqlite") == 0  # (they were in the WAL only, even the table)
+    assert stored(tmp_path / "after.sqlite") == 50
+
+
 def test_a_text_zero_is_stored_as_text_and_none_as_null(store: Store) -> None:
     """INSERT binds None as 0 and NULLIF(?, 0) makes it NULL again: a versionId, lastUpdated or
     patient "0" (text) never equals the integer and stays "0", on the insert and upsert paths."""

@@ -18,6 +18,7 @@ from cohort.errors import StoreError
 from cohort.source.refused import STUB, over_readable
 from cohort.store.census import CensusTables
 from cohort.store.identifiers import UnattributedTables
+from cohort.store.loads import Loads
 from cohort.store.marks import MarkTables
 from cohort.store.reads import Reads
 from cohort.store.removals import Removals
@@ -30,14 +31,14 @@ from cohort.store.rows import (
     prepare_row,
     same_content,
 )
-from cohort.store.schema import INSERT, PATIENT_INDEX, SCHEMA
+from cohort.store.schema import INSERT, SCHEMA
 from cohort.store.why import why
 
 __all__ = ["Store"]
 
 
 # (Reads before Removals: its count_by_type is what Removals' stub stands for)
-class Store(MarkTables, CensusTables, Reads, Removals, UnattributedTables):
+class Store(MarkTables, CensusTables, Reads, Removals, UnattributedTables, Loads):
     """SQLite store in WAL mode; the file is created 0600 and a new folder 0700."""
 
     def __init__(self, path: Path) -> None:
@@ -311,32 +312,6 @@ class Store(MarkTables, CensusTables, Reads, Removals, UnattributedTables):
             " WHERE site=? AND type=? AND id IN (SELECT value FROM json_each(?))",
             (site, rtype, orjson.dumps(rids).decode()),
         )
-
-    @contextmanager
-    def first_load(self) -> Iterator[None]:
-        """Around a load: when the store holds no resources at all (a new store), the rows go
-        in without the patient index, which is built once at the end: one sorted build costs
-        less than an index insert per row (dense10k's 229k rows written, build included: 1.91
-        -> 1.72 s CPU). Nothing reads that index during a file read; it is back however the
-        load ends, and a process killed meanwhile leaves a store whose next open creates it
-        (SCHEMA: IF NOT EXISTS)."""
-        empty = self._one("SELECT 1 FROM resources LIMIT 1", ()) is None
-        if empty:
-            try:
-                self._db.execute("DROP INDEX IF EXISTS resources_patient")
-            except sqlite3.Error as e:
-                raise self._err("write", e) from None
-        failed = True
-        try:
-            yield
-            failed = False
-        finally:
-            if empty:
-                try:
-                    self._db.execute(PATIENT_INDEX)
-                except sqlite3.Error as e:
-                    if not failed:  # (else the load's own error is the one to see)
-                        raise self._err("write", e) from None
 
     def _write(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
         """executemany each statement, all in one transaction."""
