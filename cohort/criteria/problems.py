@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from cohort.criteria.counted import is_counted
 from cohort.criteria.registry import CHOICES, EXPOSURES, RECORD_KEYS, WINDOW, Table
 from cohort.errors import did_you_mean
 
@@ -74,6 +75,12 @@ def rule_problems(kind: str, params: Mapping[str, Any]) -> Iterator[Problem]:
         yield "concepts", f"kind '{kind}' needs at least one of {', '.join(RECORD_KEYS)}"
     if kind == "washout" and isinstance(params.get("excluded_routes"), dict):
         yield from route_problems(params["excluded_routes"], params.get("concepts", []))
+    if kind == "diagnosis" and "uncertain_concepts" in params and is_counted(params):
+        why = "not read with min_count or a window: remove it, or the count"
+        yield "uncertain_concepts", why
+    count = params.get("min_count")
+    if type(count) is int and count < 1:
+        yield "min_count", f"{count} is below 1"
     low, high = params.get("min_years"), params.get("max_years")
     if type(low) is int and type(high) is int and 0 <= high < low:  # a negative one: below
         yield "max_years", f"{high} is below min_years = {low}: no age would pass"
