@@ -20,6 +20,9 @@ _NEEDS: dict[str, tuple[tuple[str, str], ...]] = {
 # entered-in-error drop the record: mappings/rules.toml)
 _UNCONFIRMED = ("unconfirmed", "provisional", "differential")
 
+# lab_latest's limits, one of which it takes
+_LIMITS = ("fail_below", "pass_at_least", "pass_below")
+
 Problem = tuple[str, str]  # (key, message)
 # windows and durations longer than this are typos (and dates out of the calendar's range)
 _LONGEST = {
@@ -50,8 +53,8 @@ def rule_problems(kind: str, params: Mapping[str, Any]) -> Iterator[Problem]:
     for key, needs in _NEEDS.get(kind, ()):
         if key in params and needs not in params:
             yield key, f"needs '{needs}' too"
-    if kind == "lab_latest" and ("fail_below" in params) == ("pass_at_least" in params):
-        yield "fail_below", "give exactly one of fail_below or pass_at_least"
+    if kind == "lab_latest" and sum(k in params for k in _LIMITS) != 1:
+        yield "fail_below", f"give exactly one of {', '.join(_LIMITS[:-1])} or {_LIMITS[-1]}"
     if kind in ("washout", "high_dose") and not set(WINDOW) & params.keys():
         yield "window_weeks", f"kind '{kind}' needs window_days, window_weeks or window_months"
     for key in ("checks", "measures"):

@@ -100,6 +100,7 @@ KINDS: dict[str, KindSpec] = {
             **WINDOW,
             "fail_below": NUMBER,
             "pass_at_least": NUMBER,
+            "pass_below": NUMBER,  # a strict upper limit: below it passes, at it fails
             "alt": dict,
             "unconfirmed_verification": list,  # of `alt`'s conditions
         },

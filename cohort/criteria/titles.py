@@ -16,6 +16,7 @@ TITLE_NUMBERS = (
     "min_titer",
     "fail_below",
     "pass_at_least",
+    "pass_below",
     "max_daily_mg",
     "min_a",
     "min_b",
