@@ -4,10 +4,12 @@ recent smoking status must not be "Never smoker"; docs/criteria-kinds.md)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from criteria_helpers import ago, cc, observation, run
+from criteria_helpers import ago, cc, context, criterion, observation, qty, run, settled
 
+from cohort.criteria.registry import KINDS
 from cohort.model import Result
 
 SNOMED = "http://snomed.info/sct"
@@ -46,3 +48,30 @@ def test_a_coded_answer_values_csv_reads_decides() -> None:
     # SNOMED 10828004 Positive (values.csv)
     coded = observation("5196-1", ago(10), valueCodeableConcept=cc("10828004", SNOMED))
     assert str(hbsag(coded, required=True).status) == "pass"
+
+
+def test_the_unknown_of_a_required_check_says_what_was_searched() -> None:
+    """A fail or unknown with no record to show has one row saying what was searched (docs/
+    rules.md): a check concludes from a finding and was never searched for, but a required one
+    is, and its unknown had no evidence row at all."""
+    chk = {"lab": ["hbsag"], "result": "negative", "required": True, "window_days": 90}
+    heart_rate = observation("8867-4", ago(3), valueQuantity=qty(70))
+    r = settled("hbv", heart_rate, params={"checks": [chk]})
+    assert str(r.status) == "unknown"
+    (row,) = r.evidence
+    assert (row.ref, row.concept) == ("", "hbsag")
+    assert row.note.startswith(
+        "searched: Observation records of hbsag in the 90 days before 2026-11-25: none; "
+        "1 other Observation record(s) on file"
+    ), row.note
+
+
+def test_an_inclusion_of_checks_that_passes_says_nothing_rules_it_out() -> None:
+    """'no exclusionary finding' read wrong under an inclusion (a smoker is not excluded, but
+    included)."""
+    chk = {"lab": ["hbsag"], "result": "negative", "required": True}
+    crit = dataclasses.replace(criterion("hbv"), type="inclusion", params={"checks": [chk]})
+    r = KINDS["checks"].fn(crit, context(result(10, "Positive")))
+    assert (str(r.status), r.reason) == ("pass", "no finding that rules it out")
+    assert str(hbsag(result(10, "Positive")).status) == "pass"
+    assert hbsag(result(10, "Positive")).reason == "no exclusionary finding"  # (an exclusion)
