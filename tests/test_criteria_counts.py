@@ -147,3 +147,8 @@ def test_a_count_title_quotes_the_count_and_the_window_not_a_zero_delay() -> Non
     assert title_problems({**rule, "title": "At least 2 exacerbations in 12 months"}) == []
     (stale,) = title_problems({**rule, "min_count": 3, "title": "At least 2 in 12 months"})
     assert stale.startswith("'At least 2 in 12 months' does not mention min_count = 3 ")
+
+
+def test_the_evidence_lists_the_conditions_newest_first_undated_last() -> None:
+    r = counted(sle("2026-03-15"), sle(None), sle("2026-10-01"), sle("2026-06"))
+    assert [e.date for e in r.evidence] == ["2026-10-01", "2026-06", "2026-03-15", ""]

@@ -8,6 +8,7 @@ from typing import Any
 
 from cohort.criteria.base import Context, Criterion, months_before, result
 from cohort.criteria.days import condition_days, condition_shown
+from cohort.criteria.ordering import evidence_day
 from cohort.criteria.windows import window_span, window_start
 from cohort.model import Evidence, Result, Status
 from cohort.safetext import clipped
@@ -60,6 +61,8 @@ def counted(crit: Criterion, ctx: Context) -> Result:
                 ev.noted("counted" if ok else f"verificationStatus {c.verification_status}")
             )
     days = [sure[k] for k in sorted(sure, reverse=True)]  # newest first
+    # newest first, as the reason lists the dates; undated last
+    used.sort(key=lambda e: -(evidence_day(e.date) or date.min).toordinal())
     more = [text for key, text in maybe.items() if key not in sure]
     span = f"within {window_span(p)}" if start else f"on or before {cutoff}"
     # (the label is not made plural: "COPD exacerbation on 2 dates", not "2 COPD exacerbation")
