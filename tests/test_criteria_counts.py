@@ -84,7 +84,7 @@ def test_more_that_may_be_cannot_reach_the_count_fails() -> None:
     r = counted(sle("2025-11"), min_count=3)
     assert str(r.status) == "fail"
     assert r.reason == (
-        "no SLE within 12 months and 1 more that may be (2025-11), needs at least 3"
+        "no SLE within 12 months and 1 that may be (2025-11), needs at least 3"
     )
 
 
@@ -152,3 +152,24 @@ def test_a_count_title_quotes_the_count_and_the_window_not_a_zero_delay() -> Non
 def test_the_evidence_lists_the_conditions_newest_first_undated_last() -> None:
     r = counted(sle("2026-03-15"), sle(None), sle("2026-10-01"), sle("2026-06"))
     assert [e.date for e in r.evidence] == ["2026-10-01", "2026-06", "2026-03-15", ""]
+
+
+def test_each_undated_condition_may_be_an_episode_of_its_own() -> None:
+    r = counted(sle(None), sle(None))
+    assert str(r.status) == "unknown"
+    assert r.reason == (
+        "no SLE within 12 months and 2 that may be (no date, no date): "
+        "cannot tell if at least 2"
+    )
+
+
+def test_a_partial_date_that_may_be_the_day_of_another_may_be_one_episode() -> None:
+    # 2026-03 may be 2026-03-15: one episode, or two
+    r = counted(sle("2026-03"), sle("2026-03-15"))
+    assert str(r.status) == "unknown"
+    assert r.reason == (
+        "SLE on 2 dates within 12 months (2026-03-15, 2026-03), which may be one day: "
+        "cannot tell if at least 2"
+    )
+    # 2026-03 may be either day, but those two are two days
+    assert str(counted(sle("2026-03"), sle("2026-03-15"), sle("2026-03-20")).status) == "pass"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
@@ -36,7 +36,8 @@ def counted(crit: Criterion, ctx: Context) -> Result:
     concept = ",".join(p["concepts"])
     unconfirmed = set(p.get("unconfirmed_verification", ()))
     sure: dict[tuple[date, date], tuple[str, bool]] = {}  # date -> (as shown, one confirmed)
-    maybe: dict[tuple[date, date] | None, str] = {}  # dates that may count -> as shown
+    # dates that may count -> as shown; each undated condition by its ref (an episode each)
+    maybe: dict[tuple[date, date] | str, str] = {}
     shaky = ""  # the first unconfirmed verificationStatus counted
     used: list[Evidence] = []
     ignored: list[Evidence] = []
@@ -45,7 +46,7 @@ def counted(crit: Criterion, ctx: Context) -> Result:
         first, last = condition_days(c)
         ev = Evidence(ref=c.ref, concept=concept, value=clipped(c.text), date=condition_shown(c))
         if first is None or last is None:
-            maybe[None] = "no date"
+            maybe[c.ref] = "no date"
             used.append(ev.noted("no date: may be in the window"))
         elif last < first_day or first > cutoff:
             outside = f"outside the window ({window_span(p)}, from {start})" if start else ""
@@ -69,15 +70,30 @@ def counted(crit: Criterion, ctx: Context) -> Result:
     dates = ", ".join(text for text, _ in days[:_SAID]) + (" ..." if len(days) > _SAID else "")
     on = "date" if len(days) == 1 else "dates"
     found = f"{label} on {len(days)} {on} {span} ({dates})" if days else f"no {label} {span}"
-    maybes = f"{len(more)} more that may be ({', '.join(more[:_SAID])})"
-    if len(days) >= need:
-        confirmed = sum(ok for _, ok in days)
-        if confirmed >= need:
+    also = "more " if days else ""
+    maybes = f"{len(more)} {also}that may be ({', '.join(more[:_SAID])})"
+    if _apart(sure) >= need:
+        if _apart([k for k, (_, ok) in sure.items() if ok]) >= need:
             return result(crit, Status.PASS, found, used, ignored)
-        why = f"{found}, {len(days) - confirmed} of them recorded as {shaky}: confirm the diagnosis"
+        shy = sum(not ok for _, ok in days)
+        why = f"{found}, {shy} of them recorded as {shaky}: confirm the diagnosis"
+        return result(crit, Status.UNKNOWN, why, used, ignored)
+    if len(days) >= need:  # (a partial date that may be the day of another)
+        why = f"{found}, which may be one day: cannot tell if at least {need}"
         return result(crit, Status.UNKNOWN, why, used, ignored)
     if len(days) + len(more) >= need:
         why = f"{found} and {maybes}: cannot tell if at least {need}"
         return result(crit, Status.UNKNOWN, why, used, ignored)
     tail = f" and {maybes}" if more else ""
     return result(crit, Status.FAIL, f"{found}{tail}, needs at least {need}", used, ignored)
+
+
+def _apart(spans: Iterable[tuple[date, date]]) -> int:
+    """The fewest days the (first, last) spans can stand for: a partial date (2026-03) may be the
+    day of another (2026-03-15), and they are then one episode (the fewest points that stab
+    every span, taken greedily by their last days)."""
+    n, point = 0, date.min
+    for first, last in sorted(spans, key=lambda s: s[1]):
+        if n == 0 or first > point:
+            n, point = n + 1, last
+    return n
