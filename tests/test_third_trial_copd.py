@@ -166,6 +166,22 @@ def test_the_copd_trial_on_hand_made_patients(tmp_path: Path) -> None:
     assert not SLE_WORDS.search(explained.output), explained.output
 
 
+@pytest.mark.usefixtures("in_tmp")
+@pytest.mark.parametrize("as_of", ["2026-06-01", "2026-02-10", "2025-01-01"])
+def test_the_hand_made_patients_on_other_dates_agree_with_the_oracle(
+    tmp_path: Path, as_of: str
+) -> None:
+    """Earlier dates move records out of the windows and after as-of (on 2026-02-10 the first
+    exacerbation is the day itself, the second not yet recorded; by 2025-01-01 most charts
+    hold only their COPD and their inhaler): every cell is still the oracle's."""
+    cfg = _config(tmp_path, COPD / "data")
+    out = tmp_path / "out"
+    _run(cfg, out, as_of)
+    candidates = str(out / "t1" / "candidates.csv")
+    lines = copd_oracle.compare(str(COPD / "data"), date.fromisoformat(as_of), candidates)
+    assert lines == ["22 screened by the oracle, 22 rows, 0 difference(s)"], "\n".join(lines)
+
+
 def _public() -> Path:
     env = os.environ.get("COHORT_PUBLIC_DATA")
     for cand in ([Path(env)] if env else []) + [ROOT.parent / "shared" / "data" / "public-fhir"]:
