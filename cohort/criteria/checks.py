@@ -198,7 +198,13 @@ def checks(crit: Criterion, ctx: Context) -> Result:
     if status is Status.PASS:
         # the negatives read are why it passes (a most recent negative HBsAg is why an older
         # positive does not fail): used evidence, not "ignored" (docs/rules.md)
-        return result(crit, Status.PASS, "no exclusionary finding", read, ignored)
+        # (an inclusion read from results, "current or former smoker", is not excluded)
+        why = (
+            "no exclusionary finding"
+            if crit.type != "inclusion"
+            else "no finding that rules it out"
+        )
+        return result(crit, Status.PASS, why, read, ignored)
     # a fail or unknown rests on its findings alone: the other checks' negatives are listed
     # among the ignored, each note saying what it was
     chosen = [o for o in outcomes if o[0] is status]

@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from cohort.criteria.base import Context, Criterion, months_before, result, shown
+from cohort.criteria.counted import counted, is_counted
 from cohort.criteria.days import condition_days, condition_shown, latest, onset_bounded
 from cohort.extract.elements import parse_days
 from cohort.extract.onset import birth_days
@@ -117,8 +118,11 @@ def active_record(crit: Criterion, ctx: Context) -> Result:
 
 
 def diagnosis(crit: Criterion, ctx: Context) -> Result:
-    """A qualifying condition recorded long enough before as_of (onset, else recordedDate)."""
+    """A qualifying condition recorded long enough before as_of (onset, else recordedDate); with
+    `min_count` or a window, enough of them in the window (criteria.counted)."""
     p = crit.params
+    if is_counted(p):
+        return counted(crit, ctx)
     found = ctx.conditions(p["concepts"])
     uncertain_why = p.get("uncertain_reason", "diagnosis not specific")
     unsure = list(p.get("uncertain_concepts", []))

@@ -96,7 +96,14 @@ def lab_check(
     concepts = chk["lab"]
     label = chk["label"] if "label" in chk else ctx.label(concepts[0])
     want = chk.get("result", "positive")
-    obs, ignored = ctx.observations(concepts, window_start(ctx.as_of, chk))
+    since = window_start(ctx.as_of, chk)
+    obs, ignored = ctx.observations(concepts, since)
+    if not obs and chk.get("required"):
+        # an inclusion read from a result (a smoking status that must not read "never"): no
+        # result is no answer, as lab_latest's and a required measure's
+        when = f" since {since}" if since else ""
+        why = f"no {ctx.label(concepts)} result{when}"
+        return Status.UNKNOWN, [], ignored, why, "", NoValue.NONE
     # only a cut-off (positive_at) reads the number in the canonical unit: without one a
     # result is shown as recorded ("500 copies/mL" detected is read, never "cannot be converted")
     convert = "positive_at" in chk

@@ -20,7 +20,8 @@ def superseded(ctx: Context, obs: list, concepts: list[str]) -> list[Evidence]:
 
 
 def lab_latest(crit: Criterion, ctx: Context) -> Result:
-    """Most recent numeric result in a window against a threshold (fail_below or pass_at_least)."""
+    """Most recent numeric result in a window against a threshold: fail_below or pass_at_least
+    (below it fails), or pass_below (a strict upper limit: below it passes, at it fails)."""
     p = crit.params
     concepts = p["concepts"]
     since = window_start(ctx.as_of, p)
@@ -59,7 +60,9 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
     # as reported ("<20" is not 20); the evidence row keeps the number, reasons round it
     ev = ctx.obs_evidence(o, concept, "most recent", f"{cmp}{v:g}", unit)
     when = shown(o.when, o.when_last)
-    threshold = float(p["fail_below"] if "fail_below" in p else p["pass_at_least"])
+    upper = "pass_below" in p
+    key = "pass_below" if upper else "fail_below" if "fail_below" in p else "pass_at_least"
+    threshold = float(p[key])
     alt = p.get("alt") if "fail_below" in p else None
     if alt:
         # None: active on some of the days a partial date stands for (abatement, or a date
@@ -121,7 +124,7 @@ def lab_latest(crit: Criterion, ctx: Context) -> Result:
     # "<20" against 25: "below 20 x10^3/uL (limit 25)" (`versus`), as reported, not 20
     value = amount(readable(v, threshold), unit)
     said = versus(cmp, value, "<" if is_below else ">=", f"{threshold:g}")
-    if is_below:
+    if is_below is not upper:
         return result(crit, Status.FAIL, f"{name} {said} on {when}", [ev], ignored)
     return result(crit, Status.PASS, f"{name} {said}", [ev], ignored)
 

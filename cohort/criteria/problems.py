@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from cohort.criteria.counted import is_counted
 from cohort.criteria.registry import CHOICES, EXPOSURES, RECORD_KEYS, WINDOW, Table
 from cohort.errors import did_you_mean
 
@@ -18,6 +19,9 @@ _NEEDS: dict[str, tuple[tuple[str, str], ...]] = {
 # FHIR R4 condition-ver-status codes under which a diagnosis is not established (refuted and
 # entered-in-error drop the record: mappings/rules.toml)
 _UNCONFIRMED = ("unconfirmed", "provisional", "differential")
+
+# lab_latest's limits, one of which it takes
+_LIMITS = ("fail_below", "pass_at_least", "pass_below")
 
 Problem = tuple[str, str]  # (key, message)
 # windows and durations longer than this are typos (and dates out of the calendar's range)
@@ -49,8 +53,8 @@ def rule_problems(kind: str, params: Mapping[str, Any]) -> Iterator[Problem]:
     for key, needs in _NEEDS.get(kind, ()):
         if key in params and needs not in params:
             yield key, f"needs '{needs}' too"
-    if kind == "lab_latest" and ("fail_below" in params) == ("pass_at_least" in params):
-        yield "fail_below", "give exactly one of fail_below or pass_at_least"
+    if kind == "lab_latest" and sum(k in params for k in _LIMITS) != 1:
+        yield "fail_below", f"give exactly one of {', '.join(_LIMITS[:-1])} or {_LIMITS[-1]}"
     if kind in ("washout", "high_dose") and not set(WINDOW) & params.keys():
         yield "window_weeks", f"kind '{kind}' needs window_days, window_weeks or window_months"
     for key in ("checks", "measures"):
@@ -74,6 +78,12 @@ def rule_problems(kind: str, params: Mapping[str, Any]) -> Iterator[Problem]:
         yield "concepts", f"kind '{kind}' needs at least one of {', '.join(RECORD_KEYS)}"
     if kind == "washout" and isinstance(params.get("excluded_routes"), dict):
         yield from route_problems(params["excluded_routes"], params.get("concepts", []))
+    if kind == "diagnosis" and "uncertain_concepts" in params and is_counted(params):
+        why = "not read with min_count or a window: remove it, or the count"
+        yield "uncertain_concepts", why
+    count = params.get("min_count")
+    if type(count) is int and count < 1:
+        yield "min_count", f"{count} is below 1"
     low, high = params.get("min_years"), params.get("max_years")
     if type(low) is int and type(high) is int and 0 <= high < low:  # a negative one: below
         yield "max_years", f"{high} is below min_years = {low}: no age would pass"

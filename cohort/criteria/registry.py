@@ -81,6 +81,9 @@ KINDS: dict[str, KindSpec] = {
             "uncertain_reason": str,
             "label": str,
             "unconfirmed_verification": list,
+            # at least this many conditions (one a day) in the window: criteria.counted
+            "min_count": int,
+            **WINDOW,
         },
         reads={"concepts": CONDITIONS, "uncertain_concepts": CONDITIONS},
     ),
@@ -97,6 +100,7 @@ KINDS: dict[str, KindSpec] = {
             **WINDOW,
             "fail_below": NUMBER,
             "pass_at_least": NUMBER,
+            "pass_below": NUMBER,  # a strict upper limit: below it passes, at it fails
             "alt": dict,
             "unconfirmed_verification": list,  # of `alt`'s conditions
         },
@@ -186,6 +190,7 @@ LAB_CHECK = Table(
         "positive_at": NUMBER,
         "equivocal_at": NUMBER,
         "unless_later": CONCEPTS,
+        "required": bool,  # no result (in the window) is unknown, not a pass
         **WINDOW,
     },
     reads={"lab": LABS, "unless_later": LABS},

@@ -11,6 +11,7 @@ from cohort.criteria.base import Context, Criterion, window_span
 from cohort.criteria.registry import (
     CONDITIONS,
     KINDS,
+    LAB_CHECK,
     LABS,
     MEASURE,
     MEDICATIONS,
@@ -99,10 +100,12 @@ def _sought(crit: Criterion) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     lists = [(sort, crit.params.get(key)) for key, sort in spec.reads.items()]
     # (an `alt` only lowers a limit and a check concludes from a finding: neither is searched
-    # for; a measure is)
+    # for; a measure is, and a lab check that is `required`)
     for _, table, entry in tables_of(crit.kind, crit.params):
         if table is MEASURE and isinstance(entry, dict):
             lists += [(sort, entry.get(key)) for key, sort in table.reads.items()]
+        elif table is LAB_CHECK and isinstance(entry, dict) and entry.get("required"):
+            lists.append((LABS, entry.get("lab")))
     for sort, names in lists:
         for name in names if isinstance(names, list) else ():
             if isinstance(name, str) and name not in out.get(sort, ()):
@@ -118,8 +121,12 @@ def _when(crit: Criterion, as_of: date) -> str:
     """The search's time frame, as the kind reads it."""
     if crit.kind == "current_medication":
         return f"current on {as_of}"
+    params = crit.params
+    if crit.kind == "checks":  # (a required lab check's own window)
+        checks = params.get("checks") or ()
+        params = next((c for c in checks if isinstance(c, dict) and c.get("required")), params)
     try:
-        return f"in the {window_span(crit.params)} before {as_of}"
+        return f"in the {window_span(params)} before {as_of}"
     except KeyError:  # (no window)
         return f"on record by {as_of}"
 

@@ -16,9 +16,11 @@ TITLE_NUMBERS = (
     "min_titer",
     "fail_below",
     "pass_at_least",
+    "pass_below",
     "max_daily_mg",
     "min_a",
     "min_b",
+    "min_count",
 )
 _DAYS = {"window_days": 1.0, "window_weeks": 7.0, "window_months": 365.25 / 12}
 # thresholds that are periods too ("diagnosed >= 1 year" says min_months = 12)
@@ -94,6 +96,8 @@ def _unquoted(raw: dict[str, Any], text: str) -> list[tuple[str, Any]]:
         for key, value in found
         if value is not None
         and value not in quoted
+        # (min_months = 0, any date up to as-of, is no delay a title says)
+        and not (key == "min_months" and value == 0)
         and not (key in _SPANS and _said(value * _SPANS[key], periods))
     ]
 

@@ -102,6 +102,14 @@ def read_csv(
                 raise MappingError(f"{shown}:{line}: {typo}")
             continue
         problem = _cells_problem(f"{shown}:{line}", cells, len(header))
+        if (
+            problem is None
+            and cells[0].strip() == header[0]
+            and [c.strip() for c in cells] == header
+        ):
+            # (its words read as a row's: "unknown match kind 'match'", "UCUM cannot parse
+            # 'unit'", "no concept rows for 'concept'")
+            problem = MappingError(f"{shown}:{line}: {AGAIN}")
         if problem is not None:
             _bad_line(problem, bad)
             continue
@@ -111,6 +119,9 @@ def read_csv(
         yield Record(f"{shown}:{line}", dict(zip(header, cells, strict=True)))
     if header is None:
         raise MappingError(f"{shown}:1: missing header line")
+
+
+AGAIN = "the header line again (rows appended with their file's header?): delete the line"
 
 
 def _cells_problem(where: str, cells: list[str], columns: int) -> MappingError | None:

@@ -18,7 +18,7 @@ def lab_limits(kind: str, params: Mapping[str, Any]) -> Iterator[tuple[str, Any,
     """(key, value, concepts) of every number a criterion compares a lab result with, in the
     canonical unit of those concepts (criteria/labs.py, medication.py, checks.py)."""
     if kind == "lab_latest":
-        for key in ("fail_below", "pass_at_least"):
+        for key in ("fail_below", "pass_at_least", "pass_below"):
             if key in params:
                 yield key, params[key], params.get("concepts")
         alt = params.get("alt")
