@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from cohort.criteria.base import Context, Criterion, result, shown, worst
+from cohort.criteria.base import Context, Criterion, result, shown, window_span, window_start, worst
 from cohort.criteria.days import condition_days, condition_shown
 from cohort.criteria.ids import says_id
 from cohort.criteria.labchecks import aside, classify, lab_check
@@ -40,6 +40,7 @@ def _condition_check(
     found: list[tuple[ConditionFact, str]] = []  # the hits' conditions, with what they matched
     why_unsure = why_shaky = why_stale = ""
     stale_days = chk.get("stale_after_days")
+    lo = window_start(ctx.as_of, chk)  # None: any date counts
     for c in ctx.conditions(chk["condition"]):
         concepts = ctx.concepts(c.ref, c.codes, c.text)
         # evidence names the concepts matched (what the mapping files call them), as every
@@ -67,6 +68,17 @@ def _condition_check(
             unsure.append(ev.noted(f"abated {abated}"))
         elif not active:
             ignored.append(ev.noted(f"not active ({c.clinical_status or 'abated'})"))
+        elif lo is not None and (inside := _in_window(c, lo)) is not True:
+            if inside is False:
+                ignored.append(ev.noted(f"outside window (before {lo})"))
+                continue
+            # undated, or a partial date with days on both sides of the window's start
+            said = f"recorded only as {ev.date}" if ev.date else "undated"
+            why_unsure = why_unsure or (
+                f"{_named(ctx, cid, chk, matched)} condition {said}: "
+                f"cannot tell if within {window_span(chk)}"
+            )
+            unsure.append(ev.noted(f"{said}: may be within window"))
         elif c.verification_status in unconfirmed:
             why_shaky = why_shaky or (
                 f"{_named(ctx, cid, chk, matched)} condition recorded as {c.verification_status}: "
@@ -116,6 +128,18 @@ def _set_aside(
         )
         said.append(ctx.label(concept) + (f" (reviewed by the {by} check)" if by else ""))
     return "set aside as " + ", and as ".join(said)
+
+
+def _in_window(c: ConditionFact, lo: date) -> bool | None:
+    """Whether the condition's date (onset, else recordedDate) is on or after the window's first
+    day `lo` on every day it can stand for (True), on none (False), or on some only or undated
+    (None: the data cannot tell). Dates after as_of are not records yet (`ctx.conditions`)."""
+    first, last = condition_days(c)
+    if first is None:
+        return None
+    if first >= lo:
+        return True
+    return None if last is not None and last >= lo else False
 
 
 def _stale(ctx: Context, c: ConditionFact, days: int) -> bool:

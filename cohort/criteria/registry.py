@@ -9,7 +9,17 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cohort.criteria import checks, demographic, dose, labs, medication, records, therapy, titers
+from cohort.criteria import (
+    checks,
+    demographic,
+    dose,
+    labs,
+    medication,
+    recent,
+    records,
+    therapy,
+    titers,
+)
 from cohort.criteria.base import Kind
 from cohort.terminology.values import RESULTS
 
@@ -125,6 +135,13 @@ KINDS: dict[str, KindSpec] = {
         {"concepts": CONCEPTS, "procedures": CONCEPTS},  # at least one (criteria.problems)
         reads={"concepts": MEDICATIONS, "procedures": PROCEDURES},
     ),
+    # an inclusion needing a record in the window (a washout's counterpart): at least one key
+    "recent_record": KindSpec(
+        recent.recent_record,
+        {},
+        {**WINDOW, "procedures": CONCEPTS, "immunizations": CONCEPTS},
+        reads={"procedures": PROCEDURES, "immunizations": VACCINES},
+    ),
     "washout": KindSpec(
         medication.washout,
         {},
@@ -173,9 +190,17 @@ MEASURE = Table(
 _CHECK_ANY: Types = {"then": str, "label": str, "note": str}
 CONDITION_CHECK = Table(
     {"condition": CONCEPTS},
-    {**_CHECK_ANY, "active": bool, "unless": CONCEPTS, "stale_after_days": int, "quote_text": bool},
-    # `unless`: concepts of the matching Condition itself (an exception); `stale_after_days`:
-    # an active one dated more than that before as_of was likely never closed (unknown);
+    {
+        **_CHECK_ANY,
+        "active": bool,
+        "unless": CONCEPTS,
+        "stale_after_days": int,
+        "quote_text": bool,
+        **WINDOW,
+    },
+    # a window: only a condition dated within it counts ("acute MI within 90 days"); `unless`:
+    # concepts of the matching Condition itself (an exception); `stale_after_days`: an active one
+    # dated more than that before as_of was likely never closed (unknown);
     # `quote_text`: the reason quotes the condition's text ("malignancy: <the cancer>, onset ...")
     reads={"condition": CONDITIONS, "unless": CONDITIONS},
     name="a condition check",
@@ -228,6 +253,7 @@ CONCEPT_KEYS = frozenset(
 # the keys of a washout's exposures, and of an any_record's records (at least one of them)
 EXPOSURES = ("concepts", "procedures", "immunizations", "uncertain_immunizations")
 RECORD_KEYS = ("concepts", "procedures")
+RECENT_KEYS = ("procedures", "immunizations")
 # keys that name the same thing in different records: a concept under one of them whose rows
 # all map another one's records is told to move there ("did you mean 'procedures'?")
 SAME_ROLE: tuple[tuple[str, ...], ...] = (EXPOSURES, ("condition", "lab"))
