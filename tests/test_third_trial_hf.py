@@ -141,6 +141,9 @@ def test_the_hf_trial_on_hand_made_patients(tmp_path: Path) -> None:
         "ended 2025-01-01)"
     )
     assert got["hf-old"]["reasons"] == "age: 86 > 85"
+    assert got["hf-later"]["reasons"] == (
+        "hf_diagnosis: no qualifying diagnosis (heart failure dated 2026-12-01, after the as-of date)"
+    )
     assert got["hf-no-ntprobnp"]["missing"] == "NT-proBNP within 12 months (or a BNP: see to_confirm)"
     # the patients the oracle, written apart, screens and judges alike
     candidates = str(out / "t1" / "candidates.csv")
