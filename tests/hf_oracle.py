@@ -235,8 +235,18 @@ def evaluate(
         out["flu_vaccine"] = "unknown"
     else:
         out["flu_vaccine"] = "fail"
-    mi = [cond_date(c) for c in p["cond"] if codings(c.get("code")) & codes["acute_mi"]]
-    out["recent_mi"] = "fail" if any(d and days_90 <= d <= as_of for d in mi) else "pass"
+    mi = [
+        days(c.get("onsetDateTime") or c.get("recordedDate"))
+        for c in p["cond"]
+        if codings(c.get("code")) & codes["acute_mi"]
+    ]
+    mi = [(first, last) for first, last in mi if first is None or first <= as_of]  # on record
+    if any(first and days_90 <= first for first, _ in mi):
+        out["recent_mi"] = "fail"
+    elif any(first is None or last >= days_90 for first, last in mi):
+        out["recent_mi"] = "unknown"  # undated, or a partial date across the window's start
+    else:
+        out["recent_mi"] = "pass"
     egfr = latest(p["obs"], codes["egfr"], as_of, days_90)
     out["egfr"] = judge(egfr, lambda v: "fail" if v < 20 else "pass")
     k = latest(p["obs"], codes["potassium"], as_of, days_90)
