@@ -4,7 +4,9 @@ is no exclusion); docs/criteria-kinds.md, docs/rules.md."""
 
 from __future__ import annotations
 
-from criteria_helpers import SNOMED, ago, condition, run
+from datetime import date, timedelta
+
+from criteria_helpers import SNOMED, ago, condition, days_before, run
 
 # a pregnancy check standing in for any condition check with a window (the shipped concept's
 # ICD-10-CM Z33.1 and SNOMED 72892002 rows are verified)
@@ -64,3 +66,62 @@ def test_a_window_in_months_reads_calendar_months() -> None:
     in_it = run("pregnancy_lactation", condition("Z33.1", onset="2026-08-25"), params=params)
     out = run("pregnancy_lactation", condition("Z33.1", onset="2026-08-24"), params=params)
     assert (str(in_it.status), str(out.status)) == ("fail", "pass")
+
+
+# --- eligible_from: a condition in the window leaves it on a known day -------------------------
+def test_a_fail_gives_the_first_day_the_condition_is_out_of_the_window() -> None:
+    # in a 90-day window while as_of <= onset + 90: passes from onset + 91 days
+    r = run("pregnancy_lactation", condition("Z33.1", onset=ago(30)), params=WINDOWED)
+    assert r.eligible_from == days_before(30 - 91)
+    # of two, the later one sets it
+    two = run(
+        "pregnancy_lactation",
+        condition("Z33.1", onset=ago(30)),
+        condition("Z33.1", onset=ago(5)),
+        params=WINDOWED,
+    )
+    assert two.eligible_from == days_before(5 - 91)
+
+
+def test_a_partial_date_counts_from_its_last_day() -> None:
+    r = run("pregnancy_lactation", condition("Z33.1", onset="2026-10"), params=WINDOWED)
+    assert r.eligible_from == date(2026, 10, 31) + timedelta(days=91)
+
+
+def test_a_window_in_months_counts_calendar_months() -> None:
+    params = {"checks": [{"condition": ["pregnancy"], "window_months": 3}]}
+    r = run("pregnancy_lactation", condition("Z33.1", onset="2026-10-15"), params=params)
+    # 3 months before 2027-01-15 is 2026-10-15 (still in); before 2027-01-16, 2026-10-16
+    assert r.eligible_from == date(2027, 1, 16)
+
+
+def test_no_date_when_another_finding_fails_with_no_end() -> None:
+    params = {
+        "checks": [
+            {"condition": ["pregnancy"], "window_days": 90},
+            {"condition": ["lactation"]},
+        ]
+    }
+    r = run(
+        "pregnancy_lactation",
+        condition("Z33.1", onset=ago(30)),
+        condition("Z39.1", onset=ago(30)),
+        params=params,
+    )
+    assert (str(r.status), r.eligible_from) == ("fail", None)
+
+
+def test_a_criterion_with_a_windowed_condition_check_is_time_limited(tmp_path) -> None:
+    from cohort.criteria.loading import load_trial
+
+    trial = tmp_path / "t.toml"
+    trial.write_text(
+        '[trial]\nid = "t"\ntitle = "t"\nscreen_concepts = ["sle"]\n\n'
+        '[[criteria]]\nid = "recent"\ntype = "exclusion"\nkind = "checks"\n'
+        'checks = [{ condition = ["pregnancy"], window_days = 90 }]\n\n'
+        '[[criteria]]\nid = "ever"\ntype = "exclusion"\nkind = "checks"\n'
+        'checks = [{ condition = ["pregnancy"] }]\n',
+        encoding="utf-8",
+    )
+    limited = {c.id: c.time_limited for c in load_trial(trial).criteria}
+    assert limited == {"recent": True, "ever": False}

@@ -65,7 +65,8 @@ EXPECTED: dict[str, tuple[str, str, dict[str, str]]] = {
     "hf-lvef-high": ("excluded", "", {"lvef": "fail"}),  # 55 > 40
     "hf-stopped": ("excluded", "", {"loop_diuretic": "fail"}),  # Lasix stopped 2025-01-01
     "hf-flu-old": ("excluded", "", {"flu_vaccine": "fail"}),  # vaccine 2025-10-01
-    "hf-mi-recent": ("excluded", "", {"recent_mi": "fail"}),  # MI onset 2026-10-01
+    # MI onset 2026-10-01: in the 90 days up to 2026-12-30, out of them from 2026-12-31
+    "hf-mi-recent": ("excluded", "2026-12-31", {"recent_mi": "fail"}),
     "hf-egfr-low": ("excluded", "", {"egfr": "fail"}),  # 18 < 20
     "hf-k-high": ("excluded", "", {"potassium": "fail"}),  # 5.3 > 5.0
     "hf-sbp-low": ("excluded", "", {"sbp": "fail"}),  # systolic 90 < 95

@@ -72,6 +72,17 @@ class KindSpec:
     time_limited: bool = False  # its fails have a known end (eligible_from)
     reads: Reads = field(default_factory=dict)  # what each concept list is matched against
 
+    def limited(self, params: Mapping[str, Any]) -> bool:
+        """Whether a criterion of this kind with these parameters is time-limited: every one
+        of a time-limited kind, and a `checks` one with a condition check in a window (the
+        condition leaves it on a known day)."""
+        if self.time_limited:
+            return True
+        checked = params.get("checks") if self.fn is checks.checks else None
+        return isinstance(checked, list) and any(
+            isinstance(c, dict) and "condition" in c and WINDOW.keys() & c.keys() for c in checked
+        )
+
 
 WINDOW: dict[str, type | tuple[type, ...]] = {
     "window_days": int,
