@@ -1,5 +1,6 @@
-"""A third trial of another shape from the docs alone: HF-DEMO, heart failure with reduced
-ejection fraction (tests/data/hf_trial): a criteria file and mapping rows, no code of its own.
+"""Another trial of another shape from the docs alone (the fourth, after DKD-DEMO and COPD-DEMO):
+HF-DEMO, heart failure with reduced ejection fraction (tests/data/hf_trial): a criteria file and
+mapping rows, no code of its own.
 
 Its rules needed two generic additions, each tested apart: a condition check's window
 ("no acute MI within 90 days", tests/test_condition_check_window.py) and the kind
