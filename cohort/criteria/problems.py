@@ -98,6 +98,7 @@ def rule_problems(kind: str, params: Mapping[str, Any]) -> Iterator[Problem]:
         "min_months",
         "min_titer",
         "max_daily_mg",
+        "max_change",
         "lab_default_lln",
         # a grade count below zero passes every patient with a readable grade
         "min_a",

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cohort.criteria import (
+    change,
     checks,
     demographic,
     dose,
@@ -134,6 +135,13 @@ KINDS: dict[str, KindSpec] = {
         reads={"concepts": LABS},
     ),
     "labs_exceed": KindSpec(labs.labs_exceed, {"measures": list}, {**WINDOW, "latest_only": bool}),
+    # the change between the two most recent results in the window ("weight stable")
+    "lab_change": KindSpec(
+        change.lab_change,
+        {"concepts": CONCEPTS, "max_change": NUMBER},
+        WINDOW,
+        reads={"concepts": LABS},
+    ),
     "current_medication": KindSpec(
         therapy.current_medication,
         {"concepts": CONCEPTS},
@@ -287,7 +295,7 @@ def numeric_concepts(kind: str, params: Mapping[str, Any]) -> Iterator[tuple[str
     """(key, concept) of the concepts whose results a criterion compares with a number: each
     needs its canonical unit in units.csv (else every result with a unit is unknown)."""
     lists: list[tuple[str, Any]] = []
-    if kind == "lab_latest":
+    if kind in ("lab_latest", "lab_change"):
         lists.append(("concepts", params.get("concepts")))
     if kind == "washout":
         lists.append(("lab_concepts", params.get("lab_concepts")))
