@@ -64,9 +64,12 @@ def test_fewer_than_two_in_the_window_is_unknown() -> None:
     r = _run(_kg(10, 91), _kg(100, 80))
     assert (str(r.status), r.reason) == (
         "unknown",
-        "1 body weight result since 2026-08-27: two are needed to tell a change",
+        "only 1 body weight result since 2026-08-27: two are needed to tell a change",
     )
-    assert str(_run().status) == "unknown"
+    assert (str(_run().status), _run().reason) == (
+        "unknown",
+        "no body weight result since 2026-08-27: two are needed to tell a change",
+    )
 
 
 def test_pounds_are_converted_before_comparing() -> None:

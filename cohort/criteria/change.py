@@ -20,7 +20,8 @@ def lab_change(crit: Criterion, ctx: Context) -> Result:
     name = ctx.label(concepts)
     if len(obs) < 2:
         when = f" since {since}" if since else ""
-        why = f"{len(obs)} {name} result{when}: two are needed to tell a change"
+        count = "only 1" if obs else "no"
+        why = f"{count} {name} result{when}: two are needed to tell a change"
         evidence = [ctx.obs_evidence(o, ctx.obs_concept(o, concepts), "the only one") for o in obs]
         return result(crit, Status.UNKNOWN, why, evidence, ignored)
     pair, older = obs[:2], obs[2:]
