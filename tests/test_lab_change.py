@@ -7,10 +7,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from criteria_helpers import ago, context, criterion, observation, qty
+from criteria_helpers import ago, context, criterion, observation, qty, trial
 from researcher_helpers import check_all, copy_mappings, edit
 
 from cohort.criteria.registry import KINDS, numeric_concepts
+from cohort.evaluate import evaluate
 from cohort.model import Result
 
 WEIGHT = "29463-7"  # Body weight, a verified row of the shipped `body_weight` (kg)
@@ -110,3 +111,20 @@ def test_check_accepts_it_in_a_criteria_file_and_refuses_a_negative_limit(
     code, lines = check_all(m)
     assert code == 4
     assert any("key 'max_change': -5 is negative" in line for line in lines), lines
+
+
+def _settled(*resources: dict) -> Result:
+    """As a run gives it: through `evaluate`, which tries each of a day's untimed results as
+    the later (criteria.ties)."""
+    crit = dataclasses.replace(criterion("weight"), kind="lab_change", params=PARAMS)
+    t = dataclasses.replace(trial(), criteria=[crit])
+    return next(r for r in evaluate(t, context(*resources)) if r.criterion == "weight")
+
+
+def test_two_weights_of_one_day_without_a_time_that_decide_otherwise_are_unknown() -> None:
+    # 96 kg 10 days ago; 40 days ago 90 and 97 kg, no time: the one before is either (a change
+    # of 6 kg, fail; or 1 kg, pass): nothing tells which, so unknown
+    r = _settled(_kg(10, 96), _kg(40, 90), _kg(40, 97))
+    assert str(r.status) == "unknown", r.reason
+    # 93 or 94 kg: 3 or 2 kg, a pass either way
+    assert str(_settled(_kg(10, 96), _kg(40, 93), _kg(40, 94)).status) == "pass"
