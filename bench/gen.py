@@ -60,7 +60,7 @@ _PAD_COND = [
 ]
 
 
-def _pad(pid: str, n_obs: int, n_cond: int, as_of: date, rng: random.Random) -> list[dict]:
+def padding(pid: str, n_obs: int, n_cond: int, as_of: date, rng: random.Random) -> list[dict]:
     out: list[dict[str, Any]] = []
     subj = {"reference": f"Patient/{pid}"}
     for k in range(n_obs):
@@ -170,7 +170,7 @@ def generate(
         built = build_site(patients=n, seed=SEED, as_of=as_of, site=f"c{k:03d}", background=bg)
         for _gp, resources in built:
             pid = resources[0]["id"]
-            resources = resources + _pad(pid, pad, pad // 10, as_of, rng)
+            resources = resources + padding(pid, pad, pad // 10, as_of, rng)
             patients += 1
             for r in resources:
                 counts[r["resourceType"]] = counts.get(r["resourceType"], 0) + 1

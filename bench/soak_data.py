@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from bench.gen import _pad
+from bench.gen import padding
 from bench.server import _post
 from cohort.samples import build_site
 
@@ -99,7 +99,7 @@ class Population:
             pid = rs[0]["id"]
             if any(w in gp.scenario for w in ODD):
                 self.odd.add(pid)
-            for r in rs + _pad(pid, self.pad, max(1, self.pad // 10), as_of, self.rng):
+            for r in rs + padding(pid, self.pad, max(1, self.pad // 10), as_of, self.rng):
                 r.pop("meta", None)
                 self.put(r)
             self.pids.append(pid)
