@@ -27,7 +27,7 @@ from cohort.terminology.codes import CVX
 
 def _named(ctx: Context, ev: Evidence) -> str:
     """What a reason calls a record: its concept (by its label), else its text, else its type;
-    a vaccine by what was given (`_vaccine`: its concept is the criterion's class)."""
+    a vaccine by what was given (`vaccine_given`: its concept is the criterion's class)."""
     if ev.ref.startswith("Immunization/") and ev.value:
         return ev.value
     return ctx.label(ev.concept) if ev.concept else ev.value or ev.ref.partition("/")[0]
@@ -55,7 +55,7 @@ def _drug(ctx: Context, ev: Evidence, drug: str | None) -> str:
     return drug_named(_named(ctx, ev), drug)
 
 
-def _vaccine(ctx: Context, im: ImmunizationFact) -> str:
+def vaccine_given(ctx: Context, im: ImmunizationFact) -> str:
     """A vaccine as evidence.csv's value shows it: its text or codes' displays, else its code
     ("CVX 03", "code 836389008"); `--no-phi` withholds it as any text (report.nophi)."""
     if im.text:
@@ -147,7 +147,7 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         ev = Evidence(
             ref=im.ref,
             concept=",".join(sorted(matched)),
-            value=_vaccine(ctx, im),
+            value=vaccine_given(ctx, im),
             date=shown(im.when, im.when_last),
         )
         if set(p.get("uncertain_immunizations", [])) & matched:

@@ -6,7 +6,7 @@ from datetime import date
 
 from cohort.criteria.base import Context, Criterion, result, shown, window_span, window_start
 from cohort.criteria.intervals import Dated, procedure_dated
-from cohort.criteria.medication import _vaccine
+from cohort.criteria.medication import vaccine_given
 from cohort.model import Evidence, Result, Status
 
 # The inclusion counterpart of a washout ("an influenza vaccination within 12 months"): a record
@@ -43,7 +43,7 @@ def recent_record(crit: Criterion, ctx: Context) -> Result:
     for im in ctx.immunizations(vaccines):
         matched = ",".join(sorted(set(vaccines) & ctx.concepts(im.ref, im.codes, im.text)))
         when = shown(im.when, im.when_last)
-        ev = Evidence(ref=im.ref, concept=matched, value=_vaccine(ctx, im), date=when)
+        ev = Evidence(ref=im.ref, concept=matched, value=vaccine_given(ctx, im), date=when)
         items.append(Dated.of(im.when, im.when_last, im.when, im.when_last, False, ev))
     for pr in ctx.procedures(p.get("procedures", [])):
         matched = ",".join(sorted(set(p["procedures"]) & ctx.concepts(pr.ref, pr.codes, pr.text)))
