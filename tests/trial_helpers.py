@@ -62,3 +62,30 @@ def public_data() -> Path:
         if cand.is_dir():
             return cand
     pytest.skip("public FHIR test data not found (set COHORT_PUBLIC_DATA)")
+
+
+def check_mappings(cfg: Path) -> None:
+    """`cohort mappings check` of the configuration: no error, no warning, and nothing of the
+    first trial said."""
+    checked = CliRunner().invoke(cli, ["mappings", "check", "--config", str(cfg)])
+    assert checked.exit_code == 0, checked.output
+    assert "0 error(s), 0 warning(s)" in checked.output
+    assert not SLE_WORDS.search(checked.output), checked.output
+
+
+Expected = dict[str, tuple[str, str, dict[str, str]]]  # pid -> (tier, eligible_from, not pass)
+
+
+def check_rows(
+    got: dict[str, dict[str, str]], expected: Expected, criteria: tuple[str, ...]
+) -> None:
+    """candidates.csv's rows are the expected patients, its criterion columns (after the first
+    six) the trial's in order, and each row's tier, eligible_from and cells that do not pass
+    the expected ones (derived by hand in the test)."""
+    assert set(got) == set(expected)
+    assert list(next(iter(got.values())))[6 : 6 + len(criteria)] == list(criteria)
+    for pid, (tier, eligible, other) in expected.items():
+        row = got[pid]
+        assert (row["tier"], row["eligible_from"]) == (tier, eligible), (pid, row["reasons"])
+        cells = {c: row[c] for c in criteria if row[c] != "pass"}
+        assert cells == other, (pid, row["reasons"])
