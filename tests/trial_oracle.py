@@ -74,11 +74,12 @@ def bundle_entries(bundle: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def load(source: str) -> Patients:
     """Each patient's records the rules read (docs/rules.md drops the others): "patient" (the
-    Patient resource), "cond", "obs", "med" (requests and statements) and "proc"."""
+    Patient resource), "cond", "obs", "med" (requests and statements), "proc" and "imm"."""
     pats: Patients = {}
 
     def pat(pid: str) -> dict[str, Any]:
-        return pats.setdefault(pid, {"cond": [], "obs": [], "med": [], "proc": [], "patient": {}})
+        empty: dict[str, Any] = {"cond": [], "obs": [], "med": [], "proc": [], "imm": []}
+        return pats.setdefault(pid, {**empty, "patient": {}})
 
     for r in resources(source):
         t = r.get("resourceType")
@@ -107,6 +108,8 @@ def load(source: str) -> Patients:
             p["med"].append(r)
         elif t == "Procedure" and r.get("status") != "not-done":
             p["proc"].append(r)
+        elif t == "Immunization" and r.get("status") != "not-done":
+            p["imm"].append(r)
     return pats
 
 
@@ -115,7 +118,21 @@ def ref_id(ref: str) -> str:
 
 
 def day(text: str | None) -> date | None:
+    """A full date's day (None for no date or a partial one: see `days`)."""
     return date.fromisoformat(text[:10]) if text and len(text) >= 10 else None
+
+
+def days(text: str | None) -> tuple[date, date] | None:
+    """A date, full or partial (YYYY-MM, YYYY), as its first and last day (docs/rules.md)."""
+    if not text or len(text) < 4:
+        return None
+    if len(text) >= 10:
+        return day(text), day(text)  # type: ignore[return-value]
+    y = int(text[:4])
+    if len(text) >= 7:
+        m = int(text[5:7])
+        return date(y, m, 1), date(y, m, calendar.monthrange(y, m)[1])
+    return date(y, 1, 1), date(y, 12, 31)
 
 
 def codings(cc: dict[str, Any] | None) -> set[tuple[str, str]]:
@@ -139,12 +156,14 @@ def status_code(cc: dict[str, Any] | None) -> str:
 class Maps:
     """Codes, names and excluded names per concept: the trial's own rows (`overlay`, its
     mappings folder, rows without a header as they are appended to the shipped files) and, of
-    the shipped files, the exact rows of the concepts in `shipped`."""
+    the shipped files, the exact rows of the concepts in `shipped` (their prefix rows kept
+    apart, in `prefixes`, for `prefixed`)."""
 
     def __init__(self, overlay: str, shipped: Iterable[str] = ()) -> None:
         self.codes: dict[str, set[tuple[str, str]]] = {}
         self.names: dict[str, set[str]] = {}
         self.unnames: dict[str, set[str]] = {}
+        self.prefixes: dict[str, set[tuple[str, str]]] = {}
         for path in glob.glob(os.path.join(overlay, "concepts", "*.csv")):
             with open(path, encoding="utf-8") as fh:
                 for row in csv.reader(fh):
@@ -154,9 +173,12 @@ class Maps:
         wanted = set(shipped)
         for name in ("conditions", "medications") if wanted else ():
             for r in shipped_rows(f"concepts/{name}.csv"):
-                exact = r["match"] in ("exact", "") and r["verified"] != "local"
-                if r["concept"] in wanted and exact:
+                if r["concept"] not in wanted or r["verified"] == "local":
+                    continue
+                if r["match"] in ("exact", ""):
                     self._add(r["concept"], r["system"], r["code"], r["exclude"] == "Y")
+                elif r["match"] == "prefix" and r["exclude"] != "Y":
+                    self.prefixes.setdefault(r["concept"], set()).add((r["system"], r["code"]))
 
     def _add(self, concept: str, system: str, code: str, exclude: bool) -> None:
         if system == "text":
@@ -180,6 +202,12 @@ class Maps:
         if codings(cc) & self.codes.get(concept, set()):
             return True
         return self.named(concept, texts(cc))
+
+    def prefixed(self, concept: str, cc: dict[str, Any] | None, system: str) -> bool:
+        """A code of `system` among the codings that starts with one of the concept's shipped
+        prefix rows of a system ending so (the shipped rows name ICD-10-CM by its URI)."""
+        starts = [p for s, p in self.prefixes.get(concept, ()) if s.endswith(system)]
+        return any(c.startswith(p) for s, c in codings(cc) if s.endswith(system) for p in starts)
 
 
 def shipped_rows(name: str) -> Iterator[dict[str, str]]:
@@ -256,19 +284,23 @@ def latest_results(
     keep: Callable[[dict[str, Any]], bool] | None = None,
 ) -> list[dict[str, Any]]:
     """The most recent results of the codes on or before as_of (and within `days` before it,
-    when given), of those `keep` keeps: several when nothing orders them (the same instant)."""
+    when given), of those `keep` keeps: several when nothing orders them (the same instant).
+    A result is an Observation or one of its components (a blood pressure's systolic), which
+    takes the Observation's date: the one of the codes, read as `in_unit` reads it."""
     start = as_of - timedelta(days=days) if days is not None else date.min
-    found = []
+    found: list[tuple[str, dict[str, Any]]] = []
     for o in obs:
-        if not codings(o.get("code")) & codes or (keep is not None and not keep(o)):
+        when = result_time(o)
+        d = day(when)
+        if when is None or d is None or not start <= d <= as_of:
             continue
-        d = day(result_time(o))
-        if d is not None and start <= d <= as_of:
-            found.append(o)
+        for part in [o, *(o.get("component") or [])]:
+            if codings(part.get("code")) & codes and (keep is None or keep(part)):
+                found.append((when, part))
     if not found:
         return []
-    top = max(str(result_time(o)) for o in found)
-    return [o for o in found if result_time(o) == top]
+    top = max(when for when, _ in found)
+    return [part for when, part in found if when == top]
 
 
 def in_unit(o: dict[str, Any], factors: Mapping[str, float]) -> float | None:
