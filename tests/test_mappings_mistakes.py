@@ -135,6 +135,22 @@ def test_a_backup_copy_of_a_concept_file_warns_once_per_pair(tmp_path: Path) -> 
 
 
 @pytest.mark.usefixtures("in_tmp")
+def test_a_name_in_the_files_of_two_sorts_of_record_is_no_copy(tmp_path: Path) -> None:
+    """A concept read from Condition and from Procedure records (bariatric surgery: a
+    "history of" condition, and the operation) needs its name row in conditions.csv and in
+    procedures.csv, each key reading its own file's rows: the repeat warning told the
+    researcher to keep it in one file, which would silently drop the other records. A row of
+    two files of one sort (labs.csv and local.csv, above) still warns."""
+    m = _copy(tmp_path)
+    row = "bariatric_surgery,text,bariatric,exact,,bariatric,a name,N,\n"
+    for name in ("conditions.csv", "procedures.csv"):
+        with (m / "concepts" / name).open("a", encoding="utf-8") as fh:
+            fh.write(row)
+    _errors, warnings = _check(tmp_path)
+    assert [w for w in warnings if "repeat" in w] == [], warnings
+
+
+@pytest.mark.usefixtures("in_tmp")
 def test_a_concept_file_with_only_its_header_is_named_first(tmp_path: Path) -> None:
     """labs.csv saved by Excel with its rows lost gave 18 errors blaming the criteria file
     ("unknown concept 'ana_titer'") and none naming labs.csv. The empty file is the first

@@ -82,11 +82,12 @@ TRIAL_MISTAKES = [
         "criterion 'hbv': key 'checks[2].numeric': 'detect': must be 'detected'",
     ),
     (
-        "window on a condition check",
+        # (a window is a condition check's too: only a condition dated within it counts)
+        "latest on a condition check",
         '{ condition = ["active_tb"], active = true,',
-        '{ condition = ["active_tb"], active = true, window_months = 12,',
+        '{ condition = ["active_tb"], active = true, latest = false,',
         "{",
-        "criterion 'tuberculosis': key 'checks[0].window_months': only a lab check takes it "
+        "criterion 'tuberculosis': key 'checks[0].latest': only a lab check takes it "
         "(a condition check would ignore it)",
     ),
     (

@@ -4,12 +4,13 @@ A lab check's reading and wording: criteria.labchecks."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
-from cohort.criteria.base import Context, Criterion, result, shown, worst
+from cohort.criteria.base import Context, Criterion, result, shown, window_span, window_start, worst
 from cohort.criteria.days import condition_days, condition_shown
 from cohort.criteria.ids import says_id
+from cohort.criteria.intervals import clear_from
 from cohort.criteria.labchecks import aside, classify, lab_check
 from cohort.criteria.plausible import combined
 from cohort.model import ConditionFact, Evidence, NoValue, Result, Status
@@ -28,18 +29,21 @@ def _condition_check(
     then: Status,
     unconfirmed: frozenset[str] = frozenset(),
     others: list[dict[str, Any]] | None = None,
-) -> tuple[Status, list[Evidence], list[Evidence], str]:
-    """A condition check's outcome; one that would count but whose verificationStatus is one
-    of `unconfirmed` (provisional, differential: the criterion's unconfirmed_verification) is
-    no established finding: unknown, naming it, unless an established one counts. So is an
-    active one dated more than the check's `stale_after_days` before as_of: likely never
-    closed (a 1995 pregnancy still marked active), for review. `cid`: the criterion's id,
+) -> tuple[Status, list[Evidence], list[Evidence], str, date | None]:
+    """A condition check's outcome, and with a window the first day on which the conditions it
+    counts are all out of it (their latest last day + the window: `eligible_from`). One that
+    would count but whose verificationStatus is one of `unconfirmed` (provisional,
+    differential: the criterion's unconfirmed_verification) is no established finding:
+    unknown, naming it, unless an established one counts. So is an active one dated more than
+    the check's `stale_after_days` before as_of: likely never closed (a 1995 pregnancy still
+    marked active), for review. `cid`: the criterion's id,
     not said again in its reasons (`_named`). `others`: the criterion's checks, which the note
     of a condition its `unless` sets aside may name (`_set_aside`)."""
     hits, unsure, ignored, shaky, stale = [], [], [], [], []
     found: list[tuple[ConditionFact, str]] = []  # the hits' conditions, with what they matched
     why_unsure = why_shaky = why_stale = ""
     stale_days = chk.get("stale_after_days")
+    lo = window_start(ctx.as_of, chk)  # None: any date counts
     for c in ctx.conditions(chk["condition"]):
         concepts = ctx.concepts(c.ref, c.codes, c.text)
         # evidence names the concepts matched (what the mapping files call them), as every
@@ -67,6 +71,17 @@ def _condition_check(
             unsure.append(ev.noted(f"abated {abated}"))
         elif not active:
             ignored.append(ev.noted(f"not active ({c.clinical_status or 'abated'})"))
+        elif lo is not None and (inside := _in_window(c, lo)) is not True:
+            if inside is False:
+                ignored.append(ev.noted(f"outside window (before {lo})"))
+                continue
+            # undated, or a partial date with days on both sides of the window's start
+            said = f"recorded only as {ev.date}" if ev.date else "undated"
+            why_unsure = why_unsure or (
+                f"{_named(ctx, cid, chk, matched)} condition {said}: "
+                f"cannot tell if within {window_span(chk)}"
+            )
+            unsure.append(ev.noted(f"{said}: may be within window"))
         elif c.verification_status in unconfirmed:
             why_shaky = why_shaky or (
                 f"{_named(ctx, cid, chk, matched)} condition recorded as {c.verification_status}: "
@@ -85,11 +100,16 @@ def _condition_check(
             found.append((c, matched))
     if hits:
         why = _found(ctx, cid, chk, found, hits)
-        return then, hits, ignored + unsure + shaky + stale, why
+        until = None
+        if lo is not None:
+            # the window is inclusive: a condition dated d is in it up to as_of = d + N
+            last = max(condition_days(c)[1] or ctx.as_of for c, _ in found)
+            until = clear_from([last + timedelta(days=1)], window_span(chk))
+        return then, hits, ignored + unsure + shaky + stale, why, until
     if unsure or shaky or stale:
         why = ", ".join(w for w in (why_unsure, why_shaky, why_stale) if w)
-        return Status.UNKNOWN, unsure + shaky + stale, ignored, why
-    return Status.PASS, [], ignored, ""
+        return Status.UNKNOWN, unsure + shaky + stale, ignored, why, None
+    return Status.PASS, [], ignored, "", None
 
 
 def _set_aside(
@@ -116,6 +136,18 @@ def _set_aside(
         )
         said.append(ctx.label(concept) + (f" (reviewed by the {by} check)" if by else ""))
     return "set aside as " + ", and as ".join(said)
+
+
+def _in_window(c: ConditionFact, lo: date) -> bool | None:
+    """Whether the condition's date (onset, else recordedDate) is on or after the window's first
+    day `lo` on every day it can stand for (True), on none (False), or on some only or undated
+    (None: the data cannot tell). Dates after as_of are not records yet (`ctx.conditions`)."""
+    first, last = condition_days(c)
+    if first is None:
+        return None
+    if first >= lo:
+        return True
+    return None if last is not None and last >= lo else False
 
 
 def _stale(ctx: Context, c: ConditionFact, days: int) -> bool:
@@ -175,23 +207,23 @@ def _when(c: ConditionFact) -> str:
 def checks(crit: Criterion, ctx: Context) -> Result:
     # each outcome: status, evidence, reason, what its values not convertible are ("") and
     # which kind (`Result.no_value`)
-    outcomes: list[tuple[Status, list[Evidence], str, str, NoValue]] = []
+    outcomes: list[tuple[Status, list[Evidence], str, str, NoValue, date | None]] = []
     ignored: list[Evidence] = []
     read: list[Evidence] = []  # the negative results passing checks rest on
     unconfirmed = frozenset(crit.params.get("unconfirmed_verification", ()))
     for chk in crit.params["checks"]:
         word = chk.get("then", "fail")
         then = _THEN.get(word) or Status(word)  # (Status: the error for a word not listed)
-        unread, kind = "", NoValue.NONE
+        unread, kind, until = "", NoValue.NONE, None
         if "condition" in chk:
-            status, ev, ign, why = _condition_check(
+            status, ev, ign, why, until = _condition_check(
                 ctx, crit.id, chk, then, unconfirmed, crit.params["checks"]
             )
         else:
             status, ev, ign, why, unread, kind = lab_check(ctx, chk, then)
         ignored += ign
         if status is not Status.PASS:
-            outcomes.append((status, ev, why, unread, kind))
+            outcomes.append((status, ev, why, unread, kind, until))
         elif ev:
             read += ev
     status = worst(o[0] for o in outcomes) if outcomes else Status.PASS  # (nearly always)
@@ -213,4 +245,10 @@ def checks(crit: Criterion, ctx: Context) -> Result:
     # only values not convertible: `missing` asks for readable ones (report.rows)
     unread = ", ".join(o[3] for o in chosen) if all(o[3] for o in chosen) else ""
     kind = combined(o[4] for o in chosen)
-    return result(crit, status, why, evidence, ignored + read, unconvertible=unread, no_value=kind)
+    # a fail has a known end only when every finding failing it leaves its window (docs/rules.md)
+    ends = [o[5] for o in chosen]
+    known = [e for e in ends if e is not None]
+    eligible = max(known) if status is Status.FAIL and len(known) == len(ends) else None
+    return result(
+        crit, status, why, evidence, ignored + read, eligible, unconvertible=unread, no_value=kind
+    )

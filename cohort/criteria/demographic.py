@@ -130,7 +130,7 @@ def diagnosis(crit: Criterion, ctx: Context) -> Result:
         uncertain = ctx.conditions(unsure)
         if uncertain:
             return result(crit, Status.UNKNOWN, uncertain_why, _plain(ctx, uncertain, unsure))
-        return result(crit, Status.FAIL, "no qualifying diagnosis")
+        return _none_yet(crit, ctx)
     unconfirmed = set(p.get("unconfirmed_verification", ()))
     sure = [c for c in found if c.verification_status not in unconfirmed]
     dated = _dated(crit, ctx, found)
@@ -154,6 +154,21 @@ def diagnosis(crit: Criterion, ctx: Context) -> Result:
     ]
     why = f"{label} recorded as {shaky[0].verification_status}: confirm the diagnosis"
     return result(crit, Status.UNKNOWN, why, ev, dated.ignored)
+
+
+def _none_yet(crit: Criterion, ctx: Context) -> Result:
+    """No qualifying condition on record by as_of. One dated after it (what `ctx.conditions`
+    leaves out) is named and listed: screening counts it whatever its date, and the coordinator
+    would otherwise see a listed patient with no diagnosis shown."""
+    p = crit.params
+    later = [c for c in ctx.matching(ctx.facts.conditions, p["concepts"]) if c.onset or c.recorded]
+    if not later:
+        return result(crit, Status.FAIL, "no qualifying diagnosis")
+    first = min(later, key=lambda c: c.onset or c.recorded or date.max)
+    label = p.get("label") or ctx.label(p["concepts"][0])
+    why = f"no qualifying diagnosis ({label} dated {condition_shown(first)}, after the as-of date)"
+    ignored = [_named(p, c, "after the as-of date") for c in later]
+    return result(crit, Status.FAIL, why, (), ignored)
 
 
 def _dated(crit: Criterion, ctx: Context, found: list[ConditionFact]) -> Result:

@@ -355,7 +355,7 @@ def check_trial(
                 params=params,
                 manual_when_unknown=raw.get("manual_when_unknown", False),
                 missing_hint=raw.get("missing_hint", ""),
-                time_limited=KINDS[raw["kind"]].time_limited,
+                time_limited=KINDS[raw["kind"]].limited(params),
             )
         )
     if known is not None and isinstance(screen, list):

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from cohort.criteria.counted import is_counted
-from cohort.criteria.registry import CHOICES, EXPOSURES, RECORD_KEYS, WINDOW, Table
+from cohort.criteria.registry import CHOICES, EXPOSURES, RECENT_KEYS, RECORD_KEYS, WINDOW, Table
 from cohort.errors import did_you_mean
 
 # parameters that only make sense together: (key, the key it needs)
@@ -55,8 +55,11 @@ def rule_problems(kind: str, params: Mapping[str, Any]) -> Iterator[Problem]:
             yield key, f"needs '{needs}' too"
     if kind == "lab_latest" and sum(k in params for k in _LIMITS) != 1:
         yield "fail_below", f"give exactly one of {', '.join(_LIMITS[:-1])} or {_LIMITS[-1]}"
-    if kind in ("washout", "high_dose") and not set(WINDOW) & params.keys():
-        yield "window_weeks", f"kind '{kind}' needs window_days, window_weeks or window_months"
+    if kind in ("washout", "high_dose", "recent_record") and not set(WINDOW) & params.keys():
+        yield (
+            "window_days" if kind == "recent_record" else "window_weeks",
+            f"kind '{kind}' needs window_days, window_weeks or window_months",
+        )
     for key in ("checks", "measures"):
         if params.get(key) == []:
             yield key, "empty list: give at least one"
@@ -76,6 +79,8 @@ def rule_problems(kind: str, params: Mapping[str, Any]) -> Iterator[Problem]:
         yield "concepts", f"kind '{kind}' needs at least one of {', '.join(EXPOSURES)}"
     if kind == "any_record" and not set(RECORD_KEYS) & params.keys():
         yield "concepts", f"kind '{kind}' needs at least one of {', '.join(RECORD_KEYS)}"
+    if kind == "recent_record" and not set(RECENT_KEYS) & params.keys():
+        yield "immunizations", f"kind '{kind}' needs at least one of {', '.join(RECENT_KEYS)}"
     if kind == "washout" and isinstance(params.get("excluded_routes"), dict):
         yield from route_problems(params["excluded_routes"], params.get("concepts", []))
     if kind == "diagnosis" and "uncertain_concepts" in params and is_counted(params):
@@ -93,6 +98,7 @@ def rule_problems(kind: str, params: Mapping[str, Any]) -> Iterator[Problem]:
         "min_months",
         "min_titer",
         "max_daily_mg",
+        "max_change",
         "lab_default_lln",
         # a grade count below zero passes every patient with a readable grade
         "min_a",

@@ -9,7 +9,18 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cohort.criteria import checks, demographic, dose, labs, medication, records, therapy, titers
+from cohort.criteria import (
+    change,
+    checks,
+    demographic,
+    dose,
+    labs,
+    medication,
+    recent,
+    records,
+    therapy,
+    titers,
+)
 from cohort.criteria.base import Kind
 from cohort.terminology.values import RESULTS
 
@@ -62,6 +73,17 @@ class KindSpec:
     time_limited: bool = False  # its fails have a known end (eligible_from)
     reads: Reads = field(default_factory=dict)  # what each concept list is matched against
 
+    def limited(self, params: Mapping[str, Any]) -> bool:
+        """Whether a criterion of this kind with these parameters is time-limited: every one
+        of a time-limited kind, and a `checks` one with a condition check in a window (the
+        condition leaves it on a known day)."""
+        if self.time_limited:
+            return True
+        checked = params.get("checks") if self.fn is checks.checks else None
+        return isinstance(checked, list) and any(
+            isinstance(c, dict) and "condition" in c and WINDOW.keys() & c.keys() for c in checked
+        )
+
 
 WINDOW: dict[str, type | tuple[type, ...]] = {
     "window_days": int,
@@ -113,6 +135,13 @@ KINDS: dict[str, KindSpec] = {
         reads={"concepts": LABS},
     ),
     "labs_exceed": KindSpec(labs.labs_exceed, {"measures": list}, {**WINDOW, "latest_only": bool}),
+    # the change between the two most recent results in the window ("weight stable")
+    "lab_change": KindSpec(
+        change.lab_change,
+        {"concepts": CONCEPTS, "max_change": NUMBER},
+        WINDOW,
+        reads={"concepts": LABS},
+    ),
     "current_medication": KindSpec(
         therapy.current_medication,
         {"concepts": CONCEPTS},
@@ -124,6 +153,13 @@ KINDS: dict[str, KindSpec] = {
         {},
         {"concepts": CONCEPTS, "procedures": CONCEPTS},  # at least one (criteria.problems)
         reads={"concepts": MEDICATIONS, "procedures": PROCEDURES},
+    ),
+    # an inclusion needing a record in the window (a washout's counterpart): at least one key
+    "recent_record": KindSpec(
+        recent.recent_record,
+        {},
+        {**WINDOW, "procedures": CONCEPTS, "immunizations": CONCEPTS},
+        reads={"procedures": PROCEDURES, "immunizations": VACCINES},
     ),
     "washout": KindSpec(
         medication.washout,
@@ -173,9 +209,17 @@ MEASURE = Table(
 _CHECK_ANY: Types = {"then": str, "label": str, "note": str}
 CONDITION_CHECK = Table(
     {"condition": CONCEPTS},
-    {**_CHECK_ANY, "active": bool, "unless": CONCEPTS, "stale_after_days": int, "quote_text": bool},
-    # `unless`: concepts of the matching Condition itself (an exception); `stale_after_days`:
-    # an active one dated more than that before as_of was likely never closed (unknown);
+    {
+        **_CHECK_ANY,
+        "active": bool,
+        "unless": CONCEPTS,
+        "stale_after_days": int,
+        "quote_text": bool,
+        **WINDOW,
+    },
+    # a window: only a condition dated within it counts ("acute MI within 90 days"); `unless`:
+    # concepts of the matching Condition itself (an exception); `stale_after_days`: an active one
+    # dated more than that before as_of was likely never closed (unknown);
     # `quote_text`: the reason quotes the condition's text ("malignancy: <the cancer>, onset ...")
     reads={"condition": CONDITIONS, "unless": CONDITIONS},
     name="a condition check",
@@ -228,6 +272,7 @@ CONCEPT_KEYS = frozenset(
 # the keys of a washout's exposures, and of an any_record's records (at least one of them)
 EXPOSURES = ("concepts", "procedures", "immunizations", "uncertain_immunizations")
 RECORD_KEYS = ("concepts", "procedures")
+RECENT_KEYS = ("procedures", "immunizations")
 # keys that name the same thing in different records: a concept under one of them whose rows
 # all map another one's records is told to move there ("did you mean 'procedures'?")
 SAME_ROLE: tuple[tuple[str, ...], ...] = (EXPOSURES, ("condition", "lab"))
@@ -250,7 +295,7 @@ def numeric_concepts(kind: str, params: Mapping[str, Any]) -> Iterator[tuple[str
     """(key, concept) of the concepts whose results a criterion compares with a number: each
     needs its canonical unit in units.csv (else every result with a unit is unknown)."""
     lists: list[tuple[str, Any]] = []
-    if kind == "lab_latest":
+    if kind in ("lab_latest", "lab_change"):
         lists.append(("concepts", params.get("concepts")))
     if kind == "washout":
         lists.append(("lab_concepts", params.get("lab_concepts")))

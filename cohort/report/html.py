@@ -234,7 +234,8 @@ def _upcoming(site: SiteResult, phi: bool) -> str:
     )
     return (
         '<section id="upcoming"><h2>Upcoming eligibility dates</h2><p class="legend">Excluded only '
-        "by washouts or recent vaccines: eligible from these dates if nothing new is given.</p>"
+        "by washouts, recent vaccines or recent conditions: eligible from these dates if nothing "
+        "new is given.</p>"
         f'<ol class="upcoming">{items}</ol>{tail}</section>'
     )
 

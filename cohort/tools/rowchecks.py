@@ -84,6 +84,13 @@ def _excluded_too(what: str, grp: list[MappingRow], f: Findings) -> None:
             )
 
 
+def _sorts(file: str) -> str:
+    """The records a concept file's rows map by its name ("" for local.csv or a copy, which
+    map any record, or another's)."""
+    stem = Path(file).stem
+    return stem if stem in FILE_TYPES else ""
+
+
 def copies(rows: list[MappingRow], f: Findings) -> None:
     """A warning per pair of concept files sharing rows (one concept, system and code; a name
     in any case): every CSV in concepts/ is loaded, so a backup copy left there ("labs -
@@ -96,6 +103,8 @@ def copies(rows: list[MappingRow], f: Findings) -> None:
     pairs: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
     for files in first.values():
         for a, b in combinations(sorted(files), 2):
+            if _sorts(a) != _sorts(b) and _sorts(a) and _sorts(b):
+                continue  # each read for its own records (conditions.csv, procedures.csv)
             copy, other = _copy_and_original(a, b)
             pairs[(copy, other)].append((files[copy], files[other]))
     size = Counter(r.file for r in rows)
