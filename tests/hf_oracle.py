@@ -4,7 +4,7 @@
 # criteria file (tests/data/hf_trial/mappings/trials/hf-demo.toml) and docs/rules.md state them,
 # for the records the public data holds (full dates; the systolic pressure a component of the
 # blood pressure panel; same-instant results tried each as the most recent). The structure is
-# tests/dkd_oracle.py's; its record readers are reused (they import nothing of cohort).
+# tests/dkd_oracle.py's; the record readers are tests/trial_oracle.py's (no cohort imports).
 from __future__ import annotations
 
 import calendar
@@ -15,7 +15,7 @@ import sys
 from datetime import date, timedelta
 from typing import Any
 
-from dkd_oracle import codings, day, ref_id, resources, status_code
+from trial_oracle import codings, day, ref_id, resources, status_code
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OVERLAY = os.path.join(HERE, "data", "hf_trial", "mappings", "concepts")
