@@ -25,6 +25,7 @@ from trial_oracle import (
     latest_results,
     load,
     main,
+    med_matches,
     one_outcome,
     trial_dir,
 )
@@ -62,14 +63,6 @@ def latest(
 
 def judge(values: list[float], verdict: Callable[[float], str]) -> str:
     return one_outcome({verdict(v) for v in values})
-
-
-def med_matches(m: dict[str, Any], codes: set[tuple[str, str]], names: set[str]) -> bool:
-    cc = m.get("medicationCodeableConcept") or {}
-    if codings(cc) & codes:
-        return True
-    words = " ".join([cc.get("text", "")] + [c.get("display", "") for c in cc.get("coding", [])])
-    return any(n in words.lower().replace(",", " ").split() for n in names)
 
 
 def evaluate(p: dict[str, Any], as_of: date, maps: Maps) -> dict[str, str]:

@@ -210,6 +210,16 @@ class Maps:
         return any(c.startswith(p) for s, c in codings(cc) if s.endswith(system) for p in starts)
 
 
+def med_matches(m: dict[str, Any], codes: set[tuple[str, str]], names: set[str]) -> bool:
+    """A medication record's code among `codes`, else one of `names` as a word of its text or
+    a display (words split at spaces and commas: "losartan 50 mg", not "losartan/hctz")."""
+    cc = m.get("medicationCodeableConcept") or {}
+    if codings(cc) & codes:
+        return True
+    words = " ".join([cc.get("text", "")] + [c.get("display", "") for c in cc.get("coding", [])])
+    return any(n in words.lower().replace(",", " ").split() for n in names)
+
+
 def shipped_rows(name: str) -> Iterator[dict[str, str]]:
     """The rows of a shipped mappings file (`name` from mappings/), its # lines skipped."""
     with open(os.path.join(SHIPPED, name), encoding="utf-8") as fh:
