@@ -120,7 +120,8 @@ class ForkPool:
         return pickle.loads(blob)  # noqa: S301 (our own fork's)
 
     def close(self) -> None:
-        """Kill every worker, reap it and end the feeders (waiting at most forks.REAP_SECONDS).
+        """Kill every worker, reap it and end its feeder and drain threads (waiting at most
+        forks.REAP_SECONDS in all).
 
         Whatever the workers were doing is abandoned: the caller has every result it wants, or
         does the rest itself. The stop signals wait meanwhile (a second Ctrl-C would otherwise
@@ -134,7 +135,7 @@ class ForkPool:
                     w.feeder.join(max(0.0, deadline - time.monotonic()))
                 if w.drain is not None:  # (it closes the pipe at end of file: a killed worker)
                     w.drain.join(max(0.0, deadline - time.monotonic()))
-                if w.drain is None:
+                else:
                     with contextlib.suppress(OSError):
                         os.close(w.results)
             self.workers = []

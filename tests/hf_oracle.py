@@ -4,7 +4,7 @@
 # criteria file (tests/data/hf_trial/mappings/trials/hf-demo.toml) and docs/rules.md state them,
 # for the records the public data holds (full dates; the systolic pressure a component of the
 # blood pressure panel; same-instant results tried each as the most recent). The structure is
-# tests/dkd_oracle.py's; its record readers are reused (they import nothing of cohort).
+# tests/dkd_oracle.py's; the record readers are tests/trial_oracle.py's (no cohort imports).
 from __future__ import annotations
 
 import calendar
@@ -15,7 +15,16 @@ import sys
 from datetime import date, timedelta
 from typing import Any
 
-from dkd_oracle import codings, day, ref_id, resources, status_code
+from trial_oracle import (
+    codings,
+    day,
+    differences,
+    load,
+    main,
+    med_matches,
+    months_before,
+    status_code,
+)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OVERLAY = os.path.join(HERE, "data", "hf_trial", "mappings", "concepts")
@@ -63,49 +72,6 @@ def concept_codes() -> tuple[Codes, dict[str, set[str]], dict[str, set[str]]]:
             else:
                 codes.setdefault("heart_failure", set()).add((row["system"], row["code"]))
     return codes, names, prefixes
-
-
-def months_before(d: date, months: int) -> date:
-    y, m = divmod(d.year * 12 + d.month - 1 - months, 12)
-    return date(y, m + 1, min(d.day, calendar.monthrange(y, m + 1)[1]))
-
-
-def load(source: str) -> dict[str, dict[str, Any]]:
-    pats: dict[str, dict[str, Any]] = {}
-
-    def pat(pid: str) -> dict[str, Any]:
-        return pats.setdefault(
-            pid, {"cond": [], "obs": [], "med": [], "imm": [], "patient": {}}
-        )
-
-    for r in resources(source):
-        t = r.get("resourceType")
-        if r.get("status") == "entered-in-error":
-            continue
-        if t == "Patient":
-            pat(r["id"])["patient"] = r
-            continue
-        subject = (r.get("subject") or r.get("patient") or {}).get("reference")
-        if not subject:
-            continue
-        p = pat(ref_id(subject))
-        if t == "Condition":
-            if status_code(r.get("verificationStatus")) in ("refuted", "entered-in-error"):
-                continue
-            p["cond"].append(r)
-        elif t == "Observation" and r.get("status") not in ("cancelled", "registered"):
-            p["obs"].append(r)
-        elif t == "MedicationRequest":
-            if r.get("status") in ("cancelled", "draft") or r.get("doNotPerform"):
-                continue
-            if r.get("intent") in ("proposal", "option"):
-                continue
-            p["med"].append(r)
-        elif t == "MedicationStatement" and r.get("status") != "not-taken":
-            p["med"].append(r)
-        elif t == "Immunization" and r.get("status") != "not-done":
-            p["imm"].append(r)
-    return pats
 
 
 def is_hf(c: dict[str, Any], codes: Codes, prefixes: dict[str, set[str]]) -> bool:
@@ -166,14 +132,6 @@ def judge(values: list[float | None], verdict: Any) -> str:
 def med_start(m: dict[str, Any]) -> date | None:
     period = m.get("effectivePeriod") or {}
     return day(m.get("effectiveDateTime") or period.get("start") or m.get("authoredOn"))
-
-
-def med_matches(m: dict[str, Any], codes: set[tuple[str, str]], names: set[str]) -> bool:
-    cc = m.get("medicationCodeableConcept") or {}
-    if codings(cc) & codes:
-        return True
-    words = " ".join([cc.get("text", "")] + [c.get("display", "") for c in cc.get("coding", [])])
-    return any(n in words.lower().replace(",", " ").split() for n in names)
 
 
 def evaluate(
@@ -261,30 +219,15 @@ def evaluate(
 
 def compare(source: str, as_of: date, candidates: str) -> list[str]:
     """Each difference between the oracle and candidates.csv, then a count line."""
-    out: list[str] = []
     codes, names, prefixes = concept_codes()
     pats = load(source)
     screened = {pid for pid, p in pats.items() if any(is_hf(c, codes, prefixes) for c in p["cond"])}
-    with open(candidates, encoding="utf-8-sig", newline="") as fh:
-        got = {r["patient_id"]: r for r in csv.DictReader(fh)}
-    for pid in sorted(screened ^ set(got)):
-        out.append(f"screened differently: {pid} oracle={pid in screened} cohort={pid in got}")
-    for pid in sorted(screened & set(got)):
-        want = evaluate(pats[pid], as_of, codes, names, prefixes)
-        for c in CRITERIA:
-            if got[pid][c] != want[c]:
-                why = got[pid]["reasons"][:200]
-                out.append(f"{pid} {c}: oracle {want[c]}, cohort {got[pid][c]} ({why})")
-    out.append(f"{len(screened)} screened by the oracle, {len(got)} rows, {len(out)} difference(s)")
-    return out
 
+    def want(p: dict[str, Any]) -> dict[str, str]:
+        return evaluate(p, as_of, codes, names, prefixes)
 
-def main() -> int:
-    source, as_of_text, candidates = sys.argv[1:4]
-    lines = compare(source, date.fromisoformat(as_of_text), candidates)
-    print("\n".join(lines))
-    return 1 if len(lines) > 1 else 0
+    return differences(pats, screened, want, CRITERIA, candidates)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(compare))

@@ -173,3 +173,21 @@ def test_a_partial_date_that_may_be_the_day_of_another_may_be_one_episode() -> N
     )
     # 2026-03 may be either day, but those two are two days
     assert str(counted(sle("2026-03"), sle("2026-03-15"), sle("2026-03-20")).status) == "pass"
+
+
+def test_two_conditions_of_one_partial_month_may_be_two_days() -> None:
+    """Two SLE conditions dated only 2026-03 (in the window) may be one day or two: with 2
+    needed that is unknown, not a fail on 1 date (two dated 2026-03-15 are one day: a fail)."""
+    r = counted(sle("2026-03"), sle("2026-03"))
+    assert str(r.status) == "unknown"
+    assert r.reason == (
+        "SLE on 2 dates within 12 months (2026-03, 2026-03), which may be one day: "
+        "cannot tell if at least 2"
+    )
+    # across the window's start (2025-11-25): each may be in it, on a day of its own
+    across = counted(sle("2026-10-01"), sle("2025-11"), sle("2025-11"), min_count=3)
+    assert str(across.status) == "unknown"
+    assert across.reason == (
+        "SLE on 1 date within 12 months (2026-10-01) and 2 more that may be (2025-11, 2025-11): "
+        "cannot tell if at least 3"
+    )

@@ -14,20 +14,23 @@ from cohort (tests/obesity_oracle.py)."""
 
 from __future__ import annotations
 
-import csv
-import os
-import re
-import shutil
 from datetime import date
 from pathlib import Path
 
 import obesity_oracle
 import pytest
 from click.testing import CliRunner
+from trial_helpers import (
+    ROOT,
+    SLE_WORDS,
+    candidate_rows,
+    public_data,
+    run_cohort,
+    trial_config,
+)
 
 from cohort.cli import cli
 
-ROOT = Path(__file__).resolve().parent.parent
 OB = ROOT / "tests" / "data" / "obesity_trial"
 AS_OF = "2026-11-25"
 CRITERIA = obesity_oracle.CRITERIA
@@ -35,8 +38,6 @@ MANUAL = (
     "no personal or family history of medullary thyroid cancer or MEN2 (family history is not "
     "read); investigator judgement"
 )
-# words of the first trial that another trial's outputs must not carry
-SLE_WORDS = re.compile(r"\bSLE\b|lupus|SIRIUS|ianalumab", re.IGNORECASE)
 
 # As of 2026-11-25 every patient (tests/data/obesity_trial/data) is a woman born 1975-06-01 (51)
 # with obesity (SNOMED 162864005, onset 2020-03-01, active, confirmed); on 2026-10-15 a BMI of
@@ -87,36 +88,8 @@ EXPECTED: dict[str, tuple[str, str, dict[str, str]]] = {
 # not screened: ob-refuted (its obesity refuted)
 
 
-def _rows(path: Path) -> dict[str, dict[str, str]]:
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        return {r["patient_id"]: r for r in csv.DictReader(fh)}
-
-
 def _config(tmp_path: Path, source: Path, site: str = "t1") -> Path:
-    """A researcher's copy of the shipped mappings with the trial's rows appended (as
-    tests/test_second_trial_dkd.py's), and a configuration reading the unverified rows."""
-    mappings = tmp_path / "mappings"
-    if not mappings.exists():
-        shutil.copytree(ROOT / "mappings", mappings)
-        for extra in (OB / "mappings").rglob("*.csv"):
-            target = mappings / extra.relative_to(OB / "mappings")
-            with target.open("a", encoding="utf-8") as fh:
-                fh.write(extra.read_text(encoding="utf-8"))
-        shutil.copy(OB / "mappings" / "trials" / "obesity-demo.toml", mappings / "trials")
-    cfg = tmp_path / f"{site}.toml"
-    cfg.write_text(
-        f'[trial]\nid = "obesity-demo"\nmappings = "{mappings}"\nuse_unverified = true\n'
-        f'[store]\npath = "{tmp_path / site}.sqlite"\n'
-        f'[[sites]]\nid = "{site}"\nsource = "{source}"\n',
-        encoding="utf-8",
-    )
-    return cfg
-
-
-def _run(cfg: Path, out: Path, as_of: str) -> None:
-    args = ["run", "--config", str(cfg), "--as-of", as_of, "--out", str(out)]
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0, result.output
+    return trial_config(tmp_path, OB, "obesity-demo", source, site)
 
 
 @pytest.mark.usefixtures("in_tmp")
@@ -126,8 +99,8 @@ def test_the_obesity_trial_on_hand_made_patients(tmp_path: Path) -> None:
     assert checked.exit_code == 0, checked.output
     assert "0 error(s), 0 warning(s)" in checked.output
     out = tmp_path / "out"
-    _run(cfg, out, AS_OF)
-    got = _rows(out / "t1" / "candidates.csv")
+    run_cohort(cfg, out, AS_OF)
+    got = candidate_rows(out / "t1" / "candidates.csv")
     assert set(got) == set(EXPECTED)
     assert list(next(iter(got.values())))[6 : 6 + len(CRITERIA)] == list(CRITERIA)
     for pid, (tier, eligible, other) in EXPECTED.items():
@@ -164,13 +137,6 @@ def test_the_obesity_trial_on_hand_made_patients(tmp_path: Path) -> None:
         assert not SLE_WORDS.search(path.read_text(encoding="utf-8-sig")), path
 
 
-def _public() -> Path:
-    env = os.environ.get("COHORT_PUBLIC_DATA")
-    for cand in ([Path(env)] if env else []) + [ROOT.parent / "shared" / "data" / "public-fhir"]:
-        if cand.is_dir():
-            return cand
-    pytest.skip("public FHIR test data not found (set COHORT_PUBLIC_DATA)")
-
 
 # (as-of, a patient and the cells the date makes of them); Synthea records a weight about once
 # a year, so the weight criterion is mostly unknown: these two patients have two within 90 days
@@ -190,14 +156,14 @@ def test_the_obesity_trial_on_the_public_synthea_bundles(
 ) -> None:
     """The 617 Synthea bundles, read from their archive: 206 patients with an obesity
     condition; every cell is the oracle's, and nothing of the first trial shows."""
-    archive = _public() / "generated-sample-data-r4" / "R4_SYNTHEA_617_bundles.tar.xz"
+    archive = public_data() / "generated-sample-data-r4" / "R4_SYNTHEA_617_bundles.tar.xz"
     cfg = _config(tmp_path, archive, "synthea")
     out = tmp_path / "out"
-    _run(cfg, out, as_of)
+    run_cohort(cfg, out, as_of)
     candidates = out / "synthea" / "candidates.csv"
     lines = obesity_oracle.compare(str(archive), date.fromisoformat(as_of), str(candidates))
     assert lines == ["206 screened by the oracle, 206 rows, 0 difference(s)"], "\n".join(lines)
-    row = _rows(candidates)[pid]
+    row = candidate_rows(candidates)[pid]
     assert {c: row[c] for c in cells} == cells, row["reasons"]
     for path in (out / "run.json", *(out / "synthea").iterdir()):
         assert not SLE_WORDS.search(path.read_text(encoding="utf-8-sig")), path
@@ -211,10 +177,10 @@ def test_the_obesity_trial_on_the_public_synthea_bundles(
 )
 def test_the_obesity_trial_on_public_ndjson(tmp_path: Path, folder: str, screened: int) -> None:
     """Two Bulk-style NDJSON exports with a few obese patients: the oracle agrees."""
-    source = _public() / folder
+    source = public_data() / folder
     cfg = _config(tmp_path, source, "bulk")
     out = tmp_path / "out"
-    _run(cfg, out, "2023-01-01")
+    run_cohort(cfg, out, "2023-01-01")
     candidates = out / "bulk" / "candidates.csv"
     lines = obesity_oracle.compare(str(source), date(2023, 1, 1), str(candidates))
     assert lines == [f"{screened} screened by the oracle, {screened} rows, 0 difference(s)"]

@@ -7,11 +7,13 @@ A trial excluding a kidney transplant or dialysis ever had only `washout`, whose
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
-from criteria_helpers import ago, procedure, run
+from criteria_helpers import ago, context, criterion, procedure, run
 
 from cohort.criteria.loading import check_trial
+from cohort.criteria.registry import KINDS
 
 PHERESIS = {"procedures": ["plasmapheresis"]}
 
@@ -61,3 +63,18 @@ def test_a_washout_names_the_procedure_concept_its_code_maps() -> None:
     assert str(r.status) == "fail"
     assert r.reason.startswith(f"apheresis on {ago(30)}, within 24 weeks"), r.reason
     assert [e.concept for e in r.evidence] == ["apheresis"]
+
+
+def test_a_medication_any_record_does_not_index_the_patients_procedures() -> None:
+    """Hot path: an `any_record` of medications only (the shipped prior_ianalumab) asks for no
+    Procedure concept, so a patient's Procedures are not looked up, concept by concept, for it:
+    no procedure index is built (each Procedure's codes mapped) for a criterion that reads none."""
+    ctx = context(procedure("20720000", when=ago(30)))
+    crit = criterion("prior_ianalumab")
+    assert "procedures" not in crit.params
+    r = KINDS["any_record"].fn(crit, ctx)
+    assert str(r.status) == "pass"
+    assert id(ctx.facts.procedures) not in ctx._index
+    # (one that asks for them still finds them)
+    with_procs = dataclasses.replace(crit, params={**crit.params, **PHERESIS})
+    assert str(KINDS["any_record"].fn(with_procs, ctx).status) == "fail"

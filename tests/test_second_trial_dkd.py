@@ -8,47 +8,38 @@ an oracle written apart from cohort (tests/dkd_oracle.py)."""
 
 from __future__ import annotations
 
-import csv
 import json
-import os
-import re
-import shutil
 from datetime import date
 from pathlib import Path
 
 import dkd_oracle
 import pytest
 from click.testing import CliRunner
+from trial_helpers import (
+    ROOT,
+    SLE_WORDS,
+    Expected,
+    candidate_rows,
+    check_mappings,
+    check_rows,
+    public_data,
+    run_cohort,
+    trial_config,
+)
 
 from cohort.cli import cli
 
-ROOT = Path(__file__).resolve().parent.parent
 DKD = ROOT / "tests" / "data" / "dkd_trial"
 AS_OF = "2026-11-25"
-CRITERIA = (
-    "adult",
-    "ckd",
-    "egfr_min",
-    "egfr_max",
-    "uacr",
-    "hba1c",
-    "raas_blocker",
-    "dialysis_transplant_condition",
-    "dialysis_transplant_procedure",
-    "potassium",
-    "pregnancy",
-    "deceased",
-)
+CRITERIA = dkd_oracle.CRITERIA
 MANUAL = "pregnancy test (women of childbearing potential); investigator judgement"
-# words of the first trial that a second trial's outputs must not carry
-SLE_WORDS = re.compile(r"\bSLE\b|lupus|SIRIUS|ianalumab", re.IGNORECASE)
 
 # As of 2026-11-25 every patient (tests/data/dkd_trial/data) is a man born 1960-05-01 with type 2
 # diabetes (SNOMED 44054006, 2015) and CKD stage 3 (433144002, 2024-01-10); on 2026-11-02 eGFR 45
 # mL/min/{1.73_m2}, HbA1c 7.9 % and potassium 4.5 mmol/L, on 2026-10-01 UACR 120 mg/g; on
 # lisinopril (RxNorm 314076) ordered 2025-06-01, active. Except (tier, eligible_from, the cells
 # that do not pass):
-EXPECTED: dict[str, tuple[str, str, dict[str, str]]] = {
+EXPECTED: Expected = {
     "dkd-ok": ("likely", "", {}),
     "dkd-egfr-edge": ("likely", "", {}),  # eGFR 75: not above 75
     "dkd-k-edge": ("likely", "", {}),  # potassium 4.8: not above 4.8
@@ -85,55 +76,18 @@ EXPECTED: dict[str, tuple[str, str, dict[str, str]]] = {
 # not screened: ckd-only (CKD without type 2 diabetes), t2dm-refuted (refuted)
 
 
-def _rows(path: Path) -> dict[str, dict[str, str]]:
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        return {r["patient_id"]: r for r in csv.DictReader(fh)}
-
-
 def _config(tmp_path: Path, source: Path, site: str = "t1") -> Path:
-    """A researcher's copy of the shipped mappings with the trial's rows appended (as
-    tests/test_second_trial.py's LUNA-LN), and a configuration reading the unverified rows."""
-    mappings = tmp_path / "mappings"
-    if not mappings.exists():
-        shutil.copytree(ROOT / "mappings", mappings)
-        for extra in (DKD / "mappings").rglob("*.csv"):
-            target = mappings / extra.relative_to(DKD / "mappings")
-            with target.open("a", encoding="utf-8") as fh:
-                fh.write(extra.read_text(encoding="utf-8"))
-        shutil.copy(DKD / "mappings" / "trials" / "dkd-demo.toml", mappings / "trials")
-    cfg = tmp_path / f"{site}.toml"
-    cfg.write_text(
-        f'[trial]\nid = "dkd-demo"\nmappings = "{mappings}"\nuse_unverified = true\n'
-        f'[store]\npath = "{tmp_path / site}.sqlite"\n'
-        f'[[sites]]\nid = "{site}"\nsource = "{source}"\n',
-        encoding="utf-8",
-    )
-    return cfg
-
-
-def _run(cfg: Path, out: Path, as_of: str) -> None:
-    args = ["run", "--config", str(cfg), "--as-of", as_of, "--out", str(out)]
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0, result.output
+    return trial_config(tmp_path, DKD, "dkd-demo", source, site)
 
 
 @pytest.mark.usefixtures("in_tmp")
 def test_the_dkd_trial_on_hand_made_patients(tmp_path: Path) -> None:
     cfg = _config(tmp_path, DKD / "data")
-    checked = CliRunner().invoke(cli, ["mappings", "check", "--config", str(cfg)])
-    assert checked.exit_code == 0, checked.output
-    assert "0 error(s), 0 warning(s)" in checked.output
-    assert not SLE_WORDS.search(checked.output), checked.output
+    check_mappings(cfg)
     out = tmp_path / "out"
-    _run(cfg, out, AS_OF)
-    got = _rows(out / "t1" / "candidates.csv")
-    assert set(got) == set(EXPECTED)
-    assert list(next(iter(got.values())))[6 : 6 + len(CRITERIA)] == list(CRITERIA)
-    for pid, (tier, eligible, other) in EXPECTED.items():
-        row = got[pid]
-        assert (row["tier"], row["eligible_from"]) == (tier, eligible), (pid, row["reasons"])
-        cells = {c: row[c] for c in CRITERIA if row[c] != "pass"}
-        assert cells == other, (pid, row["reasons"])
+    run_cohort(cfg, out, AS_OF)
+    got = candidate_rows(out / "t1" / "candidates.csv")
+    check_rows(got, EXPECTED, CRITERIA)
     assert got["dkd-egfr-high"]["reasons"] == "egfr_max: eGFR 82 mL/min/{1.73_m2} > 75 on 2026-11-02"
     assert got["dkd-a1c-high"]["reasons"] == "hba1c: 12.5 % > 12 on 2026-11-02"
     assert got["dkd-k-high"]["reasons"] == "potassium: 5.2 mmol/L > 4.8 on 2026-11-02"
@@ -154,7 +108,7 @@ def test_the_dkd_trial_on_hand_made_patients(tmp_path: Path) -> None:
     lines = dkd_oracle.compare(str(DKD / "data"), date(2026, 11, 25), candidates)
     assert lines == ["19 screened by the oracle, 19 rows, 0 difference(s)"]
     # a second night: the changes legend and every output speak of this trial only
-    _run(cfg, out, "2026-11-26")
+    run_cohort(cfg, out, "2026-11-26")
     html = (out / "t1" / "summary.html").read_text(encoding="utf-8")
     assert "Trial <b>DKD-DEMO (type 2 diabetes with chronic kidney disease)</b> (dkd-demo)" in html
     assert "No longer screened" in html
@@ -173,13 +127,6 @@ def test_the_dkd_trial_on_hand_made_patients(tmp_path: Path) -> None:
     assert not SLE_WORDS.search(explained.output), explained.output
 
 
-def _public() -> Path:
-    env = os.environ.get("COHORT_PUBLIC_DATA")
-    for cand in ([Path(env)] if env else []) + [ROOT.parent / "shared" / "data" / "public-fhir"]:
-        if cand.is_dir():
-            return cand
-    pytest.skip("public FHIR test data not found (set COHORT_PUBLIC_DATA)")
-
 
 @pytest.mark.public_data
 @pytest.mark.usefixtures("in_tmp")
@@ -187,10 +134,10 @@ def _public() -> Path:
 def test_the_dkd_trial_on_the_public_synthea_bundles(tmp_path: Path, as_of: str) -> None:
     """The 617 Synthea bundles (data to 2021-03-31), read from their archive: every cell is the
     oracle's, and nothing of the first trial shows."""
-    archive = _public() / "generated-sample-data-r4" / "R4_SYNTHEA_617_bundles.tar.xz"
+    archive = public_data() / "generated-sample-data-r4" / "R4_SYNTHEA_617_bundles.tar.xz"
     cfg = _config(tmp_path, archive, "synthea")
     out = tmp_path / "out"
-    _run(cfg, out, as_of)
+    run_cohort(cfg, out, as_of)
     candidates = out / "synthea" / "candidates.csv"
     lines = dkd_oracle.compare(str(archive), date.fromisoformat(as_of), str(candidates))
     assert lines[-1].endswith(" 0 difference(s)"), "\n".join(lines)
@@ -205,11 +152,11 @@ def test_the_dkd_trial_on_the_ten_patient_bulk_export(tmp_path: Path) -> None:
     """The one patient with type 2 diabetes had a kidney transplant in 1990 (History of renal
     transplant, onset 1990-10-28; the transplantation regime from 1990-11) and died on
     1994-11-11: excluded by those three, whatever the labs (this export has no Observations)."""
-    source = _public() / "sample-bulk-fhir-datasets" / "10-patients"
+    source = public_data() / "sample-bulk-fhir-datasets" / "10-patients"
     cfg = _config(tmp_path, source, "bulk10")
     out = tmp_path / "out"
-    _run(cfg, out, "2023-03-31")
-    got = _rows(out / "bulk10" / "candidates.csv")
+    run_cohort(cfg, out, "2023-03-31")
+    got = candidate_rows(out / "bulk10" / "candidates.csv")
     assert len(got) == 1
     (row,) = got.values()
     fails = {c for c in CRITERIA if row[c] == "fail"}
@@ -225,11 +172,11 @@ def test_the_dkd_trial_on_the_ten_patient_bulk_export(tmp_path: Path) -> None:
 def test_the_dkd_trial_on_the_thousand_patient_bulk_export(tmp_path: Path) -> None:
     """The 1000-patients export holds Patient resources only (MANIFEST.md): no Condition, so no
     one is screened, and run.json says why in the trial's own words."""
-    source = _public() / "sample-bulk-fhir-datasets" / "1000-patients"
+    source = public_data() / "sample-bulk-fhir-datasets" / "1000-patients"
     cfg = _config(tmp_path, source, "bulk1000")
     out = tmp_path / "out"
-    _run(cfg, out, AS_OF)
-    assert _rows(out / "bulk1000" / "candidates.csv") == {}
+    run_cohort(cfg, out, AS_OF)
+    assert candidate_rows(out / "bulk1000" / "candidates.csv") == {}
     warnings = json.loads((out / "run.json").read_text(encoding="utf-8"))["warnings"]
     assert any(
         "none screened: no patient has a Condition mapped to the screening concept 't2dm'" in w

@@ -12,26 +12,30 @@ public data are checked against an oracle written apart from cohort (tests/copd_
 
 from __future__ import annotations
 
-import csv
-import os
-import re
-import shutil
 from datetime import date
 from pathlib import Path
 
 import copd_oracle
 import pytest
 from click.testing import CliRunner
+from trial_helpers import (
+    ROOT,
+    SLE_WORDS,
+    Expected,
+    candidate_rows,
+    check_mappings,
+    check_rows,
+    public_data,
+    run_cohort,
+    trial_config,
+)
 
 from cohort.cli import cli
 
-ROOT = Path(__file__).resolve().parent.parent
 COPD = ROOT / "tests" / "data" / "copd_trial"
 AS_OF = "2026-11-25"
 CRITERIA = copd_oracle.CRITERIA
 MANUAL = "investigator judgement"
-# words of the first trial that another trial's outputs must not carry
-SLE_WORDS = re.compile(r"\bSLE\b|lupus|SIRIUS|ianalumab", re.IGNORECASE)
 
 # As of 2026-11-25 every patient (tests/data/copd_trial/data) is a man born 1955-03-10 (71) with
 # Chronic obstructive bronchitis (SNOMED 185086009, 2018-04-01); two resolved conditions coded
@@ -40,7 +44,7 @@ SLE_WORDS = re.compile(r"\bSLE\b|lupus|SIRIUS|ianalumab", re.IGNORECASE)
 # (SNOMED 8517006) on 2026-09-20; FEV1/FVC (19926-5) 58 % on 2025-06-01; an active order of
 # fluticasone/salmeterol dry powder inhaler (RxNorm 896209) since 2024-01-15. Except (tier,
 # eligible_from, the cells that do not pass):
-EXPECTED: dict[str, tuple[str, str, dict[str, str]]] = {
+EXPECTED: Expected = {
     "copd-ok": ("likely", "", {}),
     # Pulmonary emphysema (87433001), "Current every day smoker" (449868002), a fluticasone
     # metered dose inhaler (895994)
@@ -78,55 +82,18 @@ EXPECTED: dict[str, tuple[str, str, dict[str, str]]] = {
 # not screened: copd-refuted (its only COPD condition refuted)
 
 
-def _rows(path: Path) -> dict[str, dict[str, str]]:
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        return {r["patient_id"]: r for r in csv.DictReader(fh)}
-
-
 def _config(tmp_path: Path, source: Path, site: str = "t1") -> Path:
-    """A researcher's copy of the shipped mappings with the trial's rows appended (as
-    tests/test_second_trial_dkd.py's), and a configuration reading the unverified rows."""
-    mappings = tmp_path / "mappings"
-    if not mappings.exists():
-        shutil.copytree(ROOT / "mappings", mappings)
-        for extra in (COPD / "mappings").rglob("*.csv"):
-            target = mappings / extra.relative_to(COPD / "mappings")
-            with target.open("a", encoding="utf-8") as fh:
-                fh.write(extra.read_text(encoding="utf-8"))
-        shutil.copy(COPD / "mappings" / "trials" / "copd-demo.toml", mappings / "trials")
-    cfg = tmp_path / f"{site}.toml"
-    cfg.write_text(
-        f'[trial]\nid = "copd-demo"\nmappings = "{mappings}"\nuse_unverified = true\n'
-        f'[store]\npath = "{tmp_path / site}.sqlite"\n'
-        f'[[sites]]\nid = "{site}"\nsource = "{source}"\n',
-        encoding="utf-8",
-    )
-    return cfg
-
-
-def _run(cfg: Path, out: Path, as_of: str) -> None:
-    args = ["run", "--config", str(cfg), "--as-of", as_of, "--out", str(out)]
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0, result.output
+    return trial_config(tmp_path, COPD, "copd-demo", source, site)
 
 
 @pytest.mark.usefixtures("in_tmp")
 def test_the_copd_trial_on_hand_made_patients(tmp_path: Path) -> None:
     cfg = _config(tmp_path, COPD / "data")
-    checked = CliRunner().invoke(cli, ["mappings", "check", "--config", str(cfg)])
-    assert checked.exit_code == 0, checked.output
-    assert "0 error(s), 0 warning(s)" in checked.output
-    assert not SLE_WORDS.search(checked.output), checked.output
+    check_mappings(cfg)
     out = tmp_path / "out"
-    _run(cfg, out, AS_OF)
-    got = _rows(out / "t1" / "candidates.csv")
-    assert set(got) == set(EXPECTED)
-    assert list(next(iter(got.values())))[6 : 6 + len(CRITERIA)] == list(CRITERIA)
-    for pid, (tier, eligible, other) in EXPECTED.items():
-        row = got[pid]
-        assert (row["tier"], row["eligible_from"]) == (tier, eligible), (pid, row["reasons"])
-        cells = {c: row[c] for c in CRITERIA if row[c] != "pass"}
-        assert cells == other, (pid, row["reasons"])
+    run_cohort(cfg, out, AS_OF)
+    got = candidate_rows(out / "t1" / "candidates.csv")
+    check_rows(got, EXPECTED, CRITERIA)
     assert got["copd-one-exac"]["reasons"] == (
         "exacerbations: COPD exacerbation on 1 date within 12 months (2026-09-20), "
         "needs at least 2"
@@ -176,18 +143,11 @@ def test_the_hand_made_patients_on_other_dates_agree_with_the_oracle(
     hold only their COPD and their inhaler): every cell is still the oracle's."""
     cfg = _config(tmp_path, COPD / "data")
     out = tmp_path / "out"
-    _run(cfg, out, as_of)
+    run_cohort(cfg, out, as_of)
     candidates = str(out / "t1" / "candidates.csv")
     lines = copd_oracle.compare(str(COPD / "data"), date.fromisoformat(as_of), candidates)
     assert lines == ["22 screened by the oracle, 22 rows, 0 difference(s)"], "\n".join(lines)
 
-
-def _public() -> Path:
-    env = os.environ.get("COHORT_PUBLIC_DATA")
-    for cand in ([Path(env)] if env else []) + [ROOT.parent / "shared" / "data" / "public-fhir"]:
-        if cand.is_dir():
-            return cand
-    pytest.skip("public FHIR test data not found (set COHORT_PUBLIC_DATA)")
 
 
 @pytest.mark.public_data
@@ -198,14 +158,14 @@ def test_the_copd_trial_on_the_public_synthea_bundles(tmp_path: Path, as_of: str
     emphysema or chronic obstructive bronchitis, every cell the oracle's. Synthea writes no
     exacerbation, so every one fails that inclusion; the other cells vary (never smokers,
     FEV1/FVC at or above 0.70, no inhaler, deaths, ages over 85)."""
-    archive = _public() / "generated-sample-data-r4" / "R4_SYNTHEA_617_bundles.tar.xz"
+    archive = public_data() / "generated-sample-data-r4" / "R4_SYNTHEA_617_bundles.tar.xz"
     cfg = _config(tmp_path, archive, "synthea")
     out = tmp_path / "out"
-    _run(cfg, out, as_of)
+    run_cohort(cfg, out, as_of)
     candidates = out / "synthea" / "candidates.csv"
     lines = copd_oracle.compare(str(archive), date.fromisoformat(as_of), str(candidates))
     assert lines == ["23 screened by the oracle, 23 rows, 0 difference(s)"], "\n".join(lines)
-    got = _rows(candidates)
+    got = candidate_rows(candidates)
     assert {r["smoker"] for r in got.values()} == {"pass", "fail"}
     assert {"pass", "fail"} <= {r["fev1_fvc"] for r in got.values()}
     for path in (out / "run.json", *(out / "synthea").iterdir()):
@@ -218,11 +178,11 @@ def test_the_copd_trial_on_the_pathling_ndjson(tmp_path: Path) -> None:
     """Pathling's Synthea NDJSON (Conditions and Observations, no medication): one patient with
     emphysema, a never smoker by her latest status, FEV1/FVC below 0.70; no medication record
     at all, so no inhaled therapy is unknown, not fail."""
-    source = _public() / "pathling" / "ndjson"
+    source = public_data() / "pathling" / "ndjson"
     cfg = _config(tmp_path, source, "pathling")
     out = tmp_path / "out"
-    _run(cfg, out, "2009-06-01")
-    (row,) = _rows(out / "pathling" / "candidates.csv").values()
+    run_cohort(cfg, out, "2009-06-01")
+    (row,) = candidate_rows(out / "pathling" / "candidates.csv").values()
     cells = {c: row[c] for c in CRITERIA if row[c] != "pass"}
     assert cells == {"exacerbations": "fail", "smoker": "fail", "inhaled_therapy": "unknown"}
     candidates = str(out / "pathling" / "candidates.csv")

@@ -12,20 +12,23 @@ against an oracle written apart from cohort (tests/hf_oracle.py)."""
 
 from __future__ import annotations
 
-import csv
-import os
-import re
-import shutil
 from datetime import date
 from pathlib import Path
 
 import hf_oracle
 import pytest
 from click.testing import CliRunner
+from trial_helpers import (
+    ROOT,
+    SLE_WORDS,
+    candidate_rows,
+    public_data,
+    run_cohort,
+    trial_config,
+)
 
 from cohort.cli import cli
 
-ROOT = Path(__file__).resolve().parent.parent
 HF = ROOT / "tests" / "data" / "hf_trial"
 AS_OF = "2026-11-25"
 CRITERIA = hf_oracle.CRITERIA
@@ -33,8 +36,6 @@ MANUAL = (
     "BNP >= 150 pg/mL within 12 months where no NT-proBNP; no heart transplant or LVAD (no code "
     "in the public data to map); no current IV inotrope; investigator judgement"
 )
-# words of the first trial that another trial's outputs must not carry
-SLE_WORDS = re.compile(r"\bSLE\b|lupus|SIRIUS|ianalumab", re.IGNORECASE)
 
 # As of 2026-11-25 every patient (tests/data/hf_trial/data) is a man born 1955-03-01 (71) with
 # chronic congestive heart failure (SNOMED 88805009, onset 2022-04-10, confirmed); on 2026-10-15
@@ -81,36 +82,8 @@ EXPECTED: dict[str, tuple[str, str, dict[str, str]]] = {
 # not screened: hf-refuted (its heart failure refuted)
 
 
-def _rows(path: Path) -> dict[str, dict[str, str]]:
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        return {r["patient_id"]: r for r in csv.DictReader(fh)}
-
-
 def _config(tmp_path: Path, source: Path, site: str = "t1") -> Path:
-    """A researcher's copy of the shipped mappings with the trial's rows appended (as
-    tests/test_second_trial_dkd.py's), and a configuration reading the unverified rows."""
-    mappings = tmp_path / "mappings"
-    if not mappings.exists():
-        shutil.copytree(ROOT / "mappings", mappings)
-        for extra in (HF / "mappings").rglob("*.csv"):
-            target = mappings / extra.relative_to(HF / "mappings")
-            with target.open("a", encoding="utf-8") as fh:
-                fh.write(extra.read_text(encoding="utf-8"))
-        shutil.copy(HF / "mappings" / "trials" / "hf-demo.toml", mappings / "trials")
-    cfg = tmp_path / f"{site}.toml"
-    cfg.write_text(
-        f'[trial]\nid = "hf-demo"\nmappings = "{mappings}"\nuse_unverified = true\n'
-        f'[store]\npath = "{tmp_path / site}.sqlite"\n'
-        f'[[sites]]\nid = "{site}"\nsource = "{source}"\n',
-        encoding="utf-8",
-    )
-    return cfg
-
-
-def _run(cfg: Path, out: Path, as_of: str) -> None:
-    args = ["run", "--config", str(cfg), "--as-of", as_of, "--out", str(out)]
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0, result.output
+    return trial_config(tmp_path, HF, "hf-demo", source, site)
 
 
 @pytest.mark.usefixtures("in_tmp")
@@ -120,8 +93,8 @@ def test_the_hf_trial_on_hand_made_patients(tmp_path: Path) -> None:
     assert checked.exit_code == 0, checked.output
     assert "0 error(s), 0 warning(s)" in checked.output
     out = tmp_path / "out"
-    _run(cfg, out, AS_OF)
-    got = _rows(out / "t1" / "candidates.csv")
+    run_cohort(cfg, out, AS_OF)
+    got = candidate_rows(out / "t1" / "candidates.csv")
     assert set(got) == set(EXPECTED)
     assert list(next(iter(got.values())))[6 : 6 + len(CRITERIA)] == list(CRITERIA)
     for pid, (tier, eligible, other) in EXPECTED.items():
@@ -174,13 +147,6 @@ def test_the_hf_trial_on_hand_made_patients(tmp_path: Path) -> None:
     assert "influenza vaccine on 2026-10-01, within 12 months" in text
 
 
-def _public() -> Path:
-    env = os.environ.get("COHORT_PUBLIC_DATA")
-    for cand in ([Path(env)] if env else []) + [ROOT.parent / "shared" / "data" / "public-fhir"]:
-        if cand.is_dir():
-            return cand
-    pytest.skip("public FHIR test data not found (set COHORT_PUBLIC_DATA)")
-
 
 # (as-of, a patient and the cell the date makes of them)
 PUBLIC_DATES = [
@@ -201,14 +167,14 @@ def test_the_hf_trial_on_the_public_synthea_bundles(
 ) -> None:
     """The 617 Synthea bundles, read from their archive: 49 patients with chronic congestive
     heart failure; every cell is the oracle's, and nothing of the first trial shows."""
-    archive = _public() / "generated-sample-data-r4" / "R4_SYNTHEA_617_bundles.tar.xz"
+    archive = public_data() / "generated-sample-data-r4" / "R4_SYNTHEA_617_bundles.tar.xz"
     cfg = _config(tmp_path, archive, "synthea")
     out = tmp_path / "out"
-    _run(cfg, out, as_of)
+    run_cohort(cfg, out, as_of)
     candidates = out / "synthea" / "candidates.csv"
     lines = hf_oracle.compare(str(archive), date.fromisoformat(as_of), str(candidates))
     assert lines == ["49 screened by the oracle, 49 rows, 0 difference(s)"], "\n".join(lines)
-    row = _rows(candidates)[pid]
+    row = candidate_rows(candidates)[pid]
     assert {c: row[c] for c in cells} == cells, row["reasons"]
     for path in (out / "run.json", *(out / "synthea").iterdir()):
         assert not SLE_WORDS.search(path.read_text(encoding="utf-8-sig")), path
@@ -219,12 +185,12 @@ def test_the_hf_trial_on_the_public_synthea_bundles(
 def test_the_hf_trial_on_the_inferno_bulk_export(tmp_path: Path) -> None:
     """The Inferno reference server's export: one patient with chronic congestive heart failure,
     who died in 1977, his last influenza vaccine of 1977-05-13."""
-    source = _public() / "inferno-reference-server" / "bulk-ndjson"
+    source = public_data() / "inferno-reference-server" / "bulk-ndjson"
     cfg = _config(tmp_path, source, "inferno")
     out = tmp_path / "out"
-    _run(cfg, out, "2023-03-31")
+    run_cohort(cfg, out, "2023-03-31")
     candidates = out / "inferno" / "candidates.csv"
-    (row,) = _rows(candidates).values()
+    (row,) = candidate_rows(candidates).values()
     assert {c for c in CRITERIA if row[c] == "fail"} == {"flu_vaccine", "deceased"}
     assert row["reasons"] == (
         "flu_vaccine: no influenza vaccine within 12 months (last on 1977-05-13); "

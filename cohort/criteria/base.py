@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Protocol, TypeVar
@@ -135,6 +135,10 @@ class Context:
         patient, then set lookups, so 25 criteria do not rescan every record each time."""
         if not facts:
             return []  # (most patients have no procedure or immunization: nothing to index)
+        if isinstance(concepts, Collection) and not concepts:
+            # (a kind's optional key left out, an any_record's or a washout's `procedures`:
+            # the records are not indexed for a criterion that asks for none of them)
+            return []
         index = self._index.get(id(facts))
         if index is None:
             index = self._index[id(facts)] = {}

@@ -27,7 +27,8 @@ def counted(crit: Criterion, ctx: Context) -> Result:
     window's start to as_of - min_months: an episodic finding ("2 exacerbations in 12 months").
     Conditions of one date are one (an episode on the problem list and as an encounter
     diagnosis); any clinical status counts (an episode is over soon). A partial date with days
-    on both sides of a bound, or no date, may count: unknown when that decides."""
+    on both sides of a bound, or no date, may count: unknown when that decides. Conditions of
+    one partial date (2026-03) may be one day or several: each is kept apart (`_apart`)."""
     p = crit.params
     need = int(p.get("min_count", 1))
     start = window_start(ctx.as_of, p)
@@ -35,9 +36,10 @@ def counted(crit: Criterion, ctx: Context) -> Result:
     label = p.get("label") or ctx.label(p["concepts"][0])
     concept = ",".join(p["concepts"])
     unconfirmed = set(p.get("unconfirmed_verification", ()))
-    sure: dict[tuple[date, date], tuple[str, bool]] = {}  # date -> (as shown, one confirmed)
-    # dates that may count -> as shown; each undated condition by its ref (an episode each)
-    maybe: dict[tuple[date, date] | str, str] = {}
+    # a day (first, last), else a partial date's condition's ref -> (span, as shown, one
+    # confirmed): conditions of one day are one, those of a partial date may be several days
+    sure: dict[tuple[date, date] | str, tuple[tuple[date, date], str, bool]] = {}
+    maybe: list[str] = []  # as shown, those that may count (each may be an episode of its own)
     shaky = ""  # the first unconfirmed verificationStatus counted
     used: list[Evidence] = []
     ignored: list[Evidence] = []
@@ -46,45 +48,46 @@ def counted(crit: Criterion, ctx: Context) -> Result:
         first, last = condition_days(c)
         ev = Evidence(ref=c.ref, concept=concept, value=clipped(c.text), date=condition_shown(c))
         if first is None or last is None:
-            maybe[c.ref] = "no date"
+            maybe.append("no date")
             used.append(ev.noted("no date: may be in the window"))
         elif last < first_day or first > cutoff:
             outside = f"outside the window ({window_span(p)}, from {start})" if start else ""
             ignored.append(ev.noted(outside or f"after {cutoff}"))
         elif first < first_day or last > cutoff:
-            maybe[(first, last)] = ev.date
+            maybe.append(ev.date)
             used.append(ev.noted("partial date: may be in the window"))
         else:
             ok = c.verification_status not in unconfirmed
             shaky = shaky or ("" if ok else c.verification_status)
-            sure[(first, last)] = (ev.date, ok or sure.get((first, last), ("", False))[1])
+            key = (first, last) if first == last else c.ref
+            had = key in sure and sure[key][2]
+            sure[key] = ((first, last), ev.date, ok or had)
             used.append(
                 ev.noted("counted" if ok else f"verificationStatus {c.verification_status}")
             )
-    days = [sure[k] for k in sorted(sure, reverse=True)]  # newest first
+    days = sorted(sure.values(), key=lambda d: d[0], reverse=True)  # newest first
     # newest first, as the reason lists the dates; undated last
     used.sort(key=lambda e: -(evidence_day(e.date) or date.min).toordinal())
-    more = [text for key, text in maybe.items() if key not in sure]
     span = f"within {window_span(p)}" if start else f"on or before {cutoff}"
     # (the label is not made plural: "COPD exacerbation on 2 dates", not "2 COPD exacerbation")
-    dates = ", ".join(text for text, _ in days[:_SAID]) + (" ..." if len(days) > _SAID else "")
+    dates = ", ".join(text for _, text, _ in days[:_SAID]) + (" ..." if len(days) > _SAID else "")
     on = "date" if len(days) == 1 else "dates"
     found = f"{label} on {len(days)} {on} {span} ({dates})" if days else f"no {label} {span}"
     also = "more " if days else ""
-    maybes = f"{len(more)} {also}that may be ({', '.join(more[:_SAID])})"
-    if _apart(sure) >= need:
-        if _apart([k for k, (_, ok) in sure.items() if ok]) >= need:
+    maybes = f"{len(maybe)} {also}that may be ({', '.join(maybe[:_SAID])})"
+    if _apart(s for s, _, _ in days) >= need:
+        if _apart(s for s, _, ok in days if ok) >= need:
             return result(crit, Status.PASS, found, used, ignored)
-        shy = sum(not ok for _, ok in days)
+        shy = sum(not ok for _, _, ok in days)
         why = f"{found}, {shy} of them recorded as {shaky}: confirm the diagnosis"
         return result(crit, Status.UNKNOWN, why, used, ignored)
     if len(days) >= need:  # (a partial date that may be the day of another)
         why = f"{found}, which may be one day: cannot tell if at least {need}"
         return result(crit, Status.UNKNOWN, why, used, ignored)
-    if len(days) + len(more) >= need:
+    if len(days) + len(maybe) >= need:
         why = f"{found} and {maybes}: cannot tell if at least {need}"
         return result(crit, Status.UNKNOWN, why, used, ignored)
-    tail = f" and {maybes}" if more else ""
+    tail = f" and {maybes}" if maybe else ""
     return result(crit, Status.FAIL, f"{found}{tail}, needs at least {need}", used, ignored)
 
 

@@ -57,12 +57,11 @@ class Loads:
             yield build
             failed = False
         finally:
-            if missing:
-                try:
-                    self._db.execute(PATIENT_INDEX)
-                except sqlite3.Error as e:
-                    if not failed:  # (else the load's own error is the one to see)
-                        raise self._err("write", e) from None
+            try:
+                build()
+            except StoreError:
+                if not failed:  # (else the load's own error is the one to see)
+                    raise
 
     def backfill(self) -> None:
         """Copy what the WAL holds into the store file now (a passive checkpoint: readers and
