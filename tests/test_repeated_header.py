@@ -1,6 +1,6 @@
 """A mapping CSV holding its header line again, as rows appended with their file's header
-leave it (a trial's rows added to a copy of mappings/: docs/criteria-kinds.md "A second
-trial"): one error naming the line, not the header's words read as a row's."""
+leave it (a trial's rows added to a copy of mappings/: docs/mappings-howto.md "A new trial's
+rows"): one error naming the line, not the header's words read as a row's."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """A third trial of another shape from the docs alone: COPD-DEMO, a COPD exacerbation-prevention
 biologic trial (tests/data/copd_trial): a criteria file and mapping rows, no code of its own.
 
-It needed three options the kinds lacked, each generic (docs/criteria-kinds.md "A second trial"):
+It needed three options the kinds lacked, each generic (docs/criteria-kinds.md "Patterns"):
 a count of conditions in a window (`diagnosis` `min_count`, ">= 2 exacerbations in 12 months"),
 an inclusion read from a coded result that is unknown without one (a lab check's `required`:
 "current or former smoker") and a strict upper limit (`lab_latest` `pass_below`: "FEV1/FVC <
