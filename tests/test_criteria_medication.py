@@ -1623,3 +1623,13 @@ def test_high_dose_in_tablespoons_is_not_read_as_tablets(unit: str) -> None:
     # prednisone 20 MG tablets "3 tbls" a day is no usable dose (unknown), never 60 mg (fail)
     r = stmt("312615", status="active", start=ago(10), dosages=[dosage(qty(3, unit, None))])
     assert status("washout_high_dose_cs", r) == "unknown"
+
+
+def test_prior_ianalumab_of_a_month_reaching_past_as_of_is_unknown() -> None:
+    """Ianalumab dated "2026-11" as of 2026-11-25 may have been started on the 26th: unknown,
+    as a partial date decides only when every day agrees; "2026-10" fails."""
+    r = run("prior_ianalumab", stmt(None, text="ianalumab", status="completed", start="2026-11"))
+    assert r.status == "unknown"
+    assert r.reason == "prior ianalumab dated 2026-11, which may be after 2026-11-25"
+    older = stmt(None, text="ianalumab", status="completed", start="2026-10")
+    assert status("prior_ianalumab", older) == "fail"

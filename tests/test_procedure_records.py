@@ -78,3 +78,20 @@ def test_a_medication_any_record_does_not_index_the_patients_procedures() -> Non
     # (one that asks for them still finds them)
     with_procs = dataclasses.replace(crit, params={**crit.params, **PHERESIS})
     assert str(KINDS["any_record"].fn(with_procs, ctx).status) == "fail"
+
+
+def test_a_record_of_a_partial_date_reaching_past_as_of_is_unknown_alone() -> None:
+    """As of 2026-11-25 a plasmapheresis dated "2026-11" may be of the 26th to the 30th, not on
+    record yet (docs/rules.md: a partial date decides only when every day agrees): unknown, where
+    it failed; beside one surely before as_of it fails as before."""
+    month = procedure("20720000", when="2026-11")
+    r = run("prior_ianalumab", month, params=PHERESIS)
+    assert str(r.status) == "unknown"
+    assert r.reason == "prior plasmapheresis dated 2026-11, which may be after 2026-11-25"
+    assert r.eligible_from is None
+    surely = procedure("20720000", when="2026-10")
+    both = run("prior_ianalumab", month, surely, params=PHERESIS)
+    assert str(both.status) == "fail"
+    assert both.reason.startswith("prior plasmapheresis")
+    # an undated record stays a fail: an exclusion "ever" needs no date
+    assert str(run("prior_ianalumab", procedure("20720000"), params=PHERESIS).status) == "fail"
