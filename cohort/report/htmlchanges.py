@@ -60,7 +60,7 @@ def _other_table(site: SiteResult, shown: list[tuple[Candidate, str]], removed: 
     trs += [
         f'<tr class="removed"><td class="num">-</td><td class="pid">{esc(pid)}</td>'
         f'<td class="muted">(was {esc(site.previous_tiers[pid])})</td>'
-        "<td>no longer screened: not in candidates.csv</td>"
+        f"<td>no longer screened: {_gone(site, pid)}</td>"
         f"<td>{esc(names.get(pid, ''))}</td></tr>"
         for pid in removed[: max(LIST_MAX - len(shown), 0)]
     ]
@@ -74,6 +74,14 @@ def _other_table(site: SiteResult, shown: list[tuple[Candidate, str]], removed: 
         "<h3>New, newly eligible, no longer eligible, no longer screened</h3>"
         f'<table id="changes-table">{HEAD}<tbody>{"".join(trs)}</tbody></table>{tail}'
     )
+
+
+def _gone(site: SiteResult, pid: str) -> str:
+    """Why a patient has no row now, where the data says: merged into another chart."""
+    into = site.merged_into.get(pid)
+    if into is None:
+        return "not in candidates.csv"
+    return f"merged into {esc(into)} (its records are read with {esc(into)}'s)"
 
 
 def changes_section(site: SiteResult, phi: bool) -> str:
@@ -130,8 +138,8 @@ def changes_section(site: SiteResult, phi: bool) -> str:
         "(from excluded to likely or possible is &ldquo;newly eligible&rdquo;); &ldquo;no "
         "longer likely&rdquo;: likely then, possible now. &ldquo;No longer screened&rdquo;: in "
         "the last run&rsquo;s list, not in this one (no condition the trial screens for any "
-        "more: refuted, entered in error or deleted). Other changes (e.g. <i>criteria "
-        "changed</i>) are in the <code>change</code> column.</p>"
+        "more: refuted, entered in error or deleted, or merged into another chart). Other "
+        "changes (e.g. <i>criteria changed</i>) are in the <code>change</code> column.</p>"
     )
     return section("changes", title, summary + _other_code(site) + legend + tables)
 
