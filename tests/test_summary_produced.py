@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from pathlib import Path
 
@@ -34,3 +35,14 @@ def test_a_run_dates_its_page_by_the_run_json_start(tmp_path: Path) -> None:
     shown = f"{started[:10]} {started[11:16]} UTC"
     page = (site / "summary.html").read_text(encoding="utf-8")
     assert f'produced <b id="produced">{shown}</b>' in page
+
+
+def test_a_printed_funnel_shows_each_criterion_s_words_whole() -> None:
+    """On paper there is no tooltip: a criterion's words cut to "No cyclophosphamide, Ig,
+    plasmaph…" at A4 width could not be read; printed, they wrap instead."""
+    site = SiteResult("uci", "UCI", date(2026, 11, 26), CRITERIA, [], [])
+    page = summary_html(site, history=[])
+    printed = re.search(r"@media print\{(.*)\}", page.split("</style>")[0], re.S)
+    assert printed
+    crit = re.search(r"\.crit\{([^}]*)\}", printed.group(1))
+    assert crit and {"white-space:normal", "overflow:visible"} <= set(crit.group(1).split(";"))

@@ -63,6 +63,7 @@ td.pid{white-space:nowrap}
 header,section{border:0;border-radius:0;padding:0;margin:0 0 12px}
 h2,h3{break-after:avoid}.funnel-group,tr,.card,li,svg.trend{break-inside:avoid}
 thead{display:table-header-group}.funnel-group{grid-template-columns:190px 1fr 240px}
+.crit{white-space:normal;overflow:visible}
 .card .n{font-size:20px}}
 """
 
