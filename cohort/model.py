@@ -342,3 +342,7 @@ class SiteResult:
     previous_tiers: dict[str, str] = field(default_factory=dict)  # patient_id -> tier last run
     trial_id: str = ""  # the page names its trial (a site may screen for two)
     trial_title: str = ""
+    # old chart id -> the chart it was merged into (Patient.link): a chart that left the list
+    # by a merge is named so, not taken for a refuted diagnosis
+    merged_into: dict[str, str] = field(default_factory=dict)
+    produced: str = ""  # the run's start (UTC ISO): a printed or left-over page says its age

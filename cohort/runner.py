@@ -28,6 +28,7 @@ from cohort.errors import (
 )
 from cohort.filenames import kept_names
 from cohort.ingest import Loaded, ingest
+from cohort.merged import merges_of
 from cohort.model import Candidate, SiteResult
 from cohort.outputs import write_outputs, write_report
 from cohort.report.kept import StoreWatch, mark_failed
@@ -262,6 +263,10 @@ def _locked_run(
                     sr = site_result(
                         site, cands, loaded, as_of, prev, newest.isoformat() if newest else ""
                     )
+                    if len(prev) > len(cands) or set(prev) - {c.patient.id for c in cands}:
+                        # someone left the list: was it a merge (read once a site)
+                        sr.merged_into = merges_of(store, site.id).into
+                    sr.produced = report["started"]
                     results.append(sr)
                     # (after site_result: lists of another trial are not compared)
                     upgraded[site.id] = other_code(prev, report["code_version"])

@@ -395,3 +395,12 @@ def test_a_check_that_sets_the_record_aside_too_is_not_named_as_reviewing_it() -
         ("in_situ_neoplasm", EXCEPTION),
         ("malignancy_named", f"{EXCEPTION}, and as carcinoma in situ"),
     ]
+
+
+def test_an_antibody_set_aside_for_a_later_rna_is_noted_by_its_label() -> None:
+    """evidence.csv noted the set-aside antibody "followed by hcv_rna", the concept's name in
+    the mapping files: a coordinator reads the label there, as in the reason."""
+    later = lab(HCV_RNA, 10, {"valueString": "Not detected"})
+    r = run("hcv", lab(HCV_AB, 300, POSITIVE), later)
+    assert str(r.status) == "pass"
+    assert [e.note for e in r.ignored] == ["followed by a later HCV RNA result"]

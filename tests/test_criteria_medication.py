@@ -1025,7 +1025,7 @@ def test_b_cell_the_last_dose_a_count_is_read_from_is_used(count: float, expecte
     by_ref = {e.ref: (e.note, used) for used in ("yes", "ignored") for e in
               (r.evidence if used == "yes" else r.ignored)}
     assert by_ref[f"MedicationAdministration/{last['id']}"] == (
-        "last dose, outside window: cd19_count since it read",
+        "last dose, outside window: the CD19 B-cell count after it decides",
         "yes",
     )
     assert by_ref[f"MedicationAdministration/{earlier['id']}"] == ("outside window", "ignored")

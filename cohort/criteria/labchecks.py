@@ -138,7 +138,8 @@ def lab_check(
             and o.when
             and any(x.when and x.when >= o.when for x in ctx.observations(later)[0])
         ):
-            ignored.append(ev.noted(f"followed by {later[0]}"))
+            # (by its label, as the reason names it: "(no later HCV RNA)")
+            ignored.append(ev.noted(f"followed by a later {ctx.label(later[0])} result"))
             continue
         if other:
             read.append(ev)

@@ -243,8 +243,8 @@ def washout(crit: Criterion, ctx: Context) -> Result:
         return result(crit, Status.UNKNOWN, why, uncertain, ignored)
     if "lab_concepts" in p and last_end is not None:
         # the lab rule counts from the last dose: the outcome rests on it too (used)
-        lab = "/".join(p["lab_concepts"])
-        note = f"last dose, outside window: {lab} since it read"
+        # (the lab by its label, as the reason names it: a coordinator reads this note)
+        note = f"last dose, outside window: the {ctx.label(p['lab_concepts'])} after it decides"
         dose = [e.noted(note) for e in ignored if id(e) in last_dose]
         after = _lab_after_dose(crit, ctx, last_end, [e for e in ignored if id(e) not in last_dose])
         return replace(after, evidence=(*dose, *after.evidence))  # the dose, then the count

@@ -63,6 +63,7 @@ td.pid{white-space:nowrap}
 header,section{border:0;border-radius:0;padding:0;margin:0 0 12px}
 h2,h3{break-after:avoid}.funnel-group,tr,.card,li,svg.trend{break-inside:avoid}
 thead{display:table-header-group}.funnel-group{grid-template-columns:190px 1fr 240px}
+.crit{white-space:normal;overflow:visible}
 .card .n{font-size:20px}}
 """
 
@@ -89,8 +90,16 @@ def _header(site: SiteResult, phi: bool) -> str:
         f"<header><h1>{_e(site.site_name)} — trial candidates</h1>"
         f'<p class="meta">{trial}Site <b>{_e(site.site_id)}</b> · as of <b id="as-of">'
         f"{_e(site.as_of.isoformat())}</b> · mapping version <b>{_e(site.mapping_version or '-')}"
-        f"</b> · data freshness <b>{fresh}</b></p>{banner}</header>"
+        f"</b> · data freshness <b>{fresh}</b>{_produced(site)}</p>{banner}</header>"
     )
+
+
+def _produced(site: SiteResult) -> str:
+    """When the run that wrote the page started, in UTC to the minute ("" when not given)."""
+    at = site.produced
+    if len(at) < 16:
+        return ""
+    return f' · produced <b id="produced">{_e(at[:10])} {_e(at[11:16])} UTC</b>'
 
 
 def _tiers(site: SiteResult, masked: PageCounts | None) -> str:

@@ -8,7 +8,7 @@ from cohort.report.htmltext import LIST_MAX, esc, section
 
 HEAD = (
     '<thead><tr><th class="num">Rank</th><th>Patient</th><th>Tier</th><th>Change</th>'
-    "<th>Name</th></tr></thead>"
+    "<th>Why</th><th>Name</th></tr></thead>"
 )
 MORE = "more: the <code>change</code> column of candidates.csv"
 
@@ -31,20 +31,21 @@ def _why_not_compared(site: SiteResult) -> str:
     return "No previous run of this trial to compare with (the first run)"
 
 
-def _row(c: Candidate, change: str) -> str:
+def _row(site: SiteResult, c: Candidate, change: str) -> str:
+    # the reasons as candidates.csv gives them: a move is read with its cause, not looked up
     return (
         f'<tr class="change"><td class="num">{c.rank}</td>'
         f'<td class="pid">{esc(c.patient.id)}</td>'
         f'<td class="tier-{esc(c.tier)}">{esc(c.tier)}</td><td>{esc(change)}</td>'
-        f"<td>{esc(c.patient.name)}</td></tr>"
+        f"<td>{esc(rows.reasons(site, c))}</td><td>{esc(c.patient.name)}</td></tr>"
     )
 
 
-def _move_table(tid: str, title: str, moved: list[tuple[Candidate, str]]) -> str:
+def _move_table(site: SiteResult, tid: str, title: str, moved: list[tuple[Candidate, str]]) -> str:
     """One tier move's list, by rank (nothing when no one moved so)."""
     if not moved:
         return ""
-    trs = "".join(_row(c, ch) for c, ch in moved[:LIST_MAX])
+    trs = "".join(_row(site, c, ch) for c, ch in moved[:LIST_MAX])
     more = len(moved) - LIST_MAX
     tail = f'<p class="muted">{more} {MORE}.</p>' if more > 0 else ""
     return f'<h3>{esc(title)}</h3><table id="{tid}">{HEAD}<tbody>{trs}</tbody></table>{tail}'
@@ -56,11 +57,11 @@ def _other_table(site: SiteResult, shown: list[tuple[Candidate, str]], removed: 
     if not (shown or removed):
         return ""
     names = getattr(site.previous_tiers, "names", {})
-    trs = [_row(c, ch) for c, ch in shown[:LIST_MAX]]
+    trs = [_row(site, c, ch) for c, ch in shown[:LIST_MAX]]
     trs += [
         f'<tr class="removed"><td class="num">-</td><td class="pid">{esc(pid)}</td>'
         f'<td class="muted">(was {esc(site.previous_tiers[pid])})</td>'
-        "<td>no longer screened: not in candidates.csv</td>"
+        f"<td>no longer screened: {_gone(site, pid)}</td><td></td>"
         f"<td>{esc(names.get(pid, ''))}</td></tr>"
         for pid in removed[: max(LIST_MAX - len(shown), 0)]
     ]
@@ -74,6 +75,14 @@ def _other_table(site: SiteResult, shown: list[tuple[Candidate, str]], removed: 
         "<h3>New, newly eligible, no longer eligible, no longer screened</h3>"
         f'<table id="changes-table">{HEAD}<tbody>{"".join(trs)}</tbody></table>{tail}'
     )
+
+
+def _gone(site: SiteResult, pid: str) -> str:
+    """Why a patient has no row now, where the data says: merged into another chart."""
+    into = site.merged_into.get(pid)
+    if into is None:
+        return "not in candidates.csv"
+    return f"merged into {esc(into)} (its records are read with {esc(into)}'s)"
 
 
 def changes_section(site: SiteResult, phi: bool) -> str:
@@ -121,8 +130,10 @@ def changes_section(site: SiteResult, phi: bool) -> str:
             if ch == "new" or rows.is_newly_eligible(ch) or rows.is_newly_excluded(ch)
         ]
         tables = (
-            _move_table("newly-likely", "Newly likely (possible → likely)", likely)
-            + _move_table("no-longer-likely", "No longer likely (likely → possible)", unlikely)
+            _move_table(site, "newly-likely", "Newly likely (possible → likely)", likely)
+            + _move_table(
+                site, "no-longer-likely", "No longer likely (likely → possible)", unlikely
+            )
             + _other_table(site, shown, removed)
         )
     legend = (
@@ -130,8 +141,8 @@ def changes_section(site: SiteResult, phi: bool) -> str:
         "(from excluded to likely or possible is &ldquo;newly eligible&rdquo;); &ldquo;no "
         "longer likely&rdquo;: likely then, possible now. &ldquo;No longer screened&rdquo;: in "
         "the last run&rsquo;s list, not in this one (no condition the trial screens for any "
-        "more: refuted, entered in error or deleted). Other changes (e.g. <i>criteria "
-        "changed</i>) are in the <code>change</code> column.</p>"
+        "more: refuted, entered in error or deleted, or merged into another chart). Other "
+        "changes (e.g. <i>criteria changed</i>) are in the <code>change</code> column.</p>"
     )
     return section("changes", title, summary + _other_code(site) + legend + tables)
 
