@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from cohort.criteria.base import Context, Criterion, result, shown, window_span, window_start
-from cohort.criteria.intervals import Dated, procedure_dated
+from cohort.criteria.intervals import Dated, in_window, procedure_dated
 from cohort.criteria.medication import vaccine_given
 from cohort.model import Evidence, Result, Status
 
@@ -14,22 +14,16 @@ from cohort.model import Evidence, Result, Status
 # record is recent, not when an exposure washes out (docs/rules.md "Windows").
 
 
-def _inside(it: Dated, lo: date, as_of: date) -> bool | None:
-    """Whether the record overlaps [lo, as_of] on every day its partial dates can stand for
+def _inside(ctx: Context, it: Dated, lo: date) -> bool | None:
+    """Whether the record is in [lo, as_of] on every day its partial dates can stand for
     (True), on none (False), or on some only, or undated (None: the data cannot tell)."""
     if it.start is None and it.end is None:
         return None
-    first = it.start or date.min
-    first_last = it.start_last or first
-    # a record without an end is one day, its start's (an Immunization, a Procedure so given)
-    end, end_last = (it.end, it.end_last) if it.end is not None else (first, first_last)
-    if it.ongoing:
-        end = end_last = date.max
-    if first_last <= as_of and end is not None and end >= lo:
-        return True
-    if first > as_of or (end_last is not None and end_last < lo):
-        return False
-    return None
+    if it.end is None and not it.ongoing:
+        # a record without an end is one day, its start's (an Immunization, a Procedure so given)
+        it = it._replace(end=it.start, end_last=it.start_last)
+    # a washout's window leaves out its first day (intervals.in_window); this one includes it
+    return in_window(ctx, it, lo - timedelta(days=1) if lo > date.min else lo)
 
 
 def _named(ctx: Context, ev: Evidence) -> str:
@@ -53,7 +47,7 @@ def recent_record(crit: Criterion, ctx: Context) -> Result:
     inside, maybe, ignored = [], [], []
     why_maybe = ""
     for it in items:
-        found = _inside(it, lo, ctx.as_of)
+        found = _inside(ctx, it, lo)
         if found:
             inside.append(it)
         elif found is None:
