@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import calendar
 import csv
-import json
 import re
 import sys
-import tarfile
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+
+from trial_oracle import resources  # (the raw records: archive, Bundles, NDJSON)
 
 ROOT = Path(__file__).resolve().parent.parent
 TRIAL = ROOT / "tests" / "data" / "obesity_trial" / "mappings" / "concepts"
@@ -62,31 +62,6 @@ def concept_codes() -> Codes:
             if row[0] == concept and row[3] == "exact" and not row[4]:
                 codes.setdefault(f"{name}:{concept}", set()).add((row[1], row[2]))
     return codes
-
-
-def resources(source: str) -> Iterator[dict[str, Any]]:
-    def unpack(r: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        if r.get("resourceType") == "Bundle":
-            for e in r.get("entry", []):
-                yield e["resource"]
-        else:
-            yield r
-
-    path = Path(source)
-    if source.endswith((".tar.xz", ".tar.gz", ".tar")):
-        with tarfile.open(source) as tar:
-            for member in tar:
-                fh = tar.extractfile(member) if member.isfile() else None
-                if fh is not None and member.name.endswith(".json"):
-                    yield from unpack(json.load(fh))
-        return
-    for f in sorted(path.rglob("*")):
-        if f.suffix == ".ndjson":
-            for line in f.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    yield from unpack(json.loads(line))
-        elif f.suffix == ".json":
-            yield from unpack(json.loads(f.read_text(encoding="utf-8")))
 
 
 def status(cc: dict[str, Any] | None) -> str:
